@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The typer application object and the helpers every command module shares."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["ConfigOption", "app", "emit_json", "exit_with"]
+
+app = typer.Typer(
+    name="haechi",
+    help="haechi: redact, mask, tokenize, encrypt or block PII and secrets before they reach "
+    "models, tools or logs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: The ``--config`` option every config-reading command takes.
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", help="Path to haechi.config.json.", show_default=True),
+]
+
+
+def emit_json(document: Any) -> None:
+    """Print one machine-readable JSON document (2-space indent, trailing newline)."""
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def exit_with(code: int) -> None:
+    """Leave the command with ``code`` after its JSON was printed."""
+    raise typer.Exit(code)

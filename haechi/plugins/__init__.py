@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Plugin discovery, provider selection, and the signed auth-plugin trust gate."""
