@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The shape of one detection rule: data, not code.
+
+The catalogue is a list of :class:`Rule` values. The engine compiles each pattern once per
+runtime, runs it only when its cheap prefilter says the leaf could match, and confirms each
+candidate with the rule's validator (checksums, issuer ranges, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = ["HARD_BLOCK_TYPES", "Rule", "Validator"]
+
+#: Types that neither ``filters.minConfidence`` nor ``filters.allowlist`` can suppress.
+HARD_BLOCK_TYPES: Final[frozenset[str]] = frozenset(
+    {"secret", "api_key", "kr_rrn", "card", "fr_nir", "es_dni", "it_codice_fiscale", "sg_nric"}
+)
+
+#: A validator receives the matched text (after NFKC folding) and confirms or rejects it.
+Validator = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One detection rule.
+
+    Attributes:
+        id: stable rule id (``ruleId`` in findings and audit).
+        type: detection type that policy acts on (``email``, ``secret``, ``de_steuer_id``...).
+        pattern: Python regular expression. If it has a group named ``value``, only that
+            group is the finding (assignment rules keep the key and replace the value).
+        confidence: fixed confidence of a match, in [0, 1].
+        description: one-line summary shown by ``haechi rules``.
+        validator: optional confirmation of a candidate match.
+        validator_name: how ``haechi rules`` names the validator.
+        direction: ``"response"`` for rules that only run on responses (injection), or
+            ``None`` for both directions.
+        ignore_case: match case-insensitively.
+        prefilter: literal substrings (compared case-insensitively); when non-empty the rule
+            runs only on text that contains at least one of them.
+        hard_block: overrides the type-based default of :data:`HARD_BLOCK_TYPES`.
+    """
+
+    id: str
+    type: str
+    pattern: str
+    confidence: float
+    description: str
+    validator: Validator | None = None
+    validator_name: str | None = None
+    direction: Literal["request", "response"] | None = None
+    ignore_case: bool = False
+    prefilter: tuple[str, ...] = ()
+    hard_block: bool | None = None
+
+    @property
+    def is_hard_block(self) -> bool:
+        """Whether precision dials may never suppress this rule's findings."""
+        if self.hard_block is not None:
+            return self.hard_block
+        return self.type in HARD_BLOCK_TYPES
