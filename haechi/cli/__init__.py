@@ -12,7 +12,17 @@ import sys
 
 import click
 
-from haechi.cli import _audit, _auth, _core, _detect, _mcp, _plugins, _proxy, _tokens  # noqa: F401
+from haechi.cli import (  # noqa: F401 - importing registers the commands
+    _audit,
+    _auth,
+    _core,
+    _detect,
+    _mcp,
+    _plugins,
+    _proxy,
+    _rules,
+    _tokens,
+)
 from haechi.cli._app import app
 from haechi.errors import HaechiError
 
