@@ -55,6 +55,7 @@ __all__ = [
     "default_config",
     "load_config",
     "parse_config",
+    "reference_markdown",
 ]
 
 CONFIG_VERSION: Final = 1
@@ -898,3 +899,18 @@ def _default_json(info: FieldInfo) -> Any:
 def config_reference() -> list[ConfigKey]:
     """Every configuration key with its type, default and meaning, in file order."""
     return list(_walk(HaechiConfig, ""))
+
+
+def reference_markdown() -> str:
+    """The key reference as a Markdown table (embedded in docs/configuration.md)."""
+
+    def cell(value: str) -> str:
+        return value.replace("|", "\\|")
+
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key in config_reference():
+        default = json.dumps(key.default)
+        lines.append(
+            f"| `{key.key}` | {cell(key.type)} | `{cell(default)}` | {cell(key.description)} |"
+        )
+    return "\n".join(lines) + "\n"

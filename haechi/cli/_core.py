@@ -1,2 +1,266 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CLI commands (being written)."""
+"""``haechi init``, ``haechi status`` and ``haechi config``."""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from haechi.cli._app import ConfigOption, app, emit_json
+from haechi.config import (
+    DEFAULT_CONFIG_PATH,
+    HaechiConfig,
+    config_reference,
+    default_config,
+    load_config,
+    reference_markdown,
+)
+from haechi.errors import HaechiError
+
+__all__: list[str] = []
+
+_DEV_KEY_WARNING = (
+    "the local key file is a development key store: protect it (mode 0600), back it up, "
+    "and rotate with 'haechi init --force'"
+)
+
+
+@app.command("init")
+def init_command(
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+    force: Annotated[
+        bool, typer.Option("--force", help="Rotate the key: add a new active key, retire old ones.")
+    ] = False,
+) -> None:
+    """Create the key file, a default config and the audit directory (idempotent)."""
+    from haechi.crypto import init_key_file
+
+    created = not config.exists()
+    if created:
+        settings = default_config()
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps(settings.to_json_dict(), indent=2) + "\n", encoding="utf-8")
+    else:
+        settings = load_config(config)
+    key_status = init_key_file(Path(settings.keys.key_file), force=force)
+    audit_dir = Path(settings.audit.path).parent
+    audit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    warnings = [_DEV_KEY_WARNING]
+    if settings.effective_mode != "enforce":
+        warnings.append(
+            f"mode is {settings.effective_mode}: findings are audited but payloads are not "
+            "modified or blocked; set policy.mode to enforce"
+        )
+    emit_json(
+        {
+            "ok": True,
+            "command": "init",
+            "configPath": str(config),
+            "created": created,
+            "keyFile": settings.keys.key_file,
+            "keyCreated": key_status.created,
+            "rotated": key_status.rotated,
+            "activeKid": key_status.kid,
+            "auditPath": settings.audit.path,
+            "mode": settings.effective_mode,
+            "warnings": warnings,
+        }
+    )
+
+
+def _permissions(path: Path) -> str | None:
+    try:
+        return f"{stat.S_IMODE(path.stat().st_mode):04o}"
+    except OSError:
+        return None
+
+
+def _key_state(settings: HaechiConfig, warnings: list[str]) -> dict[str, Any]:
+    key_file = Path(settings.keys.key_file)
+    state: dict[str, Any] = {
+        "provider": settings.keys.provider,
+        "keyFile": settings.keys.key_file if settings.keys.provider == "local" else None,
+        "exists": key_file.exists() if settings.keys.provider == "local" else None,
+        "permissions": None,
+        "nonceBudget": None,
+    }
+    if settings.keys.provider != "local":
+        return state
+    if not key_file.exists():
+        warnings.append(f"key file {key_file} is missing: run haechi init")
+        return state
+    permissions = _permissions(key_file)
+    state["permissions"] = permissions
+    if permissions is not None and int(permissions, 8) & 0o077:
+        warnings.append(f"key file {key_file} is readable by others ({permissions}); expected 0600")
+    from haechi.crypto import read_nonce_budget
+
+    try:
+        budget = read_nonce_budget(key_file)
+    except HaechiError as exc:
+        warnings.append(f"key file {key_file} is unusable: {exc}")
+        return state
+    state["nonceBudget"] = {
+        "kid": budget.kid,
+        "used": budget.used,
+        "limit": budget.limit,
+        "remaining": budget.remaining,
+        "usedPercent": round(budget.used_fraction * 100, 1),
+        "exhausted": budget.exhausted,
+    }
+    if budget.exhausted:
+        warnings.append("the active key reached its encryption limit: rotate now (init --force)")
+    elif budget.used_fraction >= budget.warn_threshold:
+        warnings.append("the active key used half its encryption budget: plan a rotation")
+    return state
+
+
+def _audit_state(settings: HaechiConfig, warnings: list[str]) -> dict[str, Any]:
+    audit_path = Path(settings.audit.path)
+    anchor = settings.audit.anchor
+    state: dict[str, Any] = {
+        "sink": settings.audit.sink,
+        "path": settings.audit.path,
+        "exists": audit_path.exists(),
+        "chain": None,
+        "anchor": {"mode": anchor.mode, "path": anchor.path if anchor.mode == "file" else None},
+    }
+    if settings.audit.sink == "jsonl" and audit_path.exists():
+        from haechi.audit import verify_chain
+
+        anchor_path = Path(anchor.path) if anchor.mode == "file" else None
+        if anchor_path is not None and not anchor_path.exists():
+            anchor_path = None
+        try:
+            result = verify_chain(audit_path, anchor_path=anchor_path)
+        except HaechiError as exc:
+            warnings.append(f"audit log cannot be read: {exc}")
+        else:
+            state["chain"] = result.to_json()
+            if not result.valid:
+                warnings.append(f"audit chain is broken: {result.reason}")
+    if anchor.mode == "none":
+        warnings.append("audit anchoring is off: truncating the tail of the log is undetectable")
+    elif anchor.mode == "file":
+        warnings.append("the audit anchor file shares a filesystem with the log: keep a copy apart")
+    return state
+
+
+def _protection_warnings(settings: HaechiConfig, warnings: list[str]) -> None:
+    if settings.effective_mode != "enforce":
+        warnings.append(f"mode is {settings.effective_mode}: payloads are not modified or blocked")
+    if not settings.response_protection.enabled:
+        warnings.append("response protection is disabled: upstream answers are not inspected")
+    if settings.streaming.request_mode == "pass-through":
+        warnings.append("streaming pass-through forwards streamed responses uninspected")
+    if settings.token_vault.reveal_policy != "disabled":
+        warnings.append("token reveal is enabled (local-dev): plaintext can be recovered")
+    if settings.token_vault.detokenize_responses and not settings.response_protection.enabled:
+        warnings.append("detokenizeResponses needs response protection; it never runs now")
+
+
+def _tls_state(settings: HaechiConfig) -> dict[str, Any] | None:
+    tls = settings.proxy.tls
+    if tls is None:
+        return None
+    # Only file names: key material and passphrases are never printed.
+    return {
+        "configured": True,
+        "certFile": tls.cert_file,
+        "keyFile": tls.key_file,
+        "pfxFile": tls.pfx_file,
+        "passphrase": None if tls.passphrase is None else "(set)",
+    }
+
+
+@app.command("status")
+def status_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
+    """Print the effective protection state as JSON (never key material)."""
+    settings = load_config(config)
+    warnings: list[str] = []
+    _protection_warnings(settings, warnings)
+    keys = _key_state(settings, warnings)
+    audit = _audit_state(settings, warnings)
+    vault = settings.token_vault
+    emit_json(
+        {
+            "ok": True,
+            "command": "status",
+            "configPath": str(config),
+            "protection": {
+                "policyMode": settings.effective_mode,
+                "enforced": settings.effective_mode == "enforce",
+                "responseProtection": {
+                    "enabled": settings.response_protection.enabled,
+                    "mode": settings.response_protection.mode,
+                    "failureMode": settings.response_protection.failure_mode,
+                },
+                "streamingRequestMode": settings.streaming.request_mode,
+                "streamingResponseMode": settings.streaming.response_mode,
+            },
+            "target": {
+                "type": settings.target.type,
+                "adapter": settings.target.adapter_id,
+                "upstream": settings.target.upstream,
+            },
+            "proxy": {
+                "host": settings.proxy.host,
+                "port": settings.proxy.port,
+                "tls": _tls_state(settings),
+                "trustForwardedProto": settings.proxy.trust_forwarded_proto,
+            },
+            "auth": {"provider": settings.auth.provider},
+            "tokenVault": {
+                "provider": vault.provider,
+                "revealPolicy": vault.reveal_policy,
+                "retentionDays": vault.retention_days,
+                "deterministic": vault.deterministic,
+                "deterministicTypes": vault.deterministic_types,
+                "detokenizeResponses": vault.detokenize_responses,
+            },
+            "privacyProfile": settings.privacy.profile,
+            "keys": keys,
+            "audit": audit,
+            "warnings": warnings,
+        }
+    )
+
+
+class ReferenceFormat(StrEnum):
+    """Output formats of ``haechi config``."""
+
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command("config")
+def config_command(
+    output_format: Annotated[
+        ReferenceFormat, typer.Option("--format", help="text, markdown or json.")
+    ] = ReferenceFormat.text,
+) -> None:
+    """Print every configuration key with its type, default and meaning."""
+    keys = config_reference()
+    if output_format is ReferenceFormat.json:
+        emit_json([key.model_dump() for key in keys])
+        return
+    if output_format is ReferenceFormat.markdown:
+        sys.stdout.write(reference_markdown())
+        return
+    lines = [
+        "haechi.config.json keys (configVersion 1). Unknown keys are errors.",
+        "Environment overlay: HAECHI_PROXY_PORT, HAECHI_PROXY_HOST, HAECHI_UPSTREAM, "
+        "HAECHI_MODE, HAECHI_LOG_FORMAT. See docs/configuration.md.",
+    ]
+    for key in keys:
+        lines.append("")
+        lines.append(f"{key.key}  ({key.type})  default: {json.dumps(key.default)}")
+        lines.append(f"    {key.description}")
+    sys.stdout.write("\n".join(lines) + "\n")

@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Configuration: strict validation, defaults, environment overlay and the documented reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from haechi.config import (
+    ENV_VARIABLES,
+    apply_env_overlay,
+    config_reference,
+    default_config,
+    load_config,
+    parse_config,
+    reference_markdown,
+)
+from haechi.errors import ConfigError
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"proxy": {"bogus": 1}}, "proxy.bogus: unknown key"),
+        ({"audit": {"anchor": {"everyRecord": 2}}}, "audit.anchor.everyRecord: unknown key"),
+        ({"proxy": {"port": "1016"}}, "proxy.port"),
+        ({"proxy": {"port": 70000}}, "proxy.port"),
+        ({"configVersion": 2}, "configVersion: unsupported configVersion 2"),
+        ({"target": {"type": "openai"}}, "target.type: unknown target type"),
+        ({"mode": "weird"}, "mode"),
+        ({"policy": {"actions": {"email": "nope"}}}, "policy.actions.email"),
+        ({"limits": {"maxNestingDepth": 0}}, "limits.maxNestingDepth"),
+        ({"filters": {"minConfidence": 1.5}}, "filters.minConfidence"),
+        ({"filters": {"allowlist": [{}]}}, "filters.allowlist[0]"),
+        ({"tokenVault": {"deterministicTypes": []}}, "tokenVault.deterministicTypes"),
+        ({"mcp": {"allowedMethods": []}}, "mcp.allowedMethods"),
+        ({"target": {"forwardHeaders": ["authorization"]}}, "target.forwardHeaders"),
+        ({"target": {"forwardHeaders": ["X-Trace"]}}, "target.forwardHeaders"),
+        ({"policy": {"profiles": {"a": {}}}}, "policy: profiles need a profileBinding"),
+        (
+            {"policy": {"profiles": {"a": {}}, "profileBinding": {"default": "b"}}},
+            "unknown profile 'b'",
+        ),
+        ({"auth": {"provider": "plugin"}}, "auth: auth.provider plugin needs"),
+        ({"proxy": {"tls": {"keyFile": "k.pem"}}}, "proxy.tls: keyFile and certFile go together"),
+        ({"privacy": {"profile": "mars"}}, "privacy.profile"),
+    ],
+)
+def test_invalid_documents_name_the_key(document: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(document)
+    assert key in str(info.value)
+
+
+def test_defaults_match_the_reference_shape() -> None:
+    settings = default_config()
+    assert settings.effective_mode == "dry-run"
+    assert settings.proxy.port == 11016
+    assert settings.policy.presets == ["korean-pii", "secrets-only", "llm-redact"]
+    assert settings.policy.actions == {"card": "block"}
+    assert settings.streaming.max_match_bytes == 256
+    assert settings.limits.max_nesting_depth == 256
+    assert settings.target.adapter_id == "openai-compatible"
+    # What init writes reads back to the same configuration.
+    assert parse_config(settings.to_json_dict()) == settings
+
+
+def test_user_actions_merge_over_card_block() -> None:
+    settings = parse_config({"policy": {"actions": {"email": "tokenize"}}})
+    assert settings.policy.actions == {"card": "block", "email": "tokenize"}
+    override = parse_config({"policy": {"actions": {"card": "redact"}}})
+    assert override.policy.actions == {"card": "redact"}
+
+
+def test_target_type_names_the_adapter() -> None:
+    assert parse_config({"target": {"type": "ollama"}}).target.adapter_id == "ollama"
+    llm = parse_config({"target": {"type": "llm-http", "adapter": "anthropic"}})
+    assert llm.target.adapter_id == "anthropic"
+
+
+def test_env_mode_really_changes_the_effective_mode() -> None:
+    document = {"mode": "dry-run", "policy": {"mode": "report-only"}}
+    settings = parse_config(apply_env_overlay(document, {"HAECHI_MODE": "enforce"}))
+    assert settings.effective_mode == "enforce"
+    assert document["policy"] == {"mode": "report-only"}  # the file document is not mutated
+
+
+def test_env_overlay_values() -> None:
+    env = {
+        "HAECHI_PROXY_PORT": "8080",
+        "HAECHI_PROXY_HOST": "localhost",
+        "HAECHI_UPSTREAM": "http://127.0.0.1:8000/prefix",
+        "HAECHI_LOG_FORMAT": "json",
+    }
+    settings = parse_config(apply_env_overlay({}, env))
+    assert (settings.proxy.port, settings.proxy.host) == (8080, "localhost")
+    assert settings.target.upstream == "http://127.0.0.1:8000/prefix"
+    assert settings.logging.format == "json"
+    assert set(ENV_VARIABLES) == {
+        "HAECHI_PROXY_PORT",
+        "HAECHI_PROXY_HOST",
+        "HAECHI_UPSTREAM",
+        "HAECHI_MODE",
+        "HAECHI_LOG_FORMAT",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HAECHI_PROXY_PORT", "80a"),
+        ("HAECHI_PROXY_PORT", "65536"),
+        ("HAECHI_PROXY_HOST", "  "),
+        ("HAECHI_UPSTREAM", "not a url"),
+        ("HAECHI_MODE", "enforcing"),
+        ("HAECHI_LOG_FORMAT", "xml"),
+    ],
+)
+def test_bad_env_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        apply_env_overlay({}, {name: value})
+
+
+def test_load_config_file_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config(env={}) == default_config()  # no file: defaults
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.json", env={})
+    path = tmp_path / "custom.json"
+    path.write_text(json.dumps({"policy": {"mode": "enforce"}}), encoding="utf-8")
+    assert load_config(path, env={}).effective_mode == "enforce"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="invalid JSON at line 1"):
+        load_config(path, env={})
+    path.write_text("[]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        load_config(path, env={})
+
+
+def test_tls_passphrase_is_secret() -> None:
+    settings = parse_config(
+        {"proxy": {"tls": {"pfxFile": "a.p12", "passphrase": "hunter2hunter2"}}}
+    )
+    assert "hunter2hunter2" not in repr(settings)
+    assert "hunter2hunter2" not in json.dumps(settings.to_json_dict())
+
+
+def test_every_key_is_documented_and_described() -> None:
+    keys = config_reference()
+    assert len(keys) > 100
+    assert all(key.description for key in keys), [k.key for k in keys if not k.description]
+    text = DOCS.read_text(encoding="utf-8")
+    begin, end = "<!-- BEGIN KEY REFERENCE -->\n", "<!-- END KEY REFERENCE -->"
+    documented = text[text.index(begin) + len(begin) : text.index(end)]
+    assert documented == reference_markdown(), "regenerate with: haechi config --format markdown"
+    for key in keys:
+        assert f"`{key.key}`" in documented
