@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The JSON walk: what of a payload is inspected, and how a place in it is named safely.
+
+Every string value, every finite number and every object key of a JSON document is an
+:class:`~haechi.models.Entry`. Keys are inspected because people put e-mail addresses and ids
+in keys as readily as in values. Booleans, ``null``, NaN and infinities carry nothing to find.
+
+A place in the payload is reported to the audit log as a *path text* in which every key is
+replaced by a short hash (``key_<12 hex>``) and every array index is written ``[i]``, so that
+a key that is itself PII never reaches the log. Path texts are only needed for findings, so
+they are computed on demand and memoised per prefix: naming every entry of a payload costs
+time linear in its size, however deep it nests.
+
+The walk is iterative, so the configured depth limit (not Python's recursion limit) decides
+what is too deep; the limit is raised as a :class:`~haechi.errors.LimitError` the gateway
+answers with 413.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any, Final
+
+from haechi._canonical import canonical_json, short_hash
+from haechi.errors import LimitError
+from haechi.models import Entry, PathSegment
+
+__all__ = [
+    "DEFAULT_MAX_NESTING_DEPTH",
+    "PathTexts",
+    "collect_entries",
+    "number_text",
+    "path_text",
+]
+
+#: Deepest container nesting accepted unless ``limits.maxNestingDepth`` says otherwise.
+DEFAULT_MAX_NESTING_DEPTH: Final = 256
+
+
+def number_text(value: int | float) -> str | None:
+    """The text a number leaf is scanned as, or ``None`` for NaN and infinities.
+
+    Integers keep every digit (a 16-digit card stored as a number is still a card); floats
+    are written the way JSON writers print them, so ``4111111111111111.0`` reads as
+    ``4111111111111111``.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return canonical_json(value)
+
+
+def _too_deep(max_depth: int) -> LimitError:
+    return LimitError(
+        f"JSON payload nests deeper than limits.maxNestingDepth ({max_depth})",
+        status_code=413,
+        error_code="haechi_request_too_deeply_nested",
+    )
+
+
+def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH) -> list[Entry]:
+    """Return the entries of ``payload`` in document order.
+
+    A key's entry comes just before the entries of its value. A container whose path is
+    ``max_depth`` segments long (or longer) is refused with a 413 :class:`LimitError`, so
+    containers nest at most ``max_depth - 1`` levels below the root; leaves are inspected at
+    any depth the containers allow. A bare string or number root is one entry with an empty
+    path.
+    """
+    entries: list[Entry] = []
+    if _append_leaf(entries, (), payload):
+        return entries
+    if max_depth <= 0:
+        raise _too_deep(max_depth)
+    # Each stack frame: (path of the container, iterator over (segment, child)).
+    stack: list[tuple[tuple[PathSegment, ...], Iterator[tuple[PathSegment, Any]]]] = [
+        ((), _children(payload))
+    ]
+    while stack:
+        path, children = stack[-1]
+        for segment, child in children:
+            child_path = (*path, segment)
+            if isinstance(segment, str):
+                entries.append(Entry(child_path, segment, "key"))
+            if _append_leaf(entries, child_path, child):
+                continue
+            if isinstance(child, dict | list):
+                if len(child_path) >= max_depth:
+                    raise _too_deep(max_depth)
+                stack.append((child_path, _children(child)))
+                break
+        else:
+            stack.pop()
+    return entries
+
+
+def _children(container: dict[str, Any] | list[Any]) -> Iterator[tuple[PathSegment, Any]]:
+    if isinstance(container, list):
+        return enumerate(container)
+    for key in container:
+        if not isinstance(key, str):
+            raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+    return iter(container.items())
+
+
+def _append_leaf(entries: list[Entry], path: tuple[PathSegment, ...], value: Any) -> bool:
+    """Append the entry of a leaf; return True when ``value`` was a leaf of any kind."""
+    if isinstance(value, str):
+        entries.append(Entry(path, value, "value"))
+        return True
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int | float):
+        text = number_text(value)
+        if text is not None:
+            entries.append(Entry(path, text, "number"))
+        return True
+    if isinstance(value, dict | list):
+        return False
+    # Skipping an unknown object would let its content through uninspected.
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+@lru_cache(maxsize=8192)
+def _key_segment(key: str) -> str:
+    return f"key_{short_hash(key)}"
+
+
+def _join(prefix: str, segment: PathSegment) -> str:
+    if isinstance(segment, int):
+        return f"{prefix}[{segment}]"
+    hashed = _key_segment(segment)
+    return f"{prefix}.{hashed}" if prefix else hashed
+
+
+def path_text(path: Sequence[PathSegment]) -> str:
+    """The audit-safe text of one path: ``messages[0].content`` becomes
+    ``key_f5cccfb73751[0].key_ed7002b439e9``; the root is ``""``."""
+    text = ""
+    for segment in path:
+        text = _join(text, segment)
+    return text
+
+
+class PathTexts:
+    """Memoised :func:`path_text` for the paths of one payload.
+
+    Each prefix is named once, so naming every entry of a payload costs time linear in the
+    payload however deep it nests (the plain function re-walks the whole path each call).
+    """
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[PathSegment, ...], str] = {(): ""}
+
+    def __call__(self, path: tuple[PathSegment, ...]) -> str:
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
+        # Find the longest named prefix, then name the missing segments going down.
+        depth = len(path) - 1
+        while path[:depth] not in self._cache:
+            depth -= 1
+        text = self._cache[path[:depth]]
+        for index in range(depth, len(path)):
+            text = _join(text, path[index])
+            self._cache[path[: index + 1]] = text
+        return text
