@@ -1,2 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Protocol adapters: route classification and streaming descriptors."""
+"""Protocol adapters: route classification and streaming descriptors per upstream API."""
+
+from haechi.protocols.adapters import (
+    ADAPTERS,
+    ProtocolAdapter,
+    RouteSpec,
+    adapter_for,
+    is_streaming_request,
+    known_adapters,
+    request_model,
+)
+from haechi.protocols.types import Route, StreamDescriptor
+
+__all__ = [
+    "ADAPTERS",
+    "ProtocolAdapter",
+    "Route",
+    "RouteSpec",
+    "StreamDescriptor",
+    "adapter_for",
+    "is_streaming_request",
+    "known_adapters",
+    "request_model",
+]

@@ -1,0 +1,240 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Built-in bearer-token authentication for the gateway (``auth.provider: "bearer"``).
+
+Tokens live in the ``auth.store`` file (default ``.haechi/auth.json``)::
+
+    {"version": 1, "tokens": [{"id", "tokenHash", "type", "scopes", "labels",
+                               "createdAt", "disabled"}]}
+
+Only a keyed hash of each token is stored (``crypto.hmac(token, "haechi:auth:token:v1")``);
+the plaintext is shown once, when the token is created. Authenticating hashes the presented
+token and compares it with *every* enabled record in constant time, without stopping at a
+match, so timing says nothing about which record (if any) is close.
+
+Revocation is immediate: every call checks the store file and re-reads it whenever it was
+replaced (writers replace it atomically, so a change always shows up as a new file).
+
+Identities are PII-safe by construction: the record id, the type, keyed hashes of the
+subject and issuer, and the scopes and labels that select a policy profile.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+import json
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Final, Self
+
+from haechi._filelock import atomic_write, locked
+from haechi.errors import ConfigError, ProviderError
+from haechi.models import Identity
+from haechi.providers import CryptoProvider, ProviderContext
+
+__all__ = [
+    "IDENTITY_HASH_DOMAIN",
+    "TOKEN_HASH_DOMAIN",
+    "TOKEN_TYPES",
+    "BearerAuthProvider",
+    "add_token",
+    "build_identity",
+    "list_tokens",
+    "read_auth_store",
+    "revoke_token",
+]
+
+TOKEN_HASH_DOMAIN: Final = "haechi:auth:token:v1"  # noqa: S105 - an HMAC domain label
+IDENTITY_HASH_DOMAIN: Final = "haechi:identity:hash:v1"
+TOKEN_TYPES: Final = ("user", "service", "agent")
+_ISSUER: Final = "bearer-local"
+_BEARER = re.compile(r"^Bearer\s+(.+)$", re.IGNORECASE | re.DOTALL)
+_MAX_LABEL_VALUE = 64
+
+
+def read_auth_store(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Return the token records of the store (an absent file is an empty store)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return _parse_store(text)
+
+
+def _parse_store(text: str) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ProviderError("auth store is not valid JSON") from None
+    tokens = document.get("tokens") if isinstance(document, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
+        raise ProviderError("auth store has no valid tokens list")
+    return tokens
+
+
+def _write_store(path: Path, tokens: list[dict[str, Any]]) -> None:
+    document = {"version": 1, "tokens": tokens}
+    atomic_write(path, (json.dumps(document, indent=2) + "\n").encode(), mode=0o600)
+
+
+def _public(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": record.get("id"),
+        "type": record.get("type"),
+        "scopes": list(record.get("scopes") or []),
+        "labels": dict(record.get("labels") or {}),
+        "createdAt": record.get("createdAt"),
+        "disabled": bool(record.get("disabled")),
+    }
+
+
+def _validate(
+    token_type: str, scopes: Sequence[str], labels: Mapping[str, str], allowed: Sequence[str]
+) -> None:
+    if token_type not in TOKEN_TYPES:
+        raise ConfigError(f"token type must be one of {', '.join(TOKEN_TYPES)}")
+    for scope in scopes:
+        if not isinstance(scope, str) or not scope.strip():
+            raise ConfigError("scopes must be non-blank strings")
+    for key, value in labels.items():
+        if key not in allowed:
+            raise ConfigError(
+                f"label key {key!r} is not in auth.allowedLabelKeys ({', '.join(allowed)})"
+            )
+        if not isinstance(value, str) or not value or len(value) > _MAX_LABEL_VALUE:
+            raise ConfigError(f"label {key!r} needs a value of 1 to 64 characters")
+
+
+def add_token(
+    path: str | os.PathLike[str],
+    crypto: CryptoProvider,
+    *,
+    token_type: str,
+    scopes: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
+    allowed_label_keys: Sequence[str] = ("team", "env", "tier", "role"),
+) -> tuple[dict[str, Any], str]:
+    """Create a token; return its public record and the plaintext (shown once, never stored)."""
+    labels = dict(labels or {})
+    _validate(token_type, scopes, labels, allowed_label_keys)
+    token = "hae_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    record = {
+        "id": f"tok_auth_{uuid.uuid4().hex[:8]}",
+        "tokenHash": crypto.hmac(token, TOKEN_HASH_DOMAIN),
+        "type": token_type,
+        "scopes": list(scopes),
+        "labels": labels,
+        "createdAt": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "disabled": False,
+    }
+    store = Path(path)
+    with locked(store):
+        tokens = read_auth_store(store)
+        tokens.append(record)
+        _write_store(store, tokens)
+    return _public(record), token
+
+
+def list_tokens(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Public projections of every record: never the token or its hash."""
+    return [_public(record) for record in read_auth_store(path)]
+
+
+def revoke_token(path: str | os.PathLike[str], token_id: str) -> dict[str, Any]:
+    """Disable a token; ``revoked`` is False when it already was. Unknown ids are errors."""
+    store = Path(path)
+    with locked(store):
+        tokens = read_auth_store(store)
+        for record in tokens:
+            if record.get("id") == token_id:
+                changed = not record.get("disabled")
+                record["disabled"] = True
+                if changed:
+                    _write_store(store, tokens)
+                return {"id": token_id, "revoked": changed}
+    raise ConfigError(f"unknown token id: {token_id}")
+
+
+def build_identity(record: Mapping[str, Any], crypto: CryptoProvider) -> Identity:
+    """The PII-safe identity of a bearer token record."""
+    return Identity(
+        id=str(record["id"]),
+        type=str(record.get("type", "user")),
+        subject_hash=crypto.hmac(str(record["id"]), IDENTITY_HASH_DOMAIN),
+        issuer_hash=crypto.hmac(_ISSUER, IDENTITY_HASH_DOMAIN),
+        provider="bearer",
+        scopes=tuple(str(s) for s in record.get("scopes") or ()),
+        labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """One parsed version of the store file: enabled token hashes and their identities."""
+
+    stamp: tuple[int, int, int]
+    hashes: tuple[str, ...]
+    identities: tuple[Identity, ...]
+
+
+class BearerAuthProvider:
+    """Authenticates ``Authorization: Bearer <token>`` against the token store."""
+
+    name: ClassVar[str] = "bearer"
+
+    def __init__(self, store: str | os.PathLike[str], crypto: CryptoProvider) -> None:
+        self._store = Path(store)
+        self._crypto = crypto
+        self._snapshot: _Snapshot | None = None
+
+    @classmethod
+    def create(cls, context: ProviderContext) -> Self:
+        """Build over ``auth.store``; needs the crypto provider's HMAC."""
+        if context.crypto is None:
+            raise ConfigError("auth.provider bearer needs a crypto provider with hmac")
+        return cls(context.config.auth.store, context.crypto)
+
+    def _current(self) -> _Snapshot:
+        try:
+            stat = self._store.stat()
+        except FileNotFoundError:
+            return _Snapshot((0, 0, 0), (), ())
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot.stamp == stamp:
+            return snapshot
+        records = _parse_store(self._store.read_text(encoding="utf-8"))
+        enabled = [r for r in records if not r.get("disabled") and isinstance(r.get("id"), str)]
+        snapshot = _Snapshot(
+            stamp,
+            tuple(str(r.get("tokenHash", "")) for r in enabled),
+            tuple(build_identity(r, self._crypto) for r in enabled),
+        )
+        self._snapshot = snapshot
+        return snapshot
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        """The identity of the presented bearer token, or ``None``."""
+        header = headers.get("authorization")
+        if not header:
+            return None
+        match = _BEARER.match(header.strip())
+        if match is None:
+            return None
+        token = match.group(1).strip()
+        if not token:
+            return None
+        snapshot = self._current()
+        presented = self._crypto.hmac(token, TOKEN_HASH_DOMAIN).encode()
+        found: Identity | None = None
+        for stored, identity in zip(snapshot.hashes, snapshot.identities, strict=True):
+            # No early exit: every record costs the same, match or not.
+            if hmac.compare_digest(presented, stored.encode()) and found is None:
+                found = identity
+        return found

@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Prometheus metrics of the gateway, with a fixed catalogue and hygienic labels.
+
+The catalogue is closed: only the metrics below exist, each with fixed label names, so no
+caller can mint a series from request data. Label *values* are coerced to short tokens
+(at most 64 characters of ``[A-Za-z0-9_.:/-]``, anything else becomes ``_``; ``None``
+becomes ``none``), which keeps an inspected value or an identity from ever reaching the
+exposition text. A metric name outside the catalogue is ignored rather than raised, because
+counting must never break a request.
+
+Every instance owns its :class:`prometheus_client.CollectorRegistry`, so two runtimes in one
+process (tests, the demo) never share counters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import ClassVar, Final, Self
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from haechi.providers import ProviderContext
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "METRIC_NAMES",
+    "PrometheusMetrics",
+    "sanitize_label_value",
+]
+
+#: Buckets of ``haechi_request_duration_seconds``, in seconds.
+DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_COUNTERS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "haechi_requests_total": (
+        "Requests handled, by route, mode and decision.",
+        ("route", "mode", "decision"),
+    ),
+    "haechi_blocks_total": ("Requests or responses blocked by policy or protection.", ()),
+    "haechi_auth_denied_total": ("Requests denied by authentication.", ()),
+    "haechi_rate_limited_total": ("Requests denied by the rate limiter.", ()),
+    "haechi_upstream_timeout_total": ("Upstream requests that timed out.", ()),
+    "haechi_upstream_error_total": ("Upstream requests that failed to connect or read.", ()),
+    "haechi_response_unprotected_total": ("Responses that could not be inspected.", ()),
+    "haechi_response_stream_truncated_total": (
+        "Streamed responses cut short (size cap or policy block).",
+        (),
+    ),
+    "haechi_internal_error_total": ("Unexpected gateway errors.", ()),
+    "haechi_overloaded_total": ("Requests refused by the in-flight ceiling.", ()),
+}
+_HISTOGRAMS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "haechi_request_duration_seconds": ("Request duration through the gateway.", ("route",)),
+}
+
+#: Every metric the gateway exposes.
+METRIC_NAMES: Final = (*_COUNTERS, *_HISTOGRAMS)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")
+_MAX_LABEL = 64
+_CACHE_LIMIT = 4096
+
+
+def sanitize_label_value(value: object) -> str:
+    """Coerce ``value`` into a label value that cannot carry payload text."""
+    if value is None:
+        return "none"
+    return _UNSAFE.sub("_", str(value)[:_MAX_LABEL])
+
+
+class PrometheusMetrics:
+    """The built-in metrics sink (``metrics.provider: "prometheus"``)."""
+
+    name: ClassVar[str] = "prometheus"
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._counters = {
+            metric: Counter(metric, doc, labels, registry=self.registry)
+            for metric, (doc, labels) in _COUNTERS.items()
+        }
+        self._histograms = {
+            metric: Histogram(metric, doc, labels, registry=self.registry, buckets=DURATION_BUCKETS)
+            for metric, (doc, labels) in _HISTOGRAMS.items()
+        }
+        self._label_names = {
+            metric: labels for metric, (_doc, labels) in (_COUNTERS | _HISTOGRAMS).items()
+        }
+        self._clean: dict[object, str] = {}
+
+    @classmethod
+    def create(cls, context: ProviderContext) -> Self:
+        """Build an empty sink; the configuration has nothing to tune here."""
+        return cls()
+
+    def _label_values(self, metric: str, labels: Mapping[str, object] | None) -> tuple[str, ...]:
+        given = labels or {}
+        values = []
+        for label in self._label_names[metric]:
+            raw = given.get(label)
+            clean = self._clean.get(raw) if isinstance(raw, str | None) else None
+            if clean is None:
+                clean = sanitize_label_value(raw)
+                if isinstance(raw, str) and len(self._clean) < _CACHE_LIMIT:
+                    self._clean[raw] = clean
+            values.append(clean)
+        return tuple(values)
+
+    def increment(
+        self, metric: str, labels: Mapping[str, str] | None = None, amount: float = 1
+    ) -> None:
+        """Add ``amount`` to a catalogue counter; other names are ignored."""
+        counter = self._counters.get(metric)
+        if counter is None:
+            return
+        values = self._label_values(metric, labels)
+        (counter.labels(*values) if values else counter).inc(amount)
+
+    def observe(self, metric: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        """Record one observation of a catalogue histogram; other names are ignored."""
+        histogram = self._histograms.get(metric)
+        if histogram is None:
+            return
+        values = self._label_values(metric, labels)
+        (histogram.labels(*values) if values else histogram).observe(value)
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4

@@ -1,0 +1,205 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Route tables of the upstream APIs haechi sits in front of.
+
+An adapter never picks JSON paths to inspect: request and response protection always walk
+the whole body. What an adapter decides is only *which route* a request is (its id and
+operation name, for audit and metrics), whether that route streams by default, and how its
+stream is framed (:class:`~haechi.protocols.types.StreamDescriptor`). Unknown paths are
+still protected in both directions, under the route id ``unknown``.
+
+Matching is on the path without its query: an exact path first, then — for Gemini, whose
+model lives in the path — a ``:<method>`` suffix of the last path segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from haechi.errors import ConfigError
+from haechi.protocols.types import Route, StreamDescriptor
+
+__all__ = [
+    "ADAPTERS",
+    "ProtocolAdapter",
+    "RouteSpec",
+    "adapter_for",
+    "is_streaming_request",
+    "known_adapters",
+    "request_model",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One route of an upstream API."""
+
+    route_id: str
+    streaming: StreamDescriptor | None = None
+    streaming_by_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolAdapter:
+    """Classifies requests of one upstream API.
+
+    Attributes:
+        id: the adapter id (``target.type`` / ``target.adapter`` value).
+        protocol: the protocol name written to audit events.
+        exact: path -> route.
+        suffixes: ``:<method>`` suffix -> route (Gemini-style model-in-path APIs).
+        model_in_path: whether the model is named by the last path segment
+            (``.../models/<model>:<method>``) rather than a ``model`` body field.
+    """
+
+    id: str
+    protocol: str
+    exact: Mapping[str, RouteSpec]
+    suffixes: Mapping[str, RouteSpec] = field(default_factory=dict)
+    model_in_path: bool = False
+
+    def classify(self, method: str, path: str) -> Route:
+        """Return the :class:`Route` of ``method path`` (``path`` without its query)."""
+        spec = self._match(path)
+        if spec is None:
+            # Unknown paths keep their method but not their text: a path can carry
+            # identifiers, and the operation name lands in the audit log.
+            return Route(self.id, self.protocol, "unknown", path, f"{method} unknown")
+        return Route(
+            adapter_id=self.id,
+            protocol=self.protocol,
+            route_id=spec.route_id,
+            path=path,
+            operation=f"{method} {spec.route_id}",
+            streaming_by_default=spec.streaming_by_default,
+            streaming=spec.streaming,
+        )
+
+    def _match(self, path: str) -> RouteSpec | None:
+        spec = self.exact.get(path)
+        if spec is not None or not self.suffixes:
+            return spec
+        last = path.rsplit("/", 1)[-1]
+        name, sep, verb = last.rpartition(":")
+        if not sep or not name:
+            return None
+        return self.suffixes.get(verb)
+
+    def path_model(self, path: str) -> str | None:
+        """The model named by the path (``models/<model>:<method>``), if this API does that."""
+        if not self.model_in_path:
+            return None
+        name, sep, _verb = path.rsplit("/", 1)[-1].rpartition(":")
+        return name if sep and name else None
+
+
+def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor:
+    return StreamDescriptor(format="sse", delta_path=delta, **kwargs)
+
+
+_CHAT = RouteSpec("chat-completions", _sse(("choices", 0, "delta", "content")))
+_COMPLETIONS = RouteSpec("completions", _sse(("choices", 0, "text")))
+_RESPONSES = RouteSpec("responses", _sse(None))
+_EMBEDDINGS = RouteSpec("embeddings")
+
+_OPENAI_ROUTES: Final[Mapping[str, RouteSpec]] = {
+    "/v1/chat/completions": _CHAT,
+    "/v1/completions": _COMPLETIONS,
+    "/v1/responses": _RESPONSES,
+    "/v1/embeddings": _EMBEDDINGS,
+}
+
+_LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
+    "/v1/chat/completions": _CHAT,
+    "/v1/completions": _COMPLETIONS,
+    "/v1/embeddings": _EMBEDDINGS,
+    "/completion": RouteSpec("legacy-completion", _sse(("content",))),
+}
+
+_OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
+    "/api/chat": RouteSpec(
+        "chat",
+        StreamDescriptor("ndjson", ("message", "content"), done_field="done"),
+        streaming_by_default=True,
+    ),
+    "/api/generate": RouteSpec(
+        "generate",
+        StreamDescriptor("ndjson", ("response",), done_field="done"),
+        streaming_by_default=True,
+    ),
+    "/api/embed": RouteSpec("embed"),
+    "/api/embeddings": RouteSpec("embeddings"),
+}
+
+_ANTHROPIC_STOP: Final = frozenset({"content_block_stop", "message_delta", "message_stop"})
+_ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
+    "/v1/messages": RouteSpec(
+        "messages",
+        _sse(
+            ("delta", "text"),
+            flush_on_types=_ANTHROPIC_STOP,
+            terminal_types=frozenset({"message_stop"}),
+        ),
+    ),
+    "/v1/messages/count_tokens": RouteSpec("count-tokens"),
+    "/v1/complete": RouteSpec("complete", _sse(("completion",))),
+}
+
+_GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
+    "generateContent": RouteSpec("generate-content"),
+    "streamGenerateContent": RouteSpec(
+        "stream-generate-content",
+        _sse(("candidates", 0, "content", "parts", 0, "text")),
+        streaming_by_default=True,
+    ),
+    "countTokens": RouteSpec("count-tokens"),
+    "embedContent": RouteSpec("embed"),
+    "batchEmbedContents": RouteSpec("batch-embed"),
+}
+
+#: Every built-in adapter by id, in the order ``known_adapters()`` lists them.
+ADAPTERS: Final[Mapping[str, ProtocolAdapter]] = {
+    "openai-compatible": ProtocolAdapter("openai-compatible", "llm-http", _OPENAI_ROUTES),
+    "vllm-openai": ProtocolAdapter("vllm-openai", "vllm-openai", _OPENAI_ROUTES),
+    "llama-cpp": ProtocolAdapter("llama-cpp", "llama-cpp", _LLAMA_CPP_ROUTES),
+    "ollama": ProtocolAdapter("ollama", "ollama", _OLLAMA_ROUTES),
+    "anthropic": ProtocolAdapter("anthropic", "anthropic", _ANTHROPIC_ROUTES),
+    "gemini": ProtocolAdapter("gemini", "gemini", {}, _GEMINI_SUFFIXES, model_in_path=True),
+}
+
+
+def known_adapters() -> tuple[str, ...]:
+    """Ids of the built-in HTTP protocol adapters."""
+    return tuple(ADAPTERS)
+
+
+def adapter_for(adapter_id: str) -> ProtocolAdapter:
+    """The adapter with ``adapter_id`` (``llm-http`` is an alias of ``openai-compatible``)."""
+    if adapter_id == "llm-http":
+        adapter_id = "openai-compatible"
+    try:
+        return ADAPTERS[adapter_id]
+    except KeyError:
+        known = ", ".join(ADAPTERS)
+        raise ConfigError(f"unknown protocol adapter {adapter_id!r}; known: {known}") from None
+
+
+def is_streaming_request(route: Route, body: Any) -> bool:
+    """Whether the request asks for a streamed answer.
+
+    ``"stream": true`` always does; a route that streams by default (Ollama chat/generate,
+    Gemini ``:streamGenerateContent``) does unless the body says ``"stream": false``.
+    """
+    stream = body.get("stream") if isinstance(body, dict) else None
+    if stream is True:
+        return True
+    return route.streaming_by_default and stream is not False
+
+
+def request_model(adapter: ProtocolAdapter, route: Route, body: Any) -> str | None:
+    """The model a request asks for: the body's ``model`` string, else the path's model."""
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str):
+        return model
+    return adapter.path_model(route.path)
