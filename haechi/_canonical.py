@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 __all__ = ["canonical_json", "sha256_hex", "short_hash"]
@@ -22,10 +23,44 @@ def _utf16_key(key: str) -> bytes:
     return key.encode("utf-16-be")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _encode_string(value: str) -> str:
-    # ensure_ascii=False keeps non-ASCII as-is, as JSON.stringify does; lone surrogates are
-    # escaped by json.dumps the same way JSON.stringify escapes them.
+    # ensure_ascii=False keeps non-ASCII as-is, as JSON.stringify does. A surrogate pair held
+    # as two code points is one character to JavaScript; a lone surrogate is escaped as
+    # \udxxx by JSON.stringify (json.dumps would leave it raw, which is not UTF-8).
+    if _SURROGATE.search(value):
+        value = value.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
+        return _SURROGATE.sub(_escape_surrogate, json.dumps(value, ensure_ascii=False))
     return json.dumps(value, ensure_ascii=False)
+
+
+def _encode_float(value: float) -> str:
+    # ECMAScript Number::toString applied to the shortest round-trip digits, which repr()
+    # also produces: 1e-7 -> "1e-7", 0.000001 -> "0.000001", 1e21 -> "1e+21".
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    all_digits = whole + fraction
+    digits = all_digits.lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(all_digits) - len(digits))
+    digits = digits.rstrip("0")
+    count = len(digits)
+    if count <= point <= 21:
+        return sign + digits + "0" * (point - count)
+    if 0 < point <= 21:
+        return sign + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return sign + "0." + "0" * -point + digits
+    rest = "." + digits[1:] if count > 1 else ""
+    return f"{sign}{digits[0]}{rest}e{'+' if point > 0 else '-'}{abs(point - 1)}"
 
 
 def _encode_number(value: int | float) -> str:
@@ -35,9 +70,7 @@ def _encode_number(value: int | float) -> str:
         return str(value)
     if not math.isfinite(value):
         raise TypeError("non-finite numbers are not JSON")
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    return json.dumps(value)
+    return _encode_float(value)
 
 
 def canonical_json(value: Any) -> str:

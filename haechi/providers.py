@@ -151,15 +151,29 @@ class AuditIntegrity(TypedDict):
 
 @runtime_checkable
 class AuditStore(Protocol):
-    """Append-only persistence for the hash-chained audit log."""
+    """Append-only persistence for the hash-chained audit log.
+
+    Chain math, sanitizing and anchoring stay in :mod:`haechi.audit`; a store only makes
+    appends linear across every writer that shares it (threads, processes, replicas), so
+    the chain never forks. ``haechi.testing.audit_store.AuditStoreContract`` checks this.
+    """
 
     name: ClassVar[str]
 
     async def append(
-        self, build: Callable[[AuditIntegrity | None], dict[str, Any]]
+        self,
+        build: Callable[[AuditIntegrity | None], dict[str, Any]],
+        *,
+        committed: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """In one exclusive section: read the last record's integrity block (or ``None``),
-        call ``build`` with it, persist the record it returns, and return that record."""
+        """In one exclusive section: read the last record's integrity block (``None`` for
+        an empty log), call ``build`` with it, durably persist the record it returns, call
+        ``committed`` with that record, and return it.
+
+        ``build`` is pure, so an optimistic store (compare-and-set on the head, as on Redis)
+        may call it again on a newer head; only the record persisted is passed on.
+        ``committed`` runs once, after persisting and before the section ends; if it
+        raises, the error propagates (the record stays written)."""
         ...
 
     def records(self) -> AsyncIterator[dict[str, Any]]:

@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: Apache-2.0
+"""JSON-lines I/O shared by the file store, the anchor writer, the verifier and the summary.
+
+Reading streams one line at a time, so verifying or summarising a log of any size uses
+constant memory. Parsing is strict: ``NaN``/``Infinity`` literals are not JSON, and a line
+that is not one JSON object is an :class:`~haechi.errors.AuditError` naming the line number
+(never its content, which could be anything an attacker wrote into the file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from haechi.errors import AuditError
+
+_FILE_MODE = 0o600
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_object(line: bytes | str) -> dict[str, Any] | None:
+    """Return the JSON object on ``line``, or ``None`` when it is not exactly one object."""
+    try:
+        value = json.loads(line, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def iter_json_lines(
+    path: Path, *, missing_ok: bool = False
+) -> Generator[dict[str, Any], None, None]:
+    """Yield the JSON object of every non-blank line of ``path``.
+
+    A missing file yields nothing when ``missing_ok``; otherwise it raises
+    ``FileNotFoundError`` for the caller to phrase.
+    """
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            record = parse_object(line)
+            if record is None:
+                raise AuditError(f"{path.name}: line {number} is not a JSON object")
+            yield record
+
+
+def encode_line(document: Any) -> bytes:
+    """Compact JSON of ``document`` plus a newline, as UTF-8 (non-ASCII kept as-is)."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8") + b"\n"
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def open_append(path: Path) -> tuple[int, bool]:
+    """Open ``path`` for reading and appending, creating it with mode 0600.
+
+    Returns the descriptor and whether this call created the file; a new file's directory
+    entry is made durable too, so an fsynced first record cannot vanish with its name.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        return os.open(path, flags), False
+    directory = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return fd, True
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created 0600) and fsync it."""
+    fd, _ = open_append(path)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def writable_dir(directory: Path) -> bool:
+    """Create ``directory`` if needed (0700) and tell whether files can be created in it."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)

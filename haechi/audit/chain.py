@@ -1,0 +1,295 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The hash chain: how a record is stamped, and how a chain is verified.
+
+Every record is a sanitized event plus an ``auditIntegrity`` block::
+
+    {"alg": "sha256", "canonicalization": "json-stable-v1",
+     "sequence": n, "previousHash": <eventHash of record n-1, or null>, "eventHash": h}
+
+``h`` is the unpadded base64url SHA-256 (43 characters) of the canonical JSON
+(:func:`haechi._canonical.canonical_json`) of the record with ``auditIntegrity`` holding every
+field but ``eventHash``. Sequences start at 1 and grow by one. Changing, removing, inserting
+or reordering a record breaks a hash or a sequence from that point on; removing records at
+the *end* is only visible against an anchor (a separate note of ``(sequence, eventHash)``
+pairs, see :class:`haechi.audit.AuditSink`).
+
+Verification reports the first failure with one of these reasons, which other haechi
+implementations also use: ``missing auditIntegrity``, ``sequence mismatch``,
+``previous hash mismatch``, ``event hash mismatch``, ``anchor hash mismatch at sequence N``,
+``tail truncation: chain has X records but anchor attests sequence Y``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from haechi._canonical import canonical_json
+from haechi.audit._lines import iter_json_lines, parse_object
+from haechi.errors import AuditError
+from haechi.providers import AuditIntegrity
+
+if TYPE_CHECKING:
+    import os
+
+    from haechi.providers import AuditStore
+
+__all__ = [
+    "ALG",
+    "CANONICALIZATION",
+    "AnchorCoverage",
+    "ChainVerifier",
+    "VerifyResult",
+    "build_integrity_record",
+    "event_hash",
+    "integrity_of",
+    "verify_chain",
+    "verify_records",
+    "verify_store",
+]
+
+ALG: Final = "sha256"
+CANONICALIZATION: Final = "json-stable-v1"
+
+
+def event_hash(event: Mapping[str, Any], integrity: Mapping[str, Any]) -> str:
+    """The ``eventHash`` of ``event`` stamped with ``integrity`` (minus any ``eventHash``).
+
+    ``event`` must hold JSON values only (``TypeError`` otherwise); its own
+    ``auditIntegrity``, if any, is replaced.
+    """
+    block = {key: value for key, value in integrity.items() if key != "eventHash"}
+    body = {key: value for key, value in event.items() if key != "auditIntegrity"}
+    body["auditIntegrity"] = block
+    digest = hashlib.sha256(canonical_json(body).encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def build_integrity_record(
+    previous: AuditIntegrity | None, event: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return ``event`` as the record that follows ``previous`` (``None``: the first one).
+
+    Pure: the same inputs give the same record, so an optimistic store may call it again on
+    a newer head. ``event`` should already be sanitized (:func:`haechi.audit.sanitize_event`).
+    """
+    block: dict[str, Any] = {
+        "alg": ALG,
+        "canonicalization": CANONICALIZATION,
+        "sequence": 1 if previous is None else previous["sequence"] + 1,
+        "previousHash": None if previous is None else previous["eventHash"],
+    }
+    record = {key: value for key, value in event.items() if key != "auditIntegrity"}
+    record["auditIntegrity"] = {**block, "eventHash": event_hash(record, block)}
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorCoverage:
+    """How many anchors were read, and the highest sequence they attest (``None``: none)."""
+
+    count: int
+    last_sequence: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"count", "lastSequence"}``."""
+        return {"count": self.count, "lastSequence": self.last_sequence}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The outcome of verifying a chain.
+
+    ``records`` counts the records read: all of them when valid, up to and including the
+    first bad one otherwise. ``head_hash`` is the last ``eventHash`` (``None`` for an empty
+    chain or a failure). ``anchored`` is set when anchors were checked.
+    """
+
+    valid: bool
+    records: int
+    reason: str | None = None
+    head_hash: str | None = None
+    anchored: AnchorCoverage | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{valid, records, headHash[, anchored]}`` or ``{valid: false, records, reason}``."""
+        if not self.valid:
+            return {"valid": False, "records": self.records, "reason": self.reason}
+        document: dict[str, Any] = {
+            "valid": True,
+            "records": self.records,
+            "headHash": self.head_hash,
+        }
+        if self.anchored is not None:
+            document["anchored"] = self.anchored.to_json()
+        return document
+
+
+def _anchor_entry(anchor: Any) -> tuple[int, str] | None:
+    if not isinstance(anchor, Mapping):
+        return None
+    sequence = anchor.get("sequence")
+    digest = anchor.get("eventHash")
+    if type(sequence) is not int or sequence < 1 or not isinstance(digest, str):
+        return None
+    return sequence, digest
+
+
+def _is_number(value: Any, expected: int) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == expected
+
+
+class ChainVerifier:
+    """Incremental verifier: feed records in order with :meth:`add`, then ask :meth:`result`.
+
+    ``anchors`` are ``{"sequence", "eventHash"}`` mappings; entries of any other shape are
+    skipped (an anchor line torn by a crash must not make a sound chain fail). Pass
+    ``None`` when no anchor source was given, and an empty iterable for an empty one. The
+    anchors are held in memory (one small entry each); records are not.
+    """
+
+    def __init__(self, anchors: Iterable[Any] | None = None) -> None:
+        self._anchors: dict[int, set[str]] | None = None
+        self._anchor_count = 0
+        if anchors is not None:
+            self._anchors = {}
+            for anchor in anchors:
+                entry = _anchor_entry(anchor)
+                if entry is not None:
+                    self._anchors.setdefault(entry[0], set()).add(entry[1])
+                    self._anchor_count += 1
+        self._records = 0
+        self._head: str | None = None
+        self._reason: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether a failure was found (later records are then ignored)."""
+        return self._reason is not None
+
+    def add(self, record: Mapping[str, Any]) -> bool:
+        """Check the next record; return ``False`` once the chain is known to be broken."""
+        if self._reason is not None:
+            return False
+        self._records += 1
+        self._reason = self._check(record)
+        return self._reason is None
+
+    def _check(self, record: Mapping[str, Any]) -> str | None:
+        integrity = record.get("auditIntegrity")
+        if not isinstance(integrity, Mapping):
+            return "missing auditIntegrity"
+        if not _is_number(integrity.get("sequence"), self._records):
+            return "sequence mismatch"
+        if "previousHash" not in integrity or integrity["previousHash"] != self._head:
+            return "previous hash mismatch"
+        claimed = integrity.get("eventHash")
+        if (
+            integrity.get("alg") != ALG
+            or integrity.get("canonicalization") != CANONICALIZATION
+            or not isinstance(claimed, str)
+            or event_hash(record, integrity) != claimed
+        ):
+            return "event hash mismatch"
+        if self._anchors is not None:
+            attested = self._anchors.get(self._records)
+            if attested is not None and attested != {claimed}:
+                return f"anchor hash mismatch at sequence {self._records}"
+        self._head = claimed
+        return None
+
+    def result(self) -> VerifyResult:
+        """The verdict on everything added so far."""
+        if self._reason is not None:
+            return VerifyResult(valid=False, records=self._records, reason=self._reason)
+        coverage = None
+        if self._anchors is not None:
+            last = max(self._anchors, default=None)
+            coverage = AnchorCoverage(count=self._anchor_count, last_sequence=last)
+            if last is not None and last > self._records:
+                return VerifyResult(
+                    valid=False,
+                    records=self._records,
+                    reason=(
+                        f"tail truncation: chain has {self._records} records "
+                        f"but anchor attests sequence {last}"
+                    ),
+                )
+        return VerifyResult(
+            valid=True, records=self._records, head_hash=self._head, anchored=coverage
+        )
+
+
+def verify_records(
+    records: Iterable[Mapping[str, Any]], *, anchors: Iterable[Any] | None = None
+) -> VerifyResult:
+    """Verify an in-order iterable of records, stopping at the first failure."""
+    verifier = ChainVerifier(anchors)
+    for record in records:
+        if not verifier.add(record):
+            break
+    return verifier.result()
+
+
+async def verify_store(store: AuditStore, *, anchors: Iterable[Any] | None = None) -> VerifyResult:
+    """Verify every record an :class:`~haechi.providers.AuditStore` holds."""
+    verifier = ChainVerifier(anchors)
+    async for record in store.records():
+        if not verifier.add(record):
+            break
+    return verifier.result()
+
+
+def _read_anchors(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        with path.open("rb") as handle:
+            for line in handle:
+                anchor = parse_object(line)
+                if anchor is not None:
+                    yield anchor
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise AuditError(f"cannot read anchor file {path.name}: {exc.strerror}") from None
+
+
+def verify_chain(
+    path: str | os.PathLike[str], *, anchor_path: str | os.PathLike[str] | None = None
+) -> VerifyResult:
+    """Verify the JSONL audit file at ``path``, streaming it in constant memory.
+
+    Blank lines are skipped; a line that is not a JSON object raises
+    :class:`~haechi.errors.AuditError`, as does a missing or unreadable audit file. With
+    ``anchor_path`` every anchor is checked against its record and the chain must reach
+    the highest anchored sequence; unparsable anchor lines are skipped and a missing
+    anchor file counts as no anchors.
+    """
+    audit = Path(path)
+    anchors = None if anchor_path is None else _read_anchors(Path(anchor_path))
+    verifier = ChainVerifier(anchors)
+    try:
+        for record in iter_json_lines(audit):
+            if not verifier.add(record):
+                break
+    except FileNotFoundError:
+        raise AuditError(f"audit log not found: {audit}") from None
+    except OSError as exc:
+        raise AuditError(f"cannot read audit log {audit.name}: {exc.strerror}") from None
+    return verifier.result()
+
+
+def integrity_of(record: Mapping[str, Any]) -> AuditIntegrity:
+    """The ``auditIntegrity`` block of a stored record, checked enough to chain onto.
+
+    Stores call this on their last record: a head without an integer ``sequence`` or a
+    string ``eventHash`` cannot be extended, and appending anyway would fork or restart the
+    chain, so it raises :class:`~haechi.errors.AuditError` instead.
+    """
+    block = record.get("auditIntegrity")
+    if isinstance(block, Mapping) and _anchor_entry(block) is not None:
+        return cast(AuditIntegrity, dict(block))
+    raise AuditError("the last audit record has no usable auditIntegrity; the log needs repair")

@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The audit sink: the one way events enter the chain.
+
+``record(event)`` sanitizes the event (pure), then, holding an in-process lock and inside the
+store's exclusive section, chains it onto the current head, persists it and writes the
+anchor. Records are therefore appended in call order within a process, anchors are written
+in sequence order across processes, and any failure along the way is an
+:class:`~haechi.errors.AuditError`, so that the caller blocks the request it was auditing.
+
+Anchors make truncation of the log's tail detectable. With ``anchor_mode="file"`` every
+``every_records``-th record appends ``{"sequence", "eventHash", "timestamp"}`` as one JSON line
+to ``anchor_path`` (created with mode 0600); ``"stdout"`` prints that line instead, for a
+log collector to keep elsewhere. An anchor kept on the same file system as the log only
+helps against mistakes, not against someone who can rewrite both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, get_args
+
+import anyio
+
+from haechi.audit._lines import append_durably, encode_line, writable_dir
+from haechi.audit.chain import build_integrity_record
+from haechi.audit.events import iso_timestamp
+from haechi.audit.sanitize import sanitize_event
+from haechi.errors import AuditError, ConfigError
+from haechi.providers import AuditIntegrity, AuditStore, ReadyState
+
+if TYPE_CHECKING:
+    from haechi.config import HaechiConfig
+
+__all__ = ["ANCHOR_MODES", "AnchorMode", "AuditSink"]
+
+AnchorMode = Literal["none", "file", "stdout"]
+ANCHOR_MODES: Final[tuple[AnchorMode, ...]] = get_args(AnchorMode)
+
+
+class AuditSink:
+    """Writes sanitized, hash-chained events to an :class:`~haechi.providers.AuditStore`.
+
+    ``anchor_mode`` is ``none``, ``file`` (needs ``anchor_path``) or ``stdout``;
+    ``every_records`` is a positive integer. Invalid settings raise
+    :class:`~haechi.errors.ConfigError`.
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        *,
+        anchor_mode: AnchorMode = "none",
+        anchor_path: str | os.PathLike[str] | None = None,
+        every_records: int = 1,
+    ) -> None:
+        if anchor_mode not in ANCHOR_MODES:
+            raise ConfigError(f"audit.anchor.mode must be one of {', '.join(ANCHOR_MODES)}")
+        if anchor_mode == "file" and not anchor_path:
+            raise ConfigError("audit.anchor.path is required when audit.anchor.mode is file")
+        if type(every_records) is not int or every_records < 1:
+            raise ConfigError("audit.anchor.everyRecords must be a positive integer")
+        self._store = store
+        self._anchor_mode = anchor_mode
+        self._anchor_path = Path(anchor_path) if anchor_mode == "file" and anchor_path else None
+        self._every = every_records
+        self._lock = anyio.Lock()
+
+    @classmethod
+    def from_config(cls, config: HaechiConfig, store: AuditStore) -> Self:
+        """A sink over ``store`` with the anchoring of ``config.audit.anchor``."""
+        anchor = config.audit.anchor
+        return cls(
+            store,
+            anchor_mode=anchor.mode,
+            anchor_path=anchor.path,
+            every_records=anchor.every_records,
+        )
+
+    @property
+    def store(self) -> AuditStore:
+        """The store records are written to."""
+        return self._store
+
+    @property
+    def anchor_path(self) -> Path | None:
+        """The anchor file, in ``file`` mode."""
+        return self._anchor_path
+
+    @property
+    def integrity(self) -> str:
+        """``sha256-hash-chain``, plus ``+anchor`` when anchors are written."""
+        return "sha256-hash-chain" + ("" if self._anchor_mode == "none" else "+anchor")
+
+    async def record(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Sanitize, chain, persist and anchor ``event``; return the stored record.
+
+        The returned record's ``id`` is the audit id callers report. Raises
+        :class:`~haechi.errors.AuditError` on any failure.
+        """
+        clean = sanitize_event(event)
+
+        def build(previous: AuditIntegrity | None) -> dict[str, Any]:
+            return build_integrity_record(previous, clean)
+
+        async with self._lock:
+            try:
+                return await self._store.append(build, committed=self._anchor)
+            except AuditError:
+                raise
+            except Exception as exc:
+                raise AuditError(
+                    f"audit store {self._store.name!r} failed to append a record "
+                    f"({type(exc).__name__})"
+                ) from exc
+
+    def _anchor(self, record: dict[str, Any]) -> None:
+        if self._anchor_mode == "none":
+            return
+        integrity = record["auditIntegrity"]
+        sequence = integrity["sequence"]
+        if sequence % self._every:
+            return
+        line = encode_line(
+            {
+                "sequence": sequence,
+                "eventHash": integrity["eventHash"],
+                "timestamp": iso_timestamp(),
+            }
+        )
+        if self._anchor_path is not None:
+            append_durably(self._anchor_path, line)
+        else:
+            sys.stdout.write(line.decode("utf-8"))
+            sys.stdout.flush()
+
+    async def ready(self) -> ReadyState:
+        """Whether a record could be written now (the store's answer, and the anchor dir).
+
+        Never raises: a store that fails its own check is reported as
+        ``audit_store_error``; an unwritable anchor directory as
+        ``audit_anchor_not_writable``.
+        """
+        try:
+            state = await self._store.ready()
+        except Exception:
+            return ReadyState(False, "audit_store_error")
+        if state.ok and self._anchor_path is not None:
+            directory = self._anchor_path.parent
+            if not await anyio.to_thread.run_sync(writable_dir, directory):
+                return ReadyState(False, "audit_anchor_not_writable")
+        return state

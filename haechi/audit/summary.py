@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Totals over an audit log, for ``haechi report`` and dashboards.
+
+Every event counts once in ``events``; ``blocked`` counts events with ``blocked: true``;
+``detections``, ``byType`` and ``byAction`` add up each event's ``summary``. Events that
+are not protect calls (vault, gateway decisions) have ``byAction: {<decision>: 1}``, so their
+decisions (``reveal_denied``, ``auth_denied``, ...) show up in ``byAction`` too. Only
+integer counts are added; anything else in a summary is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from haechi.audit._lines import iter_json_lines
+from haechi.errors import AuditError
+
+__all__ = ["read_summary"]
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _add(totals: dict[str, int], counts: Any) -> None:
+    if not isinstance(counts, Mapping):
+        return
+    for name, value in counts.items():
+        amount = _count(value)
+        if amount is not None:
+            totals[name] = totals.get(name, 0) + amount
+
+
+def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``{events, blocked, detections, byType, byAction}`` over the JSONL log at ``path``.
+
+    A missing file gives zeros; a line that is not a JSON object raises
+    :class:`~haechi.errors.AuditError`. The file is streamed, not loaded.
+    """
+    audit = Path(path)
+    events = blocked = detections = 0
+    by_type: dict[str, int] = {}
+    by_action: dict[str, int] = {}
+    try:
+        for event in iter_json_lines(audit, missing_ok=True):
+            events += 1
+            if event.get("blocked") is True:
+                blocked += 1
+            summary = event.get("summary")
+            if isinstance(summary, Mapping):
+                detections += _count(summary.get("detectionCount")) or 0
+                _add(by_type, summary.get("byType"))
+                _add(by_action, summary.get("byAction"))
+    except OSError as exc:
+        raise AuditError(f"cannot read audit log {audit.name}: {exc.strerror}") from None
+    return {
+        "events": events,
+        "blocked": blocked,
+        "detections": detections,
+        "byType": by_type,
+        "byAction": by_action,
+    }
