@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The built-in ``local`` crypto provider: AES-256-GCM over a local key file.
+
+Envelope (v2, the reference system's format)::
+
+    {"v": 2, "alg": "AES-256-GCM", "kid": ..., "iv": b64url(12 bytes), "ct": b64url,
+     "tag": b64url(16 bytes), "aadHash": b64url(sha256(canonical AAD)),
+     "aadEncoding": "nfkc-json-v2", "createdAt": ISO, "expiresAt": ISO (optional)}
+
+``expiresAt`` is enforced on decrypt but is not authenticated (it is not part of the AAD),
+exactly as in the reference; whoever needs it bound puts it in the AAD as well.
+
+Decryption refuses, in this order: an unsupported ``alg``; an unsupported ``v``; a malformed or
+past ``expiresAt``; an unknown ``kid``; an unsupported ``aadEncoding``; an ``aadHash`` that does
+not match the given AAD; a malformed envelope; a failed GCM tag check. Envelopes without
+``aadEncoding`` and with ``v`` other than 2 are legacy v1 and use the v1 AAD bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac as _hmac
+import os
+import secrets
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from haechi.crypto._aad import AAD_ENCODING, aad_hash, canonical_aad, legacy_aad
+from haechi.crypto._codec import (
+    b64url_decode,
+    b64url_encode,
+    format_timestamp,
+    parse_timestamp,
+    utc_now,
+)
+from haechi.crypto._keyfile import ALG, LoadedKeys, LocalKey, load_key_file
+from haechi.crypto._nonce import NonceLedger
+from haechi.errors import CryptoError
+
+if TYPE_CHECKING:
+    from haechi.providers import ProviderContext
+
+__all__ = ["LocalCryptoProvider"]
+
+_IV_BYTES: Final = 12
+_TAG_BYTES: Final = 16
+_MAX_DERIVED: Final = 64
+_TEXT_ERRORS: Final = "surrogatepass"
+
+
+def _check_expiry(envelope: Mapping[str, Any]) -> None:
+    raw = envelope.get("expiresAt")
+    if raw is None:
+        return
+    try:
+        if not isinstance(raw, str):
+            raise ValueError("not a string")
+        expires = parse_timestamp(raw)
+    except ValueError:
+        raise CryptoError("Invalid crypto envelope expiresAt") from None
+    if utc_now() >= expires:
+        raise CryptoError("Crypto envelope expired")
+
+
+def _field_bytes(envelope: Mapping[str, Any], name: str) -> bytes:
+    raw = envelope.get(name)
+    if not isinstance(raw, str):
+        raise CryptoError("Malformed crypto envelope")
+    try:
+        return b64url_decode(raw)
+    except ValueError:
+        raise CryptoError("Malformed crypto envelope") from None
+
+
+class LocalCryptoProvider:
+    """AES-256-GCM envelopes and domain-separated HMAC under a local key file.
+
+    Keys are read on first use and cached; the active key encrypts, every key in the file
+    decrypts (by ``kid``). Safe to share between threads.
+    """
+
+    name: ClassVar[str] = "local"
+
+    def __init__(self, key_file: str | os.PathLike[str]) -> None:
+        self._key_file = Path(key_file)
+        self._lock = threading.Lock()
+        self._loaded: LoadedKeys | None = None
+        self._ledger: NonceLedger | None = None
+        self._ciphers: dict[str, AESGCM] = {}
+        self._derived: dict[str, bytes] = {}
+
+    @classmethod
+    def create(cls, context: ProviderContext) -> Self:
+        """Build the provider over ``keys.keyFile``."""
+        return cls(context.config.keys.key_file)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key_file={str(self._key_file)!r})"
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def _keys(self) -> LoadedKeys:
+        loaded = self._loaded
+        if loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._loaded = load_key_file(self._key_file)
+                    self._ledger = NonceLedger(self._key_file, self._loaded.active.kid)
+                loaded = self._loaded
+        return loaded
+
+    def _cipher(self, key: LocalKey) -> AESGCM:
+        cipher = self._ciphers.get(key.kid)
+        if cipher is None:
+            cipher = self._ciphers[key.kid] = AESGCM(key.secret)
+        return cipher
+
+    def _claim_nonce(self) -> None:
+        with self._lock:
+            assert self._ledger is not None  # set together with _loaded
+            self._ledger.take()
+
+    # --- CryptoProvider -----------------------------------------------------------------
+
+    def encrypt(
+        self, plaintext: str, aad: Mapping[str, Any], *, expires_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Encrypt ``plaintext`` bound to ``aad`` under the active key.
+
+        Raises:
+            CryptoError: the AAD is invalid, ``expires_at`` is naive, the key file is unusable,
+                or the key's encryption budget is spent.
+        """
+        if not isinstance(plaintext, str):
+            raise TypeError("plaintext must be a str")
+        aad_bytes = canonical_aad(aad)
+        expires = None
+        if expires_at is not None:
+            try:
+                expires = format_timestamp(expires_at)
+            except ValueError:
+                raise CryptoError("expiresAt must be a timezone-aware datetime") from None
+        key = self._keys().active
+        self._claim_nonce()
+        iv = secrets.token_bytes(_IV_BYTES)
+        sealed = self._cipher(key).encrypt(iv, plaintext.encode("utf-8", _TEXT_ERRORS), aad_bytes)
+        envelope: dict[str, Any] = {
+            "v": 2,
+            "alg": ALG,
+            "kid": key.kid,
+            "iv": b64url_encode(iv),
+            "ct": b64url_encode(sealed[:-_TAG_BYTES]),
+            "tag": b64url_encode(sealed[-_TAG_BYTES:]),
+            "aadHash": aad_hash(aad_bytes),
+            "aadEncoding": AAD_ENCODING,
+            "createdAt": format_timestamp(utc_now()),
+        }
+        if expires is not None:
+            envelope["expiresAt"] = expires
+        return envelope
+
+    def decrypt(self, envelope: Mapping[str, Any], aad: Mapping[str, Any]) -> str:
+        """Return the plaintext of ``envelope`` if it is genuine, current and bound to ``aad``.
+
+        Raises:
+            CryptoError: with a fixed message naming the first check that failed.
+        """
+        if not isinstance(envelope, Mapping):
+            raise CryptoError("Malformed crypto envelope")
+        if envelope.get("alg", ALG) != ALG:
+            raise CryptoError("Unsupported crypto algorithm")
+        version = envelope.get("v")
+        if version not in (None, 1, 2) or isinstance(version, bool):
+            raise CryptoError("Unsupported crypto envelope version")
+        _check_expiry(envelope)
+        key = self._key_for(envelope.get("kid"))
+        encoding = envelope.get("aadEncoding")
+        if encoding is not None and encoding != AAD_ENCODING:
+            raise CryptoError("Unsupported crypto AAD encoding")
+        aad_bytes = (
+            canonical_aad(aad) if encoding == AAD_ENCODING or version == 2 else (legacy_aad(aad))
+        )
+        expected = envelope.get("aadHash")
+        if expected is not None and (
+            not isinstance(expected, str)
+            or not _hmac.compare_digest(expected.encode(), aad_hash(aad_bytes).encode())
+        ):
+            raise CryptoError("AAD hash mismatch")
+        iv = _field_bytes(envelope, "iv")
+        tag = _field_bytes(envelope, "tag")
+        ct = _field_bytes(envelope, "ct")
+        if len(tag) != _TAG_BYTES or not 8 <= len(iv) <= 128:
+            raise CryptoError("Malformed crypto envelope")
+        try:
+            data = self._cipher(key).decrypt(iv, ct + tag, aad_bytes)
+        except InvalidTag:
+            raise CryptoError("Crypto envelope authentication failed") from None
+        return data.decode("utf-8", _TEXT_ERRORS)
+
+    def _key_for(self, kid: Any) -> LocalKey:
+        loaded = self._keys()
+        if kid is None:
+            return loaded.active
+        key = loaded.keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise CryptoError("Unknown key id")
+        return key
+
+    def hmac(self, data: str, domain: str) -> str:
+        """Hex HMAC-SHA256 of ``data`` under HMAC-SHA256(active key, ``domain``).
+
+        Deriving a key per domain keeps token ids, audit ids and identity hashes unlinkable
+        to each other even though one key backs them all.
+
+        Raises:
+            CryptoError: ``domain`` is not a non-empty string, or the key file is unusable.
+        """
+        if not isinstance(domain, str) or not domain:
+            raise CryptoError("hmac domain must be a non-empty string")
+        if not isinstance(data, str):
+            raise TypeError("hmac data must be a str")
+        derived = self._derived.get(domain)
+        if derived is None:
+            secret = self._keys().active.secret
+            derived = _hmac.digest(secret, domain.encode("utf-8", _TEXT_ERRORS), hashlib.sha256)
+            if len(self._derived) >= _MAX_DERIVED:
+                self._derived.clear()
+            self._derived[domain] = derived
+        return _hmac.new(derived, data.encode("utf-8", _TEXT_ERRORS), hashlib.sha256).hexdigest()
