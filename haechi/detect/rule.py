@@ -42,6 +42,9 @@ class Rule:
         prefilter: literal substrings (compared case-insensitively); when non-empty the rule
             runs only on text that contains at least one of them.
         hard_block: overrides the type-based default of :data:`HARD_BLOCK_TYPES`.
+        min_digits: every match contains a digit run of at least this many digits (digits
+            may be split by up to two non-alphanumeric characters, as in ``(02) 9876-5432``);
+            the engine skips the rule on text without such a run. ``0`` = no requirement.
     """
 
     id: str
@@ -55,6 +58,7 @@ class Rule:
     ignore_case: bool = False
     prefilter: tuple[str, ...] = ()
     hard_block: bool | None = None
+    min_digits: int = 0
 
     @property
     def is_hard_block(self) -> bool:
