@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: Apache-2.0
+"""JSON writing for frames that clients split into lines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+__all__ = ["dumps"]
+
+# Line readers built on ``str.splitlines`` (httpx's ``aiter_lines``, used by NDJSON clients)
+# also break lines at these characters; JSON may carry them raw inside strings, so they are
+# escaped to keep every frame on one line for every reader.
+_LINE_BREAKERS: Final = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON with the Unicode line breakers escaped.
+
+    A string holding a lone surrogate (legal as a JSON escape, not encodable as UTF-8) is
+    written with ASCII escapes instead, so the frame stays what the upstream meant.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        text = text.translate(_LINE_BREAKERS)
+    return text

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Frames and the byte-level line splitter both wire formats share.
+
+Lines are cut on the raw bytes, before decoding: CR and LF never occur inside a multi-byte
+UTF-8 sequence, so a complete line is always a complete UTF-8 text however the transport
+chunked it, and a character split across two chunks needs no special care.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from haechi.errors import LimitError
+
+__all__ = ["Frame", "LineSplitter", "frame_too_large"]
+
+_BOM: Final = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame of a stream.
+
+    Attributes:
+        meta: the frame's other SSE lines in their normalised form (``event: ping``,
+            ``id: 7``, ``: keep-alive``), in order; always empty for NDJSON.
+        data: the payload (SSE ``data:`` lines joined with ``\\n``, or one NDJSON line), or
+            ``None`` for an SSE frame without a ``data:`` line.
+    """
+
+    meta: tuple[str, ...]
+    data: str | None
+
+
+def frame_too_large(limit: int) -> LimitError:
+    """The error both parsers raise for a frame over ``limit`` bytes."""
+    return LimitError(
+        f"stream frame larger than {limit} bytes",
+        status_code=502,
+        error_code="haechi_stream_frame_too_large",
+    )
+
+
+class LineSplitter:
+    """Cut a byte stream into lines ending in CR, LF or CRLF, whatever the chunking.
+
+    A CR that ends a chunk is taken as a line end at once (a reader must not wait for the
+    next chunk to see a line), and an LF that starts the next chunk is then skipped as the
+    second half of that CRLF. A UTF-8 byte order mark at the very start is dropped, as the
+    SSE specification asks; left in place it would hide the first field name.
+    """
+
+    __slots__ = ("_at_start", "_buffer", "_skip_lf")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._skip_lf = False
+        self._at_start = True
+
+    @property
+    def pending(self) -> int:
+        """Bytes of the line that has not ended yet."""
+        return len(self._buffer)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Return the lines ``chunk`` completes, without their line ends."""
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        data = self._buffer + chunk
+        if self._at_start:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._buffer = data
+                return []
+            self._at_start = False
+            data = data.removeprefix(_BOM)
+        parts = data.splitlines(keepends=True)
+        self._buffer = parts.pop() if parts and not parts[-1].endswith((b"\n", b"\r")) else b""
+        if parts and parts[-1].endswith(b"\r"):
+            self._skip_lf = True
+        return [part.rstrip(b"\r\n") for part in parts]
+
+    def finish(self) -> list[bytes]:
+        """Return the last line when the stream ended without a line end."""
+        rest, self._buffer = self._buffer, b""
+        if self._at_start:
+            rest = rest.removeprefix(_BOM)
+        return [rest] if rest else []

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Streamed de-tokenization: give a client back its own values in a streamed answer.
+
+When a request was tokenized, the model sees ``[TOKEN:<id>]`` markers and may repeat them.
+With ``tokenVault.detokenizeResponses`` the gateway restores the markers *of that same
+request* (never any other token) in what it streams back. A marker can arrive cut across
+frames, so the text just before a frame ends is held back while it could still be the
+start of one of this request's markers, and released with the next text.
+
+Restoration runs on text the stream protector has already committed: protection first,
+restoration last, so a restored value is the client's own and is not inspected again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Final
+
+from haechi.streaming._json import dumps
+
+__all__ = ["Resolver", "StreamDetokenizer"]
+
+#: Looks up the plaintexts of tokens; unknown or expired tokens are simply absent.
+Resolver = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
+
+# Token ids restored here never need escaping inside a JSON string or a regex alternative.
+_RESTORABLE: Final = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+class StreamDetokenizer:
+    """Restores the ``[TOKEN:<id>]`` markers of ``tokens`` in a stream of text.
+
+    The vault is asked once, and only when a complete marker of one of ``tokens`` actually
+    shows up, so a stream that never repeats a token costs no vault call. Markers of other
+    tokens are left as they are.
+    """
+
+    __slots__ = ("_held", "_longest", "_markers", "_pattern", "_plaintexts", "_resolve", "_tokens")
+
+    def __init__(self, tokens: Iterable[str], resolve: Resolver) -> None:
+        self._tokens = tuple(dict.fromkeys(t for t in tokens if _RESTORABLE.fullmatch(t)))
+        self._markers = tuple(f"[TOKEN:{token}]" for token in self._tokens)
+        self._longest = max(map(len, self._markers), default=0)
+        alternatives = "|".join(re.escape(t) for t in sorted(self._tokens, key=len, reverse=True))
+        self._pattern = re.compile(rf"\[TOKEN:({alternatives})\]") if self._tokens else None
+        self._resolve = resolve
+        self._plaintexts: Mapping[str, str] | None = None
+        self._held = ""
+
+    def hold(self, text: str) -> str:
+        """Return what of the held text plus ``text`` can be released now.
+
+        The tail that could still grow into one of this request's markers stays held.
+        """
+        text = self._held + text
+        cut = self._partial_start(text)
+        self._held = text[cut:]
+        return text[:cut]
+
+    def drain(self, text: str = "") -> str:
+        """Release everything held plus ``text``: the text this marker belonged to ended."""
+        text, self._held = self._held + text, ""
+        return text
+
+    async def restore(self, text: str, *, json_string: bool = False) -> str:
+        """Replace this request's complete markers in ``text`` by their plaintexts.
+
+        With ``json_string`` the text is serialised JSON and each plaintext is written
+        escaped, so markers in any string or key of a frame are restored in one pass.
+        """
+        pattern = self._pattern
+        if pattern is None or "[TOKEN:" not in text or pattern.search(text) is None:
+            return text
+        if self._plaintexts is None:
+            self._plaintexts = dict(await self._resolve(self._tokens))
+        plaintexts = self._plaintexts
+
+        def swap(match: re.Match[str]) -> str:
+            plaintext = plaintexts.get(match.group(1))
+            if plaintext is None:
+                return match.group(0)
+            return dumps(plaintext)[1:-1] if json_string else plaintext
+
+        return pattern.sub(swap, text)
+
+    def _partial_start(self, text: str) -> int:
+        """Index of the earliest ``[`` in the tail that starts an unfinished marker."""
+        index = text.find("[", max(0, len(text) - self._longest + 1))
+        while index != -1:
+            tail = text[index:]
+            if any(len(m) > len(tail) and m.startswith(tail) for m in self._markers):
+                return index
+            index = text.find("[", index + 1)
+        return len(text)

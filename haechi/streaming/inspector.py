@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The stream inspector: protects one streamed upstream response on its way to the client.
+
+The gateway hands it the upstream body as an async iterator of byte chunks and sends on
+whatever it yields. Each yielded chunk holds complete, protected frames; a block or an error
+ends the output at once (bytes already sent cannot be taken back, and the blocked value
+itself never leaves the window). When the stream ends, for whatever reason, exactly one
+audit event is written and the request counters are bumped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from haechi.audit import stream_event
+from haechi.errors import LimitError
+from haechi.models import Identity, Mode
+from haechi.protocols.types import Route
+from haechi.streaming._process import Blocked, FrameProcessor
+from haechi.streaming.detokenize import StreamDetokenizer
+
+if TYPE_CHECKING:
+    from haechi.runtime import Runtime
+
+__all__ = ["StreamInspector"]
+
+
+class StreamInspector:
+    """Protect one streamed response of ``route`` (which must have a stream descriptor).
+
+    Args:
+        runtime: the composed runtime (protector, audit sink, vault, metrics, config).
+        route: the classified route; ``route.streaming`` says how the stream is framed.
+        mode: the stream's enforcement mode (``streaming.responseMode``).
+        identity, profile, correlation_id: the request's, for policy and the audit event.
+        issued_tokens: the vault tokens minted while protecting this request.
+        detokenize: restore the markers of ``issued_tokens`` in the streamed answer.
+
+    After :meth:`run` is exhausted (or closed) :attr:`blocked`, :attr:`reason`,
+    :attr:`issued_tokens` and :meth:`summary` describe the stream; no per-stream state is
+    kept beyond them. :attr:`reason` is one of ``stream_inspected``, ``stream_closed_early``
+    (the consumer stopped reading), ``stream_policy_block``, ``stream_frame_too_large``,
+    ``stream_invalid_utf8``, ``stream_inspection_error`` and ``stream_upstream_error`` (the
+    source raised; the error is re-raised); all but the first two count as blocked.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        route: Route,
+        *,
+        mode: Mode,
+        identity: Identity | None = None,
+        profile: str | None = None,
+        correlation_id: str | None = None,
+        issued_tokens: Iterable[str] = (),
+        detokenize: bool = False,
+    ) -> None:
+        if route.streaming is None:
+            raise ValueError(f"route {route.route_id!r} has no stream descriptor")
+        self._runtime = runtime
+        self._route = route
+        self._mode: Mode = mode
+        self._identity = identity
+        self._profile = profile
+        self._correlation_id = correlation_id
+        self._restore = tuple(issued_tokens) if detokenize else ()
+        self._started = False
+        self._summary: dict[str, Any] = {}
+        self.blocked = False
+        self.reason: str | None = None
+        self.issued_tokens: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """The protector's tally of the stream: counts by type and action, never values."""
+        return dict(self._summary)
+
+    async def run(self, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Yield the protected wire bytes of ``source``; callable once."""
+        if self._started:
+            raise RuntimeError("a StreamInspector inspects one stream")
+        self._started = True
+        processor: FrameProcessor | None = None
+        reason = "stream_closed_early"
+        try:
+            processor = self._processor()
+            while not processor.finished:
+                try:
+                    chunk = await anext(source)
+                except StopAsyncIteration:
+                    chunk = None
+                except Exception:
+                    reason = "stream_upstream_error"
+                    raise
+                reason = await self._advance(processor, chunk)
+                output = processor.take()
+                if output:
+                    yield output
+                if reason != "stream_inspected":
+                    return
+        finally:
+            await self._close(processor, reason, source)
+
+    def _processor(self) -> FrameProcessor:
+        runtime = self._runtime
+        descriptor = self._route.streaming
+        if descriptor is None:  # checked in __init__; repeated for the type checker
+            raise ValueError("route has no stream descriptor")
+        protector = runtime.stream_protector(
+            direction="response",
+            protocol=self._route.protocol,
+            operation=self._route.operation,
+            mode=self._mode,
+            identity=self._identity,
+            profile=self._profile,
+            correlation_id=self._correlation_id,
+        )
+        detokenizer = None
+        if self._restore and runtime.token_vault is not None:
+            detokenizer = StreamDetokenizer(self._restore, runtime.token_vault.detokenize)
+        return FrameProcessor(
+            protector,
+            descriptor,
+            max_frame_bytes=runtime.config.response_protection.max_bytes,
+            detokenizer=detokenizer,
+        )
+
+    async def _advance(self, processor: FrameProcessor, chunk: bytes | None) -> str:
+        """Handle one chunk (``None`` at the end); return why the stream should stop."""
+        try:
+            if chunk is None:
+                await processor.finish()
+            else:
+                await processor.feed(chunk)
+        except Blocked:
+            return "stream_policy_block"
+        except LimitError:
+            return "stream_frame_too_large"
+        except UnicodeDecodeError:
+            return "stream_invalid_utf8"
+        except Exception:
+            # Fail closed: whatever broke, nothing more is sent and the stream is audited.
+            return "stream_inspection_error"
+        return "stream_inspected"
+
+    async def _close(
+        self, processor: FrameProcessor | None, reason: str, source: AsyncIterator[bytes]
+    ) -> None:
+        """Record the one audit event and the counters, and let go of the stream state."""
+        finished = processor is not None and processor.finished
+        if reason == "stream_inspected" and not finished:
+            reason = "stream_closed_early"
+        self.reason = reason
+        self.blocked = reason not in ("stream_inspected", "stream_closed_early")
+        if processor is not None:
+            self._summary = processor.summary()
+            self.issued_tokens = processor.issued_tokens
+        with anyio.CancelScope(shield=True):
+            closer = getattr(source, "aclose", None)
+            if closer is not None:
+                await closer()
+            await self._runtime.audit.record(
+                stream_event(
+                    protocol=self._route.protocol,
+                    route_id=self._route.route_id,
+                    operation=self._route.operation,
+                    mode=self._mode,
+                    blocked=self.blocked,
+                    summary=self._summary,
+                    correlation_id=self._correlation_id,
+                    identity=self._identity,
+                    profile=self._profile,
+                    path=self._route.path,
+                )
+            )
+        self._count()
+
+    def _count(self) -> None:
+        metrics = self._runtime.metrics
+        if metrics is None:
+            return
+        decision = "stream_blocked" if self.blocked else "stream_inspected"
+        labels = {"route": self._route.route_id, "mode": self._mode, "decision": decision}
+        metrics.increment("haechi_requests_total", labels)
+        if self.blocked:
+            metrics.increment("haechi_blocks_total")
+            metrics.increment("haechi_response_stream_truncated_total")

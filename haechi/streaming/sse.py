@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Server-sent events: an incremental parser and the writer of normalised frames.
+
+The parser follows the SSE specification (lines end in LF, CRLF or a lone CR; a blank line
+ends a frame; ``data:`` lines are joined with ``\\n``; one space after the colon is not part
+of the value) and is lenient where clients are: a ``data:`` line indented with spaces or
+tabs is still data. Nothing is ever re-emitted as it arrived. Every frame is written back in
+one normal form — LF line ends, field lines as ``name: value``, data last — so what a client
+reads is exactly what was inspected, however lenient or strict that client is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from haechi.streaming._lines import Frame, LineSplitter, frame_too_large
+
+__all__ = ["SseParser", "encode_sse"]
+
+_ANY_LINE_END: Final = re.compile(r"\r\n|\r|\n")
+
+
+class SseParser:
+    """Turn SSE bytes, chunked arbitrarily, into :class:`~haechi.streaming.Frame` objects.
+
+    A frame (counting its line ends and the line still being received) larger than
+    ``max_frame_bytes`` raises :class:`~haechi.errors.LimitError`, so one endless frame cannot
+    exhaust memory. Invalid UTF-8 raises :class:`UnicodeDecodeError`.
+    """
+
+    __slots__ = ("_data", "_frame_bytes", "_lines", "_max", "_meta")
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self._lines = LineSplitter()
+        self._max = max_frame_bytes
+        self._meta: list[str] = []
+        self._data: list[str] = []
+        self._frame_bytes = 0
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        """Return the frames that ``chunk`` completes, in order."""
+        frames = self._consume(self._lines.feed(chunk))
+        if self._frame_bytes + self._lines.pending > self._max:
+            raise frame_too_large(self._max)
+        return frames
+
+    def finish(self) -> list[Frame]:
+        """Return what is left at the end of the stream.
+
+        A last frame without its closing blank line is still returned: it is inspected and
+        sent like any other frame rather than dropped unseen.
+        """
+        frames = self._consume(self._lines.finish())
+        frame = self._end_frame()
+        if frame is not None:
+            frames.append(frame)
+        return frames
+
+    def _consume(self, lines: list[bytes]) -> list[Frame]:
+        frames: list[Frame] = []
+        for raw in lines:
+            if not raw:
+                frame = self._end_frame()
+                if frame is not None:
+                    frames.append(frame)
+                continue
+            self._frame_bytes += len(raw) + 1
+            if self._frame_bytes > self._max:
+                raise frame_too_large(self._max)
+            self._field(raw.decode("utf-8"))
+        return frames
+
+    def _field(self, line: str) -> None:
+        line = line.lstrip(" \t")
+        if not line:
+            return  # a whitespace-only line names no field and carries nothing
+        if line.startswith(":"):
+            self._meta.append(line)
+            return
+        name, _colon, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        else:
+            self._meta.append(f"{name}: {value}" if value else f"{name}:")
+
+    def _end_frame(self) -> Frame | None:
+        self._frame_bytes = 0
+        if not self._meta and not self._data:
+            return None
+        frame = Frame(tuple(self._meta), "\n".join(self._data) if self._data else None)
+        self._meta = []
+        self._data = []
+        return frame
+
+
+def encode_sse(meta: Sequence[str], data: str | None) -> str:
+    """Write one frame: ``meta`` lines, then one ``data:`` line per line of ``data``."""
+    lines = list(meta)
+    if data is not None:
+        lines.extend(f"data: {line}" if line else "data:" for line in _ANY_LINE_END.split(data))
+    return "\n".join(lines) + "\n\n"
