@@ -75,13 +75,6 @@ class PolicySet:
         profiles: Mapping[str, ResolvedPolicy],
         binding: _Binding | None,
     ) -> None:
-        if profiles and binding is None:
-            raise ConfigError("policy.profiles need a policy.profileBinding with a default")
-        if binding is not None:
-            targets = [binding.default, *binding.by_scope.values(), *binding.by_label.values()]
-            for target in targets:
-                if target not in profiles:
-                    raise ConfigError(f"policy.profileBinding names unknown profile {target!r}")
         self.base = base
         self.profiles = MappingProxyType(dict(profiles))
         self._binding = binding
@@ -177,6 +170,13 @@ def _compile_profile(
         privacy_profile=privacy_profile,
         source=source,
     )
+    actions: dict[str, Action] = dict(compiled.actions)
+    # Base actions are inherited as if written in the profile, unless the profile names the
+    # type itself or its presets are stronger.
+    for detection_type, inherited in config.actions.items():
+        current = actions.get(detection_type)
+        if detection_type not in explicit and (current is None or not stronger(inherited, current)):
+            actions[detection_type] = inherited
     floor = base.policy
     warnings = list(compiled.warnings)
     default = compiled.default_action
@@ -190,9 +190,8 @@ def _compile_profile(
                 warnings,
             )
         default = floor.default_action
-    actions: dict[str, Action] = dict(compiled.actions)
-    for detection_type in {*floor.actions, *compiled.actions}:
-        current = compiled.action_for(detection_type)
+    for detection_type in dict.fromkeys([*actions, *floor.actions]):
+        current = actions.get(detection_type, default)
         required = floor.action_for(detection_type)
         if stronger(current, required):
             if detection_type in explicit:
