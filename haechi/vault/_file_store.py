@@ -1,0 +1,224 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``local``: the embedded file token store (``tokenVault.path``).
+
+File format, shared with the reference system (2-space indent, trailing newline)::
+
+    {"version": 1, "createdAt": ISO, "tokens": {<token id>: <record>}}
+
+Every mutation takes the cross-process lock ``<path>.lock``, re-reads the file, changes it and
+replaces it atomically with mode 0600, so any number of processes can share one vault file
+without losing records, and a crash leaves the previous version intact. A missing file is an
+empty vault; a file that does not parse is an error, never an empty vault.
+
+Reads take no lock (replacement is atomic). The parsed file is cached together with an open
+descriptor of the inode it came from: while that descriptor is open the inode number cannot
+be reused, and writers never change a file in place, so an unchanged inode number (with
+unchanged size and mtime) proves the cache current. File work runs in a worker thread so the
+event loop never waits on the disk or the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
+
+import anyio
+
+from haechi._filelock import atomic_write, locked
+from haechi.crypto._codec import format_timestamp, utc_now
+from haechi.errors import VaultError
+from haechi.providers import ReadyState, TokenRecord
+from haechi.vault._records import is_expired, json_copy
+
+if TYPE_CHECKING:
+    from haechi.providers import ProviderContext
+
+__all__ = ["FileTokenStore"]
+
+_T = TypeVar("_T")
+
+
+def _corrupted() -> VaultError:
+    return VaultError("token vault file is not a valid vault document", "store_error")
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    identity: tuple[int, int, int, int]
+    created_at: str
+    tokens: dict[str, TokenRecord]
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _parse(data: bytes) -> tuple[str, dict[str, TokenRecord]]:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise _corrupted() from None
+    if not isinstance(document, dict) or not isinstance(document.get("tokens"), dict):
+        raise _corrupted()
+    created_at = document.get("createdAt")
+    tokens: dict[str, TokenRecord] = document["tokens"]
+    return (created_at if isinstance(created_at, str) else format_timestamp(utc_now())), tokens
+
+
+def _copy(record: TokenRecord) -> TokenRecord:
+    copied: TokenRecord = json_copy(record)
+    return copied
+
+
+class FileTokenStore:
+    """Token records in one JSON file, safe across threads and processes."""
+
+    name: ClassVar[str] = "local"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = Path(path)
+        self._cache_lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._closer: weakref.finalize[[int], FileTokenStore] | None = None
+
+    @classmethod
+    def create(cls, context: ProviderContext) -> Self:
+        """A store over ``tokenVault.path``."""
+        return cls(context.config.token_vault.path)
+
+    @property
+    def path(self) -> Path:
+        """The vault file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={str(self._path)!r})"
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _remember(self, fd: int, created_at: str, tokens: dict[str, TokenRecord]) -> None:
+        snapshot = _Snapshot(_identity(os.fstat(fd)), created_at, tokens)
+        closer = weakref.finalize(self, os.close, fd)
+        with self._cache_lock:
+            self._snapshot = snapshot
+            previous, self._closer = self._closer, closer
+        if previous is not None:
+            previous()
+
+    def _current(self) -> _Snapshot | None:
+        """The parsed file, from cache when the file is unchanged; ``None`` if missing."""
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            return None
+        with self._cache_lock:
+            snapshot = self._snapshot
+            if snapshot is not None and snapshot.identity == _identity(st):
+                return snapshot
+        try:
+            fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                created_at, tokens = _parse(handle.read())
+        except BaseException:
+            os.close(fd)
+            raise
+        self._remember(fd, created_at, tokens)
+        return self._snapshot
+
+    def _tokens(self) -> dict[str, TokenRecord]:
+        snapshot = self._current()
+        return {} if snapshot is None else snapshot.tokens
+
+    # --- writing --------------------------------------------------------------------------
+
+    def _mutate(self, change: Callable[[dict[str, TokenRecord]], tuple[bool, _T]]) -> _T:
+        """Under the lock: read the file, apply ``change`` to a copy, write it if it changed."""
+        with locked(self._path):
+            snapshot = self._current()
+            created_at = snapshot.created_at if snapshot else format_timestamp(utc_now())
+            tokens = dict(snapshot.tokens) if snapshot else {}
+            changed, result = change(tokens)
+            if changed:
+                document = {"version": 1, "createdAt": created_at, "tokens": tokens}
+                data = json.dumps(document, indent=2) + "\n"
+                atomic_write(self._path, data.encode("utf-8"), mode=0o600)
+                fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+                self._remember(fd, created_at, tokens)
+        return result
+
+    async def _run(self, work: Callable[[], _T]) -> _T:
+        return await anyio.to_thread.run_sync(work)
+
+    # --- TokenStore -----------------------------------------------------------------------
+
+    async def get(self, token: str) -> TokenRecord | None:
+        """Return a copy of the record for ``token``, or ``None``."""
+
+        def work() -> TokenRecord | None:
+            record = self._tokens().get(token)
+            return None if record is None else _copy(record)
+
+        return await self._run(work)
+
+    async def put(self, token: str, record: TokenRecord, *, only_if_absent: bool = False) -> bool:
+        """Store ``record``; with ``only_if_absent`` an existing record wins."""
+        stored = _copy(record)
+
+        def change(tokens: dict[str, TokenRecord]) -> tuple[bool, bool]:
+            if only_if_absent and token in tokens:
+                return False, False
+            tokens[token] = stored
+            return True, True
+
+        return await self._run(lambda: self._mutate(change))
+
+    async def delete(self, token: str) -> bool:
+        """Remove ``token``; return whether it existed."""
+
+        def change(tokens: dict[str, TokenRecord]) -> tuple[bool, bool]:
+            existed = tokens.pop(token, None) is not None
+            return existed, existed
+
+        return await self._run(lambda: self._mutate(change))
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Remove every record expired at or before ``now``; return how many."""
+
+        def change(tokens: dict[str, TokenRecord]) -> tuple[bool, int]:
+            expired = [token for token, record in tokens.items() if is_expired(record, now)]
+            for token in expired:
+                del tokens[token]
+            return bool(expired), len(expired)
+
+        return await self._run(lambda: self._mutate(change))
+
+    async def items(self) -> AsyncIterator[tuple[str, TokenRecord]]:
+        """Yield copies of the records of one snapshot of the file."""
+        tokens = await self._run(self._tokens)
+        for token, record in list(tokens.items()):
+            yield token, _copy(record)
+
+    async def ready(self) -> ReadyState:
+        """Whether the vault directory (and file, if present) can be written."""
+        return await self._run(self._ready)
+
+    def _ready(self) -> ReadyState:
+        directory = self._path.parent
+        probe = directory
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return ReadyState(False, "token_vault_dir_not_writable")
+        if self._path.exists() and not os.access(self._path, os.W_OK):
+            return ReadyState(False, "token_vault_file_not_writable")
+        return ReadyState(True)
