@@ -1,0 +1,372 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Event builders (schema "1"), the payload shape hash and the summary reader."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haechi._canonical import short_hash
+from haechi.audit import (
+    PROXY_DECISIONS,
+    AuditSink,
+    FileAuditStore,
+    payload_shape_hash,
+    protect_event,
+    proxy_decision_event,
+    read_summary,
+    stream_event,
+    vault_event,
+    verify_chain,
+)
+from haechi.cli import main
+from haechi.errors import AuditError
+from haechi.models import Finding, Identity
+
+pytestmark = pytest.mark.anyio
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+IDENTITY = Identity(
+    id="u-1",
+    type="user",
+    subject_hash="s" * 8,
+    issuer_hash="i" * 8,
+    provider="bearer",
+    scopes=("admin",),
+    labels={"team": "x"},
+)
+SUMMARY = {
+    "detectionCount": 2,
+    "byType": {"email": 1, "secret": 1},
+    "byAction": {"redact": 1, "block": 1},
+}
+
+
+def _findings() -> list[Finding]:
+    return [
+        Finding(
+            type="email",
+            rule_id="email",
+            path=("messages", 0, "content"),
+            kind="value",
+            start=5,
+            end=17,
+            confidence=0.9,
+            action="redact",
+        ),
+        Finding(
+            type="secret",
+            rule_id="aws-access-key",
+            path=("k",),
+            kind="key",
+            start=0,
+            end=20,
+            confidence=0.99,
+            action=None,
+        ),
+    ]
+
+
+def _common(event: dict[str, Any]) -> None:
+    assert event["schemaVersion"] == "1"
+    assert uuid.UUID(event["id"]).version == 4
+    assert ISO.match(event["timestamp"])
+
+
+def test_protect_event_shape() -> None:
+    event = protect_event(
+        mode="enforce",
+        blocked=True,
+        payload={"messages": [{"content": "x"}]},
+        findings=_findings(),
+        summary=SUMMARY,
+        protocol="openai",
+        operation="request:POST chat",
+        correlation_id="c-1",
+        identity=IDENTITY,
+        profile="strict",
+    )
+    _common(event)
+    assert list(event) == [
+        "schemaVersion",
+        "id",
+        "correlationId",
+        "timestamp",
+        "protocol",
+        "operation",
+        "identity",
+        "profile",
+        "mode",
+        "enforced",
+        "blocked",
+        "payloadShapeHash",
+        "detections",
+        "summary",
+    ]
+    assert event["identity"] == {
+        "id": "u-1",
+        "type": "user",
+        "subjectHash": "s" * 8,
+        "issuerHash": "i" * 8,
+        "provider": "bearer",
+    }
+    assert (event["mode"], event["enforced"], event["blocked"]) == ("enforce", True, True)
+    assert event["detections"] == [
+        {
+            "type": "email",
+            "ruleId": "email",
+            "path": "key_f5cccfb73751[0].key_ed7002b439e9",
+            "kind": "value",
+            "confidence": 0.9,
+            "action": "redact",
+            "enforced": True,
+        },
+        {
+            "type": "secret",
+            "ruleId": "aws-access-key",
+            "path": f"key_{short_hash('k')}",
+            "kind": "key",
+            "confidence": 0.99,
+            "action": "unknown",
+            "enforced": True,
+        },
+    ]
+    assert event["summary"] == SUMMARY
+    assert re.fullmatch(r"[0-9a-f]{12}", event["payloadShapeHash"])
+
+
+def test_protect_event_defaults_and_non_enforcing_modes() -> None:
+    event = protect_event(
+        mode="dry-run",
+        blocked=False,
+        payload=[],
+        findings=[],
+        summary={"detectionCount": 0, "byType": {}, "byAction": {}},
+    )
+    assert (event["protocol"], event["operation"]) == ("custom", "protect")
+    assert event["correlationId"] is event["identity"] is event["profile"] is None
+    assert event["enforced"] is False
+    assert (
+        protect_event(mode="report-only", blocked=False, payload=1, findings=[], summary={})[
+            "enforced"
+        ]
+        is False
+    )
+
+
+@pytest.mark.parametrize(
+    ("decision", "blocked"),
+    [("reveal_allowed", False), ("reveal_denied", True), ("purge", False)],
+)
+def test_vault_event_shape(decision: str, blocked: bool) -> None:
+    event = vault_event(
+        operation="reveal",
+        decision=decision,
+        reason="reveal_policy_disabled",
+        token="tok_abc",
+        token_type="email",
+        count=1,
+        reveal_policy="disabled",
+    )
+    _common(event)
+    assert event["protocol"] == "token-vault"
+    assert event["operation"] == "token-vault:reveal"
+    assert (event["identity"], event["mode"], event["enforced"]) == (None, "n/a", True)
+    assert event["blocked"] is blocked
+    assert (event["decision"], event["token"], event["tokenType"], event["count"]) == (
+        decision,
+        "tok_abc",
+        "email",
+        1,
+    )
+    assert event["summary"] == {"detectionCount": 0, "byType": {}, "byAction": {decision: 1}}
+
+
+def test_vault_event_writes_absent_fields_as_null() -> None:
+    event = vault_event(operation="purge-expired", decision="purge_expired", count=3)
+    assert event["operation"] == "token-vault:purge-expired"
+    assert event["token"] is event["tokenType"] is event["reason"] is None
+    assert event["revealPolicy"] is None
+
+
+@pytest.mark.parametrize(("decision", "implied"), sorted(PROXY_DECISIONS.items()))
+def test_proxy_decision_event_shape(decision: str, implied: tuple[bool, bool]) -> None:
+    event = proxy_decision_event(
+        protocol="openai",
+        route_id="chat",
+        decision=decision,
+        reason="why",
+        mode="enforce",
+        correlation_id="c-2",
+        identity=IDENTITY,
+        profile="p",
+        path="/v1/chat/completions",
+    )
+    _common(event)
+    assert event["operation"] == "proxy:openai:chat"
+    assert (event["enforced"], event["blocked"]) == implied
+    assert event["pathHash"] == short_hash("/v1/chat/completions")
+    assert event["routeId"] == "chat"
+    assert event["identity"]["id"] == "u-1"
+    assert event["summary"] == {"detectionCount": 0, "byType": {}, "byAction": {decision: 1}}
+
+
+def test_proxy_decision_event_unknown_decision_needs_explicit_flags() -> None:
+    with pytest.raises(ValueError, match="explicit"):
+        proxy_decision_event(
+            protocol="p",
+            route_id=None,
+            decision="custom",
+            reason="r",
+            mode="enforce",
+            correlation_id=None,
+        )
+    event = proxy_decision_event(
+        protocol="p",
+        route_id=None,
+        decision="custom",
+        reason="r",
+        mode="enforce",
+        correlation_id=None,
+        enforced=True,
+        blocked=False,
+    )
+    assert (event["enforced"], event["blocked"], event["pathHash"]) == (True, False, None)
+
+
+@pytest.mark.parametrize(
+    ("blocked", "decision", "reason"),
+    [
+        (True, "stream_blocked", "stream_policy_block"),
+        (False, "stream_inspected", "stream_inspected"),
+    ],
+)
+def test_stream_event_shape(blocked: bool, decision: str, reason: str) -> None:
+    tally = {"detectionCount": 1, "byType": {"email": 1}, "byAction": {"redact": 1}}
+    event = stream_event(
+        protocol="anthropic",
+        route_id="messages",
+        operation="POST messages",
+        mode="enforce",
+        blocked=blocked,
+        summary=tally,
+        correlation_id="c-3",
+        path="/v1/messages",
+    )
+    _common(event)
+    assert event["operation"] == "response-stream:POST messages"
+    assert (event["decision"], event["reason"], event["blocked"]) == (decision, reason, blocked)
+    assert event["enforced"] is True
+    assert event["summary"] == tally
+    assert "detections" not in event
+
+
+async def test_every_builder_is_chained_verified_and_summed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(audit))
+    await sink.record(
+        protect_event(
+            mode="enforce", blocked=True, payload={"a": "b"}, findings=_findings(), summary=SUMMARY
+        )
+    )
+    await sink.record(vault_event(operation="reveal", decision="reveal_denied"))
+    await sink.record(
+        proxy_decision_event(
+            protocol="openai",
+            route_id="chat",
+            decision="auth_denied",
+            reason="no_token",
+            mode="enforce",
+            correlation_id=None,
+        )
+    )
+    await sink.record(
+        stream_event(
+            protocol="openai",
+            route_id="chat",
+            operation="chat",
+            mode="dry-run",
+            blocked=False,
+            correlation_id=None,
+            summary={"detectionCount": 1, "byType": {"email": 1}, "byAction": {"redact": 1}},
+        )
+    )
+    assert verify_chain(audit).records == 4
+    expected = {
+        "events": 4,
+        "blocked": 3,
+        "detections": 3,
+        "byType": {"email": 2, "secret": 1},
+        "byAction": {"redact": 2, "block": 1, "reveal_denied": 1, "auth_denied": 1},
+    }
+    assert read_summary(audit) == expected
+    assert main(["report", "--audit", str(audit)]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": True,
+        "auditPath": str(audit),
+        "summary": expected,
+    }
+
+
+def test_summary_of_a_missing_file_is_zeros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zeros = {"events": 0, "blocked": 0, "detections": 0, "byType": {}, "byAction": {}}
+    assert read_summary(tmp_path / "absent.jsonl") == zeros
+    monkeypatch.chdir(tmp_path)
+    assert main(["report"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": True,
+        "auditPath": ".haechi/audit.jsonl",
+        "summary": zeros,
+    }
+
+
+def test_summary_ignores_non_integer_counts_and_refuses_malformed_lines(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text(
+        '{"blocked":"yes","summary":{"detectionCount":true,"byType":{"a":"1","b":2}}}\n\n',
+        encoding="utf-8",
+    )
+    assert read_summary(audit) == {
+        "events": 1,
+        "blocked": 0,
+        "detections": 0,
+        "byType": {"b": 2},
+        "byAction": {},
+    }
+    audit.write_text("[1, 2]\n", encoding="utf-8")
+    with pytest.raises(AuditError, match="line 1"):
+        read_summary(audit)
+
+
+def test_shape_hash_ignores_values_but_not_lengths_or_structure() -> None:
+    base = payload_shape_hash({"to": "a@b.co", "n": 1, "ok": True})
+    assert payload_shape_hash({"to": "x@y.zz", "n": 2.5, "ok": False}) == base
+    assert payload_shape_hash({"to": "a@b.com", "n": 1, "ok": True}) != base
+    assert payload_shape_hash({"n": 1, "to": "a@b.co", "ok": True}) != base
+    assert payload_shape_hash({"to": "a@b.co", "n": "1", "ok": True}) != base
+    assert payload_shape_hash([None]) != payload_shape_hash([True])
+    assert payload_shape_hash("😀") == payload_shape_hash("ab")
+
+
+def test_shape_hash_handles_deep_and_large_payloads() -> None:
+    deep: Any = "leaf"
+    for _ in range(50_000):
+        deep = {"k": [deep]}
+    assert re.fullmatch(r"[0-9a-f]{12}", payload_shape_hash(deep))
+    wide = {f"key{i}": ["text", i, {"x": None}] for i in range(100_000)}
+    assert payload_shape_hash(wide) != payload_shape_hash({})
+
+
+@pytest.mark.parametrize("bad", [{1, 2}, {"k": b"x"}, {1: "int key"}])
+def test_shape_hash_refuses_non_json(bad: Any) -> None:
+    with pytest.raises(TypeError):
+        payload_shape_hash(bad)

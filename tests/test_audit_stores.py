@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The built-in audit stores: the shared contract, then what only the file store promises."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haechi import _builtins
+from haechi.audit import (
+    AuditSink,
+    FileAuditStore,
+    MemoryAuditStore,
+    build_integrity_record,
+    verify_chain,
+)
+from haechi.config import parse_config
+from haechi.errors import AuditError
+from haechi.providers import AuditStore, ProviderContext
+from haechi.testing.audit_store import AuditStoreContract
+
+pytestmark = pytest.mark.anyio
+
+
+class TestFileAuditStore(AuditStoreContract):
+    @pytest.fixture
+    def audit_store(self, tmp_path: Path) -> FileAuditStore:
+        return FileAuditStore(tmp_path / "logs" / "audit.jsonl")
+
+
+class TestMemoryAuditStore(AuditStoreContract):
+    @pytest.fixture
+    def audit_store(self) -> MemoryAuditStore:
+        return MemoryAuditStore()
+
+
+def test_builtins_are_registered_and_built_from_config(tmp_path: Path) -> None:
+    classes = {cls.name: cls for cls in _builtins.haechi_register_audit_stores()}
+    assert set(classes) == {"jsonl", "memory"}
+    config = parse_config({"audit": {"path": str(tmp_path / "a.jsonl")}})
+    context = ProviderContext(config=config)
+    store = classes["jsonl"].create(context)
+    assert isinstance(store, FileAuditStore)
+    assert isinstance(store, AuditStore)
+    assert store.path == tmp_path / "a.jsonl"
+    assert isinstance(classes["memory"].create(context), MemoryAuditStore)
+
+
+async def test_file_is_compact_jsonl_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    await AuditSink(FileAuditStore(path)).record({"text": "한국어", "n": 1})
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n")
+    assert raw.count(b"\n") == 1
+    assert b": " not in raw
+    assert b", " not in raw
+    assert "한국어".encode() in raw
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_tail_read_spans_a_record_longer_than_one_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    await sink.record({"n": 1})
+    await sink.record({"padding": "x" * 300_000})
+    third = await sink.record({"n": 3})
+    assert third["auditIntegrity"]["sequence"] == 3
+    assert verify_chain(path).records == 3
+
+
+async def test_torn_tail_fails_closed_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    await sink.record({"n": 1})
+    with path.open("ab") as handle:
+        handle.write(b'{"n":2,"auditInteg')
+    before = path.read_bytes()
+    with pytest.raises(AuditError, match="incomplete record"):
+        await sink.record({"n": 3})
+    assert path.read_bytes() == before
+
+
+async def test_unusable_head_fails_closed(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text('{"n":1}\n', encoding="utf-8")
+    with pytest.raises(AuditError, match="no usable auditIntegrity"):
+        await AuditSink(FileAuditStore(path)).record({"n": 2})
+
+
+async def test_trailing_blank_lines_are_skipped_by_the_tail_read(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    await sink.record({"n": 1})
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("\n  \n")
+    second = await sink.record({"n": 2})
+    assert second["auditIntegrity"]["sequence"] == 2
+    assert verify_chain(path).valid
+
+
+async def test_ready_reports_unwritable_directory_and_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("", encoding="utf-8")
+    state = await FileAuditStore(blocker / "audit.jsonl").ready()
+    assert (state.ok, state.reason) == (False, "audit_dir_not_writable")
+
+    directory_in_the_way = tmp_path / "audit.jsonl"
+    directory_in_the_way.mkdir()
+    state = await FileAuditStore(directory_in_the_way).ready()
+    assert (state.ok, state.reason) == (False, "audit_file_not_writable")
+
+    fresh = tmp_path / "new" / "audit.jsonl"
+    state = await FileAuditStore(fresh).ready()
+    assert state.ok
+    assert not fresh.exists()
+
+
+async def test_sink_ready_reports_the_anchor_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    sink = AuditSink(
+        FileAuditStore(tmp_path / "audit.jsonl"),
+        anchor_mode="file",
+        anchor_path=blocker / "anchor.jsonl",
+    )
+    state = await sink.ready()
+    assert (state.ok, state.reason) == (False, "audit_anchor_not_writable")
+
+
+async def test_store_failure_surfaces_as_audit_error(tmp_path: Path) -> None:
+    directory_in_the_way = tmp_path / "audit.jsonl"
+    directory_in_the_way.mkdir()
+    with pytest.raises(AuditError, match="'jsonl' failed to append"):
+        await AuditSink(FileAuditStore(directory_in_the_way)).record({"n": 1})
+
+
+async def test_records_of_a_missing_file_are_empty(tmp_path: Path) -> None:
+    store = FileAuditStore(tmp_path / "absent.jsonl")
+    assert [record async for record in store.records()] == []
+
+
+async def test_records_stream_a_long_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines, previous = [], None
+    for n in range(1300):
+        record = build_integrity_record(previous, {"n": n})
+        previous = record["auditIntegrity"]
+        lines.append(json.dumps(record) + "\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    seen = [record["n"] async for record in FileAuditStore(path).records()]
+    assert seen == list(range(1300))
+
+
+_WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    import anyio
+    from haechi.audit import AuditSink, FileAuditStore
+
+    audit, anchor, go, worker, count = sys.argv[1:6]
+    while not os.path.exists(go):
+        time.sleep(0.001)
+
+    async def main():
+        sink = AuditSink(FileAuditStore(audit), anchor_mode="file", anchor_path=anchor)
+        for n in range(int(count)):
+            await sink.record({"worker": int(worker), "n": n})
+
+    anyio.run(main)
+    """
+)
+
+PROCESSES = 20
+PER_PROCESS = 5
+
+
+def test_twenty_processes_append_one_linear_chain(tmp_path: Path) -> None:
+    audit, anchor, go = tmp_path / "audit.jsonl", tmp_path / "anchor.jsonl", tmp_path / "go"
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WRITER,
+                str(audit),
+                str(anchor),
+                str(go),
+                str(w),
+                str(PER_PROCESS),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for w in range(PROCESSES)
+    ]
+    time.sleep(0.2)
+    go.touch()
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err.decode()
+
+    total = PROCESSES * PER_PROCESS
+    records = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    assert [r["auditIntegrity"]["sequence"] for r in records] == list(range(1, total + 1))
+    assert len({r["auditIntegrity"]["eventHash"] for r in records}) == total
+    assert sorted((r["worker"], r["n"]) for r in records) == [
+        (w, n) for w in range(PROCESSES) for n in range(PER_PROCESS)
+    ]
+    result = verify_chain(audit, anchor_path=anchor)
+    assert result.valid
+    assert result.records == total
+    anchors: list[dict[str, Any]] = [
+        json.loads(line) for line in anchor.read_text(encoding="utf-8").splitlines()
+    ]
+    # Anchors are written inside the store's exclusive section: in sequence order.
+    assert [a["sequence"] for a in anchors] == list(range(1, total + 1))
+    assert os.path.exists(f"{audit}.lock")
