@@ -1,2 +1,221 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CLI commands (being written)."""
+"""``haechi protect`` and ``haechi scan``.
+
+``protect`` runs one JSON document through the full pipeline (and writes one audit event);
+``scan`` reports findings line by line for JSON Lines input of any size, without auditing
+or changing anything. Both read a file or standard input (``-``). A configuration file that
+does not exist at the default path means the built-in defaults, so both work in an empty
+directory (``protect`` then writes its audit log to ``.haechi/audit.jsonl``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any, Final
+
+import typer
+
+from haechi.cli._app import ConfigOption, app, emit_json, exit_with
+from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
+from haechi.errors import LimitError
+
+__all__: list[str] = []
+
+_EXIT_BLOCKED: Final = 3
+_EXIT_MALFORMED: Final = 1
+_PROGRESS_EVERY: Final = 1 << 20
+
+
+class _Direction(StrEnum):
+    request = "request"
+    response = "response"
+
+
+class _Mode(StrEnum):
+    dry_run = "dry-run"
+    report_only = "report-only"
+    enforce = "enforce"
+
+
+InputArgument = Annotated[
+    str, typer.Argument(help="Input file, or - for standard input.", show_default=True)
+]
+DirectionOption = Annotated[
+    _Direction, typer.Option("--direction", help="Inspect as a request or as a response.")
+]
+
+
+@contextlib.contextmanager
+def _open_input(name: str) -> Iterator[IO[bytes]]:
+    if name == "-":
+        yield sys.stdin.buffer
+        return
+    with Path(name).open("rb") as handle:
+        yield handle
+
+
+def _parse(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise LimitError(
+            "the JSON input nests too deeply to parse",
+            status_code=413,
+            error_code="haechi_request_too_deeply_nested",
+        ) from None
+
+
+@app.command("protect")
+def protect_command(
+    file: InputArgument = "-",
+    direction: DirectionOption = _Direction.request,
+    mode: Annotated[
+        _Mode | None,
+        typer.Option("--mode", help="Override the configured mode.", show_default=False),
+    ] = None,
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+) -> None:
+    """Protect one JSON document and print the result (exit 3 when it is blocked)."""
+    settings = load_config(config)
+    with _open_input(file) as handle:
+        data = handle.read()
+    try:
+        payload = _parse(data)
+    except ValueError:
+        raise ValueError(f"{file}: the input is not valid JSON") from None
+    document = asyncio.run(_protect(settings, payload, direction.value, mode and mode.value))
+    emit_json(document)
+    if document["blocked"]:
+        exit_with(_EXIT_BLOCKED)
+
+
+async def _protect(
+    settings: HaechiConfig, payload: Any, direction: Any, mode: Any
+) -> dict[str, Any]:
+    from haechi.runtime import create_runtime
+
+    runtime = create_runtime(settings)
+    try:
+        result = await runtime.protect(
+            payload,
+            direction=direction,
+            protocol=settings.target.type,
+            operation="cli protect",
+            mode=mode,
+        )
+    finally:
+        await runtime.aclose()
+    warnings = list(runtime.warnings)
+    if not result.enforced:
+        warnings.insert(
+            0,
+            f"mode is {result.mode}: findings are audited but the payload is neither "
+            "modified nor blocked",
+        )
+    return {
+        "ok": not result.blocked,
+        "mode": result.mode,
+        "enforced": result.enforced,
+        "blocked": result.blocked,
+        "auditId": result.audit_id,
+        "summary": result.summary,
+        "payload": result.payload,
+        "warnings": warnings,
+    }
+
+
+@app.command("scan")
+def scan_command(
+    file: InputArgument = "-",
+    direction: DirectionOption = _Direction.request,
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+) -> None:
+    """Print the findings of every line of a JSON Lines input, one output line each.
+
+    Nothing is audited or changed. A line that is not JSON is reported as
+    {"line": N, "error": "invalid JSON"} and scanning goes on; the exit code is then 1.
+    """
+    from haechi.runtime import create_runtime
+
+    runtime = create_runtime(load_config(config))
+    malformed = False
+    try:
+        with _open_input(file) as handle:
+            malformed = _scan_lines(runtime, handle, direction.value)
+    finally:
+        asyncio.run(runtime.aclose())
+    if malformed:
+        exit_with(_EXIT_MALFORMED)
+
+
+def _scan_lines(runtime: Any, handle: IO[bytes], direction: Any) -> bool:
+    progress = _Progress(handle) if sys.stderr.isatty() else None
+    malformed = False
+    out = sys.stdout
+    for number, raw in enumerate(handle, start=1):
+        document: dict[str, Any] = {"line": number}
+        if not raw.strip():
+            document["findings"] = []
+        else:
+            try:
+                value = _parse(raw)
+            except ValueError:
+                document["error"] = "invalid JSON"
+                malformed = True
+            except LimitError:
+                document["error"] = "nested too deeply"
+                malformed = True
+            else:
+                try:
+                    findings = runtime.scan(value, direction=direction)
+                except LimitError:
+                    document["error"] = "nested too deeply"
+                    malformed = True
+                else:
+                    document["findings"] = [finding.to_json() for finding in findings]
+        out.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
+        out.flush()
+        if progress is not None:
+            progress.advance(len(raw))
+    if progress is not None:
+        progress.finish()
+    return malformed
+
+
+class _Progress:
+    """Bytes read so far (and of how many) on a terminal's stderr, redrawn in place."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._total: int | None = None
+        with contextlib.suppress(OSError, ValueError):
+            info = os.fstat(handle.fileno())
+            if info.st_size > 0:
+                self._total = info.st_size
+        self._read = 0
+        self._shown = 0
+
+    def advance(self, count: int) -> None:
+        self._read += count
+        if self._read - self._shown >= _PROGRESS_EVERY:
+            self._shown = self._read
+            self._draw()
+
+    def finish(self) -> None:
+        self._draw()
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def _draw(self) -> None:
+        read = self._read / (1 << 20)
+        text = f"\rhaechi scan: {read:.1f} MiB"
+        if self._total is not None:
+            text += f" of {self._total / (1 << 20):.1f} MiB"
+        sys.stderr.write(text)
+        sys.stderr.flush()

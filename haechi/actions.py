@@ -1,0 +1,310 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What each action writes in place of a detected value, and how a payload is rewritten.
+
+The replacement formats are a compatibility contract (tools downstream parse them):
+
+- ``redact``   -> ``[REDACTED:<type>]``
+- ``mask``     -> all ``*`` up to 8 characters; else first 2 + ``*`` x max(4, n-4) + last 2
+- ``tokenize`` -> ``[TOKEN:<token id>]`` from the vault, or ``[TOKEN:<type>:<12 hex>]`` (a
+  one-way hash, not reversible) when no vault is configured
+- ``encrypt``  -> ``[HAECHI_ENC:<base64url of the envelope JSON, no padding>]``, the envelope
+  bound to the AAD ``{context, path, type, ruleId}``
+- ``allow`` leaves the text; ``block`` rejects the whole payload (decided by the caller).
+
+Only the matched span changes; the text around it is kept byte for byte. Overlapping spans
+are merged and replaced once with the strongest action among them, so no character of any
+finding survives a rewrite. A transformed number becomes a string; a transformed object key
+is renamed in place (``#2``, ``#3``, ... when the new name is taken), deepest keys first.
+Rewriting copies only the containers on the way to a change: the input is never modified,
+and unchanged parts are shared with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from haechi._canonical import sha256_hex
+from haechi.models import ACTION_STRENGTH, Action, Detection, PathSegment
+from haechi.payload import number_text
+from haechi.providers import CryptoProvider
+
+__all__ = [
+    "Item",
+    "Tokenizer",
+    "Transformer",
+    "apply_rewrites",
+    "encrypt_marker",
+    "mask",
+    "redact_marker",
+    "transform_payload",
+    "unvaulted_token_marker",
+]
+
+_UNCHANGED: frozenset[str] = frozenset({"allow", "block"})
+
+
+class _Issued(Protocol):
+    @property
+    def token(self) -> str: ...
+
+
+class Tokenizer(Protocol):
+    """The part of the token vault the transform needs."""
+
+    async def tokenize(
+        self,
+        plaintext: str,
+        type: str,
+        *,
+        context: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+    ) -> _Issued:
+        """Store ``plaintext`` and return the issued token."""
+        ...
+
+
+def redact_marker(detection_type: str) -> str:
+    """``[REDACTED:<type>]``."""
+    return f"[REDACTED:{detection_type}]"
+
+
+def mask(segment: str) -> str:
+    """Hide ``segment`` but keep its length (lengths count characters, i.e. code points)."""
+    length = len(segment)
+    if length <= 8:
+        return "*" * length
+    return segment[:2] + "*" * max(4, length - 4) + segment[-2:]
+
+
+def unvaulted_token_marker(detection_type: str, segment: str) -> str:
+    """``[TOKEN:<type>:<12 hex>]``: a stable one-way label, used only without a vault."""
+    return f"[TOKEN:{detection_type}:{sha256_hex(segment)[:12]}]"
+
+
+def encrypt_marker(envelope: Mapping[str, Any]) -> str:
+    """``[HAECHI_ENC:<base64url(compact JSON of the envelope), no padding>]``."""
+    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    encoded = base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return f"[HAECHI_ENC:{encoded}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One decided detection: what was found, what to do, and its audit-safe path."""
+
+    detection: Detection
+    action: Action
+    path_text: str
+
+
+class Transformer:
+    """Produces replacement text for one protect call and remembers the tokens it issued.
+
+    ``context`` is the call context bound into vault records and encryption AAD (direction,
+    protocol, operation, mode, correlation id, identity, profile).
+    """
+
+    __slots__ = ("_context", "_crypto", "_issued", "_vault")
+
+    def __init__(
+        self,
+        *,
+        crypto: CryptoProvider,
+        vault: Tokenizer | None,
+        context: Mapping[str, Any],
+    ) -> None:
+        self._crypto = crypto
+        self._vault = vault
+        self._context = dict(context)
+        self._issued: dict[str, None] = {}
+
+    @property
+    def issued_tokens(self) -> tuple[str, ...]:
+        """Tokens minted or reused so far, in first-issue order, without repeats."""
+        return tuple(self._issued)
+
+    async def replacement(self, item: Item, segment: str) -> str:
+        """The text that replaces ``segment`` under ``item``'s action."""
+        detection = item.detection
+        action = item.action
+        if action == "redact":
+            return redact_marker(detection.type)
+        if action == "mask":
+            return mask(segment)
+        if action == "tokenize":
+            if self._vault is None:
+                return unvaulted_token_marker(detection.type, segment)
+            issued = await self._vault.tokenize(
+                segment,
+                detection.type,
+                context=self._context,
+                metadata={"path": item.path_text, "ruleId": detection.rule_id},
+            )
+            self._issued[issued.token] = None
+            return f"[TOKEN:{issued.token}]"
+        if action == "encrypt":
+            aad = {
+                "context": self._context,
+                "path": item.path_text,
+                "type": detection.type,
+                "ruleId": detection.rule_id,
+            }
+            return encrypt_marker(self._crypto.encrypt(segment, aad))
+        return segment
+
+    async def transform_text(self, text: str, items: Sequence[Item]) -> str:
+        """Rewrite every span of ``items`` in ``text``; allow and block leave text alone."""
+        active = sorted(
+            (
+                item
+                for item in items
+                if item.action not in _UNCHANGED and item.detection.end > item.detection.start
+            ),
+            key=lambda item: (item.detection.start, -item.detection.end),
+        )
+        if not active:
+            return text
+        parts: list[str] = []
+        cursor = 0
+        index = 0
+        while index < len(active):
+            start = active[index].detection.start
+            end = active[index].detection.end
+            winner = active[index]
+            index += 1
+            while index < len(active) and active[index].detection.start < end:
+                candidate = active[index]
+                end = max(end, candidate.detection.end)
+                if ACTION_STRENGTH[candidate.action] > ACTION_STRENGTH[winner.action]:
+                    winner = candidate
+                index += 1
+            parts.append(text[cursor:start])
+            parts.append(await self.replacement(winner, text[start:end]))
+            cursor = end
+        parts.append(text[cursor:])
+        return "".join(parts)
+
+
+async def transform_payload(payload: Any, items: Sequence[Item], transformer: Transformer) -> Any:
+    """Return ``payload`` with every item's span rewritten (the input is not modified)."""
+    leaves: dict[tuple[PathSegment, ...], list[Item]] = {}
+    keys: dict[tuple[PathSegment, ...], list[Item]] = {}
+    for item in items:
+        if item.action in _UNCHANGED:
+            continue
+        target = keys if item.detection.kind == "key" else leaves
+        target.setdefault(item.detection.path, []).append(item)
+    if not leaves and not keys:
+        return payload
+    new_leaves: dict[tuple[PathSegment, ...], str] = {}
+    for path, group in leaves.items():
+        original = _leaf_text(_lookup(payload, path))
+        rewritten = await transformer.transform_text(original, group)
+        if rewritten != original:
+            new_leaves[path] = rewritten
+    new_keys: dict[tuple[PathSegment, ...], str] = {}
+    for path, group in keys.items():
+        original_key = path[-1]
+        assert isinstance(original_key, str)  # key entries always end in their key
+        rewritten = await transformer.transform_text(original_key, group)
+        if rewritten != original_key:
+            new_keys[path] = rewritten
+    return apply_rewrites(payload, new_leaves, new_keys)
+
+
+def _lookup(payload: Any, path: tuple[PathSegment, ...]) -> Any:
+    node = payload
+    for segment in path:
+        node = node[segment]
+    return node
+
+
+def _leaf_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    text = number_text(value)
+    if text is None:  # pragma: no cover - the walk never yields entries for these
+        raise TypeError("not an inspectable leaf")
+    return text
+
+
+class _CopyOnWrite:
+    """Shallow copies of the containers on the way to a change, keyed by original path."""
+
+    __slots__ = ("copies", "root")
+
+    def __init__(self, payload: Any) -> None:
+        self.root = _shallow(payload)
+        self.copies: dict[tuple[PathSegment, ...], Any] = {(): self.root}
+
+    def container(self, path: tuple[PathSegment, ...]) -> Any:
+        depth = len(path)
+        while path[:depth] not in self.copies:
+            depth -= 1
+        node = self.copies[path[:depth]]
+        for index in range(depth, len(path)):
+            segment = path[index]
+            child = _shallow(node[segment])
+            node[segment] = child
+            self.copies[path[: index + 1]] = child
+            node = child
+        return node
+
+
+def _shallow(container: Any) -> Any:
+    if isinstance(container, dict):
+        return dict(container)
+    return list(container)
+
+
+def apply_rewrites(
+    payload: Any,
+    leaves: Mapping[tuple[PathSegment, ...], str],
+    keys: Mapping[tuple[PathSegment, ...], str],
+) -> Any:
+    """Return ``payload`` with the leaves at ``leaves``' paths replaced by their text and
+    the keys at ``keys``' paths renamed (deepest first; ``#2``, ``#3``... on collisions).
+
+    Paths are those of the original payload. Only containers on the way to a change are
+    copied; the input is not modified.
+    """
+    if () in leaves:
+        return leaves[()]
+    if not leaves and not keys:
+        return payload
+    tree = _CopyOnWrite(payload)
+    for path, text in leaves.items():
+        tree.container(path[:-1])[path[-1]] = text
+    renames: dict[tuple[PathSegment, ...], dict[str, str]] = {}
+    for path, new_key in keys.items():
+        old_key = path[-1]
+        assert isinstance(old_key, str)
+        renames.setdefault(path[:-1], {})[old_key] = new_key
+    for container_path in sorted(renames, key=len, reverse=True):
+        _rename_keys(tree.container(container_path), renames[container_path])
+    return tree.root
+
+
+def _rename_keys(container: dict[str, Any], renames: Mapping[str, str]) -> None:
+    """Rename keys in place, keeping their positions; a taken name gets ``#2``, ``#3``..."""
+    in_use = set(container)
+    final: dict[str, str] = {}
+    for old_key in container:
+        wanted = renames.get(old_key)
+        if wanted is None:
+            continue
+        in_use.discard(old_key)
+        candidate = wanted
+        suffix = 2
+        while candidate in in_use:
+            candidate = f"{wanted}#{suffix}"
+            suffix += 1
+        in_use.add(candidate)
+        final[old_key] = candidate
+    items = [(final.get(key, key), value) for key, value in container.items()]
+    container.clear()
+    container.update(items)

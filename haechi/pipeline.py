@@ -1,0 +1,412 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The protect pipeline: walk -> detect -> precision dials -> decide -> transform -> audit.
+
+:class:`Protector` runs one JSON payload through every step and writes exactly one sanitized
+audit event per call. Only ``enforce`` changes or blocks anything; ``dry-run`` and
+``report-only`` detect, decide and audit, and return the payload untouched.
+
+Failing closed: when detection, the vault, the crypto provider or any other provider raises
+while a payload is being protected, no content is returned. The call records an audit event
+saying it blocked on an internal error (the error class only, never a value) and
+raises :class:`~haechi.errors.ProviderError`; the gateway answers such calls with a 5xx, not
+with the 403 of a policy block. If the audit log itself cannot be written, the call raises
+:class:`~haechi.errors.AuditError`: nothing is returned that was not recorded. A payload
+nested too deeply raises :class:`~haechi.errors.LimitError` before anything is inspected.
+
+The pieces shared with the stream window (:mod:`haechi.stream_window`) live here too: the
+call context, the precision dials, the per-call tallies and the decision step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from haechi.actions import Item, Tokenizer, Transformer, transform_payload
+from haechi.audit import protect_event
+from haechi.detect.rule import HARD_BLOCK_TYPES
+from haechi.errors import AuditError, HaechiError, ProviderError
+from haechi.models import (
+    Detection,
+    Direction,
+    Entry,
+    EntryKind,
+    Finding,
+    Identity,
+    Mode,
+    PathSegment,
+    ProtectResult,
+)
+from haechi.payload import DEFAULT_MAX_NESTING_DEPTH, PathTexts, collect_entries
+from haechi.policy import Policy
+from haechi.providers import CryptoProvider
+
+__all__ = [
+    "CallContext",
+    "Detector",
+    "Evaluation",
+    "Inspection",
+    "PrecisionDials",
+    "Protector",
+    "Recorder",
+    "Tally",
+    "TextResult",
+    "inspect",
+]
+
+
+class Detector(Protocol):
+    """The part of the detection engine the pipeline needs."""
+
+    def detect(
+        self, entries: Sequence[Entry], *, direction: Direction, scan_numbers: bool = False
+    ) -> list[Detection]:
+        """Every detection in ``entries``."""
+        ...
+
+    def scan_text(
+        self,
+        text: str,
+        *,
+        direction: Direction,
+        path: tuple[PathSegment, ...] = (),
+        kind: EntryKind = "value",
+    ) -> list[Detection]:
+        """Every detection in one piece of text."""
+        ...
+
+
+class Recorder(Protocol):
+    """The part of the audit sink the pipeline needs."""
+
+    async def record(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Append ``event`` to the chain and return the stored record."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling and how: what the audit event records and vault records are bound to.
+
+    ``scan_numbers`` only matters for responses: number leaves of requests are always
+    scanned, those of responses only on request (timings and counters are long numbers).
+    """
+
+    direction: Direction = "request"
+    mode: Mode = "dry-run"
+    protocol: str = "custom"
+    operation: str = "protect"
+    identity: Identity | None = None
+    profile: str | None = None
+    correlation_id: str | None = None
+    scan_numbers: bool = False
+
+    @property
+    def enforced(self) -> bool:
+        """Whether this call may change or block content."""
+        return self.mode == "enforce"
+
+    def binding(self) -> dict[str, Any]:
+        """The context bound into vault records and encryption AAD.
+
+        The identity appears as its audit projection (ids and keyed hashes); scopes and
+        labels stay out, because vault records keep their AAD in clear.
+        """
+        return {
+            "direction": self.direction,
+            "protocol": self.protocol,
+            "operation": self.operation,
+            "mode": self.mode,
+            "correlationId": self.correlation_id,
+            "profile": self.profile,
+            "identity": None if self.identity is None else self.identity.audit_projection(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PrecisionDials:
+    """``filters.allowlist`` and ``filters.minConfidence``.
+
+    The allowlist is checked first (a match *suppresses*), then the confidence floor (below
+    it a finding is *dropped*). Neither ever removes a hard-block type: an allowlisted card
+    number is still a card, and a low-confidence secret is still a secret.
+    """
+
+    min_confidence: float = 0.0
+    values: frozenset[str] = frozenset()
+    paths: frozenset[str] = frozenset()
+    pairs: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def from_config(cls, min_confidence: float, allowlist: Iterable[Any]) -> PrecisionDials:
+        """Build the dials from ``filters``: allowlist entries are strings or objects with
+        ``value`` and/or ``path``."""
+        values: set[str] = set()
+        paths: set[str] = set()
+        pairs: set[tuple[str, str]] = set()
+        for entry in allowlist:
+            if isinstance(entry, str):
+                values.add(entry)
+                continue
+            value = getattr(entry, "value", None)
+            path = getattr(entry, "path", None)
+            if value is not None and path is not None:
+                pairs.add((value, path))
+            elif value is not None:
+                values.add(value)
+            elif path is not None:
+                paths.add(path)
+        return cls(float(min_confidence), frozenset(values), frozenset(paths), frozenset(pairs))
+
+    def screen(self, detection: Detection, path_text: str) -> Literal["keep", "suppress", "drop"]:
+        """What the dials do with one detection."""
+        if detection.hard_block or detection.type in HARD_BLOCK_TYPES:
+            return "keep"
+        if (
+            detection.value in self.values
+            or path_text in self.paths
+            or (detection.value, path_text) in self.pairs
+        ):
+            return "suppress"
+        if detection.confidence < self.min_confidence:
+            return "drop"
+        return "keep"
+
+
+class Tally:
+    """Counts for a summary: kept findings by type and action, suppressed and dropped ones.
+
+    The summary is ``{detectionCount, byType, byAction}`` plus ``suppressedCount``,
+    ``suppressedByType``, ``droppedCount`` and ``droppedByType`` when they are not zero.
+    """
+
+    __slots__ = ("by_action", "by_type", "dropped", "suppressed")
+
+    def __init__(self) -> None:
+        self.by_type: Counter[str] = Counter()
+        self.by_action: Counter[str] = Counter()
+        self.suppressed: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+
+    def add(self, inspection: Inspection) -> None:
+        """Add the counts of one inspection."""
+        for item in inspection.items:
+            self.by_type[item.detection.type] += 1
+            self.by_action[item.action] += 1
+        self.suppressed.update(inspection.suppressed)
+        self.dropped.update(inspection.dropped)
+
+    def summary(self) -> dict[str, Any]:
+        """The summary document (fresh dicts, safe to modify)."""
+        summary: dict[str, Any] = {
+            "detectionCount": self.by_type.total(),
+            "byType": dict(self.by_type),
+            "byAction": dict(self.by_action),
+        }
+        if self.suppressed:
+            summary["suppressedCount"] = self.suppressed.total()
+            summary["suppressedByType"] = dict(self.suppressed)
+        if self.dropped:
+            summary["droppedCount"] = self.dropped.total()
+            summary["droppedByType"] = dict(self.dropped)
+        return summary
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """Detections that survived the dials, each with its decided action."""
+
+    items: tuple[Item, ...]
+    suppressed: Counter[str]
+    dropped: Counter[str]
+
+    def blocks(self) -> bool:
+        """Whether any decision is ``block``."""
+        return any(item.action == "block" for item in self.items)
+
+
+def inspect(
+    detections: Iterable[Detection],
+    *,
+    policy: Policy,
+    dials: PrecisionDials,
+    path_texts: PathTexts,
+) -> Inspection:
+    """Apply the dials and decide every surviving detection."""
+    items: list[Item] = []
+    suppressed: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    for detection in detections:
+        text = path_texts(detection.path)
+        verdict = dials.screen(detection, text)
+        if verdict == "suppress":
+            suppressed[detection.type] += 1
+        elif verdict == "drop":
+            dropped[detection.type] += 1
+        else:
+            items.append(Item(detection, policy.action_for(detection.type), text))
+    return Inspection(tuple(items), suppressed, dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The outcome of :meth:`Protector.evaluate`: ``output`` is ``None`` when blocked."""
+
+    output: Any
+    blocked: bool
+    inspection: Inspection
+
+
+@dataclass(frozen=True, slots=True)
+class TextResult:
+    """What protecting one piece of text returns: ``text`` is ``None`` when blocked."""
+
+    text: str | None
+    blocked: bool
+    summary: dict[str, Any]
+
+
+class Protector:
+    """Runs payloads through the protect pipeline (one audit event per call)."""
+
+    __slots__ = ("_audit", "_crypto", "_detector", "_dials", "_max_depth", "_vault")
+
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        audit: Recorder,
+        crypto: CryptoProvider,
+        vault: Tokenizer | None,
+        dials: PrecisionDials | None = None,
+        max_depth: int = DEFAULT_MAX_NESTING_DEPTH,
+    ) -> None:
+        self._detector = detector
+        self._audit = audit
+        self._crypto = crypto
+        self._vault = vault
+        self._dials = dials or PrecisionDials()
+        self._max_depth = max_depth
+
+    @property
+    def detector(self) -> Detector:
+        """The detection engine."""
+        return self._detector
+
+    @property
+    def dials(self) -> PrecisionDials:
+        """The precision dials."""
+        return self._dials
+
+    def transformer(self, context: CallContext) -> Transformer:
+        """A transformer bound to ``context`` (one per call, or one per stream)."""
+        return Transformer(crypto=self._crypto, vault=self._vault, context=context.binding())
+
+    async def evaluate(
+        self, payload: Any, *, context: CallContext, policy: Policy, transformer: Transformer
+    ) -> Evaluation:
+        """Walk, detect, screen, decide and (in enforce mode) transform, without auditing.
+
+        Errors propagate as raised; :meth:`protect` turns them into a fail-closed block.
+        """
+        entries = collect_entries(payload, max_depth=self._max_depth)
+        return await self._evaluate(payload, entries, context, policy, transformer)
+
+    async def _evaluate(
+        self,
+        payload: Any,
+        entries: Sequence[Entry],
+        context: CallContext,
+        policy: Policy,
+        transformer: Transformer,
+    ) -> Evaluation:
+        detections = self._detector.detect(
+            entries, direction=context.direction, scan_numbers=context.scan_numbers
+        )
+        inspection = inspect(detections, policy=policy, dials=self._dials, path_texts=PathTexts())
+        if context.enforced and inspection.blocks():
+            return Evaluation(None, True, inspection)
+        output = payload
+        if context.enforced:
+            output = await transform_payload(payload, inspection.items, transformer)
+        return Evaluation(output, False, inspection)
+
+    async def protect(self, payload: Any, *, context: CallContext, policy: Policy) -> ProtectResult:
+        """Protect ``payload``; see the module documentation for every outcome."""
+        # A payload too deep (LimitError) or not JSON (TypeError) is refused before anything
+        # is inspected; from here on every error fails closed.
+        entries = collect_entries(payload, max_depth=self._max_depth)
+        transformer = self.transformer(context)
+        try:
+            evaluation = await self._evaluate(payload, entries, context, policy, transformer)
+        except Exception as exc:
+            raise await self._fail_closed(payload, context, exc) from None
+        items = evaluation.inspection.items
+        tally = Tally()
+        tally.add(evaluation.inspection)
+        summary = tally.summary()
+        findings = tuple(Finding.from_detection(item.detection, item.action) for item in items)
+        event = _event(
+            context, payload, blocked=evaluation.blocked, findings=findings, summary=summary
+        )
+        record = await self._record(event)
+        return ProtectResult(
+            payload=evaluation.output,
+            blocked=evaluation.blocked,
+            mode=context.mode,
+            summary=summary,
+            findings=findings,
+            audit_id=record.get("id"),
+            issued_tokens=transformer.issued_tokens,
+        )
+
+    async def _record(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        try:
+            return await self._audit.record(event)
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(f"the audit record failed: {type(exc).__name__}") from None
+
+    async def _fail_closed(self, payload: Any, context: CallContext, exc: Exception) -> HaechiError:
+        """Audit a block on an internal error and return the error to raise."""
+        reason = f"internal_error:{type(exc).__name__}"
+        message = f"protect failed closed: {type(exc).__name__} while inspecting"
+        event = _event(
+            context,
+            payload,
+            blocked=True,
+            findings=(),
+            summary={"detectionCount": 0, "byType": {}, "byAction": {"internal_error": 1}},
+        )
+        event["decision"] = "internal_error"
+        event["reason"] = reason
+        try:
+            await self._record(event)
+        except AuditError:
+            message += "; the audit record failed too"
+        return ProviderError(message)
+
+
+def _event(
+    context: CallContext,
+    payload: Any,
+    *,
+    blocked: bool,
+    findings: Sequence[Finding],
+    summary: Mapping[str, Any],
+) -> dict[str, Any]:
+    return protect_event(
+        mode=context.mode,
+        blocked=blocked,
+        payload=payload,
+        findings=findings,
+        summary=summary,
+        protocol=context.protocol,
+        operation=context.operation,
+        correlation_id=context.correlation_id,
+        identity=context.identity,
+        profile=context.profile,
+    )

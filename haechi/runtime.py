@@ -1,0 +1,451 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The library facade: :func:`create_runtime` composes haechi, :class:`Runtime` uses it.
+
+Composition follows the configuration through the plugin registry, crypto first (stores,
+the vault and auth need its keyed hashing): ``keys.provider``, then the token store
+(``tokenVault.provider``), the audit store (``audit.sink``), the detectors (every registered
+detector, built-ins first, plus ``filters.customRules``) and the policy (presets, privacy
+profile, named profiles). The rate limiter (``rateLimit.provider``), metrics
+(``metrics.provider``) and auth (``auth.provider``) are built on first use, so protecting
+payloads never depends on them.
+
+Injected providers always win over configured ones: ``crypto``, ``token_store``,
+``audit_store``, ``rate_limiter``, ``metrics``, ``auth``, and the whole-object replacements
+``token_vault`` (``None`` = no vault: tokens become one-way ``[TOKEN:<type>:<hex>]`` labels)
+and ``audit_sink``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar
+
+from haechi.actions import apply_rewrites
+from haechi.audit import AuditSink
+from haechi.config import HaechiConfig, default_config, parse_config
+from haechi.errors import ConfigError
+from haechi.models import Direction, Finding, Identity, Mode, PathSegment, ProtectResult
+from haechi.payload import PathTexts, collect_entries
+from haechi.pipeline import CallContext, PrecisionDials, Protector, TextResult
+from haechi.plugins.manager import ProviderRegistry, load_registry
+from haechi.policy import PolicySet, ResolvedPolicy
+from haechi.providers import ProviderContext
+from haechi.stream_window import TextStreamProtector
+
+__all__ = ["INJECTABLE_PROVIDERS", "Runtime", "create_runtime"]
+
+#: Keys of the ``providers`` mapping :func:`create_runtime` accepts.
+INJECTABLE_PROVIDERS: Final = frozenset(
+    {
+        "crypto",
+        "token_store",
+        "audit_store",
+        "rate_limiter",
+        "metrics",
+        "auth",
+        "token_vault",
+        "audit_sink",
+    }
+)
+
+_T = TypeVar("_T")
+_UNSET: Final = object()
+
+
+class Runtime:
+    """A composed haechi: protect payloads and text, scan, de-tokenize, resolve policy.
+
+    Attributes:
+        config: the effective configuration.
+        crypto: the crypto provider.
+        token_vault: the token vault, or ``None`` when it was injected as ``None``.
+        audit: the audit sink (one event per protect call).
+        engine: the detection engine.
+        policies: the compiled base policy, named profiles and their binding.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: HaechiConfig,
+        crypto: Any,
+        token_vault: Any,
+        audit: Any,
+        engine: Any,
+        policies: PolicySet,
+        registry: ProviderRegistry,
+        injected: Mapping[str, Any],
+    ) -> None:
+        self.config = config
+        self.crypto = crypto
+        self.token_vault = token_vault
+        self.audit = audit
+        self.engine = engine
+        self.policies = policies
+        self._registry = registry
+        self._injected = dict(injected)
+        self._lazy: dict[str, Any] = {}
+        self._protector = Protector(
+            detector=engine,
+            audit=audit,
+            crypto=crypto,
+            vault=token_vault,
+            dials=PrecisionDials.from_config(
+                config.filters.min_confidence, config.filters.allowlist
+            ),
+            max_depth=config.limits.max_nesting_depth,
+        )
+        self._runner: asyncio.Runner | None = None
+        self._runner_lock = threading.Lock()
+
+    # --- providers built on first use -----------------------------------------------------
+
+    @property
+    def rate_limiter(self) -> Any:
+        """The rate limiter (``rateLimit.provider``, default ``memory``)."""
+        return self._provider("rate_limiter", self.config.rate_limit.provider)
+
+    @property
+    def metrics(self) -> Any:
+        """The metrics sink (``metrics.provider``, default ``prometheus``)."""
+        return self._provider("metrics", self.config.metrics.provider)
+
+    @property
+    def auth(self) -> Any:
+        """The auth provider, or ``None`` when ``auth.provider`` is ``none``."""
+        if "auth" in self._injected:
+            return self._injected["auth"]
+        name = self.config.auth.provider
+        if name == "none":
+            return None
+        if name == "plugin":
+            if "auth" not in self._lazy:
+                from haechi.plugins.auth_plugin import create_plugin_auth_provider
+
+                self._lazy["auth"] = create_plugin_auth_provider(
+                    self.config, self.audit, self.crypto
+                )
+            return self._lazy["auth"]
+        return self._provider("auth", name)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Policy settings that did not take effect as written (see ``docs/policy.md``)."""
+        return self.policies.warnings
+
+    def _provider(self, slot: str, name: str) -> Any:
+        if slot in self._injected:
+            return self._injected[slot]
+        if slot not in self._lazy:
+            cls = self._registry.select(slot, name)
+            self._lazy[slot] = cls.create(ProviderContext(self.config, self.crypto))
+        return self._lazy[slot]
+
+    # --- policy -------------------------------------------------------------------------
+
+    def resolve_policy(self, identity: Identity | None) -> ResolvedPolicy:
+        """The policy in effect for ``identity`` (scope, then label, then default)."""
+        return self.policies.resolve(identity)
+
+    def _policy(self, identity: Identity | None, profile: str | None) -> ResolvedPolicy:
+        if profile is not None:
+            return self.policies.named(profile)
+        return self.policies.resolve(identity)
+
+    def _context(
+        self,
+        *,
+        direction: Direction,
+        protocol: str,
+        operation: str,
+        mode: Mode | None,
+        identity: Identity | None,
+        profile: str | None,
+        correlation_id: str | None,
+        scan_numbers: bool | None,
+    ) -> CallContext:
+        return CallContext(
+            direction=direction,
+            mode=mode or self.config.effective_mode,
+            protocol=protocol,
+            operation=operation,
+            identity=identity,
+            profile=profile,
+            correlation_id=correlation_id,
+            scan_numbers=self.config.response_protection.scan_numbers
+            if scan_numbers is None
+            else scan_numbers,
+        )
+
+    # --- protect ------------------------------------------------------------------------
+
+    async def protect(
+        self,
+        payload: Any,
+        *,
+        direction: Direction = "request",
+        protocol: str = "custom",
+        operation: str = "protect",
+        mode: Mode | None = None,
+        identity: Identity | None = None,
+        profile: str | None = None,
+        correlation_id: str | None = None,
+        scan_numbers: bool | None = None,
+    ) -> ProtectResult:
+        """Protect one JSON payload and write one audit event.
+
+        ``mode`` defaults to the configuration's effective mode; ``profile`` names a policy
+        profile explicitly, otherwise ``identity`` selects one through the binding.
+        ``scan_numbers`` defaults to ``responseProtection.scanNumbers`` (it only matters for
+        responses). Raises :class:`~haechi.errors.LimitError` for a payload nested too
+        deeply, :class:`~haechi.errors.ProviderError` when inspection failed (audited as
+        an internal-error block) and :class:`~haechi.errors.AuditError` when the audit log
+        could not be written.
+        """
+        resolved = self._policy(identity, profile)
+        context = self._context(
+            direction=direction,
+            protocol=protocol,
+            operation=operation,
+            mode=mode,
+            identity=identity,
+            profile=resolved.profile,
+            correlation_id=correlation_id,
+            scan_numbers=scan_numbers,
+        )
+        return await self._protector.protect(payload, context=context, policy=resolved.policy)
+
+    def protect_sync(self, payload: Any, **options: Any) -> ProtectResult:
+        """:meth:`protect` for synchronous code (not from inside a running event loop)."""
+        return self._run_sync(lambda: self.protect(payload, **options))
+
+    def _run_sync(self, make: Callable[[], Awaitable[_T]]) -> _T:
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+
+            async def call() -> _T:
+                return await make()
+
+            return self._runner.run(call())
+
+    def stream_protector(
+        self,
+        *,
+        direction: Direction = "response",
+        protocol: str,
+        operation: str,
+        mode: Mode | None = None,
+        identity: Identity | None = None,
+        profile: str | None = None,
+        correlation_id: str | None = None,
+    ) -> TextStreamProtector:
+        """A protector for one streamed response (no audit: the caller writes one event
+        per stream from its ``summary()``)."""
+        resolved = self._policy(identity, profile)
+        context = self._context(
+            direction=direction,
+            protocol=protocol,
+            operation=operation,
+            mode=mode,
+            identity=identity,
+            profile=resolved.profile,
+            correlation_id=correlation_id,
+            scan_numbers=None,
+        )
+        return TextStreamProtector(
+            protector=self._protector,
+            policy=resolved.policy,
+            context=context,
+            max_match=self.config.streaming.max_match_bytes,
+        )
+
+    async def protect_text(
+        self,
+        text: str,
+        *,
+        direction: Direction,
+        protocol: str,
+        operation: str,
+        mode: Mode | None = None,
+        identity: Identity | None = None,
+        profile: str | None = None,
+        correlation_id: str | None = None,
+    ) -> TextResult:
+        """Protect one piece of text at once, without an audit event (MCP stderr lines,
+        non-JSON frames); ``text`` is ``None`` in the result when it blocks."""
+        protector = self.stream_protector(
+            direction=direction,
+            protocol=protocol,
+            operation=operation,
+            mode=mode,
+            identity=identity,
+            profile=profile,
+            correlation_id=correlation_id,
+        )
+        output = await protector.protect_text(text)
+        return TextResult(output, protector.blocked, protector.summary())
+
+    # --- scan, detokenize ---------------------------------------------------------------
+
+    def scan(self, value: Any, *, direction: Direction = "request") -> list[Finding]:
+        """Findings in ``value`` after the precision dials, without audit or transform."""
+        entries = collect_entries(value, max_depth=self.config.limits.max_nesting_depth)
+        detections = self.engine.detect(
+            entries,
+            direction=direction,
+            scan_numbers=self.config.response_protection.scan_numbers,
+        )
+        dials = self._protector.dials
+        texts = PathTexts()
+        return [
+            Finding.from_detection(detection)
+            for detection in detections
+            if dials.screen(detection, texts(detection.path)) == "keep"
+        ]
+
+    async def detokenize(self, payload: Any, tokens: Iterable[str]) -> Any:
+        """Restore ``[TOKEN:<id>]`` markers of exactly ``tokens`` in every string and key.
+
+        Other markers, and tokens the vault cannot restore, stay as they are; the vault
+        audits how many were not restored. The input is not modified.
+        """
+        wanted = list(dict.fromkeys(tokens))
+        if not wanted or self.token_vault is None:
+            return payload
+        restored: Mapping[str, str] = await self.token_vault.detokenize(wanted)
+        if not restored:
+            return payload
+        markers = {f"[TOKEN:{token}]": plaintext for token, plaintext in restored.items()}
+        pattern = re.compile("|".join(re.escape(marker) for marker in markers))
+        leaves: dict[tuple[PathSegment, ...], str] = {}
+        keys: dict[tuple[PathSegment, ...], str] = {}
+        for entry in collect_entries(payload, max_depth=self.config.limits.max_nesting_depth):
+            if entry.kind == "number" or "[TOKEN:" not in entry.value:
+                continue
+            rewritten = pattern.sub(lambda match: markers[match.group(0)], entry.value)
+            if rewritten != entry.value:
+                (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
+        return apply_rewrites(payload, leaves, keys)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def ready(self) -> dict[str, bool]:
+        """Whether the audit log and the token store can take writes now."""
+        state = {"audit": await _ready(self.audit)}
+        if self.token_vault is not None:
+            state["tokenVault"] = await _ready(getattr(self.token_vault, "store", self.token_vault))
+        return state
+
+    async def aclose(self) -> None:
+        """Release what the providers hold (files, child processes, connections)."""
+        seen: set[int] = set()
+        for provider in (*self._lazy.values(), self.token_vault, self.audit, self.crypto):
+            if provider is None or id(provider) in seen:
+                continue
+            seen.add(id(provider))
+            closer = getattr(provider, "aclose", None)
+            if closer is not None:
+                await closer()
+                continue
+            closer = getattr(provider, "close", None)
+            if closer is not None:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+
+
+async def _ready(provider: Any) -> bool:
+    check = getattr(provider, "ready", None)
+    if check is None:
+        return True
+    try:
+        state = await check()
+    except Exception:
+        return False
+    ok = state.get("ok") if isinstance(state, Mapping) else getattr(state, "ok", state)
+    return bool(ok)
+
+
+def _as_config(config: HaechiConfig | Mapping[str, Any] | None) -> HaechiConfig:
+    if config is None:
+        return default_config()
+    if isinstance(config, HaechiConfig):
+        return config
+    return parse_config(dict(config))
+
+
+def create_runtime(
+    config: HaechiConfig | Mapping[str, Any] | None = None,
+    providers: Mapping[str, Any] | None = None,
+) -> Runtime:
+    """Compose a :class:`Runtime` from ``config`` (defaults when ``None``; a mapping is
+    validated like a configuration file) and optionally injected ``providers``."""
+    settings = _as_config(config)
+    injected = dict(providers or {})
+    unknown = set(injected) - INJECTABLE_PROVIDERS
+    if unknown:
+        raise TypeError(f"unknown provider keys: {', '.join(sorted(unknown))}")
+    if settings.auth.provider == "external" and injected.get("auth") is None:
+        raise ConfigError('auth.provider "external" needs an injected auth provider')
+    registry = load_registry()
+    crypto = injected.get("crypto")
+    if crypto is None:
+        if settings.keys.provider == "external":
+            raise ConfigError('keys.provider "external" needs an injected crypto provider')
+        crypto = registry.select("crypto", settings.keys.provider).create(ProviderContext(settings))
+    context = ProviderContext(settings, crypto)
+    audit = injected.get("audit_sink")
+    if audit is None:
+        store = injected.get("audit_store") or registry.select(
+            "audit_store", settings.audit.sink
+        ).create(context)
+        audit = AuditSink.from_config(settings, store)
+    vault = injected.get("token_vault", _UNSET)
+    if vault is _UNSET:
+        vault = _token_vault(settings, registry, context, injected, audit, crypto)
+    return Runtime(
+        config=settings,
+        crypto=crypto,
+        token_vault=vault,
+        audit=audit,
+        engine=_engine(settings, registry, context),
+        policies=PolicySet.from_config(settings.policy, privacy_profile=settings.privacy.profile),
+        registry=registry,
+        injected=injected,
+    )
+
+
+def _token_vault(
+    settings: HaechiConfig,
+    registry: ProviderRegistry,
+    context: ProviderContext,
+    injected: Mapping[str, Any],
+    audit: Any,
+    crypto: Any,
+) -> Any:
+    from haechi.vault import TokenVault
+
+    store = injected.get("token_store") or registry.select(
+        "token_store", settings.token_vault.provider
+    ).create(context)
+    return TokenVault.from_config(settings, store=store, crypto=crypto, audit=audit)
+
+
+def _engine(settings: HaechiConfig, registry: ProviderRegistry, context: ProviderContext) -> Any:
+    from haechi.detect import BuiltinDetector, DetectionEngine
+
+    classes = list(registry.slots.get("detector", {}).values())
+    classes.sort(key=lambda cls: cls is not BuiltinDetector)
+    rules = [rule for cls in classes for rule in cls.create(context).rules()]
+    return DetectionEngine(
+        rules,
+        custom_rules=settings.filters.custom_rules,
+        decode_and_rescan=settings.filters.decode_and_rescan,
+    )

@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The cross-frame window of a streamed response.
+
+A model streams its answer as many small deltas; an e-mail address or a key can arrive one
+character per frame. :class:`TextStreamProtector` holds back the last ``streaming.maxMatchBytes``
+characters (default 256; counted in characters) of the delta text, plus any finding that
+reaches into them, and releases text only once no value can still be completing across it.
+Released text has been detected with enough context on both sides, so the concatenated
+output equals protecting the whole text at once for every value shorter than the window.
+
+Details that matter:
+
+- Detection sees the last window of already released text as left context, so a value
+  whose key (``api_key=``) was released in an earlier frame is still recognised, and a cut
+  never creates a finding that the whole text would not have.
+- The precision dials (allowlist, minConfidence) apply exactly as in :mod:`haechi.pipeline`.
+- A value still growing after ``16 x maxMatchBytes`` characters is released in pieces, each
+  piece transformed with that value's action, so memory stays bounded.
+- A block in enforce mode releases nothing more: the blocked value never leaves the buffer,
+  :attr:`TextStreamProtector.blocked` becomes true and every later call returns nothing.
+- No audit event is written here: the gateway writes one per stream from :meth:`summary`.
+- Any internal error fails closed: the stream counts as blocked and
+  :class:`~haechi.errors.ProviderError` is raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
+from typing import Any, Final, TypeVar
+
+from haechi.errors import LimitError, ProviderError
+from haechi.models import Detection
+from haechi.payload import PathTexts
+from haechi.pipeline import CallContext, Inspection, Protector, Tally, inspect
+from haechi.policy import Policy
+
+__all__ = ["DEFAULT_MAX_MATCH", "TextStreamProtector"]
+
+#: Default window size (``streaming.maxMatchBytes``), in characters.
+DEFAULT_MAX_MATCH: Final = 256
+_T = TypeVar("_T")
+#: A value may hold the window open for this many window sizes before it is cut.
+_HOLD_FACTOR: Final = 16
+
+
+class TextStreamProtector:
+    """Protects one streamed response: delta text through the window, other parts per frame.
+
+    Every method is a coroutine (tokenizing talks to the vault). ``push`` and ``flush``
+    return the text that may be sent now (possibly empty); ``protect_frame`` and
+    ``protect_text`` return the protected frame or text, or ``None`` when it blocks.
+    """
+
+    def __init__(
+        self,
+        *,
+        protector: Protector,
+        policy: Policy,
+        context: CallContext,
+        max_match: int = DEFAULT_MAX_MATCH,
+    ) -> None:
+        if max_match < 1:
+            raise ValueError("max_match must be at least 1")
+        self._protector = protector
+        self._policy = policy
+        self._context = context
+        self._window = max_match
+        self._transformer = protector.transformer(context)
+        self._tally = Tally()
+        self._pending = ""
+        self._left = ""
+        self.blocked = False
+
+    @property
+    def issued_tokens(self) -> tuple[str, ...]:
+        """Vault tokens issued anywhere in this stream, for de-tokenizing its output."""
+        return self._transformer.issued_tokens
+
+    def summary(self) -> dict[str, Any]:
+        """Counts over everything released or blocked so far (no values)."""
+        return self._tally.summary()
+
+    async def push(self, text: str) -> str:
+        """Add delta text; return what can be released now."""
+        if self.blocked:
+            return ""
+        self._pending += text
+        if len(self._pending) <= self._window:
+            return ""
+        return await self._guard(self._release(final=False))
+
+    async def flush(self) -> str:
+        """Release everything still held (call once, at the end of the delta text)."""
+        if self.blocked or not self._pending:
+            return ""
+        return await self._guard(self._release(final=True))
+
+    async def protect_text(self, text: str) -> str | None:
+        """Protect one self-contained piece of text (a non-JSON frame); the window is not
+        involved. Return ``None`` when it blocks."""
+        if self.blocked:
+            return None
+        return await self._guard(self._protect_text(text))
+
+    async def protect_frame(self, frame: Any) -> Any:
+        """Protect every leaf and key of one JSON frame (the delta field emptied by the
+        caller beforehand). Return ``None`` when it blocks."""
+        if self.blocked:
+            return None
+        return await self._guard(self._protect_frame(frame))
+
+    async def _guard(self, work: Awaitable[_T]) -> _T:
+        try:
+            return await work
+        except LimitError:
+            self.blocked = True
+            raise
+        except Exception as exc:
+            self.blocked = True
+            raise ProviderError(
+                f"stream protection failed closed: {type(exc).__name__} while inspecting"
+            ) from None
+
+    async def _protect_frame(self, frame: Any) -> Any:
+        evaluation = await self._protector.evaluate(
+            frame, context=self._context, policy=self._policy, transformer=self._transformer
+        )
+        self._tally.add(evaluation.inspection)
+        if evaluation.blocked:
+            self.blocked = True
+        return evaluation.output
+
+    async def _protect_text(self, text: str) -> str | None:
+        detections = self._protector.detector.scan_text(text, direction=self._context.direction)
+        return await self._emit(text, detections)
+
+    async def _release(self, *, final: bool) -> str:
+        pending = self._pending
+        offset = len(self._left)
+        scanned = self._protector.detector.scan_text(
+            self._left + pending, direction=self._context.direction
+        )
+        detections = [_rebase(d, offset, pending) for d in scanned if d.end > offset]
+        commit = len(pending) if final else self._commit_point(pending, detections)
+        if commit <= 0:
+            return ""
+        head = [_clip(d, commit, pending) for d in detections if d.start < commit]
+        released = pending[:commit]
+        self._pending = pending[commit:]
+        self._left = (self._left + released)[-self._window :]
+        output = await self._emit(released, head)
+        return output or ""
+
+    def _commit_point(self, pending: str, detections: Sequence[Detection]) -> int:
+        """Where to cut: a window before the end, moved back before any finding that
+        reaches past it, unless that would hold more than the hold limit."""
+        natural = len(pending) - self._window
+        commit = natural
+        moved = True
+        while moved:
+            moved = False
+            for detection in detections:
+                if detection.start < commit < detection.end:
+                    commit = detection.start
+                    moved = True
+        if natural - commit > _HOLD_FACTOR * self._window:
+            return natural
+        return commit
+
+    async def _emit(self, text: str, detections: Sequence[Detection]) -> str | None:
+        inspection: Inspection = inspect(
+            detections,
+            policy=self._policy,
+            dials=self._protector.dials,
+            path_texts=PathTexts(),
+        )
+        self._tally.add(inspection)
+        if not self._context.enforced:
+            return text
+        if inspection.blocks():
+            self.blocked = True
+            return None
+        return await self._transformer.transform_text(text, inspection.items)
+
+
+def _rebase(detection: Detection, offset: int, pending: str) -> Detection:
+    """Move a detection of ``left + pending`` onto ``pending``. One that began in text
+    already released is clipped to its remaining part, which is still protected."""
+    start = detection.start - offset
+    end = detection.end - offset
+    if start >= 0:
+        return replace(detection, start=start, end=end)
+    return replace(detection, start=0, end=end, value=pending[:end])
+
+
+def _clip(detection: Detection, commit: int, pending: str) -> Detection:
+    """Limit a detection to the released head (only a forced cut makes one cross it)."""
+    if detection.end <= commit:
+        return detection
+    return replace(detection, end=commit, value=pending[detection.start : commit])
