@@ -1,2 +1,58 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CLI commands (being written)."""
+"""``haechi proxy`` (the gateway) and ``haechi demo`` (a guided round trip through it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from haechi.cli._app import ConfigOption, app, exit_with
+from haechi.config import DEFAULT_CONFIG_PATH, load_config
+
+__all__: list[str] = []
+
+
+@app.command("proxy")
+def proxy_command(
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Listen address (default proxy.host).", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", min=0, max=65535, help="Listen port (default proxy.port).", show_default=False
+        ),
+    ] = None,
+    allow_remote_bind: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote-bind",
+            help="Allow a non-loopback --host; also needs proxy.tls or proxy.trustForwardedProto.",
+        ),
+    ] = False,
+) -> None:
+    """haechi proxy — run the gateway in front of target.upstream until SIGTERM/SIGINT."""
+    from haechi.proxy.server import run_proxy
+    from haechi.runtime import create_runtime
+
+    settings = load_config(config)
+    runtime = create_runtime(settings)
+    run_proxy(
+        settings,
+        runtime,
+        host=host if host is not None else settings.proxy.host,
+        port=port if port is not None else settings.proxy.port,
+        allow_remote_bind=allow_remote_bind,
+    )
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Send PII through a gateway in enforce mode and show what the model received."""
+    from haechi.proxy.demo import run_demo
+
+    exit_with(run_demo())

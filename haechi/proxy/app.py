@@ -1,0 +1,597 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The gateway as an ASGI application.
+
+Order of one request (security-relevant; nothing is read or forwarded before the checks
+that come earlier):
+
+1. correlation id; the request target must be origin-form (400 otherwise); the path is
+   normalized (dot segments) before anything looks at it;
+2. ``/__haechi/*`` is answered locally (:mod:`haechi.proxy.ops`), never proxied;
+3. in-flight ceiling (503 + ``Retry-After``), then the ``X-Forwarded-Proto`` gate;
+4. route classification, authentication, policy profile, rate limit — all before the body;
+5. ``mcp-http`` targets are handed to the MCP handler here;
+6. body with an incremental byte cap (413), strict UTF-8 (400), JSON (400);
+7. model allowlist (body ``model`` or the model in a Gemini path; 403);
+8. streaming decision (``streaming.requestMode``);
+9. request protection (403 on a policy block, 413 on nesting, 500 when inspection failed);
+10. forward through the pooled upstream client (502 unreachable, 504 timeout);
+11. response handling (:mod:`haechi.proxy.responses`) or streaming.
+
+A body in which protection found nothing is forwarded as the exact bytes the client sent;
+it is only re-serialised when protection changed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn, Protocol
+
+import httpx
+
+from haechi.audit import proxy_decision_event
+from haechi.errors import HaechiError, LimitError
+from haechi.models import Identity, ProtectResult
+from haechi.protocols import Route, adapter_for, is_streaming_request, request_model
+from haechi.proxy._asgi import Receive, Send, send_response
+from haechi.proxy.errors import GatewayError
+from haechi.proxy.headers import RequestHeaderPolicy, response_headers
+from haechi.proxy.logs import log_event
+from haechi.proxy.ops import Operations, is_reserved
+from haechi.proxy.pipeline import (
+    ClientGone,
+    forwarded_proto_is_https,
+    model_allowed,
+    parse_json_body,
+    read_body,
+    request_path,
+)
+from haechi.proxy.responses import ResponseHandler
+from haechi.proxy.upstream import ResponseTooLarge, Upstream, iter_capped
+from haechi.streaming import StreamInspector
+
+__all__ = ["GatewayApp", "GatewayRequest", "McpHttpHandler"]
+
+_BODYLESS: Final = frozenset({"GET", "HEAD"})
+_STREAM_TYPES: Final = {"sse": "text/event-stream", "ndjson": "ndjson"}
+_ERROR_DECISIONS: Final = {
+    "haechi_invalid_json_request": "invalid_request",
+    "haechi_request_body_not_utf8": "invalid_request",
+    "haechi_request_body_too_large": "invalid_request",
+    "haechi_request_too_deeply_nested": "invalid_request",
+    "haechi_forwarded_proto_required": "forwarded_proto_required",
+    "haechi_upstream_unreachable": "upstream_error",
+    "haechi_upstream_timeout": "upstream_timeout",
+    "haechi_protection_failed": "protection_failed",
+    "haechi_proxy_error": "error",
+}
+
+
+@dataclass(slots=True)
+class GatewayRequest:
+    """What the gateway knows about a request once it passed authentication and rate limits.
+
+    Attributes:
+        scope: the ASGI scope.
+        correlation_id: the id shared by this request's audit events and log lines.
+        raw_path: the normalized path as sent (percent-encoding kept), to forward.
+        path: the normalized, decoded path, to route on.
+        route: the classification; ``None`` until classified.
+        identity: the authenticated caller, or ``None``.
+        profile: the policy profile name in effect, or ``None``.
+        decision: the metrics decision label of the outcome so far.
+        started: whether the response status line was already sent.
+    """
+
+    scope: dict[str, Any]
+    correlation_id: str
+    raw_path: bytes
+    path: str
+    route: Route | None = None
+    identity: Identity | None = None
+    profile: str | None = None
+    decision: str = "forwarded"
+    started: bool = False
+
+
+class McpHttpHandler(Protocol):
+    """Serves requests of an ``mcp-http`` target after authentication and rate limiting.
+
+    Built by ``haechi.mcp.http.create_handler(gateway)``; the handler reads the body itself
+    (with :meth:`GatewayApp.read_json_body`) and talks upstream through ``gateway.upstream``.
+    """
+
+    async def __call__(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
+        """Answer the request."""
+        ...
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _unchanged(result: ProtectResult) -> bool:
+    """Whether protection left the payload exactly as it was."""
+    return result.mode != "enforce" or not result.summary.get("detectionCount")
+
+
+class GatewayApp:
+    """The haechi gateway: ``await app(scope, receive, send)``."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        forwarded_proto_gate: bool = False,
+        upstream: Upstream | None = None,
+    ) -> None:
+        config = runtime.config
+        self.runtime = runtime
+        self.config = config
+        self.mode = config.effective_mode
+        self.metrics = runtime.metrics
+        self._auth = runtime.auth
+        self._forwarded_proto_gate = forwarded_proto_gate
+        self._mcp: McpHttpHandler | None = None
+        self.adapter = (
+            None if config.target.type == "mcp-http" else adapter_for(config.target.adapter_id)
+        )
+        limits = config.limits
+        self.upstream = upstream or Upstream(
+            config.target.upstream, timeout_s=limits.upstream_timeout_ms / 1000
+        )
+        self.header_policy = RequestHeaderPolicy(
+            config.target.forward_headers, auth_enabled=self._auth is not None
+        )
+        self.ops = Operations(runtime)
+        self.responses = ResponseHandler(self)
+        self.max_request_bytes: int = limits.max_request_bytes
+        self._max_in_flight: int = limits.max_in_flight
+        self._retry_after = str(max(1, math.ceil(limits.shutdown_grace_ms / 1000)))
+        self._timeout_s = limits.upstream_timeout_ms / 1000
+        self._request_timeout_s = (limits.request_timeout_ms or 0) / 1000
+        self._streaming = config.streaming
+        self.in_flight = 0
+        if config.target.type == "mcp-http":
+            from haechi.mcp.http import create_handler  # type: ignore[import-not-found]
+
+            self._mcp = create_handler(self)
+
+    # -- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def aclose(self) -> None:
+        """Release the upstream connection pool."""
+        await self.upstream.aclose()
+
+    # -- one request ---------------------------------------------------------------------
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        correlation_id = str(uuid.uuid4())
+        cid = correlation_id.encode()
+        try:
+            raw_path, path = request_path(scope)
+            if is_reserved(path):
+                await self.ops.handle(scope["method"], path, send, cid)
+                return
+        except GatewayError as error:
+            await self._send_error(send, error, cid)
+            return
+        if self._max_in_flight and self.in_flight >= self._max_in_flight:
+            self.metrics.increment("haechi_overloaded_total")
+            overloaded = GatewayError(
+                "haechi_overloaded", headers={"retry-after": self._retry_after}
+            )
+            await self._send_error(send, overloaded, cid)
+            return
+        self.in_flight += 1
+        request = GatewayRequest(scope, correlation_id, raw_path, path)
+        try:
+            await self._proxy(request, receive, send)
+        except GatewayError as error:
+            if request.decision == "forwarded":
+                request.decision = _ERROR_DECISIONS.get(error.code, "blocked")
+            if not request.started:
+                await self._send_error(send, error, cid)
+        except ClientGone:
+            request.decision = "client_gone"
+        except Exception as exc:
+            request.decision = "error"
+            self.metrics.increment("haechi_internal_error_total")
+            log_event(
+                40,
+                "proxy_internal_error",
+                correlationId=correlation_id,
+                errorName=type(exc).__name__,
+                statusCode=500,
+            )
+            if not request.started:
+                await self._send_error(send, GatewayError("haechi_proxy_error"), cid)
+        finally:
+            self.in_flight -= 1
+            route_id = request.route.route_id if request.route else "unknown"
+            if request.decision:  # "" = counted already (inspected streams count themselves)
+                self.metrics.increment(
+                    "haechi_requests_total",
+                    {"route": route_id, "mode": self.mode, "decision": request.decision},
+                )
+            self.metrics.observe(
+                "haechi_request_duration_seconds",
+                time.perf_counter() - started,
+                {"route": route_id},
+            )
+
+    async def _send_error(self, send: Send, error: GatewayError, cid: bytes) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
+            (b"x-haechi-correlation-id", cid),
+        ]
+        headers.extend((k.encode(), v.encode()) for k, v in error.headers.items())
+        await send_response(send, error.status, headers, error.body())
+
+    async def _proxy(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
+        scope = request.scope
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        method: str = scope["method"]
+        if self._forwarded_proto_gate and not forwarded_proto_is_https(headers):
+            raise GatewayError("haechi_forwarded_proto_required")
+        adapter = self.adapter
+        if adapter is not None:
+            request.route = adapter.classify(method, request.path)
+        if self._auth is not None:
+            request.identity = await self._authenticate(request, headers)
+        policy = self.runtime.resolve_policy(request.identity)
+        request.profile = policy.profile
+        if policy.rate is not None:
+            await self._rate_limit(request, policy.rate)
+        if self._mcp is not None:
+            await self._mcp(request, receive, send)
+            return
+        assert adapter is not None
+        assert request.route is not None
+        route = request.route
+        body = await self.read_body(receive, headers)
+        payload = parse_json_body(body)
+        if policy.model_allowlist and not model_allowed(
+            policy.model_allowlist, request_model(adapter, route, payload)
+        ):
+            await self._deny_model(request)
+        streaming = is_streaming_request(route, payload)
+        if streaming:
+            self._check_streaming(request, route)
+        forward: bytes | None = body
+        tokens: tuple[str, ...] = ()
+        if route.protect_request and (body or method not in _BODYLESS):
+            result = await self.protect(request, payload, direction="request")
+            if result.blocked:
+                request.decision = "blocked"
+                self.metrics.increment("haechi_blocks_total")
+                raise GatewayError(
+                    "haechi_policy_block",
+                    extra={"summary": result.summary, "auditId": result.audit_id},
+                )
+            tokens = result.issued_tokens
+            if not _unchanged(result):
+                forward = _serialize(result.payload)
+            elif not body and method not in _BODYLESS:
+                forward = b"{}"
+        if not forward and method in _BODYLESS:
+            forward = None
+        url = self.upstream.url(request.raw_path, scope.get("query_string", b""))
+        upstream_headers = self.header_policy.upstream_headers(headers)
+        if streaming:
+            await self._stream(
+                request, method, url, upstream_headers, forward, receive, send, tokens
+            )
+            return
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                response = await self.upstream.open(method, url, upstream_headers, forward)
+                try:
+                    await self.responses.respond(request, response, send, tokens)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            self._upstream_failed(timeout=True)
+        except httpx.TransportError:
+            self._upstream_failed(timeout=False)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def read_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """Read the request body under ``limits.maxRequestBytes``."""
+        declared = _header(headers, b"content-length")
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        if not self._request_timeout_s:
+            return await read_body(receive, self.max_request_bytes, length)
+        try:
+            async with asyncio.timeout(self._request_timeout_s):
+                return await read_body(receive, self.max_request_bytes, length)
+        except TimeoutError:
+            raise GatewayError("haechi_request_timeout", headers={"connection": "close"}) from None
+
+    async def read_json_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> Any:
+        """Read and parse the request body (limits, UTF-8 and JSON checks included)."""
+        return parse_json_body(await self.read_body(receive, headers))
+
+    async def audit_decision(
+        self, request: GatewayRequest, decision: str, reason: str, *, with_identity: bool = True
+    ) -> None:
+        """Write one gateway decision event for ``request``."""
+        route = request.route
+        event = proxy_decision_event(
+            protocol=route.protocol if route else self.config.target.type,
+            route_id=route.route_id if route else "unknown",
+            decision=decision,
+            reason=reason,
+            mode=self.mode,
+            correlation_id=request.correlation_id,
+            identity=request.identity if with_identity else None,
+            profile=request.profile if with_identity else None,
+            path=request.path,
+        )
+        await self.runtime.audit.record(event)
+
+    async def protect(
+        self, request: GatewayRequest, payload: Any, *, direction: str, mode: str | None = None
+    ) -> ProtectResult:
+        """Run the runtime's protect step, turning its failures into gateway errors.
+
+        A nesting-limit refusal keeps its own status (413); any other failure to inspect
+        (a provider, the vault, the audit log) is a 500 and nothing is forwarded.
+        """
+        route = request.route
+        assert route is not None
+        response = direction == "response"
+        try:
+            result: ProtectResult = await self.runtime.protect(
+                payload,
+                direction=direction,
+                protocol=route.protocol,
+                operation=f"{direction}:{route.operation}",
+                mode=mode or self.mode,
+                identity=request.identity,
+                profile=request.profile,
+                correlation_id=request.correlation_id,
+                scan_numbers=response and self.config.response_protection.scan_numbers,
+            )
+        except LimitError as exc:
+            raise GatewayError(exc.error_code, status=exc.status_code) from None
+        except HaechiError as exc:
+            request.decision = "protection_failed"
+            self.metrics.increment("haechi_internal_error_total")
+            log_event(
+                40,
+                "proxy_protection_error",
+                correlationId=request.correlation_id,
+                errorName=type(exc).__name__,
+                direction=direction,
+            )
+            code = "haechi_protection_failed" if not response else "haechi_response_unprotected"
+            raise GatewayError(code) from None
+        return result
+
+    async def _authenticate(
+        self, request: GatewayRequest, headers: list[tuple[bytes, bytes]]
+    ) -> Identity:
+        authorization = _header(headers, b"authorization")
+        credentials: Mapping[str, str] = (
+            {"authorization": authorization.decode("latin-1")} if authorization else {}
+        )
+        reason = "no_token"
+        message = "Authentication required"
+        identity: Identity | None = None
+        try:
+            identity = await self._auth.authenticate(credentials)
+        except Exception:  # a provider that raises denies; its text never leaves
+            reason, message = "provider_error", "Authentication failed"
+        else:
+            if authorization and authorization.strip().lower().startswith(b"bearer"):
+                reason = "invalid_token"
+        if identity is not None:
+            return identity
+        request.decision = "auth_denied"
+        self.metrics.increment("haechi_auth_denied_total")
+        await self.audit_decision(request, "auth_denied", reason, with_identity=False)
+        raise GatewayError(
+            "haechi_auth_denied", message, headers={"www-authenticate": 'Bearer realm="haechi"'}
+        )
+
+    async def _rate_limit(self, request: GatewayRequest, rate: Any) -> None:
+        per_minute = float(getattr(rate, "requests_per_minute", rate))
+        key = request.identity.id if request.identity is not None else "anonymous"
+        if await self.runtime.rate_limiter.allow(key, per_minute) is True:
+            return
+        request.decision = "rate_limited"
+        self.metrics.increment("haechi_rate_limited_total")
+        await self.audit_decision(request, "rate_limited", f"rate:{_number(per_minute)}")
+        raise GatewayError("haechi_rate_limited")
+
+    async def _deny_model(self, request: GatewayRequest) -> None:
+        # The model name is caller-controlled text: it is never written to the audit log.
+        request.decision = "model_not_allowed"
+        await self.audit_decision(request, "model_not_allowed", "model_not_in_allowlist")
+        raise GatewayError("haechi_model_not_allowed")
+
+    def _check_streaming(self, request: GatewayRequest, route: Route) -> None:
+        mode = self._streaming.request_mode
+        if mode == "block":
+            request.decision = "streaming_blocked"
+            raise GatewayError("haechi_streaming_unsupported")
+        if mode == "inspect" and route.streaming is None:
+            request.decision = "streaming_blocked"
+            raise GatewayError("haechi_streaming_uninspectable_route")
+
+    def _upstream_failed(self, *, timeout: bool) -> NoReturn:
+        if timeout:
+            self.metrics.increment("haechi_upstream_timeout_total")
+            raise GatewayError("haechi_upstream_timeout")
+        self.metrics.increment("haechi_upstream_error_total")
+        raise GatewayError("haechi_upstream_unreachable")
+
+    # -- streaming -----------------------------------------------------------------------
+
+    async def _stream(
+        self,
+        request: GatewayRequest,
+        method: str,
+        url: str,
+        upstream_headers: list[tuple[bytes, bytes]],
+        forward: bytes | None,
+        receive: Receive,
+        send: Send,
+        tokens: tuple[str, ...],
+    ) -> None:
+        inspect = self._streaming.request_mode == "inspect"
+        if not inspect:
+            request.decision = "streaming_pass_through"
+            await self.audit_decision(
+                request, "streaming_request_pass_through", "streaming_request_pass_through"
+            )
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                response = await self.upstream.open(method, url, upstream_headers, forward)
+        except (TimeoutError, httpx.TimeoutException):
+            self._upstream_failed(timeout=True)
+        except httpx.TransportError:
+            self._upstream_failed(timeout=False)
+        try:
+            route = request.route
+            assert route is not None
+            assert route.streaming is not None or not inspect
+            if inspect and not self._is_stream(response, route):
+                # An error answer (or a server that ignored "stream") is a plain body:
+                # inspect it like any response, whatever responseProtection says.
+                await self.responses.respond(request, response, send, tokens, force=True)
+                return
+            pump = self._pump(request, response, send, inspect, tokens)
+            await _until_disconnect(pump, receive)
+        finally:
+            await response.aclose()
+
+    @staticmethod
+    def _is_stream(response: httpx.Response, route: Route) -> bool:
+        assert route.streaming is not None
+        content_type = response.headers.get("content-type", "").lower()
+        return _STREAM_TYPES[route.streaming.format] in content_type
+
+    async def _pump(
+        self,
+        request: GatewayRequest,
+        response: httpx.Response,
+        send: Send,
+        inspect: bool,
+        tokens: tuple[str, ...],
+    ) -> None:
+        cid = request.correlation_id.encode()
+        headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=False)
+        if inspect:
+            headers = _stream_headers(headers)
+        request.started = True
+        start = {"type": "http.response.start", "status": response.status_code}
+        await send({**start, "headers": headers})
+        if inspect:
+            # The inspector writes the stream's audit event and counts the request itself.
+            request.decision = ""
+            inspector = self._inspector(request, tokens)
+            chunks = inspector.run(response.aiter_raw())
+        else:
+            chunks = iter_capped(response, self.config.response_protection.max_bytes)
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except ResponseTooLarge:
+            self.metrics.increment("haechi_response_stream_truncated_total")
+            log_event(
+                40,
+                "proxy_stream_pass_through_too_large",
+                correlationId=request.correlation_id,
+                maxBytes=self.config.response_protection.max_bytes,
+            )
+            request.decision = "stream_truncated"
+            return  # the response stays incomplete: the server drops the connection
+        except (httpx.TimeoutException, httpx.TransportError):
+            if not inspect:
+                self.metrics.increment("haechi_upstream_error_total")
+                request.decision = "upstream_error"
+            return
+        await send({"type": "http.response.body", "body": b""})
+
+    def _inspector(self, request: GatewayRequest, tokens: tuple[str, ...]) -> StreamInspector:
+        route = request.route
+        assert route is not None
+        return StreamInspector(
+            self.runtime,
+            route,
+            mode=self._streaming.response_mode,
+            identity=request.identity,
+            profile=request.profile,
+            correlation_id=request.correlation_id,
+            issued_tokens=tokens,
+            detokenize=self.config.token_vault.detokenize_responses,
+        )
+
+
+def _stream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Headers of an inspected stream: its bytes may differ from the upstream's."""
+    dropped = {b"etag", b"last-modified", b"content-md5", b"digest", b"cache-control"}
+    out = [(n, v) for n, v in headers if n not in dropped]
+    out.append((b"cache-control", b"no-store"))
+    return out
+
+
+async def _until_disconnect(pump: Any, receive: Receive) -> None:
+    """Run ``pump`` until it ends or the client goes away (then cancel it promptly)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pump_task = asyncio.ensure_future(pump)
+    watch_task = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch_task.cancel()
+        if not pump_task.done():
+            pump_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump_task
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+def _serialize(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()

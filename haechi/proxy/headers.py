@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The header boundary between the client, the gateway and the upstream.
+
+Requests are *default-drop*: only provider headers on a fixed allowlist (plus the operator's
+``target.forwardHeaders``) reach the upstream. ``Authorization`` is the gateway credential
+whenever gateway authentication is on, so it is forwarded only when it is off (then it carries
+the caller's upstream API key). Hop-by-hop headers never cross in either direction, and the
+gateway always asks the upstream for an uncompressed (``identity``) body, because a body it
+cannot read is a body it cannot inspect.
+
+Header lists are ASGI/httpx style: lists of ``(name, value)`` byte pairs with lowercase names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+__all__ = [
+    "BASE_FORWARD_ALLOWLIST",
+    "HeaderList",
+    "RequestHeaderPolicy",
+    "response_headers",
+]
+
+HeaderList = list[tuple[bytes, bytes]]
+
+#: Provider headers forwarded by default.
+BASE_FORWARD_ALLOWLIST: Final = frozenset(
+    {
+        "x-api-key",
+        "anthropic-version",
+        "anthropic-beta",
+        "x-goog-api-key",
+        "openai-organization",
+        "openai-project",
+        "openai-beta",
+        "accept",
+        "user-agent",
+        "accept-language",
+    }
+)
+
+_HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+#: Never forwarded upstream, whatever the allowlist says.
+_NEVER_FORWARD: Final = _HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"content-type",
+    b"accept-encoding",
+    b"cookie",
+    b"set-cookie",
+}
+#: Validators that describe the upstream's bytes; wrong once the body was rewritten.
+_BODY_COUPLED: Final = frozenset(
+    {b"etag", b"last-modified", b"content-md5", b"digest", b"content-digest", b"repr-digest"}
+)
+_FIXED_REQUEST_HEADERS: Final = (
+    (b"content-type", b"application/json"),
+    (b"accept-encoding", b"identity"),
+)
+
+
+def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """Header names a ``Connection`` header declares hop-by-hop."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return tokens
+
+
+class RequestHeaderPolicy:
+    """Which client request headers reach the upstream (computed once per gateway)."""
+
+    def __init__(self, forward_headers: Sequence[str] | None, *, auth_enabled: bool) -> None:
+        allowed = set(BASE_FORWARD_ALLOWLIST) | set(forward_headers or ())
+        if not auth_enabled:
+            allowed.add("authorization")
+        self._allowed = frozenset(name.encode("latin-1") for name in allowed) - _NEVER_FORWARD
+
+    def upstream_headers(self, client_headers: Iterable[tuple[bytes, bytes]]) -> HeaderList:
+        """The headers to send upstream for a request with ``client_headers``."""
+        client_headers = list(client_headers)
+        allowed = self._allowed
+        dropped = _connection_tokens(client_headers)
+        out: HeaderList = [
+            (name, value)
+            for name, value in client_headers
+            if name in allowed and value and name not in dropped
+        ]
+        out.extend(_FIXED_REQUEST_HEADERS)
+        return out
+
+
+def response_headers(
+    upstream: Iterable[tuple[bytes, bytes]],
+    *,
+    correlation_id: bytes,
+    rewritten: bool = False,
+    decoded: bool = False,
+) -> HeaderList:
+    """The headers to send the client for an upstream response.
+
+    Args:
+        upstream: the upstream response headers (lowercase names).
+        correlation_id: added as ``x-haechi-correlation-id``.
+        rewritten: the body differs from the upstream's: drop validators, add ``no-store``.
+        decoded: the body was decompressed: drop ``content-encoding``.
+
+    ``content-length`` is always dropped: the caller sets it for the body it actually sends.
+    """
+    upstream = list(upstream)
+    dropped = _HOP_BY_HOP | _connection_tokens(upstream) | {b"content-length"}
+    if rewritten:
+        dropped = dropped | _BODY_COUPLED | {b"cache-control", b"content-type"}
+    if decoded:
+        dropped = dropped | {b"content-encoding"}
+    out: HeaderList = [(n, v) for n, v in upstream if n not in dropped]
+    if rewritten:
+        out.append((b"content-type", b"application/json"))
+        out.append((b"cache-control", b"no-store"))
+    out.append((b"x-haechi-correlation-id", correlation_id))
+    return out

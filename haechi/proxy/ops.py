@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The gateway's own endpoints under the reserved ``/__haechi/`` prefix.
+
+``GET /__haechi/live``, ``/ready``, ``/health`` and ``/metrics`` answer without
+authentication (probes and scrapers carry no credential) and are never counted against the
+in-flight ceiling. Every other path under the prefix is answered here too — 404 for an
+unknown sub-path, 405 for a method other than GET — and is never proxied upstream, so the
+prefix cannot be used to reach the upstream around the gateway's checks. Paths are matched
+exactly, without their query string.
+
+Readiness fails closed: 503 whenever the audit store or the token vault cannot be written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import haechi
+from haechi.proxy._asgi import Send, send_json, send_response
+from haechi.proxy.errors import GatewayError
+
+__all__ = ["RESERVED_PREFIX", "Operations", "is_reserved"]
+
+RESERVED_PREFIX: Final = "/__haechi"
+_ENDPOINTS: Final = frozenset({"live", "ready", "health", "metrics"})
+
+
+def is_reserved(path: str) -> bool:
+    """Whether ``path`` belongs to the gateway itself."""
+    return path == RESERVED_PREFIX or path.startswith(RESERVED_PREFIX + "/")
+
+
+class Operations:
+    """Answers the reserved endpoints for one runtime."""
+
+    def __init__(self, runtime: Any) -> None:
+        self._runtime = runtime
+        self._metrics_enabled = bool(runtime.config.metrics.enabled)
+        self._version = haechi.__version__
+
+    async def readiness(self) -> dict[str, bool]:
+        """Whether the audit store and the token vault can be written right now."""
+        try:
+            state = await self._runtime.ready()
+        except Exception:  # a probe that raises means "not writable"
+            return {"auditWritable": False, "vaultWritable": False}
+        return {
+            "auditWritable": state.get("audit") is True,
+            "vaultWritable": state.get("tokenVault", True) is True,
+        }
+
+    async def handle(self, method: str, path: str, send: Send, correlation_id: bytes) -> None:
+        """Answer a request for a reserved ``path``."""
+        endpoint = path[len(RESERVED_PREFIX) + 1 :] if is_reserved(path) else ""
+        if endpoint not in _ENDPOINTS:
+            raise GatewayError("haechi_not_found")
+        if method != "GET":
+            raise GatewayError("haechi_method_not_allowed", headers={"allow": "GET"})
+        if endpoint == "live":
+            document = {"ok": True, "version": self._version}
+            await send_json(send, 200, document, correlation_id=correlation_id)
+        elif endpoint == "health":
+            mode = self._runtime.config.effective_mode
+            document = {"ok": True, "mode": mode, "version": self._version}
+            await send_json(send, 200, document, correlation_id=correlation_id)
+        elif endpoint == "ready":
+            checks = await self.readiness()
+            ready = all(checks.values())
+            document = {"ready": ready, "version": self._version, "checks": checks}
+            await send_json(send, 200 if ready else 503, document, correlation_id=correlation_id)
+        else:
+            if not self._metrics_enabled:
+                raise GatewayError("haechi_metrics_disabled")
+            body, content_type = self._runtime.metrics.render()
+            headers = [
+                (b"content-type", content_type.encode()),
+                (b"cache-control", b"no-store"),
+                (b"x-haechi-correlation-id", correlation_id),
+            ]
+            await send_response(send, 200, headers, body)

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The request-side steps of the gateway that need no runtime: target, path, body, JSON.
+
+Each step either returns what the next one needs or raises
+:class:`~haechi.proxy.errors.GatewayError`. They run before anything reaches the upstream;
+the order they are called in lives in :mod:`haechi.proxy.app`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Final
+from urllib.parse import unquote
+
+from haechi.proxy.errors import GatewayError
+
+__all__ = [
+    "RAW_TARGET_KEY",
+    "ClientGone",
+    "forwarded_proto_is_https",
+    "model_allowed",
+    "parse_json_body",
+    "read_body",
+    "request_path",
+]
+
+#: Scope key where the gateway's HTTP protocol keeps the request target exactly as sent.
+RAW_TARGET_KEY: Final = "haechi.raw_target"
+
+_Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was complete."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _remove_dot_segments(raw: bytes) -> bytes:
+    # RFC 3986 section 5.2.4, also treating percent-encoded dots as dots (as browsers and
+    # WHATWG URL parsers do), so "/v1/%2e%2e/__haechi/x" cannot slip past the prefix check.
+    segments = raw.split(b"/")[1:]
+    out: list[bytes] = []
+    for segment in segments:
+        plain = segment.lower().replace(b"%2e", b".")
+        if plain == b".":
+            continue
+        if plain == b"..":
+            if out:
+                out.pop()
+            continue
+        out.append(segment)
+    normalized = b"/" + b"/".join(out)
+    last = segments[-1].lower().replace(b"%2e", b".") if segments else b""
+    if last in (b".", b"..") and not normalized.endswith(b"/"):
+        normalized += b"/"
+    return normalized
+
+
+def request_path(scope: dict[str, Any]) -> tuple[bytes, str]:
+    """The request's path, normalized: ``(raw bytes to forward, decoded text to route on)``.
+
+    Only origin-form targets (``/path?query``) are accepted. An absolute-form target
+    (``http://host/...``), a protocol-relative one (``//host/...``) or ``*`` is refused with
+    400 ``haechi_invalid_proxy_target``: the gateway is not a forward proxy.
+    """
+    target: bytes = scope.get(RAW_TARGET_KEY) or scope.get("raw_path") or b""
+    if not target.startswith(b"/") or target.startswith(b"//"):
+        raise GatewayError("haechi_invalid_proxy_target")
+    raw: bytes = scope.get("raw_path") or target.partition(b"?")[0]
+    if b"." not in raw:
+        return raw, scope["path"] if b"%" not in raw else unquote(raw.decode("latin-1"))
+    raw = _remove_dot_segments(raw)
+    return raw, unquote(raw.decode("latin-1"))
+
+
+def forwarded_proto_is_https(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the first hop of the first ``X-Forwarded-Proto`` header is ``https``."""
+    for name, value in headers:
+        if name == b"x-forwarded-proto":
+            return value.split(b",", 1)[0].strip().lower() == b"https"
+    return False
+
+
+async def read_body(receive: _Receive, limit: int, declared_length: int | None) -> bytes:
+    """Read the request body, refusing it as soon as it exceeds ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before reading anything. The
+    413 asks the server to close the connection, so the unread rest is never consumed.
+    """
+    too_large = GatewayError("haechi_request_body_too_large", headers={"connection": "close"})
+    if declared_length is not None and declared_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Decode ``body`` as strict UTF-8 JSON; an empty body is ``{}``.
+
+    Invalid UTF-8 is refused rather than decoded lossily (a replacement character could
+    hide a value from detection). ``NaN``/``Infinity`` are not JSON and are refused. Nesting
+    deep enough to exhaust the parser is answered with 413, like the configured depth limit.
+    """
+    if not body:
+        return {}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GatewayError("haechi_request_body_not_utf8") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise GatewayError("haechi_request_too_deeply_nested") from None
+    except ValueError:
+        raise GatewayError("haechi_invalid_json_request") from None
+
+
+def _bare(model: str) -> str:
+    return model.removeprefix("models/")
+
+
+def model_allowed(allowlist: Sequence[str] | None, model: str | None) -> bool:
+    """Whether ``model`` passes ``allowlist``.
+
+    No allowlist, or an empty one, allows every model. With entries, a request that names
+    no model is refused too (it could not be checked), and ``models/<name>`` (Gemini's
+    resource form) matches ``<name>``.
+    """
+    if not allowlist:
+        return True
+    if model is None:
+        return False
+    wanted = _bare(model)
+    return any(_bare(entry) == wanted for entry in allowlist)

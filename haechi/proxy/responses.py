@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the gateway does with a (non-streamed) upstream response.
+
+Unprotected (``responseProtection.enabled`` off): the body is read under
+``responseProtection.maxBytes`` and relayed byte for byte (502 ``haechi_response_too_large``
+past the cap, audited).
+
+Protected: a body over the cap is always refused (even under ``failureMode: allow``). A
+body that cannot be inspected — compressed (unless ``allowCompressed``), not JSON, invalid
+JSON — is refused with 502 ``haechi_response_unprotected`` under ``failureMode:
+fail-closed`` or relayed and audited under ``allow`` (``allowNonJson`` allows non-JSON
+bodies alone). A JSON body is protected in the response direction: a block is 502
+``haechi_response_policy_block``; otherwise the body is relayed *unchanged* when nothing was
+found, and re-serialised (validators dropped, ``cache-control: no-store``) when it was
+changed. With ``tokenVault.detokenizeResponses``, tokens issued for this same request are
+restored in the answer; no other token ever is.
+
+Error texts never quote upstream bytes (a parser message would).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+import httpx
+
+from haechi.proxy._asgi import Send, send_response
+from haechi.proxy.errors import GatewayError
+from haechi.proxy.headers import response_headers
+from haechi.proxy.upstream import ResponseTooLarge, read_capped
+
+if TYPE_CHECKING:
+    from haechi.proxy.app import GatewayApp, GatewayRequest
+
+__all__ = ["ResponseHandler", "decompress", "is_json_media_type"]
+
+_WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` structured type (parameters ignored)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def decompress(body: bytes, encoding: str, cap: int) -> bytes | None:
+    """Decode a gzip/deflate body without ever inflating past ``cap`` bytes.
+
+    Returns ``None`` for an encoding that cannot be decoded here or a corrupt body; raises
+    :class:`ResponseTooLarge` when the decoded body would exceed ``cap``.
+    """
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        return None
+    if encoding == "deflate" and body[:1] in (b"\x78",):
+        wbits = zlib.MAX_WBITS  # zlib-wrapped deflate, the common case
+    elif encoding == "deflate":
+        wbits = -zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        decoded = inflater.decompress(body, cap + 1)
+    except zlib.error:
+        return None
+    if len(decoded) > cap or inflater.unconsumed_tail:
+        raise ResponseTooLarge
+    if not inflater.eof:
+        return None
+    return decoded
+
+
+def _serialize(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+class ResponseHandler:
+    """Relays, inspects or refuses upstream responses for one gateway."""
+
+    def __init__(self, gateway: GatewayApp) -> None:
+        self._gateway = gateway
+        config = gateway.config.response_protection
+        self._enabled: bool = config.enabled
+        self._mode = config.mode
+        self._fail_closed = config.failure_mode == "fail-closed"
+        self._allow_non_json: bool = config.allow_non_json
+        self._allow_compressed: bool = config.allow_compressed
+        self._cap: int = config.max_bytes
+        self._detokenize: bool = gateway.config.token_vault.detokenize_responses
+
+    async def respond(
+        self,
+        request: GatewayRequest,
+        response: httpx.Response,
+        send: Send,
+        tokens: tuple[str, ...],
+        *,
+        force: bool = False,
+    ) -> None:
+        """Answer the client with ``response`` (inspected when configured or ``force``)."""
+        route = request.route
+        protect = force or (self._enabled and route is not None and route.protect_response)
+        cid = request.correlation_id.encode()
+        if not protect:
+            await self._relay(request, response, send, cid)
+            return
+        gateway = self._gateway
+        try:
+            raw = await read_capped(response, self._cap)
+        except ResponseTooLarge:
+            await self._refuse(request, "response_body_too_large")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        body: bytes | None = raw
+        decoded = False
+        if encoding not in ("", "identity"):
+            if not self._allow_compressed:
+                await self._uninspectable(request, response, raw, send, "compressed_response")
+                return
+            try:
+                body = decompress(raw, encoding, self._cap)
+            except ResponseTooLarge:
+                await self._refuse(request, "response_body_too_large")
+            if body is None:
+                await self._uninspectable(request, response, raw, send, "compressed_response")
+                return
+            decoded = True
+        if not body:
+            headers = response_headers(response.headers.raw, correlation_id=cid, decoded=decoded)
+            await send_response(send, response.status_code, headers, b"")
+            return
+        if not is_json_media_type(response.headers.get("content-type", "")):
+            allow = self._allow_non_json
+            await self._uninspectable(request, response, raw, send, "non_json_response", allow)
+            return
+        try:
+            document = json.loads(body.decode("utf-8"))
+        except (ValueError, RecursionError):
+            await self._uninspectable(request, response, raw, send, "invalid_json_response")
+            return
+        result = await gateway.protect(request, document, direction="response", mode=self._mode)
+        if result.blocked:
+            request.decision = "response_blocked"
+            gateway.metrics.increment("haechi_blocks_total")
+            raise GatewayError(
+                "haechi_response_policy_block",
+                extra={"summary": result.summary, "auditId": result.audit_id},
+            )
+        changed = result.mode == "enforce" and bool(result.summary.get("detectionCount"))
+        payload = result.payload if changed else document
+        if self._detokenize and tokens:
+            restored = await gateway.runtime.detokenize(payload, tokens)
+            if restored != payload:
+                payload, changed = restored, True
+        out = _serialize(payload) if changed else body
+        headers = response_headers(
+            response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
+        )
+        await send_response(send, response.status_code, headers, out)
+
+    async def _relay(
+        self, request: GatewayRequest, response: httpx.Response, send: Send, cid: bytes
+    ) -> None:
+        try:
+            raw = await read_capped(response, self._cap)
+        except ResponseTooLarge:
+            request.decision = "response_blocked"
+            await self._gateway.audit_decision(
+                request, "response_unprotected_blocked", "response_body_too_large"
+            )
+            raise GatewayError(
+                "haechi_response_too_large", extra={"reason": "response_body_too_large"}
+            ) from None
+        headers = response_headers(response.headers.raw, correlation_id=cid)
+        await send_response(send, response.status_code, headers, raw)
+
+    async def _refuse(self, request: GatewayRequest, reason: str) -> NoReturn:
+        gateway = self._gateway
+        request.decision = "response_unprotected_blocked"
+        gateway.metrics.increment("haechi_response_unprotected_total")
+        gateway.metrics.increment("haechi_blocks_total")
+        await gateway.audit_decision(request, "response_unprotected_blocked", reason)
+        raise GatewayError("haechi_response_unprotected", extra={"reason": reason})
+
+    async def _uninspectable(
+        self,
+        request: GatewayRequest,
+        response: httpx.Response,
+        raw: bytes,
+        send: Send,
+        reason: str,
+        allow: bool = False,
+    ) -> None:
+        if self._fail_closed and not allow:
+            await self._refuse(request, reason)
+        gateway = self._gateway
+        request.decision = "response_unprotected_allowed"
+        gateway.metrics.increment("haechi_response_unprotected_total")
+        await gateway.audit_decision(request, "response_unprotected_allowed", reason)
+        cid = request.correlation_id.encode()
+        headers = response_headers(response.headers.raw, correlation_id=cid)
+        await send_response(send, response.status_code, headers, raw)

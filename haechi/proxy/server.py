@@ -1,0 +1,325 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Serving the gateway with uvicorn: bind guards, TLS, timeouts, drain, startup lines.
+
+Binding: only loopback addresses unless ``--allow-remote-bind`` is given on the command
+line (no config or environment key can unlock it), and a remote bind additionally needs TLS
+material (``proxy.tls``) or ``proxy.trustForwardedProto`` — in which case every proxied
+request must carry ``X-Forwarded-Proto: https``. TLS is chosen by material, not by host:
+configured material means HTTPS, also on loopback.
+
+Timeouts (what maps to what):
+
+- ``limits.headersTimeoutMs``: time from a connection's (or a request's) first byte to the
+  end of its headers; past it the connection is closed. Enforced by the gateway's HTTP
+  protocol (needs ``httptools``; with the pure-Python ``h11`` fallback it is not enforced).
+- ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
+  past it the gateway answers 408 ``haechi_request_timeout``.
+- Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
+- ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
+  closed at once, in-flight requests get this long to finish, then the rest are cut.
+
+uvicorn runs on ``uvloop`` and ``httptools`` when they are installed (the ``speed`` extra),
+and on asyncio and ``h11`` otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import ipaddress
+import logging
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+
+import haechi
+from haechi.errors import ConfigError, HaechiError
+from haechi.proxy.app import GatewayApp
+from haechi.proxy.logs import configure_logging, log_event
+from haechi.proxy.pipeline import RAW_TARGET_KEY
+
+__all__ = [
+    "DEFAULT_PROXY_PORT",
+    "ListenPlan",
+    "is_loopback",
+    "plan_listen",
+    "run_proxy",
+    "tls_files",
+    "uvicorn_options",
+]
+
+DEFAULT_PROXY_PORT: Final = 11016
+_KEEP_ALIVE_S: Final = 5
+_HAS_HTTPTOOLS: Final = importlib.util.find_spec("httptools") is not None
+_HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names the loopback interface (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    text = host.strip().lower().removeprefix("[").removesuffix("]")
+    if text == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return address.is_loopback and not (
+        isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ListenPlan:
+    """Where and how the gateway listens, after the bind guards accepted it."""
+
+    host: str
+    port: int
+    tls: bool
+    forwarded_proto_gate: bool
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with TLS material, else ``http``."""
+        return "https" if self.tls else "http"
+
+
+def plan_listen(config: Any, *, host: str, port: int, allow_remote_bind: bool) -> ListenPlan:
+    """Apply the bind guards; raise :class:`ConfigError` when the bind is refused."""
+    tls = config.proxy.tls is not None
+    trust = bool(config.proxy.trust_forwarded_proto)
+    loopback = is_loopback(host)
+    if not loopback and not allow_remote_bind:
+        raise ConfigError(
+            f"Refusing to bind Haechi proxy to non-loopback host {host}. Use "
+            "--allow-remote-bind only behind a trusted network boundary."
+        )
+    if not loopback and not tls and not trust:
+        raise ConfigError(
+            f"Refusing to bind Haechi proxy to non-loopback host {host} without TLS. Configure "
+            "proxy.tls, or set proxy.trustForwardedProto when a TLS-terminating proxy is in "
+            "front."
+        )
+    gate = not loopback and not tls and trust
+    return ListenPlan(host=host, port=port, tls=tls, forwarded_proto_gate=gate)
+
+
+@contextlib.contextmanager
+def tls_files(config: Any) -> Iterator[dict[str, Any]]:
+    """uvicorn TLS options for ``proxy.tls`` (empty without TLS).
+
+    A PKCS#12 (``pfxFile``) bundle is converted to a PEM key and chain in a private temporary
+    directory (mode 0700, files 0600) that is removed when the ``with`` block ends; uvicorn
+    reads them while the server configuration is loaded.
+    """
+    tls = config.proxy.tls
+    if tls is None:
+        yield {}
+        return
+    if tls.pfx_file is None:
+        yield {"ssl_keyfile": tls.key_file, "ssl_certfile": tls.cert_file}
+        return
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    password = tls.passphrase.get_secret_value().encode() if tls.passphrase else None
+    try:
+        data = Path(tls.pfx_file).read_bytes()
+        key, cert, chain = pkcs12.load_key_and_certificates(data, password)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"proxy.tls.pfxFile could not be loaded: {type(exc).__name__}") from None
+    if key is None or cert is None:
+        raise ConfigError("proxy.tls.pfxFile must hold a private key and a certificate")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    cert_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *chain])
+    with tempfile.TemporaryDirectory(prefix="haechi-tls-") as directory:
+        paths = {}
+        for name, data in (("key.pem", key_pem), ("cert.pem", cert_pem)):
+            path = os.path.join(directory, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            paths[name] = path
+        yield {"ssl_keyfile": paths["key.pem"], "ssl_certfile": paths["cert.pem"]}
+
+
+def _protocol_class(headers_timeout_s: float | None) -> Any:
+    """uvicorn's httptools protocol, keeping the raw request target and timing headers."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GatewayHttpProtocol(HttpToolsProtocol):
+        """Records the request target as sent, and closes connections stuck in headers."""
+
+        _headers_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            if headers_timeout_s:
+                self._disarm()
+                self._headers_timer = self.loop.call_later(headers_timeout_s, self._expire)
+
+        def _disarm(self) -> None:
+            if self._headers_timer is not None:
+                self._headers_timer.cancel()
+                self._headers_timer = None
+
+        def _expire(self) -> None:
+            self._headers_timer = None
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            # httptools keeps only the path of an absolute-form target; keep the target as
+            # sent so the gateway can refuse "http://other-host/..." instead of routing it.
+            self.scope[RAW_TARGET_KEY] = bytes(self.url)  # type: ignore[typeddict-unknown-key]
+            super().on_headers_complete()
+
+    return GatewayHttpProtocol
+
+
+def uvicorn_options(config: Any) -> dict[str, Any]:
+    """The uvicorn settings the gateway runs with (shared by the CLI, the demo and tests)."""
+    limits = config.limits
+    headers_timeout = limits.headers_timeout_ms / 1000 if limits.headers_timeout_ms else None
+    options: dict[str, Any] = {
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": "warning",
+        "server_header": False,
+        "date_header": False,
+        "timeout_keep_alive": _KEEP_ALIVE_S,
+        "timeout_graceful_shutdown": limits.shutdown_grace_ms / 1000,
+        "http": _protocol_class(headers_timeout) if _HAS_HTTPTOOLS else "h11",
+        "loop": "uvloop" if _HAS_UVLOOP else "asyncio",
+    }
+    return options
+
+
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _startup_lines(config: Any, plan: ListenPlan, port: int) -> None:
+    mode = config.effective_mode
+    upstream = _safe_url(config.target.upstream)
+    host = f"[{plan.host}]" if ":" in plan.host else plan.host
+    log_event(
+        logging.INFO,
+        "proxy_listening",
+        text=f"Haechi proxy listening on {plan.scheme}://{host}:{port}\n"
+        f"Upstream: {upstream}\nMode: {mode}",
+        host=plan.host,
+        port=port,
+        scheme=plan.scheme,
+        tls=plan.tls,
+        upstream=upstream,
+        mode=mode,
+        version=haechi.__version__,
+    )
+    if not is_loopback(plan.host):
+        how = (
+            "TLS is terminated by Haechi"
+            if plan.tls
+            else "TLS must be terminated by the proxy in front (X-Forwarded-Proto: https)"
+        )
+        log_event(
+            logging.WARNING,
+            "remote_bind_enabled",
+            text=f"Warning: Haechi proxy is bound to non-loopback host {plan.host}; {how}.",
+            tls=plan.tls,
+            trustForwardedProto=plan.forwarded_proto_gate,
+        )
+    if mode != "enforce":
+        log_event(
+            logging.WARNING,
+            "non_enforce_mode",
+            text=f"Warning: mode is {mode}: payloads are inspected and audited, not changed.",
+            mode=mode,
+        )
+    if not config.response_protection.enabled:
+        log_event(
+            logging.WARNING,
+            "response_protection_disabled",
+            text="Warning: responseProtection.enabled is false: responses are not inspected.",
+        )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, logging the shutdown signal as a gateway event."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:
+            import signal as _signal
+
+            log_event(
+                logging.INFO,
+                "proxy_shutdown",
+                text=f"Haechi proxy shutting down ({_signal.Signals(sig).name})",
+                signal=_signal.Signals(sig).name,
+            )
+        super().handle_exit(sig, frame)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise HaechiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def run_proxy(
+    config: Any,
+    runtime: Any,
+    *,
+    host: str,
+    port: int,
+    allow_remote_bind: bool,
+) -> None:
+    """Serve the gateway until SIGTERM/SIGINT, then drain within ``limits.shutdownGraceMs``."""
+    plan = plan_listen(config, host=host, port=port, allow_remote_bind=allow_remote_bind)
+    configure_logging(config.logging.format)
+    app = GatewayApp(runtime, forwarded_proto_gate=plan.forwarded_proto_gate)
+    sock = _bind(plan.host, plan.port)
+    try:
+        with tls_files(config) as tls_options:
+            uv_config = uvicorn.Config(app, **uvicorn_options(config), **tls_options)
+            uv_config.load()  # reads the TLS files now, so temporary ones can go
+        server = _Server(uv_config)
+        _startup_lines(config, plan, sock.getsockname()[1])
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

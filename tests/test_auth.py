@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Built-in bearer-token auth: hashed store, constant-time lookup, immediate revocation."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from haechi.auth import (
+    IDENTITY_HASH_DOMAIN,
+    TOKEN_HASH_DOMAIN,
+    BearerAuthProvider,
+    add_token,
+    list_tokens,
+    read_auth_store,
+    revoke_token,
+)
+from haechi.crypto import LocalCryptoProvider, init_key_file
+from haechi.errors import ConfigError, ProviderError
+from haechi.providers import AuthProvider
+
+
+@pytest.fixture
+def crypto(tmp_path: Path) -> LocalCryptoProvider:
+    key_file = tmp_path / "keys.json"
+    init_key_file(key_file)
+    return LocalCryptoProvider(key_file)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "auth.json"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_store_holds_only_a_keyed_hash(store: Path, crypto: LocalCryptoProvider) -> None:
+    record, token = add_token(store, crypto, token_type="service", scopes=["team:eng"])
+    assert token.startswith("hae_")
+    assert len(token) == 4 + 43
+    text = store.read_text()
+    assert token not in text
+    stored = read_auth_store(store)[0]
+    assert stored["tokenHash"] == crypto.hmac(token, TOKEN_HASH_DOMAIN)
+    assert stored["id"] == record["id"]
+    assert record["id"].startswith("tok_auth_")
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert json.loads(text)["version"] == 1
+
+
+@pytest.mark.anyio
+async def test_valid_token_yields_a_pii_safe_identity(
+    store: Path, crypto: LocalCryptoProvider
+) -> None:
+    record, token = add_token(
+        store, crypto, token_type="agent", scopes=["team:eng"], labels={"env": "prod"}
+    )
+    identity = await BearerAuthProvider(store, crypto).authenticate(_bearer(token))
+    assert identity is not None
+    assert identity.id == record["id"]
+    assert identity.type == "agent"
+    assert identity.provider == "bearer"
+    assert identity.scopes == ("team:eng",)
+    assert identity.labels == {"env": "prod"}
+    assert identity.subject_hash == crypto.hmac(record["id"], IDENTITY_HASH_DOMAIN)
+    assert token not in repr(identity)
+    assert set(identity.audit_projection()) == {
+        "id",
+        "type",
+        "subjectHash",
+        "issuerHash",
+        "provider",
+    }
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": ""},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+        {"authorization": "Bearer"},
+        {"authorization": "Bearer    "},
+        {"authorization": "Bearer hae_not-a-real-token"},
+    ],
+)
+async def test_missing_or_wrong_credentials_are_denied(
+    store: Path, crypto: LocalCryptoProvider, headers: dict[str, str]
+) -> None:
+    add_token(store, crypto, token_type="user")
+    assert await BearerAuthProvider(store, crypto).authenticate(headers) is None
+
+
+@pytest.mark.anyio
+async def test_scheme_is_case_insensitive_and_token_trimmed(
+    store: Path, crypto: LocalCryptoProvider
+) -> None:
+    _record, token = add_token(store, crypto, token_type="user")
+    provider = BearerAuthProvider(store, crypto)
+    assert await provider.authenticate({"authorization": f"  bearer   {token}  "}) is not None
+
+
+@pytest.mark.anyio
+async def test_revocation_is_immediate(store: Path, crypto: LocalCryptoProvider) -> None:
+    record, token = add_token(store, crypto, token_type="user")
+    provider = BearerAuthProvider(store, crypto)
+    assert await provider.authenticate(_bearer(token)) is not None
+    assert revoke_token(store, record["id"]) == {"id": record["id"], "revoked": True}
+    assert await provider.authenticate(_bearer(token)) is None
+    assert revoke_token(store, record["id"]) == {"id": record["id"], "revoked": False}
+
+
+@pytest.mark.anyio
+async def test_new_tokens_work_without_restart(store: Path, crypto: LocalCryptoProvider) -> None:
+    provider = BearerAuthProvider(store, crypto)
+    assert await provider.authenticate(_bearer("hae_x")) is None
+    _record, token = add_token(store, crypto, token_type="user")
+    assert await provider.authenticate(_bearer(token)) is not None
+
+
+@pytest.mark.anyio
+async def test_a_corrupt_store_fails_closed(store: Path, crypto: LocalCryptoProvider) -> None:
+    store.parent.mkdir(parents=True)
+    store.write_text("{not json")
+    with pytest.raises(ProviderError):
+        await BearerAuthProvider(store, crypto).authenticate(_bearer("hae_x"))
+
+
+def test_list_never_shows_tokens_or_hashes(store: Path, crypto: LocalCryptoProvider) -> None:
+    _record, token = add_token(store, crypto, token_type="user", labels={"team": "a"})
+    listing = list_tokens(store)
+    assert len(listing) == 1
+    assert set(listing[0]) == {"id", "type", "scopes", "labels", "createdAt", "disabled"}
+    assert token not in json.dumps(listing)
+
+
+def test_validation(store: Path, crypto: LocalCryptoProvider) -> None:
+    with pytest.raises(ConfigError, match="token type"):
+        add_token(store, crypto, token_type="robot")
+    with pytest.raises(ConfigError, match="allowedLabelKeys"):
+        add_token(store, crypto, token_type="user", labels={"email": "x"})
+    with pytest.raises(ConfigError, match="1 to 64"):
+        add_token(store, crypto, token_type="user", labels={"team": "x" * 65})
+    with pytest.raises(ConfigError, match="scopes"):
+        add_token(store, crypto, token_type="user", scopes=[" "])
+    with pytest.raises(ConfigError, match="unknown token id"):
+        revoke_token(store, "tok_auth_missing")
+    assert not store.exists()
+
+
+def test_is_an_auth_provider(store: Path, crypto: LocalCryptoProvider) -> None:
+    assert isinstance(BearerAuthProvider(store, crypto), AuthProvider)
+    assert BearerAuthProvider.name == "bearer"
