@@ -263,14 +263,15 @@ def stream_event(
     identity: Identity | None = None,
     profile: str | None = None,
     path: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """The one event of an inspected response stream.
 
     ``operation`` is the route operation, written as ``response-stream:<operation>``.
     ``mode`` is the stream's enforcement mode and ``blocked`` whether the stream was cut;
     the decision is ``stream_blocked`` (reason ``stream_policy_block``) or
-    ``stream_inspected``. ``summary`` is the stream protector's tally. Streams carry no
-    detection list.
+    ``stream_inspected``; ``reason`` names another cause (``stream_frame_too_large``, ...).
+    ``summary`` is the stream protector's tally. Streams carry no detection list.
     """
     decision = "stream_blocked" if blocked else "stream_inspected"
     return _gateway_event(
@@ -282,7 +283,7 @@ def stream_event(
         enforced=mode == "enforce",
         blocked=blocked,
         decision=decision,
-        reason="stream_policy_block" if blocked else "stream_inspected",
+        reason=reason or ("stream_policy_block" if blocked else "stream_inspected"),
         correlation_id=correlation_id,
         identity=identity,
         profile=profile,

@@ -174,6 +174,7 @@ class StreamInspector:
                     identity=self._identity,
                     profile=self._profile,
                     path=self._route.path,
+                    reason=reason,
                 )
             )
         self._count()
