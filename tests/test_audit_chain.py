@@ -322,3 +322,15 @@ def test_cli_end_to_end_in_a_subprocess(tmp_path: Path) -> None:
     broken = subprocess.run([*command, str(anchor)], capture_output=True, text=True, check=False)
     assert broken.returncode == 4
     assert json.loads(broken.stdout)["result"]["reason"] == "event hash mismatch"
+
+
+def test_disagreeing_anchors_for_one_sequence_fail(tmp_path: Path) -> None:
+    audit, anchor = tmp_path / "audit.jsonl", tmp_path / "anchor.jsonl"
+    _write(audit, 3, anchor_mode="file", anchor_path=anchor)
+    anchors = _load(anchor)
+    _save(anchor, [*anchors, {**anchors[1], "eventHash": "B" * 43}, anchors[1]])
+    assert verify_chain(audit, anchor_path=anchor).reason == "anchor hash mismatch at sequence 2"
+    _save(anchor, [*anchors, anchors[1]])
+    result = verify_chain(audit, anchor_path=anchor)
+    assert result.valid
+    assert result.to_json()["anchored"] == {"count": 4, "lastSequence": 3}

@@ -153,14 +153,17 @@ class ChainVerifier:
     """
 
     def __init__(self, anchors: Iterable[Any] | None = None) -> None:
-        self._anchors: dict[int, set[str]] | None = None
+        # sequence -> attested hash; None when anchors disagree about one sequence.
+        self._anchors: dict[int, str | None] | None = None
         self._anchor_count = 0
         if anchors is not None:
             self._anchors = {}
             for anchor in anchors:
                 entry = _anchor_entry(anchor)
                 if entry is not None:
-                    self._anchors.setdefault(entry[0], set()).add(entry[1])
+                    sequence, digest = entry
+                    known = self._anchors.get(sequence, digest)
+                    self._anchors[sequence] = digest if known == digest else None
                     self._anchor_count += 1
         self._records = 0
         self._head: str | None = None
@@ -195,10 +198,12 @@ class ChainVerifier:
             or event_hash(record, integrity) != claimed
         ):
             return "event hash mismatch"
-        if self._anchors is not None:
-            attested = self._anchors.get(self._records)
-            if attested is not None and attested != {claimed}:
-                return f"anchor hash mismatch at sequence {self._records}"
+        if (
+            self._anchors is not None
+            and self._records in self._anchors
+            and self._anchors[self._records] != claimed
+        ):
+            return f"anchor hash mismatch at sequence {self._records}"
         self._head = claimed
         return None
 
