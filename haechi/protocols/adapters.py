@@ -114,7 +114,8 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/chat/completions": _CHAT,
     "/v1/completions": _COMPLETIONS,
     "/v1/embeddings": _EMBEDDINGS,
-    "/completion": RouteSpec("legacy-completion", _sse(("content",))),
+    # llama.cpp's native stream ends with a ``"stop": true`` frame.
+    "/completion": RouteSpec("legacy-completion", _sse(("content",), done_field="stop")),
 }
 
 _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
