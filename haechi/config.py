@@ -462,7 +462,9 @@ class TokenVaultConfig(_Section):
     reveal_policy: Literal["disabled", "local-dev"] = _field(
         "disabled", "Whether token-reveal may return plaintext (local-dev only)."
     )
-    retention_days: Annotated[float, Field(ge=1)] = _field(30, "Days a token stays redeemable.")
+    retention_days: Annotated[StrictInt | float, Field(ge=1)] = _field(
+        30, "Days a token stays redeemable."
+    )
     deterministic: StrictBool = _field(
         False, "Same value -> same token (linkable) for the types in deterministicTypes."
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 from haechi.cli import (  # noqa: F401 - importing registers the commands
     _audit,
@@ -36,16 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     except HaechiError as exc:
         sys.stderr.write(f"haechi: {exc.diagnostics()}\n")
         return 1
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("haechi: aborted\n")
         return 1
-    except click.ClickException as exc:
-        sys.stderr.write(f"haechi: {exc.format_message()}\n")
-        return 1
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         sys.stderr.write(f"haechi: {exc}\n")
+        return 1
+    except Exception as exc:
+        # Usage errors (unknown command, bad option). typer raises click's classes or its own
+        # vendored copies depending on the version, so recognise them by shape.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            sys.stderr.write(f"haechi: {exc.format_message()}\n")
+            return 1
+        # An unexpected failure: name its class only, since its text could quote input.
+        sys.stderr.write(f"haechi: internal error ({type(exc).__name__})\n")
         return 1
     return result if isinstance(result, int) else 0
 

@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``haechi init``, ``status`` and ``config`` as a user runs them: real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haechi.config import config_reference
+from haechi.crypto import LocalCryptoProvider
+
+
+def haechi(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "haechi", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_init_then_status_in_an_empty_directory(tmp_path: Path) -> None:
+    first = as_json(haechi(tmp_path, "init"))
+    assert first["created"]
+    assert first["keyCreated"]
+    assert not first["rotated"]
+    key_file = tmp_path / ".haechi" / "dev.keys.json"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / ".haechi").is_dir()
+    status = as_json(haechi(tmp_path, "status"))
+    assert status["protection"]["policyMode"] == "dry-run"
+    assert status["keys"]["exists"]
+    assert status["keys"]["permissions"] == "0600"
+    assert status["keys"]["nonceBudget"]["limit"] == 2**32
+    key_material = json.loads(key_file.read_text())["keys"][0]["k"]
+    assert key_material not in json.dumps(status)
+
+
+def test_init_twice_changes_nothing(tmp_path: Path) -> None:
+    as_json(haechi(tmp_path, "init"))
+    before = snapshot(tmp_path)
+    second = as_json(haechi(tmp_path, "init"))
+    assert not second["created"]
+    assert not second["keyCreated"]
+    assert snapshot(tmp_path) == before
+
+
+def test_init_force_rotates_and_old_envelopes_still_decrypt(tmp_path: Path) -> None:
+    first = as_json(haechi(tmp_path, "init"))
+    key_file = tmp_path / ".haechi" / "dev.keys.json"
+    aad = {"purpose": "test", "path": "key_abc"}
+    envelope = LocalCryptoProvider(key_file).encrypt("minji.kim@example.com", aad)
+    rotated = as_json(haechi(tmp_path, "init", "--force"))
+    assert rotated["rotated"]
+    assert rotated["activeKid"] != first["activeKid"]
+    keys = json.loads(key_file.read_text())["keys"]
+    assert {k["status"] for k in keys} == {"active", "retired"}
+    fresh = LocalCryptoProvider(key_file)
+    assert fresh.decrypt(envelope, aad) == "minji.kim@example.com"
+    assert fresh.encrypt("x", aad)["kid"] == rotated["activeKid"]
+
+
+@pytest.mark.parametrize(
+    ("document", "needle"),
+    [
+        ({"proxy": {"bogus": True}}, "proxy.bogus: unknown key"),
+        ({"limits": {"maxRequestBytes": "big"}}, "limits.maxRequestBytes"),
+        ({"configVersion": 2}, "configVersion: unsupported configVersion 2"),
+    ],
+)
+def test_bad_config_exits_1_naming_the_key(
+    tmp_path: Path, document: dict[str, Any], needle: str
+) -> None:
+    (tmp_path / "haechi.config.json").write_text(json.dumps(document))
+    result = haechi(tmp_path, "status")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("haechi: ")
+    assert needle in lines[0]
+
+
+def test_env_mode_shows_in_status(tmp_path: Path) -> None:
+    as_json(haechi(tmp_path, "init"))
+    status = as_json(haechi(tmp_path, "status", env={"HAECHI_MODE": "enforce"}))
+    assert status["protection"]["policyMode"] == "enforce"
+    assert status["protection"]["enforced"] is True
+    bad = haechi(tmp_path, "status", env={"HAECHI_MODE": "loud"})
+    assert bad.returncode == 1
+    assert "HAECHI_MODE" in bad.stderr
+
+
+def test_status_never_prints_tls_key_material(tmp_path: Path) -> None:
+    key_pem = (
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAA\n"
+        "-----END PRIVATE KEY-----\n"
+    )
+    (tmp_path / "key.pem").write_text(key_pem)
+    (tmp_path / "cert.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+    )
+    config = {"proxy": {"tls": {"keyFile": "key.pem", "certFile": "cert.pem"}}}
+    (tmp_path / "haechi.config.json").write_text(json.dumps(config))
+    status = as_json(haechi(tmp_path, "status"))
+    assert status["proxy"]["tls"]["keyFile"] == "key.pem"
+    assert "PRIVATE KEY" not in json.dumps(status)
+    assert "MC4CAQAw" not in json.dumps(status)
+
+
+def test_status_reports_a_broken_audit_chain(tmp_path: Path) -> None:
+    as_json(haechi(tmp_path, "init"))
+    audit = tmp_path / ".haechi" / "audit.jsonl"
+    audit.write_text('{"no": "integrity"}\n')
+    status = as_json(haechi(tmp_path, "status"))
+    assert status["audit"]["chain"]["valid"] is False
+    assert any("audit chain is broken" in w for w in status["warnings"])
+
+
+def test_config_prints_every_key(tmp_path: Path) -> None:
+    text = haechi(tmp_path, "config")
+    assert text.returncode == 0
+    for key in config_reference():
+        assert key.key in text.stdout
+    document = as_json(haechi(tmp_path, "config", "--format", "json"))
+    assert {entry["key"] for entry in document} == {k.key for k in config_reference()}
+
+
+def test_unknown_command_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = haechi(tmp_path, "frobnicate")
+    assert result.returncode == 1
+    assert result.stderr.startswith("haechi: ")
