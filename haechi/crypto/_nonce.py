@@ -41,10 +41,11 @@ class NonceBudgetWarning(RuntimeWarning):
     """The active key is past half its encryption budget, or its usage cannot be persisted."""
 
 
-def _notify(code: str, text: str) -> None:
-    # Operators read the log; library users and tests see (and can filter) the warning.
+def _notify(code: str, text: str, depth: int) -> None:
+    # Operators read the log; library users and tests see (and can filter) the warning,
+    # attributed to whoever called encrypt (``depth`` frames above the caller of _notify).
     _log.warning("%s: %s", code, text)
-    warnings.warn(f"{code}: {text}", NonceBudgetWarning, stacklevel=4)
+    warnings.warn(f"{code}: {text}", NonceBudgetWarning, stacklevel=depth + 2)
 
 
 def _exhausted(kid: str) -> CryptoError:
@@ -87,6 +88,7 @@ class NonceLedger:
                 "HAECHI_NONCE_BUDGET",
                 f"key {self._kid} used half of its 2^32 encryption budget; "
                 "plan a rotation with 'haechi init --force'",
+                depth=3,
             )
 
     def _reserve(self) -> None:
@@ -124,5 +126,6 @@ class NonceLedger:
                 "HAECHI_NONCE_BUDGET_NOPERSIST",
                 f"key file is not writable; the budget of key {self._kid} is counted "
                 "in this process only",
+                depth=5,
             )
         self._end = NONCE_LIMIT
