@@ -17,6 +17,6 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,dev]'
+.venv/bin/python -m pip install -q -e '.[test,dev]' -e tests/plugins/haechi-example-sqlite
 
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
