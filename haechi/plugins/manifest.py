@@ -96,9 +96,11 @@ def _validate_static(plugin: Mapping[str, Any], errors: list[str]) -> None:
             errors.append(f"capabilities.{name} must be a boolean")
     handling = plugin.get("dataHandling")
     handling = handling if isinstance(handling, Mapping) else {}
-    if capabilities.get("networkEgress") is True and capabilities.get("readsPlaintext") is True:
-        if not _nonblank(handling.get("retention")):
-            errors.append("dataHandling.retention is required when a plugin sends plaintext out")
+    sends_plaintext = capabilities.get("networkEgress") is True and (
+        capabilities.get("readsPlaintext") is True
+    )
+    if sends_plaintext and not _nonblank(handling.get("retention")):
+        errors.append("dataHandling.retention is required when a plugin sends plaintext out")
     if handling.get("logsRawPayload") is True:
         errors.append("dataHandling.logsRawPayload must not be true")
 
@@ -107,7 +109,7 @@ def _validate_dynamic(plugin: Mapping[str, Any], errors: list[str]) -> None:
     if plugin.get("kind") != "authProvider":
         errors.append("only authProvider plugins may use an isolated runtime")
     signature = plugin.get("signature")
-    if "signed" not in plugin and not (_nonblank(signature) and _BASE64.fullmatch(signature)):
+    if "signed" not in plugin and not (_nonblank(signature) and _BASE64.fullmatch(str(signature))):
         errors.append("signature must be non-empty standard base64")
     if "signed" not in plugin and not _nonblank(plugin.get("signerKeyId")):
         errors.append("signerKeyId is required")

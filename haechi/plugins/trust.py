@@ -12,7 +12,8 @@ the same refusal reason (operators and tests rely on it)::
                                                                         so a swap reads as tamper)
     d2 entry hash not revoked                      revoked
     e  Ed25519 signature over canonical payload    invalid-signature
-    f  now inside [notBefore, notAfter]            expired-window      (bad bounds: manifest-invalid)
+    f  now inside [notBefore, notAfter]            expired-window
+                                                   (malformed bounds: manifest-invalid)
     g  version >= versionFloor[pluginId]           below-version-floor
     h  pin.version / entrySha256 / manifestSha256  pin-mismatch
     i  capabilities boolean and allowlisted;       capability-not-allowlisted

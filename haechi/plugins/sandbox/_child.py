@@ -97,7 +97,7 @@ def _serve(authenticate: Authenticate, proto_in: int, proto_out: int, max_bytes:
         except _wire.WireClosed:
             return
         cid, credential = message.get("cid"), message.get("credential")
-        if message.get("t") != "auth" or not isinstance(cid, int) or not isinstance(credential, str):
+        if message.get("t") != "auth" or type(cid) is not int or type(credential) is not str:
             os._exit(4)
         _wire.write_all_blocking(proto_out, _answer(authenticate, cid, credential, max_bytes))
 

@@ -53,4 +53,4 @@ class RespawnBreaker:
         recent = self._recent(time.monotonic() if now is None else now)
         if recent == 0:
             return 0.0
-        return self._policy.backoff_s * 2 ** min(recent - 1, self._policy.max_doublings)
+        return self._policy.backoff_s * float(2 ** min(recent - 1, self._policy.max_doublings))

@@ -17,6 +17,7 @@ keeps the sandbox independent of any particular event loop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -165,14 +166,10 @@ def _program_frame() -> bytes:
 
 def _reap(proc: subprocess.Popen[bytes], workdir: str) -> None:
     if proc.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
     for stream in (proc.stdin, proc.stdout):
         if stream is not None:
             stream.close()
@@ -197,7 +194,8 @@ def _spawn() -> tuple[subprocess.Popen[bytes], str]:
         )
     except OSError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
-        raise PluginLoadError("sandbox-failed", f"cannot start the sandbox: {exc.strerror}") from None
+        detail = f"cannot start the sandbox: {exc.strerror}"
+        raise PluginLoadError("sandbox-failed", detail) from None
     return proc, workdir
 
 
