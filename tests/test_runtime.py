@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Composition of the runtime: configuration, injected providers, lazy providers, facade."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from haechi.audit import AuditSink, MemoryAuditStore
+from haechi.config import default_config
+from haechi.crypto import LocalCryptoProvider, init_key_file
+from haechi.errors import ConfigError
+from haechi.models import Identity
+from haechi.runtime import create_runtime
+from haechi.vault import MemoryTokenStore
+
+
+@pytest.fixture(autouse=True)
+def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_compose_without_touching_the_disk() -> None:
+    runtime = create_runtime()
+    assert runtime.config == default_config()
+    assert runtime.token_vault is not None
+    assert isinstance(runtime.audit, AuditSink)
+    assert runtime.warnings == ()
+    assert not Path(".haechi").exists()
+
+
+def test_a_mapping_is_validated_like_a_file() -> None:
+    with pytest.raises(ConfigError, match="unknown key"):
+        create_runtime({"bogus": 1})
+    with pytest.raises(ConfigError, match="Unknown policy preset"):
+        create_runtime({"policy": {"presets": ["nope"]}})
+
+
+def test_unknown_provider_keys_are_misuse() -> None:
+    with pytest.raises(TypeError, match="unknown provider keys"):
+        create_runtime(None, {"vault": object()})
+
+
+def test_external_providers_must_be_injected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"keys\.provider"):
+        create_runtime({"keys": {"provider": "external"}})
+    with pytest.raises(ConfigError, match=r"auth\.provider"):
+        create_runtime({"auth": {"provider": "external"}})
+    init_key_file(tmp_path / "k.json")
+    crypto = LocalCryptoProvider(tmp_path / "k.json")
+    runtime = create_runtime({"keys": {"provider": "external"}}, {"crypto": crypto})
+    assert runtime.crypto is crypto
+
+
+def test_injected_providers_win(tmp_path: Path) -> None:
+    store = MemoryAuditStore()
+    tokens = MemoryTokenStore()
+    limiter = object()
+    runtime = create_runtime(
+        {"policy": {"mode": "enforce", "actions": {"email": "tokenize"}}},
+        {"audit_store": store, "token_store": tokens, "rate_limiter": limiter},
+    )
+    init_key_file(".haechi/dev.keys.json")
+    result = runtime.protect_sync({"a": "mail a@example.com"})
+    assert not Path(".haechi/audit.jsonl").exists()
+    assert not Path(".haechi/token-vault.json").exists()
+    assert runtime.rate_limiter is limiter
+    assert result.issued_tokens
+
+
+def test_without_a_vault_tokens_are_one_way_labels() -> None:
+    runtime = create_runtime(
+        {"policy": {"mode": "enforce", "actions": {"email": "tokenize"}}}, {"token_vault": None}
+    )
+    result = runtime.protect_sync({"a": "mail a@example.com"})
+    assert re.fullmatch(r"mail \[TOKEN:email:[0-9a-f]{12}\]", result.payload["a"])
+    assert result.issued_tokens == ()
+
+
+def test_lazy_providers_are_built_once_on_first_use() -> None:
+    runtime = create_runtime()
+    assert runtime.auth is None
+    limiter = runtime.rate_limiter
+    assert limiter is runtime.rate_limiter
+    assert type(limiter).name == "memory"
+    assert type(runtime.metrics).name == "prometheus"
+    bearer = create_runtime({"auth": {"provider": "bearer"}})
+    assert type(bearer.auth).name == "bearer"
+
+
+def test_mode_defaults_to_the_configuration_and_the_argument_wins() -> None:
+    runtime = create_runtime({"mode": "enforce"})
+    assert runtime.protect_sync({"a": "a@example.com"}).payload == {"a": "[REDACTED:email]"}
+    dry = runtime.protect_sync({"a": "a@example.com"}, mode="dry-run")
+    assert dry.payload == {"a": "a@example.com"}
+    assert not dry.enforced
+
+
+def test_profiles_are_resolved_and_recorded() -> None:
+    runtime = create_runtime(
+        {
+            "policy": {
+                "mode": "enforce",
+                "profiles": {"research": {"actions": {"email": "mask"}}, "base": {}},
+                "profileBinding": {"default": "base", "byScope": {"research": "research"}},
+            }
+        }
+    )
+    researcher = Identity("u1", "user", "sh", "ih", "bearer", ("research",), {"team": "x"})
+    assert runtime.resolve_policy(researcher).profile == "research"
+    result = runtime.protect_sync({"a": "minji.kim@example.com"}, identity=researcher)
+    assert result.payload == {"a": "mi*****************om"}
+    named = runtime.protect_sync({"a": "minji.kim@example.com"}, profile="base")
+    assert named.payload == {"a": "[REDACTED:email]"}
+    with pytest.raises(ConfigError):
+        runtime.protect_sync({"a": "x"}, profile="nope")
+    events = [json.loads(line) for line in Path(".haechi/audit.jsonl").read_text().splitlines()]
+    assert [event["profile"] for event in events] == ["research", "base"]
+    assert events[0]["identity"] == researcher.audit_projection()
+    assert "team" not in json.dumps(events[0])
+
+
+@pytest.mark.anyio
+async def test_protect_text_and_ready() -> None:
+    runtime = create_runtime({"mode": "enforce"})
+    ok = await runtime.protect_text(
+        "line a@example.com", direction="response", protocol="mcp-stdio", operation="stderr"
+    )
+    assert ok.text == "line [REDACTED:email]"
+    assert not ok.blocked
+    assert ok.summary["byType"] == {"email": 1}
+    blocked = await runtime.protect_text(
+        "key sk_live_abcdefghijklmnopqrstuvwx", direction="response", protocol="p", operation="o"
+    )
+    assert blocked.text is None
+    assert blocked.blocked
+    assert not Path(".haechi/audit.jsonl").exists()
+    assert await runtime.ready() == {"audit": True, "tokenVault": True}
+    await runtime.aclose()
+
+
+@pytest.mark.anyio
+async def test_ready_reports_an_unwritable_audit_log() -> None:
+    Path("blocker").write_text("a file where a directory should be")
+    runtime = create_runtime({"audit": {"path": "blocker/audit.jsonl"}})
+    assert (await runtime.ready())["audit"] is False
+
+
+def test_scan_reports_findings_without_auditing() -> None:
+    runtime = create_runtime({"filters": {"allowlist": ["help@example.com"]}})
+    findings = runtime.scan({"to": ["help@example.com", "x a@example.com"]})
+    assert [(f.type, f.path, f.start, f.end) for f in findings] == [("email", ("to", 1), 2, 15)]
+    assert findings[0].action is None
+    assert not Path(".haechi").exists()
