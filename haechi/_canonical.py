@@ -11,16 +11,16 @@ different hash.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
 from typing import Any
 
 __all__ = ["canonical_json", "sha256_hex", "short_hash"]
 
 
 def _utf16_key(key: str) -> bytes:
-    return key.encode("utf-16-be")
+    return key.encode("utf-16-be", "surrogatepass")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -36,8 +36,8 @@ def _encode_string(value: str) -> str:
     # \udxxx by JSON.stringify (json.dumps would leave it raw, which is not UTF-8).
     if _SURROGATE.search(value):
         value = value.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
-        return _SURROGATE.sub(_escape_surrogate, json.dumps(value, ensure_ascii=False))
-    return json.dumps(value, ensure_ascii=False)
+        return _SURROGATE.sub(_escape_surrogate, encode_basestring(value))
+    return encode_basestring(value)
 
 
 def _encode_float(value: float) -> str:

@@ -266,6 +266,20 @@ def test_stream_event_shape(blocked: bool, decision: str, reason: str) -> None:
     assert "detections" not in event
 
 
+def test_stream_event_takes_a_specific_reason() -> None:
+    event = stream_event(
+        protocol="openai",
+        route_id="chat",
+        operation="chat",
+        mode="enforce",
+        blocked=True,
+        summary={},
+        correlation_id=None,
+        reason="stream_frame_too_large",
+    )
+    assert (event["decision"], event["reason"]) == ("stream_blocked", "stream_frame_too_large")
+
+
 async def test_every_builder_is_chained_verified_and_summed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from haechi.errors import AuditError
@@ -88,7 +89,9 @@ _MAX_SAFE_INTEGER: Final = 2**53 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+@lru_cache(maxsize=4096)
 def _fold(key: str) -> str:
+    # Event keys repeat on every record, so the folded forms are cached.
     return key.casefold().replace("_", "").replace("-", "")
 
 
@@ -110,7 +113,7 @@ def sanitize_event(event: Mapping[str, Any]) -> dict[str, Any]:
 
 def _text(value: str) -> str:
     plain = str.__str__(value)
-    if _SURROGATE.search(plain):
+    if not plain.isascii() and _SURROGATE.search(plain):
         # Pairs held as two code points join into one character; lone halves become U+FFFD.
         return plain.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace")
     return plain
