@@ -87,6 +87,8 @@ async def test_torn_tail_fails_closed_and_writes_nothing(tmp_path: Path) -> None
     with pytest.raises(AuditError, match="incomplete record"):
         await sink.record({"n": 3})
     assert path.read_bytes() == before
+    state = await sink.ready()
+    assert (state.ok, state.reason) == (False, "audit_file_incomplete")
 
 
 async def test_unusable_head_fails_closed(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_builder_reproduces_every_vector_record() -> None:
 
 def test_builder_output_verifies_through_the_independent_recipe() -> None:
     # Chain three events with our builder, then check each hash with the recipe alone.
-    events = [
+    events: list[dict[str, Any]] = [
         {"id": "a", "text": "주민 데이터 — données", "deep": {"x": [{"y": {"z": [1, 2]}}]}},
         {"id": "b", "n": 0.000001, "big": 1e21, "neg": -0.0},
         {"id": "c", "keys": {"\U0001f600": 1, "\uff61": 2, "A": 3, "a": 4}},

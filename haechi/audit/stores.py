@@ -122,7 +122,11 @@ class FileAuditStore:
             lines.close()
 
     async def ready(self) -> ReadyState:
-        """Whether the directory and (if present) the file accept writes; writes nothing."""
+        """Whether the directory and (if present) the file accept appends; writes nothing.
+
+        A file whose last line is incomplete (an interrupted write) is not ready either:
+        appends to it are refused until it is repaired.
+        """
         return await anyio.to_thread.run_sync(self._ready)
 
     def _ready(self) -> ReadyState:
@@ -130,9 +134,17 @@ class FileAuditStore:
             return ReadyState(False, "audit_dir_not_writable")
         if os.path.lexists(self._path):
             try:
-                os.close(os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
+                fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             except OSError:
                 return ReadyState(False, "audit_file_not_writable")
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    return ReadyState(False, "audit_file_incomplete")
+            except OSError:
+                return ReadyState(False, "audit_file_not_writable")
+            finally:
+                os.close(fd)
         return ReadyState(True)
 
 
