@@ -23,6 +23,10 @@ let through comes back in the response. Tests script other answers with :meth:`q
 (in-process) or ``POST /__upstream/reply`` (out of process); ``GET /__upstream/received``
 returns the record.
 
+:func:`gateway_in_front` runs the real gateway (uvicorn on a real socket, the same server
+settings ``haechi proxy`` uses) in front of an :class:`UpstreamServer`, with its own key file,
+audit log and vault in a test directory.
+
 Run standalone with ``python tests/upstream_server.py --port 0``: it prints its port.
 """
 
@@ -30,17 +34,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import socket
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from haechi.proxy.background import serve_in_thread
 from haechi.proxy.demo_upstream import chat_completion, last_user_text
 
-__all__ = ["Received", "Reply", "UpstreamServer", "split_text"]
+__all__ = [
+    "Gateway",
+    "Received",
+    "Reply",
+    "UpstreamServer",
+    "gateway_config",
+    "gateway_in_front",
+    "split_text",
+]
 
 _Send = Any
 _Receive = Any
@@ -629,6 +644,98 @@ async def _stream(send: _Send, content_type: str, frames: Iterable[bytes], reply
         if reply.chunk_delay:
             await asyncio.sleep(reply.chunk_delay)
     await send({"type": "http.response.body", "body": b""})
+
+
+# -- the gateway in front of it -----------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    """A running gateway and what it sits in front of."""
+
+    url: str
+    upstream: UpstreamServer
+    upstream_url: str
+    runtime: Any
+    app: Any
+    workdir: Path
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Every audit record written so far."""
+        path = Path(self.runtime.config.audit.path)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def audit_text(self) -> str:
+        """The raw audit log."""
+        path = Path(self.runtime.config.audit.path)
+        return path.read_text() if path.exists() else ""
+
+    def metrics(self) -> str:
+        """The Prometheus exposition of the gateway."""
+        return bytes(self.runtime.metrics.render()[0]).decode()
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def gateway_config(
+    workdir: Path, upstream_url: str, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """An enforce-mode configuration whose state lives in ``workdir``, plus ``overrides``."""
+    state = workdir / ".haechi"
+    base = {
+        "mode": "enforce",
+        "target": {"type": "openai-compatible", "upstream": upstream_url},
+        "policy": {"mode": "enforce"},
+        "keys": {"keyFile": str(state / "dev.keys.json")},
+        "audit": {"path": str(state / "audit.jsonl")},
+        "tokenVault": {"path": str(state / "token-vault.json")},
+        "auth": {"store": str(state / "auth.json")},
+    }
+    return _merge(base, overrides or {})
+
+
+@contextlib.contextmanager
+def gateway_in_front(
+    workdir: Path,
+    config: Mapping[str, Any] | None = None,
+    *,
+    upstream: UpstreamServer | None = None,
+    upstream_url: str | None = None,
+    providers: Mapping[str, Any] | None = None,
+    forwarded_proto_gate: bool = False,
+    **uvicorn_options: Any,
+) -> Iterator[Gateway]:
+    """Run the gateway on a free loopback port in front of ``upstream`` (a fresh one).
+
+    ``upstream_url`` replaces the upstream's address (for example to add a path prefix, or
+    to point at a port nothing listens on).
+    """
+    from haechi.crypto import init_key_file
+    from haechi.proxy.app import GatewayApp
+    from haechi.proxy.server import uvicorn_options as gateway_options
+    from haechi.runtime import create_runtime
+
+    upstream = upstream or UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        settings = gateway_config(workdir, upstream_url or up.url, config)
+        init_key_file(settings["keys"]["keyFile"])
+        runtime = create_runtime(settings, providers)
+        app = GatewayApp(runtime, forwarded_proto_gate=forwarded_proto_gate)
+        options = gateway_options(runtime.config)
+        options.pop("loop", None)
+        options.update(uvicorn_options)
+        with serve_in_thread(app, **options) as server:
+            yield Gateway(server.url, upstream, up.url, runtime, app, workdir)
 
 
 def main() -> None:  # pragma: no cover - used when started as a separate process

@@ -1,0 +1,421 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Gateway throughput and added latency, against calling the upstream directly.
+
+Three processes on loopback: a stand-in OpenAI-compatible upstream, the gateway
+(``haechi proxy``, a real subprocess with its own config, key file and audit log) and a load
+generator (a small keep-alive HTTP/1.1 client on raw sockets, one connection per worker).
+Each scenario sends a bounded number of 1 KiB chat requests (an email, a phone number and an
+``api_key=`` secret in the text) and reports requests per second and p50/p99 latency; the
+gateway rows also report the ratio to the direct row of the same concurrency and the latency
+the gateway added. The streaming rows add time to first body byte.
+
+Scenarios: direct, gateway enforce (request and response protection), gateway dry-run
+(detect and audit only), at concurrency 32 and 256; then a streamed answer (SSE, 16 frames)
+direct and through the gateway in ``inspect`` mode.
+
+    python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--json]
+
+Numbers are machine-relative: the three processes share the same cores. Percentiles are
+nearest-rank over the counted requests (warm-up excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_FILLER = "Summarise the following support ticket for the on-call engineer. " * 16
+_TEXT = (
+    "Customer jane.doe@example.com called from 010-1234-5678 about a failing deploy; "
+    "their config had api_key=sk_live_4eC39HqLyjWDarjtT1zdp7dc in it. "
+)
+_PROMPT = (_TEXT + _FILLER)[: 1024 - 120]
+_STREAM_FRAMES = 16
+
+
+def _body(stream: bool) -> bytes:
+    document: dict[str, Any] = {
+        "model": "bench-model",
+        "messages": [{"role": "user", "content": _PROMPT}],
+    }
+    if stream:
+        document["stream"] = True
+    return json.dumps(document).encode()
+
+
+# --- the stand-in upstream (its own process) ----------------------------------------------
+
+
+def _completion(text: str) -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "bench-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    ).encode()
+
+
+async def _upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    request = json.loads(body or b"{}")
+    user = request.get("messages", [{}])[-1].get("content", "")
+    answer = f"Noted. Reply sent to the customer about: {user[:200]}"
+    if not request.get("stream"):
+        data = _completion(answer)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream")],
+        }
+    )
+    piece = max(1, len(answer) // _STREAM_FRAMES)
+    for start in range(0, len(answer), piece):
+        chunk = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": answer[start : start + piece]},
+                    "finish_reason": None,
+                }
+            ],
+        }
+        frame = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+def _serve_upstream() -> None:
+    import uvicorn
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    config = uvicorn.Config(
+        _upstream_app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        date_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+# --- the load generator (its own process) ---------------------------------------------------
+
+
+async def _one(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[float, float, int]:
+    started = time.perf_counter()
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lowered = head.lower()
+    first = 0.0
+    if b"transfer-encoding: chunked" in lowered:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            if not first:
+                first = time.perf_counter() - started
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                break
+            await reader.readexactly(size + 2)
+    else:
+        marker = lowered.index(b"content-length:") + len(b"content-length:")
+        length = int(lowered[marker : lowered.index(b"\r\n", marker)])
+        await reader.readexactly(length)
+        first = time.perf_counter() - started
+    close = b"connection: close" in lowered
+    return time.perf_counter() - started, first, status if not close else -status
+
+
+async def _load(
+    host: str, port: int, path: str, stream: bool, total: int, warmup: int, concurrency: int
+) -> dict[str, Any]:
+    body = _body(stream)
+    request = (
+        f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    issued = 0
+    samples: list[tuple[float, float, float]] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal issued, errors
+        reader, writer = await asyncio.open_connection(host, port)
+        while issued < total:
+            issued += 1
+            number = issued
+            latency, first, status = await _one(reader, writer, request)
+            if status != 200:
+                errors += 1
+            if number > warmup:
+                samples.append((time.perf_counter(), latency, first))
+            if status < 0:
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    ends = sorted(s[0] - s[1] for s in samples)
+    span = max(s[0] for s in samples) - ends[0]
+    latencies = sorted(s[1] for s in samples)
+    firsts = sorted(s[2] for s in samples)
+    return {
+        "requests": len(samples),
+        "errors": errors,
+        "rps": len(samples) / span if span > 0 else 0.0,
+        "p50": _rank(latencies, 50),
+        "p99": _rank(latencies, 99),
+        "ttfb50": _rank(firsts, 50),
+    }
+
+
+def _rank(values: list[float], percentile: float) -> float:
+    return values[max(0, math.ceil(percentile / 100 * len(values)) - 1)] * 1000
+
+
+def _run_load(argv: list[str]) -> None:
+    host, port, path, stream, total, warmup, concurrency = argv
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(
+        _load(host, int(port), path, stream == "1", int(total), int(warmup), int(concurrency))
+    )
+    print(json.dumps(result), flush=True)
+
+
+# --- orchestration ------------------------------------------------------------------------
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, __file__, *args]
+
+
+@contextmanager
+def _process(
+    argv: list[str], cwd: Path | None = None, ready: str | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    process = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        while ready is not None and ready not in line:
+            line = process.stdout.readline().strip()
+            if not line and process.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited early")
+        yield process, line
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _gateway_config(workdir: Path, upstream: str, mode: str) -> Path:
+    enforce = mode == "enforce"
+    config = {
+        "mode": mode,
+        "target": {"type": "openai-compatible", "upstream": upstream},
+        "policy": {
+            "mode": mode,
+            "presets": ["llm-redact"],
+            "actions": {
+                "email": "redact",
+                "phone": "mask",
+                "secret": "redact",
+                "api_key": "redact",
+                "card": "block",
+            },
+        },
+        "responseProtection": {"enabled": enforce},
+        "streaming": {"requestMode": "inspect"},
+        "limits": {"upstreamTimeoutMs": 30000},
+        "keys": {"keyFile": str(workdir / "keys.json")},
+        "audit": {"path": str(workdir / f"audit-{mode}.jsonl")},
+        "tokenVault": {"path": str(workdir / "vault.json")},
+    }
+    path = workdir / f"haechi-{mode}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@contextmanager
+def _gateway(workdir: Path, upstream: str, mode: str) -> Iterator[int]:
+    config = _gateway_config(workdir, upstream, mode)
+    argv = [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"]
+    env_cwd = workdir
+    with _process(argv, cwd=env_cwd, ready="listening on") as (_proc, line):
+        yield int(line.rsplit(":", 1)[1])
+
+
+def _measure(
+    port: int, path: str, *, stream: bool, total: int, warmup: int, concurrency: int
+) -> dict[str, Any]:
+    argv = _python(
+        "--load",
+        "127.0.0.1",
+        str(port),
+        path,
+        "1" if stream else "0",
+        str(total),
+        str(warmup),
+        str(concurrency),
+    )
+    output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
+    return dict(json.loads(output.stdout.strip().splitlines()[-1]))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'scenario':<28}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'ttfb ms':>9}{'x direct':>10}{'+p50 ms':>9}{'+p99 ms':>9}{'errors':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        lines.append(
+            f"{row['scenario']:<28}{row['concurrency']:>5}{row['rps']:>9.0f}{row['p50']:>9.2f}"
+            f"{row['p99']:>9.2f}{row.get('ttfb', float('nan')):>9.2f}"
+            f"{row.get('ratio', 1.0):>10.2f}{row.get('added_p50', 0.0):>9.2f}"
+            f"{row.get('added_p99', 0.0):>9.2f}{row['errors']:>8}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    path = "/v1/chat/completions"
+    from haechi.crypto import init_key_file
+
+    with tempfile.TemporaryDirectory(prefix="haechi-bench-") as directory:
+        workdir = Path(directory)
+        init_key_file(workdir / "keys.json")
+        with _process(_python("--serve-upstream")) as (_up, port_line):
+            upstream_port = int(port_line)
+            upstream = f"http://127.0.0.1:{upstream_port}"
+            plan = [(32, False), (256, False)]
+            direct: dict[tuple[int, bool], dict[str, Any]] = {}
+            for concurrency, stream in [*plan, (32, True)]:
+                result = _measure(
+                    upstream_port,
+                    path,
+                    stream=stream,
+                    total=args.requests,
+                    warmup=args.warmup,
+                    concurrency=concurrency,
+                )
+                direct[(concurrency, stream)] = result
+                name = "direct (streamed)" if stream else "direct"
+                rows.append(_row(name, concurrency, result, None))
+            for mode in ("enforce", "dry-run"):
+                with _gateway(workdir, upstream, mode) as gateway_port:
+                    cases = [*plan, (32, True)] if mode == "enforce" else plan
+                    for concurrency, stream in cases:
+                        result = _measure(
+                            gateway_port,
+                            path,
+                            stream=stream,
+                            total=args.requests,
+                            warmup=args.warmup,
+                            concurrency=concurrency,
+                        )
+                        name = f"gateway {mode}" + (" (streamed, inspect)" if stream else "")
+                        rows.append(_row(name, concurrency, result, direct[(concurrency, stream)]))
+    print(
+        f"proxy throughput: {args.requests} requests per row ({args.warmup} warm-up), "
+        f"1 KiB chat bodies, {os.cpu_count()} cores shared by upstream, gateway and load"
+    )
+    print(_table(rows))
+    if args.json:
+        print(json.dumps({"rows": rows}))
+
+
+def _row(
+    name: str, concurrency: int, result: dict[str, Any], baseline: dict[str, Any] | None
+) -> dict[str, Any]:
+    row = {
+        "scenario": name,
+        "concurrency": concurrency,
+        "rps": result["rps"],
+        "p50": result["p50"],
+        "p99": result["p99"],
+        "ttfb": result["ttfb50"],
+        "errors": result["errors"],
+    }
+    if baseline is not None:
+        row["ratio"] = result["rps"] / baseline["rps"] if baseline["rps"] else 0.0
+        row["added_p50"] = result["p50"] - baseline["p50"]
+        row["added_p99"] = result["p99"] - baseline["p99"]
+    return row
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-upstream":
+        _serve_upstream()
+    elif len(sys.argv) > 1 and sys.argv[1] == "--load":
+        _run_load(sys.argv[2:])
+    else:
+        main()

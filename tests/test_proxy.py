@@ -1,0 +1,334 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The gateway's request pipeline on a real socket, in front of a real local upstream.
+
+Covers the routing, body and header-boundary attacks of the surfaces catalogue (§13.1,
+§13.2, §13.4): every test asserts what the upstream received (or that it received nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from upstream_server import Gateway, Reply, UpstreamServer, gateway_in_front
+
+from haechi.proxy.background import serve_in_thread
+
+EMAIL = "jane.doe@example.com"
+
+
+def chat(text: str, **extra: object) -> dict[str, object]:
+    return {"model": "m", "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    with gateway_in_front(tmp_path) as running:
+        yield running
+
+
+def raw_request(gateway: Gateway, request: bytes) -> bytes:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if b"\r\n\r\n" in b"".join(chunks) and b'"}' in data:
+                break
+    return b"".join(chunks)
+
+
+def test_request_is_protected_before_it_reaches_the_upstream(gateway: Gateway) -> None:
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(f"mail {EMAIL} now"))
+    assert response.status_code == 200
+    received = gateway.upstream.last.json()
+    assert EMAIL not in json.dumps(received)
+    assert received["messages"][0]["content"].startswith("mail ")
+    assert response.headers["x-haechi-correlation-id"]
+    records = gateway.audit()
+    assert records[-1]["correlationId"] == response.headers["x-haechi-correlation-id"]
+    assert EMAIL not in gateway.audit_text()
+
+
+def test_clean_bodies_are_forwarded_byte_for_byte(gateway: Gateway) -> None:
+    body = b'{ "model" : "m",\n  "messages": [{"role": "user", "content": "hello \\u00e9"}] }'
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        content=body,
+        headers={"content-type": "text/plain"},
+    )
+    assert response.status_code == 200
+    assert gateway.upstream.last.body == body
+    assert gateway.upstream.last.headers["content-type"] == "application/json"
+
+
+def test_changed_bodies_are_reserialised_compactly(gateway: Gateway) -> None:
+    httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(f"to {EMAIL}"))
+    body = gateway.upstream.last.body
+    assert b", " not in body
+    assert EMAIL.encode() not in body
+
+
+def test_multibyte_utf8_passes_intact(gateway: Gateway) -> None:
+    text = "안녕하세요 🙂 héllo"
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(text))
+    assert response.status_code == 200
+    assert gateway.upstream.last.json()["messages"][0]["content"] == text
+    assert response.json()["choices"][0]["message"]["content"] == f"echo: {text}"
+
+
+def test_policy_block_is_403_and_never_forwarded(gateway: Gateway) -> None:
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions", json=chat("card 4111 1111 1111 1111")
+    )
+    assert response.status_code == 403
+    document = response.json()
+    assert document["error"] == "haechi_policy_block"
+    assert document["summary"]["byType"]["card"] == 1
+    assert document["auditId"]
+    assert gateway.upstream.received == []
+    assert "4111" not in gateway.audit_text()
+
+
+def test_empty_post_body_is_forwarded_as_an_empty_object(gateway: Gateway) -> None:
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=b"")
+    assert response.status_code == 200
+    assert gateway.upstream.last.body == b"{}"
+
+
+def test_get_is_forwarded_without_a_body(gateway: Gateway) -> None:
+    response = httpx.get(f"{gateway.url}/v1/models?limit=5&after=x%20y")
+    assert response.status_code == 200
+    assert gateway.upstream.last.method == "GET"
+    assert gateway.upstream.last.body == b""
+    assert gateway.upstream.last.query == "limit=5&after=x%20y"
+
+
+def test_unknown_routes_are_still_protected(gateway: Gateway) -> None:
+    httpx.post(f"{gateway.url}/v2/anything", json={"note": f"reach {EMAIL}"})
+    assert gateway.upstream.last.path == "/v2/anything"
+    assert EMAIL not in gateway.upstream.last.text
+    assert gateway.audit()[-1]["operation"] == "request:POST unknown"
+
+
+# -- §13.2 body and parsing ---------------------------------------------------------------
+
+
+def test_oversize_body_is_413_with_connection_close(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"limits": {"maxRequestBytes": 100}}) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("x" * 200))
+        assert response.status_code == 413
+        assert response.json()["error"] == "haechi_request_body_too_large"
+        assert response.headers["connection"] == "close"
+        assert gateway.upstream.received == []
+
+
+def test_oversize_streamed_body_without_length_is_cut(tmp_path: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+        for _ in range(50):
+            yield b"x" * 100
+        yield b'"}]}'
+
+    with gateway_in_front(tmp_path, {"limits": {"maxRequestBytes": 1000}}) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", content=chunks())
+        assert response.status_code == 413
+        assert gateway.upstream.received == []
+
+
+def test_oversize_declared_length_is_refused_before_reading(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"limits": {"maxRequestBytes": 1000}}) as gateway:
+        answer = raw_request(
+            gateway,
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json"
+            b"\r\ncontent-length: 5000000\r\n\r\n{",
+        )
+        assert answer.startswith(b"HTTP/1.1 413")
+        assert b"haechi_request_body_too_large" in answer
+        assert gateway.upstream.received == []
+
+
+def test_invalid_utf8_is_400_and_never_forwarded(gateway: Gateway) -> None:
+    body = b'{"messages": [{"role": "user", "content": "jane\xff@example.com"}]}'
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "haechi_request_body_not_utf8"
+    assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"a": NaN}', b"[1, 2", b'{"a": 1} x'])
+def test_invalid_json_is_400(gateway: Gateway, body: bytes) -> None:
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "haechi_invalid_json_request"
+    assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize("depth", [300, 50_000])
+def test_deep_nesting_is_413_and_never_forwarded(gateway: Gateway, depth: int) -> None:
+    body = ("[" * depth + "]" * depth).encode()
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body)
+    assert response.status_code == 413
+    assert response.json()["error"] == "haechi_request_too_deeply_nested"
+    assert gateway.upstream.received == []
+
+
+# -- §13.1 routing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [b"http://attacker.example/v1/chat/completions", b"//attacker.example/v1/x", b"*"],
+)
+def test_non_origin_targets_are_refused(gateway: Gateway, target: bytes) -> None:
+    answer = raw_request(
+        gateway,
+        b"POST " + target + b" HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}",
+    )
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"haechi_invalid_proxy_target" in answer
+    assert gateway.upstream.received == []
+
+
+def test_dot_segments_are_resolved_and_cannot_escape_the_reserved_prefix(
+    gateway: Gateway,
+) -> None:
+    answer = raw_request(gateway, b"GET /v1/../__haechi/live HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"ok": true' in answer
+    answer = raw_request(gateway, b"GET /v1/%2e%2e/__haechi/other HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404")
+    raw_request(gateway, b"GET /v1/a/./b/../models HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert gateway.upstream.last.path == "/v1/a/models"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/__haechi/anything", 404),
+        ("GET", "/__haechi", 404),
+        ("GET", "/__haechi/live/extra", 404),
+        ("POST", "/__haechi/live", 405),
+        ("DELETE", "/__haechi/metrics", 405),
+        ("GET", "/__haechi/live?x=1", 200),
+        ("GET", "/__haechi%2Flive", 200),
+    ],
+)
+def test_reserved_prefix_is_never_proxied(
+    gateway: Gateway, method: str, path: str, status: int
+) -> None:
+    response = httpx.request(method, f"{gateway.url}{path}")
+    assert response.status_code == status
+    assert gateway.upstream.received == []
+
+
+def test_upstream_path_prefix_is_kept(tmp_path: Path) -> None:
+    upstream = UpstreamServer()
+    with (
+        serve_in_thread(upstream) as up,
+        gateway_in_front(tmp_path, upstream_url=f"{up.url}/prefix/") as gateway,
+    ):
+        response = httpx.post(f"{gateway.url}/v1/chat/completions?x=1", json=chat("hi"))
+        assert response.status_code == 404  # the test upstream has no /prefix routes
+        assert upstream.last.path == "/prefix/v1/chat/completions"
+        assert upstream.last.query == "x=1"
+
+
+# -- §13.4 header boundary -------------------------------------------------------------------
+
+
+def test_header_allowlist_and_hop_by_hop(gateway: Gateway) -> None:
+    headers = {
+        "authorization": "Bearer sk-upstream-key",
+        "x-api-key": "provider-key",
+        "anthropic-version": "2023-06-01",
+        "x-goog-api-key": "g-key",
+        "openai-organization": "org",
+        "user-agent": "my-app/1.0",
+        "accept-language": "ko",
+        "cookie": "session=abc",
+        "proxy-authorization": "Basic eA==",
+        "te": "trailers",
+        "x-custom-unlisted": "dropped",
+        "origin": "https://app.example",
+        "accept-encoding": "gzip, br",
+        "x-forwarded-for": "10.0.0.1",
+        "content-type": "text/plain",
+    }
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("hi"), headers=headers)
+    assert response.status_code == 200
+    seen = gateway.upstream.last.headers
+    for kept in (
+        "x-api-key",
+        "anthropic-version",
+        "x-goog-api-key",
+        "openai-organization",
+        "user-agent",
+        "accept-language",
+    ):
+        assert seen[kept] == headers[kept]
+    # auth.provider is none: Authorization carries the upstream key and is forwarded.
+    assert seen["authorization"] == "Bearer sk-upstream-key"
+    for dropped in (
+        "cookie",
+        "proxy-authorization",
+        "te",
+        "x-custom-unlisted",
+        "origin",
+        "x-forwarded-for",
+    ):
+        assert dropped not in seen
+    assert seen["accept-encoding"] == "identity"
+    assert seen["content-type"] == "application/json"
+
+
+def test_connection_named_headers_are_hop_by_hop(gateway: Gateway) -> None:
+    answer = raw_request(
+        gateway,
+        b"GET /v1/models HTTP/1.1\r\nhost: x\r\nconnection: keep-alive, x-api-key\r\n"
+        b"x-api-key: secret\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert "x-api-key" not in gateway.upstream.last.headers
+
+
+def test_forward_headers_widens_the_allowlist(tmp_path: Path) -> None:
+    config = {"target": {"forwardHeaders": ["x-tenant"]}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json=chat("hi"),
+            headers={"x-tenant": "t1", "x-other": "o"},
+        )
+        assert gateway.upstream.last.headers["x-tenant"] == "t1"
+        assert "x-other" not in gateway.upstream.last.headers
+
+
+def test_response_hop_by_hop_headers_are_stripped(gateway: Gateway) -> None:
+    gateway.upstream.queue(
+        Reply(
+            body=b'{"ok": true}',
+            headers={
+                "keep-alive": "timeout=5",
+                "x-upstream": "yes",
+                "set-cookie": "a=b",
+                "proxy-authenticate": "x",
+            },
+        )
+    )
+    response = httpx.get(f"{gateway.url}/v1/models")
+    assert response.headers["x-upstream"] == "yes"
+    assert response.headers["set-cookie"] == "a=b"
+    assert "keep-alive" not in response.headers
+    assert "proxy-authenticate" not in response.headers

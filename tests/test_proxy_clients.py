@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The official SDKs work unchanged through the gateway, and the model never sees PII.
+
+Each test points an official client (``openai``, ``anthropic``, ``ollama``) at the gateway
+(uvicorn on a real socket) in front of the local upstream, which records what it received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import ollama
+import openai
+import pytest
+from upstream_server import Gateway, gateway_in_front
+
+EMAIL = "jane.doe@example.com"
+PHONE = "010-1234-5678"
+PROMPT = f"Reach me at {EMAIL} or {PHONE} please."
+STREAMING = {"streaming": {"requestMode": "inspect"}, "responseProtection": {"enabled": True}}
+
+
+def assert_never_seen(gateway: Gateway) -> None:
+    assert gateway.upstream.received, "the upstream was not reached"
+    for request in gateway.upstream.received:
+        assert EMAIL not in request.text
+        assert "1234-5678" not in request.text
+
+
+@pytest.fixture
+def openai_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}, **STREAMING}) as gw:
+        yield gw
+
+
+@pytest.fixture
+def openai_client(openai_gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{openai_gateway.url}/v1", api_key="sk-test", max_retries=0)
+
+
+def test_openai_chat(openai_gateway: Gateway, openai_client: openai.OpenAI) -> None:
+    completion = openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}]
+    )
+    answer = completion.choices[0].message.content or ""
+    assert answer.startswith("echo: Reach me at ")
+    assert EMAIL not in answer
+    assert_never_seen(openai_gateway)
+    assert openai_gateway.upstream.last.headers["authorization"] == "Bearer sk-test"
+
+
+def test_openai_chat_streamed(openai_gateway: Gateway, openai_client: openai.OpenAI) -> None:
+    stream = openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text.startswith("echo: Reach me at ")
+    assert EMAIL not in text
+    assert_never_seen(openai_gateway)
+
+
+def test_openai_responses(openai_gateway: Gateway, openai_client: openai.OpenAI) -> None:
+    response = openai_client.responses.create(model="gpt-4o-mini", input=PROMPT)
+    assert response.output_text.startswith("echo: Reach me at ")
+    assert openai_gateway.upstream.last.path == "/v1/responses"
+    assert_never_seen(openai_gateway)
+
+
+def test_openai_responses_streamed(openai_gateway: Gateway, openai_client: openai.OpenAI) -> None:
+    with openai_client.responses.stream(model="gpt-4o-mini", input=PROMPT) as stream:
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas).startswith("echo: Reach me at ")
+    assert EMAIL not in final.output_text
+    assert_never_seen(openai_gateway)
+
+
+def test_openai_embeddings(openai_gateway: Gateway, openai_client: openai.OpenAI) -> None:
+    result = openai_client.embeddings.create(model="text-embedding-3-small", input=PROMPT)
+    assert result.data[0].embedding == [0.1, 0.2, 0.3]
+    assert_never_seen(openai_gateway)
+
+
+def test_openai_policy_block_surfaces_as_an_sdk_error(
+    openai_gateway: Gateway, openai_client: openai.OpenAI
+) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        openai_client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "card 4111 1111 1111 1111"}]
+        )
+    assert caught.value.status_code == 403
+    assert openai_gateway.upstream.received == []
+
+
+@pytest.fixture
+def anthropic_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    with gateway_in_front(tmp_path, {"target": {"type": "anthropic"}, **STREAMING}) as gw:
+        yield gw
+
+
+def test_anthropic_messages(anthropic_gateway: Gateway) -> None:
+    client = anthropic.Anthropic(
+        base_url=anthropic_gateway.url, api_key="sk-ant-test", max_retries=0
+    )
+    message = client.messages.create(
+        model="claude-3-5-haiku-latest",
+        max_tokens=64,
+        messages=[{"role": "user", "content": PROMPT}],
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text.startswith("echo: Reach me at ")
+    assert_never_seen(anthropic_gateway)
+    seen = anthropic_gateway.upstream.last.headers
+    assert seen["x-api-key"] == "sk-ant-test"
+    assert seen["anthropic-version"]
+
+
+def test_anthropic_messages_streamed(anthropic_gateway: Gateway) -> None:
+    client = anthropic.Anthropic(base_url=anthropic_gateway.url, api_key="k", max_retries=0)
+    with client.messages.stream(
+        model="claude-3-5-haiku-latest",
+        max_tokens=64,
+        messages=[{"role": "user", "content": PROMPT}],
+    ) as stream:
+        text = stream.get_final_text()
+    assert text.startswith("echo: Reach me at ")
+    assert EMAIL not in text
+    assert_never_seen(anthropic_gateway)
+
+
+def test_anthropic_count_tokens(anthropic_gateway: Gateway) -> None:
+    client = anthropic.Anthropic(base_url=anthropic_gateway.url, api_key="k", max_retries=0)
+    count = client.messages.count_tokens(
+        model="claude-3-5-haiku-latest", messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert count.input_tokens == 7
+    assert_never_seen(anthropic_gateway)
+
+
+@pytest.fixture
+def ollama_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}, **STREAMING}) as gw:
+        yield gw
+
+
+def test_ollama_chat_and_generate(ollama_gateway: Gateway) -> None:
+    client = ollama.Client(host=ollama_gateway.url)
+    chat = client.chat(model="llama3", messages=[{"role": "user", "content": PROMPT}], stream=False)
+    assert chat.message.content.startswith("echo: Reach me at ")
+    generated = client.generate(model="llama3", prompt=PROMPT, stream=False)
+    assert generated.response.startswith("echo: Reach me at ")
+    embedded = client.embed(model="llama3", input=PROMPT)
+    assert embedded.embeddings == [[0.1, 0.2, 0.3]]
+    assert_never_seen(ollama_gateway)
+
+
+def test_ollama_chat_streamed(ollama_gateway: Gateway) -> None:
+    client = ollama.Client(host=ollama_gateway.url)
+    parts = client.chat(model="llama3", messages=[{"role": "user", "content": PROMPT}], stream=True)
+    text = "".join(part.message.content or "" for part in parts)
+    assert text.startswith("echo: Reach me at ")
+    assert EMAIL not in text
+    assert_never_seen(ollama_gateway)
+
+
+def test_ollama_implicit_streaming_is_refused_when_streaming_is_blocked(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
+        client = ollama.Client(host=gateway.url)
+        with pytest.raises(ollama.ResponseError) as caught:
+            client.chat(model="llama3", messages=[{"role": "user", "content": "hi"}], stream=True)
+        assert caught.value.status_code == 501
+        assert (
+            client.chat(
+                model="llama3", messages=[{"role": "user", "content": "hi"}], stream=False
+            ).message.content
+            == "echo: hi"
+        )
+        assert len(gateway.upstream.received) == 1
+
+
+def test_gemini_generate_and_stream(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
+        plain = httpx.post(
+            f"{gateway.url}/v1beta/models/gemini-1.5-flash:generateContent",
+            json=body,
+            headers={"x-goog-api-key": "g"},
+        )
+        text = plain.json()["candidates"][0]["content"]["parts"][0]["text"]
+        assert text.startswith("echo: Reach me at ")
+        assert gateway.upstream.last.headers["x-goog-api-key"] == "g"
+        streamed = httpx.post(
+            f"{gateway.url}/v1beta/models/gemini-1.5-flash:streamGenerateContent?alt=sse",
+            json=body,
+        )
+        assert streamed.status_code == 200
+        pieces = []
+        for line in streamed.text.splitlines():
+            if line.startswith("data:"):
+                frame = json.loads(line[5:])
+                pieces.append(frame["candidates"][0]["content"]["parts"][0]["text"])
+        assert "".join(pieces).startswith("echo: Reach me at ")
+        assert_never_seen(gateway)

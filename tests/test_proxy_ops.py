@@ -1,0 +1,188 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Operations and resilience (§13.7): probes, metrics, in-flight ceiling, logs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from upstream_server import Reply, gateway_in_front
+
+import haechi
+
+
+def chat(text: str = "hello") -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": text}]}
+
+
+def test_live_health_ready(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path) as gateway:
+        live = httpx.get(f"{gateway.url}/__haechi/live")
+        assert live.json() == {"ok": True, "version": haechi.__version__}
+        health = httpx.get(f"{gateway.url}/__haechi/health")
+        assert health.json() == {"ok": True, "mode": "enforce", "version": haechi.__version__}
+        ready = httpx.get(f"{gateway.url}/__haechi/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"auditWritable": True, "vaultWritable": True}
+        assert gateway.upstream.received == []
+
+
+def test_health_reports_the_effective_mode(tmp_path: Path) -> None:
+    config = {"mode": "enforce", "policy": {"mode": "dry-run"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        assert httpx.get(f"{gateway.url}/__haechi/health").json()["mode"] == "dry-run"
+
+
+def test_ready_fails_closed_when_the_audit_log_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / ".haechi" / "audit.jsonl").mkdir(parents=True)
+    with gateway_in_front(tmp_path) as gateway:
+        ready = httpx.get(f"{gateway.url}/__haechi/ready")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False
+        assert ready.json()["checks"]["auditWritable"] is False
+        # And a request that needs an audit record is not forwarded either.
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat())
+        assert response.status_code == 500
+        assert response.json()["error"] == "haechi_protection_failed"
+        assert gateway.upstream.received == []
+
+
+def test_metrics_count_traffic_without_payload_text(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path) as gateway:
+        httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("mail jane.doe@example.com"))
+        httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("card 4111 1111 1111 1111"))
+        response = httpx.get(f"{gateway.url}/__haechi/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = response.text
+        assert (
+            'haechi_requests_total{decision="forwarded",mode="enforce",'
+            'route="chat-completions"} 1.0' in text
+        )
+        assert 'decision="blocked"' in text
+        assert "haechi_blocks_total 1.0" in text
+        assert 'haechi_request_duration_seconds_count{route="chat-completions"} 2.0' in text
+        assert "jane" not in text
+        assert "4111" not in text
+
+
+def test_metrics_can_be_disabled(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"metrics": {"enabled": False}}) as gateway:
+        response = httpx.get(f"{gateway.url}/__haechi/metrics")
+        assert response.status_code == 404
+        assert response.json()["error"] == "haechi_metrics_disabled"
+
+
+def test_in_flight_ceiling_answers_503_with_retry_after(tmp_path: Path) -> None:
+    config = {"limits": {"maxInFlight": 1, "shutdownGraceMs": 2500}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(delay=1.0))
+        slow: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: slow.append(
+                httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(), timeout=10)
+            )
+        )
+        thread.start()
+        for _ in range(200):  # wait until the slow request reached the upstream
+            if gateway.upstream.received:
+                break
+            threading.Event().wait(0.01)
+        refused = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat())
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "haechi_overloaded"
+        assert refused.headers["retry-after"] == "3"
+        assert httpx.get(f"{gateway.url}/__haechi/live").status_code == 200
+        assert httpx.get(f"{gateway.url}/__haechi/metrics").status_code == 200
+        thread.join()
+        assert slow[0].status_code == 200
+        assert len(gateway.upstream.received) == 1
+        assert "haechi_overloaded_total 1.0" in gateway.metrics()
+        assert httpx.post(f"{gateway.url}/v1/chat/completions", json=chat()).status_code == 200
+
+
+def test_request_body_timeout_is_408(tmp_path: Path) -> None:
+    import socket
+
+    with gateway_in_front(tmp_path, {"limits": {"requestTimeoutMs": 200}}) as gateway:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"
+            )
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert gateway.upstream.received == []
+
+
+def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
+    import socket
+
+    with gateway_in_front(tmp_path, {"limits": {"headersTimeoutMs": 200}}) as gateway:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+            assert sock.recv(65536) == b""  # closed by the gateway, nothing answered
+        assert gateway.upstream.received == []
+
+
+class _Explodes:
+    name = "explodes"
+
+    async def allow(self, key: str, requests_per_minute: float) -> bool:
+        raise RuntimeError("limiter backend says jane.doe@example.com")
+
+
+def test_internal_errors_are_generic_and_logged_without_payload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {"policy": {"rate": {"requestsPerMinute": 5}}}
+    with (
+        caplog.at_level(logging.ERROR, logger="haechi.proxy"),
+        gateway_in_front(tmp_path, config, providers={"rate_limiter": _Explodes()}) as gateway,
+    ):
+        response = httpx.post(
+            f"{gateway.url}/v1/chat/completions", json=chat("jane.doe@example.com")
+        )
+        assert response.status_code == 500
+        assert response.json() == {"error": "haechi_proxy_error", "message": "Internal proxy error"}
+        assert gateway.upstream.received == []
+    records = [r for r in caplog.records if r.getMessage() == "proxy_internal_error"]
+    assert records
+    fields: dict[str, Any] = records[0].haechi_fields  # type: ignore[attr-defined]
+    assert fields["errorName"] == "RuntimeError"
+    assert fields["correlationId"] == response.headers["x-haechi-correlation-id"]
+    assert "jane" not in caplog.text
+
+
+def test_json_logs_carry_the_correlation_id_and_no_payload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from haechi.proxy.logs import configure_logging
+
+    config = {"policy": {"rate": {"requestsPerMinute": 5}}}
+    configure_logging("json")
+    try:
+        with gateway_in_front(tmp_path, config, providers={"rate_limiter": _Explodes()}) as gw:
+            response = httpx.post(
+                f"{gw.url}/v1/chat/completions",
+                json=chat("jane.doe@example.com"),
+                headers={"authorization": "Bearer sk-secret-value"},
+            )
+    finally:
+        logging.getLogger("haechi.proxy").handlers.clear()
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    event = next(line for line in lines if line["event"] == "proxy_internal_error")
+    assert event["level"] == "error"
+    assert event["correlationId"] == response.headers["x-haechi-correlation-id"]
+    assert event["statusCode"] == 500
+    everything = captured.out + captured.err
+    assert "jane" not in everything
+    assert "sk-secret-value" not in everything

@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Upstream responses through the gateway (§13.5): protection, failure modes, limits."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from upstream_server import Gateway, Reply, gateway_in_front
+
+EMAIL = "jane.doe@example.com"
+PROTECTED = {"responseProtection": {"enabled": True}}
+
+
+def chat(text: str = "hello") -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": text}]}
+
+
+def post(gateway: Gateway, body: Any = None) -> httpx.Response:
+    return httpx.post(f"{gateway.url}/v1/chat/completions", json=body or chat(), timeout=10)
+
+
+def decisions(gateway: Gateway) -> list[tuple[str, str]]:
+    return [(r["decision"], r["reason"]) for r in gateway.audit() if "decision" in r]
+
+
+@pytest.fixture
+def protected(tmp_path: Path) -> Iterator[Gateway]:
+    with gateway_in_front(tmp_path, PROTECTED) as running:
+        yield running
+
+
+def test_leaked_pii_in_the_answer_is_redacted(protected: Gateway) -> None:
+    protected.upstream.queue(Reply(text=f"contact {EMAIL}"))
+    response = post(protected)
+    assert response.status_code == 200
+    assert EMAIL not in response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json()["choices"][0]["message"]["content"].startswith("contact ")
+
+
+def test_answer_with_a_card_is_blocked(protected: Gateway) -> None:
+    protected.upstream.queue(Reply(text="card 4111 1111 1111 1111"))
+    response = post(protected)
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_response_policy_block"
+    assert "4111" not in response.text
+
+
+def test_clean_answer_is_relayed_unchanged_with_its_validators(protected: Gateway) -> None:
+    body = b'{"choices": [{"message": {"content": "all good"}}],   "x": 1}'
+    protected.upstream.queue(Reply(body=body, headers={"etag": '"v1"'}))
+    response = post(protected)
+    assert response.content == body
+    assert response.headers["etag"] == '"v1"'
+
+
+def test_changed_answer_drops_validators(protected: Gateway) -> None:
+    body = json.dumps({"text": f"mail {EMAIL}"}).encode()
+    validators = {
+        "etag": '"v1"',
+        "last-modified": "Wed, 21 Oct 2015 07:28:00 GMT",
+        "content-md5": "x",
+        "digest": "sha-256=x",
+        "cache-control": "max-age=60",
+    }
+    protected.upstream.queue(Reply(body=body, headers=validators))
+    response = post(protected)
+    for name in ("etag", "last-modified", "content-md5", "digest"):
+        assert name not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (
+            Reply(body=b"plain text jane.doe@example.com", headers={"content-type": "text/plain"}),
+            "non_json_response",
+        ),
+        (
+            Reply(body=b"{broken jane.doe@example", headers={"content-type": "application/json"}),
+            "invalid_json_response",
+        ),
+        (Reply(body=json.dumps({"t": EMAIL}).encode(), gzip=True), "compressed_response"),
+    ],
+)
+def test_uninspectable_answers_fail_closed(protected: Gateway, reply: Reply, reason: str) -> None:
+    protected.upstream.queue(reply)
+    response = post(protected)
+    assert response.status_code == 502
+    document = response.json()
+    assert document["error"] == "haechi_response_unprotected"
+    assert document["reason"] == reason
+    assert "jane" not in response.text
+    assert "broken" not in response.text
+    assert decisions(protected)[-1] == ("response_unprotected_blocked", reason)
+
+
+def test_failure_mode_allow_relays_uninspectable_answers(tmp_path: Path) -> None:
+    config = {"responseProtection": {"enabled": True, "failureMode": "allow"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=b"plain", headers={"content-type": "text/plain"}))
+        response = post(gateway)
+        assert response.status_code == 200
+        assert response.content == b"plain"
+        assert decisions(gateway)[-1] == ("response_unprotected_allowed", "non_json_response")
+        gateway.upstream.queue(Reply(body=b'{"a": 1}', gzip=True))
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat())
+        # Relayed exactly as sent, so the encoding header still describes the bytes.
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.json() == {"a": 1}
+
+
+def test_allow_non_json_relays_only_non_json(tmp_path: Path) -> None:
+    config = {"responseProtection": {"enabled": True, "allowNonJson": True}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=b"plain", headers={"content-type": "text/plain"}))
+        assert post(gateway).status_code == 200
+        gateway.upstream.queue(Reply(body=b"{bad", headers={"content-type": "application/json"}))
+        assert post(gateway).status_code == 502
+
+
+def test_allow_compressed_decodes_and_inspects(tmp_path: Path) -> None:
+    config = {"responseProtection": {"enabled": True, "allowCompressed": True}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps({"t": f"mail {EMAIL}"}).encode(), gzip=True))
+        response = post(gateway)
+        assert response.status_code == 200
+        assert "content-encoding" not in response.headers
+        assert EMAIL not in response.text
+        bomb = gzip.compress(b'{"t": "' + b"a" * 3_000_000 + b'"}')
+        gateway.upstream.queue(Reply(body=bomb, headers={"content-encoding": "gzip"}))
+        too_big = post(gateway)
+        assert too_big.status_code == 502
+        assert too_big.json()["reason"] == "response_body_too_large"
+
+
+def test_oversize_protected_answer_is_refused_even_under_allow(tmp_path: Path) -> None:
+    config = {"responseProtection": {"enabled": True, "failureMode": "allow", "maxBytes": 64}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text="x" * 200))
+        response = post(gateway)
+        assert response.status_code == 502
+        assert response.json()["reason"] == "response_body_too_large"
+        assert decisions(gateway)[-1] == ("response_unprotected_blocked", "response_body_too_large")
+
+
+def test_oversize_unprotected_answer_is_502_and_audited(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"responseProtection": {"maxBytes": 64}}) as gateway:
+        gateway.upstream.queue(Reply(text="x" * 200))
+        response = post(gateway)
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_response_too_large"
+        assert decisions(gateway)[-1] == ("response_unprotected_blocked", "response_body_too_large")
+
+
+def test_unprotected_answers_are_relayed_byte_for_byte(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path) as gateway:
+        gateway.upstream.queue(
+            Reply(body=f"raw {EMAIL}".encode(), status=418, headers={"content-type": "text/plain"})
+        )
+        response = post(gateway)
+        assert response.status_code == 418
+        assert response.text == f"raw {EMAIL}"
+
+
+def test_numbers_in_answers_are_skipped_unless_asked(tmp_path: Path) -> None:
+    card_number = 4111111111111111
+    with gateway_in_front(tmp_path, PROTECTED) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps({"n": card_number}).encode()))
+        assert post(gateway).status_code == 200
+    config = {"responseProtection": {"enabled": True, "scanNumbers": True}}
+    with gateway_in_front(tmp_path / "scan", config) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps({"n": card_number}).encode()))
+        assert post(gateway).status_code == 502
+
+
+def test_only_this_requests_tokens_are_restored(tmp_path: Path) -> None:
+    config = {
+        "policy": {"actions": {"email": "tokenize"}},
+        "responseProtection": {"enabled": True},
+        "tokenVault": {"detokenizeResponses": True},
+    }
+    with gateway_in_front(tmp_path, config) as gateway:
+        first = post(gateway, chat(f"I am {EMAIL}"))
+        assert first.status_code == 200
+        seen = gateway.upstream.last.json()["messages"][0]["content"]
+        assert EMAIL not in seen
+        token = seen.removeprefix("I am ")
+        assert token.startswith("[TOKEN:")
+        # The echo brings the token back: the gateway restores it for this request.
+        assert first.json()["choices"][0]["message"]["content"] == f"echo: I am {EMAIL}"
+        # Another request echoing the same token gets no plaintext.
+        gateway.upstream.queue(Reply(text=f"leak {token}"))
+        second = post(gateway, chat("hello"))
+        assert second.status_code == 200
+        assert EMAIL not in second.text
+
+
+# -- upstream failures -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_upstream_down_is_502(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    with gateway_in_front(tmp_path, upstream_url=url) as gateway:
+        response = post(gateway)
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_upstream_unreachable"
+        assert "haechi_upstream_error_total 1.0" in gateway.metrics()
+
+
+def test_upstream_timeout_is_504(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"limits": {"upstreamTimeoutMs": 200}}) as gateway:
+        gateway.upstream.queue(Reply(delay=2.0))
+        response = post(gateway)
+        assert response.status_code == 504
+        assert response.json()["error"] == "haechi_upstream_timeout"
+        assert "haechi_upstream_timeout_total 1.0" in gateway.metrics()

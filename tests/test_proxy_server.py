@@ -1,0 +1,348 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Serving the gateway (§13.1 binding, TLS, drain) and its commands, as real processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from upstream_server import Reply, UpstreamServer, gateway_config, gateway_in_front
+
+from haechi.config import parse_config
+from haechi.crypto import init_key_file
+from haechi.errors import ConfigError
+from haechi.proxy.background import serve_in_thread
+from haechi.proxy.server import is_loopback, plan_listen
+
+HAECHI = [sys.executable, "-m", "haechi"]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0:0:0:0:0:0:0:1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("::ffff:127.0.0.1", False),
+        ("example.com", False),
+    ],
+)
+def test_loopback_predicate(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def _settings(**proxy: Any) -> Any:
+    return parse_config({"proxy": proxy})
+
+
+def test_bind_guards() -> None:
+    plan = plan_listen(_settings(), host="127.0.0.1", port=1, allow_remote_bind=False)
+    assert (plan.scheme, plan.forwarded_proto_gate) == ("http", False)
+    with pytest.raises(ConfigError, match="non-loopback"):
+        plan_listen(_settings(), host="0.0.0.0", port=1, allow_remote_bind=False)
+    with pytest.raises(ConfigError, match="without TLS"):
+        plan_listen(_settings(), host="0.0.0.0", port=1, allow_remote_bind=True)
+    trusted = plan_listen(
+        _settings(trustForwardedProto=True), host="0.0.0.0", port=1, allow_remote_bind=True
+    )
+    assert trusted.forwarded_proto_gate
+    tls = {"keyFile": "k.pem", "certFile": "c.pem"}
+    with_tls = plan_listen(_settings(tls=tls), host="::", port=1, allow_remote_bind=True)
+    assert (with_tls.scheme, with_tls.forwarded_proto_gate) == ("https", False)
+    loop_tls = plan_listen(_settings(tls=tls), host="127.0.0.1", port=1, allow_remote_bind=False)
+    assert loop_tls.scheme == "https"
+
+
+def test_forwarded_proto_gate(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, forwarded_proto_gate=True) as gateway:
+        url = f"{gateway.url}/v1/chat/completions"
+        body = {"model": "m", "messages": []}
+        missing = httpx.post(url, json=body)
+        assert missing.status_code == 403
+        assert missing.json()["error"] == "haechi_forwarded_proto_required"
+        assert httpx.post(url, json=body, headers={"x-forwarded-proto": "http"}).status_code == 403
+        assert gateway.upstream.received == []
+        assert httpx.get(f"{gateway.url}/__haechi/live").status_code == 200
+        ok = httpx.post(url, json=body, headers={"x-forwarded-proto": "HTTPS, http"})
+        assert ok.status_code == 200
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_config(workdir: Path, upstream_url: str, extra: dict[str, Any] | None = None) -> Path:
+    settings = gateway_config(workdir, upstream_url, extra)
+    init_key_file(settings["keys"]["keyFile"])
+    path = workdir / "haechi.config.json"
+    path.write_text(json.dumps(settings))
+    return path
+
+
+@contextmanager
+def _proxy_process(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    argv = [*HAECHI, "proxy", "--config", str(config), "--port", "0", *args]
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=config.parent,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    url = ""
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "listening on" in line or '"proxy_listening"' in line:
+                url = line.strip().rsplit(" ", 1)[-1]
+                break
+        yield process, url, lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def test_proxy_command_serves_and_drains_on_sigterm(tmp_path: Path) -> None:
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 5000}})
+        with _proxy_process(config) as (process, url, lines):
+            assert url.startswith("http://127.0.0.1:")
+            upstream.queue(Reply(delay=1.0, text="slow but complete"))
+            results: list[httpx.Response] = []
+            slow = threading.Thread(
+                target=lambda: results.append(
+                    httpx.post(f"{url}/v1/chat/completions", json={"messages": []}, timeout=10)
+                )
+            )
+            slow.start()
+            for _ in range(300):
+                if upstream.received:
+                    break
+                threading.Event().wait(0.01)
+            process.send_signal(signal.SIGTERM)
+            slow.join()
+            assert process.wait(timeout=10) == 0
+            out = process.stdout.read() if process.stdout else ""
+            assert results[0].status_code == 200
+            assert "slow but complete" in results[0].text
+            assert f"Upstream: {up.url}" in out
+            assert "Mode: enforce" in out
+            assert "shutting down (SIGTERM)" in "".join(lines) + out
+
+
+def test_proxy_command_json_logs(tmp_path: Path) -> None:
+    config = _write_config(tmp_path, "http://127.0.0.1:9")
+    env = {"HAECHI_LOG_FORMAT": "json"}
+    argv = [*HAECHI, "proxy", "--config", str(config), "--port", "0"]
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
+    try:
+        assert process.stdout is not None
+        event = json.loads(process.stdout.readline())
+        assert event["event"] == "proxy_listening"
+        assert event["scheme"] == "http"
+        assert event["tls"] is False
+        assert event["mode"] == "enforce"
+        assert event["upstream"] == "http://127.0.0.1:9"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        stderr = process.stderr.read() if process.stderr else ""
+        warnings = [json.loads(line)["event"] for line in stderr.splitlines() if line.strip()]
+        assert "response_protection_disabled" in warnings
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "Refusing to bind"),
+        (["--host", "0.0.0.0", "--allow-remote-bind"], "without TLS"),
+        (["--port", "abc"], "haechi:"),
+        (["--port", "70000"], "haechi:"),
+    ],
+)
+def test_proxy_command_refusals(tmp_path: Path, args: list[str], message: str) -> None:
+    config = _write_config(tmp_path, "http://127.0.0.1:9")
+    result = subprocess.run(
+        [*HAECHI, "proxy", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def test_proxy_command_reports_a_busy_port(tmp_path: Path) -> None:
+    config = _write_config(tmp_path, "http://127.0.0.1:9")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = subprocess.run(
+            [*HAECHI, "proxy", "--config", str(config), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr
+
+
+def _certificate(workdir: Path) -> tuple[Path, Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_file, cert_file, pfx_file = workdir / "key.pem", workdir / "cert.pem", workdir / "b.p12"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pfx_file.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"gw", key, cert, None, serialization.BestAvailableEncryption(b"pfx-pass")
+        )
+    )
+    return key_file, cert_file, pfx_file
+
+
+@pytest.mark.parametrize("form", ["pem", "pfx"])
+def test_tls_is_served_from_pem_or_pkcs12(tmp_path: Path, form: str) -> None:
+    key_file, cert_file, pfx_file = _certificate(tmp_path)
+    tls = (
+        {"keyFile": str(key_file), "certFile": str(cert_file)}
+        if form == "pem"
+        else {"pfxFile": str(pfx_file), "passphrase": "pfx-pass"}
+    )
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url, {"proxy": {"tls": tls}})
+        with _proxy_process(config) as (_process, url, _lines):
+            assert url.startswith("https://127.0.0.1:")
+            response = httpx.get(f"{url}/__haechi/live", verify=str(cert_file))
+            assert response.status_code == 200
+            assert httpx.get(f"{url}/v1/models", verify=str(cert_file)).status_code == 200
+
+
+# -- token commands ---------------------------------------------------------------------------
+
+
+def test_token_commands(tmp_path: Path) -> None:
+    config = _write_config(tmp_path, "http://127.0.0.1:9")
+
+    def run(*args: str) -> dict[str, Any]:
+        result = subprocess.run(
+            [*HAECHI, *args, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return dict(json.loads(result.stdout))
+
+    added = run(
+        "token-add",
+        "--type",
+        "service",
+        "--scope",
+        "team:eng",
+        "--scope",
+        "ci",
+        "--label",
+        "env=prod",
+    )
+    assert added["ok"] is True
+    assert added["token"].startswith("hae_")
+    assert added["scopes"] == ["team:eng", "ci"]
+    assert added["labels"] == {"env": "prod"}
+    store = (tmp_path / ".haechi" / "auth.json").read_text()
+    assert added["token"] not in store
+    listed = run("token-list")
+    assert [t["id"] for t in listed["tokens"]] == [added["id"]]
+    assert added["token"] not in json.dumps(listed)
+    revoked = run("token-revoke", added["id"])
+    assert revoked["result"] == {"id": added["id"], "revoked": True}
+    assert run("token-list")["tokens"][0]["disabled"] is True
+    bad = subprocess.run(
+        [*HAECHI, "token-add", "--type", "user", "--label", "nokey", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 1
+    assert "invalid --label" in bad.stderr
+
+
+# -- the demo ---------------------------------------------------------------------------------
+
+
+def test_demo_runs_and_shows_the_round_trip(tmp_path: Path) -> None:
+    from haechi.proxy.demo import DEMO_EMAIL
+
+    result = subprocess.run(
+        [*HAECHI, "demo"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    received = [line for line in out.splitlines() if line.strip().startswith("model received")]
+    assert len(received) == 2
+    assert DEMO_EMAIL not in received[0]
+    assert "[TOKEN:" in received[0]
+    assert received[1].split()[-1] == "nothing"
+    assert f"client got back    HTTP 200: You said: Please write to {DEMO_EMAIL}" in out
+    assert "HTTP 403 haechi_policy_block" in out
+    assert "hash chain        valid" in out
+    assert list(tmp_path.iterdir()) == []
