@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from upstream_server import Gateway, Reply, UpstreamServer, gateway_in_front
 
 from haechi.proxy.background import serve_in_thread
+from tests.upstream_server import Gateway, Reply, UpstreamServer, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from upstream_server import Gateway, Reply, gateway_in_front
 
 from haechi.auth import add_token
 from haechi.models import Identity
+from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 
 def chat(text: str = "hello", model: str = "m") -> dict[str, Any]:

@@ -16,7 +16,8 @@ import httpx
 import ollama
 import openai
 import pytest
-from upstream_server import Gateway, gateway_in_front
+
+from tests.upstream_server import Gateway, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 PHONE = "010-1234-5678"

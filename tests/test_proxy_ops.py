@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from upstream_server import Reply, gateway_in_front
 
 import haechi
+from tests.upstream_server import Reply, gateway_in_front
 
 
 def chat(text: str = "hello") -> dict[str, Any]:

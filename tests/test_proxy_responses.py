@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from upstream_server import Gateway, Reply, gateway_in_front
+
+from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 PROTECTED = {"responseProtection": {"enabled": True}}

@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from upstream_server import Reply, UpstreamServer, gateway_config, gateway_in_front
 
 from haechi.config import parse_config
 from haechi.crypto import init_key_file
 from haechi.errors import ConfigError
 from haechi.proxy.background import serve_in_thread
 from haechi.proxy.server import is_loopback, plan_listen
+from tests.upstream_server import Reply, UpstreamServer, gateway_config, gateway_in_front
 
 HAECHI = [sys.executable, "-m", "haechi"]
 
