@@ -183,15 +183,18 @@ async def _record(audit: AuditRecorder, event: Mapping[str, Any]) -> None:
         _LOG.warning("plugin lifecycle audit failed: %s", type(exc).__name__)
 
 
-def _record_from_sync(audit: AuditRecorder, event: Mapping[str, Any]) -> None:
+def _record_from_sync(audit: AuditRecorder, event: Mapping[str, Any]) -> asyncio.Task[None] | None:
+    """Record ``event`` from synchronous code: at once when no event loop runs in this
+    thread, else as a task on the running loop (returned, so that it can be awaited)."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         asyncio.run(_record(audit, event))
-        return
+        return None
     task = loop.create_task(_record(audit, event))
     _PENDING_AUDITS.add(task)
     task.add_done_callback(_PENDING_AUDITS.discard)
+    return task
 
 
 # --- claims -------------------------------------------------------------------------------
@@ -408,6 +411,7 @@ class PluginAuthProvider:
         self._max_message_bytes = max_message_bytes
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._startup: asyncio.Task[None] | None = None
 
     @property
     def plugin_id(self) -> str:
@@ -422,6 +426,10 @@ class PluginAuthProvider:
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
         """The identity the plugin vouches for, or ``None`` (every denial is audited)."""
+        startup, self._startup = self._startup, None
+        if startup is not None and startup.get_loop() is asyncio.get_running_loop():
+            # The load event goes into the chain before anything this provider decides.
+            await asyncio.shield(startup)
         result = await self._decide(headers)
         if isinstance(result, Identity):
             return result
@@ -564,10 +572,7 @@ def create_plugin_auth_provider(
     except PluginLoadError as exc:
         _record_from_sync(audit, _refused_event(exc.reason, *gate.ids))
         raise
-    _record_from_sync(
-        audit, _accepted_event(plugin, supervisor.report, settings.confinement, respawn=False)
-    )
-    return PluginAuthProvider(
+    provider = PluginAuthProvider(
         supervisor,
         audit=audit,
         crypto=crypto,
@@ -575,3 +580,7 @@ def create_plugin_auth_provider(
         max_pending_calls=settings.max_pending_calls,
         max_message_bytes=settings.max_message_bytes,
     )
+    provider._startup = _record_from_sync(
+        audit, _accepted_event(plugin, supervisor.report, settings.confinement, respawn=False)
+    )
+    return provider
