@@ -138,9 +138,10 @@ def test_angstrom_collision_is_refused_on_encrypt(provider: LocalCryptoProvider)
 
 
 def test_non_json_aad_is_refused(provider: LocalCryptoProvider) -> None:
-    for bad in ({"when": datetime.now(UTC)}, {"n": float("nan")}, {1: "x"}):
+    bad_aads: list[Any] = [{"when": datetime.now(UTC)}, {"n": float("nan")}, {1: "x"}, ["x"]]
+    for bad in bad_aads:
         with pytest.raises(CryptoError):
-            provider.encrypt("x", bad)  # type: ignore[dict-item]
+            provider.encrypt("x", bad)
 
 
 def test_fullwidth_aad_decrypts_with_ascii_aad(provider: LocalCryptoProvider) -> None:
@@ -339,7 +340,7 @@ class _Identity(_Broken):
 
 
 def test_conformance_passes_for_the_local_provider(provider: LocalCryptoProvider) -> None:
-    assert assert_crypto_conformance(provider) is None
+    assert_crypto_conformance(provider)
 
 
 def test_conformance_lists_every_failure() -> None:
@@ -381,6 +382,21 @@ def test_conformance_refuses_a_provider_without_decrypt() -> None:
 
     with pytest.raises(CryptoError, match="decrypt is missing"):
         assert_crypto_conformance(EncryptOnly())
+
+
+def test_created_from_config(tmp_path: Path) -> None:
+    from haechi.config import parse_config
+    from haechi.plugins.manager import build_plugin_manager
+    from haechi.providers import ProviderContext
+
+    key_file = tmp_path / "k.json"
+    init_key_file(key_file)
+    config = parse_config({"keys": {"keyFile": str(key_file)}})
+    hook = build_plugin_manager(load_entrypoints=False).hook
+    classes = {cls.name: cls for batch in hook.haechi_register_crypto_providers() for cls in batch}
+    provider = classes["local"].create(ProviderContext(config))
+    assert isinstance(provider, LocalCryptoProvider)
+    assert provider.decrypt(provider.encrypt("x", AAD), AAD) == "x"
 
 
 def test_repr_names_the_file_only(provider: LocalCryptoProvider, key_file: Path) -> None:
