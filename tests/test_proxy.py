@@ -332,3 +332,11 @@ def test_response_hop_by_hop_headers_are_stripped(gateway: Gateway) -> None:
     assert response.headers["set-cookie"] == "a=b"
     assert "keep-alive" not in response.headers
     assert "proxy-authenticate" not in response.headers
+
+
+def test_upstream_cookies_never_leak_into_other_requests(gateway: Gateway) -> None:
+    gateway.upstream.queue(Reply(body=b"{}", headers={"set-cookie": "session=victim; Path=/"}))
+    first = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("hi"))
+    assert first.headers["set-cookie"].startswith("session=victim")
+    httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("hi"))
+    assert "cookie" not in gateway.upstream.last.headers

@@ -3,7 +3,8 @@
 
 A single :class:`httpx.AsyncClient` per gateway keeps connections alive across requests (no
 per-request client or TLS handshake). Redirects are never followed (the upstream is fixed),
-proxy environment variables are ignored, and bodies are read raw — never transparently
+proxy environment variables are ignored, cookies are never stored (the client is shared by
+all callers), and bodies are read raw — never transparently
 decompressed — so the gateway always knows exactly which bytes it inspects.
 
 The upstream URL's path prefix is honoured: with ``target.upstream`` set to
@@ -13,6 +14,7 @@ The upstream URL's path prefix is honoured: with ``target.upstream`` set to
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -26,6 +28,15 @@ _KEEPALIVE_EXPIRY_S: Final = 30.0
 
 class ResponseTooLarge(Exception):
     """The upstream body exceeded the configured cap."""
+
+
+def _no_cookies() -> CookieJar:
+    """A cookie jar that keeps nothing.
+
+    The client is shared by every caller of the gateway: a cookie one upstream answer set
+    must never ride along on another caller's request.
+    """
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 class Upstream:
@@ -45,6 +56,7 @@ class Upstream:
             ),
             follow_redirects=False,
             trust_env=False,
+            cookies=_no_cookies(),
         )
 
     def url(self, raw_path: bytes, query: bytes) -> str:
