@@ -1,2 +1,107 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CLI commands (being written)."""
+"""``haechi token-reveal``, ``haechi token-purge`` and ``haechi token-export``.
+
+Each command composes the runtime from the configuration and works on its token vault, so
+the configured store, crypto provider and audit log are the ones the gateway uses: every
+reveal decision and purge lands in the same hash chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import anyio
+import typer
+
+from haechi.cli._app import ConfigOption, app, emit_json
+from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
+from haechi.errors import ConfigError, VaultError
+
+if TYPE_CHECKING:
+    from haechi.vault import TokenVault
+
+__all__: list[str] = []
+
+_T = TypeVar("_T")
+
+
+def _with_vault(settings: HaechiConfig, work: Callable[[TokenVault], Awaitable[_T]]) -> _T:
+    """Compose the runtime, run ``work`` on its vault, and release the runtime."""
+    from haechi.runtime import create_runtime
+
+    async def main() -> _T:
+        runtime = create_runtime(settings)
+        try:
+            if runtime.token_vault is None:
+                raise VaultError("no token vault is configured", "vault_error")
+            return await work(runtime.token_vault)
+        finally:
+            await runtime.aclose()
+
+    return anyio.run(main)
+
+
+@app.command("token-reveal")
+def token_reveal_command(
+    token: Annotated[str, typer.Argument(help="The token id (tok_<type>_<hex>).")],
+    allow_dev_reveal: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dev-reveal",
+            help="Treat tokenVault.revealPolicy as local-dev for this call (development only).",
+        ),
+    ] = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+) -> None:
+    """Print a token's plaintext, if the reveal policy allows it (always audited)."""
+    settings = load_config(config)
+    if allow_dev_reveal:
+        vault_settings = settings.token_vault.model_copy(update={"reveal_policy": "local-dev"})
+        settings = settings.model_copy(update={"token_vault": vault_settings})
+    revealed = _with_vault(settings, lambda vault: vault.reveal(token))
+    emit_json(
+        {
+            "ok": True,
+            "token": revealed.token,
+            "type": revealed.type,
+            "plaintext": revealed.plaintext,
+        }
+    )
+
+
+@app.command("token-purge")
+def token_purge_command(
+    token: Annotated[
+        str | None, typer.Argument(help="The token id to delete.", show_default=False)
+    ] = None,
+    expired: Annotated[
+        bool, typer.Option("--expired", help="Delete every expired token instead.")
+    ] = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+) -> None:
+    """Delete one token, or every expired token (audited)."""
+    if expired == (token is not None):
+        raise ConfigError("token-purge needs a TOKEN or --expired (not both)")
+    settings = load_config(config)
+    result: Mapping[str, Any]
+    if token is None:
+        result = _with_vault(settings, lambda vault: vault.purge_expired())
+    else:
+        result = _with_vault(settings, lambda vault: vault.purge(token))
+    emit_json({"ok": True, "command": "token-purge", "result": dict(result)})
+
+
+@app.command("token-export")
+def token_export_command(
+    token_type: Annotated[
+        str | None,
+        typer.Option("--type", help="Only tokens of this detection type.", show_default=False),
+    ] = None,
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+) -> None:
+    """List tokens with their metadata (never their values)."""
+    settings = load_config(config)
+    tokens = _with_vault(settings, lambda vault: vault.export_metadata(token_type))
+    emit_json({"ok": True, "command": "token-export", "tokens": [dict(item) for item in tokens]})
