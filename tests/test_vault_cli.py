@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``haechi token-reveal``, ``token-purge`` and ``token-export`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from haechi.crypto import LocalCryptoProvider, init_key_file
+from haechi.vault import FileTokenStore, TokenVault
+
+EMAIL = "minji.kim@example.com"
+PHONE = "010-1234-5678"
+SECRET = "sk-ant-api03-" + "Z" * 40
+
+
+def haechi(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")}
+    return subprocess.run(
+        [sys.executable, "-m", "haechi", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _tokenize(root: Path, items: list[tuple[str, str]], retention_days: float = 30) -> list[str]:
+    vault = TokenVault(
+        FileTokenStore(root / ".haechi" / "token-vault.json"),
+        LocalCryptoProvider(root / ".haechi" / "dev.keys.json"),
+        retention_days=retention_days,
+    )
+
+    async def issue() -> list[str]:
+        return [
+            (
+                await vault.tokenize(
+                    value, kind, context={"cli": True}, metadata={"path": "$.x", "ruleId": kind}
+                )
+            ).token
+            for value, kind in items
+        ]
+
+    return anyio.run(issue)
+
+
+def _audit(root: Path) -> list[dict[str, Any]]:
+    path = root / ".haechi" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    init_key_file(tmp_path / ".haechi" / "dev.keys.json")
+    return tmp_path
+
+
+def test_reveal_is_denied_by_default_and_allowed_with_the_dev_flag(project: Path) -> None:
+    (token,) = _tokenize(project, [(EMAIL, "email")])
+    denied = haechi(project, "token-reveal", token)
+    assert denied.returncode == 1
+    assert denied.stdout == ""
+    assert denied.stderr == "haechi: Token reveal is disabled by tokenVault.revealPolicy\n"
+    allowed = as_json(haechi(project, "token-reveal", token, "--allow-dev-reveal"))
+    assert allowed == {"ok": True, "token": token, "type": "email", "plaintext": EMAIL}
+    unknown = haechi(project, "token-reveal", SECRET, "--allow-dev-reveal")
+    assert unknown.returncode == 1
+    assert unknown.stderr == "haechi: Unknown token\n"
+    events = _audit(project)
+    assert [e["decision"] for e in events] == ["reveal_denied", "reveal_allowed", "reveal_failed"]
+    assert events[2]["token"].startswith("nontoken_")
+    raw = (project / ".haechi" / "audit.jsonl").read_text()
+    assert SECRET not in raw
+    assert EMAIL not in raw
+    verified = as_json(haechi(project, "audit-verify"))
+    assert verified["result"]["valid"]
+    assert verified["result"]["records"] == 3
+
+
+def test_reveal_with_a_config_file(project: Path) -> None:
+    (token,) = _tokenize(project, [(PHONE, "phone")])
+    config = project / "custom.json"
+    config.write_text(json.dumps({"tokenVault": {"revealPolicy": "local-dev"}}))
+    revealed = as_json(haechi(project, "token-reveal", token, "--config", str(config)))
+    assert revealed["plaintext"] == PHONE
+    expired = _tokenize(project, [(EMAIL, "email")], retention_days=-1)[0]
+    failed = haechi(project, "token-reveal", expired, "--config", str(config))
+    assert (failed.returncode, failed.stderr) == (1, "haechi: Token expired\n")
+
+
+def test_export_lists_metadata_only(project: Path) -> None:
+    email, phone = _tokenize(project, [(EMAIL, "email"), (PHONE, "phone")])
+    exported = as_json(haechi(project, "token-export"))
+    assert exported["ok"] is True
+    assert exported["command"] == "token-export"
+    assert {item["token"] for item in exported["tokens"]} == {email, phone}
+    for item in exported["tokens"]:
+        assert set(item) == {"token", "type", "createdAt", "expiresAt", "metadata"}
+        assert item["metadata"] == {"path": "$.x", "ruleId": item["type"]}
+    only = as_json(haechi(project, "token-export", "--type", "phone"))
+    assert [item["token"] for item in only["tokens"]] == [phone]
+    assert EMAIL not in json.dumps(exported)
+    assert PHONE not in json.dumps(exported)
+
+
+def test_purge_one_and_expired(project: Path) -> None:
+    keep, drop = _tokenize(project, [(EMAIL, "email"), (PHONE, "phone")])
+    _tokenize(project, [("old@example.com", "email"), ("older@example.com", "email")], -1)
+    purged = as_json(haechi(project, "token-purge", drop))
+    assert purged["command"] == "token-purge"
+    assert purged["result"]["token"] == drop
+    assert purged["result"]["purged"] is True
+    assert "purgedAt" in purged["result"]
+    expired = as_json(haechi(project, "token-purge", "--expired"))
+    assert expired["result"]["purged"] == 2
+    remaining = as_json(haechi(project, "token-export"))
+    assert [item["token"] for item in remaining["tokens"]] == [keep]
+    assert [e["decision"] for e in _audit(project)] == ["purge", "purge_expired"]
+
+
+@pytest.mark.parametrize("args", [[], ["tok_email_0123456789abcdef", "--expired"]])
+def test_purge_needs_exactly_one_target(project: Path, args: list[str]) -> None:
+    result = haechi(project, "token-purge", *args)
+    assert result.returncode == 1
+    assert result.stderr.startswith("haechi: token-purge needs a TOKEN or --expired")
