@@ -173,6 +173,10 @@ def _check_shape(envelope: object) -> tuple[dict[str, Any], str, str, str]:
         raise _refuse("manifest-invalid", "payload.entrySha256 must be 64 lowercase hex digits")
     if not isinstance(payload.get("capabilities"), Mapping):
         raise _refuse("manifest-invalid", "payload.capabilities must be an object")
+    try:
+        manifest_sha256(payload)
+    except (TypeError, ValueError):
+        raise _refuse("manifest-invalid", "payload is not plain JSON (NaN, Infinity?)") from None
     alg = envelope.get("alg")
     return dict(payload), str(signer), str(signature), alg if isinstance(alg, str) else repr(alg)
 
