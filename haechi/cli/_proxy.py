@@ -36,18 +36,17 @@ def proxy_command(
     ] = False,
 ) -> None:
     """haechi proxy — run the gateway in front of target.upstream until SIGTERM/SIGINT."""
-    from haechi.proxy.server import run_proxy
+    from haechi.proxy.server import plan_listen, run_proxy
     from haechi.runtime import create_runtime
 
     settings = load_config(config)
-    runtime = create_runtime(settings)
-    run_proxy(
+    plan = plan_listen(
         settings,
-        runtime,
         host=host if host is not None else settings.proxy.host,
         port=port if port is not None else settings.proxy.port,
         allow_remote_bind=allow_remote_bind,
     )
+    run_proxy(settings, create_runtime(settings), plan)
 
 
 @app.command("demo")

@@ -304,16 +304,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_proxy(
-    config: Any,
-    runtime: Any,
-    *,
-    host: str,
-    port: int,
-    allow_remote_bind: bool,
-) -> None:
-    """Serve the gateway until SIGTERM/SIGINT, then drain within ``limits.shutdownGraceMs``."""
-    plan = plan_listen(config, host=host, port=port, allow_remote_bind=allow_remote_bind)
+def run_proxy(config: Any, runtime: Any, plan: ListenPlan) -> None:
+    """Serve the gateway as ``plan`` says (see :func:`plan_listen`) until SIGTERM/SIGINT,
+    then drain within ``limits.shutdownGraceMs``."""
     configure_logging(config.logging.format)
     app = GatewayApp(runtime, forwarded_proto_gate=plan.forwarded_proto_gate)
     sock = _bind(plan.host, plan.port)
