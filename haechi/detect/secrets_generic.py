@@ -151,7 +151,7 @@ def _value(minimum: int, *, spaces: bool) -> str:
         rf"(?<=\")(?:[^\"\\{ws}]|\\[^\"{ws}]){{{minimum},256}}(?=\\?\")"
         rf"|(?<=')(?:[^'\\{ws}]|\\[^'{ws}]){{{minimum},256}}(?=\\?')"
         rf"|(?<=`)[^`{ws}]{{{minimum},256}}(?=`)"
-        rf"|(?<![\"'`]){_UNQUOTED_CHARS}{{{minimum - 1},255}}[^\s\"'`;,&<>(){{}}\[\].:!?]"
+        rf"|(?<![\"'`]){_UNQUOTED_CHARS}{{{minimum - 1},255}}[^\s\"'`;,&<>(){{}}\[\].:]"
         rf"(?!{_UNQUOTED_CHARS}*[(\[])"
         ")"
     )

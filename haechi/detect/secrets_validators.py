@@ -136,7 +136,8 @@ def _printable_credentials(raw: bytes | None) -> bool:
 
 def basic_credentials_ok(text: str) -> bool:
     """``Basic <b64>`` must decode to printable ``user:password`` with a non-empty password."""
-    return _printable_credentials(_b64decode(text.split()[-1]))
+    parts = text.split()
+    return bool(parts) and _printable_credentials(_b64decode(parts[-1]))
 
 
 def docker_auth_ok(text: str) -> bool:

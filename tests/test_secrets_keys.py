@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Key-name context: which JSON object keys name a secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from haechi.detect.catalog_secrets import is_sensitive_key
+
+SENSITIVE = [
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "passcode",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "apiKey",
+    "API-KEY",
+    "Api_Key",
+    "x-api-key",
+    "X-Api-Key",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "authorization",
+    "Authorization",
+    "proxy-authorization",
+    "private_key",
+    "privateKey",
+    "private_key_id",
+    "credentials",
+    "credential",
+    "connection_string",
+    "connectionString",
+    "db_password",
+    "DB_PASSWORD",
+    "dbPassword",
+    "aws_secret_access_key",
+    "AWS_SECRET_ACCESS_KEY",
+    "secretAccessKey",
+    "github_token",
+    "GITHUB_TOKEN",
+    "session_token",
+    "csrf_token",
+    "new_password",
+    "current_password",
+    "password2",
+    "password_confirmation",
+    "reset_password_token",
+    "client-secret",
+    "webhook_secret",
+    "signing_key",
+    "encryption_key",
+    "Ocp-Apim-Subscription-Key",
+    "account_key",
+    "secrets",
+    "passwords",
+    "auth",
+    "cookie",
+    "Set-Cookie",
+    "sentry_dsn",
+    "dsn",
+    "jwt",
+    "bearer",
+    "password_hash",
+    "secret_key",
+    "SECRET_KEY",
+    "license_key",
+]
+
+NOT_SENSITIVE = [
+    "token_count",
+    "max_tokens",
+    "tokens",
+    "token_type",
+    "prompt_tokens",
+    "completion_tokens",
+    "max_new_tokens",
+    "tokenizer",
+    "token_id",
+    "password_policy",
+    "password_hint",
+    "secret_santa",
+    "secretary",
+    "secret_name",
+    "secret_id",
+    "secret_arn",
+    "is_secret",
+    "isSecret",
+    "has_password",
+    "show_password",
+    "requires_password",
+    "eos_token",
+    "bos_token",
+    "pad_token",
+    "stop_token",
+    "next_page_token",
+    "nextPageToken",
+    "page_token",
+    "continuation_token",
+    "sync_token",
+    "aws_access_key_id",
+    "key",
+    "keys",
+    "public_key",
+    "publishable_key",
+    "primary_key",
+    "sort_key",
+    "cache_key",
+    "idempotency_key",
+    "name",
+    "email",
+    "content",
+    "role",
+    "model",
+    "messages",
+    "author",
+    "oauth",
+    "",
+    "_",
+    "1234",
+]
+
+
+@pytest.mark.parametrize("name", SENSITIVE)
+def test_sensitive_key_names(name: str) -> None:
+    assert is_sensitive_key(name)
+
+
+@pytest.mark.parametrize("name", NOT_SENSITIVE)
+def test_look_alike_key_names_are_not_sensitive(name: str) -> None:
+    assert not is_sensitive_key(name)
+
+
+def test_separator_and_case_variants_agree() -> None:
+    variants = ["apiKey", "API-KEY", "Api_Key", "api.key", "API KEY", "ApiKey"]
+    assert {is_sensitive_key(v) for v in variants} == {True}
