@@ -300,3 +300,11 @@ def test_corpus_expectations_match_the_catalogue() -> None:
         if got != case["expect"]:
             wrong.append(case["id"])
     assert wrong == []
+
+
+def test_catalogue_document_lists_every_rule() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "secrets-catalogue.md").read_text(
+        encoding="utf-8"
+    )
+    assert [rule.id for rule in SECRET_RULES if f"| `{rule.id}` |" not in doc] == []
+    assert f"haechi ships {len(SECRET_RULES)} secret rules" in doc
