@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugins.auth.kit import FIXTURES, REFUSAL_CASES, RefusalCase, plugin_config_document
 
 from haechi.plugins.signing import entry_sha256, load_public_key, verify_signature
+from tests.plugins.auth.kit import FIXTURES, REFUSAL_CASES, RefusalCase, plugin_config_document
 
 
 def haechi(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

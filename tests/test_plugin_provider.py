@@ -17,14 +17,6 @@ from typing import Any
 
 import anyio
 import pytest
-from plugins.auth.kit import (
-    REFUSAL_CASES,
-    RefusalCase,
-    SignedPlugin,
-    confinement_skip_reason,
-    plugin_config,
-    sign_plugin,
-)
 
 from haechi.audit import AuditSink, FileAuditStore, verify_chain
 from haechi.auth import IDENTITY_HASH_DOMAIN
@@ -37,6 +29,14 @@ from haechi.plugins.auth_plugin import (
 )
 from haechi.plugins.sandbox import BreakerPolicy
 from haechi.providers import AuthProvider
+from tests.plugins.auth.kit import (
+    REFUSAL_CASES,
+    RefusalCase,
+    SignedPlugin,
+    confinement_skip_reason,
+    plugin_config,
+    sign_plugin,
+)
 
 KERNEL_GAP = confinement_skip_reason()
 #: Where the kernel cannot confine, the behavioural tests still run, unconfined.
@@ -275,7 +275,7 @@ def test_entries_that_cannot_serve_are_refused(
 _WITHOUT_USER_NAMESPACES = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from plugins.auth.kit import plugin_config, sign_plugin
+from tests.plugins.auth.kit import plugin_config, sign_plugin
 from haechi.audit import AuditSink, MemoryAuditStore
 from haechi.crypto import LocalCryptoProvider, init_key_file
 from haechi.errors import PluginLoadError
@@ -311,10 +311,10 @@ def test_required_confinement_refuses_when_the_kernel_cannot(tmp_path: Path) -> 
     unshare = shutil.which("unshare")
     if unshare is None or KERNEL_GAP is not None:
         pytest.skip(KERNEL_GAP or "util-linux unshare is not installed")
-    tests_dir = Path(__file__).parent
+    root = Path(__file__).parent.parent
     command = (
         "echo 0 > /proc/sys/user/max_user_namespaces && "
-        f'exec "{sys.executable}" -c "$0" "{tests_dir}" "{tmp_path}"'
+        f'exec "{sys.executable}" -c "$0" "{root}" "{tmp_path}"'
     )
     result = subprocess.run(
         [unshare, "-U", "-r", "--fork", "sh", "-c", command, _WITHOUT_USER_NAMESPACES],

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugins.auth.kit import confinement_skip_reason, plugin_config, sign_plugin
 
 from haechi.audit import AuditSink, FileAuditStore, verify_chain
 from haechi.crypto import LocalCryptoProvider, init_key_file
 from haechi.plugins.auth_plugin import PluginAuthProvider, create_plugin_auth_provider
 from haechi.plugins.sandbox import SandboxLimits, probe_confinement
+from tests.plugins.auth.kit import confinement_skip_reason, plugin_config, sign_plugin
 
 KERNEL_GAP = confinement_skip_reason()
 pytestmark = pytest.mark.skipif(KERNEL_GAP is not None, reason=KERNEL_GAP or "")

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from plugins.auth.kit import sign_plugin
 
 from haechi._canonical import canonical_json
 from haechi.errors import PluginLoadError
@@ -35,6 +34,7 @@ from haechi.plugins.trust import (
     _refuse,
     verify_signed_plugin,
 )
+from tests.plugins.auth.kit import sign_plugin
 
 ENTRY = b"def authenticate(credential):\n    return None\n"
 
