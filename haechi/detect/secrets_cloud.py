@@ -128,7 +128,8 @@ GCP_RULES: Final[tuple[Rule, ...]] = (
         "gcp-service-account-key",
         SECRET_TYPE,
         r"""\\?["']private_key\\?["'][ \t]*:[ \t]*\\?["']"""
-        r"(?P<value>-----BEGIN PRIVATE KEY-----[\s\S]{16,16384}?-----END PRIVATE KEY-----)",
+        r"(?P<value>-----BEGIN PRIVATE KEY-----(?:[^-]|-(?!----)){16,16384}?"
+        r"-----END PRIVATE KEY-----)",
         ("private_key",),
         "Google Cloud service-account JSON private_key (the whole PEM block)",
         confidence=0.99,

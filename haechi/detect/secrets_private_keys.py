@@ -19,11 +19,16 @@ from haechi.detect.secrets_shapes import SECRET_TYPE, bounded, secret_rule
 
 __all__ = ["PRIVATE_KEY_RULES"]
 
+#: One character of an armored body: anything but the start of a ``-----`` armor line, so a
+#: search for the footer stops at the next header and many headers cost linear time.
+_ARMOR_BODY: Final = r"(?:[^-]|-(?!----))"
+
 PRIVATE_KEY_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "private-key-block",
         SECRET_TYPE,
-        r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----[\s\S]{16,65536}?-----END \1PRIVATE KEY-----",
+        rf"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----{_ARMOR_BODY}{{16,65536}}?"
+        r"-----END \1PRIVATE KEY-----",
         ("PRIVATE KEY-----",),
         "PEM or OpenSSH private key, header through matching footer",
         confidence=0.99,
@@ -40,7 +45,8 @@ PRIVATE_KEY_RULES: Final[tuple[Rule, ...]] = (
         "putty-private-key",
         SECRET_TYPE,
         r"PuTTY-User-Key-File-[0-9]+:[ \t]*[A-Za-z0-9@.-]+"
-        r"(?:[\s\S]{1,65536}?Private-(?:MAC|Hash):[ \t]*[0-9a-fA-F]{20,})?",
+        r"(?:(?:(?!PuTTY-User-Key-File-)[\s\S]){1,65536}?"
+        r"Private-(?:MAC|Hash):[ \t]*[0-9a-fA-F]{20,})?",
         ("PuTTY-User-Key-File-",),
         "PuTTY .ppk private key, whole file or its header line",
         confidence=0.98,
@@ -49,7 +55,7 @@ PRIVATE_KEY_RULES: Final[tuple[Rule, ...]] = (
         "pgp-private-key-block",
         SECRET_TYPE,
         r"-----BEGIN PGP PRIVATE KEY BLOCK-----"
-        r"(?:[\s\S]{16,262144}?-----END PGP PRIVATE KEY BLOCK-----)?",
+        rf"(?:{_ARMOR_BODY}{{16,262144}}?-----END PGP PRIVATE KEY BLOCK-----)?",
         ("PGP PRIVATE KEY BLOCK",),
         "OpenPGP private key block, or its armor header when truncated",
         confidence=0.99,
