@@ -446,6 +446,6 @@ def _engine(settings: HaechiConfig, registry: ProviderRegistry, context: Provide
     rules = [rule for cls in classes for rule in cls.create(context).rules()]
     return DetectionEngine(
         rules,
-        custom_rules=settings.filters.custom_rules,
+        custom_rules=[rule.model_dump(by_alias=True) for rule in settings.filters.custom_rules],
         decode_and_rescan=settings.filters.decode_and_rescan,
     )

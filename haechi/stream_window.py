@@ -14,8 +14,10 @@ Details that matter:
   whose key (``api_key=``) was released in an earlier frame is still recognised, and a cut
   never creates a finding that the whole text would not have.
 - The precision dials (allowlist, minConfidence) apply exactly as in :mod:`haechi.pipeline`.
-- A value still growing after ``16 x maxMatchBytes`` characters is released in pieces, each
-  piece transformed with that value's action, so memory stays bounded.
+- A value still growing after ``16 x maxMatchBytes`` characters cannot be held whole, and its
+  pieces could no longer be recognised once cut: in enforce mode, unless its action is
+  ``allow`` or the dials remove it, the stream blocks after the text before it (fail closed).
+  Memory stays bounded either way.
 - A block in enforce mode releases nothing more: the blocked value never leaves the buffer,
   :attr:`TextStreamProtector.blocked` becomes true and every later call returns nothing.
 - No audit event is written here: the gateway writes one per stream from :meth:`summary`.
@@ -142,31 +144,41 @@ class TextStreamProtector:
             self._left + pending, direction=self._context.direction
         )
         detections = [_rebase(d, offset, pending) for d in scanned if d.end > offset]
-        commit = len(pending) if final else self._commit_point(pending, detections)
-        if commit <= 0:
+        commit = len(pending)
+        overflow: Inspection | None = None
+        if not final:
+            natural = len(pending) - self._window
+            commit = _pull_back(natural, detections)
+            if natural - commit > _HOLD_FACTOR * self._window:
+                commit, overflow = self._overflow(commit, natural, detections)
+        if commit <= 0 and overflow is None:
             return ""
         head = [_clip(d, commit, pending) for d in detections if d.start < commit]
         released = pending[:commit]
         self._pending = pending[commit:]
         self._left = (self._left + released)[-self._window :]
-        output = await self._emit(released, head)
+        output = await self._emit(released, head) if commit > 0 else ""
+        if overflow is not None and not self.blocked:
+            self._tally.add(overflow)
+            self.blocked = True
         return output or ""
 
-    def _commit_point(self, pending: str, detections: Sequence[Detection]) -> int:
-        """Where to cut: a window before the end, moved back before any finding that
-        reaches past it, unless that would hold more than the hold limit."""
-        natural = len(pending) - self._window
-        commit = natural
-        moved = True
-        while moved:
-            moved = False
-            for detection in detections:
-                if detection.start < commit < detection.end:
-                    commit = detection.start
-                    moved = True
-        if natural - commit > _HOLD_FACTOR * self._window:
-            return natural
-        return commit
+    def _overflow(
+        self, commit: int, natural: int, detections: Sequence[Detection]
+    ) -> tuple[int, Inspection | None]:
+        """A value is still growing past the hold limit. It cannot be held whole, and its
+        pieces could no longer be recognised, so when it would be changed (enforce mode, an
+        action other than allow, not removed by the dials) the stream blocks after the text
+        before it; otherwise the cut is made at the window as usual."""
+        crossing = [d for d in detections if d.start < natural < d.end]
+        inspection = inspect(
+            crossing, policy=self._policy, dials=self._protector.dials, path_texts=PathTexts()
+        )
+        acted = [item for item in inspection.items if item.action != "allow"]
+        if not self._context.enforced or not acted:
+            return natural, None
+        blocked = tuple(replace(item, action="block") for item in acted)
+        return commit, Inspection(blocked, inspection.suppressed, inspection.dropped)
 
     async def _emit(self, text: str, detections: Sequence[Detection]) -> str | None:
         inspection: Inspection = inspect(
@@ -194,8 +206,22 @@ def _rebase(detection: Detection, offset: int, pending: str) -> Detection:
     return replace(detection, start=0, end=end, value=pending[:end])
 
 
+def _pull_back(natural: int, detections: Sequence[Detection]) -> int:
+    """Move a cut at ``natural`` back before every detection that reaches across it."""
+    commit = natural
+    moved = True
+    while moved:
+        moved = False
+        for detection in detections:
+            if detection.start < commit < detection.end:
+                commit = detection.start
+                moved = True
+    return commit
+
+
 def _clip(detection: Detection, commit: int, pending: str) -> Detection:
-    """Limit a detection to the released head (only a forced cut makes one cross it)."""
+    """Limit a detection to the released head (only a cut past an over-long value that is
+    left unchanged makes one cross it)."""
     if detection.end <= commit:
         return detection
     return replace(detection, end=commit, value=pending[detection.start : commit])

@@ -36,7 +36,7 @@ SAMPLES = (
 )
 FILLER = ("alpha", "bravo", "charlie", "delta", "echo", "note", "call", "mail")
 
-text_values = st.lists(st.sampled_from(SAMPLES + FILLER), min_size=1, max_size=5).map(" ".join)
+text_values = st.lists(st.sampled_from(SAMPLES + FILLER), min_size=1, max_size=5).map(" and ".join)
 json_with_pii = st.recursive(
     st.one_of(text_values, st.integers(), st.sampled_from([4111111111111111, True, None])),
     lambda children: st.one_of(

@@ -111,15 +111,14 @@ async def test_random_chunkings_equal_protecting_the_whole_text(
 async def test_a_key_released_earlier_still_gives_its_value_context(runtime: Runtime) -> None:
     head = "filler words " * 6 + "password="
     value = "hunter2hunter2hunter2"
+    tail = " and more text follows here, quite a lot of it"
     protector = _stream(runtime)
     first = await protector.push(head)
     assert first  # the head is long enough to be partly released
-    rest = await protector.push(value + " and more text follows here, quite a lot of it")
-    output = first + rest + await protector.flush()
+    output = first + await protector.push(value + tail) + await protector.flush()
+    assert protector.blocked  # the secret's action is block
     assert value not in output
-    assert output == await _whole(
-        runtime, head + value + " and more text follows here, quite a lot of it"
-    )
+    assert await _whole(runtime, head + value + tail) is None
 
 
 @pytest.mark.anyio
@@ -195,14 +194,21 @@ async def test_tokens_issued_in_a_stream_are_recorded(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_value_longer_than_the_hold_limit_is_cut_but_still_protected(
-    runtime: Runtime,
-) -> None:
+async def test_a_value_longer_than_the_hold_limit_fails_closed(tmp_path: Path) -> None:
+    runtime = _runtime(tmp_path, presets=[], actions={"secret": "redact"})
     secret = "Bearer " + "A1b2C3d4" * 200
+    assert len(secret) > 16 * 32
     protector = _stream(runtime)
-    output = await _feed(protector, [secret[i : i + 5] for i in range(0, len(secret), 5)])
-    assert not re.search(r"A1b2C3d4A1b2", output)
-    assert not protector.blocked or output == ""
+    output = await _feed(protector, ["Hello there. ", *re.findall(".{1,5}", secret)])
+    assert output == "Hello there. "
+    assert protector.blocked
+    assert protector.summary()["byAction"] == {"block": 1}
+    # Below the hold limit the same value is held whole and redacted.
+    short = _stream(runtime)
+    output = await _feed(short, [*re.findall(".{1,5}", "Bearer " + "A1b2C3d4" * 40), " bye"])
+    assert output == "[REDACTED:secret] bye"
+    reporting = _stream(runtime, mode="report-only")
+    assert await _feed(reporting, re.findall(".{1,5}", secret)) == secret
 
 
 @pytest.mark.anyio

@@ -88,8 +88,13 @@ def protect_command(
         data = handle.read()
     try:
         payload = _parse(data)
-    except ValueError:
-        raise ValueError(f"{file}: the input is not valid JSON") from None
+    except ValueError as exc:
+        where = (
+            f" (line {exc.lineno} column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise typer.BadParameter(f"the input is not valid JSON{where}", param_hint="FILE") from None
     document = asyncio.run(_protect(settings, payload, direction.value, mode and mode.value))
     emit_json(document)
     if document["blocked"]:
