@@ -477,3 +477,23 @@ async def test_concurrent_calls_get_their_own_answers(
         *(provider.authenticate({"authorization": c}) for c in credentials)
     )
     assert [a is not None for a in answers] == [c == "Bearer let-me-in" for c in credentials]
+
+
+@pytest.mark.anyio
+async def test_closing_during_a_call_denies_it_without_blaming_the_plugin(
+    make_provider: Callable[..., PluginAuthProvider], audit_path: Path
+) -> None:
+    provider = make_provider("hostile_auth.py", timeoutMs=10000)
+    assert await provider.authenticate({"authorization": "Bearer hello"}) is not None
+    results: list[Any] = []
+
+    async def slow_call() -> None:
+        results.append(await provider.authenticate({"authorization": "Bearer spin:"}))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(slow_call)
+        await anyio.sleep(0.2)
+        provider.close()
+    assert results == [None]
+    assert audit_events(audit_path, "plugin.worker.terminated") == []
+    assert audit_events(audit_path, "plugin.authenticate.deny")[-1]["reason"] == "closed"

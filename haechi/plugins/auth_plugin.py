@@ -365,6 +365,10 @@ class _Supervisor:
                 outcome.reason = "unavailable"
                 return
         reply = process.call(credential)
+        if self._closed:
+            # Closed while the call ran: the kill was ours, not the plugin's.
+            outcome.reason = "closed"
+            return
         if reply.outcome == "claims":
             outcome.claims = reply.claims
             return
