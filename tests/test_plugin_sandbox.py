@@ -163,12 +163,18 @@ async def test_no_file_reads_or_writes(
 
 @pytest.mark.anyio
 async def test_no_secrets_from_the_environment(
-    hostile: Callable[..., PluginAuthProvider],
+    hostile: Callable[..., PluginAuthProvider], audit_path: Path
 ) -> None:
     provider = hostile()
     assert os.environ[SECRET_VARIABLE]
     assert await role_after(provider, f"env:{SECRET_VARIABLE}") == "LookupError:None"
     assert await role_after(provider, "parent-env:") == "PermissionError:13"
+    assert await ask(provider, f"env:{SECRET_VARIABLE}") is None
+    assert await ask(provider, "hello") is not None
+    assert [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")] == [
+        "plugin-error"
+    ]
+    assert "hunter2" not in audit_path.read_text()
 
 
 @pytest.mark.anyio
@@ -182,14 +188,23 @@ async def test_no_processes_and_no_signals_to_the_gateway(
     assert await ask(provider, "spawn:") is None
     assert await ask(provider, "hello") is not None
     assert audit_events(audit_path, "plugin.worker.terminated") == []
+    assert [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")] == [
+        "plugin-error"
+    ]
 
 
 @pytest.mark.anyio
-async def test_memory_is_capped(hostile: Callable[..., PluginAuthProvider]) -> None:
+async def test_memory_is_capped(
+    hostile: Callable[..., PluginAuthProvider], audit_path: Path
+) -> None:
     provider = hostile(resourceLimits={"maxMemoryMb": 128})
     assert await role_after(provider, "memory:512") == "MemoryError:None"
     assert await role_after(provider, "memory:16") == "escaped"  # small allocations work
+    assert await ask(provider, "memory:512") is None
     assert await ask(provider, "hello") is not None
+    assert [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")] == [
+        "plugin-error"
+    ]
 
 
 @pytest.mark.anyio
