@@ -106,6 +106,24 @@ async def test_type_is_folded_into_the_token_shape(crypto: LocalCryptoProvider) 
     assert TOKEN_PATTERN.fullmatch(issued.token)
 
 
+async def test_type_without_ascii_still_gives_a_token(crypto: LocalCryptoProvider) -> None:
+    vault = _vault(crypto)
+    first = await vault.tokenize("x", "주민번호", context={})
+    second = await vault.tokenize("y", "주민번호", context={})
+    assert TOKEN_PATTERN.fullmatch(first.token)
+    assert first.token.split("_")[1] == second.token.split("_")[1]
+    assert first.type == "주민번호"
+
+
+async def test_non_json_context_or_metadata_is_refused(crypto: LocalCryptoProvider) -> None:
+    vault = _vault(crypto)
+    with pytest.raises(TypeError):
+        await vault.tokenize("x", "email", context={}, metadata={"n": float("nan")})
+    with pytest.raises(TypeError):
+        await vault.tokenize("x", "email", context={"when": datetime.now(UTC)})
+    assert [item async for item in vault.store.items()] == []
+
+
 def test_token_pattern() -> None:
     assert TOKEN_PATTERN.fullmatch("tok_email_a6d376389bb21964")
     assert TOKEN_PATTERN.fullmatch("tok_kr_rrn_" + "ab" * 16)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -22,7 +23,11 @@ def json_copy(value: Any) -> Any:
     Records are copied in and out of the stores, so a caller mutating what it passed or got
     back can never change what is stored.
     """
-    if value is None or isinstance(value, str | bool | int | float):
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError("NaN and infinity are not JSON values")
         return value
     if isinstance(value, Mapping):
         copied: dict[str, Any] = {}

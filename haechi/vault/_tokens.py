@@ -4,8 +4,8 @@
 A token id is ``tok_<type>_<hex>``: 16 random hex digits, or 32 hex digits of a keyed HMAC for
 deterministic tokens (the same type and value always give the same id under one key, and a
 key rotation changes every id). The type segment is the detection type folded to
-``[a-z0-9_]`` so every id matches :data:`TOKEN_PATTERN`, which marker recognition and the
-audit rule rely on.
+``[a-z0-9_]`` (or a short hash of it when nothing is left), so every id matches
+:data:`TOKEN_PATTERN`, which marker recognition and the audit rule rely on.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import secrets
 from typing import Final
 
+from haechi._canonical import sha256_hex
 from haechi.providers import CryptoProvider
 
 __all__ = [
@@ -43,9 +44,9 @@ def is_token(text: str) -> bool:
 
 def _segment(token_type: str) -> str:
     segment = _NOT_SEGMENT.sub("_", token_type.lower()).strip("_")
-    if not segment:
-        raise ValueError("token type must contain a letter or digit")
-    return segment
+    # A type with no ASCII letter or digit (a custom rule named in another script) still
+    # needs a token-shaped, stable segment: a short hash of the type name.
+    return segment or f"t{sha256_hex(token_type)[:8]}"
 
 
 def random_token(token_type: str) -> str:
