@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from haechi.config import PRIVACY_PROFILE_IDS
+from haechi.detect import default_rules
 from haechi.errors import ConfigError
 from haechi.models import ACTION_STRENGTH, Detection
 from haechi.policy import (
     PRESETS,
+    PRIVACY_PROFILES,
     build_policy,
     get_privacy_profile,
     list_privacy_profiles,
@@ -140,13 +144,45 @@ def test_every_profile_blocks_credentials_and_cards(profile_id: str) -> None:
 
 
 def test_each_region_blocks_its_own_national_identifiers() -> None:
-    assert get_privacy_profile("kr-pipa").actions["kr_rrn"] == "block"
-    assert "kr_rrn" not in get_privacy_profile("us-general").actions
-    for detection_type in ("fr_nir", "es_dni", "it_codice_fiscale", "de_steuer_id", "nl_bsn"):
-        assert get_privacy_profile("eu-gdpr").actions[detection_type] == "block"
-        assert get_privacy_profile("asia-pdpa").actions[detection_type] == "block"
-    assert get_privacy_profile("asia-pdpa").actions["sg_nric"] == "block"
-    assert "uk_nino" not in get_privacy_profile("asia-pdpa").actions
+    def blocked(profile_id: str) -> set[str]:
+        actions = get_privacy_profile(profile_id).actions
+        return {name for name, action in actions.items() if action == "block"}
+
+    assert "kr_rrn" in blocked("kr-pipa")
+    assert "kr_rrn" not in blocked("us-general")
+    assert {"us_ssn", "us_itin"} <= blocked("us-general")
+    reference_eu = {"fr_nir", "es_dni", "it_codice_fiscale", "de_steuer_id", "nl_bsn"}
+    assert reference_eu | {"uk_nino", "pl_pesel", "se_personnummer", "ch_ahv"} <= blocked("eu-gdpr")
+    assert reference_eu | {"sg_nric", "in_aadhaar", "cn_ric", "my_nric"} <= blocked("asia-pdpa")
+    assert "uk_nino" not in blocked("asia-pdpa")
+    assert "br_cpf" not in blocked("eu-gdpr")
+
+
+def test_every_profile_type_is_a_detected_type() -> None:
+    detected = {rule.type for rule in default_rules()}
+    for profile in PRIVACY_PROFILES.values():
+        assert set(profile.actions) <= detected, profile.id
+
+
+def _privacy_table() -> str:
+    ids = list(PRIVACY_PROFILES)
+    types = sorted({name for profile in PRIVACY_PROFILES.values() for name in profile.actions})
+    lines = [
+        "| type | " + " | ".join(f"`{profile_id}`" for profile_id in ids) + " |",
+        "|---|" + "---|" * len(ids),
+    ]
+    for name in types:
+        cells = [PRIVACY_PROFILES[profile_id].actions.get(name, "-") for profile_id in ids]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_policy_guide_lists_every_profile_action() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "policy.md").read_text("utf-8")
+    begin = "<!-- BEGIN PRIVACY PROFILES -->\n"
+    end = "<!-- END PRIVACY PROFILES -->"
+    documented = text[text.index(begin) + len(begin) : text.index(end)]
+    assert documented == _privacy_table()
 
 
 def test_profile_listing_and_lookup() -> None:

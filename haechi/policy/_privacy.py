@@ -55,8 +55,9 @@ def _blocked(*types: str) -> dict[str, Action]:
 _EVERYWHERE: Final = _blocked("card", "api_key", "secret", "jp_mynumber")
 _CONTACT: Final[dict[str, Action]] = {"email": "redact", "phone": "mask"}
 
-# National identifiers by region. Each region's profile blocks its own list; the EU and
-# Asia-Pacific profiles are the reference's, extended with the identifiers haechi detects.
+# National identifiers by region. Each region's profile blocks its own list. The EU and
+# Asia-Pacific lists start from the reference system's (which also covered Korean and several
+# European numbers in both) and add every identifier of the region haechi detects.
 _KOREA: Final = ("kr_rrn",)
 _EUROPE: Final = (
     "kr_rrn",
@@ -66,6 +67,26 @@ _EUROPE: Final = (
     "de_steuer_id",
     "nl_bsn",
     "uk_nino",
+    "gb_nhs",
+    "at_svnr",
+    "be_nn",
+    "bg_egn",
+    "ch_ahv",
+    "cz_rc",
+    "dk_cpr",
+    "ee_ik",
+    "fi_hetu",
+    "gr_amka",
+    "hr_oib",
+    "ie_pps",
+    "is_kennitala",
+    "lt_asmens_kodas",
+    "no_fnr",
+    "pl_pesel",
+    "pt_nif",
+    "ro_cnp",
+    "se_personnummer",
+    "si_emso",
 )
 _ASIA: Final = (
     "kr_rrn",
@@ -76,8 +97,15 @@ _ASIA: Final = (
     "nl_bsn",
     "sg_nric",
     "in_aadhaar",
+    "in_pan",
+    "my_nric",
+    "th_pin",
+    "cn_ric",
+    "au_tfn",
+    "au_medicare",
+    "nz_ird",
 )
-_US: Final = ()
+_US: Final = ("us_ssn", "us_itin")
 _JAPAN: Final = ("kr_rrn",)
 
 
@@ -118,7 +146,7 @@ PRIVACY_PROFILES: Final[Mapping[str, PrivacyProfile]] = MappingProxyType(
             _profile(
                 "eu-gdpr",
                 "EU",
-                ("GDPR", "UK GDPR"),
+                ("GDPR", "UK GDPR", "revFADP (CH)"),
                 identifiers=_EUROPE,
                 contact={"email": "tokenize", "phone": "mask"},
                 note="Transfers outside the EEA need an adequacy decision or safeguards; "
@@ -127,7 +155,7 @@ PRIVACY_PROFILES: Final[Mapping[str, PrivacyProfile]] = MappingProxyType(
             _profile(
                 "asia-pdpa",
                 "ASIA",
-                ("PDPA (SG)", "DPDP (IN)"),
+                ("PDPA (SG, MY, TH)", "DPDP (IN)", "PIPL (CN)", "Privacy Act (AU, NZ)"),
                 identifiers=_ASIA,
                 note="Check the destination's comparable-protection rules before transfer.",
             ),
