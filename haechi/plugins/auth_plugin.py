@@ -318,8 +318,9 @@ class _Supervisor:
             reply = process.call(vector)
             if reply.outcome == "claims" or reply.killed:
                 process.kill()
+                failure = "accepted" if reply.outcome == "claims" else reply.outcome
                 raise PluginLoadError(
-                    "conformance-failed", "the plugin did not deny a random credential"
+                    "conformance-failed", f"a random credential was not denied ({failure})"
                 )
         if not process.report.complete:
             _LOG.warning(
