@@ -31,9 +31,23 @@ def make_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RuntimeFact
     monkeypatch.chdir(tmp_path)
     init_key_file(".haechi/dev.keys.json")
 
-    def build(policy: dict[str, Any] | None = None, **sections: Any) -> Runtime:
-        document = {"policy": {"mode": "enforce", **(policy or {})}, **sections}
-        return create_runtime(document)
+    def build(
+        policy: dict[str, Any] | None = None,
+        *,
+        presets: list[str] | None = None,
+        defaultAction: str | None = None,
+        actions: dict[str, str] | None = None,
+        **sections: Any,
+    ) -> Runtime:
+        settings: dict[str, Any] = {"mode": "enforce", **(policy or {})}
+        for key, value in (
+            ("presets", presets),
+            ("defaultAction", defaultAction),
+            ("actions", actions),
+        ):
+            if value is not None:
+                settings[key] = value
+        return create_runtime({"policy": settings, **sections})
 
     return build
 
@@ -233,6 +247,55 @@ async def test_hard_block_types_survive_every_dial(make_runtime: RuntimeFactory)
     event = _audit_lines()[-1]
     assert event["summary"]["suppressedByType"] == {"email": 1}
     assert "a@example.com" not in AUDIT.read_text("utf-8")
+
+
+HARD_SAMPLES = {
+    "secret": "sk-ant-api03-abcdefghijklmnopqrstuv",
+    "api_key": "sk_live_abcdefghijklmnopqrstuvwx",
+    "kr_rrn": "900101-1234568",
+    "card": "4111111111111111",
+    "fr_nir": "185057800604830",
+    "es_dni": "12345678Z",
+    "it_codice_fiscale": "RSSMRA85T10A562S",
+    "sg_nric": "S1234567D",
+}
+SOFT_SAMPLES = {
+    "jp_mynumber": "123456789018",
+    "uk_nino": "AB123456C",
+    "in_aadhaar": "234567890124",
+    "de_steuer_id": "02476291358",
+    "nl_bsn": "123456782",
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dial", ["allowlist", "minConfidence"])
+async def test_dials_never_suppress_hard_block_types_but_do_the_weak_ones(
+    make_runtime: RuntimeFactory, dial: str
+) -> None:
+    values = [*HARD_SAMPLES.values(), *SOFT_SAMPLES.values()]
+    filters: dict[str, Any] = (
+        {"allowlist": values} if dial == "allowlist" else {"minConfidence": 1.0}
+    )
+    runtime = make_runtime(
+        presets=[], defaultAction="redact", actions={"card": "redact"}, filters=filters
+    )
+    # Neutral keys: a key such as "api_key" would itself mark its value as a secret.
+    samples = {**HARD_SAMPLES, **SOFT_SAMPLES}
+    keys = {name: f"field{index}" for index, name in enumerate(samples)}
+    payload = {keys[name]: f"id {value} end" for name, value in samples.items()}
+    result = await runtime.protect(payload)
+    assert result.summary["byType"] == dict.fromkeys(HARD_SAMPLES, 1)
+    for name in HARD_SAMPLES:
+        assert result.payload[keys[name]] == f"id [REDACTED:{name}] end"
+    for name, value in SOFT_SAMPLES.items():
+        assert result.payload[keys[name]] == f"id {value} end"
+    removed = "suppressedByType" if dial == "allowlist" else "droppedByType"
+    assert result.summary[removed] == dict.fromkeys(SOFT_SAMPLES, 1)
+    audit = AUDIT.read_text("utf-8")
+    assert f'"{removed}":' in audit
+    for value in values:
+        assert value not in audit
 
 
 @pytest.mark.anyio
