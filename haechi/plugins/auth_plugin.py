@@ -365,6 +365,12 @@ class _Supervisor:
             if process is None:
                 outcome.reason = "unavailable"
                 return
+            if self._closed:
+                # Closed while the child started: it is never used.
+                process.kill()
+                self._process = None
+                outcome.reason = "closed"
+                return
         reply = process.call(credential)
         if self._closed:
             # Closed while the call ran: the kill was ours, not the plugin's.
