@@ -29,6 +29,8 @@ from haechi.audit import protect_event
 from haechi.detect.rule import HARD_BLOCK_TYPES
 from haechi.errors import AuditError, HaechiError, ProviderError
 from haechi.models import (
+    DIRECTIONS,
+    MODES,
     Detection,
     Direction,
     Entry,
@@ -102,6 +104,13 @@ class CallContext:
     profile: str | None = None
     correlation_id: str | None = None
     scan_numbers: bool = False
+
+    def __post_init__(self) -> None:
+        # A mistyped mode must not quietly mean "do not enforce".
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be request or response, not {self.direction!r}")
 
     @property
     def enforced(self) -> bool:

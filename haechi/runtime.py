@@ -27,7 +27,15 @@ from haechi.actions import apply_rewrites
 from haechi.audit import AuditSink
 from haechi.config import HaechiConfig, default_config, parse_config
 from haechi.errors import ConfigError
-from haechi.models import Direction, Finding, Identity, Mode, PathSegment, ProtectResult
+from haechi.models import (
+    DIRECTIONS,
+    Direction,
+    Finding,
+    Identity,
+    Mode,
+    PathSegment,
+    ProtectResult,
+)
 from haechi.payload import PathTexts, collect_entries
 from haechi.pipeline import CallContext, PrecisionDials, Protector, TextResult
 from haechi.plugins.manager import ProviderRegistry, load_registry
@@ -293,6 +301,8 @@ class Runtime:
 
     def scan(self, value: Any, *, direction: Direction = "request") -> list[Finding]:
         """Findings in ``value`` after the precision dials, without audit or transform."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be request or response, not {direction!r}")
         entries = collect_entries(value, max_depth=self.config.limits.max_nesting_depth)
         detections = self.engine.detect(
             entries,

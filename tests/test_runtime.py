@@ -93,6 +93,10 @@ def test_lazy_providers_are_built_once_on_first_use() -> None:
 
 def test_mode_defaults_to_the_configuration_and_the_argument_wins() -> None:
     runtime = create_runtime({"mode": "enforce"})
+    with pytest.raises(ValueError, match="mode"):
+        runtime.protect_sync({"a": "a@example.com"}, mode="enforced")
+    with pytest.raises(ValueError, match="direction"):
+        runtime.scan({"a": "x"}, direction="inbound")  # type: ignore[arg-type]
     assert runtime.protect_sync({"a": "a@example.com"}).payload == {"a": "[REDACTED:email]"}
     dry = runtime.protect_sync({"a": "a@example.com"}, mode="dry-run")
     assert dry.payload == {"a": "a@example.com"}
