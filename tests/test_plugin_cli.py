@@ -34,9 +34,11 @@ def ok_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return document
 
 
-@pytest.fixture
-def signed(tmp_path: Path) -> dict[str, Any]:
-    """keygen + sign through the CLI; returns the paths and both JSON outputs."""
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """keygen + sign through the CLI, once per module (the tests below only read the files);
+    returns the directory and both JSON outputs."""
+    tmp_path = tmp_path_factory.mktemp("signed")
     (tmp_path / "auth.py").write_bytes((FIXTURES / "good_auth.py").read_bytes())
     keygen = ok_json(haechi("plugin-keygen", "--key-id", "acme", "--out-dir", "keys", cwd=tmp_path))
     sign = ok_json(
