@@ -71,16 +71,17 @@ def test_pass_through_stream_is_cut_at_the_size_cap(tmp_path: Path) -> None:
     endless = (b"data: " + b"x" * 100 + b"\n\n" for _ in range(1000))
     with gateway_in_front(tmp_path, config) as gateway:
         gateway.upstream.queue(Reply(wire=endless))
-        received = b""
-        with (
-            pytest.raises(httpx.RemoteProtocolError),
-            httpx.stream(
+        received: list[bytes] = []
+
+        def read() -> None:
+            with httpx.stream(
                 "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
-            ) as response,
-        ):
-            for chunk in response.iter_raw():
-                received += chunk
-        assert len(received) <= 2000 + 200
+            ) as response:
+                received.extend(response.iter_raw())
+
+        with pytest.raises(httpx.RemoteProtocolError):
+            read()
+        assert len(b"".join(received)) <= 2000 + 200
         assert "haechi_response_stream_truncated_total 1.0" in gateway.metrics()
 
 

@@ -30,9 +30,10 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -274,19 +275,33 @@ def _startup_lines(config: Any, plan: ListenPlan, port: int) -> None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, logging the shutdown signal as a gateway event."""
+    """uvicorn's server, announcing itself once it listens and ending with exit code 0.
+
+    uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown (so the process
+    dies by the signal); the gateway instead logs ``proxy_shutdown``, drains and returns,
+    so ``haechi proxy`` exits 0 after a requested stop.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if not self.should_exit:
-            import signal as _signal
-
+            name = signal.Signals(sig).name
             log_event(
                 logging.INFO,
                 "proxy_shutdown",
-                text=f"Haechi proxy shutting down ({_signal.Signals(sig).name})",
-                signal=_signal.Signals(sig).name,
+                text=f"Haechi proxy shutting down ({name})",
+                signal=name,
             )
         super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -314,8 +329,8 @@ def run_proxy(config: Any, runtime: Any, plan: ListenPlan) -> None:
         with tls_files(config) as tls_options:
             uv_config = uvicorn.Config(app, **uvicorn_options(config), **tls_options)
             uv_config.load()  # reads the TLS files now, so temporary ones can go
-        server = _Server(uv_config)
-        _startup_lines(config, plan, sock.getsockname()[1])
+        port = sock.getsockname()[1]
+        server = _Server(uv_config, lambda: _startup_lines(config, plan, port))
         server.run(sockets=[sock])
     finally:
         sock.close()
