@@ -1,2 +1,82 @@
 # SPDX-License-Identifier: Apache-2.0
-"""CLI commands (being written)."""
+"""``haechi mcp-stdio`` and ``haechi mcp-wrap``: MCP protection on standard streams.
+
+Both speak newline-delimited JSON-RPC on stdin/stdout, never a JSON report. ``mcp-wrap``
+exits with its child's exit code. See ``docs/mcp.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from haechi.cli._app import ConfigOption, app, exit_with
+from haechi.config import DEFAULT_CONFIG_PATH, load_config
+
+__all__: list[str] = []
+
+
+class _Stderr(StrEnum):
+    filter = "filter"
+    drop = "drop"
+    inherit = "inherit"
+
+
+@app.command("mcp-stdio")
+def mcp_stdio_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
+    """Filter MCP JSON-RPC lines from stdin to stdout (refusals replace refused messages)."""
+    from haechi.mcp.stdio import run_stdio_filter
+
+    settings = load_config(config)
+    asyncio.run(_with_runtime(settings, run_stdio_filter))
+
+
+@app.command(
+    "mcp-wrap",
+    context_settings={"allow_interspersed_args": False},
+)
+def mcp_wrap_command(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The MCP server to run, after --: haechi mcp-wrap -- <command> [args...]",
+            show_default=False,
+        ),
+    ] = None,
+    stderr: Annotated[
+        _Stderr,
+        typer.Option(
+            "--stderr",
+            help="Child stderr: filter (redact per line), drop, or inherit (raw).",
+        ),
+    ] = _Stderr.filter,
+    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+) -> None:
+    """Run an MCP server as a child and filter both directions of its stdio."""
+    if not command:
+        raise typer.BadParameter(
+            "mcp-wrap requires a child command after --, e.g. haechi mcp-wrap -- node server.js",
+            param_hint="COMMAND",
+        )
+    from haechi.mcp.wrap import run_wrap
+
+    settings = load_config(config)
+
+    async def wrap(runtime: Any) -> int:
+        return await run_wrap(runtime, command, stderr=stderr.value)
+
+    exit_with(asyncio.run(_with_runtime(settings, wrap)))
+
+
+async def _with_runtime(settings: Any, body: Any) -> Any:
+    from haechi.runtime import create_runtime
+
+    runtime = create_runtime(settings)
+    try:
+        return await body(runtime)
+    finally:
+        await runtime.aclose()

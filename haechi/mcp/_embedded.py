@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: Apache-2.0
+"""JSON documents carried inside strings, inspected as JSON.
+
+MCP tools exchange JSON inside strings all the time: tool arguments built by a model, and
+tool results whose ``content[].text`` is a serialised object. Scanned as flat text, such a
+string hides values behind JSON escapes (``jane\\u0040example.com``), and a replacement that
+lands next to an escape can corrupt the document (``\\[REDACTED:email]``). So before a
+message part is protected, every string that holds a JSON object or array is parsed and put
+in its place as a marked subtree; afterwards each marked subtree goes back to being a string:
+the original string when nothing inside it changed, otherwise the protected document
+re-encoded in the original's layout (compact, spaced or indented).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+__all__ = ["MARKER_KEYS", "EmbeddedJson", "ReservedKey"]
+
+#: Layout of the original string -> key of the marker object that stands in for an embedded
+#: document while it is protected. None of them can occur in a legitimate message.
+MARKER_KEYS: Final = {
+    layout: f"\x00haechi:embedded-json:{layout}" for layout in ("compact", "spaced", "indented")
+}
+_LAYOUTS: Final = {key: layout for layout, key in MARKER_KEYS.items()}
+#: How many levels of JSON-in-a-string-in-JSON are expanded.
+_MAX_EMBEDDING: Final = 4
+#: Strings shorter than this cannot hold anything worth parsing (``{"a":1}`` is 7).
+_MIN_LENGTH: Final = 7
+
+
+class ReservedKey(ValueError):
+    """The input itself contains :data:`EMBEDDED_KEY`."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _parse(text: str) -> Any:
+    stripped = text.strip()
+    if len(stripped) < _MIN_LENGTH or (stripped[0], stripped[-1]) not in (("{", "}"), ("[", "]")):
+        return None
+    try:
+        value = json.loads(stripped, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict | list) else None
+
+
+def _layout(text: str) -> str:
+    if "\n" in text.strip():
+        return "indented"
+    if '": ' in text or ", " in text:
+        return "spaced"
+    return "compact"
+
+
+def _encode(value: Any, layout: str) -> str:
+    if layout == "indented":
+        return json.dumps(value, ensure_ascii=False, indent=2)
+    if layout == "spaced":
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class EmbeddedJson:
+    """Expands one message part for protection and collapses the protected result.
+
+    One instance serves one part: :meth:`expand`, then protect, then :meth:`collapse`.
+    ``max_depth`` bounds the walk (deeper input is left for the pipeline's own depth limit
+    to refuse).
+    """
+
+    __slots__ = ("_max_depth", "_originals")
+
+    def __init__(self, max_depth: int) -> None:
+        self._max_depth = max_depth
+        # id(marker) -> (marker, original string); the marker is kept alive so its id stays
+        # unique. The pipeline copies only containers on the way to a change, so a marker
+        # that comes back as the same object had nothing inside it changed.
+        self._originals: dict[int, tuple[dict[str, Any], str]] = {}
+
+    @property
+    def expanded(self) -> bool:
+        """Whether :meth:`expand` found any embedded document."""
+        return bool(self._originals)
+
+    def expand(self, value: Any) -> Any:
+        """``value`` with embedded documents replaced by marker objects (input unchanged).
+
+        Raises :class:`ReservedKey` when ``value`` already contains a marker key.
+        """
+        return self._expand(value, 0, 0)
+
+    def _expand(self, value: Any, depth: int, embedding: int) -> Any:
+        if depth > self._max_depth:
+            return value
+        if isinstance(value, str):
+            if embedding >= _MAX_EMBEDDING:
+                return value
+            parsed = _parse(value)
+            if parsed is None:
+                return value
+            key = MARKER_KEYS[_layout(value)]
+            marker = {key: self._expand(parsed, depth + 1, embedding + 1)}
+            self._originals[id(marker)] = (marker, value)
+            return marker
+        if isinstance(value, dict):
+            if not _LAYOUTS.keys().isdisjoint(value):
+                raise ReservedKey("the message contains a reserved member name")
+            out = {key: self._expand(item, depth + 1, embedding) for key, item in value.items()}
+            return out if any(out[k] is not value[k] for k in value) else value
+        if isinstance(value, list):
+            items = [self._expand(item, depth + 1, embedding) for item in value]
+            return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+        return value
+
+    def collapse(self, value: Any) -> Any:
+        """Turn every marker in the protected ``value`` back into a string."""
+        if not self._originals:
+            return value
+        return self._collapse(value)
+
+    def _collapse(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            layout = _LAYOUTS.get(next(iter(value))) if len(value) == 1 else None
+            if layout is not None:
+                kept = self._originals.get(id(value))
+                if kept is not None and kept[0] is value:
+                    return kept[1]
+                return _encode(self._collapse(next(iter(value.values()))), layout)
+            return {key: self._collapse(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._collapse(item) for item in value]
+        return value

@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: Apache-2.0
+"""MCP over streamable HTTP through the gateway (``target.type: "mcp-http"``).
+
+The gateway fronts a remote MCP server's endpoint. Authentication, policy profile and rate
+limiting run first, in the gateway (:mod:`haechi.proxy.app`); then this handler takes over:
+
+``POST``
+    One JSON-RPC message (a batch is refused). The client's message is decided like on
+    stdio (allowlist, ``params`` protected as a request). A refused request is answered
+    here with its JSON-RPC error (HTTP 200) and a refused notification with ``202`` — neither
+    reaches the server. Otherwise the protected message is forwarded.
+``GET``
+    The server-to-client event stream, proxied with every message decided.
+``DELETE``
+    Ends the session upstream; its answer is relayed like any other.
+
+Upstream answers are inspected whatever their shape. ``application/json``: the message is
+decided as coming from the server (``result`` protected; a blocked result becomes a
+``-32001`` error with the same id). ``text/event-stream``: every ``data:`` is one message,
+decided on its own and written back as a normalised event; a blocked result becomes an
+error event with the same id, a refused server request is answered to the server (by a POST
+of the error) and never shown to the client. An answer that cannot be inspected — not JSON,
+not an event stream, over ``responseProtection.maxBytes``, an event that is not a message —
+never reaches the client: a body is refused with 502, and a stream answering a request ends
+with a ``-32000`` error for that request.
+
+Headers: ``Mcp-Session-Id``, ``Mcp-Protocol-Version`` and ``Last-Event-ID`` are passed to
+the upstream as sent, and the upstream's ``Mcp-Session-Id`` goes back to the client. When
+the client sends ``Mcp-Method``/``Mcp-Name`` (protocol revisions that mirror the body in
+headers), they are rewritten from the *forwarded* body so that a header never carries a
+value the body no longer does. Every other header follows the gateway's header boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+import httpx
+
+from haechi.errors import LimitError
+from haechi.mcp.jsonrpc import (
+    STDIO_ERROR,
+    McpFilter,
+    MessageError,
+    Outcome,
+    Side,
+    encode_message,
+    error_message,
+    parse_message,
+)
+from haechi.protocols import Route
+from haechi.proxy._asgi import Receive, Send, send_json, send_response
+from haechi.proxy.errors import GatewayError
+from haechi.proxy.headers import HeaderList, response_headers
+from haechi.proxy.responses import is_json_media_type
+from haechi.proxy.upstream import ResponseTooLarge, read_capped
+from haechi.streaming import Frame, SseParser, encode_sse
+
+if TYPE_CHECKING:
+    from haechi.proxy.app import GatewayApp, GatewayRequest
+
+__all__ = ["StreamableHttpHandler", "create_handler"]
+
+#: Request headers of the streamable HTTP transport passed upstream as the client sent them.
+_PASSED: Final = (b"mcp-session-id", b"mcp-protocol-version", b"last-event-id")
+#: Methods whose name-bearing parameter is mirrored in the ``Mcp-Name`` header.
+_NAME_PARAMS: Final[Mapping[str, str]] = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+}
+_ACCEPT: Final = (b"accept", b"application/json, text/event-stream")
+_STREAM_DROPPED: Final = frozenset(
+    {b"etag", b"last-modified", b"content-md5", b"digest", b"cache-control", b"content-length"}
+)
+_HEADER_SAFE: Final = re.compile(r"[\x20-\x7e]*")
+_ENCODED_FORM: Final = re.compile(r"=\?base64\?.*\?=")
+
+
+def create_handler(gateway: GatewayApp) -> StreamableHttpHandler:
+    """The handler the gateway calls for every request of an ``mcp-http`` target."""
+    return StreamableHttpHandler(gateway)
+
+
+def _header_text(value: str) -> bytes:
+    """``value`` as an ``Mcp-Name`` header: verbatim when it is safe printable ASCII,
+    otherwise in the transport's ``=?base64?...?=`` form."""
+    plain = _HEADER_SAFE.fullmatch(value) and not _ENCODED_FORM.fullmatch(value)
+    if plain and value == value.strip():
+        return value.encode("ascii")
+    return b"=?base64?" + base64.b64encode(value.encode("utf-8")) + b"?="
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+
+
+class _StreamEnded(Exception):
+    """The event stream must stop here (a message could not be inspected)."""
+
+
+class StreamableHttpHandler:
+    """Serves one ``mcp-http`` gateway (see the module)."""
+
+    def __init__(self, gateway: GatewayApp) -> None:
+        self._gateway = gateway
+        self._filter = McpFilter(gateway.runtime, protocol="mcp-http", mode=gateway.mode)
+        self._cap: int = gateway.config.response_protection.max_bytes
+
+    async def __call__(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
+        """Answer one request (after the gateway's authentication and rate limits)."""
+        method: str = request.scope["method"]
+        request.route = Route(
+            adapter_id="mcp-http",
+            protocol="mcp-http",
+            route_id="mcp",
+            path=request.path,
+            operation=f"{method} mcp",
+        )
+        if method == "POST":
+            await self._post(request, receive, send)
+        elif method in ("GET", "DELETE"):
+            await self._exchange(request, receive, send, None, fallback_id=None)
+        else:
+            raise GatewayError("haechi_method_not_allowed", headers={"allow": "GET, POST, DELETE"})
+
+    # -- client to server ----------------------------------------------------------------
+
+    async def _post(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
+        headers: HeaderList = request.scope["headers"]
+        body = await self._gateway.read_body(receive, headers)
+        cid = request.correlation_id.encode()
+        try:
+            message = parse_message(body)
+        except MessageError as exc:
+            request.decision = "invalid_request"
+            refusal = error_message(STDIO_ERROR, {"reason": str(exc)})
+            await send_json(send, 400, refusal, correlation_id=cid)
+            return
+        outcome = await self._decide(request, message, side="client")
+        if outcome.action == "drop":
+            await send_response(send, 202, [(b"x-haechi-correlation-id", cid)], b"")
+            return
+        assert outcome.message is not None
+        if outcome.action == "answer":
+            await send_json(send, 200, outcome.message, correlation_id=cid)
+            return
+        fallback_id = message.get("id") if "method" in message else None
+        await self._exchange(request, receive, send, outcome.message, fallback_id=fallback_id)
+
+    async def _decide(
+        self, request: GatewayRequest, message: dict[str, Any], *, side: Side
+    ) -> Outcome:
+        outcome = await self._filter.decide(
+            message,
+            side=side,
+            allowlist=side == "client",
+            identity=request.identity,
+            profile=request.profile,
+            correlation_id=request.correlation_id,
+        )
+        if outcome.blocked:
+            request.decision = "blocked"
+            self._gateway.metrics.increment("haechi_blocks_total")
+        return outcome
+
+    def _upstream_headers(
+        self, client: HeaderList, message: Mapping[str, Any] | None
+    ) -> HeaderList:
+        out = [
+            (name, value)
+            for name, value in self._gateway.header_policy.upstream_headers(client)
+            if name != b"accept"
+        ]
+        out.append(_ACCEPT)
+        sent = {name: value for name, value in client if name.startswith(b"mcp-")}
+        out.extend((name, value) for name, value in client if name in _PASSED)
+        method = message.get("method") if message is not None else None
+        if not isinstance(method, str):
+            return out
+        if b"mcp-method" in sent:
+            out.append((b"mcp-method", method.encode("utf-8")))
+        params = message.get("params") if message is not None else None
+        name_key = _NAME_PARAMS.get(method)
+        if b"mcp-name" in sent and name_key is not None and isinstance(params, dict):
+            name = params.get(name_key)
+            if isinstance(name, str):
+                out.append((b"mcp-name", _header_text(name)))
+        return out
+
+    async def _exchange(
+        self,
+        request: GatewayRequest,
+        receive: Receive,
+        send: Send,
+        message: Mapping[str, Any] | None,
+        *,
+        fallback_id: Any,
+    ) -> None:
+        """Send the request upstream and relay its inspected answer."""
+        scope = request.scope
+        upstream = self._gateway.upstream
+        url = upstream.url(request.raw_path, scope.get("query_string", b""))
+        headers = self._upstream_headers(scope["headers"], message)
+        body = encode_message(message) if message is not None else None
+        try:
+            async with asyncio.timeout(upstream.timeout_s):
+                response = await upstream.open(scope["method"], url, headers, body)
+        except (TimeoutError, httpx.TimeoutException):
+            self._upstream_failed("haechi_upstream_timeout")
+        except httpx.TransportError:
+            self._upstream_failed("haechi_upstream_unreachable")
+        try:
+            if _is_event_stream(response):
+                from haechi.proxy.app import _until_disconnect
+
+                pump = self._stream(request, response, send, fallback_id)
+                await _until_disconnect(pump, receive)
+            else:
+                await self._relay_body(request, response, send, fallback_id)
+        finally:
+            await response.aclose()
+
+    def _upstream_failed(self, code: str) -> NoReturn:
+        timeout = code == "haechi_upstream_timeout"
+        metric = "haechi_upstream_timeout_total" if timeout else "haechi_upstream_error_total"
+        self._gateway.metrics.increment(metric)
+        raise GatewayError(code)
+
+    async def _answer_upstream(self, request: GatewayRequest, refusal: Mapping[str, Any]) -> None:
+        """POST the refusal of a server-initiated request back to the server."""
+        upstream = self._gateway.upstream
+        url = upstream.url(request.raw_path, b"")
+        headers = self._upstream_headers(request.scope["headers"], None)
+        try:
+            async with asyncio.timeout(upstream.timeout_s):
+                response = await upstream.open("POST", url, headers, encode_message(refusal))
+                await response.aclose()
+        except (TimeoutError, httpx.HTTPError):
+            pass  # the server's request then times out on its side; nothing was disclosed
+
+    # -- server to client ----------------------------------------------------------------
+
+    async def _relay_body(
+        self, request: GatewayRequest, response: httpx.Response, send: Send, fallback_id: Any
+    ) -> None:
+        cid = request.correlation_id.encode()
+        try:
+            raw = await read_capped(response, self._cap)
+        except ResponseTooLarge:
+            await self._unprotected(request, "response_body_too_large")
+        if not raw:
+            headers = response_headers(response.headers.raw, correlation_id=cid)
+            await send_response(send, response.status_code, headers, b"")
+            return
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            await self._unprotected(request, "compressed_response")
+        if not is_json_media_type(response.headers.get("content-type", "")):
+            await self._unprotected(request, "non_json_response")
+        try:
+            message = parse_message(raw)
+        except MessageError:
+            await self._unprotected(request, "invalid_json_response")
+        outcome = await self._decide(request, message, side="server")
+        status = response.status_code
+        if outcome.action != "forward" or outcome.message is None:
+            # A body answering a request must be that request's response; anything refused
+            # in its place becomes an error for the client's request.
+            status = 502
+            reason = "the upstream answer was refused"
+            outcome = Outcome(
+                "forward", error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
+            )
+        assert outcome.message is not None
+        headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=True)
+        await send_response(send, status, headers, encode_message(outcome.message))
+
+    async def _unprotected(self, request: GatewayRequest, reason: str) -> NoReturn:
+        gateway = self._gateway
+        request.decision = "response_unprotected_blocked"
+        gateway.metrics.increment("haechi_response_unprotected_total")
+        gateway.metrics.increment("haechi_blocks_total")
+        await gateway.audit_decision(request, "response_unprotected_blocked", reason)
+        raise GatewayError("haechi_response_unprotected", extra={"reason": reason})
+
+    async def _stream(
+        self, request: GatewayRequest, response: httpx.Response, send: Send, fallback_id: Any
+    ) -> None:
+        cid = request.correlation_id.encode()
+        headers = [
+            (name, value)
+            for name, value in response_headers(response.headers.raw, correlation_id=cid)
+            if name not in _STREAM_DROPPED
+        ]
+        headers.append((b"cache-control", b"no-store"))
+        request.started = True
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        parser = SseParser(self._cap)
+        try:
+            async for chunk in response.aiter_raw():
+                for frame in parser.feed(chunk):
+                    await self._event(request, frame, send)
+            for frame in parser.finish():
+                await self._event(request, frame, send)
+        except (LimitError, UnicodeDecodeError, _StreamEnded):
+            if fallback_id is not None:
+                reason = "an upstream event could not be inspected"
+                refusal = error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
+                await self._send_event(send, (), encode_message(refusal).decode("utf-8"))
+        except (httpx.TimeoutException, httpx.TransportError):
+            self._gateway.metrics.increment("haechi_upstream_error_total")
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _event(self, request: GatewayRequest, frame: Frame, send: Send) -> None:
+        # Comments carry free text nobody needs: they are not relayed.
+        meta = tuple(line for line in frame.meta if not line.startswith(":"))
+        if not frame.data:
+            if meta or frame.data is not None:
+                await self._send_event(send, meta, frame.data)
+            return
+        try:
+            message = parse_message(frame.data.encode("utf-8"))
+        except MessageError:
+            raise _StreamEnded from None
+        outcome = await self._decide(request, message, side="server")
+        if outcome.action == "forward":
+            assert outcome.message is not None
+            await self._send_event(send, meta, encode_message(outcome.message).decode("utf-8"))
+        elif outcome.action == "answer" and "method" in message and message.get("id") is not None:
+            assert outcome.message is not None
+            await self._answer_upstream(request, outcome.message)
+
+    @staticmethod
+    async def _send_event(send: Send, meta: tuple[str, ...], data: str | None) -> None:
+        chunk = encode_sse(meta, data).encode("utf-8")
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})

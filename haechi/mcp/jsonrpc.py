@@ -1,0 +1,347 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The per-message decision every MCP surface shares (stdio filter, wrapper, HTTP gateway).
+
+A message is parsed strictly, checked for shape, checked against the client method allowlist
+and then protected: ``params`` as a request when the client sent it and as a response when
+the server did (server-initiated requests and notifications are tool output, so the
+response-only injection rules run on them), ``result`` and ``error`` always as responses.
+
+The decision is one of three :class:`Outcome` actions:
+
+``forward``
+    send ``message`` on to the peer it was meant for. That is the protected message, or, for
+    a *response* that was refused, an error with the response's id (the peer is waiting for
+    that id, so it gets an answer instead of hanging).
+``answer``
+    send ``message`` (an error object) back to the peer that sent the refused message; the
+    other peer never sees it. Requests get their own id back, unparseable lines ``null``.
+``drop``
+    send nothing: a refused notification is never answered (JSON-RPC forbids it).
+
+Fail closed: a message is only forwarded once every part of it that can carry text was
+inspected. Members other than the JSON-RPC ones are refused rather than passed uninspected,
+and a failure while protecting refuses the message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from haechi.errors import LimitError
+from haechi.mcp._embedded import EmbeddedJson, ReservedKey
+from haechi.models import Direction, Identity, Mode
+
+__all__ = [
+    "INVALID_JSONRPC",
+    "MCP_METHODS",
+    "METHOD_NOT_ALLOWED",
+    "POLICY_BLOCK",
+    "STDIO_ERROR",
+    "McpFilter",
+    "MessageError",
+    "Outcome",
+    "Side",
+    "encode_message",
+    "error_message",
+    "parse_message",
+]
+
+#: A message the gateway could not parse or handle (``data: {reason}``).
+STDIO_ERROR: Final = -32000
+#: A message refused by policy, or one that could not be inspected (``data: {auditId, summary}``).
+POLICY_BLOCK: Final = -32001
+#: A message that is not JSON-RPC 2.0 while ``mcp.requireJsonRpc`` is on (``data: {reason}``).
+INVALID_JSONRPC: Final = -32002
+#: A client method outside ``mcp.allowedMethods`` (``data: {method}``).
+METHOD_NOT_ALLOWED: Final = -32003
+
+_ERROR_NAMES: Final[Mapping[int, str]] = {
+    STDIO_ERROR: "haechi_mcp_stdio_error",
+    POLICY_BLOCK: "haechi_policy_block",
+    INVALID_JSONRPC: "haechi_mcp_invalid_jsonrpc",
+    METHOD_NOT_ALLOWED: "haechi_mcp_method_not_allowed",
+}
+
+#: Methods of the MCP specification. Their names are written to the audit log as the
+#: ``operation``; any other method is recorded as ``other`` unless the operator listed it in
+#: ``mcp.allowedMethods``, because a method name chosen by a peer is untrusted text.
+MCP_METHODS: Final = frozenset(
+    {
+        "initialize",
+        "ping",
+        "server/discover",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "sampling/createMessage",
+        "elicitation/create",
+        "roots/list",
+        "subscriptions/listen",
+        "tasks/get",
+        "tasks/list",
+        "tasks/result",
+        "tasks/cancel",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/message",
+        "notifications/resources/updated",
+        "notifications/resources/list_changed",
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/roots/list_changed",
+        "notifications/elicitation/complete",
+        "notifications/tasks/status",
+    }
+)
+
+_MEMBERS: Final = frozenset({"jsonrpc", "id", "method", "params", "result", "error"})
+_JSON_RPC_REASON: Final = "MCP messages must use JSON-RPC 2.0"
+
+#: Who sent a message: the MCP client, or the MCP server.
+Side = Literal["client", "server"]
+
+
+class MessageError(Exception):
+    """A line or body that is not one JSON-RPC message object.
+
+    The text is a fixed description, never a quote of the input (it is sent to the peer).
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to do with one message: ``forward``, ``answer`` or ``drop`` (see the module).
+
+    ``message`` is ``None`` only for ``drop``. ``blocked`` says the message was refused.
+    """
+
+    action: Literal["forward", "answer", "drop"]
+    message: dict[str, Any] | None
+    blocked: bool = False
+
+
+def error_message(code: int, data: Mapping[str, Any], message_id: Any = None) -> dict[str, Any]:
+    """A JSON-RPC error object: ``{jsonrpc, error: {code, message, data}, id}``."""
+    return {
+        "jsonrpc": "2.0",
+        "error": {"code": code, "message": _ERROR_NAMES[code], "data": dict(data)},
+        "id": message_id,
+    }
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_message(data: bytes) -> dict[str, Any]:
+    """Parse one message: strict UTF-8 JSON holding one object.
+
+    Raises :class:`MessageError` for anything else: invalid UTF-8 (decoding it lossily could
+    hide a value from inspection), invalid JSON or ``NaN``/``Infinity``, nesting too deep to
+    parse, a batch (arrays are not supported), or another JSON value.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageError("MCP message is not valid UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise MessageError("MCP message nests too deeply to parse") from None
+    except ValueError:
+        raise MessageError("MCP message is not valid JSON") from None
+    if isinstance(value, list):
+        raise MessageError("JSON-RPC batch messages are not supported")
+    if not isinstance(value, dict):
+        raise MessageError("MCP message must be a JSON object")
+    return value
+
+
+def encode_message(message: Mapping[str, Any]) -> bytes:
+    """Compact JSON of ``message`` (no trailing newline).
+
+    Text is written as UTF-8; a string holding a lone surrogate (which UTF-8 cannot carry)
+    makes the whole message fall back to ``\\u`` escapes instead of failing.
+    """
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(message, separators=(",", ":")).encode("ascii")
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int) and not isinstance(value, bool))
+
+
+class McpFilter:
+    """Decides messages for one runtime and one surface (``protocol`` names it in the audit).
+
+    Args:
+        runtime: the :class:`~haechi.runtime.Runtime` that protects and audits.
+        protocol: ``"mcp-stdio"`` or ``"mcp-http"``.
+        mode: the enforcement mode; defaults to the configuration's effective mode.
+    """
+
+    __slots__ = (
+        "_allow_all",
+        "_allowed",
+        "_config",
+        "_max_depth",
+        "_mode",
+        "_operations",
+        "_protocol",
+        "_rt",
+    )
+
+    def __init__(self, runtime: Any, *, protocol: str, mode: Mode | None = None) -> None:
+        self._rt = runtime
+        self._config = runtime.config.mcp
+        self._protocol = protocol
+        self._mode: Mode = mode or runtime.config.effective_mode
+        allowed: Iterable[str] = self._config.allowed_methods
+        self._allowed = frozenset(allowed)
+        self._allow_all = "*" in self._allowed
+        self._operations = (MCP_METHODS | self._allowed) - {"*"}
+        self._max_depth: int = runtime.config.limits.max_nesting_depth
+
+    async def decide_line(
+        self,
+        line: bytes,
+        *,
+        side: Side,
+        allowlist: bool,
+        identity: Identity | None = None,
+        profile: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Outcome:
+        """Parse and decide one newline-delimited message (see :meth:`decide`)."""
+        try:
+            message = parse_message(line)
+        except MessageError as exc:
+            return Outcome("answer", error_message(STDIO_ERROR, {"reason": str(exc)}), True)
+        return await self.decide(
+            message,
+            side=side,
+            allowlist=allowlist,
+            identity=identity,
+            profile=profile,
+            correlation_id=correlation_id,
+        )
+
+    async def decide(
+        self,
+        message: dict[str, Any],
+        *,
+        side: Side,
+        allowlist: bool,
+        identity: Identity | None = None,
+        profile: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Outcome:
+        """Decide one parsed message.
+
+        Args:
+            message: the JSON-RPC object (not modified).
+            side: who sent it; decides the direction ``params`` are protected in.
+            allowlist: whether ``mcp.allowedMethods`` applies (client messages).
+            identity, profile, correlation_id: passed to the protect calls (gateway).
+        """
+        method = message.get("method")
+        is_call = "method" in message
+        message_id = message.get("id")
+        if not _valid_id(message_id):
+            reason = "JSON-RPC id must be a string, a number or null"
+            return self._refuse(STDIO_ERROR, {"reason": reason}, None, call=True)
+        if self._config.require_json_rpc and message.get("jsonrpc") != "2.0":
+            return self._refuse(
+                INVALID_JSONRPC, {"reason": _JSON_RPC_REASON}, message, call=is_call
+            )
+        shape = _shape_problem(message)
+        if shape is not None:
+            return self._refuse(INVALID_JSONRPC, {"reason": shape}, message, call=is_call)
+        if allowlist and is_call and not self._allow_all and method not in self._allowed:
+            return self._refuse(METHOD_NOT_ALLOWED, {"method": method}, message, call=True)
+        context = {"identity": identity, "profile": profile, "correlation_id": correlation_id}
+        forward = dict(message)
+        parts: list[tuple[str, Direction, str]] = []
+        if self._config.protect_params and "params" in message:
+            direction: Direction = "request" if side == "client" else "response"
+            parts.append(("params", direction, self._operation(method)))
+        if self._config.protect_results:
+            parts.extend((key, "response", key) for key in ("result", "error") if key in message)
+        for key, part_direction, operation in parts:
+            embedded = EmbeddedJson(self._max_depth)
+            try:
+                subject = embedded.expand(message[key])
+            except ReservedKey as exc:
+                return self._refuse(STDIO_ERROR, {"reason": str(exc)}, message, call=is_call)
+            try:
+                result = await self._rt.protect(
+                    subject,
+                    direction=part_direction,
+                    protocol=self._protocol,
+                    operation=operation,
+                    mode=self._mode,
+                    **context,
+                )
+            except LimitError as exc:
+                return self._refuse(STDIO_ERROR, {"reason": str(exc)}, message, call=is_call)
+            except Exception:
+                # Fail closed: whatever broke (a detector, the vault, the audit log), the
+                # message does not pass. The failure's text may quote input; it is not sent.
+                failed = {"reason": "protection_failed"}
+                return self._refuse(POLICY_BLOCK, failed, message, call=is_call)
+            if result.blocked:
+                data = {"auditId": result.audit_id, "summary": result.summary}
+                return self._refuse(POLICY_BLOCK, data, message, call=is_call)
+            forward[key] = embedded.collapse(result.payload)
+        return Outcome("forward", forward)
+
+    def _operation(self, method: Any) -> str:
+        return method if method in self._operations else "other"
+
+    @staticmethod
+    def _refuse(
+        code: int, data: Mapping[str, Any], message: Mapping[str, Any] | None, *, call: bool
+    ) -> Outcome:
+        message_id = message.get("id") if message is not None else None
+        if call:
+            if message is not None and "id" not in message:
+                return Outcome("drop", None, True)
+            return Outcome("answer", error_message(code, data, message_id), True)
+        if message is not None and message_id is not None:
+            return Outcome("forward", error_message(code, data, message_id), True)
+        return Outcome("answer", error_message(code, data, None), True)
+
+
+def _shape_problem(message: Mapping[str, Any]) -> str | None:
+    """Why ``message`` is not a request, notification or response, or ``None``."""
+    extra = message.keys() - _MEMBERS
+    if extra:
+        return "MCP messages may only carry JSON-RPC 2.0 members"
+    if "method" in message:
+        if not isinstance(message["method"], str) or not message["method"]:
+            return "JSON-RPC method must be a non-empty string"
+        if "result" in message or "error" in message:
+            return "a JSON-RPC request carries no result or error"
+        return None
+    if "params" in message:
+        return "JSON-RPC params belong to a request"
+    if ("result" in message) == ("error" in message):
+        return "a JSON-RPC response carries exactly one of result or error"
+    if "id" not in message:
+        return "a JSON-RPC response carries an id"
+    return None
