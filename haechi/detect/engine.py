@@ -1,0 +1,412 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The detection engine: compile the catalogue once, then find PII and secrets in leaves.
+
+Per leaf the engine
+
+1. skips response-side number leaves unless ``scan_numbers`` (durations and timestamps in
+   model metadata are not card numbers);
+2. folds the text with NFKC (see :mod:`haechi.detect.unicode`) and picks the rules that can
+   possibly match it with two cheap prefilter passes (see :mod:`haechi.detect.prefilter`);
+3. runs those rules, confirming candidates with their validators on the folded text;
+4. on responses, skips findings that overlap haechi's own genuine markers
+   (:mod:`haechi.detect.markers`);
+5. adds a whole-value ``secret`` finding when the leaf sits under a sensitive key
+   (``password``, ``api_key``, ...);
+6. resolves overlaps (:mod:`haechi.detect.overlaps`);
+7. with decode-and-rescan on, scans the decoded forms of an encoded leaf
+   (:mod:`haechi.detect.decode`).
+
+Offsets are Python string indices into the original text: ``text[start:end] == value``.
+Any failure while inspecting (a validator raising, a custom rule running out of time) raises
+:class:`haechi.errors.DetectionError`; callers block and audit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from haechi.detect.catalog_secrets import is_sensitive_key
+from haechi.detect.custom import compile_custom_rules
+from haechi.detect.decode import decoded_views
+from haechi.detect.markers import MarkerCheck, genuine_marker_spans, is_genuine_marker
+from haechi.detect.overlaps import resolve_overlaps
+from haechi.detect.prefilter import DigitRuns, LiteralScanner
+from haechi.detect.rule import Rule
+from haechi.detect.unicode import fold
+from haechi.errors import DetectionError
+from haechi.models import Detection, Direction, Entry, EntryKind, PathSegment
+
+__all__ = ["KEY_NAME_RULE_ID", "DetectionEngine"]
+
+#: ``ruleId`` of the whole-value finding for a value under a sensitive key.
+KEY_NAME_RULE_ID: Final = "key-name-secret"
+_KEY_NAME_CONFIDENCE: Final = 0.9
+_DIGIT_LITERALS: Final = frozenset("0123456789")
+# Windows around digit runs reach this far on each side. Only rules whose longest possible
+# match is shorter by a safety margin use them, so that look-arounds at a window's edge still
+# see the real neighbouring characters. One shared reach lets rules share the windows.
+_WINDOW_REACH: Final = 72
+_MAX_WINDOWED_WIDTH: Final = _WINDOW_REACH - 8
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One rule ready to run: its pattern, its gate and its place in the catalogue."""
+
+    order: int
+    rule: Rule
+    pattern: Any  # re.Pattern[str], or regex.Pattern[str] for custom rules
+    literals: frozenset[str]
+    value_group: bool
+    custom: bool
+    hard_block: bool
+    #: For digit-gated rules of bounded width: how far around a digit run a match can reach.
+    reach: int | None = None
+
+    @property
+    def decodable(self) -> bool:
+        """Whether the rule may fire on decoded text (the decode-and-rescan precision guard)."""
+        if self.hard_block:
+            return True
+        return self.rule.validator is not None and self.rule.type != "phone"
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    rule: _Compiled
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """What the prefilters learned about one text: its digit runs and the rules to run."""
+
+    runs: DigitRuns
+    rules: list[_Compiled]
+
+
+class _RuleSet:
+    """The rules of one direction, indexed by what gates them."""
+
+    def __init__(self, rules: Sequence[_Compiled]) -> None:
+        self.rules = tuple(rules)
+        self.scanner = LiteralScanner(lit for c in rules for lit in c.literals)
+        self.by_literal: dict[str, list[int]] = {}
+        self.ungated: list[int] = []
+        digit_gated: list[int] = []
+        for index, compiled in enumerate(self.rules):
+            if compiled.literals:
+                for literal in compiled.literals:
+                    self.by_literal.setdefault(literal, []).append(index)
+            elif set(compiled.rule.prefilter) == _DIGIT_LITERALS:
+                digit_gated.append(index)
+            else:
+                self.ungated.append(index)
+        self.max_digits = max((c.rule.min_digits for c in self.rules), default=0) or 1
+        # by_digits[n]: digit-gated rules that can run on text whose longest run has n digits.
+        self.by_digits: list[list[int]] = [
+            [i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n]
+            for n in range(self.max_digits + 1)
+        ]
+
+    def leaf(self, text: str) -> _Leaf:
+        """The rules that may match ``text``, in catalogue order."""
+        runs = DigitRuns(text)
+        digits = min(runs.longest, self.max_digits)
+        chosen = set(self.ungated)
+        chosen.update(self.by_digits[digits])
+        if self.by_literal:
+            for literal in self.scanner.present(text.lower()):
+                chosen.update(self.by_literal[literal])
+        rules = self.rules
+        return _Leaf(runs, [rules[i] for i in sorted(chosen) if rules[i].rule.min_digits <= digits])
+
+
+def _max_width(pattern: str, flags: int) -> int | None:
+    """The longest possible match of ``pattern``, from the standard library's regex parser.
+
+    The parser is an internal module; if it is missing or refuses the pattern, the rule is
+    simply scanned over whole leaves.
+    """
+    try:
+        parser = importlib.import_module("re._parser")
+        _low, high = parser.parse(pattern, flags).getwidth()
+    except Exception:
+        return None
+    return int(high) if high <= _MAX_WINDOWED_WIDTH else None
+
+
+def _compile_builtin(order: int, rule: Rule) -> _Compiled:
+    flags = re.ASCII | (re.IGNORECASE if rule.ignore_case else 0)
+    try:
+        pattern = re.compile(rule.pattern, flags)
+    except re.error as exc:
+        raise DetectionError(f"rule {rule.id!r} does not compile: {exc}") from None
+    prefilter = frozenset(rule.prefilter)
+    digit_gated = prefilter == _DIGIT_LITERALS
+    literals = frozenset() if digit_gated else frozenset(literal.lower() for literal in prefilter)
+    width = _max_width(rule.pattern, flags) if digit_gated else None
+    return _Compiled(
+        order=order,
+        rule=rule,
+        pattern=pattern,
+        literals=literals,
+        value_group="value" in pattern.groupindex,
+        custom=False,
+        hard_block=rule.is_hard_block,
+        reach=None if width is None or rule.min_digits < 2 else _WINDOW_REACH,
+    )
+
+
+class DetectionEngine:
+    """Finds detections in JSON leaves or free text; build once, call from any thread.
+
+    Args:
+        rules: the catalogue, in priority order (see :func:`haechi.detect.default_rules`).
+        custom_rules: ``filters.customRules`` entries; they run after every built-in rule.
+        decode_and_rescan: also scan the decoded form of base64/base64url/percent leaves.
+        custom_rule_timeout: seconds one custom rule may spend on one leaf before detection
+            fails closed.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        custom_rules: Sequence[Mapping[str, Any]] = (),
+        decode_and_rescan: bool = False,
+        custom_rule_timeout: float = 0.05,
+    ) -> None:
+        if custom_rule_timeout <= 0:
+            raise ValueError("custom_rule_timeout must be positive")
+        ids = [rule.id for rule in rules]
+        duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+        if duplicates:
+            raise DetectionError(f"duplicate rule ids: {', '.join(duplicates)}")
+        compiled = [_compile_builtin(order, rule) for order, rule in enumerate(rules)]
+        for item in compile_custom_rules(custom_rules, reserved_ids=frozenset(ids)):
+            compiled.append(
+                _Compiled(
+                    order=len(compiled),
+                    rule=item.rule,
+                    pattern=item.compiled,
+                    literals=frozenset(),
+                    value_group="value" in item.compiled.groupindex,
+                    custom=True,
+                    hard_block=item.rule.is_hard_block,
+                )
+            )
+        self._rules = tuple(c.rule for c in compiled)
+        self._sets: dict[str, _RuleSet] = {
+            direction: _RuleSet([c for c in compiled if c.rule.direction in (None, direction)])
+            for direction in ("request", "response")
+        }
+        self._decode = decode_and_rescan
+        self._timeout = custom_rule_timeout
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule the engine runs, built-in then custom, in priority order."""
+        return self._rules
+
+    def detect(
+        self, entries: Sequence[Entry], *, direction: Direction, scan_numbers: bool = False
+    ) -> list[Detection]:
+        """Every detection in ``entries``, entry by entry, each entry's sorted by start."""
+        found: list[Detection] = []
+        for entry in entries:
+            if entry.kind == "number" and direction == "response" and not scan_numbers:
+                continue
+            found.extend(self._scan(entry.value, direction, entry.path, entry.kind))
+        return found
+
+    def scan_text(
+        self,
+        text: str,
+        *,
+        direction: Direction,
+        path: tuple[PathSegment, ...] = (),
+        kind: EntryKind = "value",
+    ) -> list[Detection]:
+        """Every detection in one piece of text, reported at ``path`` with ``kind``."""
+        return self._scan(text, direction, path, kind)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _scan(
+        self, text: str, direction: str, path: tuple[PathSegment, ...], kind: EntryKind
+    ) -> list[Detection]:
+        rule_set = self._sets[direction]
+        folded = fold(text)
+        sensitive = (
+            kind == "value"
+            and bool(path)
+            and isinstance(path[-1], str)
+            and bool(text.strip())
+            and is_sensitive_key(path[-1])
+        )
+        if folded.case == "unstable":
+            hits = self._run(folded.text, rule_set.leaf(folded.text))
+            detections = self._whole_leaf(text, path, kind, hits)
+            if (
+                sensitive
+                and not any(d.type == "secret" for d in detections)
+                and not is_genuine_marker(text, self._detector(rule_set))
+            ):
+                detections.append(self._key_name(text, path))
+        else:
+            hits = self._run(folded.text, rule_set.leaf(folded.text))
+            if direction == "response" and hits:
+                hits = self._outside_markers(text, hits, rule_set)
+            detections = [self._detection(hit, text, path, kind) for hit in hits]
+            if sensitive and not is_genuine_marker(text, self._detector(rule_set)):
+                detections.append(self._key_name(text, path))
+            detections = resolve_overlaps(detections)
+        if self._decode and kind != "number":
+            detections.extend(self._decoded(text, path, kind, rule_set, detections))
+        return detections
+
+    def _run(self, text: str, leaf: _Leaf) -> list[_Hit]:
+        hits: list[_Hit] = []
+        for compiled in leaf.rules:
+            windows = (
+                None
+                if compiled.reach is None
+                else leaf.runs.windows(max(1, compiled.rule.min_digits), compiled.reach)
+            )
+            try:
+                if windows is None:
+                    self._match(compiled, text, 0, len(text), hits)
+                else:
+                    for start, end in windows:
+                        self._match(compiled, text, start, end, hits)
+            except TimeoutError:
+                raise DetectionError(
+                    f"custom rule {compiled.rule.id!r} exceeded its match time budget "
+                    f"({self._timeout}s)"
+                ) from None
+            except DetectionError:
+                raise
+            except Exception as exc:
+                raise DetectionError(
+                    f"rule {compiled.rule.id!r} failed while matching ({type(exc).__name__})"
+                ) from None
+        return hits
+
+    def _match(
+        self, compiled: _Compiled, text: str, start: int, end: int, hits: list[_Hit]
+    ) -> None:
+        """Append the validated matches of ``compiled`` in ``text[start:end]`` to ``hits``."""
+        if compiled.custom:
+            matches = compiled.pattern.finditer(text, start, end, timeout=self._timeout)
+        else:
+            matches = compiled.pattern.finditer(text, start, end)
+        validator = compiled.rule.validator
+        for match in matches:
+            first, last = match.span("value") if compiled.value_group else match.span()
+            if first >= last:
+                continue
+            if validator is not None and not validator(text[first:last]):
+                continue
+            hits.append(_Hit(compiled, first, last))
+
+    def _detector(self, rule_set: _RuleSet) -> MarkerCheck:
+        """A "does anything match?" check, used to vet marker inner text."""
+
+        def detects(text: str) -> bool:
+            scan = fold(text).text
+            return bool(self._run(scan, rule_set.leaf(scan)))
+
+        return detects
+
+    def _outside_markers(self, text: str, hits: list[_Hit], rule_set: _RuleSet) -> list[_Hit]:
+        spans = genuine_marker_spans(text, self._detector(rule_set))
+        if not spans:
+            return hits
+        return [
+            hit
+            for hit in hits
+            if not any(hit.start < end and start < hit.end for start, end in spans)
+        ]
+
+    @staticmethod
+    def _detection(
+        hit: _Hit, text: str, path: tuple[PathSegment, ...], kind: EntryKind
+    ) -> Detection:
+        rule = hit.rule.rule
+        return Detection(
+            type=rule.type,
+            rule_id=rule.id,
+            path=path,
+            kind=kind,
+            start=hit.start,
+            end=hit.end,
+            confidence=rule.confidence,
+            value=text[hit.start : hit.end],
+            hard_block=hit.rule.hard_block,
+        )
+
+    @staticmethod
+    def _key_name(text: str, path: tuple[PathSegment, ...]) -> Detection:
+        return Detection(
+            type="secret",
+            rule_id=KEY_NAME_RULE_ID,
+            path=path,
+            kind="value",
+            start=0,
+            end=len(text),
+            confidence=_KEY_NAME_CONFIDENCE,
+            value=text,
+            hard_block=True,
+        )
+
+    @staticmethod
+    def _whole_leaf(
+        text: str, path: tuple[PathSegment, ...], kind: EntryKind, hits: Sequence[_Hit]
+    ) -> list[Detection]:
+        """One whole-leaf detection per distinct type among ``hits`` (fail closed)."""
+        first: dict[str, _Compiled] = {}
+        hard: set[str] = set()
+        for hit in hits:
+            first.setdefault(hit.rule.rule.type, hit.rule)
+            if hit.rule.hard_block:
+                hard.add(hit.rule.rule.type)
+        return [
+            Detection(
+                type=rule_type,
+                rule_id=compiled.rule.id,
+                path=path,
+                kind=kind,
+                start=0,
+                end=len(text),
+                confidence=compiled.rule.confidence,
+                value=text,
+                hard_block=rule_type in hard,
+            )
+            for rule_type, compiled in first.items()
+        ]
+
+    def _decoded(
+        self,
+        text: str,
+        path: tuple[PathSegment, ...],
+        kind: EntryKind,
+        rule_set: _RuleSet,
+        existing: Sequence[Detection],
+    ) -> list[Detection]:
+        views = decoded_views(text)
+        if not views:
+            return []
+        hits: list[_Hit] = []
+        for view in views:
+            scan = fold(view).text
+            leaf = rule_set.leaf(scan)
+            eligible = _Leaf(leaf.runs, [c for c in leaf.rules if c.decodable])
+            hits.extend(self._run(scan, eligible))
+        whole = {d.type for d in existing if d.start == 0 and d.end == len(text)}
+        return [d for d in self._whole_leaf(text, path, kind, hits) if d.type not in whole]

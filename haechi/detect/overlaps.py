@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Overlap resolution for the detections of one leaf.
+
+Several rules often match the same characters: ``Bearer eyJ...`` is a bearer token and a
+JWT, a 12-digit run can be both a My Number and an Aadhaar number, an email address can
+contain a card number (``4242424242424242@x.co``). The rule, applied after sorting by start,
+then longest first, then catalogue order:
+
+1. A hard-block detection is dropped only when an earlier kept **hard-block** detection
+   contains it. A soft detection can never hide a hard-block one, so the card inside that
+   email is still reported (and still blocks).
+2. A soft detection is dropped when any kept detection contains it (a phone-shaped run
+   inside a card number is the card).
+3. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
+   the strongest action, so nothing sticks out unprotected.
+
+For identical spans the earlier rule in catalogue order wins (``kr_rrn`` over ``card`` for a
+13-digit run valid as both; ``jp_mynumber`` over ``in_aadhaar``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from haechi.models import Detection
+
+__all__ = ["resolve_overlaps"]
+
+
+def resolve_overlaps(detections: Sequence[Detection]) -> list[Detection]:
+    """Drop contained duplicates from ``detections`` (given in catalogue order)."""
+    if len(detections) < 2:
+        return list(detections)
+    ordered = sorted(
+        range(len(detections)),
+        key=lambda i: (detections[i].start, detections[i].start - detections[i].end, i),
+    )
+    kept: list[Detection] = []
+    hard_reach = -1
+    any_reach = -1
+    for index in ordered:
+        detection = detections[index]
+        if detection.hard_block:
+            if detection.end <= hard_reach:
+                continue
+            hard_reach = max(hard_reach, detection.end)
+        elif detection.end <= any_reach:
+            continue
+        any_reach = max(any_reach, detection.end)
+        kept.append(detection)
+    return kept

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Cheap scans that decide which rules can possibly match a piece of text.
+
+Most leaves are prose that no rule can match. Instead of running every rule's regex over
+every leaf, the engine makes two cheap passes per leaf and runs a rule only when both allow
+it:
+
+* a literal pass: one Aho-Corasick automaton over every rule's prefilter literals
+  (lowercased) finds which literals occur in the lowercased text;
+* a digit pass: the length, in digits, of the longest digit run (digits split by at most two
+  non-alphanumeric characters) decides which ``min_digits`` rules can match, and on long
+  text narrows them to windows around the runs that are long enough.
+
+Both passes over-approximate (a rule may run and find nothing) but never under-approximate,
+so skipping a rule or a stretch of text never loses a finding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+import ahocorasick
+
+__all__ = ["DigitRuns", "LiteralScanner"]
+
+_DIGIT_RUN: Final = re.compile(r"[0-9](?:[^0-9A-Za-z]{0,2}[0-9])*")
+_DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
+#: Windows are only worth computing on text at least this long; shorter text is scanned whole.
+_WINDOWED_TEXT: Final = 1024
+
+
+def _digits_in(run: str) -> int:
+    return len(run) - len(run.translate(_DROP_DIGITS))
+
+
+class DigitRuns:
+    """The maximal digit runs of a text, and the windows around them where rules must look.
+
+    A run is a maximal stretch of digits in which consecutive digits are at most two
+    non-alphanumeric characters apart (``(02) 9876-5432`` is one run of 10 digits). Every
+    match of a rule with ``min_digits = k`` overlaps a run of at least ``k`` digits, so such a
+    rule can skip text without a long enough run, and on long text it only needs to look at
+    windows around the runs that are long enough.
+    """
+
+    __slots__ = ("_runs", "_text", "_windows", "longest")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        longest = 0
+        for run in _DIGIT_RUN.findall(text):
+            if len(run) > longest:
+                longest = max(longest, _digits_in(run))
+        #: Digits in the longest run (0 when the text has no digit).
+        self.longest = longest
+        self._runs: list[tuple[int, int, int]] | None = None
+        self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
+
+    def windows(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
+        """Disjoint ``(start, end)`` windows reaching ``reach`` characters around every run of
+        at least ``min_digits`` digits, or ``None`` when the whole text should be scanned
+        (it is short, or the windows would cover most of it)."""
+        length = len(self._text)
+        if length < _WINDOWED_TEXT:
+            return None
+        key = (min_digits, reach)
+        if key in self._windows:
+            return self._windows[key]
+        if self._runs is None:
+            self._runs = [
+                (match.start(), match.end(), _digits_in(match[0]))
+                for match in _DIGIT_RUN.finditer(self._text)
+                if match.end() - match.start() > 1
+            ]
+        merged: list[tuple[int, int]] = []
+        covered = 0
+        for start, end, digits in self._runs:
+            if digits < min_digits:
+                continue
+            low, high = max(0, start - reach), min(length, end + reach)
+            if merged and low <= merged[-1][1]:
+                if high > merged[-1][1]:
+                    covered += high - merged[-1][1]
+                    merged[-1] = (merged[-1][0], high)
+            else:
+                covered += high - low
+                merged.append((low, high))
+        result = None if covered * 2 > length else merged
+        self._windows[key] = result
+        return result
+
+
+class LiteralScanner:
+    """Finds which of a fixed set of literals occur in a text, case-insensitively.
+
+    One Aho-Corasick pass (``pyahocorasick``) reports every occurrence of every literal,
+    overlapping ones included, in time linear in the text whatever the number of literals.
+    """
+
+    __slots__ = ("_automaton",)
+
+    def __init__(self, literals: Iterable[str]) -> None:
+        words = {literal.lower() for literal in literals if literal}
+        self._automaton: ahocorasick.Automaton | None = None
+        if words:
+            automaton = ahocorasick.Automaton()
+            for word in words:
+                automaton.add_word(word, word)
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def present(self, lowered: str) -> set[str]:
+        """The literals that occur in ``lowered``, an already lowercased text."""
+        if self._automaton is None:
+            return set()
+        return {word for _end, word in self._automaton.iter(lowered)}
