@@ -238,8 +238,7 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
         "de-steuer-id",
         "de_steuer_id",
         _compact_or_spaced("[0-9]", "[0-9]{10}", "[0-9] [0-9]{3} [0-9]{3} [0-9]{3}"),
-        "German tax identification number (Steuer-ID), digit structure and ISO 7064 "
-        "MOD 11,10.",
+        "German tax identification number (Steuer-ID), digit structure and ISO 7064 MOD 11,10.",
         de_steuer_id,
         confidence=0.85,
         min_digits=11,
@@ -306,8 +305,7 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
     _rule(
         "mx-curp",
         "mx_curp",
-        lead("[A-Z]", "[A-Za-z0-9]")
-        + r"[AEIOUX][A-Z]{2}[0-9]{2}(?:0[1-9]|1[0-2])"
+        lead("[A-Z]", "[A-Za-z0-9]") + r"[AEIOUX][A-Z]{2}[0-9]{2}(?:0[1-9]|1[0-2])"
         r"(?:0[1-9]|[12][0-9]|3[01])[HMX][A-Z]{2}[B-DF-HJ-NP-TV-Z]{3}[0-9A-Z][0-9]"
         r"(?![A-Za-z0-9])",
         "Mexican CURP: name letters, birth date, sex, state, check digit.",
@@ -331,8 +329,7 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
         "fi_hetu",
         lead("[0-3]", r"[\w-]")
         + r"(?<=0(?=[1-9])|[12](?=[0-9])|3(?=[01]))[0-9](?:0[1-9]|1[0-2])[0-9]{2}[-+A-FU-Y]"
-        r"[0-9]{3}[0-9A-FHJ-NPR-Y]"
-        + _AFTER,
+        r"[0-9]{3}[0-9A-FHJ-NPR-Y]" + _AFTER,
         "Finnish personal identity code (HETU): birth date, century sign, mod-31 check.",
         "fi.hetu",
         confidence=0.85,
@@ -591,7 +588,7 @@ CUED_ID_RULES: Final[tuple[Rule, ...]] = (
     _cued(
         "gr-amka-context",
         "gr_amka",
-        ("AMKA", "\u0391\u039c\u039a\u0391")  # the Greek spelling,
+        ("AMKA", "\u0391\u039c\u039a\u0391"),  # Latin and Greek spellings
         r"[0-9]{11}",
         "Greek social security number (AMKA): birth date, Luhn.",
         "gr.amka",
