@@ -162,7 +162,7 @@ class GatewayApp:
         self._streaming = config.streaming
         self.in_flight = 0
         if config.target.type == "mcp-http":
-            from haechi.mcp.http import create_handler  # type: ignore[import-not-found]
+            from haechi.mcp.http import create_handler
 
             self._mcp = create_handler(self)
 
