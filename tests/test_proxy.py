@@ -32,21 +32,27 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
 
 
 def raw_request(gateway: Gateway, request: bytes) -> bytes:
+    """Send raw bytes; return one complete response (status line, headers, body)."""
     host, port = gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(request)
-        chunks = []
-        while True:
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
                 break
-            if not data:
-                break
-            chunks.append(data)
-            if b"\r\n\r\n" in b"".join(chunks) and b'"}' in data:
-                break
-    return b"".join(chunks)
+            body += chunk
+        return head + b"\r\n\r\n" + body
 
 
 def test_request_is_protected_before_it_reaches_the_upstream(gateway: Gateway) -> None:
