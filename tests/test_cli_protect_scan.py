@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,35 @@ def test_scan_streams_one_output_line_per_input_line(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_scan_shows_progress_only_on_a_terminal(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text('{"a": "x"}\n' * 3, "utf-8")
+    main, secondary = pty.openpty()
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "haechi", "scan", "in.jsonl"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=120,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        progress = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal is closed once the child is gone
+                break
+            if not chunk:
+                break
+            progress += chunk
+    finally:
+        if secondary != -1:
+            os.close(secondary)
+        os.close(main)
+    assert process.returncode == 0
+    assert len(process.stdout.splitlines()) == 3
+    assert b"haechi scan: 0.0 MiB of 0.0 MiB" in progress
