@@ -66,7 +66,7 @@ def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH)
     ``max_depth`` segments long (or longer) is refused with a 413 :class:`LimitError`, so
     containers nest at most ``max_depth - 1`` levels below the root; leaves are inspected at
     any depth the containers allow. A bare string or number root is one entry with an empty
-    path.
+    path. A value that is not JSON (a set, bytes, a non-string key...) raises ``TypeError``.
     """
     entries: list[Entry] = []
     if _append_leaf(entries, (), payload):
@@ -85,11 +85,10 @@ def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH)
                 entries.append(Entry(child_path, segment, "key"))
             if _append_leaf(entries, child_path, child):
                 continue
-            if isinstance(child, dict | list):
-                if len(child_path) >= max_depth:
-                    raise _too_deep(max_depth)
-                stack.append((child_path, _children(child)))
-                break
+            if len(child_path) >= max_depth:
+                raise _too_deep(max_depth)
+            stack.append((child_path, _children(child)))
+            break
         else:
             stack.pop()
     return entries
@@ -105,7 +104,8 @@ def _children(container: dict[str, Any] | list[Any]) -> Iterator[tuple[PathSegme
 
 
 def _append_leaf(entries: list[Entry], path: tuple[PathSegment, ...], value: Any) -> bool:
-    """Append the entry of a leaf; return True when ``value`` was a leaf of any kind."""
+    """Append the entry of a leaf (if it has one) and return True; return False for a
+    container; raise ``TypeError`` for anything that is not JSON."""
     if isinstance(value, str):
         entries.append(Entry(path, value, "value"))
         return True
