@@ -11,7 +11,8 @@ saying it blocked on an internal error (the error class only, never a value) and
 raises :class:`~haechi.errors.ProviderError`; the gateway answers such calls with a 5xx, not
 with the 403 of a policy block. If the audit log itself cannot be written, the call raises
 :class:`~haechi.errors.AuditError`: nothing is returned that was not recorded. A payload
-nested too deeply raises :class:`~haechi.errors.LimitError` before anything is inspected.
+nested too deeply raises :class:`~haechi.errors.LimitError`, and a value that is not JSON
+``TypeError``, before anything is inspected or audited.
 
 The pieces shared with the stream window (:mod:`haechi.stream_window`) live here too: the
 call context, the precision dials, the per-call tallies and the decision step.

@@ -231,6 +231,12 @@ class Runtime:
         return self._run_sync(lambda: self.protect(payload, **options))
 
     def _run_sync(self, make: Callable[[], Awaitable[_T]]) -> _T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("protect_sync cannot run inside an event loop: await protect()")
         with self._runner_lock:
             if self._runner is None:
                 self._runner = asyncio.Runner()

@@ -147,6 +147,13 @@ async def test_protect_text_and_ready() -> None:
 
 
 @pytest.mark.anyio
+async def test_protect_sync_refuses_to_run_inside_an_event_loop() -> None:
+    runtime = create_runtime()
+    with pytest.raises(RuntimeError, match="await protect"):
+        runtime.protect_sync({"a": "x"})
+
+
+@pytest.mark.anyio
 async def test_ready_reports_an_unwritable_audit_log() -> None:
     Path("blocker").write_text("a file where a directory should be")
     runtime = create_runtime({"audit": {"path": "blocker/audit.jsonl"}})
