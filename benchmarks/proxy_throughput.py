@@ -10,8 +10,10 @@ gateway rows also report the ratio to the direct row of the same concurrency and
 the gateway added. The streaming rows add time to first body byte.
 
 Scenarios: direct, gateway enforce (request and response protection), gateway dry-run
-(detect and audit only), at concurrency 32 and 256; then a streamed answer (SSE, 16 frames)
-direct and through the gateway in ``inspect`` mode.
+(detect and audit only), at concurrency 32 and 256; a streamed answer (SSE, 16 frames)
+direct and through the gateway in ``inspect`` mode; and enforce with the in-memory audit
+store ("mem-audit"), which separates the gateway's own cost from the durable (fsynced,
+hash-chained, serialised) audit file every other row writes to.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--json]
 
@@ -269,7 +271,7 @@ def _process(
             process.kill()
 
 
-def _gateway_config(workdir: Path, upstream: str, mode: str) -> Path:
+def _gateway_config(workdir: Path, upstream: str, mode: str, audit: str) -> Path:
     enforce = mode == "enforce"
     config = {
         "mode": mode,
@@ -289,17 +291,17 @@ def _gateway_config(workdir: Path, upstream: str, mode: str) -> Path:
         "streaming": {"requestMode": "inspect"},
         "limits": {"upstreamTimeoutMs": 30000},
         "keys": {"keyFile": str(workdir / "keys.json")},
-        "audit": {"path": str(workdir / f"audit-{mode}.jsonl")},
+        "audit": {"sink": audit, "path": str(workdir / f"audit-{mode}.jsonl")},
         "tokenVault": {"path": str(workdir / "vault.json")},
     }
-    path = workdir / f"haechi-{mode}.json"
+    path = workdir / f"haechi-{mode}-{audit}.json"
     path.write_text(json.dumps(config))
     return path
 
 
 @contextmanager
-def _gateway(workdir: Path, upstream: str, mode: str) -> Iterator[int]:
-    config = _gateway_config(workdir, upstream, mode)
+def _gateway(workdir: Path, upstream: str, mode: str, audit: str) -> Iterator[int]:
+    config = _gateway_config(workdir, upstream, mode, audit)
     argv = [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"]
     env_cwd = workdir
     with _process(argv, cwd=env_cwd, ready="listening on") as (_proc, line):
@@ -371,9 +373,13 @@ def main() -> None:
                 direct[(concurrency, stream)] = result
                 name = "direct (streamed)" if stream else "direct"
                 rows.append(_row(name, concurrency, result, None))
-            for mode in ("enforce", "dry-run"):
-                with _gateway(workdir, upstream, mode) as gateway_port:
-                    cases = [*plan, (32, True)] if mode == "enforce" else plan
+            gateway_plan = [
+                ("enforce", "jsonl", [*plan, (32, True)]),
+                ("dry-run", "jsonl", plan),
+                ("enforce", "memory", [(32, False)]),
+            ]
+            for mode, audit, cases in gateway_plan:
+                with _gateway(workdir, upstream, mode, audit) as gateway_port:
                     for concurrency, stream in cases:
                         result = _measure(
                             gateway_port,
@@ -383,7 +389,8 @@ def main() -> None:
                             warmup=args.warmup,
                             concurrency=concurrency,
                         )
-                        name = f"gateway {mode}" + (" (streamed, inspect)" if stream else "")
+                        name = f"gateway {mode}" + (" mem-audit" if audit == "memory" else "")
+                        name += " (streamed)" if stream else ""
                         rows.append(_row(name, concurrency, result, direct[(concurrency, stream)]))
     print(
         f"proxy throughput: {args.requests} requests per row ({args.warmup} warm-up), "
