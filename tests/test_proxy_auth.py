@@ -211,7 +211,7 @@ def test_rate_limit_per_identity(tmp_path: Path) -> None:
         assert httpx.post(url, json=body, headers=bearer(second)).status_code == 200
         limited = [r for r in gateway.audit() if r.get("decision") == "rate_limited"]
         assert limited[-1]["reason"] == "rate:2"
-        assert "haechi_rate_limited_total 1.0" in gateway.metrics()
+        assert "haechi_rate_limited_total 1.0" in gateway.metrics("haechi_rate_limited_total 1.0")
 
 
 def test_anonymous_callers_share_one_budget(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ def test_metrics_count_traffic_without_payload_text(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path) as gateway:
         httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("mail jane.doe@example.com"))
         httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("card 4111 1111 1111 1111"))
+        gateway.metrics('haechi_request_duration_seconds_count{route="chat-completions"} 2.0')
         response = httpx.get(f"{gateway.url}/__haechi/metrics")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -101,7 +102,7 @@ def test_in_flight_ceiling_answers_503_with_retry_after(tmp_path: Path) -> None:
         thread.join()
         assert slow[0].status_code == 200
         assert len(gateway.upstream.received) == 1
-        assert "haechi_overloaded_total 1.0" in gateway.metrics()
+        assert "haechi_overloaded_total 1.0" in gateway.metrics("haechi_overloaded_total 1.0")
         assert httpx.post(f"{gateway.url}/v1/chat/completions", json=chat()).status_code == 200
 
 

@@ -220,7 +220,9 @@ def test_upstream_down_is_502(tmp_path: Path) -> None:
         response = post(gateway)
         assert response.status_code == 502
         assert response.json()["error"] == "haechi_upstream_unreachable"
-        assert "haechi_upstream_error_total 1.0" in gateway.metrics()
+        assert "haechi_upstream_error_total 1.0" in gateway.metrics(
+            "haechi_upstream_error_total 1.0"
+        )
 
 
 def test_upstream_timeout_is_504(tmp_path: Path) -> None:
@@ -229,4 +231,6 @@ def test_upstream_timeout_is_504(tmp_path: Path) -> None:
         response = post(gateway)
         assert response.status_code == 504
         assert response.json()["error"] == "haechi_upstream_timeout"
-        assert "haechi_upstream_timeout_total 1.0" in gateway.metrics()
+        assert "haechi_upstream_timeout_total 1.0" in gateway.metrics(
+            "haechi_upstream_timeout_total 1.0"
+        )

@@ -27,7 +27,7 @@ def test_streaming_is_refused_by_default(tmp_path: Path) -> None:
         assert response.status_code == 501
         assert response.json()["error"] == "haechi_streaming_unsupported"
         assert gateway.upstream.received == []
-        assert 'decision="streaming_blocked"' in gateway.metrics()
+        assert 'decision="streaming_blocked"' in gateway.metrics('decision="streaming_blocked"')
 
 
 def test_inspect_needs_a_stream_format(tmp_path: Path) -> None:
@@ -82,7 +82,9 @@ def test_pass_through_stream_is_cut_at_the_size_cap(tmp_path: Path) -> None:
         with pytest.raises(httpx.RemoteProtocolError):
             read()
         assert len(b"".join(received)) <= 2000 + 200
-        assert "haechi_response_stream_truncated_total 1.0" in gateway.metrics()
+        assert "haechi_response_stream_truncated_total 1.0" in gateway.metrics(
+            "haechi_response_stream_truncated_total 1.0"
+        )
 
 
 def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path) -> None:

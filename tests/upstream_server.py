@@ -38,6 +38,7 @@ import contextlib
 import gzip
 import json
 import socket
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -672,9 +673,18 @@ class Gateway:
         path = Path(self.runtime.config.audit.path)
         return path.read_text() if path.exists() else ""
 
-    def metrics(self) -> str:
-        """The Prometheus exposition of the gateway."""
-        return bytes(self.runtime.metrics.render()[0]).decode()
+    def metrics(self, expect: str | None = None, timeout: float = 2.0) -> str:
+        """The Prometheus exposition of the gateway.
+
+        With ``expect``, wait (up to ``timeout`` seconds) until it contains that text: the
+        gateway counts a request after its response went out, so a client can be faster.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            text = bytes(self.runtime.metrics.render()[0]).decode()
+            if expect is None or expect in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.01)
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
