@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from haechi.cli._app import ConfigOption, app, exit_with
-from haechi.config import DEFAULT_CONFIG_PATH, load_config
+from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
+from haechi.errors import ConfigError
 
 __all__: list[str] = []
 
@@ -31,7 +32,7 @@ def mcp_stdio_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
     """Filter MCP JSON-RPC lines from stdin to stdout (refusals replace refused messages)."""
     from haechi.mcp.stdio import run_stdio_filter
 
-    settings = load_config(config)
+    settings = _settings(config, "mcp-stdio")
     asyncio.run(_with_runtime(settings, run_stdio_filter))
 
 
@@ -64,12 +65,23 @@ def mcp_wrap_command(
         )
     from haechi.mcp.wrap import run_wrap
 
-    settings = load_config(config)
+    settings = _settings(config, "mcp-wrap")
 
     async def wrap(runtime: Any) -> int:
         return await run_wrap(runtime, command, stderr=stderr.value)
 
     exit_with(asyncio.run(_with_runtime(settings, wrap)))
+
+
+def _settings(path: Path, command: str) -> HaechiConfig:
+    """The configuration, refusing settings that would write to the JSON-RPC channel."""
+    settings = load_config(path)
+    if settings.audit.anchor.mode == "stdout":
+        raise ConfigError(
+            f'audit.anchor.mode "stdout" cannot be used with {command}: standard output '
+            'carries the JSON-RPC messages (use "file")'
+        )
+    return settings
 
 
 async def _with_runtime(settings: Any, body: Any) -> Any:

@@ -1,0 +1,329 @@
+# SPDX-License-Identifier: Apache-2.0
+"""MCP over streamable HTTP through the gateway (``target.type: "mcp-http"``).
+
+The SDK tests put the official server (streamable HTTP under uvicorn, real socket) behind
+the gateway (uvicorn, real socket) and drive it with the official client. The wire tests use
+a small scripted upstream for answers the SDK server never gives (server requests carrying
+secrets, malformed events, non-JSON bodies) and a plain HTTP client for requests the SDK
+client never sends.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from haechi.crypto import init_key_file
+from haechi.mcp import METHOD_NOT_ALLOWED, POLICY_BLOCK, STDIO_ERROR
+from haechi.proxy.app import GatewayApp
+from haechi.proxy.background import serve_in_thread
+from haechi.runtime import create_runtime
+from tests.mcp_servers.harness import SDK_METHODS, TIMEOUT_S, recorded
+from tests.mcp_servers.tool_server import github_token, http_app
+from tests.upstream_server import gateway_config
+
+EMAIL = "jane.doe@example.com"
+MCP_TARGET = {"target": {"type": "mcp-http"}, "mcp": {"allowedMethods": SDK_METHODS}}
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@contextlib.contextmanager
+def gateway_before(
+    upstream: Any, workdir: Path, overrides: Mapping[str, Any] | None = None
+) -> Iterator[str]:
+    """Serve ``upstream`` and an ``mcp-http`` gateway in front of it; yield the MCP URL."""
+    with serve_in_thread(upstream, lifespan="on") as up:
+        settings = gateway_config(workdir, up.url, _merge(MCP_TARGET, overrides or {}))
+        init_key_file(settings["keys"]["keyFile"])
+        runtime = create_runtime(settings)
+        with serve_in_thread(GatewayApp(runtime), lifespan="on") as gateway:
+            yield f"{gateway.url}/mcp"
+
+
+# -- the official SDK on both ends ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("json_response", [False, True], ids=["event-stream", "json"])
+async def test_sdk_session_through_the_gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_response: bool
+) -> None:
+    record = tmp_path / "received.jsonl"
+    monkeypatch.setenv("HAECHI_TEST_RECORD", str(record))
+    with (
+        gateway_before(http_app(json_response=json_response), tmp_path) as url,
+        anyio.fail_after(TIMEOUT_S),
+    ):
+        async with (
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = {tool.name for tool in (await session.list_tools()).tools}
+            assert {"echo", "get_secret"} <= tools
+            echoed = await session.call_tool("echo", {"text": f"write to {EMAIL}"})
+            assert echoed.content[0].text == "write to [REDACTED:email]"
+            with pytest.raises(MCPError) as blocked:
+                await session.call_tool("get_secret", {})
+            assert blocked.value.code == POLICY_BLOCK
+            with pytest.raises(MCPError) as refused:
+                await session.send_ping()
+            assert refused.value.code == METHOD_NOT_ALLOWED
+            after = await session.call_tool("echo", {"text": "still here"})
+            assert after.content[0].text == "still here"
+    seen = recorded(record)
+    assert "[REDACTED:email]" in seen
+    assert EMAIL not in seen
+    assert '"ping"' not in seen
+
+
+@pytest.mark.anyio
+async def test_sdk_session_with_a_redacting_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAECHI_TEST_RECORD", str(tmp_path / "received.jsonl"))
+    policy = {"policy": {"presets": ["llm-redact"]}}
+    with gateway_before(http_app(), tmp_path, policy) as url, anyio.fail_after(TIMEOUT_S):
+        async with (
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool("get_secret", {})
+            text = result.content[0].text
+            assert text == "the deploy token is [REDACTED:secret]"
+
+
+# -- the wire, with a scripted upstream -----------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One canned upstream answer."""
+
+    status: int = 200
+    content_type: str = "application/json"
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass
+class ScriptedUpstream:
+    """An ASGI MCP endpoint that records requests and answers from a queue of replies."""
+
+    replies: list[Reply] = field(default_factory=list)
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.requests.append((scope["method"], headers, body))
+        reply = self.replies.pop(0) if self.replies else Reply(status=202)
+        response_headers = [(b"content-type", reply.content_type.encode()), *reply.headers]
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": response_headers}
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+
+def sse(*events: str) -> bytes:
+    return "".join(events).encode()
+
+
+def event(message: Any, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id else ""
+    data = message if isinstance(message, str) else json.dumps(message)
+    return f"{head}event: message\ndata: {data}\n\n"
+
+
+REQUEST = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo"}}
+
+
+def post(url: str, message: Any, **headers: str) -> httpx.Response:
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    base = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    return httpx.post(url, content=body, headers={**base, **headers}, timeout=TIMEOUT_S)
+
+
+def test_an_event_stream_is_inspected_message_by_message(tmp_path: Path) -> None:
+    token = github_token()
+    sampling = {
+        "jsonrpc": "2.0",
+        "id": "s1",
+        "method": "sampling/createMessage",
+        "params": {"messages": [{"content": {"type": "text", "text": token}}]},
+    }
+    progress = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": EMAIL}}
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"content": [{"text": f"hi {EMAIL}"}]}}
+    stream = sse(
+        ": keep-alive\n\n",
+        "id: p0\ndata: \n\n",
+        event(sampling),
+        event(progress, "e1"),
+        event(result, "e2"),
+    )
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=stream)])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    text = response.text
+    assert token not in text
+    assert EMAIL not in text
+    assert "keep-alive" not in text
+    frames = [frame for frame in text.split("\n\n") if frame]
+    assert frames[0] == "id: p0\ndata:"
+    relayed = [json.loads(frame.split("data: ", 1)[1]) for frame in frames[1:]]
+    assert [m.get("id") for m in relayed] == [None, 7]
+    assert relayed[0]["params"]["data"] == "[REDACTED:email]"
+    assert relayed[1]["result"]["content"][0]["text"] == "hi [REDACTED:email]"
+    assert frames[1].startswith("id: e1\nevent: message\n")
+    # The refused server request was answered to the server, never shown to the client.
+    answers = [json.loads(body) for method, _h, body in upstream.requests[1:] if method == "POST"]
+    assert [(a["id"], a["error"]["code"]) for a in answers] == [("s1", POLICY_BLOCK)]
+
+
+def test_a_blocked_result_in_a_stream_becomes_an_error_event(tmp_path: Path) -> None:
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"text": github_token()}}
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=sse(event(result)))])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    message = json.loads(response.text.split("data: ", 1)[1])
+    assert (message["id"], message["error"]["code"]) == (7, POLICY_BLOCK)
+
+
+def test_an_uninspectable_event_ends_the_stream_with_an_error(tmp_path: Path) -> None:
+    after = {"jsonrpc": "2.0", "id": 7, "result": {"text": EMAIL}}
+    body = sse(event("{not json"), event(after))
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=body)])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    frames = [frame for frame in response.text.split("\n\n") if frame]
+    assert len(frames) == 1
+    message = json.loads(frames[0].split("data: ", 1)[1])
+    assert (message["id"], message["error"]["code"]) == (7, STDIO_ERROR)
+
+
+def test_json_answers_are_inspected(tmp_path: Path) -> None:
+    blocked = {"jsonrpc": "2.0", "id": 7, "result": {"text": github_token()}}
+    redacted = {"jsonrpc": "2.0", "id": 7, "result": {"text": EMAIL}}
+    upstream = ScriptedUpstream(
+        [
+            Reply(body=json.dumps(blocked).encode(), headers=((b"mcp-session-id", b"abc"),)),
+            Reply(body=json.dumps(redacted).encode()),
+            Reply(content_type="text/plain", body=f"oops {EMAIL}".encode()),
+            Reply(body=b'{"not": "json-rpc"}'),
+        ]
+    )
+    with gateway_before(upstream, tmp_path) as url:
+        first = post(url, REQUEST)
+        second = post(url, REQUEST)
+        plain = post(url, REQUEST)
+        odd = post(url, REQUEST)
+    assert first.status_code == 200
+    assert first.headers["mcp-session-id"] == "abc"
+    assert first.json()["error"]["code"] == POLICY_BLOCK
+    assert second.json()["result"] == {"text": "[REDACTED:email]"}
+    assert plain.status_code == 502
+    assert plain.json()["error"] == "haechi_response_unprotected"
+    assert EMAIL not in plain.text
+    assert odd.status_code == 502
+    assert (odd.json()["id"], odd.json()["error"]["code"]) == (7, STDIO_ERROR)
+
+
+def test_client_requests_refused_at_the_gateway(tmp_path: Path) -> None:
+    upstream = ScriptedUpstream()
+    with gateway_before(upstream, tmp_path) as url:
+        batch = post(url, [REQUEST])
+        broken = post(url, b"{nope")
+        disallowed = post(url, {"jsonrpc": "2.0", "id": 1, "method": "resources/list"})
+        note = post(url, {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"})
+        secret = post(
+            url, {**REQUEST, "params": {"name": "echo", "arguments": {"t": github_token()}}}
+        )
+        put = httpx.put(url, content=b"{}", timeout=TIMEOUT_S)
+    assert batch.status_code == 400
+    assert batch.json()["error"]["data"]["reason"].startswith("JSON-RPC batch")
+    assert broken.status_code == 400
+    assert broken.json()["error"]["code"] == STDIO_ERROR
+    assert disallowed.json()["error"]["code"] == METHOD_NOT_ALLOWED
+    assert note.status_code == 202
+    assert note.content == b""
+    assert secret.json()["error"]["code"] == POLICY_BLOCK
+    assert put.status_code == 405
+    assert upstream.requests == [], "nothing refused reached the server"
+
+
+def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
+    uri = f"file:///home/{EMAIL}/notes.txt"
+    message = {"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": uri}}
+    upstream = ScriptedUpstream(
+        [Reply(body=b'{"jsonrpc":"2.0","id":3,"result":{}}'), Reply(status=204)]
+    )
+    allowed = {"mcp": {"allowedMethods": ["resources/read"]}}
+    with gateway_before(upstream, tmp_path, allowed) as url:
+        post(
+            url,
+            message,
+            **{
+                "mcp-session-id": "s-1",
+                "mcp-protocol-version": "2025-11-25",
+                "mcp-method": "resources/read",
+                "mcp-name": uri,
+                "mcp-param-owner": EMAIL,
+                "accept": "text/plain",
+            },
+        )
+        deleted = httpx.delete(url, headers={"mcp-session-id": "s-1"}, timeout=TIMEOUT_S)
+    (_m, headers, body), (delete_method, delete_headers, _b) = upstream.requests
+    forwarded_uri = json.loads(body)["params"]["uri"]
+    assert forwarded_uri == "file:///home/[REDACTED:email]/notes.txt"
+    assert headers["mcp-session-id"] == "s-1"
+    assert headers["mcp-protocol-version"] == "2025-11-25"
+    assert headers["mcp-method"] == "resources/read"
+    assert headers["mcp-name"] == forwarded_uri
+    assert "mcp-param-owner" not in headers
+    assert headers["accept"] == "application/json, text/event-stream"
+    assert EMAIL not in json.dumps(headers)
+    assert (delete_method, delete_headers["mcp-session-id"]) == ("DELETE", "s-1")
+    assert deleted.status_code == 204
+
+
+def test_a_name_header_outside_ascii_is_encoded(tmp_path: Path) -> None:
+    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "café"}}
+    upstream = ScriptedUpstream([Reply(body=b'{"jsonrpc":"2.0","id":3,"result":{}}')])
+    with gateway_before(upstream, tmp_path) as url:
+        post(url, message, **{"mcp-name": "cafe", "mcp-method": "tools/call"})
+    headers = upstream.requests[0][1]
+    assert headers["mcp-name"] == "=?base64?" + base64.b64encode("café".encode()).decode() + "?="
