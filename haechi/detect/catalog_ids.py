@@ -26,7 +26,7 @@ from typing import Final
 
 from stdnum.mx import rfc as _mx_rfc
 
-from haechi.detect.patterns import lead
+from haechi.detect.patterns import HEAD_GROUP, headed, lead
 from haechi.detect.rule import Rule, Validator
 from haechi.detect.validators import (
     de_steuer_id,
@@ -46,6 +46,8 @@ _BEFORE: Final = r"(?<![\w-])"
 _AFTER: Final = r"(?![\w-])"
 # The gap allowed between a keyword and its number: punctuation and a few words, one line.
 _GAP: Final = r"[^0-9\n]{0,24}?"
+# The two letters a UK National Insurance number may start with.
+_NINO_PREFIX: Final = "[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
 
 
 def _compact_or_spaced(first: str, compact: str, spaced: str) -> str:
@@ -197,8 +199,9 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
     _rule(
         "es-dni-nie",
         "es_dni",
-        lead("[XYZxyz0-9]", r"[\w-]")
-        + r"(?:(?<=[XYZxyz])[0-9]{7}|(?<=[0-9])[0-9]{6,7})-?[A-HJ-NP-TV-Za-hj-np-tv-z]"
+        # A NIE's leading X/Y/Z is the optional head; a DNI starts at its first digit.
+        f"[0-9](?:(?<=(?<![\\w-])(?P<{HEAD_GROUP}>[XYZxyz])[0-9])[0-9]{{6}}|(?<![\\w-][0-9])[0-9]{{6,7}})"
+        + r"-?[A-HJ-NP-TV-Za-hj-np-tv-z]"
         + _AFTER,
         "Spanish DNI or NIE, mod-23 check letter.",
         es_dni_nie,
@@ -208,9 +211,8 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
     _rule(
         "it-codice-fiscale",
         "it_codice_fiscale",
-        lead("[A-Za-z]", "[A-Za-z0-9]")
-        + r"(?=[A-Za-z]{5}[0-9])[A-Za-z]{5}[0-9]{2}[A-Za-z][0-9]{2}[A-Za-z][0-9]{3}[A-Za-z]"
-        r"(?![A-Za-z0-9])",
+        headed("[A-Za-z]{6}", "[A-Za-z0-9]")
+        + r"[0-9][A-Za-z][0-9]{2}[A-Za-z][0-9]{3}[A-Za-z](?![A-Za-z0-9])",
         "Italian codice fiscale, check character over odd/even tables.",
         "it.codicefiscale",
         confidence=0.9,
@@ -219,7 +221,7 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
     _rule(
         "sg-nric",
         "sg_nric",
-        lead("[STFGMstfgm]", "[A-Za-z0-9]") + r"[0-9]{7}[A-Za-z](?![A-Za-z0-9])",
+        headed("[STFGMstfgm]", "[A-Za-z0-9]") + r"[0-9]{6}[A-Za-z](?![A-Za-z0-9])",
         "Singapore NRIC/FIN, weighted check letter.",
         sg_nric,
         confidence=0.9,
@@ -256,10 +258,17 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
     _rule(
         "uk-nino",
         "uk_nino",
-        lead("[A-CEGHJ-PR-TW-Z]", r"[\w-]")
-        + r"[A-CEGHJ-NPR-TW-Z](?:[0-9]{6}|(?: [0-9]{2}){3} )[A-D]"
-        + _AFTER,
-        "UK National Insurance number, compact or spaced (format rules only, no checksum).",
+        headed(_NINO_PREFIX, r"[\w-]") + r"[0-9]{5}[A-D]" + _AFTER,
+        "UK National Insurance number (format rules only, no checksum).",
+        uk_nino,
+        confidence=0.7,
+        min_digits=6,
+    ),
+    _rule(
+        "uk-nino-spaced",
+        "uk_nino",
+        headed(_NINO_PREFIX + " ", r"[\w-]") + r"[0-9](?: [0-9]{2}){2} [A-D]" + _AFTER,
+        "UK National Insurance number printed in pairs (AB 12 34 56 C).",
         uk_nino,
         confidence=0.7,
         min_digits=6,
@@ -296,7 +305,7 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
     _rule(
         "in-pan",
         "in_pan",
-        lead("[A-Z]", "[A-Za-z0-9]") + r"[A-Z]{2}[ABCFGHJLPT][A-Z][0-9]{4}[A-Z](?![A-Za-z0-9])",
+        headed("[A-Z]{3}[ABCFGHJLPT][A-Z]", "[A-Za-z0-9]") + r"[0-9]{3}[A-Z](?![A-Za-z0-9])",
         "Indian Permanent Account Number (holder-type letter, no checksum).",
         "in_.pan",
         confidence=0.6,
@@ -305,7 +314,7 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
     _rule(
         "mx-curp",
         "mx_curp",
-        lead("[A-Z]", "[A-Za-z0-9]") + r"[AEIOUX][A-Z]{2}[0-9]{2}(?:0[1-9]|1[0-2])"
+        headed("[A-Z][AEIOUX][A-Z]{2}", "[A-Za-z0-9]") + r"[0-9](?:0[1-9]|1[0-2])"
         r"(?:0[1-9]|[12][0-9]|3[01])[HMX][A-Z]{2}[B-DF-HJ-NP-TV-Z]{3}[0-9A-Z][0-9]"
         r"(?![A-Za-z0-9])",
         "Mexican CURP: name letters, birth date, sex, state, check digit.",

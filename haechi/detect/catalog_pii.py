@@ -21,7 +21,7 @@ from typing import Final
 
 from stdnum import numdb
 
-from haechi.detect.patterns import lead
+from haechi.detect.patterns import headed, lead
 from haechi.detect.rule import Rule
 from haechi.detect.validators import (
     card_number,
@@ -88,12 +88,12 @@ def _iban_pattern() -> str:
         length = sum(int(part) for part in re.findall(r"([0-9]+)!", properties["bban"]))
         by_length[length].append(country)
     alternatives = [
-        f"(?:{'|'.join(sorted(countries))})[0-9]{{2}}(?:[ ]?[A-Za-z0-9]){{{length}}}"
+        f"(?<=(?i:{'|'.join(sorted(countries))})[0-9]{{2}})(?:[ ]?[A-Za-z0-9]){{{length}}}"
         for length, countries in sorted(by_length.items())
     ]
-    # The look-ahead rejects most positions before the long alternation is tried.
     return (
-        r"(?<![A-Za-z0-9])(?=[A-Za-z]{2}[0-9]{2})(?i:"
+        headed("[A-Za-z]{2}", "[A-Za-z0-9]")
+        + "[0-9](?:"
         + "|".join(alternatives)
         + r")(?![A-Za-z0-9])"
     )
@@ -247,8 +247,11 @@ PHONE_RULES: Final[tuple[Rule, ...]] = (
         id="phone-context",
         type="phone",
         pattern=(
-            r"(?i:\b(?:tel|phone|mobile|cell|fax|telephone|telefon|t\u00e9l\u00e9phone|"
-            r"handy|whatsapp)\b)[.:]?[ \t]*(?i:no\.?|number|nr\.?|#)?[ \t]*[:.]?[ \t]*"
+            # The cue word is found from its first letter, then completed case-insensitively.
+            lead("[CcFfHhMmPpTtWw]", "[A-Za-z0-9]")
+            + r"(?i:(?<=t)(?:el(?:ephone|efon)?|\u00e9l\u00e9phone)|(?<=p)hone|(?<=m)obile"
+            r"|(?<=c)ell|(?<=f)ax|(?<=h)andy|(?<=w)hatsapp)(?![A-Za-z])"
+            r"[.:]?[ \t]*(?i:no\.?|number|nr\.?|#)?[ \t]*[:.]?[ \t]*"
             r"(?P<value>\+?\(?[0-9][0-9 ().\-]{5,18}[0-9])(?![\w-]|[ .][0-9])"
         ),
         confidence=0.8,
@@ -277,7 +280,10 @@ NETWORK_RULES: Final[tuple[Rule, ...]] = (
         id="ipv4-address",
         type="ip_address",
         pattern=(
-            lead("[0-9]", r"[\w.]") + _NOT_A_VERSION + r"[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\.?\w)"
+            lead("[0-9]", r"[\w.]")
+            + r"(?=[0-9]{0,2}\.[0-9]{1,3}\.)"
+            + _NOT_A_VERSION
+            + r"[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\.?\w)"
         ),
         confidence=0.75,
         description="IPv4 address, octets up to 255 (not a v-prefixed, 'version'- or "
@@ -292,11 +298,26 @@ NETWORK_RULES: Final[tuple[Rule, ...]] = (
         type="ip_address",
         pattern=(
             lead("[0-9A-Fa-f:]", r"[\w:.]")
-            + r"[0-9A-Fa-f]{0,3}:[0-9A-Fa-f:]{1,37}(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?"
+            + r"(?:(?<=:)(?=:)|(?=[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{1,4}){0,6}::))[0-9A-Fa-f:]{0,38}"
+            r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?:%[0-9A-Za-z]+)?(?![\w:]|\.[0-9])"
+        ),
+        confidence=0.8,
+        description="IPv6 address in ::-compressed form, with at least one digit.",
+        validator=ipv6_address,
+        validator_name="ipaddress",
+        prefilter=("::",),
+        min_digits=1,
+    ),
+    Rule(
+        id="ipv6-address-full",
+        type="ip_address",
+        pattern=(
+            lead("[0-9A-Fa-f]", r"[\w:.]") + r"[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{1,4}){5}"
+            r"(?::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}|:[0-9]{1,3}(?:\.[0-9]{1,3}){3})"
             r"(?:%[0-9A-Za-z]+)?(?![\w:]|\.[0-9])"
         ),
         confidence=0.8,
-        description="IPv6 address, full or ::-compressed, with at least one digit.",
+        description="IPv6 address written out in full (eight groups), with at least one digit.",
         validator=ipv6_address,
         validator_name="ipaddress",
         prefilter=(":",),

@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from haechi.detect.catalog_secrets import is_sensitive_key
 from haechi.detect.custom import compile_custom_rules
 from haechi.detect.decode import decoded_views
+from haechi.detect.locator import build_locator
 from haechi.detect.markers import MarkerCheck, genuine_marker_spans, is_genuine_marker
 from haechi.detect.overlaps import resolve_overlaps
+from haechi.detect.patterns import HEAD_GROUP
 from haechi.detect.prefilter import DigitRuns, LiteralScanner
 from haechi.detect.rule import Rule
 from haechi.detect.unicode import fold
@@ -46,11 +49,12 @@ __all__ = ["KEY_NAME_RULE_ID", "DetectionEngine"]
 KEY_NAME_RULE_ID: Final = "key-name-secret"
 _KEY_NAME_CONFIDENCE: Final = 0.9
 _DIGIT_LITERALS: Final = frozenset("0123456789")
-# Windows around digit runs reach this far on each side. Only rules whose longest possible
-# match is shorter by a safety margin use them, so that look-arounds at a window's edge still
-# see the real neighbouring characters. One shared reach lets rules share the windows.
-_WINDOW_REACH: Final = 72
-_MAX_WINDOWED_WIDTH: Final = _WINDOW_REACH - 8
+# A windowed rule looks this far beyond its longest possible match, so that look-arounds at a
+# window's edge still see the real neighbouring characters. Reaches are rounded up to a
+# multiple of _REACH_STEP so that rules of similar width share one set of windows.
+_WINDOW_MARGIN: Final = 8
+_REACH_STEP: Final = 16
+_MAX_WINDOWED_WIDTH: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +63,12 @@ class _Compiled:
 
     order: int
     rule: Rule
-    pattern: Any  # re.Pattern[str], or regex.Pattern[str] for custom rules
+    #: ``finditer(text, start, end)`` of the compiled pattern (time-bounded for custom rules).
+    finditer: Callable[[str, int, int], Iterator[Any]]
     literals: frozenset[str]
+    #: The finding is the ``value`` group, or starts at the ``head`` look-behind group.
     value_group: bool
-    custom: bool
+    head_group: bool
     hard_block: bool
     #: For digit-gated rules of bounded width: how far around a digit run a match can reach.
     reach: int | None = None
@@ -113,6 +119,19 @@ class _RuleSet:
             [i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n]
             for n in range(self.max_digits + 1)
         ]
+        # locators[n]: one combined pass standing for the by_digits[n] rules it covers.
+        built: dict[tuple[int, ...], tuple[re.Pattern[str] | None, frozenset[int]]] = {}
+        self.locators: list[tuple[re.Pattern[str] | None, frozenset[int]]] = []
+        for indices in self.by_digits:
+            key = tuple(indices)
+            if key not in built:
+                patterns = [
+                    "" if self.rules[i].rule.ignore_case else self.rules[i].rule.pattern
+                    for i in indices
+                ]
+                locator, covered = build_locator(patterns)
+                built[key] = (locator, frozenset(indices[j] for j in covered))
+            self.locators.append(built[key])
 
     def leaf(self, text: str) -> _Leaf:
         """The rules that may match ``text``, in catalogue order."""
@@ -120,6 +139,9 @@ class _RuleSet:
         digits = min(runs.longest, self.max_digits)
         chosen = set(self.ungated)
         chosen.update(self.by_digits[digits])
+        locator, located = self.locators[digits]
+        if locator is not None and locator.search(text) is None:
+            chosen -= located
         if self.by_literal:
             for literal in self.scanner.present(text.lower()):
                 chosen.update(self.by_literal[literal])
@@ -141,6 +163,11 @@ def _max_width(pattern: str, flags: int) -> int | None:
     return int(high) if high <= _MAX_WINDOWED_WIDTH else None
 
 
+def _reach(width: int) -> int:
+    padded = width + _WINDOW_MARGIN
+    return -(-padded // _REACH_STEP) * _REACH_STEP
+
+
 def _compile_builtin(order: int, rule: Rule) -> _Compiled:
     flags = re.ASCII | (re.IGNORECASE if rule.ignore_case else 0)
     try:
@@ -154,12 +181,12 @@ def _compile_builtin(order: int, rule: Rule) -> _Compiled:
     return _Compiled(
         order=order,
         rule=rule,
-        pattern=pattern,
+        finditer=pattern.finditer,
         literals=literals,
         value_group="value" in pattern.groupindex,
-        custom=False,
+        head_group=HEAD_GROUP in pattern.groupindex,
         hard_block=rule.is_hard_block,
-        reach=None if width is None or rule.min_digits < 2 else _WINDOW_REACH,
+        reach=None if width is None or rule.min_digits < 2 else _reach(width),
     )
 
 
@@ -194,10 +221,10 @@ class DetectionEngine:
                 _Compiled(
                     order=len(compiled),
                     rule=item.rule,
-                    pattern=item.compiled,
+                    finditer=partial(item.compiled.finditer, timeout=custom_rule_timeout),
                     literals=frozenset(),
                     value_group="value" in item.compiled.groupindex,
-                    custom=True,
+                    head_group=False,
                     hard_block=item.rule.is_hard_block,
                 )
             )
@@ -272,48 +299,33 @@ class DetectionEngine:
         return detections
 
     def _run(self, text: str, leaf: _Leaf) -> list[_Hit]:
+        """Run the leaf's candidate rules over ``text`` and keep the validated matches."""
         hits: list[_Hit] = []
+        runs = leaf.runs
         for compiled in leaf.rules:
-            windows = (
-                None
-                if compiled.reach is None
-                else leaf.runs.windows(max(1, compiled.rule.min_digits), compiled.reach)
-            )
+            reach = compiled.reach
+            spans = None if reach is None else runs.windows(compiled.rule.min_digits, reach)
+            validator = compiled.rule.validator
+            group = "value" if compiled.value_group else None
+            head = compiled.head_group
             try:
-                if windows is None:
-                    self._match(compiled, text, 0, len(text), hits)
-                else:
-                    for start, end in windows:
-                        self._match(compiled, text, start, end, hits)
+                for start, end in spans or ((0, len(text)),):
+                    for match in compiled.finditer(text, start, end):
+                        first, last = match.span(group) if group else match.span()
+                        if head and match.start(HEAD_GROUP) >= 0:
+                            first = match.start(HEAD_GROUP)
+                        if first < last and (validator is None or validator(text[first:last])):
+                            hits.append(_Hit(compiled, first, last))
             except TimeoutError:
                 raise DetectionError(
                     f"custom rule {compiled.rule.id!r} exceeded its match time budget "
                     f"({self._timeout}s)"
                 ) from None
-            except DetectionError:
-                raise
             except Exception as exc:
                 raise DetectionError(
                     f"rule {compiled.rule.id!r} failed while matching ({type(exc).__name__})"
                 ) from None
         return hits
-
-    def _match(
-        self, compiled: _Compiled, text: str, start: int, end: int, hits: list[_Hit]
-    ) -> None:
-        """Append the validated matches of ``compiled`` in ``text[start:end]`` to ``hits``."""
-        if compiled.custom:
-            matches = compiled.pattern.finditer(text, start, end, timeout=self._timeout)
-        else:
-            matches = compiled.pattern.finditer(text, start, end)
-        validator = compiled.rule.validator
-        for match in matches:
-            first, last = match.span("value") if compiled.value_group else match.span()
-            if first >= last:
-                continue
-            if validator is not None and not validator(text[first:last]):
-                continue
-            hits.append(_Hit(compiled, first, last))
 
     def _detector(self, rule_set: _RuleSet) -> MarkerCheck:
         """A "does anything match?" check, used to vet marker inner text."""

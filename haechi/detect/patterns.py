@@ -6,11 +6,19 @@ start, but only when the pattern *begins* with a single character or character c
 pattern that begins with a look-behind such as ``(?<![\\w-])`` is tried at every position of
 every leaf, which is several times slower. :func:`lead` writes the same condition the fast
 way: consume the first character, then look behind at it and the character before it.
+
+Formats that start with letters (IBAN, codice fiscale, PAN, CURP) would still be tried at
+every letter. :func:`headed` starts their match at the first *digit* instead (rare in prose)
+and captures the leading letters in a look-behind group named ``head``; the engine reports
+the finding from the start of that group.
 """
 
 from __future__ import annotations
 
-__all__ = ["lead"]
+__all__ = ["HEAD_GROUP", "headed", "lead"]
+
+#: Name of the look-behind group that holds the letters a ``headed`` rule starts with.
+HEAD_GROUP = "head"
 
 
 def lead(first: str, not_after: str) -> str:
@@ -20,3 +28,13 @@ def lead(first: str, not_after: str) -> str:
     but lets the engine skip to digits.
     """
     return f"{first}(?<!{not_after}{first})"
+
+
+def headed(head: str, not_after: str) -> str:
+    """Match a digit preceded by ``head`` (fixed width), itself not after ``not_after``.
+
+    The engine widens the finding to start at the ``head`` group, so
+    ``headed("[A-Z]{2}", "[A-Z0-9]") + "[0-9]{6}"`` finds ``AB1234567`` while the regex
+    engine only stops at digits.
+    """
+    return f"[0-9](?<=(?<!{not_after})(?P<{HEAD_GROUP}>{head})[0-9])"

@@ -8,8 +8,8 @@ it:
 * a literal pass: one Aho-Corasick automaton over every rule's prefilter literals
   (lowercased) finds which literals occur in the lowercased text;
 * a digit pass: the length, in digits, of the longest digit run (digits split by at most two
-  non-alphanumeric characters) decides which ``min_digits`` rules can match, and on long
-  text narrows them to windows around the runs that are long enough.
+  separators among whitespace and ``.-/()``) decides which ``min_digits`` rules can match,
+  and on long text narrows them to windows around the runs that are long enough.
 
 Both passes over-approximate (a rule may run and find nothing) but never under-approximate,
 so skipping a rule or a stretch of text never loses a finding.
@@ -21,14 +21,14 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-import ahocorasick
+import ahocorasick_rs
 
 __all__ = ["DigitRuns", "LiteralScanner"]
 
-_DIGIT_RUN: Final = re.compile(r"[0-9](?:[^0-9A-Za-z]{0,2}[0-9])*")
+_DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()]{0,2}[0-9])*")
 _DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
-#: Windows are only worth computing on text at least this long; shorter text is scanned whole.
-_WINDOWED_TEXT: Final = 1024
+#: Windows are only worth computing on text this many times longer than their reach.
+_WINDOWED_TEXT_FACTOR: Final = 32
 
 
 def _digits_in(run: str) -> int:
@@ -38,8 +38,9 @@ def _digits_in(run: str) -> int:
 class DigitRuns:
     """The maximal digit runs of a text, and the windows around them where rules must look.
 
-    A run is a maximal stretch of digits in which consecutive digits are at most two
-    non-alphanumeric characters apart (``(02) 9876-5432`` is one run of 10 digits). Every
+    A run is a maximal stretch of digits in which consecutive digits are separated by at most
+    two of whitespace, ``.``, ``-``, ``/``, ``(`` and ``)`` (``(02) 9876-5432`` is one run of
+    10 digits; ``1,234`` and ``10:30`` are two runs each). Every
     match of a rule with ``min_digits = k`` overlaps a run of at least ``k`` digits, so such a
     rule can skip text without a long enough run, and on long text it only needs to look at
     windows around the runs that are long enough.
@@ -61,11 +62,15 @@ class DigitRuns:
     def windows(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
         """Disjoint ``(start, end)`` windows reaching ``reach`` characters around every run of
         at least ``min_digits`` digits, or ``None`` when the whole text should be scanned
-        (it is short, or the windows would cover most of it)."""
+        (it is short, or the windows would cover most of it).
+
+        ``reach`` must exceed the longest match of the rule by the widest look-around the
+        rule uses, so that look-arounds at a window's edge still see the real characters.
+        """
         length = len(self._text)
-        if length < _WINDOWED_TEXT:
+        if length < _WINDOWED_TEXT_FACTOR * reach:
             return None
-        key = (min_digits, reach)
+        key = (max(1, min_digits), reach)
         if key in self._windows:
             return self._windows[key]
         if self._runs is None:
@@ -95,24 +100,18 @@ class DigitRuns:
 class LiteralScanner:
     """Finds which of a fixed set of literals occur in a text, case-insensitively.
 
-    One Aho-Corasick pass (``pyahocorasick``) reports every occurrence of every literal,
+    One Aho-Corasick pass (``ahocorasick_rs``) reports every occurrence of every literal,
     overlapping ones included, in time linear in the text whatever the number of literals.
     """
 
     __slots__ = ("_automaton",)
 
     def __init__(self, literals: Iterable[str]) -> None:
-        words = {literal.lower() for literal in literals if literal}
-        self._automaton: ahocorasick.Automaton | None = None
-        if words:
-            automaton = ahocorasick.Automaton()
-            for word in words:
-                automaton.add_word(word, word)
-            automaton.make_automaton()
-            self._automaton = automaton
+        words = sorted({literal.lower() for literal in literals if literal})
+        self._automaton = ahocorasick_rs.AhoCorasick(words) if words else None
 
     def present(self, lowered: str) -> set[str]:
         """The literals that occur in ``lowered``, an already lowercased text."""
         if self._automaton is None:
             return set()
-        return {word for _end, word in self._automaton.iter(lowered)}
+        return set(self._automaton.find_matches_as_strings(lowered, overlapping=True))

@@ -43,7 +43,7 @@ class Rule:
             runs only on text that contains at least one of them.
         hard_block: overrides the type-based default of :data:`HARD_BLOCK_TYPES`.
         min_digits: every match contains a digit run of at least this many digits (digits
-            may be split by up to two non-alphanumeric characters, as in ``(02) 9876-5432``);
+            may be split by up to two of whitespace and ``.-/()``, as in ``(02) 9876-5432``);
             the engine skips the rule on text without such a run. ``0`` = no requirement.
     """
 

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One combined regex that tells whether any of a group of rules can match a text at all.
+
+Prose is full of short numbers (years, prices, times) that open the digit gate of dozens of
+number-shaped rules, although none of them matches. Running each of those regexes over the
+leaf costs one pass per rule. The locator folds the group into a single pass:
+
+    [union of first characters](?:(?<=first_0)rest_0|(?<=first_1)rest_1|...)
+
+For a rule written ``first rest`` (its pattern starts with one character or character class),
+alternative ``i`` matches at a position exactly when the rule's own pattern matches there:
+``first`` is checked by the one-character look-behind and ``rest`` runs unchanged from the
+next character, look-arounds included. So when the locator finds nothing, none of the rules
+can match and all of them are skipped; when it finds something, the rules run one by one as
+usual (the locator never decides what a finding is).
+
+A rule joins the group only when its pattern splits cleanly that way, its first class holds
+no lowercase letter (the union must stay rare in prose), and it has no numbered
+backreference. Named groups are renamed per alternative so they cannot clash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+__all__ = ["build_locator"]
+
+# One leading character: a bracket class, an escaped punctuation character, or a plain
+# literal character.
+_FIRST_TOKEN: Final = re.compile(r"\[(?:\\.|[^\\\]])+\]|\\[^0-9A-Za-z]|[^\\\[\](){}.*+?^$|]")
+_GROUP_DEFINITION: Final = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
+_GROUP_REFERENCE: Final = re.compile(r"\(\?P=([A-Za-z_][A-Za-z0-9_]*)\)")
+_NUMBERED_REFERENCE: Final = re.compile(r"\\[1-9]")
+_LOWERCASE: Final = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _split(pattern: str) -> tuple[str, str, str] | None:
+    """``(first, class body for the union, rest)``, or ``None`` if the pattern does not fit."""
+    match = _FIRST_TOKEN.match(pattern)
+    if match is None:
+        return None
+    first, rest = match.group(), pattern[match.end() :]
+    if rest[:1] in ("*", "+", "?", "{") or first.startswith("[^"):
+        return None
+    if _NUMBERED_REFERENCE.search(rest):
+        return None
+    try:
+        if re.compile(first, re.ASCII).search(_LOWERCASE):
+            return None
+    except re.error:
+        return None
+    if first.startswith("["):
+        body = first[1:-1]
+        # A hyphen at either end is literal in its own class but would form a range once
+        # classes are concatenated.
+        if body.endswith("-") and not body.endswith("\\-"):
+            body = body[:-1] + "\\-"
+        if body.startswith("-"):
+            body = "\\" + body
+    elif first.startswith("\\"):
+        body = first
+    else:
+        body = re.escape(first)
+    return first, body, rest
+
+
+def _renamed(rest: str, prefix: str) -> str:
+    """``rest`` with every named group (and reference to one) prefixed by ``prefix``."""
+
+    def definition(match: re.Match[str]) -> str:
+        return f"(?P<{prefix}{match[1]}>"
+
+    def reference(match: re.Match[str]) -> str:
+        return f"(?P={prefix}{match[1]})"
+
+    return _GROUP_REFERENCE.sub(reference, _GROUP_DEFINITION.sub(definition, rest))
+
+
+def build_locator(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, frozenset[int]]:
+    """The combined regex for ``patterns`` (compiled with ASCII semantics, case-sensitive),
+    and the indices of the patterns it covers."""
+    bodies: list[str] = []
+    alternatives: list[str] = []
+    covered: list[int] = []
+    for index, pattern in enumerate(patterns):
+        split = _split(pattern)
+        if split is None:
+            continue
+        first, body, rest = split
+        rest = _renamed(rest, f"_l{index}_")
+        bodies.append(body)
+        alternatives.append(f"(?<={first})(?:{rest})")
+        covered.append(index)
+    if not alternatives:
+        return None, frozenset()
+    try:
+        locator = re.compile(f"[{''.join(bodies)}](?:{'|'.join(alternatives)})", re.ASCII)
+    except re.error:
+        return None, frozenset()
+    return locator, frozenset(covered)
