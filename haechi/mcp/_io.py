@@ -19,6 +19,7 @@ import stat
 from typing import BinaryIO, Final, Protocol
 
 __all__ = [
+    "FLUSH_TIMEOUT_S",
     "MAX_LINE_BYTES",
     "POST_BUFFER_BYTES",
     "LineReader",
@@ -32,6 +33,8 @@ __all__ = [
 MAX_LINE_BYTES: Final = 64 * 1024 * 1024
 #: How much unsent data :meth:`LineSink.post` lets queue up before it drops a line.
 POST_BUFFER_BYTES: Final = 16 * 1024 * 1024
+#: How long :meth:`LineSink.close` waits for a destination to take what is queued.
+FLUSH_TIMEOUT_S: Final = 5.0
 
 
 class LineTooLong(Exception):
@@ -169,19 +172,27 @@ class LineSink:
         self._write(data)
         return True
 
-    async def close(self) -> None:
-        """Flush what is queued (as far as the destination takes it) and close."""
+    async def close(self, flush_timeout: float = FLUSH_TIMEOUT_S) -> None:
+        """Flush what is queued and close; a destination that takes nothing for
+        ``flush_timeout`` seconds is cut off (what it did not take is lost)."""
         if self._closed:
             return
         self._closed = True
         writer = self._writer
         if writer is not None:
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            if writer.can_write_eof():
-                with contextlib.suppress(OSError):
-                    writer.write_eof()
-            writer.close()
+            try:
+                async with asyncio.timeout(flush_timeout):
+                    await writer.drain()
+            except ConnectionError:
+                pass  # the destination is gone; its transport closed itself
+            except TimeoutError:
+                if not writer.transport.is_closing():
+                    writer.transport.abort()
+            else:
+                if writer.can_write_eof():
+                    with contextlib.suppress(OSError):
+                        writer.write_eof()
+                writer.close()
         if self._restore is not None:
             with contextlib.suppress(OSError):
                 os.set_blocking(self._restore, True)

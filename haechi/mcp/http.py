@@ -37,7 +37,7 @@ import asyncio
 import base64
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import Any, Final, NoReturn
 
 import httpx
 
@@ -54,14 +54,12 @@ from haechi.mcp.jsonrpc import (
 )
 from haechi.protocols import Route
 from haechi.proxy._asgi import Receive, Send, send_json, send_response
+from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import HeaderList, response_headers
 from haechi.proxy.responses import is_json_media_type
 from haechi.proxy.upstream import ResponseTooLarge, read_capped
 from haechi.streaming import Frame, SseParser, encode_sse
-
-if TYPE_CHECKING:
-    from haechi.proxy.app import GatewayApp, GatewayRequest
 
 __all__ = ["StreamableHttpHandler", "create_handler"]
 
@@ -217,8 +215,6 @@ class StreamableHttpHandler:
             self._upstream_failed("haechi_upstream_unreachable")
         try:
             if _is_event_stream(response):
-                from haechi.proxy.app import _until_disconnect
-
                 pump = self._stream(request, response, send, fallback_id)
                 await _until_disconnect(pump, receive)
             else:
