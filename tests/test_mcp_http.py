@@ -327,3 +327,19 @@ def test_a_name_header_outside_ascii_is_encoded(tmp_path: Path) -> None:
         post(url, message, **{"mcp-name": "cafe", "mcp-method": "tools/call"})
     headers = upstream.requests[0][1]
     assert headers["mcp-name"] == "=?base64?" + base64.b64encode("café".encode()).decode() + "?="
+
+
+def test_the_server_event_stream_is_inspected(tmp_path: Path) -> None:
+    note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": EMAIL}}
+    body = sse(event(note, "e7"), event("{broken"), event(note, "e8"))
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=body)])
+    with gateway_before(upstream, tmp_path) as url:
+        headers = {"mcp-session-id": "s-9", "last-event-id": "e6", "accept": "text/event-stream"}
+        response = httpx.get(url, headers=headers, timeout=TIMEOUT_S)
+    method, sent, _body = upstream.requests[0]
+    assert (method, sent["mcp-session-id"], sent["last-event-id"]) == ("GET", "s-9", "e6")
+    frames = [frame for frame in response.text.split("\n\n") if frame]
+    # The malformed event ends the stream; there is no request to answer on this one.
+    assert len(frames) == 1
+    assert frames[0].startswith("id: e7\n")
+    assert json.loads(frames[0].split("data: ", 1)[1])["params"]["data"] == "[REDACTED:email]"
