@@ -44,7 +44,7 @@ def mcp_wrap_command(
     command: Annotated[
         list[str] | None,
         typer.Argument(
-            help="The MCP server to run, after --: haechi mcp-wrap -- <command> [args...]",
+            help="The MCP server command and its arguments, after --.",
             show_default=False,
         ),
     ] = None,
