@@ -79,15 +79,21 @@ class StreamInspector:
         return dict(self._summary)
 
     async def run(self, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Yield the protected wire bytes of ``source``; callable once."""
+        """Yield the protected wire bytes of ``source``; callable once.
+
+        The audit event is written before the last output (the end frame, or the frames
+        before a block) is yielded, so a client never sees a complete stream whose record
+        is missing; if the event cannot be written, that output is not sent.
+        """
         if self._started:
             raise RuntimeError("a StreamInspector inspects one stream")
         self._started = True
         processor: FrameProcessor | None = None
         reason = "stream_closed_early"
+        closed = False
         try:
             processor = self._processor()
-            while not processor.finished:
+            while True:
                 try:
                     chunk = await anext(source)
                 except StopAsyncIteration:
@@ -97,12 +103,17 @@ class StreamInspector:
                     raise
                 reason = await self._advance(processor, chunk)
                 output = processor.take()
+                if processor.finished or reason != "stream_inspected":
+                    closed = True
+                    await self._close(processor, reason, source)
+                    if output:
+                        yield output
+                    return
                 if output:
                     yield output
-                if reason != "stream_inspected":
-                    return
         finally:
-            await self._close(processor, reason, source)
+            if not closed:
+                await self._close(processor, reason, source)
 
     def _processor(self) -> FrameProcessor:
         runtime = self._runtime
