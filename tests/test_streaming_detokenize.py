@@ -1,32 +1,73 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Streamed de-tokenization: markers cut across frames, only this request's tokens."""
+"""Streamed de-tokenization against the real vault: cut markers, only this request's tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-import anyio
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from haechi.crypto import init_key_file
+from haechi.runtime import Runtime, create_runtime
 from haechi.streaming import StreamDetokenizer
 
-MINE = "tok_email_0123456789abcdef"
-OTHER = "tok_email_fedcba9876543210"
-PLAIN = {MINE: 'ann@example.com "quoted"'}
+MINE_VALUE = "ann@example.com"
+OTHER_VALUE = "bob@example.org"
 
 
-class _Vault:
-    """Answers like a vault's ``detokenize``: known tokens only, and counts its calls."""
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.Runner]:
+    with asyncio.Runner() as runner:
+        yield runner
 
-    def __init__(self, known: Mapping[str, str]) -> None:
-        self.known = dict(known)
-        self.calls = 0
 
-    async def detokenize(self, tokens: Sequence[str]) -> dict[str, str]:
-        self.calls += 1
-        return {token: self.known[token] for token in tokens if token in self.known}
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stream-detokenize")
+
+
+@pytest.fixture(scope="module")
+def runtime(state: Path, loop: asyncio.Runner) -> Iterator[Runtime]:
+    init_key_file(state / "keys.json")
+    runtime = create_runtime(
+        {
+            "mode": "enforce",
+            "policy": {
+                "mode": "enforce",
+                "actions": {"email": "tokenize", "quoted_name": "tokenize"},
+            },
+            # A value with a quote and a backslash, to see it restored inside JSON.
+            "filters": {
+                "customRules": [
+                    {"id": "quoted-name", "type": "quoted_name", "pattern": r'NAME"[a-z]+\\'}
+                ]
+            },
+            "keys": {"keyFile": str(state / "keys.json")},
+            "audit": {"path": str(state / "audit.jsonl")},
+            "tokenVault": {"path": str(state / "vault.json")},
+        }
+    )
+    yield runtime
+    loop.run(runtime.aclose())
+
+
+@pytest.fixture(scope="module")
+def tokens(runtime: Runtime, loop: asyncio.Runner) -> tuple[str, str]:
+    """A token of "this request" and one of another request."""
+    mine = loop.run(runtime.protect({"t": MINE_VALUE})).issued_tokens[0]
+    other = loop.run(runtime.protect({"t": OTHER_VALUE})).issued_tokens[0]
+    return mine, other
+
+
+def _detokenize_events(state: Path) -> int:
+    lines = (state / "audit.jsonl").read_text().splitlines()
+    return sum(json.loads(line)["operation"] == "token-vault:detokenize" for line in lines)
 
 
 async def _stream(pieces: list[str], detokenizer: StreamDetokenizer) -> str:
@@ -35,41 +76,48 @@ async def _stream(pieces: list[str], detokenizer: StreamDetokenizer) -> str:
     return "".join(out)
 
 
-@pytest.mark.anyio
-async def test_marker_split_across_pieces_is_restored() -> None:
-    vault = _Vault(PLAIN)
-    text = f"write to [TOKEN:{MINE}] today"
-    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
-    result = await _stream(pieces, StreamDetokenizer([MINE], vault.detokenize))
-    assert result == f"write to {PLAIN[MINE]} today"
-    assert vault.calls == 1
+def _cut(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-@pytest.mark.anyio
-async def test_foreign_token_is_left_alone_and_costs_no_vault_call() -> None:
-    vault = _Vault({**PLAIN, OTHER: "other@example.com"})
-    text = f"see [TOKEN:{OTHER}] and [TOKEN:tok_x] [links](u) [TOK"
-    result = await _stream(list(text), StreamDetokenizer([MINE], vault.detokenize))
-    assert result == text
-    assert vault.calls == 0
+def test_marker_split_across_pieces_is_restored(
+    runtime: Runtime, loop: asyncio.Runner, tokens: tuple[str, str], state: Path
+) -> None:
+    mine, _ = tokens
+    before = _detokenize_events(state)
+    detokenizer = StreamDetokenizer([mine], runtime.token_vault.detokenize)
+    result = loop.run(_stream(_cut(f"write to [TOKEN:{mine}] today", 3), detokenizer))
+    assert result == f"write to {MINE_VALUE} today"
+    assert _detokenize_events(state) == before + 1
 
 
-@pytest.mark.anyio
-async def test_unknown_token_stays_a_marker() -> None:
-    vault = _Vault({})
-    detokenizer = StreamDetokenizer([MINE], vault.detokenize)
-    assert await detokenizer.restore(f"[TOKEN:{MINE}]") == f"[TOKEN:{MINE}]"
+def test_foreign_token_is_left_alone_and_costs_no_vault_call(
+    runtime: Runtime, loop: asyncio.Runner, tokens: tuple[str, str], state: Path
+) -> None:
+    mine, other = tokens
+    before = _detokenize_events(state)
+    text = f"see [TOKEN:{other}] and [TOKEN:tok_x] [links](u) [TOK"
+    detokenizer = StreamDetokenizer([mine], runtime.token_vault.detokenize)
+    assert loop.run(_stream(list(text), detokenizer)) == text
+    assert _detokenize_events(state) == before
 
 
-@pytest.mark.anyio
-async def test_restore_inside_serialised_json_escapes_the_plaintext() -> None:
-    detokenizer = StreamDetokenizer([MINE], _Vault(PLAIN).detokenize)
-    restored = await detokenizer.restore(f'{{"t":"a [TOKEN:{MINE}]"}}', json_string=True)
-    assert restored == '{"t":"a ann@example.com \\"quoted\\""}'
+def test_restore_inside_serialised_json_escapes_the_plaintext(
+    runtime: Runtime, loop: asyncio.Runner, state: Path
+) -> None:
+    quoted = 'NAME"ann\\'
+    (token,) = loop.run(runtime.protect({"t": quoted})).issued_tokens
+    detokenizer = StreamDetokenizer([token], runtime.token_vault.detokenize)
+    document: Any = {"t": f"x [TOKEN:{token}]"}
+    restored = loop.run(detokenizer.restore(json.dumps(document), json_string=True))
+    assert json.loads(restored) == {"t": f"x {quoted}"}
 
 
-def test_hold_keeps_only_a_possible_prefix_of_this_requests_markers() -> None:
-    detokenizer = StreamDetokenizer([MINE], _Vault(PLAIN).detokenize)
+def test_hold_keeps_only_a_possible_prefix_of_this_requests_markers(
+    runtime: Runtime, tokens: tuple[str, str]
+) -> None:
+    mine, _ = tokens
+    detokenizer = StreamDetokenizer([mine], runtime.token_vault.detokenize)
     assert detokenizer.hold("abc [TOK") == "abc "
     assert detokenizer.hold("EN:tok_em") == ""
     assert detokenizer.hold("ail_X") == "[TOKEN:tok_email_X"
@@ -77,26 +125,27 @@ def test_hold_keeps_only_a_possible_prefix_of_this_requests_markers() -> None:
     assert detokenizer.drain() == "["
 
 
+@settings(max_examples=40, deadline=None)
 @given(
     before=st.text(max_size=20),
     after=st.text(max_size=20),
     cuts=st.lists(st.integers(min_value=1, max_value=9), max_size=12),
 )
 def test_restoration_does_not_depend_on_where_the_text_is_cut(
-    before: str, after: str, cuts: list[int]
+    runtime: Runtime,
+    loop: asyncio.Runner,
+    tokens: tuple[str, str],
+    before: str,
+    after: str,
+    cuts: list[int],
 ) -> None:
-    text = f"{before}[TOKEN:{MINE}]{after}"
+    mine, _ = tokens
+    text = f"{before}[TOKEN:{mine}]{after}"
     pieces: list[str] = []
     position = 0
     for cut in cuts:
         pieces.append(text[position : position + cut])
         position += cut
     pieces.append(text[position:])
-
-    async def whole() -> str:
-        return await StreamDetokenizer([MINE], _Vault(PLAIN).detokenize).restore(text)
-
-    async def streamed() -> str:
-        return await _stream(pieces, StreamDetokenizer([MINE], _Vault(PLAIN).detokenize))
-
-    assert anyio.run(streamed) == anyio.run(whole)
+    detokenizer = StreamDetokenizer([mine], runtime.token_vault.detokenize)
+    assert loop.run(_stream(pieces, detokenizer)) == f"{before}{MINE_VALUE}{after}"
