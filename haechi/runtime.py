@@ -358,6 +358,21 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Release what the providers hold (files, child processes, connections)."""
+        await self._close_providers()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            # The private loop of protect_sync cannot be closed from inside another running
+            # loop on this thread; closing it on a worker thread is safe (it is idle).
+            await asyncio.to_thread(runner.close)
+
+    def close(self) -> None:
+        """:meth:`aclose` for synchronous code (the counterpart of :meth:`protect_sync`)."""
+        self._run_sync(self._close_providers)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+
+    async def _close_providers(self) -> None:
         seen: set[int] = set()
         for provider in (*self._lazy.values(), self.token_vault, self.audit, self.crypto):
             if provider is None or id(provider) in seen:
@@ -372,9 +387,6 @@ class Runtime:
                 result = closer()
                 if asyncio.iscoroutine(result):
                     await result
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.close()
 
 
 async def _ready(provider: Any) -> bool:

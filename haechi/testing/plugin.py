@@ -9,7 +9,6 @@ haechi never touch the working directory. The contract suites are plain classes 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,4 +54,4 @@ def haechi_runtime(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
 
     yield make
     for runtime in built:
-        asyncio.run(runtime.aclose())
+        runtime.close()
