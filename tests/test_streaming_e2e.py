@@ -9,6 +9,7 @@ stream from it exactly as they would from the real services.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,22 @@ def test_gemini_crlf_stream_is_inspected_through_the_gateway(tmp_path: Path) -> 
             if line.startswith("data: ")
         ]
         assert "".join(texts) == REDACTED_ANSWER
+
+
+def test_a_client_that_goes_away_mid_stream_still_leaves_one_audit_event(tmp_path: Path) -> None:
+    pieces = [f"piece {i} " for i in range(100)]
+    with gateway_in_front(tmp_path, INSPECT) as gateway:
+        gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.01))
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        with (
+            httpx.Client(base_url=gateway.url, timeout=30) as client,
+            client.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status_code == 200
+            next(response.iter_bytes())
+        deadline = time.monotonic() + 10
+        while not _stream_events(gateway.audit()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (event,) = _stream_events(gateway.audit())
+        assert event["reason"] == "stream_closed_early"
+        assert event["decision"] == "stream_inspected"

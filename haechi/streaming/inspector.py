@@ -160,7 +160,7 @@ class StreamInspector:
     async def _close(
         self, processor: FrameProcessor | None, reason: str, source: AsyncIterator[bytes]
     ) -> None:
-        """Record the one audit event and the counters, and let go of the stream state."""
+        """Record the one audit event and the counters, and close the upstream body."""
         finished = processor is not None and processor.finished
         if reason == "stream_inspected" and not finished:
             reason = "stream_closed_early"
@@ -169,25 +169,28 @@ class StreamInspector:
         if processor is not None:
             self._summary = processor.summary()
             self.issued_tokens = processor.issued_tokens
+        # Shielded: a client that goes away cancels the task, and the record must still land.
         with anyio.CancelScope(shield=True):
-            closer = getattr(source, "aclose", None)
-            if closer is not None:
-                await closer()
-            await self._runtime.audit.record(
-                stream_event(
-                    protocol=self._route.protocol,
-                    route_id=self._route.route_id,
-                    operation=self._route.operation,
-                    mode=self._mode,
-                    blocked=self.blocked,
-                    summary=self._summary,
-                    correlation_id=self._correlation_id,
-                    identity=self._identity,
-                    profile=self._profile,
-                    path=self._route.path,
-                    reason=reason,
+            try:
+                await self._runtime.audit.record(
+                    stream_event(
+                        protocol=self._route.protocol,
+                        route_id=self._route.route_id,
+                        operation=self._route.operation,
+                        mode=self._mode,
+                        blocked=self.blocked,
+                        summary=self._summary,
+                        correlation_id=self._correlation_id,
+                        identity=self._identity,
+                        profile=self._profile,
+                        path=self._route.path,
+                        reason=reason,
+                    )
                 )
-            )
+            finally:
+                closer = getattr(source, "aclose", None)
+                if closer is not None:
+                    await closer()
         self._count()
 
     def _count(self) -> None:
