@@ -32,6 +32,7 @@ from tests.stream_fixtures import (
     read_ndjson,
     read_sse,
     route,
+    sse,
 )
 
 _EMAILS = st.from_regex(r"[a-z]{1,8}(\.[a-z]{1,6})?@[a-z]{2,8}\.(com|org|net|io)", fullmatch=True)
@@ -68,6 +69,8 @@ _PROTOCOLS: dict[str, Any] = {
     ),
     "anthropic": (route("anthropic", "/v1/messages"), ("delta", "text")),
     "ollama": (route("ollama", "/api/chat"), ("message", "content")),
+    # Plain-text data frames on a chat route: the same window covers them.
+    "text": (route("openai-compatible", "/v1/chat/completions"), None),
 }
 
 
@@ -99,6 +102,8 @@ def _wire(protocol: str, deltas: list[str], newline: str) -> bytes:
         return openai_sse(deltas, newline=newline)
     if protocol == "anthropic":
         return anthropic_sse(deltas, newline=newline)
+    if protocol == "text":
+        return "".join(sse(piece, newline=newline) for piece in [*deltas, "[DONE]"]).encode()
     return ollama_ndjson(deltas, newline=newline)
 
 
@@ -108,7 +113,7 @@ def _ends(protocol: str, out: bytes) -> bool:
         done = [value["done"] for value in read_ndjson(out)]
         return done.count(True) == 1 and done[-1] is True
     frames = read_sse(out)
-    if protocol == "openai":
+    if protocol in ("openai", "text"):
         ends = [frame.data == "[DONE]" for frame in frames]
     else:
         ends = [frame.meta == ("event: message_stop",) for frame in frames]
@@ -117,11 +122,13 @@ def _ends(protocol: str, out: bytes) -> bool:
 
 def _sent_text(protocol: str, out: bytes) -> str:
     path = _PROTOCOLS[protocol][1]
+    if path is None:
+        return "".join(f.data for f in read_sse(out) if f.data not in (None, "[DONE]"))
     frames = read_ndjson(out) if protocol == "ollama" else read_sse(out)
     return delta_text(frames, path)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), protocol=st.sampled_from(sorted(_PROTOCOLS)), crlf=st.booleans())
 def test_chunking_never_changes_what_is_protected(
     runtime: Runtime, loop: asyncio.Runner, data: st.DataObject, protocol: str, crlf: bool
