@@ -7,9 +7,10 @@ rule names the finding. The order is:
 1. email, Korean mobile phone, Korean RRN, payment card (the compatible head of the list);
 2. secrets and credentials (``haechi.detect.catalog_secrets``);
 3. US SSN and ITIN, IBAN;
-4. structured national identifiers, starting with the compatible ones (My Number, NIR,
+4. keyword-gated national identifiers (a number right after "PESEL", "SIN", ... is named
+   by its keyword, ahead of any bare rule of the same shape);
+5. structured national identifiers, starting with the compatible ones (My Number, NIR,
    DNI/NIE, codice fiscale, NRIC, Aadhaar, Steuer-ID, BSN, NINO), then the rest;
-5. keyword-gated national identifiers;
 6. phone numbers (international, North American, national formats, cue-gated);
 7. IP addresses;
 8. prompt-injection phrasing (responses only).
@@ -47,8 +48,8 @@ def default_rules() -> list[Rule]:
         *SECRET_RULES,
         *US_ID_RULES,
         *IBAN_RULES,
-        *STRUCTURED_ID_RULES,
         *CUED_ID_RULES,
+        *STRUCTURED_ID_RULES,
         *PHONE_RULES,
         *NETWORK_RULES,
         *INJECTION_RULES,

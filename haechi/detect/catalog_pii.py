@@ -27,7 +27,6 @@ from haechi.detect.validators import (
     card_number,
     ipv4_address,
     ipv6_address,
-    kr_phone,
     phone_in_regions,
     phone_international,
     stdnum_check,
@@ -63,14 +62,14 @@ CONTACT_RULES: Final[tuple[Rule, ...]] = (
         id="kr-phone",
         type="phone",
         pattern=(
-            lead("[+01]", r"[\w+-]")
-            + r"(?:(?<=\+)82[ -]?0?1|(?<=0)1|(?<=1))[016789][-.\s]?[0-9]{3,4}[-.\s]?[0-9]{4}"
-            r"(?![\w-])"
+            lead("[+0]", r"[\w+-]")
+            + r"(?:(?<=\+)82[ -]?0?|(?<=0))1[016789][-.\s]?[0-9]{3,4}[-.\s]?[0-9]{4}(?![\w-])"
         ),
         confidence=0.9,
-        description="Korean mobile number (010-1234-5678, +82 10 1234 5678, 01012345678).",
-        validator=kr_phone,
-        validator_name="kr-mobile-shape",
+        description="Korean mobile number (010-1234-5678, +82 10 1234 5678, 01012345678); "
+        "a leading 0 or +82 is required.",
+        validator=phone_in_regions(("KR",)),
+        validator_name="phonenumbers:KR",
         prefilter=_DIGITS,
         min_digits=9,
     ),

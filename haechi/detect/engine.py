@@ -34,7 +34,7 @@ from haechi.detect.catalog_secrets import is_sensitive_key
 from haechi.detect.custom import compile_custom_rules
 from haechi.detect.decode import decoded_views
 from haechi.detect.locator import build_locator
-from haechi.detect.markers import MarkerCheck, genuine_marker_spans, is_genuine_marker
+from haechi.detect.markers import MarkerCheck, MarkerShape, is_genuine_marker, marker_shapes
 from haechi.detect.overlaps import resolve_overlaps
 from haechi.detect.patterns import HEAD_GROUP
 from haechi.detect.prefilter import DigitRuns, LiteralScanner
@@ -288,8 +288,9 @@ class DetectionEngine:
                 detections.append(self._key_name(text, path))
         else:
             hits = self._run(folded.text, rule_set.leaf(folded.text))
-            if direction == "response" and hits:
-                hits = self._outside_markers(text, hits, rule_set)
+            shapes = marker_shapes(text)
+            if shapes:
+                hits = self._vet_markers(text, hits, shapes, rule_set, direction)
             detections = [self._detection(hit, text, path, kind) for hit in hits]
             if sensitive and not is_genuine_marker(text, self._detector(rule_set)):
                 detections.append(self._key_name(text, path))
@@ -336,14 +337,49 @@ class DetectionEngine:
 
         return detects
 
-    def _outside_markers(self, text: str, hits: list[_Hit], rule_set: _RuleSet) -> list[_Hit]:
-        spans = genuine_marker_spans(text, self._detector(rule_set))
-        if not spans:
-            return hits
+    def _vet_markers(
+        self,
+        text: str,
+        hits: list[_Hit],
+        shapes: Sequence[MarkerShape],
+        rule_set: _RuleSet,
+        direction: str,
+    ) -> list[_Hit]:
+        """Re-scan marker-shaped spans; on responses, drop hits inside genuine markers.
+
+        A well-shaped TOKEN/REDACTED inner is scanned whole and its ``<type>`` segment alone;
+        whatever they find is reported (a secret glued into a fake marker), in both
+        directions, and makes the marker not genuine.
+        """
+        genuine: list[tuple[int, int]] = []
+        found: list[_Hit] = []
+        for shape in shapes:
+            if shape.kind == "HAECHI_ENC":
+                if shape.envelope:
+                    genuine.append((shape.start, shape.end))
+                continue
+            if shape.segment is None:
+                continue
+            inside = self._scan_part(text, *shape.inner, rule_set)
+            inside += self._scan_part(text, *shape.segment, rule_set)
+            if inside:
+                found.extend(inside)
+            else:
+                genuine.append((shape.start, shape.end))
+        if direction == "response" and genuine:
+            hits = [
+                hit
+                for hit in hits
+                if not any(hit.start < end and start < hit.end for start, end in genuine)
+            ]
+        return hits + found
+
+    def _scan_part(self, text: str, start: int, end: int, rule_set: _RuleSet) -> list[_Hit]:
+        """Hits in ``text[start:end]`` scanned on its own (marker parts are plain ASCII)."""
+        part = text[start:end]
         return [
-            hit
-            for hit in hits
-            if not any(hit.start < end and start < hit.end for start, end in spans)
+            _Hit(hit.rule, hit.start + start, hit.end + start)
+            for hit in self._run(part, rule_set.leaf(part))
         ]
 
     @staticmethod

@@ -11,10 +11,11 @@ is skipped, but only when the marker is *genuine*:
   object carrying string ``kid`` and ``aadHash`` (an encryption envelope).
 
 A correctly shaped TOKEN or REDACTED marker is still not genuine when any rule detects
-something in its inner text, or in its ``<type>`` segment scanned alone: this catches a
-secret dressed up as a marker (``[REDACTED:sk-ant-...]``) and a lowercase secret glued into
-one (``[TOKEN:tok_<secret>_0123456789abcdef]``). Requests never trust markers: a client can
-type anything.
+something in its inner text, or in its ``<type>`` segment scanned alone. The engine does
+those two scans itself (see :class:`MarkerShape`) and reports what they find: that is how a
+secret dressed up as a marker (``[REDACTED:sk-ant-...]``) or glued into one without a word
+boundary (``[TOKEN:tok_<secret>_0123456789abcdef]``) is caught. Requests never trust
+markers: a client can type anything.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Literal
 
-__all__ = ["MarkerCheck", "genuine_marker_spans", "is_genuine_marker"]
+__all__ = ["MarkerCheck", "MarkerShape", "is_genuine_marker", "marker_shapes"]
 
 #: Answers "does any rule detect something in this text?"
 MarkerCheck = Callable[[str], bool]
@@ -36,6 +38,24 @@ _IDENTIFIER: Final = re.compile(r"[a-z][a-z0-9_]*")
 _VAULT_TOKEN: Final = re.compile(r"tok_([a-z0-9_]+)_[0-9a-f]{16,}")
 _HASH_TOKEN: Final = re.compile(r"([a-z][a-z0-9_]*):[0-9a-f]{8,}")
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerShape:
+    """One ``[KIND:inner]`` span and what its shape says about it.
+
+    ``segment`` is the ``(start, end)`` of the ``<type>`` part when a TOKEN or REDACTED inner
+    is well shaped (``None`` otherwise); such a marker is genuine only if neither the inner
+    text nor the segment holds a detection. ``envelope`` tells whether a HAECHI_ENC inner is
+    a real encryption envelope (those are genuine without a re-scan).
+    """
+
+    start: int
+    end: int
+    kind: Literal["TOKEN", "HAECHI_ENC", "REDACTED"]
+    inner: tuple[int, int]
+    segment: tuple[int, int] | None
+    envelope: bool
 
 
 def _is_envelope(inner: str) -> bool:
@@ -58,38 +78,53 @@ def _is_envelope(inner: str) -> bool:
     )
 
 
-def _type_segment(kind: str, inner: str) -> str | None:
-    """The ``<type>`` part of a well-shaped TOKEN/REDACTED inner, or ``None`` if ill-shaped."""
+def _segment(kind: str, inner: str) -> tuple[int, int] | None:
+    """The ``<type>`` part of a well-shaped TOKEN/REDACTED inner, relative to the inner."""
     if kind == "REDACTED":
-        return inner if _IDENTIFIER.fullmatch(inner) else None
+        return (0, len(inner)) if _IDENTIFIER.fullmatch(inner) else None
     for shape in (_VAULT_TOKEN, _HASH_TOKEN):
         match = shape.fullmatch(inner)
         if match:
-            return match.group(1)
+            return match.span(1)
     return None
 
 
-def _genuine(kind: str, inner: str, detects: MarkerCheck) -> bool:
-    if kind == "HAECHI_ENC":
-        return _is_envelope(inner)
-    segment = _type_segment(kind, inner)
-    if segment is None:
-        return False
-    return not detects(inner) and not detects(segment)
-
-
-def genuine_marker_spans(text: str, detects: MarkerCheck) -> list[tuple[int, int]]:
-    """Spans ``(start, end)`` of the genuine markers in ``text``."""
+def marker_shapes(text: str) -> list[MarkerShape]:
+    """Every marker-shaped span of ``text``, genuine or not."""
     if "[" not in text:
         return []
-    return [
-        match.span()
-        for match in _MARKER.finditer(text)
-        if _genuine(match.group(1), match.group(2), detects)
-    ]
+    shapes = []
+    for match in _MARKER.finditer(text):
+        kind = match.group(1)
+        inner_start, inner_end = match.span(2)
+        inner = match.group(2)
+        segment = None if kind == "HAECHI_ENC" else _segment(kind, inner)
+        shapes.append(
+            MarkerShape(
+                start=match.start(),
+                end=match.end(),
+                kind=kind,  # type: ignore[arg-type]
+                inner=(inner_start, inner_end),
+                segment=None
+                if segment is None
+                else (inner_start + segment[0], inner_start + segment[1]),
+                envelope=kind == "HAECHI_ENC" and _is_envelope(inner),
+            )
+        )
+    return shapes
 
 
 def is_genuine_marker(text: str, detects: MarkerCheck) -> bool:
     """Whether ``text`` (ignoring surrounding whitespace) is exactly one genuine marker."""
-    match = _MARKER.fullmatch(text.strip())
-    return match is not None and _genuine(match.group(1), match.group(2), detects)
+    stripped = text.strip()
+    shapes = marker_shapes(stripped)
+    if len(shapes) != 1 or (shapes[0].start, shapes[0].end) != (0, len(stripped)):
+        return False
+    shape = shapes[0]
+    if shape.kind == "HAECHI_ENC":
+        return shape.envelope
+    if shape.segment is None:
+        return False
+    inner = stripped[shape.inner[0] : shape.inner[1]]
+    segment = stripped[shape.segment[0] : shape.segment[1]]
+    return not detects(inner) and not detects(segment)

@@ -3,19 +3,20 @@
 
 Several rules often match the same characters: ``Bearer eyJ...`` is a bearer token and a
 JWT, a 12-digit run can be both a My Number and an Aadhaar number, an email address can
-contain a card number (``4242424242424242@x.co``). The rule, applied after sorting by start,
-then longest first, then catalogue order:
+contain a card number (``4242424242424242@x.co``). After sorting by start, then longest
+first, then catalogue order:
 
 1. A hard-block detection is dropped only when an earlier kept **hard-block** detection
    contains it. A soft detection can never hide a hard-block one, so the card inside that
    email is still reported (and still blocks).
 2. A soft detection is dropped when any kept detection contains it (a phone-shaped run
    inside a card number is the card).
-3. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
+3. Exception to 1 and 2: a detection spanning exactly the same characters as a kept one but
+   of a *different type* is kept too. The value really is ambiguous (a number valid as both
+   a My Number and an Aadhaar number, a keyword-cued id that also passes a bare rule), and
+   policy then applies the stronger of the two actions.
+4. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
    the strongest action, so nothing sticks out unprotected.
-
-For identical spans the earlier rule in catalogue order wins (``kr_rrn`` over ``card`` for a
-13-digit run valid as both; ``jp_mynumber`` over ``in_aadhaar``).
 """
 
 from __future__ import annotations
@@ -40,12 +41,27 @@ def resolve_overlaps(detections: Sequence[Detection]) -> list[Detection]:
     any_reach = -1
     for index in ordered:
         detection = detections[index]
-        if detection.hard_block:
-            if detection.end <= hard_reach:
-                continue
-            hard_reach = max(hard_reach, detection.end)
-        elif detection.end <= any_reach:
+        reach = hard_reach if detection.hard_block else any_reach
+        if detection.end <= reach and not _distinct_twin(detection, kept):
             continue
+        if detection.hard_block:
+            hard_reach = max(hard_reach, detection.end)
         any_reach = max(any_reach, detection.end)
         kept.append(detection)
     return kept
+
+
+def _distinct_twin(detection: Detection, kept: Sequence[Detection]) -> bool:
+    """Whether a kept detection has exactly this span, and none of them this type.
+
+    ``kept`` is in start order, so the twins, if any, are at its end.
+    """
+    twins = False
+    for other in reversed(kept):
+        if other.start != detection.start:
+            break
+        if other.end == detection.end:
+            if other.type == detection.type:
+                return False
+            twins = True
+    return twins

@@ -30,7 +30,6 @@ __all__ = [
     "es_dni_nie",
     "ipv4_address",
     "ipv6_address",
-    "kr_phone",
     "nl_bsn",
     "phone_in_regions",
     "phone_international",
@@ -65,9 +64,10 @@ _es_nie = stdnum_check("es.nie")
 
 # Issuer identification number ranges with the lengths each brand issues. A number is a card
 # only when its prefix falls in one of these ranges *and* its length is one the brand uses,
-# which rejects most Luhn-valid order numbers and timestamps.
+# which rejects most Luhn-valid order numbers and timestamps. Rare lengths that collide with
+# national identifiers are left out: 15-digit UATP numbers (they would swallow French NIRs)
+# and 12-15 digit Maestro numbers (South African IDs are 13 Luhn-valid digits).
 _IIN_RANGES: Final[tuple[tuple[int, int, frozenset[int]], ...]] = (
-    (1, 1, frozenset({15})),  # UATP
     (2200, 2204, frozenset(range(16, 20))),  # Mir
     (2221, 2720, frozenset({16})),  # Mastercard 2-series
     (300, 305, frozenset(range(14, 20))),  # Diners Club
@@ -78,9 +78,9 @@ _IIN_RANGES: Final[tuple[tuple[int, int, frozenset[int]], ...]] = (
     (37, 37, frozenset({15})),  # American Express
     (38, 39, frozenset(range(16, 20))),  # Diners Club
     (4, 4, frozenset({13, 16, 19})),  # Visa
-    (50, 50, frozenset(range(13, 20))),  # Maestro
+    (50, 50, frozenset(range(16, 20))),  # Maestro
     (51, 55, frozenset({16})),  # Mastercard
-    (56, 69, frozenset(range(13, 20))),  # Maestro, Discover, UnionPay, RuPay, ...
+    (56, 69, frozenset(range(16, 20))),  # Maestro, Discover, UnionPay, RuPay, ...
     (81, 82, frozenset(range(16, 20))),  # UnionPay, RuPay
     (9792, 9792, frozenset({16})),  # Troy
 )
@@ -180,16 +180,6 @@ def es_dni_nie(text: str) -> bool:
     if value[:1] in ("X", "Y", "Z"):
         return _es_nie(value)
     return _es_dni(value)
-
-
-def kr_phone(text: str) -> bool:
-    """Korean mobile number: written with a separator or ``+``, or starting with ``0``.
-
-    A bare run such as ``1781129892`` (an epoch second) is not a phone number.
-    """
-    if any(c in text for c in "-.+") or any(c.isspace() for c in text):
-        return True
-    return text.startswith("0")
 
 
 def phone_international(text: str) -> bool:
