@@ -307,6 +307,21 @@ async def test_tool_call_argument_deltas_are_protected_within_the_frame(
     assert call["id"] == "call_1"
 
 
+@pytest.mark.parametrize("mode", ["enforce", "report-only"])
+async def test_a_value_beside_the_delta_is_found_in_every_frame(
+    runtime: Runtime, mode: Any
+) -> None:
+    frames = []
+    for piece in ("a", "b", "c"):
+        frame = openai_chunk(piece)
+        frame["model"] = EMAIL
+        frames.append(sse(frame))
+    out, inspector = await _inspect(runtime, "".join(frames).encode(), mode=mode)
+    assert inspector.summary()["byType"] == {"email": 3}
+    models = [json.loads(f.data or "")["model"] for f in read_sse(out)]
+    assert models == [REDACTED if mode == "enforce" else EMAIL] * 4  # three frames and the tail
+
+
 async def test_field_lines_are_inspected(runtime: Runtime) -> None:
     wire = f"id: {EMAIL}\nevent: x\ndata: [DONE]\n\n".encode()
     out, _ = await _inspect(runtime, wire)

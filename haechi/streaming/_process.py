@@ -25,6 +25,7 @@ How a frame is handled:
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,10 +46,27 @@ Path = tuple[PathSegment, ...]
 #: frame); only short lines are kept, so the memory stays small and bounded.
 _FIELD_CACHE_ENTRIES: Final = 32
 _FIELD_CACHE_LINE: Final = 256
+#: Untouched delta frames remembered per stream (by their text-less JSON), and how long
+#: such a frame may be; both bound the memory a stream holds.
+_CLEAN_FRAMES: Final = 8
+_CLEAN_FRAME_CHARS: Final = 4096
 
 
 class Blocked(Exception):
     """The protector blocked: nothing more may be sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Slotted:
+    """A protected delta frame written out around its (empty) delta slot."""
+
+    frame: Any
+    head: str
+    tail: str
+
+    def render(self, text: str) -> str:
+        """The frame's JSON with ``text`` in the slot."""
+        return f"{self.head}{dumps(text)}{self.tail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +99,14 @@ class FrameProcessor:
     """
 
     __slots__ = (
+        "_clean",
         "_descriptor",
         "_detokenizer",
         "_fields",
         "_parser",
         "_path",
         "_protector",
+        "_sentinel",
         "_sse",
         "_template",
         "finished",
@@ -111,6 +131,8 @@ class FrameProcessor:
         self._detokenizer = detokenizer
         self._template: _Template | None = None
         self._fields: dict[str, str] = {}
+        self._clean: dict[str, _Slotted] = {}
+        self._sentinel = f"\x00{secrets.token_hex(8)}\x00"
         self.out: list[str] = []
         self.finished = False
 
@@ -183,20 +205,59 @@ class FrameProcessor:
         if kind in descriptor.flush_on_types or (terminal and delta is None):
             await self._flush()
         if path is not None and delta is not None:
-            _put(frame, path, "")
-        protected = await self._protector.protect_frame(frame)
-        if protected is None:
-            raise Blocked
-        if path is not None and delta is not None:
-            text = await self._push(delta)
-            if terminal:
-                text += await self._tail()
-            text = self._release(text, final=terminal)
-            _put(protected, path, text)
-            self._template = _Template(_events(meta), protected, path, quoted=False)
-        await self._send(meta, dumps(protected), json_data=True)
+            await self._delta_frame(meta, frame, path, delta, terminal=terminal)
+        else:
+            protected = await self._protector.protect_frame(frame)
+            if protected is None:
+                raise Blocked
+            await self._send(meta, dumps(protected), json_data=True)
         if terminal:
             self.finished = True
+
+    async def _delta_frame(
+        self, meta: tuple[str, ...], frame: Any, path: Path, delta: str, *, terminal: bool
+    ) -> None:
+        """A frame with delta text: the text goes through the window, the rest is protected
+        within the frame.
+
+        Delta frames of one stream usually differ only in their text (same id, model,
+        index), so a frame that protection left untouched is remembered by its text-less
+        form and not inspected again; a frame with any finding is never remembered, so
+        every finding is counted each time it occurs.
+        """
+        _put(frame, path, "")
+        key = dumps(frame)
+        slotted = self._clean.get(key)
+        if slotted is None:
+            before = self._protector.summary()
+            protected = await self._protector.protect_frame(frame)
+            if protected is None:
+                raise Blocked
+            slotted = self._slotted(protected, path)
+            if (
+                len(self._clean) < _CLEAN_FRAMES
+                and len(key) <= _CLEAN_FRAME_CHARS
+                and self._protector.summary() == before
+            ):
+                self._clean[key] = slotted
+        text = await self._push(delta)
+        if terminal:
+            text += await self._tail()
+        text = self._release(text, final=terminal)
+        self._template = _Template(_events(meta), slotted.frame, path, quoted=False)
+        await self._send(meta, slotted.render(text), json_data=True)
+
+    def _slotted(self, protected: Any, path: Path) -> _Slotted:
+        """Serialise ``protected`` once, cut around its delta slot."""
+        _put(protected, path, self._sentinel)
+        data = dumps(protected)
+        _put(protected, path, "")
+        head, found, tail = data.partition(dumps(self._sentinel))
+        if not found or dumps(self._sentinel) in tail:
+            # The sentinel is random per stream; meeting it in a frame means the frame
+            # cannot be written reliably, so the stream stops rather than guess.
+            raise RuntimeError("delta slot of a frame could not be located")
+        return _Slotted(protected, head, tail)
 
     async def _text(self, meta: tuple[str, ...], text: str, *, quoted: bool) -> None:
         if self._path is None:
