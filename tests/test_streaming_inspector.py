@@ -322,10 +322,14 @@ async def test_a_value_beside_the_delta_is_found_in_every_frame(
     assert models == [REDACTED if mode == "enforce" else EMAIL] * 4  # three frames and the tail
 
 
-async def test_field_lines_are_inspected(runtime: Runtime) -> None:
-    wire = f"id: {EMAIL}\nevent: x\ndata: [DONE]\n\n".encode()
-    out, _ = await _inspect(runtime, wire)
-    assert read_sse(out) == [Frame((f"id: {REDACTED}", "event: x"), "[DONE]")]
+async def test_field_lines_are_inspected_and_counted_each_time(runtime: Runtime) -> None:
+    wire = f"id: {EMAIL}\n: ok\n\nid: {EMAIL}\nevent: x\ndata: [DONE]\n\n".encode()
+    out, inspector = await _inspect(runtime, wire)
+    assert read_sse(out) == [
+        Frame((f"id: {REDACTED}", ": ok"), None),
+        Frame((f"id: {REDACTED}", "event: x"), "[DONE]"),
+    ]
+    assert inspector.summary()["byType"] == {"email": 2}
 
 
 async def test_responses_route_protects_each_frame_on_its_own(runtime: Runtime) -> None:

@@ -8,6 +8,8 @@ import gc
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from haechi.crypto import init_key_file
 from haechi.runtime import Runtime, create_runtime
 from haechi.streaming import StreamInspector
@@ -50,6 +52,7 @@ def _traced() -> tuple[int, int]:
     return sum(stat.size for stat in stats), sum(stat.count for stat in stats)
 
 
+@pytest.mark.slow
 def test_ten_thousand_streams_do_not_grow_memory(tmp_path: Path) -> None:
     init_key_file(tmp_path / "keys.json")
     runtime = create_runtime(

@@ -42,8 +42,8 @@ __all__ = ["Blocked", "FrameProcessor"]
 
 Path = tuple[PathSegment, ...]
 
-#: Clean field lines remembered per stream (``event: content_block_delta`` repeats on every
-#: frame); only short lines are kept, so the memory stays small and bounded.
+#: Field lines without findings remembered per stream (``event: content_block_delta``
+#: repeats on every frame); only a few short lines, so the memory stays small and bounded.
 _FIELD_CACHE_ENTRIES: Final = 32
 _FIELD_CACHE_LINE: Final = 256
 #: Untouched delta frames remembered per stream (by their text-less JSON), and how long
@@ -308,18 +308,24 @@ class FrameProcessor:
         self.out.append(encode_sse(meta, data) if self._sse else encode_ndjson(data))
 
     async def _fields_of(self, meta: tuple[str, ...]) -> tuple[str, ...]:
-        """Inspect a frame's field lines; clean short lines are remembered per stream."""
+        """Inspect a frame's field lines; short lines without findings are remembered."""
         if not meta:
             return meta
         known = self._fields
+        protector = self._protector
         protected_lines: list[str] = []
         for line in meta:
             protected = known.get(line)
             if protected is None:
-                protected = await self._protector.protect_text(line)
+                before = protector.summary()
+                protected = await protector.protect_text(line)
                 if protected is None:
                     raise Blocked
-                if len(known) < _FIELD_CACHE_ENTRIES and len(line) <= _FIELD_CACHE_LINE:
+                if (
+                    len(known) < _FIELD_CACHE_ENTRIES
+                    and len(line) <= _FIELD_CACHE_LINE
+                    and protector.summary() == before
+                ):
                     known[line] = protected
             protected_lines.append(protected)
         return tuple(protected_lines)
