@@ -292,7 +292,8 @@ class DetectionEngine:
             if shapes:
                 hits = self._vet_markers(text, hits, shapes, rule_set, direction)
             detections = [self._detection(hit, text, path, kind) for hit in hits]
-            if sensitive and not is_genuine_marker(text, self._detector(rule_set)):
+            covered = any(d.hard_block and d.start == 0 and d.end == len(text) for d in detections)
+            if sensitive and not covered and not is_genuine_marker(text, self._detector(rule_set)):
                 detections.append(self._key_name(text, path))
             detections = resolve_overlaps(detections)
         if self._decode and kind != "number":
