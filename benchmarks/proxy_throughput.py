@@ -19,6 +19,14 @@ hash-chained, serialised) audit file every other row writes to.
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests (warm-up excluded).
+
+A second table measures the gateway's own cost without the machine being shared: one process
+calls the ASGI application directly (no HTTP server in front of it) while a trivial upstream
+in the same process answers every request with a prepared reply. Its baseline row is the
+upstream round trip alone through the gateway's upstream client; ``+us/req`` is what the
+gateway adds to it, and ``detect us`` the part of that spent in the detection engine
+(request and answer, measured separately in the same run). ``--in-process`` runs only this
+table.
 """
 
 from __future__ import annotations
@@ -180,6 +188,207 @@ async def _one(
     return time.perf_counter() - started, first, status if not close else -status
 
 
+# --- the gateway's own cost, in one process ---------------------------------------------------
+
+
+class _CannedUpstream(asyncio.Protocol):
+    """Answers every HTTP/1.1 request on a keep-alive connection with one prepared reply."""
+
+    def __init__(self, reply: bytes) -> None:
+        self._reply = reply
+        self._buffer = b""
+        self._transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self._buffer[:end].lower()
+            marker = head.find(b"content-length:")
+            length = 0
+            if marker >= 0:
+                stop = head.find(b"\r\n", marker)
+                length = int(head[marker + 15 : stop if stop >= 0 else None])
+            if len(self._buffer) < end + 4 + length:
+                return
+            self._buffer = self._buffer[end + 4 + length :]
+            self._transport.write(self._reply)
+
+
+async def _canned_reply(runtime: Any) -> bytes:
+    """What the stand-in upstream answers to the request as the gateway forwards it."""
+    protected = await runtime.protect(json.loads(_body(False)))
+    user = protected.payload["messages"][-1]["content"]
+    data = _completion(f"Noted. Reply sent to the customer about: {user[:200]}")
+    head = (
+        f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+async def _asgi_call(app: Any, scope: dict[str, Any], body: bytes) -> int:
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def _per_request(call: Any, total: int, concurrency: int) -> float:
+    """Seconds per request over ``total`` calls with ``concurrency`` in flight."""
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.perf_counter() - started) / total
+
+
+_SCOPE_PATH = "/v1/chat/completions"
+
+
+def _scope(body: bytes) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": _SCOPE_PATH,
+        "raw_path": _SCOPE_PATH.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 11016),
+    }
+
+
+def _detect_seconds(runtime: Any, reply: bytes, total: int) -> tuple[float, float]:
+    """Detection time per request body and per upstream answer, alone."""
+    from haechi.payload import collect_entries
+
+    timings = []
+    for document, direction in (
+        (json.loads(_body(False)), "request"),
+        (json.loads(reply.partition(b"\r\n\r\n")[2]), "response"),
+    ):
+        entries = collect_entries(document)
+        for _ in range(100):
+            runtime.engine.detect(entries, direction=direction)
+        started = time.perf_counter()
+        for _ in range(total):
+            runtime.engine.detect(entries, direction=direction)
+        timings.append((time.perf_counter() - started) / total)
+    return timings[0], timings[1]
+
+
+async def _in_process_rows(workdir: Path, total: int) -> list[dict[str, Any]]:
+    from haechi import create_runtime
+    from haechi.proxy.app import GatewayApp
+    from haechi.proxy.upstream import read_capped
+
+    def runtime(upstream: str, mode: str, audit: str) -> Any:
+        config = _gateway_config(workdir, upstream, mode, audit)
+        return create_runtime(json.loads(config.read_text()))
+
+    body = _body(False)
+    probe = runtime("http://127.0.0.1:9", "enforce", "memory")
+    reply = await _canned_reply(probe)
+    detect_request, detect_answer = _detect_seconds(probe, reply, total)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _CannedUpstream(reply), "127.0.0.1", 0)
+    upstream = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    rows: list[dict[str, Any]] = []
+    baseline = 0.0
+    for mode, audit in (
+        ("", ""),
+        ("enforce", "jsonl"),
+        ("enforce", "memory"),
+        ("dry-run", "jsonl"),
+    ):
+        app = GatewayApp(runtime(upstream, mode or "enforce", audit or "memory"))
+        if not mode:
+            url = app.upstream.url(_SCOPE_PATH.encode(), b"")
+            headers = app.header_policy.upstream_headers(_scope(body)["headers"])
+
+            async def call(app: Any = app, url: str = url, headers: Any = headers) -> None:
+                response = await app.upstream.open("POST", url, headers, body)
+                try:
+                    await read_capped(response, 1 << 20)
+                finally:
+                    await response.aclose()
+
+        else:
+
+            async def call(app: Any = app) -> None:
+                status = await _asgi_call(app, _scope(body), body)
+                assert status == 200, status
+
+        await _per_request(call, max(50, total // 10), 1)
+        sequential = await _per_request(call, total, 1)
+        parallel = await _per_request(call, total, 32)
+        await app.aclose()
+        row: dict[str, Any] = {
+            "us": sequential * 1e6,
+            "rps1": 1 / sequential,
+            "rps32": 1 / parallel,
+        }
+        if not mode:
+            baseline = sequential
+            row["scenario"] = "upstream round trip only"
+        else:
+            row["scenario"] = f"gateway {mode} {audit}-audit"
+            row["added_us"] = (sequential - baseline) * 1e6
+            detect = detect_request + (detect_answer if mode == "enforce" else 0.0)
+            row["detect_us"] = detect * 1e6
+        rows.append(row)
+    server.close()
+    return rows
+
+
+def _in_process_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'in-process scenario':<34}{'us/req':>9}{'req/s c1':>10}{'req/s c32':>11}"
+        f"{'+us/req':>9}{'detect us':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        added = row.get("added_us")
+        detect = row.get("detect_us")
+        lines.append(
+            f"{row['scenario']:<34}{row['us']:>9.0f}{row['rps1']:>10.0f}{row['rps32']:>11.0f}"
+            f"{'' if added is None else f'{added:.0f}':>9}"
+            f"{'' if detect is None else f'{detect:.0f}':>11}"
+        )
+    return "\n".join(lines)
+
+
 async def _load(
     host: str, port: int, path: str, stream: bool, total: int, warmup: int, concurrency: int
 ) -> dict[str, Any]:
@@ -227,14 +436,24 @@ def _rank(values: list[float], percentile: float) -> float:
     return values[max(0, math.ceil(percentile / 100 * len(values)) - 1)] * 1000
 
 
-def _run_load(argv: list[str]) -> None:
-    host, port, path, stream, total, warmup, concurrency = argv
+def _install_uvloop() -> None:
     try:
         import uvloop
-
-        uvloop.install()
     except ImportError:
-        pass
+        return
+    uvloop.install()
+
+
+def _run_in_process(argv: list[str]) -> None:
+    workdir, total = argv
+    _install_uvloop()
+    rows = asyncio.run(_in_process_rows(Path(workdir), int(total)))
+    print(json.dumps({"rows": rows}), flush=True)
+
+
+def _run_load(argv: list[str]) -> None:
+    host, port, path, stream, total, warmup, concurrency = argv
+    _install_uvloop()
     result = asyncio.run(
         _load(host, int(port), path, stream == "1", int(total), int(warmup), int(concurrency))
     )
@@ -348,6 +567,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    parser.add_argument(
+        "--in-process", action="store_true", help="only measure the gateway's own cost"
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     path = "/v1/chat/completions"
@@ -356,6 +578,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="haechi-bench-") as directory:
         workdir = Path(directory)
         init_key_file(workdir / "keys.json")
+        argv = _python("--in-process-child", str(workdir), str(args.requests))
+        child = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=900)
+        own = json.loads(child.stdout.strip().splitlines()[-1])["rows"]
+        if args.in_process:
+            print(_in_process_table(own))
+            if args.json:
+                print(json.dumps({"in_process": own}))
+            return
         with _process(_python("--serve-upstream")) as (_up, port_line):
             upstream_port = int(port_line)
             upstream = f"http://127.0.0.1:{upstream_port}"
@@ -397,8 +627,13 @@ def main() -> None:
         f"1 KiB chat bodies, {os.cpu_count()} cores shared by upstream, gateway and load"
     )
     print(_table(rows))
+    print(
+        f"\ngateway's own cost: one process, ASGI calls with no HTTP server, a prepared "
+        f"upstream reply, {args.requests} requests per row"
+    )
+    print(_in_process_table(own))
     if args.json:
-        print(json.dumps({"rows": rows}))
+        print(json.dumps({"rows": rows, "in_process": own}))
 
 
 def _row(
@@ -425,5 +660,7 @@ if __name__ == "__main__":
         _serve_upstream()
     elif len(sys.argv) > 1 and sys.argv[1] == "--load":
         _run_load(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--in-process-child":
+        _run_in_process(sys.argv[2:])
     else:
         main()
