@@ -6,15 +6,24 @@ what the reference system produces: object keys sorted by UTF-16 code units (Jav
 default sort), arrays in order, every key and primitive encoded as JSON with no whitespace.
 Only JSON values are accepted: anything else is a ``TypeError`` rather than a silently
 different hash.
+
+Most values are encoded by the standard library's C encoder with sorted keys, which gives
+exactly these bytes when three conditions hold: every key sorts the same by code point as by
+UTF-16 code unit (true unless a key holds a character beyond U+FFFF), no string holds a
+surrogate code point, and every float prints the same in Python and JavaScript (no exponent,
+not integral). A plain walk over the value checks them; anything else (floats such as
+``1e-07`` or ``2.0``, emoji in keys, lone surrogates, subclasses of the JSON types) takes
+the exact, slower path below.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["canonical_json", "sha256_hex", "short_hash"]
 
@@ -73,8 +82,60 @@ def _encode_number(value: int | float) -> str:
     return _encode_float(value)
 
 
+_FAST_ENCODE: Final = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+#: Keys whose code-point order may differ from their UTF-16 order, or that hold surrogates.
+_UNSORTABLE_KEY = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
+#: Containers and members the fast check looks at before it gives up (a cycle ends there).
+_FAST_BUDGET: Final = 100_000
+
+
+def _fast_float(value: float) -> bool:
+    text = repr(value)
+    return math.isfinite(value) and "e" not in text and not text.endswith(".0")
+
+
+def _fast_encodable(value: Any) -> bool:
+    """Whether the C encoder's sorted, compact output of ``value`` is json-stable-v1."""
+    stack = [value]
+    budget = _FAST_BUDGET
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() and _SURROGATE.search(item):
+                return False
+        elif kind is dict:
+            budget -= len(item)
+            if budget < 0:
+                return False
+            for key in item:
+                if type(key) is not str or (not key.isascii() and _UNSORTABLE_KEY.search(key)):
+                    return False
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            budget -= len(item)
+            if budget < 0:
+                return False
+            stack.extend(item)
+        elif kind is float:
+            if not _fast_float(item):
+                return False
+        elif not (kind is int or kind is bool or item is None):
+            return False
+    return True
+
+
 def canonical_json(value: Any) -> str:
     """Return the json-stable-v1 text of ``value``."""
+    if _fast_encodable(value):
+        return _FAST_ENCODE(value)
+    return _exact(value)
+
+
+def _exact(value: Any) -> str:
+    """json-stable-v1 for any JSON value, element by element."""
     if value is None:
         return "null"
     if value is True:
@@ -86,14 +147,13 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, int | float):
         return _encode_number(value)
     if isinstance(value, list | tuple):
-        return "[" + ",".join(canonical_json(item) for item in value) + "]"
+        return "[" + ",".join(_exact(item) for item in value) + "]"
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, str):
                 raise TypeError("object keys must be strings")
         parts = [
-            _encode_string(key) + ":" + canonical_json(value[key])
-            for key in sorted(value, key=_utf16_key)
+            _encode_string(key) + ":" + _exact(value[key]) for key in sorted(value, key=_utf16_key)
         ]
         return "{" + ",".join(parts) + "}"
     raise TypeError(f"{type(value).__name__} is not a JSON value")

@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: Apache-2.0
+"""json-stable-v1: the fast encoder path gives the exact bytes of the element-by-element one.
+
+The exact path is pinned to the reference by the audit vectors
+(``tests/test_audit_vectors.py``); here every value is encoded both ways and must agree,
+including the values the fast path must refuse (exponent and integral floats, keys that
+sort differently in UTF-16, lone surrogates, non-string keys, cycles).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haechi._canonical import _exact, _fast_encodable, canonical_json
+
+VECTORS = Path(__file__).parent / "vectors" / "audit"
+
+# Text drawn from every plane, surrogates included, plus the characters whose order differs
+# between code points and UTF-16 (U+E000..U+FFFF against astral characters).
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec=None, categories=None),
+        st.sampled_from(["\ue000", "\uffff", "\ufb01", "😀", "\U0010ffff", "\ud83d", "\ude00"]),
+    ),
+    max_size=8,
+)
+_FLOATS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 1e-7, 1e-6, 1e21, 1e20, 2.0, 1e16, 123456789012345680.0, 0.1]),
+)
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), _FLOATS, _TEXT)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(_TEXT, children, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_JSON)
+def test_fast_and_exact_paths_agree(value: Any) -> None:
+    assert canonical_json(value) == _exact(value)
+
+
+# Keys that sort differently by code point and by UTF-16 code unit, mixed with plain ones.
+_KEYS = st.text(alphabet=st.sampled_from(["a", "é", "\ue000", "\uffff", "😀", "\U0010ffff"]))
+
+
+@given(st.dictionaries(_KEYS, st.integers(), min_size=2, max_size=6))
+def test_key_order_is_utf16_order(value: dict[str, int]) -> None:
+    text = canonical_json(value)
+    keys = list(json.loads(text))
+    assert keys == sorted(value, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+    assert text == _exact(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"b": 1e-7, "a": 2.0}, '{"a":2,"b":1e-7}'),
+        ({"x": 1e21, "y": -0.0}, '{"x":1e+21,"y":0}'),
+        ({"\uffff": 1, "😀": 2}, '{"😀":2,"\uffff":1}'),
+        (["\ud83d"], '["\\ud83d"]'),
+        (["\ud83d\ude00"], '["😀"]'),
+        ({"é": [True, None, 0.5]}, '{"é":[true,null,0.5]}'),
+    ],
+)
+def test_values_the_fast_path_refuses_are_still_exact(value: Any, expected: str) -> None:
+    assert canonical_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1: "a"}, {"a": {2: "b"}}, {"a": b"bytes"}, {"a": {1, 2}}, float("nan"), [float("inf")]],
+)
+def test_non_json_values_are_type_errors(value: Any) -> None:
+    with pytest.raises(TypeError):
+        canonical_json(value)
+
+
+def test_a_cycle_is_refused_not_looped_on() -> None:
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(RecursionError):
+        canonical_json(cycle)
+
+
+def test_audit_records_take_the_fast_path() -> None:
+    # The audit vectors hold exponent floats on purpose; ordinary records are plain.
+    records = [
+        json.loads(line)
+        for line in (VECTORS / "chain.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    plain = [record for record in records if "1e-07" not in json.dumps(record)]
+    assert plain
+    for record in plain:
+        assert _fast_encodable(record)
+        assert canonical_json(record) == _exact(record)
