@@ -26,7 +26,7 @@ from typing import Final
 
 from stdnum.mx import rfc as _mx_rfc
 
-from haechi.detect.patterns import HEAD_GROUP, headed, lead
+from haechi.detect.patterns import HEAD_GROUP, NOT_INSIDE_NUMBER, headed, lead
 from haechi.detect.rule import Rule, Validator
 from haechi.detect.validators import (
     de_steuer_id,
@@ -200,8 +200,10 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
         "es-dni-nie",
         "es_dni",
         # A NIE's leading X/Y/Z is the optional head; a DNI starts at its first digit.
-        f"[0-9](?:(?<=(?<![\\w-])(?P<{HEAD_GROUP}>[XYZxyz])[0-9])[0-9]{{6}}|(?<![\\w-][0-9])[0-9]{{6,7}})"
-        + r"-?[A-HJ-NP-TV-Za-hj-np-tv-z]"
+        "[0-9]"
+        + NOT_INSIDE_NUMBER
+        + f"(?:(?<=(?<![\\w-])(?P<{HEAD_GROUP}>[XYZxyz])[0-9])[0-9]{{6}}"
+        + r"|(?<![\w-][0-9])[0-9]{6,7})-?[A-HJ-NP-TV-Za-hj-np-tv-z]"
         + _AFTER,
         "Spanish DNI or NIE, mod-23 check letter.",
         es_dni_nie,

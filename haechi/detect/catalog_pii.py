@@ -21,7 +21,7 @@ from typing import Final
 
 from stdnum import numdb
 
-from haechi.detect.patterns import headed, lead
+from haechi.detect.patterns import NOT_INSIDE_NUMBER, headed, lead
 from haechi.detect.rule import Rule
 from haechi.detect.validators import (
     card_number,
@@ -105,8 +105,7 @@ CARD_RULES: Final[tuple[Rule, ...]] = (
         pattern=(
             # The first digit is consumed before the look-behind so the regex engine can skip
             # quickly to digits. A grouped number must not continue another digit group.
-            r"[0-9](?<![0-9]{2})"
-            r"(?:[0-9]{12,18}(?![0-9])"
+            "[0-9]" + NOT_INSIDE_NUMBER + r"(?:[0-9]{12,18}(?![0-9])"
             r"|(?<![0-9][ -][0-9])[0-9]{3}(?P<sep>[ -])[0-9]{4}(?:(?P=sep)[0-9]{4}){1,2}"
             r"(?:(?P=sep)[0-9]{1,4})?(?![0-9])(?!(?P=sep)[0-9])"
             r"|(?<![0-9][ -][0-9])[0-9]{3}(?P<amex>[ -])[0-9]{6}(?P=amex)[0-9]{4,5}"

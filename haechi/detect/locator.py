@@ -78,25 +78,68 @@ def _renamed(rest: str, prefix: str) -> str:
     return _GROUP_REFERENCE.sub(reference, _GROUP_DEFINITION.sub(definition, rest))
 
 
+def _leading_assertion(rest: str) -> tuple[str, str]:
+    """Split a leading look-behind (``(?<!...)`` or ``(?<=...)``) off ``rest``.
+
+    Returns ``("", rest)`` when ``rest`` does not start with one. Parentheses are counted
+    outside character classes and escapes, so nested groups are kept whole.
+    """
+    if not rest.startswith(("(?<!", "(?<=")):
+        return "", rest
+    depth = 0
+    index = 0
+    in_class = False
+    while index < len(rest):
+        char = rest[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return rest[: index + 1], rest[index + 1 :]
+        index += 1
+    return "", rest
+
+
 def build_locator(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, frozenset[int]]:
     """The combined regex for ``patterns`` (compiled with ASCII semantics, case-sensitive),
-    and the indices of the patterns it covers."""
+    and the indices of the patterns it covers.
+
+    Alternatives that begin with the same first character class and the same look-behind
+    share them (``A B1 | A B2`` is ``A (B1 | B2)`` for a zero-width ``A``), and a look-behind
+    that every alternative begins with is hoisted in front of the alternation, so at a digit
+    inside a longer number (see ``patterns.NOT_INSIDE_NUMBER``) one test rejects them all.
+    """
     bodies: list[str] = []
-    alternatives: list[str] = []
+    groups: dict[tuple[str, str], list[str]] = {}
     covered: list[int] = []
     for index, pattern in enumerate(patterns):
         split = _split(pattern)
         if split is None:
             continue
         first, body, rest = split
-        rest = _renamed(rest, f"_l{index}_")
-        bodies.append(body)
-        alternatives.append(f"(?<={first})(?:{rest})")
+        guard, remainder = _leading_assertion(_renamed(rest, f"_l{index}_"))
+        if body not in bodies:
+            bodies.append(body)
+        groups.setdefault((first, guard), []).append(remainder)
         covered.append(index)
-    if not alternatives:
+    if not groups:
         return None, frozenset()
+    # A look-behind every alternative starts with is tested once, before the alternation.
+    shared = "" if len({guard for _first, guard in groups}) != 1 else next(iter(groups))[1]
+    alternatives = [
+        f"(?<={first}){'' if shared else guard}(?:{'|'.join(rests)})"
+        for (first, guard), rests in groups.items()
+    ]
     try:
-        locator = re.compile(f"[{''.join(bodies)}](?:{'|'.join(alternatives)})", re.ASCII)
+        locator = re.compile(f"[{''.join(bodies)}]{shared}(?:{'|'.join(alternatives)})", re.ASCII)
     except re.error:
         return None, frozenset()
     return locator, frozenset(covered)

@@ -15,10 +15,19 @@ the finding from the start of that group.
 
 from __future__ import annotations
 
-__all__ = ["HEAD_GROUP", "headed", "lead"]
+__all__ = ["HEAD_GROUP", "NOT_INSIDE_NUMBER", "headed", "lead"]
 
 #: Name of the look-behind group that holds the letters a ``headed`` rule starts with.
 HEAD_GROUP = "head"
+
+#: Right after the first character: "this is not a digit that continues a digit". Every
+#: number-shaped rule starts like that; written out identically, it lets the combined
+#: locator (``haechi.detect.locator``) test it once for all of them.
+NOT_INSIDE_NUMBER = "(?<![0-9][0-9])"
+
+
+def _excludes_digits_before(not_after: str) -> bool:
+    return any(part in not_after for part in ("0-9", r"\w", r"\d"))
 
 
 def lead(first: str, not_after: str) -> str:
@@ -27,14 +36,16 @@ def lead(first: str, not_after: str) -> str:
     ``lead("[0-9]", r"[\\w-]") + "[0-9]{8}"`` matches what ``(?<![\\w-])[0-9]{9}`` matches,
     but lets the engine skip to digits.
     """
-    return f"{first}(?<!{not_after}{first})"
+    guard = NOT_INSIDE_NUMBER if _excludes_digits_before(not_after) else ""
+    return f"{first}{guard}(?<!{not_after}{first})"
 
 
 def headed(head: str, not_after: str) -> str:
-    """Match a digit preceded by ``head`` (fixed width), itself not after ``not_after``.
+    """Match a digit preceded by ``head`` (fixed width, ending with a non-digit), itself not
+    after ``not_after``.
 
     The engine widens the finding to start at the ``head`` group, so
     ``headed("[A-Z]{2}", "[A-Z0-9]") + "[0-9]{6}"`` finds ``AB1234567`` while the regex
     engine only stops at digits.
     """
-    return f"[0-9](?<=(?<!{not_after})(?P<{HEAD_GROUP}>{head})[0-9])"
+    return f"[0-9]{NOT_INSIDE_NUMBER}(?<=(?<!{not_after})(?P<{HEAD_GROUP}>{head})[0-9])"
