@@ -24,13 +24,13 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from stdnum.mx import rfc as _mx_rfc
-
 from haechi.detect.patterns import HEAD_GROUP, NOT_INSIDE_NUMBER, headed, lead
 from haechi.detect.rule import Rule, Validator
 from haechi.detect.validators import (
+    au_medicare,
     de_steuer_id,
     es_dni_nie,
+    mx_rfc,
     nl_bsn,
     sg_nric,
     stdnum_check,
@@ -77,7 +77,7 @@ def _rule(
     if isinstance(validator, str):
         check, name = stdnum_check(validator), f"stdnum:{validator}"
     else:
-        check, name = validator, validator.__name__.replace("_", "-")
+        check, name = validator, validator.__name__.strip("_").replace("_", "-")
     return Rule(
         id=rule_id,
         type=rule_type,
@@ -141,25 +141,6 @@ def _cued(
         min_digits=min_digits,
         prefilter=tuple(word.lower() for word in keywords),
     )
-
-
-def _mx_rfc_valid(text: str) -> bool:
-    """Mexican RFC with its check digit (stdnum skips the check digit by default)."""
-    try:
-        _mx_rfc.validate(text, validate_check_digits=True)
-    except ValueError:
-        return False
-    return True
-
-
-def au_medicare(text: str) -> bool:
-    """Australian Medicare card: first digit 2-6, weights 1,3,7,9,1,3,7,9 mod 10 = 9th digit."""
-    digits = "".join(c for c in text if c.isdigit())
-    if len(digits) not in (10, 11) or digits[0] not in "23456":
-        return False
-    weights = (1, 3, 7, 9, 1, 3, 7, 9)
-    total = sum(int(d) * w for d, w in zip(digits[:8], weights, strict=True))
-    return total % 10 == int(digits[8])
 
 
 #: The identifiers the compatible catalogue has always had, in its order.
@@ -449,7 +430,7 @@ CUED_ID_RULES: Final[tuple[Rule, ...]] = (
         ("RFC",),
         r"[A-Za-z&]{3,4}[0-9]{6}[A-Za-z0-9]{3}",
         "Mexican tax id (RFC): name letters, date, check digit.",
-        _mx_rfc_valid,
+        mx_rfc,
         min_digits=6,
         confidence=0.8,
     ),

@@ -21,15 +21,18 @@ from typing import Final
 import phonenumbers
 from stdnum import luhn
 from stdnum.iso7064 import mod_11_10
+from stdnum.mx import rfc as _rfc
 
 from haechi.detect.rule import Validator
 
 __all__ = [
+    "au_medicare",
     "card_number",
     "de_steuer_id",
     "es_dni_nie",
     "ipv4_address",
     "ipv6_address",
+    "mx_rfc",
     "nl_bsn",
     "phone_in_regions",
     "phone_international",
@@ -232,3 +235,23 @@ def ipv6_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def mx_rfc(text: str) -> bool:
+    """Mexican RFC with its check digit (stdnum skips the check digit by default)."""
+    try:
+        _rfc.validate(text, validate_check_digits=True)
+    except ValueError:
+        return False
+    return True
+
+
+def au_medicare(text: str) -> bool:
+    """Australian Medicare card: first digit 2-6, weights 1,3,7,9,1,3,7,9 mod 10 = 9th digit
+    (stdnum has no Medicare module)."""
+    digits = _digits(text)
+    if len(digits) not in (10, 11) or digits[0] not in "23456":
+        return False
+    weights = (1, 3, 7, 9, 1, 3, 7, 9)
+    total = sum(int(d) * w for d, w in zip(digits[:8], weights, strict=True))
+    return total % 10 == int(digits[8])
