@@ -9,10 +9,12 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from haechi import _builtins
@@ -160,6 +162,153 @@ async def test_records_stream_a_long_file(tmp_path: Path) -> None:
     path.write_text("".join(lines), encoding="utf-8")
     seen = [record["n"] async for record in FileAuditStore(path).records()]
     assert seen == list(range(1300))
+
+
+# --- group commit --------------------------------------------------------------------------
+
+
+def _chained(log: list[str], n: int) -> Any:
+    def build(previous: Any) -> dict[str, Any]:
+        log.append(f"build {n}")
+        return build_integrity_record(previous, {"n": n})
+
+    return build
+
+
+async def test_appends_queued_while_the_writer_is_busy_share_one_write(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path)
+    log: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def first(previous: Any) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)  # holds the writer until every other append is queued
+        log.append("build 0")
+        return build_integrity_record(previous, {"n": 0})
+
+    async def append(n: int) -> dict[str, Any]:
+        build = first if n == 0 else _chained(log, n)
+        return await store.append(build, committed=lambda r: log.append(f"done {r['n']}"))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(append, 0)
+        await anyio.to_thread.run_sync(entered.wait, 10)
+        for n in range(1, 6):
+            group.start_soon(append, n)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    # The first record is written alone; the five queued behind it are built one after the
+    # other, chained, and fsynced once before any of them is reported committed.
+    assert log == [
+        "build 0",
+        "done 0",
+        *(f"build {n}" for n in range(1, 6)),
+        *(f"done {n}" for n in range(1, 6)),
+    ]
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [r["n"] for r in records] == list(range(6))
+    assert verify_chain(path).records == 6
+
+
+async def test_concurrent_sink_records_land_in_call_order(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path), anchor_mode="file", anchor_path=tmp_path / "a.jsonl")
+    returned: dict[int, dict[str, Any]] = {}
+
+    async def write(n: int) -> None:
+        returned[n] = await sink.record({"n": n})
+
+    async with anyio.create_task_group() as group:
+        for n in range(40):
+            group.start_soon(write, n)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [r["n"] for r in records] == list(range(40))
+    assert [returned[n] for n in range(40)] == records
+    result = verify_chain(path, anchor_path=tmp_path / "a.jsonl")
+    assert (result.valid, result.records) == (True, 40)
+    assert result.anchored is not None
+    assert result.anchored.last_sequence == 40
+
+
+async def test_a_failing_member_of_a_group_fails_alone(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(previous: Any) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)
+        return build_integrity_record(previous, {"n": 0})
+
+    def refused(previous: Any) -> dict[str, Any]:
+        raise RuntimeError("build refused")
+
+    def unchainable(previous: Any) -> dict[str, Any]:
+        return {"n": "no integrity block"}
+
+    def anchor_fails(record: dict[str, Any]) -> None:
+        raise OSError("anchor disk full")
+
+    outcomes: dict[str, Any] = {}
+
+    async def run(name: str, build: Any, committed: Any = None) -> None:
+        try:
+            outcomes[name] = await store.append(build, committed=committed)
+        except Exception as exc:
+            outcomes[name] = exc
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, "slow", slow)
+        await anyio.to_thread.run_sync(entered.wait, 10)
+        group.start_soon(run, "refused", refused)
+        group.start_soon(run, "one", lambda p: build_integrity_record(p, {"n": 1}))
+        group.start_soon(run, "unchainable", unchainable)
+        group.start_soon(run, "anchor", lambda p: build_integrity_record(p, {"n": 2}), anchor_fails)
+        group.start_soon(run, "three", lambda p: build_integrity_record(p, {"n": 3}))
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert isinstance(outcomes["refused"], RuntimeError)
+    assert isinstance(outcomes["unchainable"], AuditError)
+    assert isinstance(outcomes["anchor"], OSError)  # its record stays written
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [r["n"] for r in records] == [0, 1, 2, 3]
+    assert outcomes["three"] == records[3]
+    assert (
+        records[3]["auditIntegrity"]["previousHash"] == (records[2]["auditIntegrity"]["eventHash"])
+    )
+    assert verify_chain(path).records == 4
+
+
+def test_event_loops_in_several_threads_share_one_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    errors: list[BaseException] = []
+
+    def thread(worker: int) -> None:
+        async def main() -> None:
+            async with anyio.create_task_group() as group:
+                for n in range(10):
+                    group.start_soon(sink.record, {"worker": worker, "n": n})
+
+        try:
+            anyio.run(main)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert sorted((r["worker"], r["n"]) for r in records) == [
+        (w, n) for w in range(4) for n in range(10)
+    ]
+    for worker in range(4):  # each loop's records keep their call order
+        assert [r["n"] for r in records if r["worker"] == worker] == list(range(10))
+    assert verify_chain(path).records == 40
 
 
 _WRITER = textwrap.dedent(

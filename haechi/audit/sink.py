@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """The audit sink: the one way events enter the chain.
 
-``record(event)`` sanitizes the event (pure), then, holding an in-process lock and inside the
-store's exclusive section, chains it onto the current head, persists it and writes the
-anchor. Records are therefore appended in call order within a process, anchors are written
-in sequence order across processes, and any failure along the way is an
-:class:`~haechi.errors.AuditError`, so that the caller blocks the request it was auditing.
+``record(event)`` sanitizes the event (pure), then, inside the store's exclusive section,
+chains it onto the current head, persists it and writes the anchor. Records are appended in
+call order within a process, anchors are written in sequence order across processes, and
+any failure along the way is an :class:`~haechi.errors.AuditError`, so that the caller
+blocks the request it was auditing.
+
+Call order: a store class that sets ``ordered_appends = True`` promises that concurrent
+``append`` calls from one process are persisted in the order they were made (the built-in
+stores do; the file store writes concurrent appends as one group). The sink then lets
+appends overlap. For any other store it holds an in-process lock around each append.
 
 Anchors make truncation of the log's tail detectable. With ``anchor_mode="file"`` every
 ``every_records``-th record appends ``{"sequence", "eventHash", "timestamp"}`` as one JSON line
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, get_args
 
@@ -66,7 +71,9 @@ class AuditSink:
         self._anchor_mode = anchor_mode
         self._anchor_path = Path(anchor_path) if anchor_mode == "file" and anchor_path else None
         self._every = every_records
-        self._lock = anyio.Lock()
+        self._lock: anyio.Lock | None = (
+            None if getattr(type(store), "ordered_appends", False) is True else anyio.Lock()
+        )
 
     @classmethod
     def from_config(cls, config: HaechiConfig, store: AuditStore) -> Self:
@@ -105,16 +112,23 @@ class AuditSink:
         def build(previous: AuditIntegrity | None) -> dict[str, Any]:
             return build_integrity_record(previous, clean)
 
+        if self._lock is None:
+            return await self._append(build)
         async with self._lock:
-            try:
-                return await self._store.append(build, committed=self._anchor)
-            except AuditError:
-                raise
-            except Exception as exc:
-                raise AuditError(
-                    f"audit store {self._store.name!r} failed to append a record "
-                    f"({type(exc).__name__})"
-                ) from exc
+            return await self._append(build)
+
+    async def _append(
+        self, build: Callable[[AuditIntegrity | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        try:
+            record: dict[str, Any] = await self._store.append(build, committed=self._anchor)
+            return record
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(
+                f"audit store {self._store.name!r} failed to append a record ({type(exc).__name__})"
+            ) from exc
 
     def _anchor(self, record: dict[str, Any]) -> None:
         if self._anchor_mode == "none":

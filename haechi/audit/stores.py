@@ -2,19 +2,29 @@
 """The built-in audit stores: a JSONL file (``jsonl``) and process memory (``memory``).
 
 Both implement :class:`haechi.providers.AuditStore`. The file store is safe for any number of
-threads and processes on one machine: each append holds an ``flock`` on ``<path>.lock``
+threads and processes on one machine: each write holds an ``flock`` on ``<path>.lock``
 (released by the kernel if the holder dies), reads the last record from the tail of the file
-without reading the rest, appends one line and fsyncs before releasing. It assumes a local
-file system; replicas on several machines share a chain through a networked store instead.
+without reading the rest, appends and fsyncs before releasing. It assumes a local file
+system; replicas on several machines share a chain through a networked store instead.
+
+Group commit: appends made while the file store is busy are queued and written together by
+one writer thread — one lock, one tail read, one write and one fsync for the whole group —
+each record still chained onto the one before it, and each caller resumed only once the
+fsync covering its own record returned. Under concurrency a durable append then costs a
+fraction of an fsync instead of a whole one, and appends from one process reach the file in
+the order they were made.
 """
 
 from __future__ import annotations
 
-import copy
+import asyncio
+import contextlib
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Final, Self
@@ -36,11 +46,13 @@ from haechi.providers import AuditIntegrity, ProviderContext, ReadyState
 
 __all__ = ["FileAuditStore", "MemoryAuditStore"]
 
-_TAIL_CHUNK: Final = 64 * 1024
+_TAIL_CHUNK: Final = 8 * 1024
 _READ_BATCH: Final = 512
 
 Build = Callable[[AuditIntegrity | None], dict[str, Any]]
 Committed = Callable[[dict[str, Any]], None] | None
+#: What one queued append ends with: the persisted record, or the error to raise.
+Outcome = dict[str, Any] | BaseException
 
 
 def _last_line(fd: int) -> bytes | None:
@@ -66,16 +78,47 @@ def _last_line(fd: int) -> bytes | None:
         chunk *= 2
 
 
+@dataclass(slots=True)
+class _Queued:
+    """One append waiting for the group write that persists it."""
+
+    build: Build
+    committed: Committed
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.future = self.loop.create_future()
+
+
+def _resume(queued: Sequence[_Queued], outcomes: Sequence[Outcome]) -> None:
+    """Hand each waiting caller its outcome (runs on the caller's event loop)."""
+    for item, outcome in zip(queued, outcomes, strict=True):
+        if item.future.done():  # the caller was cancelled and no longer waits
+            continue
+        if isinstance(outcome, BaseException):
+            item.future.set_exception(outcome)
+        else:
+            item.future.set_result(outcome)
+
+
 class FileAuditStore:
     """Audit records as JSON lines appended to one file (mode 0600).
 
-    Built from ``audit.path`` when ``audit.sink`` is ``jsonl``.
+    Built from ``audit.path`` when ``audit.sink`` is ``jsonl``. ``ordered_appends``: appends
+    made concurrently from one process are persisted in call order (see
+    :class:`~haechi.audit.AuditSink`), written in groups by one writer thread per store.
     """
 
     name: ClassVar[str] = "jsonl"
+    ordered_appends: ClassVar[bool] = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
+        self._queue: list[_Queued] = []
+        self._mutex = threading.Lock()
+        self._writing = False
+        self._writer: ThreadPoolExecutor | None = None
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
@@ -88,28 +131,84 @@ class FileAuditStore:
         return self._path
 
     async def append(self, build: Build, *, committed: Committed = None) -> dict[str, Any]:
-        """Append one record under the cross-process lock (see the protocol)."""
-        return await anyio.to_thread.run_sync(self._append, build, committed)
+        """Append one record under the cross-process lock (see the protocol).
 
-    def _append(self, build: Build, committed: Committed) -> dict[str, Any]:
+        The record joins the group the writer thread persists next; this returns once the
+        fsync covering it returned. Outside asyncio (another anyio backend) the record is
+        written on its own, on a worker thread.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            outcome = await anyio.to_thread.run_sync(self._persist, [(build, committed)])
+            return _unwrap(outcome[0])
+        queued = _Queued(build, committed, loop)
+        with self._mutex:
+            self._queue.append(queued)
+            start = not self._writing
+            self._writing = True
+            if start and self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="haechi-audit")
+        if start:
+            try:
+                self._writer.submit(self._drain)  # type: ignore[union-attr]
+            except RuntimeError:  # the interpreter is shutting down: write from here
+                self._drain()
+        return await queued.future
+
+    def _drain(self) -> None:
+        """Writer thread: persist queued appends group by group until none are left."""
+        while True:
+            with self._mutex:
+                group, self._queue = self._queue, []
+                if not group:
+                    self._writing = False
+                    return
+            try:
+                outcomes = self._persist([(item.build, item.committed) for item in group])
+            except BaseException as exc:  # never leave a caller waiting
+                outcomes = [exc] * len(group)
+            _deliver(group, outcomes)
+
+    def _persist(self, group: Sequence[tuple[Build, Committed]]) -> list[Outcome]:
+        """Chain, write and fsync ``group`` in one exclusive section; one outcome each.
+
+        A ``build`` that raises (or returns a record that cannot be chained onto) persists
+        nothing and fails its own append only; a failure to lock, read, write or fsync fails
+        the whole group. ``committed`` runs per record after the fsync, before the lock is
+        released, in chain order.
+        """
+        outcomes: list[Outcome] = []
+        lines: list[bytes] = []
         with locked(self._path):
             fd, _ = open_append(self._path)
             try:
-                line = _last_line(fd)
-                previous = None
-                if line is not None:
-                    head = parse_object(line)
-                    if head is None:
-                        raise AuditError("the last audit record is not a JSON object")
-                    previous = integrity_of(head)
-                record = build(previous)
-                write_all(fd, encode_line(record))
-                os.fsync(fd)
+                previous = _head(fd)
+                for build, _committed in group:
+                    try:
+                        record = build(previous)
+                        line = encode_line(record)
+                        head = integrity_of(record)
+                    except Exception as exc:
+                        outcomes.append(exc)
+                        continue
+                    previous = head
+                    lines.append(line)
+                    outcomes.append(record)
+                if lines:
+                    write_all(fd, b"".join(lines))
+                    os.fsync(fd)
             finally:
                 os.close(fd)
-            if committed is not None:
-                committed(record)
-        return record
+            for index, (_build, committed) in enumerate(group):
+                outcome = outcomes[index]
+                if committed is None or isinstance(outcome, BaseException):
+                    continue
+                try:
+                    committed(outcome)
+                except Exception as exc:  # the record stays written; its caller learns
+                    outcomes[index] = exc
+        return outcomes
 
     async def records(self) -> AsyncIterator[dict[str, Any]]:
         """Every record in file order; a missing file has none, a malformed line raises."""
@@ -148,6 +247,36 @@ class FileAuditStore:
         return ReadyState(True)
 
 
+def _head(fd: int) -> AuditIntegrity | None:
+    """The integrity block of the last record in the open file (``None``: empty log)."""
+    line = _last_line(fd)
+    if line is None:
+        return None
+    head = parse_object(line)
+    if head is None:
+        raise AuditError("the last audit record is not a JSON object")
+    return integrity_of(head)
+
+
+def _deliver(group: Sequence[_Queued], outcomes: Sequence[Outcome]) -> None:
+    """Resume every caller of ``group`` on its own event loop, one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Queued], list[Outcome]]] = {}
+    for item, outcome in zip(group, outcomes, strict=True):
+        items, results = by_loop.setdefault(item.loop, ([], []))
+        items.append(item)
+        results.append(outcome)
+    for loop, (items, results) in by_loop.items():
+        # A closed loop raises RuntimeError: nobody waits for those records any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resume, items, results)
+
+
+def _unwrap(outcome: Outcome) -> dict[str, Any]:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 def _take(lines: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(islice(lines, _READ_BATCH))
 
@@ -156,13 +285,18 @@ class MemoryAuditStore:
     """Audit records in a list: for tests, demos and single-process embedding.
 
     Records are stored as a JSON round trip of what was built, so what is read back is what
-    a file store would have held.
+    a file store would have held; every caller gets its own copy (parsed from the same
+    line, which is cheaper than copying the record). Appends finish without suspending, so
+    they are persisted in call order (``ordered_appends``).
     """
 
     name: ClassVar[str] = "memory"
+    ordered_appends: ClassVar[bool] = True
 
     def __init__(self) -> None:
-        self._records: list[dict[str, Any]] = []
+        # Each record as its JSON line: every copy handed out is parsed from it.
+        self._lines: list[bytes] = []
+        self._head: AuditIntegrity | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -173,20 +307,21 @@ class MemoryAuditStore:
     async def append(self, build: Build, *, committed: Committed = None) -> dict[str, Any]:
         """Append one record under a lock shared by every thread (see the protocol)."""
         with self._lock:
-            previous = integrity_of(self._records[-1]) if self._records else None
-            record = build(previous)
-            stored = json.loads(encode_line(record))
-            self._records.append(stored)
+            line = encode_line(build(self._head))
+            head = integrity_of(json.loads(line))
+            self._lines.append(line)
+            self._head = head
             if committed is not None:
-                committed(copy.deepcopy(stored))
-        return copy.deepcopy(stored)
+                committed(json.loads(line))
+        record: dict[str, Any] = json.loads(line)
+        return record
 
     async def records(self) -> AsyncIterator[dict[str, Any]]:
         """A snapshot of every record, in order."""
         with self._lock:
-            snapshot = list(self._records)
-        for record in snapshot:
-            yield copy.deepcopy(record)
+            snapshot = list(self._lines)
+        for line in snapshot:
+            yield json.loads(line)
 
     async def ready(self) -> ReadyState:
         """Always ready."""
