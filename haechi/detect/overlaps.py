@@ -12,9 +12,12 @@ first, then catalogue order:
 2. A soft detection is dropped when any kept detection contains it (a phone-shaped run
    inside a card number is the card).
 3. Exception to 1 and 2: a detection spanning exactly the same characters as a kept one but
-   of a *different type* is kept too. The value really is ambiguous (a number valid as both
-   a My Number and an Aadhaar number, a keyword-cued id that also passes a bare rule), and
-   policy then applies the stronger of the two actions.
+   of a *different type* is kept too, unless both are hard-block. The value really is
+   ambiguous (a number valid as both a My Number and an Aadhaar number, a keyword-cued id
+   that also passes a bare rule), and policy then applies the stronger of the two actions.
+   Between two hard-block rules the earlier one names the value (``sk_live_...`` under
+   ``token:`` is the provider key, not a generic assignment), as the secret catalogue
+   orders its specific rules first.
 4. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
    the strongest action, so nothing sticks out unprotected.
 """
@@ -52,7 +55,8 @@ def resolve_overlaps(detections: Sequence[Detection]) -> list[Detection]:
 
 
 def _distinct_twin(detection: Detection, kept: Sequence[Detection]) -> bool:
-    """Whether a kept detection has exactly this span, and none of them this type.
+    """Whether kept detections have exactly this span, none of them this type, and not all of
+    them and this one hard-block.
 
     ``kept`` is in start order, so the twins, if any, are at its end.
     """
@@ -61,7 +65,7 @@ def _distinct_twin(detection: Detection, kept: Sequence[Detection]) -> bool:
         if other.start != detection.start:
             break
         if other.end == detection.end:
-            if other.type == detection.type:
+            if other.type == detection.type or (other.hard_block and detection.hard_block):
                 return False
             twins = True
     return twins
