@@ -135,6 +135,11 @@ class TestKeyNameContext:
         assert engine.detect(entries, direction="request") == []
         assert engine.detect(entries, direction="response") == []
 
+    def test_values_that_fold_unstably_are_covered_too(self, engine: DetectionEngine) -> None:
+        value = "\ufb01nally-s3cret-value"
+        found = engine.detect([Entry(("client_secret",), value)], direction="response")
+        assert [(d.rule_id, d.start, d.end) for d in found] == [(KEY_NAME_RULE_ID, 0, len(value))]
+
     def test_a_specific_rule_names_the_value_when_it_covers_it(
         self, engine: DetectionEngine
     ) -> None:

@@ -6,10 +6,12 @@ Per leaf the engine
 1. skips response-side number leaves unless ``scan_numbers`` (durations and timestamps in
    model metadata are not card numbers);
 2. folds the text with NFKC (see :mod:`haechi.detect.unicode`) and picks the rules that can
-   possibly match it with two cheap prefilter passes (see :mod:`haechi.detect.prefilter`);
+   possibly match it with cheap prefilter passes (literals and digit runs, see
+   :mod:`haechi.detect.prefilter`, then one combined locator pass for the number-shaped
+   rules, see :mod:`haechi.detect.locator`);
 3. runs those rules, confirming candidates with their validators on the folded text;
-4. on responses, skips findings that overlap haechi's own genuine markers
-   (:mod:`haechi.detect.markers`);
+4. re-scans marker-shaped spans, reporting what hides in fake markers, and on responses
+   skips findings that overlap haechi's own genuine markers (:mod:`haechi.detect.markers`);
 5. adds a whole-value ``secret`` finding when the leaf sits under a sensitive key
    (``password``, ``api_key``, ...);
 6. resolves overlaps (:mod:`haechi.detect.overlaps`);
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -61,7 +64,6 @@ _MAX_WINDOWED_WIDTH: Final = 128
 class _Compiled:
     """One rule ready to run: its pattern, its gate and its place in the catalogue."""
 
-    order: int
     rule: Rule
     #: ``finditer(text, start, end)`` of the compiled pattern (time-bounded for custom rules).
     finditer: Callable[[str, int, int], Iterator[Any]]
@@ -125,12 +127,10 @@ class _RuleSet:
         for indices in self.by_digits:
             key = tuple(indices)
             if key not in built:
-                patterns = [
-                    "" if self.rules[i].rule.ignore_case else self.rules[i].rule.pattern
-                    for i in indices
-                ]
-                locator, covered = build_locator(patterns)
-                built[key] = (locator, frozenset(indices[j] for j in covered))
+                # The locator is case-sensitive; case-insensitive rules run on their own.
+                eligible = [i for i in indices if not self.rules[i].rule.ignore_case]
+                locator, covered = build_locator([self.rules[i].rule.pattern for i in eligible])
+                built[key] = (locator, frozenset(eligible[j] for j in covered))
             self.locators.append(built[key])
 
     def leaf(self, text: str) -> _Leaf:
@@ -168,7 +168,8 @@ def _reach(width: int) -> int:
     return -(-padded // _REACH_STEP) * _REACH_STEP
 
 
-def _compile_builtin(order: int, rule: Rule) -> _Compiled:
+def _compile(rule: Rule) -> _Compiled:
+    """Compile a catalogue rule (built-in or from a detector plugin) with ASCII semantics."""
     flags = re.ASCII | (re.IGNORECASE if rule.ignore_case else 0)
     try:
         pattern = re.compile(rule.pattern, flags)
@@ -179,7 +180,6 @@ def _compile_builtin(order: int, rule: Rule) -> _Compiled:
     literals = frozenset() if digit_gated else frozenset(literal.lower() for literal in prefilter)
     width = _max_width(rule.pattern, flags) if digit_gated else None
     return _Compiled(
-        order=order,
         rule=rule,
         finditer=pattern.finditer,
         literals=literals,
@@ -212,14 +212,13 @@ class DetectionEngine:
         if custom_rule_timeout <= 0:
             raise ValueError("custom_rule_timeout must be positive")
         ids = [rule.id for rule in rules]
-        duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+        duplicates = sorted(rule_id for rule_id, count in Counter(ids).items() if count > 1)
         if duplicates:
             raise DetectionError(f"duplicate rule ids: {', '.join(duplicates)}")
-        compiled = [_compile_builtin(order, rule) for order, rule in enumerate(rules)]
+        compiled = [_compile(rule) for rule in rules]
         for item in compile_custom_rules(custom_rules, reserved_ids=frozenset(ids)):
             compiled.append(
                 _Compiled(
-                    order=len(compiled),
                     rule=item.rule,
                     finditer=partial(item.compiled.finditer, timeout=custom_rule_timeout),
                     literals=frozenset(),
@@ -277,24 +276,18 @@ class DetectionEngine:
             and bool(text.strip())
             and is_sensitive_key(path[-1])
         )
+        hits = self._run(folded.text, rule_set.leaf(folded.text))
         if folded.case == "unstable":
-            hits = self._run(folded.text, rule_set.leaf(folded.text))
             detections = self._whole_leaf(text, path, kind, hits)
-            if (
-                sensitive
-                and not any(d.type == "secret" for d in detections)
-                and not is_genuine_marker(text, self._detector(rule_set))
-            ):
-                detections.append(self._key_name(text, path))
         else:
-            hits = self._run(folded.text, rule_set.leaf(folded.text))
             shapes = marker_shapes(text)
             if shapes:
                 hits = self._vet_markers(text, hits, shapes, rule_set, direction)
             detections = [self._detection(hit, text, path, kind) for hit in hits]
-            covered = any(d.hard_block and d.start == 0 and d.end == len(text) for d in detections)
-            if sensitive and not covered and not is_genuine_marker(text, self._detector(rule_set)):
-                detections.append(self._key_name(text, path))
+        covered = any(d.hard_block and d.start == 0 and d.end == len(text) for d in detections)
+        if sensitive and not covered and not is_genuine_marker(text, self._detector(rule_set)):
+            detections.append(self._key_name(text, path))
+        if folded.case != "unstable":
             detections = resolve_overlaps(detections)
         if self._decode and kind != "number":
             detections.extend(self._decoded(text, path, kind, rule_set, detections))
