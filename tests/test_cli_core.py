@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,27 +11,7 @@ import pytest
 
 from haechi.config import config_reference
 from haechi.crypto import LocalCryptoProvider
-
-
-def haechi(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "haechi", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.cli import json_output, run_haechi
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -46,14 +23,14 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def test_init_then_status_in_an_empty_directory(tmp_path: Path) -> None:
-    first = as_json(haechi(tmp_path, "init"))
+    first = json_output(run_haechi("init", cwd=tmp_path))
     assert first["created"]
     assert first["keyCreated"]
     assert not first["rotated"]
     key_file = tmp_path / ".haechi" / "dev.keys.json"
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / ".haechi").is_dir()
-    status = as_json(haechi(tmp_path, "status"))
+    status = json_output(run_haechi("status", cwd=tmp_path))
     assert status["protection"]["policyMode"] == "dry-run"
     assert status["keys"]["exists"]
     assert status["keys"]["permissions"] == "0600"
@@ -63,20 +40,20 @@ def test_init_then_status_in_an_empty_directory(tmp_path: Path) -> None:
 
 
 def test_init_twice_changes_nothing(tmp_path: Path) -> None:
-    as_json(haechi(tmp_path, "init"))
+    json_output(run_haechi("init", cwd=tmp_path))
     before = snapshot(tmp_path)
-    second = as_json(haechi(tmp_path, "init"))
+    second = json_output(run_haechi("init", cwd=tmp_path))
     assert not second["created"]
     assert not second["keyCreated"]
     assert snapshot(tmp_path) == before
 
 
 def test_init_force_rotates_and_old_envelopes_still_decrypt(tmp_path: Path) -> None:
-    first = as_json(haechi(tmp_path, "init"))
+    first = json_output(run_haechi("init", cwd=tmp_path))
     key_file = tmp_path / ".haechi" / "dev.keys.json"
     aad = {"purpose": "test", "path": "key_abc"}
     envelope = LocalCryptoProvider(key_file).encrypt("minji.kim@example.com", aad)
-    rotated = as_json(haechi(tmp_path, "init", "--force"))
+    rotated = json_output(run_haechi("init", "--force", cwd=tmp_path))
     assert rotated["rotated"]
     assert rotated["activeKid"] != first["activeKid"]
     keys = json.loads(key_file.read_text())["keys"]
@@ -98,7 +75,7 @@ def test_bad_config_exits_1_naming_the_key(
     tmp_path: Path, document: dict[str, Any], needle: str
 ) -> None:
     (tmp_path / "haechi.config.json").write_text(json.dumps(document))
-    result = haechi(tmp_path, "status")
+    result = run_haechi("status", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -108,11 +85,11 @@ def test_bad_config_exits_1_naming_the_key(
 
 
 def test_env_mode_shows_in_status(tmp_path: Path) -> None:
-    as_json(haechi(tmp_path, "init"))
-    status = as_json(haechi(tmp_path, "status", env={"HAECHI_MODE": "enforce"}))
+    json_output(run_haechi("init", cwd=tmp_path))
+    status = json_output(run_haechi("status", env={"HAECHI_MODE": "enforce"}, cwd=tmp_path))
     assert status["protection"]["policyMode"] == "enforce"
     assert status["protection"]["enforced"] is True
-    bad = haechi(tmp_path, "status", env={"HAECHI_MODE": "loud"})
+    bad = run_haechi("status", env={"HAECHI_MODE": "loud"}, cwd=tmp_path)
     assert bad.returncode == 1
     assert "HAECHI_MODE" in bad.stderr
 
@@ -128,31 +105,31 @@ def test_status_never_prints_tls_key_material(tmp_path: Path) -> None:
     )
     config = {"proxy": {"tls": {"keyFile": "key.pem", "certFile": "cert.pem"}}}
     (tmp_path / "haechi.config.json").write_text(json.dumps(config))
-    status = as_json(haechi(tmp_path, "status"))
+    status = json_output(run_haechi("status", cwd=tmp_path))
     assert status["proxy"]["tls"]["keyFile"] == "key.pem"
     assert "PRIVATE KEY" not in json.dumps(status)
     assert "MC4CAQAw" not in json.dumps(status)
 
 
 def test_status_reports_a_broken_audit_chain(tmp_path: Path) -> None:
-    as_json(haechi(tmp_path, "init"))
+    json_output(run_haechi("init", cwd=tmp_path))
     audit = tmp_path / ".haechi" / "audit.jsonl"
     audit.write_text('{"no": "integrity"}\n')
-    status = as_json(haechi(tmp_path, "status"))
+    status = json_output(run_haechi("status", cwd=tmp_path))
     assert status["audit"]["chain"]["valid"] is False
     assert any("audit chain is broken" in w for w in status["warnings"])
 
 
 def test_config_prints_every_key(tmp_path: Path) -> None:
-    text = haechi(tmp_path, "config")
+    text = run_haechi("config", cwd=tmp_path)
     assert text.returncode == 0
     for key in config_reference():
         assert key.key in text.stdout
-    document = as_json(haechi(tmp_path, "config", "--format", "json"))
+    document = json_output(run_haechi("config", "--format", "json", cwd=tmp_path))
     assert {entry["key"] for entry in document} == {k.key for k in config_reference()}
 
 
 def test_unknown_command_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    result = haechi(tmp_path, "frobnicate")
+    result = run_haechi("frobnicate", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("haechi: ")

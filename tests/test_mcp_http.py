@@ -30,6 +30,7 @@ from haechi.mcp import METHOD_NOT_ALLOWED, POLICY_BLOCK, STDIO_ERROR
 from haechi.proxy.app import GatewayApp
 from haechi.proxy.background import serve_in_thread
 from haechi.runtime import create_runtime
+from haechi.testing import merge_config
 from tests.mcp_servers.harness import SDK_METHODS, TIMEOUT_S, recorded
 from tests.mcp_servers.tool_server import github_token, http_app
 from tests.upstream_server import gateway_config
@@ -38,23 +39,13 @@ EMAIL = "jane.doe@example.com"
 MCP_TARGET = {"target": {"type": "mcp-http"}, "mcp": {"allowedMethods": SDK_METHODS}}
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @contextlib.contextmanager
 def gateway_before(
     upstream: Any, workdir: Path, overrides: Mapping[str, Any] | None = None
 ) -> Iterator[str]:
     """Serve ``upstream`` and an ``mcp-http`` gateway in front of it; yield the MCP URL."""
     with serve_in_thread(upstream, lifespan="on") as up:
-        settings = gateway_config(workdir, up.url, _merge(MCP_TARGET, overrides or {}))
+        settings = gateway_config(workdir, up.url, merge_config(MCP_TARGET, overrides or {}))
         init_key_file(settings["keys"]["keyFile"])
         runtime = create_runtime(settings)
         with serve_in_thread(GatewayApp(runtime), lifespan="on") as gateway:

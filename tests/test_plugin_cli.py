@@ -6,25 +6,14 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from haechi.plugins.signing import entry_sha256, load_public_key, verify_signature
+from tests.cli import run_haechi
 from tests.plugins.auth.kit import FIXTURES, REFUSAL_CASES, RefusalCase, plugin_config_document
-
-
-def haechi(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "haechi", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
 
 
 def ok_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -40,9 +29,11 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     returns the directory and both JSON outputs."""
     tmp_path = tmp_path_factory.mktemp("signed")
     (tmp_path / "auth.py").write_bytes((FIXTURES / "good_auth.py").read_bytes())
-    keygen = ok_json(haechi("plugin-keygen", "--key-id", "acme", "--out-dir", "keys", cwd=tmp_path))
+    keygen = ok_json(
+        run_haechi("plugin-keygen", "--key-id", "acme", "--out-dir", "keys", cwd=tmp_path)
+    )
     sign = ok_json(
-        haechi(
+        run_haechi(
             "plugin-sign",
             "auth.py",
             "--key",
@@ -78,7 +69,7 @@ def test_keygen_writes_a_private_key_0600_and_never_prints_it(signed: dict[str, 
 
 
 def test_keygen_refuses_to_overwrite_a_signing_key(signed: dict[str, Any]) -> None:
-    result = haechi("plugin-keygen", "--key-id", "acme", "--out-dir", "keys", cwd=signed["dir"])
+    result = run_haechi("plugin-keygen", "--key-id", "acme", "--out-dir", "keys", cwd=signed["dir"])
     assert result.returncode == 1
     assert "already exists" in result.stderr
 
@@ -99,7 +90,7 @@ def test_sign_binds_the_exact_entry_bytes(signed: dict[str, Any]) -> None:
 
 
 def test_sign_requires_reads_credentials_for_an_auth_provider(signed: dict[str, Any]) -> None:
-    result = haechi(
+    result = run_haechi(
         "plugin-sign",
         "auth.py",
         "--key",
@@ -121,14 +112,14 @@ def test_sign_requires_reads_credentials_for_an_auth_provider(signed: dict[str, 
 
 
 def test_sign_without_required_flags_fails(signed: dict[str, Any]) -> None:
-    result = haechi("plugin-sign", "auth.py", "--key", "keys/acme.key", cwd=signed["dir"])
+    result = run_haechi("plugin-sign", "auth.py", "--key", "keys/acme.key", cwd=signed["dir"])
     assert result.returncode == 1
     assert result.stderr.startswith("haechi: Missing option '--signer-key-id'")
 
 
 def test_verify_accepts_a_good_envelope(signed: dict[str, Any]) -> None:
     document = ok_json(
-        haechi(
+        run_haechi(
             "plugin-verify",
             "acme-auth.signed.json",
             "--entry",
@@ -152,7 +143,7 @@ def test_verify_accepts_a_good_envelope(signed: dict[str, Any]) -> None:
 
 
 def test_verify_needs_the_reads_credentials_allowlist(signed: dict[str, Any]) -> None:
-    result = haechi(
+    result = run_haechi(
         "plugin-verify",
         "acme-auth.signed.json",
         "--entry",
@@ -167,7 +158,7 @@ def test_verify_needs_the_reads_credentials_allowlist(signed: dict[str, Any]) ->
 
 
 def test_verify_with_a_wrong_anchor_key_id_is_unknown_signer(signed: dict[str, Any]) -> None:
-    result = haechi(
+    result = run_haechi(
         "plugin-verify",
         "acme-auth.signed.json",
         "--entry",
@@ -186,7 +177,9 @@ def test_verify_with_a_wrong_anchor_key_id_is_unknown_signer(signed: dict[str, A
 
 def test_verify_needs_exactly_one_anchor_source(signed: dict[str, Any]) -> None:
     directory = signed["dir"]
-    result = haechi("plugin-verify", "acme-auth.signed.json", "--entry", "auth.py", cwd=directory)
+    result = run_haechi(
+        "plugin-verify", "acme-auth.signed.json", "--entry", "auth.py", cwd=directory
+    )
     assert result.returncode == 1
     assert "exactly one of --anchor or --config" in result.stderr
 
@@ -198,7 +191,7 @@ def test_verify_refuses_each_crafted_envelope(tmp_path: Path, case: RefusalCase)
     plugin = case.build(tmp_path)
     config = tmp_path / "haechi.config.json"
     config.write_text(json.dumps(plugin_config_document(plugin, **case.settings)))
-    result = haechi(
+    result = run_haechi(
         "plugin-verify",
         plugin.envelope_path,
         "--entry",
@@ -219,7 +212,7 @@ def test_verify_with_config_accepts_what_the_runtime_would(tmp_path: Path) -> No
     config = tmp_path / "haechi.config.json"
     config.write_text(json.dumps(plugin_config_document(plugin)))
     document = ok_json(
-        haechi(
+        run_haechi(
             "plugin-verify",
             plugin.envelope_path,
             "--entry",
@@ -250,7 +243,7 @@ def test_validate_reports_manifest_problems_with_exit_2(tmp_path: Path) -> None:
             }
         )
     )
-    result = haechi("plugin-validate", manifest, cwd=tmp_path)
+    result = run_haechi("plugin-validate", manifest, cwd=tmp_path)
     assert result.returncode == 2
     document = json.loads(result.stdout)
     assert document["ok"] is False
@@ -290,5 +283,5 @@ def test_validate_accepts_a_manifest_only_plugin(tmp_path: Path) -> None:
             }
         )
     )
-    document = ok_json(haechi("plugin-validate", manifest, cwd=tmp_path))
+    document = ok_json(run_haechi("plugin-validate", manifest, cwd=tmp_path))
     assert document["result"] == {"valid": True, "errors": []}

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +12,11 @@ import pytest
 
 from haechi.crypto import LocalCryptoProvider, init_key_file
 from haechi.vault import FileTokenStore, TokenVault
+from tests.cli import json_output, run_haechi
 
 EMAIL = "minji.kim@example.com"
 PHONE = "010-1234-5678"
 SECRET = "sk-ant-api03-" + "Z" * 40
-
-
-def haechi(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")}
-    return subprocess.run(
-        [sys.executable, "-m", "haechi", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def _tokenize(root: Path, items: list[tuple[str, str]], retention_days: float = 30) -> list[str]:
@@ -72,13 +52,13 @@ def project(tmp_path: Path) -> Path:
 
 def test_reveal_is_denied_by_default_and_allowed_with_the_dev_flag(project: Path) -> None:
     (token,) = _tokenize(project, [(EMAIL, "email")])
-    denied = haechi(project, "token-reveal", token)
+    denied = run_haechi("token-reveal", token, cwd=project)
     assert denied.returncode == 1
     assert denied.stdout == ""
     assert denied.stderr == "haechi: Token reveal is disabled by tokenVault.revealPolicy\n"
-    allowed = as_json(haechi(project, "token-reveal", token, "--allow-dev-reveal"))
+    allowed = json_output(run_haechi("token-reveal", token, "--allow-dev-reveal", cwd=project))
     assert allowed == {"ok": True, "token": token, "type": "email", "plaintext": EMAIL}
-    unknown = haechi(project, "token-reveal", SECRET, "--allow-dev-reveal")
+    unknown = run_haechi("token-reveal", SECRET, "--allow-dev-reveal", cwd=project)
     assert unknown.returncode == 1
     assert unknown.stderr == "haechi: Unknown token\n"
     events = _audit(project)
@@ -87,7 +67,7 @@ def test_reveal_is_denied_by_default_and_allowed_with_the_dev_flag(project: Path
     raw = (project / ".haechi" / "audit.jsonl").read_text()
     assert SECRET not in raw
     assert EMAIL not in raw
-    verified = as_json(haechi(project, "audit-verify"))
+    verified = json_output(run_haechi("audit-verify", cwd=project))
     assert verified["result"]["valid"]
     assert verified["result"]["records"] == 3
 
@@ -96,23 +76,23 @@ def test_reveal_with_a_config_file(project: Path) -> None:
     (token,) = _tokenize(project, [(PHONE, "phone")])
     config = project / "custom.json"
     config.write_text(json.dumps({"tokenVault": {"revealPolicy": "local-dev"}}))
-    revealed = as_json(haechi(project, "token-reveal", token, "--config", str(config)))
+    revealed = json_output(run_haechi("token-reveal", token, "--config", str(config), cwd=project))
     assert revealed["plaintext"] == PHONE
     expired = _tokenize(project, [(EMAIL, "email")], retention_days=-1)[0]
-    failed = haechi(project, "token-reveal", expired, "--config", str(config))
+    failed = run_haechi("token-reveal", expired, "--config", str(config), cwd=project)
     assert (failed.returncode, failed.stderr) == (1, "haechi: Token expired\n")
 
 
 def test_export_lists_metadata_only(project: Path) -> None:
     email, phone = _tokenize(project, [(EMAIL, "email"), (PHONE, "phone")])
-    exported = as_json(haechi(project, "token-export"))
+    exported = json_output(run_haechi("token-export", cwd=project))
     assert exported["ok"] is True
     assert exported["command"] == "token-export"
     assert {item["token"] for item in exported["tokens"]} == {email, phone}
     for item in exported["tokens"]:
         assert set(item) == {"token", "type", "createdAt", "expiresAt", "metadata"}
         assert item["metadata"] == {"path": "$.x", "ruleId": item["type"]}
-    only = as_json(haechi(project, "token-export", "--type", "phone"))
+    only = json_output(run_haechi("token-export", "--type", "phone", cwd=project))
     assert [item["token"] for item in only["tokens"]] == [phone]
     assert EMAIL not in json.dumps(exported)
     assert PHONE not in json.dumps(exported)
@@ -121,20 +101,20 @@ def test_export_lists_metadata_only(project: Path) -> None:
 def test_purge_one_and_expired(project: Path) -> None:
     keep, drop = _tokenize(project, [(EMAIL, "email"), (PHONE, "phone")])
     _tokenize(project, [("old@example.com", "email"), ("older@example.com", "email")], -1)
-    purged = as_json(haechi(project, "token-purge", drop))
+    purged = json_output(run_haechi("token-purge", drop, cwd=project))
     assert purged["command"] == "token-purge"
     assert purged["result"]["token"] == drop
     assert purged["result"]["purged"] is True
     assert "purgedAt" in purged["result"]
-    expired = as_json(haechi(project, "token-purge", "--expired"))
+    expired = json_output(run_haechi("token-purge", "--expired", cwd=project))
     assert expired["result"]["purged"] == 2
-    remaining = as_json(haechi(project, "token-export"))
+    remaining = json_output(run_haechi("token-export", cwd=project))
     assert [item["token"] for item in remaining["tokens"]] == [keep]
     assert [e["decision"] for e in _audit(project)] == ["purge", "purge_expired"]
 
 
 @pytest.mark.parametrize("args", [[], ["tok_email_0123456789abcdef", "--expired"]])
 def test_purge_needs_exactly_one_target(project: Path, args: list[str]) -> None:
-    result = haechi(project, "token-purge", *args)
+    result = run_haechi("token-purge", *args, cwd=project)
     assert result.returncode == 1
     assert result.stderr.startswith("haechi: token-purge needs a TOKEN or --expired")

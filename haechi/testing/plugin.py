@@ -15,20 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from haechi.testing import merge_config
+
 if TYPE_CHECKING:
     from haechi.runtime import Runtime
 
 __all__ = ["haechi_runtime"]
-
-
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def haechi_runtime(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
     }
 
     def make(config: Mapping[str, Any] | None = None, **providers: Any) -> Runtime:
-        runtime = create_runtime(_merge(files, config or {}), providers or None)
+        runtime = create_runtime(merge_config(files, config or {}), providers or None)
         built.append(runtime)
         return runtime
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from haechi.crypto import init_key_file
+from haechi.testing import merge_config
 
 SERVERS = Path(__file__).resolve().parent
 TOOL_SERVER = SERVERS / "tool_server.py"
@@ -21,16 +22,6 @@ SCRIPTED = SERVERS / "scripted.py"
 #: What the SDK's client sends in a session.
 SDK_METHODS = ["initialize", "notifications/initialized", "tools/list", "tools/call"]
 TIMEOUT_S = 60.0
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def write_config(workdir: Path, overrides: Mapping[str, Any] | None = None) -> Path:
@@ -46,7 +37,7 @@ def write_config(workdir: Path, overrides: Mapping[str, Any] | None = None) -> P
     }
     init_key_file(state / "dev.keys.json")
     path = workdir / "haechi.config.json"
-    path.write_text(json.dumps(_merge(document, overrides or {})))
+    path.write_text(json.dumps(merge_config(document, overrides or {})))
     return path
 
 

@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Run the ``haechi`` command line as a user does: a real subprocess of this interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def run_haechi(
+    *args: str | Path,
+    cwd: Path,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m haechi ARGS`` in ``cwd``, without any ``HAECHI_*`` variable of this shell."""
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith("HAECHI_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "haechi", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def json_output(result: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON document a successful command printed."""
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
