@@ -39,8 +39,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn
 
-import httpx
-
 from haechi.errors import LimitError
 from haechi.mcp.jsonrpc import (
     STDIO_ERROR,
@@ -58,7 +56,13 @@ from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import HeaderList, response_headers
 from haechi.proxy.responses import is_json_media_type
-from haechi.proxy.upstream import ResponseTooLarge, read_capped
+from haechi.proxy.upstream import (
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+    read_capped,
+)
 from haechi.streaming import Frame, SseParser, encode_sse
 
 __all__ = ["StreamableHttpHandler", "create_handler"]
@@ -93,7 +97,7 @@ def _header_text(value: str) -> bytes:
     return b"=?base64?" + base64.b64encode(value.encode("utf-8")) + b"?="
 
 
-def _is_event_stream(response: httpx.Response) -> bool:
+def _is_event_stream(response: UpstreamResponse) -> bool:
     content_type: str = response.headers.get("content-type", "")
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
 
@@ -209,9 +213,9 @@ class StreamableHttpHandler:
         try:
             async with asyncio.timeout(upstream.timeout_s):
                 response = await upstream.open(scope["method"], url, headers, body)
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, UpstreamTimeout):
             self._upstream_failed("haechi_upstream_timeout")
-        except httpx.TransportError:
+        except UpstreamError:
             self._upstream_failed("haechi_upstream_unreachable")
         try:
             if _is_event_stream(response):
@@ -237,13 +241,13 @@ class StreamableHttpHandler:
             async with asyncio.timeout(upstream.timeout_s):
                 response = await upstream.open("POST", url, headers, encode_message(refusal))
                 await response.aclose()
-        except (TimeoutError, httpx.HTTPError):
+        except (TimeoutError, UpstreamError):
             pass  # the server's request then times out on its side; nothing was disclosed
 
     # -- server to client ----------------------------------------------------------------
 
     async def _relay_body(
-        self, request: GatewayRequest, response: httpx.Response, send: Send, fallback_id: Any
+        self, request: GatewayRequest, response: UpstreamResponse, send: Send, fallback_id: Any
     ) -> None:
         cid = request.correlation_id.encode()
         try:
@@ -286,7 +290,7 @@ class StreamableHttpHandler:
         raise GatewayError("haechi_response_unprotected", extra={"reason": reason})
 
     async def _stream(
-        self, request: GatewayRequest, response: httpx.Response, send: Send, fallback_id: Any
+        self, request: GatewayRequest, response: UpstreamResponse, send: Send, fallback_id: Any
     ) -> None:
         cid = request.correlation_id.encode()
         headers = [
@@ -311,7 +315,7 @@ class StreamableHttpHandler:
                 reason = "an upstream event could not be inspected"
                 refusal = error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
                 await self._send_event(send, (), encode_message(refusal).decode("utf-8"))
-        except (httpx.TimeoutException, httpx.TransportError):
+        except UpstreamError:
             self._gateway.metrics.increment("haechi_upstream_error_total")
         await send({"type": "http.response.body", "body": b""})
 

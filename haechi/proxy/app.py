@@ -33,8 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn, Protocol
 
-import httpx
-
 from haechi.audit import proxy_decision_event
 from haechi.errors import HaechiError, LimitError
 from haechi.models import Identity, ProtectResult
@@ -53,7 +51,14 @@ from haechi.proxy.pipeline import (
     request_path,
 )
 from haechi.proxy.responses import ResponseHandler
-from haechi.proxy.upstream import ResponseTooLarge, Upstream, iter_capped
+from haechi.proxy.upstream import (
+    ResponseTooLarge,
+    Upstream,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+    iter_capped,
+)
 from haechi.streaming import StreamInspector
 
 __all__ = ["GatewayApp", "GatewayRequest", "McpHttpHandler"]
@@ -318,9 +323,9 @@ class GatewayApp:
                     await self.responses.respond(request, response, send, tokens)
                 finally:
                     await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, UpstreamTimeout):
             self._upstream_failed(timeout=True)
-        except httpx.TransportError:
+        except UpstreamError:
             self._upstream_failed(timeout=False)
 
     # -- steps ---------------------------------------------------------------------------
@@ -478,9 +483,9 @@ class GatewayApp:
         try:
             async with asyncio.timeout(self._timeout_s):
                 response = await self.upstream.open(method, url, upstream_headers, forward)
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, UpstreamTimeout):
             self._upstream_failed(timeout=True)
-        except httpx.TransportError:
+        except UpstreamError:
             self._upstream_failed(timeout=False)
         try:
             route = request.route
@@ -497,7 +502,7 @@ class GatewayApp:
             await response.aclose()
 
     @staticmethod
-    def _is_stream(response: httpx.Response, route: Route) -> bool:
+    def _is_stream(response: UpstreamResponse, route: Route) -> bool:
         assert route.streaming is not None
         content_type = response.headers.get("content-type", "").lower()
         return _STREAM_TYPES[route.streaming.format] in content_type
@@ -505,7 +510,7 @@ class GatewayApp:
     async def _pump(
         self,
         request: GatewayRequest,
-        response: httpx.Response,
+        response: UpstreamResponse,
         send: Send,
         inspect: bool,
         tokens: tuple[str, ...],
@@ -538,7 +543,7 @@ class GatewayApp:
             )
             request.decision = "stream_truncated"
             return  # the response stays incomplete: the server drops the connection
-        except (httpx.TimeoutException, httpx.TransportError):
+        except UpstreamError:
             if not inspect:
                 self.metrics.increment("haechi_upstream_error_total")
                 request.decision = "upstream_error"

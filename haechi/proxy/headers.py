@@ -8,7 +8,7 @@ the caller's upstream API key). Hop-by-hop headers never cross in either directi
 gateway always asks the upstream for an uncompressed (``identity``) body, because a body it
 cannot read is a body it cannot inspect.
 
-Header lists are ASGI/httpx style: lists of ``(name, value)`` byte pairs with lowercase names.
+Header lists are ASGI style: lists of ``(name, value)`` byte pairs with lowercase names.
 """
 
 from __future__ import annotations

@@ -24,12 +24,10 @@ import json
 import zlib
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-import httpx
-
 from haechi.proxy._asgi import Send, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
-from haechi.proxy.upstream import ResponseTooLarge, read_capped
+from haechi.proxy.upstream import ResponseTooLarge, UpstreamResponse, read_capped
 
 if TYPE_CHECKING:
     from haechi.proxy.app import GatewayApp, GatewayRequest
@@ -91,7 +89,7 @@ class ResponseHandler:
     async def respond(
         self,
         request: GatewayRequest,
-        response: httpx.Response,
+        response: UpstreamResponse,
         send: Send,
         tokens: tuple[str, ...],
         *,
@@ -158,7 +156,7 @@ class ResponseHandler:
         await send_response(send, response.status_code, headers, out)
 
     async def _relay(
-        self, request: GatewayRequest, response: httpx.Response, send: Send, cid: bytes
+        self, request: GatewayRequest, response: UpstreamResponse, send: Send, cid: bytes
     ) -> None:
         try:
             raw = await read_capped(response, self._cap)
@@ -184,7 +182,7 @@ class ResponseHandler:
     async def _uninspectable(
         self,
         request: GatewayRequest,
-        response: httpx.Response,
+        response: UpstreamResponse,
         raw: bytes,
         send: Send,
         reason: str,

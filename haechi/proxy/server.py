@@ -11,15 +11,15 @@ Timeouts (what maps to what):
 
 - ``limits.headersTimeoutMs``: time from a connection's (or a request's) first byte to the
   end of its headers; past it the connection is closed. Enforced by the gateway's HTTP
-  protocol (needs ``httptools``; with the pure-Python ``h11`` fallback it is not enforced).
+  protocol (uvicorn's ``httptools`` protocol, extended here).
 - ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
   past it the gateway answers 408 ``haechi_request_timeout``.
 - Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
 - ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
   closed at once, in-flight requests get this long to finish, then the rest are cut.
 
-uvicorn runs on ``uvloop`` and ``httptools`` when they are installed (the ``speed`` extra),
-and on asyncio and ``h11`` otherwise.
+uvicorn runs on ``httptools`` and, where it exists (not on Windows), ``uvloop``; both are
+dependencies of haechi.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ __all__ = [
 
 DEFAULT_PROXY_PORT: Final = 11016
 _KEEP_ALIVE_S: Final = 5
-_HAS_HTTPTOOLS: Final = importlib.util.find_spec("httptools") is not None
 _HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
 
 
@@ -213,7 +212,7 @@ def uvicorn_options(config: Any) -> dict[str, Any]:
         "date_header": False,
         "timeout_keep_alive": _KEEP_ALIVE_S,
         "timeout_graceful_shutdown": limits.shutdown_grace_ms / 1000,
-        "http": _protocol_class(headers_timeout) if _HAS_HTTPTOOLS else "h11",
+        "http": _protocol_class(headers_timeout),
         "loop": "uvloop" if _HAS_UVLOOP else "asyncio",
     }
     return options

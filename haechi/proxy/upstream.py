@@ -1,63 +1,140 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The one pooled HTTP client the gateway talks to its upstream with.
+"""The pooled HTTP/1.1 client the gateway talks to its upstream with.
 
-A single :class:`httpx.AsyncClient` per gateway keeps connections alive across requests (no
-per-request client or TLS handshake). Redirects are never followed (the upstream is fixed),
-proxy environment variables are ignored, cookies are never stored (the client is shared by
-all callers), and bodies are read raw — never transparently
-decompressed — so the gateway always knows exactly which bytes it inspects.
+One :class:`Upstream` per gateway keeps connections alive across requests (no per-request
+connection or TLS handshake): an idle connection is taken from the pool (most recently used
+first, after checking the upstream has not closed it), carries one request, and goes back
+once its answer was read to the end; a connection whose answer was not read to the end, or
+that either side wants closed, is closed instead. Redirects are never followed (the
+upstream is fixed), no proxy environment variable is consulted, no cookie is stored (the
+client is shared by all callers), and bodies are read raw — never transparently
+decompressed — so the gateway always knows exactly which bytes it inspects. HTTPS upstreams
+are verified against the system's trust store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` name
+others).
 
 The upstream URL's path prefix is honoured: with ``target.upstream`` set to
 ``http://host/prefix``, a request for ``/v1/x?y`` goes to ``http://host/prefix/v1/x?y``.
+
+Failures are :class:`UpstreamError` (unreachable, reset, malformed answer: 502) and its
+subclass :class:`UpstreamTimeout` (no answer, or a body that stopped flowing, within the
+timeout: 504).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import re
+import socket
+import ssl
 from collections.abc import AsyncIterator, Sequence
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-import httpx
+from haechi.proxy._http1 import Http1Connection, ResponseHeaders, UpstreamError, UpstreamTimeout
 
-__all__ = ["ResponseTooLarge", "Upstream", "declared_length", "iter_capped", "read_capped"]
+__all__ = [
+    "ResponseHeaders",
+    "ResponseTooLarge",
+    "Upstream",
+    "UpstreamError",
+    "UpstreamResponse",
+    "UpstreamTimeout",
+    "declared_length",
+    "iter_capped",
+    "read_capped",
+]
 
 _KEEPALIVE_CONNECTIONS: Final = 256
 _KEEPALIVE_EXPIRY_S: Final = 30.0
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
+_BAD_TARGET: Final = re.compile(rb"[\x00-\x20\x7f]")
 
 
 class ResponseTooLarge(Exception):
     """The upstream body exceeded the configured cap."""
 
 
-def _no_cookies() -> CookieJar:
-    """A cookie jar that keeps nothing.
+class UpstreamResponse:
+    """An upstream answer whose body is still to be read (then :meth:`aclose` it).
 
-    The client is shared by every caller of the gateway: a cookie one upstream answer set
-    must never ride along on another caller's request.
+    ``status_code`` and ``headers`` (lowercase names) are known; :meth:`aiter_raw` yields
+    the body as it arrives, each wait bounded by the upstream timeout.
     """
-    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+    __slots__ = ("_connection", "_upstream", "headers", "status_code")
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        connection: Http1Connection,
+        status_code: int,
+        headers: ResponseHeaders,
+    ) -> None:
+        self._upstream: Upstream | None = upstream
+        self._connection = connection
+        self.status_code = status_code
+        self.headers = headers
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body, chunk by chunk, exactly as sent (no decoding)."""
+        upstream = self._upstream
+        if upstream is None:
+            return
+        while (chunk := await self._connection.next_chunk(upstream.timeout_s)) is not None:
+            if chunk:
+                yield chunk
+
+    async def aclose(self) -> None:
+        """Give the connection back to the pool, or close it if it cannot be reused."""
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            upstream.release(self._connection)
+
+
+def _host_field(hostname: str, port: int | None, default_port: int) -> bytes:
+    """The ``Host`` header: the host as in the URL, with its port unless it is the default."""
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    text = host if port in (None, default_port) else f"{host}:{port}"
+    return text.encode("idna")
+
+
+def _basic_credentials(username: str | None, password: str | None) -> bytes | None:
+    """``Basic`` credentials from the upstream URL's user information, if it has any.
+
+    They replace whatever ``Authorization`` a caller sent, as the URL's owner intended.
+    """
+    if not username and not password:
+        return None
+    pair = f"{unquote(username or '')}:{unquote(password or '')}".encode()
+    return b"Basic " + base64.b64encode(pair)
+
+
+def _trust() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class Upstream:
-    """The upstream base URL and the pooled client that reaches it."""
+    """The upstream base URL and the pool of connections that reach it."""
 
     def __init__(self, base_url: str, *, timeout_s: float) -> None:
         parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("the upstream URL must be http:// or https:// with a host")
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
+        self._host = parts.hostname
+        default_port = 443 if parts.scheme == "https" else 80
+        self._port = parts.port or default_port
+        self._host_field = _host_field(parts.hostname, parts.port, default_port)
+        self._credentials = _basic_credentials(parts.username, parts.password)
+        self._tls = _trust() if parts.scheme == "https" else None
         self.timeout_s = timeout_s
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(
-                max_connections=None,
-                max_keepalive_connections=_KEEPALIVE_CONNECTIONS,
-                keepalive_expiry=_KEEPALIVE_EXPIRY_S,
-            ),
-            follow_redirects=False,
-            trust_env=False,
-            cookies=_no_cookies(),
-        )
+        self._idle: list[Http1Connection] = []
+        self._closed = False
 
     def url(self, raw_path: bytes, query: bytes) -> str:
         """The upstream URL for a request path and query (both as the client sent them)."""
@@ -72,20 +149,98 @@ class Upstream:
         url: str,
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes | None,
-    ) -> httpx.Response:
-        """Send a request and return the response with its body still unread.
+    ) -> UpstreamResponse:
+        """Send a request and return the answer with its body still unread.
 
-        The caller must close the response (``await response.aclose()``).
+        ``url`` comes from :meth:`url`. The caller must close the answer
+        (``await response.aclose()``). Raises :class:`UpstreamTimeout` when no answer head
+        arrived within the timeout and :class:`UpstreamError` on any other failure.
         """
-        request = self.client.build_request(method, url, headers=list(headers), content=body)
-        return await self.client.send(request, stream=True)
+        request = self._request(method, url, headers, body)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                connection = await self._acquire()
+                try:
+                    connection.send(request, head_only=method == "HEAD")
+                    status, fields = await connection.response_head()
+                except BaseException:
+                    connection.close()
+                    raise
+        except TimeoutError:
+            raise UpstreamTimeout("the upstream did not answer in time") from None
+        return UpstreamResponse(self, connection, status, ResponseHeaders(fields))
+
+    def release(self, connection: Http1Connection) -> None:
+        """Take a connection back after its answer was closed."""
+        if self._closed or not connection.reusable() or len(self._idle) >= _KEEPALIVE_CONNECTIONS:
+            connection.close()
+            return
+        connection.finish()
+        connection.idle_since = connection.loop.time()
+        self._idle.append(connection)
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
-        await self.client.aclose()
+        """Close every idle connection; connections in use close when released."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _request(
+        self, method: str, url: str, headers: Sequence[tuple[bytes, bytes]], body: bytes | None
+    ) -> bytes:
+        """The request head (and body) as bytes, refusing anything that could split it."""
+        if not url.startswith(self._origin):
+            raise ValueError("the request URL is not on the upstream")
+        target = url[len(self._origin) :].encode("latin-1") or b"/"
+        verb = method.encode("ascii")
+        if not _TOKEN.fullmatch(verb) or _BAD_TARGET.search(target):
+            raise ValueError("the request line cannot be sent upstream")
+        parts = [verb, b" ", target, b" HTTP/1.1\r\nhost: ", self._host_field, b"\r\n"]
+        credentials = self._credentials
+        for name, value in headers:
+            if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+                raise ValueError("a request header cannot be sent upstream")
+            if credentials is None or name != b"authorization":
+                parts += (name, b": ", value, b"\r\n")
+        if credentials is not None:
+            parts += (b"authorization: ", credentials, b"\r\n")
+        if body is not None:
+            parts += (b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body)
+        else:
+            parts.append(b"\r\n")
+        return b"".join(parts)
+
+    async def _acquire(self) -> Http1Connection:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._idle:
+            connection = self._idle.pop()
+            if (
+                connection.loop is loop
+                and now - connection.idle_since < _KEEPALIVE_EXPIRY_S
+                and connection.alive()
+            ):
+                return connection
+            if connection.loop is loop:
+                connection.close()
+        try:
+            transport, connection = await loop.create_connection(
+                Http1Connection,
+                self._host,
+                self._port,
+                ssl=self._tls,
+                server_hostname=self._host if self._tls is not None else None,
+            )
+        except OSError as exc:
+            raise UpstreamError(f"cannot connect to the upstream ({type(exc).__name__})") from None
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
 
 
-def declared_length(response: httpx.Response) -> int | None:
+def declared_length(response: UpstreamResponse) -> int | None:
     """The upstream's ``Content-Length``, if it sent a valid one."""
     value = response.headers.get("content-length")
     if value is None or not value.isdigit():
@@ -93,7 +248,7 @@ def declared_length(response: httpx.Response) -> int | None:
     return int(value)
 
 
-async def read_capped(response: httpx.Response, cap: int) -> bytes:
+async def read_capped(response: UpstreamResponse, cap: int) -> bytes:
     """Read the raw body, raising :class:`ResponseTooLarge` as soon as it passes ``cap``."""
     declared = declared_length(response)
     if declared is not None and declared > cap:
@@ -105,10 +260,10 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
         if size > cap:
             raise ResponseTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def iter_capped(response: httpx.Response, cap: int) -> AsyncIterator[bytes]:
+async def iter_capped(response: UpstreamResponse, cap: int) -> AsyncIterator[bytes]:
     """Yield raw body chunks, raising :class:`ResponseTooLarge` once the total passes ``cap``."""
     size = 0
     async for chunk in response.aiter_raw():

@@ -1,0 +1,269 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One keep-alive HTTP/1.1 connection to the upstream, its answers parsed by ``httptools``.
+
+The gateway's upstream client is this module plus the pool in :mod:`haechi.proxy.upstream`.
+A general-purpose client costs several times the gateway's own work per request (request
+and URL objects, cookie and redirect machinery, a pool that looks at every connection on
+every request); this one writes the request head and body in one call and parses the answer
+with llhttp — the parser of Node.js, strict about framing, so a malformed or ambiguous
+answer (two ``Content-Length`` values, a bad chunk) breaks the exchange off instead of
+being guessed at.
+
+Response header names are lowercased here, as ASGI and the header policy expect them, so
+hop-by-hop and framing headers are recognised whatever case the upstream wrote them in.
+Body bytes are buffered up to a high-water mark, then reading pauses until the gateway
+catches up, so a fast upstream cannot fill the gateway's memory. Error messages never quote
+upstream bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections import deque
+from typing import Final, overload
+
+import httptools
+
+__all__ = ["Http1Connection", "ResponseHeaders", "UpstreamError", "UpstreamTimeout"]
+
+#: Buffered body bytes past which reading from the upstream pauses, and where it resumes.
+_HIGH_WATER: Final = 1 << 20
+_LOW_WATER: Final = 1 << 18
+_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached, or broke the exchange off (answered with 502)."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer, or stopped sending, in time (answered with 504)."""
+
+
+class ResponseHeaders:
+    """The header fields of an upstream answer: ``raw`` pairs with lowercase names, in order."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The field ``name`` (lowercase), repeated fields joined with ``", "``."""
+        key = name.encode("latin-1")
+        values = [value.decode("latin-1") for field, value in self.raw if field == key]
+        return ", ".join(values) if values else default
+
+
+class Http1Connection(asyncio.Protocol):
+    """A client connection carrying one request at a time (see :meth:`send`)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.idle_since = 0.0
+        self._transport: asyncio.Transport | None = None
+        self._fd = -1  # plain TCP only: polled for a peer that closed while idle
+        self._parser = httptools.HttpResponseParser(self)
+        self._head: asyncio.Future[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._status = 0
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._framed = False
+        self._busy = False
+        self._head_only = False
+        self._headers_done = False
+        self._complete = False
+        self._keep_alive = False
+        self._error: UpstreamError | None = None
+        self._spoiled = False  # bytes beyond the answer arrived: never reuse
+        self._closed = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        if transport.get_extra_info("sslcontext") is None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self._fd = sock.fileno()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._busy or self._complete:
+            # Bytes nobody asked for: the connection can no longer be trusted to frame.
+            self._spoiled = True
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._malformed()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost settles the exchange
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._busy and not self._complete and self._error is None:
+            if self._headers_done and not self._framed:
+                # No Content-Length and not chunked: the body ends with the connection.
+                self._complete = True
+                self._keep_alive = False
+            else:
+                self._error = UpstreamError("the upstream closed the connection mid-response")
+        self._settle()
+
+    # -- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._headers_done:  # a second answer to one request: ignore it, drop the line
+            self._spoiled = True
+            return
+        self._fields = []
+        self._framed = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._spoiled:
+            return
+        field = name.lower()
+        if field in _FRAMING:
+            self._framed = True
+        self._fields.append((field, value))
+
+    def on_headers_complete(self) -> None:
+        if self._spoiled:
+            return
+        status = self._parser.get_status_code()
+        if status < 200:  # an interim answer (100 Continue...): the real one follows
+            return
+        self._status = status
+        self._keep_alive = self._parser.should_keep_alive()
+        self._headers_done = True
+        if self._head_only:
+            # An answer to HEAD has no body whatever its framing says; this parser cannot be
+            # told so, so the connection is not reused.
+            self._complete = True
+            self._keep_alive = False
+        self._settle()
+
+    def on_body(self, body: bytes) -> None:
+        if self._head_only or self._spoiled or self._complete:
+            return
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > _HIGH_WATER and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+        self._settle()
+
+    def on_message_complete(self) -> None:
+        if not self._headers_done or self._spoiled:  # an interim answer, or one too many
+            return
+        self._complete = True
+        self._settle()
+
+    # -- the client side ------------------------------------------------------------------
+
+    def send(self, data: bytes, *, head_only: bool) -> None:
+        """Write one request (head and body in ``data``); the connection must be idle."""
+        assert self._transport is not None
+        self._busy = True
+        self._head_only = head_only
+        self._headers_done = self._complete = self._keep_alive = False
+        self._head = self.loop.create_future()
+        self._transport.write(data)
+
+    async def response_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Wait for the status and header fields of the answer."""
+        assert self._head is not None
+        if not self._headers_done and self._error is None:
+            await self._head
+        if self._error is not None:
+            raise self._error
+        return self._status, self._fields
+
+    async def next_chunk(self, timeout: float) -> bytes | None:
+        """The next piece of the body (``None`` at its end), waiting at most ``timeout`` s."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._complete:
+                return None
+            self._wake = self.loop.create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake
+            except TimeoutError:
+                raise UpstreamTimeout("the upstream stopped sending the response") from None
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        if self._paused and self._buffered < _LOW_WATER and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    def reusable(self) -> bool:
+        """Whether the answer was read to its end and both sides keep the connection."""
+        return (
+            self._complete
+            and self._keep_alive
+            and not self._chunks
+            and self._error is None
+            and not self._spoiled
+            and not self._closed
+        )
+
+    def finish(self) -> None:
+        """Mark the connection idle again (after :meth:`reusable` said yes)."""
+        self._busy = False
+        self._head = self._wake = None
+
+    def alive(self) -> bool:
+        """Whether an idle connection can carry another request.
+
+        The socket is polled too: a peer that closed while the event loop was busy is seen
+        before a request is written into a dead connection.
+        """
+        if self._closed or self._transport is None or self._transport.is_closing():
+            return False
+        if self._fd >= 0:
+            try:
+                readable, _, _ = select.select([self._fd], [], [], 0)
+            except (OSError, ValueError):
+                return False
+            return not readable
+        return True
+
+    def close(self) -> None:
+        """Drop the connection (an unfinished exchange fails with :class:`UpstreamError`)."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+        self._closed = True
+
+    def _malformed(self) -> None:
+        if self._complete:  # the answer is whole; only what followed it is bad
+            self._spoiled = True
+            self.close()
+        else:
+            self._fail(UpstreamError("the upstream sent a malformed HTTP response"))
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self._error is None:
+            self._error = error
+        self.close()
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wake whoever waits for the head or for body bytes."""
+        for waiter in (self._head, self._wake):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
