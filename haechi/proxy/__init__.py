@@ -1,2 +1,4 @@
 # SPDX-License-Identifier: Apache-2.0
 """The HTTP gateway."""
+
+__all__: list[str] = []
