@@ -27,6 +27,7 @@ __all__ = ["DigitRuns", "LiteralScanner"]
 
 _DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()]{0,2}[0-9])*")
 _DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 #: Windows are only worth computing on text this many times longer than their reach.
 _WINDOWED_TEXT_FACTOR: Final = 32
 
@@ -102,6 +103,11 @@ class LiteralScanner:
 
     One Aho-Corasick pass (``ahocorasick_rs``) reports every occurrence of every literal,
     overlapping ones included, in time linear in the text whatever the number of literals.
+
+    The automaton only accepts text that encodes to UTF-8, which a Python ``str`` holding a
+    lone surrogate (``json.loads('"\\ud800"')``) does not. Such code points are replaced by
+    U+FFFD for this pass: no literal contains either, so the set of literals found is the
+    same, and the rules themselves still run on the untouched text.
     """
 
     __slots__ = ("_automaton",)
@@ -114,4 +120,9 @@ class LiteralScanner:
         """The literals that occur in ``lowered``, an already lowercased text."""
         if self._automaton is None:
             return set()
-        return set(self._automaton.find_matches_as_strings(lowered, overlapping=True))
+        try:
+            found = self._automaton.find_matches_as_strings(lowered, overlapping=True)
+        except UnicodeEncodeError:
+            clean = _SURROGATE.sub("\ufffd", lowered)
+            found = self._automaton.find_matches_as_strings(clean, overlapping=True)
+        return set(found)
