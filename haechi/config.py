@@ -397,6 +397,17 @@ class CustomRuleConfig(_Section):
             raise ValueError("must be a lowercase identifier (letters, digits, underscores)")
         return value
 
+    @field_validator("pattern")
+    @classmethod
+    def _screened(cls, value: str) -> str:
+        # The detector's own screen, at load time: a catastrophic or broken pattern is
+        # reported with its location instead of when the runtime is built. Imported here:
+        # the detection package loads the whole catalogue, which plain config reads skip.
+        from haechi.detect.custom import screen_pattern
+
+        screen_pattern(value)
+        return value
+
 
 class AllowlistEntryConfig(_Section):
     """An allowlist entry matching a value, a hashed path, or both."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from haechi.detect import default_rules
 
 
@@ -79,5 +81,26 @@ def test_invalid_custom_rule_is_one_clear_error_line(tmp_path: Path) -> None:
     result = _haechi("rules", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("haechi: filters.customRules[0]")
+    assert result.stderr.startswith(f"haechi: {config}: filters.customRules[0].pattern: ")
     assert "nested quantifiers" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [("(a+)+", "nested quantifiers"), ("(", "does not compile"), (r"(a)\1", "backreference")],
+)
+def test_status_refuses_a_bad_custom_rule_when_the_config_loads(
+    tmp_path: Path, pattern: str, problem: str
+) -> None:
+    config = tmp_path / "haechi.config.json"
+    rules = [
+        {"id": "ok", "type": "ticket", "pattern": r"TCK-\d{6}"},
+        {"id": "bad", "type": "ticket", "pattern": pattern},
+    ]
+    config.write_text(json.dumps({"configVersion": 1, "filters": {"customRules": rules}}))
+    result = _haechi("status", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "filters.customRules[1].pattern: " in result.stderr
+    assert problem in result.stderr

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
+from haechi.config import load_config
 from haechi.detect import (
     HARD_BLOCK_TYPES,
     KEY_NAME_RULE_ID,
@@ -326,3 +328,36 @@ def test_duplicate_rule_ids_are_refused() -> None:
     rule = default_rules()[0]
     with pytest.raises(DetectionError, match="duplicate"):
         DetectionEngine([rule, rule])
+
+
+class TestCustomRulesInTheConfiguration:
+    """The configuration refuses what the engine would refuse, when it is loaded."""
+
+    @pytest.mark.parametrize(
+        ("pattern", "problem"),
+        [
+            ("(a+)+", "nested quantifiers"),
+            ("(?:x+){2,}", "nested quantifiers"),
+            (r"(a)\1", "backreference"),
+            ("[a-", "does not compile"),
+        ],
+    )
+    def test_load_config_names_the_pattern(
+        self, tmp_path: Path, pattern: str, problem: str
+    ) -> None:
+        path = tmp_path / "haechi.config.json"
+        rules = [
+            {"id": "fine", "type": "t", "pattern": "x+y"},
+            {"id": "b", "type": "t", "pattern": pattern},
+        ]
+        path.write_text(json.dumps({"configVersion": 1, "filters": {"customRules": rules}}))
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        assert "filters.customRules[1].pattern: " in str(caught.value)
+        assert problem in str(caught.value)
+
+    def test_a_safe_pattern_loads(self, tmp_path: Path) -> None:
+        path = tmp_path / "haechi.config.json"
+        rules = [{"id": "emp", "type": "employee_id", "pattern": r"EMP-(?P<value>\d{6})"}]
+        path.write_text(json.dumps({"configVersion": 1, "filters": {"customRules": rules}}))
+        assert load_config(path).filters.custom_rules[0].pattern == r"EMP-(?P<value>\d{6})"

@@ -7,7 +7,8 @@ screen for catastrophic patterns is a useful early warning, never a guarantee, s
 also runs every custom rule under a deadline and fails closed when it is exceeded.
 
 Checks done when the rules are loaded (each failure is a :class:`ConfigError` naming the
-rule, never echoing inspected text):
+rule, never echoing inspected text; the configuration runs the pattern screen,
+:func:`screen_pattern`, already when the file is read):
 
 * ``id`` non-empty and unique; ``type`` a lowercase identifier (so that its redaction and
   token markers are recognised as genuine on responses);
@@ -34,7 +35,13 @@ import regex
 from haechi.detect.rule import Rule
 from haechi.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIDENCE", "MAX_PATTERN_LENGTH", "CustomRule", "compile_custom_rules"]
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "MAX_PATTERN_LENGTH",
+    "CustomRule",
+    "compile_custom_rules",
+    "screen_pattern",
+]
 
 MAX_PATTERN_LENGTH: Final = 500
 DEFAULT_CONFIDENCE: Final = 0.7
@@ -59,6 +66,31 @@ def _fail(label: str, problem: str) -> ConfigError:
     return ConfigError(f"{label}: {problem}")
 
 
+def screen_pattern(pattern: str, flags: str = "g") -> regex.Pattern[str]:
+    """Screen and compile one custom pattern; :class:`ValueError` says what is wrong with it.
+
+    The configuration calls this when it is loaded, so that ``haechi status`` and the gateway
+    refuse a catastrophic or broken pattern with the file's error location, and the engine
+    calls it again when it is built. ``flags`` are the custom rule's letters.
+    """
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(f"pattern is longer than {MAX_PATTERN_LENGTH} characters")
+    if _NESTED_QUANTIFIER.search(pattern):
+        raise ValueError(
+            "pattern has nested quantifiers (a repeated group that itself contains + or *); "
+            "rewrite it without the outer repetition"
+        )
+    if _BACKREFERENCE.search(pattern):
+        raise ValueError("pattern uses a backreference, which is not allowed")
+    bits = regex.ASCII | regex.VERSION0
+    for letter in flags:
+        bits |= _FLAG_BITS.get(letter, 0)
+    try:
+        return regex.compile(pattern, bits)
+    except regex.error as exc:
+        raise ValueError(f"pattern does not compile: {exc}") from None
+
+
 def _compile_one(index: int, spec: Mapping[str, Any]) -> CustomRule:
     label = f"filters.customRules[{index}]"
     rule_id = spec.get("id")
@@ -71,16 +103,6 @@ def _compile_one(index: int, spec: Mapping[str, Any]) -> CustomRule:
     pattern = spec.get("pattern")
     if not isinstance(pattern, str) or not pattern:
         raise _fail(label, "pattern must be a non-empty string")
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        raise _fail(label, f"pattern is longer than {MAX_PATTERN_LENGTH} characters")
-    if _NESTED_QUANTIFIER.search(pattern):
-        raise _fail(
-            label,
-            "pattern has nested quantifiers (a repeated group that itself contains + or *); "
-            "rewrite it without the outer repetition",
-        )
-    if _BACKREFERENCE.search(pattern):
-        raise _fail(label, "pattern uses a backreference, which is not allowed")
     flags = spec.get("flags", "g")
     if not isinstance(flags, str) or not set(flags) <= _ALLOWED_FLAGS:
         raise _fail(label, "flags may only use the letters dgimsuvy")
@@ -89,13 +111,10 @@ def _compile_one(index: int, spec: Mapping[str, Any]) -> CustomRule:
         raise _fail(label, "confidence must be a number")
     if not 0 <= confidence <= 1:
         raise _fail(label, "confidence must be between 0 and 1")
-    bits = regex.ASCII | regex.VERSION0
-    for letter in flags:
-        bits |= _FLAG_BITS.get(letter, 0)
     try:
-        compiled = regex.compile(pattern, bits)
-    except regex.error as exc:
-        raise _fail(label, f"pattern does not compile: {exc}") from None
+        compiled = screen_pattern(pattern, flags)
+    except ValueError as exc:
+        raise _fail(label, str(exc)) from None
     rule = Rule(
         id=rule_id,
         type=rule_type,
