@@ -18,6 +18,7 @@ and ``audit_sink``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -231,6 +232,13 @@ class Runtime:
         return self._run_sync(lambda: self.protect(payload, **options))
 
     def _run_sync(self, make: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``make()`` to completion on this runtime's private event loop.
+
+        The loop is driven directly rather than through ``Runner.run``, which installs and
+        removes a SIGINT handler on every call (a large part of a small protect call on the
+        main thread). A call interrupted while suspended (Ctrl-C) is cancelled and unwound
+        before the interruption propagates, so it never resumes inside a later call.
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -240,11 +248,20 @@ class Runtime:
         with self._runner_lock:
             if self._runner is None:
                 self._runner = asyncio.Runner()
+            loop = self._runner.get_loop()
 
             async def call() -> _T:
                 return await make()
 
-            return self._runner.run(call())
+            task = loop.create_task(call())
+            try:
+                return loop.run_until_complete(task)
+            except BaseException:
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        loop.run_until_complete(task)
+                raise
 
     def stream_protector(
         self,

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,6 +153,41 @@ async def test_protect_sync_refuses_to_run_inside_an_event_loop() -> None:
     runtime = create_runtime()
     with pytest.raises(RuntimeError, match="await protect"):
         runtime.protect_sync({"a": "x"})
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def test_an_interrupted_protect_sync_is_unwound_before_the_next_call() -> None:
+    events: list[str] = []
+
+    class StallingOnce(MemoryAuditStore):
+        async def append(self, build: Any, *, committed: Any = None) -> dict[str, Any]:
+            if not events:
+                events.append("stalled")
+                asyncio.get_running_loop().call_soon(_interrupt)  # Ctrl-C while suspended
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    events.append("cancelled")
+                    raise
+            return await super().append(build, committed=committed)
+
+    store = StallingOnce()
+    runtime = create_runtime({"mode": "enforce"}, {"audit_store": store, "token_vault": None})
+    with pytest.raises(KeyboardInterrupt):
+        runtime.protect_sync({"a": "a@example.com"})
+    assert events == ["stalled", "cancelled"]
+    assert runtime.protect_sync({"a": "b@example.com"}).payload == {"a": "[REDACTED:email]"}
+    assert events == ["stalled", "cancelled"]
+    records = asyncio.run(_records(store))
+    assert len(records) == 1
+    runtime.close()
+
+
+async def _records(store: MemoryAuditStore) -> list[dict[str, Any]]:
+    return [record async for record in store.records()]
 
 
 @pytest.mark.anyio

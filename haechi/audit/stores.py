@@ -284,17 +284,16 @@ def _take(lines: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
 class MemoryAuditStore:
     """Audit records in a list: for tests, demos and single-process embedding.
 
-    Records are stored as a JSON round trip of what was built, so what is read back is what
-    a file store would have held; every caller gets its own copy (parsed from the same
-    line, which is cheaper than copying the record). Appends finish without suspending, so
-    they are persisted in call order (``ordered_appends``).
+    Records are stored as their JSON line, so what is read back is what a file store would
+    have held, and every record handed out is a fresh parse of it that callers may keep or
+    change. Appends finish without suspending, so they are persisted in call order
+    (``ordered_appends``).
     """
 
     name: ClassVar[str] = "memory"
     ordered_appends: ClassVar[bool] = True
 
     def __init__(self) -> None:
-        # Each record as its JSON line: every copy handed out is parsed from it.
         self._lines: list[bytes] = []
         self._head: AuditIntegrity | None = None
         self._lock = threading.Lock()
@@ -308,12 +307,11 @@ class MemoryAuditStore:
         """Append one record under a lock shared by every thread (see the protocol)."""
         with self._lock:
             line = encode_line(build(self._head))
-            head = integrity_of(json.loads(line))
+            record: dict[str, Any] = json.loads(line)
+            self._head = integrity_of(record)
             self._lines.append(line)
-            self._head = head
             if committed is not None:
-                committed(json.loads(line))
-        record: dict[str, Any] = json.loads(line)
+                committed(record)
         return record
 
     async def records(self) -> AsyncIterator[dict[str, Any]]:

@@ -210,6 +210,10 @@ def uvicorn_options(config: Any) -> dict[str, Any]:
         "log_level": "warning",
         "server_header": False,
         "date_header": False,
+        # The gateway reads X-Forwarded-Proto itself (proxy.trustForwardedProto) and uses
+        # no client address: uvicorn's rewriting of the scope from X-Forwarded-* headers
+        # would only cost time and trust headers nobody asked to trust.
+        "proxy_headers": False,
         "timeout_keep_alive": _KEEP_ALIVE_S,
         "timeout_graceful_shutdown": limits.shutdown_grace_ms / 1000,
         "http": _protocol_class(headers_timeout),
