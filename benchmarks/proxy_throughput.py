@@ -9,11 +9,12 @@ Each scenario sends a bounded number of 1 KiB chat requests (an email, a phone n
 gateway rows also report the ratio to the direct row of the same concurrency and the latency
 the gateway added. The streaming rows add time to first body byte.
 
-Scenarios: direct, gateway enforce (request and response protection), gateway dry-run
-(detect and audit only), at concurrency 32 and 256; a streamed answer (SSE, 16 frames)
+Scenarios: direct and gateway enforce (request and response protection) at concurrency 1
+(one request at a time: the latency the gateway adds when it is not saturated), 32 and 256;
+gateway dry-run (detect and audit only) at 32 and 256; a streamed answer (SSE, 16 frames)
 direct and through the gateway in ``inspect`` mode; and enforce with the in-memory audit
 store ("mem-audit"), which separates the gateway's own cost from the durable (fsynced,
-hash-chained, serialised) audit file every other row writes to.
+hash-chained, group-committed) audit file every other row writes to.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--json]
 
@@ -589,7 +590,7 @@ def main() -> None:
         with _process(_python("--serve-upstream")) as (_up, port_line):
             upstream_port = int(port_line)
             upstream = f"http://127.0.0.1:{upstream_port}"
-            plan = [(32, False), (256, False)]
+            plan = [(1, False), (32, False), (256, False)]
             direct: dict[tuple[int, bool], dict[str, Any]] = {}
             for concurrency, stream in [*plan, (32, True)]:
                 result = _measure(
@@ -605,7 +606,7 @@ def main() -> None:
                 rows.append(_row(name, concurrency, result, None))
             gateway_plan = [
                 ("enforce", "jsonl", [*plan, (32, True)]),
-                ("dry-run", "jsonl", plan),
+                ("dry-run", "jsonl", plan[1:]),
                 ("enforce", "memory", [(32, False)]),
             ]
             for mode, audit, cases in gateway_plan:

@@ -129,8 +129,11 @@ def _fast_encodable(value: Any) -> bool:
 
 def canonical_json(value: Any) -> str:
     """Return the json-stable-v1 text of ``value``."""
-    if type(value) is str:  # object keys, one at a time, are the most frequent callers
+    kind = type(value)
+    if kind is str:  # lone keys and number leaves are frequent callers
         return _encode_string(value)
+    if kind is int:
+        return str(value)
     if _fast_encodable(value):
         return _FAST_ENCODE(value)
     return _exact(value)
