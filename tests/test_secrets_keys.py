@@ -104,6 +104,8 @@ NOT_SENSITIVE = [
     "page_token",
     "continuation_token",
     "sync_token",
+    "progressToken",
+    "progress_token",
     "aws_access_key_id",
     "key",
     "keys",

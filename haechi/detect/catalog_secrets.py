@@ -24,7 +24,7 @@ from haechi.detect.secrets_ai import AI_RULES
 from haechi.detect.secrets_cloud import CLOUD_RULES
 from haechi.detect.secrets_generic import ASSIGNMENT_RULES, HEADER_RULES, URL_RULES
 from haechi.detect.secrets_infra import INFRA_RULES
-from haechi.detect.secrets_keys import is_sensitive_key
+from haechi.detect.secrets_keys import is_sensitive_key, key_names_secret
 from haechi.detect.secrets_messaging import MESSAGING_RULES
 from haechi.detect.secrets_observability import OBSERVABILITY_RULES
 from haechi.detect.secrets_payments import PAYMENT_RULES
@@ -33,7 +33,7 @@ from haechi.detect.secrets_registries import REGISTRY_RULES
 from haechi.detect.secrets_saas import SAAS_RULES
 from haechi.detect.secrets_vcs import VCS_RULES
 
-__all__ = ["SECRET_RULES", "is_sensitive_key"]
+__all__ = ["SECRET_RULES", "is_sensitive_key", "key_names_secret"]
 
 SECRET_RULES: Final[tuple[Rule, ...]] = (
     VCS_RULES

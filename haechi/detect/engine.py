@@ -13,7 +13,8 @@ Per leaf the engine
 4. re-scans marker-shaped spans, reporting what hides in fake markers, and on responses
    skips findings that overlap haechi's own genuine markers (:mod:`haechi.detect.markers`);
 5. adds a whole-value ``secret`` finding when the leaf sits under a sensitive key
-   (``password``, ``api_key``, ...);
+   (``password``, ``api_key``, ...; under ambiguous keys such as ``token``, which LLM APIs
+   use for vocabulary pieces, only when the value looks like a credential);
 6. resolves overlaps (:mod:`haechi.detect.overlaps`);
 7. with decode-and-rescan on, scans the decoded forms of an encoded leaf
    (:mod:`haechi.detect.decode`).
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
-from haechi.detect.catalog_secrets import is_sensitive_key
+from haechi.detect.catalog_secrets import key_names_secret
 from haechi.detect.custom import compile_custom_rules
 from haechi.detect.decode import decoded_views
 from haechi.detect.locator import build_locator
@@ -273,8 +274,7 @@ class DetectionEngine:
             kind == "value"
             and bool(path)
             and isinstance(path[-1], str)
-            and bool(text.strip())
-            and is_sensitive_key(path[-1])
+            and key_names_secret(path[-1], folded.text)
         )
         hits = self._run(folded.text, rule_set.leaf(folded.text))
         if folded.case == "unstable":
