@@ -244,9 +244,10 @@ def test_a_connection_the_upstream_closed_while_idle_is_not_used(
         b"NOT HTTP AT ALL\r\n\r\n",
         answer(b"short", "Content-Type: application/json", "Content-Length: 100"),
         answer(b"zz\r\nab\r\n", "Transfer-Encoding: chunked"),
+        answer(b"", "Connection: upgrade", "Upgrade: websocket", status="101 Switching"),
         b"",
     ],
-    ids=["two-lengths", "garbage", "cut-short", "bad-chunk", "closed"],
+    ids=["two-lengths", "garbage", "cut-short", "bad-chunk", "upgrade", "closed"],
 )
 def test_a_broken_answer_is_a_502_and_nothing_of_it_is_relayed(
     tmp_path: Path, raw_upstream: Callable[..., RawUpstream], reply: bytes

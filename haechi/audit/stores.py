@@ -285,9 +285,9 @@ class MemoryAuditStore:
     """Audit records in a list: for tests, demos and single-process embedding.
 
     Records are stored as their JSON line, so what is read back is what a file store would
-    have held, and every record handed out is a fresh parse of it that callers may keep or
-    change. Appends finish without suspending, so they are persisted in call order
-    (``ordered_appends``).
+    have held, and every record read back is a fresh parse of it that callers may keep or
+    change; ``append`` returns the record it built, as the file store does. Appends finish
+    without suspending, so they are persisted in call order (``ordered_appends``).
     """
 
     name: ClassVar[str] = "memory"
@@ -306,8 +306,8 @@ class MemoryAuditStore:
     async def append(self, build: Build, *, committed: Committed = None) -> dict[str, Any]:
         """Append one record under a lock shared by every thread (see the protocol)."""
         with self._lock:
-            line = encode_line(build(self._head))
-            record: dict[str, Any] = json.loads(line)
+            record = build(self._head)
+            line = encode_line(record)
             self._head = integrity_of(record)
             self._lines.append(line)
             if committed is not None:

@@ -105,8 +105,8 @@ class Http1Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._malformed()
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._malformed()  # an upgrade was never asked for: as bad as a broken answer
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles the exchange
