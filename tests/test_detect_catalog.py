@@ -104,8 +104,6 @@ class TestCards:
         "text",
         [
             "41111111111111111111111",
-            "4111 1111 1111 1111 2222",
-            "1234 4111 1111 1111 1111",
             "4111111111111112",
             "1781129892000",
             "7111111111111116",
@@ -113,6 +111,13 @@ class TestCards:
     )
     def test_no_partial_or_invalid_cards(self, engine: DetectionEngine, text: str) -> None:
         assert "card" not in kinds(engine, f"ref {text} end")
+
+    @pytest.mark.parametrize("text", ["4111 1111 1111 1111 2222", "1234 4111 1111 1111 1111"])
+    def test_a_card_group_run_next_to_another_group_is_still_a_card(
+        self, engine: DetectionEngine, text: str
+    ) -> None:
+        # A hard-block value is never lost to a longer run of digit groups around it.
+        assert found(engine, f"ref {text} end") == {("card", "4111 1111 1111 1111")}
 
 
 class TestIban:

@@ -186,7 +186,7 @@ def _reference_cases() -> Iterator[Any]:
         "nl_bsn": ["123456789"],
         "phone": ["id 550e8400-e29b-41d4-a716-446655440000", "x01012345678x", "1781129892",
                   "1719999999", "12345678901", "4155552671"],
-        "card": ["41111111111111111111111", "4111 1111 1111 1111 2222"],
+        "card": ["41111111111111111111111"],
     }  # fmt: skip
     for name, values in accept.items():
         for index, value in enumerate(values):
@@ -204,6 +204,36 @@ def _reference_cases() -> Iterator[Any]:
         "write to 4242424242424242@x.co",
         {"card": True, "email": True},
     )
+
+
+def _cards_among_digit_groups(rng: random.Random) -> Iterator[Any]:
+    """Cards written right next to other digit groups (a phone number, a date, an order
+    number): the whole run fails the card check, the card inside it must still be found;
+    and grouped runs in which no card-shaped part passes the check."""
+    neighbours = (
+        lambda: f"010-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
+        lambda: f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        lambda: str(rng.randint(10_000, 99_999)),
+        lambda: str(rng.randint(1, 99)),
+        lambda: f"{rng.randint(1000, 9999)}",
+    )
+    for index in range(POSITIVES):
+        card = SAMPLES["card"].valid(rng)
+        neighbour = rng.choice(neighbours)()
+        text = f"{neighbour} {card}" if index % 2 else f"{card} {neighbour}"
+        yield _case(f"pii-card-among-groups-{index}", f"paid {text} today", {"card": True})
+    yield _case(
+        "pii-card-among-groups-reference", "value: 4111 1111 1111 1111 2222", {"card": True}
+    )
+    for index, text in enumerate(
+        [
+            "1234 5678 9012 3456 7890",
+            "2024-05-01 7111 1111 1111 1116",
+            "010-1234-5678 4111 1111 1111 1112",
+            "4111 1111 1111 1112 010-1234-5678",
+        ]
+    ):
+        yield _case(f"pii-card-among-groups-neg-{index}", f"ref {text} end", {"card": False})
 
 
 def _injection_in_requests(rng: random.Random) -> Iterator[Any]:
@@ -226,7 +256,15 @@ def main() -> None:
     national = tuple(
         name for name in sorted(SAMPLES) if name not in PII_TYPES and name != "injection"
     )
-    _write("pii.jsonl", list(_typed_cases(rng, "pii", PII_TYPES)))
+    # The digit-group cases draw from their own generator so that adding them left every
+    # other case as it was.
+    _write(
+        "pii.jsonl",
+        [
+            *_typed_cases(rng, "pii", PII_TYPES),
+            *_cards_among_digit_groups(random.Random(SEED + 1)),
+        ],
+    )
     _write("national_ids.jsonl", list(_typed_cases(rng, "id", national)))
     _write(
         "injection.jsonl",

@@ -72,6 +72,7 @@ def _rule(
     min_digits: int,
     prefilter: tuple[str, ...] = _DIGITS,
     ignore_case: bool = False,
+    sub_run_digits: int = 0,
 ) -> Rule:
     """A rule whose validator is a function or the name of a stdnum module."""
     if isinstance(validator, str):
@@ -89,6 +90,7 @@ def _rule(
         prefilter=prefilter,
         ignore_case=ignore_case,
         min_digits=min_digits,
+        sub_run_digits=sub_run_digits,
     )
 
 
@@ -153,6 +155,7 @@ NATIONAL_ID_RULES: Final[tuple[Rule, ...]] = (
         "kr.rrn",
         confidence=0.85,
         min_digits=13,
+        sub_run_digits=13,
     ),
 )
 
@@ -176,6 +179,8 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
         "fr.nir",
         confidence=0.9,
         min_digits=8,
+        # Fifteen digits in one run; the Corsican 2A/2B splits a number into two runs.
+        sub_run_digits=15,
     ),
     _rule(
         "es-dni-nie",

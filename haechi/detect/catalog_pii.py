@@ -120,6 +120,7 @@ CARD_RULES: Final[tuple[Rule, ...]] = (
         validator_name="luhn+iin",
         prefilter=_DIGITS,
         min_digits=13,
+        sub_run_digits=13,
     ),
 )
 

@@ -30,7 +30,7 @@ import importlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
@@ -43,6 +43,7 @@ from haechi.detect.overlaps import resolve_overlaps
 from haechi.detect.patterns import HEAD_GROUP
 from haechi.detect.prefilter import DigitRuns, LiteralScanner
 from haechi.detect.rule import Rule
+from haechi.detect.subruns import sub_runs
 from haechi.detect.unicode import fold
 from haechi.errors import DetectionError
 from haechi.models import Detection, Direction, Entry, EntryKind, PathSegment
@@ -75,6 +76,9 @@ class _Compiled:
     hard_block: bool
     #: For digit-gated rules of bounded width: how far around a digit run a match can reach.
     reach: int | None = None
+    #: For rules with ``sub_run_digits``: their longest match, the bound of the sub-runs
+    #: they are retried on (see :mod:`haechi.detect.subruns`).
+    split_width: int | None = None
 
     @property
     def decodable(self) -> bool:
@@ -93,10 +97,15 @@ class _Hit:
 
 @dataclass(frozen=True, slots=True)
 class _Leaf:
-    """What the prefilters learned about one text: its digit runs and the rules to run."""
+    """What the prefilters learned about one text: its digit runs and the rules to run.
+
+    ``sub_run_only`` are hard-block number rules the locator ruled out on the text as a
+    whole; they may still match a sub-run of a longer digit run.
+    """
 
     runs: DigitRuns
     rules: list[_Compiled]
+    sub_run_only: list[_Compiled] = field(default_factory=list)
 
 
 class _RuleSet:
@@ -117,6 +126,11 @@ class _RuleSet:
             else:
                 self.ungated.append(index)
         self.max_digits = max((c.rule.min_digits for c in self.rules), default=0) or 1
+        #: Runs of digit groups with more digits than this may hide a sub-run value.
+        self.sub_run_digits = min(
+            (c.rule.sub_run_digits for c in self.rules if c.split_width is not None),
+            default=None,
+        )
         # by_digits[n]: digit-gated rules that can run on text whose longest run has n digits.
         self.by_digits: list[list[int]] = [
             [i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n]
@@ -140,14 +154,27 @@ class _RuleSet:
         digits = min(runs.longest, self.max_digits)
         chosen = set(self.ungated)
         chosen.update(self.by_digits[digits])
-        locator, located = self.locators[digits]
+        located: frozenset[int] = frozenset()
+        locator, covered = self.locators[digits]
         if locator is not None and locator.search(text) is None:
+            located = covered
             chosen -= located
         if self.by_literal:
             for literal in self.scanner.present(text.lower()):
                 chosen.update(self.by_literal[literal])
         rules = self.rules
-        return _Leaf(runs, [rules[i] for i in sorted(chosen) if rules[i].rule.min_digits <= digits])
+        chosen_rules = [rules[i] for i in sorted(chosen) if rules[i].rule.min_digits <= digits]
+        if self.sub_run_digits is None or runs.grouped <= self.sub_run_digits:
+            return _Leaf(runs, chosen_rules)
+        return _Leaf(
+            runs,
+            chosen_rules,
+            [
+                rules[i]
+                for i in sorted(located - chosen)
+                if rules[i].split_width is not None and rules[i].rule.sub_run_digits < runs.grouped
+            ],
+        )
 
 
 def _max_width(pattern: str, flags: int) -> int | None:
@@ -180,6 +207,10 @@ def _compile(rule: Rule) -> _Compiled:
     digit_gated = prefilter == _DIGIT_LITERALS
     literals = frozenset() if digit_gated else frozenset(literal.lower() for literal in prefilter)
     width = _max_width(rule.pattern, flags) if digit_gated else None
+    if rule.sub_run_digits and width is None:
+        raise DetectionError(
+            f"rule {rule.id!r} asks for sub-runs but is not a digit-gated rule of bounded width"
+        )
     return _Compiled(
         rule=rule,
         finditer=pattern.finditer,
@@ -188,7 +219,45 @@ def _compile(rule: Rule) -> _Compiled:
         head_group=HEAD_GROUP in pattern.groupindex,
         hard_block=rule.is_hard_block,
         reach=None if width is None or rule.min_digits < 2 else _reach(width),
+        split_width=width if rule.sub_run_digits else None,
     )
+
+
+def _matches(
+    compiled: _Compiled, text: str, start: int, end: int, offset: int = 0
+) -> Iterator[_Hit]:
+    """Validated matches of one rule in ``text[start:end]``, shifted by ``offset``."""
+    validator = compiled.rule.validator
+    group = "value" if compiled.value_group else None
+    head = compiled.head_group
+    for match in compiled.finditer(text, start, end):
+        first, last = match.span(group) if group else match.span()
+        if head and match.start(HEAD_GROUP) >= 0:
+            first = match.start(HEAD_GROUP)
+        if first < last and (validator is None or validator(text[first:last])):
+            yield _Hit(compiled, first + offset, last + offset)
+
+
+def _sub_run_hits(
+    text: str, runs: DigitRuns, compiled: _Compiled, found: Sequence[_Hit]
+) -> list[_Hit]:
+    """Matches of a hard-block number rule on the sub-runs of longer digit runs, so that a
+    card glued to a phone number or a date is not lost (see :mod:`haechi.detect.subruns`)."""
+    width = compiled.split_width
+    digits = compiled.rule.sub_run_digits
+    # A strict sub-run drops at least one digit of its run.
+    if width is None or runs.grouped <= digits:
+        return []
+    seen = {(hit.start, hit.end) for hit in found}
+    extra: list[_Hit] = []
+    candidates = sub_runs(text, runs.spans(), min_digits=digits, width=width, covered=sorted(seen))
+    for low, high in candidates:
+        piece = text[low:high]
+        for hit in _matches(compiled, piece, 0, len(piece), low):
+            if (hit.start, hit.end) not in seen:
+                seen.add((hit.start, hit.end))
+                extra.append(hit)
+    return extra
 
 
 class DetectionEngine:
@@ -297,20 +366,18 @@ class DetectionEngine:
         """Run the leaf's candidate rules over ``text`` and keep the validated matches."""
         hits: list[_Hit] = []
         runs = leaf.runs
-        for compiled in leaf.rules:
-            reach = compiled.reach
-            spans = None if reach is None else runs.windows(compiled.rule.min_digits, reach)
-            validator = compiled.rule.validator
-            group = "value" if compiled.value_group else None
-            head = compiled.head_group
+        scheduled = [(c, True) for c in leaf.rules] + [(c, False) for c in leaf.sub_run_only]
+        for compiled, whole in scheduled:
             try:
-                for start, end in spans or ((0, len(text)),):
-                    for match in compiled.finditer(text, start, end):
-                        first, last = match.span(group) if group else match.span()
-                        if head and match.start(HEAD_GROUP) >= 0:
-                            first = match.start(HEAD_GROUP)
-                        if first < last and (validator is None or validator(text[first:last])):
-                            hits.append(_Hit(compiled, first, last))
+                found: list[_Hit] = []
+                if whole:
+                    reach = compiled.reach
+                    spans = None if reach is None else runs.windows(compiled.rule.min_digits, reach)
+                    for start, end in spans or ((0, len(text)),):
+                        found.extend(_matches(compiled, text, start, end))
+                if compiled.split_width is not None:
+                    found.extend(_sub_run_hits(text, runs, compiled, found))
+                hits.extend(found)
             except TimeoutError:
                 raise DetectionError(
                     f"custom rule {compiled.rule.id!r} exceeded its match time budget "

@@ -47,18 +47,35 @@ class DigitRuns:
     windows around the runs that are long enough.
     """
 
-    __slots__ = ("_runs", "_text", "_windows", "longest")
+    __slots__ = ("_runs", "_text", "_windows", "grouped", "longest")
 
     def __init__(self, text: str) -> None:
         self._text = text
-        longest = 0
+        longest = grouped = 0
         for run in _DIGIT_RUN.findall(text):
-            if len(run) > longest:
-                longest = max(longest, _digits_in(run))
+            # A run has at most as many digits as characters: most runs need no counting.
+            size = len(run)
+            if size > longest or (size > grouped and not run.isdigit()):
+                digits = _digits_in(run)
+                longest = max(longest, digits)
+                if digits < size:
+                    grouped = max(grouped, digits)
         #: Digits in the longest run (0 when the text has no digit).
         self.longest = longest
+        #: Digits in the longest run of two or more groups (split by separators).
+        self.grouped = grouped
         self._runs: list[tuple[int, int, int]] | None = None
         self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
+
+    def spans(self) -> list[tuple[int, int, int]]:
+        """``(start, end, digits)`` of every run of two or more characters, in text order."""
+        if self._runs is None:
+            self._runs = [
+                (match.start(), match.end(), _digits_in(match[0]))
+                for match in _DIGIT_RUN.finditer(self._text)
+                if match.end() - match.start() > 1
+            ]
+        return self._runs
 
     def windows(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
         """Disjoint ``(start, end)`` windows reaching ``reach`` characters around every run of
@@ -74,15 +91,9 @@ class DigitRuns:
         key = (max(1, min_digits), reach)
         if key in self._windows:
             return self._windows[key]
-        if self._runs is None:
-            self._runs = [
-                (match.start(), match.end(), _digits_in(match[0]))
-                for match in _DIGIT_RUN.finditer(self._text)
-                if match.end() - match.start() > 1
-            ]
         merged: list[tuple[int, int]] = []
         covered = 0
-        for start, end, digits in self._runs:
+        for start, end, digits in self.spans():
             if digits < min_digits:
                 continue
             low, high = max(0, start - reach), min(length, end + reach)

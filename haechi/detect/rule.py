@@ -45,6 +45,11 @@ class Rule:
         min_digits: every match contains a digit run of at least this many digits (digits
             may be split by up to two of whitespace and ``.-/()``, as in ``(02) 9876-5432``);
             the engine skips the rule on text without such a run. ``0`` = no requirement.
+        sub_run_digits: for a value written as digit groups (a card, a resident number)
+            that must not be lost next to other digit groups: the fewest digits it has inside
+            one digit run. The engine then also runs the rule on the sub-runs of longer runs
+            (:mod:`haechi.detect.subruns`). Needs a digit prefilter and a pattern of bounded
+            width. ``0`` = never.
     """
 
     id: str
@@ -59,6 +64,7 @@ class Rule:
     prefilter: tuple[str, ...] = ()
     hard_block: bool | None = None
     min_digits: int = 0
+    sub_run_digits: int = 0
 
     @property
     def is_hard_block(self) -> bool:

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sub-runs: where to look again for a hard-block number inside a longer run of digit groups.
+
+Number rules refuse to cut a number out of a longer one (``4111 1111 1111 1111 2222`` is not
+read as a 16-digit card followed by ``2222`` by the regex), because a greedy match that
+fails its checksum is not retried at other lengths. That is the right default for soft
+types, but it loses hard-block values: a card written right after a phone number, an order
+number or a date (``call 010-1234-5678 4111 1111 1111 1111``) is one run of digit groups to
+the regex, and no card is reported.
+
+For the hard-block number rules (cards, Korean RRN, French NIR, Spanish DNI/NIE) the engine
+therefore runs the rule again on every *sub-run*: the text from the start of one digit group
+to the end of a later group of the same run, cut out of its surroundings so that the rule's
+boundary checks see the cut as an edge. At the two ends of the whole run the real
+neighbouring characters are kept (a DNI's check letter, a word glued to the number), so only
+the interior cuts are new. Contiguous digits are never split: a run of 23 digits is not a
+card anywhere inside.
+
+Work stays linear in the run length: a sub-run longer than the rule's longest possible match
+cannot be one, so each start group is paired with a bounded number of end groups.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+__all__ = ["sub_runs"]
+
+_GROUP: Final = re.compile(r"[0-9]+")
+#: Characters of real context kept beyond the two ends of a run, for look-arounds and for
+#: the letters some identifiers end with.
+_CONTEXT: Final = 8
+
+
+def sub_runs(
+    text: str,
+    runs: Sequence[tuple[int, int, int]],
+    *,
+    min_digits: int,
+    width: int,
+    covered: Sequence[tuple[int, int]] = (),
+) -> Iterator[tuple[int, int]]:
+    """``(low, high)``: rescan ``text[low:high]``, one sub-run of ``runs`` (``(start, end,
+    digits)`` spans of ``text``) with its real context where it touches an end of its run.
+
+    The whole run is skipped (the ordinary pass saw it), as are sub-runs of fewer than
+    ``min_digits`` digits, longer than ``width`` characters, or inside a ``covered`` span
+    (already found).
+    """
+    for run_start, run_end, digits in runs:
+        if digits < min_digits:
+            continue
+        groups = [match.span() for match in _GROUP.finditer(text, run_start, run_end)]
+        last = len(groups) - 1
+        if last < 1:
+            continue
+        for first, (start, _end) in enumerate(groups):
+            count = 0
+            for index in range(first, last + 1):
+                group_start, end = groups[index]
+                if end - start > width:
+                    break
+                count += end - group_start
+                if count < min_digits or (first == 0 and index == last):
+                    continue
+                if any(low <= start and end <= high for low, high in covered):
+                    continue
+                low = max(0, start - _CONTEXT) if first == 0 else start
+                high = min(len(text), end + _CONTEXT) if index == last else end
+                yield low, high
