@@ -159,3 +159,13 @@ def test_sse_data_round_trips_through_any_chunking(
     frames.extend(parser.feed(wire[position:]))
     frames.extend(parser.finish())
     assert [frame.data for frame in frames] == ["\n".join(lines) for lines, _ in events]
+
+
+def test_a_cr_inside_a_chunk_does_not_swallow_the_next_chunks_lf() -> None:
+    # Found by the round-trip property: "\r" ends a line mid-chunk, the chunk ends inside the
+    # next line, and the following chunk starts with that line's own "\n".
+    wire = b"data: 0\r\rdata: \ndata: \n\n"
+    parser = SseParser(1 << 16)
+    frames = [*parser.feed(wire[:7]), *parser.feed(wire[7:15]), *parser.feed(wire[15:])]
+    frames.extend(parser.finish())
+    assert [frame.data for frame in frames] == ["0", "\n"]

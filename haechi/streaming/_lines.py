@@ -80,8 +80,9 @@ class LineSplitter:
             data = data.removeprefix(_BOM)
         parts = data.splitlines(keepends=True)
         self._buffer = parts.pop() if parts and not parts[-1].endswith((b"\n", b"\r")) else b""
-        if parts and parts[-1].endswith(b"\r"):
-            self._skip_lf = True
+        # Only a CR that is the very last byte of the chunk may be half of a CRLF split
+        # across chunks; a CR followed by more bytes of this chunk has already ended its line.
+        self._skip_lf = not self._buffer and bool(parts) and parts[-1].endswith(b"\r")
         return [part.rstrip(b"\r\n") for part in parts]
 
     def finish(self) -> list[bytes]:
