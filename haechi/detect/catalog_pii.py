@@ -21,7 +21,7 @@ from typing import Final
 
 from stdnum import numdb
 
-from haechi.detect.patterns import NOT_INSIDE_NUMBER, headed, lead
+from haechi.detect.patterns import HEAD_GROUP, NOT_INSIDE_NUMBER, headed, lead
 from haechi.detect.rule import Rule
 from haechi.detect.validators import (
     card_number,
@@ -310,8 +310,15 @@ NETWORK_RULES: Final[tuple[Rule, ...]] = (
     Rule(
         id="ipv6-address-full",
         type="ip_address",
+        # The match starts at the first colon (hex letters are everywhere in text, colons
+        # are not); the first group is one of four fixed-width heads looking back from it.
         pattern=(
-            lead("[0-9A-Fa-f]", r"[\w:.]") + r"[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{1,4}){5}"
+            ":(?:"
+            + "|".join(
+                f"(?<=(?<![\\w:.])(?P<{HEAD_GROUP}{width}>[0-9A-Fa-f]{{{width}}}):)"
+                for width in (4, 3, 2, 1)
+            )
+            + r")[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){4}"
             r"(?::[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}|:[0-9]{1,3}(?:\.[0-9]{1,3}){3})"
             r"(?:%[0-9A-Za-z]+)?(?![\w:]|\.[0-9])"
         ),

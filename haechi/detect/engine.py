@@ -40,7 +40,7 @@ from haechi.detect.decode import decoded_views
 from haechi.detect.locator import build_locator
 from haechi.detect.markers import MarkerCheck, MarkerShape, is_genuine_marker, marker_shapes
 from haechi.detect.overlaps import resolve_overlaps
-from haechi.detect.patterns import HEAD_GROUP
+from haechi.detect.patterns import head_groups
 from haechi.detect.prefilter import DigitRuns, LiteralScanner
 from haechi.detect.rule import Rule
 from haechi.detect.subruns import sub_runs
@@ -60,6 +60,9 @@ _DIGIT_LITERALS: Final = frozenset("0123456789")
 _WINDOW_MARGIN: Final = 8
 _REACH_STEP: Final = 16
 _MAX_WINDOWED_WIDTH: Final = 128
+# Number rules that need a digit run of at least one of these many digits share a locator
+# that only searches around such runs (see _Locator); the others share one for whole texts.
+_LONG_RUNS: Final = (6, 9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +73,10 @@ class _Compiled:
     #: ``finditer(text, start, end)`` of the compiled pattern (time-bounded for custom rules).
     finditer: Callable[[str, int, int], Iterator[Any]]
     literals: frozenset[str]
-    #: The finding is the ``value`` group, or starts at the ``head`` look-behind group.
+    #: The finding is the ``value`` group, or starts at the first ``head`` look-behind group
+    #: that took part in the match (see :func:`haechi.detect.patterns.head_groups`).
     value_group: bool
-    head_group: bool
+    head_groups: tuple[str, ...]
     hard_block: bool
     #: For digit-gated rules of bounded width: how far around a digit run a match can reach.
     reach: int | None = None
@@ -108,6 +112,29 @@ class _Leaf:
     sub_run_only: list[_Compiled] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Locator:
+    """One combined pass standing for the number rules it ``covered``.
+
+    With a ``reach``, every covered rule needs a digit run of at least ``min_digits`` digits
+    and matches within ``reach`` characters of it, so the pass only searches windows around
+    such runs: on code and logs, full of short numbers, that is a small part of the text.
+    """
+
+    pattern: re.Pattern[str]
+    covered: frozenset[int]
+    min_digits: int = 0
+    reach: int | None = None
+
+    def finds(self, text: str, runs: DigitRuns) -> bool:
+        """Whether any covered rule may match ``text`` (over-approximated, never under)."""
+        windows = None if self.reach is None else runs.around(self.min_digits, self.reach)
+        if windows is None:
+            return self.pattern.search(text) is not None
+        search = self.pattern.search
+        return any(search(text, low, high) is not None for low, high in windows)
+
+
 class _RuleSet:
     """The rules of one direction, indexed by what gates them."""
 
@@ -136,17 +163,39 @@ class _RuleSet:
             [i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n]
             for n in range(self.max_digits + 1)
         ]
-        # locators[n]: one combined pass standing for the by_digits[n] rules it covers.
-        built: dict[tuple[int, ...], tuple[re.Pattern[str] | None, frozenset[int]]] = {}
-        self.locators: list[tuple[re.Pattern[str] | None, frozenset[int]]] = []
+        # locators[n]: combined passes standing for the by_digits[n] rules they cover.
+        built: dict[tuple[int, ...], tuple[_Locator, ...]] = {}
+        self.locators: list[tuple[_Locator, ...]] = []
         for indices in self.by_digits:
             key = tuple(indices)
             if key not in built:
-                # The locator is case-sensitive; case-insensitive rules run on their own.
-                eligible = [i for i in indices if not self.rules[i].rule.ignore_case]
-                locator, covered = build_locator([self.rules[i].rule.pattern for i in eligible])
-                built[key] = (locator, frozenset(eligible[j] for j in covered))
+                built[key] = self._locators(indices)
             self.locators.append(built[key])
+
+    def _locators(self, indices: Sequence[int]) -> tuple[_Locator, ...]:
+        """The locators of one digit level: rules that need a long digit run in one pass
+        searched only around such runs, the others in one pass over the whole text."""
+        # The locator is case-sensitive; case-insensitive rules run on their own.
+        eligible = [i for i in indices if not self.rules[i].rule.ignore_case]
+        tiers: dict[int, list[int]] = {}
+        for i in eligible:
+            compiled = self.rules[i]
+            floor = 0
+            if compiled.reach is not None:
+                floor = max((t for t in _LONG_RUNS if t <= compiled.rule.min_digits), default=0)
+            tiers.setdefault(floor, []).append(i)
+        locators: list[_Locator] = []
+        for floor, tier in sorted(tiers.items()):
+            pattern, covered = build_locator([self.rules[i].rule.pattern for i in tier])
+            if pattern is None:
+                continue
+            members = frozenset(tier[j] for j in covered)
+            if floor:
+                reach = max(self.rules[i].reach or 0 for i in members)
+                locators.append(_Locator(pattern, members, floor, reach))
+            else:
+                locators.append(_Locator(pattern, members))
+        return tuple(locators)
 
     def leaf(self, text: str) -> _Leaf:
         """The rules that may match ``text``, in catalogue order."""
@@ -154,11 +203,11 @@ class _RuleSet:
         digits = min(runs.longest, self.max_digits)
         chosen = set(self.ungated)
         chosen.update(self.by_digits[digits])
-        located: frozenset[int] = frozenset()
-        locator, covered = self.locators[digits]
-        if locator is not None and locator.search(text) is None:
-            located = covered
-            chosen -= located
+        located: set[int] = set()
+        for locator in self.locators[digits]:
+            if not locator.finds(text, runs):
+                located |= locator.covered
+        chosen -= located
         if self.by_literal:
             for literal in self.scanner.present(text.lower()):
                 chosen.update(self.by_literal[literal])
@@ -216,7 +265,7 @@ def _compile(rule: Rule) -> _Compiled:
         finditer=pattern.finditer,
         literals=literals,
         value_group="value" in pattern.groupindex,
-        head_group=HEAD_GROUP in pattern.groupindex,
+        head_groups=head_groups(pattern.groupindex),
         hard_block=rule.is_hard_block,
         reach=None if width is None or rule.min_digits < 2 else _reach(width),
         split_width=width if rule.sub_run_digits else None,
@@ -229,11 +278,13 @@ def _matches(
     """Validated matches of one rule in ``text[start:end]``, shifted by ``offset``."""
     validator = compiled.rule.validator
     group = "value" if compiled.value_group else None
-    head = compiled.head_group
+    heads = compiled.head_groups
     for match in compiled.finditer(text, start, end):
         first, last = match.span(group) if group else match.span()
-        if head and match.start(HEAD_GROUP) >= 0:
-            first = match.start(HEAD_GROUP)
+        for head in heads:
+            if match.start(head) >= 0:
+                first = match.start(head)
+                break
         if first < last and (validator is None or validator(text[first:last])):
             yield _Hit(compiled, first + offset, last + offset)
 
@@ -293,7 +344,7 @@ class DetectionEngine:
                     finditer=partial(item.compiled.finditer, timeout=custom_rule_timeout),
                     literals=frozenset(),
                     value_group="value" in item.compiled.groupindex,
-                    head_group=False,
+                    head_groups=(),
                     hard_block=item.rule.is_hard_block,
                 )
             )

@@ -10,12 +10,16 @@ way: consume the first character, then look behind at it and the character befor
 Formats that start with letters (IBAN, codice fiscale, PAN, CURP) would still be tried at
 every letter. :func:`headed` starts their match at the first *digit* instead (rare in prose)
 and captures the leading letters in a look-behind group named ``head``; the engine reports
-the finding from the start of that group.
+the finding from the start of that group. A head of varying length is written as one
+fixed-width look-behind per length, in groups ``head1``, ``head2``, ... (a group name may be
+used once); the first that took part in the match counts.
 """
 
 from __future__ import annotations
 
-__all__ = ["HEAD_GROUP", "NOT_INSIDE_NUMBER", "headed", "lead"]
+from collections.abc import Mapping
+
+__all__ = ["HEAD_GROUP", "NOT_INSIDE_NUMBER", "head_groups", "headed", "lead"]
 
 #: Name of the look-behind group that holds the letters a ``headed`` rule starts with.
 HEAD_GROUP = "head"
@@ -49,3 +53,14 @@ def headed(head: str, not_after: str) -> str:
     engine only stops at digits.
     """
     return f"[0-9]{NOT_INSIDE_NUMBER}(?<=(?<!{not_after})(?P<{HEAD_GROUP}>{head})[0-9])"
+
+
+def head_groups(groupindex: Mapping[str, int]) -> tuple[str, ...]:
+    """The head groups of a compiled pattern (``head``, ``head1``, ``head2``, ...), in the
+    order of the pattern."""
+    names = [
+        name
+        for name in groupindex
+        if name == HEAD_GROUP or (name.startswith(HEAD_GROUP) and name[len(HEAD_GROUP) :].isdigit())
+    ]
+    return tuple(sorted(names, key=groupindex.__getitem__))

@@ -47,35 +47,35 @@ class DigitRuns:
     windows around the runs that are long enough.
     """
 
-    __slots__ = ("_runs", "_text", "_windows", "grouped", "longest")
+    __slots__ = ("_spans", "_text", "_windows", "grouped", "longest")
 
     def __init__(self, text: str) -> None:
         self._text = text
         longest = grouped = 0
-        for run in _DIGIT_RUN.findall(text):
+        spans: list[tuple[int, int]] = []
+        for match in _DIGIT_RUN.finditer(text):
+            start, end = match.span()
             # A run has at most as many digits as characters: most runs need no counting.
-            size = len(run)
-            if size > longest or (size > grouped and not run.isdigit()):
-                digits = _digits_in(run)
-                longest = max(longest, digits)
-                if digits < size:
-                    grouped = max(grouped, digits)
+            size = end - start
+            if size > 1:
+                spans.append((start, end))
+                if size > longest or (size > grouped and not match[0].isdigit()):
+                    digits = _digits_in(match[0])
+                    longest = max(longest, digits)
+                    if digits < size:
+                        grouped = max(grouped, digits)
+            elif not longest:
+                longest = 1
         #: Digits in the longest run (0 when the text has no digit).
         self.longest = longest
         #: Digits in the longest run of two or more groups (split by separators).
         self.grouped = grouped
-        self._runs: list[tuple[int, int, int]] | None = None
+        self._spans = spans
         self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
 
-    def spans(self) -> list[tuple[int, int, int]]:
-        """``(start, end, digits)`` of every run of two or more characters, in text order."""
-        if self._runs is None:
-            self._runs = [
-                (match.start(), match.end(), _digits_in(match[0]))
-                for match in _DIGIT_RUN.finditer(self._text)
-                if match.end() - match.start() > 1
-            ]
-        return self._runs
+    def spans(self) -> list[tuple[int, int]]:
+        """``(start, end)`` of every run of two or more characters, in text order."""
+        return self._spans
 
     def windows(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
         """Disjoint ``(start, end)`` windows reaching ``reach`` characters around every run of
@@ -85,16 +85,22 @@ class DigitRuns:
         ``reach`` must exceed the longest match of the rule by the widest look-around the
         rule uses, so that look-arounds at a window's edge still see the real characters.
         """
-        length = len(self._text)
-        if length < _WINDOWED_TEXT_FACTOR * reach:
+        if len(self._text) < _WINDOWED_TEXT_FACTOR * reach:
             return None
+        return self.around(min_digits, reach)
+
+    def around(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
+        """:meth:`windows` for any length of text: worth it for a costly pass, such as the
+        combined locator, even on a short leaf. ``None`` when they would cover most of it."""
         key = (max(1, min_digits), reach)
         if key in self._windows:
             return self._windows[key]
+        text = self._text
+        length = len(text)
         merged: list[tuple[int, int]] = []
         covered = 0
-        for start, end, digits in self.spans():
-            if digits < min_digits:
+        for start, end in self.spans():
+            if end - start < min_digits or _digits_in(text[start:end]) < min_digits:
                 continue
             low, high = max(0, start - reach), min(length, end + reach)
             if merged and low <= merged[-1][1]:

@@ -68,14 +68,31 @@ HEADER_RULES: Final[tuple[Rule, ...]] = (
     ),
 )
 
-_URL_USERINFO: Final = r"://[^\s:@/?#\"'<>]*:(?P<value>[^\s/?#\"'<>]{1,256})@(?=[^\s@/?#\"'<>])"
+_URL_USERINFO: Final = r"[^\s:@/?#\"'<>]*:(?P<value>[^\s/?#\"'<>]{1,256})@(?=[^\s@/?#\"'<>])"
 
 
-def _url_rule(rule_id: str, scheme: str, prefilter: tuple[str, ...], description: str) -> Rule:
+#: Any URL scheme (2 to 31 characters), checked looking back from ``://`` so that the generic
+#: rule only does work where the text has a ``://``: one fixed-width look-behind per length.
+_ANY_SCHEME: Final = (
+    "(?:"
+    + "|".join(
+        f"(?<=(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{{{length}}}://)" for length in range(1, 31)
+    )
+    + ")"
+)
+
+
+def _url_rule(
+    rule_id: str, scheme: str | None, prefilter: tuple[str, ...], description: str
+) -> Rule:
+    """A password-in-URL rule for ``scheme`` (a regex), or for any scheme when ``None``."""
+    scheme_then_userinfo = (
+        f"://{_ANY_SCHEME}" if scheme is None else f"(?<![A-Za-z0-9+.-])(?i:{scheme})://"
+    )
     return secret_rule(
         rule_id,
         SECRET_TYPE,
-        rf"(?<![A-Za-z0-9+.-])(?i:{scheme}){_URL_USERINFO}",
+        scheme_then_userinfo + _URL_USERINFO,
         prefilter,
         description,
         validator=not_placeholder,
@@ -125,21 +142,58 @@ URL_RULES: Final[tuple[Rule, ...]] = (
     ),
     _url_rule(
         "url-embedded-credentials",
-        r"[a-z][a-z0-9+.-]{1,30}",
+        None,
         ("://",),
         "Password in any other scheme://user:password@host URL",
     ),
 )
 
-_NOT_A_CREDENTIAL_TOKEN: Final = "".join(
-    f"(?<!{word})(?<!{word}_)(?<!{word}-)" for word in NON_SECRET_TOKEN_QUALIFIERS
+#: Words that make ``<word>[_.-]?key`` a secret key name (``api_key``, ``clientKey``, ...).
+_KEY_QUALIFIERS: Final = (
+    "api", "app", "apps", "application", "secret", "private", "access", "signing",
+    "encryption", "master", "account", "auth", "client", "admin", "service", "storage",
+    "subscription", "license", "webhook", "hmac",
+)  # fmt: skip
+
+
+def _key_words(words: dict[str, str]) -> str:
+    """Key words in any case, never right after ``[`` (so a ``[TOKEN:...]`` marker echoed
+    back is not read as ``TOKEN: ...``). ``words`` maps each first letter to the regex of
+    what follows it.
+
+    The pattern starts with one plain character class of the first letters, so the regex
+    engine skips ahead to the positions holding one of them instead of trying every key word
+    at every position of the text (a pattern compiled case-insensitively, or starting with a
+    look-behind, cannot skip). Everything that refines a key word (its qualifiers, the words
+    that disqualify it) is therefore a look-behind written after it.
+    """
+    letters = "".join(f"{first.upper()}{first}" for first in words)
+    if len(words) == 1:
+        return f"[{letters}](?<!\\[.)(?i:{next(iter(words.values()))})"
+    branches = "|".join(
+        f"(?<=[{first.upper()}{first}])(?i:{rest})" for first, rest in words.items()
+    )
+    return f"[{letters}](?<!\\[.)(?:{branches})"
+
+
+#: ``key`` ending one of the qualified key names, checked looking back from ``key``.
+_QUALIFIED_KEY: Final = (
+    "ey(?:"
+    + "|".join(
+        f"(?<={word}{sep}key)(?<!\\[{word}{sep}key)"
+        for word in _KEY_QUALIFIERS
+        for sep in ("", "[_.-]")
+    )
+    + ")"
 )
-_SECRET_KEY_WORDS: Final = (
-    r"(?:(?:api|apps?|application|secret|private|access|signing|encryption|master|account"
-    r"|auth|client|admin|service|storage|subscription|license|webhook|hmac)[_.-]?key"
-    rf"|secret|{_NOT_A_CREDENTIAL_TOKEN}token|credentials?)"
+#: ``token``, unless it names a tokenizer special token or a pagination cursor.
+_CREDENTIAL_TOKEN: Final = "oken" + "".join(
+    f"(?<!{word}token)(?<!{word}_token)(?<!{word}-token)" for word in NON_SECRET_TOKEN_QUALIFIERS
 )
-_LOGIN_KEY_WORDS: Final = r"(?:passw(?:or)?d|passphrase|passcode|pwd)"
+_SECRET_KEY_WORDS: Final = _key_words(
+    {"k": _QUALIFIED_KEY, "s": "ecret", "t": _CREDENTIAL_TOKEN, "c": "redentials?"}
+)
+_LOGIN_KEY_WORDS: Final = _key_words({"p": "assw(?:or)?d|assphrase|asscode|wd"})
 _UNQUOTED_CHARS: Final = r"[^\s\"'`;,&<>(){}\[\]]"
 
 
@@ -158,7 +212,7 @@ def _value(minimum: int, *, spaces: bool) -> str:
 
 
 def _assignment(key_words: str, minimum: int, *, spaces: bool) -> str:
-    return rf"(?<!\[){key_words}{KEY_SEPARATOR}{_value(minimum, spaces=spaces)}"
+    return f"{key_words}{KEY_SEPARATOR}{_value(minimum, spaces=spaces)}"
 
 
 ASSIGNMENT_RULES: Final[tuple[Rule, ...]] = (
@@ -170,7 +224,6 @@ ASSIGNMENT_RULES: Final[tuple[Rule, ...]] = (
         "Value assigned to an API key, secret, token or credentials key (12+ characters)",
         validator=assignment_secret_ok,
         confidence=0.85,
-        ignore_case=True,
     ),
     secret_rule(
         "assignment-password",
@@ -180,7 +233,6 @@ ASSIGNMENT_RULES: Final[tuple[Rule, ...]] = (
         "Value assigned to a password or passphrase key (6+ characters)",
         validator=assignment_password_ok,
         confidence=0.85,
-        ignore_case=True,
     ),
     secret_rule(
         "xml-secret-element",

@@ -103,7 +103,8 @@ MESSAGING_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "twilio-sid",
         API_KEY_TYPE,
-        r"\b(?:AC|SK)[0-9a-fA-F]{32}\b",
+        # Starts with a plain class of the two capitals so the regex engine skips to them.
+        r"[AS](?<!\w[AS])(?:(?<=A)C|(?<=S)K)[0-9a-fA-F]{32}\b",
         ("AC", "SK"),
         "Twilio account SID (AC) or API key SID (SK)",
         confidence=0.9,
