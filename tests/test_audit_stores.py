@@ -280,6 +280,61 @@ async def test_a_failing_member_of_a_group_fails_alone(tmp_path: Path) -> None:
     assert verify_chain(path).records == 4
 
 
+async def _two_groups(store: FileAuditStore, between: Any) -> tuple[Any, Any]:
+    """Append A, then B queued behind it; ``between`` runs after A is durable, under the
+    lock, before B's group (both groups are written in one burst of the writer)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def build_a(previous: Any) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)
+        return build_integrity_record(previous, {"n": "A"})
+
+    results: dict[str, Any] = {}
+
+    async def run(name: str, build: Any, committed: Any = None) -> None:
+        results[name] = await store.append(build, committed=committed)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, "A", build_a, between)
+        await anyio.to_thread.run_sync(entered.wait, 10)
+        group.start_soon(run, "B", lambda p: build_integrity_record(p, {"n": "B"}))
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    return results["A"], results["B"]
+
+
+async def test_a_log_rotated_between_groups_is_not_written_to(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path)
+    await store.append(lambda p: build_integrity_record(p, {"n": 0}))
+    _a, b = await _two_groups(store, lambda record: path.rename(tmp_path / "audit.1.jsonl"))
+    rotated = (tmp_path / "audit.1.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["n"] for line in rotated] == [0, "A"]
+    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == [b]
+    assert b["auditIntegrity"]["sequence"] == 1  # the new file starts its own chain
+
+
+async def test_a_record_appended_by_another_writer_between_groups_is_chained_onto(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path)
+    foreign: list[dict[str, Any]] = []
+
+    def other_writer(record: dict[str, Any]) -> None:
+        # Another process holding the lock would append exactly like this.
+        foreign.append(build_integrity_record(record["auditIntegrity"], {"n": "other"}))
+        with path.open("ab") as handle:
+            handle.write(json.dumps(foreign[0]).encode() + b"\n")
+
+    _a, b = await _two_groups(store, other_writer)
+    assert b["auditIntegrity"]["previousHash"] == foreign[0]["auditIntegrity"]["eventHash"]
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [r["n"] for r in records] == ["A", "other", "B"]
+    assert verify_chain(path).records == 3
+
+
 def test_event_loops_in_several_threads_share_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = AuditSink(FileAuditStore(path))
