@@ -83,6 +83,9 @@ class _Compiled:
     #: For rules with ``sub_run_digits``: their longest match, the bound of the sub-runs
     #: they are retried on (see :mod:`haechi.detect.subruns`).
     split_width: int | None = None
+    #: For ``anchored`` rules: ``match(text, pos)`` of the pattern, tried at each place one
+    #: of the rule's literals occurs.
+    match: Callable[[str, int], Any] | None = None
 
     @property
     def decodable(self) -> bool:
@@ -110,6 +113,8 @@ class _Leaf:
     runs: DigitRuns
     rules: list[_Compiled]
     sub_run_only: list[_Compiled] = field(default_factory=list)
+    #: The lowercased text, when its offsets are the text's (for anchored rules).
+    lowered: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,22 +213,27 @@ class _RuleSet:
             if not locator.finds(text, runs):
                 located |= locator.covered
         chosen -= located
+        lowered = None
         if self.by_literal:
-            for literal in self.scanner.present(text.lower()):
+            lowered = text.lower()
+            for literal in self.scanner.present(lowered):
                 chosen.update(self.by_literal[literal])
+            if len(lowered) != len(text):
+                lowered = None  # a letter lowercased to two: offsets differ
         rules = self.rules
         chosen_rules = [rules[i] for i in sorted(chosen) if rules[i].rule.min_digits <= digits]
-        if self.sub_run_digits is None or runs.grouped <= self.sub_run_digits:
-            return _Leaf(runs, chosen_rules)
-        return _Leaf(
-            runs,
-            chosen_rules,
-            [
+        sub_run_only: list[_Compiled] = []
+        if (
+            self.sub_run_digits is not None
+            and runs.longest > self.sub_run_digits
+            and runs.grouped > self.sub_run_digits
+        ):
+            sub_run_only = [
                 rules[i]
                 for i in sorted(located - chosen)
                 if rules[i].split_width is not None and rules[i].rule.sub_run_digits < runs.grouped
-            ],
-        )
+            ]
+        return _Leaf(runs, chosen_rules, sub_run_only, lowered)
 
 
 def _max_width(pattern: str, flags: int) -> int | None:
@@ -269,24 +279,54 @@ def _compile(rule: Rule) -> _Compiled:
         hard_block=rule.is_hard_block,
         reach=None if width is None or rule.min_digits < 2 else _reach(width),
         split_width=width if rule.sub_run_digits else None,
+        match=pattern.match if rule.anchored and literals else None,
     )
+
+
+def _hit(compiled: _Compiled, match: Any, text: str, offset: int) -> _Hit | None:
+    """The finding of one match (its ``value`` or ``head`` groups), if the validator agrees."""
+    first, last = match.span("value") if compiled.value_group else match.span()
+    for head in compiled.head_groups:
+        if match.start(head) >= 0:
+            first = match.start(head)
+            break
+    validator = compiled.rule.validator
+    if first < last and (validator is None or validator(text[first:last])):
+        return _Hit(compiled, first + offset, last + offset)
+    return None
 
 
 def _matches(
     compiled: _Compiled, text: str, start: int, end: int, offset: int = 0
 ) -> Iterator[_Hit]:
     """Validated matches of one rule in ``text[start:end]``, shifted by ``offset``."""
-    validator = compiled.rule.validator
-    group = "value" if compiled.value_group else None
-    heads = compiled.head_groups
     for match in compiled.finditer(text, start, end):
-        first, last = match.span(group) if group else match.span()
-        for head in heads:
-            if match.start(head) >= 0:
-                first = match.start(head)
-                break
-        if first < last and (validator is None or validator(text[first:last])):
-            yield _Hit(compiled, first + offset, last + offset)
+        hit = _hit(compiled, match, text, offset)
+        if hit is not None:
+            yield hit
+
+
+def _anchored_matches(compiled: _Compiled, text: str, lowered: str) -> Iterator[_Hit]:
+    """Validated matches of an anchored rule, tried only where its literals occur in
+    ``lowered``; like ``finditer``, a match never starts inside the previous one."""
+    assert compiled.match is not None
+    starts: set[int] = set()
+    for literal in compiled.literals:
+        position = lowered.find(literal)
+        while position >= 0:
+            starts.add(position)
+            position = lowered.find(literal, position + 1)
+    done = 0
+    for position in sorted(starts):
+        if position < done:
+            continue
+        match = compiled.match(text, position)
+        if match is None:
+            continue
+        done = max(match.end(), position + 1)
+        hit = _hit(compiled, match, text, 0)
+        if hit is not None:
+            yield hit
 
 
 def _sub_run_hits(
@@ -297,7 +337,7 @@ def _sub_run_hits(
     width = compiled.split_width
     digits = compiled.rule.sub_run_digits
     # A strict sub-run drops at least one digit of its run.
-    if width is None or runs.grouped <= digits:
+    if width is None or runs.longest <= digits or runs.grouped <= digits:
         return []
     seen = {(hit.start, hit.end) for hit in found}
     extra: list[_Hit] = []
@@ -421,7 +461,9 @@ class DetectionEngine:
         for compiled, whole in scheduled:
             try:
                 found: list[_Hit] = []
-                if whole:
+                if whole and compiled.match is not None and leaf.lowered is not None:
+                    found.extend(_anchored_matches(compiled, text, leaf.lowered))
+                elif whole:
                     reach = compiled.reach
                     spans = None if reach is None else runs.windows(compiled.rule.min_digits, reach)
                     for start, end in spans or ((0, len(text)),):
@@ -566,7 +608,9 @@ class DetectionEngine:
         for view in views:
             scan = fold(view).text
             leaf = rule_set.leaf(scan)
-            eligible = _Leaf(leaf.runs, [c for c in leaf.rules if c.decodable])
+            eligible = _Leaf(
+                leaf.runs, [c for c in leaf.rules if c.decodable], lowered=leaf.lowered
+            )
             hits.extend(self._run(scan, eligible))
         whole = {d.type for d in existing if d.start == 0 and d.end == len(text)}
         return [d for d in self._whole_leaf(text, path, kind, hits) if d.type not in whole]

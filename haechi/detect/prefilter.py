@@ -28,12 +28,23 @@ __all__ = ["DigitRuns", "LiteralScanner"]
 _DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()]{0,2}[0-9])*")
 _DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+#: ISO dates, with the hour when a space separates it (``T`` ends the run anyway).
+_TIMESTAMP: Final = re.compile(r"[0-9]{4}([-/])[0-9]{2}\1[0-9]{2}(?: [0-9]{2})?")
+_TIMESTAMP_SIZES: Final = frozenset({10, 13})
+_TIMESTAMP_DIGITS: Final = 4
 #: Windows are only worth computing on text this many times longer than their reach.
 _WINDOWED_TEXT_FACTOR: Final = 32
 
 
 def _digits_in(run: str) -> int:
     return len(run) - len(run.translate(_DROP_DIGITS))
+
+
+def _run_digits(run: str) -> int:
+    """The digits a run counts for: a timestamp's date counts as its longest group."""
+    if len(run) in _TIMESTAMP_SIZES and _TIMESTAMP.fullmatch(run):
+        return _TIMESTAMP_DIGITS
+    return _digits_in(run)
 
 
 class DigitRuns:
@@ -45,37 +56,53 @@ class DigitRuns:
     match of a rule with ``min_digits = k`` overlaps a run of at least ``k`` digits, so such a
     rule can skip text without a long enough run, and on long text it only needs to look at
     windows around the runs that are long enough.
+
+    A run that is exactly an ISO date, possibly with the hour after a space
+    (``2024-05-01``, ``2024/05/01 12``), counts as 4 digits: logs carry one per line, and
+    no rule that needs more digits can match one (``tests/test_detect_prefilter.py`` checks
+    every rule of the catalogue against such timestamps).
     """
 
-    __slots__ = ("_spans", "_text", "_windows", "grouped", "longest")
+    __slots__ = ("_by_size", "_grouped", "_runs", "_text", "_windows", "longest")
 
     def __init__(self, text: str) -> None:
         self._text = text
-        longest = grouped = 0
-        spans: list[tuple[int, int]] = []
-        for match in _DIGIT_RUN.finditer(text):
-            start, end = match.span()
-            # A run has at most as many digits as characters: most runs need no counting.
-            size = end - start
-            if size > 1:
-                spans.append((start, end))
-                if size > longest or (size > grouped and not match[0].isdigit()):
-                    digits = _digits_in(match[0])
-                    longest = max(longest, digits)
-                    if digits < size:
-                        grouped = max(grouped, digits)
-            elif not longest:
-                longest = 1
+        # Longest first: a run has at most as many digits as characters, so the count can
+        # stop at the first run no longer than the best count so far.
+        self._by_size = sorted(_DIGIT_RUN.findall(text), key=len, reverse=True)
+        longest = 0
+        for run in self._by_size:
+            if len(run) <= longest:
+                break
+            longest = max(longest, _run_digits(run))
         #: Digits in the longest run (0 when the text has no digit).
         self.longest = longest
-        #: Digits in the longest run of two or more groups (split by separators).
-        self.grouped = grouped
-        self._spans = spans
+        self._grouped: int | None = None
+        self._runs: list[tuple[int, int]] | None = None
         self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
+
+    @property
+    def grouped(self) -> int:
+        """Digits in the longest run of two or more groups (split by separators)."""
+        if self._grouped is None:
+            grouped = 0
+            for run in self._by_size:
+                if len(run) <= grouped:
+                    break
+                if not run.isdigit():
+                    grouped = max(grouped, _run_digits(run))
+            self._grouped = grouped
+        return self._grouped
 
     def spans(self) -> list[tuple[int, int]]:
         """``(start, end)`` of every run of two or more characters, in text order."""
-        return self._spans
+        if self._runs is None:
+            self._runs = [
+                match.span()
+                for match in _DIGIT_RUN.finditer(self._text)
+                if match.end() - match.start() > 1
+            ]
+        return self._runs
 
     def windows(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
         """Disjoint ``(start, end)`` windows reaching ``reach`` characters around every run of
@@ -100,7 +127,7 @@ class DigitRuns:
         merged: list[tuple[int, int]] = []
         covered = 0
         for start, end in self.spans():
-            if end - start < min_digits or _digits_in(text[start:end]) < min_digits:
+            if end - start < min_digits or _run_digits(text[start:end]) < min_digits:
                 continue
             low, high = max(0, start - reach), min(length, end + reach)
             if merged and low <= merged[-1][1]:

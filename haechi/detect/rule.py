@@ -50,6 +50,9 @@ class Rule:
             one digit run. The engine then also runs the rule on the sub-runs of longer runs
             (:mod:`haechi.detect.subruns`). Needs a digit prefilter and a pattern of bounded
             width. ``0`` = never.
+        anchored: every match starts where one of the ``prefilter`` literals occurs
+            (compared case-insensitively), so the engine tries the pattern only at those
+            places instead of scanning the whole text for it.
     """
 
     id: str
@@ -65,6 +68,7 @@ class Rule:
     hard_block: bool | None = None
     min_digits: int = 0
     sub_run_digits: int = 0
+    anchored: bool = False
 
     @property
     def is_hard_block(self) -> bool:

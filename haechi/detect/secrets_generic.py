@@ -224,6 +224,7 @@ ASSIGNMENT_RULES: Final[tuple[Rule, ...]] = (
         "Value assigned to an API key, secret, token or credentials key (12+ characters)",
         validator=assignment_secret_ok,
         confidence=0.85,
+        anchored=True,
     ),
     secret_rule(
         "assignment-password",
@@ -233,6 +234,7 @@ ASSIGNMENT_RULES: Final[tuple[Rule, ...]] = (
         "Value assigned to a password or passphrase key (6+ characters)",
         validator=assignment_password_ok,
         confidence=0.85,
+        anchored=True,
     ),
     secret_rule(
         "xml-secret-element",

@@ -108,6 +108,7 @@ MESSAGING_RULES: Final[tuple[Rule, ...]] = (
         ("AC", "SK"),
         "Twilio account SID (AC) or API key SID (SK)",
         confidence=0.9,
+        anchored=True,
     ),
     secret_rule(
         "twilio-auth-token",

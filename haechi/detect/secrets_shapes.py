@@ -65,6 +65,7 @@ def secret_rule(
     validator: Validator | None = None,
     confidence: float = 0.95,
     ignore_case: bool = False,
+    anchored: bool = False,
 ) -> Rule:
     """Build a secret :class:`Rule`; the validator's name is the function's ``__name__``.
 
@@ -83,4 +84,5 @@ def secret_rule(
         validator_name=None if validator is None else validator.__name__,
         ignore_case=ignore_case,
         prefilter=tuple(p.lower() for p in prefilter),
+        anchored=anchored,
     )

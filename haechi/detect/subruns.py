@@ -36,25 +36,25 @@ _CONTEXT: Final = 8
 
 def sub_runs(
     text: str,
-    runs: Sequence[tuple[int, int, int]],
+    runs: Sequence[tuple[int, int]],
     *,
     min_digits: int,
     width: int,
     covered: Sequence[tuple[int, int]] = (),
 ) -> Iterator[tuple[int, int]]:
-    """``(low, high)``: rescan ``text[low:high]``, one sub-run of ``runs`` (``(start, end,
-    digits)`` spans of ``text``) with its real context where it touches an end of its run.
+    """``(low, high)``: rescan ``text[low:high]``, one sub-run of ``runs`` (``(start, end)``
+    spans of digit runs in ``text``) with its real context where it touches an end of its run.
 
     The whole run is skipped (the ordinary pass saw it), as are sub-runs of fewer than
     ``min_digits`` digits, longer than ``width`` characters, or inside a ``covered`` span
     (already found).
     """
-    for run_start, run_end, digits in runs:
-        if digits < min_digits:
+    for run_start, run_end in runs:
+        if run_end - run_start <= min_digits:
             continue
         groups = [match.span() for match in _GROUP.finditer(text, run_start, run_end)]
         last = len(groups) - 1
-        if last < 1:
+        if last < 1 or sum(end - start for start, end in groups) <= min_digits:
             continue
         for first, (start, _end) in enumerate(groups):
             count = 0
