@@ -27,9 +27,8 @@ import httptools
 
 __all__ = ["Http1Connection", "ResponseHeaders", "UpstreamError", "UpstreamTimeout"]
 
-#: Buffered body bytes past which reading from the upstream pauses, and where it resumes.
+#: Buffered body bytes past which reading from the upstream pauses until they are taken.
 _HIGH_WATER: Final = 1 << 20
-_LOW_WATER: Final = 1 << 18
 _FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 
@@ -192,7 +191,12 @@ class Http1Connection(asyncio.Protocol):
         return self._status, self._fields
 
     async def next_chunk(self, timeout: float) -> bytes | None:
-        """The next piece of the body (``None`` at its end), waiting at most ``timeout`` s."""
+        """The body bytes received so far and not yet taken (``None`` at its end), waiting
+        at most ``timeout`` s for some to arrive.
+
+        Everything already buffered is handed over at once: a stream's frames that arrived
+        together are inspected and relayed together, never held back for more.
+        """
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -204,9 +208,11 @@ class Http1Connection(asyncio.Protocol):
                     await self._wake
             except TimeoutError:
                 raise UpstreamTimeout("the upstream stopped sending the response") from None
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
-        if self._paused and self._buffered < _LOW_WATER and self._transport is not None:
+        chunks = self._chunks
+        chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
         return chunk
