@@ -165,8 +165,17 @@ def _exact(value: Any) -> str:
 
 
 def sha256_hex(text: str) -> str:
-    """Hex SHA-256 of the UTF-8 bytes of ``text``."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Hex SHA-256 of the UTF-8 bytes of ``text``.
+
+    A lone surrogate (valid in a JSON string, not encodable as UTF-8) is hashed as U+FFFD,
+    the way JavaScript's UTF-8 encoder writes it, so path hashes stay comparable with the
+    reference system's and hashing never fails on input that parsed.
+    """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 def short_hash(text: str) -> str:

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haechi._canonical import _exact, _fast_encodable, canonical_json
+from haechi import create_runtime
+from haechi._canonical import _exact, _fast_encodable, canonical_json, sha256_hex, short_hash
 
 VECTORS = Path(__file__).parent / "vectors" / "audit"
 
@@ -106,3 +107,20 @@ def test_audit_records_take_the_fast_path() -> None:
     for record in plain:
         assert _fast_encodable(record)
         assert canonical_json(record) == _exact(record)
+
+
+def test_sha256_of_a_lone_surrogate_hashes_the_replacement_character() -> None:
+    assert sha256_hex("a\ud800b") == sha256_hex("a\ufffdb")
+    assert short_hash("\udfff") == short_hash("\ufffd")
+
+
+def test_a_key_with_a_lone_surrogate_is_protected_not_failed() -> None:
+    runtime = create_runtime(
+        {
+            "policy": {"mode": "enforce"},
+            "audit": {"sink": "memory"},
+            "tokenVault": {"provider": "memory"},
+        }
+    )
+    result = runtime.protect_sync({"k\ud800 minji.kim@example.com": "x"})
+    assert result.payload == {"k\ud800 [REDACTED:email]": "x"}
