@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+
+import haechi
+from haechi.runtime import Runtime
 
 # On CI the property tests run a fixed sequence of examples (derandomized), so a result is
 # reproducible from the commit alone; on a developer machine they explore new examples on
@@ -20,3 +24,22 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 def anyio_backend() -> str:
     """Run ``@pytest.mark.anyio`` tests on asyncio, the loop uvicorn and httpx use here."""
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def memory_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """An enforce-mode runtime with in-memory audit and vault, shared by one module."""
+    home = tmp_path_factory.mktemp("memory-runtime")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(home)
+        built = haechi.create_runtime(
+            {
+                "policy": {"mode": "enforce"},
+                "audit": {"sink": "memory"},
+                "tokenVault": {"provider": "memory"},
+            }
+        )
+        try:
+            yield built
+        finally:
+            built.close()

@@ -11,12 +11,11 @@ be caught, in both directions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-import haechi
 from haechi.detect import KEY_NAME_RULE_ID, DetectionEngine, default_rules
 from haechi.detect.catalog_secrets import is_sensitive_key, key_names_secret
 from haechi.models import Entry
@@ -299,21 +298,8 @@ REQUESTS: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    home = tmp_path_factory.mktemp("llm-shapes")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(home)
-        built = haechi.create_runtime(
-            {
-                "policy": {"mode": "enforce"},
-                "audit": {"sink": "memory"},
-                "tokenVault": {"provider": "memory"},
-            }
-        )
-        try:
-            yield built
-        finally:
-            built.close()
+def runtime(memory_runtime: Runtime) -> Runtime:
+    return memory_runtime
 
 
 @pytest.mark.parametrize("shape", sorted(RESPONSES))

@@ -10,13 +10,11 @@ findings around them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import haechi
 from haechi.detect import DetectionEngine, default_rules
 from haechi.runtime import Runtime
 
@@ -29,21 +27,8 @@ SURROGATES = ("\ud800", "\udfff", "\udc00\ud83d", "\ud83d")
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    home = tmp_path_factory.mktemp("surrogates")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(home)
-        built = haechi.create_runtime(
-            {
-                "policy": {"mode": "enforce"},
-                "audit": {"sink": "memory"},
-                "tokenVault": {"provider": "memory"},
-            }
-        )
-        try:
-            yield built
-        finally:
-            built.close()
+def runtime(memory_runtime: Runtime) -> Runtime:
+    return memory_runtime
 
 
 def _types(engine: DetectionEngine, text: str, direction: str = "request") -> set[str]:

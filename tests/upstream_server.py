@@ -40,7 +40,7 @@ import json
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -432,47 +432,20 @@ class UpstreamServer:
         self, model: str, body: dict[str, Any], reply: Reply, send: _Send
     ) -> None:
         text = _answer(reply, _user_text(body, "chat"))
-
-        def chunk(piece: str, done: bool) -> dict[str, Any]:
-            data: dict[str, Any] = {
-                "model": model,
-                "created_at": "2024-01-01T00:00:00Z",
-                "message": {"role": "assistant", "content": piece},
-                "done": done,
-            }
-            if done:
-                data.update(done_reason="stop", total_duration=1, eval_count=1)
-            return data
-
-        if body.get("stream") is False:
-            await _respond_json(send, 200, chunk(text, True), reply)
-            return
-        frames = [_ndjson(chunk(piece, False)) for piece in _chunks(reply, text)]
-        frames.append(_ndjson(chunk("", True)))
-        await _stream(send, "application/x-ndjson", frames, reply)
+        await _ollama_answer(
+            model,
+            body,
+            reply,
+            send,
+            text,
+            lambda piece: {"message": {"role": "assistant", "content": piece}},
+        )
 
     async def _ollama_generate(
         self, model: str, body: dict[str, Any], reply: Reply, send: _Send
     ) -> None:
         text = _answer(reply, _user_text(body, "prompt"))
-
-        def chunk(piece: str, done: bool) -> dict[str, Any]:
-            data: dict[str, Any] = {
-                "model": model,
-                "created_at": "2024-01-01T00:00:00Z",
-                "response": piece,
-                "done": done,
-            }
-            if done:
-                data.update(done_reason="stop", total_duration=1, eval_count=1)
-            return data
-
-        if body.get("stream") is False:
-            await _respond_json(send, 200, chunk(text, True), reply)
-            return
-        frames = [_ndjson(chunk(piece, False)) for piece in _chunks(reply, text)]
-        frames.append(_ndjson(chunk("", True)))
-        await _stream(send, "application/x-ndjson", frames, reply)
+        await _ollama_answer(model, body, reply, send, text, lambda piece: {"response": piece})
 
     async def _ollama_embed(
         self, model: str, body: dict[str, Any], reply: Reply, send: _Send
@@ -769,3 +742,32 @@ def main() -> None:  # pragma: no cover - used when started as a separate proces
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+async def _ollama_answer(
+    model: str,
+    body: dict[str, Any],
+    reply: Reply,
+    send: _Send,
+    text: str,
+    content: Callable[[str], dict[str, Any]],
+) -> None:
+    """Answer an Ollama chat or generate call: one JSON body, or NDJSON chunks ending in done."""
+
+    def chunk(piece: str, done: bool) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": model,
+            "created_at": "2024-01-01T00:00:00Z",
+            **content(piece),
+            "done": done,
+        }
+        if done:
+            data.update(done_reason="stop", total_duration=1, eval_count=1)
+        return data
+
+    if body.get("stream") is False:
+        await _respond_json(send, 200, chunk(text, True), reply)
+        return
+    frames = [_ndjson(chunk(piece, False)) for piece in _chunks(reply, text)]
+    frames.append(_ndjson(chunk("", True)))
+    await _stream(send, "application/x-ndjson", frames, reply)
