@@ -14,12 +14,14 @@ process (tests, the demo) never share counters.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import ClassVar, Final, Self
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from haechi.providers import ProviderContext
 
@@ -127,5 +129,13 @@ class PrometheusMetrics:
         (histogram.labels(*values) if values else histogram).observe(value)
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
+        """The Prometheus text exposition and its content type.
+
+        In a multi-worker gateway (``prometheus-client`` multi-process mode, see
+        :mod:`haechi.proxy.workers`) the exposition sums the counters of every worker.
+        """
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined)
+            return generate_latest(combined), CONTENT_TYPE_PLAIN_0_0_4
         return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
