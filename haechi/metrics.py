@@ -136,6 +136,6 @@ class PrometheusMetrics:
         """
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             combined = CollectorRegistry()
-            MultiProcessCollector(combined)
+            MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
             return generate_latest(combined), CONTENT_TYPE_PLAIN_0_0_4
         return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
