@@ -16,7 +16,11 @@ direct and through the gateway in ``inspect`` mode; and enforce with the in-memo
 store ("mem-audit"), which separates the gateway's own cost from the durable (fsynced,
 hash-chained, group-committed) audit file every other row writes to.
 
-    python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--json]
+The gateway runs ``--workers`` processes (``proxy.workers``, default: one per core); a
+``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
+
+    python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--workers N]
+        [--json]
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests; the warm-up excluded from them is at least one
@@ -493,11 +497,12 @@ def _process(
             process.kill()
 
 
-def _gateway_config(workdir: Path, upstream: str, mode: str, audit: str) -> Path:
+def _gateway_config(workdir: Path, upstream: str, mode: str, audit: str, workers: int = 1) -> Path:
     enforce = mode == "enforce"
     config = {
         "mode": mode,
         "target": {"type": "openai-compatible", "upstream": upstream},
+        "proxy": {"workers": workers},
         "policy": {
             "mode": mode,
             "presets": ["llm-redact"],
@@ -516,14 +521,14 @@ def _gateway_config(workdir: Path, upstream: str, mode: str, audit: str) -> Path
         "audit": {"sink": audit, "path": str(workdir / f"audit-{mode}.jsonl")},
         "tokenVault": {"path": str(workdir / "vault.json")},
     }
-    path = workdir / f"haechi-{mode}-{audit}.json"
+    path = workdir / f"haechi-{mode}-{audit}-w{workers}.json"
     path.write_text(json.dumps(config))
     return path
 
 
 @contextmanager
-def _gateway(workdir: Path, upstream: str, mode: str, audit: str) -> Iterator[int]:
-    config = _gateway_config(workdir, upstream, mode, audit)
+def _gateway(workdir: Path, upstream: str, mode: str, audit: str, workers: int) -> Iterator[int]:
+    config = _gateway_config(workdir, upstream, mode, audit, workers)
     argv = [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"]
     env_cwd = workdir
     with _process(argv, cwd=env_cwd, ready="listening on") as (_proc, line):
@@ -571,6 +576,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="gateway worker processes (proxy.workers; default: the number of cores)",
+    )
+    parser.add_argument(
         "--in-process", action="store_true", help="only measure the gateway's own cost"
     )
     args = parser.parse_args()
@@ -606,13 +617,16 @@ def main() -> None:
                 direct[(concurrency, stream)] = result
                 name = "direct (streamed)" if stream else "direct"
                 rows.append(_row(name, concurrency, result, None))
+            workers = args.workers
             gateway_plan = [
-                ("enforce", "jsonl", [*plan, (32, True)]),
-                ("dry-run", "jsonl", plan[1:]),
-                ("enforce", "memory", [(32, False)]),
+                ("enforce", "jsonl", workers, [*plan, (32, True)]),
+                ("dry-run", "jsonl", workers, plan[1:]),
+                ("enforce", "memory", workers, [(32, False)]),
             ]
-            for mode, audit, cases in gateway_plan:
-                with _gateway(workdir, upstream, mode, audit) as gateway_port:
+            if workers != 1:
+                gateway_plan.append(("enforce", "jsonl", 1, [(32, False)]))
+            for mode, audit, count, cases in gateway_plan:
+                with _gateway(workdir, upstream, mode, audit, count) as gateway_port:
                     for concurrency, stream in cases:
                         result = _measure(
                             gateway_port,
@@ -622,12 +636,14 @@ def main() -> None:
                             warmup=args.warmup,
                             concurrency=concurrency,
                         )
-                        name = f"gateway {mode}" + (" mem-audit" if audit == "memory" else "")
+                        name = f"gateway w{count} {mode}"
+                        name += " mem-audit" if audit == "memory" else ""
                         name += " (streamed)" if stream else ""
                         rows.append(_row(name, concurrency, result, direct[(concurrency, stream)]))
     print(
         f"proxy throughput: {args.requests} requests per row ({args.warmup} warm-up), "
-        f"1 KiB chat bodies, {os.cpu_count()} cores shared by upstream, gateway and load"
+        f"1 KiB chat bodies, {os.cpu_count()} cores shared by upstream, gateway and load; "
+        f"wN = N gateway worker processes"
     )
     print(_table(rows))
     print(

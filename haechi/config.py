@@ -229,6 +229,11 @@ class ProxyConfig(_Section):
 
     host: NonBlank = _field("127.0.0.1", "Listen address; non-loopback needs --allow-remote-bind.")
     port: Annotated[StrictInt, Field(ge=0, le=65535)] = _field(11016, "Listen port (0 = any free).")
+    workers: Annotated[StrictInt, Field(ge=1, le=64)] = _field(
+        1,
+        "Gateway processes serving the listening port; rate limits and maxInFlight apply "
+        "per process.",
+    )
     tls: TlsConfig | None = _field(None, "TLS material; when set the gateway serves HTTPS.")
     trust_forwarded_proto: StrictBool = _field(
         False,

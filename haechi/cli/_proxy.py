@@ -27,6 +27,16 @@ def proxy_command(
             "--port", min=0, max=65535, help="Listen port (default proxy.port).", show_default=False
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Gateway processes sharing the socket (default proxy.workers).",
+            show_default=False,
+        ),
+    ] = None,
     allow_remote_bind: Annotated[
         bool,
         typer.Option(
@@ -37,7 +47,6 @@ def proxy_command(
 ) -> None:
     """haechi proxy — run the gateway in front of target.upstream until SIGTERM/SIGINT."""
     from haechi.proxy.server import plan_listen, run_proxy
-    from haechi.runtime import create_runtime
 
     settings = load_config(config)
     plan = plan_listen(
@@ -46,7 +55,7 @@ def proxy_command(
         port=port if port is not None else settings.proxy.port,
         allow_remote_bind=allow_remote_bind,
     )
-    run_proxy(settings, create_runtime(settings), plan)
+    run_proxy(settings, plan, workers=workers)
 
 
 @app.command("demo")

@@ -42,7 +42,8 @@ from urllib.parse import urlsplit, urlunsplit
 import uvicorn
 
 import haechi
-from haechi.errors import ConfigError, HaechiError
+from haechi.errors import ConfigError
+from haechi.proxy._sockets import bind_socket
 from haechi.proxy.app import GatewayApp
 from haechi.proxy.logs import configure_logging, log_event
 from haechi.proxy.pipeline import RAW_TARGET_KEY
@@ -53,6 +54,7 @@ __all__ = [
     "is_loopback",
     "plan_listen",
     "run_proxy",
+    "serve_socket",
     "tls_files",
     "uvicorn_options",
 ]
@@ -232,7 +234,7 @@ def _safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _startup_lines(config: Any, plan: ListenPlan, port: int) -> None:
+def _startup_lines(config: Any, plan: ListenPlan, port: int, workers: int) -> None:
     mode = config.effective_mode
     upstream = _safe_url(config.target.upstream)
     host = f"[{plan.host}]" if ":" in plan.host else plan.host
@@ -240,13 +242,14 @@ def _startup_lines(config: Any, plan: ListenPlan, port: int) -> None:
         logging.INFO,
         "proxy_listening",
         text=f"Haechi proxy listening on {plan.scheme}://{host}:{port}\n"
-        f"Upstream: {upstream}\nMode: {mode}",
+        f"Upstream: {upstream}\nMode: {mode}" + (f"\nWorkers: {workers}" if workers > 1 else ""),
         host=plan.host,
         port=port,
         scheme=plan.scheme,
         tls=plan.tls,
         upstream=upstream,
         mode=mode,
+        workers=workers,
         version=haechi.__version__,
     )
     if not is_loopback(plan.host):
@@ -281,13 +284,17 @@ class _Server(uvicorn.Server):
     """uvicorn's server, announcing itself once it listens and ending with exit code 0.
 
     uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown (so the process
-    dies by the signal); the gateway instead logs ``proxy_shutdown``, drains and returns,
-    so ``haechi proxy`` exits 0 after a requested stop.
+    dies by the signal); the gateway instead logs ``proxy_shutdown`` (unless a supervisor
+    does, see :mod:`haechi.proxy.workers`), drains and returns, so the process exits 0 after
+    a requested stop.
     """
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, on_started: Callable[[], None], *, log_shutdown: bool
+    ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._log_shutdown = log_shutdown
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -295,7 +302,7 @@ class _Server(uvicorn.Server):
             self._on_started()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if not self.should_exit:
+        if not self.should_exit and self._log_shutdown:
             name = signal.Signals(sig).name
             log_event(
                 logging.INFO,
@@ -307,33 +314,57 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit it: small response writes go out at once instead of
-    # waiting out the peer's delayed ACK (40 ms per response on Linux).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as exc:
-        sock.close()
-        raise HaechiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
+def serve_socket(
+    config: Any,
+    runtime: Any,
+    plan: ListenPlan,
+    sock: socket.socket,
+    *,
+    on_started: Callable[[], None],
+    log_shutdown: bool = False,
+) -> None:
+    """Serve the gateway app of ``runtime`` on the bound ``sock`` until SIGTERM/SIGINT.
 
-
-def run_proxy(config: Any, runtime: Any, plan: ListenPlan) -> None:
-    """Serve the gateway as ``plan`` says (see :func:`plan_listen`) until SIGTERM/SIGINT,
-    then drain within ``limits.shutdownGraceMs``."""
-    configure_logging(config.logging.format)
+    ``on_started`` runs once uvicorn listens. Used by :func:`run_proxy` for one process and
+    by each worker process of :mod:`haechi.proxy.workers`.
+    """
     app = GatewayApp(runtime, forwarded_proto_gate=plan.forwarded_proto_gate)
-    sock = _bind(plan.host, plan.port)
+    with tls_files(config) as tls_options:
+        uv_config = uvicorn.Config(app, **uvicorn_options(config), **tls_options)
+        uv_config.load()  # reads the TLS files now, so temporary ones can go
+    _Server(uv_config, on_started, log_shutdown=log_shutdown).run(sockets=[sock])
+
+
+def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> None:
+    """Serve the gateway as ``plan`` says (see :func:`plan_listen`) until SIGTERM/SIGINT,
+    then drain within ``limits.shutdownGraceMs``.
+
+    ``workers`` (default ``proxy.workers``) processes serve the socket; with more than one,
+    :mod:`haechi.proxy.workers` supervises them. The runtime is built before the socket is
+    bound, so a configuration that cannot run fails before anything listens.
+    """
+    from haechi.proxy.workers import serve_workers
+    from haechi.runtime import create_runtime
+
+    count = config.proxy.workers if workers is None else workers
+    if count < 1:
+        raise ConfigError("the number of proxy workers must be at least 1")
+    configure_logging(config.logging.format)
+    runtime = create_runtime(config)
+    if count > 1:
+        runtime.close()  # each worker builds its own; this one only proved the config runs
+    # With workers this socket only holds the port (it never listens); each worker binds
+    # its own socket to the same port.
+    sock = bind_socket(plan.host, plan.port, reuse_port=count > 1)
     try:
-        with tls_files(config) as tls_options:
-            uv_config = uvicorn.Config(app, **uvicorn_options(config), **tls_options)
-            uv_config.load()  # reads the TLS files now, so temporary ones can go
         port = sock.getsockname()[1]
-        server = _Server(uv_config, lambda: _startup_lines(config, plan, port))
-        server.run(sockets=[sock])
+
+        def announce() -> None:
+            _startup_lines(config, plan, port, count)
+
+        if count == 1:
+            serve_socket(config, runtime, plan, sock, on_started=announce, log_shutdown=True)
+        else:
+            serve_workers(config, plan, port, count, announce)
     finally:
         sock.close()
