@@ -29,10 +29,10 @@ from __future__ import annotations
 import importlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from haechi.detect.catalog_secrets import key_names_secret
 from haechi.detect.custom import compile_custom_rules
@@ -63,6 +63,8 @@ _MAX_WINDOWED_WIDTH: Final = 128
 # Number rules that need a digit run of at least one of these many digits share a locator
 # that only searches around such runs (see _Locator); the others share one for whole texts.
 _LONG_RUNS: Final = (6, 9)
+# How many distinct sets of rules a rule set remembers in catalogue order.
+_CHOSEN_SETS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,7 @@ class _Hit:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Leaf:
+class _Leaf(NamedTuple):
     """What the prefilters learned about one text: its digit runs and the rules to run.
 
     ``sub_run_only`` are hard-block number rules the locator ruled out on the text as a
@@ -111,15 +112,16 @@ class _Leaf:
     """
 
     runs: DigitRuns
-    rules: list[_Compiled]
-    sub_run_only: list[_Compiled] = field(default_factory=list)
+    rules: Sequence[_Compiled]
+    sub_run_only: Sequence[_Compiled] = ()
     #: The lowercased text, when its offsets are the text's (for anchored rules).
     lowered: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Locator:
-    """One combined pass standing for the number rules it ``covered``.
+    """One combined pass standing for the number rules it covers (bit ``i`` of ``mask``
+    stands for rule ``i`` of the rule set).
 
     With a ``reach``, every covered rule needs a digit run of at least ``min_digits`` digits
     and matches within ``reach`` characters of it, so the pass only searches windows around
@@ -127,7 +129,7 @@ class _Locator:
     """
 
     pattern: re.Pattern[str]
-    covered: frozenset[int]
+    mask: int
     min_digits: int = 0
     reach: int | None = None
 
@@ -140,42 +142,70 @@ class _Locator:
         return any(search(text, low, high) is not None for low, high in windows)
 
 
+def _mask(indices: Iterable[int]) -> int:
+    mask = 0
+    for index in indices:
+        mask |= 1 << index
+    return mask
+
+
+def _indices(mask: int) -> Iterator[int]:
+    """The set bits of ``mask``, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
 class _RuleSet:
-    """The rules of one direction, indexed by what gates them."""
+    """The rules of one direction, indexed by what gates them.
+
+    Sets of rules are bit masks over the rule indices (bit ``i`` is ``rules[i]``), so that
+    picking a leaf's rules is a few integer operations; the rules of a mask, in catalogue
+    order, are remembered per mask (a mask says nothing about the text it came from).
+    """
 
     def __init__(self, rules: Sequence[_Compiled]) -> None:
         self.rules = tuple(rules)
         self.scanner = LiteralScanner(lit for c in rules for lit in c.literals)
-        self.by_literal: dict[str, list[int]] = {}
-        self.ungated: list[int] = []
+        self.by_literal: dict[str, int] = {}
         digit_gated: list[int] = []
+        ungated: list[int] = []
         for index, compiled in enumerate(self.rules):
             if compiled.literals:
                 for literal in compiled.literals:
-                    self.by_literal.setdefault(literal, []).append(index)
+                    self.by_literal[literal] = self.by_literal.get(literal, 0) | 1 << index
             elif set(compiled.rule.prefilter) == _DIGIT_LITERALS:
                 digit_gated.append(index)
             else:
-                self.ungated.append(index)
+                ungated.append(index)
+        self.ungated = _mask(ungated)
         self.max_digits = max((c.rule.min_digits for c in self.rules), default=0) or 1
         #: Runs of digit groups with more digits than this may hide a sub-run value.
         self.sub_run_digits = min(
             (c.rule.sub_run_digits for c in self.rules if c.split_width is not None),
             default=None,
         )
-        # by_digits[n]: digit-gated rules that can run on text whose longest run has n digits.
-        self.by_digits: list[list[int]] = [
-            [i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n]
-            for n in range(self.max_digits + 1)
+        self.splittable = _mask(i for i, c in enumerate(self.rules) if c.split_width is not None)
+        levels = range(self.max_digits + 1)
+        # allowed[n]: the rules that can match text whose longest run has n digits.
+        self.allowed = [
+            _mask(i for i, c in enumerate(self.rules) if c.rule.min_digits <= n) for n in levels
         ]
+        # by_digits[n]: digit-gated rules that can run on text whose longest run has n digits.
+        by_digits = [
+            [i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n] for n in levels
+        ]
+        self.by_digits = [_mask(indices) for indices in by_digits]
         # locators[n]: combined passes standing for the by_digits[n] rules they cover.
         built: dict[tuple[int, ...], tuple[_Locator, ...]] = {}
         self.locators: list[tuple[_Locator, ...]] = []
-        for indices in self.by_digits:
+        for indices in by_digits:
             key = tuple(indices)
             if key not in built:
                 built[key] = self._locators(indices)
             self.locators.append(built[key])
+        self._chosen: dict[int, tuple[_Compiled, ...]] = {}
 
     def _locators(self, indices: Sequence[int]) -> tuple[_Locator, ...]:
         """The locators of one digit level: rules that need a long digit run in one pass
@@ -194,46 +224,53 @@ class _RuleSet:
             pattern, covered = build_locator([self.rules[i].rule.pattern for i in tier])
             if pattern is None:
                 continue
-            members = frozenset(tier[j] for j in covered)
+            members = [tier[j] for j in covered]
             if floor:
                 reach = max(self.rules[i].reach or 0 for i in members)
-                locators.append(_Locator(pattern, members, floor, reach))
+                locators.append(_Locator(pattern, _mask(members), floor, reach))
             else:
-                locators.append(_Locator(pattern, members))
+                locators.append(_Locator(pattern, _mask(members)))
         return tuple(locators)
+
+    def chosen(self, mask: int) -> tuple[_Compiled, ...]:
+        """The rules of ``mask`` in catalogue order."""
+        rules = self._chosen.get(mask)
+        if rules is None:
+            rules = tuple(self.rules[i] for i in _indices(mask))
+            if len(self._chosen) < _CHOSEN_SETS:
+                self._chosen[mask] = rules
+        return rules
 
     def leaf(self, text: str) -> _Leaf:
         """The rules that may match ``text``, in catalogue order."""
         runs = DigitRuns(text)
         digits = min(runs.longest, self.max_digits)
-        chosen = set(self.ungated)
-        chosen.update(self.by_digits[digits])
-        located: set[int] = set()
+        mask = self.ungated | self.by_digits[digits]
+        located = 0
         for locator in self.locators[digits]:
             if not locator.finds(text, runs):
-                located |= locator.covered
-        chosen -= located
+                located |= locator.mask
+        mask &= ~located
         lowered = None
         if self.by_literal:
             lowered = text.lower()
+            by_literal = self.by_literal
             for literal in self.scanner.present(lowered):
-                chosen.update(self.by_literal[literal])
+                mask |= by_literal[literal]
             if len(lowered) != len(text):
                 lowered = None  # a letter lowercased to two: offsets differ
-        rules = self.rules
-        chosen_rules = [rules[i] for i in sorted(chosen) if rules[i].rule.min_digits <= digits]
-        sub_run_only: list[_Compiled] = []
+        mask &= self.allowed[digits]
+        sub_run_only: Sequence[_Compiled] = ()
+        located &= self.splittable
         if (
-            self.sub_run_digits is not None
+            located
+            and self.sub_run_digits is not None
             and runs.longest > self.sub_run_digits
             and runs.grouped > self.sub_run_digits
         ):
-            sub_run_only = [
-                rules[i]
-                for i in sorted(located - chosen)
-                if rules[i].split_width is not None and rules[i].rule.sub_run_digits < runs.grouped
-            ]
-        return _Leaf(runs, chosen_rules, sub_run_only, lowered)
+            grouped = runs.grouped
+            sub_run_only = [c for c in self.chosen(located) if c.rule.sub_run_digits < grouped]
+        return _Leaf(runs, self.chosen(mask) if mask else (), sub_run_only, lowered)
 
 
 def _max_width(pattern: str, flags: int) -> int | None:
