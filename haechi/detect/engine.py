@@ -97,11 +97,17 @@ class _Compiled:
         return self.rule.validator is not None and self.rule.type != "phone"
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
+#: What makes two hits interchangeable for overlap resolution: span, type and hard-block.
+_Key = tuple[int, int, str, bool]
+
+
+class _Hit(NamedTuple):
     rule: _Compiled
     start: int
     end: int
+    #: The candidate text when the validator has not run yet: the hit repeats the key of an
+    #: earlier one, so overlap resolution decides whether its verdict matters at all.
+    unconfirmed: str | None = None
 
 
 class _Leaf(NamedTuple):
@@ -320,32 +326,62 @@ def _compile(rule: Rule) -> _Compiled:
     )
 
 
-def _hit(compiled: _Compiled, match: Any, text: str, offset: int) -> _Hit | None:
-    """The finding of one match (its ``value`` or ``head`` groups), if the validator agrees."""
+def _hit(
+    compiled: _Compiled, match: Any, text: str, offset: int, confirmed: set[_Key] | None
+) -> _Hit | None:
+    """The finding of one match (its ``value`` or ``head`` groups), if the validator agrees.
+
+    ``confirmed`` holds the keys of the hits found so far in the leaf (``None``: validate
+    every candidate). A candidate with the key of an earlier hit is returned unconfirmed;
+    overlap resolution drops such a twin anyway unless an unusual neighbourhood keeps it,
+    and only then runs its validator (four phone rules read ``010-1234-5678`` alike, and
+    each libphonenumber check is costly).
+    """
     first, last = match.span("value") if compiled.value_group else match.span()
     for head in compiled.head_groups:
         if match.start(head) >= 0:
             first = match.start(head)
             break
-    validator = compiled.rule.validator
-    if first < last and (validator is None or validator(text[first:last])):
-        return _Hit(compiled, first + offset, last + offset)
-    return None
+    if first >= last:
+        return None
+    start, end = first + offset, last + offset
+    rule = compiled.rule
+    validator = rule.validator
+    if confirmed is None:
+        if validator is None or validator(text[first:last]):
+            return _Hit(compiled, start, end)
+        return None
+    key = (start, end, rule.type, compiled.hard_block)
+    if validator is not None:
+        # A rule retried on sub-runs needs its own verdicts: its hits decide where it looks.
+        if key in confirmed and compiled.split_width is None:
+            return _Hit(compiled, start, end, text[first:last])
+        if not validator(text[first:last]):
+            return None
+    confirmed.add(key)
+    return _Hit(compiled, start, end)
 
 
 def _matches(
-    compiled: _Compiled, text: str, start: int, end: int, offset: int = 0
+    compiled: _Compiled,
+    text: str,
+    start: int,
+    end: int,
+    offset: int = 0,
+    confirmed: set[_Key] | None = None,
 ) -> Iterator[_Hit]:
-    """Validated matches of one rule in ``text[start:end]``, shifted by ``offset``."""
+    """Matches of one rule in ``text[start:end]``, shifted by ``offset`` (see :func:`_hit`)."""
     for match in compiled.finditer(text, start, end):
-        hit = _hit(compiled, match, text, offset)
+        hit = _hit(compiled, match, text, offset, confirmed)
         if hit is not None:
             yield hit
 
 
-def _anchored_matches(compiled: _Compiled, text: str, lowered: str) -> Iterator[_Hit]:
-    """Validated matches of an anchored rule, tried only where its literals occur in
-    ``lowered``; like ``finditer``, a match never starts inside the previous one."""
+def _anchored_matches(
+    compiled: _Compiled, text: str, lowered: str, confirmed: set[_Key] | None
+) -> Iterator[_Hit]:
+    """Matches of an anchored rule, tried only where its literals occur in ``lowered``;
+    like ``finditer``, a match never starts inside the previous one."""
     assert compiled.match is not None
     starts: set[int] = set()
     for literal in compiled.literals:
@@ -361,13 +397,17 @@ def _anchored_matches(compiled: _Compiled, text: str, lowered: str) -> Iterator[
         if match is None:
             continue
         done = max(match.end(), position + 1)
-        hit = _hit(compiled, match, text, 0)
+        hit = _hit(compiled, match, text, 0, confirmed)
         if hit is not None:
             yield hit
 
 
 def _sub_run_hits(
-    text: str, runs: DigitRuns, compiled: _Compiled, found: Sequence[_Hit]
+    text: str,
+    runs: DigitRuns,
+    compiled: _Compiled,
+    found: Sequence[_Hit],
+    confirmed: set[_Key] | None,
 ) -> list[_Hit]:
     """Matches of a hard-block number rule on the sub-runs of longer digit runs, so that a
     card glued to a phone number or a date is not lost (see :mod:`haechi.detect.subruns`)."""
@@ -381,7 +421,7 @@ def _sub_run_hits(
     candidates = sub_runs(text, runs.spans(), min_digits=digits, width=width, covered=sorted(seen))
     for low, high in candidates:
         piece = text[low:high]
-        for hit in _matches(compiled, piece, 0, len(piece), low):
+        for hit in _matches(compiled, piece, 0, len(piece), low, confirmed):
             if (hit.start, hit.end) not in seen:
                 seen.add((hit.start, hit.end))
                 extra.append(hit)
@@ -467,14 +507,18 @@ class DetectionEngine:
     ) -> list[Detection]:
         rule_set = self._sets[direction]
         folded = fold(text)
+        scan = folded.text
         sensitive = (
             kind == "value"
             and bool(path)
             and isinstance(path[-1], str)
-            and key_names_secret(path[-1], folded.text)
+            and key_names_secret(path[-1], scan)
         )
-        hits = self._run(folded.text, rule_set.leaf(folded.text))
+        confirmed: set[_Key] = set()
+        hits = self._run(scan, rule_set.leaf(scan), confirmed)
         if folded.case == "unstable":
+            # One finding per type, named by the type's first hit: an unconfirmed hit always
+            # follows a confirmed one of its type, so its verdict cannot change the result.
             detections = self._whole_leaf(text, path, kind, hits)
         else:
             shapes = marker_shapes(text)
@@ -485,13 +529,40 @@ class DetectionEngine:
         if sensitive and not covered and not is_genuine_marker(text, self._detector(rule_set)):
             detections.append(self._key_name(text, path))
         if folded.case != "unstable":
-            detections = resolve_overlaps(detections)
+            detections = resolve_overlaps(detections, self._confirmation(hits))
         if self._decode and kind != "number":
             detections.extend(self._decoded(text, path, kind, rule_set, detections))
         return detections
 
-    def _run(self, text: str, leaf: _Leaf) -> list[_Hit]:
-        """Run the leaf's candidate rules over ``text`` and keep the validated matches."""
+    @staticmethod
+    def _confirmation(hits: Sequence[_Hit]) -> Callable[[int], bool] | None:
+        """The check overlap resolution makes before keeping detection ``i`` (made from
+        ``hits[i]``): the validator of an unconfirmed hit runs there, if at all."""
+        pending = {i: hit for i, hit in enumerate(hits) if hit.unconfirmed is not None}
+        if not pending:
+            return None
+
+        def confirm(index: int) -> bool:
+            hit = pending.get(index)
+            if hit is None or hit.unconfirmed is None:
+                return True
+            validator = hit.rule.rule.validator
+            try:
+                return validator is None or bool(validator(hit.unconfirmed))
+            except Exception as exc:
+                raise DetectionError(
+                    f"rule {hit.rule.rule.id!r} failed while matching ({type(exc).__name__})"
+                ) from None
+
+        return confirm
+
+    def _run(self, text: str, leaf: _Leaf, confirmed: set[_Key] | None = None) -> list[_Hit]:
+        """Run the leaf's candidate rules over ``text`` and keep the validated matches.
+
+        With ``confirmed``, a candidate repeating the key of an earlier hit is kept
+        unconfirmed (see :func:`_hit`); the caller must then resolve overlaps with
+        :meth:`_confirmation`.
+        """
         hits: list[_Hit] = []
         runs = leaf.runs
         scheduled = [(c, True) for c in leaf.rules] + [(c, False) for c in leaf.sub_run_only]
@@ -499,14 +570,14 @@ class DetectionEngine:
             try:
                 found: list[_Hit] = []
                 if whole and compiled.match is not None and leaf.lowered is not None:
-                    found.extend(_anchored_matches(compiled, text, leaf.lowered))
+                    found.extend(_anchored_matches(compiled, text, leaf.lowered, confirmed))
                 elif whole:
                     reach = compiled.reach
                     spans = None if reach is None else runs.windows(compiled.rule.min_digits, reach)
                     for start, end in spans or ((0, len(text)),):
-                        found.extend(_matches(compiled, text, start, end))
+                        found.extend(_matches(compiled, text, start, end, 0, confirmed))
                 if compiled.split_width is not None:
-                    found.extend(_sub_run_hits(text, runs, compiled, found))
+                    found.extend(_sub_run_hits(text, runs, compiled, found, confirmed))
                 hits.extend(found)
             except TimeoutError:
                 raise DetectionError(

@@ -20,20 +20,30 @@ first, then catalogue order:
    orders its specific rules first.
 4. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
    the strongest action, so nothing sticks out unprotected.
+
+A detection that would be dropped leaves no trace on the others, so a check that decides
+whether a detection exists at all (the engine's deferred validators) can wait until the
+detection would be kept: the result is the same as checking every detection first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from haechi.models import Detection
 
 __all__ = ["resolve_overlaps"]
 
 
-def resolve_overlaps(detections: Sequence[Detection]) -> list[Detection]:
-    """Drop contained duplicates from ``detections`` (given in catalogue order)."""
-    if len(detections) < 2:
+def resolve_overlaps(
+    detections: Sequence[Detection], confirm: Callable[[int], bool] | None = None
+) -> list[Detection]:
+    """Drop contained duplicates from ``detections`` (given in catalogue order).
+
+    ``confirm(i)``, when given, is asked before ``detections[i]`` is kept; a detection it
+    refuses is treated as if it were not in the list.
+    """
+    if confirm is None and len(detections) < 2:
         return list(detections)
     ordered = sorted(
         range(len(detections)),
@@ -46,6 +56,8 @@ def resolve_overlaps(detections: Sequence[Detection]) -> list[Detection]:
         detection = detections[index]
         reach = hard_reach if detection.hard_block else any_reach
         if detection.end <= reach and not _distinct_twin(detection, kept):
+            continue
+        if confirm is not None and not confirm(index):
             continue
         if detection.hard_block:
             hard_reach = max(hard_reach, detection.end)

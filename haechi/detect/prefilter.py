@@ -32,8 +32,8 @@ _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _TIMESTAMP: Final = re.compile(r"[0-9]{4}([-/])[0-9]{2}\1[0-9]{2}(?: [0-9]{2})?")
 _TIMESTAMP_SIZES: Final = frozenset({10, 13})
 _TIMESTAMP_DIGITS: Final = 4
-#: Windows are only worth computing on text this many times longer than their reach.
-_WINDOWED_TEXT_FACTOR: Final = 32
+#: What searching one more window costs, in characters of text scanned instead.
+_WINDOW_COST: Final = 64
 
 
 def _skeleton_table() -> bytes:
@@ -164,14 +164,19 @@ class DigitRuns:
     def windows(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
         """Disjoint ``(start, end)`` windows reaching ``reach`` characters around every run of
         at least ``min_digits`` digits, or ``None`` when the whole text should be scanned
-        (it is short, or the windows would cover most of it).
+        (searching the windows one by one would cost about as much as one pass).
 
         ``reach`` must exceed the longest match of the rule by the widest look-around the
         rule uses, so that look-arounds at a window's edge still see the real characters.
         """
-        if len(self._text) < _WINDOWED_TEXT_FACTOR * reach:
+        length = len(self._text)
+        if length <= 2 * reach + _WINDOW_COST:
             return None
-        return self.around(min_digits, reach)
+        windows = self.around(min_digits, reach)
+        if windows is None:
+            return None
+        cost = sum(high - low + _WINDOW_COST for low, high in windows)
+        return windows if cost < length else None
 
     def around(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
         """:meth:`windows` for any length of text: worth it for a costly pass, such as the
