@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import ClassVar, Final, Self
+from typing import ClassVar, Final, Self, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -64,6 +64,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")
 _MAX_LABEL = 64
 _CACHE_LIMIT = 4096
 
+_Family = TypeVar("_Family", Counter, Histogram)
+
 
 def sanitize_label_value(value: object) -> str:
     """Coerce ``value`` into a label value that cannot carry payload text."""
@@ -91,6 +93,10 @@ class PrometheusMetrics:
             metric: labels for metric, (_doc, labels) in (_COUNTERS | _HISTOGRAMS).items()
         }
         self._clean: dict[object, str] = {}
+        # (metric, raw label strings) -> labelled child. ``labels()`` takes a lock and
+        # rebuilds the label tuple on every call; the gateway counts every request with
+        # the same few label combinations (route, mode, decision: no request data).
+        self._children: dict[tuple[str, tuple[object, ...]], Counter | Histogram] = {}
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
@@ -110,23 +116,38 @@ class PrometheusMetrics:
             values.append(clean)
         return tuple(values)
 
+    def _child(self, metric: str, family: _Family, labels: Mapping[str, object] | None) -> _Family:
+        """The series of ``family`` for ``labels`` (the family itself when it has none)."""
+        names = self._label_names[metric]
+        if not names:
+            return family
+        raw = tuple(map((labels or {}).get, names))
+        key = (metric, raw)
+        try:
+            child = self._children.get(key)
+        except TypeError:  # an unhashable label value: sanitized below, never remembered
+            child = None
+        if child is None:
+            child = family.labels(*self._label_values(metric, labels))
+            # Only all-text label sets are remembered: 1, 1.0 and True are one dict key but
+            # three different label values.
+            if len(self._children) < _CACHE_LIMIT and all(type(value) is str for value in raw):
+                self._children[key] = child
+        return child  # type: ignore[return-value]
+
     def increment(
         self, metric: str, labels: Mapping[str, str] | None = None, amount: float = 1
     ) -> None:
         """Add ``amount`` to a catalogue counter; other names are ignored."""
         counter = self._counters.get(metric)
-        if counter is None:
-            return
-        values = self._label_values(metric, labels)
-        (counter.labels(*values) if values else counter).inc(amount)
+        if counter is not None:
+            self._child(metric, counter, labels).inc(amount)
 
     def observe(self, metric: str, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Record one observation of a catalogue histogram; other names are ignored."""
         histogram = self._histograms.get(metric)
-        if histogram is None:
-            return
-        values = self._label_values(metric, labels)
-        (histogram.labels(*values) if values else histogram).observe(value)
+        if histogram is not None:
+            self._child(metric, histogram, labels).observe(value)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type.

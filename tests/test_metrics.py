@@ -45,7 +45,8 @@ def test_unknown_metrics_are_ignored() -> None:
 def test_label_values_cannot_carry_payload_text() -> None:
     metrics = PrometheusMetrics()
     secret = 'jane@example.com "}\nhaechi_fake 1 ' + "x" * 100
-    metrics.increment("haechi_requests_total", {"route": secret, "mode": None, "decision": "d"})
+    labels = {"route": secret, "mode": None, "decision": "d"}
+    metrics.increment("haechi_requests_total", labels)  # type: ignore[arg-type]
     body = metrics.render()[0].decode()
     assert "jane@example.com" not in body
     assert "haechi_fake 1" not in body
@@ -75,3 +76,24 @@ def test_is_the_registered_metrics_provider() -> None:
 
     assert isinstance(PrometheusMetrics(), Metrics)
     assert load_registry().select("metrics", "prometheus") is PrometheusMetrics
+
+
+def test_label_values_equal_as_keys_stay_distinct_series() -> None:
+    # 1, 1.0 and True are one dict key; each must still be counted under its own text.
+    metrics = PrometheusMetrics()
+    for value in (1, 1.0, True, "1", 1, "1"):
+        labels: dict[str, object] = {"route": value, "mode": "m", "decision": "d"}
+        metrics.increment("haechi_requests_total", labels)  # type: ignore[arg-type]
+    body = metrics.render()[0].decode()
+    series = {'route="1"}': 4.0, 'route="1.0"}': 1.0, 'route="True"}': 1.0}
+    for suffix, count in series.items():
+        assert f'haechi_requests_total{{decision="d",mode="m",{suffix} {count}' in body
+
+
+def test_unhashable_label_values_are_counted_not_raised() -> None:
+    metrics = PrometheusMetrics()
+    labels: dict[str, object] = {"route": ["a", "b"]}
+    for _ in range(2):
+        metrics.observe("haechi_request_duration_seconds", 0.001, labels)  # type: ignore[arg-type]
+    body = metrics.render()[0].decode()
+    assert 'haechi_request_duration_seconds_count{route="__a____b__"} 2.0' in body

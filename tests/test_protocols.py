@@ -172,3 +172,16 @@ def test_request_model_from_body_or_gemini_path() -> None:
     gemini = adapter_for("gemini")
     route = gemini.classify("POST", "/v1beta/models/gemini-1.5-pro:generateContent")
     assert request_model(gemini, route, {"contents": []}) == "gemini-1.5-pro"
+
+
+def test_repeated_classification_keeps_method_and_path_apart() -> None:
+    openai = adapter_for("openai-compatible")
+    for _ in range(3):
+        assert openai.classify("POST", "/v1/embeddings").operation == "POST embeddings"
+        assert openai.classify("GET", "/v1/embeddings").operation == "GET embeddings"
+    gemini = adapter_for("gemini")
+    for model in ("a", "b", "a"):
+        path = f"/v1beta/models/{model}:generateContent"
+        route = gemini.classify("POST", path)
+        assert route.path == path
+        assert gemini.path_model(route.path) == model

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,20 @@ def test_request_is_protected_before_it_reaches_the_upstream(gateway: Gateway) -
     records = gateway.audit()
     assert records[-1]["correlationId"] == response.headers["x-haechi-correlation-id"]
     assert EMAIL not in gateway.audit_text()
+
+
+def test_correlation_ids_are_fresh_random_uuids(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url) as client:
+        ids = [
+            client.post("/v1/chat/completions", json=chat("hi")).headers["x-haechi-correlation-id"]
+            for _ in range(3)
+        ]
+    assert len(set(ids)) == 3
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
 
 
 def test_clean_bodies_are_forwarded_byte_for_byte(gateway: Gateway) -> None:

@@ -310,16 +310,17 @@ def test_the_request_head_upstream(
     assert json.loads(body) == CHAT
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_an_upstream_that_never_answers_is_a_504(
-    tmp_path: Path, raw_upstream: Callable[..., RawUpstream]
+    tmp_path: Path, raw_upstream: Callable[..., RawUpstream], stream: bool
 ) -> None:
     upstream = raw_upstream(lambda request: (b"", False))
-    config = {"limits": {"upstreamTimeoutMs": 300}}
+    config = {"limits": {"upstreamTimeoutMs": 300}, "streaming": {"requestMode": "inspect"}}
     with (
         gateway_in_front(tmp_path, config, upstream_url=upstream.url) as gateway,
         httpx.Client(base_url=gateway.url) as client,
     ):
-        response = client.post("/v1/chat/completions", json=CHAT)
+        response = client.post("/v1/chat/completions", json={**CHAT, "stream": stream})
     assert response.status_code == 504
     assert response.json()["error"] == "haechi_upstream_timeout"
 
@@ -364,6 +365,39 @@ async def test_a_body_that_stops_flowing_times_out(
                 await read_capped(response, 1000)
         finally:
             await response.aclose()
+    finally:
+        await upstream.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_answer_head_that_never_comes_times_out_and_its_connection_is_dropped(
+    raw_upstream: Callable[..., RawUpstream],
+) -> None:
+    replies = iter([b"", json_answer({"n": 2})])  # the first request is never answered
+    server = raw_upstream(lambda request: (next(replies), False))
+    upstream = Upstream(server.url, timeout_s=0.3)
+    try:
+        with pytest.raises(UpstreamTimeout):
+            await upstream.open("POST", upstream.url(b"/", b""), [], b"{}")
+        response = await upstream.open("POST", upstream.url(b"/", b""), [], b"{}")
+        try:
+            assert json.loads(await read_capped(response, 100)) == {"n": 2}
+        finally:
+            await response.aclose()
+    finally:
+        await upstream.aclose()
+    assert server.connections == 2  # a late answer can never reach the next request
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_is_an_upstream_error_not_a_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    upstream = Upstream(f"http://127.0.0.1:{port}", timeout_s=5)
+    try:
+        with pytest.raises(UpstreamError, match="cannot connect") as raised:
+            await upstream.open("GET", upstream.url(b"/", b""), [], None)
+        assert not isinstance(raised.value, UpstreamTimeout)
     finally:
         await upstream.aclose()
 

@@ -30,6 +30,9 @@ __all__ = [
     "request_model",
 ]
 
+#: Classified routes an adapter remembers (method and path pairs of its exact routes).
+_MAX_CACHED_ROUTES: Final = 256
+
 
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
@@ -58,15 +61,24 @@ class ProtocolAdapter:
     exact: Mapping[str, RouteSpec]
     suffixes: Mapping[str, RouteSpec] = field(default_factory=dict)
     model_in_path: bool = False
+    # (method, path) -> Route, for the paths of ``exact`` only: a finite set that holds no
+    # caller text beyond the method (bounded by _MAX_CACHED_ROUTES).
+    _known: dict[tuple[str, str], Route] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def classify(self, method: str, path: str) -> Route:
         """Return the :class:`Route` of ``method path`` (``path`` without its query)."""
+        key = (method, path)
+        route = self._known.get(key)
+        if route is not None:
+            return route
         spec = self._match(path)
         if spec is None:
             # Unknown paths keep their method but not their text: a path can carry
             # identifiers, and the operation name lands in the audit log.
             return Route(self.id, self.protocol, "unknown", path, f"{method} unknown")
-        return Route(
+        route = Route(
             adapter_id=self.id,
             protocol=self.protocol,
             route_id=spec.route_id,
@@ -75,6 +87,9 @@ class ProtocolAdapter:
             streaming_by_default=spec.streaming_by_default,
             streaming=spec.streaming,
         )
+        if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
+            self._known[key] = route
+        return route
 
     def _match(self, path: str) -> RouteSpec | None:
         spec = self.exact.get(path)

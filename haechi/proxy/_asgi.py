@@ -1,16 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Minimal ASGI response helpers shared by the gateway modules."""
+"""Minimal ASGI response helpers and the JSON body encoder shared by the gateway modules."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["Receive", "Send", "send_json", "send_response"]
+__all__ = ["Receive", "Send", "compact_json", "send_json", "send_response"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+# One encoder for every rewritten body: ``json.dumps`` with non-default options builds a
+# new encoder (and its C scanner) on each call, which a gateway does twice per request.
+_COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def compact_json(document: Any) -> bytes:
+    """``document`` as compact UTF-8 JSON (non-ASCII text kept as is), as a rewritten body."""
+    return _COMPACT.encode(document).encode()
 
 
 async def send_response(

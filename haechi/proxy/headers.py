@@ -71,15 +71,32 @@ _FIXED_REQUEST_HEADERS: Final = (
     (b"content-type", b"application/json"),
     (b"accept-encoding", b"identity"),
 )
+_ALWAYS_DROPPED: Final = _HOP_BY_HOP | {b"content-length"}
+#: Response headers never relayed, by (body rewritten, body decoded). Every set holds
+#: ``connection``, which the loops below rely on.
+_RESPONSE_DROPPED: Final = {
+    (rewritten, decoded): _ALWAYS_DROPPED
+    | (_BODY_COUPLED | {b"cache-control", b"content-type"} if rewritten else frozenset())
+    | ({b"content-encoding"} if decoded else frozenset())
+    for rewritten in (False, True)
+    for decoded in (False, True)
+}
 
 
-def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
-    """Header names a ``Connection`` header declares hop-by-hop."""
+def _connection_tokens(values: Iterable[bytes]) -> set[bytes]:
+    """Header names the ``Connection`` header ``values`` declare hop-by-hop."""
     tokens: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    for value in values:
+        tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return tokens
+
+
+def _without(headers: HeaderList, connection: list[bytes]) -> HeaderList:
+    """``headers`` minus the ones the ``Connection`` header values ``connection`` name."""
+    if not connection:
+        return headers
+    dropped = _connection_tokens(connection)
+    return [(name, value) for name, value in headers if name not in dropped]
 
 
 class RequestHeaderPolicy:
@@ -93,14 +110,16 @@ class RequestHeaderPolicy:
 
     def upstream_headers(self, client_headers: Iterable[tuple[bytes, bytes]]) -> HeaderList:
         """The headers to send upstream for a request with ``client_headers``."""
-        client_headers = list(client_headers)
-        allowed = self._allowed
-        dropped = _connection_tokens(client_headers)
-        out: HeaderList = [
-            (name, value)
-            for name, value in client_headers
-            if name in allowed and value and name not in dropped
-        ]
+        allowed = self._allowed  # never holds "connection" (it is hop-by-hop)
+        kept: HeaderList = []
+        connection: list[bytes] = []
+        for name, value in client_headers:
+            if name in allowed:
+                if value:
+                    kept.append((name, value))
+            elif name == b"connection":
+                connection.append(value)
+        out = _without(kept, connection)
         out.extend(_FIXED_REQUEST_HEADERS)
         return out
 
@@ -122,13 +141,15 @@ def response_headers(
 
     ``content-length`` is always dropped: the caller sets it for the body it actually sends.
     """
-    upstream = list(upstream)
-    dropped = _HOP_BY_HOP | _connection_tokens(upstream) | {b"content-length"}
-    if rewritten:
-        dropped = dropped | _BODY_COUPLED | {b"cache-control", b"content-type"}
-    if decoded:
-        dropped = dropped | {b"content-encoding"}
-    out: HeaderList = [(n, v) for n, v in upstream if n not in dropped]
+    dropped = _RESPONSE_DROPPED[rewritten, decoded]
+    kept: HeaderList = []
+    connection: list[bytes] = []
+    for name, value in upstream:
+        if name not in dropped:
+            kept.append((name, value))
+        elif name == b"connection":
+            connection.append(value)
+    out = _without(kept, connection)
     if rewritten:
         out.append((b"content-type", b"application/json"))
         out.append((b"cache-control", b"no-store"))

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
-from haechi.proxy._asgi import Send, send_response
+from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
 from haechi.proxy.upstream import ResponseTooLarge, UpstreamResponse, read_capped
@@ -66,10 +66,6 @@ def decompress(body: bytes, encoding: str, cap: int) -> bytes | None:
     if not inflater.eof:
         return None
     return decoded
-
-
-def _serialize(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 class ResponseHandler:
@@ -149,7 +145,7 @@ class ResponseHandler:
             restored = await gateway.runtime.detokenize(payload, tokens)
             if restored != payload:
                 payload, changed = restored, True
-        out = _serialize(payload) if changed else body
+        out = compact_json(payload) + b"\n" if changed else body
         headers = response_headers(
             response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
         )

@@ -60,7 +60,8 @@ class UpstreamResponse:
     """An upstream answer whose body is still to be read (then :meth:`aclose` it).
 
     ``status_code`` and ``headers`` (lowercase names) are known; :meth:`aiter_raw` yields
-    the body as it arrives, each wait bounded by the upstream timeout.
+    the body as it arrives (:meth:`read_chunk` hands it over piece by piece), each wait
+    bounded by the upstream timeout.
     """
 
     __slots__ = ("_connection", "_upstream", "headers", "status_code")
@@ -77,14 +78,20 @@ class UpstreamResponse:
         self.status_code = status_code
         self.headers = headers
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
-        """The body, chunk by chunk, exactly as sent (no decoding)."""
+    async def read_chunk(self) -> bytes | None:
+        """The next non-empty piece of the body exactly as sent, or ``None`` at its end."""
         upstream = self._upstream
         if upstream is None:
-            return
+            return None
         while (chunk := await self._connection.next_chunk(upstream.timeout_s)) is not None:
             if chunk:
-                yield chunk
+                return chunk
+        return None
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body, chunk by chunk, exactly as sent (no decoding)."""
+        while (chunk := await self.read_chunk()) is not None:
+            yield chunk
 
     async def aclose(self) -> None:
         """Give the connection back to the pool, or close it if it cannot be reused."""
@@ -157,17 +164,15 @@ class Upstream:
         arrived within the timeout and :class:`UpstreamError` on any other failure.
         """
         request = self._request(method, url, headers, body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        connection = self._pooled(loop) or await self._connect(loop, deadline)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                connection = await self._acquire()
-                try:
-                    connection.send(request, head_only=method == "HEAD")
-                    status, fields = await connection.response_head()
-                except BaseException:
-                    connection.close()
-                    raise
-        except TimeoutError:
-            raise UpstreamTimeout("the upstream did not answer in time") from None
+            connection.send(request, head_only=method == "HEAD")
+            status, fields = await connection.response_head(deadline)
+        except BaseException:
+            connection.close()
+            raise
         return UpstreamResponse(self, connection, status, ResponseHeaders(fields))
 
     def release(self, connection: Http1Connection) -> None:
@@ -211,8 +216,8 @@ class Upstream:
             parts.append(b"\r\n")
         return b"".join(parts)
 
-    async def _acquire(self) -> Http1Connection:
-        loop = asyncio.get_running_loop()
+    def _pooled(self, loop: asyncio.AbstractEventLoop) -> Http1Connection | None:
+        """The most recently used idle connection that can still carry a request, if any."""
         now = loop.time()
         while self._idle:
             connection = self._idle.pop()
@@ -224,16 +229,25 @@ class Upstream:
                 return connection
             if connection.loop is loop:
                 connection.close()
+        return None
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> Http1Connection:
+        """A new connection, opened before the loop time ``deadline``."""
         try:
-            transport, connection = await loop.create_connection(
-                Http1Connection,
-                self._host,
-                self._port,
-                ssl=self._tls,
-                server_hostname=self._host if self._tls is not None else None,
-            )
-        except OSError as exc:
-            raise UpstreamError(f"cannot connect to the upstream ({type(exc).__name__})") from None
+            async with asyncio.timeout_at(deadline):
+                try:
+                    transport, connection = await loop.create_connection(
+                        Http1Connection,
+                        self._host,
+                        self._port,
+                        ssl=self._tls,
+                        server_hostname=self._host if self._tls is not None else None,
+                    )
+                except OSError as exc:
+                    name = type(exc).__name__
+                    raise UpstreamError(f"cannot connect to the upstream ({name})") from None
+        except TimeoutError:
+            raise UpstreamTimeout("the upstream did not answer in time") from None
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -253,9 +267,10 @@ async def read_capped(response: UpstreamResponse, cap: int) -> bytes:
     declared = declared_length(response)
     if declared is not None and declared > cap:
         raise ResponseTooLarge
+    # Read without an async generator: most answers arrive as one piece.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    while (chunk := await response.read_chunk()) is not None:
         size += len(chunk)
         if size > cap:
             raise ResponseTooLarge
