@@ -260,6 +260,8 @@ PHONE_RULES: Final[tuple[Rule, ...]] = (
         validator_name="phonenumbers:common-regions",
         prefilter=("tel", "phone", "mobile", "cell", "fax", "handy", "whatsapp", "t\u00e9l"),
         min_digits=2,
+        # Every match starts at its cue word, and "tel" occurs in "tell", "hotel", ...
+        anchored=True,
     ),
 )
 
@@ -312,8 +314,10 @@ NETWORK_RULES: Final[tuple[Rule, ...]] = (
         type="ip_address",
         # The match starts at the first colon (hex letters are everywhere in text, colons
         # are not); the first group is one of four fixed-width heads looking back from it.
+        # The look-ahead repeats what must follow, so that a colon in prose or code fails
+        # before the heads are tried.
         pattern=(
-            ":(?:"
+            ":(?=[0-9A-Fa-f]{1,4}:)(?:"
             + "|".join(
                 f"(?<=(?<![\\w:.])(?P<{HEAD_GROUP}{width}>[0-9A-Fa-f]{{{width}}}):)"
                 for width in (4, 3, 2, 1)

@@ -37,7 +37,7 @@ from typing import Any, Final, NamedTuple
 from haechi.detect.catalog_secrets import key_names_secret
 from haechi.detect.custom import compile_custom_rules
 from haechi.detect.decode import decoded_views
-from haechi.detect.locator import build_locator
+from haechi.detect.locator import build_locator, leading_token
 from haechi.detect.markers import MarkerCheck, MarkerShape, is_genuine_marker, marker_shapes
 from haechi.detect.overlaps import resolve_overlaps
 from haechi.detect.patterns import head_groups
@@ -88,6 +88,10 @@ class _Compiled:
     #: For ``anchored`` rules: ``match(text, pos)`` of the pattern, tried at each place one
     #: of the rule's literals occurs.
     match: Callable[[str, int], Any] | None = None
+    #: For ``anchored`` rules, when known: the ASCII characters a match can start with.
+    #: Literals are found case-insensitively, so ``ac`` occurs all over prose while a
+    #: Twilio SID starts with a capital ``A``.
+    first_chars: frozenset[str] | None = None
 
     @property
     def decodable(self) -> bool:
@@ -293,6 +297,24 @@ def _max_width(pattern: str, flags: int) -> int | None:
     return int(high) if high <= _MAX_WINDOWED_WIDTH else None
 
 
+def _first_chars(pattern: str, flags: int) -> frozenset[str] | None:
+    """The ASCII characters a match of ``pattern`` can start with, when its first element is
+    one character or class (``None`` otherwise, or if the standard library's parser, an
+    internal module, is missing or refuses the pattern)."""
+    token = leading_token(pattern)
+    if token is None:
+        return None
+    try:
+        parser = importlib.import_module("re._parser")
+        first = str(parser.parse(pattern, flags)[0][0])
+        probe = re.compile(token, flags)
+    except Exception:
+        return None
+    if first not in ("LITERAL", "IN"):
+        return None
+    return frozenset(char for char in map(chr, range(128)) if probe.fullmatch(char))
+
+
 def _reach(width: int) -> int:
     padded = width + _WINDOW_MARGIN
     return -(-padded // _REACH_STEP) * _REACH_STEP
@@ -323,6 +345,7 @@ def _compile(rule: Rule) -> _Compiled:
         reach=None if width is None or rule.min_digits < 2 else _reach(width),
         split_width=width if rule.sub_run_digits else None,
         match=pattern.match if rule.anchored and literals else None,
+        first_chars=_first_chars(rule.pattern, flags) if rule.anchored and literals else None,
     )
 
 
@@ -383,11 +406,13 @@ def _anchored_matches(
     """Matches of an anchored rule, tried only where its literals occur in ``lowered``;
     like ``finditer``, a match never starts inside the previous one."""
     assert compiled.match is not None
+    first = compiled.first_chars
     starts: set[int] = set()
     for literal in compiled.literals:
         position = lowered.find(literal)
         while position >= 0:
-            starts.add(position)
+            if first is None or text[position] in first or text[position] >= "\x80":
+                starts.add(position)
             position = lowered.find(literal, position + 1)
     done = 0
     for position in sorted(starts):

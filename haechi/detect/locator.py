@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["build_locator"]
+__all__ = ["build_locator", "leading_token"]
 
 # One leading character: a bracket class, an escaped punctuation character, or a plain
 # literal character.
@@ -36,14 +36,21 @@ _NUMBERED_REFERENCE: Final = re.compile(r"\\[1-9]")
 _LOWERCASE: Final = "abcdefghijklmnopqrstuvwxyz"
 
 
+def leading_token(pattern: str) -> str | None:
+    """The one character or class ``pattern`` starts with, matched exactly once (not followed
+    by a quantifier), or ``None``."""
+    match = _FIRST_TOKEN.match(pattern)
+    if match is None or pattern[match.end() : match.end() + 1] in ("*", "+", "?", "{"):
+        return None
+    return match.group()
+
+
 def _split(pattern: str) -> tuple[str, str, str] | None:
     """``(first, class body for the union, rest)``, or ``None`` if the pattern does not fit."""
-    match = _FIRST_TOKEN.match(pattern)
-    if match is None:
+    first = leading_token(pattern)
+    if first is None or first.startswith("[^"):
         return None
-    first, rest = match.group(), pattern[match.end() :]
-    if rest[:1] in ("*", "+", "?", "{") or first.startswith("[^"):
-        return None
+    rest = pattern[len(first) :]
     if _NUMBERED_REFERENCE.search(rest):
         return None
     try:

@@ -69,6 +69,9 @@ HEADER_RULES: Final[tuple[Rule, ...]] = (
 )
 
 _URL_USERINFO: Final = r"[^\s:@/?#\"'<>]*:(?P<value>[^\s/?#\"'<>]{1,256})@(?=[^\s@/?#\"'<>])"
+#: What every ``_URL_USERINFO`` starts with, checked before the scheme look-behinds so that
+#: the many ``://`` of URLs without credentials fail at once.
+_USERINFO_AHEAD: Final = r"(?=[^\s/?#\"'<>]*@)"
 
 
 #: Any URL scheme (2 to 31 characters), checked looking back from ``://`` so that the generic
@@ -87,7 +90,9 @@ def _url_rule(
 ) -> Rule:
     """A password-in-URL rule for ``scheme`` (a regex), or for any scheme when ``None``."""
     scheme_then_userinfo = (
-        f"://{_ANY_SCHEME}" if scheme is None else f"(?<![A-Za-z0-9+.-])(?i:{scheme})://"
+        f"://{_USERINFO_AHEAD}{_ANY_SCHEME}"
+        if scheme is None
+        else f"(?<![A-Za-z0-9+.-])(?i:{scheme})://"
     )
     return secret_rule(
         rule_id,

@@ -11,6 +11,7 @@ literals so the engine never runs the pattern on text that cannot contain it.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from haechi.detect.rule import Rule, Validator
@@ -41,9 +42,34 @@ UUID: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 KEY_SEPARATOR: Final = r"""\\?["'`]?[ \t]*(?:=>|:=|[:=])[ \t]*\\?["'`]?"""
 
 
+#: One character matched exactly as written: a literal (escaped or not) or a class.
+_FIXED_CHAR: Final = re.compile(r"[A-Za-z0-9_\-]|\\[^0-9A-Za-z]|\[(?:\\.|[^\\\]])+\]")
+_QUANTIFIERS: Final = ("*", "+", "?", "{")
+
+
+def _fixed_head(body: str) -> int:
+    """Length of the head of ``body`` made of single characters (literals and classes) that
+    each match exactly once: a fixed-width start every match has (0 if there is none)."""
+    end = 0
+    while (match := _FIXED_CHAR.match(body, end)) is not None:
+        if body[match.end() : match.end() + 1] in _QUANTIFIERS:
+            break
+        end = match.end()
+    return end
+
+
 def bounded(body: str, chars: str = "A-Za-z0-9_") -> str:
-    """Match ``body`` only when no character of the class ``[chars]`` touches either end."""
-    return rf"(?<![{chars}]){body}(?![{chars}])"
+    """Match ``body`` only when no character of the class ``[chars]`` touches either end.
+
+    The left boundary is checked looking back from the end of the body's fixed head
+    (``sk_`` in ``sk_[A-Za-z0-9]{24}``): the same condition as a look-behind in front, but a
+    pattern that starts with its head lets the regex engine skip straight to it instead of
+    trying every position of the text.
+    """
+    head = _fixed_head(body)
+    if head == 0:
+        return rf"(?<![{chars}]){body}(?![{chars}])"
+    return rf"{body[:head]}(?<![{chars}]{body[:head]}){body[head:]}(?![{chars}])"
 
 
 def keyed(key: str, value: str, tail: str = "A-Za-z0-9_") -> str:
