@@ -176,10 +176,11 @@ def build_identity(record: Mapping[str, Any], crypto: CryptoProvider) -> Identit
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    """One parsed version of the store file: enabled token hashes and their identities."""
+    """One parsed version of the store file: enabled token hashes (as the bytes compared on
+    every request) and their identities."""
 
     stamp: tuple[int, int, int]
-    hashes: tuple[str, ...]
+    hashes: tuple[bytes, ...]
     identities: tuple[Identity, ...]
 
 
@@ -213,7 +214,7 @@ class BearerAuthProvider:
         enabled = [r for r in records if not r.get("disabled") and isinstance(r.get("id"), str)]
         snapshot = _Snapshot(
             stamp,
-            tuple(str(r.get("tokenHash", "")) for r in enabled),
+            tuple(str(r.get("tokenHash", "")).encode() for r in enabled),
             tuple(build_identity(r, self._crypto) for r in enabled),
         )
         self._snapshot = snapshot
@@ -235,6 +236,6 @@ class BearerAuthProvider:
         found: Identity | None = None
         for stored, identity in zip(snapshot.hashes, snapshot.identities, strict=True):
             # No early exit: every record costs the same, match or not.
-            if hmac.compare_digest(presented, stored.encode()) and found is None:
+            if hmac.compare_digest(presented, stored) and found is None:
                 found = identity
         return found

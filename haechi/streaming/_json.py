@@ -12,6 +12,9 @@ __all__ = ["dumps"]
 # also break lines at these characters; JSON may carry them raw inside strings, so they are
 # escaped to keep every frame on one line for every reader.
 _LINE_BREAKERS: Final = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+# Built once: ``json.dumps`` with options builds a new encoder on every call (every frame).
+_UNICODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 def dumps(value: Any) -> str:
@@ -20,11 +23,11 @@ def dumps(value: Any) -> str:
     A string holding a lone surrogate (legal as a JSON escape, not encodable as UTF-8) is
     written with ASCII escapes instead, so the frame stays what the upstream meant.
     """
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _UNICODE.encode(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":"))
+        return _ASCII.encode(value)
     if "\x85" in text or "\u2028" in text or "\u2029" in text:
         text = text.translate(_LINE_BREAKERS)
     return text
