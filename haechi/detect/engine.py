@@ -65,6 +65,10 @@ _MAX_WINDOWED_WIDTH: Final = 128
 _LONG_RUNS: Final = (6, 9)
 # How many distinct sets of rules a rule set remembers in catalogue order.
 _CHOSEN_SETS: Final = 4096
+# Leaves of at most this many characters in which no rule found anything are remembered,
+# up to this many per direction (see _QuietLeaves).
+_QUIET_LENGTH: Final = 64
+_QUIET_LEAVES: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,40 @@ def _indices(mask: int) -> Iterator[int]:
         mask ^= low
 
 
+class _QuietLeaves:
+    """Short leaf texts in which no rule of one direction found anything.
+
+    Keys, roles, model names and other short values repeat in every request; remembering
+    that their rules find nothing skips folding, prefilters and rules for them. Only texts
+    whose whole scan found nothing are kept (never a text holding a detected value, and a
+    text that a later scan detects, or that equals a value detected elsewhere, is dropped
+    at once); they are short and at most ``_QUIET_LEAVES`` of them are kept, the set is
+    emptied when full. What depends on the path (key-name context) or on decoding is
+    still done on every scan.
+    """
+
+    __slots__ = ("_texts",)
+
+    def __init__(self) -> None:
+        self._texts: dict[str, None] = {}
+
+    def __contains__(self, text: str) -> bool:
+        return len(text) <= _QUIET_LENGTH and text in self._texts
+
+    def add(self, text: str) -> None:
+        """Remember ``text`` (its scan found nothing, and it needs no folding)."""
+        if len(text) > _QUIET_LENGTH:
+            return
+        if len(self._texts) >= _QUIET_LEAVES:
+            self._texts.clear()
+        self._texts[text] = None
+
+    def discard(self, text: str) -> None:
+        """Forget ``text``: it is, or it holds, a detected value."""
+        if len(text) <= _QUIET_LENGTH:
+            self._texts.pop(text, None)
+
+
 class _RuleSet:
     """The rules of one direction, indexed by what gates them.
 
@@ -216,6 +254,7 @@ class _RuleSet:
                 built[key] = self._locators(indices)
             self.locators.append(built[key])
         self._chosen: dict[int, tuple[_Compiled, ...]] = {}
+        self.quiet = _QuietLeaves()
 
     def _locators(self, indices: Sequence[int]) -> tuple[_Locator, ...]:
         """The locators of one digit level: rules that need a long digit run in one pass
@@ -531,32 +570,47 @@ class DetectionEngine:
         self, text: str, direction: str, path: tuple[PathSegment, ...], kind: EntryKind
     ) -> list[Detection]:
         rule_set = self._sets[direction]
-        folded = fold(text)
-        scan = folded.text
+        quiet = text in rule_set.quiet
+        if quiet:
+            case, scan = "original", text
+        else:
+            case, scan = fold(text)
         sensitive = (
             kind == "value"
             and bool(path)
             and isinstance(path[-1], str)
             and key_names_secret(path[-1], scan)
         )
-        confirmed: set[_Key] = set()
-        hits = self._run(scan, rule_set.leaf(scan), confirmed)
-        if folded.case == "unstable":
+        hits: list[_Hit] = []
+        if not quiet:
+            leaf = rule_set.leaf(scan)
+            if leaf.rules or leaf.sub_run_only:
+                hits = self._run(scan, leaf, confirmed=set())
+        if case == "unstable":
             # One finding per type, named by the type's first hit: an unconfirmed hit always
             # follows a confirmed one of its type, so its verdict cannot change the result.
             detections = self._whole_leaf(text, path, kind, hits)
         else:
-            shapes = marker_shapes(text)
+            shapes = [] if quiet else marker_shapes(text)
             if shapes:
                 hits = self._vet_markers(text, hits, shapes, rule_set, direction)
             detections = [self._detection(hit, text, path, kind) for hit in hits]
-        covered = any(d.hard_block and d.start == 0 and d.end == len(text) for d in detections)
-        if sensitive and not covered and not is_genuine_marker(text, self._detector(rule_set)):
+        if (
+            sensitive
+            and not any(d.hard_block and d.start == 0 and d.end == len(text) for d in detections)
+            and not is_genuine_marker(text, self._detector(rule_set))
+        ):
             detections.append(self._key_name(text, path))
-        if folded.case != "unstable":
+        if case != "unstable" and detections:
             detections = resolve_overlaps(detections, self._confirmation(hits))
         if self._decode and kind != "number":
             detections.extend(self._decoded(text, path, kind, rule_set, detections))
+        if detections:
+            for detected in detections:
+                for other in self._sets.values():
+                    other.quiet.discard(detected.value)
+        elif not quiet and case == "original":
+            rule_set.quiet.add(text)
         return detections
 
     @staticmethod

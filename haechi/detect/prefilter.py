@@ -25,7 +25,8 @@ import ahocorasick_rs
 
 __all__ = ["DigitRuns", "LiteralScanner"]
 
-_DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()]{0,2}[0-9])*")
+#: A run of two or more digits (a lone digit is a run too, but never needs to be looked at).
+_DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()]{0,2}[0-9])+")
 _DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 #: ISO dates, with the hour when a space separates it (``T`` ends the run anyway).
@@ -53,7 +54,7 @@ def _skeleton_table() -> bytes:
 _SKELETON: Final = _skeleton_table()
 # The runs of _DIGIT_RUN, found in the skeleton: the pattern starts with one literal byte,
 # which the regular expression engine finds several times faster than a character class.
-_SKELETON_RUN: Final = re.compile(rb"0(?:[\t .\-/()]{0,2}0)*")
+_SKELETON_RUN: Final = re.compile(rb"0(?:[\t .\-/()]{0,2}0)+")
 _SKELETON_TIMESTAMP: Final = re.compile(rb"0000([-/])00(?:\1)00(?: 00)?")
 
 
@@ -109,32 +110,33 @@ class DigitRuns:
 
     def __init__(self, text: str) -> None:
         self._text = text
+        self._grouped: int | None = None
+        self._runs: list[tuple[int, int]] | None = None
+        self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] | None = None
         # Runs are searched in the text's skeleton when it is ASCII (see _SKELETON): same
         # runs at the same offsets, found faster.
         self._source: str | bytes = text
+        #: Digits in the longest run (0 when the text has no digit).
+        self.longest = 0
         runs: list[str] | list[bytes]
         if not _has_digit(text):
             runs = []
         elif text.isascii():
             self._source = text.encode("ascii").translate(_SKELETON)
             runs = _SKELETON_RUN.findall(self._source)
+            self.longest = 1
         else:
             runs = _DIGIT_RUN.findall(text)
+            self.longest = 1
         # Longest first: a run has at most as many digits as characters, so the count can
         # stop at the first run no longer than the best count so far.
         if len(runs) > 1:
             runs.sort(key=len, reverse=True)
         self._by_size: Sequence[str | bytes] = runs
-        longest = 0
         for run in runs:
-            if len(run) <= longest:
+            if len(run) <= self.longest:
                 break
-            longest = max(longest, _run_digits(run))
-        #: Digits in the longest run (0 when the text has no digit).
-        self.longest = longest
-        self._grouped: int | None = None
-        self._runs: list[tuple[int, int]] | None = None
-        self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
+            self.longest = max(self.longest, _run_digits(run))
 
     @property
     def grouped(self) -> int:
@@ -154,11 +156,7 @@ class DigitRuns:
         if self._runs is None:
             source = self._source
             pattern = _SKELETON_RUN if isinstance(source, bytes) else _DIGIT_RUN
-            self._runs = [
-                match.span()
-                for match in pattern.finditer(source)  # type: ignore[arg-type]
-                if match.end() - match.start() > 1
-            ]
+            self._runs = [match.span() for match in pattern.finditer(source)]  # type: ignore[arg-type]
         return self._runs
 
     def windows(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
@@ -182,7 +180,9 @@ class DigitRuns:
         """:meth:`windows` for any length of text: worth it for a costly pass, such as the
         combined locator, even on a short leaf. ``None`` when they would cover most of it."""
         key = (max(1, min_digits), reach)
-        if key in self._windows:
+        if self._windows is None:
+            self._windows = {}
+        elif key in self._windows:
             return self._windows[key]
         source = self._source
         length = len(source)
