@@ -18,12 +18,11 @@ and ``audit_sink``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
+from haechi._sync_loop import SyncLoop
 from haechi.actions import apply_rewrites
 from haechi.audit import AuditSink
 from haechi.config import HaechiConfig, default_config, parse_config
@@ -60,7 +59,6 @@ INJECTABLE_PROVIDERS: Final = frozenset(
     }
 )
 
-_T = TypeVar("_T")
 _UNSET: Final = object()
 
 
@@ -107,8 +105,7 @@ class Runtime:
             ),
             max_depth=config.limits.max_nesting_depth,
         )
-        self._runner: asyncio.Runner | None = None
-        self._runner_lock = threading.Lock()
+        self._sync = SyncLoop()
 
     # --- providers built on first use -----------------------------------------------------
 
@@ -229,39 +226,16 @@ class Runtime:
 
     def protect_sync(self, payload: Any, **options: Any) -> ProtectResult:
         """:meth:`protect` for synchronous code (not from inside a running event loop)."""
-        return self._run_sync(lambda: self.protect(payload, **options))
+        self._no_running_loop()
+        return self._sync.run(self.protect(payload, **options))
 
-    def _run_sync(self, make: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``make()`` to completion on this runtime's private event loop.
-
-        The loop is driven directly rather than through ``Runner.run``, which installs and
-        removes a SIGINT handler on every call (a large part of a small protect call on the
-        main thread). A call interrupted while suspended (Ctrl-C) is cancelled and unwound
-        before the interruption propagates, so it never resumes inside a later call.
-        """
+    @staticmethod
+    def _no_running_loop() -> None:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            pass
-        else:
-            raise RuntimeError("protect_sync cannot run inside an event loop: await protect()")
-        with self._runner_lock:
-            if self._runner is None:
-                self._runner = asyncio.Runner()
-            loop = self._runner.get_loop()
-
-            async def call() -> _T:
-                return await make()
-
-            task = loop.create_task(call())
-            try:
-                return loop.run_until_complete(task)
-            except BaseException:
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(BaseException):
-                        loop.run_until_complete(task)
-                raise
+            return
+        raise RuntimeError("protect_sync cannot run inside an event loop: await protect()")
 
     def stream_protector(
         self,
@@ -376,18 +350,16 @@ class Runtime:
     async def aclose(self) -> None:
         """Release what the providers hold (files, child processes, connections)."""
         await self._close_providers()
-        runner, self._runner = self._runner, None
-        if runner is not None:
+        if self._sync.started:
             # The private loop of protect_sync cannot be closed from inside another running
             # loop on this thread; closing it on a worker thread is safe (it is idle).
-            await asyncio.to_thread(runner.close)
+            await asyncio.to_thread(self._sync.close)
 
     def close(self) -> None:
         """:meth:`aclose` for synchronous code (the counterpart of :meth:`protect_sync`)."""
-        self._run_sync(self._close_providers)
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.close()
+        self._no_running_loop()
+        self._sync.run(self._close_providers())
+        self._sync.close()
 
     async def _close_providers(self) -> None:
         seen: set[int] = set()
