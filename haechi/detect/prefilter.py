@@ -18,7 +18,7 @@ so skipping a rule or a stretch of text never loses a finding.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Final
 
 import ahocorasick_rs
@@ -106,7 +106,7 @@ class DigitRuns:
     every rule of the catalogue against such timestamps).
     """
 
-    __slots__ = ("_by_size", "_grouped", "_runs", "_source", "_text", "_windows", "longest")
+    __slots__ = ("_distinct", "_grouped", "_runs", "_source", "_text", "_windows", "longest")
 
     def __init__(self, text: str) -> None:
         self._text = text
@@ -114,39 +114,33 @@ class DigitRuns:
         self._runs: list[tuple[int, int]] | None = None
         self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] | None = None
         # Runs are searched in the text's skeleton when it is ASCII (see _SKELETON): same
-        # runs at the same offsets, found faster.
+        # runs at the same offsets, found faster, and every timestamp of a log is the same
+        # skeleton run, counted once.
         self._source: str | bytes = text
+        self._distinct: set[str] | set[bytes] = set()
         #: Digits in the longest run (0 when the text has no digit).
         self.longest = 0
-        runs: list[str] | list[bytes]
         if not _has_digit(text):
-            runs = []
-        elif text.isascii():
+            return
+        if text.isascii():
             self._source = text.encode("ascii").translate(_SKELETON)
-            runs = _SKELETON_RUN.findall(self._source)
-            self.longest = 1
+            self._distinct = set(_SKELETON_RUN.findall(self._source))
         else:
-            runs = _DIGIT_RUN.findall(text)
-            self.longest = 1
-        # Longest first: a run has at most as many digits as characters, so the count can
-        # stop at the first run no longer than the best count so far.
-        if len(runs) > 1:
-            runs.sort(key=len, reverse=True)
-        self._by_size: Sequence[str | bytes] = runs
-        for run in runs:
-            if len(run) <= self.longest:
-                break
-            self.longest = max(self.longest, _run_digits(run))
+            self._distinct = set(_DIGIT_RUN.findall(text))
+        # A run has at most as many digits as characters: shorter runs cannot be longer.
+        longest = 1
+        for run in self._distinct:
+            if len(run) > longest:
+                longest = max(longest, _run_digits(run))
+        self.longest = longest
 
     @property
     def grouped(self) -> int:
         """Digits in the longest run of two or more groups (split by separators)."""
         if self._grouped is None:
             grouped = 0
-            for run in self._by_size:
-                if len(run) <= grouped:
-                    break
-                if not run.isdigit():
+            for run in self._distinct:
+                if len(run) > grouped and not run.isdigit():
                     grouped = max(grouped, _run_digits(run))
             self._grouped = grouped
         return self._grouped
@@ -188,8 +182,15 @@ class DigitRuns:
         length = len(source)
         merged: list[tuple[int, int]] = []
         covered = 0
+        counted: dict[str | bytes, int] = {}
         for start, end in self.spans():
-            if end - start < min_digits or _run_digits(source[start:end]) < min_digits:
+            if end - start < min_digits:
+                continue
+            run = source[start:end]
+            digits = counted.get(run)
+            if digits is None:
+                digits = counted[run] = _run_digits(run)
+            if digits < min_digits:
                 continue
             low, high = max(0, start - reach), min(length, end + reach)
             if merged and low <= merged[-1][1]:
