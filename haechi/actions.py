@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,22 +105,32 @@ class Transformer:
     """Produces replacement text for one protect call and remembers the tokens it issued.
 
     ``context`` is the call context bound into vault records and encryption AAD (direction,
-    protocol, operation, mode, correlation id, identity, profile).
+    protocol, operation, mode, correlation id, identity, profile), or a function returning
+    it: most calls never tokenize or encrypt, so the function is called only when a value
+    is first tokenized or encrypted (once).
     """
 
-    __slots__ = ("_context", "_crypto", "_issued", "_vault")
+    __slots__ = ("_binding", "_context", "_crypto", "_issued", "_vault")
 
     def __init__(
         self,
         *,
         crypto: CryptoProvider,
         vault: Tokenizer | None,
-        context: Mapping[str, Any],
+        context: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     ) -> None:
         self._crypto = crypto
         self._vault = vault
-        self._context = dict(context)
+        self._binding = context
+        self._context: dict[str, Any] | None = None
         self._issued: dict[str, None] = {}
+
+    def _bound(self) -> dict[str, Any]:
+        """The call context (a private copy, made on first use)."""
+        if self._context is None:
+            binding = self._binding
+            self._context = dict(binding() if callable(binding) else binding)
+        return self._context
 
     @property
     def issued_tokens(self) -> tuple[str, ...]:
@@ -141,14 +151,14 @@ class Transformer:
             issued = await self._vault.tokenize(
                 segment,
                 detection.type,
-                context=self._context,
+                context=self._bound(),
                 metadata={"path": item.path_text, "ruleId": detection.rule_id},
             )
             self._issued[issued.token] = None
             return f"[TOKEN:{issued.token}]"
         if action == "encrypt":
             aad = {
-                "context": self._context,
+                "context": self._bound(),
                 "path": item.path_text,
                 "type": detection.type,
                 "ruleId": detection.rule_id,

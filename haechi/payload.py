@@ -73,6 +73,8 @@ def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH)
         return entries
     if max_depth <= 0:
         raise _too_deep(max_depth)
+    append = entries.append
+    new, set_path, set_value, set_kind = _ENTRY_SLOTS
     # Each stack frame: (path of the container, iterator over (segment, child)).
     stack: list[tuple[tuple[PathSegment, ...], Iterator[tuple[PathSegment, Any]]]] = [
         ((), _children(payload))
@@ -81,8 +83,21 @@ def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH)
         path, children = stack[-1]
         for segment, child in children:
             child_path = (*path, segment)
-            if isinstance(segment, str):
-                entries.append(Entry(child_path, segment, "key"))
+            # Segments are list indices (exact ints from enumerate) or checked string keys.
+            if segment.__class__ is not int:
+                entry = new(Entry)
+                set_path(entry, child_path)
+                set_value(entry, segment)
+                set_kind(entry, "key")
+                append(entry)
+            # Plain strings are most leaves: name them without the general dispatch.
+            if child.__class__ is str:
+                entry = new(Entry)
+                set_path(entry, child_path)
+                set_value(entry, child)
+                set_kind(entry, "value")
+                append(entry)
+                continue
             if _append_leaf(entries, child_path, child):
                 continue
             if len(child_path) >= max_depth:
@@ -94,11 +109,23 @@ def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH)
     return entries
 
 
+#: How the walk builds an :class:`Entry` for a key or a plain string: an empty instance and
+#: its three slot setters. It is the object ``Entry(path, value, kind)`` builds, without the
+#: per-field ``object.__setattr__`` of a frozen dataclass's ``__init__``, which is most of
+#: the cost of walking a payload (``tests/test_payload.py`` pins the equivalence).
+_ENTRY_SLOTS: Final = (
+    object.__new__,
+    Entry.__dict__["path"].__set__,
+    Entry.__dict__["value"].__set__,
+    Entry.__dict__["kind"].__set__,
+)
+
+
 def _children(container: dict[str, Any] | list[Any]) -> Iterator[tuple[PathSegment, Any]]:
     if isinstance(container, list):
         return enumerate(container)
     for key in container:
-        if not isinstance(key, str):
+        if key.__class__ is not str and not isinstance(key, str):
             raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
     return iter(container.items())
 
@@ -111,15 +138,19 @@ def _append_leaf(entries: list[Entry], path: tuple[PathSegment, ...], value: Any
         return True
     if isinstance(value, bool) or value is None:
         return True
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBERS):
         text = number_text(value)
         if text is not None:
             entries.append(Entry(path, text, "number"))
         return True
-    if isinstance(value, dict | list):
+    if isinstance(value, _CONTAINERS):
         return False
     # Skipping an unknown object would let its content through uninspected.
     raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+_NUMBERS: Final = (int, float)
+_CONTAINERS: Final = (dict, list)
 
 
 @lru_cache(maxsize=8192)

@@ -20,7 +20,6 @@ call context, the precision dials, the per-call tallies and the decision step.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -195,33 +194,46 @@ class Tally:
     __slots__ = ("by_action", "by_type", "dropped", "suppressed")
 
     def __init__(self) -> None:
-        self.by_type: Counter[str] = Counter()
-        self.by_action: Counter[str] = Counter()
-        self.suppressed: Counter[str] = Counter()
-        self.dropped: Counter[str] = Counter()
+        # Plain dicts rather than Counters: a protect call builds one tally, and Counter's
+        # construction and updates cost more than the counting (keys keep first-seen order).
+        self.by_type: dict[str, int] = {}
+        self.by_action: dict[str, int] = {}
+        self.suppressed: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
 
     def add(self, inspection: Inspection) -> None:
         """Add the counts of one inspection."""
+        by_type = self.by_type
+        by_action = self.by_action
         for item in inspection.items:
-            self.by_type[item.detection.type] += 1
-            self.by_action[item.action] += 1
-        self.suppressed.update(inspection.suppressed)
-        self.dropped.update(inspection.dropped)
+            kind = item.detection.type
+            by_type[kind] = by_type.get(kind, 0) + 1
+            action = item.action
+            by_action[action] = by_action.get(action, 0) + 1
+        if inspection.suppressed:
+            _add_counts(self.suppressed, inspection.suppressed)
+        if inspection.dropped:
+            _add_counts(self.dropped, inspection.dropped)
 
     def summary(self) -> dict[str, Any]:
         """The summary document (fresh dicts, safe to modify)."""
         summary: dict[str, Any] = {
-            "detectionCount": self.by_type.total(),
+            "detectionCount": sum(self.by_type.values()),
             "byType": dict(self.by_type),
             "byAction": dict(self.by_action),
         }
         if self.suppressed:
-            summary["suppressedCount"] = self.suppressed.total()
+            summary["suppressedCount"] = sum(self.suppressed.values())
             summary["suppressedByType"] = dict(self.suppressed)
         if self.dropped:
-            summary["droppedCount"] = self.dropped.total()
+            summary["droppedCount"] = sum(self.dropped.values())
             summary["droppedByType"] = dict(self.dropped)
         return summary
+
+
+def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for key, count in counts.items():
+        into[key] = into.get(key, 0) + count
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +241,8 @@ class Inspection:
     """Detections that survived the dials, each with its decided action."""
 
     items: tuple[Item, ...]
-    suppressed: Counter[str]
-    dropped: Counter[str]
+    suppressed: Mapping[str, int]
+    dropped: Mapping[str, int]
 
     def blocks(self) -> bool:
         """Whether any decision is ``block``."""
@@ -246,17 +258,18 @@ def inspect(
 ) -> Inspection:
     """Apply the dials and decide every surviving detection."""
     items: list[Item] = []
-    suppressed: Counter[str] = Counter()
-    dropped: Counter[str] = Counter()
+    suppressed: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    action_for = policy.action_for
     for detection in detections:
         text = path_texts(detection.path)
         verdict = dials.screen(detection, text)
         if verdict == "suppress":
-            suppressed[detection.type] += 1
+            suppressed[detection.type] = suppressed.get(detection.type, 0) + 1
         elif verdict == "drop":
-            dropped[detection.type] += 1
+            dropped[detection.type] = dropped.get(detection.type, 0) + 1
         else:
-            items.append(Item(detection, policy.action_for(detection.type), text))
+            items.append(Item(detection, action_for(detection.type), text))
     return Inspection(tuple(items), suppressed, dropped)
 
 
@@ -312,7 +325,7 @@ class Protector:
 
     def transformer(self, context: CallContext) -> Transformer:
         """A transformer bound to ``context`` (one per call, or one per stream)."""
-        return Transformer(crypto=self._crypto, vault=self._vault, context=context.binding())
+        return Transformer(crypto=self._crypto, vault=self._vault, context=context.binding)
 
     async def evaluate(
         self, payload: Any, *, context: CallContext, policy: Policy, transformer: Transformer
