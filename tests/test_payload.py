@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -50,6 +51,41 @@ def test_numbers_keep_every_digit_and_integral_floats_read_as_integers() -> None
     assert number_text(4111111111111111.0) == "4111111111111111"
     assert number_text(math.inf) is None
     assert number_text(-math.inf) is None
+
+
+def test_walked_entries_are_the_entries_the_constructor_builds() -> None:
+    # The walk fills an Entry through its slots; it must be the same object in every way.
+    assert [field.name for field in dataclasses.fields(Entry)] == ["path", "value", "kind"]
+    assert not hasattr(Entry, "__post_init__")
+    payload = {
+        "k": "hidden-text",
+        "list": [{"x": "y"}],
+        "str": StrSubclass("s"),
+        StrSubclass("sk"): 1,
+    }
+    for entry in collect_entries(payload):
+        rebuilt = Entry(entry.path, entry.value, entry.kind)
+        assert entry == rebuilt
+        assert hash(entry) == hash(rebuilt)
+        assert repr(entry) == repr(rebuilt)
+        assert "hidden-text" not in repr(entry)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            entry.value = "changed"  # type: ignore[misc]
+    assert [entry.kind for entry in collect_entries(payload)] == [
+        "key",
+        "value",
+        "key",
+        "key",
+        "value",
+        "key",
+        "value",
+        "key",
+        "number",
+    ]
+
+
+class StrSubclass(str):
+    """A string subclass: JSON-valid, but not the plain ``str`` the walk's fast path takes."""
 
 
 @pytest.mark.parametrize("root", ["mail a@b.co", 4111111111111111])
