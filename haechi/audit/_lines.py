@@ -13,8 +13,9 @@ import json
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from haechi._canonical import compact_json_encoder
 from haechi.errors import AuditError
 
 _FILE_MODE = 0o600
@@ -57,10 +58,14 @@ def iter_json_lines(
             yield record
 
 
+#: ``json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)``,
+#: with the encoder built once instead of on every call.
+_ENCODE: Final = compact_json_encoder(sort_keys=False)
+
+
 def encode_line(document: Any) -> bytes:
     """Compact JSON of ``document`` plus a newline, as UTF-8 (non-ASCII kept as-is)."""
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8") + b"\n"
+    return f"{_ENCODE(document)}\n".encode()
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -21,7 +21,7 @@ implementations also use: ``missing auditIntegrity``, ``sequence mismatch``,
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -46,6 +46,7 @@ __all__ = [
     "VerifyResult",
     "build_integrity_record",
     "event_hash",
+    "hash_canonical",
     "integrity_of",
     "verify_chain",
     "verify_records",
@@ -54,6 +55,16 @@ __all__ = [
 
 ALG: Final = "sha256"
 CANONICALIZATION: Final = "json-stable-v1"
+
+
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+
+
+def hash_canonical(canonical: str) -> str:
+    """The ``eventHash`` of a record whose canonical text is ``canonical``: the unpadded
+    base64url SHA-256 of its UTF-8 bytes."""
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    return binascii.b2a_base64(digest, newline=False).rstrip(b"=").translate(_URLSAFE).decode()
 
 
 def event_hash(event: Mapping[str, Any], integrity: Mapping[str, Any]) -> str:
@@ -65,8 +76,7 @@ def event_hash(event: Mapping[str, Any], integrity: Mapping[str, Any]) -> str:
     block = {key: value for key, value in integrity.items() if key != "eventHash"}
     body = {key: value for key, value in event.items() if key != "auditIntegrity"}
     body["auditIntegrity"] = block
-    digest = hashlib.sha256(canonical_json(body).encode("utf-8")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return hash_canonical(canonical_json(body))
 
 
 def build_integrity_record(
@@ -84,7 +94,8 @@ def build_integrity_record(
         "previousHash": None if previous is None else previous["eventHash"],
     }
     record = {key: value for key, value in event.items() if key != "auditIntegrity"}
-    record["auditIntegrity"] = {**block, "eventHash": event_hash(record, block)}
+    record["auditIntegrity"] = block
+    record["auditIntegrity"] = {**block, "eventHash": hash_canonical(canonical_json(record))}
     return record
 
 
@@ -130,7 +141,7 @@ class VerifyResult:
 
 
 def _anchor_entry(anchor: Any) -> tuple[int, str] | None:
-    if not isinstance(anchor, Mapping):
+    if type(anchor) is not dict and not isinstance(anchor, Mapping):
         return None
     sequence = anchor.get("sequence")
     digest = anchor.get("eventHash")
@@ -295,6 +306,6 @@ def integrity_of(record: Mapping[str, Any]) -> AuditIntegrity:
     chain, so it raises :class:`~haechi.errors.AuditError` instead.
     """
     block = record.get("auditIntegrity")
-    if isinstance(block, Mapping) and _anchor_entry(block) is not None:
+    if (type(block) is dict or isinstance(block, Mapping)) and _anchor_entry(block) is not None:
         return cast(AuditIntegrity, dict(block))
     raise AuditError("the last audit record has no usable auditIntegrity; the log needs repair")

@@ -24,14 +24,15 @@ builder                    written by
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+import os
+import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from haechi._canonical import canonical_json, short_hash
-from haechi.models import Finding, Identity, Mode
+from haechi._canonical import short_hash
+from haechi.audit._shape import payload_shape_hash
+from haechi.models import Finding, Identity, Mode, PathSegment
 from haechi.payload import path_text
 
 __all__ = [
@@ -63,10 +64,37 @@ PROXY_DECISIONS: Final[Mapping[str, tuple[bool, bool]]] = {
 }
 
 
+#: The current second as ``(seconds since the epoch, "YYYY-MM-DDTHH:MM:SS")``.
+_second: tuple[int, str] = (-1, "")
+
+
 def iso_timestamp(moment: datetime | None = None) -> str:
     """``moment`` (default: now) as ISO-8601 UTC with milliseconds and a ``Z`` suffix."""
-    moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment is not None:
+        return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Every event is stamped, so "now" is formatted once per second and only the
+    # milliseconds are written per call (floored, as datetime.now() floors them).
+    global _second
+    seconds, millis = divmod(time.time_ns() // 1_000_000, 1000)
+    second = _second
+    if second[0] != seconds:
+        stamp = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")[:19]
+        second = _second = (seconds, stamp)
+    return f"{second[1]}.{millis:03d}Z"
+
+
+#: Hex digit -> the digit with the RFC 4122 variant bits (``10xx``) set.
+_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def _uuid4() -> str:
+    """A random (version 4) UUID in its 36-character form, as ``str(uuid.uuid4())`` writes
+    it, from the same 16 bytes of ``os.urandom`` without building a ``UUID`` object."""
+    hexes = os.urandom(16).hex()
+    return (
+        f"{hexes[:8]}-{hexes[8:12]}-4{hexes[13:16]}-"
+        f"{_VARIANT[hexes[16]]}{hexes[17:20]}-{hexes[20:]}"
+    )
 
 
 def _identity(identity: Identity | None) -> dict[str, str] | None:
@@ -103,7 +131,7 @@ def protect_event(
     enforced = mode == "enforce"
     return {
         "schemaVersion": SCHEMA_VERSION,
-        "id": str(uuid.uuid4()),
+        "id": _uuid4(),
         "correlationId": correlation_id,
         "timestamp": iso_timestamp(),
         "protocol": protocol,
@@ -114,20 +142,30 @@ def protect_event(
         "enforced": enforced,
         "blocked": blocked,
         "payloadShapeHash": payload_shape_hash(payload),
-        "detections": [
+        "detections": _detections(findings, enforced),
+        "summary": dict(summary),
+    }
+
+
+def _detections(findings: Iterable[Finding], enforced: bool) -> list[dict[str, Any]]:
+    texts: dict[tuple[PathSegment, ...], str] = {}  # findings in one leaf share its path
+    detections = []
+    for finding in findings:
+        path = texts.get(finding.path)
+        if path is None:
+            path = texts[finding.path] = path_text(finding.path)
+        detections.append(
             {
                 "type": finding.type,
                 "ruleId": finding.rule_id,
-                "path": path_text(finding.path),
+                "path": path,
                 "kind": finding.kind,
                 "confidence": finding.confidence,
                 "action": finding.action or "unknown",
                 "enforced": enforced,
             }
-            for finding in findings
-        ],
-        "summary": dict(summary),
-    }
+        )
+    return detections
 
 
 def vault_event(
@@ -151,7 +189,7 @@ def vault_event(
     """
     return {
         "schemaVersion": SCHEMA_VERSION,
-        "id": str(uuid.uuid4()),
+        "id": _uuid4(),
         "correlationId": correlation_id,
         "timestamp": iso_timestamp(),
         "protocol": "token-vault",
@@ -188,7 +226,7 @@ def _gateway_event(
 ) -> dict[str, Any]:
     return {
         "schemaVersion": SCHEMA_VERSION,
-        "id": str(uuid.uuid4()),
+        "id": _uuid4(),
         "correlationId": correlation_id,
         "timestamp": iso_timestamp(),
         "protocol": protocol,
@@ -289,91 +327,3 @@ def stream_event(
         profile=profile,
         summary=dict(summary),
     )
-
-
-# --- payload shape -------------------------------------------------------------------------
-
-_BATCH: Final = 4096
-_MAX_INDEX: Final = 2**32 - 2
-
-
-def _utf16_length(text: str) -> int:
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _is_index(key: str) -> bool:
-    return (
-        key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) <= _MAX_INDEX
-    )
-
-
-def _key_order(mapping: Mapping[str, Any]) -> list[str]:
-    # JavaScript objects list integer-like keys first, ascending, then the rest in order.
-    keys = list(mapping)
-    for key in keys:
-        if not isinstance(key, str):
-            raise TypeError("object keys must be strings")
-    indices = [key for key in keys if _is_index(key)]
-    if not indices:
-        return keys
-    indices.sort(key=int)
-    return indices + [key for key in keys if not _is_index(key)]
-
-
-def _shape_fragments(payload: Any) -> Iterator[str]:
-    # Iterative, so a deep payload costs time linear in its size and no recursion.
-    stack: list[tuple[bool, Any]] = [(False, payload)]
-    while stack:
-        literal, item = stack.pop()
-        if literal:
-            yield item
-        elif isinstance(item, str):
-            yield f'{{"type":"string","length":{_utf16_length(item)}}}'
-        elif item is None:
-            yield '{"type":"null"}'
-        elif isinstance(item, bool):
-            yield '{"type":"boolean"}'
-        elif isinstance(item, int | float):
-            yield '{"type":"number"}'
-        elif isinstance(item, list | tuple):
-            pending: list[tuple[bool, Any]] = [(True, "]")]
-            for index in range(len(item) - 1, -1, -1):
-                pending.append((False, item[index]))
-                if index:
-                    pending.append((True, ","))
-            pending.append((True, "["))
-            stack.extend(pending)
-        elif isinstance(item, dict):
-            keys = _key_order(item)
-            pending = [(True, "}")]
-            for position in range(len(keys) - 1, -1, -1):
-                key = keys[position]
-                pending.append((False, item[key]))
-                separator = "," if position else ""
-                pending.append((True, f"{separator}{canonical_json(key)}:"))
-            pending.append((True, "{"))
-            stack.extend(pending)
-        else:
-            raise TypeError(f"{type(item).__name__} is not a JSON value")
-
-
-def payload_shape_hash(payload: Any) -> str:
-    """First 12 hex of SHA-256 over the JSON of the payload's *shape*.
-
-    The shape keeps the structure and the raw keys and replaces every leaf: a string by
-    ``{"type":"string","length":<UTF-16 length>}``, ``null`` by ``{"type":"null"}``, a
-    number or boolean by ``{"type":"number"}`` / ``{"type":"boolean"}``. It is serialised
-    as ``JSON.stringify`` would (key order of a JavaScript object), so two implementations
-    fingerprint one payload alike. Runs in time linear in the payload size.
-    """
-    digest = hashlib.sha256()
-    batch: list[str] = []
-    for fragment in _shape_fragments(payload):
-        batch.append(fragment)
-        if len(batch) >= _BATCH:
-            digest.update("".join(batch).encode("utf-8"))
-            batch.clear()
-    digest.update("".join(batch).encode("utf-8"))
-    return digest.hexdigest()[:12]

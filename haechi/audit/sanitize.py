@@ -35,6 +35,13 @@ Two guarantees are made here, before anything is hashed or written:
    ========================================  ============================================
 
 A top-level ``auditIntegrity`` on the input is dropped: only the chain may write it.
+
+Every event takes this walk, so it is built for the events haechi writes: values of the exact
+JSON types are dispatched on ``type(value) is ...`` before any normalising ``isinstance``
+check, and a key the event builders write (a fixed set of plain names, none forbidden) skips
+the per-key checks. The walk also notes whether the result is *plain* in the sense of
+:func:`haechi._canonical.plain_canonical_json`, so the chain can hash it without walking it a
+second time.
 """
 
 from __future__ import annotations
@@ -45,9 +52,16 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
+from haechi._canonical import plain_float, plain_key
 from haechi.errors import AuditError
 
-__all__ = ["COUNT_MAP_KEYS", "FORBIDDEN_KEYS", "MAX_EVENT_DEPTH", "sanitize_event"]
+__all__ = [
+    "COUNT_MAP_KEYS",
+    "FORBIDDEN_KEYS",
+    "MAX_EVENT_DEPTH",
+    "sanitize_event",
+    "sanitize_for_chain",
+]
 
 #: Keys whose values could hold raw payload text, credentials or identity claims.
 FORBIDDEN_KEYS: Final = frozenset(
@@ -86,6 +100,7 @@ COUNT_MAP_KEYS: Final = frozenset({"byType", "byAction", "suppressedByType", "dr
 MAX_EVENT_DEPTH: Final = 32
 
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
+_UNSAFE_INTEGER: Final = "audit events hold integers up to 2**53 - 1 only"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -97,6 +112,61 @@ def _fold(key: str) -> str:
 
 _FORBIDDEN_FOLDED: Final = frozenset(_fold(key) for key in FORBIDDEN_KEYS)
 
+#: Keys the event builders write. Each is plain ASCII, allowed and not a counts-map key, so
+#: an exact ``str`` key found here is kept as it is; the filter keeps that true whatever the
+#: list holds.
+_BUILDER_KEYS: Final = frozenset(
+    key
+    for key in (
+        "schemaVersion",
+        "id",
+        "correlationId",
+        "timestamp",
+        "protocol",
+        "operation",
+        "identity",
+        "profile",
+        "mode",
+        "enforced",
+        "blocked",
+        "payloadShapeHash",
+        "detections",
+        "summary",
+        "type",
+        "ruleId",
+        "path",
+        "kind",
+        "confidence",
+        "action",
+        "detectionCount",
+        "suppressedCount",
+        "droppedCount",
+        "subjectHash",
+        "issuerHash",
+        "provider",
+        "decision",
+        "reason",
+        "token",
+        "tokenType",
+        "count",
+        "revealPolicy",
+        "routeId",
+        "pathHash",
+        "pluginId",
+        "signerKeyId",
+    )
+    if key.isascii() and _fold(key) not in _FORBIDDEN_FOLDED and key not in COUNT_MAP_KEYS
+)
+
+
+class _Form:
+    """Whether the sanitized result is still plain (see the module documentation)."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self) -> None:
+        self.plain = True
+
 
 def sanitize_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """Return a JSON-only copy of ``event`` without forbidden keys or ``auditIntegrity``.
@@ -105,10 +175,23 @@ def sanitize_event(event: Mapping[str, Any]) -> dict[str, Any]:
     has no single JSON form (see the module documentation); the message names the type,
     never the value.
     """
-    if not isinstance(event, Mapping):
+    return sanitize_for_chain(event)[0]
+
+
+def sanitize_for_chain(event: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """:func:`sanitize_event`, plus whether the result is plain.
+
+    A plain result's json-stable-v1 text is
+    :func:`~haechi._canonical.plain_canonical_json` of it, which the chain then uses
+    instead of proving the same thing with another walk.
+    """
+    if type(event) is not dict and not isinstance(event, Mapping):
         raise AuditError(f"an audit event must be a JSON object, not {type(event).__name__}")
-    body = {key: value for key, value in event.items() if key != "auditIntegrity"}
-    return _object(body, 1)
+    if "auditIntegrity" in event:
+        event = {key: value for key, value in event.items() if key != "auditIntegrity"}
+    form = _Form()
+    clean = _object(event, 1, form)
+    return clean, form.plain
 
 
 def _text(value: str) -> str:
@@ -122,47 +205,98 @@ def _text(value: str) -> str:
 def _integer(value: int) -> int:
     plain = int(value)
     if abs(plain) > _MAX_SAFE_INTEGER:
-        raise AuditError("audit events hold integers up to 2**53 - 1 only")
+        raise AuditError(_UNSAFE_INTEGER)
     return plain
 
 
-def _is_counts(value: Any) -> bool:
-    return isinstance(value, Mapping) and all(
-        isinstance(name, str) and isinstance(count, int) and not isinstance(count, bool)
-        for name, count in value.items()
-    )
+def _float(value: float, form: _Form) -> float | None:
+    plain = float(value)
+    if not math.isfinite(plain):
+        return None
+    if not plain_float(plain):
+        form.plain = False
+    return plain
 
 
-def _object(mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+def _key(key: str, form: _Form) -> str:
+    text = _text(key)
+    if not plain_key(text):
+        form.plain = False
+    return text
+
+
+def _counts(value: Any, form: _Form) -> dict[str, int] | None:
+    """The clean copy of a counts map, or ``None`` when ``value`` is not one."""
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return None
+    clean: dict[str, int] = {}
+    too_large = False
+    for name, count in value.items():
+        if type(count) is not int and (not isinstance(count, int) or isinstance(count, bool)):
+            return None
+        if type(name) is str and name.isascii():
+            text = name
+        elif isinstance(name, str):
+            text = _key(name, form)
+        else:
+            return None
+        count = int(count)
+        too_large = too_large or abs(count) > _MAX_SAFE_INTEGER
+        clean[text] = count
+    if too_large:
+        raise AuditError(_UNSAFE_INTEGER)
+    return clean
+
+
+def _object(mapping: Mapping[Any, Any], depth: int, form: _Form) -> dict[str, Any]:
     if depth > MAX_EVENT_DEPTH:
         raise AuditError(f"audit events nest at most {MAX_EVENT_DEPTH} levels deep")
     clean: dict[str, Any] = {}
     for key, value in mapping.items():
-        if not isinstance(key, str):
+        if type(key) is str and key in _BUILDER_KEYS:
+            kind = type(value)
+            if (kind is str and value.isascii()) or value is None or kind is bool:
+                clean[key] = value
+            else:
+                clean[key] = _value(value, depth, form)
+        elif not isinstance(key, str):
             raise AuditError(f"audit event keys must be strings, not {type(key).__name__}")
-        if _fold(key) in _FORBIDDEN_FOLDED:
-            continue
-        if key in COUNT_MAP_KEYS and _is_counts(value):
-            clean[key] = {_text(name): _integer(count) for name, count in value.items()}
-        else:
-            clean[_text(key)] = _value(value, depth)
+        elif key in COUNT_MAP_KEYS and (counts := _counts(value, form)) is not None:
+            clean[key] = counts  # no counts-map key is a forbidden name
+        elif _fold(key) not in _FORBIDDEN_FOLDED:
+            clean[_key(key, form)] = _value(value, depth, form)
     return clean
 
 
-def _value(value: Any, depth: int) -> Any:
-    if value is None or isinstance(value, bool):
+def _value(value: Any, depth: int, form: _Form) -> Any:
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else _text(value)
+    if kind is dict:
+        return _object(value, depth + 1, form)
+    if kind is int:
+        return _integer(value)
+    if kind is float:
+        return _float(value, form)
+    if value is None or kind is bool:
         return value
+    if kind is list:
+        return _array(value, depth, form)
+    # Subclasses of the JSON types and other containers: normalised to the plain form.
     if isinstance(value, str):
         return _text(value)
     if isinstance(value, int):
         return _integer(value)
     if isinstance(value, float):
-        plain = float(value)
-        return plain if math.isfinite(plain) else None
+        return _float(value, form)
     if isinstance(value, Mapping):
-        return _object(value, depth + 1)
+        return _object(value, depth + 1, form)
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray | memoryview):
-        if depth + 1 > MAX_EVENT_DEPTH:
-            raise AuditError(f"audit events nest at most {MAX_EVENT_DEPTH} levels deep")
-        return [_value(item, depth + 1) for item in value]
+        return _array(value, depth, form)
     raise AuditError(f"audit events hold JSON values only, not {type(value).__name__}")
+
+
+def _array(items: Sequence[Any], depth: int, form: _Form) -> list[Any]:
+    if depth + 1 > MAX_EVENT_DEPTH:
+        raise AuditError(f"audit events nest at most {MAX_EVENT_DEPTH} levels deep")
+    return [_value(item, depth + 1, form) for item in items]

@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, get_args
 
 import anyio
 
 from haechi.audit._lines import append_durably, encode_line, writable_dir
-from haechi.audit.chain import build_integrity_record
+from haechi.audit._prepared import PreparedEvent
 from haechi.audit.events import iso_timestamp
-from haechi.audit.sanitize import sanitize_event
 from haechi.errors import AuditError, ConfigError
-from haechi.providers import AuditIntegrity, AuditStore, ReadyState
+from haechi.providers import AuditStore, ReadyState
 
 if TYPE_CHECKING:
     from haechi.config import HaechiConfig
@@ -71,6 +70,7 @@ class AuditSink:
         self._anchor_mode = anchor_mode
         self._anchor_path = Path(anchor_path) if anchor_mode == "file" and anchor_path else None
         self._every = every_records
+        self._committed = None if anchor_mode == "none" else self._anchor
         self._lock: anyio.Lock | None = (
             None if getattr(type(store), "ordered_appends", False) is True else anyio.Lock()
         )
@@ -107,32 +107,23 @@ class AuditSink:
         The returned record's ``id`` is the audit id callers report. Raises
         :class:`~haechi.errors.AuditError` on any failure.
         """
-        clean = sanitize_event(event)
-
-        def build(previous: AuditIntegrity | None) -> dict[str, Any]:
-            return build_integrity_record(previous, clean)
-
-        if self._lock is None:
-            return await self._append(build)
-        async with self._lock:
-            return await self._append(build)
-
-    async def _append(
-        self, build: Callable[[AuditIntegrity | None], dict[str, Any]]
-    ) -> dict[str, Any]:
+        build = PreparedEvent(event)
+        record: dict[str, Any]
         try:
-            record: dict[str, Any] = await self._store.append(build, committed=self._anchor)
-            return record
+            if self._lock is None:
+                record = await self._store.append(build, committed=self._committed)
+            else:
+                async with self._lock:
+                    record = await self._store.append(build, committed=self._committed)
         except AuditError:
             raise
         except Exception as exc:
             raise AuditError(
                 f"audit store {self._store.name!r} failed to append a record ({type(exc).__name__})"
             ) from exc
+        return record
 
     def _anchor(self, record: dict[str, Any]) -> None:
-        if self._anchor_mode == "none":
-            return
         integrity = record["auditIntegrity"]
         sequence = integrity["sequence"]
         if sequence % self._every:

@@ -33,13 +33,13 @@ import anyio.to_thread
 
 from haechi._filelock import locked
 from haechi.audit._lines import (
-    encode_line,
     iter_json_lines,
     open_append,
     parse_object,
     writable_dir,
     write_all,
 )
+from haechi.audit._prepared import build_with_line
 from haechi.audit.chain import integrity_of
 from haechi.errors import AuditError
 from haechi.providers import AuditIntegrity, ProviderContext, ReadyState
@@ -186,8 +186,7 @@ class FileAuditStore:
                 previous = _head(fd)
                 for build, _committed in group:
                     try:
-                        record = build(previous)
-                        line = encode_line(record)
+                        record, line = build_with_line(build, previous)
                         head = integrity_of(record)
                     except Exception as exc:
                         outcomes.append(exc)
@@ -306,8 +305,7 @@ class MemoryAuditStore:
     async def append(self, build: Build, *, committed: Committed = None) -> dict[str, Any]:
         """Append one record under a lock shared by every thread (see the protocol)."""
         with self._lock:
-            record = build(self._head)
-            line = encode_line(record)
+            record, line = build_with_line(build, self._head)
             self._head = integrity_of(record)
             self._lines.append(line)
             if committed is not None:
