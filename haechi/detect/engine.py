@@ -644,13 +644,15 @@ class DetectionEngine:
         """
         hits: list[_Hit] = []
         runs = leaf.runs
-        scheduled = [(c, True) for c in leaf.rules] + [(c, False) for c in leaf.sub_run_only]
-        for compiled, whole in scheduled:
+        lowered = leaf.lowered
+        whole = len(leaf.rules)
+        for index, compiled in enumerate((*leaf.rules, *leaf.sub_run_only)):
             try:
                 found: list[_Hit] = []
-                if whole and compiled.match is not None and leaf.lowered is not None:
-                    found.extend(_anchored_matches(compiled, text, leaf.lowered, confirmed))
-                elif whole:
+                # The sub-run-only rules were ruled out on the whole text: sub-runs only.
+                if index < whole and compiled.match is not None and lowered is not None:
+                    found.extend(_anchored_matches(compiled, text, lowered, confirmed))
+                elif index < whole:
                     reach = compiled.reach
                     spans = None if reach is None else runs.windows(compiled.rule.min_digits, reach)
                     for start, end in spans or ((0, len(text)),):

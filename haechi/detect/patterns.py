@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["HEAD_GROUP", "NOT_INSIDE_NUMBER", "head_groups", "headed", "lead"]
+__all__ = ["HEAD_GROUP", "NOT_INSIDE_NUMBER", "head_groups", "headed", "lead", "word_start"]
 
 #: Name of the look-behind group that holds the letters a ``headed`` rule starts with.
 HEAD_GROUP = "head"
@@ -42,6 +42,16 @@ def lead(first: str, not_after: str) -> str:
     """
     guard = NOT_INSIDE_NUMBER if _excludes_digits_before(not_after) else ""
     return f"{first}{guard}(?<!{not_after}{first})"
+
+
+def word_start(head: str) -> str:
+    """Match ``head`` at the start of a word: what ``\\b`` followed by ``head`` matches, for a
+    fixed-width ``head`` that starts with a word character.
+
+    Written as ``head`` then a look-behind at it, so that the regex engine skips to the
+    characters ``head`` starts with instead of testing the word boundary everywhere.
+    """
+    return rf"{head}(?<!\w{head})"
 
 
 def headed(head: str, not_after: str) -> str:

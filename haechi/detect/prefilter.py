@@ -106,12 +106,23 @@ class DigitRuns:
     every rule of the catalogue against such timestamps).
     """
 
-    __slots__ = ("_distinct", "_grouped", "_runs", "_source", "_text", "_windows", "longest")
+    __slots__ = (
+        "_around",
+        "_distinct",
+        "_grouped",
+        "_runs",
+        "_source",
+        "_text",
+        "_windows",
+        "longest",
+    )
 
     def __init__(self, text: str) -> None:
         self._text = text
         self._grouped: int | None = None
         self._runs: list[tuple[int, int]] | None = None
+        # Windows by (min_digits, reach): as computed by around(), and as worth searching.
+        self._around: dict[tuple[int, int], list[tuple[int, int]] | None] | None = None
         self._windows: dict[tuple[int, int], list[tuple[int, int]] | None] | None = None
         # Runs are searched in the text's skeleton when it is ASCII (see _SKELETON): same
         # runs at the same offsets, found faster, and every timestamp of a log is the same
@@ -164,20 +175,27 @@ class DigitRuns:
         length = len(self._text)
         if length <= 2 * reach + _WINDOW_COST:
             return None
+        key = (min_digits, reach)
+        if self._windows is None:
+            self._windows = {}
+        elif key in self._windows:
+            return self._windows[key]
         windows = self.around(min_digits, reach)
-        if windows is None:
-            return None
-        cost = sum(high - low + _WINDOW_COST for low, high in windows)
-        return windows if cost < length else None
+        if windows is not None:
+            cost = sum(high - low + _WINDOW_COST for low, high in windows)
+            if cost >= length:
+                windows = None
+        self._windows[key] = windows
+        return windows
 
     def around(self, min_digits: int, reach: int) -> list[tuple[int, int]] | None:
         """:meth:`windows` for any length of text: worth it for a costly pass, such as the
         combined locator, even on a short leaf. ``None`` when they would cover most of it."""
         key = (max(1, min_digits), reach)
-        if self._windows is None:
-            self._windows = {}
-        elif key in self._windows:
-            return self._windows[key]
+        if self._around is None:
+            self._around = {}
+        elif key in self._around:
+            return self._around[key]
         source = self._source
         length = len(source)
         merged: list[tuple[int, int]] = []
@@ -201,7 +219,7 @@ class DigitRuns:
                 covered += high - low
                 merged.append((low, high))
         result = None if covered * 2 > length else merged
-        self._windows[key] = result
+        self._around[key] = result
         return result
 
 

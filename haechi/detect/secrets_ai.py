@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from haechi.detect.patterns import word_start
 from haechi.detect.rule import Rule
 from haechi.detect.secrets_shapes import (
     API_KEY_TYPE,
@@ -77,7 +78,7 @@ AI_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "openai-like-key",
         API_KEY_TYPE,
-        r"\b(?:sk|rk|pk)_[A-Za-z0-9_-]{24,}\b",
+        word_start("(?:sk|rk|pk)_") + r"[A-Za-z0-9_-]{24,}\b",
         ("sk_", "rk_", "pk_"),
         "sk_/rk_/pk_ underscore key (Stripe-style and other providers)",
     ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from haechi.detect.patterns import word_start
 from haechi.detect.rule import Rule
 from haechi.detect.secrets_shapes import (
     API_KEY_TYPE,
@@ -42,7 +43,7 @@ AWS_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "aws-access-key-id",
         API_KEY_TYPE,
-        rf"\b{_AWS_ACCESS_KEY_ID}\b",
+        word_start(_AWS_ACCESS_KEY_ID) + r"\b",
         ("AKIA", "ASIA"),
         "AWS access key id (long-term AKIA or temporary ASIA)",
     ),
@@ -70,7 +71,8 @@ AWS_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "aws-mws-auth-token",
         SECRET_TYPE,
-        r"\bamzn\.mws\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+        word_start(r"amzn\.mws\.")
+        + r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
         ("amzn.mws.",),
         "Amazon Marketplace Web Service auth token",
     ),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from haechi.detect.patterns import word_start
 from haechi.detect.rule import Rule
 from haechi.detect.secrets_keys import NON_SECRET_TOKEN_QUALIFIERS
 from haechi.detect.secrets_shapes import KEY_SEPARATOR, SECRET_TYPE, secret_rule
@@ -42,7 +43,7 @@ HEADER_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "jwt",
         SECRET_TYPE,
-        r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
+        word_start("eyJ") + r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
         ("eyJ",),
         "JSON Web Token whose header decodes to JSON naming an alg",
         validator=jwt_header_ok,
@@ -51,7 +52,7 @@ HEADER_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "bearer-token",
         SECRET_TYPE,
-        r"\b(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]{16,}=*",
+        word_start("(?i:bearer)") + r"[ \t]+[A-Za-z0-9._~+/-]{16,}=*",
         ("bearer",),
         "Bearer credential (any casing of the scheme name)",
         validator=bearer_token_ok,
@@ -60,7 +61,7 @@ HEADER_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "http-basic-auth",
         SECRET_TYPE,
-        r"\b(?i:basic)[ \t]+[A-Za-z0-9+/]{6,}={0,2}(?![A-Za-z0-9+/=])",
+        word_start("(?i:basic)") + r"[ \t]+[A-Za-z0-9+/]{6,}={0,2}(?![A-Za-z0-9+/=])",
         ("basic",),
         "HTTP Basic credentials that decode to user:password",
         validator=basic_credentials_ok,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 from haechi.detect.checksums import grafana_service_account_token_ok
+from haechi.detect.patterns import word_start
 from haechi.detect.rule import Rule
 from haechi.detect.secrets_shapes import (
     API_KEY_TYPE,
@@ -126,7 +127,7 @@ OBSERVABILITY_RULES: Final[tuple[Rule, ...]] = (
     secret_rule(
         "splunk-hec-token",
         SECRET_TYPE,
-        rf"\bSplunk[ \t]+(?P<value>{UUID})(?![A-Za-z0-9_-])",
+        word_start("Splunk") + rf"[ \t]+(?P<value>{UUID})(?![A-Za-z0-9_-])",
         ("splunk",),
         "Splunk HTTP Event Collector token in a Splunk authorization header",
     ),
