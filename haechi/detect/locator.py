@@ -115,14 +115,28 @@ def _leading_assertion(rest: str) -> tuple[str, str]:
     return "", rest
 
 
+def _factored(rests: Sequence[str]) -> str:
+    """The alternation of ``rests``, those starting with the same look-behind sharing it."""
+    by_lead: dict[str, list[str]] = {}
+    for rest in rests:
+        lead, remainder = _leading_assertion(rest)
+        by_lead.setdefault(lead, []).append(remainder)
+    return "|".join(
+        f"{lead}(?:{'|'.join(remainders)})" if lead else "|".join(remainders)
+        for lead, remainders in by_lead.items()
+    )
+
+
 def build_locator(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, frozenset[int]]:
     """The combined regex for ``patterns`` (compiled with ASCII semantics, case-sensitive),
     and the indices of the patterns it covers.
 
     Alternatives that begin with the same first character class and the same look-behind
-    share them (``A B1 | A B2`` is ``A (B1 | B2)`` for a zero-width ``A``), and a look-behind
-    that every alternative begins with is hoisted in front of the alternation, so at a digit
-    inside a longer number (see ``patterns.NOT_INSIDE_NUMBER``) one test rejects them all.
+    share them (``A B1 | A B2`` is ``A (B1 | B2)`` for a zero-width ``A``), and so do those
+    that then begin with the same second look-behind (``patterns.AFTER_LETTER``). A
+    look-behind that every alternative begins with is hoisted in front of the alternation,
+    so at a digit inside a longer number (see ``patterns.NOT_INSIDE_NUMBER``) one test
+    rejects them all.
     """
     bodies: list[str] = []
     groups: dict[tuple[str, str], list[str]] = {}
@@ -142,7 +156,7 @@ def build_locator(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, froz
     # A look-behind every alternative starts with is tested once, before the alternation.
     shared = "" if len({guard for _first, guard in groups}) != 1 else next(iter(groups))[1]
     alternatives = [
-        f"(?<={first}){'' if shared else guard}(?:{'|'.join(rests)})"
+        f"(?<={first}){'' if shared else guard}(?:{_factored(rests)})"
         for (first, guard), rests in groups.items()
     ]
     try:
