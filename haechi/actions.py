@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from haechi._canonical import sha256_hex
 from haechi.models import ACTION_STRENGTH, Action, Detection, PathSegment
-from haechi.payload import number_text
+from haechi.payload import PathTexts, number_text
 from haechi.providers import CryptoProvider
 
 __all__ = [
@@ -94,11 +94,10 @@ def encrypt_marker(envelope: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One decided detection: what was found, what to do, and its audit-safe path."""
+    """One decided detection: what was found and what to do with it."""
 
     detection: Detection
     action: Action
-    path_text: str
 
 
 class Transformer:
@@ -110,7 +109,7 @@ class Transformer:
     is first tokenized or encrypted (once).
     """
 
-    __slots__ = ("_binding", "_context", "_crypto", "_issued", "_vault")
+    __slots__ = ("_binding", "_context", "_crypto", "_issued", "_paths", "_vault")
 
     def __init__(
         self,
@@ -124,6 +123,7 @@ class Transformer:
         self._binding = context
         self._context: dict[str, Any] | None = None
         self._issued: dict[str, None] = {}
+        self._paths: PathTexts | None = None
 
     def _bound(self) -> dict[str, Any]:
         """The call context (a private copy, made on first use)."""
@@ -131,6 +131,13 @@ class Transformer:
             binding = self._binding
             self._context = dict(binding() if callable(binding) else binding)
         return self._context
+
+    def _path_text(self, item: Item) -> str:
+        """The audit-safe path of ``item``, bound into its vault record or encryption AAD
+        (named on first use; prefixes are shared across the call)."""
+        if self._paths is None:
+            self._paths = PathTexts()
+        return self._paths(item.detection.path)
 
     @property
     def issued_tokens(self) -> tuple[str, ...]:
@@ -152,14 +159,14 @@ class Transformer:
                 segment,
                 detection.type,
                 context=self._bound(),
-                metadata={"path": item.path_text, "ruleId": detection.rule_id},
+                metadata={"path": self._path_text(item), "ruleId": detection.rule_id},
             )
             self._issued[issued.token] = None
             return f"[TOKEN:{issued.token}]"
         if action == "encrypt":
             aad = {
                 "context": self._bound(),
-                "path": item.path_text,
+                "path": self._path_text(item),
                 "type": detection.type,
                 "ruleId": detection.rule_id,
             }

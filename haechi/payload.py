@@ -19,8 +19,8 @@ answers with 413.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from functools import lru_cache
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Final
 
 from haechi._canonical import canonical_json, short_hash
@@ -90,15 +90,17 @@ def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH)
                 set_value(entry, segment)
                 set_kind(entry, "key")
                 append(entry)
-            # Plain strings are most leaves: name them without the general dispatch.
-            if child.__class__ is str:
+            # Plain strings and containers are most children: dispatch them without the
+            # general leaf check.
+            kind = child.__class__
+            if kind is str:
                 entry = new(Entry)
                 set_path(entry, child_path)
                 set_value(entry, child)
                 set_kind(entry, "value")
                 append(entry)
                 continue
-            if _append_leaf(entries, child_path, child):
+            if kind is not dict and kind is not list and _append_leaf(entries, child_path, child):
                 continue
             if len(child_path) >= max_depth:
                 raise _too_deep(max_depth)
@@ -153,9 +155,64 @@ _NUMBERS: Final = (int, float)
 _CONTAINERS: Final = (dict, list)
 
 
-@lru_cache(maxsize=8192)
+#: Keys that give LLM, tool and JSON-RPC payloads their structure, and so lie on the paths of
+#: most findings. Their hashed names are computed once, here. Every other key is hashed each
+#: time it is named and remembered no longer than the call naming it: a key can itself be a
+#: detected value (an e-mail address used as a key), and a process-wide cache of raw keys
+#: would keep it in memory after the call.
+_STRUCTURAL_KEYS: Final = (
+    "args",
+    "arguments",
+    "candidates",
+    "choices",
+    "content",
+    "contents",
+    "context",
+    "data",
+    "delta",
+    "description",
+    "document",
+    "documents",
+    "function",
+    "functionCall",
+    "functionResponse",
+    "history",
+    "id",
+    "image_url",
+    "input",
+    "instructions",
+    "message",
+    "messages",
+    "metadata",
+    "model",
+    "name",
+    "output",
+    "params",
+    "parts",
+    "prompt",
+    "query",
+    "response",
+    "result",
+    "role",
+    "structuredContent",
+    "system",
+    "systemInstruction",
+    "text",
+    "tool_calls",
+    "tools",
+    "type",
+    "url",
+    "user",
+    "value",
+)
+_KEY_SEGMENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {key: f"key_{short_hash(key)}" for key in _STRUCTURAL_KEYS}
+)
+
+
 def _key_segment(key: str) -> str:
-    return f"key_{short_hash(key)}"
+    known = _KEY_SEGMENTS.get(key)
+    return f"key_{short_hash(key)}" if known is None else known
 
 
 def _join(prefix: str, segment: PathSegment) -> str:

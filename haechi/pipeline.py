@@ -20,7 +20,7 @@ call context, the precision dials, the per-call tallies and the decision step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -169,16 +169,20 @@ class PrecisionDials:
                 paths.add(path)
         return cls(float(min_confidence), frozenset(values), frozenset(paths), frozenset(pairs))
 
-    def screen(self, detection: Detection, path_text: str) -> Literal["keep", "suppress", "drop"]:
-        """What the dials do with one detection."""
+    def screen(
+        self, detection: Detection, path_texts: Callable[[tuple[PathSegment, ...]], str]
+    ) -> Literal["keep", "suppress", "drop"]:
+        """What the dials do with one detection; ``path_texts`` names its path, and is only
+        asked to when the allowlist has path entries."""
         if detection.hard_block or detection.type in HARD_BLOCK_TYPES:
             return "keep"
-        if (
-            detection.value in self.values
-            or path_text in self.paths
-            or (detection.value, path_text) in self.pairs
-        ):
+        value = detection.value
+        if value in self.values:
             return "suppress"
+        if self.paths or self.pairs:
+            text = path_texts(detection.path)
+            if text in self.paths or (value, text) in self.pairs:
+                return "suppress"
         if detection.confidence < self.min_confidence:
             return "drop"
         return "keep"
@@ -261,15 +265,15 @@ def inspect(
     suppressed: dict[str, int] = {}
     dropped: dict[str, int] = {}
     action_for = policy.action_for
+    screen = dials.screen
     for detection in detections:
-        text = path_texts(detection.path)
-        verdict = dials.screen(detection, text)
-        if verdict == "suppress":
+        verdict = screen(detection, path_texts)
+        if verdict == "keep":
+            items.append(Item(detection, action_for(detection.type)))
+        elif verdict == "suppress":
             suppressed[detection.type] = suppressed.get(detection.type, 0) + 1
-        elif verdict == "drop":
-            dropped[detection.type] = dropped.get(detection.type, 0) + 1
         else:
-            items.append(Item(detection, action_for(detection.type), text))
+            dropped[detection.type] = dropped.get(detection.type, 0) + 1
     return Inspection(tuple(items), suppressed, dropped)
 
 

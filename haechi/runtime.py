@@ -311,7 +311,7 @@ class Runtime:
         return [
             Finding.from_detection(detection)
             for detection in detections
-            if dials.screen(detection, texts(detection.path)) == "keep"
+            if dials.screen(detection, texts) == "keep"
         ]
 
     async def detokenize(self, payload: Any, tokens: Iterable[str]) -> Any:

@@ -46,7 +46,7 @@ def _item(
     detection = Detection(
         detection_type, f"{detection_type}-rule", path, kind, start, end, 0.9, text[start:end]
     )
-    return Item(detection, action, path_text(path))
+    return Item(detection, action)
 
 
 def test_redact_marker() -> None:
@@ -104,6 +104,27 @@ async def test_encrypt_binds_context_path_type_and_rule(crypto: LocalCryptoProvi
         "ruleId": "email-rule",
     }
     assert crypto.decrypt(envelope, aad) == "minji@example.com"
+
+
+@pytest.mark.anyio
+async def test_a_context_function_is_called_once_and_only_for_encrypt_or_tokenize(
+    crypto: LocalCryptoProvider,
+) -> None:
+    calls: list[int] = []
+
+    def binding() -> dict[str, str]:
+        calls.append(1)
+        return {"direction": "request"}
+
+    transformer = Transformer(crypto=crypto, vault=None, context=binding)
+    text = "mail minji@example.com or seoul@example.com"
+    redacted = await transformer.transform_text(text, [_item("email", text, 5, 22, "redact")])
+    assert redacted == "mail [REDACTED:email] or seoul@example.com"
+    assert calls == []
+    items = [_item("email", text, 5, 22, "encrypt"), _item("email", text, 26, 43, "encrypt")]
+    output = await transformer.transform_text(text, items)
+    assert output.count("[HAECHI_ENC:") == 2
+    assert calls == [1]
 
 
 @pytest.mark.anyio

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from typing import Any
 
@@ -109,6 +110,11 @@ def test_values_that_are_not_json_are_refused_rather_than_skipped(bad: Any) -> N
 def test_path_text_hashes_keys_and_keeps_indices() -> None:
     assert path_text(("messages", 0, "content")) == "key_f5cccfb73751[0].key_ed7002b439e9"
     assert path_text((0, 1)) == "[0][1]"
+    # Keys outside the protocol vocabulary (here one that is itself an e-mail address) are
+    # hashed the same way, on every use.
+    hashed = hashlib.sha256(b"minji.kim@example.com").hexdigest()[:12]
+    for _ in range(2):
+        assert path_text(("minji.kim@example.com", 2)) == f"key_{hashed}[2]"
     assert path_text(()) == ""
 
 

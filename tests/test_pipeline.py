@@ -308,6 +308,15 @@ async def test_allowlist_by_hashed_path(make_runtime: RuntimeFactory) -> None:
 
 
 @pytest.mark.anyio
+async def test_allowlist_by_value_at_a_path(make_runtime: RuntimeFactory) -> None:
+    entry = {"value": "help@example.com", "path": path_text(("support",))}
+    runtime = make_runtime(filters={"allowlist": [entry]})
+    result = await runtime.protect({"support": "help@example.com", "user": "help@example.com"})
+    assert result.payload == {"support": "help@example.com", "user": "[REDACTED:email]"}
+    assert result.summary["suppressedByType"] == {"email": 1}
+
+
+@pytest.mark.anyio
 async def test_an_email_containing_a_card_still_blocks(make_runtime: RuntimeFactory) -> None:
     runtime = make_runtime(filters={"allowlist": ["4242424242424242@x.co"]})
     result = await runtime.protect({"to": "4242424242424242@x.co"})
