@@ -170,17 +170,18 @@ class SyncLoop:
 
     def _start(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]:
         """The private loop, with a host task parked on it (a new one if the last ended)."""
+        host = self._host
+        if host is not None and not host.done():
+            return host.get_loop(), host
         if self._runner is None:
             self._runner = asyncio.Runner()
         loop = self._runner.get_loop()
-        host = self._host
-        if host is None or host.done():
-            if host is not None and not host.cancelled():
-                host.exception()  # retrieved: its end was already reported to its caller
-            host = self._host = loop.create_task(self._serve())
-            # Parked between calls by design; never report it as a forgotten task.
-            host._log_destroy_pending = False  # type: ignore[attr-defined]
-            _turn(loop)
+        if host is not None and not host.cancelled():
+            host.exception()  # retrieved: its end was already reported to its caller
+        host = self._host = loop.create_task(self._serve())
+        # Parked between calls by design; never report it as a forgotten task.
+        host._log_destroy_pending = False  # type: ignore[attr-defined]
+        _turn(loop)
         return loop, host
 
     async def _serve(self) -> None:

@@ -353,11 +353,11 @@ class Protector:
             entries, direction=context.direction, scan_numbers=context.scan_numbers
         )
         inspection = inspect(detections, policy=policy, dials=self._dials, path_texts=PathTexts())
-        if context.enforced and inspection.blocks():
+        if not context.enforced or not inspection.items:
+            return Evaluation(payload, False, inspection)
+        if inspection.blocks():
             return Evaluation(None, True, inspection)
-        output = payload
-        if context.enforced:
-            output = await transform_payload(payload, inspection.items, transformer)
+        output = await transform_payload(payload, inspection.items, transformer)
         return Evaluation(output, False, inspection)
 
     async def protect(self, payload: Any, *, context: CallContext, policy: Policy) -> ProtectResult:

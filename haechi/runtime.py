@@ -106,6 +106,9 @@ class Runtime:
             max_depth=config.limits.max_nesting_depth,
         )
         self._sync = SyncLoop()
+        # Per-call defaults, read once (the configuration is immutable).
+        self._mode: Mode = config.effective_mode
+        self._scan_numbers = config.response_protection.scan_numbers
 
     # --- providers built on first use -----------------------------------------------------
 
@@ -175,15 +178,13 @@ class Runtime:
     ) -> CallContext:
         return CallContext(
             direction=direction,
-            mode=mode or self.config.effective_mode,
+            mode=mode or self._mode,
             protocol=protocol,
             operation=operation,
             identity=identity,
             profile=profile,
             correlation_id=correlation_id,
-            scan_numbers=self.config.response_protection.scan_numbers
-            if scan_numbers is None
-            else scan_numbers,
+            scan_numbers=self._scan_numbers if scan_numbers is None else scan_numbers,
         )
 
     # --- protect ------------------------------------------------------------------------
