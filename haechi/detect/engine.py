@@ -63,6 +63,8 @@ _MAX_WINDOWED_WIDTH: Final = 128
 # Number rules that need a digit run of at least one of these many digits share a locator
 # that only searches around such runs (see _Locator); the others share one for whole texts.
 _LONG_RUNS: Final = (6, 9)
+# The levels of digits that windowed rules search around (see _Compiled.window_digits).
+_WINDOW_DIGITS: Final = (2, *_LONG_RUNS, 13)
 # How many distinct sets of rules a rule set remembers in catalogue order.
 _CHOSEN_SETS: Final = 4096
 # Leaves of at most this many characters in which no rule found anything are remembered,
@@ -84,8 +86,11 @@ class _Compiled:
     value_group: bool
     head_groups: tuple[str, ...]
     hard_block: bool
-    #: For digit-gated rules of bounded width: how far around a digit run a match can reach.
+    #: For digit-gated rules of bounded width: how far around a digit run a match can reach,
+    #: and the digits such a run has at least (the rule's ``min_digits`` rounded down to one
+    #: of a few levels, so that rules share their windows).
     reach: int | None = None
+    window_digits: int = 0
     #: For rules with ``sub_run_digits``: their longest match, the bound of the sub-runs
     #: they are retried on (see :mod:`haechi.detect.subruns`).
     split_width: int | None = None
@@ -382,6 +387,7 @@ def _compile(rule: Rule) -> _Compiled:
         head_groups=head_groups(pattern.groupindex),
         hard_block=rule.is_hard_block,
         reach=None if width is None or rule.min_digits < 2 else _reach(width),
+        window_digits=max((n for n in _WINDOW_DIGITS if n <= rule.min_digits), default=0),
         split_width=width if rule.sub_run_digits else None,
         match=pattern.match if rule.anchored and literals else None,
         first_chars=_first_chars(rule.pattern, flags) if rule.anchored and literals else None,
@@ -654,7 +660,7 @@ class DetectionEngine:
                     found.extend(_anchored_matches(compiled, text, lowered, confirmed))
                 elif index < whole:
                     reach = compiled.reach
-                    spans = None if reach is None else runs.windows(compiled.rule.min_digits, reach)
+                    spans = None if reach is None else runs.windows(compiled.window_digits, reach)
                     for start, end in spans or ((0, len(text)),):
                         found.extend(_matches(compiled, text, start, end, 0, confirmed))
                 if compiled.split_width is not None:
