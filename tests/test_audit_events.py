@@ -3,19 +3,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from haechi._canonical import short_hash
 from haechi.audit import (
     PROXY_DECISIONS,
     AuditSink,
     FileAuditStore,
+    iso_timestamp,
     payload_shape_hash,
     protect_event,
     proxy_decision_event,
@@ -24,6 +30,7 @@ from haechi.audit import (
     vault_event,
     verify_chain,
 )
+from haechi.audit._shape import _FAST_DEPTH, _general
 from haechi.cli import main
 from haechi.errors import AuditError
 from haechi.models import Finding, Identity
@@ -384,3 +391,107 @@ def test_shape_hash_handles_deep_and_large_payloads() -> None:
 def test_shape_hash_refuses_non_json(bad: Any) -> None:
     with pytest.raises(TypeError):
         payload_shape_hash(bad)
+
+
+# --- the shape hash: the fast walk against the general one --------------------------------
+
+
+def _general_shape_hash(payload: Any) -> str:
+    digest = hashlib.sha256()
+    for fragment in _general(payload):
+        digest.update(fragment.encode("utf-8"))
+    return digest.hexdigest()[:12]
+
+
+class _Text(str):
+    pass
+
+
+_SHAPE_KEYS = st.one_of(
+    st.sampled_from(["0", "1", "10", "2", "01", "-1", "4294967294", "4294967295", "1.5", "1a"]),
+    st.sampled_from(["", "é", "😀", "k\ud800", "\ud83d\ude00", 'q"\\', "\x00"]),
+    st.text(max_size=5),
+)
+_SHAPE_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=5),
+    st.sampled_from(["😀", "\ud800", "\ud83d\ude00", "é" * 3]),
+    st.builds(_Text, st.text(max_size=3)),
+)
+_SHAPES = st.recursive(
+    _SHAPE_LEAVES,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(_SHAPE_KEYS, children, max_size=4)
+    ),
+    max_leaves=24,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SHAPES)
+def test_shape_hash_fast_walk_equals_the_general_walk(payload: Any) -> None:
+    assert payload_shape_hash(payload) == _general_shape_hash(payload)
+
+
+@pytest.mark.parametrize("depth", [_FAST_DEPTH - 1, _FAST_DEPTH, _FAST_DEPTH + 1, 10_000])
+def test_shape_hash_is_the_same_on_either_side_of_the_fast_depth(depth: int) -> None:
+    payload: Any = {"k": "leaf"}
+    for level in range(depth):
+        payload = [payload] if level % 2 else {"a": payload, "b": level}
+    assert payload_shape_hash(payload) == _general_shape_hash(payload)
+
+
+def test_shape_hash_of_a_wide_payload_is_hashed_in_batches() -> None:
+    wide = {"rows": [{"id": index, "text": "x" * (index % 7)} for index in range(20_000)]}
+    assert payload_shape_hash(wide) == _general_shape_hash(wide)
+
+
+# --- ids and timestamps -------------------------------------------------------------------
+
+
+def test_event_ids_are_random_rfc_4122_version_4_uuids() -> None:
+    ids = [vault_event(operation="purge", decision="purge")["id"] for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
+    # Each random hex digit takes many values across ids (none is stuck).
+    for position in (0, 9, 15, 19, 35):
+        assert len({text[position] for text in ids}) >= (4 if position == 19 else 12)
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [0, 999_999, 1_000_000_000_123_456_789, 1_700_000_000_999_999_999, 4_102_444_800_000_000_000],
+)
+def test_timestamps_are_written_as_datetime_writes_them(
+    monkeypatch: pytest.MonkeyPatch, nanoseconds: int
+) -> None:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanoseconds // 1000)
+    monkeypatch.setattr(time, "time_ns", lambda: nanoseconds)
+    assert iso_timestamp() == iso_timestamp(moment)
+    assert iso_timestamp() == moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_a_new_second_is_formatted_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    for nanoseconds, expected in [
+        (1_700_000_000_999_000_000, "2023-11-14T22:13:20.999Z"),
+        (1_700_000_001_000_000_000, "2023-11-14T22:13:21.000Z"),
+        (1_700_000_000_500_000_000, "2023-11-14T22:13:20.500Z"),  # the clock went back
+    ]:
+        monkeypatch.setattr(time, "time_ns", lambda value=nanoseconds: value)
+        assert iso_timestamp() == expected
+
+
+def test_the_current_time_is_read_from_the_clock() -> None:
+    before = iso_timestamp(datetime.now(UTC))
+    now = iso_timestamp()
+    after = iso_timestamp(datetime.now(UTC))
+    assert ISO.match(now)
+    assert before <= now <= after

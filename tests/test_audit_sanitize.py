@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from haechi._canonical import canonical_json, plain_canonical_json
 from haechi.audit import (
+    COUNT_MAP_KEYS,
     FORBIDDEN_KEYS,
     AuditSink,
     FileAuditStore,
@@ -26,6 +28,7 @@ from haechi.audit import (
     verify_chain,
     verify_records,
 )
+from haechi.audit.sanitize import sanitize_for_chain
 from haechi.errors import AuditError
 from haechi.models import Finding, Identity
 
@@ -287,3 +290,126 @@ def test_any_json_like_event_gives_a_chain_that_verifies(events: list[dict[str, 
             assert result.valid, result.reason
             assert result.records == len(events)
         assert verify_records(written).valid
+
+
+# --- the fast walk against a plain reading of the rules -------------------------------------
+
+
+def _folded(key: str) -> str:
+    return key.casefold().replace("_", "").replace("-", "")
+
+
+_FORBIDDEN = {_folded(key) for key in FORBIDDEN_KEYS}
+
+
+def _reference(value: Any, depth: int) -> Any:
+    """The sanitizer's rules written out plainly, one value at a time (no fast paths).
+
+    ``depth`` is the nesting of the container holding ``value`` (0 for the event itself).
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, int):
+        if abs(int(value)) > 2**53 - 1:
+            raise AuditError("unsafe integer")
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        if depth + 1 > 32:
+            raise AuditError("too deep")
+        clean: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise AuditError("key")
+            counts = isinstance(item, dict) and all(
+                isinstance(n, str) and type(c) is not bool and isinstance(c, int)
+                for n, c in item.items()
+            )
+            if key in COUNT_MAP_KEYS and counts:
+                clean[key] = {_reference(n, depth): _reference(c, depth) for n, c in item.items()}
+            elif _folded(key) not in _FORBIDDEN:
+                clean[_reference(key, depth)] = _reference(item, depth + 1)
+        return clean
+    if isinstance(value, list | tuple):
+        if depth + 1 > 32:
+            raise AuditError("too deep")
+        return [_reference(item, depth + 1) for item in value]
+    raise AuditError("not JSON")
+
+
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+_EVENT_KEYS = st.one_of(
+    st.sampled_from(sorted(FORBIDDEN_KEYS | COUNT_MAP_KEYS))
+    | st.sampled_from(["type", "id", "summary", "detections", "Secret", "client-secret", "😀"])
+    | st.sampled_from(["k\ud800", "\ud83d\ude00", "\uffff", "auditIntegrity"])
+    | st.builds(_Text, st.sampled_from(["type", "value", "byType", "x"])),
+    st.text(max_size=6),
+)
+_EVENT_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**54), max_value=2**54)
+    | st.floats()
+    | st.text(max_size=5)
+    | st.sampled_from(["\ud800", "\ud83d\ude00", 1e-7, 2.0, -0.0, b"raw", frozenset()])
+    | st.builds(_Text, st.text(max_size=3))
+    | st.builds(_Number, st.integers(min_value=-9, max_value=9))
+)
+_EVENT_VALUES = st.recursive(
+    _EVENT_LEAVES,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(_EVENT_KEYS, children, max_size=4)
+    ),
+    max_leaves=24,
+)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {"d": value} if level % 2 else [value]
+    return value
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.dictionaries(_EVENT_KEYS, _EVENT_VALUES, max_size=6),
+        st.integers(min_value=28, max_value=36).map(lambda depth: {"x": _nested(depth)}),
+    )
+)
+def test_the_sanitizer_follows_its_rules_and_knows_when_it_is_plain(event: dict[str, Any]) -> None:
+    body = {key: value for key, value in event.items() if key != "auditIntegrity"}
+    try:
+        expected = _reference(body, 0)
+    except AuditError:
+        with pytest.raises(AuditError):
+            sanitize_for_chain(event)
+        return
+    clean, plain = sanitize_for_chain(event)
+    assert clean == expected
+    assert json.dumps(clean) == json.dumps(expected)  # the same key order, too
+    assert sanitize_event(event) == clean
+    stack: list[Any] = [clean]
+    while stack:  # only the plain JSON types remain
+        item = stack.pop()
+        assert type(item) in (dict, list, str, int, float, bool, type(None))
+        if type(item) is dict:
+            assert all(type(key) is str for key in item)
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    if plain:
+        assert plain_canonical_json(clean) == canonical_json(clean)

@@ -335,6 +335,37 @@ async def test_a_record_appended_by_another_writer_between_groups_is_chained_ont
     assert verify_chain(path).records == 3
 
 
+@pytest.mark.parametrize("same_length", [True, False])
+async def test_a_last_line_replaced_between_appends_is_read_again(
+    tmp_path: Path, same_length: bool
+) -> None:
+    # The store remembers the line it wrote last; once the file no longer ends with it, the
+    # head is read from the file as if nothing were remembered.
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    first = await sink.record({"n": 1})
+    await sink.record({"n": 2})
+    replacement = build_integrity_record(first["auditIntegrity"], {"n": 7 if same_length else 70})
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + json.dumps(replacement, separators=(",", ":")).encode() + b"\n")
+    assert (len(path.read_bytes()) == sum(map(len, lines))) is same_length
+    third = await sink.record({"n": 3})
+    assert third["auditIntegrity"]["previousHash"] == replacement["auditIntegrity"]["eventHash"]
+    assert verify_chain(path).records == 3
+
+
+async def test_a_log_cut_back_to_the_remembered_line_chains_onto_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    await sink.record({"n": 1})
+    second = await sink.record({"n": 2})
+    only_second = path.read_bytes().splitlines(keepends=True)[1]
+    path.write_bytes(only_second)  # the file is now exactly the line written last
+    third = await sink.record({"n": 3})
+    assert third["auditIntegrity"]["previousHash"] == second["auditIntegrity"]["eventHash"]
+    assert third["auditIntegrity"]["sequence"] == 3
+
+
 def test_event_loops_in_several_threads_share_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = AuditSink(FileAuditStore(path))

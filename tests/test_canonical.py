@@ -17,8 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haechi import create_runtime
-from haechi._canonical import _exact, _fast_encodable, canonical_json, sha256_hex, short_hash
+from haechi import _canonical, create_runtime
+from haechi._canonical import (
+    _exact,
+    _fast_encodable,
+    canonical_json,
+    compact_json_encoder,
+    plain_canonical_json,
+    plain_float,
+    plain_key,
+    sha256_hex,
+    short_hash,
+)
 
 VECTORS = Path(__file__).parent / "vectors" / "audit"
 
@@ -124,3 +134,52 @@ def test_a_key_with_a_lone_surrogate_is_protected_not_failed() -> None:
     )
     result = runtime.protect_sync({"k\ud800 minji.kim@example.com": "x"})
     assert result.payload == {"k\ud800 [REDACTED:email]": "x"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON, st.booleans())
+def test_the_prebuilt_encoder_writes_what_json_writes(value: Any, sort_keys: bool) -> None:
+    encode = compact_json_encoder(sort_keys=sort_keys)
+    reference = json.JSONEncoder(
+        ensure_ascii=False, allow_nan=False, sort_keys=sort_keys, separators=(",", ":")
+    ).encode
+    try:
+        expected = reference(value)
+    except (TypeError, ValueError) as exc:  # keys that do not sort together, NaN
+        with pytest.raises(type(exc)):
+            encode(value)
+        return
+    assert encode(value) == expected
+
+
+def test_plain_values_skip_the_check_and_keep_their_text() -> None:
+    value = {"b": [0.5, "é", None, True], "a": {"z": 1, "y": "\U0001f600"}}
+    assert _fast_encodable(value)
+    assert plain_canonical_json(value) == canonical_json(value) == _exact(value)
+
+
+@pytest.mark.parametrize("bad", [{"a": {1, 2}}, {"a": b"x"}, [float("nan")]])
+def test_the_prebuilt_encoder_refuses_non_json(bad: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        compact_json_encoder(sort_keys=False)(bad)
+
+
+def test_without_the_c_encoder_the_library_encoder_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_canonical, "c_make_encoder", None)
+    encode = compact_json_encoder(sort_keys=True)
+    assert isinstance(getattr(encode, "__self__", None), json.JSONEncoder)
+    assert encode({"b": 1, "a": [0.5]}) == '{"a":[0.5],"b":1}'
+
+
+@pytest.mark.parametrize(
+    ("key", "plain"), [("abc", True), ("é\uffff", True), ("😀", False), ("k\ud800", False)]
+)
+def test_plain_keys_sort_alike_in_code_points_and_utf16(key: str, plain: bool) -> None:
+    assert plain_key(key) is plain
+
+
+@pytest.mark.parametrize(
+    ("number", "plain"), [(0.5, True), (-1.25, True), (2.0, False), (1e-7, False), (-0.0, False)]
+)
+def test_plain_floats_print_alike_in_python_and_javascript(number: float, plain: bool) -> None:
+    assert plain_float(number) is plain

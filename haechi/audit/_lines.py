@@ -9,6 +9,7 @@ that is not one JSON object is an :class:`~haechi.errors.AuditError` naming the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Generator
@@ -82,11 +83,13 @@ def open_append(path: Path) -> tuple[int, bool]:
     Returns the descriptor and whether this call created the file; a new file's directory
     entry is made durable too, so an fsynced first record cannot vanish with its name.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+    with contextlib.suppress(FileNotFoundError):  # the usual case: the log exists
+        return os.open(path, flags), False
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-    except FileExistsError:
+    except FileExistsError:  # another writer created it meanwhile
         return os.open(path, flags), False
     directory = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
     try:

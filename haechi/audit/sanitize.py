@@ -262,7 +262,7 @@ def _object(mapping: Mapping[Any, Any], depth: int, form: _Form) -> dict[str, An
         elif not isinstance(key, str):
             raise AuditError(f"audit event keys must be strings, not {type(key).__name__}")
         elif key in COUNT_MAP_KEYS and (counts := _counts(value, form)) is not None:
-            clean[key] = counts  # no counts-map key is a forbidden name
+            clean[str.__str__(key)] = counts  # no counts-map key is a forbidden name
         elif _fold(key) not in _FORBIDDEN_FOLDED:
             clean[_key(key, form)] = _value(value, depth, form)
     return clean

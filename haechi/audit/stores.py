@@ -119,6 +119,8 @@ class FileAuditStore:
         self._mutex = threading.Lock()
         self._writing = False
         self._writer: ThreadPoolExecutor | None = None
+        # The last line this store wrote and the head it carries (see _head).
+        self._tail: tuple[bytes, AuditIntegrity] | None = None
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
@@ -183,7 +185,7 @@ class FileAuditStore:
         with locked(self._path):
             fd, _ = open_append(self._path)
             try:
-                previous = _head(fd)
+                previous = self._head(fd)
                 for build, _committed in group:
                     try:
                         record, line = build_with_line(build, previous)
@@ -197,6 +199,8 @@ class FileAuditStore:
                 if lines:
                     write_all(fd, b"".join(lines))
                     os.fsync(fd)
+                    if previous is not None:
+                        self._tail = (lines[-1], previous)
             finally:
                 os.close(fd)
             for index, (_build, committed) in enumerate(group):
@@ -208,6 +212,26 @@ class FileAuditStore:
                 except Exception as exc:  # the record stays written; its caller learns
                     outcomes[index] = exc
         return outcomes
+
+    def _head(self, fd: int) -> AuditIntegrity | None:
+        """The integrity block of the last record in the open file (``None``: empty log).
+
+        When the file still ends with the line this store wrote last, that line is the last
+        record, so its head is known without reading and parsing it again. Anything else
+        (another writer appended, the log was rotated or edited) reads the tail.
+        """
+        if self._tail is not None:
+            line, head = self._tail
+            size = os.fstat(fd).st_size
+            if size == len(line):
+                ours = os.pread(fd, size, 0) == line
+            else:
+                ours = size > len(line) and os.pread(fd, len(line) + 1, size - len(line) - 1) == (
+                    b"\n" + line
+                )
+            if ours:
+                return head
+        return _read_head(fd)
 
     async def records(self) -> AsyncIterator[dict[str, Any]]:
         """Every record in file order; a missing file has none, a malformed line raises."""
@@ -246,7 +270,7 @@ class FileAuditStore:
         return ReadyState(True)
 
 
-def _head(fd: int) -> AuditIntegrity | None:
+def _read_head(fd: int) -> AuditIntegrity | None:
     """The integrity block of the last record in the open file (``None``: empty log)."""
     line = _last_line(fd)
     if line is None:
