@@ -31,9 +31,12 @@ class LockTimeout(HaechiError):
 @contextlib.contextmanager
 def locked(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[None]:
     """Hold an exclusive inter-process lock tied to ``path`` for the ``with`` body."""
-    lock_path = Path(f"{os.fspath(path)}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    lock_path = f"{os.fspath(path)}.lock"
+    try:  # the directory usually exists: no mkdir on every lock
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -42,7 +45,7 @@ def locked(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[N
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(f"timed out acquiring lock {lock_path.name}") from None
+                    raise LockTimeout(f"timed out acquiring lock {Path(lock_path).name}") from None
                 time.sleep(_POLL_SECONDS)
         try:
             yield
