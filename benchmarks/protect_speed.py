@@ -9,6 +9,9 @@ e-mail address, a phone number and an ``api_key=`` secret in it). Rows:
   floor every other row stands on, and the baseline the ``x detect`` column divides by.
 - ``protect_sync memory-audit`` / ``jsonl-audit``: one synchronous call after another, with
   the in-memory audit store and with the durable audit file (fsynced, hash-chained).
+- ``await protect memory-audit``: one ``await runtime.protect(...)`` after another on a
+  running event loop; the difference to the ``protect_sync`` row is what driving the call
+  from synchronous code costs.
 - ``protect x32 jsonl-audit``: 32 concurrent ``await runtime.protect(...)`` calls on one
   event loop, as the gateway makes them; concurrent appends share audit file writes.
 - ``clean`` rows: the same size of chat text with nothing to find.
@@ -57,6 +60,19 @@ def _timed(call: Callable[[], Any], calls: int) -> float:
     for _ in range(calls):
         call()
     return (time.perf_counter() - started) / calls
+
+
+def _awaited(runtime: Any, payload: Any, calls: int) -> float:
+    """Seconds per call, awaiting one protect call after another on one event loop."""
+
+    async def run(total: int) -> float:
+        started = time.perf_counter()
+        for _ in range(total):
+            await runtime.protect(payload, protocol="openai", operation="request:chat")
+        return (time.perf_counter() - started) / total
+
+    asyncio.run(run(max(10, calls // 10)))
+    return asyncio.run(run(calls))
 
 
 def _concurrent(runtime: Any, payload: Any, calls: int) -> float:
@@ -113,6 +129,7 @@ def main() -> None:
             rows.append({"scenario": f"{name}: detect only", "seconds": floor, "floor": floor})
             for label, seconds in (
                 ("protect_sync memory-audit", _timed(sync(memory), calls)),
+                ("await protect memory-audit", _awaited(memory, payload, calls)),
                 ("protect_sync jsonl-audit", _timed(sync(durable), calls)),
                 (f"protect x{_CONCURRENCY} jsonl-audit", _concurrent(durable, payload, calls)),
             ):

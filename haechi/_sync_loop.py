@@ -125,7 +125,7 @@ class SyncLoop:
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` to completion and return its result (or raise its exception)."""
-        if asyncio.events._get_running_loop() is not None:
+        if asyncio._get_running_loop() is not None:
             coro.close()
             raise RuntimeError("SyncLoop.run cannot be called from a running event loop")
         with self._lock:

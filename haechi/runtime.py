@@ -232,11 +232,8 @@ class Runtime:
 
     @staticmethod
     def _no_running_loop() -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        raise RuntimeError("protect_sync cannot run inside an event loop: await protect()")
+        if asyncio._get_running_loop() is not None:
+            raise RuntimeError("protect_sync cannot run inside an event loop: await protect()")
 
     def stream_protector(
         self,
