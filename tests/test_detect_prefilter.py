@@ -133,7 +133,12 @@ def test_no_rule_needing_more_than_four_digits_matches_a_timestamp(rule: Rule) -
 
 def test_anchored_rules_find_what_a_scan_finds() -> None:
     anchored = [c for c in ENGINE._sets["request"].rules if c.match is not None]
-    assert {c.rule.id for c in anchored} >= {"assignment-secret", "assignment-password"}
+    assert {c.rule.id for c in anchored} >= {
+        "assignment-secret",
+        "assignment-password",
+        "phone-context",
+        "twilio-sid",
+    }
     for seed in range(40):
         text = _text(seed, 60)
         scanned = {dataclasses.replace(c, match=None) for c in anchored}
