@@ -139,8 +139,9 @@ class _Leaf(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Locator:
-    """One combined pass standing for the number rules it covers (bit ``i`` of ``mask``
-    stands for rule ``i`` of the rule set).
+    """One combined pass standing for the number rules it covers: ``markers`` pairs the
+    number of each rule's marker group in ``pattern`` with the rule's bit in the rule set's
+    masks (see :mod:`haechi.detect.locator`); ``mask`` has every covered rule's bit.
 
     With a ``reach``, every covered rule needs a digit run of at least ``min_digits`` digits
     and matches within ``reach`` characters of it, so the pass only searches windows around
@@ -148,17 +149,25 @@ class _Locator:
     """
 
     pattern: re.Pattern[str]
+    markers: tuple[tuple[int, int], ...]
     mask: int
     min_digits: int = 0
     reach: int | None = None
 
-    def finds(self, text: str, runs: DigitRuns) -> bool:
-        """Whether any covered rule may match ``text`` (over-approximated, never under)."""
+    def possible(self, text: str, runs: DigitRuns) -> int:
+        """The mask of the covered rules that may match ``text`` (over-approximated, never
+        under)."""
         windows = None if self.reach is None else runs.around(self.min_digits, self.reach)
-        if windows is None:
-            return self.pattern.search(text) is not None
-        search = self.pattern.search
-        return any(search(text, low, high) is not None for low, high in windows)
+        possible = 0
+        for low, high in windows or ((0, len(text)),):
+            for match in self.pattern.finditer(text, low, high):
+                groups = match.groups()
+                for group, bit in self.markers:
+                    if groups[group - 1] is not None:
+                        possible |= bit
+                if possible == self.mask:
+                    return possible
+        return possible
 
 
 def _mask(indices: Iterable[int]) -> int:
@@ -278,12 +287,13 @@ class _RuleSet:
             pattern, covered = build_locator([self.rules[i].rule.pattern for i in tier])
             if pattern is None:
                 continue
+            markers = tuple((pattern.groupindex[f"_w{j}"], 1 << tier[j]) for j in sorted(covered))
             members = [tier[j] for j in covered]
             if floor:
                 reach = max(self.rules[i].reach or 0 for i in members)
-                locators.append(_Locator(pattern, _mask(members), floor, reach))
+                locators.append(_Locator(pattern, markers, _mask(members), floor, reach))
             else:
-                locators.append(_Locator(pattern, _mask(members)))
+                locators.append(_Locator(pattern, markers, _mask(members)))
         return tuple(locators)
 
     def chosen(self, mask: int) -> tuple[_Compiled, ...]:
@@ -302,8 +312,7 @@ class _RuleSet:
         mask = self.ungated | self.by_digits[digits]
         located = 0
         for locator in self.locators[digits]:
-            if not locator.finds(text, runs):
-                located |= locator.mask
+            located |= locator.mask & ~locator.possible(text, runs)
         mask &= ~located
         lowered = None
         if self.by_literal:

@@ -1,18 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
-"""One combined regex that tells whether any of a group of rules can match a text at all.
+"""One combined regex that tells which of a group of rules can match a text at all.
 
 Prose is full of short numbers (years, prices, times) that open the digit gate of dozens of
 number-shaped rules, although none of them matches. Running each of those regexes over the
 leaf costs one pass per rule. The locator folds the group into a single pass:
 
-    [union of first characters](?:(?<=first_0)rest_0|(?<=first_1)rest_1|...)
+    [union of first characters](?=(?:(?<=first_0)rest_0|(?<=first_1)rest_1|...))
+        (?:(?<=first_0)(?=rest_0)(?P<_w0>))?(?:(?<=first_1)(?=rest_1)(?P<_w1>))?...
 
 For a rule written ``first rest`` (its pattern starts with one character or character class),
 alternative ``i`` matches at a position exactly when the rule's own pattern matches there:
 ``first`` is checked by the one-character look-behind and ``rest`` runs unchanged from the
-next character, look-arounds included. So when the locator finds nothing, none of the rules
-can match and all of them are skipped; when it finds something, the rules run one by one as
-usual (the locator never decides what a finding is).
+next character, look-arounds included. The look-ahead rejects a position where no rule
+matches in one pass; where one does, the empty marker group ``_w<i>`` of every rule that
+matches there takes part in the match. Each match consumes one character, so ``finditer``
+visits every candidate position: the rules whose marker never takes part cannot match and
+are skipped, the others run one by one as usual (the locator never decides what a finding
+is). A phone number thus opens the phone rules that can read it, not every number rule.
 
 A rule joins the group only when its pattern splits cleanly that way, its first class holds
 no lowercase letter (the union must stay rare in prose), and it has no numbered
@@ -129,7 +133,8 @@ def _factored(rests: Sequence[str]) -> str:
 
 def build_locator(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, frozenset[int]]:
     """The combined regex for ``patterns`` (compiled with ASCII semantics, case-sensitive),
-    and the indices of the patterns it covers.
+    and the indices of the patterns it covers; pattern ``i`` matches where the locator's
+    group ``_w<i>`` takes part in a match.
 
     Alternatives that begin with the same first character class and the same look-behind
     share them (``A B1 | A B2`` is ``A (B1 | B2)`` for a zero-width ``A``), and so do those
@@ -140,7 +145,7 @@ def build_locator(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, froz
     """
     bodies: list[str] = []
     groups: dict[tuple[str, str], list[str]] = {}
-    covered: list[int] = []
+    markers: list[tuple[int, str, str, str]] = []
     for index, pattern in enumerate(patterns):
         split = _split(pattern)
         if split is None:
@@ -150,17 +155,23 @@ def build_locator(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, froz
         if body not in bodies:
             bodies.append(body)
         groups.setdefault((first, guard), []).append(remainder)
-        covered.append(index)
+        # The markers repeat the alternatives, with their own group names.
+        _guard, marked = _leading_assertion(_renamed(rest, f"_m{index}_"))
+        markers.append((index, first, guard, marked))
     if not groups:
         return None, frozenset()
     # A look-behind every alternative starts with is tested once, before the alternation.
     shared = "" if len({guard for _first, guard in groups}) != 1 else next(iter(groups))[1]
-    alternatives = [
+    alternatives = "|".join(
         f"(?<={first}){'' if shared else guard}(?:{_factored(rests)})"
         for (first, guard), rests in groups.items()
-    ]
+    )
+    marked = "".join(
+        f"(?:(?<={first}){'' if shared else guard}(?={rest})(?P<_w{index}>))?"
+        for index, first, guard, rest in markers
+    )
     try:
-        locator = re.compile(f"[{''.join(bodies)}]{shared}(?:{'|'.join(alternatives)})", re.ASCII)
+        locator = re.compile(f"[{''.join(bodies)}]{shared}(?={alternatives}){marked}", re.ASCII)
     except re.error:
         return None, frozenset()
-    return locator, frozenset(covered)
+    return locator, frozenset(index for index, *_rest in markers)
