@@ -238,6 +238,20 @@ def test_anchored_rules_skip_literals_that_cannot_start_a_match() -> None:
     assert [(h.start, h.end) for h in ENGINE._run(lowered, leaf)] == [(18, 52)]
 
 
+@SETTINGS
+@given(
+    text=st.text(alphabet=st.sampled_from(list("ab.-_+@ \u00e9x1")), max_size=40)
+    | st.sampled_from(["a@b.co.x@c.de", "x.y@z.com, .a@b.cd", "@@a.bc", "\u00e9@b.cd a@b"])
+)
+def test_the_email_rule_tried_before_each_at_sign_finds_what_a_scan_finds(text: str) -> None:
+    email = next(c for c in ENGINE._sets["request"].rules if c.rule.id == "email")
+    assert email.run_chars is not None
+    assert "@" not in email.run_chars
+    scanned = [(m.start(), m.end()) for m in email.finditer(text, 0, len(text))]
+    leaf = _Leaf(DigitRuns(text), [email], lowered=text.lower())
+    assert [(h.start, h.end) for h in ENGINE._run(text, leaf)] == scanned
+
+
 # --- quiet leaves ---------------------------------------------------------------------------
 
 

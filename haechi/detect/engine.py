@@ -63,6 +63,8 @@ _MAX_WINDOWED_WIDTH: Final = 128
 # Number rules that need a digit run of at least one of these many digits share a locator
 # that only searches around such runs (see _Locator); the others share one for whole texts.
 _LONG_RUNS: Final = (6, 9)
+# A pattern starting with a run of one class not preceded by that class (see _run_chars).
+_RUN_HEAD: Final = re.compile(r"\(\?<!\[(?P<members>(?:\\.|[^\]\\])+)\]\)\[(?P=members)\]\+")
 # The levels of digits that windowed rules search around (see _Compiled.window_digits).
 _WINDOW_DIGITS: Final = (2, *_LONG_RUNS, 13)
 # How many distinct sets of rules a rule set remembers in catalogue order.
@@ -101,6 +103,10 @@ class _Compiled:
     #: Literals are found case-insensitively, so ``ac`` occurs all over prose while a
     #: Twilio SID starts with a capital ``A``.
     first_chars: frozenset[str] | None = None
+    #: For rules that start with a run of one class right before one of their literals (an
+    #: e-mail address's local part before its ``@``): the ASCII characters of that class.
+    #: Such a rule is tried only at the start of the run before each occurrence.
+    run_chars: frozenset[str] | None = None
 
     @property
     def decodable(self) -> bool:
@@ -368,6 +374,32 @@ def _first_chars(pattern: str, flags: int) -> frozenset[str] | None:
     return frozenset(char for char in map(chr, range(128)) if probe.fullmatch(char))
 
 
+def _run_chars(pattern: str, flags: int, literals: frozenset[str]) -> frozenset[str] | None:
+    """The characters of the run ``pattern`` starts with, when it reads
+    ``(?<![C])[C]+`` followed by one of ``literals`` that does not start with a ``C``, with
+    ``C`` a class of ASCII characters (``None`` otherwise).
+
+    Every match then starts where the run of ``C`` before an occurrence of that literal
+    starts, and there is one such place per occurrence.
+    """
+    head = _RUN_HEAD.match(pattern)
+    if head is None:
+        return None
+    members = head["members"]
+    if not members.isascii() or members.startswith("^"):
+        return None
+    try:
+        probe = re.compile(f"[{members}]", flags)
+    except re.error:
+        return None
+    chars = frozenset(char for char in map(chr, range(128)) if probe.fullmatch(char))
+    rest = pattern[head.end() :]
+    for literal in literals:
+        if rest.startswith(re.escape(literal)) and literal[0] not in chars:
+            return chars
+    return None
+
+
 def _reach(width: int) -> int:
     padded = width + _WINDOW_MARGIN
     return -(-padded // _REACH_STEP) * _REACH_STEP
@@ -384,6 +416,7 @@ def _compile(rule: Rule) -> _Compiled:
     digit_gated = prefilter == _DIGIT_LITERALS
     literals = frozenset() if digit_gated else frozenset(literal.lower() for literal in prefilter)
     width = _max_width(rule.pattern, flags) if digit_gated else None
+    run_chars = None if rule.anchored else _run_chars(rule.pattern, flags, literals)
     if rule.sub_run_digits and width is None:
         raise DetectionError(
             f"rule {rule.id!r} asks for sub-runs but is not a digit-gated rule of bounded width"
@@ -398,8 +431,9 @@ def _compile(rule: Rule) -> _Compiled:
         reach=None if width is None or rule.min_digits < 2 else _reach(width),
         window_digits=max((n for n in _WINDOW_DIGITS if n <= rule.min_digits), default=0),
         split_width=width if rule.sub_run_digits else None,
-        match=pattern.match if rule.anchored and literals else None,
+        match=pattern.match if (rule.anchored and literals) or run_chars else None,
         first_chars=_first_chars(rule.pattern, flags) if rule.anchored and literals else None,
+        run_chars=run_chars,
     )
 
 
@@ -457,15 +491,23 @@ def _matches(
 def _anchored_matches(
     compiled: _Compiled, text: str, lowered: str, confirmed: set[_Key] | None
 ) -> Iterator[_Hit]:
-    """Matches of an anchored rule, tried only where its literals occur in ``lowered``;
-    like ``finditer``, a match never starts inside the previous one."""
+    """Matches of an anchored rule, tried only where its literals occur in ``lowered`` (or
+    where the run before them starts, see ``_Compiled.run_chars``); like ``finditer``, a
+    match never starts inside the previous one."""
     assert compiled.match is not None
     first = compiled.first_chars
+    run = compiled.run_chars
     starts: set[int] = set()
     for literal in compiled.literals:
         position = lowered.find(literal)
         while position >= 0:
-            if first is None or text[position] in first or text[position] >= "\x80":
+            if run is not None:
+                start = position
+                while start > 0 and text[start - 1] in run:
+                    start -= 1
+                if start < position:
+                    starts.add(start)
+            elif first is None or text[position] in first or text[position] >= "\x80":
                 starts.add(position)
             position = lowered.find(literal, position + 1)
     done = 0
