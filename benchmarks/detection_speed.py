@@ -9,7 +9,9 @@ something on any machine:
 
 * text: a generated corpus of English-like prose with numbers (prices, dates, times, years)
   and of code/log lines, scanned by ``DetectionEngine(default_rules())``; baselines are one
-  ``json.loads`` pass over the same text as JSON strings and one pass of a single regex;
+  ``json.loads`` pass over the same text as JSON strings and one pass of a single regex
+  (every leaf is longer than the short quiet leaves the engine remembers, so each round
+  scans the whole corpus from scratch);
 * payloads: 1 KB chat-completion requests (one in ten carries an email, a phone number or a
   card) through ``runtime.protect_sync`` in enforce mode, with key, audit and vault files in
   a temporary directory; the baseline is ``json.loads`` + ``json.dumps`` of each payload.
