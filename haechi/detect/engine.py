@@ -8,8 +8,10 @@ Per leaf the engine
 2. folds the text with NFKC (see :mod:`haechi.detect.unicode`) and picks the rules that can
    possibly match it with cheap prefilter passes (literals and digit runs, see
    :mod:`haechi.detect.prefilter`, then one combined locator pass for the number-shaped
-   rules, see :mod:`haechi.detect.locator`);
-3. runs those rules, confirming candidates with their validators on the folded text;
+   rules, see :mod:`haechi.detect.locator`), unless the leaf is a short text in which
+   nothing was found before (see ``_QuietLeaves``: steps 2 to 4 are then skipped);
+3. runs those rules, confirming candidates with their validators on the folded text (a
+   candidate that repeats an earlier hit is confirmed only if step 6 would keep it);
 4. re-scans marker-shaped spans, reporting what hides in fake markers, and on responses
    skips findings that overlap haechi's own genuine markers (:mod:`haechi.detect.markers`);
 5. adds a whole-value ``secret`` finding when the leaf sits under a sensitive key
