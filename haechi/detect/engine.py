@@ -263,20 +263,25 @@ class _RuleSet:
             _mask(i for i, c in enumerate(self.rules) if c.rule.min_digits <= n) for n in levels
         ]
         # by_digits[n]: digit-gated rules that can run on text whose longest run has n digits.
-        by_digits = [
-            [i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n] for n in levels
+        self._by_digits = [
+            tuple(i for i in digit_gated if max(1, self.rules[i].rule.min_digits) <= n)
+            for n in levels
         ]
-        self.by_digits = [_mask(indices) for indices in by_digits]
-        # locators[n]: combined passes standing for the by_digits[n] rules they cover.
-        built: dict[tuple[int, ...], tuple[_Locator, ...]] = {}
-        self.locators: list[tuple[_Locator, ...]] = []
-        for indices in by_digits:
-            key = tuple(indices)
-            if key not in built:
-                built[key] = self._locators(indices)
-            self.locators.append(built[key])
+        self.by_digits = [_mask(indices) for indices in self._by_digits]
+        # Combined passes standing for the by_digits[n] rules, built when first needed
+        # (compiling them is most of the cost of building the engine).
+        self._built: dict[tuple[int, ...], tuple[_Locator, ...]] = {}
         self._chosen: dict[int, tuple[_Compiled, ...]] = {}
         self.quiet = _QuietLeaves()
+
+    def locators(self, digits: int) -> tuple[_Locator, ...]:
+        """The locators of the rules that can run on text whose longest run has ``digits``
+        digits."""
+        indices = self._by_digits[digits]
+        locators = self._built.get(indices)
+        if locators is None:
+            locators = self._built[indices] = self._locators(indices)
+        return locators
 
     def _locators(self, indices: Sequence[int]) -> tuple[_Locator, ...]:
         """The locators of one digit level: rules that need a long digit run in one pass
@@ -319,7 +324,7 @@ class _RuleSet:
         digits = min(runs.longest, self.max_digits)
         mask = self.ungated | self.by_digits[digits]
         located = 0
-        for locator in self.locators[digits]:
+        for locator in self.locators(digits):
             located |= locator.mask & ~locator.possible(text, runs)
         mask &= ~located
         lowered = None
