@@ -131,15 +131,17 @@ class SyncLoop:
         with self._lock:
             loop, host = self._start()
             context = contextvars.copy_context()
-            _set_running_loop(loop)
-            _enter_task(loop, host)
             try:
+                _set_running_loop(loop)
+                _enter_task(loop, host)
                 yielded = context.run(coro.send, None)
             except StopIteration as stop:
                 result: _T = stop.value
                 yielded = _FINISHED
             finally:
-                _leave_task(loop, host)
+                # Undone whatever interrupted the step: the thread must not be left inside.
+                if asyncio.current_task(loop) is host:
+                    _leave_task(loop, host)
                 _set_running_loop(None)
             if yielded is _FINISHED:
                 self._inline += 1

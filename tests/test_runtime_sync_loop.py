@@ -85,6 +85,7 @@ def test_errors_propagate_from_the_first_step_and_after_a_suspension(
 
     with pytest.raises(ValueError, match="first step"):
         sync_loop.run(fails_at_once())
+    assert asyncio._get_running_loop() is None  # the failed step left the thread clean
     with pytest.raises(KeyError, match="after a suspension"):
         sync_loop.run(fails_later())
     assert sync_loop.run(_where())[1] is not None  # still usable
