@@ -6,15 +6,19 @@ loop. Handing the coroutine to ``loop.run_until_complete`` costs two turns of th
 one a selector poll) and a task per call, even though a protect call over in-memory stores
 never waits for anything: a noticeable share of a small call.
 
-:class:`SyncLoop` keeps a private loop with one resident *host* task parked on it. A call
-first steps its coroutine inline, on the caller's thread, with the private loop set as the
-running loop and the host task as the current task. When the coroutine finishes in that one
-step (nothing it awaited had to wait) the result is returned without turning the loop. When
-it suspends, the coroutine is handed to the host task, which drives the rest while the loop
-runs until the call is done. Code in the call therefore always sees a running loop and one
-and the same current task from start to end (``asyncio.timeout``, anyio cancel scopes and
-worker threads behave as they do in any task), and its context variables live in a copy of
-the caller's context, as they would in a task of its own.
+:class:`SyncLoop` keeps a private loop with a *host* task parked on it. A call first steps
+its coroutine inline, on the caller's thread, with the private loop set as the running loop
+and the host task as the current task. When the coroutine finishes in that one step (nothing
+it awaited had to wait) the result is returned without turning the loop, and the host stays
+parked for the next call. When it suspends, the coroutine is handed to the host task, which
+drives the rest while the loop runs until the call is done, and then ends; the next call
+parks a new host. Code in the call therefore always sees a running loop and one and the same
+current task from start to end (``asyncio.timeout``, anyio cancel scopes and worker threads
+behave as they do in any task), and its context variables live in a copy of the caller's
+context, as they would in a task of its own. A host ending with its call matters for what
+the call left behind on it: anyio stops the worker threads it started for a task when that
+task ends, and a host parked for ever would keep them waiting, so that the interpreter could
+never exit.
 
 Callbacks that a call scheduled without waiting for them run the next time the loop turns:
 when a later call suspends, or at the latest after :data:`_TURN_EVERY` calls that did not.
@@ -42,21 +46,16 @@ _TURN_EVERY: Final = 64
 
 
 class _Call(Generic[_T]):
-    """A suspended call handed to the host task, and the future its outcome goes to."""
+    """A suspended call handed to a host task."""
 
-    __slots__ = ("context", "coro", "must_cancel", "outcome", "started", "yielded")
+    __slots__ = ("context", "coro", "must_cancel", "started", "yielded")
 
     def __init__(
-        self,
-        coro: Coroutine[Any, Any, _T],
-        context: contextvars.Context,
-        yielded: Any,
-        outcome: asyncio.Future[_T],
+        self, coro: Coroutine[Any, Any, _T], context: contextvars.Context, yielded: Any
     ) -> None:
         self.coro = coro
         self.context = context
         self.yielded = yielded
-        self.outcome = outcome
         self.started = False
         self.must_cancel = False
 
@@ -84,21 +83,13 @@ class _Call(Generic[_T]):
             result: _T = stop.value
             return result
 
-    def cancel(self, host: asyncio.Task[None]) -> None:
+    def cancel(self, host: asyncio.Task[Any]) -> None:
         """Cancel the call the way ``Task.cancel`` cancels a task: the future it waits on is
         cancelled, or a ``CancelledError`` is thrown in at its next step."""
-        if host.done():  # nothing can drive it any more: unwind it here
-            self.coro.close()
-            self.outcome.cancel()
-        elif self.started:
+        if self.started:
             host.cancel()
         elif not (isinstance(self.yielded, asyncio.Future) and self.yielded.cancel()):
             self.must_cancel = True
-
-    def abandon(self) -> None:
-        """Unwind a call the host can no longer drive (its loop is closing)."""
-        self.coro.close()
-        self.outcome.cancel()
 
 
 class SyncLoop:
@@ -113,7 +104,7 @@ class SyncLoop:
 
     def __init__(self) -> None:
         self._runner: asyncio.Runner | None = None
-        self._host: asyncio.Task[None] | None = None
+        self._host: asyncio.Task[Any] | None = None
         self._waiter: asyncio.Future[_Call[Any]] | None = None
         self._inline = 0
         self._lock = threading.Lock()
@@ -129,7 +120,7 @@ class SyncLoop:
             coro.close()
             raise RuntimeError("SyncLoop.run cannot be called from a running event loop")
         with self._lock:
-            loop, host = self._start()
+            loop, host, waiter = self._start()
             context = contextvars.copy_context()
             try:
                 _set_running_loop(loop)
@@ -149,18 +140,18 @@ class SyncLoop:
                     self._inline = 0
                     _turn(loop)
                 return result
-            outcome: asyncio.Future[_T] = loop.create_future()
-            call = _Call(coro, context, yielded, outcome)
-            assert self._waiter is not None  # set while the host is parked
-            self._waiter.set_result(call)
+            call = _Call(coro, context, yielded)
+            waiter.set_result(call)
+            self._host = self._waiter = None  # this host drives this call, then ends
             try:
-                return loop.run_until_complete(outcome)
+                outcome: _T = loop.run_until_complete(host)
             except BaseException:
-                if not call.outcome.done():
+                if not host.done():
                     call.cancel(host)
                     with contextlib.suppress(BaseException):
-                        loop.run_until_complete(call.outcome)
+                        loop.run_until_complete(host)
                 raise
+            return outcome
 
     def close(self) -> None:
         """Cancel the host task and close the loop (idle: no call is running)."""
@@ -170,49 +161,40 @@ class SyncLoop:
             if runner is not None:
                 runner.close()
 
-    def _start(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]:
-        """The private loop, with a host task parked on it (a new one if the last ended)."""
-        host = self._host
-        if host is not None and not host.done():
-            return host.get_loop(), host
+    def _start(
+        self,
+    ) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[Any], asyncio.Future[_Call[Any]]]:
+        """The private loop, with a host task for the next call and the future that hands the
+        call over to it. A host that a call asked to cancel is not reused."""
+        host, waiter = self._host, self._waiter
+        if (
+            host is not None
+            and waiter is not None
+            and not (host.done() or host.cancelling() or waiter.done())
+        ):
+            return host.get_loop(), host, waiter
         if self._runner is None:
             self._runner = asyncio.Runner()
         loop = self._runner.get_loop()
-        if host is not None and not host.cancelled():
-            host.exception()  # retrieved: its end was already reported to its caller
-        host = self._host = loop.create_task(self._serve())
-        # Parked between calls by design; never report it as a forgotten task.
+        waiter = self._waiter = loop.create_future()
+        host = self._host = loop.create_task(_serve(waiter))
+        # Waits between calls by design; never report it as a forgotten task.
         host._log_destroy_pending = False  # type: ignore[attr-defined]
-        _turn(loop)
-        return loop, host
+        _turn(loop)  # parked on its waiter: a loop dropped unclosed finds no unstarted step
+        return loop, host, waiter
 
-    async def _serve(self) -> None:
-        """The host task: drive each call handed over until it is done."""
-        host = asyncio.current_task()
-        assert host is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            waiter = self._waiter = loop.create_future()
-            try:
-                call = await waiter
-            except asyncio.CancelledError:
-                # The loop is closing: a call handed over meanwhile is unwound, not lost.
-                if waiter.done() and not waiter.cancelled():
-                    waiter.result().abandon()
-                raise
-            call.started = True
-            try:
-                result = await call
-            except asyncio.CancelledError:
-                call.outcome.cancel()
-            except BaseException as exc:
-                call.outcome.set_exception(exc)
-            else:
-                call.outcome.set_result(result)
-            finally:
-                # A cancellation meant for the call must not stay on the host.
-                while host.cancelling():
-                    host.uncancel()
+
+async def _serve(waiter: asyncio.Future[_Call[_T]]) -> _T:
+    """A host task: wait for one call to be handed over and drive it to its end."""
+    try:
+        call = await waiter
+    except asyncio.CancelledError:
+        # The loop is closing: a call handed over meanwhile is unwound, not lost.
+        if waiter.done() and not waiter.cancelled():
+            waiter.result().coro.close()
+        raise
+    call.started = True
+    return await call
 
 
 _FINISHED: Final[Any] = object()

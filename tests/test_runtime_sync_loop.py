@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,27 @@ def test_one_task_drives_a_call_from_its_first_step_to_its_end(sync_loop: SyncLo
     first = sync_loop.run(call())
     assert first[0] is not None
     assert first == [first[0]] * 4
-    assert sync_loop.run(call()) == first  # the next call is driven just the same
+    assert first[0].done()  # a host that drove a suspended call ends with it
+    second = sync_loop.run(call())
+    assert second == [second[0]] * 4  # the next call is driven just the same, by a new host
+    assert second[0] is not first[0]
+
+
+def _anyio_workers() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "AnyIO worker thread"]
+
+
+def test_worker_threads_a_call_started_are_stopped_when_it_ends(sync_loop: SyncLoop) -> None:
+    async def call() -> None:
+        await anyio.to_thread.run_sync(lambda: None)
+
+    before = set(_anyio_workers())
+    sync_loop.run(call())
+    started = [thread for thread in _anyio_workers() if thread not in before]
+    for thread in started:
+        thread.join(timeout=5)
+    # Non-daemon threads left waiting would keep the interpreter from exiting.
+    assert not any(thread.is_alive() for thread in started)
 
 
 def test_context_variables_live_in_a_copy_of_the_callers_context(sync_loop: SyncLoop) -> None:
@@ -189,6 +211,28 @@ def test_calls_from_several_threads_take_turns(sync_loop: SyncLoop) -> None:
     for thread in threads:
         thread.join()
     assert results == {0: 0, 1: 2, 2: 4, 3: 6}
+
+
+def test_a_process_using_protect_sync_over_file_stores_exits_without_closing(
+    tmp_path: Path,
+) -> None:
+    init_key_file(tmp_path / ".haechi" / "dev.keys.json")
+    script = (
+        "from haechi.runtime import create_runtime\n"
+        "config = {'policy': {'mode': 'enforce', 'actions': {'email': 'tokenize'}}}\n"
+        "runtime = create_runtime(config)\n"
+        "print(runtime.protect_sync({'to': 'user@example.com'}).payload['to'][:11])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[TOKEN:tok_"
 
 
 def test_protect_sync_over_the_file_stores_waits_for_their_threads(
