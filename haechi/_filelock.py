@@ -21,7 +21,11 @@ from haechi.errors import HaechiError
 
 __all__ = ["LockTimeout", "atomic_write", "locked"]
 
-_POLL_SECONDS = 0.005
+# A held lock is retried after a short pause that doubles up to a ceiling: writers hold it
+# for a write and an fsync (well under a millisecond), so a first retry after 5 ms would
+# make every contended append wait ten times longer than the holder needs.
+_FIRST_PAUSE = 0.0001
+_LAST_PAUSE = 0.005
 
 
 class LockTimeout(HaechiError):
@@ -29,8 +33,15 @@ class LockTimeout(HaechiError):
 
 
 @contextlib.contextmanager
-def locked(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[None]:
-    """Hold an exclusive inter-process lock tied to ``path`` for the ``with`` body."""
+def locked(path: str | os.PathLike[str], *, timeout: float | None = 10.0) -> Iterator[None]:
+    """Hold an exclusive inter-process lock tied to ``path`` for the ``with`` body.
+
+    A held lock is polled for up to ``timeout`` seconds (then :class:`LockTimeout`). With
+    ``timeout=None`` the thread waits in the kernel, without polling, and is woken as soon
+    as the lock is released: for a dedicated writer thread whose callers keep their own
+    deadline, since polling both wastes turns and loses the lock to a writer that takes it
+    again at once.
+    """
     lock_path = f"{os.fspath(path)}.lock"
     try:  # the directory usually exists: no mkdir on every lock
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -38,21 +49,31 @@ def locked(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[N
         Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(f"timed out acquiring lock {Path(lock_path).name}") from None
-                time.sleep(_POLL_SECONDS)
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            _poll(fd, lock_path, timeout)
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _poll(fd: int, lock_path: str, timeout: float) -> None:
+    """Take the lock on ``fd`` within ``timeout`` seconds or raise :class:`LockTimeout`."""
+    deadline = time.monotonic() + timeout
+    pause = _FIRST_PAUSE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"timed out acquiring lock {Path(lock_path).name}") from None
+            time.sleep(pause)
+            pause = min(pause * 2, _LAST_PAUSE)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:

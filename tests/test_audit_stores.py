@@ -211,6 +211,50 @@ async def test_appends_queued_while_the_writer_is_busy_share_one_write(tmp_path:
     assert verify_chain(path).records == 6
 
 
+_HOLD_LOCK = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    fd = os.open(sys.argv[1] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+async def test_an_append_that_cannot_take_the_lock_in_time_fails_and_is_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from haechi.audit import stores
+
+    monkeypatch.setattr(stores, "_LOCK_WAIT", 0.3)
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path)
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        started = time.monotonic()
+        with pytest.raises(AuditError, match="stayed locked"):
+            await store.append(lambda previous: build_integrity_record(previous, {"n": 1}))
+        assert time.monotonic() - started < 5
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()  # the other process lets go of the lock only now
+        holder.wait(10)
+    # The writer thread got the lock afterwards: the given-up record was not written then.
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 2}))
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [record["n"] for record in records] == [0, 2]
+    assert verify_chain(path).records == 2
+
+
 async def test_concurrent_sink_records_land_in_call_order(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = AuditSink(FileAuditStore(path), anchor_mode="file", anchor_path=tmp_path / "a.jsonl")

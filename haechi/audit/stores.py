@@ -25,6 +25,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Final, Self
@@ -48,6 +49,9 @@ __all__ = ["FileAuditStore", "MemoryAuditStore"]
 
 _TAIL_CHUNK: Final = 8 * 1024
 _READ_BATCH: Final = 512
+#: Seconds an append waits for its group to take the log's lock. One that waits longer fails
+#: with AuditError and is never written, even if the lock comes free afterwards.
+_LOCK_WAIT: Final = 10.0
 
 Build = Callable[[AuditIntegrity | None], dict[str, Any]]
 Committed = Callable[[dict[str, Any]], None] | None
@@ -86,6 +90,10 @@ class _Queued:
     committed: Committed
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[dict[str, Any]] = field(init=False)
+    #: Set under the store's mutex: the writer holds the lock and writes this record, or the
+    #: caller gave up waiting and it must never be written.
+    claimed: bool = field(default=False, init=False)
+    abandoned: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.future = self.loop.create_future()
@@ -156,7 +164,30 @@ class FileAuditStore:
                 self._writer.submit(self._drain)  # type: ignore[union-attr]
             except RuntimeError:  # the interpreter is shutting down: write from here
                 self._drain()
-        return await queued.future
+        deadline = loop.call_later(_LOCK_WAIT, self._expire, queued)
+        try:
+            return await queued.future
+        finally:
+            deadline.cancel()
+
+    def _expire(self, queued: _Queued) -> None:
+        """Fail an append whose group has not taken the lock in time (on the caller's loop)."""
+        with self._mutex:
+            if queued.claimed or queued.future.done():
+                return
+            queued.abandoned = True
+        queued.future.set_exception(
+            AuditError(
+                f"the audit log stayed locked for {_LOCK_WAIT:g} s; the record was not written"
+            )
+        )
+
+    def _claim(self, group: Sequence[_Queued]) -> list[bool]:
+        """Under the lock: which records of ``group`` are still wanted (each is then claimed)."""
+        with self._mutex:
+            for item in group:
+                item.claimed = not item.abandoned
+            return [item.claimed for item in group]
 
     def _drain(self) -> None:
         """Writer thread: persist queued appends group by group until none are left."""
@@ -167,26 +198,42 @@ class FileAuditStore:
                     self._writing = False
                     return
             try:
-                outcomes = self._persist([(item.build, item.committed) for item in group])
+                outcomes = self._persist(
+                    [(item.build, item.committed) for item in group],
+                    claim=partial(self._claim, group),
+                )
             except BaseException as exc:  # never leave a caller waiting
                 outcomes = [exc] * len(group)
             _deliver(group, outcomes)
 
-    def _persist(self, group: Sequence[tuple[Build, Committed]]) -> list[Outcome]:
+    def _persist(
+        self,
+        group: Sequence[tuple[Build, Committed]],
+        *,
+        claim: Callable[[], Sequence[bool]] | None = None,
+    ) -> list[Outcome]:
         """Chain, write and fsync ``group`` in one exclusive section; one outcome each.
 
         A ``build`` that raises (or returns a record that cannot be chained onto) persists
         nothing and fails its own append only; a failure to lock, read, write or fsync fails
         the whole group. ``committed`` runs per record after the fsync, before the lock is
         released, in chain order.
+
+        With ``claim`` (the writer thread) the lock is awaited in the kernel, since the
+        callers keep their own deadline, and ``claim()`` tells, once it is held, which
+        records are still wanted; without it the lock is polled up to :data:`_LOCK_WAIT`.
         """
         outcomes: list[Outcome] = []
         lines: list[bytes] = []
-        with locked(self._path):
+        with locked(self._path, timeout=None if claim is not None else _LOCK_WAIT):
+            wanted = claim() if claim is not None else [True] * len(group)
             fd, _ = open_append(self._path)
             try:
                 previous = self._head(fd)
-                for build, _committed in group:
+                for (build, _committed), write in zip(group, wanted, strict=True):
+                    if not write:
+                        outcomes.append(_GAVE_UP)
+                        continue
                     try:
                         record, line = build_with_line(build, previous)
                         head = integrity_of(record)
@@ -292,6 +339,11 @@ def _deliver(group: Sequence[_Queued], outcomes: Sequence[Outcome]) -> None:
         # A closed loop raises RuntimeError: nobody waits for those records any more.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_resume, items, results)
+
+
+#: The outcome of a record whose caller stopped waiting before its group took the lock (the
+#: caller has already been given its error).
+_GAVE_UP: Final = AuditError("the record was given up before it was written")
 
 
 def _unwrap(outcome: Outcome) -> dict[str, Any]:
