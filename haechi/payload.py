@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from haechi._canonical import canonical_json, short_hash
+from haechi._structural_keys import STRUCTURAL_KEYS
 from haechi.errors import LimitError
 from haechi.models import Entry, PathSegment
 
@@ -155,58 +156,10 @@ _NUMBERS: Final = (int, float)
 _CONTAINERS: Final = (dict, list)
 
 
-#: Keys that give LLM, tool and JSON-RPC payloads their structure, and so lie on the paths of
-#: most findings. Their hashed names are computed once, here. Every other key is hashed each
-#: time it is named and remembered no longer than the call naming it: a key can itself be a
-#: detected value (an e-mail address used as a key), and a process-wide cache of raw keys
-#: would keep it in memory after the call.
-_STRUCTURAL_KEYS: Final = (
-    "args",
-    "arguments",
-    "candidates",
-    "choices",
-    "content",
-    "contents",
-    "context",
-    "data",
-    "delta",
-    "description",
-    "document",
-    "documents",
-    "function",
-    "functionCall",
-    "functionResponse",
-    "history",
-    "id",
-    "image_url",
-    "input",
-    "instructions",
-    "message",
-    "messages",
-    "metadata",
-    "model",
-    "name",
-    "output",
-    "params",
-    "parts",
-    "prompt",
-    "query",
-    "response",
-    "result",
-    "role",
-    "structuredContent",
-    "system",
-    "systemInstruction",
-    "text",
-    "tool_calls",
-    "tools",
-    "type",
-    "url",
-    "user",
-    "value",
-)
+#: Hashed names of the structural keys, computed once; every other key is hashed each time it
+#: is named (see :mod:`haechi._structural_keys`).
 _KEY_SEGMENTS: Final[Mapping[str, str]] = MappingProxyType(
-    {key: f"key_{short_hash(key)}" for key in _STRUCTURAL_KEYS}
+    {key: f"key_{short_hash(key)}" for key in STRUCTURAL_KEYS}
 )
 
 

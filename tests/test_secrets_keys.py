@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import gc
+import sys
+from typing import Any
+
 import pytest
 
 from haechi.detect.catalog_secrets import is_sensitive_key
@@ -142,3 +146,26 @@ def test_look_alike_key_names_are_not_sensitive(name: str) -> None:
 def test_separator_and_case_variants_agree() -> None:
     variants = ["apiKey", "API-KEY", "Api_Key", "api.key", "API KEY", "ApiKey"]
     assert {is_sensitive_key(v) for v in variants} == {True}
+
+
+def test_a_key_holding_a_detected_value_outlives_no_call(memory_runtime: Any) -> None:
+    # Built at run time, so that nothing else (a code object's constants) holds it. The key
+    # is looked up as the name over its value ("does it name a secret?") and scanned itself.
+    key = "".join(["jane.doe", "@", "example.com"])
+    payload = {key: "hello"}
+    before = sys.getrefcount(key)
+    result = memory_runtime.protect_sync(payload)
+    assert result.summary["byType"] == {"email": 1}
+    del result
+    gc.collect()
+    # A cache anywhere in the process that kept the key would hold one more reference.
+    assert sys.getrefcount(key) == before
+
+
+def test_structural_key_names_are_classified_as_any_other_name() -> None:
+    from haechi._structural_keys import STRUCTURAL_KEYS
+    from haechi.detect import secrets_keys
+
+    for name in STRUCTURAL_KEYS:
+        assert secrets_keys._classify(name) == secrets_keys._classify_name(name)
+    assert is_sensitive_key("".join(["db", "_password"]))

@@ -24,8 +24,10 @@ log-probability entry of OpenAI, Ollama, llama.cpp and Gemini responses has one,
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from types import MappingProxyType
 from typing import Final
+
+from haechi._structural_keys import STRUCTURAL_KEYS
 
 __all__ = [
     "AMBIGUOUS_TOKEN_QUALIFIERS",
@@ -187,9 +189,18 @@ def _normalise(name: str) -> str:
     return name.lower().translate(_DROP).rstrip("0123456789")
 
 
-@lru_cache(maxsize=8192)
 def _classify(name: str) -> int:
-    """0: not sensitive; 1: sensitive when the value looks like a credential; 2: sensitive."""
+    """0: not sensitive; 1: sensitive when the value looks like a credential; 2: sensitive.
+
+    Structural key names are classified once (see :mod:`haechi._structural_keys`); any other
+    name each time, so that no raw key outlives the call that met it.
+    """
+    known = _STRUCTURAL_LEVELS.get(name)
+    return _classify_name(name) if known is None else known
+
+
+def _classify_name(name: str) -> int:
+    """What :func:`_classify` answers, worked out from the name."""
     normal = _normalise(name)
     if not normal:
         return 0
@@ -204,6 +215,9 @@ def _classify(name: str) -> int:
             prefix = normal[: -len(suffix)]
             return 0 if prefix in _FLAG_PREFIXES else 2
     return 0
+
+
+_STRUCTURAL_LEVELS: Final = MappingProxyType({key: _classify_name(key) for key in STRUCTURAL_KEYS})
 
 
 def is_sensitive_key(name: str) -> bool:
