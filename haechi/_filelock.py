@@ -19,7 +19,7 @@ from pathlib import Path
 
 from haechi.errors import HaechiError
 
-__all__ = ["LockTimeout", "atomic_write", "locked"]
+__all__ = ["LockTimeout", "atomic_write", "locked", "try_locked"]
 
 # A held lock is retried after a short pause that doubles up to a ceiling: writers hold it
 # for a write and an fsync (well under a millisecond), so a first retry after 5 ms would
@@ -42,12 +42,7 @@ def locked(path: str | os.PathLike[str], *, timeout: float | None = 10.0) -> Ite
     deadline, since polling both wastes turns and loses the lock to a writer that takes it
     again at once.
     """
-    lock_path = f"{os.fspath(path)}.lock"
-    try:  # the directory usually exists: no mkdir on every lock
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:
-        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    lock_path, fd = _open_lock(path)
     try:
         if timeout is None:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -59,6 +54,37 @@ def locked(path: str | os.PathLike[str], *, timeout: float | None = 10.0) -> Ite
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def try_locked(path: str | os.PathLike[str]) -> Iterator[bool]:
+    """Take the lock of :func:`locked` only if it is free now; yield whether it was.
+
+    For a caller that must not wait (an event loop) and has somewhere else to wait instead.
+    """
+    _lock_path, fd = _open_lock(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _open_lock(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """The lock file's path and an open descriptor of it (created 0600 if missing)."""
+    lock_path = f"{os.fspath(path)}.lock"
+    try:  # the directory usually exists: no mkdir on every lock
+        return lock_path, os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+        return lock_path, os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
 
 
 def _poll(fd: int, lock_path: str, timeout: float) -> None:

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from haechi import _builtins
+from haechi._filelock import try_locked
 from haechi.audit import (
     AuditSink,
     FileAuditStore,
@@ -211,15 +212,102 @@ async def test_appends_queued_while_the_writer_is_busy_share_one_write(tmp_path:
     assert verify_chain(path).records == 6
 
 
+# Holds the log's lock until a line arrives on stdin (or 5 s pass, so nothing hangs).
 _HOLD_LOCK = textwrap.dedent(
     """
-    import fcntl, os, sys
+    import fcntl, os, select, sys
     fd = os.open(sys.argv[1] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     print("locked", flush=True)
-    sys.stdin.readline()
+    select.select([sys.stdin], [], [], 5)
     """
 )
+
+
+def _hold_lock(path: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def _let_go(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.close()
+    holder.wait(10)
+
+
+def _numbers(path: Path) -> list[Any]:
+    return [json.loads(line)["n"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+async def test_appends_made_while_a_group_is_fsynced_form_the_next_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path)
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    real_fsync = os.fsync
+    syncing, release = threading.Event(), threading.Event()
+    fsyncs: list[str] = []
+
+    def gated_fsync(fd: int) -> None:
+        fsyncs.append(threading.current_thread().name)
+        if len(fsyncs) == 1:
+            syncing.set()
+            release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", gated_fsync)
+    results: dict[int, Any] = {}
+
+    async def append(n: int) -> None:
+        results[n] = await store.append(lambda p: build_integrity_record(p, {"n": n}))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(append, 1)
+        await anyio.to_thread.run_sync(syncing.wait, 10)
+        # The record is written and the lock already released: only its fsync waits.
+        assert _numbers(path) == [0, 1]
+        with try_locked(path) as free:
+            assert free
+        for n in range(2, 7):
+            group.start_soon(append, n)
+        await anyio.wait_all_tasks_blocked()
+        assert results == {}  # nobody is told before the fsync covering its record returned
+        release.set()
+    assert _numbers(path) == list(range(7))
+    assert len(fsyncs) == 2  # the five queued meanwhile shared one write and one fsync
+    assert all(name.startswith("haechi-audit") for name in fsyncs)
+    assert results[6] == json.loads(path.read_text(encoding="utf-8").splitlines()[6])
+    assert verify_chain(path).records == 7
+
+
+async def test_a_lock_held_elsewhere_is_awaited_off_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path)
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    holder = _hold_lock(path)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                store.append, lambda previous: build_integrity_record(previous, {"n": 1})
+            )
+            started = time.monotonic()
+            await anyio.sleep(0.2)  # the event loop keeps running meanwhile
+            assert time.monotonic() - started < 2
+            assert _numbers(path) == [0]
+            _let_go(holder)
+    finally:
+        if holder.poll() is None:
+            _let_go(holder)
+    assert _numbers(path) == [0, 1]
+    assert verify_chain(path).records == 2
 
 
 async def test_an_append_that_cannot_take_the_lock_in_time_fails_and_is_never_written(
@@ -231,27 +319,17 @@ async def test_an_append_that_cannot_take_the_lock_in_time_fails_and_is_never_wr
     path = tmp_path / "audit.jsonl"
     store = FileAuditStore(path)
     await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _hold_lock(path)
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "locked\n"
         started = time.monotonic()
         with pytest.raises(AuditError, match="stayed locked"):
             await store.append(lambda previous: build_integrity_record(previous, {"n": 1}))
         assert time.monotonic() - started < 5
     finally:
-        assert holder.stdin is not None
-        holder.stdin.close()  # the other process lets go of the lock only now
-        holder.wait(10)
+        _let_go(holder)  # the other process lets go of the lock only now
     # The writer thread got the lock afterwards: the given-up record was not written then.
     await store.append(lambda previous: build_integrity_record(previous, {"n": 2}))
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert [record["n"] for record in records] == [0, 2]
+    assert _numbers(path) == [0, 2]
     assert verify_chain(path).records == 2
 
 
@@ -303,7 +381,8 @@ async def test_a_failing_member_of_a_group_fails_alone(tmp_path: Path) -> None:
             outcomes[name] = exc
 
     async with anyio.create_task_group() as group:
-        group.start_soon(run, "slow", slow)
+        # A committed step sends the group to the writer thread, where the build may wait.
+        group.start_soon(run, "slow", slow, lambda record: None)
         await anyio.to_thread.run_sync(entered.wait, 10)
         group.start_soon(run, "refused", refused)
         group.start_soon(run, "one", lambda p: build_integrity_record(p, {"n": 1}))

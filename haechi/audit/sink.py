@@ -8,7 +8,7 @@ any failure along the way is an :class:`~haechi.errors.AuditError`, so that the 
 blocks the request it was auditing.
 
 Call order: a store class that sets ``ordered_appends = True`` promises that concurrent
-``append`` calls from one process are persisted in the order they were made (the built-in
+``append`` calls from one event loop are persisted in the order they were made (the built-in
 stores do; the file store writes concurrent appends as one group). The sink then lets
 appends overlap. For any other store it holds an in-process lock around each append.
 

@@ -7,18 +7,20 @@ threads and processes on one machine: each write holds an ``flock`` on ``<path>.
 without reading the rest, appends and fsyncs before releasing. It assumes a local file
 system; replicas on several machines share a chain through a networked store instead.
 
-Group commit: appends made while the file store is busy are queued and written together by
-one writer thread — one lock, one tail read, one write and one fsync for the whole group —
-each record still chained onto the one before it, and each caller resumed only once the
-fsync covering its own record returned. Under concurrency a durable append then costs a
-fraction of an fsync instead of a whole one, and appends from one process reach the file in
-the order they were made.
+Group commit: appends made on one event loop while a group of its appends is being written
+are queued and written together as the next group — one lock, one tail read, one write and one
+fsync — each record still chained onto the one before it, and each caller resumed only once
+the fsync covering its own record returned. Under concurrency a durable append then costs a
+fraction of an fsync instead of a whole one, and appends from one event loop reach the file in
+the order they were made. When the lock is free the group is chained and written on the event
+loop itself and only the fsync waits on the store's writer thread, so the loop's thread and
+the writer hand the interpreter lock to each other once per group rather than at every system
+call; when another writer holds the lock, the writer thread waits for it instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import threading
@@ -32,7 +34,7 @@ from typing import Any, ClassVar, Final, Self
 
 import anyio.to_thread
 
-from haechi._filelock import locked
+from haechi._filelock import locked, try_locked
 from haechi.audit._lines import (
     iter_json_lines,
     open_append,
@@ -114,8 +116,8 @@ class FileAuditStore:
     """Audit records as JSON lines appended to one file (mode 0600).
 
     Built from ``audit.path`` when ``audit.sink`` is ``jsonl``. ``ordered_appends``: appends
-    made concurrently from one process are persisted in call order (see
-    :class:`~haechi.audit.AuditSink`), written in groups by one writer thread per store.
+    made concurrently on one event loop are persisted in call order (see
+    :class:`~haechi.audit.AuditSink`), written in groups (see the module documentation).
     """
 
     name: ClassVar[str] = "jsonl"
@@ -123,9 +125,11 @@ class FileAuditStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
-        self._queue: list[_Queued] = []
+        # Appends waiting for their loop's next group, per event loop; a loop is in
+        # ``_flushing`` while a group of its appends is being written.
+        self._queues: dict[asyncio.AbstractEventLoop, list[_Queued]] = {}
+        self._flushing: set[asyncio.AbstractEventLoop] = set()
         self._mutex = threading.Lock()
-        self._writing = False
         self._writer: ThreadPoolExecutor | None = None
         # The last line this store wrote and the head it carries (see _head).
         self._tail: tuple[bytes, AuditIntegrity] | None = None
@@ -143,9 +147,9 @@ class FileAuditStore:
     async def append(self, build: Build, *, committed: Committed = None) -> dict[str, Any]:
         """Append one record under the cross-process lock (see the protocol).
 
-        The record joins the group the writer thread persists next; this returns once the
-        fsync covering it returned. Outside asyncio (another anyio backend) the record is
-        written on its own, on a worker thread.
+        The record joins the group its event loop writes next; this returns once the fsync
+        covering it returned. Outside asyncio (another anyio backend) the record is written on
+        its own, on a worker thread.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -154,16 +158,11 @@ class FileAuditStore:
             return _unwrap(outcome[0])
         queued = _Queued(build, committed, loop)
         with self._mutex:
-            self._queue.append(queued)
-            start = not self._writing
-            self._writing = True
-            if start and self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="haechi-audit")
+            self._queues.setdefault(loop, []).append(queued)
+            start = loop not in self._flushing
+            self._flushing.add(loop)
         if start:
-            try:
-                self._writer.submit(self._drain)  # type: ignore[union-attr]
-            except RuntimeError:  # the interpreter is shutting down: write from here
-                self._drain()
+            loop.call_soon(self._flush, loop)
         deadline = loop.call_later(_LOCK_WAIT, self._expire, queued)
         try:
             return await queued.future
@@ -189,22 +188,89 @@ class FileAuditStore:
                 item.claimed = not item.abandoned
             return [item.claimed for item in group]
 
-    def _drain(self) -> None:
-        """Writer thread: persist queued appends group by group until none are left."""
-        while True:
-            with self._mutex:
-                group, self._queue = self._queue, []
-                if not group:
-                    self._writing = False
-                    return
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On ``loop``: write the group of its queued appends, then the next, until none wait.
+
+        When the lock is free the group is chained and written right here, the lock is
+        released, and only the fsync runs on the writer thread (see :meth:`_write_inline`).
+        When another writer holds the lock, or records carry a ``committed`` step, the whole
+        group goes to the writer thread (:meth:`_persist`), which waits for the lock.
+        """
+        with self._mutex:
+            group = self._queues.pop(loop, None)
+            if not group:
+                self._flushing.discard(loop)
+                return
+        try:
+            synced = self._write_inline(group)
+        except BaseException as exc:
+            self._flushed(loop, group, [exc] * len(group))
+            return
+        if synced is not None:
+            fd, outcomes = synced
+            self._offload(loop, group, partial(_sync_and_close, fd, outcomes))
+        else:
+            pairs = [(item.build, item.committed) for item in group]
+            self._offload(
+                loop, group, partial(self._persist, pairs, claim=partial(self._claim, group))
+            )
+
+    def _offload(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        group: list[_Queued],
+        work: Callable[[], list[Outcome]],
+    ) -> None:
+        """Run ``work`` on the writer thread; its outcomes finish ``group`` on ``loop``."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="haechi-audit")
+        try:
+            done = loop.run_in_executor(self._writer, work)
+        except RuntimeError:  # the interpreter is shutting down: finish from here
+            self._flushed(loop, group, _outcomes_of(work, len(group)))
+            return
+
+        def finished(future: asyncio.Future[list[Outcome]]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if future.cancelled() or error is not None:
+                exc = error if error is not None else AuditError("the audit write was cancelled")
+                self._flushed(loop, group, [exc] * len(group))
+            else:
+                self._flushed(loop, group, future.result())
+
+        done.add_done_callback(finished)
+
+    def _flushed(
+        self, loop: asyncio.AbstractEventLoop, group: list[_Queued], outcomes: list[Outcome]
+    ) -> None:
+        """Resume the callers of ``group`` and go on with the appends queued meanwhile."""
+        _resume(group, outcomes)
+        self._flush(loop)
+
+    def _write_inline(self, group: list[_Queued]) -> tuple[int, list[Outcome]] | None:
+        """Chain and write ``group`` on the calling thread if the lock is free at once.
+
+        Returns the open log descriptor (to be fsynced and closed) and one outcome per
+        record, or ``None`` when the lock is held elsewhere or a record has a ``committed``
+        step (the group then goes to :meth:`_persist`). The lock is released before the
+        fsync: a writer that chains onto these records next fsyncs the same file, which makes
+        these lines durable before its own, so no durable record ever follows a lost one.
+        """
+        if any(item.committed is not None for item in group):
+            return None
+        with try_locked(self._path) as held:
+            if not held:
+                return None
+            wanted = self._claim(group)
+            fd, _ = open_append(self._path)
             try:
-                outcomes = self._persist(
-                    [(item.build, item.committed) for item in group],
-                    claim=partial(self._claim, group),
+                outcomes = self._chain_and_write(
+                    fd, [(item.build, item.committed) for item in group], wanted
                 )
-            except BaseException as exc:  # never leave a caller waiting
-                outcomes = [exc] * len(group)
-            _deliver(group, outcomes)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd, outcomes
 
     def _persist(
         self,
@@ -223,31 +289,13 @@ class FileAuditStore:
         callers keep their own deadline, and ``claim()`` tells, once it is held, which
         records are still wanted; without it the lock is polled up to :data:`_LOCK_WAIT`.
         """
-        outcomes: list[Outcome] = []
-        lines: list[bytes] = []
         with locked(self._path, timeout=None if claim is not None else _LOCK_WAIT):
             wanted = claim() if claim is not None else [True] * len(group)
             fd, _ = open_append(self._path)
             try:
-                previous = self._head(fd)
-                for (build, _committed), write in zip(group, wanted, strict=True):
-                    if not write:
-                        outcomes.append(_GAVE_UP)
-                        continue
-                    try:
-                        record, line = build_with_line(build, previous)
-                        head = integrity_of(record)
-                    except Exception as exc:
-                        outcomes.append(exc)
-                        continue
-                    previous = head
-                    lines.append(line)
-                    outcomes.append(record)
-                if lines:
-                    write_all(fd, b"".join(lines))
+                outcomes = self._chain_and_write(fd, group, wanted)
+                if _any_written(outcomes):
                     os.fsync(fd)
-                    if previous is not None:
-                        self._tail = (lines[-1], previous)
             finally:
                 os.close(fd)
             for index, (_build, committed) in enumerate(group):
@@ -258,6 +306,33 @@ class FileAuditStore:
                     committed(outcome)
                 except Exception as exc:  # the record stays written; its caller learns
                     outcomes[index] = exc
+        return outcomes
+
+    def _chain_and_write(
+        self, fd: int, group: Sequence[tuple[Build, Committed]], wanted: Sequence[bool]
+    ) -> list[Outcome]:
+        """Under the lock: chain the wanted records of ``group`` onto the log's head and
+        append their lines in one write (not yet fsynced); one outcome per record."""
+        outcomes: list[Outcome] = []
+        lines: list[bytes] = []
+        previous = self._head(fd)
+        for (build, _committed), write in zip(group, wanted, strict=True):
+            if not write:
+                outcomes.append(_GAVE_UP)
+                continue
+            try:
+                record, line = build_with_line(build, previous)
+                head = integrity_of(record)
+            except Exception as exc:
+                outcomes.append(exc)
+                continue
+            previous = head
+            lines.append(line)
+            outcomes.append(record)
+        if lines:
+            write_all(fd, b"".join(lines))
+            if previous is not None:
+                self._tail = (lines[-1], previous)
         return outcomes
 
     def _head(self, fd: int) -> AuditIntegrity | None:
@@ -328,22 +403,30 @@ def _read_head(fd: int) -> AuditIntegrity | None:
     return integrity_of(head)
 
 
-def _deliver(group: Sequence[_Queued], outcomes: Sequence[Outcome]) -> None:
-    """Resume every caller of ``group`` on its own event loop, one wake-up per loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Queued], list[Outcome]]] = {}
-    for item, outcome in zip(group, outcomes, strict=True):
-        items, results = by_loop.setdefault(item.loop, ([], []))
-        items.append(item)
-        results.append(outcome)
-    for loop, (items, results) in by_loop.items():
-        # A closed loop raises RuntimeError: nobody waits for those records any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resume, items, results)
-
-
 #: The outcome of a record whose caller stopped waiting before its group took the lock (the
 #: caller has already been given its error).
 _GAVE_UP: Final = AuditError("the record was given up before it was written")
+
+
+def _any_written(outcomes: Sequence[Outcome]) -> bool:
+    return any(not isinstance(outcome, BaseException) for outcome in outcomes)
+
+
+def _sync_and_close(fd: int, outcomes: list[Outcome]) -> list[Outcome]:
+    """Writer thread: make the lines written on ``fd`` durable, then close it."""
+    try:
+        if _any_written(outcomes):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return outcomes
+
+
+def _outcomes_of(work: Callable[[], list[Outcome]], count: int) -> list[Outcome]:
+    try:
+        return work()
+    except BaseException as exc:  # never leave a caller waiting
+        return [exc] * count
 
 
 def _unwrap(outcome: Outcome) -> dict[str, Any]:
