@@ -20,7 +20,7 @@ The gateway runs ``--workers`` processes (``proxy.workers``, default: one per co
 ``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--workers N]
-        [--json]
+        [--repeat N] [--json]
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests; the warm-up excluded from them is at least one
@@ -536,7 +536,23 @@ def _gateway(workdir: Path, upstream: str, mode: str, audit: str, workers: int) 
 
 
 def _measure(
-    port: int, path: str, *, stream: bool, total: int, warmup: int, concurrency: int
+    port: int,
+    path: str,
+    *,
+    stream: bool,
+    total: int,
+    warmup: int,
+    concurrency: int,
+    repeat: int = 1,
+) -> dict[str, Any]:
+    """One load run against ``port``, or with ``repeat`` > 1 the run of median throughput
+    among that many (runs on a shared machine vary; the median resists one unlucky run)."""
+    runs = [_measure_once(port, path, stream, total, warmup, concurrency) for _ in range(repeat)]
+    return sorted(runs, key=lambda run: float(run["rps"]))[len(runs) // 2]
+
+
+def _measure_once(
+    port: int, path: str, stream: bool, total: int, warmup: int, concurrency: int
 ) -> dict[str, Any]:
     argv = _python(
         "--load",
@@ -576,6 +592,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per row; the row shows the run of median req/s (default 1)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
@@ -613,6 +635,7 @@ def main() -> None:
                     total=args.requests,
                     warmup=args.warmup,
                     concurrency=concurrency,
+                    repeat=args.repeat,
                 )
                 direct[(concurrency, stream)] = result
                 name = "direct (streamed)" if stream else "direct"
@@ -635,6 +658,7 @@ def main() -> None:
                             total=args.requests,
                             warmup=args.warmup,
                             concurrency=concurrency,
+                            repeat=args.repeat,
                         )
                         name = f"gateway w{count} {mode}"
                         name += " mem-audit" if audit == "memory" else ""
@@ -643,7 +667,7 @@ def main() -> None:
     print(
         f"proxy throughput: {args.requests} requests per row ({args.warmup} warm-up), "
         f"1 KiB chat bodies, {os.cpu_count()} cores shared by upstream, gateway and load; "
-        f"wN = N gateway worker processes"
+        f"wN = N gateway worker processes; median of {args.repeat} run(s) per row"
     )
     print(_table(rows))
     print(
