@@ -93,40 +93,17 @@ def _completion(text: str) -> bytes:
     ).encode()
 
 
-async def _upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+def _answer_text(body: bytes) -> tuple[str, bool]:
+    """What the stand-in model answers to a chat request body, and whether it streams."""
     request = json.loads(body or b"{}")
     user = request.get("messages", [{}])[-1].get("content", "")
-    answer = f"Noted. Reply sent to the customer about: {user[:200]}"
-    if not request.get("stream"):
-        data = _completion(answer)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
-        return
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/event-stream")],
-        }
-    )
+    return f"Noted. Reply sent to the customer about: {user[:200]}", bool(request.get("stream"))
+
+
+def _stream_frames(answer: str) -> list[bytes]:
+    """The answer as OpenAI chat-completion chunks (SSE frames), then ``[DONE]``."""
     piece = max(1, len(answer) // _STREAM_FRAMES)
+    frames = []
     for start in range(0, len(answer), piece):
         chunk = {
             "id": "c",
@@ -141,28 +118,74 @@ async def _upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 }
             ],
         }
-        frame = b"data: " + json.dumps(chunk).encode() + b"\n\n"
-        await send({"type": "http.response.body", "body": frame, "more_body": True})
-    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+        frames.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    frames.append(b"data: [DONE]\n\n")
+    return frames
+
+
+class _StandInModel(asyncio.Protocol):
+    """The stand-in upstream: keep-alive HTTP/1.1 with ``Content-Length`` request bodies.
+
+    A plain asyncio protocol rather than an ASGI server, so that it takes as little as
+    possible of the cores it shares with the gateway and the load generator. Non-streamed
+    answers carry ``Content-Length``; streamed ones are chunked SSE, one chunk per frame.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while (end := self._buffer.find(b"\r\n\r\n")) >= 0:
+            head = self._buffer[:end].lower()
+            length = 0
+            if (marker := head.find(b"content-length:")) >= 0:
+                stop = head.find(b"\r\n", marker)
+                length = int(head[marker + 15 : stop if stop >= 0 else None])
+            if len(self._buffer) < end + 4 + length:
+                return
+            body = self._buffer[end + 4 : end + 4 + length]
+            self._buffer = self._buffer[end + 4 + length :]
+            self._answer(body, close=b"connection: close" in head)
+
+    def _answer(self, body: bytes, *, close: bool) -> None:
+        answer, stream = _answer_text(body)
+        framing = b"connection: close\r\n" if close else b""
+        if stream:
+            chunks = [b"%x\r\n%s\r\n" % (len(f), f) for f in _stream_frames(answer)]
+            self._transport.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n" + framing + b"\r\n"
+            )
+            for chunk in chunks:
+                self._transport.write(chunk)
+            self._transport.write(b"0\r\n\r\n")
+        else:
+            data = _completion(answer)
+            self._transport.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n%s\r\n%s" % (len(data), framing, data)
+            )
+        if close:
+            self._transport.close()
 
 
 def _serve_upstream() -> None:
-    import uvicorn
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_StandInModel, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
 
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    print(sock.getsockname()[1], flush=True)
-    config = uvicorn.Config(
-        _upstream_app,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        server_header=False,
-        date_header=False,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    _install_uvloop()
+    asyncio.run(serve())
 
 
 # --- the load generator (its own process) ---------------------------------------------------
@@ -230,8 +253,8 @@ class _CannedUpstream(asyncio.Protocol):
 async def _canned_reply(runtime: Any) -> bytes:
     """What the stand-in upstream answers to the request as the gateway forwards it."""
     protected = await runtime.protect(json.loads(_body(False)))
-    user = protected.payload["messages"][-1]["content"]
-    data = _completion(f"Noted. Reply sent to the customer about: {user[:200]}")
+    answer, _stream = _answer_text(json.dumps(protected.payload).encode())
+    data = _completion(answer)
     head = (
         f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
     )
