@@ -11,16 +11,19 @@ the gateway added. The streaming rows add time to first body byte.
 
 Scenarios: direct and gateway enforce (request and response protection) at concurrency 1
 (one request at a time: the latency the gateway adds when it is not saturated), 32 and 256;
-gateway dry-run (detect and audit only) at 32 and 256; a streamed answer (SSE, 16 frames)
-direct and through the gateway in ``inspect`` mode; and enforce with the in-memory audit
-store ("mem-audit"), which separates the gateway's own cost from the durable (fsynced,
-hash-chained, group-committed) audit file every other row writes to.
+a paced row at concurrency 32 that offers ``--rate`` requests per second (default 1,000, below
+what the gateway answers when saturated), so that latency is a request's cost rather than
+the queue in front of the gateway; gateway dry-run (detect and audit only) at 32 and 256; a
+streamed answer (SSE, 16 frames) direct and through the gateway in ``inspect`` mode; and
+enforce with the in-memory audit store ("mem-audit", saturated and paced), which separates
+the gateway's own cost from the durable (fsynced, hash-chained, group-committed) audit file
+every other row writes to.
 
 The gateway runs ``--workers`` processes (``proxy.workers``, default: one per core); a
 ``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--workers N]
-        [--repeat N] [--json]
+        [--rate R] [--repeat N] [--json]
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests; the warm-up excluded from them is at least one
@@ -420,8 +423,19 @@ def _in_process_table(rows: list[dict[str, Any]]) -> str:
 
 
 async def _load(
-    host: str, port: int, path: str, stream: bool, total: int, warmup: int, concurrency: int
+    host: str,
+    port: int,
+    path: str,
+    stream: bool,
+    total: int,
+    warmup: int,
+    concurrency: int,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
+    """Send ``total`` requests over ``concurrency`` keep-alive connections, each as soon as
+    the connection is free, or with ``rate`` > 0 the n-th request no earlier than n / rate
+    seconds after the start (an offered load below saturation, so that latency shows the
+    cost of a request rather than the queue in front of it)."""
     body = _body(stream)
     request = (
         f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
@@ -437,6 +451,10 @@ async def _load(
         while issued < total:
             issued += 1
             number = issued
+            if rate > 0:
+                delay = begun + number / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             latency, first, status = await _one(reader, writer, request)
             if status != 200:
                 errors += 1
@@ -447,6 +465,7 @@ async def _load(
                 reader, writer = await asyncio.open_connection(host, port)
         writer.close()
 
+    begun = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     ends = sorted(s[0] - s[1] for s in samples)
     span = max(s[0] for s in samples) - ends[0]
@@ -482,10 +501,19 @@ def _run_in_process(argv: list[str]) -> None:
 
 
 def _run_load(argv: list[str]) -> None:
-    host, port, path, stream, total, warmup, concurrency = argv
+    host, port, path, stream, total, warmup, concurrency, rate = argv
     _install_uvloop()
     result = asyncio.run(
-        _load(host, int(port), path, stream == "1", int(total), int(warmup), int(concurrency))
+        _load(
+            host,
+            int(port),
+            path,
+            stream == "1",
+            int(total),
+            int(warmup),
+            int(concurrency),
+            float(rate),
+        )
     )
     print(json.dumps(result), flush=True)
 
@@ -566,16 +594,19 @@ def _measure(
     total: int,
     warmup: int,
     concurrency: int,
+    rate: float = 0.0,
     repeat: int = 1,
 ) -> dict[str, Any]:
     """One load run against ``port``, or with ``repeat`` > 1 the run of median throughput
     among that many (runs on a shared machine vary; the median resists one unlucky run)."""
-    runs = [_measure_once(port, path, stream, total, warmup, concurrency) for _ in range(repeat)]
+    runs = [
+        _measure_once(port, path, stream, total, warmup, concurrency, rate) for _ in range(repeat)
+    ]
     return sorted(runs, key=lambda run: float(run["rps"]))[len(runs) // 2]
 
 
 def _measure_once(
-    port: int, path: str, stream: bool, total: int, warmup: int, concurrency: int
+    port: int, path: str, stream: bool, total: int, warmup: int, concurrency: int, rate: float
 ) -> dict[str, Any]:
     argv = _python(
         "--load",
@@ -586,6 +617,7 @@ def _measure_once(
         str(total),
         str(warmup),
         str(concurrency),
+        str(rate),
     )
     output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
     return dict(json.loads(output.stdout.strip().splitlines()[-1]))
@@ -614,6 +646,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="offered req/s of the paced rows (concurrency 32, below saturation; default 1000)",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
@@ -648,9 +686,13 @@ def main() -> None:
         with _process(_python("--serve-upstream")) as (_up, port_line):
             upstream_port = int(port_line)
             upstream = f"http://127.0.0.1:{upstream_port}"
-            plan = [(1, False), (32, False), (256, False)]
-            direct: dict[tuple[int, bool], dict[str, Any]] = {}
-            for concurrency, stream in [*plan, (32, True)]:
+            # (concurrency, streamed answer, offered req/s or 0 for as fast as answered)
+            plan: list[tuple[int, bool, float]] = [(1, False, 0), (32, False, 0), (256, False, 0)]
+            paced = (32, False, args.rate)
+            streamed = (32, True, 0.0)
+            direct: dict[tuple[int, bool, float], dict[str, Any]] = {}
+            for case in [*plan, paced, streamed]:
+                concurrency, stream, rate = case
                 result = _measure(
                     upstream_port,
                     path,
@@ -658,22 +700,23 @@ def main() -> None:
                     total=args.requests,
                     warmup=args.warmup,
                     concurrency=concurrency,
+                    rate=rate,
                     repeat=args.repeat,
                 )
-                direct[(concurrency, stream)] = result
-                name = "direct (streamed)" if stream else "direct"
-                rows.append(_row(name, concurrency, result, None))
+                direct[case] = result
+                rows.append(_row(_name("direct", case), concurrency, result, None))
             workers = args.workers
             gateway_plan = [
-                ("enforce", "jsonl", workers, [*plan, (32, True)]),
+                ("enforce", "jsonl", workers, [*plan, paced, streamed]),
                 ("dry-run", "jsonl", workers, plan[1:]),
-                ("enforce", "memory", workers, [(32, False)]),
+                ("enforce", "memory", workers, [plan[1], paced]),
             ]
             if workers != 1:
-                gateway_plan.append(("enforce", "jsonl", 1, [(32, False)]))
+                gateway_plan.append(("enforce", "jsonl", 1, [plan[1]]))
             for mode, audit, count, cases in gateway_plan:
                 with _gateway(workdir, upstream, mode, audit, count) as gateway_port:
-                    for concurrency, stream in cases:
+                    for case in cases:
+                        concurrency, stream, rate = case
                         result = _measure(
                             gateway_port,
                             path,
@@ -681,12 +724,12 @@ def main() -> None:
                             total=args.requests,
                             warmup=args.warmup,
                             concurrency=concurrency,
+                            rate=rate,
                             repeat=args.repeat,
                         )
                         name = f"gateway w{count} {mode}"
                         name += " mem-audit" if audit == "memory" else ""
-                        name += " (streamed)" if stream else ""
-                        rows.append(_row(name, concurrency, result, direct[(concurrency, stream)]))
+                        rows.append(_row(_name(name, case), concurrency, result, direct[case]))
     print(
         f"proxy throughput: {args.requests} requests per row ({args.warmup} warm-up), "
         f"1 KiB chat bodies, {os.cpu_count()} cores shared by upstream, gateway and load; "
@@ -700,6 +743,13 @@ def main() -> None:
     print(_in_process_table(own))
     if args.json:
         print(json.dumps({"rows": rows, "in_process": own}))
+
+
+def _name(scenario: str, case: tuple[int, bool, float]) -> str:
+    _concurrency, stream, rate = case
+    if rate > 0:
+        scenario += f" @{rate:g}/s"
+    return scenario + (" (streamed)" if stream else "")
 
 
 def _row(
