@@ -467,6 +467,11 @@ class AuditConfig(_Section):
 
     sink: NonBlank = _field("jsonl", "Audit store name: jsonl (file), memory, or a plugin's.")
     path: NonBlank = _field(".haechi/audit.jsonl", "Audit file of the jsonl store.")
+    fsync_interval_ms: PositiveInt | None = _field(
+        None,
+        "jsonl store: null = an append returns after the fsync covering it; N = after the write,"
+        " with the file fsynced within N ms.",
+    )
     anchor: AnchorConfig = _field(AnchorConfig(), "Chain anchoring.")
 
 

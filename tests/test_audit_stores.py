@@ -288,6 +288,71 @@ async def test_appends_made_while_a_group_is_fsynced_form_the_next_group(
     assert verify_chain(path).records == 7
 
 
+async def test_with_an_fsync_interval_appends_return_once_written_and_are_synced_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path, fsync_interval=0.3)
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    real_fsync = os.fsync
+    fsyncs: list[tuple[str, float]] = []
+
+    def recording_fsync(fd: int) -> None:
+        fsyncs.append((threading.current_thread().name, time.monotonic()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    written = time.monotonic()
+    async with anyio.create_task_group() as group:
+        for n in range(1, 6):
+            group.start_soon(
+                store.append, lambda previous, n=n: build_integrity_record(previous, {"n": n})
+            )
+    assert fsyncs == []  # every append returned before any fsync
+    assert _numbers(path) == list(range(6))  # the lines are in the file already
+    deadline = time.monotonic() + 5
+    while not fsyncs and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    # One fsync for the whole file, on the sync thread, after the interval.
+    assert [name for name, _at in fsyncs] == ["haechi-audit-sync"]
+    assert fsyncs[0][1] - written >= 0.25
+    assert verify_chain(path).records == 6
+
+
+async def test_a_failed_deferred_fsync_stops_every_later_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path, fsync_interval=0.05)
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    failed = threading.Event()
+
+    def broken_fsync(fd: int) -> None:
+        failed.set()
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 1}))
+    assert await anyio.to_thread.run_sync(failed.wait, 5)
+    await anyio.sleep(0.05)
+    with pytest.raises(AuditError, match="could not be made durable"):
+        await store.append(lambda previous: build_integrity_record(previous, {"n": 2}))
+    assert _numbers(path) == [0, 1]
+    state = await store.ready()
+    assert (state.ok, state.reason) == (False, "audit_fsync_failed")
+
+
+def test_the_fsync_interval_comes_from_the_configuration(tmp_path: Path) -> None:
+    config = parse_config({"audit": {"path": str(tmp_path / "a.jsonl"), "fsyncIntervalMs": 250}})
+    store = FileAuditStore.create(ProviderContext(config=config))
+    assert store._deferred is not None
+    assert store._deferred._interval == 0.25
+    default = FileAuditStore.create(ProviderContext(config=parse_config({})))
+    assert default._deferred is None
+    with pytest.raises(ValueError, match="positive"):
+        FileAuditStore(tmp_path / "b.jsonl", fsync_interval=0)
+
+
 async def test_a_lock_held_elsewhere_is_awaited_off_the_event_loop(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     store = FileAuditStore(path)

@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Final, Self
 import anyio.to_thread
 
 from haechi._filelock import locked, try_locked
+from haechi.audit._deferred_sync import DeferredSync
 from haechi.audit._lines import (
     iter_json_lines,
     open_append,
@@ -123,8 +124,16 @@ class FileAuditStore:
     name: ClassVar[str] = "jsonl"
     ordered_appends: ClassVar[bool] = True
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, fsync_interval: float | None = None
+    ) -> None:
+        """``fsync_interval`` (seconds, ``audit.fsyncIntervalMs``): return from an append
+        once its record is written and fsync the file within that time (see
+        :mod:`haechi.audit._deferred_sync`); ``None`` returns after the fsync."""
+        if fsync_interval is not None and not fsync_interval > 0:
+            raise ValueError("fsync_interval must be positive or None")
         self._path = Path(path)
+        self._deferred = None if fsync_interval is None else DeferredSync(fsync_interval)
         # Appends waiting for their loop's next group, per event loop; a loop is in
         # ``_flushing`` while a group of its appends is being written.
         self._queues: dict[asyncio.AbstractEventLoop, list[_Queued]] = {}
@@ -136,8 +145,10 @@ class FileAuditStore:
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
-        """Use ``audit.path`` from the configuration."""
-        return cls(context.config.audit.path)
+        """Use ``audit.path`` and ``audit.fsyncIntervalMs`` from the configuration."""
+        audit = context.config.audit
+        interval = audit.fsync_interval_ms
+        return cls(audit.path, fsync_interval=None if interval is None else interval / 1000)
 
     @property
     def path(self) -> Path:
@@ -208,7 +219,17 @@ class FileAuditStore:
             return
         if synced is not None:
             fd, outcomes = synced
-            self._offload(loop, group, partial(_sync_and_close, fd, outcomes))
+            if self._deferred is None:
+                self._offload(loop, group, partial(_sync_and_close, fd, outcomes))
+                return
+            try:
+                if _any_written(outcomes):
+                    self._deferred.add(fd)
+                else:
+                    os.close(fd)
+            except OSError as exc:
+                outcomes = [exc] * len(group)
+            self._flushed(loop, group, outcomes)
         else:
             pairs = [(item.build, item.committed) for item in group]
             self._offload(
@@ -313,6 +334,11 @@ class FileAuditStore:
     ) -> list[Outcome]:
         """Under the lock: chain the wanted records of ``group`` onto the log's head and
         append their lines in one write (not yet fsynced); one outcome per record."""
+        if self._deferred is not None and self._deferred.error is not None:
+            raise AuditError(
+                "the audit log could not be made durable "
+                f"({type(self._deferred.error).__name__}); no more records are written"
+            )
         outcomes: list[Outcome] = []
         lines: list[bytes] = []
         previous = self._head(fd)
@@ -374,6 +400,8 @@ class FileAuditStore:
         return await anyio.to_thread.run_sync(self._ready)
 
     def _ready(self) -> ReadyState:
+        if self._deferred is not None and self._deferred.error is not None:
+            return ReadyState(False, "audit_fsync_failed")
         if not writable_dir(self._path.parent):
             return ReadyState(False, "audit_dir_not_writable")
         if os.path.lexists(self._path):

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fsyncing an audit file some time after it was written (``audit.fsyncIntervalMs``).
+
+With an interval set, the file store returns from an append once the record's line is
+written to the file: it is then in the operating system's page cache, which outlives a crash
+of the gateway process but not of the machine. :class:`DeferredSync` makes those lines
+durable within the interval: the store hands it the descriptor each group was written
+through, and one thread fsyncs each file (one descriptor per inode is kept; the others are
+closed at once) at most ``interval`` seconds after the first write it has not synced yet.
+
+A failed fsync is kept: the disk lost data the store already reported written, so the store
+refuses every later append (fail closed) rather than go on writing records that may not last.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+__all__ = ["DeferredSync"]
+
+
+class DeferredSync:
+    """One daemon thread that fsyncs handed-over descriptors within ``interval`` seconds."""
+
+    __slots__ = ("_error", "_interval", "_pending", "_thread", "_wake")
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._wake = threading.Condition()
+        self._pending: dict[tuple[int, int], int] = {}
+        self._thread: threading.Thread | None = None
+        self._error: OSError | None = None
+
+    @property
+    def error(self) -> OSError | None:
+        """The first fsync failure, if any (then nothing more may be appended)."""
+        return self._error
+
+    def add(self, fd: int) -> None:
+        """Take over ``fd``: it is fsynced within the interval and then closed."""
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        key = (info.st_dev, info.st_ino)
+        with self._wake:
+            kept = self._pending.setdefault(key, fd)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="haechi-audit-sync", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+        if kept != fd:  # this file already waits for its fsync through another descriptor
+            os.close(fd)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+            time.sleep(self._interval)
+            with self._wake:
+                batch, self._pending = self._pending, {}
+            for fd in batch.values():
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    if self._error is None:
+                        self._error = exc
+                finally:
+                    os.close(fd)
