@@ -242,6 +242,14 @@ def _let_go(holder: subprocess.Popen[str]) -> None:
     holder.wait(10)
 
 
+async def _started_store(tmp_path: Path, **options: Any) -> tuple[Path, FileAuditStore]:
+    """A file store with one record (``n`` 0), so that its log and directory exist."""
+    path = tmp_path / "audit.jsonl"
+    store = FileAuditStore(path, **options)
+    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    return path, store
+
+
 def _numbers(path: Path) -> list[Any]:
     return [json.loads(line)["n"] for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -249,9 +257,7 @@ def _numbers(path: Path) -> list[Any]:
 async def test_appends_made_while_a_group_is_fsynced_form_the_next_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "audit.jsonl"
-    store = FileAuditStore(path)
-    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    path, store = await _started_store(tmp_path)
     real_fsync = os.fsync
     syncing, release = threading.Event(), threading.Event()
     fsyncs: list[str] = []
@@ -291,9 +297,7 @@ async def test_appends_made_while_a_group_is_fsynced_form_the_next_group(
 async def test_with_an_fsync_interval_appends_return_once_written_and_are_synced_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "audit.jsonl"
-    store = FileAuditStore(path, fsync_interval=0.3)
-    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    path, store = await _started_store(tmp_path, fsync_interval=0.3)
     real_fsync = os.fsync
     fsyncs: list[tuple[str, float]] = []
 
@@ -319,12 +323,41 @@ async def test_with_an_fsync_interval_appends_return_once_written_and_are_synced
     assert verify_chain(path).records == 6
 
 
+async def test_with_an_fsync_interval_a_group_that_waited_for_the_lock_is_synced_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, store = await _started_store(tmp_path, fsync_interval=0.3)
+    fsyncs: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        fsyncs.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    holder = _hold_lock(path)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                store.append, lambda previous: build_integrity_record(previous, {"n": 1})
+            )
+            await anyio.sleep(0.1)  # the append waits for the lock on the writer thread
+            _let_go(holder)
+    finally:
+        if holder.poll() is None:
+            _let_go(holder)
+    assert fsyncs == []  # it returned once written, like a group written on the event loop
+    assert _numbers(path) == [0, 1]
+    deadline = time.monotonic() + 5
+    while not fsyncs and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    assert fsyncs == ["haechi-audit-sync"]
+
+
 async def test_a_failed_deferred_fsync_stops_every_later_append(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "audit.jsonl"
-    store = FileAuditStore(path, fsync_interval=0.05)
-    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    path, store = await _started_store(tmp_path, fsync_interval=0.05)
     failed = threading.Event()
 
     def broken_fsync(fd: int) -> None:
@@ -354,9 +387,7 @@ def test_the_fsync_interval_comes_from_the_configuration(tmp_path: Path) -> None
 
 
 async def test_a_lock_held_elsewhere_is_awaited_off_the_event_loop(tmp_path: Path) -> None:
-    path = tmp_path / "audit.jsonl"
-    store = FileAuditStore(path)
-    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    path, store = await _started_store(tmp_path)
     holder = _hold_lock(path)
     try:
         async with anyio.create_task_group() as group:
@@ -381,9 +412,7 @@ async def test_an_append_that_cannot_take_the_lock_in_time_fails_and_is_never_wr
     from haechi.audit import stores
 
     monkeypatch.setattr(stores, "_LOCK_WAIT", 0.3)
-    path = tmp_path / "audit.jsonl"
-    store = FileAuditStore(path)
-    await store.append(lambda previous: build_integrity_record(previous, {"n": 0}))
+    path, store = await _started_store(tmp_path)
     holder = _hold_lock(path)
     try:
         started = time.monotonic()

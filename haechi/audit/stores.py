@@ -309,6 +309,8 @@ class FileAuditStore:
         With ``claim`` (the writer thread) the lock is awaited in the kernel, since the
         callers keep their own deadline, and ``claim()`` tells, once it is held, which
         records are still wanted; without it the lock is polled up to :data:`_LOCK_WAIT`.
+        With an fsync interval, a group without ``committed`` steps is handed to the deferred
+        sync instead of fsynced here (anchors are written only after a durable record).
         """
         with locked(self._path, timeout=None if claim is not None else _LOCK_WAIT):
             wanted = claim() if claim is not None else [True] * len(group)
@@ -316,9 +318,15 @@ class FileAuditStore:
             try:
                 outcomes = self._chain_and_write(fd, group, wanted)
                 if _any_written(outcomes):
-                    os.fsync(fd)
+                    deferred = self._deferred
+                    if deferred is not None and all(step is None for _b, step in group):
+                        handed, fd = fd, -1
+                        deferred.add(handed)
+                    else:
+                        os.fsync(fd)
             finally:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             for index, (_build, committed) in enumerate(group):
                 outcome = outcomes[index]
                 if committed is None or isinstance(outcome, BaseException):
