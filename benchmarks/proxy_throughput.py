@@ -54,6 +54,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -423,20 +424,26 @@ def _in_process_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def _load(
-    host: str,
-    port: int,
-    path: str,
-    stream: bool,
-    total: int,
-    warmup: int,
-    concurrency: int,
-    rate: float = 0.0,
-) -> dict[str, Any]:
-    """Send ``total`` requests over ``concurrency`` keep-alive connections, each as soon as
-    the connection is free, or with ``rate`` > 0 the n-th request no earlier than n / rate
-    seconds after the start (an offered load below saturation, so that latency shows the
-    cost of a request rather than the queue in front of it)."""
+@dataclass(frozen=True)
+class _Load:
+    """One load run: ``total`` requests (the first ``warmup`` not counted) over
+    ``concurrency`` keep-alive connections, each sent as soon as its connection is free, or
+    with ``rate`` > 0 the n-th no earlier than n / rate seconds after the start (an offered
+    load below saturation, so that latency shows the cost of a request rather than the
+    queue in front of it)."""
+
+    path: str
+    stream: bool
+    total: int
+    warmup: int
+    concurrency: int
+    rate: float = 0.0
+
+
+async def _load(host: str, port: int, load: _Load) -> dict[str, Any]:
+    """Run ``load`` against ``host:port``; requests per second and latency percentiles."""
+    path, stream, total = load.path, load.stream, load.total
+    warmup, concurrency, rate = load.warmup, load.concurrency, load.rate
     body = _body(stream)
     request = (
         f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
@@ -502,20 +509,9 @@ def _run_in_process(argv: list[str]) -> None:
 
 
 def _run_load(argv: list[str]) -> None:
-    host, port, path, stream, total, warmup, concurrency, rate = argv
+    host, port, load = argv
     _install_uvloop()
-    result = asyncio.run(
-        _load(
-            host,
-            int(port),
-            path,
-            stream == "1",
-            int(total),
-            int(warmup),
-            int(concurrency),
-            float(rate),
-        )
-    )
+    result = asyncio.run(_load(host, int(port), _Load(**json.loads(load))))
     print(json.dumps(result), flush=True)
 
 
@@ -601,41 +597,16 @@ def _gateway(workdir: Path, upstream: str, mode: str, audit: str, workers: int) 
         yield int(line.rsplit(":", 1)[1])
 
 
-def _measure(
-    port: int,
-    path: str,
-    *,
-    stream: bool,
-    total: int,
-    warmup: int,
-    concurrency: int,
-    rate: float = 0.0,
-    repeat: int = 1,
-) -> dict[str, Any]:
-    """One load run against ``port``, or with ``repeat`` > 1 the run of median throughput
-    among that many (runs on a shared machine vary; the median resists one unlucky run)."""
-    runs = [
-        _measure_once(port, path, stream, total, warmup, concurrency, rate) for _ in range(repeat)
-    ]
+def _measure(port: int, load: _Load, *, repeat: int = 1) -> dict[str, Any]:
+    """One load run against ``port`` in its own process, or with ``repeat`` > 1 the run of
+    median throughput among that many (runs on a shared machine vary; the median resists one
+    unlucky run)."""
+    argv = _python("--load", "127.0.0.1", str(port), json.dumps(asdict(load)))
+    runs = []
+    for _ in range(repeat):
+        output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
+        runs.append(dict(json.loads(output.stdout.strip().splitlines()[-1])))
     return sorted(runs, key=lambda run: float(run["rps"]))[len(runs) // 2]
-
-
-def _measure_once(
-    port: int, path: str, stream: bool, total: int, warmup: int, concurrency: int, rate: float
-) -> dict[str, Any]:
-    argv = _python(
-        "--load",
-        "127.0.0.1",
-        str(port),
-        path,
-        "1" if stream else "0",
-        str(total),
-        str(warmup),
-        str(concurrency),
-        str(rate),
-    )
-    output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
-    return dict(json.loads(output.stdout.strip().splitlines()[-1]))
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -708,16 +679,8 @@ def main() -> None:
             direct: dict[tuple[int, bool, float], dict[str, Any]] = {}
             for case in [*plan, paced, streamed]:
                 concurrency, stream, rate = case
-                result = _measure(
-                    upstream_port,
-                    path,
-                    stream=stream,
-                    total=args.requests,
-                    warmup=args.warmup,
-                    concurrency=concurrency,
-                    rate=rate,
-                    repeat=args.repeat,
-                )
+                load = _Load(path, stream, args.requests, args.warmup, concurrency, rate)
+                result = _measure(upstream_port, load, repeat=args.repeat)
                 direct[case] = result
                 rows.append(_row(_name("direct", case), concurrency, result, None))
             workers = args.workers
@@ -733,16 +696,8 @@ def main() -> None:
                 with _gateway(workdir, upstream, mode, audit, count) as gateway_port:
                     for case in cases:
                         concurrency, stream, rate = case
-                        result = _measure(
-                            gateway_port,
-                            path,
-                            stream=stream,
-                            total=args.requests,
-                            warmup=args.warmup,
-                            concurrency=concurrency,
-                            rate=rate,
-                            repeat=args.repeat,
-                        )
+                        load = _Load(path, stream, args.requests, args.warmup, concurrency, rate)
+                        result = _measure(gateway_port, load, repeat=args.repeat)
                         name = f"gateway w{count} {mode}"
                         name += _AUDIT_LABELS[audit]
                         rows.append(_row(_name(name, case), concurrency, result, direct[case]))
