@@ -4,7 +4,8 @@
 Both implement :class:`haechi.providers.AuditStore`. The file store is safe for any number of
 threads and processes on one machine: each write holds an ``flock`` on ``<path>.lock``
 (released by the kernel if the holder dies), reads the last record from the tail of the file
-without reading the rest, appends and fsyncs before releasing. It assumes a local file
+without reading the rest, and appends; the fsync follows (see below, and
+``audit.fsyncIntervalMs`` in :mod:`haechi.audit._deferred_sync`). It assumes a local file
 system; replicas on several machines share a chain through a networked store instead.
 
 Group commit: appends made on one event loop while a group of its appends is being written
@@ -159,8 +160,8 @@ class FileAuditStore:
         """Append one record under the cross-process lock (see the protocol).
 
         The record joins the group its event loop writes next; this returns once the fsync
-        covering it returned. Outside asyncio (another anyio backend) the record is written on
-        its own, on a worker thread.
+        covering it returned (with an fsync interval: once it is written). Outside asyncio
+        (another anyio backend) the record is written on its own, on a worker thread.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -223,10 +224,7 @@ class FileAuditStore:
                 self._offload(loop, group, partial(_sync_and_close, fd, outcomes))
                 return
             try:
-                if _any_written(outcomes):
-                    self._deferred.add(fd)
-                else:
-                    os.close(fd)
+                _hand_over(self._deferred, fd, outcomes)
             except OSError as exc:
                 outcomes = [exc] * len(group)
             self._flushed(loop, group, outcomes)
@@ -317,13 +315,12 @@ class FileAuditStore:
             fd, _ = open_append(self._path)
             try:
                 outcomes = self._chain_and_write(fd, group, wanted)
-                if _any_written(outcomes):
-                    deferred = self._deferred
-                    if deferred is not None and all(step is None for _b, step in group):
-                        handed, fd = fd, -1
-                        deferred.add(handed)
-                    else:
-                        os.fsync(fd)
+                deferred = self._deferred
+                if deferred is not None and all(step is None for _b, step in group):
+                    handed, fd = fd, -1
+                    _hand_over(deferred, handed, outcomes)
+                elif _any_written(outcomes):
+                    os.fsync(fd)
             finally:
                 if fd >= 0:
                     os.close(fd)
@@ -446,6 +443,14 @@ _GAVE_UP: Final = AuditError("the record was given up before it was written")
 
 def _any_written(outcomes: Sequence[Outcome]) -> bool:
     return any(not isinstance(outcome, BaseException) for outcome in outcomes)
+
+
+def _hand_over(deferred: DeferredSync, fd: int, outcomes: Sequence[Outcome]) -> None:
+    """Give ``fd`` to the deferred sync if lines were written through it, else close it."""
+    if _any_written(outcomes):
+        deferred.add(fd)
+    else:
+        os.close(fd)
 
 
 def _sync_and_close(fd: int, outcomes: list[Outcome]) -> list[Outcome]:
