@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from haechi.audit import (
     verify_chain,
 )
 from haechi.config import parse_config
-from haechi.errors import AuditError
+from haechi.errors import AuditError, ConfigError
 from haechi.providers import AuditStore, ProviderContext
 from haechi.testing.audit_store import AuditStoreContract
 
@@ -254,11 +255,25 @@ def _numbers(path: Path) -> list[Any]:
     return [json.loads(line)["n"] for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def _patch_fsync(
+    monkeypatch: pytest.MonkeyPatch, path: Path, replacement: Callable[[int], None]
+) -> Callable[[int], None]:
+    """Route fsyncs of the log at ``path`` to ``replacement``; others (stores of earlier
+    tests whose sync threads still run) get the real fsync, which is returned."""
+    real_fsync = os.fsync
+    log = path.stat().st_ino
+
+    def fsync(fd: int) -> None:
+        (replacement if os.fstat(fd).st_ino == log else real_fsync)(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return real_fsync
+
+
 async def test_appends_made_while_a_group_is_fsynced_form_the_next_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path, store = await _started_store(tmp_path)
-    real_fsync = os.fsync
+    path, store = await _started_store(tmp_path, fsync_interval=0)
     syncing, release = threading.Event(), threading.Event()
     fsyncs: list[str] = []
 
@@ -269,7 +284,7 @@ async def test_appends_made_while_a_group_is_fsynced_form_the_next_group(
             release.wait(10)
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", gated_fsync)
+    real_fsync = _patch_fsync(monkeypatch, path, gated_fsync)
     results: dict[int, Any] = {}
 
     async def append(n: int) -> None:
@@ -298,14 +313,13 @@ async def test_with_an_fsync_interval_appends_return_once_written_and_are_synced
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, store = await _started_store(tmp_path, fsync_interval=0.3)
-    real_fsync = os.fsync
     fsyncs: list[tuple[str, float]] = []
 
     def recording_fsync(fd: int) -> None:
         fsyncs.append((threading.current_thread().name, time.monotonic()))
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", recording_fsync)
+    real_fsync = _patch_fsync(monkeypatch, path, recording_fsync)
     written = time.monotonic()
     async with anyio.create_task_group() as group:
         for n in range(1, 6):
@@ -328,13 +342,12 @@ async def test_with_an_fsync_interval_a_group_that_waited_for_the_lock_is_synced
 ) -> None:
     path, store = await _started_store(tmp_path, fsync_interval=0.3)
     fsyncs: list[str] = []
-    real_fsync = os.fsync
 
     def recording_fsync(fd: int) -> None:
         fsyncs.append(threading.current_thread().name)
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", recording_fsync)
+    real_fsync = _patch_fsync(monkeypatch, path, recording_fsync)
     holder = _hold_lock(path)
     try:
         async with anyio.create_task_group() as group:
@@ -364,7 +377,7 @@ async def test_a_failed_deferred_fsync_stops_every_later_append(
         failed.set()
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "fsync", broken_fsync)
+    _patch_fsync(monkeypatch, path, broken_fsync)
     await store.append(lambda previous: build_integrity_record(previous, {"n": 1}))
     assert await anyio.to_thread.run_sync(failed.wait, 5)
     await anyio.sleep(0.05)
@@ -381,9 +394,62 @@ def test_the_fsync_interval_comes_from_the_configuration(tmp_path: Path) -> None
     assert store._deferred is not None
     assert store._deferred._interval == 0.25
     default = FileAuditStore.create(ProviderContext(config=parse_config({})))
-    assert default._deferred is None
-    with pytest.raises(ValueError, match="positive"):
-        FileAuditStore(tmp_path / "b.jsonl", fsync_interval=0)
+    assert default._deferred is not None
+    assert default._deferred._interval == 0.05 == FileAuditStore(tmp_path / "c")._deferred._interval
+    strict = parse_config({"audit": {"fsyncIntervalMs": 0}})
+    assert FileAuditStore.create(ProviderContext(config=strict))._deferred is None
+    with pytest.raises(ValueError, match="zero or positive"):
+        FileAuditStore(tmp_path / "b.jsonl", fsync_interval=-1)
+    with pytest.raises(ConfigError):
+        parse_config({"audit": {"fsyncIntervalMs": None}})
+
+
+async def test_the_sync_thread_ends_once_everything_handed_to_it_is_synced(
+    tmp_path: Path,
+) -> None:
+    _path, store = await _started_store(tmp_path, fsync_interval=0.05)
+
+    def syncing() -> bool:
+        return any(t.name == "haechi-audit-sync" for t in threading.enumerate())
+
+    assert syncing()
+    deadline = time.monotonic() + 5
+    while syncing() and time.monotonic() < deadline:
+        await anyio.sleep(0.02)
+    assert not syncing()
+    await store.append(lambda p: build_integrity_record(p, {"n": 1}))
+    assert syncing()  # the next hand-over starts a new one
+
+
+# Appends one record with a 300 ms fsync interval and exits at once, printing each fsync.
+_WRITE_AND_EXIT = textwrap.dedent(
+    """
+    import asyncio, os, sys, threading
+    from haechi.audit import FileAuditStore, build_integrity_record
+    real_fsync = os.fsync
+    def fsync(fd):
+        real_fsync(fd)
+        print("fsynced on", threading.current_thread().name, flush=True)
+    os.fsync = fsync
+    store = FileAuditStore(sys.argv[1], fsync_interval=0.3)
+    asyncio.run(store.append(lambda p: build_integrity_record(p, {"n": 0})))
+    print("appended", flush=True)
+    """
+)
+
+
+def test_a_process_that_exits_right_after_an_append_fsyncs_it_first(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITE_AND_EXIT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    # (creating the log fsyncs its directory on the calling thread first)
+    assert done.stdout.splitlines()[-2:] == ["appended", "fsynced on haechi-audit-sync"]
+    assert _numbers(path) == [0]
 
 
 async def test_a_lock_held_elsewhere_is_awaited_off_the_event_loop(tmp_path: Path) -> None:

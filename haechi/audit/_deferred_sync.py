@@ -8,6 +8,10 @@ durable within the interval: the store hands it the descriptor each group was wr
 through, and one thread fsyncs each file (one descriptor per inode is kept; the others are
 closed at once) at most ``interval`` seconds after the first write it has not synced yet.
 
+The thread ends once it has synced everything handed to it (the next hand-over starts a new
+one), and it is not a daemon: a process that exits right after writing still fsyncs its last
+lines first, at most ``interval`` seconds later, and an idle store keeps no thread.
+
 A failed fsync is kept: the disk lost data the store already reported written, so the store
 refuses every later append (fail closed) rather than go on writing records that may not last.
 """
@@ -22,13 +26,14 @@ __all__ = ["DeferredSync"]
 
 
 class DeferredSync:
-    """One daemon thread that fsyncs handed-over descriptors within ``interval`` seconds."""
+    """One thread that fsyncs handed-over descriptors within ``interval`` seconds, running
+    while any wait."""
 
-    __slots__ = ("_error", "_interval", "_pending", "_thread", "_wake")
+    __slots__ = ("_error", "_interval", "_lock", "_pending", "_thread")
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
-        self._wake = threading.Condition()
+        self._lock = threading.Lock()
         self._pending: dict[tuple[int, int], int] = {}
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
@@ -46,25 +51,22 @@ class DeferredSync:
             os.close(fd)
             raise
         key = (info.st_dev, info.st_ino)
-        with self._wake:
+        with self._lock:
             kept = self._pending.setdefault(key, fd)
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="haechi-audit-sync", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="haechi-audit-sync")
                 self._thread.start()
-            self._wake.notify()
         if kept != fd:  # this file already waits for its fsync through another descriptor
             os.close(fd)
 
     def _run(self) -> None:
         while True:
-            with self._wake:
-                while not self._pending:
-                    self._wake.wait()
             time.sleep(self._interval)
-            with self._wake:
+            with self._lock:
                 batch, self._pending = self._pending, {}
+                if not batch:
+                    self._thread = None
+                    return
             for fd in batch.values():
                 try:
                     os.fsync(fd)

@@ -4,19 +4,20 @@
 Both implement :class:`haechi.providers.AuditStore`. The file store is safe for any number of
 threads and processes on one machine: each write holds an ``flock`` on ``<path>.lock``
 (released by the kernel if the holder dies), reads the last record from the tail of the file
-without reading the rest, and appends; the fsync follows (see below, and
-``audit.fsyncIntervalMs`` in :mod:`haechi.audit._deferred_sync`). It assumes a local file
-system; replicas on several machines share a chain through a networked store instead.
+without reading the rest, and appends. By default an append returns once its line is
+written and a background thread fsyncs the file within ``audit.fsyncIntervalMs`` (see
+:mod:`haechi.audit._deferred_sync`); with the interval 0 it returns only after the fsync
+covering its record. It assumes a local file system; replicas on several machines share a
+chain through a networked store instead.
 
-Group commit: appends made on one event loop while a group of its appends is being written
-are queued and written together as the next group — one lock, one tail read, one write and one
-fsync — each record still chained onto the one before it, and each caller resumed only once
-the fsync covering its own record returned. Under concurrency a durable append then costs a
-fraction of an fsync instead of a whole one, and appends from one event loop reach the file in
-the order they were made. When the lock is free the group is chained and written on the event
-loop itself and only the fsync waits on the store's writer thread, so the loop's thread and
-the writer hand the interpreter lock to each other once per group rather than at every system
-call; when another writer holds the lock, the writer thread waits for it instead.
+Group commit: appends made on one event loop while a group of its appends is being written are
+queued and written together as the next group — one lock, one tail read, one write and one
+fsync — each record still chained onto the one before it. Under concurrency a durable append
+then costs a fraction of an fsync instead of a whole one, and appends from one event loop reach
+the file in the order they were made. When the lock is free the group is chained and written on
+the event loop itself and only the fsync waits on the store's writer thread, so the loop's
+thread and the writer hand the interpreter lock to each other once per group rather than at
+every system call; when another writer holds the lock, the writer thread waits for it instead.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ _READ_BATCH: Final = 512
 #: Seconds an append waits for its group to take the log's lock. One that waits longer fails
 #: with AuditError and is never written, even if the lock comes free afterwards.
 _LOCK_WAIT: Final = 10.0
+#: The default of ``audit.fsyncIntervalMs``, in seconds.
+_DEFAULT_FSYNC_INTERVAL: Final = 0.05
 
 Build = Callable[[AuditIntegrity | None], dict[str, Any]]
 Committed = Callable[[dict[str, Any]], None] | None
@@ -126,15 +129,15 @@ class FileAuditStore:
     ordered_appends: ClassVar[bool] = True
 
     def __init__(
-        self, path: str | os.PathLike[str], *, fsync_interval: float | None = None
+        self, path: str | os.PathLike[str], *, fsync_interval: float = _DEFAULT_FSYNC_INTERVAL
     ) -> None:
         """``fsync_interval`` (seconds, ``audit.fsyncIntervalMs``): return from an append
         once its record is written and fsync the file within that time (see
-        :mod:`haechi.audit._deferred_sync`); ``None`` returns after the fsync."""
-        if fsync_interval is not None and not fsync_interval > 0:
-            raise ValueError("fsync_interval must be positive or None")
+        :mod:`haechi.audit._deferred_sync`); ``0`` returns only after the fsync."""
+        if not fsync_interval >= 0:
+            raise ValueError("fsync_interval must be zero or positive")
         self._path = Path(path)
-        self._deferred = None if fsync_interval is None else DeferredSync(fsync_interval)
+        self._deferred = DeferredSync(fsync_interval) if fsync_interval > 0 else None
         # Appends waiting for their loop's next group, per event loop; a loop is in
         # ``_flushing`` while a group of its appends is being written.
         self._queues: dict[asyncio.AbstractEventLoop, list[_Queued]] = {}
@@ -148,8 +151,7 @@ class FileAuditStore:
     def create(cls, context: ProviderContext) -> Self:
         """Use ``audit.path`` and ``audit.fsyncIntervalMs`` from the configuration."""
         audit = context.config.audit
-        interval = audit.fsync_interval_ms
-        return cls(audit.path, fsync_interval=None if interval is None else interval / 1000)
+        return cls(audit.path, fsync_interval=audit.fsync_interval_ms / 1000)
 
     @property
     def path(self) -> Path:
