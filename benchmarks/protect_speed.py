@@ -7,13 +7,16 @@ e-mail address, a phone number and an ``api_key=`` secret in it). Rows:
 
 - ``detect only``: the detection engine on the payload's entries, nothing else. It is the
   floor every other row stands on, and the baseline the ``x detect`` column divides by.
-- ``protect_sync memory-audit`` / ``jsonl-audit``: one synchronous call after another, with
-  the in-memory audit store and with the durable audit file (fsynced, hash-chained).
+- ``protect_sync memory-audit`` / ``jsonl-audit`` / ``jsonl-audit fsync-each``: one
+  synchronous call after another, with the in-memory audit store, with the audit file as
+  configured by default (hash-chained, written before the call returns, fsynced within
+  50 ms) and with the file fsynced before each call returns (``audit.fsyncIntervalMs: 0``).
 - ``await protect memory-audit``: one ``await runtime.protect(...)`` after another on a
   running event loop; the difference to the ``protect_sync`` row is what driving the call
   from synchronous code costs.
-- ``protect x32 jsonl-audit``: 32 concurrent ``await runtime.protect(...)`` calls on one
-  event loop, as the gateway makes them; concurrent appends share audit file writes.
+- ``protect x32 jsonl-audit`` (and ``fsync-each``): 32 concurrent ``await
+  runtime.protect(...)`` calls on one event loop, as the gateway makes them; concurrent
+  appends share audit file writes (and fsyncs).
 - ``clean`` rows: the same size of chat text with nothing to find.
 
 ``pipeline ms`` is the call's time minus the detection time of the same payload measured in
@@ -116,6 +119,7 @@ def main() -> None:
         init_key_file(workdir / "keys.json")
         memory = _runtime(workdir, "memory")
         durable = _runtime(workdir, "jsonl")
+        strict = _runtime(workdir, "strict")
         for name, payload in _payloads().items():
             entries = collect_entries(payload)
 
@@ -131,20 +135,25 @@ def main() -> None:
                 ("protect_sync memory-audit", _timed(sync(memory), calls)),
                 ("await protect memory-audit", _awaited(memory, payload, calls)),
                 ("protect_sync jsonl-audit", _timed(sync(durable), calls)),
+                ("protect_sync jsonl-audit fsync-each", _timed(sync(strict), calls)),
                 (f"protect x{_CONCURRENCY} jsonl-audit", _concurrent(durable, payload, calls)),
+                (
+                    f"protect x{_CONCURRENCY} jsonl-audit fsync-each",
+                    _concurrent(strict, payload, calls),
+                ),
             ):
                 rows.append({"scenario": f"{name}: {label}", "seconds": seconds, "floor": floor})
     print(
         f"protect speed: {calls} calls per row, 1 KiB chat payloads, one process, "
         f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     )
-    head = f"{'scenario':<38}{'calls/s':>10}{'ms/call':>10}{'x detect':>10}{'pipeline ms':>13}"
+    head = f"{'scenario':<48}{'calls/s':>10}{'ms/call':>10}{'x detect':>10}{'pipeline ms':>13}"
     print(head)
     print("-" * len(head))
     for row in rows:
         seconds, floor = row["seconds"], row["floor"]
         print(
-            f"{row['scenario']:<38}{1 / seconds:>10.0f}{seconds * 1000:>10.3f}"
+            f"{row['scenario']:<48}{1 / seconds:>10.0f}{seconds * 1000:>10.3f}"
             f"{seconds / floor:>10.2f}{(seconds - floor) * 1000:>13.3f}"
         )
     if args.json:

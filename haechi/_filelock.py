@@ -19,7 +19,7 @@ from pathlib import Path
 
 from haechi.errors import HaechiError
 
-__all__ = ["LockTimeout", "atomic_write", "locked", "try_locked"]
+__all__ = ["LockTimeout", "atomic_write", "locked", "poll_lock", "try_locked"]
 
 # A held lock is retried after a short pause that doubles up to a ceiling: writers hold it
 # for a write and an fsync (well under a millisecond), so a first retry after 5 ms would
@@ -47,7 +47,7 @@ def locked(path: str | os.PathLike[str], *, timeout: float | None = 10.0) -> Ite
         if timeout is None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         else:
-            _poll(fd, lock_path, timeout)
+            poll_lock(fd, lock_path, timeout)
         try:
             yield
         finally:
@@ -87,8 +87,9 @@ def _open_lock(path: str | os.PathLike[str]) -> tuple[str, int]:
         return lock_path, os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
 
 
-def _poll(fd: int, lock_path: str, timeout: float) -> None:
-    """Take the lock on ``fd`` within ``timeout`` seconds or raise :class:`LockTimeout`."""
+def poll_lock(fd: int, lock_path: str, timeout: float) -> None:
+    """Take an exclusive ``flock`` on ``fd`` (the file at ``lock_path``) within ``timeout``
+    seconds, trying again after pauses that double, or raise :class:`LockTimeout`."""
     deadline = time.monotonic() + timeout
     pause = _FIRST_PAUSE
     while True:

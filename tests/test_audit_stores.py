@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -19,7 +20,6 @@ import anyio
 import pytest
 
 from haechi import _builtins
-from haechi._filelock import try_locked
 from haechi.audit import (
     AuditSink,
     FileAuditStore,
@@ -213,11 +213,12 @@ async def test_appends_queued_while_the_writer_is_busy_share_one_write(tmp_path:
     assert verify_chain(path).records == 6
 
 
-# Holds the log's lock until a line arrives on stdin (or 5 s pass, so nothing hangs).
+# Holds the log's lock (an flock on the log file) until a line arrives on stdin (or 5 s
+# pass, so nothing hangs).
 _HOLD_LOCK = textwrap.dedent(
     """
     import fcntl, os, select, sys
-    fd = os.open(sys.argv[1] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     print("locked", flush=True)
     select.select([sys.stdin], [], [], 5)
@@ -235,6 +236,19 @@ def _hold_lock(path: Path) -> subprocess.Popen[str]:
     assert holder.stdout is not None
     assert holder.stdout.readline() == "locked\n"
     return holder
+
+
+def _lock_is_free(path: Path) -> bool:
+    """Whether an flock on the log could be taken now (through a description of its own, so
+    that the store's lock, even in this process, counts as held)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _let_go(holder: subprocess.Popen[str]) -> None:
@@ -295,8 +309,7 @@ async def test_appends_made_while_a_group_is_fsynced_form_the_next_group(
         await anyio.to_thread.run_sync(syncing.wait, 10)
         # The record is written and the lock already released: only its fsync waits.
         assert _numbers(path) == [0, 1]
-        with try_locked(path) as free:
-            assert free
+        assert _lock_is_free(path)
         for n in range(2, 7):
             group.start_soon(append, n)
         await anyio.wait_all_tasks_blocked()
@@ -743,4 +756,94 @@ def test_twenty_processes_append_one_linear_chain(tmp_path: Path) -> None:
     ]
     # Anchors are written inside the store's exclusive section: in sequence order.
     assert [a["sequence"] for a in anchors] == list(range(1, total + 1))
-    assert os.path.exists(f"{audit}.lock")
+    assert not os.path.exists(f"{audit}.lock")  # the lock is an flock on the log itself
+
+
+async def test_an_append_on_an_idle_loop_is_written_without_suspending(tmp_path: Path) -> None:
+    path, store = await _started_store(tmp_path)
+    call = store.append(lambda p: build_integrity_record(p, {"n": 1}))
+    with pytest.raises(StopIteration) as finished:
+        call.send(None)  # one step: it never waits for the event loop
+    assert finished.value.value["n"] == 1
+    assert _numbers(path) == [0, 1]
+
+
+async def test_on_a_saturated_loop_appends_are_written_in_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, store = await _started_store(tmp_path)
+    store._loop_lag = 1.0  # as a probe measures it when the loop is far behind
+    real_write = os.write
+    writes: list[int] = []
+
+    def counting_write(fd: int, data: bytes | memoryview) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", counting_write)
+    async with anyio.create_task_group() as group:
+        for n in range(1, 6):
+            group.start_soon(store.append, lambda p, n=n: build_integrity_record(p, {"n": n}))
+    assert len(writes) == 1  # one group: one write for five records
+    assert _numbers(path) == list(range(6))
+    assert verify_chain(path).records == 6
+
+
+async def test_the_loop_probe_switches_back_to_writing_at_once(tmp_path: Path) -> None:
+    path, store = await _started_store(tmp_path)
+    store._loop_lag = 1.0
+    for n in range(1, 40):  # probes run on an idle loop and measure almost no wait
+        await store.append(lambda p, n=n: build_integrity_record(p, {"n": n}))
+    assert store._loop_lag < 0.002
+    call = store.append(lambda p: build_integrity_record(p, {"n": 40}))
+    with pytest.raises(StopIteration):
+        call.send(None)
+    assert _numbers(path) == list(range(41))
+
+
+async def test_a_log_moved_away_is_followed_by_a_new_file_at_the_path(tmp_path: Path) -> None:
+    path, store = await _started_store(tmp_path)
+    await store.append(lambda p: build_integrity_record(p, {"n": 1}))
+    path.rename(tmp_path / "audit.1.jsonl")
+    await store.append(lambda p: build_integrity_record(p, {"n": 2}))
+    assert _numbers(tmp_path / "audit.1.jsonl") == [0, 1]
+    assert _numbers(path) == [2]  # a new chain in the new file
+    assert verify_chain(path).records == 1
+    assert verify_chain(tmp_path / "audit.1.jsonl").records == 2
+
+
+# A parent appends (so the log is open), forks; the child holds the log's lock through its
+# own descriptor, and the parent must then find the lock taken.
+_FORK_LOCK = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from pathlib import Path
+    from haechi.audit import FileAuditStore, build_integrity_record
+    store = FileAuditStore(sys.argv[1])
+    asyncio.run(store.append(lambda p: build_integrity_record(p, {"n": 0})))
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        with store._log.held(timeout=None) as fd:
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)
+        os._exit(0)
+    os.read(ready_r, 1)
+    with store._log.held(timeout=0) as fd:
+        print("taken" if fd is None else "shared", flush=True)
+    os.write(done_w, b"1")
+    os.waitpid(child, 0)
+    """
+)
+
+
+def test_a_fork_child_locks_the_log_through_its_own_descriptor(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_LOCK, str(tmp_path / "audit.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.strip() == "taken"

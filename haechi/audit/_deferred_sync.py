@@ -5,8 +5,9 @@ With an interval set, the file store returns from an append once the record's li
 written to the file: it is then in the operating system's page cache, which outlives a crash
 of the gateway process but not of the machine. :class:`DeferredSync` makes those lines
 durable within the interval: the store hands it the descriptor each group was written
-through, and one thread fsyncs each file (one descriptor per inode is kept; the others are
-closed at once) at most ``interval`` seconds after the first write it has not synced yet.
+through, and one thread fsyncs each file (through a duplicate of the first descriptor it is
+handed in an interval) at most ``interval`` seconds after the first write it has not synced
+yet.
 
 The thread ends once it has synced everything handed to it (the next hand-over starts a new
 one), and it is not a daemon: a process that exits right after writing still fsyncs its last
@@ -43,21 +44,17 @@ class DeferredSync:
         """The first fsync failure, if any (then nothing more may be appended)."""
         return self._error
 
-    def add(self, fd: int) -> None:
-        """Take over ``fd``: it is fsynced within the interval and then closed."""
-        try:
-            info = os.fstat(fd)
-        except OSError:
-            os.close(fd)
-            raise
-        key = (info.st_dev, info.st_ino)
+    def track(self, fd: int, key: tuple[int, int]) -> None:
+        """Make the file open as ``fd`` (``key``: its ``st_dev, st_ino``) durable within the
+        interval. ``fd`` stays the caller's: a duplicate is kept until the fsync, once per
+        file and interval."""
         with self._lock:
-            kept = self._pending.setdefault(key, fd)
+            if key in self._pending:
+                return
+            self._pending[key] = os.dup(fd)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="haechi-audit-sync")
                 self._thread.start()
-        if kept != fd:  # this file already waits for its fsync through another descriptor
-            os.close(fd)
 
     def _run(self) -> None:
         while True:

@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,15 +37,14 @@ from typing import Any, ClassVar, Final, Self
 
 import anyio.to_thread
 
-from haechi._filelock import locked, try_locked
 from haechi.audit._deferred_sync import DeferredSync
 from haechi.audit._lines import (
     iter_json_lines,
-    open_append,
     parse_object,
     writable_dir,
     write_all,
 )
+from haechi.audit._open_log import OpenLog
 from haechi.audit._prepared import build_with_line
 from haechi.audit.chain import integrity_of
 from haechi.errors import AuditError
@@ -57,8 +57,16 @@ _READ_BATCH: Final = 512
 #: Seconds an append waits for its group to take the log's lock. One that waits longer fails
 #: with AuditError and is never written, even if the lock comes free afterwards.
 _LOCK_WAIT: Final = 10.0
+#: Seconds a group may wait on its event loop for a lock held elsewhere (trying again at each
+#: turn of the loop) before the writer thread waits for it instead.
+_LOOP_PATIENCE: Final = 0.002
 #: The default of ``audit.fsyncIntervalMs``, in seconds.
 _DEFAULT_FSYNC_INTERVAL: Final = 0.05
+#: Seconds a callback waits for its event loop to come round beyond which the loop counts as
+#: saturated; the file store then writes appends in groups rather than one by one.
+_BUSY_LAG: Final = 0.002
+#: One append in this many measures how long the event loop takes to come round.
+_LAG_SAMPLE: Final = 16
 
 Build = Callable[[AuditIntegrity | None], dict[str, Any]]
 Committed = Callable[[dict[str, Any]], None] | None
@@ -102,8 +110,12 @@ class _Queued:
     claimed: bool = field(default=False, init=False)
     abandoned: bool = field(default=False, init=False)
 
+    #: ``loop.time()`` when the append was made.
+    since: float = field(init=False)
+
     def __post_init__(self) -> None:
         self.future = self.loop.create_future()
+        self.since = self.loop.time()
 
 
 def _resume(queued: Sequence[_Queued], outcomes: Sequence[Outcome]) -> None:
@@ -137,6 +149,10 @@ class FileAuditStore:
         if not fsync_interval >= 0:
             raise ValueError("fsync_interval must be zero or positive")
         self._path = Path(path)
+        self._log = OpenLog(self._path)
+        # Appends made, and the latest wait measured for a loop (see _write_at_once).
+        self._appends = 0
+        self._loop_lag = 0.0
         self._deferred = DeferredSync(fsync_interval) if fsync_interval > 0 else None
         # Appends waiting for their loop's next group, per event loop; a loop is in
         # ``_flushing`` while a group of its appends is being written.
@@ -158,18 +174,29 @@ class FileAuditStore:
         """The audit file."""
         return self._path
 
+    async def aclose(self) -> None:
+        """Close the log's descriptor (a later append opens it again)."""
+        self._log.close()
+
     async def append(self, build: Build, *, committed: Committed = None) -> dict[str, Any]:
         """Append one record under the cross-process lock (see the protocol).
 
         The record joins the group its event loop writes next; this returns once the fsync
-        covering it returned (with an fsync interval: once it is written). Outside asyncio
-        (another anyio backend) the record is written on its own, on a worker thread.
+        covering it returned (with an fsync interval: once it is written). With an fsync
+        interval and no ``committed`` step, while the loop is not saturated and none of its
+        appends waits, the record is written inside this call instead, which then returns
+        without suspending (see :meth:`_write_at_once`). Outside asyncio (another anyio
+        backend) the record is written on its own, on a worker thread.
         """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             outcome = await anyio.to_thread.run_sync(self._persist, [(build, committed)])
             return _unwrap(outcome[0])
+        if self._deferred is not None and committed is None and self._write_at_once(loop):
+            written = self._append_now(loop, build)
+            if written is not None:
+                return _unwrap(written)
         queued = _Queued(build, committed, loop)
         with self._mutex:
             self._queues.setdefault(loop, []).append(queued)
@@ -177,11 +204,7 @@ class FileAuditStore:
             self._flushing.add(loop)
         if start:
             loop.call_soon(self._flush, loop)
-        deadline = loop.call_later(_LOCK_WAIT, self._expire, queued)
-        try:
-            return await queued.future
-        finally:
-            deadline.cancel()
+        return await queued.future
 
     def _expire(self, queued: _Queued) -> None:
         """Fail an append whose group has not taken the lock in time (on the caller's loop)."""
@@ -206,52 +229,74 @@ class FileAuditStore:
         """On ``loop``: write the group of its queued appends, then the next, until none wait.
 
         When the lock is free the group is chained and written right here, the lock is
-        released, and only the fsync runs on the writer thread (see :meth:`_write_inline`).
-        When another writer holds the lock, or records carry a ``committed`` step, the whole
-        group goes to the writer thread (:meth:`_persist`), which waits for the lock.
+        released, and only the fsync (if any) runs on the writer thread (see
+        :meth:`_write_inline`). When another writer holds the lock, the group waits on the
+        loop, which tries again at its next turns: another gateway worker holds the lock for
+        the tens of microseconds of its own write, and handing the group to a thread would
+        cost a wait for the interpreter lock (up to its switch interval, 5 ms, while the
+        loop is busy). A group still waiting after :data:`_LOOP_PATIENCE`, or whose records
+        carry a ``committed`` step, goes to the writer thread (:meth:`_persist`), which
+        waits for the lock in the kernel.
         """
         with self._mutex:
             group = self._queues.pop(loop, None)
             if not group:
                 self._flushing.discard(loop)
                 return
+        if any(item.committed is not None for item in group):
+            self._wait_for_lock(loop, group)
+            return
         try:
             synced = self._write_inline(group)
         except BaseException as exc:
             self._flushed(loop, group, [exc] * len(group))
             return
-        if synced is not None:
-            fd, outcomes = synced
-            if self._deferred is None:
-                self._offload(loop, group, partial(_sync_and_close, fd, outcomes))
+        if synced is None:
+            if loop.time() - group[0].since >= _LOOP_PATIENCE:
+                self._wait_for_lock(loop, group)
                 return
-            try:
-                _hand_over(self._deferred, fd, outcomes)
-            except OSError as exc:
-                outcomes = [exc] * len(group)
-            self._flushed(loop, group, outcomes)
+            with self._mutex:  # appends made meanwhile queue behind this group
+                group.extend(self._queues.pop(loop, ()))
+                self._queues[loop] = group
+            loop.call_soon(self._flush, loop)
+            return
+        sync, outcomes = synced
+        if sync is not None:
+            self._offload(loop, group, partial(_sync_and_close, sync, outcomes))
         else:
-            pairs = [(item.build, item.committed) for item in group]
-            self._offload(
-                loop, group, partial(self._persist, pairs, claim=partial(self._claim, group))
-            )
+            self._flushed(loop, group, outcomes)
+
+    def _wait_for_lock(self, loop: asyncio.AbstractEventLoop, group: list[_Queued]) -> None:
+        """Hand ``group`` to the writer thread, which waits for the lock in the kernel; an
+        append whose group has not taken it :data:`_LOCK_WAIT` seconds after the append was
+        made fails (see :meth:`_expire`)."""
+        pairs = [(item.build, item.committed) for item in group]
+        deadlines = [loop.call_at(item.since + _LOCK_WAIT, self._expire, item) for item in group]
+        work = partial(self._persist, pairs, claim=partial(self._claim, group))
+        self._offload(loop, group, work, deadlines)
 
     def _offload(
         self,
         loop: asyncio.AbstractEventLoop,
         group: list[_Queued],
         work: Callable[[], list[Outcome]],
+        deadlines: Sequence[asyncio.TimerHandle] = (),
     ) -> None:
-        """Run ``work`` on the writer thread; its outcomes finish ``group`` on ``loop``."""
+        """Run ``work`` on the writer thread; its outcomes finish ``group`` on ``loop`` (and
+        cancel its ``deadlines``)."""
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="haechi-audit")
         try:
             done = loop.run_in_executor(self._writer, work)
         except RuntimeError:  # the interpreter is shutting down: finish from here
+            for deadline in deadlines:
+                deadline.cancel()
             self._flushed(loop, group, _outcomes_of(work, len(group)))
             return
 
         def finished(future: asyncio.Future[list[Outcome]]) -> None:
+            for deadline in deadlines:
+                deadline.cancel()
             error = None if future.cancelled() else future.exception()
             if future.cancelled() or error is not None:
                 exc = error if error is not None else AuditError("the audit write was cancelled")
@@ -268,30 +313,73 @@ class FileAuditStore:
         _resume(group, outcomes)
         self._flush(loop)
 
-    def _write_inline(self, group: list[_Queued]) -> tuple[int, list[Outcome]] | None:
+    def _write_at_once(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether an append should be written inside its call (see :meth:`_append_now`)
+        rather than queued for the loop's next group write.
+
+        Writing at once spares the caller a wait for the loop, but a group write serves
+        several appends with one lock, one tail read and one write; that matters only when
+        the loop is saturated, and then a queued append waits for a long turn anyway. So
+        every :data:`_LAG_SAMPLE`-th append schedules a probe that measures how long a
+        callback waits for ``loop`` (see :meth:`_probe`), and appends are written at once
+        while that wait is below :data:`_BUSY_LAG`.
+        """
+        self._appends += 1
+        if self._appends % _LAG_SAMPLE == 0:
+            loop.call_soon(self._probe, time.perf_counter())
+        return self._loop_lag < _BUSY_LAG
+
+    def _probe(self, scheduled: float) -> None:
+        # time.perf_counter: some loops' clocks (uvloop's) only tick once per turn, in ms.
+        self._loop_lag = time.perf_counter() - scheduled
+
+    def _append_now(self, loop: asyncio.AbstractEventLoop, build: Build) -> Outcome | None:
+        """With an fsync interval: write one record inside its ``append`` call, when none of
+        ``loop``'s appends is queued or being written (so call order is kept) and the lock
+        is free; ``None`` otherwise (the record then joins the loop's next group).
+
+        The caller then goes on without suspending: a queued append waits for the event loop
+        to come round to the group write, behind every callback already due, which under
+        load is most of the time an append takes.
+        """
+        with self._mutex:
+            if loop in self._flushing:
+                return None
+            self._flushing.add(loop)
+        try:
+            written = self._write_if_free([(build, None)], lambda: (True,))
+        finally:
+            with self._mutex:
+                self._flushing.discard(loop)
+        return None if written is None else written[1][0]
+
+    def _write_inline(self, group: list[_Queued]) -> tuple[int | None, list[Outcome]] | None:
         """Chain and write ``group`` on the calling thread if the lock is free at once.
 
-        Returns the open log descriptor (to be fsynced and closed) and one outcome per
-        record, or ``None`` when the lock is held elsewhere or a record has a ``committed``
-        step (the group then goes to :meth:`_persist`). The lock is released before the
-        fsync: a writer that chains onto these records next fsyncs the same file, which makes
-        these lines durable before its own, so no durable record ever follows a lost one.
+        Returns a descriptor to fsync and close (without an fsync interval, when something
+        was written) and one outcome per record, or ``None`` when the lock is held
+        elsewhere. The lock is released before the fsync: a writer that chains onto these
+        records next fsyncs the same file, which makes these lines durable before its own,
+        so no durable record ever follows a lost one.
         """
-        if any(item.committed is not None for item in group):
-            return None
-        with try_locked(self._path) as held:
-            if not held:
+        pairs = [(item.build, item.committed) for item in group]
+        return self._write_if_free(pairs, partial(self._claim, group))
+
+    def _write_if_free(
+        self, pairs: Sequence[tuple[Build, Committed]], claim: Callable[[], Sequence[bool]]
+    ) -> tuple[int | None, list[Outcome]] | None:
+        """:meth:`_write_inline` of the records ``claim()`` still wants once the lock is
+        held."""
+        with self._log.held(timeout=0) as fd:
+            if fd is None:
                 return None
-            wanted = self._claim(group)
-            fd, _ = open_append(self._path)
-            try:
-                outcomes = self._chain_and_write(
-                    fd, [(item.build, item.committed) for item in group], wanted
-                )
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd, outcomes
+            outcomes = self._chain_and_write(fd, pairs, claim())
+            if not _any_written(outcomes):
+                return None, outcomes
+            if self._deferred is not None:
+                self._deferred.track(fd, self._log.key)
+                return None, outcomes
+            return os.dup(fd), outcomes
 
     def _persist(
         self,
@@ -312,20 +400,16 @@ class FileAuditStore:
         With an fsync interval, a group without ``committed`` steps is handed to the deferred
         sync instead of fsynced here (anchors are written only after a durable record).
         """
-        with locked(self._path, timeout=None if claim is not None else _LOCK_WAIT):
+        with self._log.held(timeout=None if claim is not None else _LOCK_WAIT) as fd:
+            assert fd is not None  # a lock that is waited for is taken, or raises
             wanted = claim() if claim is not None else [True] * len(group)
-            fd, _ = open_append(self._path)
-            try:
-                outcomes = self._chain_and_write(fd, group, wanted)
+            outcomes = self._chain_and_write(fd, group, wanted)
+            if _any_written(outcomes):
                 deferred = self._deferred
                 if deferred is not None and all(step is None for _b, step in group):
-                    handed, fd = fd, -1
-                    _hand_over(deferred, handed, outcomes)
-                elif _any_written(outcomes):
+                    deferred.track(fd, self._log.key)
+                else:
                     os.fsync(fd)
-            finally:
-                if fd >= 0:
-                    os.close(fd)
             for index, (_build, committed) in enumerate(group):
                 outcome = outcomes[index]
                 if committed is None or isinstance(outcome, BaseException):
@@ -447,19 +531,11 @@ def _any_written(outcomes: Sequence[Outcome]) -> bool:
     return any(not isinstance(outcome, BaseException) for outcome in outcomes)
 
 
-def _hand_over(deferred: DeferredSync, fd: int, outcomes: Sequence[Outcome]) -> None:
-    """Give ``fd`` to the deferred sync if lines were written through it, else close it."""
-    if _any_written(outcomes):
-        deferred.add(fd)
-    else:
-        os.close(fd)
-
-
 def _sync_and_close(fd: int, outcomes: list[Outcome]) -> list[Outcome]:
-    """Writer thread: make the lines written on ``fd`` durable, then close it."""
+    """Writer thread: make the lines written on ``fd`` (a duplicate of the log's
+    descriptor) durable, then close it."""
     try:
-        if _any_written(outcomes):
-            os.fsync(fd)
+        os.fsync(fd)
     finally:
         os.close(fd)
     return outcomes
