@@ -157,8 +157,15 @@ def _text_bench(megabytes: float) -> None:
         )
 
 
+#: Characters of user text per chat request: with the rest of the request, about 1 KiB.
+_USER_CHARS = 860
+
+
 def _payload(rng: random.Random, index: int) -> dict[str, Any]:
-    user = _prose(rng)[:700]
+    user = _prose(rng)
+    while len(user) < _USER_CHARS:
+        user = f"{user} {_prose(rng)}"
+    user = user[:_USER_CHARS]
     if index % 10 == 0:
         leak = rng.choice(["minji.kim@example.com", "010-1234-5678", "4111 1111 1111 1111"])
         user = f"{user} Contact: {leak}."

@@ -361,3 +361,17 @@ class TestCustomRulesInTheConfiguration:
         rules = [{"id": "emp", "type": "employee_id", "pattern": r"EMP-(?P<value>\d{6})"}]
         path.write_text(json.dumps({"configVersion": 1, "filters": {"customRules": rules}}))
         assert load_config(path).filters.custom_rules[0].pattern == r"EMP-(?P<value>\d{6})"
+
+
+def test_warm_builds_every_combined_pass_ahead_of_use() -> None:
+    fresh = DetectionEngine(default_rules())
+    built_before = {d: len(s._built) for d, s in fresh._sets.items()}
+    fresh.warm()
+    for direction, rule_set in fresh._sets.items():
+        assert len(rule_set._built) > built_before[direction]
+        levels = len(rule_set._built)
+        for digits in range(rule_set.max_digits + 1):
+            rule_set.locators(digits)
+        assert len(rule_set._built) == levels  # nothing was left to build on first use
+    found = fresh.scan_text("call 020 7946 0958 or 010-1234-5678", direction="request")
+    assert {d.type for d in found} == {"phone"}

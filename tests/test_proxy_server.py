@@ -356,3 +356,23 @@ def test_demo_runs_and_shows_the_round_trip(tmp_path: Path) -> None:
     assert "hash chain valid" in text
     assert "raw values in log none" in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_before_serving_detection_is_built_and_the_heap_is_frozen() -> None:
+    import gc
+
+    from haechi import create_runtime
+    from haechi.proxy.server import _settle
+
+    runtime = create_runtime({"audit": {"sink": "memory"}})
+    rule_set = runtime.engine._sets["request"]
+    assert len(rule_set._built) < rule_set.max_digits  # built lazily until now
+    try:
+        _settle(runtime)
+        assert gc.get_freeze_count() > 0
+        levels = len(rule_set._built)
+        rule_set.locators(rule_set.max_digits)
+        assert len(rule_set._built) == levels
+    finally:
+        gc.unfreeze()
+        runtime.close()

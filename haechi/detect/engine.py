@@ -606,6 +606,21 @@ class DetectionEngine:
         """Every rule the engine runs, built-in then custom, in priority order."""
         return self._rules
 
+    def warm(self) -> None:
+        """Build now what the engine otherwise builds on first use: the combined passes of
+        every digit level and the phone-number metadata of the validators.
+
+        A one-shot command is better off without (most of it is never needed); a gateway
+        calls this before it serves, so that no request pays tens of milliseconds for it.
+        """
+        for rule_set in self._sets.values():
+            for digits in range(rule_set.max_digits + 1):
+                rule_set.locators(digits)
+        for rule in self._rules:
+            warm = getattr(rule.validator, "warm", None)
+            if callable(warm):
+                warm()
+
     def detect(
         self, entries: Sequence[Entry], *, direction: Direction, scan_numbers: bool = False
     ) -> list[Detection]:

@@ -196,10 +196,20 @@ def phone_international(text: str) -> bool:
 
 def phone_in_regions(regions: Sequence[str]) -> Validator:
     """A validator accepting numbers valid in any of ``regions`` (or internationally)."""
-    chosen = tuple(regions)
+    return _RegionPhone(tuple(regions))
 
-    def validate(text: str) -> bool:
-        for region in chosen:
+
+class _RegionPhone:
+    """:func:`phone_in_regions`: libphonenumber's verdict for a number written the way
+    ``regions`` write it, trying each region in turn."""
+
+    __slots__ = ("_regions",)
+
+    def __init__(self, regions: tuple[str, ...]) -> None:
+        self._regions = regions
+
+    def __call__(self, text: str) -> bool:
+        for region in self._regions:
             try:
                 number = phonenumbers.parse(text, region)
             except phonenumbers.NumberParseException:
@@ -208,7 +218,26 @@ def phone_in_regions(regions: Sequence[str]) -> Validator:
                 return True
         return False
 
-    return validate
+    def warm(self) -> None:
+        """Load and compile what libphonenumber needs for these regions now (it does so on
+        first use, which costs a request tens of milliseconds): validate an example number
+        of every kind, written nationally, for each region."""
+        for region in self._regions:
+            for kind in _NUMBER_TYPES:
+                example = phonenumbers.example_number_for_type(region, kind)
+                if example is not None:
+                    national = phonenumbers.format_number(
+                        example, phonenumbers.PhoneNumberFormat.NATIONAL
+                    )
+                    self(national)
+
+
+#: Every kind of number libphonenumber has example numbers for.
+_NUMBER_TYPES: Final = tuple(
+    value
+    for name, value in vars(phonenumbers.PhoneNumberType).items()
+    if name.isupper() and isinstance(value, int)
+)
 
 
 def ipv4_address(text: str) -> bool:
