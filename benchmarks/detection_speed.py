@@ -15,7 +15,7 @@ something on any machine:
 * payloads: 1 KB chat-completion requests (one in ten carries an email, a phone number or a
   card) through ``runtime.protect_sync`` in enforce mode, with key, audit and vault files in
   a temporary directory (the audit file as configured by default: each record is written
-  before its call returns and the file is fsynced within 50 ms), and again with the
+  before its call returns and the file is fsynced within 200 ms), and again with the
   in-memory audit store; the baseline is ``json.loads`` + ``json.dumps`` of each payload.
 """
 

@@ -10,7 +10,7 @@ e-mail address, a phone number and an ``api_key=`` secret in it). Rows:
 - ``protect_sync memory-audit`` / ``jsonl-audit`` / ``jsonl-audit fsync-each``: one
   synchronous call after another, with the in-memory audit store, with the audit file as
   configured by default (hash-chained, written before the call returns, fsynced within
-  50 ms) and with the file fsynced before each call returns (``audit.fsyncIntervalMs: 0``).
+  200 ms) and with the file fsynced before each call returns (``audit.fsyncIntervalMs: 0``).
 - ``await protect memory-audit``: one ``await runtime.protect(...)`` after another on a
   running event loop; the difference to the ``protect_sync`` row is what driving the call
   from synchronous code costs.

@@ -19,7 +19,7 @@ enforce with the audit file fsynced before each append returns ("fsync-each",
 ``audit.fsyncIntervalMs: 0``) and with the in-memory audit store ("mem-audit"), both
 saturated and paced. Every other row writes the audit file as configured by default: each
 record is written (hash-chained, group-committed) before the request goes on, and the file
-is fsynced within 50 ms.
+is fsynced within 200 ms.
 
 The gateway runs ``--workers`` processes (``proxy.workers``, default: one per core); a
 ``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
@@ -548,7 +548,7 @@ def _process(
 
 
 #: Audit variants of the gateway rows: the file as configured by default (an append returns
-#: once written, the file is fsynced within 50 ms), the file fsynced before each append
+#: once written, the file is fsynced within 200 ms), the file fsynced before each append
 #: returns (``audit.fsyncIntervalMs: 0``), and the in-memory store.
 _AUDITS: Final = {
     "jsonl": {"sink": "jsonl"},

@@ -468,7 +468,7 @@ class AuditConfig(_Section):
     sink: NonBlank = _field("jsonl", "Audit store name: jsonl (file), memory, or a plugin's.")
     path: NonBlank = _field(".haechi/audit.jsonl", "Audit file of the jsonl store.")
     fsync_interval_ms: NonNegativeInt = _field(
-        50,
+        200,
         "jsonl store: an append returns once its record is written, and the file is fsynced"
         " within this many ms (a machine crash can lose that window, a gateway crash nothing);"
         " 0 = an append returns only after the fsync covering its record.",

@@ -408,7 +408,7 @@ def test_the_fsync_interval_comes_from_the_configuration(tmp_path: Path) -> None
     assert store._deferred._interval == 0.25
     default = FileAuditStore.create(ProviderContext(config=parse_config({})))
     assert default._deferred is not None
-    assert default._deferred._interval == 0.05 == FileAuditStore(tmp_path / "c")._deferred._interval
+    assert default._deferred._interval == 0.2 == FileAuditStore(tmp_path / "c")._deferred._interval
     strict = parse_config({"audit": {"fsyncIntervalMs": 0}})
     assert FileAuditStore.create(ProviderContext(config=strict))._deferred is None
     with pytest.raises(ValueError, match="zero or positive"):

@@ -61,7 +61,7 @@ _LOCK_WAIT: Final = 10.0
 #: turn of the loop) before the writer thread waits for it instead.
 _LOOP_PATIENCE: Final = 0.002
 #: The default of ``audit.fsyncIntervalMs``, in seconds.
-_DEFAULT_FSYNC_INTERVAL: Final = 0.05
+_DEFAULT_FSYNC_INTERVAL: Final = 0.2
 #: Seconds a callback waits for its event loop to come round beyond which the loop counts as
 #: saturated; the file store then writes appends in groups rather than one by one.
 _BUSY_LAG: Final = 0.002
