@@ -12,7 +12,7 @@ something on any machine:
   ``json.loads`` pass over the same text as JSON strings and one pass of a single regex
   (every leaf is longer than the short quiet leaves the engine remembers, so each round
   scans the whole corpus from scratch);
-* payloads: 1 KB chat-completion requests (one in ten carries an email, a phone number or a
+* payloads: 1 KiB chat-completion requests (one in ten carries an email, a phone number or a
   card) through ``runtime.protect_sync`` in enforce mode, with key, audit and vault files in
   a temporary directory (the audit file as configured by default: each record is written
   before its call returns and the file is fsynced within 200 ms), and again with the

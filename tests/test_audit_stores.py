@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -847,3 +848,17 @@ def test_a_fork_child_locks_the_log_through_its_own_descriptor(tmp_path: Path) -
         check=True,
     )
     assert done.stdout.strip() == "taken"
+
+
+async def test_appends_that_never_let_the_loop_turn_leave_at_most_one_probe_behind(
+    tmp_path: Path,
+) -> None:
+    path, store = await _started_store(tmp_path)
+    loop = asyncio.get_running_loop()
+    waiting = len(loop._ready)  # type: ignore[attr-defined]
+    for n in range(1, 101):  # stepped like protect_sync steps a call: the loop never turns
+        call = store.append(lambda p, n=n: build_integrity_record(p, {"n": n}))
+        with pytest.raises(StopIteration):
+            call.send(None)
+    assert len(loop._ready) - waiting <= 1  # type: ignore[attr-defined]
+    assert _numbers(path) == list(range(101))

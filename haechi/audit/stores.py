@@ -153,6 +153,7 @@ class FileAuditStore:
         # Appends made, and the latest wait measured for a loop (see _write_at_once).
         self._appends = 0
         self._loop_lag = 0.0
+        self._probing = False
         self._deferred = DeferredSync(fsync_interval) if fsync_interval > 0 else None
         # Appends waiting for their loop's next group, per event loop; a loop is in
         # ``_flushing`` while a group of its appends is being written.
@@ -325,13 +326,17 @@ class FileAuditStore:
         while that wait is below :data:`_BUSY_LAG`.
         """
         self._appends += 1
-        if self._appends % _LAG_SAMPLE == 0:
+        if self._appends % _LAG_SAMPLE == 0 and not self._probing:
+            # One probe at a time: a loop that does not turn (``protect_sync`` steps calls
+            # without turning its loop) must not pile them up.
+            self._probing = True
             loop.call_soon(self._probe, time.perf_counter())
         return self._loop_lag < _BUSY_LAG
 
     def _probe(self, scheduled: float) -> None:
         # time.perf_counter: some loops' clocks (uvloop's) only tick once per turn, in ms.
         self._loop_lag = time.perf_counter() - scheduled
+        self._probing = False
 
     def _append_now(self, loop: asyncio.AbstractEventLoop, build: Build) -> Outcome | None:
         """With an fsync interval: write one record inside its ``append`` call, when none of
