@@ -2,22 +2,25 @@
 """The built-in audit stores: a JSONL file (``jsonl``) and process memory (``memory``).
 
 Both implement :class:`haechi.providers.AuditStore`. The file store is safe for any number of
-threads and processes on one machine: each write holds an ``flock`` on ``<path>.lock``
-(released by the kernel if the holder dies), reads the last record from the tail of the file
-without reading the rest, and appends. By default an append returns once its line is
-written and a background thread fsyncs the file within ``audit.fsyncIntervalMs`` (see
-:mod:`haechi.audit._deferred_sync`); with the interval 0 it returns only after the fsync
-covering its record. It assumes a local file system; replicas on several machines share a
-chain through a networked store instead.
+threads and processes on one machine: each write holds an ``flock`` on the log itself (released
+by the kernel if the holder dies; see :mod:`haechi.audit._open_log`), reads the last record
+from the tail of the file without reading the rest, and appends. By default an append returns
+once its line is written and a background thread fsyncs the file within
+``audit.fsyncIntervalMs`` (see :mod:`haechi.audit._deferred_sync`); with the interval 0 it
+returns only after the fsync covering its record. It assumes a local file system; replicas on
+several machines share a chain through a networked store instead.
 
-Group commit: appends made on one event loop while a group of its appends is being written are
-queued and written together as the next group — one lock, one tail read, one write and one
-fsync — each record still chained onto the one before it. Under concurrency a durable append
-then costs a fraction of an fsync instead of a whole one, and appends from one event loop reach
-the file in the order they were made. When the lock is free the group is chained and written on
-the event loop itself and only the fsync waits on the store's writer thread, so the loop's
-thread and the writer hand the interpreter lock to each other once per group rather than at
-every system call; when another writer holds the lock, the writer thread waits for it instead.
+While the event loop keeps up, an append is written inside its call; when the loop is
+saturated, appends are queued. Group commit: appends made on one event loop while a group of
+its appends is being written are queued and written together as the next group — one lock, one
+tail read, one write and one fsync — each record still chained onto the one before it. Under
+concurrency a durable append then costs a fraction of an fsync instead of a whole one, and
+appends from one event loop reach the file in the order they were made. When the lock is free
+the group is chained and written on the event loop itself and only the fsync waits on the
+store's writer thread, so the loop's thread and the writer hand the interpreter lock to each
+other once per group rather than at every system call; when another writer holds the lock, the
+group tries again at the loop's next turns for a moment, and then the writer thread waits for
+it instead.
 """
 
 from __future__ import annotations
