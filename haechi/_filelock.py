@@ -19,7 +19,7 @@ from pathlib import Path
 
 from haechi.errors import HaechiError
 
-__all__ = ["LockTimeout", "atomic_write", "locked", "poll_lock", "try_locked"]
+__all__ = ["LockTimeout", "atomic_write", "locked", "poll_lock"]
 
 # A held lock is retried after a short pause that doubles up to a ceiling: writers hold it
 # for a write and an fsync (well under a millisecond), so a first retry after 5 ms would
@@ -33,44 +33,16 @@ class LockTimeout(HaechiError):
 
 
 @contextlib.contextmanager
-def locked(path: str | os.PathLike[str], *, timeout: float | None = 10.0) -> Iterator[None]:
+def locked(path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[None]:
     """Hold an exclusive inter-process lock tied to ``path`` for the ``with`` body.
 
-    A held lock is polled for up to ``timeout`` seconds (then :class:`LockTimeout`). With
-    ``timeout=None`` the thread waits in the kernel, without polling, and is woken as soon
-    as the lock is released: for a dedicated writer thread whose callers keep their own
-    deadline, since polling both wastes turns and loses the lock to a writer that takes it
-    again at once.
+    A held lock is polled for up to ``timeout`` seconds (then :class:`LockTimeout`).
     """
     lock_path, fd = _open_lock(path)
     try:
-        if timeout is None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        else:
-            poll_lock(fd, lock_path, timeout)
+        poll_lock(fd, lock_path, timeout)
         try:
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def try_locked(path: str | os.PathLike[str]) -> Iterator[bool]:
-    """Take the lock of :func:`locked` only if it is free now; yield whether it was.
-
-    For a caller that must not wait (an event loop) and has somewhere else to wait instead.
-    """
-    _lock_path, fd = _open_lock(path)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

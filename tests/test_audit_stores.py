@@ -862,3 +862,13 @@ async def test_appends_that_never_let_the_loop_turn_leave_at_most_one_probe_behi
             call.send(None)
     assert len(loop._ready) - waiting <= 1  # type: ignore[attr-defined]
     assert _numbers(path) == list(range(101))
+
+
+async def test_aclose_closes_the_log_and_a_later_append_opens_it_again(tmp_path: Path) -> None:
+    path, store = await _started_store(tmp_path)
+    assert store._log._fd >= 0
+    await store.aclose()
+    assert store._log._fd == -1
+    await store.append(lambda p: build_integrity_record(p, {"n": 1}))
+    assert _numbers(path) == [0, 1]
+    assert verify_chain(path).records == 2
