@@ -160,6 +160,45 @@ async def test_deterministic_tokens_differ_across_keys(tmp_path: Path) -> None:
     assert first.token != second.token
 
 
+def test_minted_ids_hold_no_digit_run_a_rule_could_find_inside_their_marker(
+    crypto: LocalCryptoProvider,
+) -> None:
+    from haechi.detect import DetectionEngine, default_rules
+    from haechi.vault._tokens import MAX_DIGIT_RUN, deterministic_token, random_token
+
+    engine = DetectionEngine(default_rules())
+    long_run = re.compile(f"[0-9]{{{MAX_DIGIT_RUN + 1}}}")
+    ids = [random_token("email") for _ in range(3000)]
+    ids += [deterministic_token(crypto, "email", f"user{n}@example.com") for n in range(1000)]
+    for token in ids:
+        assert long_run.search(token) is None, token
+        for direction in ("request", "response"):
+            text = f"Sure, I wrote to [TOKEN:{token}]."
+            assert engine.scan_text(text, direction=direction) == [], token
+
+
+def test_a_deterministic_id_is_derived_again_only_when_it_holds_a_long_run(
+    crypto: LocalCryptoProvider,
+) -> None:
+    from haechi.vault._tokens import DETERMINISTIC_DOMAIN, MAX_DIGIT_RUN, deterministic_token
+
+    long_run = re.compile(f"[0-9]{{{MAX_DIGIT_RUN + 1}}}")
+    kept = rederived = 0
+    for n in range(200):
+        first = crypto.hmac(f"email:user{n}@example.com", DETERMINISTIC_DOMAIN)[:32]
+        token = deterministic_token(crypto, "email", f"user{n}@example.com")
+        if long_run.search(first) is None:
+            assert token == f"tok_email_{first}"  # the usual case: the first derivation
+            kept += 1
+        else:
+            retry = crypto.hmac(f"email:user{n}@example.com", f"{DETERMINISTIC_DOMAIN}#1")[:32]
+            assert token != f"tok_email_{first}"
+            assert token == f"tok_email_{retry}" or long_run.search(retry) is not None
+            rederived += 1
+    assert kept
+    assert rederived
+
+
 async def test_deterministic_types_select_per_type(crypto: LocalCryptoProvider) -> None:
     vault = _vault(crypto, deterministic=True, deterministic_types=["email"])
     emails = [await vault.tokenize(EMAIL, "email", context=CONTEXT) for _ in range(2)]
