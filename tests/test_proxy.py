@@ -361,3 +361,24 @@ def test_upstream_cookies_never_leak_into_other_requests(gateway: Gateway) -> No
     assert first.headers["set-cookie"].startswith("session=victim")
     httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("hi"))
     assert "cookie" not in gateway.upstream.last.headers
+
+
+def test_head_is_answered_with_the_upstream_headers_and_no_made_up_length(
+    gateway: Gateway,
+) -> None:
+    # The upstream declares the length of the body a GET would get (uvicorn sends none).
+    gateway.upstream.queue(
+        Reply(body=b'{"object":"list","data":[]}', headers={"content-type": "application/json"})
+    )
+    answer = raw_request(
+        gateway,
+        b"HEAD /v1/models HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    assert lines[0].startswith(b"http/1.1 200")
+    assert gateway.upstream.last.method == "HEAD"
+    assert body == b""
+    assert not [line for line in lines if line.startswith(b"content-length:")]
+    assert not [line for line in lines if line.startswith(b"transfer-encoding:")]
+    assert [line for line in lines if line.startswith(b"x-haechi-correlation-id:")]

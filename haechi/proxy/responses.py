@@ -95,6 +95,9 @@ class ResponseHandler:
         route = request.route
         protect = force or (self._enabled and route is not None and route.protect_response)
         cid = request.correlation_id.encode()
+        if request.scope["method"] == "HEAD":
+            await self._answer_head(response, send, cid)
+            return
         if not protect:
             await self._relay(request, response, send, cid)
             return
@@ -166,6 +169,18 @@ class ResponseHandler:
             ) from None
         headers = response_headers(response.headers.raw, correlation_id=cid)
         await send_response(send, response.status_code, headers, raw)
+
+    async def _answer_head(self, response: UpstreamResponse, send: Send, cid: bytes) -> None:
+        """The upstream's answer to HEAD: its status and allowed headers, no body, and no
+        ``content-length``. The upstream's length is that of a body the gateway would
+        inspect and might rewrite, and ``0`` would be false: HTTP lets a HEAD answer omit
+        what is only known once the body is made."""
+        await read_capped(response, self._cap)  # a HEAD answer has no body; free the connection
+        headers = response_headers(response.headers.raw, correlation_id=cid)
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": b""})
 
     async def _refuse(self, request: GatewayRequest, reason: str) -> NoReturn:
         gateway = self._gateway
