@@ -435,7 +435,8 @@ async def test_the_sync_thread_ends_once_everything_handed_to_it_is_synced(
     assert syncing()  # the next hand-over starts a new one
 
 
-# Appends one record with a 300 ms fsync interval and exits at once, printing each fsync.
+# Appends one record with a 60 s fsync interval and exits at once, printing each fsync: the
+# shutdown wakes the sync thread, which would otherwise keep the process for a minute.
 _WRITE_AND_EXIT = textwrap.dedent(
     """
     import asyncio, os, sys, threading
@@ -445,7 +446,7 @@ _WRITE_AND_EXIT = textwrap.dedent(
         real_fsync(fd)
         print("fsynced on", threading.current_thread().name, flush=True)
     os.fsync = fsync
-    store = FileAuditStore(sys.argv[1], fsync_interval=0.3)
+    store = FileAuditStore(sys.argv[1], fsync_interval=60)
     asyncio.run(store.append(lambda p: build_integrity_record(p, {"n": 0})))
     print("appended", flush=True)
     """

@@ -10,8 +10,9 @@ handed in an interval) at most ``interval`` seconds after the first write it has
 yet.
 
 The thread ends once it has synced everything handed to it (the next hand-over starts a new
-one), and it is not a daemon: a process that exits right after writing still fsyncs its last
-lines first, at most ``interval`` seconds later, and an idle store keeps no thread.
+one), so an idle store keeps no thread. It is not a daemon, and when the interpreter starts
+shutting down it is woken at once: a process that exits right after writing (a one-shot
+``haechi protect``) fsyncs its last lines before it ends, without waiting out the interval.
 
 A failed fsync is kept: the disk lost data the store already reported written, so the store
 refuses every later append (fail closed) rather than go on writing records that may not last.
@@ -21,16 +22,32 @@ from __future__ import annotations
 
 import os
 import threading
-import time
+import weakref
+from typing import Final
 
 __all__ = ["DeferredSync"]
+
+#: Every live instance, to wake at interpreter shutdown.
+_LIVE: Final[weakref.WeakSet[DeferredSync]] = weakref.WeakSet()
+
+
+def _wake_all() -> None:
+    for deferred in list(_LIVE):
+        deferred.hurry()
+
+
+# Run when the interpreter shuts down, before it waits for threads such as ours (the hook
+# concurrent.futures uses for its own workers; without it the last fsync waits the interval).
+_register_shutdown = getattr(threading, "_register_atexit", None)
+if _register_shutdown is not None:
+    _register_shutdown(_wake_all)
 
 
 class DeferredSync:
     """One thread that fsyncs handed-over descriptors within ``interval`` seconds, running
     while any wait."""
 
-    __slots__ = ("_error", "_interval", "_lock", "_pending", "_thread")
+    __slots__ = ("__weakref__", "_error", "_interval", "_lock", "_pending", "_thread", "_wake")
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
@@ -38,6 +55,8 @@ class DeferredSync:
         self._pending: dict[tuple[int, int], int] = {}
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
+        self._wake = threading.Event()
+        _LIVE.add(self)
 
     @property
     def error(self) -> OSError | None:
@@ -56,14 +75,16 @@ class DeferredSync:
                 self._thread = threading.Thread(target=self._run, name="haechi-audit-sync")
                 self._thread.start()
 
+    def hurry(self) -> None:
+        """From now on fsync what is handed over at once, without waiting for the interval
+        (the interpreter is shutting down)."""
+        self._wake.set()
+
     def _run(self) -> None:
         while True:
-            time.sleep(self._interval)
+            self._wake.wait(self._interval)
             with self._lock:
                 batch, self._pending = self._pending, {}
-                if not batch:
-                    self._thread = None
-                    return
             for fd in batch.values():
                 try:
                     os.fsync(fd)
@@ -72,3 +93,7 @@ class DeferredSync:
                         self._error = exc
                 finally:
                     os.close(fd)
+            with self._lock:
+                if not self._pending:  # nothing came in meanwhile: end (see track)
+                    self._thread = None
+                    return
