@@ -361,7 +361,10 @@ class Runtime:
 
     async def _close_providers(self) -> None:
         seen: set[int] = set()
-        for provider in (*self._lazy.values(), self.token_vault, self.audit, self.crypto):
+        # The audit store this runtime built (not one it was handed) is its to close.
+        built_store = not {"audit_sink", "audit_store"} & self._injected.keys()
+        store = self.audit.store if built_store else None
+        for provider in (*self._lazy.values(), self.token_vault, self.audit, store, self.crypto):
             if provider is None or id(provider) in seen:
                 continue
             seen.add(id(provider))

@@ -203,3 +203,23 @@ def test_scan_reports_findings_without_auditing() -> None:
     assert [(f.type, f.path, f.start, f.end) for f in findings] == [("email", ("to", 1), 2, 15)]
     assert findings[0].action is None
     assert not Path(".haechi").exists()
+
+
+def test_close_closes_the_audit_file_it_opened_but_not_a_handed_in_store(
+    tmp_path: Path,
+) -> None:
+    from haechi.audit import FileAuditStore
+
+    runtime = create_runtime({"policy": {"mode": "enforce"}})
+    runtime.protect_sync({"note": "mail jane.doe@example.com"})
+    built = runtime.audit.store
+    assert isinstance(built, FileAuditStore)
+    assert built._log._fd >= 0
+    runtime.close()
+    assert built._log._fd == -1
+
+    handed = FileAuditStore(tmp_path / "own.jsonl")
+    other = create_runtime({"policy": {"mode": "enforce"}}, {"audit_store": handed})
+    other.protect_sync({"note": "mail jane.doe@example.com"})
+    other.close()
+    assert handed._log._fd >= 0  # the caller's to close
