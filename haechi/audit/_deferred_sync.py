@@ -27,11 +27,11 @@ from typing import Final
 
 __all__ = ["DeferredSync"]
 
-#: Every live instance, to wake at interpreter shutdown.
+#: Every live instance, to hurry at interpreter shutdown.
 _LIVE: Final[weakref.WeakSet[DeferredSync]] = weakref.WeakSet()
 
 
-def _wake_all() -> None:
+def _hurry_all() -> None:
     for deferred in list(_LIVE):
         deferred.hurry()
 
@@ -40,7 +40,7 @@ def _wake_all() -> None:
 # concurrent.futures uses for its own workers; without it the last fsync waits the interval).
 _register_shutdown = getattr(threading, "_register_atexit", None)
 if _register_shutdown is not None:
-    _register_shutdown(_wake_all)
+    _register_shutdown(_hurry_all)
 
 
 class DeferredSync:
