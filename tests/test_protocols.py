@@ -87,7 +87,7 @@ def test_unknown_adapter_is_an_error() -> None:
             "stream-generate-content",
             "sse",
             ("candidates", 0, "content", "parts", 0, "text"),
-            True,
+            False,
         ),
         ("gemini", "/v1/models/x:countTokens", "count-tokens", None, None, False),
         ("gemini", "/v1/models/x:embedContent", "embed", None, None, False),
@@ -161,6 +161,16 @@ def test_streaming_decision() -> None:
     assert is_streaming_request(ollama, {})
     assert not is_streaming_request(ollama, {"stream": False})
     assert is_streaming_request(ollama, [])
+    # Gemini's streaming method streams whatever the body says: it has no stream field.
+    gemini = adapter_for("gemini").classify("POST", "/v1beta/models/g:streamGenerateContent")
+    assert gemini.always_streaming
+    assert is_streaming_request(gemini, {"stream": False})
+    assert is_streaming_request(gemini, {})
+    assert (
+        not adapter_for("gemini")
+        .classify("POST", "/v1beta/models/g:generateContent")
+        .always_streaming
+    )
 
 
 def test_request_model_from_body_or_gemini_path() -> None:

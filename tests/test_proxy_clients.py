@@ -17,7 +17,7 @@ import ollama
 import openai
 import pytest
 
-from tests.upstream_server import Gateway, gateway_in_front
+from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 PHONE = "010-1234-5678"
@@ -186,6 +186,16 @@ def test_ollama_implicit_streaming_is_refused_when_streaming_is_blocked(tmp_path
         assert len(gateway.upstream.received) == 1
 
 
+def gemini_stream_text(sse: str) -> str:
+    """The text of a Gemini SSE answer: its frames' first parts, joined."""
+    pieces = []
+    for line in sse.splitlines():
+        if line.startswith("data:"):
+            frame = json.loads(line[5:])
+            pieces.append(frame["candidates"][0]["content"]["parts"][0]["text"])
+    return "".join(pieces)
+
+
 def test_gemini_generate_and_stream(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
         body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
@@ -202,10 +212,25 @@ def test_gemini_generate_and_stream(tmp_path: Path) -> None:
             json=body,
         )
         assert streamed.status_code == 200
-        pieces = []
-        for line in streamed.text.splitlines():
-            if line.startswith("data:"):
-                frame = json.loads(line[5:])
-                pieces.append(frame["candidates"][0]["content"]["parts"][0]["text"])
-        assert "".join(pieces).startswith("echo: Reach me at ")
+        assert gemini_stream_text(streamed.text).startswith("echo: Reach me at ")
         assert_never_seen(gateway)
+
+
+def test_gemini_stream_method_streams_whatever_the_body_says(tmp_path: Path) -> None:
+    """``:streamGenerateContent`` always answers with a stream, so ``"stream": false`` in its
+    body must not take the request off the streaming path (where it would be relayed
+    without the stream inspector, or let past the default ``block``)."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "stream": False}
+    path = "/v1beta/models/gemini-1.5-flash:streamGenerateContent?alt=sse"
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}}) as gateway:
+        refused = httpx.post(f"{gateway.url}{path}", json=body)
+        assert refused.status_code == 501
+        assert refused.json()["error"] == "haechi_streaming_unsupported"
+        assert gateway.upstream.received == []
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        gateway.upstream.queue(Reply(text=f"write to {EMAIL}"))
+        streamed = httpx.post(f"{gateway.url}{path}", json=body)
+        assert streamed.status_code == 200
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        assert EMAIL not in streamed.text
+        assert gemini_stream_text(streamed.text) == "write to [REDACTED:email]"

@@ -41,6 +41,7 @@ class RouteSpec:
     route_id: str
     streaming: StreamDescriptor | None = None
     streaming_by_default: bool = False
+    always_streaming: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class ProtocolAdapter:
             path=path,
             operation=f"{method} {spec.route_id}",
             streaming_by_default=spec.streaming_by_default,
+            always_streaming=spec.always_streaming,
             streaming=spec.streaming,
         )
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
@@ -167,7 +169,7 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
     "streamGenerateContent": RouteSpec(
         "stream-generate-content",
         _sse(("candidates", 0, "content", "parts", 0, "text")),
-        streaming_by_default=True,
+        always_streaming=True,
     ),
     "countTokens": RouteSpec("count-tokens"),
     "embedContent": RouteSpec("embed"),
@@ -204,9 +206,13 @@ def adapter_for(adapter_id: str) -> ProtocolAdapter:
 def is_streaming_request(route: Route, body: Any) -> bool:
     """Whether the request asks for a streamed answer.
 
-    ``"stream": true`` always does; a route that streams by default (Ollama chat/generate,
-    Gemini ``:streamGenerateContent``) does unless the body says ``"stream": false``.
+    ``"stream": true`` always does, and so does every request to a route that always streams
+    (Gemini ``:streamGenerateContent``, whose API has no ``stream`` field: the upstream
+    streams whatever the body says). A route that streams by default (Ollama chat/generate)
+    does unless the body says ``"stream": false``.
     """
+    if route.always_streaming:
+        return True
     stream = body.get("stream") if isinstance(body, dict) else None
     if stream is True:
         return True

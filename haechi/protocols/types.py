@@ -34,7 +34,13 @@ class StreamDescriptor:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """The classification of one request against the configured upstream protocol."""
+    """The classification of one request against the configured upstream protocol.
+
+    ``streaming_by_default``: a body without ``"stream": false`` asks for a stream (Ollama).
+    ``always_streaming``: the route answers with a stream whatever the body says (Gemini
+    ``:streamGenerateContent`` has no ``stream`` field, so a ``"stream": false`` in its body
+    must not send the answer down the non-streaming path).
+    """
 
     adapter_id: str
     protocol: str
@@ -44,4 +50,5 @@ class Route:
     protect_request: bool = True
     protect_response: bool = True
     streaming_by_default: bool = False
+    always_streaming: bool = False
     streaming: StreamDescriptor | None = None
