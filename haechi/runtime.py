@@ -40,7 +40,15 @@ from haechi.payload import PathTexts, collect_entries
 from haechi.pipeline import CallContext, PrecisionDials, Protector, TextResult
 from haechi.plugins.manager import ProviderRegistry, load_registry
 from haechi.policy import PolicySet, ResolvedPolicy
-from haechi.providers import ProviderContext
+from haechi.providers import (
+    AuditStore,
+    AuthProvider,
+    CryptoProvider,
+    Metrics,
+    ProviderContext,
+    RateLimiter,
+    TokenStore,
+)
 from haechi.stream_window import TextStreamProtector
 
 __all__ = ["INJECTABLE_PROVIDERS", "Runtime", "create_runtime"]
@@ -58,6 +66,17 @@ INJECTABLE_PROVIDERS: Final = frozenset(
         "audit_sink",
     }
 )
+
+#: The contract each injected provider is held to (the whole-object replacements
+#: ``token_vault`` and ``audit_sink`` have none).
+_CONTRACTS: Final[Mapping[str, type]] = {
+    "crypto": CryptoProvider,
+    "token_store": TokenStore,
+    "audit_store": AuditStore,
+    "rate_limiter": RateLimiter,
+    "metrics": Metrics,
+    "auth": AuthProvider,
+}
 
 _UNSET: Final = object()
 
@@ -410,6 +429,8 @@ def create_runtime(
     unknown = set(injected) - INJECTABLE_PROVIDERS
     if unknown:
         raise TypeError(f"unknown provider keys: {', '.join(sorted(unknown))}")
+    for key, provider in injected.items():
+        _check_contract(key, provider)
     if settings.auth.provider == "external" and injected.get("auth") is None:
         raise ConfigError('auth.provider "external" needs an injected auth provider')
     registry = load_registry()
@@ -438,6 +459,24 @@ def create_runtime(
         registry=registry,
         injected=injected,
     )
+
+
+def _check_contract(key: str, provider: Any) -> None:
+    """Refuse an injected provider that lacks a method of its contract, now rather than on
+    the first request that needs it (the gateway would then answer 500 to every request)."""
+    contract = _CONTRACTS.get(key)
+    if contract is None or provider is None:
+        return
+    missing = [
+        name
+        for name, member in vars(contract).items()
+        if not name.startswith("_")
+        and callable(member)
+        and not callable(getattr(provider, name, None))
+    ]
+    if missing:
+        methods = ", ".join(f"{name}()" for name in sorted(missing))
+        raise TypeError(f"the injected {key} provider lacks {methods}")
 
 
 def _token_vault(

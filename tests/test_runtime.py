@@ -16,6 +16,7 @@ from haechi.config import default_config
 from haechi.crypto import LocalCryptoProvider, init_key_file
 from haechi.errors import ConfigError
 from haechi.models import Identity
+from haechi.ratelimit import MemoryRateLimiter
 from haechi.runtime import create_runtime
 from haechi.vault import MemoryTokenStore
 
@@ -60,7 +61,7 @@ def test_external_providers_must_be_injected(tmp_path: Path) -> None:
 def test_injected_providers_win(tmp_path: Path) -> None:
     store = MemoryAuditStore()
     tokens = MemoryTokenStore()
-    limiter = object()
+    limiter = MemoryRateLimiter()
     runtime = create_runtime(
         {"policy": {"mode": "enforce", "actions": {"email": "tokenize"}}},
         {"audit_store": store, "token_store": tokens, "rate_limiter": limiter},
@@ -71,6 +72,25 @@ def test_injected_providers_win(tmp_path: Path) -> None:
     assert not Path(".haechi/token-vault.json").exists()
     assert runtime.rate_limiter is limiter
     assert result.issued_tokens
+
+
+@pytest.mark.parametrize(
+    ("key", "missing"),
+    [
+        ("rate_limiter", "allow()"),
+        ("metrics", "increment(), observe(), render()"),
+        ("auth", "authenticate()"),
+        ("crypto", "decrypt(), encrypt(), hmac()"),
+        ("audit_store", "append(), ready(), records()"),
+        ("token_store", "delete(), delete_expired(), get(), items(), put(), ready()"),
+    ],
+)
+def test_an_injected_provider_without_its_methods_is_refused(key: str, missing: str) -> None:
+    # Refused when the runtime is made, not by a 500 on the first request that needs it.
+    with pytest.raises(
+        TypeError, match=rf"the injected {key} provider lacks {re.escape(missing)}$"
+    ):
+        create_runtime(None, {key: object()})
 
 
 def test_without_a_vault_tokens_are_one_way_labels() -> None:
