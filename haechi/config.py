@@ -83,16 +83,20 @@ PLUGIN_CAPABILITIES: Final = (
     "externalSecrets",
     "readsCredentials",
 )
-#: Request headers never forwarded upstream, whatever ``target.forwardHeaders`` says.
+#: Request headers ``target.forwardHeaders`` may not name. The gateway never forwards any of
+#: them but ``authorization``, which it forwards only with ``auth.provider: "none"``.
 ALWAYS_DROPPED_HEADERS: Final = frozenset(
     {
         "host",
         "content-length",
         "content-type",
+        "accept-encoding",  # the gateway asks for an identity body it can inspect
         "authorization",
         "cookie",
         "set-cookie",
         "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
         "connection",
         "keep-alive",
         "te",

@@ -41,6 +41,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
         ({"mcp": {"allowedMethods": []}}, "mcp.allowedMethods"),
         ({"target": {"forwardHeaders": ["authorization"]}}, "target.forwardHeaders"),
         ({"target": {"forwardHeaders": ["X-Trace"]}}, "target.forwardHeaders"),
+        ({"target": {"forwardHeaders": ["accept-encoding"]}}, "target.forwardHeaders"),
+        ({"target": {"forwardHeaders": ["cookie"]}}, "target.forwardHeaders"),
+        ({"target": {"forwardHeaders": "x-trace"}}, "target.forwardHeaders"),
+        ({"target": {"forwardHeaders": [1]}}, "target.forwardHeaders"),
         ({"policy": {"profiles": {"a": {}}}}, "policy: profiles need a profileBinding"),
         (
             {"policy": {"profiles": {"a": {}}, "profileBinding": {"default": "b"}}},

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from haechi.config import ALWAYS_DROPPED_HEADERS
+
 __all__ = [
     "BASE_FORWARD_ALLOWLIST",
     "HeaderList",
@@ -54,15 +56,11 @@ _HOP_BY_HOP: Final = frozenset(
         b"upgrade",
     }
 )
-#: Never forwarded upstream, whatever the allowlist says.
-_NEVER_FORWARD: Final = _HOP_BY_HOP | {
-    b"host",
-    b"content-length",
-    b"content-type",
-    b"accept-encoding",
-    b"cookie",
-    b"set-cookie",
-}
+#: Never forwarded upstream, whatever the allowlist says (the names the configuration
+#: refuses in ``target.forwardHeaders``; ``authorization`` is decided by ``auth.provider``).
+_NEVER_FORWARD: Final = frozenset(
+    name.encode("latin-1") for name in ALWAYS_DROPPED_HEADERS - {"authorization"}
+)
 #: Validators that describe the upstream's bytes; wrong once the body was rewritten.
 _BODY_COUPLED: Final = frozenset(
     {b"etag", b"last-modified", b"content-md5", b"digest", b"content-digest", b"repr-digest"}
