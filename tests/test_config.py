@@ -52,6 +52,18 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
         ),
         ({"auth": {"provider": "plugin"}}, "auth: auth.provider plugin needs"),
         ({"proxy": {"tls": {"keyFile": "k.pem"}}}, "proxy.tls: keyFile and certFile go together"),
+        ({"proxy": {"tls": {"certFile": "c.pem"}}}, "proxy.tls: keyFile and certFile go together"),
+        ({"proxy": {"tls": {}}}, "proxy.tls: needs keyFile and certFile, or pfxFile"),
+        ({"proxy": {"tls": []}}, "proxy.tls"),
+        ({"proxy": {"tls": 5}}, "proxy.tls"),
+        (
+            {"proxy": {"tls": {"pfxFile": "a.p12", "keyFile": "k.pem", "certFile": "c.pem"}}},
+            "proxy.tls: use either keyFile/certFile or pfxFile, not both",
+        ),
+        ({"proxy": {"tls": {"keyFile": " ", "certFile": "c.pem"}}}, "proxy.tls.keyFile"),
+        ({"proxy": {"port": -1}}, "proxy.port"),
+        ({"proxy": {"port": 1.5}}, "proxy.port"),
+        ({"proxy": {"port": 211016}}, "proxy.port"),
         ({"privacy": {"profile": "mars"}}, "privacy.profile"),
     ],
 )

@@ -33,6 +33,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ def tls_files(config: Any) -> Iterator[dict[str, Any]]:
         yield {}
         return
     if tls.pfx_file is None:
+        _check_pem_pair(tls.key_file, tls.cert_file)
         yield {"ssl_keyfile": tls.key_file, "ssl_certfile": tls.cert_file}
         return
     from cryptography.hazmat.primitives import serialization
@@ -155,6 +157,26 @@ def tls_files(config: Any) -> Iterator[dict[str, Any]]:
                 handle.write(data)
             paths[name] = path
         yield {"ssl_keyfile": paths["key.pem"], "ssl_certfile": paths["cert.pem"]}
+
+
+def _check_pem_pair(key_file: str, cert_file: str) -> None:
+    """Load the key and certificate now, so that a missing or wrong file is a configuration
+    error naming the key, not an OpenSSL message from inside uvicorn's startup."""
+    for name, path in (("keyFile", key_file), ("certFile", cert_file)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"proxy.tls.{name} could not be loaded: {type(exc).__name__}"
+            ) from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+    except ssl.SSLError:
+        raise ConfigError(
+            "proxy.tls: keyFile and certFile must be a PEM private key and the certificate "
+            "chain that goes with it"
+        ) from None
 
 
 def _protocol_class(headers_timeout_s: float | None) -> Any:
