@@ -184,6 +184,14 @@ def test_ollama_implicit_streaming_is_refused_when_streaming_is_blocked(tmp_path
         answer = client.chat(model="llama3", messages=implicit["messages"], stream=False)
         assert answer.message.content == "echo: hi"
         assert len(gateway.upstream.received) == 1
+        # /api/generate streams by default too.
+        generate = httpx.post(
+            f"{gateway.url}/api/generate", json={"model": "llama3", "prompt": "hi"}
+        )
+        assert generate.status_code == 501
+        assert generate.json()["error"] == "haechi_streaming_unsupported"
+        assert client.generate(model="llama3", prompt="hi", stream=False).response == "echo: hi"
+        assert len(gateway.upstream.received) == 2
 
 
 def gemini_stream_text(sse: str) -> str:

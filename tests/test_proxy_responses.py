@@ -170,6 +170,14 @@ def test_unprotected_answers_are_relayed_byte_for_byte(tmp_path: Path) -> None:
         response = post(gateway)
         assert response.status_code == 418
         assert response.text == f"raw {EMAIL}"
+        # A compressed answer keeps its encoding and its bytes, and the length is theirs.
+        body = json.dumps({"t": "plain"}).encode()
+        gateway.upstream.queue(Reply(body=body, gzip=True))
+        with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=chat()) as relayed:
+            raw = b"".join(relayed.iter_raw())
+        assert relayed.headers["content-encoding"] == "gzip"
+        assert int(relayed.headers["content-length"]) == len(raw)
+        assert gzip.decompress(raw) == body
 
 
 def test_numbers_in_answers_are_skipped_unless_asked(tmp_path: Path) -> None:
@@ -203,6 +211,12 @@ def test_only_this_requests_tokens_are_restored(tmp_path: Path) -> None:
         second = post(gateway, chat("hello"))
         assert second.status_code == 200
         assert EMAIL not in second.text
+        # One restore was audited, for the first request; the second issued no token, so
+        # the vault was not asked to restore the foreign one at all.
+        restores = [
+            record for record in gateway.audit() if record["operation"] == "token-vault:detokenize"
+        ]
+        assert [(record["count"], record["reason"]) for record in restores] == [(1, None)]
 
 
 # -- upstream failures -----------------------------------------------------------------------
