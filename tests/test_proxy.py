@@ -8,6 +8,7 @@ Covers the routing, body and header-boundary attacks of the surfaces catalogue (
 from __future__ import annotations
 
 import json
+import re
 import socket
 import uuid
 from collections.abc import Iterator
@@ -136,11 +137,19 @@ def test_get_is_forwarded_without_a_body(gateway: Gateway) -> None:
     assert gateway.upstream.last.query == "limit=5&after=x%20y"
 
 
-def test_unknown_routes_are_still_protected(gateway: Gateway) -> None:
-    httpx.post(f"{gateway.url}/v2/anything", json={"note": f"reach {EMAIL}"})
-    assert gateway.upstream.last.path == "/v2/anything"
-    assert EMAIL not in gateway.upstream.last.text
-    assert gateway.audit()[-1]["operation"] == "request:POST unknown"
+def test_unknown_routes_are_protected_in_both_directions(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"responseProtection": {"enabled": True}}) as gateway:
+        # The model's answer on a path no adapter knows carries an address too.
+        gateway.upstream.queue(Reply(body=json.dumps({"owner": f"write {EMAIL}"}).encode()))
+        response = httpx.post(f"{gateway.url}/v2/anything", json={"note": f"reach {EMAIL}"})
+        assert response.status_code == 200
+        assert gateway.upstream.last.path == "/v2/anything"
+        assert EMAIL not in gateway.upstream.last.text
+        assert EMAIL not in response.text
+        assert response.json()["owner"].startswith("write ")
+        operations = [record["operation"] for record in gateway.audit()]
+        assert operations == ["request:POST unknown", "response:POST unknown"]
+        assert EMAIL not in gateway.audit_text()
 
 
 # -- §13.2 body and parsing ---------------------------------------------------------------
@@ -210,16 +219,42 @@ def test_deep_nesting_is_413_and_never_forwarded(gateway: Gateway, depth: int) -
 
 @pytest.mark.parametrize(
     "target",
-    [b"http://attacker.example/v1/chat/completions", b"//attacker.example/v1/x", b"*"],
+    [
+        b"http://attacker.example/v1/chat/completions",
+        b"https://x/v1/chat/completions",
+        b"//attacker.example/v1/x",
+        b"*",
+        b"foo:/x",  # refused by the HTTP parser, answered in the same form
+    ],
 )
 def test_non_origin_targets_are_refused(gateway: Gateway, target: bytes) -> None:
-    answer = raw_request(
-        gateway,
-        b"POST " + target + b" HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}",
-    )
+    answer = raw_request(gateway, _post_to(target))
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"haechi_invalid_proxy_target" in answer
     assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize("target", [b"https://x/v1/chat/completions", b"foo:/x"])
+def test_scheme_targets_never_reach_the_upstream(gateway: Gateway, target: bytes) -> None:
+    # Whoever refuses it (the gateway or the HTTP parser), it is a 400 and nothing leaves.
+    assert raw_request(gateway, _post_to(target)).startswith(b"HTTP/1.1 400")
+    assert gateway.upstream.received == []
+
+
+def test_a_request_the_parser_refuses_gets_a_json_error(gateway: Gateway) -> None:
+    answer = raw_request(gateway, b"P@ST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"content-type: application/json" in head
+    assert b"connection: close" in head
+    assert b"cache-control: no-store" in head
+    assert re.search(rb"x-haechi-correlation-id: [0-9a-f-]{36}\r\n", head + b"\r\n")
+    assert json.loads(body)["error"] == "haechi_invalid_http_request"
+    assert gateway.upstream.received == []
+
+
+def _post_to(target: bytes) -> bytes:
+    return b"POST " + target + b" HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
 
 
 def test_dot_segments_are_resolved_and_cannot_escape_the_reserved_prefix(
@@ -279,8 +314,12 @@ def test_header_allowlist_and_hop_by_hop(gateway: Gateway) -> None:
         "user-agent": "my-app/1.0",
         "accept-language": "ko",
         "cookie": "session=abc",
+        "set-cookie": "planted=1",
         "proxy-authorization": "Basic eA==",
         "te": "trailers",
+        "trailer": "x-checksum",
+        "keep-alive": "timeout=99",
+        "upgrade": "h2c",
         "x-custom-unlisted": "dropped",
         "origin": "https://app.example",
         "accept-encoding": "gzip, br",
@@ -303,13 +342,18 @@ def test_header_allowlist_and_hop_by_hop(gateway: Gateway) -> None:
     assert seen["authorization"] == "Bearer sk-upstream-key"
     for dropped in (
         "cookie",
+        "set-cookie",
         "proxy-authorization",
         "te",
+        "trailer",
+        "keep-alive",
+        "upgrade",
         "x-custom-unlisted",
         "origin",
         "x-forwarded-for",
     ):
         assert dropped not in seen
+        assert headers[dropped] not in seen.values()  # not smuggled under another name
     assert seen["accept-encoding"] == "identity"
     assert seen["content-type"] == "application/json"
 

@@ -13,8 +13,10 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from haechi.auth import add_token
 from haechi.config import parse_config
 from haechi.crypto import init_key_file
 from haechi.errors import ConfigError
 from haechi.proxy.background import serve_in_thread
 from haechi.proxy.server import is_loopback, plan_listen
+from tests.cli import run_haechi
 from tests.upstream_server import Reply, UpstreamServer, gateway_config, gateway_in_front
 
 HAECHI = [sys.executable, "-m", "haechi"]
@@ -78,17 +82,36 @@ def test_bind_guards() -> None:
     assert loop_tls.scheme == "https"
 
 
+def _auth_denials(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("decision") == "auth_denied"]
+
+
 def test_forwarded_proto_gate(tmp_path: Path) -> None:
-    with gateway_in_front(tmp_path, forwarded_proto_gate=True) as gateway:
+    config = {"auth": {"provider": "bearer"}}
+    with gateway_in_front(tmp_path, config, forwarded_proto_gate=True) as gateway:
+        _record, token = add_token(
+            gateway.runtime.config.auth.store, gateway.runtime.crypto, token_type="user"
+        )
         url = f"{gateway.url}/v1/chat/completions"
         body = {"model": "m", "messages": []}
         missing = httpx.post(url, json=body)
         assert missing.status_code == 403
         assert missing.json()["error"] == "haechi_forwarded_proto_required"
-        assert httpx.post(url, json=body, headers={"x-forwarded-proto": "http"}).status_code == 403
+        # The first hop decides: "http, https" came in over plain HTTP.
+        for proto in ("http", "http, https", ""):
+            refused = httpx.post(url, json=body, headers={"x-forwarded-proto": proto})
+            assert refused.status_code == 403
+        # The gate runs before authentication: none of these was an auth decision.
+        assert _auth_denials(gateway.audit()) == []
         assert gateway.upstream.received == []
         assert httpx.get(f"{gateway.url}/__haechi/live").status_code == 200
-        ok = httpx.post(url, json=body, headers={"x-forwarded-proto": "HTTPS, http"})
+        passed = httpx.post(url, json=body, headers={"x-forwarded-proto": "HTTPS, http"})
+        assert passed.status_code == 401
+        ok = httpx.post(
+            url,
+            json=body,
+            headers={"x-forwarded-proto": "https", "authorization": f"Bearer {token}"},
+        )
         assert ok.status_code == 200
 
 
@@ -128,7 +151,11 @@ def _proxy_process(
     try:
         for line in process.stdout:
             lines.append(line)
-            if "listening on" in line or '"proxy_listening"' in line:
+            if '"proxy_listening"' in line:
+                event = json.loads(line)
+                url = f"{event['scheme']}://{event['host']}:{event['port']}"
+                break
+            if "listening on" in line:
                 url = line.strip().rsplit(" ", 1)[-1]
                 break
         yield process, url, lines
@@ -167,6 +194,113 @@ def test_proxy_command_serves_and_drains_on_sigterm(tmp_path: Path) -> None:
             assert "shutting down (SIGTERM)" in "".join(lines) + out
 
 
+def test_forwarded_proto_gate_of_the_proxy_command(tmp_path: Path) -> None:
+    # The gate as `haechi proxy` wires it: remote bind + trustForwardedProto, no TLS.
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(
+            tmp_path,
+            up.url,
+            {"proxy": {"trustForwardedProto": True}, "auth": {"provider": "bearer"}},
+        )
+        args = ("--host", "0.0.0.0", "--allow-remote-bind")
+        with _proxy_process(config, *args) as (_process, url, _lines):
+            base = url.replace("0.0.0.0", "127.0.0.1")
+            chat_url = f"{base}/v1/chat/completions"
+            body = {"model": "m", "messages": []}
+            assert httpx.post(chat_url, json=body).status_code == 403
+            refused = httpx.post(chat_url, json=body, headers={"x-forwarded-proto": "http, https"})
+            assert refused.status_code == 403
+            assert refused.json()["error"] == "haechi_forwarded_proto_required"
+            assert httpx.get(f"{base}/__haechi/live").status_code == 200
+            passed = httpx.post(chat_url, json=body, headers={"x-forwarded-proto": "https"})
+            assert passed.status_code == 401
+        # Only the request that passed the gate was an authentication decision.
+        audit = tmp_path / ".haechi" / "audit.jsonl"
+        records = [json.loads(line) for line in audit.read_text().splitlines()]
+        assert len(_auth_denials(records)) == 1
+        assert upstream.received == []
+
+
+@dataclass
+class _Cut:
+    """What a SIGTERM did to an idle and a hung connection (seconds after the signal)."""
+
+    idle_closed: float
+    hung_closed: float
+    hung_answer: bytes
+    exit_code: int
+    stderr: str
+
+
+_CHAT_REQUEST = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    b"content-length: 15\r\n\r\n" + b'{"messages":[]}'
+)
+
+
+def _sigterm_with_a_hung_request(workdir: Path, grace_ms: int, env: dict[str, str]) -> _Cut:
+    def until_closed(sock: socket.socket) -> bytes:
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+    # An upstream that accepts the request and never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(5)
+        upstream_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        config = _write_config(workdir, upstream_url, {"limits": {"shutdownGraceMs": grace_ms}})
+        with _proxy_process(config, env=env) as (process, url, _lines):
+            address = url.removeprefix("http://").split(":")
+            idle = socket.create_connection((address[0], int(address[1])), timeout=10)
+            hung = socket.create_connection((address[0], int(address[1])), timeout=10)
+            with idle, hung:
+                idle.sendall(b"GET /__haechi/live HTTP/1.1\r\nhost: x\r\n\r\n")
+                assert idle.recv(65536).startswith(b"HTTP/1.1 200")  # now idle, kept alive
+                hung.sendall(_CHAT_REQUEST)
+                accepted, _ = silent.accept()
+                with accepted:
+                    assert accepted.recv(65536).startswith(b"POST /v1/chat/completions")
+                    signalled = time.monotonic()
+                    process.send_signal(signal.SIGTERM)
+                    until_closed(idle)
+                    idle_closed = time.monotonic() - signalled
+                    answer = until_closed(hung)
+                    hung_closed = time.monotonic() - signalled
+                    code = process.wait(timeout=10)
+            stderr = process.stderr.read() if process.stderr else ""
+    return _Cut(idle_closed, hung_closed, answer, code, stderr)
+
+
+def test_sigterm_closes_idle_connections_and_cuts_hung_requests_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    cut = _sigterm_with_a_hung_request(tmp_path, grace_ms=1000, env={})
+    # Idle keep-alive connections go at once, not at the end of the grace period...
+    assert cut.idle_closed < 1.0
+    # ...a request the upstream never answers gets the whole grace, then is cut.
+    assert 1.0 <= cut.hung_closed < 5.0
+    assert not cut.hung_answer.startswith(b"HTTP/1.1 2")
+    assert cut.exit_code == 0
+
+
+def test_sigterm_cut_keeps_json_logs_json(tmp_path: Path) -> None:
+    cut = _sigterm_with_a_hung_request(tmp_path, grace_ms=300, env={"HAECHI_LOG_FORMAT": "json"})
+    assert cut.exit_code == 0
+    events = [json.loads(line) for line in cut.stderr.splitlines()]
+    assert all(isinstance(event, dict) for event in events)
+    # uvicorn's own lines are there, as JSON, with the exception's class and no traceback.
+    server = [event for event in events if event["event"] == "server_message"]
+    assert any(event["message"].startswith("Cancel 1 running task") for event in server)
+    assert {"message": "Exception in ASGI application", "errorName": "CancelledError"} in [
+        {key: event[key] for key in ("message", "errorName") if key in event} for event in server
+    ]
+    assert "Traceback" not in cut.stderr
+
+
 def test_proxy_command_json_logs(tmp_path: Path) -> None:
     config = _write_config(tmp_path, "http://127.0.0.1:9")
     env = {"HAECHI_LOG_FORMAT": "json"}
@@ -192,25 +326,55 @@ def test_proxy_command_json_logs(tmp_path: Path) -> None:
             process.kill()
 
 
+_NON_LOOPBACK = (
+    "Refusing to bind Haechi proxy to non-loopback host 0.0.0.0. Use --allow-remote-bind"
+)
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "proxy", "env", "message"),
     [
-        (["--host", "0.0.0.0"], "Refusing to bind"),
-        (["--host", "0.0.0.0", "--allow-remote-bind"], "without TLS"),
-        (["--port", "abc"], "haechi:"),
-        (["--port", "70000"], "haechi:"),
+        (["--host", "0.0.0.0"], {}, {}, _NON_LOOPBACK),
+        # Neither the file (even with trustForwardedProto) nor the environment can unlock it.
+        ([], {"host": "0.0.0.0", "trustForwardedProto": True}, {}, _NON_LOOPBACK),
+        ([], {}, {"HAECHI_PROXY_HOST": "0.0.0.0"}, _NON_LOOPBACK),
+        (
+            ["--host", "0.0.0.0", "--allow-remote-bind"],
+            {},
+            {},
+            "non-loopback host 0.0.0.0 without TLS",
+        ),
+        (["--port", "abc"], {}, {}, "Invalid value for '--port': Input should be a valid integer"),
+        (["--port", "1.5"], {}, {}, "Invalid value for '--port': Input should be a valid integer"),
+        (
+            ["--port", "-1"],
+            {},
+            {},
+            "Invalid value for '--port': Input should be greater than or equal to 0",
+        ),
+        (
+            ["--port", "70000"],
+            {},
+            {},
+            "Invalid value for '--port': Input should be less than or equal to 65535",
+        ),
+        (["--port"], {}, {}, "Option '--port' requires an argument"),
+        ([], {"port": -1}, {}, "proxy.port: Input should be greater than or equal to 0"),
+        ([], {"port": 1.5}, {}, "proxy.port: Input should be a valid integer"),
+        ([], {}, {"HAECHI_PROXY_PORT": "70000"}, "HAECHI_PROXY_PORT must be an integer"),
     ],
 )
-def test_proxy_command_refusals(tmp_path: Path, args: list[str], message: str) -> None:
-    config = _write_config(tmp_path, "http://127.0.0.1:9")
-    result = subprocess.run(
-        [*HAECHI, "proxy", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+def test_proxy_command_refusals(
+    tmp_path: Path, args: list[str], proxy: dict[str, Any], env: dict[str, str], message: str
+) -> None:
+    port = _free_port()
+    path = _write_config(tmp_path, "http://127.0.0.1:9", {"proxy": {"port": port, **proxy}})
+    result = run_haechi("proxy", "--config", path, *args, cwd=tmp_path, env=env, timeout=30)
     assert result.returncode == 1
     assert message in result.stderr
+    assert "listening" not in result.stdout
+    with socket.socket() as probe:  # and nothing was left listening on the port
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_proxy_command_reports_a_busy_port(tmp_path: Path) -> None:

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +16,119 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.upstream_server import Reply, gateway_in_front
+from haechi.proxy.logs import LOGGER
+from tests.stream_fixtures import delta_text, read_ndjson, read_sse
+from tests.upstream_server import Gateway, Reply, UpstreamServer, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
+CARD = "4111 1111 1111 1111"
+INSPECT = {"streaming": {"requestMode": "inspect"}}
+PASS_THROUGH = {"streaming": {"requestMode": "pass-through"}}
+#: Fields of a gateway decision event (inventory §4.9): metadata only, no payload field.
+DECISION_EVENT_FIELDS = {
+    "schemaVersion",
+    "id",
+    "correlationId",
+    "timestamp",
+    "protocol",
+    "operation",
+    "mode",
+    "identity",
+    "profile",
+    "enforced",
+    "blocked",
+    "decision",
+    "reason",
+    "routeId",
+    "pathHash",
+    "summary",
+    "auditIntegrity",
+}
 
 
 def chat(text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": text}], **extra}
+
+
+def stream_events(gateway: Gateway) -> list[dict[str, Any]]:
+    """The audit events written by the stream inspector."""
+    return [
+        r for r in gateway.audit() if str(r.get("operation", "")).startswith("response-stream:")
+    ]
+
+
+class HangUpAwareUpstream(UpstreamServer):
+    """An upstream that notices when the gateway hangs up before its answer is complete.
+
+    uvicorn silently drops what an app sends after the peer went away, so the plain upstream
+    would go on producing; this one watches for the disconnect and stops pulling frames, as
+    a real model server stops generating. ``pulled`` counts the frames actually produced.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung_up = threading.Event()
+        self.pulled = 0
+
+    def frames(self, count: int, frame: bytes) -> Iterator[bytes]:
+        """Offer ``frame`` ``count`` times, stopping once the gateway hung up."""
+        for _ in range(count):
+            if self.hung_up.is_set():
+                return
+            self.pulled += 1
+            yield frame
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body_read = asyncio.Event()
+        complete = False
+
+        async def receive_body() -> Any:
+            message = await receive()
+            if not message.get("more_body"):
+                body_read.set()
+            return message
+
+        async def send_answer(message: dict[str, Any]) -> None:
+            nonlocal complete
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True
+            await send(message)
+
+        async def watch_for_hang_up() -> None:
+            await body_read.wait()
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not complete:
+                self.hung_up.set()
+
+        watcher = asyncio.ensure_future(watch_for_hang_up())
+        try:
+            await super().__call__(scope, receive_body, send_answer)
+        finally:
+            watcher.cancel()
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def gateway_log_records() -> Iterator[list[logging.LogRecord]]:
+    """Collect the gateway's log records with a handler on its own logger, so they are seen
+    whatever propagation another test configured."""
+    handler = _Collect()
+    LOGGER.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        LOGGER.removeHandler(handler)
 
 
 def test_streaming_is_refused_by_default(tmp_path: Path) -> None:
@@ -31,7 +141,7 @@ def test_streaming_is_refused_by_default(tmp_path: Path) -> None:
 
 
 def test_inspect_needs_a_stream_format(tmp_path: Path) -> None:
-    with gateway_in_front(tmp_path, {"streaming": {"requestMode": "inspect"}}) as gateway:
+    with gateway_in_front(tmp_path, INSPECT) as gateway:
         response = httpx.post(
             f"{gateway.url}/v1/embeddings", json={"model": "e", "input": "x", "stream": True}
         )
@@ -41,7 +151,7 @@ def test_inspect_needs_a_stream_format(tmp_path: Path) -> None:
 
 
 def test_inspect_protects_a_plain_error_answer_to_a_stream_request(tmp_path: Path) -> None:
-    with gateway_in_front(tmp_path, {"streaming": {"requestMode": "inspect"}}) as gateway:
+    with gateway_in_front(tmp_path, INSPECT) as gateway:
         error = {"error": {"message": f"bad request from {EMAIL}"}}
         gateway.upstream.queue(Reply(body=json.dumps(error).encode(), status=400))
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(stream=True))
@@ -49,65 +159,182 @@ def test_inspect_protects_a_plain_error_answer_to_a_stream_request(tmp_path: Pat
         assert EMAIL not in response.text
 
 
-PASS_THROUGH = {"streaming": {"requestMode": "pass-through"}}
-
-
 def test_pass_through_still_protects_the_request_body(tmp_path: Path) -> None:
+    wire = [
+        b'data: {"choices": [{"delta": {"content": "raw "}}]}\n\n',
+        f'data: {{"choices": [{{"delta": {{"content": "{EMAIL} ANSWER-TEXT"}}}}]}}\n\n'.encode(),
+        b"data: [DONE]\n\n",
+    ]
     with gateway_in_front(tmp_path, PASS_THROUGH) as gateway:
-        gateway.upstream.queue(Reply(text=f"raw {EMAIL}"))
+        gateway.upstream.queue(Reply(wire=wire, headers={"etag": '"v1"'}))
         response = httpx.post(
             f"{gateway.url}/v1/chat/completions", json=chat(f"mail {EMAIL}", stream=True)
         )
         assert response.status_code == 200
-        assert EMAIL not in gateway.upstream.last.text
-        # The streamed answer itself is relayed uninspected (that is what pass-through means).
-        assert EMAIL in "".join(response.text.split("\n")) or "raw" in response.text
-        decisions = [r.get("decision") for r in gateway.audit()]
-        assert "streaming_request_pass_through" in decisions
+        assert gateway.upstream.last.json()["messages"][0]["content"] == "mail [REDACTED:email]"
+        # Pass-through relays the upstream's bytes exactly (uninspected), so its etag holds.
+        assert response.content == b"".join(wire)
+        assert response.headers["etag"] == '"v1"'
+        (record,) = [
+            r for r in gateway.audit() if r.get("decision") == "streaming_request_pass_through"
+        ]
+        assert set(record) == DECISION_EVENT_FIELDS
+        assert record["enforced"] is False
+        assert record["blocked"] is False
+        assert record["summary"] == {
+            "detectionCount": 0,
+            "byType": {},
+            "byAction": {"streaming_request_pass_through": 1},
+        }
+        assert stream_events(gateway) == []  # nothing inspected the answer
+        audit = gateway.audit_text()
+        assert EMAIL not in audit
+        assert "ANSWER-TEXT" not in audit
+        assert 'decision="streaming_pass_through"' in gateway.metrics(
+            'decision="streaming_pass_through"'
+        )
 
 
 def test_pass_through_stream_is_cut_at_the_size_cap(tmp_path: Path) -> None:
     config = {**PASS_THROUGH, "responseProtection": {"maxBytes": 2000}}
-    endless = (b"data: " + b"x" * 100 + b"\n\n" for _ in range(1000))
-    with gateway_in_front(tmp_path, config) as gateway:
-        gateway.upstream.queue(Reply(wire=endless))
+    frame = b"data: " + b"x" * 100 + b"\n\n"
+    offered = 1000
+    upstream = HangUpAwareUpstream()
+    with (
+        gateway_log_records() as logs,
+        gateway_in_front(tmp_path, config, upstream=upstream) as gateway,
+    ):
+        # Paced, so an uncut stream would still be running when the assertions below look.
+        upstream.queue(Reply(wire=upstream.frames(offered, frame), chunk_delay=0.002))
         received: list[bytes] = []
+        correlation_ids: list[str] = []
 
         def read() -> None:
             with httpx.stream(
                 "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
             ) as response:
+                correlation_ids.append(response.headers["x-haechi-correlation-id"])
                 received.extend(response.iter_raw())
 
         with pytest.raises(httpx.RemoteProtocolError):
             read()
-        assert len(b"".join(received)) <= 2000 + 200
+        body = b"".join(received)
+        # The chunk that would cross the cap is never sent; what was sent is the upstream's.
+        assert 0 < len(body) <= 2000
+        assert (frame * offered).startswith(body)
+        assert upstream.hung_up.wait(1.0), "the gateway kept reading the upstream"
+        assert upstream.pulled < offered
         assert "haechi_response_stream_truncated_total 1.0" in gateway.metrics(
             "haechi_response_stream_truncated_total 1.0"
         )
+        assert 'decision="stream_truncated"' in gateway.metrics('decision="stream_truncated"')
+    (record,) = [r for r in logs if r.getMessage() == "proxy_stream_pass_through_too_large"]
+    fields: dict[str, Any] = record.haechi_fields  # type: ignore[attr-defined]
+    assert fields == {"correlationId": correlation_ids[0], "maxBytes": 2000}
 
 
-def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path) -> None:
-    pulled: list[int] = []
-
-    def slow() -> Iterator[bytes]:
-        for number in range(150):
-            pulled.append(number)
-            yield b'data: {"choices": [{"index": 0, "delta": {"content": "tick "}}]}\n\n'
-
-    config = {"streaming": {"requestMode": "inspect"}}
-    with gateway_in_front(tmp_path, config) as gateway:
-        gateway.upstream.queue(Reply(wire=slow(), chunk_delay=0.02))
+@pytest.mark.parametrize("request_mode", ["inspect", "pass-through"])
+def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, request_mode: str) -> None:
+    frame = b'data: {"choices": [{"index": 0, "delta": {"content": "tick "}}]}\n\n'
+    offered = 150
+    upstream = HangUpAwareUpstream()
+    config = {"streaming": {"requestMode": request_mode}}
+    with gateway_in_front(tmp_path, config, upstream=upstream) as gateway:
+        upstream.queue(Reply(wire=upstream.frames(offered, frame), chunk_delay=0.02))
         with httpx.stream(
             "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
         ) as response:
             next(response.iter_raw())
-        deadline = time.monotonic() + 3
+        assert upstream.hung_up.wait(1.0), "the upstream request outlived its client"
+        assert upstream.pulled < offered
+        deadline = time.monotonic() + 1
         while gateway.app.in_flight and time.monotonic() < deadline:
-            time.sleep(0.02)
+            time.sleep(0.01)
         assert gateway.app.in_flight == 0
-        events = [
-            r for r in gateway.audit() if str(r.get("operation", "")).startswith("response-stream:")
-        ]
-        assert len(events) == 1
-        assert len(pulled) < 150
+        events = stream_events(gateway)
+        if request_mode == "inspect":
+            assert [e["reason"] for e in events] == ["stream_closed_early"]
+        else:
+            assert events == []
+            decisions = [r.get("decision") for r in gateway.audit()]
+            assert decisions.count("streaming_request_pass_through") == 1
+
+
+def assert_one_card_block(gateway: Gateway, route_id: str) -> None:
+    """The stream's single audit event and the counters say it was blocked for a card."""
+    (event,) = stream_events(gateway)
+    assert event["decision"] == "stream_blocked"
+    assert event["reason"] == "stream_policy_block"
+    assert event["blocked"] is True
+    assert event["summary"]["byType"] == {"card": 1}
+    blocked = f'decision="stream_blocked",mode="enforce",route="{route_id}"}} 1.0'
+    metrics = gateway.metrics(blocked)
+    assert blocked in metrics
+    assert "haechi_blocks_total 1.0" in metrics
+
+
+def test_plain_text_frame_with_a_card_stops_the_stream(tmp_path: Path) -> None:
+    # Longer than the window (256 characters), so some text is released before the block.
+    filler = ["lorem ipsum dolor sit amet " for _ in range(12)]
+    wire = [f"data: {text}\n\n".encode() for text in filler]
+    wire += [f"data: my card is {CARD} ok\n\n".encode(), b"data: AFTER-THE-BLOCK\n\n"]
+    wire.append(b"data: [DONE]\n\n")
+    with gateway_in_front(tmp_path, INSPECT) as gateway:
+        gateway.upstream.queue(Reply(wire=wire))
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(stream=True))
+        assert response.status_code == 200
+        body = response.content
+        assert b"4111" not in body
+        assert b"AFTER-THE-BLOCK" not in body
+        assert b"[DONE]" not in body
+        released = "".join(frame.data or "" for frame in read_sse(body))
+        assert released
+        assert "".join(filler).startswith(released)
+        assert_one_card_block(gateway, "chat-completions")
+
+
+def test_ollama_stream_stops_at_the_frame_with_a_card(tmp_path: Path) -> None:
+    filler = ["lorem ipsum dolor sit amet " for _ in range(12)]
+    chunks = [*filler, f"card {CARD}.", " AFTER-THE-BLOCK", " more"]
+    config = {**INSPECT, "target": {"type": "ollama"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text="".join(chunks), chunks=chunks))
+        # No "stream" field: Ollama's chat streams by default.
+        response = httpx.post(
+            f"{gateway.url}/api/chat",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert response.status_code == 200
+        body = response.content
+        assert b"4111" not in body
+        assert b"AFTER-THE-BLOCK" not in body
+        values = read_ndjson(body)  # every line sent is a complete frame
+        assert [value["done"] for value in values] == [False] * len(values)
+        released = delta_text(values, ("message", "content"))
+        assert released
+        assert "".join(filler).startswith(released)
+        assert_one_card_block(gateway, "chat")
+
+
+VALIDATORS = {
+    "etag": '"v1"',
+    "last-modified": "Wed, 21 Oct 2015 07:28:00 GMT",
+    "content-md5": "x",
+    "digest": "sha-256=x",
+    "content-digest": "sha-256=:x:",
+    "repr-digest": "sha-256=:y:",
+}
+
+
+def test_inspected_stream_drops_validators_and_is_not_stored(tmp_path: Path) -> None:
+    # docs/gateway.md: inspected streams are sent "validators dropped, Cache-Control: no-store";
+    # the digests described the upstream's bytes, not the re-written ones.
+    headers = {**VALIDATORS, "cache-control": "max-age=60"}
+    with gateway_in_front(tmp_path, INSPECT) as gateway:
+        gateway.upstream.queue(Reply(text=f"mail {EMAIL}", headers=headers))
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(stream=True))
+        assert response.status_code == 200
+        assert EMAIL not in response.text
+        for name in VALIDATORS:
+            assert name not in response.headers
+        assert response.headers.get_list("cache-control") == ["no-store"]

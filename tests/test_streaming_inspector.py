@@ -274,6 +274,35 @@ async def test_json_string_root_frame_is_inspected_as_text(runtime: Runtime) -> 
     assert "".join(texts) == f"mail {REDACTED}"
 
 
+async def test_bare_json_primitive_frames_are_answer_text(runtime: Runtime) -> None:
+    # A bare number, boolean or null is not a JSON container: it is text for the window.
+    wire = b"data: true\n\ndata: null\n\ndata: 42\n\ndata: -1.5e3\n\ndata: [DONE]\n\n"
+    out, inspector = await _inspect(runtime, wire)
+    frames = read_sse(out)
+    assert "".join(f.data or "" for f in frames[:-1]) == "truenull42-1.5e3"
+    assert _is_done(frames[-1])
+    assert inspector.reason == "stream_inspected"
+    assert inspector.summary()["byType"] == {}
+
+
+@pytest.mark.parametrize(
+    "before", [[], ["true"], ["null", "false"]], ids=["alone", "after-true", "after-null-false"]
+)
+async def test_a_bare_card_number_frame_blocks_the_stream(
+    runtime: Runtime, workdir: Path, before: list[str]
+) -> None:
+    frames = [*before, "4111111111111111", '"AFTER-THE-BLOCK"', "[DONE]"]
+    wire = "".join(sse(frame) for frame in frames).encode()
+    out, inspector = await _inspect(runtime, wire)
+    assert b"4111" not in out
+    assert b"AFTER-THE-BLOCK" not in out
+    assert b"[DONE]" not in out
+    assert inspector.reason == "stream_policy_block"
+    (event,) = _stream_events(workdir)
+    assert event["decision"] == "stream_blocked"
+    assert event["summary"]["byType"] == {"card": 1}
+
+
 async def test_text_frames_are_redacted_when_the_value_spans_two_frames(
     runtime: Runtime,
 ) -> None:

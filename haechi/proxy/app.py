@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,13 +37,18 @@ from haechi.models import Identity, ProtectResult
 from haechi.protocols import Route, adapter_for, is_streaming_request, request_model
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
-from haechi.proxy.headers import RequestHeaderPolicy, response_headers
+from haechi.proxy.headers import (
+    RequestHeaderPolicy,
+    inspected_stream_headers,
+    response_headers,
+)
 from haechi.proxy.logs import log_event
 from haechi.proxy.ops import Operations, is_reserved
 from haechi.proxy.pipeline import (
     ClientGone,
     forwarded_proto_is_https,
     model_allowed,
+    new_correlation_id,
     parse_json_body,
     read_body,
     request_path,
@@ -64,9 +68,6 @@ __all__ = ["GatewayApp", "GatewayRequest", "McpHttpHandler"]
 
 _BODYLESS: Final = frozenset({"GET", "HEAD"})
 _STREAM_TYPES: Final = {"sse": "text/event-stream", "ndjson": "ndjson"}
-_STREAM_DROPPED: Final = frozenset(
-    {b"etag", b"last-modified", b"content-md5", b"digest", b"cache-control"}
-)
 _ERROR_DECISIONS: Final = {
     "haechi_invalid_json_request": "invalid_request",
     "haechi_request_body_not_utf8": "invalid_request",
@@ -79,7 +80,6 @@ _ERROR_DECISIONS: Final = {
     "haechi_proxy_error": "error",
 }
 #: Hex digit -> the same digit with the RFC 4122 variant bits (``10xx``) set.
-_UUID_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 @dataclass(slots=True)
@@ -119,17 +119,6 @@ class McpHttpHandler(Protocol):
     async def __call__(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
         """Answer the request."""
         ...
-
-
-def _correlation_id() -> str:
-    """A random version-4 UUID in its text form.
-
-    The same bits and text as ``str(uuid.uuid4())``, without building a ``UUID`` object
-    (about half the cost, once per request).
-    """
-    digits = os.urandom(16).hex()
-    variant = _UUID_VARIANT[digits[16]]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -213,7 +202,7 @@ class GatewayApp:
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        correlation_id = _correlation_id()
+        correlation_id = new_correlation_id()
         cid = correlation_id.encode()
         try:
             raw_path, path = request_path(scope)
@@ -532,7 +521,7 @@ class GatewayApp:
         cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=False)
         if inspect:
-            headers = _stream_headers(headers)
+            headers = inspected_stream_headers(headers)
         request.started = True
         start = {"type": "http.response.start", "status": response.status_code}
         await send({**start, "headers": headers})
@@ -577,13 +566,6 @@ class GatewayApp:
             issued_tokens=tokens,
             detokenize=self.config.token_vault.detokenize_responses,
         )
-
-
-def _stream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Headers of an inspected stream: its bytes may differ from the upstream's."""
-    out = [(n, v) for n, v in headers if n not in _STREAM_DROPPED]
-    out.append((b"cache-control", b"no-store"))
-    return out
 
 
 async def _until_disconnect(pump: Any, receive: Receive) -> None:

@@ -17,6 +17,7 @@ __all__ = ["CATALOGUE", "GatewayError", "error_body"]
 #: error code -> (HTTP status, default message).
 CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     "haechi_invalid_proxy_target": (400, "Request target must be a path (origin-form)"),
+    "haechi_invalid_http_request": (400, "Request is not valid HTTP/1.1"),
     "haechi_invalid_json_request": (400, "Request body is not valid JSON"),
     "haechi_request_body_not_utf8": (400, "Request body is not valid UTF-8"),
     "haechi_auth_denied": (401, "Authentication required"),

@@ -22,6 +22,7 @@ __all__ = [
     "BASE_FORWARD_ALLOWLIST",
     "HeaderList",
     "RequestHeaderPolicy",
+    "inspected_stream_headers",
     "response_headers",
 ]
 
@@ -65,6 +66,7 @@ _NEVER_FORWARD: Final = frozenset(
 _BODY_COUPLED: Final = frozenset(
     {b"etag", b"last-modified", b"content-md5", b"digest", b"content-digest", b"repr-digest"}
 )
+_STREAM_DROPPED: Final = _BODY_COUPLED | {b"cache-control"}
 _FIXED_REQUEST_HEADERS: Final = (
     (b"content-type", b"application/json"),
     (b"accept-encoding", b"identity"),
@@ -152,4 +154,13 @@ def response_headers(
         out.append((b"content-type", b"application/json"))
         out.append((b"cache-control", b"no-store"))
     out.append((b"x-haechi-correlation-id", correlation_id))
+    return out
+
+
+def inspected_stream_headers(headers: HeaderList) -> HeaderList:
+    """``headers`` (as :func:`response_headers` made them) for a stream the gateway inspects:
+    its bytes may differ from the upstream's, so validators and digests go and it is not
+    stored."""
+    out = [(name, value) for name, value in headers if name not in _STREAM_DROPPED]
+    out.append((b"cache-control", b"no-store"))
     return out

@@ -10,6 +10,11 @@ and fields such as ``correlationId``, ``errorName`` or ``statusCode`` only. Two 
   ``haechi <event>: key=value ...``.
 
 Info goes to stdout, warnings and errors to stderr.
+
+uvicorn's own warnings and errors (for example the tasks it cancels when the shutdown grace
+runs out) go through the same handlers as the event ``server_message``, with uvicorn's
+message and, when it logged an exception, only the exception's class as ``errorName``: never
+a traceback, whose text could quote a value.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Final, Literal
 __all__ = ["LOGGER", "configure_logging", "log_event"]
 
 LOGGER: Final = logging.getLogger("haechi.proxy")
+_SERVER: Final = logging.getLogger("uvicorn")
 _FIELDS: Final = "haechi_fields"
 _TEXT: Final = "haechi_text"
 
@@ -33,15 +39,28 @@ def log_event(level: int, event: str, *, text: str | None = None, **fields: Any)
         LOGGER.log(level, event, extra={_FIELDS: fields, _TEXT: text})
 
 
+def _event_and_fields(record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
+    """The event name and fields of ``record``: a haechi event as logged, a server (uvicorn)
+    record as ``server_message`` with its first line and its exception's class only."""
+    fields = getattr(record, _FIELDS, None)
+    if fields is not None:
+        return record.getMessage(), fields
+    server: dict[str, Any] = {"message": record.getMessage().strip().split("\n", 1)[0]}
+    if record.exc_info and record.exc_info[0] is not None:
+        server["errorName"] = record.exc_info[0].__name__
+    return "server_message", server
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        event, fields = _event_and_fields(record)
         document = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "event": record.getMessage(),
+            "event": event,
         }
-        document.update(getattr(record, _FIELDS, None) or {})
+        document.update(fields)
         return json.dumps(document, ensure_ascii=False, default=str)
 
 
@@ -50,9 +69,9 @@ class _TextFormatter(logging.Formatter):
         text = getattr(record, _TEXT, None)
         if text:
             return str(text)
-        fields = getattr(record, _FIELDS, None) or {}
+        event, fields = _event_and_fields(record)
         pairs = " ".join(f"{key}={value}" for key, value in fields.items())
-        return f"haechi {record.getMessage()}: {pairs}".rstrip(": ").rstrip()
+        return f"haechi {event}: {pairs}".rstrip(": ").rstrip()
 
 
 class _BelowWarning(logging.Filter):
@@ -61,7 +80,9 @@ class _BelowWarning(logging.Filter):
 
 
 def configure_logging(log_format: Literal["text", "json"]) -> None:
-    """Send gateway logs to stdout (info) and stderr (warnings, errors) in ``log_format``."""
+    """Send gateway logs to stdout (info) and stderr (warnings, errors) in ``log_format``,
+    and uvicorn's warnings and errors the same way (the server is then started without a
+    logging configuration of its own, see ``uvicorn_options``)."""
     formatter = _JsonFormatter() if log_format == "json" else _TextFormatter()
     out = logging.StreamHandler(sys.stdout)
     out.addFilter(_BelowWarning())
@@ -69,9 +90,10 @@ def configure_logging(log_format: Literal["text", "json"]) -> None:
     err.setLevel(logging.WARNING)
     for handler in (out, err):
         handler.setFormatter(formatter)
-    for existing in list(LOGGER.handlers):
-        LOGGER.removeHandler(existing)
-    LOGGER.addHandler(out)
-    LOGGER.addHandler(err)
-    LOGGER.setLevel(logging.INFO)
-    LOGGER.propagate = False
+    for logger, level in ((LOGGER, logging.INFO), (_SERVER, logging.WARNING)):
+        for existing in list(logger.handlers):
+            logger.removeHandler(existing)
+        logger.addHandler(out)
+        logger.addHandler(err)
+        logger.setLevel(level)
+        logger.propagate = False

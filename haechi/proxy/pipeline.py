@@ -9,6 +9,7 @@ the order they are called in lives in :mod:`haechi.proxy.app`.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import unquote
@@ -20,6 +21,7 @@ __all__ = [
     "ClientGone",
     "forwarded_proto_is_https",
     "model_allowed",
+    "new_correlation_id",
     "parse_json_body",
     "read_body",
     "request_path",
@@ -29,10 +31,23 @@ __all__ = [
 RAW_TARGET_KEY: Final = "haechi.raw_target"
 
 _Receive = Callable[[], Awaitable[dict[str, Any]]]
+_UUID_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 class ClientGone(Exception):
     """The client disconnected before its request was complete."""
+
+
+def new_correlation_id() -> str:
+    """A random version-4 UUID in its text form, naming one request in logs, audit and the
+    ``x-haechi-correlation-id`` header.
+
+    The same bits and text as ``str(uuid.uuid4())``, without building a ``UUID`` object
+    (about half the cost, once per request).
+    """
+    digits = os.urandom(16).hex()
+    variant = _UUID_VARIANT[digits[16]]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def _reject_constant(name: str) -> Any:

@@ -34,6 +34,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,14 +42,16 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+import httptools
 import uvicorn
 
 import haechi
 from haechi.errors import ConfigError
 from haechi.proxy._sockets import bind_socket
 from haechi.proxy.app import GatewayApp
+from haechi.proxy.errors import CATALOGUE, error_body
 from haechi.proxy.logs import configure_logging, log_event
-from haechi.proxy.pipeline import RAW_TARGET_KEY
+from haechi.proxy.pipeline import RAW_TARGET_KEY, new_correlation_id
 
 __all__ = [
     "DEFAULT_PROXY_PORT",
@@ -215,6 +218,28 @@ def _protocol_class(headers_timeout_s: float | None) -> Any:
             super().on_message_begin()
             self._arm()
 
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn calls this from its ``except httptools.HttpParserError`` block when the
+            # parser refuses the request: answer with the gateway's JSON error instead of
+            # uvicorn's plain text. A target the parser cannot read as a URL (``foo:/x``) is
+            # refused like any other target that is not a path.
+            refused = sys.exc_info()[1]
+            code = (
+                "haechi_invalid_proxy_target"
+                if isinstance(refused, httptools.HttpParserInvalidURLError)
+                else "haechi_invalid_http_request"
+            )
+            status, message = CATALOGUE[code]
+            body = error_body(code, message)
+            head = (
+                f"HTTP/1.1 {status} Bad Request\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\ncache-control: no-store\r\n"
+                "connection: close\r\n"
+                f"x-haechi-correlation-id: {new_correlation_id()}\r\n\r\n"
+            )
+            self.transport.write(head.encode("ascii") + body)
+            self.transport.close()
+
         def on_headers_complete(self) -> None:
             self._disarm()
             # httptools keeps only the path of an absolute-form target; keep the target as
@@ -233,6 +258,9 @@ def uvicorn_options(config: Any) -> dict[str, Any]:
         "lifespan": "on",
         "access_log": False,
         "log_level": "warning",
+        # uvicorn's records go through the gateway's handlers (configure_logging), in the
+        # configured format, instead of handlers uvicorn would install.
+        "log_config": None,
         "server_header": False,
         "date_header": False,
         # The gateway reads X-Forwarded-Proto itself (proxy.trustForwardedProto) and uses
