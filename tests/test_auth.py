@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -157,3 +159,32 @@ def test_validation(store: Path, crypto: LocalCryptoProvider) -> None:
 def test_is_an_auth_provider(store: Path, crypto: LocalCryptoProvider) -> None:
     assert isinstance(BearerAuthProvider(store, crypto), AuthProvider)
     assert BearerAuthProvider.name == "bearer"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("presented", [0, 2, None])
+async def test_every_enabled_record_is_compared_in_constant_time(
+    store: Path,
+    crypto: LocalCryptoProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    presented: int | None,
+) -> None:
+    tokens = [add_token(store, crypto, token_type="user")[1] for _ in range(3)]
+    revoked, _token = add_token(store, crypto, token_type="user")
+    revoke_token(store, revoked["id"])
+    calls: list[tuple[bytes, bytes]] = []
+
+    def counting(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return hmac.compare_digest(a, b)
+
+    # Patched in the auth module only: the scan is a timing property, not visible otherwise.
+    monkeypatch.setattr("haechi.auth.hmac", SimpleNamespace(compare_digest=counting))
+    token = "hae_not-a-real-token" if presented is None else tokens[presented]
+    identity = await BearerAuthProvider(store, crypto).authenticate(_bearer(token))
+    assert (identity is None) is (presented is None)
+    # One constant-time compare per enabled record, even when the first one matched; the
+    # revoked record is not a candidate at all.
+    assert len(calls) == len(tokens)
+    assert all(len(a) == len(b) for a, b in calls)
+    assert len({b for _a, b in calls}) == len(tokens)

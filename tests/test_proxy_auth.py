@@ -105,6 +105,19 @@ def test_revoked_token_is_refused_on_the_next_request(gateway: Gateway) -> None:
     assert httpx.post(url, json=chat(), headers=bearer(token)).status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/models"), ("POST", "/v2/anything"), ("DELETE", "/v1/files/file-1")],
+)
+def test_unknown_routes_need_a_token_too(gateway: Gateway, method: str, path: str) -> None:
+    response = httpx.request(method, f"{gateway.url}{path}", json={"a": 1})
+    assert response.status_code == 401
+    assert response.json()["error"] == "haechi_auth_denied"
+    assert gateway.upstream.received == []
+    denial = _denials(gateway)[-1]
+    assert (denial["routeId"], denial["reason"]) == ("unknown", "no_token")
+
+
 def test_health_needs_no_token(gateway: Gateway) -> None:
     assert httpx.get(f"{gateway.url}/__haechi/health").status_code == 200
 

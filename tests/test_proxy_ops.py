@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,9 @@ import httpx
 import pytest
 
 import haechi
-from tests.upstream_server import Reply, gateway_in_front
+from tests.test_proxy import raw_request
+from tests.test_proxy_auth import bearer, new_token
+from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 
 def chat(text: str = "hello") -> dict[str, Any]:
@@ -78,32 +83,68 @@ def test_metrics_can_be_disabled(tmp_path: Path) -> None:
         assert response.json()["error"] == "haechi_metrics_disabled"
 
 
+@contextmanager
+def _slot_taken(
+    gateway: Gateway, headers: dict[str, str] | None = None
+) -> Iterator[list[httpx.Response]]:
+    """Hold one in-flight request (the upstream answers after 1 s) for the ``with`` block;
+    yields the list its response lands in once the block ends."""
+    gateway.upstream.queue(Reply(delay=1.0))
+    slow: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: slow.append(
+            httpx.post(
+                f"{gateway.url}/v1/chat/completions", json=chat(), headers=headers, timeout=10
+            )
+        )
+    )
+    thread.start()
+    for _ in range(200):  # wait until the slow request reached the upstream
+        if gateway.upstream.received:
+            break
+        threading.Event().wait(0.01)
+    try:
+        yield slow
+    finally:
+        thread.join()
+
+
 def test_in_flight_ceiling_answers_503_with_retry_after(tmp_path: Path) -> None:
     config = {"limits": {"maxInFlight": 1, "shutdownGraceMs": 2500}}
     with gateway_in_front(tmp_path, config) as gateway:
-        gateway.upstream.queue(Reply(delay=1.0))
-        slow: list[httpx.Response] = []
-        thread = threading.Thread(
-            target=lambda: slow.append(
-                httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(), timeout=10)
-            )
-        )
-        thread.start()
-        for _ in range(200):  # wait until the slow request reached the upstream
-            if gateway.upstream.received:
-                break
-            threading.Event().wait(0.01)
-        refused = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat())
-        assert refused.status_code == 503
-        assert refused.json()["error"] == "haechi_overloaded"
-        assert refused.headers["retry-after"] == "3"
-        assert httpx.get(f"{gateway.url}/__haechi/live").status_code == 200
-        assert httpx.get(f"{gateway.url}/__haechi/metrics").status_code == 200
-        thread.join()
+        with _slot_taken(gateway) as slow:
+            refused = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat())
+            assert refused.status_code == 503
+            assert refused.json()["error"] == "haechi_overloaded"
+            assert refused.headers["retry-after"] == "3"
+            assert httpx.get(f"{gateway.url}/__haechi/live").status_code == 200
+            assert httpx.get(f"{gateway.url}/__haechi/metrics").status_code == 200
         assert slow[0].status_code == 200
         assert len(gateway.upstream.received) == 1
         assert "haechi_overloaded_total 1.0" in gateway.metrics("haechi_overloaded_total 1.0")
         assert httpx.post(f"{gateway.url}/v1/chat/completions", json=chat()).status_code == 200
+
+
+def test_in_flight_ceiling_runs_before_auth_and_before_the_body(tmp_path: Path) -> None:
+    config = {"auth": {"provider": "bearer"}, "limits": {"maxInFlight": 1}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        _id, token = new_token(gateway)
+        with _slot_taken(gateway, bearer(token)) as slow:
+            # No credential and a declared body that never comes: a gateway that
+            # authenticated first would answer 401, one that read the body would hang.
+            answer = raw_request(
+                gateway,
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+                b"content-type: application/json\r\ncontent-length: 1000\r\n\r\n",
+            )
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503")
+        assert b"\r\nretry-after: 10" in head.lower()
+        assert json.loads(body)["error"] == "haechi_overloaded"
+        assert slow[0].status_code == 200
+        assert len(gateway.upstream.received) == 1
+        assert not [r for r in gateway.audit() if r.get("decision") == "auth_denied"]
+        assert "haechi_auth_denied_total 0.0" in gateway.metrics()
 
 
 def test_request_body_timeout_is_408(tmp_path: Path) -> None:
@@ -163,8 +204,6 @@ def test_internal_errors_are_generic_and_logged_without_payload(
 def test_json_logs_carry_the_correlation_id_and_no_payload(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import json
-
     from haechi.proxy.logs import configure_logging
 
     config = {"policy": {"rate": {"requestsPerMinute": 5}}}
