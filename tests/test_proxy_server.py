@@ -449,6 +449,38 @@ def test_tls_is_served_from_pem_or_pkcs12(tmp_path: Path, form: str) -> None:
             assert httpx.get(f"{url}/v1/models", verify=trust).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        ({"keyFile": "missing.pem", "certFile": "{cert}"}, "proxy.tls.keyFile could not be loaded"),
+        ({"keyFile": "{key}", "certFile": "missing.pem"}, "proxy.tls.certFile could not be loaded"),
+        ({"keyFile": "{cert}", "certFile": "{cert}"}, "proxy.tls: keyFile and certFile must be"),
+        ({"keyFile": "{other}", "certFile": "{cert}"}, "proxy.tls: keyFile and certFile must be"),
+        ({"pfxFile": "missing.p12"}, "proxy.tls.pfxFile could not be loaded"),
+    ],
+)
+def test_unusable_tls_material_is_a_named_error(
+    tmp_path: Path, tls: dict[str, str], message: str
+) -> None:
+    key_file, cert_file, _pfx = _certificate(tmp_path)
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    paths = {"key": key_file, "cert": cert_file, "other": other}
+    material = {name: value.format(**paths) for name, value in tls.items()}
+    config = _write_config(tmp_path, "http://127.0.0.1:9", {"proxy": {"tls": material}})
+    result = run_haechi("proxy", "--config", str(config), "--port", "0", cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "listening" not in result.stdout
+
+
 # -- token commands ---------------------------------------------------------------------------
 
 

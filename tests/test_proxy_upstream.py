@@ -15,6 +15,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -490,3 +491,42 @@ async def test_https_upstreams_are_verified(
     finally:
         await trusting.aclose()
     assert server.connections == 2  # the refused handshake, then one reused connection
+
+
+@pytest.mark.parametrize("protect", [True, False], ids=["protected", "unprotected"])
+def test_a_declared_oversize_answer_is_refused_before_its_body(
+    tmp_path: Path, raw_upstream: Callable[..., RawUpstream], protect: bool
+) -> None:
+    # The upstream declares far more than responseProtection.maxBytes, sends one byte and
+    # stalls: the declaration alone is refused, without waiting for upstreamTimeoutMs.
+    stall = answer(b"{", "Content-Type: application/json", "Content-Length: 99999999")
+    upstream = raw_upstream(lambda request: (stall, False))
+    config = {
+        "responseProtection": {"enabled": protect, "maxBytes": 1000},
+        "limits": {"upstreamTimeoutMs": 20000},
+    }
+    with gateway_in_front(tmp_path, config, upstream_url=upstream.url) as gateway:
+        started = time.monotonic()
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30)
+        assert time.monotonic() - started < 10
+        assert response.status_code == 502
+        expected = "haechi_response_unprotected" if protect else "haechi_response_too_large"
+        assert response.json()["error"] == expected
+        assert response.json()["reason"] == "response_body_too_large"
+
+
+@pytest.mark.parametrize("protect", [True, False], ids=["protected", "unprotected"])
+def test_an_undeclared_oversize_answer_is_cut_at_the_cap(
+    tmp_path: Path, raw_upstream: Callable[..., RawUpstream], protect: bool
+) -> None:
+    # Chunked, so no length is declared: the body is counted as it comes.
+    chunk = b"x" * 600
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
+    reply = answer(chunked, "Content-Type: application/json", "Transfer-Encoding: chunked")
+    upstream = raw_upstream(lambda request: (reply, False))
+    config = {"responseProtection": {"enabled": protect, "maxBytes": 1000}}
+    with gateway_in_front(tmp_path, config, upstream_url=upstream.url) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT)
+        assert response.status_code == 502
+        assert response.json()["reason"] == "response_body_too_large"
+        assert b"xxxx" not in response.content
