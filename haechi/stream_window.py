@@ -20,6 +20,9 @@ Details that matter:
   Memory stays bounded either way.
 - A block in enforce mode releases nothing more: the blocked value never leaves the buffer,
   :attr:`TextStreamProtector.blocked` becomes true and every later call returns nothing.
+- Besides the answer, a stream can carry other texts streamed the same way (the arguments of
+  each tool call): every such *channel* has a window of its own, and all share the tally,
+  the tokens and the blocked state. A stream may open at most 64 channels.
 - No audit event is written here: the gateway writes one per stream from :meth:`summary`.
 - Any internal error fails closed: the stream counts as blocked and
   :class:`~haechi.errors.ProviderError` is raised.
@@ -27,8 +30,8 @@ Details that matter:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
 from haechi.errors import LimitError, ProviderError
@@ -44,6 +47,16 @@ DEFAULT_MAX_MATCH: Final = 256
 _T = TypeVar("_T")
 #: A value may hold the window open for this many window sizes before it is cut.
 _HOLD_FACTOR: Final = 16
+#: Texts one stream may window at once (its answer and the arguments of its tool calls).
+_MAX_CHANNELS: Final = 64
+
+
+@dataclass(slots=True)
+class _Window:
+    """One channel's text: held back (``pending``) and the last released window (``left``)."""
+
+    pending: str = ""
+    left: str = ""
 
 
 class TextStreamProtector:
@@ -70,8 +83,7 @@ class TextStreamProtector:
         self._window = max_match
         self._transformer = protector.transformer(context)
         self._tally = Tally()
-        self._pending = ""
-        self._left = ""
+        self._windows: dict[Hashable, _Window] = {}
         self.blocked = False
 
     @property
@@ -83,20 +95,30 @@ class TextStreamProtector:
         """Counts over everything released or blocked so far (no values)."""
         return self._tally.summary()
 
-    async def push(self, text: str) -> str:
-        """Add delta text; return what can be released now."""
+    def holding(self) -> list[Hashable]:
+        """The channels that hold text, in the order they were opened."""
+        return [channel for channel, window in self._windows.items() if window.pending]
+
+    async def push(self, text: str, channel: Hashable = None) -> str:
+        """Add text to ``channel`` (``None``: the answer); return what can be released now."""
         if self.blocked:
             return ""
-        self._pending += text
-        if len(self._pending) <= self._window:
+        window = self._windows.get(channel)
+        if window is None:
+            if len(self._windows) >= _MAX_CHANNELS:
+                return await self._guard(_too_many_channels())
+            window = self._windows[channel] = _Window()
+        window.pending += text
+        if len(window.pending) <= self._window:
             return ""
-        return await self._guard(self._release(final=False))
+        return await self._guard(self._release(window, final=False))
 
-    async def flush(self) -> str:
-        """Release everything still held (call once, at the end of the delta text)."""
-        if self.blocked or not self._pending:
+    async def flush(self, channel: Hashable = None) -> str:
+        """Release everything ``channel`` still holds (at the end of its text)."""
+        window = self._windows.get(channel)
+        if self.blocked or window is None or not window.pending:
             return ""
-        return await self._guard(self._release(final=True))
+        return await self._guard(self._release(window, final=True))
 
     async def protect_text(self, text: str) -> str | None:
         """Protect one self-contained piece of text (a non-JSON frame); the window is not
@@ -137,11 +159,11 @@ class TextStreamProtector:
         detections = self._protector.detector.scan_text(text, direction=self._context.direction)
         return await self._emit(text, detections)
 
-    async def _release(self, *, final: bool) -> str:
-        pending = self._pending
-        offset = len(self._left)
+    async def _release(self, window: _Window, *, final: bool) -> str:
+        pending = window.pending
+        offset = len(window.left)
         scanned = self._protector.detector.scan_text(
-            self._left + pending, direction=self._context.direction
+            window.left + pending, direction=self._context.direction
         )
         detections = [_rebase(d, offset, pending) for d in scanned if d.end > offset]
         commit = len(pending)
@@ -155,8 +177,8 @@ class TextStreamProtector:
             return ""
         head = [_clip(d, commit, pending) for d in detections if d.start < commit]
         released = pending[:commit]
-        self._pending = pending[commit:]
-        self._left = (self._left + released)[-self._window :]
+        window.pending = pending[commit:]
+        window.left = (window.left + released)[-self._window :]
         output = await self._emit(released, head) if commit > 0 else ""
         if overflow is not None and not self.blocked:
             self._tally.add(overflow)
@@ -194,6 +216,10 @@ class TextStreamProtector:
             self.blocked = True
             return None
         return await self._transformer.transform_text(text, inspection.items)
+
+
+async def _too_many_channels() -> str:
+    raise RuntimeError(f"the stream opened more than {_MAX_CHANNELS} text channels")
 
 
 def _rebase(detection: Detection, offset: int, pending: str) -> Detection:

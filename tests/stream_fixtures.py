@@ -9,7 +9,7 @@ is what framing and ordering tests need.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from haechi.protocols import Route, adapter_for
@@ -63,6 +63,47 @@ def openai_sse(deltas: Iterable[str], *, newline: str = "\n", done: bool = True)
     if done:
         frames.append(sse("[DONE]", newline=newline))
     return "".join(frames).encode()
+
+
+def openai_tool_sse(
+    calls: Mapping[int, tuple[str, Sequence[str]]], *, finish: bool = True
+) -> bytes:
+    """An OpenAI chat stream calling tools: ``calls`` maps a tool call's index to its name and
+    the pieces of its arguments, one piece per frame, the calls' frames interleaved; then a
+    ``finish_reason: "tool_calls"`` frame (unless ``finish`` is false) and ``[DONE]``."""
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> str:
+        frame = openai_chunk(finish=reason)
+        frame["choices"][0]["delta"] = delta
+        return sse(frame)
+
+    frames = [chunk({"role": "assistant", "content": None})]
+    for index, (name, _pieces) in calls.items():
+        opening = {"index": index, "id": f"call_{index}", "type": "function"}
+        frames.append(
+            chunk({"tool_calls": [{**opening, "function": {"name": name, "arguments": ""}}]})
+        )
+    for turn in range(max((len(pieces) for _name, pieces in calls.values()), default=0)):
+        for index, (_name, pieces) in calls.items():
+            if turn < len(pieces):
+                call = {"index": index, "function": {"arguments": pieces[turn]}}
+                frames.append(chunk({"tool_calls": [call]}))
+    if finish:
+        frames.append(chunk({}, "tool_calls"))
+    frames.append(sse("[DONE]"))
+    return "".join(frames).encode()
+
+
+def openai_tool_arguments(wire: bytes) -> dict[int, str]:
+    """The arguments a client adds up from an OpenAI tool-call stream, by tool call."""
+    arguments: dict[int, str] = {}
+    for frame in read_sse(wire):
+        if frame.data in (None, "[DONE]"):
+            continue
+        for call in json.loads(frame.data)["choices"][0]["delta"].get("tool_calls", ()):
+            piece = call["function"].get("arguments", "")
+            arguments[call["index"]] = arguments.get(call["index"], "") + piece
+    return arguments
 
 
 def _role() -> dict[str, Any]:

@@ -99,7 +99,9 @@ async def test_email_split_byte_by_byte_is_redacted_and_the_tail_precedes_done(
     assert _is_done(frames[-1])
     assert sum(_is_done(frame) for frame in frames) == 1
     carriers = [i for i, f in enumerate(frames) if delta_text([f], CHAT_PATH)]
-    assert carriers == [len(frames) - 2]  # the whole short answer was held until [DONE]
+    # The whole short answer was held until the choice finished, and sent before that frame.
+    assert carriers == [len(frames) - 3]
+    assert json.loads(frames[-2].data or "")["choices"][0]["finish_reason"] == "stop"
     assert not inspector.blocked
     assert inspector.reason == "stream_inspected"
     assert inspector.summary()["byType"] == {"email": 1}
@@ -111,19 +113,25 @@ async def test_email_split_byte_by_byte_is_redacted_and_the_tail_precedes_done(
 
 async def test_tail_copy_keeps_only_the_text_path(runtime: Runtime) -> None:
     tool_frame = openai_chunk("x")
+    tool_frame["choices"][0]["delta"]["role"] = "assistant"
     tool_frame["choices"][0]["delta"]["tool_calls"] = [
-        {"index": 0, "function": {"arguments": "{}"}}
+        {"index": 0, "id": "call_1", "function": {"name": "send", "arguments": "{}"}}
     ]
     wire = (sse(tool_frame) + sse("[DONE]")).encode()
     out, _ = await _inspect(runtime, wire, sizes=len(wire))
-    tail = json.loads(read_sse(out)[-2].data or "")
-    assert tail == {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "m",
-        "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}],
-    }
+    frames = read_sse(out)
+    # The answer's tail and the arguments' tail each come as a copy reduced to their path:
+    # the role, the id and the name are not repeated (a client adding deltas up would
+    # double them), the nulls and the indexes are kept.
+    top = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    call = {"index": 0, "function": {"arguments": "{}"}}
+    assert [json.loads(frame.data or "") for frame in frames[1:-1]] == [
+        {**top, "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}]},
+        {
+            **top,
+            "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}],
+        },
+    ]
 
 
 async def test_long_answer_is_released_while_streaming(runtime: Runtime) -> None:
@@ -330,10 +338,12 @@ async def test_tool_call_argument_deltas_are_protected_within_the_frame(
         {"index": 0, "id": "call_1", "type": "function", "function": {"arguments": arguments}}
     ]
     out, _ = await _inspect(runtime, (sse(frame) + sse("[DONE]")).encode())
-    sent = json.loads(read_sse(out)[0].data or "")
-    call = sent["choices"][0]["delta"]["tool_calls"][0]
-    assert call["function"]["arguments"] == json.dumps({"to": REDACTED})
-    assert call["id"] == "call_1"
+    calls = [
+        json.loads(sent.data or "")["choices"][0]["delta"]["tool_calls"][0]
+        for sent in read_sse(out)[:-1]
+    ]
+    assert "".join(call["function"]["arguments"] for call in calls) == json.dumps({"to": REDACTED})
+    assert [call.get("id") for call in calls] == ["call_1", None]
 
 
 @pytest.mark.parametrize("mode", ["enforce", "report-only"])

@@ -29,6 +29,8 @@ from tests.stream_fixtures import (
     delta_text,
     ollama_ndjson,
     openai_sse,
+    openai_tool_arguments,
+    openai_tool_sse,
     read_ndjson,
     read_sse,
     route,
@@ -158,3 +160,31 @@ def test_chunking_never_changes_what_is_protected(
         value = text[finding.start : finding.end]
         assert value not in sent
         assert value.encode() not in out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_chunking_of_tool_call_arguments_never_changes_what_is_protected(
+    runtime: Runtime, loop: asyncio.Runner, data: st.DataObject
+) -> None:
+    # Two tool calls whose argument pieces interleave: each has a window of its own.
+    texts = [data.draw(_answers(with_cards=False), label=f"arguments {n}") for n in (0, 1)]
+    calls = {
+        n: (f"tool{n}", data.draw(_cuts(text), label=f"pieces {n}")) for n, text in enumerate(texts)
+    }
+    sizes = data.draw(st.lists(st.integers(1, 97), min_size=1, max_size=8), label="chunk sizes")
+    target = _PROTOCOLS["openai"][0]
+
+    async def run() -> tuple[list[Any], bytes]:
+        wholes = [
+            await runtime.protect({"t": text}, direction="response", mode="enforce")
+            for text in texts
+        ]
+        inspector = StreamInspector(runtime, target, mode="enforce")
+        return wholes, await collect(inspector.run(chunked(openai_tool_sse(calls), sizes)))
+
+    wholes, out = loop.run(run())
+    sent = openai_tool_arguments(out)
+    for number, whole in enumerate(wholes):
+        assert sent.get(number, "") == whole.payload["t"]
+    assert read_sse(out)[-1].data == "[DONE]"

@@ -10,10 +10,11 @@ from haechi.protocols.adapters import (
     known_adapters,
     request_model,
 )
-from haechi.protocols.types import Route, StreamDescriptor
+from haechi.protocols.types import FragmentSpec, Route, StreamDescriptor
 
 __all__ = [
     "ADAPTERS",
+    "FragmentSpec",
     "ProtocolAdapter",
     "Route",
     "RouteSpec",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.errors import ConfigError
-from haechi.protocols.types import Route, StreamDescriptor
+from haechi.protocols.types import FragmentSpec, Route, StreamDescriptor
 
 __all__ = [
     "ADAPTERS",
@@ -115,7 +115,16 @@ def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor
     return StreamDescriptor(format="sse", delta_path=delta, **kwargs)
 
 
-_CHAT = RouteSpec("chat-completions", _sse(("choices", 0, "delta", "content")))
+_CHAT = RouteSpec(
+    "chat-completions",
+    _sse(
+        ("choices", 0, "delta", "content"),
+        fragments=(
+            FragmentSpec(("choices", 0, "delta", "tool_calls"), "index", ("function", "arguments")),
+        ),
+        finish_path=("choices", 0, "finish_reason"),
+    ),
+)
 _COMPLETIONS = RouteSpec("completions", _sse(("choices", 0, "text")))
 _RESPONSES = RouteSpec("responses", _sse(None))
 _EMBEDDINGS = RouteSpec("embeddings")
@@ -158,6 +167,7 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             ("delta", "text"),
             flush_on_types=_ANTHROPIC_STOP,
             terminal_types=frozenset({"message_stop"}),
+            fragments=(FragmentSpec(None, "index", ("delta", "partial_json")),),
         ),
     ),
     "/v1/messages/count_tokens": RouteSpec("count-tokens"),

@@ -8,7 +8,26 @@ from typing import Literal
 
 from haechi.models import PathSegment
 
-__all__ = ["Route", "StreamDescriptor"]
+__all__ = ["FragmentSpec", "Route", "StreamDescriptor"]
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentSpec:
+    """Where frames carry the pieces of a streamed text other than the answer: the arguments
+    of a tool call, which a model streams a few characters per frame like its answer.
+
+    Attributes:
+        elements: path of a list whose elements each carry one piece (OpenAI's
+            ``choices[0].delta.tool_calls``), or ``None`` when the frame itself is the
+            element (Anthropic's ``content_block_delta``).
+        key: the element's field that names the text a piece continues (``index``); an
+            element without an integer or string there is protected within its frame.
+        text: path of the piece inside the element.
+    """
+
+    elements: tuple[PathSegment, ...] | None
+    key: str
+    text: tuple[PathSegment, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +42,10 @@ class StreamDescriptor:
             flushed (Anthropic's ``content_block_stop``, ``message_delta``, ``message_stop``).
         terminal_types: values of ``type`` that end the stream (``message_stop``).
         done_field: a boolean field that marks the final frame (Ollama's ``done``).
+        fragments: where tool-call arguments are streamed; each such text goes through a
+            cross-frame window of its own.
+        finish_path: a field whose non-null value says the choice is finished (OpenAI's
+            ``finish_reason``); the held pieces of tool-call arguments are sent before it.
     """
 
     format: Literal["sse", "ndjson"]
@@ -30,6 +53,8 @@ class StreamDescriptor:
     flush_on_types: frozenset[str] = frozenset()
     terminal_types: frozenset[str] = frozenset()
     done_field: str | None = None
+    fragments: tuple[FragmentSpec, ...] = ()
+    finish_path: tuple[PathSegment, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

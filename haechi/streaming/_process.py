@@ -11,13 +11,18 @@ How a frame is handled:
 - A frame without data (comments, ``event:``-only) is a control frame: its lines pass.
 - ``data: [DONE]`` ends an SSE stream: the held tail is sent first, then ``[DONE]``.
 - A JSON object or array is protected leaf by leaf (``protect_frame``); the text at the
-  route's delta path is taken out first and sent through the cross-frame window instead.
+  route's delta path is taken out first and sent through the cross-frame window instead,
+  and so is each piece of a tool call's streamed arguments, through a window of its own
+  per tool call (its *channel*).
 - Any other data (text, a JSON string, a bare number) is content text: it goes through the
   same window, so a value split across two text frames is still found.
 - Before a frame whose ``type`` is a flush type, and before a terminal frame, the held tail
   is sent as a copy of the last content frame; a terminal frame that carries delta text
   (Ollama's ``done: true``) takes the tail itself. Nothing is ever sent after the terminal
-  frame, and the tail is never sent twice.
+  frame, and the tail is never sent twice. The tool calls' held arguments are sent the same
+  way (each as a copy of the last frame of its tool call), and also before a frame that
+  finishes the choice (OpenAI's ``finish_reason``), which takes them itself when it carries
+  arguments.
 - The other lines of a frame (``event:``, ``id:``, comments) are inspected as text too, so
   every byte the client receives has been inspected.
 """
@@ -26,11 +31,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from haechi.models import PathSegment
-from haechi.protocols.types import StreamDescriptor
+from haechi.protocols.types import FragmentSpec, StreamDescriptor
 from haechi.stream_window import TextStreamProtector
 from haechi.streaming._json import dumps
 from haechi.streaming._lines import Frame
@@ -41,6 +47,13 @@ from haechi.streaming.sse import SseParser, encode_sse
 __all__ = ["Blocked", "FrameProcessor"]
 
 Path = tuple[PathSegment, ...]
+#: A piece of a tool call's arguments in a frame: its channel, where it sits, its text.
+_Piece = tuple[Hashable, Path, str]
+#: Scalars a copy of a frame keeps beside the path below the frame's top level, besides
+#: nulls. Clients add up a stream's deltas (the OpenAI SDK joins the strings it sees twice,
+#: and adds the numbers), so any other value repeated there (a role, a tool call's id or
+#: name) would be doubled.
+_KEPT_BELOW_TOP: Final = frozenset({"index", "type"})
 
 #: Field lines without findings remembered per stream (``event: content_block_delta``
 #: repeats on every frame); only a few short lines, so the memory stays small and bounded.
@@ -103,12 +116,15 @@ class FrameProcessor:
         "_descriptor",
         "_detokenizer",
         "_fields",
+        "_finish",
+        "_fragments",
         "_parser",
         "_path",
         "_protector",
         "_sentinel",
         "_sse",
         "_template",
+        "_templates",
         "finished",
         "out",
     )
@@ -130,6 +146,9 @@ class FrameProcessor:
         )
         self._detokenizer = detokenizer
         self._template: _Template | None = None
+        self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
+        self._finish = descriptor.finish_path
+        self._templates: dict[Hashable, _Template] = {}
         self._fields: dict[str, str] = {}
         self._clean: dict[str, _Slotted] = {}
         self._sentinel = f"\x00{secrets.token_hex(8)}\x00"
@@ -201,11 +220,20 @@ class FrameProcessor:
         terminal = kind in descriptor.terminal_types or (
             done is not None and isinstance(frame, dict) and frame.get(done) is True
         )
+        # A frame that ends the stream or finishes the choice: nothing held may come after it.
+        closing = terminal or (
+            self._finish is not None and _value_at(frame, self._finish) is not None
+        )
+        pieces = self._take_pieces(frame) if self._fragments else []
         delta = _text_at(frame, path) if path is not None else None
-        if kind in descriptor.flush_on_types or (terminal and delta is None):
+        if kind in descriptor.flush_on_types or (closing and delta is None):
             await self._flush()
-        if path is not None and delta is not None:
-            await self._delta_frame(meta, frame, path, delta, terminal=terminal)
+        elif closing:
+            await self._flush_pieces()
+        if pieces:
+            await self._pieces_frame(meta, frame, pieces, delta, closing=closing)
+        elif path is not None and delta is not None:
+            await self._delta_frame(meta, frame, path, delta, terminal=closing)
         else:
             protected = await self._protector.protect_frame(frame)
             if protected is None:
@@ -247,6 +275,64 @@ class FrameProcessor:
         self._template = _Template(_events(meta), slotted.frame, path, quoted=False)
         await self._send(meta, slotted.render(text), json_data=True)
 
+    async def _pieces_frame(
+        self,
+        meta: tuple[str, ...],
+        frame: Any,
+        pieces: list[_Piece],
+        delta: str | None,
+        *,
+        closing: bool,
+    ) -> None:
+        """A frame with pieces of tool-call arguments (taken out of it already), and maybe
+        answer text: every piece goes through its channel's window and the answer text
+        through the answer's, the rest is protected within the frame, and what the windows
+        release is written back where it came from. A ``closing`` frame (one that ends the
+        stream or finishes the choice) takes the rest of its own texts."""
+        path = self._path
+        if path is not None and delta is not None:
+            _put(frame, path, "")
+        protected = await self._protector.protect_frame(frame)
+        if protected is None:
+            raise Blocked
+        events = _events(meta)
+        if path is not None and delta is not None:
+            text = await self._push(delta)
+            if closing:
+                text += await self._tail()
+            _put(protected, path, self._release(text, final=closing))
+            self._template = _Template(events, protected, path, quoted=False)
+        for channel, where, piece in pieces:
+            released = await self._push(piece, channel)
+            if closing:
+                released += await self._tail(channel)
+            _put(protected, where, released)
+            self._templates[channel] = _Template(events, protected, where, quoted=False)
+        await self._send(meta, dumps(protected), json_data=True)
+
+    def _take_pieces(self, frame: Any) -> list[_Piece]:
+        """Take the pieces of tool-call arguments out of ``frame`` (each place left ``""``)."""
+        pieces: list[_Piece] = []
+        for number, spec in enumerate(self._fragments):
+            if spec.elements is None:
+                places: list[tuple[Path, Any]] = [((), frame)]
+            else:
+                elements = _value_at(frame, spec.elements)
+                if not isinstance(elements, list):
+                    continue
+                places = [((*spec.elements, at), element) for at, element in enumerate(elements)]
+            for prefix, element in places:
+                if not isinstance(element, dict):
+                    continue
+                key = element.get(spec.key)
+                text = _text_at(element, spec.text)
+                if type(key) not in (int, str) or text is None:
+                    continue  # not a piece of a named text: protected within the frame
+                where = (*prefix, *spec.text)
+                _put(frame, where, "")
+                pieces.append(((number, key), where, text))
+        return pieces
+
     def _slotted(self, protected: Any, path: Path) -> _Slotted:
         """Serialise ``protected`` once, cut around its delta slot."""
         _put(protected, path, self._sentinel)
@@ -270,28 +356,40 @@ class FrameProcessor:
         await self._send(meta, dumps(protected) if quoted else protected, json_data=quoted)
 
     async def _flush(self) -> None:
-        """Send the held tail as a copy of the last content frame."""
-        if self._path is None:
-            return
-        tail = self._release(await self._tail(), final=True)
-        if not tail:
-            return
-        template = self._template
+        """Send the held tail as a copy of the last content frame, then the held pieces of
+        tool-call arguments."""
+        if self._path is not None:
+            tail = self._release(await self._tail(), final=True)
+            if tail:
+                await self._send_copy(self._template, tail)
+        await self._flush_pieces()
+
+    async def _flush_pieces(self) -> None:
+        """Send what each tool call's window holds, each as a copy of the last frame of its
+        tool call."""
+        for channel in self._protector.holding():
+            if channel is None:
+                continue
+            tail = await self._tail(channel)
+            if tail:
+                await self._send_copy(self._templates.get(channel), tail)
+
+    async def _send_copy(self, template: _Template | None, text: str) -> None:
         if template is None:
             raise RuntimeError("stream text was held without a content frame to carry it")
-        data, json_data = template.render(tail)
+        data, json_data = template.render(text)
         await self._send(template.events, data, json_data=json_data)
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _push(self, text: str) -> str:
-        released = await self._protector.push(text)
+    async def _push(self, text: str, channel: Hashable = None) -> str:
+        released = await self._protector.push(text, channel)
         if self._protector.blocked:
             raise Blocked
         return released
 
-    async def _tail(self) -> str:
-        released = await self._protector.flush()
+    async def _tail(self, channel: Hashable = None) -> str:
+        released = await self._protector.flush(channel)
         if self._protector.blocked:
             raise Blocked
         return released
@@ -336,7 +434,7 @@ def _events(meta: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(line for line in meta if line.startswith("event:"))
 
 
-def _text_at(node: Any, path: Path) -> str | None:
+def _value_at(node: Any, path: Path) -> Any:
     for segment in path:
         if isinstance(node, dict) and isinstance(segment, str):
             node = node.get(segment)
@@ -344,7 +442,12 @@ def _text_at(node: Any, path: Path) -> str | None:
             node = node[segment]
         else:
             return None
-    return node if isinstance(node, str) else None
+    return node
+
+
+def _text_at(node: Any, path: Path) -> str | None:
+    value = _value_at(node, path)
+    return value if isinstance(value, str) else None
 
 
 def _put(node: Any, path: Path, value: str) -> None:
@@ -353,10 +456,11 @@ def _put(node: Any, path: Path, value: str) -> None:
     node[path[-1]] = value
 
 
-def _spine(node: Any, path: Path, text: str) -> Any:
-    """A copy of ``node`` reduced to the delta path, carrying ``text``.
+def _spine(node: Any, path: Path, text: str, *, top: bool = True) -> Any:
+    """A copy of ``node`` reduced to ``path``, carrying ``text``.
 
-    Scalars beside the path are kept (ids, model, ``type``, ``index``); other containers are
+    The scalars of the frame's top level are kept (ids, model, ``type``, ``index``), below
+    it only ``index``, ``type`` and nulls (see :data:`_KEPT_BELOW_TOP`); other containers are
     dropped, so the copy repeats no tool-call argument and no other choice. In a list only
     the element on the path is kept.
     """
@@ -364,11 +468,13 @@ def _spine(node: Any, path: Path, text: str) -> Any:
         return text
     segment, rest = path[0], path[1:]
     if isinstance(node, list) and isinstance(segment, int):
-        return [_spine(node[segment], rest, text)]
+        return [_spine(node[segment], rest, text, top=False)]
     copy = {
         key: value
         for key, value in node.items()
-        if key == segment or not isinstance(value, dict | list)
+        if key == segment
+        or value is None
+        or (not isinstance(value, dict | list) and (top or key in _KEPT_BELOW_TOP))
     }
-    copy[segment] = _spine(node[segment], rest, text)
+    copy[segment] = _spine(node[segment], rest, text, top=False)
     return copy

@@ -1,0 +1,214 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Streamed tool-call arguments go through a cross-frame window of their own.
+
+A model streams the arguments of a tool call a few characters per frame, like its answer
+(OpenAI ``delta.tool_calls[i].function.arguments``, Anthropic ``input_json_delta``), so a
+value split across those frames must be found as it is in the answer; what the client's SDK
+puts back together must be the protected arguments, with nothing doubled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from haechi.crypto import init_key_file
+from haechi.runtime import Runtime, create_runtime
+from haechi.streaming import StreamInspector
+from tests.stream_fixtures import chunked, collect, openai_tool_sse, read_sse, route, sse
+from tests.upstream_server import Reply, gateway_in_front
+
+EMAIL = "john.doe@example.com"
+CARD = "4111111111111111"
+REDACTED = "[REDACTED:email]"
+CHAT = route("openai-compatible", "/v1/chat/completions")
+MESSAGES = route("anthropic", "/v1/messages")
+
+
+def _pieces(text: str, size: int = 1) -> list[str]:
+    return [text[at : at + size] for at in range(0, len(text), size)]
+
+
+def openai_tool_stream(calls: dict[int, tuple[str, str]], *, finish: bool = True) -> bytes:
+    """A chat stream calling ``calls`` (index -> name, arguments), their arguments streamed
+    one character per frame, the calls' frames interleaved."""
+    pieces = {index: (name, _pieces(arguments)) for index, (name, arguments) in calls.items()}
+    return openai_tool_sse(pieces, finish=finish)
+
+
+def anthropic_tool_stream(arguments: str) -> bytes:
+    """A Messages stream with one ``tool_use`` block whose input is streamed in pieces."""
+
+    def event(kind: str, **data: Any) -> str:
+        return sse({"type": kind, **data}, event=kind)
+
+    block = {"type": "tool_use", "id": "toolu_1", "name": "send", "input": {}}
+    frames = [
+        event(
+            "message_start",
+            message={
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 1, "output_tokens": 1},
+            },
+        ),
+        event("content_block_start", index=0, content_block=block),
+    ]
+    for piece in _pieces(arguments, 2):
+        delta = {"type": "input_json_delta", "partial_json": piece}
+        frames.append(event("content_block_delta", index=0, delta=delta))
+    frames += [
+        event("content_block_stop", index=0),
+        event("message_delta", delta={"stop_reason": "tool_use"}, usage={"output_tokens": 9}),
+        event("message_stop"),
+    ]
+    return "".join(frames).encode()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    monkeypatch.chdir(tmp_path)
+    init_key_file(".haechi/dev.keys.json")
+    built = create_runtime({"mode": "enforce", "policy": {"mode": "enforce"}})
+    yield built
+    await built.aclose()
+
+
+async def _inspect(runtime: Runtime, target: Any, wire: bytes) -> tuple[bytes, StreamInspector]:
+    inspector = StreamInspector(runtime, target, mode="enforce")
+    return await collect(inspector.run(chunked(wire, 7))), inspector
+
+
+def _calls(out: bytes) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """The tool calls a client adds up from ``out`` (by index), and the finish reasons."""
+    calls: dict[int, dict[str, Any]] = {}
+    finishes: list[str] = []
+    for frame in read_sse(out):
+        if frame.data in (None, "[DONE]"):
+            continue
+        choice = json.loads(frame.data)["choices"][0]
+        if choice.get("finish_reason"):
+            finishes.append(choice["finish_reason"])
+        for call in choice["delta"].get("tool_calls", ()):
+            assert not finishes, "a tool-call piece came after the choice finished"
+            into = calls.setdefault(call["index"], {"ids": [], "names": [], "arguments": ""})
+            into["ids"] += [call["id"]] if "id" in call else []
+            into["names"] += [call["function"]["name"]] if "name" in call["function"] else []
+            into["arguments"] += call["function"].get("arguments", "")
+    return calls, finishes
+
+
+@pytest.mark.anyio
+async def test_an_email_split_across_argument_pieces_is_redacted(runtime: Runtime) -> None:
+    first = json.dumps({"to": EMAIL, "subject": "hello"})
+    second = json.dumps({"cc": EMAIL})
+    out, inspector = await _inspect(
+        runtime, CHAT, openai_tool_stream({0: ("send", first), 1: ("copy", second)})
+    )
+    assert EMAIL.encode() not in out
+    calls, finishes = _calls(out)
+    assert calls[0] == {
+        "ids": ["call_0"],
+        "names": ["send"],
+        "arguments": json.dumps({"to": REDACTED, "subject": "hello"}),
+    }
+    assert calls[1] == {
+        "ids": ["call_1"],
+        "names": ["copy"],
+        "arguments": json.dumps({"cc": REDACTED}),
+    }
+    assert finishes == ["tool_calls"]
+    assert read_sse(out)[-1].data == "[DONE]"
+    assert inspector.summary()["byType"] == {"email": 2}
+
+
+@pytest.mark.anyio
+async def test_held_arguments_are_sent_before_done_without_a_finish_frame(
+    runtime: Runtime,
+) -> None:
+    arguments = json.dumps({"to": EMAIL})
+    out, _ = await _inspect(
+        runtime, CHAT, openai_tool_stream({0: ("send", arguments)}, finish=False)
+    )
+    calls, _ = _calls(out)
+    assert calls[0]["arguments"] == json.dumps({"to": REDACTED})
+    assert read_sse(out)[-1].data == "[DONE]"
+
+
+@pytest.mark.anyio
+async def test_a_card_split_across_argument_pieces_stops_the_stream(runtime: Runtime) -> None:
+    arguments = json.dumps({"card": CARD, "note": "x" * 300})
+    out, inspector = await _inspect(runtime, CHAT, openai_tool_stream({0: ("pay", arguments)}))
+    calls, finishes = _calls(out)
+    # What was sent before the block is the text before the card, and nothing follows it.
+    assert arguments.startswith(calls[0]["arguments"])
+    assert not any(character.isdigit() for character in calls[0]["arguments"])
+    assert finishes == []
+    assert b"[DONE]" not in out
+    assert inspector.blocked
+    assert inspector.summary()["byType"] == {"card": 1}
+
+
+@pytest.mark.anyio
+async def test_anthropic_input_json_pieces_are_redacted_before_the_block_stops(
+    runtime: Runtime,
+) -> None:
+    out, _ = await _inspect(runtime, MESSAGES, anthropic_tool_stream(json.dumps({"to": EMAIL})))
+    assert EMAIL.encode() not in out
+    frames = [json.loads(frame.data or "") for frame in read_sse(out)]
+    kinds = [frame["type"] for frame in frames]
+    stop = kinds.index("content_block_stop")
+    partial = "".join(
+        frame["delta"]["partial_json"]
+        for frame in frames[:stop]
+        if frame["type"] == "content_block_delta"
+    )
+    assert partial == json.dumps({"to": REDACTED})
+    assert "content_block_delta" not in kinds[stop:]
+    assert kinds[-1] == "message_stop"
+
+
+INSPECT = {"streaming": {"requestMode": "inspect"}, "responseProtection": {"enabled": True}}
+
+
+def test_the_openai_sdk_assembles_protected_tool_calls(tmp_path: Path) -> None:
+    arguments = json.dumps({"to": EMAIL, "subject": "hi"})
+    wire = openai_tool_stream({0: ("send", arguments)})
+    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}, **INSPECT}) as gw:
+        gw.upstream.queue(Reply(wire=[wire[at : at + 50] for at in range(0, len(wire), 50)]))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k")
+        with client.chat.completions.stream(
+            model="m", messages=[{"role": "user", "content": "mail it"}]
+        ) as stream:
+            final = stream.get_final_completion()
+    (call,) = final.choices[0].message.tool_calls or []
+    assert call.id == "call_0"
+    assert call.function.name == "send"
+    assert json.loads(call.function.arguments) == {"to": REDACTED, "subject": "hi"}
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_the_anthropic_sdk_assembles_protected_tool_input(tmp_path: Path) -> None:
+    wire = anthropic_tool_stream(json.dumps({"to": EMAIL}))
+    with gateway_in_front(tmp_path, {"target": {"type": "anthropic"}, **INSPECT}) as gw:
+        gw.upstream.queue(Reply(wire=[wire[at : at + 40] for at in range(0, len(wire), 40)]))
+        client = anthropic.Anthropic(base_url=gw.url, api_key="k")
+        with client.messages.stream(
+            model="claude", max_tokens=64, messages=[{"role": "user", "content": "mail it"}]
+        ) as stream:
+            final = stream.get_final_message()
+    (block,) = final.content
+    assert block.type == "tool_use"
+    assert block.name == "send"
+    assert block.input == {"to": REDACTED}
