@@ -371,7 +371,10 @@ async def test_field_lines_are_inspected_and_counted_each_time(runtime: Runtime)
     assert inspector.summary()["byType"] == {"email": 2}
 
 
-async def test_responses_route_protects_each_frame_on_its_own(runtime: Runtime) -> None:
+async def test_a_responses_delta_without_an_item_is_protected_in_its_frame(
+    runtime: Runtime,
+) -> None:
+    # No item_id names the text the piece belongs to, so there is no window to put it in.
     target = route("openai-compatible", "/v1/responses")
     event = {"type": "response.output_text.delta", "delta": f"to {EMAIL}"}
     wire = sse(event, event="response.output_text.delta").encode()

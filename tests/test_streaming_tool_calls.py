@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Streamed tool-call arguments go through a cross-frame window of their own.
+"""Streamed texts besides a chat answer go through cross-frame windows of their own.
 
 A model streams the arguments of a tool call a few characters per frame, like its answer
-(OpenAI ``delta.tool_calls[i].function.arguments``, Anthropic ``input_json_delta``), so a
-value split across those frames must be found as it is in the answer; what the client's SDK
-puts back together must be the protected arguments, with nothing doubled.
+(OpenAI ``delta.tool_calls[i].function.arguments``, Anthropic ``input_json_delta``), and the
+Responses API streams every text (output text, function-call arguments) as ``*.delta``
+events; a value split across those frames must be found as it is in a chat answer, and what
+the client's SDK puts back together must be the protected text, with nothing doubled.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CARD = "4111111111111111"
 REDACTED = "[REDACTED:email]"
 CHAT = route("openai-compatible", "/v1/chat/completions")
 MESSAGES = route("anthropic", "/v1/messages")
+RESPONSES = route("openai-compatible", "/v1/responses")
 
 
 def _pieces(text: str, size: int = 1) -> list[str]:
@@ -212,3 +214,66 @@ def test_the_anthropic_sdk_assembles_protected_tool_input(tmp_path: Path) -> Non
     assert block.type == "tool_use"
     assert block.name == "send"
     assert block.input == {"to": REDACTED}
+
+
+def responses_stream(texts: dict[str, tuple[str, str]]) -> bytes:
+    """A Responses API stream: ``texts`` maps an item id to its event kind
+    (``output_text`` or ``function_call_arguments``) and its text, streamed one character per
+    event, the items' events interleaved; then each item's ``.done`` and ``response.completed``."""
+    number = iter(range(1_000_000))
+
+    def event(kind: str, **data: Any) -> str:
+        return sse({"type": kind, "sequence_number": next(number), **data}, event=kind)
+
+    def place(item: str) -> dict[str, Any]:
+        index = list(texts).index(item)
+        return {"item_id": item, "output_index": index, "content_index": 0}
+
+    frames = [event("response.created", response={"id": "resp_1", "output": []})]
+    pieces = {item: _pieces(text) for item, (_kind, text) in texts.items()}
+    for turn in range(max(len(p) for p in pieces.values())):
+        for item, (kind, _text) in texts.items():
+            if turn < len(pieces[item]):
+                frames.append(
+                    event(f"response.{kind}.delta", **place(item), delta=pieces[item][turn])
+                )
+    for item, (kind, text) in texts.items():
+        whole = {"text": text} if kind == "output_text" else {"arguments": text}
+        frames.append(event(f"response.{kind}.done", **place(item), **whole))
+    frames.append(event("response.completed", response={"id": "resp_1", "status": "completed"}))
+    return "".join(frames).encode()
+
+
+@pytest.mark.anyio
+async def test_responses_deltas_are_windowed_per_item(runtime: Runtime) -> None:
+    arguments = json.dumps({"to": EMAIL})
+    wire = responses_stream(
+        {
+            "msg_1": ("output_text", f"Write to {EMAIL} now."),
+            "fc_1": ("function_call_arguments", arguments),
+        }
+    )
+    out, inspector = await _inspect(runtime, RESPONSES, wire)
+    assert EMAIL.encode() not in out
+    events = [json.loads(frame.data or "") for frame in read_sse(out)]
+    joined: dict[str, str] = {}
+    first_done = next(n for n, e in enumerate(events) if e["type"].endswith(".done"))
+    for position, sent in enumerate(events):
+        if sent["type"].endswith(".delta"):
+            assert position < first_done  # every held piece precedes the first .done
+            joined[sent["item_id"]] = joined.get(sent["item_id"], "") + sent["delta"]
+    assert joined == {"msg_1": f"Write to {REDACTED} now.", "fc_1": json.dumps({"to": REDACTED})}
+    assert events[-1]["type"] == "response.completed"
+    assert inspector.summary()["byType"] == {"email": 4}  # two windows, two .done events
+
+
+def test_the_openai_sdk_streams_a_protected_responses_answer(tmp_path: Path) -> None:
+    text = f"Write to {EMAIL} now."
+    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}, **INSPECT}) as gw:
+        gw.upstream.queue(Reply(text=text, chunks=list(text)))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k")
+        with client.responses.stream(model="m", input="mail it") as stream:
+            deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+            final = stream.get_final_response()
+    assert "".join(deltas) == f"Write to {REDACTED} now."
+    assert final.output_text == f"Write to {REDACTED} now."

@@ -120,13 +120,45 @@ _CHAT = RouteSpec(
     _sse(
         ("choices", 0, "delta", "content"),
         fragments=(
-            FragmentSpec(("choices", 0, "delta", "tool_calls"), "index", ("function", "arguments")),
+            FragmentSpec(
+                ("choices", 0, "delta", "tool_calls"), ("index",), ("function", "arguments")
+            ),
         ),
         finish_path=("choices", 0, "finish_reason"),
     ),
 )
 _COMPLETIONS = RouteSpec("completions", _sse(("choices", 0, "text")))
-_RESPONSES = RouteSpec("responses", _sse(None))
+#: Responses API events that close what ``*.delta`` events streamed (each carries the whole
+#: text again), and those that end the stream.
+_RESPONSES_END: Final = frozenset({"response.completed", "response.failed", "response.incomplete"})
+_RESPONSES_DONE: Final = _RESPONSES_END | {
+    f"response.{part}.done"
+    for part in (
+        "output_text",
+        "refusal",
+        "function_call_arguments",
+        "content_part",
+        "output_item",
+        "reasoning_text",
+        "reasoning_summary_text",
+        "reasoning_summary_part",
+        "audio.transcript",
+        "custom_tool_call_input",
+        "mcp_call_arguments",
+        "code_interpreter_call_code",
+    )
+}
+_RESPONSES = RouteSpec(
+    "responses",
+    _sse(
+        None,
+        flush_on_types=_RESPONSES_DONE,
+        terminal_types=_RESPONSES_END,
+        # Every ``response.*.delta`` event streams a piece of one text in ``delta``: of an
+        # output text, a refusal, a function call's arguments, ...
+        fragments=(FragmentSpec(None, ("item_id", "type", "content_index"), ("delta",)),),
+    ),
+)
 _EMBEDDINGS = RouteSpec("embeddings")
 
 _OPENAI_ROUTES: Final[Mapping[str, RouteSpec]] = {
@@ -167,7 +199,7 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             ("delta", "text"),
             flush_on_types=_ANTHROPIC_STOP,
             terminal_types=frozenset({"message_stop"}),
-            fragments=(FragmentSpec(None, "index", ("delta", "partial_json")),),
+            fragments=(FragmentSpec(None, ("index",), ("delta", "partial_json")),),
         ),
     ),
     "/v1/messages/count_tokens": RouteSpec("count-tokens"),

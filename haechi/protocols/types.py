@@ -20,13 +20,14 @@ class FragmentSpec:
         elements: path of a list whose elements each carry one piece (OpenAI's
             ``choices[0].delta.tool_calls``), or ``None`` when the frame itself is the
             element (Anthropic's ``content_block_delta``).
-        key: the element's field that names the text a piece continues (``index``); an
-            element without an integer or string there is protected within its frame.
+        keys: the element's fields that name the text a piece continues (``index``; the
+            Responses API's ``item_id``, ``type`` and ``content_index``). An element whose
+            first key is not an integer or a string is protected within its frame.
         text: path of the piece inside the element.
     """
 
     elements: tuple[PathSegment, ...] | None
-    key: str
+    keys: tuple[str, ...]
     text: tuple[PathSegment, ...]
 
 

@@ -50,9 +50,9 @@ Path = tuple[PathSegment, ...]
 #: A piece of a tool call's arguments in a frame: its channel, where it sits, its text.
 _Piece = tuple[Hashable, Path, str]
 #: Scalars a copy of a frame keeps beside the path below the frame's top level, besides
-#: nulls. Clients add up a stream's deltas (the OpenAI SDK joins the strings it sees twice,
-#: and adds the numbers), so any other value repeated there (a role, a tool call's id or
-#: name) would be doubled.
+#: nulls and empty containers. Clients add up a stream's deltas (the OpenAI SDK joins the
+#: strings it sees twice, and adds the numbers), so any other value repeated there (a role,
+#: a tool call's id or name) would be doubled.
 _KEPT_BELOW_TOP: Final = frozenset({"index", "type"})
 
 #: Field lines without findings remembered per stream (``event: content_block_delta``
@@ -324,13 +324,15 @@ class FrameProcessor:
             for prefix, element in places:
                 if not isinstance(element, dict):
                     continue
-                key = element.get(spec.key)
+                name = tuple(element.get(key) for key in spec.keys)
                 text = _text_at(element, spec.text)
-                if type(key) not in (int, str) or text is None:
+                if type(name[0]) not in (int, str) or text is None:
                     continue  # not a piece of a named text: protected within the frame
+                if not all(part is None or type(part) in (int, str) for part in name):
+                    continue
                 where = (*prefix, *spec.text)
                 _put(frame, where, "")
-                pieces.append(((number, key), where, text))
+                pieces.append(((number, *name), where, text))
         return pieces
 
     def _slotted(self, protected: Any, path: Path) -> _Slotted:
@@ -460,7 +462,9 @@ def _spine(node: Any, path: Path, text: str, *, top: bool = True) -> Any:
     """A copy of ``node`` reduced to ``path``, carrying ``text``.
 
     The scalars of the frame's top level are kept (ids, model, ``type``, ``index``), below
-    it only ``index``, ``type`` and nulls (see :data:`_KEPT_BELOW_TOP`); other containers are
+    it only ``index`` and ``type`` (see :data:`_KEPT_BELOW_TOP`); nulls and empty
+    containers are kept everywhere (they repeat nothing, and clients may expect the field);
+    other containers are
     dropped, so the copy repeats no tool-call argument and no other choice. In a list only
     the element on the path is kept.
     """
@@ -473,8 +477,12 @@ def _spine(node: Any, path: Path, text: str, *, top: bool = True) -> Any:
         key: value
         for key, value in node.items()
         if key == segment
-        or value is None
+        or _empty(value)
         or (not isinstance(value, dict | list) and (top or key in _KEPT_BELOW_TOP))
     }
     copy[segment] = _spine(node[segment], rest, text, top=False)
     return copy
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, dict | list) and not value)
