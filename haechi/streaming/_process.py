@@ -12,8 +12,8 @@ How a frame is handled:
 - ``data: [DONE]`` ends an SSE stream: the held tail is sent first, then ``[DONE]``.
 - A JSON object or array is protected leaf by leaf (``protect_frame``); the text at the
   route's delta path is taken out first and sent through the cross-frame window instead,
-  and so is each piece of a tool call's streamed arguments, through a window of its own
-  per tool call (its *channel*).
+  and so is each piece of another named text (a tool call's streamed arguments, a
+  Responses API ``*.delta``), through a window of its own per text (its *channel*).
 - Any other data (text, a JSON string, a bare number) is content text: it goes through the
   same window, so a value split across two text frames is still found.
 - Before a frame whose ``type`` is a flush type, and before a terminal frame, the held tail
@@ -47,7 +47,8 @@ from haechi.streaming.sse import SseParser, encode_sse
 __all__ = ["Blocked", "FrameProcessor"]
 
 Path = tuple[PathSegment, ...]
-#: A piece of a tool call's arguments in a frame: its channel, where it sits, its text.
+#: A piece of a named text in a frame (tool-call arguments, a Responses API delta): its
+#: channel, where it sits, its text.
 _Piece = tuple[Hashable, Path, str]
 #: Scalars a copy of a frame keeps beside the path below the frame's top level, besides
 #: nulls and empty containers. Clients add up a stream's deltas (the OpenAI SDK joins the
@@ -284,8 +285,8 @@ class FrameProcessor:
         *,
         closing: bool,
     ) -> None:
-        """A frame with pieces of tool-call arguments (taken out of it already), and maybe
-        answer text: every piece goes through its channel's window and the answer text
+        """A frame with pieces of named texts (taken out of it already), and maybe answer
+        text: every piece goes through its channel's window and the answer text
         through the answer's, the rest is protected within the frame, and what the windows
         release is written back where it came from. A ``closing`` frame (one that ends the
         stream or finishes the choice) takes the rest of its own texts."""
@@ -311,7 +312,8 @@ class FrameProcessor:
         await self._send(meta, dumps(protected), json_data=True)
 
     def _take_pieces(self, frame: Any) -> list[_Piece]:
-        """Take the pieces of tool-call arguments out of ``frame`` (each place left ``""``)."""
+        """Take the pieces of named texts (tool-call arguments, the Responses API's deltas)
+        out of ``frame``, each place left ``""``."""
         pieces: list[_Piece] = []
         for number, spec in enumerate(self._fragments):
             if spec.elements is None:
