@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -258,6 +259,57 @@ def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, request_m
             assert events == []
             decisions = [r.get("decision") for r in gateway.audit()]
             assert decisions.count("streaming_request_pass_through") == 1
+
+
+def _stalled(upstream: HangUpAwareUpstream, offered: int) -> int:
+    """Wait until the upstream stops being pulled (the gateway waits on its client); the count."""
+    last, still_since = -1, time.monotonic()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pulled = upstream.pulled
+        if pulled != last:
+            last, still_since = pulled, time.monotonic()
+        elif time.monotonic() - still_since > 0.3:
+            return pulled
+        time.sleep(0.02)
+    raise AssertionError(f"the gateway never stopped pulling ({upstream.pulled} of {offered})")
+
+
+@pytest.mark.parametrize("request_mode", ["inspect", "pass-through"])
+def test_a_client_that_stops_reading_then_hangs_up_releases_the_upstream(
+    tmp_path: Path, request_mode: str
+) -> None:
+    """F5 under back-pressure: the gateway is blocked writing to a client that does not read;
+    the client's hang-up still cancels the upstream read at once."""
+    frame = b'data: {"choices": [{"index": 0, "delta": {"content": "%s"}}]}\n\n' % (b"x" * 16000)
+    offered = 4000  # about 64 MB: far more than the socket buffers between the three hold
+    upstream = HangUpAwareUpstream()
+    config = {
+        "streaming": {"requestMode": request_mode},
+        "responseProtection": {"maxBytes": 128 * 1024 * 1024},
+    }
+    with gateway_in_front(tmp_path, config, upstream=upstream) as gateway:
+        upstream.queue(Reply(wire=upstream.frames(offered, frame)))
+        host, port = gateway.url.removeprefix("http://").split(":")
+        body = json.dumps(chat(stream=True)).encode()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect((host, int(port)))
+        client.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        pulled = _stalled(upstream, offered)
+        assert pulled < offered
+        assert gateway.app.in_flight == 1
+        client.close()  # unread data in the receive buffer: the kernel resets the connection
+        assert upstream.hung_up.wait(2.0), "the upstream request outlived its client"
+        assert upstream.pulled < offered
+        deadline = time.monotonic() + 2
+        while gateway.app.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gateway.app.in_flight == 0
 
 
 def assert_one_card_block(gateway: Gateway, route_id: str) -> None:
