@@ -251,6 +251,17 @@ def test_a_request_the_parser_refuses_gets_a_json_error(gateway: Gateway) -> Non
     assert re.search(rb"x-haechi-correlation-id: [0-9a-f-]{36}\r\n", head + b"\r\n")
     assert json.loads(body)["error"] == "haechi_invalid_http_request"
     assert gateway.upstream.received == []
+    counted = 'haechi_requests_total{decision="invalid_request",mode="enforce",route="unknown"} 1.0'
+    assert counted in gateway.metrics(counted)
+
+
+def test_targets_refused_by_the_parser_and_by_the_gateway_are_counted_alike(
+    gateway: Gateway,
+) -> None:
+    raw_request(gateway, _post_to(b"foo:/x"))
+    raw_request(gateway, _post_to(b"http://attacker.example/v1/chat/completions"))
+    counted = 'haechi_requests_total{decision="blocked",mode="enforce",route="unknown"} 2.0'
+    assert counted in gateway.metrics(counted)
 
 
 def _post_to(target: bytes) -> bytes:

@@ -72,6 +72,7 @@ _ERROR_DECISIONS: Final = {
     "haechi_invalid_json_request": "invalid_request",
     "haechi_request_body_not_utf8": "invalid_request",
     "haechi_request_body_too_large": "invalid_request",
+    "haechi_invalid_http_request": "invalid_request",
     "haechi_request_too_deeply_nested": "invalid_request",
     "haechi_forwarded_proto_required": "forwarded_proto_required",
     "haechi_upstream_unreachable": "upstream_error",
@@ -194,6 +195,18 @@ class GatewayApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def count_refused(self, code: str) -> None:
+        """Count a request refused before it was routed: a target that is not a path, or a
+        request the HTTP server's parser could not read (the server calls this itself)."""
+        self.metrics.increment(
+            "haechi_requests_total",
+            {
+                "route": "unknown",
+                "mode": self.mode,
+                "decision": _ERROR_DECISIONS.get(code, "blocked"),
+            },
+        )
+
     async def aclose(self) -> None:
         """Release the upstream connection pool."""
         await self.upstream.aclose()
@@ -206,11 +219,15 @@ class GatewayApp:
         cid = correlation_id.encode()
         try:
             raw_path, path = request_path(scope)
-            if is_reserved(path):
-                await self.ops.handle(scope["method"], path, send, cid)
-                return
         except GatewayError as error:
+            self.count_refused(error.code)
             await self._send_error(send, error, cid)
+            return
+        if is_reserved(path):  # operability routes are not counted as requests
+            try:
+                await self.ops.handle(scope["method"], path, send, cid)
+            except GatewayError as error:
+                await self._send_error(send, error, cid)
             return
         if self._max_in_flight and self.in_flight >= self._max_in_flight:
             self.metrics.increment("haechi_overloaded_total")

@@ -239,6 +239,9 @@ def _protocol_class(headers_timeout_s: float | None) -> Any:
             )
             self.transport.write(head.encode("ascii") + body)
             self.transport.close()
+            count = getattr(self.app, "count_refused", None)
+            if count is not None:  # None when uvicorn serves another app with these options
+                count(code)
 
         def on_headers_complete(self) -> None:
             self._disarm()
