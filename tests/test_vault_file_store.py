@@ -10,8 +10,12 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from haechi.crypto import NONCE_WINDOW, LocalCryptoProvider, init_key_file, read_nonce_budget
 from haechi.errors import VaultError
@@ -215,3 +219,67 @@ async def test_no_plaintext_in_the_vault_file(key_file: Path, vault_file: Path) 
         assert json.dumps(value).encode("ascii") not in raw
         assert json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8") not in raw
     assert await vault.detokenize(tokens) == tokens
+
+
+_TOKENS = [f"tok_email_{n:016x}" for n in range(4)]
+_EXPIRIES = [datetime(2030, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)]
+_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"),
+            st.integers(0, 1),
+            st.sampled_from(_TOKENS),
+            st.text(max_size=12),
+            st.sampled_from(_EXPIRIES),
+            st.booleans(),
+        ),
+        st.tuples(st.just("delete"), st.integers(0, 1), st.sampled_from(_TOKENS)),
+        st.tuples(st.just("expire"), st.integers(0, 1), st.sampled_from(_EXPIRIES)),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(operations=_OPERATIONS)
+def test_every_change_writes_exactly_the_indented_document(
+    tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[Any, ...]]
+) -> None:
+    """Two stores on one file (as two processes would be) change it in any order: the file
+    always holds the expected records, in insertion order, written exactly as
+    ``json.dumps(document, indent=2)`` (only the changed records are encoded again)."""
+    path = tmp_path_factory.mktemp("vault") / "vault.json"
+    stores = [FileTokenStore(path), FileTokenStore(path)]
+    expected: dict[str, Any] = {}
+    expiry: dict[str, datetime] = {}
+
+    async def run() -> None:
+        for operation in operations:
+            kind, store = operation[0], stores[operation[1]]
+            if kind == "put":
+                _kind, _index, token, note, expires, only_if_absent = operation
+                record = sample_record(token, expires_at=expires)
+                record["metadata"]["note"] = note  # quotes, newlines, non-ASCII
+                stored = await store.put(token, record, only_if_absent=only_if_absent)
+                assert stored == (not only_if_absent or token not in expected)
+                if stored:
+                    expected[token], expiry[token] = record, expires
+            elif kind == "delete":
+                assert await store.delete(operation[2]) == (
+                    expected.pop(operation[2], None) is not None
+                )
+            else:
+                cutoff = operation[2]
+                gone = [token for token in expected if expiry[token] <= cutoff]
+                assert await store.delete_expired(cutoff) == len(gone)
+                for token in gone:
+                    del expected[token]
+            if path.exists():
+                text = path.read_text()
+                document = json.loads(text)
+                assert text == json.dumps(document, indent=2) + "\n"
+                assert list(document["tokens"].items()) == list(expected.items())
+
+    anyio.run(run)

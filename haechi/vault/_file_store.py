@@ -10,6 +10,11 @@ replaces it atomically with mode 0600, so any number of processes can share one 
 without losing records, and a crash leaves the previous version intact. A missing file is an
 empty vault; a file that does not parse is an error, never an empty vault.
 
+The file is rewritten whole on every change (the format has no room for appends), so the
+serialized text of each record is kept between writes and only new or changed records are
+encoded again: a change to a vault of ten thousand records costs a join, a write and an
+fsync rather than re-encoding every record.
+
 Reads take no lock (replacement is atomic). The parsed file is cached together with an open
 descriptor of the inode it came from: while that descriptor is open the inode number cannot
 be reused, and writers never change a file in place, so an unchanged inode number (with
@@ -23,7 +28,7 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +77,15 @@ def _parse(data: bytes) -> tuple[str, dict[str, TokenRecord]]:
     return (created_at if isinstance(created_at, str) else format_timestamp(utc_now())), tokens
 
 
+def _fragment(token: str, record: TokenRecord) -> str:
+    """``token: record`` as ``json.dumps(document, indent=2)`` writes it inside ``tokens``.
+
+    Encoded strings hold no raw newline (JSON escapes it), so indenting every line of the
+    record's own indented text by four spaces puts it at the depth of the document.
+    """
+    return f"    {json.dumps(token)}: " + json.dumps(record, indent=2).replace("\n", "\n    ")
+
+
 def _copy(record: TokenRecord) -> TokenRecord:
     copied: TokenRecord = json_copy(record)
     return copied
@@ -87,6 +101,9 @@ class FileTokenStore:
         self._cache_lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._closer: weakref.finalize[[int], FileTokenStore] | None = None
+        # token -> (record, fragment) for the token dict last written (used under the lock).
+        self._fragments: dict[str, tuple[TokenRecord, str]] = {}
+        self._rendered_from: dict[str, TokenRecord] | None = None
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
@@ -141,20 +158,57 @@ class FileTokenStore:
 
     # --- writing --------------------------------------------------------------------------
 
-    def _mutate(self, change: Callable[[dict[str, TokenRecord]], tuple[bool, _T]]) -> _T:
-        """Under the lock: read the file, apply ``change`` to a copy, write it if it changed."""
+    def _mutate(self, change: Callable[[dict[str, TokenRecord]], tuple[Collection[str], _T]]) -> _T:
+        """Under the lock: read the file, apply ``change`` to a copy (it returns the tokens
+        it added, replaced or removed, and its result) and write it if anything changed."""
         with locked(self._path):
             snapshot = self._current()
             created_at = snapshot.created_at if snapshot else format_timestamp(utc_now())
             tokens = dict(snapshot.tokens) if snapshot else {}
-            changed, result = change(tokens)
-            if changed:
-                document = {"version": 1, "createdAt": created_at, "tokens": tokens}
-                data = json.dumps(document, indent=2) + "\n"
-                atomic_write(self._path, data.encode("utf-8"), mode=0o600)
+            touched, result = change(tokens)
+            if touched:
+                base = snapshot.tokens if snapshot else None
+                data = self._render(created_at, tokens, base, touched)
+                atomic_write(self._path, data, mode=0o600)
                 fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
                 self._remember(fd, created_at, tokens)
         return result
+
+    def _render(
+        self,
+        created_at: str,
+        tokens: dict[str, TokenRecord],
+        base: dict[str, TokenRecord] | None,
+        touched: Collection[str],
+    ) -> bytes:
+        """The vault document, byte for byte ``json.dumps(document, indent=2)`` plus a
+        newline, encoding again only the records that changed.
+
+        The kept fragments follow the records this store wrote last; when ``base`` (what
+        the change started from) is that version, only ``touched`` is encoded (a fragment
+        dict changes order exactly as the token dict does). Otherwise another process wrote
+        in between: every record is compared with the kept one and encoded if it differs.
+        """
+        if base is not None and base is self._rendered_from:
+            fragments = dict(self._fragments)
+            for token in touched:
+                record = tokens.get(token)
+                if record is None:
+                    fragments.pop(token, None)
+                else:
+                    fragments[token] = (record, _fragment(token, record))
+        else:
+            kept = self._fragments
+            fragments = {}
+            for token, record in tokens.items():
+                entry = kept.get(token)
+                if entry is None or entry[0] != record:
+                    entry = (record, _fragment(token, record))
+                fragments[token] = entry
+        self._fragments, self._rendered_from = fragments, tokens
+        body = ",\n".join(text for _record, text in fragments.values())
+        head = f'{{\n  "version": 1,\n  "createdAt": {json.dumps(created_at)},\n  "tokens": '
+        return (head + (f"{{\n{body}\n  }}" if body else "{}") + "\n}\n").encode("utf-8")
 
     async def _run(self, work: Callable[[], _T]) -> _T:
         return await anyio.to_thread.run_sync(work)
@@ -174,31 +228,31 @@ class FileTokenStore:
         """Store ``record``; with ``only_if_absent`` an existing record wins."""
         stored = _copy(record)
 
-        def change(tokens: dict[str, TokenRecord]) -> tuple[bool, bool]:
+        def change(tokens: dict[str, TokenRecord]) -> tuple[tuple[str, ...], bool]:
             if only_if_absent and token in tokens:
-                return False, False
+                return (), False
             tokens[token] = stored
-            return True, True
+            return (token,), True
 
         return await self._run(lambda: self._mutate(change))
 
     async def delete(self, token: str) -> bool:
         """Remove ``token``; return whether it existed."""
 
-        def change(tokens: dict[str, TokenRecord]) -> tuple[bool, bool]:
+        def change(tokens: dict[str, TokenRecord]) -> tuple[tuple[str, ...], bool]:
             existed = tokens.pop(token, None) is not None
-            return existed, existed
+            return ((token,) if existed else ()), existed
 
         return await self._run(lambda: self._mutate(change))
 
     async def delete_expired(self, now: datetime) -> int:
         """Remove every record expired at or before ``now``; return how many."""
 
-        def change(tokens: dict[str, TokenRecord]) -> tuple[bool, int]:
+        def change(tokens: dict[str, TokenRecord]) -> tuple[list[str], int]:
             expired = [token for token, record in tokens.items() if is_expired(record, now)]
             for token in expired:
                 del tokens[token]
-            return bool(expired), len(expired)
+            return expired, len(expired)
 
         return await self._run(lambda: self._mutate(change))
 
