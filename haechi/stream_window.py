@@ -23,6 +23,10 @@ Details that matter:
 - Besides the answer, a stream can carry other texts streamed the same way (the arguments of
   each tool call): every such *channel* has a window of its own, and all share the tally,
   the tokens and the blocked state. A stream may open at most 64 channels.
+- Token log-probabilities (``logprobs`` and the like, see :mod:`haechi.token_pieces`) repeat
+  the answer as vocabulary pieces. The pieces of a frame cannot follow the text this window
+  holds back, so in enforce mode :meth:`TextStreamProtector.protect_frame` empties them; in
+  the other modes a frame's pieces are scanned joined, within the frame.
 - No audit event is written here: the gateway writes one per stream from :meth:`summary`.
 - Any internal error fails closed: the stream counts as blocked and
   :class:`~haechi.errors.ProviderError` is raised.
@@ -39,6 +43,7 @@ from haechi.models import Detection
 from haechi.payload import PathTexts
 from haechi.pipeline import CallContext, Inspection, Protector, Tally, inspect
 from haechi.policy import Policy
+from haechi.token_pieces import drop_piece_runs
 
 __all__ = ["DEFAULT_MAX_MATCH", "TextStreamProtector"]
 
@@ -147,6 +152,8 @@ class TextStreamProtector:
             ) from None
 
     async def _protect_frame(self, frame: Any) -> Any:
+        if self._context.enforced:
+            frame = drop_piece_runs(frame)
         evaluation = await self._protector.evaluate(
             frame, context=self._context, policy=self._policy, transformer=self._transformer
         )

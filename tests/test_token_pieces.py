@@ -1,0 +1,316 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Token log-probabilities cannot carry a protected value back to the client.
+
+A model answer with ``logprobs`` repeats its text as vocabulary pieces. The pieces are
+scanned joined, and in enforce mode the pieces a finding covers are rewritten (with their
+bytes and alternatives); an enforced stream carries no pieces at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haechi import create_runtime
+from haechi.crypto import init_key_file
+from haechi.runtime import Runtime
+from haechi.token_pieces import drop_piece_runs, find_piece_runs, scrub_piece_runs
+from tests.upstream_server import Gateway, Reply, gateway_in_front
+
+pytestmark = pytest.mark.anyio
+
+EMAIL = "jane.doe@example.com"
+CARD = "4111 1111 1111 1111"
+PIECES = ["Write", " to", " jane", ".doe", "@example", ".com", " now"]
+ANSWER = "".join(PIECES)
+PROTECTED = "Write to [REDACTED:email] now"
+
+
+def _piece(text: str) -> dict[str, Any]:
+    alternatives = [{"token": text.upper(), "logprob": -2.0, "bytes": list(text.upper().encode())}]
+    return {
+        "token": text,
+        "logprob": -0.1,
+        "bytes": list(text.encode()),
+        "top_logprobs": alternatives,
+    }
+
+
+def chat_answer(pieces: list[str]) -> dict[str, Any]:
+    """An OpenAI chat completion whose choice carries ``logprobs`` for its content."""
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(pieces)},
+                "logprobs": {"content": [_piece(p) for p in pieces], "refusal": None},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    init_key_file(tmp_path / "keys.json")
+    return create_runtime(
+        {
+            "mode": "enforce",
+            "audit": {"sink": "memory"},
+            "tokenVault": {"provider": "memory"},
+            "keys": {"keyFile": str(tmp_path / "keys.json")},
+            "policy": {"actions": {"email": "tokenize", "card": "block"}},
+        }
+    )
+
+
+def _tokens(document: dict[str, Any]) -> list[dict[str, Any]]:
+    tokens: list[dict[str, Any]] = document["choices"][0]["logprobs"]["content"]
+    return tokens
+
+
+# -- finding the pieces -------------------------------------------------------------------
+
+
+def test_the_piece_lists_of_every_provider_are_found() -> None:
+    document = {
+        "chat": chat_answer(PIECES),
+        "completions": {
+            "logprobs": {
+                "tokens": PIECES,
+                "token_logprobs": [-0.1] * len(PIECES),
+                "top_logprobs": [{p: -0.1} for p in PIECES],
+                "text_offset": list(range(len(PIECES))),
+            }
+        },
+        "responses": {
+            "output": [{"content": [{"text": ANSWER, "logprobs": [_piece(p) for p in PIECES]}]}]
+        },
+        "gemini": {
+            "logprobsResult": {
+                "topCandidates": [
+                    {"candidates": [{"token": p, "logProbability": -1.0}]} for p in PIECES
+                ],
+                "chosenCandidates": [{"token": p, "logProbability": -0.1} for p in PIECES],
+            }
+        },
+        "llama.cpp": {"completion_probabilities": [_piece(p) for p in PIECES]},
+    }
+    runs = {run.path: run for run in find_piece_runs(document)}
+    assert set(runs) == {
+        ("chat", "choices", 0, "logprobs", "content"),
+        ("completions", "logprobs", "tokens"),
+        ("responses", "output", 0, "content", 0, "logprobs"),
+        ("gemini", "logprobsResult", "chosenCandidates"),
+        ("llama.cpp", "completion_probabilities"),
+    }
+    assert all(run.text == ANSWER for run in runs.values())
+    assert runs[("completions", "logprobs", "tokens")].alternatives == (
+        ("completions", "logprobs", "top_logprobs"),
+    )
+    assert runs[("gemini", "logprobsResult", "chosenCandidates")].alternatives == (
+        ("gemini", "logprobsResult", "topCandidates"),
+    )
+    assert runs[("chat", "choices", 0, "logprobs", "content")].keyed
+    assert not runs[("completions", "logprobs", "tokens")].keyed
+
+
+def test_lists_that_are_not_pieces_are_left_alone() -> None:
+    document = {
+        "tokens": [1, 2, 3],  # token ids, not text
+        "items": [{"token": "a"}, {"name": "b"}],  # not every element is a piece
+        "top_logprobs": [{"token": "alone"}],  # alternatives with no run beside them
+        "empty": [],
+    }
+    assert [run.path for run in find_piece_runs(document)] == [("top_logprobs",)]
+    assert find_piece_runs({"tokens": [1, 2, 3], "items": [{"token": "a"}, {"n": 1}]}) == []
+
+
+def test_scrubbing_rewrites_only_covered_pieces_and_copies_on_write() -> None:
+    document = {
+        "completions": {
+            "tokens": ["a ", "jane", ".doe", "@x.org", " b"],
+            "top_logprobs": [{"a ": -1}, {"jane": -1}, {".doe": -1}, {"@x.org": -1}, {" b": -1}],
+        }
+    }
+    (run,) = find_piece_runs(document)
+    before = json.dumps(document)
+    scrubbed = scrub_piece_runs(document, [(run, [(2, 16, "[X]")])])
+    assert json.dumps(document) == before
+    assert scrubbed["completions"]["tokens"] == ["a ", "[X]", "", "", " b"]
+    assert scrubbed["completions"]["top_logprobs"] == [{"a ": -1}, {}, {}, {}, {" b": -1}]
+
+
+def test_dropping_empties_every_piece_list_and_its_alternatives() -> None:
+    document = {
+        "chat": chat_answer(PIECES),
+        "gemini": {
+            "logprobsResult": {
+                "topCandidates": [{"candidates": [{"token": "x"}]}],
+                "chosenCandidates": [{"token": "x"}],
+            }
+        },
+    }
+    dropped = drop_piece_runs(document)
+    assert _tokens(dropped["chat"]) == []
+    assert dropped["gemini"]["logprobsResult"] == {"topCandidates": [], "chosenCandidates": []}
+    assert _tokens(document["chat"]) != []
+
+
+# -- through the pipeline -----------------------------------------------------------------
+
+
+async def test_a_value_split_across_pieces_is_redacted_in_them(runtime: Runtime) -> None:
+    answer = chat_answer(PIECES)
+    result = await runtime.protect(answer, direction="response")
+    tokens = _tokens(result.payload)
+    content = result.payload["choices"][0]["message"]["content"]
+    assert EMAIL not in content
+    assert "".join(t["token"] for t in tokens) == content.replace(
+        content[9 : content.index("]") + 1], "[REDACTED:email]"
+    )
+    assert [t["token"] for t in tokens] == ["Write", " to", " [REDACTED:email]", "", "", "", " now"]
+    for token in tokens:
+        assert token["bytes"] == list(token["token"].encode())
+    assert [len(t["top_logprobs"]) for t in tokens] == [1, 1, 0, 0, 0, 0, 1]
+    assert result.summary["byType"] == {"email": 2}  # the content, and the pieces
+    serialized = json.dumps(result.payload)
+    for fragment in ("jane", ".doe", "@example", "JANE", "@EXAMPLE"):
+        assert fragment not in serialized
+    assert _tokens(answer)[2]["token"] == " jane"  # the caller's document is unchanged
+
+
+async def test_a_blocked_type_in_the_pieces_blocks_the_answer(runtime: Runtime) -> None:
+    pieces = ["card ", CARD[:7], CARD[7:14], CARD[14:], " ok"]
+    answer = chat_answer(pieces)
+    answer["choices"][0]["message"]["content"] = "nothing to see"  # the pieces alone tell
+    result = await runtime.protect(answer, direction="response")
+    assert result.blocked
+    assert result.payload is None
+
+
+async def test_report_only_counts_the_pieces_and_changes_nothing(tmp_path: Path) -> None:
+    runtime = create_runtime(
+        {"mode": "report-only", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}
+    )
+    answer = chat_answer(PIECES)
+    result = await runtime.protect(answer, direction="response")
+    assert result.payload == answer
+    assert result.summary["byType"] == {"email": 2}
+
+
+async def test_requests_are_not_read_as_pieces(runtime: Runtime) -> None:
+    result = await runtime.protect(chat_answer(PIECES), direction="request")
+    assert result.summary["byType"] == {"email": 1}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    prefix=st.text(alphabet="abc ,.", max_size=12),
+    suffix=st.text(alphabet="abc ,.", max_size=12),
+    cuts=st.lists(st.integers(min_value=1, max_value=60), max_size=12),
+)
+def test_the_scrubbed_pieces_spell_the_protected_answer(
+    tmp_path_factory: pytest.TempPathFactory, prefix: str, suffix: str, cuts: list[int]
+) -> None:
+    """However the answer is cut into pieces, the scrubbed pieces joined are the protected
+    answer, and no piece keeps a character of the address."""
+    runtime = create_runtime(
+        {"mode": "enforce", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}
+    )
+    text = f"{prefix} {EMAIL} {suffix}"
+    bounds = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
+    result = asyncio.run(runtime.protect(chat_answer(pieces), direction="response"))
+    protected = result.payload["choices"][0]["message"]["content"]
+    tokens = _tokens(result.payload)
+    assert "".join(t["token"] for t in tokens) == protected
+    assert protected == f"{prefix} [REDACTED:email] {suffix}"
+    start = len(prefix) + 1
+    offset = 0
+    for piece, token in zip(pieces, tokens, strict=True):
+        covered = offset < start + len(EMAIL) and start < offset + len(piece)
+        assert token["bytes"] == list(token["token"].encode())
+        assert (token["top_logprobs"] == []) is covered
+        offset += len(piece)
+
+
+# -- through the gateway, with the official client -----------------------------------------
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    config = {
+        "streaming": {"requestMode": "inspect"},
+        "responseProtection": {"enabled": True},
+        "policy": {"actions": {"email": "redact"}},
+    }
+    with gateway_in_front(tmp_path, config) as gw:
+        yield gw
+
+
+def test_the_openai_client_gets_scrubbed_logprobs(gateway: Gateway) -> None:
+    gateway.upstream.queue(
+        Reply(
+            body=json.dumps(chat_answer(PIECES)).encode(),
+            headers={"content-type": "application/json"},
+        )
+    )
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test", max_retries=0)
+    completion = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], logprobs=True, top_logprobs=1
+    )
+    choice = completion.choices[0]
+    assert choice.message.content == PROTECTED
+    assert choice.logprobs is not None
+    assert choice.logprobs.content is not None
+    pieces = choice.logprobs.content
+    assert "".join(p.token for p in pieces) == PROTECTED
+    assert all(bytes(p.bytes or []) == p.token.encode() for p in pieces)
+    assert "jane" not in completion.model_dump_json()
+
+
+def test_an_enforced_stream_carries_no_pieces(gateway: Gateway) -> None:
+    frames = []
+    for piece in PIECES:
+        chunk = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": piece},
+                    "logprobs": {"content": [_piece(piece)]},
+                    "finish_reason": None,
+                }
+            ],
+        }
+        frames.append(f"data: {json.dumps(chunk)}\n\n".encode())
+    frames.append(b"data: [DONE]\n\n")
+    gateway.upstream.queue(Reply(wire=frames, headers={"content-type": "text/event-stream"}))
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test", max_retries=0)
+    stream = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True, logprobs=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == PROTECTED
+    for chunk in chunks:
+        for choice in chunk.choices:
+            assert choice.logprobs is None or not choice.logprobs.content
+    assert "jane" not in "".join(c.model_dump_json() for c in chunks)
