@@ -123,6 +123,10 @@ _CHAT = RouteSpec(
             FragmentSpec(
                 ("choices", 0, "delta", "tool_calls"), ("index",), ("function", "arguments")
             ),
+            # Reasoning models on OpenAI-compatible servers (vLLM, llama.cpp, DeepSeek,
+            # Ollama, OpenRouter) stream their reasoning beside the answer, in one of these.
+            FragmentSpec(("choices",), ("index",), ("delta", "reasoning_content")),
+            FragmentSpec(("choices",), ("index",), ("delta", "reasoning")),
         ),
         finish_path=("choices", 0, "finish_reason"),
     ),
@@ -177,14 +181,27 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
 }
 
 _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
+    # A thinking model streams its reasoning in ``thinking`` beside the answer. Ollama's
+    # client requires a message's role, so copies of a frame keep it.
     "/api/chat": RouteSpec(
         "chat",
-        StreamDescriptor("ndjson", ("message", "content"), done_field="done"),
+        StreamDescriptor(
+            "ndjson",
+            ("message", "content"),
+            done_field="done",
+            fragments=(FragmentSpec(None, (), ("message", "thinking")),),
+            kept_in_copies=frozenset({"index", "type", "role"}),
+        ),
         streaming_by_default=True,
     ),
     "/api/generate": RouteSpec(
         "generate",
-        StreamDescriptor("ndjson", ("response",), done_field="done"),
+        StreamDescriptor(
+            "ndjson",
+            ("response",),
+            done_field="done",
+            fragments=(FragmentSpec(None, (), ("thinking",)),),
+        ),
         streaming_by_default=True,
     ),
     "/api/embed": RouteSpec("embed"),
@@ -199,7 +216,10 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             ("delta", "text"),
             flush_on_types=_ANTHROPIC_STOP,
             terminal_types=frozenset({"message_stop"}),
-            fragments=(FragmentSpec(None, ("index",), ("delta", "partial_json")),),
+            fragments=(
+                FragmentSpec(None, ("index",), ("delta", "partial_json")),
+                FragmentSpec(None, ("index",), ("delta", "thinking")),
+            ),
         ),
     ),
     "/v1/messages/count_tokens": RouteSpec("count-tokens"),

@@ -14,7 +14,8 @@ __all__ = ["FragmentSpec", "Route", "StreamDescriptor"]
 @dataclass(frozen=True, slots=True)
 class FragmentSpec:
     """Where frames carry the pieces of a streamed text other than the answer: the arguments
-    of a tool call, which a model streams a few characters per frame like its answer.
+    of a tool call, or the model's reasoning, which a model streams a few characters per
+    frame like its answer.
 
     Attributes:
         elements: path of a list whose elements each carry one piece (OpenAI's
@@ -22,7 +23,8 @@ class FragmentSpec:
             element (Anthropic's ``content_block_delta``).
         keys: the element's fields that name the text a piece continues (``index``; the
             Responses API's ``item_id``, ``type`` and ``content_index``). An element whose
-            first key is not an integer or a string is protected within its frame.
+            first key is not an integer or a string is protected within its frame. No keys:
+            the stream has one such text (Ollama's ``thinking``).
         text: path of the piece inside the element.
     """
 
@@ -43,8 +45,10 @@ class StreamDescriptor:
             flushed (Anthropic's ``content_block_stop``, ``message_delta``, ``message_stop``).
         terminal_types: values of ``type`` that end the stream (``message_stop``).
         done_field: a boolean field that marks the final frame (Ollama's ``done``).
-        fragments: where tool-call arguments are streamed; each such text goes through a
-            cross-frame window of its own.
+        fragments: where tool-call arguments and reasoning are streamed; each such text
+            goes through a cross-frame window of its own.
+        kept_in_copies: the fields below a frame's top level that a copy of the frame (which
+            carries held text) keeps beside the path; see ``haechi.streaming``.
         finish_path: a field whose non-null value says the choice is finished (OpenAI's
             ``finish_reason``); the held pieces of tool-call arguments are sent before it.
     """
@@ -56,6 +60,7 @@ class StreamDescriptor:
     done_field: str | None = None
     fragments: tuple[FragmentSpec, ...] = ()
     finish_path: tuple[PathSegment, ...] | None = None
+    kept_in_copies: frozenset[str] = frozenset({"index", "type"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,12 +50,6 @@ Path = tuple[PathSegment, ...]
 #: A piece of a named text in a frame (tool-call arguments, a Responses API delta): its
 #: channel, where it sits, its text.
 _Piece = tuple[Hashable, Path, str]
-#: Scalars a copy of a frame keeps beside the path below the frame's top level, besides
-#: nulls and empty containers. Clients add up a stream's deltas (the OpenAI SDK joins the
-#: strings it sees twice, and adds the numbers), so any other value repeated there (a role,
-#: a tool call's id or name) would be doubled.
-_KEPT_BELOW_TOP: Final = frozenset({"index", "type"})
-
 #: Field lines without findings remembered per stream (``event: content_block_delta``
 #: repeats on every frame); only a few short lines, so the memory stays small and bounded.
 _FIELD_CACHE_ENTRIES: Final = 32
@@ -95,11 +89,12 @@ class _Template:
     frame: Any
     path: Path
     quoted: bool
+    kept: frozenset[str]
 
     def render(self, text: str) -> tuple[str, bool]:
         """The data of a frame carrying ``text``, and whether that data is JSON."""
         if self.frame is not None:
-            return dumps(_spine(self.frame, self.path, text)), True
+            return dumps(_spine(self.frame, self.path, text, self.kept)), True
         if self.quoted:
             return dumps(text), True
         return text, False
@@ -119,6 +114,7 @@ class FrameProcessor:
         "_fields",
         "_finish",
         "_fragments",
+        "_kept",
         "_parser",
         "_path",
         "_protector",
@@ -149,6 +145,7 @@ class FrameProcessor:
         self._template: _Template | None = None
         self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
         self._finish = descriptor.finish_path
+        self._kept = descriptor.kept_in_copies
         self._templates: dict[Hashable, _Template] = {}
         self._fields: dict[str, str] = {}
         self._clean: dict[str, _Slotted] = {}
@@ -273,7 +270,7 @@ class FrameProcessor:
         if terminal:
             text += await self._tail()
         text = self._release(text, final=terminal)
-        self._template = _Template(_events(meta), slotted.frame, path, quoted=False)
+        self._template = _Template(_events(meta), slotted.frame, path, False, self._kept)
         await self._send(meta, slotted.render(text), json_data=True)
 
     async def _pieces_frame(
@@ -302,13 +299,13 @@ class FrameProcessor:
             if closing:
                 text += await self._tail()
             _put(protected, path, self._release(text, final=closing))
-            self._template = _Template(events, protected, path, quoted=False)
+            self._template = _Template(events, protected, path, False, self._kept)
         for channel, where, piece in pieces:
             released = await self._push(piece, channel)
             if closing:
                 released += await self._tail(channel)
             _put(protected, where, released)
-            self._templates[channel] = _Template(events, protected, where, quoted=False)
+            self._templates[channel] = _Template(events, protected, where, False, self._kept)
         await self._send(meta, dumps(protected), json_data=True)
 
     def _take_pieces(self, frame: Any) -> list[_Piece]:
@@ -328,7 +325,7 @@ class FrameProcessor:
                     continue
                 name = tuple(element.get(key) for key in spec.keys)
                 text = _text_at(element, spec.text)
-                if type(name[0]) not in (int, str) or text is None:
+                if (name and type(name[0]) not in (int, str)) or text is None:
                     continue  # not a piece of a named text: protected within the frame
                 if not all(part is None or type(part) in (int, str) for part in name):
                     continue
@@ -356,7 +353,7 @@ class FrameProcessor:
                 raise Blocked
         else:
             protected = self._release(await self._push(text), final=False)
-            self._template = _Template(_events(meta), None, self._path, quoted=quoted)
+            self._template = _Template(_events(meta), None, self._path, quoted, self._kept)
         await self._send(meta, dumps(protected) if quoted else protected, json_data=quoted)
 
     async def _flush(self) -> None:
@@ -460,29 +457,31 @@ def _put(node: Any, path: Path, value: str) -> None:
     node[path[-1]] = value
 
 
-def _spine(node: Any, path: Path, text: str, *, top: bool = True) -> Any:
+def _spine(node: Any, path: Path, text: str, kept: frozenset[str], *, top: bool = True) -> Any:
     """A copy of ``node`` reduced to ``path``, carrying ``text``.
 
     The scalars of the frame's top level are kept (ids, model, ``type``, ``index``), below
-    it only ``index`` and ``type`` (see :data:`_KEPT_BELOW_TOP`); nulls and empty
-    containers are kept everywhere (they repeat nothing, and clients may expect the field);
-    other containers are
-    dropped, so the copy repeats no tool-call argument and no other choice. In a list only
-    the element on the path is kept.
+    it only those named in ``kept`` (the descriptor's ``kept_in_copies``: ``index`` and
+    ``type``; Ollama's client also needs a message's ``role``). Clients add up a stream's
+    deltas (the OpenAI SDK joins the strings it sees twice, and adds the numbers), so any
+    other value repeated there (a role, a tool call's id or name) would be doubled. Nulls
+    and empty containers are kept everywhere (they repeat nothing, and clients may expect
+    the field); other containers are dropped, so the copy repeats no tool-call argument and
+    no other choice. In a list only the element on the path is kept.
     """
     if not path:
         return text
     segment, rest = path[0], path[1:]
     if isinstance(node, list) and isinstance(segment, int):
-        return [_spine(node[segment], rest, text, top=False)]
+        return [_spine(node[segment], rest, text, kept, top=False)]
     copy = {
         key: value
         for key, value in node.items()
         if key == segment
         or _empty(value)
-        or (not isinstance(value, dict | list) and (top or key in _KEPT_BELOW_TOP))
+        or (not isinstance(value, dict | list) and (top or key in kept))
     }
-    copy[segment] = _spine(node[segment], rest, text, top=False)
+    copy[segment] = _spine(node[segment], rest, text, kept, top=False)
     return copy
 
 
