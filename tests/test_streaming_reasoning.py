@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A model's streamed reasoning goes through a cross-frame window of its own.
+"""A model's streamed reasoning (and refusal) goes through a cross-frame window of its own.
 
 Reasoning models stream their thinking beside the answer, a few characters per frame:
 OpenAI-compatible servers in ``delta.reasoning_content`` or ``delta.reasoning``, Anthropic
@@ -57,7 +57,7 @@ def openai_reasoning_stream(field: str, thought: str) -> list[str]:
     return frames
 
 
-@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning", "refusal"])
 def test_openai_compatible_reasoning_is_windowed(tmp_path: Path, field: str) -> None:
     with gateway_in_front(tmp_path, INSPECT) as gw:
         gw.upstream.queue(Reply(wire=_wire(openai_reasoning_stream(field, THOUGHT))))
@@ -68,10 +68,12 @@ def test_openai_compatible_reasoning_is_windowed(tmp_path: Path, field: str) -> 
         thought, answer = "", ""
         for chunk in stream:
             for choice in chunk.choices:
-                extra = choice.delta.model_extra or {}
-                thought += extra.get(field) or ""
+                piece = getattr(choice.delta, field, None) or (choice.delta.model_extra or {}).get(
+                    field
+                )
+                thought += piece or ""
                 answer += choice.delta.content or ""
-                assert not (choice.finish_reason and extra.get(field)), "reasoning after finish"
+                assert not (choice.finish_reason and piece), "reasoning after finish"
     assert thought == THOUGHT.replace(EMAIL, REDACTED)
     assert answer == ANSWER.replace(" ", "")
 

@@ -124,9 +124,11 @@ _CHAT = RouteSpec(
                 ("choices", 0, "delta", "tool_calls"), ("index",), ("function", "arguments")
             ),
             # Reasoning models on OpenAI-compatible servers (vLLM, llama.cpp, DeepSeek,
-            # Ollama, OpenRouter) stream their reasoning beside the answer, in one of these.
+            # Ollama, OpenRouter) stream their reasoning beside the answer, in one of these;
+            # a refusal is streamed in pieces like an answer.
             FragmentSpec(("choices",), ("index",), ("delta", "reasoning_content")),
             FragmentSpec(("choices",), ("index",), ("delta", "reasoning")),
+            FragmentSpec(("choices",), ("index",), ("delta", "refusal")),
         ),
         finish_path=("choices", 0, "finish_reason"),
     ),
