@@ -11,7 +11,7 @@ the client's SDK puts back together must be the protected text, with nothing dou
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +277,34 @@ def test_the_openai_sdk_streams_a_protected_responses_answer(tmp_path: Path) -> 
             final = stream.get_final_response()
     assert "".join(deltas) == f"Write to {REDACTED} now."
     assert final.output_text == f"Write to {REDACTED} now."
+
+
+def test_a_token_in_streamed_arguments_is_restored_for_the_client(tmp_path: Path) -> None:
+    """With ``detokenizeResponses``, a marker of this request that the model repeats in a tool
+    call's arguments, cut one character per frame, reaches the client as the value."""
+    config = {
+        "target": {"type": "openai-compatible"},
+        **INSPECT,
+        "policy": {"mode": "enforce", "actions": {"email": "tokenize"}},
+        "tokenVault": {"detokenizeResponses": True},
+    }
+    with gateway_in_front(tmp_path, config) as gw:
+
+        def echo_marker() -> Iterator[bytes]:
+            # Built once the request arrived: the model repeats the marker it was sent.
+            prompt = gw.upstream.last.json()["messages"][0]["content"]
+            marker = prompt[prompt.index("[TOKEN:") : prompt.index("]") + 1]
+            # A long field after it: the window (256 characters) releases the marker
+            # one character per frame while that field streams in.
+            arguments = json.dumps({"to": marker, "body": "z" * 400})
+            yield openai_tool_stream({0: ("send", arguments)})
+
+        gw.upstream.queue(Reply(wire=echo_marker()))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+        with client.chat.completions.stream(
+            model="m", messages=[{"role": "user", "content": f"mail {EMAIL}"}]
+        ) as stream:
+            final = stream.get_final_completion()
+        assert EMAIL not in gw.upstream.last.text
+    (call,) = final.choices[0].message.tool_calls or []
+    assert json.loads(call.function.arguments) == {"to": EMAIL, "body": "z" * 400}

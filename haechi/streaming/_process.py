@@ -304,7 +304,7 @@ class FrameProcessor:
             released = await self._push(piece, channel)
             if closing:
                 released += await self._tail(channel)
-            _put(protected, where, released)
+            _put(protected, where, self._release(released, final=closing, channel=channel))
             self._templates[channel] = _Template(events, protected, where, False, self._kept)
         await self._send(meta, dumps(protected), json_data=True)
 
@@ -368,10 +368,11 @@ class FrameProcessor:
     async def _flush_pieces(self) -> None:
         """Send what each tool call's window holds, each as a copy of the last frame of its
         tool call."""
-        for channel in self._protector.holding():
+        held = self._detokenizer.holding() if self._detokenizer is not None else ()
+        for channel in dict.fromkeys((*self._protector.holding(), *held)):
             if channel is None:
                 continue
-            tail = await self._tail(channel)
+            tail = self._release(await self._tail(channel), final=True, channel=channel)
             if tail:
                 await self._send_copy(self._templates.get(channel), tail)
 
@@ -395,11 +396,11 @@ class FrameProcessor:
             raise Blocked
         return released
 
-    def _release(self, text: str, *, final: bool) -> str:
+    def _release(self, text: str, *, final: bool, channel: Hashable = None) -> str:
         detokenizer = self._detokenizer
         if detokenizer is None:
             return text
-        return detokenizer.drain(text) if final else detokenizer.hold(text)
+        return detokenizer.drain(text, channel) if final else detokenizer.hold(text, channel)
 
     async def _send(self, meta: tuple[str, ...], data: str, *, json_data: bool) -> None:
         if self._detokenizer is not None:

@@ -14,7 +14,7 @@ restoration last, so a restored value is the client's own and is not inspected a
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Final
 
 from haechi.streaming._json import dumps
@@ -33,7 +33,9 @@ class StreamDetokenizer:
 
     The vault is asked once, and only when a complete marker of one of ``tokens`` actually
     shows up, so a stream that never repeats a token costs no vault call. Markers of other
-    tokens are left as they are.
+    tokens are left as they are. A stream can carry several texts at once (the answer, each
+    tool call's arguments, the reasoning): each *channel* holds back its own unfinished
+    marker.
     """
 
     __slots__ = ("_held", "_longest", "_markers", "_pattern", "_plaintexts", "_resolve", "_tokens")
@@ -46,22 +48,26 @@ class StreamDetokenizer:
         self._pattern = re.compile(rf"\[TOKEN:({alternatives})\]") if self._tokens else None
         self._resolve = resolve
         self._plaintexts: Mapping[str, str] | None = None
-        self._held = ""
+        self._held: dict[Hashable, str] = {}
 
-    def hold(self, text: str) -> str:
-        """Return what of the held text plus ``text`` can be released now.
+    def hold(self, text: str, channel: Hashable = None) -> str:
+        """Return what of ``channel``'s held text plus ``text`` can be released now.
 
         The tail that could still grow into one of this request's markers stays held.
         """
-        text = self._held + text
+        text = self._held.pop(channel, "") + text
         cut = self._partial_start(text)
-        self._held = text[cut:]
+        if cut < len(text):
+            self._held[channel] = text[cut:]
         return text[:cut]
 
-    def drain(self, text: str = "") -> str:
-        """Release everything held plus ``text``: the text this marker belonged to ended."""
-        text, self._held = self._held + text, ""
-        return text
+    def drain(self, text: str = "", channel: Hashable = None) -> str:
+        """Release everything ``channel`` holds plus ``text``: its text ended."""
+        return self._held.pop(channel, "") + text
+
+    def holding(self) -> tuple[Hashable, ...]:
+        """The channels holding the start of a marker."""
+        return tuple(self._held)
 
     async def restore(self, text: str, *, json_string: bool = False) -> str:
         """Replace this request's complete markers in ``text`` by their plaintexts.
