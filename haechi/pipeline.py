@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from haechi.actions import Item, Tokenizer, Transformer, redact_marker, transform_payload
+from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.audit import protect_event
 from haechi.detect.rule import HARD_BLOCK_TYPES
 from haechi.errors import AuditError, HaechiError, ProviderError
@@ -42,9 +42,9 @@ from haechi.models import (
     ProtectResult,
 )
 from haechi.payload import DEFAULT_MAX_NESTING_DEPTH, PathTexts, collect_entries
+from haechi.pieces import find_piece_runs, merge_findings, plan_scrub, scrub_piece_runs
 from haechi.policy import Policy
 from haechi.providers import CryptoProvider
-from haechi.token_pieces import find_piece_runs, scrub_piece_runs
 
 __all__ = [
     "CallContext",
@@ -353,11 +353,16 @@ class Protector:
         detections = self._detector.detect(
             entries, direction=context.direction, scan_numbers=context.scan_numbers
         )
-        # An answer's token pieces are scanned joined: each on its own hides the values.
-        runs = find_piece_runs(payload) if context.direction == "response" else []
+        # Texts cut into pieces (token log-probabilities, adjacent text parts) are scanned
+        # joined: each piece on its own hides the values (see haechi.pieces).
+        runs = {
+            run.where: run
+            for run in find_piece_runs(payload, answer=context.direction == "response")
+        }
         if runs:
-            joined = [Entry(run.path, run.text) for run in runs]
-            detections = [*detections, *self._detector.detect(joined, direction="response")]
+            joined = [Entry(where, run.text) for where, run in runs.items()]
+            found = self._detector.detect(joined, direction=context.direction)
+            detections = merge_findings(runs, detections, found)
         inspection = inspect(detections, policy=policy, dials=self._dials, path_texts=PathTexts())
         if not context.enforced or not inspection.items:
             return Evaluation(payload, False, inspection)
@@ -366,16 +371,9 @@ class Protector:
         if not runs:
             output = await transform_payload(payload, inspection.items, transformer)
             return Evaluation(output, False, inspection)
-        by_path = {run.path: run for run in runs}
-        leaves = [item for item in inspection.items if item.detection.path not in by_path]
+        leaves, spans = plan_scrub(runs, inspection.items)
         output = await transform_payload(payload, leaves, transformer) if leaves else payload
-        spans: dict[tuple[PathSegment, ...], list[tuple[int, int, str]]] = {}
-        for item in inspection.items:
-            found = item.detection
-            if found.path in by_path and item.action != "allow":
-                marker = redact_marker(found.type)
-                spans.setdefault(found.path, []).append((found.start, found.end, marker))
-        output = scrub_piece_runs(output, [(by_path[path], s) for path, s in spans.items()])
+        output = scrub_piece_runs(output, spans)
         return Evaluation(output, False, inspection)
 
     async def protect(self, payload: Any, *, context: CallContext, policy: Policy) -> ProtectResult:

@@ -23,7 +23,7 @@ Details that matter:
 - Besides the answer, a stream can carry other texts streamed the same way (the arguments of
   each tool call): every such *channel* has a window of its own, and all share the tally,
   the tokens and the blocked state. A stream may open at most 64 channels.
-- Token log-probabilities (``logprobs`` and the like, see :mod:`haechi.token_pieces`) repeat
+- Token log-probabilities (``logprobs`` and the like, see :mod:`haechi.pieces`) repeat
   the answer as vocabulary pieces. The pieces of a frame cannot follow the text this window
   holds back, so in enforce mode :meth:`TextStreamProtector.protect_frame` empties them; in
   the other modes a frame's pieces are scanned joined, within the frame.
@@ -41,9 +41,9 @@ from typing import Any, Final, TypeVar
 from haechi.errors import LimitError, ProviderError
 from haechi.models import Detection
 from haechi.payload import PathTexts
+from haechi.pieces import drop_piece_runs
 from haechi.pipeline import CallContext, Inspection, Protector, Tally, inspect
 from haechi.policy import Policy
-from haechi.token_pieces import drop_piece_runs
 
 __all__ = ["DEFAULT_MAX_MATCH", "TextStreamProtector"]
 

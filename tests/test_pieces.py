@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Token log-probabilities cannot carry a protected value back to the client.
+"""A value cut across several JSON strings is still found and protected.
 
-A model answer with ``logprobs`` repeats its text as vocabulary pieces. The pieces are
-scanned joined, and in enforce mode the pieces a finding covers are rewritten (with their
-bytes and alternatives); an enforced stream carries no pieces at all.
+A model answer with ``logprobs`` repeats its text as vocabulary pieces, and a message's
+content can be a list of text parts that the model reads as one text. Such pieces are
+scanned joined, and in enforce mode the pieces a finding covers are rewritten (tokens with
+their bytes and alternatives); an enforced stream carries no token pieces at all.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from hypothesis import strategies as st
 
 from haechi import create_runtime
 from haechi.crypto import init_key_file
+from haechi.pieces import drop_piece_runs, find_piece_runs, scrub_piece_runs
 from haechi.runtime import Runtime
-from haechi.token_pieces import drop_piece_runs, find_piece_runs, scrub_piece_runs
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 pytestmark = pytest.mark.anyio
@@ -109,7 +110,7 @@ def test_the_piece_lists_of_every_provider_are_found() -> None:
         },
         "llama.cpp": {"completion_probabilities": [_piece(p) for p in PIECES]},
     }
-    runs = {run.path: run for run in find_piece_runs(document)}
+    runs = {run.path: run for run in find_piece_runs(document, answer=True)}
     assert set(runs) == {
         ("chat", "choices", 0, "logprobs", "content"),
         ("completions", "logprobs", "tokens"),
@@ -124,8 +125,8 @@ def test_the_piece_lists_of_every_provider_are_found() -> None:
     assert runs[("gemini", "logprobsResult", "chosenCandidates")].alternatives == (
         ("gemini", "logprobsResult", "topCandidates"),
     )
-    assert runs[("chat", "choices", 0, "logprobs", "content")].keyed
-    assert not runs[("completions", "logprobs", "tokens")].keyed
+    assert runs[("chat", "choices", 0, "logprobs", "content")].field == "token"
+    assert runs[("completions", "logprobs", "tokens")].field is None
 
 
 def test_lists_that_are_not_pieces_are_left_alone() -> None:
@@ -135,8 +136,8 @@ def test_lists_that_are_not_pieces_are_left_alone() -> None:
         "top_logprobs": [{"token": "alone"}],  # alternatives with no run beside them
         "empty": [],
     }
-    assert [run.path for run in find_piece_runs(document)] == [("top_logprobs",)]
-    assert find_piece_runs({"tokens": [1, 2, 3], "items": [{"token": "a"}, {"n": 1}]}) == []
+    assert [run.path for run in find_piece_runs(document, answer=True)] == [("top_logprobs",)]
+    assert find_piece_runs(document, answer=False) == []
 
 
 def test_scrubbing_rewrites_only_covered_pieces_and_copies_on_write() -> None:
@@ -146,7 +147,7 @@ def test_scrubbing_rewrites_only_covered_pieces_and_copies_on_write() -> None:
             "top_logprobs": [{"a ": -1}, {"jane": -1}, {".doe": -1}, {"@x.org": -1}, {" b": -1}],
         }
     }
-    (run,) = find_piece_runs(document)
+    (run,) = find_piece_runs(document, answer=True)
     before = json.dumps(document)
     scrubbed = scrub_piece_runs(document, [(run, [(2, 16, "[X]")])])
     assert json.dumps(document) == before
@@ -314,3 +315,87 @@ def test_an_enforced_stream_carries_no_pieces(gateway: Gateway) -> None:
         for choice in chunk.choices:
             assert choice.logprobs is None or not choice.logprobs.content
     assert "jane" not in "".join(c.model_dump_json() for c in chunks)
+
+
+# -- adjacent text parts -------------------------------------------------------------------
+
+
+def _parts(*texts: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text} for text in texts]
+
+
+def _request(content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": content}]}
+
+
+def _texts(document: dict[str, Any]) -> list[str]:
+    return [part.get("text") for part in document["messages"][0]["content"]]
+
+
+async def test_a_value_cut_across_text_parts_of_a_request_is_redacted(runtime: Runtime) -> None:
+    result = await runtime.protect(
+        _request(_parts("mail jane.do", "e@example", ".com now")), direction="request"
+    )
+    assert _texts(result.payload) == ["mail [REDACTED:email]", "", " now"]
+    assert result.summary["byType"] == {"email": 1}
+
+
+async def test_a_value_inside_one_part_is_counted_once(runtime: Runtime) -> None:
+    result = await runtime.protect(_request(_parts("hi ", f"mail {EMAIL}", " bye")))
+    assert result.summary["byType"] == {"email": 1}
+    text = _texts(result.payload)[1]
+    assert text.startswith("mail [TOKEN:tok_email_")  # the policy's own action still applies
+
+
+async def test_a_part_rewritten_for_a_cut_value_keeps_its_own_findings_protected(
+    runtime: Runtime,
+) -> None:
+    parts = _parts("x@example.org then jane.do", "e@example.com")
+    result = await runtime.protect(_request(parts), direction="request")
+    assert _texts(result.payload) == ["[REDACTED:email] then [REDACTED:email]", ""]
+    assert result.summary["byType"] == {"email": 2}
+    assert "x@example.org" not in json.dumps(result.payload)
+
+
+async def test_parts_apart_are_not_joined(runtime: Runtime) -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}}
+    content = [*_parts("jane.doe@exa"), image, *_parts("mple.com")]
+    result = await runtime.protect(_request(content), direction="request")
+    assert result.summary["byType"] == {}
+
+
+async def test_a_card_cut_across_parts_blocks(runtime: Runtime) -> None:
+    result = await runtime.protect(_request(_parts("pay with 4111 1111", " 1111 1111 ok")))
+    assert result.blocked
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prefix=st.text(alphabet="abc ,.", max_size=12),
+    suffix=st.text(alphabet="abc ,.", max_size=12),
+    cuts=st.lists(st.integers(min_value=1, max_value=60), max_size=8),
+)
+def test_cut_text_parts_read_as_the_protected_text(
+    prefix: str, suffix: str, cuts: list[int]
+) -> None:
+    """However a request's text is cut into parts, the protected parts joined read as the
+    protected text."""
+    runtime = create_runtime(
+        {"mode": "enforce", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}
+    )
+    text = f"{prefix} {EMAIL} {suffix}"
+    bounds = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    parts = _parts(*(text[a:b] for a, b in itertools.pairwise(bounds)))
+    result = asyncio.run(runtime.protect(_request(parts), direction="request"))
+    assert "".join(_texts(result.payload)) == f"{prefix} [REDACTED:email] {suffix}"
+    assert result.summary["byType"] == {"email": 1}
+
+
+def test_the_upstream_never_sees_a_value_cut_across_parts(gateway: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test", max_retries=0)
+    client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": _parts("write to jane.", "doe@exam", "ple.com")}],
+    )
+    sent = gateway.upstream.last.json()["messages"][0]["content"]
+    assert [part["text"] for part in sent] == ["write to [REDACTED:email]", "", ""]

@@ -1,0 +1,347 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Texts that a payload carries cut into pieces, one JSON string each.
+
+Detection reads one string at a time, so a value cut across strings is found in none of
+them. Two shapes of LLM payloads cut a text that way, and a model reads it whole:
+
+- **Token log-probabilities.** Asked for ``logprobs``, a model server returns beside the
+  answer the same text as the vocabulary pieces the model produced (``" jane"``, ``".doe"``,
+  ``"@example"``, ``".com"``), each with its UTF-8 ``bytes`` and the alternatives it
+  considered. Recognised in answers: a list of objects that all carry a string ``token``
+  (OpenAI chat ``logprobs.content``, Responses ``logprobs``, Ollama's and llama.cpp's lists,
+  Gemini's ``chosenCandidates``) and a list of strings under ``tokens`` (the completions
+  API). Lists beside one under ``top_logprobs`` or ``topCandidates`` hold, position by
+  position, the alternatives of its pieces: they go with it. Such a list with no list of
+  pieces beside it is read as pieces itself. Every finding in the joined text counts.
+- **Adjacent text parts.** A message's content can be a list of parts (OpenAI
+  ``{"type": "text", "text": ...}``, Anthropic text blocks, Gemini ``parts``, the
+  Responses API's ``input_text``); the model reads consecutive text parts as one text.
+  Recognised in both directions: two or more consecutive objects with a string ``text``
+  in a list. Each part is also scanned on its own, so only the findings of the joined text
+  that cross from one part into another count.
+
+:func:`find_piece_runs` finds them, :attr:`PieceRun.text` is what to scan,
+:func:`merge_findings` adds what the joined texts show, :func:`plan_scrub` sorts the
+decided findings, and :func:`scrub_piece_runs` rewrites the
+pieces a finding covers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from haechi.actions import Item, redact_marker
+from haechi.models import Detection, PathSegment
+
+__all__ = [
+    "PieceRun",
+    "drop_piece_runs",
+    "find_piece_runs",
+    "merge_findings",
+    "plan_scrub",
+    "scrub_piece_runs",
+]
+
+Path = tuple[PathSegment, ...]
+
+#: Names of lists that hold, position by position, the alternatives of a run's pieces.
+_ALTERNATIVES: Final = frozenset({"top_logprobs", "topCandidates"})
+
+
+@dataclass(frozen=True, slots=True)
+class PieceRun:
+    """Consecutive pieces of one text in one list.
+
+    Attributes:
+        path: where the list is in the document.
+        start: the list index of the first piece.
+        pieces: the pieces' texts, in order.
+        field: the member holding each piece's text (``"token"``, ``"text"``), or ``None``
+            when the list holds the strings themselves.
+        alternatives: the lists beside it holding each position's alternatives.
+    """
+
+    path: Path
+    start: int
+    pieces: tuple[str, ...]
+    field: str | None
+    alternatives: tuple[Path, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The pieces joined: the text the model produces or reads."""
+        return "".join(self.pieces)
+
+    @property
+    def where(self) -> Path:
+        """Where findings in the joined text are reported: the first piece."""
+        return (*self.path, self.start)
+
+    def leaf(self, index: int) -> Path:
+        """The path of piece ``index``'s string."""
+        at = (*self.path, self.start + index)
+        return at if self.field is None else (*at, self.field)
+
+    def counts(self, start: int, end: int) -> bool:
+        """Whether a finding at ``start:end`` of :attr:`text` counts here (a text part's
+        finding counts only when it crosses into another part: the part's own scan has the
+        others)."""
+        if self.field != "text":
+            return True
+        ends = list(itertools.accumulate(map(len, self.pieces)))
+        return bisect.bisect_right(ends, start) != bisect.bisect_left(ends, end)
+
+
+def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
+    """Every run of pieces in ``document`` (in no particular order); token log-probabilities
+    only when ``answer`` (a model's response)."""
+    runs: list[PieceRun] = []
+    stack: list[tuple[Any, Path]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, list):
+            if len(node) > 1:
+                runs.extend(_text_parts(node, path))
+            stack.extend(
+                (child, (*path, index))
+                for index, child in enumerate(node)
+                if isinstance(child, dict | list)
+            )
+            continue
+        if not isinstance(node, dict):
+            continue
+        # Alternatives beside a list of pieces go with it; alone, they are pieces themselves.
+        paired = answer and any(
+            type(value) is list
+            and key not in _ALTERNATIVES
+            and _token_field(key, value) is not False
+            for key, value in node.items()
+        )
+        beside = tuple((*path, key) for key in _ALTERNATIVES if key in node) if paired else ()
+        for key, value in node.items():
+            if paired and key in _ALTERNATIVES:
+                continue
+            if not isinstance(value, dict | list):
+                continue
+            field = _token_field(key, value) if answer else False
+            if field is not False:
+                named = field == "token"
+                pieces = tuple(item["token"] if named else item for item in value)
+                runs.append(PieceRun((*path, key), 0, pieces, "token" if named else None, beside))
+            else:
+                stack.append((value, (*path, key)))
+    return runs
+
+
+def _token_field(key: str, value: Any) -> str | bool | None:
+    """``"token"`` for a list of token objects, ``None`` for a ``tokens`` list of strings,
+    ``False`` for anything else."""
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(item, dict) and isinstance(item.get("token"), str) for item in value):
+        return "token"
+    if key == "tokens" and all(isinstance(item, str) for item in value):
+        return None
+    return False
+
+
+def _text_parts(items: list[Any], path: Path) -> list[PieceRun]:
+    """The runs of two or more consecutive ``{"text": <string>}`` objects in ``items``."""
+    runs: list[PieceRun] = []
+    start = 0
+    for is_text, group in itertools.groupby(
+        items, key=lambda item: isinstance(item, dict) and isinstance(item.get("text"), str)
+    ):
+        parts = list(group)
+        if is_text and len(parts) > 1:
+            runs.append(PieceRun(path, start, tuple(part["text"] for part in parts), "text"))
+        start += len(parts)
+    return runs
+
+
+Span = tuple[int, int, str]
+
+
+def merge_findings(
+    runs: Mapping[Path, PieceRun], leaves: Sequence[Detection], joined: Sequence[Detection]
+) -> list[Detection]:
+    """The findings of a payload: its strings' own (``leaves``) and those of its runs'
+    joined texts (``joined``, reported at :attr:`PieceRun.where`) that count.
+
+    A finding of a piece's own scan that lies inside a counted finding of the same type in
+    the joined text is the same value seen in part (``"e@example.com"`` of ``"jane.do" +
+    "e@example.com"``), so it is left out rather than counted twice; the rewrite covers it
+    anyway. A finding of another type is kept, whatever covers it, so no decision is lost.
+    """
+    counted = [found for found in joined if runs[found.path].counts(found.start, found.end)]
+    if not counted:
+        return list(leaves)
+    spans: dict[Path, list[tuple[int, int, str]]] = {}
+    for found in counted:
+        run = runs[found.path]
+        offsets = [0, *itertools.accumulate(map(len, run.pieces))]
+        for index in _rewrite(run.pieces, [(found.start, found.end, "")])[1]:
+            start, end = found.start - offsets[index], found.end - offsets[index]
+            spans.setdefault(run.leaf(index), []).append((start, end, found.type))
+    kept = [
+        found
+        for found in leaves
+        if found.kind == "key"
+        or not any(
+            start <= found.start and found.end <= end and kind == found.type
+            for start, end, kind in spans.get(found.path, ())
+        )
+    ]
+    return [*kept, *counted]
+
+
+def plan_scrub(
+    runs: Mapping[Path, PieceRun], items: Sequence[Item]
+) -> tuple[list[Item], list[tuple[PieceRun, list[Span]]]]:
+    """Split the decided findings of a payload into those the leaf transform applies and
+    the spans :func:`scrub_piece_runs` rewrites.
+
+    ``runs`` is keyed by :attr:`PieceRun.where`, where the findings of its joined text are
+    reported. A piece that such a finding covers is rewritten from its original text, so
+    the findings of that piece's own scan are rewritten with it (as redactions) instead of
+    being transformed first and then written over. ``allow`` findings change nothing.
+    """
+    spans: dict[Path, list[Span]] = {}
+    for item in items:
+        found = item.detection
+        if found.path in runs and item.action != "allow":
+            spans.setdefault(found.path, []).append(
+                (found.start, found.end, redact_marker(found.type))
+            )
+    inside: dict[Path, tuple[Path, int]] = {}
+    for where, run_spans in spans.items():
+        run = runs[where]
+        offsets = [0, *itertools.accumulate(map(len, run.pieces))]
+        for index in _rewrite(run.pieces, run_spans)[1]:
+            inside[run.leaf(index)] = (where, offsets[index])
+    leaves: list[Item] = []
+    for item in items:
+        found = item.detection
+        if found.path in runs:
+            continue
+        place = inside.get(found.path) if found.kind != "key" else None
+        if place is None:
+            leaves.append(item)
+        elif item.action != "allow":
+            where, offset = place
+            spans[where].append(
+                (offset + found.start, offset + found.end, redact_marker(found.type))
+            )
+    return leaves, [(runs[where], run_spans) for where, run_spans in spans.items()]
+
+
+def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Span]]]) -> Any:
+    """``document`` with the pieces under each ``(start, end, marker)`` span rewritten.
+
+    A span (indices into :attr:`PieceRun.text`) is replaced by ``marker`` in the piece where
+    it starts and removed from the other pieces it covers. A covered token's ``bytes`` are
+    the UTF-8 of its new text, and its alternatives (its ``top_logprobs``, its position in
+    the lists beside the run) are emptied. Containers on the way are copied; ``document``
+    itself is not changed.
+    """
+    for run, run_spans in spans:
+        if not run_spans:
+            continue
+        texts, covered = _rewrite(run.pieces, run_spans)
+        items = list(_value_at(document, run.path))
+        for index in covered:
+            at = run.start + index
+            if run.field is None:
+                items[at] = texts[index]
+                continue
+            item = dict(items[at])
+            item[run.field] = texts[index]
+            if isinstance(item.get("bytes"), list):
+                item["bytes"] = list(texts[index].encode("utf-8"))
+            if "top_logprobs" in item:
+                item["top_logprobs"] = _emptied(item["top_logprobs"])
+            items[at] = item
+        document = _replace_at(document, run.path, items)
+        for beside in run.alternatives:
+            alternatives = _value_at(document, beside)
+            if not isinstance(alternatives, list):
+                continue
+            emptied = list(alternatives)
+            for index in covered:
+                if index < len(emptied):
+                    emptied[index] = _emptied(emptied[index])
+            document = _replace_at(document, beside, emptied)
+    return document
+
+
+def drop_piece_runs(document: Any) -> Any:
+    """``document`` with every list of token pieces, and the alternatives beside it,
+    emptied (adjacent text parts are left alone).
+
+    For a stream: a value split across frames is split across their piece lists too, and
+    the pieces of a frame cannot follow the text the cross-frame window holds back, so an
+    enforced stream carries none. Containers on the way are copied; ``document`` itself is
+    not changed.
+    """
+    for run in find_piece_runs(document, answer=True):
+        if run.field == "text":
+            continue
+        document = _replace_at(document, run.path, [])
+        for beside in run.alternatives:
+            document = _replace_at(document, beside, [])
+    return document
+
+
+def _rewrite(pieces: tuple[str, ...], spans: Sequence[Span]) -> tuple[list[str], list[int]]:
+    """The pieces' new texts, and the indices of the pieces a span covers. Overlapping
+    spans are merged first (the marker of the one that starts first stays)."""
+    merged: list[list[Any]] = []
+    for start, end, marker in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end, marker])
+    edits: dict[int, list[tuple[int, int, str]]] = {}
+    offset = 0
+    for index, piece in enumerate(pieces):
+        end_of_piece = offset + len(piece)
+        for start, end, marker in merged:
+            if start < end_of_piece and offset < end:
+                local = (max(start, offset) - offset, min(end, end_of_piece) - offset)
+                edits.setdefault(index, []).append((*local, marker if start >= offset else ""))
+        offset = end_of_piece
+    texts = list(pieces)
+    for index, changes in edits.items():
+        text = texts[index]
+        for start, end, replacement in sorted(changes, reverse=True):
+            text = text[:start] + replacement + text[end:]
+        texts[index] = text
+    return texts, sorted(edits)
+
+
+def _emptied(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {}
+    if isinstance(value, list):
+        return []
+    return None
+
+
+def _value_at(node: Any, path: Path) -> Any:
+    for segment in path:
+        node = node[segment]
+    return node
+
+
+def _replace_at(node: Any, path: Path, value: Any) -> Any:
+    """A copy of ``node`` with ``value`` at ``path``, copying only the containers on it."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    copy: Any = dict(node) if isinstance(node, dict) else list(node)
+    copy[head] = _replace_at(node[head], rest, value)
+    return copy
