@@ -608,14 +608,17 @@ def _gateway(workdir: Path, upstream: str, mode: str, audit: str, workers: int) 
 
 
 def _measure(port: int, load: _Load, *, repeat: int = 1) -> dict[str, Any]:
-    """One load run against ``port`` in its own process, or with ``repeat`` > 1 the run of
-    median throughput among that many (runs on a shared machine vary; the median resists one
-    unlucky run)."""
+    """One load run against ``port`` in its own process, or with ``repeat`` > 1 the median
+    run among that many (runs on a shared machine vary; the median resists one unlucky
+    run): by throughput, or for a paced load (whose throughput is the offered rate) by p50
+    latency."""
     argv = _python("--load", "127.0.0.1", str(port), json.dumps(asdict(load)))
     runs = []
     for _ in range(repeat):
         output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
         runs.append(dict(json.loads(output.stdout.strip().splitlines()[-1])))
+    if load.rate:
+        return sorted(runs, key=lambda run: float(run["p50"]))[len(runs) // 2]
     return sorted(runs, key=lambda run: float(run["rps"]))[len(runs) // 2]
 
 
@@ -652,7 +655,7 @@ def main() -> None:
         "--repeat",
         type=int,
         default=1,
-        help="runs per row; the row shows the run of median req/s (default 1)",
+        help="runs per row; the row shows the median run: by req/s, paced rows by p50 (default 1)",
     )
     parser.add_argument(
         "--workers",
