@@ -116,37 +116,32 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
             continue
         # Alternatives beside a list of pieces go with it; alone, they are pieces themselves.
         paired = answer and any(
-            type(value) is list
-            and key not in _ALTERNATIVES
-            and _token_field(key, value) is not False
+            key not in _ALTERNATIVES and _token_run(key, value) is not None
             for key, value in node.items()
         )
         beside = tuple((*path, key) for key in _ALTERNATIVES if key in node) if paired else ()
         for key, value in node.items():
-            if paired and key in _ALTERNATIVES:
+            if (paired and key in _ALTERNATIVES) or not isinstance(value, dict | list):
                 continue
-            if not isinstance(value, dict | list):
-                continue
-            field = _token_field(key, value) if answer else False
-            if field is not False:
-                named = field == "token"
-                pieces = tuple(item["token"] if named else item for item in value)
-                runs.append(PieceRun((*path, key), 0, pieces, "token" if named else None, beside))
-            else:
+            found = _token_run(key, value) if answer else None
+            if found is None:
                 stack.append((value, (*path, key)))
+            else:
+                pieces, field = found
+                runs.append(PieceRun((*path, key), 0, pieces, field, beside))
     return runs
 
 
-def _token_field(key: str, value: Any) -> str | bool | None:
-    """``"token"`` for a list of token objects, ``None`` for a ``tokens`` list of strings,
-    ``False`` for anything else."""
-    if not isinstance(value, list) or not value:
-        return False
-    if all(isinstance(item, dict) and isinstance(item.get("token"), str) for item in value):
-        return "token"
-    if key == "tokens" and all(isinstance(item, str) for item in value):
+def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | None:
+    """The pieces of a list of token objects (and ``"token"``), or of a ``tokens`` list of
+    strings (and ``None``); ``None`` for anything else."""
+    if type(value) is not list or not value:
         return None
-    return False
+    if all(isinstance(item, dict) and isinstance(item.get("token"), str) for item in value):
+        return tuple(item["token"] for item in value), "token"
+    if key == "tokens" and all(isinstance(item, str) for item in value):
+        return tuple(value), None
+    return None
 
 
 def _text_parts(items: list[Any], path: Path) -> list[PieceRun]:
