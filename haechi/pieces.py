@@ -29,6 +29,7 @@ pieces a finding covers.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,12 @@ class PieceRun:
     pieces: tuple[str, ...]
     field: str | None
     alternatives: tuple[Path, ...] = ()
+    #: Where each piece starts in :attr:`text`, and where the last one ends.
+    offsets: tuple[int, ...] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        offsets = (0, *itertools.accumulate(map(len, self.pieces)))
+        object.__setattr__(self, "offsets", offsets)
 
     @property
     def text(self) -> str:
@@ -86,14 +93,19 @@ class PieceRun:
         at = (*self.path, self.start + index)
         return at if self.field is None else (*at, self.field)
 
+    def covered(self, start: int, end: int) -> range:
+        """The indices of the pieces that ``start:end`` of :attr:`text` overlaps (found by
+        bisection, so a payload of many pieces and many findings stays linear)."""
+        ends = self.offsets
+        first = bisect.bisect_right(ends, start, 1) - 1
+        last = bisect.bisect_left(ends, end, 1) - 1
+        return range(first, max(first, last) + 1)
+
     def counts(self, start: int, end: int) -> bool:
         """Whether a finding at ``start:end`` of :attr:`text` counts here (a text part's
         finding counts only when it crosses into another part: the part's own scan has the
         others)."""
-        if self.field != "text":
-            return True
-        ends = list(itertools.accumulate(map(len, self.pieces)))
-        return bisect.bisect_right(ends, start) != bisect.bisect_left(ends, end)
+        return self.field != "text" or len(self.covered(start, end)) > 1
 
 
 def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
@@ -178,9 +190,9 @@ def merge_findings(
     spans: dict[Path, list[tuple[int, int, str]]] = {}
     for found in counted:
         run = runs[found.path]
-        offsets = [0, *itertools.accumulate(map(len, run.pieces))]
-        for index in _rewrite(run.pieces, [(found.start, found.end, "")])[1]:
-            start, end = found.start - offsets[index], found.end - offsets[index]
+        for index in run.covered(found.start, found.end):
+            offset = run.offsets[index]
+            start, end = found.start - offset, found.end - offset
             spans.setdefault(run.leaf(index), []).append((start, end, found.type))
     kept = [
         found
@@ -215,9 +227,9 @@ def plan_scrub(
     inside: dict[Path, tuple[Path, int]] = {}
     for where, run_spans in spans.items():
         run = runs[where]
-        offsets = [0, *itertools.accumulate(map(len, run.pieces))]
-        for index in _rewrite(run.pieces, run_spans)[1]:
-            inside[run.leaf(index)] = (where, offsets[index])
+        for span_start, span_end, _marker in run_spans:
+            for index in run.covered(span_start, span_end):
+                inside[run.leaf(index)] = (where, run.offsets[index])
     leaves: list[Item] = []
     for item in items:
         found = item.detection
@@ -246,7 +258,7 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
     for run, run_spans in spans:
         if not run_spans:
             continue
-        texts, covered = _rewrite(run.pieces, run_spans)
+        texts, covered = _rewrite(run, run_spans)
         items = list(_value_at(document, run.path))
         for index in covered:
             at = run.start + index
@@ -291,7 +303,7 @@ def drop_piece_runs(document: Any) -> Any:
     return document
 
 
-def _rewrite(pieces: tuple[str, ...], spans: Sequence[Span]) -> tuple[list[str], list[int]]:
+def _rewrite(run: PieceRun, spans: Sequence[Span]) -> tuple[list[str], list[int]]:
     """The pieces' new texts, and the indices of the pieces a span covers. Overlapping
     spans are merged first (the marker of the one that starts first stays)."""
     merged: list[list[Any]] = []
@@ -301,15 +313,12 @@ def _rewrite(pieces: tuple[str, ...], spans: Sequence[Span]) -> tuple[list[str],
         else:
             merged.append([start, end, marker])
     edits: dict[int, list[tuple[int, int, str]]] = {}
-    offset = 0
-    for index, piece in enumerate(pieces):
-        end_of_piece = offset + len(piece)
-        for start, end, marker in merged:
-            if start < end_of_piece and offset < end:
-                local = (max(start, offset) - offset, min(end, end_of_piece) - offset)
-                edits.setdefault(index, []).append((*local, marker if start >= offset else ""))
-        offset = end_of_piece
-    texts = list(pieces)
+    for start, end, marker in merged:
+        for index in run.covered(start, end):
+            offset, limit = run.offsets[index], run.offsets[index + 1]
+            local = (max(start, offset) - offset, min(end, limit) - offset)
+            edits.setdefault(index, []).append((*local, marker if start >= offset else ""))
+    texts = list(run.pieces)
     for index, changes in edits.items():
         text = texts[index]
         for start, end, replacement in sorted(changes, reverse=True):

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from haechi import create_runtime
 from haechi.crypto import init_key_file
-from haechi.pieces import drop_piece_runs, find_piece_runs, scrub_piece_runs
+from haechi.pieces import PieceRun, drop_piece_runs, find_piece_runs, scrub_piece_runs
 from haechi.runtime import Runtime
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
@@ -399,3 +399,29 @@ def test_the_upstream_never_sees_a_value_cut_across_parts(gateway: Gateway) -> N
     )
     sent = gateway.upstream.last.json()["messages"][0]["content"]
     assert [part["text"] for part in sent] == ["write to [REDACTED:email]", "", ""]
+
+
+@given(
+    pieces=st.lists(st.text(alphabet="ab", max_size=4), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_covered_pieces_are_found_by_bisection_exactly(
+    pieces: list[str], data: st.DataObject
+) -> None:
+    """The pieces a span overlaps, found by bisection (empty pieces included), are the ones
+    a scan of every piece finds."""
+    run = PieceRun(("parts",), 0, tuple(pieces), "text")
+    size = len(run.text)
+    if size == 0:
+        return
+    start = data.draw(st.integers(0, size - 1))
+    end = data.draw(st.integers(start + 1, size))
+    offsets = run.offsets
+    expected = [
+        index
+        for index in range(len(pieces))
+        if offsets[index] < end and start < offsets[index + 1] and pieces[index]
+    ]
+    covered = [index for index in run.covered(start, end) if pieces[index]]
+    assert covered == expected
+    assert run.counts(start, end) == (len(run.covered(start, end)) > 1)
