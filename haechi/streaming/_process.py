@@ -12,17 +12,18 @@ How a frame is handled:
 - ``data: [DONE]`` ends an SSE stream: the held tail is sent first, then ``[DONE]``.
 - A JSON object or array is protected leaf by leaf (``protect_frame``); the text at the
   route's delta path is taken out first and sent through the cross-frame window instead,
-  and so is each piece of another named text (a tool call's streamed arguments, a
-  Responses API ``*.delta``), through a window of its own per text (its *channel*).
+  and so is each piece of another named text (a tool call's streamed arguments, the
+  model's reasoning, a Responses API ``*.delta``), through a window of its own per text
+  (its *channel*), each with its own hold for a cut de-tokenization marker.
 - Any other data (text, a JSON string, a bare number) is content text: it goes through the
   same window, so a value split across two text frames is still found.
 - Before a frame whose ``type`` is a flush type, and before a terminal frame, the held tail
   is sent as a copy of the last content frame; a terminal frame that carries delta text
   (Ollama's ``done: true``) takes the tail itself. Nothing is ever sent after the terminal
-  frame, and the tail is never sent twice. The tool calls' held arguments are sent the same
-  way (each as a copy of the last frame of its tool call), and also before a frame that
+  frame, and the tail is never sent twice. The other channels' held texts are sent the
+  same way (each as a copy of the last frame of its text), and also before a frame that
   finishes the choice (OpenAI's ``finish_reason``), which takes them itself when it carries
-  arguments.
+  them.
 - The other lines of a frame (``event:``, ``id:``, comments) are inspected as text too, so
   every byte the client receives has been inspected.
 """
