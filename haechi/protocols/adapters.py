@@ -129,11 +129,21 @@ _CHAT = RouteSpec(
             FragmentSpec(("choices",), ("index",), ("delta", "reasoning_content")),
             FragmentSpec(("choices",), ("index",), ("delta", "reasoning")),
             FragmentSpec(("choices",), ("index",), ("delta", "refusal")),
+            # Asked for several answers (n > 1), a server streams them interleaved: the
+            # answer of every choice but the first has a window of its own.
+            FragmentSpec(("choices",), ("index",), ("delta", "content"), frozenset({0})),
         ),
         finish_path=("choices", 0, "finish_reason"),
     ),
 )
-_COMPLETIONS = RouteSpec("completions", _sse(("choices", 0, "text")))
+_COMPLETIONS = RouteSpec(
+    "completions",
+    _sse(
+        ("choices", 0, "text"),
+        fragments=(FragmentSpec(("choices",), ("index",), ("text",), frozenset({0})),),
+        finish_path=("choices", 0, "finish_reason"),
+    ),
+)
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
 #: text again), and those that end the stream.
 _RESPONSES_END: Final = frozenset({"response.completed", "response.failed", "response.incomplete"})

@@ -26,11 +26,14 @@ class FragmentSpec:
             first key is not an integer or a string is protected within its frame. No keys:
             the stream has one such text (Ollama's ``thinking``).
         text: path of the piece inside the element.
+        exclude: values of the first key whose text is not a piece: it is the route's
+            delta text (the first choice's answer, at ``choices[0]``).
     """
 
     elements: tuple[PathSegment, ...] | None
     keys: tuple[str, ...]
     text: tuple[PathSegment, ...]
+    exclude: frozenset[int | str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,9 @@ class StreamDescriptor:
             goes through a cross-frame window of its own.
         kept_in_copies: the fields below a frame's top level that a copy of the frame (which
             carries held text) keeps beside the path; see ``haechi.streaming``.
-        finish_path: a field whose non-null value says the choice is finished (OpenAI's
-            ``finish_reason``); the held pieces of tool-call arguments are sent before it.
+        finish_path: a field whose non-null value says a choice is finished (OpenAI's
+            ``finish_reason``, in ``choices[0]`` of a frame); what that choice's windows
+            hold is sent before it (see ``haechi.streaming``).
     """
 
     format: Literal["sse", "ndjson"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -219,20 +219,29 @@ class FrameProcessor:
         terminal = kind in descriptor.terminal_types or (
             done is not None and isinstance(frame, dict) and frame.get(done) is True
         )
-        # A frame that ends the stream or finishes the choice: nothing held may come after it.
-        closing = terminal or (
-            self._finish is not None and _value_at(frame, self._finish) is not None
-        )
+        # A frame that ends the stream, or finishes a choice: nothing held of what it ends
+        # (every text, or that choice's) may come after it.
+        finishing = None if terminal else self._finishing(frame)
+
+        def ends(channel: Hashable) -> bool:
+            return terminal or (finishing is not None and self._choice_of(channel) == finishing)
+
         pieces = self._take_pieces(frame) if self._fragments else []
         delta = _text_at(frame, path) if path is not None else None
-        if kind in descriptor.flush_on_types or (closing and delta is None):
+        if delta is not None and any(where == path for _channel, where, _text in pieces):
+            delta = None  # a later choice's answer at the delta path: taken as its piece
+        if kind in descriptor.flush_on_types or (terminal and delta is None):
             await self._flush()
-        elif closing:
+        elif terminal:
             await self._flush_pieces()
+        elif finishing is not None:
+            if delta is None and ends(None):
+                await self._flush_answer()
+            await self._flush_pieces(ends)
         if pieces:
-            await self._pieces_frame(meta, frame, pieces, delta, closing=closing)
+            await self._pieces_frame(meta, frame, pieces, delta, ends)
         elif path is not None and delta is not None:
-            await self._delta_frame(meta, frame, path, delta, terminal=closing)
+            await self._delta_frame(meta, frame, path, delta, terminal=ends(None))
         else:
             protected = await self._protector.protect_frame(frame)
             if protected is None:
@@ -280,14 +289,13 @@ class FrameProcessor:
         frame: Any,
         pieces: list[_Piece],
         delta: str | None,
-        *,
-        closing: bool,
+        ends: Callable[[Hashable], bool],
     ) -> None:
         """A frame with pieces of named texts (taken out of it already), and maybe answer
         text: every piece goes through its channel's window and the answer text
         through the answer's, the rest is protected within the frame, and what the windows
-        release is written back where it came from. A ``closing`` frame (one that ends the
-        stream or finishes the choice) takes the rest of its own texts."""
+        release is written back where it came from. A text this frame ``ends`` (the stream
+        ends, or its choice finishes) is released whole into it."""
         path = self._path
         if path is not None and delta is not None:
             _put(frame, path, "")
@@ -296,12 +304,14 @@ class FrameProcessor:
             raise Blocked
         events = _events(meta)
         if path is not None and delta is not None:
+            closing = ends(None)
             text = await self._push(delta)
             if closing:
                 text += await self._tail()
             _put(protected, path, self._release(text, final=closing))
             self._template = _Template(events, protected, path, False, self._kept)
         for channel, where, piece in pieces:
+            closing = ends(channel)
             released = await self._push(piece, channel)
             if closing:
                 released += await self._tail(channel)
@@ -328,12 +338,35 @@ class FrameProcessor:
                 text = _text_at(element, spec.text)
                 if (name and type(name[0]) not in (int, str)) or text is None:
                     continue  # not a piece of a named text: protected within the frame
+                if name and name[0] in spec.exclude:
+                    continue  # the route's delta text (the first choice's answer)
                 if not all(part is None or type(part) in (int, str) for part in name):
                     continue
                 where = (*prefix, *spec.text)
                 _put(frame, where, "")
                 pieces.append(((number, *name), where, text))
         return pieces
+
+    def _finishing(self, frame: Any) -> Any:
+        """The index of the choice this frame finishes (OpenAI's ``finish_reason``), or
+        ``None``; a choice without an ``index`` is the first."""
+        finish = self._finish
+        if finish is None or _value_at(frame, finish) is None:
+            return None
+        choice = _value_at(frame, finish[:-1])
+        index = choice.get("index", 0) if isinstance(choice, dict) else 0
+        return index if type(index) in (int, str) else 0
+
+    def _choice_of(self, channel: Hashable) -> Any:
+        """The choice a channel's text belongs to: the first for the answer and for texts
+        found inside the first choice, the piece's ``index`` for texts found in every
+        choice (``elements`` naming the list the finishing field sits in)."""
+        if channel is None or self._finish is None or not isinstance(channel, tuple):
+            return 0
+        spec = self._fragments[channel[0]]
+        if spec.elements == self._finish[:-2] and spec.keys[:1] == ("index",):
+            return channel[1]
+        return 0
 
     def _slotted(self, protected: Any, path: Path) -> _Slotted:
         """Serialise ``protected`` once, cut around its delta slot."""
@@ -358,20 +391,23 @@ class FrameProcessor:
         await self._send(meta, dumps(protected) if quoted else protected, json_data=quoted)
 
     async def _flush(self) -> None:
-        """Send the held tail as a copy of the last content frame, then the held pieces of
-        tool-call arguments."""
+        """Send the held tail as a copy of the last content frame, then what every other
+        channel holds."""
+        await self._flush_answer()
+        await self._flush_pieces()
+
+    async def _flush_answer(self) -> None:
         if self._path is not None:
             tail = self._release(await self._tail(), final=True)
             if tail:
                 await self._send_copy(self._template, tail)
-        await self._flush_pieces()
 
-    async def _flush_pieces(self) -> None:
-        """Send what each tool call's window holds, each as a copy of the last frame of its
-        tool call."""
+    async def _flush_pieces(self, which: Callable[[Hashable], bool] | None = None) -> None:
+        """Send what each channel (``which`` of them, or all) other than the answer holds,
+        each as a copy of the last frame of its text."""
         held = self._detokenizer.holding() if self._detokenizer is not None else ()
         for channel in dict.fromkeys((*self._protector.holding(), *held)):
-            if channel is None:
+            if channel is None or (which is not None and not which(channel)):
                 continue
             tail = self._release(await self._tail(channel), final=True, channel=channel)
             if tail:
