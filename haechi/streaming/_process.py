@@ -21,9 +21,9 @@ How a frame is handled:
   is sent as a copy of the last content frame; a terminal frame that carries delta text
   (Ollama's ``done: true``) takes the tail itself. Nothing is ever sent after the terminal
   frame, and the tail is never sent twice. The other channels' held texts are sent the
-  same way (each as a copy of the last frame of its text), and also before a frame that
-  finishes the choice (OpenAI's ``finish_reason``), which takes them itself when it carries
-  them.
+  same way (each as a copy of the last frame of its text). A frame that finishes a choice
+  (OpenAI's ``finish_reason``) is preceded by what that choice's channels hold, or takes it
+  itself when it carries their text; other choices' channels go on holding.
 - The other lines of a frame (``event:``, ``id:``, comments) are inspected as text too, so
   every byte the client receives has been inspected.
 """
