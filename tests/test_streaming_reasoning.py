@@ -51,13 +51,16 @@ def openai_reasoning_stream(field: str, thought: str) -> list[str]:
         return sse(frame)
 
     frames = [chunk({"role": "assistant", "content": ""})]
-    frames += [chunk({field: piece}) for piece in _chars(thought)]
+    if field == "audio":  # an audio answer's transcript: {"audio": {"id", "transcript"}}
+        frames += [chunk({"audio": {"id": "a1", "transcript": p}}) for p in _chars(thought)]
+    else:
+        frames += [chunk({field: piece}) for piece in _chars(thought)]
     frames += [chunk({"content": piece}) for piece in ANSWER.split(" ")]
     frames += [chunk({}, "stop"), sse("[DONE]")]
     return frames
 
 
-@pytest.mark.parametrize("field", ["reasoning_content", "reasoning", "refusal"])
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning", "refusal", "audio"])
 def test_openai_compatible_reasoning_is_windowed(tmp_path: Path, field: str) -> None:
     with gateway_in_front(tmp_path, INSPECT) as gw:
         gw.upstream.queue(Reply(wire=_wire(openai_reasoning_stream(field, THOUGHT))))
@@ -68,9 +71,10 @@ def test_openai_compatible_reasoning_is_windowed(tmp_path: Path, field: str) -> 
         thought, answer = "", ""
         for chunk in stream:
             for choice in chunk.choices:
-                piece = getattr(choice.delta, field, None) or (choice.delta.model_extra or {}).get(
-                    field
-                )
+                extra = choice.delta.model_extra or {}
+                piece = getattr(choice.delta, field, None) or extra.get(field)
+                if field == "audio" and piece is not None:
+                    piece = piece.get("transcript") if isinstance(piece, dict) else piece.transcript
                 thought += piece or ""
                 answer += choice.delta.content or ""
                 assert not (choice.finish_reason and piece), "reasoning after finish"

@@ -125,10 +125,11 @@ _CHAT = RouteSpec(
             ),
             # Reasoning models on OpenAI-compatible servers (vLLM, llama.cpp, DeepSeek,
             # Ollama, OpenRouter) stream their reasoning beside the answer, in one of these;
-            # a refusal is streamed in pieces like an answer.
+            # a refusal, and the transcript of an audio answer, are streamed in pieces too.
             FragmentSpec(("choices",), ("index",), ("delta", "reasoning_content")),
             FragmentSpec(("choices",), ("index",), ("delta", "reasoning")),
             FragmentSpec(("choices",), ("index",), ("delta", "refusal")),
+            FragmentSpec(("choices",), ("index",), ("delta", "audio", "transcript")),
             # Asked for several answers (n > 1), a server streams them interleaved: the
             # answer of every choice but the first has a window of its own.
             FragmentSpec(("choices",), ("index",), ("delta", "content"), frozenset({0})),
