@@ -215,7 +215,9 @@ def plan_scrub(
     ``runs`` is keyed by :attr:`PieceRun.where`, where the findings of its joined text are
     reported. A piece that such a finding covers is rewritten from its original text, so
     the findings of that piece's own scan are rewritten with it (as redactions) instead of
-    being transformed first and then written over. ``allow`` findings change nothing.
+    being transformed first and then written over. A token piece's own findings are always
+    rewritten here, covered or not: its ``bytes`` must follow its text. ``allow`` findings
+    change nothing.
     """
     spans: dict[Path, list[Span]] = {}
     for item in items:
@@ -225,6 +227,10 @@ def plan_scrub(
                 (found.start, found.end, redact_marker(found.type))
             )
     inside: dict[Path, tuple[Path, int]] = {}
+    for where, run in runs.items():
+        if run.field != "text":
+            for index in range(len(run.pieces)):
+                inside[run.leaf(index)] = (where, run.offsets[index])
     for where, run_spans in spans.items():
         run = runs[where]
         for span_start, span_end, _marker in run_spans:
@@ -240,7 +246,7 @@ def plan_scrub(
             leaves.append(item)
         elif item.action != "allow":
             where, offset = place
-            spans[where].append(
+            spans.setdefault(where, []).append(
                 (offset + found.start, offset + found.end, redact_marker(found.type))
             )
     return leaves, [(runs[where], run_spans) for where, run_spans in spans.items()]

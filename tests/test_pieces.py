@@ -425,3 +425,18 @@ def test_covered_pieces_are_found_by_bisection_exactly(
     covered = [index for index in run.covered(start, end) if pieces[index]]
     assert covered == expected
     assert run.counts(start, end) == (len(run.covered(start, end)) > 1)
+
+
+async def test_a_finding_of_one_token_piece_alone_rewrites_its_bytes_too(
+    runtime: Runtime,
+) -> None:
+    # Joined, "call 1" + "010-1234-5678" reads as one longer number that is no phone
+    # number; the piece alone is one. Its bytes must not keep the digits.
+    answer = chat_answer(["call 1", "010-1234-5678", " now"])
+    answer["choices"][0]["message"]["content"] = "no number here"
+    result = await runtime.protect(answer, direction="response")
+    tokens = _tokens(result.payload)
+    assert "1234" not in tokens[1]["token"]
+    assert tokens[1]["bytes"] == list(tokens[1]["token"].encode())
+    assert tokens[1]["top_logprobs"] == []
+    assert "1234" not in json.dumps(result.payload)
