@@ -9,16 +9,18 @@ them. Two shapes of LLM payloads cut a text that way, and a model reads it whole
   ``"@example"``, ``".com"``), each with its UTF-8 ``bytes`` and the alternatives it
   considered. Recognised in answers: a list of objects that all carry a string ``token``
   (OpenAI chat ``logprobs.content``, Responses ``logprobs``, Ollama's and llama.cpp's lists,
-  Gemini's ``chosenCandidates``) and a list of strings under ``tokens`` (the completions
-  API). Lists beside one under ``top_logprobs`` or ``topCandidates`` hold, position by
-  position, the alternatives of its pieces: they go with it. Such a list with no list of
-  pieces beside it is read as pieces itself. Every finding in the joined text counts.
+  Gemini's ``chosenCandidates``), a list of objects that all carry a string ``content`` and
+  a ``probs`` list (older llama.cpp), and a list of strings under ``tokens`` (the
+  completions API). Lists beside one under ``top_logprobs`` or ``topCandidates`` hold,
+  position by position, the alternatives of its pieces: they go with it. A ``top_logprobs``
+  list of token objects with no list of pieces beside it is read as pieces itself. Every
+  finding in the joined text counts.
 - **Adjacent text parts.** A message's content can be a list of parts (OpenAI
   ``{"type": "text", "text": ...}``, Anthropic text blocks, Gemini ``parts``, the
   Responses API's ``input_text``); the model reads consecutive text parts as one text.
   Recognised in both directions: two or more consecutive objects with a string ``text``
-  in a list. Each part is also scanned on its own, so only the findings of the joined text
-  that cross from one part into another count.
+  in a list. Each part is also scanned on its own; a finding of the joined text counts
+  unless a part's own scan already has it (see :func:`merge_findings`).
 
 :func:`find_piece_runs` finds them, :attr:`PieceRun.text` is what to scan,
 :func:`merge_findings` adds what the joined texts show, :func:`plan_scrub` sorts the
@@ -51,6 +53,8 @@ Path = tuple[PathSegment, ...]
 
 #: Names of lists that hold, position by position, the alternatives of a run's pieces.
 _ALTERNATIVES: Final = frozenset({"top_logprobs", "topCandidates"})
+#: Members of one token object that hold its alternatives.
+_ITEM_ALTERNATIVES: Final = ("top_logprobs", "probs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +65,8 @@ class PieceRun:
         path: where the list is in the document.
         start: the list index of the first piece.
         pieces: the pieces' texts, in order.
-        field: the member holding each piece's text (``"token"``, ``"text"``), or ``None``
-            when the list holds the strings themselves.
+        field: the member holding each piece's text (``"token"``, ``"content"``,
+            ``"text"``), or ``None`` when the list holds the strings themselves.
         alternatives: the lists beside it holding each position's alternatives.
     """
 
@@ -100,12 +104,6 @@ class PieceRun:
         first = bisect.bisect_right(ends, start, 1) - 1
         last = bisect.bisect_left(ends, end, 1) - 1
         return range(first, max(first, last) + 1)
-
-    def counts(self, start: int, end: int) -> bool:
-        """Whether a finding at ``start:end`` of :attr:`text` counts here (a text part's
-        finding counts only when it crosses into another part: the part's own scan has the
-        others)."""
-        return self.field != "text" or len(self.covered(start, end)) > 1
 
 
 def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
@@ -145,12 +143,18 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
 
 
 def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | None:
-    """The pieces of a list of token objects (and ``"token"``), or of a ``tokens`` list of
-    strings (and ``None``); ``None`` for anything else."""
+    """The pieces of a list of token objects and the field holding their text (``"token"``,
+    or ``"content"`` for older llama.cpp), or of a ``tokens`` list of strings (and
+    ``None``); ``None`` for anything else."""
     if type(value) is not list or not value:
         return None
     if all(isinstance(item, dict) and isinstance(item.get("token"), str) for item in value):
         return tuple(item["token"] for item in value), "token"
+    if all(
+        isinstance(item, dict) and isinstance(item.get("content"), str) and "probs" in item
+        for item in value
+    ):
+        return tuple(item["content"] for item in value), "content"
     if key == "tokens" and all(isinstance(item, str) for item in value):
         return tuple(value), None
     return None
@@ -177,30 +181,48 @@ def merge_findings(
     runs: Mapping[Path, PieceRun], leaves: Sequence[Detection], joined: Sequence[Detection]
 ) -> list[Detection]:
     """The findings of a payload: its strings' own (``leaves``) and those of its runs'
-    joined texts (``joined``, reported at :attr:`PieceRun.where`) that count.
+    joined texts (``joined``, reported at :attr:`PieceRun.where`), each value once.
 
-    A finding of a piece's own scan that lies inside a counted finding of the same type in
-    the joined text is the same value seen in part (``"e@example.com"`` of ``"jane.do" +
-    "e@example.com"``), so it is left out rather than counted twice; the rewrite covers it
-    anyway. A finding of another type is kept, whatever covers it, so no decision is lost.
+    A finding of the joined text that lies inside one text part counts unless that part's
+    own scan found it (a value complete in its part), and counts when it needs the other
+    parts as context (``"password="`` in one part, the password in the next). A finding of
+    a piece's own scan that lies inside a counted finding of the same type is the same value
+    seen in part (``"e@example.com"`` of ``"jane.do" + "e@example.com"``), so it is left out
+    rather than counted twice; the rewrite covers it anyway. A finding of another type is
+    kept, whatever covers it, so no decision is lost.
     """
-    counted = [found for found in joined if runs[found.path].counts(found.start, found.end)]
+    own: dict[Path, list[Detection]] = {}
+    for found in leaves:
+        if found.kind != "key":
+            own.setdefault(found.path, []).append(found)
+    counted: list[Detection] = []
+    inside: dict[Path, list[tuple[int, int, str]]] = {}
+    for found in joined:
+        run = runs[found.path]
+        covered = run.covered(found.start, found.end)
+        spans = [
+            (run.leaf(index), found.start - run.offsets[index], found.end - run.offsets[index])
+            for index in covered
+        ]
+        if run.field == "text" and len(spans) == 1:
+            leaf, start, end = spans[0]
+            if any(
+                seen.type == found.type and seen.start <= start and end <= seen.end
+                for seen in own.get(leaf, ())
+            ):
+                continue  # the part's own finding
+        counted.append(found)
+        for leaf, start, end in spans:
+            inside.setdefault(leaf, []).append((start, end, found.type))
     if not counted:
         return list(leaves)
-    spans: dict[Path, list[tuple[int, int, str]]] = {}
-    for found in counted:
-        run = runs[found.path]
-        for index in run.covered(found.start, found.end):
-            offset = run.offsets[index]
-            start, end = found.start - offset, found.end - offset
-            spans.setdefault(run.leaf(index), []).append((start, end, found.type))
     kept = [
         found
         for found in leaves
         if found.kind == "key"
         or not any(
             start <= found.start and found.end <= end and kind == found.type
-            for start, end, kind in spans.get(found.path, ())
+            for start, end, kind in inside.get(found.path, ())
         )
     ]
     return [*kept, *counted]
@@ -275,8 +297,9 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
             item[run.field] = texts[index]
             if isinstance(item.get("bytes"), list):
                 item["bytes"] = list(texts[index].encode("utf-8"))
-            if "top_logprobs" in item:
-                item["top_logprobs"] = _emptied(item["top_logprobs"])
+            for alternatives in _ITEM_ALTERNATIVES:
+                if alternatives in item:
+                    item[alternatives] = _emptied(item[alternatives])
             items[at] = item
         document = _replace_at(document, run.path, items)
         for beside in run.alternatives:

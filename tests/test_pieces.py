@@ -424,7 +424,6 @@ def test_covered_pieces_are_found_by_bisection_exactly(
     ]
     covered = [index for index in run.covered(start, end) if pieces[index]]
     assert covered == expected
-    assert run.counts(start, end) == (len(run.covered(start, end)) > 1)
 
 
 async def test_a_finding_of_one_token_piece_alone_rewrites_its_bytes_too(

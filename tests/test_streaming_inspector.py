@@ -371,17 +371,18 @@ async def test_field_lines_are_inspected_and_counted_each_time(runtime: Runtime)
     assert inspector.summary()["byType"] == {"email": 2}
 
 
-async def test_a_responses_delta_without_an_item_is_protected_in_its_frame(
-    runtime: Runtime,
-) -> None:
-    # No item_id names the text the piece belongs to, so there is no window to put it in.
+async def test_responses_deltas_without_an_item_share_one_window(runtime: Runtime) -> None:
+    # No item_id names the text a piece belongs to: such pieces of one kind of event are
+    # windowed together, so a value cut across them is still found.
     target = route("openai-compatible", "/v1/responses")
-    event = {"type": "response.output_text.delta", "delta": f"to {EMAIL}"}
-    wire = sse(event, event="response.output_text.delta").encode()
-    out, _ = await _inspect(runtime, wire, target=target)
-    (frame,) = read_sse(out)
-    assert frame.meta == ("event: response.output_text.delta",)
-    assert json.loads(frame.data or "")["delta"] == f"to {REDACTED}"
+    kind = "response.output_text.delta"
+    pieces = ["write to john.d", "oe@exam", "ple.com now"]
+    wire = "".join(sse({"type": kind, "delta": piece}, event=kind) for piece in pieces)
+    out, _ = await _inspect(runtime, wire.encode(), target=target)
+    frames = read_sse(out)
+    assert all(frame.meta == (f"event: {kind}",) for frame in frames)
+    text = "".join(json.loads(frame.data or "")["delta"] for frame in frames)
+    assert text == f"write to {REDACTED} now"
 
 
 async def test_a_lone_surrogate_never_reaches_the_wire_raw(runtime: Runtime) -> None:

@@ -316,7 +316,11 @@ class FrameProcessor:
             if closing:
                 released += await self._tail(channel)
             _put(protected, where, self._release(released, final=closing, channel=channel))
-            self._templates[channel] = _Template(events, protected, where, False, self._kept)
+            template = _Template(events, protected, where, False, self._kept)
+            if channel is None:
+                self._template = template
+            else:
+                self._templates[channel] = template
         await self._send(meta, dumps(protected), json_data=True)
 
     def _take_pieces(self, frame: Any) -> list[_Piece]:
@@ -336,15 +340,19 @@ class FrameProcessor:
                     continue
                 name = tuple(element.get(key) for key in spec.keys)
                 text = _text_at(element, spec.text)
-                if (name and type(name[0]) not in (int, str)) or text is None:
+                if text is None or not all(
+                    part is None or type(part) in (int, str) for part in name
+                ):
                     continue  # not a piece of a named text: protected within the frame
-                if name and name[0] in spec.exclude:
-                    continue  # the route's delta text (the first choice's answer)
-                if not all(part is None or type(part) in (int, str) for part in name):
-                    continue
                 where = (*prefix, *spec.text)
+                channel: Hashable = (number, *name)
+                if spec.exclude and (not name or name[0] in spec.exclude or name[0] is None):
+                    # The first choice's: its answer (wherever it sits in the frame).
+                    if where == self._path:
+                        continue  # at the delta path: taken there
+                    channel = None
                 _put(frame, where, "")
-                pieces.append(((number, *name), where, text))
+                pieces.append((channel, where, text))
         return pieces
 
     def _finishing(self, frame: Any) -> Any:
@@ -365,7 +373,7 @@ class FrameProcessor:
             return 0
         spec = self._fragments[channel[0]]
         if spec.elements == self._finish[:-2] and spec.keys[:1] == ("index",):
-            return channel[1]
+            return 0 if channel[1] is None else channel[1]
         return 0
 
     def _slotted(self, protected: Any, path: Path) -> _Slotted:
