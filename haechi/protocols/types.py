@@ -22,12 +22,14 @@ class FragmentSpec:
             ``choices[0].delta.tool_calls``), or ``None`` when the frame itself is the
             element (Anthropic's ``content_block_delta``).
         keys: the element's fields that name the text a piece continues (``index``; the
-            Responses API's ``item_id``, ``type`` and ``content_index``). An element whose
-            first key is not an integer or a string is protected within its frame. No keys:
-            the stream has one such text (Ollama's ``thinking``).
+            Responses API's ``item_id``, ``type`` and ``content_index``). A missing field
+            names the text too (the unnamed pieces of a spec share one window); an element
+            with a field that is not an integer, a string or missing is protected within
+            its frame. No keys: the stream has one such text (Ollama's ``thinking``).
         text: path of the piece inside the element.
-        exclude: values of the first key whose text is not a piece: it is the route's
-            delta text (the first choice's answer, at ``choices[0]``).
+        exclude: values of the first key (a missing one included) whose text is the route's
+            answer, not a piece of its own: the first choice's, which goes through the
+            answer's window wherever it sits in the frame.
     """
 
     elements: tuple[PathSegment, ...] | None

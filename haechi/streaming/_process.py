@@ -324,8 +324,10 @@ class FrameProcessor:
         await self._send(meta, dumps(protected), json_data=True)
 
     def _take_pieces(self, frame: Any) -> list[_Piece]:
-        """Take the pieces of named texts (tool-call arguments, the Responses API's deltas)
-        out of ``frame``, each place left ``""``."""
+        """Take the pieces of named texts (tool-call arguments, reasoning, later choices'
+        answers, the Responses API's deltas) out of ``frame``, each place left ``""``; a
+        piece of the answer found away from the delta path has the answer's channel
+        (``None``)."""
         pieces: list[_Piece] = []
         for number, spec in enumerate(self._fragments):
             if spec.elements is None:
