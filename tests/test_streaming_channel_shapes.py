@@ -336,3 +336,48 @@ async def test_ollama_generate_thinking_then_response_in_done(runtime: Runtime) 
 
 
 # -- Gemini -------------------------------------------------------------------------------
+
+
+def _gemini(candidates: list[dict[str, Any]]) -> str:
+    return sse({"candidates": candidates, "modelVersion": "g"})
+
+
+def _gemini_texts(out: bytes) -> dict[tuple[int, int], str]:
+    """Text per (candidate, part position), added up over the frames."""
+    texts: dict[tuple[int, int], str] = {}
+    for frame in read_sse(out):
+        for at, candidate in enumerate(json.loads(frame.data or "{}").get("candidates", [])):
+            index = candidate.get("index", at)
+            for position, part in enumerate(candidate.get("content", {}).get("parts", [])):
+                key = (index, position)
+                texts[key] = texts.get(key, "") + part.get("text", "")
+    return texts
+
+
+async def test_gemini_text_of_a_later_part_is_windowed(runtime: Runtime) -> None:
+    def frame(text: str) -> str:
+        parts = [{"text": ""}, {"text": text}]
+        return _gemini([{"content": {"parts": parts, "role": "model"}}])
+
+    wire = frame("Mail john.doe@") + frame("example.com now")
+    out = await _run(runtime, GEMINI, wire.encode())
+    # A client adds up the text of every part of a candidate, in order (a copy that carries
+    # held text has only the part it carries).
+    text = "".join(_gemini_texts(out).values())
+    assert text == "Mail [REDACTED:email] now"
+
+
+async def test_gemini_text_of_a_later_candidate_is_windowed(runtime: Runtime) -> None:
+    def frame(first: str, second: str) -> str:
+        return _gemini(
+            [
+                {"index": 0, "content": {"parts": [{"text": first}], "role": "model"}},
+                {"index": 1, "content": {"parts": [{"text": second}], "role": "model"}},
+            ]
+        )
+
+    wire = frame("Hello ", "Mail john.doe@") + frame("there.", "example.com now")
+    out = await _run(runtime, GEMINI, wire.encode())
+    texts = _gemini_texts(out)
+    assert texts[(0, 0)] == "Hello there."
+    assert texts[(1, 0)] == "Mail [REDACTED:email] now"

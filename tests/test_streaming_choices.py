@@ -10,6 +10,7 @@ held text is sent back in a frame of the choice it came from.
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,36 @@ def test_completions_choices_keep_their_own_text(tmp_path: Path) -> None:
             for choice in chunk.choices:
                 got[choice.index] += choice.text
     assert got == [TEXTS[0].replace(EMAIL, REDACTED), TEXTS[1]]
+
+
+def test_tool_calls_of_two_choices_keep_to_their_choice(tmp_path: Path) -> None:
+    """Tool call 0 of choice 0 and tool call 0 of choice 1 are two texts, not one."""
+    arguments = {0: json.dumps({"to": EMAIL}), 1: json.dumps({"to": "nobody"})}
+
+    def call(index: int, piece: str, opening: bool = False) -> str:
+        tool: dict[str, Any] = {"index": 0, "function": {"arguments": piece}}
+        if opening:
+            tool.update(id=f"call_{index}", type="function")
+            tool["function"]["name"] = "send"
+        return _frame(index, {"tool_calls": [tool]})
+
+    wire = [_frame(i, {"role": "assistant", "content": None}) for i in (0, 1)]
+    wire += [call(i, "", opening=True) for i in (0, 1)]
+    pieces = {
+        i: [text[at : at + 3] for at in range(0, len(text), 3)] for i, text in arguments.items()
+    }
+    for turn in itertools.zip_longest(*pieces.values()):
+        wire += [call(i, piece) for i, piece in enumerate(turn) if piece]
+    wire += [_frame(0, {}, "tool_calls"), _frame(1, {}, "tool_calls"), sse("[DONE]")]
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        gw.upstream.queue(Reply(wire=["".join(wire).encode()]))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+        stream = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "twice"}], stream=True, n=2
+        )
+        got = ["", ""]
+        for chunk in stream:
+            for choice in chunk.choices:
+                for tool in choice.delta.tool_calls or ():
+                    got[choice.index] += (tool.function.arguments if tool.function else "") or ""
+    assert [json.loads(text) for text in got] == [{"to": REDACTED}, {"to": "nobody"}]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.errors import ConfigError
-from haechi.protocols.types import FragmentSpec, Route, StreamDescriptor
+from haechi.protocols.types import EACH, FragmentSpec, Route, StreamDescriptor
 
 __all__ = [
     "ADAPTERS",
@@ -121,18 +121,18 @@ _CHAT = RouteSpec(
         ("choices", 0, "delta", "content"),
         fragments=(
             FragmentSpec(
-                ("choices", 0, "delta", "tool_calls"), ("index",), ("function", "arguments")
+                ("choices", EACH, "delta", "tool_calls", EACH), (), ("function", "arguments")
             ),
             # Reasoning models on OpenAI-compatible servers (vLLM, llama.cpp, DeepSeek,
             # Ollama, OpenRouter) stream their reasoning beside the answer, in one of these;
             # a refusal, and the transcript of an audio answer, are streamed in pieces too.
-            FragmentSpec(("choices",), ("index",), ("delta", "reasoning_content")),
-            FragmentSpec(("choices",), ("index",), ("delta", "reasoning")),
-            FragmentSpec(("choices",), ("index",), ("delta", "refusal")),
-            FragmentSpec(("choices",), ("index",), ("delta", "audio", "transcript")),
+            FragmentSpec(("choices", EACH), (), ("delta", "reasoning_content")),
+            FragmentSpec(("choices", EACH), (), ("delta", "reasoning")),
+            FragmentSpec(("choices", EACH), (), ("delta", "refusal")),
+            FragmentSpec(("choices", EACH), (), ("delta", "audio", "transcript")),
             # Asked for several answers (n > 1), a server streams them interleaved: the
             # answer of every choice but the first has a window of its own.
-            FragmentSpec(("choices",), ("index",), ("delta", "content"), frozenset({0})),
+            FragmentSpec(("choices", EACH), (), ("delta", "content"), frozenset({(0,)})),
         ),
         finish_path=("choices", 0, "finish_reason"),
     ),
@@ -141,7 +141,7 @@ _COMPLETIONS = RouteSpec(
     "completions",
     _sse(
         ("choices", 0, "text"),
-        fragments=(FragmentSpec(("choices",), ("index",), ("text",), frozenset({0})),),
+        fragments=(FragmentSpec(("choices", EACH), (), ("text",), frozenset({(0,)})),),
         finish_path=("choices", 0, "finish_reason"),
     ),
 )
@@ -243,7 +243,18 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
     "generateContent": RouteSpec("generate-content"),
     "streamGenerateContent": RouteSpec(
         "stream-generate-content",
-        _sse(("candidates", 0, "content", "parts", 0, "text")),
+        _sse(
+            ("candidates", 0, "content", "parts", 0, "text"),
+            # The text of other parts and candidates: a window per (candidate, part).
+            fragments=(
+                FragmentSpec(
+                    ("candidates", EACH, "content", "parts", EACH),
+                    (),
+                    ("text",),
+                    frozenset({(0, 0)}),
+                ),
+            ),
+        ),
         always_streaming=True,
     ),
     "countTokens": RouteSpec("count-tokens"),

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from haechi.models import PathSegment
 
-__all__ = ["FragmentSpec", "Route", "StreamDescriptor"]
+__all__ = ["EACH", "FragmentSpec", "Route", "StreamDescriptor"]
+
+#: A segment of :attr:`FragmentSpec.elements` standing for every element of a list.
+EACH: Final = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,24 +21,26 @@ class FragmentSpec:
     frame like its answer.
 
     Attributes:
-        elements: path of a list whose elements each carry one piece (OpenAI's
-            ``choices[0].delta.tool_calls``), or ``None`` when the frame itself is the
-            element (Anthropic's ``content_block_delta``).
-        keys: the element's fields that name the text a piece continues (``index``; the
-            Responses API's ``item_id``, ``type`` and ``content_index``). A missing field
-            names the text too (the unnamed pieces of a spec share one window); an element
-            with a field that is not an integer, a string or missing is protected within
-            its frame. No keys: the stream has one such text (Ollama's ``thinking``).
+        elements: path to the elements that each carry one piece, :data:`EACH` standing for
+            every element of a list (OpenAI's ``choices[*].delta.tool_calls[*]``), or
+            ``None`` when the frame itself is the element (Anthropic's
+            ``content_block_delta``). Each :data:`EACH` adds the element's ``index`` (its
+            position when it has none) to the name of the text.
+        keys: the element's fields that further name the text a piece continues (Anthropic's
+            ``index``; the Responses API's ``item_id``, ``type`` and ``content_index``). A
+            missing field names the text too (the unnamed pieces of a spec share one
+            window); an element with a field that is not an integer, a string or missing is
+            protected within its frame. No names at all: the stream has one such text
+            (Ollama's ``thinking``).
         text: path of the piece inside the element.
-        exclude: values of the first key (a missing one included) whose text is the route's
-            answer, not a piece of its own: the first choice's, which goes through the
-            answer's window wherever it sits in the frame.
+        exclude: names whose text is the route's answer, not a piece of its own (the first
+            choice's), which goes through the answer's window wherever it sits in the frame.
     """
 
     elements: tuple[PathSegment, ...] | None
     keys: tuple[str, ...]
     text: tuple[PathSegment, ...]
-    exclude: frozenset[int | str] = frozenset()
+    exclude: frozenset[tuple[int | str, ...]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

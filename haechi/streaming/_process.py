@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from haechi.models import PathSegment
-from haechi.protocols.types import FragmentSpec, StreamDescriptor
+from haechi.protocols.types import EACH, FragmentSpec, StreamDescriptor
 from haechi.stream_window import TextStreamProtector
 from haechi.streaming._json import dumps
 from haechi.streaming._lines import Frame
@@ -330,17 +330,8 @@ class FrameProcessor:
         (``None``)."""
         pieces: list[_Piece] = []
         for number, spec in enumerate(self._fragments):
-            if spec.elements is None:
-                places: list[tuple[Path, Any]] = [((), frame)]
-            else:
-                elements = _value_at(frame, spec.elements)
-                if not isinstance(elements, list):
-                    continue
-                places = [((*spec.elements, at), element) for at, element in enumerate(elements)]
-            for prefix, element in places:
-                if not isinstance(element, dict):
-                    continue
-                name = tuple(element.get(key) for key in spec.keys)
+            for prefix, element, qualifiers in _elements(frame, spec.elements):
+                name = (*qualifiers, *(element.get(key) for key in spec.keys))
                 text = _text_at(element, spec.text)
                 if text is None or not all(
                     part is None or type(part) in (int, str) for part in name
@@ -348,7 +339,7 @@ class FrameProcessor:
                     continue  # not a piece of a named text: protected within the frame
                 where = (*prefix, *spec.text)
                 channel: Hashable = (number, *name)
-                if spec.exclude and (not name or name[0] in spec.exclude or name[0] is None):
+                if name in spec.exclude:
                     # The first choice's: its answer (wherever it sits in the frame).
                     if where == self._path:
                         continue  # at the delta path: taken there
@@ -368,14 +359,14 @@ class FrameProcessor:
         return index if type(index) in (int, str) else 0
 
     def _choice_of(self, channel: Hashable) -> Any:
-        """The choice a channel's text belongs to: the first for the answer and for texts
-        found inside the first choice, the piece's ``index`` for texts found in every
-        choice (``elements`` naming the list the finishing field sits in)."""
+        """The choice a channel's text belongs to: the first for the answer, the choice's
+        ``index`` for texts found in every choice (``elements`` starting with the list the
+        finishing field sits in, then :data:`EACH`)."""
         if channel is None or self._finish is None or not isinstance(channel, tuple):
             return 0
         spec = self._fragments[channel[0]]
-        if spec.elements == self._finish[:-2] and spec.keys[:1] == ("index",):
-            return 0 if channel[1] is None else channel[1]
+        if spec.elements is not None and spec.elements[:2] == (*self._finish[:-2], EACH):
+            return channel[1]
         return 0
 
     def _slotted(self, protected: Any, path: Path) -> _Slotted:
@@ -481,6 +472,32 @@ class FrameProcessor:
 def _events(meta: tuple[str, ...]) -> tuple[str, ...]:
     """The lines a copy of a frame keeps: its event name, not its id or retry."""
     return tuple(line for line in meta if line.startswith("event:"))
+
+
+def _elements(
+    frame: Any, path: tuple[PathSegment, ...] | None
+) -> list[tuple[Path, dict[str, Any], tuple[int | str, ...]]]:
+    """The objects at ``path`` in ``frame`` (the frame itself for ``None``), each with where
+    it is and the names its :data:`EACH` segments give it (an element's ``index``, or its
+    position when it has none)."""
+    if path is None:
+        return [((), frame, ())] if isinstance(frame, dict) else []
+    places: list[tuple[Path, Any, tuple[int | str, ...]]] = [((), frame, ())]
+    for segment in path:
+        following: list[tuple[Path, Any, tuple[int | str, ...]]] = []
+        for where, node, names in places:
+            if segment == EACH:
+                if isinstance(node, list):
+                    for at, item in enumerate(node):
+                        index = item.get("index") if isinstance(item, dict) else None
+                        name: int | str = index if isinstance(index, int | str) else at
+                        following.append(((*where, at), item, (*names, name)))
+                continue
+            child = _value_at(node, (segment,))
+            if child is not None:
+                following.append(((*where, segment), child, names))
+        places = following
+    return [(where, node, names) for where, node, names in places if isinstance(node, dict)]
 
 
 def _value_at(node: Any, path: Path) -> Any:
