@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -43,3 +44,21 @@ def memory_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime
             yield built
         finally:
             built.close()
+
+
+@pytest.fixture
+def pieces_runtime(tmp_path: Path) -> Runtime:
+    """An enforce-mode runtime with in-memory stores that tokenizes e-mail addresses and
+    blocks cards (tests of values cut into pieces)."""
+    from haechi.crypto import init_key_file
+
+    init_key_file(tmp_path / "keys.json")
+    return haechi.create_runtime(
+        {
+            "mode": "enforce",
+            "audit": {"sink": "memory"},
+            "tokenVault": {"provider": "memory"},
+            "keys": {"keyFile": str(tmp_path / "keys.json")},
+            "policy": {"actions": {"email": "tokenize", "card": "block"}},
+        }
+    )

@@ -55,6 +55,25 @@ def openai_chunk(content: str | None = None, *, finish: str | None = None) -> di
     }
 
 
+def openai_choices_sse(choices: list[dict[str, Any]]) -> str:
+    """One SSE frame of a ``chat.completion.chunk`` carrying exactly ``choices``."""
+    return sse({**openai_chunk(), "choices": choices})
+
+
+def anthropic_message() -> dict[str, Any]:
+    """The ``message`` of an Anthropic ``message_start`` event, before any content."""
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+
+
 def openai_sse(deltas: Iterable[str], *, newline: str = "\n", done: bool = True) -> bytes:
     """An OpenAI chat stream: a role frame, one frame per delta, a finish frame, ``[DONE]``."""
     frames = [sse({**openai_chunk(""), "choices": [_role()]}, newline=newline)]

@@ -22,7 +22,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haechi import create_runtime
-from haechi.crypto import init_key_file
 from haechi.pieces import PieceRun, drop_piece_runs, find_piece_runs, scrub_piece_runs
 from haechi.runtime import Runtime
 from tests.upstream_server import Gateway, Reply, gateway_in_front
@@ -65,17 +64,8 @@ def chat_answer(pieces: list[str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Runtime:
-    init_key_file(tmp_path / "keys.json")
-    return create_runtime(
-        {
-            "mode": "enforce",
-            "audit": {"sink": "memory"},
-            "tokenVault": {"provider": "memory"},
-            "keys": {"keyFile": str(tmp_path / "keys.json")},
-            "policy": {"actions": {"email": "tokenize", "card": "block"}},
-        }
-    )
+def runtime(pieces_runtime: Runtime) -> Runtime:
+    return pieces_runtime
 
 
 def _tokens(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -218,12 +208,13 @@ async def test_requests_are_not_read_as_pieces(runtime: Runtime) -> None:
     assert result.summary["byType"] == {"email": 1}
 
 
+#: Text around the address, and where to cut the whole into pieces.
+AROUND = st.text(alphabet="abc ,.", max_size=12)
+CUTS = st.lists(st.integers(min_value=1, max_value=60), max_size=12)
+
+
 @settings(max_examples=80, deadline=None)
-@given(
-    prefix=st.text(alphabet="abc ,.", max_size=12),
-    suffix=st.text(alphabet="abc ,.", max_size=12),
-    cuts=st.lists(st.integers(min_value=1, max_value=60), max_size=12),
-)
+@given(prefix=AROUND, suffix=AROUND, cuts=CUTS)
 def test_the_scrubbed_pieces_spell_the_protected_answer(
     tmp_path_factory: pytest.TempPathFactory, prefix: str, suffix: str, cuts: list[int]
 ) -> None:
@@ -370,11 +361,7 @@ async def test_a_card_cut_across_parts_blocks(runtime: Runtime) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    prefix=st.text(alphabet="abc ,.", max_size=12),
-    suffix=st.text(alphabet="abc ,.", max_size=12),
-    cuts=st.lists(st.integers(min_value=1, max_value=60), max_size=8),
-)
+@given(prefix=AROUND, suffix=AROUND, cuts=CUTS)
 def test_cut_text_parts_read_as_the_protected_text(
     prefix: str, suffix: str, cuts: list[int]
 ) -> None:

@@ -12,27 +12,18 @@ from typing import Any
 import pytest
 
 from haechi import create_runtime
-from haechi.crypto import init_key_file
 from haechi.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
 
-EMAIL = "john.doe@example.com"
-CARD = "4111 1111 1111 1111"
-
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Runtime:
-    init_key_file(tmp_path / "keys.json")
-    return create_runtime(
-        {
-            "mode": "enforce",
-            "audit": {"sink": "memory"},
-            "tokenVault": {"provider": "memory"},
-            "keys": {"keyFile": str(tmp_path / "keys.json")},
-            "policy": {"actions": {"email": "tokenize", "card": "block"}},
-        }
-    )
+def runtime(pieces_runtime: Runtime) -> Runtime:
+    return pieces_runtime
+
+
+EMAIL = "john.doe@example.com"
+CARD = "4111 1111 1111 1111"
 
 
 def _tok(text: str, alternatives: list[str] | None = None) -> dict[str, Any]:

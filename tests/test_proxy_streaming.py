@@ -234,6 +234,19 @@ def test_pass_through_stream_is_cut_at_the_size_cap(tmp_path: Path) -> None:
     assert fields == {"correlationId": correlation_ids[0], "maxBytes": 2000}
 
 
+def assert_released(
+    upstream: HangUpAwareUpstream, gateway: Gateway, offered: int, *, within: float
+) -> None:
+    """The gateway hung up on the upstream before it produced everything, and no request
+    is left in flight, within ``within`` seconds."""
+    assert upstream.hung_up.wait(within), "the upstream request outlived its client"
+    assert upstream.pulled < offered
+    deadline = time.monotonic() + within
+    while gateway.app.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gateway.app.in_flight == 0
+
+
 @pytest.mark.parametrize("request_mode", ["inspect", "pass-through"])
 def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, request_mode: str) -> None:
     frame = b'data: {"choices": [{"index": 0, "delta": {"content": "tick "}}]}\n\n'
@@ -246,12 +259,7 @@ def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, request_m
             "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
         ) as response:
             next(response.iter_raw())
-        assert upstream.hung_up.wait(1.0), "the upstream request outlived its client"
-        assert upstream.pulled < offered
-        deadline = time.monotonic() + 1
-        while gateway.app.in_flight and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert gateway.app.in_flight == 0
+        assert_released(upstream, gateway, offered, within=1.0)
         events = stream_events(gateway)
         if request_mode == "inspect":
             assert [e["reason"] for e in events] == ["stream_closed_early"]
@@ -304,12 +312,7 @@ def test_a_client_that_stops_reading_then_hangs_up_releases_the_upstream(
         assert pulled < offered
         assert gateway.app.in_flight == 1
         client.close()  # unread data in the receive buffer: the kernel resets the connection
-        assert upstream.hung_up.wait(2.0), "the upstream request outlived its client"
-        assert upstream.pulled < offered
-        deadline = time.monotonic() + 2
-        while gateway.app.in_flight and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert gateway.app.in_flight == 0
+        assert_released(upstream, gateway, offered, within=2.0)
 
 
 def assert_one_card_block(gateway: Gateway, route_id: str) -> None:

@@ -14,7 +14,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.stream_fixtures import sse
+from tests.stream_fixtures import anthropic_message, openai_choices_sse, sse
 from tests.upstream_server import Reply, gateway_in_front
 
 EMAIL = "john.doe@example.com"
@@ -25,16 +25,7 @@ INSPECT = {
 }
 
 
-def _chunk(choices: list[dict[str, Any]]) -> str:
-    return sse(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "m",
-            "choices": choices,
-        }
-    )
+_chunk = openai_choices_sse
 
 
 def test_openai_sdk_choice0_second_in_frame(tmp_path: Path) -> None:
@@ -72,19 +63,7 @@ def _anthropic_wire(events: list[dict[str, Any]]) -> bytes:
 
 
 def _message_start() -> dict[str, Any]:
-    return {
-        "type": "message_start",
-        "message": {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 1, "output_tokens": 1},
-        },
-    }
+    return {"type": "message_start", "message": anthropic_message()}
 
 
 def _anthropic_final(gw: Any, wire: bytes) -> Any:

@@ -16,7 +16,15 @@ import pytest
 from haechi.crypto import init_key_file
 from haechi.runtime import Runtime, create_runtime
 from haechi.streaming import StreamInspector
-from tests.stream_fixtures import chunked, collect, read_ndjson, read_sse, route, sse
+from tests.stream_fixtures import (
+    chunked,
+    collect,
+    openai_choices_sse,
+    read_ndjson,
+    read_sse,
+    route,
+    sse,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -48,16 +56,7 @@ async def _run(runtime: Runtime, target: Any, wire: bytes) -> bytes:
     return out
 
 
-def _chunk(choices: list[dict[str, Any]]) -> str:
-    return sse(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "m",
-            "choices": choices,
-        }
-    )
+_chunk = openai_choices_sse
 
 
 def _choice_texts(out: bytes, field: str = "content") -> dict[Any, str]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 
 from tests.stream_fixtures import openai_chunk, sse
 from tests.upstream_server import Reply, gateway_in_front
@@ -47,33 +49,26 @@ def choices_stream(texts: tuple[str, ...], field: str = "content") -> bytes:
     return "".join(frames).encode()
 
 
-def test_each_choice_gets_its_own_protected_text(tmp_path: Path) -> None:
+@pytest.mark.parametrize("texts", [TEXTS, TEXTS[::-1]], ids=["in-first", "in-second"])
+def test_each_choice_gets_its_own_protected_text(tmp_path: Path, texts: tuple[str, ...]) -> None:
+    """The address is cut across frames of the first choice, or of the second."""
+    got = ["", ""]
+    for choice in _stream_choices(tmp_path, choices_stream(texts)):
+        got[choice.index] += choice.delta.content or ""
+    assert got == [text.replace(EMAIL, REDACTED) for text in texts]
+
+
+def _stream_choices(tmp_path: Path, wire: bytes) -> Iterator[Any]:
+    """Every choice of every chunk the openai client reads from the gateway in front of an
+    upstream that answers ``wire``, asked for two answers."""
     with gateway_in_front(tmp_path, INSPECT) as gw:
-        gw.upstream.queue(Reply(wire=[choices_stream(TEXTS)]))
+        gw.upstream.queue(Reply(wire=[wire]))
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
         stream = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "twice"}], stream=True, n=2
         )
-        texts = ["", ""]
         for chunk in stream:
-            for choice in chunk.choices:
-                texts[choice.index] += choice.delta.content or ""
-    assert texts == [TEXTS[0].replace(EMAIL, REDACTED), TEXTS[1]]
-
-
-def test_a_value_cut_across_frames_of_a_later_choice_is_found(tmp_path: Path) -> None:
-    texts = (TEXTS[1], TEXTS[0])  # the address is in choice 1
-    with gateway_in_front(tmp_path, INSPECT) as gw:
-        gw.upstream.queue(Reply(wire=[choices_stream(texts)]))
-        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
-        stream = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "twice"}], stream=True, n=2
-        )
-        got = ["", ""]
-        for chunk in stream:
-            for choice in chunk.choices:
-                got[choice.index] += choice.delta.content or ""
-    assert got == [texts[0], texts[1].replace(EMAIL, REDACTED)]
+            yield from chunk.choices
 
 
 def _frame(index: int, delta: dict[str, Any], reason: str | None = None) -> str:
@@ -162,15 +157,8 @@ def test_tool_calls_of_two_choices_keep_to_their_choice(tmp_path: Path) -> None:
     for turn in itertools.zip_longest(*pieces.values()):
         wire += [call(i, piece) for i, piece in enumerate(turn) if piece]
     wire += [_frame(0, {}, "tool_calls"), _frame(1, {}, "tool_calls"), sse("[DONE]")]
-    with gateway_in_front(tmp_path, INSPECT) as gw:
-        gw.upstream.queue(Reply(wire=["".join(wire).encode()]))
-        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
-        stream = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "twice"}], stream=True, n=2
-        )
-        got = ["", ""]
-        for chunk in stream:
-            for choice in chunk.choices:
-                for tool in choice.delta.tool_calls or ():
-                    got[choice.index] += (tool.function.arguments if tool.function else "") or ""
+    got = ["", ""]
+    for choice in _stream_choices(tmp_path, "".join(wire).encode()):
+        for tool in choice.delta.tool_calls or ():
+            got[choice.index] += (tool.function.arguments if tool.function else "") or ""
     assert [json.loads(text) for text in got] == [{"to": REDACTED}, {"to": "nobody"}]

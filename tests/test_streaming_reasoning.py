@@ -19,7 +19,7 @@ import ollama
 import openai
 import pytest
 
-from tests.stream_fixtures import openai_chunk, sse
+from tests.stream_fixtures import anthropic_message, openai_chunk, sse
 from tests.upstream_server import Reply, gateway_in_front
 
 EMAIL = "john.doe@example.com"
@@ -101,18 +101,8 @@ def anthropic_thinking_stream(thought: str) -> list[str]:
     def event(kind: str, **data: Any) -> str:
         return sse({"type": kind, **data}, event=kind)
 
-    message = {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude",
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 1, "output_tokens": 1},
-    }
     frames = [
-        event("message_start", message=message),
+        event("message_start", message=anthropic_message()),
         event("content_block_start", index=0, content_block={"type": "thinking", "thinking": ""}),
     ]
     for piece in _chars(thought):
@@ -172,36 +162,27 @@ def ollama_thinking_stream(where: str, thought: str) -> list[str]:
     return lines
 
 
-def test_ollama_chat_thinking_is_windowed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["chat", "generate"])
+def test_ollama_thinking_is_windowed(tmp_path: Path, where: str) -> None:
     with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": "ollama"}}) as gw:
         gw.upstream.queue(
             Reply(
-                wire=_wire(ollama_thinking_stream("chat", THOUGHT)),
+                wire=_wire(ollama_thinking_stream(where, THOUGHT)),
                 headers={"content-type": "application/x-ndjson"},
             )
         )
         client = ollama.Client(host=gw.url)
-        parts = list(
-            client.chat(model="m", messages=[{"role": "user", "content": "mail it"}], stream=True)
-        )
-    thought = "".join(part.message.thinking or "" for part in parts)
-    answer = "".join(part.message.content or "" for part in parts)
+        if where == "chat":
+            messages = [{"role": "user", "content": "mail it"}]
+            chats = list(client.chat(model="m", messages=messages, stream=True))
+            done = chats[-1].done
+            thought = "".join(part.message.thinking or "" for part in chats)
+            answer = "".join(part.message.content or "" for part in chats)
+        else:
+            generated = list(client.generate(model="m", prompt="mail it", stream=True))
+            done = generated[-1].done
+            thought = "".join(part.thinking or "" for part in generated)
+            answer = "".join(part.response for part in generated)
     assert thought == THOUGHT.replace(EMAIL, REDACTED)
     assert answer == ANSWER.replace(" ", "")
-    assert parts[-1].done
-
-
-def test_ollama_generate_thinking_is_windowed(tmp_path: Path) -> None:
-    with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": "ollama"}}) as gw:
-        gw.upstream.queue(
-            Reply(
-                wire=_wire(ollama_thinking_stream("generate", THOUGHT)),
-                headers={"content-type": "application/x-ndjson"},
-            )
-        )
-        client = ollama.Client(host=gw.url)
-        parts = list(client.generate(model="m", prompt="mail it", stream=True))
-    thought = "".join(part.thinking or "" for part in parts)
-    assert thought == THOUGHT.replace(EMAIL, REDACTED)
-    assert "".join(part.response for part in parts) == ANSWER.replace(" ", "")
-    assert parts[-1].done
+    assert done

@@ -22,7 +22,15 @@ import pytest
 from haechi.crypto import init_key_file
 from haechi.runtime import Runtime, create_runtime
 from haechi.streaming import StreamInspector
-from tests.stream_fixtures import chunked, collect, openai_tool_sse, read_sse, route, sse
+from tests.stream_fixtures import (
+    anthropic_message,
+    chunked,
+    collect,
+    openai_tool_sse,
+    read_sse,
+    route,
+    sse,
+)
 from tests.upstream_server import Reply, gateway_in_front
 
 EMAIL = "john.doe@example.com"
@@ -52,19 +60,7 @@ def anthropic_tool_stream(arguments: str) -> bytes:
 
     block = {"type": "tool_use", "id": "toolu_1", "name": "send", "input": {}}
     frames = [
-        event(
-            "message_start",
-            message={
-                "id": "msg_1",
-                "type": "message",
-                "role": "assistant",
-                "model": "claude",
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 1, "output_tokens": 1},
-            },
-        ),
+        event("message_start", message=anthropic_message()),
         event("content_block_start", index=0, content_block=block),
     ]
     for piece in _pieces(arguments, 2):
