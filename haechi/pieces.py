@@ -19,8 +19,9 @@ them. Two shapes of LLM payloads cut a text that way, and a model reads it whole
   ``{"type": "text", "text": ...}``, Anthropic text blocks, Gemini ``parts``, the
   Responses API's ``input_text``); the model reads consecutive text parts as one text.
   Recognised in both directions: two or more consecutive objects with a string ``text``
-  in a list. Each part is also scanned on its own; a finding of the joined text counts
-  unless a part's own scan already has it (see :func:`merge_findings`).
+  (or ``thinking``: Anthropic's thinking blocks) in a list. Each part is also scanned on
+  its own; a finding of the joined text counts unless a part's own scan already has it
+  (see :func:`merge_findings`).
 
 :func:`find_piece_runs` finds them, :attr:`PieceRun.text` is what to scan,
 :func:`merge_findings` adds what the joined texts show, :func:`plan_scrub` sorts the
@@ -53,6 +54,8 @@ Path = tuple[PathSegment, ...]
 
 #: Names of lists that hold, position by position, the alternatives of a run's pieces.
 _ALTERNATIVES: Final = frozenset({"top_logprobs", "topCandidates"})
+#: Fields holding the text of a message part.
+_PART_FIELDS: Final = ("text", "thinking")
 #: Members of one token object that hold its alternatives.
 _ITEM_ALTERNATIVES: Final = ("top_logprobs", "probs")
 
@@ -161,17 +164,24 @@ def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | Non
 
 
 def _text_parts(items: list[Any], path: Path) -> list[PieceRun]:
-    """The runs of two or more consecutive ``{"text": <string>}`` objects in ``items``."""
+    """The runs of two or more consecutive objects in ``items`` with a string under the
+    same text field (``text``; Anthropic's thinking blocks: ``thinking``)."""
     runs: list[PieceRun] = []
     start = 0
-    for is_text, group in itertools.groupby(
-        items, key=lambda item: isinstance(item, dict) and isinstance(item.get("text"), str)
-    ):
+    for field, group in itertools.groupby(items, key=_part_field):
         parts = list(group)
-        if is_text and len(parts) > 1:
-            runs.append(PieceRun(path, start, tuple(part["text"] for part in parts), "text"))
+        if field is not None and len(parts) > 1:
+            runs.append(PieceRun(path, start, tuple(part[field] for part in parts), field))
         start += len(parts)
     return runs
+
+
+def _part_field(item: Any) -> str | None:
+    if isinstance(item, dict):
+        for field in _PART_FIELDS:
+            if isinstance(item.get(field), str):
+                return field
+    return None
 
 
 Span = tuple[int, int, str]
@@ -204,7 +214,7 @@ def merge_findings(
             (run.leaf(index), found.start - run.offsets[index], found.end - run.offsets[index])
             for index in covered
         ]
-        if run.field == "text" and len(spans) == 1:
+        if run.field in _PART_FIELDS and len(spans) == 1:
             leaf, start, end = spans[0]
             if any(
                 seen.type == found.type and seen.start <= start and end <= seen.end
@@ -250,7 +260,7 @@ def plan_scrub(
             )
     inside: dict[Path, tuple[Path, int]] = {}
     for where, run in runs.items():
-        if run.field != "text":
+        if run.field not in _PART_FIELDS:
             for index in range(len(run.pieces)):
                 inside[run.leaf(index)] = (where, run.offsets[index])
     for where, run_spans in spans.items():
@@ -324,7 +334,7 @@ def drop_piece_runs(document: Any) -> Any:
     not changed.
     """
     for run in find_piece_runs(document, answer=True):
-        if run.field == "text":
+        if run.field in _PART_FIELDS:
             continue
         document = _replace_at(document, run.path, [])
         for beside in run.alternatives:

@@ -255,3 +255,22 @@ async def test_secret_assignment_key_and_value_in_adjacent_parts(
     assert whole.blocked, "control: in one part the secret blocks"
     split = await runtime.protect(_request_parts([key, value]), direction="request")
     assert split.blocked or value not in _sent(split), (split.summary, _sent(split))
+
+
+async def test_consecutive_thinking_blocks_are_read_as_one_text(runtime: Runtime) -> None:
+    answer = {
+        "type": "message",
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "mail john.doe@", "signature": "c2ln"},
+            {"type": "thinking", "thinking": "example.com later", "signature": "c2ln"},
+            {"type": "text", "text": "Done."},
+        ],
+    }
+    result = await runtime.protect(answer, direction="response")
+    blocks = result.payload["content"]
+    assert [block.get("thinking") for block in blocks[:2]] == [
+        "mail [REDACTED:email]",
+        " later",
+    ]
+    assert blocks[2]["text"] == "Done."
