@@ -380,3 +380,18 @@ async def test_gemini_text_of_a_later_candidate_is_windowed(runtime: Runtime) ->
     texts = _gemini_texts(out)
     assert texts[(0, 0)] == "Hello there."
     assert texts[(1, 0)] == "Mail [REDACTED:email] now"
+
+
+async def test_a_text_field_written_with_escapes_is_still_windowed(runtime: Runtime) -> None:
+    """Frames are only skipped for a text field whose name they do not contain; a name
+    written with ``\\u`` escapes is the same name to JSON, so it is not skipped."""
+    pieces = ("I will mail john.d", "oe@exam", "ple.com today")
+    key = '"\\u0072easoning_content"'  # "reasoning_content", its first letter escaped
+    frames = [
+        f'data: {{"choices": [{{"index": 0, "delta": {{{key}: {json.dumps(piece)}}}}}]}}\n\n'
+        for piece in pieces
+    ]
+    frames.append(sse("[DONE]"))
+    out = await _run(runtime, CHAT, "".join(frames).encode())
+    texts = _choice_texts(out, "reasoning_content")
+    assert texts[0] == "I will mail [REDACTED:email] today"

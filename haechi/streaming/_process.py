@@ -109,6 +109,7 @@ class FrameProcessor:
     """
 
     __slots__ = (
+        "_answer_specs",
         "_clean",
         "_descriptor",
         "_detokenizer",
@@ -118,6 +119,7 @@ class FrameProcessor:
         "_kept",
         "_parser",
         "_path",
+        "_probes",
         "_protector",
         "_sentinel",
         "_sse",
@@ -145,6 +147,16 @@ class FrameProcessor:
         self._detokenizer = detokenizer
         self._template: _Template | None = None
         self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
+        # The quoted name of each spec's text field, as it appears in a frame that has it.
+        self._probes = tuple(dumps(str(spec.text[-1])) for spec in self._fragments)
+        # Specs whose first element's text is the delta text (a later choice's answer).
+        self._answer_specs = frozenset(
+            number
+            for number, spec in enumerate(self._fragments)
+            if spec.exclude
+            and spec.elements is not None
+            and (*(0 if part == EACH else part for part in spec.elements), *spec.text) == self._path
+        )
         self._finish = descriptor.finish_path
         self._kept = descriptor.kept_in_copies
         self._templates: dict[Hashable, _Template] = {}
@@ -204,13 +216,15 @@ class FrameProcessor:
             await self._text(meta, data, quoted=False)
             return
         if isinstance(value, dict | list):
-            await self._json(meta, value)
+            await self._json(meta, value, data)
         elif isinstance(value, str):
             await self._text(meta, value, quoted=True)
         else:
             await self._text(meta, data, quoted=False)
 
-    async def _json(self, meta: tuple[str, ...], frame: dict[str, Any] | list[Any]) -> None:
+    async def _json(
+        self, meta: tuple[str, ...], frame: dict[str, Any] | list[Any], data: str
+    ) -> None:
         descriptor = self._descriptor
         path = self._path
         kind = frame.get("type") if isinstance(frame, dict) else None
@@ -226,7 +240,7 @@ class FrameProcessor:
         def ends(channel: Hashable) -> bool:
             return terminal or (finishing is not None and self._choice_of(channel) == finishing)
 
-        pieces = self._take_pieces(frame) if self._fragments else []
+        pieces = self._take_pieces(frame, data) if self._fragments else []
         delta = _text_at(frame, path) if path is not None else None
         if delta is not None and any(where == path for _channel, where, _text in pieces):
             delta = None  # a later choice's answer at the delta path: taken as its piece
@@ -323,13 +337,22 @@ class FrameProcessor:
                 self._templates[channel] = template
         await self._send(meta, dumps(protected), json_data=True)
 
-    def _take_pieces(self, frame: Any) -> list[_Piece]:
+    def _take_pieces(self, frame: Any, data: str) -> list[_Piece]:
         """Take the pieces of named texts (tool-call arguments, reasoning, later choices'
-        answers, the Responses API's deltas) out of ``frame``, each place left ``""``; a
-        piece of the answer found away from the delta path has the answer's channel
-        (``None``)."""
+        answers, the Responses API's deltas) out of ``frame`` (parsed from ``data``), each
+        place left ``""``; a piece of the answer found away from the delta path has the
+        answer's channel (``None``).
+
+        A spec whose text field's name is not in ``data`` is skipped without walking the
+        frame, unless ``data`` escapes characters (a name could be written escaped).
+        """
         pieces: list[_Piece] = []
+        probe = "\\u" not in data
         for number, spec in enumerate(self._fragments):
+            if probe and self._probes[number] not in data:
+                continue
+            if number in self._answer_specs and _only_first(frame, spec):
+                continue  # one element, the first choice's: its text is the delta text
             for prefix, element, qualifiers in _elements(frame, spec.elements):
                 name = (*qualifiers, *(element.get(key) for key in spec.keys))
                 text = _text_at(element, spec.text)
@@ -352,10 +375,12 @@ class FrameProcessor:
         """The index of the choice this frame finishes (OpenAI's ``finish_reason``), or
         ``None``; a choice without an ``index`` is the first."""
         finish = self._finish
-        if finish is None or _value_at(frame, finish) is None:
+        if finish is None:
             return None
         choice = _value_at(frame, finish[:-1])
-        index = choice.get("index", 0) if isinstance(choice, dict) else 0
+        if not isinstance(choice, dict) or choice.get(finish[-1]) is None:
+            return None
+        index = choice.get("index", 0)
         return index if type(index) in (int, str) else 0
 
     def _choice_of(self, channel: Hashable) -> Any:
@@ -474,6 +499,18 @@ def _events(meta: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(line for line in meta if line.startswith("event:"))
 
 
+def _only_first(frame: Any, spec: FragmentSpec) -> bool:
+    """Whether the list ``spec`` walks (``choices`` of ``choices[*]``) holds one element
+    whose name is excluded (the first choice): the common frame of a one-answer stream."""
+    elements = spec.elements
+    if elements is None or len(elements) != 2 or elements[1] != EACH:
+        return False
+    items = frame.get(elements[0]) if isinstance(frame, dict) else None
+    if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+        return False
+    return (items[0].get("index", 0),) in spec.exclude
+
+
 def _elements(
     frame: Any, path: tuple[PathSegment, ...] | None
 ) -> list[tuple[Path, dict[str, Any], tuple[int | str, ...]]]:
@@ -493,7 +530,12 @@ def _elements(
                         name: int | str = index if isinstance(index, int | str) else at
                         following.append(((*where, at), item, (*names, name)))
                 continue
-            child = _value_at(node, (segment,))
+            if isinstance(node, dict):
+                child = node.get(segment)
+            elif isinstance(node, list) and type(segment) is int and 0 <= segment < len(node):
+                child = node[segment]
+            else:
+                continue
             if child is not None:
                 following.append(((*where, segment), child, names))
         places = following
