@@ -20,9 +20,10 @@ Details that matter:
   Memory stays bounded either way.
 - A block in enforce mode releases nothing more: the blocked value never leaves the buffer,
   :attr:`TextStreamProtector.blocked` becomes true and every later call returns nothing.
-- Besides the answer, a stream can carry other texts streamed the same way (the arguments of
-  each tool call): every such *channel* has a window of its own, and all share the tally,
-  the tokens and the blocked state. A stream may open at most 64 channels.
+- Besides the answer, a stream can carry other texts streamed the same way (each tool
+  call's arguments, the model's reasoning, the answers of other choices): every such
+  *channel* has a window of its own, and all share the tally, the tokens and the blocked
+  state. A stream may open at most 64 channels.
 - Token log-probabilities (``logprobs`` and the like, see :mod:`haechi.pieces`) repeat
   the answer as vocabulary pieces. The pieces of a frame cannot follow the text this window
   holds back, so in enforce mode :meth:`TextStreamProtector.protect_frame` empties them; in
