@@ -128,3 +128,33 @@ def test_openai_sdk_request_secret_key_and_value_in_adjacent_parts(tmp_path: Pat
         with pytest.raises(openai.PermissionDeniedError):  # 403 haechi_policy_block
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": parts}])
         assert gw.upstream.received == []
+
+
+def test_anthropic_sdk_block_start_text_joined_with_deltas(tmp_path: Path) -> None:
+    """A text block whose content_block_start already carries the start of an address (the
+    API sends it empty; another server may not): the SDK's final message has one block, with
+    the address redacted."""
+    events = [
+        _message_start(),
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": "Mail john.doe@ex"},
+        },
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a"}},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "mple.com ok"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 3},
+        },
+        {"type": "message_stop"},
+    ]
+    with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": "anthropic"}}) as gw:
+        message = _anthropic_final(gw, _anthropic_wire(events))
+    assert [block.text for block in message.content] == ["Mail [REDACTED:email] ok"]

@@ -273,6 +273,47 @@ async def test_anthropic_thinking_deltas_interleaved_blocks(runtime: Runtime) ->
     assert all(EMAIL not in t for t in _anthropic_blocks(out).values())
 
 
+def _opened(kind: str, first: str, rest: list[str]) -> list[dict[str, Any]]:
+    """A block whose ``content_block_start`` already carries its first piece of text."""
+    delta_type = {"text": "text_delta", "thinking": "thinking_delta"}[kind]
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"id": "m", "type": "message", "content": []}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": kind, kind: first}},
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": delta_type, kind: piece}}
+        for piece in rest
+    ]
+    return [*events, {"type": "content_block_stop", "index": 0}, {"type": "message_stop"}]
+
+
+@pytest.mark.parametrize("kind", ["text", "thinking"])
+async def test_anthropic_block_start_text_joins_its_deltas(runtime: Runtime, kind: str) -> None:
+    out = await _run(
+        runtime, MESSAGES, _anthropic(_opened(kind, "Mail john.doe@ex", ["a", "mple.com ok"]))
+    )
+    text = _anthropic_blocks(out)[0]
+    assert text == "Mail [REDACTED:email] ok", text
+    starts = [
+        json.loads(f.data)
+        for f in read_sse(out)
+        if f.data is not None and json.loads(f.data)["type"] == "content_block_start"
+    ]
+    assert len(starts) == 1, starts  # a client adding blocks up sees one block
+
+
+async def test_anthropic_block_start_text_without_deltas(runtime: Runtime) -> None:
+    out = await _run(runtime, MESSAGES, _anthropic(_opened("text", f"Mail {EMAIL} now", [])))
+    frames = [(f.meta, f.data) for f in read_sse(out) if f.data is not None]
+    text = _anthropic_blocks(out)[0]
+    assert text == "Mail [REDACTED:email] now", text
+    kinds = [json.loads(data)["type"] for _meta, data in frames]
+    assert kinds.count("content_block_start") == 1
+    assert kinds.index("content_block_delta") < kinds.index("content_block_stop"), kinds
+    for meta, data in frames:  # a carried piece names its own event
+        assert meta == (f"event: {json.loads(data)['type']}",), meta
+
+
 # -- Responses API ------------------------------------------------------------------------
 
 

@@ -222,6 +222,33 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
 }
 
 _ANTHROPIC_STOP: Final = frozenset({"content_block_stop", "message_delta", "message_stop"})
+#: The field of a content block's streamed text, and the type of the delta that continues it.
+_ANTHROPIC_BLOCK_TEXTS: Final = {
+    "text": ("text", "text_delta"),
+    "thinking": ("thinking", "thinking_delta"),
+}
+
+
+def _anthropic_opening(frame: dict[str, Any]) -> dict[str, Any] | None:
+    """A ``content_block_start`` whose block already has text (the API sends it empty):
+    the text moves into a ``content_block_delta`` of the same block, so it joins the deltas
+    that follow it in their window. A client adds the two up to the same block."""
+    block = frame.get("content_block")
+    if frame.get("type") != "content_block_start" or not isinstance(block, dict):
+        return None
+    kind = block.get("type")
+    name, delta_type = _ANTHROPIC_BLOCK_TEXTS.get(kind, ("", "")) if type(kind) is str else ("", "")
+    text = block.get(name) if name else None
+    if not isinstance(text, str) or not text:
+        return None
+    block[name] = ""
+    continuation: dict[str, Any] = {"type": "content_block_delta"}
+    if "index" in frame:
+        continuation["index"] = frame["index"]
+    continuation["delta"] = {"type": delta_type, name: text}
+    return continuation
+
+
 _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/messages": RouteSpec(
         "messages",
@@ -233,6 +260,7 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
                 FragmentSpec(None, ("index",), ("delta", "partial_json")),
                 FragmentSpec(None, ("index",), ("delta", "thinking")),
             ),
+            opening=_anthropic_opening,
         ),
     ),
     "/v1/messages/count_tokens": RouteSpec("count-tokens"),

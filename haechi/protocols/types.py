@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from haechi.models import PathSegment
 
@@ -62,6 +63,11 @@ class StreamDescriptor:
         finish_path: a field whose non-null value says a choice is finished (OpenAI's
             ``finish_reason``, in ``choices[0]`` of a frame); what that choice's windows
             hold is sent before it (see ``haechi.streaming``).
+        opening: for a frame that opens a text and already carries its first piece
+            (Anthropic's ``content_block_start`` with text), takes the piece out of the frame
+            (in place) and returns the frame that continues the text with it, which then
+            follows the opening frame; ``None`` for any other frame. The piece so goes
+            through the text's window, rather than being protected within its frame alone.
     """
 
     format: Literal["sse", "ndjson"]
@@ -72,6 +78,7 @@ class StreamDescriptor:
     fragments: tuple[FragmentSpec, ...] = ()
     finish_path: tuple[PathSegment, ...] | None = None
     kept_in_copies: frozenset[str] = frozenset({"index", "type"})
+    opening: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
