@@ -289,16 +289,19 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
 
     A span (indices into :attr:`PieceRun.text`) is replaced by ``marker`` in the piece where
     it starts and removed from the other pieces it covers. A covered token's ``bytes`` are
-    the UTF-8 of its new text, and its alternatives (its ``top_logprobs``, its position in
-    the lists beside the run) are emptied. Containers on the way are copied; ``document``
-    itself is not changed.
+    the UTF-8 of its new text. The alternatives of every position of a token run with a
+    span (each token's ``top_logprobs``, the lists beside the run) are emptied, not only
+    those of the covered pieces: the model weighs the value's pieces a position early or
+    late too (``" jane"`` among the alternatives of ``" to"``). Containers on the way are
+    copied; ``document`` itself is not changed.
     """
     for run, run_spans in spans:
         if not run_spans:
             continue
         texts, covered = _rewrite(run, run_spans)
+        token_run = run.field not in _PART_FIELDS
         items = list(_value_at(document, run.path))
-        for index in covered:
+        for index in range(len(run.pieces)) if token_run else covered:
             at = run.start + index
             if run.field is None:
                 items[at] = texts[index]
@@ -314,13 +317,8 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
         document = _replace_at(document, run.path, items)
         for beside in run.alternatives:
             alternatives = _value_at(document, beside)
-            if not isinstance(alternatives, list):
-                continue
-            emptied = list(alternatives)
-            for index in covered:
-                if index < len(emptied):
-                    emptied[index] = _emptied(emptied[index])
-            document = _replace_at(document, beside, emptied)
+            if isinstance(alternatives, list):
+                document = _replace_at(document, beside, [_emptied(a) for a in alternatives])
     return document
 
 

@@ -130,7 +130,7 @@ def test_lists_that_are_not_pieces_are_left_alone() -> None:
     assert find_piece_runs(document, answer=False) == []
 
 
-def test_scrubbing_rewrites_only_covered_pieces_and_copies_on_write() -> None:
+def test_scrubbing_rewrites_covered_pieces_empties_all_alternatives_copies_on_write() -> None:
     document = {
         "completions": {
             "tokens": ["a ", "jane", ".doe", "@x.org", " b"],
@@ -142,7 +142,7 @@ def test_scrubbing_rewrites_only_covered_pieces_and_copies_on_write() -> None:
     scrubbed = scrub_piece_runs(document, [(run, [(2, 16, "[X]")])])
     assert json.dumps(document) == before
     assert scrubbed["completions"]["tokens"] == ["a ", "[X]", "", "", " b"]
-    assert scrubbed["completions"]["top_logprobs"] == [{"a ": -1}, {}, {}, {}, {" b": -1}]
+    assert scrubbed["completions"]["top_logprobs"] == [{}, {}, {}, {}, {}]
 
 
 def test_dropping_empties_every_piece_list_and_its_alternatives() -> None:
@@ -176,12 +176,31 @@ async def test_a_value_split_across_pieces_is_redacted_in_them(runtime: Runtime)
     assert [t["token"] for t in tokens] == ["Write", " to", " [REDACTED:email]", "", "", "", " now"]
     for token in tokens:
         assert token["bytes"] == list(token["token"].encode())
-    assert [len(t["top_logprobs"]) for t in tokens] == [1, 1, 0, 0, 0, 0, 1]
+    assert [len(t["top_logprobs"]) for t in tokens] == [0] * len(PIECES)
     assert result.summary["byType"] == {"email": 2}  # the content, and the pieces
     serialized = json.dumps(result.payload)
     for fragment in ("jane", ".doe", "@example", "JANE", "@EXAMPLE"):
         assert fragment not in serialized
     assert _tokens(answer)[2]["token"] == " jane"  # the caller's document is unchanged
+
+
+async def test_alternatives_next_to_a_value_are_emptied_too(runtime: Runtime) -> None:
+    """The model weighs a value's pieces a position early: " jane" among the alternatives of
+    " to" would tell what the redaction hides."""
+    answer = chat_answer(PIECES)
+    tokens = _tokens(answer)
+    tokens[1]["top_logprobs"] = [{"token": " jane", "logprob": -1.5, "bytes": list(b" jane")}]
+    tokens[6]["top_logprobs"] = [{"token": ".org", "logprob": -1.5, "bytes": list(b".org")}]
+    result = await runtime.protect(answer, direction="response")
+    assert all(t["top_logprobs"] == [] for t in _tokens(result.payload))
+    assert "jane" not in json.dumps(result.payload)
+    assert [t["token"] for t in _tokens(result.payload)][:2] == ["Write", " to"]
+
+
+async def test_alternatives_stay_when_nothing_is_found(runtime: Runtime) -> None:
+    answer = chat_answer(["Nothing", " to", " see"])
+    result = await runtime.protect(answer, direction="response")
+    assert [len(t["top_logprobs"]) for t in _tokens(result.payload)] == [1, 1, 1]
 
 
 async def test_a_blocked_type_in_the_pieces_blocks_the_answer(runtime: Runtime) -> None:
@@ -236,7 +255,9 @@ def test_the_scrubbed_pieces_spell_the_protected_answer(
     for piece, token in zip(pieces, tokens, strict=True):
         covered = offset < start + len(EMAIL) and start < offset + len(piece)
         assert token["bytes"] == list(token["token"].encode())
-        assert (token["top_logprobs"] == []) is covered
+        assert token["top_logprobs"] == []
+        if not covered:
+            assert token["token"] == piece
         offset += len(piece)
 
 
