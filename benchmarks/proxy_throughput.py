@@ -13,8 +13,9 @@ Scenarios: direct and gateway enforce (request and response protection) at concu
 (one request at a time: the latency the gateway adds when it is not saturated), 32 and 256;
 a paced row at concurrency 32 that offers ``--rate`` requests per second (default 1,000, below
 what the gateway answers when saturated), so that latency is a request's cost rather than
-the queue in front of the gateway; gateway dry-run (detect and audit only) at 32 and 256; a
-streamed answer (SSE, 16 frames) direct and through the gateway in ``inspect`` mode; and
+the queue in front of the gateway (``--rate 250,500,1000`` adds a direct and a gateway row
+per rate; the other paced rows use the last); gateway dry-run (detect and audit only) at 32
+and 256; a streamed answer (SSE, 16 frames) direct and through the gateway in ``inspect`` mode; and
 enforce with the audit file fsynced before each append returns ("fsync-each",
 ``audit.fsyncIntervalMs: 0``) and with the in-memory audit store ("mem-audit"), both
 saturated and paced. Every other row writes the audit file as configured by default: each
@@ -25,7 +26,7 @@ The gateway runs ``--workers`` processes (``proxy.workers``, default: one per co
 ``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--workers N]
-        [--rate R] [--repeat N] [--json]
+        [--rate R[,R...]] [--repeat N] [--json]
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests; the warm-up excluded from them is at least one
@@ -647,9 +648,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument(
         "--rate",
-        type=float,
-        default=1000.0,
-        help="offered req/s of the paced rows (concurrency 32, below saturation; default 1000)",
+        type=_rates,
+        default=(1000.0,),
+        help=(
+            "offered req/s of the paced rows (concurrency 32, below saturation; default 1000); "
+            "several, comma-separated, give the default gateway row at each rate"
+        ),
     )
     parser.add_argument(
         "--repeat",
@@ -687,10 +691,11 @@ def main() -> None:
             upstream = f"http://127.0.0.1:{upstream_port}"
             # (concurrency, streamed answer, offered req/s or 0 for as fast as answered)
             plan: list[tuple[int, bool, float]] = [(1, False, 0), (32, False, 0), (256, False, 0)]
-            paced = (32, False, args.rate)
+            sweep = [(32, False, rate) for rate in args.rate]
+            paced = sweep[-1]
             streamed = (32, True, 0.0)
             direct: dict[tuple[int, bool, float], dict[str, Any]] = {}
-            for case in [*plan, paced, streamed]:
+            for case in [*plan, *sweep, streamed]:
                 concurrency, stream, rate = case
                 load = _Load(path, stream, args.requests, args.warmup, concurrency, rate)
                 result = _measure(upstream_port, load, repeat=args.repeat)
@@ -698,7 +703,7 @@ def main() -> None:
                 rows.append(_row(_name("direct", case), concurrency, result, None))
             workers = args.workers
             gateway_plan = [
-                ("enforce", "jsonl", workers, [*plan, paced, streamed]),
+                ("enforce", "jsonl", workers, [*plan, *sweep, streamed]),
                 ("dry-run", "jsonl", workers, plan[1:]),
                 ("enforce", "strict", workers, [plan[0], plan[1], paced]),
                 ("enforce", "memory", workers, [plan[1], paced]),
@@ -727,6 +732,17 @@ def main() -> None:
     print(_in_process_table(own))
     if args.json:
         print(json.dumps({"rows": rows, "in_process": own}))
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    """``--rate``: one offered rate or several, comma-separated, each above zero."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rate or list of rates: {text!r}") from None
+    if not all(rate > 0 for rate in rates):
+        raise argparse.ArgumentTypeError("every rate must be above zero")
+    return rates
 
 
 def _name(scenario: str, case: tuple[int, bool, float]) -> str:
