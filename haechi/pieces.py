@@ -292,10 +292,14 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
     the UTF-8 of its new text. The alternatives of every position of a token run with a
     span (each token's ``top_logprobs``, the lists beside the run) are emptied, not only
     those of the covered pieces: the model weighs the value's pieces a position early or
-    late too (``" jane"`` among the alternatives of ``" to"``). Containers on the way are
-    copied; ``document`` itself is not changed.
+    late too (``" jane"`` among the alternatives of ``" to"``). A covered text part loses
+    the token lists it carries (a Responses ``output_text`` part's ``logprobs``): scanned on
+    its own, a part's list shows only its piece of a value that crosses parts, or a value
+    known by the part before. Containers on the way are copied; ``document`` itself is not
+    changed.
     """
-    for run, run_spans in spans:
+    # Token runs first: a text part covered later may carry one of them, and drops it whole.
+    for run, run_spans in sorted(spans, key=lambda pair: pair[0].field in _PART_FIELDS):
         if not run_spans:
             continue
         texts, covered = _rewrite(run, run_spans)
@@ -306,7 +310,7 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
             if run.field is None:
                 items[at] = texts[index]
                 continue
-            item = dict(items[at])
+            item = dict(items[at]) if token_run else dict(drop_piece_runs(items[at]))
             item[run.field] = texts[index]
             if isinstance(item.get("bytes"), list):
                 item["bytes"] = list(texts[index].encode("utf-8"))

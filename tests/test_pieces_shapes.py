@@ -274,3 +274,56 @@ async def test_consecutive_thinking_blocks_are_read_as_one_text(runtime: Runtime
         " later",
     ]
     assert blocks[2]["text"] == "Done."
+
+
+def _responses_output(parts: list[list[str]]) -> dict[str, Any]:
+    """A Responses API answer whose message has one ``output_text`` part per list of
+    pieces, each part with its ``logprobs``."""
+    content = [
+        {
+            "type": "output_text",
+            "text": "".join(pieces),
+            "annotations": [],
+            "logprobs": [_tok(piece) for piece in pieces],
+        }
+        for pieces in parts
+    ]
+    return {
+        "id": "resp_1",
+        "object": "response",
+        "output": [{"type": "message", "role": "assistant", "content": content}],
+    }
+
+
+async def test_responses_logprobs_of_parts_a_value_crosses(runtime: Runtime) -> None:
+    """An address cut between two output_text parts: the parts' texts are read joined, and
+    each part's own token list shows only a piece of it, so the token lists of the parts the
+    value crosses are emptied."""
+    answer = _responses_output([["Mail", " john", ".doe"], ["@example", ".com"], [" ok"]])
+    result = await runtime.protect(answer, direction="response")
+    content = result.payload["output"][0]["content"]
+    assert "".join(part["text"] for part in content) == "Mail [REDACTED:email] ok"
+    assert [len(part["logprobs"]) for part in content] == [0, 0, 1]
+    serialized = json.dumps(result.payload)
+    for fragment in ("john", ".doe", "@example"):
+        assert fragment not in serialized, fragment
+
+
+async def test_responses_logprobs_of_a_part_that_needs_the_previous_one(tmp_path: Path) -> None:
+    """The key word in one part, the secret in the next: the next part's token list alone
+    shows nothing, and is emptied with its text."""
+    runtime = create_runtime(
+        {
+            "mode": "enforce",
+            "audit": {"sink": "memory"},
+            "tokenVault": {"provider": "memory"},
+            "policy": {"presets": ["llm-redact"], "actions": {"secret": "redact"}},
+        }
+    )
+    answer = _responses_output([["the", " password="], ["Tr0", "ub4dor", "Xyz93"], [" ok"]])
+    result = await runtime.protect(answer, direction="response")
+    assert not result.blocked
+    content = result.payload["output"][0]["content"]
+    assert [part["text"] for part in content] == ["the password=", "[REDACTED:secret]", " ok"]
+    assert [len(part["logprobs"]) for part in content] == [2, 0, 1]
+    assert "ub4dor" not in json.dumps(result.payload)
