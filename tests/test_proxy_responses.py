@@ -62,6 +62,43 @@ def test_clean_answer_is_relayed_unchanged_with_its_validators(protected: Gatewa
     assert response.headers["etag"] == '"v1"'
 
 
+CARD = "4111 1111 1111 1111"
+
+
+def test_a_key_named_twice_in_the_request_forwards_only_what_was_inspected(
+    protected: Gateway,
+) -> None:
+    """json keeps the last of two same-named members; the earlier one, never inspected, must
+    not reach the upstream in the client's own bytes."""
+    hidden = json.dumps([{"role": "user", "content": f"card {CARD} mail {EMAIL}"}])
+    body = f'{{"model":"m","messages":{hidden},"messages":[{{"role":"user","content":"hi"}}]}}'
+    protected.upstream.queue(Reply(text="ok"))
+    response = httpx.post(
+        f"{protected.url}/v1/chat/completions",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    sent = protected.upstream.last.body
+    assert json.loads(sent) == chat("hi")
+    assert b"4111" not in sent
+    assert EMAIL.encode() not in sent
+
+
+def test_a_key_named_twice_in_the_answer_is_sent_as_inspected(protected: Gateway) -> None:
+    answer = {"choices": [{"message": {"content": "all good"}}]}
+    hidden = json.dumps([{"message": {"content": f"card {CARD} mail {EMAIL}"}}])
+    body = f'{{"choices":{hidden},"choices":{json.dumps(answer["choices"])}}}'.encode()
+    protected.upstream.queue(Reply(body=body, headers={"etag": '"v1"'}))
+    response = post(protected)
+    assert response.status_code == 200
+    assert response.json() == answer
+    assert "4111" not in response.text
+    assert EMAIL not in response.text
+    assert "etag" not in response.headers
+
+
 def test_changed_answer_drops_validators(protected: Gateway) -> None:
     body = json.dumps({"text": f"mail {EMAIL}"}).encode()
     validators = {

@@ -304,7 +304,7 @@ class GatewayApp:
         assert request.route is not None
         route = request.route
         body = await self.read_body(receive, headers)
-        payload = parse_json_body(body)
+        payload, whole = parse_json_body(body)
         if policy.model_allowlist and not model_allowed(
             policy.model_allowlist, request_model(adapter, route, payload)
         ):
@@ -324,7 +324,7 @@ class GatewayApp:
                     extra={"summary": result.summary, "auditId": result.audit_id},
                 )
             tokens = result.issued_tokens
-            if not _unchanged(result):
+            if not (_unchanged(result) and whole):
                 forward = compact_json(result.payload)
             elif not body and method not in _BODYLESS:
                 forward = b"{}"
@@ -365,7 +365,7 @@ class GatewayApp:
 
     async def read_json_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> Any:
         """Read and parse the request body (limits, UTF-8 and JSON checks included)."""
-        return parse_json_body(await self.read_body(receive, headers))
+        return parse_json_body(await self.read_body(receive, headers))[0]
 
     async def audit_decision(
         self, request: GatewayRequest, decision: str, reason: str, *, with_identity: bool = True

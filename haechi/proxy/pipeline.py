@@ -19,6 +19,7 @@ from haechi.proxy.errors import GatewayError
 __all__ = [
     "RAW_TARGET_KEY",
     "ClientGone",
+    "decode_document",
     "forwarded_proto_is_https",
     "model_allowed",
     "new_correlation_id",
@@ -54,8 +55,39 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _RepeatedKey(ValueError):
+    """An object of the document names a key twice."""
+
+
+def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _RepeatedKey
+    return document
+
+
 # Built once: ``json.loads`` with a keyword argument builds a new decoder on every call.
 _STRICT_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_STRICT_ONCE: Final = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_object_once
+)
+_LENIENT_ONCE: Final = json.JSONDecoder(object_pairs_hook=_object_once)
+
+
+def decode_document(text: str, *, constants: bool = False) -> tuple[Any, bool]:
+    """``text`` decoded, and whether the document holds all of it.
+
+    An object that names a key twice keeps the last value (as JSON decoders commonly do),
+    so the document then lacks what the earlier ones held: ``False`` tells the caller to send
+    the document encoded again, never the text, so that nothing goes on that was not
+    inspected (a decoder that keeps the first value would read the uninspected one).
+    ``constants`` accepts ``NaN`` and ``Infinity``. Invalid JSON raises ``ValueError`` (or
+    ``RecursionError`` when nested too deep).
+    """
+    try:
+        return (_LENIENT_ONCE if constants else _STRICT_ONCE).decode(text), True
+    except _RepeatedKey:
+        return (json.loads(text) if constants else _STRICT_JSON.decode(text)), False
 
 
 def _remove_dot_segments(raw: bytes) -> bytes:
@@ -132,21 +164,23 @@ def _too_large() -> GatewayError:
     return GatewayError("haechi_request_body_too_large", headers={"connection": "close"})
 
 
-def parse_json_body(body: bytes) -> Any:
-    """Decode ``body`` as strict UTF-8 JSON; an empty body is ``{}``.
+def parse_json_body(body: bytes) -> tuple[Any, bool]:
+    """Decode ``body`` as strict UTF-8 JSON (an empty body is ``{}``), and whether the
+    document holds all of it (see :func:`decode_document`: with a key named twice in an
+    object, forward the document encoded again rather than ``body``).
 
     Invalid UTF-8 is refused rather than decoded lossily (a replacement character could
     hide a value from detection). ``NaN``/``Infinity`` are not JSON and are refused. Nesting
     deep enough to exhaust the parser is answered with 413, like the configured depth limit.
     """
     if not body:
-        return {}
+        return {}, True
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise GatewayError("haechi_request_body_not_utf8") from None
     try:
-        return _STRICT_JSON.decode(text)
+        return decode_document(text)
     except RecursionError:
         raise GatewayError("haechi_request_too_deeply_nested") from None
     except ValueError:

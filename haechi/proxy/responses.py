@@ -20,13 +20,13 @@ Error texts never quote upstream bytes (a parser message would).
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
+from haechi.proxy.pipeline import decode_document
 from haechi.proxy.upstream import ResponseTooLarge, UpstreamResponse, read_capped
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class ResponseHandler:
             await self._uninspectable(request, response, raw, send, "non_json_response", allow)
             return
         try:
-            document = json.loads(body.decode("utf-8"))
+            document, whole = decode_document(body.decode("utf-8"), constants=True)
         except (ValueError, RecursionError):
             await self._uninspectable(request, response, raw, send, "invalid_json_response")
             return
@@ -142,7 +142,9 @@ class ResponseHandler:
                 "haechi_response_policy_block",
                 extra={"summary": result.summary, "auditId": result.audit_id},
             )
-        changed = result.mode == "enforce" and bool(result.summary.get("detectionCount"))
+        changed = not whole or (
+            result.mode == "enforce" and bool(result.summary.get("detectionCount"))
+        )
         payload = result.payload if changed else document
         if self._detokenize and tokens:
             restored = await gateway.runtime.detokenize(payload, tokens)
