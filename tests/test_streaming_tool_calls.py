@@ -26,6 +26,7 @@ from tests.stream_fixtures import (
     anthropic_message,
     chunked,
     collect,
+    openai_choices_sse,
     openai_tool_sse,
     read_sse,
     route,
@@ -129,6 +130,42 @@ async def test_an_email_split_across_argument_pieces_is_redacted(runtime: Runtim
     assert finishes == ["tool_calls"]
     assert read_sse(out)[-1].data == "[DONE]"
     assert inspector.summary()["byType"] == {"email": 2}
+
+
+def legacy_function_call_stream(name: str, arguments: str) -> bytes:
+    """A chat stream of the older ``functions`` API: one ``delta.function_call`` whose
+    arguments are streamed three characters per frame."""
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant"},
+        {"function_call": {"name": name, "arguments": ""}},
+    ]
+    deltas += [{"function_call": {"arguments": piece}} for piece in _pieces(arguments, 3)]
+    frames = [openai_choices_sse([{"index": 0, "delta": delta}]) for delta in deltas]
+    finish = openai_choices_sse([{"index": 0, "delta": {}, "finish_reason": "function_call"}])
+    return "".join([*frames, finish, sse("[DONE]")]).encode()
+
+
+@pytest.mark.anyio
+async def test_legacy_function_call_arguments_are_windowed(runtime: Runtime) -> None:
+    arguments = json.dumps({"to": EMAIL, "subject": "hello"})
+    out, inspector = await _inspect(runtime, CHAT, legacy_function_call_stream("send", arguments))
+    assert EMAIL.encode() not in out
+    sent = ""
+    for frame in read_sse(out):
+        if frame.data not in (None, "[DONE]"):
+            call = json.loads(frame.data)["choices"][0]["delta"].get("function_call") or {}
+            sent += call.get("arguments", "")
+    assert sent == json.dumps({"to": REDACTED, "subject": "hello"})
+    assert inspector.summary()["byType"] == {"email": 1}
+
+
+@pytest.mark.anyio
+async def test_legacy_function_call_card_stops_the_stream(runtime: Runtime) -> None:
+    arguments = json.dumps({"card": CARD, "note": "x" * 300})
+    out, inspector = await _inspect(runtime, CHAT, legacy_function_call_stream("pay", arguments))
+    assert inspector.blocked
+    assert CARD[:8].encode() not in out
+    assert b"[DONE]" not in out
 
 
 @pytest.mark.anyio

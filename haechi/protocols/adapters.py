@@ -123,6 +123,8 @@ _CHAT = RouteSpec(
             FragmentSpec(
                 ("choices", EACH, "delta", "tool_calls", EACH), (), ("function", "arguments")
             ),
+            # The older ``functions`` API streams one call's arguments the same way.
+            FragmentSpec(("choices", EACH), (), ("delta", "function_call", "arguments")),
             # Reasoning models on OpenAI-compatible servers (vLLM, llama.cpp, DeepSeek,
             # Ollama, OpenRouter) stream their reasoning beside the answer, in one of these;
             # a refusal, and the transcript of an audio answer, are streamed in pieces too.
