@@ -205,6 +205,23 @@ def test_invalid_json_is_400(gateway: Gateway, body: bytes) -> None:
     assert gateway.upstream.received == []
 
 
+@pytest.mark.parametrize("flag", ['"true"', "1", '"false"', "0", "{}"])
+def test_a_stream_flag_that_is_not_a_boolean_is_400(gateway: Gateway, flag: str) -> None:
+    body = f'{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"stream":{flag}}}'
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body.encode())
+    assert response.status_code == 400
+    assert response.json()["error"] == "haechi_invalid_stream_flag"
+    assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(("flag", "status"), [("true", 501), ("false", 200), ("null", 200)])
+def test_a_boolean_or_null_stream_flag_is_read(gateway: Gateway, flag: str, status: int) -> None:
+    body = f'{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"stream":{flag}}}'
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body.encode())
+    assert response.status_code == status  # streaming is off by default: 501 for true
+    assert len(gateway.upstream.received) == (status == 200)
+
+
 @pytest.mark.parametrize("depth", [300, 50_000])
 def test_deep_nesting_is_413_and_never_forwarded(gateway: Gateway, depth: int) -> None:
     body = ("[" * depth + "]" * depth).encode()

@@ -129,6 +129,10 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return None
 
 
+#: The types a request's ``stream`` field may have.
+_FLAGS: Final = (bool, type(None))
+
+
 def _unchanged(result: ProtectResult) -> bool:
     """Whether protection left the payload exactly as it was."""
     return result.mode != "enforce" or not result.summary.get("detectionCount")
@@ -309,6 +313,9 @@ class GatewayApp:
             policy.model_allowlist, request_model(adapter, route, payload)
         ):
             await self._deny_model(request)
+        if isinstance(payload, dict) and type(payload.get("stream", False)) not in _FLAGS:
+            # Servers that coerce "true" or 1 would stream what the gateway reads as one body.
+            raise GatewayError("haechi_invalid_stream_flag")
         streaming = is_streaming_request(route, payload)
         if streaming:
             self._check_streaming(request, route)
