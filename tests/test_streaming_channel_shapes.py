@@ -423,6 +423,32 @@ async def test_gemini_text_of_a_later_candidate_is_windowed(runtime: Runtime) ->
     assert texts[(1, 0)] == "Mail [REDACTED:email] now"
 
 
+async def test_gemini_thought_parts_have_a_window_of_their_own(runtime: Runtime) -> None:
+    """A thinking model streams its thoughts as parts flagged ``thought`` at the same place
+    as the answer: the thoughts' held text must come back as thought, never as answer."""
+
+    def frame(text: str, *, thought: bool) -> str:
+        part: dict[str, Any] = {"text": text, **({"thought": True} if thought else {})}
+        return _gemini([{"content": {"parts": [part], "role": "model"}}])
+
+    wire = (
+        frame("Think: mail john.doe@exa", thought=True)
+        + frame("mple.com later", thought=True)
+        + frame("Answer: ", thought=False)
+        + frame("ok", thought=False)
+    )
+    out = await _run(runtime, GEMINI, wire.encode())
+    thoughts, answer = "", ""
+    for f in read_sse(out):
+        for part in json.loads(f.data or "{}")["candidates"][0]["content"]["parts"]:
+            if part.get("thought"):
+                thoughts += part["text"]
+            else:
+                answer += part["text"]
+    assert thoughts == "Think: mail [REDACTED:email] later"
+    assert answer == "Answer: ok"
+
+
 async def test_a_text_field_written_with_escapes_is_still_windowed(runtime: Runtime) -> None:
     """Frames are only skipped for a text field whose name they do not contain; a name
     written with ``\\u`` escapes is the same name to JSON, so it is not skipped."""

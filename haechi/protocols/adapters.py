@@ -275,15 +275,18 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
         "stream-generate-content",
         _sse(
             ("candidates", 0, "content", "parts", 0, "text"),
-            # The text of other parts and candidates: a window per (candidate, part).
+            # The text of other parts and candidates: a window per (candidate, part); a
+            # thinking model's thoughts (parts flagged ``thought``) have their own, and
+            # copies of a frame keep the flag, so held thought never comes back as answer.
             fragments=(
                 FragmentSpec(
                     ("candidates", EACH, "content", "parts", EACH),
-                    (),
+                    ("thought",),
                     ("text",),
-                    frozenset({(0, 0)}),
+                    frozenset({(0, 0, None), (0, 0, False)}),
                 ),
             ),
+            kept_in_copies=frozenset({"index", "type", "thought"}),
         ),
         always_streaming=True,
     ),

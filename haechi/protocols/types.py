@@ -28,11 +28,11 @@ class FragmentSpec:
             ``content_block_delta``). Each :data:`EACH` adds the element's ``index`` (its
             position when it has none) to the name of the text.
         keys: the element's fields that further name the text a piece continues (Anthropic's
-            ``index``; the Responses API's ``item_id``, ``type`` and ``content_index``). A
-            missing field names the text too (the unnamed pieces of a spec share one
-            window); an element with a field that is not an integer, a string or missing is
-            protected within its frame. No names at all: the stream has one such text
-            (Ollama's ``thinking``).
+            ``index``; the Responses API's ``item_id``, ``type`` and ``content_index``;
+            Gemini's ``thought`` flag). A missing field names the text too (the unnamed
+            pieces of a spec share one window); an element with a field that is not an
+            integer, a string, a boolean or missing is protected within its frame. No names
+            at all: the stream has one such text (Ollama's ``thinking``).
         text: path of the piece inside the element.
         exclude: names whose text is the route's answer, not a piece of its own (the first
             choice's), which goes through the answer's window wherever it sits in the frame.
@@ -41,7 +41,7 @@ class FragmentSpec:
     elements: tuple[PathSegment, ...] | None
     keys: tuple[str, ...]
     text: tuple[PathSegment, ...]
-    exclude: frozenset[tuple[int | str, ...]] = frozenset()
+    exclude: frozenset[tuple[int | str | bool | None, ...]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

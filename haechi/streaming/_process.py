@@ -369,7 +369,7 @@ class FrameProcessor:
                 name = (*qualifiers, *(element.get(key) for key in spec.keys))
                 text = _text_at(element, spec.text)
                 if text is None or not all(
-                    part is None or type(part) in (int, str) for part in name
+                    part is None or type(part) in (int, str, bool) for part in name
                 ):
                     continue  # not a piece of a named text: protected within the frame
                 where = (*prefix, *spec.text)
