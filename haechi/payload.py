@@ -19,7 +19,7 @@ answers with 413.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -30,6 +30,7 @@ from haechi.models import Entry, PathSegment
 
 __all__ = [
     "DEFAULT_MAX_NESTING_DEPTH",
+    "WITHHELD_KEY",
     "PathTexts",
     "collect_entries",
     "number_text",
@@ -175,12 +176,24 @@ def _join(prefix: str, segment: PathSegment) -> str:
     return f"{prefix}.{hashed}" if prefix else hashed
 
 
-def path_text(path: Sequence[PathSegment]) -> str:
+#: The segment written for a key that is itself a detected value (see :func:`path_text`).
+WITHHELD_KEY: Final = "key_redacted"
+
+
+def path_text(path: Sequence[PathSegment], withheld: Collection[str] = ()) -> str:
     """The audit-safe text of one path: ``messages[0].content`` becomes
-    ``key_f5cccfb73751[0].key_ed7002b439e9``; the root is ``""``."""
+    ``key_f5cccfb73751[0].key_ed7002b439e9``; the root is ``""``.
+
+    A key in ``withheld`` (a key in which a value was detected) is written
+    :data:`WITHHELD_KEY` instead of its hash: the short hash of a value as small as a phone
+    number is reversed by trying them all.
+    """
     text = ""
     for segment in path:
-        text = _join(text, segment)
+        if withheld and isinstance(segment, str) and segment in withheld:
+            text = f"{text}.{WITHHELD_KEY}" if text else WITHHELD_KEY
+        else:
+            text = _join(text, segment)
     return text
 
 

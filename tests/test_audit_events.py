@@ -136,7 +136,7 @@ def test_protect_event_shape() -> None:
         {
             "type": "secret",
             "ruleId": "aws-access-key",
-            "path": f"key_{short_hash('k')}",
+            "path": "key_redacted",  # a key that holds a detected value is never hashed
             "kind": "key",
             "confidence": 0.99,
             "action": "unknown",
@@ -163,6 +163,29 @@ def test_protect_event_defaults_and_non_enforcing_modes() -> None:
             "enforced"
         ]
         is False
+    )
+
+
+async def test_a_key_that_is_a_detected_value_is_withheld_from_paths_and_shape() -> None:
+    """The short hash of a phone number written as a key is reversed by trying every number;
+    neither the paths nor the shape hash may carry it."""
+    import haechi
+
+    phone = "010-7391-2846"
+    runtime = haechi.create_runtime(
+        {"mode": "enforce", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}
+    )
+    payload = {"metadata": {"call_log": {phone: {"note": "mail jane@example.com"}}}}
+    await runtime.protect(payload)
+    (event,) = [record async for record in runtime.audit.store.records()]
+    paths = [detection["path"] for detection in event["detections"]]
+    hashed = short_hash(phone)
+    assert all(hashed not in path for path in paths), paths
+    assert any(path.endswith(".key_redacted") for path in paths)
+    assert any(".key_redacted." in path for path in paths)  # the email below the phone key
+    assert event["payloadShapeHash"] != payload_shape_hash(payload)
+    assert event["payloadShapeHash"] == payload_shape_hash(
+        {"metadata": {"call_log": {"key_redacted": {"note": "mail jane@example.com"}}}}
     )
 
 

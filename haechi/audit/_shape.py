@@ -18,11 +18,12 @@ are hashed in batches, so the text is never held whole.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from json.encoder import encode_basestring  # the C string encoder canonical_json also uses
 from typing import Any, Final
 
 from haechi._canonical import canonical_json
+from haechi.payload import WITHHELD_KEY
 
 __all__ = ["payload_shape_hash"]
 
@@ -32,30 +33,35 @@ _BATCH: Final = 4096
 _FAST_DEPTH: Final = 128
 _MAX_INDEX: Final = 2**32 - 2
 
+_WITHHELD: Final = encode_basestring(WITHHELD_KEY)
 _NULL: Final = '{"type":"null"}'
 _STRING: Final = '{"type":"string","length":'
 _BOOLEAN: Final = '{"type":"boolean"}'
 _NUMBER: Final = '{"type":"number"}'
 
 
-def payload_shape_hash(payload: Any) -> str:
+def payload_shape_hash(payload: Any, withheld: Collection[str] = ()) -> str:
     """First 12 hex of SHA-256 over the JSON of the payload's *shape*.
 
     The shape keeps the structure and the raw keys and replaces every leaf: a string by
     ``{"type":"string","length":<UTF-16 length>}``, ``null`` by ``{"type":"null"}``, a
     number or boolean by ``{"type":"number"}`` / ``{"type":"boolean"}``. It is serialised
     as ``JSON.stringify`` would (key order of a JavaScript object), so two implementations
-    fingerprint one payload alike. Runs in time linear in the payload size; a value that is
-    not JSON raises ``TypeError``.
+    fingerprint one payload alike. A key in ``withheld`` (one in which a value was
+    detected) is written ``"key_redacted"``: the hash of a known shape around one small
+    value (a phone number as a key) would give the value away. Runs in time linear in the
+    payload size; a value that is not JSON raises ``TypeError``.
     """
     digest = hashlib.sha256()
     parts: list[str] = []
     try:
+        if withheld:
+            raise _Unusual  # the general walk writes withheld keys
         _fast(payload, parts, digest, 0)
     except (_Unusual, RecursionError):
         digest = hashlib.sha256()
         parts = []
-        for fragment in _general(payload):
+        for fragment in _general(payload, withheld):
             parts.append(fragment)
             if len(parts) >= _BATCH:
                 _flush(parts, digest)
@@ -153,7 +159,7 @@ def _key_order(mapping: Mapping[str, Any]) -> list[str]:
     return indices + [key for key in keys if not _is_index(key)]
 
 
-def _general(payload: Any) -> Iterator[str]:
+def _general(payload: Any, withheld: Collection[str] = ()) -> Iterator[str]:
     # Iterative, so a deep payload costs time linear in its size and no recursion.
     stack: list[tuple[bool, Any]] = [(False, payload)]
     while stack:
@@ -183,7 +189,8 @@ def _general(payload: Any) -> Iterator[str]:
                 key = keys[position]
                 pending.append((False, item[key]))
                 separator = "," if position else ""
-                pending.append((True, f"{separator}{canonical_json(key)}:"))
+                name = _WITHHELD if key in withheld else canonical_json(key)
+                pending.append((True, f"{separator}{name}:"))
             pending.append((True, "{"))
             stack.extend(pending)
         else:

@@ -124,11 +124,19 @@ def protect_event(
     :func:`payload_shape_hash`). ``findings`` are the kept detections with their decided
     ``action`` (``None`` is written as ``"unknown"``); each becomes ``{type, ruleId, path,
     kind, confidence, action, enforced}`` with the path as hashed path text and no value or
-    offsets. ``summary`` is the result summary (``detectionCount``, ``byType``,
-    ``byAction`` and the optional suppressed/dropped counts). ``enforced`` is derived from
-    ``mode``: only ``enforce`` may change or block a payload.
+    offsets. A key in which a value was detected is withheld from every path text and from
+    the shape (written ``key_redacted``), since its short hash can be reversed. ``summary``
+    is the result summary (``detectionCount``, ``byType``, ``byAction`` and the optional
+    suppressed/dropped counts). ``enforced`` is derived from ``mode``: only ``enforce`` may
+    change or block a payload.
     """
     enforced = mode == "enforce"
+    findings = tuple(findings)
+    withheld = frozenset(
+        finding.path[-1]
+        for finding in findings
+        if finding.kind == "key" and finding.path and isinstance(finding.path[-1], str)
+    )
     return {
         "schemaVersion": SCHEMA_VERSION,
         "id": _uuid4(),
@@ -141,19 +149,21 @@ def protect_event(
         "mode": mode,
         "enforced": enforced,
         "blocked": blocked,
-        "payloadShapeHash": payload_shape_hash(payload),
-        "detections": _detections(findings, enforced),
+        "payloadShapeHash": payload_shape_hash(payload, withheld),
+        "detections": _detections(findings, enforced, withheld),
         "summary": dict(summary),
     }
 
 
-def _detections(findings: Iterable[Finding], enforced: bool) -> list[dict[str, Any]]:
+def _detections(
+    findings: Iterable[Finding], enforced: bool, withheld: frozenset[str]
+) -> list[dict[str, Any]]:
     texts: dict[tuple[PathSegment, ...], str] = {}  # findings in one leaf share its path
     detections = []
     for finding in findings:
         path = texts.get(finding.path)
         if path is None:
-            path = texts[finding.path] = path_text(finding.path)
+            path = texts[finding.path] = path_text(finding.path, withheld)
         detections.append(
             {
                 "type": finding.type,
