@@ -32,7 +32,7 @@ import importlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final, NamedTuple
 
@@ -46,7 +46,7 @@ from haechi.detect.patterns import head_groups
 from haechi.detect.prefilter import DigitRuns, LiteralScanner
 from haechi.detect.rule import Rule
 from haechi.detect.subruns import sub_runs
-from haechi.detect.unicode import fold
+from haechi.detect.unicode import fold, visible
 from haechi.errors import DetectionError
 from haechi.models import Detection, Direction, Entry, EntryKind, PathSegment
 
@@ -682,6 +682,10 @@ class DetectionEngine:
             detections.append(self._key_name(text, path))
         if case != "unstable" and detections:
             detections = resolve_overlaps(detections, self._confirmation(hits))
+        if not quiet:
+            view = visible(text)
+            if view is not None:
+                detections = self._invisible(text, view, direction, path, kind, detections)
         if self._decode and kind != "number":
             detections.extend(self._decoded(text, path, kind, rule_set, detections))
         if detections:
@@ -691,6 +695,35 @@ class DetectionEngine:
         elif not quiet and case == "original":
             rule_set.quiet.add(text)
         return detections
+
+    def _invisible(
+        self,
+        text: str,
+        view: tuple[str, tuple[int, ...]],
+        direction: str,
+        path: tuple[PathSegment, ...],
+        kind: EntryKind,
+        detections: list[Detection],
+    ) -> list[Detection]:
+        """``detections`` and the findings of ``text`` as read without its invisible
+        characters (a card number with zero-width spaces between its digits, an address in
+        tag characters), each mapped back to the span of ``text`` it was read from (a
+        whole-leaf finding to the whole leaf)."""
+        seen, origin = view
+        found: list[Detection] = []
+        for detection in self._scan(seen, direction, path, kind):
+            if detection.start == 0 and detection.end == len(seen):
+                start, end = 0, len(text)
+            elif detection.end > detection.start:
+                start, end = origin[detection.start], origin[detection.end - 1] + 1
+            else:
+                continue
+            if not any(
+                known.type == detection.type and known.start <= start and end <= known.end
+                for known in detections
+            ):
+                found.append(replace(detection, start=start, end=end, value=text[start:end]))
+        return resolve_overlaps([*detections, *found]) if found else detections
 
     @staticmethod
     def _confirmation(hits: Sequence[_Hit]) -> Callable[[int], bool] | None:

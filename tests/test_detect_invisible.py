@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Invisible characters (Unicode format controls) typed inside a value: the value is found
+as a reader (or a model) sees it, and its span covers the invisible characters too."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haechi.detect import DetectionEngine, default_rules
+from haechi.detect.unicode import _INVISIBLE, visible
+
+ENGINE = DetectionEngine(default_rules())
+CARD = "4111 1111 1111 1111"
+EMAIL = "jane.doe@example.com"
+#: Invisible characters people paste with text (web pages, PDFs, chat apps).
+INVISIBLE = ["\u200b", "\u00ad", "\u2060", "\u200c", "\u200d", "\ufeff", "\u202c", "\u2066"]
+
+
+def _tags(text: str) -> str:
+    return "".join(chr(0xE0000 + ord(character)) for character in text)
+
+
+def test_the_invisible_class_is_exactly_the_format_controls() -> None:
+    format_controls = {
+        point for point in range(sys.maxunicode + 1) if unicodedata.category(chr(point)) == "Cf"
+    }
+    matched = {point for point in range(sys.maxunicode + 1) if _INVISIBLE.match(chr(point))}
+    assert matched == format_controls
+
+
+def test_visible_drops_controls_reads_tags_and_maps_back() -> None:
+    text = "a\u200bb" + _tags("c@") + "\u00add"
+    seen, origin = visible(text) or ("", ())
+    assert seen == "abc@d"
+    assert [text[i] for i in origin] == ["a", "b", chr(0xE0063), chr(0xE0040), "d"]
+    assert visible("plain ascii") is None
+    assert visible("caf\u00e9 without controls") is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    at=st.lists(st.integers(min_value=1, max_value=len(CARD) - 1), min_size=1, max_size=4),
+    chars=st.lists(st.sampled_from(INVISIBLE), min_size=4, max_size=4),
+)
+def test_a_card_with_invisible_characters_inside_is_a_card(at: list[int], chars: list[str]) -> None:
+    value = CARD
+    for position, char in sorted(zip(at, chars, strict=False), reverse=True):
+        value = value[:position] + char + value[position:]
+    text = f"pay with {value} today"
+    (found,) = [d for d in ENGINE.scan_text(text, direction="request") if d.type == "card"]
+    assert found.hard_block
+    assert text[found.start : found.end] == value
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    at=st.lists(st.integers(min_value=1, max_value=len(EMAIL) - 1), min_size=1, max_size=4),
+    chars=st.lists(st.sampled_from(INVISIBLE), min_size=4, max_size=4),
+)
+def test_an_address_with_invisible_characters_inside_is_found_whole(
+    at: list[int], chars: list[str]
+) -> None:
+    value = EMAIL
+    for position, char in sorted(zip(at, chars, strict=False), reverse=True):
+        value = value[:position] + char + value[position:]
+    text = f"mail {value} now"
+    found = [d for d in ENGINE.scan_text(text, direction="response") if d.type == "email"]
+    assert [(d.start, d.end) for d in found] == [(5, 5 + len(value))]
+
+
+def test_an_address_in_tag_characters_is_found() -> None:
+    text = f"see {_tags(EMAIL)} ok"
+    (found,) = ENGINE.scan_text(text, direction="request")
+    assert found.type == "email"
+    assert text[found.start : found.end] == _tags(EMAIL)
+
+
+def test_text_with_invisible_characters_and_nothing_else_has_no_findings() -> None:
+    assert ENGINE.scan_text("hello\u200b world\u00ad and \u2060 friends", direction="request") == []
