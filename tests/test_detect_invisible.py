@@ -1,17 +1,21 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Invisible characters (Unicode format controls) typed inside a value: the value is found
-as a reader (or a model) sees it, and its span covers the invisible characters too."""
+"""Text read as a reader (or a model) reads it: invisible characters (Unicode format
+controls) typed inside a value, and JSON escapes in a string that holds JSON (tool-call
+arguments). The value is found, and its span covers what hid it."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import haechi
 from haechi.detect import DetectionEngine, default_rules
-from haechi.detect.unicode import _INVISIBLE, visible
+from haechi.detect.unicode import _INVISIBLE, as_read
 
 ENGINE = DetectionEngine(default_rules())
 CARD = "4111 1111 1111 1111"
@@ -32,13 +36,22 @@ def test_the_invisible_class_is_exactly_the_format_controls() -> None:
     assert matched == format_controls
 
 
-def test_visible_drops_controls_reads_tags_and_maps_back() -> None:
-    text = "a\u200bb" + _tags("c@") + "\u00add"
-    seen, origin = visible(text) or ("", ())
-    assert seen == "abc@d"
-    assert [text[i] for i in origin] == ["a", "b", chr(0xE0063), chr(0xE0040), "d"]
-    assert visible("plain ascii") is None
-    assert visible("caf\u00e9 without controls") is None
+def test_as_read_drops_controls_reads_tags_and_escapes_and_maps_back() -> None:
+    text = "a\u200bb" + _tags("c@") + "\u00add\\u0040e\\ud835\\udfcf"
+    seen, starts, ends = as_read(text) or ("", (), ())
+    assert seen == "abc@d@e\U0001d7cf"
+    assert [text[a:b] for a, b in zip(starts, ends, strict=True)] == [
+        "a",
+        "b",
+        chr(0xE0063),
+        chr(0xE0040),
+        "d",
+        "\\u0040",
+        "e",
+        "\\ud835\\udfcf",
+    ]
+    assert as_read("plain ascii, a path C:\\users\\x") is None
+    assert as_read("caf\u00e9 without controls") is None
 
 
 @settings(max_examples=60, deadline=None)
@@ -81,3 +94,34 @@ def test_an_address_in_tag_characters_is_found() -> None:
 
 def test_text_with_invisible_characters_and_nothing_else_has_no_findings() -> None:
     assert ENGINE.scan_text("hello\u200b world\u00ad and \u2060 friends", direction="request") == []
+
+
+def _escaped(document: object) -> str:
+    """JSON as Python's encoder writes it by default: every non-ASCII character escaped."""
+    return json.dumps(document)
+
+
+def test_values_in_escaped_json_inside_a_string_are_found() -> None:
+    card = "4111\u00a01111\u00a01111\u00a01111"  # NBSP between the groups
+    phone = "\uff10\uff11\uff10-1234-5678"  # full-width digits
+    arguments = _escaped({"card": card, "to": "jane.doe\uff20example.com", "phone": phone})
+    assert "\\u00a0" in arguments
+    found = {
+        d.type: arguments[d.start : d.end]
+        for d in ENGINE.scan_text(arguments, direction="response")
+    }
+    assert found["card"] == json.dumps(card)[1:-1]
+    assert found["email"] == json.dumps("jane.doe\uff20example.com")[1:-1]
+    assert found["phone"] == json.dumps(phone)[1:-1]
+
+
+def test_escaped_tool_call_arguments_stay_json_with_the_value_redacted() -> None:
+    runtime = haechi.create_runtime(
+        {"mode": "enforce", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}
+    )
+    arguments = _escaped({"to": "jane.doe\u0040example.com", "note": "caf\u00e9"})
+    arguments = arguments.replace("@", "\\u0040")
+    answer = {"choices": [{"message": {"tool_calls": [{"function": {"arguments": arguments}}]}}]}
+    result = asyncio.run(runtime.protect(answer, direction="response"))
+    sent = result.payload["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == {"to": "[REDACTED:email]", "note": "caf\u00e9"}

@@ -46,7 +46,7 @@ from haechi.detect.patterns import head_groups
 from haechi.detect.prefilter import DigitRuns, LiteralScanner
 from haechi.detect.rule import Rule
 from haechi.detect.subruns import sub_runs
-from haechi.detect.unicode import fold, visible
+from haechi.detect.unicode import as_read, fold
 from haechi.errors import DetectionError
 from haechi.models import Detection, Direction, Entry, EntryKind, PathSegment
 
@@ -683,9 +683,9 @@ class DetectionEngine:
         if case != "unstable" and detections:
             detections = resolve_overlaps(detections, self._confirmation(hits))
         if not quiet:
-            view = visible(text)
-            if view is not None:
-                detections = self._invisible(text, view, direction, path, kind, detections)
+            reading = as_read(text)
+            if reading is not None:
+                detections = self._as_read(text, reading, direction, path, kind, detections)
         if self._decode and kind != "number":
             detections.extend(self._decoded(text, path, kind, rule_set, detections))
         if detections:
@@ -696,26 +696,26 @@ class DetectionEngine:
             rule_set.quiet.add(text)
         return detections
 
-    def _invisible(
+    def _as_read(
         self,
         text: str,
-        view: tuple[str, tuple[int, ...]],
+        reading: tuple[str, tuple[int, ...], tuple[int, ...]],
         direction: str,
         path: tuple[PathSegment, ...],
         kind: EntryKind,
         detections: list[Detection],
     ) -> list[Detection]:
-        """``detections`` and the findings of ``text`` as read without its invisible
-        characters (a card number with zero-width spaces between its digits, an address in
-        tag characters), each mapped back to the span of ``text`` it was read from (a
-        whole-leaf finding to the whole leaf)."""
-        seen, origin = view
+        """``detections`` and the findings of ``text`` as a reader reads it (see
+        :func:`~haechi.detect.unicode.as_read`: a card number with zero-width spaces between
+        its digits, an address in tag characters or in JSON escapes), each mapped back to the
+        span of ``text`` it was read from (a whole-leaf finding to the whole leaf)."""
+        seen, starts, ends = reading
         found: list[Detection] = []
         for detection in self._scan(seen, direction, path, kind):
             if detection.start == 0 and detection.end == len(seen):
                 start, end = 0, len(text)
             elif detection.end > detection.start:
-                start, end = origin[detection.start], origin[detection.end - 1] + 1
+                start, end = starts[detection.start], ends[detection.end - 1]
             else:
                 continue
             if not any(

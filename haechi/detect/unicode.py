@@ -29,7 +29,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Final, Literal, NamedTuple
 
-__all__ = ["FoldCase", "Folded", "fold", "visible"]
+__all__ = ["FoldCase", "Folded", "as_read", "fold"]
 
 #: Characters that render as nothing: Unicode's format controls (category ``Cf``: soft hyphen,
 #: zero-width space and joiners, word joiner, bidi controls, tag characters, ...). Typed
@@ -43,6 +43,10 @@ _INVISIBLE: Final = re.compile(
 #: Tag characters that spell printable ASCII invisibly (U+E0020-U+E007E: "ASCII smuggling").
 _TAG_BASE: Final = 0xE0000
 _TAGS: Final = range(0xE0020, 0xE007F)
+#: A JSON ``\\uXXXX`` escape: a surrogate pair (groups 1, 2) or any other one (group 3).
+_ESCAPE: Final = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})"
+)
 
 FoldCase = Literal["original", "stable", "unstable"]
 
@@ -73,26 +77,45 @@ def fold(text: str) -> Folded:
     return Folded("unstable", normalized)
 
 
-def visible(text: str) -> tuple[str, tuple[int, ...]] | None:
-    """``text`` without its invisible characters, and where each of its characters is in
-    ``text``; ``None`` when ``text`` has none.
 
-    Tag characters are read as the ASCII characters they stand for (a model can read text
-    written in them); every other format control is dropped. Each character of the result
-    comes from one character of ``text``, so a span of the result maps back to the span of
-    ``text`` from its first character's origin to its last one's.
+def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
+    """``text`` as a reader (or a model) reads it, where each of its characters comes from
+    (``start`` and ``end`` offsets in ``text``); ``None`` when that is ``text`` itself.
+
+    Two things make the two differ. Invisible characters: tag characters are read as the
+    ASCII they stand for (a model reads text written in them), every other format control
+    is dropped. And JSON ``\\uXXXX`` escapes (surrogate pairs joined), which a string holding
+    JSON (tool-call arguments, a tool's result) uses for any character: the escape is read
+    as its character, as the JSON decoder on the other side will. A span of the result maps
+    back to ``text`` from its first character's start to its last one's end.
     """
-    if text.isascii() or _INVISIBLE.search(text) is None:
+    escaped = "\\u" in text and _ESCAPE.search(text) is not None
+    if not escaped and (text.isascii() or _INVISIBLE.search(text) is None):
         return None
     characters: list[str] = []
-    origin: list[int] = []
-    for index, character in enumerate(text):
+    starts: list[int] = []
+    ends: list[int] = []
+
+    def read(character: str, start: int, end: int) -> None:
         point = ord(character)
         if point in _TAGS:
-            characters.append(chr(point - _TAG_BASE))
+            character = chr(point - _TAG_BASE)
         elif _INVISIBLE.match(character):
-            continue
+            return
+        characters.append(character)
+        starts.append(start)
+        ends.append(end)
+
+    position = 0
+    for match in _ESCAPE.finditer(text) if escaped else ():
+        for index in range(position, match.start()):
+            read(text[index], index, index + 1)
+        if match[3] is not None:
+            read(chr(int(match[3], 16)), match.start(), match.end())
         else:
-            characters.append(character)
-        origin.append(index)
-    return "".join(characters), tuple(origin)
+            high, low = int(match[1], 16) - 0xD800, int(match[2], 16) - 0xDC00
+            read(chr(0x10000 + (high << 10) + low), match.start(), match.end())
+        position = match.end()
+    for index in range(position, len(text)):
+        read(text[index], index, index + 1)
+    return "".join(characters), tuple(starts), tuple(ends)
