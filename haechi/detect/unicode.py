@@ -77,7 +77,6 @@ def fold(text: str) -> Folded:
     return Folded("unstable", normalized)
 
 
-
 def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
     """``text`` as a reader (or a model) reads it, where each of its characters comes from
     (``start`` and ``end`` offsets in ``text``); ``None`` when that is ``text`` itself.
