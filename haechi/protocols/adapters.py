@@ -239,8 +239,11 @@ def _anthropic_opening(frame: dict[str, Any]) -> dict[str, Any] | None:
     if frame.get("type") != "content_block_start" or not isinstance(block, dict):
         return None
     kind = block.get("type")
-    name, delta_type = _ANTHROPIC_BLOCK_TEXTS.get(kind, ("", "")) if type(kind) is str else ("", "")
-    text = block.get(name) if name else None
+    known = _ANTHROPIC_BLOCK_TEXTS.get(kind) if isinstance(kind, str) else None
+    if known is None:
+        return None
+    name, delta_type = known
+    text = block.get(name)
     if not isinstance(text, str) or not text:
         return None
     block[name] = ""
