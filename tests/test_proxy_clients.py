@@ -242,3 +242,90 @@ def test_gemini_stream_method_streams_whatever_the_body_says(tmp_path: Path) -> 
         assert streamed.headers["content-type"].startswith("text/event-stream")
         assert EMAIL not in streamed.text
         assert gemini_stream_text(streamed.text) == "write to [REDACTED:email]"
+
+
+def test_ollama_generate_leaves_its_token_ids_out_of_an_enforced_answer(
+    ollama_gateway: Gateway,
+) -> None:
+    """``context`` is the conversation as token ids, the answer's included: decoded with the
+    model's tokenizer it would give back what was redacted, and detection cannot read it."""
+    client = ollama.Client(host=ollama_gateway.url)
+    answer = f"write to {EMAIL}"
+    ollama_gateway.upstream.queue(Reply(text=answer), Reply(text=answer))
+    whole = client.generate(model="llama3", prompt="hi", stream=False)
+    assert whole.response == "write to [REDACTED:email]"
+    assert whole.context is None
+    parts = list(client.generate(model="llama3", prompt="hi", stream=True))
+    assert "".join(part.response for part in parts) == "write to [REDACTED:email]"
+    assert parts[-1].done
+    assert all(part.context is None for part in parts)
+
+
+def test_ollama_generate_keeps_its_token_ids_in_dry_run(tmp_path: Path) -> None:
+    config = {
+        "target": {"type": "ollama"},
+        "streaming": {"requestMode": "inspect", "responseMode": "dry-run"},
+        "responseProtection": {"enabled": True, "mode": "dry-run"},
+    }
+    with gateway_in_front(tmp_path, config) as gateway:
+        client = ollama.Client(host=gateway.url)
+        expected = [ord(char) for char in "hiecho: hi"]
+        assert client.generate(model="llama3", prompt="hi", stream=False).context == expected
+        parts = list(client.generate(model="llama3", prompt="hi", stream=True))
+        assert parts[-1].context == expected
+
+
+GEMINI_ARRAY_STREAM = "/v1beta/models/gemini-1.5-flash:streamGenerateContent"
+
+
+def gemini_array_text(chunks: list[dict[str, object]]) -> str:
+    """The text of a Gemini JSON-array stream: its chunks' first parts, joined."""
+    return "".join(
+        chunk["candidates"][0]["content"]["parts"][0]["text"]  # type: ignore[index]
+        for chunk in chunks
+    )
+
+
+def test_gemini_array_stream_joins_a_value_cut_between_chunks(tmp_path: Path) -> None:
+    """Without ``?alt=sse`` Gemini streams one JSON array of chunks; a value cut between
+    chunks is read as a stream is, and one stream event is audited."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        gateway.upstream.queue(Reply(text=f"write to {EMAIL} now", chunks=None))
+        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/json")
+        assert EMAIL not in response.text
+        assert "jane" not in response.text
+        chunks = response.json()
+        assert len(chunks) > 2
+        assert gemini_array_text(chunks) == "write to [REDACTED:email] now"
+        finished = [c for c in chunks if c["candidates"][0].get("finishReason") == "STOP"]
+        assert len(finished) == 1
+        streams = [r for r in gateway.audit() if r.get("reason", "").startswith("stream_")]
+        assert [r["reason"] for r in streams] == ["stream_inspected"]
+        assert "stream_inspected" in gateway.metrics('decision="stream_inspected"')
+
+
+def test_gemini_array_stream_that_is_clean_is_relayed_as_sent(tmp_path: Path) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        gateway.upstream.queue(Reply(text="nothing to see here"))
+        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+        assert response.status_code == 200
+        assert gemini_array_text(response.json()) == "nothing to see here"
+        # The test upstream writes ``json.dumps`` spacing; a rewritten body is compact.
+        assert response.text.startswith('[{"candidates": [')
+        assert "no-store" not in response.headers.get("cache-control", "")
+
+
+def test_gemini_array_stream_with_a_card_cut_between_chunks_is_refused(tmp_path: Path) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        gateway.upstream.queue(Reply(text="card 4111 1111 1111 1111 ok"))
+        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_response_policy_block"
+        assert "4111" not in response.text
+        streams = [r for r in gateway.audit() if r.get("reason", "").startswith("stream_")]
+        assert [r["reason"] for r in streams] == ["stream_policy_block"]

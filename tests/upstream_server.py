@@ -445,7 +445,12 @@ class UpstreamServer:
         self, model: str, body: dict[str, Any], reply: Reply, send: _Send
     ) -> None:
         text = _answer(reply, _user_text(body, "prompt"))
-        await _ollama_answer(model, body, reply, send, text, lambda piece: {"response": piece})
+        # The final chunk carries ``context``: the conversation as token ids (one per
+        # character here), the answer's included.
+        context = {"context": [ord(char) for char in _user_text(body, "prompt") + text]}
+        await _ollama_answer(
+            model, body, reply, send, text, lambda piece: {"response": piece}, context
+        )
 
     async def _ollama_embed(
         self, model: str, body: dict[str, Any], reply: Reply, send: _Send
@@ -557,6 +562,15 @@ class UpstreamServer:
             return
         if verb == "streamGenerateContent":
             pieces = list(_chunks(reply, text))
+            if "alt=sse" not in query:
+                # Without ``alt=sse`` Gemini sends the chunks as one JSON array.
+                last = len(pieces) - 1
+                chunks = [
+                    candidate(piece, "STOP" if i == last else None)
+                    for i, piece in enumerate(pieces)
+                ]
+                await _respond_json(send, 200, chunks, reply)
+                return
             frames = [
                 _sse(candidate(piece, "STOP" if i == len(pieces) - 1 else None), newline="\r\n")
                 for i, piece in enumerate(pieces)
@@ -751,8 +765,10 @@ async def _ollama_answer(
     send: _Send,
     text: str,
     content: Callable[[str], dict[str, Any]],
+    final: Mapping[str, Any] | None = None,
 ) -> None:
-    """Answer an Ollama chat or generate call: one JSON body, or NDJSON chunks ending in done."""
+    """Answer an Ollama chat or generate call: one JSON body, or NDJSON chunks ending in done
+    (which carries ``final``'s fields)."""
 
     def chunk(piece: str, done: bool) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -762,7 +778,7 @@ async def _ollama_answer(
             "done": done,
         }
         if done:
-            data.update(done_reason="stop", total_duration=1, eval_count=1)
+            data.update(done_reason="stop", total_duration=1, eval_count=1, **(final or {}))
         return data
 
     if body.get("stream") is False:

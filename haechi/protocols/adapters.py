@@ -42,6 +42,7 @@ class RouteSpec:
     streaming: StreamDescriptor | None = None
     streaming_by_default: bool = False
     always_streaming: bool = False
+    opaque_fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class ProtocolAdapter:
             streaming_by_default=spec.streaming_by_default,
             always_streaming=spec.always_streaming,
             streaming=spec.streaming,
+            opaque_fields=spec.opaque_fields,
         )
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
             self._known[key] = route
@@ -218,6 +220,9 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
             fragments=(FragmentSpec(None, (), ("thinking",)),),
         ),
         streaming_by_default=True,
+        # The conversation as the model's token ids, the answer's included: it would carry
+        # a redacted value to any client holding the tokenizer.
+        opaque_fields=frozenset({"context"}),
     ),
     "/api/embed": RouteSpec("embed"),
     "/api/embeddings": RouteSpec("embeddings"),

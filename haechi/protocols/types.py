@@ -89,6 +89,9 @@ class Route:
     ``always_streaming``: the route answers with a stream whatever the body says (Gemini
     ``:streamGenerateContent`` has no ``stream`` field, so a ``"stream": false`` in its body
     must not send the answer down the non-streaming path).
+    ``opaque_fields``: top-level fields of the answer (or of each streamed frame) that
+    restate it in a form detection cannot read, such as Ollama's ``context`` token ids; an
+    enforced answer leaves them out, since they would carry what was redacted.
     """
 
     adapter_id: str
@@ -101,3 +104,4 @@ class Route:
     streaming_by_default: bool = False
     always_streaming: bool = False
     streaming: StreamDescriptor | None = None
+    opaque_fields: frozenset[str] = frozenset()

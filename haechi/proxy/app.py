@@ -521,7 +521,9 @@ class GatewayApp:
             if inspect and not self._is_stream(response, route):
                 # An error answer (or a server that ignored "stream") is a plain body:
                 # inspect it like any response, whatever responseProtection says.
-                await self.responses.respond(request, response, send, tokens, force=True)
+                await self.responses.respond(
+                    request, response, send, tokens, instead_of_stream=True
+                )
                 return
             pump = self._pump(request, response, send, inspect, tokens)
             await _until_disconnect(pump, receive)
@@ -552,7 +554,7 @@ class GatewayApp:
         if inspect:
             # The inspector writes the stream's audit event and counts the request itself.
             request.decision = ""
-            inspector = self._inspector(request, tokens)
+            inspector = self.stream_inspector(request, tokens)
             chunks = inspector.run(response.aiter_raw())
         else:
             chunks = iter_capped(response, self.config.response_protection.max_bytes)
@@ -577,7 +579,8 @@ class GatewayApp:
             return
         await send({"type": "http.response.body", "body": b""})
 
-    def _inspector(self, request: GatewayRequest, tokens: tuple[str, ...]) -> StreamInspector:
+    def stream_inspector(self, request: GatewayRequest, tokens: tuple[str, ...]) -> StreamInspector:
+        """The inspector of the streamed answer to ``request``."""
         route = request.route
         assert route is not None
         return StreamInspector(

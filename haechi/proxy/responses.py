@@ -20,16 +20,20 @@ Error texts never quote upstream bytes (a parser message would).
 
 from __future__ import annotations
 
+import json
 import zlib
-from typing import TYPE_CHECKING, Final, NoReturn
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
 from haechi.proxy.pipeline import decode_document
 from haechi.proxy.upstream import ResponseTooLarge, UpstreamResponse, read_capped
+from haechi.streaming import NdjsonParser, SseParser, encode_ndjson, encode_sse
 
 if TYPE_CHECKING:
+    from haechi.protocols.types import Route, StreamDescriptor
     from haechi.proxy.app import GatewayApp, GatewayRequest
 
 __all__ = ["ResponseHandler", "decompress", "is_json_media_type"]
@@ -89,11 +93,14 @@ class ResponseHandler:
         send: Send,
         tokens: tuple[str, ...],
         *,
-        force: bool = False,
+        instead_of_stream: bool = False,
     ) -> None:
-        """Answer the client with ``response`` (inspected when configured or ``force``)."""
+        """Answer the client with ``response``: inspected when configured, and always when
+        ``instead_of_stream`` (a streaming request answered with one body)."""
         route = request.route
-        protect = force or (self._enabled and route is not None and route.protect_response)
+        protect = instead_of_stream or (
+            self._enabled and route is not None and route.protect_response
+        )
         cid = request.correlation_id.encode()
         if request.scope["method"] == "HEAD":
             await self._answer_head(response, send, cid)
@@ -134,6 +141,15 @@ class ResponseHandler:
         except (ValueError, RecursionError):
             await self._uninspectable(request, response, raw, send, "invalid_json_response")
             return
+        if instead_of_stream and route is not None and isinstance(document, list):
+            chunks = await self._chunks(request, route, document, tokens)
+            changed = not whole or chunks is not None
+            out = compact_json(document if chunks is None else chunks) + b"\n" if changed else body
+            headers = response_headers(
+                response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
+            )
+            await send_response(send, response.status_code, headers, out)
+            return
         result = await gateway.protect(request, document, direction="response", mode=self._mode)
         if result.blocked:
             request.decision = "response_blocked"
@@ -146,6 +162,10 @@ class ResponseHandler:
             result.mode == "enforce" and bool(result.summary.get("detectionCount"))
         )
         payload = result.payload if changed else document
+        opaque = route.opaque_fields if route is not None and result.mode == "enforce" else ()
+        if isinstance(payload, dict) and any(name in payload for name in opaque):
+            payload = {key: value for key, value in payload.items() if key not in opaque}
+            changed = True
         if self._detokenize and tokens:
             restored = await gateway.runtime.detokenize(payload, tokens)
             if restored != payload:
@@ -155,6 +175,49 @@ class ResponseHandler:
             response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
         )
         await send_response(send, response.status_code, headers, out)
+
+    async def _chunks(
+        self,
+        request: GatewayRequest,
+        route: Route,
+        chunks: list[Any],
+        tokens: tuple[str, ...],
+    ) -> list[Any] | None:
+        """A stream sent as one JSON array of its chunks (Gemini's ``streamGenerateContent``
+        without ``?alt=sse``): each chunk is read as one frame of the stream, so that text
+        cut between chunks is joined in the stream's windows like in any stream. Returns the
+        protected chunks (copies carrying held text included), or ``None`` when the stream
+        was left as it came (nothing found or enforced, no token to restore); a block or a
+        failed inspection refuses the whole answer, nothing of which has been sent yet."""
+        gateway = self._gateway
+        descriptor = route.streaming
+        assert descriptor is not None  # a streaming request's route
+        frames = "".join(_frame(descriptor, chunk) for chunk in chunks).encode()
+        inspector = gateway.stream_inspector(request, tokens)
+        request.decision = ""  # the inspector writes the audit event and counts the request
+        protected = b"".join([part async for part in inspector.run(_once(frames))])
+        if inspector.blocked:
+            if inspector.reason == "stream_policy_block":
+                raise GatewayError(
+                    "haechi_response_policy_block", extra={"summary": inspector.summary()}
+                )
+            raise GatewayError("haechi_response_unprotected", extra={"reason": inspector.reason})
+        if gateway.config.streaming.response_mode == "enforce":
+            opaque = route.opaque_fields
+            changed = bool(inspector.summary()["detectionCount"]) or any(
+                isinstance(chunk, dict) and not opaque.isdisjoint(chunk) for chunk in chunks
+            )
+        else:
+            changed = False
+        if not changed and not (self._detokenize and tokens):
+            return None
+        parser: SseParser | NdjsonParser = (
+            SseParser(len(protected) + 1)
+            if descriptor.format == "sse"
+            else NdjsonParser(len(protected) + 1)
+        )
+        parsed = parser.feed(protected) + parser.finish()
+        return [json.loads(frame.data) for frame in parsed if frame.data is not None]
 
     async def _relay(
         self, request: GatewayRequest, response: UpstreamResponse, send: Send, cid: bytes
@@ -210,3 +273,13 @@ class ResponseHandler:
         cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid)
         await send_response(send, response.status_code, headers, raw)
+
+
+def _frame(descriptor: StreamDescriptor, chunk: Any) -> str:
+    """``chunk`` as one frame of ``descriptor``'s framing (ASCII JSON: never a line break)."""
+    data = json.dumps(chunk, separators=(",", ":"))
+    return encode_sse((), data) if descriptor.format == "sse" else encode_ndjson(data)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -120,6 +120,7 @@ class FrameProcessor:
         "_finish",
         "_fragments",
         "_kept",
+        "_opaque",
         "_parser",
         "_path",
         "_probes",
@@ -139,8 +140,10 @@ class FrameProcessor:
         *,
         max_frame_bytes: int,
         detokenizer: StreamDetokenizer | None = None,
+        opaque_fields: frozenset[str] = frozenset(),
     ) -> None:
         self._protector = protector
+        self._opaque = opaque_fields
         self._descriptor = descriptor
         self._path = descriptor.delta_path
         self._sse = descriptor.format == "sse"
@@ -239,6 +242,9 @@ class FrameProcessor:
     ) -> None:
         descriptor = self._descriptor
         path = self._path
+        if self._opaque and isinstance(frame, dict):
+            for name in self._opaque:
+                frame.pop(name, None)
         kind = frame.get("type") if isinstance(frame, dict) else None
         kind = kind if isinstance(kind, str) else None
         done = descriptor.done_field
