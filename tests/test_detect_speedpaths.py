@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from haechi.detect import KEY_NAME_RULE_ID, DetectionEngine, Rule, default_rules
+from haechi.detect import KEY_NAME_RULE_ID, DetectionEngine, Rule, default_rules, validators
 from haechi.detect import engine as engine_module
 from haechi.detect.engine import _Leaf
 from haechi.detect.overlaps import resolve_overlaps
@@ -322,3 +322,95 @@ def test_remembered_leaves_give_the_findings_of_a_fresh_scan() -> None:
                         _findings(fresh.detect(entries, direction=direction))
                     )
     assert "assistant" in remembering._sets["response"].quiet
+
+
+# --- remembered marker parts ------------------------------------------------------------------
+
+_MARKER_INNERS = st.one_of(
+    st.sampled_from(
+        [
+            "REDACTED:email",
+            "REDACTED:api_key",
+            "TOKEN:tok_email_a6d376389bb21964",
+            "TOKEN:card:0123456789ab",
+            "REDACTED:sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWx",
+            "REDACTED:demo_abcdefghij0123456789xyz",
+            "TOKEN:sk_demo_a1B2c3D4e5F6g7H8i9J0k1L2",
+            # Well shaped (lowercase identifiers) yet holding a secret:
+            "REDACTED:sk_live_4ec39hqlyjwdarjtt1zdp7dc",
+            "REDACTED:npm_a8f3kl9mq2we7rt1yu4io6pz5xc0vb3nm8sd",
+            "TOKEN:tok_sk_live_4ec39hqlyjwdarjtt1zdp7dc_0123456789abcdef",
+            "TOKEN:rk_live_4ec39hqlyjwdarjtt1zdp7dc:deadbeef12",
+        ]
+    ),
+    st.builds(
+        lambda kind, inner: f"{kind}:{inner}",
+        st.sampled_from(["REDACTED", "TOKEN"]),
+        st.text(st.sampled_from("abcxyz_019:-ABQ"), min_size=1, max_size=40),
+    ),
+)
+
+
+@SETTINGS
+@given(
+    inners=st.lists(_MARKER_INNERS, min_size=1, max_size=4),
+    direction=st.sampled_from(["request", "response"]),
+)
+def test_remembered_marker_parts_give_the_findings_of_a_fresh_scan(
+    inners: list[str], direction: str
+) -> None:
+    """Marker parts in which nothing was found are remembered; a part with a finding never
+    is, so a secret smuggled in a marker is found every time it comes back."""
+    text = " and ".join(f"[{inner}]" for inner in inners)
+    for _round in range(2):
+        ENGINE_FRESH._sets[direction].quiet_parts._texts.clear()
+        expected = _findings(ENGINE_FRESH.scan_text(text, direction=direction, path=("v",)))
+        assert _findings(ENGINE.scan_text(text, direction=direction, path=("v",))) == expected
+
+
+ENGINE_FRESH = DetectionEngine(default_rules())
+
+
+def test_a_marker_part_with_a_finding_is_not_remembered() -> None:
+    engine = DetectionEngine(default_rules())
+    secret = "sk_live_" + "4ec39hqlyjwdarjtt1zdp7dc"
+    for _round in range(3):
+        found = engine.scan_text(f"[REDACTED:{secret}]", direction="response")
+        assert [d.value for d in found] == [secret]
+    parts = engine._sets["response"].quiet_parts
+    assert secret not in parts
+    assert not parts._texts
+    engine.scan_text("[REDACTED:email]", direction="response")
+    assert "email" in parts
+
+
+# --- remembered phone verdicts -----------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    text=st.one_of(
+        st.sampled_from(["010-1234-5678", "02-312-3456", "010-0000-0000", "+82 10-1234-5678"]),
+        st.text(st.sampled_from("0123456789-+ ()"), min_size=1, max_size=18),
+    )
+)
+def test_a_remembered_phone_verdict_is_libphonenumbers(text: str) -> None:
+    check = validators.phone_in_regions(("KR", "US"))
+    plain = check._valid(text)  # type: ignore[attr-defined]
+    assert check(text) is plain
+    assert check(text) is plain
+    assert validators.phone_international(text) is validators._valid_international(text)
+
+
+def test_phone_verdicts_are_kept_by_digest_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validators, "_VERDICTS", 8)
+    check = validators.phone_in_regions(("KR",))
+    assert check("010-1234-5678") is True
+    known = check._verdicts._known  # type: ignore[attr-defined]
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in known)
+    assert not any(b"1234" in key or b"5678" in key for key in known)
+    for index in range(30):
+        check(f"010-1234-{index:04d}")
+        assert len(known) <= 8
+    assert check("010-1234-5678") is True
+    assert check("123") is False

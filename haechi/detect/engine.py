@@ -194,7 +194,7 @@ def _indices(mask: int) -> Iterator[int]:
 
 
 class _QuietLeaves:
-    """Short leaf texts in which no rule of one direction found anything.
+    """Short leaf texts (or marker parts) in which no rule of one direction found anything.
 
     Keys, roles, model names and other short values repeat in every request; remembering
     that their rules find nothing skips folding, prefilters and rules for them. Only texts
@@ -273,6 +273,9 @@ class _RuleSet:
         self._built: dict[tuple[int, ...], tuple[_Locator, ...]] = {}
         self._chosen: dict[int, tuple[_Compiled, ...]] = {}
         self.quiet = _QuietLeaves()
+        # Marker parts (``REDACTED:email``, ``email``) in which no rule found anything: an
+        # answer that repeats protected text carries the same few markers again and again.
+        self.quiet_parts = _QuietLeaves()
 
     def locators(self, digits: int) -> tuple[_Locator, ...]:
         """The locators of the rules that can run on text whose longest run has ``digits``
@@ -832,10 +835,15 @@ class DetectionEngine:
     def _scan_part(self, text: str, start: int, end: int, rule_set: _RuleSet) -> list[_Hit]:
         """Hits in ``text[start:end]`` scanned on its own (marker parts are plain ASCII)."""
         part = text[start:end]
-        return [
+        if part in rule_set.quiet_parts:
+            return []
+        hits = [
             _Hit(hit.rule, hit.start + start, hit.end + start)
             for hit in self._run(part, rule_set.leaf(part))
         ]
+        if not hits:
+            rule_set.quiet_parts.add(part)
+        return hits
 
     @staticmethod
     def _detection(

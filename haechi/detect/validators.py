@@ -12,10 +12,12 @@ Validators never raise on odd input: malformed text simply fails.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import ipaddress
 import re
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import phonenumbers
@@ -185,8 +187,49 @@ def es_dni_nie(text: str) -> bool:
     return _es_dni(value)
 
 
+#: Verdicts a :class:`_Verdicts` keeps before it starts over.
+_VERDICTS: Final = 4096
+
+
+class _Verdicts:
+    """Remembered libphonenumber verdicts, by a keyed digest of the number's text.
+
+    libphonenumber is pure Python and spends tens of microseconds on one number, and the
+    same numbers come back request after request (a chat client resends the conversation
+    on every turn). The memo keeps a BLAKE2b digest under a key drawn when the process
+    starts, never the number, and a verdict is a pure function of the text; at most
+    :data:`_VERDICTS` are kept, and the memo is emptied when full.
+    """
+
+    __slots__ = ("_key", "_known")
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(16)
+        self._known: dict[bytes, bool] = {}
+
+    def verdict(self, text: str, check: Callable[[str], bool]) -> bool:
+        """``check(text)``, computed once per text."""
+        digest = hashlib.blake2b(
+            text.encode("utf-8", "surrogatepass"), key=self._key, digest_size=16
+        ).digest()
+        known = self._known.get(digest)
+        if known is None:
+            known = check(text)
+            if len(self._known) >= _VERDICTS:
+                self._known.clear()
+            self._known[digest] = known
+        return known
+
+
+_INTERNATIONAL: Final = _Verdicts()
+
+
 def phone_international(text: str) -> bool:
     """A ``+``-prefixed number that libphonenumber accepts as a valid number."""
+    return _INTERNATIONAL.verdict(text, _valid_international)
+
+
+def _valid_international(text: str) -> bool:
     try:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
@@ -203,12 +246,16 @@ class _RegionPhone:
     """:func:`phone_in_regions`: libphonenumber's verdict for a number written the way
     ``regions`` write it, trying each region in turn."""
 
-    __slots__ = ("_regions",)
+    __slots__ = ("_regions", "_verdicts")
 
     def __init__(self, regions: tuple[str, ...]) -> None:
         self._regions = regions
+        self._verdicts = _Verdicts()
 
     def __call__(self, text: str) -> bool:
+        return self._verdicts.verdict(text, self._valid)
+
+    def _valid(self, text: str) -> bool:
         for region in self._regions:
             try:
                 number = phonenumbers.parse(text, region)
@@ -229,7 +276,7 @@ class _RegionPhone:
                     national = phonenumbers.format_number(
                         example, phonenumbers.PhoneNumberFormat.NATIONAL
                     )
-                    self(national)
+                    self._valid(national)
 
 
 #: Every kind of number libphonenumber has example numbers for.
