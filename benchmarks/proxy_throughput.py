@@ -15,7 +15,9 @@ a paced row at concurrency 32 that offers ``--rate`` requests per second (defaul
 what the gateway answers when saturated), so that latency is a request's cost rather than
 the queue in front of the gateway (``--rate 250,500,1000`` adds a direct and a gateway row
 per rate; the other paced rows use the last); gateway dry-run (detect and audit only) at 32
-and 256; a streamed answer (SSE, 16 frames) direct and through the gateway in ``inspect`` mode; and
+and 256; gateway enforce with response protection off, as it is by default
+(``responseProtection.enabled: false``; "req-only"), one request at a time and paced; a
+streamed answer (SSE, 16 frames) direct and through the gateway in ``inspect`` mode; and
 enforce with the audit file fsynced before each append returns ("fsync-each",
 ``audit.fsyncIntervalMs: 0``) and with the in-memory audit store ("mem-audit"), both
 saturated and paced. Every other row writes the audit file as configured by default: each
@@ -557,6 +559,11 @@ _AUDITS: Final = {
     "memory": {"sink": "memory"},
 }
 _AUDIT_LABELS: Final = {"jsonl": "", "strict": " fsync-each", "memory": " mem-audit"}
+_MODE_LABELS: Final = {
+    "enforce": "enforce",
+    "enforce-requests": "enforce req-only",
+    "dry-run": "dry-run",
+}
 
 
 _IN_PROCESS_AUDITS: Final = {
@@ -571,7 +578,10 @@ def _audit_config(audit: str, path: Path) -> dict[str, Any]:
 
 
 def _gateway_config(workdir: Path, upstream: str, mode: str, audit: str, workers: int = 1) -> Path:
+    """A gateway configuration file; ``mode`` is ``enforce`` (requests and answers),
+    ``enforce-requests`` (response protection off, its default) or ``dry-run``."""
     enforce = mode == "enforce"
+    mode = mode.removesuffix("-requests")
     config = {
         "mode": mode,
         "target": {"type": "openai-compatible", "upstream": upstream},
@@ -591,10 +601,10 @@ def _gateway_config(workdir: Path, upstream: str, mode: str, audit: str, workers
         "streaming": {"requestMode": "inspect"},
         "limits": {"upstreamTimeoutMs": 30000},
         "keys": {"keyFile": str(workdir / "keys.json")},
-        "audit": _audit_config(audit, workdir / f"audit-{mode}-{audit}.jsonl"),
+        "audit": _audit_config(audit, workdir / f"audit-{mode}-{enforce}-{audit}.jsonl"),
         "tokenVault": {"path": str(workdir / "vault.json")},
     }
-    path = workdir / f"haechi-{mode}-{audit}-w{workers}.json"
+    path = workdir / f"haechi-{mode}-{enforce}-{audit}-w{workers}.json"
     path.write_text(json.dumps(config))
     return path
 
@@ -705,6 +715,7 @@ def main() -> None:
             gateway_plan = [
                 ("enforce", "jsonl", workers, [*plan, *sweep, streamed]),
                 ("dry-run", "jsonl", workers, plan[1:]),
+                ("enforce-requests", "jsonl", workers, [plan[0], paced]),
                 ("enforce", "strict", workers, [plan[0], plan[1], paced]),
                 ("enforce", "memory", workers, [plan[1], paced]),
             ]
@@ -716,7 +727,7 @@ def main() -> None:
                         concurrency, stream, rate = case
                         load = _Load(path, stream, args.requests, args.warmup, concurrency, rate)
                         result = _measure(gateway_port, load, repeat=args.repeat)
-                        name = f"gateway w{count} {mode}"
+                        name = f"gateway w{count} {_MODE_LABELS[mode]}"
                         name += _AUDIT_LABELS[audit]
                         rows.append(_row(_name(name, case), concurrency, result, direct[case]))
     print(
