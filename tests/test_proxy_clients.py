@@ -7,6 +7,7 @@ Each test points an official client (``openai``, ``anthropic``, ``ollama``) at t
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ import httpx
 import ollama
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
@@ -329,3 +332,25 @@ def test_gemini_array_stream_with_a_card_cut_between_chunks_is_refused(tmp_path:
         assert "4111" not in response.text
         streams = [r for r in gateway.audit() if r.get("reason", "").startswith("stream_")]
         assert [r["reason"] for r in streams] == ["stream_policy_block"]
+
+
+def test_gemini_array_stream_never_shows_a_value_however_it_is_cut(tmp_path: Path) -> None:
+    """Wherever the chunks of an array stream cut the answer, the address is not relayed and
+    the chunks joined read as the redacted answer."""
+    answer = f"mail {EMAIL} today"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(cuts=st.lists(st.integers(1, len(answer) - 1), unique=True, max_size=8))
+        def check(cuts: list[int]) -> None:
+            bounds = [0, *sorted(cuts), len(answer)]
+            pieces = [answer[a:b] for a, b in itertools.pairwise(bounds)]
+            gateway.upstream.queue(Reply(text=answer, chunks=pieces))
+            response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+            assert response.status_code == 200
+            assert "jane" not in response.text
+            assert gemini_array_text(response.json()) == "mail [REDACTED:email] today"
+
+        check()
