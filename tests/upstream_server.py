@@ -274,17 +274,26 @@ class UpstreamServer:
         self, model: str, body: dict[str, Any], reply: Reply, send: _Send
     ) -> None:
         text = _answer(reply, _user_text(body, "chat"))
+        # vLLM's ``return_token_ids``: each choice also carries its text as token ids (one
+        # per character here).
+        ids = body.get("return_token_ids") is True
         if body.get("stream") is not True:
-            await _respond_json(send, 200, chat_completion(text, model), reply)
+            completion = chat_completion(text, model)
+            if ids:
+                completion["choices"][0]["token_ids"] = [ord(char) for char in text]
+            await _respond_json(send, 200, completion, reply)
             return
 
         def frame(delta: dict[str, Any], finish: str | None) -> bytes:
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            if ids:
+                choice["token_ids"] = [ord(char) for char in delta.get("content", "")]
             chunk = {
                 "id": "chatcmpl-test",
                 "object": "chat.completion.chunk",
                 "created": 0,
                 "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": [choice],
             }
             return _sse(chunk)
 
@@ -420,9 +429,16 @@ class UpstreamServer:
     ) -> None:
         text = _answer(reply, _user_text(body, "prompt"))
         if body.get("stream") is not True:
-            await _respond_json(send, 200, {"content": text, "stop": True, "model": model}, reply)
+            answer: dict[str, Any] = {"content": text, "stop": True, "model": model}
+            if body.get("return_tokens") is True:
+                answer["tokens"] = [ord(char) for char in text]
+            await _respond_json(send, 200, answer, reply)
             return
-        frames = [_sse({"content": piece, "stop": False}) for piece in _chunks(reply, text)]
+        # Streamed, every frame carries its piece as token ids too (one per character here).
+        frames = [
+            _sse({"content": piece, "tokens": [ord(char) for char in piece], "stop": False})
+            for piece in _chunks(reply, text)
+        ]
         frames.append(_sse({"content": "", "stop": True, "model": model}))
         await _stream(send, "text/event-stream", frames, reply)
 

@@ -117,6 +117,9 @@ def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor
     return StreamDescriptor(format="sse", delta_path=delta, **kwargs)
 
 
+#: vLLM's ``return_token_ids``: each choice's answer as token ids (the prompt's ids, of the
+#: protected prompt, are harmless and kept).
+_VLLM_TOKEN_IDS: Final = frozenset({"token_ids"})
 _CHAT = RouteSpec(
     "chat-completions",
     _sse(
@@ -140,6 +143,7 @@ _CHAT = RouteSpec(
         ),
         finish_path=("choices", 0, "finish_reason"),
     ),
+    opaque_fields=_VLLM_TOKEN_IDS,
 )
 _COMPLETIONS = RouteSpec(
     "completions",
@@ -148,6 +152,7 @@ _COMPLETIONS = RouteSpec(
         fragments=(FragmentSpec(("choices", EACH), (), ("text",), frozenset({(0,)})),),
         finish_path=("choices", 0, "finish_reason"),
     ),
+    opaque_fields=_VLLM_TOKEN_IDS,
 )
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
 #: text again), and those that end the stream.
@@ -193,8 +198,14 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/chat/completions": _CHAT,
     "/v1/completions": _COMPLETIONS,
     "/v1/embeddings": _EMBEDDINGS,
-    # llama.cpp's native stream ends with a ``"stop": true`` frame.
-    "/completion": RouteSpec("legacy-completion", _sse(("content",), done_field="stop")),
+    # llama.cpp's native stream ends with a ``"stop": true`` frame. Its frames carry their
+    # piece of the answer as token ids too, in ``tokens`` (and a whole answer does when asked
+    # with ``return_tokens``).
+    "/completion": RouteSpec(
+        "legacy-completion",
+        _sse(("content",), done_field="stop"),
+        opaque_fields=frozenset({"tokens"}),
+    ),
 }
 
 _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {

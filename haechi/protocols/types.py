@@ -89,9 +89,10 @@ class Route:
     ``always_streaming``: the route answers with a stream whatever the body says (Gemini
     ``:streamGenerateContent`` has no ``stream`` field, so a ``"stream": false`` in its body
     must not send the answer down the non-streaming path).
-    ``opaque_fields``: top-level fields of the answer (or of each streamed frame) that
-    restate it in a form detection cannot read, such as Ollama's ``context`` token ids; an
-    enforced answer leaves them out, since they would carry what was redacted.
+    ``opaque_fields``: names of the fields, at any depth of the answer (or of a streamed
+    frame), that restate it as token ids, which detection cannot read (Ollama's ``context``);
+    an answer protected in enforce mode leaves them out (see
+    :mod:`haechi.protocols.token_ids`).
     """
 
     adapter_id: str

@@ -25,6 +25,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from haechi.protocols.token_ids import drop_fields
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
@@ -162,10 +163,8 @@ class ResponseHandler:
             result.mode == "enforce" and bool(result.summary.get("detectionCount"))
         )
         payload = result.payload if changed else document
-        opaque = route.opaque_fields if route is not None and result.mode == "enforce" else ()
-        if isinstance(payload, dict) and any(name in payload for name in opaque):
-            payload = {key: value for key, value in payload.items() if key not in opaque}
-            changed = True
+        if route is not None and route.opaque_fields and result.mode == "enforce":
+            changed = drop_fields(payload, route.opaque_fields) or changed
         if self._detokenize and tokens:
             restored = await gateway.runtime.detokenize(payload, tokens)
             if restored != payload:
@@ -192,6 +191,8 @@ class ResponseHandler:
         gateway = self._gateway
         descriptor = route.streaming
         assert descriptor is not None  # a streaming request's route
+        enforce = gateway.config.streaming.response_mode == "enforce"
+        dropped = enforce and drop_fields(chunks, route.opaque_fields)
         frames = "".join(_frame(descriptor, chunk) for chunk in chunks).encode()
         inspector = gateway.stream_inspector(request, tokens)
         request.decision = ""  # the inspector writes the audit event and counts the request
@@ -202,13 +203,7 @@ class ResponseHandler:
                     "haechi_response_policy_block", extra={"summary": inspector.summary()}
                 )
             raise GatewayError("haechi_response_unprotected", extra={"reason": inspector.reason})
-        if gateway.config.streaming.response_mode == "enforce":
-            opaque = route.opaque_fields
-            changed = bool(inspector.summary()["detectionCount"]) or any(
-                isinstance(chunk, dict) and not opaque.isdisjoint(chunk) for chunk in chunks
-            )
-        else:
-            changed = False
+        changed = dropped or (enforce and bool(inspector.summary()["detectionCount"]))
         if not changed and not (self._detokenize and tokens):
             return None
         parser: SseParser | NdjsonParser = (

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from haechi.models import PathSegment
+from haechi.protocols.token_ids import drop_fields
 from haechi.protocols.types import EACH, FragmentSpec, StreamDescriptor
 from haechi.stream_window import TextStreamProtector
 from haechi.streaming._json import dumps
@@ -242,9 +243,8 @@ class FrameProcessor:
     ) -> None:
         descriptor = self._descriptor
         path = self._path
-        if self._opaque and isinstance(frame, dict):
-            for name in self._opaque:
-                frame.pop(name, None)
+        if self._opaque:
+            drop_fields(frame, self._opaque)
         kind = frame.get("type") if isinstance(frame, dict) else None
         kind = kind if isinstance(kind, str) else None
         done = descriptor.done_field

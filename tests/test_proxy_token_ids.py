@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Answers that restate their text as token ids: the ids leave protected answers.
+
+A client holding the model's tokenizer reads token ids back into text, so ids of a redacted
+answer would carry the value the gateway took out. Ollama's ``context`` is covered with the
+Ollama client in ``test_proxy_clients``; here llama.cpp's ``tokens`` and vLLM's
+``token_ids``, streamed and not, through a gateway on a real socket.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haechi.protocols.token_ids import drop_fields
+from tests.upstream_server import Reply, gateway_in_front
+
+EMAIL = "jane.doe@example.com"
+ANSWER = f"write to {EMAIL}"
+REDACTED = "write to [REDACTED:email]"
+PROTECTED = {"streaming": {"requestMode": "inspect"}, "responseProtection": {"enabled": True}}
+
+
+def _events(text: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line[5:])
+        for line in text.splitlines()
+        if line.startswith("data:") and line[5:].strip() != "[DONE]"
+    ]
+
+
+def test_llama_cpp_frames_lose_their_token_ids(tmp_path: Path) -> None:
+    config = {"target": {"type": "llama-cpp"}, **PROTECTED}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text=ANSWER))
+        body = {"prompt": "hi", "stream": True}
+        streamed = httpx.post(f"{gateway.url}/completion", json=body)
+        frames = _events(streamed.text)
+        assert "".join(frame["content"] for frame in frames) == REDACTED
+        assert all("tokens" not in frame for frame in frames)
+        gateway.upstream.queue(Reply(text=ANSWER))
+        body = {"prompt": "hi", "return_tokens": True}
+        whole = httpx.post(f"{gateway.url}/completion", json=body).json()
+        assert whole["content"] == REDACTED
+        assert "tokens" not in whole
+
+
+def test_vllm_choices_lose_their_token_ids(tmp_path: Path) -> None:
+    config = {"target": {"type": "vllm-openai"}, **PROTECTED}
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text=ANSWER))
+        body = {**chat, "return_token_ids": True}
+        whole = httpx.post(f"{gateway.url}/v1/chat/completions", json=body).json()
+        assert whole["choices"][0]["message"]["content"] == REDACTED
+        assert "token_ids" not in whole["choices"][0]
+        gateway.upstream.queue(Reply(text=ANSWER))
+        body = {**chat, "return_token_ids": True, "stream": True}
+        streamed = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        chunks = _events(streamed.text)
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+        assert text == REDACTED
+        assert "token_ids" not in streamed.text
+
+
+def test_token_ids_stay_in_dry_run(tmp_path: Path) -> None:
+    config = {
+        "target": {"type": "vllm-openai"},
+        "responseProtection": {"enabled": True, "mode": "dry-run"},
+    }
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text="plain"))
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        whole = httpx.post(
+            f"{gateway.url}/v1/chat/completions", json={**body, "return_token_ids": True}
+        ).json()
+        assert whole["choices"][0]["token_ids"] == [ord(char) for char in "plain"]
+
+
+_JSON = st.recursive(
+    st.none() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "tokens", "context", "b"]), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=_JSON)
+def test_drop_fields_leaves_no_named_member_anywhere(document: Any) -> None:
+    before = json.dumps(document)
+    names = frozenset({"tokens", "context"})
+    dropped = drop_fields(document, names)
+    after = json.dumps(document)
+    assert '"tokens"' not in after
+    assert '"context"' not in after
+    assert dropped == (before != after)
+
+
+def test_drop_fields_walks_deeper_than_the_recursion_limit() -> None:
+    document: Any = {"context": [1]}
+    for _ in range(5000):
+        document = {"a": [document]}
+    assert drop_fields(document, frozenset({"context"}))
+    assert drop_fields(document, frozenset({"context"})) is False
+
+
+@pytest.mark.parametrize("names", [frozenset(), frozenset({"x"})])
+def test_drop_fields_without_a_match_changes_nothing(names: frozenset[str]) -> None:
+    document = {"a": [{"b": 1}], "c": "x"}
+    assert drop_fields(document, names) is False
+    assert document == {"a": [{"b": 1}], "c": "x"}
