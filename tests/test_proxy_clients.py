@@ -354,3 +354,24 @@ def test_gemini_array_stream_never_shows_a_value_however_it_is_cut(tmp_path: Pat
             assert gemini_array_text(response.json()) == "mail [REDACTED:email] today"
 
         check()
+
+
+def test_gemini_array_stream_restores_this_requests_tokens(tmp_path: Path) -> None:
+    """With ``detokenizeResponses`` the tokens issued for the request come back restored in
+    an array stream too, even when the chunks cut a token."""
+    config = {
+        "target": {"type": "gemini"},
+        **STREAMING,
+        "policy": {"actions": {"email": "tokenize"}},
+        "tokenVault": {"detokenizeResponses": True},
+    }
+    body = {"contents": [{"role": "user", "parts": [{"text": f"I am {EMAIL}"}]}]}
+    with gateway_in_front(tmp_path, config) as gateway:
+        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+        assert response.status_code == 200
+        seen = gateway.upstream.last.text
+        assert EMAIL not in seen
+        assert "[TOKEN:" in seen
+        chunks = response.json()
+        assert len(chunks) > 3
+        assert gemini_array_text(chunks) == f"echo: I am {EMAIL}"
