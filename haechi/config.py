@@ -152,6 +152,11 @@ class TargetConfig(_Section):
         "Extra lowercase request header names forwarded upstream (the security-relevant "
         "ones such as authorization and cookie can never be added).",
     )
+    token_id_input: Literal["refuse", "relay"] = _field(
+        "refuse",
+        "A request whose prompt or input is token ids (which detection cannot read): refuse "
+        "it (403) or relay it uninspected.",
+    )
 
     @field_validator("type")
     @classmethod

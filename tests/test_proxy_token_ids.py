@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Answers that restate their text as token ids: the ids leave protected answers.
+"""Text written as token ids: the ids leave protected answers, and requests that carry them
+are refused unless the configuration relays them.
 
 A client holding the model's tokenizer reads token ids back into text, so ids of a redacted
-answer would carry the value the gateway took out. Ollama's ``context`` is covered with the
-Ollama client in ``test_proxy_clients``; here llama.cpp's ``tokens`` and vLLM's
-``token_ids``, streamed and not, through a gateway on a real socket.
+answer would carry the value the gateway took out, and ids in a request reach the model
+uninspected. Ollama's ``context`` in answers is covered with the Ollama client in
+``test_proxy_clients``; here llama.cpp's ``tokens`` and vLLM's ``token_ids``, streamed and
+not, and the request side, through a gateway on a real socket.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import ollama
+import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haechi.protocols.token_ids import drop_fields
+from haechi.protocols.token_ids import drop_fields, holds_token_ids
 from tests.upstream_server import Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
@@ -118,3 +122,72 @@ def test_drop_fields_without_a_match_changes_nothing(names: frozenset[str]) -> N
     document = {"a": [{"b": 1}], "c": "x"}
     assert drop_fields(document, names) is False
     assert document == {"a": [{"b": 1}], "c": "x"}
+
+
+# -- token ids in requests --------------------------------------------------------------------
+
+
+def _refusals(gateway: Any) -> list[str]:
+    return [r["reason"] for r in gateway.audit() if r.get("decision") == "token_ids_refused"]
+
+
+def test_token_id_prompts_are_refused_before_the_upstream(tmp_path: Path) -> None:
+    """Token ids spell text detection cannot read: the official client gets a 403, the
+    upstream is never reached, and the refusal is audited."""
+    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}}) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.completions.create(model="m", prompt=[9906, 1917])
+        assert refused.value.response.json()["error"] == "haechi_token_ids_refused"
+        with pytest.raises(openai.PermissionDeniedError):
+            client.embeddings.create(model="m", input=[[9906, 1917], [42]])
+        assert gateway.upstream.received == []
+        assert _refusals(gateway) == ["token_id_input", "token_id_input"]
+        # Text is inspected and forwarded as usual.
+        assert client.embeddings.create(model="m", input=["hello"]).data
+        assert len(gateway.upstream.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("adapter", "path", "body"),
+    [
+        ("llama-cpp", "/completion", {"prompt": [12, " mixed ", 34]}),
+        ("ollama", "/api/generate", {"model": "m", "prompt": "hi", "context": [1, 2, 3]}),
+        ("vllm-openai", "/v1/completions", {"model": "m", "prompt": [[1, 2], [3]]}),
+    ],
+)
+def test_token_ids_in_each_protocol_are_refused(
+    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+) -> None:
+    with gateway_in_front(tmp_path, {"target": {"type": adapter}}) as gateway:
+        response = httpx.post(f"{gateway.url}{path}", json={**body, "stream": False})
+        assert response.status_code == 403
+        assert response.json()["error"] == "haechi_token_ids_refused"
+        assert gateway.upstream.received == []
+
+
+def test_token_ids_are_relayed_when_configured(tmp_path: Path) -> None:
+    config = {"target": {"type": "ollama", "tokenIdInput": "relay"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        client = ollama.Client(host=gateway.url)
+        answer = client.generate(model="m", prompt="hi", context=[1, 2, 3], stream=False)
+        assert answer.response == "echo: hi"
+        assert gateway.upstream.last.json()["context"] == [1, 2, 3]
+        assert _refusals(gateway) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"prompt": "text"}, False),
+        ({"prompt": ["a", "b"]}, False),
+        ({"prompt": [True, None, 1.5]}, False),
+        ({"other": [1, 2]}, False),
+        ({"prompt": [1]}, True),
+        ({"prompt": [["a"], [2]]}, True),
+        ({"prompt": {"nested": [7]}}, True),
+        ([1, 2], False),
+    ],
+)
+def test_holds_token_ids(body: Any, expected: bool) -> None:
+    assert holds_token_ids(body, ("prompt",)) is expected

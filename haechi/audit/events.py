@@ -57,6 +57,7 @@ PROXY_DECISIONS: Final[Mapping[str, tuple[bool, bool]]] = {
     "auth_denied": (True, True),
     "rate_limited": (True, True),
     "model_not_allowed": (True, True),
+    "token_ids_refused": (True, True),
     "streaming_request_pass_through": (False, False),
     "response_unprotected_blocked": (True, True),
     "response_unprotected_allowed": (False, False),

@@ -43,6 +43,7 @@ class RouteSpec:
     streaming_by_default: bool = False
     always_streaming: bool = False
     opaque_fields: frozenset[str] = frozenset()
+    token_id_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class ProtocolAdapter:
             always_streaming=spec.always_streaming,
             streaming=spec.streaming,
             opaque_fields=spec.opaque_fields,
+            token_id_inputs=spec.token_id_inputs,
         )
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
             self._known[key] = route
@@ -153,6 +155,7 @@ _COMPLETIONS = RouteSpec(
         finish_path=("choices", 0, "finish_reason"),
     ),
     opaque_fields=_VLLM_TOKEN_IDS,
+    token_id_inputs=("prompt",),
 )
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
 #: text again), and those that end the stream.
@@ -185,7 +188,7 @@ _RESPONSES = RouteSpec(
         fragments=(FragmentSpec(None, ("item_id", "type", "content_index"), ("delta",)),),
     ),
 )
-_EMBEDDINGS = RouteSpec("embeddings")
+_EMBEDDINGS = RouteSpec("embeddings", token_id_inputs=("input",))
 
 _OPENAI_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/chat/completions": _CHAT,
@@ -205,6 +208,7 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
         "legacy-completion",
         _sse(("content",), done_field="stop"),
         opaque_fields=frozenset({"tokens"}),
+        token_id_inputs=("prompt",),
     ),
 }
 
@@ -234,6 +238,7 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
         # The conversation as the model's token ids, the answer's included: it would carry
         # a redacted value to any client holding the tokenizer.
         opaque_fields=frozenset({"context"}),
+        token_id_inputs=("context",),
     ),
     "/api/embed": RouteSpec("embed"),
     "/api/embeddings": RouteSpec("embeddings"),

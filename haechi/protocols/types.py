@@ -93,6 +93,9 @@ class Route:
     frame), that restate it as token ids, which detection cannot read (Ollama's ``context``);
     an answer protected in enforce mode leaves them out (see
     :mod:`haechi.protocols.token_ids`).
+    ``token_id_inputs``: top-level request fields that may hold token ids instead of text (a
+    completions ``prompt``); such a request is refused unless ``target.tokenIdInput`` is
+    ``relay``.
     """
 
     adapter_id: str
@@ -106,3 +109,4 @@ class Route:
     always_streaming: bool = False
     streaming: StreamDescriptor | None = None
     opaque_fields: frozenset[str] = frozenset()
+    token_id_inputs: tuple[str, ...] = ()

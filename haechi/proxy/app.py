@@ -35,6 +35,7 @@ from haechi.audit import proxy_decision_event
 from haechi.errors import HaechiError, LimitError
 from haechi.models import Identity, ProtectResult
 from haechi.protocols import Route, adapter_for, is_streaming_request, request_model
+from haechi.protocols.token_ids import holds_token_ids
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import (
@@ -174,6 +175,8 @@ class GatewayApp:
         self._timeout_s = limits.upstream_timeout_ms / 1000
         self._request_timeout_s = (limits.request_timeout_ms or 0) / 1000
         self._streaming = config.streaming
+        # Token ids here are model vocabulary indices, not credentials.
+        self._refuse_token_ids = config.target.token_id_input == "refuse"  # noqa: S105
         self.in_flight = 0
         if config.target.type == "mcp-http":
             from haechi.mcp.http import create_handler
@@ -316,6 +319,8 @@ class GatewayApp:
         if isinstance(payload, dict) and type(payload.get("stream", False)) not in _FLAGS:
             # Servers that coerce "true" or 1 would stream what the gateway reads as one body.
             raise GatewayError("haechi_invalid_stream_flag")
+        if self._refuse_token_ids and holds_token_ids(payload, route.token_id_inputs):
+            await self._deny_token_ids(request)
         streaming = is_streaming_request(route, payload)
         if streaming:
             self._check_streaming(request, route)
@@ -466,6 +471,12 @@ class GatewayApp:
         self.metrics.increment("haechi_rate_limited_total")
         await self.audit_decision(request, "rate_limited", f"rate:{_number(per_minute)}")
         raise GatewayError("haechi_rate_limited")
+
+    async def _deny_token_ids(self, request: GatewayRequest) -> None:
+        request.decision = "blocked"
+        self.metrics.increment("haechi_blocks_total")
+        await self.audit_decision(request, "token_ids_refused", "token_id_input")
+        raise GatewayError("haechi_token_ids_refused")
 
     async def _deny_model(self, request: GatewayRequest) -> None:
         # The model name is caller-controlled text: it is never written to the audit log.

@@ -25,6 +25,11 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     "haechi_forwarded_proto_required": (403, "X-Forwarded-Proto: https is required"),
     "haechi_model_not_allowed": (403, "Model not allowed by policy"),
     "haechi_policy_block": (403, "Request blocked by policy"),
+    "haechi_token_ids_refused": (
+        403,
+        "Request carries token ids, which cannot be inspected (target.tokenIdInput: relay "
+        "forwards them)",
+    ),
     "haechi_not_found": (404, "Unknown gateway endpoint"),
     "haechi_metrics_disabled": (404, "Metrics are disabled"),
     "haechi_method_not_allowed": (405, "Method not allowed on this gateway endpoint"),
