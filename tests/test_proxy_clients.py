@@ -281,6 +281,13 @@ def test_ollama_generate_keeps_its_token_ids_in_dry_run(tmp_path: Path) -> None:
 GEMINI_ARRAY_STREAM = "/v1beta/models/gemini-1.5-flash:streamGenerateContent"
 
 
+def ask_gemini_array(gateway: Gateway, reply: Reply) -> httpx.Response:
+    """Have the upstream answer ``reply`` as a JSON-array stream, through the gateway."""
+    gateway.upstream.queue(reply)
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    return httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+
+
 def gemini_array_text(chunks: list[dict[str, object]]) -> str:
     """The text of a Gemini JSON-array stream: its chunks' first parts, joined."""
     return "".join(
@@ -292,10 +299,8 @@ def gemini_array_text(chunks: list[dict[str, object]]) -> str:
 def test_gemini_array_stream_joins_a_value_cut_between_chunks(tmp_path: Path) -> None:
     """Without ``?alt=sse`` Gemini streams one JSON array of chunks; a value cut between
     chunks is read as a stream is, and one stream event is audited."""
-    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
-        gateway.upstream.queue(Reply(text=f"write to {EMAIL} now", chunks=None))
-        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+        response = ask_gemini_array(gateway, Reply(text=f"write to {EMAIL} now"))
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/json")
         assert EMAIL not in response.text
@@ -311,10 +316,8 @@ def test_gemini_array_stream_joins_a_value_cut_between_chunks(tmp_path: Path) ->
 
 
 def test_gemini_array_stream_that_is_clean_is_relayed_as_sent(tmp_path: Path) -> None:
-    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
-        gateway.upstream.queue(Reply(text="nothing to see here"))
-        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+        response = ask_gemini_array(gateway, Reply(text="nothing to see here"))
         assert response.status_code == 200
         assert gemini_array_text(response.json()) == "nothing to see here"
         # The test upstream writes ``json.dumps`` spacing; a rewritten body is compact.
@@ -323,10 +326,8 @@ def test_gemini_array_stream_that_is_clean_is_relayed_as_sent(tmp_path: Path) ->
 
 
 def test_gemini_array_stream_with_a_card_cut_between_chunks_is_refused(tmp_path: Path) -> None:
-    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
-        gateway.upstream.queue(Reply(text="card 4111 1111 1111 1111 ok"))
-        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+        response = ask_gemini_array(gateway, Reply(text="card 4111 1111 1111 1111 ok"))
         assert response.status_code == 502
         assert response.json()["error"] == "haechi_response_policy_block"
         assert "4111" not in response.text
@@ -338,8 +339,6 @@ def test_gemini_array_stream_never_shows_a_value_however_it_is_cut(tmp_path: Pat
     """Wherever the chunks of an array stream cut the answer, the address is not relayed and
     the chunks joined read as the redacted answer."""
     answer = f"mail {EMAIL} today"
-    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
-
     with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
 
         @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -347,8 +346,7 @@ def test_gemini_array_stream_never_shows_a_value_however_it_is_cut(tmp_path: Pat
         def check(cuts: list[int]) -> None:
             bounds = [0, *sorted(cuts), len(answer)]
             pieces = [answer[a:b] for a, b in itertools.pairwise(bounds)]
-            gateway.upstream.queue(Reply(text=answer, chunks=pieces))
-            response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+            response = ask_gemini_array(gateway, Reply(text=answer, chunks=pieces))
             assert response.status_code == 200
             assert "jane" not in response.text
             assert gemini_array_text(response.json()) == "mail [REDACTED:email] today"
