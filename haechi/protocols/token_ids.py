@@ -24,14 +24,18 @@ from typing import Any
 __all__ = ["drop_fields", "holds_token_ids"]
 
 
-def drop_fields(document: Any, names: frozenset[str]) -> bool:
+def drop_fields(document: Any, names: frozenset[str], text: str | None = None) -> bool:
     """Remove the members named in ``names`` from every object in ``document``, in place;
     whether any was there.
 
+    ``text``, the JSON ``document`` was parsed from, spares the walk when it cannot name
+    one: it spells none of the names in quotes and has no escape (which could spell any).
     The walk is iterative, so nesting depth is bounded by what the caller parsed, not by
     Python's recursion limit.
     """
     if not names:
+        return False
+    if text is not None and "\\" not in text and not any(f'"{name}"' in text for name in names):
         return False
     dropped = False
     stack = [document]

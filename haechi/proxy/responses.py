@@ -138,12 +138,13 @@ class ResponseHandler:
             await self._uninspectable(request, response, raw, send, "non_json_response", allow)
             return
         try:
-            document, whole = decode_document(body.decode("utf-8"), constants=True)
+            text = body.decode("utf-8")
+            document, whole = decode_document(text, constants=True)
         except (ValueError, RecursionError):
             await self._uninspectable(request, response, raw, send, "invalid_json_response")
             return
         if instead_of_stream and route is not None and isinstance(document, list):
-            chunks = await self._chunks(request, route, document, tokens)
+            chunks = await self._chunks(request, route, document, tokens, text)
             changed = not whole or chunks is not None
             out = compact_json(document if chunks is None else chunks) + b"\n" if changed else body
             headers = response_headers(
@@ -164,7 +165,7 @@ class ResponseHandler:
         )
         payload = result.payload if changed else document
         if route is not None and route.opaque_fields and result.mode == "enforce":
-            changed = drop_fields(payload, route.opaque_fields) or changed
+            changed = drop_fields(payload, route.opaque_fields, text) or changed
         if self._detokenize and tokens:
             restored = await gateway.runtime.detokenize(payload, tokens)
             if restored != payload:
@@ -181,6 +182,7 @@ class ResponseHandler:
         route: Route,
         chunks: list[Any],
         tokens: tuple[str, ...],
+        text: str,
     ) -> list[Any] | None:
         """A stream sent as one JSON array of its chunks (Gemini's ``streamGenerateContent``
         without ``?alt=sse``): each chunk is read as one frame of the stream, so that text
@@ -192,7 +194,7 @@ class ResponseHandler:
         descriptor = route.streaming
         assert descriptor is not None  # a streaming request's route
         enforce = gateway.config.streaming.response_mode == "enforce"
-        dropped = enforce and drop_fields(chunks, route.opaque_fields)
+        dropped = enforce and drop_fields(chunks, route.opaque_fields, text)
         frames = "".join(_frame(descriptor, chunk) for chunk in chunks).encode()
         inspector = gateway.stream_inspector(request, tokens)
         request.decision = ""  # the inspector writes the audit event and counts the request

@@ -244,7 +244,7 @@ class FrameProcessor:
         descriptor = self._descriptor
         path = self._path
         if self._opaque:
-            drop_fields(frame, self._opaque)
+            drop_fields(frame, self._opaque, data)
         kind = frame.get("type") if isinstance(frame, dict) else None
         kind = kind if isinstance(kind, str) else None
         done = descriptor.done_field
