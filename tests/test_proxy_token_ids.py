@@ -5,8 +5,9 @@ are refused unless the configuration relays them.
 A client holding the model's tokenizer reads token ids back into text, so ids of a redacted
 answer would carry the value the gateway took out, and ids in a request reach the model
 uninspected. Ollama's ``context`` in answers is covered with the Ollama client in
-``test_proxy_clients``; here llama.cpp's ``tokens`` and vLLM's ``token_ids``, streamed and
-not, and the request side, through a gateway on a real socket.
+``test_proxy_clients``; here llama.cpp's ``tokens``, vLLM's ``token_ids`` and its
+log-probabilities written as ids, streamed and not, and the request side, through a gateway
+on a real socket.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haechi.protocols.token_ids import drop_fields, holds_token_ids
+from haechi.protocols.token_ids import TokenIdFields, holds_token_ids
 from tests.upstream_server import Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
@@ -74,58 +75,152 @@ def test_vllm_choices_lose_their_token_ids(tmp_path: Path) -> None:
 
 
 def test_token_ids_stay_in_dry_run(tmp_path: Path) -> None:
+    """Ids beside the answer, and log-probability pieces written as ids."""
     config = {
         "target": {"type": "vllm-openai"},
         "responseProtection": {"enabled": True, "mode": "dry-run"},
     }
     with gateway_in_front(tmp_path, config) as gateway:
-        gateway.upstream.queue(Reply(text="plain"))
-        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-        whole = httpx.post(
-            f"{gateway.url}/v1/chat/completions", json={**body, "return_token_ids": True}
-        ).json()
-        assert whole["choices"][0]["token_ids"] == [ord(char) for char in "plain"]
+        gateway.upstream.queue(Reply(text="ok"))
+        body = {
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "return_token_ids": True,
+            "logprobs": True,
+            "return_tokens_as_token_ids": True,
+        }
+        whole = httpx.post(f"{gateway.url}/v1/chat/completions", json=body).json()
+        assert whole["choices"][0]["token_ids"] == [ord(char) for char in "ok"]
+        pieces = whole["choices"][0]["logprobs"]["content"]
+        assert [piece["token"] for piece in pieces] == ["token_id:111", "token_id:107"]
+
+
+def test_vllm_logprobs_written_as_token_ids_are_left_out(tmp_path: Path) -> None:
+    """vLLM's ``return_tokens_as_token_ids`` writes every log-probability piece as an id,
+    which a client with the tokenizer reads back into the redacted value: the official
+    client gets the protected answer with ``logprobs`` null, streamed and not."""
+    config = {"target": {"type": "vllm-openai"}, **PROTECTED}
+    asked = {"logprobs": True, "top_logprobs": 1}
+    extra = {"return_tokens_as_token_ids": True}
+    with gateway_in_front(tmp_path, config) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+        messages: Any = [{"role": "user", "content": "hi"}]
+        gateway.upstream.queue(Reply(text=ANSWER))
+        whole = client.chat.completions.create(
+            model="m", messages=messages, extra_body=extra, **asked
+        )
+        assert whole.choices[0].message.content == REDACTED
+        assert whole.choices[0].logprobs is None
+        gateway.upstream.queue(Reply(text=ANSWER))
+        stream = client.chat.completions.create(
+            model="m", messages=messages, stream=True, extra_body=extra, **asked
+        )
+        chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == REDACTED
+        assert all(c.choices[0].logprobs is None for c in chunks if c.choices)
+        sent = [json.loads(r.body) for r in gateway.upstream.received]
+        assert all(body["return_tokens_as_token_ids"] is True for body in sent)
+
+
+def test_logprobs_written_as_text_are_kept_and_protected(tmp_path: Path) -> None:
+    """Pieces written as text are read (joined) and kept: the value is gone from them."""
+    config = {"target": {"type": "vllm-openai"}, **PROTECTED}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text=ANSWER))
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "logprobs": True}
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        pieces = response.json()["choices"][0]["logprobs"]["content"]
+        assert "".join(piece["token"] for piece in pieces) == REDACTED
+        assert EMAIL not in response.text
 
 
 _JSON = st.recursive(
-    st.none() | st.integers() | st.text(max_size=5),
+    st.none()
+    | st.integers()
+    | st.text(max_size=5)
+    | st.integers(min_value=0).map(lambda n: f"token_id:{n}"),
     lambda inner: (
         st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(["a", "tokens", "context", "b"]), inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["a", "tokens", "context", "logprobs", "b", "token_id:7"]),
+            inner,
+            max_size=4,
+        )
     ),
     max_leaves=20,
 )
+_FIELDS = TokenIdFields(opaque=frozenset({"tokens", "context"}), spelled=frozenset({"logprobs"}))
 
 
-@settings(max_examples=200, deadline=None)
+def _named(document: Any, name: str) -> list[Any]:
+    """The values of every member called ``name`` in ``document``."""
+    found, stack = [], [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.extend(value for key, value in node.items() if key == name)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+@settings(max_examples=300, deadline=None)
 @given(document=_JSON, escaped=st.booleans())
-def test_drop_fields_leaves_no_named_member_anywhere(document: Any, escaped: bool) -> None:
-    """With or without the text the document was parsed from: a name the text spells only
-    through an escape (``"tok\\u0065ns"``) is dropped too."""
+def test_scrub_leaves_no_token_ids_anywhere(document: Any, escaped: bool) -> None:
+    """With or without the text the document was parsed from: a name or an id the text
+    spells only through an escape (``"tok\\u0065ns"``, ``"token\\u005fid:1"``) is found
+    too. What is left under ``logprobs`` spells no id; everything else is untouched."""
     before = json.dumps(document)
-    text = before.replace('"tokens"', '"tok\\u0065ns"') if escaped else before
+    text = before
+    if escaped:
+        text = text.replace('"tokens"', '"tok\\u0065ns"').replace("token_id:", "token\\u005fid:")
     assert json.loads(text) == document
-    names = frozenset({"tokens", "context"})
-    dropped = drop_fields(document, names, text)
+    changed = _FIELDS.scrub(document, text)
     after = json.dumps(document)
     assert '"tokens"' not in after
     assert '"context"' not in after
-    assert dropped == (before != after)
+    for value in _named(document, "logprobs"):
+        assert value is None or "token_id:" not in json.dumps(value)
+    assert changed == (before != after)
 
 
-def test_drop_fields_walks_deeper_than_the_recursion_limit() -> None:
-    document: Any = {"context": [1]}
+def test_scrub_walks_deeper_than_the_recursion_limit() -> None:
+    document: Any = {"context": [1], "logprobs": {"tokens": ["token_id:3"]}}
     for _ in range(5000):
         document = {"a": [document]}
-    assert drop_fields(document, frozenset({"context"}))
-    assert drop_fields(document, frozenset({"context"})) is False
+    fields = TokenIdFields(opaque=frozenset({"context"}), spelled=frozenset({"logprobs"}))
+    assert fields.scrub(document)
+    assert fields.scrub(document) is False
 
 
-@pytest.mark.parametrize("names", [frozenset(), frozenset({"x"})])
-def test_drop_fields_without_a_match_changes_nothing(names: frozenset[str]) -> None:
-    document = {"a": [{"b": 1}], "c": "x"}
-    assert drop_fields(document, names) is False
-    assert document == {"a": [{"b": 1}], "c": "x"}
+def test_completions_logprobs_with_ids_as_keys_are_left_out() -> None:
+    """The completions API writes alternatives as objects keyed by the piece."""
+    document = {
+        "choices": [
+            {
+                "text": "ok",
+                "logprobs": {"tokens": ["o", "k"], "top_logprobs": [{"token_id:5": -0.1}]},
+            }
+        ]
+    }
+    assert TokenIdFields(spelled=frozenset({"logprobs"})).scrub(document, json.dumps(document))
+    assert document["choices"][0] == {"text": "ok", "logprobs": None}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        TokenIdFields(),
+        TokenIdFields(opaque=frozenset({"x"})),
+        TokenIdFields(spelled=frozenset({"c"})),
+    ],
+)
+def test_scrub_without_a_match_changes_nothing(fields: TokenIdFields) -> None:
+    document = {"a": [{"b": 1}], "c": "x token_id:"}
+    assert fields.scrub(document) is False
+    assert document == {"a": [{"b": 1}], "c": "x token_id:"}
 
 
 # -- token ids in requests --------------------------------------------------------------------

@@ -277,10 +277,13 @@ class UpstreamServer:
         # vLLM's ``return_token_ids``: each choice also carries its text as token ids (one
         # per character here).
         ids = body.get("return_token_ids") is True
+        logprobs = _chat_logprobs(body)
         if body.get("stream") is not True:
             completion = chat_completion(text, model)
             if ids:
                 completion["choices"][0]["token_ids"] = [ord(char) for char in text]
+            if logprobs is not None:
+                completion["choices"][0]["logprobs"] = logprobs(text)
             await _respond_json(send, 200, completion, reply)
             return
 
@@ -288,6 +291,8 @@ class UpstreamServer:
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
             if ids:
                 choice["token_ids"] = [ord(char) for char in delta.get("content", "")]
+            if logprobs is not None and delta.get("content"):
+                choice["logprobs"] = logprobs(delta["content"])
             chunk = {
                 "id": "chatcmpl-test",
                 "object": "chat.completion.chunk",
@@ -594,6 +599,27 @@ class UpstreamServer:
             await _stream(send, "text/event-stream", frames, reply)
             return
         await _respond_json(send, 404, {"error": {"message": f"unknown method {verb}"}})
+
+
+def _chat_logprobs(body: dict[str, Any]) -> Callable[[str], dict[str, Any]] | None:
+    """With ``logprobs`` asked for, the chat ``logprobs`` of a text: one piece per character,
+    with one alternative each; with vLLM's ``return_tokens_as_token_ids``, every piece and
+    alternative written as its id (``token_id:<code point>`` here)."""
+    if body.get("logprobs") is not True:
+        return None
+    as_ids = body.get("return_tokens_as_token_ids") is True
+
+    def piece(char: str) -> dict[str, Any]:
+        token = f"token_id:{ord(char)}" if as_ids else char
+        alternative = "token_id:0" if as_ids else "?"
+        return {
+            "token": token,
+            "logprob": -0.1,
+            "bytes": list(token.encode()),
+            "top_logprobs": [{"token": alternative, "logprob": -2.0, "bytes": [63]}],
+        }
+
+    return lambda text: {"content": [piece(char) for char in text], "refusal": None}
 
 
 def _answer(reply: Reply, user_text: str) -> str:

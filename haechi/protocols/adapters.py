@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.errors import ConfigError
+from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 from haechi.protocols.types import EACH, FragmentSpec, Route, StreamDescriptor
 
 __all__ = [
@@ -42,7 +43,7 @@ class RouteSpec:
     streaming: StreamDescriptor | None = None
     streaming_by_default: bool = False
     always_streaming: bool = False
-    opaque_fields: frozenset[str] = frozenset()
+    token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()
 
 
@@ -90,7 +91,7 @@ class ProtocolAdapter:
             streaming_by_default=spec.streaming_by_default,
             always_streaming=spec.always_streaming,
             streaming=spec.streaming,
-            opaque_fields=spec.opaque_fields,
+            token_ids=spec.token_ids,
             token_id_inputs=spec.token_id_inputs,
         )
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
@@ -120,8 +121,11 @@ def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor
 
 
 #: vLLM's ``return_token_ids``: each choice's answer as token ids (the prompt's ids, of the
-#: protected prompt, are harmless and kept).
-_VLLM_TOKEN_IDS: Final = frozenset({"token_ids"})
+#: protected prompt, are harmless and kept); its ``return_tokens_as_token_ids``: the pieces
+#: of the answer's log-probabilities written as ids.
+_VLLM_TOKEN_IDS: Final = TokenIdFields(
+    opaque=frozenset({"token_ids"}), spelled=frozenset({"logprobs"})
+)
 _CHAT = RouteSpec(
     "chat-completions",
     _sse(
@@ -145,7 +149,7 @@ _CHAT = RouteSpec(
         ),
         finish_path=("choices", 0, "finish_reason"),
     ),
-    opaque_fields=_VLLM_TOKEN_IDS,
+    token_ids=_VLLM_TOKEN_IDS,
 )
 _COMPLETIONS = RouteSpec(
     "completions",
@@ -154,7 +158,7 @@ _COMPLETIONS = RouteSpec(
         fragments=(FragmentSpec(("choices", EACH), (), ("text",), frozenset({(0,)})),),
         finish_path=("choices", 0, "finish_reason"),
     ),
-    opaque_fields=_VLLM_TOKEN_IDS,
+    token_ids=_VLLM_TOKEN_IDS,
     token_id_inputs=("prompt",),
 )
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
@@ -187,6 +191,7 @@ _RESPONSES = RouteSpec(
         # output text, a refusal, a function call's arguments, ...
         fragments=(FragmentSpec(None, ("item_id", "type", "content_index"), ("delta",)),),
     ),
+    token_ids=TokenIdFields(spelled=frozenset({"logprobs"})),
 )
 _EMBEDDINGS = RouteSpec("embeddings", token_id_inputs=("input",))
 
@@ -207,7 +212,7 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/completion": RouteSpec(
         "legacy-completion",
         _sse(("content",), done_field="stop"),
-        opaque_fields=frozenset({"tokens"}),
+        token_ids=TokenIdFields(opaque=frozenset({"tokens"})),
         token_id_inputs=("prompt",),
     ),
 }
@@ -237,7 +242,7 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
         streaming_by_default=True,
         # The conversation as the model's token ids, the answer's included: it would carry
         # a redacted value to any client holding the tokenizer.
-        opaque_fields=frozenset({"context"}),
+        token_ids=TokenIdFields(opaque=frozenset({"context"})),
         token_id_inputs=("context",),
     ),
     "/api/embed": RouteSpec("embed"),

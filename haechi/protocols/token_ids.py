@@ -5,9 +5,11 @@ Some model servers return, beside an answer's text, the same text as token ids: 
 ``/api/generate`` its ``context`` (the whole conversation), llama.cpp's ``/completion`` its
 ``tokens`` (always when streaming), vLLM its ``token_ids`` per choice when asked with
 ``return_token_ids``. Anyone holding the model's tokenizer reads the ids back into text, the
-redacted parts included. A route names such fields in
-:attr:`~haechi.protocols.types.Route.opaque_fields`, and an answer protected in enforce mode
-goes out without them, wherever they sit in it (:func:`drop_fields`).
+redacted parts included. vLLM can also write the pieces of an answer's log-probabilities as
+ids (``"token_id:1234"``, with ``return_tokens_as_token_ids`` in the request or as a server
+option). A route names such fields in :attr:`~haechi.protocols.types.Route.token_ids`
+(:class:`TokenIdFields`), and an answer protected in enforce mode goes out without them,
+wherever they sit in it (:meth:`TokenIdFields.scrub`).
 
 Requests can carry token ids too: a completions ``prompt`` or an embeddings ``input`` may be
 lists of ids (LangChain's OpenAI embeddings send them), and so may Ollama's ``context`` and
@@ -19,37 +21,88 @@ finds them, in the fields a route names in
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import Any, Final
 
-__all__ = ["drop_fields", "holds_token_ids"]
+__all__ = ["NO_TOKEN_IDS", "TokenIdFields", "holds_token_ids"]
+
+#: How vLLM writes a piece as its token id.
+_SPELLED_ID: Final = re.compile(r"token_id:[0-9]+")
+_SPELLED_MARK: Final = "token_id:"
 
 
-def drop_fields(document: Any, names: frozenset[str], text: str | None = None) -> bool:
-    """Remove the members named in ``names`` from every object in ``document``, in place;
-    whether any was there.
+@dataclass(frozen=True, slots=True)
+class TokenIdFields:
+    """The members of a route's answers that may restate its text as token ids.
 
-    ``text``, the JSON ``document`` was parsed from, spares the walk when it cannot name
-    one: it spells none of the names in quotes and has no escape (which could spell any).
-    The walk is iterative, so nesting depth is bounded by what the caller parsed, not by
-    Python's recursion limit.
+    ``opaque``: members that are token ids (Ollama's ``context``): left out of the answer.
+    ``spelled``: members whose pieces a server may write as ids (vLLM's ``logprobs``): set to
+    ``null`` when any piece in them, or any key of their alternatives, is one.
     """
-    if not names:
-        return False
-    if text is not None and "\\" not in text and not any(f'"{name}"' in text for name in names):
-        return False
-    dropped = False
-    stack = [document]
+
+    opaque: frozenset[str] = frozenset()
+    spelled: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.opaque or self.spelled)
+
+    def scrub(self, document: Any, text: str | None = None) -> bool:
+        """Take the token ids out of ``document``, in place; whether there were any.
+
+        ``text``, the JSON ``document`` was parsed from, spares the walk when it cannot hold
+        one: it names none of the members in quotes (or, for ``spelled``, holds no
+        ``token_id:``) and has no escape (which could spell any). The walk is iterative, so
+        nesting depth is bounded by what the caller parsed, not by Python's recursion
+        limit.
+        """
+        opaque, spelled = self.opaque, self.spelled
+        if text is not None and "\\" not in text:
+            if not any(f'"{name}"' in text for name in opaque):
+                opaque = frozenset()
+            if _SPELLED_MARK not in text or not any(f'"{name}"' in text for name in spelled):
+                spelled = frozenset()
+        if not (opaque or spelled):
+            return False
+        changed = False
+        stack = [document]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                for name in opaque:
+                    if name in node:
+                        del node[name]
+                        changed = True
+                for name in spelled:
+                    value = node.get(name)
+                    if value is not None and _spells_ids(value):
+                        node[name] = None
+                        changed = True
+                stack.extend(value for value in node.values() if isinstance(value, dict | list))
+            elif isinstance(node, list):
+                stack.extend(value for value in node if isinstance(value, dict | list))
+        return changed
+
+
+#: A route whose answers restate nothing as token ids.
+NO_TOKEN_IDS: Final = TokenIdFields()
+
+
+def _spells_ids(value: Any) -> bool:
+    """Whether a string in ``value``, or a key of an object in it, is a token id."""
+    stack = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
-            for name in names:
-                if name in node:
-                    del node[name]
-                    dropped = True
-            stack.extend(value for value in node.values() if isinstance(value, dict | list))
+        if isinstance(node, str):
+            if _SPELLED_ID.fullmatch(node):
+                return True
+        elif isinstance(node, dict):
+            if any(isinstance(key, str) and _SPELLED_ID.fullmatch(key) for key in node):
+                return True
+            stack.extend(node.values())
         elif isinstance(node, list):
-            stack.extend(value for value in node if isinstance(value, dict | list))
-    return dropped
+            stack.extend(node)
+    return False
 
 
 def holds_token_ids(body: Any, fields: tuple[str, ...]) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from haechi.models import PathSegment
+from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 
 __all__ = ["EACH", "FragmentSpec", "Route", "StreamDescriptor"]
 
@@ -89,10 +90,10 @@ class Route:
     ``always_streaming``: the route answers with a stream whatever the body says (Gemini
     ``:streamGenerateContent`` has no ``stream`` field, so a ``"stream": false`` in its body
     must not send the answer down the non-streaming path).
-    ``opaque_fields``: names of the fields, at any depth of the answer (or of a streamed
-    frame), that restate it as token ids, which detection cannot read (Ollama's ``context``);
-    an answer protected in enforce mode leaves them out (see
-    :mod:`haechi.protocols.token_ids`).
+    ``token_ids``: the fields, at any depth of the answer (or of a streamed frame), that
+    restate it as token ids, which detection cannot read (Ollama's ``context``, vLLM's
+    log-probabilities written as ids); an answer protected in enforce mode goes out without
+    them (see :mod:`haechi.protocols.token_ids`).
     ``token_id_inputs``: top-level request fields that may hold token ids instead of text (a
     completions ``prompt``); such a request is refused unless ``target.tokenIdInput`` is
     ``relay``.
@@ -108,5 +109,5 @@ class Route:
     streaming_by_default: bool = False
     always_streaming: bool = False
     streaming: StreamDescriptor | None = None
-    opaque_fields: frozenset[str] = frozenset()
+    token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()

@@ -25,7 +25,6 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from haechi.protocols.token_ids import drop_fields
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
@@ -164,8 +163,8 @@ class ResponseHandler:
             result.mode == "enforce" and bool(result.summary.get("detectionCount"))
         )
         payload = result.payload if changed else document
-        if route is not None and route.opaque_fields and result.mode == "enforce":
-            changed = drop_fields(payload, route.opaque_fields, text) or changed
+        if route is not None and route.token_ids and result.mode == "enforce":
+            changed = route.token_ids.scrub(payload, text) or changed
         if self._detokenize and tokens:
             restored = await gateway.runtime.detokenize(payload, tokens)
             if restored != payload:
@@ -194,7 +193,7 @@ class ResponseHandler:
         descriptor = route.streaming
         assert descriptor is not None  # a streaming request's route
         enforce = gateway.config.streaming.response_mode == "enforce"
-        dropped = enforce and drop_fields(chunks, route.opaque_fields, text)
+        dropped = enforce and route.token_ids.scrub(chunks, text)
         frames = "".join(_frame(descriptor, chunk) for chunk in chunks).encode()
         inspector = gateway.stream_inspector(request, tokens)
         request.decision = ""  # the inspector writes the audit event and counts the request

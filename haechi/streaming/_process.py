@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from haechi.models import PathSegment
-from haechi.protocols.token_ids import drop_fields
+from haechi.protocols.token_ids import TokenIdFields
 from haechi.protocols.types import EACH, FragmentSpec, StreamDescriptor
 from haechi.stream_window import TextStreamProtector
 from haechi.streaming._json import dumps
@@ -121,7 +121,6 @@ class FrameProcessor:
         "_finish",
         "_fragments",
         "_kept",
-        "_opaque",
         "_parser",
         "_path",
         "_probes",
@@ -130,6 +129,7 @@ class FrameProcessor:
         "_sse",
         "_template",
         "_templates",
+        "_token_ids",
         "finished",
         "out",
     )
@@ -141,10 +141,10 @@ class FrameProcessor:
         *,
         max_frame_bytes: int,
         detokenizer: StreamDetokenizer | None = None,
-        opaque_fields: frozenset[str] = frozenset(),
+        token_ids: TokenIdFields | None = None,
     ) -> None:
         self._protector = protector
-        self._opaque = opaque_fields
+        self._token_ids = token_ids
         self._descriptor = descriptor
         self._path = descriptor.delta_path
         self._sse = descriptor.format == "sse"
@@ -243,8 +243,8 @@ class FrameProcessor:
     ) -> None:
         descriptor = self._descriptor
         path = self._path
-        if self._opaque:
-            drop_fields(frame, self._opaque, data)
+        if self._token_ids:
+            self._token_ids.scrub(frame, data)
         kind = frame.get("type") if isinstance(frame, dict) else None
         kind = kind if isinstance(kind, str) else None
         done = descriptor.done_field

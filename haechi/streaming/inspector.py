@@ -137,7 +137,7 @@ class StreamInspector:
             descriptor,
             max_frame_bytes=runtime.config.response_protection.max_bytes,
             detokenizer=detokenizer,
-            opaque_fields=self._route.opaque_fields if self._mode == "enforce" else frozenset(),
+            token_ids=self._route.token_ids if self._mode == "enforce" else None,
         )
 
     async def _advance(self, processor: FrameProcessor, chunk: bytes | None) -> str:
