@@ -25,6 +25,7 @@ from haechi.audit import (
     AuditSink,
     FileAuditStore,
     MemoryAuditStore,
+    _deferred_sync,
     build_integrity_record,
     verify_chain,
 )
@@ -418,21 +419,30 @@ def test_the_fsync_interval_comes_from_the_configuration(tmp_path: Path) -> None
         parse_config({"audit": {"fsyncIntervalMs": None}})
 
 
-async def test_the_sync_thread_ends_once_everything_handed_to_it_is_synced(
-    tmp_path: Path,
+async def test_one_sync_thread_serves_a_busy_store_and_ends_once_it_is_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Appends spaced wider than the interval are synced by the same thread (starting one
+    blocks the event loop until it runs); it ends once nothing came for the linger time, and
+    the next hand-over starts a new one."""
+    monkeypatch.setattr(_deferred_sync, "_LINGER_S", 0.4)
     _path, store = await _started_store(tmp_path, fsync_interval=0.05)
-
-    def syncing() -> bool:
-        return any(t.name == "haechi-audit-sync" for t in threading.enumerate())
-
-    assert syncing()
-    deadline = time.monotonic() + 5
-    while syncing() and time.monotonic() < deadline:
-        await anyio.sleep(0.02)
-    assert not syncing()
-    await store.append(lambda p: build_integrity_record(p, {"n": 1}))
-    assert syncing()  # the next hand-over starts a new one
+    deferred = store._deferred  # the store's own sync
+    assert deferred is not None
+    first = deferred._thread
+    assert first is not None
+    assert first.is_alive()
+    for n in range(1, 6):
+        await anyio.sleep(0.12)
+        await store.append(lambda p, n=n: build_integrity_record(p, {"n": n}))
+        assert deferred._thread is first
+    first.join(timeout=5)
+    assert not first.is_alive()
+    assert deferred._thread is None
+    await store.append(lambda p: build_integrity_record(p, {"n": 9}))
+    second = deferred._thread
+    assert second is not None
+    assert second is not first
 
 
 # Appends one record with a 60 s fsync interval and exits at once, printing each fsync: the

@@ -9,10 +9,14 @@ through, and one thread fsyncs each file (through a duplicate of the first descr
 handed in an interval) at most ``interval`` seconds after the first write it has not synced
 yet.
 
-The thread ends once it has synced everything handed to it (the next hand-over starts a new
-one), so an idle store keeps no thread. It is not a daemon, and when the interpreter starts
-shutting down it is woken at once: a process that exits right after writing (a one-shot
-``haechi protect``) fsyncs its last lines before it ends, without waiting out the interval.
+The thread ends once nothing has been handed to it for :data:`_LINGER_S` seconds (or one
+interval, when that is longer; the next hand-over starts a new one), so an idle store keeps
+no thread while a busy one keeps the same thread. Starting a thread blocks the caller until
+the new thread runs, which on a loaded machine takes milliseconds: a thread per interval
+would stall the gateway's event loop several times a second. It is not a daemon, and when
+the interpreter starts shutting down it is woken at once and ends as soon as it has synced
+what it holds: a process that exits right after writing (a one-shot ``haechi protect``)
+fsyncs its last lines before it ends, without waiting out the interval.
 
 A failed fsync is kept: the disk lost data the store already reported written, so the store
 refuses every later append (fail closed) rather than go on writing records that may not last.
@@ -22,11 +26,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from typing import Final
 
 __all__ = ["DeferredSync"]
 
+#: How long the thread waits for another hand-over, once it has synced everything.
+_LINGER_S: Final = 5.0
 #: Every live instance, to hurry at interpreter shutdown.
 _LIVE: Final[weakref.WeakSet[DeferredSync]] = weakref.WeakSet()
 
@@ -81,6 +88,8 @@ class DeferredSync:
         self._wake.set()
 
     def _run(self) -> None:
+        linger = max(_LINGER_S, self._interval)
+        last = time.monotonic()
         while True:
             self._wake.wait(self._interval)
             with self._lock:
@@ -93,7 +102,12 @@ class DeferredSync:
                         self._error = exc
                 finally:
                     os.close(fd)
+            now = time.monotonic()
+            if batch:
+                last = now
             with self._lock:
-                if not self._pending:  # nothing came in meanwhile: end (see track)
+                # Nothing came in meanwhile, and none for a while (or shutting down): end
+                # (see track).
+                if not self._pending and (self._wake.is_set() or now - last >= linger):
                     self._thread = None
                     return
