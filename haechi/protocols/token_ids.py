@@ -52,12 +52,13 @@ class TokenIdFields:
 
         ``text``, the JSON ``document`` was parsed from, spares the walk when it cannot hold
         one: it names none of the members in quotes (or, for ``spelled``, holds no
-        ``token_id:``) and has no escape (which could spell any). The walk is iterative, so
-        nesting depth is bounded by what the caller parsed, not by Python's recursion
-        limit.
+        ``token_id:``) and has no ``\\u`` escape (the only escape that writes a letter,
+        digit, ``_`` or ``:``, so the only one that could spell them; answers are full of
+        ``\\n``). The walk is iterative, so nesting depth is bounded by what the caller
+        parsed, not by Python's recursion limit.
         """
         opaque, spelled = self.opaque, self.spelled
-        if text is not None and "\\" not in text:
+        if text is not None and "\\u" not in text:
             if not any(f'"{name}"' in text for name in opaque):
                 opaque = frozenset()
             if _SPELLED_MARK not in text or not any(f'"{name}"' in text for name in spelled):

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from haechi.models import PathSegment
-from haechi.protocols.token_ids import TokenIdFields
+from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 from haechi.protocols.types import EACH, FragmentSpec, StreamDescriptor
 from haechi.stream_window import TextStreamProtector
 from haechi.streaming._json import dumps
@@ -141,7 +141,7 @@ class FrameProcessor:
         *,
         max_frame_bytes: int,
         detokenizer: StreamDetokenizer | None = None,
-        token_ids: TokenIdFields | None = None,
+        token_ids: TokenIdFields = NO_TOKEN_IDS,
     ) -> None:
         self._protector = protector
         self._token_ids = token_ids

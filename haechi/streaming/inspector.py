@@ -18,6 +18,7 @@ import anyio
 from haechi.audit import stream_event
 from haechi.errors import LimitError
 from haechi.models import Identity, Mode
+from haechi.protocols.token_ids import NO_TOKEN_IDS
 from haechi.protocols.types import Route
 from haechi.streaming._process import Blocked, FrameProcessor
 from haechi.streaming.detokenize import StreamDetokenizer
@@ -137,7 +138,7 @@ class StreamInspector:
             descriptor,
             max_frame_bytes=runtime.config.response_protection.max_bytes,
             detokenizer=detokenizer,
-            token_ids=self._route.token_ids if self._mode == "enforce" else None,
+            token_ids=self._route.token_ids if self._mode == "enforce" else NO_TOKEN_IDS,
         )
 
     async def _advance(self, processor: FrameProcessor, chunk: bytes | None) -> str:
