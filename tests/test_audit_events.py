@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 
 from haechi._canonical import short_hash
 from haechi.audit import (
+    PATH_HASH_DOMAIN,
     PROXY_DECISIONS,
     AuditSink,
     FileAuditStore,
     iso_timestamp,
+    keyed_path_hash,
     payload_shape_hash,
     protect_event,
     proxy_decision_event,
@@ -32,6 +34,7 @@ from haechi.audit import (
 )
 from haechi.audit._shape import _FAST_DEPTH, _general
 from haechi.cli import main
+from haechi.crypto import LocalCryptoProvider, init_key_file
 from haechi.errors import AuditError
 from haechi.models import Finding, Identity
 
@@ -235,15 +238,40 @@ def test_proxy_decision_event_shape(decision: str, implied: tuple[bool, bool]) -
         correlation_id="c-2",
         identity=IDENTITY,
         profile="p",
-        path="/v1/chat/completions",
+        path_hash="0123456789ab",
     )
     _common(event)
     assert event["operation"] == "proxy:openai:chat"
     assert (event["enforced"], event["blocked"]) == implied
-    assert event["pathHash"] == short_hash("/v1/chat/completions")
+    assert event["pathHash"] == "0123456789ab"
     assert event["routeId"] == "chat"
     assert event["identity"]["id"] == "u-1"
     assert event["summary"] == {"detectionCount": 0, "byType": {}, "byAction": {decision: 1}}
+
+
+def test_the_path_hash_is_keyed_so_a_value_in_a_path_cannot_be_tried_back(
+    tmp_path: Path,
+) -> None:
+    # A plain short hash of "/v1/users/<phone>/chat" is undone by hashing every phone number.
+    init_key_file(tmp_path / "a.json")
+    init_key_file(tmp_path / "b.json")
+    one, other = LocalCryptoProvider(tmp_path / "a.json"), LocalCryptoProvider(tmp_path / "b.json")
+    path = "/v1/users/010-1234-5678/chat"
+    hashed = keyed_path_hash(one, path)
+    assert hashed is not None
+    assert re.fullmatch(r"[0-9a-f]{12}", hashed)
+    assert hashed == one.hmac(path, PATH_HASH_DOMAIN)[:12] == keyed_path_hash(one, path)
+    assert hashed != short_hash(path)
+    assert keyed_path_hash(other, path) != hashed
+    assert keyed_path_hash(one, "/v1/users/010-1234-5679/chat") != hashed
+
+
+def test_a_path_hash_that_cannot_be_computed_is_left_out() -> None:
+    class Broken:
+        def hmac(self, data: str, domain: str) -> str:
+            raise OSError("the key file is gone")
+
+    assert keyed_path_hash(Broken(), "/v1/chat/completions") is None  # type: ignore[arg-type]
 
 
 def test_proxy_decision_event_unknown_decision_needs_explicit_flags() -> None:
@@ -286,7 +314,7 @@ def test_stream_event_shape(blocked: bool, decision: str, reason: str) -> None:
         blocked=blocked,
         summary=tally,
         correlation_id="c-3",
-        path="/v1/messages",
+        path_hash="0123456789ab",
     )
     _common(event)
     assert event["operation"] == "response-stream:POST messages"

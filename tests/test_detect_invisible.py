@@ -10,6 +10,7 @@ import json
 import sys
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,6 +114,28 @@ def test_values_in_escaped_json_inside_a_string_are_found() -> None:
     assert found["card"] == json.dumps(card)[1:-1]
     assert found["email"] == json.dumps("jane.doe\uff20example.com")[1:-1]
     assert found["phone"] == json.dumps(phone)[1:-1]
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_values_in_json_nested_in_strings_several_levels_down_are_found(levels: int) -> None:
+    # Each level of JSON inside a string doubles the backslash of an escape: two levels
+    # down, "\uff20" is written "\\uff20", which a reader decoding twice reads as "@".
+    card = "4111\u00a01111\u00a01111\u00a01111"
+    document: object = {"to": "jane.doe\uff20example.com", "card": card}
+    for _ in range(levels):
+        document = _escaped({"payload": document})
+    assert isinstance(document, str)
+    assert "\\" * (2 ** (levels - 1)) + "u00a0" in document
+    found = {d.type: d for d in ENGINE.scan_text(document, direction="response")}
+    assert found["card"].hard_block
+    assert document[found["email"].start : found["email"].end].startswith("jane.doe\\")
+    assert document[found["email"].end - len("example.com") : found["email"].end] == "example.com"
+
+
+def test_a_run_of_backslashes_before_u_reads_as_one_escape() -> None:
+    seen, starts, ends = as_read("a\\\\u0040b") or ("", (), ())
+    assert seen == "a@b"
+    assert (starts[1], ends[1]) == (1, 8)
 
 
 def test_escaped_tool_call_arguments_stay_json_with_the_value_redacted() -> None:

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from haechi._canonical import short_hash
+from haechi.audit import keyed_path_hash
 from haechi.proxy.logs import LOGGER
 from tests.stream_fixtures import delta_text, read_ndjson, read_sse
 from tests.upstream_server import Gateway, Reply, UpstreamServer, gateway_in_front
@@ -180,6 +182,8 @@ def test_pass_through_still_protects_the_request_body(tmp_path: Path) -> None:
             r for r in gateway.audit() if r.get("decision") == "streaming_request_pass_through"
         ]
         assert set(record) == DECISION_EVENT_FIELDS
+        assert record["pathHash"] == keyed_path_hash(gateway.runtime.crypto, "/v1/chat/completions")
+        assert record["pathHash"] != short_hash("/v1/chat/completions")
         assert record["enforced"] is False
         assert record["blocked"] is False
         assert record["summary"] == {
@@ -263,6 +267,8 @@ def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, request_m
         events = stream_events(gateway)
         if request_mode == "inspect":
             assert [e["reason"] for e in events] == ["stream_closed_early"]
+            path_hash = keyed_path_hash(gateway.runtime.crypto, "/v1/chat/completions")
+            assert [e["pathHash"] for e in events] == [path_hash]
         else:
             assert events == []
             decisions = [r.get("decision") for r in gateway.audit()]

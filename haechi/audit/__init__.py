@@ -34,10 +34,12 @@ from haechi.audit.chain import (
     verify_store,
 )
 from haechi.audit.events import (
+    PATH_HASH_DOMAIN,
     PROXY_DECISIONS,
     SCHEMA_VERSION,
     VaultOperation,
     iso_timestamp,
+    keyed_path_hash,
     payload_shape_hash,
     protect_event,
     proxy_decision_event,
@@ -56,6 +58,7 @@ __all__ = [
     "COUNT_MAP_KEYS",
     "FORBIDDEN_KEYS",
     "MAX_EVENT_DEPTH",
+    "PATH_HASH_DOMAIN",
     "PROXY_DECISIONS",
     "SCHEMA_VERSION",
     "AnchorCoverage",
@@ -70,6 +73,7 @@ __all__ = [
     "event_hash",
     "integrity_of",
     "iso_timestamp",
+    "keyed_path_hash",
     "payload_shape_hash",
     "protect_event",
     "proxy_decision_event",

@@ -30,16 +30,18 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from haechi._canonical import short_hash
 from haechi.audit._shape import payload_shape_hash
 from haechi.models import Finding, Identity, Mode, PathSegment
 from haechi.payload import path_text
+from haechi.providers import CryptoProvider
 
 __all__ = [
+    "PATH_HASH_DOMAIN",
     "PROXY_DECISIONS",
     "SCHEMA_VERSION",
     "VaultOperation",
     "iso_timestamp",
+    "keyed_path_hash",
     "payload_shape_hash",
     "protect_event",
     "proxy_decision_event",
@@ -51,6 +53,9 @@ __all__ = [
 SCHEMA_VERSION: Final = "1"
 
 VaultOperation = Literal["reveal", "detokenize", "purge", "purge-expired"]
+
+#: The HMAC domain of ``pathHash`` (see :func:`keyed_path_hash`).
+PATH_HASH_DOMAIN: Final = "haechi:audit:path-hash:v1"
 
 #: Gateway decisions and the ``(enforced, blocked)`` pair each one implies.
 PROXY_DECISIONS: Final[Mapping[str, tuple[bool, bool]]] = {
@@ -224,7 +229,7 @@ def _gateway_event(
     protocol: str,
     operation: str,
     route_id: str | None,
-    path: str | None,
+    path_hash: str | None,
     mode: Mode,
     enforced: bool,
     blocked: bool,
@@ -250,9 +255,23 @@ def _gateway_event(
         "decision": decision,
         "reason": reason,
         "routeId": route_id,
-        "pathHash": None if path is None else short_hash(path),
+        "pathHash": path_hash,
         "summary": summary,
     }
+
+
+def keyed_path_hash(crypto: CryptoProvider, path: str) -> str | None:
+    """``pathHash``: the first 12 hex characters of an HMAC of the request path under the
+    key of ``crypto`` (domain :data:`PATH_HASH_DOMAIN`); ``None`` when it cannot compute one.
+
+    A path may hold a value (``/v1/users/010-1234-5678/chat``); a short plain hash of it
+    would give the value back to anyone who tries every candidate. Events of one key still
+    correlate by path.
+    """
+    try:
+        return crypto.hmac(path, PATH_HASH_DOMAIN)[:12]
+    except Exception:
+        return None
 
 
 def proxy_decision_event(
@@ -265,7 +284,7 @@ def proxy_decision_event(
     correlation_id: str | None,
     identity: Identity | None = None,
     profile: str | None = None,
-    path: str | None = None,
+    path_hash: str | None = None,
     enforced: bool | None = None,
     blocked: bool | None = None,
 ) -> dict[str, Any]:
@@ -274,8 +293,8 @@ def proxy_decision_event(
     ``operation`` is written as ``proxy:<protocol>:<route_id>``. ``enforced``/``blocked``
     default to what :data:`PROXY_DECISIONS` says for ``decision``; another decision must
     pass both (``ValueError`` otherwise). ``reason`` is a reason code such as
-    ``invalid_token`` or ``rate:60``. ``path`` is the request path; only its short hash is
-    kept. Pass ``identity=None`` where the identity must not be recorded (auth denials).
+    ``invalid_token`` or ``rate:60``. ``path_hash`` is :func:`keyed_path_hash` of the
+    request path. Pass ``identity=None`` where the identity must not be recorded (auth denials).
     """
     implied = PROXY_DECISIONS.get(decision)
     if enforced is None or blocked is None:
@@ -287,7 +306,7 @@ def proxy_decision_event(
         protocol=protocol,
         operation=f"proxy:{protocol}:{route_id}",
         route_id=route_id,
-        path=path,
+        path_hash=path_hash,
         mode=mode,
         enforced=enforced,
         blocked=blocked,
@@ -311,7 +330,7 @@ def stream_event(
     correlation_id: str | None,
     identity: Identity | None = None,
     profile: str | None = None,
-    path: str | None = None,
+    path_hash: str | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
     """The one event of an inspected response stream.
@@ -320,14 +339,15 @@ def stream_event(
     ``mode`` is the stream's enforcement mode and ``blocked`` whether the stream was cut;
     the decision is ``stream_blocked`` (reason ``stream_policy_block``) or
     ``stream_inspected``; ``reason`` names another cause (``stream_frame_too_large``, ...).
-    ``summary`` is the stream protector's tally. Streams carry no detection list.
+    ``summary`` is the stream protector's tally, ``path_hash`` :func:`keyed_path_hash` of
+    the request path. Streams carry no detection list.
     """
     decision = "stream_blocked" if blocked else "stream_inspected"
     return _gateway_event(
         protocol=protocol,
         operation=f"response-stream:{operation}",
         route_id=route_id,
-        path=path,
+        path_hash=path_hash,
         mode=mode,
         enforced=mode == "enforce",
         blocked=blocked,

@@ -44,8 +44,10 @@ _INVISIBLE: Final = re.compile(
 _TAG_BASE: Final = 0xE0000
 _TAGS: Final = range(0xE0020, 0xE007F)
 #: A JSON ``\\uXXXX`` escape: a surrogate pair (groups 1, 2) or any other one (group 3).
+#: JSON held in a string that is itself JSON doubles the backslash at each level
+#: (``\\\\u0040`` is ``@`` two levels down), so any run of backslashes starts an escape.
 _ESCAPE: Final = re.compile(
-    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})"
+    r"\\+u([dD][89abAB][0-9a-fA-F]{2})\\+u([dD][c-fC-F][0-9a-fA-F]{2})|\\+u([0-9a-fA-F]{4})"
 )
 
 FoldCase = Literal["original", "stable", "unstable"]

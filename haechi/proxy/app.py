@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn, Protocol
 
-from haechi.audit import proxy_decision_event
+from haechi.audit import keyed_path_hash, proxy_decision_event
 from haechi.errors import HaechiError, LimitError
 from haechi.models import Identity, ProtectResult
 from haechi.protocols import Route, adapter_for, is_streaming_request, request_model
@@ -393,7 +393,7 @@ class GatewayApp:
             correlation_id=request.correlation_id,
             identity=request.identity if with_identity else None,
             profile=request.profile if with_identity else None,
-            path=request.path,
+            path_hash=keyed_path_hash(self.runtime.crypto, request.path),
         )
         await self.runtime.audit.record(event)
 

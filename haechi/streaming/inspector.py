@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from haechi.audit import stream_event
+from haechi.audit import keyed_path_hash, stream_event
 from haechi.errors import LimitError
 from haechi.models import Identity, Mode
 from haechi.protocols.token_ids import NO_TOKEN_IDS
@@ -185,7 +185,7 @@ class StreamInspector:
                         correlation_id=self._correlation_id,
                         identity=self._identity,
                         profile=self._profile,
-                        path=self._route.path,
+                        path_hash=keyed_path_hash(self._runtime.crypto, self._route.path),
                         reason=reason,
                     )
                 )
