@@ -182,6 +182,7 @@ def test_request_model_from_body_or_gemini_path() -> None:
     gemini = adapter_for("gemini")
     route = gemini.classify("POST", "/v1beta/models/gemini-1.5-pro:generateContent")
     assert request_model(gemini, route, {"contents": []}) == "gemini-1.5-pro"
+    assert request_model(gemini, route, {"model": "gemini-1.5-flash"}) == "gemini-1.5-pro"
 
 
 def test_repeated_classification_keeps_method_and_path_apart() -> None:

@@ -205,6 +205,14 @@ def test_model_allowlist_checks_the_gemini_path_model(tmp_path: Path) -> None:
         )
         assert allowed.status_code == 200
         assert gateway.upstream.last.path == "/v1beta/models/gemini-1.5-flash:generateContent"
+        # The upstream serves the path's model: an allowed model in the body changes nothing.
+        smuggled = httpx.post(
+            f"{gateway.url}/v1beta/models/gemini-ultra:generateContent",
+            json={**body, "model": "gemini-1.5-flash"},
+        )
+        assert smuggled.status_code == 403
+        assert smuggled.json()["error"] == "haechi_model_not_allowed"
+        assert len(gateway.upstream.received) == 1
 
 
 def test_empty_model_allowlist_allows_every_model(tmp_path: Path) -> None:

@@ -368,8 +368,10 @@ def is_streaming_request(route: Route, body: Any) -> bool:
 
 
 def request_model(adapter: ProtocolAdapter, route: Route, body: Any) -> str | None:
-    """The model a request asks for: the body's ``model`` string, else the path's model."""
+    """The model a request asks for: the path's model where the API names it there (the
+    upstream serves the path's model whatever the body says), else the body's ``model``."""
+    named = adapter.path_model(route.path)
+    if named is not None:
+        return named
     model = body.get("model") if isinstance(body, dict) else None
-    if isinstance(model, str):
-        return model
-    return adapter.path_model(route.path)
+    return model if isinstance(model, str) else None
