@@ -300,6 +300,47 @@ async def test_responses_deltas_are_windowed_per_item(runtime: Runtime) -> None:
     assert inspector.summary()["byType"] == {"email": 4}  # two windows, two .done events
 
 
+def test_an_item_id_changing_inside_one_output_does_not_split_its_window(
+    tmp_path: Path,
+) -> None:
+    # The openai SDK adds output_text deltas up by output and content index; an upstream
+    # that gives each half of a value its own item_id must not get it past the window.
+    number = iter(range(1000))
+
+    def event(kind: str, **data: Any) -> bytes:
+        return sse({"type": kind, "sequence_number": next(number), **data}, event=kind).encode()
+
+    def response(status: str) -> dict[str, Any]:
+        return {"id": "resp_1", "object": "response", "created_at": 0, "model": "m",
+                "status": status, "output": [], "parallel_tool_calls": True,
+                "tool_choice": "auto", "tools": []}  # fmt: skip
+
+    item = {"type": "message", "id": "msg_a", "status": "in_progress", "role": "assistant"}
+    place = {"output_index": 0, "content_index": 0}
+    wire = [
+        event("response.created", response=response("in_progress")),
+        event("response.output_item.added", output_index=0, item={**item, "content": []}),
+        event(
+            "response.content_part.added",
+            item_id="msg_a",
+            **place,
+            part={"type": "output_text", "text": "", "annotations": []},
+        ),
+        event("response.output_text.delta", item_id="msg_a", **place, delta="Mail jane.doe@"),
+        event("response.output_text.delta", item_id="msg_b", **place, delta="example.com now"),
+        event("response.output_text.done", item_id="msg_a", **place, text="Mail (above) now"),
+        event("response.output_item.done", output_index=0, item={**item, "content": []}),
+        event("response.completed", response=response("completed")),
+    ]
+    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}, **INSPECT}) as gw:
+        gw.upstream.queue(Reply(wire=wire))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+        with client.responses.stream(model="m", input="hi") as stream:
+            snapshots = [e.snapshot for e in stream if e.type == "response.output_text.delta"]
+    assert snapshots[-1] == f"Mail {REDACTED} now"
+    assert EMAIL not in "".join(snapshots)
+
+
 def test_the_openai_sdk_streams_a_protected_responses_answer(tmp_path: Path) -> None:
     text = f"Write to {EMAIL} now."
     with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}, **INSPECT}) as gw:

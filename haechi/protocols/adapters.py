@@ -188,8 +188,10 @@ _RESPONSES = RouteSpec(
         flush_on_types=_RESPONSES_DONE,
         terminal_types=_RESPONSES_END,
         # Every ``response.*.delta`` event streams a piece of one text in ``delta``: of an
-        # output text, a refusal, a function call's arguments, ...
-        fragments=(FragmentSpec(None, ("item_id", "type", "content_index"), ("delta",)),),
+        # output text, a refusal, a function call's arguments, ... Pieces are named as the
+        # openai SDK adds them up: by output and content index (not by ``item_id``, which
+        # an upstream may vary inside one output to keep a value's halves apart).
+        fragments=(FragmentSpec(None, ("output_index", "content_index", "type"), ("delta",)),),
     ),
     token_ids=TokenIdFields(spelled=frozenset({"logprobs"})),
 )

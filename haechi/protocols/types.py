@@ -29,7 +29,7 @@ class FragmentSpec:
             ``content_block_delta``). Each :data:`EACH` adds the element's ``index`` (its
             position when it has none) to the name of the text.
         keys: the element's fields that further name the text a piece continues (Anthropic's
-            ``index``; the Responses API's ``item_id``, ``type`` and ``content_index``;
+            ``index``; the Responses API's ``output_index``, ``content_index`` and ``type``;
             Gemini's ``thought`` flag). A missing field names the text too (the unnamed
             pieces of a spec share one window); an element with a field that is not an
             integer, a string, a boolean or missing is protected within its frame. No names
