@@ -130,6 +130,31 @@ def test_openai_sdk_request_secret_key_and_value_in_adjacent_parts(tmp_path: Pat
         assert gw.upstream.received == []
 
 
+def test_anthropic_sdk_message_start_content_joined_with_deltas(tmp_path: Path) -> None:
+    """Text already in message_start's content (the API sends none; another server may):
+    the SDK adds the block's deltas to it, so it goes through the block's window."""
+    opening = _message_start()
+    opening["message"]["content"] = [{"type": "text", "text": "Mail john.doe@"}]
+    events = [
+        opening,
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "example.com ok"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 3},
+        },
+        {"type": "message_stop"},
+    ]
+    with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": "anthropic"}}) as gw:
+        message = _anthropic_final(gw, _anthropic_wire(events))
+    assert [block.text for block in message.content] == ["Mail [REDACTED:email] ok"]
+
+
 def test_anthropic_sdk_block_start_text_joined_with_deltas(tmp_path: Path) -> None:
     """A text block whose content_block_start already carries the start of an address (the
     API sends it empty; another server may not): the SDK's final message has one block, with

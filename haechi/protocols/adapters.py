@@ -259,12 +259,31 @@ _ANTHROPIC_BLOCK_TEXTS: Final = {
 }
 
 
-def _anthropic_opening(frame: dict[str, Any]) -> dict[str, Any] | None:
-    """A ``content_block_start`` whose block already has text (the API sends it empty):
-    the text moves into a ``content_block_delta`` of the same block, so it joins the deltas
-    that follow it in their window. A client adds the two up to the same block."""
-    block = frame.get("content_block")
-    if frame.get("type") != "content_block_start" or not isinstance(block, dict):
+def _anthropic_opening(frame: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The text an opening frame already carries, moved into ``content_block_delta`` frames
+    that follow it: a ``content_block_start`` whose block has text (the API sends it empty),
+    or a ``message_start`` whose message has content blocks with text. A client adds a
+    delta to the block of its index, whether that block came with ``content_block_start``
+    or in ``message_start``'s content, so the moved text joins the deltas that follow it
+    in their window."""
+    kind = frame.get("type")
+    if kind == "content_block_start":
+        continuation = _moved_text(frame.get("content_block"), frame.get("index"), "index" in frame)
+        return () if continuation is None else (continuation,)
+    message = frame.get("message")
+    if kind != "message_start" or not isinstance(message, dict):
+        return ()
+    content = message.get("content")
+    if not isinstance(content, list):
+        return ()
+    moved = (_moved_text(block, index, True) for index, block in enumerate(content))
+    return tuple(continuation for continuation in moved if continuation is not None)
+
+
+def _moved_text(block: Any, index: Any, indexed: bool) -> dict[str, Any] | None:
+    """The ``content_block_delta`` (of ``index`` when ``indexed``) carrying the text of
+    ``block``, which is emptied in place; ``None`` when the block holds no text."""
+    if not isinstance(block, dict):
         return None
     kind = block.get("type")
     known = _ANTHROPIC_BLOCK_TEXTS.get(kind) if isinstance(kind, str) else None
@@ -276,8 +295,8 @@ def _anthropic_opening(frame: dict[str, Any]) -> dict[str, Any] | None:
         return None
     block[name] = ""
     continuation: dict[str, Any] = {"type": "content_block_delta"}
-    if "index" in frame:
-        continuation["index"] = frame["index"]
+    if indexed:
+        continuation["index"] = index
     continuation["delta"] = {"type": delta_type, name: text}
     return continuation
 

@@ -64,11 +64,12 @@ class StreamDescriptor:
         finish_path: a field whose non-null value says a choice is finished (OpenAI's
             ``finish_reason``, in ``choices[0]`` of a frame); what that choice's windows
             hold is sent before it (see ``haechi.streaming``).
-        opening: for a frame that opens a text and already carries its first piece
-            (Anthropic's ``content_block_start`` with text), takes the piece out of the frame
-            (in place) and returns the frame that continues the text with it, which then
-            follows the opening frame; ``None`` for any other frame. The piece so goes
-            through the text's window, rather than being protected within its frame alone.
+        opening: for a frame that opens texts and already carries their first pieces
+            (Anthropic's ``content_block_start`` with text, or ``message_start`` with content),
+            takes the pieces out of the frame (in place) and returns the frames that continue
+            the texts with them, which then follow the opening frame; ``()`` for any other
+            frame. The pieces so go through their texts' windows, rather than being protected
+            within the frame alone.
     """
 
     format: Literal["sse", "ndjson"]
@@ -79,7 +80,7 @@ class StreamDescriptor:
     fragments: tuple[FragmentSpec, ...] = ()
     finish_path: tuple[PathSegment, ...] | None = None
     kept_in_copies: frozenset[str] = frozenset({"index", "type"})
-    opening: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    opening: Callable[[dict[str, Any]], tuple[dict[str, Any], ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

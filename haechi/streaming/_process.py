@@ -10,9 +10,10 @@ How a frame is handled:
 
 - A frame without data (comments, ``event:``-only) is a control frame: its lines pass.
 - ``data: [DONE]`` ends an SSE stream: the held tail is sent first, then ``[DONE]``.
-- A frame that opens a text and already carries its first piece (the descriptor's
-  ``opening``: Anthropic's ``content_block_start`` with text) is sent without it, followed
-  by a frame that continues the text with it, which is handled like any other.
+- A frame that opens texts and already carries their first pieces (the descriptor's
+  ``opening``: Anthropic's ``content_block_start`` with text, or ``message_start`` with
+  content) is sent without them, followed by frames that continue the texts with them,
+  which are handled like any other.
 - A JSON object or array is protected leaf by leaf (``protect_frame``); the text at the
   route's delta path is taken out first and sent through the cross-frame window instead,
   and so is each piece of another named text (a tool call's streamed arguments, the
@@ -223,11 +224,13 @@ class FrameProcessor:
             await self._text(meta, data, quoted=False)
             return
         opening = self._descriptor.opening
-        continuation = opening(value) if opening is not None and isinstance(value, dict) else None
-        if continuation is not None:
-            # The opening frame's piece of text goes out in the frame that continues it.
+        continuations = opening(value) if opening is not None and isinstance(value, dict) else ()
+        if continuations:
+            # The opening frame's pieces of text go out in the frames that continue them.
             await self._json(meta, value, data)
-            if not self.finished:
+            for continuation in continuations:
+                if self.finished:
+                    break
                 named = f"event: {continuation['type']}"
                 events = tuple(named for _line in _events(meta))
                 await self._json(events, continuation, dumps(continuation))
