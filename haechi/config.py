@@ -32,6 +32,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -44,6 +45,8 @@ from haechi.models import Action, Mode
 __all__ = [
     "CONFIG_VERSION",
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_HEADERS_TIMEOUT_MS",
+    "DEFAULT_REQUEST_TIMEOUT_MS",
     "ENV_VARIABLES",
     "KNOWN_ADAPTERS",
     "KNOWN_TARGET_TYPES",
@@ -60,6 +63,11 @@ __all__ = [
 
 CONFIG_VERSION: Final = 1
 DEFAULT_CONFIG_PATH: Final = "haechi.config.json"
+#: What ``null`` means for ``limits.headersTimeoutMs`` and ``limits.requestTimeoutMs``: the
+#: defaults of Node's HTTP server, which the reference system runs on. The server here has
+#: no header timeout of its own, so "server default" must be a number, not "none".
+DEFAULT_HEADERS_TIMEOUT_MS: Final = 60000
+DEFAULT_REQUEST_TIMEOUT_MS: Final = 300000
 
 #: Protocol adapters the gateway knows, in the order ``haechi status`` lists them.
 KNOWN_ADAPTERS: Final = (
@@ -299,11 +307,25 @@ class LimitsConfig(_Section):
         10000, "How long a graceful shutdown waits for in-flight requests."
     )
     request_timeout_ms: NonNegativeInt | None = _field(
-        None, "Time allowed to receive a whole request; null = no limit."
+        DEFAULT_REQUEST_TIMEOUT_MS,
+        "Time allowed to receive a request body once its headers are in, in milliseconds "
+        "(408); null = 300000, 0 = no limit.",
     )
     headers_timeout_ms: NonNegativeInt | None = _field(
-        None, "Time allowed to receive request headers; null = server default."
+        DEFAULT_HEADERS_TIMEOUT_MS,
+        "Time allowed to receive request headers, in milliseconds (then the connection is "
+        "closed); null = 60000, 0 = no limit.",
     )
+
+    @field_validator("request_timeout_ms", "headers_timeout_ms", mode="before")
+    @classmethod
+    def _null_is_the_default(cls, value: Any, info: ValidationInfo) -> Any:
+        # Resolved here, once, so that every reader of the setting gets the number in force:
+        # a null read as "no limit" would let a client that never finishes its request hold
+        # a connection (and an in-flight slot) forever.
+        if value is None:
+            return cls.model_fields[info.field_name or ""].default
+        return value
 
 
 class RateConfig(_Section):

@@ -86,6 +86,22 @@ def test_defaults_match_the_reference_shape() -> None:
     assert parse_config(settings.to_json_dict()) == settings
 
 
+@pytest.mark.parametrize(
+    ("limits", "request_ms", "headers_ms"),
+    [
+        ({}, 300000, 60000),
+        ({"requestTimeoutMs": None, "headersTimeoutMs": None}, 300000, 60000),
+        ({"requestTimeoutMs": 0, "headersTimeoutMs": 0}, 0, 0),
+        ({"requestTimeoutMs": 250, "headersTimeoutMs": 125}, 250, 125),
+    ],
+)
+def test_null_client_timeouts_are_nodes_defaults_and_zero_turns_them_off(
+    limits: dict[str, object], request_ms: int, headers_ms: int
+) -> None:
+    settings = parse_config({"limits": limits}).limits
+    assert (settings.request_timeout_ms, settings.headers_timeout_ms) == (request_ms, headers_ms)
+
+
 def test_user_actions_merge_over_card_block() -> None:
     settings = parse_config({"policy": {"actions": {"email": "tokenize"}}})
     assert settings.policy.actions == {"card": "block", "email": "tokenize"}

@@ -13,11 +13,15 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from haechi.proxy.background import serve_in_thread
+from haechi.proxy.pipeline import RAW_TARGET_KEY, request_path
 from tests.upstream_server import Gateway, Reply, UpstreamServer, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
@@ -295,6 +299,80 @@ def test_dot_segments_are_resolved_and_cannot_escape_the_reserved_prefix(
     assert answer.startswith(b"HTTP/1.1 404")
     raw_request(gateway, b"GET /v1/a/./b/../models HTTP/1.1\r\nhost: x\r\n\r\n")
     assert gateway.upstream.last.path == "/v1/a/models"
+
+
+def test_encoded_dot_segments_cannot_reach_the_reserved_prefix(gateway: Gateway) -> None:
+    answer = raw_request(gateway, b"GET /v1/%2e%2e/__haechi/metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"haechi_requests_total" in answer  # answered by the gateway's own metrics route
+    answer = raw_request(gateway, b"GET /v1/%2E%2e/__haechi/other HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404")
+    assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/v1/x/%2e%2e/chat/completions",
+        b"/v1/x/%2E%2E/chat/completions",
+        b"/v1/%2e/chat/x/%2E%2e/completions",
+        b"/v1/%2e%2e/v1/chat/completions",
+    ],
+)
+def test_encoded_dot_segments_are_resolved_before_routing_and_forwarding(
+    gateway: Gateway, target: bytes
+) -> None:
+    body = json.dumps(chat("hi")).encode()
+    request = (
+        b"POST " + target + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    assert raw_request(gateway, request).startswith(b"HTTP/1.1 200")
+    assert gateway.upstream.last.path == "/v1/chat/completions"
+    counted = (
+        'haechi_requests_total{decision="forwarded",mode="enforce",route="chat-completions"} 1.0'
+    )
+    assert counted in gateway.metrics(counted)
+
+
+def _resolve_rfc3986(path: str) -> str:
+    """RFC 3986 section 5.2.4, step by step as written (the oracle for the property below)."""
+    output = ""
+    while path:
+        if path.startswith("../"):
+            path = path[3:]
+        elif path.startswith("./"):
+            path = path[2:]
+        elif path.startswith("/./") or path == "/.":
+            path = "/" + path[3:]
+        elif path.startswith("/../") or path == "/..":
+            path = "/" + path[4:]
+            output = output[: output.rfind("/")] if "/" in output else ""
+        elif path in (".", ".."):
+            path = ""
+        else:
+            end = path.find("/", 1)
+            end = len(path) if end == -1 else end
+            output, path = output + path[:end], path[end:]
+    return output
+
+
+_DOT_SEGMENTS = (".", "..", "%2e", "%2E", "%2e%2e", "%2E%2e", ".%2e", "%2E.")
+_OTHER_SEGMENTS = ("v1", "a", "__haechi", "", "a.b", "...", "%2e%2e%2e", "x%2ey")
+_SEGMENTS = st.sampled_from((*_DOT_SEGMENTS, *_OTHER_SEGMENTS))
+
+
+@settings(max_examples=500, deadline=None)
+@given(segments=st.lists(_SEGMENTS, min_size=1, max_size=8))
+def test_the_routed_path_has_no_dot_segment_left(segments: list[str]) -> None:
+    raw = ("/" + "/".join(segments)).encode("ascii")
+    assume(not raw.startswith(b"//"))  # refused as protocol-relative before any resolving
+    scope = {RAW_TARGET_KEY: raw, "raw_path": raw, "path": unquote(raw.decode("ascii"))}
+    forwarded, routed = request_path(scope)
+    assert not {".", ".."} & set(routed.split("/"))
+    dots_decoded = re.sub("%2e", ".", raw.decode("ascii"), flags=re.IGNORECASE)
+    assert routed == _resolve_rfc3986(dots_decoded)
+    assert unquote(forwarded.decode("ascii")) == routed
 
 
 @pytest.mark.parametrize(

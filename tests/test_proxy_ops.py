@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 import haechi
+from haechi.config import parse_config
 from tests.test_proxy import raw_request
 from tests.test_proxy_auth import bearer, new_token
-from tests.upstream_server import Gateway, Reply, gateway_in_front
+from tests.upstream_server import Gateway, Reply, gateway_config, gateway_in_front
 
 
 def chat(text: str = "hello") -> dict[str, Any]:
@@ -51,6 +52,37 @@ def test_ready_fails_closed_when_the_audit_log_cannot_be_written(tmp_path: Path)
         assert ready.json()["checks"]["auditWritable"] is False
         # And a request that needs an audit record is not forwarded either.
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat())
+        assert response.status_code == 500
+        assert response.json()["error"] == "haechi_protection_failed"
+        assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("in_the_way", "check"),
+    [
+        ("token-vault.json", "vaultWritable"),
+        ("token-vault.json.lock", "vaultWritable"),
+        ("audit.anchor.jsonl", "auditWritable"),
+    ],
+)
+def test_ready_fails_closed_when_a_vault_or_anchor_write_would_fail(
+    tmp_path: Path, in_the_way: str, check: str
+) -> None:
+    state = tmp_path / ".haechi"
+    (state / in_the_way).mkdir(parents=True)
+    config = {
+        "policy": {"actions": {"email": "tokenize"}},
+        "audit": {"anchor": {"mode": "file", "path": str(state / "audit.anchor.jsonl")}},
+    }
+    with gateway_in_front(tmp_path, config) as gateway:
+        ready = httpx.get(f"{gateway.url}/__haechi/ready")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False
+        assert ready.json()["checks"][check] is False
+        # What readiness predicted: a request that needs the write is not forwarded.
+        response = httpx.post(
+            f"{gateway.url}/v1/chat/completions", json=chat("mail jane.doe@example.com")
+        )
         assert response.status_code == 500
         assert response.json()["error"] == "haechi_protection_failed"
         assert gateway.upstream.received == []
@@ -170,6 +202,35 @@ def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
             sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
             assert sock.recv(65536) == b""  # closed by the gateway, nothing answered
         assert gateway.upstream.received == []
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import time
+
+    with gateway_in_front(tmp_path, {"limits": {"headersTimeoutMs": 200}}) as gateway:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            started = time.monotonic()
+            assert sock.recv(65536) == b""  # closed by the gateway, nothing answered
+            assert time.monotonic() - started < 4
+
+
+def test_default_client_timeouts_are_in_force(tmp_path: Path) -> None:
+    """With no limits configured, headers get 60 s and a body 300 s (Node's defaults), so a
+    client that never finishes its request cannot hold a connection and an in-flight slot
+    forever. Observed on the values the gateway is built with: the socket tests above show
+    what a timeout does, with short explicit values."""
+    from haechi.proxy.server import uvicorn_options
+
+    with gateway_in_front(tmp_path) as gateway:
+        protocol = uvicorn_options(gateway.runtime.config)["http"]
+        assert protocol.headers_timeout_s == 60.0
+        assert gateway.app._request_timeout_s == 300.0
+    off = gateway_config(tmp_path, "http://127.0.0.1:9", {"limits": {"headersTimeoutMs": 0}})
+    assert uvicorn_options(parse_config(off))["http"].headers_timeout_s is None
 
 
 class _Explodes:

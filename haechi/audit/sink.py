@@ -22,6 +22,7 @@ helps against mistakes, not against someone who can rewrite both.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -142,18 +143,44 @@ class AuditSink:
             sys.stdout.flush()
 
     async def ready(self) -> ReadyState:
-        """Whether a record could be written now (the store's answer, and the anchor dir).
+        """Whether a record could be written now (the store's answer, and the anchor file).
 
         Never raises: a store that fails its own check is reported as
-        ``audit_store_error``; an unwritable anchor directory as
-        ``audit_anchor_not_writable``.
+        ``audit_store_error``; an anchor file an append would fail on (its directory cannot
+        be made or written, or the file is there but is no regular file open for appending)
+        as ``audit_anchor_not_writable``.
         """
         try:
             state = await self._store.ready()
         except Exception:
             return ReadyState(False, "audit_store_error")
-        if state.ok and self._anchor_path is not None:
-            directory = self._anchor_path.parent
-            if not await anyio.to_thread.run_sync(writable_dir, directory):
-                return ReadyState(False, "audit_anchor_not_writable")
+        anchor = self._anchor_path
+        if state.ok and anchor is not None:
+            usable = await anyio.to_thread.run_sync(_anchor_writable, anchor)
+            return state if usable else ReadyState(False, "audit_anchor_not_writable")
         return state
+
+
+def _anchor_writable(path: Path) -> bool:
+    """Whether :func:`append_durably` could append to ``path`` now, without writing to it.
+
+    The file is opened (and closed at once) with the append's own flags when it exists,
+    which also refuses an immutable file or one this process may not write; a missing file
+    needs a directory it can be created in.
+    """
+    if not writable_dir(path.parent):
+        return False
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return not os.path.lexists(path)  # a dangling link points at something missing
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    os.close(fd)
+    return True

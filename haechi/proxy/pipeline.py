@@ -106,7 +106,7 @@ def _remove_dot_segments(raw: bytes) -> bytes:
         out.append(segment)
     normalized = b"/" + b"/".join(out)
     last = segments[-1].lower().replace(b"%2e", b".") if segments else b""
-    if last in (b".", b"..") and not normalized.endswith(b"/"):
+    if last in (b".", b"..") and out:  # a trailing dot segment leaves a slash: "/a/." is "/a/"
         normalized += b"/"
     return normalized
 
@@ -122,10 +122,21 @@ def request_path(scope: dict[str, Any]) -> tuple[bytes, str]:
     if not target.startswith(b"/") or target.startswith(b"//"):
         raise GatewayError("haechi_invalid_proxy_target")
     raw: bytes = scope.get("raw_path") or target.partition(b"?")[0]
-    if b"." not in raw:
+    if not _may_hold_dot_segment(raw):
         return raw, scope["path"] if b"%" not in raw else unquote(raw.decode("latin-1"))
     raw = _remove_dot_segments(raw)
     return raw, unquote(raw.decode("latin-1"))
+
+
+def _may_hold_dot_segment(raw: bytes) -> bool:
+    """Whether ``raw`` holds a dot, literal or percent-encoded (``%2e``, ``%2E``).
+
+    Only such a path can hold a dot segment, so only such a path pays for resolving them.
+    Encoded dots count: the path routed on is the decoded one, and upstreams resolve
+    ``%2e%2e`` as ``..`` too, so an unresolved ``/v1/%2e%2e/__haechi/metrics`` would pass
+    the reserved-prefix check and reach the upstream as ``/__haechi/metrics``.
+    """
+    return b"." in raw or b"%2e" in raw or b"%2E" in raw
 
 
 def forwarded_proto_is_https(headers: Iterable[tuple[bytes, bytes]]) -> bool:

@@ -11,9 +11,9 @@ Timeouts (what maps to what):
 
 - ``limits.headersTimeoutMs``: time from a connection's (or a request's) first byte to the
   end of its headers; past it the connection is closed. Enforced by the gateway's HTTP
-  protocol (uvicorn's ``httptools`` protocol, extended here).
+  protocol (uvicorn's ``httptools`` protocol, extended here). ``null`` is 60 s, ``0`` none.
 - ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
-  past it the gateway answers 408 ``haechi_request_timeout``.
+  past it the gateway answers 408 ``haechi_request_timeout``. ``null`` is 300 s, ``0`` none.
 - Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
 - ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
   closed at once, in-flight requests get this long to finish, then the rest are cut.
@@ -46,6 +46,7 @@ import httptools
 import uvicorn
 
 import haechi
+from haechi.config import DEFAULT_HEADERS_TIMEOUT_MS
 from haechi.errors import ConfigError
 from haechi.proxy._sockets import bind_socket
 from haechi.proxy.app import GatewayApp
@@ -182,19 +183,35 @@ def _check_pem_pair(key_file: str, cert_file: str) -> None:
         ) from None
 
 
-def _protocol_class(headers_timeout_s: float | None) -> Any:
+def _headers_timeout_s(limits: Any) -> float | None:
+    """The header timeout ``limits`` asks for, in seconds; ``None`` when it is off (``0``).
+
+    A ``None`` setting (the config loader resolves it, a limits object made without the
+    loader may not) is the default, never "no limit": uvicorn has no header timeout of its
+    own, so a client that never finishes its headers would hold its connection forever.
+    """
+    millis = limits.headers_timeout_ms
+    if millis is None:
+        millis = DEFAULT_HEADERS_TIMEOUT_MS
+    return millis / 1000 if millis else None
+
+
+def _protocol_class(headers_timeout: float | None) -> Any:
     """uvicorn's httptools protocol, keeping the raw request target and timing headers."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GatewayHttpProtocol(HttpToolsProtocol):
         """Records the request target as sent, and closes connections stuck in headers."""
 
+        #: Seconds from a connection's (or a request's) first byte to the end of its
+        #: headers; ``None``: no limit.
+        headers_timeout_s: float | None = headers_timeout
         _headers_timer: asyncio.TimerHandle | None = None
 
         def _arm(self) -> None:
-            if headers_timeout_s:
+            if self.headers_timeout_s:
                 self._disarm()
-                self._headers_timer = self.loop.call_later(headers_timeout_s, self._expire)
+                self._headers_timer = self.loop.call_later(self.headers_timeout_s, self._expire)
 
         def _disarm(self) -> None:
             if self._headers_timer is not None:
@@ -256,7 +273,6 @@ def _protocol_class(headers_timeout_s: float | None) -> Any:
 def uvicorn_options(config: Any) -> dict[str, Any]:
     """The uvicorn settings the gateway runs with (shared by the CLI, the demo and tests)."""
     limits = config.limits
-    headers_timeout = limits.headers_timeout_ms / 1000 if limits.headers_timeout_ms else None
     options: dict[str, Any] = {
         "lifespan": "on",
         "access_log": False,
@@ -272,7 +288,7 @@ def uvicorn_options(config: Any) -> dict[str, Any]:
         "proxy_headers": False,
         "timeout_keep_alive": _KEEP_ALIVE_S,
         "timeout_graceful_shutdown": limits.shutdown_grace_ms / 1000,
-        "http": _protocol_class(headers_timeout),
+        "http": _protocol_class(_headers_timeout_s(limits)),
         "loop": "uvloop" if _HAS_UVLOOP else "asyncio",
     }
     return options

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection
@@ -263,16 +264,54 @@ class FileTokenStore:
             yield token, _copy(record)
 
     async def ready(self) -> ReadyState:
-        """Whether the vault directory (and file, if present) can be written."""
+        """Whether a write could succeed now; writes nothing and takes no lock (it is polled).
+
+        A write creates ``<path>.lock`` and a temporary file in the vault's directory (made
+        if missing) and replaces the file, so it needs that directory writable, and the
+        file and the lock file, where they exist, to be regular files this process can open
+        for writing.
+        """
         return await self._run(self._ready)
 
     def _ready(self) -> ReadyState:
-        directory = self._path.parent
-        probe = directory
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not os.access(probe, os.W_OK | os.X_OK):
+        if not _can_create_in(self._path.parent):
             return ReadyState(False, "token_vault_dir_not_writable")
-        if self._path.exists() and not os.access(self._path, os.W_OK):
+        if not _writable_if_present(self._path):
             return ReadyState(False, "token_vault_file_not_writable")
+        if not _writable_if_present(Path(f"{self._path}.lock")):
+            return ReadyState(False, "token_vault_lock_not_writable")
         return ReadyState(True)
+
+
+def _can_create_in(directory: Path) -> bool:
+    """Whether files can be created in ``directory``, or it can be made where missing.
+
+    Checked on the nearest existing ancestor, which must be a searchable, writable
+    directory: that is where a write makes the missing levels.
+    """
+    probe = directory
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def _writable_if_present(path: Path) -> bool:
+    """Whether ``path`` is missing (a write creates it) or a regular file open for writing.
+
+    Opening (and closing at once) answers what permission bits cannot: it also refuses an
+    immutable or append-only file, and answers for the process's effective identity.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return not os.path.lexists(path)  # a dangling link points at something missing
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
