@@ -28,6 +28,12 @@ Details that matter:
   the answer as vocabulary pieces. The pieces of a frame cannot follow the text this window
   holds back, so in enforce mode :meth:`TextStreamProtector.protect_frame` empties them; in
   the other modes a frame's pieces are scanned joined, within the frame.
+- A caller can push text on behalf of an *owner* (a frame whose boundaries must be kept, such
+  as a plain-text frame): :meth:`TextStreamProtector.push_runs` then returns the released
+  text in runs cut wherever the owner changes, and says when an owner's text is all out. A
+  value replaced across two owners is replaced whole in the run where it starts, and the
+  later runs lose the rest of it. A window holds at most ``36 x maxMatchBytes`` owned pieces
+  (more than its characters allow, unless they are empty); one more fails closed.
 - No audit event is written here: the gateway writes one per stream from :meth:`summary`.
 - Any internal error fails closed: the stream counts as blocked and
   :class:`~haechi.errors.ProviderError` is raised.
@@ -35,10 +41,13 @@ Details that matter:
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Awaitable, Hashable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Final, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, NoReturn, TypeVar
 
+from haechi.actions import Item
 from haechi.errors import LimitError, ProviderError
 from haechi.models import Detection
 from haechi.payload import PathTexts
@@ -46,7 +55,7 @@ from haechi.pieces import drop_piece_runs
 from haechi.pipeline import CallContext, Inspection, Protector, Tally, inspect
 from haechi.policy import Policy
 
-__all__ = ["DEFAULT_MAX_MATCH", "TextStreamProtector"]
+__all__ = ["DEFAULT_MAX_MATCH", "Run", "TextStreamProtector"]
 
 #: Default window size (``streaming.maxMatchBytes``), in characters.
 DEFAULT_MAX_MATCH: Final = 256
@@ -55,14 +64,44 @@ _T = TypeVar("_T")
 _HOLD_FACTOR: Final = 16
 #: Texts one stream may window at once (its answer and the arguments of its tool calls).
 _MAX_CHANNELS: Final = 64
+#: Owned pieces a window may hold, per character of its size. A window keeps at most
+#: ``_HOLD_FACTOR + 1`` sizes of text; every owned piece but an empty one holds at least one
+#: of those characters, and an unowned run can sit between two of them.
+_SHARES_PER_CHAR: Final = 2 * (_HOLD_FACTOR + 2)
+#: Actions that leave the text as it is (``block`` stops the stream instead).
+_UNCHANGED: Final = frozenset({"allow", "block"})
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Released text that all belongs to one owner.
+
+    ``owner`` is what the text was pushed with (``None`` for text pushed without one),
+    ``text`` its protected form, and ``whole`` says that the owner's text is now all out.
+    """
+
+    owner: object | None
+    text: str
+    whole: bool
+
+
+@dataclass(slots=True)
+class _Share:
+    """How many of a window's held characters one owner pushed (unowned pushes in a row
+    share one entry)."""
+
+    owner: object | None
+    size: int
 
 
 @dataclass(slots=True)
 class _Window:
-    """One channel's text: held back (``pending``) and the last released window (``left``)."""
+    """One channel's text: held back (``pending``), who pushed it (``shares``, in order,
+    their sizes adding up to ``pending``'s length) and the last released window (``left``)."""
 
     pending: str = ""
     left: str = ""
+    shares: deque[_Share] = field(default_factory=deque)
 
 
 class TextStreamProtector:
@@ -87,6 +126,7 @@ class TextStreamProtector:
         self._policy = policy
         self._context = context
         self._window = max_match
+        self._max_shares = _SHARES_PER_CHAR * max_match
         self._transformer = protector.transformer(context)
         self._tally = Tally()
         self._windows: dict[Hashable, _Window] = {}
@@ -107,23 +147,49 @@ class TextStreamProtector:
 
     async def push(self, text: str, channel: Hashable = None) -> str:
         """Add text to ``channel`` (``None``: the answer); return what can be released now."""
-        if self.blocked:
-            return ""
-        window = self._windows.get(channel)
-        if window is None:
-            if len(self._windows) >= _MAX_CHANNELS:
-                return await self._guard(_too_many_channels())
-            window = self._windows[channel] = _Window()
-        window.pending += text
-        if len(window.pending) <= self._window:
-            return ""
-        return await self._guard(self._release(window, final=False))
+        return _joined(await self.push_runs(text, channel))
 
     async def flush(self, channel: Hashable = None) -> str:
         """Release everything ``channel`` still holds (at the end of its text)."""
+        return _joined(await self.flush_runs(channel))
+
+    async def push_runs(
+        self, text: str, channel: Hashable = None, *, owner: object | None = None
+    ) -> list[Run]:
+        """Add text to ``channel`` on behalf of ``owner``; return what can be released now,
+        in runs of one owner each.
+
+        An owner is a frame that must leave with its own boundaries (a plain-text frame):
+        its caller sends it once a run says its text is ``whole``. Text pushed without an
+        owner is released in runs of ``None``. An empty owned push with nothing held before
+        it is released (whole) at once.
+        """
+        if self.blocked:
+            return []
+        window = self._windows.get(channel)
+        if window is None:
+            if len(self._windows) >= _MAX_CHANNELS:
+                return await self._guard(
+                    _refuse(f"the stream opened more than {_MAX_CHANNELS} text channels")
+                )
+            window = self._windows[channel] = _Window()
+        if owner is not None and not text and not window.pending:
+            return [Run(owner, "", True)]
+        if owner is not None or text:
+            if len(window.shares) >= self._max_shares:
+                return await self._guard(_refuse("a stream window held too many owned pieces"))
+            _share(window.shares, owner, len(text))
+        window.pending += text
+        if len(window.pending) <= self._window:
+            return []
+        return await self._guard(self._release(window, final=False))
+
+    async def flush_runs(self, channel: Hashable = None) -> list[Run]:
+        """Release everything ``channel`` still holds (at the end of its text), in runs of
+        one owner each; every owner's text is then whole."""
         window = self._windows.get(channel)
         if self.blocked or window is None or not window.pending:
-            return ""
+            return []
         return await self._guard(self._release(window, final=True))
 
     async def protect_text(self, text: str) -> str | None:
@@ -165,9 +231,10 @@ class TextStreamProtector:
 
     async def _protect_text(self, text: str) -> str | None:
         detections = self._protector.detector.scan_text(text, direction=self._context.direction)
-        return await self._emit(text, detections)
+        parts = await self._emit(text, detections, (len(text),))
+        return None if parts is None else parts[0]
 
-    async def _release(self, window: _Window, *, final: bool) -> str:
+    async def _release(self, window: _Window, *, final: bool) -> list[Run]:
         pending = window.pending
         offset = len(window.left)
         scanned = self._protector.detector.scan_text(
@@ -181,17 +248,23 @@ class TextStreamProtector:
             commit = _pull_back(natural, detections)
             if natural - commit > _HOLD_FACTOR * self._window:
                 commit, overflow = self._overflow(commit, natural, detections)
-        if commit <= 0 and overflow is None:
-            return ""
-        head = [_clip(d, commit, pending) for d in detections if d.start < commit]
-        released = pending[:commit]
-        window.pending = pending[commit:]
-        window.left = (window.left + released)[-self._window :]
-        output = await self._emit(released, head) if commit > 0 else ""
+        runs: list[Run] = []
+        if commit > 0:
+            head = [_clip(d, commit, pending) for d in detections if d.start < commit]
+            released = pending[:commit]
+            window.pending = pending[commit:]
+            window.left = (window.left + released)[-self._window :]
+            taken = _take(window.shares, commit)
+            parts = await self._emit(released, head, [size for _owner, size, _whole in taken])
+            if parts is not None:
+                runs = [
+                    Run(owner, part, whole)
+                    for (owner, _size, whole), part in zip(taken, parts, strict=True)
+                ]
         if overflow is not None and not self.blocked:
             self._tally.add(overflow)
             self.blocked = True
-        return output or ""
+        return runs
 
     def _overflow(
         self, commit: int, natural: int, detections: Sequence[Detection]
@@ -210,7 +283,13 @@ class TextStreamProtector:
         blocked = tuple(replace(item, action="block") for item in acted)
         return commit, Inspection(blocked, inspection.suppressed, inspection.dropped)
 
-    async def _emit(self, text: str, detections: Sequence[Detection]) -> str | None:
+    async def _emit(
+        self, text: str, detections: Sequence[Detection], sizes: Sequence[int]
+    ) -> list[str] | None:
+        """Protect ``text`` and cut the result into one part per piece of ``sizes`` (their
+        owners' shares of it). A replaced value belongs whole to the part where it starts:
+        the cut it spans moves past its end, so the parts concatenated equal protecting the
+        text at once. Return ``None`` when it blocks."""
         inspection: Inspection = inspect(
             detections,
             policy=self._policy,
@@ -218,16 +297,90 @@ class TextStreamProtector:
             path_texts=PathTexts(),
         )
         self._tally.add(inspection)
+        bounds = list(itertools.accumulate(sizes, initial=0))
         if not self._context.enforced:
-            return text
+            return [text[start:end] for start, end in itertools.pairwise(bounds)]
         if inspection.blocks():
             self.blocked = True
             return None
-        return await self._transformer.transform_text(text, inspection.items)
+        if len(sizes) == 1:
+            return [await self._transformer.transform_text(text, inspection.items)]
+        changing = [
+            item
+            for item in inspection.items
+            if item.action not in _UNCHANGED and item.detection.end > item.detection.start
+        ]
+        return [
+            await self._transformer.transform_text(text[start:end], _within(changing, start, end))
+            for start, end in itertools.pairwise(_past_values(bounds, changing))
+        ]
 
 
-async def _too_many_channels() -> str:
-    raise RuntimeError(f"the stream opened more than {_MAX_CHANNELS} text channels")
+async def _refuse(reason: str) -> NoReturn:
+    raise RuntimeError(reason)
+
+
+def _joined(runs: Sequence[Run]) -> str:
+    return "".join(run.text for run in runs)
+
+
+def _share(shares: deque[_Share], owner: object | None, size: int) -> None:
+    """Record that ``owner`` pushed ``size`` more characters; unowned pushes in a row join."""
+    if owner is None and shares and shares[-1].owner is None:
+        shares[-1].size += size
+    else:
+        shares.append(_Share(owner, size))
+
+
+def _take(shares: deque[_Share], commit: int) -> list[tuple[object | None, int, bool]]:
+    """Take the first ``commit`` held characters out of ``shares``: each owner's part of them
+    and whether that owner is now done (an empty share right at the cut is done too)."""
+    taken: list[tuple[object | None, int, bool]] = []
+    left = commit
+    while shares:
+        share = shares[0]
+        if share.size > left:
+            if left:
+                share.size -= left
+                taken.append((share.owner, left, False))
+            break
+        left -= share.size
+        shares.popleft()
+        taken.append((share.owner, share.size, True))
+    return taken
+
+
+def _past_values(bounds: Sequence[int], items: Sequence[Item]) -> list[int]:
+    """Move every inner cut of ``bounds`` forward past each replaced value it falls inside
+    (overlapping values are replaced as one), keeping the cuts in order."""
+    moved = [bounds[0]]
+    for bound in bounds[1:]:
+        cut = max(bound, moved[-1])
+        shifted = True
+        while shifted:
+            shifted = False
+            for item in items:
+                if item.detection.start < cut < item.detection.end:
+                    cut = item.detection.end
+                    shifted = True
+        moved.append(cut)
+    return moved
+
+
+def _within(items: Sequence[Item], start: int, end: int) -> list[Item]:
+    """The items that start in ``text[start:end]``, moved onto that slice."""
+    return [
+        Item(
+            replace(
+                item.detection,
+                start=item.detection.start - start,
+                end=item.detection.end - start,
+            ),
+            item.action,
+        )
+        for item in items
+        if start <= item.detection.start < end
+    ]
 
 
 def _rebase(detection: Detection, offset: int, pending: str) -> Detection:

@@ -11,6 +11,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.stream_fixtures import read_sse
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
@@ -352,6 +354,45 @@ def test_gemini_array_stream_never_shows_a_value_however_it_is_cut(tmp_path: Pat
             assert gemini_array_text(response.json()) == "mail [REDACTED:email] today"
 
         check()
+
+
+def _gemini_chunk(parts: list[str]) -> dict[str, object]:
+    content = {"parts": [{"text": text} for text in parts], "role": "model"}
+    return {"candidates": [{"content": content, "index": 0}], "modelVersion": "g"}
+
+
+def _candidate_text(chunks: list[dict[str, Any]]) -> str:
+    """What google-genai's ``chunk.text`` gives, added up: each chunk's first candidate's
+    text parts, joined."""
+    return "".join(
+        part.get("text", "")
+        for chunk in chunks
+        for part in chunk["candidates"][0]["content"]["parts"]
+        if not part.get("thought")
+    )
+
+
+@pytest.mark.parametrize("form", ["sse", "array"])
+def test_gemini_value_cut_between_parts_is_joined_as_clients_join_it(
+    tmp_path: Path, form: str
+) -> None:
+    """Clients join a candidate's parts, within a chunk and across chunks: a value cut
+    between two parts is one value."""
+    chunks = [_gemini_chunk(["Mail jane.doe@", "exam"]), _gemini_chunk(["ple.com", " now"])]
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        if form == "sse":
+            wire = [f"data: {json.dumps(chunk)}\r\n\r\n".encode() for chunk in chunks]
+            gateway.upstream.queue(Reply(wire=wire))
+            response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}?alt=sse", json=body)
+            sent = [json.loads(f.data) for f in read_sse(response.content) if f.data]
+        else:
+            gateway.upstream.queue(Reply(body=json.dumps(chunks).encode()))
+            response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}", json=body)
+            sent = response.json()
+        assert response.status_code == 200
+        assert "jane" not in response.text
+        assert _candidate_text(sent) == "Mail [REDACTED:email] now"
 
 
 def test_gemini_array_stream_restores_this_requests_tokens(tmp_path: Path) -> None:

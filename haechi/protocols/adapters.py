@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from haechi.errors import ConfigError
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
-from haechi.protocols.types import EACH, FragmentSpec, Route, StreamDescriptor
+from haechi.protocols.types import EACH, EVERY, FragmentSpec, Route, StreamDescriptor
 
 __all__ = [
     "ADAPTERS",
@@ -325,15 +325,18 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
         "stream-generate-content",
         _sse(
             ("candidates", 0, "content", "parts", 0, "text"),
-            # The text of other parts and candidates: a window per (candidate, part); a
-            # thinking model's thoughts (parts flagged ``thought``) have their own, and
-            # copies of a frame keep the flag, so held thought never comes back as answer.
+            # The text of other parts and candidates: a window per candidate, through which
+            # its parts pass in order (clients join a candidate's parts, within a chunk and
+            # across chunks: a value cut between two parts is one value); the first
+            # candidate's parts join the answer's. A thinking model's thoughts (parts
+            # flagged ``thought``) have their own, and copies of a frame keep the flag, so
+            # held thought never comes back as answer.
             fragments=(
                 FragmentSpec(
-                    ("candidates", EACH, "content", "parts", EACH),
+                    ("candidates", EACH, "content", "parts", EVERY),
                     ("thought",),
                     ("text",),
-                    frozenset({(0, 0, None), (0, 0, False)}),
+                    frozenset({(0, None), (0, False)}),
                 ),
             ),
             kept_in_copies=frozenset({"index", "type", "thought"}),

@@ -10,10 +10,13 @@ from typing import Any, Final, Literal
 from haechi.models import PathSegment
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 
-__all__ = ["EACH", "FragmentSpec", "Route", "StreamDescriptor"]
+__all__ = ["EACH", "EVERY", "FragmentSpec", "Route", "StreamDescriptor"]
 
 #: A segment of :attr:`FragmentSpec.elements` standing for every element of a list.
 EACH: Final = "*"
+#: Like :data:`EACH`, but the element does not name the text: the pieces of every element
+#: continue one text, in order (a Gemini candidate's parts, which clients join).
+EVERY: Final = "**"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,7 @@ class FragmentSpec:
             every element of a list (OpenAI's ``choices[*].delta.tool_calls[*]``), or
             ``None`` when the frame itself is the element (Anthropic's
             ``content_block_delta``). Each :data:`EACH` adds the element's ``index`` (its
-            position when it has none) to the name of the text.
+            position when it has none) to the name of the text; :data:`EVERY` adds nothing.
         keys: the element's fields that further name the text a piece continues (Anthropic's
             ``index``; the Responses API's ``output_index``, ``content_index`` and ``type``;
             Gemini's ``thought`` flag). A missing field names the text too (the unnamed

@@ -8,14 +8,18 @@ chunked it, and a character split across two chunks needs no special care.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
 from haechi.errors import LimitError
 
-__all__ = ["Frame", "LineSplitter", "frame_too_large"]
+__all__ = ["Frame", "LineSplitter", "frame_too_large", "reader_breaks"]
 
 _BOM: Final = b"\xef\xbb\xbf"
+# Line readers built on ``str.splitlines`` (httpx's ``iter_lines``, which the ollama client
+# and httpx-sse read with) also end a line at these characters; the parsers here do not.
+_READER_BREAKS: Final = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,12 @@ def frame_too_large(limit: int) -> LimitError:
         status_code=502,
         error_code="haechi_stream_frame_too_large",
     )
+
+
+def reader_breaks(text: str) -> bool:
+    """Whether some client's line reader would cut ``text`` into lines where the gateway
+    sees one: such text must not be sent raw, or that client reads frames nobody inspected."""
+    return _READER_BREAKS.search(text) is not None
 
 
 class LineSplitter:

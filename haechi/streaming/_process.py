@@ -20,7 +20,13 @@ How a frame is handled:
   model's reasoning, a Responses API ``*.delta``), through a window of its own per text
   (its *channel*), each with its own hold for a cut de-tokenization marker.
 - Any other data (text, a JSON string, a bare number) is content text: it goes through the
-  same window, so a value split across two text frames is still found.
+  same window, so a value split across two text frames is still found. Such a *text frame*
+  is held until the window has released all of its text and then sent whole, so every text
+  frame leaves with the upstream's own boundaries (a value replaced across frames is
+  replaced in the frame where it starts, and the later frames lose the rest of it). Cutting
+  text frames anywhere else would let an upstream choose cuts that turn its unparseable
+  frames into JSON chunks a client parses and joins, unseen by the detector; for the same
+  reason a text frame that protection turned into a JSON object or array stops the stream.
 - Before a frame whose ``type`` is a flush type, and before a terminal frame, the held tail
   is sent as a copy of the last content frame; a terminal frame that carries delta text
   (Ollama's ``done: true``) takes the tail itself. Nothing is ever sent after the terminal
@@ -37,15 +43,15 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.models import PathSegment
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
-from haechi.protocols.types import EACH, FragmentSpec, StreamDescriptor
-from haechi.stream_window import TextStreamProtector
+from haechi.protocols.types import EACH, EVERY, FragmentSpec, StreamDescriptor
+from haechi.stream_window import Run, TextStreamProtector
 from haechi.streaming._json import dumps
-from haechi.streaming._lines import Frame
+from haechi.streaming._lines import Frame, frame_too_large, reader_breaks
 from haechi.streaming.detokenize import StreamDetokenizer
 from haechi.streaming.ndjson import NdjsonParser, encode_ndjson
 from haechi.streaming.sse import SseParser, encode_sse
@@ -85,25 +91,27 @@ class _Slotted:
 
 @dataclass(frozen=True, slots=True)
 class _Template:
-    """How to send held text: as a copy of the last content frame.
-
-    ``frame`` is that frame after protection (``None`` for a text frame); ``quoted`` says a
-    text frame was a JSON string.
-    """
+    """How to send held text: as a copy of the last JSON content frame (``frame``, after
+    protection) that carried it."""
 
     events: tuple[str, ...]
     frame: Any
     path: Path
-    quoted: bool
     kept: frozenset[str]
 
-    def render(self, text: str) -> tuple[str, bool]:
-        """The data of a frame carrying ``text``, and whether that data is JSON."""
-        if self.frame is not None:
-            return dumps(_spine(self.frame, self.path, text, self.kept)), True
-        if self.quoted:
-            return dumps(text), True
-        return text, False
+    def render(self, text: str) -> str:
+        """The JSON data of a frame carrying ``text``."""
+        return dumps(_spine(self.frame, self.path, text, self.kept))
+
+
+@dataclass(slots=True)
+class _TextFrame:
+    """A text frame whose text the answer's window still (partly) holds: its field lines,
+    whether it was a JSON string, and its protected text released so far."""
+
+    meta: tuple[str, ...]
+    quoted: bool
+    parts: list[str] = field(default_factory=list)
 
 
 class FrameProcessor:
@@ -121,7 +129,10 @@ class FrameProcessor:
         "_fields",
         "_finish",
         "_fragments",
+        "_held",
+        "_held_fields",
         "_kept",
+        "_max_frame",
         "_parser",
         "_path",
         "_probes",
@@ -153,6 +164,10 @@ class FrameProcessor:
             SseParser(max_frame_bytes) if self._sse else NdjsonParser(max_frame_bytes)
         )
         self._detokenizer = detokenizer
+        self._max_frame = max_frame_bytes
+        # Text frames the answer's window holds, and the size of their field lines.
+        self._held = 0
+        self._held_fields = 0
         self._template: _Template | None = None
         self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
         # The quoted name of each spec's text field, as it appears in a frame that has it.
@@ -163,7 +178,8 @@ class FrameProcessor:
             for number, spec in enumerate(self._fragments)
             if spec.exclude
             and spec.elements is not None
-            and (*(0 if part == EACH else part for part in spec.elements), *spec.text) == self._path
+            and (*(0 if part in (EACH, EVERY) else part for part in spec.elements), *spec.text)
+            == self._path
         )
         self._finish = descriptor.finish_path
         self._kept = descriptor.kept_in_copies
@@ -315,7 +331,7 @@ class FrameProcessor:
         if terminal:
             text += await self._tail()
         text = self._release(text, final=terminal)
-        self._template = _Template(_events(meta), slotted.frame, path, False, self._kept)
+        self._template = _Template(_events(meta), slotted.frame, path, self._kept)
         await self._send(meta, slotted.render(text), json_data=True)
 
     async def _pieces_frame(
@@ -344,14 +360,14 @@ class FrameProcessor:
             if closing:
                 text += await self._tail()
             _put(protected, path, self._release(text, final=closing))
-            self._template = _Template(events, protected, path, False, self._kept)
+            self._template = _Template(events, protected, path, self._kept)
         for channel, where, piece in pieces:
             closing = ends(channel)
             released = await self._push(piece, channel)
             if closing:
                 released += await self._tail(channel)
             _put(protected, where, self._release(released, final=closing, channel=channel))
-            template = _Template(events, protected, where, False, self._kept)
+            template = _Template(events, protected, where, self._kept)
             if channel is None:
                 self._template = template
             else:
@@ -428,14 +444,72 @@ class FrameProcessor:
         return _Slotted(protected, head, tail)
 
     async def _text(self, meta: tuple[str, ...], text: str, *, quoted: bool) -> None:
+        """A text frame: through the answer's window, sent whole once all of it is out."""
+        if not quoted and reader_breaks(text):
+            # Sent raw, it would be cut into lines (frames) by some clients' line readers.
+            raise RuntimeError("a text frame holds a character that line readers split at")
         if self._path is None:
             protected = await self._protector.protect_text(text)
             if protected is None:
                 raise Blocked
-        else:
-            protected = self._release(await self._push(text), final=False)
-            self._template = _Template(_events(meta), None, self._path, quoted, self._kept)
-        await self._send(meta, dumps(protected) if quoted else protected, json_data=quoted)
+            await self._send_text(_TextFrame(meta, quoted, [protected]))
+            return
+        held = _TextFrame(meta, quoted)
+        fields = _size(meta)
+        if self._held_fields + fields > self._max_frame:
+            # Held frames' field lines count together, as one frame, against the limit.
+            raise frame_too_large(self._max_frame)
+        self._held += 1
+        self._held_fields += fields
+        await self._send_loose(await self._push(text, owner=held))
+
+    async def _settle(self, runs: list[Run]) -> str:
+        """Send the text frames that the answer's window released whole; return the answer
+        text it released after the last of them, for the frame being built.
+
+        Upstream order is kept: answer text released ahead of a text frame is sent before
+        it, as a copy of the last JSON content frame. While a text frame is still held,
+        nothing is left for the frame being built, which would carry it ahead of that frame.
+        """
+        loose: list[str] = []
+        for run in runs:
+            frame = run.owner
+            if not isinstance(frame, _TextFrame):
+                loose.append(run.text)
+                continue
+            frame.parts.append(run.text)
+            if run.whole:
+                await self._send_loose("".join(loose))
+                loose.clear()
+                self._held -= 1
+                self._held_fields -= _size(frame.meta)
+                await self._send_text(frame)
+        if self._held:
+            await self._send_loose("".join(loose))
+            return ""
+        return "".join(loose)
+
+    async def _send_loose(self, text: str) -> None:
+        """Send released answer text, and any marker start the detokenizer holds, as a copy
+        of the last JSON content frame: a text frame or the end of the text follows."""
+        text = self._release(text, final=True)
+        if text:
+            await self._send_copy(self._template, text)
+
+    async def _send_text(self, frame: _TextFrame) -> None:
+        """Send a text frame with its protected text.
+
+        A frame that was not JSON must not become a JSON object or array (a value replaced
+        across frames takes a piece of the next frame along): a client would parse it as a
+        chunk and join text the detector never saw joined. That fails closed.
+        """
+        text = "".join(frame.parts)
+        if frame.quoted:
+            await self._send(frame.meta, dumps(text), json_data=True)
+            return
+        if _json_container(text):
+            raise RuntimeError("protection turned a text frame into a JSON chunk")
+        await self._send(frame.meta, text, json_data=False)
 
     async def _flush(self) -> None:
         """Send the held tail as a copy of the last content frame, then what every other
@@ -463,22 +537,26 @@ class FrameProcessor:
     async def _send_copy(self, template: _Template | None, text: str) -> None:
         if template is None:
             raise RuntimeError("stream text was held without a content frame to carry it")
-        data, json_data = template.render(text)
-        await self._send(template.events, data, json_data=json_data)
+        await self._send(template.events, template.render(text), json_data=True)
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _push(self, text: str, channel: Hashable = None) -> str:
-        released = await self._protector.push(text, channel)
+    async def _push(
+        self, text: str, channel: Hashable = None, *, owner: _TextFrame | None = None
+    ) -> str:
+        """Push to ``channel``'s window; return what it released for the frame being built
+        (the answer's text frames it released whole are sent on the way)."""
+        runs = await self._protector.push_runs(text, channel, owner=owner)
         if self._protector.blocked:
             raise Blocked
-        return released
+        return await self._settle(runs) if channel is None else _joined(runs)
 
     async def _tail(self, channel: Hashable = None) -> str:
-        released = await self._protector.flush(channel)
+        """Release all that ``channel``'s window holds, like :meth:`_push`."""
+        runs = await self._protector.flush_runs(channel)
         if self._protector.blocked:
             raise Blocked
-        return released
+        return await self._settle(runs) if channel is None else _joined(runs)
 
     def _release(self, text: str, *, final: bool, channel: Hashable = None) -> str:
         detokenizer = self._detokenizer
@@ -501,6 +579,9 @@ class FrameProcessor:
         for line in meta:
             protected = known.get(line)
             if protected is None:
+                if reader_breaks(line):
+                    # Some clients' line readers would cut it into lines of their own.
+                    raise RuntimeError("a field line holds a character that line readers split at")
                 before = protector.summary()
                 protected = await protector.protect_text(line)
                 if protected is None:
@@ -520,6 +601,26 @@ def _events(meta: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(line for line in meta if line.startswith("event:"))
 
 
+def _size(meta: tuple[str, ...]) -> int:
+    """The characters of a frame's field lines, with their line ends."""
+    return sum(len(line) + 1 for line in meta)
+
+
+def _joined(runs: list[Run]) -> str:
+    return "".join(run.text for run in runs)
+
+
+def _json_container(text: str) -> bool:
+    """Whether ``text`` parses as a JSON object or array."""
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(value, dict | list)
+
+
 def _only_first(frame: Any, spec: FragmentSpec) -> bool:
     """Whether the list ``spec`` walks (``choices`` of ``choices[*]``) holds one element
     whose name is excluded (the first choice): the common frame of a one-answer stream."""
@@ -537,13 +638,17 @@ def _elements(
 ) -> list[tuple[Path, dict[str, Any], tuple[int | str, ...]]]:
     """The objects at ``path`` in ``frame`` (the frame itself for ``None``), each with where
     it is and the names its :data:`EACH` segments give it (an element's ``index``, or its
-    position when it has none)."""
+    position when it has none); an :data:`EVERY` segment gives none."""
     if path is None:
         return [((), frame, ())] if isinstance(frame, dict) else []
     places: list[tuple[Path, Any, tuple[int | str, ...]]] = [((), frame, ())]
     for segment in path:
         following: list[tuple[Path, Any, tuple[int | str, ...]]] = []
         for where, node, names in places:
+            if segment == EVERY:
+                if isinstance(node, list):
+                    following.extend(((*where, at), item, names) for at, item in enumerate(node))
+                continue
             if segment == EACH:
                 if isinstance(node, list):
                     for at, item in enumerate(node):
