@@ -191,6 +191,44 @@ class TestMarkers:
         ):
             assert scan(engine, f"echo {marker} back", "response") == [], marker
 
+    @pytest.mark.parametrize(
+        ("text", "secret"),
+        [
+            ('db password="[REDACTED:email] Tr0ub4dor&3xyz"', "Tr0ub4dor&3xyz"),
+            (
+                "dsn postgres://admin:[REDACTED:email]S3cr3t(pw)@db.internal.example.com:5432/app",
+                "S3cr3t(pw)",
+            ),
+        ],
+    )
+    def test_a_marker_written_into_a_secret_does_not_hide_it(
+        self, engine: DetectionEngine, text: str, secret: str
+    ) -> None:
+        found = scan(engine, text, "response")
+        assert [(d.type, d.hard_block) for d in found] == [("secret", True)]
+        assert found[0].value.endswith(secret)
+        assert text[found[0].start : found[0].end] == found[0].value
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "api_key=[REDACTED:api_key]",
+            "Customer [REDACTED:email] called",
+            "password='[REDACTED:secret] [REDACTED:email]'",
+            'password="[REDACTED:secret][TOKEN:tok_secret_0123456789abcdef]"',
+        ],
+    )
+    def test_echoed_markers_stay_undetected_on_responses(
+        self, engine: DetectionEngine, text: str
+    ) -> None:
+        assert scan(engine, text, "response") == []
+
+    def test_an_echoed_marker_keeps_hiding_only_itself(self, engine: DetectionEngine) -> None:
+        """A value elsewhere in the text does not make an overlap with a marker count."""
+        text = "password='[REDACTED:secret] [REDACTED:email]' call 010-1234-5678"
+        assert [d.type for d in scan(engine, text, "request")] == ["secret", "phone"]
+        assert [d.value for d in scan(engine, text, "response")] == ["010-1234-5678"]
+
     def test_requests_never_trust_markers(self, engine: DetectionEngine) -> None:
         found = scan(engine, f"key is [TOKEN:{SK_DEMO}] hidden", "request")
         assert types(found) == {"api_key"}

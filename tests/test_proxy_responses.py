@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
+from haechi.proxy.responses import declares_other_charset
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
@@ -52,6 +54,27 @@ def test_answer_with_a_card_is_blocked(protected: Gateway) -> None:
     assert response.status_code == 502
     assert response.json()["error"] == "haechi_response_policy_block"
     assert "4111" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('db password="[REDACTED:email] Tr0ub4dor&3xyz"', "Tr0ub4dor&3xyz"),
+        ("dsn postgres://admin:[REDACTED:email]S3cr3t(pw)@db.example.com:5432/app", "S3cr3t(pw)"),
+    ],
+)
+def test_a_marker_written_into_a_secret_does_not_hide_it(
+    protected: Gateway, text: str, secret: str
+) -> None:
+    protected.upstream.queue(Reply(text=text))
+    response = post(protected)
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_response_policy_block"
+    assert secret not in response.text
+    protected.upstream.queue(Reply(text="Customer [REDACTED:email] called"))
+    echoed = post(protected)
+    assert echoed.status_code == 200
+    assert echoed.json()["choices"][0]["message"]["content"] == "Customer [REDACTED:email] called"
 
 
 def test_clean_answer_is_relayed_unchanged_with_its_validators(protected: Gateway) -> None:
@@ -127,6 +150,13 @@ def test_changed_answer_drops_validators(protected: Gateway) -> None:
             "invalid_json_response",
         ),
         (Reply(body=json.dumps({"t": EMAIL}).encode(), gzip=True), "compressed_response"),
+        (
+            Reply(
+                body=json.dumps({"t": "jane.doe+AEA-example.com"}).encode(),
+                headers={"content-type": "application/json; charset=utf-7"},
+            ),
+            "unsupported_charset",
+        ),
     ],
 )
 def test_uninspectable_answers_fail_closed(protected: Gateway, reply: Reply, reason: str) -> None:
@@ -154,6 +184,62 @@ def test_failure_mode_allow_relays_uninspectable_answers(tmp_path: Path) -> None
         # Relayed exactly as sent, so the encoding header still describes the bytes.
         assert response.headers["content-encoding"] == "gzip"
         assert response.json() == {"a": 1}
+        utf7 = {"content-type": "application/json; charset=utf-7"}
+        gateway.upstream.queue(Reply(body=b'{"a": "+AEA-"}', headers=utf7))
+        response = post(gateway)
+        assert response.status_code == 200
+        assert response.content == b'{"a": "+AEA-"}'
+        assert response.headers["content-type"] == utf7["content-type"]
+        assert decisions(gateway)[-1] == ("response_unprotected_allowed", "unsupported_charset")
+
+
+UTF7_ERROR = {
+    "error": {
+        "message": "no account for jane.doe+AEA-example.com",
+        "type": "invalid_request_error",
+    }
+}
+
+
+def test_an_answer_in_another_charset_never_reaches_the_client(protected: Gateway) -> None:
+    """In UTF-7 ``+AEA-`` is ``@``: a client decoding the declared charset (the SDK builds
+    its error message from the text) would read an address the gateway never saw."""
+    protected.upstream.queue(
+        Reply(
+            status=400,
+            body=json.dumps(UTF7_ERROR).encode(),
+            headers={"content-type": "application/json; charset=utf-7"},
+        )
+    )
+    client = openai.OpenAI(base_url=f"{protected.url}/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as refused:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    document = refused.value.response.json()
+    assert document["error"] == "haechi_response_unprotected"
+    assert document["reason"] == "unsupported_charset"
+    assert "jane" not in str(refused.value)
+    assert "jane" not in refused.value.response.text
+    assert decisions(protected)[-1] == ("response_unprotected_blocked", "unsupported_charset")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "other"),
+    [
+        ("application/json", False),
+        ("application/json; charset=utf-8", False),
+        ("application/json;charset=UTF-8", False),
+        ('application/json; charset="utf8"', False),
+        ("text/event-stream; Charset = Utf8", False),
+        ("application/json; charset=utf-7", True),
+        ('application/json; charset="UTF-16"', True),
+        ("application/json; charset=iso-8859-1", True),
+        ("application/json; charset=", True),
+        ("application/json; charset=utf-8, application/json; charset=utf-7", True),
+        ("application/json; charset*=utf-7", True),
+    ],
+)
+def test_declared_charsets(content_type: str, other: bool) -> None:
+    assert declares_other_charset(content_type) is other
 
 
 def test_allow_non_json_relays_only_non_json(tmp_path: Path) -> None:

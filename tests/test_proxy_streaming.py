@@ -10,11 +10,13 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from haechi._canonical import short_hash
@@ -399,3 +401,98 @@ def test_inspected_stream_drops_validators_and_is_not_stored(tmp_path: Path) -> 
         for name in VALIDATORS:
             assert name not in response.headers
         assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+def _chunk_frame(text: str) -> bytes:
+    """One OpenAI chat-completions stream frame carrying ``text``."""
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def _deflated(frames: list[bytes]) -> list[bytes]:
+    """``frames`` as a deflate stream, one flushed piece per frame (as a server streams)."""
+    compressor = zlib.compressobj()
+    pieces = [compressor.compress(frame) + compressor.flush(zlib.Z_SYNC_FLUSH) for frame in frames]
+    pieces.append(compressor.flush())
+    return pieces
+
+
+MAIL_FRAMES = [_chunk_frame("write to "), _chunk_frame(EMAIL), b"data: [DONE]\n\n"]
+DEFLATED = {"content-type": "text/event-stream", "content-encoding": "deflate"}
+UTF7 = {"content-type": "text/event-stream; charset=utf-7"}
+UTF7_FRAMES = [
+    _chunk_frame("write to "),
+    _chunk_frame("jane.doe+AEA-example.com"),
+    b"data: [DONE]\n\n",
+]
+
+
+def _decisions(gateway: Gateway) -> list[tuple[str, str]]:
+    return [(r["decision"], r["reason"]) for r in gateway.audit() if "decision" in r]
+
+
+@pytest.mark.parametrize(
+    ("wire", "headers", "reason"),
+    [
+        (_deflated(MAIL_FRAMES), DEFLATED, "compressed_response"),
+        (UTF7_FRAMES, UTF7, "unsupported_charset"),
+    ],
+)
+def test_a_stream_that_cannot_be_read_as_sent_is_refused(
+    tmp_path: Path, wire: list[bytes], headers: dict[str, str], reason: str
+) -> None:
+    """A compressed stream would be inspected in its encoded form and decoded by the client;
+    one in another charset read by the client as other text. Refused before anything of it
+    is sent, whatever ``responseProtection`` says about whole answers."""
+    with gateway_in_front(tmp_path, INSPECT) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+        gateway.upstream.queue(Reply(wire=wire, headers=headers))
+        with pytest.raises(openai.InternalServerError) as refused:
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        document = refused.value.response.json()
+        assert document["error"] == "haechi_response_unprotected"
+        assert document["reason"] == reason
+        gateway.upstream.queue(Reply(wire=wire, headers=headers))
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(stream=True))
+        assert response.status_code == 502
+        assert "content-encoding" not in response.headers
+        assert "jane" not in response.text
+        assert _decisions(gateway) == [("response_unprotected_blocked", reason)] * 2
+        assert stream_events(gateway) == []
+        assert "jane" not in gateway.audit_text()
+
+
+def test_a_stream_declared_utf8_is_inspected(tmp_path: Path) -> None:
+    headers = {"content-type": 'text/event-stream; charset="UTF-8"'}
+    with gateway_in_front(tmp_path, INSPECT) as gateway:
+        gateway.upstream.queue(Reply(wire=MAIL_FRAMES, headers=headers))
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+        stream = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        assert text == "write to [REDACTED:email]"
+
+
+def test_failure_mode_allow_relays_an_unreadable_stream_as_sent(tmp_path: Path) -> None:
+    """Like a whole answer that cannot be inspected: relayed unchanged and audited."""
+    config = {**INSPECT, "responseProtection": {"failureMode": "allow"}}
+    wire = _deflated(MAIL_FRAMES)
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(wire=wire, headers=DEFLATED))
+        with httpx.stream(
+            "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-encoding"] == "deflate"
+            assert b"".join(response.iter_raw()) == b"".join(wire)
+        assert _decisions(gateway) == [("response_unprotected_allowed", "compressed_response")]
+        assert stream_events(gateway) == []

@@ -247,6 +247,41 @@ def test_token_id_prompts_are_refused_before_the_upstream(tmp_path: Path) -> Non
         assert len(gateway.upstream.received) == 1
 
 
+def test_token_ids_written_as_floats_are_refused(tmp_path: Path) -> None:
+    """A lax server (pydantic, as vLLM's) reads ``73.0`` or ``7.3e1`` as the id 73: ids in
+    any JSON spelling of an integer are refused like plain ones."""
+    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}}) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+        floats: Any = [73.0, 1097.0]
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.completions.create(model="m", prompt=floats)
+        assert refused.value.response.json()["error"] == "haechi_token_ids_refused"
+        with pytest.raises(openai.PermissionDeniedError):
+            client.embeddings.create(model="m", input=[floats])
+        exponents = b'{"model": "m", "prompt": [7.3e1, 1.097e3]}'
+        response = httpx.post(
+            f"{gateway.url}/v1/completions",
+            content=exponents,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 403
+        assert response.json()["error"] == "haechi_token_ids_refused"
+        assert gateway.upstream.received == []
+        assert _refusals(gateway) == ["token_id_input"] * 3
+
+
+@pytest.mark.parametrize("key", ["Context", "CONTEXT", "conTEXT"])
+def test_ollama_context_in_any_letter_case_is_refused(tmp_path: Path, key: str) -> None:
+    """Ollama's Go decoder matches member names case-insensitively: ``"Context"`` fills
+    ``context`` as well."""
+    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
+        body = {"model": "m", "prompt": "hi", "stream": False, key: [1734, 73, 1097]}
+        response = httpx.post(f"{gateway.url}/api/generate", json=body)
+        assert response.status_code == 403
+        assert response.json()["error"] == "haechi_token_ids_refused"
+        assert gateway.upstream.received == []
+
+
 @pytest.mark.parametrize(
     ("adapter", "path", "body"),
     [
@@ -285,6 +320,14 @@ def test_token_ids_are_relayed_when_configured(tmp_path: Path) -> None:
         ({"prompt": [1]}, True),
         ({"prompt": [["a"], [2]]}, True),
         ({"prompt": {"nested": [7]}}, True),
+        ({"prompt": [73.0]}, True),
+        ({"prompt": [["a"], [-2.0]]}, True),
+        ({"prompt": [1e300]}, True),
+        ({"Prompt": [1]}, True),
+        ({"PROMPT": ["a", 1.0]}, True),
+        ({"prompt": "a", "PROMPT": [2]}, True),
+        ({"prompt": [0.5, False, float("inf")]}, False),
+        ({"prompts": [1]}, False),
         ([1, 2], False),
     ],
 )

@@ -13,7 +13,9 @@ Per leaf the engine
 3. runs those rules, confirming candidates with their validators on the folded text (a
    candidate that repeats an earlier hit is confirmed only if step 6 would keep it);
 4. re-scans marker-shaped spans, reporting what hides in fake markers, and on responses
-   skips findings that overlap haechi's own genuine markers (:mod:`haechi.detect.markers`);
+   skips findings that haechi's own genuine markers account for (:mod:`haechi.detect.markers`):
+   those inside a marker, and those overlapping one that hold nothing a rule detects once
+   the markers are cut out of the text;
 5. adds a whole-value ``secret`` finding when the leaf sits under a sensitive key
    (``password``, ``api_key``, ...; under ambiguous keys such as ``token``, which LLM APIs
    use for vocabulary pieces, only when the value looks like a credential);
@@ -559,6 +561,29 @@ def _sub_run_hits(
     return extra
 
 
+def _covered(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    """Whether every character of ``[start, end)`` lies in one of the disjoint ``spans``."""
+    for low, high in sorted(spans):
+        if low <= start < high:
+            start = high
+        if start >= end:
+            return True
+    return start >= end
+
+
+def _cut(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[int]]:
+    """``text`` without the disjoint ``spans``, and the offset in ``text`` of each character
+    left."""
+    pieces: list[str] = []
+    origins: list[int] = []
+    position = 0
+    for low, high in [*sorted(spans), (len(text), len(text))]:
+        pieces.append(text[position:low])
+        origins.extend(range(position, low))
+        position = max(position, high)
+    return "".join(pieces), origins
+
+
 class DetectionEngine:
     """Finds detections in JSON leaves or free text; build once, call from any thread.
 
@@ -803,7 +828,7 @@ class DetectionEngine:
         rule_set: _RuleSet,
         direction: str,
     ) -> list[_Hit]:
-        """Re-scan marker-shaped spans; on responses, drop hits inside genuine markers.
+        """Re-scan marker-shaped spans; on responses, drop the hits genuine markers account for.
 
         A well-shaped TOKEN/REDACTED inner is scanned whole and its ``<type>`` segment alone;
         whatever they find is reported (a secret glued into a fake marker), in both
@@ -825,12 +850,53 @@ class DetectionEngine:
             else:
                 genuine.append((shape.start, shape.end))
         if direction == "response" and genuine:
-            hits = [
-                hit
-                for hit in hits
-                if not any(hit.start < end and start < hit.end for start, end in genuine)
-            ]
+            hits = self._beside_markers(text, hits, genuine, rule_set)
         return hits + found
+
+    def _beside_markers(
+        self,
+        text: str,
+        hits: list[_Hit],
+        genuine: Sequence[tuple[int, int]],
+        rule_set: _RuleSet,
+    ) -> list[_Hit]:
+        """The response hits that ``genuine`` markers do not account for, in order.
+
+        A hit within markers is the echo of a redaction: dropped. A hit reaching past a
+        marker is dropped only if, once the markers are cut out of the text, no rule detects
+        anything where the hit lies: ``password='[REDACTED:secret] [REDACTED:secret]'``
+        quotes redactions, while ``password="[REDACTED:email] Tr0ub4dor&3xyz"`` still holds
+        a password. Otherwise anyone able to write a marker into a secret would hide it.
+        """
+        kept: list[_Hit] = []
+        cut: list[tuple[int, int]] | None = None
+        for hit in hits:
+            if not any(hit.start < end and start < hit.end for start, end in genuine):
+                kept.append(hit)
+                continue
+            if _covered(hit.start, hit.end, genuine):
+                continue
+            if cut is None:
+                cut = self._found_without(text, genuine, rule_set)
+            if any(hit.start < end and start < hit.end for start, end in cut):
+                kept.append(hit)
+        return kept
+
+    def _found_without(
+        self, text: str, genuine: Sequence[tuple[int, int]], rule_set: _RuleSet
+    ) -> list[tuple[int, int]]:
+        """The spans of ``text`` (outer bounds) where a rule detects something once the
+        ``genuine`` markers are cut out; the whole text when the cut text folds to other
+        offsets (fail closed: its findings cannot be placed)."""
+        kept, origins = _cut(text, genuine)
+        case, scan = fold(kept)
+        if case == "unstable":
+            return [(0, len(text))]
+        return [
+            (origins[hit.start], origins[hit.end - 1] + 1)
+            for hit in self._run(scan, rule_set.leaf(scan))
+            if hit.end > hit.start
+        ]
 
     def _scan_part(self, text: str, start: int, end: int, rule_set: _RuleSet) -> list[_Hit]:
         """Hits in ``text[start:end]`` scanned on its own (marker parts are plain ASCII)."""

@@ -107,17 +107,37 @@ def _spells_ids(value: Any) -> bool:
 
 
 def holds_token_ids(body: Any, fields: tuple[str, ...]) -> bool:
-    """Whether one of the top-level ``fields`` of the request ``body`` holds an integer, at
-    any depth: a token id (text in these fields is strings, or lists of strings)."""
+    """Whether a top-level member of the request ``body`` named like one of ``fields``
+    holds an integral number, at any depth: a token id (text in these fields is strings, or
+    lists of strings).
+
+    Both tests follow the servers that read the body, not its exact spelling: Ollama's Go
+    decoder binds ``"Context"`` or ``"CONTEXT"`` to ``context`` (member names are matched
+    case-insensitively here, every member whose name case-folds to a field's counts), and a
+    lax decoder (pydantic, as vLLM's) reads ``73.0`` or ``7.3e1`` as the id 73 (any number
+    without a fraction counts, whatever its JSON spelling; ``true`` and ``false`` never).
+    """
     if not isinstance(body, dict):
         return False
-    stack = [body[field] for field in fields if field in body]
+    names = {field.casefold() for field in fields}
+    stack = [
+        value for key, value in body.items() if isinstance(key, str) and key.casefold() in names
+    ]
     while stack:
         node = stack.pop()
-        if type(node) is int:
+        if _is_token_id(node):
             return True
         if isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, dict):
             stack.extend(node.values())
     return False
+
+
+def _is_token_id(node: Any) -> bool:
+    """Whether ``node`` is a number a server may read as an integer (never a boolean)."""
+    if isinstance(node, bool):
+        return False
+    if isinstance(node, int):
+        return True
+    return isinstance(node, float) and node.is_integer()

@@ -536,6 +536,8 @@ class GatewayApp:
                     request, response, send, tokens, instead_of_stream=True
                 )
                 return
+            if inspect and not await self.responses.admit_stream(request, response):
+                inspect = False  # uninspectable, let through under failureMode: allow (audited)
             pump = self._pump(request, response, send, inspect, tokens)
             await _until_disconnect(pump, receive)
         finally:

@@ -6,14 +6,18 @@ Unprotected (``responseProtection.enabled`` off): the body is read under
 past the cap, audited).
 
 Protected: a body over the cap is always refused (even under ``failureMode: allow``). A
-body that cannot be inspected — compressed (unless ``allowCompressed``), not JSON, invalid
-JSON — is refused with 502 ``haechi_response_unprotected`` under ``failureMode:
-fail-closed`` or relayed and audited under ``allow`` (``allowNonJson`` allows non-JSON
-bodies alone). A JSON body is protected in the response direction: a block is 502
-``haechi_response_policy_block``; otherwise the body is relayed *unchanged* when nothing was
-found, and re-serialised (validators dropped, ``cache-control: no-store``) when it was
-changed. With ``tokenVault.detokenizeResponses``, tokens issued for this same request are
-restored in the answer; no other token ever is.
+body that cannot be inspected — compressed (unless ``allowCompressed``), not JSON, in a
+declared charset other than UTF-8, invalid JSON — is refused with 502
+``haechi_response_unprotected`` under ``failureMode: fail-closed`` or relayed and audited
+under ``allow`` (``allowNonJson`` allows non-JSON bodies alone). A JSON body is protected
+in the response direction: a block is 502 ``haechi_response_policy_block``; otherwise the
+body is relayed *unchanged* when nothing was found, and re-serialised (validators dropped,
+``cache-control: no-store``) when it was changed. With ``tokenVault.detokenizeResponses``,
+tokens issued for this same request are restored in the answer; no other token ever is.
+
+A streamed answer is decided on its headers before anything of it is sent
+(:meth:`ResponseHandler.admit_stream`): compressed or in another charset, it is
+uninspectable in the same way.
 
 Error texts never quote upstream bytes (a parser message would).
 """
@@ -21,6 +25,7 @@ Error texts never quote upstream bytes (a parser message would).
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -29,22 +34,70 @@ from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
 from haechi.proxy.pipeline import decode_document
-from haechi.proxy.upstream import ResponseTooLarge, UpstreamResponse, read_capped
+from haechi.proxy.upstream import (
+    ResponseHeaders,
+    ResponseTooLarge,
+    UpstreamResponse,
+    read_capped,
+)
 from haechi.streaming import NdjsonParser, SseParser, encode_ndjson, encode_sse
 
 if TYPE_CHECKING:
     from haechi.protocols.types import Route, StreamDescriptor
     from haechi.proxy.app import GatewayApp, GatewayRequest
 
-__all__ = ["ResponseHandler", "decompress", "is_json_media_type"]
+__all__ = [
+    "ResponseHandler",
+    "declares_other_charset",
+    "decompress",
+    "is_json_media_type",
+    "stream_unreadable",
+]
 
 _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+_UTF8: Final = frozenset({"utf-8", "utf8"})
+_PARAMETERS: Final = re.compile(r"[;,]")
 
 
 def is_json_media_type(content_type: str) -> bool:
     """``application/json`` or a ``+json`` structured type (parameters ignored)."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+def declares_other_charset(content_type: str) -> bool:
+    """Whether ``content_type`` declares a charset other than UTF-8 (``utf-8`` or ``utf8``,
+    in any case, quoted or not).
+
+    Bodies are inspected as UTF-8, but a client decodes them with the declared charset
+    (httpx ``Response.text``, which the SDKs build error messages from): in UTF-7, ``+AEA-``
+    is read as ``@``, so the client would read text the gateway never saw. Every ``charset``
+    parameter counts, in every value of a repeated header.
+    """
+    for parameter in _PARAMETERS.split(content_type):
+        name, equals, value = parameter.partition("=")
+        if not equals or name.strip().rstrip("*").lower() != "charset":
+            continue
+        if value.strip().strip('"').strip().lower() not in _UTF8:
+            return True
+    return False
+
+
+def _encoding(headers: ResponseHeaders) -> str:
+    """The body's ``content-encoding``, lowercased (``identity`` when none is declared)."""
+    return headers.get("content-encoding", "").strip().lower() or "identity"
+
+
+def stream_unreadable(headers: ResponseHeaders) -> str | None:
+    """Why a streamed answer with ``headers`` cannot be inspected as it arrives, if it
+    cannot: compressed (``compressed_response``; its frames would be read in their encoded
+    form and relayed for the client to decode) or in another charset
+    (``unsupported_charset``, see :func:`declares_other_charset`)."""
+    if _encoding(headers) != "identity":
+        return "compressed_response"
+    if declares_other_charset(headers.get("content-type", "")):
+        return "unsupported_charset"
+    return None
 
 
 def decompress(body: bytes, encoding: str, cap: int) -> bytes | None:
@@ -113,10 +166,10 @@ class ResponseHandler:
             raw = await read_capped(response, self._cap)
         except ResponseTooLarge:
             await self._refuse(request, "response_body_too_large")
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
         body: bytes | None = raw
         decoded = False
-        if encoding not in ("", "identity"):
+        encoding = _encoding(response.headers)
+        if encoding != "identity":
             if not self._allow_compressed:
                 await self._uninspectable(request, response, raw, send, "compressed_response")
                 return
@@ -132,9 +185,13 @@ class ResponseHandler:
             headers = response_headers(response.headers.raw, correlation_id=cid, decoded=decoded)
             await send_response(send, response.status_code, headers, b"")
             return
-        if not is_json_media_type(response.headers.get("content-type", "")):
+        content_type = response.headers.get("content-type", "")
+        if not is_json_media_type(content_type):
             allow = self._allow_non_json
             await self._uninspectable(request, response, raw, send, "non_json_response", allow)
+            return
+        if declares_other_charset(content_type):
+            await self._uninspectable(request, response, raw, send, "unsupported_charset")
             return
         try:
             text = body.decode("utf-8")
@@ -215,6 +272,22 @@ class ResponseHandler:
         parsed = parser.feed(protected) + parser.finish()
         return [json.loads(frame.data) for frame in parsed if frame.data is not None]
 
+    async def admit_stream(self, request: GatewayRequest, response: UpstreamResponse) -> bool:
+        """Whether the streamed ``response`` can be inspected as it arrives; decided on its
+        headers, before anything of it is sent.
+
+        A stream that cannot (:func:`stream_unreadable`) is uninspectable like a whole
+        answer: refused under ``failureMode: fail-closed`` (raises, audited
+        ``response_unprotected_blocked``), or let through under ``allow`` (audited
+        ``response_unprotected_allowed``; the caller relays it as it came and ``False`` is
+        returned). ``allowCompressed`` does not apply: a stream is never decoded here.
+        """
+        reason = stream_unreadable(response.headers)
+        if reason is None:
+            return True
+        await self._unprotected(request, reason)
+        return False
+
     async def _relay(
         self, request: GatewayRequest, response: UpstreamResponse, send: Send, cid: bytes
     ) -> None:
@@ -251,6 +324,17 @@ class ResponseHandler:
         await gateway.audit_decision(request, "response_unprotected_blocked", reason)
         raise GatewayError("haechi_response_unprotected", extra={"reason": reason})
 
+    async def _unprotected(self, request: GatewayRequest, reason: str, allow: bool = False) -> None:
+        """The one decision on an answer that cannot be inspected, for ``reason``: refused
+        (raises) under ``failureMode: fail-closed`` unless ``allow``, otherwise audited as let
+        through, for the caller to relay as it came."""
+        if self._fail_closed and not allow:
+            await self._refuse(request, reason)
+        gateway = self._gateway
+        request.decision = "response_unprotected_allowed"
+        gateway.metrics.increment("haechi_response_unprotected_total")
+        await gateway.audit_decision(request, "response_unprotected_allowed", reason)
+
     async def _uninspectable(
         self,
         request: GatewayRequest,
@@ -260,12 +344,9 @@ class ResponseHandler:
         reason: str,
         allow: bool = False,
     ) -> None:
-        if self._fail_closed and not allow:
-            await self._refuse(request, reason)
-        gateway = self._gateway
-        request.decision = "response_unprotected_allowed"
-        gateway.metrics.increment("haechi_response_unprotected_total")
-        await gateway.audit_decision(request, "response_unprotected_allowed", reason)
+        """Refuse ``raw``, which cannot be inspected, or relay it as it came (see
+        :meth:`_unprotected`)."""
+        await self._unprotected(request, reason, allow)
         cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid)
         await send_response(send, response.status_code, headers, raw)
