@@ -532,3 +532,26 @@ def test_head_is_answered_with_the_upstream_headers_and_no_made_up_length(
     assert not [line for line in lines if line.startswith(b"content-length:")]
     assert not [line for line in lines if line.startswith(b"transfer-encoding:")]
     assert [line for line in lines if line.startswith(b"x-haechi-correlation-id:")]
+
+
+def test_trailer_fields_of_a_chunked_body_are_not_forwarded_as_headers(gateway: Gateway) -> None:
+    body = json.dumps(chat("hi")).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"transfer-encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n" % (len(body), body)
+        + b"0\r\nx-api-key: sk-set-in-a-trailer\r\nopenai-project: proj-x\r\n\r\n"
+    )
+    assert raw_request(gateway, request).startswith(b"HTTP/1.1 200")
+    forwarded = gateway.upstream.last.headers
+    assert "x-api-key" not in forwarded
+    assert "openai-project" not in forwarded
+
+
+def test_an_upstream_cannot_name_the_request_in_the_correlation_header(gateway: Gateway) -> None:
+    forged = "00000000-0000-4000-8000-000000000000"
+    gateway.upstream.queue(Reply(headers={"x-haechi-correlation-id": forged}))
+    head = raw_request(gateway, _post_to(b"/v1/chat/completions")).partition(b"\r\n\r\n")[0]
+    named = [line for line in head.split(b"\r\n") if line.lower().startswith(b"x-haechi-correl")]
+    assert len(named) == 1
+    assert forged.encode() not in named[0]

@@ -71,7 +71,9 @@ _FIXED_REQUEST_HEADERS: Final = (
     (b"content-type", b"application/json"),
     (b"accept-encoding", b"identity"),
 )
-_ALWAYS_DROPPED: Final = _HOP_BY_HOP | {b"content-length"}
+#: ``x-haechi-correlation-id`` is the gateway's own: an upstream's copy would let it name
+#: the request in the client's logs (a client reading the first value would take it).
+_ALWAYS_DROPPED: Final = _HOP_BY_HOP | {b"content-length", b"x-haechi-correlation-id"}
 #: Response headers never relayed, by (body rewritten, body decoded). Every set holds
 #: ``connection``, which the loops below rely on.
 _RESPONSE_DROPPED: Final = {
@@ -139,7 +141,8 @@ def response_headers(
         rewritten: the body differs from the upstream's: drop validators, add ``no-store``.
         decoded: the body was decompressed: drop ``content-encoding``.
 
-    ``content-length`` is always dropped: the caller sets it for the body it actually sends.
+    ``content-length`` is always dropped (the caller sets it for the body it actually sends),
+    and so is an upstream ``x-haechi-correlation-id``.
     """
     dropped = _RESPONSE_DROPPED[rewritten, decoded]
     kept: HeaderList = []

@@ -265,6 +265,9 @@ def _protocol_class(headers_timeout: float | None) -> Any:
             # httptools keeps only the path of an absolute-form target; keep the target as
             # sent so the gateway can refuse "http://other-host/..." instead of routing it.
             self.scope[RAW_TARGET_KEY] = bytes(self.url)  # type: ignore[typeddict-unknown-key]
+            # The parser goes on adding the trailer fields of a chunked body to its header
+            # list, which is the scope's: the scope keeps the headers as they are now.
+            self.scope["headers"] = list(self.headers)
             super().on_headers_complete()
 
     return GatewayHttpProtocol
