@@ -253,6 +253,25 @@ def test_json_answers_are_inspected(tmp_path: Path) -> None:
     assert (odd.json()["id"], odd.json()["error"]["code"]) == (7, STDIO_ERROR)
 
 
+@pytest.mark.parametrize("media", ["application/json", "text/event-stream"])
+def test_an_answer_in_another_charset_never_reaches_the_client(tmp_path: Path, media: str) -> None:
+    """In UTF-7 ``+AEA-`` is ``@``: a client decoding the declared charset would read an
+    address the gateway, inspecting UTF-8, never saw."""
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"text": "jane.doe+AEA-example.com"}}
+    body = json.dumps(result).encode() if media == "application/json" else sse(event(result))
+    upstream = ScriptedUpstream([Reply(content_type=f"{media}; charset=utf-7", body=body)])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_response_unprotected"
+    assert response.json()["reason"] == "unsupported_charset"
+    assert "jane" not in response.text
+    audit = tmp_path / ".haechi" / "audit.jsonl"
+    records = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
+    decided = [(r["decision"], r["reason"]) for r in records if "decision" in r]
+    assert decided[-1] == ("response_unprotected_blocked", "unsupported_charset")
+
+
 def test_client_requests_refused_at_the_gateway(tmp_path: Path) -> None:
     upstream = ScriptedUpstream()
     with gateway_before(upstream, tmp_path) as url:

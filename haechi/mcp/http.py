@@ -22,7 +22,9 @@ error event with the same id, a refused server request is answered to the server
 of the error) and never shown to the client. An answer that cannot be inspected — not JSON,
 not an event stream, over ``responseProtection.maxBytes``, an event that is not a message —
 never reaches the client: a body is refused with 502, and a stream answering a request ends
-with a ``-32000`` error for that request.
+with a ``-32000`` error for that request. An answer whose ``content-type`` declares a charset
+other than UTF-8 (JSON or event stream) is refused with 502 before anything of it is sent: it
+is inspected as UTF-8, but a client honouring the charset would read other text.
 
 Headers: ``Mcp-Session-Id``, ``Mcp-Protocol-Version`` and ``Last-Event-ID`` are passed to
 the upstream as sent, and the upstream's ``Mcp-Session-Id`` goes back to the client. When
@@ -55,7 +57,7 @@ from haechi.proxy._asgi import Receive, Send, send_json, send_response
 from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import HeaderList, response_headers
-from haechi.proxy.responses import is_json_media_type
+from haechi.proxy.responses import declares_other_charset, is_json_media_type
 from haechi.proxy.upstream import (
     ResponseTooLarge,
     UpstreamError,
@@ -219,6 +221,8 @@ class StreamableHttpHandler:
             self._upstream_failed("haechi_upstream_unreachable")
         try:
             if _is_event_stream(response):
+                if declares_other_charset(response.headers.get("content-type", "")):
+                    await self._unprotected(request, "unsupported_charset")
                 pump = self._stream(request, response, send, fallback_id)
                 await _until_disconnect(pump, receive)
             else:
@@ -261,8 +265,11 @@ class StreamableHttpHandler:
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             await self._unprotected(request, "compressed_response")
-        if not is_json_media_type(response.headers.get("content-type", "")):
+        content_type: str = response.headers.get("content-type", "")
+        if not is_json_media_type(content_type):
             await self._unprotected(request, "non_json_response")
+        if declares_other_charset(content_type):
+            await self._unprotected(request, "unsupported_charset")
         try:
             message = parse_message(raw)
         except MessageError:
