@@ -2,8 +2,10 @@
 """Recognising haechi's own markers, so a response that echoes them is not re-detected.
 
 Models often repeat what they were given: ``[REDACTED:email]``, ``[TOKEN:tok_email_...]`` or
-``[HAECHI_ENC:...]``. On the response direction a finding that overlaps one of these markers
-is skipped, but only when the marker is *genuine*:
+``[HAECHI_ENC:...]``. On the response direction a finding inside one of these markers is
+skipped, and so is one that overlaps it when the text with the markers cut out holds
+nothing a rule detects there (see ``DetectionEngine``), but only when the marker is
+*genuine*:
 
 * ``REDACTED``: the inner part is a lowercase identifier (a detection type);
 * ``TOKEN``: a vault id ``tok_<type>_<16+ lowercase hex>`` or ``<type>:<8+ lowercase hex>``;
