@@ -196,3 +196,14 @@ def test_repeated_classification_keeps_method_and_path_apart() -> None:
         route = gemini.classify("POST", path)
         assert route.path == path
         assert gemini.path_model(route.path) == model
+
+
+def test_llama_cpp_aliases_are_classified_like_their_routes() -> None:
+    llama = adapter_for("llama-cpp")
+    for alias, route in (
+        ("/chat/completions", "/v1/chat/completions"),
+        ("/completions", "/completion"),
+    ):
+        assert llama.classify("POST", alias).route_id == llama.classify("POST", route).route_id
+    for path in ("/infill", "/embedding", "/embeddings", "/detokenize"):
+        assert llama.classify("POST", path).route_id != "unknown"

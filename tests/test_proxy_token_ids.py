@@ -286,6 +286,11 @@ def test_ollama_context_in_any_letter_case_is_refused(tmp_path: Path, key: str) 
     ("adapter", "path", "body"),
     [
         ("llama-cpp", "/completion", {"prompt": [12, " mixed ", 34]}),
+        ("llama-cpp", "/completions", {"prompt": [12, 34]}),
+        ("llama-cpp", "/infill", {"input_prefix": "a", "prompt": [12, 34]}),
+        ("llama-cpp", "/embedding", {"content": [12, 34]}),
+        ("llama-cpp", "/embeddings", {"input": [[12, 34]]}),
+        ("llama-cpp", "/detokenize", {"tokens": [12, 34]}),
         ("ollama", "/api/generate", {"model": "m", "prompt": "hi", "context": [1, 2, 3]}),
         ("vllm-openai", "/v1/completions", {"model": "m", "prompt": [[1, 2], [3]]}),
     ],

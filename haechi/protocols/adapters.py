@@ -204,19 +204,35 @@ _OPENAI_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/embeddings": _EMBEDDINGS,
 }
 
+# llama.cpp's native stream ends with a ``"stop": true`` frame. Its frames carry their piece
+# of the answer as token ids too, in ``tokens`` (and a whole answer does when asked with
+# ``return_tokens``).
+_LLAMA_CPP_COMPLETION = RouteSpec(
+    "legacy-completion",
+    _sse(("content",), done_field="stop"),
+    token_ids=TokenIdFields(opaque=frozenset({"tokens"})),
+    token_id_inputs=("prompt",),
+)
+#: Every path llama.cpp's server answers with a model's work, its aliases included: a path
+#: left out would be forwarded as an unknown route, whose token-id inputs nobody checks.
 _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/chat/completions": _CHAT,
+    "/chat/completions": _CHAT,
     "/v1/completions": _COMPLETIONS,
     "/v1/embeddings": _EMBEDDINGS,
-    # llama.cpp's native stream ends with a ``"stop": true`` frame. Its frames carry their
-    # piece of the answer as token ids too, in ``tokens`` (and a whole answer does when asked
-    # with ``return_tokens``).
-    "/completion": RouteSpec(
-        "legacy-completion",
+    "/completion": _LLAMA_CPP_COMPLETION,
+    "/completions": _LLAMA_CPP_COMPLETION,
+    "/infill": RouteSpec(
+        "infill",
         _sse(("content",), done_field="stop"),
         token_ids=TokenIdFields(opaque=frozenset({"tokens"})),
-        token_id_inputs=("prompt",),
+        token_id_inputs=("prompt", "input_extra"),
     ),
+    # The native embedding routes read ``content`` (text or token ids), or ``input``.
+    "/embedding": RouteSpec("embedding", token_id_inputs=("content", "input")),
+    "/embeddings": RouteSpec("embedding", token_id_inputs=("content", "input")),
+    # Token ids in, their text out: the text was never inspected on the way in.
+    "/detokenize": RouteSpec("detokenize", token_id_inputs=("tokens",)),
 }
 
 _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
