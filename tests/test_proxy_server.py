@@ -97,16 +97,18 @@ def test_forwarded_proto_gate(tmp_path: Path) -> None:
         missing = httpx.post(url, json=body)
         assert missing.status_code == 403
         assert missing.json()["error"] == "haechi_forwarded_proto_required"
-        # The first hop decides: "http, https" came in over plain HTTP.
-        for proto in ("http", "http, https", ""):
+        # Every hop must be https: a proxy that appends puts the client's claim first.
+        for proto in ("http", "http, https", "HTTPS, http", "https,", ""):
             refused = httpx.post(url, json=body, headers={"x-forwarded-proto": proto})
             assert refused.status_code == 403
         # The gate runs before authentication: none of these was an auth decision.
         assert _auth_denials(gateway.audit()) == []
         assert gateway.upstream.received == []
         assert httpx.get(f"{gateway.url}/__haechi/live").status_code == 200
-        passed = httpx.post(url, json=body, headers={"x-forwarded-proto": "HTTPS, http"})
+        passed = httpx.post(url, json=body, headers={"x-forwarded-proto": "HTTPS, https"})
         assert passed.status_code == 401
+        twice = [("x-forwarded-proto", "https"), ("x-forwarded-proto", "http")]
+        assert httpx.post(url, json=body, headers=twice).status_code == 403
         ok = httpx.post(
             url,
             json=body,

@@ -140,11 +140,21 @@ def _may_hold_dot_segment(raw: bytes) -> bool:
 
 
 def forwarded_proto_is_https(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """Whether the first hop of the first ``X-Forwarded-Proto`` header is ``https``."""
+    """Whether ``X-Forwarded-Proto`` is present and every hop it lists, in every copy of the
+    header, is ``https``.
+
+    A proxy in front may append its hop to what the client sent rather than replace it, so
+    no single position can be trusted: the client's own claim comes first, and the hop the
+    gateway actually sits behind may be any one of the values.
+    """
+    seen = False
     for name, value in headers:
         if name == b"x-forwarded-proto":
-            return value.split(b",", 1)[0].strip().lower() == b"https"
-    return False
+            for hop in value.split(b","):
+                if hop.strip().lower() != b"https":
+                    return False
+                seen = True
+    return seen
 
 
 async def read_body(receive: _Receive, limit: int, declared_length: int | None) -> bytes:
