@@ -61,13 +61,14 @@ async def test_vault_ready_after_writes_and_before_anything_exists(tmp_path: Pat
     assert (await store.ready()).ok
 
 
-@pytest.mark.parametrize(
-    ("in_the_way", "reason"),
-    [
-        ("token-vault.json", "token_vault_file_not_writable"),
-        ("token-vault.json.lock", "token_vault_lock_not_writable"),
-    ],
-)
+#: The files a vault write opens, and the reason readiness gives for each.
+VAULT_FILES = [
+    ("token-vault.json", "token_vault_file_not_writable"),
+    ("token-vault.json.lock", "token_vault_lock_not_writable"),
+]
+
+
+@pytest.mark.parametrize(("in_the_way", "reason"), VAULT_FILES)
 async def test_vault_not_ready_when_a_directory_is_in_the_way(
     tmp_path: Path, in_the_way: str, reason: str
 ) -> None:
@@ -79,13 +80,7 @@ async def test_vault_not_ready_when_a_directory_is_in_the_way(
         await store.put(TOKEN, sample_record(TOKEN))
 
 
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [
-        ("token-vault.json", "token_vault_file_not_writable"),
-        ("token-vault.json.lock", "token_vault_lock_not_writable"),
-    ],
-)
+@pytest.mark.parametrize(("name", "reason"), VAULT_FILES)
 async def test_vault_not_ready_when_its_file_or_lock_cannot_be_written(
     tmp_path: Path, name: str, reason: str
 ) -> None:

@@ -130,18 +130,10 @@ def test_openai_sdk_request_secret_key_and_value_in_adjacent_parts(tmp_path: Pat
         assert gw.upstream.received == []
 
 
-def test_anthropic_sdk_message_start_content_joined_with_deltas(tmp_path: Path) -> None:
-    """Text already in message_start's content (the API sends none; another server may):
-    the SDK adds the block's deltas to it, so it goes through the block's window."""
-    opening = _message_start()
-    opening["message"]["content"] = [{"type": "text", "text": "Mail john.doe@"}]
-    events = [
-        opening,
-        {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "text_delta", "text": "example.com ok"},
-        },
+def _text_block_end(text: str) -> list[dict[str, Any]]:
+    """The last delta of text block 0, then the events that end it and the message."""
+    return [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
         {"type": "content_block_stop", "index": 0},
         {
             "type": "message_delta",
@@ -150,9 +142,25 @@ def test_anthropic_sdk_message_start_content_joined_with_deltas(tmp_path: Path) 
         },
         {"type": "message_stop"},
     ]
+
+
+def _final_block_texts(tmp_path: Path, events: list[dict[str, Any]]) -> list[str]:
+    """The text of each block of the message the anthropic SDK builds from ``events``."""
     with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": "anthropic"}}) as gw:
         message = _anthropic_final(gw, _anthropic_wire(events))
-    assert [block.text for block in message.content] == ["Mail [REDACTED:email] ok"]
+    return [block.text for block in message.content]
+
+
+def test_anthropic_sdk_message_start_content_joined_with_deltas(tmp_path: Path) -> None:
+    """Text already in message_start's content (the API sends none; another server may):
+    the SDK adds the block's deltas to it, so it goes through the block's window."""
+    opening = _message_start()
+    opening["message"]["content"] = [{"type": "text", "text": "Mail john.doe@"}]
+    events = [
+        opening,
+        *_text_block_end("example.com ok"),
+    ]
+    assert _final_block_texts(tmp_path, events) == ["Mail [REDACTED:email] ok"]
 
 
 def test_anthropic_sdk_block_start_text_joined_with_deltas(tmp_path: Path) -> None:
@@ -167,19 +175,6 @@ def test_anthropic_sdk_block_start_text_joined_with_deltas(tmp_path: Path) -> No
             "content_block": {"type": "text", "text": "Mail john.doe@ex"},
         },
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a"}},
-        {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "text_delta", "text": "mple.com ok"},
-        },
-        {"type": "content_block_stop", "index": 0},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": "end_turn"},
-            "usage": {"output_tokens": 3},
-        },
-        {"type": "message_stop"},
+        *_text_block_end("mple.com ok"),
     ]
-    with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": "anthropic"}}) as gw:
-        message = _anthropic_final(gw, _anthropic_wire(events))
-    assert [block.text for block in message.content] == ["Mail [REDACTED:email] ok"]
+    assert _final_block_texts(tmp_path, events) == ["Mail [REDACTED:email] ok"]

@@ -22,7 +22,6 @@ helps against mistakes, not against someone who can rewrite both.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, get_args
 
 import anyio
 
+from haechi._writable import writable_if_present
 from haechi.audit._lines import append_durably, encode_line, writable_dir
 from haechi.audit._prepared import PreparedEvent
 from haechi.audit.events import iso_timestamp
@@ -162,25 +162,7 @@ class AuditSink:
 
 
 def _anchor_writable(path: Path) -> bool:
-    """Whether :func:`append_durably` could append to ``path`` now, without writing to it.
-
-    The file is opened (and closed at once) with the append's own flags when it exists,
-    which also refuses an immutable file or one this process may not write; a missing file
-    needs a directory it can be created in.
-    """
-    if not writable_dir(path.parent):
-        return False
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return not os.path.lexists(path)  # a dangling link points at something missing
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode):
-        return False
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
+    """Whether :func:`append_durably` could append to ``path`` now, without writing to it:
+    a missing file needs a directory it can be created in, an existing one must open with
+    the append's own flags."""
+    return writable_dir(path.parent) and writable_if_present(path, os.O_RDWR | os.O_APPEND)

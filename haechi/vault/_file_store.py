@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 import anyio
 
 from haechi._filelock import atomic_write, locked
+from haechi._writable import writable_if_present
 from haechi.crypto._codec import format_timestamp, utc_now
 from haechi.errors import VaultError
 from haechi.providers import ReadyState, TokenRecord
@@ -276,9 +276,9 @@ class FileTokenStore:
     def _ready(self) -> ReadyState:
         if not _can_create_in(self._path.parent):
             return ReadyState(False, "token_vault_dir_not_writable")
-        if not _writable_if_present(self._path):
+        if not writable_if_present(self._path, os.O_RDWR):
             return ReadyState(False, "token_vault_file_not_writable")
-        if not _writable_if_present(Path(f"{self._path}.lock")):
+        if not writable_if_present(Path(f"{self._path}.lock"), os.O_RDWR):
             return ReadyState(False, "token_vault_lock_not_writable")
         return ReadyState(True)
 
@@ -293,25 +293,3 @@ def _can_create_in(directory: Path) -> bool:
     while not os.path.lexists(probe) and probe != probe.parent:
         probe = probe.parent
     return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
-
-
-def _writable_if_present(path: Path) -> bool:
-    """Whether ``path`` is missing (a write creates it) or a regular file open for writing.
-
-    Opening (and closing at once) answers what permission bits cannot: it also refuses an
-    immutable or append-only file, and answers for the process's effective identity.
-    """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return not os.path.lexists(path)  # a dangling link points at something missing
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode):
-        return False
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
