@@ -51,7 +51,6 @@ __all__ = [
     "declares_other_charset",
     "decompress",
     "is_json_media_type",
-    "stream_unreadable",
 ]
 
 _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
@@ -88,7 +87,7 @@ def _encoding(headers: ResponseHeaders) -> str:
     return headers.get("content-encoding", "").strip().lower() or "identity"
 
 
-def stream_unreadable(headers: ResponseHeaders) -> str | None:
+def _stream_unreadable(headers: ResponseHeaders) -> str | None:
     """Why a streamed answer with ``headers`` cannot be inspected as it arrives, if it
     cannot: compressed (``compressed_response``; its frames would be read in their encoded
     form and relayed for the client to decode) or in another charset
@@ -276,13 +275,13 @@ class ResponseHandler:
         """Whether the streamed ``response`` can be inspected as it arrives; decided on its
         headers, before anything of it is sent.
 
-        A stream that cannot (:func:`stream_unreadable`) is uninspectable like a whole
+        A stream that cannot (:func:`_stream_unreadable`) is uninspectable like a whole
         answer: refused under ``failureMode: fail-closed`` (raises, audited
         ``response_unprotected_blocked``), or let through under ``allow`` (audited
         ``response_unprotected_allowed``; the caller relays it as it came and ``False`` is
         returned). ``allowCompressed`` does not apply: a stream is never decoded here.
         """
-        reason = stream_unreadable(response.headers)
+        reason = _stream_unreadable(response.headers)
         if reason is None:
             return True
         await self._unprotected(request, reason)
