@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import json
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,10 +163,28 @@ def event(message: Any, event_id: str | None = None) -> str:
 REQUEST = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo"}}
 
 
-def post(url: str, message: Any, **headers: str) -> httpx.Response:
+@contextlib.contextmanager
+def posting(url: str, message: Any, **headers: str) -> Iterator[httpx.Response]:
+    """POST ``message`` like an MCP client; the answer is left unread, so that its bytes can
+    be taken as they came (``iter_raw``), before any decoding its headers ask for."""
     body = message if isinstance(message, bytes) else json.dumps(message).encode()
     base = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-    return httpx.post(url, content=body, headers={**base, **headers}, timeout=TIMEOUT_S)
+    merged = {**base, **headers}
+    with httpx.stream("POST", url, content=body, headers=merged, timeout=TIMEOUT_S) as response:
+        yield response
+
+
+def post(url: str, message: Any, **headers: str) -> httpx.Response:
+    with posting(url, message, **headers) as response:
+        response.read()
+        return response
+
+
+def decisions(workdir: Path) -> list[tuple[str, str]]:
+    """The ``(decision, reason)`` of every gateway decision in the audit log, in order."""
+    audit = workdir / ".haechi" / "audit.jsonl"
+    records = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
+    return [(r["decision"], r["reason"]) for r in records if "decision" in r]
 
 
 def test_an_event_stream_is_inspected_message_by_message(tmp_path: Path) -> None:
@@ -266,10 +286,54 @@ def test_an_answer_in_another_charset_never_reaches_the_client(tmp_path: Path, m
     assert response.json()["error"] == "haechi_response_unprotected"
     assert response.json()["reason"] == "unsupported_charset"
     assert "jane" not in response.text
-    audit = tmp_path / ".haechi" / "audit.jsonl"
-    records = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
-    decided = [(r["decision"], r["reason"]) for r in records if "decision" in r]
-    assert decided[-1] == ("response_unprotected_blocked", "unsupported_charset")
+    assert decisions(tmp_path)[-1] == ("response_unprotected_blocked", "unsupported_charset")
+
+
+#: Codings and how the upstream applies them. ``br`` is declared over bytes left as they are:
+#: a coding whose bytes happen to read as messages, which the gateway could inspect and relay
+#: for the client to decode into something else.
+CODINGS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": lambda plain: plain,
+}
+
+
+@pytest.mark.parametrize("coding", list(CODINGS))
+@pytest.mark.parametrize("media", ["application/json", "text/event-stream"])
+def test_a_compressed_answer_never_reaches_the_client(
+    tmp_path: Path, media: str, coding: str
+) -> None:
+    """The gateway inspects an answer's bytes as UTF-8 text; a client decodes a coded answer
+    first, into text the gateway never inspected."""
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"text": f"write to {EMAIL}"}}
+    plain = json.dumps(result).encode() if media == "application/json" else sse(event(result))
+    body = CODINGS[coding](plain)
+    coded = ((b"content-encoding", coding.encode()),)
+    upstream = ScriptedUpstream([Reply(content_type=media, body=body, headers=coded)])
+    with gateway_before(upstream, tmp_path) as url, posting(url, REQUEST) as response:
+        raw = b"".join(response.iter_raw())
+    assert response.status_code == 502
+    assert "content-encoding" not in response.headers
+    refusal = json.loads(raw)
+    assert (refusal["error"], refusal["reason"]) == (
+        "haechi_response_unprotected",
+        "compressed_response",
+    )
+    assert EMAIL.encode() not in raw
+    assert body not in raw
+    assert decisions(tmp_path)[-1] == ("response_unprotected_blocked", "compressed_response")
+
+
+def test_an_identity_coded_stream_is_inspected(tmp_path: Path) -> None:
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"text": EMAIL}}
+    identity = ((b"content-encoding", b"Identity"),)
+    reply = Reply(content_type="text/event-stream", body=sse(event(result)), headers=identity)
+    with gateway_before(ScriptedUpstream([reply]), tmp_path) as url:
+        response = post(url, REQUEST)
+    assert response.status_code == 200
+    message = json.loads(response.text.split("data: ", 1)[1])
+    assert message["result"] == {"text": "[REDACTED:email]"}
 
 
 def test_client_requests_refused_at_the_gateway(tmp_path: Path) -> None:
@@ -313,6 +377,7 @@ def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
                 "mcp-name": uri,
                 "mcp-param-owner": EMAIL,
                 "accept": "text/plain",
+                "accept-encoding": "gzip, deflate, br",
             },
         )
         deleted = httpx.delete(url, headers={"mcp-session-id": "s-1"}, timeout=TIMEOUT_S)
@@ -325,6 +390,7 @@ def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
     assert headers["mcp-name"] == forwarded_uri
     assert "mcp-param-owner" not in headers
     assert headers["accept"] == "application/json, text/event-stream"
+    assert headers["accept-encoding"] == "identity", "an answer the gateway can inspect"
     assert EMAIL not in json.dumps(headers)
     assert (delete_method, delete_headers["mcp-session-id"]) == ("DELETE", "s-1")
     assert deleted.status_code == 204

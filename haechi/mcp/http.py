@@ -22,9 +22,12 @@ error event with the same id, a refused server request is answered to the server
 of the error) and never shown to the client. An answer that cannot be inspected — not JSON,
 not an event stream, over ``responseProtection.maxBytes``, an event that is not a message —
 never reaches the client: a body is refused with 502, and a stream answering a request ends
-with a ``-32000`` error for that request. An answer whose ``content-type`` declares a charset
-other than UTF-8 (JSON or event stream) is refused with 502 before anything of it is sent: it
-is inspected as UTF-8, but a client honouring the charset would read other text.
+with a ``-32000`` error for that request. An answer (JSON or event stream) that declares a
+``content-encoding`` other than ``identity``, or a charset other than UTF-8 in its
+``content-type``, is refused with 502 before anything of it is sent: it would be inspected as
+the UTF-8 text its bytes spell, and relayed for a client that decodes it first (gunzips it,
+reads it as UTF-7) into text the gateway never saw. The gateway asks for ``identity``
+(``accept-encoding``), so a server honouring the request never compresses.
 
 Headers: ``Mcp-Session-Id``, ``Mcp-Protocol-Version`` and ``Last-Event-ID`` are passed to
 the upstream as sent, and the upstream's ``Mcp-Session-Id`` goes back to the client. When
@@ -57,7 +60,7 @@ from haechi.proxy._asgi import Receive, Send, send_json, send_response
 from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import HeaderList, response_headers
-from haechi.proxy.responses import declares_other_charset, is_json_media_type
+from haechi.proxy.responses import is_json_media_type, unreadable_reason
 from haechi.proxy.upstream import (
     ResponseTooLarge,
     UpstreamError,
@@ -221,8 +224,7 @@ class StreamableHttpHandler:
             self._upstream_failed("haechi_upstream_unreachable")
         try:
             if _is_event_stream(response):
-                if declares_other_charset(response.headers.get("content-type", "")):
-                    await self._unprotected(request, "unsupported_charset")
+                await self._refuse_unreadable(request, response)
                 pump = self._stream(request, response, send, fallback_id)
                 await _until_disconnect(pump, receive)
             else:
@@ -262,14 +264,9 @@ class StreamableHttpHandler:
             headers = response_headers(response.headers.raw, correlation_id=cid)
             await send_response(send, response.status_code, headers, b"")
             return
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            await self._unprotected(request, "compressed_response")
-        content_type: str = response.headers.get("content-type", "")
-        if not is_json_media_type(content_type):
+        await self._refuse_unreadable(request, response)
+        if not is_json_media_type(response.headers.get("content-type", "")):
             await self._unprotected(request, "non_json_response")
-        if declares_other_charset(content_type):
-            await self._unprotected(request, "unsupported_charset")
         try:
             message = parse_message(raw)
         except MessageError:
@@ -287,6 +284,16 @@ class StreamableHttpHandler:
         assert outcome.message is not None
         headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=True)
         await send_response(send, status, headers, encode_message(outcome.message))
+
+    async def _refuse_unreadable(self, request: GatewayRequest, response: UpstreamResponse) -> None:
+        """Refuse ``response`` when its headers say its bytes are not the UTF-8 text a client
+        will read: coded (``compressed_response``) or in another charset
+        (``unsupported_charset``). Nothing here decodes a body, so a coded message would be
+        inspected in its coded form while the client decodes it; decided before anything of
+        the answer is sent."""
+        reason = unreadable_reason(response.headers)
+        if reason is not None:
+            await self._unprotected(request, reason)
 
     async def _unprotected(self, request: GatewayRequest, reason: str) -> NoReturn:
         gateway = self._gateway

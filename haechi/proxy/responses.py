@@ -51,6 +51,7 @@ __all__ = [
     "declares_other_charset",
     "decompress",
     "is_json_media_type",
+    "unreadable_reason",
 ]
 
 _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
@@ -87,11 +88,12 @@ def _encoding(headers: ResponseHeaders) -> str:
     return headers.get("content-encoding", "").strip().lower() or "identity"
 
 
-def _stream_unreadable(headers: ResponseHeaders) -> str | None:
-    """Why a streamed answer with ``headers`` cannot be inspected as it arrives, if it
-    cannot: compressed (``compressed_response``; its frames would be read in their encoded
-    form and relayed for the client to decode) or in another charset
-    (``unsupported_charset``, see :func:`declares_other_charset`)."""
+def unreadable_reason(headers: ResponseHeaders) -> str | None:
+    """Why an answer with ``headers`` cannot be inspected as the bytes arrive, if it cannot:
+    compressed (``compressed_response``; it would be read in its encoded form and relayed
+    for the client to decode) or in another charset (``unsupported_charset``, see
+    :func:`declares_other_charset`). Streamed LLM answers and MCP answers are judged by it
+    before anything of them is sent."""
     if _encoding(headers) != "identity":
         return "compressed_response"
     if declares_other_charset(headers.get("content-type", "")):
@@ -275,13 +277,13 @@ class ResponseHandler:
         """Whether the streamed ``response`` can be inspected as it arrives; decided on its
         headers, before anything of it is sent.
 
-        A stream that cannot (:func:`_stream_unreadable`) is uninspectable like a whole
+        A stream that cannot (:func:`unreadable_reason`) is uninspectable like a whole
         answer: refused under ``failureMode: fail-closed`` (raises, audited
         ``response_unprotected_blocked``), or let through under ``allow`` (audited
         ``response_unprotected_allowed``; the caller relays it as it came and ``False`` is
         returned). ``allowCompressed`` does not apply: a stream is never decoded here.
         """
-        reason = _stream_unreadable(response.headers)
+        reason = unreadable_reason(response.headers)
         if reason is None:
             return True
         await self._unprotected(request, reason)
