@@ -191,7 +191,14 @@ _RESPONSES = RouteSpec(
         # output text, a refusal, a function call's arguments, ... Pieces are named as the
         # openai SDK adds them up: by output and content index (not by ``item_id``, which
         # an upstream may vary inside one output to keep a value's halves apart).
-        fragments=(FragmentSpec(None, ("output_index", "content_index", "type"), ("delta",)),),
+        fragments=(
+            FragmentSpec(
+                None,
+                ("output_index", "content_index", "type"),
+                ("delta",),
+                positions=frozenset({"output_index", "content_index"}),
+            ),
+        ),
     ),
     token_ids=TokenIdFields(spelled=frozenset({"logprobs"})),
 )
@@ -317,6 +324,13 @@ def _moved_text(block: Any, index: Any, indexed: bool) -> dict[str, Any] | None:
     return continuation
 
 
+def _block_text(field: str) -> FragmentSpec:
+    """The pieces of a content block's ``delta.<field>``, named by the block's ``index``,
+    which every ``content_block_delta`` carries (a client reads a missing one as block 0)."""
+    index = frozenset({"index"})
+    return FragmentSpec(None, ("index",), ("delta", field), positions=index, required=index)
+
+
 _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/messages": RouteSpec(
         "messages",
@@ -325,8 +339,8 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             flush_on_types=_ANTHROPIC_STOP,
             terminal_types=frozenset({"message_stop"}),
             fragments=(
-                FragmentSpec(None, ("index",), ("delta", "partial_json")),
-                FragmentSpec(None, ("index",), ("delta", "thinking")),
+                _block_text("partial_json"),
+                _block_text("thinking"),
             ),
             opening=_anthropic_opening,
         ),
@@ -352,7 +366,8 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
                     ("candidates", EACH, "content", "parts", EVERY),
                     ("thought",),
                     ("text",),
-                    frozenset({(0, None), (0, False)}),
+                    frozenset({(0, False)}),
+                    flags=frozenset({"thought"}),
                 ),
             ),
             kept_in_copies=frozenset({"index", "type", "thought"}),

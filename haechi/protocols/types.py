@@ -30,22 +30,36 @@ class FragmentSpec:
             every element of a list (OpenAI's ``choices[*].delta.tool_calls[*]``), or
             ``None`` when the frame itself is the element (Anthropic's
             ``content_block_delta``). Each :data:`EACH` adds the element's ``index`` (its
-            position when it has none) to the name of the text; :data:`EVERY` adds nothing.
+            position when it has none), read as a position (see ``positions``), to the name
+            of the text; :data:`EVERY` adds nothing.
         keys: the element's fields that further name the text a piece continues (Anthropic's
             ``index``; the Responses API's ``output_index``, ``content_index`` and ``type``;
             Gemini's ``thought`` flag). A missing field names the text too (the unnamed
-            pieces of a spec share one window); an element with a field that is not an
+            pieces of a spec share one window). A field that is neither a position nor a flag
+            (a label, such as ``type``) is taken as written; an element whose label is not an
             integer, a string, a boolean or missing is protected within its frame. No names
             at all: the stream has one such text (Ollama's ``thinking``).
         text: path of the piece inside the element.
         exclude: names whose text is the route's answer, not a piece of its own (the first
             choice's), which goes through the answer's window wherever it sits in the frame.
+        positions: the ``keys`` that are list positions to the clients that add the pieces
+            up (an ``index``): each is named by the integer clients read (``0``, ``0.0`` and
+            ``"0"`` are one text), and a spelling clients read differently stops the stream
+            (see ``haechi.streaming._names``).
+        flags: the ``keys`` that are booleans to clients (Gemini's ``thought``): named
+            ``True`` or ``False`` (a missing one is ``False``); any other value stops the
+            stream.
+        required: the ``positions`` a piece must carry (a client reads a missing Anthropic
+            block ``index`` as the first block); a piece without one stops the stream.
     """
 
     elements: tuple[PathSegment, ...] | None
     keys: tuple[str, ...]
     text: tuple[PathSegment, ...]
     exclude: frozenset[tuple[int | str | bool | None, ...]] = frozenset()
+    positions: frozenset[str] = frozenset()
+    flags: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ that come earlier):
 3. in-flight ceiling (503 + ``Retry-After``), then the ``X-Forwarded-Proto`` gate;
 4. route classification, authentication, policy profile, rate limit — all before the body;
 5. ``mcp-http`` targets are handed to the MCP handler here;
-6. body with an incremental byte cap (413), strict UTF-8 (400), JSON (400);
+6. body with an incremental byte cap (413), strict UTF-8 and JSON without a lone
+   surrogate (400), nesting the parser can read (413);
 7. model allowlist (body ``model`` or the model in a Gemini path; 403);
 8. streaming decision (``streaming.requestMode``);
 9. request protection (403 on a policy block, 413 on nesting, 500 when inspection failed);
@@ -81,7 +82,6 @@ _ERROR_DECISIONS: Final = {
     "haechi_protection_failed": "protection_failed",
     "haechi_proxy_error": "error",
 }
-#: Hex digit -> the same digit with the RFC 4122 variant bits (``10xx``) set.
 
 
 @dataclass(slots=True)
@@ -115,7 +115,7 @@ class McpHttpHandler(Protocol):
     """Serves requests of an ``mcp-http`` target after authentication and rate limiting.
 
     Built by ``haechi.mcp.http.create_handler(gateway)``; the handler reads the body itself
-    (with :meth:`GatewayApp.read_json_body`) and talks upstream through ``gateway.upstream``.
+    (with :meth:`GatewayApp.read_body`) and talks upstream through ``gateway.upstream``.
     """
 
     async def __call__(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
@@ -374,10 +374,6 @@ class GatewayApp:
                 return await read_body(receive, self.max_request_bytes, length)
         except TimeoutError:
             raise GatewayError("haechi_request_timeout", headers={"connection": "close"}) from None
-
-    async def read_json_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> Any:
-        """Read and parse the request body (limits, UTF-8 and JSON checks included)."""
-        return parse_json_body(await self.read_body(receive, headers))[0]
 
     async def audit_decision(
         self, request: GatewayRequest, decision: str, reason: str, *, with_identity: bool = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import unquote
@@ -19,6 +20,7 @@ from haechi.proxy.errors import GatewayError
 __all__ = [
     "RAW_TARGET_KEY",
     "ClientGone",
+    "LoneSurrogate",
     "decode_document",
     "forwarded_proto_is_https",
     "model_allowed",
@@ -72,6 +74,15 @@ _STRICT_ONCE: Final = json.JSONDecoder(
     parse_constant=_reject_constant, object_pairs_hook=_object_once
 )
 _LENIENT_ONCE: Final = json.JSONDecoder(object_pairs_hook=_object_once)
+#: Writes a document as text with every character as it is, surrogates included.
+_AS_TEXT: Final = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+#: The escape of a UTF-16 surrogate (``\ud800`` to ``\udfff``): text strictly decoded
+#: from UTF-8 holds none, so only such an escape can put one in a document.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class LoneSurrogate(ValueError):
+    """A string of the document holds a lone UTF-16 surrogate, which is not text."""
 
 
 def decode_document(text: str, *, constants: bool = False) -> tuple[Any, bool]:
@@ -83,11 +94,32 @@ def decode_document(text: str, *, constants: bool = False) -> tuple[Any, bool]:
     inspected (a decoder that keeps the first value would read the uninspected one).
     ``constants`` accepts ``NaN`` and ``Infinity``. Invalid JSON raises ``ValueError`` (or
     ``RecursionError`` when nested too deep).
+
+    A string escaping half of a surrogate pair without the other half (``"\\ud800"``)
+    raises :class:`LoneSurrogate`, a ``ValueError``. Such a string is not Unicode text: JSON
+    leaves its reading to each decoder (one keeps the code point, one writes U+FFFD, one
+    drops it, some refuse the document), so what the receiver reads is not what was
+    inspected (a value cut by one is whole to a decoder that drops it), and UTF-8 cannot
+    carry it when a changed document is written again.
     """
     try:
-        return (_LENIENT_ONCE if constants else _STRICT_ONCE).decode(text), True
+        document, whole = (_LENIENT_ONCE if constants else _STRICT_ONCE).decode(text), True
     except _RepeatedKey:
-        return (json.loads(text) if constants else _STRICT_JSON.decode(text)), False
+        document = json.loads(text) if constants else _STRICT_JSON.decode(text)
+        whole = False
+    if _SURROGATE_ESCAPE.search(text) is not None and _holds_surrogate(document):
+        raise LoneSurrogate("a string holds a lone UTF-16 surrogate")
+    return document, whole
+
+
+def _holds_surrogate(document: Any) -> bool:
+    """Whether a string or key of ``document`` holds a surrogate code point (the decoder
+    joins an escaped pair into one character, so any left is a lone one)."""
+    try:
+        _AS_TEXT.encode(document).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _remove_dot_segments(raw: bytes) -> bytes:
@@ -191,8 +223,10 @@ def parse_json_body(body: bytes) -> tuple[Any, bool]:
     object, forward the document encoded again rather than ``body``).
 
     Invalid UTF-8 is refused rather than decoded lossily (a replacement character could
-    hide a value from detection). ``NaN``/``Infinity`` are not JSON and are refused. Nesting
-    deep enough to exhaust the parser is answered with 413, like the configured depth limit.
+    hide a value from detection); so is a lone surrogate escape (see
+    :func:`decode_document`), as invalid JSON with ``reason: lone_surrogate``.
+    ``NaN``/``Infinity`` are not JSON and are refused. Nesting deep enough to exhaust the
+    parser is answered with 413, like the configured depth limit.
     """
     if not body:
         return {}, True
@@ -204,6 +238,12 @@ def parse_json_body(body: bytes) -> tuple[Any, bool]:
         return decode_document(text)
     except RecursionError:
         raise GatewayError("haechi_request_too_deeply_nested") from None
+    except LoneSurrogate:
+        raise GatewayError(
+            "haechi_invalid_json_request",
+            "Request body is not valid JSON text: a string holds a lone UTF-16 surrogate",
+            extra={"reason": "lone_surrogate"},
+        ) from None
     except ValueError:
         raise GatewayError("haechi_invalid_json_request") from None
 

@@ -52,6 +52,7 @@ from haechi.protocols.types import EACH, EVERY, FragmentSpec, StreamDescriptor
 from haechi.stream_window import Run, TextStreamProtector
 from haechi.streaming._json import dumps
 from haechi.streaming._lines import Frame, frame_too_large, reader_breaks
+from haechi.streaming._names import position, reader
 from haechi.streaming.detokenize import StreamDetokenizer
 from haechi.streaming.ndjson import NdjsonParser, encode_ndjson
 from haechi.streaming.sse import SseParser, encode_sse
@@ -137,6 +138,7 @@ class FrameProcessor:
         "_path",
         "_probes",
         "_protector",
+        "_readers",
         "_sentinel",
         "_sse",
         "_template",
@@ -172,6 +174,10 @@ class FrameProcessor:
         self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
         # The quoted name of each spec's text field, as it appears in a frame that has it.
         self._probes = tuple(dumps(str(spec.text[-1])) for spec in self._fragments)
+        # Each spec's keys, with how their values name a text.
+        self._readers = tuple(
+            tuple((key, reader(spec, key)) for key in spec.keys) for spec in self._fragments
+        )
         # Specs whose first element's text is the delta text (a later choice's answer).
         self._answer_specs = frozenset(
             number
@@ -390,12 +396,13 @@ class FrameProcessor:
                 continue
             if number in self._answer_specs and _only_first(frame, spec):
                 continue  # one element, the first choice's: its text is the delta text
+            readers = self._readers[number]
             for prefix, element, qualifiers in _elements(frame, spec.elements):
-                name = (*qualifiers, *(element.get(key) for key in spec.keys))
                 text = _text_at(element, spec.text)
-                if text is None or not all(
-                    part is None or type(part) in (int, str, bool) for part in name
-                ):
+                if text is None:
+                    continue
+                name = (*qualifiers, *(read(element.get(key)) for key, read in readers))
+                if not all(part is None or type(part) in (int, str, bool) for part in name):
                     continue  # not a piece of a named text: protected within the frame
                 where = (*prefix, *spec.text)
                 channel: Hashable = (number, *name)
@@ -408,7 +415,7 @@ class FrameProcessor:
                 pieces.append((channel, where, text))
         return pieces
 
-    def _finishing(self, frame: Any) -> Any:
+    def _finishing(self, frame: Any) -> int | None:
         """The index of the choice this frame finishes (OpenAI's ``finish_reason``), or
         ``None``; a choice without an ``index`` is the first."""
         finish = self._finish
@@ -417,8 +424,7 @@ class FrameProcessor:
         choice = _value_at(frame, finish[:-1])
         if not isinstance(choice, dict) or choice.get(finish[-1]) is None:
             return None
-        index = choice.get("index", 0)
-        return index if type(index) in (int, str) else 0
+        return _element_name(choice, 0)
 
     def _choice_of(self, channel: Hashable) -> Any:
         """The choice a channel's text belongs to: the first for the answer, the choice's
@@ -630,20 +636,28 @@ def _only_first(frame: Any, spec: FragmentSpec) -> bool:
     items = frame.get(elements[0]) if isinstance(frame, dict) else None
     if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
         return False
-    return (items[0].get("index", 0),) in spec.exclude
+    return (_element_name(items[0], 0),) in spec.exclude
+
+
+def _element_name(element: Any, at: int) -> int:
+    """The name an element of an :data:`EACH` list gives its texts: its ``index`` as clients
+    read it (see :func:`~haechi.streaming._names.position`), or its position ``at`` when it
+    has none."""
+    index = element.get("index") if isinstance(element, dict) else None
+    return at if index is None else position(index)
 
 
 def _elements(
     frame: Any, path: tuple[PathSegment, ...] | None
-) -> list[tuple[Path, dict[str, Any], tuple[int | str, ...]]]:
+) -> list[tuple[Path, dict[str, Any], tuple[int, ...]]]:
     """The objects at ``path`` in ``frame`` (the frame itself for ``None``), each with where
-    it is and the names its :data:`EACH` segments give it (an element's ``index``, or its
-    position when it has none); an :data:`EVERY` segment gives none."""
+    it is and the names its :data:`EACH` segments give it (:func:`_element_name`); an
+    :data:`EVERY` segment gives none."""
     if path is None:
         return [((), frame, ())] if isinstance(frame, dict) else []
-    places: list[tuple[Path, Any, tuple[int | str, ...]]] = [((), frame, ())]
+    places: list[tuple[Path, Any, tuple[int, ...]]] = [((), frame, ())]
     for segment in path:
-        following: list[tuple[Path, Any, tuple[int | str, ...]]] = []
+        following: list[tuple[Path, Any, tuple[int, ...]]] = []
         for where, node, names in places:
             if segment == EVERY:
                 if isinstance(node, list):
@@ -651,10 +665,10 @@ def _elements(
                 continue
             if segment == EACH:
                 if isinstance(node, list):
-                    for at, item in enumerate(node):
-                        index = item.get("index") if isinstance(item, dict) else None
-                        name: int | str = index if isinstance(index, int | str) else at
-                        following.append(((*where, at), item, (*names, name)))
+                    following.extend(
+                        ((*where, at), item, (*names, _element_name(item, at)))
+                        for at, item in enumerate(node)
+                    )
                 continue
             if isinstance(node, dict):
                 child = node.get(segment)
