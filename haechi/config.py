@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_HEADERS_TIMEOUT_MS",
     "DEFAULT_REQUEST_TIMEOUT_MS",
+    "DEFAULT_WRITE_TIMEOUT_MS",
     "ENV_VARIABLES",
     "KNOWN_ADAPTERS",
     "KNOWN_TARGET_TYPES",
@@ -68,6 +69,14 @@ DEFAULT_CONFIG_PATH: Final = "haechi.config.json"
 #: no header timeout of its own, so "server default" must be a number, not "none".
 DEFAULT_HEADERS_TIMEOUT_MS: Final = 60000
 DEFAULT_REQUEST_TIMEOUT_MS: Final = 300000
+#: What ``null`` means for ``limits.writeTimeoutMs``. The clock runs only while the gateway
+#: cannot write (its send buffer is full) and restarts whenever writing can resume, which
+#: the client brings about by taking at most about a third of that buffer (Linux grows it
+#: to 4 MiB): a reader taking a few tens of KiB per second is never cut, while one that
+#: takes nothing cannot hold its connection, its in-flight slot and an upstream request
+#: longer than a minute. "No limit" is never the default: the server has no write deadline
+#: of its own.
+DEFAULT_WRITE_TIMEOUT_MS: Final = 60000
 
 #: Protocol adapters the gateway knows, in the order ``haechi status`` lists them.
 KNOWN_ADAPTERS: Final = (
@@ -316,13 +325,19 @@ class LimitsConfig(_Section):
         "Time allowed to receive request headers, in milliseconds (then the connection is "
         "closed); null = 60000, 0 = no limit.",
     )
+    write_timeout_ms: NonNegativeInt | None = _field(
+        DEFAULT_WRITE_TIMEOUT_MS,
+        "How long a connection's writes may stay blocked on a client that reads nothing, in "
+        "milliseconds (then the connection is cut, which releases its in-flight slot and "
+        "cancels the upstream request); null = 60000, 0 = no limit.",
+    )
 
-    @field_validator("request_timeout_ms", "headers_timeout_ms", mode="before")
+    @field_validator("request_timeout_ms", "headers_timeout_ms", "write_timeout_ms", mode="before")
     @classmethod
     def _null_is_the_default(cls, value: Any, info: ValidationInfo) -> Any:
         # Resolved here, once, so that every reader of the setting gets the number in force:
-        # a null read as "no limit" would let a client that never finishes its request hold
-        # a connection (and an in-flight slot) forever.
+        # a null read as "no limit" would let a client that never finishes its request, or
+        # never reads its answer, hold a connection (and an in-flight slot) forever.
         if value is None:
             return cls.model_fields[info.field_name or ""].default
         return value

@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from haechi.proxy.background import serve_in_thread
 from tests.cli import json_output, run_haechi
-from tests.test_proxy_server import HAECHI, _proxy_process, _write_config
+from tests.test_proxy_server import HAECHI, _certificate, _proxy_process, _write_config
 from tests.upstream_server import UpstreamServer
 
 _EMAIL = "jane.doe@example.com"
@@ -59,7 +62,7 @@ def test_workers_share_the_port_the_audit_chain_and_the_metrics(tmp_path: Path) 
             before = {pid: _bytes_written(pid) for pid in workers}
             total = 24
             for _ in range(total):
-                # A fresh connection each time: the kernel spreads connections, not requests.
+                # A fresh connection each time: connections are dealt out, not requests.
                 with httpx.Client() as client:
                     response = client.post(
                         f"{url}/v1/chat/completions",
@@ -86,6 +89,81 @@ def test_workers_share_the_port_the_audit_chain_and_the_metrics(tmp_path: Path) 
     assert verified["result"]["valid"] is True
     assert verified["result"]["records"] == total
     assert _EMAIL not in audit.read_text()
+
+
+def _served_connections(pid: int, port: int) -> int:
+    """How many established TCP connections to local ``port`` process ``pid`` holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:  # ESTABLISHED
+                inodes.add(inode)
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            held += 1
+    return held
+
+
+def test_connections_are_dealt_to_the_workers_in_turn(tmp_path: Path) -> None:
+    # Letting the kernel pick a worker per connection splits a pool of keep-alive
+    # connections unevenly (an even split of 20 comes out about one time in six).
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url)
+        with _proxy_process(config, "--workers", "2") as (process, url, _lines):
+            port = int(url.rsplit(":", 1)[1])
+            clients = [httpx.Client(limits=httpx.Limits(max_connections=1)) for _ in range(20)]
+            try:
+                for client in clients:
+                    response = client.post(
+                        f"{url}/v1/chat/completions",
+                        json={"model": "m", "messages": [{"role": "user", "content": _EMAIL}]},
+                        timeout=10,
+                    )
+                    assert response.status_code == 200
+                held = sorted(_served_connections(pid, port) for pid in _workers(process.pid))
+                assert held == [10, 10]
+                # The supervisor keeps none of them open.
+                assert _served_connections(process.pid, port) == 0
+            finally:
+                for client in clients:
+                    client.close()
+            assert all(_EMAIL not in received.text for received in upstream.received)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+
+
+def test_workers_serve_tls_on_the_connections_handed_to_them(tmp_path: Path) -> None:
+    key_file, cert_file, _pfx = _certificate(tmp_path)
+    tls = {"keyFile": str(key_file), "certFile": str(cert_file)}
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url, {"proxy": {"tls": tls}})
+        with _proxy_process(config, "--workers", "2") as (process, url, _lines):
+            assert url.startswith("https://127.0.0.1:")
+            # A client that does not speak TLS fails its own handshake only.
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(url.replace("https://", "http://") + "/__haechi/live", timeout=5)
+            trust = ssl.create_default_context(cafile=str(cert_file))
+            for _ in range(4):  # both workers, in turn
+                with httpx.Client(verify=trust) as client:
+                    response = client.post(
+                        f"{url}/v1/chat/completions",
+                        json={"model": "m", "messages": [{"role": "user", "content": _EMAIL}]},
+                        timeout=10,
+                    )
+                assert response.status_code == 200
+            assert len(upstream.received) == 4
+            assert all(_EMAIL not in received.text for received in upstream.received)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
 
 
 def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:

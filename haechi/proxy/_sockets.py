@@ -10,18 +10,11 @@ from haechi.errors import HaechiError
 __all__ = ["bind_socket"]
 
 
-def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (not listening yet).
-
-    ``reuse_port`` lets several worker processes bind the same port, each with its own
-    socket: the kernel then spreads new connections evenly across them, where one shared
-    socket would let whichever process is idle take them all.
-    """
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not listening yet)."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     # Accepted connections inherit it: small response writes go out at once instead of
     # waiting out the peer's delayed ACK (40 ms per response on Linux).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -14,6 +14,10 @@ Timeouts (what maps to what):
   protocol (uvicorn's ``httptools`` protocol, extended here). ``null`` is 60 s, ``0`` none.
 - ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
   past it the gateway answers 408 ``haechi_request_timeout``. ``null`` is 300 s, ``0`` none.
+- ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
+  (the client reads nothing, the send buffer is full); past it the connection is cut, which
+  ends its request as a client disconnect does: the in-flight slot is released and the
+  upstream request cancelled. Enforced by the same protocol. ``null`` is 60 s, ``0`` none.
 - Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
 - ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
   closed at once, in-flight requests get this long to finish, then the rest are cut.
@@ -38,16 +42,18 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httptools
 import uvicorn
 
 import haechi
-from haechi.config import DEFAULT_HEADERS_TIMEOUT_MS
+from haechi.config import DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS
 from haechi.errors import ConfigError
+from haechi.proxy._handoff import HandedConnections
 from haechi.proxy._sockets import bind_socket
 from haechi.proxy.app import GatewayApp
 from haechi.proxy.errors import CATALOGUE, error_body
@@ -183,57 +189,96 @@ def _check_pem_pair(key_file: str, cert_file: str) -> None:
         ) from None
 
 
-def _headers_timeout_s(limits: Any) -> float | None:
-    """The header timeout ``limits`` asks for, in seconds; ``None`` when it is off (``0``).
+def _timeout_s(millis: int | None, default: int) -> float | None:
+    """A connection timeout of ``limits``, in seconds; ``None`` when it is off (``0``).
 
     A ``None`` setting (the config loader resolves it, a limits object made without the
-    loader may not) is the default, never "no limit": uvicorn has no header timeout of its
-    own, so a client that never finishes its headers would hold its connection forever.
+    loader may not) is ``default``, never "no limit": uvicorn has neither a header nor a
+    write timeout of its own, so a client that never finishes its headers, or never reads
+    its answer, would hold its connection forever.
     """
-    millis = limits.headers_timeout_ms
     if millis is None:
-        millis = DEFAULT_HEADERS_TIMEOUT_MS
+        millis = default
     return millis / 1000 if millis else None
 
 
-def _protocol_class(headers_timeout: float | None) -> Any:
-    """uvicorn's httptools protocol, keeping the raw request target and timing headers."""
+class _Deadline:
+    """A connection deadline: :meth:`arm` starts it (again, from now), :meth:`disarm` stops
+    it, and once it passes ``expire`` runs.
+
+    Armed only at the moments a connection can start to stall (a request begins, writes
+    pause), never per write, so a connection that keeps up pays nothing on its fast path.
+    """
+
+    __slots__ = ("_expire", "_loop", "_seconds", "_timer")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, seconds: float | None, expire: Callable[[], None]
+    ) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        self._expire = expire
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        """Start the deadline from now (nothing when its timeout is off)."""
+        if self._seconds:
+            self.disarm()
+            self._timer = self._loop.call_later(self._seconds, self._expire)
+
+    def disarm(self) -> None:
+        """Stop the deadline, if it runs."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _protocol_class(limits: Any) -> Any:
+    """uvicorn's httptools protocol, keeping the raw request target and enforcing the
+    header and write timeouts of ``limits``."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    headers_timeout = _timeout_s(limits.headers_timeout_ms, DEFAULT_HEADERS_TIMEOUT_MS)
+    write_timeout = _timeout_s(limits.write_timeout_ms, DEFAULT_WRITE_TIMEOUT_MS)
+
     class GatewayHttpProtocol(HttpToolsProtocol):
-        """Records the request target as sent, and closes connections stuck in headers."""
+        """Records the request target as sent, and cuts connections stuck in their headers
+        or on a client that stopped reading its answer."""
 
         #: Seconds from a connection's (or a request's) first byte to the end of its
         #: headers; ``None``: no limit.
         headers_timeout_s: float | None = headers_timeout
-        _headers_timer: asyncio.TimerHandle | None = None
-
-        def _arm(self) -> None:
-            if self.headers_timeout_s:
-                self._disarm()
-                self._headers_timer = self.loop.call_later(self.headers_timeout_s, self._expire)
-
-        def _disarm(self) -> None:
-            if self._headers_timer is not None:
-                self._headers_timer.cancel()
-                self._headers_timer = None
-
-        def _expire(self) -> None:
-            self._headers_timer = None
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.close()
+        #: Seconds the connection's writes may stay paused (the client reads nothing and
+        #: the send buffer is full); ``None``: no limit.
+        write_timeout_s: float | None = write_timeout
+        _headers_deadline: _Deadline
+        _write_deadline: _Deadline
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            self._headers_deadline = _Deadline(self.loop, self.headers_timeout_s, transport.close)
+            # abort, not close: close waits until the buffered answer has been sent, which is
+            # what a client that stopped reading never lets happen. Losing the connection
+            # wakes uvicorn's pending send and reports http.disconnect to the app.
+            self._write_deadline = _Deadline(self.loop, self.write_timeout_s, transport.abort)
             super().connection_made(transport)
-            self._arm()
+            self._headers_deadline.arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            self._headers_deadline.disarm()
+            self._write_deadline.disarm()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self._write_deadline.arm()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._write_deadline.disarm()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm()
+            self._headers_deadline.arm()
 
         def send_400_response(self, msg: str) -> None:
             # uvicorn calls this from its ``except httptools.HttpParserError`` block when the
@@ -261,7 +306,7 @@ def _protocol_class(headers_timeout: float | None) -> Any:
                 count(code)
 
         def on_headers_complete(self) -> None:
-            self._disarm()
+            self._headers_deadline.disarm()
             # httptools keeps only the path of an absolute-form target; keep the target as
             # sent so the gateway can refuse "http://other-host/..." instead of routing it.
             self.scope[RAW_TARGET_KEY] = bytes(self.url)  # type: ignore[typeddict-unknown-key]
@@ -291,7 +336,7 @@ def uvicorn_options(config: Any) -> dict[str, Any]:
         "proxy_headers": False,
         "timeout_keep_alive": _KEEP_ALIVE_S,
         "timeout_graceful_shutdown": limits.shutdown_grace_ms / 1000,
-        "http": _protocol_class(_headers_timeout_s(limits)),
+        "http": _protocol_class(limits),
         "loop": "uvloop" if _HAS_UVLOOP else "asyncio",
     }
     return options
@@ -363,16 +408,38 @@ class _Server(uvicorn.Server):
     """
 
     def __init__(
-        self, config: uvicorn.Config, on_started: Callable[[], None], *, log_shutdown: bool
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[], None],
+        *,
+        log_shutdown: bool,
+        hand_off: socket.socket | None = None,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._log_shutdown = log_shutdown
+        self._hand_off = hand_off
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:
-            self._on_started()
+        if not self.started:
+            return
+        if self._hand_off is not None:
+            # A worker: its connections come from the supervisor (see
+            # haechi.proxy._handoff), served by the protocol uvicorn's own listener uses.
+            config = self.config
+            protocol_class: Any = config.http_protocol_class
+            protocol = partial(
+                protocol_class,
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+            )
+            loop = asyncio.get_running_loop()
+            handed = HandedConnections(loop, self._hand_off, protocol, config.ssl)
+            # uvicorn only closes and awaits its servers at shutdown: this one takes part.
+            self.servers.append(cast(Any, handed))
+        self._on_started()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if not self.should_exit and self._log_shutdown:
@@ -395,18 +462,26 @@ def serve_socket(
     *,
     on_started: Callable[[], None],
     log_shutdown: bool = False,
+    handed_off: bool = False,
 ) -> None:
     """Serve the gateway app of ``runtime`` on the bound ``sock`` until SIGTERM/SIGINT.
 
     ``on_started`` runs once uvicorn listens. Used by :func:`run_proxy` for one process and
-    by each worker process of :mod:`haechi.proxy.workers`.
+    by each worker process of :mod:`haechi.proxy.workers`, where ``handed_off`` says that
+    ``sock`` is the worker's end of the socket pair its connections are handed over on.
     """
     app = GatewayApp(runtime, forwarded_proto_gate=plan.forwarded_proto_gate)
     with tls_files(config) as tls_options:
         uv_config = uvicorn.Config(app, **uvicorn_options(config), **tls_options)
         uv_config.load()  # reads the TLS files now, so temporary ones can go
     _settle(runtime)
-    _Server(uv_config, on_started, log_shutdown=log_shutdown).run(sockets=[sock])
+    server = _Server(
+        uv_config,
+        on_started,
+        log_shutdown=log_shutdown,
+        hand_off=sock if handed_off else None,
+    )
+    server.run(sockets=[] if handed_off else [sock])
 
 
 def _settle(runtime: Any) -> None:
@@ -441,9 +516,8 @@ def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> N
     runtime = create_runtime(config)
     if count > 1:
         runtime.close()  # each worker builds its own; this one only proved the config runs
-    # With workers this socket only holds the port (it never listens); each worker binds
-    # its own socket to the same port.
-    sock = bind_socket(plan.host, plan.port, reuse_port=count > 1)
+    # With workers the supervisor listens on this socket and hands connections over.
+    sock = bind_socket(plan.host, plan.port)
     try:
         port = sock.getsockname()[1]
 
@@ -453,6 +527,6 @@ def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> N
         if count == 1:
             serve_socket(config, runtime, plan, sock, on_started=announce, log_shutdown=True)
         else:
-            serve_workers(config, plan, port, count, announce)
+            serve_workers(config, plan, sock, count, announce)
     finally:
         sock.close()

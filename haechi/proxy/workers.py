@@ -3,10 +3,11 @@
 
 One Python process runs one request at a time on one core, so a gateway on a multi-core
 host serves more traffic as several processes. The supervisor (the ``haechi proxy``
-process) holds the port and starts the workers with the ``spawn`` start method: each
-is a fresh interpreter that builds its own runtime from the same configuration and listens
-on its own socket bound to the same port (``SO_REUSEPORT``), so the kernel spreads new
-connections evenly across the workers.
+process) listens on the port and starts the workers with the ``spawn`` start method: each
+is a fresh interpreter that builds its own runtime from the same configuration. The
+supervisor accepts every connection and hands it to the workers in turn (see
+:mod:`haechi.proxy._handoff`), so each worker serves the same number of connections; the
+requests on a connection go to its worker directly.
 
 What the workers share, and what they do not:
 
@@ -35,6 +36,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections import deque
@@ -44,6 +46,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 from haechi.errors import HaechiError
+from haechi.proxy._handoff import ConnectionDealer, hand_off_pair
 from haechi.proxy.logs import configure_logging, log_event
 
 __all__ = ["MULTIPROC_ENV", "serve_workers"]
@@ -54,17 +57,18 @@ _STARTUP_TIMEOUT_S: Final = 60.0
 _KILL_MARGIN_S: Final = 5.0
 _RESTART_WINDOW_S: Final = 60.0
 _POLL_S: Final = 0.5
+#: Connections that may wait to be accepted (uvicorn's default for its own listeners).
+_BACKLOG: Final = 2048
 
 
-def _worker_main(config: Any, plan: Any, port: int, channel: Connection) -> None:
-    """A worker's body: build a runtime, serve until told to stop, report how it went."""
-    from haechi.proxy._sockets import bind_socket
+def _worker_main(config: Any, plan: Any, hand_off: socket.socket, channel: Connection) -> None:
+    """A worker's body: build a runtime, serve the connections handed over until told to
+    stop, report how it went."""
     from haechi.proxy.server import serve_socket
     from haechi.runtime import create_runtime
 
     configure_logging(config.logging.format)
     try:
-        sock = bind_socket(plan.host, port, reuse_port=True)
         runtime = create_runtime(config)
     except HaechiError as exc:
         channel.send(("failed", str(exc)))
@@ -73,11 +77,18 @@ def _worker_main(config: Any, plan: Any, port: int, channel: Connection) -> None
         channel.send(("failed", f"the runtime could not be built ({type(exc).__name__})"))
         raise SystemExit(1) from None
     try:
-        serve_socket(config, runtime, plan, sock, on_started=lambda: channel.send(("ready", "")))
+        serve_socket(
+            config,
+            runtime,
+            plan,
+            hand_off,
+            on_started=lambda: channel.send(("ready", "")),
+            handed_off=True,
+        )
     finally:
         with contextlib.suppress(Exception):
             runtime.close()
-        sock.close()
+        hand_off.close()
         channel.close()
 
 
@@ -85,6 +96,8 @@ def _worker_main(config: Any, plan: Any, port: int, channel: Connection) -> None
 class _Worker:
     process: BaseProcess
     channel: Connection
+    #: The supervisor's end of the socket pair connections are handed over on.
+    hand_off: socket.socket
     ready: bool = False
 
 
@@ -92,7 +105,7 @@ class _Worker:
 class _Supervisor:
     config: Any
     plan: Any
-    port: int
+    dealer: ConnectionDealer
     count: int
     context: Any = field(default_factory=lambda: multiprocessing.get_context("spawn"))
     workers: list[_Worker] = field(default_factory=list)
@@ -101,16 +114,34 @@ class _Supervisor:
 
     def start_one(self) -> _Worker:
         receive, send = self.context.Pipe(duplex=False)
+        dealer_end, worker_end = hand_off_pair()
         process = self.context.Process(
             target=_worker_main,
-            args=(self.config, self.plan, self.port, send),
+            args=(self.config, self.plan, worker_end, send),
             name="haechi-proxy-worker",
         )
-        process.start()
-        send.close()
-        worker = _Worker(process, receive)
+        try:
+            process.start()
+        finally:
+            send.close()
+            worker_end.close()
+        worker = _Worker(process, receive, dealer_end)
         self.workers.append(worker)
         return worker
+
+    def serve(self) -> None:
+        """Until a stop signal: deal connections to the ready workers, replace dead ones."""
+        while self.stop_signal is None:
+            ready = [w for w in self.workers if w.ready]
+            handles: list[Any] = [w.process.sentinel for w in self.workers]
+            handles += [w.channel for w in self.workers if not w.ready]
+            if ready:
+                handles.append(self.dealer.listener)
+            if self.dealer.listener in wait(handles, timeout=_POLL_S):
+                self.dealer.deal([w.hand_off for w in ready if w.process.is_alive()])
+            if self.stop_signal is None:
+                self.replace_dead()
+                self.drain_messages()
 
     def read(self, worker: _Worker) -> tuple[str, str] | None:
         """The worker's next message, or ``None`` when its end of the pipe is closed."""
@@ -145,6 +176,7 @@ class _Supervisor:
         for worker in [w for w in self.workers if not w.process.is_alive()]:
             self.workers.remove(worker)
             worker.channel.close()
+            worker.hand_off.close()
             log_event(
                 logging.WARNING,
                 "worker_exited",
@@ -172,7 +204,9 @@ class _Supervisor:
                 worker.ready = message[0] == "ready"
 
     def stop(self) -> None:
-        """Pass the stop on to every worker, wait out the drain, kill what remains."""
+        """Stop listening, pass the stop on to every worker, wait out the drain, kill what
+        remains."""
+        self.dealer.close()
         for worker in self.workers:
             if worker.process.is_alive() and worker.process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -186,15 +220,21 @@ class _Supervisor:
                 worker.process.kill()
                 worker.process.join()
             worker.channel.close()
+            worker.hand_off.close()
 
 
-def serve_workers(config: Any, plan: Any, port: int, count: int, announce: Any) -> None:
-    """Run ``count`` worker processes on ``port`` until SIGTERM/SIGINT (see the module doc).
+def serve_workers(
+    config: Any, plan: Any, listener: socket.socket, count: int, announce: Any
+) -> None:
+    """Run ``count`` worker processes serving the connections of the bound ``listener``
+    until SIGTERM/SIGINT (see the module doc).
 
-    ``announce()`` is called once every worker is ready. Raises :class:`HaechiError` when a
-    worker cannot start or workers keep dying; the workers are stopped first.
+    ``announce()`` is called once every worker is ready; connections made before wait in
+    the listen queue. Raises :class:`HaechiError` when a worker cannot start or workers
+    keep dying; the workers are stopped first.
     """
-    supervisor = _Supervisor(config, plan, port, count)
+    listener.listen(_BACKLOG)
+    supervisor = _Supervisor(config, plan, ConnectionDealer(listener), count)
 
     def on_signal(signum: int, _frame: Any) -> None:
         if supervisor.stop_signal is None:
@@ -212,11 +252,7 @@ def serve_workers(config: Any, plan: Any, port: int, count: int, announce: Any) 
         supervisor.wait_ready()
         if supervisor.stop_signal is None:
             announce()
-        while supervisor.stop_signal is None:
-            wait([w.process.sentinel for w in supervisor.workers], timeout=_POLL_S)
-            if supervisor.stop_signal is None:
-                supervisor.replace_dead()
-                supervisor.drain_messages()
+        supervisor.serve()
         log_event(
             logging.INFO,
             "proxy_shutdown",
