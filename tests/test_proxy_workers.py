@@ -190,6 +190,32 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
             assert f"worker {first[0]} exited (code -9)" in err
 
 
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    # No connection can reach a worker without its supervisor: it drains and exits.
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url)
+        with _proxy_process(config, "--workers", "2") as (process, url, _lines):
+            workers = _workers(process.pid)
+            with httpx.Client() as client:  # an idle keep-alive connection to one of them
+                assert client.get(f"{url}/__haechi/live", timeout=10).status_code == 200
+                process.kill()
+                process.wait(timeout=10)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+                    time.sleep(0.05)
+            assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie left for its dead parent's reaper does not)."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return status != "Z"
+
+
 def test_workers_that_keep_dying_stop_the_gateway(tmp_path: Path) -> None:
     upstream = UpstreamServer()
     with serve_in_thread(upstream) as up:

@@ -97,10 +97,12 @@ class HandedConnections:
     """The worker's side: serve each connection the supervisor hands over.
 
     It stands where uvicorn keeps its listening servers (``close`` and ``wait_closed``), so
-    uvicorn's graceful shutdown stops taking connections the same way.
+    uvicorn's graceful shutdown stops taking connections the same way. When the supervisor's
+    end closes (it died, even by ``SIGKILL``), no connection can come any more and
+    ``orphaned`` runs: the worker drains and exits rather than linger without a supervisor.
     """
 
-    __slots__ = ("_loop", "_protocol", "_socket", "_ssl", "_starting")
+    __slots__ = ("_loop", "_orphaned", "_protocol", "_socket", "_ssl", "_starting")
 
     def __init__(
         self,
@@ -108,11 +110,13 @@ class HandedConnections:
         hand_off: socket.socket,
         protocol: Callable[[], asyncio.Protocol],
         ssl_context: ssl.SSLContext | None,
+        orphaned: Callable[[], None],
     ) -> None:
         self._loop = loop
         self._socket = hand_off
         self._protocol = protocol
         self._ssl = ssl_context
+        self._orphaned = orphaned
         self._starting: set[asyncio.Task[object]] = set()
         hand_off.setblocking(False)
         loop.add_reader(hand_off.fileno(), self._receive)
@@ -124,10 +128,10 @@ class HandedConnections:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
+                fds = []
+            if not fds:  # the supervisor's end is closed: no more connections come
                 self.close()
-                return
-            if not fds:  # the supervisor closed its end: no more connections come
-                self.close()
+                self._orphaned()
                 return
             connection = socket.socket(fileno=fds[0])
             connection.setblocking(False)

@@ -436,10 +436,16 @@ class _Server(uvicorn.Server):
                 app_state=self.lifespan.state,
             )
             loop = asyncio.get_running_loop()
-            handed = HandedConnections(loop, self._hand_off, protocol, config.ssl)
+            handed = HandedConnections(
+                loop, self._hand_off, protocol, config.ssl, orphaned=self._orphaned
+            )
             # uvicorn only closes and awaits its servers at shutdown: this one takes part.
             self.servers.append(cast(Any, handed))
         self._on_started()
+
+    def _orphaned(self) -> None:
+        """The supervisor is gone: drain and exit, as on SIGTERM."""
+        self.should_exit = True
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if not self.should_exit and self._log_shutdown:
