@@ -124,15 +124,17 @@ class HandedConnections:
     def _receive(self) -> None:
         for _ in range(_BATCH):
             try:
-                _data, fds, _flags, _address = socket.recv_fds(self._socket, len(_TAG), 1, _CLOEXEC)
+                data, fds, _flags, _address = socket.recv_fds(self._socket, len(_TAG), 1, _CLOEXEC)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                fds = []
-            if not fds:  # the supervisor's end is closed: no more connections come
+                data, fds = b"", []
+            if not data:  # the supervisor's end is closed: no more connections come
                 self.close()
                 self._orphaned()
                 return
+            if not fds:  # the descriptor did not fit (no descriptor left): that one is lost
+                continue
             connection = socket.socket(fileno=fds[0])
             connection.setblocking(False)
             task = self._loop.create_task(
