@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -26,6 +27,8 @@ __all__ = ["ConnectionDealer", "HandedConnections", "hand_off_pair"]
 
 #: The byte each descriptor travels with (a message must carry at least one byte).
 _TAG: Final = b"c"
+#: How long the supervisor pauses when it cannot accept (no descriptor left).
+_PAUSE_S: Final = 0.05
 #: Received descriptors are closed in programs the worker runs (plugin processes).
 _CLOEXEC: Final = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 #: Descriptors a worker takes off its socket per wake-up before it lets the loop go on.
@@ -58,22 +61,23 @@ class ConnectionDealer:
         """The listening socket (to wait on for readability)."""
         return self._listener
 
-    def deal(self, workers: Sequence[socket.socket]) -> int:
+    def deal(self, workers: Sequence[socket.socket]) -> None:
         """Accept the connections waiting now and send each to one of ``workers`` (their
-        hand-off sockets), taking turns; how many were accepted.
+        hand-off sockets), taking turns.
 
         A connection no worker takes (every hand-off socket full or closed) is closed: its
         client sees the connection reset, as when a listen queue overflows.
         """
-        accepted = 0
         while True:
             try:
                 connection, _address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
-                return accepted
-            except OSError:  # e.g. EMFILE: leave the rest in the queue for the next turn
-                return accepted
-            accepted += 1
+                return
+            except OSError:
+                # Out of descriptors or memory: the rest stay queued. The listener still
+                # reads as ready, so pause rather than spin until the next turn.
+                time.sleep(_PAUSE_S)
+                return
             with connection:
                 self._send(connection, workers)
 
