@@ -49,8 +49,10 @@ async def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     await built.aclose()
 
 
-async def _run(runtime: Runtime, target: Any, wire: bytes) -> bytes:
-    inspector = StreamInspector(runtime, target, mode="enforce")
+async def _run(
+    runtime: Runtime, target: Any, wire: bytes, *, several_choices: bool = False
+) -> bytes:
+    inspector = StreamInspector(runtime, target, mode="enforce", several_choices=several_choices)
     out = await collect(inspector.run(chunked(wire, 7)))
     assert inspector.reason == "stream_inspected", inspector.reason
     return out
@@ -91,7 +93,7 @@ async def test_choice0_content_not_first_in_frame_choices(runtime: Runtime) -> N
         + _chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
         + sse("[DONE]")
     ).encode()
-    out = await _run(runtime, CHAT, wire)
+    out = await _run(runtime, CHAT, wire, several_choices=True)
     texts = _choice_texts(out)
     assert EMAIL not in texts.get(0, ""), texts
 
@@ -178,7 +180,7 @@ async def test_later_choice_value_with_finish_of_other_in_middle(runtime: Runtim
         _chunk([{"index": 1, "delta": {}, "finish_reason": "stop"}]),
         sse("[DONE]"),
     ]
-    out = await _run(runtime, CHAT, "".join(frames).encode())
+    out = await _run(runtime, CHAT, "".join(frames).encode(), several_choices=True)
     texts = _choice_texts(out)
     assert all(EMAIL not in t for t in texts.values()), texts
 
@@ -220,7 +222,7 @@ async def test_completions_choice0_not_first(runtime: Runtime) -> None:
         + frame([{"index": 0, "text": "", "finish_reason": "stop"}])
         + sse("[DONE]")
     ).encode()
-    out = await _run(runtime, COMPLETIONS, wire)
+    out = await _run(runtime, COMPLETIONS, wire, several_choices=True)
     texts = _choice_texts(out, "text")
     assert EMAIL not in texts.get(0, ""), texts
 

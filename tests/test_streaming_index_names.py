@@ -144,7 +144,15 @@ def test_the_adapters_declare_how_their_names_are_read() -> None:
     assert messages is not None
     (deltas,) = responses.fragments
     assert deltas.positions == {"output_index", "content_index"}
-    assert all(spec.positions == spec.required == {"index"} for spec in messages.fragments)
+    tool_input, thinking = messages.fragments
+    assert tool_input.positions == tool_input.required == {"index"}
+    # Thinking is read across blocks like the answer text; the blocks must come in order.
+    assert thinking.keys == ()
+    assert messages.block_types == {
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+    }
 
 
 # -- the openai client through the gateway ---------------------------------------------------

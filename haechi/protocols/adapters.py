@@ -26,6 +26,7 @@ __all__ = [
     "ProtocolAdapter",
     "RouteSpec",
     "adapter_for",
+    "asks_several_choices",
     "is_streaming_request",
     "known_adapters",
     "request_model",
@@ -148,6 +149,8 @@ _CHAT = RouteSpec(
             FragmentSpec(("choices", EACH), (), ("delta", "content"), frozenset({(0,)})),
         ),
         finish_path=("choices", 0, "finish_reason"),
+        choices="choices",
+        choice_count="n",
     ),
     token_ids=_VLLM_TOKEN_IDS,
 )
@@ -157,6 +160,8 @@ _COMPLETIONS = RouteSpec(
         ("choices", 0, "text"),
         fragments=(FragmentSpec(("choices", EACH), (), ("text",), frozenset({(0,)})),),
         finish_path=("choices", 0, "finish_reason"),
+        choices="choices",
+        choice_count="n",
     ),
     token_ids=_VLLM_TOKEN_IDS,
     token_id_inputs=("prompt",),
@@ -275,6 +280,10 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
 }
 
 _ANTHROPIC_STOP: Final = frozenset({"content_block_stop", "message_delta", "message_stop"})
+#: The events of one content block, which names it by its ``index``.
+_ANTHROPIC_BLOCK: Final = frozenset(
+    {"content_block_start", "content_block_delta", "content_block_stop"}
+)
 #: The field of a content block's streamed text, and the type of the delta that continues it.
 _ANTHROPIC_BLOCK_TEXTS: Final = {
     "text": ("text", "text_delta"),
@@ -324,13 +333,6 @@ def _moved_text(block: Any, index: Any, indexed: bool) -> dict[str, Any] | None:
     return continuation
 
 
-def _block_text(field: str) -> FragmentSpec:
-    """The pieces of a content block's ``delta.<field>``, named by the block's ``index``,
-    which every ``content_block_delta`` carries (a client reads a missing one as block 0)."""
-    index = frozenset({"index"})
-    return FragmentSpec(None, ("index",), ("delta", field), positions=index, required=index)
-
-
 _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/messages": RouteSpec(
         "messages",
@@ -338,10 +340,23 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             ("delta", "text"),
             flush_on_types=_ANTHROPIC_STOP,
             terminal_types=frozenset({"message_stop"}),
+            # The blocks come one after another (``block_types``), so every block's text is
+            # a stretch of the text of its kind in arrival order. Answer text and thinking
+            # have one window each, across blocks: the SDK's ``text_stream`` (and a loop
+            # printing every thinking delta) joins the blocks' texts, and a value cut
+            # between two blocks is one value to it. A tool call's input is a JSON document
+            # of its own, windowed per block (named by the ``index`` every delta carries).
             fragments=(
-                _block_text("partial_json"),
-                _block_text("thinking"),
+                FragmentSpec(
+                    None,
+                    ("index",),
+                    ("delta", "partial_json"),
+                    positions=frozenset({"index"}),
+                    required=frozenset({"index"}),
+                ),
+                FragmentSpec(None, (), ("delta", "thinking")),
             ),
+            block_types=_ANTHROPIC_BLOCK,
             opening=_anthropic_opening,
         ),
     ),
@@ -420,6 +435,25 @@ def is_streaming_request(route: Route, body: Any) -> bool:
     if stream is True:
         return True
     return route.streaming_by_default and stream is not False
+
+
+def asks_several_choices(route: Route, body: Any) -> bool:
+    """Whether the request asks for more than one answer (OpenAI's ``n`` above 1).
+
+    Read leniently towards "several", as servers validating with lax pydantic models read it
+    (``2``, ``2.0`` and ``"2"`` are two answers): a stream that truly has several answers is
+    then windowed per answer, while any other value (missing, ``null``, ``1``) is one answer,
+    whose stream stops at a frame naming another (see ``StreamDescriptor.choices``).
+    """
+    descriptor = route.streaming
+    name = descriptor.choice_count if descriptor is not None else None
+    count: Any = body.get(name) if name is not None and isinstance(body, dict) else None
+    if type(count) is str:
+        try:
+            count = float(count)
+        except ValueError:
+            return False
+    return type(count) in (int, float) and bool(count > 1)
 
 
 def request_model(adapter: ProtocolAdapter, route: Route, body: Any) -> str | None:

@@ -81,6 +81,21 @@ class StreamDescriptor:
         finish_path: a field whose non-null value says a choice is finished (OpenAI's
             ``finish_reason``, in ``choices[0]`` of a frame); what that choice's windows
             hold is sent before it (see ``haechi.streaming``).
+        choices: the top-level field of a frame that lists its answers, each named by its
+            ``index`` (OpenAI's ``choices``); a value other than a list (or null) stops the
+            stream, as no window follows the text in it that clients read. A request that did
+            not ask for several answers (``choice_count``) gets one, at position 0, from any
+            real server, while the usual client loop reads ``choices[0]`` of every frame
+            whatever its ``index``: in such a stream a frame whose list has more than one
+            element, or an element whose ``index`` is not 0, stops the stream.
+        choice_count: the request field that asks for several answers (OpenAI's ``n``).
+        block_types: the ``type`` of the frames that belong to one content block, named by
+            their ``index`` (Anthropic's ``content_block_start``, ``_delta`` and ``_stop``).
+            Real servers send the blocks one after another, and clients read a block's
+            text both on its own and joined with the other blocks' in arrival order; both
+            readings agree only while no block continues after a later one began, so a
+            frame naming an earlier block than the one before it, or no readable block,
+            stops the stream (see ``haechi.streaming``).
         opening: for a frame that opens texts and already carries their first pieces
             (Anthropic's ``content_block_start`` with text, or ``message_start`` with content),
             takes the pieces out of the frame (in place) and returns the frames that continue
@@ -97,6 +112,9 @@ class StreamDescriptor:
     fragments: tuple[FragmentSpec, ...] = ()
     finish_path: tuple[PathSegment, ...] | None = None
     kept_in_copies: frozenset[str] = frozenset({"index", "type"})
+    choices: str | None = None
+    choice_count: str | None = None
+    block_types: frozenset[str] = frozenset()
     opening: Callable[[dict[str, Any]], tuple[dict[str, Any], ...]] | None = None
 
 

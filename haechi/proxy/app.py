@@ -35,7 +35,13 @@ from typing import Any, Final, NoReturn, Protocol
 from haechi.audit import keyed_path_hash, proxy_decision_event
 from haechi.errors import HaechiError, LimitError
 from haechi.models import Identity, ProtectResult
-from haechi.protocols import Route, adapter_for, is_streaming_request, request_model
+from haechi.protocols import (
+    Route,
+    adapter_for,
+    asks_several_choices,
+    is_streaming_request,
+    request_model,
+)
 from haechi.protocols.token_ids import holds_token_ids
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
@@ -98,6 +104,8 @@ class GatewayRequest:
         profile: the policy profile name in effect, or ``None``.
         decision: the metrics decision label of the outcome so far.
         started: whether the response status line was already sent.
+        several_choices: the streaming request asked for several answers (its stream is
+            inspected per answer; see ``haechi.protocols.asks_several_choices``).
     """
 
     scope: dict[str, Any]
@@ -109,6 +117,7 @@ class GatewayRequest:
     profile: str | None = None
     decision: str = "forwarded"
     started: bool = False
+    several_choices: bool = False
 
 
 class McpHttpHandler(Protocol):
@@ -324,6 +333,7 @@ class GatewayApp:
         streaming = is_streaming_request(route, payload)
         if streaming:
             self._check_streaming(request, route)
+            request.several_choices = asks_several_choices(route, payload)
         forward: bytes | None = body
         tokens: tuple[str, ...] = ()
         if route.protect_request and (body or method not in _BODYLESS):
@@ -601,6 +611,7 @@ class GatewayApp:
             correlation_id=request.correlation_id,
             issued_tokens=tokens,
             detokenize=self.config.token_vault.detokenize_responses,
+            several_choices=request.several_choices,
         )
 
 

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The names of a stream's windowed texts, read as the clients that add the pieces up read them.
 
-Each streamed text other than the answer (a later choice's answer, a tool call's arguments, a
-content block's reasoning, a Responses output's text) has a cross-frame window of its own,
+Each streamed text other than the answer (a later choice's answer, a tool call's arguments, the
+model's reasoning, a Responses output's text) has a cross-frame window of its own,
 named by the fields a client adds its pieces up by: a choice's or tool call's ``index``, an
 Anthropic content block's ``index``, a Responses event's ``output_index`` and
 ``content_index``, Gemini's ``thought`` flag. Two pieces a client adds to one text must share

@@ -34,6 +34,11 @@ How a frame is handled:
   same way (each as a copy of the last frame of its text). A frame that finishes a choice
   (OpenAI's ``finish_reason``) is preceded by what that choice's channels hold, or takes it
   itself when it carries their text; other choices' channels go on holding.
+- A frame that names its text in a way the windows cannot follow as every client does stops
+  the stream: an answer list that is not a list, another answer than the first where the
+  request asked for one (the usual loop reads ``choices[0]`` of every frame, whatever its
+  ``index``), and a content block that continues after a later one began (a client reads
+  each block on its own as well as all blocks' text in arrival order).
 - The other lines of a frame (``event:``, ``id:``, comments) are inspected as text too, so
   every byte the client receives has been inspected.
 """
@@ -52,7 +57,7 @@ from haechi.protocols.types import EACH, EVERY, FragmentSpec, StreamDescriptor
 from haechi.stream_window import Run, TextStreamProtector
 from haechi.streaming._json import dumps
 from haechi.streaming._lines import Frame, frame_too_large, reader_breaks
-from haechi.streaming._names import position, reader
+from haechi.streaming._names import AmbiguousName, position, reader
 from haechi.streaming.detokenize import StreamDetokenizer
 from haechi.streaming.ndjson import NdjsonParser, encode_ndjson
 from haechi.streaming.sse import SseParser, encode_sse
@@ -124,6 +129,8 @@ class FrameProcessor:
 
     __slots__ = (
         "_answer_specs",
+        "_block",
+        "_choices",
         "_clean",
         "_descriptor",
         "_detokenizer",
@@ -134,6 +141,7 @@ class FrameProcessor:
         "_held_fields",
         "_kept",
         "_max_frame",
+        "_one_choice",
         "_parser",
         "_path",
         "_probes",
@@ -156,6 +164,7 @@ class FrameProcessor:
         max_frame_bytes: int,
         detokenizer: StreamDetokenizer | None = None,
         token_ids: TokenIdFields = NO_TOKEN_IDS,
+        several_choices: bool = False,
     ) -> None:
         self._protector = protector
         self._token_ids = token_ids
@@ -189,6 +198,10 @@ class FrameProcessor:
         )
         self._finish = descriptor.finish_path
         self._kept = descriptor.kept_in_copies
+        self._choices = descriptor.choices
+        self._one_choice = not several_choices
+        # The content block the last block frame named (none yet).
+        self._block = -1
         self._templates: dict[Hashable, _Template] = {}
         self._fields: dict[str, str] = {}
         self._clean: dict[str, _Slotted] = {}
@@ -272,6 +285,10 @@ class FrameProcessor:
             self._token_ids.scrub(frame, data)
         kind = frame.get("type") if isinstance(frame, dict) else None
         kind = kind if isinstance(kind, str) else None
+        if self._choices is not None and isinstance(frame, dict):
+            _check_choices(frame.get(self._choices), one=self._one_choice)
+        if kind in descriptor.block_types:
+            await self._enter_block(frame)
         done = descriptor.done_field
         terminal = kind in descriptor.terminal_types or (
             done is not None and isinstance(frame, dict) and frame.get(done) is True
@@ -414,6 +431,21 @@ class FrameProcessor:
                 _put(frame, where, "")
                 pieces.append((channel, where, text))
         return pieces
+
+    async def _enter_block(self, frame: Any) -> None:
+        """Follow the content block a block frame names (by its ``index``, as clients read
+        it). A block only ever follows the one before it: a frame of an earlier block stops
+        the stream, since a client that reads the block alone would join text that the
+        window, which reads the blocks' text in arrival order, saw apart. Entering a new
+        block first sends what the windows hold, in copies of the earlier block's frames,
+        so every block keeps its own text even when a server leaves out a
+        ``content_block_stop``."""
+        block = position(frame.get("index"))
+        if block < self._block:
+            raise AmbiguousName("a content block continues after a later one began")
+        if block > self._block:
+            self._block = block
+            await self._flush()
 
     def _finishing(self, frame: Any) -> int | None:
         """The index of the choice this frame finishes (OpenAI's ``finish_reason``), or
@@ -625,6 +657,20 @@ def _json_container(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(value, dict | list)
+
+
+def _check_choices(choices: Any, *, one: bool) -> None:
+    """Stop the stream at a frame whose answers (``choices``) no window reads as clients do:
+    not a list (a JavaScript client reads ``choices[0]`` of an object too), or, when the
+    request asked for ``one`` answer, a list naming another (more than one element, or an
+    ``index`` other than 0), which the usual loop over ``choices[0]`` would join to the
+    answer."""
+    if choices is None:
+        return
+    if not isinstance(choices, list):
+        raise AmbiguousName("a frame's choices are not a list")
+    if one and choices and (len(choices) > 1 or _element_name(choices[0], 0) != 0):
+        raise AmbiguousName("a frame names a choice the request did not ask for")
 
 
 def _only_first(frame: Any, spec: FragmentSpec) -> bool:

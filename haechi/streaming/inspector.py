@@ -39,6 +39,10 @@ class StreamInspector:
         identity, profile, correlation_id: the request's, for policy and the audit event.
         issued_tokens: the vault tokens minted while protecting this request.
         detokenize: restore the markers of ``issued_tokens`` in the streamed answer.
+        several_choices: the request asked for several answers (OpenAI's ``n`` above 1, see
+            ``haechi.protocols.asks_several_choices``); otherwise a frame naming an answer
+            other than the first stops the stream, which clients reading ``choices[0]``
+            would join to the answer.
 
     After :meth:`run` is exhausted (or closed) :attr:`blocked`, :attr:`reason`,
     :attr:`issued_tokens` and :meth:`summary` describe the stream; no per-stream state is
@@ -59,6 +63,7 @@ class StreamInspector:
         correlation_id: str | None = None,
         issued_tokens: Iterable[str] = (),
         detokenize: bool = False,
+        several_choices: bool = False,
     ) -> None:
         if route.streaming is None:
             raise ValueError(f"route {route.route_id!r} has no stream descriptor")
@@ -69,6 +74,7 @@ class StreamInspector:
         self._profile = profile
         self._correlation_id = correlation_id
         self._restore = tuple(issued_tokens) if detokenize else ()
+        self._several_choices = several_choices
         self._started = False
         self._summary: dict[str, Any] = {}
         self.blocked = False
@@ -139,6 +145,7 @@ class StreamInspector:
             max_frame_bytes=runtime.config.response_protection.max_bytes,
             detokenizer=detokenizer,
             token_ids=self._route.token_ids if self._mode == "enforce" else NO_TOKEN_IDS,
+            several_choices=self._several_choices,
         )
 
     async def _advance(self, processor: FrameProcessor, chunk: bytes | None) -> str:
