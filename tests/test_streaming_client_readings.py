@@ -11,6 +11,10 @@ official clients.
   its own. Real servers send the blocks one after another, where both readings agree; a
   block that continues after a later one began stops the stream.
 
+- A list of texts sent as an object keyed ``"0"`` (``choices``, ``tool_calls``, Gemini's
+  ``candidates`` and ``parts``, a message's ``content``) is indexed like a list by
+  JavaScript clients, but followed by no window: the stream stops.
+
 Either way the client sees no address, and the stream has one audit event.
 """
 
@@ -208,6 +212,52 @@ async def test_choices_that_are_not_a_list_stop_the_stream(
         memory_runtime, CHAT, mode="enforce", several_choices=several_choices
     )
     out = await collect(inspector.run(chunked((wire + sse("[DONE]")).encode(), 16)))
+    assert b"jane.doe" not in out
+    assert inspector.reason == "stream_inspection_error"
+
+
+def test_openai_tool_calls_that_are_not_a_list_stop_the_stream(tmp_path: Path) -> None:
+    """A JavaScript client reads ``delta.tool_calls[0]`` of an object keyed ``"0"`` too and
+    joins its arguments; no window follows them, so the stream stops before any is sent."""
+    halves = ('{"to": "jane.doe@', 'example.com"}')
+    calls = [{"0": {"index": 0, "function": {"arguments": half}}} for half in halves]
+    wire = _chat_wire(
+        *([{"index": 0, "delta": {"tool_calls": call}, "finish_reason": None}] for call in calls),
+        [_choice(finish="tool_calls", index=0)],
+    )
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        gw.upstream.queue(Reply(wire=[wire.encode()]))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+        stream = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        read = "".join(chunk.to_json() for chunk in stream)
+        event = _stream_event(gw)
+    assert "jane.doe" not in read
+    assert event == STOPPED
+
+
+GEMINI = route("gemini", "/v1beta/models/g:streamGenerateContent")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        lambda text: {"candidates": {"0": {"content": {"parts": [{"text": text}]}}}},
+        lambda text: {"candidates": [{"content": {"parts": {"0": {"text": text}}}}]},
+    ],
+    ids=["candidates", "parts"],
+)
+async def test_gemini_lists_that_are_not_lists_stop_the_stream(
+    memory_runtime: Runtime, chunk: Any
+) -> None:
+    """A JavaScript client reads ``candidates[0]`` (and ``parts[0]``) of an object keyed
+    ``"0"`` as it reads a list: the stream stops before any of such a text is sent."""
+    halves = ("Contact: jane.doe@", "example.com thanks")
+    wire = "".join(sse(chunk(half)) for half in halves)
+    inspector = StreamInspector(memory_runtime, GEMINI, mode="enforce")
+    out = await collect(inspector.run(chunked(wire.encode(), 16)))
     assert b"jane.doe" not in out
     assert inspector.reason == "stream_inspection_error"
 
@@ -445,6 +495,29 @@ def test_anthropic_block_left_open_keeps_its_text(tmp_path: Path) -> None:
         event = _stream_event(gw)
     assert _block_texts(readings.final) == ["First I think.", "Then I think again.", "Done."]
     assert event == INSPECTED
+
+
+def test_anthropic_message_content_that_is_not_a_list_stops_the_stream(tmp_path: Path) -> None:
+    """A JavaScript client reads ``content[0]`` of an object keyed ``"0"`` as block 0 and adds
+    the deltas of block 0 to its text, which no window saw joined: the stream stops at the
+    ``message_start``, before any of it is sent."""
+    message = {**anthropic_message(), "content": {"0": {"type": "text", "text": "jane.doe@"}}}
+    wire = (
+        _event("message_start", message=message)
+        + _delta(0, "text_delta", "example.com thanks")
+        + _stop(0)
+        + _event("message_stop")
+    )
+    with gateway_in_front(tmp_path, ANTHROPIC) as gw:
+        gw.upstream.queue(Reply(wire=[wire.encode()]))
+        client = anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0)
+        stream = client.messages.create(
+            model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        read = "".join(event.to_json() for event in stream)
+        event = _stream_event(gw)
+    assert "jane.doe" not in read
+    assert event == STOPPED
 
 
 @pytest.mark.anyio

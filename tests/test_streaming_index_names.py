@@ -143,7 +143,10 @@ def test_the_adapters_declare_how_their_names_are_read() -> None:
     assert responses is not None
     assert messages is not None
     (deltas,) = responses.fragments
-    assert deltas.positions == {"output_index", "content_index"}
+    assert deltas.positions == {"output_index", "content_index", "summary_index"}
+    # Output text and reasoning are read across parts too; a tool call's input is not.
+    assert "response.output_text.delta" in deltas.joined
+    assert "response.function_call_arguments.delta" not in deltas.joined
     tool_input, thinking = messages.fragments
     assert tool_input.positions == tool_input.required == {"index"}
     # Thinking is read across blocks like the answer text; the blocks must come in order.

@@ -194,14 +194,26 @@ _RESPONSES = RouteSpec(
         terminal_types=_RESPONSES_END,
         # Every ``response.*.delta`` event streams a piece of one text in ``delta``: of an
         # output text, a refusal, a function call's arguments, ... Pieces are named as the
-        # openai SDK adds them up: by output and content index (not by ``item_id``, which
-        # an upstream may vary inside one output to keep a value's halves apart).
+        # openai SDK adds them up: by output and content (or summary) index, not by
+        # ``item_id``, which an upstream may vary inside one output to keep a value's
+        # halves apart. Output text, refusals and reasoning are also printed delta after
+        # delta whatever their indices, so each kind has one window across its parts
+        # (which must come in order); a tool call's input is a document of its own,
+        # windowed per output.
         fragments=(
             FragmentSpec(
                 None,
-                ("output_index", "content_index", "type"),
+                ("output_index", "content_index", "summary_index", "type"),
                 ("delta",),
-                positions=frozenset({"output_index", "content_index"}),
+                positions=frozenset({"output_index", "content_index", "summary_index"}),
+                joined=frozenset(
+                    {
+                        "response.output_text.delta",
+                        "response.refusal.delta",
+                        "response.reasoning_text.delta",
+                        "response.reasoning_summary_text.delta",
+                    }
+                ),
             ),
         ),
     ),
@@ -306,8 +318,12 @@ def _anthropic_opening(frame: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     if kind != "message_start" or not isinstance(message, dict):
         return ()
     content = message.get("content")
-    if not isinstance(content, list):
+    if content is None:
         return ()
+    if not isinstance(content, list):
+        # A JavaScript client reads ``content[0]`` of an object keyed "0" as block 0 and
+        # adds the deltas that follow to its text, which no window would have seen joined.
+        raise ValueError("a message's content blocks are not a list")
     moved = (_moved_text(block, index, True) for index, block in enumerate(content))
     return tuple(continuation for continuation in moved if continuation is not None)
 

@@ -31,14 +31,17 @@ class FragmentSpec:
             ``None`` when the frame itself is the element (Anthropic's
             ``content_block_delta``). Each :data:`EACH` adds the element's ``index`` (its
             position when it has none), read as a position (see ``positions``), to the name
-            of the text; :data:`EVERY` adds nothing.
+            of the text; :data:`EVERY` adds nothing. A value there that is neither a list
+            nor null stops the stream: a JavaScript client indexes an object keyed ``"0"``
+            like a list, and no window follows the text in it.
         keys: the element's fields that further name the text a piece continues (Anthropic's
-            ``index``; the Responses API's ``output_index``, ``content_index`` and ``type``;
-            Gemini's ``thought`` flag). A missing field names the text too (the unnamed
-            pieces of a spec share one window). A field that is neither a position nor a flag
-            (a label, such as ``type``) is taken as written; an element whose label is not an
-            integer, a string, a boolean or missing is protected within its frame. No names
-            at all: the stream has one such text (Ollama's ``thinking``).
+            ``index``; the Responses API's ``output_index``, ``content_index`` (or
+            ``summary_index``) and ``type``; Gemini's ``thought`` flag). A missing field
+            names the text too (the unnamed pieces of a spec share one window). A field that
+            is neither a position nor a flag (a label, such as ``type``) is taken as written;
+            an element whose label is not an integer, a string, a boolean or missing is
+            protected within its frame. No names at all: the stream has one such text
+            (Ollama's ``thinking``).
         text: path of the piece inside the element.
         exclude: names whose text is the route's answer, not a piece of its own (the first
             choice's), which goes through the answer's window wherever it sits in the frame.
@@ -51,6 +54,14 @@ class FragmentSpec:
             stream.
         required: the ``positions`` a piece must carry (a client reads a missing Anthropic
             block ``index`` as the first block); a piece without one stops the stream.
+        joined: values of the element's ``type`` whose text clients read as one across its
+            parts as well as part by part (the Responses API's output text: the usual loop
+            prints every ``response.output_text.delta`` of every output, the SDK adds them
+            up by output and content index). Such a text has one window whatever its
+            ``positions``, which name its *part* instead (read in order, a missing one
+            left out). Both readings agree only while the parts come one after another:
+            a piece of an earlier part than one before it stops the stream, and before a
+            piece of a later part, what the window holds is sent into the earlier part.
     """
 
     elements: tuple[PathSegment, ...] | None
@@ -60,6 +71,7 @@ class FragmentSpec:
     positions: frozenset[str] = frozenset()
     flags: frozenset[str] = frozenset()
     required: frozenset[str] = frozenset()
+    joined: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +113,8 @@ class StreamDescriptor:
             takes the pieces out of the frame (in place) and returns the frames that continue
             the texts with them, which then follow the opening frame; ``()`` for any other
             frame. The pieces so go through their texts' windows, rather than being protected
-            within the frame alone.
+            within the frame alone. Raises :class:`ValueError` (the stream stops) for a frame
+            whose list of texts is not a list, which clients may still index as one.
     """
 
     format: Literal["sse", "ndjson"]

@@ -35,10 +35,13 @@ How a frame is handled:
   (OpenAI's ``finish_reason``) is preceded by what that choice's channels hold, or takes it
   itself when it carries their text; other choices' channels go on holding.
 - A frame that names its text in a way the windows cannot follow as every client does stops
-  the stream: an answer list that is not a list, another answer than the first where the
+  the stream: a list of texts that is not a list, another answer than the first where the
   request asked for one (the usual loop reads ``choices[0]`` of every frame, whatever its
-  ``index``), and a content block that continues after a later one began (a client reads
-  each block on its own as well as all blocks' text in arrival order).
+  ``index``), a content block that continues after a later one began (a client reads
+  each block on its own as well as all blocks' text in arrival order), and likewise a part
+  of a text read across parts (a Responses output's text) after a later part began.
+- Before the first piece of a later part of such a text (or of a later content block), what
+  the windows hold is sent into the earlier one, so each keeps its own text.
 - The other lines of a frame (``event:``, ``id:``, comments) are inspected as text too, so
   every byte the client receives has been inspected.
 """
@@ -66,8 +69,9 @@ __all__ = ["Blocked", "FrameProcessor"]
 
 Path = tuple[PathSegment, ...]
 #: A piece of a named text in a frame (tool-call arguments, a Responses API delta): its
-#: channel, where it sits, its text.
-_Piece = tuple[Hashable, Path, str]
+#: channel, where it sits, its text, and the part of its text it continues when the text is
+#: read across parts (``FragmentSpec.joined``).
+_Piece = tuple[Hashable, Path, str, tuple[int, ...] | None]
 #: Field lines without findings remembered per stream (``event: content_block_delta``
 #: repeats on every frame); only a few short lines, so the memory stays small and bounded.
 _FIELD_CACHE_ENTRIES: Final = 32
@@ -143,6 +147,7 @@ class FrameProcessor:
         "_max_frame",
         "_one_choice",
         "_parser",
+        "_parts",
         "_path",
         "_probes",
         "_protector",
@@ -200,8 +205,10 @@ class FrameProcessor:
         self._kept = descriptor.kept_in_copies
         self._choices = descriptor.choices
         self._one_choice = not several_choices
-        # The content block the last block frame named (none yet).
+        # The content block the last block frame named (none yet), and the part each text
+        # read across parts last continued.
         self._block = -1
+        self._parts: dict[Hashable, tuple[int, ...]] = {}
         self._templates: dict[Hashable, _Template] = {}
         self._fields: dict[str, str] = {}
         self._clean: dict[str, _Slotted] = {}
@@ -301,8 +308,9 @@ class FrameProcessor:
             return terminal or (finishing is not None and self._choice_of(channel) == finishing)
 
         pieces = self._take_pieces(frame, data) if self._fragments else []
+        await self._enter_parts(pieces)
         delta = _text_at(frame, path) if path is not None else None
-        if delta is not None and any(where == path for _channel, where, _text in pieces):
+        if delta is not None and any(piece[1] == path for piece in pieces):
             delta = None  # a later choice's answer at the delta path: taken as its piece
         if kind in descriptor.flush_on_types or (terminal and delta is None):
             await self._flush()
@@ -384,7 +392,7 @@ class FrameProcessor:
                 text += await self._tail()
             _put(protected, path, self._release(text, final=closing))
             self._template = _Template(events, protected, path, self._kept)
-        for channel, where, piece in pieces:
+        for channel, where, piece, _part in pieces:
             closing = ends(channel)
             released = await self._push(piece, channel)
             if closing:
@@ -404,7 +412,9 @@ class FrameProcessor:
         answer's channel (``None``).
 
         A spec whose text field's name is not in ``data`` is skipped without walking the
-        frame, unless ``data`` escapes characters (a name could be written escaped).
+        frame, unless ``data`` escapes characters (a name could be written escaped). A text
+        read across parts (``FragmentSpec.joined``) has one channel per kind, its positions
+        naming the part the piece continues.
         """
         pieces: list[_Piece] = []
         probe = "\\u" not in data
@@ -418,19 +428,47 @@ class FrameProcessor:
                 text = _text_at(element, spec.text)
                 if text is None:
                     continue
-                name = (*qualifiers, *(read(element.get(key)) for key, read in readers))
+                named = tuple(read(element.get(key)) for key, read in readers)
+                name = (*qualifiers, *named)
                 if not all(part is None or type(part) in (int, str, bool) for part in name):
                     continue  # not a piece of a named text: protected within the frame
                 where = (*prefix, *spec.text)
                 channel: Hashable = (number, *name)
+                label = element.get("type") if spec.joined else None
+                if isinstance(label, str) and label in spec.joined:
+                    part = tuple(
+                        value
+                        for (key, _read), value in zip(readers, named, strict=True)
+                        if key in spec.positions and value is not None
+                    )
+                    _put(frame, where, "")
+                    pieces.append(((number, label), where, text, part))
+                    continue
                 if name in spec.exclude:
                     # The first choice's: its answer (wherever it sits in the frame).
                     if where == self._path:
                         continue  # at the delta path: taken there
                     channel = None
                 _put(frame, where, "")
-                pieces.append((channel, where, text))
+                pieces.append((channel, where, text, None))
         return pieces
+
+    async def _enter_parts(self, pieces: list[_Piece]) -> None:
+        """Follow the part each piece of a text read across parts continues. A part only
+        ever follows the one before it: a piece of an earlier part stops the stream, since a
+        client that reads the part alone would join text that the window, which reads the
+        parts in arrival order, saw apart. Entering a later part first sends what the text's
+        window holds, in a copy of the earlier part's last frame, so every part keeps its own
+        text even when a server leaves out the events that close a part."""
+        for channel, _where, _text, part in pieces:
+            if part is None:
+                continue
+            last = self._parts.get(channel, part)
+            if part < last:
+                raise AmbiguousName("a part of a text continues after a later one began")
+            self._parts[channel] = part
+            if part > last:
+                await self._flush_pieces({channel}.__contains__)
 
     async def _enter_block(self, frame: Any) -> None:
         """Follow the content block a block frame names (by its ``index``, as clients read
@@ -698,23 +736,28 @@ def _elements(
 ) -> list[tuple[Path, dict[str, Any], tuple[int, ...]]]:
     """The objects at ``path`` in ``frame`` (the frame itself for ``None``), each with where
     it is and the names its :data:`EACH` segments give it (:func:`_element_name`); an
-    :data:`EVERY` segment gives none."""
+    :data:`EVERY` segment gives none.
+
+    A value at an :data:`EACH` or :data:`EVERY` segment that is neither a list nor null
+    raises :class:`AmbiguousName`: a JavaScript client indexes an object keyed ``"0"`` like
+    a list, so the text in it would reach the client unwindowed."""
     if path is None:
         return [((), frame, ())] if isinstance(frame, dict) else []
     places: list[tuple[Path, Any, tuple[int, ...]]] = [((), frame, ())]
     for segment in path:
         following: list[tuple[Path, Any, tuple[int, ...]]] = []
         for where, node, names in places:
-            if segment == EVERY:
-                if isinstance(node, list):
-                    following.extend(((*where, at), item, names) for at, item in enumerate(node))
-                continue
-            if segment == EACH:
-                if isinstance(node, list):
-                    following.extend(
-                        ((*where, at), item, (*names, _element_name(item, at)))
-                        for at, item in enumerate(node)
+            if segment in (EACH, EVERY):
+                if not isinstance(node, list):
+                    raise AmbiguousName("a list of a frame's texts is not a list")
+                following.extend(
+                    (
+                        (*where, at),
+                        item,
+                        names if segment == EVERY else (*names, _element_name(item, at)),
                     )
+                    for at, item in enumerate(node)
+                )
                 continue
             if isinstance(node, dict):
                 child = node.get(segment)
