@@ -15,7 +15,19 @@ from typing import Any
 from haechi.protocols import Route, adapter_for
 from haechi.streaming import Frame, NdjsonParser, SseParser
 
+EMAIL = "jane.doe@example.com"
+REDACTED = "[REDACTED:email]"
+#: Gateway settings under which streamed answers are inspected and addresses redacted.
+INSPECT_REDACTING: Mapping[str, Any] = {
+    "streaming": {"requestMode": "inspect"},
+    "responseProtection": {"enabled": True},
+    "policy": {"actions": {"email": "redact"}},
+}
+
 __all__ = [
+    "EMAIL",
+    "INSPECT_REDACTING",
+    "REDACTED",
     "anthropic_sse",
     "chunked",
     "collect",

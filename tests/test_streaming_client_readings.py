@@ -33,6 +33,9 @@ from haechi.protocols import asks_several_choices
 from haechi.runtime import Runtime
 from haechi.streaming import StreamInspector
 from tests.stream_fixtures import (
+    EMAIL,
+    INSPECT_REDACTING,
+    REDACTED,
     anthropic_message,
     chunked,
     collect,
@@ -43,14 +46,7 @@ from tests.stream_fixtures import (
 )
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
-EMAIL = "jane.doe@example.com"
-REDACTED = "[REDACTED:email]"
-INSPECT = {
-    "streaming": {"requestMode": "inspect"},
-    "responseProtection": {"enabled": True},
-    "policy": {"actions": {"email": "redact"}},
-}
-ANTHROPIC = {**INSPECT, "target": {"type": "anthropic"}}
+ANTHROPIC = {**INSPECT_REDACTING, "target": {"type": "anthropic"}}
 #: A window small enough that a few frames show where released text is written.
 WINDOW = 32
 CHAT = route("openai-compatible", "/v1/chat/completions")
@@ -114,7 +110,7 @@ def test_openai_one_answer_stream_naming_another_choice_stops(
 ) -> None:
     """The second half of an address in a frame of another choice: the usual loop would
     read it right after the first half. The stream stops there, unread by either client."""
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         wire = _chat_wire(_FIRST_HALF, second, _FINISH)
         positional, by_index = _chat_readings(gw, wire, **request_fields)
         event = _stream_event(gw)
@@ -139,7 +135,7 @@ def test_openai_one_answer_stream_is_unchanged(
         + sse({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": []})
         + sse("[DONE]")
     )
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         positional, by_index = _chat_readings(gw, wire, **request_fields)
         event = _stream_event(gw)
     assert positional == f"Contact: {REDACTED} thanks"
@@ -158,7 +154,7 @@ def test_openai_several_answers_keep_a_window_each(tmp_path: Path) -> None:
         [_choice(finish="stop", index=0)],
         [_choice(finish="stop", index=1)],
     )
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         _positional, by_index = _chat_readings(gw, wire, n=2)
         event = _stream_event(gw)
     assert by_index == {0: f"Contact: {REDACTED} thanks", 1: f"Mail {REDACTED} now"}
@@ -183,7 +179,7 @@ def _completion_text(gw: Gateway, wire: str) -> str:
 
 
 def test_openai_completions_one_answer_stream_naming_another_choice_stops(tmp_path: Path) -> None:
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         text = _completion_text(gw, _completion_wire((0, "Contact: jane.doe@"), (1, "example.com")))
         event = _stream_event(gw)
     assert "jane.doe" not in text
@@ -191,7 +187,7 @@ def test_openai_completions_one_answer_stream_naming_another_choice_stops(tmp_pa
 
 
 def test_openai_completions_one_answer_stream_is_unchanged(tmp_path: Path) -> None:
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         wire = _completion_wire((0, "Contact: jane.doe@"), (0, "example.com thanks"))
         text = _completion_text(gw, wire)
         event = _stream_event(gw)
@@ -225,7 +221,7 @@ def test_openai_tool_calls_that_are_not_a_list_stop_the_stream(tmp_path: Path) -
         *([{"index": 0, "delta": {"tool_calls": call}, "finish_reason": None}] for call in calls),
         [_choice(finish="tool_calls", index=0)],
     )
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         gw.upstream.queue(Reply(wire=[wire.encode()]))
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
         stream = client.chat.completions.create(

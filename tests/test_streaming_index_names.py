@@ -28,6 +28,9 @@ from haechi.runtime import Runtime
 from haechi.streaming import StreamInspector
 from haechi.streaming._names import AmbiguousName, position, reader
 from tests.stream_fixtures import (
+    EMAIL,
+    INSPECT_REDACTING,
+    REDACTED,
     anthropic_message,
     chunked,
     collect,
@@ -38,13 +41,6 @@ from tests.stream_fixtures import (
 )
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
-EMAIL = "jane.doe@example.com"
-REDACTED = "[REDACTED:email]"
-INSPECT = {
-    "streaming": {"requestMode": "inspect"},
-    "responseProtection": {"enabled": True},
-    "policy": {"actions": {"email": "redact"}},
-}
 #: Spellings that clients read differently: pydantic reads each as an integer, JavaScript as
 #: another property than that element, Python list indexing from the end or as 1.
 AMBIGUOUS = ["00", " 0", "0 ", "+0", "-0", "0.0", "1_0", "\u0661", True, False, -1, 0.5]
@@ -200,7 +196,7 @@ def test_openai_client_never_joins_an_address_split_across_index_spellings(
     )
     by_index: dict[int, str] = {}
     positional = ""
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         for choice in _chat(gw, wire):
             text = choice.delta.content or ""
             by_index[int(choice.index)] = by_index.get(int(choice.index), "") + text
@@ -221,7 +217,7 @@ def test_openai_client_gets_no_piece_after_an_ambiguous_index(tmp_path: Path, se
         + _chat_frame(0, finish="stop")
         + sse("[DONE]")
     )
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         texts = [choice.delta.content or "" for choice in _chat(gw, wire)]
         (event,) = _stream_events(gw)
     assert "jane.doe" not in "".join(texts)
@@ -262,7 +258,7 @@ def test_responses_deltas_meet_whatever_the_spelling_of_their_indices(
     (as the SDKs add them up) hold no address."""
     wire = _responses_wire([{"output_index": 0, "content_index": 0}, second])
     joined: dict[tuple[int, int], str] = {}
-    with gateway_in_front(tmp_path, INSPECT) as gw:
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
         gw.upstream.queue(Reply(wire=[wire.encode()]))
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
         for event in client.responses.create(model="m", input="hi", stream=True):
@@ -311,7 +307,7 @@ def _tool_block_wire(second: dict[str, Any]) -> str:
 def test_anthropic_block_pieces_meet_whatever_the_spelling_of_the_index(
     tmp_path: Path, second: dict[str, Any]
 ) -> None:
-    config = {**INSPECT, "target": {"type": "anthropic"}}
+    config = {**INSPECT_REDACTING, "target": {"type": "anthropic"}}
     with gateway_in_front(tmp_path, config) as gw:
         events = _anthropic_events(_tool_block_wire(second), gw)
     joined = "".join(
@@ -325,7 +321,7 @@ def test_anthropic_block_piece_without_a_readable_index_stops_the_stream(
     tmp_path: Path, second: dict[str, Any]
 ) -> None:
     """A client reads a missing block index as block 0 (``Array.prototype.at``)."""
-    config = {**INSPECT, "target": {"type": "anthropic"}}
+    config = {**INSPECT_REDACTING, "target": {"type": "anthropic"}}
     with gateway_in_front(tmp_path, config) as gw:
         events = _anthropic_events(_tool_block_wire(second), gw)
         (event,) = _stream_events(gw)

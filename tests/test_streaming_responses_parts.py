@@ -18,17 +18,10 @@ from typing import Any
 import openai
 import pytest
 
-from tests.stream_fixtures import sse
+from tests.stream_fixtures import EMAIL, INSPECT_REDACTING, REDACTED, sse
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
-EMAIL = "jane.doe@example.com"
-REDACTED = "[REDACTED:email]"
-INSPECT = {
-    "target": {"type": "openai-compatible"},
-    "streaming": {"requestMode": "inspect"},
-    "responseProtection": {"enabled": True},
-    "policy": {"actions": {"email": "redact"}},
-}
+INSPECT = {**INSPECT_REDACTING, "target": {"type": "openai-compatible"}}
 #: A window small enough that a few events show where released text is written.
 WINDOW = 32
 STOPPED = ("stream_blocked", "stream_inspection_error")
