@@ -419,7 +419,7 @@ async def test_gemini_text_of_a_later_candidate_is_windowed(runtime: Runtime) ->
         )
 
     wire = frame("Hello ", "Mail john.doe@") + frame("there.", "example.com now")
-    out = await _run(runtime, GEMINI, wire.encode())
+    out = await _run(runtime, GEMINI, wire.encode(), several_choices=True)
     texts = _gemini_texts(out)
     assert texts[(0, 0)] == "Hello there."
     assert texts[(1, 0)] == "Mail [REDACTED:email] now"

@@ -6,6 +6,9 @@ official clients.
   ``index``, while the SDK's accumulator (and any client that asked for several answers)
   adds up by ``index``. A request that did not ask for several answers gets one from any
   real server, so a frame naming another stops the stream.
+- Gemini: the google-genai SDK's ``chunk.text`` reads ``candidates[0]`` of every chunk
+  whatever its ``index``; a request that did not ask for several candidates
+  (``generationConfig.candidateCount``) gets one, so a chunk naming another stops the stream.
 - Anthropic: ``text_stream`` (and a loop printing every delta) reads the text of all blocks
   in arrival order, ``get_final_message`` (and a loop adding up by ``index``) each block on
   its own. Real servers send the blocks one after another, where both readings agree; a
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -258,6 +262,167 @@ async def test_gemini_lists_that_are_not_lists_stop_the_stream(
     assert inspector.reason == "stream_inspection_error"
 
 
+# -- Gemini: one candidate asked for ----------------------------------------------------------
+
+GEMINI_CONFIG = {**INSPECT_REDACTING, "target": {"type": "gemini"}}
+GEMINI_STREAM = "/v1beta/models/g:streamGenerateContent"
+
+
+def _candidate(text: str, finish: str | None = None, **place: Any) -> dict[str, Any]:
+    candidate: dict[str, Any] = {**place, "content": {"role": "model", "parts": [{"text": text}]}}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    return candidate
+
+
+def _gemini_chunk(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"candidates": candidates, "modelVersion": "g"}
+
+
+def _gemini_wire(*chunks: list[dict[str, Any]]) -> str:
+    """An ``alt=sse`` stream of ``chunks`` (CRLF, as Google sends it), then a usage chunk."""
+    usage = {"usageMetadata": {"promptTokenCount": 1, "totalTokenCount": 2}, "modelVersion": "g"}
+    frames = [*map(_gemini_chunk, chunks), usage]
+    return "".join(sse(frame, newline="\r\n") for frame in frames)
+
+
+def _gemini_request(**request: Any) -> dict[str, Any]:
+    return {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], **request}
+
+
+def _gemini_readings(gw: Gateway, wire: str, **request: Any) -> tuple[str, dict[int, str]]:
+    """What google-genai's ``chunk.text`` adds up (the parts of ``candidates[0]`` of every
+    chunk, whatever its ``index``), and what a client adding up candidates by ``index``
+    (its position when it has none) reads."""
+    gw.upstream.queue(Reply(wire=[wire.encode()]))
+    url = f"{gw.url}{GEMINI_STREAM}?alt=sse"
+    response = httpx.post(url, json=_gemini_request(**request))
+    chunks = [json.loads(frame.data or "{}") for frame in read_sse(response.content)]
+    positional = ""
+    by_index: dict[int, str] = {}
+    for chunk in chunks:
+        candidates = chunk.get("candidates") or []
+        texts = ["".join(p["text"] for p in c["content"]["parts"]) for c in candidates]
+        positional += texts[0] if texts else ""
+        for at, (candidate, text) in enumerate(zip(candidates, texts, strict=True)):
+            index = int(candidate.get("index", at))
+            by_index[index] = by_index.get(index, "") + text
+    return positional, by_index
+
+
+_GEMINI_FIRST_HALF = [_candidate("Contact: jane.doe@", index=0)]
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "second"),
+    [
+        ({}, [_candidate("example.com thanks", index=1)]),
+        ({"generationConfig": {"candidateCount": 1}}, [_candidate("example.com thanks", index=1)]),
+        ({"generation_config": {"candidate_count": "1"}}, [_candidate("example.com", index=1)]),
+        ({"generationConfig": {"temperature": 2}}, [_candidate("example.com", index=1)]),
+        ({}, [_candidate("example.com thanks", index="1")]),
+        ({}, [_candidate("example.com thanks", index=1), _candidate("", index=0)]),
+        ({}, [_candidate("example.com thanks", index=0), _candidate("", index=1)]),
+        ({}, [_candidate("example.com thanks", index="00")]),
+    ],
+    ids=[
+        "another-candidate",
+        "count-1",
+        "count-1-snake-case",
+        "config-without-count",
+        "index-as-text",
+        "another-candidate-first-of-two",
+        "two-candidates",
+        "index-read-differently",
+    ],
+)
+def test_gemini_one_candidate_stream_naming_another_stops(
+    tmp_path: Path, request_fields: dict[str, Any], second: list[dict[str, Any]]
+) -> None:
+    """The second half of an address in a chunk naming another candidate (or two of them):
+    ``chunk.text`` would read it right after the first half. The stream stops there,
+    unread by either client."""
+    with gateway_in_front(tmp_path, GEMINI_CONFIG) as gw:
+        wire = _gemini_wire(_GEMINI_FIRST_HALF, second, [_candidate("", "STOP", index=0)])
+        positional, by_index = _gemini_readings(gw, wire, **request_fields)
+        event = _stream_event(gw)
+    assert "jane.doe" not in positional
+    assert not any("jane.doe" in text for text in by_index.values())
+    assert event == STOPPED
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [{}, {"generationConfig": {"candidateCount": 1}}, {"generationConfig": None}],
+    ids=repr,
+)
+@pytest.mark.parametrize("place", [{"index": 0}, {}, {"index": "0"}, {"index": 0.0}], ids=repr)
+def test_gemini_one_candidate_stream_is_unchanged(
+    tmp_path: Path, request_fields: dict[str, Any], place: dict[str, Any]
+) -> None:
+    """A usual one-candidate stream, its candidate 0 written any way clients all read as 0,
+    reads the same both ways, its split address redacted."""
+    wire = _gemini_wire(
+        [_candidate("Contact: jane.doe@", **place)],
+        [_candidate("example.com thanks", **place)],
+        [_candidate("", "STOP", **place)],
+    )
+    with gateway_in_front(tmp_path, GEMINI_CONFIG) as gw:
+        positional, by_index = _gemini_readings(gw, wire, **request_fields)
+        event = _stream_event(gw)
+    assert positional == f"Contact: {REDACTED} thanks"
+    assert by_index == {0: positional}
+    assert event == INSPECTED
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"generationConfig": {"candidateCount": 2}},
+        {"generation_config": {"candidate_count": "2"}},
+        {"generationConfig": {"candidate_count": 2.0}},
+        {"generation_config": {"candidateCount": 2}},
+    ],
+    ids=repr,
+)
+def test_gemini_several_candidates_keep_a_window_each(
+    tmp_path: Path, request_fields: dict[str, Any]
+) -> None:
+    """Asked for two candidates (in any spelling Gemini's REST API reads), chunks naming
+    either, or both, are windowed per candidate, as clients that ask for several add them
+    up."""
+    wire = _gemini_wire(
+        [_candidate("Contact: jane.doe@", index=0)],
+        [_candidate("Mail jane.doe@", index=1)],
+        [_candidate("example.com thanks", index=0), _candidate("example.com now", index=1)],
+        [_candidate("", "STOP", index=0), _candidate("", "STOP", index=1)],
+    )
+    with gateway_in_front(tmp_path, GEMINI_CONFIG) as gw:
+        _positional, by_index = _gemini_readings(gw, wire, **request_fields)
+        event = _stream_event(gw)
+    assert by_index == {0: f"Contact: {REDACTED} thanks", 1: f"Mail {REDACTED} now"}
+    assert event == INSPECTED
+
+
+def test_gemini_array_stream_naming_another_candidate_is_refused(tmp_path: Path) -> None:
+    """Without ``?alt=sse`` the chunks come as one JSON array, inspected as a stream before
+    anything is sent: one naming a candidate the request did not ask for refuses the whole
+    answer."""
+    chunks = [
+        _gemini_chunk(_GEMINI_FIRST_HALF),
+        _gemini_chunk([_candidate("example.com thanks", "STOP", index=1)]),
+    ]
+    reply = Reply(body=json.dumps(chunks).encode(), headers={"content-type": "application/json"})
+    with gateway_in_front(tmp_path, GEMINI_CONFIG) as gw:
+        gw.upstream.queue(reply)
+        response = httpx.post(f"{gw.url}{GEMINI_STREAM}", json=_gemini_request())
+        event = _stream_event(gw)
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_response_unprotected"
+    assert "jane.doe" not in response.text
+    assert event == STOPPED
+
+
 @pytest.mark.parametrize(
     ("body", "several"),
     [
@@ -281,6 +446,37 @@ def test_several_choices_are_what_a_lax_server_reads_as_more_than_one(
     assert asks_several_choices(CHAT, body) is several
     assert asks_several_choices(route("openai-compatible", "/v1/completions"), body) is several
     assert asks_several_choices(MESSAGES, {"n": 2}) is False
+    assert asks_several_choices(GEMINI, body) is False
+
+
+@pytest.mark.parametrize(
+    ("body", "several"),
+    [
+        ({"generationConfig": {"candidateCount": 2}}, True),
+        ({"generationConfig": {"candidate_count": "2"}}, True),
+        ({"generation_config": {"candidateCount": 2.0}}, True),
+        ({"generation_config": {"candidate_count": 3}}, True),
+        (
+            {"generationConfig": {"candidateCount": 1}, "generation_config": {"candidateCount": 2}},
+            True,
+        ),
+        ({"generationConfig": {"candidateCount": 1}}, False),
+        ({"generationConfig": {"candidateCount": None}}, False),
+        ({"generationConfig": {"candidateCount": True}}, False),
+        ({"generationConfig": {"CandidateCount": 2}}, False),
+        ({"generationConfig": [2]}, False),
+        ({"generationConfig": 2}, False),
+        ({"candidateCount": 2}, False),
+        ({"n": 2}, False),
+    ],
+    ids=repr,
+)
+def test_several_candidates_are_a_candidate_count_above_one(body: Any, several: bool) -> None:
+    """Gemini's count is nested, and its REST API reads each level by its JSON (camelCase) or
+    proto (snake_case) name."""
+    assert asks_several_choices(GEMINI, body) is several
+    assert asks_several_choices(route("gemini", "/v1beta/models/g:generateContent"), body) is False
+    assert asks_several_choices(CHAT, body) is (body == {"n": 2})
 
 
 # -- Anthropic: content blocks in order -------------------------------------------------------

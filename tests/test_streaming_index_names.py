@@ -347,8 +347,9 @@ def _second_candidate(index: Any, part: dict[str, Any]) -> dict[str, Any]:
 
 async def _gemini(runtime: Runtime, wire: str) -> tuple[str, StreamInspector]:
     """The answer text of candidate 1 as a client joins it (by candidate index, its parts
-    not flagged ``thought``, chunk after chunk), and the inspector."""
-    inspector = StreamInspector(runtime, GEMINI, mode="enforce")
+    not flagged ``thought``, chunk after chunk), and the inspector of a request that asked
+    for several candidates."""
+    inspector = StreamInspector(runtime, GEMINI, mode="enforce", several_choices=True)
     out = await collect(inspector.run(chunked(wire.encode(), 64)))
     text = ""
     for frame in read_sse(out):

@@ -9,6 +9,7 @@ from haechi.protocols.adapters import (
     asks_several_choices,
     is_streaming_request,
     known_adapters,
+    normalized_path,
     request_model,
 )
 from haechi.protocols.types import FragmentSpec, Route, StreamDescriptor
@@ -24,5 +25,6 @@ __all__ = [
     "asks_several_choices",
     "is_streaming_request",
     "known_adapters",
+    "normalized_path",
     "request_model",
 ]

@@ -8,11 +8,15 @@ stream is framed (:class:`~haechi.protocols.types.StreamDescriptor`). Unknown pa
 still protected in both directions, under the route id ``unknown``.
 
 Matching is on the path without its query: an exact path first, then — for Gemini, whose
-model lives in the path — a ``:<method>`` suffix of the last path segment.
+model lives in the path — a ``:<method>`` suffix of the last path segment. The path matched
+is the one a lenient upstream serves (:func:`normalized_path`: empty and dot segments
+resolved), so ``/v1//completions`` gets the checks of ``/v1/completions``, which nginx and
+other servers that merge slashes answer for it; the request still goes upstream as sent.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -29,6 +33,7 @@ __all__ = [
     "asks_several_choices",
     "is_streaming_request",
     "known_adapters",
+    "normalized_path",
     "request_model",
 ]
 
@@ -73,12 +78,17 @@ class ProtocolAdapter:
     )
 
     def classify(self, method: str, path: str) -> Route:
-        """Return the :class:`Route` of ``method path`` (``path`` without its query)."""
+        """Return the :class:`Route` of ``method path`` (``path`` without its query, decoded).
+
+        The route is that of :func:`normalized_path` of ``path``, while the returned
+        ``Route.path`` stays ``path`` as given (its hash goes to the audit log, its last
+        segment names a Gemini model).
+        """
         key = (method, path)
         route = self._known.get(key)
         if route is not None:
             return route
-        spec = self._match(path)
+        spec = self._match(normalized_path(path))
         if spec is None:
             # Unknown paths keep their method but not their text: a path can carry
             # identifiers, and the operation name lands in the audit log.
@@ -95,6 +105,7 @@ class ProtocolAdapter:
             token_ids=spec.token_ids,
             token_id_inputs=spec.token_id_inputs,
         )
+        # Only a route's own path is remembered: its other spellings are caller text.
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
             self._known[key] = route
         return route
@@ -117,6 +128,32 @@ class ProtocolAdapter:
         return name if sep and name else None
 
 
+def normalized_path(path: str) -> str:
+    """``path`` as a lenient upstream routes it: runs of ``/`` collapsed to one, and ``.``
+    and ``..`` segments resolved as RFC 3986 ``remove_dot_segments`` resolves them (a
+    trailing one leaves its slash, ``/a/b/..`` is ``/a/``; ``..`` stops at the root).
+
+    nginx merges slashes and resolves dot segments by default, and the path the gateway
+    routes on is decoded, so ``/v1/%2fcompletions`` reaches it as ``/v1//completions``: left
+    as written, such a path would be an unknown route, without the checks of the route the
+    upstream serves for it (token-id inputs, stream descriptors). A path already in that
+    form, as every usual request's is, comes back as it is without being split.
+    """
+    if "//" not in path and "/." not in path and not path.startswith("."):
+        return path
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment not in ("", "."):
+            kept.append(segment)
+    last = path.rpartition("/")[2]
+    trailing = "/" if kept and last in ("", ".", "..") else ""
+    root = "/" if path.startswith("/") else ""
+    return root + "/".join(kept) + trailing
+
+
 def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor:
     return StreamDescriptor(format="sse", delta_path=delta, **kwargs)
 
@@ -127,6 +164,8 @@ def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor
 _VLLM_TOKEN_IDS: Final = TokenIdFields(
     opaque=frozenset({"token_ids"}), spelled=frozenset({"logprobs"})
 )
+#: OpenAI's request field asking for several answers (choices).
+_N: Final = (("n",),)
 _CHAT = RouteSpec(
     "chat-completions",
     _sse(
@@ -150,7 +189,7 @@ _CHAT = RouteSpec(
         ),
         finish_path=("choices", 0, "finish_reason"),
         choices="choices",
-        choice_count="n",
+        choice_count=_N,
     ),
     token_ids=_VLLM_TOKEN_IDS,
 )
@@ -161,7 +200,7 @@ _COMPLETIONS = RouteSpec(
         fragments=(FragmentSpec(("choices", EACH), (), ("text",), frozenset({(0,)})),),
         finish_path=("choices", 0, "finish_reason"),
         choices="choices",
-        choice_count="n",
+        choice_count=_N,
     ),
     token_ids=_VLLM_TOKEN_IDS,
     token_id_inputs=("prompt",),
@@ -380,6 +419,14 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/complete": RouteSpec("complete", _sse(("completion",))),
 }
 
+#: Gemini's request field asking for several answers (candidates). Its REST API reads JSON as
+#: proto3 does, which takes a field by its JSON name or its proto name, level by level: a body
+#: with ``generation_config.candidateCount`` asks for candidates too.
+_CANDIDATE_COUNT: Final = tuple(
+    itertools.product(
+        ("generationConfig", "generation_config"), ("candidateCount", "candidate_count")
+    )
+)
 _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
     "generateContent": RouteSpec("generate-content"),
     "streamGenerateContent": RouteSpec(
@@ -402,6 +449,8 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
                 ),
             ),
             kept_in_copies=frozenset({"index", "type", "thought"}),
+            choices="candidates",
+            choice_count=_CANDIDATE_COUNT,
         ),
         always_streaming=True,
     ),
@@ -454,16 +503,37 @@ def is_streaming_request(route: Route, body: Any) -> bool:
 
 
 def asks_several_choices(route: Route, body: Any) -> bool:
-    """Whether the request asks for more than one answer (OpenAI's ``n`` above 1).
+    """Whether the request asks for more than one answer: OpenAI's ``n``, or Gemini's
+    ``generationConfig.candidateCount`` (or ``generation_config.candidate_count``, in any
+    mix of the two spellings, as its REST API reads them), above 1.
 
-    Read leniently towards "several", as servers validating with lax pydantic models read it
-    (``2``, ``2.0`` and ``"2"`` are two answers): a stream that truly has several answers is
-    then windowed per answer, while any other value (missing, ``null``, ``1``) is one answer,
-    whose stream stops at a frame naming another (see ``StreamDescriptor.choices``).
+    Read leniently towards "several", as servers validating with lax pydantic models (and
+    proto3 JSON, which takes an integer written as a string) read it: ``2``, ``2.0`` and
+    ``"2"`` are two answers, and so is any one of the spellings asking for two. A stream that
+    truly has several answers is then windowed per answer, while any other value (missing,
+    ``null``, ``1``) is one answer, whose stream stops at a frame naming another (see
+    ``StreamDescriptor.choices``): clients read the first answer of every frame whatever
+    its ``index`` (``choices[0]``, the google-genai SDK's ``chunk.text``).
     """
     descriptor = route.streaming
-    name = descriptor.choice_count if descriptor is not None else None
-    count: Any = body.get(name) if name is not None and isinstance(body, dict) else None
+    if descriptor is None:
+        return False
+    return any(_above_one(_member(body, path)) for path in descriptor.choice_count)
+
+
+def _member(document: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` through the objects of ``document``; ``None`` where an object
+    or a key is missing (the field was not given)."""
+    for name in path:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(name)
+    return document
+
+
+def _above_one(count: Any) -> bool:
+    """Whether a lax server reads ``count`` as a number above 1 (a string is read as the
+    number it writes)."""
     if type(count) is str:
         try:
             count = float(count)

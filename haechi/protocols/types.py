@@ -94,13 +94,17 @@ class StreamDescriptor:
             ``finish_reason``, in ``choices[0]`` of a frame); what that choice's windows
             hold is sent before it (see ``haechi.streaming``).
         choices: the top-level field of a frame that lists its answers, each named by its
-            ``index`` (OpenAI's ``choices``); a value other than a list (or null) stops the
-            stream, as no window follows the text in it that clients read. A request that did
-            not ask for several answers (``choice_count``) gets one, at position 0, from any
-            real server, while the usual client loop reads ``choices[0]`` of every frame
-            whatever its ``index``: in such a stream a frame whose list has more than one
-            element, or an element whose ``index`` is not 0, stops the stream.
-        choice_count: the request field that asks for several answers (OpenAI's ``n``).
+            ``index`` (OpenAI's ``choices``, Gemini's ``candidates``); a value other than a
+            list (or null) stops the stream, as no window follows the text in it that clients
+            read. A request that did not ask for several answers (``choice_count``) gets one,
+            at position 0, from any real server, while the usual client loop reads the first
+            element of every frame's list whatever its ``index`` (``choices[0]``, the
+            google-genai SDK's ``chunk.text``): in such a stream a frame whose list has more
+            than one element, or an element whose ``index`` is not 0, stops the stream.
+        choice_count: the request fields that ask for several answers, each a path of object
+            keys from the top of the body (OpenAI's ``("n",)``; Gemini's
+            ``("generationConfig", "candidateCount")``, in every spelling its REST API
+            reads); see ``haechi.protocols.asks_several_choices``.
         block_types: the ``type`` of the frames that belong to one content block, named by
             their ``index`` (Anthropic's ``content_block_start``, ``_delta`` and ``_stop``).
             Real servers send the blocks one after another, and clients read a block's
@@ -126,7 +130,7 @@ class StreamDescriptor:
     finish_path: tuple[PathSegment, ...] | None = None
     kept_in_copies: frozenset[str] = frozenset({"index", "type"})
     choices: str | None = None
-    choice_count: str | None = None
+    choice_count: tuple[tuple[str, ...], ...] = ()
     block_types: frozenset[str] = frozenset()
     opening: Callable[[dict[str, Any]], tuple[dict[str, Any], ...]] | None = None
 

@@ -8,7 +8,9 @@ that come earlier):
    normalized (dot segments) before anything looks at it;
 2. ``/__haechi/*`` is answered locally (:mod:`haechi.proxy.ops`), never proxied;
 3. in-flight ceiling (503 + ``Retry-After``), then the ``X-Forwarded-Proto`` gate;
-4. route classification, authentication, policy profile, rate limit — all before the body;
+4. route classification (of the decoded path with empty and dot segments resolved, as a
+   lenient upstream reads it; the path forwarded stays as sent), authentication, policy
+   profile, rate limit — all before the body;
 5. ``mcp-http`` targets are handed to the MCP handler here;
 6. body with an incremental byte cap (413), strict UTF-8 and JSON without a lone
    surrogate (400), nesting the parser can read (413);
@@ -98,7 +100,8 @@ class GatewayRequest:
         scope: the ASGI scope.
         correlation_id: the id shared by this request's audit events and log lines.
         raw_path: the normalized path as sent (percent-encoding kept), to forward.
-        path: the normalized, decoded path, to route on.
+        path: the normalized, decoded path, to route on (the adapter also resolves the
+            empty and dot segments that decoding left, such as ``%2f``'s).
         route: the classification; ``None`` until classified.
         identity: the authenticated caller, or ``None``.
         profile: the policy profile name in effect, or ``None``.

@@ -39,10 +39,11 @@ class StreamInspector:
         identity, profile, correlation_id: the request's, for policy and the audit event.
         issued_tokens: the vault tokens minted while protecting this request.
         detokenize: restore the markers of ``issued_tokens`` in the streamed answer.
-        several_choices: the request asked for several answers (OpenAI's ``n`` above 1, see
+        several_choices: the request asked for several answers (OpenAI's ``n``, Gemini's
+            ``generationConfig.candidateCount``, above 1; see
             ``haechi.protocols.asks_several_choices``); otherwise a frame naming an answer
             other than the first stops the stream, which clients reading ``choices[0]``
-            would join to the answer.
+            (or ``candidates[0]``) would join to the answer.
 
     After :meth:`run` is exhausted (or closed) :attr:`blocked`, :attr:`reason`,
     :attr:`issued_tokens` and :meth:`summary` describe the stream; no per-stream state is

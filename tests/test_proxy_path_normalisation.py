@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Paths with empty or dot segments are routed as a lenient upstream serves them.
+
+nginx (by default) and other servers merge runs of slashes and resolve dot segments, so
+``/v1//completions`` — or ``/v1/%2fcompletions``, which the gateway routes on decoded — is
+``/v1/completions`` to them. The gateway classifies such a path as that route, so its checks
+(a prompt given as token ids, stream descriptors) apply, while the request goes upstream
+with the path as the client sent it. Requests are sent with ``http.client``, which writes
+the target as given (httpx would resolve dot segments itself).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from haechi.protocols import ProtocolAdapter, RouteSpec, adapter_for, normalized_path
+from tests.upstream_server import Gateway, UpstreamServer, gateway_in_front
+
+OPENAI = {"target": {"type": "openai-compatible"}}
+#: Spellings of ``/v1/completions`` a lenient upstream serves as that route.
+LENIENT_SPELLINGS = (
+    "/v1//completions",
+    "/v1///completions",
+    "/v1/%2fcompletions",
+    "/v1/%2Fcompletions",
+    "/v1/./completions",
+    "/v1/x/../completions",
+    "/v1/.%2fcompletions",
+    "/v1/x/..%2fcompletions",
+    "/v1/x%2f..%2f%2fcompletions",
+)
+
+
+class _RawPaths(UpstreamServer):
+    """The test upstream, also recording each request's path as it came on the wire."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw_paths: list[bytes] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.raw_paths.append(scope["raw_path"])
+        await super().__call__(scope, receive, send)
+
+
+def _post(gateway: Gateway, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    """POST ``body`` to ``path`` of the gateway, the target written exactly as given."""
+    address = urlsplit(gateway.url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
+    try:
+        connection.request(
+            "POST", path, json.dumps(body), headers={"content-type": "application/json"}
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _refusals(gateway: Gateway) -> list[tuple[str, str]]:
+    return [
+        (r["operation"], r["reason"])
+        for r in gateway.audit()
+        if r.get("decision") == "token_ids_refused"
+    ]
+
+
+# -- through the gateway ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", *LENIENT_SPELLINGS])
+def test_token_id_prompt_is_refused_on_every_spelling_of_the_route(
+    tmp_path: Path, path: str
+) -> None:
+    """A prompt given as token ids is text detection cannot read: refused before the
+    upstream on ``/v1/completions`` and on every path the upstream serves as it."""
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        status, body = _post(gateway, path, {"model": "m", "prompt": [9906, 1917]})
+        assert status == 403
+        assert json.loads(body)["error"] == "haechi_token_ids_refused"
+        assert gateway.upstream.received == []
+        assert _refusals(gateway) == [("proxy:llm-http:completions", "token_id_input")]
+
+
+@pytest.mark.parametrize(
+    ("sent", "forwarded"),
+    [
+        *((path, path) for path in LENIENT_SPELLINGS if "/./" not in path and "/../" not in path),
+        # Literal dot segments are resolved before anything looks at the path (so that no
+        # spelling of /__haechi/ reaches the upstream), and forwarded resolved.
+        ("/v1/./completions", "/v1/completions"),
+        ("/v1/x/../completions", "/v1/completions"),
+    ],
+)
+def test_a_text_prompt_reaches_the_upstream_on_the_path_as_sent(
+    tmp_path: Path, sent: str, forwarded: str
+) -> None:
+    upstream = _RawPaths()
+    with gateway_in_front(tmp_path, OPENAI, upstream=upstream) as gateway:
+        _post(gateway, sent, {"model": "m", "prompt": "hello"})
+        assert upstream.raw_paths == [forwarded.encode()]
+        assert gateway.upstream.last.json() == {"model": "m", "prompt": "hello"}
+        operations = {r["operation"] for r in gateway.audit()}
+    assert "request:POST completions" in operations, operations
+
+
+def test_an_unknown_path_with_empty_segments_stays_out_of_the_audit(tmp_path: Path) -> None:
+    """Normalising does not make a path known: its text stays out of the audit log."""
+    upstream = _RawPaths()
+    with gateway_in_front(tmp_path, OPENAI, upstream=upstream) as gateway:
+        _post(gateway, "/v1//users/jane@example.com/", {"note": "hi"})
+        assert upstream.raw_paths == [b"/v1//users/jane@example.com/"]
+        audit = gateway.audit_text()
+    assert "jane" not in audit
+    assert "POST unknown" in audit
+
+
+# -- classification ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("adapter", "path", "route_id"),
+    [
+        ("openai-compatible", "/v1//chat//completions", "chat-completions"),
+        ("openai-compatible", "/v1/chat/x/../completions", "chat-completions"),
+        ("openai-compatible", "/../v1/./embeddings", "embeddings"),
+        ("llama-cpp", "//completion", "legacy-completion"),
+        ("ollama", "/api//generate", "generate"),
+        ("anthropic", "/v1/messages/./", "unknown"),
+        ("gemini", "/v1beta/models//g:streamGenerateContent", "stream-generate-content"),
+        ("gemini", "/v1beta/models/g:streamGenerateContent/x/..", "unknown"),
+    ],
+)
+def test_paths_are_classified_by_their_normalised_form(
+    adapter: str, path: str, route_id: str
+) -> None:
+    route = adapter_for(adapter).classify("POST", path)
+    assert route.route_id == route_id
+    assert route.path == path  # as given: the audit's path hash, the Gemini model
+
+
+def test_only_a_route_own_path_is_remembered() -> None:
+    """Spellings of a route are caller text: classified each time, never cached."""
+    adapter = ProtocolAdapter("t", "t", {"/v1/completions": RouteSpec("completions")})
+    for path in ("/v1//completions", "/v1/x/../completions", "/v1/completions"):
+        assert adapter.classify("POST", path).route_id == "completions"
+    assert list(adapter._known) == [("POST", "/v1/completions")]
+
+
+@pytest.mark.parametrize(
+    ("path", "normal"),
+    [
+        ("/", "/"),
+        ("//", "/"),
+        ("/v1/completions", "/v1/completions"),
+        ("/v1//completions", "/v1/completions"),
+        ("/v1/completions/", "/v1/completions/"),
+        ("/v1/completions//", "/v1/completions/"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("/a/../..", "/"),
+        ("/../a", "/a"),
+        ("/a/.b/..c/", "/a/.b/..c/"),
+        ("/a/%2e%2e/b", "/a/%2e%2e/b"),
+    ],
+)
+def test_normalised_path(path: str, normal: str) -> None:
+    assert normalized_path(path) == normal
+
+
+_SEGMENTS = st.lists(st.sampled_from(["", ".", "..", "v1", "a.b", ".x", "m:verb", "%2f"]))
+
+
+@given(_SEGMENTS)
+def test_normalising_is_idempotent_and_leaves_no_empty_or_dot_segment(
+    segments: list[str],
+) -> None:
+    path = "/" + "/".join(segments)
+    normal = normalized_path(path)
+    assert normalized_path(normal) == normal
+    assert normal.startswith("/")
+    inner = normal[1:].removesuffix("/")
+    assert normal == "/" or all(s not in ("", ".", "..") for s in inner.split("/"))
+
+
+@given(st.text())
+def test_normalising_any_text_is_idempotent(path: str) -> None:
+    normal = normalized_path(path)
+    assert normalized_path(normal) == normal
+    assert "//" not in normal
