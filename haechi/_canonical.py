@@ -29,11 +29,14 @@ from json.encoder import (  # type: ignore[attr-defined]  # the C encoder, None 
 )
 from typing import Any, Final
 
+import orjson
+
 __all__ = [
     "canonical_json",
     "compact_json_encoder",
     "plain_canonical_json",
     "plain_float",
+    "plain_json_encoder",
     "plain_key",
     "sha256_hex",
     "short_hash",
@@ -134,6 +137,49 @@ def compact_json_encoder(*, sort_keys: bool) -> Callable[[Any], str]:
     return encode if same else reference
 
 
+def plain_json_encoder(*, sort_keys: bool) -> Callable[[Any], bytes]:
+    """The UTF-8 bytes of :func:`compact_json_encoder`'s text, for *plain* values only.
+
+    *Plain* is what :func:`plain_canonical_json` takes, with integers within 64 bits. For
+    such a value orjson writes the same bytes as the standard library's C encoder, several
+    times faster: the same shortest round-trip digits for floats that print without an
+    exponent, the same escapes (``\\"``, ``\\\\``, ``\\n``-style and ``\\u00XX`` for
+    control characters, nothing else escaped), keys sorted by code point, which is UTF-16 order
+    for plain keys. Every audit record is encoded twice, which makes this worth a dependency.
+    The encoder is checked on a probe value against the reference once; if orjson ever writes
+    it differently, the C encoder is used instead. A non-plain value may come out differently
+    from :func:`compact_json_encoder` (a float with an exponent) or raise ``TypeError`` (an
+    integer beyond 64 bits).
+    """
+    reference = compact_json_encoder(sort_keys=sort_keys)
+    option = orjson.OPT_SORT_KEYS if sort_keys else 0
+    dumps = orjson.dumps
+
+    def encode(value: Any) -> bytes:
+        return dumps(value, option=option)
+
+    try:
+        same = all(encode(probe) == reference(probe).encode() for probe in _PLAIN_PROBES)
+    except (TypeError, ValueError):
+        same = False
+    if same:
+        return encode
+    return lambda value: reference(value).encode()
+
+
+#: Plain values whose text orjson must write as the standard library does.
+_PLAIN_PROBES: Final[tuple[Any, ...]] = (
+    {
+        "z": [0.95, 0.1, 123456.789, -2.5e-4, 2**53, -(2**53), True, False, None],
+        "é": 'é\u2028\u2029\x00\x1f\x7f"\\/\n\t\ud7ff\ue000\uffff\U0001f600',
+        "a": {"y": {}, "x": [], "\u00e9a": "", "B": 1},
+        "10": [[{"k": 0.000123}]],
+    },
+    [],
+    {},
+    "",
+    0.5,
+)
 _FAST_ENCODE: Final = compact_json_encoder(sort_keys=True)
 #: Keys whose code-point order may differ from their UTF-16 order, or that hold surrogates.
 _UNSORTABLE_KEY = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")

@@ -25,6 +25,7 @@ from haechi._canonical import (
     compact_json_encoder,
     plain_canonical_json,
     plain_float,
+    plain_json_encoder,
     plain_key,
     sha256_hex,
     short_hash,
@@ -150,6 +151,41 @@ def test_the_prebuilt_encoder_writes_what_json_writes(value: Any, sort_keys: boo
             encode(value)
         return
     assert encode(value) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON, st.booleans())
+def test_plain_values_encode_to_the_bytes_of_the_library_text(value: Any, sort_keys: bool) -> None:
+    if not _fast_encodable(value) or not _within_64_bits(value):
+        return
+    expected = compact_json_encoder(sort_keys=sort_keys)(value).encode()
+    assert plain_json_encoder(sort_keys=sort_keys)(value) == expected
+
+
+def _within_64_bits(value: Any) -> bool:
+    if type(value) is int:
+        return -(2**63) <= value < 2**64
+    if isinstance(value, dict):
+        return all(_within_64_bits(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_within_64_bits(item) for item in value)
+    return True
+
+
+class _MisspellingOrjson:
+    """An orjson whose output differs from the standard library's (spaces after colons)."""
+
+    OPT_SORT_KEYS = 0
+
+    @staticmethod
+    def dumps(value: Any, option: int = 0) -> bytes:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ": ")).encode()
+
+
+def test_an_orjson_that_writes_another_text_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_canonical, "orjson", _MisspellingOrjson)
+    encode = plain_json_encoder(sort_keys=True)
+    assert encode({"b": 1, "a": [0.5, "é"]}) == '{"a":[0.5,"é"],"b":1}'.encode()
 
 
 def test_plain_values_skip_the_check_and_keep_their_text() -> None:

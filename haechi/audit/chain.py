@@ -47,6 +47,7 @@ __all__ = [
     "build_integrity_record",
     "event_hash",
     "hash_canonical",
+    "hash_canonical_bytes",
     "integrity_of",
     "verify_chain",
     "verify_records",
@@ -63,7 +64,12 @@ _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 def hash_canonical(canonical: str) -> str:
     """The ``eventHash`` of a record whose canonical text is ``canonical``: the unpadded
     base64url SHA-256 of its UTF-8 bytes."""
-    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    return hash_canonical_bytes(canonical.encode("utf-8"))
+
+
+def hash_canonical_bytes(canonical: bytes) -> str:
+    """:func:`hash_canonical` of a canonical text already encoded as UTF-8."""
+    digest = hashlib.sha256(canonical).digest()
     return binascii.b2a_base64(digest, newline=False).rstrip(b"=").translate(_URLSAFE).decode()
 
 
