@@ -2,7 +2,8 @@
 """Texts that a payload carries cut into pieces, one JSON string each.
 
 Detection reads one string at a time, so a value cut across strings is found in none of
-them. Two shapes of LLM payloads cut a text that way, and a model reads it whole:
+them. Three shapes of LLM payloads cut a text that way, and a model or its client reads it
+whole:
 
 - **Token log-probabilities.** Asked for ``logprobs``, a model server returns beside the
   answer the same text as the vocabulary pieces the model produced (``" jane"``, ``".doe"``,
@@ -21,7 +22,18 @@ them. Two shapes of LLM payloads cut a text that way, and a model reads it whole
   Recognised in both directions: two or more consecutive objects with a string ``text``
   (or ``thinking``: Anthropic's thinking blocks) in a list. Each part is also scanned on
   its own; a finding of the joined text counts unless a part's own scan already has it
-  (see :func:`merge_findings`).
+  (see :func:`merge_findings`). Parts of different lists are joined only as the next shape
+  says; a ``refusal`` part (its text is under ``refusal``) joins nothing.
+- **Output texts of a Responses answer.** The openai SDK's ``response.output_text`` joins,
+  with no separator, the ``text`` of every ``output_text`` part of every ``message`` item of
+  the answer's ``output`` list (skipping other items, such as reasoning), so a value can be
+  cut between two items. Recognised in both directions, wherever a list named ``output``
+  sits (the response a ``response.completed`` stream event carries has one): when those
+  parts lie in two or more message items, they are one run, counted like adjacent text
+  parts, and the adjacent-parts rule leaves them out of the content lists it joins, so no
+  part is read in two runs (a lone message item's parts are joined by that rule alone).
+  ``refusal`` parts are not in the run, as the SDK leaves them out of ``output_text``: a
+  value cut between an output text and a refusal is found in neither.
 
 :func:`find_piece_runs` finds them, :attr:`PieceRun.text` is what to scan,
 :func:`merge_findings` adds what the joined texts show, :func:`plan_scrub` sorts the
@@ -34,7 +46,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -58,19 +70,26 @@ _ALTERNATIVES: Final = frozenset({"top_logprobs", "topCandidates"})
 _PART_FIELDS: Final = ("text", "thinking")
 #: Members of one token object that hold its alternatives.
 _ITEM_ALTERNATIVES: Final = ("top_logprobs", "probs")
+#: The list of a Responses answer's output items, and the part type its SDK joins.
+_OUTPUT: Final = "output"
+_OUTPUT_TEXT: Final = "output_text"
 
 
 @dataclass(frozen=True, slots=True)
 class PieceRun:
-    """Consecutive pieces of one text in one list.
+    """The pieces of one text: consecutive elements of one list, or text parts placed in
+    several lists (the output texts of a Responses answer's message items).
 
     Attributes:
-        path: where the list is in the document.
-        start: the list index of the first piece.
+        path: where the list is in the document (for parts in several lists: the list of
+            the items holding them).
+        start: the list index of the first piece (``0`` for parts in several lists).
         pieces: the pieces' texts, in order.
         field: the member holding each piece's text (``"token"``, ``"content"``,
             ``"text"``), or ``None`` when the list holds the strings themselves.
         alternatives: the lists beside it holding each position's alternatives.
+        places: the path of each piece's object when the pieces lie in several lists;
+            empty when they are elements of the list at ``path``.
     """
 
     path: Path
@@ -78,6 +97,7 @@ class PieceRun:
     pieces: tuple[str, ...]
     field: str | None
     alternatives: tuple[Path, ...] = ()
+    places: tuple[Path, ...] = ()
     #: Where each piece starts in :attr:`text`, and where the last one ends.
     offsets: tuple[int, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -92,12 +112,18 @@ class PieceRun:
 
     @property
     def where(self) -> Path:
-        """Where findings in the joined text are reported: the first piece."""
-        return (*self.path, self.start)
+        """Where findings in the joined text are reported: the first piece, or for parts in
+        several lists the list of their items (the first part may start a run of its own
+        list too, and the two must not share a key)."""
+        return self.path if self.places else (*self.path, self.start)
+
+    def place(self, index: int) -> Path:
+        """The path of piece ``index``: its string, or the object holding it."""
+        return self.places[index] if self.places else (*self.path, self.start + index)
 
     def leaf(self, index: int) -> Path:
         """The path of piece ``index``'s string."""
-        at = (*self.path, self.start + index)
+        at = self.place(index)
         return at if self.field is None else (*at, self.field)
 
     def covered(self, start: int, end: int) -> range:
@@ -113,12 +139,15 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
     """Every run of pieces in ``document`` (in no particular order); token log-probabilities
     only when ``answer`` (a model's response)."""
     runs: list[PieceRun] = []
+    # The content lists (by identity) whose output texts a run of their output reads.
+    joined: set[int] = set()
     stack: list[tuple[Any, Path]] = [(document, ())]
     while stack:
         node, path = stack.pop()
         if isinstance(node, list):
             if len(node) > 1:
-                runs.extend(_text_parts(node, path))
+                field_of = _free_part_field if joined and id(node) in joined else _part_field
+                runs.extend(_text_parts(node, path, field_of))
             stack.extend(
                 (child, (*path, index))
                 for index, child in enumerate(node)
@@ -127,6 +156,12 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
             continue
         if not isinstance(node, dict):
             continue
+        if _OUTPUT in node:
+            outputs = _output_texts(node[_OUTPUT], (*path, _OUTPUT))
+            if outputs is not None:
+                run, contents = outputs
+                runs.append(run)
+                joined.update(map(id, contents))
         # Alternatives beside a list of pieces go with it; alone, they are pieces themselves.
         paired = answer and any(
             key not in _ALTERNATIVES and _token_run(key, value) is not None
@@ -163,12 +198,51 @@ def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | Non
     return None
 
 
-def _text_parts(items: list[Any], path: Path) -> list[PieceRun]:
+def _output_texts(items: Any, path: Path) -> tuple[PieceRun, list[list[Any]]] | None:
+    """The run of the ``output_text`` parts of the message items in ``items`` (a Responses
+    answer's ``output`` at ``path``), in the order the openai SDK joins them into
+    ``output_text``, and the content lists holding them; ``None`` unless they lie in two or
+    more items (one item's parts are joined by the adjacent-parts rule)."""
+    if type(items) is not list or len(items) < 2:
+        return None
+    places: list[Path] = []
+    pieces: list[str] = []
+    contents: list[list[Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("type") != "message":
+            continue
+        content = item.get("content")
+        if type(content) is not list:
+            continue
+        before = len(pieces)
+        for position, part in enumerate(content):
+            if _is_output_text(part):
+                places.append((*path, index, "content", position))
+                pieces.append(part["text"])
+        if len(pieces) > before:
+            contents.append(content)
+    if len(contents) < 2:
+        return None
+    return PieceRun(path, 0, tuple(pieces), "text", places=tuple(places)), contents
+
+
+def _is_output_text(part: Any) -> bool:
+    return (
+        isinstance(part, dict)
+        and part.get("type") == _OUTPUT_TEXT
+        and isinstance(part.get("text"), str)
+    )
+
+
+def _text_parts(
+    items: list[Any], path: Path, field_of: Callable[[Any], str | None]
+) -> list[PieceRun]:
     """The runs of two or more consecutive objects in ``items`` with a string under the
-    same text field (``text``; Anthropic's thinking blocks: ``thinking``)."""
+    same text field (``text``; Anthropic's thinking blocks: ``thinking``), as ``field_of``
+    names it (``None``: not a part of a run here)."""
     runs: list[PieceRun] = []
     start = 0
-    for field, group in itertools.groupby(items, key=_part_field):
+    for field, group in itertools.groupby(items, key=field_of):
         parts = list(group)
         if field is not None and len(parts) > 1:
             runs.append(PieceRun(path, start, tuple(part[field] for part in parts), field))
@@ -182,6 +256,13 @@ def _part_field(item: Any) -> str | None:
             if isinstance(item.get(field), str):
                 return field
     return None
+
+
+def _free_part_field(item: Any) -> str | None:
+    """:func:`_part_field` for a content list whose output texts a run of their output
+    reads: those parts break its runs instead, so no part is in two runs (two runs
+    rewriting one part from its original text would undo each other's rewrites)."""
+    return None if _is_output_text(item) else _part_field(item)
 
 
 Span = tuple[int, int, str]
@@ -303,27 +384,50 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
         if not run_spans:
             continue
         texts, covered = _rewrite(run, run_spans)
-        token_run = run.field not in _PART_FIELDS
+        if run.field in _PART_FIELDS:
+            document = _scrub_parts(document, run, texts, covered)
+            continue
         items = list(_value_at(document, run.path))
-        for index in range(len(run.pieces)) if token_run else covered:
+        for index, text in enumerate(texts):
             at = run.start + index
-            if run.field is None:
-                items[at] = texts[index]
-                continue
-            item = dict(items[at]) if token_run else dict(drop_piece_runs(items[at]))
-            item[run.field] = texts[index]
-            if isinstance(item.get("bytes"), list):
-                item["bytes"] = list(texts[index].encode("utf-8"))
-            for alternatives in _ITEM_ALTERNATIVES:
-                if alternatives in item:
-                    item[alternatives] = _emptied(item[alternatives])
-            items[at] = item
+            items[at] = text if run.field is None else _rewritten(items[at], run.field, text)
         document = _replace_at(document, run.path, items)
         for beside in run.alternatives:
             alternatives = _value_at(document, beside)
             if isinstance(alternatives, list):
                 document = _replace_at(document, beside, [_emptied(a) for a in alternatives])
     return document
+
+
+def _scrub_parts(document: Any, run: PieceRun, texts: list[str], covered: list[int]) -> Any:
+    """``document`` with the covered text parts of ``run`` rewritten (each list holding
+    some copied once), each losing the token lists it carries."""
+    field = run.field
+    assert field is not None  # a run of text parts names its text field
+    lists: dict[Path, Any] = {}  # the copied lists holding covered parts, by their path
+    for index in covered:
+        place = run.place(index)
+        parent, position = place[:-1], place[-1]
+        items: Any = lists.get(parent)
+        if items is None:
+            items = lists[parent] = list(_value_at(document, parent))
+        items[position] = _rewritten(drop_piece_runs(items[position]), field, texts[index])
+    for parent, items in lists.items():
+        document = _replace_at(document, parent, items)
+    return document
+
+
+def _rewritten(item: Mapping[str, Any], field: str, text: str) -> dict[str, Any]:
+    """A copy of piece object ``item`` with ``text`` under ``field``: its ``bytes`` follow
+    the new text and its alternatives are emptied (they would tell what it hid)."""
+    copy = dict(item)
+    copy[field] = text
+    if isinstance(copy.get("bytes"), list):
+        copy["bytes"] = list(text.encode("utf-8"))
+    for alternatives in _ITEM_ALTERNATIVES:
+        if alternatives in copy:
+            copy[alternatives] = _emptied(copy[alternatives])
+    return copy
 
 
 def drop_piece_runs(document: Any) -> Any:
