@@ -7,7 +7,10 @@ generator (a small keep-alive HTTP/1.1 client on raw sockets, one connection per
 Each scenario sends a bounded number of 1 KiB chat requests (an email, a phone number and an
 ``api_key=`` secret in the text) and reports requests per second and p50/p99 latency; the
 gateway rows also report the ratio to the direct row of the same concurrency and the latency
-the gateway added. The streaming rows add time to first body byte.
+the gateway added. The streaming rows add time to first body byte. Gateway rows also show the
+CPU time (user and system, read from ``/proc``) that the gateway's processes spent per
+request of the run: a paced row's latency moves with what else the shared machine runs, its
+CPU time much less.
 
 Scenarios: direct and gateway enforce (request and response protection) at concurrency 1
 (one request at a time: the latency the gateway adds when it is not saturated), 32 and 256;
@@ -610,24 +613,51 @@ def _gateway_config(workdir: Path, upstream: str, mode: str, audit: str, workers
 
 
 @contextmanager
-def _gateway(workdir: Path, upstream: str, mode: str, audit: str, workers: int) -> Iterator[int]:
+def _gateway(
+    workdir: Path, upstream: str, mode: str, audit: str, workers: int
+) -> Iterator[tuple[int, int]]:
+    """A gateway subprocess: its port and its process id."""
     config = _gateway_config(workdir, upstream, mode, audit, workers)
     argv = [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"]
     env_cwd = workdir
-    with _process(argv, cwd=env_cwd, ready="listening on") as (_proc, line):
-        yield int(line.rsplit(":", 1)[1])
+    with _process(argv, cwd=env_cwd, ready="listening on") as (proc, line):
+        yield int(line.rsplit(":", 1)[1]), proc.pid
 
 
-def _measure(port: int, load: _Load, *, repeat: int = 1) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time of process ``pid`` and of its live descendants (the gateway's
+    workers), from ``/proc``; ``None`` where ``/proc`` does not tell."""
+    total = 0.0
+    pending = [pid]
+    try:
+        while pending:
+            current = pending.pop()
+            stat = Path(f"/proc/{current}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+            pending.extend(int(child) for child in children.split())
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _measure(port: int, load: _Load, *, repeat: int = 1, pid: int | None = None) -> dict[str, Any]:
     """One load run against ``port`` in its own process, or with ``repeat`` > 1 the median
     run among that many (runs on a shared machine vary; the median resists one unlucky
     run): by throughput, or for a paced load (whose throughput is the offered rate) by p50
-    latency."""
+    latency. With ``pid``, the run also reports that process tree's CPU microseconds per
+    request (warm-up included, as the CPU time is)."""
     argv = _python("--load", "127.0.0.1", str(port), json.dumps(asdict(load)))
     runs = []
     for _ in range(repeat):
+        before = None if pid is None else _cpu_seconds(pid)
         output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
-        runs.append(dict(json.loads(output.stdout.strip().splitlines()[-1])))
+        run = dict(json.loads(output.stdout.strip().splitlines()[-1]))
+        after = None if pid is None else _cpu_seconds(pid)
+        if before is not None and after is not None:
+            run["cpu_us"] = (after - before) / load.total * 1e6
+        runs.append(run)
     if load.rate:
         return sorted(runs, key=lambda run: float(run["p50"]))[len(runs) // 2]
     return sorted(runs, key=lambda run: float(run["rps"]))[len(runs) // 2]
@@ -636,7 +666,7 @@ def _measure(port: int, load: _Load, *, repeat: int = 1) -> dict[str, Any]:
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'scenario':<28}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'ttfb ms':>9}{'x direct':>10}{'+p50 ms':>9}{'+p99 ms':>9}{'errors':>8}"
+        f"{'ttfb ms':>9}{'x direct':>10}{'+p50 ms':>9}{'+p99 ms':>9}{'cpu us':>8}{'errors':>8}"
     )
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -644,9 +674,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"{row['scenario']:<28}{row['concurrency']:>5}{row['rps']:>9.0f}{row['p50']:>9.2f}"
             f"{row['p99']:>9.2f}{row.get('ttfb', float('nan')):>9.2f}"
             f"{row.get('ratio', 1.0):>10.2f}{row.get('added_p50', 0.0):>9.2f}"
-            f"{row.get('added_p99', 0.0):>9.2f}{row['errors']:>8}"
+            f"{row.get('added_p99', 0.0):>9.2f}{_cpu_text(row.get('cpu_us')):>8}{row['errors']:>8}"
         )
     return "\n".join(lines)
+
+
+def _cpu_text(cpu_us: float | None) -> str:
+    return "" if cpu_us is None else f"{cpu_us:.0f}"
 
 
 def main() -> None:
@@ -722,11 +756,11 @@ def main() -> None:
             if workers != 1:
                 gateway_plan.append(("enforce", "jsonl", 1, [plan[1]]))
             for mode, audit, count, cases in gateway_plan:
-                with _gateway(workdir, upstream, mode, audit, count) as gateway_port:
+                with _gateway(workdir, upstream, mode, audit, count) as (gateway_port, pid):
                     for case in cases:
                         concurrency, stream, rate = case
                         load = _Load(path, stream, args.requests, args.warmup, concurrency, rate)
-                        result = _measure(gateway_port, load, repeat=args.repeat)
+                        result = _measure(gateway_port, load, repeat=args.repeat, pid=pid)
                         name = f"gateway w{count} {_MODE_LABELS[mode]}"
                         name += _AUDIT_LABELS[audit]
                         rows.append(_row(_name(name, case), concurrency, result, direct[case]))
@@ -774,6 +808,7 @@ def _row(
         "p99": result["p99"],
         "ttfb": result["ttfb50"],
         "errors": result["errors"],
+        "cpu_us": result.get("cpu_us"),
     }
     if baseline is not None:
         row["ratio"] = result["rps"] / baseline["rps"] if baseline["rps"] else 0.0
