@@ -140,7 +140,8 @@ def compact_json_encoder(*, sort_keys: bool) -> Callable[[Any], str]:
 def plain_json_encoder(*, sort_keys: bool) -> Callable[[Any], bytes]:
     """The UTF-8 bytes of :func:`compact_json_encoder`'s text, for *plain* values only.
 
-    *Plain* is what :func:`plain_canonical_json` takes, with integers within 64 bits. For
+    *Plain* is what :func:`plain_canonical_json` takes, with integers within 64 bits and
+    nesting of at most 254 levels, orjson's limit (audit events nest at most 32). For
     such a value orjson writes the same bytes as the standard library's C encoder, several
     times faster: the same shortest round-trip digits for floats that print without an
     exponent, the same escapes (``\\"``, ``\\\\``, ``\\n``-style and ``\\u00XX`` for
