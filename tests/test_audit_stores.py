@@ -643,6 +643,40 @@ async def test_a_record_appended_by_another_writer_between_groups_is_chained_ont
     assert verify_chain(path).records == 3
 
 
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        {"note": "\ud800"},  # a lone surrogate escape, which orjson refuses to read
+        {"note": "x", "big": 2**70},  # an integer orjson would read as a float
+    ],
+)
+async def test_the_head_of_any_writers_last_record_is_chained_onto(
+    tmp_path: Path, foreign: dict[str, Any]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    first = await sink.record({"n": 1})
+    other = build_integrity_record(first["auditIntegrity"], foreign)
+    with path.open("ab") as handle:
+        handle.write(json.dumps(other).encode() + b"\n")
+    second = await sink.record({"n": 2})
+    assert second["auditIntegrity"]["previousHash"] == other["auditIntegrity"]["eventHash"]
+    assert second["auditIntegrity"]["sequence"] == 3
+
+
+@pytest.mark.parametrize("last", [b"[1]\n", b'"text"\n', b"{not json\n"])
+async def test_a_last_line_that_is_no_json_object_fails_closed(tmp_path: Path, last: bytes) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    await sink.record({"n": 1})
+    with path.open("ab") as handle:
+        handle.write(last)
+    before = path.read_bytes()
+    with pytest.raises(AuditError, match="not a JSON object"):
+        await sink.record({"n": 2})
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("same_length", [True, False])
 async def test_a_last_line_replaced_between_appends_is_read_again(
     tmp_path: Path, same_length: bool
