@@ -16,9 +16,8 @@ is encoded by :func:`~haechi._canonical.plain_json_encoder` (sorted for one, in 
 other), which is exact for a *plain* event (see
 :func:`~haechi.audit.sanitize.sanitize_for_chain`), and the block is written by hand in the
 one form both encoders give it. Both texts are kept as UTF-8 bytes, which is what is hashed
-and written. An event that is not plain, or a head
-of an unexpected type, takes the general path (:func:`build_integrity_record`, then
-:func:`encode_line`).
+and written. An event that is not plain, or a head of an unexpected type, takes the general
+path (:func:`build_integrity_record`, then :func:`encode_line`).
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ _CONSTANTS: Final = (
 #: The block's opening in the canonical text and in the line.
 _CANONICAL_BLOCK: Final = b'"auditIntegrity":{' + _CONSTANTS + b',"previousHash":'
 _LINE_BLOCK: Final = b'"auditIntegrity":{' + _CONSTANTS + b',"sequence":'
+#: An ``eventHash`` as every store writes it: a link both encoders write as it is.
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 #: The lowest byte that follows ``{"`` when a canonical text's first key sorts after
 #: ``auditIntegrity`` for certain (an escape starts with a backslash, below ``a``).
