@@ -12,10 +12,11 @@ from haechi.protocols.adapters import (
     normalized_path,
     request_model,
 )
-from haechi.protocols.types import FragmentSpec, Route, StreamDescriptor
+from haechi.protocols.types import FinalText, FragmentSpec, Route, StreamDescriptor
 
 __all__ = [
     "ADAPTERS",
+    "FinalText",
     "FragmentSpec",
     "ProtocolAdapter",
     "Route",

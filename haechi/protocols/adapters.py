@@ -23,7 +23,14 @@ from typing import Any, Final
 
 from haechi.errors import ConfigError
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
-from haechi.protocols.types import EACH, EVERY, FragmentSpec, Route, StreamDescriptor
+from haechi.protocols.types import (
+    EACH,
+    EVERY,
+    FinalText,
+    FragmentSpec,
+    Route,
+    StreamDescriptor,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -225,6 +232,36 @@ _RESPONSES_DONE: Final = _RESPONSES_END | {
         "code_interpreter_call_code",
     )
 }
+_OUTPUT_TEXT: Final = "response.output_text.delta"
+_REFUSAL: Final = "response.refusal.delta"
+_REASONING: Final = "response.reasoning_text.delta"
+_SUMMARY: Final = "response.reasoning_summary_text.delta"
+_PART: Final = ("output_index", "content_index")
+_SUMMARY_PART: Final = ("output_index", "summary_index")
+_ITEM: Final = ("output_index",)
+#: Where the ``.done`` events repeat the whole text of a part streamed in deltas read across
+#: parts: by the event of its kind, by ``content_part.done`` (or ``reasoning_summary_part``)
+#: and by the ``output_item.done`` of its output, each content (or summary) part at its
+#: position in the item's list, as the SDK indexes it with ``content_index``.
+_RESPONSES_FINALS: Final = (
+    FinalText("response.output_text.done", _OUTPUT_TEXT, _PART, ("text",)),
+    FinalText("response.refusal.done", _REFUSAL, _PART, ("refusal",)),
+    FinalText("response.reasoning_text.done", _REASONING, _PART, ("text",)),
+    FinalText("response.reasoning_summary_text.done", _SUMMARY, _SUMMARY_PART, ("text",)),
+    FinalText("response.content_part.done", _OUTPUT_TEXT, _PART, ("part", "text")),
+    FinalText("response.content_part.done", _REFUSAL, _PART, ("part", "refusal")),
+    FinalText("response.content_part.done", _REASONING, _PART, ("part", "text")),
+    FinalText("response.reasoning_summary_part.done", _SUMMARY, _SUMMARY_PART, ("part", "text")),
+    *(
+        FinalText("response.output_item.done", kind, _ITEM, ("item", *path), closes=True)
+        for kind, path in (
+            (_OUTPUT_TEXT, ("content", EACH, "text")),
+            (_REFUSAL, ("content", EACH, "refusal")),
+            (_REASONING, ("content", EACH, "text")),
+            (_SUMMARY, ("summary", EACH, "text")),
+        )
+    ),
+)
 _RESPONSES = RouteSpec(
     "responses",
     _sse(
@@ -237,22 +274,16 @@ _RESPONSES = RouteSpec(
         # ``item_id``, which an upstream may vary inside one output to keep a value's
         # halves apart. Output text, refusals and reasoning are also printed delta after
         # delta whatever their indices, so each kind has one window across its parts
-        # (which must come in order); a tool call's input is a document of its own,
-        # windowed per output.
+        # (which must come in order), whose ``.done`` events repeat the text the deltas
+        # delivered; a tool call's input is a document of its own, windowed per output.
         fragments=(
             FragmentSpec(
                 None,
                 ("output_index", "content_index", "summary_index", "type"),
                 ("delta",),
                 positions=frozenset({"output_index", "content_index", "summary_index"}),
-                joined=frozenset(
-                    {
-                        "response.output_text.delta",
-                        "response.refusal.delta",
-                        "response.reasoning_text.delta",
-                        "response.reasoning_summary_text.delta",
-                    }
-                ),
+                joined=frozenset({_OUTPUT_TEXT, _REFUSAL, _REASONING, _SUMMARY}),
+                finals=_RESPONSES_FINALS,
             ),
         ),
     ),

@@ -10,13 +10,41 @@ from typing import Any, Final, Literal
 from haechi.models import PathSegment
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 
-__all__ = ["EACH", "EVERY", "FragmentSpec", "Route", "StreamDescriptor"]
+__all__ = ["EACH", "EVERY", "FinalText", "FragmentSpec", "Route", "StreamDescriptor"]
 
 #: A segment of :attr:`FragmentSpec.elements` standing for every element of a list.
 EACH: Final = "*"
 #: Like :data:`EACH`, but the element does not name the text: the pieces of every element
 #: continue one text, in order (a Gemini candidate's parts, which clients join).
 EVERY: Final = "**"
+
+
+@dataclass(frozen=True, slots=True)
+class FinalText:
+    """Where an event repeats the whole text of a part of a text read across parts
+    (``FragmentSpec.joined``) once the part is complete. A client may read it instead of the
+    pieces (the openai SDK builds its final response from ``response.output_item.done``
+    events), and protected within its event alone it would show a value cut between two
+    parts whole; so the stream replaces it with the text the pieces of that part delivered.
+
+    Attributes:
+        event: the ``type`` of the event (``response.output_text.done``).
+        kind: the ``joined`` label of the pieces whose part it repeats
+            (``response.output_text.delta``).
+        names: the event's fields naming the part, read like the pieces' ``positions``
+            (``output_index``, ``content_index``).
+        text: path of the text in the event; an :data:`EACH` segment stands for every
+            element of a list, its position in the list naming the part further, as clients
+            index the list (an output item's ``content[*].text``).
+        closes: no later event repeats the parts it names (an output item's last word):
+            their text is let go after it, and one repeated anyway stops the stream.
+    """
+
+    event: str
+    kind: str
+    names: tuple[str, ...]
+    text: tuple[PathSegment, ...]
+    closes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +90,8 @@ class FragmentSpec:
             left out). Both readings agree only while the parts come one after another:
             a piece of an earlier part than one before it stops the stream, and before a
             piece of a later part, what the window holds is sent into the earlier part.
+        finals: where events repeat the whole text of a ``joined`` part (see
+            :class:`FinalText`).
     """
 
     elements: tuple[PathSegment, ...] | None
@@ -72,6 +102,7 @@ class FragmentSpec:
     flags: frozenset[str] = frozenset()
     required: frozenset[str] = frozenset()
     joined: frozenset[str] = frozenset()
+    finals: tuple[FinalText, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

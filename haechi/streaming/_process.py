@@ -42,6 +42,12 @@ How a frame is handled:
   of a text read across parts (a Responses output's text) after a later part began.
 - Before the first piece of a later part of such a text (or of a later content block), what
   the windows hold is sent into the earlier one, so each keeps its own text.
+- An event that repeats the whole text of such a part (the descriptor's ``finals``: a
+  Responses ``.done`` event) gets, in place of that text, the text the part's pieces
+  delivered, flushed tail included, before the event is protected; a part no piece named
+  keeps its text. A client joining the repeated texts so reads what the window read joined,
+  and a value sent only in the repeated text is not sent. In enforce mode only: the other
+  modes pass the text unchanged.
 - The other lines of a frame (``event:``, ``id:``, comments) are inspected as text too, so
   every byte the client receives has been inspected.
 """
@@ -50,13 +56,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.models import PathSegment
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
-from haechi.protocols.types import EACH, EVERY, FragmentSpec, StreamDescriptor
+from haechi.protocols.types import EACH, EVERY, FinalText, FragmentSpec, StreamDescriptor
 from haechi.stream_window import Run, TextStreamProtector
 from haechi.streaming._json import dumps
 from haechi.streaming._lines import Frame, frame_too_large, reader_breaks
@@ -72,6 +78,11 @@ Path = tuple[PathSegment, ...]
 #: channel, where it sits, its text, and the part of its text it continues when the text is
 #: read across parts (``FragmentSpec.joined``).
 _Piece = tuple[Hashable, Path, str, tuple[int, ...] | None]
+#: A part of a text read across parts: its channel and the positions naming the part.
+_Part = tuple[Hashable, tuple[int, ...]]
+#: Where events of one type repeat parts' texts: each ``FinalText`` with its spec's number
+#: and how the event's ``names`` fields are read.
+_Finals = list[tuple[int, FinalText, tuple[tuple[str, Callable[[Any], Any]], ...]]]
 #: Field lines without findings remembered per stream (``event: content_block_delta``
 #: repeats on every frame); only a few short lines, so the memory stays small and bounded.
 _FIELD_CACHE_ENTRIES: Final = 32
@@ -139,6 +150,7 @@ class FrameProcessor:
         "_descriptor",
         "_detokenizer",
         "_fields",
+        "_finals",
         "_finish",
         "_fragments",
         "_held",
@@ -152,6 +164,9 @@ class FrameProcessor:
         "_probes",
         "_protector",
         "_readers",
+        "_restated",
+        "_said",
+        "_said_size",
         "_sentinel",
         "_sse",
         "_template",
@@ -170,6 +185,7 @@ class FrameProcessor:
         detokenizer: StreamDetokenizer | None = None,
         token_ids: TokenIdFields = NO_TOKEN_IDS,
         several_choices: bool = False,
+        restate: bool = True,
     ) -> None:
         self._protector = protector
         self._token_ids = token_ids
@@ -201,6 +217,14 @@ class FrameProcessor:
             and (*(0 if part in (EACH, EVERY) else part for part in spec.elements), *spec.text)
             == self._path
         )
+        # Where events repeat parts' texts, by event type; the texts those parts delivered
+        # (``None`` once let go), and their length together.
+        self._finals = _finals(self._fragments) if restate else {}
+        self._restated = frozenset(
+            (number, final.kind) for finals in self._finals.values() for number, final, _ in finals
+        )
+        self._said: dict[_Part, list[str] | None] = {}
+        self._said_size = 0
         self._finish = descriptor.finish_path
         self._kept = descriptor.kept_in_copies
         self._choices = descriptor.choices
@@ -320,6 +344,9 @@ class FrameProcessor:
             if delta is None and ends(None):
                 await self._flush_answer()
             await self._flush_pieces(ends)
+        finals = self._finals.get(kind) if kind is not None and self._finals else None
+        if finals:
+            self._restate(frame, finals)
         if pieces:
             await self._pieces_frame(meta, frame, pieces, delta, ends)
         elif path is not None and delta is not None:
@@ -397,7 +424,9 @@ class FrameProcessor:
             released = await self._push(piece, channel)
             if closing:
                 released += await self._tail(channel)
-            _put(protected, where, self._release(released, final=closing, channel=channel))
+            released = self._release(released, final=closing, channel=channel)
+            self._record(channel, released)
+            _put(protected, where, released)
             template = _Template(events, protected, where, self._kept)
             if channel is None:
                 self._template = template
@@ -466,9 +495,9 @@ class FrameProcessor:
             last = self._parts.get(channel, part)
             if part < last:
                 raise AmbiguousName("a part of a text continues after a later one began")
-            self._parts[channel] = part
             if part > last:
                 await self._flush_pieces({channel}.__contains__)
+            self._parts[channel] = part
 
     async def _enter_block(self, frame: Any) -> None:
         """Follow the content block a block frame names (by its ``index``, as clients read
@@ -484,6 +513,47 @@ class FrameProcessor:
         if block > self._block:
             self._block = block
             await self._flush()
+
+    def _record(self, channel: Hashable, text: str) -> None:
+        """Remember ``text`` as sent in the part ``channel`` is in, when events repeat that
+        part's text. The texts remembered at once are bounded like a frame that repeats
+        them: a part that would pass the bound is let go, so that repeating it stops the
+        stream."""
+        if channel not in self._restated:
+            return
+        key = (channel, self._parts[channel])
+        said = self._said.setdefault(key, [])
+        if said is None or not text:
+            return
+        if self._said_size + len(text) > self._max_frame:
+            self._let_go(key)
+            return
+        said.append(text)
+        self._said_size += len(text)
+
+    def _let_go(self, key: _Part) -> None:
+        """Forget a part's text, but not that it was streamed: repeating it stops the
+        stream rather than send a text no window read."""
+        said = self._said.get(key)
+        self._said_size -= sum(map(len, said or ()))
+        self._said[key] = None
+
+    def _restate(self, frame: Any, finals: _Finals) -> None:
+        """Replace each text ``frame`` repeats of a part that pieces named with the text they
+        delivered (see :class:`~haechi.protocols.types.FinalText`)."""
+        for number, final, readers in finals:
+            values = (read(frame.get(key)) for key, read in readers)
+            names = tuple(name for name in values if name is not None)
+            for where, places in _places(frame, final.text):
+                key = ((number, final.kind), (*names, *places))
+                if key not in self._said:
+                    continue  # a part never streamed: protected within the frame
+                said = self._said[key]
+                if said is None:
+                    raise AmbiguousName("a part's text is repeated after it was let go")
+                _put(frame, where, "".join(said))
+                if final.closes:
+                    self._let_go(key)
 
     def _finishing(self, frame: Any) -> int | None:
         """The index of the choice this frame finishes (OpenAI's ``finish_reason``), or
@@ -608,6 +678,7 @@ class FrameProcessor:
                 continue
             tail = self._release(await self._tail(channel), final=True, channel=channel)
             if tail:
+                self._record(channel, tail)
                 await self._send_copy(self._templates.get(channel), tail)
 
     async def _send_copy(self, template: _Template | None, text: str) -> None:
@@ -769,6 +840,37 @@ def _elements(
                 following.append(((*where, segment), child, names))
         places = following
     return [(where, node, names) for where, node, names in places if isinstance(node, dict)]
+
+
+def _finals(fragments: tuple[FragmentSpec, ...]) -> dict[str, _Finals]:
+    """The specs' ``finals`` by event type, with how each reads the event's names."""
+    finals: dict[str, _Finals] = {}
+    for number, spec in enumerate(fragments):
+        for final in spec.finals:
+            readers = tuple((name, reader(spec, name)) for name in final.names)
+            finals.setdefault(final.event, []).append((number, final, readers))
+    return finals
+
+
+def _places(node: Any, path: Path) -> Iterator[tuple[Path, tuple[int, ...]]]:
+    """The places of ``path`` in ``node`` that hold a value, each with the positions its
+    :data:`EACH` segments take: a list element's position, as clients index the list. A
+    value there that is neither a list nor null raises :class:`AmbiguousName`, as in
+    :func:`_elements`."""
+    if not path:
+        if node is not None:
+            yield (), ()
+        return
+    segment, rest = path[0], path[1:]
+    if segment == EACH:
+        if node is not None and not isinstance(node, list):
+            raise AmbiguousName("a list of a frame's texts is not a list")
+        for at, item in enumerate(node or ()):
+            for where, positions in _places(item, rest):
+                yield (at, *where), (at, *positions)
+    elif isinstance(node, dict):
+        for where, positions in _places(node.get(segment), rest):
+            yield (segment, *where), positions
 
 
 def _value_at(node: Any, path: Path) -> Any:

@@ -147,6 +147,7 @@ class StreamInspector:
             detokenizer=detokenizer,
             token_ids=self._route.token_ids if self._mode == "enforce" else NO_TOKEN_IDS,
             several_choices=self._several_choices,
+            restate=self._mode == "enforce",
         )
 
     async def _advance(self, processor: FrameProcessor, chunk: bytes | None) -> str:

@@ -1,0 +1,215 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``.done`` events of a Responses API stream repeat each part's whole text: the client
+must find there exactly what the deltas of that part delivered.
+
+A client may join those texts (or the SDK may rebuild its final response from the
+``response.output_item.done`` events), so a value cut between two parts, which the window
+read joined and protected, must not come back whole from texts each protected alone; and a
+value an upstream put only in a ``.done`` event, never streamed, must not reach the client.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import openai
+import pytest
+
+from haechi.crypto import init_key_file
+from haechi.runtime import Runtime, create_runtime
+from haechi.streaming import StreamInspector
+from tests.stream_fixtures import (
+    EMAIL,
+    INSPECT_REDACTING,
+    REDACTED,
+    chunked,
+    collect,
+    read_sse,
+    route,
+    sse,
+)
+from tests.upstream_server import Reply, gateway_in_front
+
+RESPONSES = route("openai-compatible", "/v1/responses")
+INSPECT = {**INSPECT_REDACTING, "target": {"type": "openai-compatible"}}
+CUT = ("Contact: jane.doe@", "example.com thanks")
+PROTECTED = ["Contact: jane.doe@", f"{REDACTED} thanks"]
+
+
+class Kind(NamedTuple):
+    """How a kind of text read across parts is streamed and repeated."""
+
+    index: str  # the field naming the part within its output
+    field: str  # the field of its ``.done`` event (and of its part) holding the text
+    part_event: str  # the event closing its part
+    part_type: str
+    item_type: str
+    item_list: str  # the list of the output item holding its parts
+
+
+KINDS = {
+    "output_text": Kind(
+        "content_index", "text", "content_part", "output_text", "message", "content"
+    ),
+    "refusal": Kind("content_index", "refusal", "content_part", "refusal", "message", "content"),
+    "reasoning_text": Kind(
+        "content_index", "text", "content_part", "reasoning_text", "reasoning", "content"
+    ),
+    "reasoning_summary_text": Kind(
+        "summary_index", "text", "reasoning_summary_part", "summary_text", "reasoning", "summary"
+    ),
+}
+#: The fields an output item of each type has besides its parts.
+ITEMS: dict[str, dict[str, Any]] = {"message": {"role": "assistant"}, "reasoning": {"summary": []}}
+Event = tuple[str, dict[str, Any]]
+
+
+def _wire(*events: Event) -> bytes:
+    """The stream: ``response.created``, ``events`` (numbered), ``response.completed``."""
+    number = itertools.count()
+    frames = [
+        ("created", {"response": {"id": "resp_1", "status": "in_progress", "output": []}}),
+        *events,
+        ("completed", {"response": {"id": "resp_1", "status": "completed", "output": []}}),
+    ]
+    return "".join(
+        sse({"type": f"response.{name}", "sequence_number": next(number), **data}, event=name)
+        for name, data in frames
+    ).encode()
+
+
+def _output(kind: str, output: int, streamed: str, repeated: str | None = None) -> list[Event]:
+    """One output with one part of ``kind``: ``streamed`` in deltas of five characters, then
+    ``repeated`` (``streamed`` by default) in each event that closes the part or the item."""
+    shape = KINDS[kind]
+    whole = streamed if repeated is None else repeated
+    place = {"item_id": f"item_{output}", "output_index": output, shape.index: 0}
+    part = {"type": shape.part_type, shape.field: whole}
+    item = {"type": shape.item_type, "id": f"item_{output}", **ITEMS[shape.item_type]}
+    pieces = (streamed[at : at + 5] for at in range(0, len(streamed), 5))
+    return [
+        ("output_item.added", {"output_index": output, "item": {**item, shape.item_list: []}}),
+        (f"{shape.part_event}.added", {**place, "part": {**part, shape.field: ""}}),
+        *((f"{kind}.delta", {**place, "delta": piece}) for piece in pieces),
+        (f"{kind}.done", {**place, shape.field: whole}),
+        (f"{shape.part_event}.done", {**place, "part": part}),
+        ("output_item.done", {"output_index": output, "item": {**item, shape.item_list: [part]}}),
+    ]
+
+
+class Read(NamedTuple):
+    """What a client reads of one kind: the deltas of each part, and each repeated text."""
+
+    deltas: list[str]
+    done: list[str]
+    parts: list[str]
+    items: list[str]
+
+
+def _read(out: bytes, kind: str) -> Read:
+    shape = KINDS[kind]
+    deltas: dict[int, str] = {}
+    read = Read([], [], [], [])
+    for frame in read_sse(out):
+        event = json.loads(frame.data or "{}")
+        name = event.get("type")
+        if name == f"response.{kind}.delta":
+            output = event["output_index"]
+            deltas[output] = deltas.get(output, "") + event["delta"]
+        elif name == f"response.{kind}.done":
+            read.done.append(event[shape.field])
+        elif name == f"response.{shape.part_event}.done":
+            read.parts.append(event["part"][shape.field])
+        elif name == "response.output_item.done":
+            read.items.extend(part[shape.field] for part in event["item"][shape.item_list])
+    read.deltas.extend(deltas.values())
+    return read
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    monkeypatch.chdir(tmp_path)
+    init_key_file(".haechi/dev.keys.json")
+    built = create_runtime(
+        {"mode": "enforce", "policy": {"mode": "enforce", "actions": {"email": "redact"}}}
+    )
+    yield built
+    await built.aclose()
+
+
+async def _run(runtime: Runtime, wire: bytes, *, reason: str = "stream_inspected") -> bytes:
+    inspector = StreamInspector(runtime, RESPONSES, mode="enforce")
+    out = await collect(inspector.run(chunked(wire, 11)))
+    assert inspector.reason == reason
+    return out
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_a_value_cut_between_two_outputs_is_in_no_repeated_text(
+    runtime: Runtime, kind: str
+) -> None:
+    """Each repeated text is what its part's deltas delivered, so the texts joined read as
+    the deltas joined: the address's later half redacted."""
+    wire = _wire(*_output(kind, 0, CUT[0]), *_output(kind, 1, CUT[1]))
+    read = _read(await _run(runtime, wire), kind)
+    assert read.deltas == PROTECTED
+    assert read.done == read.parts == read.items == PROTECTED
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_a_value_only_in_the_repeated_text_is_not_sent(runtime: Runtime, kind: str) -> None:
+    wire = _wire(*_output(kind, 0, "hello", f"hello {EMAIL}"))
+    read = _read(await _run(runtime, wire), kind)
+    assert read.deltas == read.done == read.parts == read.items == ["hello"]
+
+
+@pytest.mark.anyio
+async def test_a_part_never_streamed_keeps_its_text_protected_alone(runtime: Runtime) -> None:
+    """No delta named the part: its repeated texts are protected within their events."""
+    events = [
+        event for event in _output("output_text", 0, f"Mail {EMAIL}.") if "delta" not in event[1]
+    ]
+    read = _read(await _run(runtime, _wire(*events)), "output_text")
+    assert read.done == read.parts == read.items == [f"Mail {REDACTED}."]
+
+
+@pytest.mark.anyio
+async def test_a_part_repeated_after_its_output_item_is_done_stops_the_stream(
+    runtime: Runtime,
+) -> None:
+    """Its text was let go with the item; no real server repeats it later."""
+    events = _output("output_text", 0, "hello")
+    late = ("output_text.done", {"output_index": 0, "content_index": 0, "text": EMAIL})
+    out = await _run(runtime, _wire(*events, late), reason="stream_inspection_error")
+    assert EMAIL not in out.decode()
+
+
+@pytest.mark.anyio
+async def test_an_ordinary_stream_repeats_its_text_unchanged(runtime: Runtime) -> None:
+    text = "Sure, here is the draft you asked for."
+    read = _read(await _run(runtime, _wire(*_output("output_text", 0, text))), "output_text")
+    assert read.deltas == read.done == read.parts == read.items == [text]
+
+
+def test_the_openai_client_joining_the_done_texts_reads_no_address(tmp_path: Path) -> None:
+    wire = _wire(*_output("output_text", 0, CUT[0]), *_output("output_text", 1, CUT[1]))
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        gw.upstream.queue(Reply(wire=[wire]))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+        done, parts, items = [], [], []
+        for event in client.responses.create(model="m", input="hi", stream=True):
+            if event.type == "response.output_text.done":
+                done.append(event.text)
+            elif event.type == "response.content_part.done":
+                parts.append(getattr(event.part, "text", ""))
+            elif event.type == "response.output_item.done":
+                items.extend(getattr(part, "text", "") for part in event.item.content)
+    for texts in (done, parts, items):
+        assert texts == PROTECTED
+        assert EMAIL not in "".join(texts)
