@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,3 +62,17 @@ def pieces_runtime(tmp_path: Path) -> Runtime:
             "policy": {"actions": {"email": "tokenize", "card": "block"}},
         }
     )
+
+
+@pytest.fixture
+async def redacting_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Runtime]:
+    """An enforce-mode runtime (file audit, development key) that redacts addresses."""
+    monkeypatch.chdir(tmp_path)
+    haechi.crypto.init_key_file(".haechi/dev.keys.json")
+    built = haechi.create_runtime(
+        {"mode": "enforce", "policy": {"mode": "enforce", "actions": {"email": "redact"}}}
+    )
+    yield built
+    await built.aclose()

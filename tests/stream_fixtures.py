@@ -234,3 +234,20 @@ def delta_text(frames: Iterable[Any], path: Sequence[str | int]) -> str:
         if isinstance(value, str):
             out.append(value)
     return "".join(out)
+
+
+#: One event of a Responses stream: its type without ``response.``, and its fields.
+ResponsesEvent = tuple[str, dict[str, Any]]
+
+
+def responses_sse(*events: ResponsesEvent) -> str:
+    """A Responses stream: ``response.created``, ``events`` (numbered), ``response.completed``."""
+    frames = [
+        ("created", {"response": {"id": "resp_1", "status": "in_progress", "output": []}}),
+        *events,
+        ("completed", {"response": {"id": "resp_1", "status": "completed", "output": []}}),
+    ]
+    return "".join(
+        sse({"type": f"response.{kind}", "sequence_number": number, **data}, event=kind)
+        for number, (kind, data) in enumerate(frames)
+    )

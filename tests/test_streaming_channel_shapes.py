@@ -7,14 +7,11 @@ must not reach the client."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from haechi.crypto import init_key_file
-from haechi.runtime import Runtime, create_runtime
+from haechi.runtime import Runtime
 from haechi.streaming import StreamInspector
 from tests.stream_fixtures import (
     chunked,
@@ -38,21 +35,12 @@ OLLAMA_GENERATE = route("ollama", "/api/generate")
 GEMINI = route("gemini", "/v1beta/models/g:streamGenerateContent")
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.chdir(tmp_path)
-    init_key_file(".haechi/dev.keys.json")
-    built = create_runtime(
-        {"mode": "enforce", "policy": {"mode": "enforce", "actions": {"email": "redact"}}}
-    )
-    yield built
-    await built.aclose()
-
-
 async def _run(
-    runtime: Runtime, target: Any, wire: bytes, *, several_choices: bool = False
+    redacting_runtime: Runtime, target: Any, wire: bytes, *, several_choices: bool = False
 ) -> bytes:
-    inspector = StreamInspector(runtime, target, mode="enforce", several_choices=several_choices)
+    inspector = StreamInspector(
+        redacting_runtime, target, mode="enforce", several_choices=several_choices
+    )
     out = await collect(inspector.run(chunked(wire, 7)))
     assert inspector.reason == "stream_inspected", inspector.reason
     return out
@@ -79,7 +67,7 @@ def _choice_texts(out: bytes, field: str = "content") -> dict[Any, str]:
 # -- OpenAI chat: choices --------------------------------------------------------------
 
 
-async def test_choice0_content_not_first_in_frame_choices(runtime: Runtime) -> None:
+async def test_choice0_content_not_first_in_frame_choices(redacting_runtime: Runtime) -> None:
     """A frame whose ``choices`` list has choice 1 first and choice 0 second: choice 0's
     content is at ``choices[1].delta.content``, not at the delta path."""
     wire = (
@@ -93,12 +81,12 @@ async def test_choice0_content_not_first_in_frame_choices(runtime: Runtime) -> N
         + _chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
         + sse("[DONE]")
     ).encode()
-    out = await _run(runtime, CHAT, wire, several_choices=True)
+    out = await _run(redacting_runtime, CHAT, wire, several_choices=True)
     texts = _choice_texts(out)
     assert EMAIL not in texts.get(0, ""), texts
 
 
-async def test_reasoning_of_a_choice_without_index(runtime: Runtime) -> None:
+async def test_reasoning_of_a_choice_without_index(redacting_runtime: Runtime) -> None:
     """Reasoning streamed by a server whose choices carry no ``index``."""
     frames = [_chunk([{"delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
     frames += [
@@ -106,12 +94,12 @@ async def test_reasoning_of_a_choice_without_index(runtime: Runtime) -> None:
         for piece in ("I will mail john.d", "oe@exam", "ple.com today")
     ]
     frames += [_chunk([{"delta": {}, "finish_reason": "stop"}]), sse("[DONE]")]
-    out = await _run(runtime, CHAT, "".join(frames).encode())
+    out = await _run(redacting_runtime, CHAT, "".join(frames).encode())
     texts = _choice_texts(out, "reasoning_content")
     assert EMAIL not in texts.get(0, ""), texts
 
 
-async def test_tool_call_arguments_without_index(runtime: Runtime) -> None:
+async def test_tool_call_arguments_without_index(redacting_runtime: Runtime) -> None:
     """Tool-call argument deltas without ``tool_calls[].index`` (some OpenAI-compatible
     servers omit it)."""
 
@@ -142,7 +130,7 @@ async def test_tool_call_arguments_without_index(runtime: Runtime) -> None:
         for piece in ('{"to": "john.d', "oe@exam", 'ple.com"}')
     ]
     frames += [_chunk([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]), sse("[DONE]")]
-    out = await _run(runtime, CHAT, "".join(frames).encode())
+    out = await _run(redacting_runtime, CHAT, "".join(frames).encode())
     arguments = ""
     for frame in read_sse(out):
         if frame.data in (None, "[DONE]"):
@@ -153,7 +141,7 @@ async def test_tool_call_arguments_without_index(runtime: Runtime) -> None:
     assert EMAIL not in arguments, arguments
 
 
-async def test_choice_index_as_string_and_int(runtime: Runtime) -> None:
+async def test_choice_index_as_string_and_int(redacting_runtime: Runtime) -> None:
     """Choice 0 named once as 0 and once as "0" (JSON clients in JS index both alike)."""
     wire = (
         _chunk([{"index": "0", "delta": {"content": "Mail john.doe@"}, "finish_reason": None}])
@@ -161,7 +149,7 @@ async def test_choice_index_as_string_and_int(runtime: Runtime) -> None:
         + _chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
         + sse("[DONE]")
     ).encode()
-    out = await _run(runtime, CHAT, wire)
+    out = await _run(redacting_runtime, CHAT, wire)
     joined = "".join(
         (json.loads(f.data)["choices"][0]["delta"].get("content") or "")
         for f in read_sse(out)
@@ -170,7 +158,9 @@ async def test_choice_index_as_string_and_int(runtime: Runtime) -> None:
     assert EMAIL not in joined, joined
 
 
-async def test_later_choice_value_with_finish_of_other_in_middle(runtime: Runtime) -> None:
+async def test_later_choice_value_with_finish_of_other_in_middle(
+    redacting_runtime: Runtime,
+) -> None:
     frames = [
         _chunk([{"index": 1, "delta": {"content": "to john."}, "finish_reason": None}]),
         _chunk([{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]),
@@ -180,12 +170,12 @@ async def test_later_choice_value_with_finish_of_other_in_middle(runtime: Runtim
         _chunk([{"index": 1, "delta": {}, "finish_reason": "stop"}]),
         sse("[DONE]"),
     ]
-    out = await _run(runtime, CHAT, "".join(frames).encode(), several_choices=True)
+    out = await _run(redacting_runtime, CHAT, "".join(frames).encode(), several_choices=True)
     texts = _choice_texts(out)
     assert all(EMAIL not in t for t in texts.values()), texts
 
 
-async def test_reasoning_and_content_in_same_frames(runtime: Runtime) -> None:
+async def test_reasoning_and_content_in_same_frames(redacting_runtime: Runtime) -> None:
     frames = [
         _chunk(
             [
@@ -199,13 +189,13 @@ async def test_reasoning_and_content_in_same_frames(runtime: Runtime) -> None:
         for a, b in (("to john.", "mail jo"), ("doe@exam", "hn.doe@ex"), ("ple.com", "ample.com."))
     ]
     frames += [_chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]), sse("[DONE]")]
-    out = await _run(runtime, CHAT, "".join(frames).encode())
+    out = await _run(redacting_runtime, CHAT, "".join(frames).encode())
     assert EMAIL.encode() not in out
     for field in ("content", "reasoning_content", "reasoning"):
         assert all(EMAIL not in t for t in _choice_texts(out, field).values())
 
 
-async def test_completions_choice0_not_first(runtime: Runtime) -> None:
+async def test_completions_choice0_not_first(redacting_runtime: Runtime) -> None:
     def frame(choices: list[dict[str, Any]]) -> str:
         return sse(
             {"id": "c", "object": "text_completion", "created": 1, "model": "m", "choices": choices}
@@ -222,7 +212,7 @@ async def test_completions_choice0_not_first(runtime: Runtime) -> None:
         + frame([{"index": 0, "text": "", "finish_reason": "stop"}])
         + sse("[DONE]")
     ).encode()
-    out = await _run(runtime, COMPLETIONS, wire, several_choices=True)
+    out = await _run(redacting_runtime, COMPLETIONS, wire, several_choices=True)
     texts = _choice_texts(out, "text")
     assert EMAIL not in texts.get(0, ""), texts
 
@@ -252,7 +242,7 @@ def _anthropic_blocks(out: bytes) -> dict[int, str]:
     return blocks
 
 
-async def test_anthropic_thinking_deltas_interleaved_blocks(runtime: Runtime) -> None:
+async def test_anthropic_thinking_deltas_interleaved_blocks(redacting_runtime: Runtime) -> None:
     events = [
         {"type": "message_start", "message": {"id": "m", "type": "message", "content": []}},
         {
@@ -271,7 +261,7 @@ async def test_anthropic_thinking_deltas_interleaved_blocks(runtime: Runtime) ->
         )
         events.append({"type": "ping"})
     events += [{"type": "content_block_stop", "index": 0}, {"type": "message_stop"}]
-    out = await _run(runtime, MESSAGES, _anthropic(events))
+    out = await _run(redacting_runtime, MESSAGES, _anthropic(events))
     assert all(EMAIL not in t for t in _anthropic_blocks(out).values())
 
 
@@ -290,9 +280,13 @@ def _opened(kind: str, first: str, rest: list[str]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("kind", ["text", "thinking"])
-async def test_anthropic_block_start_text_joins_its_deltas(runtime: Runtime, kind: str) -> None:
+async def test_anthropic_block_start_text_joins_its_deltas(
+    redacting_runtime: Runtime, kind: str
+) -> None:
     out = await _run(
-        runtime, MESSAGES, _anthropic(_opened(kind, "Mail john.doe@ex", ["a", "mple.com ok"]))
+        redacting_runtime,
+        MESSAGES,
+        _anthropic(_opened(kind, "Mail john.doe@ex", ["a", "mple.com ok"])),
     )
     text = _anthropic_blocks(out)[0]
     assert text == "Mail [REDACTED:email] ok", text
@@ -304,8 +298,10 @@ async def test_anthropic_block_start_text_joins_its_deltas(runtime: Runtime, kin
     assert len(starts) == 1, starts  # a client adding blocks up sees one block
 
 
-async def test_anthropic_block_start_text_without_deltas(runtime: Runtime) -> None:
-    out = await _run(runtime, MESSAGES, _anthropic(_opened("text", f"Mail {EMAIL} now", [])))
+async def test_anthropic_block_start_text_without_deltas(redacting_runtime: Runtime) -> None:
+    out = await _run(
+        redacting_runtime, MESSAGES, _anthropic(_opened("text", f"Mail {EMAIL} now", []))
+    )
     frames = [(f.meta, f.data) for f in read_sse(out) if f.data is not None]
     text = _anthropic_blocks(out)[0]
     assert text == "Mail [REDACTED:email] now", text
@@ -319,7 +315,7 @@ async def test_anthropic_block_start_text_without_deltas(runtime: Runtime) -> No
 # -- Responses API ------------------------------------------------------------------------
 
 
-async def test_responses_deltas_without_item_id(runtime: Runtime) -> None:
+async def test_responses_deltas_without_item_id(redacting_runtime: Runtime) -> None:
     def event(**data: Any) -> str:
         return sse(data, event=data["type"])
 
@@ -328,7 +324,7 @@ async def test_responses_deltas_without_item_id(runtime: Runtime) -> None:
         for piece in ("Mail john.d", "oe@exam", "ple.com now")
     ]
     frames.append(event(type="response.completed", response={"id": "r", "status": "completed"}))
-    out = await _run(runtime, RESPONSES, "".join(frames).encode())
+    out = await _run(redacting_runtime, RESPONSES, "".join(frames).encode())
     text = "".join(
         json.loads(f.data).get("delta", "")
         for f in read_sse(out)
@@ -344,7 +340,7 @@ def _ndjson(frames: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(f) + "\n" for f in frames).encode()
 
 
-async def test_ollama_chat_thinking_and_done_frame(runtime: Runtime) -> None:
+async def test_ollama_chat_thinking_and_done_frame(redacting_runtime: Runtime) -> None:
     frames = [
         {
             "model": "m",
@@ -360,18 +356,18 @@ async def test_ollama_chat_thinking_and_done_frame(runtime: Runtime) -> None:
             "done": True,
         }
     )
-    out = await _run(runtime, OLLAMA_CHAT, _ndjson(frames))
+    out = await _run(redacting_runtime, OLLAMA_CHAT, _ndjson(frames))
     thinking = "".join(f["message"].get("thinking", "") for f in read_ndjson(out))
     assert EMAIL not in thinking, thinking
 
 
-async def test_ollama_generate_thinking_then_response_in_done(runtime: Runtime) -> None:
+async def test_ollama_generate_thinking_then_response_in_done(redacting_runtime: Runtime) -> None:
     frames = [
         {"model": "m", "response": "", "thinking": "mail john.d", "done": False},
         {"model": "m", "response": "x", "thinking": "oe@example.c", "done": False},
         {"model": "m", "response": "y", "thinking": "om", "done": True},
     ]
-    out = await _run(runtime, OLLAMA_GENERATE, _ndjson(frames))
+    out = await _run(redacting_runtime, OLLAMA_GENERATE, _ndjson(frames))
     lines = read_ndjson(out)
     thinking = "".join(f.get("thinking", "") for f in lines)
     assert EMAIL not in thinking, thinking
@@ -396,20 +392,20 @@ def _gemini_texts(out: bytes) -> dict[tuple[int, int], str]:
     return texts
 
 
-async def test_gemini_text_of_a_later_part_is_windowed(runtime: Runtime) -> None:
+async def test_gemini_text_of_a_later_part_is_windowed(redacting_runtime: Runtime) -> None:
     def frame(text: str) -> str:
         parts = [{"text": ""}, {"text": text}]
         return _gemini([{"content": {"parts": parts, "role": "model"}}])
 
     wire = frame("Mail john.doe@") + frame("example.com now")
-    out = await _run(runtime, GEMINI, wire.encode())
+    out = await _run(redacting_runtime, GEMINI, wire.encode())
     # A client adds up the text of every part of a candidate, in order (a copy that carries
     # held text has only the part it carries).
     text = "".join(_gemini_texts(out).values())
     assert text == "Mail [REDACTED:email] now"
 
 
-async def test_gemini_text_of_a_later_candidate_is_windowed(runtime: Runtime) -> None:
+async def test_gemini_text_of_a_later_candidate_is_windowed(redacting_runtime: Runtime) -> None:
     def frame(first: str, second: str) -> str:
         return _gemini(
             [
@@ -419,13 +415,13 @@ async def test_gemini_text_of_a_later_candidate_is_windowed(runtime: Runtime) ->
         )
 
     wire = frame("Hello ", "Mail john.doe@") + frame("there.", "example.com now")
-    out = await _run(runtime, GEMINI, wire.encode(), several_choices=True)
+    out = await _run(redacting_runtime, GEMINI, wire.encode(), several_choices=True)
     texts = _gemini_texts(out)
     assert texts[(0, 0)] == "Hello there."
     assert texts[(1, 0)] == "Mail [REDACTED:email] now"
 
 
-async def test_gemini_thought_parts_have_a_window_of_their_own(runtime: Runtime) -> None:
+async def test_gemini_thought_parts_have_a_window_of_their_own(redacting_runtime: Runtime) -> None:
     """A thinking model streams its thoughts as parts flagged ``thought`` at the same place
     as the answer: the thoughts' held text must come back as thought, never as answer."""
 
@@ -439,7 +435,7 @@ async def test_gemini_thought_parts_have_a_window_of_their_own(runtime: Runtime)
         + frame("Answer: ", thought=False)
         + frame("ok", thought=False)
     )
-    out = await _run(runtime, GEMINI, wire.encode())
+    out = await _run(redacting_runtime, GEMINI, wire.encode())
     thoughts, answer = "", ""
     for f in read_sse(out):
         for part in json.loads(f.data or "{}")["candidates"][0]["content"]["parts"]:
@@ -451,7 +447,9 @@ async def test_gemini_thought_parts_have_a_window_of_their_own(runtime: Runtime)
     assert answer == "Answer: ok"
 
 
-async def test_a_text_field_written_with_escapes_is_still_windowed(runtime: Runtime) -> None:
+async def test_a_text_field_written_with_escapes_is_still_windowed(
+    redacting_runtime: Runtime,
+) -> None:
     """Frames are only skipped for a text field whose name they do not contain; a name
     written with ``\\u`` escapes is the same name to JSON, so it is not skipped."""
     pieces = ("I will mail john.d", "oe@exam", "ple.com today")
@@ -461,6 +459,6 @@ async def test_a_text_field_written_with_escapes_is_still_windowed(runtime: Runt
         for piece in pieces
     ]
     frames.append(sse("[DONE]"))
-    out = await _run(runtime, CHAT, "".join(frames).encode())
+    out = await _run(redacting_runtime, CHAT, "".join(frames).encode())
     texts = _choice_texts(out, "reasoning_content")
     assert texts[0] == "I will mail [REDACTED:email] today"

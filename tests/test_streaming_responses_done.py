@@ -10,27 +10,25 @@ value an upstream put only in a ``.done`` event, never streamed, must not reach 
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import openai
 import pytest
 
-from haechi.crypto import init_key_file
-from haechi.runtime import Runtime, create_runtime
+from haechi.runtime import Runtime
 from haechi.streaming import StreamInspector
 from tests.stream_fixtures import (
     EMAIL,
     INSPECT_REDACTING,
     REDACTED,
+    ResponsesEvent,
     chunked,
     collect,
     read_sse,
+    responses_sse,
     route,
-    sse,
 )
 from tests.upstream_server import Reply, gateway_in_front
 
@@ -65,24 +63,11 @@ KINDS = {
 }
 #: The fields an output item of each type has besides its parts.
 ITEMS: dict[str, dict[str, Any]] = {"message": {"role": "assistant"}, "reasoning": {"summary": []}}
-Event = tuple[str, dict[str, Any]]
 
 
-def _wire(*events: Event) -> bytes:
-    """The stream: ``response.created``, ``events`` (numbered), ``response.completed``."""
-    number = itertools.count()
-    frames = [
-        ("created", {"response": {"id": "resp_1", "status": "in_progress", "output": []}}),
-        *events,
-        ("completed", {"response": {"id": "resp_1", "status": "completed", "output": []}}),
-    ]
-    return "".join(
-        sse({"type": f"response.{name}", "sequence_number": next(number), **data}, event=name)
-        for name, data in frames
-    ).encode()
-
-
-def _output(kind: str, output: int, streamed: str, repeated: str | None = None) -> list[Event]:
+def _output(
+    kind: str, output: int, streamed: str, repeated: str | None = None
+) -> list[ResponsesEvent]:
     """One output with one part of ``kind``: ``streamed`` in deltas of five characters, then
     ``repeated`` (``streamed`` by default) in each event that closes the part or the item."""
     shape = KINDS[kind]
@@ -130,20 +115,9 @@ def _read(out: bytes, kind: str) -> Read:
     return read
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.chdir(tmp_path)
-    init_key_file(".haechi/dev.keys.json")
-    built = create_runtime(
-        {"mode": "enforce", "policy": {"mode": "enforce", "actions": {"email": "redact"}}}
-    )
-    yield built
-    await built.aclose()
-
-
-async def _run(runtime: Runtime, wire: bytes, *, reason: str = "stream_inspected") -> bytes:
-    inspector = StreamInspector(runtime, RESPONSES, mode="enforce")
-    out = await collect(inspector.run(chunked(wire, 11)))
+async def _run(redacting_runtime: Runtime, wire: str, *, reason: str = "stream_inspected") -> bytes:
+    inspector = StreamInspector(redacting_runtime, RESPONSES, mode="enforce")
+    out = await collect(inspector.run(chunked(wire.encode(), 11)))
     assert inspector.reason == reason
     return out
 
@@ -151,56 +125,65 @@ async def _run(runtime: Runtime, wire: bytes, *, reason: str = "stream_inspected
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", list(KINDS))
 async def test_a_value_cut_between_two_outputs_is_in_no_repeated_text(
-    runtime: Runtime, kind: str
+    redacting_runtime: Runtime, kind: str
 ) -> None:
     """Each repeated text is what its part's deltas delivered, so the texts joined read as
     the deltas joined: the address's later half redacted."""
-    wire = _wire(*_output(kind, 0, CUT[0]), *_output(kind, 1, CUT[1]))
-    read = _read(await _run(runtime, wire), kind)
+    wire = responses_sse(*_output(kind, 0, CUT[0]), *_output(kind, 1, CUT[1]))
+    read = _read(await _run(redacting_runtime, wire), kind)
     assert read.deltas == PROTECTED
     assert read.done == read.parts == read.items == PROTECTED
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", list(KINDS))
-async def test_a_value_only_in_the_repeated_text_is_not_sent(runtime: Runtime, kind: str) -> None:
-    wire = _wire(*_output(kind, 0, "hello", f"hello {EMAIL}"))
-    read = _read(await _run(runtime, wire), kind)
+async def test_a_value_only_in_the_repeated_text_is_not_sent(
+    redacting_runtime: Runtime, kind: str
+) -> None:
+    wire = responses_sse(*_output(kind, 0, "hello", f"hello {EMAIL}"))
+    read = _read(await _run(redacting_runtime, wire), kind)
     assert read.deltas == read.done == read.parts == read.items == ["hello"]
 
 
 @pytest.mark.anyio
-async def test_a_part_never_streamed_keeps_its_text_protected_alone(runtime: Runtime) -> None:
+async def test_a_part_never_streamed_keeps_its_text_protected_alone(
+    redacting_runtime: Runtime,
+) -> None:
     """No delta named the part: its repeated texts are protected within their events."""
     events = [
         event for event in _output("output_text", 0, f"Mail {EMAIL}.") if "delta" not in event[1]
     ]
-    read = _read(await _run(runtime, _wire(*events)), "output_text")
+    read = _read(await _run(redacting_runtime, responses_sse(*events)), "output_text")
     assert read.done == read.parts == read.items == [f"Mail {REDACTED}."]
 
 
 @pytest.mark.anyio
 async def test_a_part_repeated_after_its_output_item_is_done_stops_the_stream(
-    runtime: Runtime,
+    redacting_runtime: Runtime,
 ) -> None:
     """Its text was let go with the item; no real server repeats it later."""
     events = _output("output_text", 0, "hello")
     late = ("output_text.done", {"output_index": 0, "content_index": 0, "text": EMAIL})
-    out = await _run(runtime, _wire(*events, late), reason="stream_inspection_error")
+    out = await _run(
+        redacting_runtime, responses_sse(*events, late), reason="stream_inspection_error"
+    )
     assert EMAIL not in out.decode()
 
 
 @pytest.mark.anyio
-async def test_an_ordinary_stream_repeats_its_text_unchanged(runtime: Runtime) -> None:
+async def test_an_ordinary_stream_repeats_its_text_unchanged(redacting_runtime: Runtime) -> None:
     text = "Sure, here is the draft you asked for."
-    read = _read(await _run(runtime, _wire(*_output("output_text", 0, text))), "output_text")
+    read = _read(
+        await _run(redacting_runtime, responses_sse(*_output("output_text", 0, text))),
+        "output_text",
+    )
     assert read.deltas == read.done == read.parts == read.items == [text]
 
 
 def test_the_openai_client_joining_the_done_texts_reads_no_address(tmp_path: Path) -> None:
-    wire = _wire(*_output("output_text", 0, CUT[0]), *_output("output_text", 1, CUT[1]))
+    wire = responses_sse(*_output("output_text", 0, CUT[0]), *_output("output_text", 1, CUT[1]))
     with gateway_in_front(tmp_path, INSPECT) as gw:
-        gw.upstream.queue(Reply(wire=[wire]))
+        gw.upstream.queue(Reply(wire=[wire.encode()]))
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
         done, parts, items = [], [], []
         for event in client.responses.create(model="m", input="hi", stream=True):

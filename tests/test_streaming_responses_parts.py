@@ -18,7 +18,13 @@ from typing import Any
 import openai
 import pytest
 
-from tests.stream_fixtures import EMAIL, INSPECT_REDACTING, REDACTED, sse
+from tests.stream_fixtures import (
+    EMAIL,
+    INSPECT_REDACTING,
+    REDACTED,
+    ResponsesEvent,
+    responses_sse,
+)
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 INSPECT = {**INSPECT_REDACTING, "target": {"type": "openai-compatible"}}
@@ -35,35 +41,18 @@ ACROSS = {
     "reasoning_summary_text": "summary_index",
 }
 
-#: One event of the upstream stream: its type (without ``response.``) and its fields.
-Event = tuple[str, dict[str, Any]]
 
-
-def _wire(*events: Event) -> str:
-    """The stream: ``response.created``, ``events`` (numbered), ``response.completed``."""
-    number = itertools.count()
-    frames = [
-        ("created", {"response": {"id": "resp_1", "status": "in_progress", "output": []}}),
-        *events,
-        ("completed", {"response": {"id": "resp_1", "status": "completed", "output": []}}),
-    ]
-    return "".join(
-        sse({"type": f"response.{kind}", "sequence_number": next(number), **data}, event=kind)
-        for kind, data in frames
-    )
-
-
-def _deltas(kind: str, output: int, part: int, *pieces: str) -> list[Event]:
+def _deltas(kind: str, output: int, part: int, *pieces: str) -> list[ResponsesEvent]:
     """The deltas of one part of a text of ``kind`` (one read across parts)."""
     place = {"item_id": f"item_{output}", "output_index": output, ACROSS[kind]: part}
     return [(f"{kind}.delta", {**place, "delta": piece}) for piece in pieces]
 
 
-def _message(output: int, *parts: tuple[str, str]) -> list[Event]:
+def _message(output: int, *parts: tuple[str, str]) -> list[ResponsesEvent]:
     """A message output, as real servers send it: each content part (``kind``, whole text,
     streamed a few characters per delta) opened, streamed and closed in turn."""
     item = {"type": "message", "id": f"item_{output}", "role": "assistant", "content": []}
-    events: list[Event] = [("output_item.added", {"output_index": output, "item": item})]
+    events: list[ResponsesEvent] = [("output_item.added", {"output_index": output, "item": item})]
     for part, (kind, text) in enumerate(parts):
         place = {"item_id": f"item_{output}", "output_index": output, "content_index": part}
         events.append(("content_part.added", {**place, "part": {"type": kind, kind: ""}}))
@@ -75,7 +64,7 @@ def _message(output: int, *parts: tuple[str, str]) -> list[Event]:
     return events
 
 
-def _function_call(output: int, arguments: str) -> list[Event]:
+def _function_call(output: int, arguments: str) -> list[ResponsesEvent]:
     item = {"type": "function_call", "id": f"item_{output}", "name": "send", "arguments": ""}
     place = {"item_id": f"item_{output}", "output_index": output}
     pieces = (arguments[i : i + 6] for i in range(0, len(arguments), 6))
@@ -87,9 +76,9 @@ def _function_call(output: int, arguments: str) -> list[Event]:
     ]
 
 
-def _reasoning(output: int, *summaries: str) -> list[Event]:
+def _reasoning(output: int, *summaries: str) -> list[ResponsesEvent]:
     item = {"type": "reasoning", "id": f"item_{output}", "summary": []}
-    events: list[Event] = [("output_item.added", {"output_index": output, "item": item})]
+    events: list[ResponsesEvent] = [("output_item.added", {"output_index": output, "item": item})]
     for part, text in enumerate(summaries):
         place = {"item_id": f"item_{output}", "output_index": output, "summary_index": part}
         events.append(("reasoning_summary_part.added", {**place, "part": {"type": "summary_text"}}))
@@ -137,7 +126,7 @@ def test_a_value_cut_between_two_parts_is_read_joined(tmp_path: Path, kind: str)
     """The end of one output's text and the start of the next make an address to the loop
     printing every delta: the part in the later output is redacted (read part by part, the
     first keeps its half and the second the redaction)."""
-    wire = _wire(
+    wire = responses_sse(
         *_deltas(kind, 0, 0, "Contact: jane.doe@"),
         (f"{kind}.done", {"output_index": 0, ACROSS[kind]: 0, "text": "Contact: jane.doe@"}),
         *_deltas(kind, 1, 0, "example.com thanks"),
@@ -153,7 +142,7 @@ def test_a_value_cut_between_two_parts_is_read_joined(tmp_path: Path, kind: str)
 
 def test_parts_of_one_output_are_read_joined_too(tmp_path: Path) -> None:
     """Two content parts of one message, the second left without its closing events."""
-    wire = _wire(
+    wire = responses_sse(
         *_deltas(TEXT, 0, 0, "Contact: jane.doe@"),
         *_deltas(TEXT, 0, 1, "example.com thanks"),
     )
@@ -172,7 +161,7 @@ def test_a_part_continued_after_a_later_one_began_stops_the_stream(
     0 more text. Windowed per part, the loop would read ``jane.doe@`` right before
     ``example.com``; read in arrival order, output 0 would get output 1's text between its
     pieces. The windows are read in order, and the stream stops at the third delta."""
-    wire = _wire(
+    wire = responses_sse(
         *_deltas(kind, 0, 0, "jane.doe@" + " " * WINDOW),
         *_deltas(kind, 1, 0, "example.com" + " " * WINDOW),
         *_deltas(kind, 0, 0, "." * WINDOW),
@@ -188,7 +177,7 @@ def test_a_part_continued_after_a_later_one_began_stops_the_stream(
 
 
 def test_an_earlier_part_of_one_output_stops_the_stream(tmp_path: Path) -> None:
-    wire = _wire(
+    wire = responses_sse(
         *_deltas(TEXT, 0, 1, "Contact: jane.doe@"),
         *_deltas(TEXT, 0, 0, "example.com thanks"),
     )
@@ -206,7 +195,7 @@ def test_function_call_arguments_keep_a_window_per_output(tmp_path: Path) -> Non
     calls = [_function_call(0, first)[1:-2], _function_call(1, second)[1:-2]]
     interleaved = [event for pair in itertools.zip_longest(*calls) for event in pair if event]
     with gateway_in_front(tmp_path, INSPECT) as gw:
-        read = _read(gw, _wire(*interleaved))
+        read = _read(gw, responses_sse(*interleaved))
         event = _stream_event(gw)
     arguments = {output: text for (_name, output, _part), text in _by_part(read).items()}
     assert arguments == {0: f'{{"to": "{REDACTED}"}}', 1: f'{{"cc": "{REDACTED}"}}'}
@@ -236,7 +225,7 @@ def test_in_order_outputs_are_read_as_sent(tmp_path: Path) -> None:
         if kind.endswith(".delta")
     ]
     with gateway_in_front(tmp_path, INSPECT) as gw:
-        read = _read(gw, _wire(*_IN_ORDER))
+        read = _read(gw, responses_sse(*_IN_ORDER))
         event = _stream_event(gw)
     assert _by_part(read) == _by_part(upstream)
     for kind in (*ACROSS, "function_call_arguments"):
@@ -246,7 +235,7 @@ def test_in_order_outputs_are_read_as_sent(tmp_path: Path) -> None:
 
 def test_in_order_outputs_keep_their_values_apart(tmp_path: Path) -> None:
     """An address inside each part, cut across its deltas, is redacted in that part."""
-    wire = _wire(
+    wire = responses_sse(
         *_reasoning(0, f"Mail {EMAIL} today."),
         *_message(1, (TEXT, f"Sent to {EMAIL} today."), (TEXT, f"Copy: {EMAIL}")),
     )
