@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Paths with empty or dot segments are routed as a lenient upstream serves them.
+"""Paths with empty or dot segments, or a trailing slash, are routed as a lenient upstream
+serves them.
 
 nginx (by default) and other servers merge runs of slashes and resolve dot segments, so
 ``/v1//completions`` — or ``/v1/%2fcompletions``, which the gateway routes on decoded — is
-``/v1/completions`` to them. The gateway classifies such a path as that route, so its checks
+``/v1/completions`` to them; routers that ignore a trailing slash (Express's default) serve
+``/v1/completions/`` as it too. The gateway classifies such a path as that route, so its checks
 (a prompt given as token ids, stream descriptors) apply, while the request goes upstream
 with the path as the client sent it. Requests are sent with ``http.client``, which writes
 the target as given (httpx would resolve dot segments itself).
@@ -36,6 +38,8 @@ LENIENT_SPELLINGS = (
     "/v1/.%2fcompletions",
     "/v1/x/..%2fcompletions",
     "/v1/x%2f..%2f%2fcompletions",
+    "/v1/completions/",
+    "/v1/completions//",
 )
 
 
@@ -135,9 +139,15 @@ def test_an_unknown_path_with_empty_segments_stays_out_of_the_audit(tmp_path: Pa
         ("openai-compatible", "/../v1/./embeddings", "embeddings"),
         ("llama-cpp", "//completion", "legacy-completion"),
         ("ollama", "/api//generate", "generate"),
-        ("anthropic", "/v1/messages/./", "unknown"),
+        ("anthropic", "/v1/messages/./", "messages"),
+        ("anthropic", "/v1/messages/", "messages"),
+        ("anthropic", "/v1/messages/x/", "unknown"),
+        ("anthropic", "/", "unknown"),
+        ("ollama", "/api/chat/", "chat"),
         ("gemini", "/v1beta/models//g:streamGenerateContent", "stream-generate-content"),
-        ("gemini", "/v1beta/models/g:streamGenerateContent/x/..", "unknown"),
+        ("gemini", "/v1beta/models/g:streamGenerateContent/", "stream-generate-content"),
+        ("gemini", "/v1beta/models/g:streamGenerateContent/x/..", "stream-generate-content"),
+        ("gemini", "/v1beta/models/g:streamGenerateContent/x/", "unknown"),
     ],
 )
 def test_paths_are_classified_by_their_normalised_form(
@@ -151,7 +161,7 @@ def test_paths_are_classified_by_their_normalised_form(
 def test_only_a_route_own_path_is_remembered() -> None:
     """Spellings of a route are caller text: classified each time, never cached."""
     adapter = ProtocolAdapter("t", "t", {"/v1/completions": RouteSpec("completions")})
-    for path in ("/v1//completions", "/v1/x/../completions", "/v1/completions"):
+    for path in ("/v1//completions", "/v1/x/../completions", "/v1/completions/", "/v1/completions"):
         assert adapter.classify("POST", path).route_id == "completions"
     assert list(adapter._known) == [("POST", "/v1/completions")]
 

@@ -10,8 +10,10 @@ still protected in both directions, under the route id ``unknown``.
 Matching is on the path without its query: an exact path first, then — for Gemini, whose
 model lives in the path — a ``:<method>`` suffix of the last path segment. The path matched
 is the one a lenient upstream serves (:func:`normalized_path`: empty and dot segments
-resolved), so ``/v1//completions`` gets the checks of ``/v1/completions``, which nginx and
-other servers that merge slashes answer for it; the request still goes upstream as sent.
+resolved, and a trailing slash dropped when the path names no route with it), so
+``/v1//completions`` and ``/v1/completions/`` get the checks of ``/v1/completions``, which
+nginx and other servers that merge slashes, or routers that ignore a trailing slash, answer
+for them; the request still goes upstream as sent.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ class ProtocolAdapter:
     def classify(self, method: str, path: str) -> Route:
         """Return the :class:`Route` of ``method path`` (``path`` without its query, decoded).
 
-        The route is that of :func:`normalized_path` of ``path``, while the returned
+        The route is that of :func:`normalized_path` of ``path`` (or, when that ends with a
+        slash and names no route, of the same path without it), while the returned
         ``Route.path`` stays ``path`` as given (its hash goes to the audit log, its last
         segment names a Gemini model).
         """
@@ -95,7 +98,11 @@ class ProtocolAdapter:
         route = self._known.get(key)
         if route is not None:
             return route
-        spec = self._match(normalized_path(path))
+        normal = normalized_path(path)
+        spec = self._match(normal)
+        if spec is None and len(normal) > 1 and normal.endswith("/"):
+            # Lenient routers (Express's default, for one) serve "/v1/x/" as "/v1/x".
+            spec = self._match(normal[:-1])
         if spec is None:
             # Unknown paths keep their method but not their text: a path can carry
             # identifiers, and the operation name lands in the audit log.
