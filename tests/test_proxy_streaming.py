@@ -100,6 +100,10 @@ class HangUpAwareUpstream(UpstreamServer):
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 complete = True
             await send(message)
+            # Yield as a generating model does between chunks: when the gateway's hang-up
+            # makes a write fail at once, the event loop reports the lost connection only on
+            # its next turn, and a producer that never yields would spin through every frame.
+            await asyncio.sleep(0)
 
         async def watch_for_hang_up() -> None:
             await body_read.wait()
