@@ -31,7 +31,7 @@ The gateway runs ``--workers`` processes (``proxy.workers``, default: one per co
 ``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--workers N]
-        [--rate R[,R...]] [--repeat N] [--json]
+        [--rate R[,R...]] [--repeat N] [--pairs N] [--json]
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests; the warm-up excluded from them is at least one
@@ -45,6 +45,11 @@ upstream round trip alone through the gateway's upstream client; ``+us/req`` is 
 gateway adds to it, and ``detect us`` the part of that spent in the detection engine
 (request and answer, measured separately in the same run). ``--in-process`` runs only this
 table.
+
+``--pairs N`` runs only the spread of the paced latency: N rounds, each a direct run then a
+run through the default enforce gateway at the (first) ``--rate``, printing every round's
+added p50/p99 and CPU time and their medians. Paced latency moves with what else the
+machine runs, from one minute to the next; pairs taken side by side show how much.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ import json
 import math
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -714,7 +720,16 @@ def main() -> None:
     parser.add_argument(
         "--in-process", action="store_true", help="only measure the gateway's own cost"
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="only N rounds of a paced direct run then a paced gateway run (the spread)",
+    )
     args = parser.parse_args()
+    if args.pairs > 0:
+        _run_pairs(args)
+        return
     rows: list[dict[str, Any]] = []
     path = "/v1/chat/completions"
     from haechi.crypto import init_key_file
@@ -777,6 +792,48 @@ def main() -> None:
     print(_in_process_table(own))
     if args.json:
         print(json.dumps({"rows": rows, "in_process": own}))
+
+
+def _run_pairs(args: argparse.Namespace) -> None:
+    """``--pairs``: the paced rounds, each direct then through the default enforce gateway."""
+    from haechi.crypto import init_key_file
+
+    rate = args.rate[0]
+    load = _Load("/v1/chat/completions", False, args.requests, args.warmup, 32, rate)
+    rounds: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="haechi-bench-") as directory:
+        workdir = Path(directory)
+        init_key_file(workdir / "keys.json")
+        with _process(_python("--serve-upstream")) as (_up, port_line):
+            upstream_port = int(port_line)
+            upstream = f"http://127.0.0.1:{upstream_port}"
+            with _gateway(workdir, upstream, "enforce", "jsonl", args.workers) as (port, pid):
+                for _ in range(args.pairs):
+                    direct = _measure(upstream_port, load)
+                    gateway = _measure(port, load, pid=pid)
+                    rounds.append(_row("pair", 32, gateway, direct))
+    print(
+        f"paced pairs: {args.pairs} rounds of a direct run then a gateway w{args.workers} "
+        f"enforce run, {rate:g} req/s offered over 32 connections, {args.requests} requests "
+        f"each ({args.warmup} warm-up)"
+    )
+    print(f"{'round':>5}{'+p50 ms':>9}{'+p99 ms':>9}{'cpu us':>8}")
+    for number, row in enumerate(rounds, 1):
+        print(
+            f"{number:>5}{row['added_p50']:>9.2f}{row['added_p99']:>9.2f}"
+            f"{_cpu_text(row['cpu_us']):>8}"
+        )
+    added = [row["added_p50"] for row in rounds]
+    tails = [row["added_p99"] for row in rounds]
+    cpu = [row["cpu_us"] for row in rounds if row["cpu_us"] is not None]
+    within = sum(value <= 1.0 for value in added)
+    print(
+        f"median +p50 {statistics.median(added):.2f} ms ({within} of {len(added)} rounds at "
+        f"1 ms or less); median +p99 {statistics.median(tails):.2f} ms (highest "
+        f"{max(tails):.2f}); median CPU {_cpu_text(statistics.median(cpu) if cpu else None)} us"
+    )
+    if args.json:
+        print(json.dumps({"pairs": rounds}))
 
 
 def _rates(text: str) -> tuple[float, ...]:
