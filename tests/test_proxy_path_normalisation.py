@@ -117,6 +117,36 @@ def test_a_text_prompt_reaches_the_upstream_on_the_path_as_sent(
     assert "request:POST completions" in operations, operations
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1beta/models/gemini-ultra:generateContent/",
+        "/v1beta/models/gemini-ultra:generateContent//",
+        "/v1beta/models/gemini-ultra:generateContent%2f",
+        "/v1beta/models/gemini-ultra:generateContent/x%2f..",
+        "/v1beta/models//gemini-ultra:generateContent",
+    ],
+)
+def test_the_model_allowlist_reads_the_model_of_every_spelling_of_a_gemini_path(
+    tmp_path: Path, path: str
+) -> None:
+    """The upstream serves the model the path names: an allowed model in the body does not
+    let another one through on a path spelled with a trailing slash or empty segments."""
+    config = {"target": {"type": "gemini"}, "policy": {"modelAllowlist": ["gemini-1.5-flash"]}}
+    body = {"model": "gemini-1.5-flash", "contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    upstream = _RawPaths()
+    with gateway_in_front(tmp_path, config, upstream=upstream) as gateway:
+        status, answer = _post(gateway, path, body)
+        assert status == 403
+        assert json.loads(answer)["error"] == "haechi_model_not_allowed"
+        assert upstream.raw_paths == []
+        # The allowed model on the same spelling goes upstream, on the path as sent (the
+        # stand-in upstream itself routes strictly, so its answer is not the point here).
+        allowed = path.replace("gemini-ultra", "gemini-1.5-flash")
+        assert _post(gateway, allowed, body)[0] != 403
+        assert upstream.raw_paths == [allowed.encode()]
+
+
 def test_an_unknown_path_with_empty_segments_stays_out_of_the_audit(tmp_path: Path) -> None:
     """Normalising does not make a path known: its text stays out of the audit log."""
     upstream = _RawPaths()

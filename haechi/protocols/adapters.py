@@ -135,10 +135,17 @@ class ProtocolAdapter:
         return self.suffixes.get(verb)
 
     def path_model(self, path: str) -> str | None:
-        """The model named by the path (``models/<model>:<method>``), if this API does that."""
+        """The model named by the path (``models/<model>:<method>``), if this API does that.
+
+        Read from the path as it is routed (see :meth:`classify`), so that the model checked
+        is the one a lenient upstream serves: ``…/models/m:generateContent/`` names ``m``.
+        """
         if not self.model_in_path:
             return None
-        name, sep, _verb = path.rsplit("/", 1)[-1].rpartition(":")
+        normal = normalized_path(path)
+        if len(normal) > 1:
+            normal = normal.removesuffix("/")
+        name, sep, _verb = normal.rsplit("/", 1)[-1].rpartition(":")
         return name if sep and name else None
 
 
