@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from haechi.errors import ConfigError
 from haechi.protocols import (
     adapter_for,
     is_streaming_request,
     known_adapters,
+    plain_stream_flag,
     request_model,
 )
+from haechi.protocols.member_names import named_like
 
 
 def test_known_adapters_in_order() -> None:
@@ -183,6 +189,49 @@ def test_request_model_from_body_or_gemini_path() -> None:
     route = gemini.classify("POST", "/v1beta/models/gemini-1.5-pro:generateContent")
     assert request_model(gemini, route, {"contents": []}) == "gemini-1.5-pro"
     assert request_model(gemini, route, {"model": "gemini-1.5-flash"}) == "gemini-1.5-pro"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "gpt-4o", "MODEL": "gpt-4o"},
+        {"model": "gpt-4o", "Model": "o1"},
+        {"Model": "o1", "model": "gpt-4o"},
+        {"MODEL": "gpt-4o"},
+    ],
+)
+def test_a_model_named_by_a_member_only_some_servers_read_is_no_model(body: Any) -> None:
+    """Go's decoder (Ollama) binds ``Model`` and ``MODEL`` to ``model``, the last one winning;
+    others read only ``model``. Such a body names no model every server agrees on."""
+    openai = adapter_for("openai-compatible")
+    chat = openai.classify("POST", "/v1/chat/completions")
+    assert request_model(openai, chat, body) is None
+    assert request_model(openai, chat, {"model": "gpt-4o", "models": "o1"}) == "gpt-4o"
+
+
+@pytest.mark.parametrize(
+    ("body", "plain"),
+    [
+        ({"model": "m"}, True),
+        ({"stream": True}, True),
+        ({"stream": False}, True),
+        ({"stream": None}, True),
+        ({"stream": "true"}, False),
+        ({"stream": 1}, False),
+        ({"stream": False, "Stream": True}, False),
+        ({"STREAM": True}, False),
+        ({"\u017ftream": True}, False),  # long s: Go folds it to "S"
+        ({"streams": True, "stream": False}, True),
+        ([], True),
+    ],
+)
+def test_plain_stream_flag(body: Any, plain: bool) -> None:
+    assert plain_stream_flag(body) is plain
+
+
+@given(st.text(alphabet="modelMODEL", min_size=5, max_size=5))
+def test_every_case_spelling_of_a_field_is_named_like_it(name: str) -> None:
+    assert named_like(name, "model") is (name.lower() == "model")
 
 
 def test_repeated_classification_keeps_method_and_path_apart() -> None:

@@ -218,6 +218,16 @@ def test_a_stream_flag_that_is_not_a_boolean_is_400(gateway: Gateway, flag: str)
     assert gateway.upstream.received == []
 
 
+@pytest.mark.parametrize("flags", ['"stream":false,"Stream":true', '"STREAM":true'])
+def test_a_stream_flag_in_another_letter_case_is_400(gateway: Gateway, flags: str) -> None:
+    """A case-insensitive decoder (Go's) reads ``Stream``; others ignore it."""
+    body = f'{{"model":"m","messages":[{{"role":"user","content":"hi"}}],{flags}}}'
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body.encode())
+    assert response.status_code == 400
+    assert response.json()["error"] == "haechi_invalid_stream_flag"
+    assert gateway.upstream.received == []
+
+
 @pytest.mark.parametrize(("flag", "status"), [("true", 501), ("false", 200), ("null", 200)])
 def test_a_boolean_or_null_stream_flag_is_read(gateway: Gateway, flag: str, status: int) -> None:
     body = f'{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"stream":{flag}}}'

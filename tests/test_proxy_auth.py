@@ -215,6 +215,25 @@ def test_model_allowlist_checks_the_gemini_path_model(tmp_path: Path) -> None:
         assert len(gateway.upstream.received) == 1
 
 
+@pytest.mark.parametrize("target", ["ollama", "openai-compatible"])
+def test_model_allowlist_sees_a_model_named_in_another_letter_case(
+    tmp_path: Path, target: str
+) -> None:
+    """Ollama's Go decoder (on its own API and its OpenAI-compatible one) binds ``MODEL`` to
+    ``model``, the last one winning: an allowed ``model`` beside it lets nothing through."""
+    config = {"target": {"type": target}, "policy": {"modelAllowlist": ["llama3"]}}
+    path = "/api/chat" if target == "ollama" else "/v1/chat/completions"
+    body = {**chat("hi", model="llama3"), "stream": False}
+    with gateway_in_front(tmp_path, config) as gateway:
+        for smuggled in ({**body, "MODEL": "forbidden"}, {**body, "Model": "llama3"}):
+            denied = httpx.post(f"{gateway.url}{path}", json=smuggled)
+            assert denied.status_code == 403
+            assert denied.json()["error"] == "haechi_model_not_allowed"
+        assert gateway.upstream.received == []
+        assert httpx.post(f"{gateway.url}{path}", json=body).status_code == 200
+        assert len(gateway.upstream.received) == 1
+
+
 def test_empty_model_allowlist_allows_every_model(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path, {"policy": {"modelAllowlist": []}}) as gateway:
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat(model="any"))

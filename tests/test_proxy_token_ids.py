@@ -338,3 +338,18 @@ def test_token_ids_are_relayed_when_configured(tmp_path: Path) -> None:
 )
 def test_holds_token_ids(body: Any, expected: bool) -> None:
     assert holds_token_ids(body, ("prompt",)) is expected
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"\u0130nput": [1]}, "input"),  # dotted capital I: Go folds it to "I"
+        ({"INPUT": [1]}, "input"),
+        ({"token\u017f": [1]}, "tokens"),  # long s: Go folds it to "S"
+        ({"to\u212aens": [1]}, "tokens"),  # Kelvin sign: Go folds it to "K"
+    ],
+)
+def test_token_ids_in_a_member_go_binds_to_the_field_count(body: Any, field: str) -> None:
+    """Ollama's Go decoder binds these members to the field, so their ids reach the model."""
+    assert holds_token_ids(body, (field,))
+    assert not holds_token_ids({"x" + next(iter(body)): [1]}, (field,))

@@ -10,6 +10,7 @@ from haechi.protocols.adapters import (
     is_streaming_request,
     known_adapters,
     normalized_path,
+    plain_stream_flag,
     request_model,
 )
 from haechi.protocols.types import FinalText, FragmentSpec, Route, StreamDescriptor
@@ -27,5 +28,6 @@ __all__ = [
     "is_streaming_request",
     "known_adapters",
     "normalized_path",
+    "plain_stream_flag",
     "request_model",
 ]

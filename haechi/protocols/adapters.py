@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.errors import ConfigError
+from haechi.protocols.member_names import members_named
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 from haechi.protocols.types import (
     EACH,
@@ -43,6 +44,7 @@ __all__ = [
     "is_streaming_request",
     "known_adapters",
     "normalized_path",
+    "plain_stream_flag",
     "request_model",
 ]
 
@@ -589,9 +591,31 @@ def _above_one(count: Any) -> bool:
 
 def request_model(adapter: ProtocolAdapter, route: Route, body: Any) -> str | None:
     """The model a request asks for: the path's model where the API names it there (the
-    upstream serves the path's model whatever the body says), else the body's ``model``."""
+    upstream serves the path's model whatever the body says), else the body's ``model``.
+
+    ``None`` when the body names no model, or names it in a way servers read differently:
+    beside ``model`` (or instead of it), a member only a case-insensitive decoder binds to
+    it (``"Model"``, ``"MODEL"``; Ollama's Go decoder takes the last of them), so that the
+    model checked is always the one served.
+    """
     named = adapter.path_model(route.path)
     if named is not None:
         return named
-    model = body.get("model") if isinstance(body, dict) else None
+    if members_named(body, "model") != ["model"]:
+        return None
+    model = body["model"]
     return model if isinstance(model, str) else None
+
+
+def plain_stream_flag(body: Any) -> bool:
+    """Whether every server reads the same stream flag from ``body``: ``stream``, if given,
+    is ``true``, ``false`` or ``null``, and no other member is named like it.
+
+    Servers that coerce ``"true"`` or ``1`` would stream an answer the gateway expects as one
+    body, and so would a case-insensitive decoder given ``"Stream": true`` beside
+    ``"stream": false``.
+    """
+    return all(
+        name == "stream" and type(body[name]) in (bool, type(None))
+        for name in members_named(body, "stream")
+    )

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from haechi.protocols.member_names import members_named
+
 __all__ = ["NO_TOKEN_IDS", "TokenIdFields", "holds_token_ids"]
 
 #: How vLLM writes a piece as its token id.
@@ -112,17 +114,14 @@ def holds_token_ids(body: Any, fields: tuple[str, ...]) -> bool:
     lists of strings).
 
     Both tests follow the servers that read the body, not its exact spelling: Ollama's Go
-    decoder binds ``"Context"`` or ``"CONTEXT"`` to ``context`` (member names are matched
-    case-insensitively here, every member whose name case-folds to a field's counts), and a
-    lax decoder (pydantic, as vLLM's) reads ``73.0`` or ``7.3e1`` as the id 73 (any number
-    without a fraction counts, whatever its JSON spelling; ``true`` and ``false`` never).
+    decoder binds ``"Context"`` or ``"CONTEXT"`` to ``context`` (every member named like a
+    field counts, see :func:`~haechi.protocols.member_names.named_like`), and a lax decoder
+    (pydantic, as vLLM's) reads ``73.0`` or ``7.3e1`` as the id 73 (any number without a
+    fraction counts, whatever its JSON spelling; ``true`` and ``false`` never).
     """
     if not isinstance(body, dict):
         return False
-    names = {field.casefold() for field in fields}
-    stack = [
-        value for key, value in body.items() if isinstance(key, str) and key.casefold() in names
-    ]
+    stack = [body[name] for field in fields for name in members_named(body, field)]
     while stack:
         node = stack.pop()
         if _is_token_id(node):

@@ -42,6 +42,7 @@ from haechi.protocols import (
     adapter_for,
     asks_several_choices,
     is_streaming_request,
+    plain_stream_flag,
     request_model,
 )
 from haechi.protocols.token_ids import holds_token_ids
@@ -140,10 +141,6 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
-
-
-#: The types a request's ``stream`` field may have.
-_FLAGS: Final = (bool, type(None))
 
 
 def _unchanged(result: ProtectResult) -> bool:
@@ -328,8 +325,7 @@ class GatewayApp:
             policy.model_allowlist, request_model(adapter, route, payload)
         ):
             await self._deny_model(request)
-        if isinstance(payload, dict) and type(payload.get("stream", False)) not in _FLAGS:
-            # Servers that coerce "true" or 1 would stream what the gateway reads as one body.
+        if not plain_stream_flag(payload):
             raise GatewayError("haechi_invalid_stream_flag")
         if self._refuse_token_ids and holds_token_ids(payload, route.token_id_inputs):
             await self._deny_token_ids(request)

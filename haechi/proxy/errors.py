@@ -20,7 +20,10 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     "haechi_invalid_http_request": (400, "Request is not valid HTTP/1.1"),
     "haechi_invalid_json_request": (400, "Request body is not valid JSON"),
     "haechi_request_body_not_utf8": (400, "Request body is not valid UTF-8"),
-    "haechi_invalid_stream_flag": (400, 'Request field "stream" must be true, false or null'),
+    "haechi_invalid_stream_flag": (
+        400,
+        'Request field "stream" must be true, false or null, and spelled in lower case',
+    ),
     "haechi_auth_denied": (401, "Authentication required"),
     "haechi_forwarded_proto_required": (403, "X-Forwarded-Proto: https is required"),
     "haechi_model_not_allowed": (403, "Model not allowed by policy"),
