@@ -15,7 +15,9 @@ whole:
   completions API). Lists beside one under ``top_logprobs`` or ``topCandidates`` hold,
   position by position, the alternatives of its pieces: they go with it. A ``top_logprobs``
   list of token objects with no list of pieces beside it is read as pieces itself. Every
-  finding in the joined text counts.
+  finding in the joined text counts. Some servers also name each piece's vocabulary entry
+  (llama.cpp's ``id``, Gemini's ``tokenId``), which spells the piece for anyone holding the
+  tokenizer.
 - **Adjacent text parts.** A message's content can be a list of parts (OpenAI
   ``{"type": "text", "text": ...}``, Anthropic text blocks, Gemini ``parts``, the
   Responses API's ``input_text``); the model reads consecutive text parts as one text.
@@ -68,8 +70,12 @@ Path = tuple[PathSegment, ...]
 _ALTERNATIVES: Final = frozenset({"top_logprobs", "topCandidates"})
 #: Fields holding the text of a message part.
 _PART_FIELDS: Final = ("text", "thinking")
-#: Members of one token object that hold its alternatives.
-_ITEM_ALTERNATIVES: Final = ("top_logprobs", "probs")
+#: Members of one token object that hold its alternatives (llama.cpp writes them under
+#: ``top_probs`` when asked for ``post_sampling_probs``).
+_ITEM_ALTERNATIVES: Final = ("top_logprobs", "top_probs", "probs")
+#: Members of one token object that name its vocabulary entry: llama.cpp's ``id``, Gemini's
+#: ``tokenId``.
+_ITEM_IDS: Final = ("id", "tokenId")
 #: The list of a Responses answer's output items, and the part type its SDK joins.
 _OUTPUT: Final = "output"
 _OUTPUT_TEXT: Final = "output_text"
@@ -371,9 +377,10 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
     A span (indices into :attr:`PieceRun.text`) is replaced by ``marker`` in the piece where
     it starts and removed from the other pieces it covers. A covered token's ``bytes`` are
     the UTF-8 of its new text. The alternatives of every position of a token run with a
-    span (each token's ``top_logprobs``, the lists beside the run) are emptied, not only
-    those of the covered pieces: the model weighs the value's pieces a position early or
-    late too (``" jane"`` among the alternatives of ``" to"``). A covered text part loses
+    span (each token's ``top_logprobs`` or ``top_probs``, the lists beside the run) are
+    emptied, not only those of the covered pieces: the model weighs the value's pieces a
+    position early or late too (``" jane"`` among the alternatives of ``" to"``). The tokens
+    of such a run lose their ids (see :func:`_rewritten_token`). A covered text part loses
     the token lists it carries (a Responses ``output_text`` part's ``logprobs``): scanned on
     its own, a part's list shows only its piece of a value that crosses parts, or a value
     known by the part before. Containers on the way are copied; ``document`` itself is not
@@ -390,7 +397,7 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
         items = list(_value_at(document, run.path))
         for index, text in enumerate(texts):
             at = run.start + index
-            items[at] = text if run.field is None else _rewritten(items[at], run.field, text)
+            items[at] = text if run.field is None else _rewritten_token(items[at], run.field, text)
         document = _replace_at(document, run.path, items)
         for beside in run.alternatives:
             alternatives = _value_at(document, beside)
@@ -427,6 +434,17 @@ def _rewritten(item: Mapping[str, Any], field: str, text: str) -> dict[str, Any]
     for alternatives in _ITEM_ALTERNATIVES:
         if alternatives in copy:
             copy[alternatives] = _emptied(copy[alternatives])
+    return copy
+
+
+def _rewritten_token(item: Mapping[str, Any], field: str, text: str) -> dict[str, Any]:
+    """:func:`_rewritten` for a token object of a run with a finding, which also loses the id
+    of its vocabulary entry: the id of a covered piece spells the value for anyone holding the
+    tokenizer, and matches its text no more. Every token of the run loses it, like its
+    alternatives, so the rule needs no telling which pieces a finding reached."""
+    copy = _rewritten(item, field, text)
+    for name in _ITEM_IDS:
+        copy.pop(name, None)
     return copy
 
 

@@ -323,6 +323,27 @@ def test_encoded_dot_segments_cannot_reach_the_reserved_prefix(gateway: Gateway)
 @pytest.mark.parametrize(
     "target",
     [
+        b"/%2f__haechi/metrics",
+        b"/%2f%2f__haechi/metrics",
+        b"/v1/..%2f__haechi/metrics",
+        b"/x/..%2F..%2F__haechi/metrics",
+        b"/v1/%2f%2f..%2f__haechi/metrics",
+    ],
+)
+def test_spellings_an_upstream_routes_as_the_reserved_prefix_are_not_proxied(
+    gateway: Gateway, target: bytes
+) -> None:
+    """An upstream that merges slashes and decodes first serves these as /__haechi/metrics:
+    the gateway answers them itself."""
+    answer = raw_request(gateway, b"GET " + target + b" HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"haechi_requests_total" in answer
+    assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
         b"/v1/x/%2e%2e/chat/completions",
         b"/v1/x/%2E%2E/chat/completions",
         b"/v1/%2e/chat/x/%2E%2e/completions",

@@ -291,6 +291,16 @@ def test_ollama_context_in_any_letter_case_is_refused(tmp_path: Path, key: str) 
         ("llama-cpp", "/embedding", {"content": [12, 34]}),
         ("llama-cpp", "/embeddings", {"input": [[12, 34]]}),
         ("llama-cpp", "/detokenize", {"tokens": [12, 34]}),
+        # llama.cpp reads ``content`` when there is no ``input``, and tokenizing ids answers
+        # each with its piece of text.
+        ("llama-cpp", "/v1/embeddings", {"model": "m", "content": [12, 34]}),
+        ("llama-cpp", "/tokenize", {"content": [12, 34], "with_pieces": True}),
+        # Paths no adapter lists, which vLLM serves: SageMaker's /invocations, pooling.
+        ("vllm-openai", "/invocations", {"model": "m", "prompt": [9906, 1917]}),
+        ("vllm-openai", "/pooling", {"model": "m", "input": [9906, 1917]}),
+        ("vllm-openai", "/inference/v1/generate", {"token_ids": [9906, 1917]}),
+        # The older OpenAI path that names the model, as LiteLLM serves it.
+        ("openai-compatible", "/engines/m/completions", {"prompt": [9906, 1917]}),
         ("ollama", "/api/generate", {"model": "m", "prompt": "hi", "context": [1, 2, 3]}),
         ("vllm-openai", "/v1/completions", {"model": "m", "prompt": [[1, 2], [3]]}),
     ],
@@ -303,6 +313,24 @@ def test_token_ids_in_each_protocol_are_refused(
         assert response.status_code == 403
         assert response.json()["error"] == "haechi_token_ids_refused"
         assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/tokenize", {"content": "write to jane"}),
+        ("/v1/embeddings", {"model": "m", "content": "write to jane"}),
+        ("/some/unknown/route", {"prompt": "text", "n": 2, "options": {"seed": 7}}),
+    ],
+)
+def test_text_in_the_same_fields_is_forwarded(
+    tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    with gateway_in_front(tmp_path, {"target": {"type": "llama-cpp"}}) as gateway:
+        response = httpx.post(f"{gateway.url}{path}", json=body)
+        assert response.status_code != 403, response.text
+        assert gateway.upstream.last.json() == body
+        assert _refusals(gateway) == []
 
 
 def test_token_ids_are_relayed_when_configured(tmp_path: Path) -> None:

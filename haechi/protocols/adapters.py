@@ -48,6 +48,21 @@ __all__ = [
     "request_model",
 ]
 
+#: The top-level request fields that may carry token ids on a path no adapter knows: those
+#: of the known routes, and those servers read on paths the adapters leave out (vLLM's
+#: ``/invocations``, ``/pooling`` and ``/classify``, llama.cpp's ``/rerank``).
+UNKNOWN_ROUTE_TOKEN_ID_INPUTS: Final = (
+    "prompt",
+    "input",
+    "input_extra",
+    "content",
+    "context",
+    "tokens",
+    "token_ids",
+    "query",
+    "documents",
+)
+
 #: Classified routes an adapter remembers (method and path pairs of its exact routes).
 _MAX_CACHED_ROUTES: Final = 256
 
@@ -62,6 +77,7 @@ class RouteSpec:
     always_streaming: bool = False
     token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()
+    manages_models: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,11 @@ class ProtocolAdapter:
         suffixes: ``:<method>`` suffix -> route (Gemini-style model-in-path APIs).
         model_in_path: whether the model is named by the last path segment
             (``.../models/<model>:<method>``) rather than a ``model`` body field.
+        deployment_paths: whether the API is also served under paths that name the model
+            (``/openai/deployments/<model>/chat/completions``, ``/engines/<model>/…``), as
+            Azure OpenAI and LiteLLM serve it; such a path gets the route of its operation.
+        model_fields: the body members that name the model (Ollama reads ``name`` where a
+            request has no ``model``).
     """
 
     id: str
@@ -82,6 +103,8 @@ class ProtocolAdapter:
     exact: Mapping[str, RouteSpec]
     suffixes: Mapping[str, RouteSpec] = field(default_factory=dict)
     model_in_path: bool = False
+    deployment_paths: bool = False
+    model_fields: tuple[str, ...] = ("model",)
     # (method, path) -> Route, for the paths of ``exact`` only: a finite set that holds no
     # caller text beyond the method (bounded by _MAX_CACHED_ROUTES).
     _known: dict[tuple[str, str], Route] = field(
@@ -108,7 +131,15 @@ class ProtocolAdapter:
         if spec is None:
             # Unknown paths keep their method but not their text: a path can carry
             # identifiers, and the operation name lands in the audit log.
-            return Route(self.id, self.protocol, "unknown", path, f"{method} unknown")
+            return Route(
+                self.id,
+                self.protocol,
+                "unknown",
+                path,
+                f"{method} unknown",
+                token_ids=UNKNOWN_ROUTE_TOKEN_IDS,
+                token_id_inputs=UNKNOWN_ROUTE_TOKEN_ID_INPUTS,
+            )
         route = Route(
             adapter_id=self.id,
             protocol=self.protocol,
@@ -120,6 +151,7 @@ class ProtocolAdapter:
             streaming=spec.streaming,
             token_ids=spec.token_ids,
             token_id_inputs=spec.token_id_inputs,
+            manages_models=spec.manages_models,
         )
         # Only a route's own path is remembered: its other spellings are caller text.
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
@@ -128,8 +160,14 @@ class ProtocolAdapter:
 
     def _match(self, path: str) -> RouteSpec | None:
         spec = self.exact.get(path)
-        if spec is not None or not self.suffixes:
+        if spec is not None:
             return spec
+        if self.deployment_paths:
+            deployment = _deployment(path)
+            if deployment is not None and deployment[1]:
+                return self.exact.get("/v1" + deployment[1])
+        if not self.suffixes:
+            return None
         last = path.rsplit("/", 1)[-1]
         name, sep, verb = last.rpartition(":")
         if not sep or not name:
@@ -137,18 +175,53 @@ class ProtocolAdapter:
         return self.suffixes.get(verb)
 
     def path_model(self, path: str) -> str | None:
-        """The model named by the path (``models/<model>:<method>``), if this API does that.
+        """The model named by the path (``models/<model>:<method>``, or a deployment's
+        ``…/deployments/<model>/<operation>``), if this API does that; ``""`` for a
+        deployment path whose operation is unknown, so that where its model ends is too.
 
         Read from the path as it is routed (see :meth:`classify`), so that the model checked
         is the one a lenient upstream serves: ``…/models/m:generateContent/`` names ``m``.
         """
-        if not self.model_in_path:
+        if not (self.model_in_path or self.deployment_paths):
             return None
         normal = normalized_path(path)
         if len(normal) > 1:
             normal = normal.removesuffix("/")
+        if self.deployment_paths:
+            deployment = _deployment(normal)
+            return None if deployment is None else deployment[0]
         name, sep, _verb = normal.rsplit("/", 1)[-1].rpartition(":")
         return name if sep and name else None
+
+
+#: Prefixes of the paths that name the model as a deployment: Azure OpenAI's and LiteLLM's
+#: ``/openai/deployments/<model>/…``, and OpenAI's older ``/engines/<model>/…`` (LiteLLM
+#: serves it still).
+_DEPLOYMENT_PREFIXES: Final = ("/openai/deployments/", "/deployments/", "/engines/", "/v1/engines/")
+#: The operations served under a deployment, longest first: a model may hold slashes
+#: (LiteLLM reads it as everything up to the operation), so ``/a/chat/completions`` is the
+#: chat completions of ``a``, not the completions of ``a/chat``.
+_DEPLOYMENT_OPERATIONS: Final = (
+    "/chat/completions",
+    "/completions",
+    "/embeddings",
+    "/responses",
+)
+
+
+def _deployment(path: str) -> tuple[str, str] | None:
+    """``(model, operation)`` of a path (normalised, without a trailing slash) that names
+    its model as a deployment; the operation is ``""``, and the model too, when it is not
+    one of ``_DEPLOYMENT_OPERATIONS``; ``None`` for any other path."""
+    for prefix in _DEPLOYMENT_PREFIXES:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            for operation in _DEPLOYMENT_OPERATIONS:
+                model = rest.removesuffix(operation)
+                if model != rest and model:
+                    return model, operation
+            return "", ""
+    return None
 
 
 def normalized_path(path: str) -> str:
@@ -329,7 +402,8 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/chat/completions": _CHAT,
     "/chat/completions": _CHAT,
     "/v1/completions": _COMPLETIONS,
-    "/v1/embeddings": _EMBEDDINGS,
+    # llama.cpp's OpenAI-compatible embeddings read ``content`` when there is no ``input``.
+    "/v1/embeddings": RouteSpec("embeddings", token_id_inputs=("input", "content")),
     "/completion": _LLAMA_CPP_COMPLETION,
     "/completions": _LLAMA_CPP_COMPLETION,
     "/infill": RouteSpec(
@@ -341,8 +415,10 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
     # The native embedding routes read ``content`` (text or token ids), or ``input``.
     "/embedding": RouteSpec("embedding", token_id_inputs=("content", "input")),
     "/embeddings": RouteSpec("embedding", token_id_inputs=("content", "input")),
-    # Token ids in, their text out: the text was never inspected on the way in.
+    # Token ids in, their text out: the text was never inspected on the way in. Tokenizing
+    # reads ids in ``content`` too, and answers each with its piece of text.
     "/detokenize": RouteSpec("detokenize", token_id_inputs=("tokens",)),
+    "/tokenize": RouteSpec("tokenize", token_id_inputs=("content",)),
 }
 
 _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
@@ -375,6 +451,12 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
     ),
     "/api/embed": RouteSpec("embed"),
     "/api/embeddings": RouteSpec("embeddings"),
+    # Model management changes which weights a model name serves (a copy or a create from
+    # another model, a pull, a delete): refused under a model allowlist.
+    **{
+        path: RouteSpec(path.rsplit("/", 1)[1], manages_models=True)
+        for path in ("/api/create", "/api/copy", "/api/pull", "/api/push", "/api/delete")
+    },
 }
 
 _ANTHROPIC_STOP: Final = frozenset({"content_block_stop", "message_delta", "message_stop"})
@@ -508,13 +590,23 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
 
 #: Every built-in adapter by id, in the order ``known_adapters()`` lists them.
 ADAPTERS: Final[Mapping[str, ProtocolAdapter]] = {
-    "openai-compatible": ProtocolAdapter("openai-compatible", "llm-http", _OPENAI_ROUTES),
+    "openai-compatible": ProtocolAdapter(
+        "openai-compatible", "llm-http", _OPENAI_ROUTES, deployment_paths=True
+    ),
     "vllm-openai": ProtocolAdapter("vllm-openai", "vllm-openai", _OPENAI_ROUTES),
     "llama-cpp": ProtocolAdapter("llama-cpp", "llama-cpp", _LLAMA_CPP_ROUTES),
-    "ollama": ProtocolAdapter("ollama", "ollama", _OLLAMA_ROUTES),
+    "ollama": ProtocolAdapter("ollama", "ollama", _OLLAMA_ROUTES, model_fields=("model", "name")),
     "anthropic": ProtocolAdapter("anthropic", "anthropic", _ANTHROPIC_ROUTES),
     "gemini": ProtocolAdapter("gemini", "gemini", {}, _GEMINI_SUFFIXES, model_in_path=True),
 }
+
+#: The answer members that may restate text as token ids on a path no adapter knows: those of
+#: every route of every adapter, as such a path may be served like any of them.
+UNKNOWN_ROUTE_TOKEN_IDS: Final = TokenIdFields.union(
+    spec.token_ids
+    for adapter in ADAPTERS.values()
+    for spec in (*adapter.exact.values(), *adapter.suffixes.values())
+)
 
 
 def known_adapters() -> tuple[str, ...]:
@@ -591,20 +683,24 @@ def _above_one(count: Any) -> bool:
 
 def request_model(adapter: ProtocolAdapter, route: Route, body: Any) -> str | None:
     """The model a request asks for: the path's model where the API names it there (the
-    upstream serves the path's model whatever the body says), else the body's ``model``.
+    upstream serves the path's model whatever the body says), else the body's ``model``
+    (or another of the adapter's ``model_fields``).
 
-    ``None`` when the body names no model, or names it in a way servers read differently:
-    beside ``model`` (or instead of it), a member only a case-insensitive decoder binds to
-    it (``"Model"``, ``"MODEL"``; Ollama's Go decoder takes the last of them), so that the
-    model checked is always the one served.
+    ``None`` when the request names no model, or names it in a way servers read
+    differently: a deployment path whose operation is unknown; body members naming
+    different models (Ollama takes ``model`` before ``name``); a member only a
+    case-insensitive decoder binds to a model field (``"Model"``, ``"MODEL"``: Ollama's Go
+    decoder takes the last of them). So the model checked is always the one served.
     """
     named = adapter.path_model(route.path)
     if named is not None:
-        return named
-    if members_named(body, "model") != ["model"]:
+        return named or None
+    members = [name for field in adapter.model_fields for name in members_named(body, field)]
+    if not members or any(name not in adapter.model_fields for name in members):
         return None
-    model = body["model"]
-    return model if isinstance(model, str) else None
+    models = {body[name] if isinstance(body[name], str) else None for name in members}
+    model = models.pop()
+    return None if models else model
 
 
 def plain_stream_flag(body: Any) -> bool:

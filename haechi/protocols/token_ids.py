@@ -9,7 +9,9 @@ redacted parts included. vLLM can also write the pieces of an answer's log-proba
 ids (``"token_id:1234"``, with ``return_tokens_as_token_ids`` in the request or as a server
 option). A route names such fields in :attr:`~haechi.protocols.types.Route.token_ids`
 (:class:`TokenIdFields`), and an answer protected in enforce mode goes out without them,
-wherever they sit in it (:meth:`TokenIdFields.scrub`).
+wherever they sit in it (:meth:`TokenIdFields.scrub`). A path no adapter knows may be served
+like any known route (vLLM answers ``/invocations`` as its chat route), so its answers are
+scrubbed of the fields of every route (:meth:`TokenIdFields.union`).
 
 Requests can carry token ids too: a completions ``prompt`` or an embeddings ``input`` may be
 lists of ids (LangChain's OpenAI embeddings send them), and so may Ollama's ``context`` and
@@ -22,6 +24,7 @@ finds them, in the fields a route names in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -48,6 +51,16 @@ class TokenIdFields:
 
     def __bool__(self) -> bool:
         return bool(self.opaque or self.spelled)
+
+    @classmethod
+    def union(cls, fields: Iterable[TokenIdFields]) -> TokenIdFields:
+        """The members any of ``fields`` names: what an answer may carry when it can be the
+        answer of any of their routes (on a path no adapter knows, it can)."""
+        listed = tuple(fields)
+        return cls(
+            frozenset().union(*(each.opaque for each in listed)),
+            frozenset().union(*(each.spelled for each in listed)),
+        )
 
     def scrub(self, document: Any, text: str | None = None) -> bool:
         """Take the token ids out of ``document``, in place; whether there were any.

@@ -181,6 +181,8 @@ class Route:
     ``token_id_inputs``: top-level request fields that may hold token ids instead of text (a
     completions ``prompt``); such a request is refused unless ``target.tokenIdInput`` is
     ``relay``.
+    ``manages_models``: the route changes which weights a model name serves (Ollama's
+    create, copy, pull, push and delete); refused under a model allowlist.
     """
 
     adapter_id: str
@@ -195,3 +197,4 @@ class Route:
     streaming: StreamDescriptor | None = None
     token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()
+    manages_models: bool = False

@@ -54,7 +54,7 @@ from haechi.proxy.headers import (
     response_headers,
 )
 from haechi.proxy.logs import log_event
-from haechi.proxy.ops import Operations, is_reserved
+from haechi.proxy.ops import Operations, reserved_path
 from haechi.proxy.pipeline import (
     ClientGone,
     forwarded_proto_is_https,
@@ -239,9 +239,10 @@ class GatewayApp:
             self.count_refused(error.code)
             await self._send_error(send, error, cid)
             return
-        if is_reserved(path):  # operability routes are not counted as requests
+        reserved = reserved_path(path)
+        if reserved is not None:  # operability routes are not counted as requests
             try:
-                await self.ops.handle(scope["method"], path, send, cid)
+                await self.ops.handle(scope["method"], reserved, send, cid)
             except GatewayError as error:
                 await self._send_error(send, error, cid)
             return
@@ -321,8 +322,13 @@ class GatewayApp:
         route = request.route
         body = await self.read_body(receive, headers)
         payload, whole = parse_json_body(body)
-        if policy.model_allowlist and not model_allowed(
-            policy.model_allowlist, request_model(adapter, route, payload)
+        if policy.model_allowlist and (
+            route.manages_models
+            or not model_allowed(
+                policy.model_allowlist,
+                request_model(adapter, route, payload),
+                resource_names=adapter.model_in_path,
+            )
         ):
             await self._deny_model(request)
         if not plain_stream_flag(payload):

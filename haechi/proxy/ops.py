@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 import haechi
+from haechi.protocols import normalized_path
 from haechi.proxy._asgi import Send, send_json, send_response
 from haechi.proxy.errors import GatewayError
 
-__all__ = ["RESERVED_PREFIX", "Operations", "is_reserved"]
+__all__ = ["RESERVED_PREFIX", "Operations", "is_reserved", "reserved_path"]
 
 RESERVED_PREFIX: Final = "/__haechi"
 _ENDPOINTS: Final = frozenset({"live", "ready", "health", "metrics"})
@@ -28,6 +29,19 @@ _ENDPOINTS: Final = frozenset({"live", "ready", "health", "metrics"})
 def is_reserved(path: str) -> bool:
     """Whether ``path`` belongs to the gateway itself."""
     return path == RESERVED_PREFIX or path.startswith(RESERVED_PREFIX + "/")
+
+
+def reserved_path(path: str) -> str | None:
+    """The gateway's own path that the decoded ``path`` names, or ``None``.
+
+    Read as a lenient upstream routes it (:func:`~haechi.protocols.normalized_path`), so
+    that no spelling of ``/__haechi/…`` (``/%2f__haechi/…``, ``/v1/..%2f__haechi/…``) is
+    proxied to an upstream that would serve it as that path.
+    """
+    if RESERVED_PREFIX not in path:
+        return None
+    normal = normalized_path(path)
+    return normal if is_reserved(normal) else None
 
 
 class Operations:

@@ -248,20 +248,22 @@ def parse_json_body(body: bytes) -> tuple[Any, bool]:
         raise GatewayError("haechi_invalid_json_request") from None
 
 
-def _bare(model: str) -> str:
-    return model.removeprefix("models/")
-
-
-def model_allowed(allowlist: Sequence[str] | None, model: str | None) -> bool:
+def model_allowed(
+    allowlist: Sequence[str] | None, model: str | None, *, resource_names: bool = False
+) -> bool:
     """Whether ``model`` passes ``allowlist``.
 
     No allowlist, or an empty one, allows every model. With entries, a request that names
-    no model is refused too (it could not be checked), and ``models/<name>`` (Gemini's
-    resource form) matches ``<name>``.
+    no model is refused too (it could not be checked). With ``resource_names`` (Gemini's
+    API, where ``models/<name>`` is the resource name of ``<name>``) an entry matches in
+    either form; elsewhere ``models/<name>`` is a name of its own (to Ollama, ``<name>`` in
+    the ``models`` namespace).
     """
     if not allowlist:
         return True
     if model is None:
         return False
-    wanted = _bare(model)
-    return any(_bare(entry) == wanted for entry in allowlist)
+    if not resource_names:
+        return model in allowlist
+    wanted = model.removeprefix("models/")
+    return any(entry.removeprefix("models/") == wanted for entry in allowlist)

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The model allowlist checks the model the upstream serves, wherever the request names it.
+
+Azure OpenAI and LiteLLM take the model from the path (``/openai/deployments/<model>/…``,
+``/engines/<model>/…``) whatever the body says; Ollama reads ``name`` where a request has no
+``model``, and its model-management routes change which weights an allowed name serves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from haechi.protocols import adapter_for, request_model
+from haechi.proxy.pipeline import model_allowed
+from tests.upstream_server import gateway_in_front
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+OPENAI = {"target": {"type": "openai-compatible"}, "policy": {"modelAllowlist": ["gpt-4o"]}}
+OLLAMA = {"target": {"type": "ollama"}, "policy": {"modelAllowlist": ["llama3.2"]}}
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/openai/deployments/gpt-4o/chat/completions", "gpt-4o"),
+        ("/openai/deployments/azure/gpt-4o/chat/completions", "azure/gpt-4o"),
+        ("/openai/deployments/gpt-4o/completions", "gpt-4o"),
+        ("/deployments/gpt-4o/embeddings", "gpt-4o"),
+        ("/engines/gpt-4o/chat/completions/", "gpt-4o"),
+        ("/v1/engines//gpt-4o/completions", "gpt-4o"),
+        ("/openai/deployments/gpt-4o/images/generations", None),
+        ("/openai/deployments/chat/completions", "chat"),  # the completions of "chat"
+    ],
+)
+def test_a_deployment_path_names_the_model(path: str, model: str | None) -> None:
+    adapter = adapter_for("openai-compatible")
+    route = adapter.classify("POST", path)
+    assert request_model(adapter, route, {"model": "other"}) == model
+
+
+def test_a_deployment_path_gets_the_route_of_its_operation() -> None:
+    adapter = adapter_for("openai-compatible")
+    chat = adapter.classify("POST", "/openai/deployments/gpt-4o/chat/completions")
+    assert chat.route_id == "chat-completions"
+    assert chat.streaming is not None
+    assert adapter.classify("POST", "/engines/gpt-4o/completions").route_id == "completions"
+    assert adapter.classify("POST", "/openai/deployments/x/files").route_id == "unknown"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/openai/deployments/gpt-4-forbidden/chat/completions?api-version=2024-06-01",
+        "/engines/gpt-4-forbidden/chat/completions",
+        "/openai/deployments/gpt-4o/images/generations",
+    ],
+)
+def test_the_path_model_of_a_deployment_is_checked(tmp_path: Path, path: str) -> None:
+    """An allowed model in the body does not let the path's model through."""
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        denied = httpx.post(f"{gateway.url}{path}", json={**CHAT, "model": "gpt-4o"})
+        assert denied.status_code == 403
+        assert denied.json()["error"] == "haechi_model_not_allowed"
+        assert gateway.upstream.received == []
+
+
+def test_an_allowed_deployment_is_forwarded_as_sent(tmp_path: Path) -> None:
+    path = "/openai/deployments/gpt-4o/chat/completions"
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        response = httpx.post(f"{gateway.url}{path}?api-version=2024-06-01", json=CHAT)
+        assert response.status_code != 403
+        assert gateway.upstream.last.path == path
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/copy", {"model": "llama3.2", "source": "forbidden", "destination": "llama3.2"}),
+        ("/api/create", {"model": "llama3.2", "from": "forbidden"}),
+        ("/api/pull", {"model": "llama3.2"}),
+        ("/api/push", {"model": "llama3.2"}),
+        ("/api/delete", {"model": "llama3.2"}),
+        ("/api/show", {"name": "forbidden"}),
+        ("/api/show", {"model": "llama3.2", "name": "forbidden"}),
+        ("/api/chat", {"model": "models/llama3.2", **CHAT}),
+        ("/api/chat", {"name": "llama3.2", "model": "forbidden", **CHAT}),
+    ],
+)
+def test_ollama_requests_that_could_serve_another_model_are_refused(
+    tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    with gateway_in_front(tmp_path, OLLAMA) as gateway:
+        denied = httpx.post(f"{gateway.url}{path}", json={**body, "stream": False})
+        assert denied.status_code == 403
+        assert denied.json()["error"] == "haechi_model_not_allowed"
+        assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/show", {"name": "llama3.2"}),
+        ("/api/show", {"model": "llama3.2", "name": "llama3.2"}),
+        ("/api/chat", {"model": "llama3.2", **CHAT}),
+    ],
+)
+def test_ollama_requests_naming_an_allowed_model_are_forwarded(
+    tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    with gateway_in_front(tmp_path, OLLAMA) as gateway:
+        response = httpx.post(f"{gateway.url}{path}", json={**body, "stream": False})
+        assert response.status_code != 403, response.text
+        assert gateway.upstream.last.json() == {**body, "stream": False}
+
+
+def test_ollama_model_management_is_forwarded_without_an_allowlist(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
+        body = {"source": "llama3.2", "destination": "mine"}
+        assert httpx.post(f"{gateway.url}/api/copy", json=body).status_code != 403
+        assert gateway.upstream.last.json() == body
+
+
+def test_models_prefix_is_gemini_resource_name_only() -> None:
+    """``models/x`` is ``x`` to Gemini; to Ollama it is ``x`` in the ``models`` namespace."""
+    assert model_allowed(["x"], "models/x", resource_names=True)
+    assert model_allowed(["models/x"], "x", resource_names=True)
+    assert not model_allowed(["x"], "models/x")
+    assert not model_allowed(["models/x"], "x")
+    assert model_allowed(["models/x"], "models/x")
