@@ -486,6 +486,12 @@ class FiltersConfig(_Section):
     decode_and_rescan: StrictBool = _field(
         False, "Also decode base64, base64url and percent-encoded leaves and scan them."
     )
+    scan_text_attachments: StrictBool = _field(
+        True,
+        "Decode attachments declared as text (base64 data beside a text media type, text"
+        " data URLs), protect them with every rule and encode them back; one that does not"
+        " decode as declared blocks.",
+    )
 
 
 # --- keys, audit, vault ------------------------------------------------------------------

@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The protect pipeline: walk -> detect -> precision dials -> decide -> transform -> audit.
 
+Attachments declared as text are read decoded by the detect step and encoded back by the
+transform step (:mod:`haechi.attachments`).
+
 :class:`Protector` runs one JSON payload through every step and writes exactly one sanitized
 audit event per call. Only ``enforce`` changes or blocks anything; ``dry-run`` and
 ``report-only`` detect, decide and audit, and return the payload untouched.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from haechi.actions import Item, Tokenizer, Transformer, transform_payload
+from haechi.attachments import TextAttachments
 from haechi.audit import protect_event
 from haechi.detect.rule import HARD_BLOCK_TYPES
 from haechi.errors import AuditError, HaechiError, ProviderError
@@ -42,7 +46,13 @@ from haechi.models import (
     ProtectResult,
 )
 from haechi.payload import DEFAULT_MAX_NESTING_DEPTH, PathTexts, collect_entries
-from haechi.pieces import find_piece_runs, merge_findings, plan_scrub, scrub_piece_runs
+from haechi.pieces import (
+    PieceRun,
+    find_piece_runs,
+    merge_findings,
+    plan_scrub,
+    scrub_piece_runs,
+)
 from haechi.policy import Policy
 from haechi.providers import CryptoProvider
 
@@ -297,9 +307,22 @@ class TextResult:
 
 
 class Protector:
-    """Runs payloads through the protect pipeline (one audit event per call)."""
+    """Runs payloads through the protect pipeline (one audit event per call).
 
-    __slots__ = ("_audit", "_crypto", "_detector", "_dials", "_max_depth", "_vault")
+    With ``text_attachments`` (``filters.scanTextAttachments``), attachments declared as
+    text are scanned decoded and encoded back protected, and one that does not decode as
+    declared blocks (see :mod:`haechi.attachments`).
+    """
+
+    __slots__ = (
+        "_audit",
+        "_crypto",
+        "_detector",
+        "_dials",
+        "_max_depth",
+        "_text_attachments",
+        "_vault",
+    )
 
     def __init__(
         self,
@@ -310,6 +333,7 @@ class Protector:
         vault: Tokenizer | None,
         dials: PrecisionDials | None = None,
         max_depth: int = DEFAULT_MAX_NESTING_DEPTH,
+        text_attachments: bool = True,
     ) -> None:
         self._detector = detector
         self._audit = audit
@@ -317,6 +341,7 @@ class Protector:
         self._vault = vault
         self._dials = dials or PrecisionDials()
         self._max_depth = max_depth
+        self._text_attachments = text_attachments
 
     @property
     def detector(self) -> Detector:
@@ -327,6 +352,15 @@ class Protector:
     def dials(self) -> PrecisionDials:
         """The precision dials."""
         return self._dials
+
+    def text_attachments(
+        self, payload: Any, entries: Sequence[Entry], runs: Iterable[PieceRun]
+    ) -> TextAttachments | None:
+        """The attachments of ``payload`` declared as text, which are scanned decoded (see
+        :mod:`haechi.attachments`); ``None`` when it has none or they are not scanned."""
+        if not self._text_attachments:
+            return None
+        return TextAttachments.find(payload, entries, runs)
 
     def transformer(self, context: CallContext) -> Transformer:
         """A transformer bound to ``context`` (one per call, or one per stream)."""
@@ -350,29 +384,39 @@ class Protector:
         policy: Policy,
         transformer: Transformer,
     ) -> Evaluation:
-        detections = self._detector.detect(
-            entries, direction=context.direction, scan_numbers=context.scan_numbers
-        )
         # Texts cut into pieces (token log-probabilities, adjacent text parts) are scanned
         # joined: each piece on its own hides the values (see haechi.pieces).
         runs = {
             run.where: run
             for run in find_piece_runs(payload, answer=context.direction == "response")
         }
+        attachments = self.text_attachments(payload, entries, runs.values())
+        if attachments is not None:
+            entries = attachments.entries(entries)
+        detections = self._detector.detect(
+            entries, direction=context.direction, scan_numbers=context.scan_numbers
+        )
         if runs:
             joined = [Entry(where, run.text) for where, run in runs.items()]
             found = self._detector.detect(joined, direction=context.direction)
             detections = merge_findings(runs, detections, found)
         inspection = inspect(detections, policy=policy, dials=self._dials, path_texts=PathTexts())
-        if not context.enforced or not inspection.items:
+        if attachments is not None:
+            forced = inspection.items + attachments.blocks()
+            inspection = Inspection(forced, inspection.suppressed, inspection.dropped)
+        items: Sequence[Item] = inspection.items
+        if not context.enforced or not items:
             return Evaluation(payload, False, inspection)
         if inspection.blocks():
             return Evaluation(None, True, inspection)
+        output = payload
+        if attachments is not None:
+            output, items = await attachments.rewrite(payload, items, transformer)
         if not runs:
-            output = await transform_payload(payload, inspection.items, transformer)
+            output = await transform_payload(output, items, transformer)
             return Evaluation(output, False, inspection)
-        leaves, spans = plan_scrub(runs, inspection.items)
-        output = await transform_payload(payload, leaves, transformer) if leaves else payload
+        leaves, spans = plan_scrub(runs, items)
+        output = await transform_payload(output, leaves, transformer) if leaves else output
         output = scrub_piece_runs(output, spans)
         return Evaluation(output, False, inspection)
 

@@ -37,6 +37,7 @@ from haechi.models import (
     ProtectResult,
 )
 from haechi.payload import PathTexts, collect_entries
+from haechi.pieces import find_piece_runs
 from haechi.pipeline import CallContext, PrecisionDials, Protector, TextResult
 from haechi.plugins.manager import ProviderRegistry, load_registry
 from haechi.policy import PolicySet, ResolvedPolicy
@@ -123,6 +124,7 @@ class Runtime:
                 config.filters.min_confidence, config.filters.allowlist
             ),
             max_depth=config.limits.max_nesting_depth,
+            text_attachments=config.filters.scan_text_attachments,
         )
         self._sync = SyncLoop()
         # Per-call defaults, read once (the configuration is immutable).
@@ -318,6 +320,10 @@ class Runtime:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be request or response, not {direction!r}")
         entries = collect_entries(value, max_depth=self.config.limits.max_nesting_depth)
+        runs = find_piece_runs(value, answer=direction == "response")
+        attachments = self._protector.text_attachments(value, entries, runs)
+        if attachments is not None:
+            entries = attachments.entries(entries)
         detections = self.engine.detect(
             entries,
             direction=direction,
@@ -325,11 +331,14 @@ class Runtime:
         )
         dials = self._protector.dials
         texts = PathTexts()
-        return [
+        findings = [
             Finding.from_detection(detection)
             for detection in detections
             if dials.screen(detection, texts) == "keep"
         ]
+        if attachments is not None:
+            findings.extend(Finding.from_detection(item.detection) for item in attachments.blocks())
+        return findings
 
     async def detokenize(self, payload: Any, tokens: Iterable[str]) -> Any:
         """Restore ``[TOKEN:<id>]`` markers of exactly ``tokens`` in every string and key.

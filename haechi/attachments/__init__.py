@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Attachments declared as text: decoded, protected like any text, and encoded back.
+
+LLM APIs take files as base64 data beside a media type (Gemini ``inlineData``, Anthropic
+``base64`` sources) or as data URLs (OpenAI ``file_data``), and a model reads one declared
+as text as text. Scanned as sent, such a leaf is base64 that detection cannot read (and
+``filters.decodeAndRescan`` only lets a few rules fire on decoded noise), so its content
+would reach the model uninspected. Here the sender *declares* that the content is text, so
+it is decoded strictly and scanned with every rule; findings in it are decided, counted,
+audited and applied like any others, and the protected text goes upstream encoded as it
+came. An attachment that does not decode as declared cannot be inspected and blocks.
+
+:mod:`~haechi.attachments.media` says which media types are text,
+:mod:`~haechi.attachments.codec` decodes and encodes,
+:mod:`~haechi.attachments.locate` finds the attachments of a walked payload and
+:mod:`~haechi.attachments.scan` is what the protect pipeline calls
+(``filters.scanTextAttachments`` turns it all off).
+"""
+
+from __future__ import annotations
+
+from haechi.attachments.locate import TextAttachment, UndecodableAttachment
+from haechi.attachments.media import MediaType, parse_media_type
+from haechi.attachments.scan import UNDECODABLE_TYPE, TextAttachments
+
+__all__ = [
+    "UNDECODABLE_TYPE",
+    "MediaType",
+    "TextAttachment",
+    "TextAttachments",
+    "UndecodableAttachment",
+    "parse_media_type",
+]

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Where a walked payload carries attachments declared as text, decoded.
+
+Two shapes are recognised, wherever they sit in the payload:
+
+- **A media type beside base64 data**: an object with a string ``mimeType`` or
+  ``mime_type`` (Gemini's ``inlineData`` / ``inline_data``, MCP content) or ``media_type``
+  (an Anthropic ``base64`` source) declaring text, and string ``data`` (or ``blob``, MCP's
+  embedded resource) beside it. An object whose ``type`` is ``"text"`` is left alone: its
+  ``data`` is the text itself (an Anthropic plain-text source), scanned as any string.
+- **A data URL** declaring text (OpenAI chat ``file.file_data``, Responses ``input_file``),
+  base64 or percent-encoded. A data URL that is a piece of a text cut into pieces (see
+  :mod:`haechi.pieces`) is not decoded: the model reads it as written, and it is scanned
+  as written with the other pieces. One under a member whose text the model reads as
+  written (:data:`WRITTEN_TEXT_MEMBERS`: a message's ``content``, a part's ``text``, a
+  ``prompt``...) that does not decode is such text too ("data:text/plain;base64,SGk= is
+  what?"), not an attachment to refuse.
+
+Most payloads carry neither, so :func:`locate_text_attachments` first asks, in a few
+C-level passes over the walked entries, whether any key is a media-type key or any string
+starts like a data URL, and returns at once when none does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from haechi.attachments.codec import (
+    Base64Form,
+    DataUrl,
+    decode_base64,
+    decode_percent,
+    encode_percent,
+    parse_data_url,
+)
+from haechi.attachments.media import parse_media_type
+from haechi.models import Entry, PathSegment
+from haechi.pieces import PieceRun
+
+__all__ = [
+    "DATA_MEMBERS",
+    "MEDIA_TYPE_KEYS",
+    "SEPARATOR",
+    "WRITTEN_TEXT_MEMBERS",
+    "TextAttachment",
+    "UndecodableAttachment",
+    "locate_text_attachments",
+]
+
+Path = tuple[PathSegment, ...]
+
+#: Object members declaring the media type of the data beside them.
+MEDIA_TYPE_KEYS: Final = frozenset({"mimeType", "mime_type", "media_type"})
+#: Object members holding base64 data, in the order they are looked for.
+DATA_MEMBERS: Final = ("data", "blob")
+#: Written between a data URL's header and its decoded text in what is scanned, so that no
+#: match runs from one into the other.
+SEPARATOR: Final = "\n"
+
+#: Members whose string a model reads as written (message contents, text parts, prompts):
+#: a data URL there is decoded when it decodes, and otherwise is text that merely starts
+#: like one, not an attachment to refuse.
+WRITTEN_TEXT_MEMBERS: Final = frozenset(
+    {"content", "input", "instructions", "prompt", "system", "text", "thinking"}
+)
+#: A string starting like a data URL, after the separator the quick check joins strings by.
+_DATA_URL_START: Final = re.compile(r"\x00[\x00-\x20]*[dD][aA][tT][aA]:")
+#: ``type`` of an object whose ``data`` is plain text (Anthropic's plain-text source).
+_PLAIN_DATA_TYPE: Final = "text"
+
+UndecodableReason = Literal["invalid-base64", "invalid-utf8", "unsupported-charset"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextAttachment:
+    """A declared-text attachment and its decoded text.
+
+    Attributes:
+        path: the string holding the encoded data.
+        leaf: that string as sent.
+        header: a data URL's header up to and including its ``,`` (``""`` for base64 data
+            beside a media type): scanned with the text, as it was scanned before.
+        parameters: where its media type's parameters lie in ``header`` (see
+            :class:`~haechi.attachments.codec.DataUrl`): the only part of it rewritten, so
+            that what goes upstream is a data URL of the declared type and encoding.
+        text: the decoded text.
+        form: how the data was base64-encoded, or ``None`` for a percent-encoded data URL.
+    """
+
+    path: Path
+    leaf: str
+    header: str
+    parameters: tuple[int, int]
+    text: str
+    form: Base64Form | None
+
+    @property
+    def body_start(self) -> int:
+        """Where :attr:`text` starts in :attr:`scan_text`."""
+        return len(self.header) + len(SEPARATOR) if self.header else 0
+
+    @property
+    def scan_text(self) -> str:
+        """What detection reads in place of the leaf."""
+        return f"{self.header}{SEPARATOR}{self.text}" if self.header else self.text
+
+    def encode(self, header: str, text: str) -> str:
+        """The leaf carrying ``text`` (under ``header``), encoded as the data was."""
+        if self.form is None:
+            return header + encode_percent(text)
+        return header + self.form.encode(text.encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodableAttachment:
+    """A declared-text attachment whose data does not decode as declared."""
+
+    path: Path
+    leaf: str
+    reason: UndecodableReason
+
+
+Located = TextAttachment | UndecodableAttachment
+
+
+def locate_text_attachments(
+    payload: Any, entries: Sequence[Entry], runs: Iterable[PieceRun]
+) -> list[Located]:
+    """Every declared-text attachment of ``payload`` (whose walk is ``entries``), in
+    document order; ``runs`` are its texts cut into pieces."""
+    values = [entry.value for entry in entries]
+    if MEDIA_TYPE_KEYS.isdisjoint(values) and not _DATA_URL_START.search(
+        "\x00" + "\x00".join(values)
+    ):
+        return []
+    found: dict[Path, Located] = {}
+    pieces: frozenset[Path] | None = None
+    for entry in entries:
+        if entry.kind == "key":
+            if entry.value in MEDIA_TYPE_KEYS:
+                beside = _beside_media_type(payload, entry.path)
+                if beside is not None:  # the declared object wins over a data URL reading
+                    found[beside.path] = beside
+        elif entry.kind == "value" and entry.path not in found:
+            url = _data_url(entry.path, entry.value)
+            if url is not None:
+                if pieces is None:
+                    pieces = _piece_leaves(runs)
+                if entry.path not in pieces:
+                    found[url.path] = url
+    return list(found.values())
+
+
+def _beside_media_type(payload: Any, key_path: Path) -> Located | None:
+    """The attachment of the object holding the media-type key at ``key_path``, if any."""
+    holder = _lookup(payload, key_path[:-1])
+    declared = holder[key_path[-1]]
+    if not isinstance(declared, str) or holder.get("type") == _PLAIN_DATA_TYPE:
+        return None
+    media = parse_media_type(declared)
+    if not media.is_text:
+        return None
+    for member in DATA_MEMBERS:
+        data = holder.get(member)
+        if isinstance(data, str):
+            path = (*key_path[:-1], member)
+            decoded = decode_base64(data)
+            if decoded is None:
+                return UndecodableAttachment(path, data, "invalid-base64")
+            raw, form = decoded
+            return _decoded(path, data, None, raw, form, utf8=media.is_utf8)
+    return None
+
+
+def _data_url(path: Path, leaf: str) -> Located | None:
+    url = parse_data_url(leaf)
+    if url is None:
+        return None
+    media = parse_media_type(url.media_type)
+    if not media.is_text:
+        return None
+    if url.base64:
+        decoded = decode_base64(url.data)
+        if decoded is None:
+            located: Located = UndecodableAttachment(path, leaf, "invalid-base64")
+        else:
+            raw, form = decoded
+            located = _decoded(path, leaf, url, raw, form, utf8=media.is_utf8)
+    else:
+        located = _decoded(path, leaf, url, decode_percent(url.data), None, utf8=media.is_utf8)
+    if isinstance(located, UndecodableAttachment) and _written_text(path):
+        return None  # text that starts like a data URL: it is scanned as written
+    return located
+
+
+def _written_text(path: Path) -> bool:
+    """Whether the string at ``path`` is text a model reads as written (its nearest key is
+    in :data:`WRITTEN_TEXT_MEMBERS`)."""
+    key = next((segment for segment in reversed(path) if isinstance(segment, str)), None)
+    return key in WRITTEN_TEXT_MEMBERS
+
+
+def _decoded(
+    path: Path, leaf: str, url: DataUrl | None, raw: bytes, form: Base64Form | None, *, utf8: bool
+) -> Located:
+    """The attachment of ``raw`` (the data of ``url``, or of an object when ``None``)."""
+    if not utf8:
+        return UndecodableAttachment(path, leaf, "unsupported-charset")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return UndecodableAttachment(path, leaf, "invalid-utf8")
+    if url is None:
+        return TextAttachment(path, leaf, "", (0, 0), text, form)
+    return TextAttachment(path, leaf, url.header, url.parameters, text, form)
+
+
+def _piece_leaves(runs: Iterable[PieceRun]) -> frozenset[Path]:
+    return frozenset(run.leaf(index) for run in runs for index in range(len(run.pieces)))
+
+
+def _lookup(payload: Any, path: Path) -> Any:
+    node = payload
+    for segment in path:
+        node = node[segment]
+    return node

@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Which declared media types say an attachment is text, and in which character set.
+
+The sender's declaration decides: a model reads an attachment declared as text as text, so
+its content must be inspected like any other text. The list is deliberately closed (types
+outside it, such as images, audio and PDF, are binary formats detection cannot read):
+
+- every ``text/*`` type;
+- the ``application/`` types of text formats in :data:`TEXT_APPLICATION_TYPES`;
+- any type with a ``+json`` or ``+xml`` structured-syntax suffix (``application/ld+json``,
+  ``image/svg+xml``).
+
+Names and parameters are compared case-insensitively and without surrounding whitespace, as
+media types are. Only UTF-8 is decoded (US-ASCII is a subset of it): a ``charset`` parameter
+naming anything else makes the attachment undecodable, not binary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["TEXT_APPLICATION_TYPES", "TEXT_SUFFIXES", "MediaType", "parse_media_type"]
+
+#: ``application/`` media types that are text formats.
+TEXT_APPLICATION_TYPES: Final = frozenset(
+    {
+        "application/csv",
+        "application/ecmascript",
+        "application/javascript",
+        "application/json",
+        "application/ndjson",
+        "application/rtf",
+        "application/sql",
+        "application/toml",
+        "application/x-javascript",
+        "application/x-ndjson",
+        "application/x-python",
+        "application/x-python-code",
+        "application/x-sh",
+        "application/x-typescript",
+        "application/x-yaml",
+        "application/xml",
+        "application/yaml",
+    }
+)
+
+#: Structured-syntax suffixes of text formats (RFC 6839).
+TEXT_SUFFIXES: Final = ("+json", "+xml")
+
+#: ``charset`` values that name UTF-8 or a subset of it.
+_UTF8_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    """A declared media type: its essence (``type/subtype``, lower case) and ``charset``."""
+
+    essence: str
+    charset: str | None = None
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the type declares text (see the module documentation for the list)."""
+        essence = self.essence
+        return (
+            essence.startswith("text/")
+            or essence in TEXT_APPLICATION_TYPES
+            or essence.endswith(TEXT_SUFFIXES)
+        )
+
+    @property
+    def is_utf8(self) -> bool:
+        """Whether its content is UTF-8: no ``charset``, or one naming UTF-8 or US-ASCII."""
+        return self.charset is None or self.charset in _UTF8_CHARSETS
+
+
+def parse_media_type(declared: str) -> MediaType:
+    """Read ``type/subtype; name=value; ...`` as declared (never fails: an unknown or
+    malformed type is simply not text)."""
+    essence, *parameters = declared.split(";")
+    charset: str | None = None
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return MediaType(essence.strip().lower(), charset)

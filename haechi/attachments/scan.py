@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""How the protect pipeline treats the text attachments of one payload.
+
+The pipeline never builds a decoded copy of the payload. It scans each attachment's decoded
+text in place of its encoded leaf (:meth:`TextAttachments.entries`), so findings carry the
+leaf's path and offsets into what was scanned, and are screened, decided, counted and
+audited like any others. An attachment that does not decode as declared cannot be
+inspected: it adds a ``block`` decision that no policy, allowlist or confidence floor can
+change (:meth:`TextAttachments.blocks`), so an enforced call blocks and a dry run reports
+it. When enforced, the findings inside an attachment are applied to its decoded text and
+the text encoded back as it came (:meth:`TextAttachments.rewrite`); every other finding is
+left to the ordinary leaf transform.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from haechi.actions import Item, Transformer, apply_rewrites
+from haechi.attachments.locate import (
+    Path,
+    TextAttachment,
+    UndecodableAttachment,
+    locate_text_attachments,
+)
+from haechi.models import Detection, Entry
+from haechi.pieces import PieceRun
+
+__all__ = ["UNDECODABLE_TYPE", "TextAttachments"]
+
+#: The type of the decision an undecodable attachment adds; its rule id names the reason
+#: (``attachment-invalid-base64``, ``attachment-invalid-utf8``,
+#: ``attachment-unsupported-charset``).
+UNDECODABLE_TYPE: Final = "undecodable_attachment"
+
+
+class TextAttachments:
+    """The declared-text attachments of one payload (see the module documentation)."""
+
+    __slots__ = ("_decoded", "_undecodable")
+
+    def __init__(
+        self, decoded: Sequence[TextAttachment], undecodable: Sequence[UndecodableAttachment]
+    ) -> None:
+        self._decoded = {attachment.path: attachment for attachment in decoded}
+        self._undecodable = tuple(undecodable)
+
+    @classmethod
+    def find(
+        cls, payload: Any, entries: Sequence[Entry], runs: Iterable[PieceRun]
+    ) -> TextAttachments | None:
+        """The attachments of ``payload`` (walked as ``entries``, cut into ``runs``), or
+        ``None`` when it has none (most payloads; the check costs little)."""
+        located = locate_text_attachments(payload, entries, runs)
+        if not located:
+            return None
+        decoded = [each for each in located if isinstance(each, TextAttachment)]
+        undecodable = [each for each in located if isinstance(each, UndecodableAttachment)]
+        return cls(decoded, undecodable)
+
+    def entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``entries`` with each attachment's leaf read as its decoded text."""
+        decoded = self._decoded
+        return [
+            Entry(entry.path, decoded[entry.path].scan_text)
+            if entry.kind == "value" and entry.path in decoded
+            else entry
+            for entry in entries
+        ]
+
+    def blocks(self) -> tuple[Item, ...]:
+        """A ``block`` decision for every attachment that does not decode as declared."""
+        return tuple(
+            Item(
+                Detection(
+                    type=UNDECODABLE_TYPE,
+                    rule_id=f"attachment-{attachment.reason}",
+                    path=attachment.path,
+                    kind="value",
+                    start=0,
+                    end=len(attachment.leaf),
+                    confidence=1.0,
+                    value="",
+                    hard_block=True,
+                ),
+                "block",
+            )
+            for attachment in self._undecodable
+        )
+
+    async def rewrite(
+        self, payload: Any, items: Sequence[Item], transformer: Transformer
+    ) -> tuple[Any, list[Item]]:
+        """Apply the items found inside attachments, and return the payload with those
+        attachments re-encoded (the input is not modified) and the other items."""
+        inside: dict[Path, list[Item]] = {}
+        others: list[Item] = []
+        for item in items:
+            found = item.detection
+            if found.kind == "value" and found.path in self._decoded:
+                inside.setdefault(found.path, []).append(item)
+            else:
+                others.append(item)
+        leaves: dict[Path, str] = {}
+        for path, group in inside.items():
+            attachment = self._decoded[path]
+            leaf = await _rewritten(attachment, group, transformer)
+            if leaf != attachment.leaf:
+                leaves[path] = leaf
+        return apply_rewrites(payload, leaves, {}), others
+
+
+async def _rewritten(
+    attachment: TextAttachment, items: Sequence[Item], transformer: Transformer
+) -> str:
+    """The attachment's leaf with ``items`` (offsets into its scan text) applied to its
+    text and to its header's parameters separately, so that the result is always a data
+    URL of the declared type and encoding: a finding across both (as a whole-leaf finding
+    of folded text is) is cut in two, and what it covers of the rest of the header stays."""
+    header = attachment.header
+    start, end = attachment.parameters
+    if end > start:
+        parameters = await transformer.transform_text(header[start:end], _within(items, start, end))
+        header = header[:start] + parameters + header[end:]
+    start = attachment.body_start
+    text = await transformer.transform_text(
+        attachment.text, _within(items, start, start + len(attachment.text))
+    )
+    if header == attachment.header and text == attachment.text:
+        return attachment.leaf
+    return attachment.encode(header, text)
+
+
+def _within(items: Sequence[Item], start: int, end: int) -> list[Item]:
+    """The parts of ``items`` between ``start`` and ``end``, counted from ``start``."""
+    return [
+        Item(
+            dataclasses.replace(
+                item.detection,
+                start=max(item.detection.start, start) - start,
+                end=min(item.detection.end, end) - start,
+            ),
+            item.action,
+        )
+        for item in items
+        if item.detection.start < end and item.detection.end > start
+    ]
