@@ -128,17 +128,18 @@ def test_an_anthropic_base64_document_goes_upstream_protected(tmp_path: Path) ->
         assert _strict_text(sent["data"]) == REDACTED_NOTE
 
 
+def _post_raw(gateway: Gateway, raw: bytes) -> httpx.Response:
+    """POST ``raw`` as it is, so that the test can compare it with what the upstream got."""
+    headers = {"content-type": "application/json"}
+    return httpx.post(f"{gateway.url}{GEMINI_PATH}", content=raw, headers=headers)
+
+
 def test_a_binary_media_type_is_left_alone(tmp_path: Path) -> None:
     """An image is not text: its bytes go upstream exactly as sent."""
     with gateway_in_front(tmp_path, GEMINI) as gateway:
         body = _gemini_body("image/png", _b64(NOTE))
         raw = json.dumps(body).encode()
-        response = httpx.post(
-            f"{gateway.url}{GEMINI_PATH}",
-            content=raw,
-            headers={"content-type": "application/json"},
-        )
-        assert response.status_code == 200
+        assert _post_raw(gateway, raw).status_code == 200
         assert gateway.upstream.received[-1].body == raw
 
 
@@ -181,12 +182,7 @@ def test_dry_run_counts_attachment_findings_and_changes_nothing(tmp_path: Path) 
     config = {**GEMINI, "mode": "dry-run", "policy": {"mode": "dry-run"}}
     with gateway_in_front(tmp_path, config) as gateway:
         raw = json.dumps(_gemini_body("text/plain", _b64(f"{NOTE}, card {CARD}"))).encode()
-        response = httpx.post(
-            f"{gateway.url}{GEMINI_PATH}",
-            content=raw,
-            headers={"content-type": "application/json"},
-        )
-        assert response.status_code == 200
+        assert _post_raw(gateway, raw).status_code == 200
         assert gateway.upstream.received[-1].body == raw
         (record,) = _protect_records(gateway)
         assert record["enforced"] is False
