@@ -15,7 +15,7 @@ from haechi.protocols import (
     is_streaming_request,
     known_adapters,
     plain_stream_flag,
-    request_model,
+    request_models,
 )
 from haechi.protocols.member_names import named_like
 
@@ -179,34 +179,52 @@ def test_streaming_decision() -> None:
     )
 
 
-def test_request_model_from_body_or_gemini_path() -> None:
+def test_request_models_from_body_or_gemini_path() -> None:
     openai = adapter_for("openai-compatible")
     chat = openai.classify("POST", "/v1/chat/completions")
-    assert request_model(openai, chat, {"model": "gpt-4o"}) == "gpt-4o"
-    assert request_model(openai, chat, {"model": 3}) is None
-    assert request_model(openai, chat, {}) is None
+    assert request_models(openai, chat, {"model": "gpt-4o"}) == ("gpt-4o",)
+    assert request_models(openai, chat, {"model": 3}) == (None,)
+    assert request_models(openai, chat, {}) == ()
+    assert request_models(openai, chat, {"model": "gpt-4o", "models": "o1"}) == ("gpt-4o",)
     gemini = adapter_for("gemini")
     route = gemini.classify("POST", "/v1beta/models/gemini-1.5-pro:generateContent")
-    assert request_model(gemini, route, {"contents": []}) == "gemini-1.5-pro"
-    assert request_model(gemini, route, {"model": "gemini-1.5-flash"}) == "gemini-1.5-pro"
+    assert request_models(gemini, route, {"contents": []}) == ("gemini-1.5-pro",)
+    assert request_models(gemini, route, {"model": "gemini-1.5-flash"}) == ("gemini-1.5-pro",)
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "models"),
     [
-        {"model": "gpt-4o", "MODEL": "gpt-4o"},
-        {"model": "gpt-4o", "Model": "o1"},
-        {"Model": "o1", "model": "gpt-4o"},
-        {"MODEL": "gpt-4o"},
+        ({"model": "gpt-4o", "MODEL": "gpt-4o"}, ("gpt-4o", "gpt-4o")),
+        ({"model": "gpt-4o", "Model": "o1"}, ("gpt-4o", "o1")),
+        ({"Model": "o1", "model": "gpt-4o"}, ("o1", "gpt-4o")),
+        ({"MODEL": "gpt-4o"}, ("gpt-4o",)),
     ],
 )
-def test_a_model_named_by_a_member_only_some_servers_read_is_no_model(body: Any) -> None:
+def test_every_member_a_server_may_read_as_the_model_is_a_model(
+    body: Any, models: tuple[str, ...]
+) -> None:
     """Go's decoder (Ollama) binds ``Model`` and ``MODEL`` to ``model``, the last one winning;
-    others read only ``model``. Such a body names no model every server agrees on."""
+    others read only ``model``: each of them may be the model served."""
     openai = adapter_for("openai-compatible")
     chat = openai.classify("POST", "/v1/chat/completions")
-    assert request_model(openai, chat, body) is None
-    assert request_model(openai, chat, {"model": "gpt-4o", "models": "o1"}) == "gpt-4o"
+    assert request_models(openai, chat, body) == models
+
+
+def test_each_request_of_an_anthropic_batch_names_a_model() -> None:
+    anthropic = adapter_for("anthropic")
+    batches = anthropic.classify("POST", "/v1/messages/batches")
+    body = {
+        "model": "decoy",
+        "requests": [
+            {"custom_id": "a", "params": {"model": "claude-a", "messages": []}},
+            {"custom_id": "b", "params": {"model": 7}},
+            {"custom_id": "c"},
+            "not a request",
+        ],
+    }
+    assert request_models(anthropic, batches, body) == ("decoy", "claude-a", None)
+    assert request_models(anthropic, batches, {"requests": {"*": {"params": {}}}}) == ()
 
 
 @pytest.mark.parametrize(

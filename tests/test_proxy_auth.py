@@ -220,18 +220,20 @@ def test_model_allowlist_sees_a_model_named_in_another_letter_case(
     tmp_path: Path, target: str
 ) -> None:
     """Ollama's Go decoder (on its own API and its OpenAI-compatible one) binds ``MODEL`` to
-    ``model``, the last one winning: an allowed ``model`` beside it lets nothing through."""
+    ``model``, the last one winning: every such member must name an allowed model."""
     config = {"target": {"type": target}, "policy": {"modelAllowlist": ["llama3"]}}
     path = "/api/chat" if target == "ollama" else "/v1/chat/completions"
     body = {**chat("hi", model="llama3"), "stream": False}
+    unnamed = {key: value for key, value in body.items() if key != "model"}
     with gateway_in_front(tmp_path, config) as gateway:
-        for smuggled in ({**body, "MODEL": "forbidden"}, {**body, "Model": "llama3"}):
+        for smuggled in ({**body, "MODEL": "forbidden"}, {**unnamed, "Model": "forbidden"}):
             denied = httpx.post(f"{gateway.url}{path}", json=smuggled)
             assert denied.status_code == 403
             assert denied.json()["error"] == "haechi_model_not_allowed"
         assert gateway.upstream.received == []
-        assert httpx.post(f"{gateway.url}{path}", json=body).status_code == 200
-        assert len(gateway.upstream.received) == 1
+        for allowed in (body, {**body, "Model": "llama3"}):
+            assert httpx.post(f"{gateway.url}{path}", json=allowed).status_code == 200
+        assert len(gateway.upstream.received) == 2
 
 
 def test_empty_model_allowlist_allows_every_model(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from haechi.protocols import adapter_for, request_model
+from haechi.protocols import adapter_for, request_models
 from haechi.proxy.pipeline import model_allowed
 from tests.upstream_server import gateway_in_front
 
@@ -39,7 +39,7 @@ OLLAMA = {"target": {"type": "ollama"}, "policy": {"modelAllowlist": ["llama3.2"
 def test_a_deployment_path_names_the_model(path: str, model: str | None) -> None:
     adapter = adapter_for("openai-compatible")
     route = adapter.classify("POST", path)
-    assert request_model(adapter, route, {"model": "other"}) == model
+    assert request_models(adapter, route, {"model": "other"}) == (model,)
 
 
 def test_a_deployment_path_gets_the_route_of_its_operation() -> None:
@@ -115,6 +115,30 @@ def test_ollama_requests_naming_an_allowed_model_are_forwarded(
         response = httpx.post(f"{gateway.url}{path}", json={**body, "stream": False})
         assert response.status_code != 403, response.text
         assert gateway.upstream.last.json() == {**body, "stream": False}
+
+
+@pytest.mark.parametrize(
+    ("models", "status"), [(("claude-a", "claude-b"), 403), (("claude-a", "claude-a"), 200)]
+)
+def test_every_request_of_an_anthropic_batch_is_checked(
+    tmp_path: Path, models: tuple[str, ...], status: int
+) -> None:
+    """A batch names a model per request; an allowed model beside them changes nothing."""
+    config = {"target": {"type": "anthropic"}, "policy": {"modelAllowlist": ["claude-a"]}}
+    requests = [
+        {"custom_id": str(n), "params": {"model": model, "max_tokens": 8, "messages": []}}
+        for n, model in enumerate(models)
+    ]
+    body = {"model": "claude-a", "requests": requests}
+    with gateway_in_front(tmp_path, config) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/messages/batches", json=body)
+        if status == 403:
+            assert response.status_code == 403
+            assert response.json()["error"] == "haechi_model_not_allowed"
+            assert gateway.upstream.received == []
+        else:
+            assert response.status_code != 403, response.text
+            assert gateway.upstream.last.json() == body
 
 
 def test_ollama_model_management_is_forwarded_without_an_allowlist(tmp_path: Path) -> None:

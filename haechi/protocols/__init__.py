@@ -11,7 +11,7 @@ from haechi.protocols.adapters import (
     known_adapters,
     normalized_path,
     plain_stream_flag,
-    request_model,
+    request_models,
 )
 from haechi.protocols.types import FinalText, FragmentSpec, Route, StreamDescriptor
 
@@ -29,5 +29,5 @@ __all__ = [
     "known_adapters",
     "normalized_path",
     "plain_stream_flag",
-    "request_model",
+    "request_models",
 ]

@@ -45,7 +45,7 @@ __all__ = [
     "known_adapters",
     "normalized_path",
     "plain_stream_flag",
-    "request_model",
+    "request_models",
 ]
 
 #: The top-level request fields that may carry token ids on a path no adapter knows: those
@@ -78,6 +78,7 @@ class RouteSpec:
     token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()
     manages_models: bool = False
+    model_paths: tuple[tuple[str | int, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ class ProtocolAdapter:
             token_ids=spec.token_ids,
             token_id_inputs=spec.token_id_inputs,
             manages_models=spec.manages_models,
+            model_paths=spec.model_paths,
         )
         # Only a route's own path is remembered: its other spellings are caller text.
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
@@ -518,6 +520,10 @@ def _moved_text(block: Any, index: Any, indexed: bool) -> dict[str, Any] | None:
 
 
 _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
+    # A batch names a model per request, in its ``params``: each is served.
+    "/v1/messages/batches": RouteSpec(
+        "message-batches", model_paths=(("requests", EACH, "params", "model"),)
+    ),
     "/v1/messages": RouteSpec(
         "messages",
         _sse(
@@ -681,26 +687,40 @@ def _above_one(count: Any) -> bool:
     return type(count) in (int, float) and bool(count > 1)
 
 
-def request_model(adapter: ProtocolAdapter, route: Route, body: Any) -> str | None:
-    """The model a request asks for: the path's model where the API names it there (the
-    upstream serves the path's model whatever the body says), else the body's ``model``
-    (or another of the adapter's ``model_fields``).
+def request_models(adapter: ProtocolAdapter, route: Route, body: Any) -> tuple[str | None, ...]:
+    """Every model a request may have the upstream serve; ``None`` for one it names in a
+    form that cannot be read (not a string), and none at all when it names no model.
 
-    ``None`` when the request names no model, or names it in a way servers read
-    differently: a deployment path whose operation is unknown; body members naming
-    different models (Ollama takes ``model`` before ``name``); a member only a
-    case-insensitive decoder binds to a model field (``"Model"``, ``"MODEL"``: Ollama's Go
-    decoder takes the last of them). So the model checked is always the one served.
+    Where the API names the model in the path, that one only: the upstream serves the path's
+    model whatever the body says (a deployment path whose operation is unknown names a
+    model that cannot be told apart from it, ``None``). Otherwise every body member a
+    server may read as the model (``model``, and the adapter's other ``model_fields``: Ollama
+    reads ``name`` where there is no ``model``), in any spelling a case-insensitive decoder
+    binds to it (Ollama's Go decoder takes the last ``"Model"`` or ``"MODEL"``), and the
+    models of the route's ``model_paths`` (each request of a batch). Every one of them must
+    pass a model allowlist, so that whichever a server picks is allowed.
     """
     named = adapter.path_model(route.path)
     if named is not None:
-        return named or None
-    members = [name for field in adapter.model_fields for name in members_named(body, field)]
-    if not members or any(name not in adapter.model_fields for name in members):
-        return None
-    models = {body[name] if isinstance(body[name], str) else None for name in members}
-    model = models.pop()
-    return None if models else model
+        return (named or None,)
+    values = [body[name] for field in adapter.model_fields for name in members_named(body, field)]
+    values.extend(value for path in route.model_paths for value in _values_at(body, path))
+    return tuple(value if isinstance(value, str) else None for value in values)
+
+
+def _values_at(document: Any, path: tuple[str | int, ...]) -> list[Any]:
+    """The values at ``path`` in ``document``, ``EACH`` standing for every element of a
+    list; none where a member is missing."""
+    nodes = [document]
+    for segment in path:
+        reached: list[Any] = []
+        for node in nodes:
+            if segment == EACH:
+                reached.extend(node if isinstance(node, list) else ())
+            elif isinstance(node, dict) and segment in node:
+                reached.append(node[segment])
+        nodes = reached
+    return nodes
 
 
 def plain_stream_flag(body: Any) -> bool:

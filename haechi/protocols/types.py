@@ -183,6 +183,8 @@ class Route:
     ``relay``.
     ``manages_models``: the route changes which weights a model name serves (Ollama's
     create, copy, pull, push and delete); refused under a model allowlist.
+    ``model_paths``: where else in the body the route names models (each request of an
+    Anthropic message batch names its own).
     """
 
     adapter_id: str
@@ -198,3 +200,4 @@ class Route:
     token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()
     manages_models: bool = False
+    model_paths: tuple[tuple[str | int, ...], ...] = ()

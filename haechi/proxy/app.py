@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn, Protocol
 
@@ -38,12 +38,13 @@ from haechi.audit import keyed_path_hash, proxy_decision_event
 from haechi.errors import HaechiError, LimitError
 from haechi.models import Identity, ProtectResult
 from haechi.protocols import (
+    ProtocolAdapter,
     Route,
     adapter_for,
     asks_several_choices,
     is_streaming_request,
     plain_stream_flag,
-    request_model,
+    request_models,
 )
 from haechi.protocols.token_ids import holds_token_ids
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
@@ -322,13 +323,8 @@ class GatewayApp:
         route = request.route
         body = await self.read_body(receive, headers)
         payload, whole = parse_json_body(body)
-        if policy.model_allowlist and (
-            route.manages_models
-            or not model_allowed(
-                policy.model_allowlist,
-                request_model(adapter, route, payload),
-                resource_names=adapter.model_in_path,
-            )
+        if policy.model_allowlist and not self._models_allowed(
+            policy.model_allowlist, adapter, route, payload
         ):
             await self._deny_model(request)
         if not plain_stream_flag(payload):
@@ -488,6 +484,20 @@ class GatewayApp:
         self.metrics.increment("haechi_blocks_total")
         await self.audit_decision(request, "token_ids_refused", "token_id_input")
         raise GatewayError("haechi_token_ids_refused")
+
+    @staticmethod
+    def _models_allowed(
+        allowlist: Sequence[str], adapter: ProtocolAdapter, route: Route, payload: Any
+    ) -> bool:
+        """Whether every model the request may have served passes ``allowlist``: at least
+        one is named, and the route does not change what a model name serves."""
+        if route.manages_models:
+            return False
+        models = request_models(adapter, route, payload)
+        return bool(models) and all(
+            model_allowed(allowlist, model, resource_names=adapter.model_in_path)
+            for model in models
+        )
 
     async def _deny_model(self, request: GatewayRequest) -> None:
         # The model name is caller-controlled text: it is never written to the audit log.
