@@ -171,8 +171,8 @@ class TargetConfig(_Section):
     )
     token_id_input: Literal["refuse", "relay"] = _field(
         "refuse",
-        "A request whose prompt or input is token ids (which detection cannot read): refuse "
-        "it (403) or relay it uninspected.",
+        "A request whose prompt or input is token ids or embeddings (which detection cannot"
+        " read): refuse it (403) or relay it uninspected.",
     )
 
     @field_validator("type")

@@ -333,6 +333,35 @@ def test_text_in_the_same_fields_is_forwarded(
         assert _refusals(gateway) == []
 
 
+@pytest.mark.parametrize(
+    ("path", "embeds"),
+    [
+        ("/v1/completions", "AAAAAAAAgD8AAABA"),
+        ("/v1/completions", ["AAAAAAAAgD8AAABA"]),
+        ("/invocations", "AAAAAAAAgD8AAABA"),  # a path vLLM serves that no adapter lists
+    ],
+)
+def test_a_prompt_given_as_embeddings_is_refused_unless_relayed(
+    tmp_path: Path, path: str, embeds: Any
+) -> None:
+    """vLLM (``--enable-prompt-embeds``) reads ``prompt_embeds`` as the prompt: base64
+    tensors that hold no text to inspect."""
+    body = {"model": "m", "prompt_embeds": embeds}
+    with gateway_in_front(tmp_path, {"target": {"type": "vllm-openai"}}) as gateway:
+        response = httpx.post(f"{gateway.url}{path}", json=body)
+        assert response.status_code == 403
+        assert response.json()["error"] == "haechi_token_ids_refused"
+        assert gateway.upstream.received == []
+        assert _refusals(gateway) == ["embedding_input"]
+        unset = {**body, "prompt_embeds": None}
+        assert httpx.post(f"{gateway.url}{path}", json=unset).status_code != 403
+        assert gateway.upstream.last.json()["prompt_embeds"] is None
+    config = {"target": {"type": "vllm-openai", "tokenIdInput": "relay"}}
+    with gateway_in_front(tmp_path / "relay", config) as gateway:
+        assert httpx.post(f"{gateway.url}{path}", json=body).status_code != 403
+        assert gateway.upstream.last.json() == body
+
+
 def test_token_ids_are_relayed_when_configured(tmp_path: Path) -> None:
     config = {"target": {"type": "ollama", "tokenIdInput": "relay"}}
     with gateway_in_front(tmp_path, config) as gateway:

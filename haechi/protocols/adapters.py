@@ -63,6 +63,9 @@ UNKNOWN_ROUTE_TOKEN_ID_INPUTS: Final = (
     "documents",
 )
 
+#: vLLM's completions take the prompt as embeddings (``--enable-prompt-embeds``).
+_PROMPT_EMBEDS: Final = ("prompt_embeds",)
+
 #: Classified routes an adapter remembers (method and path pairs of its exact routes).
 _MAX_CACHED_ROUTES: Final = 256
 
@@ -77,6 +80,7 @@ class RouteSpec:
     always_streaming: bool = False
     token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()
+    embedding_inputs: tuple[str, ...] = ()
     manages_models: bool = False
     model_paths: tuple[tuple[str | int, ...], ...] = ()
 
@@ -140,6 +144,7 @@ class ProtocolAdapter:
                 f"{method} unknown",
                 token_ids=UNKNOWN_ROUTE_TOKEN_IDS,
                 token_id_inputs=UNKNOWN_ROUTE_TOKEN_ID_INPUTS,
+                embedding_inputs=_PROMPT_EMBEDS,
             )
         route = Route(
             adapter_id=self.id,
@@ -152,6 +157,7 @@ class ProtocolAdapter:
             streaming=spec.streaming,
             token_ids=spec.token_ids,
             token_id_inputs=spec.token_id_inputs,
+            embedding_inputs=spec.embedding_inputs,
             manages_models=spec.manages_models,
             model_paths=spec.model_paths,
         )
@@ -302,6 +308,7 @@ _COMPLETIONS = RouteSpec(
     ),
     token_ids=_VLLM_TOKEN_IDS,
     token_id_inputs=("prompt",),
+    embedding_inputs=_PROMPT_EMBEDS,
 )
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
 #: text again), and those that end the stream.

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from haechi.protocols.member_names import members_named
 
-__all__ = ["NO_TOKEN_IDS", "TokenIdFields", "holds_token_ids"]
+__all__ = ["NO_TOKEN_IDS", "TokenIdFields", "holds_embeddings", "holds_token_ids"]
 
 #: How vLLM writes a piece as its token id.
 _SPELLED_ID: Final = re.compile(r"token_id:[0-9]+")
@@ -144,6 +144,15 @@ def holds_token_ids(body: Any, fields: tuple[str, ...]) -> bool:
         elif isinstance(node, dict):
             stack.extend(node.values())
     return False
+
+
+def holds_embeddings(body: Any, fields: tuple[str, ...]) -> bool:
+    """Whether a top-level member of the request ``body`` named like one of ``fields`` holds
+    anything: a prompt given as embeddings (vLLM's base64 tensors) reaches the model without
+    any text to inspect."""
+    if not isinstance(body, dict):
+        return False
+    return any(body[name] is not None for field in fields for name in members_named(body, field))
 
 
 def _is_token_id(node: Any) -> bool:

@@ -181,6 +181,8 @@ class Route:
     ``token_id_inputs``: top-level request fields that may hold token ids instead of text (a
     completions ``prompt``); such a request is refused unless ``target.tokenIdInput`` is
     ``relay``.
+    ``embedding_inputs``: top-level request fields that carry the prompt as embeddings
+    (vLLM's ``prompt_embeds``), which detection cannot read either: refused like token ids.
     ``manages_models``: the route changes which weights a model name serves (Ollama's
     create, copy, pull, push and delete); refused under a model allowlist.
     ``model_paths``: where else in the body the route names models (each request of an
@@ -199,5 +201,6 @@ class Route:
     streaming: StreamDescriptor | None = None
     token_ids: TokenIdFields = NO_TOKEN_IDS
     token_id_inputs: tuple[str, ...] = ()
+    embedding_inputs: tuple[str, ...] = ()
     manages_models: bool = False
     model_paths: tuple[tuple[str | int, ...], ...] = ()

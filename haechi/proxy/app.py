@@ -46,7 +46,7 @@ from haechi.protocols import (
     plain_stream_flag,
     request_models,
 )
-from haechi.protocols.token_ids import holds_token_ids
+from haechi.protocols.token_ids import holds_embeddings, holds_token_ids
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import (
@@ -329,8 +329,11 @@ class GatewayApp:
             await self._deny_model(request)
         if not plain_stream_flag(payload):
             raise GatewayError("haechi_invalid_stream_flag")
-        if self._refuse_token_ids and holds_token_ids(payload, route.token_id_inputs):
-            await self._deny_token_ids(request)
+        if self._refuse_token_ids:
+            if holds_token_ids(payload, route.token_id_inputs):
+                await self._deny_token_ids(request, "token_id_input")
+            if holds_embeddings(payload, route.embedding_inputs):
+                await self._deny_token_ids(request, "embedding_input")
         streaming = is_streaming_request(route, payload)
         if streaming:
             self._check_streaming(request, route)
@@ -479,10 +482,10 @@ class GatewayApp:
         await self.audit_decision(request, "rate_limited", f"rate:{_number(per_minute)}")
         raise GatewayError("haechi_rate_limited")
 
-    async def _deny_token_ids(self, request: GatewayRequest) -> None:
+    async def _deny_token_ids(self, request: GatewayRequest, reason: str) -> None:
         request.decision = "blocked"
         self.metrics.increment("haechi_blocks_total")
-        await self.audit_decision(request, "token_ids_refused", "token_id_input")
+        await self.audit_decision(request, "token_ids_refused", reason)
         raise GatewayError("haechi_token_ids_refused")
 
     @staticmethod

@@ -30,8 +30,8 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     "haechi_policy_block": (403, "Request blocked by policy"),
     "haechi_token_ids_refused": (
         403,
-        "Request carries token ids, which cannot be inspected (target.tokenIdInput: relay "
-        "forwards them)",
+        "Request carries token ids or prompt embeddings, which cannot be inspected "
+        "(target.tokenIdInput: relay forwards them)",
     ),
     "haechi_not_found": (404, "Unknown gateway endpoint"),
     "haechi_metrics_disabled": (404, "Metrics are disabled"),
