@@ -670,17 +670,9 @@ def asks_several_choices(route: Route, body: Any) -> bool:
     descriptor = route.streaming
     if descriptor is None:
         return False
-    return any(_above_one(_member(body, path)) for path in descriptor.choice_count)
-
-
-def _member(document: Any, path: tuple[str, ...]) -> Any:
-    """The value at ``path`` through the objects of ``document``; ``None`` where an object
-    or a key is missing (the field was not given)."""
-    for name in path:
-        if not isinstance(document, dict):
-            return None
-        document = document.get(name)
-    return document
+    return any(
+        _above_one(value) for path in descriptor.choice_count for value in _values_at(body, path)
+    )
 
 
 def _above_one(count: Any) -> bool:

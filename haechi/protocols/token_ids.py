@@ -132,9 +132,7 @@ def holds_token_ids(body: Any, fields: tuple[str, ...]) -> bool:
     (pydantic, as vLLM's) reads ``73.0`` or ``7.3e1`` as the id 73 (any number without a
     fraction counts, whatever its JSON spelling; ``true`` and ``false`` never).
     """
-    if not isinstance(body, dict):
-        return False
-    stack = [body[name] for field in fields for name in members_named(body, field)]
+    stack = _values_named(body, fields)
     while stack:
         node = stack.pop()
         if _is_token_id(node):
@@ -150,9 +148,12 @@ def holds_embeddings(body: Any, fields: tuple[str, ...]) -> bool:
     """Whether a top-level member of the request ``body`` named like one of ``fields`` holds
     anything: a prompt given as embeddings (vLLM's base64 tensors) reaches the model without
     any text to inspect."""
-    if not isinstance(body, dict):
-        return False
-    return any(body[name] is not None for field in fields for name in members_named(body, field))
+    return any(value is not None for value in _values_named(body, fields))
+
+
+def _values_named(body: Any, fields: tuple[str, ...]) -> list[Any]:
+    """The values of ``body``'s top-level members named like one of ``fields``."""
+    return [body[name] for field in fields for name in members_named(body, field)]
 
 
 def _is_token_id(node: Any) -> bool:
