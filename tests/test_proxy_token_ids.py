@@ -288,6 +288,9 @@ def test_ollama_context_in_any_letter_case_is_refused(tmp_path: Path, key: str) 
         ("llama-cpp", "/completion", {"prompt": [12, " mixed ", 34]}),
         ("llama-cpp", "/completions", {"prompt": [12, 34]}),
         ("llama-cpp", "/infill", {"input_prefix": "a", "prompt": [12, 34]}),
+        # The code around the gap is tokenized like a prompt: ids, or ids mixed with text.
+        ("llama-cpp", "/infill", {"input_prefix": [12, 34], "prompt": ""}),
+        ("llama-cpp", "/infill", {"input_prefix": "a", "input_suffix": ["# ", 34]}),
         ("llama-cpp", "/embedding", {"content": [12, 34]}),
         ("llama-cpp", "/embeddings", {"input": [[12, 34]]}),
         ("llama-cpp", "/detokenize", {"tokens": [12, 34]}),
@@ -299,6 +302,15 @@ def test_ollama_context_in_any_letter_case_is_refused(tmp_path: Path, key: str) 
         ("vllm-openai", "/invocations", {"model": "m", "prompt": [9906, 1917]}),
         ("vllm-openai", "/pooling", {"model": "m", "input": [9906, 1917]}),
         ("vllm-openai", "/inference/v1/generate", {"token_ids": [9906, 1917]}),
+        # SGLang reads input_ids as the prompt, on its chat route too (no chat template).
+        (
+            "openai-compatible",
+            "/v1/chat/completions",
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}], "input_ids": [7]},
+        ),
+        ("vllm-openai", "/v1/completions", {"model": "m", "prompt": "", "input_ids": [7, 8]}),
+        ("openai-compatible", "/generate", {"input_ids": [9906, 1917]}),
+        ("openai-compatible", "/v1/score", {"query": "q", "items": [[9906, 1917]]}),
         # The older OpenAI path that names the model, as LiteLLM serves it.
         ("openai-compatible", "/engines/m/completions", {"prompt": [9906, 1917]}),
         ("ollama", "/api/generate", {"model": "m", "prompt": "hi", "context": [1, 2, 3]}),
@@ -341,21 +353,22 @@ def test_text_in_the_same_fields_is_forwarded(
         ("/invocations", "AAAAAAAAgD8AAABA"),  # a path vLLM serves that no adapter lists
     ],
 )
+@pytest.mark.parametrize("member", ["prompt_embeds", "input_embeds"])
 def test_a_prompt_given_as_embeddings_is_refused_unless_relayed(
-    tmp_path: Path, path: str, embeds: Any
+    tmp_path: Path, path: str, embeds: Any, member: str
 ) -> None:
-    """vLLM (``--enable-prompt-embeds``) reads ``prompt_embeds`` as the prompt: base64
-    tensors that hold no text to inspect."""
-    body = {"model": "m", "prompt_embeds": embeds}
+    """vLLM (``--enable-prompt-embeds``) reads ``prompt_embeds`` as the prompt, SGLang
+    ``input_embeds``: tensors that hold no text to inspect."""
+    body = {"model": "m", member: embeds}
     with gateway_in_front(tmp_path, {"target": {"type": "vllm-openai"}}) as gateway:
         response = httpx.post(f"{gateway.url}{path}", json=body)
         assert response.status_code == 403
         assert response.json()["error"] == "haechi_token_ids_refused"
         assert gateway.upstream.received == []
         assert _refusals(gateway) == ["embedding_input"]
-        unset = {**body, "prompt_embeds": None}
+        unset = {**body, member: None}
         assert httpx.post(f"{gateway.url}{path}", json=unset).status_code != 403
-        assert gateway.upstream.last.json()["prompt_embeds"] is None
+        assert gateway.upstream.last.json()[member] is None
     config = {"target": {"type": "vllm-openai", "tokenIdInput": "relay"}}
     with gateway_in_front(tmp_path / "relay", config) as gateway:
         assert httpx.post(f"{gateway.url}{path}", json=body).status_code != 403

@@ -50,21 +50,30 @@ __all__ = [
 
 #: The top-level request fields that may carry token ids on a path no adapter knows: those
 #: of the known routes, and those servers read on paths the adapters leave out (vLLM's
-#: ``/invocations``, ``/pooling`` and ``/classify``, llama.cpp's ``/rerank``).
+#: ``/invocations``, ``/pooling`` and ``/classify``, llama.cpp's ``/rerank``, SGLang's
+#: ``/generate`` and ``/v1/score``).
 UNKNOWN_ROUTE_TOKEN_ID_INPUTS: Final = (
     "prompt",
     "input",
+    "input_ids",
     "input_extra",
+    "input_prefix",
+    "input_suffix",
     "content",
     "context",
     "tokens",
     "token_ids",
     "query",
     "documents",
+    "items",
 )
 
-#: vLLM's completions take the prompt as embeddings (``--enable-prompt-embeds``).
-_PROMPT_EMBEDS: Final = ("prompt_embeds",)
+#: SGLang reads a prompt given as token ids from ``input_ids``, on its chat and
+#: completions routes too (its chat template is then skipped).
+_INPUT_IDS: Final = "input_ids"
+#: The prompt as embeddings: vLLM's completions (``--enable-prompt-embeds``), SGLang's
+#: ``input_embeds``.
+_PROMPT_EMBEDS: Final = ("prompt_embeds", "input_embeds")
 
 #: Classified routes an adapter remembers (method and path pairs of its exact routes).
 _MAX_CACHED_ROUTES: Final = 256
@@ -296,6 +305,8 @@ _CHAT = RouteSpec(
         choice_count=_N,
     ),
     token_ids=_VLLM_TOKEN_IDS,
+    token_id_inputs=(_INPUT_IDS,),
+    embedding_inputs=_PROMPT_EMBEDS,
 )
 _COMPLETIONS = RouteSpec(
     "completions",
@@ -307,7 +318,7 @@ _COMPLETIONS = RouteSpec(
         choice_count=_N,
     ),
     token_ids=_VLLM_TOKEN_IDS,
-    token_id_inputs=("prompt",),
+    token_id_inputs=("prompt", _INPUT_IDS),
     embedding_inputs=_PROMPT_EMBEDS,
 )
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
@@ -419,7 +430,9 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
         "infill",
         _sse(("content",), done_field="stop"),
         token_ids=TokenIdFields(opaque=frozenset({"tokens"})),
-        token_id_inputs=("prompt", "input_extra"),
+        # llama.cpp tokenizes the code around the gap, ``input_prefix`` and
+        # ``input_suffix``, as it does a prompt: strings, token ids, or both mixed.
+        token_id_inputs=("prompt", "input_extra", "input_prefix", "input_suffix"),
     ),
     # The native embedding routes read ``content`` (text or token ids), or ``input``.
     "/embedding": RouteSpec("embedding", token_id_inputs=("content", "input")),
