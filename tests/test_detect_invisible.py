@@ -21,20 +21,39 @@ from haechi.detect.unicode import _INVISIBLE, as_read
 ENGINE = DetectionEngine(default_rules())
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"
-#: Invisible characters people paste with text (web pages, PDFs, chat apps).
-INVISIBLE = ["\u200b", "\u00ad", "\u2060", "\u200c", "\u200d", "\ufeff", "\u202c", "\u2066"]
+#: Invisible characters people paste with text (web pages, PDFs, chat apps), and others that
+#: render as nothing: a control character, the combining grapheme joiner, a variation
+#: selector, a Hangul filler, the braille blank.
+INVISIBLE = [
+    *("\u200b", "\u00ad", "\u2060", "\u200c", "\u200d", "\ufeff", "\u202c", "\u2066"),
+    *("\x00", "\x1f", "\x85", "\u034f", "\ufe0f", "\U000e0100", "\u3164", "\u2800"),
+]
+#: Unicode's default-ignorable code points (DerivedCoreProperties.txt), as ranges.
+DEFAULT_IGNORABLE = [
+    *((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160)),
+    *((0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E)),
+    *((0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF)),
+    *((0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A)),
+    (0xE0000, 0xE0FFF),
+]
 
 
 def _tags(text: str) -> str:
     return "".join(chr(0xE0000 + ord(character)) for character in text)
 
 
-def test_the_invisible_class_is_exactly_the_format_controls() -> None:
-    format_controls = {
-        point for point in range(sys.maxunicode + 1) if unicodedata.category(chr(point)) == "Cf"
+def test_the_invisible_class_is_what_renders_as_nothing() -> None:
+    """Format controls, default-ignorables, controls that are not whitespace, and the
+    braille blank; nothing else (a space or a line break separates words)."""
+    by_category = {
+        point
+        for point in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(point)) in ("Cf", "Cc") and chr(point) not in "\t\n\v\f\r"
     }
+    ignorable = {point for low, high in DEFAULT_IGNORABLE for point in range(low, high + 1)}
     matched = {point for point in range(sys.maxunicode + 1) if _INVISIBLE.match(chr(point))}
-    assert matched == format_controls
+    assert matched == by_category | ignorable | {0x2800}
+    assert as_read("a\tb\nc\rd e") is None
 
 
 def test_as_read_drops_controls_reads_tags_and_escapes_and_maps_back() -> None:
@@ -84,6 +103,19 @@ def test_an_address_with_invisible_characters_inside_is_found_whole(
     text = f"mail {value} now"
     found = [d for d in ENGINE.scan_text(text, direction="response") if d.type == "email"]
     assert [(d.start, d.end) for d in found] == [(5, 5 + len(value))]
+
+
+def test_marks_stacked_on_ascii_hide_nothing_and_a_script_keeps_its_marks() -> None:
+    """A combining accent on a digit or a letter of a value decorates what a model still
+    reads; on a letter of another script (Greek here) a mark is its spelling."""
+    text = "card 4111 1111\u0300 1111 1111 to jane.doe\u0301\u0302@example.com"
+    found = {d.type: text[d.start : d.end] for d in ENGINE.scan_text(text, direction="request")}
+    assert found == {
+        "card": "4111 1111\u0300 1111 1111",
+        "email": "jane.doe\u0301\u0302@example.com",
+    }
+    seen, _starts, _ends = as_read("\u03b1\u0301\u200bb") or ("", (), ())
+    assert seen == "\u03b1\u0301b"
 
 
 def test_an_address_in_tag_characters_is_found() -> None:

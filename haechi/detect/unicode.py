@@ -31,15 +31,31 @@ from typing import Final, Literal, NamedTuple
 
 __all__ = ["FoldCase", "Folded", "as_read", "fold"]
 
-#: Characters that render as nothing: Unicode's format controls (category ``Cf``: soft hyphen,
-#: zero-width space and joiners, word joiner, bidi controls, tag characters, ...). Typed
-#: between the digits of a card number they hide it from the rules, not from a model.
-_INVISIBLE: Final = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]"
+#: Characters that render as nothing. Unicode's format controls (category ``Cf``: soft
+#: hyphen, zero-width space and joiners, word joiner, bidi controls, tag characters, ...);
+#: the rest of its default-ignorable code points (the combining grapheme joiner, Hangul
+#: fillers, Khmer inherent vowels, Mongolian and other variation selectors, and the
+#: unassigned ones kept for more); the braille blank; and the control characters that are
+#: not whitespace (C0 but tab, line feed, vertical tab, form feed and carriage return; DEL;
+#: C1). Typed between the digits of a card number they hide it from the rules, not from a
+#: model, whose tokenizer keeps them and reads past them.
+_INVISIBLE_CLASS: Final = (
+    "[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f"
+    "\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
+_INVISIBLE: Final = re.compile(_INVISIBLE_CLASS)
+#: The invisible characters of ASCII: text of ASCII alone holds no other.
+_ASCII_INVISIBLE: Final = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+#: Combining diacritical marks (the generic blocks). On a letter of a script they are part
+#: of its spelling, but stacked on an ASCII letter, digit or sign (``4111 1111\u0300``) they
+#: only decorate what a model still reads.
+_MARK_CLASS: Final = "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+_MARK: Final = re.compile(_MARK_CLASS)
+#: What makes a text that is not ASCII read differently from how it is written.
+_HIDING: Final = re.compile(f"{_INVISIBLE_CLASS}|[!-~]{_MARK_CLASS}")
 #: Tag characters that spell printable ASCII invisibly (U+E0020-U+E007E: "ASCII smuggling").
 _TAG_BASE: Final = 0xE0000
 _TAGS: Final = range(0xE0020, 0xE007F)
@@ -83,15 +99,16 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
     """``text`` as a reader (or a model) reads it, where each of its characters comes from
     (``start`` and ``end`` offsets in ``text``); ``None`` when that is ``text`` itself.
 
-    Two things make the two differ. Invisible characters: tag characters are read as the
-    ASCII they stand for (a model reads text written in them), every other format control
-    is dropped. And JSON ``\\uXXXX`` escapes (surrogate pairs joined), which a string holding
-    JSON (tool-call arguments, a tool's result) uses for any character: the escape is read
-    as its character, as the JSON decoder on the other side will. A span of the result maps
-    back to ``text`` from its first character's start to its last one's end.
+    Three things make the two differ. Invisible characters: tag characters are read as the
+    ASCII they stand for (a model reads text written in them), every other one is dropped.
+    Combining marks on an ASCII character are dropped. And JSON ``\\uXXXX`` escapes
+    (surrogate pairs joined), which a string holding JSON (tool-call arguments, a tool's
+    result) uses for any character: the escape is read as its character, as the JSON
+    decoder on the other side will. A span of the result maps back to ``text`` from its
+    first character's start to its last one's end.
     """
     escaped = "\\u" in text and _ESCAPE.search(text) is not None
-    if not escaped and (text.isascii() or _INVISIBLE.search(text) is None):
+    if not escaped and (_ASCII_INVISIBLE if text.isascii() else _HIDING).search(text) is None:
         return None
     characters: list[str] = []
     starts: list[int] = []
@@ -101,7 +118,9 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
         point = ord(character)
         if point in _TAGS:
             character = chr(point - _TAG_BASE)
-        elif _INVISIBLE.match(character):
+        elif _INVISIBLE.match(character) or (
+            characters and characters[-1].isascii() and _MARK.match(character)
+        ):
             return
         characters.append(character)
         starts.append(start)
