@@ -201,7 +201,18 @@ def test_invalid_utf8_is_400_and_never_forwarded(gateway: Gateway) -> None:
     assert gateway.upstream.received == []
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"a": NaN}', b"[1, 2", b'{"a": 1} x'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"a": NaN}',
+        b"[1, 2",
+        b'{"a": 1} x',
+        # No double holds it: written again (an email redacted) it would be Infinity.
+        b'{"messages": [{"role": "user", "content": "jane.doe@example.com"}], "t": 1e400}',
+        b'{"a": -1.5E+999}',
+    ],
+)
 def test_invalid_json_is_400(gateway: Gateway, body: bytes) -> None:
     response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body)
     assert response.status_code == 400

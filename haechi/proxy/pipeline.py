@@ -9,6 +9,7 @@ the order they are called in lives in :mod:`haechi.proxy.app`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -57,6 +58,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_number(text: str) -> float:
+    # 1e400 is no double: Python reads it as infinity, which the document written again
+    # would spell as the non-JSON Infinity (and the client never sent).
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("a number too large for a double is not JSON here")
+    return value
+
+
 class _RepeatedKey(ValueError):
     """An object of the document names a key twice."""
 
@@ -69,9 +79,9 @@ def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # Built once: ``json.loads`` with a keyword argument builds a new decoder on every call.
-_STRICT_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_STRICT_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_number)
 _STRICT_ONCE: Final = json.JSONDecoder(
-    parse_constant=_reject_constant, object_pairs_hook=_object_once
+    parse_constant=_reject_constant, parse_float=_finite_number, object_pairs_hook=_object_once
 )
 _LENIENT_ONCE: Final = json.JSONDecoder(object_pairs_hook=_object_once)
 #: Writes a document as text with every character as it is, surrogates included.
@@ -225,8 +235,9 @@ def parse_json_body(body: bytes) -> tuple[Any, bool]:
     Invalid UTF-8 is refused rather than decoded lossily (a replacement character could
     hide a value from detection); so is a lone surrogate escape (see
     :func:`decode_document`), as invalid JSON with ``reason: lone_surrogate``.
-    ``NaN``/``Infinity`` are not JSON and are refused. Nesting deep enough to exhaust the
-    parser is answered with 413, like the configured depth limit.
+    ``NaN``/``Infinity`` are not JSON and are refused, and so is a number too large for a
+    double (``1e400``), which would be written again as ``Infinity``. Nesting deep enough to
+    exhaust the parser is answered with 413, like the configured depth limit.
     """
     if not body:
         return {}, True
