@@ -327,6 +327,34 @@ def test_gemini_array_stream_that_is_clean_is_relayed_as_sent(tmp_path: Path) ->
         assert "no-store" not in response.headers.get("cache-control", "")
 
 
+def test_gemini_array_stream_carries_no_token_pieces(tmp_path: Path) -> None:
+    """The chunks' log-probability pieces spell the answer again, values whole or cut; an
+    enforced stream carries none, even when its text holds nothing to protect."""
+    pieces = [{"token": piece, "logProbability": -0.1} for piece in ("jane", ".doe@", "x.com")]
+    chunk = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "hello"}], "role": "model"},
+                "finishReason": "STOP",
+                "logprobsResult": {
+                    "chosenCandidates": pieces,
+                    "topCandidates": [{"candidates": [piece]} for piece in pieces],
+                },
+            }
+        ]
+    }
+    reply = Reply(body=json.dumps([chunk]).encode(), headers={"content-type": "application/json"})
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        response = ask_gemini_array(gateway, reply)
+        assert response.status_code == 200
+        assert "jane" not in response.text
+        chunks = response.json()
+        assert gemini_array_text(chunks) == "hello"
+        results = [c["candidates"][0].get("logprobsResult") for c in chunks]
+        assert {"chosenCandidates": [], "topCandidates": []} in results
+        assert all(not result or not result["chosenCandidates"] for result in results)
+
+
 def test_gemini_array_stream_with_a_card_cut_between_chunks_is_refused(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
         response = ask_gemini_array(gateway, Reply(text="card 4111 1111 1111 1111 ok"))

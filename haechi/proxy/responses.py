@@ -30,6 +30,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from haechi.pieces import drop_piece_runs
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
@@ -252,6 +253,11 @@ class ResponseHandler:
         assert descriptor is not None  # a streaming request's route
         enforce = gateway.config.streaming.response_mode == "enforce"
         dropped = enforce and route.token_ids.scrub(chunks, text)
+        # An enforced stream carries no token pieces (the inspector empties them without
+        # counting a finding), so chunks that hold any are never relayed as they came.
+        dropped = dropped or (
+            enforce and any(drop_piece_runs(chunk) is not chunk for chunk in chunks)
+        )
         frames = "".join(_frame(descriptor, chunk) for chunk in chunks).encode()
         inspector = gateway.stream_inspector(request, tokens)
         request.decision = ""  # the inspector writes the audit event and counts the request
