@@ -308,6 +308,12 @@ class LimitsConfig(_Section):
 
     max_request_bytes: PositiveInt = _field(1048576, "Largest request body, in bytes (413).")
     max_nesting_depth: PositiveInt = _field(256, "Deepest JSON nesting accepted (413).")
+    max_header_bytes: PositiveInt = _field(
+        65536,
+        "Largest request head (the request line and header fields, as sent), in bytes "
+        "(431, then the connection is closed); the trailer fields of a chunked body count "
+        "towards the body's bound instead.",
+    )
     upstream_timeout_ms: PositiveInt = _field(120000, "Upstream timeout in milliseconds (504).")
     max_in_flight: NonNegativeInt = _field(
         0, "Concurrent requests before answering 503 with Retry-After; 0 = unlimited."

@@ -139,8 +139,7 @@ class StreamableHttpHandler:
     # -- client to server ----------------------------------------------------------------
 
     async def _post(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
-        headers: HeaderList = request.scope["headers"]
-        body = await self._gateway.read_body(receive, headers)
+        body = await self._gateway.read_body(request, receive)
         cid = request.correlation_id.encode()
         try:
             message = parse_message(body)

@@ -84,6 +84,7 @@ _ERROR_DECISIONS: Final = {
     "haechi_invalid_json_request": "invalid_request",
     "haechi_request_body_not_utf8": "invalid_request",
     "haechi_request_body_too_large": "invalid_request",
+    "haechi_request_headers_too_large": "invalid_request",
     "haechi_invalid_http_request": "invalid_request",
     "haechi_request_too_deeply_nested": "invalid_request",
     "haechi_forwarded_proto_required": "forwarded_proto_required",
@@ -111,6 +112,8 @@ class GatewayRequest:
         started: whether the response status line was already sent.
         several_choices: the streaming request asked for several answers (its stream is
             inspected per answer; see ``haechi.protocols.asks_several_choices``).
+        body_read: the whole body was received (an answer given before that closes the
+            connection, so that the rest is never drained).
     """
 
     scope: dict[str, Any]
@@ -123,6 +126,7 @@ class GatewayRequest:
     decision: str = "forwarded"
     started: bool = False
     several_choices: bool = False
+    body_read: bool = False
 
 
 class McpHttpHandler(Protocol):
@@ -142,6 +146,14 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def _may_carry_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request with ``headers`` has body bytes still to come."""
+    length = _header(headers, b"content-length")
+    return (length is not None and length != b"0") or any(
+        name == b"transfer-encoding" for name, _value in headers
+    )
 
 
 def _unchanged(result: ProtectResult) -> bool:
@@ -234,25 +246,26 @@ class GatewayApp:
         started = time.perf_counter()
         correlation_id = new_correlation_id()
         cid = correlation_id.encode()
+        unread = _may_carry_body(scope["headers"])
         try:
             raw_path, path = request_path(scope)
         except GatewayError as error:
             self.count_refused(error.code)
-            await self._send_error(send, error, cid)
+            await self._send_error(send, error, cid, close=unread)
             return
         reserved = reserved_path(path)
         if reserved is not None:  # operability routes are not counted as requests
             try:
                 await self.ops.handle(scope["method"], reserved, send, cid)
             except GatewayError as error:
-                await self._send_error(send, error, cid)
+                await self._send_error(send, error, cid, close=unread)
             return
         if self._max_in_flight and self.in_flight >= self._max_in_flight:
             self.metrics.increment("haechi_overloaded_total")
             overloaded = GatewayError(
                 "haechi_overloaded", headers={"retry-after": self._retry_after}
             )
-            await self._send_error(send, overloaded, cid)
+            await self._send_error(send, overloaded, cid, close=unread)
             return
         self.in_flight += 1
         request = GatewayRequest(scope, correlation_id, raw_path, path)
@@ -262,7 +275,7 @@ class GatewayApp:
             if request.decision == "forwarded":
                 request.decision = _ERROR_DECISIONS.get(error.code, "blocked")
             if not request.started:
-                await self._send_error(send, error, cid)
+                await self._send_error(send, error, cid, close=unread and not request.body_read)
         except ClientGone:
             request.decision = "client_gone"
         except Exception as exc:
@@ -276,7 +289,8 @@ class GatewayApp:
                 statusCode=500,
             )
             if not request.started:
-                await self._send_error(send, GatewayError("haechi_proxy_error"), cid)
+                failed = GatewayError("haechi_proxy_error")
+                await self._send_error(send, failed, cid, close=unread and not request.body_read)
         finally:
             self.in_flight -= 1
             route_id = request.route.route_id if request.route else "unknown"
@@ -291,12 +305,19 @@ class GatewayApp:
                 {"route": route_id},
             )
 
-    async def _send_error(self, send: Send, error: GatewayError, cid: bytes) -> None:
+    async def _send_error(
+        self, send: Send, error: GatewayError, cid: bytes, *, close: bool = False
+    ) -> None:
+        """Answer ``error``; with ``close``, the request's body is not all in and the
+        connection is closed after the answer (draining an unread body would let a client
+        hold the connection, with no deadline, for as long as it keeps sending)."""
         headers = [
             (b"content-type", b"application/json"),
             (b"cache-control", b"no-store"),
             (b"x-haechi-correlation-id", cid),
         ]
+        if close and "connection" not in error.headers:
+            headers.append((b"connection", b"close"))
         headers.extend((k.encode(), v.encode()) for k, v in error.headers.items())
         await send_response(send, error.status, headers, error.body())
 
@@ -321,7 +342,7 @@ class GatewayApp:
         assert adapter is not None
         assert request.route is not None
         route = request.route
-        body = await self.read_body(receive, headers)
+        body = await self.read_body(request, receive)
         payload, whole = parse_json_body(body)
         if policy.model_allowlist and not self._models_allowed(
             policy.model_allowlist, adapter, route, payload
@@ -377,17 +398,22 @@ class GatewayApp:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def read_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """Read the request body under ``limits.maxRequestBytes``."""
-        declared = _header(headers, b"content-length")
+    async def read_body(self, request: GatewayRequest, receive: Receive) -> bytes:
+        """Read the body of ``request`` under ``limits.maxRequestBytes``."""
+        declared = _header(request.scope["headers"], b"content-length")
         length = int(declared) if declared is not None and declared.isdigit() else None
         if not self._request_timeout_s:
-            return await read_body(receive, self.max_request_bytes, length)
-        try:
-            async with asyncio.timeout(self._request_timeout_s):
-                return await read_body(receive, self.max_request_bytes, length)
-        except TimeoutError:
-            raise GatewayError("haechi_request_timeout", headers={"connection": "close"}) from None
+            body = await read_body(receive, self.max_request_bytes, length)
+        else:
+            try:
+                async with asyncio.timeout(self._request_timeout_s):
+                    body = await read_body(receive, self.max_request_bytes, length)
+            except TimeoutError:
+                raise GatewayError(
+                    "haechi_request_timeout", headers={"connection": "close"}
+                ) from None
+        request.body_read = True
+        return body
 
     async def audit_decision(
         self, request: GatewayRequest, decision: str, reason: str, *, with_identity: bool = True

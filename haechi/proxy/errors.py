@@ -40,6 +40,10 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     "haechi_request_body_too_large": (413, "Request body exceeds limits.maxRequestBytes"),
     "haechi_request_too_deeply_nested": (413, "Request JSON exceeds limits.maxNestingDepth"),
     "haechi_rate_limited": (429, "Rate limit exceeded"),
+    "haechi_request_headers_too_large": (
+        431,
+        "Request target and header fields exceed limits.maxHeaderBytes",
+    ),
     "haechi_proxy_error": (500, "Internal proxy error"),
     "haechi_protection_failed": (500, "Request could not be inspected; it was not forwarded"),
     "haechi_streaming_unsupported": (501, "Streaming requests are disabled"),

@@ -19,6 +19,14 @@ Timeouts (what maps to what):
   ends its request as a client disconnect does: the in-flight slot is released and the
   upstream request cancelled. Enforced by the same protocol. ``null`` is 60 s, ``0`` none.
 - Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
+
+Sizes: a request head (request line and header fields) larger than
+``limits.maxHeaderBytes`` is answered 431 ``haechi_request_headers_too_large`` and the
+connection closed, before the gateway reads any more of it. Once the head is in, the
+connection may carry at most twice ``limits.maxRequestBytes`` plus ``maxHeaderBytes`` more
+bytes for that request (its body with chunk framing, and trailer fields, which the gateway
+never reads): past that the connection is cut. Both are counted as bytes arrive, so no
+client can make the parser hold more than one read beyond them.
 - ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
   closed at once, in-flight requests get this long to finish, then the rest are cut.
 
@@ -43,6 +51,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -233,17 +242,38 @@ class _Deadline:
             self._timer = None
 
 
+def _refusal(code: str) -> bytes:
+    """A whole HTTP answer refusing a request the parser stopped reading, closing the
+    connection (nothing after the refused bytes can be framed)."""
+    status, message = CATALOGUE[code]
+    body = error_body(code, message)
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\ncache-control: no-store\r\n"
+        "connection: close\r\n"
+        f"x-haechi-correlation-id: {new_correlation_id()}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
 def _protocol_class(limits: Any) -> Any:
     """uvicorn's httptools protocol, keeping the raw request target and enforcing the
-    header and write timeouts of ``limits``."""
+    header and write timeouts and the head and wire sizes of ``limits``."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     headers_timeout = _timeout_s(limits.headers_timeout_ms, DEFAULT_HEADERS_TIMEOUT_MS)
     write_timeout = _timeout_s(limits.write_timeout_ms, DEFAULT_WRITE_TIMEOUT_MS)
 
     class GatewayHttpProtocol(HttpToolsProtocol):
-        """Records the request target as sent, and cuts connections stuck in their headers
-        or on a client that stopped reading its answer."""
+        """Records the request target as sent, cuts connections stuck in their headers or
+        on a client that stopped reading its answer, and bounds what one request may make
+        the parser hold.
+
+        httptools collects each header field whole before handing it over, and uvicorn
+        keeps every field (the trailer fields of a chunked body too, while the body is
+        drained after an early answer), so sizes are counted on the bytes as they arrive:
+        while a request's head is incomplete, every byte received is head.
+        """
 
         #: Seconds from a connection's (or a request's) first byte to the end of its
         #: headers; ``None``: no limit.
@@ -251,8 +281,30 @@ def _protocol_class(limits: Any) -> Any:
         #: Seconds the connection's writes may stay paused (the client reads nothing and
         #: the send buffer is full); ``None``: no limit.
         write_timeout_s: float | None = write_timeout
+        #: Largest head; bytes one request may carry after its head.
+        max_head_bytes: int = limits.max_header_bytes
+        max_after_head_bytes: int = 2 * limits.max_request_bytes + limits.max_header_bytes
         _headers_deadline: _Deadline
         _write_deadline: _Deadline
+        #: Whether the bytes arriving are a request's head, and how many arrived so far (of
+        #: the head, or since it).
+        _in_head: bool = True
+        _received: int = 0
+
+        def data_received(self, data: bytes) -> None:
+            if self.transport.is_closing():
+                return  # refused: nothing more is parsed
+            self._received += len(data)
+            before = self._in_head
+            super().data_received(data)
+            if before != self._in_head:
+                return  # a head ended or began in this read: counted from there on
+            if self._in_head and self._received > self.max_head_bytes:
+                self._refuse("haechi_request_headers_too_large")
+            elif not self._in_head and self._received > self.max_after_head_bytes:
+                # A response may be under way: no answer can be framed, the connection is
+                # cut (the request ends as a client disconnect does).
+                self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             self._headers_deadline = _Deadline(self.loop, self.headers_timeout_s, transport.close)
@@ -280,32 +332,33 @@ def _protocol_class(limits: Any) -> Any:
             super().on_message_begin()
             self._headers_deadline.arm()
 
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True
+            self._received = 0
+
         def send_400_response(self, msg: str) -> None:
             # uvicorn calls this from its ``except httptools.HttpParserError`` block when the
             # parser refuses the request: answer with the gateway's JSON error instead of
             # uvicorn's plain text. A target the parser cannot read as a URL (``foo:/x``) is
             # refused like any other target that is not a path.
             refused = sys.exc_info()[1]
-            code = (
+            self._refuse(
                 "haechi_invalid_proxy_target"
                 if isinstance(refused, httptools.HttpParserInvalidURLError)
                 else "haechi_invalid_http_request"
             )
-            status, message = CATALOGUE[code]
-            body = error_body(code, message)
-            head = (
-                f"HTTP/1.1 {status} Bad Request\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\ncache-control: no-store\r\n"
-                "connection: close\r\n"
-                f"x-haechi-correlation-id: {new_correlation_id()}\r\n\r\n"
-            )
-            self.transport.write(head.encode("ascii") + body)
+
+        def _refuse(self, code: str) -> None:
+            self.transport.write(_refusal(code))
             self.transport.close()
             count = getattr(self.app, "count_refused", None)
             if count is not None:  # None when uvicorn serves another app with these options
                 count(code)
 
         def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._received = 0
             self._headers_deadline.disarm()
             # httptools keeps only the path of an absolute-form target; keep the target as
             # sent so the gateway can refuse "http://other-host/..." instead of routing it.

@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What a client can make the gateway hold before it is authenticated, or after its answer.
+
+The request head is bounded in bytes (``limits.maxHeaderBytes``, 431), the bytes a request
+may carry after its head are bounded (its body with chunk framing, and trailer fields), and
+an answer given before the body was read closes the connection, so that no client keeps it
+open by sending the body slowly. Every test talks to the gateway on a real socket.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.upstream_server import Gateway, gateway_in_front
+
+HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+@contextmanager
+def _connection(gateway: Gateway) -> Iterator[socket.socket]:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        yield sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """One answer with a ``content-length``: its head and body."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def _answer_and_close(sock: socket.socket) -> bytes:
+    """Everything the gateway sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def _send_until_cut(sock: socket.socket, piece: bytes, limit: int) -> int:
+    """Send ``piece`` over and over, up to ``limit`` bytes; how many were sent before the
+    gateway cut the connection (``limit`` when it never did)."""
+    sent = 0
+    try:
+        while sent < limit:
+            sock.sendall(piece)
+            sent += len(piece)
+    except (BrokenPipeError, ConnectionResetError):
+        return sent
+    return limit
+
+
+def test_a_head_over_the_limit_is_refused_with_431(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"limits": {"maxHeaderBytes": 4096}}) as gateway:
+        with _connection(gateway) as sock:
+            fits = b"x-pad: " + b"a" * 3000 + b"\r\n"
+            sock.sendall(HEAD + fits + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+            assert _answer(sock).startswith(b"HTTP/1.1 200 OK")
+        with _connection(gateway) as sock:
+            sock.sendall(HEAD)
+            sent = _send_until_cut(sock, b"x-pad: " + b"a" * 1000 + b"\r\n", 10_000_000)
+            answer = _answer_and_close(sock)
+        assert sent < 10_000_000
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+        assert b"connection: close" in head
+        assert json.loads(body)["error"] == "haechi_request_headers_too_large"
+        assert len(gateway.upstream.received) == 1
+        refused = 'decision="invalid_request",mode="enforce",route="unknown"'
+        assert refused in gateway.metrics(refused)
+
+
+def test_one_header_field_larger_than_the_limit_is_refused_while_it_arrives(
+    tmp_path: Path,
+) -> None:
+    """The parser holds a field until it ends: the bytes are counted as they arrive."""
+    with gateway_in_front(tmp_path, {"limits": {"maxHeaderBytes": 4096}}) as gateway:
+        with _connection(gateway) as sock:
+            sock.sendall(HEAD + b"x-pad: ")
+            sent = _send_until_cut(sock, b"a" * 4096, 50_000_000)
+            answer = _answer_and_close(sock)
+        assert sent < 50_000_000
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        assert gateway.upstream.received == []
+
+
+def test_trailer_fields_cannot_grow_without_bound(tmp_path: Path) -> None:
+    """A chunked body's trailer fields follow the body the gateway reads; the connection is
+    cut once a request carried twice maxRequestBytes plus maxHeaderBytes after its head."""
+    limits = {"maxHeaderBytes": 4096, "maxRequestBytes": 4096}
+    with gateway_in_front(tmp_path, {"limits": limits}) as gateway:
+        with _connection(gateway) as sock:
+            sock.sendall(HEAD + b"transfer-encoding: chunked\r\n\r\n")
+            sock.sendall(b"%x\r\n" % len(BODY) + BODY + b"\r\n0\r\nx-trailer: ")
+            sent = _send_until_cut(sock, b"a" * 4096, 50_000_000)
+            _answer_and_close(sock)
+        assert sent < 50_000_000
+        assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("config", "headers", "status"),
+    [
+        ({"auth": {"provider": "bearer"}}, b"", b"401"),
+        ({"auth": {"provider": "bearer"}}, b"authorization: Bearer nope\r\n", b"401"),
+        ({"policy": {"rate": {"requestsPerMinute": 1}}}, b"", b"429"),
+    ],
+)
+def test_an_answer_before_the_body_closes_the_connection(
+    tmp_path: Path, config: dict[str, object], headers: bytes, status: bytes
+) -> None:
+    """Otherwise the server drains the unread body with no deadline: a client sending one
+    byte now and then would hold the connection (and its descriptor) for ever."""
+    with gateway_in_front(tmp_path, {"limits": {"headersTimeoutMs": 2000}, **config}) as gateway:
+        if status == b"429":  # spend the budget first
+            with _connection(gateway) as sock:
+                sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+                assert _answer(sock).startswith(b"HTTP/1.1 200 ")
+        with _connection(gateway) as sock:
+            sock.sendall(HEAD + headers + b"content-length: 100000\r\n\r\n")
+            started = time.monotonic()
+            answer = _answer_and_close(sock)
+            assert time.monotonic() - started < 5
+        head = answer.partition(b"\r\n\r\n")[0]
+        assert head.split(b" ")[1] == status
+        assert b"connection: close" in head.lower()
+
+
+def test_an_answer_after_the_body_keeps_the_connection(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path) as gateway, _connection(gateway) as sock:
+        for _ in range(2):
+            sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+            answer = _answer(sock)
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert b"connection: close" not in answer.lower()
+        assert len(gateway.upstream.received) == 2
