@@ -396,6 +396,27 @@ def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
     assert deleted.status_code == 204
 
 
+def test_transport_headers_named_in_connection_stay_with_the_gateway(tmp_path: Path) -> None:
+    """A header the client's ``Connection`` names is for the next hop alone."""
+    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}
+    upstream = ScriptedUpstream([Reply(body=b'{"jsonrpc":"2.0","id":3,"result":{}}')])
+    with gateway_before(upstream, tmp_path) as url:
+        post(
+            url,
+            message,
+            **{
+                "connection": "Mcp-Session-Id, last-event-id",
+                "mcp-session-id": "s-1",
+                "last-event-id": "e1",
+                "mcp-protocol-version": "2025-11-25",
+            },
+        )
+    headers = upstream.requests[0][1]
+    assert "mcp-session-id" not in headers
+    assert "last-event-id" not in headers
+    assert headers["mcp-protocol-version"] == "2025-11-25"
+
+
 def test_a_name_header_outside_ascii_is_encoded(tmp_path: Path) -> None:
     message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "café"}}
     upstream = ScriptedUpstream([Reply(body=b'{"jsonrpc":"2.0","id":3,"result":{}}')])

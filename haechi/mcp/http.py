@@ -59,7 +59,7 @@ from haechi.protocols import Route
 from haechi.proxy._asgi import Receive, Send, send_json, send_response
 from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
 from haechi.proxy.errors import GatewayError
-from haechi.proxy.headers import HeaderList, response_headers
+from haechi.proxy.headers import HeaderList, connection_named, response_headers
 from haechi.proxy.responses import is_json_media_type, unreadable_reason
 from haechi.proxy.upstream import (
     ResponseTooLarge,
@@ -185,7 +185,10 @@ class StreamableHttpHandler:
         ]
         out.append(_ACCEPT)
         sent = {name: value for name, value in client if name.startswith(b"mcp-")}
-        out.extend((name, value) for name, value in client if name in _PASSED)
+        hop_by_hop = connection_named(client)
+        out.extend(
+            (name, value) for name, value in client if name in _PASSED and name not in hop_by_hop
+        )
         method = message.get("method") if message is not None else None
         if not isinstance(method, str):
             return out

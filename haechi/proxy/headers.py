@@ -22,6 +22,7 @@ __all__ = [
     "BASE_FORWARD_ALLOWLIST",
     "HeaderList",
     "RequestHeaderPolicy",
+    "connection_named",
     "inspected_stream_headers",
     "response_headers",
 ]
@@ -91,6 +92,12 @@ def _connection_tokens(values: Iterable[bytes]) -> set[bytes]:
     for value in values:
         tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return tokens
+
+
+def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """The header names the ``Connection`` fields of ``headers`` declare hop-by-hop: meant
+    for the gateway alone, never passed on."""
+    return _connection_tokens(value for name, value in headers if name == b"connection")
 
 
 def _without(headers: HeaderList, connection: list[bytes]) -> HeaderList:
