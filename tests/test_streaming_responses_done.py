@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import httpx
 import openai
 import pytest
 
@@ -196,3 +197,64 @@ def test_the_openai_client_joining_the_done_texts_reads_no_address(tmp_path: Pat
     for texts in (done, parts, items):
         assert texts == PROTECTED
         assert EMAIL not in "".join(texts)
+
+
+# -- The parts a stream keeps ------------------------------------------------------------------
+
+#: More parts than a stream keeps the delivered text of at once.
+MANY_PARTS = 1100
+
+
+def _stream_reason(wire: str, tmp_path: Path) -> tuple[str, bytes]:
+    """The reason the gateway's stream ended with, and what the client received."""
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        gw.upstream.queue(Reply(wire=[wire.encode()]))
+        with httpx.Client(timeout=60) as client:
+            body = {"model": "m", "input": "hi", "stream": True}
+            out = client.post(f"{gw.url}/v1/responses", json=body).content
+        (event,) = [
+            e for e in gw.audit() if str(e.get("operation", "")).startswith("response-stream:")
+        ]
+    return event["reason"], out
+
+
+def _parts(count: int, text: str) -> list[ResponsesEvent]:
+    """``count`` content parts of output 0, each streamed as one delta of ``text``."""
+    return [
+        ("output_text.delta", {"output_index": 0, "content_index": at, "delta": text})
+        for at in range(count)
+    ]
+
+
+def test_a_stream_keeping_too_many_parts_open_stops(tmp_path: Path) -> None:
+    """Every part whose text was delivered is kept until its output item is done: a stream
+    that opens parts without end stops rather than grow without bound."""
+    item = {"type": "message", "id": "item_0", "role": "assistant", "content": []}
+    wire = responses_sse(
+        ("output_item.added", {"output_index": 0, "item": item}), *_parts(MANY_PARTS, "a")
+    )
+    reason, out = _stream_reason(wire, tmp_path)
+    assert reason == "stream_inspection_error"
+    assert b"response.completed" not in out
+
+
+def test_parts_that_delivered_no_text_are_not_kept(tmp_path: Path) -> None:
+    """Empty deltas open no part to keep: such a part reads as one no delta streamed."""
+    item = {"type": "message", "id": "item_0", "role": "assistant", "content": []}
+    wire = responses_sse(
+        ("output_item.added", {"output_index": 0, "item": item}), *_parts(MANY_PARTS * 3, "")
+    )
+    reason, out = _stream_reason(wire, tmp_path)
+    assert reason == "stream_inspected"
+    assert b"response.completed" in out
+
+
+def test_parts_of_finished_outputs_are_not_kept(tmp_path: Path) -> None:
+    """The parts of an output whose item is done are let go: a long stream of short outputs
+    runs to its end."""
+    events = [
+        event for output in range(MANY_PARTS) for event in _output("output_text", output, "hi")
+    ]
+    reason, out = _stream_reason(responses_sse(*events), tmp_path)
+    assert reason == "stream_inspected"
+    assert b"response.completed" in out

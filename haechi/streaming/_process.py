@@ -91,6 +91,9 @@ _FIELD_CACHE_LINE: Final = 256
 #: such a frame may be; both bound the memory a stream holds.
 _CLEAN_FRAMES: Final = 8
 _CLEAN_FRAME_CHARS: Final = 4096
+#: Parts whose delivered text a stream keeps at once (until the event that closes them):
+#: real answers have a handful, and every kept part costs memory however short its text.
+_MAX_PARTS: Final = 1024
 
 
 class Blocked(Exception):
@@ -153,6 +156,7 @@ class FrameProcessor:
         "_finals",
         "_finish",
         "_fragments",
+        "_gone",
         "_held",
         "_held_fields",
         "_kept",
@@ -217,14 +221,15 @@ class FrameProcessor:
             and (*(0 if part in (EACH, EVERY) else part for part in spec.elements), *spec.text)
             == self._path
         )
-        # Where events repeat parts' texts, by event type; the texts those parts delivered
-        # (``None`` once let go), and their length together.
+        # Where events repeat parts' texts, by event type; the texts the parts still followed
+        # delivered, and their length together; per text, the last part let go.
         self._finals = _finals(self._fragments) if restate else {}
         self._restated = frozenset(
             (number, final.kind) for finals in self._finals.values() for number, final, _ in finals
         )
-        self._said: dict[_Part, list[str] | None] = {}
+        self._said: dict[_Part, list[str]] = {}
         self._said_size = 0
+        self._gone: dict[Hashable, tuple[int, ...]] = {}
         self._finish = descriptor.finish_path
         self._kept = descriptor.kept_in_copies
         self._choices = descriptor.choices
@@ -516,15 +521,23 @@ class FrameProcessor:
 
     def _record(self, channel: Hashable, text: str) -> None:
         """Remember ``text`` as sent in the part ``channel`` is in, when events repeat that
-        part's text. The texts remembered at once are bounded like a frame that repeats
-        them: a part that would pass the bound is let go, so that repeating it stops the
-        stream."""
-        if channel not in self._restated:
+        part's text.
+
+        Memory stays bounded: a part that delivered no text is not kept (its repeated text
+        is read like that of a part no piece streamed); the texts kept at once are bounded
+        like a frame that repeats them (a part that would pass the bound is let go, so that
+        repeating it stops the stream); and a stream keeping more than ``_MAX_PARTS`` parts
+        at once stops."""
+        if channel not in self._restated or not text:
             return
         key = (channel, self._parts[channel])
-        said = self._said.setdefault(key, [])
-        if said is None or not text:
-            return
+        said = self._said.get(key)
+        if said is None:
+            if self._gone_by(key):
+                return  # let go: repeating it stops the stream
+            if len(self._said) >= _MAX_PARTS:
+                raise RuntimeError(f"a stream kept more than {_MAX_PARTS} parts open")
+            said = self._said[key] = []
         if self._said_size + len(text) > self._max_frame:
             self._let_go(key)
             return
@@ -532,11 +545,21 @@ class FrameProcessor:
         self._said_size += len(text)
 
     def _let_go(self, key: _Part) -> None:
-        """Forget a part's text, but not that it was streamed: repeating it stops the
-        stream rather than send a text no window read."""
-        said = self._said.get(key)
+        """Forget a part's text, but not that it was streamed: the part is at or before the
+        last part of its text let go, and repeating such a part stops the stream rather than
+        send a text no window read. The parts of a text only ever follow one another, so one
+        position per text remembers every part let go."""
+        channel, part = key
+        said = self._said.pop(key, None)
         self._said_size -= sum(map(len, said or ()))
-        self._said[key] = None
+        gone = self._gone.get(channel)
+        self._gone[channel] = part if gone is None else max(gone, part)
+
+    def _gone_by(self, key: _Part) -> bool:
+        """Whether ``key``'s part is at or before the last part of its text let go."""
+        channel, part = key
+        gone = self._gone.get(channel)
+        return gone is not None and part <= gone
 
     def _restate(self, frame: Any, finals: _Finals) -> None:
         """Replace each text ``frame`` repeats of a part that pieces named with the text they
@@ -546,11 +569,11 @@ class FrameProcessor:
             names = tuple(name for name in values if name is not None)
             for where, places in _places(frame, final.text):
                 key = ((number, final.kind), (*names, *places))
-                if key not in self._said:
-                    continue  # a part never streamed: protected within the frame
-                said = self._said[key]
+                said = self._said.get(key)
                 if said is None:
-                    raise AmbiguousName("a part's text is repeated after it was let go")
+                    if self._gone_by(key):
+                        raise AmbiguousName("a part's text is repeated after it was let go")
+                    continue  # a part never streamed: protected within the frame
                 _put(frame, where, "".join(said))
                 if final.closes:
                     self._let_go(key)
