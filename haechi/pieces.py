@@ -2,7 +2,7 @@
 """Texts that a payload carries cut into pieces, one JSON string each.
 
 Detection reads one string at a time, so a value cut across strings is found in none of
-them. Three shapes of LLM payloads cut a text that way, and a model or its client reads it
+them. Four shapes of LLM payloads cut a text that way, and a model or its client reads it
 whole:
 
 - **Token log-probabilities.** Asked for ``logprobs``, a model server returns beside the
@@ -36,6 +36,15 @@ whole:
   part is read in two runs (a lone message item's parts are joined by that rule alone).
   ``refusal`` parts are not in the run, as the SDK leaves them out of ``output_text``: a
   value cut between an output text and a refusal is found in neither.
+- **Prompts given as pieces.** llama.cpp tokenizes a prompt given as a list (of strings,
+  or strings mixed with token ids) as one text: the strings of a list inside a ``prompt``
+  list, of its ``prompt_string`` and of its ``/infill`` ``input_prefix`` and
+  ``input_suffix``; a list directly under ``prompt`` holding a token id is one prompt too.
+  Recognised in requests: two or more consecutive strings of a list that is an element of
+  a list, the value of one of those three members, or a ``prompt`` list with a number in
+  it (a list of strings alone directly under ``prompt`` or ``input`` is a batch of separate
+  prompts, and is not joined). Like token pieces, every finding in the joined text counts,
+  and the pieces a finding covers are rewritten as redactions.
 
 :func:`find_piece_runs` finds them, :attr:`PieceRun.text` is what to scan,
 :func:`merge_findings` adds what the joined texts show, :func:`plan_scrub` sorts the
@@ -76,6 +85,8 @@ _ITEM_ALTERNATIVES: Final = ("top_logprobs", "top_probs", "probs")
 #: Members of one token object that name its vocabulary entry: llama.cpp's ``id``, Gemini's
 #: ``tokenId``.
 _ITEM_IDS: Final = ("id", "tokenId")
+#: Members whose list of strings llama.cpp reads as one prompt.
+_PROMPT_PIECES: Final = frozenset({"prompt_string", "input_prefix", "input_suffix"})
 #: The list of a Responses answer's output items, and the part type its SDK joins.
 _OUTPUT: Final = "output"
 _OUTPUT_TEXT: Final = "output_text"
@@ -154,6 +165,8 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
             if len(node) > 1:
                 field_of = _free_part_field if joined and id(node) in joined else _part_field
                 runs.extend(_text_parts(node, path, field_of))
+                if not answer and _read_as_one_prompt(node, path):
+                    runs.extend(_string_runs(node, path))
             stack.extend(
                 (child, (*path, index))
                 for index, child in enumerate(node)
@@ -253,6 +266,30 @@ def _text_parts(
         if field is not None and len(parts) > 1:
             runs.append(PieceRun(path, start, tuple(part[field] for part in parts), field))
         start += len(parts)
+    return runs
+
+
+def _read_as_one_prompt(items: list[Any], path: Path) -> bool:
+    """Whether llama.cpp would read the strings of the request list ``items`` at ``path``
+    as pieces of one prompt."""
+    if not path:
+        return False
+    last = path[-1]
+    if type(last) is int or last in _PROMPT_PIECES:
+        return True
+    return last == "prompt" and any(type(item) in (int, float) for item in items)
+
+
+def _string_runs(items: list[Any], path: Path) -> list[PieceRun]:
+    """The runs of two or more consecutive strings in ``items`` (a prompt given as pieces;
+    token ids between them break a run)."""
+    runs: list[PieceRun] = []
+    start = 0
+    for is_text, group in itertools.groupby(items, key=lambda item: type(item) is str):
+        pieces = tuple(group)
+        if is_text and len(pieces) > 1:
+            runs.append(PieceRun(path, start, pieces, None))
+        start += len(pieces)
     return runs
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from hypothesis import given, settings
@@ -447,3 +448,58 @@ async def test_a_finding_of_one_token_piece_alone_rewrites_its_bytes_too(
     assert tokens[1]["bytes"] == list(tokens[1]["token"].encode())
     assert tokens[1]["top_logprobs"] == []
     assert "1234" not in json.dumps(result.payload)
+
+
+# -- prompts given as pieces (llama.cpp) ------------------------------------------------------
+
+
+def test_prompt_pieces_are_joined_where_llama_cpp_reads_one_prompt() -> None:
+    halves = ["jane.", "doe@example.com"]
+    request = {
+        "prompt": [["x", *halves], "batch one", "batch two"],
+        "input_prefix": halves,
+        "input_suffix": ["a", 7, *halves],
+        "nested": {"prompt_string": halves},
+    }
+    found = {(run.path, run.start): run.text for run in find_piece_runs(request, answer=False)}
+    assert found == {
+        (("prompt", 0), 0): "xjane.doe@example.com",
+        (("input_prefix",), 0): EMAIL,
+        (("input_suffix",), 2): EMAIL,
+        (("nested", "prompt_string"), 0): EMAIL,
+    }
+    # A list of strings alone under prompt or input is a batch of separate prompts.
+    assert find_piece_runs({"prompt": halves, "input": halves}, answer=False) == []
+    assert find_piece_runs({"prompt": [*halves, 5]}, answer=False)[0].text == EMAIL
+    assert find_piece_runs({"input_prefix": halves}, answer=True) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(prefix=AROUND, suffix=AROUND, cuts=CUTS)
+def test_cut_prompt_pieces_read_as_the_protected_prompt(
+    prefix: str, suffix: str, cuts: list[int]
+) -> None:
+    runtime = create_runtime(
+        {"mode": "enforce", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}
+    )
+    text = f"{prefix} {EMAIL} {suffix}"
+    bounds = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
+    request = {"prompt": {"prompt_string": pieces}}
+    result = asyncio.run(runtime.protect(request, direction="request"))
+    assert "".join(result.payload["prompt"]["prompt_string"]) == (
+        f"{prefix} [REDACTED:email] {suffix}"
+    )
+    assert result.summary["byType"] == {"email": 1}
+
+
+def test_llama_cpp_never_reads_a_value_cut_across_prompt_pieces(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"target": {"type": "llama-cpp"}}) as llama:
+        card = {"prompt": {"prompt_string": ["pay 4111 1111", " 1111 1111 now"]}}
+        refused = httpx.post(f"{llama.url}/completion", json=card)
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "haechi_policy_block"
+        infill = {"input_prefix": ["# mail jane.", "doe@example.com"], "input_suffix": ""}
+        httpx.post(f"{llama.url}/infill", json=infill)
+        assert llama.upstream.last.json()["input_prefix"] == ["# mail [REDACTED:email]", ""]
+        assert len(llama.upstream.received) == 1
