@@ -355,6 +355,24 @@ def test_gemini_array_stream_carries_no_token_pieces(tmp_path: Path) -> None:
         assert all(not result or not result["chosenCandidates"] for result in results)
 
 
+@pytest.mark.parametrize("query", ["", "?alt=json", "?alt=sse&alt=json"])
+def test_gemini_array_stream_labelled_as_events_is_read_as_the_client_reads_it(
+    tmp_path: Path, query: str
+) -> None:
+    """Not asked for ``alt=sse``, the client parses the answer as one JSON array whatever
+    its content type says; read as events, the array would be one line no window joins."""
+    chunk = {"candidates": [{"content": {"parts": [{"text": "card 41111111"}, {"text": "1"}]}}]}
+    halves = [chunk, {"candidates": [{"content": {"parts": [{"text": "1111111 ok"}]}}]}]
+    reply = Reply(body=json.dumps(halves).encode(), headers={"content-type": "text/event-stream"})
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
+        gateway.upstream.queue(reply)
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        response = httpx.post(f"{gateway.url}{GEMINI_ARRAY_STREAM}{query}", json=body)
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_response_unprotected"
+        assert "4111" not in response.text
+
+
 def test_gemini_array_stream_with_a_card_cut_between_chunks_is_refused(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path, {"target": {"type": "gemini"}, **STREAMING}) as gateway:
         response = ask_gemini_array(gateway, Reply(text="card 4111 1111 1111 1111 ok"))

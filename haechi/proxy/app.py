@@ -33,6 +33,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn, Protocol
+from urllib.parse import parse_qsl
 
 from haechi.audit import keyed_path_hash, proxy_decision_event
 from haechi.errors import HaechiError, LimitError
@@ -579,7 +580,7 @@ class GatewayApp:
             route = request.route
             assert route is not None
             assert route.streaming is not None or not inspect
-            if inspect and not self._is_stream(response, route):
+            if inspect and not self._is_stream(response, route, request.scope):
                 # An error answer (or a server that ignored "stream") is a plain body:
                 # inspect it like any response, whatever responseProtection says.
                 await self.responses.respond(
@@ -594,10 +595,16 @@ class GatewayApp:
             await response.aclose()
 
     @staticmethod
-    def _is_stream(response: UpstreamResponse, route: Route) -> bool:
+    def _is_stream(response: UpstreamResponse, route: Route, scope: dict[str, Any]) -> bool:
+        """Whether the answer is read as the route's stream: it says it is one, and the
+        client reads it as one (Gemini's client reads one JSON array unless it asked with
+        ``alt=sse``: an array sent as an event stream would be read as one by the gateway
+        and as the other by the client, so it is read, and refused, as a body)."""
         assert route.streaming is not None
         content_type = response.headers.get("content-type", "").lower()
-        return _STREAM_TYPES[route.streaming.format] in content_type
+        if _STREAM_TYPES[route.streaming.format] not in content_type:
+            return False
+        return route.protocol != "gemini" or _asks_for_sse(scope.get("query_string", b""))
 
     async def _pump(
         self,
@@ -657,6 +664,13 @@ class GatewayApp:
             detokenize=self.config.token_vault.detokenize_responses,
             several_choices=request.several_choices,
         )
+
+
+def _asks_for_sse(query: bytes) -> bool:
+    """Whether a Gemini request's query asks for its stream as server-sent events: some
+    ``alt`` and every ``alt`` is ``sse`` (anything else may be read as the JSON array)."""
+    alts = [value for name, value in parse_qsl(query.decode("latin-1")) if name == "alt"]
+    return bool(alts) and all(value == "sse" for value in alts)
 
 
 async def _until_disconnect(pump: Any, receive: Receive) -> None:
