@@ -138,11 +138,15 @@ def test_the_adapters_declare_how_their_names_are_read() -> None:
     messages = route("anthropic", "/v1/messages").streaming
     assert responses is not None
     assert messages is not None
-    (deltas,) = responses.fragments
+    deltas, documents = responses.fragments
     assert deltas.positions == {"output_index", "content_index", "summary_index"}
-    # Output text and reasoning are read across parts too; a tool call's input is not.
+    # Output text and reasoning are read across parts too; a tool call's input is not, and
+    # is added up by output alone.
     assert "response.output_text.delta" in deltas.joined
     assert "response.function_call_arguments.delta" not in deltas.joined
+    assert documents.keys == ("output_index", "type")
+    assert documents.positions == {"output_index"}
+    assert not documents.joined
     tool_input, thinking = messages.fragments
     assert tool_input.positions == tool_input.required == {"index"}
     # Thinking is read across blocks like the answer text; the blocks must come in order.

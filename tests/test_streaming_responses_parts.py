@@ -248,3 +248,39 @@ def test_in_order_outputs_keep_their_values_apart(tmp_path: Path) -> None:
         f"Copy: {REDACTED}",
     ]
     assert event == INSPECTED
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ({"content_index": 0}, {"content_index": 1}),
+        ({}, {"summary_index": 0}),
+        ({"summary_index": 1}, {"content_index": 0}),
+    ],
+)
+def test_function_call_arguments_are_one_text_per_output(
+    tmp_path: Path, names: tuple[dict[str, int], dict[str, int]]
+) -> None:
+    """The SDK adds a call's argument deltas up by output alone (``arguments += delta``),
+    whatever other index they carry: an address cut between two of them is read joined."""
+    arguments = '{"to": "jane.doe@example.com"}'
+    call = _function_call(0, arguments)
+    place = {"item_id": "item_0", "output_index": 0}
+    wire = responses_sse(
+        call[0],
+        ("function_call_arguments.delta", {**place, **names[0], "delta": '{"to": "jane.doe@'}),
+        ("function_call_arguments.delta", {**place, **names[1], "delta": 'example.com"}'}),
+        *call[-2:],
+    )
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        gw.upstream.queue(Reply(wire=[wire.encode()]))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+        with client.responses.stream(model="m", input="hi") as stream:
+            snapshots = [
+                event.snapshot
+                for event in stream
+                if event.type == "response.function_call_arguments.delta"
+            ]
+        event = _stream_event(gw)
+    assert snapshots[-1] == f'{{"to": "{REDACTED}"}}'
+    assert event == INSPECTED

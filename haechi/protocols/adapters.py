@@ -379,12 +379,15 @@ _RESPONSES = RouteSpec(
         terminal_types=_RESPONSES_END,
         # Every ``response.*.delta`` event streams a piece of one text in ``delta``: of an
         # output text, a refusal, a function call's arguments, ... Pieces are named as the
-        # openai SDK adds them up: by output and content (or summary) index, not by
-        # ``item_id``, which an upstream may vary inside one output to keep a value's
-        # halves apart. Output text, refusals and reasoning are also printed delta after
+        # openai SDK adds them up, not by ``item_id``, which an upstream may vary inside one
+        # output to keep a value's halves apart. Output text, refusals and reasoning are
+        # added up by output and content (or summary) index, and also printed delta after
         # delta whatever their indices, so each kind has one window across its parts
         # (which must come in order), whose ``.done`` events repeat the text the deltas
-        # delivered; a tool call's input is a document of its own, windowed per output.
+        # delivered. Every other kind (a tool call's input) is a document of its own,
+        # added up by output alone (``arguments += delta``) whatever other index a delta
+        # carries, so it is windowed per output: the second spec takes the deltas the
+        # first, limited to its ``joined`` kinds, leaves.
         fragments=(
             FragmentSpec(
                 None,
@@ -393,6 +396,9 @@ _RESPONSES = RouteSpec(
                 positions=frozenset({"output_index", "content_index", "summary_index"}),
                 joined=frozenset({_OUTPUT_TEXT, _REFUSAL, _REASONING, _SUMMARY}),
                 finals=_RESPONSES_FINALS,
+            ),
+            FragmentSpec(
+                None, ("output_index", "type"), ("delta",), positions=frozenset({"output_index"})
             ),
         ),
     ),

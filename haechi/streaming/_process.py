@@ -448,7 +448,10 @@ class FrameProcessor:
         A spec whose text field's name is not in ``data`` is skipped without walking the
         frame, unless ``data`` escapes characters (a name could be written escaped). A text
         read across parts (``FragmentSpec.joined``) has one channel per kind, its positions
-        naming the part the piece continues.
+        naming the part the piece continues; a spec with such kinds takes pieces of those
+        kinds only, and leaves the others to a later spec naming them otherwise (a
+        Responses tool call's input, which clients add up by output alone). A place one
+        spec took is not taken again by another.
         """
         pieces: list[_Piece] = []
         probe = "\\u" not in data
@@ -458,18 +461,20 @@ class FrameProcessor:
             if number in self._answer_specs and _only_first(frame, spec):
                 continue  # one element, the first choice's: its text is the delta text
             readers = self._readers[number]
+            taken = {piece[1] for piece in pieces}
             for prefix, element, qualifiers in _elements(frame, spec.elements):
                 text = _text_at(element, spec.text)
-                if text is None:
+                where = (*prefix, *spec.text)
+                label = element.get("type") if spec.joined else None
+                joined = isinstance(label, str) and label in spec.joined
+                if text is None or where in taken or (spec.joined and not joined):
                     continue
                 named = tuple(read(element.get(key)) for key, read in readers)
                 name = (*qualifiers, *named)
                 if not all(part is None or type(part) in (int, str, bool) for part in name):
                     continue  # not a piece of a named text: protected within the frame
-                where = (*prefix, *spec.text)
                 channel: Hashable = (number, *name)
-                label = element.get("type") if spec.joined else None
-                if isinstance(label, str) and label in spec.joined:
+                if joined:
                     part = tuple(
                         value
                         for (key, _read), value in zip(readers, named, strict=True)
