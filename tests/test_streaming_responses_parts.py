@@ -284,3 +284,90 @@ def test_function_call_arguments_are_one_text_per_output(
         event = _stream_event(gw)
     assert snapshots[-1] == f'{{"to": "{REDACTED}"}}'
     assert event == INSPECTED
+
+
+# -- Text in the event that opens a part ------------------------------------------------------
+
+HALVES = ("Contact: jane.doe@", "example.com thanks")
+JOINED = f"Contact: {REDACTED} thanks"
+
+
+def _snapshots(gw: Gateway, wire: str) -> dict[str, str]:
+    """The last snapshot of each kind of delta the SDK's ``responses.stream()`` built (the
+    part's or call's text so far), by delta type."""
+    gw.upstream.queue(Reply(wire=[wire.encode()]))
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+    snapshots: dict[str, str] = {}
+    with client.responses.stream(model="m", input="hi") as stream:
+        for event in stream:
+            if event.type.endswith(".delta"):
+                snapshots[event.type] = event.snapshot
+    return snapshots
+
+
+def _opened_message(item_text: str, part_text: str, delta: str) -> list[ResponsesEvent]:
+    """A message whose one part gets ``item_text`` in ``output_item.added``, ``part_text`` in
+    ``content_part.added`` (when the item had none) and ``delta`` in a delta."""
+    whole = item_text + part_text + delta
+    place = {"item_id": "item_0", "output_index": 0, "content_index": 0}
+    opened = {"type": "output_text", "text": item_text, "annotations": []}
+    content = [opened] if item_text else []
+    item = {"type": "message", "id": "item_0", "role": "assistant", "content": content}
+    part = {"type": "output_text", "text": part_text, "annotations": []}
+    done = {**part, "text": whole}
+    return [
+        ("output_item.added", {"output_index": 0, "item": item}),
+        *([] if item_text else [("content_part.added", {**place, "part": part})]),
+        ("output_text.delta", {**place, "delta": delta, "logprobs": []}),
+        ("output_text.done", {**place, "text": whole, "logprobs": []}),
+        ("content_part.done", {**place, "part": done}),
+        ("output_item.done", {"output_index": 0, "item": {**item, "content": [done]}}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        _opened_message("", HALVES[0], HALVES[1]),
+        _opened_message(HALVES[0], "", HALVES[1]),
+    ],
+    ids=["content_part.added", "output_item.added"],
+)
+def test_text_in_the_event_opening_a_part_is_read_with_its_deltas(
+    tmp_path: Path, events: list[ResponsesEvent]
+) -> None:
+    """The SDK starts a part with the text its opening event carries and adds the deltas to
+    it: an address cut between the two is read joined."""
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        snapshots = _snapshots(gw, responses_sse(*events))
+        event = _stream_event(gw)
+    assert snapshots["response.output_text.delta"] == JOINED
+    assert event == INSPECTED
+
+
+def test_arguments_in_the_event_opening_a_call_are_read_with_its_deltas(tmp_path: Path) -> None:
+    """The SDK adds a call's argument deltas to the arguments its ``output_item.added``
+    carries."""
+    first, second = '{"to": "jane.doe@', 'example.com"}'
+    item = {"type": "function_call", "id": "item_0", "call_id": "c", "name": "send"}
+    place = {"item_id": "item_0", "output_index": 0}
+    whole = {**item, "arguments": first + second}
+    wire = responses_sse(
+        ("output_item.added", {"output_index": 0, "item": {**item, "arguments": first}}),
+        ("function_call_arguments.delta", {**place, "delta": second}),
+        ("function_call_arguments.done", {**place, "arguments": first + second}),
+        ("output_item.done", {"output_index": 0, "item": whole}),
+    )
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        snapshots = _snapshots(gw, wire)
+        event = _stream_event(gw)
+    assert snapshots["response.function_call_arguments.delta"] == f'{{"to": "{REDACTED}"}}'
+    assert event == INSPECTED
+
+
+def test_a_usual_stream_opening_its_parts_empty_is_read_as_sent(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        snapshots = _snapshots(gw, responses_sse(*_opened_message("", "", "Hello there.")))
+        event = _stream_event(gw)
+    assert snapshots == {"response.output_text.delta": "Hello there."}
+    assert event == INSPECTED

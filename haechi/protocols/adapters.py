@@ -371,6 +371,119 @@ _RESPONSES_FINALS: Final = (
         )
     ),
 )
+#: The text a part of an output item may carry when an event opens it, by the index naming
+#: the part (its list in the item) and the part's ``type``: the field holding the text and
+#: the delta that continues it.
+_RESPONSES_PART_TEXTS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
+    "content_index": {
+        "output_text": ("text", _OUTPUT_TEXT),
+        "refusal": ("refusal", _REFUSAL),
+        "reasoning_text": ("text", _REASONING),
+    },
+    "summary_index": {"summary_text": ("text", _SUMMARY)},
+}
+#: An output item's lists of parts, with the index that names a part in each.
+_RESPONSES_PART_LISTS: Final = (("content", "content_index"), ("summary", "summary_index"))
+#: The events that open one part, with the index naming it.
+_RESPONSES_PART_ADDED: Final = {
+    "response.content_part.added": "content_index",
+    "response.reasoning_summary_part.added": "summary_index",
+}
+#: The input a tool-call item may carry when an event opens it, by the item's ``type``.
+_RESPONSES_ITEM_TEXTS: Final = {
+    "function_call": ("arguments", "response.function_call_arguments.delta"),
+    "custom_tool_call": ("input", "response.custom_tool_call_input.delta"),
+    "mcp_call": ("arguments", "response.mcp_call_arguments.delta"),
+    "code_interpreter_call": ("code", "response.code_interpreter_call_code.delta"),
+}
+
+
+def _responses_opening(frame: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The text an opening event already carries, moved into the deltas that continue it:
+    ``response.content_part.added`` (or ``reasoning_summary_part.added``) whose part has
+    text, ``response.output_item.added`` whose item has parts with text or a tool call's
+    input, and ``response.created`` whose response has such output items. The SDK's
+    ``responses.stream()`` starts each part (and each call's ``arguments``) with that text
+    and adds the deltas of its output and index to it, so the moved text joins those
+    deltas in their window. A list of parts or items that is not a list stops the stream."""
+    kind = frame.get("type")
+    if kind == "response.output_item.added":
+        return _item_texts(frame, frame.get("item"), frame.get("output_index"))
+    if kind == "response.created":
+        response = frame.get("response")
+        output = response.get("output") if isinstance(response, dict) else None
+        return tuple(
+            continuation
+            for at, item in enumerate(_part_list(output))
+            for continuation in _item_texts(frame, item, at)
+        )
+    index = _RESPONSES_PART_ADDED.get(kind) if isinstance(kind, str) else None
+    if index is None:
+        return ()
+    place = {name: frame[name] for name in ("item_id", "output_index", index) if name in frame}
+    continuation = _part_text(frame, frame.get("part"), index, place)
+    return () if continuation is None else (continuation,)
+
+
+def _item_texts(opening: dict[str, Any], item: Any, output: Any) -> tuple[dict[str, Any], ...]:
+    """The deltas carrying the text of ``item`` (at ``output``), which is emptied in place:
+    its parts' texts, or a tool call's input."""
+    if not isinstance(item, dict):
+        return ()
+    named = (("item_id", item.get("id")), ("output_index", output))
+    place = {name: value for name, value in named if value is not None}
+    kind = item.get("type")
+    tool = _RESPONSES_ITEM_TEXTS.get(kind) if isinstance(kind, str) else None
+    if tool is not None:
+        moved = _moved_delta(opening, item, tool, place)
+        return () if moved is None else (moved,)
+    continuations = (
+        _part_text(opening, part, index, {**place, index: at})
+        for name, index in _RESPONSES_PART_LISTS
+        for at, part in enumerate(_part_list(item.get(name)))
+    )
+    return tuple(continuation for continuation in continuations if continuation is not None)
+
+
+def _part_text(
+    opening: dict[str, Any], part: Any, index: str, place: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The delta (at ``place``) carrying the text of ``part``, a part named by ``index``."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    known = _RESPONSES_PART_TEXTS[index].get(kind) if isinstance(kind, str) else None
+    return None if known is None else _moved_delta(opening, part, known, place)
+
+
+def _moved_delta(
+    opening: dict[str, Any], holder: dict[str, Any], known: tuple[str, str], place: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The delta event (``known``: the text's field and the delta's type) carrying the text
+    of ``holder``, which is emptied in place; ``None`` when it holds no text. The delta
+    repeats the opening event's ``sequence_number`` and has the fields the SDK reads."""
+    name, delta_type = known
+    text = holder.get(name)
+    if not isinstance(text, str) or not text:
+        return None
+    holder[name] = ""
+    continuation: dict[str, Any] = {"type": delta_type, **place, "delta": text}
+    if delta_type == _OUTPUT_TEXT:
+        continuation["logprobs"] = []
+    if "sequence_number" in opening:
+        continuation["sequence_number"] = opening["sequence_number"]
+    return continuation
+
+
+def _part_list(parts: Any) -> list[Any]:
+    """A list of parts or items (none for null). A JavaScript client reads ``list[0]`` of an
+    object keyed "0" too, and adds the deltas that follow to its text, which no window
+    would have seen joined: anything but a list stops the stream."""
+    if parts is None:
+        return []
+    if not isinstance(parts, list):
+        raise ValueError("a list of an output's parts or items is not a list")
+    return parts
+
+
 _RESPONSES = RouteSpec(
     "responses",
     _sse(
@@ -401,6 +514,9 @@ _RESPONSES = RouteSpec(
                 None, ("output_index", "type"), ("delta",), positions=frozenset({"output_index"})
             ),
         ),
+        # Text in the event that opens a part (or an item, or the response) goes out in a
+        # delta of that part right after it, through the part's window.
+        opening=_responses_opening,
     ),
     token_ids=TokenIdFields(spelled=frozenset({"logprobs"})),
 )

@@ -12,7 +12,8 @@ How a frame is handled:
 - ``data: [DONE]`` ends an SSE stream: the held tail is sent first, then ``[DONE]``.
 - A frame that opens texts and already carries their first pieces (the descriptor's
   ``opening``: Anthropic's ``content_block_start`` with text, or ``message_start`` with
-  content) is sent without them, followed by frames that continue the texts with them,
+  content; a Responses API ``*.added`` event, or ``response.created``, with text in its
+  part or item) is sent without them, followed by frames that continue the texts with them,
   which are handled like any other.
 - A JSON object or array is protected leaf by leaf (``protect_frame``); the text at the
   route's delta path is taken out first and sent through the cross-frame window instead,
