@@ -688,6 +688,9 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
                 ),
                 FragmentSpec(None, (), ("delta", "thinking")),
             ),
+            # A stream of content blocks is also read by event name (the SDK skips a frame
+            # named ``ping`` or not at all): a data frame whose ``event:`` line does not name
+            # its ``type`` stops it.
             block_types=_ANTHROPIC_BLOCK,
             opening=_anthropic_opening,
         ),

@@ -39,8 +39,10 @@ How a frame is handled:
   the stream: a list of texts that is not a list, another answer than the first where the
   request asked for one (the usual loop reads ``choices[0]`` of every frame, whatever its
   ``index``), a content block that continues after a later one began (a client reads
-  each block on its own as well as all blocks' text in arrival order), and likewise a part
-  of a text read across parts (a Responses output's text) after a later part began.
+  each block on its own as well as all blocks' text in arrival order), likewise a part
+  of a text read across parts (a Responses output's text) after a later part began, and
+  a frame of a stream read by event name (Anthropic's) whose ``event:`` line does not name
+  its ``type`` (a client skipping it would join the text around it).
 - Before the first piece of a later part of such a text (or of a later content block), what
   the windows hold is sent into the earlier one, so each keeps its own text.
 - An event that repeats the whole text of such a part (the descriptor's ``finals``: a
@@ -162,6 +164,7 @@ class FrameProcessor:
         "_held_fields",
         "_kept",
         "_max_frame",
+        "_named",
         "_one_choice",
         "_parser",
         "_parts",
@@ -197,6 +200,8 @@ class FrameProcessor:
         self._descriptor = descriptor
         self._path = descriptor.delta_path
         self._sse = descriptor.format == "sse"
+        # Anthropic's streams, the ones made of content blocks, are read by event name too.
+        self._named = self._sse and bool(descriptor.block_types)
         self._parser: SseParser | NdjsonParser = (
             SseParser(max_frame_bytes) if self._sse else NdjsonParser(max_frame_bytes)
         )
@@ -293,8 +298,10 @@ class FrameProcessor:
         try:
             value = json.loads(data)
         except (ValueError, RecursionError):
+            self._check_named(meta, None)
             await self._text(meta, data, quoted=False)
             return
+        self._check_named(meta, value)
         opening = self._descriptor.opening
         continuations = opening(value) if opening is not None and isinstance(value, dict) else ()
         if continuations:
@@ -312,6 +319,23 @@ class FrameProcessor:
             await self._text(meta, value, quoted=True)
         else:
             await self._text(meta, data, quoted=False)
+
+    def _check_named(self, meta: tuple[str, ...], value: Any) -> None:
+        """Stop a stream read by event name at a data frame whose ``event:`` lines do not
+        all name its JSON ``type`` (none, or no ``type``, included).
+
+        Clients of such a stream read a frame by either name: the anthropic SDK skips a
+        frame whose event is missing or ``ping`` (older SDKs and JavaScript clients
+        dispatch on the event name, and the Python SDK takes it for a missing ``type``),
+        while other clients read the ``type``. Text the window released into a frame only
+        one of them reads would be missing for the other, which joins the text around it:
+        a separator dropped that way joins the halves of a value the window saw apart."""
+        if not self._named:
+            return
+        kind = value.get("type") if isinstance(value, dict) else None
+        names = [line.partition(":")[2].removeprefix(" ") for line in _events(meta)]
+        if not isinstance(kind, str) or not names or any(name != kind for name in names):
+            raise AmbiguousName("a frame's event line does not name its type")
 
     async def _json(
         self, meta: tuple[str, ...], frame: dict[str, Any] | list[Any], data: str

@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Anthropic streams name each frame twice, in its ``event:`` line and in its JSON ``type``,
+and clients read one or the other: the anthropic SDK skips a frame whose event is missing or
+``ping`` (and older SDKs and JavaScript clients dispatch on the event name), while other
+clients read the ``type``. A frame the two readings disagree on would let text the window
+released into it reach one client and not the other: a separator between the halves of a
+value, dropped, joins them. Such a frame stops the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.stream_fixtures import EMAIL, INSPECT_REDACTING, anthropic_message, sse
+from tests.upstream_server import Gateway, Reply, gateway_in_front
+
+#: A window small enough that a short text shows where released text is written.
+WINDOW = 32
+CONFIG = {
+    **INSPECT_REDACTING,
+    "target": {"type": "anthropic"},
+    "streaming": {"requestMode": "inspect", "maxMatchBytes": WINDOW},
+}
+#: Read by the window with the separator, an address to none of the detectors; read without
+#: it, an address.
+TEXT = "Here is the contact: jane.doe@|example.com, as you asked. Anything else I can do today?"
+SEPARATOR = TEXT.index("|")
+
+
+def _named(data: dict[str, Any]) -> str:
+    """A frame as the API sends it: its event line names its type."""
+    return sse(data, event=data["type"])
+
+
+def _event(kind: str, **data: Any) -> str:
+    return _named({"type": kind, **data})
+
+
+def _stream(odd: Callable[[dict[str, Any]], str]) -> str:
+    """``TEXT``, one character per ``content_block_delta``, the one whose frame the window
+    releases the separator into written by ``odd`` (the window releases a character
+    ``WINDOW`` frames after it arrived)."""
+    frames = [
+        _event("message_start", message=anthropic_message()),
+        _event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+    ]
+    assert len(TEXT) > SEPARATOR + WINDOW
+    for at, character in enumerate(TEXT):
+        data = {"type": "content_block_delta", "index": 0}
+        data["delta"] = {"type": "text_delta", "text": character}
+        frames.append((odd if at == SEPARATOR + WINDOW else _named)(data))
+    return "".join(
+        [
+            *frames,
+            _event("content_block_stop", index=0),
+            _event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 9}),
+            _event("message_stop"),
+        ]
+    )
+
+
+def _read(gw: Gateway, wire: str) -> str:
+    """The text the anthropic SDK's ``text_stream`` reads, up to where the stream ended."""
+    gw.upstream.queue(Reply(wire=[wire.encode()]))
+    client = anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0)
+    text = ""
+    try:
+        with client.messages.stream(
+            model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            for piece in stream.text_stream:
+                text += piece
+    except (anthropic.APIError, RuntimeError):
+        pass  # a stopped stream ends without its message_stop
+    return text
+
+
+def _reason(gw: Gateway) -> str:
+    (event,) = [e for e in gw.audit() if str(e.get("operation", "")).startswith("response-stream:")]
+    return str(event["reason"])
+
+
+def _untyped(data: dict[str, Any]) -> str:
+    """Named, without a ``type``: the Python SDK takes the event name for it, JavaScript
+    clients and loops reading the ``type`` skip the frame."""
+    return sse({key: value for key, value in data.items() if key != "type"}, event=data["type"])
+
+
+#: Frames the two readings disagree on: without an event line, named ``ping``, named another
+#: data event, and named without a type.
+ODD: dict[str, Callable[[dict[str, Any]], str]] = {
+    "no event line": sse,
+    "ping": lambda data: sse(data, event="ping"),
+    "another event": lambda data: sse(data, event="message_delta"),
+    "no type": _untyped,
+}
+
+
+@pytest.mark.parametrize("odd", list(ODD.values()), ids=list(ODD))
+def test_a_frame_whose_event_line_does_not_name_its_type_stops_the_stream(
+    tmp_path: Path, odd: Callable[[dict[str, Any]], str]
+) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gw:
+        text = _read(gw, _stream(odd))
+        reason = _reason(gw)
+    assert EMAIL not in text
+    assert reason == "stream_inspection_error"
+
+
+def test_a_usual_stream_with_pings_is_read_as_sent(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gw:
+        text = _read(gw, _stream(lambda data: _event("ping") + _named(data)))
+        reason = _reason(gw)
+    assert text == TEXT
+    assert reason == "stream_inspected"
