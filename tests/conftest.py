@@ -11,6 +11,7 @@ import pytest
 from hypothesis import settings
 
 import haechi
+import haechi.crypto
 from haechi.runtime import Runtime
 
 # On CI the property tests run a fixed sequence of examples (derandomized), so a result is
