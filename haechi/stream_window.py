@@ -23,7 +23,9 @@ Details that matter:
 - Besides the answer, a stream can carry other texts streamed the same way (each tool
   call's arguments, the model's reasoning, the answers of other choices): every such
   *channel* has a window of its own, and all share the tally, the tokens and the blocked
-  state. A stream may open at most 64 channels.
+  state. A stream may open at most 64 channels. A text whose pieces clients read in the
+  frame they came in (a chat tool call's id or name) is pushed without holding: its window
+  only lends the text released before as left context.
 - Token log-probabilities (``logprobs`` and the like, see :mod:`haechi.pieces`) repeat
   the answer as vocabulary pieces. The pieces of a frame cannot follow the text this window
   holds back, so in enforce mode :meth:`TextStreamProtector.protect_frame` empties them; in
@@ -154,7 +156,12 @@ class TextStreamProtector:
         return _joined(await self.flush_runs(channel))
 
     async def push_runs(
-        self, text: str, channel: Hashable = None, *, owner: object | None = None
+        self,
+        text: str,
+        channel: Hashable = None,
+        *,
+        owner: object | None = None,
+        hold: bool = True,
     ) -> list[Run]:
         """Add text to ``channel`` on behalf of ``owner``; return what can be released now,
         in runs of one owner each.
@@ -162,7 +169,9 @@ class TextStreamProtector:
         An owner is a frame that must leave with its own boundaries (a plain-text frame):
         its caller sends it once a run says its text is ``whole``. Text pushed without an
         owner is released in runs of ``None``. An empty owned push with nothing held before
-        it is released (whole) at once.
+        it is released (whole) at once. Without ``hold`` all the channel holds is released,
+        inspected after the text it released before: for a text whose pieces clients read
+        in the frame they came in.
         """
         if self.blocked:
             return []
@@ -180,9 +189,9 @@ class TextStreamProtector:
                 return await self._guard(_refuse("a stream window held too many owned pieces"))
             _share(window.shares, owner, len(text))
         window.pending += text
-        if len(window.pending) <= self._window:
+        if not window.pending or (hold and len(window.pending) <= self._window):
             return []
-        return await self._guard(self._release(window, final=False))
+        return await self._guard(self._release(window, final=not hold))
 
     async def flush_runs(self, channel: Hashable = None) -> list[Run]:
         """Release everything ``channel`` still holds (at the end of its text), in runs of

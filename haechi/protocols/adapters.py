@@ -277,6 +277,9 @@ def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor
 _VLLM_TOKEN_IDS: Final = TokenIdFields(
     opaque=frozenset({"token_ids"}), spelled=frozenset({"logprobs"})
 )
+#: The roles a chat delta names (an empty one names none): words that no joining of them
+#: turns into a value, so they stay in their frame.
+_CHAT_ROLES: Final = frozenset({"", "assistant", "developer", "function", "system", "tool", "user"})
 #: OpenAI's request field asking for several answers (choices).
 _N: Final = (("n",),)
 _CHAT = RouteSpec(
@@ -299,6 +302,12 @@ _CHAT = RouteSpec(
             # Asked for several answers (n > 1), a server streams them interleaved: the
             # answer of every choice but the first has a window of its own.
             FragmentSpec(("choices", EACH), (), ("delta", "content"), frozenset({(0,)})),
+            # The openai SDK adds the rest of a delta up too, joining every string (a tool
+            # call's id and name, any member a server adds): each is a text of its own. Last,
+            # so that it leaves the places above to the specs naming them.
+            FragmentSpec(
+                ("choices", EACH), (), ("delta",), members=True, words=(("role", _CHAT_ROLES),)
+            ),
         ),
         finish_path=("choices", 0, "finish_reason"),
         choices="choices",

@@ -92,6 +92,20 @@ class FragmentSpec:
             piece of a later part, what the window holds is sent into the earlier part.
         finals: where events repeat the whole text of a ``joined`` part (see
             :class:`FinalText`).
+        members: ``text`` is an object every string of which, at any depth, is a text of
+            its own, as the openai SDK adds a chat delta up (``accumulate_delta`` joins
+            every string it meets twice): each is named by its path of members, a list
+            element by its ``index`` (its position when it has none). Left out are the
+            places an earlier spec takes and the delta path, empty strings, strings in a
+            list of scalars (which the SDK extends rather than joins), and members clients
+            replace rather than add up (the descriptor's ``kept_in_copies``: ``index`` and
+            ``type``). Such a text holds nothing back: each piece is inspected after the
+            text its member delivered before and leaves in its own frame, since servers
+            send a tool call's id and name whole in one frame and clients read them there;
+            a value that a later piece completes is protected from that piece on.
+        words: members of a ``members`` object whose value is one of a few words (a chat
+            delta's ``role``), or null: left in their frame, as windowing would hold them
+            back, while any other value there stops the stream (the SDK joins it too).
     """
 
     elements: tuple[PathSegment, ...] | None
@@ -103,6 +117,8 @@ class FragmentSpec:
     required: frozenset[str] = frozenset()
     joined: frozenset[str] = frozenset()
     finals: tuple[FinalText, ...] = ()
+    members: bool = False
+    words: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

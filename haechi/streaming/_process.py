@@ -19,7 +19,10 @@ How a frame is handled:
   route's delta path is taken out first and sent through the cross-frame window instead,
   and so is each piece of another named text (a tool call's streamed arguments, the
   model's reasoning, a Responses API ``*.delta``), through a window of its own per text
-  (its *channel*), each with its own hold for a cut de-tokenization marker.
+  (its *channel*), each with its own hold for a cut de-tokenization marker. Every other
+  string of a chat delta (a tool call's id and name, any member a server adds), which the
+  openai SDK joins across frames as well, is a text of its own whose window lends left
+  context only: it holds nothing back, so the piece leaves in its frame.
 - Any other data (text, a JSON string, a bare number) is content text: it goes through the
   same window, so a value split across two text frames is still found. Such a *text frame*
   is held until the window has released all of its text and then sent whole, so every text
@@ -180,6 +183,7 @@ class FrameProcessor:
         "_template",
         "_templates",
         "_token_ids",
+        "_unheld",
         "finished",
         "out",
     )
@@ -214,6 +218,10 @@ class FrameProcessor:
         self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
         # The quoted name of each spec's text field, as it appears in a frame that has it.
         self._probes = tuple(dumps(str(spec.text[-1])) for spec in self._fragments)
+        # Specs whose texts hold nothing back (``FragmentSpec.members``).
+        self._unheld = frozenset(
+            number for number, spec in enumerate(self._fragments) if spec.members
+        )
         # Each spec's keys, with how their values name a text.
         self._readers = tuple(
             tuple((key, reader(spec, key)) for key in spec.keys) for spec in self._fragments
@@ -434,7 +442,8 @@ class FrameProcessor:
         text: every piece goes through its channel's window and the answer text
         through the answer's, the rest is protected within the frame, and what the windows
         release is written back where it came from. A text this frame ``ends`` (the stream
-        ends, or its choice finishes) is released whole into it."""
+        ends, or its choice finishes), and a text that holds nothing back, is released whole
+        into it."""
         path = self._path
         if path is not None and delta is not None:
             _put(frame, path, "")
@@ -450,8 +459,9 @@ class FrameProcessor:
             _put(protected, path, self._release(text, final=closing))
             self._template = _Template(events, protected, path, self._kept)
         for channel, where, piece, _part in pieces:
-            closing = ends(channel)
-            released = await self._push(piece, channel)
+            held = self._holds(channel)
+            closing = ends(channel) or not held
+            released = await self._push(piece, channel, hold=held)
             if closing:
                 released += await self._tail(channel)
             released = self._release(released, final=closing, channel=channel)
@@ -460,7 +470,7 @@ class FrameProcessor:
             template = _Template(events, protected, where, self._kept)
             if channel is None:
                 self._template = template
-            else:
+            elif held:
                 self._templates[channel] = template
         await self._send(meta, dumps(protected), json_data=True)
 
@@ -476,7 +486,7 @@ class FrameProcessor:
         naming the part the piece continues; a spec with such kinds takes pieces of those
         kinds only, and leaves the others to a later spec naming them otherwise (a
         Responses tool call's input, which clients add up by output alone). A place one
-        spec took is not taken again by another.
+        spec took is not taken again by another, nor by a later ``members`` spec.
         """
         pieces: list[_Piece] = []
         probe = "\\u" not in data
@@ -487,6 +497,9 @@ class FrameProcessor:
                 continue  # one element, the first choice's: its text is the delta text
             readers = self._readers[number]
             taken = {piece[1] for piece in pieces}
+            if spec.members:
+                pieces += self._member_pieces(number, spec, frame, taken)
+                continue
             for prefix, element, qualifiers in _elements(frame, spec.elements):
                 text = _text_at(element, spec.text)
                 where = (*prefix, *spec.text)
@@ -516,6 +529,31 @@ class FrameProcessor:
                 _put(frame, where, "")
                 pieces.append((channel, where, text, None))
         return pieces
+
+    def _member_pieces(
+        self, number: int, spec: FragmentSpec, frame: Any, taken: set[Path]
+    ) -> list[_Piece]:
+        """Take every string of a ``members`` spec's objects (a chat choice's ``delta``) that
+        no earlier spec took out of ``frame``, each a piece of its own text, named by the
+        element and the members leading to it (see ``FragmentSpec.members``)."""
+        pieces: list[_Piece] = []
+        worded = {key for key, _words in spec.words}
+        for prefix, element, qualifiers in _elements(frame, spec.elements):
+            members = _value_at(element, spec.text)
+            if not isinstance(members, dict):
+                continue
+            _check_words(members, spec.words)
+            base = (*prefix, *spec.text)
+            for where, names, text in _strings(members, base, (), self._kept):
+                if names[0] in worded or where in taken or where == self._path:
+                    continue
+                _put(frame, where, "")
+                pieces.append(((number, *qualifiers, *names), where, text, None))
+        return pieces
+
+    def _holds(self, channel: Hashable) -> bool:
+        """Whether ``channel``'s window holds text back (all but ``members`` texts do)."""
+        return not (isinstance(channel, tuple) and channel[0] in self._unheld)
 
     async def _enter_parts(self, pieces: list[_Piece]) -> None:
         """Follow the part each piece of a text read across parts continues. A part only
@@ -742,11 +780,16 @@ class FrameProcessor:
     # -- helpers -------------------------------------------------------------------------
 
     async def _push(
-        self, text: str, channel: Hashable = None, *, owner: _TextFrame | None = None
+        self,
+        text: str,
+        channel: Hashable = None,
+        *,
+        owner: _TextFrame | None = None,
+        hold: bool = True,
     ) -> str:
         """Push to ``channel``'s window; return what it released for the frame being built
         (the answer's text frames it released whole are sent on the way)."""
-        runs = await self._protector.push_runs(text, channel, owner=owner)
+        runs = await self._protector.push_runs(text, channel, owner=owner, hold=hold)
         if self._protector.blocked:
             raise Blocked
         return await self._settle(runs) if channel is None else _joined(runs)
@@ -943,9 +986,43 @@ def _text_at(node: Any, path: Path) -> str | None:
 
 
 def _put(node: Any, path: Path, value: str) -> None:
+    """Write ``value`` at ``path``, which must be there: a member that protection renamed
+    (a key holding a value) is not written back under its old name."""
     for segment in path[:-1]:
         node = node[segment]
+    if isinstance(node, dict) and path[-1] not in node:
+        raise RuntimeError("a streamed text's place is gone from its protected frame")
     node[path[-1]] = value
+
+
+def _strings(
+    node: Any, where: Path, names: tuple[Hashable, ...], replaced: frozenset[str]
+) -> Iterator[tuple[Path, tuple[Hashable, ...], str]]:
+    """The non-empty strings in ``node`` (at ``where``, named ``names``) that the openai SDK
+    joins with those of other frames at the same names, each with its place and names: the
+    members of an object but those in ``replaced``, and the objects of a list, named by
+    their ``index`` as the SDK merges them (a list of scalars it extends instead)."""
+    if isinstance(node, str):
+        if node:
+            yield where, names, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key not in replaced:
+                yield from _strings(value, (*where, key), (*names, key), replaced)
+    elif isinstance(node, list):
+        for at, item in enumerate(node):
+            if isinstance(item, dict):
+                name = _element_name(item, at)
+                yield from _strings(item, (*where, at), (*names, name), replaced)
+
+
+def _check_words(members: dict[str, Any], words: tuple[tuple[str, frozenset[str]], ...]) -> None:
+    """Stop the stream at a member that should hold one of a few words and holds anything
+    else: clients join it across frames like any string, and it is left in its frame."""
+    for key, allowed in words:
+        value = members.get(key)
+        if value is not None and (type(value) is not str or value not in allowed):
+            raise RuntimeError(f"a {key} is none of the words clients read there")
 
 
 def _spine(node: Any, path: Path, text: str, kept: frozenset[str], *, top: bool = True) -> Any:
