@@ -4,7 +4,8 @@ and clients read one or the other: the anthropic SDK skips a frame whose event i
 ``ping`` (and older SDKs and JavaScript clients dispatch on the event name), while other
 clients read the ``type``. A frame the two readings disagree on would let text the window
 released into it reach one client and not the other: a separator between the halves of a
-value, dropped, joins them. Such a frame stops the stream.
+value, dropped, joins them. Such a frame stops the stream, and so does text in a frame, or
+a delta, of a type clients read no text from.
 """
 
 from __future__ import annotations
@@ -118,3 +119,83 @@ def test_a_usual_stream_with_pings_is_read_as_sent(tmp_path: Path) -> None:
         reason = _reason(gw)
     assert text == TEXT
     assert reason == "stream_inspected"
+
+
+def _delta(**fields: Any) -> Callable[[dict[str, Any]], str]:
+    """The frame with ``fields`` written over its delta (its character kept in ``text``)."""
+    return lambda data: _named({**data, "delta": {**data["delta"], **fields}})
+
+
+def _retyped(kind: str, **fields: Any) -> Callable[[dict[str, Any]], str]:
+    """The frame as another kind of event (with ``fields``), named by it, its delta (and
+    text) kept."""
+    return lambda data: _named({**data, "type": kind, **fields})
+
+
+#: Frames holding text at a place the window reads where clients do not read it: text in a
+#: delta of another type (the SDK reads a thinking or signature delta's own field only), in
+#: a frame of another type (a ``message_delta``, a ``ping``: the SDK skips pings), and a
+#: text delta also holding the field another kind of delta is read from.
+UNREAD: dict[str, Callable[[dict[str, Any]], str]] = {
+    "text in a thinking delta": _delta(type="thinking_delta", thinking=""),
+    "text in a signature delta": _delta(type="signature_delta", signature="c2ln"),
+    "text in a message_delta": _retyped("message_delta", usage={"output_tokens": 1}),
+    "text in a ping": _retyped("ping"),
+    "thinking in a text delta": _delta(thinking="x"),
+    "tool input in a text delta": _delta(partial_json="{"),
+}
+
+
+@pytest.mark.parametrize("odd", list(UNREAD.values()), ids=list(UNREAD))
+def test_text_where_clients_do_not_read_it_stops_the_stream(
+    tmp_path: Path, odd: Callable[[dict[str, Any]], str]
+) -> None:
+    """Released text written there would be dropped by the SDK, which would join the text
+    around it; held back for a frame of its own kind, it would reach other clients out of
+    place. The API sends text only in a text, thinking or tool-input delta."""
+    with gateway_in_front(tmp_path, CONFIG) as gw:
+        text = _read(gw, _stream(odd))
+        reason = _reason(gw)
+    assert EMAIL not in text
+    assert reason == "stream_inspection_error"
+
+
+def test_a_usual_stream_of_every_kind_of_block_is_read_as_sent(tmp_path: Path) -> None:
+    """Thinking with its signature, text, and a tool call's input, as the API sends them."""
+    thinking = {"type": "thinking", "thinking": "", "signature": ""}
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}
+    deltas: list[tuple[int, dict[str, Any]]] = [
+        (0, {"type": "thinking_delta", "thinking": "Let me look "}),
+        (0, {"type": "thinking_delta", "thinking": "it up."}),
+        (0, {"type": "signature_delta", "signature": "c2lnbmF0dXJl"}),
+        (1, {"type": "text_delta", "text": "Looking "}),
+        (1, {"type": "text_delta", "text": "it up."}),
+        (2, {"type": "input_json_delta", "partial_json": '{"q": '}),
+        (2, {"type": "input_json_delta", "partial_json": '"weather"}'}),
+    ]
+    blocks = [thinking, {"type": "text", "text": ""}, tool]
+    frames = [_event("message_start", message=anthropic_message())]
+    for index, block in enumerate(blocks):
+        frames.append(_event("content_block_start", index=index, content_block=block))
+        frames += [
+            _event("content_block_delta", index=index, delta=d) for i, d in deltas if i == index
+        ]
+        frames.append(_event("content_block_stop", index=index))
+    frames += [
+        _event("message_delta", delta={"stop_reason": "tool_use"}, usage={"output_tokens": 9}),
+        _event("message_stop"),
+    ]
+    with gateway_in_front(tmp_path, CONFIG) as gw:
+        gw.upstream.queue(Reply(wire=["".join(frames).encode()]))
+        client = anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0)
+        with client.messages.stream(
+            model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            final = stream.get_final_message()
+        reason = _reason(gw)
+    assert reason == "stream_inspected"
+    assert [block.model_dump(exclude_none=True) for block in final.content] == [
+        {"type": "thinking", "thinking": "Let me look it up.", "signature": "c2lnbmF0dXJl"},
+        {"type": "text", "text": "Looking it up."},
+        {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "weather"}},
+    ]

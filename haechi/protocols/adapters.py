@@ -624,6 +624,26 @@ _ANTHROPIC_BLOCK_TEXTS: Final = {
 }
 
 
+#: The types of a ``content_block_delta``'s delta whose text clients read, and where: the
+#: SDK reads a text, thinking or tool-input delta's own field, and no text elsewhere.
+_ANTHROPIC_DELTA_TEXTS: Final = {
+    **{kind: ("delta", name) for name, kind in _ANTHROPIC_BLOCK_TEXTS.values()},
+    "input_json_delta": ("delta", "partial_json"),
+}
+
+
+def _anthropic_reads(frame: dict[str, Any]) -> tuple[str, ...] | None:
+    """Where clients read text in ``frame``: in the delta of a ``content_block_delta``, the
+    field of its delta's type (``text_stream`` prints the ``text`` of a ``text_delta``,
+    ``get_final_message`` adds up that, a ``thinking_delta``'s ``thinking`` and an
+    ``input_json_delta``'s ``partial_json``); nowhere in any other frame."""
+    delta = frame.get("delta")
+    if frame.get("type") != "content_block_delta" or not isinstance(delta, dict):
+        return None
+    kind = delta.get("type")
+    return _ANTHROPIC_DELTA_TEXTS.get(kind) if isinstance(kind, str) else None
+
+
 def _anthropic_opening(frame: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """The text an opening frame already carries, moved into ``content_block_delta`` frames
     that follow it: a ``content_block_start`` whose block has text (the API sends it empty),
@@ -699,9 +719,11 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             ),
             # A stream of content blocks is also read by event name (the SDK skips a frame
             # named ``ping`` or not at all): a data frame whose ``event:`` line does not name
-            # its ``type`` stops it.
+            # its ``type`` stops it. So does text in a frame, or a delta, of a type whose
+            # text clients do not read.
             block_types=_ANTHROPIC_BLOCK,
             opening=_anthropic_opening,
+            reads=_anthropic_reads,
         ),
     ),
     "/v1/messages/count_tokens": RouteSpec("count-tokens"),

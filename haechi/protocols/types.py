@@ -166,6 +166,14 @@ class StreamDescriptor:
             frame. The pieces so go through their texts' windows, rather than being protected
             within the frame alone. Raises :class:`ValueError` (the stream stops) for a frame
             whose list of texts is not a list, which clients may still index as one.
+        reads: for a stream whose clients read text from some frames only, where they read
+            it in ``frame``: the path of its windowed text they read (Anthropic's
+            ``delta.text`` of a ``content_block_delta`` whose delta is a ``text_delta``), or
+            ``None`` for a frame they read none from. Text at any other windowed place of a
+            frame (the delta path, or the ``text`` of a spec without ``elements``) stops the
+            stream: text the window released there would be dropped by the clients, which
+            would join the text around it (see ``haechi.streaming``). ``None``: every
+            windowed place of every frame is read.
     """
 
     format: Literal["sse", "ndjson"]
@@ -180,6 +188,7 @@ class StreamDescriptor:
     choice_count: tuple[tuple[str, ...], ...] = ()
     block_types: frozenset[str] = frozenset()
     opening: Callable[[dict[str, Any]], tuple[dict[str, Any], ...]] | None = None
+    reads: Callable[[dict[str, Any]], tuple[PathSegment, ...] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

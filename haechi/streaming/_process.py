@@ -45,7 +45,9 @@ How a frame is handled:
   each block on its own as well as all blocks' text in arrival order), likewise a part
   of a text read across parts (a Responses output's text) after a later part began, and
   a frame of a stream read by event name (Anthropic's) whose ``event:`` line does not name
-  its ``type`` (a client skipping it would join the text around it).
+  its ``type`` (a client skipping it would join the text around it), or that holds text
+  where its clients read none (a ``delta.text`` in a frame, or a delta, of another type:
+  the descriptor's ``reads``).
 - Before the first piece of a later part of such a text (or of a later content block), what
   the windows hold is sent into the earlier one, so each keeps its own text.
 - An event that repeats the whole text of such a part (the descriptor's ``finals``: a
@@ -184,6 +186,7 @@ class FrameProcessor:
         "_templates",
         "_token_ids",
         "_unheld",
+        "_windowed",
         "finished",
         "out",
     )
@@ -218,6 +221,9 @@ class FrameProcessor:
         self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
         # The quoted name of each spec's text field, as it appears in a frame that has it.
         self._probes = tuple(dumps(str(spec.text[-1])) for spec in self._fragments)
+        # The places of a frame's windowed texts that no list holds (see ``_unread``).
+        single = (spec.text for spec in self._fragments if spec.elements is None)
+        self._windowed = frozenset(where for where in (self._path, *single) if where is not None)
         # Specs whose texts hold nothing back (``FragmentSpec.members``).
         self._unheld = frozenset(
             number for number, spec in enumerate(self._fragments) if spec.members
@@ -369,9 +375,10 @@ class FrameProcessor:
         def ends(channel: Hashable) -> bool:
             return terminal or (finishing is not None and self._choice_of(channel) == finishing)
 
-        pieces = self._take_pieces(frame, data) if self._fragments else []
+        unread = self._unread(frame)
+        pieces = self._take_pieces(frame, data, unread) if self._fragments else []
         await self._enter_parts(pieces)
-        delta = _text_at(frame, path) if path is not None else None
+        delta = _text_at(frame, path) if path is not None and path not in unread else None
         if delta is not None and any(piece[1] == path for piece in pieces):
             delta = None  # a later choice's answer at the delta path: taken as its piece
         if kind in descriptor.flush_on_types or (terminal and delta is None):
@@ -474,7 +481,25 @@ class FrameProcessor:
                 self._templates[channel] = template
         await self._send(meta, dumps(protected), json_data=True)
 
-    def _take_pieces(self, frame: Any, data: str) -> list[_Piece]:
+    def _unread(self, frame: dict[str, Any] | list[Any]) -> frozenset[Path]:
+        """The windowed places of ``frame`` that its clients read no text from (see
+        ``StreamDescriptor.reads``): none when they read every frame's.
+
+        Text there stops the stream, as in :meth:`_check_named`: the window would release
+        text into the frame, where clients that skip it drop it and join the text around it
+        (a separator dropped that way joins the halves of a value the window saw apart).
+        An empty text there is left in its frame, out of the windows.
+        """
+        reads = self._descriptor.reads
+        if reads is None:
+            return frozenset()
+        read = reads(frame) if isinstance(frame, dict) else None
+        unread = frozenset(where for where in self._windowed if where != read)
+        if any(_text_at(frame, where) for where in unread):
+            raise AmbiguousName("a frame holds text where its clients do not read any")
+        return unread
+
+    def _take_pieces(self, frame: Any, data: str, unread: frozenset[Path]) -> list[_Piece]:
         """Take the pieces of named texts (tool-call arguments, reasoning, later choices'
         answers, the Responses API's deltas) out of ``frame`` (parsed from ``data``), each
         place left ``""``; a piece of the answer found away from the delta path has the
@@ -486,12 +511,15 @@ class FrameProcessor:
         naming the part the piece continues; a spec with such kinds takes pieces of those
         kinds only, and leaves the others to a later spec naming them otherwise (a
         Responses tool call's input, which clients add up by output alone). A place one
-        spec took is not taken again by another, nor by a later ``members`` spec.
+        spec took is not taken again by another, nor by a later ``members`` spec. A frame's
+        ``unread`` places are not taken.
         """
         pieces: list[_Piece] = []
         probe = "\\u" not in data
         for number, spec in enumerate(self._fragments):
             if probe and self._probes[number] not in data:
+                continue
+            if spec.elements is None and spec.text in unread:
                 continue
             if number in self._answer_specs and _only_first(frame, spec):
                 continue  # one element, the first choice's: its text is the delta text
