@@ -246,6 +246,24 @@ def test_an_uninspectable_event_ends_the_stream_with_an_error(tmp_path: Path) ->
     assert (message["id"], message["error"]["code"]) == (7, STDIO_ERROR)
 
 
+def test_json_in_a_string_that_repeats_a_key_goes_on_as_inspected(tmp_path: Path) -> None:
+    """Parsing keeps the last copy of a repeated key, so only that one is inspected; a
+    receiver keeping the first would read the other, so the document goes on re-encoded."""
+    token = github_token()
+    text = '{"k":"' + token + '","k":""}'
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"content": [{"type": "text", "text": text}]}}
+    upstream = ScriptedUpstream([Reply(body=json.dumps(result).encode())])
+    envelope = '{"to": "' + EMAIL + '", "to": "nobody"}'
+    params = {"name": "send", "arguments": {"envelope": envelope}}
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, {**REQUEST, "params": params})
+    forwarded = upstream.requests[0][2].decode()
+    assert EMAIL not in forwarded
+    assert json.loads(forwarded)["params"]["arguments"]["envelope"] == '{"to": "nobody"}'
+    assert token not in response.text
+    assert response.json()["result"]["content"][0]["text"] == '{"k":""}'
+
+
 def test_json_answers_are_inspected(tmp_path: Path) -> None:
     blocked = {"jsonrpc": "2.0", "id": 7, "result": {"text": github_token()}}
     redacted = {"jsonrpc": "2.0", "id": 7, "result": {"text": EMAIL}}

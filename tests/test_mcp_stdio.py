@@ -38,6 +38,13 @@ SCRIPT: list[tuple[bytes, Any]] = [
         ("error", 4, POLICY_BLOCK),
     ),
     (b'{"jsonrpc":"2.0","id":5,"method":"initialize","params":{}}\r', {"id": 5, "params": {}}),
+    # JSON in a string naming a key twice: the copy parsing drops never goes on.
+    (
+        b'{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"arguments":{"j":"{\\"k\\":\\"'
+        + TOKEN.encode()
+        + b'\\",\\"k\\":\\"\\"}"}}}',
+        {"id": 6, "params": {"arguments": {"j": '{"k":""}'}}},
+    ),
 ]
 
 

@@ -9,12 +9,18 @@ message part is protected, every string that holds a JSON object or array is par
 in its place as a marked subtree; afterwards each marked subtree goes back to being a string:
 the original string when nothing inside it changed, otherwise the protected document
 re-encoded in the original's layout (compact, spaced or indented).
+
+A document that names a key twice in one object is always re-encoded: parsing keeps only
+the last value, so only that one is inspected, and the original string would carry the
+earlier ones on to a receiver whose decoder keeps the first.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any, Final
+
+from haechi.proxy.pipeline import decode_document
 
 __all__ = ["MARKER_KEYS", "EmbeddedJson", "ReservedKey"]
 
@@ -34,19 +40,17 @@ class ReservedKey(ValueError):
     """The input itself contains :data:`EMBEDDED_KEY`."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def _parse(text: str) -> Any:
+def _parse(text: str) -> tuple[Any, bool]:
+    """The object or array ``text`` holds (or ``None``), and whether it holds all of the text
+    (``False`` when an object names a key twice; see :func:`decode_document`)."""
     stripped = text.strip()
     if len(stripped) < _MIN_LENGTH or (stripped[0], stripped[-1]) not in (("{", "}"), ("[", "]")):
-        return None
+        return None, True
     try:
-        value = json.loads(stripped, parse_constant=_reject_constant)
+        value, whole = decode_document(stripped)
     except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict | list) else None
+        return None, True
+    return (value, whole) if isinstance(value, dict | list) else (None, True)
 
 
 def _layout(text: str) -> str:
@@ -77,10 +81,11 @@ class EmbeddedJson:
 
     def __init__(self, max_depth: int) -> None:
         self._max_depth = max_depth
-        # id(marker) -> (marker, original string); the marker is kept alive so its id stays
-        # unique. The pipeline copies only containers on the way to a change, so a marker
-        # that comes back as the same object had nothing inside it changed.
-        self._originals: dict[int, tuple[dict[str, Any], str]] = {}
+        # id(marker) -> (marker, original string, or None when it must be re-encoded); the
+        # marker is kept alive so its id stays unique. The pipeline copies only containers
+        # on the way to a change, so a marker that comes back as the same object had
+        # nothing inside it changed.
+        self._originals: dict[int, tuple[dict[str, Any], str | None]] = {}
 
     @property
     def expanded(self) -> bool:
@@ -100,12 +105,12 @@ class EmbeddedJson:
         if isinstance(value, str):
             if embedding >= _MAX_EMBEDDING:
                 return value
-            parsed = _parse(value)
+            parsed, whole = _parse(value)
             if parsed is None:
                 return value
             key = MARKER_KEYS[_layout(value)]
             marker = {key: self._expand(parsed, depth + 1, embedding + 1)}
-            self._originals[id(marker)] = (marker, value)
+            self._originals[id(marker)] = (marker, value if whole else None)
             return marker
         if isinstance(value, dict):
             if not _LAYOUTS.keys().isdisjoint(value):
@@ -128,7 +133,7 @@ class EmbeddedJson:
             layout = _LAYOUTS.get(next(iter(value))) if len(value) == 1 else None
             if layout is not None:
                 kept = self._originals.get(id(value))
-                if kept is not None and kept[0] is value:
+                if kept is not None and kept[0] is value and kept[1] is not None:
                     return kept[1]
                 return _encode(self._collapse(next(iter(value.values()))), layout)
             return {key: self._collapse(item) for key, item in value.items()}
