@@ -38,6 +38,7 @@ from tests.mcp_servers.tool_server import github_token, http_app
 from tests.upstream_server import gateway_config
 
 EMAIL = "jane.doe@example.com"
+CARD = "4111111111111111"
 MCP_TARGET = {"target": {"type": "mcp-http"}, "mcp": {"allowedMethods": SDK_METHODS}}
 
 
@@ -262,6 +263,26 @@ def test_json_in_a_string_that_repeats_a_key_goes_on_as_inspected(tmp_path: Path
     assert json.loads(forwarded)["params"]["arguments"]["envelope"] == '{"to": "nobody"}'
     assert token not in response.text
     assert response.json()["result"]["content"][0]["text"] == '{"k":""}'
+
+
+def test_numbers_of_json_in_a_string_are_inspected_in_answers(tmp_path: Path) -> None:
+    """A number of a document inside a string was text on the wire: it is inspected
+    whatever the direction, unlike a number of the answer itself."""
+    row = json.dumps({"customer": "c-17", "card": int(CARD), "visits": 3})
+    plain = json.dumps({"customer": "c-17", "visits": 3, "since": 1700000000})
+    content = [{"type": "text", "text": row}, {"type": "text", "text": plain}]
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"content": content}}
+    upstream = ScriptedUpstream([Reply(body=json.dumps(result).encode())] * 2)
+    redact = {"policy": {"actions": {"card": "redact"}}}
+    with gateway_before(upstream, tmp_path / "block") as url:
+        blocked = post(url, REQUEST)
+    with gateway_before(upstream, tmp_path / "redact", redact) as url:
+        redacted = post(url, REQUEST)
+    assert CARD not in blocked.text
+    assert blocked.json()["error"]["code"] == POLICY_BLOCK
+    texts = [part["text"] for part in redacted.json()["result"]["content"]]
+    assert json.loads(texts[0]) == {"customer": "c-17", "card": "[REDACTED:card]", "visits": 3}
+    assert texts[1] == plain, "a document without findings goes on as it came"
 
 
 def test_json_answers_are_inspected(tmp_path: Path) -> None:

@@ -13,6 +13,11 @@ re-encoded in the original's layout (compact, spaced or indented).
 A document that names a key twice in one object is always re-encoded: parsing keeps only
 the last value, so only that one is inspected, and the original string would carry the
 earlier ones on to a receiver whose decoder keeps the first.
+
+The numbers of an embedded document were text on the wire, so they are inspected as text
+whatever the direction: each stands in as a :class:`_Number` string while the part is
+protected (number leaves of responses are otherwise only scanned with
+``responseProtection.scanNumbers``), and goes back to being a number unless it was replaced.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from haechi.payload import number_text
 from haechi.proxy.pipeline import decode_document
 
 __all__ = ["MARKER_KEYS", "EmbeddedJson", "ReservedKey"]
@@ -34,6 +40,22 @@ _LAYOUTS: Final = {key: layout for layout, key in MARKER_KEYS.items()}
 _MAX_EMBEDDING: Final = 4
 #: Strings shorter than this cannot hold anything worth parsing (``{"a":1}`` is 7).
 _MIN_LENGTH: Final = 7
+
+
+class _Number(str):
+    """A number of an embedded document, standing in as the text it is scanned as."""
+
+    __slots__ = ("number",)
+    number: int | float
+
+
+def _as_text(number: int | float) -> _Number:
+    """``number`` standing in as the text a number leaf is scanned as."""
+    text = number_text(number)
+    assert text is not None, "decode_document reads no NaN and no infinity"
+    stand_in = _Number(text)
+    stand_in.number = number
+    return stand_in
 
 
 class ReservedKey(ValueError):
@@ -120,6 +142,8 @@ class EmbeddedJson:
         if isinstance(value, list):
             items = [self._expand(item, depth + 1, embedding) for item in value]
             return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+        if embedding and isinstance(value, int | float) and not isinstance(value, bool):
+            return _as_text(value)
         return value
 
     def collapse(self, value: Any) -> Any:
@@ -139,4 +163,6 @@ class EmbeddedJson:
             return {key: self._collapse(item) for key, item in value.items()}
         if isinstance(value, list):
             return [self._collapse(item) for item in value]
+        if isinstance(value, _Number):
+            return value.number
         return value
