@@ -398,6 +398,30 @@ def test_client_requests_refused_at_the_gateway(tmp_path: Path) -> None:
     assert upstream.requests == [], "nothing refused reached the server"
 
 
+def test_answers_of_the_client_are_inspected_as_requests(tmp_path: Path) -> None:
+    """What the client answers to a server request (an elicitation form, an error) goes to
+    the server like a request: its numbers are inspected too."""
+    form = {"action": "accept", "content": {"card_number": int(CARD), "note": "hi"}}
+    accepted = {"jsonrpc": "2.0", "id": "e1", "result": form}
+    failed = {
+        "jsonrpc": "2.0",
+        "id": "e2",
+        "error": {"code": -1, "message": "x", "data": {"n": int(CARD)}},
+    }
+    plain = {"jsonrpc": "2.0", "id": "e3", "result": {"action": "accept", "content": {"age": 42}}}
+    upstream = ScriptedUpstream()
+    with gateway_before(upstream, tmp_path) as url:
+        for answer in (accepted, failed, plain):
+            assert post(url, answer).status_code == 202
+    received = [json.loads(body) for _method, _headers, body in upstream.requests]
+    assert CARD not in json.dumps(received)
+    assert [(m["id"], m["error"]["code"]) for m in received[:2]] == [
+        ("e1", POLICY_BLOCK),
+        ("e2", POLICY_BLOCK),
+    ]
+    assert received[2] == plain
+
+
 def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
     uri = f"file:///home/{EMAIL}/notes.txt"
     message = {"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": uri}}

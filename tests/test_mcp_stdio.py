@@ -45,6 +45,11 @@ SCRIPT: list[tuple[bytes, Any]] = [
         + b'\\",\\"k\\":\\"\\"}"}}}',
         {"id": 6, "params": {"arguments": {"j": '{"k":""}'}}},
     ),
+    # The client's answer to a server request goes out like a request: numbers included.
+    (
+        b'{"jsonrpc":"2.0","id":7,"result":{"content":{"card":4111111111111111}}}',
+        ("error", 7, POLICY_BLOCK),
+    ),
 ]
 
 

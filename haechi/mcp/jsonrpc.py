@@ -2,9 +2,10 @@
 """The per-message decision every MCP surface shares (stdio filter, wrapper, HTTP gateway).
 
 A message is parsed strictly, checked for shape, checked against the client method allowlist
-and then protected: ``params`` as a request when the client sent it and as a response when
-the server did (server-initiated requests and notifications are tool output, so the
-response-only injection rules run on them), ``result`` and ``error`` always as responses.
+and then protected by who sent it: everything the client sends (``params``, and the
+``result`` or ``error`` answering a server request such as an elicitation) as a request,
+everything the server sends as a response (its results, requests and notifications are tool
+output, so the response-only injection rules run on them).
 
 The decision is one of three :class:`Outcome` actions:
 
@@ -111,6 +112,10 @@ _JSON_RPC_REASON: Final = "MCP messages must use JSON-RPC 2.0"
 
 #: Who sent a message: the MCP client, or the MCP server.
 Side = Literal["client", "server"]
+#: The direction a sender's messages are protected in: what the client sends (its requests,
+#: and its answers to the server's requests) goes out like a request, and what the server
+#: sends is tool output, on which the response-only rules (prompt injection) run.
+_DIRECTIONS: Final[Mapping[Side, Direction]] = {"client": "request", "server": "response"}
 
 
 class MessageError(Exception):
@@ -255,7 +260,7 @@ class McpFilter:
 
         Args:
             message: the JSON-RPC object (not modified).
-            side: who sent it; decides the direction ``params`` are protected in.
+            side: who sent it; decides the direction every part is protected in.
             allowlist: whether ``mcp.allowedMethods`` applies (client messages).
             identity, profile, correlation_id: passed to the protect calls (gateway).
         """
@@ -276,13 +281,13 @@ class McpFilter:
             return self._refuse(METHOD_NOT_ALLOWED, {"method": method}, message, call=True)
         context = {"identity": identity, "profile": profile, "correlation_id": correlation_id}
         forward = dict(message)
-        parts: list[tuple[str, Direction, str]] = []
+        parts: list[tuple[str, str]] = []
         if self._config.protect_params and "params" in message:
-            direction: Direction = "request" if side == "client" else "response"
-            parts.append(("params", direction, self._operation(method)))
+            parts.append(("params", self._operation(method)))
         if self._config.protect_results:
-            parts.extend((key, "response", key) for key in ("result", "error") if key in message)
-        for key, part_direction, operation in parts:
+            parts.extend((key, key) for key in ("result", "error") if key in message)
+        direction = _DIRECTIONS[side]
+        for key, operation in parts:
             embedded = EmbeddedJson(self._max_depth)
             try:
                 subject = embedded.expand(message[key])
@@ -291,7 +296,7 @@ class McpFilter:
             try:
                 result = await self._rt.protect(
                     subject,
-                    direction=part_direction,
+                    direction=direction,
                     protocol=self._protocol,
                     operation=operation,
                     mode=self._mode,
