@@ -226,6 +226,51 @@ def test_an_event_stream_is_inspected_message_by_message(tmp_path: Path) -> None
     assert [(a["id"], a["error"]["code"]) for a in answers] == [("s1", POLICY_BLOCK)]
 
 
+def test_only_checked_fields_of_an_event_reach_the_client(tmp_path: Path) -> None:
+    """Field lines are not part of the message: a client gets an event's name, id and
+    reconnection delay when nothing is found in them, and no other field."""
+    token = github_token()
+    note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": "hi"}}
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"text": "ok"}}
+    stream = sse(
+        f"event: {token}\nid: {CARD}\nx-note: {EMAIL}\nretry: 1500\ndata: {json.dumps(note)}\n\n",
+        f"id: {token}\nevent: message\ndata: {json.dumps(result)}\n\n",
+    )
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=stream)])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    frames = [frame for frame in response.text.split("\n\n") if frame]
+    assert [frame.split("\ndata: ")[0] for frame in frames] == ["retry: 1500", "event: message"]
+    assert [json.loads(frame.split("data: ", 1)[1]) for frame in frames] == [note, result]
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c"])
+def test_a_field_line_a_client_would_cut_ends_the_stream(tmp_path: Path, breaker: str) -> None:
+    """A client splitting lines with ``str.splitlines`` reads ``id: 1<U+2028>data: ...`` as
+    an id and a whole message nobody inspected."""
+    hidden = {"jsonrpc": "2.0", "id": 7, "result": {"text": f"mail {EMAIL}"}}
+    stream = f"id: 1{breaker}data: {json.dumps(hidden)}\n\n".encode()
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=stream)])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    assert EMAIL not in response.text
+    frames = [frame for frame in response.text.splitlines() if frame]
+    assert len(frames) == 1
+    message = json.loads(frames[0].removeprefix("data: "))
+    assert (message["id"], message["error"]["code"]) == (7, STDIO_ERROR)
+
+
+def test_line_breakers_inside_a_message_are_escaped(tmp_path: Path) -> None:
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"text": "one\u2028two\x85three"}}
+    body = sse(event(json.dumps(result, ensure_ascii=False)))
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=body)])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    lines = [line for line in response.text.splitlines() if line]
+    assert lines[0] == "event: message"
+    assert json.loads(lines[1].removeprefix("data: ")) == result
+
+
 def test_a_blocked_result_in_a_stream_becomes_an_error_event(tmp_path: Path) -> None:
     result = {"jsonrpc": "2.0", "id": 7, "result": {"text": github_token()}}
     upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=sse(event(result)))])

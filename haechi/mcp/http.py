@@ -17,7 +17,9 @@ limiting run first, in the gateway (:mod:`haechi.proxy.app`); then this handler 
 Upstream answers are inspected whatever their shape. ``application/json``: the message is
 decided as coming from the server (``result`` protected; a blocked result becomes a
 ``-32001`` error with the same id). ``text/event-stream``: every ``data:`` is one message,
-decided on its own and written back as a normalised event; a blocked result becomes an
+decided on its own and written back as a normalised event, with only the field lines a
+client reads and the detector finds nothing in (see :meth:`StreamableHttpHandler._fields`);
+a blocked result becomes an
 error event with the same id, a refused server request is answered to the server (by a POST
 of the error) and never shown to the client. An answer that cannot be inspected — not JSON,
 not an event stream, over ``responseProtection.maxBytes``, an event that is not a message —
@@ -69,6 +71,8 @@ from haechi.proxy.upstream import (
     read_capped,
 )
 from haechi.streaming import Frame, SseParser, encode_sse
+from haechi.streaming._json import dumps
+from haechi.streaming._lines import reader_breaks
 
 __all__ = ["StreamableHttpHandler", "create_handler"]
 
@@ -84,6 +88,9 @@ _ACCEPT: Final = (b"accept", b"application/json, text/event-stream")
 _STREAM_DROPPED: Final = frozenset(
     {b"etag", b"last-modified", b"content-md5", b"digest", b"cache-control", b"content-length"}
 )
+#: The field lines of an event a client reads: its name (which listener takes it), its id
+#: (where to resume) and the reconnection delay. Comments and other fields are not relayed.
+_RELAYED_FIELDS: Final = frozenset({"event", "id", "retry"})
 _HEADER_SAFE: Final = re.compile(r"[\x20-\x7e]*")
 _ENCODED_FORM: Final = re.compile(r"=\?base64\?.*\?=")
 
@@ -330,14 +337,13 @@ class StreamableHttpHandler:
             if fallback_id is not None:
                 reason = "an upstream event could not be inspected"
                 refusal = error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
-                await self._send_event(send, (), encode_message(refusal).decode("utf-8"))
+                await self._send_event(send, (), dumps(refusal))
         except UpstreamError:
             self._gateway.metrics.increment("haechi_upstream_error_total")
         await send({"type": "http.response.body", "body": b""})
 
     async def _event(self, request: GatewayRequest, frame: Frame, send: Send) -> None:
-        # Comments carry free text nobody needs: they are not relayed.
-        meta = tuple(line for line in frame.meta if not line.startswith(":"))
+        meta = self._fields(frame.meta)
         if not frame.data:
             if meta or frame.data is not None:
                 await self._send_event(send, meta, frame.data)
@@ -349,10 +355,31 @@ class StreamableHttpHandler:
         outcome = await self._decide(request, message, side="server")
         if outcome.action == "forward":
             assert outcome.message is not None
-            await self._send_event(send, meta, encode_message(outcome.message).decode("utf-8"))
+            await self._send_event(send, meta, dumps(outcome.message))
         elif outcome.action == "answer" and "method" in message and message.get("id") is not None:
             assert outcome.message is not None
             await self._answer_upstream(request, outcome.message)
+
+    def _fields(self, meta: tuple[str, ...]) -> tuple[str, ...]:
+        """The field lines of an event that go on to the client.
+
+        Only the fields a client reads (:data:`_RELAYED_FIELDS`) are kept, and only when the
+        detector finds nothing in them: they are not part of the message, so a value there
+        would pass uninspected, and an id or a name is not worth refusing the event for. A
+        line holding a character some clients' line readers end a line at (U+2028, NEL, a
+        form feed...) ends the stream: such a client would read what follows it as lines of
+        its own, which nobody inspected.
+        """
+        kept: list[str] = []
+        for line in meta:
+            if reader_breaks(line):
+                raise _StreamEnded
+            name, _colon, value = line.partition(":")
+            if name in _RELAYED_FIELDS and not self._gateway.runtime.scan(
+                value, direction="response"
+            ):
+                kept.append(line)
+        return tuple(kept)
 
     @staticmethod
     async def _send_event(send: Send, meta: tuple[str, ...], data: str | None) -> None:
