@@ -467,6 +467,26 @@ def test_answers_of_the_client_are_inspected_as_requests(tmp_path: Path) -> None
     assert received[2] == plain
 
 
+def test_a_lone_surrogate_escape_is_refused(tmp_path: Path) -> None:
+    """``\\ud800`` is no text: each decoder reads it its own way (one drops it and reads
+    ``jane.doe@example.com``), so the receiver would not read what was inspected."""
+    cut = "jane.doe\\ud800@example.com"
+    request = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"a":"' + cut + '"}}'
+    answer = '{"jsonrpc":"2.0","id":7,"result":{"text":"' + cut + '"}}'
+    embedded = json.dumps({"jsonrpc": "2.0", "id": 7, "result": {"text": '{"a":"' + cut + '"}'}})
+    upstream = ScriptedUpstream([Reply(body=answer.encode()), Reply(body=embedded.encode())])
+    with gateway_before(upstream, tmp_path) as url:
+        refused = post(url, request.encode())
+        unreadable = post(url, REQUEST)
+        inside = post(url, REQUEST)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["data"]["reason"] == "MCP message holds a lone UTF-16 surrogate"
+    assert [json.loads(body)["id"] for _m, _h, body in upstream.requests] == [7, 7]
+    assert unreadable.status_code == 502
+    assert (inside.json()["id"], inside.json()["error"]["code"]) == (7, STDIO_ERROR)
+    assert "jane" not in unreadable.text + inside.text
+
+
 def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
     uri = f"file:///home/{EMAIL}/notes.txt"
     message = {"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": uri}}

@@ -191,6 +191,7 @@ async def test_json_rpc_version_can_be_optional(haechi_runtime: Callable[..., Ru
         (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n":NaN}}', "not valid JSON"),
         (b'{"a":"\xff"}', "not valid UTF-8"),
         (b"[" * 100_000, "nests too deeply"),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"t":"a\\udfffb"}}', "lone UTF-16 surrogate"),
     ],
 )
 async def test_unparseable_lines_get_a_stdio_error(

@@ -26,7 +26,7 @@ import json
 from typing import Any, Final
 
 from haechi.payload import number_text
-from haechi.proxy.pipeline import decode_document
+from haechi.proxy.pipeline import LoneSurrogate, decode_document
 
 __all__ = ["MARKER_KEYS", "EmbeddedJson", "ReservedKey"]
 
@@ -64,12 +64,18 @@ class ReservedKey(ValueError):
 
 def _parse(text: str) -> tuple[Any, bool]:
     """The object or array ``text`` holds (or ``None``), and whether it holds all of the text
-    (``False`` when an object names a key twice; see :func:`decode_document`)."""
+    (``False`` when an object names a key twice; see :func:`decode_document`).
+
+    A document holding a lone UTF-16 surrogate escape raises :class:`LoneSurrogate`: its
+    receiver would read that string its own way, not as inspected.
+    """
     stripped = text.strip()
     if len(stripped) < _MIN_LENGTH or (stripped[0], stripped[-1]) not in (("{", "}"), ("[", "]")):
         return None, True
     try:
         value, whole = decode_document(stripped)
+    except LoneSurrogate:
+        raise
     except (ValueError, RecursionError):
         return None, True
     return (value, whole) if isinstance(value, dict | list) else (None, True)
@@ -117,7 +123,8 @@ class EmbeddedJson:
     def expand(self, value: Any) -> Any:
         """``value`` with embedded documents replaced by marker objects (input unchanged).
 
-        Raises :class:`ReservedKey` when ``value`` already contains a marker key.
+        Raises :class:`ReservedKey` when ``value`` already contains a marker key and
+        :class:`LoneSurrogate` when an embedded document holds a lone surrogate escape.
         """
         return self._expand(value, 0, 0)
 

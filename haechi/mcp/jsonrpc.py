@@ -34,6 +34,7 @@ from typing import Any, Final, Literal
 from haechi.errors import LimitError
 from haechi.mcp._embedded import EmbeddedJson, ReservedKey
 from haechi.models import Direction, Identity, Mode
+from haechi.proxy.pipeline import LoneSurrogate, decode_document
 
 __all__ = [
     "INVALID_JSONRPC",
@@ -146,25 +147,26 @@ def error_message(code: int, data: Mapping[str, Any], message_id: Any = None) ->
     }
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_message(data: bytes) -> dict[str, Any]:
     """Parse one message: strict UTF-8 JSON holding one object.
 
     Raises :class:`MessageError` for anything else: invalid UTF-8 (decoding it lossily could
-    hide a value from inspection), invalid JSON or ``NaN``/``Infinity``, nesting too deep to
-    parse, a batch (arrays are not supported), or another JSON value.
+    hide a value from inspection), invalid JSON, ``NaN``/``Infinity`` or a number too large
+    for a double, a lone UTF-16 surrogate escape (each decoder reads it its own way, so the
+    receiver would not read what was inspected; see :func:`decode_document`), nesting too
+    deep to parse, a batch (arrays are not supported), or another JSON value. A key named
+    twice needs no care here: a message always goes on encoded again from what was inspected.
     """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MessageError("MCP message is not valid UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value, _whole = decode_document(text)
     except RecursionError:
         raise MessageError("MCP message nests too deeply to parse") from None
+    except LoneSurrogate:
+        raise MessageError("MCP message holds a lone UTF-16 surrogate") from None
     except ValueError:
         raise MessageError("MCP message is not valid JSON") from None
     if isinstance(value, list):
@@ -291,7 +293,7 @@ class McpFilter:
             embedded = EmbeddedJson(self._max_depth)
             try:
                 subject = embedded.expand(message[key])
-            except ReservedKey as exc:
+            except (ReservedKey, LoneSurrogate) as exc:
                 return self._refuse(STDIO_ERROR, {"reason": str(exc)}, message, call=is_call)
             try:
                 result = await self._rt.protect(
