@@ -487,6 +487,33 @@ def test_a_lone_surrogate_escape_is_refused(tmp_path: Path) -> None:
     assert "jane" not in unreadable.text + inside.text
 
 
+def test_ids_and_methods_holding_protected_values_are_refused(tmp_path: Path) -> None:
+    """An id and a method go on as they came: one in which the detector finds something is
+    refused, and the refusal does not repeat the id."""
+    token = github_token()
+    notification = {"jsonrpc": "2.0", "method": f"notifications/{token}", "params": {}}
+    sampling = {"jsonrpc": "2.0", "id": f"{CARD}-{EMAIL}", "method": "sampling/createMessage"}
+    result = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}}
+    stream = sse(event(notification), event(sampling), event(result))
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=stream)])
+    ordinary = {**REQUEST, "id": "0b1c7e6a-3f7e-4d7c-9b5e-2f1d8a6c4e21"}
+    with gateway_before(upstream, tmp_path) as url:
+        streamed = post(url, REQUEST)
+        refused = post(url, {**REQUEST, "id": f"req-{token}"})
+        passed = post(url, ordinary)
+    relayed = [
+        json.loads(frame.split("data: ", 1)[1]) for frame in streamed.text.split("\n\n")[:-1]
+    ]
+    assert relayed == [result]
+    sent = [json.loads(body) for method, _h, body in upstream.requests if method == "POST"]
+    assert [message.get("id") for message in sent] == [7, None, ordinary["id"]]
+    assert sent[1]["error"]["code"] == STDIO_ERROR, "the server's request was answered"
+    assert (refused.json()["id"], refused.json()["error"]["code"]) == (None, STDIO_ERROR)
+    assert passed.status_code == 202
+    everything = streamed.text + refused.text + json.dumps(sent)
+    assert all(value not in everything for value in (token, CARD, EMAIL))
+
+
 def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
     uri = f"file:///home/{EMAIL}/notes.txt"
     message = {"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": uri}}

@@ -281,10 +281,16 @@ async def test_unknown_method_names_stay_out_of_the_audit_log(
 ) -> None:
     runtime = haechi_runtime({**ENFORCE, "mcp": {"allowedMethods": ["*"]}})
     decisions = McpFilter(runtime, protocol="mcp-stdio")
-    await decisions.decide(call(f"x/{EMAIL}", {"a": "b"}), side="client", allowlist=True)
+    name = "x/project-moonshot-internal"
+    await decisions.decide(call(name, {"a": "b"}), side="client", allowlist=True)
     event = audit_lines(tmp_path)[-1]
     assert event["operation"] == "other"
-    assert EMAIL not in json.dumps(event)
+    assert name not in json.dumps(event)
+    # A name in which the detector finds something does not go on at all.
+    refused = await decisions.decide(call(f"x/{EMAIL}", {}, "r1"), side="client", allowlist=True)
+    assert refused.message is not None
+    assert (refused.message["id"], refused.message["error"]["code"]) == (None, STDIO_ERROR)
+    assert EMAIL not in json.dumps(audit_lines(tmp_path)) + json.dumps(refused.message)
 
 
 def test_encoding_survives_lone_surrogates() -> None:

@@ -272,6 +272,14 @@ class McpFilter:
         if not _valid_id(message_id):
             reason = "JSON-RPC id must be a string, a number or null"
             return self._refuse(STDIO_ERROR, {"reason": reason}, None, call=True)
+        try:
+            flagged = self._names_flagged(message, side)
+        except Exception:
+            failed = {"reason": "protection_failed"}
+            return self._refuse(POLICY_BLOCK, failed, _without_id(message), call=is_call)
+        if flagged:
+            reason = "a JSON-RPC id or method holds a value haechi protects"
+            return self._refuse(STDIO_ERROR, {"reason": reason}, _without_id(message), call=is_call)
         if self._config.require_json_rpc and message.get("jsonrpc") != "2.0":
             return self._refuse(
                 INVALID_JSONRPC, {"reason": _JSON_RPC_REASON}, message, call=is_call
@@ -317,6 +325,16 @@ class McpFilter:
             forward[key] = embedded.collapse(result.payload)
         return Outcome("forward", forward)
 
+    def _names_flagged(self, message: Mapping[str, Any], side: Side) -> bool:
+        """Whether the detector finds anything in a string ``id`` or in a ``method`` outside
+        the known ones: they go on as they came (a peer matches answers by id, a method
+        cannot be rewritten), so a value in them would pass uninspected."""
+        names = [message["id"]] if isinstance(message.get("id"), str) else []
+        method = message.get("method")
+        if isinstance(method, str) and method not in self._operations:
+            names.append(method)
+        return bool(names) and bool(self._rt.scan(names, direction=_DIRECTIONS[side]))
+
     def _operation(self, method: Any) -> str:
         return method if method in self._operations else "other"
 
@@ -332,6 +350,12 @@ class McpFilter:
         if message is not None and message_id is not None:
             return Outcome("forward", error_message(code, data, message_id), True)
         return Outcome("answer", error_message(code, data, None), True)
+
+
+def _without_id(message: Mapping[str, Any]) -> dict[str, Any]:
+    """``message`` with a ``null`` id in place of its own, so that a refusal does not
+    repeat it (a notification stays one)."""
+    return {**message, "id": None} if "id" in message else dict(message)
 
 
 def _shape_problem(message: Mapping[str, Any]) -> str | None:
