@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -206,3 +207,22 @@ def test_members_count_against_the_texts_a_stream_may_window(tmp_path: Path) -> 
         read, reason = _read(gw, wire)
     assert '"m0"' not in read
     assert reason == "stream_inspection_error"
+
+
+def test_a_tool_call_index_that_skips_ahead_stops_the_stream(tmp_path: Path) -> None:
+    """A client that adds tool calls up by position (appending one whose ``index`` is past
+    the end of its list, as the openai SDK's ``accumulate_delta`` does) puts a first call
+    named 1 where a later piece named 0 is added, so halves the gateway would window apart
+    by ``index`` are joined there: the stream stops before the second half."""
+    wire = _stream(
+        {"role": "assistant", "content": ""},
+        _calls({**_opening(1, "call_1", "pay"), "function": {"arguments": '{"card": "4111'}}),
+        _calls(_arguments(0, '111111111111"}')),
+    )
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
+        gw.upstream.queue(Reply(wire=[wire.encode()]))
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        read = httpx.post(f"{gw.url}/v1/chat/completions", json=body).text
+        (event,) = [e for e in gw.audit() if str(e.get("operation", "")).startswith("response-")]
+    assert "111111111111" not in read
+    assert event["reason"] == "stream_inspection_error"

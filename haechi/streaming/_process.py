@@ -99,6 +99,9 @@ _FIELD_CACHE_LINE: Final = 256
 #: such a frame may be; both bound the memory a stream holds.
 _CLEAN_FRAMES: Final = 8
 _CLEAN_FRAME_CHARS: Final = 4096
+#: Indexed lists (choices, a choice's tool calls, ...) one stream may name, and elements
+#: each may hold: each is followed for the rest of the stream.
+_MAX_LISTS: Final = 256
 #: Parts whose delivered text a stream keeps at once (until the event that closes them):
 #: real answers have a handful, and every kept part costs memory however short its text.
 _MAX_PARTS: Final = 1024
@@ -167,6 +170,7 @@ class FrameProcessor:
         "_gone",
         "_held",
         "_held_fields",
+        "_indexed",
         "_kept",
         "_max_frame",
         "_named",
@@ -254,6 +258,9 @@ class FrameProcessor:
         self._kept = descriptor.kept_in_copies
         self._choices = descriptor.choices
         self._one_choice = not several_choices
+        # Per indexed list (by its names), the index that filled each position of the
+        # client's copy of it.
+        self._indexed: dict[Path, list[int]] = {}
         # The content block the last block frame named (none yet), and the part each text
         # read across parts last continued.
         self._block = -1
@@ -334,6 +341,39 @@ class FrameProcessor:
         else:
             await self._text(meta, data, quoted=False)
 
+    def _check_order(self, choices: Any) -> None:
+        """Stop the stream at an element of an indexed list in a choice (a delta's tool
+        calls) that the openai SDK would add to an element of another ``index``.
+
+        The SDK looks an element up at the position its ``index`` names and, past the end
+        of its list, appends it: a first tool call with index 1 lands at position 0, where
+        a later piece with index 0 is then added up with it, while the gateway windows the
+        two apart by ``index``. The positions the SDK filled are followed per list (by the
+        index that filled each); in a stream that names its elements in order, every
+        position holds its own index."""
+        if not isinstance(choices, list):
+            return
+        filled = self._indexed
+        places = (
+            (where, index)
+            for at, choice in enumerate(choices)
+            if isinstance(choice, dict)
+            for where, index in _indexed_elements(choice, (_element_name(choice, at),))
+        )
+        for where, index in places:
+            positions = filled.get(where)
+            if positions is None:
+                if len(filled) >= _MAX_LISTS:
+                    raise AmbiguousName("a stream names more lists than a stream may hold")
+                positions = filled[where] = []
+            if index < len(positions):
+                if positions[index] != index:
+                    raise AmbiguousName("a list element is added up with another index's")
+            elif len(positions) >= _MAX_LISTS:
+                raise AmbiguousName("a list holds more elements than a stream may hold")
+            else:
+                positions.append(index)
+
     def _check_named(self, meta: tuple[str, ...], value: Any) -> None:
         """Stop a stream read by event name at a data frame whose ``event:`` lines do not
         all name its JSON ``type`` (none, or no ``type``, included).
@@ -362,6 +402,7 @@ class FrameProcessor:
         kind = kind if isinstance(kind, str) else None
         if self._choices is not None and isinstance(frame, dict):
             _check_choices(frame.get(self._choices), one=self._one_choice)
+            self._check_order(frame.get(self._choices))
         if kind in descriptor.block_types:
             await self._enter_block(frame)
         done = descriptor.done_field
@@ -890,6 +931,26 @@ def _json_container(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(value, dict | list)
+
+
+def _indexed_elements(node: Any, where: Path) -> Iterator[tuple[Path, int]]:
+    """The elements of every list of objects with an ``index`` in ``node`` (a choice: the
+    lists in its delta), each as the names of its list (``where``, then the members and
+    indices above it) and its index as clients read it, in the order of the frame."""
+    if isinstance(node, list):
+        if not any(isinstance(item, dict) and "index" in item for item in node):
+            return
+        for at, item in enumerate(node):
+            if isinstance(item, dict):
+                index = _element_name(item, at)
+                yield where, index
+                for key, value in item.items():
+                    if isinstance(value, dict | list):
+                        yield from _indexed_elements(value, (*where, index, key))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                yield from _indexed_elements(value, (*where, key))
 
 
 def _check_choices(choices: Any, *, one: bool) -> None:
