@@ -613,6 +613,8 @@ class FrameProcessor:
                 continue
             _check_words(members, spec.words)
             base = (*prefix, *spec.text)
+            if _nothing_left(members, base, worded, taken, self._path):
+                continue  # the usual delta: a role and the text another spec took
             for where, names, text in _strings(members, base, (), self._kept):
                 if names[0] in worded or where in taken or where == self._path:
                     continue
@@ -1103,6 +1105,25 @@ def _strings(
             if isinstance(item, dict):
                 name = _element_name(item, at)
                 yield from _strings(item, (*where, at), (*names, name), replaced)
+
+
+def _nothing_left(
+    members: dict[str, Any], base: Path, worded: set[str], taken: set[Path], path: Path | None
+) -> bool:
+    """Whether :func:`_strings` would find no string in ``members`` (at ``base``) that is
+    neither worded, taken by another spec, nor at the delta ``path``: without walking
+    it, for a delta of scalars (what almost every frame carries)."""
+    for key, value in members.items():
+        if key in worded or value is None or value == "":
+            continue
+        if type(value) is not str:
+            if isinstance(value, dict | list):
+                return False
+            continue
+        where = (*base, key)
+        if where != path and where not in taken:
+            return False
+    return True
 
 
 def _check_words(members: dict[str, Any], words: tuple[tuple[str, frozenset[str]], ...]) -> None:
