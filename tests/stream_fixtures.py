@@ -240,10 +240,12 @@ def delta_text(frames: Iterable[Any], path: Sequence[str | int]) -> str:
 ResponsesEvent = tuple[str, dict[str, Any]]
 
 
-def responses_sse(*events: ResponsesEvent) -> str:
-    """A Responses stream: ``response.created``, ``events`` (numbered), ``response.completed``."""
+def responses_sse(*events: ResponsesEvent, created: list[Any] | None = None) -> str:
+    """A Responses stream: ``response.created`` (its response's ``output`` is ``created``,
+    none by default), ``events`` (numbered), ``response.completed``."""
+    output = created or []
     frames = [
-        ("created", {"response": {"id": "resp_1", "status": "in_progress", "output": []}}),
+        ("created", {"response": {"id": "resp_1", "status": "in_progress", "output": output}}),
         *events,
         ("completed", {"response": {"id": "resp_1", "status": "completed", "output": []}}),
     ]

@@ -365,6 +365,29 @@ def test_arguments_in_the_event_opening_a_call_are_read_with_its_deltas(tmp_path
     assert event == INSPECTED
 
 
+def test_text_in_the_output_of_the_created_response_is_read_with_its_deltas(
+    tmp_path: Path,
+) -> None:
+    """The SDK's snapshot starts as the response ``response.created`` carries, output items
+    and their parts' text included, and adds the deltas to that text."""
+    part = {"type": "output_text", "text": HALVES[0], "annotations": []}
+    item = {"type": "message", "id": "item_0", "role": "assistant", "content": [part]}
+    place = {"item_id": "item_0", "output_index": 0, "content_index": 0}
+    whole = HALVES[0] + HALVES[1]
+    whole_part = {**part, "text": whole}
+    wire = responses_sse(
+        ("output_text.delta", {**place, "delta": HALVES[1], "logprobs": []}),
+        ("output_text.done", {**place, "text": whole, "logprobs": []}),
+        ("output_item.done", {"output_index": 0, "item": {**item, "content": [whole_part]}}),
+        created=[item],
+    )
+    with gateway_in_front(tmp_path, INSPECT) as gw:
+        snapshots = _snapshots(gw, wire)
+        event = _stream_event(gw)
+    assert snapshots["response.output_text.delta"] == JOINED
+    assert event == INSPECTED
+
+
 def test_a_usual_stream_opening_its_parts_empty_is_read_as_sent(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path, INSPECT) as gw:
         snapshots = _snapshots(gw, responses_sse(*_opened_message("", "", "Hello there.")))
