@@ -25,8 +25,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from haechi._documents import LoneSurrogate, decode_document
 from haechi.payload import number_text
-from haechi.proxy.pipeline import LoneSurrogate, decode_document
 
 __all__ = ["MARKER_KEYS", "EmbeddedJson", "ReservedKey"]
 

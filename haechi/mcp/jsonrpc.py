@@ -31,10 +31,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from haechi._documents import LoneSurrogate, decode_document
 from haechi.errors import LimitError
 from haechi.mcp._embedded import EmbeddedJson, ReservedKey
 from haechi.models import Direction, Identity, Mode
-from haechi.proxy.pipeline import LoneSurrogate, decode_document
 
 __all__ = [
     "INVALID_JSONRPC",

@@ -247,26 +247,25 @@ class GatewayApp:
         started = time.perf_counter()
         correlation_id = new_correlation_id()
         cid = correlation_id.encode()
-        unread = _may_carry_body(scope["headers"])
         try:
             raw_path, path = request_path(scope)
         except GatewayError as error:
             self.count_refused(error.code)
-            await self._send_error(send, error, cid, close=unread)
+            await self._send_error(send, error, cid, scope)
             return
         reserved = reserved_path(path)
         if reserved is not None:  # operability routes are not counted as requests
             try:
                 await self.ops.handle(scope["method"], reserved, send, cid)
             except GatewayError as error:
-                await self._send_error(send, error, cid, close=unread)
+                await self._send_error(send, error, cid, scope)
             return
         if self._max_in_flight and self.in_flight >= self._max_in_flight:
             self.metrics.increment("haechi_overloaded_total")
             overloaded = GatewayError(
                 "haechi_overloaded", headers={"retry-after": self._retry_after}
             )
-            await self._send_error(send, overloaded, cid, close=unread)
+            await self._send_error(send, overloaded, cid, scope)
             return
         self.in_flight += 1
         request = GatewayRequest(scope, correlation_id, raw_path, path)
@@ -276,7 +275,7 @@ class GatewayApp:
             if request.decision == "forwarded":
                 request.decision = _ERROR_DECISIONS.get(error.code, "blocked")
             if not request.started:
-                await self._send_error(send, error, cid, close=unread and not request.body_read)
+                await self._send_error(send, error, cid, scope, request)
         except ClientGone:
             request.decision = "client_gone"
         except Exception as exc:
@@ -291,7 +290,7 @@ class GatewayApp:
             )
             if not request.started:
                 failed = GatewayError("haechi_proxy_error")
-                await self._send_error(send, failed, cid, close=unread and not request.body_read)
+                await self._send_error(send, failed, cid, scope, request)
         finally:
             self.in_flight -= 1
             route_id = request.route.route_id if request.route else "unknown"
@@ -307,17 +306,23 @@ class GatewayApp:
             )
 
     async def _send_error(
-        self, send: Send, error: GatewayError, cid: bytes, *, close: bool = False
+        self,
+        send: Send,
+        error: GatewayError,
+        cid: bytes,
+        scope: dict[str, Any],
+        request: GatewayRequest | None = None,
     ) -> None:
-        """Answer ``error``; with ``close``, the request's body is not all in and the
-        connection is closed after the answer (draining an unread body would let a client
-        hold the connection, with no deadline, for as long as it keeps sending)."""
+        """Answer ``error``. When the body of the request (``scope``) is not all in yet, the
+        connection is closed after the answer: draining an unread body would let a client
+        hold the connection, with no deadline, for as long as it keeps sending."""
         headers = [
             (b"content-type", b"application/json"),
             (b"cache-control", b"no-store"),
             (b"x-haechi-correlation-id", cid),
         ]
-        if close and "connection" not in error.headers:
+        unread = (request is None or not request.body_read) and _may_carry_body(scope["headers"])
+        if unread and "connection" not in error.headers:
             headers.append((b"connection", b"close"))
         headers.extend((k.encode(), v.encode()) for k, v in error.headers.items())
         await send_response(send, error.status, headers, error.body())

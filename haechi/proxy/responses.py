@@ -30,11 +30,11 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from haechi._documents import decode_document
 from haechi.pieces import drop_piece_runs
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import response_headers
-from haechi.proxy.pipeline import decode_document
 from haechi.proxy.upstream import (
     ResponseHeaders,
     ResponseTooLarge,
