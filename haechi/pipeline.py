@@ -416,8 +416,13 @@ class Protector:
             output = await transform_payload(output, items, transformer)
             return Evaluation(output, False, inspection)
         leaves, spans = plan_scrub(runs, items)
-        output = await transform_payload(output, leaves, transformer) if leaves else output
+        # Keys last: a key found on the path of a run would move the run the scrub finds by
+        # the path as it was.
+        values = [item for item in leaves if item.detection.kind != "key"]
+        keys = [item for item in leaves if item.detection.kind == "key"]
+        output = await transform_payload(output, values, transformer) if values else output
         output = scrub_piece_runs(output, spans)
+        output = await transform_payload(output, keys, transformer) if keys else output
         return Evaluation(output, False, inspection)
 
     async def protect(self, payload: Any, *, context: CallContext, policy: Policy) -> ProtectResult:

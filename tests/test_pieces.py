@@ -503,3 +503,24 @@ def test_llama_cpp_never_reads_a_value_cut_across_prompt_pieces(tmp_path: Path) 
         httpx.post(f"{llama.url}/infill", json=infill)
         assert llama.upstream.last.json()["input_prefix"] == ["# mail [REDACTED:email]", ""]
         assert len(llama.upstream.received) == 1
+
+
+@pytest.mark.parametrize("action", ["redact", "mask"])
+def test_a_run_under_a_key_that_is_a_value_is_rewritten(action: str) -> None:
+    """The key on the way to a run is rewritten too, after the run, which is found by the
+    path as it was: the payload is protected instead of failing closed."""
+    runtime = create_runtime(
+        {
+            "mode": "enforce",
+            "policy": {"actions": {"email": action}},
+            "audit": {"sink": "memory"},
+            "tokenVault": {"provider": "memory"},
+        }
+    )
+    parts = _parts("mail jane.", "doe@example.com")
+    result = asyncio.run(runtime.protect({EMAIL: parts, "p": [["x", EMAIL]]}))
+    assert not result.blocked
+    assert EMAIL not in json.dumps(result.payload)
+    ((key, value),) = [(k, v) for k, v in result.payload.items() if k != "p"]
+    assert key != EMAIL
+    assert "".join(part["text"] for part in value) == "mail [REDACTED:email]"
