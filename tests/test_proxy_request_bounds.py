@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.upstream_server import Gateway, gateway_in_front
+from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -102,6 +102,16 @@ def test_one_header_field_larger_than_the_limit_is_refused_while_it_arrives(
         assert gateway.upstream.received == []
 
 
+def test_a_head_over_the_limit_that_arrives_in_one_read_is_refused(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"limits": {"maxHeaderBytes": 4096}}) as gateway:
+        with _connection(gateway) as sock:
+            pad = b"x-pad: " + b"a" * 5000 + b"\r\n"
+            sock.sendall(HEAD + pad + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+            answer = _answer_and_close(sock)
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        assert gateway.upstream.received == []
+
+
 def test_trailer_fields_cannot_grow_without_bound(tmp_path: Path) -> None:
     """A chunked body's trailer fields follow the body the gateway reads; the connection is
     cut once a request carried twice maxRequestBytes plus maxHeaderBytes after its head."""
@@ -152,3 +162,41 @@ def test_an_answer_after_the_body_keeps_the_connection(tmp_path: Path) -> None:
             assert answer.startswith(b"HTTP/1.1 200 ")
             assert b"connection: close" not in answer.lower()
         assert len(gateway.upstream.received) == 2
+
+
+@pytest.mark.parametrize(
+    ("refused", "status"),
+    [
+        (HEAD + b"x-pad: " + b"a" * 6000 + b"\r\n\r\n", b"431"),
+        (b"NOT A REQUEST\r\n\r\n", b"400"),
+    ],
+)
+def test_a_pipelined_request_is_refused_after_the_answer_before_it(
+    tmp_path: Path, refused: bytes, status: bytes
+) -> None:
+    """A request refused while the answer to the one before it is still being sent is
+    answered once that answer is complete, never inside it."""
+    config = {"limits": {"maxHeaderBytes": 4096}, "streaming": {"requestMode": "inspect"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        pieces = ["one ", "two ", "three ", "four"]
+        gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.1))
+        streamed = json.dumps(
+            {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        ).encode()
+        with _connection(gateway) as sock:
+            sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(streamed) + streamed)
+            time.sleep(0.05)  # the answer has started
+            sock.sendall(refused)
+            received = _answer_and_close(sock)
+    first, _, rest = received.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert b"transfer-encoding: chunked" in first.lower()
+    stream, end, after = rest.partition(b"\r\n0\r\n\r\n")
+    assert end, received
+    assert b"HTTP/1.1" not in stream
+    assert b"four" in stream
+    assert b"[DONE]" in stream
+    head, _, body = after.partition(b"\r\n\r\n")
+    assert head.split(b" ")[:2] == [b"HTTP/1.1", status]
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"].startswith("haechi_")

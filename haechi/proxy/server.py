@@ -26,7 +26,9 @@ connection closed, before the gateway reads any more of it. Once the head is in,
 connection may carry at most twice ``limits.maxRequestBytes`` plus ``maxHeaderBytes`` more
 bytes for that request (its body with chunk framing, and trailer fields, which the gateway
 never reads): past that the connection is cut. Both are counted as bytes arrive, so no
-client can make the parser hold more than one read beyond them.
+client can make the parser hold more than one read beyond them; a head that arrives within
+one read is measured once it is complete. A refusal is never written inside the answer to
+an earlier request of the same connection.
 - ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
   closed at once, in-flight requests get this long to finish, then the rest are cut.
 
@@ -242,6 +244,10 @@ class _Deadline:
             self._timer = None
 
 
+class _HeadTooLarge(Exception):
+    """A complete request head over ``limits.maxHeaderBytes``."""
+
+
 def _refusal(code: str) -> bytes:
     """A whole HTTP answer refusing a request the parser stopped reading, closing the
     connection (nothing after the refused bytes can be framed)."""
@@ -291,8 +297,12 @@ def _protocol_class(limits: Any) -> Any:
         _in_head: bool = True
         _received: int = 0
 
+        #: The refusal of a request that came while the answers to the ones before it were
+        #: still being sent: it is sent once they are complete (see :meth:`_refuse`).
+        _deferred: bytes | None = None
+
         def data_received(self, data: bytes) -> None:
-            if self.transport.is_closing():
+            if self.transport.is_closing() or self._deferred is not None:
                 return  # refused: nothing more is parsed
             self._received += len(data)
             before = self._in_head
@@ -332,6 +342,17 @@ def _protocol_class(limits: Any) -> Any:
             super().on_message_begin()
             self._headers_deadline.arm()
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # A closing transport: the answer closed the connection, nothing more is sent.
+            if (
+                self._deferred is not None
+                and not self._answer_under_way()
+                and not self.transport.is_closing()
+            ):
+                self.transport.write(self._deferred)
+                self.transport.close()
+
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._in_head = True
@@ -343,20 +364,47 @@ def _protocol_class(limits: Any) -> Any:
             # uvicorn's plain text. A target the parser cannot read as a URL (``foo:/x``) is
             # refused like any other target that is not a path.
             refused = sys.exc_info()[1]
-            self._refuse(
-                "haechi_invalid_proxy_target"
-                if isinstance(refused, httptools.HttpParserInvalidURLError)
-                else "haechi_invalid_http_request"
-            )
+            if isinstance(refused, httptools.HttpParserInvalidURLError):
+                self._refuse("haechi_invalid_proxy_target")
+            elif refused is not None and isinstance(refused.__context__, _HeadTooLarge):
+                self._refuse("haechi_request_headers_too_large")
+            else:
+                self._refuse("haechi_invalid_http_request")
 
         def _refuse(self, code: str) -> None:
-            self.transport.write(_refusal(code))
-            self.transport.close()
+            """Answer ``code`` and close the connection, after the answers to the requests
+            before this one: a client may send its next request (pipelining) while an
+            answer is still being written, and a refusal written then would land inside
+            that answer. When the refused bytes are the body of a request whose answer is
+            under way, or queued behind one, no answer can be framed: the connection is cut.
+            """
             count = getattr(self.app, "count_refused", None)
             if count is not None:  # None when uvicorn serves another app with these options
                 count(code)
+            if not self._answer_under_way():
+                self.transport.write(_refusal(code))
+                self.transport.close()
+            elif self._in_head:
+                self._deferred = _refusal(code)
+                self._headers_deadline.disarm()
+                self.flow.pause_reading()
+            else:
+                self.transport.close()
+
+        def _answer_under_way(self) -> bool:
+            """Whether an answer is being written, or requests wait for their turn."""
+            cycle = self.cycle
+            return bool(self.pipeline) or (
+                cycle is not None and cycle.response_started and not cycle.response_complete
+            )
 
         def on_headers_complete(self) -> None:
+            # A head that arrived within one read was never counted while incomplete.
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.max_head_bytes:
+                # Raised through the parser, which stops and reports it to uvicorn; uvicorn
+                # calls send_400_response, which refuses it.
+                raise _HeadTooLarge
             self._in_head = False
             self._received = 0
             self._headers_deadline.disarm()
