@@ -22,19 +22,25 @@ The decision is one of three :class:`Outcome` actions:
 Fail closed: a message is only forwarded once every part of it that can carry text was
 inspected. Members other than the JSON-RPC ones are refused rather than passed uninspected,
 and a failure while protecting refuses the message.
+
+Every refusal leaves one audit event: a part that blocks is recorded by its protect call,
+every other refusal by :meth:`McpFilter.audit_refusal` (decision ``mcp_refused``, a reason
+code, never the refused value; see :mod:`haechi.mcp._audit`). When that record cannot be
+written the message is still refused, with ``-32001`` ``protection_failed`` as the error.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from haechi._documents import LoneSurrogate, decode_document
-from haechi.errors import LimitError
+from haechi.errors import AuditError, LimitError, ProviderError
+from haechi.mcp._audit import refusal_event
 from haechi.mcp._embedded import EmbeddedJson, ReservedKey
-from haechi.models import Direction, Identity, Mode
+from haechi.models import Direction, Finding, Identity, Mode
 
 __all__ = [
     "INVALID_JSONRPC",
@@ -110,6 +116,7 @@ MCP_METHODS: Final = frozenset(
 
 _MEMBERS: Final = frozenset({"jsonrpc", "id", "method", "params", "result", "error"})
 _JSON_RPC_REASON: Final = "MCP messages must use JSON-RPC 2.0"
+_PROTECTION_FAILED: Final[Mapping[str, Any]] = {"reason": "protection_failed"}
 
 #: Who sent a message: the MCP client, or the MCP server.
 Side = Literal["client", "server"]
@@ -230,23 +237,100 @@ class McpFilter:
         *,
         side: Side,
         allowlist: bool,
-        identity: Identity | None = None,
-        profile: str | None = None,
-        correlation_id: str | None = None,
+        awaited: Collection[Any] | None = None,
     ) -> Outcome:
         """Parse and decide one newline-delimited message (see :meth:`decide`)."""
         try:
             message = parse_message(line)
         except MessageError as exc:
-            return Outcome("answer", error_message(STDIO_ERROR, {"reason": str(exc)}), True)
-        return await self.decide(
-            message,
-            side=side,
-            allowlist=allowlist,
+            return await self.refused(
+                STDIO_ERROR, {"reason": str(exc)}, side=side, reason="mcp_unparseable_message"
+            )
+        return await self.decide(message, side=side, allowlist=allowlist, awaited=awaited)
+
+    async def audit_refusal(
+        self,
+        reason: str,
+        *,
+        side: Side,
+        operation: str,
+        findings: Iterable[Finding] = (),
+        identity: Identity | None = None,
+        profile: str | None = None,
+        correlation_id: str | None = None,
+        route_id: str | None = None,
+        path_hash: str | None = None,
+    ) -> None:
+        """Write the one audit event of a refusal taken without a protect call.
+
+        ``reason`` is a code of :data:`~haechi.mcp._audit.REFUSAL_REASONS`, ``operation`` a
+        fixed name, ``findings`` what the detector found in the refused part (counted by
+        type; no value is written). Raises :class:`~haechi.errors.AuditError` when the event
+        could not be written: the caller then fails closed.
+        """
+        event = refusal_event(
+            protocol=self._protocol,
+            reason=reason,
+            operation=operation,
+            direction=_DIRECTIONS[side],
+            mode=self._mode,
+            findings=findings,
+            correlation_id=correlation_id,
             identity=identity,
             profile=profile,
-            correlation_id=correlation_id,
+            route_id=route_id,
+            path_hash=path_hash,
         )
+        try:
+            await self._rt.audit.record(event)
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(f"the audit record failed: {type(exc).__name__}") from None
+
+    async def refused(
+        self,
+        code: int,
+        data: Mapping[str, Any],
+        message: Mapping[str, Any] | None = None,
+        *,
+        side: Side,
+        reason: str,
+        call: bool = True,
+        operation: str | None = None,
+        findings: Iterable[Finding] = (),
+        **context: Any,
+    ) -> Outcome:
+        """Audit a refusal (:meth:`audit_refusal`) and return where its error goes.
+
+        ``message`` is the refused message (``None`` when it could not be parsed), ``call``
+        whether it was a request or notification. When the audit event cannot be written
+        the error becomes ``-32001`` ``protection_failed``; it goes where the refusal would
+        have gone.
+        """
+        try:
+            await self.audit_refusal(
+                reason,
+                side=side,
+                operation=operation or self._refused_operation(message),
+                findings=findings,
+                **context,
+            )
+        except AuditError:
+            code, data = POLICY_BLOCK, _PROTECTION_FAILED
+        return self._refuse(code, data, message, call=call)
+
+    def _refused_operation(self, message: Mapping[str, Any] | None) -> str:
+        """The fixed name a refused message is audited under."""
+        if message is None:
+            return "message"
+        if "method" in message:
+            method = message["method"]
+            return method if isinstance(method, str) and method in self._operations else "other"
+        for key in ("result", "error"):
+            if key in message:
+                return key
+        return "message"
 
     async def decide(
         self,
@@ -257,6 +341,9 @@ class McpFilter:
         identity: Identity | None = None,
         profile: str | None = None,
         correlation_id: str | None = None,
+        route_id: str | None = None,
+        path_hash: str | None = None,
+        awaited: Collection[Any] | None = None,
     ) -> Outcome:
         """Decide one parsed message.
 
@@ -265,30 +352,89 @@ class McpFilter:
             side: who sent it; decides the direction every part is protected in.
             allowlist: whether ``mcp.allowedMethods`` applies (client messages).
             identity, profile, correlation_id: passed to the protect calls (gateway).
+            route_id, path_hash: written to the audit events of refusals (gateway).
+            awaited: ids of the requests the receiver of this message is waiting for. A
+                response refused because of its id is otherwise answered with ``id: null``
+                (the id is not repeated); when its id is exactly one of these, the receiver
+                sent that id itself, so the refusal goes to it with that id instead.
         """
         method = message.get("method")
         is_call = "method" in message
         message_id = message.get("id")
+        audit: dict[str, Any] = {
+            "identity": identity,
+            "profile": profile,
+            "correlation_id": correlation_id,
+            "route_id": route_id,
+            "path_hash": path_hash,
+        }
         if not _valid_id(message_id):
             reason = "JSON-RPC id must be a string, a number or null"
-            return self._refuse(STDIO_ERROR, {"reason": reason}, None, call=True)
+            return await self.refused(
+                STDIO_ERROR,
+                {"reason": reason},
+                None,
+                side=side,
+                reason="mcp_invalid_id",
+                operation=self._refused_operation(message),
+                **audit,
+            )
         try:
-            flagged = self._names_flagged(message, side)
+            flagged, findings = self._names_flagged(message, side)
         except Exception:
-            failed = {"reason": "protection_failed"}
-            return self._refuse(POLICY_BLOCK, failed, _without_id(message), call=is_call)
-        if flagged:
+            return await self.refused(
+                POLICY_BLOCK,
+                _PROTECTION_FAILED,
+                _without_id(message),
+                side=side,
+                reason="mcp_protection_failed",
+                call=is_call,
+                **audit,
+            )
+        if flagged is not None:
             reason = "a JSON-RPC id or method holds a value haechi protects"
-            return self._refuse(STDIO_ERROR, {"reason": reason}, _without_id(message), call=is_call)
+            # A response the receiver is waiting for keeps its id: the receiver chose it.
+            matched = not is_call and awaited is not None and message_id in awaited
+            return await self.refused(
+                STDIO_ERROR,
+                {"reason": reason},
+                message if matched else _without_id(message),
+                side=side,
+                reason=flagged,
+                call=is_call,
+                findings=findings,
+                **audit,
+            )
         if self._config.require_json_rpc and message.get("jsonrpc") != "2.0":
-            return self._refuse(
-                INVALID_JSONRPC, {"reason": _JSON_RPC_REASON}, message, call=is_call
+            return await self.refused(
+                INVALID_JSONRPC,
+                {"reason": _JSON_RPC_REASON},
+                message,
+                side=side,
+                reason="mcp_invalid_jsonrpc",
+                call=is_call,
+                **audit,
             )
         shape = _shape_problem(message)
         if shape is not None:
-            return self._refuse(INVALID_JSONRPC, {"reason": shape}, message, call=is_call)
+            return await self.refused(
+                INVALID_JSONRPC,
+                {"reason": shape},
+                message,
+                side=side,
+                reason="mcp_invalid_shape",
+                call=is_call,
+                **audit,
+            )
         if allowlist and is_call and not self._allow_all and method not in self._allowed:
-            return self._refuse(METHOD_NOT_ALLOWED, {"method": method}, message, call=True)
+            return await self.refused(
+                METHOD_NOT_ALLOWED,
+                {"method": method},
+                message,
+                side=side,
+                reason="mcp_method_not_allowed",
+                **audit,
+            )
         context = {"identity": identity, "profile": profile, "correlation_id": correlation_id}
         forward = dict(message)
         parts: list[tuple[str, str]] = []
@@ -302,7 +448,17 @@ class McpFilter:
             try:
                 subject = embedded.expand(message[key])
             except (ReservedKey, LoneSurrogate) as exc:
-                return self._refuse(STDIO_ERROR, {"reason": str(exc)}, message, call=is_call)
+                code = "mcp_reserved_key" if isinstance(exc, ReservedKey) else "mcp_lone_surrogate"
+                return await self.refused(
+                    STDIO_ERROR,
+                    {"reason": str(exc)},
+                    message,
+                    side=side,
+                    reason=code,
+                    call=is_call,
+                    operation=operation,
+                    **audit,
+                )
             try:
                 result = await self._rt.protect(
                     subject,
@@ -313,27 +469,62 @@ class McpFilter:
                     **context,
                 )
             except LimitError as exc:
-                return self._refuse(STDIO_ERROR, {"reason": str(exc)}, message, call=is_call)
+                # Refused before anything was inspected or recorded.
+                return await self.refused(
+                    STDIO_ERROR,
+                    {"reason": str(exc)},
+                    message,
+                    side=side,
+                    reason="mcp_nesting_too_deep",
+                    call=is_call,
+                    operation=operation,
+                    **audit,
+                )
+            except (ProviderError, AuditError):
+                # Fail closed: an inspection that failed was recorded by the protect call
+                # (an internal-error block); an audit log that failed cannot take another
+                # record. Either way the message does not pass.
+                return self._refuse(POLICY_BLOCK, _PROTECTION_FAILED, message, call=is_call)
             except Exception:
-                # Fail closed: whatever broke (a detector, the vault, the audit log), the
-                # message does not pass. The failure's text may quote input; it is not sent.
-                failed = {"reason": "protection_failed"}
-                return self._refuse(POLICY_BLOCK, failed, message, call=is_call)
+                # Whatever else broke, the message does not pass, and its refusal is
+                # recorded here. The failure's text may quote input; it is not sent.
+                return await self.refused(
+                    POLICY_BLOCK,
+                    _PROTECTION_FAILED,
+                    message,
+                    side=side,
+                    reason="mcp_protection_failed",
+                    call=is_call,
+                    operation=operation,
+                    **audit,
+                )
             if result.blocked:
                 data = {"auditId": result.audit_id, "summary": result.summary}
                 return self._refuse(POLICY_BLOCK, data, message, call=is_call)
             forward[key] = embedded.collapse(result.payload)
         return Outcome("forward", forward)
 
-    def _names_flagged(self, message: Mapping[str, Any], side: Side) -> bool:
-        """Whether the detector finds anything in a string ``id`` or in a ``method`` outside
-        the known ones: they go on as they came (a peer matches answers by id, a method
-        cannot be rewritten), so a value in them would pass uninspected."""
-        names = [message["id"]] if isinstance(message.get("id"), str) else []
+    def _names_flagged(
+        self, message: Mapping[str, Any], side: Side
+    ) -> tuple[str | None, list[Finding]]:
+        """What the detector finds in a string ``id`` and in a ``method`` outside the known
+        ones, and the refusal reason it makes (``None`` when it finds nothing): they go on
+        as they came (a peer matches answers by id, a method cannot be rewritten), so a
+        value in them would pass uninspected."""
+        direction = _DIRECTIONS[side]
+        message_id = message.get("id")
+        in_id = (
+            self._rt.scan([message_id], direction=direction) if isinstance(message_id, str) else []
+        )
         method = message.get("method")
+        in_method = []
         if isinstance(method, str) and method not in self._operations:
-            names.append(method)
-        return bool(names) and bool(self._rt.scan(names, direction=_DIRECTIONS[side]))
+            in_method = self._rt.scan([method], direction=direction)
+        if in_id:
+            return "mcp_id_refused", [*in_id, *in_method]
+        if in_method:
+            return "mcp_method_refused", in_method
+        return None, []
 
     def _operation(self, method: Any) -> str:
         return method if method in self._operations else "other"

@@ -6,24 +6,61 @@
 where it belongs. :func:`run_stdio_filter` is ``haechi mcp-stdio``: standard input to
 standard output, with the client method allowlist applied to every message and refusals
 written in place of the refused message.
+
+:class:`AwaitedIds` lets the two directions of one session share the ids of the client's
+requests still waiting for an answer: a server answer refused because of its id then still
+answers the client's request when that id is exactly one the client sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final
 
 from haechi.mcp._io import MAX_LINE_BYTES, LineReader, LineTooLong, open_input, open_output
-from haechi.mcp.jsonrpc import STDIO_ERROR, McpFilter, Side, encode_message, error_message
+from haechi.mcp.jsonrpc import STDIO_ERROR, McpFilter, Side, encode_message
 
-__all__ = ["Writer", "relay", "run_stdio_filter"]
+__all__ = ["AwaitedIds", "Writer", "relay", "run_stdio_filter"]
 
 #: Where :func:`relay` writes one encoded message (without its newline).
 Writer = Callable[[bytes], Awaitable[None]]
 
-_TOO_LONG: bytes = encode_message(
-    error_message(STDIO_ERROR, {"reason": f"MCP message exceeds {MAX_LINE_BYTES} bytes"})
-)
+_TOO_LONG: Final = {"reason": f"MCP message exceeds {MAX_LINE_BYTES} bytes"}
+#: How many unanswered request ids :class:`AwaitedIds` keeps (the oldest are forgotten).
+MAX_AWAITED_IDS: Final = 65536
+
+
+class AwaitedIds:
+    """The ids of requests sent one way and not answered yet, oldest first (bounded).
+
+    Ids are told apart by type as well as value (``1`` is not ``"1"``).
+    """
+
+    def __init__(self, limit: int = MAX_AWAITED_IDS) -> None:
+        self._ids: OrderedDict[tuple[type, Any], None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, message_id: Any) -> None:
+        self._ids[(type(message_id), message_id)] = None
+        self._ids.move_to_end((type(message_id), message_id))
+        while len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+
+    def discard(self, message_id: Any) -> None:
+        self._ids.pop((type(message_id), message_id), None)
+
+    def __contains__(self, message_id: object) -> bool:
+        try:
+            return (type(message_id), message_id) in self._ids
+        except TypeError:  # an id that is not hashable was never sent as one
+            return False
+
+    def __iter__(self) -> Iterator[Any]:
+        return (message_id for _kind, message_id in self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 async def relay(
@@ -34,6 +71,7 @@ async def relay(
     allowlist: bool,
     forward: Writer,
     answer: Writer,
+    awaited: AwaitedIds | None = None,
 ) -> None:
     """Decide every message of ``lines`` until the stream ends.
 
@@ -44,25 +82,42 @@ async def relay(
         allowlist: apply ``mcp.allowedMethods`` to messages with a method.
         forward: where forwarded messages go (the other peer).
         answer: where answers to the sender go.
+        awaited: the client's requests waiting for an answer, shared by both directions of
+            one session: the client's side adds the ids of the requests it forwards, the
+            server's side takes them out as it passes their answers on, and decides with
+            them (see :meth:`McpFilter.decide`).
 
-    Blank lines are skipped. An oversized line is answered with ``-32000`` and skipped.
-    Errors of the writers (a peer that went away) propagate.
+    Blank lines are skipped. An oversized line is answered with ``-32000`` (audited) and
+    skipped. Errors of the writers (a peer that went away) propagate.
     """
     while True:
         try:
             line = await lines.readline()
         except LineTooLong:
-            await answer(_TOO_LONG)
+            refusal = await decisions.refused(
+                STDIO_ERROR, _TOO_LONG, side=side, reason="mcp_message_too_long"
+            )
+            assert refusal.message is not None
+            await answer(encode_message(refusal.message))
             continue
         if line is None:
             return
         if not line.strip():
             continue
-        outcome = await decisions.decide_line(line, side=side, allowlist=allowlist)
-        if outcome.message is None:
+        server = side == "server"
+        outcome = await decisions.decide_line(
+            line, side=side, allowlist=allowlist, awaited=awaited if server else None
+        )
+        message = outcome.message
+        if message is None:
             continue
+        if awaited is not None and outcome.action == "forward" and "id" in message:
+            if not server and "method" in message:
+                awaited.add(message["id"])
+            elif server and "method" not in message:
+                awaited.discard(message["id"])
         target = forward if outcome.action == "forward" else answer
-        await target(encode_message(outcome.message))
+        await target(encode_message(message))
 
 
 async def run_stdio_filter(runtime: Any) -> None:

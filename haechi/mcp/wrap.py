@@ -38,7 +38,7 @@ from haechi.mcp._io import (
     open_output,
 )
 from haechi.mcp.jsonrpc import McpFilter
-from haechi.mcp.stdio import relay
+from haechi.mcp.stdio import AwaitedIds, relay
 
 __all__ = ["STDERR_MODES", "StderrMode", "filter_stderr", "run_wrap"]
 
@@ -129,6 +129,7 @@ async def _session(runtime: Any, child: asyncio.subprocess.Process, stderr: Stde
     client_out = await open_output(1)
     child_in = LineSink(child.stdin)
     child_out = LineReader.from_stream(child.stdout)
+    awaited = AwaitedIds()
 
     async def answer_child(data: bytes) -> None:
         with contextlib.suppress(ConnectionError):
@@ -143,6 +144,7 @@ async def _session(runtime: Any, child: asyncio.subprocess.Process, stderr: Stde
                 allowlist=True,
                 forward=child_in.send,
                 answer=client_out.send,
+                awaited=awaited,
             )
         except ConnectionError:
             pass  # the child or the client went away; the child learns it from its input
@@ -158,6 +160,7 @@ async def _session(runtime: Any, child: asyncio.subprocess.Process, stderr: Stde
                 allowlist=False,
                 forward=client_out.send,
                 answer=answer_child,
+                awaited=awaited,
             )
         except ConnectionError:
             # The client stopped reading for good: end its half so the child sees EOF.
