@@ -19,17 +19,22 @@ decided as coming from the server (``result`` protected; a blocked result become
 ``-32001`` error with the same id). ``text/event-stream``: every ``data:`` is one message,
 decided on its own and written back as a normalised event, with only the field lines a
 client reads and the detector finds nothing in (see :meth:`StreamableHttpHandler._fields`);
-a blocked result becomes an
-error event with the same id, a refused server request is answered to the server (by a POST
-of the error) and never shown to the client. An answer that cannot be inspected — not JSON,
-not an event stream, over ``responseProtection.maxBytes``, an event that is not a message —
-never reaches the client: a body is refused with 502, and a stream answering a request ends
+a blocked result becomes an error event with the same id, a refused server request is
+answered to the server (by a POST of the error) and never shown to the client. A server answer
+refused because of its id still answers the client's request when that id is exactly the one
+the client sent. An answer that cannot be inspected — not JSON, not an event stream, over
+``responseProtection.maxBytes``, an event that is not a message — never reaches the client: a
+body is refused with 502, and a stream answering a request ends
 with a ``-32000`` error for that request. An answer (JSON or event stream) that declares a
 ``content-encoding`` other than ``identity``, or a charset other than UTF-8 in its
 ``content-type``, is refused with 502 before anything of it is sent: it would be inspected as
 the UTF-8 text its bytes spell, and relayed for a client that decodes it first (gunzips it,
 reads it as UTF-7) into text the gateway never saw. The gateway asks for ``identity``
 (``accept-encoding``), so a server honouring the request never compresses.
+
+Every refusal is audited once: messages by the shared decision, a dropped field line and a
+stream ended early here (decision ``mcp_refused``, see :mod:`haechi.mcp._audit`). A field
+line whose drop cannot be recorded ends the stream.
 
 Headers: ``Mcp-Session-Id``, ``Mcp-Protocol-Version`` and ``Last-Event-ID`` are passed to
 the upstream as sent, and the upstream's ``Mcp-Session-Id`` goes back to the client. When
@@ -42,11 +47,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn
 
-from haechi.errors import LimitError
+from haechi.audit import keyed_path_hash
+from haechi.errors import AuditError, LimitError
 from haechi.mcp.jsonrpc import (
     STDIO_ERROR,
     McpFilter,
@@ -57,6 +64,7 @@ from haechi.mcp.jsonrpc import (
     error_message,
     parse_message,
 )
+from haechi.models import Finding
 from haechi.protocols import Route
 from haechi.proxy._asgi import Receive, Send, send_json, send_response
 from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
@@ -115,7 +123,12 @@ def _is_event_stream(response: UpstreamResponse) -> bool:
 
 
 class _StreamEnded(Exception):
-    """The event stream must stop here (a message could not be inspected)."""
+    """The event stream must stop here (a message could not be inspected); ``reason`` is
+    the audit reason, ``None`` when the cause was recorded already (or could not be)."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StreamableHttpHandler:
@@ -152,8 +165,15 @@ class StreamableHttpHandler:
             message = parse_message(body)
         except MessageError as exc:
             request.decision = "invalid_request"
-            refusal = error_message(STDIO_ERROR, {"reason": str(exc)})
-            await send_json(send, 400, refusal, correlation_id=cid)
+            refused = await self._filter.refused(
+                STDIO_ERROR,
+                {"reason": str(exc)},
+                side="client",
+                reason="mcp_unparseable_message",
+                **self._audit_context(request),
+            )
+            assert refused.message is not None
+            await send_json(send, 400, refused.message, correlation_id=cid)
             return
         outcome = await self._decide(request, message, side="client")
         if outcome.action == "drop":
@@ -166,16 +186,32 @@ class StreamableHttpHandler:
         fallback_id = message.get("id") if "method" in message else None
         await self._exchange(request, receive, send, outcome.message, fallback_id=fallback_id)
 
+    def _audit_context(self, request: GatewayRequest) -> dict[str, Any]:
+        """Who and where, for the audit events of refusals (see :meth:`McpFilter.refused`)."""
+        return {
+            "identity": request.identity,
+            "profile": request.profile,
+            "correlation_id": request.correlation_id,
+            "route_id": "mcp",
+            "path_hash": keyed_path_hash(self._gateway.runtime.crypto, request.path),
+        }
+
     async def _decide(
-        self, request: GatewayRequest, message: dict[str, Any], *, side: Side
+        self,
+        request: GatewayRequest,
+        message: dict[str, Any],
+        *,
+        side: Side,
+        fallback_id: Any = None,
     ) -> Outcome:
+        # A server answer is for the client's request when it carries the request's id.
+        awaited = (fallback_id,) if side == "server" and fallback_id is not None else None
         outcome = await self._filter.decide(
             message,
             side=side,
             allowlist=side == "client",
-            identity=request.identity,
-            profile=request.profile,
-            correlation_id=request.correlation_id,
+            awaited=awaited,
+            **self._audit_context(request),
         )
         if outcome.blocked:
             request.decision = "blocked"
@@ -280,7 +316,7 @@ class StreamableHttpHandler:
             message = parse_message(raw)
         except MessageError:
             await self._unprotected(request, "invalid_json_response")
-        outcome = await self._decide(request, message, side="server")
+        outcome = await self._decide(request, message, side="server", fallback_id=fallback_id)
         status = response.status_code
         if outcome.action != "forward" or outcome.message is None:
             # A body answering a request must be that request's response; anything refused
@@ -330,10 +366,20 @@ class StreamableHttpHandler:
         try:
             async for chunk in response.aiter_raw():
                 for frame in parser.feed(chunk):
-                    await self._event(request, frame, send)
+                    await self._event(request, frame, send, fallback_id)
             for frame in parser.finish():
-                await self._event(request, frame, send)
-        except (LimitError, UnicodeDecodeError, _StreamEnded):
+                await self._event(request, frame, send, fallback_id)
+        except (LimitError, UnicodeDecodeError, _StreamEnded) as exc:
+            if isinstance(exc, _StreamEnded):
+                reason = exc.reason
+            elif isinstance(exc, LimitError):
+                reason = "mcp_sse_event_too_large"
+            else:
+                reason = "mcp_sse_event_not_utf8"
+            if reason is not None:
+                # The stream ends whether or not this record can be written.
+                with contextlib.suppress(AuditError):
+                    await self._audit_stream(request, reason)
             if fallback_id is not None:
                 reason = "an upstream event could not be inspected"
                 refusal = error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
@@ -342,8 +388,21 @@ class StreamableHttpHandler:
             self._gateway.metrics.increment("haechi_upstream_error_total")
         await send({"type": "http.response.body", "body": b""})
 
-    async def _event(self, request: GatewayRequest, frame: Frame, send: Send) -> None:
-        meta = self._fields(frame.meta)
+    async def _audit_stream(
+        self, request: GatewayRequest, reason: str, findings: tuple[Finding, ...] = ()
+    ) -> None:
+        await self._filter.audit_refusal(
+            reason,
+            side="server",
+            operation="event-stream",
+            findings=findings,
+            **self._audit_context(request),
+        )
+
+    async def _event(
+        self, request: GatewayRequest, frame: Frame, send: Send, fallback_id: Any
+    ) -> None:
+        meta = await self._fields(request, frame.meta)
         if not frame.data:
             if meta or frame.data is not None:
                 await self._send_event(send, meta, frame.data)
@@ -351,8 +410,8 @@ class StreamableHttpHandler:
         try:
             message = parse_message(frame.data.encode("utf-8"))
         except MessageError:
-            raise _StreamEnded from None
-        outcome = await self._decide(request, message, side="server")
+            raise _StreamEnded("mcp_sse_event_unparseable") from None
+        outcome = await self._decide(request, message, side="server", fallback_id=fallback_id)
         if outcome.action == "forward":
             assert outcome.message is not None
             await self._send_event(send, meta, dumps(outcome.message))
@@ -360,7 +419,7 @@ class StreamableHttpHandler:
             assert outcome.message is not None
             await self._answer_upstream(request, outcome.message)
 
-    def _fields(self, meta: tuple[str, ...]) -> tuple[str, ...]:
+    async def _fields(self, request: GatewayRequest, meta: tuple[str, ...]) -> tuple[str, ...]:
         """The field lines of an event that go on to the client.
 
         Only the fields a client reads (:data:`_RELAYED_FIELDS`) are kept, and only when the
@@ -369,16 +428,30 @@ class StreamableHttpHandler:
         line holding a character some clients' line readers end a line at (U+2028, NEL, a
         form feed...) ends the stream: such a client would read what follows it as lines of
         its own, which nobody inspected.
+
+        Each dropped field line is audited (``mcp_sse_field_dropped`` for a field no client
+        reads, ``mcp_sse_field_refused`` for one with a finding); when that record cannot be
+        written the stream ends. Comment lines (``: keep-alive``) carry no field and are
+        dropped without a record: servers send them to keep idle connections open.
         """
         kept: list[str] = []
         for line in meta:
             if reader_breaks(line):
-                raise _StreamEnded
+                raise _StreamEnded("mcp_sse_field_line_break")
             name, _colon, value = line.partition(":")
-            if name in _RELAYED_FIELDS and not self._gateway.runtime.scan(
-                value, direction="response"
-            ):
-                kept.append(line)
+            if not name:
+                continue
+            findings: tuple[Finding, ...] = ()
+            if name in _RELAYED_FIELDS:
+                findings = tuple(self._gateway.runtime.scan(value, direction="response"))
+                if not findings:
+                    kept.append(line)
+                    continue
+            reason = "mcp_sse_field_refused" if findings else "mcp_sse_field_dropped"
+            try:
+                await self._audit_stream(request, reason, findings)
+            except AuditError:
+                raise _StreamEnded(None) from None
         return tuple(kept)
 
     @staticmethod
