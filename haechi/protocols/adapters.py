@@ -631,6 +631,40 @@ _ANTHROPIC_DELTA_TEXTS: Final = {
     "input_json_delta": ("delta", "partial_json"),
 }
 
+#: The kinds of content block the API streams each kind of delta into: the SDK adds a delta
+#: up only in a block of such a kind (a tool call's input only in the blocks whose input it
+#: tracks), while its ``text_stream``, and a loop adding every delta up by ``index``, read
+#: the delta whatever its block. A delta of a kind listed here in a block of any other kind
+#: stops the stream (see ``haechi.streaming``); a kind not listed (one the API adds later)
+#: belongs to any block.
+ANTHROPIC_DELTA_BLOCKS: Final[Mapping[str, frozenset[str]]] = {
+    **{kind: frozenset({block}) for block, (_name, kind) in _ANTHROPIC_BLOCK_TEXTS.items()},
+    "citations_delta": frozenset({"text"}),
+    "signature_delta": frozenset({"thinking"}),
+    "input_json_delta": frozenset({"tool_use", "server_tool_use", "mcp_tool_use"}),
+    "compaction_delta": frozenset({"compaction"}),
+}
+
+
+def anthropic_opened(frame: dict[str, Any]) -> tuple[str | None, ...] | None:
+    """The kinds (``type``) of the content blocks ``frame`` opens, in the order clients add
+    them to the message's content: a ``content_block_start``'s block, or a
+    ``message_start``'s content blocks (the API sends none there); ``None`` for a frame of
+    any other type. A block without a kind (a string) has ``None`` for it."""
+    kind = frame.get("type")
+    if kind == "content_block_start":
+        return (_block_kind(frame.get("content_block")),)
+    if kind != "message_start":
+        return None
+    message = frame.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return tuple(map(_block_kind, content)) if isinstance(content, list) else ()
+
+
+def _block_kind(block: Any) -> str | None:
+    kind = block.get("type") if isinstance(block, dict) else None
+    return kind if isinstance(kind, str) else None
+
 
 def _anthropic_reads(frame: dict[str, Any]) -> tuple[str, ...] | None:
     """Where clients read text in ``frame``: in the delta of a ``content_block_delta``, the

@@ -47,7 +47,10 @@ How a frame is handled:
   a frame of a stream read by event name (Anthropic's) whose ``event:`` line does not name
   its ``type`` (a client skipping it would join the text around it), or that holds text
   where its clients read none (a ``delta.text`` in a frame, or a delta, of another type:
-  the descriptor's ``reads``).
+  the descriptor's ``reads``); so does a frame of a content block that clients do not hold
+  open (never opened, opened at another position than they add it at, or closed), and a
+  delta of a kind that does not belong to its block (a ``text_delta`` in a tool-use block:
+  ``text_stream`` prints it, ``get_final_message`` ignores it).
 - Before the first piece of a later part of such a text (or of a later content block), what
   the windows hold is sent into the earlier one, so each keeps its own text.
 - An event that repeats the whole text of such a part (the descriptor's ``finals``: a
@@ -69,6 +72,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.models import PathSegment
+from haechi.protocols.adapters import ANTHROPIC_DELTA_BLOCKS, anthropic_opened
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 from haechi.protocols.types import EACH, EVERY, FinalText, FragmentSpec, StreamDescriptor
 from haechi.stream_window import Run, TextStreamProtector
@@ -158,9 +162,13 @@ class FrameProcessor:
 
     __slots__ = (
         "_answer_specs",
+        "_begun",
         "_block",
+        "_block_kind",
         "_choices",
         "_clean",
+        "_closed",
+        "_deltas",
         "_descriptor",
         "_detokenizer",
         "_fields",
@@ -175,6 +183,7 @@ class FrameProcessor:
         "_max_frame",
         "_named",
         "_one_choice",
+        "_opened",
         "_parser",
         "_parts",
         "_path",
@@ -264,6 +273,15 @@ class FrameProcessor:
         # The content block the last block frame named (none yet), and the part each text
         # read across parts last continued.
         self._block = -1
+        # In a stream of content blocks, the kinds of block each kind of delta belongs to;
+        # the kinds of the blocks ``message_start`` brought (none before it), how many
+        # blocks clients hold, the kind of the last one a ``content_block_start`` opened,
+        # and the last block a ``content_block_stop`` closed.
+        self._deltas = ANTHROPIC_DELTA_BLOCKS if self._named else None
+        self._begun: tuple[str | None, ...] | None = None
+        self._opened = 0
+        self._block_kind: str | None = None
+        self._closed = -1
         self._parts: dict[Hashable, tuple[int, ...]] = {}
         self._templates: dict[Hashable, _Template] = {}
         self._fields: dict[str, str] = {}
@@ -404,7 +422,9 @@ class FrameProcessor:
             _check_choices(frame.get(self._choices), one=self._one_choice)
             self._check_order(frame.get(self._choices))
         if kind in descriptor.block_types:
-            await self._enter_block(frame)
+            await self._enter_block(frame, kind)
+        elif self._deltas is not None and isinstance(frame, dict):
+            self._begin(frame)
         done = descriptor.done_field
         terminal = kind in descriptor.terminal_types or (
             done is not None and isinstance(frame, dict) and frame.get(done) is True
@@ -643,20 +663,75 @@ class FrameProcessor:
                 await self._flush_pieces({channel}.__contains__)
             self._parts[channel] = part
 
-    async def _enter_block(self, frame: Any) -> None:
-        """Follow the content block a block frame names (by its ``index``, as clients read
-        it). A block only ever follows the one before it: a frame of an earlier block stops
-        the stream, since a client that reads the block alone would join text that the
-        window, which reads the blocks' text in arrival order, saw apart. Entering a new
-        block first sends what the windows hold, in copies of the earlier block's frames,
-        so every block keeps its own text even when a server leaves out a
+    async def _enter_block(self, frame: Any, kind: str) -> None:
+        """Follow the content block a block frame (of type ``kind``) names (by its ``index``,
+        as clients read it). A block only ever follows the one before it: a frame of an
+        earlier block stops the stream, since a client that reads the block alone would join
+        text that the window, which reads the blocks' text in arrival order, saw apart.
+        Entering a new block first sends what the windows hold, in copies of the earlier
+        block's frames, so every block keeps its own text even when a server leaves out a
         ``content_block_stop``."""
         block = position(frame.get("index"))
         if block < self._block:
             raise AmbiguousName("a content block continues after a later one began")
+        if self._deltas is not None:
+            self._check_block(frame, kind, block)
         if block > self._block:
             self._block = block
             await self._flush()
+
+    def _check_block(self, frame: dict[str, Any], kind: str, block: int) -> None:
+        """Stop the stream at a block frame that clients do not all read as the API sends it:
+        a ``content_block_start`` at another position than the one clients add its block
+        at (the end of the message's content, whatever ``index`` the frame names), a
+        ``content_block_delta`` or ``_stop`` of a block that is not open (none opened it,
+        or a ``content_block_stop`` closed it), and a delta of a kind that does not belong
+        to its block (``_deltas``: a ``text_delta`` in a tool-use block, say). The SDK's
+        ``text_stream`` prints the text of every ``text_delta`` whatever its block, while
+        ``get_final_message`` ignores one in a block of another kind, and a loop adding
+        deltas up by ``index`` joins a tool call's input with such a delta's text, which
+        the windows read apart."""
+        if kind == "content_block_delta":
+            self._check_open(block)
+            delta = frame.get("delta")
+            sort = delta.get("type") if isinstance(delta, dict) else None
+            deltas = self._deltas
+            blocks = deltas.get(sort) if deltas is not None and isinstance(sort, str) else None
+            if blocks is None:
+                # No delta, or one of a kind the API may add later: its text at a windowed
+                # place stops the stream already (see ``_unread``).
+                return
+            begun = self._begun or ()
+            if (begun[block] if block < len(begun) else self._block_kind) not in blocks:
+                raise AmbiguousName("a delta does not belong to the kind of its content block")
+            return
+        opened = anthropic_opened(frame)
+        if opened is None:  # a content_block_stop
+            self._check_open(block)
+            self._closed = block
+        elif block != self._opened:
+            raise AmbiguousName("a content block opens where clients do not put it")
+        else:
+            self._opened += 1
+            self._block_kind = opened[0]
+
+    def _check_open(self, block: int) -> None:
+        """Stop the stream at a frame of a block clients do not hold open."""
+        if block >= self._opened or block <= self._closed:
+            raise AmbiguousName("a frame names a content block that is not open")
+
+    def _begin(self, frame: dict[str, Any]) -> None:
+        """Take the kinds of the content blocks a ``message_start`` brings (clients add the
+        blocks ``content_block_start`` opens after them). A message starts once, before any
+        of its blocks: a later ``message_start`` stops the stream, since the SDK ignores it
+        while the windows would take the blocks it brings."""
+        opened = anthropic_opened(frame)
+        if opened is None:
+            return
+        if self._begun is not None or self._opened:
+            raise AmbiguousName("a message starts again")
+        self._begun = opened
+        self._opened = len(opened)
 
     def _record(self, channel: Hashable, text: str) -> None:
         """Remember ``text`` as sent in the part ``channel`` is in, when events repeat that
