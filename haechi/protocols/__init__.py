@@ -13,10 +13,11 @@ from haechi.protocols.adapters import (
     plain_stream_flag,
     request_models,
 )
-from haechi.protocols.types import FinalText, FragmentSpec, Route, StreamDescriptor
+from haechi.protocols.types import BlockKinds, FinalText, FragmentSpec, Route, StreamDescriptor
 
 __all__ = [
     "ADAPTERS",
+    "BlockKinds",
     "FinalText",
     "FragmentSpec",
     "ProtocolAdapter",

@@ -29,6 +29,7 @@ from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 from haechi.protocols.types import (
     EACH,
     EVERY,
+    BlockKinds,
     FinalText,
     FragmentSpec,
     Route,
@@ -637,7 +638,7 @@ _ANTHROPIC_DELTA_TEXTS: Final = {
 #: the delta whatever its block. A delta of a kind listed here in a block of any other kind
 #: stops the stream (see ``haechi.streaming``); a kind not listed (one the API adds later)
 #: belongs to any block.
-ANTHROPIC_DELTA_BLOCKS: Final[Mapping[str, frozenset[str]]] = {
+_ANTHROPIC_DELTA_BLOCKS: Final[Mapping[str, frozenset[str]]] = {
     **{kind: frozenset({block}) for block, (_name, kind) in _ANTHROPIC_BLOCK_TEXTS.items()},
     "citations_delta": frozenset({"text"}),
     "signature_delta": frozenset({"thinking"}),
@@ -646,7 +647,7 @@ ANTHROPIC_DELTA_BLOCKS: Final[Mapping[str, frozenset[str]]] = {
 }
 
 
-def anthropic_opened(frame: dict[str, Any]) -> tuple[str | None, ...] | None:
+def _anthropic_opened(frame: dict[str, Any]) -> tuple[str | None, ...] | None:
     """The kinds (``type``) of the content blocks ``frame`` opens, in the order clients add
     them to the message's content: a ``content_block_start``'s block, or a
     ``message_start``'s content blocks (the API sends none there); ``None`` for a frame of
@@ -758,6 +759,7 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             block_types=_ANTHROPIC_BLOCK,
             opening=_anthropic_opening,
             reads=_anthropic_reads,
+            block_kinds=BlockKinds(_ANTHROPIC_DELTA_BLOCKS, _anthropic_opened),
         ),
     ),
     "/v1/messages/count_tokens": RouteSpec("count-tokens"),

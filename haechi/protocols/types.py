@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from haechi.models import PathSegment
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 
-__all__ = ["EACH", "EVERY", "FinalText", "FragmentSpec", "Route", "StreamDescriptor"]
+__all__ = [
+    "EACH",
+    "EVERY",
+    "BlockKinds",
+    "FinalText",
+    "FragmentSpec",
+    "Route",
+    "StreamDescriptor",
+]
 
 #: A segment of :attr:`FragmentSpec.elements` standing for every element of a list.
 EACH: Final = "*"
@@ -174,6 +182,10 @@ class StreamDescriptor:
             stream: text the window released there would be dropped by the clients, which
             would join the text around it (see ``haechi.streaming``). ``None``: every
             windowed place of every frame is read.
+        block_kinds: for a stream of content blocks that have kinds, which deltas belong
+            in which blocks (see :class:`BlockKinds`); the blocks must also open in the
+            order clients add them, and a frame of a block that is not open stops the
+            stream. ``None``: blocks have no kinds.
     """
 
     format: Literal["sse", "ndjson"]
@@ -189,6 +201,28 @@ class StreamDescriptor:
     block_types: frozenset[str] = frozenset()
     opening: Callable[[dict[str, Any]], tuple[dict[str, Any], ...]] | None = None
     reads: Callable[[dict[str, Any]], tuple[PathSegment, ...] | None] | None = None
+    block_kinds: BlockKinds | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockKinds:
+    """The kinds of a stream's content blocks, and the kinds of delta each kind takes
+    (Anthropic's: a ``text_delta`` belongs in a ``text`` block).
+
+    Attributes:
+        deltas: for each kind of delta, the kinds of block the API streams it into. A
+            client library adds a delta up only in a block of such a kind, while other
+            readings (the SDK's ``text_stream``, a loop adding every delta up by ``index``)
+            take it whatever its block: a delta in a block of another kind stops the
+            stream. A kind of delta not listed belongs to any block.
+        opened: the kinds of the content blocks a frame opens, in the order clients add
+            them (``None`` for a block without a kind), or ``None`` for a frame that opens
+            none; a frame whose ``type`` is not a block frame opens blocks only when it
+            starts the message.
+    """
+
+    deltas: Mapping[str, frozenset[str]]
+    opened: Callable[[dict[str, Any]], tuple[str | None, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,9 +72,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi.models import PathSegment
-from haechi.protocols.adapters import ANTHROPIC_DELTA_BLOCKS, anthropic_opened
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
-from haechi.protocols.types import EACH, EVERY, FinalText, FragmentSpec, StreamDescriptor
+from haechi.protocols.types import (
+    EACH,
+    EVERY,
+    BlockKinds,
+    FinalText,
+    FragmentSpec,
+    StreamDescriptor,
+)
 from haechi.stream_window import Run, TextStreamProtector
 from haechi.streaming._json import dumps
 from haechi.streaming._lines import Frame, frame_too_large, reader_breaks
@@ -168,7 +174,6 @@ class FrameProcessor:
         "_choices",
         "_clean",
         "_closed",
-        "_deltas",
         "_descriptor",
         "_detokenizer",
         "_fields",
@@ -180,6 +185,7 @@ class FrameProcessor:
         "_held_fields",
         "_indexed",
         "_kept",
+        "_kinds",
         "_max_frame",
         "_named",
         "_one_choice",
@@ -273,11 +279,11 @@ class FrameProcessor:
         # The content block the last block frame named (none yet), and the part each text
         # read across parts last continued.
         self._block = -1
-        # In a stream of content blocks, the kinds of block each kind of delta belongs to;
+        # In a stream of content blocks that have kinds, what they are (see BlockKinds);
         # the kinds of the blocks ``message_start`` brought (none before it), how many
         # blocks clients hold, the kind of the last one a ``content_block_start`` opened,
         # and the last block a ``content_block_stop`` closed.
-        self._deltas = ANTHROPIC_DELTA_BLOCKS if self._named else None
+        self._kinds = descriptor.block_kinds if self._named else None
         self._begun: tuple[str | None, ...] | None = None
         self._opened = 0
         self._block_kind: str | None = None
@@ -423,8 +429,8 @@ class FrameProcessor:
             self._check_order(frame.get(self._choices))
         if kind in descriptor.block_types:
             await self._enter_block(frame, kind)
-        elif self._deltas is not None and isinstance(frame, dict):
-            self._begin(frame)
+        elif self._kinds is not None and isinstance(frame, dict):
+            self._begin(self._kinds, frame)
         done = descriptor.done_field
         terminal = kind in descriptor.terminal_types or (
             done is not None and isinstance(frame, dict) and frame.get(done) is True
@@ -674,19 +680,19 @@ class FrameProcessor:
         block = position(frame.get("index"))
         if block < self._block:
             raise AmbiguousName("a content block continues after a later one began")
-        if self._deltas is not None:
-            self._check_block(frame, kind, block)
+        if self._kinds is not None:
+            self._check_block(self._kinds, frame, kind, block)
         if block > self._block:
             self._block = block
             await self._flush()
 
-    def _check_block(self, frame: dict[str, Any], kind: str, block: int) -> None:
+    def _check_block(self, kinds: BlockKinds, frame: dict[str, Any], kind: str, block: int) -> None:
         """Stop the stream at a block frame that clients do not all read as the API sends it:
         a ``content_block_start`` at another position than the one clients add its block
         at (the end of the message's content, whatever ``index`` the frame names), a
         ``content_block_delta`` or ``_stop`` of a block that is not open (none opened it,
         or a ``content_block_stop`` closed it), and a delta of a kind that does not belong
-        to its block (``_deltas``: a ``text_delta`` in a tool-use block, say). The SDK's
+        to its block (``kinds.deltas``: a ``text_delta`` in a tool-use block). The SDK's
         ``text_stream`` prints the text of every ``text_delta`` whatever its block, while
         ``get_final_message`` ignores one in a block of another kind, and a loop adding
         deltas up by ``index`` joins a tool call's input with such a delta's text, which
@@ -695,8 +701,7 @@ class FrameProcessor:
             self._check_open(block)
             delta = frame.get("delta")
             sort = delta.get("type") if isinstance(delta, dict) else None
-            deltas = self._deltas
-            blocks = deltas.get(sort) if deltas is not None and isinstance(sort, str) else None
+            blocks = kinds.deltas.get(sort) if isinstance(sort, str) else None
             if blocks is None:
                 # No delta, or one of a kind the API may add later: its text at a windowed
                 # place stops the stream already (see ``_unread``).
@@ -705,7 +710,7 @@ class FrameProcessor:
             if (begun[block] if block < len(begun) else self._block_kind) not in blocks:
                 raise AmbiguousName("a delta does not belong to the kind of its content block")
             return
-        opened = anthropic_opened(frame)
+        opened = kinds.opened(frame)
         if opened is None:  # a content_block_stop
             self._check_open(block)
             self._closed = block
@@ -720,12 +725,12 @@ class FrameProcessor:
         if block >= self._opened or block <= self._closed:
             raise AmbiguousName("a frame names a content block that is not open")
 
-    def _begin(self, frame: dict[str, Any]) -> None:
+    def _begin(self, kinds: BlockKinds, frame: dict[str, Any]) -> None:
         """Take the kinds of the content blocks a ``message_start`` brings (clients add the
         blocks ``content_block_start`` opens after them). A message starts once, before any
         of its blocks: a later ``message_start`` stops the stream, since the SDK ignores it
         while the windows would take the blocks it brings."""
-        opened = anthropic_opened(frame)
+        opened = kinds.opened(frame)
         if opened is None:
             return
         if self._begun is not None or self._opened:
