@@ -685,6 +685,12 @@ class AuthConfig(_Section):
         ["team", "env", "tier", "role"], "Label keys tokens may carry."
     )
     plugin: AuthPluginConfig | None = _field(None, "Signed auth plugin (provider plugin).")
+    denied_records_per_second: NonNegativeInt = _field(
+        20,
+        "Authentication denials a gateway process audits one record each, per second (a "
+        "burst of as many); past it denials are counted, and one record a second says how "
+        "many, by reason. 0 = one record per denial, however many.",
+    )
 
     @model_validator(mode="after")
     def _plugin_needs_section(self) -> AuthConfig:

@@ -9,11 +9,11 @@ Two guarantees are made here, before anything is hashed or written:
    that escapes by spelling is a leak. ``sub`` and ``email`` are deliberately not forbidden.
 
    The one exception is a **counts map**: the value of a key named in
-   :data:`COUNT_MAP_KEYS` (``byType``, ``byAction``, ``suppressedByType``,
-   ``droppedByType``) whose every value is an integer. Its keys are detection types or
-   decision names and are kept whatever they are called, so ``summary.byType.secret``
-   survives; integers cannot carry text. A would-be counts map holding anything but
-   integers is sanitized like any other object.
+   :data:`COUNT_MAP_KEYS` (``byType``, ``byAction``, ``byReason``, ``suppressedByType``,
+   ``droppedByType``) whose every value is an integer. Its keys are detection types,
+   decision names or reason codes and are kept whatever they are called, so
+   ``summary.byType.secret`` survives; integers cannot carry text. A would-be counts map
+   holding anything but integers is sanitized like any other object.
 
 2. **Only JSON is hashed.** The result is built from ``dict``/``list``/``str``/``int``/
    ``float``/``bool``/``None`` alone, so that what is hashed is exactly what is persisted and
@@ -94,7 +94,9 @@ FORBIDDEN_KEYS: Final = frozenset(
 )
 
 #: Keys whose value, when it maps names to integers, is a counts map kept whole.
-COUNT_MAP_KEYS: Final = frozenset({"byType", "byAction", "suppressedByType", "droppedByType"})
+COUNT_MAP_KEYS: Final = frozenset(
+    {"byType", "byAction", "byReason", "suppressedByType", "droppedByType"}
+)
 
 #: Deepest nesting an event may have (events built by haechi are about four levels deep).
 MAX_EVENT_DEPTH: Final = 32

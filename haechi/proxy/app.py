@@ -49,6 +49,7 @@ from haechi.protocols import (
 )
 from haechi.protocols.token_ids import holds_embeddings, holds_token_ids
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
+from haechi.proxy.denials import DenialRecords
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import (
     RequestHeaderPolicy,
@@ -201,6 +202,7 @@ class GatewayApp:
         # Token ids here are model vocabulary indices, not credentials.
         self._refuse_token_ids = config.target.token_id_input == "refuse"  # noqa: S105
         self.in_flight = 0
+        self._denials = DenialRecords(config.auth.denied_records_per_second, self._denial_summary)
         if config.target.type == "mcp-http":
             from haechi.mcp.http import create_handler
 
@@ -238,7 +240,8 @@ class GatewayApp:
         )
 
     async def aclose(self) -> None:
-        """Release the upstream connection pool."""
+        """Write the pending denial summary; release the upstream connection pool."""
+        await self._denials.aclose()
         await self.upstream.aclose()
 
     # -- one request ---------------------------------------------------------------------
@@ -439,6 +442,23 @@ class GatewayApp:
         )
         await self.runtime.audit.record(event)
 
+    async def _denial_summary(self, counts: Mapping[str, int]) -> None:
+        """Write the record of the denials past ``auth.deniedRecordsPerSecond`` (of any
+        route: no route is named)."""
+        protocol = self.config.target.type
+        event = proxy_decision_event(
+            protocol=protocol,
+            route_id=None,
+            decision="auth_denied",
+            reason="aggregated",
+            mode=self.mode,
+            correlation_id=None,
+        )
+        event["operation"] = f"proxy:{protocol}"
+        event["summary"]["byAction"] = {"auth_denied": sum(counts.values())}
+        event["summary"]["byReason"] = dict(counts)
+        await self.runtime.audit.record(event)
+
     async def protect(
         self, request: GatewayRequest, payload: Any, *, direction: str, mode: str | None = None
     ) -> ProtectResult:
@@ -499,7 +519,8 @@ class GatewayApp:
             return identity
         request.decision = "auth_denied"
         self.metrics.increment("haechi_auth_denied_total")
-        await self.audit_decision(request, "auth_denied", reason, with_identity=False)
+        if self._denials.admit(reason):
+            await self.audit_decision(request, "auth_denied", reason, with_identity=False)
         raise GatewayError(
             "haechi_auth_denied", message, headers={"www-authenticate": 'Bearer realm="haechi"'}
         )
