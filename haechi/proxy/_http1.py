@@ -10,7 +10,9 @@ answer (two ``Content-Length`` values, a bad chunk) breaks the exchange off inst
 being guessed at.
 
 Response header names are lowercased here, as ASGI and the header policy expect them, so
-hop-by-hop and framing headers are recognised whatever case the upstream wrote them in.
+hop-by-hop and framing headers are recognised whatever case the upstream wrote them in. The
+trailer fields of a chunked answer are dropped: they come after the body, so they are never
+header fields of the answer.
 Body bytes are buffered up to a high-water mark, then reading pauses until the gateway
 catches up, so a fast upstream cannot fill the gateway's memory. Error messages never quote
 upstream bytes.
@@ -135,7 +137,9 @@ class Http1Connection(asyncio.Protocol):
         self._framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._spoiled:
+        if self._spoiled or self._headers_done:
+            # After the head, llhttp reports the trailer fields of a chunked body the same
+            # way: they are never header fields (they arrive after the body was inspected).
             return
         field = name.lower()
         if field in _FRAMING:

@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Non-streamed answers from a hostile or broken upstream, written byte for byte.
+
+Each test scripts exactly what the upstream writes back (chunked trailers, status codes
+no HTTP server sends, odd charset parameters, a HEAD answer declaring a huge body, a
+connection reset in the middle of a close-delimited body, answers nested too deeply) and
+checks that nothing uninspected reaches the client and that the gateway answers with the
+error it documents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from haechi.proxy.upstream import Upstream, read_capped
+from tests.test_proxy_upstream import RawUpstream, answer
+from tests.upstream_server import Gateway, gateway_in_front
+
+EMAIL = "jane.doe@example.com"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+PROTECTED = {"responseProtection": {"enabled": True}}
+JSON = "Content-Type: application/json"
+
+
+def sized(body: bytes, *head: str, status: str = "200 OK") -> bytes:
+    """An answer with ``body`` and a matching ``Content-Length``."""
+    return answer(body, *head, f"Content-Length: {len(body)}", status=status)
+
+
+def chunked(body: bytes, *head: str, trailer: bytes = b"") -> bytes:
+    """``body`` as one chunk (with an extension), then the last chunk and ``trailer``."""
+    framed = b"%x;ext=1\r\n%s\r\n0\r\n%s\r\n" % (len(body), body, trailer)
+    return answer(framed, *head, "Transfer-Encoding: chunked")
+
+
+def decisions(gateway: Gateway) -> list[tuple[str, str]]:
+    return [(r["decision"], r["reason"]) for r in gateway.audit() if "decision" in r]
+
+
+@pytest.fixture
+def raw_upstream() -> Iterator[Callable[..., RawUpstream]]:
+    servers: list[RawUpstream] = []
+
+    def start(script: Callable[[bytes], tuple[bytes, bool]]) -> RawUpstream:
+        server = RawUpstream(script)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def gateway_for(
+    tmp_path: Path, raw_upstream: Callable[..., RawUpstream]
+) -> Iterator[Callable[..., Gateway]]:
+    """Start a gateway in front of a raw upstream that writes ``replies`` in turn."""
+    with contextlib.ExitStack() as stack:
+
+        def start(*replies: bytes, config: dict[str, object] | None = None) -> Gateway:
+            scripted = iter(replies)
+            upstream = raw_upstream(lambda request: (next(scripted), False))
+            return stack.enter_context(
+                gateway_in_front(tmp_path, config or PROTECTED, upstream_url=upstream.url)
+            )
+
+        yield start
+
+
+# --- trailer fields ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protect", [True, False], ids=["protected", "unprotected"])
+def test_trailer_fields_of_a_chunked_answer_never_become_headers(
+    gateway_for: Callable[..., Gateway], protect: bool
+) -> None:
+    """llhttp reports trailer fields like header fields; they arrive after the body was read
+    (so after nothing of them could be inspected) and must not reach the client as headers."""
+    body = json.dumps({"choices": [{"message": {"content": "all good"}}]}).encode()
+    trailer = f"X-Leak: {EMAIL}\r\nSet-Cookie: s={EMAIL}\r\n".encode()
+    config = PROTECTED if protect else {}
+    gateway = gateway_for(chunked(body, JSON, trailer=trailer), config=config)
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert response.status_code == 200
+    assert response.content == body
+    assert "x-leak" not in response.headers
+    assert "set-cookie" not in response.headers
+    assert EMAIL not in str(response.headers)
+
+
+def test_a_trailer_cannot_turn_an_inspected_answer_into_another_media_type(
+    gateway_for: Callable[..., Gateway],
+) -> None:
+    """The decision is taken on the header fields; a trailing ``Content-Type`` that reads the
+    same (clean) bytes as UTF-7 (where ``+AEA-`` is ``@``) must never reach the client."""
+    body = json.dumps({"text": "jane.doe+AEA-example.com"}).encode()
+    trailer = b"Content-Type: text/plain; charset=utf-7\r\n"
+    gateway = gateway_for(chunked(body, JSON, trailer=trailer))
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert response.status_code == 200
+    assert response.headers.get_list("content-type") == ["application/json"]
+    assert EMAIL not in response.text
+
+
+@pytest.mark.anyio
+async def test_the_client_hands_over_only_the_header_fields(
+    raw_upstream: Callable[..., RawUpstream],
+) -> None:
+    server = raw_upstream(
+        lambda request: (chunked(b"{}", JSON, "X-Head: 1", trailer=b"X-Tail: 2\r\n"), False)
+    )
+    upstream = Upstream(server.url, timeout_s=5)
+    try:
+        for _ in range(2):  # the connection is reused: trailers do not spoil it
+            response = await upstream.open("GET", upstream.url(b"/", b""), [], None)
+            try:
+                assert await read_capped(response, 100) == b"{}"
+                names = [name for name, _ in response.headers.raw]
+                assert names == [b"content-type", b"x-head", b"transfer-encoding"]
+            finally:
+                await response.aclose()
+    finally:
+        await upstream.aclose()
+    assert server.connections == 1
