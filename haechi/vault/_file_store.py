@@ -121,7 +121,13 @@ class FileTokenStore:
 
     # --- reading --------------------------------------------------------------------------
 
-    def _remember(self, fd: int, created_at: str, tokens: dict[str, TokenRecord]) -> None:
+    def _remember(self, fd: int, created_at: str, tokens: dict[str, TokenRecord]) -> _Snapshot:
+        """Cache the version of the file open at ``fd`` and return it.
+
+        Callers use the returned snapshot, never ``self._snapshot`` read back: a reader on
+        another thread may cache an older version in between, and a change that started
+        from that version would write the file back without the records added since.
+        """
         snapshot = _Snapshot(_identity(os.fstat(fd)), created_at, tokens)
         closer = weakref.finalize(self, os.close, fd)
         with self._cache_lock:
@@ -129,6 +135,7 @@ class FileTokenStore:
             previous, self._closer = self._closer, closer
         if previous is not None:
             previous()
+        return snapshot
 
     def _current(self) -> _Snapshot | None:
         """The parsed file, from cache when the file is unchanged; ``None`` if missing."""
@@ -150,8 +157,7 @@ class FileTokenStore:
         except BaseException:
             os.close(fd)
             raise
-        self._remember(fd, created_at, tokens)
-        return self._snapshot
+        return self._remember(fd, created_at, tokens)
 
     def _tokens(self) -> dict[str, TokenRecord]:
         snapshot = self._current()
