@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from haechi.proxy.responses import declares_other_charset
 from haechi.proxy.upstream import Upstream, read_capped
 from tests.test_proxy_upstream import RawUpstream, answer
 from tests.upstream_server import Gateway, gateway_in_front
@@ -129,3 +130,36 @@ async def test_the_client_hands_over_only_the_header_fields(
     finally:
         await upstream.aclose()
     assert server.connections == 1
+
+
+# --- charsets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset*0=utf-7",
+        "application/json; charset*0=utf; charset*1=-7",
+        'application/json; charset*0*="utf-7"',
+        "application/json; CHARSET*0=utf-7",
+    ],
+)
+def test_a_charset_split_into_rfc2231_continuations_is_another_charset(
+    content_type: str,
+) -> None:
+    """httpx reads the charset with ``email.message``, which joins ``charset*0``,
+    ``charset*1``... into one value (here UTF-7)."""
+    assert declares_other_charset(content_type)
+
+
+def test_a_utf7_answer_declared_through_continuations_never_reaches_the_client(
+    gateway_for: Callable[..., Gateway],
+) -> None:
+    body = json.dumps({"error": {"message": "write to jane.doe+AEA-example.com"}}).encode()
+    content_type = "Content-Type: application/json; charset*0=utf; charset*1=-7"
+    gateway = gateway_for(sized(body, content_type, status="400 Bad Request"))
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert EMAIL not in response.text  # httpx decodes with the declared charset
+    assert response.status_code == 502
+    assert response.json()["reason"] == "unsupported_charset"
+    assert decisions(gateway)[-1] == ("response_unprotected_blocked", "unsupported_charset")

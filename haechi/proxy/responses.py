@@ -73,11 +73,18 @@ def declares_other_charset(content_type: str) -> bool:
     Bodies are inspected as UTF-8, but a client decodes them with the declared charset
     (httpx ``Response.text``, which the SDKs build error messages from): in UTF-7, ``+AEA-``
     is read as ``@``, so the client would read text the gateway never saw. Every ``charset``
-    parameter counts, in every value of a repeated header.
+    parameter counts, in every value of a repeated header. A charset cut into RFC 2231
+    continuations (``charset*0=utf; charset*1=-7``), which ``email.message`` (httpx's
+    reader) joins again, is another charset whatever its pieces say.
     """
     for parameter in _PARAMETERS.split(content_type):
         name, equals, value = parameter.partition("=")
-        if not equals or name.strip().rstrip("*").lower() != "charset":
+        name = name.strip().lower()
+        if not equals or not name.startswith("charset"):
+            continue
+        if name not in ("charset", "charset*"):
+            if name.startswith("charset*"):
+                return True  # a continuation: only the pieces joined name the charset
             continue
         if value.strip().strip('"').strip().lower() not in _UTF8:
             return True
