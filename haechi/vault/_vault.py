@@ -344,7 +344,9 @@ class TokenVault:
         many were not. An empty request does nothing and records nothing.
 
         Raises:
-            VaultError: the store failed (``store_error``); nothing is returned.
+            VaultError: the store failed (``store_error``); nothing is returned. The failure
+                is audited first (``detokenize_failed``), so a response refused for it
+                leaves a record.
             AuditError: the outcome could not be audited; nothing is returned.
         """
         wanted = list(dict.fromkeys(tokens))
@@ -358,7 +360,9 @@ class TokenVault:
             try:
                 record = await self._store.get(token)
             except Exception as exc:
-                raise VaultError("Token store failed", "store_error") from exc
+                failure = VaultError("Token store failed", "store_error")
+                await self._audit("detokenize", "detokenize_failed", reason=failure.reason, count=0)
+                raise failure from exc
             if record is None or is_expired(record, now):
                 continue
             try:

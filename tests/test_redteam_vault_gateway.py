@@ -1,0 +1,332 @@
+# SPDX-License-Identifier: Apache-2.0
+"""De-tokenization through a real gateway, attacked by a hostile client and a hostile upstream.
+
+The promise: only the tokens issued for *this* request come back as values (also cut across
+frames, in every wire format), a vault that fails makes the answer fail closed and leaves
+an audit record, and no value reaches the audit log or an error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.stream_fixtures import openai_sse, openai_tool_arguments, openai_tool_sse
+from tests.upstream_server import Gateway, Reply, gateway_in_front
+
+MINE = "ann.a@example.com"
+THEIRS = "bob.b@example.org"
+#: A value of a custom rule holding a quote and a backslash (a password, say).
+QUOTED = 'pw=a"b\\c'
+CONFIG: dict[str, Any] = {
+    "policy": {"actions": {"email": "tokenize", "pw": "tokenize"}},
+    "filters": {"customRules": [{"id": "pw", "type": "pw", "pattern": r"pw=\S+"}]},
+    "responseProtection": {"enabled": True},
+    "tokenVault": {"detokenizeResponses": True},
+    "streaming": {"requestMode": "inspect"},
+}
+
+
+def _config(**vault: Any) -> dict[str, Any]:
+    config = json.loads(json.dumps(CONFIG))
+    config["tokenVault"].update(vault)
+    return config
+
+
+def _chat(text: str, *, stream: bool = False) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": text}], "stream": stream}
+
+
+def _post(gateway: Gateway, text: str, *, stream: bool = False) -> httpx.Response:
+    return httpx.post(
+        f"{gateway.url}/v1/chat/completions", json=_chat(text, stream=stream), timeout=30
+    )
+
+
+def _markers(text: str) -> list[str]:
+    found: list[str] = []
+    start = text.find("[TOKEN:")
+    while start != -1:
+        end = text.index("]", start) + 1
+        found.append(text[start:end])
+        start = text.find("[TOKEN:", end)
+    return found
+
+
+def _sent_markers(gateway: Gateway) -> list[str]:
+    """The markers the upstream received in the last request's message."""
+    return _markers(gateway.upstream.last.json()["messages"][0]["content"])
+
+
+def _streamed_text(body: str) -> str:
+    text = ""
+    for line in body.split("\n"):
+        if line.startswith("data: {"):
+            for choice in json.loads(line[len("data: ") :]).get("choices", []):
+                text += (choice.get("delta") or {}).get("content") or ""
+    return text
+
+
+class _Scripted(Reply):
+    """A whole JSON answer written when the request arrives (it can repeat its markers)."""
+
+    def __init__(self, gateway: Gateway, answer: Any) -> None:
+        super().__init__(headers={"content-type": "application/json"})
+        self._gateway = gateway
+        self._answer = answer
+
+    @property  # type: ignore[override]
+    def body(self) -> bytes:
+        return json.dumps(self._answer(_sent_markers(self._gateway))).encode()
+
+    @body.setter
+    def body(self, value: bytes | None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_token_seen_in_another_request_is_not_restored(
+    tmp_path: Path, deterministic: bool, stream: bool
+) -> None:
+    """A client that replays (or forges) a marker it saw for someone else's value, and has
+    the model repeat it next to a marker of its own, gets only its own value back."""
+    with gateway_in_front(tmp_path, _config(deterministic=deterministic)) as gateway:
+        assert _post(gateway, f"I am {MINE}").status_code == 200
+        (foreign,) = _sent_markers(gateway)
+        forged = foreign[:-3] + "abc]"
+        answer = _post(gateway, f"{foreign} {forged} and {THEIRS}", stream=stream)
+        assert answer.status_code == 200
+        text = _streamed_text(answer.text) if stream else answer.json()["choices"][0]["message"]
+        text = text if isinstance(text, str) else text["content"]
+        assert text == f"echo: {foreign} {forged} and {THEIRS}"
+        assert MINE not in answer.text
+        assert MINE not in gateway.audit_text()
+        assert THEIRS not in gateway.audit_text()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 11, 17, 29, 64])
+def test_adjacent_markers_cut_at_any_size_are_restored(tmp_path: Path, size: int) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+
+        def wire() -> Iterator[bytes]:
+            mine, theirs = _sent_markers(gateway)
+            text = f"x{mine}{theirs}{mine}[{theirs}][TOKEN:{mine}y"
+            yield openai_sse([text[i : i + size] for i in range(0, len(text), size)])
+
+        gateway.upstream.queue(Reply(wire=wire()))
+        answer = _post(gateway, f"{MINE} {THEIRS}", stream=True)
+        assert _streamed_text(answer.text) == f"x{MINE}{THEIRS}{MINE}[{THEIRS}][TOKEN:{MINE}y"
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "body"),
+    [
+        (
+            "anthropic",
+            "/v1/messages",
+            {"model": "m", "max_tokens": 9, "stream": True, "messages": []},
+        ),
+        ("ollama", "/api/chat", {"model": "m", "messages": []}),
+        ("gemini", "/v1beta/models/g:streamGenerateContent?alt=sse", {"contents": []}),
+    ],
+)
+def test_other_wire_formats_restore_only_this_requests_markers(
+    tmp_path: Path, target: str, path: str, body: dict[str, Any]
+) -> None:
+    config = {**_config(), "target": {"type": target}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        # A token of someone else's request, which this client has seen.
+        issued = asyncio.run(gateway.runtime.token_vault.tokenize(THEIRS, "email", context={}))
+        text = f"mail {MINE} not [TOKEN:{issued.token}]"
+        if target == "gemini":
+            body = {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+        else:
+            body = {**body, "messages": [{"role": "user", "content": text}]}
+        answer = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
+        assert answer.status_code == 200
+        assert MINE not in gateway.upstream.last.text
+        # The upstream echoes the text in four-character frames: both markers arrive cut.
+        assert MINE in answer.text
+        assert THEIRS not in answer.text
+        assert [r["count"] for r in gateway.audit() if r["operation"].endswith("detokenize")] == [1]
+
+
+def test_markers_in_fields_other_than_the_text_are_restored_only_for_this_request(
+    tmp_path: Path,
+) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+        assert _post(gateway, f"I am {THEIRS}").status_code == 200
+        (foreign,) = _sent_markers(gateway)
+
+        def answer(markers: list[str]) -> dict[str, Any]:
+            (mine,) = markers
+            return {
+                "id": f"{mine}{foreign}",
+                "object": "chat.completion",
+                "model": mine,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": f"{foreign}{mine}"},
+                    }
+                ],
+            }
+
+        gateway.upstream.queue(_Scripted(gateway, answer))
+        sent = _post(gateway, f"me {MINE}")
+        assert sent.status_code == 200
+        document = sent.json()
+        assert document["id"] == f"{MINE}{foreign}"
+        assert document["model"] == MINE
+        assert document["choices"][0]["message"]["content"] == f"{foreign}{MINE}"
+        assert THEIRS not in sent.text
+
+
+# -- values in tool-call arguments (JSON inside a string) -------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the gateway writes the value into the arguments text unescaped (runtime.detokenize)",
+)
+def test_a_restored_value_keeps_whole_tool_arguments_valid_json(tmp_path: Path) -> None:
+    """A value with a quote and a backslash, restored inside a tool call's arguments (JSON
+    in a string), must reach the tool as that value: written raw, it breaks the arguments,
+    and a value such as ``pw=x","admin":true,"y":"`` would add members to them."""
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+
+        def answer(markers: list[str]) -> dict[str, Any]:
+            (marker,) = markers
+            call = {"name": "login", "arguments": json.dumps({"password": marker})}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": call}],
+            }
+            return {
+                "id": "c",
+                "object": "chat.completion",
+                "model": "m",
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+            }
+
+        gateway.upstream.queue(_Scripted(gateway, answer))
+        sent = _post(gateway, f"log in with {QUOTED}")
+        assert sent.status_code == 200
+        (call,) = sent.json()["choices"][0]["message"]["tool_calls"]
+        assert json.loads(call["function"]["arguments"]) == {"password": QUOTED}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the stream writes the value into the arguments text unescaped (frame processor)",
+)
+def test_a_restored_value_keeps_streamed_tool_arguments_valid_json(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+
+        def wire() -> Iterator[bytes]:
+            (marker,) = _sent_markers(gateway)
+            arguments = json.dumps({"password": marker})
+            pieces = [arguments[i : i + 3] for i in range(0, len(arguments), 3)]
+            yield openai_tool_sse({0: ("login", pieces)})
+
+        gateway.upstream.queue(Reply(wire=wire()))
+        sent = _post(gateway, f"log in with {QUOTED}", stream=True)
+        assert sent.status_code == 200
+        arguments = openai_tool_arguments(sent.content)
+        assert json.loads(arguments[0]) == {"password": QUOTED}
+
+
+# -- a vault that fails ----------------------------------------------------------------------
+
+
+class _CorruptsTheVault(Reply):
+    """Answers (echoing) after writing garbage over the vault file, as a crash or a careless
+    operator could between the request and its answer."""
+
+    def __init__(self, vault: Path) -> None:
+        super().__init__()
+        self._vault = vault
+
+    @property  # type: ignore[override]
+    def delay(self) -> float:
+        self._vault.write_text("{not a vault")
+        return 0.0
+
+    @delay.setter
+    def delay(self, value: float) -> None:
+        pass
+
+
+def _vault_events(gateway: Gateway) -> list[tuple[str, str | None]]:
+    return [
+        (record["decision"], record["reason"])
+        for record in gateway.audit()
+        if record["operation"] == "token-vault:detokenize"
+    ]
+
+
+def test_a_vault_that_fails_while_restoring_refuses_the_answer_and_audits_it(
+    tmp_path: Path,
+) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+        vault = Path(gateway.runtime.config.token_vault.path)
+        gateway.upstream.queue(_CorruptsTheVault(vault))
+        answer = _post(gateway, f"I am {MINE}")
+        assert answer.status_code == 500
+        assert "[TOKEN:" not in answer.text
+        assert MINE not in answer.text
+        assert _vault_events(gateway) == [("detokenize_failed", "store_error")]
+        assert MINE not in gateway.audit_text()
+        # The broken file is left as it was: never replaced by an empty vault.
+        assert vault.read_text() == "{not a vault"
+
+
+def test_a_vault_that_fails_while_restoring_a_stream_stops_it_and_audits_it(
+    tmp_path: Path,
+) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+        vault = Path(gateway.runtime.config.token_vault.path)
+        gateway.upstream.queue(_CorruptsTheVault(vault))
+        answer = _post(gateway, f"I am {MINE}", stream=True)
+        assert "[DONE]" not in answer.text
+        assert MINE not in answer.text
+        assert "[TOKEN:" not in _streamed_text(answer.text)
+        streams = [
+            (record["decision"], record["reason"])
+            for record in gateway.audit()
+            if record["operation"].startswith("response-stream:")
+        ]
+        assert streams == [("stream_blocked", "stream_inspection_error")]
+        assert _vault_events(gateway) == [("detokenize_failed", "store_error")]
+        assert MINE not in gateway.audit_text()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "directory"])
+def test_a_vault_that_cannot_issue_tokens_refuses_the_request(tmp_path: Path, damage: str) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+        vault = Path(gateway.runtime.config.token_vault.path)
+        vault.parent.mkdir(parents=True, exist_ok=True)
+        if damage == "garbage":
+            vault.write_text('{"tokens": [')
+        else:
+            vault.mkdir()
+        answer = _post(gateway, f"I am {MINE}")
+        assert answer.status_code == 500
+        assert answer.json()["error"] == "haechi_protection_failed"
+        assert MINE not in answer.text
+        assert gateway.upstream.received == []
+        (event,) = [r for r in gateway.audit() if r["operation"].startswith("request:")]
+        assert event["blocked"] is True
+        assert event["decision"] == "internal_error"
+        assert MINE not in gateway.audit_text()
+        if damage == "garbage":
+            assert vault.read_text() == '{"tokens": ['
