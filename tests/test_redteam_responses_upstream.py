@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import struct
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -163,3 +167,77 @@ def test_a_utf7_answer_declared_through_continuations_never_reaches_the_client(
     assert response.status_code == 502
     assert response.json()["reason"] == "unsupported_charset"
     assert decisions(gateway)[-1] == ("response_unprotected_blocked", "unsupported_charset")
+
+
+# --- answers no HTTP server sends ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protect", [True, False], ids=["protected", "unprotected"])
+def test_an_answer_to_head_may_declare_any_length(
+    gateway_for: Callable[..., Gateway], protect: bool
+) -> None:
+    """A HEAD answer's Content-Length is that of the body a GET would get: it is no body the
+    gateway reads, so no cap applies to it."""
+    head = answer(b"", JSON, "Content-Length: 99999999", "X-Model: m")
+    gateway = gateway_for(head, config=PROTECTED if protect else {})
+    response = httpx.head(f"{gateway.url}/v1/models", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["x-model"] == "m"
+    assert "content-length" not in response.headers
+
+
+@pytest.mark.parametrize("status", ["600 Beyond", "999 Nine", "099 Early", "000 Zero"])
+def test_a_status_code_outside_the_http_range_is_a_broken_answer(
+    gateway_for: Callable[..., Gateway], status: str
+) -> None:
+    body = json.dumps({"text": "all good"}).encode()
+    gateway = gateway_for(sized(body, JSON, status=status), sized(body, JSON))
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        response = client.post("/v1/chat/completions", json=CHAT)
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_upstream_unreachable"
+        assert client.post("/v1/chat/completions", json=CHAT).json() == {"text": "all good"}
+
+
+def test_a_close_delimited_body_cut_by_a_reset_is_never_relayed_whole(tmp_path: Path) -> None:
+    """Without Content-Length or chunked framing only an orderly close ends the body; a reset
+    (the upstream process died mid-answer) leaves it incomplete, which is a 502."""
+
+    def serve(listener: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                conn.sendall(answer(b"[1, 2, 3", JSON))  # no framing: ends with the close
+                time.sleep(0.2)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()  # SO_LINGER 0: a reset, not an orderly close
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with gateway_in_front(tmp_path, upstream_url=url) as gateway:
+            response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_upstream_unreachable"
+
+
+# --- nesting ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [300, 100_000])
+def test_an_answer_nested_too_deeply_is_uninspectable_not_a_request_error(
+    gateway_for: Callable[..., Gateway], depth: int
+) -> None:
+    """The request was fine; the answer, nested deeper than limits.maxNestingDepth (or than
+    the JSON parser can go), cannot be inspected: 502, audited, nothing of it relayed."""
+    body = b"[" * depth + json.dumps(f"mail {EMAIL}").encode() + b"]" * depth
+    gateway = gateway_for(sized(body, JSON))
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30)
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_response_unprotected"
+    assert response.json()["reason"] == "response_too_deeply_nested"
+    assert EMAIL not in response.text
+    assert decisions(gateway)[-1] == ("response_unprotected_blocked", "response_too_deeply_nested")

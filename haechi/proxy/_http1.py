@@ -119,8 +119,9 @@ class Http1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         if self._busy and not self._complete and self._error is None:
-            if self._headers_done and not self._framed:
-                # No Content-Length and not chunked: the body ends with the connection.
+            if self._headers_done and not self._framed and exc is None:
+                # No Content-Length and not chunked: the body ends with the connection, when
+                # it is closed in order (a reset cuts it: whatever came may be incomplete).
                 self._complete = True
                 self._keep_alive = False
             else:
@@ -150,6 +151,9 @@ class Http1Connection(asyncio.Protocol):
         if self._spoiled:
             return
         status = self._parser.get_status_code()
+        if not 100 <= status <= 599:  # llhttp reads any three digits: no HTTP status
+            self._fail(UpstreamError("the upstream sent a malformed HTTP response"))
+            return
         if status < 200:  # an interim answer (100 Continue...): the real one follows
             return
         self._status = status
@@ -163,7 +167,7 @@ class Http1Connection(asyncio.Protocol):
         self._settle()
 
     def on_body(self, body: bytes) -> None:
-        if self._head_only or self._spoiled or self._complete:
+        if self._head_only or self._spoiled or self._complete or self._error is not None:
             return
         self._chunks.append(body)
         self._buffered += len(body)

@@ -7,7 +7,7 @@ past the cap, audited).
 
 Protected: a body over the cap is always refused (even under ``failureMode: allow``). A
 body that cannot be inspected — compressed (unless ``allowCompressed``), not JSON, in a
-declared charset other than UTF-8, invalid JSON — is refused with 502
+declared charset other than UTF-8, invalid JSON, nested too deeply — is refused with 502
 ``haechi_response_unprotected`` under ``failureMode: fail-closed`` or relayed and audited
 under ``allow`` (``allowNonJson`` allows non-JSON bodies alone). A JSON body is protected
 in the response direction: a block is 502 ``haechi_response_policy_block``; otherwise the
@@ -58,6 +58,8 @@ __all__ = [
 _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 _UTF8: Final = frozenset({"utf-8", "utf8"})
 _PARAMETERS: Final = re.compile(r"[;,]")
+#: The reason of an answer nested deeper than ``limits.maxNestingDepth`` (or the parser).
+_TOO_DEEP: Final = "response_too_deeply_nested"
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -205,8 +207,11 @@ class ResponseHandler:
         try:
             text = body.decode("utf-8")
             document, whole = decode_document(text, constants=True)
-        except (ValueError, RecursionError):
+        except ValueError:
             await self._uninspectable(request, response, raw, send, "invalid_json_response")
+            return
+        except RecursionError:
+            await self._uninspectable(request, response, raw, send, _TOO_DEEP)
             return
         if instead_of_stream and route is not None and isinstance(document, list):
             chunks = await self._chunks(request, route, document, tokens, text)
@@ -217,7 +222,14 @@ class ResponseHandler:
             )
             await send_response(send, response.status_code, headers, out)
             return
-        result = await gateway.protect(request, document, direction="response", mode=self._mode)
+        try:
+            result = await gateway.protect(request, document, direction="response", mode=self._mode)
+        except GatewayError as exc:
+            if exc.code != "haechi_request_too_deeply_nested":
+                raise
+            # The limit that refuses such a request: here the answer cannot be inspected.
+            await self._uninspectable(request, response, raw, send, _TOO_DEEP)
+            return
         if result.blocked:
             request.decision = "response_blocked"
             gateway.metrics.increment("haechi_blocks_total")
@@ -322,8 +334,10 @@ class ResponseHandler:
         """The upstream's answer to HEAD: its status and allowed headers, no body, and no
         ``content-length``. The upstream's length is that of a body the gateway would
         inspect and might rewrite, and ``0`` would be false: HTTP lets a HEAD answer omit
-        what is only known once the body is made."""
-        await read_capped(response, self._cap)  # a HEAD answer has no body; free the connection
+        what is only known once the body is made. Nor is the cap applied to it: it
+        declares the body a GET would get, and there is none to read."""
+        while await response.read_chunk() is not None:  # none: a HEAD answer has no body
+            pass
         headers = response_headers(response.headers.raw, correlation_id=cid)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
