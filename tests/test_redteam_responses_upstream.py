@@ -11,6 +11,7 @@ error it documents.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import struct
@@ -241,3 +242,26 @@ def test_an_answer_nested_too_deeply_is_uninspectable_not_a_request_error(
     assert response.json()["reason"] == "response_too_deeply_nested"
     assert EMAIL not in response.text
     assert decisions(gateway)[-1] == ("response_unprotected_blocked", "response_too_deeply_nested")
+
+
+# --- decoded answers ------------------------------------------------------------------------------
+
+
+def test_a_decoded_answer_loses_the_validators_of_its_compressed_bytes(
+    gateway_for: Callable[..., Gateway],
+) -> None:
+    """Under allowCompressed the client gets the decoded bytes: an ETag or a digest of the
+    gzip bytes describes another representation (a cache would answer a conditional request
+    for one with the other; a digest check would fail)."""
+    body = gzip.compress(json.dumps({"text": "all good"}).encode())
+    validators = ('ETag: "gz1"', "Content-MD5: eA==", "Digest: sha-256=eA==", "X-Other: 1")
+    reply = sized(body, JSON, "Content-Encoding: gzip", *validators)
+    config = {"responseProtection": {"enabled": True, "allowCompressed": True}}
+    gateway = gateway_for(reply, config=config)
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"text": "all good"}
+    assert "content-encoding" not in response.headers
+    for name in ("etag", "content-md5", "digest"):
+        assert name not in response.headers
+    assert response.headers["x-other"] == "1"

@@ -80,7 +80,7 @@ _ALWAYS_DROPPED: Final = _HOP_BY_HOP | {b"content-length", b"x-haechi-correlatio
 _RESPONSE_DROPPED: Final = {
     (rewritten, decoded): _ALWAYS_DROPPED
     | (_BODY_COUPLED | {b"cache-control", b"content-type"} if rewritten else frozenset())
-    | ({b"content-encoding"} if decoded else frozenset())
+    | ({b"content-encoding"} | _BODY_COUPLED if decoded else frozenset())
     for rewritten in (False, True)
     for decoded in (False, True)
 }
@@ -146,7 +146,8 @@ def response_headers(
         upstream: the upstream response headers (lowercase names).
         correlation_id: added as ``x-haechi-correlation-id``.
         rewritten: the body differs from the upstream's: drop validators, add ``no-store``.
-        decoded: the body was decompressed: drop ``content-encoding``.
+        decoded: the body was decompressed: drop ``content-encoding``, and the validators
+            and digests, which described the compressed bytes.
 
     ``content-length`` is always dropped (the caller sets it for the body it actually sends),
     and so is an upstream ``x-haechi-correlation-id``.
