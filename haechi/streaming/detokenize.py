@@ -14,6 +14,7 @@ restoration last, so a restored value is the client's own and is not inspected a
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Final
 
@@ -42,7 +43,10 @@ class StreamDetokenizer:
 
     def __init__(self, tokens: Iterable[str], resolve: Resolver) -> None:
         self._tokens = tuple(dict.fromkeys(t for t in tokens if _RESTORABLE.fullmatch(t)))
-        self._markers = tuple(f"[TOKEN:{token}]" for token in self._tokens)
+        # Sorted, so the markers a tail could begin follow it directly (binary search): a
+        # request can issue thousands of tokens and an upstream can send a frame full of
+        # ``[``, and this runs on the event loop for every frame.
+        self._markers = sorted(f"[TOKEN:{token}]" for token in self._tokens)
         self._longest = max(map(len, self._markers), default=0)
         alternatives = "|".join(re.escape(t) for t in sorted(self._tokens, key=len, reverse=True))
         self._pattern = re.compile(rf"\[TOKEN:({alternatives})\]") if self._tokens else None
@@ -94,8 +98,17 @@ class StreamDetokenizer:
         """Index of the earliest ``[`` in the tail that starts an unfinished marker."""
         index = text.find("[", max(0, len(text) - self._longest + 1))
         while index != -1:
-            tail = text[index:]
-            if any(len(m) > len(tail) and m.startswith(tail) for m in self._markers):
+            if self._begins_marker(text[index:]):
                 return index
             index = text.find("[", index + 1)
         return len(text)
+
+    def _begins_marker(self, tail: str) -> bool:
+        """Whether ``tail`` is the start, but not the whole, of one of the markers.
+
+        No marker is the start of another (each ends at its only ``]``), so the markers
+        that start with ``tail`` sort directly at or after it.
+        """
+        markers = self._markers
+        at = bisect_left(markers, tail)
+        return at < len(markers) and markers[at] != tail and markers[at].startswith(tail)
