@@ -371,3 +371,27 @@ def test_upstream_timeout_is_504(tmp_path: Path) -> None:
         assert "haechi_upstream_timeout_total 1.0" in gateway.metrics(
             "haechi_upstream_timeout_total 1.0"
         )
+
+
+@pytest.mark.parametrize("status", [204, 304])
+@pytest.mark.parametrize("protection", [True, False])
+def test_an_answer_without_a_body_carries_no_content_length(
+    tmp_path: Path, status: int, protection: bool
+) -> None:
+    config = {"responseProtection": {"enabled": protection}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(status=status, body=b""))
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            body = json.dumps(chat()).encode()
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+                b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+            )
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(65536)
+    head = received.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 %d " % status)
+    assert b"content-length" not in head
+    assert b"transfer-encoding" not in head

@@ -17,6 +17,10 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 _COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+#: Statuses whose answers carry no body and no ``content-length``.
+_NO_LENGTH: Final = frozenset({204, 304})
+
+
 def compact_json(document: Any) -> bytes:
     """``document`` as compact UTF-8 JSON (non-ASCII text kept as is), as a rewritten body."""
     return _COMPACT.encode(document).encode()
@@ -25,8 +29,11 @@ def compact_json(document: Any) -> bytes:
 async def send_response(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
-    """Send a complete response with ``content-length`` set for ``body``."""
-    headers.append((b"content-length", str(len(body)).encode()))
+    """Send a complete response with ``content-length`` set for ``body`` (none on a 204,
+    which HTTP forbids to have one, nor on a 304, whose length would describe the cached
+    representation rather than this empty answer)."""
+    if status not in _NO_LENGTH:
+        headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
