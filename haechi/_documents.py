@@ -14,7 +14,29 @@ import math
 import re
 from typing import Any, Final
 
-__all__ = ["LoneSurrogate", "decode_document"]
+__all__ = ["LoneSurrogate", "begins_json_container", "decode_document"]
+
+
+#: JSON white space, and the characters a JSON value can begin with (or an array end with).
+_JSON_SPACE: Final = " \t\n\r"
+_IN_ARRAY: Final = frozenset('{["-0123456789tfn]')
+
+
+def begins_json_container(text: str) -> bool | None:
+    """Whether a text that begins with ``text`` reads as a JSON object or array: its first
+    character (after white space) opens an object, or opens an array whose next one begins
+    a value or ends it; ``None`` while ``text`` is too short to tell.
+
+    Decided on the start alone, so that a streamed text is judged the same way, piece by
+    piece, as the whole. ``[TOKEN:...]`` (a token marker) and ``[see below]`` are prose.
+    """
+    stripped = text.lstrip(_JSON_SPACE)
+    if not stripped:
+        return None
+    if stripped[0] != "[":
+        return stripped[0] == "{"
+    rest = stripped[1:].lstrip(_JSON_SPACE)
+    return (rest[0] in _IN_ARRAY) if rest else None
 
 
 def _reject_constant(name: str) -> Any:

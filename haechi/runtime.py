@@ -18,10 +18,13 @@ and ``audit_sink``.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any, Final
 
+from haechi._documents import begins_json_container
 from haechi._sync_loop import SyncLoop
 from haechi.actions import apply_rewrites
 from haechi.audit import AuditSink
@@ -344,7 +347,11 @@ class Runtime:
         """Restore ``[TOKEN:<id>]`` markers of exactly ``tokens`` in every string and key.
 
         Other markers, and tokens the vault cannot restore, stay as they are; the vault
-        audits how many were not restored. The input is not modified.
+        audits how many were not restored. The input is not modified. In a string that is
+        itself JSON source (:func:`~haechi._documents.begins_json_container`: a tool call's
+        arguments, an answer in JSON mode), where a marker can only stand inside a string
+        literal, a value is written escaped as JSON string content, as the model would have
+        written it: a quote in it neither breaks the document nor adds members to it.
         """
         wanted = list(dict.fromkeys(tokens))
         if not wanted or self.token_vault is None:
@@ -353,13 +360,17 @@ class Runtime:
         if not restored:
             return payload
         markers = {f"[TOKEN:{token}]": plaintext for token, plaintext in restored.items()}
+        escaped = {
+            marker: json.dumps(text, ensure_ascii=False)[1:-1] for marker, text in markers.items()
+        }
         pattern = re.compile("|".join(re.escape(marker) for marker in markers))
         leaves: dict[tuple[PathSegment, ...], str] = {}
         keys: dict[tuple[PathSegment, ...], str] = {}
         for entry in collect_entries(payload, max_depth=self.config.limits.max_nesting_depth):
             if entry.kind == "number" or "[TOKEN:" not in entry.value:
                 continue
-            rewritten = pattern.sub(lambda match: markers[match.group(0)], entry.value)
+            values = escaped if begins_json_container(entry.value) else markers
+            rewritten = pattern.sub(partial(_value_of, values), entry.value)
             if rewritten != entry.value:
                 (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
         return apply_rewrites(payload, leaves, keys)
@@ -515,3 +526,8 @@ def _engine(settings: HaechiConfig, registry: ProviderRegistry, context: Provide
         custom_rules=[rule.model_dump(by_alias=True) for rule in settings.filters.custom_rules],
         decode_and_rescan=settings.filters.decode_and_rescan,
     )
+
+
+def _value_of(values: Mapping[str, str], marker: re.Match[str]) -> str:
+    """The value a matched ``[TOKEN:<id>]`` marker stands for, as written into its text."""
+    return values[marker.group(0)]

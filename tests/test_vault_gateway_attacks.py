@@ -193,10 +193,6 @@ def test_markers_in_fields_other_than_the_text_are_restored_only_for_this_reques
 # -- values in tool-call arguments (JSON inside a string) -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gateway writes the value into the arguments text unescaped (runtime.detokenize)",
-)
 def test_a_restored_value_keeps_whole_tool_arguments_valid_json(tmp_path: Path) -> None:
     """A value with a quote and a backslash, restored inside a tool call's arguments (JSON
     in a string), must reach the tool as that value: written raw, it breaks the arguments,
@@ -225,10 +221,6 @@ def test_a_restored_value_keeps_whole_tool_arguments_valid_json(tmp_path: Path) 
         assert json.loads(call["function"]["arguments"]) == {"password": QUOTED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stream writes the value into the arguments text unescaped (frame processor)",
-)
 def test_a_restored_value_keeps_streamed_tool_arguments_valid_json(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path, CONFIG) as gateway:
 
@@ -243,6 +235,53 @@ def test_a_restored_value_keeps_streamed_tool_arguments_valid_json(tmp_path: Pat
         assert sent.status_code == 200
         arguments = openai_tool_arguments(sent.content)
         assert json.loads(arguments[0]) == {"password": QUOTED}
+
+
+def _content_answer(content: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": content}
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+    }
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_value_restored_into_an_answer_in_json_mode_stays_a_json_string(
+    tmp_path: Path, stream: bool
+) -> None:
+    """An answer that is a JSON document (JSON mode) gets the value escaped as the model
+    would have written it; an answer in prose gets it as it is."""
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+
+        def documents(markers: list[str]) -> tuple[str, str]:
+            (marker,) = markers
+            return json.dumps({"password": marker, "admin": False}), f"Use {marker} to log in."
+
+        if stream:
+
+            def wire(which: int) -> Iterator[bytes]:
+                text = documents(_sent_markers(gateway))[which]
+                yield openai_sse([text[i : i + 4] for i in range(0, len(text), 4)])
+
+            answers = []
+            for which in (0, 1):
+                gateway.upstream.queue(Reply(wire=wire(which)))
+                sent = _post(gateway, f"log in with {QUOTED}", stream=True)
+                assert sent.status_code == 200
+                answers.append(_streamed_text(sent.text))
+        else:
+            answers = []
+            for which in (0, 1):
+                gateway.upstream.queue(
+                    _Scripted(gateway, lambda m, w=which: _content_answer(documents(m)[w]))
+                )
+                sent = _post(gateway, f"log in with {QUOTED}")
+                assert sent.status_code == 200
+                answers.append(sent.json()["choices"][0]["message"]["content"])
+        assert json.loads(answers[0]) == {"password": QUOTED, "admin": False}
+        assert answers[1] == f"Use {QUOTED} to log in."
 
 
 # -- a vault that fails ----------------------------------------------------------------------

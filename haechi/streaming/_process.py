@@ -71,6 +71,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from haechi._documents import begins_json_container
 from haechi.models import PathSegment
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 from haechi.protocols.types import (
@@ -184,6 +185,7 @@ class FrameProcessor:
         "_held",
         "_held_fields",
         "_indexed",
+        "_json_sources",
         "_kept",
         "_kinds",
         "_max_frame",
@@ -201,6 +203,7 @@ class FrameProcessor:
         "_said_size",
         "_sentinel",
         "_sse",
+        "_starts",
         "_template",
         "_templates",
         "_token_ids",
@@ -232,6 +235,10 @@ class FrameProcessor:
             SseParser(max_frame_bytes) if self._sse else NdjsonParser(max_frame_bytes)
         )
         self._detokenizer = detokenizer
+        # Per text, whether it is JSON source (known from its first characters), and the
+        # start of one not known yet.
+        self._json_sources: dict[Hashable, bool] = {}
+        self._starts: dict[Hashable, str] = {}
         self._max_frame = max_frame_bytes
         # Text frames the answer's window holds, and the size of their field lines.
         self._held = 0
@@ -500,7 +507,7 @@ class FrameProcessor:
         text = await self._push(delta)
         if terminal:
             text += await self._tail()
-        text = self._release(text, final=terminal)
+        text = await self._release(text, final=terminal)
         self._template = _Template(_events(meta), slotted.frame, path, self._kept)
         await self._send(meta, slotted.render(text), json_data=True)
 
@@ -530,7 +537,7 @@ class FrameProcessor:
             text = await self._push(delta)
             if closing:
                 text += await self._tail()
-            _put(protected, path, self._release(text, final=closing))
+            _put(protected, path, await self._release(text, final=closing))
             self._template = _Template(events, protected, path, self._kept)
         for channel, where, piece, _part in pieces:
             held = self._holds(channel)
@@ -538,7 +545,7 @@ class FrameProcessor:
             released = await self._push(piece, channel, hold=held)
             if closing:
                 released += await self._tail(channel)
-            released = self._release(released, final=closing, channel=channel)
+            released = await self._release(released, final=closing, channel=channel)
             self._record(channel, released)
             _put(protected, where, released)
             template = _Template(events, protected, where, self._kept)
@@ -880,7 +887,7 @@ class FrameProcessor:
     async def _send_loose(self, text: str) -> None:
         """Send released answer text, and any marker start the detokenizer holds, as a copy
         of the last JSON content frame: a text frame or the end of the text follows."""
-        text = self._release(text, final=True)
+        text = await self._release(text, final=True)
         if text:
             await self._send_copy(self._template, text)
 
@@ -907,7 +914,7 @@ class FrameProcessor:
 
     async def _flush_answer(self) -> None:
         if self._path is not None:
-            tail = self._release(await self._tail(), final=True)
+            tail = await self._release(await self._tail(), final=True)
             if tail:
                 await self._send_copy(self._template, tail)
 
@@ -918,7 +925,7 @@ class FrameProcessor:
         for channel in dict.fromkeys((*self._protector.holding(), *held)):
             if channel is None or (which is not None and not which(channel)):
                 continue
-            tail = self._release(await self._tail(channel), final=True, channel=channel)
+            tail = await self._release(await self._tail(channel), final=True, channel=channel)
             if tail:
                 self._record(channel, tail)
                 await self._send_copy(self._templates.get(channel), tail)
@@ -952,11 +959,27 @@ class FrameProcessor:
             raise Blocked
         return await self._settle(runs) if channel is None else _joined(runs)
 
-    def _release(self, text: str, *, final: bool, channel: Hashable = None) -> str:
+    async def _release(self, text: str, *, final: bool, channel: Hashable = None) -> str:
+        """What of ``channel``'s text the detokenizer lets go now. In a text that is JSON
+        source (a tool call's arguments, an answer in JSON mode: see
+        :func:`~haechi._documents.begins_json_container`), the markers are restored here,
+        each value escaped as JSON string content, before the frame escapes it once more;
+        in any other, when the frame is sent."""
         detokenizer = self._detokenizer
         if detokenizer is None:
             return text
-        return detokenizer.drain(text, channel) if final else detokenizer.hold(text, channel)
+        source = self._json_sources.get(channel)
+        if source is None:
+            start = self._starts.pop(channel, "") + text
+            source = begins_json_container(start)
+            if source is None:  # white space, or "[" and white space, so far
+                self._starts[channel] = "[" if "[" in start else ""
+            else:
+                self._json_sources[channel] = source
+        released = detokenizer.drain(text, channel) if final else detokenizer.hold(text, channel)
+        if source and released:
+            released = await detokenizer.restore(released, json_string=True)
+        return released
 
     async def _send(self, meta: tuple[str, ...], data: str, *, json_data: bool) -> None:
         if self._detokenizer is not None:
