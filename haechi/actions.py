@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from haechi._canonical import sha256_hex
+from haechi.errors import LimitError
 from haechi.models import ACTION_STRENGTH, Action, Detection, PathSegment
 from haechi.payload import PathTexts, number_text
 from haechi.providers import CryptoProvider
@@ -109,7 +110,16 @@ class Transformer:
     is first tokenized or encrypted (once).
     """
 
-    __slots__ = ("_binding", "_context", "_crypto", "_issued", "_paths", "_vault")
+    __slots__ = (
+        "_binding",
+        "_context",
+        "_crypto",
+        "_issued",
+        "_max_tokens",
+        "_paths",
+        "_reserved",
+        "_vault",
+    )
 
     def __init__(
         self,
@@ -117,9 +127,12 @@ class Transformer:
         crypto: CryptoProvider,
         vault: Tokenizer | None,
         context: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        max_tokens: int = 0,
     ) -> None:
         self._crypto = crypto
         self._vault = vault
+        self._max_tokens = max_tokens
+        self._reserved = 0
         self._binding = context
         self._context: dict[str, Any] | None = None
         self._issued: dict[str, None] = {}
@@ -138,6 +151,26 @@ class Transformer:
         if self._paths is None:
             self._paths = PathTexts()
         return self._paths(item.detection.path)
+
+    def reserve(self, items: Iterable[Item]) -> None:
+        """Count the values ``items`` would tokenize in the vault against ``max_tokens``
+        (over the transformer's life: a call, or a whole stream) before any is stored.
+
+        Every token rewrites a local vault file under its lock, so a payload with tens of
+        thousands of values would hold every other tokenizing request for minutes. Raises
+        :class:`~haechi.errors.LimitError` (413 ``haechi_too_many_tokens``) past the limit;
+        counts each detection, so overlapping ones may count more values than are stored.
+        """
+        if not self._max_tokens or self._vault is None:
+            return
+        wanted = self._reserved + sum(1 for item in items if item.action == "tokenize")
+        if wanted > self._max_tokens:
+            raise LimitError(
+                f"more values to tokenize than tokenVault.maxTokensPerPayload ({self._max_tokens})",
+                status_code=413,
+                error_code="haechi_too_many_tokens",
+            )
+        self._reserved = wanted
 
     @property
     def issued_tokens(self) -> tuple[str, ...]:

@@ -554,6 +554,11 @@ class TokenVaultConfig(_Section):
     detokenize_responses: StrictBool = _field(
         False, "Restore this request's tokens in its response (needs response protection)."
     )
+    max_tokens_per_payload: NonNegativeInt = _field(
+        1000,
+        "Values one payload (a request, an answer, a stream, an MCP message) may have "
+        "tokenized; more is refused before any is stored (413 for a request). 0 = no limit.",
+    )
 
     @field_validator("deterministic_types")
     @classmethod

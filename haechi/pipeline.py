@@ -31,7 +31,7 @@ from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.attachments import TextAttachments
 from haechi.audit import protect_event
 from haechi.detect.rule import HARD_BLOCK_TYPES
-from haechi.errors import AuditError, HaechiError, ProviderError
+from haechi.errors import AuditError, HaechiError, LimitError, ProviderError
 from haechi.models import (
     DIRECTIONS,
     MODES,
@@ -320,6 +320,7 @@ class Protector:
         "_detector",
         "_dials",
         "_max_depth",
+        "_max_tokens",
         "_text_attachments",
         "_vault",
     )
@@ -334,6 +335,7 @@ class Protector:
         dials: PrecisionDials | None = None,
         max_depth: int = DEFAULT_MAX_NESTING_DEPTH,
         text_attachments: bool = True,
+        max_tokens: int = 0,
     ) -> None:
         self._detector = detector
         self._audit = audit
@@ -341,6 +343,7 @@ class Protector:
         self._vault = vault
         self._dials = dials or PrecisionDials()
         self._max_depth = max_depth
+        self._max_tokens = max_tokens
         self._text_attachments = text_attachments
 
     @property
@@ -364,7 +367,12 @@ class Protector:
 
     def transformer(self, context: CallContext) -> Transformer:
         """A transformer bound to ``context`` (one per call, or one per stream)."""
-        return Transformer(crypto=self._crypto, vault=self._vault, context=context.binding)
+        return Transformer(
+            crypto=self._crypto,
+            vault=self._vault,
+            context=context.binding,
+            max_tokens=self._max_tokens,
+        )
 
     async def evaluate(
         self, payload: Any, *, context: CallContext, policy: Policy, transformer: Transformer
@@ -409,6 +417,7 @@ class Protector:
             return Evaluation(payload, False, inspection)
         if inspection.blocks():
             return Evaluation(None, True, inspection)
+        transformer.reserve(items)
         output = payload
         if attachments is not None:
             output, items = await attachments.rewrite(payload, items, transformer)
@@ -463,23 +472,27 @@ class Protector:
             raise AuditError(f"the audit record failed: {type(exc).__name__}") from None
 
     async def _fail_closed(self, payload: Any, context: CallContext, exc: Exception) -> HaechiError:
-        """Audit a block on an internal error and return the error to raise."""
-        reason = f"internal_error:{type(exc).__name__}"
+        """Audit a block on an internal error, or on a limit the payload exceeds (decision
+        ``limit_exceeded``, the limit's error code as the reason), and return the error to
+        raise: the limit's own, or :class:`~haechi.errors.ProviderError`."""
+        limit = exc if isinstance(exc, LimitError) else None
+        decision = "internal_error" if limit is None else "limit_exceeded"
+        reason = f"internal_error:{type(exc).__name__}" if limit is None else limit.error_code
         message = f"protect failed closed: {type(exc).__name__} while inspecting"
         event = _event(
             context,
             payload,
             blocked=True,
             findings=(),
-            summary={"detectionCount": 0, "byType": {}, "byAction": {"internal_error": 1}},
+            summary={"detectionCount": 0, "byType": {}, "byAction": {decision: 1}},
         )
-        event["decision"] = "internal_error"
+        event["decision"] = decision
         event["reason"] = reason
         try:
             await self._record(event)
         except AuditError:
-            message += "; the audit record failed too"
-        return ProviderError(message)
+            return ProviderError(message + "; the audit record failed too")
+        return ProviderError(message) if limit is None else limit
 
 
 def _event(

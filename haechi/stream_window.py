@@ -312,6 +312,7 @@ class TextStreamProtector:
         if inspection.blocks():
             self.blocked = True
             return None
+        self._transformer.reserve(inspection.items)
         if len(sizes) == 1:
             return [await self._transformer.transform_text(text, inspection.items)]
         changing = [

@@ -117,6 +117,9 @@ MCP_METHODS: Final = frozenset(
 _MEMBERS: Final = frozenset({"jsonrpc", "id", "method", "params", "result", "error"})
 _JSON_RPC_REASON: Final = "MCP messages must use JSON-RPC 2.0"
 _PROTECTION_FAILED: Final[Mapping[str, Any]] = {"reason": "protection_failed"}
+#: The limits whose refusals the protect call records itself (a payload refused before it
+#: was inspected, by any other limit, is recorded as an MCP refusal).
+_RECORDED_LIMITS: Final = frozenset({"haechi_too_many_tokens"})
 
 #: Who sent a message: the MCP client, or the MCP server.
 Side = Literal["client", "server"]
@@ -469,6 +472,8 @@ class McpFilter:
                     **context,
                 )
             except LimitError as exc:
+                if exc.error_code in _RECORDED_LIMITS:
+                    return self._refuse(STDIO_ERROR, {"reason": str(exc)}, message, call=is_call)
                 # Refused before anything was inspected or recorded.
                 return await self.refused(
                     STDIO_ERROR,

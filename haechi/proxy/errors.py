@@ -39,6 +39,10 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     "haechi_request_timeout": (408, "Request body not received within limits.requestTimeoutMs"),
     "haechi_request_body_too_large": (413, "Request body exceeds limits.maxRequestBytes"),
     "haechi_request_too_deeply_nested": (413, "Request JSON exceeds limits.maxNestingDepth"),
+    "haechi_too_many_tokens": (
+        413,
+        "Request has more values to tokenize than tokenVault.maxTokensPerPayload",
+    ),
     "haechi_rate_limited": (429, "Rate limit exceeded"),
     "haechi_request_headers_too_large": (
         431,

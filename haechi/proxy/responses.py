@@ -225,6 +225,10 @@ class ResponseHandler:
         try:
             result = await gateway.protect(request, document, direction="response", mode=self._mode)
         except GatewayError as exc:
+            if exc.code == "haechi_too_many_tokens":
+                # Inspected, but more of its values than tokenVault.maxTokensPerPayload are
+                # to be tokenized: refused whatever failureMode says (raises).
+                await self._refuse(request, "response_too_many_tokens")
             if exc.code != "haechi_request_too_deeply_nested":
                 raise
             # The limit that refuses such a request: here the answer cannot be inspected.

@@ -11,7 +11,7 @@ audit event is written and the request counters are bumped.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from haechi.runtime import Runtime
 
 __all__ = ["StreamInspector"]
+
+#: Why a stream stopped on a limit, by the limit's error code (a frame too large otherwise).
+_LIMIT_REASONS: Final = {"haechi_too_many_tokens": "stream_too_many_tokens"}
 
 
 class StreamInspector:
@@ -159,8 +162,8 @@ class StreamInspector:
                 await processor.feed(chunk)
         except Blocked:
             return "stream_policy_block"
-        except LimitError:
-            return "stream_frame_too_large"
+        except LimitError as exc:
+            return _LIMIT_REASONS.get(exc.error_code, "stream_frame_too_large")
         except UnicodeDecodeError:
             return "stream_invalid_utf8"
         except Exception:
