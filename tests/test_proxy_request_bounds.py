@@ -164,6 +164,7 @@ def test_an_answer_after_the_body_keeps_the_connection(tmp_path: Path) -> None:
         assert len(gateway.upstream.received) == 2
 
 
+@pytest.mark.parametrize("started", [True, False])
 @pytest.mark.parametrize(
     ("refused", "status"),
     [
@@ -172,20 +173,22 @@ def test_an_answer_after_the_body_keeps_the_connection(tmp_path: Path) -> None:
     ],
 )
 def test_a_pipelined_request_is_refused_after_the_answer_before_it(
-    tmp_path: Path, refused: bytes, status: bytes
+    tmp_path: Path, refused: bytes, status: bytes, started: bool
 ) -> None:
-    """A request refused while the answer to the one before it is still being sent is
-    answered once that answer is complete, never inside it."""
+    """A request refused while the answer to the one before it is still being sent, or not
+    yet begun, is answered once that answer is complete, never inside it or before it."""
     config = {"limits": {"maxHeaderBytes": 4096}, "streaming": {"requestMode": "inspect"}}
     with gateway_in_front(tmp_path, config) as gateway:
         pieces = ["one ", "two ", "three ", "four"]
-        gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.1))
+        delay = 0.0 if started else 0.3
+        reply = Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.1, delay=delay)
+        gateway.upstream.queue(reply)
         streamed = json.dumps(
             {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
         ).encode()
         with _connection(gateway) as sock:
             sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(streamed) + streamed)
-            time.sleep(0.05)  # the answer has started
+            time.sleep(0.05)  # the request is in; its answer has started, or is still waited for
             sock.sendall(refused)
             received = _answer_and_close(sock)
     first, _, rest = received.partition(b"\r\n\r\n")

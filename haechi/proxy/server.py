@@ -347,7 +347,7 @@ def _protocol_class(limits: Any) -> Any:
             # A closing transport: the answer closed the connection, nothing more is sent.
             if (
                 self._deferred is not None
-                and not self._answer_under_way()
+                and self.cycle.response_complete  # the last request's: every answer is out
                 and not self.transport.is_closing()
             ):
                 self.transport.write(self._deferred)
@@ -373,30 +373,25 @@ def _protocol_class(limits: Any) -> Any:
 
         def _refuse(self, code: str) -> None:
             """Answer ``code`` and close the connection, after the answers to the requests
-            before this one: a client may send its next request (pipelining) while an
-            answer is still being written, and a refusal written then would land inside
-            that answer. When the refused bytes are the body of a request whose answer is
-            under way, or queued behind one, no answer can be framed: the connection is cut.
+            before this one: a client may send its next request (pipelining) before the
+            answer to the last one is out, and reads answers in the order it sent the
+            requests. When the refused bytes are the body of a request whose answer has
+            begun, or that waits behind another, no answer can be framed: the connection
+            is cut.
             """
             count = getattr(self.app, "count_refused", None)
             if count is not None:  # None when uvicorn serves another app with these options
                 count(code)
-            if not self._answer_under_way():
-                self.transport.write(_refusal(code))
-                self.transport.close()
-            elif self._in_head:
-                self._deferred = _refusal(code)
+            cycle = self.cycle  # the last request whose head was read
+            if not self._in_head and (self.pipeline or cycle.response_started):
+                self.transport.close()  # the body of that request
+            elif self._in_head and cycle is not None and not cycle.response_complete:
+                self._deferred = _refusal(code)  # a new request, after an unfinished answer
                 self._headers_deadline.disarm()
                 self.flow.pause_reading()
             else:
+                self.transport.write(_refusal(code))
                 self.transport.close()
-
-        def _answer_under_way(self) -> bool:
-            """Whether an answer is being written, or requests wait for their turn."""
-            cycle = self.cycle
-            return bool(self.pipeline) or (
-                cycle is not None and cycle.response_started and not cycle.response_complete
-            )
 
         def on_headers_complete(self) -> None:
             # A head that arrived within one read was never counted while incomplete.
