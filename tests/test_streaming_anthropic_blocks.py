@@ -188,35 +188,6 @@ def test_an_address_in_text_deltas_of_no_opened_block_stops_the_stream(tmp_path:
     assert event == STOPPED
 
 
-def test_an_ordinary_text_and_tool_use_stream_is_read_as_sent(tmp_path: Path) -> None:
-    """Thinking, text and a tool call, each block's deltas of its own kind: every client
-    reads what was sent, an address cut across the text deltas redacted."""
-    answer = "I will mail jane.doe@example.com now."
-    arguments = '{"to": "someone", "subject": "hi"}'
-    wire = _message(
-        _start(0, THINKING),
-        _delta(0, "thinking_delta", "Let me "),
-        _delta(0, "thinking_delta", "send it."),
-        _delta(0, "signature_delta", "c2ln"),
-        _stop(0),
-        _start(1, TEXT),
-        *(_delta(1, "text_delta", answer[i : i + 6]) for i in range(0, len(answer), 6)),
-        _stop(1),
-        _start(2, TOOL),
-        *(_delta(2, "input_json_delta", arguments[i : i + 9]) for i in range(0, len(arguments), 9)),
-        _stop(2),
-    )
-    with gateway_in_front(tmp_path, CONFIG) as gw:
-        readings = _read(gw, wire)
-        event = _stream_event(gw)
-    thinking, text, tool = readings.final.content
-    assert (thinking.thinking, thinking.signature) == ("Let me send it.", "c2ln")
-    assert text.text == answer.replace(EMAIL, REDACTED) == readings.text
-    assert tool.input == json.loads(arguments)
-    assert readings.by_index[2] == arguments
-    assert event == INSPECTED
-
-
 # -- the inspector alone: what it relays ------------------------------------------------------
 
 
