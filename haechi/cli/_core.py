@@ -9,6 +9,7 @@ import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
@@ -179,6 +180,21 @@ def _tls_state(settings: HaechiConfig) -> dict[str, Any] | None:
     }
 
 
+def _public_url(url: str) -> str:
+    """``url`` without its user information (``user:password@``), query and fragment, which
+    may carry the upstream's credentials."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(not a URL)"
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 @app.command("status")
 def status_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
     """Print the effective protection state as JSON (never key material)."""
@@ -207,7 +223,7 @@ def status_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
             "target": {
                 "type": settings.target.type,
                 "adapter": settings.target.adapter_id,
-                "upstream": settings.target.upstream,
+                "upstream": _public_url(settings.target.upstream),
             },
             "proxy": {
                 "host": settings.proxy.host,
