@@ -56,6 +56,9 @@ TOKEN_TYPES: Final = ("user", "service", "agent")
 _ISSUER: Final = "bearer-local"
 _BEARER = re.compile(r"^Bearer\s+(.+)$", re.IGNORECASE | re.DOTALL)
 _MAX_LABEL_VALUE = 64
+#: What a token id looks like; only such an argument is named back in an error (anything
+#: else may be a token or another secret pasted where its id belongs).
+_TOKEN_ID = re.compile(r"tok_auth_[0-9a-f]{1,32}")
 
 
 def read_auth_store(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -104,9 +107,8 @@ def _validate(
             raise ConfigError("scopes must be non-blank strings")
     for key, value in labels.items():
         if key not in allowed:
-            raise ConfigError(
-                f"label key {key!r} is not in auth.allowedLabelKeys ({', '.join(allowed)})"
-            )
+            # The key is not named: it may be a value typed where a key belongs.
+            raise ConfigError(f"a label key is not in auth.allowedLabelKeys ({', '.join(allowed)})")
         if not isinstance(value, str) or not value or len(value) > _MAX_LABEL_VALUE:
             raise ConfigError(f"label {key!r} needs a value of 1 to 64 characters")
 
@@ -158,7 +160,9 @@ def revoke_token(path: str | os.PathLike[str], token_id: str) -> dict[str, Any]:
                 if changed:
                     _write_store(store, tokens)
                 return {"id": token_id, "revoked": changed}
-    raise ConfigError(f"unknown token id: {token_id}")
+    if _TOKEN_ID.fullmatch(token_id):
+        raise ConfigError(f"unknown token id: {token_id}")
+    raise ConfigError("unknown token id (the argument is not shown: ids look like tok_auth_<hex>)")
 
 
 def build_identity(record: Mapping[str, Any], crypto: CryptoProvider) -> Identity:

@@ -33,10 +33,11 @@ def _crypto(settings: HaechiConfig) -> Any:
 
 def _labels(pairs: list[str]) -> dict[str, str]:
     labels: dict[str, str] = {}
-    for pair in pairs:
+    for number, pair in enumerate(pairs, 1):
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"invalid --label (expected key=value): {key or pair}")
+            # Not quoted back: what was typed may be a value, not a label.
+            raise ConfigError(f"invalid --label number {number} (expected key=value)")
         labels[key] = value
     return labels
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 import anyio
 import typer
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from haechi.vault import TokenVault
 
 __all__: list[str] = []
+
+#: What ``token-purge`` prints in place of an argument that is not a token id.
+NON_TOKEN: Final = "[REDACTED:non-token]"  # noqa: S105 - a placeholder, not a secret
 
 _T = TypeVar("_T")
 
@@ -89,7 +92,14 @@ def token_purge_command(
     if token is None:
         result = _with_vault(settings, lambda vault: vault.purge_expired())
     else:
-        result = _with_vault(settings, lambda vault: vault.purge(token))
+        from haechi.vault._tokens import is_token
+
+        purged = dict(_with_vault(settings, lambda vault: vault.purge(token)))
+        if not is_token(token):
+            # Maybe a value pasted where its token belongs: printed no more than it is
+            # audited (the vault records a keyed hash of it).
+            purged["token"] = NON_TOKEN
+        result = purged
     emit_json({"ok": True, "command": "token-purge", "result": dict(result)})
 
 
