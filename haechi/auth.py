@@ -127,7 +127,7 @@ def add_token(
     _validate(token_type, scopes, labels, allowed_label_keys)
     token = "hae_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     record = {
-        "id": f"tok_auth_{uuid.uuid4().hex[:8]}",
+        "id": "",
         "tokenHash": crypto.hmac(token, TOKEN_HASH_DOMAIN),
         "type": token_type,
         "scopes": list(scopes),
@@ -138,6 +138,11 @@ def add_token(
     store = Path(path)
     with locked(store):
         tokens = read_auth_store(store)
+        taken = {existing.get("id") for existing in tokens}
+        # Ids are short: one already in the store is drawn again, so that an id always
+        # names one token (to revoke, and to count against the rate limit).
+        while not record["id"] or record["id"] in taken:
+            record["id"] = f"tok_auth_{uuid.uuid4().hex[:8]}"
         tokens.append(record)
         _write_store(store, tokens)
     return _public(record), token
@@ -149,17 +154,22 @@ def list_tokens(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def revoke_token(path: str | os.PathLike[str], token_id: str) -> dict[str, Any]:
-    """Disable a token; ``revoked`` is False when it already was. Unknown ids are errors."""
+    """Disable a token; ``revoked`` is False when it already was. Unknown ids are errors.
+
+    Every record with that id is disabled: a store merged or edited by hand may hold one id
+    twice, and revoking it must not leave one of its tokens working.
+    """
     store = Path(path)
     with locked(store):
         tokens = read_auth_store(store)
-        for record in tokens:
-            if record.get("id") == token_id:
-                changed = not record.get("disabled")
+        matching = [record for record in tokens if record.get("id") == token_id]
+        if matching:
+            changed = any(not record.get("disabled") for record in matching)
+            for record in matching:
                 record["disabled"] = True
-                if changed:
-                    _write_store(store, tokens)
-                return {"id": token_id, "revoked": changed}
+            if changed:
+                _write_store(store, tokens)
+            return {"id": token_id, "revoked": changed}
     if _TOKEN_ID.fullmatch(token_id):
         raise ConfigError(f"unknown token id: {token_id}")
     raise ConfigError("unknown token id (the argument is not shown: ids look like tok_auth_<hex>)")
