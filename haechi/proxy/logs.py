@@ -12,15 +12,19 @@ and fields such as ``correlationId``, ``errorName`` or ``statusCode`` only. Two 
 Info goes to stdout, warnings and errors to stderr.
 
 uvicorn's own warnings and errors (for example the tasks it cancels when the shutdown grace
-runs out) go through the same handlers as the event ``server_message``, with uvicorn's
-message and, when it logged an exception, only the exception's class as ``errorName``: never
-a traceback, whose text could quote a value.
+runs out), and the event loop's (asyncio's report of a callback that raised or of a task whose
+exception nobody retrieved), go through the same handlers as the event ``server_message``,
+with the first line of the message (of an event loop message, only its words before the
+first other character: asyncio names a callback with the repr of its arguments) and, when an
+exception was logged, only its class as ``errorName``: never a traceback or the exception's
+text, which could quote a value.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, Final, Literal
@@ -29,6 +33,8 @@ __all__ = ["LOGGER", "configure_logging", "log_event"]
 
 LOGGER: Final = logging.getLogger("haechi.proxy")
 _SERVER: Final = logging.getLogger("uvicorn")
+_LOOP: Final = logging.getLogger("asyncio")
+_LOOP_DETAIL: Final = re.compile(r"[^A-Za-z0-9 _.]")
 _FIELDS: Final = "haechi_fields"
 _TEXT: Final = "haechi_text"
 
@@ -41,11 +47,17 @@ def log_event(level: int, event: str, *, text: str | None = None, **fields: Any)
 
 def _event_and_fields(record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
     """The event name and fields of ``record``: a haechi event as logged, a server (uvicorn)
-    record as ``server_message`` with its first line and its exception's class only."""
+    or event loop (asyncio) record as ``server_message`` with its first line and its
+    exception's class only."""
     fields = getattr(record, _FIELDS, None)
     if fields is not None:
         return record.getMessage(), fields
-    server: dict[str, Any] = {"message": record.getMessage().strip().split("\n", 1)[0]}
+    message = record.getMessage().strip().split("\n", 1)[0]
+    if record.name == _LOOP.name:
+        # asyncio names the callback with the repr of its arguments ("Exception in callback
+        # Protocol.data_received(b'...')"): only the words before any such detail are kept.
+        message = _LOOP_DETAIL.split(message, 1)[0].rstrip()
+    server: dict[str, Any] = {"message": message}
     if record.exc_info and record.exc_info[0] is not None:
         server["errorName"] = record.exc_info[0].__name__
     return "server_message", server
@@ -81,8 +93,8 @@ class _BelowWarning(logging.Filter):
 
 def configure_logging(log_format: Literal["text", "json"]) -> None:
     """Send gateway logs to stdout (info) and stderr (warnings, errors) in ``log_format``,
-    and uvicorn's warnings and errors the same way (the server is then started without a
-    logging configuration of its own, see ``uvicorn_options``)."""
+    and uvicorn's and the event loop's warnings and errors the same way (the server is then
+    started without a logging configuration of its own, see ``uvicorn_options``)."""
     formatter = _JsonFormatter() if log_format == "json" else _TextFormatter()
     out = logging.StreamHandler(sys.stdout)
     out.addFilter(_BelowWarning())
@@ -90,7 +102,11 @@ def configure_logging(log_format: Literal["text", "json"]) -> None:
     err.setLevel(logging.WARNING)
     for handler in (out, err):
         handler.setFormatter(formatter)
-    for logger, level in ((LOGGER, logging.INFO), (_SERVER, logging.WARNING)):
+    for logger, level in (
+        (LOGGER, logging.INFO),
+        (_SERVER, logging.WARNING),
+        (_LOOP, logging.WARNING),
+    ):
         for existing in list(logger.handlers):
             logger.removeHandler(existing)
         logger.addHandler(out)
