@@ -107,3 +107,18 @@ def test_token_list_and_revoke_never_print_a_token_or_its_hash(tmp_path: Path) -
         assert result.returncode == 0, result.stderr
         assert added["token"] not in _printed(result)
         assert stored["tokenHash"] not in _printed(result)
+
+
+def test_protect_refuses_a_lone_surrogate_before_auditing_anything(tmp_path: Path) -> None:
+    # Such a string cannot be written as UTF-8: refused as input, like the gateway does,
+    # rather than protected, audited and then failing as an internal error on output.
+    json_output(run_haechi("init", cwd=tmp_path))
+    document = '{"a": "' + EMAIL + '\\ud800"}'
+    result = run_haechi("protect", "--mode", "enforce", "-", cwd=tmp_path, stdin=document)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("haechi: ")
+    assert "surrogate" in result.stderr
+    assert "internal error" not in result.stderr
+    assert EMAIL not in _printed(result)
+    assert not (tmp_path / ".haechi" / "audit.jsonl").exists()

@@ -72,6 +72,18 @@ def _parse(data: bytes) -> Any:
         ) from None
 
 
+def _holds_lone_surrogate(payload: Any) -> bool:
+    """Whether a string or key of ``payload`` holds a surrogate code point (the decoder joins
+    an escaped pair into one character, so any left is a lone one)."""
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except RecursionError:  # too deep to write: refused by the nesting limit instead
+        return False
+    return False
+
+
 @app.command("protect")
 def protect_command(
     file: InputArgument = "-",
@@ -95,6 +107,13 @@ def protect_command(
             else ""
         )
         raise typer.BadParameter(f"the input is not valid JSON{where}", param_hint="FILE") from None
+    if _holds_lone_surrogate(payload):
+        # Not text: it cannot be written out (or to the audit) as UTF-8, and decoders read
+        # it differently; refused before anything is protected or audited.
+        raise typer.BadParameter(
+            "the input is not valid JSON text: a string holds a lone UTF-16 surrogate",
+            param_hint="FILE",
+        )
     document = asyncio.run(_protect(settings, payload, direction.value, mode and mode.value))
     emit_json(document)
     if document["blocked"]:
