@@ -501,20 +501,26 @@ class GatewayApp:
     async def _authenticate(
         self, request: GatewayRequest, headers: list[tuple[bytes, bytes]]
     ) -> Identity:
-        authorization = _header(headers, b"authorization")
+        given = [value for name, value in headers if name == b"authorization"]
+        authorization = given[0] if given else None
         credentials: Mapping[str, str] = (
             {"authorization": authorization.decode("latin-1")} if authorization else {}
         )
         reason = "no_token"
         message = "Authentication required"
         identity: Identity | None = None
-        try:
-            identity = await self._auth.authenticate(credentials)
-        except Exception:  # a provider that raises denies; its text never leaves
-            reason, message = "provider_error", "Authentication failed"
+        if len(given) > 1:
+            # Not a list header: which of them counts is up to each reader, and a proxy in
+            # front that reads another one than the gateway would see another caller.
+            reason = "invalid_token"
         else:
-            if authorization and authorization.strip().lower().startswith(b"bearer"):
-                reason = "invalid_token"
+            try:
+                identity = await self._auth.authenticate(credentials)
+            except Exception:  # a provider that raises denies; its text never leaves
+                reason, message = "provider_error", "Authentication failed"
+            else:
+                if authorization and authorization.strip().lower().startswith(b"bearer"):
+                    reason = "invalid_token"
         if identity is not None:
             return identity
         request.decision = "auth_denied"
