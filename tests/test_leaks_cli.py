@@ -122,3 +122,17 @@ def test_protect_refuses_a_lone_surrogate_before_auditing_anything(tmp_path: Pat
     assert "internal error" not in result.stderr
     assert EMAIL not in _printed(result)
     assert not (tmp_path / ".haechi" / "audit.jsonl").exists()
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "1e400"])
+def test_protect_refuses_numbers_json_cannot_write(tmp_path: Path, number: str) -> None:
+    """Read as the gateway reads a body: such a number would be printed back as the
+    non-JSON ``NaN`` or ``Infinity``."""
+    json_output(run_haechi("init", cwd=tmp_path))
+    document = '{"a": "' + EMAIL + '", "n": ' + number + "}"
+    result = run_haechi("protect", "--mode", "enforce", "-", cwd=tmp_path, stdin=document)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "not valid JSON" in result.stderr
+    assert EMAIL not in _printed(result)
+    assert not (tmp_path / ".haechi" / "audit.jsonl").exists()

@@ -22,6 +22,7 @@ from typing import IO, Annotated, Any, Final
 
 import typer
 
+from haechi._documents import LoneSurrogate, decode_document
 from haechi.cli._app import ConfigOption, app, emit_json, exit_with
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import LimitError
@@ -62,26 +63,18 @@ def _open_input(name: str) -> Iterator[IO[bytes]]:
 
 
 def _parse(data: bytes) -> Any:
+    """``data`` as a JSON document, read as strictly as the gateway reads a body: UTF-8,
+    no ``NaN``/``Infinity`` nor a number too large for a double (it would be written back
+    as one), no lone UTF-16 surrogate (``LoneSurrogate``: not text, and not writable as
+    UTF-8 to the output or the audit log)."""
     try:
-        return json.loads(data)
+        return decode_document(data.decode("utf-8"))[0]
     except RecursionError:
         raise LimitError(
             "the JSON input nests too deeply to parse",
             status_code=413,
             error_code="haechi_request_too_deeply_nested",
         ) from None
-
-
-def _holds_lone_surrogate(payload: Any) -> bool:
-    """Whether a string or key of ``payload`` holds a surrogate code point (the decoder joins
-    an escaped pair into one character, so any left is a lone one)."""
-    try:
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except RecursionError:  # too deep to write: refused by the nesting limit instead
-        return False
-    return False
 
 
 @app.command("protect")
@@ -100,6 +93,12 @@ def protect_command(
         data = handle.read()
     try:
         payload = _parse(data)
+    except LoneSurrogate:
+        # Refused before anything is protected or audited.
+        raise typer.BadParameter(
+            "the input is not valid JSON text: a string holds a lone UTF-16 surrogate",
+            param_hint="FILE",
+        ) from None
     except ValueError as exc:
         where = (
             f" (line {exc.lineno} column {exc.colno})"
@@ -107,13 +106,6 @@ def protect_command(
             else ""
         )
         raise typer.BadParameter(f"the input is not valid JSON{where}", param_hint="FILE") from None
-    if _holds_lone_surrogate(payload):
-        # Not text: it cannot be written out (or to the audit) as UTF-8, and decoders read
-        # it differently; refused before anything is protected or audited.
-        raise typer.BadParameter(
-            "the input is not valid JSON text: a string holds a lone UTF-16 surrogate",
-            param_hint="FILE",
-        )
     document = asyncio.run(_protect(settings, payload, direction.value, mode and mode.value))
     emit_json(document)
     if document["blocked"]:
