@@ -63,6 +63,27 @@ def test_init_force_rotates_and_old_envelopes_still_decrypt(tmp_path: Path) -> N
     assert fresh.encrypt("x", aad)["kid"] == rotated["activeKid"]
 
 
+async def _authenticates(tmp_path: Path, token: str) -> bool:
+    from haechi.auth import BearerAuthProvider
+
+    key_file = tmp_path / ".haechi" / "dev.keys.json"
+    auth = BearerAuthProvider(tmp_path / ".haechi" / "auth.json", LocalCryptoProvider(key_file))
+    return await auth.authenticate({"authorization": f"Bearer {token}"}) is not None
+
+
+@pytest.mark.anyio
+async def test_init_force_warns_that_gateway_tokens_stop_working(tmp_path: Path) -> None:
+    json_output(run_haechi("init", cwd=tmp_path))
+    rotated = json_output(run_haechi("init", "--force", cwd=tmp_path))
+    assert not any("token-add" in warning for warning in rotated["warnings"])
+    token = json_output(run_haechi("token-add", "--type", "user", cwd=tmp_path))["token"]
+    assert await _authenticates(tmp_path, token)
+    rotated = json_output(run_haechi("init", "--force", cwd=tmp_path))
+    assert any("token-add" in warning for warning in rotated["warnings"])
+    assert token not in json.dumps(rotated)
+    assert not await _authenticates(tmp_path, token)  # what the warning says
+
+
 @pytest.mark.parametrize(
     ("document", "needle"),
     [
