@@ -152,9 +152,11 @@ class PieceRun:
         return range(first, max(first, last) + 1)
 
 
-def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
+def find_piece_runs(document: Any, *, answer: bool, loose: bool = False) -> list[PieceRun]:
     """Every run of pieces in ``document`` (in no particular order); token log-probabilities
-    only when ``answer`` (a model's response)."""
+    only when ``answer`` (a model's response). ``loose`` also takes a list of which only some
+    elements are token objects for token pieces (the others' pieces empty): what a stream
+    drops (see :func:`drop_piece_runs`)."""
     runs: list[PieceRun] = []
     # The content lists (by identity) whose output texts a run of their output reads.
     joined: set[int] = set()
@@ -183,14 +185,14 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
                 joined.update(map(id, contents))
         # Alternatives beside a list of pieces go with it; alone, they are pieces themselves.
         paired = answer and any(
-            key not in _ALTERNATIVES and _token_run(key, value) is not None
+            key not in _ALTERNATIVES and _token_run(key, value, loose) is not None
             for key, value in node.items()
         )
         beside = tuple((*path, key) for key in _ALTERNATIVES if key in node) if paired else ()
         for key, value in node.items():
             if (paired and key in _ALTERNATIVES) or not isinstance(value, dict | list):
                 continue
-            found = _token_run(key, value) if answer else None
+            found = _token_run(key, value, loose) if answer else None
             if found is None:
                 stack.append((value, (*path, key)))
             else:
@@ -199,10 +201,13 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
     return runs
 
 
-def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | None:
+def _token_run(
+    key: str, value: Any, loose: bool = False
+) -> tuple[tuple[str, ...], str | None] | None:
     """The pieces of a list of token objects and the field holding their text (``"token"``,
     or ``"content"`` for older llama.cpp), or of a ``tokens`` list of strings (and
-    ``None``); ``None`` for anything else."""
+    ``None``); ``None`` for anything else. With ``loose``, a list with any token object
+    among other elements is one too, the others' pieces empty."""
     if type(value) is not list or not value:
         return None
     if all(isinstance(item, dict) and isinstance(item.get("token"), str) for item in value):
@@ -214,7 +219,26 @@ def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | Non
         return tuple(item["content"] for item in value), "content"
     if key == "tokens" and all(isinstance(item, str) for item in value):
         return tuple(value), None
+    if loose and any(map(_token_object, value)):
+        return tuple(map(_loose_piece, value)), "token"
     return None
+
+
+def _loose_piece(item: Any) -> str:
+    """The text of an element of a list taken loosely for token pieces (``""`` for one that
+    is no token object)."""
+    text = item.get("token") if isinstance(item, dict) else None
+    return text if isinstance(text, str) else ""
+
+
+def _token_object(item: Any) -> bool:
+    """Whether ``item`` is a token object: with a string ``token``, or (older llama.cpp) a
+    string ``content`` and ``probs``."""
+    if not isinstance(item, dict):
+        return False
+    if isinstance(item.get("token"), str):
+        return True
+    return isinstance(item.get("content"), str) and "probs" in item
 
 
 def _output_texts(items: Any, path: Path) -> tuple[PieceRun, list[list[Any]]] | None:
@@ -491,10 +515,12 @@ def drop_piece_runs(document: Any) -> Any:
 
     For a stream: a value split across frames is split across their piece lists too, and
     the pieces of a frame cannot follow the text the cross-frame window holds back, so an
-    enforced stream carries none. Containers on the way are copied; ``document`` itself is
-    not changed.
+    enforced stream carries none. A list of token objects is emptied even when some of its
+    elements are not token objects (an upstream adding one odd element to keep its pieces
+    from being recognised): a reader of the pieces still reads the others. Containers on
+    the way are copied; ``document`` itself is not changed.
     """
-    for run in find_piece_runs(document, answer=True):
+    for run in find_piece_runs(document, answer=True, loose=True):
         if run.field in _PART_FIELDS:
             continue
         document = _replace_at(document, run.path, [])
