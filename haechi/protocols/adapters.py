@@ -577,7 +577,8 @@ _LLAMA_CPP_ROUTES: Final[Mapping[str, RouteSpec]] = {
 
 _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
     # A thinking model streams its reasoning in ``thinking`` beside the answer. Ollama's
-    # client requires a message's role, so copies of a frame keep it.
+    # client requires a message's role, so copies of a frame keep it. Ollama's Go client
+    # binds members whatever the case of their names (``folded``).
     "/api/chat": RouteSpec(
         "chat",
         StreamDescriptor(
@@ -586,6 +587,10 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
             done_field="done",
             fragments=(FragmentSpec(None, (), ("message", "thinking")),),
             kept_in_copies=frozenset({"index", "type", "role"}),
+            folded=(
+                ((), frozenset({"message", "done"})),
+                (("message",), frozenset({"content", "thinking"})),
+            ),
         ),
         streaming_by_default=True,
     ),
@@ -596,6 +601,7 @@ _OLLAMA_ROUTES: Final[Mapping[str, RouteSpec]] = {
             ("response",),
             done_field="done",
             fragments=(FragmentSpec(None, (), ("thinking",)),),
+            folded=(((), frozenset({"response", "thinking", "done", "context"})),),
         ),
         streaming_by_default=True,
         # The conversation as the model's token ids, the answer's included: it would carry
@@ -798,6 +804,8 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
             kept_in_copies=frozenset({"index", "type", "thought"}),
             choices="candidates",
             choice_count=_CANDIDATE_COUNT,
+            # google-genai parses every other line as JSON once its braces balance.
+            data_only=True,
         ),
         always_streaming=True,
     ),

@@ -186,6 +186,18 @@ class StreamDescriptor:
             in which blocks (see :class:`BlockKinds`); the blocks must also open in the
             order clients add them, and a frame of a block that is not open stops the
             stream. ``None``: blocks have no kinds.
+        data_only: the stream's clients read every line but a ``data:`` line as (a piece
+            of) a JSON chunk: google-genai buffers any other line until its braces balance
+            and parses it, so a line the SSE parser takes for a field line (an unknown field
+            such as ``{"candidates":``) would be a chunk to it that no window saw. The API
+            sends ``data:`` lines only; a frame with any other line stops the stream.
+        folded: members that clients bind whatever the case of their name (Go's
+            ``encoding/json``, which Ollama's own client reads streams with: ``"Response"``
+            is ``response`` to it, and of several the last wins), each as the path of the
+            object holding them and their names. A member of such an object named like one
+            of them under that folding (see :mod:`haechi.protocols.member_names`) but not
+            spelled exactly so stops the stream: the gateway windows, ends the stream on and
+            leaves out the exact names only.
     """
 
     format: Literal["sse", "ndjson"]
@@ -202,6 +214,8 @@ class StreamDescriptor:
     opening: Callable[[dict[str, Any]], tuple[dict[str, Any], ...]] | None = None
     reads: Callable[[dict[str, Any]], tuple[PathSegment, ...] | None] | None = None
     block_kinds: BlockKinds | None = None
+    data_only: bool = False
+    folded: tuple[tuple[tuple[PathSegment, ...], frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ How a frame is handled:
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ from typing import Any, Final
 
 from haechi._documents import begins_json_container
 from haechi.models import PathSegment
+from haechi.protocols.member_names import named_like
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
 from haechi.protocols.types import (
     EACH,
@@ -116,6 +118,12 @@ _MAX_LISTS: Final = 256
 #: Parts whose delivered text a stream keeps at once (until the event that closes them):
 #: real answers have a handful, and every kept part costs memory however short its text.
 _MAX_PARTS: Final = 1024
+#: Member names a stream remembers as named like none of its ``folded`` names, and how long
+#: such a name may be.
+_PLAIN_NAMES: Final = 64
+_PLAIN_NAME_CHARS: Final = 64
+#: The line ends a text frame's data is written out at, one ``data:`` line each.
+_LINE_ENDS: Final = re.compile(r"\r\n|\r|\n")
 
 
 class Blocked(Exception):
@@ -175,11 +183,13 @@ class FrameProcessor:
         "_choices",
         "_clean",
         "_closed",
+        "_data_only",
         "_descriptor",
         "_detokenizer",
         "_fields",
         "_finals",
         "_finish",
+        "_folded",
         "_fragments",
         "_gone",
         "_held",
@@ -195,6 +205,7 @@ class FrameProcessor:
         "_parser",
         "_parts",
         "_path",
+        "_plain",
         "_probes",
         "_protector",
         "_readers",
@@ -231,6 +242,12 @@ class FrameProcessor:
         self._sse = descriptor.format == "sse"
         # Anthropic's streams, the ones made of content blocks, are read by event name too.
         self._named = self._sse and bool(descriptor.block_types)
+        # Gemini's are read line by line, every line that is not data as JSON.
+        self._data_only = self._sse and descriptor.data_only
+        # Ollama's by a decoder that binds members whatever the case of their names: the
+        # names it would bind to a windowed text, and names known to be named like none.
+        self._folded = descriptor.folded
+        self._plain: set[str] = set()
         self._parser: SseParser | NdjsonParser = (
             SseParser(max_frame_bytes) if self._sse else NdjsonParser(max_frame_bytes)
         )
@@ -337,6 +354,9 @@ class FrameProcessor:
     # -- frames ------------------------------------------------------------------------
 
     async def _frame(self, frame: Frame) -> None:
+        if self._data_only and frame.meta:
+            # google-genai parses such a line as JSON once its braces balance: a chunk.
+            raise AmbiguousName("a stream read line by line has a line that is not data")
         meta = await self._fields_of(frame.meta)
         data = frame.data
         if data is None:
@@ -405,6 +425,26 @@ class FrameProcessor:
             else:
                 positions.append(index)
 
+    def _check_folded(self, frame: dict[str, Any]) -> None:
+        """Stop the stream at a frame with a member that a case-insensitive decoder (Go's,
+        Ollama's own client) binds to a text the gateway reads under its exact name only
+        (see ``StreamDescriptor.folded``): ``"Response"`` beside ``"response"`` is the
+        answer to Go, which joins it across frames, while the gateway protects it within
+        its frame. Names found plain are remembered, so a stream of usual frames costs a
+        set lookup per member."""
+        plain = self._plain
+        for where, names in self._folded:
+            node = _value_at(frame, where)
+            if not isinstance(node, dict):
+                continue
+            for name in node:
+                if name in names or name in plain:
+                    continue
+                if any(named_like(name, field) for field in names):
+                    raise AmbiguousName("a member is named like a streamed text in another case")
+                if len(plain) < _PLAIN_NAMES and len(name) <= _PLAIN_NAME_CHARS:
+                    plain.add(name)
+
     def _check_named(self, meta: tuple[str, ...], value: Any) -> None:
         """Stop a stream read by event name at a data frame whose ``event:`` lines do not
         all name its JSON ``type`` (none, or no ``type``, included).
@@ -427,6 +467,8 @@ class FrameProcessor:
     ) -> None:
         descriptor = self._descriptor
         path = self._path
+        if self._folded and isinstance(frame, dict):
+            self._check_folded(frame)
         if self._token_ids:
             self._token_ids.scrub(frame, data)
         kind = frame.get("type") if isinstance(frame, dict) else None
@@ -904,6 +946,9 @@ class FrameProcessor:
             return
         if _json_container(text):
             raise RuntimeError("protection turned a text frame into a JSON chunk")
+        if _chunk_line(text):
+            # Readers of data lines (google-genai, llama.cpp's) parse each line on its own.
+            raise RuntimeError("a line of a text frame is a JSON chunk on its own")
         await self._send(frame.meta, text, json_data=False)
 
     async def _flush(self) -> None:
@@ -1036,6 +1081,14 @@ def _json_container(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(value, dict | list)
+
+
+def _chunk_line(text: str) -> bool:
+    """Whether ``text`` has several lines (as a frame writes them: one ``data:`` line each)
+    one of which parses as a JSON object or array on its own."""
+    if "\n" not in text and "\r" not in text:
+        return False
+    return any(map(_json_container, _LINE_ENDS.split(text)))
 
 
 def _indexed_elements(node: Any, where: Path) -> Iterator[tuple[Path, int]]:
