@@ -9,7 +9,11 @@ Tokens live in the ``auth.store`` file (default ``.haechi/auth.json``)::
 Only a keyed hash of each token is stored (``crypto.hmac(token, "haechi:auth:token:v1")``);
 the plaintext is shown once, when the token is created. Authenticating hashes the presented
 token and compares it with *every* enabled record in constant time, without stopping at a
-match, so timing says nothing about which record (if any) is close.
+match, so timing says nothing about which record (if any) is close. A token issued before
+the key was rotated (``haechi init --force``) is hashed under the key that was active then:
+when the active key's hash matches nothing, the hashes under the retired keys are compared
+too (``retired_hmacs`` of the local crypto provider), so rotating the key does not end the
+tokens; ``token-revoke`` does.
 
 Revocation is immediate: every call checks the store file and re-reads it whenever it was
 replaced (writers replace it atomically, so a change always shows up as a new file).
@@ -246,10 +250,21 @@ class BearerAuthProvider:
         if not token:
             return None
         snapshot = self._current()
-        presented = self._crypto.hmac(token, TOKEN_HASH_DOMAIN).encode()
-        found: Identity | None = None
-        for stored, identity in zip(snapshot.hashes, snapshot.identities, strict=True):
-            # No early exit: every record costs the same, match or not.
-            if hmac.compare_digest(presented, stored) and found is None:
-                found = identity
+        found = _match(snapshot, self._crypto.hmac(token, TOKEN_HASH_DOMAIN))
+        retired = getattr(self._crypto, "retired_hmacs", None)
+        if found is None and retired is not None:
+            # A token issued before the key was rotated (its hash is under a retired key).
+            for hashed in retired(token, TOKEN_HASH_DOMAIN):
+                found = found or _match(snapshot, hashed)
         return found
+
+
+def _match(snapshot: _Snapshot, hashed: str) -> Identity | None:
+    """The identity whose stored hash is ``hashed``. No early exit: every record costs the
+    same, match or not."""
+    presented = hashed.encode()
+    found: Identity | None = None
+    for stored, identity in zip(snapshot.hashes, snapshot.identities, strict=True):
+        if hmac.compare_digest(presented, stored) and found is None:
+            found = identity
+    return found

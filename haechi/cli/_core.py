@@ -58,11 +58,6 @@ def init_command(
             f"mode is {settings.effective_mode}: findings are audited but payloads are not "
             "modified or blocked; set policy.mode to enforce"
         )
-    if key_status.rotated and _active_gateway_tokens(settings):
-        warnings.append(
-            "gateway bearer tokens are checked with a hash under the active key: the tokens "
-            f"in {settings.auth.store} stop working; issue new ones with haechi token-add"
-        )
     emit_json(
         {
             "ok": True,
@@ -78,19 +73,6 @@ def init_command(
             "warnings": warnings,
         }
     )
-
-
-def _active_gateway_tokens(settings: HaechiConfig) -> bool:
-    """Whether the gateway's bearer token store holds a token that is not revoked (a store
-    that cannot be read counts: the warning is then the safe side)."""
-    from haechi.auth import read_auth_store
-    from haechi.errors import ProviderError
-
-    try:
-        records = read_auth_store(settings.auth.store)
-    except (OSError, ProviderError):
-        return True
-    return any(not record.get("disabled") for record in records)
 
 
 def _permissions(path: Path) -> str | None:

@@ -227,9 +227,28 @@ class LocalCryptoProvider:
             raise TypeError("hmac data must be a str")
         derived = self._derived.get(domain)
         if derived is None:
-            secret = self._keys().active.secret
-            derived = _hmac.digest(secret, domain.encode("utf-8", _TEXT_ERRORS), hashlib.sha256)
+            derived = _derive(self._keys().active, domain)
             if len(self._derived) >= _MAX_DERIVED:
                 self._derived.clear()
             self._derived[domain] = derived
         return _hmac.new(derived, data.encode("utf-8", _TEXT_ERRORS), hashlib.sha256).hexdigest()
+
+    def retired_hmacs(self, data: str, domain: str) -> tuple[str, ...]:
+        """:meth:`hmac` of ``data`` under each key of the file but the active one, so that a
+        value hashed before a rotation (a gateway bearer token in its store) is recognised
+        after it, as envelopes made before it still decrypt. Not cached: it is asked only
+        when the active key's hash matched nothing."""
+        if not isinstance(domain, str) or not domain:
+            raise CryptoError("hmac domain must be a non-empty string")
+        loaded = self._keys()
+        payload = data.encode("utf-8", _TEXT_ERRORS)
+        return tuple(
+            _hmac.new(_derive(key, domain), payload, hashlib.sha256).hexdigest()
+            for key in loaded.keys.values()
+            if key.kid != loaded.active.kid
+        )
+
+
+def _derive(key: LocalKey, domain: str) -> bytes:
+    """The HMAC key of ``domain`` under ``key``: HMAC-SHA256(key, domain)."""
+    return _hmac.digest(key.secret, domain.encode("utf-8", _TEXT_ERRORS), hashlib.sha256)
