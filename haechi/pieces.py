@@ -152,11 +152,11 @@ class PieceRun:
         return range(first, max(first, last) + 1)
 
 
-def find_piece_runs(document: Any, *, answer: bool, loose: bool = False) -> list[PieceRun]:
+def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
     """Every run of pieces in ``document`` (in no particular order); token log-probabilities
-    only when ``answer`` (a model's response). ``loose`` also takes a list of which only some
-    elements are token objects for token pieces (the others' pieces empty): what a stream
-    drops (see :func:`drop_piece_runs`)."""
+    only when ``answer`` (a model's response). A list of which only some elements are token
+    objects is a run of token pieces too, the others' pieces empty: an odd element must not
+    make the pieces around it be read one by one (a value cut across them would go unseen)."""
     runs: list[PieceRun] = []
     # The content lists (by identity) whose output texts a run of their output reads.
     joined: set[int] = set()
@@ -185,14 +185,14 @@ def find_piece_runs(document: Any, *, answer: bool, loose: bool = False) -> list
                 joined.update(map(id, contents))
         # Alternatives beside a list of pieces go with it; alone, they are pieces themselves.
         paired = answer and any(
-            key not in _ALTERNATIVES and _token_run(key, value, loose) is not None
+            key not in _ALTERNATIVES and _token_run(key, value) is not None
             for key, value in node.items()
         )
         beside = tuple((*path, key) for key in _ALTERNATIVES if key in node) if paired else ()
         for key, value in node.items():
             if (paired and key in _ALTERNATIVES) or not isinstance(value, dict | list):
                 continue
-            found = _token_run(key, value, loose) if answer else None
+            found = _token_run(key, value) if answer else None
             if found is None:
                 stack.append((value, (*path, key)))
             else:
@@ -201,13 +201,11 @@ def find_piece_runs(document: Any, *, answer: bool, loose: bool = False) -> list
     return runs
 
 
-def _token_run(
-    key: str, value: Any, loose: bool = False
-) -> tuple[tuple[str, ...], str | None] | None:
+def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | None:
     """The pieces of a list of token objects and the field holding their text (``"token"``,
     or ``"content"`` for older llama.cpp), or of a ``tokens`` list of strings (and
-    ``None``); ``None`` for anything else. With ``loose``, a list with any token object
-    among other elements is one too, the others' pieces empty."""
+    ``None``); ``None`` for anything else. A list with any token object among other
+    elements is one too, the others' pieces empty."""
     if type(value) is not list or not value:
         return None
     if all(isinstance(item, dict) and isinstance(item.get("token"), str) for item in value):
@@ -219,7 +217,7 @@ def _token_run(
         return tuple(item["content"] for item in value), "content"
     if key == "tokens" and all(isinstance(item, str) for item in value):
         return tuple(value), None
-    if loose and any(map(_token_object, value)):
+    if any(map(_token_object, value)):
         return tuple(map(_loose_piece, value)), "token"
     return None
 
@@ -458,7 +456,10 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
         items = list(_value_at(document, run.path))
         for index, text in enumerate(texts):
             at = run.start + index
-            items[at] = text if run.field is None else _rewritten_token(items[at], run.field, text)
+            if run.field is None:
+                items[at] = text
+            elif isinstance(items[at], dict):  # not an odd element, which holds no piece
+                items[at] = _rewritten_token(items[at], run.field, text)
         document = _replace_at(document, run.path, items)
         for beside in run.alternatives:
             alternatives = _value_at(document, beside)
@@ -520,7 +521,7 @@ def drop_piece_runs(document: Any) -> Any:
     from being recognised): a reader of the pieces still reads the others. Containers on
     the way are copied; ``document`` itself is not changed.
     """
-    for run in find_piece_runs(document, answer=True, loose=True):
+    for run in find_piece_runs(document, answer=True):
         if run.field in _PART_FIELDS:
             continue
         document = _replace_at(document, run.path, [])

@@ -123,12 +123,21 @@ def test_the_piece_lists_of_every_provider_are_found() -> None:
 def test_lists_that_are_not_pieces_are_left_alone() -> None:
     document = {
         "tokens": [1, 2, 3],  # token ids, not text
-        "items": [{"token": "a"}, {"name": "b"}],  # not every element is a piece
+        "names": [{"name": "a"}, {"name": "b"}],  # no element is a piece
         "top_logprobs": [{"token": "alone"}],  # alternatives with no run beside them
         "empty": [],
     }
     assert [run.path for run in find_piece_runs(document, answer=True)] == [("top_logprobs",)]
     assert find_piece_runs(document, answer=False) == []
+
+
+def test_an_odd_element_does_not_keep_the_pieces_around_it_apart() -> None:
+    """A list of which only some elements are token objects is read as pieces all the same
+    (the odd ones empty): a client shows the pieces it has one after another."""
+    document = {"items": [{"token": "jane.doe@"}, {"odd": 1}, 7, {"token": "example.com"}]}
+    [run] = find_piece_runs(document, answer=True)
+    assert run.path == ("items",)
+    assert run.text == "jane.doe@example.com"
 
 
 def test_scrubbing_rewrites_covered_pieces_empties_all_alternatives_copies_on_write() -> None:

@@ -26,7 +26,7 @@ import pytest
 from haechi.proxy.responses import declares_other_charset
 from haechi.proxy.upstream import Upstream, read_capped
 from tests.test_proxy_upstream import RawUpstream, answer
-from tests.upstream_server import Gateway, gateway_in_front
+from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
@@ -265,3 +265,32 @@ def test_a_decoded_answer_loses_the_validators_of_its_compressed_bytes(
     for name in ("etag", "content-md5", "digest"):
         assert name not in response.headers
     assert response.headers["x-other"] == "1"
+
+
+@pytest.mark.parametrize("odd", [{"odd": 1}, 7, "text", None])
+def test_an_odd_element_among_token_pieces_does_not_let_a_value_through(
+    tmp_path: Path, odd: object
+) -> None:
+    """A log-probability list with one element that is no token object: the pieces around
+    it are still read joined (a client shows them one after another)."""
+    pieces = [
+        {"token": "Mail jane.doe@", "logprob": -0.1, "bytes": list(b"Mail jane.doe@")},
+        {"token": "example.com", "logprob": -0.1, "bytes": list(b"example.com")},
+        odd,
+    ]
+    choice = {
+        "index": 0,
+        "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "ok"},
+        "logprobs": {"content": pieces},
+    }
+    body = json.dumps({"id": "c", "object": "chat.completion", "model": "m", "choices": [choice]})
+    with gateway_in_front(tmp_path, PROTECTED) as gateway:
+        gateway.upstream.queue(
+            Reply(body=body.encode(), headers={"content-type": "application/json"})
+        )
+        sent = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30)
+    assert sent.status_code == 200
+    tokens = [p.get("token", "") for p in sent.json()["choices"][0]["logprobs"]["content"][:2]]
+    assert "jane.doe" not in "".join(tokens)
+    assert "example.com" not in sent.text
