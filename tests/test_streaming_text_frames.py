@@ -169,6 +169,47 @@ def test_ollama_client_reads_no_line_that_a_unicode_line_break_hides(tmp_path: P
         assert event["reason"] == "stream_inspection_error"
 
 
+#: JSON that Python's parser refuses but others read: nesting deeper than its recursion limit
+#: (JavaScript's ``JSON.parse`` has none, Go's ``encoding/json`` allows 10000 levels), and an
+#: integer longer than its 4300 digits (JavaScript reads it as a float, Go as a float64).
+_UNREADABLE_TO_PYTHON = {"deep": "[" * 3000 + "]" * 3000, "long-integer": "1" * 5000}
+
+
+@pytest.mark.parametrize("extra", _UNREADABLE_TO_PYTHON.values(), ids=_UNREADABLE_TO_PYTHON)
+@pytest.mark.parametrize("target", ["openai", "ollama"])
+def test_a_json_chunk_python_cannot_read_stops_the_stream(
+    tmp_path: Path, target: str, extra: str
+) -> None:
+    # Each frame is a chat chunk to a JavaScript or Go client, which joins the two halves of
+    # the address; read as text frames, the halves were never seen joined.
+    if target == "openai":
+        chunks = [openai_chunk("Contact: jane.doe@"), openai_chunk("example.com thanks")]
+        tail = b',"x":%s}\n\n' % extra.encode()
+        wire = [sse(chunk)[:-3].encode() + tail for chunk in chunks]
+        wire.append(sse("[DONE]").encode())
+        config, path = INSPECT, "/v1/chat/completions"
+        headers = {"content-type": "text/event-stream"}
+    else:
+        chunks = [
+            {"model": "m", "message": {"role": "assistant", "content": text}, "done": done}
+            for text, done in (("Contact: jane.doe@", False), ("example.com thanks", True))
+        ]
+        tail = b',"x":%s}\n' % extra.encode()
+        wire = [json.dumps(chunk)[:-1].encode() + tail for chunk in chunks]
+        config, path = OLLAMA, "/api/chat"
+        headers = {"content-type": "application/x-ndjson"}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(wire=wire, headers=headers))
+        with httpx.Client(base_url=gateway.url, timeout=30) as raw:
+            response = raw.post(path, json=body)
+        assert b"jane.doe@" not in response.content
+        assert b"example.com" not in response.content
+        (event,) = _stream_events(gateway)
+        assert event["decision"] == "stream_blocked"
+        assert event["reason"] == "stream_inspection_error"
+
+
 # --- the inspector ------------------------------------------------------------------------
 
 

@@ -369,7 +369,10 @@ class FrameProcessor:
             return
         try:
             value = json.loads(data)
-        except (ValueError, RecursionError):
+        except json.JSONDecodeError:
+            # Only data that is no JSON is text. JSON that Python refuses to read (nested
+            # past its recursion limit, an integer past its 4300 digits) is a chunk to
+            # JavaScript's and Go's parsers: it raises and the stream stops (fail closed).
             self._check_named(meta, None)
             await self._text(meta, data, quoted=False)
             return
@@ -1073,12 +1076,13 @@ def _joined(runs: list[Run]) -> str:
 
 
 def _json_container(text: str) -> bool:
-    """Whether ``text`` parses as a JSON object or array."""
+    """Whether ``text`` parses as a JSON object or array. JSON that Python refuses to read
+    but other parsers read (too deep, too long an integer) raises, as in ``_frame``."""
     if not text.lstrip().startswith(("{", "[")):
         return False
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError):
+    except json.JSONDecodeError:
         return False
     return isinstance(value, dict | list)
 
