@@ -30,6 +30,7 @@ EMAIL = "jane.doe@example.com"
 ANSWER = f"write to {EMAIL}"
 REDACTED = "write to [REDACTED:email]"
 PROTECTED = {"streaming": {"requestMode": "inspect"}, "responseProtection": {"enabled": True}}
+JSON_TYPE = {"content-type": "application/json"}
 
 
 def _events(text: str) -> list[dict[str, Any]]:
@@ -221,6 +222,46 @@ def test_scrub_without_a_match_changes_nothing(fields: TokenIdFields) -> None:
     document = {"a": [{"b": 1}], "c": "x token_id:"}
     assert fields.scrub(document) is False
     assert document == {"a": [{"b": 1}], "c": "x token_id:"}
+
+
+@pytest.mark.parametrize("key", ["Context", "CONTEXT", "conTEXT"])
+def test_ollama_context_in_any_letter_case_leaves_the_answer(tmp_path: Path, key: str) -> None:
+    """Ollama's Go client binds ``"Context"`` to ``context`` (the last of several wins): the
+    ids of an answer whose address was redacted go out under no spelling of the name."""
+    config = {"target": {"type": "ollama"}, "responseProtection": {"enabled": True}}
+    answer = {"model": "m", "response": ANSWER, "done": True, "context": [1], key: [2, 3]}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps(answer).encode(), headers=JSON_TYPE))
+        body = {"model": "m", "prompt": "hi", "stream": False}
+        response = httpx.post(f"{gateway.url}/api/generate", json=body)
+        assert response.status_code == 200
+        assert response.json() == {"model": "m", "response": REDACTED, "done": True}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{"CONTEXT": [1], "a": {"LogProbs": {"content": [{"token": "token_id:3"}]}}}',
+            {"a": {"LogProbs": None}},
+        ),
+        ('{"a": {"to\\u212aens": [1], "LOGPROBS": ["token_id:3"]}}', {"a": {"LOGPROBS": None}}),
+        (
+            '{"a": {"to\u212aens": [1], "logprob\u017f": ["token_id:3"]}}',
+            {"a": {"logprob\u017f": None}},
+        ),
+    ],
+)
+def test_scrub_takes_out_every_spelling_a_lenient_decoder_binds(
+    text: str, expected: dict[str, Any]
+) -> None:
+    """In any letter case, ASCII or not (the Kelvin sign is ``K`` to Go, the long s ``S``),
+    escaped or not, with the text to spare the walk or without it."""
+    for parsed_from in (text, None):
+        document = json.loads(text)
+        assert _FIELDS.scrub(document, parsed_from)
+        assert document == expected
+        assert _FIELDS.scrub(document, json.dumps(document)) is False
 
 
 # -- token ids in requests --------------------------------------------------------------------

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from haechi.protocols.member_names import members_named
+from haechi.protocols.member_names import members_named, named_like
 
 __all__ = ["NO_TOKEN_IDS", "TokenIdFields", "holds_embeddings", "holds_token_ids"]
 
@@ -65,18 +65,24 @@ class TokenIdFields:
     def scrub(self, document: Any, text: str | None = None) -> bool:
         """Take the token ids out of ``document``, in place; whether there were any.
 
+        A member is taken out under every name a lenient decoder binds to the field (see
+        :func:`~haechi.protocols.member_names.named_like`): Ollama's Go client fills
+        ``context`` from ``"Context"`` or ``"CONTEXT"`` as well, the last one winning.
+
         ``text``, the JSON ``document`` was parsed from, spares the walk when it cannot hold
-        one: it names none of the members in quotes (or, for ``spelled``, holds no
-        ``token_id:``) and has no ``\\u`` escape (the only escape that writes a letter,
-        digit, ``_`` or ``:``, so the only one that could spell them; answers are full of
-        ``\\n``). The walk is iterative, so nesting depth is bounded by what the caller
-        parsed, not by Python's recursion limit.
+        one: it is ASCII (no other character folds to a letter of a name), names none of the
+        members in quotes in any letter case (or, for ``spelled``, holds no ``token_id:``)
+        and has no ``\\u`` escape (the only escape that writes a letter, digit, ``_`` or
+        ``:``, so the only one that could spell them; answers are full of ``\\n``). The walk
+        is iterative, so nesting depth is bounded by what the caller parsed, not by Python's
+        recursion limit.
         """
         opaque, spelled = self.opaque, self.spelled
-        if text is not None and "\\u" not in text:
-            if not any(f'"{name}"' in text for name in opaque):
+        if text is not None and text.isascii() and "\\u" not in text:
+            lowered = text.lower()
+            if not any(f'"{name}"' in lowered for name in opaque):
                 opaque = frozenset()
-            if _SPELLED_MARK not in text or not any(f'"{name}"' in text for name in spelled):
+            if _SPELLED_MARK not in text or not any(f'"{name}"' in lowered for name in spelled):
                 spelled = frozenset()
         if not (opaque or spelled):
             return False
@@ -85,12 +91,11 @@ class TokenIdFields:
         while stack:
             node = stack.pop()
             if isinstance(node, dict):
-                for name in opaque:
-                    if name in node:
-                        del node[name]
-                        changed = True
-                for name in spelled:
-                    value = node.get(name)
+                for name in _members(node, opaque):
+                    del node[name]
+                    changed = True
+                for name in _members(node, spelled):
+                    value = node[name]
                     if value is not None and _spells_ids(value):
                         node[name] = None
                         changed = True
@@ -102,6 +107,13 @@ class TokenIdFields:
 
 #: A route whose answers restate nothing as token ids.
 NO_TOKEN_IDS: Final = TokenIdFields()
+
+
+def _members(node: dict[str, Any], fields: frozenset[str]) -> list[str]:
+    """The names of ``node``'s members a lenient decoder may bind to one of ``fields``."""
+    if not fields:
+        return []
+    return [name for name in node if any(named_like(name, field) for field in fields)]
 
 
 def _spells_ids(value: Any) -> bool:
