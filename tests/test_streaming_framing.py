@@ -55,6 +55,14 @@ def test_sse_lenient_indented_data_is_data_and_written_back_normalised() -> None
     assert encode_sse(frames[0].meta, frames[0].data) == "event:  x\ndata: secret\n\n"
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u2003", "\ufeff", "\x1f", " \u00a0\t"])
+def test_sse_data_indented_with_any_white_space_is_data(space: str) -> None:
+    # go-openai trims every line with bytes.TrimSpace (Unicode spaces), JavaScript readers
+    # with trim() (a byte order mark too): such a line is data to them.
+    frames = _sse_frames(f"{space}data: secret\n{space}event: x\n\n".encode())
+    assert frames == [Frame(("event: x",), "secret")]
+
+
 def test_sse_bom_is_dropped_even_when_split() -> None:
     wire = b"\xef\xbb\xbfdata: x\n\n"
     assert _sse_frames(wire, step=1) == [Frame((), "x")]

@@ -206,6 +206,67 @@ async def test_text_event_of_several_plain_lines_still_passes(memory_runtime: Ru
     assert b"data: plain\ndata: text\n\n" in out
 
 
+# -- readers that trim a line first: go-openai, JavaScript ------------------------------------
+
+#: What Go's ``bytes.TrimSpace`` trims (``unicode.IsSpace``), and what JavaScript's ``trim()``
+#: trims beyond it (the byte order mark).
+GO_SPACES = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+GO_SPACES += "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+JS_SPACES = GO_SPACES + "\ufeff"
+
+
+def trimmed_data_lines(body: bytes, spaces: str = GO_SPACES) -> Iterator[Any]:
+    """The chunks go-openai's stream reader parses: each line (cut at LF) trimmed with
+    ``bytes.TrimSpace``, and every trimmed line matching ``^data:\\s*`` parsed as one chunk,
+    up to ``[DONE]`` or a chunk it cannot parse (``Recv`` returns the error). With
+    ``JS_SPACES``, a hand-written JavaScript reader that ``trim()``s its lines."""
+    for line in body.decode().split("\n"):
+        line = line.strip(spaces)
+        if not line.startswith("data:"):
+            continue
+        data = line[len("data:") :].lstrip("\t\n\x0c\r ")
+        if data == "[DONE]":
+            return
+        try:
+            yield json.loads(data)
+        except json.JSONDecodeError:
+            return
+
+
+def _chat_chunk(text: str) -> str:
+    return json.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": text}}]})
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "\u00a0data: {chunk}\n\n",  # a no-break space before the field name
+        "\u3000data: {chunk}\n\n",  # an ideographic space
+        "\ufeffdata: {chunk}\n\n",  # a byte order mark (JavaScript's trim())
+        "data: {chunk}\u00a0\n\n",  # after the chunk: Python's parser refuses it
+        "data: \ufeff{chunk}\n\n",  # before it
+    ],
+    ids=["nbsp-before", "ideographic-before", "bom-before", "nbsp-after", "bom-in-data"],
+)
+def test_lines_that_readers_trim_are_read_as_they_read_them(tmp_path: Path, frame: str) -> None:
+    """Each half of the address in a chunk that a trimming reader parses: the gateway reads
+    it as data too (and protects the joined halves), or stops the stream."""
+    wire = "".join(frame.format(chunk=_chat_chunk(half)) for half in HALVES) + "data: [DONE]\n\n"
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
+        gw.upstream.queue(
+            Reply(wire=[wire.encode()], headers={"content-type": "text/event-stream"})
+        )
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        response = httpx.post(f"{gw.url}/v1/chat/completions", json=body, timeout=30)
+        event = _stream_event(gw)
+    for spaces in (GO_SPACES, JS_SPACES):
+        chunks = trimmed_data_lines(response.content, spaces)
+        text = "".join(chunk["choices"][0]["delta"]["content"] for chunk in chunks)
+        assert EMAIL not in text
+    assert b"example.com" not in response.content
+    assert event["reason"] in ("stream_inspected", "stream_inspection_error")
+
+
 # -- Go's JSON decoder: Ollama --------------------------------------------------------------
 
 

@@ -14,12 +14,19 @@ from typing import Final
 
 from haechi.errors import LimitError
 
-__all__ = ["Frame", "LineSplitter", "frame_too_large", "reader_breaks"]
+__all__ = ["SPACES", "Frame", "LineSplitter", "frame_too_large", "reader_breaks"]
 
 _BOM: Final = b"\xef\xbb\xbf"
 # Line readers built on ``str.splitlines`` (httpx's ``iter_lines``, which the ollama client
 # and httpx-sse read with) also end a line at these characters; the parsers here do not.
 _READER_BREAKS: Final = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+#: What clients trim off a line or a chunk before reading it: every character Python calls
+#: white space (a superset of Go's ``bytes.TrimSpace``, which go-openai trims each line with)
+#: and the byte order mark (JavaScript's ``trim()`` strips it too).
+SPACES: Final = (
+    " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 
 
 @dataclass(frozen=True, slots=True)

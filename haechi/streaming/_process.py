@@ -86,7 +86,7 @@ from haechi.protocols.types import (
 )
 from haechi.stream_window import Run, TextStreamProtector
 from haechi.streaming._json import dumps
-from haechi.streaming._lines import Frame, frame_too_large, reader_breaks
+from haechi.streaming._lines import SPACES, Frame, frame_too_large, reader_breaks
 from haechi.streaming._names import AmbiguousName, position, reader
 from haechi.streaming.detokenize import StreamDetokenizer
 from haechi.streaming.ndjson import NdjsonParser, encode_ndjson
@@ -1076,9 +1076,12 @@ def _joined(runs: list[Run]) -> str:
 
 
 def _json_container(text: str) -> bool:
-    """Whether ``text`` parses as a JSON object or array. JSON that Python refuses to read
-    but other parsers read (too deep, too long an integer) raises, as in ``_frame``."""
-    if not text.lstrip().startswith(("{", "[")):
+    """Whether ``text`` parses as a JSON object or array once trimmed as clients trim a line
+    (go-openai's ``bytes.TrimSpace``, JavaScript's ``trim()``: Unicode spaces and a byte
+    order mark, which Python's parser refuses). JSON that Python refuses to read but other
+    parsers read (too deep, too long an integer) raises, as in ``_frame``."""
+    text = text.strip(SPACES)
+    if not text.startswith(("{", "[")):
         return False
     try:
         value = json.loads(text)

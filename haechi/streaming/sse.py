@@ -3,10 +3,12 @@
 
 The parser follows the SSE specification (lines end in LF, CRLF or a lone CR; a blank line
 ends a frame; ``data:`` lines are joined with ``\\n``; one space after the colon is not part
-of the value) and is lenient where clients are: a ``data:`` line indented with spaces or
-tabs is still data. Nothing is ever re-emitted as it arrived. Every frame is written back in
-one normal form — LF line ends, field lines as ``name: value``, data last — so what a client
-reads is exactly what was inspected, however lenient or strict that client is.
+of the value) and is lenient where clients are: a ``data:`` line indented with white space
+(any that a client trims off a line: go-openai trims Unicode spaces, hand-written JavaScript
+readers ``trim()`` a byte order mark as well) is still data. Nothing is ever re-emitted as
+it arrived. Every frame is written back in one normal form — LF line ends, field lines as
+``name: value``, data last — so what a client reads is exactly what was inspected, however
+lenient or strict that client is.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from haechi.streaming._lines import Frame, LineSplitter, frame_too_large
+from haechi.streaming._lines import SPACES, Frame, LineSplitter, frame_too_large
 
 __all__ = ["SseParser", "encode_sse"]
 
@@ -73,7 +75,10 @@ class SseParser:
         return frames
 
     def _field(self, line: str) -> None:
-        line = line.lstrip(" \t")
+        # A client that trims a line before reading it (go-openai) reads an indented data line
+        # as data: so does the parser, whatever the white space, rather than write it back as
+        # a field line that such a client would read as a chunk nobody inspected.
+        line = line.lstrip(SPACES)
         if not line:
             return  # a whitespace-only line names no field and carries nothing
         if line.startswith(":"):
