@@ -267,6 +267,40 @@ def test_lines_that_readers_trim_are_read_as_they_read_them(tmp_path: Path, fram
     assert event["reason"] in ("stream_inspected", "stream_inspection_error")
 
 
+def every_line(body: bytes) -> Iterator[Any]:
+    """The chunks of the most copied hand-written reader (openai-node issue 18): every
+    non-blank line, less a leading ``data: ``, is ``JSON.parse``d, up to ``[DONE]`` or a line
+    it cannot parse (which throws)."""
+    for line in body.decode().split("\n"):
+        if not line.strip():
+            continue
+        message = line.removeprefix("data: ")
+        if message == "[DONE]":
+            return
+        try:
+            yield json.loads(message)
+        except json.JSONDecodeError:
+            return
+
+
+def test_a_field_line_that_is_a_json_chunk_stops_the_stream(tmp_path: Path) -> None:
+    """A line without ``data:`` is a field line (an unknown field, named ``{"id"``) to the
+    SSE parser, inspected alone: a reader of every line parses it as a chunk."""
+    chunks = [json.dumps({"id": "c", "choices": [{"index": 0, "text": half}]}) for half in HALVES]
+    wire = "".join(f"{chunk}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
+        gw.upstream.queue(
+            Reply(wire=[wire.encode()], headers={"content-type": "text/event-stream"})
+        )
+        body = {"model": "m", "prompt": "hi", "stream": True}
+        response = httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30)
+        event = _stream_event(gw)
+    text = "".join(chunk["choices"][0]["text"] for chunk in every_line(response.content))
+    assert EMAIL not in text
+    assert b"jane.doe@" not in response.content
+    assert event["reason"] == "stream_inspection_error"
+
+
 # -- Go's JSON decoder: Ollama --------------------------------------------------------------
 
 

@@ -1051,6 +1051,10 @@ class FrameProcessor:
                 protected = await protector.protect_text(line)
                 if protected is None:
                     raise Blocked
+                if _json_container(protected):
+                    # Readers that parse every line but its "data: " (the widely copied
+                    # ``JSON.parse(line.replace(/^data: /, ""))``) read it as a chunk.
+                    raise RuntimeError("a field line is a JSON chunk to readers of every line")
                 if (
                     len(known) < _FIELD_CACHE_ENTRIES
                     and len(line) <= _FIELD_CACHE_LINE
