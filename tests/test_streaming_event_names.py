@@ -190,3 +190,72 @@ def test_a_usual_stream_of_every_kind_of_block_is_read_as_sent(tmp_path: Path) -
         {"type": "text", "text": "Looking it up."},
         {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "weather"}},
     ]
+
+
+# -- the legacy Text Completions stream (/v1/complete) ------------------------------------------
+
+
+def _completion(character: str) -> dict[str, Any]:
+    return {"type": "completion", "completion": character, "stop_reason": None, "model": "claude"}
+
+
+def _completions_stream(odd: Callable[[dict[str, Any]], str]) -> str:
+    """``TEXT`` as a Text Completions stream, one character per ``completion`` event, the
+    one whose frame the window releases the separator into written by ``odd``."""
+    frames = [
+        (odd if at == SEPARATOR + WINDOW else _named)(_completion(character))
+        for at, character in enumerate(TEXT)
+    ]
+    frames.append(_named({**_completion(""), "stop_reason": "stop_sequence"}))
+    return "".join(frames)
+
+
+def _read_completions(gw: Gateway, wire: str) -> str:
+    """The text the anthropic SDK's stream class reads from ``/v1/complete`` (which skips
+    an event named ``ping``, or not named), up to where the stream ended."""
+    gw.upstream.queue(Reply(body=wire.encode(), headers={"content-type": "text/event-stream"}))
+    client = anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0)
+    body = {"model": "claude", "prompt": "\n\nHuman: hi\n\nAssistant:", "stream": True}
+    body["max_tokens_to_sample"] = 10
+    stream = client.post(
+        "/v1/complete", body=body, cast_to=object, stream=True, stream_cls=anthropic.Stream[Any]
+    )
+    text = ""
+    try:
+        for chunk in stream:
+            text += chunk["completion"]
+    except anthropic.APIError:
+        pass
+    return text
+
+
+def test_a_usual_completions_stream_with_pings_is_read_as_sent(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gw:
+        text = _read_completions(
+            gw, _completions_stream(lambda data: _event("ping") + _named(data))
+        )
+        reason = _reason(gw)
+    assert text == TEXT
+    assert reason == "stream_inspected"
+
+
+#: Completion frames the SDK skips, and text the window would read where the SDK reads none.
+ODD_COMPLETIONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "no event line": sse,
+    "ping": lambda data: sse(data, event="ping"),
+    "no type": _untyped,
+    "text in a ping": _retyped("ping"),
+}
+
+
+@pytest.mark.parametrize("odd", ODD_COMPLETIONS.values(), ids=ODD_COMPLETIONS)
+def test_a_completions_frame_clients_read_apart_stops_the_stream(
+    tmp_path: Path, odd: Callable[[dict[str, Any]], str]
+) -> None:
+    """The separator released into a frame the SDK skips would join the halves of the
+    address for it; the stream stops there instead."""
+    with gateway_in_front(tmp_path, CONFIG) as gw:
+        text = _read_completions(gw, _completions_stream(odd))
+        reason = _reason(gw)
+    assert EMAIL not in text
+    assert reason == "stream_inspection_error"

@@ -685,6 +685,12 @@ def _anthropic_reads(frame: dict[str, Any]) -> tuple[str, ...] | None:
     return _ANTHROPIC_DELTA_TEXTS.get(kind) if isinstance(kind, str) else None
 
 
+def _anthropic_completion_reads(frame: dict[str, Any]) -> tuple[str, ...] | None:
+    """Where clients read text in a frame of a Text Completions stream: the ``completion``
+    of a ``completion`` event, and nowhere in any other (``ping``, ``error``)."""
+    return ("completion",) if frame.get("type") == "completion" else None
+
+
 def _anthropic_opening(frame: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """The text an opening frame already carries, moved into ``content_block_delta`` frames
     that follow it: a ``content_block_start`` whose block has text (the API sends it empty),
@@ -766,10 +772,15 @@ _ANTHROPIC_ROUTES: Final[Mapping[str, RouteSpec]] = {
             opening=_anthropic_opening,
             reads=_anthropic_reads,
             block_kinds=BlockKinds(_ANTHROPIC_DELTA_BLOCKS, _anthropic_opened),
+            named=True,
         ),
     ),
     "/v1/messages/count_tokens": RouteSpec("count-tokens"),
-    "/v1/complete": RouteSpec("complete", _sse(("completion",))),
+    # The legacy Text Completions stream is read by the same SDK stream class: by event
+    # name, and text only from ``completion`` events (a ``ping`` is skipped whatever it holds).
+    "/v1/complete": RouteSpec(
+        "complete", _sse(("completion",), reads=_anthropic_completion_reads, named=True)
+    ),
 }
 
 #: Gemini's request field asking for several answers (candidates). Its REST API reads JSON as

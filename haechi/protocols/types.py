@@ -186,6 +186,11 @@ class StreamDescriptor:
             in which blocks (see :class:`BlockKinds`); the blocks must also open in the
             order clients add them, and a frame of a block that is not open stops the
             stream. ``None``: blocks have no kinds.
+        named: the stream's clients read a frame by its ``event:`` line as well as by its
+            JSON ``type`` (the anthropic SDK skips a frame named ``ping`` or not named at
+            all, whatever its ``type``): a data frame whose ``event:`` lines do not all name
+            its ``type`` stops the stream, as text the window released into it would be
+            dropped by one reading and not by the other (see ``haechi.streaming``).
         data_only: the stream's clients read every line but a ``data:`` line as (a piece
             of) a JSON chunk: google-genai buffers any other line until its braces balance
             and parses it, so a line the SSE parser takes for a field line (an unknown field
@@ -214,6 +219,7 @@ class StreamDescriptor:
     opening: Callable[[dict[str, Any]], tuple[dict[str, Any], ...]] | None = None
     reads: Callable[[dict[str, Any]], tuple[PathSegment, ...] | None] | None = None
     block_kinds: BlockKinds | None = None
+    named: bool = False
     data_only: bool = False
     folded: tuple[tuple[tuple[PathSegment, ...], frozenset[str]], ...] = ()
 

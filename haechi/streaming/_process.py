@@ -240,8 +240,8 @@ class FrameProcessor:
         self._descriptor = descriptor
         self._path = descriptor.delta_path
         self._sse = descriptor.format == "sse"
-        # Anthropic's streams, the ones made of content blocks, are read by event name too.
-        self._named = self._sse and bool(descriptor.block_types)
+        # Anthropic's streams are read by event name too.
+        self._named = self._sse and descriptor.named
         # Gemini's are read line by line, every line that is not data as JSON.
         self._data_only = self._sse and descriptor.data_only
         # Ollama's by a decoder that binds members whatever the case of their names: the
