@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import sys
+from types import FrameType
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,6 +65,34 @@ def test_sse_data_indented_with_any_white_space_is_data(space: str) -> None:
     # with trim() (a byte order mark too): such a line is data to them.
     frames = _sse_frames(f"{space}data: secret\n{space}event: x\n\n".encode())
     assert frames == [Frame(("event: x",), "secret")]
+
+
+@pytest.mark.parametrize("parser", [SseParser(1 << 20), NdjsonParser(1 << 20)])
+def test_a_line_trickled_a_byte_at_a_time_is_not_split_again_for_every_byte(
+    parser: SseParser | NdjsonParser,
+) -> None:
+    """The work a chunk costs follows the chunk, not the line being received: split again
+    with all of that line on every chunk, a line of ``maxBytes`` that a hostile upstream
+    trickles in a byte at a time would cost time growing with the square of its length."""
+    splits = 0
+
+    def count(_frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal splits
+        if event == "c_call" and getattr(arg, "__name__", "") == "splitlines":
+            splits += 1
+
+    sys.setprofile(count)
+    try:
+        frames = parser.feed(b"data: ")
+        for _ in range(5000):
+            frames += parser.feed(b"x")
+        frames += parser.feed(b"\n\n")
+    finally:
+        sys.setprofile(None)
+    assert frames == [
+        Frame((), "x" * 5000) if isinstance(parser, SseParser) else Frame((), "data: " + "x" * 5000)
+    ]
+    assert splits <= 2
 
 
 def test_sse_bom_is_dropped_even_when_split() -> None:

@@ -66,12 +66,16 @@ class LineSplitter:
     next chunk to see a line), and an LF that starts the next chunk is then skipped as the
     second half of that CRLF. A UTF-8 byte order mark at the very start is dropped, as the
     SSE specification asks; left in place it would hide the first field name.
+
+    A chunk without a line end is only appended to the line being received: split again
+    with all of that line on every chunk, a long line trickled in a byte at a time would
+    cost time growing with the square of its length.
     """
 
     __slots__ = ("_at_start", "_buffer", "_skip_lf")
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
         self._skip_lf = False
         self._at_start = True
 
@@ -88,15 +92,19 @@ class LineSplitter:
             self._skip_lf = False
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]
-        data = self._buffer + chunk
+        if not self._at_start and b"\n" not in chunk and b"\r" not in chunk:
+            self._buffer += chunk
+            return []
+        data = bytes(self._buffer) + chunk
         if self._at_start:
             if len(data) < len(_BOM) and _BOM.startswith(data):
-                self._buffer = data
+                self._buffer = bytearray(data)
                 return []
             self._at_start = False
             data = data.removeprefix(_BOM)
         parts = data.splitlines(keepends=True)
-        self._buffer = parts.pop() if parts and not parts[-1].endswith((b"\n", b"\r")) else b""
+        last = parts.pop() if parts and not parts[-1].endswith((b"\n", b"\r")) else b""
+        self._buffer = bytearray(last)
         # Only a CR that is the very last byte of the chunk may be half of a CRLF split
         # across chunks; a CR followed by more bytes of this chunk has already ended its line.
         self._skip_lf = not self._buffer and bool(parts) and parts[-1].endswith(b"\r")
@@ -104,7 +112,7 @@ class LineSplitter:
 
     def finish(self) -> list[bytes]:
         """Return the last line when the stream ended without a line end."""
-        rest, self._buffer = self._buffer, b""
+        rest, self._buffer = bytes(self._buffer), bytearray()
         if self._at_start:
             rest = rest.removeprefix(_BOM)
         return [rest] if rest else []
