@@ -282,6 +282,71 @@ def test_an_unknown_path_loses_the_token_ids_of_any_adapter(tmp_path: Path) -> N
     assert response.json() == {"content": PROTECTED, "stop": True}
 
 
+def _sglang_generate_answer(pieces_as_text: bool) -> dict[str, Any]:
+    """SGLang's ``/generate`` answer (its ``tokenizer_manager``): the text, its ids, and with
+    ``return_logprob`` each piece as ``[logprob, id, text]`` (``None`` for the text unless
+    ``return_text_in_logprobs``) and its alternatives the same way."""
+    logprobs = [[-0.1, tok, text if pieces_as_text else None] for text, tok in PIECES]
+    meta = {
+        "id": "r",
+        "finish_reason": {"type": "stop", "matched": 2},
+        "prompt_tokens": 2,
+        "completion_tokens": len(PIECES),
+        "output_token_logprobs": logprobs,
+        "output_top_logprobs": [[entry] for entry in logprobs],
+        "output_token_ids_logprobs": [[entry] for entry in logprobs],
+    }
+    return {"text": ANSWER, "output_ids": [tok for _, tok in PIECES], "meta_info": meta}
+
+
+@pytest.mark.parametrize("batch", [False, True])
+@pytest.mark.parametrize("pieces_as_text", [False, True])
+def test_sglang_generate_answers_lose_their_token_ids(
+    tmp_path: Path, batch: bool, pieces_as_text: bool
+) -> None:
+    """SGLang serves ``/generate`` beside its OpenAI routes, and every answer of it carries
+    the text again as ``output_ids``, which the tokenizer reads back into the address."""
+    one = _sglang_generate_answer(pieces_as_text)
+    answer: Any = [one, one] if batch else one
+    request = {"text": "hi", "return_logprob": True, "top_logprobs_num": 1}
+    with gateway_in_front(tmp_path, PROTECT) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps(answer).encode(), headers=JSON))
+        response = httpx.post(f"{gateway.url}/generate", json=request)
+    assert response.status_code == 200
+    answers = response.json() if batch else [response.json()]
+    for each in answers:
+        assert each["text"] == PROTECTED
+        assert "output_ids" not in each
+        assert set(each["meta_info"]) == {
+            "id",
+            "finish_reason",
+            "prompt_tokens",
+            "completion_tokens",
+        }
+    _assert_nothing_spells_the_address(response.text)
+
+
+@pytest.mark.parametrize("adapter", ["openai-compatible", "vllm-openai", "llama-cpp"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_sglang_output_ids_leave_openai_answers(tmp_path: Path, adapter: str, path: str) -> None:
+    """SGLang adds the answer's ids to a chat or completions answer in ``sglext`` when the
+    request asks with ``return_output_ids_in_sglext``."""
+    ids = [[tok for _, tok in PIECES]]
+    chat = path == "/v1/chat/completions"
+    choice = {"index": 0, "text": ANSWER, "finish_reason": "stop"}
+    answer = {**(_vllm_answer() if chat else {"choices": [choice]}), "sglext": {"output_ids": ids}}
+    request = {"model": "m", "messages": [], "prompt": "hi", "return_output_ids_in_sglext": True}
+    config = {"target": {"type": adapter}, **PROTECT}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps(answer).encode(), headers=JSON))
+        response = httpx.post(f"{gateway.url}{path}", json=request)
+    assert response.status_code == 200
+    answered = response.json()["choices"][0]
+    assert (answered["message"]["content"] if chat else answered["text"]) == PROTECTED
+    assert response.json()["sglext"] == {}
+    _assert_nothing_spells_the_address(response.text)
+
+
 #: Text around the address, and where to cut the whole into pieces.
 AROUND = st.text(alphabet="abc ,.", max_size=12)
 CUTS = st.lists(st.integers(min_value=1, max_value=60), max_size=12)

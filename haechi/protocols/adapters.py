@@ -272,11 +272,13 @@ def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor
     return StreamDescriptor(format="sse", delta_path=delta, **kwargs)
 
 
-#: vLLM's ``return_token_ids``: each choice's answer as token ids (the prompt's ids, of the
-#: protected prompt, are harmless and kept); its ``return_tokens_as_token_ids``: the pieces
-#: of the answer's log-probabilities written as ids.
-_VLLM_TOKEN_IDS: Final = TokenIdFields(
-    opaque=frozenset({"token_ids"}), spelled=frozenset({"logprobs"})
+#: vLLM's ``return_token_ids`` (SGLang's too): each choice's answer as token ids (the
+#: prompt's ids, of the protected prompt, are harmless and kept); SGLang's ``output_ids`` in
+#: ``sglext`` (asked with ``return_output_ids_in_sglext``, its ``x-sglext-return-output-ids``
+#: header or a server option): the same ids; vLLM's ``return_tokens_as_token_ids``: the
+#: pieces of the answer's log-probabilities written as ids.
+_SERVER_TOKEN_IDS: Final = TokenIdFields(
+    opaque=frozenset({"token_ids", "output_ids"}), spelled=frozenset({"logprobs"})
 )
 #: The roles a chat delta names (an empty one names none): words that no joining of them
 #: turns into a value, so they stay in their frame.
@@ -314,7 +316,7 @@ _CHAT = RouteSpec(
         choices="choices",
         choice_count=_N,
     ),
-    token_ids=_VLLM_TOKEN_IDS,
+    token_ids=_SERVER_TOKEN_IDS,
     token_id_inputs=(_INPUT_IDS,),
     embedding_inputs=_PROMPT_EMBEDS,
 )
@@ -327,7 +329,7 @@ _COMPLETIONS = RouteSpec(
         choices="choices",
         choice_count=_N,
     ),
-    token_ids=_VLLM_TOKEN_IDS,
+    token_ids=_SERVER_TOKEN_IDS,
     token_id_inputs=("prompt", _INPUT_IDS),
     embedding_inputs=_PROMPT_EMBEDS,
 )
@@ -837,12 +839,28 @@ ADAPTERS: Final[Mapping[str, ProtocolAdapter]] = {
     "gemini": ProtocolAdapter("gemini", "gemini", {}, _GEMINI_SUFFIXES, model_in_path=True),
 }
 
+#: SGLang's native ``/generate`` (a path no adapter knows): every answer carries its text as
+#: ``output_ids``, and one asked for ``return_logprob`` its pieces in ``meta_info`` as
+#: ``[logprob, id, text]`` (the text only with ``return_text_in_logprobs``), which no join of
+#: token pieces reads.
+_SGLANG_GENERATE_TOKEN_IDS: Final = TokenIdFields(
+    opaque=frozenset(
+        {"output_ids", "output_token_logprobs", "output_top_logprobs", "output_token_ids_logprobs"}
+    )
+)
+
 #: The answer members that may restate text as token ids on a path no adapter knows: those of
-#: every route of every adapter, as such a path may be served like any of them.
+#: every route of every adapter, as such a path may be served like any of them, and those of
+#: the servers' own paths the adapters leave out.
 UNKNOWN_ROUTE_TOKEN_IDS: Final = TokenIdFields.union(
-    spec.token_ids
-    for adapter in ADAPTERS.values()
-    for spec in (*adapter.exact.values(), *adapter.suffixes.values())
+    (
+        *(
+            spec.token_ids
+            for adapter in ADAPTERS.values()
+            for spec in (*adapter.exact.values(), *adapter.suffixes.values())
+        ),
+        _SGLANG_GENERATE_TOKEN_IDS,
+    )
 )
 
 
