@@ -347,6 +347,34 @@ def test_sglang_output_ids_leave_openai_answers(tmp_path: Path, adapter: str, pa
     _assert_nothing_spells_the_address(response.text)
 
 
+@pytest.mark.parametrize("adapter", ["llama-cpp", "openai-compatible"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_llama_cpp_verbose_answers_keep_no_token_ids(
+    tmp_path: Path, adapter: str, path: str
+) -> None:
+    """Asked with ``verbose`` (and ``return_tokens``), llama.cpp's OpenAI routes add their
+    native answer as ``__verbose``, whose ``tokens`` are the ids of the whole answer."""
+    native = {
+        "index": 0,
+        "content": ANSWER,
+        "tokens": [tok for _, tok in PIECES],
+        "stop": True,
+        "tokens_predicted": len(PIECES),
+    }
+    chat = path == "/v1/chat/completions"
+    choice = {"index": 0, "text": ANSWER, "logprobs": None, "finish_reason": "stop"}
+    answer = {**(_vllm_answer() if chat else {"choices": [choice]}), "__verbose": native}
+    request = {"model": "m", "messages": [], "prompt": "hi", "verbose": True, "return_tokens": True}
+    with gateway_in_front(tmp_path, {"target": {"type": adapter}, **PROTECT}) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps(answer).encode(), headers=JSON))
+        response = httpx.post(f"{gateway.url}{path}", json=request)
+    assert response.status_code == 200
+    assert "__verbose" not in response.json()
+    answered = response.json()["choices"][0]
+    assert (answered["message"]["content"] if chat else answered["text"]) == PROTECTED
+    _assert_nothing_spells_the_address(response.text)
+
+
 #: Text around the address, and where to cut the whole into pieces.
 AROUND = st.text(alphabet="abc ,.", max_size=12)
 CUTS = st.lists(st.integers(min_value=1, max_value=60), max_size=12)

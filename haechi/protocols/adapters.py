@@ -275,10 +275,13 @@ def _sse(delta: tuple[str | int, ...] | None, **kwargs: Any) -> StreamDescriptor
 #: vLLM's ``return_token_ids`` (SGLang's too): each choice's answer as token ids (the
 #: prompt's ids, of the protected prompt, are harmless and kept); SGLang's ``output_ids`` in
 #: ``sglext`` (asked with ``return_output_ids_in_sglext``, its ``x-sglext-return-output-ids``
-#: header or a server option): the same ids; vLLM's ``return_tokens_as_token_ids``: the
-#: pieces of the answer's log-probabilities written as ids.
+#: header or a server option): the same ids; llama.cpp's ``__verbose`` (asked with the body's
+#: ``verbose``): its native answer, whose ``tokens`` are the ids of the answer (of a whole one
+#: asked with ``return_tokens``, of every streamed piece); vLLM's
+#: ``return_tokens_as_token_ids``: the pieces of the answer's log-probabilities written as
+#: ids.
 _SERVER_TOKEN_IDS: Final = TokenIdFields(
-    opaque=frozenset({"token_ids", "output_ids"}), spelled=frozenset({"logprobs"})
+    opaque=frozenset({"token_ids", "output_ids", "__verbose"}), spelled=frozenset({"logprobs"})
 )
 #: The roles a chat delta names (an empty one names none): words that no joining of them
 #: turns into a value, so they stay in their frame.
