@@ -155,3 +155,41 @@ def test_models_prefix_is_gemini_resource_name_only() -> None:
     assert not model_allowed(["x"], "models/x")
     assert not model_allowed(["models/x"], "x")
     assert model_allowed(["models/x"], "models/x")
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/v1beta/models/gemini-pro:generateContent", "gemini-pro"),
+        (
+            "/v1/projects/p/locations/l/publishers/google/models/gemini-pro:generateContent",
+            "gemini-pro",
+        ),
+        ("/v1beta/tunedModels/gemini-pro:generateContent", "tunedModels/gemini-pro"),
+        ("/v1/projects/p/locations/l/endpoints/gemini-pro:generateContent", "endpoints/gemini-pro"),
+    ],
+)
+def test_a_gemini_path_names_its_model_with_its_collection(path: str, model: str) -> None:
+    adapter = adapter_for("gemini")
+    route = adapter.classify("POST", path)
+    assert route.route_id == "generate-content"
+    assert request_models(adapter, route, {"model": "gemini-pro"}) == (model,)
+
+
+def test_a_tuned_model_named_like_an_allowed_model_is_refused(tmp_path: Path) -> None:
+    """A tuned model (``tunedModels/<id>``, trained on whatever its owner gave it) is another
+    model than the base model whose name its id repeats."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    tuned = "/v1beta/tunedModels/gemini-pro:generateContent"
+    config = {"target": {"type": "gemini"}, "policy": {"modelAllowlist": ["gemini-pro"]}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        denied = httpx.post(f"{gateway.url}{tuned}", json=body)
+        assert denied.status_code == 403
+        assert denied.json()["error"] == "haechi_model_not_allowed"
+        assert gateway.upstream.received == []
+        base = httpx.post(f"{gateway.url}/v1beta/models/gemini-pro:generateContent", json=body)
+        assert base.status_code == 200
+    allowed = {**config, "policy": {"modelAllowlist": ["tunedModels/gemini-pro"]}}
+    with gateway_in_front(tmp_path / "tuned", allowed) as gateway:
+        assert httpx.post(f"{gateway.url}{tuned}", json=body).status_code != 403
+        assert gateway.upstream.last.path == tuned

@@ -195,7 +195,9 @@ class ProtocolAdapter:
     def path_model(self, path: str) -> str | None:
         """The model named by the path (``models/<model>:<method>``, or a deployment's
         ``…/deployments/<model>/<operation>``), if this API does that; ``""`` for a
-        deployment path whose operation is unknown, so that where its model ends is too.
+        deployment path whose operation is unknown, so that where its model ends is too. A
+        model-in-path name of another collection than ``models`` keeps it
+        (``tunedModels/<id>``).
 
         Read from the path as it is routed (see :meth:`classify`), so that the model checked
         is the one a lenient upstream serves: ``…/models/m:generateContent/`` names ``m``.
@@ -208,8 +210,15 @@ class ProtocolAdapter:
         if self.deployment_paths:
             deployment = _deployment(normal)
             return None if deployment is None else deployment[0]
-        name, sep, _verb = normal.rsplit("/", 1)[-1].rpartition(":")
-        return name if sep and name else None
+        head, _slash, last = normal.rpartition("/")
+        name, sep, _verb = last.rpartition(":")
+        if not (sep and name):
+            return None
+        # A model of another collection (Gemini's ``tunedModels/<id>``, Vertex AI's
+        # ``endpoints/<id>``) is another model than the base model of that name: it keeps its
+        # collection, so that only an entry naming it so allows it.
+        collection = head.rpartition("/")[2]
+        return name if collection == "models" else f"{collection}/{name}"
 
 
 #: Prefixes of the paths that name the model as a deployment: Azure OpenAI's and LiteLLM's
