@@ -21,6 +21,7 @@ and unchanged parts are shared with it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -156,8 +157,9 @@ class Transformer:
         """Count the values ``items`` would tokenize in the vault against ``max_tokens``
         (over the transformer's life: a call, or a whole stream) before any is stored.
 
-        Every token rewrites a local vault file under its lock, so a payload with tens of
-        thousands of values would hold every other tokenizing request for minutes. Raises
+        Every token is a record the vault stores and keeps (the local store rewrites its
+        file to add it), so an unbounded payload could fill the vault and hold it for as
+        long as its writes take. Raises
         :class:`~haechi.errors.LimitError` (413 ``haechi_too_many_tokens``) past the limit;
         counts each detection, so overlapping ones may count more values than are stored.
         """
@@ -179,6 +181,54 @@ class Transformer:
 
     async def replacement(self, item: Item, segment: str) -> str:
         """The text that replaces ``segment`` under ``item``'s action."""
+        return (await self._replacements([(item, segment)]))[0]
+
+    async def _replacements(self, spans: Sequence[tuple[Item, str]]) -> list[str]:
+        """The replacement of every ``(item, segment)``, in order.
+
+        Values to tokenize are stored in the vault together: each token is a write of the
+        vault's store, and a store that writes concurrent puts together (the local file
+        store rewrites its file once per group) then stores a payload of many values in a
+        few writes rather than one rewrite per value. Tokens are registered in span order
+        whatever order the writes finish in; the first failure cancels the other writes.
+        """
+        vaulted = [index for index, (item, _) in enumerate(spans) if item.action == "tokenize"]
+        issued: dict[int, str] = {}
+        if self._vault is not None and len(vaulted) > 1:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = {
+                        index: group.create_task(self._tokenize(*spans[index])) for index in vaulted
+                    }
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None
+            issued = {index: task.result() for index, task in tasks.items()}
+        results: list[str] = []
+        for index, (item, segment) in enumerate(spans):
+            if item.action == "tokenize" and self._vault is not None:
+                token = issued.get(index)
+                if token is None:
+                    token = await self._tokenize(item, segment)
+                self._issued[token] = None
+                results.append(f"[TOKEN:{token}]")
+            else:
+                results.append(self._written(item, segment))
+        return results
+
+    async def _tokenize(self, item: Item, segment: str) -> str:
+        """Store ``segment`` in the vault; return its token id."""
+        assert self._vault is not None
+        detection = item.detection
+        issued = await self._vault.tokenize(
+            segment,
+            detection.type,
+            context=self._bound(),
+            metadata={"path": self._path_text(item), "ruleId": detection.rule_id},
+        )
+        return issued.token
+
+    def _written(self, item: Item, segment: str) -> str:
+        """The replacement of ``segment`` under any action but a vaulted ``tokenize``."""
         detection = item.detection
         action = item.action
         if action == "redact":
@@ -186,16 +236,7 @@ class Transformer:
         if action == "mask":
             return mask(segment)
         if action == "tokenize":
-            if self._vault is None:
-                return unvaulted_token_marker(detection.type, segment)
-            issued = await self._vault.tokenize(
-                segment,
-                detection.type,
-                context=self._bound(),
-                metadata={"path": self._path_text(item), "ruleId": detection.rule_id},
-            )
-            self._issued[issued.token] = None
-            return f"[TOKEN:{issued.token}]"
+            return unvaulted_token_marker(detection.type, segment)
         if action == "encrypt":
             aad = {
                 "context": self._bound(),
@@ -208,35 +249,58 @@ class Transformer:
 
     async def transform_text(self, text: str, items: Sequence[Item]) -> str:
         """Rewrite every span of ``items`` in ``text``; allow and block leave text alone."""
-        active = sorted(
-            (
-                item
-                for item in items
-                if item.action not in _UNCHANGED and item.detection.end > item.detection.start
-            ),
-            key=lambda item: (item.detection.start, -item.detection.end),
-        )
-        if not active:
-            return text
-        parts: list[str] = []
-        cursor = 0
-        index = 0
-        while index < len(active):
-            start = active[index].detection.start
-            end = active[index].detection.end
-            winner = active[index]
+        return (await self.transform_texts([(text, items)]))[0]
+
+    async def transform_texts(self, texts: Sequence[tuple[str, Sequence[Item]]]) -> list[str]:
+        """:meth:`transform_text` of each ``(text, items)``, their values stored together."""
+        plans = [_spans(text, items) for text, items in texts]
+        wanted = [
+            (item, text[start:end])
+            for (text, _), plan in zip(texts, plans, strict=True)
+            for start, end, item in plan
+        ]
+        if not wanted:
+            return [text for text, _ in texts]
+        replaced = iter(await self._replacements(wanted))
+        rewritten: list[str] = []
+        for (text, _), plan in zip(texts, plans, strict=True):
+            parts: list[str] = []
+            cursor = 0
+            for start, end, _item in plan:
+                parts.append(text[cursor:start])
+                parts.append(next(replaced))
+                cursor = end
+            parts.append(text[cursor:])
+            rewritten.append("".join(parts) if plan else text)
+        return rewritten
+
+
+def _spans(text: str, items: Sequence[Item]) -> list[tuple[int, int, Item]]:
+    """The spans of ``text`` to rewrite, in order: overlapping spans merged into one, under
+    the strongest action among them (allow and block rewrite nothing)."""
+    active = sorted(
+        (
+            item
+            for item in items
+            if item.action not in _UNCHANGED and item.detection.end > item.detection.start
+        ),
+        key=lambda item: (item.detection.start, -item.detection.end),
+    )
+    spans: list[tuple[int, int, Item]] = []
+    index = 0
+    while index < len(active):
+        start = active[index].detection.start
+        end = active[index].detection.end
+        winner = active[index]
+        index += 1
+        while index < len(active) and active[index].detection.start < end:
+            candidate = active[index]
+            end = max(end, candidate.detection.end)
+            if ACTION_STRENGTH[candidate.action] > ACTION_STRENGTH[winner.action]:
+                winner = candidate
             index += 1
-            while index < len(active) and active[index].detection.start < end:
-                candidate = active[index]
-                end = max(end, candidate.detection.end)
-                if ACTION_STRENGTH[candidate.action] > ACTION_STRENGTH[winner.action]:
-                    winner = candidate
-                index += 1
-            parts.append(text[cursor:start])
-            parts.append(await self.replacement(winner, text[start:end]))
-            cursor = end
-        parts.append(text[cursor:])
-        return "".join(parts)
+        spans.append((start, end, winner))
+    return spans
 
 
 async def transform_payload(payload: Any, items: Sequence[Item], transformer: Transformer) -> Any:
@@ -251,18 +315,21 @@ async def transform_payload(payload: Any, items: Sequence[Item], transformer: Tr
     if not leaves and not keys:
         return payload
     new_leaves: dict[tuple[PathSegment, ...], str] = {}
-    for path, group in leaves.items():
-        original = _leaf_text(_lookup(payload, path))
-        rewritten = await transformer.transform_text(original, group)
-        if rewritten != original:
-            new_leaves[path] = rewritten
     new_keys: dict[tuple[PathSegment, ...], str] = {}
+    targets: list[tuple[tuple[PathSegment, ...], dict[tuple[PathSegment, ...], str]]] = []
+    texts: list[tuple[str, Sequence[Item]]] = []
+    for path, group in leaves.items():
+        targets.append((path, new_leaves))
+        texts.append((_leaf_text(_lookup(payload, path)), group))
     for path, group in keys.items():
         original_key = path[-1]
         assert isinstance(original_key, str)  # key entries always end in their key
-        rewritten = await transformer.transform_text(original_key, group)
-        if rewritten != original_key:
-            new_keys[path] = rewritten
+        targets.append((path, new_keys))
+        texts.append((original_key, group))
+    rewritten = await transformer.transform_texts(texts)
+    for (path, rewrites), (original, _), text in zip(targets, texts, rewritten, strict=True):
+        if text != original:
+            rewrites[path] = text
     return apply_rewrites(payload, new_leaves, new_keys)
 
 
