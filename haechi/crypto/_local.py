@@ -23,6 +23,7 @@ import hmac as _hmac
 import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -83,17 +84,27 @@ class LocalCryptoProvider:
 
     Keys are read on first use and cached; the active key encrypts, every key in the file
     decrypts (by ``kid``). Safe to share between threads.
+
+    A running process follows rotations (``haechi init --force`` from another process): at
+    most every ``recheck_seconds`` the file is looked at again and read back if it was
+    replaced, and an envelope under a key id the cache does not know (made by a process that
+    saw the rotation first) makes it look at once. A file that has become unreadable or
+    invalid since it was read leaves the keys in memory in use (they are still valid) until
+    it can be read again.
     """
 
     name: ClassVar[str] = "local"
 
-    def __init__(self, key_file: str | os.PathLike[str]) -> None:
+    def __init__(self, key_file: str | os.PathLike[str], *, recheck_seconds: float = 1.0) -> None:
         self._key_file = Path(key_file)
+        self._recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._loaded: LoadedKeys | None = None
+        self._loaded_from: tuple[int, int, int, int] | None = None
+        self._next_check = 0.0
         self._ledger: NonceLedger | None = None
         self._ciphers: dict[str, AESGCM] = {}
-        self._derived: dict[str, bytes] = {}
+        self._derived: dict[tuple[str, str], bytes] = {}
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
@@ -105,15 +116,38 @@ class LocalCryptoProvider:
 
     # --- keys ---------------------------------------------------------------------------
 
-    def _keys(self) -> LoadedKeys:
+    def _keys(self, *, recheck: bool = False) -> LoadedKeys:
+        """The keys, read again first if the file was replaced since (looked at no more
+        often than every ``recheck_seconds`` unless ``recheck``)."""
         loaded = self._loaded
-        if loaded is None:
+        now = time.monotonic()
+        if loaded is None or recheck or now >= self._next_check:
             with self._lock:
-                if self._loaded is None:
-                    self._loaded = load_key_file(self._key_file)
-                    self._ledger = NonceLedger(self._key_file, self._loaded.active.kid)
+                if self._loaded is None or recheck or now >= self._next_check:
+                    self._next_check = now + self._recheck_seconds
+                    self._reload()
                 loaded = self._loaded
+            assert loaded is not None  # _reload sets it or raises
         return loaded
+
+    def _reload(self) -> None:
+        """Read the file if it is not the one the keys came from (under the lock)."""
+        try:
+            st = os.stat(self._key_file)
+            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            identity = None
+        if self._loaded is not None and (identity is None or identity == self._loaded_from):
+            return
+        try:
+            keys = load_key_file(self._key_file)
+        except CryptoError:
+            if self._loaded is None:
+                raise
+            return
+        if self._loaded is None or keys.active.kid != self._loaded.active.kid:
+            self._ledger = NonceLedger(self._key_file, keys.active.kid)
+        self._loaded, self._loaded_from = keys, identity
 
     def _cipher(self, key: LocalKey) -> AESGCM:
         cipher = self._ciphers.get(key.kid)
@@ -121,10 +155,15 @@ class LocalCryptoProvider:
             cipher = self._ciphers[key.kid] = AESGCM(key.secret)
         return cipher
 
-    def _claim_nonce(self) -> None:
+    def _claim_nonce(self) -> LocalKey:
+        """Count one encryption against the active key's budget and return that key (read
+        under the lock with its ledger, so a rotation in between cannot split them)."""
+        self._keys()
         with self._lock:
             assert self._ledger is not None  # set together with _loaded
+            assert self._loaded is not None
             self._ledger.take()
+            return self._loaded.active
 
     # --- CryptoProvider -----------------------------------------------------------------
 
@@ -146,8 +185,7 @@ class LocalCryptoProvider:
                 expires = format_timestamp(expires_at)
             except ValueError:
                 raise CryptoError("expiresAt must be a timezone-aware datetime") from None
-        key = self._keys().active
-        self._claim_nonce()
+        key = self._claim_nonce()
         iv = secrets.token_bytes(_IV_BYTES)
         sealed = self._cipher(key).encrypt(iv, plaintext.encode("utf-8", _TEXT_ERRORS), aad_bytes)
         envelope: dict[str, Any] = {
@@ -207,7 +245,11 @@ class LocalCryptoProvider:
         loaded = self._keys()
         if kid is None:
             return loaded.active
-        key = loaded.keys.get(kid) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            raise CryptoError("Unknown key id")
+        key = loaded.keys.get(kid)
+        if key is None:
+            key = self._keys(recheck=True).keys.get(kid)
         if key is None:
             raise CryptoError("Unknown key id")
         return key
@@ -225,12 +267,13 @@ class LocalCryptoProvider:
             raise CryptoError("hmac domain must be a non-empty string")
         if not isinstance(data, str):
             raise TypeError("hmac data must be a str")
-        derived = self._derived.get(domain)
+        active = self._keys().active
+        derived = self._derived.get((active.kid, domain))
         if derived is None:
-            derived = _derive(self._keys().active, domain)
+            derived = _derive(active, domain)
             if len(self._derived) >= _MAX_DERIVED:
                 self._derived.clear()
-            self._derived[domain] = derived
+            self._derived[active.kid, domain] = derived
         return _hmac.new(derived, data.encode("utf-8", _TEXT_ERRORS), hashlib.sha256).hexdigest()
 
     def retired_hmacs(self, data: str, domain: str) -> tuple[str, ...]:
