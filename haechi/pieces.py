@@ -2,7 +2,7 @@
 """Texts that a payload carries cut into pieces, one JSON string each.
 
 Detection reads one string at a time, so a value cut across strings is found in none of
-them. Four shapes of LLM payloads cut a text that way, and a model or its client reads it
+them. Five shapes of LLM payloads cut a text that way, and a model or its client reads it
 whole:
 
 - **Token log-probabilities.** Asked for ``logprobs``, a model server returns beside the
@@ -10,12 +10,15 @@ whole:
   ``"@example"``, ``".com"``), each with its UTF-8 ``bytes`` and the alternatives it
   considered. Recognised in answers: a list of objects that all carry a string ``token``
   (OpenAI chat ``logprobs.content``, Responses ``logprobs``, Ollama's and llama.cpp's lists,
-  Gemini's ``chosenCandidates``), a list of objects that all carry a string ``content`` and
-  a ``probs`` list (older llama.cpp), and a list of strings under ``tokens`` (the
-  completions API). Lists beside one under ``top_logprobs`` or ``topCandidates`` hold,
-  position by position, the alternatives of its pieces: they go with it. A ``top_logprobs``
-  list of token objects with no list of pieces beside it is read as pieces itself. Every
-  finding in the joined text counts. Some servers also name each piece's vocabulary entry
+  Gemini's ``chosenCandidates``; named in any letter case, as Go's JSON decoder binds
+  ``Token`` to it in Ollama's clients, the last such member of an object being its
+  piece), a list of objects that all carry a string ``content`` and a ``probs`` list
+  (older llama.cpp), and a list of strings under ``tokens`` (the completions API; a
+  ``null`` among them is an empty piece, as JavaScript's ``join("")`` reads it). Lists
+  beside one under ``top_logprobs`` or ``topCandidates`` hold, position by position, the
+  alternatives of its pieces: they go with it. A ``top_logprobs`` list of token objects
+  with no list of pieces beside it is read as pieces itself. Every finding in the joined
+  text counts. Some servers also name each piece's vocabulary entry
   (llama.cpp's ``id``, Gemini's ``tokenId``), which spells the piece for anyone holding the
   tokenizer.
 - **Adjacent text parts.** A message's content can be a list of parts (OpenAI
@@ -26,6 +29,13 @@ whole:
   its own; a finding of the joined text counts unless a part's own scan already has it
   (see :func:`merge_findings`). Parts of different lists are joined only as the next shape
   says; a ``refusal`` part (its text is under ``refusal``) joins nothing.
+- **The text of a Gemini answer.** google-genai's ``response.text`` joins the string
+  ``text`` of every part of an answer's ``parts`` that is not a thought (flagged
+  ``"thought": true``), skipping the parts between them (thoughts, function calls), so a
+  value can be cut around a thought. Recognised in answers: when that join is not one run
+  of adjacent text parts, it is one run more, counted like them. Its parts are in the
+  adjacent-parts runs too; a value both read is counted once, and the edits of both runs
+  are made to a part together.
 - **Output texts of a Responses answer.** The openai SDK's ``response.output_text`` joins,
   with no separator, the ``text`` of every ``output_text`` part of every ``message`` item of
   the answer's ``output`` list (skipping other items, such as reasoning), so a value can be
@@ -43,8 +53,11 @@ whole:
   Recognised in requests: two or more consecutive strings of a list that is an element of
   a list, the value of one of those three members, or a ``prompt`` list with a number in
   it (a list of strings alone directly under ``prompt`` or ``input`` is a batch of separate
-  prompts, and is not joined). Like token pieces, every finding in the joined text counts,
-  and the pieces a finding covers are rewritten as redactions.
+  prompts, and is not joined). llama.cpp's ``/infill`` also reads its ``prompt`` straight
+  after ``input_prefix`` (its suffix comes after a special token): an object with a string
+  ``prompt`` is one run of its prefix (a string, or the strings ending its list, which
+  then leave that list's runs) and the prompt. Like token pieces, every finding in the
+  joined text counts, and the pieces a finding covers are rewritten as redactions.
 
 :func:`find_piece_runs` finds them, :attr:`PieceRun.text` is what to scan,
 :func:`merge_findings` adds what the joined texts show, :func:`plan_scrub` sorts the
@@ -57,12 +70,13 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from haechi.actions import Item, redact_marker
 from haechi.models import Detection, PathSegment
+from haechi.protocols.member_names import members_named
 
 __all__ = [
     "PieceRun",
@@ -87,6 +101,13 @@ _ITEM_ALTERNATIVES: Final = ("top_logprobs", "top_probs", "probs")
 _ITEM_IDS: Final = ("id", "tokenId")
 #: Members whose list of strings llama.cpp reads as one prompt.
 _PROMPT_PIECES: Final = frozenset({"prompt_string", "input_prefix", "input_suffix"})
+#: llama.cpp's ``/infill`` members read as one text: the tokens of ``prompt`` go straight
+#: after those of ``input_prefix`` (``format_prompt_infill``); ``input_suffix`` and
+#: ``input_extra`` come after special tokens.
+_INFILL_PREFIX: Final = "input_prefix"
+_INFILL_PROMPT: Final = "prompt"
+#: The list of a Gemini content's parts, whose text google-genai's ``response.text`` joins.
+_PARTS: Final = "parts"
 #: The list of a Responses answer's output items, and the part type its SDK joins.
 _OUTPUT: Final = "output"
 _OUTPUT_TEXT: Final = "output_text"
@@ -94,19 +115,20 @@ _OUTPUT_TEXT: Final = "output_text"
 
 @dataclass(frozen=True, slots=True)
 class PieceRun:
-    """The pieces of one text: consecutive elements of one list, or text parts placed in
-    several lists (the output texts of a Responses answer's message items).
+    """The pieces of one text: consecutive elements of one list, or pieces placed apart
+    (the output texts of a Responses answer's message items, the text parts of a Gemini
+    answer around its thoughts, an infill prompt after its prefix).
 
     Attributes:
-        path: where the list is in the document (for parts in several lists: the list of
-            the items holding them).
-        start: the list index of the first piece (``0`` for parts in several lists).
+        path: where the list is in the document (for pieces placed apart: the list of the
+            items or parts holding them, or the first piece).
+        start: the list index of the first piece (``0`` for pieces placed apart).
         pieces: the pieces' texts, in order.
         field: the member holding each piece's text (``"token"``, ``"content"``,
             ``"text"``), or ``None`` when the list holds the strings themselves.
         alternatives: the lists beside it holding each position's alternatives.
-        places: the path of each piece's object when the pieces lie in several lists;
-            empty when they are elements of the list at ``path``.
+        places: the path of each piece (its object, or its string) when the pieces are
+            placed apart; empty when they are elements of the list at ``path``.
     """
 
     path: Path
@@ -129,9 +151,9 @@ class PieceRun:
 
     @property
     def where(self) -> Path:
-        """Where findings in the joined text are reported: the first piece, or for parts in
-        several lists the list of their items (the first part may start a run of its own
-        list too, and the two must not share a key)."""
+        """Where findings in the joined text are reported: the first piece, or for pieces
+        placed apart :attr:`path` (the first part may start a run of its own list too, and
+        the two must not share a key)."""
         return self.path if self.places else (*self.path, self.start)
 
     def place(self, index: int) -> Path:
@@ -160,6 +182,9 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
     runs: list[PieceRun] = []
     # The content lists (by identity) whose output texts a run of their output reads.
     joined: set[int] = set()
+    # The infill prefix lists (by identity) whose last strings a run of their prompt reads,
+    # and where those strings start.
+    continued: dict[int, int] = {}
     stack: list[tuple[Any, Path]] = [(document, ())]
     while stack:
         node, path = stack.pop()
@@ -167,8 +192,11 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
             if len(node) > 1:
                 field_of = _free_part_field if joined and id(node) in joined else _part_field
                 runs.extend(_text_parts(node, path, field_of))
+                if answer and path and path[-1] == _PARTS:
+                    read = _answer_text(node, path)
+                    runs.extend(() if read is None else (read,))
                 if not answer and _read_as_one_prompt(node, path):
-                    runs.extend(_string_runs(node, path))
+                    runs.extend(_string_runs(node[: continued.get(id(node))], path))
             stack.extend(
                 (child, (*path, index))
                 for index, child in enumerate(node)
@@ -183,6 +211,13 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
                 run, contents = outputs
                 runs.append(run)
                 joined.update(map(id, contents))
+        if not answer and _INFILL_PROMPT in node:
+            infill = _infill(node, path)
+            if infill is not None:
+                runs.append(infill)
+                prefix = node[_INFILL_PREFIX]
+                if type(prefix) is list:
+                    continued[id(prefix)] = len(prefix) + 1 - len(infill.pieces)
         # Alternatives beside a list of pieces go with it; alone, they are pieces themselves.
         paired = answer and any(
             key not in _ALTERNATIVES and _token_run(key, value) is not None
@@ -205,38 +240,82 @@ def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | Non
     """The pieces of a list of token objects and the field holding their text (``"token"``,
     or ``"content"`` for older llama.cpp), or of a ``tokens`` list of strings (and
     ``None``); ``None`` for anything else. A list with any token object among other
-    elements is one too, the others' pieces empty."""
+    elements is one too, the others' pieces empty; so is a ``null`` among the strings of
+    ``tokens``, as JavaScript's ``join("")`` reads it."""
     if type(value) is not list or not value:
         return None
-    if all(isinstance(item, dict) and isinstance(item.get("token"), str) for item in value):
-        return tuple(item["token"] for item in value), "token"
-    if all(
-        isinstance(item, dict) and isinstance(item.get("content"), str) and "probs" in item
-        for item in value
-    ):
+    texts = [_token_text(item) for item in value]
+    if None in texts and all(map(_legacy_token, value)):
         return tuple(item["content"] for item in value), "content"
-    if key == "tokens" and all(isinstance(item, str) for item in value):
-        return tuple(value), None
-    if any(map(_token_object, value)):
-        return tuple(map(_loose_piece, value)), "token"
+    if key == "tokens" and all(item is None or isinstance(item, str) for item in value):
+        pieces = tuple(item or "" for item in value)
+        return (pieces, None) if any(isinstance(item, str) for item in value) else None
+    if any(text is not None for text in texts) or any(map(_legacy_token, value)):
+        return tuple(text or "" for text in texts), "token"
     return None
 
 
-def _loose_piece(item: Any) -> str:
-    """The text of an element of a list taken loosely for token pieces (``""`` for one that
-    is no token object)."""
-    text = item.get("token") if isinstance(item, dict) else None
-    return text if isinstance(text, str) else ""
-
-
-def _token_object(item: Any) -> bool:
-    """Whether ``item`` is a token object: with a string ``token``, or (older llama.cpp) a
-    string ``content`` and ``probs``."""
+def _token_text(item: Any) -> str | None:
+    """The text of token object ``item``, ``None`` when it is none: its string under
+    ``token`` in any letter case, which Go's JSON decoder (Ollama's clients) binds to its
+    ``token`` field, the last such member winning as there."""
     if not isinstance(item, dict):
-        return False
-    if isinstance(item.get("token"), str):
-        return True
-    return isinstance(item.get("content"), str) and "probs" in item
+        return None
+    texts = [item[name] for name in members_named(item, "token") if isinstance(item[name], str)]
+    return texts[-1] if texts else None
+
+
+def _legacy_token(item: Any) -> bool:
+    """Whether ``item`` is a token object of older llama.cpp: a string ``content`` and
+    ``probs``."""
+    return isinstance(item, dict) and isinstance(item.get("content"), str) and "probs" in item
+
+
+def _infill(node: dict[str, Any], path: Path) -> PieceRun | None:
+    """The run of the infill request ``node`` (at ``path``) that llama.cpp reads as one
+    text: its ``input_prefix`` (a string, or the strings ending its list) going on into its
+    ``prompt``. ``None`` unless the prompt is a string and the prefix ends with one."""
+    prefix, prompt = node.get(_INFILL_PREFIX), node[_INFILL_PROMPT]
+    if type(prompt) is not str:
+        return None
+    at = (*path, _INFILL_PREFIX)
+    if type(prefix) is str:
+        places: tuple[Path, ...] = (at,)
+        pieces: tuple[str, ...] = (prefix,)
+    elif type(prefix) is list:
+        start = len(prefix)
+        while start and type(prefix[start - 1]) is str:
+            start -= 1
+        places = tuple((*at, index) for index in range(start, len(prefix)))
+        pieces = tuple(prefix[start:])
+    else:
+        return None
+    if not pieces:
+        return None
+    places = (*places, (*path, _INFILL_PROMPT))
+    return PieceRun(places[0], 0, (*pieces, prompt), None, places=places)
+
+
+def _answer_text(parts: list[Any], path: Path) -> PieceRun | None:
+    """The run of the text of a Gemini answer's ``parts`` (at ``path``) as google-genai's
+    ``response.text`` joins it: every part with a string ``text`` that is not a thought
+    (``"thought": true``), the parts between them skipped (thoughts, function calls...).
+    ``None`` when that is one run of adjacent text parts already, or fewer than two parts."""
+    read = [
+        index
+        for index, part in enumerate(parts)
+        if isinstance(part, dict)
+        and isinstance(part.get("text"), str)
+        and part.get("thought") is not True
+    ]
+    if len(read) < 2:
+        return None
+    first, last = read[0], read[-1]
+    around = range(max(first - 1, 0), min(last + 2, len(parts)))
+    if last - first + 1 == len(read) == sum(_part_field(parts[at]) == "text" for at in around):
+        return None
+    places = tuple((*path, index) for index in read)
+    return PieceRun(path, 0, tuple(parts[index]["text"] for index in read), "text", places=places)
 
 
 def _output_texts(items: Any, path: Path) -> tuple[PieceRun, list[list[Any]]] | None:
@@ -345,7 +424,9 @@ def merge_findings(
     a piece's own scan that lies inside a counted finding of the same type is the same value
     seen in part (``"e@example.com"`` of ``"jane.do" + "e@example.com"``), so it is left out
     rather than counted twice; the rewrite covers it anyway. A finding of another type is
-    kept, whatever covers it, so no decision is lost.
+    kept, whatever covers it, so no decision is lost. Two runs may read the same pieces (the
+    text parts of a Gemini answer, joined with and without its thoughts): a finding of the
+    second covering the same stretches of them with the same type is the same value.
     """
     own: dict[Path, list[Detection]] = {}
     for found in leaves:
@@ -353,13 +434,17 @@ def merge_findings(
             own.setdefault(found.path, []).append(found)
     counted: list[Detection] = []
     inside: dict[Path, list[tuple[int, int, str]]] = {}
+    read: set[tuple[str, tuple[tuple[Path, int, int], ...]]] = set()
     for found in joined:
         run = runs[found.path]
         covered = run.covered(found.start, found.end)
-        spans = [
+        spans = tuple(
             (run.leaf(index), found.start - run.offsets[index], found.end - run.offsets[index])
             for index in covered
-        ]
+        )
+        if (found.type, spans) in read:
+            continue  # the value of another run's finding
+        read.add((found.type, spans))
         if run.field in _PART_FIELDS and len(spans) == 1:
             leaf, start, end = spans[0]
             if any(
@@ -442,22 +527,29 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
     of such a run lose their ids (see :func:`_rewritten_token`). A covered text part loses
     the token lists it carries (a Responses ``output_text`` part's ``logprobs``): scanned on
     its own, a part's list shows only its piece of a value that crosses parts, or a value
-    known by the part before. Containers on the way are copied; ``document`` itself is not
-    changed.
+    known by the part before. A ``null`` token piece stays ``null``. Containers on the way
+    are copied; ``document`` itself is not changed.
     """
-    # Token runs first: a text part covered later may carry one of them, and drops it whole.
-    for run, run_spans in sorted(spans, key=lambda pair: pair[0].field in _PART_FIELDS):
+    # The edits of the covered pieces placed on their own (text parts, the pieces of runs
+    # placed apart), by place: two runs may read one part, each from its original text.
+    # They are made last: a text part may carry a token run, and drops it whole.
+    placed: dict[Path, tuple[str | None, str, list[Span]]] = {}
+    for run, run_spans in spans:
         if not run_spans:
             continue
-        texts, covered = _rewrite(run, run_spans)
-        if run.field in _PART_FIELDS:
-            document = _scrub_parts(document, run, texts, covered)
+        edits = _edits(run, run_spans)
+        if run.places or run.field in _PART_FIELDS:
+            for index, changes in edits.items():
+                place = placed.setdefault(run.place(index), (run.field, run.pieces[index], []))
+                place[2].extend(changes)
             continue
         items = list(_value_at(document, run.path))
-        for index, text in enumerate(texts):
+        for index, piece in enumerate(run.pieces):
+            text = _edited(piece, edits.get(index, ()))
             at = run.start + index
             if run.field is None:
-                items[at] = text
+                if isinstance(items[at], str):
+                    items[at] = text
             elif isinstance(items[at], dict):  # not an odd element, which holds no piece
                 items[at] = _rewritten_token(items[at], run.field, text)
         document = _replace_at(document, run.path, items)
@@ -465,37 +557,43 @@ def scrub_piece_runs(document: Any, spans: Sequence[tuple[PieceRun, Sequence[Spa
             alternatives = _value_at(document, beside)
             if isinstance(alternatives, list):
                 document = _replace_at(document, beside, [_emptied(a) for a in alternatives])
-    return document
+    return _scrub_placed(document, placed)
 
 
-def _scrub_parts(document: Any, run: PieceRun, texts: list[str], covered: list[int]) -> Any:
-    """``document`` with the covered text parts of ``run`` rewritten (each list holding
-    some copied once), each losing the token lists it carries."""
-    field = run.field
-    assert field is not None  # a run of text parts names its text field
-    lists: dict[Path, Any] = {}  # the copied lists holding covered parts, by their path
-    for index in covered:
-        place = run.place(index)
-        parent, position = place[:-1], place[-1]
-        items: Any = lists.get(parent)
-        if items is None:
-            items = lists[parent] = list(_value_at(document, parent))
-        items[position] = _rewritten(drop_piece_runs(items[position]), field, texts[index])
-    for parent, items in lists.items():
-        document = _replace_at(document, parent, items)
+def _scrub_placed(document: Any, placed: Mapping[Path, tuple[str | None, str, list[Span]]]) -> Any:
+    """``document`` with each piece of ``placed`` (by its place: its string, or the object
+    holding it under the field named) rewritten from its original text by its edits, a text
+    part losing the token lists it carries. Each container holding some is copied once,
+    the deepest first, so that copying one that holds another keeps the other's rewrite."""
+    holders: dict[Path, list[PathSegment]] = {}
+    for place in placed:
+        holders.setdefault(place[:-1], []).append(place[-1])
+    for parent in sorted(holders, key=len, reverse=True):
+        node = _value_at(document, parent)
+        copy: Any = dict(node) if isinstance(node, dict) else list(node)
+        for position in holders[parent]:
+            field, piece, edits = placed[(*parent, position)]
+            text = _edited(piece, edits)
+            copy[position] = (
+                text if field is None else _rewritten(drop_piece_runs(copy[position]), field, text)
+            )
+        document = _replace_at(document, parent, copy)
     return document
 
 
 def _rewritten(item: Mapping[str, Any], field: str, text: str) -> dict[str, Any]:
     """A copy of piece object ``item`` with ``text`` under ``field``: its ``bytes`` follow
-    the new text and its alternatives are emptied (they would tell what it hid)."""
+    the new text and its alternatives are emptied (they would tell what it hid). Each is
+    rewritten under every member Go's decoder binds to it (``Token``, ``BYTES``...)."""
     copy = dict(item)
-    copy[field] = text
-    if isinstance(copy.get("bytes"), list):
-        copy["bytes"] = list(text.encode("utf-8"))
+    for name in members_named(copy, field) or (field,):
+        copy[name] = text
+    for name in members_named(copy, "bytes"):
+        if isinstance(copy[name], list):
+            copy[name] = list(text.encode("utf-8"))
     for alternatives in _ITEM_ALTERNATIVES:
-        if alternatives in copy:
-            copy[alternatives] = _emptied(copy[alternatives])
+        for name in members_named(copy, alternatives):
+            copy[name] = _emptied(copy[name])
     return copy
 
 
@@ -530,28 +628,36 @@ def drop_piece_runs(document: Any) -> Any:
     return document
 
 
-def _rewrite(run: PieceRun, spans: Sequence[Span]) -> tuple[list[str], list[int]]:
-    """The pieces' new texts, and the indices of the pieces a span covers. Overlapping
-    spans are merged first (the marker of the one that starts first stays)."""
-    merged: list[list[Any]] = []
-    for start, end, marker in sorted(spans):
-        if merged and start < merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end, marker])
-    edits: dict[int, list[tuple[int, int, str]]] = {}
-    for start, end, marker in merged:
+def _edits(run: PieceRun, spans: Sequence[Span]) -> dict[int, list[Span]]:
+    """The edits of each piece of ``run`` a span covers, in the piece's own indices: the
+    span's marker where it starts, nothing where it continues."""
+    edits: dict[int, list[Span]] = {}
+    for start, end, marker in _merged(spans):
         for index in run.covered(start, end):
             offset, limit = run.offsets[index], run.offsets[index + 1]
             local = (max(start, offset) - offset, min(end, limit) - offset)
             edits.setdefault(index, []).append((*local, marker if start >= offset else ""))
-    texts = list(run.pieces)
-    for index, changes in edits.items():
-        text = texts[index]
-        for start, end, replacement in sorted(changes, reverse=True):
-            text = text[:start] + replacement + text[end:]
-        texts[index] = text
-    return texts, sorted(edits)
+    return edits
+
+
+def _edited(text: str, edits: Iterable[Span]) -> str:
+    """``text`` with ``edits`` made."""
+    for start, end, replacement in reversed(_merged(edits)):
+        text = text[:start] + replacement + text[end:]
+    return text
+
+
+def _merged(spans: Iterable[Span]) -> list[Span]:
+    """``spans`` in order, those that overlap merged into one (the marker of the one that
+    starts first stays)."""
+    merged: list[Span] = []
+    for start, end, marker in sorted(spans):
+        if merged and start < merged[-1][1]:
+            first, last, kept = merged[-1]
+            merged[-1] = (first, max(last, end), kept)
+        else:
+            merged.append((start, end, marker))
+    return merged
 
 
 def _emptied(value: Any) -> Any:
