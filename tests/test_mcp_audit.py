@@ -98,6 +98,7 @@ CASES: list[tuple[Side, dict[str, Any], str, int | None, str]] = [
     ("client", message(None, f"x/{EMAIL}"), "mcp_method_refused", None, EMAIL),
     ("client", message(2, f"x/{EMAIL}"), "mcp_method_refused", STDIO_ERROR, EMAIL),
     ("client", message({"who": EMAIL}), "mcp_invalid_id", STDIO_ERROR, EMAIL),
+    ("client", {**message(), "jsonrpc": EMAIL}, "mcp_version_refused", STDIO_ERROR, EMAIL),
     (
         "client",
         {**message(), "jsonrpc": "1.0", "params": {"t": EMAIL}},
@@ -157,7 +158,7 @@ async def test_each_refusal_writes_one_record(
     assert record["protocol"] == "mcp-stdio"
     assert record["direction"] == ("request" if side == "client" else "response")
     assert record["operation"].startswith("mcp:")
-    if reason in ("mcp_id_refused", "mcp_method_refused"):
+    if reason in ("mcp_id_refused", "mcp_method_refused", "mcp_version_refused"):
         assert record["summary"]["detectionCount"] >= 1
         assert record["summary"]["byType"]
 

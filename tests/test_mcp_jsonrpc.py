@@ -286,10 +286,11 @@ async def test_unknown_method_names_stay_out_of_the_audit_log(
     event = audit_lines(tmp_path)[-1]
     assert event["operation"] == "other"
     assert name not in json.dumps(event)
-    # A name in which the detector finds something does not go on at all.
+    # A name in which the detector finds something does not go on at all; the request is
+    # answered with its own id, in which nothing was found.
     refused = await decisions.decide(call(f"x/{EMAIL}", {}, "r1"), side="client", allowlist=True)
     assert refused.message is not None
-    assert (refused.message["id"], refused.message["error"]["code"]) == (None, STDIO_ERROR)
+    assert (refused.message["id"], refused.message["error"]["code"]) == ("r1", STDIO_ERROR)
     assert EMAIL not in json.dumps(audit_lines(tmp_path)) + json.dumps(refused.message)
 
 
@@ -297,3 +298,63 @@ def test_encoding_survives_lone_surrogates() -> None:
     data = encode_message({"text": "\ud800 é"})
     assert json.loads(data) == {"text": "\ud800 é"}
     assert encode_message({"text": "é"}) == '{"text":"é"}'.encode()
+
+
+CARD_NUMBER = 4111111111111111
+
+
+async def test_a_number_id_is_inspected_like_a_number_leaf(
+    haechi_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """A number id goes on as it came, so a card number sent as one is refused like the same
+    number in ``params``; in the response direction only with ``scanNumbers``."""
+    decisions = McpFilter(haechi_runtime(ENFORCE), protocol="mcp-stdio")
+    request = call("tools/call", {"name": "echo"}, CARD_NUMBER)
+    refused = await decisions.decide(request, side="client", allowlist=True)
+    assert (refused.action, refused.blocked) == ("answer", True)
+    assert refused.message is not None
+    assert refused.message["id"] is None
+    assert str(CARD_NUMBER) not in json.dumps(refused.message)
+    assert audit_lines(tmp_path)[-1]["reason"] == "mcp_id_refused"
+    response = {"jsonrpc": "2.0", "id": CARD_NUMBER, "result": {}}
+    passed = await decisions.decide(response, side="server", allowlist=False)
+    assert passed.action == "forward"
+    scanning = haechi_runtime({**ENFORCE, "responseProtection": {"scanNumbers": True}})
+    strict = McpFilter(scanning, protocol="mcp-stdio")
+    answer = await strict.decide(response, side="server", allowlist=False)
+    assert answer.message is not None
+    assert answer.message["id"] is None
+    assert "error" in answer.message
+
+
+async def test_a_request_refused_for_its_method_keeps_its_clean_id(
+    decisions: McpFilter,
+) -> None:
+    """Only an id that holds a value is withheld: a request refused for its method is
+    answered with its own (inspected) id, so its sender is not left waiting."""
+    outcome = await decisions.decide(call(f"x/{EMAIL}", {}, 5), side="client", allowlist=True)
+    assert outcome.action == "answer"
+    assert outcome.message is not None
+    assert outcome.message["id"] == 5
+    assert outcome.message["error"]["code"] == STDIO_ERROR
+    assert EMAIL not in json.dumps(outcome.message)
+
+
+@pytest.mark.parametrize(
+    "version", [EMAIL, {"v": EMAIL}, ["2.0"], 2], ids=["value", "object", "array", "number"]
+)
+async def test_an_optional_json_rpc_version_is_inspected(
+    haechi_runtime: Callable[..., Runtime], version: Any
+) -> None:
+    """Without ``requireJsonRpc`` a ``jsonrpc`` other than ``"2.0"`` goes on as it came: it
+    must be a string, and one in which the detector finds something is refused."""
+    runtime = haechi_runtime({**ENFORCE, "mcp": {"requireJsonRpc": False}})
+    decisions = McpFilter(runtime, protocol="mcp-stdio")
+    message = {**call("tools/call", {"name": "echo"}, 3), "jsonrpc": version}
+    outcome = await decisions.decide(message, side="client", allowlist=True)
+    assert (outcome.action, outcome.blocked) == ("answer", True)
+    assert outcome.message is not None
+    assert outcome.message["id"] == 3
+    assert EMAIL not in json.dumps(outcome.message)
+    old = await decisions.decide({**message, "jsonrpc": "1.0"}, side="client", allowlist=True)
+    assert old.action == "forward"

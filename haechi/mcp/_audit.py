@@ -30,6 +30,7 @@ REFUSAL_REASONS: Final = {
     "mcp_invalid_id": "an id that is not a string, a number or null",
     "mcp_id_refused": "a string id in which the detector found something",
     "mcp_method_refused": "an unknown method in which the detector found something",
+    "mcp_version_refused": "a jsonrpc other than 2.0 in which the detector found something",
     "mcp_invalid_jsonrpc": "a message whose jsonrpc is not 2.0 (mcp.requireJsonRpc)",
     "mcp_invalid_shape": "a message that is not a request, notification or response",
     "mcp_method_not_allowed": "a client method outside mcp.allowedMethods",

@@ -395,13 +395,15 @@ class McpFilter:
                 **audit,
             )
         if flagged is not None:
-            reason = "a JSON-RPC id or method holds a value haechi protects"
-            # A response the receiver is waiting for keeps its id: the receiver chose it.
+            reason = "a JSON-RPC id, method or version holds a value haechi protects"
+            # Only an id that holds a value is not repeated, and a response the receiver is
+            # waiting for keeps even that one: the receiver chose it.
             matched = not is_call and awaited is not None and message_id in awaited
+            keep_id = flagged != "mcp_id_refused" or matched
             return await self.refused(
                 STDIO_ERROR,
                 {"reason": reason},
-                message if matched else _without_id(message),
+                message if keep_id else _without_id(message),
                 side=side,
                 reason=flagged,
                 call=is_call,
@@ -512,23 +514,27 @@ class McpFilter:
     def _names_flagged(
         self, message: Mapping[str, Any], side: Side
     ) -> tuple[str | None, list[Finding]]:
-        """What the detector finds in a string ``id`` and in a ``method`` outside the known
-        ones, and the refusal reason it makes (``None`` when it finds nothing): they go on
-        as they came (a peer matches answers by id, a method cannot be rewritten), so a
-        value in them would pass uninspected."""
+        """What the detector finds in the ``id``, in a ``method`` outside the known ones and
+        in a ``jsonrpc`` other than ``"2.0"`` (which passes without ``mcp.requireJsonRpc``),
+        and the refusal reason it makes (``None`` when it finds nothing): they go on as they
+        came (a peer matches answers by id, a method cannot be rewritten), so a value in
+        them would pass uninspected. A number id is scanned as number leaves are (in the
+        response direction only with ``responseProtection.scanNumbers``)."""
         direction = _DIRECTIONS[side]
         message_id = message.get("id")
-        in_id = (
-            self._rt.scan([message_id], direction=direction) if isinstance(message_id, str) else []
-        )
+        in_id = self._rt.scan([message_id], direction=direction) if message_id is not None else []
         method = message.get("method")
         in_method = []
         if isinstance(method, str) and method not in self._operations:
             in_method = self._rt.scan([method], direction=direction)
+        version = message.get("jsonrpc", "2.0")
+        in_version = self._rt.scan([version], direction=direction) if version != "2.0" else []
         if in_id:
-            return "mcp_id_refused", [*in_id, *in_method]
+            return "mcp_id_refused", [*in_id, *in_method, *in_version]
         if in_method:
-            return "mcp_method_refused", in_method
+            return "mcp_method_refused", [*in_method, *in_version]
+        if in_version:
+            return "mcp_version_refused", in_version
         return None, []
 
     def _operation(self, method: Any) -> str:
@@ -559,6 +565,8 @@ def _shape_problem(message: Mapping[str, Any]) -> str | None:
     extra = message.keys() - _MEMBERS
     if extra:
         return "MCP messages may only carry JSON-RPC 2.0 members"
+    if not isinstance(message.get("jsonrpc", ""), str):
+        return "JSON-RPC jsonrpc must be a string"
     if "method" in message:
         if not isinstance(message["method"], str) or not message["method"]:
             return "JSON-RPC method must be a non-empty string"
