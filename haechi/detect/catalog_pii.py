@@ -105,16 +105,20 @@ CARD_RULES: Final[tuple[Rule, ...]] = (
         pattern=(
             # The first digit is consumed before the look-behind so the regex engine can skip
             # quickly to digits. A grouped number must not continue another digit group.
+            # Groups are split by one kind of separator: spaces, dashes, dots or underscores
+            # (a numeric literal in code); not tabs or line breaks, which split the cells of
+            # a table of numbers.
             "[0-9]" + NOT_INSIDE_NUMBER + r"(?:[0-9]{12,18}(?![0-9])"
-            r"|(?<![0-9][ -][0-9])[0-9]{3}(?P<sep>[ -])[0-9]{4}(?:(?P=sep)[0-9]{4}){1,2}"
+            r"|(?<![0-9][ ._-][0-9])[0-9]{3}(?P<sep>[ ._-])[0-9]{4}(?:(?P=sep)[0-9]{4}){1,2}"
             r"(?:(?P=sep)[0-9]{1,4})?(?![0-9])(?!(?P=sep)[0-9])"
-            r"|(?<![0-9][ -][0-9])[0-9]{3}(?P<amex>[ -])[0-9]{6}(?P=amex)[0-9]{4,5}"
+            r"|(?<![0-9][ ._-][0-9])[0-9]{3}(?P<amex>[ ._-])[0-9]{6}(?P=amex)[0-9]{4,5}"
             r"(?![0-9])(?!(?P=amex)[0-9]))"
         ),
         confidence=0.75,
         description=(
-            "Payment card number, contiguous or grouped with spaces/dashes; issuer range, "
-            "brand length and Luhn. Longer digit runs never yield a partial card."
+            "Payment card number, contiguous or grouped with spaces, dashes, dots or "
+            "underscores; issuer range, brand length and Luhn. Longer digit runs never yield "
+            "a partial card."
         ),
         validator=card_number,
         validator_name="luhn+iin",

@@ -77,6 +77,11 @@ _CHOSEN_SETS: Final = 4096
 # up to this many per direction (see _QuietLeaves).
 _QUIET_LENGTH: Final = 64
 _QUIET_LEAVES: Final = 4096
+# How many times a text is read as a reader reads it (see unicode.as_read), each reading of
+# the one before: HTML escaped twice (``&amp;#64;``) or JSON escapes in HTML take two. Each
+# reading costs a scan of the text, and a text escaped over and over must not cost one per
+# level.
+_READINGS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,8 +679,15 @@ class DetectionEngine:
     # -- internals ---------------------------------------------------------------------------
 
     def _scan(
-        self, text: str, direction: str, path: tuple[PathSegment, ...], kind: EntryKind
+        self,
+        text: str,
+        direction: str,
+        path: tuple[PathSegment, ...],
+        kind: EntryKind,
+        readings: int = 0,
     ) -> list[Detection]:
+        """Every detection in ``text``; ``readings``: how many times ``text`` was read from
+        the leaf (see :meth:`_as_read`)."""
         rule_set = self._sets[direction]
         quiet = text in rule_set.quiet
         if quiet:
@@ -710,17 +722,20 @@ class DetectionEngine:
             detections.append(self._key_name(text, path))
         if case != "unstable" and detections:
             detections = resolve_overlaps(detections, self._confirmation(hits))
-        if not quiet:
+        if not quiet and readings < _READINGS:
             reading = as_read(text)
             if reading is not None:
-                detections = self._as_read(text, reading, direction, path, kind, detections)
+                detections = self._as_read(
+                    text, reading, direction, path, kind, detections, readings + 1
+                )
         if self._decode and kind != "number":
             detections.extend(self._decoded(text, path, kind, rule_set, detections))
         if detections:
             for detected in detections:
                 for other in self._sets.values():
                     other.quiet.discard(detected.value)
-        elif not quiet and case == "original":
+        elif not quiet and case == "original" and not readings:
+            # Only a leaf: a reading of one is read fewer times than a leaf is.
             rule_set.quiet.add(text)
         return detections
 
@@ -732,14 +747,17 @@ class DetectionEngine:
         path: tuple[PathSegment, ...],
         kind: EntryKind,
         detections: list[Detection],
+        readings: int,
     ) -> list[Detection]:
         """``detections`` and the findings of ``text`` as a reader reads it (see
         :func:`~haechi.detect.unicode.as_read`: a card number with zero-width spaces between
-        its digits, an address in tag characters or in JSON escapes), each mapped back to the
-        span of ``text`` it was read from (a whole-leaf finding to the whole leaf)."""
+        its digits, an address in tag characters, in JSON escapes or in HTML character
+        references), each mapped back to the span of ``text`` it was read from (a whole-leaf
+        finding to the whole leaf). The reading is scanned, and read again, like a leaf, up
+        to ``_READINGS`` readings from the leaf (``readings`` is this one's number)."""
         seen, starts, ends = reading
         found: list[Detection] = []
-        for detection in self._scan(seen, direction, path, kind):
+        for detection in self._scan(seen, direction, path, kind, readings):
             if detection.start == 0 and detection.end == len(seen):
                 start, end = 0, len(text)
             elif detection.end > detection.start:

@@ -8,7 +8,7 @@ it:
 * a literal pass: one Aho-Corasick automaton over every rule's prefilter literals
   (lowercased) finds which literals occur in the lowercased text;
 * a digit pass: the length, in digits, of the longest digit run (digits split by at most two
-  separators among whitespace and ``.-/()``) decides which ``min_digits`` rules can match,
+  separators among whitespace and ``.-/()_``) decides which ``min_digits`` rules can match,
   and on long text narrows them to windows around the runs that are long enough.
 
 Both passes over-approximate (a rule may run and find nothing) but never under-approximate,
@@ -26,7 +26,7 @@ import ahocorasick_rs
 __all__ = ["DigitRuns", "LiteralScanner"]
 
 #: A run of two or more digits (a lone digit is a run too, but never needs to be looked at).
-_DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()]{0,2}[0-9])+")
+_DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()_]{0,2}[0-9])+")
 _DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 #: ISO dates, with the hour when a space separates it (``T`` ends the run anyway).
@@ -44,7 +44,7 @@ def _skeleton_table() -> bytes:
     table = bytearray(b"x" * 256)
     for digit in b"0123456789":
         table[digit] = ord("0")
-    for separator in b" .-/()":
+    for separator in b" .-/()_":
         table[separator] = separator
     for space in b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f":  # ASCII members of ``\s``
         table[space] = ord("\t")
@@ -54,7 +54,7 @@ def _skeleton_table() -> bytes:
 _SKELETON: Final = _skeleton_table()
 # The runs of _DIGIT_RUN, found in the skeleton: the pattern starts with one literal byte,
 # which the regular expression engine finds several times faster than a character class.
-_SKELETON_RUN: Final = re.compile(rb"0(?:[\t .\-/()]{0,2}0)+")
+_SKELETON_RUN: Final = re.compile(rb"0(?:[\t .\-/()_]{0,2}0)+")
 _SKELETON_TIMESTAMP: Final = re.compile(rb"0000([-/])00(?:\1)00(?: 00)?")
 
 
@@ -94,8 +94,8 @@ class DigitRuns:
     """The maximal digit runs of a text, and the windows around them where rules must look.
 
     A run is a maximal stretch of digits in which consecutive digits are separated by at most
-    two of whitespace, ``.``, ``-``, ``/``, ``(`` and ``)`` (``(02) 9876-5432`` is one run of
-    10 digits; ``1,234`` and ``10:30`` are two runs each). Every
+    two of whitespace, ``.``, ``-``, ``/``, ``(``, ``)`` and ``_`` (``(02) 9876-5432`` is one
+    run of 10 digits; ``1,234`` and ``10:30`` are two runs each). Every
     match of a rule with ``min_digits = k`` overlaps a run of at least ``k`` digits, so such a
     rule can skip text without a long enough run, and on long text it only needs to look at
     windows around the runs that are long enough.

@@ -24,9 +24,11 @@ catch is offsets: findings must point into the *original* string. Three cases:
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from functools import lru_cache
+from html.entities import html5
 from typing import Final, Literal, NamedTuple
 
 __all__ = ["FoldCase", "Folded", "as_read", "fold"]
@@ -59,12 +61,28 @@ _HIDING: Final = re.compile(f"{_INVISIBLE_CLASS}|[!-~]{_MARK_CLASS}")
 #: Tag characters that spell printable ASCII invisibly (U+E0020-U+E007E: "ASCII smuggling").
 _TAG_BASE: Final = 0xE0000
 _TAGS: Final = range(0xE0020, 0xE007F)
-#: A JSON ``\\uXXXX`` escape: a surrogate pair (groups 1, 2) or any other one (group 3).
-#: JSON held in a string that is itself JSON doubles the backslash at each level
-#: (``\\\\u0040`` is ``@`` two levels down), so any run of backslashes starts an escape.
-_ESCAPE: Final = re.compile(
-    r"\\+u([dD][89abAB][0-9a-fA-F]{2})\\+u([dD][c-fC-F][0-9a-fA-F]{2})|\\+u([0-9a-fA-F]{4})"
+#: What a reader reads as another character. A JSON ``\\uXXXX`` escape: a surrogate pair
+#: (groups 1, 2) or any other one (group 3); JSON held in a string that is itself JSON
+#: doubles the backslash at each level (``\\\\u0040`` is ``@`` two levels down), so any
+#: run of backslashes starts an escape. An HTML character reference (group 4): numeric, the
+#: semicolon optional as in HTML, or named. And a percent-encoded at sign (``%40``, how an
+#: address is written in a URL). Each alternative starts with a literal character, so that
+#: the regular expression engine skips to them.
+_READ: Final = re.compile(
+    r"\\\\*u([dD][89abAB][0-9a-fA-F]{2})\\+u([dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|\\\\*u([0-9a-fA-F]{4})"
+    r"|&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]{1,31};)"
+    r"|%40"
 )
+#: Where an HTML character reference may start (found several times faster than ``_READ``
+#: in code, where ``&&`` and ``;`` abound).
+_REFERENCE: Final = re.compile("&[#A-Za-z]")
+#: An ideographic or half-width ideographic full stop between letters or digits of ASCII or
+#: their full-width forms, which IDNA reads as a dot (``example\u3002com``); between words
+#: of CJK prose it ends a sentence. Only looked for in text with an at sign: it matters in
+#: an address's domain, and CJK prose has one at the end of every sentence.
+_ALNUM: Final = "[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+_STOP: Final = re.compile(f"[\u3002\uff61](?<={_ALNUM}.)(?={_ALNUM})")
 
 FoldCase = Literal["original", "stable", "unstable"]
 
@@ -95,20 +113,73 @@ def fold(text: str) -> Folded:
     return Folded("unstable", normalized)
 
 
+def _start(match: re.Match[str]) -> int:
+    return match.start()
+
+
+@lru_cache(maxsize=1024)
+def _numeric(reference: str) -> str:
+    """A numeric character reference as HTML reads it: code points out of range and
+    surrogates as U+FFFD, the C1 range as Windows-1252."""
+    hexadecimal = reference[2] in "xX"
+    digits = reference[3 if hexadecimal else 2 :].rstrip(";").lstrip("0") or "0"
+    if len(digits) > 8:
+        # Out of range whatever the digits (and too long for ``int`` to read in decimal).
+        return "\ufffd"
+    return html.unescape(f"&#{'x' if hexadecimal else ''}{digits};")
+
+
+def _reads_as(match: re.Match[str]) -> str | None:
+    """What a match of ``_READ`` or ``_STOP`` reads as (``None``: as written, a name that
+    HTML does not know)."""
+    group = match.lastindex
+    if group == 4:
+        reference = match[4]
+        return _numeric(match[0]) if reference[0] == "#" else html5.get(reference)
+    if group == 3:
+        return chr(int(match[3], 16))
+    if group == 2:
+        high, low = int(match[1], 16) - 0xD800, int(match[2], 16) - 0xDC00
+        return chr(0x10000 + (high << 10) + low)
+    return "@" if match[0] == "%40" else "."
+
+
 def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
     """``text`` as a reader (or a model) reads it, where each of its characters comes from
     (``start`` and ``end`` offsets in ``text``); ``None`` when that is ``text`` itself.
 
-    Three things make the two differ. Invisible characters: tag characters are read as the
+    Four things make the two differ. Invisible characters: tag characters are read as the
     ASCII they stand for (a model reads text written in them), every other one is dropped.
-    Combining marks on an ASCII character are dropped. And JSON ``\\uXXXX`` escapes
-    (surrogate pairs joined), which a string holding JSON (tool-call arguments, a tool's
-    result) uses for any character: the escape is read as its character, as the JSON
-    decoder on the other side will. A span of the result maps back to ``text`` from its
-    first character's start to its last one's end.
+    Combining marks on an ASCII character are dropped. JSON ``\\uXXXX`` escapes (surrogate
+    pairs joined), which a string holding JSON (tool-call arguments, a tool's result) uses
+    for any character: the escape is read as its character, as the JSON decoder on the other
+    side will. And the forms web text writes characters in: HTML character references
+    (``&#64;``, ``&commat;``, ``&nbsp;``), a percent-encoded at sign (``%40``) and the
+    ideographic full stops IDNA reads as dots, between letters or digits. Each is read once:
+    the engine reads the result again, a few levels deep. A span of the result maps back to
+    ``text`` from its first character's start to its last one's end.
     """
-    escaped = "\\u" in text and _ESCAPE.search(text) is not None
-    if not escaped and (_ASCII_INVISIBLE if text.isascii() else _HIDING).search(text) is None:
+    plain = text.isascii()
+    hidden = (_ASCII_INVISIBLE if plain else _HIDING).search(text) is not None
+    # Substring tests at memory speed (one character first) keep the searches for what
+    # reads differently off the text that cannot hold any.
+    found = (
+        list(_READ.finditer(text))
+        if ("\\" in text and "\\u" in text)
+        or ("%" in text and "%40" in text)
+        or ("&" in text and _REFERENCE.search(text) is not None)
+        else []
+    )
+    if (
+        not plain
+        and ("\u3002" in text or "\uff61" in text)
+        and ("@" in text or "\uff20" in text or "\ufe6b" in text)
+    ):
+        stops = list(_STOP.finditer(text))
+        if stops:
+            # The two searches find ASCII and non-ASCII characters: no two matches overlap.
+            found = sorted([*found, *stops], key=_start) if found else stops
+    if not found and not hidden:
         return None
     characters: list[str] = []
     starts: list[int] = []
@@ -119,7 +190,7 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
         if point in _TAGS:
             character = chr(point - _TAG_BASE)
         elif _INVISIBLE.match(character) or (
-            characters and characters[-1].isascii() and _MARK.match(character)
+            characters and characters[-1][-1].isascii() and _MARK.match(character)
         ):
             return
         characters.append(character)
@@ -127,15 +198,36 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
         ends.append(end)
 
     position = 0
-    for match in _ESCAPE.finditer(text) if escaped else ():
-        for index in range(position, match.start()):
-            read(text[index], index, index + 1)
-        if match[3] is not None:
-            read(chr(int(match[3], 16)), match.start(), match.end())
+    for match in found:
+        reading = _reads_as(match)
+        if reading is None:
+            continue
+        start, end = match.span()
+        if hidden:
+            for index in range(position, start):
+                read(text[index], index, index + 1)
+        elif position < start:
+            # Nothing in it reads differently: one slice for the whole stretch.
+            characters.append(text[position:start])
+            starts.extend(range(position, start))
+            ends.extend(range(position + 1, start + 1))
+        if " " <= reading <= "~" and len(reading) == 1:
+            # Printable ASCII (``&amp;``, ``%40``, a dot): neither invisible nor a mark.
+            characters.append(reading)
+            starts.append(start)
+            ends.append(end)
         else:
-            high, low = int(match[1], 16) - 0xD800, int(match[2], 16) - 0xDC00
-            read(chr(0x10000 + (high << 10) + low), match.start(), match.end())
-        position = match.end()
-    for index in range(position, len(text)):
-        read(text[index], index, index + 1)
-    return "".join(characters), tuple(starts), tuple(ends)
+            for character in reading:
+                read(character, start, end)
+        position = end
+    if hidden:
+        for index in range(position, len(text)):
+            read(text[index], index, index + 1)
+    elif position < len(text):
+        characters.append(text[position:])
+        starts.extend(range(position, len(text)))
+        ends.extend(range(position + 1, len(text) + 1))
+    seen = "".join(characters)
+    if seen == text:
+        return None
+    return seen, tuple(starts), tuple(ends)
