@@ -308,3 +308,32 @@ def test_a_child_command_is_required(tmp_path: Path) -> None:
     finally:
         client.kill()
     assert "requires a child command after --" in client.stderr
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # A server that cuts a text in the middle of an emoji, as JavaScript's JSON.stringify
+        # writes it.
+        r'{"jsonrpc":"2.0","id":@ID,"result":{"content":[{"type":"text","text":"cut \ud83d"}]}}',
+        '{"jsonrpc":"2.0","id":@ID,"result":{"content":[{"type":"text","text":"x"}]},"n":1e400}',
+        '{"jsonrpc":"2.0","id":@ID,"result":{"content":[]}} trailing',
+    ],
+    ids=["lone-surrogate", "huge-number", "trailing-text"],
+)
+def test_an_unreadable_answer_still_answers_the_waiting_client(tmp_path: Path, answer: str) -> None:
+    """An answer that cannot be passed on is replaced by an error for the client's request
+    when a lenient reading of it carries exactly the id the client is waiting for."""
+    client = scripted(tmp_path)
+    try:
+        client.send(tool_call(1, "echo", {"raw": answer}))
+        client.send(tool_call(2, "echo", {"text": "after"}))
+        refused = client.receive()
+        assert (refused["id"], refused["error"]["code"]) == (1, STDIO_ERROR)
+        assert "result" not in refused
+        assert client.receive()["id"] == 2
+        assert client.close() == 0
+    finally:
+        client.kill()
+    lines = [json.loads(line) for line in recorded(tmp_path / "received.jsonl").splitlines()]
+    assert all(message.get("id") is not None for message in lines), "nothing went to the server"

@@ -242,12 +242,24 @@ class McpFilter:
         allowlist: bool,
         awaited: Collection[Any] | None = None,
     ) -> Outcome:
-        """Parse and decide one newline-delimited message (see :meth:`decide`)."""
+        """Parse and decide one newline-delimited message (see :meth:`decide`).
+
+        A line that cannot be parsed is refused with ``id: null`` back to its sender, unless
+        it reads leniently as a response with exactly the id of a request in ``awaited``:
+        that request then gets the error, since its sender would otherwise wait for an
+        answer that never comes (a server cutting a text in the middle of a surrogate pair
+        is enough).
+        """
         try:
             message = parse_message(line)
         except MessageError as exc:
             return await self.refused(
-                STDIO_ERROR, {"reason": str(exc)}, side=side, reason="mcp_unparseable_message"
+                STDIO_ERROR,
+                {"reason": str(exc)},
+                _awaited_answer(line, awaited),
+                side=side,
+                reason="mcp_unparseable_message",
+                call=False,
             )
         return await self.decide(message, side=side, allowlist=allowlist, awaited=awaited)
 
@@ -552,6 +564,23 @@ class McpFilter:
         if message is not None and message_id is not None:
             return Outcome("forward", error_message(code, data, message_id), True)
         return Outcome("answer", error_message(code, data, None), True)
+
+
+def _awaited_answer(line: bytes, awaited: Collection[Any] | None) -> dict[str, Any] | None:
+    """``{"id": <id>}`` when ``line``, read as leniently as a JSON decoder can (invalid UTF-8,
+    lone surrogates, ``NaN``, text after the object), starts a response whose id is exactly
+    one of ``awaited``; otherwise ``None``. Nothing else of the line is kept."""
+    if not awaited:
+        return None
+    text = line.decode("utf-8", errors="surrogateescape").lstrip()
+    try:
+        value, _end = json.JSONDecoder().raw_decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict) or "method" in value or not _valid_id(value.get("id")):
+        return None
+    message_id = value.get("id")
+    return {"id": message_id} if message_id is not None and message_id in awaited else None
 
 
 def _without_id(message: Mapping[str, Any]) -> dict[str, Any]:

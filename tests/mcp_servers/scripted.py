@@ -7,7 +7,9 @@ server's time:
 * at start it writes the lines of the JSON array ``SCRIPTED_STDERR`` to standard error and
   sends the requests listed in the JSON array ``SCRIPTED_INITIAL`` (both optional);
 * every line it receives is appended to the file ``HAECHI_TEST_RECORD``;
-* ``tools/call`` answers ``{"content": [{"type": "text", "text": <arguments.text>}]}``;
+* ``tools/call`` answers ``{"content": [{"type": "text", "text": <arguments.text>}]}``, or,
+  when ``arguments.raw`` is given, writes that line as it is with ``@ID`` replaced by the
+  request's id in JSON (for answers a JSON encoder would not write);
 * ``exit`` exits with ``params.code``; ``kill`` kills itself with SIGKILL;
 * SIGTERM is recorded and ends the process with exit code 7; end of input exits with 0.
 """
@@ -44,6 +46,11 @@ def handle(message: dict[str, Any]) -> None:
     if method == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if "id" not in message or method is None:
+        return
+    if method == "tools/call" and "raw" in params.get("arguments", {}):
+        sys.stdout.write(params["arguments"]["raw"].replace("@ID", json.dumps(message["id"])))
+        sys.stdout.write("\n")
+        sys.stdout.flush()
         return
     if method == "tools/call":
         text = params.get("arguments", {}).get("text", "")
