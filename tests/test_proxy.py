@@ -271,6 +271,7 @@ def test_deep_nesting_is_413_and_never_forwarded(gateway: Gateway, depth: int) -
         b"//attacker.example/v1/x",
         b"*",
         b"foo:/x",  # refused by the HTTP parser, answered in the same form
+        b"http://attacker.example:99999/v1/x",  # read by the parser, not by uvicorn after it
     ],
 )
 def test_non_origin_targets_are_refused(gateway: Gateway, target: bytes) -> None:
@@ -308,6 +309,34 @@ def test_targets_refused_by_the_parser_and_by_the_gateway_are_counted_alike(
     raw_request(gateway, _post_to(b"http://attacker.example/v1/chat/completions"))
     counted = 'haechi_requests_total{decision="blocked",mode="enforce",route="unknown"} 2.0'
     assert counted in gateway.metrics(counted)
+
+
+@pytest.mark.parametrize("target", [b"upstream.example:443", b"/v1/chat/completions"])
+@pytest.mark.parametrize("after_an_answer", [False, True])
+def test_connect_is_refused_and_ends_the_connection(
+    gateway: Gateway, target: bytes, after_an_answer: bool
+) -> None:
+    """The gateway is not a forward proxy; and what follows a CONNECT is not read as HTTP by
+    the parser, so it is never taken for the next request."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        if after_an_answer:
+            sock.sendall(b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
+            received = b""
+            while not received.endswith(b"}]}"):
+                received += sock.recv(65536)
+        sock.sendall(
+            b"CONNECT " + target + b" HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n"
+        )
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"connection: close" in head
+    assert json.loads(body)["error"] == "haechi_invalid_proxy_target"
+    assert [r.method for r in gateway.upstream.received] == ["GET"] * after_an_answer
 
 
 def _post_to(target: bytes) -> bytes:

@@ -244,8 +244,16 @@ class _Deadline:
             self._timer = None
 
 
-class _HeadTooLarge(Exception):
-    """A complete request head over ``limits.maxHeaderBytes``."""
+class _Refused(Exception):
+    """A request head the gateway refuses once it is complete, with the error ``code``.
+
+    Raised from the parser's callback, which stops the parser; uvicorn then calls
+    ``send_400_response``, which answers ``code``.
+    """
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def _refusal(code: str) -> bytes:
@@ -361,13 +369,17 @@ def _protocol_class(limits: Any) -> Any:
         def send_400_response(self, msg: str) -> None:
             # uvicorn calls this from its ``except httptools.HttpParserError`` block when the
             # parser refuses the request: answer with the gateway's JSON error instead of
-            # uvicorn's plain text. A target the parser cannot read as a URL (``foo:/x``) is
-            # refused like any other target that is not a path.
+            # uvicorn's plain text. A target the parser, or uvicorn after it, cannot read as
+            # a URL (``foo:/x``; a CONNECT's ``host:port``) is refused like any other target
+            # that is not a path.
             refused = sys.exc_info()[1]
-            if isinstance(refused, httptools.HttpParserInvalidURLError):
+            cause = refused.__context__ if refused is not None else None
+            if isinstance(refused, httptools.HttpParserInvalidURLError) or isinstance(
+                cause, httptools.HttpParserInvalidURLError
+            ):
                 self._refuse("haechi_invalid_proxy_target")
-            elif refused is not None and isinstance(refused.__context__, _HeadTooLarge):
-                self._refuse("haechi_request_headers_too_large")
+            elif isinstance(cause, _Refused):
+                self._refuse(cause.code)
             else:
                 self._refuse("haechi_invalid_http_request")
 
@@ -397,12 +409,11 @@ def _protocol_class(limits: Any) -> Any:
             # A head that arrived within one read was never counted while incomplete.
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
             if size > self.max_head_bytes:
-                # Raised through the parser, which stops and reports it to uvicorn; uvicorn
-                # calls send_400_response, which refuses it.
-                raise _HeadTooLarge
-            self._in_head = False
-            self._received = 0
-            self._headers_deadline.disarm()
+                raise _Refused("haechi_request_headers_too_large")
+            if self.parser.get_method() == b"CONNECT":
+                # The gateway is not a forward proxy, and the parser takes whatever follows
+                # a CONNECT for tunnelled bytes, which it would skip without reading.
+                raise _Refused("haechi_invalid_proxy_target")
             # httptools keeps only the path of an absolute-form target; keep the target as
             # sent so the gateway can refuse "http://other-host/..." instead of routing it.
             self.scope[RAW_TARGET_KEY] = bytes(self.url)  # type: ignore[typeddict-unknown-key]
@@ -410,6 +421,11 @@ def _protocol_class(limits: Any) -> Any:
             # list, which is the scope's: the scope keeps the headers as they are now.
             self.scope["headers"] = list(self.headers)
             super().on_headers_complete()
+            # Only now: until uvicorn took the request (it may refuse its target), a refusal
+            # is one of a head, answered, not of a body.
+            self._in_head = False
+            self._received = 0
+            self._headers_deadline.disarm()
 
     return GatewayHttpProtocol
 
