@@ -164,6 +164,18 @@ def test_an_answer_after_the_body_keeps_the_connection(tmp_path: Path) -> None:
         assert len(gateway.upstream.received) == 2
 
 
+def test_empty_lines_after_an_answer_do_not_hold_the_connection(tmp_path: Path) -> None:
+    """The parser skips empty lines before a request without beginning one, and uvicorn
+    stops its keep-alive timer at any byte: the header deadline closes the connection."""
+    config = {"limits": {"headersTimeoutMs": 500}}
+    with gateway_in_front(tmp_path, config) as gateway, _connection(gateway) as sock:
+        sock.settimeout(60)  # a hang guard: the gateway closes it within a second
+        sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+        assert _answer(sock).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"\r\n")
+        assert _answer_and_close(sock) == b""
+
+
 @pytest.mark.parametrize("started", [True, False])
 @pytest.mark.parametrize(
     ("refused", "status"),

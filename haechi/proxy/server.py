@@ -10,8 +10,10 @@ configured material means HTTPS, also on loopback.
 Timeouts (what maps to what):
 
 - ``limits.headersTimeoutMs``: time from a connection's (or a request's) first byte to the
-  end of its headers; past it the connection is closed. Enforced by the gateway's HTTP
-  protocol (uvicorn's ``httptools`` protocol, extended here). ``null`` is 60 s, ``0`` none.
+  end of its headers; past it the connection is closed. Bytes that end an idle keep-alive
+  connection's wait (also empty lines, which begin no request) start it too. Enforced by
+  the gateway's HTTP protocol (uvicorn's ``httptools`` protocol, extended here). ``null``
+  is 60 s, ``0`` none.
 - ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
   past it the gateway answers 408 ``haechi_request_timeout``. ``null`` is 300 s, ``0`` none.
 - ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
@@ -312,6 +314,12 @@ def _protocol_class(limits: Any) -> Any:
         def data_received(self, data: bytes) -> None:
             if self.transport.is_closing() or self._deferred is not None:
                 return  # refused: nothing more is parsed
+            if self.timeout_keep_alive_task is not None:
+                # The connection was idle, and uvicorn stops its keep-alive timer at any
+                # byte, also at the empty lines the parser skips before a request (which
+                # begin none): the header deadline runs from here, or those lines would
+                # hold the connection open with no deadline at all.
+                self._headers_deadline.arm()
             self._received += len(data)
             before = self._in_head
             super().data_received(data)
