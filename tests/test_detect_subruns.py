@@ -10,6 +10,7 @@ number rules on the sub-runs that start and end at group boundaries.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from stdnum import luhn
 
 from haechi.detect import DetectionEngine, Rule, default_rules
+from haechi.detect.prefilter import DigitRuns
+from haechi.detect.subruns import sub_runs
 from haechi.errors import DetectionError
 from haechi.models import Detection
 
@@ -138,3 +141,55 @@ def test_a_valid_card_among_random_digit_groups_is_always_found(
     end = start + len(card)
     spans = [(d.start, d.end) for d in _scan(full) if d.type == "card"]
     assert any(s <= start and end <= e for s, e in spans), (full, spans)
+
+
+# --- Gaps no match can span ------------------------------------------------------------------
+
+_WITHOUT_JOINERS = DetectionEngine([replace(rule, sub_run_joiners="") for rule in default_rules()])
+
+
+def _tsv(rows: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return "\n".join("\t".join(str(rng.randint(1000, 9999)) for _ in range(8)) for _ in range(rows))
+
+
+def test_a_table_split_by_tabs_and_line_breaks_is_not_cut_into_card_sub_runs() -> None:
+    # One digit run to the prefilter (tabs and line breaks join digit groups), but no card
+    # spans a tab: no sub-run crosses one, so the table costs no rescans at all.
+    text = _tsv(200, 3)
+    runs = DigitRuns(text).spans()
+    assert len(runs) == 1
+    card = next(rule for rule in default_rules() if rule.id == "card-like")
+    assert card.sub_run_joiners == " ._-"
+    width = 23
+    assert list(sub_runs(text, runs, min_digits=13, width=width, joiners=" ._-")) == []
+    assert len(list(sub_runs(text, runs, min_digits=13, width=width))) > 1000
+
+
+def test_a_card_in_a_cell_of_a_tab_separated_table_is_found() -> None:
+    text = _tsv(3, 5) + "\t" + VISA + "\t" + _tsv(3, 6)
+    assert VISA in _cards(text)
+
+
+_ANY_SEP = st.sampled_from([" ", "-", ".", "_", "\t", "\n", " \t", "/", "  ", "-\n"])
+
+
+@SETTINGS
+@given(
+    parts=st.lists(st.tuples(_GROUP, _ANY_SEP), min_size=1, max_size=12),
+    card=_card_among_groups(),
+)
+def test_joiners_change_the_work_never_the_findings(
+    parts: list[tuple[str, str]], card: tuple[str, str]
+) -> None:
+    middle = len(parts) // 2
+    text = (
+        "".join(g + s for g, s in parts[:middle])
+        + card[0]
+        + "".join(s + g for g, s in parts[middle:])
+    )
+    found = [(d.type, d.start, d.end) for d in _scan(text)]
+    reference = [
+        (d.type, d.start, d.end) for d in _WITHOUT_JOINERS.scan_text(text, direction="request")
+    ]
+    assert found == reference

@@ -73,6 +73,7 @@ def _rule(
     prefilter: tuple[str, ...] = _DIGITS,
     ignore_case: bool = False,
     sub_run_digits: int = 0,
+    sub_run_joiners: str = "",
 ) -> Rule:
     """A rule whose validator is a function or the name of a stdnum module."""
     if isinstance(validator, str):
@@ -91,6 +92,7 @@ def _rule(
         ignore_case=ignore_case,
         min_digits=min_digits,
         sub_run_digits=sub_run_digits,
+        sub_run_joiners=sub_run_joiners,
     )
 
 
@@ -181,6 +183,7 @@ STRUCTURED_ID_RULES: Final[tuple[Rule, ...]] = (
         min_digits=8,
         # Fifteen digits in one run; the Corsican 2A/2B splits a number into two runs.
         sub_run_digits=15,
+        sub_run_joiners=" ",
     ),
     _rule(
         "es-dni-nie",

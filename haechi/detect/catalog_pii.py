@@ -125,6 +125,7 @@ CARD_RULES: Final[tuple[Rule, ...]] = (
         prefilter=_DIGITS,
         min_digits=13,
         sub_run_digits=13,
+        sub_run_joiners=" ._-",
     ),
 )
 

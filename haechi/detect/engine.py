@@ -556,7 +556,14 @@ def _sub_run_hits(
         return []
     seen = {(hit.start, hit.end) for hit in found}
     extra: list[_Hit] = []
-    candidates = sub_runs(text, runs.spans(), min_digits=digits, width=width, covered=sorted(seen))
+    candidates = sub_runs(
+        text,
+        runs.spans(),
+        min_digits=digits,
+        width=width,
+        covered=sorted(seen),
+        joiners=compiled.rule.sub_run_joiners,
+    )
     for low, high in candidates:
         piece = text[low:high]
         for hit in _matches(compiled, piece, 0, len(piece), low, confirmed):

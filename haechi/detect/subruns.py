@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Final
 
 __all__ = ["sub_runs"]
@@ -34,6 +35,13 @@ _GROUP: Final = re.compile(r"[0-9]+")
 _CONTEXT: Final = 8
 
 
+@lru_cache(maxsize=8)
+def _segments(joiners: str) -> re.Pattern[str]:
+    """The stretches of a digit run whose groups are split by ``joiners`` only (a run's
+    groups are at most two characters apart)."""
+    return re.compile(f"[0-9]+(?:[{re.escape(joiners)}]{{1,2}}[0-9]+)*")
+
+
 def sub_runs(
     text: str,
     runs: Sequence[tuple[int, int]],
@@ -41,32 +49,49 @@ def sub_runs(
     min_digits: int,
     width: int,
     covered: Sequence[tuple[int, int]] = (),
+    joiners: str = "",
 ) -> Iterator[tuple[int, int]]:
     """``(low, high)``: rescan ``text[low:high]``, one sub-run of ``runs`` (``(start, end)``
     spans of digit runs in ``text``) with its real context where it touches an end of its run.
 
     The whole run is skipped (the ordinary pass saw it), as are sub-runs of fewer than
-    ``min_digits`` digits, longer than ``width`` characters, or inside a ``covered`` span
-    (already found).
+    ``min_digits`` digits, longer than ``width`` characters, inside a ``covered`` span
+    (already found), or crossing a gap between groups that holds a character not in
+    ``joiners`` (when given: no match can span such a gap, and every match on either side of
+    it is a sub-run that does not cross it).
     """
     for run_start, run_end in runs:
         if run_end - run_start <= min_digits:
             continue
-        groups = [match.span() for match in _GROUP.finditer(text, run_start, run_end)]
-        last = len(groups) - 1
-        if last < 1 or sum(end - start for start, end in groups) <= min_digits:
-            continue
-        for first, (start, _end) in enumerate(groups):
-            count = 0
-            for index in range(first, last + 1):
-                group_start, end = groups[index]
-                if end - start > width:
-                    break
-                count += end - group_start
-                if count < min_digits or (first == 0 and index == last):
-                    continue
-                if any(low <= start and end <= high for low, high in covered):
-                    continue
-                low = max(0, start - _CONTEXT) if first == 0 else start
-                high = min(len(text), end + _CONTEXT) if index == last else end
-                yield low, high
+        if joiners:
+            spans = _segments(joiners).finditer(text, run_start, run_end)
+            segments = [match.span() for match in spans]
+        else:
+            segments = [(run_start, run_end)]
+        for segment_start, segment_end in segments:
+            if segment_end - segment_start < min_digits:
+                continue
+            groups = [match.span() for match in _GROUP.finditer(text, segment_start, segment_end)]
+            if sum(end - start for start, end in groups) < min_digits:
+                continue
+            # The real context is kept only at the ends of the run; a segment's other ends
+            # are cuts like any other between two groups.
+            opens_run = segment_start == run_start
+            closes_run = segment_end == run_end
+            last = len(groups) - 1
+            for first, (start, _end) in enumerate(groups):
+                count = 0
+                for index in range(first, last + 1):
+                    group_start, end = groups[index]
+                    if end - start > width:
+                        break
+                    count += end - group_start
+                    if count < min_digits:
+                        continue
+                    if opens_run and closes_run and first == 0 and index == last:
+                        continue  # the whole run
+                    if covered and any(low <= start and end <= high for low, high in covered):
+                        continue
+                    low = max(0, start - _CONTEXT) if opens_run and first == 0 else start
+                    high = min(len(text), end + _CONTEXT) if closes_run and index == last else end
+                    yield low, high
