@@ -224,6 +224,18 @@ def test_sink_refuses_bad_anchor_settings(options: dict[str, Any], message: str)
         AuditSink(MemoryAuditStore(), **options)
 
 
+def test_a_record_that_names_a_member_twice_is_refused(tmp_path: Path) -> None:
+    """A parser keeping the last value reads the record the chain hashed; one keeping the
+    first, or both (as some log pipelines do), reads the value written in front of it."""
+    audit = tmp_path / "audit.jsonl"
+    _write(audit, 3)
+    lines = audit.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = '{"blocked":true,' + lines[1][1:]
+    audit.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(AuditError, match="line 2 is not a JSON object"):
+        verify_chain(audit)
+
+
 def test_blank_lines_are_skipped_and_a_malformed_line_raises(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     _write(audit, 2)

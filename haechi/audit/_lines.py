@@ -2,9 +2,10 @@
 """JSON-lines I/O shared by the file store, the anchor writer, the verifier and the summary.
 
 Reading streams one line at a time, so verifying or summarising a log of any size uses
-constant memory. Parsing is strict: ``NaN``/``Infinity`` literals are not JSON, and a line
-that is not one JSON object is an :class:`~haechi.errors.AuditError` naming the line number
-(never its content, which could be anything an attacker wrote into the file).
+constant memory. Parsing is strict: ``NaN``/``Infinity`` literals are not JSON, nor is an
+object naming a member twice, and a line that is not one JSON object is an
+:class:`~haechi.errors.AuditError` naming the line number (never its content, which could be
+anything an attacker wrote into the file).
 """
 
 from __future__ import annotations
@@ -26,10 +27,24 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose member names are all different.
+
+    Readers differ on a name given twice (Python keeps the last value, others the first, or
+    both), and a record's hash vouches for one reading only: a value written in front of
+    the one that was hashed would pass verification and be what such a reader reports.
+    """
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a member name is repeated")
+    return members
+
+
 def parse_object(line: bytes | str) -> dict[str, Any] | None:
-    """Return the JSON object on ``line``, or ``None`` when it is not exactly one object."""
+    """Return the JSON object on ``line``, or ``None`` when it is not exactly one object
+    (one naming a member twice, at any depth, is not)."""
     try:
-        value = json.loads(line, parse_constant=_refuse_constant)
+        value = json.loads(line, object_pairs_hook=_members, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
