@@ -292,6 +292,21 @@ def test_an_uninspectable_event_ends_the_stream_with_an_error(tmp_path: Path) ->
     assert (message["id"], message["error"]["code"]) == (7, STDIO_ERROR)
 
 
+def test_a_request_answered_before_the_stream_ends_is_not_answered_again(
+    tmp_path: Path,
+) -> None:
+    """JSON-RPC answers a request once: a stream that ends early after its answer went out
+    ends without a second, contradicting error for the same id."""
+    answer = {"jsonrpc": "2.0", "id": 7, "result": {"text": "done"}}
+    body = sse(event(answer), event("{not json"))
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=body)])
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, REQUEST)
+    frames = [frame for frame in response.text.split("\n\n") if frame]
+    assert [json.loads(frame.split("data: ", 1)[1]) for frame in frames] == [answer]
+    assert ("mcp_refused", "mcp_sse_event_unparseable") in decisions(tmp_path)
+
+
 def test_json_in_a_string_that_repeats_a_key_goes_on_as_inspected(tmp_path: Path) -> None:
     """Parsing keeps the last copy of a repeated key, so only that one is inspected; a
     receiver keeping the first would read the other, so the document goes on re-encoded."""

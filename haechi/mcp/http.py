@@ -25,7 +25,7 @@ refused because of its id still answers the client's request when that id is exa
 the client sent. An answer that cannot be inspected — not JSON, not an event stream, over
 ``responseProtection.maxBytes``, an event that is not a message — never reaches the client: a
 body is refused with 502, and a stream answering a request ends
-with a ``-32000`` error for that request. An answer (JSON or event stream) that declares a
+with a ``-32000`` error for that request unless its answer went out already. An answer (JSON or event stream) that declares a
 ``content-encoding`` other than ``identity``, or a charset other than UTF-8 in its
 ``content-type``, is refused with 502 before anything of it is sent: it would be inspected as
 the UTF-8 text its bytes spell, and relayed for a client that decodes it first (gunzips it,
@@ -363,12 +363,14 @@ class StreamableHttpHandler:
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         parser = SseParser(self._cap)
+        # Once the posted request is answered, a stream ending early owes it nothing more.
+        answered = False
         try:
             async for chunk in response.aiter_raw():
                 for frame in parser.feed(chunk):
-                    await self._event(request, frame, send, fallback_id)
+                    answered |= await self._event(request, frame, send, fallback_id)
             for frame in parser.finish():
-                await self._event(request, frame, send, fallback_id)
+                answered |= await self._event(request, frame, send, fallback_id)
         except (LimitError, UnicodeDecodeError, _StreamEnded) as exc:
             if isinstance(exc, _StreamEnded):
                 reason = exc.reason
@@ -380,7 +382,7 @@ class StreamableHttpHandler:
                 # The stream ends whether or not this record can be written.
                 with contextlib.suppress(AuditError):
                     await self._audit_stream(request, reason)
-            if fallback_id is not None:
+            if fallback_id is not None and not answered:
                 reason = "an upstream event could not be inspected"
                 refusal = error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
                 await self._send_event(send, (), dumps(refusal))
@@ -401,12 +403,13 @@ class StreamableHttpHandler:
 
     async def _event(
         self, request: GatewayRequest, frame: Frame, send: Send, fallback_id: Any
-    ) -> None:
+    ) -> bool:
+        """Relay one event; ``True`` when it answered the posted request (``fallback_id``)."""
         meta = await self._fields(request, frame.meta)
         if not frame.data:
             if meta or frame.data is not None:
                 await self._send_event(send, meta, frame.data)
-            return
+            return False
         try:
             message = parse_message(frame.data.encode("utf-8"))
         except MessageError:
@@ -415,9 +418,13 @@ class StreamableHttpHandler:
         if outcome.action == "forward":
             assert outcome.message is not None
             await self._send_event(send, meta, dumps(outcome.message))
-        elif outcome.action == "answer" and "method" in message and message.get("id") is not None:
+            sent_id = outcome.message.get("id")
+            is_response = "method" not in outcome.message and fallback_id is not None
+            return is_response and (type(sent_id), sent_id) == (type(fallback_id), fallback_id)
+        if outcome.action == "answer" and "method" in message and message.get("id") is not None:
             assert outcome.message is not None
             await self._answer_upstream(request, outcome.message)
+        return False
 
     async def _fields(self, request: GatewayRequest, meta: tuple[str, ...]) -> tuple[str, ...]:
         """The field lines of an event that go on to the client.
