@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -191,6 +192,34 @@ async def test_no_processes_and_no_signals_to_the_gateway(
     assert [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")] == [
         "plugin-error"
     ]
+
+
+def scheduling_of(pid: int) -> tuple[Any, ...]:
+    return (
+        resource.prlimit(pid, resource.RLIMIT_NOFILE),
+        os.sched_getscheduler(pid),
+        os.sched_getaffinity(pid),
+        os.getpriority(os.PRIO_PROCESS, pid),
+    )
+
+
+@pytest.mark.anyio
+async def test_no_limits_or_scheduling_of_other_processes(
+    hostile: Callable[..., PluginAuthProvider],
+) -> None:
+    """Same-uid calls that act on a process by pid: a plugin that lowers the gateway's
+    descriptor or CPU limits, or parks it at idle priority, disables it without a signal."""
+    provider = hostile()
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        before = scheduling_of(victim.pid)
+        for attack in ("limit-other", "idle-other", "pin-other", "nice-other"):
+            assert await role_after(provider, f"{attack}:{victim.pid}") == "PermissionError:1"
+        assert scheduling_of(victim.pid) == before
+    finally:
+        victim.kill()
+        victim.wait(timeout=30)
+    assert await ask(provider, "hello") is not None
 
 
 @pytest.mark.anyio

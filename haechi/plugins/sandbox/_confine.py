@@ -13,7 +13,11 @@ Layers, each enforced by the Linux kernel (not by Python, so plugin code cannot 
   sockets of processes outside the sandbox.
 * **seccomp**: a small BPF denylist (x86-64 and aarch64): no new sockets (this also closes
   pathname UNIX sockets, which Landlock does not cover), no fork/clone/exec, no signals to
-  other processes, no ptrace, namespaces, keyrings, BPF, io_uring, perf or mounts.
+  other processes, no ptrace, namespaces, keyrings, BPF, io_uring, perf or mounts. Calls that
+  act on a process named by its pid (resource limits, scheduling, priority, page placement)
+  are allowed on the child itself only: the kernel lets any process of the same user lower
+  another's limits, so without this a plugin could set the gateway's ``RLIMIT_NOFILE`` or
+  ``RLIMIT_CPU`` to 1, or park it at idle priority, and disable it without a signal.
 * **resource limits**: address space, CPU seconds, open files, no core dumps, no file growth,
   no new processes (``RLIMIT_NPROC`` 0, which binds every uid but root; seccomp covers root).
 
@@ -66,6 +70,7 @@ _DENIED_SYSCALLS: Final = {
         62,  # kill
         101,  # ptrace
         129,  # rt_sigqueueinfo
+        141,  # setpriority (its target may be every process of a user)
         165,  # mount
         166,  # umount2
         200,  # tkill
@@ -73,6 +78,7 @@ _DENIED_SYSCALLS: Final = {
         248,  # add_key
         249,  # request_key
         250,  # keyctl
+        251,  # ioprio_set (its target may be every process of a user)
         272,  # unshare
         297,  # rt_tgsigqueueinfo
         298,  # perf_event_open
@@ -81,6 +87,7 @@ _DENIED_SYSCALLS: Final = {
         308,  # setns
         310,  # process_vm_readv
         311,  # process_vm_writev
+        312,  # kcmp
         321,  # bpf
         322,  # execveat
         323,  # userfaultfd
@@ -91,6 +98,7 @@ _DENIED_SYSCALLS: Final = {
         438,  # pidfd_getfd
     ),
     "aarch64": (
+        30,  # ioprio_set (its target may be every process of a user)
         39,  # umount2
         40,  # mount
         97,  # unshare
@@ -99,6 +107,7 @@ _DENIED_SYSCALLS: Final = {
         130,  # tkill
         131,  # tgkill
         138,  # rt_sigqueueinfo
+        140,  # setpriority (its target may be every process of a user)
         198,  # socket
         217,  # add_key
         218,  # request_key
@@ -112,6 +121,7 @@ _DENIED_SYSCALLS: Final = {
         268,  # setns
         270,  # process_vm_readv
         271,  # process_vm_writev
+        272,  # kcmp
         280,  # bpf
         281,  # execveat
         282,  # userfaultfd
@@ -122,6 +132,31 @@ _DENIED_SYSCALLS: Final = {
         438,  # pidfd_getfd
     ),
 }
+#: Calls whose first argument is the pid they act on: allowed only with pid 0 (this process).
+_SELF_ONLY_SYSCALLS: Final = {
+    "x86_64": (
+        142,  # sched_setparam
+        144,  # sched_setscheduler
+        203,  # sched_setaffinity
+        256,  # migrate_pages
+        274,  # get_robust_list
+        279,  # move_pages
+        302,  # prlimit64 (setrlimit and getrlimit use it with pid 0)
+        314,  # sched_setattr
+    ),
+    "aarch64": (
+        100,  # get_robust_list
+        118,  # sched_setparam
+        119,  # sched_setscheduler
+        122,  # sched_setaffinity
+        238,  # migrate_pages
+        239,  # move_pages
+        261,  # prlimit64 (setrlimit and getrlimit use it with pid 0)
+        274,  # sched_setattr
+    ),
+}
+#: seccomp_data.args[0], low 32 bits (both architectures are little-endian): the pid_t.
+_ARG0_LOW: Final = 16
 _BPF_LD_W_ABS: Final = 0x20
 _BPF_JEQ_K: Final = 0x15
 _BPF_JGE_K: Final = 0x35
@@ -285,10 +320,21 @@ def _seccomp_program(machine: str) -> list[_SockFilter]:
     if machine == "x86_64":
         # The x32 ABI reaches the same kernel entry points under other numbers.
         program += [_bpf(_BPF_JGE_K, _X32_SYSCALL_BIT, jf=1), _bpf(_BPF_RET_K, deny)]
-    for index, number in enumerate(denied):
-        # Jump to the shared "deny" return placed right after the comparisons.
-        program.append(_bpf(_BPF_JEQ_K, number, jt=len(denied) - index))
-    program += [_bpf(_BPF_RET_K, _SECCOMP_RET_ALLOW), _bpf(_BPF_RET_K, deny)]
+    comparisons = [(number, True) for number in denied]
+    comparisons += [(number, False) for number in _SELF_ONLY_SYSCALLS[machine]]
+    count = len(comparisons)
+    for index, (number, always) in enumerate(comparisons):
+        # After the comparisons (at ``count``): allow; the pid check (count + 1, count + 2);
+        # the shared deny (count + 3); allow for pid 0 (count + 4). Jumps only go forward.
+        target = count + 3 if always else count + 1
+        program.append(_bpf(_BPF_JEQ_K, number, jt=target - index - 1))
+    program += [
+        _bpf(_BPF_RET_K, _SECCOMP_RET_ALLOW),
+        _bpf(_BPF_LD_W_ABS, _ARG0_LOW),
+        _bpf(_BPF_JEQ_K, 0, jt=1),
+        _bpf(_BPF_RET_K, deny),
+        _bpf(_BPF_RET_K, _SECCOMP_RET_ALLOW),
+    ]
     return program
 
 

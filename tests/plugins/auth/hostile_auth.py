@@ -8,6 +8,7 @@ otherwise ``<ExceptionClass>:<errno>``, so a test can tell which wall stopped it
 """
 
 import os
+import resource
 import socket
 import subprocess
 import time
@@ -64,6 +65,23 @@ def _signal_parent(argument):
     os.kill(os.getppid(), 0)
 
 
+def _limit_other(argument):
+    # Lower the descriptor limit of another process of the same user (the gateway).
+    resource.prlimit(int(argument), resource.RLIMIT_NOFILE, (1, 1))
+
+
+def _idle_other(argument):
+    os.sched_setscheduler(int(argument), os.SCHED_IDLE, os.sched_param(0))
+
+
+def _pin_other(argument):
+    os.sched_setaffinity(int(argument), {0})
+
+
+def _nice_other(argument):
+    os.setpriority(os.PRIO_PROCESS, int(argument), 19)
+
+
 def _memory(argument):
     block = bytearray(int(argument) * 1024 * 1024)
     block[-1] = 1
@@ -105,6 +123,10 @@ _ATTACKS = {
     "spawn": _spawn,
     "fork": _fork,
     "signal": _signal_parent,
+    "limit-other": _limit_other,
+    "idle-other": _idle_other,
+    "pin-other": _pin_other,
+    "nice-other": _nice_other,
     "memory": _memory,
     "spin": _spin,
     "burn": _burn,
