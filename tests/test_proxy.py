@@ -339,6 +339,60 @@ def test_connect_is_refused_and_ends_the_connection(
     assert [r.method for r in gateway.upstream.received] == ["GET"] * after_an_answer
 
 
+#: The upgrade to HTTP/2 that curl --http2 asks for on http://.
+_UPGRADE = (
+    b"connection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\n"
+    b"http2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+)
+
+
+def _until_closed(gateway: Gateway, request: bytes) -> bytes:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_request_asking_to_upgrade_is_served_and_so_is_the_next_one(gateway: Gateway) -> None:
+    """The parser stops behind a request that asks to switch protocols (curl --http2 on
+    http:// asks for h2c); the gateway switches to none, and goes on with the next request
+    of the same read instead of dropping it."""
+    received = _until_closed(
+        gateway,
+        b"GET /v1/models HTTP/1.1\r\nhost: x\r\n" + _UPGRADE + b"\r\n"
+        b"GET /v1/models?next HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert b"HTTP/1.1 101" not in received
+    assert [r.query for r in gateway.upstream.received] == ["", "next"]
+
+
+_SMUGGLED = b"GET /v1/models?smuggled HTTP/1.1\r\nhost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "framed_body",
+    [
+        b"content-length: %d\r\n\r\n%s" % (len(_SMUGGLED), _SMUGGLED),
+        b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(_SMUGGLED), _SMUGGLED),
+    ],
+)
+def test_a_request_asking_to_upgrade_with_a_body_is_refused(
+    gateway: Gateway, framed_body: bytes
+) -> None:
+    """The parser reads no body after such a request: it was served without its body, and
+    the body parsed as the next request (a request smuggled inside another one's body)."""
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n" + _UPGRADE
+    received = _until_closed(gateway, head + framed_body)
+    answer_head, _, answer = received.partition(b"\r\n\r\n")
+    assert answer_head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(answer)["error"] == "haechi_invalid_http_request"
+    assert gateway.upstream.received == []
+
+
 def _post_to(target: bytes) -> bytes:
     return b"POST " + target + b" HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
 

@@ -322,7 +322,7 @@ def _protocol_class(limits: Any) -> Any:
                 self._headers_deadline.arm()
             self._received += len(data)
             before = self._in_head
-            super().data_received(data)
+            self._feed(data)
             if before != self._in_head:
                 return  # a head ended or began in this read: counted from there on
             if self._in_head and self._received > self.max_head_bytes:
@@ -331,6 +331,25 @@ def _protocol_class(limits: Any) -> Any:
                 # A response may be under way: no answer can be framed, the connection is
                 # cut (the request ends as a client disconnect does).
                 self.transport.close()
+
+        def _feed(self, data: bytes) -> None:
+            """uvicorn's ``data_received``, except after a request that asks to switch
+            protocols (``Connection: upgrade``): the parser stops behind it, and uvicorn
+            drops the rest of the read. The gateway switches to no protocol and serves that
+            request as any other, so the rest is parsed as what follows it: the next request
+            (dropped, a pipelined request went unanswered, and a read ending inside one left
+            the rest of it to be parsed as a request of its own)."""
+            self._unset_keepalive_if_required()
+            while data:
+                try:
+                    self.parser.feed_data(data)
+                except httptools.HttpParserError:
+                    self.send_400_response("Invalid HTTP request received.")
+                    return
+                except httptools.HttpParserUpgrade as upgrade:
+                    data = data[upgrade.args[0] :]
+                else:
+                    return
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             self._headers_deadline = _Deadline(self.loop, self.headers_timeout_s, transport.close)
@@ -422,6 +441,13 @@ def _protocol_class(limits: Any) -> Any:
                 # The gateway is not a forward proxy, and the parser takes whatever follows
                 # a CONNECT for tunnelled bytes, which it would skip without reading.
                 raise _Refused("haechi_invalid_proxy_target")
+            if self.parser.should_upgrade() and any(
+                name == b"transfer-encoding" or (name == b"content-length" and value != b"0")
+                for name, value in self.headers
+            ):
+                # The parser reads no body after a request that asks to switch protocols:
+                # the request would be served without it, and its body parsed as requests.
+                raise _Refused("haechi_invalid_http_request")
             # httptools keeps only the path of an absolute-form target; keep the target as
             # sent so the gateway can refuse "http://other-host/..." instead of routing it.
             self.scope[RAW_TARGET_KEY] = bytes(self.url)  # type: ignore[typeddict-unknown-key]
@@ -455,6 +481,10 @@ def uvicorn_options(config: Any) -> dict[str, Any]:
         # would only cost time and trust headers nobody asked to trust.
         "proxy_headers": False,
         "timeout_keep_alive": _KEEP_ALIVE_S,
+        # The gateway serves no WebSocket: whatever library is installed, an upgrade request
+        # is served as a plain request (see the protocol's _feed), never handed to another
+        # protocol.
+        "ws": "none",
         "timeout_graceful_shutdown": limits.shutdown_grace_ms / 1000,
         "http": _protocol_class(limits),
         "loop": "uvloop" if _HAS_UVLOOP else "asyncio",
