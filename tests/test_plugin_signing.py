@@ -124,6 +124,10 @@ def test_revocation_of_signer_and_of_build() -> None:
     assert reason_of(envelope, ENTRY + b"#", by_signer) == "revoked"
     by_build = TrustPolicy(anchors=policy.anchors, revoked_entries=frozenset({entry_sha256(ENTRY)}))
     assert reason_of(envelope, ENTRY, by_build) == "revoked"
+    in_capitals = TrustPolicy(
+        anchors=policy.anchors, revoked_entries=frozenset({entry_sha256(ENTRY).upper()})
+    )
+    assert reason_of(envelope, ENTRY, in_capitals) == "revoked"
 
 
 @pytest.mark.parametrize(
@@ -174,6 +178,10 @@ def test_pins() -> None:
     for pin, ok in (
         (
             PluginPin(version="1.2.3", entry_sha256=entry_sha256(ENTRY), manifest_sha256=digest),
+            True,
+        ),
+        (
+            PluginPin(entry_sha256=entry_sha256(ENTRY).upper(), manifest_sha256=digest.upper()),
             True,
         ),
         (PluginPin(version="1.2.4"), False),

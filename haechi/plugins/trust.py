@@ -217,6 +217,15 @@ def _same(expected: str, actual: str) -> bool:
     return hmac.compare_digest(expected.encode("utf-8"), actual.encode("utf-8"))
 
 
+def _same_digest(configured: str, actual: str) -> bool:
+    """Compare a hex digest from the operator's settings with a computed (lowercase) one.
+
+    Tools print digests in either case (PowerShell's ``Get-FileHash`` in capitals): compared
+    as written, a revocation pasted from one would miss its build and let it load.
+    """
+    return _same(configured.strip().lower(), actual)
+
+
 def _check_capabilities(payload: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, bool]:
     capabilities: dict[str, bool] = {}
     for name, granted in payload["capabilities"].items():
@@ -269,7 +278,7 @@ def verify_signed_plugin(
     actual_hash = entry_sha256(entry)
     if not _same(payload["entrySha256"], actual_hash):
         raise _refuse("tampered-entry", "the entry bytes do not match the signed entrySha256")
-    if any(_same(revoked, actual_hash) for revoked in policy.revoked_entries):
+    if any(_same_digest(revoked, actual_hash) for revoked in policy.revoked_entries):
         raise _refuse("revoked", "this entry build is revoked")
     if not verify_signature(payload, signature, public_key):
         raise _refuse("invalid-signature", f"the signature does not verify under {signer!r}")
@@ -287,9 +296,9 @@ def verify_signed_plugin(
     if pin is not None:
         if pin.version is not None and pin.version != version:
             raise _refuse("pin-mismatch", f"version {version} is not the pinned {pin.version}")
-        if pin.entry_sha256 is not None and not _same(pin.entry_sha256, actual_hash):
+        if pin.entry_sha256 is not None and not _same_digest(pin.entry_sha256, actual_hash):
             raise _refuse("pin-mismatch", "the entry hash is not the pinned entrySha256")
-        if pin.manifest_sha256 is not None and not _same(pin.manifest_sha256, digest):
+        if pin.manifest_sha256 is not None and not _same_digest(pin.manifest_sha256, digest):
             raise _refuse("pin-mismatch", "the signed payload is not the pinned manifestSha256")
     capabilities = _check_capabilities(payload, policy.allow_capabilities)
     if policy.core_version is not None:

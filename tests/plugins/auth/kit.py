@@ -22,7 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haechi.config import HaechiConfig
-from haechi.plugins.signing import build_payload, generate_keypair, load_private_key, sign_payload
+from haechi.plugins.signing import (
+    build_payload,
+    entry_sha256,
+    generate_keypair,
+    load_private_key,
+    sign_payload,
+)
 
 FIXTURES = Path(__file__).parent
 
@@ -200,6 +206,16 @@ REFUSAL_CASES: tuple[RefusalCase, ...] = (
     RefusalCase("alg-not-ed25519", _bad_alg),
     RefusalCase("unknown-signer", _unknown_signer),
     RefusalCase("revoked", sign_plugin, settings={"revoked": {"signerKeyIds": ["test-signer"]}}),
+    RefusalCase(
+        # A hash as some tools print it (PowerShell's Get-FileHash: capitals) still revokes.
+        "revoked",
+        sign_plugin,
+        settings={
+            "revoked": {
+                "entrySha256": [entry_sha256((FIXTURES / "good_auth.py").read_bytes()).upper()]
+            }
+        },
+    ),
     RefusalCase("tampered-entry", _tampered),
     RefusalCase("invalid-signature", _bad_signature),
     RefusalCase("expired-window", lambda d: sign_plugin(d, not_before=0, not_after=1000)),
