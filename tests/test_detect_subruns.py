@@ -10,6 +10,7 @@ number rules on the sub-runs that start and end at group boundaries.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -193,3 +194,42 @@ def test_joiners_change_the_work_never_the_findings(
         (d.type, d.start, d.end) for d in _WITHOUT_JOINERS.scan_text(text, direction="request")
     ]
     assert found == reference
+
+
+def _reference_sub_runs(
+    text: str, runs: list[tuple[int, int]], min_digits: int, width: int, joiners: str
+) -> list[tuple[int, int]]:
+    """Every sub-run by the definition, one pair of groups at a time."""
+    found = []
+    for run_start, run_end in runs:
+        groups = [m.span() for m in re.finditer("[0-9]+", text[run_start:run_end])]
+        groups = [(run_start + a, run_start + b) for a, b in groups]
+        for first in range(len(groups)):
+            for last in range(first, len(groups)):
+                start, end = groups[first][0], groups[last][1]
+                gaps = [text[groups[i][1] : groups[i + 1][0]] for i in range(first, last)]
+                if end - start > width or (joiners and any(g.strip(joiners) for g in gaps)):
+                    break
+                digits = sum(b - a for a, b in groups[first : last + 1])
+                if digits < min_digits or (first == 0 and last == len(groups) - 1):
+                    continue
+                low = max(0, start - 8) if first == 0 else start
+                high = min(len(text), end + 8) if last == len(groups) - 1 else end
+                found.append((low, high))
+    return found
+
+
+@SETTINGS
+@given(
+    parts=st.lists(st.tuples(_GROUP, _ANY_SEP), min_size=1, max_size=30),
+    min_digits=st.integers(1, 16),
+    width=st.integers(1, 30),
+    joiners=st.sampled_from(["", " ._-", " "]),
+)
+def test_sub_runs_are_every_sub_run_the_definition_names(
+    parts: list[tuple[str, str]], min_digits: int, width: int, joiners: str
+) -> None:
+    text = "x " + "".join(g + s for g, s in parts) + "y"
+    runs = DigitRuns(text).spans()
+    produced = list(sub_runs(text, runs, min_digits=min_digits, width=width, joiners=joiners))
+    assert sorted(produced) == sorted(_reference_sub_runs(text, runs, min_digits, width, joiners))

@@ -72,21 +72,27 @@ def sub_runs(
             if segment_end - segment_start < min_digits:
                 continue
             groups = [match.span() for match in _GROUP.finditer(text, segment_start, segment_end)]
-            if sum(end - start for start, end in groups) < min_digits:
-                continue
             # The real context is kept only at the ends of the run; a segment's other ends
             # are cuts like any other between two groups.
             opens_run = segment_start == run_start
             closes_run = segment_end == run_end
             last = len(groups) - 1
+            # digits[i]: digits in groups[:i]. reach: one past the last group within
+            # ``width`` of the start group, so a start whose reach holds too few digits is
+            # passed over at once (a table of short numbers has thousands of such starts).
+            digits = [0]
+            for group_start, group_end in groups:
+                digits.append(digits[-1] + group_end - group_start)
+            reach = 0
             for first, (start, _end) in enumerate(groups):
-                count = 0
-                for index in range(first, last + 1):
+                reach = max(reach, first)
+                while reach <= last and groups[reach][1] - start <= width:
+                    reach += 1
+                if digits[reach] - digits[first] < min_digits:
+                    continue
+                for index in range(first, reach):
                     group_start, end = groups[index]
-                    if end - start > width:
-                        break
-                    count += end - group_start
-                    if count < min_digits:
+                    if digits[index + 1] - digits[first] < min_digits:
                         continue
                     if opens_run and closes_run and first == 0 and index == last:
                         continue  # the whole run
