@@ -157,6 +157,15 @@ def test_signing_window(bounds: dict[str, Any], reason: str | None) -> None:
         ("1.2.0", "1.10.0", True),
         ("2", "1.9", False),
         ("1.0", "1.0.1", True),
+        # An older pre-release is below a later release, whatever its suffix.
+        ("1.0.0-beta", "1.0.3", True),
+        ("1.0.0rc1", "1.0.5", True),
+        ("1.0.0-rc1", "1.0.0", True),
+        ("1.0.1-rc1", "1.0.0", False),
+        ("1.0.x", "1.0.0", True),
+        ("1.\u00b2", "1.1", True),  # a superscript is a digit to str.isdigit, not to int()
+        ("1." + "9" * 5000, "1.10", False),  # beyond int()'s 4300 digits
+        ("1.010", "1.9", False),
     ],
 )
 def test_version_floor_compares_numerically(version: str, floor: str, refused: bool) -> None:

@@ -200,16 +200,28 @@ def _bound_ms(name: str, value: object) -> float | None:
     raise _refuse("manifest-invalid", f"payload.{name} must be null, epoch ms or an ISO date")
 
 
-def _version_key(version: str) -> list[tuple[int, int | str]]:
-    # Numeric segments compare as numbers and sort before non-numeric ones.
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in version.split(".")]
+def _version_key(version: str) -> list[tuple[int, str, int, str]]:
+    """Per dotted segment: its leading number, then whether text follows it, then the text.
+
+    Text after the number marks a pre-release (``0-rc1``, ``0b2``) and sorts below the bare
+    number; a segment without a number sorts below every number. Read otherwise, an old
+    ``1.0.0-beta`` would pass a floor of ``1.0.3`` (a rollback the floor exists to refuse).
+    Numbers compare by length, then digits, without ``int()`` (no limit on their size).
+    """
+    key: list[tuple[int, str, int, str]] = []
+    for part in version.split("."):
+        text = part.lstrip("0123456789")
+        digits = part[: len(part) - len(text)]
+        number = digits.lstrip("0")
+        key.append((len(number) if digits else -1, number, 0 if text else 1, text))
+    return key
 
 
 def _version_below(version: str, floor: str) -> bool:
     left, right = _version_key(version), _version_key(floor)
     width = max(len(left), len(right))
-    left += [(0, 0)] * (width - len(left))
-    right += [(0, 0)] * (width - len(right))
+    left += [(0, "", 1, "")] * (width - len(left))
+    right += [(0, "", 1, "")] * (width - len(right))
     return left < right
 
 
