@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +334,43 @@ def test_oversized_and_unreadable_files_are_manifest_invalid(tmp_path: Path) -> 
     os.unlink(signed.envelope_path)
     with pytest.raises(PluginLoadError):
         read_plugin_files(signed.envelope_path)
+
+
+def read_fifo_guarded(manifest: Path, fifo: Path) -> PluginLoadError:
+    """``read_plugin_files`` where ``fifo`` is a named pipe nobody writes to; a reader that
+    blocks on it is released after a generous guard and the test fails."""
+    raised: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_plugin_files(manifest)
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(60)
+        pytest.fail("reading the plugin files blocked on a named pipe")
+    [error] = raised
+    assert isinstance(error, PluginLoadError)
+    return error
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A respawn re-reads the files under the supervisor's lock: one that waits for a writer
+    would hold every later call."""
+    signed = sign_plugin(tmp_path / "plugin")
+    signed.entry_path.unlink()
+    os.mkfifo(signed.entry_path)
+    assert read_fifo_guarded(signed.envelope_path, signed.entry_path).reason == "manifest-invalid"
+    signed.envelope_path.unlink()
+    os.mkfifo(signed.envelope_path)
+    assert read_fifo_guarded(signed.envelope_path, signed.envelope_path).reason == (
+        "manifest-invalid"
+    )
 
 
 def test_manifest_only_rules() -> None:

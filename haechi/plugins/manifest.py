@@ -42,6 +42,10 @@ __all__ = [
 #: Largest entry file the gate reads.
 MAX_ENTRY_BYTES: Final = 4 * 1024 * 1024
 _MAX_MANIFEST_BYTES: Final = 1024 * 1024
+#: Opening never waits: a named pipe where a plugin file belongs would block ``open`` until
+#: a writer came, and a respawn reads the files holding the supervisor's lock. Only regular
+#: files are then read.
+_OPEN_FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 PLUGIN_KINDS: Final = (
     "crypto-provider",
@@ -157,7 +161,9 @@ def _invalid(detail: str) -> PluginLoadError:
 
 
 def _read_json(path: Path) -> object:
-    with path.open("rb") as handle:
+    with os.fdopen(os.open(path, _OPEN_FLAGS), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise _invalid(f"{path.name} is not a regular file")
         raw = handle.read(_MAX_MANIFEST_BYTES + 1)
     if len(raw) > _MAX_MANIFEST_BYTES:
         raise _invalid(f"{path.name} is larger than {_MAX_MANIFEST_BYTES} bytes")
@@ -197,7 +203,7 @@ def _inside(directory: Path, name: object) -> Path:
 
 
 def _read_entry(path: Path, *, follow_links: bool, root: Path | None) -> bytes:
-    flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    flags = _OPEN_FLAGS | (0 if follow_links else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
