@@ -437,6 +437,22 @@ async def test_a_respawn_reruns_the_gate_from_disk(
 
 
 @pytest.mark.anyio
+async def test_a_respawn_refuses_a_manifest_python_cannot_parse(
+    make_provider: Callable[..., PluginAuthProvider], audit_path: Path, tmp_path: Path
+) -> None:
+    provider = make_provider("hostile_auth.py")
+    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
+    envelope = tmp_path / "plugin" / "test-auth.signed.json"
+    envelope.write_text(envelope.read_text().rstrip()[:-1] + ', "junk": ' + "9" * 5000 + "}")
+    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
+    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
+    refused = audit_events(audit_path, "plugin.load.refused")
+    assert [e["reason"] for e in refused] == ["manifest-invalid"]
+    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
+    assert reasons == ["crash", "unavailable", "unavailable"]
+
+
+@pytest.mark.anyio
 async def test_calls_beyond_max_pending_are_denied(
     make_provider: Callable[..., PluginAuthProvider], audit_path: Path
 ) -> None:

@@ -336,6 +336,20 @@ def test_oversized_and_unreadable_files_are_manifest_invalid(tmp_path: Path) -> 
         read_plugin_files(signed.envelope_path)
 
 
+@pytest.mark.parametrize(
+    "junk", ["9" * 5000, "[" * 100_000 + "]" * 100_000], ids=["long-number", "deep-nesting"]
+)
+def test_json_python_cannot_hold_is_manifest_invalid(tmp_path: Path, junk: str) -> None:
+    """Numbers beyond int()'s digit limit and nesting beyond the recursion limit raise
+    ValueError and RecursionError from json.loads, not JSONDecodeError."""
+    signed = sign_plugin(tmp_path)
+    text = json.dumps(signed.envelope)
+    signed.envelope_path.write_text(text[:-1] + f', "junk": {junk}}}')
+    with pytest.raises(PluginLoadError) as refused:
+        read_plugin_files(signed.envelope_path)
+    assert refused.value.reason == "manifest-invalid"
+
+
 def read_fifo_guarded(manifest: Path, fifo: Path) -> PluginLoadError:
     """``read_plugin_files`` where ``fifo`` is a named pipe nobody writes to; a reader that
     blocks on it is released after a generous guard and the test fails."""

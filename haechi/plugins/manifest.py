@@ -169,7 +169,9 @@ def _read_json(path: Path) -> object:
         raise _invalid(f"{path.name} is larger than {_MAX_MANIFEST_BYTES} bytes")
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # Besides malformed text: a number beyond int()'s digit limit (ValueError) and
+        # nesting beyond the recursion limit, which must refuse like any other bad file.
         raise _invalid(f"{path.name} is not UTF-8 JSON") from None
 
 
