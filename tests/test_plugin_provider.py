@@ -129,6 +129,16 @@ async def test_good_plugin_authenticates_with_hmacd_identity(
 
 
 @pytest.mark.anyio
+async def test_a_plugin_denying_with_a_deny_object_passes_conformance(
+    make_provider: Callable[..., PluginAuthProvider], audit_path: Path
+) -> None:
+    provider = make_provider("deny_object.py")
+    assert await provider.authenticate(GOOD) is not None
+    assert await provider.authenticate({"authorization": "Bearer wrong-value"}) is None
+    assert [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")] == ["deny"]
+
+
+@pytest.mark.anyio
 async def test_denials_are_audited_without_the_credential(
     make_provider: Callable[..., PluginAuthProvider], audit_path: Path
 ) -> None:

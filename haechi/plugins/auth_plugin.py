@@ -466,8 +466,6 @@ class PluginAuthProvider:
             await _record(self._audit, event)
         if outcome.reason is not None:
             return outcome.reason
-        if isinstance(outcome.claims, Mapping) and outcome.claims.get("deny") is True:
-            return "deny"
         try:
             claims = sanitize_claims(outcome.claims, self._allowed_label_keys)
         except ValueError:

@@ -320,7 +320,12 @@ class SandboxProcess:
         if message.get("t") != "auth" or type(answer) is not int or answer != cid:
             return self._killed("protocol-error")
         if "claims" in message:
-            return SandboxReply("claims", claims=message["claims"])
+            claims = message["claims"]
+            if isinstance(claims, dict) and claims.get("deny") is True:
+                # The documented way to deny besides None: a denial to every caller,
+                # conformance included, which would otherwise read it as an acceptance.
+                return SandboxReply("deny")
+            return SandboxReply("claims", claims=claims)
         if message.get("error") is True:
             return SandboxReply("plugin-error")
         if message.get("invalid") is True:
