@@ -141,6 +141,8 @@ def test_revocation_of_signer_and_of_build() -> None:
         ({"notAfter": "whenever"}, "manifest-invalid"),
         ({"notAfter": ""}, "manifest-invalid"),
         ({"notAfter": True}, "manifest-invalid"),
+        ({"notAfter": 10**400}, "manifest-invalid"),  # no float holds it
+        ({"notAfter": "0001-01-01T00:00:00+14:00"}, "expired-window"),
     ],
 )
 def test_signing_window(bounds: dict[str, Any], reason: str | None) -> None:

@@ -185,9 +185,13 @@ def _bound_ms(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        try:
+            bound = float(value)  # an integer too large for a float raises OverflowError
+        except OverflowError:
+            bound = math.inf
+        if not math.isfinite(bound):
             raise _refuse("manifest-invalid", f"payload.{name} is not a finite number")
-        return float(value)
+        return bound
     if isinstance(value, str) and value.strip():
         try:
             parsed = datetime.fromisoformat(value.strip())
