@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -429,6 +430,28 @@ async def test_the_breaker_trips_after_repeated_crashes(
     assert causes == ["crash"] * 5 + ["respawn-storm"]
     reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
     assert reasons == ["crash"] * 5 + ["circuit-open"]
+
+
+@pytest.mark.anyio
+async def test_a_child_dying_between_calls_counts_for_the_breaker(
+    make_provider: Callable[..., PluginAuthProvider], audit_path: Path
+) -> None:
+    """Without this a plugin that exits after every answer costs a new process, and a
+    conformance run, per request for ever."""
+    provider = make_provider("hostile_auth.py", breaker=BreakerPolicy(backoff_s=0.001))
+    for _ in range(5):
+        identity = await provider.authenticate({"authorization": "Bearer die-after"})
+        assert identity is not None
+        # Wait (without reaping) until the child is gone.
+        pid = int(identity.labels["role"])
+        await anyio.to_thread.run_sync(os.waitid, os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
+    causes = [e["cause"] for e in audit_events(audit_path, "plugin.worker.terminated")]
+    assert causes == ["crash"] * 5 + ["respawn-storm"]
+    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
+    assert reasons == ["circuit-open"]
+    accepted = audit_events(audit_path, "plugin.load.accepted")
+    assert [e["respawn"] for e in accepted] == [False, True, True, True, True]
 
 
 @pytest.mark.anyio

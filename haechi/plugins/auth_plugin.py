@@ -358,9 +358,24 @@ class _Supervisor:
                 self._call_locked(credential, outcome)
         return outcome
 
+    def _count_kill(self, outcome: _Outcome, cause: str) -> None:
+        plugin_id = self.plugin.plugin_id if self.plugin else ""
+        outcome.events.append(_terminated_event(plugin_id, cause))
+        if self._breaker.record_kill():
+            outcome.events.append(_terminated_event(plugin_id, "respawn-storm"))
+
     def _call_locked(self, credential: str, outcome: _Outcome) -> None:
         process = self._process
-        if process is None or not process.alive:
+        if process is not None and not process.alive:
+            # It died between calls (a timer it armed, its CPU budget): a kill like one
+            # during a call, or a plugin that exits after each answer would cost a new
+            # child per request without the breaker ever seeing it.
+            self._process = process = None
+            self._count_kill(outcome, "crash")
+            if self._breaker.tripped:
+                outcome.reason = "circuit-open"
+                return
+        if process is None:
             process = self._process = self._respawn(outcome)
             if process is None:
                 outcome.reason = "unavailable"
@@ -382,11 +397,7 @@ class _Supervisor:
         outcome.reason = reply.outcome
         if reply.killed:
             self._process = None
-            plugin_id = self.plugin.plugin_id if self.plugin else ""
-            cause = reply.outcome if reply.outcome in _KILL_CAUSES else "crash"
-            outcome.events.append(_terminated_event(plugin_id, cause))
-            if self._breaker.record_kill():
-                outcome.events.append(_terminated_event(plugin_id, "respawn-storm"))
+            self._count_kill(outcome, reply.outcome if reply.outcome in _KILL_CAUSES else "crash")
 
     def close(self) -> None:
         """Kill the child; every later call is denied ``closed``."""

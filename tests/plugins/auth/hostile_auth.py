@@ -9,6 +9,7 @@ otherwise ``<ExceptionClass>:<errno>``, so a test can tell which wall stopped it
 
 import os
 import resource
+import signal
 import socket
 import subprocess
 import time
@@ -154,6 +155,10 @@ _CLAIMS = {
 
 def authenticate(credential):
     request = credential.removeprefix("Bearer ")
+    if request == "die-after":
+        # Answer, then die of a timer a moment later: between calls, not during one.
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return {"subject": "mallory", "issuer": "evil", "labels": {"role": str(os.getpid())}}
     if request in _CLAIMS:
         return _CLAIMS[request]
     report = request.startswith("report:")
