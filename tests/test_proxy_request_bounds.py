@@ -176,6 +176,31 @@ def test_empty_lines_after_an_answer_do_not_hold_the_connection(tmp_path: Path) 
         assert _answer_and_close(sock) == b""
 
 
+def test_requests_waiting_on_one_connection_are_bounded(tmp_path: Path) -> None:
+    """The parser reads every request of a read at once, and each one waiting is held
+    whole: past a few, the next is refused (after the answers before it) and the
+    connection closed, instead of the gateway holding thousands from one read."""
+    probe = b"GET /__haechi/live HTTP/1.1\r\nhost: x\r\n\r\n"
+    with gateway_in_front(tmp_path) as gateway, _connection(gateway) as sock:
+        sock.settimeout(60)  # a hang guard
+        sock.sendall(probe * 1000)
+        received = _answer_and_close(sock)
+        overloaded = "haechi_overloaded_total 1.0"
+        assert overloaded in gateway.metrics(overloaded)
+    answers = []
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        length = int(head.lower().partition(b"content-length: ")[2].partition(b"\r\n")[0])
+        answers.append((head, rest[:length]))
+        received = rest[length:]
+    *served, (head, body) = answers
+    assert 0 < len(served) < 100
+    assert all(head.startswith(b"HTTP/1.1 200 ") for head, _body in served)
+    assert head.startswith(b"HTTP/1.1 503 ")
+    assert b"connection: close" in head
+    assert json.loads(body)["error"] == "haechi_overloaded"
+
+
 @pytest.mark.parametrize("started", [True, False])
 @pytest.mark.parametrize(
     ("refused", "status"),

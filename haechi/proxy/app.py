@@ -229,7 +229,11 @@ class GatewayApp:
 
     def count_refused(self, code: str) -> None:
         """Count a request refused before it was routed: a target that is not a path, or a
-        request the HTTP server's parser could not read (the server calls this itself)."""
+        request the HTTP server's parser could not read (the server calls this itself); one
+        refused for load is counted as the in-flight ceiling counts its refusals."""
+        if code == "haechi_overloaded":
+            self.metrics.increment("haechi_overloaded_total")
+            return
         self.metrics.increment(
             "haechi_requests_total",
             {

@@ -29,8 +29,10 @@ connection may carry at most twice ``limits.maxRequestBytes`` plus ``maxHeaderBy
 bytes for that request (its body with chunk framing, and trailer fields, which the gateway
 never reads): past that the connection is cut. Both are counted as bytes arrive, so no
 client can make the parser hold more than one read beyond them; a head that arrives within
-one read is measured once it is complete. A refusal is never written inside the answer to
-an earlier request of the same connection.
+one read is measured once it is complete. A connection may have at most 16 requests
+waiting behind the one being answered (pipelining): the next is refused 503
+``haechi_overloaded`` and the connection closed. A refusal is never written inside the
+answer to an earlier request of the same connection.
 - ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
   closed at once, in-flight requests get this long to finish, then the rest are cut.
 
@@ -86,6 +88,10 @@ __all__ = [
 
 DEFAULT_PROXY_PORT: Final = 11016
 _KEEP_ALIVE_S: Final = 5
+#: Requests one connection may have waiting behind the one being answered (pipelining).
+#: The parser reads every request of a read at once, and each waiting one is held whole:
+#: unbounded, one read of small requests made the gateway hold about fifteen times its size.
+_MAX_WAITING: Final = 16
 _HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
 
 
@@ -448,6 +454,8 @@ def _protocol_class(limits: Any) -> Any:
                 # The parser reads no body after a request that asks to switch protocols:
                 # the request would be served without it, and its body parsed as requests.
                 raise _Refused("haechi_invalid_http_request")
+            if len(self.pipeline) >= _MAX_WAITING:
+                raise _Refused("haechi_overloaded")  # answered after the ones before it
             # httptools keeps only the path of an absolute-form target; keep the target as
             # sent so the gateway can refuse "http://other-host/..." instead of routing it.
             self.scope[RAW_TARGET_KEY] = bytes(self.url)  # type: ignore[typeddict-unknown-key]
