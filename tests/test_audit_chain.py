@@ -190,6 +190,23 @@ def test_partial_trailing_anchor_line_is_tolerated(tmp_path: Path) -> None:
     assert result.to_json()["anchored"] == {"count": 2, "lastSequence": 2}
 
 
+def test_an_anchor_written_after_a_torn_one_is_read(tmp_path: Path) -> None:
+    """A crash can tear the last anchor line; the next anchor goes on a line of its own
+    instead of ending the torn one, where it was skipped with it."""
+    audit, anchor = tmp_path / "audit.jsonl", tmp_path / "anchor.jsonl"
+    _write(audit, 3, anchor_mode="file", anchor_path=anchor)
+    anchor.write_bytes(anchor.read_bytes()[:-20])  # the anchor of record 3, torn
+    _write(audit, 1, anchor_mode="file", anchor_path=anchor)
+    assert verify_chain(audit, anchor_path=anchor).to_json()["anchored"] == {
+        "count": 3,
+        "lastSequence": 4,
+    }
+    lines = audit.read_text(encoding="utf-8").splitlines(keepends=True)
+    audit.write_text("".join(lines[:3]), encoding="utf-8")
+    reason = "tail truncation: chain has 3 records but anchor attests sequence 4"
+    assert verify_chain(audit, anchor_path=anchor).reason == reason
+
+
 def test_missing_anchor_file_counts_as_no_anchors(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     _write(audit, 2)

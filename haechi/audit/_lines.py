@@ -115,9 +115,16 @@ def open_append(path: Path) -> tuple[int, bool]:
 
 
 def append_durably(path: Path, data: bytes) -> None:
-    """Append ``data`` to ``path`` (created 0600) and fsync it."""
+    """Append the line ``data`` to ``path`` (created 0600) and fsync it.
+
+    A file that does not end with a newline ends with a line torn by a crash: it is ended
+    first, or ``data`` would complete it and be skipped with it by every reader.
+    """
     fd, _ = open_append(path)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
         write_all(fd, data)
         os.fsync(fd)
     finally:
