@@ -344,7 +344,9 @@ def _protocol_class(limits: Any) -> Any:
             drops the rest of the read. The gateway switches to no protocol and serves that
             request as any other, so the rest is parsed as what follows it: the next request
             (dropped, a pipelined request went unanswered, and a read ending inside one left
-            the rest of it to be parsed as a request of its own)."""
+            the rest of it to be parsed as a request of its own). Nor is a warning logged per
+            refused request, as uvicorn logs one: any client could fill the log with them;
+            they are counted (``haechi_requests_total``, decision ``invalid_request``)."""
             self._unset_keepalive_if_required()
             while data:
                 try:
