@@ -37,6 +37,22 @@ def test_live_health_ready(tmp_path: Path) -> None:
         assert gateway.upstream.received == []
 
 
+@pytest.mark.parametrize(
+    "framing", [b"content-length: 100000\r\n", b"transfer-encoding: chunked\r\n"]
+)
+def test_an_endpoint_answered_before_the_body_closes_the_connection(
+    tmp_path: Path, framing: bytes
+) -> None:
+    """As any answer given before the body was read: the body is never drained."""
+    with gateway_in_front(tmp_path) as gateway:
+        answer = raw_request(
+            gateway, b"GET /__haechi/live HTTP/1.1\r\nhost: x\r\n" + framing + b"\r\n"
+        )
+    head = answer.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in head
+
+
 def test_health_reports_the_effective_mode(tmp_path: Path) -> None:
     config = {"mode": "enforce", "policy": {"mode": "dry-run"}}
     with gateway_in_front(tmp_path, config) as gateway:

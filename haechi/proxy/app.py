@@ -158,6 +158,19 @@ def _may_carry_body(headers: list[tuple[bytes, bytes]]) -> bool:
     )
 
 
+def _closing(send: Send) -> Send:
+    """``send`` adding ``Connection: close`` to the answer: an answer given before the
+    request's body was read closes the connection, or the server would drain the body for
+    as long as the client keeps sending it."""
+
+    async def closing(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], (b"connection", b"close")]}
+        await send(message)
+
+    return closing
+
+
 def _unchanged(result: ProtectResult) -> bool:
     """Whether protection left the payload exactly as it was."""
     return result.mode != "enforce" or not result.summary.get("detectionCount")
@@ -262,8 +275,11 @@ class GatewayApp:
             return
         reserved = reserved_path(path)
         if reserved is not None:  # operability routes are not counted as requests
+            unread = _may_carry_body(scope["headers"])
             try:
-                await self.ops.handle(scope["method"], reserved, send, cid)
+                await self.ops.handle(
+                    scope["method"], reserved, _closing(send) if unread else send, cid
+                )
             except GatewayError as error:
                 await self._send_error(send, error, cid, scope)
             return
