@@ -208,7 +208,10 @@ def _reference_sub_runs(
             for last in range(first, len(groups)):
                 start, end = groups[first][0], groups[last][1]
                 gaps = [text[groups[i][1] : groups[i + 1][0]] for i in range(first, last)]
-                if end - start > width or (joiners and any(g.strip(joiners) for g in gaps)):
+                split_otherwise = joiners and (
+                    len(set(gaps)) > 1 or any(len(g) != 1 or g not in joiners for g in gaps)
+                )
+                if end - start > width or split_otherwise:
                     break
                 digits = sum(b - a for a, b in groups[first : last + 1])
                 if digits < min_digits or (first == 0 and last == len(groups) - 1):

@@ -50,12 +50,12 @@ class Rule:
             one digit run. The engine then also runs the rule on the sub-runs of longer runs
             (:mod:`haechi.detect.subruns`). Needs a digit prefilter and a pattern of bounded
             width. ``0`` = never.
-        sub_run_joiners: the characters that may stand between two digit groups of one
-            match of a ``sub_run_digits`` rule (a card's groups are split by a space, a dot,
-            a dash or an underscore, never a tab). A sub-run never crosses a gap holding any
-            other character, so a table of numbers whose cells are split by tabs or line
-            breaks is not cut into thousands of sub-runs no match can span. ``""`` = any
-            separator of a digit run.
+        sub_run_joiners: for a ``sub_run_digits`` rule whose matches split their digit
+            groups by one character of this string, the same one throughout (a card's
+            groups: one space, dot, dash or underscore, never a tab). Sub-runs whose groups
+            are split otherwise are skipped, since no match spans them: a table of numbers
+            split by tabs or line breaks, or a list of IP addresses, is not cut into
+            thousands of sub-runs to rescan. ``""`` = any split.
         anchored: every match starts where one of the ``prefilter`` literals occurs
             (compared case-insensitively), so the engine tries the pattern only at those
             places instead of scanning the whole text for it.

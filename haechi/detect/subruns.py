@@ -30,6 +30,8 @@ from typing import Final
 __all__ = ["sub_runs"]
 
 _GROUP: Final = re.compile(r"[0-9]+")
+_DIGITS: Final = "0123456789"
+_DROP_DIGITS: Final = str.maketrans("", "", _DIGITS)
 #: Characters of real context kept beyond the two ends of a run, for look-arounds and for
 #: the letters some identifiers end with.
 _CONTEXT: Final = 8
@@ -37,9 +39,9 @@ _CONTEXT: Final = 8
 
 @lru_cache(maxsize=8)
 def _segments(joiners: str) -> re.Pattern[str]:
-    """The stretches of a digit run whose groups are split by ``joiners`` only (a run's
-    groups are at most two characters apart)."""
-    return re.compile(f"[0-9]+(?:[{re.escape(joiners)}]{{1,2}}[0-9]+)*")
+    """The stretches of a digit run whose groups are split by one character of ``joiners``
+    each."""
+    return re.compile(f"[0-9]+(?:[{re.escape(joiners)}][0-9]+)*")
 
 
 def sub_runs(
@@ -55,13 +57,13 @@ def sub_runs(
     spans of digit runs in ``text``) with its real context where it touches an end of its run.
 
     The whole run is skipped (the ordinary pass saw it), as are sub-runs of fewer than
-    ``min_digits`` digits, longer than ``width`` characters, inside a ``covered`` span
-    (already found), or crossing a gap between groups that holds a character not in
-    ``joiners`` (when given: no match can span such a gap, and every match on either side of
-    it is a sub-run that does not cross it).
+    ``min_digits`` digits, longer than ``width`` characters, or inside a ``covered`` span
+    (already found). With ``joiners`` (the rule splits the groups of a match by one of these
+    characters, the same one throughout), so are sub-runs whose groups are split otherwise:
+    no match can span them, and every match inside one is a sub-run that is not skipped.
     """
     for run_start, run_end in runs:
-        if run_end - run_start <= min_digits:
+        if run_end - run_start <= min_digits or _most_digits(text[run_start:run_end]) < min_digits:
             continue
         if joiners:
             spans = _segments(joiners).finditer(text, run_start, run_end)
@@ -83,14 +85,18 @@ def sub_runs(
             digits = [0]
             for group_start, group_end in groups:
                 digits.append(digits[-1] + group_end - group_start)
+            # A segment's gaps are one joiner each: the segment without its digits.
+            gaps = text[segment_start:segment_end].translate(_DROP_DIGITS) if joiners else ""
+            alike = _alike(gaps)
             reach = 0
             for first, (start, _end) in enumerate(groups):
                 reach = max(reach, first)
                 while reach <= last and groups[reach][1] - start <= width:
                     reach += 1
-                if digits[reach] - digits[first] < min_digits:
+                limit = reach if alike is None else min(reach, alike[first])
+                if digits[limit] - digits[first] < min_digits:
                     continue
-                for index in range(first, reach):
+                for index in range(first, limit):
                     group_start, end = groups[index]
                     if digits[index + 1] - digits[first] < min_digits:
                         continue
@@ -101,3 +107,29 @@ def sub_runs(
                     low = max(0, start - _CONTEXT) if opens_run and first == 0 else start
                     high = min(len(text), end + _CONTEXT) if closes_run and index == last else end
                     yield low, high
+
+
+def _alike(gaps: str) -> list[int] | None:
+    """For each group of a segment whose gaps are ``gaps`` (one character each), one past
+    the last group after it reached through gaps all equal to the gap that follows it;
+    ``None`` when every gap is the same (every group reaches the end)."""
+    if not gaps or gaps.count(gaps[0]) == len(gaps):
+        return None
+    last = len(gaps)
+    alike = [0] * (last + 1)
+    alike[last] = last + 1
+    following = ""
+    for index in range(last - 1, -1, -1):
+        gap = gaps[index]
+        alike[index] = alike[index + 1] if gap == following else index + 2
+        following = gap
+    return alike
+
+
+def _most_digits(run: str) -> int:
+    """The most digits a sub-run of ``run`` can have: every sub-run but the whole run (which
+    is skipped) leaves out its first or its last group at least."""
+    digits = len(run) - len(run.translate(_DROP_DIGITS))
+    first = len(run) - len(run.lstrip(_DIGITS))
+    last = len(run) - len(run.rstrip(_DIGITS))
+    return digits - min(first, last)
