@@ -240,3 +240,39 @@ def test_text_made_of_escape_fragments_never_raises_and_offsets_slice_back(
         for detection in engine.scan_text(text, direction="response"):
             assert 0 <= detection.start < detection.end <= len(text)
             assert text[detection.start : detection.end] == detection.value
+
+
+# --- Terminal control sequences ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("mail jane.doe@\x1b[0mexample.com now", "jane.doe@\x1b[0mexample.com"),
+        ("mail jane\x1b[1;31m.doe@example.com", "jane\x1b[1;31m.doe@example.com"),
+        ("mail jane.doe@\x9b0mexample.com", "jane.doe@\x9b0mexample.com"),
+        (
+            "see \x1b]8;;https://x\x1b\\jane.doe@exa\x1b]8;;\x1b\\mple.com",
+            "jane.doe@exa\x1b]8;;\x1b\\mple.com",
+        ),
+        ("mail jane.doe@ex\x1b]0;title\x07ample.com", "jane.doe@ex\x1b]0;title\x07ample.com"),
+    ],
+)
+def test_an_address_cut_by_a_terminal_control_sequence_is_found(text: str, value: str) -> None:
+    assert _found(text, "email") == [value]
+
+
+def test_a_card_cut_by_a_colour_change_is_found() -> None:
+    text = "card 4111 1111\x1b[31m 1111 1111 ok"
+    assert _found(text, "card") == ["4111 1111\x1b[31m 1111 1111"]
+
+
+def test_a_value_inside_a_control_sequence_is_still_found() -> None:
+    # A terminal hides it; a model reading the raw text does not.
+    assert _found("\x1b]0;jane.doe@example.com\x07 done", "email") == ["jane.doe@example.com"]
+
+
+def test_text_with_colours_and_no_value_reads_as_the_screen_shows_it() -> None:
+    assert as_read("\x1b[1mbold\x1b[0m plain") is not None
+    assert as_read("\x1b[1mbold\x1b[0m plain")[0] == "bold plain"  # type: ignore[index]
+    assert _found("\x1b[32mok\x1b[0m 200 GET /health", "email") == []

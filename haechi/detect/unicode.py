@@ -65,13 +65,18 @@ _TAGS: Final = range(0xE0020, 0xE007F)
 #: (groups 1, 2) or any other one (group 3); JSON held in a string that is itself JSON
 #: doubles the backslash at each level (``\\\\u0040`` is ``@`` two levels down), so any
 #: run of backslashes starts an escape. An HTML character reference (group 4): numeric, the
-#: semicolon optional as in HTML, or named. And a percent-encoded at sign (``%40``, how an
-#: address is written in a URL). Each alternative starts with a literal character, so that
-#: the regular expression engine skips to them.
+#: semicolon optional as in HTML, or named. A terminal's control sequence (group 5: ECMA-48
+#: CSI, ``ESC [`` or its one-byte form, such as a colour change ``\x1b[0m``; or an operating
+#: system command, ``ESC ]`` up to BEL or ST, such as a hyperlink), which a terminal acts on
+#: and does not show: a tool's output read there shows the text around it joined. And a
+#: percent-encoded at sign (``%40``, how an address is written in a URL). Each alternative
+#: starts with a literal character, so that the regular expression engine skips to them.
 _READ: Final = re.compile(
     r"\\\\*u([dD][89abAB][0-9a-fA-F]{2})\\+u([dD][c-fC-F][0-9a-fA-F]{2})"
     r"|\\\\*u([0-9a-fA-F]{4})"
     r"|&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]{1,31};)"
+    "|(\x1b\\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
+    "|\x1b\\][^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?)"
     r"|%40"
 )
 #: Where an HTML character reference may start (found several times faster than ``_READ``
@@ -133,6 +138,8 @@ def _reads_as(match: re.Match[str]) -> str | None:
     """What a match of ``_READ`` or ``_STOP`` reads as (``None``: as written, a name that
     HTML does not know)."""
     group = match.lastindex
+    if group == 5:
+        return ""
     if group == 4:
         reference = match[4]
         return _numeric(match[0]) if reference[0] == "#" else html5.get(reference)
@@ -148,14 +155,15 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
     """``text`` as a reader (or a model) reads it, where each of its characters comes from
     (``start`` and ``end`` offsets in ``text``); ``None`` when that is ``text`` itself.
 
-    Four things make the two differ. Invisible characters: tag characters are read as the
+    Five things make the two differ. Invisible characters: tag characters are read as the
     ASCII they stand for (a model reads text written in them), every other one is dropped.
     Combining marks on an ASCII character are dropped. JSON ``\\uXXXX`` escapes (surrogate
     pairs joined), which a string holding JSON (tool-call arguments, a tool's result) uses
     for any character: the escape is read as its character, as the JSON decoder on the other
     side will. And the forms web text writes characters in: HTML character references
     (``&#64;``, ``&commat;``, ``&nbsp;``), a percent-encoded at sign (``%40``) and the
-    ideographic full stops IDNA reads as dots, between letters or digits. Each is read once:
+    ideographic full stops IDNA reads as dots, between letters or digits. And a terminal's
+    control sequences (colours, hyperlinks), read as nothing. Each is read once:
     the engine reads the result again, a few levels deep. A span of the result maps back to
     ``text`` from its first character's start to its last one's end.
     """
@@ -168,6 +176,8 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
         if ("\\" in text and "\\u" in text)
         or ("%" in text and "%40" in text)
         or ("&" in text and _REFERENCE.search(text) is not None)
+        or "\x1b" in text
+        or "\x9b" in text
         else []
     )
     if (
