@@ -126,6 +126,9 @@ ALWAYS_DROPPED_HEADERS: Final = frozenset(
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 NonBlank = Annotated[str, Field(min_length=1, pattern=r"\S")]
+#: A SHA-256 written as 64 hex digits (any case): a mistyped hash in a revocation list would
+#: otherwise revoke nothing, silently.
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
 class _Section(BaseModel):
@@ -599,15 +602,19 @@ class PluginPinConfig(_Section):
     """Exact plugin build the operator accepts."""
 
     version: NonBlank | None = _field(None, "Required plugin version.")
-    entry_sha256: NonBlank | None = _field(None, "Required SHA-256 of the entry file.")
-    manifest_sha256: NonBlank | None = _field(None, "Required SHA-256 of the signed manifest.")
+    entry_sha256: Sha256Hex | None = _field(
+        None, "Required SHA-256 of the entry file (64 hex digits)."
+    )
+    manifest_sha256: Sha256Hex | None = _field(
+        None, "Required SHA-256 of the signed manifest (64 hex digits)."
+    )
 
 
 class PluginRevokedConfig(_Section):
     """Signers and builds that must never load."""
 
     signer_key_ids: list[NonBlank] = _field([], "Revoked signer key ids.")
-    entry_sha256: list[NonBlank] = _field([], "Revoked entry file hashes.")
+    entry_sha256: list[Sha256Hex] = _field([], "Revoked entry file SHA-256 hashes (64 hex digits).")
 
 
 class PluginResourceLimitsConfig(_Section):

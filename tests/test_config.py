@@ -22,6 +22,18 @@ from haechi.errors import ConfigError
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
+def _plugin(settings: dict[str, object]) -> dict[str, object]:
+    """A plugin auth section with ``settings`` added."""
+    anchor = {"keyId": "k", "publicKey": "p"}
+    plugin = {"manifestPath": "m.json", "trustAnchors": [anchor], **settings}
+    return {"auth": {"provider": "plugin", "plugin": plugin}}
+
+
+def test_plugin_hashes_in_any_case_are_accepted() -> None:
+    upper = "AB" * 32
+    parse_config(_plugin({"revoked": {"entrySha256": [upper]}, "pin": {"entrySha256": upper}}))
+
+
 @pytest.mark.parametrize(
     ("document", "key"),
     [
@@ -65,6 +77,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
         ({"proxy": {"port": 1.5}}, "proxy.port"),
         ({"proxy": {"port": 211016}}, "proxy.port"),
         ({"privacy": {"profile": "mars"}}, "privacy.profile"),
+        (_plugin({"revoked": {"entrySha256": ["sha256:" + "a" * 64]}}), "revoked.entrySha256[0]"),
+        (_plugin({"revoked": {"entrySha256": ["a" * 63]}}), "revoked.entrySha256[0]"),
+        (_plugin({"pin": {"entrySha256": "a" * 64 + " "}}), "pin.entrySha256"),
+        (_plugin({"pin": {"manifestSha256": "g" * 64}}), "pin.manifestSha256"),
     ],
 )
 def test_invalid_documents_name_the_key(document: dict[str, object], key: str) -> None:
