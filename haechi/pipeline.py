@@ -23,9 +23,10 @@ call context, the precision dials, the per-call tallies and the decision step.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.attachments import TextAttachments
@@ -70,8 +71,16 @@ __all__ = [
 ]
 
 
+#: Characters of text a payload must hold before its scan runs in a worker thread. A scan
+#: is CPU work on the event loop: a megabyte of digit-heavy text (a pasted table, a log) takes
+#: seconds, and every other request of the process would wait for it. In a thread the loop
+#: keeps its turn (the interpreter switches threads every few milliseconds); below this size
+#: the hand-off costs more than the scan.
+_OFFLOAD_CHARS: Final = 64 * 1024
+
+
 class Detector(Protocol):
-    """The part of the detection engine the pipeline needs."""
+    """The part of the detection engine the pipeline needs (safe to call from any thread)."""
 
     def detect(
         self, entries: Sequence[Entry], *, direction: Direction, scan_numbers: bool = False
@@ -401,12 +410,10 @@ class Protector:
         attachments = self.text_attachments(payload, entries, runs.values())
         if attachments is not None:
             entries = attachments.entries(entries)
-        detections = self._detector.detect(
-            entries, direction=context.direction, scan_numbers=context.scan_numbers
-        )
+        detections = await self._detect(entries, context.direction, context.scan_numbers)
         if runs:
             joined = [Entry(where, run.text) for where, run in runs.items()]
-            found = self._detector.detect(joined, direction=context.direction)
+            found = await self._detect(joined, context.direction, False)
             detections = merge_findings(runs, detections, found)
         inspection = inspect(detections, policy=policy, dials=self._dials, path_texts=PathTexts())
         if attachments is not None:
@@ -433,6 +440,21 @@ class Protector:
         output = scrub_piece_runs(output, spans)
         output = await transform_payload(output, keys, transformer) if keys else output
         return Evaluation(output, False, inspection)
+
+    async def _detect(
+        self, entries: Sequence[Entry], direction: Direction, scan_numbers: bool
+    ) -> list[Detection]:
+        """Every detection in ``entries``; in a worker thread when they hold at least
+        :data:`_OFFLOAD_CHARS` characters of text."""
+        size = 0
+        for entry in entries:
+            if isinstance(entry.value, str):
+                size += len(entry.value)
+        if size < _OFFLOAD_CHARS:
+            return self._detector.detect(entries, direction=direction, scan_numbers=scan_numbers)
+        return await asyncio.to_thread(
+            self._detector.detect, entries, direction=direction, scan_numbers=scan_numbers
+        )
 
     async def protect(self, payload: Any, *, context: CallContext, policy: Policy) -> ProtectResult:
         """Protect ``payload``; see the module documentation for every outcome."""
