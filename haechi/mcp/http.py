@@ -24,9 +24,9 @@ answered to the server (by a POST of the error) and never shown to the client. A
 refused because of its id still answers the client's request when that id is exactly the one
 the client sent. An answer that cannot be inspected — not JSON, not an event stream, over
 ``responseProtection.maxBytes``, an event that is not a message — never reaches the client: a
-body is refused with 502, and a stream answering a request ends
-with a ``-32000`` error for that request unless its answer went out already. An answer (JSON or event stream) that declares a
-``content-encoding`` other than ``identity``, or a charset other than UTF-8 in its
+body is refused with 502, and a stream answering a request ends with a ``-32000`` error for
+that request unless its answer went out already. An answer (JSON or event stream) that
+declares a ``content-encoding`` other than ``identity``, or a charset other than UTF-8 in its
 ``content-type``, is refused with 502 before anything of it is sent: it would be inspected as
 the UTF-8 text its bytes spell, and relayed for a client that decodes it first (gunzips it,
 reads it as UTF-7) into text the gateway never saw. The gateway asks for ``identity``
