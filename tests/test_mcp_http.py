@@ -596,6 +596,18 @@ def test_a_name_header_outside_ascii_is_encoded(tmp_path: Path) -> None:
     assert headers["mcp-name"] == "=?base64?" + base64.b64encode("café".encode()).decode() + "?="
 
 
+def test_a_method_header_no_header_can_carry_is_encoded(tmp_path: Path) -> None:
+    method = "tools/call\r\nX-Injected: 1"
+    message = {"jsonrpc": "2.0", "id": 3, "method": method, "params": {}}
+    upstream = ScriptedUpstream([Reply(body=b'{"jsonrpc":"2.0","id":3,"result":{}}')])
+    with gateway_before(upstream, tmp_path, {"mcp": {"allowedMethods": ["*"]}}) as url:
+        answer = post(url, message, **{"mcp-method": "tools/call"})
+    assert answer.status_code == 200
+    headers = upstream.requests[0][1]
+    assert headers["mcp-method"] == "=?base64?" + base64.b64encode(method.encode()).decode() + "?="
+    assert "x-injected" not in headers
+
+
 def test_the_server_event_stream_is_inspected(tmp_path: Path) -> None:
     note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": EMAIL}}
     body = sse(event(note, "e7"), event("{broken"), event(note, "e8"))

@@ -109,8 +109,10 @@ def create_handler(gateway: GatewayApp) -> StreamableHttpHandler:
 
 
 def _header_text(value: str) -> bytes:
-    """``value`` as an ``Mcp-Name`` header: verbatim when it is safe printable ASCII,
-    otherwise in the transport's ``=?base64?...?=`` form."""
+    """``value`` as an ``Mcp-Method`` or ``Mcp-Name`` header: verbatim when it is safe
+    printable ASCII, otherwise in the transport's ``=?base64?...?=`` form (a method that
+    ``mcp.allowedMethods: ["*"]`` lets through may hold a line break, which no header
+    value may)."""
     plain = _HEADER_SAFE.fullmatch(value) and not _ENCODED_FORM.fullmatch(value)
     if plain and value == value.strip():
         return value.encode("ascii")
@@ -236,7 +238,7 @@ class StreamableHttpHandler:
         if not isinstance(method, str):
             return out
         if b"mcp-method" in sent:
-            out.append((b"mcp-method", method.encode("utf-8")))
+            out.append((b"mcp-method", _header_text(method)))
         params = message.get("params") if message is not None else None
         name_key = _NAME_PARAMS.get(method)
         if b"mcp-name" in sent and name_key is not None and isinstance(params, dict):
