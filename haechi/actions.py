@@ -179,10 +179,6 @@ class Transformer:
         """Tokens minted or reused so far, in first-issue order, without repeats."""
         return tuple(self._issued)
 
-    async def replacement(self, item: Item, segment: str) -> str:
-        """The text that replaces ``segment`` under ``item``'s action."""
-        return (await self._replacements([(item, segment)]))[0]
-
     async def _replacements(self, spans: Sequence[tuple[Item, str]]) -> list[str]:
         """The replacement of every ``(item, segment)``, in order.
 

@@ -23,11 +23,12 @@ from typing import Final
 
 import ahocorasick_rs
 
-__all__ = ["DigitRuns", "LiteralScanner"]
+__all__ = ["DROP_DIGITS", "DigitRuns", "LiteralScanner", "digits_in"]
 
 #: A run of two or more digits (a lone digit is a run too, but never needs to be looked at).
 _DIGIT_RUN: Final = re.compile(r"[0-9](?:[\s.\-/()_]{0,2}[0-9])+")
-_DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
+#: ``str.translate`` table that drops the ASCII digits.
+DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 #: ISO dates, with the hour when a space separates it (``T`` ends the run anyway).
 _TIMESTAMP: Final = re.compile(r"[0-9]{4}([-/])[0-9]{2}\1[0-9]{2}(?: [0-9]{2})?")
@@ -74,8 +75,9 @@ def _has_digit(text: str) -> bool:
     )
 
 
-def _digits_in(run: str) -> int:
-    return len(run) - len(run.translate(_DROP_DIGITS))
+def digits_in(run: str) -> int:
+    """How many ASCII digits ``run`` holds."""
+    return len(run) - len(run.translate(DROP_DIGITS))
 
 
 def _run_digits(run: str | bytes) -> int:
@@ -87,7 +89,7 @@ def _run_digits(run: str | bytes) -> int:
         return run.count(48)  # b"0"
     if len(run) in _TIMESTAMP_SIZES and _TIMESTAMP.fullmatch(run):
         return _TIMESTAMP_DIGITS
-    return _digits_in(run)
+    return digits_in(run)
 
 
 class DigitRuns:

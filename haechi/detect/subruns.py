@@ -27,11 +27,12 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Final
 
+from haechi.detect.prefilter import DROP_DIGITS, digits_in
+
 __all__ = ["sub_runs"]
 
 _GROUP: Final = re.compile(r"[0-9]+")
 _DIGITS: Final = "0123456789"
-_DROP_DIGITS: Final = str.maketrans("", "", _DIGITS)
 #: Characters of real context kept beyond the two ends of a run, for look-arounds and for
 #: the letters some identifiers end with.
 _CONTEXT: Final = 8
@@ -86,7 +87,7 @@ def sub_runs(
             for group_start, group_end in groups:
                 digits.append(digits[-1] + group_end - group_start)
             # A segment's gaps are one joiner each: the segment without its digits.
-            gaps = text[segment_start:segment_end].translate(_DROP_DIGITS) if joiners else ""
+            gaps = text[segment_start:segment_end].translate(DROP_DIGITS) if joiners else ""
             alike = _alike(gaps)
             reach = 0
             for first, (start, _end) in enumerate(groups):
@@ -129,7 +130,7 @@ def _alike(gaps: str) -> list[int] | None:
 def _most_digits(run: str) -> int:
     """The most digits a sub-run of ``run`` can have: every sub-run but the whole run (which
     is skipped) leaves out its first or its last group at least."""
-    digits = len(run) - len(run.translate(_DROP_DIGITS))
+    digits = digits_in(run)
     first = len(run) - len(run.lstrip(_DIGITS))
     last = len(run) - len(run.rstrip(_DIGITS))
     return digits - min(first, last)
