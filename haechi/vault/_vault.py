@@ -281,12 +281,23 @@ class TokenVault:
             )
         )
 
-    def _decrypt(self, record: TokenRecord, context: Any = None) -> str:
-        """Decrypt a record with its stored AAD (``context`` replaced when given)."""
+    def _decrypt(self, token: str, record: TokenRecord, context: Any = None) -> str:
+        """Decrypt the record stored under ``token`` with its stored AAD (``context``
+        replaced when given).
+
+        The AAD lies in clear beside the envelope, so it binds the envelope to ``token``
+        only once checked to name it: a record copied whole under another id would
+        otherwise decrypt, and one token's marker would be restored to another's value.
+        Its type must be the record's, which a reveal reports.
+        """
         aad = record.get("aad")
         envelope = record.get("envelope")
         if not isinstance(aad, dict) or not isinstance(envelope, dict):
             raise CryptoError("vault record is malformed")
+        if (aad.get("purpose"), aad.get("token")) != (_PURPOSE, token) or not (
+            isinstance(record.get("type"), str) and aad.get("type") == record["type"]
+        ):
+            raise CryptoError("vault record belongs to another token")
         if context is not None:
             aad = {**aad, "context": context}
         return self._crypto.decrypt(envelope, aad)
@@ -321,7 +332,9 @@ class TokenVault:
             if is_expired(record, self._clock()):
                 raise _refusal(_EXPIRED)
             try:
-                plaintext = self._decrypt(record, None if context is None else json_copy(context))
+                plaintext = self._decrypt(
+                    token, record, None if context is None else json_copy(context)
+                )
             except CryptoError:
                 raise _refusal(_UNDECRYPTABLE) from None
         except VaultError as exc:
@@ -366,7 +379,7 @@ class TokenVault:
             if record is None or is_expired(record, now):
                 continue
             try:
-                restored[token] = self._decrypt(record)
+                restored[token] = self._decrypt(token, record)
             except CryptoError:
                 continue
         missing = len(wanted) - len(restored)
