@@ -14,7 +14,10 @@ Per request only the ``Authorization`` header value crosses to the child. The an
 untrusted: the claims sanitizer keeps ``subject``, ``issuer``, ``type``, ``scopes`` and
 ``labels`` within fixed bounds, and the host (never the plugin) turns them into an
 :class:`~haechi.models.Identity` whose subject and issuer are keyed hashes. Every denial is
-audited as ``plugin.authenticate.deny`` with a stable reason; every killed child as
+audited as ``plugin.authenticate.deny`` with a stable reason, within
+``auth.deniedRecordsPerSecond`` as the gateway's own denials (past it denials are counted,
+and one record a second says how many, by reason, so a client without a credential cannot
+make the provider write one record per request); every killed child as
 ``plugin.worker.terminated``. A dead child is replaced lazily, after re-running the whole
 gate from disk and with exponential backoff; too many kills in a short window trip the
 circuit breaker for good (``respawn-storm``) and every later call is denied.
@@ -54,6 +57,7 @@ from haechi.plugins.sandbox import (
 )
 from haechi.plugins.trust import AUTH_PROVIDER_KIND, TrustPolicy, VerifiedPlugin
 from haechi.plugins.trust import verify_signed_plugin as _verify
+from haechi.proxy.denials import DenialRecords
 
 if TYPE_CHECKING:
     from haechi.config import AuthPluginConfig, HaechiConfig
@@ -161,6 +165,13 @@ def _deny_event(plugin_id: str, reason: str) -> dict[str, Any]:
         reason=reason,
         pluginId=plugin_id,
     )
+
+
+def _deny_summary_event(plugin_id: str, counts: Mapping[str, int]) -> dict[str, Any]:
+    event = _deny_event(plugin_id, "aggregated")
+    event["summary"]["byAction"] = {"plugin.authenticate.deny": sum(counts.values())}
+    event["summary"]["byReason"] = dict(counts)
+    return event
 
 
 def _terminated_event(plugin_id: str, cause: str) -> dict[str, Any]:
@@ -424,6 +435,7 @@ class PluginAuthProvider:
         allowed_label_keys: frozenset[str],
         max_pending_calls: int,
         max_message_bytes: int,
+        denied_records_per_second: int,
     ) -> None:
         self._supervisor = supervisor
         self._audit = audit
@@ -434,6 +446,7 @@ class PluginAuthProvider:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._startup: asyncio.Task[None] | None = None
+        self._denials = DenialRecords(denied_records_per_second, self._record_denials)
 
     @property
     def plugin_id(self) -> str:
@@ -447,7 +460,8 @@ class PluginAuthProvider:
         return self._supervisor.report
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
-        """The identity the plugin vouches for, or ``None`` (every denial is audited)."""
+        """The identity the plugin vouches for, or ``None`` (denials are audited, within
+        ``auth.deniedRecordsPerSecond``)."""
         startup, self._startup = self._startup, None
         if startup is not None and startup.get_loop() is asyncio.get_running_loop():
             # The load event goes into the chain before anything this provider decides.
@@ -455,8 +469,13 @@ class PluginAuthProvider:
         result = await self._decide(headers)
         if isinstance(result, Identity):
             return result
-        await _record(self._audit, _deny_event(self.plugin_id, result))
+        if self._denials.admit(result):
+            await _record(self._audit, _deny_event(self.plugin_id, result))
         return None
+
+    async def _record_denials(self, counts: Mapping[str, int]) -> None:
+        # Raises when the record cannot be written: the counts are then kept for the next.
+        await self._audit.record(_deny_summary_event(self.plugin_id, counts))
 
     async def _decide(self, headers: Mapping[str, str]) -> Identity | str:
         credential = _authorization(headers)
@@ -501,8 +520,10 @@ class PluginAuthProvider:
         self._supervisor.close()
 
     async def aclose(self) -> None:
-        """Async form of :meth:`close`, for the runtime's shutdown."""
+        """Async form of :meth:`close`, for the runtime's shutdown: also writes the record
+        of the denials counted past the bound and not yet reported."""
         self.close()
+        await self._denials.aclose()
 
 
 # --- construction --------------------------------------------------------------------------
@@ -599,6 +620,7 @@ def create_plugin_auth_provider(
         allowed_label_keys=frozenset(config.auth.allowed_label_keys),
         max_pending_calls=settings.max_pending_calls,
         max_message_bytes=settings.max_message_bytes,
+        denied_records_per_second=config.auth.denied_records_per_second,
     )
     provider._startup = _record_from_sync(
         audit, _accepted_event(plugin, supervisor.report, settings.confinement, respawn=False)
