@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from haechi.crypto._codec import parse_timestamp
-from haechi.providers import TokenRecord
 
 __all__ = ["is_expired", "json_copy", "sanitize_metadata"]
 
@@ -55,8 +54,14 @@ def sanitize_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return cleaned
 
 
-def is_expired(record: TokenRecord, now: datetime) -> bool:
-    """Whether ``record`` expired at or before ``now``; an unreadable expiry counts as expired."""
+def is_expired(record: object, now: datetime) -> bool:
+    """Whether ``record`` expired at or before ``now``; an unreadable expiry counts as expired.
+
+    A record that is not a JSON object (a damaged vault file) has no readable expiry: it is
+    expired, so pruning removes it rather than failing on it at every issue.
+    """
+    if not isinstance(record, Mapping):
+        return True
     raw = record.get("expiresAt")
     try:
         return not isinstance(raw, str) or parse_timestamp(raw) <= now

@@ -70,6 +70,16 @@ def _aad(token: str, token_type: str, context: Any) -> dict[str, Any]:
     return {"purpose": _PURPOSE, "token": token, "type": token_type, "context": context}
 
 
+def _listable(token: str, record: Any) -> bool:
+    """Whether ``record`` under ``token`` has what an export lists: a token id, and a
+    type, creation and expiry that are strings."""
+    return (
+        is_token(token)
+        and isinstance(record, dict)
+        and all(isinstance(record.get(key), str) for key in ("type", "createdAt", "expiresAt"))
+    )
+
+
 class TokenVault:
     """Issues, reveals, restores, purges and lists tokens.
 
@@ -329,6 +339,8 @@ class TokenVault:
                 raise _refusal(_FAILED) from exc
             if record is None:
                 raise _refusal(_UNKNOWN)
+            if not isinstance(record, dict):
+                raise _refusal(_UNDECRYPTABLE)
             if is_expired(record, self._clock()):
                 raise _refusal(_EXPIRED)
             try:
@@ -343,7 +355,7 @@ class TokenVault:
                 "reveal_failed",
                 reason=exc.reason,
                 token=audit_token,
-                token_type=None if record is None else record.get("type"),
+                token_type=record.get("type") if isinstance(record, dict) else None,
             )
             raise
         await self._audit("reveal", "reveal_allowed", token=audit_token, token_type=record["type"])
@@ -416,9 +428,15 @@ class TokenVault:
         self,
         type: str | None = None,
     ) -> list[ExportedToken]:
-        """List tokens (optionally of one type) with their metadata, never their values."""
+        """List tokens (optionally of one type) with their metadata, never their values.
+
+        An entry that is not a record under a token id (a damaged vault file) is left out:
+        it can never be restored, and its key need not be a token id at all.
+        """
         exported: list[ExportedToken] = []
         async for token, record in self._store.items():
+            if not _listable(token, record):
+                continue
             if type is not None and record.get("type") != type:
                 continue
             exported.append(
