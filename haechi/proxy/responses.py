@@ -9,7 +9,8 @@ Protected: a body over the cap is always refused (even under ``failureMode: allo
 body that cannot be inspected — compressed (unless ``allowCompressed``), not JSON, in a
 declared charset other than UTF-8, invalid JSON, nested too deeply — is refused with 502
 ``haechi_response_unprotected`` under ``failureMode: fail-closed`` or relayed and audited
-under ``allow`` (``allowNonJson`` allows non-JSON bodies alone). A JSON body is protected
+under ``allow`` (``allowNonJson`` allows non-JSON bodies alone, and only those no client
+reads as JSON or as a stream: see :func:`_reads_as_json`). A JSON body is protected
 in the response direction: a block is 502 ``haechi_response_policy_block``; otherwise the
 body is relayed *unchanged* when nothing was found, and re-serialised (validators dropped,
 ``cache-control: no-store``) when it was changed. With ``tokenVault.detokenizeResponses``,
@@ -66,6 +67,24 @@ def is_json_media_type(content_type: str) -> bool:
     """``application/json`` or a ``+json`` structured type (parameters ignored)."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+def _reads_as_json(body: bytes) -> bool:
+    """Whether a client reads ``body`` as JSON whatever media type it is declared with.
+
+    The openai SDK parses the answer to any call that returns a model object (a chat
+    completion, an error) with httpx's ``Response.json()``, and the Ollama client parses
+    every answer so: ``json.loads`` of the bytes, which also reads a body with a UTF-8 byte
+    order mark, or in UTF-16 or UTF-32 (told by its zero bytes). Such a body is not
+    "non-JSON" to them. A body nested too deeply to tell counts as JSON.
+    """
+    try:
+        json.loads(body)
+    except RecursionError:
+        return True
+    except ValueError:  # UnicodeDecodeError included
+        return False
+    return True
 
 
 def declares_other_charset(content_type: str) -> bool:
@@ -198,7 +217,10 @@ class ResponseHandler:
             return
         content_type = response.headers.get("content-type", "")
         if not is_json_media_type(content_type):
-            allow = self._allow_non_json
+            # allowNonJson is for bodies no client reads as data: the client of a streaming
+            # request reads a success's body as its stream (SSE, NDJSON) whatever its type.
+            streamed = instead_of_stream and 200 <= response.status_code < 300
+            allow = self._allow_non_json and not streamed and not _reads_as_json(body)
             await self._uninspectable(request, response, raw, send, "non_json_response", allow)
             return
         if declares_other_charset(content_type):

@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``responseProtection.allowNonJson`` relays only what no client reads as data.
+
+The clients do not go by the declared media type: the openai SDK parses the answer to a
+call returning a model object with ``json.loads`` of its bytes whatever its
+``content-type`` (as the Ollama client parses every answer), and the client of a streaming
+request reads a successful body as its stream. Each test puts the gateway in front of an
+upstream that labels such a body ``text/plain`` (or not at all) and reads the answer with
+the real client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.upstream_server import Gateway, Reply, gateway_in_front
+
+EMAIL = "jane.doe@example.com"
+CONFIG = {
+    "responseProtection": {"enabled": True, "allowNonJson": True},
+    "streaming": {"requestMode": "inspect"},
+}
+COMPLETION = {
+    "id": "c",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "m",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": f"mail {EMAIL}"},
+        }
+    ],
+}
+HI = [{"role": "user", "content": "hi"}]
+
+
+def decisions(gateway: Gateway) -> list[tuple[str, str]]:
+    return [(r["decision"], r["reason"]) for r in gateway.audit() if "decision" in r]
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    with gateway_in_front(tmp_path, CONFIG) as running:
+        yield running
+
+
+def openai_client(gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoding"),
+    [
+        ("text/plain", "utf-8"),
+        ("", "utf-8"),
+        ("text/json", "utf-8"),
+        ("application/x-ndjson", "utf-8"),
+        ("text/plain", "utf-8-sig"),
+        ("text/plain", "utf-16-le"),
+    ],
+)
+def test_a_json_answer_labelled_otherwise_is_not_relayed_as_non_json(
+    gateway: Gateway, content_type: str, encoding: str
+) -> None:
+    body = json.dumps(COMPLETION).encode(encoding)
+    gateway.upstream.queue(Reply(body=body, headers={"content-type": content_type}))
+    with pytest.raises(openai.InternalServerError) as refused:
+        openai_client(gateway).chat.completions.create(model="m", messages=HI)
+    assert refused.value.response.json()["reason"] == "non_json_response"
+    assert EMAIL not in refused.value.response.text
+    assert decisions(gateway)[-1] == ("response_unprotected_blocked", "non_json_response")
+
+
+def test_an_error_answer_in_json_labelled_otherwise_is_not_relayed(gateway: Gateway) -> None:
+    error = {"error": {"message": f"no account for {EMAIL}", "type": "invalid_request_error"}}
+    body = json.dumps(error).encode()
+    gateway.upstream.queue(Reply(status=400, body=body, headers={"content-type": "text/plain"}))
+    with pytest.raises(openai.InternalServerError) as refused:
+        openai_client(gateway).chat.completions.create(model="m", messages=HI)
+    assert EMAIL not in str(refused.value)
+    assert refused.value.response.json()["reason"] == "non_json_response"
+
+
+def test_an_event_stream_labelled_as_text_is_not_relayed(gateway: Gateway) -> None:
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": f"mail {EMAIL}"}, "finish_reason": None}],
+    }
+    body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+    gateway.upstream.queue(Reply(body=body, headers={"content-type": "text/plain"}))
+    client = openai_client(gateway)
+    with pytest.raises(openai.InternalServerError) as refused:
+        for _ in client.chat.completions.create(model="m", messages=HI, stream=True):
+            pass
+    assert refused.value.response.json()["reason"] == "non_json_response"
+    assert decisions(gateway)[-1] == ("response_unprotected_blocked", "non_json_response")
+
+
+def test_an_ndjson_stream_labelled_as_text_is_not_relayed(tmp_path: Path) -> None:
+    def line(content: str, done: bool) -> str:
+        message = {"role": "assistant", "content": content}
+        created = "2024-01-01T00:00:00Z"
+        frame = {"model": "m", "created_at": created, "message": message, "done": done}
+        return json.dumps(frame) + "\n"
+
+    body = line(f"mail {EMAIL}", False) + line("", True)
+    config = {**CONFIG, "target": {"type": "ollama"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=body.encode(), headers={"content-type": "text/plain"}))
+        client = ollama.Client(host=gateway.url)
+        with pytest.raises(ollama.ResponseError) as refused:
+            for _ in client.chat(model="m", messages=HI, stream=True):
+                pass
+        assert refused.value.status_code == 502
+        assert EMAIL not in str(refused.value)
+        assert decisions(gateway)[-1] == ("response_unprotected_blocked", "non_json_response")
+
+
+def test_a_body_no_client_reads_as_data_is_still_relayed(gateway: Gateway) -> None:
+    page = f"<html><body>upstream down, write to {EMAIL}</body></html>".encode()
+    gateway.upstream.queue(
+        Reply(body=page, headers={"content-type": "text/html"}),
+        Reply(status=503, body=page, headers={"content-type": "text/html"}),
+    )
+    url = f"{gateway.url}/v1/chat/completions"
+    plain = httpx.post(url, json={"model": "m", "messages": HI}, timeout=10)
+    assert (plain.status_code, plain.content) == (200, page)
+    streamed = httpx.post(url, json={"model": "m", "messages": HI, "stream": True}, timeout=10)
+    assert (streamed.status_code, streamed.content) == (503, page)
+    assert decisions(gateway)[-2:] == [("response_unprotected_allowed", "non_json_response")] * 2
