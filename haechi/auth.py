@@ -31,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,16 +69,32 @@ _TOKEN_ID = re.compile(r"tok_auth_[0-9a-f]{1,32}")
 def read_auth_store(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Return the token records of the store (an absent file is an empty store)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_store_text(Path(path))
     except FileNotFoundError:
         return []
     return _parse_store(text)
 
 
+def _read_store_text(path: Path) -> str:
+    """The store's text. It is opened without waiting and must be a regular file: a named
+    pipe in its place would block the read until something wrote to it, and with it the
+    gateway's event loop (every request, health checks included) or a command holding the
+    store lock."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ProviderError("auth store is not a regular file")
+        data = handle.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProviderError("auth store is not UTF-8 text") from None
+
+
 def _parse_store(text: str) -> list[dict[str, Any]]:
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the interpreter's limit
         raise ProviderError("auth store is not valid JSON") from None
     tokens = document.get("tokens") if isinstance(document, dict) else None
     if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
@@ -221,14 +238,14 @@ class BearerAuthProvider:
 
     def _current(self) -> _Snapshot:
         try:
-            stat = self._store.stat()
+            status = self._store.stat()
         except FileNotFoundError:
             return _Snapshot((0, 0, 0), (), ())
-        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        stamp = (status.st_ino, status.st_mtime_ns, status.st_size)
         snapshot = self._snapshot
         if snapshot is not None and snapshot.stamp == stamp:
             return snapshot
-        records = _parse_store(self._store.read_text(encoding="utf-8"))
+        records = _parse_store(_read_store_text(self._store))
         enabled = [r for r in records if not r.get("disabled") and isinstance(r.get("id"), str)]
         snapshot = _Snapshot(
             stamp,
