@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -284,6 +285,7 @@ def test_json_logs_carry_the_correlation_id_and_no_payload(
     from haechi.proxy.logs import configure_logging
 
     config = {"policy": {"rate": {"requestsPerMinute": 5}}}
+    show_warning = warnings.showwarning
     configure_logging("json")
     try:
         with gateway_in_front(tmp_path, config, providers={"rate_limiter": _Explodes()}) as gw:
@@ -293,7 +295,9 @@ def test_json_logs_carry_the_correlation_id_and_no_payload(
                 headers={"authorization": "Bearer sk-secret-value"},
             )
     finally:
-        logging.getLogger("haechi.proxy").handlers.clear()
+        for name in ("haechi.proxy", "haechi", "py.warnings"):
+            logging.getLogger(name).handlers.clear()
+        warnings.showwarning = show_warning
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
     event = next(line for line in lines if line["event"] == "proxy_internal_error")

@@ -12,12 +12,15 @@ and fields such as ``correlationId``, ``errorName`` or ``statusCode`` only. Two 
 Info goes to stdout, warnings and errors to stderr.
 
 uvicorn's own warnings and errors (for example the tasks it cancels when the shutdown grace
-runs out), and the event loop's (asyncio's report of a callback that raised or of a task whose
-exception nobody retrieved), go through the same handlers as the event ``server_message``,
-with the first line of the message (of an event loop message, only its words before the
-first other character: asyncio names a callback with the repr of its arguments) and, when an
-exception was logged, only its class as ``errorName``: never a traceback or the exception's
-text, which could quote a value.
+runs out), the event loop's (asyncio's report of a callback that raised or of a task whose
+exception nobody retrieved), those of haechi's other parts (``haechi.crypto``'s encryption
+budget, ``haechi.plugins``' confinement) and Python warnings (``<category>: <message>``) go
+through the same handlers as the event ``server_message``, with the first line of the
+message (of an event loop message, only its words before the first other character: asyncio
+names a callback with the repr of its arguments) and, when an exception was logged, only its
+class as ``errorName``: never a traceback or the exception's text, which could quote a value.
+Nothing the process logs reaches Python's last-resort handler or its raw warning output,
+whose lines are neither of the two formats.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ import logging
 import re
 import sys
 import time
-from typing import Any, Final, Literal
+import warnings
+from typing import Any, Final, Literal, TextIO
 
 __all__ = ["LOGGER", "configure_logging", "log_event"]
 
 LOGGER: Final = logging.getLogger("haechi.proxy")
 _SERVER: Final = logging.getLogger("uvicorn")
 _LOOP: Final = logging.getLogger("asyncio")
+_PARTS: Final = logging.getLogger("haechi")
+_WARNINGS: Final = logging.getLogger("py.warnings")
 _LOOP_DETAIL: Final = re.compile(r"[^A-Za-z0-9 _.]")
 _FIELDS: Final = "haechi_fields"
 _TEXT: Final = "haechi_text"
@@ -86,6 +92,19 @@ class _TextFormatter(logging.Formatter):
         return f"haechi {event}: {pairs}".rstrip(": ").rstrip()
 
 
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Log a Python warning as ``<category>: <message>`` (the replacement of
+    :func:`warnings.showwarning`), without the file, line and source Python prints."""
+    _WARNINGS.warning("%s: %s", category.__name__, message)
+
+
 class _BelowWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno < logging.WARNING
@@ -93,8 +112,9 @@ class _BelowWarning(logging.Filter):
 
 def configure_logging(log_format: Literal["text", "json"]) -> None:
     """Send gateway logs to stdout (info) and stderr (warnings, errors) in ``log_format``,
-    and uvicorn's and the event loop's warnings and errors the same way (the server is then
-    started without a logging configuration of its own, see ``uvicorn_options``)."""
+    and the warnings and errors of uvicorn, of the event loop, of haechi's other parts and
+    Python's warnings the same way (the server is then started without a logging
+    configuration of its own, see ``uvicorn_options``)."""
     formatter = _JsonFormatter() if log_format == "json" else _TextFormatter()
     out = logging.StreamHandler(sys.stdout)
     out.addFilter(_BelowWarning())
@@ -106,6 +126,8 @@ def configure_logging(log_format: Literal["text", "json"]) -> None:
         (LOGGER, logging.INFO),
         (_SERVER, logging.WARNING),
         (_LOOP, logging.WARNING),
+        (_PARTS, logging.WARNING),
+        (_WARNINGS, logging.WARNING),
     ):
         for existing in list(logger.handlers):
             logger.removeHandler(existing)
@@ -113,3 +135,4 @@ def configure_logging(log_format: Literal["text", "json"]) -> None:
         logger.addHandler(err)
         logger.setLevel(level)
         logger.propagate = False
+    warnings.showwarning = _log_warning
