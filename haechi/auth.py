@@ -6,6 +6,10 @@ Tokens live in the ``auth.store`` file (default ``.haechi/auth.json``)::
     {"version": 1, "tokens": [{"id", "tokenHash", "type", "scopes", "labels",
                                "createdAt", "disabled"}]}
 
+A request presents ``Authorization: Bearer <token>``: the scheme in any letter case, spaces
+or tabs between it and the token and around them, nothing else (a Unicode space there is part
+of another credential, not a separator).
+
 Only a keyed hash of each token is stored (``crypto.hmac(token, "haechi:auth:token:v1")``);
 the plaintext is shown once, when the token is created. Authenticating hashes the presented
 token and compares it with *every* enabled record in constant time, without stopping at a
@@ -59,7 +63,10 @@ TOKEN_HASH_DOMAIN: Final = "haechi:auth:token:v1"  # noqa: S105 - an HMAC domain
 IDENTITY_HASH_DOMAIN: Final = "haechi:identity:hash:v1"
 TOKEN_TYPES: Final = ("user", "service", "agent")
 _ISSUER: Final = "bearer-local"
-_BEARER = re.compile(r"^Bearer\s+(.+)$", re.IGNORECASE | re.DOTALL)
+#: ``Bearer``, spaces or tabs, the token (RFC 6750 ``b64token``), with spaces or tabs around.
+#: ASCII only: a no-break space, a next-line byte or any other Unicode space is part of a
+#: credential that is not the token, never a separator to skip.
+_BEARER = re.compile(r"[ \t]*Bearer[ \t]+([A-Za-z0-9\-._~+/]+=*)[ \t]*", re.IGNORECASE | re.ASCII)
 _MAX_LABEL_VALUE = 64
 #: What a token id looks like; only such an argument is named back in an error (anything
 #: else may be a token or another secret pasted where its id belongs).
@@ -260,12 +267,10 @@ class BearerAuthProvider:
         header = headers.get("authorization")
         if not header:
             return None
-        match = _BEARER.match(header.strip())
+        match = _BEARER.fullmatch(header)
         if match is None:
             return None
-        token = match.group(1).strip()
-        if not token:
-            return None
+        token = match.group(1)
         snapshot = self._current()
         found = _match(snapshot, self._crypto.hmac(token, TOKEN_HASH_DOMAIN))
         retired = getattr(self._crypto, "retired_hmacs", None)
