@@ -253,7 +253,7 @@ class BearerAuthProvider:
         if snapshot is not None and snapshot.stamp == stamp:
             return snapshot
         records = _parse_store(_read_store_text(self._store))
-        enabled = [r for r in records if not r.get("disabled") and isinstance(r.get("id"), str)]
+        enabled = [r for r in records if not r.get("disabled") and _usable(r)]
         snapshot = _Snapshot(
             stamp,
             tuple(str(r.get("tokenHash", "")).encode() for r in enabled),
@@ -279,6 +279,25 @@ class BearerAuthProvider:
             for hashed in retired(token, TOKEN_HASH_DOMAIN):
                 found = found or _match(snapshot, hashed)
         return found
+
+
+def _usable(record: Mapping[str, Any]) -> bool:
+    """Whether a record has the shape ``token-add`` writes, so that its identity is the one
+    written. A record edited by hand into another shape authenticates nothing rather than
+    being read loosely: scopes written as one string were one scope per character (another
+    profile than the one meant), labels written as a list failed every token of the store."""
+    scopes = record.get("scopes")
+    labels = record.get("labels")
+    return (
+        isinstance(record.get("id"), str)
+        and bool(record["id"])
+        and isinstance(record.get("tokenHash"), str)
+        and record.get("type", "user") in TOKEN_TYPES
+        and (scopes is None or isinstance(scopes, list))
+        and all(isinstance(scope, str) for scope in scopes or ())
+        and (labels is None or isinstance(labels, dict))
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in (labels or {}).items())
+    )
 
 
 def _match(snapshot: _Snapshot, hashed: str) -> Identity | None:

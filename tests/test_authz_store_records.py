@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Token records edited by hand into a shape ``token-add`` never writes.
+
+Such a record authenticates nothing: read loosely, scopes written as one string were one
+scope per character (so the token got another profile than the one written), and labels
+written as a list made every token of the store fail. The other records keep working.
+A real gateway on a socket in front of a real upstream.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from haechi.auth import add_token
+from tests.upstream_server import Gateway, gateway_in_front
+
+CONFIG = {
+    "auth": {"provider": "bearer"},
+    "policy": {
+        "profiles": {"open": {}, "limited": {"modelAllowlist": ["small"]}},
+        "profileBinding": {"default": "open", "byScope": {"team:limited": "limited"}},
+    },
+}
+
+
+def _chat(gateway: Gateway, token: str) -> httpx.Response:
+    body = {"model": "big", "messages": [{"role": "user", "content": "hi"}]}
+    return httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {token}"},
+    )
+
+
+def _edit(gateway: Gateway, index: int, **fields: Any) -> None:
+    store = Path(gateway.runtime.config.auth.store)
+    document = json.loads(store.read_text())
+    document["tokens"][index].update(fields)
+    store.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"scopes": "team:limited"},
+        {"scopes": [["team:limited"]]},
+        {"labels": ["team"]},
+        {"labels": {"team": ["a"]}},
+        {"type": "admin"},
+        {"id": ""},
+        {"tokenHash": None},
+    ],
+)
+def test_a_record_in_another_shape_authenticates_nothing(
+    tmp_path: Path, fields: dict[str, Any]
+) -> None:
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+        store, crypto = gateway.runtime.config.auth.store, gateway.runtime.crypto
+        _record, edited = add_token(store, crypto, token_type="user", scopes=["team:limited"])
+        _record, other = add_token(store, crypto, token_type="user", scopes=["team:limited"])
+        # Both tokens get the limited profile: the model "big" is refused.
+        assert [_chat(gateway, token).status_code for token in (edited, other)] == [403, 403]
+        _edit(gateway, 0, **fields)
+        refused = _chat(gateway, edited)
+        assert refused.status_code == 401
+        assert refused.json()["message"] == "Authentication required"
+        assert _chat(gateway, other).status_code == 403
+        assert gateway.upstream.received == []
