@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,16 +152,30 @@ def load_key_file(path: str | os.PathLike[str]) -> LoadedKeys:
     """
     key_path = Path(path)
     try:
-        data = key_path.read_bytes()
+        data = _read_regular(key_path)
     except FileNotFoundError:
         raise CryptoError(f"key file {key_path} not found; run 'haechi init'") from None
     except OSError as exc:
         raise CryptoError(f"key file {key_path} cannot be read ({exc.strerror})") from None
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise CryptoError(f"key file {key_path} is not valid JSON") from None
     return _parse_document(document)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, opened without waiting, if it is a regular file.
+
+    A named pipe in its place would block the read until something wrote to it, holding the
+    provider's lock, so every encryption (on the gateway's event loop) would wait with it;
+    a device (a link to ``/dev/zero``) would be read without end.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CryptoError(f"key file {path} is not a regular file")
+        return handle.read()
 
 
 def write_key_document(path: str | os.PathLike[str], document: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection
@@ -101,7 +102,7 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 def _parse(data: bytes) -> tuple[str, dict[str, TokenRecord]]:
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _corrupted() from None
     if not isinstance(document, dict) or not isinstance(document.get("tokens"), dict):
         raise _corrupted()
@@ -183,10 +184,14 @@ class FileTokenStore:
             if snapshot is not None and snapshot.identity == _identity(st):
                 return snapshot
         try:
-            fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            # Without waiting: a named pipe in its place would block the read (a writer, under
+            # the lock, with it) until something wrote to it.
+            fd = os.open(self._path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise VaultError("token vault file is not a regular file", "store_error")
             with os.fdopen(os.dup(fd), "rb") as handle:
                 created_at, tokens = _parse(handle.read())
         except BaseException:
