@@ -115,11 +115,14 @@ def _write_store(path: Path, tokens: list[dict[str, Any]]) -> None:
 
 
 def _public(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``token-list`` shows of a record. Scopes and labels are shown as stored: one
+    edited by hand into another shape (which authenticates nothing) is shown as it is, not
+    split into characters or refused along with the whole listing."""
     return {
         "id": record.get("id"),
         "type": record.get("type"),
-        "scopes": list(record.get("scopes") or []),
-        "labels": dict(record.get("labels") or {}),
+        "scopes": record.get("scopes") or [],
+        "labels": record.get("labels") or {},
         "createdAt": record.get("createdAt"),
         "disabled": bool(record.get("disabled")),
     }

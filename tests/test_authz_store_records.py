@@ -71,3 +71,17 @@ def test_a_record_in_another_shape_authenticates_nothing(
         assert refused.json()["message"] == "Authentication required"
         assert _chat(gateway, other).status_code == 403
         assert gateway.upstream.received == []
+
+
+def test_token_list_shows_a_record_in_another_shape_as_stored(tmp_path: Path) -> None:
+    from tests.cli import json_output, run_haechi
+
+    run_haechi("init", cwd=tmp_path).check_returncode()
+    store = tmp_path / ".haechi" / "auth.json"
+    json_output(run_haechi("token-add", "--type", "user", cwd=tmp_path))
+    document = json.loads(store.read_text())
+    document["tokens"][0].update(scopes="team:limited", labels=["team"])
+    store.write_text(json.dumps(document))
+    [listed] = json_output(run_haechi("token-list", cwd=tmp_path))["tokens"]
+    assert (listed["scopes"], listed["labels"]) == ("team:limited", ["team"])
+    assert "tokenHash" not in listed
