@@ -6,13 +6,16 @@ Requests are *default-drop*: only provider headers on a fixed allowlist (plus th
 whenever gateway authentication is on, so it is forwarded only when it is off (then it carries
 the caller's upstream API key). Hop-by-hop headers never cross in either direction, and the
 gateway always asks the upstream for an uncompressed (``identity``) body, because a body it
-cannot read is a body it cannot inspect.
+cannot read is a body it cannot inspect. An upstream's ``Location`` reaches the client only
+when it is a path on the gateway: a client following a redirect elsewhere would send its
+request there unprotected.
 
 Header lists are ASGI style: lists of ``(name, value)`` byte pairs with lowercase names.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -86,6 +89,24 @@ _RESPONSE_DROPPED: Final = {
 }
 
 
+#: What a ``Location`` value must not hold to stay a path on the gateway: white space and
+#: control characters (a browser drops tabs and line breaks from a URL, so ``/\t/host`` is
+#: ``//host``) and backslashes (``/\host`` is ``//host`` to a browser too).
+_OFF_PATH: Final = re.compile(rb"[\x00-\x20\x7f\\]")
+
+
+def _on_gateway(location: bytes) -> bool:
+    """Whether the ``Location`` value ``location`` is a path on the server that answered.
+
+    The client follows a redirect (the openai and anthropic SDKs do, and so does
+    ``fetch``): after a 307 or 308 it sends the request again, body and headers as it wrote
+    them, to the URL named. A path (``/...``) brings it back to the gateway, which protects
+    it again; an absolute or scheme-relative URL (``//host``) would take the unprotected
+    request past the gateway to wherever the upstream chose.
+    """
+    return location[:1] == b"/" and location[1:2] != b"/" and not _OFF_PATH.search(location)
+
+
 def _connection_tokens(values: Iterable[bytes]) -> set[bytes]:
     """Header names the ``Connection`` header ``values`` declare hop-by-hop."""
     tokens: set[bytes] = set()
@@ -150,14 +171,16 @@ def response_headers(
             and digests, which described the compressed bytes.
 
     ``content-length`` is always dropped (the caller sets it for the body it actually sends),
-    and so is an upstream ``x-haechi-correlation-id``.
+    and so is an upstream ``x-haechi-correlation-id``, and a ``location`` that is not a path
+    on the gateway (see :func:`_on_gateway`).
     """
     dropped = _RESPONSE_DROPPED[rewritten, decoded]
     kept: HeaderList = []
     connection: list[bytes] = []
     for name, value in upstream:
         if name not in dropped:
-            kept.append((name, value))
+            if name != b"location" or _on_gateway(value):
+                kept.append((name, value))
         elif name == b"connection":
             connection.append(value)
     out = _without(kept, connection)
