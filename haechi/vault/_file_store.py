@@ -190,7 +190,10 @@ class FileTokenStore:
         except FileNotFoundError:
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            # A pipe or a device is refused unread (a device such as /dev/zero never ends);
+            # a directory fails its read, with IsADirectoryError.
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise VaultError("token vault file is not a regular file", "store_error")
             with os.fdopen(os.dup(fd), "rb") as handle:
                 created_at, tokens = _parse(handle.read())
