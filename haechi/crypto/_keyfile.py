@@ -10,8 +10,8 @@ Format (shared with the reference system)::
 
 Exactly the first ``active`` key encrypts; every listed key decrypts, so rotation keeps old
 envelopes and tokens readable. The file is written with mode 0600, atomically, under the
-cross-process lock of :mod:`haechi._filelock`. Validation errors name the problem, never key
-material.
+cross-process lock of :mod:`haechi._filelock`, both taken where a link at the path points.
+Validation errors name the problem, never key material.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "LocalKey",
     "NonceBudget",
     "init_key_file",
+    "key_file_target",
     "load_key_file",
     "read_nonce_budget",
     "write_key_document",
@@ -178,9 +179,21 @@ def _read_regular(path: Path) -> bytes:
         return handle.read()
 
 
+def key_file_target(path: str | os.PathLike[str]) -> Path:
+    """The file that rewrites of the key file at ``path`` replace, and whose lock they take.
+
+    A key file kept elsewhere (a secrets volume) and linked to: replacing the link itself
+    would leave a copy of the keys beside it, no longer the file other processes share, and
+    cut the process off from rotations made there. So the link is followed.
+    """
+    return Path(os.path.realpath(path))
+
+
 def write_key_document(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
-    """Atomically replace the key file with ``document`` (mode 0600); caller holds the lock."""
-    atomic_write(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"), mode=0o600)
+    """Atomically replace the key file with ``document`` (mode 0600); caller holds the lock
+    of :func:`key_file_target`, which is the file replaced."""
+    data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
+    atomic_write(key_file_target(path), data, mode=0o600)
 
 
 def _new_key_entry() -> dict[str, Any]:
@@ -208,7 +221,7 @@ def init_key_file(path: str | os.PathLike[str], *, force: bool = False) -> KeyFi
     """
     key_path = Path(path)
     key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with locked(key_path):
+    with locked(key_file_target(key_path)):
         if not key_path.exists():
             entry = _new_key_entry()
             document: dict[str, Any] = {

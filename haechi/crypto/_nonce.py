@@ -26,6 +26,7 @@ from haechi.crypto._keyfile import (
     NONCE_LIMIT,
     NONCE_WARN_FRACTION,
     NONCE_WINDOW,
+    key_file_target,
     load_key_file,
     write_key_document,
 )
@@ -101,7 +102,7 @@ class NonceLedger:
         self._reserve_in_process()
 
     def _reserve_persisted(self) -> None:
-        with locked(self._key_file):
+        with locked(key_file_target(self._key_file)):
             loaded = load_key_file(self._key_file)
             if self._kid not in loaded.keys:
                 raise CryptoError(f"key {self._kid} is no longer in the key file")

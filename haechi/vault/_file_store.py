@@ -7,8 +7,10 @@ File format, shared with the reference system (2-space indent, trailing newline)
 
 Every mutation takes the cross-process lock ``<path>.lock``, re-reads the file, changes it and
 replaces it atomically with mode 0600, so any number of processes can share one vault file
-without losing records, and a crash leaves the previous version intact. A missing file is an
-empty vault; a file that does not parse is an error, never an empty vault.
+without losing records, and a crash leaves the previous version intact. A path that is a
+symbolic link is followed: the lock and the replaced file are those of the file it points
+to. A missing file is an empty vault; a file that does not parse is an error, never an empty
+vault.
 
 The file is rewritten whole on every change (the format has no room for appends), so the
 serialized text of each record is kept between writes and only new or changed records are
@@ -208,10 +210,17 @@ class FileTokenStore:
 
     # --- writing --------------------------------------------------------------------------
 
+    def _target(self) -> Path:
+        """The file a write replaces, and whose lock it takes: where a link at the path
+        points. A vault kept elsewhere (a persistent volume) and linked to would otherwise
+        be cut off by its first write, which would put a new file in the link's place."""
+        return Path(os.path.realpath(self._path))
+
     def _mutate(self, change: Callable[[dict[str, TokenRecord]], tuple[Collection[str], _T]]) -> _T:
         """Under the lock: read the file, apply ``change`` to a copy (it returns the tokens
         it added, replaced or removed, and its result) and write it if anything changed."""
-        with locked(self._path):
+        target = self._target()
+        with locked(target):
             snapshot = self._current()
             created_at = snapshot.created_at if snapshot else format_timestamp(utc_now())
             tokens = dict(snapshot.tokens) if snapshot else {}
@@ -219,7 +228,7 @@ class FileTokenStore:
             if touched:
                 base = snapshot.tokens if snapshot else None
                 data = self._render(created_at, tokens, base, touched)
-                atomic_write(self._path, data, mode=0o600)
+                atomic_write(target, data, mode=0o600)
                 fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
                 self._remember(fd, created_at, tokens)
         return result
@@ -345,11 +354,12 @@ class FileTokenStore:
         return await self._run(self._ready)
 
     def _ready(self) -> ReadyState:
-        if not _can_create_in(self._path.parent):
+        target = self._target()
+        if not _can_create_in(target.parent):
             return ReadyState(False, "token_vault_dir_not_writable")
-        if not writable_if_present(self._path, os.O_RDWR):
+        if not writable_if_present(target, os.O_RDWR):
             return ReadyState(False, "token_vault_file_not_writable")
-        if not writable_if_present(Path(f"{self._path}.lock"), os.O_RDWR):
+        if not writable_if_present(Path(f"{target}.lock"), os.O_RDWR):
             return ReadyState(False, "token_vault_lock_not_writable")
         return ReadyState(True)
 
