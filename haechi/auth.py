@@ -288,12 +288,14 @@ def _usable(record: Mapping[str, Any]) -> bool:
     """Whether a record has the shape ``token-add`` writes, so that its identity is the one
     written. A record edited by hand into another shape authenticates nothing rather than
     being read loosely: scopes written as one string were one scope per character (another
-    profile than the one meant), labels written as a list failed every token of the store."""
+    profile than the one meant), labels written as a list failed every token of the store,
+    and an id other than ``tok_auth_<hex>`` (a name, an address) went into every audit
+    record of the caller."""
     scopes = record.get("scopes")
     labels = record.get("labels")
     return (
         isinstance(record.get("id"), str)
-        and bool(record["id"])
+        and _TOKEN_ID.fullmatch(record["id"]) is not None
         and isinstance(record.get("tokenHash"), str)
         and record.get("type", "user") in TOKEN_TYPES
         and (scopes is None or isinstance(scopes, list))

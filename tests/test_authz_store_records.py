@@ -53,6 +53,8 @@ def _edit(gateway: Gateway, index: int, **fields: Any) -> None:
         {"labels": {"team": ["a"]}},
         {"type": "admin"},
         {"id": ""},
+        {"id": "jane.doe@example.com"},
+        {"id": "tok_auth_jane.doe@example.com"},
         {"tokenHash": None},
     ],
 )
@@ -71,6 +73,8 @@ def test_a_record_in_another_shape_authenticates_nothing(
         assert refused.json()["message"] == "Authentication required"
         assert _chat(gateway, other).status_code == 403
         assert gateway.upstream.received == []
+        # The identity (its id included) of every audited request is one token-add wrote.
+        assert "jane.doe" not in gateway.audit_text()
 
 
 def test_token_list_shows_a_record_in_another_shape_as_stored(tmp_path: Path) -> None:
