@@ -22,6 +22,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
 from haechi.mcp import INVALID_JSONRPC, METHOD_NOT_ALLOWED, POLICY_BLOCK, STDIO_ERROR
+from haechi.mcp._io import MAX_LINE_BYTES
 from tests.mcp_servers.harness import (
     SCRIPTED,
     TIMEOUT_S,
@@ -337,3 +338,85 @@ def test_an_unreadable_answer_still_answers_the_waiting_client(tmp_path: Path, a
         client.kill()
     lines = [json.loads(line) for line in recorded(tmp_path / "received.jsonl").splitlines()]
     assert all(message.get("id") is not None for message in lines), "nothing went to the server"
+
+
+OVER_LIMIT = MAX_LINE_BYTES + 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The id before the large part, as Python's SDK writes an answer.
+        '{"jsonrpc":"2.0","id":@ID,"result":{"content":[{"type":"text","text":"@PAD"}]}}',
+        # The id after it, as TypeScript's SDK writes one ({result, jsonrpc, id}).
+        '{"result":{"content":[{"type":"text","text":"@PAD"}]},"jsonrpc":"2.0","id":@ID}',
+    ],
+    ids=["id-first", "id-last"],
+)
+def test_an_answer_too_long_to_read_still_answers_the_waiting_client(
+    tmp_path: Path, answer: str
+) -> None:
+    """A server answer over the line limit is never read, but its ends carry the id of the
+    client's request: the client gets the error for it instead of waiting for ever."""
+    client = scripted(tmp_path)
+    try:
+        client.send(tool_call(1, "echo", {"raw": answer, "pad": OVER_LIMIT}))
+        client.send(tool_call(2, "echo", {"text": "after"}))
+        refused = client.receive()
+        assert (refused["id"], refused["error"]["code"]) == (1, STDIO_ERROR)
+        assert "exceeds" in refused["error"]["data"]["reason"]
+        assert client.receive()["id"] == 2
+        assert client.close() == 0
+    finally:
+        client.kill()
+    lines = [json.loads(line) for line in recorded(tmp_path / "received.jsonl").splitlines()]
+    assert [message["id"] for message in lines] == [1, 2], "no refusal went to the server"
+
+
+def test_a_server_request_too_long_to_read_is_not_taken_for_an_answer(tmp_path: Path) -> None:
+    """A server request over the limit with the id of a client request waiting (each side
+    numbers its own requests) is refused to the server: the client's request is not
+    answered with its error."""
+    request = '{"jsonrpc":"2.0","id":@ID,"method":"sampling/createMessage","params":{"t":"@PAD"}}'
+    client = scripted(tmp_path)
+    try:
+        client.send(tool_call(1, "echo", {"raw": request, "pad": OVER_LIMIT}))
+        client.send(tool_call(2, "echo", {"text": "after"}))
+        assert client.receive()["id"] == 2
+        assert client.close() == 0
+    finally:
+        client.kill()
+    lines = [json.loads(line) for line in recorded(tmp_path / "received.jsonl").splitlines()]
+    refusals = [message for message in lines if "error" in message]
+    assert [(message["id"], message["error"]["code"]) for message in refusals] == [(1, STDIO_ERROR)]
+
+
+def test_a_request_too_long_to_read_is_answered_with_its_id(tmp_path: Path) -> None:
+    client = scripted(tmp_path)
+    try:
+        text = "x" * OVER_LIMIT
+        client.send(tool_call(4, "echo", {"text": text}))
+        client.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"x": text}})
+        client.send(tool_call(6, "echo", {"text": "after"}))
+        refused = [client.receive(), client.receive()]
+        assert [(message["id"], message["error"]["code"]) for message in refused] == [
+            (4, STDIO_ERROR),
+            (5, STDIO_ERROR),
+        ]
+        assert client.receive()["id"] == 6
+        assert client.close() == 0
+    finally:
+        client.kill()
+    lines = [json.loads(line) for line in recorded(tmp_path / "received.jsonl").splitlines()]
+    assert [message["id"] for message in lines] == [6]
+
+
+def test_a_request_too_long_to_read_does_not_repeat_an_id_holding_a_value(tmp_path: Path) -> None:
+    client = scripted(tmp_path)
+    try:
+        client.send(tool_call(1, "echo", {"text": "x" * OVER_LIMIT}) | {"id": EMAIL})
+        refused = client.receive()
+        assert (refused["id"], refused["error"]["code"]) == (None, STDIO_ERROR)
+        assert client.close() == 0
+    finally:
+        client.kill()

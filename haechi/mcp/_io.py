@@ -7,7 +7,9 @@ cannot poll (``/dev/null``) are read and written directly: such reads and writes
 promptly, so doing them inline cannot stall anything for long.
 
 A line longer than :data:`MAX_LINE_BYTES` is skipped up to its end and reported as
-:class:`LineTooLong`; memory stays bounded by roughly twice that size per stream.
+:class:`LineTooLong`, which keeps the line's first and last
+:data:`~haechi.mcp._oversized.KEPT_BYTES` (see :mod:`haechi.mcp._oversized`); memory stays
+bounded by roughly twice the limit per stream.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import contextlib
 import os
 import stat
 from typing import BinaryIO, Final, Protocol
+
+from haechi.mcp._oversized import KEPT_BYTES
 
 __all__ = [
     "FLUSH_TIMEOUT_S",
@@ -38,7 +42,31 @@ FLUSH_TIMEOUT_S: Final = 5.0
 
 
 class LineTooLong(Exception):
-    """A line exceeded the limit; it was discarded up to its end."""
+    """A line exceeded the limit; it was discarded up to its end but for ``head`` and
+    ``tail``, its first and last :data:`~haechi.mcp._oversized.KEPT_BYTES` (without the
+    line end)."""
+
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        super().__init__("the line exceeds the length limit")
+        self.head = head
+        self.tail = tail
+
+
+class _Ends:
+    """The first and last bytes of a line being skipped."""
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self, first: bytes) -> None:
+        self.head = first[:KEPT_BYTES]
+        self.tail = first[-KEPT_BYTES:]
+
+    def add(self, data: bytes) -> None:
+        self.tail = (self.tail + data[-KEPT_BYTES:])[-KEPT_BYTES:]
+
+    def skipped(self) -> LineTooLong:
+        tail = self.tail.removesuffix(b"\n").removesuffix(b"\r")
+        return LineTooLong(self.head, tail)
 
 
 class _Source(Protocol):
@@ -63,16 +91,17 @@ class _StreamSource:
         except asyncio.IncompleteReadError as exc:
             return exc.partial or None
         except asyncio.LimitOverrunError as exc:
-            await reader.readexactly(exc.consumed)
+            ends = _Ends(await reader.readexactly(exc.consumed))
         while True:  # skip the rest of the oversized line
             try:
-                await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError:
-                raise LineTooLong from None
+                ends.add(await reader.readuntil(b"\n"))
+            except asyncio.IncompleteReadError as exc:
+                ends.add(exc.partial)
+                raise ends.skipped() from None
             except asyncio.LimitOverrunError as exc:
-                await reader.readexactly(exc.consumed)
+                ends.add(await reader.readexactly(exc.consumed))
                 continue
-            raise LineTooLong
+            raise ends.skipped()
 
 
 class _FileSource:
@@ -86,9 +115,11 @@ class _FileSource:
         line = self._handle.readline(self._limit + 1)
         if len(line) <= self._limit or line.endswith(b"\n"):
             return line or None
+        ends = _Ends(line)
         while line and not line.endswith(b"\n"):
             line = self._handle.readline(self._limit)
-        raise LineTooLong
+            ends.add(line)
+        raise ends.skipped()
 
 
 class LineReader:

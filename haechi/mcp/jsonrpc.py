@@ -40,6 +40,7 @@ from haechi._documents import LoneSurrogate, decode_document
 from haechi.errors import AuditError, LimitError, ProviderError
 from haechi.mcp._audit import refusal_event
 from haechi.mcp._embedded import EmbeddedJson, ReservedKey
+from haechi.mcp._oversized import line_ends
 from haechi.models import Direction, Finding, Identity, Mode
 
 __all__ = [
@@ -262,6 +263,52 @@ class McpFilter:
                 call=False,
             )
         return await self.decide(message, side=side, allowlist=allowlist, awaited=awaited)
+
+    async def refuse_oversized(
+        self,
+        head: bytes,
+        tail: bytes,
+        data: Mapping[str, Any],
+        *,
+        side: Side,
+        awaited: Collection[Any] | None = None,
+    ) -> Outcome:
+        """Refuse a line too long to be read, known only by its first and last bytes
+        (``head``, ``tail``; see :mod:`haechi.mcp._oversized`).
+
+        Its sender waits for an answer when it is a request, and the receiver when it is a
+        response to one of its requests; either would wait for ever for a refusal with
+        ``id: null``. So a request (a ``method`` and an id at an end of the line) is
+        answered with its id, screened like any id that is repeated, and a server response
+        (a ``result`` or ``error`` with an id at an end) with exactly the id of a request in
+        ``awaited`` gives that request the error. Anything else is answered to its sender
+        with ``id: null``.
+        """
+        ends = line_ends(head, tail)
+        message_id = ends.members.get("id")
+        stand_in: dict[str, Any] | None = None
+        if message_id is not None and _valid_id(message_id):
+            if "method" in ends.names:
+                if self._repeatable(message_id, side):
+                    stand_in = {"id": message_id, "method": ends.members.get("method")}
+            elif {"result", "error"} & ends.names and awaited is not None and message_id in awaited:
+                stand_in = {"id": message_id}
+        return await self.refused(
+            STDIO_ERROR,
+            data,
+            stand_in,
+            side=side,
+            reason="mcp_message_too_long",
+            call=stand_in is None or "method" in stand_in,
+        )
+
+    def _repeatable(self, message_id: Any, side: Side) -> bool:
+        """Whether ``message_id`` may be repeated: the detector finds nothing in it."""
+        try:
+            flagged, _findings = self._names_flagged({"id": message_id}, side)
+        except Exception:
+            return False
+        return flagged is None
 
     async def audit_refusal(
         self,

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
 from haechi.mcp._io import MAX_LINE_BYTES, LineReader, LineTooLong, open_input, open_output
-from haechi.mcp.jsonrpc import STDIO_ERROR, McpFilter, Side, encode_message
+from haechi.mcp.jsonrpc import McpFilter, Side, encode_message
 
 __all__ = ["AwaitedIds", "Writer", "relay", "run_stdio_filter"]
 
@@ -87,27 +87,26 @@ async def relay(
             server's side takes them out as it passes their answers on, and decides with
             them (see :meth:`McpFilter.decide`).
 
-    Blank lines are skipped. An oversized line is answered with ``-32000`` (audited) and
-    skipped. Errors of the writers (a peer that went away) propagate.
+    Blank lines are skipped. An oversized line is skipped and refused with ``-32000``
+    (audited; see :meth:`McpFilter.refuse_oversized`). Errors of the writers (a peer that
+    went away) propagate.
     """
+    server = side == "server"
     while True:
         try:
             line = await lines.readline()
-        except LineTooLong:
-            refusal = await decisions.refused(
-                STDIO_ERROR, _TOO_LONG, side=side, reason="mcp_message_too_long"
+        except LineTooLong as exc:
+            outcome = await decisions.refuse_oversized(
+                exc.head, exc.tail, _TOO_LONG, side=side, awaited=awaited if server else None
             )
-            assert refusal.message is not None
-            await answer(encode_message(refusal.message))
-            continue
-        if line is None:
-            return
-        if not line.strip():
-            continue
-        server = side == "server"
-        outcome = await decisions.decide_line(
-            line, side=side, allowlist=allowlist, awaited=awaited if server else None
-        )
+        else:
+            if line is None:
+                return
+            if not line.strip():
+                continue
+            outcome = await decisions.decide_line(
+                line, side=side, allowlist=allowlist, awaited=awaited if server else None
+            )
         message = outcome.message
         if message is None:
             continue

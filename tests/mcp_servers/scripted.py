@@ -9,7 +9,8 @@ server's time:
 * every line it receives is appended to the file ``HAECHI_TEST_RECORD``;
 * ``tools/call`` answers ``{"content": [{"type": "text", "text": <arguments.text>}]}``, or,
   when ``arguments.raw`` is given, writes that line as it is with ``@ID`` replaced by the
-  request's id in JSON (for answers a JSON encoder would not write);
+  request's id in JSON and ``@PAD`` by ``arguments.pad`` letters ``x`` (for answers a JSON
+  encoder would not write, or too long to be read);
 * ``exit`` exits with ``params.code``; ``kill`` kills itself with SIGKILL;
 * SIGTERM is recorded and ends the process with exit code 7; end of input exits with 0.
 """
@@ -48,7 +49,8 @@ def handle(message: dict[str, Any]) -> None:
     if "id" not in message or method is None:
         return
     if method == "tools/call" and "raw" in params.get("arguments", {}):
-        sys.stdout.write(params["arguments"]["raw"].replace("@ID", json.dumps(message["id"])))
+        raw = params["arguments"]["raw"].replace("@ID", json.dumps(message["id"]))
+        sys.stdout.write(raw.replace("@PAD", "x" * int(params["arguments"].get("pad", 0))))
         sys.stdout.write("\n")
         sys.stdout.flush()
         return
