@@ -91,12 +91,12 @@ def declares_other_charset(content_type: str) -> bool:
     """Whether ``content_type`` declares a charset other than UTF-8 (``utf-8`` or ``utf8``,
     in any case, quoted or not).
 
-    Bodies are inspected as UTF-8, but a client decodes them with the declared charset
-    (httpx ``Response.text``, which the SDKs build error messages from): in UTF-7, ``+AEA-``
-    is read as ``@``, so the client would read text the gateway never saw. Every ``charset``
-    parameter counts, in every value of a repeated header. A charset cut into RFC 2231
-    continuations (``charset*0=utf; charset*1=-7``), which ``email.message`` (httpx's
-    reader) joins again, is another charset whatever its pieces say.
+    Bodies are inspected as JSON parsers read them, but a client decodes them with the
+    declared charset (httpx ``Response.text``, which the SDKs build error messages from): in
+    UTF-7, ``+AEA-`` is read as ``@``, so the client would read text the gateway never saw.
+    Every ``charset`` parameter counts, in every value of a repeated header. A charset cut
+    into RFC 2231 continuations (``charset*0=utf; charset*1=-7``), which ``email.message``
+    (httpx's reader) joins again, is another charset whatever its pieces say.
     """
     for parameter in _PARAMETERS.split(content_type):
         name, equals, value = parameter.partition("=")
@@ -227,7 +227,10 @@ class ResponseHandler:
             await self._uninspectable(request, response, raw, send, "unsupported_charset")
             return
         try:
-            text = body.decode("utf-8")
+            # Read as the clients read it (see _reads_as_json): UTF-8 with or without a byte
+            # order mark, UTF-16 or UTF-32. A body left as it came is sent in its encoding,
+            # a changed one in UTF-8.
+            text = body.decode(json.detect_encoding(body))
             document, whole = decode_document(text, constants=True)
         except ValueError:
             await self._uninspectable(request, response, raw, send, "invalid_json_response")
