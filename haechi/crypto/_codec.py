@@ -59,8 +59,13 @@ def parse_timestamp(text: str) -> datetime:
 
     Every timestamp haechi writes carries ``Z``; a hand-edited one without an offset is read
     as UTC rather than as the host's local time, so expiry never depends on where it runs.
+    An instant whose UTC form falls outside years 1 to 9999 (``0001-01-01T00:00:00+01:00``)
+    is refused like any other unreadable one, not with ``OverflowError``.
     """
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range") from None
