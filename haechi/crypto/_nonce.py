@@ -118,10 +118,13 @@ class NonceLedger:
 
     def _reserve_in_process(self) -> None:
         if self._persist:
-            self._persist = False
+            # The persisted usage is read before counting here is settled on: a file that
+            # cannot be read now (missing for a moment) leaves the ledger as it was, to try
+            # again, rather than counting from zero with the whole budget.
             loaded = load_key_file(self._key_file)
             if self._kid not in loaded.keys:
                 raise CryptoError(f"key {self._kid} is no longer in the key file")
+            self._persist = False
             self._next = max(self._next, loaded.keys[self._kid].usage)
             _notify(
                 "HAECHI_NONCE_BUDGET_NOPERSIST",
