@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from haechi.crypto import init_key_file
 from haechi.proxy.background import serve_in_thread
@@ -97,3 +98,42 @@ def test_warnings_of_other_parts_are_text_lines(tmp_path: Path) -> None:
         for line in lines
     )
     assert EMAIL not in printed
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_log_stream_that_is_gone_costs_its_lines_only(tmp_path: Path, log_format: str) -> None:
+    """stdout whose reader went away (``haechi proxy | head -1``): the lines written there
+    after are lost, and nothing else is printed in their place (Python's "Logging error"
+    report is a traceback of many lines, in neither format)."""
+    settings = gateway_config(tmp_path, "http://127.0.0.1:9", {"logging": {"format": log_format}})
+    init_key_file(settings["keys"]["keyFile"])
+    config = tmp_path / "haechi.config.json"
+    config.write_text(json.dumps(settings))
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")},
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as stdout:
+            assert stdout.readline()  # the first startup line; then the reader is gone
+        process.send_signal(signal.SIGTERM)  # logs proxy_shutdown on the broken stdout
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Logging error" not in err
+    if log_format == "json":
+        assert all(isinstance(json.loads(line), dict) for line in err.splitlines())
+    else:
+        assert err.splitlines() == [
+            "Warning: responseProtection.enabled is false: responses are not inspected."
+        ]

@@ -9,7 +9,8 @@ and fields such as ``correlationId``, ``errorName`` or ``statusCode`` only. Two 
 - ``text``: the human line of the event when it has one (the startup banner), else
   ``haechi <event>: key=value ...``.
 
-Info goes to stdout, warnings and errors to stderr.
+Info goes to stdout, warnings and errors to stderr. A line that cannot be written is
+dropped without a report.
 
 uvicorn's own warnings and errors (for example the tasks it cancels when the shutdown grace
 runs out), the event loop's (asyncio's report of a callback that raised or of a task whose
@@ -105,6 +106,19 @@ def _log_warning(
     _WARNINGS.warning("%s: %s", category.__name__, message)
 
 
+class _Stream(logging.StreamHandler[TextIO]):
+    """A stream handler that drops a line it cannot write.
+
+    Python's default reports such a failure (a stdout whose reader went away, a full disk)
+    on stderr as a traceback of many lines with the record's message and arguments: not a
+    line of either format, and a second write that fails the same way on a broken stderr.
+    The line is lost; requests are not affected (the audit log is the record of decisions).
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return
+
+
 class _BelowWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno < logging.WARNING
@@ -116,9 +130,9 @@ def configure_logging(log_format: Literal["text", "json"]) -> None:
     Python's warnings the same way (the server is then started without a logging
     configuration of its own, see ``uvicorn_options``)."""
     formatter = _JsonFormatter() if log_format == "json" else _TextFormatter()
-    out = logging.StreamHandler(sys.stdout)
+    out = _Stream(sys.stdout)
     out.addFilter(_BelowWarning())
-    err = logging.StreamHandler(sys.stderr)
+    err = _Stream(sys.stderr)
     err.setLevel(logging.WARNING)
     for handler in (out, err):
         handler.setFormatter(formatter)
