@@ -5,9 +5,13 @@ Two shapes are recognised, wherever they sit in the payload:
 
 - **A media type beside base64 data**: an object with a string ``mimeType`` or
   ``mime_type`` (Gemini's ``inlineData`` / ``inline_data``, MCP content) or ``media_type``
-  (an Anthropic ``base64`` source) declaring text, and string ``data`` (or ``blob``, MCP's
-  embedded resource) beside it. An object whose ``type`` is ``"text"`` is left alone: its
-  ``data`` is the text itself (an Anthropic plain-text source), scanned as any string.
+  (an Anthropic ``base64`` source) declaring text, and string ``data`` or ``blob`` (MCP's
+  embedded resource) beside it, each decoded when both are there (a reader takes the one
+  its schema names). In an object whose ``type`` is ``"text"``, ``data`` is the text
+  itself (an Anthropic plain-text source), scanned as any string; a ``blob`` there is
+  still base64 (an MCP client reads a resource's ``blob`` whatever else it holds). Of two
+  declarations on one object (``mimeType`` and ``mime_type``), one the data does not
+  decode as makes it undecodable.
 - **A data URL** declaring text (OpenAI chat ``file.file_data``, Responses ``input_file``),
   base64 or percent-encoded. A data URL that is a piece of a text cut into pieces (see
   :mod:`haechi.pieces`) is not decoded: the model reads it as written, and it is scanned
@@ -54,8 +58,10 @@ Path = tuple[PathSegment, ...]
 
 #: Object members declaring the media type of the data beside them.
 MEDIA_TYPE_KEYS: Final = frozenset({"mimeType", "mime_type", "media_type"})
-#: Object members holding base64 data, in the order they are looked for.
+#: Object members holding base64 data.
 DATA_MEMBERS: Final = ("data", "blob")
+#: Those of an object whose ``type`` is ``"text"``, whose ``data`` is the text itself.
+_PLAIN_DATA_MEMBERS: Final = ("blob",)
 #: Written between a data URL's header and its decoded text in what is scanned, so that no
 #: match runs from one into the other.
 SEPARATOR: Final = "\n"
@@ -141,9 +147,9 @@ def locate_text_attachments(
     for entry in entries:
         if entry.kind == "key":
             if entry.value in MEDIA_TYPE_KEYS:
-                beside = _beside_media_type(payload, entry.path)
-                if beside is not None:  # the declared object wins over a data URL reading
-                    found[beside.path] = beside
+                # The declared object wins over a data URL reading of the same string.
+                for beside in _beside_media_type(payload, entry.path):
+                    _keep(found, beside)
         elif entry.kind == "value" and entry.path not in found:
             url = _data_url(entry.path, entry.value)
             if url is not None:
@@ -154,25 +160,35 @@ def locate_text_attachments(
     return list(found.values())
 
 
-def _beside_media_type(payload: Any, key_path: Path) -> Located | None:
-    """The attachment of the object holding the media-type key at ``key_path``, if any."""
+def _keep(found: dict[Path, Located], located: Located) -> None:
+    """Record ``located`` unless its string already has a reading it does not decode as:
+    a reader may take either declaration, and one that cannot be inspected must block."""
+    if not isinstance(found.get(located.path), UndecodableAttachment):
+        found[located.path] = located
+
+
+def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
+    """The attachments of the object holding the media-type key at ``key_path``."""
     holder = _lookup(payload, key_path[:-1])
     declared = holder[key_path[-1]]
-    if not isinstance(declared, str) or holder.get("type") == _PLAIN_DATA_TYPE:
-        return None
+    if not isinstance(declared, str):
+        return []
     media = parse_media_type(declared)
     if not media.is_text:
-        return None
-    for member in DATA_MEMBERS:
+        return []
+    members = _PLAIN_DATA_MEMBERS if holder.get("type") == _PLAIN_DATA_TYPE else DATA_MEMBERS
+    located: list[Located] = []
+    for member in members:
         data = holder.get(member)
         if isinstance(data, str):
             path = (*key_path[:-1], member)
             decoded = decode_base64(data)
             if decoded is None:
-                return UndecodableAttachment(path, data, "invalid-base64")
-            raw, form = decoded
-            return _decoded(path, data, None, raw, form, utf8=media.is_utf8)
-    return None
+                located.append(UndecodableAttachment(path, data, "invalid-base64"))
+            else:
+                raw, form = decoded
+                located.append(_decoded(path, data, None, raw, form, utf8=media.is_utf8))
+    return located
 
 
 def _data_url(path: Path, leaf: str) -> Located | None:

@@ -59,6 +59,9 @@ __all__ = [
 _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 _UTF8: Final = frozenset({"utf-8", "utf8"})
 _PARAMETERS: Final = re.compile(r"[;,]")
+#: The encodings (as :func:`json.detect_encoding` names them) whose bytes read as the same
+#: text when decoded as UTF-8.
+_READS_AS_TEXT: Final = frozenset({"utf-8", "utf-8-sig"})
 #: The reason of an answer nested deeper than ``limits.maxNestingDepth`` (or the parser).
 _TOO_DEEP: Final = "response_too_deeply_nested"
 
@@ -226,11 +229,11 @@ class ResponseHandler:
         if declares_other_charset(content_type):
             await self._uninspectable(request, response, raw, send, "unsupported_charset")
             return
+        # Read as the clients parse it (see _reads_as_json): UTF-8 with or without a byte
+        # order mark, UTF-16 or UTF-32.
+        charset = json.detect_encoding(body)
         try:
-            # Read as the clients read it (see _reads_as_json): UTF-8 with or without a byte
-            # order mark, UTF-16 or UTF-32. A body left as it came is sent in its encoding,
-            # a changed one in UTF-8.
-            text = body.decode(json.detect_encoding(body))
+            text = body.decode(charset)
             document, whole = decode_document(text, constants=True)
         except ValueError:
             await self._uninspectable(request, response, raw, send, "invalid_json_response")
@@ -238,9 +241,14 @@ class ResponseHandler:
         except RecursionError:
             await self._uninspectable(request, response, raw, send, _TOO_DEEP)
             return
+        # Whether the body may go on as it came. Read as text (httpx's Response.text, from
+        # which the SDKs build error messages, decodes UTF-8 when no charset is declared),
+        # the bytes of UTF-16 or UTF-32 characters are other characters, never inspected: such
+        # a body is always sent again, in UTF-8.
+        verbatim = whole and charset in _READS_AS_TEXT
         if instead_of_stream and route is not None and isinstance(document, list):
             chunks = await self._chunks(request, route, document, tokens, text)
-            changed = not whole or chunks is not None
+            changed = not verbatim or chunks is not None
             out = compact_json(document if chunks is None else chunks) + b"\n" if changed else body
             headers = response_headers(
                 response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
@@ -266,7 +274,7 @@ class ResponseHandler:
                 "haechi_response_policy_block",
                 extra={"summary": result.summary, "auditId": result.audit_id},
             )
-        changed = not whole or (
+        changed = not verbatim or (
             result.mode == "enforce" and bool(result.summary.get("detectionCount"))
         )
         payload = result.payload if changed else document
