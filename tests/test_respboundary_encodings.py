@@ -56,9 +56,33 @@ def test_a_value_in_an_answer_so_encoded_is_protected(gateway: Gateway, encoding
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-def test_a_clean_answer_so_encoded_is_relayed_as_it_came(gateway: Gateway, encoding: str) -> None:
-    body = json.dumps(completion("all good")).encode(encoding)
+def test_a_clean_answer_so_encoded_reads_the_same_as_text(gateway: Gateway, encoding: str) -> None:
+    """Only UTF-8 reads as the same text when decoded as UTF-8 (httpx's ``Response.text``);
+    an answer in UTF-16 or UTF-32 is sent again in UTF-8."""
+    document = completion("all good")
+    body = json.dumps(document).encode(encoding)
     gateway.upstream.queue(Reply(body=body, headers={"content-type": "application/json"}))
     relayed = httpx.post(f"{gateway.url}/v1/chat/completions", json={"model": "m"}, timeout=10)
-    assert relayed.content == body
-    assert relayed.json()["choices"][0]["message"]["content"] == "all good"
+    assert relayed.json() == document
+    assert json.loads(relayed.text.removeprefix("\ufeff")) == document
+    if encoding == "utf-8-sig":
+        assert relayed.content == body
+
+
+def test_characters_whose_bytes_spell_a_value_never_reach_a_text_reader(gateway: Gateway) -> None:
+    """Each UTF-16 character of the message is two bytes of the address, so decoded as
+    UTF-8 (the openai SDK builds the error of an answer it cannot parse from
+    ``Response.text``) the body spells the address the gateway never saw as such."""
+    data = EMAIL.encode()
+    hidden = "".join(chr(data[i] | data[i + 1] << 8) for i in range(0, len(data), 2))
+    error = {"error": {"message": hidden, "type": "invalid_request_error"}}
+    body = json.dumps(error, ensure_ascii=False).encode("utf-16-le")
+    assert EMAIL.encode() in body
+    gateway.upstream.queue(
+        Reply(status=400, body=body, headers={"content-type": "application/json"})
+    )
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="m", messages=HI)
+    assert EMAIL not in str(refused.value)
+    assert EMAIL not in refused.value.response.text
