@@ -12,11 +12,16 @@ outside it, such as images, audio and PDF, are binary formats detection cannot r
 
 Names and parameters are compared case-insensitively and without surrounding whitespace, as
 media types are. Only UTF-8 is decoded (US-ASCII is a subset of it): a ``charset`` parameter
-naming anything else makes the attachment undecodable, not binary.
+naming anything else makes the attachment undecodable, not binary. Readers disagree on which
+of several ``charset`` parameters counts (the WHATWG MIME parser and Python's ``email`` take
+the first), on a ``;`` inside a quoted value and on RFC 2231's ``charset*``, so every one
+of them, in every reading, must name UTF-8: parameters are cut at each ``;`` or ``,`` (as
+the gateway reads an answer's ``Content-Type``), quotes or not, and a ``charset*`` counts.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,14 +55,17 @@ TEXT_SUFFIXES: Final = ("+json", "+xml")
 
 #: ``charset`` values that name UTF-8 or a subset of it.
 _UTF8_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+#: What cuts a media type into its essence and parameters (see the module documentation).
+_SEPARATORS: Final = re.compile(r"[;,]")
 
 
 @dataclass(frozen=True, slots=True)
 class MediaType:
-    """A declared media type: its essence (``type/subtype``, lower case) and ``charset``."""
+    """A declared media type: its essence (``type/subtype``, lower case) and the values of
+    its ``charset`` parameters, in order (lower case, unquoted)."""
 
     essence: str
-    charset: str | None = None
+    charsets: tuple[str, ...] = ()
 
     @property
     def is_text(self) -> bool:
@@ -71,17 +79,19 @@ class MediaType:
 
     @property
     def is_utf8(self) -> bool:
-        """Whether its content is UTF-8: no ``charset``, or one naming UTF-8 or US-ASCII."""
-        return self.charset is None or self.charset in _UTF8_CHARSETS
+        """Whether its content is UTF-8 whichever ``charset`` a reader takes: none, or each
+        naming UTF-8 or US-ASCII."""
+        return all(charset in _UTF8_CHARSETS for charset in self.charsets)
 
 
 def parse_media_type(declared: str) -> MediaType:
     """Read ``type/subtype; name=value; ...`` as declared (never fails: an unknown or
     malformed type is simply not text)."""
-    essence, *parameters = declared.split(";")
-    charset: str | None = None
+    essence, *parameters = _SEPARATORS.split(declared)
+    charsets = []
     for parameter in parameters:
         name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-    return MediaType(essence.strip().lower(), charset)
+        # ``charset*`` and its sections ``charset*0``... (RFC 2231) name the charset too.
+        if name.strip().lower().partition("*")[0] == "charset":
+            charsets.append(value.strip().strip('"').lower())
+    return MediaType(essence.strip().lower(), tuple(charsets))
