@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -285,7 +286,7 @@ def test_json_logs_carry_the_correlation_id_and_no_payload(
     from haechi.proxy.logs import configure_logging
 
     config = {"policy": {"rate": {"requestsPerMinute": 5}}}
-    show_warning = warnings.showwarning
+    hooks = warnings.showwarning, sys.unraisablehook, threading.excepthook
     configure_logging("json")
     try:
         with gateway_in_front(tmp_path, config, providers={"rate_limiter": _Explodes()}) as gw:
@@ -297,7 +298,7 @@ def test_json_logs_carry_the_correlation_id_and_no_payload(
     finally:
         for name in ("haechi.proxy", "haechi", "py.warnings"):
             logging.getLogger(name).handlers.clear()
-        warnings.showwarning = show_warning
+        warnings.showwarning, sys.unraisablehook, threading.excepthook = hooks
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
     event = next(line for line in lines if line["event"] == "proxy_internal_error")

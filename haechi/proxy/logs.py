@@ -21,7 +21,10 @@ message (of an event loop message, only its words before the first other charact
 names a callback with the repr of its arguments) and, when an exception was logged, only its
 class as ``errorName``: never a traceback or the exception's text, which could quote a value.
 Nothing the process logs reaches Python's last-resort handler or its raw warning output,
-whose lines are neither of the two formats.
+whose lines are neither of the two formats. Nor does Python's report of an exception
+nothing could catch (raised by a finalizer, ``Exception ignored in``, or by a thread,
+``Exception in thread``): it is a traceback with the exception's text, logged instead as a
+``server_message`` error with the class only.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 import warnings
 from typing import Any, Final, Literal, TextIO
@@ -41,6 +45,7 @@ _SERVER: Final = logging.getLogger("uvicorn")
 _LOOP: Final = logging.getLogger("asyncio")
 _PARTS: Final = logging.getLogger("haechi")
 _WARNINGS: Final = logging.getLogger("py.warnings")
+_UNCAUGHT: Final = logging.getLogger("haechi.uncaught")
 _LOOP_DETAIL: Final = re.compile(r"[^A-Za-z0-9 _.]")
 _FIELDS: Final = "haechi_fields"
 _TEXT: Final = "haechi_text"
@@ -106,6 +111,28 @@ def _log_warning(
     _WARNINGS.warning("%s: %s", category.__name__, message)
 
 
+def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Log an exception raised where nothing can catch it (a finalizer, a callback of the
+    garbage collector): the replacement of :func:`sys.unraisablehook`, which prints the
+    object's repr, a traceback and the exception's text. Python's own message is kept up to
+    its first other character, as an event loop message."""
+    message = _LOOP_DETAIL.split(unraisable.err_msg or "Exception ignored in", 1)[0]
+    _log_uncaught(message.rstrip(), unraisable.exc_type)
+
+
+def _log_thread_failure(failure: threading.ExceptHookArgs) -> None:
+    """Log an exception that ended a thread: the replacement of :func:`threading.excepthook`,
+    which prints a traceback and the exception's text."""
+    if failure.exc_type is not SystemExit:  # a thread that exits is no failure (as Python)
+        _log_uncaught("Exception in thread", failure.exc_type)
+
+
+def _log_uncaught(message: str, error: type[BaseException]) -> None:
+    """Log ``message`` as a ``server_message`` error naming the class of ``error`` only."""
+    fields = {"message": message, "errorName": error.__name__}
+    _UNCAUGHT.error("server_message", extra={_FIELDS: fields, _TEXT: None})
+
+
 class _Stream(logging.StreamHandler[TextIO]):
     """A stream handler that drops a line it cannot write.
 
@@ -150,3 +177,5 @@ def configure_logging(log_format: Literal["text", "json"]) -> None:
         logger.setLevel(level)
         logger.propagate = False
     warnings.showwarning = _log_warning
+    sys.unraisablehook = _log_unraisable
+    threading.excepthook = _log_thread_failure
