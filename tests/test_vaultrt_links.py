@@ -73,9 +73,29 @@ async def test_a_linked_vault_file_is_written_where_it_points(tmp_path: Path) ->
     link.symlink_to(target)
     through_link, direct = FileTokenStore(link), FileTokenStore(target)
     first, second = "tok_email_0123456789abcdef", "tok_email_fedcba9876543210"
-    await through_link.put(first, sample_record(first))
     await direct.put(second, sample_record(second))
+    await through_link.put(first, sample_record(first))
     await through_link.delete(second)
     assert link.is_symlink()
     assert sorted([token async for token, _ in direct.items()]) == [first]
     assert (await through_link.ready()).ok
+
+
+@pytest.mark.anyio
+async def test_a_dangling_link_is_replaced_not_followed(tmp_path: Path) -> None:
+    """No file is created where a dangling link points (a link planted in the state
+    directory must not make haechi write elsewhere)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "dev.keys.json").symlink_to(elsewhere / "keys.json")
+    (state / "token-vault.json").symlink_to(elsewhere / "vault.json")
+    init_key_file(state / "dev.keys.json")
+    LocalCryptoProvider(state / "dev.keys.json").encrypt("ann.a@example.com", {"a": 1})
+    token = "tok_email_0123456789abcdef"
+    await FileTokenStore(state / "token-vault.json").put(token, sample_record(token))
+    assert list(elsewhere.iterdir()) == []
+    assert (state / "dev.keys.json").is_file()
+    assert not (state / "dev.keys.json").is_symlink()
+    assert not (state / "token-vault.json").is_symlink()

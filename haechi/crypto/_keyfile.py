@@ -184,9 +184,12 @@ def key_file_target(path: str | os.PathLike[str]) -> Path:
 
     A key file kept elsewhere (a secrets volume) and linked to: replacing the link itself
     would leave a copy of the keys beside it, no longer the file other processes share, and
-    cut the process off from rotations made there. So the link is followed.
+    cut the process off from rotations made there. So a link to an existing file is
+    followed; a dangling one is not (a file is never created where a link points, as the
+    audit log never is).
     """
-    return Path(os.path.realpath(path))
+    target = Path(os.path.realpath(path))
+    return target if target.is_file() else Path(path)
 
 
 def write_key_document(path: str | os.PathLike[str], document: dict[str, Any]) -> None:

@@ -8,9 +8,9 @@ File format, shared with the reference system (2-space indent, trailing newline)
 Every mutation takes the cross-process lock ``<path>.lock``, re-reads the file, changes it and
 replaces it atomically with mode 0600, so any number of processes can share one vault file
 without losing records, and a crash leaves the previous version intact. A path that is a
-symbolic link is followed: the lock and the replaced file are those of the file it points
-to. A missing file is an empty vault; a file that does not parse is an error, never an empty
-vault.
+symbolic link to an existing file is followed: the lock and the replaced file are that
+file's. A missing file is an empty vault; a file that does not parse is an error, never an
+empty vault.
 
 The file is rewritten whole on every change (the format has no room for appends), so the
 serialized text of each record is kept between writes and only new or changed records are
@@ -211,10 +211,12 @@ class FileTokenStore:
     # --- writing --------------------------------------------------------------------------
 
     def _target(self) -> Path:
-        """The file a write replaces, and whose lock it takes: where a link at the path
-        points. A vault kept elsewhere (a persistent volume) and linked to would otherwise
-        be cut off by its first write, which would put a new file in the link's place."""
-        return Path(os.path.realpath(self._path))
+        """The file a write replaces, and whose lock it takes: the existing file a link at
+        the path points to. A vault kept elsewhere (a persistent volume) and linked to would
+        otherwise be cut off by its first write, which would put a new file in the link's
+        place. A dangling link is not followed: no file is created where a link points."""
+        target = Path(os.path.realpath(self._path))
+        return target if target.is_file() else self._path
 
     def _mutate(self, change: Callable[[dict[str, TokenRecord]], tuple[Collection[str], _T]]) -> _T:
         """Under the lock: read the file, apply ``change`` to a copy (it returns the tokens
