@@ -10,9 +10,14 @@ padding, so the upstream receives the shape it was sent.
 
 Data URLs (RFC 2397, read as the URL standard reads them) are ``data:[<media
 type>][;base64],<data>``: leading and trailing spaces and control characters are ignored,
+and so are tabs and line breaks anywhere (the URL parser removes them before anything else,
+so ``te<TAB>xt/plain`` is ``text/plain`` and a base64 text cut into lines is one text);
 ``data:`` is matched in any letter case, an omitted media type is ``text/plain``, and
 ``;base64`` may be written in any case with spaces before it. Data not marked ``;base64`` is
-percent-encoded; a ``%`` not followed by two hex digits stands for itself.
+percent-encoded; a ``%`` not followed by two hex digits stands for itself. Readers that do
+not follow the URL standard (Python's ``urllib``) keep tabs and line breaks: base64 readers
+skip them anyway, but percent-encoded data with them has two readings
+(:attr:`DataUrl.stripped` tells).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ __all__ = [
 
 #: What the URL standard strips from both ends of a URL: C0 controls and space.
 _URL_PADDING: Final = "".join(map(chr, range(0x21)))
+#: What it then removes wherever it is: ASCII tabs and line breaks.
+_URL_REMOVED: Final = str.maketrans("", "", "\t\n\r")
 #: Characters left unescaped when percent-encoding data (the URL sub-delimiters and the
 #: path characters); everything else is written ``%XX``.
 _PERCENT_SAFE: Final = "!$&'()*+,;=:@/?~"
@@ -87,12 +94,14 @@ class DataUrl:
     """A data URL taken apart.
 
     Attributes:
-        url: the URL, leading and trailing padding removed.
+        url: the URL as the URL parser reads it: leading and trailing padding, tabs and
+            line breaks removed.
         header: everything up to and including the first ``,``.
         media_type: the declared media type with its parameters (``text/plain`` when none).
         base64: whether the data is marked ``;base64``.
         parameters: where the media type's parameters (after its first ``;``, before
             ``;base64``) lie in ``header``, as ``(start, end)``; empty when there are none.
+        stripped: whether tabs or line breaks were removed from within the URL.
     """
 
     url: str
@@ -100,6 +109,7 @@ class DataUrl:
     media_type: str
     base64: bool
     parameters: tuple[int, int]
+    stripped: bool = False
 
     @property
     def data(self) -> str:
@@ -111,6 +121,9 @@ class DataUrl:
 def parse_data_url(text: str) -> DataUrl | None:
     """``text`` as a data URL, or ``None`` when it is not one."""
     url = text.strip(_URL_PADDING)
+    stripped = "\t" in url or "\n" in url or "\r" in url  # an image's URL is large: no copy
+    if stripped:
+        url = url.translate(_URL_REMOVED)
     if url[:5].lower() != "data:":
         return None
     comma = url.find(",", 5)
@@ -126,4 +139,4 @@ def parse_data_url(text: str) -> DataUrl | None:
     first = typed.find(";")
     start = 5 + (len(typed) if first < 0 else first + 1)
     parameters = (start, 5 + len(typed))
-    return DataUrl(url, url[: comma + 1], media_type, is_base64, parameters)
+    return DataUrl(url, url[: comma + 1], media_type, is_base64, parameters, stripped)

@@ -72,12 +72,17 @@ SEPARATOR: Final = "\n"
 WRITTEN_TEXT_MEMBERS: Final = frozenset(
     {"content", "input", "instructions", "prompt", "system", "text", "thinking"}
 )
-#: A string starting like a data URL, after the separator the quick check joins strings by.
-_DATA_URL_START: Final = re.compile(r"\x00[\x00-\x20]*[dD][aA][tT][aA]:")
+#: A string starting like a data URL, after the separator the quick check joins strings by
+#: (tabs and line breaks within ``data:`` are removed by the URL parser).
+_DATA_URL_START: Final = re.compile(
+    r"\x00[\x00-\x20]*[dD][\t\n\r]*[aA][\t\n\r]*[tT][\t\n\r]*[aA][\t\n\r]*:"
+)
 #: ``type`` of an object whose ``data`` is plain text (Anthropic's plain-text source).
 _PLAIN_DATA_TYPE: Final = "text"
 
-UndecodableReason = Literal["invalid-base64", "invalid-utf8", "unsupported-charset"]
+UndecodableReason = Literal[
+    "invalid-base64", "invalid-utf8", "unsupported-charset", "ambiguous-line-breaks"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,10 @@ def _data_url(path: Path, leaf: str) -> Located | None:
         else:
             raw, form = decoded
             located = _decoded(path, leaf, url, raw, form, utf8=media.is_utf8)
+    elif url.stripped:
+        # The URL standard reads the text without its tabs and line breaks, other readers
+        # with them: "4111111111111111<LF>2" is a card to one and seventeen digits to the other.
+        located = UndecodableAttachment(path, leaf, "ambiguous-line-breaks")
     else:
         located = _decoded(path, leaf, url, decode_percent(url.data), None, utf8=media.is_utf8)
     if isinstance(located, UndecodableAttachment) and _written_text(path):

@@ -32,7 +32,7 @@ __all__ = ["UNDECODABLE_TYPE", "TextAttachments"]
 
 #: The type of the decision an undecodable attachment adds; its rule id names the reason
 #: (``attachment-invalid-base64``, ``attachment-invalid-utf8``,
-#: ``attachment-unsupported-charset``).
+#: ``attachment-unsupported-charset``, ``attachment-ambiguous-line-breaks``).
 UNDECODABLE_TYPE: Final = "undecodable_attachment"
 
 
