@@ -80,6 +80,24 @@ def _listable(token: str, record: Any) -> bool:
     )
 
 
+def _retention(days: float) -> timedelta:
+    """``days`` as a retention period, refused unless an expiry it sets is a date.
+
+    Every issue writes ``now + retention`` into the record and its envelope: a period
+    reaching past the year 9999 (or an infinite one) would make every tokenization fail,
+    so it is a configuration error at start rather than a failure on each request.
+    """
+    try:
+        retention = timedelta(days=days)
+        utc_now() + retention
+        utc_now() - abs(retention)
+    except (OverflowError, ValueError):
+        raise ConfigError(
+            "tokenVault.retentionDays must set expiries within the years 1 to 9999"
+        ) from None
+    return retention
+
+
 class TokenVault:
     """Issues, reveals, restores, purges and lists tokens.
 
@@ -113,12 +131,13 @@ class TokenVault:
             raise ConfigError("tokenVault.revealPolicy must be disabled or local-dev")
         if isinstance(retention_days, bool) or not isinstance(retention_days, int | float):
             raise TypeError("retention_days must be a number")
+        retention = _retention(retention_days)
         if deterministic and not callable(getattr(crypto, "hmac", None)):
             raise ConfigError("tokenVault.deterministic needs a crypto provider with hmac")
         self._store = store
         self._crypto = crypto
         self._reveal_policy: RevealPolicy = reveal_policy
-        self._retention = timedelta(days=retention_days)
+        self._retention = retention
         self._deterministic = deterministic
         self._deterministic_types = (
             None if deterministic_types is None else frozenset(deterministic_types)
