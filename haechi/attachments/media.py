@@ -43,6 +43,7 @@ TEXT_APPLICATION_TYPES: Final = frozenset(
         "application/x-python",
         "application/x-python-code",
         "application/x-sh",
+        "application/typescript",
         "application/x-typescript",
         "application/x-yaml",
         "application/xml",
