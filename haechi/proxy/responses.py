@@ -333,7 +333,12 @@ class ResponseHandler:
             else NdjsonParser(len(protected) + 1)
         )
         parsed = parser.feed(protected) + parser.finish()
-        return [json.loads(frame.data) for frame in parsed if frame.data is not None]
+        try:
+            return [json.loads(frame.data) for frame in parsed if frame.data is not None]
+        except ValueError:
+            # The inspector wrote a frame that is no JSON (it writes text in place of a
+            # chunk that is no object): nothing has been sent, so the answer is refused.
+            await self._refuse(request, "stream_inspection_error")
 
     async def admit_stream(self, request: GatewayRequest, response: UpstreamResponse) -> bool:
         """Whether the streamed ``response`` can be inspected as it arrives; decided on its
