@@ -8,11 +8,14 @@ unknown sub-path, 405 for a method other than GET — and is never proxied upstr
 prefix cannot be used to reach the upstream around the gateway's checks. Paths are matched
 exactly, without their query string.
 
-Readiness fails closed: 503 whenever the audit store or the token vault cannot be written.
+Readiness fails closed: 503 whenever the audit store or the token vault cannot be written,
+and when their checks do not answer within :data:`READY_TIMEOUT_S` (a store on a server that
+stopped answering): a probe is always answered, and holds nothing past that bound.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 import haechi
@@ -20,10 +23,12 @@ from haechi.protocols import normalized_path
 from haechi.proxy._asgi import Send, send_json, send_response
 from haechi.proxy.errors import GatewayError
 
-__all__ = ["RESERVED_PREFIX", "Operations", "is_reserved", "reserved_path"]
+__all__ = ["READY_TIMEOUT_S", "RESERVED_PREFIX", "Operations", "is_reserved", "reserved_path"]
 
 RESERVED_PREFIX: Final = "/__haechi"
 _ENDPOINTS: Final = frozenset({"live", "ready", "health", "metrics"})
+#: Seconds the readiness checks get before the gateway reports itself not ready.
+READY_TIMEOUT_S: Final = 5.0
 
 
 def is_reserved(path: str) -> bool:
@@ -55,8 +60,8 @@ class Operations:
     async def readiness(self) -> dict[str, bool]:
         """Whether the audit store and the token vault can be written right now."""
         try:
-            state = await self._runtime.ready()
-        except Exception:  # a probe that raises means "not writable"
+            state = await asyncio.wait_for(self._runtime.ready(), READY_TIMEOUT_S)
+        except Exception:  # a probe that raises or does not answer means "not writable"
             return {"auditWritable": False, "vaultWritable": False}
         return {
             "auditWritable": state.get("audit") is True,
