@@ -18,7 +18,8 @@ Two shapes are recognised, wherever they sit in the payload:
   as written with the other pieces. One under a member whose text the model reads as
   written (:data:`WRITTEN_TEXT_MEMBERS`: a message's ``content``, a part's ``text``, a
   ``prompt``...) that does not decode is such text too ("data:text/plain;base64,SGk= is
-  what?"), not an attachment to refuse.
+  what?"), not an attachment to refuse; one that decodes is read both ways, as written and
+  decoded (:attr:`TextAttachment.written`).
 
 Most payloads carry neither, so :func:`locate_text_attachments` first asks, in a few
 C-level passes over the walked entries, whether any key is a media-type key or any string
@@ -27,6 +28,7 @@ starts like a data URL, and returns at once when none does.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -99,6 +101,9 @@ class TextAttachment:
             that what goes upstream is a data URL of the declared type and encoding.
         text: the decoded text.
         form: how the data was base64-encoded, or ``None`` for a percent-encoded data URL.
+        written: whether a model also reads the leaf as written (a data URL in a message's
+            text, where ``data:,4111111111111111%32`` shows a card its decoded reading
+            does not): the leaf is then scanned too, ahead of the decoded reading.
     """
 
     path: Path
@@ -107,16 +112,25 @@ class TextAttachment:
     parameters: tuple[int, int]
     text: str
     form: Base64Form | None
+    written: bool = False
+
+    @property
+    def reading_start(self) -> int:
+        """Where the decoded reading (the header, then the text) starts in
+        :attr:`scan_text`: after the leaf as written, when that is read too."""
+        return len(self.leaf) + len(SEPARATOR) if self.written else 0
 
     @property
     def body_start(self) -> int:
         """Where :attr:`text` starts in :attr:`scan_text`."""
-        return len(self.header) + len(SEPARATOR) if self.header else 0
+        header = len(self.header) + len(SEPARATOR) if self.header else 0
+        return self.reading_start + header
 
     @property
     def scan_text(self) -> str:
         """What detection reads in place of the leaf."""
-        return f"{self.header}{SEPARATOR}{self.text}" if self.header else self.text
+        reading = f"{self.header}{SEPARATOR}{self.text}" if self.header else self.text
+        return f"{self.leaf}{SEPARATOR}{reading}" if self.written else reading
 
     def encode(self, header: str, text: str) -> str:
         """The leaf carrying ``text`` (under ``header``), encoded as the data was."""
@@ -216,9 +230,11 @@ def _data_url(path: Path, leaf: str) -> Located | None:
         located = UndecodableAttachment(path, leaf, "ambiguous-line-breaks")
     else:
         located = _decoded(path, leaf, url, decode_percent(url.data), None, utf8=media.is_utf8)
-    if isinstance(located, UndecodableAttachment) and _written_text(path):
+    if not _written_text(path):
+        return located
+    if isinstance(located, UndecodableAttachment):
         return None  # text that starts like a data URL: it is scanned as written
-    return located
+    return dataclasses.replace(located, written=True)
 
 
 def _written_text(path: Path) -> bool:

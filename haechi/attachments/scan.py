@@ -118,11 +118,26 @@ async def _rewritten(
     """The attachment's leaf with ``items`` (offsets into its scan text) applied to its
     text and to its header's parameters separately, so that the result is always a data
     URL of the declared type and encoding: a finding across both (as a whole-leaf finding
-    of folded text is) is cut in two, and what it covers of the rest of the header stays."""
+    of folded text is) is cut in two, and what it covers of the rest of the header stays.
+
+    A leaf also read as written with a finding in that reading is rewritten as the text it
+    is to the model, and every finding of its decoded reading covers all of it: where a
+    value of one reading lies in the other is not known."""
+    leaf = attachment.leaf
+    reading = attachment.reading_start
+    written = _within(items, 0, len(leaf)) if reading else []
+    if written:
+        whole = [
+            Item(dataclasses.replace(item.detection, start=0, end=len(leaf)), item.action)
+            for item in items
+            if item.detection.end > reading
+        ]
+        return await transformer.transform_text(leaf, written + whole)
     header = attachment.header
     start, end = attachment.parameters
     if end > start:
-        parameters = await transformer.transform_text(header[start:end], _within(items, start, end))
+        found = _within(items, reading + start, reading + end)
+        parameters = await transformer.transform_text(header[start:end], found)
         header = header[:start] + parameters + header[end:]
     start = attachment.body_start
     text = await transformer.transform_text(

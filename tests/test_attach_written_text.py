@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A data URL in a message's text is read both as the model reads it and decoded.
+
+In a member whose text the model reads as written (a message's ``content``, a part's
+``text``), a data URL that decodes is still text to the model: ``data:,4111111111111111%32``
+shows it a card its decoded reading (seventeen digits) hides. Both readings are scanned. See
+``docs/detection.md`` ("Text attachments").
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.upstream_server import gateway_in_front
+
+OPENAI = {"target": {"type": "openai-compatible"}}
+
+
+def _chat(content: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": content}]}
+
+
+def test_a_card_the_written_text_shows_blocks(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        body = _chat("data:,4111111111111111%32 is my card")
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        assert response.status_code == 403
+        assert response.json()["summary"]["byType"] == {"card": 1}
+        assert gateway.upstream.received == []
+
+
+def test_a_value_of_the_written_text_is_redacted_in_it(tmp_path: Path) -> None:
+    """Decoded, ``%5F`` glues ``_x`` to the address, which is then no address; as written
+    it is one. The text is rewritten as written (where a value of one reading lies in the
+    other is not known)."""
+    part = {"type": "text", "text": "data:,mail jane.doe@example.com%5Fx"}
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=_chat([part]))
+        assert response.status_code == 200
+        sent = gateway.upstream.received[-1].json()["messages"][0]["content"][0]["text"]
+        assert sent == "data:,mail [REDACTED:email]%5Fx"
+
+
+def test_a_base64_data_url_in_a_message_stays_a_data_url(tmp_path: Path) -> None:
+    data = base64.b64encode(b"mail jane.doe@example.com").decode()
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        body = _chat(f"data:text/plain;base64,{data}")
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        assert response.status_code == 200
+        sent = gateway.upstream.received[-1].json()["messages"][0]["content"]
+        header, encoded = sent.split(",", 1)
+        assert header == "data:text/plain;base64"
+        assert base64.b64decode(encoded, validate=True) == b"mail [REDACTED:email]"
