@@ -62,3 +62,22 @@ def test_counting_resumes_from_the_persisted_usage_after_a_missing_moment(
         provider.encrypt("ann.a@example.com", {"a": 1})
         with pytest.raises(CryptoError, match="safe encryption limit"):
             provider.encrypt("bob.b@example.org", {"a": 1})
+
+
+def test_a_key_file_put_back_from_an_older_copy_does_not_hand_out_slots_again(
+    tmp_path: Path,
+) -> None:
+    """Slots this process reserved stay counted when the file is replaced by a copy made
+    before the reservation (a restore, a redeploy of the key file)."""
+    key_file = tmp_path / "dev.keys.json"
+    init_key_file(key_file)
+    _with_usage(key_file, NONCE_LIMIT - 2)
+    older = key_file.read_bytes()
+    provider = LocalCryptoProvider(key_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonceBudgetWarning)
+        provider.encrypt("ann.a@example.com", {"a": 1})
+        provider.encrypt("bob.b@example.org", {"a": 1})
+        key_file.write_bytes(older)
+        with pytest.raises(CryptoError, match="safe encryption limit"):
+            provider.encrypt("carl.c@example.net", {"a": 1})

@@ -108,7 +108,9 @@ class NonceLedger:
                 raise CryptoError(f"key {self._kid} is no longer in the key file")
             entries: list[dict[str, Any]] = loaded.document["keys"]
             entry = next(item for item in entries if item["kid"] == self._kid)
-            used = loaded.keys[self._kid].usage
+            # Never below what this ledger reserved already: a file put back from an older
+            # copy (a restore, a redeploy of the key file) would hand out its slots again.
+            used = max(loaded.keys[self._kid].usage, self._end)
             if used >= NONCE_LIMIT:
                 raise _exhausted(self._kid)
             end = min(used + NONCE_WINDOW, NONCE_LIMIT)
