@@ -119,6 +119,8 @@ async def _rewritten(
     text and to its header's parameters separately, so that the result is always a data
     URL of the declared type and encoding: a finding across both (as a whole-leaf finding
     of folded text is) is cut in two, and what it covers of the rest of the header stays.
+    A finding wholly inside the header is a value written there (``data:text/<address>,``),
+    which goes upstream with the header: it is rewritten wherever it lies.
 
     A leaf also read as written with a finding in that reading is rewritten as the text it
     is to the model, and every finding of its decoded reading covers all of it: where a
@@ -134,11 +136,17 @@ async def _rewritten(
         ]
         return await transformer.transform_text(leaf, written + whole)
     header = attachment.header
-    start, end = attachment.parameters
-    if end > start:
-        found = _within(items, reading + start, reading + end)
-        parameters = await transformer.transform_text(header[start:end], found)
-        header = header[:start] + parameters + header[end:]
+    if header:
+        after = reading + len(header)
+        inside: list[Item] = []
+        across: list[Item] = []
+        for item in items:
+            found = item.detection
+            (inside if reading <= found.start and found.end <= after else across).append(item)
+        start, end = attachment.parameters
+        in_header = _within(inside, reading, after)
+        in_header += _within(across, reading + start, reading + end, reading)
+        header = await transformer.transform_text(header, in_header)
     start = attachment.body_start
     text = await transformer.transform_text(
         attachment.text, _within(items, start, start + len(attachment.text))
@@ -148,14 +156,16 @@ async def _rewritten(
     return attachment.encode(header, text)
 
 
-def _within(items: Sequence[Item], start: int, end: int) -> list[Item]:
-    """The parts of ``items`` between ``start`` and ``end``, counted from ``start``."""
+def _within(items: Sequence[Item], start: int, end: int, origin: int | None = None) -> list[Item]:
+    """The parts of ``items`` between ``start`` and ``end``, counted from ``origin``
+    (``start`` when not given)."""
+    origin = start if origin is None else origin
     return [
         Item(
             dataclasses.replace(
                 item.detection,
-                start=max(item.detection.start, start) - start,
-                end=min(item.detection.end, end) - start,
+                start=max(item.detection.start, start) - origin,
+                end=min(item.detection.end, end) - origin,
             ),
             item.action,
         )
