@@ -317,6 +317,12 @@ class LimitsConfig(_Section):
         "(431, then the connection is closed); the trailer fields of a chunked body count "
         "towards the body's bound instead.",
     )
+    max_inspection_ms: NonNegativeInt = _field(
+        0,
+        "CPU time one payload's inspection may take, in milliseconds, counted on the thread "
+        "that scans; past it the payload is blocked and audited (413 "
+        "haechi_inspection_budget_exceeded on a request); 0 = no limit.",
+    )
     upstream_timeout_ms: PositiveInt = _field(120000, "Upstream timeout in milliseconds (504).")
     max_in_flight: NonNegativeInt = _field(
         0, "Concurrent requests before answering 503 with Retry-After; 0 = unlimited."
@@ -701,7 +707,9 @@ class AuthConfig(_Section):
         20,
         "Authentication denials a gateway process audits one record each, per second (a "
         "burst of as many); past it denials are counted, and one record a second says how "
-        "many, by reason. 0 = one record per denial, however many.",
+        "many, by reason. The same bound applies, separately, to the "
+        "`plugin.authenticate.deny` records of a plugin provider. 0 = one record per denial, "
+        "however many.",
     )
 
     @model_validator(mode="after")

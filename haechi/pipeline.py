@@ -31,6 +31,7 @@ from typing import Any, Final, Literal, Protocol
 from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.attachments import TextAttachments
 from haechi.audit import protect_event
+from haechi.detect.budget import InspectionBudget
 from haechi.detect.rule import HARD_BLOCK_TYPES
 from haechi.errors import AuditError, HaechiError, LimitError, ProviderError
 from haechi.models import (
@@ -328,6 +329,7 @@ class Protector:
         "_crypto",
         "_detector",
         "_dials",
+        "_inspection_s",
         "_max_depth",
         "_max_tokens",
         "_text_attachments",
@@ -345,6 +347,7 @@ class Protector:
         max_depth: int = DEFAULT_MAX_NESTING_DEPTH,
         text_attachments: bool = True,
         max_tokens: int = 0,
+        max_inspection_ms: int = 0,
     ) -> None:
         self._detector = detector
         self._audit = audit
@@ -354,6 +357,7 @@ class Protector:
         self._max_depth = max_depth
         self._max_tokens = max_tokens
         self._text_attachments = text_attachments
+        self._inspection_s = max_inspection_ms / 1000
 
     @property
     def detector(self) -> Detector:
@@ -410,10 +414,11 @@ class Protector:
         attachments = self.text_attachments(payload, entries, runs.values())
         if attachments is not None:
             entries = attachments.entries(entries)
-        detections = await self._detect(entries, context.direction, context.scan_numbers)
+        budget = self._budget()
+        detections = await self._detect(entries, context.direction, context.scan_numbers, budget)
         if runs:
             joined = [Entry(where, run.text) for where, run in runs.items()]
-            found = await self._detect(joined, context.direction, False)
+            found = await self._detect(joined, context.direction, False, budget)
             detections = merge_findings(runs, detections, found)
         inspection = inspect(detections, policy=policy, dials=self._dials, path_texts=PathTexts())
         if attachments is not None:
@@ -442,19 +447,47 @@ class Protector:
         return Evaluation(output, False, inspection)
 
     async def _detect(
-        self, entries: Sequence[Entry], direction: Direction, scan_numbers: bool
+        self,
+        entries: Sequence[Entry],
+        direction: Direction,
+        scan_numbers: bool,
+        budget: InspectionBudget | None,
     ) -> list[Detection]:
-        """Every detection in ``entries``; in a worker thread when they hold at least
-        :data:`_OFFLOAD_CHARS` characters of text."""
+        """Every detection in ``entries``, charged to ``budget``; in a worker thread when
+        they hold at least :data:`_OFFLOAD_CHARS` characters of text."""
         size = 0
         for entry in entries:
             if isinstance(entry.value, str):
                 size += len(entry.value)
         if size < _OFFLOAD_CHARS:
+            return self._scan(entries, direction, scan_numbers, budget)
+        return await asyncio.to_thread(self._scan, entries, direction, scan_numbers, budget)
+
+    def _scan(
+        self,
+        entries: Sequence[Entry],
+        direction: Direction,
+        scan_numbers: bool,
+        budget: InspectionBudget | None,
+    ) -> list[Detection]:
+        # Runs in the thread that scans: the budget counts that thread's CPU time.
+        if budget is None:
             return self._detector.detect(entries, direction=direction, scan_numbers=scan_numbers)
-        return await asyncio.to_thread(
-            self._detector.detect, entries, direction=direction, scan_numbers=scan_numbers
-        )
+        with budget.running():
+            return self._detector.detect(entries, direction=direction, scan_numbers=scan_numbers)
+
+    def scan_text(self, text: str, *, direction: Direction) -> list[Detection]:
+        """Every detection in ``text`` (a part of a streamed answer), within an inspection
+        budget of its own."""
+        budget = self._budget()
+        if budget is None:
+            return self._detector.scan_text(text, direction=direction)
+        with budget.running():
+            return self._detector.scan_text(text, direction=direction)
+
+    def _budget(self) -> InspectionBudget | None:
+        """A fresh ``limits.maxInspectionMs`` budget for one payload, if there is a limit."""
+        return InspectionBudget(self._inspection_s) if self._inspection_s else None
 
     async def protect(self, payload: Any, *, context: CallContext, policy: Policy) -> ProtectResult:
         """Protect ``payload``; see the module documentation for every outcome."""

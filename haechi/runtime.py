@@ -129,6 +129,7 @@ class Runtime:
             max_depth=config.limits.max_nesting_depth,
             text_attachments=config.filters.scan_text_attachments,
             max_tokens=config.token_vault.max_tokens_per_payload,
+            max_inspection_ms=config.limits.max_inspection_ms,
         )
         self._sync = SyncLoop()
         # Per-call defaults, read once (the configuration is immutable).

@@ -239,14 +239,14 @@ class TextStreamProtector:
         return evaluation.output
 
     async def _protect_text(self, text: str) -> str | None:
-        detections = self._protector.detector.scan_text(text, direction=self._context.direction)
+        detections = self._protector.scan_text(text, direction=self._context.direction)
         parts = await self._emit(text, detections, (len(text),))
         return None if parts is None else parts[0]
 
     async def _release(self, window: _Window, *, final: bool) -> list[Run]:
         pending = window.pending
         offset = len(window.left)
-        scanned = self._protector.detector.scan_text(
+        scanned = self._protector.scan_text(
             window.left + pending, direction=self._context.direction
         )
         detections = [_rebase(d, offset, pending) for d in scanned if d.end > offset]

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final, NamedTuple
 
+from haechi.detect.budget import InspectionBudget, current_budget
 from haechi.detect.catalog_secrets import key_names_secret
 from haechi.detect.custom import compile_custom_rules
 from haechi.detect.decode import decoded_views
@@ -49,7 +50,7 @@ from haechi.detect.prefilter import DigitRuns, LiteralScanner
 from haechi.detect.rule import Rule
 from haechi.detect.subruns import sub_runs
 from haechi.detect.unicode import as_read, fold
-from haechi.errors import DetectionError
+from haechi.errors import DetectionError, LimitError
 from haechi.models import Detection, Direction, Entry, EntryKind, PathSegment
 
 __all__ = ["KEY_NAME_RULE_ID", "DetectionEngine"]
@@ -174,8 +175,11 @@ class _Locator:
         under)."""
         windows = None if self.reach is None else runs.around(self.min_digits, self.reach)
         possible = 0
+        budget = current_budget()
         for low, high in windows or ((0, len(text)),):
             for match in self.pattern.finditer(text, low, high):
+                if budget is not None:
+                    budget.step()
                 groups = match.groups()
                 for group, bit in self.markers:
                     if groups[group - 1] is not None:
@@ -495,22 +499,30 @@ def _matches(
     text: str,
     start: int,
     end: int,
-    offset: int = 0,
-    confirmed: set[_Key] | None = None,
+    offset: int,
+    confirmed: set[_Key] | None,
+    budget: InspectionBudget | None,
 ) -> Iterator[_Hit]:
-    """Matches of one rule in ``text[start:end]``, shifted by ``offset`` (see :func:`_hit`)."""
+    """Matches of one rule in ``text[start:end]``, shifted by ``offset`` (see :func:`_hit`);
+    each is a step of ``budget``."""
     for match in compiled.finditer(text, start, end):
+        if budget is not None:
+            budget.step()
         hit = _hit(compiled, match, text, offset, confirmed)
         if hit is not None:
             yield hit
 
 
 def _anchored_matches(
-    compiled: _Compiled, text: str, lowered: str, confirmed: set[_Key] | None
+    compiled: _Compiled,
+    text: str,
+    lowered: str,
+    confirmed: set[_Key] | None,
+    budget: InspectionBudget | None,
 ) -> Iterator[_Hit]:
     """Matches of an anchored rule, tried only where its literals occur in ``lowered`` (or
     where the run before them starts, see ``_Compiled.run_chars``); like ``finditer``, a
-    match never starts inside the previous one."""
+    match never starts inside the previous one. Each place tried is a step of ``budget``."""
     assert compiled.match is not None
     first = compiled.first_chars
     run = compiled.run_chars
@@ -531,6 +543,8 @@ def _anchored_matches(
     for position in sorted(starts):
         if position < done:
             continue
+        if budget is not None:
+            budget.step()
         match = compiled.match(text, position)
         if match is None:
             continue
@@ -546,9 +560,11 @@ def _sub_run_hits(
     compiled: _Compiled,
     found: Sequence[_Hit],
     confirmed: set[_Key] | None,
+    budget: InspectionBudget | None,
 ) -> list[_Hit]:
     """Matches of a hard-block number rule on the sub-runs of longer digit runs, so that a
-    card glued to a phone number or a date is not lost (see :mod:`haechi.detect.subruns`)."""
+    card glued to a phone number or a date is not lost (see :mod:`haechi.detect.subruns`);
+    each sub-run is a step of ``budget``."""
     width = compiled.split_width
     digits = compiled.rule.sub_run_digits
     # A strict sub-run drops at least one digit of its run.
@@ -565,8 +581,10 @@ def _sub_run_hits(
         joiners=compiled.rule.sub_run_joiners,
     )
     for low, high in candidates:
+        if budget is not None:
+            budget.step()
         piece = text[low:high]
-        for hit in _matches(compiled, piece, 0, len(piece), low, confirmed):
+        for hit in _matches(compiled, piece, 0, len(piece), low, confirmed, budget):
             if (hit.start, hit.end) not in seen:
                 seen.add((hit.start, hit.end))
                 extra.append(hit)
@@ -666,9 +684,12 @@ class DetectionEngine:
     ) -> list[Detection]:
         """Every detection in ``entries``, entry by entry, each entry's sorted by start."""
         found: list[Detection] = []
+        budget = current_budget()
         for entry in entries:
             if entry.kind == "number" and direction == "response" and not scan_numbers:
                 continue
+            if budget is not None:
+                budget.step()
             found.extend(self._scan(entry.value, direction, entry.path, entry.kind))
         return found
 
@@ -811,20 +832,25 @@ class DetectionEngine:
         runs = leaf.runs
         lowered = leaf.lowered
         whole = len(leaf.rules)
+        budget = current_budget()
         for index, compiled in enumerate((*leaf.rules, *leaf.sub_run_only)):
             try:
+                if budget is not None:
+                    budget.step()
                 found: list[_Hit] = []
                 # The sub-run-only rules were ruled out on the whole text: sub-runs only.
                 if index < whole and compiled.match is not None and lowered is not None:
-                    found.extend(_anchored_matches(compiled, text, lowered, confirmed))
+                    found.extend(_anchored_matches(compiled, text, lowered, confirmed, budget))
                 elif index < whole:
                     reach = compiled.reach
                     spans = None if reach is None else runs.windows(compiled.window_digits, reach)
                     for start, end in spans or ((0, len(text)),):
-                        found.extend(_matches(compiled, text, start, end, 0, confirmed))
+                        found.extend(_matches(compiled, text, start, end, 0, confirmed, budget))
                 if compiled.split_width is not None:
-                    found.extend(_sub_run_hits(text, runs, compiled, found, confirmed))
+                    found.extend(_sub_run_hits(text, runs, compiled, found, confirmed, budget))
                 hits.extend(found)
+            except LimitError:
+                raise
             except TimeoutError:
                 raise DetectionError(
                     f"custom rule {compiled.rule.id!r} exceeded its match time budget "

@@ -23,6 +23,8 @@ from typing import Final
 
 import ahocorasick_rs
 
+from haechi.detect.budget import current_budget
+
 __all__ = ["DROP_DIGITS", "DigitRuns", "LiteralScanner", "digits_in"]
 
 #: A run of two or more digits (a lone digit is a run too, but never needs to be looked at).
@@ -203,7 +205,10 @@ class DigitRuns:
         merged: list[tuple[int, int]] = []
         covered = 0
         counted: dict[str | bytes, int] = {}
+        budget = current_budget()
         for start, end in self.spans():
+            if budget is not None:
+                budget.step()
             if end - start < min_digits:
                 continue
             run = source[start:end]

@@ -64,6 +64,11 @@ _PARAMETERS: Final = re.compile(r"[;,]")
 _READS_AS_TEXT: Final = frozenset({"utf-8", "utf-8-sig"})
 #: The reason of an answer nested deeper than ``limits.maxNestingDepth`` (or the parser).
 _TOO_DEEP: Final = "response_too_deeply_nested"
+#: The limits of a protect call that leave an answer uninspected, and the reason audited.
+_UNINSPECTABLE_LIMITS: Final = {
+    "haechi_request_too_deeply_nested": _TOO_DEEP,
+    "haechi_inspection_budget_exceeded": "response_inspection_budget_exceeded",
+}
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -262,10 +267,11 @@ class ResponseHandler:
                 # Inspected, but more of its values than tokenVault.maxTokensPerPayload are
                 # to be tokenized: refused whatever failureMode says (raises).
                 await self._refuse(request, "response_too_many_tokens")
-            if exc.code != "haechi_request_too_deeply_nested":
+            reason = _UNINSPECTABLE_LIMITS.get(exc.code)
+            if reason is None:
                 raise
-            # The limit that refuses such a request: here the answer cannot be inspected.
-            await self._uninspectable(request, response, raw, send, _TOO_DEEP)
+            # A limit that refuses such a request: here the answer cannot be inspected.
+            await self._uninspectable(request, response, raw, send, reason)
             return
         if result.blocked:
             request.decision = "response_blocked"

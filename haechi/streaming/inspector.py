@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["StreamInspector"]
 
 #: Why a stream stopped on a limit, by the limit's error code (a frame too large otherwise).
-_LIMIT_REASONS: Final = {"haechi_too_many_tokens": "stream_too_many_tokens"}
+_LIMIT_REASONS: Final = {
+    "haechi_too_many_tokens": "stream_too_many_tokens",
+    "haechi_inspection_budget_exceeded": "stream_inspection_budget_exceeded",
+}
 
 
 class StreamInspector:
