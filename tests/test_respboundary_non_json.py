@@ -140,3 +140,17 @@ def test_a_body_no_client_reads_as_data_is_still_relayed(gateway: Gateway) -> No
     streamed = httpx.post(url, json={"model": "m", "messages": HI, "stream": True}, timeout=10)
     assert (streamed.status_code, streamed.content) == (503, page)
     assert decisions(gateway)[-2:] == [("response_unprotected_allowed", "non_json_response")] * 2
+
+
+def test_a_json_answer_with_a_long_integer_labelled_otherwise_is_not_relayed(
+    gateway: Gateway,
+) -> None:
+    """Python converts integers of at most 4300 digits, but ``JSON.parse`` (with which the
+    openai SDK for JavaScript reads a ``text/json`` answer) and Go read longer ones: the
+    body is JSON to them, whatever Python's ``json`` says of it."""
+    body = f'{{"n": {"9" * 4301}, "message": "mail {EMAIL}"}}'.encode()
+    gateway.upstream.queue(Reply(body=body, headers={"content-type": "text/json"}))
+    refused = httpx.post(f"{gateway.url}/v1/chat/completions", json={"model": "m"}, timeout=10)
+    assert refused.status_code == 502
+    assert refused.json()["reason"] == "non_json_response"
+    assert EMAIL not in refused.text

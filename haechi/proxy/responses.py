@@ -62,6 +62,9 @@ _PARAMETERS: Final = re.compile(r"[;,]")
 #: The encodings (as :func:`json.detect_encoding` names them) whose bytes read as the same
 #: text when decoded as UTF-8.
 _READS_AS_TEXT: Final = frozenset({"utf-8", "utf-8-sig"})
+#: Reads any JSON text: integers are kept as their digits, so one longer than Python's
+#: int conversion allows is read too.
+_ANY_JSON: Final = json.JSONDecoder(parse_int=str)
 #: The reason of an answer nested deeper than ``limits.maxNestingDepth`` (or the parser).
 _TOO_DEEP: Final = "response_too_deeply_nested"
 #: The limits of a protect call that leave an answer uninspected, and the reason audited.
@@ -84,10 +87,13 @@ def _reads_as_json(body: bytes) -> bool:
     completion, an error) with httpx's ``Response.json()``, and the Ollama client parses
     every answer so: ``json.loads`` of the bytes, which also reads a body with a UTF-8 byte
     order mark, or in UTF-16 or UTF-32 (told by its zero bytes). Such a body is not
-    "non-JSON" to them. A body nested too deeply to tell counts as JSON.
+    "non-JSON" to them. Nor is one holding an integer longer than Python converts (4300
+    digits): ``JSON.parse`` reads it (the openai SDK for JavaScript parses any type ending
+    in ``json``, ``text/json`` included), and so does Go. A body nested too deeply to tell
+    counts as JSON.
     """
     try:
-        json.loads(body)
+        _ANY_JSON.decode(body.decode(json.detect_encoding(body)))
     except RecursionError:
         return True
     except ValueError:  # UnicodeDecodeError included
