@@ -82,8 +82,16 @@ _DATA_URL_START: Final = re.compile(
 #: ``type`` of an object whose ``data`` is plain text (Anthropic's plain-text source).
 _PLAIN_DATA_TYPE: Final = "text"
 
+#: What many readers split a data URL at, taking what is before it as the media type and what
+#: is after it as base64, wherever it lies.
+_SPLIT_MARKER: Final = re.compile(";base64,", re.IGNORECASE)
+
 UndecodableReason = Literal[
-    "invalid-base64", "invalid-utf8", "unsupported-charset", "ambiguous-line-breaks"
+    "invalid-base64",
+    "invalid-utf8",
+    "unsupported-charset",
+    "ambiguous-line-breaks",
+    "ambiguous-base64-marker",
 ]
 
 
@@ -216,11 +224,16 @@ def _data_url(path: Path, leaf: str) -> Located | None:
         return None
     media = parse_media_type(url.media_type)
     if not media.is_text:
-        return None
-    if url.base64:
+        return None  # a reader splitting elsewhere reads the same type (up to its ; or ,)
+    if not url.base64 and _SPLIT_MARKER.search(url.url) is not None:
+        # Not base64 to the URL standard, which ends the media type at the first comma, but
+        # to a reader splitting at ";base64," (data:text/plain,x;base64,<data>), whose
+        # base64 reading is never inspected here.
+        located: Located = UndecodableAttachment(path, leaf, "ambiguous-base64-marker")
+    elif url.base64:
         decoded = decode_base64(url.data)
         if decoded is None:
-            located: Located = UndecodableAttachment(path, leaf, "invalid-base64")
+            located = UndecodableAttachment(path, leaf, "invalid-base64")
         else:
             raw, form = decoded
             located = _decoded(path, leaf, url, raw, form, utf8=media.is_utf8)

@@ -32,7 +32,8 @@ __all__ = ["UNDECODABLE_TYPE", "TextAttachments"]
 
 #: The type of the decision an undecodable attachment adds; its rule id names the reason
 #: (``attachment-invalid-base64``, ``attachment-invalid-utf8``,
-#: ``attachment-unsupported-charset``, ``attachment-ambiguous-line-breaks``).
+#: ``attachment-unsupported-charset``, ``attachment-ambiguous-line-breaks``,
+#: ``attachment-ambiguous-base64-marker``).
 UNDECODABLE_TYPE: Final = "undecodable_attachment"
 
 
