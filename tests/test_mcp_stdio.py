@@ -13,6 +13,7 @@ import pytest
 
 from haechi.mcp import INVALID_JSONRPC, METHOD_NOT_ALLOWED, POLICY_BLOCK, STDIO_ERROR
 from haechi.mcp._io import LineReader, LineTooLong
+from haechi.mcp.stdio import AwaitedIds
 from tests.mcp_servers.harness import TIMEOUT_S, haechi_argv, write_config
 from tests.mcp_servers.tool_server import github_token
 
@@ -129,3 +130,27 @@ async def test_an_oversized_line_is_skipped_to_its_end() -> None:
         await lines.readline()
     assert await lines.readline() == b"last"
     assert await lines.readline() is None
+
+
+def test_awaited_ids_are_bounded_in_number_and_in_characters() -> None:
+    awaited = AwaitedIds(limit=3, max_chars=10)
+    for message_id in ("aaaa", "bbbb", 1, "cccc"):
+        awaited.add(message_id)
+    # 12 characters of string ids: the oldest is forgotten; numbers cost no characters.
+    assert list(awaited) == ["bbbb", 1, "cccc"]
+    awaited.add(2)
+    assert list(awaited) == [1, "cccc", 2]
+    awaited.discard("cccc")
+    awaited.add("d" * 10)
+    assert list(awaited) == [1, 2, "d" * 10]
+    awaited.add("e" * 11)  # longer than the whole budget: not kept, and nothing else lost
+    assert list(awaited) == [1, 2, "d" * 10]
+
+
+def test_an_awaited_id_sent_again_is_counted_once() -> None:
+    awaited = AwaitedIds(max_chars=8)
+    for _ in range(5):
+        awaited.add("abcd")
+    awaited.add("efgh")
+    assert list(awaited) == ["abcd", "efgh"]
+    assert "1" not in awaited

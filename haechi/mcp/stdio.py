@@ -29,26 +29,41 @@ Writer = Callable[[bytes], Awaitable[None]]
 _TOO_LONG: Final = {"reason": f"MCP message exceeds {MAX_LINE_BYTES} bytes"}
 #: How many unanswered request ids :class:`AwaitedIds` keeps (the oldest are forgotten).
 MAX_AWAITED_IDS: Final = 65536
+#: How many characters of string ids it keeps in all (the oldest ids are forgotten).
+MAX_AWAITED_CHARS: Final = 4 * 1024 * 1024
 
 
 class AwaitedIds:
     """The ids of requests sent one way and not answered yet, oldest first (bounded).
 
-    Ids are told apart by type as well as value (``1`` is not ``"1"``).
+    Ids are told apart by type as well as value (``1`` is not ``"1"``). At most ``limit``
+    ids are kept, and string ids of at most ``max_chars`` characters in all: a client
+    choosing its ids (up to the line limit each) must not make the session hold gigabytes.
+    A forgotten id only loses the matching of :meth:`McpFilter.decide`: a refused answer to
+    it goes with ``id: null``.
     """
 
-    def __init__(self, limit: int = MAX_AWAITED_IDS) -> None:
+    def __init__(self, limit: int = MAX_AWAITED_IDS, max_chars: int = MAX_AWAITED_CHARS) -> None:
         self._ids: OrderedDict[tuple[type, Any], None] = OrderedDict()
         self._limit = limit
+        self._max_chars = max_chars
+        self._chars = 0
 
     def add(self, message_id: Any) -> None:
-        self._ids[(type(message_id), message_id)] = None
-        self._ids.move_to_end((type(message_id), message_id))
-        while len(self._ids) > self._limit:
-            self._ids.popitem(last=False)
+        if _chars(message_id) > self._max_chars:
+            return  # kept, it would push out every other id
+        key = (type(message_id), message_id)
+        if key not in self._ids:
+            self._chars += _chars(message_id)
+        self._ids[key] = None
+        self._ids.move_to_end(key)
+        while len(self._ids) > self._limit or self._chars > self._max_chars:
+            (_kind, oldest), _ = self._ids.popitem(last=False)
+            self._chars -= _chars(oldest)
 
     def discard(self, message_id: Any) -> None:
-        self._ids.pop((type(message_id), message_id), None)
+        if self._ids.pop((type(message_id), message_id), False) is None:
+            self._chars -= _chars(message_id)
 
     def __contains__(self, message_id: object) -> bool:
         try:
@@ -61,6 +76,10 @@ class AwaitedIds:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+def _chars(message_id: Any) -> int:
+    return len(message_id) if isinstance(message_id, str) else 0
 
 
 async def relay(
