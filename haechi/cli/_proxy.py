@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,24 @@ from haechi.cli._app import ConfigOption, app, exit_with
 from haechi.config import DEFAULT_CONFIG_PATH, load_config
 
 __all__: list[str] = []
+
+
+def _standard_descriptors_held() -> None:
+    """Open the null device on each of descriptors 0, 1 and 2 that is closed.
+
+    A process started with one closed (``<&-``) would get it back as its next file or socket
+    (the lowest free descriptor): the listening socket as 0, the event loop's poller as 1,
+    and uvloop aborts the process when it closes a descriptor up to 2, so the gateway died
+    (SIGABRT) as it stopped instead of draining. Whatever the process or its children write
+    to a standard stream would also land in that file or socket.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            # The lowest free descriptor: ``fd`` itself, those below it being open now. It is
+            # inherited, as a standard descriptor is: the workers start with it.
+            os.set_inheritable(os.open(os.devnull, os.O_RDWR), True)
 
 
 @app.command("proxy")
@@ -48,6 +67,7 @@ def proxy_command(
     """haechi proxy — run the gateway in front of target.upstream until SIGTERM/SIGINT."""
     from haechi.proxy.server import plan_listen, run_proxy
 
+    _standard_descriptors_held()
     settings = load_config(config)
     plan = plan_listen(
         settings,
