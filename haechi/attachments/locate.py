@@ -11,7 +11,10 @@ Two shapes are recognised, wherever they sit in the payload:
   itself (an Anthropic plain-text source), scanned as any string; a ``blob`` there is
   still base64 (an MCP client reads a resource's ``blob`` whatever else it holds). Of two
   declarations on one object (``mimeType`` and ``mime_type``), one the data does not
-  decode as makes it undecodable.
+  decode as makes it undecodable. Member names are matched as a case-insensitive decoder
+  binds them (:func:`~haechi.protocols.member_names.named_like`: ``MimeType``,
+  ``MEDIA_TYPE``, ``Data``): a proxy decoding the body so (Go's ``encoding/json``) sends
+  the attachment on under the names the API reads.
 - **A data URL** declaring text (OpenAI chat ``file.file_data``, Responses ``input_file``),
   base64 or percent-encoded. A data URL that is a piece of a text cut into pieces (see
   :mod:`haechi.pieces`) is not decoded: the model reads it as written, and it is scanned
@@ -45,6 +48,7 @@ from haechi.attachments.codec import (
 from haechi.attachments.media import parse_media_type
 from haechi.models import Entry, PathSegment
 from haechi.pieces import PieceRun
+from haechi.protocols.member_names import members_named, named_like
 
 __all__ = [
     "DATA_MEMBERS",
@@ -74,6 +78,10 @@ SEPARATOR: Final = "\n"
 WRITTEN_TEXT_MEMBERS: Final = frozenset(
     {"content", "input", "instructions", "prompt", "system", "text", "thinking"}
 )
+#: A member name a case-insensitive decoder may bind to a media-type key, between the
+#: separators the quick check joins strings by (a superset of :func:`named_like`'s matches:
+#: the only letters outside ASCII that fold into these names are the dotted and dotless i).
+_MEDIA_TYPE_NAME: Final = re.compile(r"\x00(?:mime_?type|media_?type)\x00", re.IGNORECASE)
 #: A string starting like a data URL, after the separator the quick check joins strings by
 #: (tabs and line breaks within ``data:`` are removed by the URL parser).
 _DATA_URL_START: Final = re.compile(
@@ -164,16 +172,14 @@ def locate_text_attachments(
 ) -> list[Located]:
     """Every declared-text attachment of ``payload`` (whose walk is ``entries``), in
     document order; ``runs`` are its texts cut into pieces."""
-    values = [entry.value for entry in entries]
-    if MEDIA_TYPE_KEYS.isdisjoint(values) and not _DATA_URL_START.search(
-        "\x00" + "\x00".join(values)
-    ):
+    joined = "\x00" + "\x00".join([entry.value for entry in entries]) + "\x00"
+    if not _MEDIA_TYPE_NAME.search(joined) and not _DATA_URL_START.search(joined):
         return []
     found: dict[Path, Located] = {}
     pieces: frozenset[Path] | None = None
     for entry in entries:
         if entry.kind == "key":
-            if entry.value in MEDIA_TYPE_KEYS:
+            if _named_like_any(entry.value, MEDIA_TYPE_KEYS):
                 # The declared object wins over a data URL reading of the same string.
                 for beside in _beside_media_type(payload, entry.path):
                     _keep(found, beside)
@@ -203,11 +209,14 @@ def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
     media = parse_media_type(declared)
     if not media.is_text:
         return []
-    members = _PLAIN_DATA_MEMBERS if holder.get("type") == _PLAIN_DATA_TYPE else DATA_MEMBERS
+    # Plain text only when every member a decoder may take for ``type`` says so.
+    kinds = [holder[name] for name in members_named(holder, "type")]
+    plain = bool(kinds) and all(kind == _PLAIN_DATA_TYPE for kind in kinds)
+    members = _PLAIN_DATA_MEMBERS if plain else DATA_MEMBERS
     located: list[Located] = []
-    for member in members:
-        data = holder.get(member)
-        if isinstance(data, str):
+    for member in holder:
+        data = holder[member]
+        if isinstance(data, str) and _named_like_any(member, members):
             path = (*key_path[:-1], member)
             decoded = decode_base64(data)
             if decoded is None:
@@ -216,6 +225,11 @@ def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
                 raw, form = decoded
                 located.append(_decoded(path, data, None, raw, form, utf8=media.is_utf8))
     return located
+
+
+def _named_like_any(name: str, fields: Iterable[str]) -> bool:
+    """Whether a case-insensitive decoder may bind the member ``name`` to one of ``fields``."""
+    return any(named_like(name, field) for field in fields)
 
 
 def _data_url(path: Path, leaf: str) -> Located | None:
