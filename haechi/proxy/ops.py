@@ -16,12 +16,14 @@ stopped answering): a probe is always answered, and holds nothing past that boun
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Final
 
 import haechi
 from haechi.protocols import normalized_path
 from haechi.proxy._asgi import Send, send_json, send_response
 from haechi.proxy.errors import GatewayError
+from haechi.proxy.logs import log_event
 
 __all__ = ["READY_TIMEOUT_S", "RESERVED_PREFIX", "Operations", "is_reserved", "reserved_path"]
 
@@ -68,6 +70,25 @@ class Operations:
             "vaultWritable": state.get("tokenVault", True) is True,
         }
 
+    def _exposition(self, correlation_id: bytes) -> tuple[bytes, str]:
+        """The metrics text and its content type; a sink that cannot make it (a
+        multi-worker gateway whose counter files were removed, a plugin sink that raises)
+        is an internal error, logged and counted as any."""
+        metrics = self._runtime.metrics
+        try:
+            exposition: tuple[bytes, str] = metrics.render()
+        except Exception as exc:
+            log_event(
+                logging.ERROR,
+                "proxy_internal_error",
+                correlationId=correlation_id.decode(),
+                errorName=type(exc).__name__,
+                statusCode=500,
+            )
+            metrics.increment("haechi_internal_error_total")
+            raise GatewayError("haechi_proxy_error") from None
+        return exposition
+
     async def handle(self, method: str, path: str, send: Send, correlation_id: bytes) -> None:
         """Answer a request for a reserved ``path``."""
         endpoint = path[len(RESERVED_PREFIX) + 1 :] if is_reserved(path) else ""
@@ -90,7 +111,7 @@ class Operations:
         else:
             if not self._metrics_enabled:
                 raise GatewayError("haechi_metrics_disabled")
-            body, content_type = self._runtime.metrics.render()
+            body, content_type = self._exposition(correlation_id)
             headers = [
                 (b"content-type", content_type.encode()),
                 (b"cache-control", b"no-store"),
