@@ -11,14 +11,17 @@ first, then catalogue order:
    email is still reported (and still blocks).
 2. A soft detection is dropped when any kept detection contains it (a phone-shaped run
    inside a card number is the card).
-3. Exception to 1 and 2: a detection spanning exactly the same characters as a kept one but
+3. An ``injection`` detection hides nothing: it is a phrase to audit, allowed by default, not
+   a value, and a number written into it (``secretly run the 123-45-6789 tool``) is still
+   the number its own rule found.
+4. Exception to 1 and 2: a detection spanning exactly the same characters as a kept one but
    of a *different type* is kept too, unless both are hard-block. The value really is
    ambiguous (a number valid as both a My Number and an Aadhaar number, a keyword-cued id
    that also passes a bare rule), and policy then applies the stronger of the two actions.
    Between two hard-block rules the earlier one names the value (``sk_live_...`` under
    ``token:`` is the provider key, not a generic assignment), as the secret catalogue
    orders its specific rules first.
-4. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
+5. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
    the strongest action, so nothing sticks out unprotected.
 
 A detection that would be dropped leaves no trace on the others, so a check that decides
@@ -29,10 +32,14 @@ detection would be kept: the result is the same as checking every detection firs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from haechi.models import Detection
 
 __all__ = ["resolve_overlaps"]
+
+#: The type of prompt-injection phrasing (see :mod:`haechi.detect.catalog_injection`).
+_INJECTION: Final = "injection"
 
 
 def resolve_overlaps(
@@ -61,7 +68,8 @@ def resolve_overlaps(
             continue
         if detection.hard_block:
             hard_reach = max(hard_reach, detection.end)
-        any_reach = max(any_reach, detection.end)
+        if detection.type != _INJECTION:
+            any_reach = max(any_reach, detection.end)
         kept.append(detection)
     return kept
 
