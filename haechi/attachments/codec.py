@@ -42,8 +42,11 @@ _URL_PADDING: Final = "".join(map(chr, range(0x21)))
 #: What it then removes wherever it is: ASCII tabs and line breaks.
 _URL_REMOVED: Final = str.maketrans("", "", "\t\n\r")
 #: Characters left unescaped when percent-encoding data (the URL sub-delimiters and the
-#: path characters); everything else is written ``%XX``.
-_PERCENT_SAFE: Final = "!$&'()*+,;=:@/?~"
+#: path characters but ``;``); everything else is written ``%XX``. A ``;`` is escaped so
+#: that protected text never writes ``;base64,``, at which some readers split a data URL
+#: and read what follows as base64 (text that escaped it as ``%3B`` would otherwise come
+#: back with it unescaped).
+_PERCENT_SAFE: Final = "!$&'()*+,=:@/?~"
 
 
 @dataclass(frozen=True, slots=True)
