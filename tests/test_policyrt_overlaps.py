@@ -3,7 +3,9 @@
 take the inner one too.
 
 An injection phrase is allowed by default, so a number written into it must still get its
-own action. Every test runs the gateway on a real socket in front of a stand-in upstream.
+own action; a container of lower confidence may be dropped by ``filters.minConfidence``, so
+the more certain value inside it must not go with it. Every test runs the gateway on a real
+socket in front of a stand-in upstream.
 """
 
 from __future__ import annotations
@@ -52,3 +54,17 @@ def test_an_ssn_inside_an_injection_phrase_blocks_under_us_general(tmp_path: Pat
     assert "078-05-1120" not in reply.text
     assert '"us_ssn"' in audit
     assert "078-05-1120" not in audit
+
+
+def test_an_address_inside_a_finding_below_the_confidence_floor_is_still_redacted(
+    tmp_path: Path,
+) -> None:
+    # A broad operator rule of low confidence, with a floor meant to silence it.
+    note = {"id": "note", "type": "customer_note", "pattern": "note: [^\\n]+", "confidence": 0.3}
+    config = {"filters": {"customRules": [note], "minConfidence": 0.5}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        sent = "note: write to jane.doe@example.com today"
+        reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
+        forwarded = gateway.upstream.last.json()["messages"][0]["content"]
+    assert reply.status_code == 200, reply.text
+    assert forwarded == "note: write to [REDACTED:email] today"

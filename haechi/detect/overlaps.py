@@ -9,8 +9,10 @@ first, then catalogue order:
 1. A hard-block detection is dropped only when an earlier kept **hard-block** detection
    contains it. A soft detection can never hide a hard-block one, so the card inside that
    email is still reported (and still blocks).
-2. A soft detection is dropped when any kept detection contains it (a phone-shaped run
-   inside a card number is the card).
+2. A soft detection is dropped when a kept hard-block detection contains it (a phone-shaped
+   run inside a card number is the card), or a kept soft detection of at least its
+   confidence does. A container of lower confidence never hides: ``filters.minConfidence``
+   may drop it and must not take the more certain value inside with it.
 3. An ``injection`` detection hides nothing: it is a phrase to audit, allowed by default, not
    a value, and a number written into it (``secretly run the 123-45-6789 tool``) is still
    the number its own rule found.
@@ -58,20 +60,40 @@ def resolve_overlaps(
     )
     kept: list[Detection] = []
     hard_reach = -1
-    any_reach = -1
+    # The farthest end reached by kept soft detections (injection aside) of each confidence:
+    # rules have few distinct confidences, so the lookup stays short however many are kept.
+    soft_reach: dict[float, int] = {}
     for index in ordered:
         detection = detections[index]
-        reach = hard_reach if detection.hard_block else any_reach
-        if detection.end <= reach and not _distinct_twin(detection, kept):
+        if _hidden(detection, hard_reach, soft_reach) and not _distinct_twin(detection, kept):
             continue
         if confirm is not None and not confirm(index):
             continue
         if detection.hard_block:
             hard_reach = max(hard_reach, detection.end)
-        if detection.type != _INJECTION:
-            any_reach = max(any_reach, detection.end)
+        elif detection.type != _INJECTION:
+            confidence = detection.confidence
+            soft_reach[confidence] = max(soft_reach.get(confidence, -1), detection.end)
         kept.append(detection)
     return kept
+
+
+def _hidden(detection: Detection, hard_reach: int, soft_reach: dict[float, int]) -> bool:
+    """Whether a kept detection contains ``detection`` and is removed by nothing that would
+    leave ``detection``: a hard-block one, or (for a soft detection) a soft one of at least
+    its confidence.
+
+    Kept detections all start at or before ``detection``, so containing it means reaching
+    its end.
+    """
+    if detection.end <= hard_reach:
+        return True
+    if detection.hard_block:
+        return False
+    return any(
+        end >= detection.end and confidence >= detection.confidence
+        for confidence, end in soft_reach.items()
+    )
 
 
 def _distinct_twin(detection: Detection, kept: Sequence[Detection]) -> bool:
