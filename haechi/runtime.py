@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import Any, Final
 
 from haechi._documents import begins_json_container
+from haechi._markers import MarkerRestorer
 from haechi._sync_loop import SyncLoop
 from haechi.actions import apply_rewrites
 from haechi.audit import AuditSink
@@ -354,6 +353,11 @@ class Runtime:
         arguments, an answer in JSON mode), where a marker can only stand inside a string
         literal, a value is written escaped as JSON string content, as the model would have
         written it: a quote in it neither breaks the document nor adds members to it.
+
+        Restoring may add at most ``responseProtection.maxBytes`` characters to the payload
+        (a value is longer than its marker, and the payload decides how often it repeats
+        one); past that it raises :class:`~haechi.errors.LimitError`
+        (``haechi_restored_too_large``) and returns nothing.
         """
         wanted = list(dict.fromkeys(tokens))
         if not wanted or self.token_vault is None:
@@ -361,18 +365,14 @@ class Runtime:
         restored: Mapping[str, str] = await self.token_vault.detokenize(wanted)
         if not restored:
             return payload
-        markers = {f"[TOKEN:{token}]": plaintext for token, plaintext in restored.items()}
-        escaped = {
-            marker: json.dumps(text, ensure_ascii=False)[1:-1] for marker, text in markers.items()
-        }
-        pattern = re.compile("|".join(re.escape(marker) for marker in markers))
+        restorer = MarkerRestorer(restored, self.config.response_protection.max_bytes)
         leaves: dict[tuple[PathSegment, ...], str] = {}
         keys: dict[tuple[PathSegment, ...], str] = {}
         for entry in collect_entries(payload, max_depth=self.config.limits.max_nesting_depth):
             if entry.kind == "number" or "[TOKEN:" not in entry.value:
                 continue
-            values = escaped if begins_json_container(entry.value) else markers
-            rewritten = pattern.sub(partial(_value_of, values), entry.value)
+            written = _json_string_content if begins_json_container(entry.value) else None
+            rewritten = restorer.restore(entry.value, written)
             if rewritten != entry.value:
                 (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
         return apply_rewrites(payload, leaves, keys)
@@ -530,6 +530,6 @@ def _engine(settings: HaechiConfig, registry: ProviderRegistry, context: Provide
     )
 
 
-def _value_of(values: Mapping[str, str], marker: re.Match[str]) -> str:
-    """The value a matched ``[TOKEN:<id>]`` marker stands for, as written into its text."""
-    return values[marker.group(0)]
+def _json_string_content(text: str) -> str:
+    """``text`` escaped as the content of a JSON string."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from haechi._documents import decode_document
+from haechi.errors import LimitError
 from haechi.pieces import drop_piece_runs
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
@@ -293,7 +294,12 @@ class ResponseHandler:
         if route is not None and route.token_ids and result.mode == "enforce":
             changed = route.token_ids.scrub(payload, text) or changed
         if self._detokenize and tokens:
-            restored = await gateway.runtime.detokenize(payload, tokens)
+            try:
+                restored = await gateway.runtime.detokenize(payload, tokens)
+            except LimitError:
+                # The answer repeats this request's markers past responseProtection.maxBytes
+                # of restored values: refused whatever failureMode says (raises).
+                await self._refuse(request, "response_restored_too_large")
             if restored != payload:
                 payload, changed = restored, True
         out = compact_json(payload) + b"\n" if changed else body

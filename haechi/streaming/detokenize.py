@@ -18,6 +18,7 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Final
 
+from haechi._markers import MARKER, MarkerRestorer
 from haechi.streaming._json import dumps
 
 __all__ = ["Resolver", "StreamDetokenizer"]
@@ -27,11 +28,6 @@ Resolver = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
 
 # Token ids restored here never need escaping inside a JSON string.
 _RESTORABLE: Final = re.compile(r"[A-Za-z0-9_.:-]+")
-#: Any marker of a restorable id; whether it is one of this request's is a set lookup. A
-#: pattern naming the request's own ids instead (an alternative per id) took a fifth of a
-#: second on the event loop to compile for a thousand ids, stayed in the ``re`` module's
-#: cache after the stream, and cost a pass over every id at each ``[TOKEN:`` of a frame.
-_MARKER: Final = re.compile(r"\[TOKEN:([A-Za-z0-9_.:-]+)\]")
 
 
 class StreamDetokenizer:
@@ -41,12 +37,25 @@ class StreamDetokenizer:
     shows up, so a stream that never repeats a token costs no vault call. Markers of other
     tokens are left as they are. A stream can carry several texts at once (the answer, each
     tool call's arguments, the reasoning): each *channel* holds back its own unfinished
-    marker.
+    marker. Restoring adds at most ``max_growth`` characters to the whole stream (the
+    gateway passes ``responseProtection.maxBytes``; see :mod:`haechi._markers`): past it
+    :meth:`restore` raises :class:`~haechi.errors.LimitError`.
     """
 
-    __slots__ = ("_held", "_longest", "_markers", "_mine", "_plaintexts", "_resolve", "_tokens")
+    __slots__ = (
+        "_held",
+        "_longest",
+        "_markers",
+        "_max_growth",
+        "_mine",
+        "_resolve",
+        "_restorer",
+        "_tokens",
+    )
 
-    def __init__(self, tokens: Iterable[str], resolve: Resolver) -> None:
+    def __init__(
+        self, tokens: Iterable[str], resolve: Resolver, *, max_growth: int = 1024 * 1024
+    ) -> None:
         self._tokens = tuple(dict.fromkeys(t for t in tokens if _RESTORABLE.fullmatch(t)))
         self._mine = frozenset(self._tokens)
         # Sorted, so the markers a tail could begin follow it directly (binary search): a
@@ -55,7 +64,8 @@ class StreamDetokenizer:
         self._markers = sorted(f"[TOKEN:{token}]" for token in self._tokens)
         self._longest = max(map(len, self._markers), default=0)
         self._resolve = resolve
-        self._plaintexts: Mapping[str, str] | None = None
+        self._max_growth = max_growth
+        self._restorer: MarkerRestorer | None = None
         self._held: dict[Hashable, str] = {}
 
     def hold(self, text: str, channel: Hashable = None) -> str:
@@ -84,22 +94,13 @@ class StreamDetokenizer:
         escaped, so markers in any string or key of a frame are restored in one pass.
         """
         mine = self._mine
-        if "[TOKEN:" not in text or not any(m[1] in mine for m in _MARKER.finditer(text)):
+        if "[TOKEN:" not in text or not any(m[1] in mine for m in MARKER.finditer(text)):
             return text
-        if self._plaintexts is None:
+        if self._restorer is None:
             resolved = await self._resolve(self._tokens)
-            self._plaintexts = {
-                token: resolved[token] for token in self._tokens if token in resolved
-            }
-        plaintexts = self._plaintexts
-
-        def swap(match: re.Match[str]) -> str:
-            plaintext = plaintexts.get(match[1])
-            if plaintext is None:
-                return match[0]
-            return dumps(plaintext)[1:-1] if json_string else plaintext
-
-        return _MARKER.sub(swap, text)
+            plaintexts = {token: resolved[token] for token in self._tokens if token in resolved}
+            self._restorer = MarkerRestorer(plaintexts, self._max_growth)
+        return self._restorer.restore(text, _json_string_content if json_string else None)
 
     def _partial_start(self, text: str) -> int:
         """Index of the earliest ``[`` in the tail that starts an unfinished marker."""
@@ -119,3 +120,8 @@ class StreamDetokenizer:
         markers = self._markers
         at = bisect_left(markers, tail)
         return at < len(markers) and markers[at] != tail and markers[at].startswith(tail)
+
+
+def _json_string_content(text: str) -> str:
+    """``text`` escaped as the content of a JSON string, as the stream's frames write it."""
+    return dumps(text)[1:-1]

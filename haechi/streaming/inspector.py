@@ -32,6 +32,7 @@ __all__ = ["StreamInspector"]
 _LIMIT_REASONS: Final = {
     "haechi_too_many_tokens": "stream_too_many_tokens",
     "haechi_inspection_budget_exceeded": "stream_inspection_budget_exceeded",
+    "haechi_restored_too_large": "stream_restored_too_large",
 }
 
 
@@ -145,7 +146,11 @@ class StreamInspector:
         )
         detokenizer = None
         if self._restore and runtime.token_vault is not None:
-            detokenizer = StreamDetokenizer(self._restore, runtime.token_vault.detokenize)
+            detokenizer = StreamDetokenizer(
+                self._restore,
+                runtime.token_vault.detokenize,
+                max_growth=runtime.config.response_protection.max_bytes,
+            )
         return FrameProcessor(
             protector,
             descriptor,
