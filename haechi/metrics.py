@@ -138,16 +138,32 @@ class PrometheusMetrics:
     def increment(
         self, metric: str, labels: Mapping[str, str] | None = None, amount: float = 1
     ) -> None:
-        """Add ``amount`` to a catalogue counter; other names are ignored."""
+        """Add ``amount`` to a catalogue counter; other names are ignored, and so is a count
+        that cannot be stored (see :meth:`_series`)."""
         counter = self._counters.get(metric)
-        if counter is not None:
-            self._child(metric, counter, labels).inc(amount)
+        series = self._series(metric, counter, labels) if counter is not None else None
+        if series is not None:
+            series.inc(amount)
 
     def observe(self, metric: str, value: float, labels: Mapping[str, str] | None = None) -> None:
-        """Record one observation of a catalogue histogram; other names are ignored."""
+        """Record one observation of a catalogue histogram; other names are ignored, and so
+        is an observation that cannot be stored (see :meth:`_series`)."""
         histogram = self._histograms.get(metric)
-        if histogram is not None:
-            self._child(metric, histogram, labels).observe(value)
+        series = self._series(metric, histogram, labels) if histogram is not None else None
+        if series is not None:
+            series.observe(value)
+
+    def _series(
+        self, metric: str, family: _Family, labels: Mapping[str, object] | None
+    ) -> _Family | None:
+        """:meth:`_child`, or ``None`` when it cannot be made. In multi-worker mode a new
+        series opens its worker's file for its kind of metric, which fails once the
+        directory is gone (a temporary-file cleaner): the sample is dropped, since counting
+        must never break a request, and the exposition reports the failure."""
+        try:
+            return self._child(metric, family, labels)
+        except OSError:
+            return None
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type.

@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 
 from haechi.crypto import init_key_file
-from tests.upstream_server import gateway_config
+from haechi.proxy.background import serve_in_thread
+from tests.upstream_server import UpstreamServer, gateway_config
 
 
 def test_a_metrics_exposition_that_fails_is_a_json_internal_error(tmp_path: Path) -> None:
@@ -63,3 +64,46 @@ def test_a_metrics_exposition_that_fails_is_a_json_internal_error(tmp_path: Path
     assert [(event["correlationId"], event["errorName"]) for event in failures] == [
         (correlation_id, "ValueError")
     ]
+
+
+def test_requests_are_served_and_logged_cleanly_when_counting_fails(tmp_path: Path) -> None:
+    """The same removal makes a new series impossible to create (its worker's file for the
+    kind of metric cannot be opened): the request is unaffected, and the sample is dropped
+    without the error each request otherwise logged after its answer."""
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as served:
+        settings = gateway_config(tmp_path, served.url, {"logging": {"format": "json"}})
+        init_key_file(settings["keys"]["keyFile"])
+        config = tmp_path / "haechi.config.json"
+        config.write_text(json.dumps(settings))
+        temporary = tmp_path / "tmp"
+        temporary.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")}
+        command = [sys.executable, "-m", "haechi", "proxy", "--config", str(config)]
+        process = subprocess.Popen(
+            [*command, "--port", "0", "--workers", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env={**env, "TMPDIR": str(temporary)},
+        )
+        try:
+            assert process.stdout is not None
+            listening = json.loads(process.stdout.readline())
+            (metrics_dir,) = temporary.glob("haechi-metrics-*")
+            shutil.rmtree(metrics_dir)
+            url = f"http://127.0.0.1:{listening['port']}/v1/chat/completions"
+            chat = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+            for _ in range(4):  # both workers, each its first request on the route
+                with httpx.Client() as client:
+                    assert client.post(url, json=chat, timeout=30).status_code == 200
+            process.send_signal(signal.SIGTERM)
+            _out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+    assert process.returncode == 0, err
+    levels = [json.loads(line)["level"] for line in err.splitlines()]
+    assert "error" not in levels, err
