@@ -283,7 +283,10 @@ class ResponseProtectionConfig(_Section):
         "What to do with a response that cannot be inspected (compressed, non-JSON, invalid).",
     )
     allow_non_json: StrictBool = _field(
-        False, "Pass non-JSON responses through uninspected (audited) instead of failing."
+        False,
+        "Pass non-JSON responses through uninspected (audited) instead of failing; a body "
+        "that parses as JSON whatever its type, and the body of a successful answer to a "
+        "streaming request, are refused all the same (clients read them as data).",
     )
     allow_compressed: StrictBool = _field(
         False, "Accept compressed upstream responses (they are decompressed, then inspected)."
@@ -551,8 +554,8 @@ class TokenVaultConfig(_Section):
     reveal_policy: Literal["disabled", "local-dev"] = _field(
         "disabled", "Whether token-reveal may return plaintext (local-dev only)."
     )
-    retention_days: Annotated[StrictInt | float, Field(ge=1)] = _field(
-        30, "Days a token stays redeemable."
+    retention_days: Annotated[StrictInt | float, Field(ge=1, le=1_000_000, allow_inf_nan=False)] = (
+        _field(30, "Days a token stays redeemable (at most 1000000).")
     )
     deterministic: StrictBool = _field(
         False, "Same value -> same token (linkable) for the types in deterministicTypes."
