@@ -34,9 +34,8 @@ def test_a_runtime_configured_past_the_calendar_does_not_start(tmp_path: Path) -
         '{"keys": {"keyFile": "keys.json"}, "tokenVault": {"retentionDays": Infinity}}'
     )
     init_key_file(tmp_path / "keys.json")
-    settings = load_config(tmp_path / "haechi.config.json")
     with pytest.raises(ConfigError, match="retentionDays"):
-        haechi.create_runtime(settings)
+        haechi.create_runtime(load_config(tmp_path / "haechi.config.json"))
 
 
 def test_a_long_retention_still_issues_tokens(tmp_path: Path) -> None:
