@@ -6,7 +6,7 @@ The replacement formats are a compatibility contract (tools downstream parse the
 - ``redact``   -> ``[REDACTED:<type>]``
 - ``mask``     -> all ``*`` up to 8 characters; else first 2 + ``*`` x max(4, n-4) + last 2
 - ``tokenize`` -> ``[TOKEN:<token id>]`` from the vault, or ``[TOKEN:<type>:<12 hex>]`` (a
-  one-way hash, not reversible) when no vault is configured
+  keyed hash, not reversible, stable within the process) when no vault is configured
 - ``encrypt``  -> ``[HAECHI_ENC:<base64url of the envelope JSON, no padding>]``, the envelope
   bound to the AAD ``{context, path, type, ruleId}``
 - ``allow`` leaves the text; ``block`` rejects the whole payload (decided by the caller).
@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from haechi._canonical import sha256_hex
 from haechi.errors import LimitError
 from haechi.models import ACTION_STRENGTH, Action, Detection, PathSegment
 from haechi.payload import PathTexts, number_text
@@ -47,6 +49,10 @@ __all__ = [
 ]
 
 _UNCHANGED: frozenset[str] = frozenset({"allow", "block"})
+
+#: The key of the labels ``tokenize`` writes without a vault (see
+#: :func:`unvaulted_token_marker`); drawn per process and never stored.
+_LABEL_KEY: Final = secrets.token_bytes(32)
 
 
 class _Issued(Protocol):
@@ -83,8 +89,16 @@ def mask(segment: str) -> str:
 
 
 def unvaulted_token_marker(detection_type: str, segment: str) -> str:
-    """``[TOKEN:<type>:<12 hex>]``: a stable one-way label, used only without a vault."""
-    return f"[TOKEN:{detection_type}:{sha256_hex(segment)[:12]}]"
+    """``[TOKEN:<type>:<12 hex>]``: a one-way label, stable within the process, used only
+    without a vault.
+
+    The hex is an HMAC under a key drawn when the process starts, not a plain hash: a phone
+    number or a national id has few enough possible values that whoever receives a plain
+    hash of one (the upstream) finds the value by hashing them all. No key file is needed,
+    as none was for a label that is never restored.
+    """
+    digest = hmac.new(_LABEL_KEY, segment.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return f"[TOKEN:{detection_type}:{digest.hexdigest()[:12]}]"
 
 
 def encrypt_marker(envelope: Mapping[str, Any]) -> str:
