@@ -7,14 +7,15 @@ Two shapes are recognised, wherever they sit in the payload:
   ``mime_type`` (Gemini's ``inlineData`` / ``inline_data``, MCP content) or ``media_type``
   (an Anthropic ``base64`` source) declaring text, and string ``data`` or ``blob`` (MCP's
   embedded resource) beside it, each decoded when both are there (a reader takes the one
-  its schema names). In an object whose ``type`` is ``"text"``, ``data`` is the text
-  itself (an Anthropic plain-text source), scanned as any string; a ``blob`` there is
-  still base64 (an MCP client reads a resource's ``blob`` whatever else it holds). Of two
-  declarations on one object (``mimeType`` and ``mime_type``), one the data does not
-  decode as makes it undecodable. Member names are matched as a case-insensitive decoder
-  binds them (:func:`~haechi.protocols.member_names.named_like`: ``MimeType``,
-  ``MEDIA_TYPE``, ``Data``): a proxy decoding the body so (Go's ``encoding/json``) sends
-  the attachment on under the names the API reads.
+  its schema names). In an object whose ``type`` is ``"text"`` and whose media type is a
+  ``media_type``, ``data`` is the text itself (an Anthropic plain-text source), scanned as
+  any string; a ``blob`` there is still base64 (an MCP client reads a resource's ``blob``
+  whatever else it holds). Of two declarations on one object (``mimeType`` and
+  ``mime_type``), one the data does not decode as makes it undecodable. Member names are
+  matched as a case-insensitive decoder binds them
+  (:func:`~haechi.protocols.member_names.named_like`: ``MimeType``, ``MEDIA_TYPE``,
+  ``Data``): a proxy decoding the body so (Go's ``encoding/json``) sends the attachment on
+  under the names the API reads.
 - **A data URL** declaring text (OpenAI chat ``file.file_data``, Responses ``input_file``),
   base64 or percent-encoded. A data URL that is a piece of a text cut into pieces (see
   :mod:`haechi.pieces`) is not decoded: the model reads it as written, and it is scanned
@@ -87,8 +88,10 @@ _MEDIA_TYPE_NAME: Final = re.compile(r"\x00(?:mime_?type|media_?type)\x00", re.I
 _DATA_URL_START: Final = re.compile(
     r"\x00[\x00-\x20]*[dD][\t\n\r]*[aA][\t\n\r]*[tT][\t\n\r]*[aA][\t\n\r]*:"
 )
-#: ``type`` of an object whose ``data`` is plain text (Anthropic's plain-text source).
+#: ``type`` of an object whose ``data`` is plain text (Anthropic's plain-text source), and
+#: the member that source declares its media type with.
 _PLAIN_DATA_TYPE: Final = "text"
+_PLAIN_MEDIA_TYPE_KEY: Final = "media_type"
 
 #: What many readers split a data URL at, taking what is before it as the media type and what
 #: is after it as base64, wherever it lies.
@@ -203,15 +206,22 @@ def _keep(found: dict[Path, Located], located: Located) -> None:
 def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
     """The attachments of the object holding the media-type key at ``key_path``."""
     holder = _lookup(payload, key_path[:-1])
-    declared = holder[key_path[-1]]
+    key = str(key_path[-1])  # the path of a key entry ends with the key
+    declared = holder[key]
     if not isinstance(declared, str):
         return []
     media = parse_media_type(declared)
     if not media.is_text:
         return []
-    # Plain text only when every member a decoder may take for ``type`` says so.
+    # Plain text only as Anthropic's source declares it (a ``media_type``), and when every
+    # member a decoder may take for ``type`` says so: Gemini's ``inlineData`` has no
+    # ``type``, and a reader that drops one it does not know decodes ``data``.
     kinds = [holder[name] for name in members_named(holder, "type")]
-    plain = bool(kinds) and all(kind == _PLAIN_DATA_TYPE for kind in kinds)
+    plain = (
+        named_like(key, _PLAIN_MEDIA_TYPE_KEY)
+        and bool(kinds)
+        and all(kind == _PLAIN_DATA_TYPE for kind in kinds)
+    )
     members = _PLAIN_DATA_MEMBERS if plain else DATA_MEMBERS
     located: list[Located] = []
     for member in holder:
