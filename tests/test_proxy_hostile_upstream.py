@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from haechi.proxy._http1 import MAX_HEAD_BYTES
 from haechi.proxy.responses import declares_other_charset
 from haechi.proxy.upstream import Upstream, read_capped
 from tests.test_proxy_upstream import RawUpstream, answer
@@ -294,3 +295,23 @@ def test_an_odd_element_among_token_pieces_does_not_let_a_value_through(
     tokens = [p.get("token", "") for p in sent.json()["choices"][0]["logprobs"]["content"][:2]]
     assert "jane.doe" not in "".join(tokens)
     assert "example.com" not in sent.text
+
+
+@pytest.mark.parametrize("fields", [1, 4000], ids=["one-huge-field", "many-fields"])
+def test_an_answer_head_past_the_bound_is_a_broken_answer(
+    gateway_for: Callable[..., Gateway], fields: int
+) -> None:
+    """The header fields of an answer are kept until its head ends: an upstream sending
+    them without end is cut off at :data:`MAX_HEAD_BYTES` instead of filling memory."""
+    size = MAX_HEAD_BYTES // fields + 1
+    head = [f"X-Pad-{index}: {'v' * size}" for index in range(fields)]
+    body = json.dumps({"text": "all good"}).encode()
+    gateway = gateway_for(sized(body, JSON, *head), sized(body, JSON, "X-Fine: yes"))
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        response = client.post("/v1/chat/completions", json=CHAT)
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_upstream_unreachable"
+        assert "x-pad-0" not in response.headers
+        fine = client.post("/v1/chat/completions", json=CHAT)
+        assert fine.json() == {"text": "all good"}
+        assert fine.headers["x-fine"] == "yes"

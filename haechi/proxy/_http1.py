@@ -27,10 +27,19 @@ from typing import Final, overload
 
 import httptools
 
-__all__ = ["Http1Connection", "ResponseHeaders", "UpstreamError", "UpstreamTimeout"]
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "Http1Connection",
+    "ResponseHeaders",
+    "UpstreamError",
+    "UpstreamTimeout",
+]
 
 #: Buffered body bytes past which reading from the upstream pauses until they are taken.
 _HIGH_WATER: Final = 1 << 20
+#: Bytes of header field names and values one answer may have: the parser keeps them all
+#: until the head ends, so an upstream sending fields without end would fill memory.
+MAX_HEAD_BYTES: Final = 256 * 1024
 _FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 
@@ -83,6 +92,7 @@ class Http1Connection(asyncio.Protocol):
         self._paused = False
         self._status = 0
         self._fields: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
         self._framed = False
         self._busy = False
         self._head_only = False
@@ -135,12 +145,17 @@ class Http1Connection(asyncio.Protocol):
             self._spoiled = True
             return
         self._fields = []
+        self._head_bytes = 0
         self._framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._spoiled or self._headers_done:
+        if self._spoiled or self._headers_done or self._error is not None:
             # After the head, llhttp reports the trailer fields of a chunked body the same
             # way: they are never header fields (they arrive after the body was inspected).
+            return
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(UpstreamError("the upstream sent too many header bytes"))
             return
         field = name.lower()
         if field in _FRAMING:
@@ -148,7 +163,7 @@ class Http1Connection(asyncio.Protocol):
         self._fields.append((field, value))
 
     def on_headers_complete(self) -> None:
-        if self._spoiled:
+        if self._spoiled or self._error is not None:
             return
         status = self._parser.get_status_code()
         if not 100 <= status <= 599:  # llhttp reads any three digits: no HTTP status
