@@ -55,3 +55,17 @@ def test_a_base64_data_url_in_a_message_stays_a_data_url(tmp_path: Path) -> None
         header, encoded = sent.split(",", 1)
         assert header == "data:text/plain;base64"
         assert base64.b64decode(encoded, validate=True) == b"mail [REDACTED:email]"
+
+
+def test_a_message_text_named_in_another_case_is_read_as_written(tmp_path: Path) -> None:
+    """A case-insensitive decoder (Go's) binds ``"Content"`` to ``content``: the model reads
+    the string as written there too."""
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "Content": "data:,4111111111111111%32"}],
+    }
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        assert response.status_code == 403
+        assert response.json()["summary"]["byType"] == {"card": 1}
+        assert gateway.upstream.received == []

@@ -276,9 +276,10 @@ def _data_url(path: Path, leaf: str) -> Located | None:
 
 def _written_text(path: Path) -> bool:
     """Whether the string at ``path`` is text a model reads as written (its nearest key is
-    in :data:`WRITTEN_TEXT_MEMBERS`)."""
+    named like one of :data:`WRITTEN_TEXT_MEMBERS`, as a case-insensitive decoder binds
+    ``"Content"`` to ``content``)."""
     key = next((segment for segment in reversed(path) if isinstance(segment, str)), None)
-    return key in WRITTEN_TEXT_MEMBERS
+    return key is not None and _named_like_any(key, WRITTEN_TEXT_MEMBERS)
 
 
 def _decoded(
