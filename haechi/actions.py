@@ -12,8 +12,8 @@ The replacement formats are a compatibility contract (tools downstream parse the
 - ``allow`` leaves the text; ``block`` rejects the whole payload (decided by the caller).
 
 Only the matched span changes; the text around it is kept byte for byte. Overlapping spans
-are merged and replaced once with the strongest action among them, so no character of any
-finding survives a rewrite. A transformed number becomes a string; a transformed object key
+are merged and replaced once with the strongest action among them (``redact`` rather than
+the equally strong ``mask``), so no character of any finding survives a rewrite. A transformed number becomes a string; a transformed object key
 is renamed in place (``#2``, ``#3``, ... when the new name is taken), deepest keys first.
 Rewriting copies only the containers on the way to a change: the input is never modified,
 and unchanged parts are shared with it.
@@ -285,9 +285,20 @@ class Transformer:
         return rewritten
 
 
+def _rank(action: Action) -> tuple[int, bool]:
+    """How an action ranks for a merged span: by strength, and between equals ``mask`` last.
+
+    ``mask`` and ``redact`` are equally strong, but a mask keeps the first and last two
+    characters of what it covers: written over a span merged with a finding to redact, it
+    would keep characters of that finding (``+8****...om`` for a phone number running into
+    an address).
+    """
+    return ACTION_STRENGTH[action], action != "mask"
+
+
 def _spans(text: str, items: Sequence[Item]) -> list[tuple[int, int, Item]]:
     """The spans of ``text`` to rewrite, in order: overlapping spans merged into one, under
-    the strongest action among them (allow and block rewrite nothing)."""
+    the strongest action among them (allow and block rewrite nothing; see :func:`_rank`)."""
     active = sorted(
         (
             item
@@ -306,7 +317,7 @@ def _spans(text: str, items: Sequence[Item]) -> list[tuple[int, int, Item]]:
         while index < len(active) and active[index].detection.start < end:
             candidate = active[index]
             end = max(end, candidate.detection.end)
-            if ACTION_STRENGTH[candidate.action] > ACTION_STRENGTH[winner.action]:
+            if _rank(candidate.action) > _rank(winner.action):
                 winner = candidate
             index += 1
         spans.append((start, end, winner))
