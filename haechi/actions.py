@@ -13,8 +13,9 @@ The replacement formats are a compatibility contract (tools downstream parse the
 
 Only the matched span changes; the text around it is kept byte for byte. Overlapping spans
 are merged and replaced once with the strongest action among them (``redact`` rather than
-the equally strong ``mask``), so no character of any finding survives a rewrite. A transformed number becomes a string; a transformed object key
-is renamed in place (``#2``, ``#3``, ... when the new name is taken), deepest keys first.
+the equally strong ``mask``), so no character of any finding survives a rewrite. A
+transformed number becomes a string; a transformed object key is renamed in place (``#2``,
+``#3``, ... when the new name is taken), deepest keys first.
 Rewriting copies only the containers on the way to a change: the input is never modified,
 and unchanged parts are shared with it.
 """
