@@ -79,10 +79,13 @@ SEPARATOR: Final = "\n"
 WRITTEN_TEXT_MEMBERS: Final = frozenset(
     {"content", "input", "instructions", "prompt", "system", "text", "thinking"}
 )
-#: A member name a case-insensitive decoder may bind to a media-type key, between the
-#: separators the quick check joins strings by (a superset of :func:`named_like`'s matches:
-#: the only letters outside ASCII that fold into these names are the dotted and dotless i).
-_MEDIA_TYPE_NAME: Final = re.compile(r"\x00(?:mime_?type|media_?type)\x00", re.IGNORECASE)
+#: The spellings a case-insensitive decoder may bind to a media-type key (a superset of
+#: :func:`named_like`'s matches: the only letters outside ASCII that fold into these names
+#: are the dotted and dotless i), as one key and between the separators the quick check
+#: joins strings by: one C-level test before the exact one.
+_MEDIA_TYPE_SPELLING: Final = r"(?:mime_?type|media_?type)"
+_MEDIA_TYPE_KEY: Final = re.compile(_MEDIA_TYPE_SPELLING, re.IGNORECASE)
+_MEDIA_TYPE_NAME: Final = re.compile(rf"\x00{_MEDIA_TYPE_SPELLING}\x00", re.IGNORECASE)
 #: A string starting like a data URL, after the separator the quick check joins strings by
 #: (tabs and line breaks within ``data:`` are removed by the URL parser).
 _DATA_URL_START: Final = re.compile(
@@ -182,7 +185,8 @@ def locate_text_attachments(
     pieces: frozenset[Path] | None = None
     for entry in entries:
         if entry.kind == "key":
-            if _named_like_any(entry.value, MEDIA_TYPE_KEYS):
+            key = entry.value
+            if _MEDIA_TYPE_KEY.fullmatch(key) and _named_like_any(key, MEDIA_TYPE_KEYS):
                 # The declared object wins over a data URL reading of the same string.
                 for beside in _beside_media_type(payload, entry.path):
                     _keep(found, beside)
