@@ -4,8 +4,9 @@
 A named profile is the base policy plus overrides. It inherits everything and can only add
 strength: after compiling a profile, every type is held at least at the base policy's
 action, and an explicit profile action weaker than the base's is a conflict (kept at the base
-level with a warning under ``allowUnsafeOverrides``). So a team bound to a profile can be
-treated more strictly than everyone else, never more loosely.
+level with a warning under ``allowUnsafeOverrides``). So a team bound to a profile can have
+its values treated more strictly than everyone else's, never more loosely. The model
+allowlist and rate are not actions: a profile's replace the base's as given.
 
 Resolution for an identity: its first scope that ``byScope`` maps, else its first
 ``key=value`` label that ``byLabel`` maps, else the binding's default. Without a binding,
