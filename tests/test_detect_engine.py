@@ -413,3 +413,21 @@ def test_warm_builds_every_combined_pass_ahead_of_use() -> None:
         assert len(rule_set._built) == levels  # nothing was left to build on first use
     found = fresh.scan_text("call 020 7946 0958 or 010-1234-5678", direction="request")
     assert {d.type for d in found} == {"phone"}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("mail jane.doe@example.com5 now", "jane.doe@example.com"),
+        ("mail jane.doe@example.com_ now", "jane.doe@example.com"),
+        ("user@example.com_backup", "user@example.com"),
+        ("jane@example.co.uk2", "jane@example.co.uk"),
+    ],
+)
+def test_an_address_followed_by_a_digit_or_underscore_is_found(
+    engine: DetectionEngine, text: str, value: str
+) -> None:
+    """A reader sees the address whole before a digit glued to its end (a stream can glue
+    the next frame's text there); only a letter continues the top-level domain."""
+    found = [(d.type, d.value) for d in engine.scan_text(text, direction="request")]
+    assert ("email", value) in found

@@ -52,7 +52,7 @@ CONTACT_RULES: Final[tuple[Rule, ...]] = (
         pattern=(
             r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@"
             r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b"
+            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?![A-Za-z])"
         ),
         confidence=0.95,
         description="Email address (local part @ domain with a letter TLD).",
