@@ -33,16 +33,18 @@ def test_a_card_the_written_text_shows_blocks(tmp_path: Path) -> None:
         assert gateway.upstream.received == []
 
 
-def test_a_value_of_the_written_text_is_redacted_in_it(tmp_path: Path) -> None:
-    """Decoded, ``%5F`` glues ``_x`` to the address, which is then no address; as written
-    it is one. The text is rewritten as written (where a value of one reading lies in the
-    other is not known)."""
-    part = {"type": "text", "text": "data:,mail jane.doe@example.com%5Fx"}
+def test_a_value_of_the_written_text_is_protected_in_it(tmp_path: Path) -> None:
+    """Decoded, ``%33`` adds a digit to the phone number, which is then no phone number; as
+    written it is one. The text is rewritten as written (where a value of one reading lies
+    in the other is not known)."""
+    part = {"type": "text", "text": "data:,call +1 415 555 0132%33"}
     with gateway_in_front(tmp_path, OPENAI) as gateway:
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=_chat([part]))
         assert response.status_code == 200
         sent = gateway.upstream.received[-1].json()["messages"][0]["content"][0]["text"]
-        assert sent == "data:,mail [REDACTED:email]%5Fx"
+        assert "415 555" not in sent
+        assert sent.startswith("data:,call +1")
+        assert sent.endswith("%33")
 
 
 def test_a_base64_data_url_in_a_message_stays_a_data_url(tmp_path: Path) -> None:
