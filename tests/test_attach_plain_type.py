@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,3 +51,28 @@ def test_anthropic_plain_text_source_stays_text(tmp_path: Path) -> None:
         assert response.status_code == 200
         sent = gateway.upstream.received[-1].json()["messages"][0]["content"][0]["source"]
         assert sent["data"] == "mail [REDACTED:email]"
+
+
+def _anthropic_plain(data: str) -> dict[str, Any]:
+    source = {"type": "text", "media_type": "text/plain", "data": data}
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": [{"type": "document", "source": source}]}],
+    }
+
+
+def test_a_data_url_as_plain_text_is_read_as_written(tmp_path: Path) -> None:
+    """The plain-text source's ``data`` is what the model reads: a data URL there is read
+    as written too (``%32`` hides the card from the decoded reading), and one that does not
+    decode is text, not an attachment to refuse."""
+    with gateway_in_front(tmp_path, {"target": {"type": "anthropic"}}) as gateway:
+        url = f"{gateway.url}/v1/messages"
+        response = httpx.post(url, json=_anthropic_plain("data:,4111111111111111%32"))
+        assert response.status_code == 403
+        assert response.json()["summary"]["byType"] == {"card": 1}
+        assert gateway.upstream.received == []
+        quoted = "data:text/plain;base64,!! is how it starts"
+        assert httpx.post(url, json=_anthropic_plain(quoted)).status_code == 200
+        sent = gateway.upstream.received[-1].json()["messages"][0]["content"][0]["source"]
+        assert sent["data"] == quoted

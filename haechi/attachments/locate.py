@@ -191,7 +191,7 @@ def locate_text_attachments(
                 for beside in _beside_media_type(payload, entry.path):
                     _keep(found, beside)
         elif entry.kind == "value" and entry.path not in found:
-            url = _data_url(entry.path, entry.value)
+            url = _data_url(payload, entry.path, entry.value)
             if url is not None:
                 if pieces is None:
                     pieces = _piece_leaves(runs)
@@ -217,15 +217,10 @@ def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
     media = parse_media_type(declared)
     if not media.is_text:
         return []
-    # Plain text only as Anthropic's source declares it (a ``media_type``), and when every
-    # member a decoder may take for ``type`` says so: Gemini's ``inlineData`` has no
-    # ``type``, and a reader that drops one it does not know decodes ``data``.
-    kinds = [holder[name] for name in members_named(holder, "type")]
-    plain = (
-        named_like(key, _PLAIN_MEDIA_TYPE_KEY)
-        and bool(kinds)
-        and all(kind == _PLAIN_DATA_TYPE for kind in kinds)
-    )
+    # Plain text only as Anthropic's source declares it (a ``media_type``): Gemini's
+    # ``inlineData`` has no ``type``, and a reader that drops one it does not know decodes
+    # ``data``.
+    plain = named_like(key, _PLAIN_MEDIA_TYPE_KEY) and _typed_text(holder)
     members = _PLAIN_DATA_MEMBERS if plain else DATA_MEMBERS
     located: list[Located] = []
     for member in holder:
@@ -241,12 +236,28 @@ def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
     return located
 
 
+def _typed_text(holder: dict[str, Any]) -> bool:
+    """Whether every member of ``holder`` a decoder may take for ``type`` says ``"text"``
+    (and there is one)."""
+    kinds = [holder[name] for name in members_named(holder, "type")]
+    return bool(kinds) and all(kind == _PLAIN_DATA_TYPE for kind in kinds)
+
+
+def _plain_source(holder: Any) -> bool:
+    """Whether ``holder`` is Anthropic's plain-text source, whose ``data`` is the text."""
+    return (
+        isinstance(holder, dict)
+        and any(named_like(name, _PLAIN_MEDIA_TYPE_KEY) for name in holder)
+        and _typed_text(holder)
+    )
+
+
 def _named_like_any(name: str, fields: Iterable[str]) -> bool:
     """Whether a case-insensitive decoder may bind the member ``name`` to one of ``fields``."""
     return any(named_like(name, field) for field in fields)
 
 
-def _data_url(path: Path, leaf: str) -> Located | None:
+def _data_url(payload: Any, path: Path, leaf: str) -> Located | None:
     url = parse_data_url(leaf)
     if url is None:
         return None
@@ -271,19 +282,26 @@ def _data_url(path: Path, leaf: str) -> Located | None:
         located = UndecodableAttachment(path, leaf, "ambiguous-line-breaks")
     else:
         located = _decoded(path, leaf, url, decode_percent(url.data), None, utf8=media.is_utf8)
-    if not _written_text(path):
+    if not _written_text(payload, path):
         return located
     if isinstance(located, UndecodableAttachment):
         return None  # text that starts like a data URL: it is scanned as written
     return dataclasses.replace(located, written=True)
 
 
-def _written_text(path: Path) -> bool:
-    """Whether the string at ``path`` is text a model reads as written (its nearest key is
-    named like one of :data:`WRITTEN_TEXT_MEMBERS`, as a case-insensitive decoder binds
-    ``"Content"`` to ``content``)."""
+def _written_text(payload: Any, path: Path) -> bool:
+    """Whether the string at ``path`` of ``payload`` is text a model reads as written: its
+    nearest key is named like one of :data:`WRITTEN_TEXT_MEMBERS` (as a case-insensitive
+    decoder binds ``"Content"`` to ``content``), or it is the ``data`` of Anthropic's
+    plain-text source."""
     key = next((segment for segment in reversed(path) if isinstance(segment, str)), None)
-    return key is not None and _named_like_any(key, WRITTEN_TEXT_MEMBERS)
+    if key is None:
+        return False
+    if _named_like_any(key, WRITTEN_TEXT_MEMBERS):
+        return True
+    return (
+        path[-1] == key and named_like(key, "data") and _plain_source(_lookup(payload, path[:-1]))
+    )
 
 
 def _decoded(
