@@ -58,9 +58,9 @@ def log_event(level: int, event: str, *, text: str | None = None, **fields: Any)
 
 
 def _event_and_fields(record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
-    """The event name and fields of ``record``: a haechi event as logged, a server (uvicorn)
-    or event loop (asyncio) record as ``server_message`` with its first line and its
-    exception's class only."""
+    """The event name and fields of ``record``: a haechi event as logged, any other record
+    (uvicorn's, the event loop's, haechi's other parts', a Python warning) as
+    ``server_message`` with its first line and its exception's class only."""
     fields = getattr(record, _FIELDS, None)
     if fields is not None:
         return record.getMessage(), fields
