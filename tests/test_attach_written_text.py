@@ -18,6 +18,8 @@ import httpx
 from tests.upstream_server import gateway_in_front
 
 OPENAI = {"target": {"type": "openai-compatible"}}
+#: A card as written; decoded, `%32` adds a seventeenth digit.
+CARD_URL = "data:,4111111111111111%32"
 
 
 def _chat(content: Any) -> dict[str, Any]:
@@ -68,6 +70,20 @@ def test_a_message_text_named_in_another_case_is_read_as_written(tmp_path: Path)
     }
     with gateway_in_front(tmp_path, OPENAI) as gateway:
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        assert response.status_code == 403
+        assert response.json()["summary"]["byType"] == {"card": 1}
+        assert gateway.upstream.received == []
+
+
+def test_a_data_url_in_a_function_response_is_read_as_written(tmp_path: Path) -> None:
+    """A function's response is JSON the model reads as written, whatever its fields are
+    named: only members that readers fetch or decode as a file (``file_data``, ``url``...)
+    are read decoded alone."""
+    response_part = {"functionResponse": {"name": "lookup", "response": {"result": CARD_URL}}}
+    body = {"contents": [{"role": "user", "parts": [response_part]}]}
+    path = "/v1beta/models/gemini-pro:generateContent"
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}}) as gateway:
+        response = httpx.post(f"{gateway.url}{path}", json=body)
         assert response.status_code == 403
         assert response.json()["summary"]["byType"] == {"card": 1}
         assert gateway.upstream.received == []

@@ -22,8 +22,11 @@ Two shapes are recognised, wherever they sit in the payload:
   as written with the other pieces. One under a member whose text the model reads as
   written (:data:`WRITTEN_TEXT_MEMBERS`: a message's ``content``, a part's ``text``, a
   ``prompt``...) that does not decode is such text too ("data:text/plain;base64,SGk= is
-  what?"), not an attachment to refuse; one that decodes is read both ways, as written and
-  decoded (:attr:`TextAttachment.written`).
+  what?"), not an attachment to refuse. One that decodes is read both ways, as written and
+  decoded (:attr:`TextAttachment.written`), unless it is under a member that readers fetch
+  or decode as a file (:data:`FILE_MEMBERS`: ``file_data``, ``image_url``, ``url``...),
+  whose written form no model reads: elsewhere (a tool's result, any field of a
+  function's response) the model reads the string as written.
 
 Most payloads carry neither, so :func:`locate_text_attachments` first asks, in a few
 C-level passes over the walked entries, whether any key is a media-type key or any string
@@ -53,6 +56,7 @@ from haechi.protocols.member_names import members_named, named_like
 
 __all__ = [
     "DATA_MEMBERS",
+    "FILE_MEMBERS",
     "MEDIA_TYPE_KEYS",
     "SEPARATOR",
     "WRITTEN_TEXT_MEMBERS",
@@ -73,6 +77,24 @@ _PLAIN_DATA_MEMBERS: Final = ("blob",)
 #: match runs from one into the other.
 SEPARATOR: Final = "\n"
 
+#: Members whose data URL readers fetch or decode as a file (OpenAI's ``file_data``,
+#: ``file_url`` and ``image_url``, vLLM's ``audio_url`` and ``video_url``, Mistral's
+#: ``document_url``, Gemini's ``fileUri``, an Anthropic source's ``url``, an MCP ``uri``):
+#: the model reads what they decode to, never the string.
+FILE_MEMBERS: Final = frozenset(
+    {
+        "audio_url",
+        "document_url",
+        "fileUri",
+        "file_data",
+        "file_uri",
+        "file_url",
+        "image_url",
+        "uri",
+        "url",
+        "video_url",
+    }
+)
 #: Members whose string a model reads as written (message contents, text parts, prompts):
 #: a data URL there is decoded when it decodes, and otherwise is text that merely starts
 #: like one, not an attachment to refuse.
@@ -282,10 +304,11 @@ def _data_url(payload: Any, path: Path, leaf: str) -> Located | None:
         located = UndecodableAttachment(path, leaf, "ambiguous-line-breaks")
     else:
         located = _decoded(path, leaf, url, decode_percent(url.data), None, utf8=media.is_utf8)
-    if not _written_text(payload, path):
-        return located
     if isinstance(located, UndecodableAttachment):
-        return None  # text that starts like a data URL: it is scanned as written
+        # Under a member read as written, text that merely starts like a data URL.
+        return None if _written_text(payload, path) else located
+    if _nearest_key_named_like(path, FILE_MEMBERS):
+        return located
     return dataclasses.replace(located, written=True)
 
 
@@ -294,14 +317,20 @@ def _written_text(payload: Any, path: Path) -> bool:
     nearest key is named like one of :data:`WRITTEN_TEXT_MEMBERS` (as a case-insensitive
     decoder binds ``"Content"`` to ``content``), or it is the ``data`` of Anthropic's
     plain-text source."""
-    key = next((segment for segment in reversed(path) if isinstance(segment, str)), None)
-    if key is None:
-        return False
-    if _named_like_any(key, WRITTEN_TEXT_MEMBERS):
+    if _nearest_key_named_like(path, WRITTEN_TEXT_MEMBERS):
         return True
+    key = path[-1] if path else None
     return (
-        path[-1] == key and named_like(key, "data") and _plain_source(_lookup(payload, path[:-1]))
+        isinstance(key, str)
+        and named_like(key, "data")
+        and _plain_source(_lookup(payload, path[:-1]))
     )
+
+
+def _nearest_key_named_like(path: Path, fields: Iterable[str]) -> bool:
+    """Whether the nearest key of ``path`` is named like one of ``fields``."""
+    key = next((segment for segment in reversed(path) if isinstance(segment, str)), None)
+    return key is not None and _named_like_any(key, fields)
 
 
 def _decoded(
