@@ -34,7 +34,7 @@ from typing import Any, Final, Protocol
 
 from haechi.errors import LimitError
 from haechi.models import ACTION_STRENGTH, Action, Detection, PathSegment
-from haechi.payload import PathTexts, number_text
+from haechi.payload import PathTexts, number_text, path_text
 from haechi.providers import CryptoProvider
 
 __all__ = [
@@ -135,6 +135,7 @@ class Transformer:
         "_paths",
         "_reserved",
         "_vault",
+        "_withheld",
     )
 
     def __init__(
@@ -153,6 +154,7 @@ class Transformer:
         self._context: dict[str, Any] | None = None
         self._issued: dict[str, None] = {}
         self._paths: PathTexts | None = None
+        self._withheld: set[str] = set()
 
     def _bound(self) -> dict[str, Any]:
         """The call context (a private copy, made on first use)."""
@@ -163,10 +165,30 @@ class Transformer:
 
     def _path_text(self, item: Item) -> str:
         """The audit-safe path of ``item``, bound into its vault record or encryption AAD
-        (named on first use; prefixes are shared across the call)."""
+        (named on first use; prefixes are shared across the call).
+
+        A key in which a value was found is written ``key_redacted``, as the audit writes it:
+        the vault keeps the path in clear beside the sealed value, and the envelope's
+        ``aadHash`` hashes it, so the short hash of a key such as a phone number would give
+        the number back to whoever tries them all.
+        """
+        if self._withheld:
+            return path_text(item.detection.path, self._withheld)
         if self._paths is None:
             self._paths = PathTexts()
         return self._paths(item.detection.path)
+
+    def withhold_keys(self, items: Iterable[Item]) -> None:
+        """Take note of the keys in which ``items`` found a value (whatever their action),
+        so that no path bound into a record or an AAD names them (see :meth:`_path_text`).
+
+        :meth:`reserve` and :func:`transform_payload` call it with the items of the call
+        before anything is stored.
+        """
+        for item in items:
+            path = item.detection.path
+            if item.detection.kind == "key" and path and isinstance(path[-1], str):
+                self._withheld.add(path[-1])
 
     def reserve(self, items: Iterable[Item]) -> None:
         """Count the values ``items`` would tokenize in the vault against ``max_tokens``
@@ -177,7 +199,10 @@ class Transformer:
         long as its writes take. Raises
         :class:`~haechi.errors.LimitError` (413 ``haechi_too_many_tokens``) past the limit;
         counts each detection, so overlapping ones may count more values than are stored.
+        The keys holding values among ``items`` are withheld (:meth:`withhold_keys`).
         """
+        items = tuple(items)
+        self.withhold_keys(items)
         if not self._max_tokens or self._vault is None:
             return
         wanted = self._reserved + sum(1 for item in items if item.action == "tokenize")
@@ -327,6 +352,7 @@ def _spans(text: str, items: Sequence[Item]) -> list[tuple[int, int, Item]]:
 
 async def transform_payload(payload: Any, items: Sequence[Item], transformer: Transformer) -> Any:
     """Return ``payload`` with every item's span rewritten (the input is not modified)."""
+    transformer.withhold_keys(items)
     leaves: dict[tuple[PathSegment, ...], list[Item]] = {}
     keys: dict[tuple[PathSegment, ...], list[Item]] = {}
     for item in items:
