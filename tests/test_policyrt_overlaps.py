@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from haechi.detect.overlaps import resolve_overlaps
+from haechi.models import Detection
 from tests.upstream_server import Reply, gateway_in_front
 
 CHAT = "/v1/chat/completions"
@@ -68,3 +72,40 @@ def test_an_address_inside_a_finding_below_the_confidence_floor_is_still_redacte
         forwarded = gateway.upstream.last.json()["messages"][0]["content"]
     assert reply.status_code == 200, reply.text
     assert forwarded == "note: write to [REDACTED:email] today"
+
+
+_TYPES = ("email", "phone", "us_ssn", "injection", "card", "secret")
+_HARD = frozenset({"card", "secret"})
+
+
+@st.composite
+def _detections(draw: st.DrawFn) -> list[Detection]:
+    found = []
+    for index in range(draw(st.integers(0, 8))):
+        start = draw(st.integers(0, 20))
+        end = draw(st.integers(start + 1, 24))
+        kind = draw(st.sampled_from(_TYPES))
+        confidence = draw(st.sampled_from((0.3, 0.6, 0.7, 0.85, 0.95)))
+        text = "x" * (end - start)
+        found.append(
+            Detection(
+                kind, f"r{index}", ("t",), "value", start, end, confidence, text, kind in _HARD
+            )
+        )
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(found=_detections(), floor=st.sampled_from((0.0, 0.5, 0.8, 0.9)))
+def test_no_floor_drops_a_value_with_its_container(found: list[Detection], floor: float) -> None:
+    """Whatever ``minConfidence`` keeps of the resolved findings covers every character of every
+    finding it would keep of the raw ones, unless an allowed injection phrase is all that
+    covered it."""
+    kept = [d for d in resolve_overlaps(found) if d.hard_block or d.confidence >= floor]
+    protected = {i for d in kept if d.type != "injection" for i in range(d.start, d.end)}
+    for detection in found:
+        if detection.type == "injection" or not (
+            detection.hard_block or detection.confidence >= floor
+        ):
+            continue
+        assert set(range(detection.start, detection.end)) <= protected, detection
