@@ -81,3 +81,20 @@ def test_percent_encoded_text_with_a_line_break_is_refused(tmp_path: Path) -> No
         assert gateway.upstream.received == []
         (record,) = [record for record in gateway.audit() if "detections" in record]
         assert [d["ruleId"] for d in record["detections"]] == ["attachment-ambiguous-line-breaks"]
+
+
+@pytest.mark.parametrize("after", ["\x0c", " \x0c ", "  "])
+def test_white_space_after_the_base64_marker_keeps_it(after: str, tmp_path: Path) -> None:
+    """The data URL processor strips ASCII white space, a form feed too, from the end of the
+    media type before it looks for ``;base64``."""
+    parsed = parse_data_url(f"data:text/plain;base64{after},aGk=")
+    assert parsed is not None
+    assert (parsed.media_type, parsed.base64) == ("text/plain", True)
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        body = _chat(f"data:text/plain;base64{after},{DATA}")
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        assert response.status_code == 200
+        sent = gateway.upstream.received[-1].json()["messages"][0]["content"][0]["file"]
+        header, data = sent["file_data"].split(",", 1)
+        assert header == f"data:text/plain;base64{after}"
+        assert base64.b64decode(data, validate=True).decode() == REDACTED

@@ -13,7 +13,8 @@ type>][;base64],<data>``: leading and trailing spaces and control characters are
 and so are tabs and line breaks anywhere (the URL parser removes them before anything else,
 so ``te<TAB>xt/plain`` is ``text/plain`` and a base64 text cut into lines is one text);
 ``data:`` is matched in any letter case, an omitted media type is ``text/plain``, and
-``;base64`` may be written in any case with spaces before it. Data not marked ``;base64`` is
+``;base64`` may be written in any case with spaces before it and ASCII white space (a form
+feed too) after it. Data not marked ``;base64`` is
 percent-encoded; a ``%`` not followed by two hex digits stands for itself. Readers that do
 not follow the URL standard (Python's ``urllib``) keep tabs and line breaks: base64 readers
 skip them anyway, but percent-encoded data with them has two readings
@@ -41,6 +42,9 @@ __all__ = [
 _URL_PADDING: Final = "".join(map(chr, range(0x21)))
 #: What it then removes wherever it is: ASCII tabs and line breaks.
 _URL_REMOVED: Final = str.maketrans("", "", "\t\n\r")
+#: ASCII white space, which the data URL processor strips from both ends of the media type
+#: (a form feed included, which the URL parser keeps).
+_ASCII_WHITESPACE: Final = "\t\n\x0c\r "
 #: Characters left unescaped when percent-encoding data (the URL sub-delimiters and the
 #: path characters but ``;``); everything else is written ``%XX``. A ``;`` is escaped so
 #: that protected text never writes ``;base64,``, at which some readers split a data URL
@@ -133,8 +137,10 @@ def parse_data_url(text: str) -> DataUrl | None:
     if comma < 0:
         return None
     declared = url[5:comma]
-    head, marker, tail = declared.rpartition(";")
-    is_base64 = bool(marker) and tail.strip(" ").lower() == "base64"
+    # The media type is read without its ASCII white space at either end, then is base64
+    # when it ends with ";", spaces and "base64".
+    head, marker, tail = declared.rstrip(_ASCII_WHITESPACE).rpartition(";")
+    is_base64 = bool(marker) and tail.lstrip(" ").lower() == "base64"
     typed = head if is_base64 else declared
     media_type = typed.strip()
     if not media_type or media_type.startswith(";"):
