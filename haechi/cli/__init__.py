@@ -29,6 +29,19 @@ from haechi.errors import HaechiError
 __all__ = ["app", "main"]
 
 
+def _usage_message(exc: Exception) -> str:
+    """A usage error's text, without the extra arguments it would quote.
+
+    Words typed after a command's arguments are most often the rest of a value pasted
+    without quotes (``token-revoke Bearer hae_...``, a name and a national id), and stderr
+    ends up in terminals, CI logs and tickets.
+    """
+    message: str = exc.format_message()  # type: ignore[attr-defined]
+    if message.startswith("Got unexpected extra argument"):
+        return "unexpected extra arguments (not shown); quote a value that holds spaces"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
     try:
@@ -46,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         # Usage errors (unknown command, bad option). typer raises click's classes or its own
         # vendored copies depending on the version, so recognise them by shape.
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            sys.stderr.write(f"haechi: {exc.format_message()}\n")
+            sys.stderr.write(f"haechi: {_usage_message(exc)}\n")
             return 1
         # An unexpected failure: name its class only, since its text could quote input.
         sys.stderr.write(f"haechi: internal error ({type(exc).__name__})\n")

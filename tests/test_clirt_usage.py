@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Usage errors, as a user meets them: a real ``haechi`` subprocess.
+
+A value pasted without quotes arrives as several arguments; the words left over must not be
+printed back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import json_output, run_haechi
+
+GATEWAY_TOKEN = "hae_" + "Q" * 43
+SSN = "078-05-1120"
+CARD = "4111111111111111"
+
+
+def _printed(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "secret"),
+    [
+        (["token-revoke", "Bearer", GATEWAY_TOKEN], GATEWAY_TOKEN),
+        (["token-purge", "Jane", SSN], SSN),
+        (["token-reveal", "card", CARD], CARD),
+        (["protect", "-", CARD], CARD),
+        (["token-add", "--type", "user", GATEWAY_TOKEN], GATEWAY_TOKEN),
+    ],
+)
+def test_extra_arguments_are_refused_without_being_printed(
+    tmp_path: Path, args: list[str], secret: str
+) -> None:
+    json_output(run_haechi("init", cwd=tmp_path))
+    result = run_haechi(*args, cwd=tmp_path, stdin="{}")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("haechi: unexpected extra arguments")
+    assert len(result.stderr.splitlines()) == 1
+    assert secret not in _printed(result)
