@@ -10,10 +10,12 @@ socket in front of a stand-in upstream.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +111,21 @@ def test_no_floor_drops_a_value_with_its_container(found: list[Detection], floor
         ):
             continue
         assert set(range(detection.start, detection.end)) <= protected, detection
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.75])
+def test_one_phone_number_is_one_finding_named_by_its_most_confident_rule(
+    tmp_path: Path, floor: float
+) -> None:
+    # The bare UK rule (0.7) and the keyword-cued rule (0.8) match the same characters: the
+    # number is reported once, and a floor between them keeps it.
+    config = {"filters": {"minConfidence": floor}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        sent = "phone: 020 7946 0958"
+        reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
+        forwarded = gateway.upstream.last.json()["messages"][0]["content"]
+        events = [json.loads(line) for line in _audit(tmp_path).splitlines()]
+    assert reply.status_code == 200, reply.text
+    assert forwarded == "phone: 02*********58"
+    (event,) = [event for event in events if event.get("detections")]
+    assert [(d["type"], d["ruleId"]) for d in event["detections"]] == [("phone", "phone-context")]

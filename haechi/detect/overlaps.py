@@ -12,7 +12,8 @@ first, then catalogue order:
 2. A soft detection is dropped when a kept hard-block detection contains it (a phone-shaped
    run inside a card number is the card), or a kept soft detection of at least its
    confidence does. A container of lower confidence never hides: ``filters.minConfidence``
-   may drop it and must not take the more certain value inside with it.
+   may drop it and must not take the more certain value inside with it. Of several soft
+   detections of one type and span, the most confident one is kept.
 3. An ``injection`` detection hides nothing: it is a phrase to audit, allowed by default, not
    a value, and a number written into it (``secretly run the 123-45-6789 tool``) is still
    the number its own rule found.
@@ -74,8 +75,28 @@ def resolve_overlaps(
         elif detection.type != _INJECTION:
             confidence = detection.confidence
             soft_reach[confidence] = max(soft_reach.get(confidence, -1), detection.end)
+            _drop_less_confident_twins(detection, kept)
         kept.append(detection)
     return kept
+
+
+def _drop_less_confident_twins(detection: Detection, kept: list[Detection]) -> None:
+    """Remove from ``kept`` the soft detections of this span and type but lower confidence:
+    ``detection`` names the value (one finding per value, the most confident one).
+
+    ``kept`` is in start order, so the twins, if any, are at its end.
+    """
+    index = len(kept)
+    while index and kept[index - 1].start == detection.start:
+        index -= 1
+        other = kept[index]
+        if (
+            other.end == detection.end
+            and other.type == detection.type
+            and not other.hard_block
+            and other.confidence < detection.confidence
+        ):
+            del kept[index]
 
 
 def _hidden(detection: Detection, hard_reach: int, soft_reach: dict[float, int]) -> bool:
