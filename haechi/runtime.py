@@ -429,7 +429,7 @@ async def _ready(provider: Any) -> bool:
     except Exception:
         return False
     ok = state.get("ok") if isinstance(state, Mapping) else getattr(state, "ok", state)
-    return bool(ok)
+    return ok is True  # only a true answer: "false" or an object saying nothing is not ready
 
 
 def _as_config(config: HaechiConfig | Mapping[str, Any] | None) -> HaechiConfig:

@@ -10,10 +10,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from haechi.audit import AuditSink, FileAuditStore
+import haechi
+from haechi.audit import AuditSink, FileAuditStore, MemoryAuditStore
+from haechi.crypto import init_key_file
 from haechi.testing.token_store import sample_record
 from haechi.vault import FileTokenStore
 
@@ -128,3 +131,60 @@ async def test_anchor_not_ready_when_its_file_cannot_be_written(tmp_path: Path) 
         state = await sink.ready()
         assert (state.ok, state.reason) == (False, "audit_anchor_not_writable")
     assert (await sink.ready()).ok
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b"[]", b'{"version": 1, "tokens": 7}'])
+async def test_vault_not_ready_when_its_file_does_not_parse(tmp_path: Path, content: bytes) -> None:
+    """Every write reads the file first: one that is not a vault fails every tokenization,
+    so the gateway must not say it is ready."""
+    store, path = _written_vault(tmp_path)
+    await store.put(TOKEN, sample_record(TOKEN))
+    path.write_bytes(content)
+    state = await store.ready()
+    assert (state.ok, state.reason) == (False, "token_vault_file_unreadable")
+    with pytest.raises(Exception, match="vault"):
+        await store.put(TOKEN, sample_record(TOKEN))
+
+
+@pytest.mark.parametrize("last", [b"garbage{\n", b"[1, 2]\n", b'{"auditIntegrity": 5}\n'])
+async def test_audit_not_ready_when_its_last_line_cannot_be_chained_onto(
+    tmp_path: Path, last: bytes
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    await sink.record({"operation": "first"})
+    assert (await sink.store.ready()).ok
+    with path.open("ab") as handle:
+        handle.write(last)
+    state = await sink.store.ready()
+    assert (state.ok, state.reason) == (False, "audit_file_unreadable")
+    with pytest.raises(Exception, match="audit"):
+        await sink.record({"operation": "second"})
+    await sink.store.aclose()
+
+
+class _SayingStore(MemoryAuditStore):
+    """An audit store whose readiness answer is ``answer``."""
+
+    def __init__(self, answer: object) -> None:
+        super().__init__()
+        self._answer = answer
+
+    async def ready(self) -> object:  # type: ignore[override]
+        return self._answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "ready"),
+    [(True, True), ("false", False), (1, False), (None, False)],
+)
+async def test_only_a_true_answer_makes_a_store_ready(
+    tmp_path: Path, answer: object, ready: bool
+) -> None:
+    init_key_file(tmp_path / "keys.json")
+    runtime = haechi.create_runtime(
+        {"keys": {"keyFile": str(tmp_path / "keys.json")}, "tokenVault": {"provider": "memory"}},
+        providers={"audit_store": _SayingStore(SimpleNamespace(ok=answer, reason=None))},
+    )
+    assert (await runtime.ready())["audit"] is ready
+    await runtime.aclose()

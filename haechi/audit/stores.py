@@ -494,8 +494,9 @@ class FileAuditStore:
     async def ready(self) -> ReadyState:
         """Whether the directory and (if present) the file accept appends; writes nothing.
 
-        A file whose last line is incomplete (an interrupted write) is not ready either:
-        appends to it are refused until it is repaired.
+        A file whose last line is incomplete (an interrupted write), or is not a record the
+        next one can be chained onto, is not ready either: appends to it are refused until
+        it is repaired.
         """
         return await anyio.to_thread.run_sync(self._ready)
 
@@ -513,8 +514,11 @@ class FileAuditStore:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     return ReadyState(False, "audit_file_incomplete")
+                _read_head(fd, size)
             except OSError:
                 return ReadyState(False, "audit_file_not_writable")
+            except (AuditError, ValueError, RecursionError):
+                return ReadyState(False, "audit_file_unreadable")
             finally:
                 os.close(fd)
         return ReadyState(True)

@@ -351,7 +351,8 @@ class FileTokenStore:
         A write creates ``<path>.lock`` and a temporary file in the vault's directory (made
         if missing) and replaces the file, so it needs that directory writable, and the
         file and the lock file, where they exist, to be regular files this process can open
-        for writing.
+        for writing. A write also reads the file first, so one that does not parse as a
+        vault is not ready either.
         """
         return await self._run(self._ready)
 
@@ -363,6 +364,10 @@ class FileTokenStore:
             return ReadyState(False, "token_vault_file_not_writable")
         if not writable_if_present(Path(f"{target}.lock"), os.O_RDWR):
             return ReadyState(False, "token_vault_lock_not_writable")
+        try:
+            self._current()  # parsed once per version of the file
+        except (OSError, VaultError, RecursionError):
+            return ReadyState(False, "token_vault_file_unreadable")
         return ReadyState(True)
 
 
