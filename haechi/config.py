@@ -227,6 +227,14 @@ def _validate_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
+    if any(char.isspace() or not char.isprintable() for char in parts.netloc):
+        raise ValueError("must not hold spaces or control characters in its host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        raise ValueError("must name its port, if any, as a number from 1 to 65535")
     return value.strip()
 
 
