@@ -49,7 +49,7 @@ from haechi.attachments.codec import (
     encode_percent,
     parse_data_url,
 )
-from haechi.attachments.media import parse_media_type
+from haechi.attachments.media import MediaType, parse_media_type
 from haechi.models import Entry, PathSegment
 from haechi.pieces import PieceRun
 from haechi.protocols.member_names import members_named, named_like
@@ -118,6 +118,8 @@ _DATA_URL_START: Final = re.compile(
 _PLAIN_DATA_TYPE: Final = "text"
 _PLAIN_MEDIA_TYPE_KEY: Final = "media_type"
 
+#: What a data URL whose type does not parse is (``text/plain;charset=US-ASCII``).
+_PLAIN_TEXT: Final = MediaType("text/plain", ("us-ascii",))
 #: What many readers split a data URL at, taking what is before it as the media type and what
 #: is after it as base64, wherever it lies.
 _SPLIT_MARKER: Final = re.compile(";base64,", re.IGNORECASE)
@@ -284,6 +286,12 @@ def _data_url(payload: Any, path: Path, leaf: str) -> Located | None:
     if url is None:
         return None
     media = parse_media_type(url.media_type)
+    if url.base64 and not media.is_valid:
+        # The data URL processor reads a type its MIME parser refuses as text/plain
+        # (data:foo;base64,... is text); its parameters, a charset included, are dropped.
+        # Only when marked base64: prose starting "Data: a, b" is no attachment, and as
+        # percent-encoded text such data is read as written anyway.
+        media = _PLAIN_TEXT
     if not media.is_text:
         return None  # a reader splitting elsewhere reads the same type (up to its ; or ,)
     if not url.base64 and _SPLIT_MARKER.search(url.url) is not None:

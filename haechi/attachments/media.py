@@ -56,6 +56,8 @@ TEXT_SUFFIXES: Final = ("+json", "+xml")
 
 #: ``charset`` values that name UTF-8 or a subset of it.
 _UTF8_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+#: A ``type/subtype`` of HTTP token characters (lower case, as essences are kept).
+_VALID_ESSENCE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
 #: What cuts a media type into its essence and parameters (see the module documentation).
 _SEPARATORS: Final = re.compile(r"[;,]")
 
@@ -77,6 +79,12 @@ class MediaType:
             or essence in TEXT_APPLICATION_TYPES
             or essence.endswith(TEXT_SUFFIXES)
         )
+
+    @property
+    def is_valid(self) -> bool:
+        """Whether the essence is a ``type/subtype`` of HTTP token characters, as the WHATWG
+        MIME type parser requires: a data URL's type that is not reads as ``text/plain``."""
+        return _VALID_ESSENCE.fullmatch(self.essence) is not None
 
     @property
     def is_utf8(self) -> bool:
