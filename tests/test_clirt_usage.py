@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Usage errors, as a user meets them: a real ``haechi`` subprocess.
+"""Usage errors and help, as a user meets them: a real ``haechi`` subprocess.
 
 A value pasted without quotes arrives as several arguments; the words left over must not be
-printed back.
+printed back. Help is reached the ways the reference command line offers, with exit 0.
 """
 
 from __future__ import annotations
@@ -43,3 +43,28 @@ def test_extra_arguments_are_refused_without_being_printed(
     assert result.stderr.startswith("haechi: unexpected extra arguments")
     assert len(result.stderr.splitlines()) == 1
     assert secret not in _printed(result)
+
+
+@pytest.mark.parametrize("args", [[], ["help"], ["-h"], ["--help"]])
+def test_help_is_printed_with_exit_0(tmp_path: Path, args: list[str]) -> None:
+    result = run_haechi(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert "audit-verify" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("args", [["help", "proxy"], ["proxy", "-h"], ["proxy", "--help"]])
+def test_help_of_one_command(tmp_path: Path, args: list[str]) -> None:
+    result = run_haechi(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "haechi proxy" in result.stdout
+    assert "--allow-remote-bind" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], ["help", "frobnicate"]])
+def test_an_unknown_command_points_to_help(tmp_path: Path, args: list[str]) -> None:
+    result = run_haechi(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == "haechi: Unknown command: frobnicate. Run 'haechi help' for usage.\n"

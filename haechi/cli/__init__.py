@@ -4,6 +4,8 @@
 Machine-readable commands print one JSON document on stdout. Errors are one line
 ``haechi: <message>`` on stderr. Exit codes: 0 ok, 1 error, 2 invalid input to a validate
 command, 3 blocked, 4 broken audit chain; ``mcp-wrap`` passes its child's code through.
+``haechi``, ``haechi help``, ``-h`` and ``--help`` print the usage (exit 0); ``haechi help
+COMMAND`` prints that command's.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.main import get_command
 
 from haechi.cli import (  # noqa: F401 - importing registers the commands
     _audit,
@@ -29,6 +32,26 @@ from haechi.errors import HaechiError
 __all__ = ["app", "main"]
 
 
+_HELP_WORDS = ("help", "-h", "--help")
+
+
+def _arguments(argv: list[str] | None) -> list[str]:
+    """``argv`` with every spelling of a request for help turned into ``--help``, which is
+    the one the parser knows: no argument at all, ``help``, ``-h``, and ``help COMMAND``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in _HELP_WORDS:
+        return [*args[1:2], "--help"]
+    return args
+
+
+def _unknown_command(args: list[str]) -> str | None:
+    """The message for a first argument that names no command (``None`` when it names one)."""
+    name = args[0]
+    if name.startswith("-") or name in get_command(app).commands:  # type: ignore[attr-defined]
+        return None
+    return f"Unknown command: {name}. Run 'haechi help' for usage."
+
+
 def _usage_message(exc: Exception) -> str:
     """A usage error's text, without the extra arguments it would quote.
 
@@ -44,8 +67,13 @@ def _usage_message(exc: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
+    args = _arguments(argv)
+    unknown = _unknown_command(args)
+    if unknown is not None:
+        sys.stderr.write(f"haechi: {unknown}\n")
+        return 1
     try:
-        result = app(args=argv, prog_name="haechi", standalone_mode=False)
+        result = app(args=args, prog_name="haechi", standalone_mode=False)
     except HaechiError as exc:
         sys.stderr.write(f"haechi: {exc.diagnostics()}\n")
         return 1

@@ -16,7 +16,7 @@ app = typer.Typer(
     name="haechi",
     help="haechi: redact, mask, tokenize, encrypt or block PII and secrets before they reach "
     "models, tools or logs.",
-    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
     pretty_exceptions_enable=False,
 )
