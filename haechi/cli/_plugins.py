@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,13 +34,35 @@ from haechi.plugins.trust import (
     AUTH_PROVIDER_KIND,
     PluginPin,
     TrustPolicy,
-    VerifiedPlugin,
     verify_signed_plugin,
 )
 
 __all__: list[str] = []
 
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ONE_TRUST_SOURCE = "plugin-verify needs exactly one of --anchor or --config"
+
+
+def _parse_json(text: bytes | str, what: str) -> Any:
+    """``text`` as JSON, or a :class:`ConfigError` naming ``what``.
+
+    Besides malformed text, bytes that are not UTF-8, a number beyond ``int()``'s digit
+    limit and nesting beyond the recursion limit are refused the same way: as the operator's
+    mistake, never as an internal error.
+    """
+    try:
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} is not JSON: {exc.msg}") from None
+    except ValueError:
+        raise ConfigError(f"{what} is not UTF-8 JSON") from None
+    except RecursionError:
+        raise ConfigError(f"{what} nests too deeply to be read as JSON") from None
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON document of the file at ``path`` (see :func:`_parse_json`)."""
+    return _parse_json(path.read_bytes(), str(path))
 
 
 @app.command("plugin-validate")
@@ -47,11 +70,7 @@ def plugin_validate_command(
     manifest: Annotated[Path, typer.Argument(help='Plugin manifest ({"haechiPlugin": ...}).')],
 ) -> None:
     """Check a plugin manifest's shape (exit 2 when invalid)."""
-    try:
-        document = json.loads(manifest.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{manifest} is not JSON: {exc.msg}") from None
-    errors = validate_manifest(document)
+    errors = validate_manifest(_read_json(manifest))
     emit_json(
         {
             "ok": not errors,
@@ -104,11 +123,7 @@ def plugin_keygen_command(
 
 
 def _capabilities(raw: str) -> dict[str, Any]:
-    text = Path(raw[1:]).read_text(encoding="utf-8") if raw.startswith("@") else raw
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigError("--capabilities must be a JSON object (or @file holding one)") from None
+    value = _read_json(Path(raw[1:])) if raw.startswith("@") else _parse_json(raw, "--capabilities")
     if not isinstance(value, dict):
         raise ConfigError("--capabilities must be a JSON object (or @file holding one)")
     for name, granted in value.items():
@@ -204,28 +219,17 @@ def _policy_from_config(path: Path) -> TrustPolicy:
     return TrustPolicy.from_config(settings, core_version=None)
 
 
-def _base_policy(
-    envelope: Path, anchor: Path | None, anchor_key_id: str | None, config: Path | None
+def _anchor_policy(
+    envelope: Mapping[str, Any], anchor: Path | None, anchor_key_id: str | None
 ) -> TrustPolicy:
-    if anchor is not None and config is None:
-        signer = anchor_key_id
-        if signer is None:
-            raw = json.loads(envelope.read_text(encoding="utf-8"))
-            named = raw.get("signerKeyId") if isinstance(raw, dict) else None
-            signer = named if isinstance(named, str) else ""
-        return TrustPolicy(anchors={signer: anchor.read_text(encoding="utf-8")})
-    if config is not None and anchor is None:
-        return _policy_from_config(config)
-    raise ConfigError("plugin-verify needs exactly one of --anchor or --config")
-
-
-def _verify(
-    envelope_path: Path,
-    entry: Path,
-    policy: TrustPolicy,
-) -> VerifiedPlugin:
-    files = read_plugin_files(envelope_path, entry)
-    return verify_signed_plugin(files.envelope, files.entry, policy)
+    """Trust in the one key of ``anchor``, under ``anchor_key_id`` or the envelope's signer."""
+    if anchor is None:
+        raise ConfigError(_ONE_TRUST_SOURCE)
+    signer = anchor_key_id
+    if signer is None:
+        named = envelope.get("signerKeyId")
+        signer = named if isinstance(named, str) else ""
+    return TrustPolicy(anchors={signer: anchor.read_bytes()})
 
 
 @app.command("plugin-verify")
@@ -253,7 +257,8 @@ def plugin_verify_command(
     ] = None,
 ) -> None:
     """Verify an envelope and its entry exactly as the runtime would (exit 1 on refusal)."""
-    policy = _base_policy(envelope, anchor, anchor_key_id, config)
+    if anchor is not None and config is not None:
+        raise ConfigError(_ONE_TRUST_SOURCE)
     overrides: dict[str, Any] = {}
     if allow_capability:
         overrides["allow_capabilities"] = frozenset(allow_capability)
@@ -261,9 +266,18 @@ def plugin_verify_command(
         overrides["pin"] = PluginPin(entry_sha256=pin)
     if core_version is not None:
         overrides["core_version"] = core_version
-    policy = dataclasses.replace(policy, **overrides)
+    configured = None if config is None else _policy_from_config(config)
     try:
-        plugin = _verify(envelope, entry, policy)
+        # Read once, as the runtime reads them: what cannot be read is a refusal.
+        files = read_plugin_files(envelope, entry)
+        policy = (
+            configured
+            if configured is not None
+            else _anchor_policy(files.envelope, anchor, anchor_key_id)
+        )
+        plugin = verify_signed_plugin(
+            files.envelope, files.entry, dataclasses.replace(policy, **overrides)
+        )
     except PluginLoadError as exc:
         sys.stderr.write(f"haechi: plugin-verify refused: {exc}\n")
         exit_with(1)
