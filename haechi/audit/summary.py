@@ -5,7 +5,9 @@ Every event counts once in ``events``; ``blocked`` counts events with ``blocked:
 ``detections``, ``byType`` and ``byAction`` add up each event's ``summary``. Events that
 are not protect calls (vault, gateway decisions) have ``byAction: {<decision>: 1}``, so their
 decisions (``reveal_denied``, ``auth_denied``, ...) show up in ``byAction`` too. Only
-integer counts are added; anything else in a summary is ignored.
+counts that are whole numbers from 0 to 2^53 - 1 (which every JSON reader holds exactly) are
+added; anything else in a summary is ignored, so a damaged or forged line can neither
+subtract from the totals nor grow them past what can be printed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from haechi.audit._lines import iter_json_lines
 from haechi.errors import AuditError
@@ -21,8 +23,14 @@ from haechi.errors import AuditError
 __all__ = ["read_summary"]
 
 
+#: Largest count added: the largest integer a double holds exactly.
+_MAX_COUNT: Final = 2**53 - 1
+
+
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT:
+        return value
+    return None
 
 
 def _add(totals: dict[str, int], counts: Any) -> None:
