@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import haechi
 from haechi.config import load_config
 from haechi.detect import (
     HARD_BLOCK_TYPES,
@@ -431,3 +432,28 @@ def test_an_address_followed_by_a_digit_or_underscore_is_found(
     the next frame's text there); only a letter continues the top-level domain."""
     found = [(d.type, d.value) for d in engine.scan_text(text, direction="request")]
     assert ("email", value) in found
+
+
+def test_a_whole_leaf_finding_is_named_by_its_most_confident_rule(
+    engine: DetectionEngine,
+) -> None:
+    """A leaf whose folding changes its length (a ligature) is reported whole, once per
+    type; the most confident rule that read the value names it, so a confidence floor
+    between two phone rules does not drop the number with the weaker one."""
+    text = "\ufb01le phone: 020 7946 0958"
+    plain = [d for d in engine.scan_text(text[1:], direction="request") if d.type == "phone"]
+    (whole,) = [d for d in engine.scan_text(text, direction="request") if d.type == "phone"]
+    assert (whole.start, whole.end) == (0, len(text))
+    assert whole.confidence == max(d.confidence for d in plain)
+    runtime = haechi.create_runtime(
+        {
+            "mode": "enforce",
+            "audit": {"sink": "memory"},
+            "tokenVault": {"provider": "memory"},
+            "filters": {"minConfidence": whole.confidence},
+        }
+    )
+    result = runtime.protect_sync({"t": text}, direction="request", protocol="custom")
+    assert result.summary["byType"] == {"phone": 1}
+    assert "7946" not in result.payload["t"]
+    runtime.close()

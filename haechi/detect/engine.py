@@ -494,6 +494,20 @@ def _hit(
     return _Hit(compiled, start, end)
 
 
+def _validated(hit: _Hit) -> bool:
+    """Whether ``hit`` holds: confirmed when found, or its deferred validator agrees now (a
+    validator that raises fails the scan closed)."""
+    if hit.unconfirmed is None:
+        return True
+    validator = hit.rule.rule.validator
+    try:
+        return validator is None or bool(validator(hit.unconfirmed))
+    except Exception as exc:
+        raise DetectionError(
+            f"rule {hit.rule.rule.id!r} failed while matching ({type(exc).__name__})"
+        ) from None
+
+
 def _matches(
     compiled: _Compiled,
     text: str,
@@ -809,15 +823,7 @@ class DetectionEngine:
 
         def confirm(index: int) -> bool:
             hit = pending.get(index)
-            if hit is None or hit.unconfirmed is None:
-                return True
-            validator = hit.rule.rule.validator
-            try:
-                return validator is None or bool(validator(hit.unconfirmed))
-            except Exception as exc:
-                raise DetectionError(
-                    f"rule {hit.rule.rule.id!r} failed while matching ({type(exc).__name__})"
-                ) from None
+            return hit is None or _validated(hit)
 
         return confirm
 
@@ -997,13 +1003,18 @@ class DetectionEngine:
     def _whole_leaf(
         text: str, path: tuple[PathSegment, ...], kind: EntryKind, hits: Sequence[_Hit]
     ) -> list[Detection]:
-        """One whole-leaf detection per distinct type among ``hits`` (fail closed)."""
+        """One whole-leaf detection per distinct type among ``hits`` (fail closed), named
+        by the type's most confident confirmed hit: ``filters.minConfidence`` must not drop
+        the leaf for a less certain rule that read the same value first."""
         first: dict[str, _Compiled] = {}
         hard: set[str] = set()
         for hit in hits:
-            first.setdefault(hit.rule.rule.type, hit.rule)
+            rule_type = hit.rule.rule.type
+            named = first.setdefault(rule_type, hit.rule)
+            if hit.rule.rule.confidence > named.rule.confidence and _validated(hit):
+                first[rule_type] = hit.rule
             if hit.rule.hard_block:
-                hard.add(hit.rule.rule.type)
+                hard.add(rule_type)
         return [
             Detection(
                 type=rule_type,
