@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -32,6 +33,37 @@ _DEV_KEY_WARNING = (
 )
 
 
+#: Mode of a configuration file ``init`` writes (less when the umask asks for less).
+_CONFIG_MODE: Final = 0o644
+
+
+def _make_directories(directory: Path, mode: int) -> None:
+    """``mkdir -p`` giving ``mode`` to every directory it makes, not only the last one (as
+    ``Path.mkdir(parents=True)`` does, leaving the others to the umask alone)."""
+    for missing in [*reversed(directory.parents), directory]:
+        if not missing.is_dir():
+            missing.mkdir(mode=mode, exist_ok=True)
+
+
+def _create_config(path: Path) -> bool:
+    """Write the default configuration at ``path`` unless something is there; return whether
+    it was written.
+
+    The policy in that file decides what is protected, so neither it nor a directory made
+    for it is ever writable by others, whatever the umask; and it is created exclusively, so
+    a file another ``init`` (or the operator) put there in the meantime is never replaced.
+    """
+    _make_directories(path.parent, 0o755)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _CONFIG_MODE)
+    except FileExistsError:
+        return False
+    text = json.dumps(default_config().to_json_dict(), indent=2) + "\n"
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return True
+
+
 @app.command("init")
 def init_command(
     config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
@@ -42,16 +74,11 @@ def init_command(
     """Create the key file, a default config and the audit directory (idempotent)."""
     from haechi.crypto import init_key_file
 
-    created = not config.exists()
-    if created:
-        settings = default_config()
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(json.dumps(settings.to_json_dict(), indent=2) + "\n", encoding="utf-8")
-    else:
-        settings = load_config(config)
+    created = _create_config(config)
+    settings = default_config() if created else load_config(config)
     key_status = init_key_file(Path(settings.keys.key_file), force=force)
     audit_dir = Path(settings.audit.path).parent
-    audit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_directories(audit_dir, 0o700)
     warnings = [_DEV_KEY_WARNING]
     if settings.effective_mode != "enforce":
         warnings.append(

@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``haechi init`` under a permissive umask: a real subprocess.
+
+The configuration decides what is protected, so ``init`` never leaves it (nor a directory
+it made for it) writable by others, whatever umask the shell has; the key file and the
+audit directories stay private to the owner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli import json_output, run_haechi
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Umask 000 for the subprocesses this test starts (they inherit it)."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_init_under_umask_000_writes_nothing_others_can_change(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "haechi" / "haechi.config.json"
+    done = json_output(run_haechi("init", "--config", config, cwd=tmp_path))
+    assert done["created"] is True
+    assert _mode(config) == 0o644
+    assert _mode(tmp_path / "etc") == 0o755
+    assert _mode(tmp_path / "etc" / "haechi") == 0o755
+    assert _mode(tmp_path / ".haechi") == 0o700
+    assert _mode(tmp_path / ".haechi" / "dev.keys.json") == 0o600
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_init_makes_every_audit_directory_private(tmp_path: Path) -> None:
+    config = tmp_path / "haechi.config.json"
+    config.write_text(json.dumps({"audit": {"path": "logs/haechi/audit.jsonl"}}))
+    done = json_output(run_haechi("init", cwd=tmp_path))
+    assert done["created"] is False
+    assert _mode(tmp_path / "logs") == 0o700
+    assert _mode(tmp_path / "logs" / "haechi") == 0o700
+    assert _mode(config) == 0o666  # written by the operator, left as it is
+
+
+def test_an_existing_configuration_is_never_replaced(tmp_path: Path) -> None:
+    config = tmp_path / "haechi.config.json"
+    config.write_text('{"policy": {"mode": "enforce"}}\n')
+    done = json_output(run_haechi("init", cwd=tmp_path))
+    assert done["created"] is False
+    assert done["mode"] == "enforce"
+    assert config.read_text() == '{"policy": {"mode": "enforce"}}\n'
