@@ -188,6 +188,17 @@ def tls_files(config: Any) -> Iterator[dict[str, Any]]:
         yield {"ssl_keyfile": paths["key.pem"], "ssl_certfile": paths["cert.pem"]}
 
 
+class _EncryptedKey(Exception):
+    """The PEM key asked for a passphrase, which ``proxy.tls`` has for a pfxFile only."""
+
+
+def _no_passphrase() -> bytes:
+    """OpenSSL's passphrase callback: refuse. Without one OpenSSL prompts on the terminal
+    ("Enter PEM pass phrase:"), holding the start of a gateway run from a shell and failing
+    with an unrelated OS error where there is no terminal."""
+    raise _EncryptedKey
+
+
 def _check_pem_pair(key_file: str, cert_file: str) -> None:
     """Load the key and certificate now, so that a missing or wrong file is a configuration
     error naming the key, not an OpenSSL message from inside uvicorn's startup."""
@@ -200,7 +211,13 @@ def _check_pem_pair(key_file: str, cert_file: str) -> None:
                 f"proxy.tls.{name} could not be loaded: {type(exc).__name__}"
             ) from None
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+    except _EncryptedKey:
+        raise ConfigError(
+            "proxy.tls.keyFile is encrypted; give an unencrypted PEM key, or a pfxFile with "
+            "its passphrase"
+        ) from None
     except ssl.SSLError:
         raise ConfigError(
             "proxy.tls: keyFile and certFile must be a PEM private key and the certificate "
