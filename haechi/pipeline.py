@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Literal, Protocol
 
 from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.attachments import TextAttachments
 from haechi.audit import protect_event
-from haechi.detect.budget import InspectionBudget
+from haechi.detect.budget import InspectionBudget, charged
 from haechi.detect.rule import HARD_BLOCK_TYPES
 from haechi.errors import AuditError, HaechiError, LimitError, ProviderError
 from haechi.models import (
@@ -471,19 +472,15 @@ class Protector:
         budget: InspectionBudget | None,
     ) -> list[Detection]:
         # Runs in the thread that scans: the budget counts that thread's CPU time.
-        if budget is None:
-            return self._detector.detect(entries, direction=direction, scan_numbers=scan_numbers)
-        with budget.running():
-            return self._detector.detect(entries, direction=direction, scan_numbers=scan_numbers)
+        scan = partial(
+            self._detector.detect, entries, direction=direction, scan_numbers=scan_numbers
+        )
+        return charged(budget, scan)
 
     def scan_text(self, text: str, *, direction: Direction) -> list[Detection]:
         """Every detection in ``text`` (a part of a streamed answer), within an inspection
         budget of its own."""
-        budget = self._budget()
-        if budget is None:
-            return self._detector.scan_text(text, direction=direction)
-        with budget.running():
-            return self._detector.scan_text(text, direction=direction)
+        return charged(self._budget(), partial(self._detector.scan_text, text, direction=direction))
 
     def _budget(self) -> InspectionBudget | None:
         """A fresh ``limits.maxInspectionMs`` budget for one payload, if there is a limit."""

@@ -25,14 +25,16 @@ variable, so scans running at the same time in other threads or tasks each see t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Final
+from typing import Final, TypeVar
 
 from haechi.errors import LimitError
 
-__all__ = ["InspectionBudget", "current_budget"]
+__all__ = ["InspectionBudget", "charged", "current_budget"]
+
+_T = TypeVar("_T")
 
 #: Steps between two readings of the thread's CPU clock (reading it is a system call).
 _STEPS_PER_CHECK: Final = 16
@@ -84,3 +86,11 @@ class InspectionBudget:
 def current_budget() -> InspectionBudget | None:
     """The budget the running scan is charged to, ``None`` when it has none."""
     return _CURRENT.get()
+
+
+def charged(budget: InspectionBudget | None, scan: Callable[[], _T]) -> _T:
+    """``scan()`` charged to ``budget``, in the thread that calls it (no bound without one)."""
+    if budget is None:
+        return scan()
+    with budget.running():
+        return scan()
