@@ -26,6 +26,7 @@ from haechi._documents import LoneSurrogate, decode_document
 from haechi.cli._app import ConfigOption, app, emit_json, exit_with
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import LimitError
+from haechi.models import Finding
 
 __all__: list[str] = []
 
@@ -195,7 +196,7 @@ def _scan_lines(runtime: Any, handle: IO[bytes], direction: Any) -> bool:
                     document["error"] = "nested too deeply"
                     malformed = True
                 else:
-                    document["findings"] = [finding.to_json() for finding in findings]
+                    document["findings"] = _findings_json(findings)
         out.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
         out.flush()
         if progress is not None:
@@ -203,6 +204,27 @@ def _scan_lines(runtime: Any, handle: IO[bytes], direction: Any) -> bool:
     if progress is not None:
         progress.finish()
     return malformed
+
+
+def _findings_json(findings: list[Finding]) -> list[dict[str, Any]]:
+    """The findings of one line as printed: a key found to be a value (``{"jane@...": 1}``)
+    is shown as ``[REDACTED:<type>]`` in every path through it, as the value itself would
+    be printed there otherwise."""
+    hidden: dict[tuple[Any, ...], str] = {}
+    for finding in findings:
+        if finding.kind == "key":
+            hidden.setdefault(finding.path, finding.type)
+    shown = []
+    for finding in findings:
+        document = finding.to_json()
+        document["path"] = [
+            f"[REDACTED:{hidden[finding.path[: index + 1]]}]"
+            if finding.path[: index + 1] in hidden
+            else segment
+            for index, segment in enumerate(finding.path)
+        ]
+        shown.append(document)
+    return shown
 
 
 class _Progress:
