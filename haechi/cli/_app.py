@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TextIO
 
 import typer
 
-__all__ = ["ConfigOption", "app", "emit_json", "exit_with"]
+from haechi.errors import ConfigError
+
+__all__ = ["ConfigOption", "app", "emit_json", "exit_with", "standard_stream"]
 
 app = typer.Typer(
     name="haechi",
@@ -28,10 +30,21 @@ ConfigOption = Annotated[
 ]
 
 
+def standard_stream(name: Literal["stdin", "stdout"]) -> TextIO:
+    """``sys.stdin`` or ``sys.stdout``, refused with a :class:`ConfigError` when that
+    descriptor was closed as haechi started (Python then leaves the stream ``None``)."""
+    stream: TextIO | None = getattr(sys, name)
+    if stream is None:
+        kind = "input" if name == "stdin" else "output"
+        raise ConfigError(f"standard {kind} is closed")
+    return stream
+
+
 def emit_json(document: Any) -> None:
     """Print one machine-readable JSON document (2-space indent, trailing newline)."""
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    out = standard_stream("stdout")
+    out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    out.flush()
 
 
 def exit_with(code: int) -> None:

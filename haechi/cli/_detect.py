@@ -23,7 +23,7 @@ from typing import IO, Annotated, Any, Final
 import typer
 
 from haechi._documents import LoneSurrogate, decode_document
-from haechi.cli._app import ConfigOption, app, emit_json, exit_with
+from haechi.cli._app import ConfigOption, app, emit_json, exit_with, standard_stream
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import LimitError
 from haechi.models import Finding
@@ -57,7 +57,7 @@ DirectionOption = Annotated[
 @contextlib.contextmanager
 def _open_input(name: str) -> Iterator[IO[bytes]]:
     if name == "-":
-        yield sys.stdin.buffer
+        yield standard_stream("stdin").buffer
         return
     with Path(name).open("rb") as handle:
         yield handle
@@ -89,6 +89,7 @@ def protect_command(
     config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
 ) -> None:
     """Protect one JSON document and print the result (exit 3 when it is blocked)."""
+    standard_stream("stdout")  # a result nobody can read is refused before it is audited
     settings = load_config(config)
     with _open_input(file) as handle:
         data = handle.read()
@@ -161,21 +162,21 @@ def scan_command(
     """
     from haechi.runtime import create_runtime
 
+    out = standard_stream("stdout")
     runtime = create_runtime(load_config(config))
     malformed = False
     try:
         with _open_input(file) as handle:
-            malformed = _scan_lines(runtime, handle, direction.value)
+            malformed = _scan_lines(runtime, handle, out, direction.value)
     finally:
         asyncio.run(runtime.aclose())
     if malformed:
         exit_with(_EXIT_MALFORMED)
 
 
-def _scan_lines(runtime: Any, handle: IO[bytes], direction: Any) -> bool:
+def _scan_lines(runtime: Any, handle: IO[bytes], out: IO[str], direction: Any) -> bool:
     progress = _Progress(handle) if sys.stderr.isatty() else None
     malformed = False
-    out = sys.stdout
     for number, raw in enumerate(handle, start=1):
         document: dict[str, Any] = {"line": number}
         if not raw.strip():

@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Commands started with standard input or output closed say so, in one line.
+
+A shell's ``<&-`` or ``>&-`` (or a supervisor that starts haechi without them) leaves
+Python's stream ``None``; reading or printing through it used to fail as an internal error,
+and ``protect`` audited a result it could not print. Real ``haechi`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli import json_output, run_haechi
+
+
+def _run_closed(descriptor: int, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m haechi ARGS`` with ``descriptor`` (0 or 1) closed, stderr captured."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HAECHI_")}
+    return subprocess.run(
+        [sys.executable, "-m", "haechi", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL if descriptor != 0 else None,
+        stdout=subprocess.DEVNULL if descriptor != 1 else None,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: os.close(descriptor),
+    )
+
+
+@pytest.mark.parametrize("command", ["protect", "scan"])
+def test_reading_a_closed_standard_input_is_refused(tmp_path: Path, command: str) -> None:
+    result = _run_closed(0, command, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "haechi: standard input is closed\n"
+    assert not (tmp_path / ".haechi" / "audit.jsonl").exists()
+
+
+@pytest.mark.parametrize("args", [["status"], ["scan", "input.jsonl"], ["report"]])
+def test_printing_to_a_closed_standard_output_is_refused(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "input.jsonl").write_text('{"to": "jane.doe@example.com"}\n')
+    result = _run_closed(1, *args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "haechi: standard output is closed\n"
+
+
+def test_protect_with_a_closed_standard_output_audits_nothing(tmp_path: Path) -> None:
+    json_output(run_haechi("init", cwd=tmp_path))
+    (tmp_path / "input.json").write_text(json.dumps({"to": "jane.doe@example.com"}))
+    result = _run_closed(1, "protect", "input.json", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "haechi: standard output is closed\n"
+    assert not (tmp_path / ".haechi" / "audit.jsonl").exists()
