@@ -68,3 +68,13 @@ def test_an_unknown_command_points_to_help(tmp_path: Path, args: list[str]) -> N
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == "haechi: Unknown command: frobnicate. Run 'haechi help' for usage.\n"
+
+
+def test_a_stray_argument_of_audit_verify_is_not_printed(tmp_path: Path) -> None:
+    # audit-verify takes one positional, the PATH of a bare --anchor; without --anchor it is
+    # refused like any extra argument, without being quoted.
+    result = run_haechi("audit-verify", GATEWAY_TOKEN, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("haechi: unexpected argument")
+    assert "--anchor PATH" in result.stderr
+    assert GATEWAY_TOKEN not in _printed(result)

@@ -50,7 +50,8 @@ def audit_verify_command(
     # flag, and the path written after it arrives as the one (hidden) positional argument.
 
     if anchor_file is not None and not anchor:
-        raise ConfigError(f"unexpected argument {str(anchor_file)!r}; did you mean --anchor PATH?")
+        # Not quoted back, as no stray argument is: it may be a value pasted by mistake.
+        raise ConfigError("unexpected argument (not shown); did you mean --anchor PATH?")
     audit_path = audit
     anchor_path = anchor_file
     if audit_path is None or (anchor and anchor_file is None):
