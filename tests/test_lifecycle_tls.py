@@ -4,12 +4,18 @@ finish its handshake, get (real processes, real sockets)."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 from pathlib import Path
 
+import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 
+from haechi.proxy.background import serve_in_thread
 from tests.cli import run_haechi
-from tests.test_proxy_server import _certificate, _write_config
+from tests.test_proxy_server import _certificate, _proxy_process, _write_config
+from tests.upstream_server import UpstreamServer
 
 
 def test_an_encrypted_pem_key_is_a_named_error_without_a_prompt(tmp_path: Path) -> None:
@@ -31,3 +37,23 @@ def test_an_encrypted_pem_key_is_a_named_error_without_a_prompt(tmp_path: Path) 
     assert "pass phrase" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert "listening" not in result.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_tls_handshake_must_end_within_the_header_timeout(tmp_path: Path, workers: str) -> None:
+    key_file, cert_file, _pfx = _certificate(tmp_path)
+    tls = {"keyFile": str(key_file), "certFile": str(cert_file)}
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        extra = {"proxy": {"tls": tls}, "limits": {"headersTimeoutMs": 300}}
+        config = _write_config(tmp_path, up.url, extra)
+        with _proxy_process(config, "--workers", workers) as (_process, url, _lines):
+            host, port = url.removeprefix("https://").split(":")
+            # Nothing at all, and the first bytes of a ClientHello that never ends: each is
+            # closed by the gateway (asyncio's own handshake limit is a minute).
+            for first in (b"", b"\x16\x03\x01\x02\x00\x01"):
+                with socket.create_connection((host, int(port)), timeout=20) as sock:
+                    sock.sendall(first)
+                    assert sock.recv(65536) == b""
+            trust = ssl.create_default_context(cafile=str(cert_file))
+            assert httpx.get(f"{url}/__haechi/live", verify=trust).status_code == 200

@@ -106,7 +106,15 @@ class HandedConnections:
     ``orphaned`` runs: the worker drains and exits rather than linger without a supervisor.
     """
 
-    __slots__ = ("_loop", "_orphaned", "_protocol", "_socket", "_ssl", "_starting")
+    __slots__ = (
+        "_handshake_timeout_s",
+        "_loop",
+        "_orphaned",
+        "_protocol",
+        "_socket",
+        "_ssl",
+        "_starting",
+    )
 
     def __init__(
         self,
@@ -115,8 +123,11 @@ class HandedConnections:
         protocol: Callable[[], asyncio.Protocol],
         ssl_context: ssl.SSLContext | None,
         orphaned: Callable[[], None],
+        handshake_timeout_s: float | None = None,
     ) -> None:
         self._loop = loop
+        #: Seconds a TLS handshake may take (``None``: asyncio's default).
+        self._handshake_timeout_s = handshake_timeout_s
         self._socket = hand_off
         self._protocol = protocol
         self._ssl = ssl_context
@@ -142,7 +153,12 @@ class HandedConnections:
             connection = socket.socket(fileno=fds[0])
             connection.setblocking(False)
             task = self._loop.create_task(
-                self._loop.connect_accepted_socket(self._protocol, connection, ssl=self._ssl)
+                self._loop.connect_accepted_socket(
+                    self._protocol,
+                    connection,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=self._handshake_timeout_s,
+                )
             )
             self._starting.add(task)
             task.add_done_callback(self._started)

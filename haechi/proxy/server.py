@@ -12,8 +12,9 @@ Timeouts (what maps to what):
 - ``limits.headersTimeoutMs``: time from a connection's (or a request's) first byte to the
   end of its headers; past it the connection is closed. Bytes that end an idle keep-alive
   connection's wait (also empty lines, which begin no request) start it too. Enforced by
-  the gateway's HTTP protocol (uvicorn's ``httptools`` protocol, extended here). ``null``
-  is 60 s, ``0`` none.
+  the gateway's HTTP protocol (uvicorn's ``httptools`` protocol, extended here). With TLS
+  the handshake, which comes before any of it, must end within it too (with ``0``, within
+  asyncio's 60 s). ``null`` is 60 s, ``0`` none.
 - ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
   past it the gateway answers 408 ``haechi_request_timeout``. ``null`` is 300 s, ``0`` none.
 - ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
@@ -59,7 +60,7 @@ from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import httptools
@@ -590,34 +591,55 @@ class _Server(uvicorn.Server):
         on_started: Callable[[], None],
         *,
         log_shutdown: bool,
-        hand_off: socket.socket | None = None,
+        sock: socket.socket,
+        handed_off: bool,
+        handshake_timeout_s: float | None,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._log_shutdown = log_shutdown
-        self._hand_off = hand_off
+        self._sock = sock
+        self._handed_off = handed_off
+        self._handshake_timeout_s = handshake_timeout_s
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        # uvicorn starts the app and no listener: it would listen without a TLS handshake
+        # timeout but asyncio's 60 s, whatever limits.headersTimeoutMs says.
+        await super().startup([])
         if not self.started:
             return
-        if self._hand_off is not None:
+        config = self.config
+        protocol_class: Any = config.http_protocol_class
+        protocol = partial(
+            protocol_class,
+            config=config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        loop = asyncio.get_running_loop()
+        handshake = self._handshake_timeout_s if config.ssl is not None else None
+        server: Any
+        if self._handed_off:
             # A worker: its connections come from the supervisor (see
             # haechi.proxy._handoff), served by the protocol uvicorn's own listener uses.
-            config = self.config
-            protocol_class: Any = config.http_protocol_class
-            protocol = partial(
-                protocol_class,
-                config=config,
-                server_state=self.server_state,
-                app_state=self.lifespan.state,
+            server = HandedConnections(
+                loop,
+                self._sock,
+                protocol,
+                config.ssl,
+                orphaned=self._orphaned,
+                handshake_timeout_s=handshake,
             )
-            loop = asyncio.get_running_loop()
-            handed = HandedConnections(
-                loop, self._hand_off, protocol, config.ssl, orphaned=self._orphaned
+        else:
+            server = await loop.create_server(
+                protocol,
+                sock=self._sock,
+                ssl=config.ssl,
+                backlog=config.backlog,
+                ssl_handshake_timeout=handshake,
             )
-            # uvicorn only closes and awaits its servers at shutdown: this one takes part.
-            self.servers.append(cast(Any, handed))
+        # uvicorn closes and awaits its servers at shutdown: this one takes part.
+        self.servers.append(server)
         self._on_started()
 
     def _orphaned(self) -> None:
@@ -662,9 +684,13 @@ def serve_socket(
         uv_config,
         on_started,
         log_shutdown=log_shutdown,
-        hand_off=sock if handed_off else None,
+        sock=sock,
+        handed_off=handed_off,
+        handshake_timeout_s=_timeout_s(
+            config.limits.headers_timeout_ms, DEFAULT_HEADERS_TIMEOUT_MS
+        ),
     )
-    server.run(sockets=[] if handed_off else [sock])
+    server.run()
 
 
 def _settle(runtime: Any) -> None:
