@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, TextIO
+from typing import IO, Annotated, Any, Literal, TextIO
 
 import typer
 
 from haechi.errors import ConfigError
 
-__all__ = ["ConfigOption", "app", "emit_json", "exit_with", "standard_stream"]
+__all__ = ["ConfigOption", "app", "emit_json", "exit_with", "standard_stream", "write_utf8"]
 
 app = typer.Typer(
     name="haechi",
@@ -40,11 +40,27 @@ def standard_stream(name: Literal["stdin", "stdout"]) -> TextIO:
     return stream
 
 
+def write_utf8(out: IO[str], text: str) -> None:
+    """Write ``text`` to ``out`` as UTF-8, whatever the encoding of the locale.
+
+    JSON is exchanged as UTF-8, and a locale that cannot encode a character of the input
+    (an ASCII or Latin-1 one, and Korean text) must not fail a command once its work, and
+    its audit event, are done. Names of files that are not UTF-8 go out as their bytes.
+    """
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:  # a stream without bytes underneath: it takes text as it is
+        out.write(text)
+        out.flush()
+        return
+    out.flush()
+    buffer.write(text.encode("utf-8", "surrogateescape"))
+    buffer.flush()
+
+
 def emit_json(document: Any) -> None:
     """Print one machine-readable JSON document (2-space indent, trailing newline)."""
-    out = standard_stream("stdout")
-    out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    out.flush()
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    write_utf8(standard_stream("stdout"), text)
 
 
 def exit_with(code: int) -> None:

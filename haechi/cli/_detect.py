@@ -23,7 +23,14 @@ from typing import IO, Annotated, Any, Final
 import typer
 
 from haechi._documents import LoneSurrogate, decode_document
-from haechi.cli._app import ConfigOption, app, emit_json, exit_with, standard_stream
+from haechi.cli._app import (
+    ConfigOption,
+    app,
+    emit_json,
+    exit_with,
+    standard_stream,
+    write_utf8,
+)
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import LimitError
 from haechi.models import Finding
@@ -198,8 +205,7 @@ def _scan_lines(runtime: Any, handle: IO[bytes], out: IO[str], direction: Any) -
                     malformed = True
                 else:
                     document["findings"] = _findings_json(findings)
-        out.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
-        out.flush()
+        write_utf8(out, json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
         if progress is not None:
             progress.advance(len(raw))
     if progress is not None:
