@@ -24,7 +24,8 @@ Lifecycle: the supervisor announces ``proxy_listening`` once every worker is rea
 worker that fails to start stops them all (exit 1, with the worker's one-line reason). A
 worker that dies later is replaced (``worker_exited`` then ``worker_started``), unless
 workers keep dying: more than ``2 x workers`` unexpected exits within a minute stop the
-gateway with exit 1. SIGTERM/SIGINT is passed to every worker, which drains within
+gateway with exit 1. On SIGTERM/SIGINT the supervisor deals no more connections and closes
+the listener at once, then passes the signal to every worker, which drains within
 ``limits.shutdownGraceMs``; workers still alive a few seconds after that are killed.
 """
 
@@ -111,6 +112,17 @@ class _Supervisor:
     workers: list[_Worker] = field(default_factory=list)
     exits: deque[float] = field(default_factory=deque)
     stop_signal: str | None = None
+    #: Written to when a stop signal comes, so that a wait ends at once: a signal does not
+    #: end one (it goes on after the handler ran), and the supervisor went on dealing the
+    #: connections that came meanwhile, after the listener should have closed.
+    wake: tuple[socket.socket, socket.socket] = field(default_factory=socket.socketpair)
+
+    def request_stop(self, name: str) -> None:
+        """Stop at the next turn (from the signal handler): deal no more connections."""
+        if self.stop_signal is None:
+            self.stop_signal = name
+            with contextlib.suppress(OSError):
+                self.wake[1].send(b"\0")
 
     def start_one(self) -> _Worker:
         receive, send = self.context.Pipe(duplex=False)
@@ -133,11 +145,12 @@ class _Supervisor:
         """Until a stop signal: deal connections to the ready workers, replace dead ones."""
         while self.stop_signal is None:
             ready = [w for w in self.workers if w.ready]
-            handles: list[Any] = [w.process.sentinel for w in self.workers]
+            handles: list[Any] = [self.wake[0], *(w.process.sentinel for w in self.workers)]
             handles += [w.channel for w in self.workers if not w.ready]
             if ready:
                 handles.append(self.dealer.listener)
-            if self.dealer.listener in wait(handles, timeout=_POLL_S):
+            woken = wait(handles, timeout=_POLL_S)
+            if self.dealer.listener in woken and self.stop_signal is None:
                 self.dealer.deal([w.hand_off for w in ready if w.process.is_alive()])
             if self.stop_signal is None:
                 self.replace_dead()
@@ -162,7 +175,9 @@ class _Supervisor:
                 raise HaechiError("proxy workers did not start within 60 seconds")
             pending = [w for w in self.workers if not w.ready]
             handles = [w.channel for w in pending] + [w.process.sentinel for w in pending]
-            for handle in wait(handles, timeout=min(remaining, _POLL_S)):
+            for handle in wait([*handles, self.wake[0]], timeout=min(remaining, _POLL_S)):
+                if handle is self.wake[0]:
+                    continue  # a stop signal: seen at the top of the loop
                 worker = next(w for w in pending if handle in (w.channel, w.process.sentinel))
                 message = self.read(worker) if handle is worker.channel else None
                 if message is not None and message[0] == "ready":
@@ -207,6 +222,8 @@ class _Supervisor:
         """Stop listening, pass the stop on to every worker, wait out the drain, kill what
         remains."""
         self.dealer.close()
+        for end in self.wake:
+            end.close()
         for worker in self.workers:
             if worker.process.is_alive() and worker.process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -237,8 +254,7 @@ def serve_workers(
     supervisor = _Supervisor(config, plan, ConnectionDealer(listener), count)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if supervisor.stop_signal is None:
-            supervisor.stop_signal = signal.Signals(signum).name
+        supervisor.request_stop(signal.Signals(signum).name)
 
     metrics_dir = tempfile.mkdtemp(prefix="haechi-metrics-")
     previous_env = os.environ.get(MULTIPROC_ENV)

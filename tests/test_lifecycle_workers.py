@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``haechi proxy --workers N`` stopping: what is drained and what is refused (real processes,
+real sockets)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+
+from haechi.proxy.background import serve_in_thread
+from tests.test_proxy_server import _proxy_process, _write_config
+from tests.upstream_server import Reply, UpstreamServer
+
+
+def _answer_after_sigterm(host: str, port: int) -> bytes:
+    """Connect and ask once the stop is under way; what came back (nothing when refused)."""
+    try:
+        with socket.create_connection((host, port), timeout=20) as sock:
+            sock.sendall(b"GET /__haechi/live HTTP/1.1\r\nhost: x\r\n\r\n")
+            return sock.recv(65536)
+    except OSError:  # refused, or reset with the listen queue
+        return b""
+
+
+def test_sigterm_deals_no_more_connections_and_drains_the_workers(tmp_path: Path) -> None:
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 10000}})
+        with _proxy_process(config, "--workers", "2") as (process, url, _lines):
+            host, port = url.removeprefix("http://").split(":")
+            for _ in range(2):
+                upstream.queue(Reply(delay=1.5, text="slow but complete"))
+            results: list[httpx.Response] = []
+            threads = [
+                threading.Thread(
+                    target=lambda: results.append(
+                        httpx.post(f"{url}/v1/chat/completions", json={"messages": []}, timeout=30)
+                    )
+                )
+                for _ in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for _ in range(1000):
+                if len(upstream.received) == 2:
+                    break
+                threading.Event().wait(0.01)
+            assert len(upstream.received) == 2
+            process.send_signal(signal.SIGTERM)
+            late = _answer_after_sigterm(host, int(port))
+            for thread in threads:
+                thread.join()
+            assert process.wait(timeout=30) == 0
+    assert late == b""
+    assert [r.status_code for r in results] == [200, 200]
+    assert all("slow but complete" in r.text for r in results)
