@@ -59,3 +59,14 @@ def test_protect_with_a_closed_standard_output_audits_nothing(tmp_path: Path) ->
     assert result.returncode == 1
     assert result.stderr == "haechi: standard output is closed\n"
     assert not (tmp_path / ".haechi" / "audit.jsonl").exists()
+
+
+@pytest.mark.parametrize("descriptor", [0, 1])
+@pytest.mark.parametrize("args", [["mcp-stdio"], ["mcp-wrap", "--", sys.executable, "-c", ""]])
+def test_the_mcp_commands_refuse_a_closed_channel(
+    tmp_path: Path, descriptor: int, args: list[str]
+) -> None:
+    result = _run_closed(descriptor, *args, cwd=tmp_path)
+    assert result.returncode == 1
+    kind = "input" if descriptor == 0 else "output"
+    assert result.stderr == f"haechi: standard {kind} is closed\n"

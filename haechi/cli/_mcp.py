@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from haechi.cli._app import ConfigOption, app, exit_with
+from haechi.cli._app import ConfigOption, app, exit_with, standard_stream
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import ConfigError
 
@@ -74,7 +74,14 @@ def mcp_wrap_command(
 
 
 def _settings(path: Path, command: str) -> HaechiConfig:
-    """The configuration, refusing settings that would write to the JSON-RPC channel."""
+    """The configuration, refusing settings that would write to the JSON-RPC channel.
+
+    A closed standard input or output is refused first: the descriptor would be taken by
+    the first file or event loop poller opened, and the messages read from or written to
+    that instead.
+    """
+    standard_stream("stdin")
+    standard_stream("stdout")
     settings = load_config(path)
     if settings.audit.anchor.mode == "stdout":
         raise ConfigError(
