@@ -49,3 +49,11 @@ def test_negative_counts_subtract_nothing(tmp_path: Path) -> None:
 def test_the_largest_exact_count_is_added(tmp_path: Path) -> None:
     summary = _summary(tmp_path / "audit.jsonl", [_event(2**53 - 1), _event(1)])
     assert summary["detections"] == 2**53
+
+
+def test_names_that_are_not_text_are_ignored(tmp_path: Path) -> None:
+    # "\ud800" is a JSON escape of a lone surrogate: it parses to a string no UTF-8 output
+    # can hold, and printing the summary failed as an internal error.
+    forged = '{"summary": {"detectionCount": 1, "byType": {"\\ud800": 1, "email": 1}}}'
+    summary = _summary(tmp_path / "audit.jsonl", [forged])
+    assert summary["byType"] == {"email": 1}
