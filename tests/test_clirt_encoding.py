@@ -53,3 +53,17 @@ def test_rules_json_prints_under_an_ascii_locale(tmp_path: Path) -> None:
     result = _run("ascii", "rules", "--json", stdin=b"", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.decode("utf-8"))["count"] > 0
+
+
+def test_a_lone_surrogate_read_from_a_file_is_printed_as_its_escape(tmp_path: Path) -> None:
+    # A key id written as the JSON escape "\ud800" reads as a string UTF-8 cannot hold:
+    # status failed as an internal error.
+    assert _run("utf-8", "init", stdin=b"", cwd=tmp_path).returncode == 0
+    key_file = tmp_path / ".haechi" / "dev.keys.json"
+    keys = json.loads(key_file.read_text())
+    keys["keys"][0]["kid"] = "\ud800"
+    key_file.write_text(json.dumps(keys))
+    result = _run("utf-8", "status", stdin=b"", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout.decode("utf-8"))
+    assert status["keys"]["nonceBudget"]["kid"] == "\ud800"

@@ -51,9 +51,13 @@ def test_the_largest_exact_count_is_added(tmp_path: Path) -> None:
     assert summary["detections"] == 2**53
 
 
-def test_names_that_are_not_text_are_ignored(tmp_path: Path) -> None:
-    # "\ud800" is a JSON escape of a lone surrogate: it parses to a string no UTF-8 output
-    # can hold, and printing the summary failed as an internal error.
+def test_a_name_escaping_a_lone_surrogate_is_printed_as_that_escape(tmp_path: Path) -> None:
+    # "\ud800" parses to a string no UTF-8 output can hold: printing the summary failed as
+    # an internal error.
     forged = '{"summary": {"detectionCount": 1, "byType": {"\\ud800": 1, "email": 1}}}'
-    summary = _summary(tmp_path / "audit.jsonl", [forged])
-    assert summary["byType"] == {"email": 1}
+    path = tmp_path / "audit.jsonl"
+    path.write_text(forged + "\n")
+    result = run_haechi("report", "--audit", path.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '"\\ud800": 1' in result.stdout
+    assert json.loads(result.stdout)["summary"]["byType"] == {"\ud800": 1, "email": 1}

@@ -6,9 +6,8 @@ Every event counts once in ``events``; ``blocked`` counts events with ``blocked:
 are not protect calls (vault, gateway decisions) have ``byAction: {<decision>: 1}``, so their
 decisions (``reveal_denied``, ``auth_denied``, ...) show up in ``byAction`` too. Only
 counts that are whole numbers from 0 to 2^53 - 1 (which every JSON reader holds exactly) are
-added, under names that are text (no lone UTF-16 surrogate); anything else in a summary is
-ignored, so a damaged or forged line can neither subtract from the totals nor grow them, or
-their names, past what can be printed.
+added; anything else in a summary is ignored, so a damaged or forged line can neither
+subtract from the totals nor grow them past what can be printed.
 """
 
 from __future__ import annotations
@@ -34,22 +33,12 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _is_text(name: str) -> bool:
-    """Whether ``name`` can be written as UTF-8: a JSON escape of a lone UTF-16 surrogate
-    (``"\\ud800"``) reads as a string that cannot, and haechi never writes one."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _add(totals: dict[str, int], counts: Any) -> None:
     if not isinstance(counts, Mapping):
         return
     for name, value in counts.items():
         amount = _count(value)
-        if amount is not None and _is_text(name):
+        if amount is not None:
             totals[name] = totals.get(name, 0) + amount
 
 

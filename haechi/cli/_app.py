@@ -45,7 +45,9 @@ def write_utf8(out: IO[str], text: str) -> None:
 
     JSON is exchanged as UTF-8, and a locale that cannot encode a character of the input
     (an ASCII or Latin-1 one, and Korean text) must not fail a command once its work, and
-    its audit event, are done. Names of files that are not UTF-8 go out as their bytes.
+    its audit event, are done. A lone surrogate (a ``"\\ud800"`` read from a damaged key
+    file, vault or log; the bytes of a file name that is not UTF-8) has no UTF-8 form: in
+    JSON text it can only stand inside a string, where its backslash escape is JSON's own.
     """
     buffer = getattr(out, "buffer", None)
     if buffer is None:  # a stream without bytes underneath: it takes text as it is
@@ -53,7 +55,7 @@ def write_utf8(out: IO[str], text: str) -> None:
         out.flush()
         return
     out.flush()
-    buffer.write(text.encode("utf-8", "surrogateescape"))
+    buffer.write(text.encode("utf-8", "backslashreplace"))
     buffer.flush()
 
 
