@@ -78,3 +78,12 @@ def test_a_stray_argument_of_audit_verify_is_not_printed(tmp_path: Path) -> None
     assert result.stderr.startswith("haechi: unexpected argument")
     assert "--anchor PATH" in result.stderr
     assert GATEWAY_TOKEN not in _printed(result)
+
+
+def test_rules_refuses_a_configuration_that_does_not_exist(tmp_path: Path) -> None:
+    # A mistyped --config used to list the catalogue without the custom rules, silently.
+    result = run_haechi("rules", "--json", "--config", "haechi.confg.json", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == "haechi: config file not found: haechi.confg.json\n"
+    assert json_output(run_haechi("rules", "--json", cwd=tmp_path))["count"] > 0

@@ -17,13 +17,14 @@ __all__: list[str] = []
 
 def _catalogue(config: Path) -> list[tuple[str, Any]]:
     """``(source, rule)`` for every rule: registered detectors (built-in first), then the
-    ``filters.customRules`` of ``config`` when that file exists."""
-    from haechi.config import default_config, load_config
+    ``filters.customRules`` of ``config`` (none when the default file does not exist; a
+    ``--config`` naming a missing file is refused, as by every other command)."""
+    from haechi.config import load_config
     from haechi.detect import BuiltinDetector, DetectionEngine
     from haechi.plugins.manager import load_registry
     from haechi.providers import ProviderContext
 
-    settings = load_config(config) if config.exists() else default_config()
+    settings = load_config(config)
     context = ProviderContext(config=settings)
     classes = sorted(
         load_registry().slots.get("detector", {}).values(),
