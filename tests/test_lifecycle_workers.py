@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -24,6 +25,15 @@ def _answer_after_sigterm(host: str, port: int) -> bytes:
             return sock.recv(65536)
     except OSError:  # refused, or reset with the listen queue
         return b""
+
+
+def _until_shutdown_line(process: subprocess.Popen[str]) -> None:
+    """Read the gateway's output up to its ``proxy_shutdown`` line."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "shutting down (SIGTERM)" in line:
+            return
+    raise AssertionError("the gateway ended without its shutdown line")
 
 
 def test_sigterm_deals_no_more_connections_and_drains_the_workers(tmp_path: Path) -> None:
@@ -51,6 +61,7 @@ def test_sigterm_deals_no_more_connections_and_drains_the_workers(tmp_path: Path
                 threading.Event().wait(0.01)
             assert len(upstream.received) == 2
             process.send_signal(signal.SIGTERM)
+            _until_shutdown_line(process)
             late = _answer_after_sigterm(host, int(port))
             for thread in threads:
                 thread.join()

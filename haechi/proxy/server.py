@@ -601,6 +601,7 @@ class _Server(uvicorn.Server):
         self._sock = sock
         self._handed_off = handed_off
         self._handshake_timeout_s = handshake_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # uvicorn starts the app and no listener: it would listen without a TLS handshake
@@ -640,23 +641,45 @@ class _Server(uvicorn.Server):
             )
         # uvicorn closes and awaits its servers at shutdown: this one takes part.
         self.servers.append(server)
+        self._loop = loop
         self._on_started()
 
-    def _orphaned(self) -> None:
-        """The supervisor is gone: drain and exit, as on SIGTERM."""
-        self.should_exit = True
+    def _stop_listening(self, name: str) -> None:
+        """Take no more connections (uvicorn closes its servers again at shutdown), then say
+        so: once ``proxy_shutdown`` is out, a new connection is refused."""
+        for server in self.servers:
+            server.close()
+        self._log_stop(name)
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        if not self.should_exit and self._log_shutdown:
-            name = signal.Signals(sig).name
+    def _log_stop(self, name: str) -> None:
+        if self._log_shutdown:
             log_event(
                 logging.INFO,
                 "proxy_shutdown",
                 text=f"Haechi proxy shutting down ({name})",
                 signal=name,
             )
+
+    def _orphaned(self) -> None:
+        """The supervisor is gone: drain and exit, as on SIGTERM."""
+        self.should_exit = True
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        first = not self.should_exit
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+        if not first:
+            return
+        name = signal.Signals(sig).name
+        if self._loop is None:
+            self._log_stop(name)  # not listening yet
+        else:
+            # Now, not at uvicorn's next tick (every 0.1 s), which went on serving the
+            # connections made meanwhile. The signal handler runs between two steps of the
+            # loop's own code: the loop closes them on its next turn (none when it is
+            # closed: nothing listens then).
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop_listening, name)
 
 
 def serve_socket(

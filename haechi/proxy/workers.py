@@ -269,6 +269,7 @@ def serve_workers(
         if supervisor.stop_signal is None:
             announce()
         supervisor.serve()
+        supervisor.dealer.close()  # before the line: once it is out, connections are refused
         log_event(
             logging.INFO,
             "proxy_shutdown",

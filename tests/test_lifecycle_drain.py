@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``haechi proxy`` stopping in one process: what is drained and what is refused (a real
+process, real sockets)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import httpx
+
+from haechi.proxy.background import serve_in_thread
+from tests.test_lifecycle_workers import _answer_after_sigterm, _until_shutdown_line
+from tests.test_proxy_server import _proxy_process, _write_config
+from tests.upstream_server import Reply, UpstreamServer
+
+
+def test_sigterm_closes_the_listener_at_once_and_drains_in_flight_requests(
+    tmp_path: Path,
+) -> None:
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 10000}})
+        with _proxy_process(config) as (process, url, _lines):
+            host, port = url.removeprefix("http://").split(":")
+            upstream.queue(Reply(delay=1.5, text="slow but complete"))
+            results: list[httpx.Response] = []
+            slow = threading.Thread(
+                target=lambda: results.append(
+                    httpx.post(f"{url}/v1/chat/completions", json={"messages": []}, timeout=30)
+                )
+            )
+            slow.start()
+            for _ in range(1000):
+                if upstream.received:
+                    break
+                threading.Event().wait(0.01)
+            assert upstream.received
+            process.send_signal(signal.SIGTERM)
+            _until_shutdown_line(process)
+            late = _answer_after_sigterm(host, int(port))
+            slow.join()
+            assert process.wait(timeout=30) == 0
+    assert late == b""
+    assert results[0].status_code == 200
+    assert "slow but complete" in results[0].text
