@@ -4,6 +4,7 @@ real sockets)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import httpx
 
 from haechi.proxy.background import serve_in_thread
 from tests.test_proxy_server import _proxy_process, _write_config
+from tests.test_proxy_workers import _workers
 from tests.upstream_server import Reply, UpstreamServer
 
 
@@ -69,3 +71,25 @@ def test_sigterm_deals_no_more_connections_and_drains_the_workers(tmp_path: Path
     assert late == b""
     assert [r.status_code for r in results] == [200, 200]
     assert all("slow but complete" in r.text for r in results)
+
+
+def test_a_worker_that_takes_no_connections_is_handed_no_more(tmp_path: Path) -> None:
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _write_config(tmp_path, up.url)
+        with _proxy_process(config, "--workers", "2") as (process, url, _lines):
+            stuck = _workers(process.pid)[0]
+            os.kill(stuck, signal.SIGSTOP)  # as a worker whose loop never comes back
+            try:
+                answers: list[int | str] = []
+                for _ in range(6):  # a new connection each
+                    try:
+                        answers.append(httpx.get(f"{url}/__haechi/live", timeout=5).status_code)
+                    except httpx.TimeoutException as exc:
+                        answers.append(type(exc).__name__)
+            finally:
+                os.kill(stuck, signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+    # Only the connection handed over before the worker was seen not to take it hangs.
+    assert answers.count(200) >= 5, answers

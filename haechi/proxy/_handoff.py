@@ -15,13 +15,19 @@ through the supervisor.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
+
+if sys.platform != "win32":  # workers run where descriptors can be handed over
+    import fcntl
+    import termios
 
 __all__ = ["ConnectionDealer", "HandedConnections", "hand_off_pair"]
 
@@ -33,6 +39,17 @@ _PAUSE_S: Final = 0.05
 _CLOEXEC: Final = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 #: Descriptors a worker takes off its socket per wake-up before it lets the loop go on.
 _BATCH: Final = 64
+
+
+def _unread(hand_off: socket.socket) -> int:
+    """How much of what was handed over on ``hand_off`` its worker has not taken yet
+    (``SIOCOUTQ``, which is ``TIOCOUTQ``; 0 where the system cannot say)."""
+    size = array.array("i", [0])
+    try:
+        fcntl.ioctl(hand_off.fileno(), termios.TIOCOUTQ, size)
+    except (OSError, AttributeError):
+        return 0
+    return size[0]
 
 
 def hand_off_pair() -> tuple[socket.socket, socket.socket]:
@@ -63,7 +80,10 @@ class ConnectionDealer:
 
     def deal(self, workers: Sequence[socket.socket]) -> None:
         """Accept the connections waiting now and send each to one of ``workers`` (their
-        hand-off sockets), taking turns.
+        hand-off sockets): the one with the fewest connections handed over but not taken
+        yet, taking turns among equals. A worker whose loop is stuck (a CPU-bound step
+        that never ends) takes none, and would otherwise get its share of connections,
+        each left hanging, until its socket is full.
 
         A connection no worker takes (every hand-off socket full or closed) is closed: its
         client sees the connection reset, as when a listen queue overflows.
@@ -83,13 +103,14 @@ class ConnectionDealer:
 
     def _send(self, connection: socket.socket, workers: Sequence[socket.socket]) -> None:
         count = len(workers)
-        for offset in range(count):
-            target = workers[(self._next + offset) % count]
+        turns = [(self._next + offset) % count for offset in range(count)]
+        unread = {index: _unread(workers[index]) for index in turns}
+        for index in sorted(turns, key=unread.__getitem__):  # stable: turn order on ties
             try:
-                socket.send_fds(target, [_TAG], [connection.fileno()])
+                socket.send_fds(workers[index], [_TAG], [connection.fileno()])
             except OSError:  # full (the worker is stuck) or closed (it died): the next one
                 continue
-            self._next = (self._next + offset + 1) % count
+            self._next = (index + 1) % count
             return
 
     def close(self) -> None:
