@@ -70,3 +70,12 @@ def test_the_mcp_commands_refuse_a_closed_channel(
     assert result.returncode == 1
     kind = "input" if descriptor == 0 else "output"
     assert result.stderr == f"haechi: standard {kind} is closed\n"
+
+
+def test_token_add_with_a_closed_standard_output_stores_no_token(tmp_path: Path) -> None:
+    # The token is shown once: one that cannot be shown must not be stored, valid, either.
+    json_output(run_haechi("init", cwd=tmp_path))
+    result = _run_closed(1, "token-add", "--type", "service", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "haechi: standard output is closed\n"
+    assert json_output(run_haechi("token-list", cwd=tmp_path))["tokens"] == []

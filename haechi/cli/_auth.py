@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from haechi.cli._app import ConfigOption, app, emit_json
+from haechi.cli._app import ConfigOption, app, emit_json, standard_stream
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import ConfigError
 
@@ -59,6 +59,8 @@ def token_add_command(
     """Create a gateway bearer token and print it once."""
     from haechi.auth import add_token
 
+    # A token nobody can be shown would still be stored and accepted: refuse it first.
+    standard_stream("stdout")
     settings = load_config(config)
     record, token = add_token(
         settings.auth.store,
