@@ -79,3 +79,28 @@ def test_token_add_with_a_closed_standard_output_stores_no_token(tmp_path: Path)
     assert result.returncode == 1
     assert result.stderr == "haechi: standard output is closed\n"
     assert json_output(run_haechi("token-list", cwd=tmp_path))["tokens"] == []
+
+
+def test_token_add_that_cannot_print_its_token_disables_it(tmp_path: Path) -> None:
+    # Standard output is a pipe whose reader is gone (`haechi token-add ... | false`).
+    json_output(run_haechi("init", cwd=tmp_path))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HAECHI_")}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "haechi", "token-add", "--type", "service"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode != 0
+    tokens = json_output(run_haechi("token-list", cwd=tmp_path))["tokens"]
+    assert [token["disabled"] for token in tokens] == [True]

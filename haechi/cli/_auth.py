@@ -57,7 +57,7 @@ def token_add_command(
     config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
 ) -> None:
     """Create a gateway bearer token and print it once."""
-    from haechi.auth import add_token
+    from haechi.auth import add_token, revoke_token
 
     # A token nobody can be shown would still be stored and accepted: refuse it first.
     standard_stream("stdout")
@@ -70,15 +70,20 @@ def token_add_command(
         labels=_labels(list(label or [])),
         allowed_label_keys=settings.auth.allowed_label_keys,
     )
-    emit_json(
-        {
-            "ok": True,
-            "command": "token-add",
-            **{k: record[k] for k in ("id", "type", "scopes", "labels")},
-            "token": token,
-            "warning": _SHOWN_ONCE,
-        }
-    )
+    try:
+        emit_json(
+            {
+                "ok": True,
+                "command": "token-add",
+                **{k: record[k] for k in ("id", "type", "scopes", "labels")},
+                "token": token,
+                "warning": _SHOWN_ONCE,
+            }
+        )
+    except OSError:
+        # Not shown (the reader of a pipe went away): disabled, not left working unknown.
+        revoke_token(settings.auth.store, record["id"])
+        raise
 
 
 @app.command("token-list")
