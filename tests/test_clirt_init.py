@@ -63,3 +63,13 @@ def test_an_existing_configuration_is_never_replaced(tmp_path: Path) -> None:
     assert done["created"] is False
     assert done["mode"] == "enforce"
     assert config.read_text() == '{"policy": {"mode": "enforce"}}\n'
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_plugin_keygen_makes_no_directory_others_can_write(tmp_path: Path) -> None:
+    # Whoever can write there can replace both key files before the public one is handed
+    # out as a trust anchor.
+    json_output(run_haechi("plugin-keygen", "--out-dir", "signing/keys", cwd=tmp_path))
+    assert _mode(tmp_path / "signing") == 0o755
+    assert _mode(tmp_path / "signing" / "keys") == 0o755
+    assert _mode(tmp_path / "signing" / "keys" / "haechi-plugin-signer.key") == 0o600

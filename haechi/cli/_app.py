@@ -12,7 +12,15 @@ import typer
 
 from haechi.errors import ConfigError
 
-__all__ = ["ConfigOption", "app", "emit_json", "exit_with", "standard_stream", "write_utf8"]
+__all__ = [
+    "ConfigOption",
+    "app",
+    "emit_json",
+    "exit_with",
+    "make_directories",
+    "standard_stream",
+    "write_utf8",
+]
 
 app = typer.Typer(
     name="haechi",
@@ -28,6 +36,14 @@ ConfigOption = Annotated[
     Path,
     typer.Option("--config", help="Path to haechi.config.json.", show_default=True),
 ]
+
+
+def make_directories(directory: Path, mode: int) -> None:
+    """``mkdir -p`` giving ``mode`` to every directory it makes, not only the last one (as
+    ``Path.mkdir(parents=True)`` does, leaving the others to the umask alone)."""
+    for missing in [*reversed(directory.parents), directory]:
+        if not missing.is_dir():
+            missing.mkdir(mode=mode, exist_ok=True)
 
 
 def standard_stream(name: Literal["stdin", "stdout"]) -> TextIO:

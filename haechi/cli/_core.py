@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from haechi.cli._app import ConfigOption, app, emit_json
+from haechi.cli._app import ConfigOption, app, emit_json, make_directories
 from haechi.config import (
     DEFAULT_CONFIG_PATH,
     HaechiConfig,
@@ -37,14 +37,6 @@ _DEV_KEY_WARNING = (
 _CONFIG_MODE: Final = 0o644
 
 
-def _make_directories(directory: Path, mode: int) -> None:
-    """``mkdir -p`` giving ``mode`` to every directory it makes, not only the last one (as
-    ``Path.mkdir(parents=True)`` does, leaving the others to the umask alone)."""
-    for missing in [*reversed(directory.parents), directory]:
-        if not missing.is_dir():
-            missing.mkdir(mode=mode, exist_ok=True)
-
-
 def _create_config(path: Path) -> bool:
     """Write the default configuration at ``path`` unless something is there; return whether
     it was written.
@@ -53,7 +45,7 @@ def _create_config(path: Path) -> bool:
     for it is ever writable by others, whatever the umask; and it is created exclusively, so
     a file another ``init`` (or the operator) put there in the meantime is never replaced.
     """
-    _make_directories(path.parent, 0o755)
+    make_directories(path.parent, 0o755)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _CONFIG_MODE)
     except FileExistsError:
@@ -78,7 +70,7 @@ def init_command(
     settings = default_config() if created else load_config(config)
     key_status = init_key_file(Path(settings.keys.key_file), force=force)
     audit_dir = Path(settings.audit.path).parent
-    _make_directories(audit_dir, 0o700)
+    make_directories(audit_dir, 0o700)
     warnings = [_DEV_KEY_WARNING]
     if settings.effective_mode != "enforce":
         warnings.append(

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from haechi._filelock import atomic_write
-from haechi.cli._app import app, emit_json, exit_with
+from haechi.cli._app import app, emit_json, exit_with, make_directories
 from haechi.errors import ConfigError, PluginLoadError
 from haechi.plugins.manifest import read_plugin_files, validate_manifest
 from haechi.plugins.signing import (
@@ -105,7 +105,9 @@ def plugin_keygen_command(
     """Create an Ed25519 signing key: <id>.key (private, 0600) and <id>.pub (trust anchor)."""
     if not _KEY_ID.fullmatch(key_id):
         raise ConfigError("--key-id must be 1-128 of letters, digits, '.', '_' or '-'")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Whoever can write there can swap both files for a pair of their own before the public
+    # key is handed out as a trust anchor: no directory made here is writable by others.
+    make_directories(out_dir, 0o755)
     private_path, public_path = out_dir / f"{key_id}.key", out_dir / f"{key_id}.pub"
     pair = generate_keypair()
     _create(private_path, pair.private_pem, 0o600)
