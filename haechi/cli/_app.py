@@ -10,6 +10,7 @@ from typing import IO, Annotated, Any, Literal, TextIO
 
 import typer
 
+from haechi.config import HaechiConfig
 from haechi.errors import ConfigError
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "emit_json",
     "exit_with",
     "make_directories",
+    "refuse_stdout_anchor",
     "standard_stream",
     "write_utf8",
 ]
@@ -44,6 +46,16 @@ def make_directories(directory: Path, mode: int) -> None:
     for missing in [*reversed(directory.parents), directory]:
         if not missing.is_dir():
             missing.mkdir(mode=mode, exist_ok=True)
+
+
+def refuse_stdout_anchor(settings: HaechiConfig, command: str, carries: str) -> None:
+    """Refuse ``audit.anchor.mode: "stdout"`` for a command whose standard output carries
+    ``carries``: each audit event would put an anchor line in front of it there."""
+    if settings.audit.anchor.mode == "stdout":
+        raise ConfigError(
+            f'audit.anchor.mode "stdout" cannot be used with {command}: standard output '
+            f'carries {carries} (use "file")'
+        )
 
 
 def standard_stream(name: Literal["stdin", "stdout"]) -> TextIO:

@@ -28,6 +28,7 @@ from haechi.cli._app import (
     app,
     emit_json,
     exit_with,
+    refuse_stdout_anchor,
     standard_stream,
     write_utf8,
 )
@@ -98,6 +99,7 @@ def protect_command(
     """Protect one JSON document and print the result (exit 3 when it is blocked)."""
     standard_stream("stdout")  # a result nobody can read is refused before it is audited
     settings = load_config(config)
+    refuse_stdout_anchor(settings, "protect", "its JSON result")
     with _open_input(file) as handle:
         data = handle.read()
     try:

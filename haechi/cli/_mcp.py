@@ -14,9 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from haechi.cli._app import ConfigOption, app, exit_with, standard_stream
+from haechi.cli._app import ConfigOption, app, exit_with, refuse_stdout_anchor, standard_stream
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
-from haechi.errors import ConfigError
 
 __all__: list[str] = []
 
@@ -83,11 +82,7 @@ def _settings(path: Path, command: str) -> HaechiConfig:
     standard_stream("stdin")
     standard_stream("stdout")
     settings = load_config(path)
-    if settings.audit.anchor.mode == "stdout":
-        raise ConfigError(
-            f'audit.anchor.mode "stdout" cannot be used with {command}: standard output '
-            'carries the JSON-RPC messages (use "file")'
-        )
+    refuse_stdout_anchor(settings, command, "the JSON-RPC messages")
     return settings
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 import anyio
 import typer
 
-from haechi.cli._app import ConfigOption, app, emit_json
+from haechi.cli._app import ConfigOption, app, emit_json, refuse_stdout_anchor
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import ConfigError, VaultError
 
@@ -60,6 +60,7 @@ def token_reveal_command(
 ) -> None:
     """Print a token's plaintext, if the reveal policy allows it (always audited)."""
     settings = load_config(config)
+    refuse_stdout_anchor(settings, "token-reveal", "its JSON result")
     if allow_dev_reveal:
         vault_settings = settings.token_vault.model_copy(update={"reveal_policy": "local-dev"})
         settings = settings.model_copy(update={"token_vault": vault_settings})
@@ -88,6 +89,7 @@ def token_purge_command(
     if expired == (token is not None):
         raise ConfigError("token-purge needs a TOKEN or --expired (not both)")
     settings = load_config(config)
+    refuse_stdout_anchor(settings, "token-purge", "its JSON result")
     result: Mapping[str, Any]
     if token is None:
         result = _with_vault(settings, lambda vault: vault.purge_expired())
