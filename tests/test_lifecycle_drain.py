@@ -4,6 +4,7 @@ process, real sockets)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ import httpx
 
 from haechi.proxy.background import serve_in_thread
 from tests.test_lifecycle_workers import _answer_after_sigterm, _until_shutdown_line
-from tests.test_proxy_server import _proxy_process, _write_config
+from tests.test_proxy_server import _proxy_process, _sigterm_with_a_hung_request, _write_config
 from tests.upstream_server import Reply, UpstreamServer
 
 
@@ -45,3 +46,17 @@ def test_sigterm_closes_the_listener_at_once_and_drains_in_flight_requests(
     assert late == b""
     assert results[0].status_code == 200
     assert "slow but complete" in results[0].text
+
+
+def test_a_request_cut_at_the_end_of_the_grace_gets_the_gateways_json_error(
+    tmp_path: Path,
+) -> None:
+    cut = _sigterm_with_a_hung_request(tmp_path, grace_ms=300, env={})
+    head, _, body = cut.hung_answer.partition(b"\r\n\r\n")
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0] == "http/1.1 500 internal server error"
+    assert "content-type: application/json" in lines
+    assert "cache-control: no-store" in lines
+    assert any(line.startswith("x-haechi-correlation-id: ") for line in lines)
+    assert json.loads(body)["error"] == "haechi_proxy_error"
+    assert cut.exit_code == 0

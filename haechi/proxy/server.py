@@ -296,6 +296,22 @@ def _refusal(code: str) -> bytes:
     return head.encode("ascii") + body
 
 
+async def _send_internal_error(cycle: Any) -> None:
+    """The gateway's own 500 ``haechi_proxy_error`` on ``cycle`` (uvicorn's request cycle),
+    closing the connection: every error answer is the gateway's JSON, with its headers."""
+    status, message = CATALOGUE["haechi_proxy_error"]
+    body = error_body("haechi_proxy_error", message)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"connection", b"close"),
+        (b"x-haechi-correlation-id", new_correlation_id().encode()),
+    ]
+    await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
+    await cycle.send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 def _protocol_class(limits: Any) -> Any:
     """uvicorn's httptools protocol, keeping the raw request target and enforcing the
     header and write timeouts and the head and wire sizes of ``limits``."""
@@ -483,6 +499,10 @@ def _protocol_class(limits: Any) -> Any:
             # list, which is the scope's: the scope keeps the headers as they are now.
             self.scope["headers"] = list(self.headers)
             super().on_headers_complete()
+            # uvicorn answers a request its app ended without answering (one still running
+            # when the shutdown grace is over is cancelled) with a plain-text 500 of its own.
+            cycle = self.cycle
+            cycle.send_500_response = partial(_send_internal_error, cycle)  # type: ignore[method-assign]
             # Only now: until uvicorn took the request (it may refuse its target), a refusal
             # is one of a head, answered, not of a body.
             self._in_head = False
