@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ from tests.test_proxy_server import _certificate, _proxy_process, _write_config
 from tests.upstream_server import UpstreamServer
 
 
-def test_an_encrypted_pem_key_is_a_named_error_without_a_prompt(tmp_path: Path) -> None:
+def _encrypted_key(tmp_path: Path) -> dict[str, str]:
     key_file, cert_file, _pfx = _certificate(tmp_path)
     key = serialization.load_pem_private_key(key_file.read_bytes(), None)
     encrypted = tmp_path / "encrypted.pem"
@@ -29,13 +30,35 @@ def test_an_encrypted_pem_key_is_a_named_error_without_a_prompt(tmp_path: Path) 
             serialization.BestAvailableEncryption(b"key-pass"),
         )
     )
-    tls = {"keyFile": str(encrypted), "certFile": str(cert_file)}
+    return {"keyFile": str(encrypted), "certFile": str(cert_file)}
+
+
+def _wrong_passphrase(tmp_path: Path) -> dict[str, str]:
+    _key, _cert, pfx_file = _certificate(tmp_path)
+    return {"pfxFile": str(pfx_file), "passphrase": "not-the-pfx-secret"}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(
+    ("material", "message"),
+    [
+        (_encrypted_key, "proxy.tls.keyFile is encrypted"),
+        (_wrong_passphrase, "proxy.tls.pfxFile could not be loaded"),
+    ],
+)
+def test_unusable_tls_material_is_a_named_error_in_every_process_model(
+    tmp_path: Path, material: Callable[[Path], dict[str, str]], message: str, workers: str
+) -> None:
+    tls = material(tmp_path)
     config = _write_config(tmp_path, "http://127.0.0.1:9", {"proxy": {"tls": tls}})
-    result = run_haechi("proxy", "--config", str(config), "--port", "0", cwd=tmp_path)
+    argv = ("proxy", "--config", str(config), "--port", "0", "--workers", workers)
+    result = run_haechi(*argv, cwd=tmp_path, timeout=60)
     assert result.returncode == 1
-    assert "proxy.tls.keyFile is encrypted" in result.stderr
+    assert message in result.stderr
+    # Never prompted for, never a traceback, never the passphrase.
     assert "pass phrase" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+    assert "not-the-pfx-secret" not in result.stderr + result.stdout
     assert "listening" not in result.stdout
 
 

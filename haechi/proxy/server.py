@@ -768,6 +768,10 @@ def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> N
     runtime = create_runtime(config)
     if count > 1:
         runtime.close()  # each worker builds its own; this one only proved the config runs
+        # Each worker loads the TLS material as it starts: unusable material is the named
+        # error here, before anything listens, not a failure of every worker.
+        with tls_files(config):
+            pass
     # With workers the supervisor listens on this socket and hands connections over.
     sock = bind_socket(plan.host, plan.port)
     try:

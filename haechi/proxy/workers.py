@@ -86,6 +86,10 @@ def _worker_main(config: Any, plan: Any, hand_off: socket.socket, channel: Conne
             on_started=lambda: channel.send(("ready", "")),
             handed_off=True,
         )
+    except HaechiError as exc:  # the reason, for the supervisor to report, not a traceback
+        with contextlib.suppress(OSError):
+            channel.send(("failed", str(exc)))
+        raise SystemExit(1) from None
     finally:
         with contextlib.suppress(Exception):
             runtime.close()
@@ -179,7 +183,8 @@ class _Supervisor:
                 if handle is self.wake[0]:
                     continue  # a stop signal: seen at the top of the loop
                 worker = next(w for w in pending if handle in (w.channel, w.process.sentinel))
-                message = self.read(worker) if handle is worker.channel else None
+                # Its reason, when it sent one before exiting (either may be seen first).
+                message = self.read(worker) if worker.channel.poll() else None
                 if message is not None and message[0] == "ready":
                     worker.ready = True
                     continue
