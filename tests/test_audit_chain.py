@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import sys
@@ -363,3 +364,31 @@ def test_disagreeing_anchors_for_one_sequence_fail(tmp_path: Path) -> None:
     result = verify_chain(audit, anchor_path=anchor)
     assert result.valid
     assert result.to_json()["anchored"] == {"count": 4, "lastSequence": 3}
+
+
+def test_a_record_tampered_into_a_number_no_double_holds_is_a_hash_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    _write(audit, 3)
+    lines = audit.read_text(encoding="utf-8").splitlines()
+    tampered = re.sub(r'"n":\s*2', '"n": 1e999', lines[1])
+    assert tampered != lines[1]
+    audit.write_text("\n".join([lines[0], tampered, lines[2]]) + "\n", encoding="utf-8")
+    expected = {"valid": False, "records": 2, "reason": "event hash mismatch"}
+    assert verify_chain(audit).to_json() == expected
+    assert main(["audit-verify", "--audit", str(audit)]) == 4
+    assert json.loads(capsys.readouterr().out)["result"] == expected
+
+
+def test_a_record_nested_past_the_recursion_limit_is_not_a_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    _write(audit, 2)
+    with audit.open("a", encoding="utf-8") as handle:
+        handle.write('{"n": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(AuditError, match="line 3"):
+        verify_chain(audit)
+    assert main(["audit-verify", "--audit", str(audit)]) == 1
+    assert "RecursionError" not in capsys.readouterr().err

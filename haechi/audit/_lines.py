@@ -42,10 +42,11 @@ def _members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_object(line: bytes | str) -> dict[str, Any] | None:
     """Return the JSON object on ``line``, or ``None`` when it is not exactly one object
-    (one naming a member twice, at any depth, is not)."""
+    (one naming a member twice, at any depth, is not, nor one nested past the interpreter's
+    recursion limit)."""
     try:
         value = json.loads(line, object_pairs_hook=_members, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

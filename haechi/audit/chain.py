@@ -212,7 +212,7 @@ class ChainVerifier:
             integrity.get("alg") != ALG
             or integrity.get("canonicalization") != CANONICALIZATION
             or not isinstance(claimed, str)
-            or event_hash(record, integrity) != claimed
+            or _hash_of(record, integrity) != claimed
         ):
             return "event hash mismatch"
         if (
@@ -264,6 +264,15 @@ async def verify_store(store: AuditStore, *, anchors: Iterable[Any] | None = Non
         if not verifier.add(record):
             break
     return verifier.result()
+
+
+def _hash_of(record: Mapping[str, Any], integrity: Mapping[str, Any]) -> str | None:
+    """The event hash of ``record``, ``None`` when it has none: a record no writer makes (a
+    number out of a double's range, nesting past the recursion limit) was tampered with."""
+    try:
+        return event_hash(record, integrity)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _read_anchors(path: Path) -> Iterator[dict[str, Any]]:
