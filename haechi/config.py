@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import UnionType
@@ -51,6 +52,7 @@ __all__ = [
     "ENV_VARIABLES",
     "KNOWN_ADAPTERS",
     "KNOWN_TARGET_TYPES",
+    "MAX_CONFIG_BYTES",
     "PRIVACY_PROFILE_IDS",
     "ConfigKey",
     "HaechiConfig",
@@ -64,6 +66,8 @@ __all__ = [
 
 CONFIG_VERSION: Final = 1
 DEFAULT_CONFIG_PATH: Final = "haechi.config.json"
+#: Largest configuration file read (16 MiB; a configuration is a few kilobytes).
+MAX_CONFIG_BYTES: Final = 16 * 1024 * 1024
 #: What ``null`` means for ``limits.headersTimeoutMs`` and ``limits.requestTimeoutMs``: the
 #: defaults of Node's HTTP server, which the reference system runs on. The server here has
 #: no header timeout of its own, so "server default" must be a number, not "none".
@@ -915,7 +919,7 @@ def load_config(
     explicit = path is not None
     file_path = Path(path if path is not None else DEFAULT_CONFIG_PATH)
     try:
-        text = file_path.read_text(encoding="utf-8")
+        text = _config_text(file_path)
     except FileNotFoundError:
         if explicit and str(file_path) != DEFAULT_CONFIG_PATH:
             raise ConfigError(f"config file not found: {file_path}") from None
@@ -928,9 +932,26 @@ def load_config(
         raise ConfigError(
             f"{file_path}: invalid JSON at line {exc.lineno} column {exc.colno}"
         ) from None
+    except (ValueError, RecursionError):  # an integer past 4300 digits, nesting past the limit
+        reason = "JSON nested too deeply, or a number too long, to read"
+        raise ConfigError(f"{file_path}: {reason}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{file_path}: the configuration must be a JSON object")
     return parse_config(apply_env_overlay(document, env), source=str(file_path))
+
+
+def _config_text(path: Path) -> str:
+    """The text of the configuration file at ``path``: a regular file (or a pipe, such as a
+    shell's process substitution) of at most :data:`MAX_CONFIG_BYTES`; a device such as
+    ``/dev/zero`` would be read without end."""
+    with path.open("rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise ConfigError(f"cannot read {path}: not a regular file")
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"cannot read {path}: larger than {MAX_CONFIG_BYTES} bytes")
+    return data.decode("utf-8")
 
 
 def default_config() -> HaechiConfig:

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from haechi.config import (
     ENV_VARIABLES,
+    MAX_CONFIG_BYTES,
     apply_env_overlay,
     config_reference,
     default_config,
@@ -214,3 +216,26 @@ def test_every_key_is_documented_and_described() -> None:
     assert documented == reference_markdown(), "regenerate with: haechi config --format markdown"
     for key in keys:
         assert f"`{key.key}`" in documented
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda path: path.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"), "deeply"),
+        (lambda path: path.write_text('{"a": ' + "1" * 5000 + "}"), "too long"),
+        (lambda path: path.write_bytes(b" " * (MAX_CONFIG_BYTES + 1)), "larger than"),
+    ],
+    ids=["deep", "long-number", "huge"],
+)
+def test_a_configuration_that_cannot_be_read_is_a_configuration_error(
+    tmp_path: Path, write: Callable[[Path], object], message: str
+) -> None:
+    path = tmp_path / "haechi.config.json"
+    write(path)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, env={})
+
+
+def test_a_device_is_not_read_as_a_configuration() -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config("/dev/zero", env={})
