@@ -37,3 +37,27 @@ def json_output(result: subprocess.CompletedProcess[str]) -> Any:
     """The JSON document a successful command printed."""
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def plugin_sign_args(key: str, capabilities: str, *extra: str) -> list[str]:
+    """``plugin-sign`` of ``auth.py`` as version 1.0.0 of the auth provider ``acme-auth``,
+    with the key file ``key`` of signer ``acme`` and ``--capabilities capabilities``."""
+    return [
+        "plugin-sign",
+        "auth.py",
+        "--key",
+        key,
+        "--signer-key-id",
+        "acme",
+        "--plugin-id",
+        "acme-auth",
+        "--kind",
+        "authProvider",
+        "--plugin-version",
+        "1.0.0",
+        "--core-range",
+        ">=0.0.0 <99.0.0",
+        "--capabilities",
+        capabilities,
+        *extra,
+    ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import json_output, run_haechi
+from tests.cli import json_output, plugin_sign_args, run_haechi
 
 UNREADABLE = {
     "latin-1": b'{"haechiPlugin": {"name": "caf\xe9"}}',
@@ -49,25 +49,7 @@ def test_validate_refuses_an_unreadable_manifest(tmp_path: Path, content: bytes)
 def test_sign_refuses_an_unreadable_capabilities_file(keys: Path, content: bytes) -> None:
     (keys / "caps.json").write_bytes(content)
     result = run_haechi(
-        "plugin-sign",
-        "auth.py",
-        "--key",
-        "acme.key",
-        "--signer-key-id",
-        "acme",
-        "--plugin-id",
-        "acme-auth",
-        "--kind",
-        "authProvider",
-        "--plugin-version",
-        "1.0.0",
-        "--core-range",
-        ">=0.0.0 <99.0.0",
-        "--capabilities",
-        "@caps.json",
-        "--out",
-        "never.json",
-        cwd=keys,
+        *plugin_sign_args("acme.key", "@caps.json", "--out", "never.json"), cwd=keys
     )
     _one_line(result, "haechi: caps.json ")
     assert not (keys / "never.json").exists()
@@ -85,27 +67,7 @@ def test_verify_refuses_an_unreadable_envelope_given_an_anchor(keys: Path, conte
 
 
 def test_verify_refuses_an_anchor_that_is_not_text(keys: Path) -> None:
-    json_output(
-        run_haechi(
-            "plugin-sign",
-            "auth.py",
-            "--key",
-            "acme.key",
-            "--signer-key-id",
-            "acme",
-            "--plugin-id",
-            "acme-auth",
-            "--kind",
-            "authProvider",
-            "--plugin-version",
-            "1.0.0",
-            "--core-range",
-            ">=0.0.0 <99.0.0",
-            "--capabilities",
-            '{"readsCredentials": true}',
-            cwd=keys,
-        )
-    )
+    json_output(run_haechi(*plugin_sign_args("acme.key", '{"readsCredentials": true}'), cwd=keys))
     (keys / "binary.pub").write_bytes(b"\xff\xfe not a key")
     result = run_haechi(
         "plugin-verify",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from haechi.plugins.signing import entry_sha256, load_public_key, verify_signature
-from tests.cli import run_haechi
+from tests.cli import plugin_sign_args, run_haechi
 from tests.plugins.auth.kit import FIXTURES, REFUSAL_CASES, RefusalCase, plugin_config_document
 
 
@@ -34,24 +34,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     sign = ok_json(
         run_haechi(
-            "plugin-sign",
-            "auth.py",
-            "--key",
-            "keys/acme.key",
-            "--signer-key-id",
-            "acme",
-            "--plugin-id",
-            "acme-auth",
-            "--kind",
-            "authProvider",
-            "--plugin-version",
-            "1.0.0",
-            "--core-range",
-            ">=0.0.0 <99.0.0",
-            "--capabilities",
-            '{"readsCredentials": true}',
-            "--not-before",
-            "-5",
+            *plugin_sign_args("keys/acme.key", '{"readsCredentials": true}', "--not-before", "-5"),
             cwd=tmp_path,
         )
     )
