@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from haechi.crypto import init_key_file
 from haechi.proxy.background import serve_in_thread
-from tests.upstream_server import UpstreamServer, gateway_config
+from tests.test_proxy_server import _proxy_process, _write_config
+from tests.upstream_server import UpstreamServer
 
 EMAIL = "jane.doe@example.com"
 CARD = "4111111111111111"
@@ -36,30 +36,12 @@ def _run_gateway_encrypting_with_a_read_only_key(tmp_path: Path, log_format: str
     what the process printed on stdout and stderr."""
     upstream = UpstreamServer()
     with serve_in_thread(upstream) as served:
-        settings = gateway_config(
-            tmp_path,
-            served.url,
-            {"policy": {"actions": {"email": "encrypt"}}, "logging": {"format": log_format}},
-        )
-        key_file = Path(settings["keys"]["keyFile"])
-        init_key_file(key_file)
-        key_file.chmod(0o400)
-        config = tmp_path / "haechi.config.json"
-        config.write_text(json.dumps(settings))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env={k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")},
-        )
-        try:
-            assert process.stdout is not None
-            first = process.stdout.readline()
-            port = json.loads(first)["port"] if log_format == "json" else first.rsplit(":", 1)[1]
+        extra = {"policy": {"actions": {"email": "encrypt"}}, "logging": {"format": log_format}}
+        config = _write_config(tmp_path, served.url, extra)
+        Path(json.loads(config.read_text())["keys"]["keyFile"]).chmod(0o400)
+        with _proxy_process(config) as (process, url, lines):
             answer = httpx.post(
-                f"http://127.0.0.1:{int(port)}/v1/chat/completions",
+                f"{url}/v1/chat/completions",
                 json={"model": "m", "messages": [{"role": "user", "content": f"mail {EMAIL}"}]},
                 timeout=30,
             )
@@ -67,12 +49,8 @@ def _run_gateway_encrypting_with_a_read_only_key(tmp_path: Path, log_format: str
             assert EMAIL not in upstream.last.text
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
     assert process.returncode == 0, err
-    return first + out + err
+    return "".join(lines) + out + err
 
 
 def test_warnings_of_other_parts_are_json_lines(tmp_path: Path) -> None:
@@ -107,10 +85,7 @@ def test_a_log_stream_that_is_gone_costs_its_lines_only(tmp_path: Path, log_form
     """stdout whose reader went away (``haechi proxy | head -1``): the lines written there
     after are lost, and nothing else is printed in their place (Python's "Logging error"
     report is a traceback of many lines, in neither format)."""
-    settings = gateway_config(tmp_path, "http://127.0.0.1:9", {"logging": {"format": log_format}})
-    init_key_file(settings["keys"]["keyFile"])
-    config = tmp_path / "haechi.config.json"
-    config.write_text(json.dumps(settings))
+    config = _write_config(tmp_path, "http://127.0.0.1:9", {"logging": {"format": log_format}})
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
         [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"],
