@@ -35,7 +35,8 @@ waiting behind the one being answered (pipelining): the next is refused 503
 ``haechi_overloaded`` and the connection closed. A refusal is never written inside the
 answer to an earlier request of the same connection.
 - ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
-  closed at once, in-flight requests get this long to finish, then the rest are cut.
+  closed at once, in-flight requests get this long to finish, then the rest are cut (one
+  whose answer has not begun gets 500 ``haechi_proxy_error``).
 
 uvicorn runs on ``httptools`` and, where it exists (not on Windows), ``uvloop``; both are
 dependencies of haechi.
