@@ -460,22 +460,13 @@ class Protector:
         for entry in entries:
             if isinstance(entry.value, str):
                 size += len(entry.value)
-        if size < _OFFLOAD_CHARS:
-            return self._scan(entries, direction, scan_numbers, budget)
-        return await asyncio.to_thread(self._scan, entries, direction, scan_numbers, budget)
-
-    def _scan(
-        self,
-        entries: Sequence[Entry],
-        direction: Direction,
-        scan_numbers: bool,
-        budget: InspectionBudget | None,
-    ) -> list[Detection]:
-        # Runs in the thread that scans: the budget counts that thread's CPU time.
-        scan = partial(
+        detect = partial(
             self._detector.detect, entries, direction=direction, scan_numbers=scan_numbers
         )
-        return charged(budget, scan)
+        # Charged in the thread that scans: the budget counts that thread's CPU time.
+        if size < _OFFLOAD_CHARS:
+            return charged(budget, detect)
+        return await asyncio.to_thread(charged, budget, detect)
 
     def scan_text(self, text: str, *, direction: Direction) -> list[Detection]:
         """Every detection in ``text`` (a part of a streamed answer), within an inspection
