@@ -22,6 +22,25 @@ DATA = base64.b64encode(b"mail jane.doe@example.com").decode()
 REDACTED = b"mail [REDACTED:email]"
 
 
+def document_request(source: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic Messages request whose one content block is a document of ``source``."""
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": [{"type": "document", "source": source}]}],
+    }
+
+
+def sent_source(tmp_path: Path, source: dict[str, Any]) -> dict[str, Any]:
+    """The document source the upstream got for ``source`` through an Anthropic gateway."""
+    with gateway_in_front(tmp_path, {"target": {"type": "anthropic"}}) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/messages", json=document_request(source))
+        assert response.status_code == 200
+        block: dict[str, Any] = gateway.upstream.received[-1].json()["messages"][0]["content"][0]
+        source_sent: dict[str, Any] = block["source"]
+        return source_sent
+
+
 @pytest.mark.parametrize(
     "source",
     [
@@ -37,15 +56,6 @@ REDACTED = b"mail [REDACTED:email]"
 def test_a_text_document_named_in_another_case_goes_upstream_protected(
     tmp_path: Path, source: dict[str, Any]
 ) -> None:
-    block = {"type": "document", "source": source}
-    body = {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": [block]}],
-    }
-    with gateway_in_front(tmp_path, {"target": {"type": "anthropic"}}) as gateway:
-        response = httpx.post(f"{gateway.url}/v1/messages", json=body)
-        assert response.status_code == 200
-        sent = gateway.upstream.received[-1].json()["messages"][0]["content"][0]["source"]
-        (data_member,) = [name for name in sent if name.lower() == "data"]
-        assert base64.b64decode(sent[data_member], validate=True) == REDACTED
+    sent = sent_source(tmp_path, source)
+    (data_member,) = [name for name in sent if name.lower() == "data"]
+    assert base64.b64decode(sent[data_member], validate=True) == REDACTED

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.test_attach_member_case import document_request, sent_source
 from tests.upstream_server import gateway_in_front
 
 DATA = base64.b64encode(b"mail jane.doe@example.com").decode()
@@ -40,26 +41,11 @@ def test_a_type_of_text_beside_gemini_inline_data_does_not_hide_it(
 
 def test_anthropic_plain_text_source_stays_text(tmp_path: Path) -> None:
     source = {"type": "text", "media_type": "text/plain", "data": "mail jane.doe@example.com"}
-    block = {"type": "document", "source": source}
-    body = {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": [block]}],
-    }
-    with gateway_in_front(tmp_path, {"target": {"type": "anthropic"}}) as gateway:
-        response = httpx.post(f"{gateway.url}/v1/messages", json=body)
-        assert response.status_code == 200
-        sent = gateway.upstream.received[-1].json()["messages"][0]["content"][0]["source"]
-        assert sent["data"] == "mail [REDACTED:email]"
+    assert sent_source(tmp_path, source)["data"] == "mail [REDACTED:email]"
 
 
 def _anthropic_plain(data: str) -> dict[str, Any]:
-    source = {"type": "text", "media_type": "text/plain", "data": data}
-    return {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": [{"type": "document", "source": source}]}],
-    }
+    return document_request({"type": "text", "media_type": "text/plain", "data": data})
 
 
 def test_a_data_url_as_plain_text_is_read_as_written(tmp_path: Path) -> None:
