@@ -308,3 +308,30 @@ def test_json_logs_carry_the_correlation_id_and_no_payload(
     everything = captured.out + captured.err
     assert "jane" not in everything
     assert "sk-secret-value" not in everything
+
+
+def test_a_request_the_server_cuts_counts_as_cancelled(tmp_path: Path) -> None:
+    """A request still waiting on the upstream when the shutdown grace runs out is cut by
+    the server: it was not forwarded to the client, and is not counted so."""
+    errors: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            httpx.post(f"{gateway.url}/v1/chat/completions", json=chat, timeout=60)
+        except httpx.HTTPError as exc:  # the connection may be cut with it
+            errors.append(exc)
+
+    with gateway_in_front(tmp_path, {"limits": {"shutdownGraceMs": 200}}) as gateway:
+        gateway.upstream.queue(Reply(delay=3))
+        client = threading.Thread(target=post)
+        client.start()
+        for _ in range(1000):
+            if gateway.upstream.received:
+                break
+            threading.Event().wait(0.01)
+        assert gateway.upstream.received
+    client.join(timeout=60)
+    exposition = bytes(gateway.runtime.metrics.render()[0]).decode()
+    assert 'decision="cancelled"' in exposition
+    assert 'decision="forwarded"' not in exposition

@@ -301,6 +301,10 @@ class GatewayApp:
                 await self._send_error(send, error, cid, scope, request)
         except ClientGone:
             request.decision = "client_gone"
+        except asyncio.CancelledError:
+            # Cut by the server (the shutdown grace ran out): not forwarded, whatever it was.
+            request.decision = "cancelled"
+            raise
         except Exception as exc:
             request.decision = "error"
             self.metrics.increment("haechi_internal_error_total")
