@@ -68,6 +68,15 @@ def test_the_id_is_read_before_or_after_the_large_member(message_id: Any) -> Non
         assert "method" not in read.names
 
 
+def test_a_quote_the_kept_tail_starts_with_may_be_escaped() -> None:
+    """The tail can be cut between a backslash and the quote it escapes: that quote
+    opens no name."""
+    line = json.dumps({"large": BIG, 'x"ab': 1}).encode()
+    tail = line[line.index(b'"ab"') :]
+    assert tail.startswith(b'"ab": 1}')
+    assert line_ends(line[:KEPT], tail).members == {}
+
+
 def test_the_name_of_the_member_cut_off_is_known() -> None:
     line = json.dumps({"id": 3, "method": "tools/call", "params": {"t": BIG}}).encode()
     read = ends(line)

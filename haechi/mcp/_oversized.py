@@ -145,8 +145,8 @@ def _string_start(text: str, end: int) -> int | None:
         slashes = quote
         while slashes > 0 and text[slashes - 1] == "\\":
             slashes -= 1
-        if slashes == 0 and quote > 0:
-            return None  # the backslashes may go on before the start of ``text``
+        if slashes == 0:
+            return None  # backslashes escaping it may be just before the start of ``text``
         if (quote - slashes) % 2 == 0:
             return quote
 
