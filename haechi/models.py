@@ -64,6 +64,11 @@ class Detection:
     ``start``/``end`` are Python string indices into the original (un-normalised) text,
     so ``entry.value[start:end] == value`` always holds. ``value`` stays in the process: it
     is used for allowlists and transforms and is never written to audit, logs or reprs.
+
+    ``nested`` holds the detections of other types that overlap resolution dropped because
+    this one contains them (:mod:`haechi.detect.overlaps`): this one's span already covers
+    them, but policy may act more strongly on their type (an SSN written as an email's local
+    part), so the decision step still weighs them.
     """
 
     type: str
@@ -75,6 +80,7 @@ class Detection:
     confidence: float
     value: str = field(repr=False)
     hard_block: bool = False
+    nested: tuple[Detection, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

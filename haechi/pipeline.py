@@ -24,8 +24,8 @@ call context, the precision dials, the per-call tallies and the decision step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final, Literal, Protocol
 
@@ -36,8 +36,10 @@ from haechi.detect.budget import InspectionBudget, charged
 from haechi.detect.rule import HARD_BLOCK_TYPES
 from haechi.errors import AuditError, HaechiError, LimitError, ProviderError
 from haechi.models import (
+    ACTION_STRENGTH,
     DIRECTIONS,
     MODES,
+    Action,
     Detection,
     Direction,
     Entry,
@@ -291,12 +293,42 @@ def inspect(
     for detection in detections:
         verdict = screen(detection, path_texts)
         if verdict == "keep":
-            items.append(Item(detection, action_for(detection.type)))
+            action = action_for(detection.type)
+            items.append(Item(detection, action))
+            if detection.nested:
+                items.extend(_stronger_inside(detection, action, policy, dials, path_texts))
         elif verdict == "suppress":
             suppressed[detection.type] = suppressed.get(detection.type, 0) + 1
         else:
             dropped[detection.type] = dropped.get(detection.type, 0) + 1
     return Inspection(tuple(items), suppressed, dropped)
+
+
+def _stronger_inside(
+    container: Detection,
+    action: Action,
+    policy: Policy,
+    dials: PrecisionDials,
+    path_texts: PathTexts,
+) -> Iterator[Item]:
+    """The detections ``container`` contains (see :attr:`Detection.nested`) whose type policy
+    acts on more strongly than on the container's, decided over the container's span: that
+    span is what gets replaced, and it holds them."""
+    for inner in container.nested:
+        inner_action = policy.action_for(inner.type)
+        if ACTION_STRENGTH[inner_action] > ACTION_STRENGTH[action] and (
+            dials.screen(inner, path_texts) == "keep"
+        ):
+            yield Item(
+                replace(
+                    inner,
+                    start=container.start,
+                    end=container.end,
+                    value=container.value,
+                    nested=(),
+                ),
+                inner_action,
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,22 @@ from tests.test_detect_prefilter import _text
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ENGINE = DetectionEngine(default_rules())
 
-Finding = tuple[str, str, int, int, float, bool]
+Finding = tuple[str, str, int, int, float, bool, tuple[str, ...]]
 
 
 def _findings(detections: list[Detection]) -> list[Finding]:
-    return [(d.type, d.rule_id, d.start, d.end, d.confidence, d.hard_block) for d in detections]
+    return [
+        (
+            d.type,
+            d.rule_id,
+            d.start,
+            d.end,
+            d.confidence,
+            d.hard_block,
+            tuple(sorted(n.rule_id for n in d.nested)),
+        )
+        for d in detections
+    ]
 
 
 def _eager(engine: DetectionEngine, text: str, direction: str = "request") -> list[Finding]:

@@ -62,6 +62,58 @@ def test_an_ssn_inside_an_injection_phrase_blocks_under_us_general(tmp_path: Pat
     assert "078-05-1120" not in audit
 
 
+def test_an_ssn_written_as_an_address_blocks_under_us_general(tmp_path: Path) -> None:
+    # The email contains the SSN and names the value, but SSNs block under this profile.
+    sent = "write to 078-05-1120@ssa.gov please"
+    config = {"privacy": {"profile": "us-general"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
+        received = len(gateway.upstream.received)
+        audit = _audit(tmp_path)
+    assert reply.status_code == 403, reply.text
+    assert received == 0
+    assert '"us_ssn"' in audit
+    assert "078-05-1120" not in audit + reply.text
+
+
+def test_an_ssn_written_as_an_address_is_redacted_with_it_where_ssns_are_redacted(
+    tmp_path: Path,
+) -> None:
+    sent = "write to 078-05-1120@ssa.gov please"
+    with gateway_in_front(tmp_path, {}) as gateway:
+        reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
+        forwarded = gateway.upstream.last.json()["messages"][0]["content"]
+        events = [json.loads(line) for line in _audit(tmp_path).splitlines()]
+    assert reply.status_code == 200, reply.text
+    assert forwarded == "write to [REDACTED:email] please"
+    (event,) = [event for event in events if event.get("detections")]
+    assert [d["type"] for d in event["detections"]] == ["email"]
+
+
+def test_a_streamed_answer_with_an_ssn_written_as_an_address_stops_under_us_general(
+    tmp_path: Path,
+) -> None:
+    answer = "Mail 078-05-1120@ssa.gov now."
+    config = {
+        "responseProtection": {"enabled": True},
+        "streaming": {"requestMode": "inspect"},
+        "privacy": {"profile": "us-general"},
+    }
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text=answer, chunks=["Mail 078-0", "5-1120@ss", "a.gov now."]))
+        body = {**_chat("hello"), "stream": True}
+        with httpx.stream("POST", gateway.url + CHAT, json=body, timeout=TIMEOUT) as reply:
+            status, streamed = reply.status_code, reply.read().decode()
+        audit = _audit(tmp_path)
+    assert status == 200
+    assert "1120" not in streamed
+    assert "ssa.gov" not in streamed
+    (event,) = [json.loads(line) for line in audit.splitlines() if '"stream_' in line]
+    assert event["decision"] == "stream_blocked"
+    assert event["summary"]["byAction"]["block"] == 1
+    assert "us_ssn" in event["summary"]["byType"]
+
+
 def test_an_address_inside_a_finding_below_the_confidence_floor_is_still_redacted(
     tmp_path: Path,
 ) -> None:
@@ -111,6 +163,23 @@ def test_no_floor_drops_a_value_with_its_container(found: list[Detection], floor
         ):
             continue
         assert set(range(detection.start, detection.end)) <= protected, detection
+
+
+@settings(max_examples=400, deadline=None)
+@given(found=_detections())
+def test_a_dropped_finding_lives_on_in_a_container_of_its_span(found: list[Detection]) -> None:
+    """Every finding resolution drops (an injection phrase aside) is contained by a kept one
+    that is of its type or holds it in ``nested``: its type's action can still be applied."""
+    kept = resolve_overlaps(found)
+    for detection in found:
+        if detection.type == "injection" or any(k is detection for k in kept):
+            continue
+        assert any(
+            k.start <= detection.start
+            and detection.end <= k.end
+            and (k.type == detection.type or any(n is detection for n in k.nested))
+            for k in kept
+        ), detection
 
 
 @pytest.mark.parametrize("floor", [0.0, 0.75])

@@ -26,6 +26,10 @@ first, then catalogue order:
    orders its specific rules first.
 5. Partial overlaps are all kept: the transform rewrites the union of overlapping spans with
    the strongest action, so nothing sticks out unprotected.
+6. A detection dropped under 1 or 2 by a container of another type is not forgotten: it goes
+   into the container's :attr:`~haechi.models.Detection.nested`, so that the decision step
+   can still apply its type's action when policy acts more strongly on it than on the
+   container's (an SSN written as an email's local part blocks when SSNs block).
 
 A detection that would be dropped leaves no trace on the others, so a check that decides
 whether a detection exists at all (the engine's deferred validators) can wait until the
@@ -35,6 +39,7 @@ detection would be kept: the result is the same as checking every detection firs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Final
 
 from haechi.models import Detection
@@ -50,8 +55,8 @@ def resolve_overlaps(
 ) -> list[Detection]:
     """Drop contained duplicates from ``detections`` (given in catalogue order).
 
-    ``confirm(i)``, when given, is asked before ``detections[i]`` is kept; a detection it
-    refuses is treated as if it were not in the list.
+    ``confirm(i)``, when given, is asked before ``detections[i]`` is kept or nested; a
+    detection it refuses is treated as if it were not in the list.
     """
     if confirm is None and len(detections) < 2:
         return list(detections)
@@ -60,29 +65,53 @@ def resolve_overlaps(
         key=lambda i: (detections[i].start, detections[i].start - detections[i].end, i),
     )
     kept: list[Detection] = []
-    hard_reach = -1
-    # The farthest end reached by kept soft detections (injection aside) of each confidence:
-    # rules have few distinct confidences, so the lookup stays short however many are kept.
-    soft_reach: dict[float, int] = {}
+    # The kept hard-block detection reaching farthest, and the kept soft detection (injection
+    # aside) reaching farthest at each confidence: rules have few distinct confidences, so the
+    # lookup stays short however many are kept.
+    hard_reach: Detection | None = None
+    soft_reach: dict[float, Detection] = {}
+    nested: dict[int, list[Detection]] = {}
     for index in ordered:
         detection = detections[index]
-        if _hidden(detection, hard_reach, soft_reach) and not _distinct_twin(detection, kept):
+        container = _container(detection, hard_reach, soft_reach)
+        if container is not None and not _distinct_twin(detection, kept):
+            named = detection.type not in (container.type, _INJECTION)
+            if (named or detection.nested) and (confirm is None or confirm(index)):
+                inside = nested.setdefault(id(container), [])
+                if named:
+                    inside.append(detection)
+                inside.extend(detection.nested)
             continue
         if confirm is not None and not confirm(index):
             continue
         if detection.hard_block:
-            hard_reach = max(hard_reach, detection.end)
+            if hard_reach is None or detection.end > hard_reach.end:
+                hard_reach = detection
         elif detection.type != _INJECTION:
-            confidence = detection.confidence
-            soft_reach[confidence] = max(soft_reach.get(confidence, -1), detection.end)
-            _drop_less_confident_twins(detection, kept)
+            held = soft_reach.get(detection.confidence)
+            if held is None or detection.end > held.end:
+                soft_reach[detection.confidence] = detection
+            _drop_less_confident_twins(detection, kept, soft_reach, nested)
         kept.append(detection)
-    return kept
+    if not nested:
+        return kept
+    return [
+        replace(kept_one, nested=(*kept_one.nested, *nested[id(kept_one)]))
+        if nested.get(id(kept_one))
+        else kept_one
+        for kept_one in kept
+    ]
 
 
-def _drop_less_confident_twins(detection: Detection, kept: list[Detection]) -> None:
+def _drop_less_confident_twins(
+    detection: Detection,
+    kept: list[Detection],
+    soft_reach: dict[float, Detection],
+    nested: dict[int, list[Detection]],
+) -> None:
     """Remove from ``kept`` the soft detections of this span and type but lower confidence:
-    ``detection`` names the value (one finding per value, the most confident one).
+    ``detection`` names the value (one finding per value, the most confident one), and takes
+    over what they contain and the reach they held.
 
     ``kept`` is in start order, so the twins, if any, are at its end.
     """
@@ -97,24 +126,35 @@ def _drop_less_confident_twins(detection: Detection, kept: list[Detection]) -> N
             and other.confidence < detection.confidence
         ):
             del kept[index]
+            nested.setdefault(id(detection), []).extend((*other.nested, *nested.pop(id(other), ())))
+            for confidence, held in soft_reach.items():
+                if held is other:
+                    soft_reach[confidence] = detection
 
 
-def _hidden(detection: Detection, hard_reach: int, soft_reach: dict[float, int]) -> bool:
-    """Whether a kept detection contains ``detection`` and is removed by nothing that would
+def _container(
+    detection: Detection, hard_reach: Detection | None, soft_reach: dict[float, Detection]
+) -> Detection | None:
+    """A kept detection that contains ``detection`` and is removed by nothing that would
     leave ``detection``: a hard-block one, or (for a soft detection) a soft one of at least
-    its confidence.
+    its confidence; one of another type if there is one. ``None`` if there is none.
 
     Kept detections all start at or before ``detection``, so containing it means reaching
     its end.
     """
-    if detection.end <= hard_reach:
-        return True
+    found = None
+    if hard_reach is not None and detection.end <= hard_reach.end:
+        if hard_reach.type != detection.type:
+            return hard_reach
+        found = hard_reach
     if detection.hard_block:
-        return False
-    return any(
-        end >= detection.end and confidence >= detection.confidence
-        for confidence, end in soft_reach.items()
-    )
+        return found
+    for confidence, held in soft_reach.items():
+        if held.end >= detection.end and confidence >= detection.confidence:
+            if held.type != detection.type:
+                return held
+            found = held
+    return found
 
 
 def _distinct_twin(detection: Detection, kept: Sequence[Detection]) -> bool:
