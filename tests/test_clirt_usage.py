@@ -62,6 +62,15 @@ def test_help_of_one_command(tmp_path: Path, args: list[str]) -> None:
     assert "--allow-remote-bind" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["proxy", "demo", "mcp-wrap", "token-add"])
+def test_help_is_printed_where_the_output_is_ascii_only(tmp_path: Path, command: str) -> None:
+    # A C locale or PYTHONIOENCODING=ascii: no box-drawing characters, no ellipsis.
+    result = run_haechi(command, "--help", cwd=tmp_path, env={"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: haechi {command}" in result.stdout
+    assert result.stdout.isascii()
+
+
 @pytest.mark.parametrize("args", [["frobnicate"], ["help", "frobnicate"]])
 def test_an_unknown_command_points_to_help(tmp_path: Path, args: list[str]) -> None:
     result = run_haechi(*args, cwd=tmp_path)

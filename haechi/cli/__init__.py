@@ -65,8 +65,19 @@ def _usage_message(exc: Exception) -> str:
     return message
 
 
+def _plain_help_unless_unicode() -> None:
+    """Print help without Rich's panels when standard output cannot encode their box and
+    ellipsis characters (an ASCII locale, ``PYTHONIOENCODING=ascii``): Rich would fail
+    half-way through the help text."""
+    try:
+        "\u2502\u2026".encode(getattr(sys.stdout, "encoding", None) or "ascii")
+    except (LookupError, UnicodeEncodeError):
+        app.rich_markup_mode = None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
+    _plain_help_unless_unicode()
     args = _arguments(argv)
     unknown = _unknown_command(args)
     if unknown is not None:
