@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from haechi.proxy.background import serve_in_thread
 from tests.test_lifecycle_workers import _answer_after_sigterm, _until_shutdown_line
@@ -17,8 +18,9 @@ from tests.test_proxy_server import _proxy_process, _sigterm_with_a_hung_request
 from tests.upstream_server import Reply, UpstreamServer
 
 
-def test_sigterm_closes_the_listener_at_once_and_drains_in_flight_requests(
-    tmp_path: Path,
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_closes_the_listener_at_once_and_drains_in_flight_requests(
+    tmp_path: Path, stop: signal.Signals
 ) -> None:
     upstream = UpstreamServer()
     with serve_in_thread(upstream) as up:
@@ -38,8 +40,8 @@ def test_sigterm_closes_the_listener_at_once_and_drains_in_flight_requests(
                     break
                 threading.Event().wait(0.01)
             assert upstream.received
-            process.send_signal(signal.SIGTERM)
-            _until_shutdown_line(process)
+            process.send_signal(stop)
+            _until_shutdown_line(process, stop.name)
             late = _answer_after_sigterm(host, int(port))
             slow.join()
             assert process.wait(timeout=30) == 0

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from haechi.proxy.background import serve_in_thread
 from tests.test_proxy_server import _proxy_process, _write_config
@@ -29,16 +30,19 @@ def _answer_after_sigterm(host: str, port: int) -> bytes:
         return b""
 
 
-def _until_shutdown_line(process: subprocess.Popen[str]) -> None:
-    """Read the gateway's output up to its ``proxy_shutdown`` line."""
+def _until_shutdown_line(process: subprocess.Popen[str], name: str = "SIGTERM") -> None:
+    """Read the gateway's output up to its ``proxy_shutdown`` line for signal ``name``."""
     assert process.stdout is not None
     for line in process.stdout:
-        if "shutting down (SIGTERM)" in line:
+        if f"shutting down ({name})" in line:
             return
     raise AssertionError("the gateway ended without its shutdown line")
 
 
-def test_sigterm_deals_no_more_connections_and_drains_the_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_deals_no_more_connections_and_drains_the_workers(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     upstream = UpstreamServer()
     with serve_in_thread(upstream) as up:
         config = _write_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 10000}})
@@ -62,8 +66,8 @@ def test_sigterm_deals_no_more_connections_and_drains_the_workers(tmp_path: Path
                     break
                 threading.Event().wait(0.01)
             assert len(upstream.received) == 2
-            process.send_signal(signal.SIGTERM)
-            _until_shutdown_line(process)
+            process.send_signal(stop)
+            _until_shutdown_line(process, stop.name)
             late = _answer_after_sigterm(host, int(port))
             for thread in threads:
                 thread.join()

@@ -64,7 +64,8 @@ def proxy_command(
         ),
     ] = False,
 ) -> None:
-    """haechi proxy: run the gateway in front of target.upstream until SIGTERM/SIGINT."""
+    """haechi proxy: run the gateway in front of target.upstream until SIGTERM, SIGINT or
+    SIGHUP."""
     from haechi.proxy.server import plan_listen, run_proxy
 
     _standard_descriptors_held()

@@ -34,7 +34,7 @@ one read is measured once it is complete. A connection may have at most 16 reque
 waiting behind the one being answered (pipelining): the next is refused 503
 ``haechi_overloaded`` and the connection closed. A refusal is never written inside the
 answer to an earlier request of the same connection.
-- ``limits.shutdownGraceMs``: on SIGTERM/SIGINT the listener closes, idle connections are
+- ``limits.shutdownGraceMs``: on SIGTERM, SIGINT or SIGHUP the listener closes, idle connections are
   closed at once, in-flight requests get this long to finish, then the rest are cut (one
   whose answer has not begun gets 500 ``haechi_proxy_error``).
 
@@ -56,6 +56,7 @@ import socket
 import ssl
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -685,6 +686,21 @@ class _Server(uvicorn.Server):
         """The supervisor is gone: drain and exit, as on SIGTERM."""
         self.should_exit = True
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's SIGTERM/SIGINT handling, and SIGHUP handled the same way: a closing
+        terminal or a service manager's reload would otherwise kill the process with
+        requests in flight."""
+        with super().capture_signals():
+            if threading.current_thread() is not threading.main_thread():
+                yield  # signals reach the main thread only (an embedded gateway)
+                return
+            previous = signal.signal(signal.SIGHUP, self.handle_exit)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
+
     def handle_exit(self, sig: int, frame: Any) -> None:
         first = not self.should_exit
         super().handle_exit(sig, frame)
@@ -713,7 +729,8 @@ def serve_socket(
     log_shutdown: bool = False,
     handed_off: bool = False,
 ) -> None:
-    """Serve the gateway app of ``runtime`` on the bound ``sock`` until SIGTERM/SIGINT.
+    """Serve the gateway app of ``runtime`` on the bound ``sock`` until SIGTERM, SIGINT or
+    SIGHUP.
 
     ``on_started`` runs once uvicorn listens. Used by :func:`run_proxy` for one process and
     by each worker process of :mod:`haechi.proxy.workers`, where ``handed_off`` says that
@@ -752,8 +769,8 @@ def _settle(runtime: Any) -> None:
 
 
 def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> None:
-    """Serve the gateway as ``plan`` says (see :func:`plan_listen`) until SIGTERM/SIGINT,
-    then drain within ``limits.shutdownGraceMs``.
+    """Serve the gateway as ``plan`` says (see :func:`plan_listen`) until SIGTERM, SIGINT or
+    SIGHUP, then drain within ``limits.shutdownGraceMs``.
 
     ``workers`` (default ``proxy.workers``) processes serve the socket; with more than one,
     :mod:`haechi.proxy.workers` supervises them. The runtime is built before the socket is

@@ -24,8 +24,8 @@ Lifecycle: the supervisor announces ``proxy_listening`` once every worker is rea
 worker that fails to start stops them all (exit 1, with the worker's one-line reason). A
 worker that dies later is replaced (``worker_exited`` then ``worker_started``), unless
 workers keep dying: more than ``2 x workers`` unexpected exits within a minute stop the
-gateway with exit 1. On SIGTERM/SIGINT the supervisor deals no more connections and closes
-the listener at once, then passes the signal to every worker, which drains within
+gateway with exit 1. On SIGTERM, SIGINT or SIGHUP the supervisor deals no more connections
+and closes the listener at once, then sends SIGTERM to every worker, which drains within
 ``limits.shutdownGraceMs``; workers still alive a few seconds after that are killed.
 """
 
@@ -249,7 +249,7 @@ def serve_workers(
     config: Any, plan: Any, listener: socket.socket, count: int, announce: Any
 ) -> None:
     """Run ``count`` worker processes serving the connections of the bound ``listener``
-    until SIGTERM/SIGINT (see the module doc).
+    until SIGTERM, SIGINT or SIGHUP (see the module doc).
 
     ``announce()`` is called once every worker is ready; connections made before wait in
     the listen queue. Raises :class:`HaechiError` when a worker cannot start or workers
@@ -264,7 +264,8 @@ def serve_workers(
     metrics_dir = tempfile.mkdtemp(prefix="haechi-metrics-")
     previous_env = os.environ.get(MULTIPROC_ENV)
     previous_handlers = {
-        signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)
+        signum: signal.signal(signum, on_signal)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     }
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:
