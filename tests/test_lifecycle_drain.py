@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 from pathlib import Path
 
-import httpx
 import pytest
 
 from haechi.proxy.background import serve_in_thread
 from tests.test_lifecycle_workers import _answer_after_sigterm, _until_shutdown_line
-from tests.test_proxy_server import _proxy_process, _sigterm_with_a_hung_request, _write_config
-from tests.upstream_server import Reply, UpstreamServer
+from tests.test_proxy_server import (
+    _proxy_process,
+    _sigterm_with_a_hung_request,
+    _write_config,
+    slow_chats,
+)
+from tests.upstream_server import UpstreamServer
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
@@ -27,19 +30,7 @@ def test_a_stop_signal_closes_the_listener_at_once_and_drains_in_flight_requests
         config = _write_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 10000}})
         with _proxy_process(config) as (process, url, _lines):
             host, port = url.removeprefix("http://").split(":")
-            upstream.queue(Reply(delay=1.5, text="slow but complete"))
-            results: list[httpx.Response] = []
-            slow = threading.Thread(
-                target=lambda: results.append(
-                    httpx.post(f"{url}/v1/chat/completions", json={"messages": []}, timeout=30)
-                )
-            )
-            slow.start()
-            for _ in range(1000):
-                if upstream.received:
-                    break
-                threading.Event().wait(0.01)
-            assert upstream.received
+            (slow,), results = slow_chats(url, upstream, 1, delay=1.5)
             process.send_signal(stop)
             _until_shutdown_line(process, stop.name)
             late = _answer_after_sigterm(host, int(port))

@@ -8,16 +8,15 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from haechi.proxy.background import serve_in_thread
-from tests.test_proxy_server import _proxy_process, _write_config
+from tests.test_proxy_server import _proxy_process, _write_config, slow_chats
 from tests.test_proxy_workers import _workers
-from tests.upstream_server import Reply, UpstreamServer
+from tests.upstream_server import UpstreamServer
 
 
 def _answer_after_sigterm(host: str, port: int) -> bytes:
@@ -48,24 +47,7 @@ def test_a_stop_signal_deals_no_more_connections_and_drains_the_workers(
         config = _write_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 10000}})
         with _proxy_process(config, "--workers", "2") as (process, url, _lines):
             host, port = url.removeprefix("http://").split(":")
-            for _ in range(2):
-                upstream.queue(Reply(delay=1.5, text="slow but complete"))
-            results: list[httpx.Response] = []
-            threads = [
-                threading.Thread(
-                    target=lambda: results.append(
-                        httpx.post(f"{url}/v1/chat/completions", json={"messages": []}, timeout=30)
-                    )
-                )
-                for _ in range(2)
-            ]
-            for thread in threads:
-                thread.start()
-            for _ in range(1000):
-                if len(upstream.received) == 2:
-                    break
-                threading.Event().wait(0.01)
-            assert len(upstream.received) == 2
+            threads, results = slow_chats(url, upstream, 2, delay=1.5)
             process.send_signal(stop)
             _until_shutdown_line(process, stop.name)
             late = _answer_after_sigterm(host, int(port))

@@ -35,6 +35,20 @@ def _audit(workdir: Path) -> str:
     return (workdir / ".haechi" / "audit.jsonl").read_text("utf-8")
 
 
+def _forwarded(
+    workdir: Path, config: dict[str, Any], sent: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """What the upstream received for a chat request of ``sent``, and the detections of
+    the one audit event that has some."""
+    with gateway_in_front(workdir, config) as gateway:
+        reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
+        forwarded = gateway.upstream.last.json()["messages"][0]["content"]
+        events = [json.loads(line) for line in _audit(workdir).splitlines()]
+    assert reply.status_code == 200, reply.text
+    (event,) = [event for event in events if event.get("detections")]
+    return forwarded, event["detections"]
+
+
 def test_a_phone_number_inside_an_allowed_injection_phrase_is_still_masked(
     tmp_path: Path,
 ) -> None:
@@ -79,15 +93,9 @@ def test_an_ssn_written_as_an_address_blocks_under_us_general(tmp_path: Path) ->
 def test_an_ssn_written_as_an_address_is_redacted_with_it_where_ssns_are_redacted(
     tmp_path: Path,
 ) -> None:
-    sent = "write to 078-05-1120@ssa.gov please"
-    with gateway_in_front(tmp_path, {}) as gateway:
-        reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
-        forwarded = gateway.upstream.last.json()["messages"][0]["content"]
-        events = [json.loads(line) for line in _audit(tmp_path).splitlines()]
-    assert reply.status_code == 200, reply.text
+    forwarded, detections = _forwarded(tmp_path, {}, "write to 078-05-1120@ssa.gov please")
     assert forwarded == "write to [REDACTED:email] please"
-    (event,) = [event for event in events if event.get("detections")]
-    assert [d["type"] for d in event["detections"]] == ["email"]
+    assert [d["type"] for d in detections] == ["email"]
 
 
 def test_a_streamed_answer_with_an_ssn_written_as_an_address_stops_under_us_general(
@@ -189,12 +197,6 @@ def test_one_phone_number_is_one_finding_named_by_its_most_confident_rule(
     # The bare UK rule (0.7) and the keyword-cued rule (0.8) match the same characters: the
     # number is reported once, and a floor between them keeps it.
     config = {"filters": {"minConfidence": floor}}
-    with gateway_in_front(tmp_path, config) as gateway:
-        sent = "phone: 020 7946 0958"
-        reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
-        forwarded = gateway.upstream.last.json()["messages"][0]["content"]
-        events = [json.loads(line) for line in _audit(tmp_path).splitlines()]
-    assert reply.status_code == 200, reply.text
+    forwarded, detections = _forwarded(tmp_path, config, "phone: 020 7946 0958")
     assert forwarded == "phone: 02*********58"
-    (event,) = [event for event in events if event.get("detections")]
-    assert [(d["type"], d["ruleId"]) for d in event["detections"]] == [("phone", "phone-context")]
+    assert [(d["type"], d["ruleId"]) for d in detections] == [("phone", "phone-context")]

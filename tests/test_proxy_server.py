@@ -167,24 +167,39 @@ def _proxy_process(
         process.wait(timeout=10)
 
 
+def slow_chats(
+    url: str, upstream: UpstreamServer, count: int, delay: float
+) -> tuple[list[threading.Thread], list[httpx.Response]]:
+    """Start ``count`` chat requests the upstream answers after ``delay`` seconds, and wait
+    until it has them all: the threads to join, and the list their answers go to."""
+    for _ in range(count):
+        upstream.queue(Reply(delay=delay, text="slow but complete"))
+    results: list[httpx.Response] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                httpx.post(f"{url}/v1/chat/completions", json={"messages": []}, timeout=30)
+            )
+        )
+        for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in range(1000):
+        if len(upstream.received) == count:
+            break
+        threading.Event().wait(0.01)
+    assert len(upstream.received) == count
+    return threads, results
+
+
 def test_proxy_command_serves_and_drains_on_sigterm(tmp_path: Path) -> None:
     upstream = UpstreamServer()
     with serve_in_thread(upstream) as up:
         config = _write_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 5000}})
         with _proxy_process(config) as (process, url, lines):
             assert url.startswith("http://127.0.0.1:")
-            upstream.queue(Reply(delay=1.0, text="slow but complete"))
-            results: list[httpx.Response] = []
-            slow = threading.Thread(
-                target=lambda: results.append(
-                    httpx.post(f"{url}/v1/chat/completions", json={"messages": []}, timeout=10)
-                )
-            )
-            slow.start()
-            for _ in range(300):
-                if upstream.received:
-                    break
-                threading.Event().wait(0.01)
+            (slow,), results = slow_chats(url, upstream, 1, delay=1.0)
             process.send_signal(signal.SIGTERM)
             slow.join()
             assert process.wait(timeout=10) == 0
