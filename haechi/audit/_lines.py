@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any, Final
@@ -98,21 +99,44 @@ def open_append(path: Path) -> tuple[int, bool]:
 
     Returns the descriptor and whether this call created the file; a new file's directory
     entry is made durable too, so an fsynced first record cannot vanish with its name.
+    Anything at ``path`` but a regular file (or a link to one) is refused with
+    :class:`~haechi.errors.AuditError` (see :func:`_regular`).
     """
     flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
     with contextlib.suppress(FileNotFoundError):  # the usual case: the log exists
-        return os.open(path, flags), False
+        return _regular(path, os.open(path, flags | os.O_NONBLOCK)), False
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, _FILE_MODE)
     except FileExistsError:  # another writer created it meanwhile
-        return os.open(path, flags), False
+        return _regular(path, os.open(path, flags | os.O_NONBLOCK)), False
     directory = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
     return fd, True
+
+
+def _regular(path: Path, fd: int) -> int:
+    """``fd`` (opened without blocking) made blocking again, when it is a regular file.
+
+    A record written to a named pipe or a device (``/dev/null``) is gone: the file never
+    grows, so every append would read an empty log and start the chain again at sequence
+    1, and a pipe nobody reads blocks the writer, with the log's lock held, once its
+    buffer is full. Such a file is closed and refused instead.
+    """
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        if regular:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise AuditError(f"{path.name} is not a regular file; no record is written to it")
+    return fd
 
 
 def append_durably(path: Path, data: bytes) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -494,6 +495,8 @@ class FileAuditStore:
     async def ready(self) -> ReadyState:
         """Whether the directory and (if present) the file accept appends; writes nothing.
 
+        A file that is there must be a regular file: a pipe or a device keeps no record.
+
         A file whose last line is incomplete (an interrupted write), or is not a record the
         next one can be chained onto, is not ready either: appends to it are refused until
         it is repaired.
@@ -506,12 +509,16 @@ class FileAuditStore:
         if not writable_dir(self._path.parent):
             return ReadyState(False, "audit_dir_not_writable")
         if os.path.lexists(self._path):
+            flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
             try:
-                fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+                fd = os.open(self._path, flags)
             except OSError:
                 return ReadyState(False, "audit_file_not_writable")
             try:
-                size = os.fstat(fd).st_size
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):  # a pipe or a device keeps no record
+                    return ReadyState(False, "audit_file_not_writable")
+                size = info.st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     return ReadyState(False, "audit_file_incomplete")
                 _read_head(fd, size)
