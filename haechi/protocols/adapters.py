@@ -69,6 +69,29 @@ UNKNOWN_ROUTE_TOKEN_ID_INPUTS: Final = (
     "items",
 )
 
+#: The paths, on a server that serves them, that change which weights a model name serves:
+#: Ollama's model management (a copy or a create from another model onto an allowed name, a
+#: pull, a push, a delete), vLLM's runtime LoRA loading (an adapter loaded under an allowed
+#: name is served for it) and SGLang's LoRA loading and weight updates. A request to one on a
+#: path no adapter knows is refused under a model allowlist, whatever model its body names
+#: (those servers read none there), as it is on the Ollama adapter's own routes.
+UNKNOWN_ROUTE_MODEL_MANAGEMENT: Final = frozenset(
+    {
+        "/api/create",
+        "/api/copy",
+        "/api/pull",
+        "/api/push",
+        "/api/delete",
+        "/v1/load_lora_adapter",
+        "/v1/unload_lora_adapter",
+        "/load_lora_adapter",
+        "/unload_lora_adapter",
+        "/update_weights_from_disk",
+        "/update_weights_from_tensor",
+        "/update_weights_from_distributed",
+    }
+)
+
 #: SGLang reads a prompt given as token ids from ``input_ids``, on its chat and
 #: completions routes too (its chat template is then skipped).
 _INPUT_IDS: Final = "input_ids"
@@ -155,6 +178,9 @@ class ProtocolAdapter:
                 token_ids=UNKNOWN_ROUTE_TOKEN_IDS,
                 token_id_inputs=UNKNOWN_ROUTE_TOKEN_ID_INPUTS,
                 embedding_inputs=_PROMPT_EMBEDS,
+                manages_models=not UNKNOWN_ROUTE_MODEL_MANAGEMENT.isdisjoint(
+                    (normal, normal.removesuffix("/"))
+                ),
             )
         route = Route(
             adapter_id=self.id,

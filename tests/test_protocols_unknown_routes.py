@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A path no adapter knows may be served like a known route of any server: the model
+allowlist reads it as the server that serves it would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from haechi.protocols import adapter_for
+from tests.upstream_server import gateway_in_front
+
+ALLOWED = "llama3.2"
+
+
+def _refused(tmp_path: Path, adapter: str, path: str, body: dict[str, Any]) -> None:
+    config = {"target": {"type": adapter}, "policy": {"modelAllowlist": [ALLOWED]}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        denied = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
+        assert denied.status_code == 403, denied.text
+        assert denied.json()["error"] == "haechi_model_not_allowed"
+        assert gateway.upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("adapter", "path", "body"),
+    [
+        # Ollama's OpenAI-compatible API fronted as openai-compatible: its native model
+        # management is served beside it, and reads no ``model``.
+        (
+            "openai-compatible",
+            "/api/copy",
+            {"model": ALLOWED, "source": "uncensored", "destination": ALLOWED},
+        ),
+        ("openai-compatible", "/api/create", {"model": ALLOWED, "from": "uncensored"}),
+        ("vllm-openai", "/api/pull/", {"model": ALLOWED}),
+        # vLLM serves a LoRA adapter loaded under a name for that name.
+        (
+            "vllm-openai",
+            "/v1/load_lora_adapter",
+            {"model": ALLOWED, "lora_name": ALLOWED, "lora_path": "/srv/other"},
+        ),
+        ("openai-compatible", "/v1//unload_lora_adapter", {"model": ALLOWED, "lora_name": "a"}),
+        # SGLang swaps the weights a name serves.
+        ("llama-cpp", "/update_weights_from_disk", {"model": ALLOWED, "model_path": "/srv/x"}),
+        ("anthropic", "/load_lora_adapter", {"model": ALLOWED, "lora_name": ALLOWED}),
+    ],
+)
+def test_model_management_on_a_path_no_adapter_knows_is_refused(
+    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+) -> None:
+    """An allowed model named beside the request does not let it change what that name
+    serves."""
+    _refused(tmp_path, adapter, path, body)
+
+
+def test_model_management_paths_are_unknown_routes_that_manage_models() -> None:
+    route = adapter_for("openai-compatible").classify("POST", "/api/copy")
+    assert route.route_id == "unknown"
+    assert route.manages_models
+    assert not adapter_for("openai-compatible").classify("POST", "/api/copyx").manages_models
+
+
+def test_model_management_is_forwarded_without_an_allowlist(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}}) as gateway:
+        body = {"source": ALLOWED, "destination": "mine"}
+        httpx.post(f"{gateway.url}/api/copy", json=body, timeout=30)
+        assert gateway.upstream.last.json() == body
