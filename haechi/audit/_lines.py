@@ -2,10 +2,10 @@
 """JSON-lines I/O shared by the file store, the anchor writer, the verifier and the summary.
 
 Reading streams one line at a time, so verifying or summarising a log of any size uses
-constant memory. Parsing is strict: ``NaN``/``Infinity`` literals are not JSON, nor is an
-object naming a member twice, and a line that is not one JSON object is an
-:class:`~haechi.errors.AuditError` naming the line number (never its content, which could be
-anything an attacker wrote into the file).
+constant memory. Parsing is strict: a line is UTF-8 without a byte order mark,
+``NaN``/``Infinity`` literals are not JSON, nor is an object naming a member twice, and a
+line that is not one JSON object is an :class:`~haechi.errors.AuditError` naming the line
+number (never its content, which could be anything an attacker wrote into the file).
 """
 
 from __future__ import annotations
@@ -44,9 +44,16 @@ def _members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_object(line: bytes | str) -> dict[str, Any] | None:
     """Return the JSON object on ``line``, or ``None`` when it is not exactly one object
     (one naming a member twice, at any depth, is not, nor one nested past the interpreter's
-    recursion limit)."""
+    recursion limit).
+
+    Bytes must be UTF-8 without a byte order mark. ``json.loads`` would also take UTF-16 or
+    UTF-32, a BOM, and surrogates encoded as bytes: a record re-encoded so would keep its
+    hash, and its anchor, while every reader of the log as UTF-8 (``grep``, ``jq``, a log
+    collector, other haechi implementations) fails on it or never finds it.
+    """
     try:
-        value = json.loads(line, object_pairs_hook=_members, parse_constant=_refuse_constant)
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        value = json.loads(text, object_pairs_hook=_members, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
