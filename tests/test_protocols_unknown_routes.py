@@ -69,3 +69,63 @@ def test_model_management_is_forwarded_without_an_allowlist(tmp_path: Path) -> N
         body = {"source": ALLOWED, "destination": "mine"}
         httpx.post(f"{gateway.url}/api/copy", json=body, timeout=30)
         assert gateway.upstream.last.json() == body
+
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+GEMINI = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+
+@pytest.mark.parametrize(
+    ("adapter", "path", "body"),
+    [
+        # LiteLLM serves Azure's deployment paths beside every other API it speaks, and
+        # serves the path's model.
+        ("anthropic", "/openai/deployments/other/chat/completions", {**CHAT, "model": ALLOWED}),
+        ("vllm-openai", "/engines/other/completions", {"prompt": "hi", "model": ALLOWED}),
+        ("ollama", "/openai/deployments/other/files", {"model": ALLOWED}),
+        # ... and passes Gemini's API through, the model in the path.
+        (
+            "openai-compatible",
+            "/gemini/v1beta/models/other:generateContent",
+            {**GEMINI, "model": ALLOWED},
+        ),
+        ("anthropic", "/v1beta/models/other:streamGenerateContent", {**GEMINI, "model": ALLOWED}),
+        ("llama-cpp", "/v1beta/tunedModels/llama3.2:generateContent", {"model": ALLOWED}),
+        # ... and Anthropic's, whose batches name a model per request.
+        (
+            "openai-compatible",
+            "/anthropic/v1/messages/batches",
+            {
+                "model": ALLOWED,
+                "requests": [{"custom_id": "a", "params": {"model": "other", "max_tokens": 8}}],
+            },
+        ),
+    ],
+)
+def test_a_model_named_on_a_path_no_adapter_knows_is_checked(
+    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+) -> None:
+    """An allowed model in the body does not let the model the path names through."""
+    _refused(tmp_path, adapter, path, body)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/openai/deployments/llama3.2/chat/completions", CHAT),
+        ("/gemini/v1beta/models/llama3.2:generateContent", {**GEMINI, "model": ALLOWED}),
+        (
+            "/anthropic/v1/messages/batches",
+            {"requests": [{"custom_id": "a", "params": {"model": ALLOWED, "max_tokens": 8}}]},
+        ),
+    ],
+)
+def test_an_allowed_model_named_on_a_path_no_adapter_knows_is_forwarded(
+    tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    config = {"target": {"type": "anthropic"}, "policy": {"modelAllowlist": [ALLOWED]}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        response = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
+        assert response.status_code != 403, response.text
+        assert gateway.upstream.last.path == path
+        assert gateway.upstream.last.json() == body

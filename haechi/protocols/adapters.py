@@ -181,6 +181,7 @@ class ProtocolAdapter:
                 manages_models=not UNKNOWN_ROUTE_MODEL_MANAGEMENT.isdisjoint(
                     (normal, normal.removesuffix("/"))
                 ),
+                model_paths=UNKNOWN_ROUTE_MODEL_PATHS,
             )
         route = Route(
             adapter_id=self.id,
@@ -230,21 +231,48 @@ class ProtocolAdapter:
         """
         if not (self.model_in_path or self.deployment_paths):
             return None
-        normal = normalized_path(path)
-        if len(normal) > 1:
-            normal = normal.removesuffix("/")
+        normal = _routed(path)
         if self.deployment_paths:
             deployment = _deployment(normal)
             return None if deployment is None else deployment[0]
-        head, _slash, last = normal.rpartition("/")
-        name, sep, _verb = last.rpartition(":")
-        if not (sep and name):
-            return None
-        # A model of another collection (Gemini's ``tunedModels/<id>``, Vertex AI's
-        # ``endpoints/<id>``) is another model than the base model of that name: it keeps its
-        # collection, so that only an entry naming it so allows it.
-        collection = head.rpartition("/")[2]
-        return name if collection == "models" else f"{collection}/{name}"
+        return _resource(normal)
+
+
+def _routed(path: str) -> str:
+    """``path`` as it is routed (see :meth:`ProtocolAdapter.classify`), without a trailing
+    slash."""
+    normal = normalized_path(path)
+    return normal.removesuffix("/") if len(normal) > 1 else normal
+
+
+def _resource(path: str) -> str | None:
+    """The model a routed ``path`` names as ``…/models/<model>:<method>``, or ``None``."""
+    head, _slash, last = path.rpartition("/")
+    name, sep, _verb = last.rpartition(":")
+    if not (sep and name):
+        return None
+    # A model of another collection (Gemini's ``tunedModels/<id>``, Vertex AI's
+    # ``endpoints/<id>``) is another model than the base model of that name: it keeps its
+    # collection, so that only an entry naming it so allows it.
+    collection = head.rpartition("/")[2]
+    return name if collection == "models" else f"{collection}/{name}"
+
+
+def _other_path_models(path: str) -> tuple[str | None, ...]:
+    """The model ``path`` names to a server of another API than the adapter's: a deployment
+    path's (``None`` when its operation is unknown) or a model-in-path name; none for a
+    path that names no model to any of them.
+
+    A server often serves more than the API its adapter knows (LiteLLM serves Azure's
+    deployment paths and passes ``/gemini/v1beta/models/<model>:generateContent`` through
+    to Google, whatever the adapter in front of it), and it serves the path's model, not
+    the body's."""
+    normal = _routed(path)
+    deployment = _deployment(normal)
+    if deployment is not None:
+        return (deployment[0] or None,)
+    resource = _resource(normal)
+    return () if resource is None else (resource,)
 
 
 #: Prefixes of the paths that name the model as a deployment: Azure OpenAI's and LiteLLM's
@@ -902,6 +930,19 @@ UNKNOWN_ROUTE_TOKEN_IDS: Final = TokenIdFields.union(
 )
 
 
+#: Where the body of a request on a path no adapter knows may name models: wherever a route
+#: of any adapter does, as such a path may be served like any of them (LiteLLM passes
+#: ``/anthropic/v1/messages/batches`` through to Anthropic).
+UNKNOWN_ROUTE_MODEL_PATHS: Final = tuple(
+    dict.fromkeys(
+        path
+        for adapter in ADAPTERS.values()
+        for spec in (*adapter.exact.values(), *adapter.suffixes.values())
+        for path in spec.model_paths
+    )
+)
+
+
 def known_adapters() -> tuple[str, ...]:
     """Ids of the built-in HTTP protocol adapters."""
     return tuple(ADAPTERS)
@@ -976,15 +1017,18 @@ def request_models(adapter: ProtocolAdapter, route: Route, body: Any) -> tuple[s
     server may read as the model (``model``, and the adapter's other ``model_fields``: Ollama
     reads ``name`` where there is no ``model``), in any spelling a case-insensitive decoder
     binds to it (Ollama's Go decoder takes the last ``"Model"`` or ``"MODEL"``), and the
-    models of the route's ``model_paths`` (each request of a batch). Every one of them must
-    pass a model allowlist, so that whichever a server picks is allowed.
+    models of the route's ``model_paths`` (each request of a batch), and the model the path
+    names to a server of another API (a deployment path, ``…/models/<model>:<method>``; see
+    :func:`_other_path_models`). Every one of them must pass a model allowlist, so that
+    whichever a server picks is allowed.
     """
     named = adapter.path_model(route.path)
     if named is not None:
         return (named or None,)
     values = [body[name] for field in adapter.model_fields for name in members_named(body, field)]
     values.extend(value for path in route.model_paths for value in _values_at(body, path))
-    return tuple(value if isinstance(value, str) else None for value in values)
+    models = tuple(value if isinstance(value, str) else None for value in values)
+    return models + _other_path_models(route.path)
 
 
 def _values_at(document: Any, path: tuple[str | int, ...]) -> list[Any]:
