@@ -124,6 +124,9 @@ _PLAIN_NAMES: Final = 64
 _PLAIN_NAME_CHARS: Final = 64
 #: The line ends a text frame's data is written out at, one ``data:`` line each.
 _LINE_ENDS: Final = re.compile(r"\r\n|\r|\n")
+#: Writes a frame as the key it is remembered by. Unlike the frames sent, a key may hold
+#: NaN or an infinity: protection may drop the member holding one (a log probability).
+_KEY: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class Blocked(Exception):
@@ -535,7 +538,7 @@ class FrameProcessor:
         every finding is counted each time it occurs.
         """
         _put(frame, path, "")
-        key = dumps(frame)
+        key = _KEY.encode(frame)
         slotted = self._clean.get(key)
         if slotted is None:
             before = self._protector.summary()
