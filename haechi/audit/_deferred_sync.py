@@ -24,6 +24,7 @@ refuses every later append (fail closed) rather than go on writing records that 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -48,6 +49,14 @@ def _hurry_all() -> None:
 _register_shutdown = getattr(threading, "_register_atexit", None)
 if _register_shutdown is not None:
     _register_shutdown(_hurry_all)
+
+
+def _reset_all_in_child() -> None:
+    for deferred in list(_LIVE):
+        deferred._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_all_in_child)
 
 
 class DeferredSync:
@@ -86,6 +95,19 @@ class DeferredSync:
         """From now on fsync what is handed over at once, without waiting for the interval
         (the interpreter is shutting down)."""
         self._wake.set()
+
+    def _after_fork(self) -> None:
+        """In a fork child: the parent's thread is not there, and its lock may have been
+        held at the fork. Without this the child's writes would wait for a thread that
+        never runs: never fsynced, and a failed fsync never seen. The descriptors handed
+        over before the fork are the child's copies; the parent fsyncs its own."""
+        for fd in self._pending.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._lock = threading.Lock()
+        self._pending = {}
+        self._thread = None
+        self._wake = threading.Event()
 
     def _run(self) -> None:
         linger = max(_LINGER_S, self._interval)

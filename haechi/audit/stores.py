@@ -31,6 +31,7 @@ import os
 import stat
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -77,6 +78,18 @@ Build = Callable[[AuditIntegrity | None], dict[str, Any]]
 Committed = Callable[[dict[str, Any]], None] | None
 #: What one queued append ends with: the persisted record, or the error to raise.
 Outcome = dict[str, Any] | BaseException
+
+
+#: Every file store, to reset in a fork child (see :meth:`FileAuditStore._after_fork`).
+_STORES: Final[weakref.WeakSet[FileAuditStore]] = weakref.WeakSet()
+
+
+def _reset_stores_in_child() -> None:
+    for store in list(_STORES):
+        store._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_stores_in_child)
 
 
 def _last_line(fd: int, size: int) -> bytes | None:
@@ -168,6 +181,21 @@ class FileAuditStore:
         self._writer: ThreadPoolExecutor | None = None
         # The last line this store wrote and the head it carries (see _head).
         self._tail: tuple[bytes, AuditIntegrity] | None = None
+        _STORES.add(self)
+
+    def _after_fork(self) -> None:
+        """In a fork child: forget the parent's writer thread, its groups and its mutex.
+
+        The child has none of the parent's threads: a group handed to the inherited writer
+        (every group with ``fsyncIntervalMs: 0``, any group that waited for the lock) would
+        wait for a thread that never runs, and its append would never return. The log's
+        descriptor is dropped by :class:`~haechi.audit._open_log.OpenLog` itself.
+        """
+        self._writer = None
+        self._mutex = threading.Lock()
+        self._queues = {}
+        self._flushing = set()
+        self._probing = False
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
