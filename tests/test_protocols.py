@@ -185,7 +185,9 @@ def test_request_models_from_body_or_gemini_path() -> None:
     assert request_models(openai, chat, {"model": "gpt-4o"}) == ("gpt-4o",)
     assert request_models(openai, chat, {"model": 3}) == (None,)
     assert request_models(openai, chat, {}) == ()
-    assert request_models(openai, chat, {"model": "gpt-4o", "models": "o1"}) == ("gpt-4o",)
+    assert request_models(openai, chat, {"model": "gpt-4o", "mode": "o1"}) == ("gpt-4o",)
+    # A router tries the models of `models` when `model` fails.
+    assert request_models(openai, chat, {"model": "gpt-4o", "models": "o1"}) == ("gpt-4o", "o1")
     gemini = adapter_for("gemini")
     route = gemini.classify("POST", "/v1beta/models/gemini-1.5-pro:generateContent")
     assert request_models(gemini, route, {"contents": []}) == ("gemini-1.5-pro",)

@@ -129,3 +129,37 @@ def test_an_allowed_model_named_on_a_path_no_adapter_knows_is_forwarded(
         assert response.status_code != 403, response.text
         assert gateway.upstream.last.path == path
         assert gateway.upstream.last.json() == body
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        # OpenRouter tries ``models`` in turn when ``model`` fails.
+        ("/v1/chat/completions", {"models": ["other"]}),
+        # LiteLLM serves a fallback when the model fails, as it does on request.
+        ("/v1/chat/completions", {"fallbacks": ["other"], "mock_testing_fallbacks": True}),
+        ("/v1/completions", {"fallbacks": [{ALLOWED: ["other"]}]}),
+        ("/v1/responses", {"context_window_fallbacks": [{ALLOWED: ["other"]}]}),
+        ("/v1/embeddings", {"fallbacks": "other"}),
+        ("/openai/deployments/llama3.2/chat/completions", {"fallbacks": ["other"]}),
+        # ... and a router of the caller's own.
+        (
+            "/v1/chat/completions",
+            {"user_config": {"model_list": [{"model_name": ALLOWED, "litellm_params": {}}]}},
+        ),
+        ("/chat/completions", {"content_policy_fallbacks": [{ALLOWED: ["other"]}]}),
+    ],
+)
+def test_a_router_s_fallback_models_are_checked(
+    tmp_path: Path, path: str, extra: dict[str, Any]
+) -> None:
+    _refused(tmp_path, "openai-compatible", path, {**CHAT, "model": ALLOWED, **extra})
+
+
+def test_allowed_fallback_models_are_forwarded(tmp_path: Path) -> None:
+    config = {"target": {"type": "openai-compatible"}, "policy": {"modelAllowlist": [ALLOWED]}}
+    body = {**CHAT, "model": ALLOWED, "models": [ALLOWED], "fallbacks": [{ALLOWED: [ALLOWED]}]}
+    with gateway_in_front(tmp_path, config) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        assert gateway.upstream.last.json() == body

@@ -92,6 +92,19 @@ UNKNOWN_ROUTE_MODEL_MANAGEMENT: Final = frozenset(
     }
 )
 
+#: The request members in which OpenAI-compatible routers take other models than ``model``
+#: to serve: OpenRouter's ``models`` (tried after ``model`` when it fails) and LiteLLM's
+#: fallbacks (served when the model fails, which ``mock_testing_fallbacks`` makes it do on
+#: request) and ``user_config`` (a router of the caller's own, whose models it serves).
+_MODEL_LISTS: Final = (
+    "models",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "context_window_fallback_dict",
+    "user_config",
+)
+
 #: SGLang reads a prompt given as token ids from ``input_ids``, on its chat and
 #: completions routes too (its chat template is then skipped).
 _INPUT_IDS: Final = "input_ids"
@@ -116,6 +129,7 @@ class RouteSpec:
     embedding_inputs: tuple[str, ...] = ()
     manages_models: bool = False
     model_paths: tuple[tuple[str | int, ...], ...] = ()
+    model_lists: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +196,7 @@ class ProtocolAdapter:
                     (normal, normal.removesuffix("/"))
                 ),
                 model_paths=UNKNOWN_ROUTE_MODEL_PATHS,
+                model_lists=_MODEL_LISTS,
             )
         route = Route(
             adapter_id=self.id,
@@ -197,6 +212,7 @@ class ProtocolAdapter:
             embedding_inputs=spec.embedding_inputs,
             manages_models=spec.manages_models,
             model_paths=spec.model_paths,
+            model_lists=spec.model_lists,
         )
         # Only a route's own path is remembered: its other spellings are caller text.
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
@@ -385,6 +401,7 @@ _CHAT = RouteSpec(
     token_ids=_SERVER_TOKEN_IDS,
     token_id_inputs=(_INPUT_IDS,),
     embedding_inputs=_PROMPT_EMBEDS,
+    model_lists=_MODEL_LISTS,
 )
 _COMPLETIONS = RouteSpec(
     "completions",
@@ -398,6 +415,7 @@ _COMPLETIONS = RouteSpec(
     token_ids=_SERVER_TOKEN_IDS,
     token_id_inputs=("prompt", _INPUT_IDS),
     embedding_inputs=_PROMPT_EMBEDS,
+    model_lists=_MODEL_LISTS,
 )
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
 #: text again), and those that end the stream.
@@ -597,8 +615,9 @@ _RESPONSES = RouteSpec(
         opening=_responses_opening,
     ),
     token_ids=TokenIdFields(spelled=frozenset({"logprobs"})),
+    model_lists=_MODEL_LISTS,
 )
-_EMBEDDINGS = RouteSpec("embeddings", token_id_inputs=("input",))
+_EMBEDDINGS = RouteSpec("embeddings", token_id_inputs=("input",), model_lists=_MODEL_LISTS)
 
 _OPENAI_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/chat/completions": _CHAT,
@@ -1011,24 +1030,47 @@ def request_models(adapter: ProtocolAdapter, route: Route, body: Any) -> tuple[s
     """Every model a request may have the upstream serve; ``None`` for one it names in a
     form that cannot be read (not a string), and none at all when it names no model.
 
-    Where the API names the model in the path, that one only: the upstream serves the path's
-    model whatever the body says (a deployment path whose operation is unknown names a
-    model that cannot be told apart from it, ``None``). Otherwise every body member a
-    server may read as the model (``model``, and the adapter's other ``model_fields``: Ollama
-    reads ``name`` where there is no ``model``), in any spelling a case-insensitive decoder
-    binds to it (Ollama's Go decoder takes the last ``"Model"`` or ``"MODEL"``), and the
-    models of the route's ``model_paths`` (each request of a batch), and the model the path
-    names to a server of another API (a deployment path, ``…/models/<model>:<method>``; see
-    :func:`_other_path_models`). Every one of them must pass a model allowlist, so that
+    Where the API names the model in the path, that one, whatever the body's ``model`` says
+    (a deployment path whose operation is unknown names a model that cannot be told apart
+    from it, ``None``). Otherwise every body member a server may read as the model
+    (``model``, and the adapter's other ``model_fields``: Ollama reads ``name`` where there
+    is no ``model``), in any spelling a case-insensitive decoder binds to it (Ollama's Go
+    decoder takes the last ``"Model"`` or ``"MODEL"``), the models of the route's
+    ``model_paths`` (each request of a batch), and the model the path names to a server of
+    another API (a deployment path, ``…/models/<model>:<method>``; see
+    :func:`_other_path_models`). In either case, the models of the route's ``model_lists``
+    too (a router's fallbacks). Every one of them must pass a model allowlist, so that
     whichever a server picks is allowed.
     """
+    listed = _listed_models(body, route.model_lists)
     named = adapter.path_model(route.path)
     if named is not None:
-        return (named or None,)
+        return (named or None, *(value if isinstance(value, str) else None for value in listed))
     values = [body[name] for field in adapter.model_fields for name in members_named(body, field)]
     values.extend(value for path in route.model_paths for value in _values_at(body, path))
+    values.extend(listed)
     models = tuple(value if isinstance(value, str) else None for value in values)
     return models + _other_path_models(route.path)
+
+
+def _listed_models(body: Any, fields: tuple[str, ...]) -> list[Any]:
+    """Every string and key, at any depth, of the top-level members of ``body`` named
+    ``fields`` (see ``Route.model_lists``); a value that is neither (a number) as itself,
+    so that it is refused. ``null`` names none."""
+    if not isinstance(body, dict):
+        return []
+    found: list[Any] = []
+    stack = [body[field] for field in fields if field in body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif node is not None:
+            found.append(node)
+    return found
 
 
 def _values_at(document: Any, path: tuple[str | int, ...]) -> list[Any]:
