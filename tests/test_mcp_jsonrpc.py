@@ -183,26 +183,27 @@ async def test_json_rpc_version_can_be_optional(haechi_runtime: Callable[..., Ru
 
 
 @pytest.mark.parametrize(
-    ("line", "reason"),
+    ("line", "reason", "answered"),
     [
-        (b"not json", "MCP message is not valid JSON"),
-        (b'[{"jsonrpc":"2.0","id":1,"method":"tools/call"}]', "JSON-RPC batch messages"),
-        (b'"a string"', "MCP message must be a JSON object"),
-        (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n":NaN}}', "not valid JSON"),
-        (b'{"a":"\xff"}', "not valid UTF-8"),
-        (b"[" * 100_000, "nests too deeply"),
-        (b'{"jsonrpc":"2.0","id":1,"result":{"t":"a\\udfffb"}}', "lone UTF-16 surrogate"),
+        (b"not json", "MCP message is not valid JSON", None),
+        (b'[{"jsonrpc":"2.0","id":1,"method":"tools/call"}]', "JSON-RPC batch messages", None),
+        (b'"a string"', "MCP message must be a JSON object", None),
+        # A request: its sender waits for an answer with its id.
+        (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n":NaN}}', "not valid JSON", 1),
+        (b'{"a":"\xff"}', "not valid UTF-8", None),
+        (b"[" * 100_000, "nests too deeply", None),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"t":"a\\udfffb"}}', "lone UTF-16 surrogate", None),
     ],
 )
 async def test_unparseable_lines_get_a_stdio_error(
-    decisions: McpFilter, line: bytes, reason: str
+    decisions: McpFilter, line: bytes, reason: str, answered: int | None
 ) -> None:
     with pytest.raises(MessageError, match=reason):
         parse_message(line)
     outcome = await decisions.decide_line(line, side="client", allowlist=True)
     assert outcome.action == "answer"
     assert outcome.message is not None
-    assert outcome.message["id"] is None
+    assert outcome.message["id"] == answered
     assert outcome.message["error"]["code"] == STDIO_ERROR
     assert outcome.message["error"]["message"] == "haechi_mcp_stdio_error"
     assert reason in outcome.message["error"]["data"]["reason"]

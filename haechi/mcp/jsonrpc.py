@@ -15,7 +15,8 @@ The decision is one of three :class:`Outcome` actions:
     that id, so it gets an answer instead of hanging).
 ``answer``
     send ``message`` (an error object) back to the peer that sent the refused message; the
-    other peer never sees it. Requests get their own id back, unparseable lines ``null``.
+    other peer never sees it. Requests get their own id back (an unparseable one too, when
+    its id can be read), other unparseable lines ``null``.
 ``drop``
     send nothing: a refused notification is never answered (JSON-RPC forbids it).
 
@@ -246,21 +247,24 @@ class McpFilter:
         """Parse and decide one newline-delimited message (see :meth:`decide`).
 
         A line that cannot be parsed is refused with ``id: null`` back to its sender, unless
-        it reads leniently as a response with exactly the id of a request in ``awaited``:
-        that request then gets the error, since its sender would otherwise wait for an
-        answer that never comes (a server cutting a text in the middle of a surrogate pair
-        is enough).
+        it reads leniently (invalid UTF-8, lone surrogates, ``NaN``, text after the object)
+        as a message someone waits for the answer to, which then gets the error with its id
+        (see :meth:`_stand_in`): a request, whose sender waits for it, or a response with
+        exactly the id of a request in ``awaited`` (a peer cutting a text in the middle of a
+        surrogate pair, or writing Latin-1, is enough to make either unreadable).
         """
         try:
             message = parse_message(line)
         except MessageError as exc:
+            read = _lenient_read(line)
+            stand_in = None if read is None else self._stand_in(read, read.keys(), side, awaited)
             return await self.refused(
                 STDIO_ERROR,
                 {"reason": str(exc)},
-                _awaited_answer(line, awaited),
+                stand_in,
                 side=side,
                 reason="mcp_unparseable_message",
-                call=False,
+                call=stand_in is None or "method" in stand_in,
             )
         return await self.decide(message, side=side, allowlist=allowlist, awaited=awaited)
 
@@ -285,14 +289,7 @@ class McpFilter:
         with ``id: null``.
         """
         ends = line_ends(head, tail)
-        message_id = ends.members.get("id")
-        stand_in: dict[str, Any] | None = None
-        if message_id is not None and _valid_id(message_id):
-            if "method" in ends.names:
-                if self._repeatable(message_id, side):
-                    stand_in = {"id": message_id, "method": ends.members.get("method")}
-            elif {"result", "error"} & ends.names and awaited is not None and message_id in awaited:
-                stand_in = {"id": message_id}
+        stand_in = self._stand_in(ends.members, ends.names, side, awaited)
         return await self.refused(
             STDIO_ERROR,
             data,
@@ -301,6 +298,30 @@ class McpFilter:
             reason="mcp_message_too_long",
             call=stand_in is None or "method" in stand_in,
         )
+
+    def _stand_in(
+        self,
+        members: Mapping[str, Any],
+        names: Collection[str],
+        side: Side,
+        awaited: Collection[Any] | None,
+    ) -> dict[str, Any] | None:
+        """What a refusal of a message that could not be read answers, from what could be
+        read of it (``members``, and the ``names`` of all its members seen): a request
+        (``method`` and an id) is answered to its sender with its id when the detector finds
+        nothing in the id, and a response (``result`` or ``error``) whose id is exactly one
+        of ``awaited`` is refused to its receiver with that id. ``None`` for anything else
+        (the refusal goes to the sender with ``id: null``)."""
+        message_id = members.get("id")
+        if message_id is None or not _valid_id(message_id) or not _text_id(message_id):
+            return None
+        if "method" in names:
+            if self._repeatable(message_id, side):
+                return {"id": message_id, "method": members.get("method")}
+            return None
+        if {"result", "error"} & set(names) and awaited is not None and message_id in awaited:
+            return {"id": message_id}
+        return None
 
     def _repeatable(self, message_id: Any, side: Side) -> bool:
         """Whether ``message_id`` may be repeated: the detector finds nothing in it."""
@@ -613,21 +634,28 @@ class McpFilter:
         return Outcome("answer", error_message(code, data, None), True)
 
 
-def _awaited_answer(line: bytes, awaited: Collection[Any] | None) -> dict[str, Any] | None:
-    """``{"id": <id>}`` when ``line``, read as leniently as a JSON decoder can (invalid UTF-8,
-    lone surrogates, ``NaN``, text after the object), starts a response whose id is exactly
-    one of ``awaited``; otherwise ``None``. Nothing else of the line is kept."""
-    if not awaited:
-        return None
+def _lenient_read(line: bytes) -> dict[str, Any] | None:
+    """The object ``line`` starts with, read as leniently as a JSON decoder can (invalid
+    UTF-8 kept as surrogate escapes, lone surrogates, ``NaN``, text after the object), or
+    ``None``. Only chooses where a refusal goes: nothing of it is forwarded."""
     text = line.decode("utf-8", errors="surrogateescape").lstrip()
     try:
         value, _end = json.JSONDecoder().raw_decode(text)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(value, dict) or "method" in value or not _valid_id(value.get("id")):
-        return None
-    message_id = value.get("id")
-    return {"id": message_id} if message_id is not None and message_id in awaited else None
+    return value if isinstance(value, dict) else None
+
+
+def _text_id(message_id: Any) -> bool:
+    """Whether ``message_id`` can be written as UTF-8 (a leniently read string id may hold
+    a lone surrogate, which would go out as an escape its receiver reads its own way)."""
+    if not isinstance(message_id, str):
+        return True
+    try:
+        message_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _without_id(message: Mapping[str, Any]) -> dict[str, Any]:
