@@ -887,16 +887,13 @@ class FrameProcessor:
         return _Slotted(protected, head, tail)
 
     async def _text(self, meta: tuple[str, ...], text: str, *, quoted: bool) -> None:
-        """A text frame: through the answer's window, sent whole once all of it is out."""
+        """A text frame: through the answer's window, sent whole once all of it is out.
+
+        A stream without delta text (the Responses API's) windows its text frames the same
+        way, joined with each other: a value cut between two of them is found whole."""
         if not quoted and reader_breaks(text):
             # Sent raw, it would be cut into lines (frames) by some clients' line readers.
             raise RuntimeError("a text frame holds a character that line readers split at")
-        if self._path is None:
-            protected = await self._protector.protect_text(text)
-            if protected is None:
-                raise Blocked
-            await self._send_text(_TextFrame(meta, quoted, [protected]))
-            return
         held = _TextFrame(meta, quoted)
         fields = _size(meta)
         if self._held_fields + fields > self._max_frame:
@@ -964,10 +961,9 @@ class FrameProcessor:
         await self._flush_pieces()
 
     async def _flush_answer(self) -> None:
-        if self._path is not None:
-            tail = await self._release(await self._tail(), final=True)
-            if tail:
-                await self._send_copy(self._template, tail)
+        tail = await self._release(await self._tail(), final=True)
+        if tail:
+            await self._send_copy(self._template, tail)
 
     async def _flush_pieces(self, which: Callable[[Hashable], bool] | None = None) -> None:
         """Send what each channel (``which`` of them, or all) other than the answer holds,
