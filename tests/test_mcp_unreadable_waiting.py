@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A request that cannot be read is still answered with its id.
+"""A message that cannot be read still answers whoever waits for it.
 
 A request that cannot be parsed (a client cutting a text in the middle of an emoji, a text
-in Latin-1) is refused, and its sender is waiting for an answer with its id: it gets the
-refusal with that id, never one with ``id: null`` that it cannot match.
+in Latin-1) is refused, and its sender is waiting for an answer with its id; the server's
+own requests (a sampling request, an elicitation) wait for the client's answer, which may be
+just as unreadable or too long to read. Each peer gets the refusal with the id it waits for,
+never one with ``id: null`` that it cannot match.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 from haechi.mcp import STDIO_ERROR
+from haechi.mcp._io import MAX_LINE_BYTES
 from tests.mcp_servers.harness import (
     SCRIPTED,
     TIMEOUT_S,
@@ -99,6 +102,51 @@ def test_an_unreadable_server_request_is_answered_to_the_server(tmp_path: Path) 
         client.kill()
     answers = [message for message in received(tmp_path) if "method" not in message]
     assert [(m["id"], m["error"]["code"]) for m in answers] == [("s1", STDIO_ERROR)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        rb'{"jsonrpc":"2.0","id":"s1","result":{"content":{"type":"text","text":"cut \ud83d"}}}',
+        b'{"jsonrpc":"2.0","id":"s1","result":{"content":{"type":"text","text":"'
+        + b"x" * (MAX_LINE_BYTES + 1)
+        + b'"}}}',
+        # The id after the large part, as TypeScript's SDK writes an answer.
+        b'{"result":{"content":{"type":"text","text":"'
+        + b"x" * (MAX_LINE_BYTES + 1)
+        + b'"}},"jsonrpc":"2.0","id":"s1"}',
+    ],
+    ids=["lone-surrogate", "too-long-id-first", "too-long-id-last"],
+)
+def test_an_unreadable_answer_of_the_client_answers_the_server(
+    tmp_path: Path, answer: bytes
+) -> None:
+    """The server waits for the answer to its request: a client answer that cannot be
+    passed on becomes the error for it, not an error the client gets with ``id: null``."""
+    client = scripted(tmp_path, initial=[SAMPLING])
+    try:
+        assert client.receive()["id"] == "s1"
+        client.send(answer)
+        client.send(echo(6))
+        assert client.receive()["id"] == 6, "nothing else was sent to the client"
+        assert client.close() == 0
+    finally:
+        client.kill()
+    answers = [message for message in received(tmp_path) if "method" not in message]
+    assert [(m["id"], m["error"]["code"]) for m in answers] == [("s1", STDIO_ERROR)]
+
+
+def test_an_answer_to_no_server_request_is_refused_to_the_client(tmp_path: Path) -> None:
+    """Only an id the server is waiting for is answered to it."""
+    client = scripted(tmp_path)
+    try:
+        client.send(rb'{"jsonrpc":"2.0","id":"s9","result":{"text":"cut \ud83d"}}')
+        refused = client.receive()
+        assert (refused["id"], refused["error"]["code"]) == (None, STDIO_ERROR)
+        assert client.close() == 0
+    finally:
+        client.kill()
+    assert received(tmp_path) == []
 
 
 def test_the_stdio_filter_answers_an_unreadable_request_with_its_id(tmp_path: Path) -> None:

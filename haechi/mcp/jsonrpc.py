@@ -283,7 +283,7 @@ class McpFilter:
         Its sender waits for an answer when it is a request, and the receiver when it is a
         response to one of its requests; either would wait for ever for a refusal with
         ``id: null``. So a request (a ``method`` and an id at an end of the line) is
-        answered with its id, screened like any id that is repeated, and a server response
+        answered with its id, screened like any id that is repeated, and a response
         (a ``result`` or ``error`` with an id at an end) with exactly the id of a request in
         ``awaited`` gives that request the error. Anything else is answered to its sender
         with ``id: null``.

@@ -7,9 +7,10 @@ where it belongs. :func:`run_stdio_filter` is ``haechi mcp-stdio``: standard inp
 standard output, with the client method allowlist applied to every message and refusals
 written in place of the refused message.
 
-:class:`AwaitedIds` lets the two directions of one session share the ids of the client's
-requests still waiting for an answer: a server answer refused because of its id then still
-answers the client's request when that id is exactly one the client sent.
+:class:`AwaitedIds` lets the two directions of one session share the ids of each peer's
+requests still waiting for an answer: an answer refused because of its id, or one that
+cannot be read, then still answers the request when its id is exactly one the waiting peer
+sent.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ async def relay(
     forward: Writer,
     answer: Writer,
     awaited: AwaitedIds | None = None,
+    pending: AwaitedIds | None = None,
 ) -> None:
     """Decide every message of ``lines`` until the stream ends.
 
@@ -101,22 +103,22 @@ async def relay(
         allowlist: apply ``mcp.allowedMethods`` to messages with a method.
         forward: where forwarded messages go (the other peer).
         answer: where answers to the sender go.
-        awaited: the client's requests waiting for an answer, shared by both directions of
-            one session: the client's side adds the ids of the requests it forwards, the
-            server's side takes them out as it passes their answers on, and decides with
-            them (see :meth:`McpFilter.decide`).
+        awaited: the requests of the other peer waiting for an answer from this sender;
+            messages are decided with them (see :meth:`McpFilter.decide`), and each is
+            taken out as its answer is passed on.
+        pending: where the ids of this sender's requests are put as they are passed on
+            (the ``awaited`` of the other direction of the session).
 
     Blank lines are skipped. An oversized line is skipped and refused with ``-32000``
     (audited; see :meth:`McpFilter.refuse_oversized`). Errors of the writers (a peer that
     went away) propagate.
     """
-    server = side == "server"
     while True:
         try:
             line = await lines.readline()
         except LineTooLong as exc:
             outcome = await decisions.refuse_oversized(
-                exc.head, exc.tail, _TOO_LONG, side=side, awaited=awaited if server else None
+                exc.head, exc.tail, _TOO_LONG, side=side, awaited=awaited
             )
         else:
             if line is None:
@@ -124,16 +126,17 @@ async def relay(
             if not line.strip():
                 continue
             outcome = await decisions.decide_line(
-                line, side=side, allowlist=allowlist, awaited=awaited if server else None
+                line, side=side, allowlist=allowlist, awaited=awaited
             )
         message = outcome.message
         if message is None:
             continue
-        if awaited is not None and outcome.action == "forward" and "id" in message:
-            if not server and "method" in message:
-                awaited.add(message["id"])
-            elif server and "method" not in message:
-                awaited.discard(message["id"])
+        if outcome.action == "forward" and message.get("id") is not None:
+            if "method" not in message:
+                if awaited is not None:
+                    awaited.discard(message["id"])
+            elif pending is not None:
+                pending.add(message["id"])
         target = forward if outcome.action == "forward" else answer
         await target(encode_message(message))
 

@@ -129,7 +129,9 @@ async def _session(runtime: Any, child: asyncio.subprocess.Process, stderr: Stde
     client_out = await open_output(1)
     child_in = LineSink(child.stdin)
     child_out = LineReader.from_stream(child.stdout)
-    awaited = AwaitedIds()
+    # The requests of each peer passed on and not answered yet (see relay).
+    client_requests = AwaitedIds()
+    server_requests = AwaitedIds()
 
     async def answer_child(data: bytes) -> None:
         with contextlib.suppress(ConnectionError):
@@ -144,7 +146,8 @@ async def _session(runtime: Any, child: asyncio.subprocess.Process, stderr: Stde
                 allowlist=True,
                 forward=child_in.send,
                 answer=client_out.send,
-                awaited=awaited,
+                awaited=server_requests,
+                pending=client_requests,
             )
         except ConnectionError:
             pass  # the child or the client went away; the child learns it from its input
@@ -160,7 +163,8 @@ async def _session(runtime: Any, child: asyncio.subprocess.Process, stderr: Stde
                 allowlist=False,
                 forward=client_out.send,
                 answer=answer_child,
-                awaited=awaited,
+                awaited=client_requests,
+                pending=server_requests,
             )
         except ConnectionError:
             # The client stopped reading for good: end its half so the child sees EOF.
