@@ -83,6 +83,15 @@ GEMINI = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
         ("anthropic", "/openai/deployments/other/chat/completions", {**CHAT, "model": ALLOWED}),
         ("vllm-openai", "/engines/other/completions", {"prompt": "hi", "model": ALLOWED}),
         ("ollama", "/openai/deployments/other/files", {"model": ALLOWED}),
+        # ... under a prefix of its own too, and Bedrock's, the model in the path.
+        (
+            "openai-compatible",
+            "/azure/openai/deployments/other/chat/completions",
+            {**CHAT, "model": ALLOWED},
+        ),
+        ("anthropic", "/bedrock/model/other/converse", {**CHAT, "model": ALLOWED}),
+        ("ollama", "/model/other/invoke", {"model": ALLOWED}),
+        ("openai-compatible", "/bedrock/model/llama3.2/other", {"model": ALLOWED}),
         # ... and passes Gemini's API through, the model in the path.
         (
             "openai-compatible",
@@ -113,6 +122,7 @@ def test_a_model_named_on_a_path_no_adapter_knows_is_checked(
     ("path", "body"),
     [
         ("/openai/deployments/llama3.2/chat/completions", CHAT),
+        ("/bedrock/model/llama3.2/converse", CHAT),
         ("/gemini/v1beta/models/llama3.2:generateContent", {**GEMINI, "model": ALLOWED}),
         (
             "/anthropic/v1/messages/batches",

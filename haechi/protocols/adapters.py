@@ -275,20 +275,24 @@ def _resource(path: str) -> str | None:
 
 
 def _other_path_models(path: str) -> tuple[str | None, ...]:
-    """The model ``path`` names to a server of another API than the adapter's: a deployment
-    path's (``None`` when its operation is unknown) or a model-in-path name; none for a
-    path that names no model to any of them.
+    """The models ``path`` names to servers of other APIs than the adapter's: a deployment's
+    or a Bedrock model's, wherever the path has one (``None`` when its operation is
+    unknown), and a model-in-path name; none for a path that names no model to any of them.
 
     A server often serves more than the API its adapter knows (LiteLLM serves Azure's
-    deployment paths and passes ``/gemini/v1beta/models/<model>:generateContent`` through
-    to Google, whatever the adapter in front of it), and it serves the path's model, not
-    the body's."""
+    deployment paths and passes ``/gemini/v1beta/models/<model>:generateContent``,
+    ``/azure/openai/deployments/<model>/…`` and ``/bedrock/model/<model>/converse`` through,
+    whatever the adapter in front of it), and it serves the path's model, not the body's."""
     normal = _routed(path)
-    deployment = _deployment(normal)
-    if deployment is not None:
-        return (deployment[0] or None,)
+    models: list[str | None] = []
+    for prefix, operations in _PATH_MODEL_FORMS:
+        at = normal.find(prefix)
+        if at >= 0:
+            models.append(_model_before(normal[at + len(prefix) :], operations) or None)
     resource = _resource(normal)
-    return () if resource is None else (resource,)
+    if resource is not None:
+        models.append(resource)
+    return tuple(models)
 
 
 #: Prefixes of the paths that name the model as a deployment: Azure OpenAI's and LiteLLM's
@@ -306,6 +310,22 @@ _DEPLOYMENT_OPERATIONS: Final = (
 )
 
 
+#: Bedrock's operations on a model, which its path names (``/model/<model>/converse``).
+_BEDROCK_OPERATIONS: Final = (
+    "/invoke",
+    "/invoke-with-response-stream",
+    "/converse",
+    "/converse-stream",
+    "/count-tokens",
+)
+#: Where a path names the model to a server of some API: what comes before the model, and
+#: the operations that may follow it.
+_PATH_MODEL_FORMS: Final = (
+    *((prefix, _DEPLOYMENT_OPERATIONS) for prefix in _DEPLOYMENT_PREFIXES),
+    ("/model/", _BEDROCK_OPERATIONS),
+)
+
+
 def _deployment(path: str) -> tuple[str, str] | None:
     """``(model, operation)`` of a path (normalised, without a trailing slash) that names
     its model as a deployment; the operation is ``""``, and the model too, when it is not
@@ -319,6 +339,16 @@ def _deployment(path: str) -> tuple[str, str] | None:
                     return model, operation
             return "", ""
     return None
+
+
+def _model_before(rest: str, operations: tuple[str, ...]) -> str:
+    """The model ``rest`` of a path names before one of ``operations`` (slashes included,
+    as LiteLLM reads it), or ``""`` when it ends with none of them."""
+    for operation in operations:
+        model = rest.removesuffix(operation)
+        if model != rest and model:
+            return model
+    return ""
 
 
 def normalized_path(path: str) -> str:
