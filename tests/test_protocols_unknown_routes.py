@@ -173,3 +173,22 @@ def test_allowed_fallback_models_are_forwarded(tmp_path: Path) -> None:
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
         assert response.status_code == 200, response.text
         assert gateway.upstream.last.json() == body
+
+
+@pytest.mark.parametrize(
+    ("adapter", "path", "body"),
+    [
+        # LiteLLM serves these APIs through its router too.
+        (
+            "anthropic",
+            "/v1/messages",
+            {**CHAT, "model": ALLOWED, "max_tokens": 8, "fallbacks": ["other"]},
+        ),
+        ("gemini", "/v1beta/models/llama3.2:generateContent", {**GEMINI, "models": ["other"]}),
+        ("ollama", "/api/chat", {**CHAT, "model": ALLOWED, "stream": False, "fallbacks": ["o"]}),
+    ],
+)
+def test_a_router_s_fallback_models_are_checked_on_every_api(
+    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+) -> None:
+    _refused(tmp_path, adapter, path, body)

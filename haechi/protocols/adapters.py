@@ -92,10 +92,11 @@ UNKNOWN_ROUTE_MODEL_MANAGEMENT: Final = frozenset(
     }
 )
 
-#: The request members in which OpenAI-compatible routers take other models than ``model``
-#: to serve: OpenRouter's ``models`` (tried after ``model`` when it fails) and LiteLLM's
-#: fallbacks (served when the model fails, which ``mock_testing_fallbacks`` makes it do on
-#: request) and ``user_config`` (a router of the caller's own, whose models it serves).
+#: The request members in which routers take other models than ``model`` to serve, read on
+#: every route (LiteLLM serves each of these APIs through its router): OpenRouter's
+#: ``models`` (tried after ``model`` when it fails) and LiteLLM's fallbacks (served when the
+#: model fails, which ``mock_testing_fallbacks`` makes it do on request) and ``user_config``
+#: (a router of the caller's own, whose models it serves).
 _MODEL_LISTS: Final = (
     "models",
     "fallbacks",
@@ -129,7 +130,6 @@ class RouteSpec:
     embedding_inputs: tuple[str, ...] = ()
     manages_models: bool = False
     model_paths: tuple[tuple[str | int, ...], ...] = ()
-    model_lists: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +196,6 @@ class ProtocolAdapter:
                     (normal, normal.removesuffix("/"))
                 ),
                 model_paths=UNKNOWN_ROUTE_MODEL_PATHS,
-                model_lists=_MODEL_LISTS,
             )
         route = Route(
             adapter_id=self.id,
@@ -212,7 +211,6 @@ class ProtocolAdapter:
             embedding_inputs=spec.embedding_inputs,
             manages_models=spec.manages_models,
             model_paths=spec.model_paths,
-            model_lists=spec.model_lists,
         )
         # Only a route's own path is remembered: its other spellings are caller text.
         if path in self.exact and len(self._known) < _MAX_CACHED_ROUTES:
@@ -431,7 +429,6 @@ _CHAT = RouteSpec(
     token_ids=_SERVER_TOKEN_IDS,
     token_id_inputs=(_INPUT_IDS,),
     embedding_inputs=_PROMPT_EMBEDS,
-    model_lists=_MODEL_LISTS,
 )
 _COMPLETIONS = RouteSpec(
     "completions",
@@ -445,7 +442,6 @@ _COMPLETIONS = RouteSpec(
     token_ids=_SERVER_TOKEN_IDS,
     token_id_inputs=("prompt", _INPUT_IDS),
     embedding_inputs=_PROMPT_EMBEDS,
-    model_lists=_MODEL_LISTS,
 )
 #: Responses API events that close what ``*.delta`` events streamed (each carries the whole
 #: text again), and those that end the stream.
@@ -645,9 +641,8 @@ _RESPONSES = RouteSpec(
         opening=_responses_opening,
     ),
     token_ids=TokenIdFields(spelled=frozenset({"logprobs"})),
-    model_lists=_MODEL_LISTS,
 )
-_EMBEDDINGS = RouteSpec("embeddings", token_id_inputs=("input",), model_lists=_MODEL_LISTS)
+_EMBEDDINGS = RouteSpec("embeddings", token_id_inputs=("input",))
 
 _OPENAI_ROUTES: Final[Mapping[str, RouteSpec]] = {
     "/v1/chat/completions": _CHAT,
@@ -1068,11 +1063,11 @@ def request_models(adapter: ProtocolAdapter, route: Route, body: Any) -> tuple[s
     decoder takes the last ``"Model"`` or ``"MODEL"``), the models of the route's
     ``model_paths`` (each request of a batch), and the model the path names to a server of
     another API (a deployment path, ``…/models/<model>:<method>``; see
-    :func:`_other_path_models`). In either case, the models of the route's ``model_lists``
-    too (a router's fallbacks). Every one of them must pass a model allowlist, so that
+    :func:`_other_path_models`). In either case, the models a router may serve instead
+    (``_MODEL_LISTS``: its fallbacks). Every one of them must pass a model allowlist, so that
     whichever a server picks is allowed.
     """
-    listed = _listed_models(body, route.model_lists)
+    listed = _listed_models(body, _MODEL_LISTS)
     named = adapter.path_model(route.path)
     if named is not None:
         return (named or None, *(value if isinstance(value, str) else None for value in listed))
@@ -1085,7 +1080,7 @@ def request_models(adapter: ProtocolAdapter, route: Route, body: Any) -> tuple[s
 
 def _listed_models(body: Any, fields: tuple[str, ...]) -> list[Any]:
     """Every string and key, at any depth, of the top-level members of ``body`` named
-    ``fields`` (see ``Route.model_lists``); a value that is neither (a number) as itself,
+    ``fields`` (see ``_MODEL_LISTS``); a value that is neither (a number) as itself,
     so that it is refused. ``null`` names none."""
     if not isinstance(body, dict):
         return []

@@ -266,9 +266,6 @@ class Route:
     create, copy, pull, push and delete); refused under a model allowlist.
     ``model_paths``: where else in the body the route names models (each request of an
     Anthropic message batch names its own).
-    ``model_lists``: top-level request members in which a server takes further models to
-    serve when it chooses (OpenRouter's ``models``, LiteLLM's fallbacks): every string and
-    every key in them, at any depth, is read as a model.
     """
 
     adapter_id: str
@@ -286,4 +283,3 @@ class Route:
     embedding_inputs: tuple[str, ...] = ()
     manages_models: bool = False
     model_paths: tuple[tuple[str | int, ...], ...] = ()
-    model_lists: tuple[str, ...] = ()
