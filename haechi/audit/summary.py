@@ -6,7 +6,8 @@ Every event counts once in ``events``; ``blocked`` counts events with ``blocked:
 are not protect calls (vault, gateway decisions) have ``byAction: {<decision>: 1}``, so their
 decisions (``reveal_denied``, ``auth_denied``, ...) show up in ``byAction`` too. Only
 counts that are whole numbers from 0 to 2^53 - 1 (which every JSON reader holds exactly) are
-added; anything else in a summary is ignored, so a damaged or forged line can neither
+added, however they are written (``5``, ``5.0``, ``5e0``: one number to the hash chain);
+anything else in a summary is ignored, so a damaged or forged line can neither
 subtract from the totals nor grow them past what can be printed.
 """
 
@@ -28,6 +29,14 @@ _MAX_COUNT: Final = 2**53 - 1
 
 
 def _count(value: Any) -> int | None:
+    """``value`` as a count, or ``None``.
+
+    A whole number written as a float (``5.0``, ``5e0``) is the number 5 to the hash chain,
+    which hashes numbers as JavaScript writes them: a count re-spelled so keeps its record's
+    hash and anchor, and must count as what the chain vouches for.
+    """
+    if type(value) is float and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT:
         return value
     return None
