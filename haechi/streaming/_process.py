@@ -124,6 +124,8 @@ _PLAIN_NAMES: Final = 64
 _PLAIN_NAME_CHARS: Final = 64
 #: The line ends a text frame's data is written out at, one ``data:`` line each.
 _LINE_ENDS: Final = re.compile(r"\r\n|\r|\n")
+#: The fields of a frame's field lines that are sent on (comments are too).
+_FIELDS: Final = frozenset({"event", "id", "retry"})
 #: Writes a frame as the key it is remembered by. Unlike the frames sent, a key may hold
 #: NaN or an infinity: protection may drop the member holding one (a log probability).
 _KEY: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -363,7 +365,8 @@ class FrameProcessor:
         meta = await self._fields_of(frame.meta)
         data = frame.data
         if data is None:
-            self.out.append(encode_sse(meta, None))
+            if meta:
+                self.out.append(encode_sse(meta, None))
             return
         if self._sse and data.strip() == "[DONE]":
             await self._flush()
@@ -1034,7 +1037,15 @@ class FrameProcessor:
         self.out.append(encode_sse(meta, data) if self._sse else encode_ndjson(data))
 
     async def _fields_of(self, meta: tuple[str, ...]) -> tuple[str, ...]:
-        """Inspect a frame's field lines; short lines without findings are remembered."""
+        """Inspect a frame's field lines; short lines without findings are remembered.
+
+        Only comments and the fields the SSE specification defines besides ``data`` are
+        kept. Clients ignore any other field, except readers that take a field's name
+        trimmed or in any case: to them ``data : {...}`` or ``Data: {...}`` is data, a chunk
+        whose text no window read, joined with the answer's. Such lines are dropped; one
+        that is a JSON object or array on its own (``{"choices": ...}``, which the parser
+        reads as a field named ``{"choices"``) stops the stream, as no server sends it."""
+        meta = tuple(line for line in meta if _defined_field(line))
         if not meta:
             return meta
         known = self._fields
@@ -1062,6 +1073,18 @@ class FrameProcessor:
                     known[line] = protected
             protected_lines.append(protected)
         return tuple(protected_lines)
+
+
+def _defined_field(line: str) -> bool:
+    """Whether a field line (as the parser normalised it) is a comment or one of the fields
+    the SSE specification defines (``event``, ``id``, ``retry``; data is not a field line).
+    A line that is a JSON chunk raises: readers that parse every line but its ``data: ``
+    (the widely copied ``JSON.parse(line.replace(/^data: /, ""))``) read it as one."""
+    if line.startswith(":") or line.partition(":")[0] in _FIELDS:
+        return True
+    if _json_container(line):
+        raise RuntimeError("a field line is a JSON chunk to readers of every line")
+    return False
 
 
 def _events(meta: tuple[str, ...]) -> tuple[str, ...]:
