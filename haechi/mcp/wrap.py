@@ -16,8 +16,10 @@ back to the child are queued without waiting, because the child may be blocked w
 us at that moment and waiting for it would deadlock both directions.
 
 The child inherits the environment and the working directory. SIGINT and SIGTERM are
-forwarded to it; when the client's input ends the child's input is closed; the wrapper ends
-when the child does and returns its exit code (``1`` when a signal killed it).
+forwarded to it; when the client's input ends, or the client stops reading, the child's
+input is closed (and in the latter case its output is read and dropped, so that it never
+blocks on a full pipe); the wrapper ends when the child does and returns its exit code
+(``1`` when a signal killed it).
 """
 
 from __future__ import annotations
@@ -115,6 +117,16 @@ async def run_wrap(runtime: Any, command: Sequence[str], *, stderr: StderrMode =
             await child.wait()
 
 
+async def _discard(lines: LineReader) -> None:
+    """Read ``lines`` to their end, keeping nothing."""
+    while True:
+        try:
+            if await lines.readline() is None:
+                return
+        except LineTooLong:
+            continue
+
+
 def _forward_signal(child: asyncio.subprocess.Process, signum: int) -> None:
     if child.returncode is None:
         with contextlib.suppress(ProcessLookupError):
@@ -167,8 +179,12 @@ async def _session(runtime: Any, child: asyncio.subprocess.Process, stderr: Stde
                 pending=server_requests,
             )
         except ConnectionError:
-            # The client stopped reading for good: end its half so the child sees EOF.
+            # The client stopped reading for good: end its half so the child sees EOF, and
+            # keep taking the child's output, which nobody can be given any more. A child
+            # blocked writing to a full pipe would never read that end, never exit, and
+            # the wrapper waiting for it would never exit either.
             upward.cancel()
+            await _discard(child_out)
 
     upward = asyncio.create_task(client_to_child())
     readers = [asyncio.create_task(child_to_client())]

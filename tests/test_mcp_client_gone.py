@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``haechi mcp-wrap`` when its client goes away in the middle of a session.
+
+A client that stops reading (it crashed, or closed the pipe) cannot be written to any more,
+but the server behind the wrapper goes on writing what it was answering. The wrapper must
+not stop reading the server then: a server blocked writing to a full pipe never reads that
+its input ended, never exits, and the wrapper waiting for it never exits either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.mcp_servers.harness import SCRIPTED, TIMEOUT_S, haechi_argv, write_config
+
+#: More than the wrapper may hold unread from the server (twice the 64 MiB line limit), in
+#: lines it can read.
+LARGE_LINES = 3
+LARGE_LINE_BYTES = 50_000_000
+NOTE = '{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"@PAD"}}'
+
+
+def test_the_wrapper_ends_when_the_client_went_away_while_the_server_writes(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    argv = haechi_argv("mcp-wrap", "--config", config, "--", sys.executable, SCRIPTED)
+    env = {**os.environ, "HAECHI_TEST_RECORD": str(tmp_path / "received.jsonl")}
+    wrapper = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert wrapper.stdin is not None
+    assert wrapper.stdout is not None
+    # One request the server answers with a short line and then large ones. The client is
+    # gone before the first: writing it to the client fails, and the server still has the
+    # large lines to write.
+    raw = "\n".join([NOTE.replace("@PAD", "first")] + [NOTE] * LARGE_LINES)
+    arguments: dict[str, Any] = {"raw": raw, "pad": LARGE_LINE_BYTES}
+    params = {"name": "echo", "arguments": arguments}
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    try:
+        wrapper.stdout.close()
+        wrapper.stdin.write(json.dumps(request).encode() + b"\n")
+        wrapper.stdin.close()
+        assert wrapper.wait(timeout=TIMEOUT_S) == 0
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+            wrapper.wait()
