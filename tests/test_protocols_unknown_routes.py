@@ -47,6 +47,9 @@ def _refused(tmp_path: Path, adapter: str, path: str, body: dict[str, Any]) -> N
         # SGLang swaps the weights a name serves.
         ("llama-cpp", "/update_weights_from_disk", {"model": ALLOWED, "model_path": "/srv/x"}),
         ("anthropic", "/load_lora_adapter", {"model": ALLOWED, "lora_name": ALLOWED}),
+        # ... and passed through under a prefix.
+        ("openai-compatible", "/vllm/v1/load_lora_adapter", {"model": ALLOWED}),
+        ("gemini", "/ollama/api/copy/", {"model": ALLOWED, "source": "x", "destination": "y"}),
     ],
 )
 def test_model_management_on_a_path_no_adapter_knows_is_refused(

@@ -71,25 +71,23 @@ UNKNOWN_ROUTE_TOKEN_ID_INPUTS: Final = (
 
 #: The paths, on a server that serves them, that change which weights a model name serves:
 #: Ollama's model management (a copy or a create from another model onto an allowed name, a
-#: pull, a push, a delete), vLLM's runtime LoRA loading (an adapter loaded under an allowed
-#: name is served for it) and SGLang's LoRA loading and weight updates. A request to one on a
-#: path no adapter knows is refused under a model allowlist, whatever model its body names
-#: (those servers read none there), as it is on the Ollama adapter's own routes.
-UNKNOWN_ROUTE_MODEL_MANAGEMENT: Final = frozenset(
-    {
-        "/api/create",
-        "/api/copy",
-        "/api/pull",
-        "/api/push",
-        "/api/delete",
-        "/v1/load_lora_adapter",
-        "/v1/unload_lora_adapter",
-        "/load_lora_adapter",
-        "/unload_lora_adapter",
-        "/update_weights_from_disk",
-        "/update_weights_from_tensor",
-        "/update_weights_from_distributed",
-    }
+#: pull, a push, a delete), vLLM's runtime LoRA loading (``/v1/load_lora_adapter``: an
+#: adapter loaded under an allowed name is served for it) and SGLang's LoRA loading and weight
+#: updates. A request to one on a path no adapter knows, under any prefix (vLLM's ``/v1``,
+#: LiteLLM's ``/vllm/…`` pass-through), is refused under a model allowlist, whatever model
+#: its body names (those servers read none there), as it is on the Ollama adapter's own
+#: routes.
+UNKNOWN_ROUTE_MODEL_MANAGEMENT: Final = (
+    "/api/create",
+    "/api/copy",
+    "/api/pull",
+    "/api/push",
+    "/api/delete",
+    "/load_lora_adapter",
+    "/unload_lora_adapter",
+    "/update_weights_from_disk",
+    "/update_weights_from_tensor",
+    "/update_weights_from_distributed",
 )
 
 #: The request members in which routers take other models than ``model`` to serve, read on
@@ -192,9 +190,7 @@ class ProtocolAdapter:
                 token_ids=UNKNOWN_ROUTE_TOKEN_IDS,
                 token_id_inputs=UNKNOWN_ROUTE_TOKEN_ID_INPUTS,
                 embedding_inputs=_PROMPT_EMBEDS,
-                manages_models=not UNKNOWN_ROUTE_MODEL_MANAGEMENT.isdisjoint(
-                    (normal, normal.removesuffix("/"))
-                ),
+                manages_models=_manages_models(normal),
                 model_paths=UNKNOWN_ROUTE_MODEL_PATHS,
             )
         route = Route(
@@ -250,6 +246,11 @@ class ProtocolAdapter:
             deployment = _deployment(normal)
             return None if deployment is None else deployment[0]
         return _resource(normal)
+
+
+def _manages_models(normal: str) -> bool:
+    """Whether the normalised ``path`` ends with a model-management path of some server."""
+    return normal.removesuffix("/").endswith(UNKNOWN_ROUTE_MODEL_MANAGEMENT)
 
 
 def _routed(path: str) -> str:
