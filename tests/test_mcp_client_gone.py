@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``haechi mcp-wrap`` when its client goes away in the middle of a session.
+"""``haechi mcp-wrap`` when what it writes to goes away in the middle of a session.
 
 A client that stops reading (it crashed, or closed the pipe) cannot be written to any more,
-but the server behind the wrapper goes on writing what it was answering. The wrapper must
-not stop reading the server then: a server blocked writing to a full pipe never reads that
-its input ended, never exits, and the wrapper waiting for it never exits either.
+nor can a standard error whose reader went away, but the server behind the wrapper goes on
+writing. The wrapper must not stop reading the server then: a server blocked writing to a
+full pipe never reads that its input ended, never exits, and the wrapper waiting for it
+never exits either.
 """
 
 from __future__ import annotations
@@ -46,6 +47,36 @@ def test_the_wrapper_ends_when_the_client_went_away_while_the_server_writes(
     try:
         wrapper.stdout.close()
         wrapper.stdin.write(json.dumps(request).encode() + b"\n")
+        wrapper.stdin.close()
+        assert wrapper.wait(timeout=TIMEOUT_S) == 0
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+            wrapper.wait()
+
+
+#: A child writing a lot to its standard error, then serving until its input ends.
+NOISY_CHILD = (
+    "import sys\n"
+    "for _ in range(200):\n"
+    "    sys.stderr.write('progress ' * 100_000 + '\\n')\n"
+    "sys.stderr.flush()\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_the_wrapper_ends_when_its_standard_error_went_away(tmp_path: Path) -> None:
+    """The filtered standard error of the child is read to its end even when haechi's own
+    can no longer be written."""
+    config = write_config(tmp_path)
+    argv = haechi_argv("mcp-wrap", "--config", config, "--", sys.executable, "-c", NOISY_CHILD)
+    wrapper = subprocess.Popen(
+        argv, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert wrapper.stdin is not None
+    assert wrapper.stderr is not None
+    try:
+        wrapper.stderr.close()
         wrapper.stdin.close()
         assert wrapper.wait(timeout=TIMEOUT_S) == 0
     finally:

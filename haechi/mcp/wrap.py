@@ -61,6 +61,8 @@ async def filter_stderr(lines: LineReader, runtime: Any, sink: LineSink) -> None
     redacted or masked; a line with a blocking finding, a line that could not be inspected
     and a line over the length limit are dropped whole. A secret deliberately split across
     two lines is not recognised: use ``--stderr drop`` for children that cannot be trusted.
+    Once ``sink`` is gone, the rest of ``lines`` is read and dropped: a child blocked on a
+    full pipe would never exit.
     """
     mode = runtime.config.effective_mode
     while True:
@@ -73,8 +75,14 @@ async def filter_stderr(lines: LineReader, runtime: Any, sink: LineSink) -> None
         if not line.strip():
             continue
         shown = await _shown_text(runtime, line.decode("utf-8", errors="replace"), mode)
-        if shown is not None:
+        if shown is None:
+            continue
+        try:
             await sink.send(shown.encode("utf-8", errors="replace"))
+        except ConnectionError:
+            # Nothing can be shown any more; the child must still be able to write.
+            await _discard(lines)
+            return
 
 
 async def _shown_text(runtime: Any, text: str, mode: str) -> str | None:
