@@ -3,9 +3,11 @@
 
 Opening and closing the log and a separate lock file around every write cost four system
 calls per group, under the lock, while another gateway worker waits for it. The store
-instead keeps one descriptor of the log and takes an ``flock`` on the log itself: before
-each write the path is checked (one ``stat``) and the file reopened when it is no longer
-the one held (rotated, moved or removed), so a record always lands in the file at the path.
+instead keeps one descriptor of the log and takes an ``flock`` on the log itself: once the
+lock is held the path is checked (one ``stat``), and when the file there is no longer the
+one held (rotated, moved or removed, perhaps while the lock was awaited) the lock is let go
+and the file at the path opened and locked instead, so a record always lands in the file
+at the path.
 A ``flock`` belongs to an open file description, which every thread of the process shares,
 so a mutex keeps the process's own writers apart; the kernel keeps processes apart and
 releases the lock when its holder dies.
@@ -77,8 +79,8 @@ class OpenLog:
             yield None
             return
         try:
-            fd = self._current()
-            if not self._flock(fd, timeout):
+            fd = self._locked(timeout)
+            if fd is None:
                 yield None
                 return
             try:
@@ -114,17 +116,41 @@ class OpenLog:
             poll_lock(fd, str(self._path), timeout)
         return True
 
-    def _current(self) -> int:
-        """The descriptor of the file now at the path (opened, or created, when needed)."""
-        if self._fd >= 0:
+    def _locked(self, timeout: float | None) -> int | None:
+        """The descriptor of the file at the path, with its ``flock`` taken (``None``: see
+        :meth:`held`).
+
+        The path is checked once the lock is held, not before: a writer waits for the lock
+        while another one writes, and a log moved away meanwhile (rotated) is no longer the
+        log. A record written to it would land in a file logrotate may be compressing or
+        removing, after the new one was started; the lock is let go instead, and the file
+        now at the path is opened and locked.
+        """
+        while True:
+            fd = self._current()
+            if not self._flock(fd, timeout):
+                return None
             try:
-                info = os.stat(self._path)
-            except FileNotFoundError:
-                pass
-            else:
-                if (info.st_dev, info.st_ino) == self._key:
-                    return self._fd
+                if self._at_path():
+                    return fd
+            except BaseException:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                raise
+            fcntl.flock(fd, fcntl.LOCK_UN)
             self._forget()
+
+    def _at_path(self) -> bool:
+        """Whether the file held is still the one at the path."""
+        try:
+            info = os.stat(self._path)
+        except FileNotFoundError:
+            return False
+        return (info.st_dev, info.st_ino) == self._key
+
+    def _current(self) -> int:
+        """The descriptor held, or that of the file now at the path (opened, or created)."""
+        if self._fd >= 0:
+            return self._fd
         fd, _created = open_append(self._path)
         try:
             info = os.fstat(fd)
