@@ -8,6 +8,7 @@ exits with its child's exit code. See ``docs/mcp.md``.
 from __future__ import annotations
 
 import asyncio
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ import typer
 
 from haechi.cli._app import ConfigOption, app, exit_with, refuse_stdout_anchor, standard_stream
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
+from haechi.errors import ConfigError
 
 __all__: list[str] = []
 
@@ -83,7 +85,26 @@ def _settings(path: Path, command: str) -> HaechiConfig:
     standard_stream("stdout")
     settings = load_config(path)
     refuse_stdout_anchor(settings, command, "the JSON-RPC messages")
+    _refuse_stdout_audit(settings, command)
     return settings
+
+
+def _refuse_stdout_audit(settings: HaechiConfig, command: str) -> None:
+    """Refuse a jsonl audit log that is standard output (``/dev/stdout``, or the file it
+    was redirected to): its records would land among the JSON-RPC messages, each write over
+    the other, and the audit chain would not verify."""
+    if settings.audit.sink != "jsonl":
+        return
+    try:
+        audit = os.stat(settings.audit.path)
+        output = os.fstat(1)
+    except OSError:
+        return  # not there yet: the store creates a new file, which is not standard output
+    if (audit.st_dev, audit.st_ino) == (output.st_dev, output.st_ino):
+        raise ConfigError(
+            f"audit.path cannot be standard output with {command}: standard output carries "
+            "the JSON-RPC messages"
+        )
 
 
 async def _with_runtime(settings: Any, body: Any) -> Any:
