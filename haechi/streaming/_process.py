@@ -503,7 +503,7 @@ class FrameProcessor:
         unread = self._unread(frame)
         pieces = self._take_pieces(frame, data, unread) if self._fragments else []
         await self._enter_parts(pieces)
-        delta = _text_at(frame, path) if path is not None and path not in unread else None
+        delta = _text_of(frame, path) if path is not None and path not in unread else None
         if delta is not None and any(piece[1] == path for piece in pieces):
             delta = None  # a later choice's answer at the delta path: taken as its piece
         if kind in descriptor.flush_on_types or (terminal and delta is None):
@@ -654,7 +654,7 @@ class FrameProcessor:
                 pieces += self._member_pieces(number, spec, frame, taken)
                 continue
             for prefix, element, qualifiers in _elements(frame, spec.elements):
-                text = _text_at(element, spec.text)
+                text = _text_of(element, spec.text)
                 where = (*prefix, *spec.text)
                 label = element.get("type") if spec.joined else None
                 joined = isinstance(label, str) and label in spec.joined
@@ -1258,6 +1258,18 @@ def _value_at(node: Any, path: Path) -> Any:
         else:
             return None
     return node
+
+
+def _text_of(node: Any, path: Path) -> str | None:
+    """The streamed text at ``path`` of ``node`` (``None`` for none), where clients add the
+    pieces of a text up. A number, a boolean or a list there raises
+    :class:`AmbiguousName`: a JavaScript client adds it to its text as what it spells
+    (``text += 4111`` reads ``"4111"``, a list its elements), which no window read. An object
+    spells nothing (``[object Object]``) and null is none: both are left in the frame."""
+    value = _value_at(node, path)
+    if isinstance(value, int | float | list):  # bool is an int
+        raise AmbiguousName("a streamed text is a value clients join as its spelling")
+    return value if isinstance(value, str) else None
 
 
 def _text_at(node: Any, path: Path) -> str | None:
