@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from haechi.protocols import adapter_for
-from tests.upstream_server import gateway_in_front
+from tests.upstream_server import Reply, gateway_in_front
 
 ALLOWED = "llama3.2"
 
@@ -195,3 +195,67 @@ def test_a_router_s_fallback_models_are_checked_on_every_api(
     tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
 ) -> None:
     _refused(tmp_path, adapter, path, body)
+
+
+OLLAMA_CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+STREAMED = [
+    # Ollama streams unless told not to, beside its OpenAI-compatible API.
+    ("/api/chat", OLLAMA_CHAT),
+    ("/api/generate/", {"model": "m", "prompt": "hi"}),
+    # Google streams on its streaming methods, Bedrock and TGI on their stream paths, whatever
+    # the body says.
+    ("/gemini/v1beta/models/m:streamGenerateContent", {**GEMINI, "stream": False}),
+    ("/v1/projects/p/locations/l/endpoints/e:streamRawPredict", {"stream": False}),
+    ("/bedrock/model/m/converse-stream", CHAT),
+    ("/model/m/invoke-with-response-stream", {"prompt": "hi"}),
+    ("/generate_stream", {"inputs": "hi"}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), STREAMED)
+@pytest.mark.parametrize("mode", ["block", "inspect"])
+def test_a_path_no_adapter_knows_that_streams_is_a_streaming_request(
+    tmp_path: Path, mode: str, path: str, body: dict[str, Any]
+) -> None:
+    """Read as one answer, its stream would be a body that ``allowNonJson`` relays
+    uninspected."""
+    config = {
+        "target": {"type": "openai-compatible"},
+        "streaming": {"requestMode": mode},
+        "responseProtection": {"enabled": True, "allowNonJson": True},
+    }
+    with gateway_in_front(tmp_path, config) as gateway:
+        refused = httpx.post(f"{gateway.url}{path}?alt=sse", json=body, timeout=30)
+        assert refused.status_code == 501, refused.text
+        assert gateway.upstream.received == []
+
+
+def test_ollama_s_stream_is_not_relayed_uninspected(tmp_path: Path) -> None:
+    config = {
+        "target": {"type": "openai-compatible"},
+        "streaming": {"requestMode": "inspect"},
+        "responseProtection": {"enabled": True, "allowNonJson": True},
+    }
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(text="your ssn is 123-45-6789"))
+        refused = httpx.post(f"{gateway.url}/api/chat", json=OLLAMA_CHAT, timeout=30)
+        assert "45-6" not in refused.text
+        # Asked for one answer, it is one JSON body, inspected.
+        gateway.upstream.queue(Reply(text="your ssn is 123-45-6789"))
+        answer = httpx.post(
+            f"{gateway.url}/api/chat", json={**OLLAMA_CHAT, "stream": False}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert "123-45-6789" not in answer.text
+        assert "your ssn is" in answer.json()["message"]["content"]
+
+
+@pytest.mark.parametrize(("path", "body"), STREAMED[:3])
+def test_a_stream_on_a_path_no_adapter_knows_passes_through_when_configured(
+    tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    config = {"target": {"type": "openai-compatible"}, "streaming": {"requestMode": "pass-through"}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        httpx.post(f"{gateway.url}{path}?alt=sse", json=body, timeout=30)
+        assert gateway.upstream.last.path == path
+        assert "streaming_request_pass_through" in gateway.audit_text()

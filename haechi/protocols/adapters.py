@@ -90,6 +90,22 @@ UNKNOWN_ROUTE_MODEL_MANAGEMENT: Final = (
     "/update_weights_from_distributed",
 )
 
+#: Paths on which a server streams its answer whatever the body says, under any prefix (a
+#: pass-through's): Google's streaming methods (``…:streamGenerateContent``, Vertex AI's
+#: ``…:streamRawPredict`` and ``…:serverStreamingPredict``), Bedrock's
+#: ``/model/<model>/invoke-with-response-stream`` and ``…/converse-stream``, and TGI's
+#: ``/generate_stream``. On a path no adapter knows, such a request is a streaming request
+#: (refused unless ``streaming.requestMode`` is ``pass-through``): read as one answer, its
+#: stream would be a body ``responseProtection.allowNonJson`` relays uninspected.
+_STREAMING_METHODS: Final = frozenset(
+    {"streamGenerateContent", "streamRawPredict", "serverStreamingPredict"}
+)
+_STREAMING_PATHS: Final = ("/invoke-with-response-stream", "/converse-stream", "/generate_stream")
+#: Paths on which a server streams unless the body says ``"stream": false``: Ollama's chat
+#: and generate, which a server fronted by another adapter serves too (Ollama beside its
+#: OpenAI-compatible API).
+_STREAMS_BY_DEFAULT: Final = ("/api/chat", "/api/generate")
+
 #: The request members in which routers take other models than ``model`` to serve, read on
 #: every route (LiteLLM serves each of these APIs through its router): OpenRouter's
 #: ``models`` (tried after ``model`` when it fails) and LiteLLM's fallbacks (served when the
@@ -191,6 +207,8 @@ class ProtocolAdapter:
                 token_id_inputs=UNKNOWN_ROUTE_TOKEN_ID_INPUTS,
                 embedding_inputs=_PROMPT_EMBEDS,
                 manages_models=_manages_models(normal),
+                always_streaming=_always_streams(normal),
+                streaming_by_default=normal.removesuffix("/").endswith(_STREAMS_BY_DEFAULT),
                 model_paths=UNKNOWN_ROUTE_MODEL_PATHS,
             )
         route = Route(
@@ -251,6 +269,14 @@ class ProtocolAdapter:
 def _manages_models(normal: str) -> bool:
     """Whether the normalised ``path`` ends with a model-management path of some server."""
     return normal.removesuffix("/").endswith(UNKNOWN_ROUTE_MODEL_MANAGEMENT)
+
+
+def _always_streams(normal: str) -> bool:
+    """Whether a server streams its answer to the normalised ``path`` whatever the body says
+    (see ``_STREAMING_METHODS``)."""
+    path = normal.removesuffix("/")
+    name, sep, method = path.rpartition("/")[2].rpartition(":")
+    return bool(sep and name and method in _STREAMING_METHODS) or path.endswith(_STREAMING_PATHS)
 
 
 def _routed(path: str) -> str:
