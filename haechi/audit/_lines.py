@@ -11,17 +11,24 @@ number (never its content, which could be anything an attacker wrote into the fi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import stat
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from haechi._canonical import compact_json_encoder
 from haechi.errors import AuditError
 
 _FILE_MODE = 0o600
+#: Seconds a reader of the log waits for a store to finish the line it met unfinished.
+_READ_WAIT: Final = 10.0
+#: First and longest pause between two tries of a lock a store holds.
+_FIRST_PAUSE: Final = 0.0001
+_LAST_PAUSE: Final = 0.005
 
 
 def _refuse_constant(name: str) -> Any:
@@ -74,13 +81,68 @@ def iter_json_lines(
             return
         raise
     with handle:
+        offset = 0
         for number, line in enumerate(handle, start=1):
+            start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
             record = parse_object(line)
+            if record is None and not line.endswith(b"\n"):
+                # The last line, unfinished: a write in progress, or one a crash cut short.
+                line = _finished_line(handle, start) or line
+                offset = start + len(line)
+                record = parse_object(line)
             if record is None:
                 raise AuditError(f"{path.name}: line {number} is not a JSON object")
             yield record
+
+
+def _finished_line(handle: BinaryIO, start: int) -> bytes | None:
+    """The line at ``start`` of ``handle`` read again once no writer is writing the log, or
+    ``None`` when that cannot be waited for (a pipe, or a writer that keeps the lock).
+
+    A store writes a group of lines in one ``write`` under the log's lock, and a reader may
+    meet its end while only some pages of it are in: the line looks torn, and a log under
+    load would fail verification now and then. Once a shared lock is had, the write is done.
+    """
+    if not handle.seekable():
+        return None
+    with writers_done(handle.fileno(), _READ_WAIT) as done:
+        if not done:
+            return None
+        handle.seek(start)
+        return handle.readline()
+
+
+@contextlib.contextmanager
+def writers_done(fd: int, timeout: float) -> Iterator[bool]:
+    """Hold a shared ``flock`` on the open log ``fd`` for the body, so that no store is in
+    the middle of writing it; yield ``False`` (holding nothing) when it is not had within
+    ``timeout`` seconds or cannot be taken on ``fd``.
+
+    Stores hold the exclusive lock for one write (and, without an fsync interval or with
+    anchors, the fsync and the anchors): a reader waits for it only when what it read looks
+    unfinished, never as a matter of course.
+    """
+    deadline = time.monotonic() + timeout
+    pause = _FIRST_PAUSE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, _LAST_PAUSE)
+        except OSError:
+            yield False
+            return
+    try:
+        yield True
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 #: ``json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)``,

@@ -49,6 +49,7 @@ from haechi.audit._lines import (
     parse_object,
     writable_dir,
     write_all,
+    writers_done,
 )
 from haechi.audit._open_log import OpenLog
 from haechi.audit._prepared import build_with_line
@@ -73,6 +74,9 @@ _DEFAULT_FSYNC_INTERVAL: Final = 0.2
 _BUSY_LAG: Final = 0.002
 #: One append in this many measures how long the event loop takes to come round.
 _LAG_SAMPLE: Final = 16
+#: Seconds ``ready()`` waits for a store to finish the line it found unfinished (the
+#: gateway's readiness check gives up after 5 s).
+_READY_WAIT: Final = 2.0
 
 Build = Callable[[AuditIntegrity | None], dict[str, Any]]
 Committed = Callable[[dict[str, Any]], None] | None
@@ -543,20 +547,36 @@ class FileAuditStore:
             except OSError:
                 return ReadyState(False, "audit_file_not_writable")
             try:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):  # a pipe or a device keeps no record
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe or a device keeps no record
                     return ReadyState(False, "audit_file_not_writable")
-                size = info.st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    return ReadyState(False, "audit_file_incomplete")
-                _read_head(fd, size)
+                state = _tail_state(fd)
+                if state is not None:  # perhaps a write in progress: look again once it is done
+                    with writers_done(fd, _READY_WAIT) as done:
+                        if done:
+                            state = _tail_state(fd)
+                return state or ReadyState(True)
             except OSError:
                 return ReadyState(False, "audit_file_not_writable")
-            except (AuditError, ValueError, RecursionError):
-                return ReadyState(False, "audit_file_unreadable")
             finally:
                 os.close(fd)
         return ReadyState(True)
+
+
+def _tail_state(fd: int) -> ReadyState | None:
+    """Why the next append would refuse the end of the open log, or ``None``.
+
+    Read without the lock, the end may be that of a group a store is writing right now
+    (some of its pages in, the rest not yet): :meth:`FileAuditStore._ready` asks again once
+    no store writes, or a gateway under load would answer not ready now and then.
+    """
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        return ReadyState(False, "audit_file_incomplete")
+    try:
+        _read_head(fd, size)
+    except (AuditError, ValueError, RecursionError):
+        return ReadyState(False, "audit_file_unreadable")
+    return None
 
 
 def _read_head(fd: int, size: int) -> AuditIntegrity | None:
