@@ -95,6 +95,9 @@ GEMINI = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
         ("anthropic", "/bedrock/model/other/converse", {**CHAT, "model": ALLOWED}),
         ("ollama", "/model/other/invoke", {"model": ALLOWED}),
         ("openai-compatible", "/bedrock/model/llama3.2/other", {"model": ALLOWED}),
+        # ... and the KServe v2 protocol's (Triton).
+        ("vllm-openai", "/v2/models/other/generate", {"text_input": "hi", "model": ALLOWED}),
+        ("openai-compatible", "/v2/models/other/versions/1/infer", {"model": ALLOWED}),
         # ... and passes Gemini's API through, the model in the path.
         (
             "openai-compatible",
@@ -126,6 +129,7 @@ def test_a_model_named_on_a_path_no_adapter_knows_is_checked(
     [
         ("/openai/deployments/llama3.2/chat/completions", CHAT),
         ("/bedrock/model/llama3.2/converse", CHAT),
+        ("/v2/models/llama3.2/infer", {"inputs": []}),
         ("/gemini/v1beta/models/llama3.2:generateContent", {**GEMINI, "model": ALLOWED}),
         (
             "/anthropic/v1/messages/batches",

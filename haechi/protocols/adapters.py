@@ -300,9 +300,10 @@ def _resource(path: str) -> str | None:
 
 
 def _other_path_models(path: str) -> tuple[str | None, ...]:
-    """The models ``path`` names to servers of other APIs than the adapter's: a deployment's
-    or a Bedrock model's, wherever the path has one (``None`` when its operation is
-    unknown), and a model-in-path name; none for a path that names no model to any of them.
+    """The models ``path`` names to servers of other APIs than the adapter's: a deployment's,
+    a Bedrock model's or a KServe model's, wherever the path has one (``None`` when its
+    operation is unknown), and a model-in-path name; none for a path that names no model to
+    any of them.
 
     A server often serves more than the API its adapter knows (LiteLLM serves Azure's
     deployment paths and passes ``/gemini/v1beta/models/<model>:generateContent``,
@@ -343,11 +344,16 @@ _BEDROCK_OPERATIONS: Final = (
     "/converse-stream",
     "/count-tokens",
 )
+#: The operations of the KServe v2 inference protocol (Triton, KServe) on a model, which
+#: its path names (``/v2/models/<model>/infer``; a version in between is read as part of
+#: the model).
+_KSERVE_OPERATIONS: Final = ("/infer", "/generate", "/generate_stream")
 #: Where a path names the model to a server of some API: what comes before the model, and
 #: the operations that may follow it.
 _PATH_MODEL_FORMS: Final = (
     *((prefix, _DEPLOYMENT_OPERATIONS) for prefix in _DEPLOYMENT_PREFIXES),
     ("/model/", _BEDROCK_OPERATIONS),
+    ("/v2/models/", _KSERVE_OPERATIONS),
 )
 
 
