@@ -36,6 +36,9 @@ __all__ = ["OpenLog"]
 #: How many times this process is a fork child of the one that imported the module.
 _forks = 0
 _reset: Final = threading.Lock()
+#: How many times a write opens the file at the path again when the one it locked was
+#: moved away, before it writes to the file it opened last.
+_REOPENS: Final = 3
 
 
 def _forked() -> None:
@@ -124,20 +127,24 @@ class OpenLog:
         while another one writes, and a log moved away meanwhile (rotated) is no longer the
         log. A record written to it would land in a file logrotate may be compressing or
         removing, after the new one was started; the lock is let go instead, and the file
-        now at the path is opened and locked.
+        now at the path is opened and locked. A path that names another file again and
+        again (rotations in a row, or a file system whose ``stat`` of the path disagrees with
+        the open file's) is given :data:`_REOPENS` tries; the file last opened is used.
         """
+        reopens = _REOPENS
         while True:
             fd = self._current()
             if not self._flock(fd, timeout):
                 return None
             try:
-                if self._at_path():
+                if not reopens or self._at_path():
                     return fd
             except BaseException:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 raise
             fcntl.flock(fd, fcntl.LOCK_UN)
             self._forget()
+            reopens -= 1
 
     def _at_path(self) -> bool:
         """Whether the file held is still the one at the path."""
