@@ -22,6 +22,8 @@ helps against mistakes, not against someone who can rewrite both.
 from __future__ import annotations
 
 import os
+import select
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -147,8 +149,9 @@ class AuditSink:
 
         Never raises: a store that fails its own check is reported as
         ``audit_store_error``; an anchor file an append would fail on (its directory cannot
-        be made or written, or the file is there but is no regular file open for appending)
-        as ``audit_anchor_not_writable``.
+        be made or written, or the file is there but is no regular file open for appending),
+        or in ``stdout`` mode a standard output that is closed or a pipe nobody reads any
+        more, as ``audit_anchor_not_writable``.
         """
         try:
             state = await self._store.ready()
@@ -158,7 +161,34 @@ class AuditSink:
         if state.ok and anchor is not None:
             usable = await anyio.to_thread.run_sync(_anchor_writable, anchor)
             return state if usable else ReadyState(False, "audit_anchor_not_writable")
+        if state.ok and self._anchor_mode == "stdout" and not _stdout_writable():
+            return ReadyState(False, "audit_anchor_not_writable")
         return state
+
+
+def _stdout_writable() -> bool:
+    """Whether an anchor printed on standard output now could be written, asked without
+    writing: not when it is closed, nor when it is a pipe or socket whose reader has gone
+    (the log collector died). Every append would then fail, and a gateway answering every
+    request 500 must not say it is ready. A stream without a descriptor (one a test or an
+    embedding program put there) is taken at its word."""
+    stream = sys.stdout
+    if stream is None or stream.closed:
+        return False
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return True
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    broken = select.POLLERR | select.POLLHUP | select.POLLNVAL
+    return not any(events & broken for _fd, events in poller.poll(0))
 
 
 def _anchor_writable(path: Path) -> bool:
