@@ -93,6 +93,13 @@ GEMINI = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
             {**CHAT, "model": ALLOWED},
         ),
         ("anthropic", "/bedrock/model/other/converse", {**CHAT, "model": ALLOWED}),
+        # ... in any letter case, as a server routing paths whatever their case reads them.
+        (
+            "openai-compatible",
+            "/OpenAI/Deployments/other/Chat/Completions",
+            {**CHAT, "model": ALLOWED},
+        ),
+        ("anthropic", "/Model/other/Converse", {**CHAT, "model": ALLOWED}),
         ("ollama", "/model/other/invoke", {"model": ALLOWED}),
         ("openai-compatible", "/bedrock/model/llama3.2/other", {"model": ALLOWED}),
         # ... and the KServe v2 protocol's (Triton).

@@ -19,6 +19,7 @@ for them; the request still goes upstream as sent.
 from __future__ import annotations
 
 import itertools
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -308,13 +309,17 @@ def _other_path_models(path: str) -> tuple[str | None, ...]:
     A server often serves more than the API its adapter knows (LiteLLM serves Azure's
     deployment paths and passes ``/gemini/v1beta/models/<model>:generateContent``,
     ``/azure/openai/deployments/<model>/…`` and ``/bedrock/model/<model>/converse`` through,
-    whatever the adapter in front of it), and it serves the path's model, not the body's."""
+    whatever the adapter in front of it), and it serves the path's model, not the body's.
+    The prefixes and operations are found in any letter case, as a server routing paths
+    whatever their case (ASP.NET Core's routing does by default) finds them."""
     normal = _routed(path)
+    folded = normal.translate(_ASCII_LOWER)
     models: list[str | None] = []
     for prefix, operations in _PATH_MODEL_FORMS:
-        at = normal.find(prefix)
+        at = folded.find(prefix)
         if at >= 0:
-            models.append(_model_before(normal[at + len(prefix) :], operations) or None)
+            start = at + len(prefix)
+            models.append(_model_before(normal[start:], folded[start:], operations) or None)
     resource = _resource(normal)
     if resource is not None:
         models.append(resource)
@@ -336,6 +341,8 @@ _DEPLOYMENT_OPERATIONS: Final = (
 )
 
 
+#: Lowers the ASCII letters of a text, leaving its length (``str.lower`` may not).
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 #: Bedrock's operations on a model, which its path names (``/model/<model>/converse``).
 _BEDROCK_OPERATIONS: Final = (
     "/invoke",
@@ -372,13 +379,13 @@ def _deployment(path: str) -> tuple[str, str] | None:
     return None
 
 
-def _model_before(rest: str, operations: tuple[str, ...]) -> str:
+def _model_before(rest: str, folded: str, operations: tuple[str, ...]) -> str:
     """The model ``rest`` of a path names before one of ``operations`` (slashes included,
-    as LiteLLM reads it), or ``""`` when it ends with none of them."""
+    as LiteLLM reads it), or ``""`` when it ends with none of them; ``folded`` is ``rest``
+    with its ASCII letters in lower case, which the operations are looked for in."""
     for operation in operations:
-        model = rest.removesuffix(operation)
-        if model != rest and model:
-            return model
+        if folded.endswith(operation) and len(rest) > len(operation):
+            return rest[: -len(operation)]
     return ""
 
 
