@@ -8,7 +8,9 @@ limiting run first, in the gateway (:mod:`haechi.proxy.app`); then this handler 
     One JSON-RPC message (a batch is refused). The client's message is decided like on
     stdio (allowlist, ``params`` protected as a request). A refused request is answered
     here with its JSON-RPC error (HTTP 200) and a refused notification with ``202`` — neither
-    reaches the server. Otherwise the protected message is forwarded.
+    reaches the server. Otherwise the protected message is forwarded. A body that cannot
+    be parsed is answered ``400``, unless it reads leniently as an answer of the client: the
+    server then gets the error for that answer's id (see :meth:`McpFilter.refuse_line`).
 ``GET``
     The server-to-client event stream, proxied with every message decided.
 ``DELETE``
@@ -55,6 +57,7 @@ from typing import Any, Final, NoReturn
 from haechi.audit import keyed_path_hash
 from haechi.errors import AuditError, LimitError
 from haechi.mcp.jsonrpc import (
+    ANY_AWAITED,
     STDIO_ERROR,
     McpFilter,
     MessageError,
@@ -166,15 +169,17 @@ class StreamableHttpHandler:
         try:
             message = parse_message(body)
         except MessageError as exc:
+            # The gateway does not see which requests the server waits for: an answer of
+            # the client that cannot be parsed goes to the server as the error for any id
+            # it reads as (one the server is not waiting for, it ignores).
             request.decision = "invalid_request"
-            refused = await self._filter.refused(
-                STDIO_ERROR,
-                {"reason": str(exc)},
-                side="client",
-                reason="mcp_unparseable_message",
-                **self._audit_context(request),
+            refused = await self._filter.refuse_line(
+                body, str(exc), side="client", awaited=ANY_AWAITED, **self._audit_context(request)
             )
             assert refused.message is not None
+            if refused.action == "forward":
+                await self._exchange(request, receive, send, refused.message, fallback_id=None)
+                return
             await send_json(send, 400, refused.message, correlation_id=cid)
             return
         outcome = await self._decide(request, message, side="client")

@@ -33,7 +33,7 @@ written the message is still refused, with ``-32001`` ``protection_failed`` as t
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -45,6 +45,7 @@ from haechi.mcp._oversized import line_ends
 from haechi.models import Direction, Finding, Identity, Mode
 
 __all__ = [
+    "ANY_AWAITED",
     "INVALID_JSONRPC",
     "MCP_METHODS",
     "METHOD_NOT_ALLOWED",
@@ -122,6 +123,20 @@ _PROTECTION_FAILED: Final[Mapping[str, Any]] = {"reason": "protection_failed"}
 #: The limits whose refusals the protect call records itself (a payload refused before it
 #: was inspected, by any other limit, is recorded as an MCP refusal).
 _RECORDED_LIMITS: Final = frozenset({"haechi_too_many_tokens"})
+
+
+class _AnyAwaited:
+    """Every id: see :data:`ANY_AWAITED`."""
+
+    def __contains__(self, message_id: object) -> bool:
+        return True
+
+
+#: The ``awaited`` of :meth:`McpFilter.refuse_line` where the receiver's requests are not
+#: known (the gateway sees a client's answer in a request of its own): an answer that
+#: cannot be parsed is refused to the receiver with any id it reads as, once the detector
+#: finds nothing in it (the receiver ignores an id it is not waiting for).
+ANY_AWAITED: Final = _AnyAwaited()
 
 #: Who sent a message: the MCP client, or the MCP server.
 Side = Literal["client", "server"]
@@ -256,17 +271,31 @@ class McpFilter:
         try:
             message = parse_message(line)
         except MessageError as exc:
-            read = _lenient_read(line)
-            stand_in = None if read is None else self._stand_in(read, read.keys(), side, awaited)
-            return await self.refused(
-                STDIO_ERROR,
-                {"reason": str(exc)},
-                stand_in,
-                side=side,
-                reason="mcp_unparseable_message",
-                call=stand_in is None or "method" in stand_in,
-            )
+            return await self.refuse_line(line, str(exc), side=side, awaited=awaited)
         return await self.decide(message, side=side, allowlist=allowlist, awaited=awaited)
+
+    async def refuse_line(
+        self,
+        line: bytes,
+        reason: str,
+        *,
+        side: Side,
+        awaited: Container[Any] | None = None,
+        **context: Any,
+    ) -> Outcome:
+        """Refuse ``line``, which could not be parsed (``reason`` says why; see
+        :meth:`decide_line`). ``context`` is written to the audit event (gateway)."""
+        read = _lenient_read(line)
+        stand_in = None if read is None else self._stand_in(read, read.keys(), side, awaited)
+        return await self.refused(
+            STDIO_ERROR,
+            {"reason": reason},
+            stand_in,
+            side=side,
+            reason="mcp_unparseable_message",
+            call=stand_in is None or "method" in stand_in,
+            **context,
+        )
 
     async def refuse_oversized(
         self,
@@ -304,14 +333,15 @@ class McpFilter:
         members: Mapping[str, Any],
         names: Collection[str],
         side: Side,
-        awaited: Collection[Any] | None,
+        awaited: Container[Any] | None,
     ) -> dict[str, Any] | None:
         """What a refusal of a message that could not be read answers, from what could be
         read of it (``members``, and the ``names`` of all its members seen): a request
         (``method`` and an id) is answered to its sender with its id when the detector finds
         nothing in the id, and a response (``result`` or ``error``) whose id is exactly one
-        of ``awaited`` is refused to its receiver with that id. ``None`` for anything else
-        (the refusal goes to the sender with ``id: null``)."""
+        of ``awaited`` (with :data:`ANY_AWAITED`, any id the detector finds nothing in) is
+        refused to its receiver with that id. ``None`` for anything else (the refusal goes
+        to the sender with ``id: null``)."""
         message_id = members.get("id")
         if message_id is None or not _valid_id(message_id) or not _text_id(message_id):
             return None
@@ -320,6 +350,8 @@ class McpFilter:
                 return {"id": message_id, "method": members.get("method")}
             return None
         if {"result", "error"} & set(names) and awaited is not None and message_id in awaited:
+            if awaited is ANY_AWAITED and not self._repeatable(message_id, side):
+                return None
             return {"id": message_id}
         return None
 
