@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Final, Self
 import anyio.to_thread
 import orjson
 
+from haechi._filelock import LockTimeout
 from haechi.audit._deferred_sync import DeferredSync
 from haechi.audit._lines import (
     iter_json_lines,
@@ -185,6 +186,9 @@ class FileAuditStore:
         self._writer: ThreadPoolExecutor | None = None
         # The last line this store wrote and the head it carries (see _head).
         self._tail: tuple[bytes, AuditIntegrity] | None = None
+        # An append failed because another writer kept the lock, and none has taken it
+        # since (see _ready).
+        self._lock_stuck = False
         _STORES.add(self)
 
     def _after_fork(self) -> None:
@@ -229,7 +233,11 @@ class FileAuditStore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            outcome = await anyio.to_thread.run_sync(self._persist, [(build, committed)])
+            try:
+                outcome = await anyio.to_thread.run_sync(self._persist, [(build, committed)])
+            except LockTimeout:
+                self._lock_stuck = True
+                raise
             return _unwrap(outcome[0])
         if self._deferred is not None and committed is None and self._write_at_once(loop):
             written = self._append_now(loop, build)
@@ -250,6 +258,7 @@ class FileAuditStore:
             if queued.claimed or queued.future.done():
                 return
             queued.abandoned = True
+        self._lock_stuck = True
         queued.future.set_exception(
             AuditError(
                 f"the audit log stayed locked for {_LOCK_WAIT:g} s; the record was not written"
@@ -467,6 +476,7 @@ class FileAuditStore:
     ) -> list[Outcome]:
         """Under the lock: chain the wanted records of ``group`` onto the log's head and
         append their lines in one write (not yet fsynced); one outcome per record."""
+        self._lock_stuck = False  # the lock is held: whoever kept it let go
         if self._deferred is not None and self._deferred.error is not None:
             raise AuditError(
                 "the audit log could not be made durable "
@@ -554,12 +564,29 @@ class FileAuditStore:
                     with writers_done(fd, _READY_WAIT) as done:
                         if done:
                             state = _tail_state(fd)
+                if state is None and self._lock_stuck:
+                    state = self._lock_state(fd)
                 return state or ReadyState(True)
             except OSError:
                 return ReadyState(False, "audit_file_not_writable")
             finally:
                 os.close(fd)
         return ReadyState(True)
+
+    def _lock_state(self, fd: int) -> ReadyState | None:
+        """After an append failed on a lock another writer kept (a process stopped or hung
+        while writing): ``audit_file_locked`` while the lock is still kept, ``None`` once
+        it can be had.
+
+        Every append fails then, after waiting its 10 s, and a gateway answering every
+        request 500 must not say it is ready. The lock is tried only in that case: taking it
+        as a matter of course would keep writers waiting for readiness probes.
+        """
+        with writers_done(fd, _READY_WAIT) as done:
+            if not done:
+                return ReadyState(False, "audit_file_locked")
+        self._lock_stuck = False
+        return None
 
 
 def _tail_state(fd: int) -> ReadyState | None:
