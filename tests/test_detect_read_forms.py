@@ -172,6 +172,31 @@ def test_html_escaped_address_is_redacted_in_a_request() -> None:
     assert content.endswith(" ok")
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        r"https:\/\/admin:S3cretPassw0rd!@db.example.com\/app",
+        r"https:\\\/\\\/admin:S3cretPassw0rd!@db.example.com",
+        r"https:\/\/hooks.slack.com\/services\/T00000000\/B00000000\/XXXXXXXXXXXXXXXXXXXXXXXX",
+    ],
+)
+def test_a_url_written_with_json_escaped_slashes_is_read_as_its_url(written: str) -> None:
+    # PHP's json_encode, and others, write every slash of a URL as \/ (once per encoding).
+    assert _found(f"dsn {written} end", "secret")
+
+
+def test_a_credential_url_in_tool_arguments_encoded_with_escaped_slashes_blocks() -> None:
+    runtime = haechi.create_runtime(
+        {"mode": "enforce", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}
+    )
+    arguments = r'{"dsn":"postgres:\/\/admin:S3cretPassw0rd!@db.example.com\/app"}'
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    payload = {"messages": [{"role": "assistant", "tool_calls": [call]}]}
+    result = asyncio.run(runtime.protect(payload, direction="request"))
+    assert result.blocked
+    assert result.summary["byType"] == {"secret": 1}
+
+
 _ATS = ["@", "\uff20", "&#64;", "&#x40;", "&commat;", "%40"]
 _DOTS = [".", "\u3002", "\uff0e", "\uff61", "&#46;", "&period;"]
 _SEPARATORS = [" ", "-", ".", "_", "&nbsp;", "&#32;"]
@@ -220,6 +245,7 @@ def test_a_card_grouped_with_any_separator_is_found_where_it_is_written(
 _PIECES = [
     *("&", "#", "x", "X", ";", "0", "4", "6", "9", "a", "f", "amp", "commat", "nbsp", "%40"),
     *("%", "\\", "\\u", "0040", "d83d", "de00", "\u3002", "\uff61", "@", "\uff20", ".", " "),
+    *("/", "\\/", "https:", "admin:pw"),
     *("jane", "example", "com", "1111", "4111", "\u200b", "\u0300", "\U000e0040", "\u8a18"),
 ]
 

@@ -78,6 +78,7 @@ _READ: Final = re.compile(
     "|(\x1b\\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
     "|\x1b\\][^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?)"
     r"|%40"
+    r"|\\+/"
 )
 #: Where an HTML character reference may start (found several times faster than ``_READ``
 #: in code, where ``&&`` and ``;`` abound).
@@ -148,7 +149,10 @@ def _reads_as(match: re.Match[str]) -> str | None:
     if group == 2:
         high, low = int(match[1], 16) - 0xD800, int(match[2], 16) - 0xDC00
         return chr(0x10000 + (high << 10) + low)
-    return "@" if match[0] == "%40" else "."
+    written = match[0]
+    if written == "%40":
+        return "@"
+    return "/" if written[-1] == "/" else "."
 
 
 def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
@@ -159,12 +163,13 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
     ASCII they stand for (a model reads text written in them), every other one is dropped.
     Combining marks on an ASCII character are dropped. JSON ``\\uXXXX`` escapes (surrogate
     pairs joined), which a string holding JSON (tool-call arguments, a tool's result) uses
-    for any character: the escape is read as its character, as the JSON decoder on the other
-    side will. And the forms web text writes characters in: HTML character references
-    (``&#64;``, ``&commat;``, ``&nbsp;``), a percent-encoded at sign (``%40``) and the
-    ideographic full stops IDNA reads as dots, between letters or digits. And a terminal's
-    control sequences (colours, hyperlinks), read as nothing. Each is read once:
-    the engine reads the result again, a few levels deep. A span of the result maps back to
+    for any character, and ``\\/``, which encoders such as PHP's write for every slash of a
+    URL: the escape is read as its character, as the JSON decoder on the other side will.
+    And the forms web text writes characters in: HTML character references (``&#64;``,
+    ``&commat;``, ``&nbsp;``), a percent-encoded at sign (``%40``) and the ideographic full
+    stops IDNA reads as dots, between letters or digits. And a terminal's control sequences
+    (colours, hyperlinks), read as nothing. Each is read once: the engine reads the result
+    again, a few levels deep. A span of the result maps back to
     ``text`` from its first character's start to its last one's end.
     """
     plain = text.isascii()
@@ -173,7 +178,7 @@ def as_read(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
     # reads differently off the text that cannot hold any.
     found = (
         list(_READ.finditer(text))
-        if ("\\" in text and "\\u" in text)
+        if ("\\" in text and ("\\u" in text or "\\/" in text))
         or ("%" in text and "%40" in text)
         or ("&" in text and _REFERENCE.search(text) is not None)
         or "\x1b" in text
