@@ -298,7 +298,8 @@ class ResponseProtectionConfig(_Section):
         False,
         "Pass non-JSON responses through uninspected (audited) instead of failing; a body "
         "that parses as JSON whatever its type, and the body of a successful answer to a "
-        "streaming request, are refused all the same (clients read them as data).",
+        "streaming request or declared as a stream (SSE, NDJSON, JSON Lines), are refused "
+        "all the same (clients read them as data).",
     )
     allow_compressed: StrictBool = _field(
         False, "Accept compressed upstream responses (they are decompressed, then inspected)."

@@ -128,6 +128,37 @@ def test_an_ndjson_stream_labelled_as_text_is_not_relayed(tmp_path: Path) -> Non
         assert decisions(gateway)[-1] == ("response_unprotected_blocked", "non_json_response")
 
 
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        (
+            "/v1/responses/resp_1?stream=true",
+            "text/event-stream",
+            f'event: response.output_text.delta\ndata: {{"delta": "mail {EMAIL}"}}\n\n',
+        ),
+        (
+            "/v1/batches/b_1/results",
+            "application/jsonl",
+            "".join(
+                json.dumps({"custom_id": str(n), "result": {"text": f"mail {EMAIL}"}}) + "\n"
+                for n in range(2)
+            ),
+        ),
+    ],
+)
+def test_a_success_declared_as_a_stream_is_not_relayed_whatever_the_request(
+    gateway: Gateway, path: str, content_type: str, body: str
+) -> None:
+    # The request is no streaming request the gateway knows (the stream is asked for in the
+    # query, or the API answers with lines): the client reads the body as data all the same.
+    gateway.upstream.queue(Reply(body=body.encode(), headers={"content-type": content_type}))
+    answer = httpx.get(gateway.url + path, timeout=30)
+    assert answer.status_code == 502, answer.text
+    assert EMAIL not in answer.text
+    assert answer.json()["reason"] == "non_json_response"
+    assert decisions(gateway)[-1] == ("response_unprotected_blocked", "non_json_response")
+
+
 def test_a_body_no_client_reads_as_data_is_still_relayed(gateway: Gateway) -> None:
     page = f"<html><body>upstream down, write to {EMAIL}</body></html>".encode()
     gateway.upstream.queue(

@@ -81,6 +81,17 @@ def is_json_media_type(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+#: Media types (or their endings) of answers read as a stream of JSON messages: SSE,
+#: NDJSON, JSON Lines, JSON text sequences, AWS event streams.
+_STREAM_MEDIA: Final = ("text/event-stream", "ndjson", "jsonl", "json-seq", "eventstream")
+
+
+def _declares_stream(content_type: str) -> bool:
+    """Whether ``content_type`` is a streaming format, whose client reads it as data."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media.endswith(_STREAM_MEDIA)
+
+
 def _reads_as_json(body: bytes) -> bool:
     """Whether a client reads ``body`` as JSON whatever media type it is declared with.
 
@@ -233,8 +244,12 @@ class ResponseHandler:
         content_type = response.headers.get("content-type", "")
         if not is_json_media_type(content_type):
             # allowNonJson is for bodies no client reads as data: the client of a streaming
-            # request reads a success's body as its stream (SSE, NDJSON) whatever its type.
-            streamed = instead_of_stream and 200 <= response.status_code < 300
+            # request reads a success's body as its stream (SSE, NDJSON) whatever its type,
+            # and a success declared as a stream is one, whatever the request looked like
+            # (a stream asked for in the query: GET /v1/responses/{id}?stream=true).
+            streamed = 200 <= response.status_code < 300 and (
+                instead_of_stream or _declares_stream(content_type)
+            )
             allow = self._allow_non_json and not streamed and not _reads_as_json(body)
             await self._uninspectable(request, response, raw, send, "non_json_response", allow)
             return
