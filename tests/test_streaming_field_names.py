@@ -101,3 +101,35 @@ def test_a_frame_of_undefined_fields_alone_sends_nothing(tmp_path: Path) -> None
     assert b"x-note" not in body
     assert b"\n\n\n" not in body
     assert _lenient_reader(body) == "hello"
+
+
+def _colon_reader(body: bytes) -> str:
+    """The answer as a reader adds it up that takes every line past its first colon for
+    data (``line.slice(line.indexOf(':') + 1)``) and skips what does not parse."""
+    text = ""
+    for line in body.decode().split("\n"):
+        value = line.partition(":")[2].strip()
+        if not value or value == "[DONE]":
+            continue
+        try:
+            chunk = json.loads(value)
+        except ValueError:
+            continue
+        text += chunk["choices"][0]["delta"].get("content") or ""
+    return text
+
+
+@pytest.mark.parametrize("field", [":", "event:", "id:", "retry:"])
+def test_a_field_line_holding_a_chunk_stops_the_stream(tmp_path: Path, field: str) -> None:
+    odd = json.dumps(openai_chunk(f"@{DOMAIN}"))
+    wire = (
+        sse(openai_chunk(f"mail {LOCAL} thanks!"))
+        + f"{field} {odd}\n\n"
+        + sse(openai_chunk(" bye"))
+        + "data: [DONE]\n\n"
+    )
+    body, event = _through(tmp_path, wire)
+    assert EMAIL not in _colon_reader(body)
+    assert DOMAIN.encode() not in body
+    assert b"[DONE]" not in body
+    assert event["reason"] == "stream_inspection_error"

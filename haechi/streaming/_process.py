@@ -1044,7 +1044,9 @@ class FrameProcessor:
         trimmed or in any case: to them ``data : {...}`` or ``Data: {...}`` is data, a chunk
         whose text no window read, joined with the answer's. Such lines are dropped; one
         that is a JSON object or array on its own (``{"choices": ...}``, which the parser
-        reads as a field named ``{"choices"``) stops the stream, as no server sends it."""
+        reads as a field named ``{"choices"``) stops the stream, as no server sends it, and
+        so does a line sent on whose value is one (``: {"choices": ...}``, a comment), which
+        readers that take every line past its first colon for data read as a chunk."""
         meta = tuple(line for line in meta if _defined_field(line))
         if not meta:
             return meta
@@ -1061,10 +1063,10 @@ class FrameProcessor:
                 protected = await protector.protect_text(line)
                 if protected is None:
                     raise Blocked
-                if _json_container(protected):
-                    # Readers that parse every line but its "data: " (the widely copied
-                    # ``JSON.parse(line.replace(/^data: /, ""))``) read it as a chunk.
-                    raise RuntimeError("a field line is a JSON chunk to readers of every line")
+                if _json_container(protected.partition(":")[2]):
+                    # Readers that parse every line past its first colon (``line.slice(
+                    # line.indexOf(':') + 1)``, meant for ``data:`` lines) read it as a chunk.
+                    raise RuntimeError("a field line holds a JSON chunk to readers of every line")
                 if (
                     len(known) < _FIELD_CACHE_ENTRIES
                     and len(line) <= _FIELD_CACHE_LINE
