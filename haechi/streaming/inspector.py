@@ -104,10 +104,13 @@ class StreamInspector:
             raise RuntimeError("a StreamInspector inspects one stream")
         self._started = True
         processor: FrameProcessor | None = None
-        reason = "stream_closed_early"
+        # A stream whose inspection cannot even be set up (an unknown profile) was not
+        # inspected: it is recorded as failed, not as one the client left.
+        reason = "stream_inspection_error"
         closed = False
         try:
             processor = self._processor()
+            reason = "stream_closed_early"
             while True:
                 try:
                     chunk = await anext(source)
