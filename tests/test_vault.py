@@ -125,14 +125,14 @@ async def test_non_json_context_or_metadata_is_refused(crypto: LocalCryptoProvid
 
 
 def test_token_pattern() -> None:
-    assert TOKEN_PATTERN.fullmatch("tok_email_a6d376389bb21964")
+    assert TOKEN_PATTERN.fullmatch("tok_email_a6d37638b9b21964")
     assert TOKEN_PATTERN.fullmatch("tok_kr_rrn_" + "ab" * 16)
     assert not TOKEN_PATTERN.fullmatch("tok_email_a6d37638")
     assert not TOKEN_PATTERN.fullmatch("tok_Email_a6d376389bb21964")
     assert not TOKEN_PATTERN.fullmatch("card:0123456789ab")
-    found = TOKEN_PATTERN.search("[TOKEN:tok_email_a6d376389bb21964]")
+    found = TOKEN_PATTERN.search("[TOKEN:tok_email_a6d37638b9b21964]")
     assert found is not None
-    assert found.group() == "tok_email_a6d376389bb21964"
+    assert found.group() == "tok_email_a6d37638b9b21964"
 
 
 # --- deterministic -----------------------------------------------------------------------
@@ -267,7 +267,7 @@ async def test_reveal_is_disabled_by_default_and_denied_before_any_read(
     vault = TokenVault(FileTokenStore(broken), crypto, audit=audit)
     assert vault.reveal_policy == "disabled"
     with pytest.raises(VaultError) as caught:
-        await vault.reveal("tok_email_a6d376389bb21964")
+        await vault.reveal("tok_email_a6d37638b9b21964")
     assert str(caught.value) == "Token reveal is disabled by tokenVault.revealPolicy"
     assert caught.value.reason == "reveal_policy_disabled"
     (event,) = await _events(audit)
@@ -275,12 +275,12 @@ async def test_reveal_is_disabled_by_default_and_denied_before_any_read(
     assert event["decision"] == "reveal_denied"
     assert event["reason"] == "reveal_policy_disabled"
     assert event["blocked"] is True
-    assert event["token"] == "tok_email_a6d376389bb21964"
+    assert event["token"] == "tok_email_a6d37638b9b21964"
     assert event["revealPolicy"] == "disabled"
     assert event["summary"] == {"detectionCount": 0, "byType": {}, "byAction": {"reveal_denied": 1}}
     # The same store does fail a read (so the denial above really came first).
     with pytest.raises(VaultError) as failed:
-        await vault.detokenize(["tok_email_a6d376389bb21964"])
+        await vault.detokenize(["tok_email_a6d37638b9b21964"])
     assert failed.value.reason == "store_error"
     assert "not a valid vault" in str(failed.value.__cause__)
 
@@ -329,9 +329,31 @@ async def test_reveal_denied_hashes_a_raw_secret_too(
 async def test_reveal_unknown_token(crypto: LocalCryptoProvider, audit: AuditSink) -> None:
     vault = _vault(crypto, audit, reveal_policy="local-dev")
     with pytest.raises(VaultError, match=r"^Unknown token$"):
-        await vault.reveal("tok_email_0000000000000000")
+        await vault.reveal("tok_email_0a1b2c3d4e5f6a7b")
     (event,) = await _events(audit)
-    assert (event["reason"], event["token"]) == ("unknown_token", "tok_email_0000000000000000")
+    assert (event["reason"], event["token"]) == ("unknown_token", "tok_email_0a1b2c3d4e5f6a7b")
+
+
+@pytest.mark.parametrize(
+    "shaped",
+    [
+        "tok_4111111111111111_0a1b2c3d4e5f6a7b",
+        "tok_email_4111111111111111",
+        "tok_ssn_078051120_0a1b2c3d4e5f6a7b",
+    ],
+)
+async def test_a_token_shaped_argument_carrying_a_number_is_hashed_in_the_audit(
+    crypto: LocalCryptoProvider, audit: AuditSink, shaped: str
+) -> None:
+    # No minted id has a run of more than five digits: such an argument is a value.
+    vault = _vault(crypto, audit, reveal_policy="local-dev")
+    with pytest.raises(VaultError, match=r"^Unknown token$"):
+        await vault.reveal(shaped)
+    await vault.purge(shaped)
+    events = await _events(audit)
+    assert [event["token"][:9] for event in events] == ["nontoken_", "nontoken_"]
+    assert "4111111111111111" not in json.dumps(events)
+    assert "078051120" not in json.dumps(events)
 
 
 async def test_reveal_expired_token(crypto: LocalCryptoProvider, audit: AuditSink) -> None:

@@ -93,9 +93,11 @@ def audit_token_field(crypto: CryptoProvider, argument: str) -> str:
 
     A token id is recorded as is. Anything else may be a secret pasted by mistake, so it is
     recorded as ``nontoken_<32 hex>`` of a keyed HMAC (correlatable, not reversible), or as
-    ``[REDACTED:non-token]`` when the provider cannot compute one.
+    ``[REDACTED:non-token]`` when the provider cannot compute one. So is a token-shaped
+    argument with a run of more than :data:`MAX_DIGIT_RUN` digits, which no minted id has:
+    ``tok_4111111111111111_0123456789abcdef`` carries a card number.
     """
-    if is_token(argument):
+    if is_token(argument) and _LONG_DIGIT_RUN.search(argument) is None:
         return argument
     try:
         return f"nontoken_{crypto.hmac(argument, AUDIT_ID_DOMAIN)[:32]}"
