@@ -14,7 +14,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 # One encoder for every rewritten body: ``json.dumps`` with non-default options builds a
 # new encoder (and its C scanner) on each call, which a gateway does twice per request.
-_COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 #: Statuses whose answers carry no body and no ``content-length``.
@@ -22,7 +22,11 @@ _NO_LENGTH: Final = frozenset({204, 304})
 
 
 def compact_json(document: Any) -> bytes:
-    """``document`` as compact UTF-8 JSON (non-ASCII text kept as is), as a rewritten body."""
+    """``document`` as compact UTF-8 JSON (non-ASCII text kept as is), as a rewritten body.
+
+    Raises ``ValueError`` for a NaN or an infinity (an answer's ``1e400`` reads as one):
+    ``NaN`` and ``Infinity`` are no JSON to JavaScript's and Go's parsers.
+    """
     return _COMPACT.encode(document).encode()
 
 

@@ -276,7 +276,11 @@ class ResponseHandler:
         if instead_of_stream and route is not None and isinstance(document, list):
             chunks = await self._chunks(request, route, document, tokens, text)
             changed = not verbatim or chunks is not None
-            out = compact_json(document if chunks is None else chunks) + b"\n" if changed else body
+            out = (
+                await self._written(request, document if chunks is None else chunks)
+                if changed
+                else body
+            )
             headers = response_headers(
                 response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
             )
@@ -317,7 +321,7 @@ class ResponseHandler:
                 await self._refuse(request, "response_restored_too_large")
             if restored != payload:
                 payload, changed = restored, True
-        out = compact_json(payload) + b"\n" if changed else body
+        out = await self._written(request, payload) if changed else body
         headers = response_headers(
             response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
         )
@@ -418,6 +422,15 @@ class ResponseHandler:
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         await send({"type": "http.response.body", "body": b""})
+
+    async def _written(self, request: GatewayRequest, document: Any) -> bytes:
+        """``document`` as the body that replaces the answer; refused (raises) when it holds
+        a number JSON cannot write, whatever failureMode says: the answer was changed, and
+        what came cannot go on instead."""
+        try:
+            return compact_json(document) + b"\n"
+        except ValueError:
+            await self._refuse(request, "invalid_json_response")
 
     async def _refuse(self, request: GatewayRequest, reason: str) -> NoReturn:
         gateway = self._gateway
