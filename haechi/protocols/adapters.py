@@ -623,8 +623,8 @@ def _moved_delta(
     of ``holder``, which is emptied in place; ``None`` when it holds no text. The delta
     repeats the opening event's ``sequence_number`` and has the fields the SDK reads."""
     name, delta_type = known
-    text = holder.get(name)
-    if not isinstance(text, str) or not text:
+    text = _opening_text(holder, name)
+    if text is None:
         return None
     holder[name] = ""
     continuation: dict[str, Any] = {"type": delta_type, **place, "delta": text}
@@ -633,6 +633,17 @@ def _moved_delta(
     if "sequence_number" in opening:
         continuation["sequence_number"] = opening["sequence_number"]
     return continuation
+
+
+def _opening_text(holder: Mapping[str, Any], name: str) -> str | None:
+    """The text an opening event (a part or a content block as it starts) holds under
+    ``name``; ``None`` when it holds none. A number, a boolean or a list there stops the
+    stream: a JavaScript client adds the deltas that follow to it as what it spells
+    (``41111111`` then ``"11111111"`` reads as a card number), which no window saw joined."""
+    text = holder.get(name)
+    if isinstance(text, int | float | list):  # bool is an int
+        raise ValueError("an opening event's text is not a string")
+    return text if isinstance(text, str) and text else None
 
 
 def _part_list(parts: Any) -> list[Any]:
@@ -878,8 +889,8 @@ def _moved_text(block: Any, index: Any, indexed: bool) -> dict[str, Any] | None:
     if known is None:
         return None
     name, delta_type = known
-    text = block.get(name)
-    if not isinstance(text, str) or not text:
+    text = _opening_text(block, name)
+    if text is None:
         return None
     block[name] = ""
     continuation: dict[str, Any] = {"type": "content_block_delta"}
