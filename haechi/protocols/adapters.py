@@ -686,6 +686,16 @@ _RESPONSES = RouteSpec(
             FragmentSpec(
                 None, ("output_index", "type"), ("delta",), positions=frozenset({"output_index"})
             ),
+            # A shell call's output streams as an object of two texts, added up per command.
+            *(
+                FragmentSpec(
+                    None,
+                    ("output_index", "command_index", "type"),
+                    ("delta", channel),
+                    positions=frozenset({"output_index", "command_index"}),
+                )
+                for channel in ("stdout", "stderr")
+            ),
         ),
         # Text in the event that opens a part (or an item, or the response) goes out in a
         # delta of that part right after it, through the part's window.
