@@ -59,14 +59,16 @@ def _open_lock(path: str | os.PathLike[str]) -> tuple[str, int]:
         return lock_path, os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
 
 
-def poll_lock(fd: int, lock_path: str, timeout: float) -> None:
-    """Take an exclusive ``flock`` on ``fd`` (the file at ``lock_path``) within ``timeout``
-    seconds, trying again after pauses that double, or raise :class:`LockTimeout`."""
+def poll_lock(fd: int, lock_path: str, timeout: float, *, shared: bool = False) -> None:
+    """Take an exclusive (or ``shared``) ``flock`` on ``fd`` (the file at ``lock_path``)
+    within ``timeout`` seconds, trying again after pauses that double, or raise
+    :class:`LockTimeout`."""
+    operation = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
     deadline = time.monotonic() + timeout
     pause = _FIRST_PAUSE
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, operation)
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:

@@ -15,20 +15,17 @@ import fcntl
 import json
 import os
 import stat
-import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from haechi._canonical import compact_json_encoder
+from haechi._filelock import LockTimeout, poll_lock
 from haechi.errors import AuditError
 
 _FILE_MODE = 0o600
 #: Seconds a reader of the log waits for a store to finish the line it met unfinished.
 _READ_WAIT: Final = 10.0
-#: First and longest pause between two tries of a lock a store holds.
-_FIRST_PAUSE: Final = 0.0001
-_LAST_PAUSE: Final = 0.005
 
 
 def _refuse_constant(name: str) -> Any:
@@ -124,21 +121,11 @@ def writers_done(fd: int, timeout: float) -> Iterator[bool]:
     anchors, the fsync and the anchors): a reader waits for it only when what it read looks
     unfinished, never as a matter of course.
     """
-    deadline = time.monotonic() + timeout
-    pause = _FIRST_PAUSE
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                yield False
-                return
-            time.sleep(pause)
-            pause = min(pause * 2, _LAST_PAUSE)
-        except OSError:
-            yield False
-            return
+    try:
+        poll_lock(fd, "audit log", timeout, shared=True)
+    except (LockTimeout, OSError):
+        yield False
+        return
     try:
         yield True
     finally:
