@@ -20,6 +20,21 @@ from tests.mcp_servers.harness import TIMEOUT_S, haechi_argv, write_config
 REQUEST = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"a": "hello"}}
 
 
+def _run_into(output: Path, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` in ``output``'s directory with one request in and its standard output
+    written to ``output``."""
+    with output.open("wb") as stdout:
+        return subprocess.run(
+            argv,
+            input=json.dumps(REQUEST).encode() + b"\n",
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            cwd=output.parent,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+
+
 @pytest.mark.parametrize("path", ["/dev/stdout", "out.jsonl"])
 @pytest.mark.parametrize("command", ["mcp-stdio", "mcp-wrap"])
 def test_an_audit_log_on_standard_output_is_refused(
@@ -30,16 +45,7 @@ def test_an_audit_log_on_standard_output_is_refused(
     child = ["--", sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
     argv = haechi_argv(command, "--config", config, *(child if command == "mcp-wrap" else ()))
     output = tmp_path / "out.jsonl"
-    with output.open("wb") as stdout:
-        done = subprocess.run(
-            argv,
-            input=json.dumps(REQUEST).encode() + b"\n",
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
+    done = _run_into(output, argv)
     assert done.returncode == 1
     assert b"audit.path" in done.stderr
     assert output.read_bytes() == b""
@@ -49,15 +55,6 @@ def test_an_audit_log_on_standard_output_is_refused(
 def test_an_audit_log_elsewhere_is_used(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     output = tmp_path / "out.jsonl"
-    with output.open("wb") as stdout:
-        done = subprocess.run(
-            haechi_argv("mcp-stdio", "--config", config),
-            input=json.dumps(REQUEST).encode() + b"\n",
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
+    done = _run_into(output, haechi_argv("mcp-stdio", "--config", config))
     assert done.returncode == 0, done.stderr
     assert json.loads(output.read_bytes()) == REQUEST

@@ -44,15 +44,9 @@ def test_the_wrapper_ends_when_the_client_went_away_while_the_server_writes(
     arguments: dict[str, Any] = {"raw": raw, "pad": LARGE_LINE_BYTES}
     params = {"name": "echo", "arguments": arguments}
     request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    try:
-        wrapper.stdout.close()
-        wrapper.stdin.write(json.dumps(request).encode() + b"\n")
-        wrapper.stdin.close()
-        assert wrapper.wait(timeout=TIMEOUT_S) == 0
-    finally:
-        if wrapper.poll() is None:
-            wrapper.kill()
-            wrapper.wait()
+    wrapper.stdout.close()
+    wrapper.stdin.write(json.dumps(request).encode() + b"\n")
+    assert _exit_code(wrapper) == 0
 
 
 #: A child writing a lot to its standard error, then serving until its input ends.
@@ -75,10 +69,16 @@ def test_the_wrapper_ends_when_its_standard_error_went_away(tmp_path: Path) -> N
     )
     assert wrapper.stdin is not None
     assert wrapper.stderr is not None
+    wrapper.stderr.close()
+    assert _exit_code(wrapper) == 0
+
+
+def _exit_code(wrapper: subprocess.Popen[bytes]) -> int:
+    """Close the wrapper's input and wait for it to end (killed if it does not)."""
+    assert wrapper.stdin is not None
     try:
-        wrapper.stderr.close()
         wrapper.stdin.close()
-        assert wrapper.wait(timeout=TIMEOUT_S) == 0
+        return wrapper.wait(timeout=TIMEOUT_S)
     finally:
         if wrapper.poll() is None:
             wrapper.kill()

@@ -53,18 +53,23 @@ def _through(tmp_path: Path, wire: str) -> tuple[bytes, dict[str, Any]]:
     return response.content, event
 
 
+def _around(field: str) -> str:
+    """A stream whose second line is ``field`` followed by a chunk holding the domain of
+    the address the first chunk starts."""
+    odd = json.dumps(openai_chunk(f"@{DOMAIN}"))
+    return (
+        sse(openai_chunk(f"mail {LOCAL} thanks!"))
+        + f"{field} {odd}\n\n"
+        + sse(openai_chunk(" bye"))
+        + "data: [DONE]\n\n"
+    )
+
+
 @pytest.mark.parametrize("name", ["data ", "Data", "DATA", "data\t"])
 def test_a_field_named_like_data_is_not_sent(tmp_path: Path, name: str) -> None:
     # "mail jane.doe" leaves in the first frame, the window keeping " thanks!"; the field
     # line comes next, so a reader of it would join the domain to the name.
-    odd = json.dumps(openai_chunk(f"@{DOMAIN}"))
-    wire = (
-        sse(openai_chunk(f"mail {LOCAL} thanks!"))
-        + f"{name}: {odd}\n\n"
-        + sse(openai_chunk(" bye"))
-        + "data: [DONE]\n\n"
-    )
-    body, event = _through(tmp_path, wire)
+    body, event = _through(tmp_path, _around(f"{name}:"))
     assert EMAIL not in _lenient_reader(body)
     assert DOMAIN.encode() not in body
     assert _lenient_reader(body) == f"mail {LOCAL} thanks! bye"
@@ -121,14 +126,7 @@ def _colon_reader(body: bytes) -> str:
 
 @pytest.mark.parametrize("field", [":", "event:", "id:", "retry:"])
 def test_a_field_line_holding_a_chunk_stops_the_stream(tmp_path: Path, field: str) -> None:
-    odd = json.dumps(openai_chunk(f"@{DOMAIN}"))
-    wire = (
-        sse(openai_chunk(f"mail {LOCAL} thanks!"))
-        + f"{field} {odd}\n\n"
-        + sse(openai_chunk(" bye"))
-        + "data: [DONE]\n\n"
-    )
-    body, event = _through(tmp_path, wire)
+    body, event = _through(tmp_path, _around(field))
     assert EMAIL not in _colon_reader(body)
     assert DOMAIN.encode() not in body
     assert b"[DONE]" not in body
