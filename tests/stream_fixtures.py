@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from haechi.protocols import Route, adapter_for
 from haechi.streaming import Frame, NdjsonParser, SseParser
+from tests.upstream_server import Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 REDACTED = "[REDACTED:email]"
@@ -253,3 +257,18 @@ def responses_sse(*events: ResponsesEvent, created: list[Any] | None = None) -> 
         sse({"type": f"response.{kind}", "sequence_number": number, **data}, event=kind)
         for number, (kind, data) in enumerate(frames)
     )
+
+
+def streamed_through(
+    workdir: Path, config: Mapping[str, Any], path: str, request: Any, wire: str
+) -> tuple[bytes, dict[str, Any]]:
+    """What a client posting ``request`` to ``path`` gets through a gateway (``config``)
+    whose upstream streams ``wire`` as SSE, and the stream's one audit event."""
+    with gateway_in_front(workdir, config) as gw:
+        gw.upstream.queue(
+            Reply(wire=[wire.encode()], headers={"content-type": "text/event-stream"})
+        )
+        response = httpx.post(f"{gw.url}{path}", json=request, timeout=30)
+        (event,) = [e for e in gw.audit() if e["operation"].startswith("response-stream:")]
+    assert response.status_code == 200
+    return response.content, event

@@ -15,11 +15,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.stream_fixtures import EMAIL, INSPECT_REDACTING, openai_chunk, read_sse, sse
-from tests.upstream_server import Reply, gateway_in_front
+from tests.stream_fixtures import (
+    EMAIL,
+    INSPECT_REDACTING,
+    openai_chunk,
+    read_sse,
+    sse,
+    streamed_through,
+)
 
 #: A window of 8 characters: the first frame releases all but its last 8.
 CONFIG: dict[str, Any] = {
@@ -43,14 +48,7 @@ def _lenient_reader(body: bytes) -> str:
 
 
 def _through(tmp_path: Path, wire: str) -> tuple[bytes, dict[str, Any]]:
-    with gateway_in_front(tmp_path, CONFIG) as gw:
-        gw.upstream.queue(
-            Reply(wire=[wire.encode()], headers={"content-type": "text/event-stream"})
-        )
-        response = httpx.post(f"{gw.url}/v1/chat/completions", json=REQUEST, timeout=30)
-        (event,) = [e for e in gw.audit() if e["operation"].startswith("response-stream:")]
-    assert response.status_code == 200
-    return response.content, event
+    return streamed_through(tmp_path, CONFIG, "/v1/chat/completions", REQUEST, wire)
 
 
 def _around(field: str) -> str:

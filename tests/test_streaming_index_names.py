@@ -138,7 +138,7 @@ def test_the_adapters_declare_how_their_names_are_read() -> None:
     messages = route("anthropic", "/v1/messages").streaming
     assert responses is not None
     assert messages is not None
-    deltas, documents = responses.fragments
+    deltas, documents, stdout, stderr = responses.fragments
     assert deltas.positions == {"output_index", "content_index", "summary_index"}
     # Output text and reasoning are read across parts too; a tool call's input is not, and
     # is added up by output alone.
@@ -147,6 +147,9 @@ def test_the_adapters_declare_how_their_names_are_read() -> None:
     assert documents.keys == ("output_index", "type")
     assert documents.positions == {"output_index"}
     assert not documents.joined
+    # A shell call's output is two texts, added up per output and command.
+    assert [stdout.text, stderr.text] == [("delta", "stdout"), ("delta", "stderr")]
+    assert stdout.positions == stderr.positions == {"output_index", "command_index"}
     tool_input, thinking = messages.fragments
     assert tool_input.positions == tool_input.required == {"index"}
     # Thinking is read across blocks like the answer text; the blocks must come in order.

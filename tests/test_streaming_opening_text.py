@@ -12,14 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.stream_fixtures import sse
-from tests.upstream_server import Reply, gateway_in_front
+from tests.stream_fixtures import sse, streamed_through
 
 CARD = "4111111111111111"
 FIRST, REST = int(CARD[:8]), CARD[8:]
+#: One request for both APIs: Anthropic reads ``messages``, the Responses API ``input``.
+REQUEST = {
+    "model": "m",
+    "max_tokens": 9,
+    "input": "hi",
+    "messages": [{"role": "user", "content": "hi"}],
+    "stream": True,
+}
 INSPECT: dict[str, Any] = {
     "streaming": {"requestMode": "inspect"},
     "responseProtection": {"enabled": True},
@@ -63,15 +69,9 @@ CASES = [
 def test_an_opening_text_that_is_no_string_stops_the_stream(
     tmp_path: Path, target: str, path: str, stream: Any, opening: Any
 ) -> None:
-    body = {"model": "m", "max_tokens": 9, "input": "hi", "stream": True}
-    body["messages"] = [{"role": "user", "content": "hi"}]
-    with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": target}}) as gw:
-        gw.upstream.queue(
-            Reply(wire=[stream(opening).encode()], headers={"content-type": "text/event-stream"})
-        )
-        response = httpx.post(f"{gw.url}{path}", json=body, timeout=30)
-        (event,) = [e for e in gw.audit() if e["operation"].startswith("response-stream:")]
-    assert REST not in response.text
+    config = {**INSPECT, "target": {"type": target}}
+    body, event = streamed_through(tmp_path, config, path, REQUEST, stream(opening))
+    assert REST.encode() not in body
     assert event["decision"] == "stream_blocked"
     assert event["reason"] == "stream_inspection_error"
 
@@ -80,15 +80,9 @@ def test_an_opening_text_that_is_no_string_stops_the_stream(
 def test_an_opening_text_that_is_a_string_is_joined_with_its_deltas(
     tmp_path: Path, target: str, path: str, stream: Any
 ) -> None:
-    body = {"model": "m", "max_tokens": 9, "input": "hi", "stream": True}
-    body["messages"] = [{"role": "user", "content": "hi"}]
-    with gateway_in_front(tmp_path, {**INSPECT, "target": {"type": target}}) as gw:
-        gw.upstream.queue(
-            Reply(wire=[stream(CARD[:8]).encode()], headers={"content-type": "text/event-stream"})
-        )
-        response = httpx.post(f"{gw.url}{path}", json=body, timeout=30)
-        (event,) = [e for e in gw.audit() if e["operation"].startswith("response-stream:")]
-    assert CARD[:8] not in response.text
-    assert REST not in response.text
+    config = {**INSPECT, "target": {"type": target}}
+    body, event = streamed_through(tmp_path, config, path, REQUEST, stream(CARD[:8]))
+    assert CARD[:8].encode() not in body
+    assert REST.encode() not in body
     assert event["decision"] == "stream_blocked"
     assert event["summary"]["byType"] == {"card": 1}

@@ -13,24 +13,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import httpx
-
-from tests.stream_fixtures import EMAIL, INSPECT_REDACTING, REDACTED, read_sse, sse
-from tests.upstream_server import Reply, gateway_in_front
+from tests.stream_fixtures import (
+    EMAIL,
+    INSPECT_REDACTING,
+    REDACTED,
+    read_sse,
+    sse,
+    streamed_through,
+)
 
 REQUEST = {"model": "m", "input": "hi", "stream": True}
 
 
-def _through(tmp_path: Path, wire: str) -> tuple[bytes, dict[str, object]]:
-    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
-        gw.upstream.queue(
-            Reply(wire=[wire.encode()], headers={"content-type": "text/event-stream"})
-        )
-        response = httpx.post(f"{gw.url}/v1/responses", json=REQUEST, timeout=30)
-        (event,) = [e for e in gw.audit() if e["operation"].startswith("response-stream:")]
-    assert response.status_code == 200
-    return response.content, event
+def _through(tmp_path: Path, wire: str) -> tuple[bytes, dict[str, Any]]:
+    return streamed_through(tmp_path, INSPECT_REDACTING, "/v1/responses", REQUEST, wire)
 
 
 def _buffering_reader(body: bytes) -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.test_streaming_opening_text import INSPECT, _event
-from tests.upstream_server import Reply, gateway_in_front
+from tests.stream_fixtures import streamed_through
+from tests.test_streaming_opening_text import INSPECT, REQUEST, _event
 
 
 @pytest.mark.parametrize("channel", ["stdout", "stderr"])
@@ -21,13 +20,7 @@ def test_a_shell_call_s_output_is_windowed_across_its_deltas(tmp_path: Path, cha
         _event(kind, sequence_number=n, delta={channel: piece}, **place)
         for n, piece in enumerate(["EMAIL=jane.doe@", "example.com\n"])
     ) + _event("response.completed", sequence_number=9, response={"id": "r", "output": []})
-    body = {"model": "m", "input": "hi", "stream": True}
-    with gateway_in_front(tmp_path, INSPECT) as gw:
-        gw.upstream.queue(
-            Reply(wire=[wire.encode()], headers={"content-type": "text/event-stream"})
-        )
-        response = httpx.post(f"{gw.url}/v1/responses", json=body, timeout=30)
-        (event,) = [e for e in gw.audit() if e["operation"].startswith("response-stream:")]
-    assert "jane.doe" not in response.text
-    assert "EMAIL=" in response.text
+    body, event = streamed_through(tmp_path, INSPECT, "/v1/responses", REQUEST, wire)
+    assert b"jane.doe" not in body
+    assert b"EMAIL=" in body
     assert event["summary"]["byType"] == {"email": 1}
