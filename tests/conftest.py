@@ -77,3 +77,16 @@ async def redacting_runtime(
     )
     yield built
     await built.aclose()
+
+
+@pytest.fixture
+async def enforcing_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Runtime]:
+    """An enforce-mode runtime with the default actions (file audit under ``tmp_path``, the
+    working directory, and a development key)."""
+    monkeypatch.chdir(tmp_path)
+    haechi.crypto.init_key_file(".haechi/dev.keys.json")
+    built = haechi.create_runtime({"mode": "enforce", "policy": {"mode": "enforce"}})
+    yield built
+    await built.aclose()

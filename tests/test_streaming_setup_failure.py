@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from haechi.crypto import init_key_file
 from haechi.errors import ConfigError
-from haechi.runtime import Runtime, create_runtime
+from haechi.runtime import Runtime
 from haechi.streaming import StreamInspector
 from tests.stream_fixtures import chunked, collect, openai_sse, route
 
@@ -26,12 +25,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.chdir(tmp_path)
-    init_key_file(".haechi/dev.keys.json")
-    runtime = create_runtime({"mode": "enforce", "policy": {"mode": "enforce"}})
-    yield runtime
-    await runtime.aclose()
+def runtime(enforcing_runtime: Runtime) -> Runtime:
+    return enforcing_runtime
 
 
 def _stream_events() -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ the client's SDK puts back together must be the protected text, with nothing dou
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,7 @@ import anthropic
 import openai
 import pytest
 
-from haechi.crypto import init_key_file
-from haechi.runtime import Runtime, create_runtime
+from haechi.runtime import Runtime
 from haechi.streaming import StreamInspector
 from tests.stream_fixtures import (
     anthropic_message,
@@ -76,12 +75,8 @@ def anthropic_tool_stream(arguments: str) -> bytes:
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.chdir(tmp_path)
-    init_key_file(".haechi/dev.keys.json")
-    built = create_runtime({"mode": "enforce", "policy": {"mode": "enforce"}})
-    yield built
-    await built.aclose()
+def runtime(enforcing_runtime: Runtime) -> Runtime:
+    return enforcing_runtime
 
 
 async def _inspect(runtime: Runtime, target: Any, wire: bytes) -> tuple[bytes, StreamInspector]:
