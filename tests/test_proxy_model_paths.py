@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from haechi.protocols import adapter_for, request_models
+from haechi.proxy.background import serve_in_thread
 from haechi.proxy.pipeline import model_allowed
-from tests.upstream_server import gateway_in_front
+from tests.upstream_server import UpstreamServer, gateway_in_front
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 OPENAI = {"target": {"type": "openai-compatible"}, "policy": {"modelAllowlist": ["gpt-4o"]}}
@@ -193,3 +194,34 @@ def test_a_tuned_model_named_like_an_allowed_model_is_refused(tmp_path: Path) ->
     with gateway_in_front(tmp_path / "tuned", allowed) as gateway:
         assert httpx.post(f"{gateway.url}{tuned}", json=body).status_code != 403
         assert gateway.upstream.last.path == tuned
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "allowed"),
+    [
+        ("/openai/deployments", "/gpt-4-forbidden/chat/completions", False),
+        ("/openai/deployments", "/gpt-4o/chat/completions", True),
+        ("/openai/deployments/gpt-4-forbidden", "/chat/completions", False),
+        ("/openai/deployments/gpt-4o", "/chat/completions", True),
+        ("/openai", "/deployments/gpt-4-forbidden/embeddings", False),
+        ("/api", "/v1/chat/completions", True),
+    ],
+)
+def test_an_upstream_path_prefix_counts_in_the_path_model(
+    tmp_path: Path, prefix: str, path: str, allowed: bool
+) -> None:
+    """The upstream serves its URL's path followed by the client's: when the two together
+    name a deployment, that deployment is the model checked, whatever the body says."""
+    upstream = UpstreamServer()
+    with (
+        serve_in_thread(upstream) as served,
+        gateway_in_front(tmp_path, OPENAI, upstream_url=served.url + prefix) as gateway,
+    ):
+        response = httpx.post(f"{gateway.url}{path}", json={**CHAT, "model": "gpt-4o"})
+    if allowed:  # the stand-in answers 404 to paths it does not serve: it was reached
+        assert response.status_code != 403
+        assert [request.path for request in upstream.received] == [prefix + path]
+    else:
+        assert response.status_code == 403
+        assert response.json()["error"] == "haechi_model_not_allowed"
+        assert upstream.received == []

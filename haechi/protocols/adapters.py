@@ -1112,7 +1112,9 @@ def _above_one(count: Any) -> bool:
     return type(count) in (int, float) and bool(count > 1)
 
 
-def request_models(adapter: ProtocolAdapter, route: Route, body: Any) -> tuple[str | None, ...]:
+def request_models(
+    adapter: ProtocolAdapter, route: Route, body: Any, *, upstream_prefix: str = ""
+) -> tuple[str | None, ...]:
     """Every model a request may have the upstream serve; ``None`` for one it names in a
     form that cannot be read (not a string), and none at all when it names no model.
 
@@ -1127,16 +1129,26 @@ def request_models(adapter: ProtocolAdapter, route: Route, body: Any) -> tuple[s
     :func:`_other_path_models`). In either case, the models a router may serve instead
     (``_MODEL_LISTS``: its fallbacks). Every one of them must pass a model allowlist, so that
     whichever a server picks is allowed.
+
+    ``upstream_prefix`` is the path of the upstream URL (decoded), which the upstream gets in
+    front of the client's path: with ``…/openai/deployments`` there, the client's path
+    ``/<model>/chat/completions`` picks the deployment, so the models the whole served path
+    names count too.
     """
     listed = _listed_models(body, _MODEL_LISTS)
+    served = _other_path_models(upstream_prefix + route.path) if upstream_prefix else ()
     named = adapter.path_model(route.path)
     if named is not None:
-        return (named or None, *(value if isinstance(value, str) else None for value in listed))
+        return (
+            named or None,
+            *(value if isinstance(value, str) else None for value in listed),
+            *served,
+        )
     values = [body[name] for field in adapter.model_fields for name in members_named(body, field)]
     values.extend(value for path in route.model_paths for value in _values_at(body, path))
     values.extend(listed)
     models = tuple(value if isinstance(value, str) else None for value in values)
-    return models + _other_path_models(route.path)
+    return models + _other_path_models(route.path) + served
 
 
 def _listed_models(body: Any, fields: tuple[str, ...]) -> list[Any]:

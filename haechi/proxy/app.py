@@ -378,7 +378,7 @@ class GatewayApp:
         body = await self.read_body(request, receive)
         payload, whole = parse_json_body(body)
         if policy.model_allowlist and not self._models_allowed(
-            policy.model_allowlist, adapter, route, payload
+            policy.model_allowlist, adapter, route, payload, self.upstream.path_prefix
         ):
             await self._deny_model(request)
         if not plain_stream_flag(payload):
@@ -573,13 +573,17 @@ class GatewayApp:
 
     @staticmethod
     def _models_allowed(
-        allowlist: Sequence[str], adapter: ProtocolAdapter, route: Route, payload: Any
+        allowlist: Sequence[str],
+        adapter: ProtocolAdapter,
+        route: Route,
+        payload: Any,
+        upstream_prefix: str,
     ) -> bool:
         """Whether every model the request may have served passes ``allowlist``: at least
         one is named, and the route does not change what a model name serves."""
         if route.manages_models:
             return False
-        models = request_models(adapter, route, payload)
+        models = request_models(adapter, route, payload, upstream_prefix=upstream_prefix)
         return bool(models) and all(
             model_allowed(allowlist, model, resource_names=adapter.model_in_path)
             for model in models

@@ -143,6 +143,12 @@ class Upstream:
         self._idle: list[Http1Connection] = []
         self._closed = False
 
+    @property
+    def path_prefix(self) -> str:
+        """The path of the upstream URL, decoded and without a trailing slash (``""`` for
+        none): the upstream serves it followed by the client's path."""
+        return unquote(self._prefix)
+
     def url(self, raw_path: bytes, query: bytes) -> str:
         """The upstream URL for a request path and query (both as the client sent them)."""
         path = raw_path.decode("latin-1")
