@@ -8,9 +8,11 @@ limiting run first, in the gateway (:mod:`haechi.proxy.app`); then this handler 
     One JSON-RPC message (a batch is refused). The client's message is decided like on
     stdio (allowlist, ``params`` protected as a request). A refused request is answered
     here with its JSON-RPC error (HTTP 200) and a refused notification with ``202`` — neither
-    reaches the server. Otherwise the protected message is forwarded. A body that cannot
-    be parsed is answered ``400``, unless it reads leniently as an answer of the client: the
-    server then gets the error for that answer's id (see :meth:`McpFilter.refuse_line`).
+    reaches the server. A refusal answered with ``id: null`` (a message without a usable id,
+    or whose id is not repeated) goes with ``400``: it answers no request. Otherwise the
+    protected message is forwarded. A body that cannot be parsed is answered ``400``, unless
+    it reads leniently as an answer of the client: the server then gets the error for that
+    answer's id (see :meth:`McpFilter.refuse_line`).
 ``GET``
     The server-to-client event stream, proxied with every message decided.
 ``DELETE``
@@ -122,6 +124,17 @@ def _header_text(value: str) -> bytes:
     return b"=?base64?" + base64.b64encode(value.encode("utf-8")) + b"?="
 
 
+def _answer_status(refusal: Mapping[str, Any]) -> int:
+    """The HTTP status of a refusal the gateway answers a posted message with.
+
+    A refusal carrying the refused request's id is an answer the client matches to its
+    request like any other, so it goes with ``200``. One with ``id: null`` answers no
+    request (the id was not usable, or not to be repeated): the streamable HTTP transport
+    has a server that cannot accept the input answer with an HTTP error status, so ``400``.
+    """
+    return 200 if refusal.get("id") is not None else 400
+
+
 def _is_event_stream(response: UpstreamResponse) -> bool:
     content_type: str = response.headers.get("content-type", "")
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
@@ -188,7 +201,8 @@ class StreamableHttpHandler:
             return
         assert outcome.message is not None
         if outcome.action == "answer":
-            await send_json(send, 200, outcome.message, correlation_id=cid)
+            status = _answer_status(outcome.message)
+            await send_json(send, status, outcome.message, correlation_id=cid)
             return
         fallback_id = message.get("id") if "method" in message else None
         await self._exchange(request, receive, send, outcome.message, fallback_id=fallback_id)
