@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,39 @@ def run_haechi(
         timeout=timeout,
         check=False,
     )
+
+
+def run_haechi_on_terminal(
+    *args: str, cwd: Path
+) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """``python -m haechi ARGS`` in ``cwd`` with stderr on a terminal (a pseudo-terminal):
+    the finished process, its stdout captured, and all the terminal was sent."""
+    main, secondary = pty.openpty()
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "haechi", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=120,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal is closed once the child is gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if secondary != -1:
+            os.close(secondary)
+        os.close(main)
+    return process, shown
 
 
 def json_output(result: subprocess.CompletedProcess[str]) -> Any:

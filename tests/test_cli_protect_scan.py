@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 
 from haechi.audit import verify_chain
-from tests.cli import run_haechi
+from tests.cli import run_haechi, run_haechi_on_terminal
 
 
 def _write_config(directory: Path, document: dict[str, Any]) -> None:
@@ -136,31 +134,7 @@ def test_scan_streams_one_output_line_per_input_line(tmp_path: Path) -> None:
 
 def test_scan_shows_progress_only_on_a_terminal(tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_text('{"a": "x"}\n' * 3, "utf-8")
-    main, secondary = pty.openpty()
-    try:
-        process = subprocess.run(
-            [sys.executable, "-m", "haechi", "scan", "in.jsonl"],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=secondary,
-            timeout=120,
-            check=False,
-        )
-        os.close(secondary)
-        secondary = -1
-        progress = b""
-        while True:
-            try:
-                chunk = os.read(main, 4096)
-            except OSError:  # the terminal is closed once the child is gone
-                break
-            if not chunk:
-                break
-            progress += chunk
-    finally:
-        if secondary != -1:
-            os.close(secondary)
-        os.close(main)
+    process, progress = run_haechi_on_terminal("scan", "in.jsonl", cwd=tmp_path)
     assert process.returncode == 0
     assert len(process.stdout.splitlines()) == 3
     assert b"haechi scan: 0.0 MiB of 0.0 MiB" in progress

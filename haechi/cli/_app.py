@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, TextIO
+from typing import IO, Annotated, Any, Final, Literal, TextIO
 
 import typer
 
@@ -19,6 +19,7 @@ __all__ = [
     "emit_json",
     "exit_with",
     "make_directories",
+    "read_at_most",
     "refuse_stdout_anchor",
     "standard_stream",
     "write_utf8",
@@ -46,6 +47,29 @@ def make_directories(directory: Path, mode: int) -> None:
     for missing in [*reversed(directory.parents), directory]:
         if not missing.is_dir():
             missing.mkdir(mode=mode, exist_ok=True)
+
+
+#: Bytes asked of an input at a time by :func:`read_at_most`.
+_READ_CHUNK: Final = 1 << 16
+
+
+def read_at_most(handle: IO[bytes], limit: int) -> bytes:
+    """The bytes of ``handle`` up to its end, but never more than ``limit + 1`` of them:
+    a result longer than ``limit`` means the input is over it, whatever follows.
+
+    An input without end (``yes |``, ``/dev/zero``) or of many gigabytes is never held
+    whole. It is read in chunks: ``read(limit + 1)`` would allocate the whole bound up
+    front, however little the input holds.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = handle.read(min(_READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def refuse_stdout_anchor(settings: HaechiConfig, command: str, carries: str) -> None:

@@ -28,6 +28,7 @@ from haechi.cli._app import (
     app,
     emit_json,
     exit_with,
+    read_at_most,
     refuse_stdout_anchor,
     standard_stream,
     write_utf8,
@@ -71,6 +72,39 @@ def _open_input(name: str) -> Iterator[IO[bytes]]:
         yield handle
 
 
+def _too_large(what: str, limit: int) -> LimitError:
+    """The refusal of ``what`` past ``limits.maxRequestBytes``, the bound the gateway puts
+    on a request body (never quoting any of it)."""
+    return LimitError(
+        f"{what} exceeds limits.maxRequestBytes ({limit} bytes)",
+        status_code=413,
+        error_code="haechi_request_body_too_large",
+    )
+
+
+def _read_document(handle: IO[bytes], limit: int) -> bytes:
+    """All of ``handle``, refused once it holds more than ``limit`` bytes."""
+    data = read_at_most(handle, limit)
+    if len(data) > limit:
+        raise _too_large("the input", limit)
+    return data
+
+
+def _numbered_lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytes]]:
+    """``(number, line)`` for every line of ``handle``, its line end kept.
+
+    At most ``limit + 2`` bytes of a line are read (room for a ``\\r\\n`` end), and one
+    holding more than ``limit`` bytes besides its line end ends the scan: a line without
+    end (``yes | tr -d '\\n'``) would otherwise be held whole.
+    """
+    number = 0
+    while line := handle.readline(limit + 2):
+        number += 1
+        if len(line.removesuffix(b"\n").removesuffix(b"\r")) > limit:
+            raise _too_large(f"line {number} of the input", limit)
+        yield number, line
+
+
 def _parse(data: bytes) -> Any:
     """``data`` as a JSON document, read as strictly as the gateway reads a body: UTF-8,
     no ``NaN``/``Infinity`` nor a number too large for a double (it would be written back
@@ -101,7 +135,7 @@ def protect_command(
     settings = load_config(config)
     refuse_stdout_anchor(settings, "protect", "its JSON result")
     with _open_input(file) as handle:
-        data = handle.read()
+        data = _read_document(handle, settings.limits.max_request_bytes)
     try:
         payload = _parse(data)
     except LoneSurrogate:
@@ -168,25 +202,43 @@ def scan_command(
 
     Nothing is audited or changed. A line that is not JSON is reported as
     {"line": N, "error": "invalid JSON"} and scanning goes on; the exit code is then 1.
+    A line longer than limits.maxRequestBytes ends the scan (exit 1).
     """
     from haechi.runtime import create_runtime
 
     out = standard_stream("stdout")
-    runtime = create_runtime(load_config(config))
+    settings = load_config(config)
+    runtime = create_runtime(settings)
     malformed = False
     try:
         with _open_input(file) as handle:
-            malformed = _scan_lines(runtime, handle, out, direction.value)
+            limit = settings.limits.max_request_bytes
+            malformed = _scan_lines(runtime, handle, out, direction.value, limit)
     finally:
         asyncio.run(runtime.aclose())
     if malformed:
         exit_with(_EXIT_MALFORMED)
 
 
-def _scan_lines(runtime: Any, handle: IO[bytes], out: IO[str], direction: Any) -> bool:
+def _scan_lines(runtime: Any, handle: IO[bytes], out: IO[str], direction: Any, limit: int) -> bool:
     progress = _Progress(handle) if sys.stderr.isatty() else None
+    try:
+        return _scan_each(runtime, _numbered_lines(handle, limit), out, direction, progress)
+    finally:
+        # Also before an error, which then starts a line of its own.
+        if progress is not None:
+            progress.finish()
+
+
+def _scan_each(
+    runtime: Any,
+    lines: Iterator[tuple[int, bytes]],
+    out: IO[str],
+    direction: Any,
+    progress: _Progress | None,
+) -> bool:
     malformed = False
-    for number, raw in enumerate(handle, start=1):
+    for number, raw in lines:
         document: dict[str, Any] = {"line": number}
         if not raw.strip():
             document["findings"] = []
@@ -210,8 +262,6 @@ def _scan_lines(runtime: Any, handle: IO[bytes], out: IO[str], direction: Any) -
         write_utf8(out, json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
         if progress is not None:
             progress.advance(len(raw))
-    if progress is not None:
-        progress.finish()
     return malformed
 
 

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``protect`` and ``scan`` read at most ``limits.maxRequestBytes`` of what they are given.
+
+Both used to hold their whole input (``protect`` all of it, ``scan`` a whole line): ``yes |
+haechi protect``, or a file of many gigabytes, grew the process until the machine swapped.
+Real ``haechi`` subprocesses, fed by a writer that never stops or by a sparse file far over
+the bound. Each runs with its data segment capped, so a regression fails with a
+``MemoryError`` instead of taking the machine's memory; its peak resident size is read
+from the kernel when it is reaped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+import pytest
+
+from tests.cli import run_haechi_on_terminal
+
+#: The most memory a command may map: far over what reading under the bound takes, far
+#: under what an input held whole would.
+_DATA_CAP: Final = 1 << 30
+#: Peak resident size a refused command stays under, in KiB (it starts at about 60 MiB).
+_PEAK_KIB: Final = 256 * 1024
+#: A value that must never be shown back, repeated by the writers.
+_VALUE: Final = "minji.kim@example.com"
+_DEFAULT_LIMIT: Final = 1048576
+#: Programs that write without end: a JSON array that never closes, a line that never ends.
+_ENDLESS = {
+    "protect": f"import sys\nwhile True: sys.stdout.write('[\"{_VALUE}\", ' * 4096)",
+    "scan": f"import sys\nwhile True: sys.stdout.write('\"{_VALUE}\" ' * 4096)",
+}
+_REFUSED = {
+    "protect": "haechi: the input exceeds limits.maxRequestBytes ({limit} bytes)\n",
+    "scan": "haechi: line {line} of the input exceeds limits.maxRequestBytes ({limit} bytes)\n",
+}
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """How a command ended: its exit code, its output, and its peak resident size."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_kib: int
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_DATA, (_DATA_CAP, _DATA_CAP))
+
+
+def _reap(pid: int, timeout: float) -> tuple[int, int]:
+    """The exit code and peak resident size (KiB) of the child ``pid``, once it ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), usage.ru_maxrss
+        time.sleep(0.05)
+    raise AssertionError(f"haechi still running after {timeout} s")
+
+
+def _run_capped(args: list[str], cwd: Path, stdin: IO[Any] | int) -> _Finished:
+    """``python -m haechi ARGS`` reading ``stdin``, under :data:`_DATA_CAP`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HAECHI_")}
+    with (cwd / "out").open("w+") as out, (cwd / "err").open("w+") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "haechi", *args],
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            preexec_fn=_cap_memory,
+        )
+        try:
+            process.returncode, peak = _reap(process.pid, timeout=120)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                process.wait()
+        out.seek(0)
+        err.seek(0)
+        return _Finished(process.returncode, out.read(), err.read(), peak)
+
+
+def _assert_refused(done: _Finished, expected: str) -> None:
+    """Refused in one line naming the bound, quoting nothing, in bounded memory."""
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == expected
+    assert _VALUE not in done.stdout
+    assert done.peak_kib < _PEAK_KIB
+
+
+@pytest.mark.parametrize("command", ["protect", "scan"])
+def test_an_input_without_end_is_refused_while_it_is_still_written(
+    tmp_path: Path, command: str
+) -> None:
+    writer = subprocess.Popen([sys.executable, "-c", _ENDLESS[command]], stdout=subprocess.PIPE)
+    assert writer.stdout is not None
+    try:
+        done = _run_capped([command], tmp_path, writer.stdout)
+        # This end of the pipe is still open: the writer only ever waits to write more.
+        assert writer.poll() is None
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+    _assert_refused(done, _REFUSED[command].format(line=1, limit=_DEFAULT_LIMIT))
+    assert not (tmp_path / ".haechi").exists()
+
+
+@pytest.mark.parametrize("command", ["protect", "scan"])
+def test_a_file_of_gigabytes_is_refused_after_the_bound(tmp_path: Path, command: str) -> None:
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.write(json.dumps([_VALUE]).encode())
+        handle.truncate(16 << 30)  # sparse: 16 GiB that take no room on disk
+    done = _run_capped([command, "big.json"], tmp_path, subprocess.DEVNULL)
+    _assert_refused(done, _REFUSED[command].format(line=1, limit=_DEFAULT_LIMIT))
+
+
+def _configure_limit(directory: Path, limit: int) -> None:
+    config = {"limits": {"maxRequestBytes": limit}}
+    (directory / "haechi.config.json").write_text(json.dumps(config), "utf-8")
+
+
+def _document_of(size: int) -> bytes:
+    """A JSON document of exactly ``size`` bytes holding :data:`_VALUE`."""
+    head = json.dumps({"to": _VALUE, "pad": ""}).encode()
+    return head[:-2] + b" " * (size - len(head)) + head[-2:]
+
+
+def test_protect_takes_a_document_of_exactly_the_configured_limit(tmp_path: Path) -> None:
+    _configure_limit(tmp_path, 4096)
+    (tmp_path / "at.json").write_bytes(_document_of(4096))
+    (tmp_path / "over.json").write_bytes(_document_of(4097))
+    at = _run_capped(["protect", "at.json"], tmp_path, subprocess.DEVNULL)
+    assert at.returncode == 0, at.stderr
+    assert json.loads(at.stdout)["summary"]["byType"] == {"email": 1}
+    over = _run_capped(["protect", "over.json"], tmp_path, subprocess.DEVNULL)
+    _assert_refused(over, _REFUSED["protect"].format(limit=4096))
+
+
+def test_scan_bounds_each_line_without_its_line_end(tmp_path: Path) -> None:
+    _configure_limit(tmp_path, 4096)
+    lines = [_document_of(4096) + b"\r\n", _document_of(4096) + b"\n", _document_of(4097)]
+    (tmp_path / "in.jsonl").write_bytes(b"".join(lines))
+    done = _run_capped(["scan", "in.jsonl"], tmp_path, subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert done.stderr == _REFUSED["scan"].format(line=3, limit=4096)
+    printed = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(entry["line"], len(entry["findings"])) for entry in printed] == [(1, 1), (2, 1)]
+
+
+def test_on_a_terminal_the_refusal_starts_a_line_after_the_progress(tmp_path: Path) -> None:
+    read = _document_of(1 << 16) + b"\n"
+    lines = [read] * 17 + [_document_of(_DEFAULT_LIMIT + 1)]  # progress is drawn past 1 MiB
+    (tmp_path / "in.jsonl").write_bytes(b"".join(lines))
+    process, shown = run_haechi_on_terminal("scan", "in.jsonl", cwd=tmp_path)
+    assert process.returncode == 1
+    assert len(process.stdout.splitlines()) == 17
+    progress, refusal = shown.rsplit(b"\r\n", 2)[:2]
+    assert progress.startswith(b"\rhaechi scan: 1.0 MiB")
+    expected = _REFUSED["scan"].format(line=18, limit=_DEFAULT_LIMIT)
+    assert refusal == expected.removesuffix("\n").encode()
