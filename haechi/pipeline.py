@@ -164,7 +164,8 @@ class PrecisionDials:
 
     The allowlist is checked first (a match *suppresses*), then the confidence floor (below
     it a finding is *dropped*). Neither ever removes a hard-block type: an allowlisted card
-    number is still a card, and a low-confidence secret is still a secret.
+    number is still a card, and a low-confidence secret is still a secret. Nor do they remove
+    what a removed finding contains: each finding nested in it is judged on its own.
     """
 
     min_confidence: float = 0.0
@@ -210,6 +211,32 @@ class PrecisionDials:
         if detection.confidence < self.min_confidence:
             return "drop"
         return "keep"
+
+    def survivors(
+        self, container: Detection, path_texts: Callable[[tuple[PathSegment, ...]], str]
+    ) -> Iterator[Detection]:
+        """The findings nested in ``container`` (see :attr:`Detection.nested`) that the dials
+        keep once they removed it, each once: the dials remove the value they match, never
+        what it contains, so each is judged on its own (a hard-block one always stays) and
+        then stands for its own span."""
+        seen: set[tuple[str, int, int]] = set()
+        for inner in container.nested:
+            key = (inner.type, inner.start, inner.end)
+            if key not in seen and self.screen(inner, path_texts) == "keep":
+                seen.add(key)
+                yield inner
+
+    def passed(
+        self,
+        detections: Iterable[Detection],
+        path_texts: Callable[[tuple[PathSegment, ...]], str],
+    ) -> Iterator[Detection]:
+        """The detections the dials keep, and the :meth:`survivors` of those they remove."""
+        for detection in detections:
+            if self.screen(detection, path_texts) == "keep":
+                yield detection
+            elif detection.nested:
+                yield from self.survivors(detection, path_texts)
 
 
 class Tally:
@@ -284,7 +311,8 @@ def inspect(
     dials: PrecisionDials,
     path_texts: PathTexts,
 ) -> Inspection:
-    """Apply the dials and decide every surviving detection."""
+    """Apply the dials and decide every surviving detection, the :meth:`~PrecisionDials.survivors`
+    of removed ones included."""
     items: list[Item] = []
     suppressed: dict[str, int] = {}
     dropped: dict[str, int] = {}
@@ -297,10 +325,12 @@ def inspect(
             items.append(Item(detection, action))
             if detection.nested:
                 items.extend(_stronger_inside(detection, action, policy, dials, path_texts))
-        elif verdict == "suppress":
-            suppressed[detection.type] = suppressed.get(detection.type, 0) + 1
-        else:
-            dropped[detection.type] = dropped.get(detection.type, 0) + 1
+            continue
+        removed = suppressed if verdict == "suppress" else dropped
+        removed[detection.type] = removed.get(detection.type, 0) + 1
+        if detection.nested:
+            survivors = dials.survivors(detection, path_texts)
+            items.extend(Item(inner, action_for(inner.type)) for inner in survivors)
     return Inspection(tuple(items), suppressed, dropped)
 
 

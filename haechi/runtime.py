@@ -333,13 +333,8 @@ class Runtime:
             direction=direction,
             scan_numbers=self.config.response_protection.scan_numbers,
         )
-        dials = self._protector.dials
-        texts = PathTexts()
-        findings = [
-            Finding.from_detection(detection)
-            for detection in detections
-            if dials.screen(detection, texts) == "keep"
-        ]
+        passed = self._protector.dials.passed(detections, PathTexts())
+        findings = [Finding.from_detection(detection) for detection in passed]
         if attachments is not None:
             findings.extend(Finding.from_detection(item.detection) for item in attachments.blocks())
         return findings

@@ -160,6 +160,16 @@ def test_text_escaped_over_and_over_is_read_a_few_levels_deep_and_never_raises(
     assert ENGINE.scan_text(text, direction="request") == []
 
 
+def test_a_value_held_by_one_read_from_web_escapes_is_where_it_is_written() -> None:
+    # The dials may remove the address and leave the number it holds, which then stands for
+    # its own span: that span must be the number as written, not as read.
+    text = "mail &#48;78-05-1120&#64;ssa.gov now"
+    (address,) = ENGINE.scan_text(text, direction="request")
+    assert address.value == "&#48;78-05-1120&#64;ssa.gov"
+    held = [(inner.type, inner.value, text[inner.start : inner.end]) for inner in address.nested]
+    assert held == [("us_ssn", "&#48;78-05-1120", "&#48;78-05-1120")]
+
+
 def test_html_escaped_address_is_redacted_in_a_request() -> None:
     runtime = haechi.create_runtime(
         {"mode": "enforce", "audit": {"sink": "memory"}, "tokenVault": {"provider": "memory"}}

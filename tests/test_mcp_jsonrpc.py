@@ -328,6 +328,25 @@ async def test_a_number_id_is_inspected_like_a_number_leaf(
     assert "error" in answer.message
 
 
+async def test_an_allowlisted_address_does_not_allow_the_ssn_it_holds(
+    haechi_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """The allowlist suppresses the address, not the SSN written as its local part, which
+    blocks under us-general: in the arguments and in the id alike."""
+    address = "078-05-1120@ssa.gov"
+    config = {**ENFORCE, "privacy": {"profile": "us-general"}, "filters": {"allowlist": [address]}}
+    decisions = McpFilter(haechi_runtime(config), protocol="mcp-stdio")
+    in_arguments = call("tools/call", {"name": "echo", "arguments": {"to": address}})
+    outcome = await decisions.decide(in_arguments, side="client", allowlist=True)
+    assert (outcome.action, outcome.blocked) == ("answer", True)
+    assert outcome.message is not None
+    assert outcome.message["error"]["data"]["summary"]["byType"] == {"us_ssn": 1}
+    in_id = await decisions.decide(call("tools/call", {}, address), side="client", allowlist=True)
+    assert (in_id.action, in_id.blocked) == ("answer", True)
+    assert address not in json.dumps(in_id.message) + json.dumps(audit_lines(tmp_path))
+    assert audit_lines(tmp_path)[-1]["reason"] == "mcp_id_refused"
+
+
 async def test_a_request_refused_for_its_method_keeps_its_clean_id(
     decisions: McpFilter,
 ) -> None:

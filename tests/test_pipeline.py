@@ -324,6 +324,49 @@ async def test_an_email_containing_a_card_still_blocks(make_runtime: RuntimeFact
     assert result.blocked
 
 
+#: An operator rule as broad as the addresses it holds are certain, so that it names them.
+INTERNAL_URL = {"id": "internal-url", "type": "url", "pattern": r"https://\S+", "confidence": 0.95}
+
+
+@pytest.mark.anyio
+async def test_an_allowlisted_address_does_not_allow_the_ssn_it_is_written_with(
+    make_runtime: RuntimeFactory,
+) -> None:
+    # The address names the value and the SSN is nested in it; SSNs block under us-general.
+    runtime = make_runtime(
+        privacy={"profile": "us-general"}, filters={"allowlist": ["078-05-1120@ssa.gov"]}
+    )
+    result = await runtime.protect({"to": "write to 078-05-1120@ssa.gov"})
+    assert result.blocked
+    assert result.summary["byType"] == {"us_ssn": 1}
+    assert result.summary["suppressedByType"] == {"email": 1}
+    assert [finding.type for finding in runtime.scan({"to": "078-05-1120@ssa.gov"})] == ["us_ssn"]
+
+
+@pytest.mark.anyio
+async def test_what_an_allowlisted_value_holds_is_judged_on_its_own(
+    make_runtime: RuntimeFactory,
+) -> None:
+    link = "https://internal.example/p?to=jane.doe@example.com&cc=ops@example.com"
+    runtime = make_runtime(
+        filters={"customRules": [INTERNAL_URL], "allowlist": [link, "ops@example.com"]}
+    )
+    result = await runtime.protect({"q": f"see {link}"})
+    expected = "see https://internal.example/p?to=[REDACTED:email]&cc=ops@example.com"
+    assert result.payload == {"q": expected}
+    assert result.summary["suppressedByType"] == {"url": 1}
+
+
+@pytest.mark.anyio
+async def test_a_value_held_by_an_allowlisted_one_read_from_web_escapes_is_replaced_as_written(
+    make_runtime: RuntimeFactory,
+) -> None:
+    address = "&#48;78-05-1120&#64;ssa.gov"
+    runtime = make_runtime(filters={"allowlist": [address]})
+    result = await runtime.protect({"to": f"mail {address} now"})
+    assert result.payload == {"to": "mail [REDACTED:us_ssn]&#64;ssa.gov now"}
+
+
 @pytest.mark.anyio
 async def test_detokenize_restores_only_the_tokens_of_this_call(
     make_runtime: RuntimeFactory,

@@ -20,7 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haechi.detect.overlaps import resolve_overlaps
-from haechi.models import Detection
+from haechi.models import ACTION_STRENGTH, Detection
+from haechi.payload import PathTexts
+from haechi.pipeline import PrecisionDials, inspect
+from haechi.policy import build_policy
 from tests.upstream_server import Reply, gateway_in_front
 
 CHAT = "/v1/chat/completions"
@@ -76,10 +79,19 @@ def test_an_ssn_inside_an_injection_phrase_blocks_under_us_general(tmp_path: Pat
     assert "078-05-1120" not in audit
 
 
-def test_an_ssn_written_as_an_address_blocks_under_us_general(tmp_path: Path) -> None:
+#: Allowlisting the address suppresses the address, never the SSN it holds.
+_ALLOWLISTS = pytest.mark.parametrize(
+    "allowlist", [[], ["078-05-1120@ssa.gov"]], ids=["plain", "address-allowlisted"]
+)
+
+
+@_ALLOWLISTS
+def test_an_ssn_written_as_an_address_blocks_under_us_general(
+    tmp_path: Path, allowlist: list[str]
+) -> None:
     # The email contains the SSN and names the value, but SSNs block under this profile.
     sent = "write to 078-05-1120@ssa.gov please"
-    config = {"privacy": {"profile": "us-general"}}
+    config = {"privacy": {"profile": "us-general"}, "filters": {"allowlist": allowlist}}
     with gateway_in_front(tmp_path, config) as gateway:
         reply = httpx.post(gateway.url + CHAT, json=_chat(sent), timeout=TIMEOUT)
         received = len(gateway.upstream.received)
@@ -98,14 +110,16 @@ def test_an_ssn_written_as_an_address_is_redacted_with_it_where_ssns_are_redacte
     assert [d["type"] for d in detections] == ["email"]
 
 
+@_ALLOWLISTS
 def test_a_streamed_answer_with_an_ssn_written_as_an_address_stops_under_us_general(
-    tmp_path: Path,
+    tmp_path: Path, allowlist: list[str]
 ) -> None:
     answer = "Mail 078-05-1120@ssa.gov now."
     config = {
         "responseProtection": {"enabled": True},
         "streaming": {"requestMode": "inspect"},
         "privacy": {"profile": "us-general"},
+        "filters": {"allowlist": allowlist},
     }
     with gateway_in_front(tmp_path, config) as gateway:
         gateway.upstream.queue(Reply(text=answer, chunks=["Mail 078-0", "5-1120@ss", "a.gov now."]))
@@ -188,6 +202,39 @@ def test_a_dropped_finding_lives_on_in_a_container_of_its_span(found: list[Detec
             and (k.type == detection.type or any(n is detection for n in k.nested))
             for k in kept
         ), detection
+
+
+#: SSNs block as under us-general: a soft type that blocks, as the hard-block ones do.
+_BLOCKING_SSNS = build_policy(actions={"us_ssn": "block", "card": "block", "secret": "block"})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    found=_detections(),
+    allowed=st.sets(st.integers(1, 24), max_size=6),
+    floor=st.sampled_from((0.0, 0.5, 0.8, 0.9)),
+)
+def test_the_dials_never_remove_what_a_finding_they_remove_holds(
+    found: list[Detection], allowed: set[int], floor: float
+) -> None:
+    """For any allowlist and floor, every finding of the unfiltered detection (nested ones
+    included) that the dials keep when it is judged on its own is still acted on, every
+    character of it, at least as strongly as its type asks: a hard-block finding, or one of
+    a type that blocks, is still decisive."""
+    dials = PrecisionDials(floor, frozenset("x" * length for length in allowed))
+    texts = PathTexts()
+    resolved = resolve_overlaps(found)
+    items = inspect(resolved, policy=_BLOCKING_SSNS, dials=dials, path_texts=texts).items
+    for detection in (*resolved, *(inner for one in resolved for inner in one.nested)):
+        if dials.screen(detection, texts) != "keep":
+            continue
+        wanted = ACTION_STRENGTH[_BLOCKING_SSNS.action_for(detection.type)]
+        for index in range(detection.start, detection.end):
+            assert any(
+                item.detection.start <= index < item.detection.end
+                and ACTION_STRENGTH[item.action] >= wanted
+                for item in items
+            ), detection
 
 
 @pytest.mark.parametrize("floor", [0.0, 0.75])

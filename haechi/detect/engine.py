@@ -794,23 +794,20 @@ class DetectionEngine:
         """``detections`` and the findings of ``text`` as a reader reads it (see
         :func:`~haechi.detect.unicode.as_read`: a card number with zero-width spaces between
         its digits, an address in tag characters, in JSON escapes or in HTML character
-        references), each mapped back to the span of ``text`` it was read from (a whole-leaf
-        finding to the whole leaf). The reading is scanned, and read again, like a leaf, up
-        to ``_READINGS`` readings from the leaf (``readings`` is this one's number)."""
-        seen, starts, ends = reading
+        references), each mapped back to the span of ``text`` it was read from, with the
+        findings it holds (see :func:`_read_back`). The reading is scanned, and read again,
+        like a leaf, up to ``_READINGS`` readings from the leaf (``readings`` is this one's
+        number)."""
         found: list[Detection] = []
-        for detection in self._scan(seen, direction, path, kind, readings):
-            if detection.start == 0 and detection.end == len(seen):
-                start, end = 0, len(text)
-            elif detection.end > detection.start:
-                start, end = starts[detection.start], ends[detection.end - 1]
-            else:
-                continue
-            if not any(
-                known.type == detection.type and known.start <= start and end <= known.end
+        for detection in self._scan(reading[0], direction, path, kind, readings):
+            mapped = _read_back(detection, text, reading)
+            if mapped is not None and not any(
+                known.type == mapped.type
+                and known.start <= mapped.start
+                and mapped.end <= known.end
                 for known in detections
             ):
-                found.append(replace(detection, start=start, end=end, value=text[start:end]))
+                found.append(mapped)
         return resolve_overlaps([*detections, *found]) if found else detections
 
     @staticmethod
@@ -1051,3 +1048,25 @@ class DetectionEngine:
             hits.extend(self._run(scan, eligible))
         whole = {d.type for d in existing if d.start == 0 and d.end == len(text)}
         return [d for d in self._whole_leaf(text, path, kind, hits) if d.type not in whole]
+
+
+def _read_back(
+    detection: Detection, text: str, reading: tuple[str, tuple[int, ...], tuple[int, ...]]
+) -> Detection | None:
+    """``detection``, found in a reading of ``text`` (see :func:`as_read`), moved to the span
+    of ``text`` it was read from (a whole-reading finding to the whole text), and so are the
+    findings it holds in ``nested``: the precision dials may remove it and leave them, which
+    then stand for their own spans. ``None`` for an empty finding, which maps to nothing."""
+    seen, starts, ends = reading
+    if detection.start == 0 and detection.end == len(seen):
+        start, end = 0, len(text)
+    elif detection.end > detection.start:
+        start, end = starts[detection.start], ends[detection.end - 1]
+    else:
+        return None
+    nested = tuple(
+        mapped
+        for inner in detection.nested
+        if (mapped := _read_back(inner, text, reading)) is not None
+    )
+    return replace(detection, start=start, end=end, value=text[start:end], nested=nested)
