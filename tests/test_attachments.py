@@ -287,7 +287,15 @@ forms = st.builds(Base64Form, urlsafe=st.booleans(), padded=st.booleans())
 texts = st.tuples(st.text(max_size=40), st.text(max_size=40)).map(
     lambda around: f"{around[0]} {EMAIL} {around[1]}"
 )
-SHAPES = ("gemini", "gemini-snake", "anthropic", "openai-file", "mcp-blob")
+SHAPES = (
+    "gemini",
+    "gemini-snake",
+    "anthropic",
+    "openai-file",
+    "mcp-blob",
+    "responses-file",
+    "ollama-image",
+)
 MEDIA_TYPES = ("text/plain", "text/csv; charset=utf-8", "application/json", "text/markdown")
 
 
@@ -300,6 +308,11 @@ def _attach(shape: str, media_type: str, data: str) -> dict[str, Any]:
         return {"source": {"type": "base64", "media_type": media_type, "data": data}}
     if shape == "mcp-blob":
         return {"resource": {"uri": "file:///a", "mimeType": media_type, "blob": data}}
+    # Raw base64 file fields declare no media type: their UTF-8 content is text.
+    if shape == "responses-file":
+        return {"input": [{"type": "input_file", "filename": "a.bin", "file_data": data}]}
+    if shape == "ollama-image":
+        return {"messages": [{"role": "user", "images": [data]}]}
     return {"file": {"file_data": f"data:{media_type};base64,{data}"}}
 
 
@@ -312,6 +325,10 @@ def _attached(shape: str, payload: dict[str, Any]) -> str:
         data = payload["source"]["data"]
     elif shape == "mcp-blob":
         data = payload["resource"]["blob"]
+    elif shape == "responses-file":
+        data = payload["input"][0]["file_data"]
+    elif shape == "ollama-image":
+        data = payload["messages"][0]["images"][0]
     else:
         data = payload["file"]["file_data"].split(",", 1)[1]
     return data

@@ -10,6 +10,11 @@ it is decoded strictly and scanned with every rule; findings in it are decided, 
 audited and applied like any others, and the protected text goes upstream encoded as it
 came. An attachment that does not decode as declared cannot be inspected and blocks.
 
+Some fields are a file's base64 content by protocol, with no media type beside them (an
+OpenAI ``file_data`` that is not a data URL, Ollama's ``images``): a reader takes such a
+file by its name or its content, so one whose bytes are UTF-8 is text, inspected the same
+way, and one that is not base64 at all blocks.
+
 :mod:`~haechi.attachments.media` says which media types are text,
 :mod:`~haechi.attachments.codec` decodes and encodes,
 :mod:`~haechi.attachments.locate` finds the attachments of a walked payload and

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Where a walked payload carries attachments declared as text, decoded.
 
-Two shapes are recognised, wherever they sit in the payload:
+Three shapes are recognised, the first two wherever they sit in the payload:
 
 - **A media type beside base64 data**: an object with a string ``mimeType`` or
   ``mime_type`` (Gemini's ``inlineData`` / ``inline_data``, MCP content) or ``media_type``
@@ -27,15 +27,25 @@ Two shapes are recognised, wherever they sit in the payload:
   or decode as a file (:data:`FILE_MEMBERS`: ``file_data``, ``image_url``, ``url``...),
   whose written form no model reads: elsewhere (a tool's result, any field of a
   function's response) the model reads the string as written.
+- **Base64 file fields**, where the protocol says a string is a file's base64 content with
+  no media type beside it: the ``file_data`` of an OpenAI chat ``file`` part or of a
+  Responses ``input_file`` (when it is not a data URL), and the ``images`` of an Ollama
+  request or of one of its ``messages``. Such a field must be base64 (one that is not
+  cannot be inspected, as a lenient decoder upstream may still read text in it). Readers
+  take a file without a media type by its ``filename``'s extension or by its content, so
+  the content is text when a ``filename`` names a text type (and must then be UTF-8, as
+  for a data URL of that type) and when its bytes are UTF-8; otherwise it is binary and
+  forwarded as sent.
 
-Most payloads carry neither, so :func:`locate_text_attachments` first asks, in a few
-C-level passes over the walked entries, whether any key is a media-type key or any string
-starts like a data URL, and returns at once when none does.
+Most payloads carry none, so :func:`locate_text_attachments` first asks, in a few C-level
+passes over the walked entries, whether any key is a media-type key or names a base64 file
+field, or any string starts like a data URL, and returns at once when none does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import mimetypes
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -113,6 +123,13 @@ _MEDIA_TYPE_NAME: Final = re.compile(rf"\x00{_MEDIA_TYPE_SPELLING}\x00", re.IGNO
 _DATA_URL_START: Final = re.compile(
     r"\x00[\x00-\x20]*[dD][\t\n\r]*[aA][\t\n\r]*[tT][\t\n\r]*[aA][\t\n\r]*:"
 )
+#: The names of the base64 file fields (see the module documentation), after the separator
+#: the quick check joins strings by: ``file_data`` and ``images`` in the spellings a
+#: case-insensitive decoder may bind (a superset, as for the media-type keys).
+_FILE_FIELD_NAME: Final = re.compile(r"\x00(?:file_?data|images)\x00", re.IGNORECASE)
+#: Extensions to media types, from Python's own table only (the system's differs from one
+#: machine to the next): which file names declare text.
+_FILE_TYPES: Final = mimetypes.MimeTypes()
 #: ``type`` of an object whose ``data`` is plain text (Anthropic's plain-text source), and
 #: the member that source declares its media type with.
 _PLAIN_DATA_TYPE: Final = "text"
@@ -203,7 +220,8 @@ def locate_text_attachments(
     """Every declared-text attachment of ``payload`` (whose walk is ``entries``), in
     document order; ``runs`` are its texts cut into pieces."""
     joined = "\x00" + "\x00".join([entry.value for entry in entries]) + "\x00"
-    if not _MEDIA_TYPE_NAME.search(joined) and not _DATA_URL_START.search(joined):
+    files = _FILE_FIELD_NAME.search(joined) is not None
+    if not files and not _MEDIA_TYPE_NAME.search(joined) and not _DATA_URL_START.search(joined):
         return []
     found: dict[Path, Located] = {}
     pieces: frozenset[Path] | None = None
@@ -215,6 +233,12 @@ def locate_text_attachments(
                 for beside in _beside_media_type(payload, entry.path):
                     _keep(found, beside)
         elif entry.kind == "value" and entry.path not in found:
+            holder = _file_field(payload, entry.path) if files else None
+            if holder is not None and parse_data_url(entry.value) is None:
+                file = _base64_file(holder, entry.path, entry.value)
+                if file is not None:
+                    found[entry.path] = file
+                continue
             url = _data_url(payload, entry.path, entry.value)
             if url is not None:
                 if pieces is None:
@@ -244,7 +268,7 @@ def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
     # Plain text only as Anthropic's source declares it (a ``media_type``): Gemini's
     # ``inlineData`` has no ``type``, and a reader that drops one it does not know decodes
     # ``data``.
-    plain = named_like(key, _PLAIN_MEDIA_TYPE_KEY) and _typed_text(holder)
+    plain = named_like(key, _PLAIN_MEDIA_TYPE_KEY) and _typed(holder, _PLAIN_DATA_TYPE)
     members = _PLAIN_DATA_MEMBERS if plain else DATA_MEMBERS
     located: list[Located] = []
     for member in holder:
@@ -260,11 +284,70 @@ def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
     return located
 
 
-def _typed_text(holder: dict[str, Any]) -> bool:
-    """Whether every member of ``holder`` a decoder may take for ``type`` says ``"text"``
+def _typed(holder: Any, kind: str) -> bool:
+    """Whether every member of ``holder`` a decoder may take for ``type`` says ``kind``
     (and there is one)."""
     kinds = [holder[name] for name in members_named(holder, "type")]
-    return bool(kinds) and all(kind == _PLAIN_DATA_TYPE for kind in kinds)
+    return bool(kinds) and all(each == kind for each in kinds)
+
+
+def _file_field(payload: Any, path: Path) -> Any:
+    """The object whose base64 file field holds the string at ``path`` (see the module
+    documentation), or ``None`` when that string is in no such field.
+
+    The shapes are matched whole (an OpenAI part's ``type``, Ollama's request or message),
+    so that a tool's argument or any other member that merely shares the name is left to
+    be scanned as written."""
+    if len(path) < 2:
+        return None
+    key, parent = path[-1], path[-2]
+    if isinstance(key, int):
+        images = isinstance(parent, str) and named_like(parent, "images")
+        return _ollama_images(payload, path[:-2]) if images else None
+    if not named_like(key, "file_data"):
+        return None
+    holder = _lookup(payload, path[:-1])
+    if _typed(holder, "input_file"):  # a Responses input item
+        return holder
+    part = isinstance(parent, str) and named_like(parent, "file")
+    return holder if part and _typed(_lookup(payload, path[:-2]), "file") else None
+
+
+def _ollama_images(payload: Any, owner: Path) -> Any:
+    """The object at ``owner`` when its ``images`` are Ollama's: those of a request with a
+    ``prompt`` (``/api/generate``) or of one of its ``messages`` (``/api/chat``)."""
+    holder = _lookup(payload, owner)
+    if not owner:
+        return holder if members_named(holder, "prompt") else None
+    first = owner[0]
+    message = len(owner) == 2 and isinstance(first, str) and named_like(first, "messages")
+    return holder if message else None
+
+
+def _base64_file(holder: Any, path: Path, leaf: str) -> Located | None:
+    """The attachment of a base64 file field's ``leaf`` (its ``holder`` may name the file),
+    or ``None`` when its content is binary."""
+    decoded = decode_base64(leaf)
+    if decoded is None:
+        return UndecodableAttachment(path, leaf, "invalid-base64")
+    raw, form = decoded
+    located = _decoded(path, leaf, None, raw, form, utf8=True)
+    if isinstance(located, UndecodableAttachment) and not _named_as_text(holder):
+        return None
+    return located
+
+
+def _named_as_text(holder: Any) -> bool:
+    """Whether a ``filename`` of ``holder`` has the extension of a text type (a compression
+    suffix, ``.txt.gz``, makes it binary), which a reader then reads as text whatever its
+    bytes are: they must be UTF-8, as for a data URL of that type."""
+    for name in members_named(holder, "filename"):
+        filename = holder[name]
+        if isinstance(filename, str):
+            media, encoding = _FILE_TYPES.guess_type(filename)
+            if media is not None and encoding is None and parse_media_type(media).is_text:
+                return True
+    return False
 
 
 def _plain_source(holder: Any) -> bool:
@@ -272,7 +355,7 @@ def _plain_source(holder: Any) -> bool:
     return (
         isinstance(holder, dict)
         and any(named_like(name, _PLAIN_MEDIA_TYPE_KEY) for name in holder)
-        and _typed_text(holder)
+        and _typed(holder, _PLAIN_DATA_TYPE)
     )
 
 

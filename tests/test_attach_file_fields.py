@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Base64 file fields without a media type, through a gateway on a real socket.
+
+OpenAI's ``file_data`` (a chat ``file`` part, a Responses ``input_file``) may be the file's
+raw base64 rather than a data URL, and Ollama's ``images`` are raw base64: the protocol says
+the string is a file's content, so the gateway decodes it, protects it when it is text and
+forwards it encoded as it came, and refuses one that is not base64. Other base64-looking
+strings stay as they are. See ``docs/detection.md`` ("Text attachments").
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.upstream_server import Gateway, gateway_in_front
+
+EMAIL = "jane.doe@example.com"
+API_KEY = "sk-ant-api03-" + "Q7vT2mX9kR4pL8wZ" * 6
+NOTE = f"contact {EMAIL} about the invoice"
+REDACTED_NOTE = "contact [REDACTED:email] about the invoice"
+#: A PDF with its text uncompressed: a reader extracts the key from it.
+PDF_LIKE = f"%PDF-1.4\n1 0 obj << >> stream\nBT (deploy key {API_KEY}) Tj ET\nendstream\n%%EOF\n"
+#: The start of a PNG image: not UTF-8, so binary whatever the field.
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+OPENAI = {"target": {"type": "openai-compatible"}}
+
+
+def _b64(raw: str | bytes) -> str:
+    return base64.b64encode(raw.encode() if isinstance(raw, str) else raw).decode()
+
+
+def _strict_text(data: str) -> str:
+    """``data`` decoded the strict way (fails on anything but canonical base64)."""
+    raw = base64.b64decode(data, validate=True)
+    assert base64.b64encode(raw).decode() == data
+    return raw.decode("utf-8")
+
+
+def _openai(gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test", max_retries=0)
+
+
+def _chat_file(file_data: str, filename: str = "note.txt") -> dict[str, Any]:
+    return {"type": "file", "file": {"file_data": file_data, "filename": filename}}
+
+
+def _assert_refused(gateway: Gateway, response: httpx.Response, by_type: dict[str, int]) -> None:
+    """The request was blocked with a 403 naming ``by_type``, nothing reached the upstream
+    and the audit log records the block without the values."""
+    assert response.status_code == 403
+    assert response.json()["error"] == "haechi_policy_block"
+    assert response.json()["summary"]["byType"] == by_type
+    assert gateway.upstream.received == []
+    (record,) = [record for record in gateway.audit() if "detections" in record]
+    assert record["blocked"] is True
+    assert record["id"] == response.json()["auditId"]
+    assert EMAIL not in gateway.audit_text()
+    assert API_KEY not in gateway.audit_text()
+
+
+def test_raw_base64_file_data_reaches_the_upstream_protected(tmp_path: Path) -> None:
+    """The official client sends the file's base64 as it is; a function's argument named
+    like the field and a text part holding base64 go upstream as written."""
+    tool_call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "store", "arguments": json.dumps({"file_data": _b64(NOTE)})},
+    }
+    messages: Any = [
+        {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "stored"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": _b64("hello")}, _chat_file(_b64(NOTE))],
+        },
+    ]
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        _openai(gateway).chat.completions.create(model="gpt-4o", messages=messages)
+        sent = gateway.upstream.last.json()["messages"]
+        assert sent[0]["tool_calls"] == [tool_call]
+        text, file = sent[2]["content"]
+        assert text == {"type": "text", "text": _b64("hello")}
+        assert file["file"]["filename"] == "note.txt"
+        assert _strict_text(file["file"]["file_data"]) == REDACTED_NOTE
+        (record,) = [record for record in gateway.audit() if "detections" in record]
+        assert record["summary"]["byType"] == {"email": 1}
+
+
+def test_a_key_in_a_pdf_like_responses_input_file_blocks(tmp_path: Path) -> None:
+    """Whatever the file name says, content that is UTF-8 is read as text."""
+    part = {"type": "input_file", "filename": "report.pdf", "file_data": _b64(PDF_LIKE)}
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            _openai(gateway).responses.create(
+                model="gpt-4o", input=[{"role": "user", "content": [part]}]
+            )
+        _assert_refused(gateway, refused.value.response, {"secret": 1})
+
+
+@pytest.mark.parametrize(
+    ("file_data", "filename", "rule"),
+    [
+        ("plain text, not base64", "note.txt", "attachment-invalid-base64"),
+        (base64.encodebytes(NOTE.encode()).decode(), "note.txt", "attachment-invalid-base64"),
+        (_b64(NOTE.encode("utf-16")), "note.txt", "attachment-invalid-utf8"),
+    ],
+    ids=["not-base64", "line-broken", "named-text-not-utf8"],
+)
+def test_file_data_that_cannot_be_read_as_its_field_says_is_refused(
+    tmp_path: Path, file_data: str, filename: str, rule: str
+) -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": [_chat_file(file_data, filename)]}],
+    }
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        _assert_refused(gateway, response, {"undecodable_attachment": 1})
+        (record,) = [record for record in gateway.audit() if "detections" in record]
+        assert [(d["type"], d["ruleId"]) for d in record["detections"]] == [
+            ("undecodable_attachment", rule)
+        ]
+
+
+def test_ollama_images_are_protected_and_binary_ones_left_alone(tmp_path: Path) -> None:
+    """The official client encodes the images; text passed as one is protected, a real
+    image goes upstream byte for byte."""
+    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
+        client = ollama.Client(host=gateway.url)
+        message = {"role": "user", "content": "describe", "images": [NOTE.encode(), PNG]}
+        client.chat(model="llava", messages=[message])
+        text, image = gateway.upstream.last.json()["messages"][0]["images"]
+        assert _strict_text(text) == REDACTED_NOTE
+        assert image == _b64(PNG)
+        client.generate(model="llava", prompt="describe", images=[NOTE.encode()])
+        assert [_strict_text(each) for each in gateway.upstream.last.json()["images"]] == [
+            REDACTED_NOTE
+        ]
+
+
+def test_an_ollama_image_that_is_not_base64_is_refused(tmp_path: Path) -> None:
+    """Ollama's decoder skips line breaks in base64, and would read the text."""
+    body = {"model": "llava", "prompt": "describe", "stream": False, "images": [f"{_b64(NOTE)}\n"]}
+    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
+        response = httpx.post(f"{gateway.url}/api/generate", json=body)
+        _assert_refused(gateway, response, {"undecodable_attachment": 1})
