@@ -3,13 +3,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
+import resource
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Final
+
+#: The most memory :func:`run_haechi_capped` lets a command map: far over what reading an
+#: input under its bound takes, far under what an endless input held whole would.
+CAPPED_DATA_BYTES: Final = 1 << 30
 
 
 def run_haechi(
@@ -67,18 +77,89 @@ def run_haechi_on_terminal(
     return process, shown
 
 
+@dataclass(frozen=True)
+class CappedRun:
+    """How a command ended: its exit code, its output, and its peak resident size."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_kib: int
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_DATA, (CAPPED_DATA_BYTES, CAPPED_DATA_BYTES))
+
+
+def _reap(pid: int, timeout: float) -> tuple[int, int]:
+    """The exit code and peak resident size (KiB) of the child ``pid``, once it ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), usage.ru_maxrss
+        time.sleep(0.05)
+    raise AssertionError(f"haechi still running after {timeout} s")
+
+
+def run_haechi_capped(
+    *args: str, cwd: Path, stdin: IO[Any] | int = subprocess.DEVNULL, timeout: float = 120
+) -> CappedRun:
+    """``python -m haechi ARGS`` in ``cwd`` reading ``stdin``, with at most
+    :data:`CAPPED_DATA_BYTES` of memory: a command that holds an endless input whole fails
+    with a ``MemoryError`` instead of taking the machine's memory. Its peak resident size is
+    read from the kernel as it is reaped."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HAECHI_")}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "haechi", *args],
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            preexec_fn=_cap_memory,
+        )
+        try:
+            process.returncode, peak = _reap(process.pid, timeout)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                process.wait()
+        out.seek(0)
+        err.seek(0)
+        return CappedRun(process.returncode, out.read(), err.read(), peak)
+
+
+@contextlib.contextmanager
+def endless_writer(text: str) -> Iterator[IO[bytes]]:
+    """The read end of a pipe another process writes ``text`` to, again and again, without
+    end. The body's end is checked to find the writer still there: this end of the pipe
+    stays open, so it only ever waits to write more."""
+    program = f"import sys\nchunk = {text!r} * 4096\nwhile True: sys.stdout.write(chunk)"
+    writer = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE)
+    assert writer.stdout is not None
+    try:
+        yield writer.stdout
+        assert writer.poll() is None
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+
+
 def json_output(result: subprocess.CompletedProcess[str]) -> Any:
     """The JSON document a successful command printed."""
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def plugin_sign_args(key: str, capabilities: str, *extra: str) -> list[str]:
-    """``plugin-sign`` of ``auth.py`` as version 1.0.0 of the auth provider ``acme-auth``,
+def plugin_sign_args(key: str, capabilities: str, *extra: str, entry: str = "auth.py") -> list[str]:
+    """``plugin-sign`` of ``entry`` as version 1.0.0 of the auth provider ``acme-auth``,
     with the key file ``key`` of signer ``acme`` and ``--capabilities capabilities``."""
     return [
         "plugin-sign",
-        "auth.py",
+        entry,
         "--key",
         key,
         "--signer-key-id",

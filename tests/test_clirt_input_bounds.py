@@ -12,88 +12,27 @@ from the kernel when it is reaped.
 from __future__ import annotations
 
 import json
-import os
-import resource
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Final
 
 import pytest
 
-from tests.cli import run_haechi_on_terminal
+from tests.cli import CappedRun, endless_writer, run_haechi_capped, run_haechi_on_terminal
 
-#: The most memory a command may map: far over what reading under the bound takes, far
-#: under what an input held whole would.
-_DATA_CAP: Final = 1 << 30
 #: Peak resident size a refused command stays under, in KiB (it starts at about 60 MiB).
 _PEAK_KIB: Final = 256 * 1024
 #: A value that must never be shown back, repeated by the writers.
 _VALUE: Final = "minji.kim@example.com"
 _DEFAULT_LIMIT: Final = 1048576
-#: Programs that write without end: a JSON array that never closes, a line that never ends.
-_ENDLESS = {
-    "protect": f"import sys\nwhile True: sys.stdout.write('[\"{_VALUE}\", ' * 4096)",
-    "scan": f"import sys\nwhile True: sys.stdout.write('\"{_VALUE}\" ' * 4096)",
-}
+#: What writers repeat without end: a JSON array that never closes, a line that never ends.
+_ENDLESS = {"protect": f'["{_VALUE}", ', "scan": f'"{_VALUE}" '}
 _REFUSED = {
     "protect": "haechi: the input exceeds limits.maxRequestBytes ({limit} bytes)\n",
     "scan": "haechi: line {line} of the input exceeds limits.maxRequestBytes ({limit} bytes)\n",
 }
 
 
-@dataclass(frozen=True)
-class _Finished:
-    """How a command ended: its exit code, its output, and its peak resident size."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    peak_kib: int
-
-
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_DATA, (_DATA_CAP, _DATA_CAP))
-
-
-def _reap(pid: int, timeout: float) -> tuple[int, int]:
-    """The exit code and peak resident size (KiB) of the child ``pid``, once it ends."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status), usage.ru_maxrss
-        time.sleep(0.05)
-    raise AssertionError(f"haechi still running after {timeout} s")
-
-
-def _run_capped(args: list[str], cwd: Path, stdin: IO[Any] | int) -> _Finished:
-    """``python -m haechi ARGS`` reading ``stdin``, under :data:`_DATA_CAP`."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HAECHI_")}
-    with (cwd / "out").open("w+") as out, (cwd / "err").open("w+") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "haechi", *args],
-            cwd=cwd,
-            env=env,
-            stdin=stdin,
-            stdout=out,
-            stderr=err,
-            preexec_fn=_cap_memory,
-        )
-        try:
-            process.returncode, peak = _reap(process.pid, timeout=120)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                process.wait()
-        out.seek(0)
-        err.seek(0)
-        return _Finished(process.returncode, out.read(), err.read(), peak)
-
-
-def _assert_refused(done: _Finished, expected: str) -> None:
+def _assert_refused(done: CappedRun, expected: str) -> None:
     """Refused in one line naming the bound, quoting nothing, in bounded memory."""
     assert done.returncode == 1, done.stderr
     assert done.stderr == expected
@@ -105,16 +44,8 @@ def _assert_refused(done: _Finished, expected: str) -> None:
 def test_an_input_without_end_is_refused_while_it_is_still_written(
     tmp_path: Path, command: str
 ) -> None:
-    writer = subprocess.Popen([sys.executable, "-c", _ENDLESS[command]], stdout=subprocess.PIPE)
-    assert writer.stdout is not None
-    try:
-        done = _run_capped([command], tmp_path, writer.stdout)
-        # This end of the pipe is still open: the writer only ever waits to write more.
-        assert writer.poll() is None
-    finally:
-        writer.kill()
-        writer.wait()
-        writer.stdout.close()
+    with endless_writer(_ENDLESS[command]) as pipe:
+        done = run_haechi_capped(command, cwd=tmp_path, stdin=pipe)
     _assert_refused(done, _REFUSED[command].format(line=1, limit=_DEFAULT_LIMIT))
     assert not (tmp_path / ".haechi").exists()
 
@@ -125,7 +56,7 @@ def test_a_file_of_gigabytes_is_refused_after_the_bound(tmp_path: Path, command:
     with big.open("wb") as handle:
         handle.write(json.dumps([_VALUE]).encode())
         handle.truncate(16 << 30)  # sparse: 16 GiB that take no room on disk
-    done = _run_capped([command, "big.json"], tmp_path, subprocess.DEVNULL)
+    done = run_haechi_capped(command, "big.json", cwd=tmp_path)
     _assert_refused(done, _REFUSED[command].format(line=1, limit=_DEFAULT_LIMIT))
 
 
@@ -144,10 +75,10 @@ def test_protect_takes_a_document_of_exactly_the_configured_limit(tmp_path: Path
     _configure_limit(tmp_path, 4096)
     (tmp_path / "at.json").write_bytes(_document_of(4096))
     (tmp_path / "over.json").write_bytes(_document_of(4097))
-    at = _run_capped(["protect", "at.json"], tmp_path, subprocess.DEVNULL)
+    at = run_haechi_capped("protect", "at.json", cwd=tmp_path)
     assert at.returncode == 0, at.stderr
     assert json.loads(at.stdout)["summary"]["byType"] == {"email": 1}
-    over = _run_capped(["protect", "over.json"], tmp_path, subprocess.DEVNULL)
+    over = run_haechi_capped("protect", "over.json", cwd=tmp_path)
     _assert_refused(over, _REFUSED["protect"].format(limit=4096))
 
 
@@ -155,7 +86,7 @@ def test_scan_bounds_each_line_without_its_line_end(tmp_path: Path) -> None:
     _configure_limit(tmp_path, 4096)
     lines = [_document_of(4096) + b"\r\n", _document_of(4096) + b"\n", _document_of(4097)]
     (tmp_path / "in.jsonl").write_bytes(b"".join(lines))
-    done = _run_capped(["scan", "in.jsonl"], tmp_path, subprocess.DEVNULL)
+    done = run_haechi_capped("scan", "in.jsonl", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr == _REFUSED["scan"].format(line=3, limit=4096)
     printed = [json.loads(line) for line in done.stdout.splitlines()]

@@ -4,7 +4,9 @@
 Bytes that are not UTF-8, JSON nested past the parser's recursion limit or a number past
 ``int()``'s digit limit, handed to ``plugin-validate``, ``plugin-sign --capabilities`` or
 ``plugin-verify``, are refused with a message naming the file (a refusal, for
-``plugin-verify``), never as an internal error. Real ``haechi`` subprocesses.
+``plugin-verify``), never as an internal error. So is a file past what the runtime's gate
+reads (a manifest, an entry) or past any PEM key file's size, as soon as that much of it is
+read: a path may name a pipe that never ends. Real ``haechi`` subprocesses.
 """
 
 from __future__ import annotations
@@ -14,12 +16,44 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import json_output, plugin_sign_args, run_haechi
+from haechi.plugins.manifest import MAX_ENTRY_BYTES
+from tests.cli import (
+    endless_writer,
+    json_output,
+    plugin_sign_args,
+    run_haechi,
+    run_haechi_capped,
+)
 
 UNREADABLE = {
     "latin-1": b'{"haechiPlugin": {"name": "caf\xe9"}}',
     "deep": b"[" * 100_000 + b"]" * 100_000,
     "digits": b'{"n": ' + b"9" * 5000 + b"}",
+}
+
+
+#: Repeated without end into a file argument; never to be shown back.
+_ENDLESS = "-----BEGIN PRIVATE KEY-----hae_0123456789abcdef"
+_SIGNED = '{"readsCredentials": true}'
+#: ``(arguments reading /dev/stdin, the refusal)`` for each file a plugin command reads.
+_STDIN_FILES = {
+    "validate": (["plugin-validate", "/dev/stdin"], "/dev/stdin is larger than 1048576 bytes"),
+    "capabilities": (
+        plugin_sign_args("acme.key", "@/dev/stdin", "--out", "never.json"),
+        "/dev/stdin is larger than 1048576 bytes",
+    ),
+    "key": (
+        plugin_sign_args("/dev/stdin", _SIGNED, "--out", "never.json"),
+        "--key /dev/stdin is larger than 65536 bytes",
+    ),
+    "entry": (
+        plugin_sign_args("acme.key", _SIGNED, "--out", "never.json", entry="/dev/stdin"),
+        "/dev/stdin is larger than 4194304 bytes",
+    ),
+    "anchor": (
+        ["plugin-verify", "acme-auth.signed.json", "--entry", "auth.py", "--anchor", "/dev/stdin"],
+        "--anchor /dev/stdin is larger than 65536 bytes",
+    ),
 }
 
 
@@ -81,3 +115,24 @@ def test_verify_refuses_an_anchor_that_is_not_text(keys: Path) -> None:
         cwd=keys,
     )
     _one_line(result, "haechi: plugin-verify refused: unknown-signer (")
+
+
+@pytest.mark.parametrize(("args", "refusal"), _STDIN_FILES.values(), ids=_STDIN_FILES.keys())
+def test_a_file_without_end_is_refused_past_its_bound(
+    keys: Path, args: list[str], refusal: str
+) -> None:
+    json_output(run_haechi(*plugin_sign_args("acme.key", _SIGNED), cwd=keys))
+    with endless_writer(_ENDLESS) as pipe:
+        done = run_haechi_capped(*args, cwd=keys, stdin=pipe)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"haechi: {refusal}\n")
+    assert not (keys / "never.json").exists()
+
+
+def test_sign_refuses_an_entry_the_gate_would_not_read(keys: Path) -> None:
+    with (keys / "big.py").open("wb") as handle:
+        handle.truncate(MAX_ENTRY_BYTES + 1)
+    result = run_haechi(
+        *plugin_sign_args("acme.key", _SIGNED, "--out", "never.json", entry="big.py"), cwd=keys
+    )
+    _one_line(result, f"haechi: big.py is larger than {MAX_ENTRY_BYTES} bytes")
+    assert not (keys / "never.json").exists()

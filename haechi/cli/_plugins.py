@@ -15,14 +15,19 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 
 from haechi._filelock import atomic_write
-from haechi.cli._app import app, emit_json, exit_with, make_directories
+from haechi.cli._app import app, emit_json, exit_with, make_directories, read_at_most
 from haechi.errors import ConfigError, PluginLoadError
-from haechi.plugins.manifest import read_plugin_files, validate_manifest
+from haechi.plugins.manifest import (
+    MAX_ENTRY_BYTES,
+    MAX_MANIFEST_BYTES,
+    read_plugin_files,
+    validate_manifest,
+)
 from haechi.plugins.signing import (
     build_payload,
     generate_keypair,
@@ -41,6 +46,8 @@ __all__: list[str] = []
 
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _ONE_TRUST_SOURCE = "plugin-verify needs exactly one of --anchor or --config"
+#: Largest PEM key file read (``--key``, ``--anchor``): an Ed25519 key is a few hundred bytes.
+_MAX_PEM_BYTES: Final = 64 * 1024
 
 
 def _parse_json(text: bytes | str, what: str) -> Any:
@@ -60,9 +67,23 @@ def _parse_json(text: bytes | str, what: str) -> Any:
         raise ConfigError(f"{what} nests too deeply to be read as JSON") from None
 
 
+def _read_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the file at ``path``, refused (naming it as ``what``) past ``limit``.
+
+    Never more than ``limit + 1`` bytes are read: a path may name a pipe or a device that
+    never ends (``/dev/zero``, ``/dev/stdin`` fed by ``yes``).
+    """
+    with path.open("rb") as handle:
+        data = read_at_most(handle, limit)
+    if len(data) > limit:
+        raise ConfigError(f"{what} is larger than {limit} bytes")
+    return data
+
+
 def _read_json(path: Path) -> Any:
-    """The JSON document of the file at ``path`` (see :func:`_parse_json`)."""
-    return _parse_json(path.read_bytes(), str(path))
+    """The JSON document of the file at ``path`` (see :func:`_parse_json`), no larger than
+    the gate reads a manifest."""
+    return _parse_json(_read_file(path, MAX_MANIFEST_BYTES, str(path)), str(path))
 
 
 @app.command("plugin-validate")
@@ -177,8 +198,9 @@ def plugin_sign_command(
     granted = _capabilities(capabilities)
     if kind == AUTH_PROVIDER_KIND and granted.get("readsCredentials") is not True:
         raise ConfigError("an authProvider plugin must declare readsCredentials: true")
+    pem = _read_file(key, _MAX_PEM_BYTES, f"--key {key}")
     try:
-        private_key = load_private_key(key.read_bytes())
+        private_key = load_private_key(pem)
     except ValueError as exc:
         raise ConfigError(f"--key {key}: {exc}") from None
     payload = build_payload(
@@ -187,7 +209,8 @@ def plugin_sign_command(
         version=plugin_version,
         capabilities=granted,
         core_range=core_range,
-        entry=entry.read_bytes(),
+        # No larger than the gate reads: a bigger entry could be signed, never loaded.
+        entry=_read_file(entry, MAX_ENTRY_BYTES, str(entry)),
         not_before=not_before,
         not_after=not_after,
     )
@@ -231,7 +254,7 @@ def _anchor_policy(
     if signer is None:
         named = envelope.get("signerKeyId")
         signer = named if isinstance(named, str) else ""
-    return TrustPolicy(anchors={signer: anchor.read_bytes()})
+    return TrustPolicy(anchors={signer: _read_file(anchor, _MAX_PEM_BYTES, f"--anchor {anchor}")})
 
 
 @app.command("plugin-verify")

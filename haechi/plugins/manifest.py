@@ -33,6 +33,7 @@ from haechi.errors import PluginLoadError
 __all__ = [
     "DYNAMIC_RUNTIMES",
     "MAX_ENTRY_BYTES",
+    "MAX_MANIFEST_BYTES",
     "PLUGIN_KINDS",
     "PluginFiles",
     "read_plugin_files",
@@ -41,7 +42,8 @@ __all__ = [
 
 #: Largest entry file the gate reads.
 MAX_ENTRY_BYTES: Final = 4 * 1024 * 1024
-_MAX_MANIFEST_BYTES: Final = 1024 * 1024
+#: Largest manifest or envelope file the gate reads.
+MAX_MANIFEST_BYTES: Final = 1024 * 1024
 #: Opening never waits: a named pipe where a plugin file belongs would block ``open`` until
 #: a writer came, and a respawn reads the files holding the supervisor's lock. Only regular
 #: files are then read.
@@ -164,9 +166,9 @@ def _read_json(path: Path) -> object:
     with os.fdopen(os.open(path, _OPEN_FLAGS), "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise _invalid(f"{path.name} is not a regular file")
-        raw = handle.read(_MAX_MANIFEST_BYTES + 1)
-    if len(raw) > _MAX_MANIFEST_BYTES:
-        raise _invalid(f"{path.name} is larger than {_MAX_MANIFEST_BYTES} bytes")
+        raw = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise _invalid(f"{path.name} is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
