@@ -616,9 +616,17 @@ class MetricsConfig(_Section):
 
 
 class RateLimitConfig(_Section):
-    """Where rate-limit budgets are counted."""
+    """Where rate-limit budgets are counted, and how many refusals are audited one by one."""
 
     provider: NonBlank = _field("memory", "Rate limiter name: memory (per process) or a plugin's.")
+    denied_records_per_second: NonNegativeInt = _field(
+        20,
+        "Requests refused 429 `haechi_rate_limited` that a gateway process audits one record "
+        "each, per second (a burst of as many); past it refusals are counted, and one record "
+        "a second says how many, by reason. A budget of its own, apart from "
+        "`auth.deniedRecordsPerSecond`: a caller over its limit cannot crowd out the records "
+        "of credential denials. 0 = one record per refusal, however many.",
+    )
 
 
 class PluginPinConfig(_Section):
@@ -783,7 +791,9 @@ class HaechiConfig(_Section):
     privacy: PrivacyConfig = _field(PrivacyConfig(), "Privacy profile.")
     logging: LoggingConfig = _field(LoggingConfig(), "Logs.")
     metrics: MetricsConfig = _field(MetricsConfig(), "Metrics.")
-    rate_limit: RateLimitConfig = _field(RateLimitConfig(), "Rate limiting backend.")
+    rate_limit: RateLimitConfig = _field(
+        RateLimitConfig(), "Rate limiting backend, and the records of its refusals."
+    )
     auth: AuthConfig = _field(AuthConfig(), "Authentication.")
     plugins: PluginsConfig = _field(PluginsConfig(), "Plugins.")
     mcp: McpConfig = _field(McpConfig(), "MCP.")

@@ -33,6 +33,7 @@ __all__ = [
     "ProviderContext",
     "RateLimiter",
     "ReadyState",
+    "RetryAfterHint",
     "TokenRecord",
     "TokenStore",
 ]
@@ -187,12 +188,26 @@ class AuditStore(Protocol):
 
 @runtime_checkable
 class RateLimiter(Protocol):
-    """Per-key request budgets."""
+    """Per-key request budgets (see also :class:`RetryAfterHint`, which a limiter may add)."""
 
     name: ClassVar[str]
 
     async def allow(self, key: str, requests_per_minute: float) -> bool:
         """Count one request for ``key``; return False when it is over budget."""
+        ...
+
+
+@runtime_checkable
+class RetryAfterHint(Protocol):
+    """What a rate limiter may offer besides :class:`RateLimiter`: how long a refused key waits.
+
+    Optional, so that a limiter that only answers allow/deny keeps working: the gateway asks
+    only after ``allow`` refused (allowed requests pay nothing), and without it, or when it
+    raises or answers anything but a finite number, the 429 says the whole window (60 s).
+    """
+
+    async def retry_after(self, key: str, requests_per_minute: float) -> float:
+        """Seconds until ``key`` may be allowed again (0 or less: now)."""
         ...
 
 

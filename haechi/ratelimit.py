@@ -4,7 +4,8 @@
 A key's window starts with its first request; requests are allowed while the window's count
 is below the budget. The map bounds itself without a timer: windows are kept in the order
 they started, and once it holds many keys each call evicts a few of the oldest expired ones,
-so a flood of one-shot identities cannot grow it without limit.
+so a flood of one-shot identities cannot grow it without limit. A refused key waits until
+its window ends (:meth:`MemoryRateLimiter.retry_after`, the gateway's ``Retry-After``).
 
 Budgets are per process. Replicas that must share one fleet budget use a shared limiter
 (the Redis satellite) selected by ``rateLimit.provider``.
@@ -60,6 +61,14 @@ class MemoryRateLimiter:
             window[1] += 1
             return True
         return False
+
+    async def retry_after(self, key: str, requests_per_minute: float) -> float:
+        """Seconds until ``key``'s window ends, when its whole budget is back (0 without a
+        window running); the budget does not matter, as one window holds all of it."""
+        window = self._windows.get(key)
+        if window is None:
+            return 0.0
+        return window[0] + WINDOW_SECONDS - self._clock()
 
     def _prune(self, now: float) -> None:
         expired = []

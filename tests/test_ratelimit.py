@@ -37,6 +37,20 @@ async def test_window_resets_after_sixty_seconds() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_refused_key_waits_for_the_rest_of_its_window() -> None:
+    clock = _Clock()
+    limiter = MemoryRateLimiter(clock)
+    assert await limiter.retry_after("a", 1) == 0
+    assert await limiter.allow("a", 1)
+    clock.now += 20.5
+    assert not await limiter.allow("a", 1)
+    assert await limiter.retry_after("a", 1) == WINDOW_SECONDS - 20.5
+    clock.now += WINDOW_SECONDS - 20.5
+    assert await limiter.retry_after("a", 1) == 0
+    assert await limiter.allow("a", 1)
+
+
+@pytest.mark.anyio
 async def test_fractional_budgets() -> None:
     limiter = MemoryRateLimiter(_Clock())
     answers = [await limiter.allow("a", 1.5) for _ in range(3)]

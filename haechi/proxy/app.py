@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,7 @@ from haechi.protocols import (
     request_models,
 )
 from haechi.protocols.token_ids import holds_embeddings, holds_token_ids
+from haechi.providers import RetryAfterHint
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
 from haechi.proxy.denials import DenialRecords
 from haechi.proxy.errors import GatewayError
@@ -76,6 +78,7 @@ from haechi.proxy.upstream import (
     UpstreamTimeout,
     iter_capped,
 )
+from haechi.ratelimit import WINDOW_SECONDS
 from haechi.streaming import StreamInspector
 
 __all__ = ["GatewayApp", "GatewayRequest", "McpHttpHandler"]
@@ -215,7 +218,15 @@ class GatewayApp:
         # Token ids here are model vocabulary indices, not credentials.
         self._refuse_token_ids = config.target.token_id_input == "refuse"  # noqa: S105
         self.in_flight = 0
-        self._denials = DenialRecords(config.auth.denied_records_per_second, self._denial_summary)
+        self._denials = DenialRecords(
+            config.auth.denied_records_per_second,
+            functools.partial(self._denial_summary, "auth_denied"),
+        )
+        self._rate_limited = DenialRecords(
+            config.rate_limit.denied_records_per_second,
+            functools.partial(self._denial_summary, "rate_limited"),
+            unrecorded="rate_limited_unrecorded",
+        )
         if config.target.type == "mcp-http":
             from haechi.mcp.http import create_handler
 
@@ -257,8 +268,9 @@ class GatewayApp:
         )
 
     async def aclose(self) -> None:
-        """Write the pending denial summary; release the upstream connection pool."""
+        """Write the pending refusal summaries; release the upstream connection pool."""
         await self._denials.aclose()
+        await self._rate_limited.aclose()
         await self.upstream.aclose()
 
     # -- one request ---------------------------------------------------------------------
@@ -466,20 +478,20 @@ class GatewayApp:
         )
         await self.runtime.audit.record(event)
 
-    async def _denial_summary(self, counts: Mapping[str, int]) -> None:
-        """Write the record of the denials past ``auth.deniedRecordsPerSecond`` (of any
-        route: no route is named)."""
+    async def _denial_summary(self, decision: str, counts: Mapping[str, int]) -> None:
+        """Write the record of the ``decision`` refusals past their ``deniedRecordsPerSecond``
+        (of any route and caller: none is named)."""
         protocol = self.config.target.type
         event = proxy_decision_event(
             protocol=protocol,
             route_id=None,
-            decision="auth_denied",
+            decision=decision,
             reason="aggregated",
             mode=self.mode,
             correlation_id=None,
         )
         event["operation"] = f"proxy:{protocol}"
-        event["summary"]["byAction"] = {"auth_denied": sum(counts.values())}
+        event["summary"]["byAction"] = {decision: sum(counts.values())}
         event["summary"]["byReason"] = dict(counts)
         await self.runtime.audit.record(event)
 
@@ -562,8 +574,29 @@ class GatewayApp:
             return
         request.decision = "rate_limited"
         self.metrics.increment("haechi_rate_limited_total")
-        await self.audit_decision(request, "rate_limited", f"rate:{_number(per_minute)}")
-        raise GatewayError("haechi_rate_limited")
+        reason = f"rate:{_number(per_minute)}"
+        if self._rate_limited.admit(reason):
+            await self.audit_decision(request, "rate_limited", reason)
+        wait = await self._limiter_retry_after(key, per_minute, request.correlation_id)
+        raise GatewayError("haechi_rate_limited", headers={"retry-after": wait})
+
+    async def _limiter_retry_after(self, key: str, per_minute: float, correlation_id: str) -> str:
+        """``Retry-After`` of a refused ``key``: what the limiter says a slot takes to free
+        (asked only now, so allowed requests pay nothing). A limiter that cannot say, or
+        fails to, gets the whole window: a per-minute budget is back within it."""
+        limiter = self.runtime.rate_limiter
+        if not isinstance(limiter, RetryAfterHint):
+            return _whole_seconds(WINDOW_SECONDS)
+        try:
+            return _whole_seconds(await limiter.retry_after(key, per_minute))
+        except Exception as exc:  # the refusal stands; only the hint falls back
+            log_event(
+                30,
+                "rate_limit_retry_after_failed",
+                correlationId=correlation_id,
+                errorName=type(exc).__name__,
+            )
+            return _whole_seconds(WINDOW_SECONDS)
 
     async def _deny_token_ids(self, request: GatewayRequest, reason: str) -> None:
         request.decision = "blocked"
@@ -752,6 +785,16 @@ async def _until_disconnect(pump: Any, receive: Receive) -> None:
             await watch_task
         with contextlib.suppress(asyncio.CancelledError):
             await pump_task
+
+
+def _whole_seconds(seconds: object) -> str:
+    """``seconds`` as a ``Retry-After`` value: whole seconds rounded up, at least 1 (an
+    earlier retry would be refused again); anything but a finite number is the window."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        seconds = WINDOW_SECONDS
+    if not math.isfinite(seconds):
+        seconds = WINDOW_SECONDS
+    return str(max(1, math.ceil(seconds)))
 
 
 def _number(value: float) -> str:

@@ -1,18 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""How many authentication denials a gateway process audits one by one.
+"""How many refusals of one kind a gateway process audits one by one.
 
-A denial is audited before any rate limit can apply (the limit needs an identity), so a
-client without a token could otherwise make the gateway write one record per request, as
-fast as it sends them. ``auth.deniedRecordsPerSecond`` bounds that: up to that many denials
-a second (a burst of as many), each denial is its own record, as always; past it, a denial
-is counted instead, and a second in which some were counted ends with one record saying
-how many, by reason (decision ``auth_denied``, reason ``aggregated``, counts in
-``summary.byAction`` and ``summary.byReason``). Every denial is still answered 401 and
-counted in ``haechi_auth_denied_total``; none goes unrecorded, only uncorrelated.
-``0`` records every denial on its own.
+A refusal that is cheap to provoke would otherwise let a client make the gateway write one
+record per request, as fast as it sends them: an authentication denial (audited before any
+rate limit can apply, since the limit needs an identity) and a rate-limit refusal (a caller
+over its budget keeps sending). Each kind has its bound, ``auth.deniedRecordsPerSecond`` and
+``rateLimit.deniedRecordsPerSecond``: up to that many refusals a second (a burst of as many),
+each is its own record, as always; past it, a refusal is counted instead, and a second in
+which some were counted ends with one record saying how many, by reason (reason
+``aggregated``, counts in ``summary.byAction`` and ``summary.byReason``). Every refusal is
+still answered and counted in its metric; none goes unrecorded, only uncorrelated. ``0``
+records every refusal on its own.
 
-A summary that cannot be written is logged (``auth_denials_unrecorded``) and its counts are
-kept for the next one; the gateway writes what is pending when it stops.
+A summary that cannot be written is logged (``auth_denials_unrecorded``; rate-limit
+refusals: ``rate_limited_unrecorded``) and its counts are kept for the next one; the gateway
+writes what is pending when it stops.
 """
 
 from __future__ import annotations
@@ -26,17 +28,24 @@ from haechi.proxy.logs import log_event
 
 __all__ = ["DenialRecords"]
 
-#: Seconds between the first counted denial and the summary that reports it.
+#: Seconds between the first counted refusal and the summary that reports it.
 _SUMMARY_DELAY_S: Final = 1.0
 
 WriteSummary = Callable[[Mapping[str, int]], Awaitable[None]]
 
 
 class DenialRecords:
-    """A token bucket of denial records, and the counts of the denials past it."""
+    """A token bucket of refusal records, and the counts of the refusals past it."""
 
-    def __init__(self, per_second: int, write_summary: WriteSummary) -> None:
+    def __init__(
+        self,
+        per_second: int,
+        write_summary: WriteSummary,
+        *,
+        unrecorded: str = "auth_denials_unrecorded",
+    ) -> None:
         self._rate = float(per_second)
+        self._unrecorded = unrecorded
         self._tokens = self._rate
         self._last = time.monotonic()
         self._write_summary = write_summary
@@ -45,7 +54,7 @@ class DenialRecords:
         self._flushes: set[asyncio.Task[None]] = set()
 
     def admit(self, reason: str) -> bool:
-        """Whether this denial gets its own record; when not, it is counted for the next
+        """Whether this refusal gets its own record; when not, it is counted for the next
         summary (written within a second)."""
         if not self._rate:
             return True
@@ -67,7 +76,7 @@ class DenialRecords:
         task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> None:
-        """Write the summary of the denials counted so far, if any."""
+        """Write the summary of the refusals counted so far, if any."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -83,7 +92,7 @@ class DenialRecords:
                 self._timer = asyncio.get_running_loop().call_later(_SUMMARY_DELAY_S, self._due)
             log_event(
                 40,
-                "auth_denials_unrecorded",
+                self._unrecorded,
                 count=sum(counts.values()),
                 errorName=type(exc).__name__,
             )

@@ -10,17 +10,21 @@ fresh limiter (a shared backend is fine: every test uses its own random keys)::
             return MyLimiter(...)
 
 The suite checks the semantics the gateway relies on: a budget is honoured exactly (also
-under concurrent calls), keys never share budgets, and the answer is a real ``bool``.
+under concurrent calls), keys never share budgets, and the answer is a real ``bool``. A
+limiter that also offers :class:`~haechi.providers.RetryAfterHint` is held to it: a refused
+key is told a wait within the window; one that does not is skipped there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 
 import pytest
 
-from haechi.providers import RateLimiter
+from haechi.providers import RateLimiter, RetryAfterHint
+from haechi.ratelimit import WINDOW_SECONDS
 
 __all__ = ["RateLimiterContract"]
 
@@ -65,3 +69,16 @@ class RateLimiterContract:
         assert isinstance(rate_limiter, RateLimiter)
         assert isinstance(type(rate_limiter).name, str)
         assert type(rate_limiter).name
+
+    async def test_a_refused_key_is_told_a_wait_within_the_window(
+        self, rate_limiter: RateLimiter
+    ) -> None:
+        if not isinstance(rate_limiter, RetryAfterHint):
+            pytest.skip("the limiter only answers allow/deny (the gateway says the window)")
+        key = _key()
+        assert await rate_limiter.allow(key, 1) is True
+        assert await rate_limiter.allow(key, 1) is False
+        wait = await rate_limiter.retry_after(key, 1)
+        assert isinstance(wait, int | float)
+        assert math.isfinite(wait)
+        assert 0 < wait <= WINDOW_SECONDS
