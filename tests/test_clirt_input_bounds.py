@@ -17,7 +17,15 @@ from typing import Final
 
 import pytest
 
-from tests.cli import CappedRun, endless_writer, run_haechi_capped, run_haechi_on_terminal
+from haechi.audit._lines import MAX_LINE_BYTES
+from tests.cli import (
+    CappedRun,
+    endless_writer,
+    json_output,
+    run_haechi,
+    run_haechi_capped,
+    run_haechi_on_terminal,
+)
 
 #: Peak resident size a refused command stays under, in KiB (it starts at about 60 MiB).
 _PEAK_KIB: Final = 256 * 1024
@@ -104,3 +112,22 @@ def test_on_a_terminal_the_refusal_starts_a_line_after_the_progress(tmp_path: Pa
     assert progress.startswith(b"\rhaechi scan: 1.0 MiB")
     expected = _REFUSED["scan"].format(line=18, limit=_DEFAULT_LIMIT)
     assert refusal == expected.removesuffix("\n").encode()
+
+
+#: ``(arguments reading /dev/stdin, what the refusal names)`` for each audit reader.
+_AUDIT_READERS = {
+    "report": (["report", "--audit", "/dev/stdin"], "stdin"),
+    "audit-verify": (["audit-verify", "--audit", "/dev/stdin"], "stdin"),
+    "anchor": (
+        ["audit-verify", "--audit", ".haechi/audit.jsonl", "--anchor", "/dev/stdin"],
+        "anchor file stdin",
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "name"), _AUDIT_READERS.values(), ids=_AUDIT_READERS.keys())
+def test_an_audit_line_without_end_is_refused(tmp_path: Path, args: list[str], name: str) -> None:
+    json_output(run_haechi("protect", stdin=json.dumps({"to": _VALUE}), cwd=tmp_path))
+    with endless_writer(f'{{"to": "{_VALUE}", ') as pipe:
+        done = run_haechi_capped(*args, cwd=tmp_path, stdin=pipe)
+    _assert_refused(done, f"haechi: {name}: line 1 is longer than {MAX_LINE_BYTES} bytes\n")

@@ -2,10 +2,12 @@
 """JSON-lines I/O shared by the file store, the anchor writer, the verifier and the summary.
 
 Reading streams one line at a time, so verifying or summarising a log of any size uses
-constant memory. Parsing is strict: a line is UTF-8 without a byte order mark,
-``NaN``/``Infinity`` literals are not JSON, nor is an object naming a member twice, and a
-line that is not one JSON object is an :class:`~haechi.errors.AuditError` naming the line
-number (never its content, which could be anything an attacker wrote into the file).
+constant memory; a line longer than :data:`MAX_LINE_BYTES` is refused as soon as that much
+of it is read (a path may name ``/dev/zero`` or a pipe without a line break). Parsing is
+strict: a line is UTF-8 without a byte order mark, ``NaN``/``Infinity`` literals are not
+JSON, nor is an object naming a member twice, and a line that is not one JSON object is an
+:class:`~haechi.errors.AuditError` naming the line number (never its content, which could
+be anything an attacker wrote into the file).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from haechi.errors import AuditError
 _FILE_MODE = 0o600
 #: Seconds a reader of the log waits for a store to finish the line it met unfinished.
 _READ_WAIT: Final = 10.0
+#: Longest line, its line end included, a reader of the log or of an anchor file takes
+#: (16 MiB): a record haechi writes is at most a few kilobytes.
+MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 
 
 def _refuse_constant(name: str) -> Any:
@@ -63,6 +68,23 @@ def parse_object(line: bytes | str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def numbered_lines(handle: BinaryIO, name: str) -> Iterator[tuple[int, bytes]]:
+    """``(number, line)`` for every line of ``handle``, reading no line past
+    :data:`MAX_LINE_BYTES` (an :class:`~haechi.errors.AuditError` naming ``name`` and the
+    line number, never its content)."""
+    number = 0
+    while line := _read_line(handle, name, number + 1):
+        number += 1
+        yield number, line
+
+
+def _read_line(handle: BinaryIO, name: str, number: int) -> bytes:
+    line = handle.readline(MAX_LINE_BYTES + 1)
+    if len(line) > MAX_LINE_BYTES:
+        raise AuditError(f"{name}: line {number} is longer than {MAX_LINE_BYTES} bytes")
+    return line
+
+
 def iter_json_lines(
     path: Path, *, missing_ok: bool = False
 ) -> Generator[dict[str, Any], None, None]:
@@ -79,14 +101,14 @@ def iter_json_lines(
         raise
     with handle:
         offset = 0
-        for number, line in enumerate(handle, start=1):
+        for number, line in numbered_lines(handle, path.name):
             start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
             record = parse_object(line)
             if record is None and not line.endswith(b"\n"):
                 # The last line, unfinished: a write in progress, or one a crash cut short.
-                line = _finished_line(handle, start) or line
+                line = _finished_line(handle, start, path.name, number) or line
                 offset = start + len(line)
                 record = parse_object(line)
             if record is None:
@@ -94,7 +116,7 @@ def iter_json_lines(
             yield record
 
 
-def _finished_line(handle: BinaryIO, start: int) -> bytes | None:
+def _finished_line(handle: BinaryIO, start: int, name: str, number: int) -> bytes | None:
     """The line at ``start`` of ``handle`` read again once no writer is writing the log, or
     ``None`` when that cannot be waited for (a pipe, or a writer that keeps the lock).
 
@@ -108,7 +130,7 @@ def _finished_line(handle: BinaryIO, start: int) -> bytes | None:
         if not done:
             return None
         handle.seek(start)
-        return handle.readline()
+        return _read_line(handle, name, number)
 
 
 @contextlib.contextmanager

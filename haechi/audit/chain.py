@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from haechi._canonical import canonical_json
-from haechi.audit._lines import iter_json_lines, parse_object
+from haechi.audit._lines import iter_json_lines, numbered_lines, parse_object
 from haechi.errors import AuditError
 from haechi.providers import AuditIntegrity
 
@@ -278,7 +278,7 @@ def _hash_of(record: Mapping[str, Any], integrity: Mapping[str, Any]) -> str | N
 def _read_anchors(path: Path) -> Iterator[dict[str, Any]]:
     try:
         with path.open("rb") as handle:
-            for line in handle:
+            for _number, line in numbered_lines(handle, f"anchor file {path.name}"):
                 anchor = parse_object(line)
                 if anchor is not None:
                     yield anchor
