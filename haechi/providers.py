@@ -203,7 +203,8 @@ class RetryAfterHint(Protocol):
 
     Optional, so that a limiter that only answers allow/deny keeps working: the gateway asks
     only after ``allow`` refused (allowed requests pay nothing), and without it, or when it
-    raises or answers anything but a finite number, the 429 says the whole window (60 s).
+    raises or answers anything but a finite number, the 429 says the whole window (60 s),
+    as it does for a longer answer: a per-minute budget is back within the window.
     """
 
     async def retry_after(self, key: str, requests_per_minute: float) -> float:

@@ -107,15 +107,29 @@ class _Hinting(_AllowOnly):
         (_Hinting(2.5), "3"),
         (_Hinting(0.2), "1"),
         (_Hinting(-4), "1"),
+        (_Hinting(86400.5), "60"),
+        (_Hinting(10**400), "60"),
         (_Hinting(float("nan")), "60"),
         (_Hinting("soon"), "60"),
         (_Hinting(RuntimeError("backend says jane.doe@example.com")), "60"),
     ],
-    ids=["allow-only", "rounded-up", "at-least-one", "past", "nan", "text", "raises"],
+    ids=[
+        "allow-only",
+        "rounded-up",
+        "at-least-one",
+        "past",
+        "a-day",
+        "beyond-a-float",
+        "nan",
+        "text",
+        "raises",
+    ],
 )
 def test_retry_after_from_the_limiter_or_the_window(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, limiter: Any, expected: str
 ) -> None:
+    """The limiter's answer, rounded up, is at least 1 and at most the window: a per-minute
+    budget is back within it, whatever a limiter says. Without an answer, the window."""
     config = {"policy": {"rate": {"requestsPerMinute": 30}}}
     with (
         caplog.at_level(logging.WARNING, logger="haechi.proxy"),

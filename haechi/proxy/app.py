@@ -789,12 +789,15 @@ async def _until_disconnect(pump: Any, receive: Receive) -> None:
 
 def _whole_seconds(seconds: object) -> str:
     """``seconds`` as a ``Retry-After`` value: whole seconds rounded up, at least 1 (an
-    earlier retry would be refused again); anything but a finite number is the window."""
+    earlier retry would be refused again) and at most the window, within which a per-minute
+    budget is back whatever a limiter says (a client told to wait a day would give up);
+    anything but a finite number is the window."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         seconds = WINDOW_SECONDS
-    if not math.isfinite(seconds):
+    if isinstance(seconds, float) and not math.isfinite(seconds):
         seconds = WINDOW_SECONDS
-    return str(max(1, math.ceil(seconds)))
+    # Compared, never converted: an int too large for a float is the window too.
+    return str(math.ceil(max(1, min(seconds, WINDOW_SECONDS))))
 
 
 def _number(value: float) -> str:
