@@ -520,9 +520,9 @@ class FiltersConfig(_Section):
     scan_text_attachments: StrictBool = _field(
         True,
         "Decode attachments declared as text (base64 data beside a text media type, text"
-        " data URLs) and base64 file fields holding text (OpenAI file_data, Ollama images),"
-        " protect them with every rule and encode them back; one that does not decode as"
-        " declared, or such a field that is not base64, blocks.",
+        " data URLs) and base64 file fields holding text (OpenAI file_data, Ollama images,"
+        " Bedrock Converse source.bytes), protect them with every rule and encode them back;"
+        " one that does not decode as declared, or such a field that is not base64, blocks.",
     )
 
 

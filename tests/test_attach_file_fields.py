@@ -2,10 +2,11 @@
 """Base64 file fields without a media type, through a gateway on a real socket.
 
 OpenAI's ``file_data`` (a chat ``file`` part, a Responses ``input_file``) may be the file's
-raw base64 rather than a data URL, and Ollama's ``images`` are raw base64: the protocol says
-the string is a file's content, so the gateway decodes it, protects it when it is text and
-forwards it encoded as it came, and refuses one that is not base64. Other base64-looking
-strings stay as they are. See ``docs/detection.md`` ("Text attachments").
+raw base64 rather than a data URL, and Ollama's ``images`` and a Bedrock Converse block's
+``source.bytes`` are raw base64: the protocol says the string is a file's content, so the
+gateway decodes it, protects it when it is text and forwards it encoded as it came, and
+refuses one that is not base64. Other base64-looking strings stay as they are. See
+``docs/detection.md`` ("Text attachments").
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ PDF_LIKE = f"%PDF-1.4\n1 0 obj << >> stream\nBT (deploy key {API_KEY}) Tj ET\nen
 #: The start of a PNG image: not UTF-8, so binary whatever the field.
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 OPENAI = {"target": {"type": "openai-compatible"}}
+CHAT_PATH = "/v1/chat/completions"
+CONVERSE_PATH = "/model/anthropic.claude-3-haiku/converse"
 
 
 def _b64(raw: str | bytes) -> str:
@@ -48,8 +51,24 @@ def _openai(gateway: Gateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-test", max_retries=0)
 
 
+def _chat(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": list(parts)}]}
+
+
 def _chat_file(file_data: str, filename: str = "note.txt") -> dict[str, Any]:
     return {"type": "file", "file": {"file_data": file_data, "filename": filename}}
+
+
+def _converse(*blocks: dict[str, Any]) -> dict[str, Any]:
+    """A Bedrock Converse request whose user message holds ``blocks``."""
+    return {"messages": [{"role": "user", "content": [{"text": "summarise"}, *blocks]}]}
+
+
+def _document(data: str, document_format: str = "txt") -> dict[str, Any]:
+    return {"document": {"format": document_format, "name": "note", "source": {"bytes": data}}}
+
+
+UTF16_NOTE = _b64(NOTE.encode("utf-16"))
 
 
 def _assert_refused(gateway: Gateway, response: httpx.Response, by_type: dict[str, int]) -> None:
@@ -106,23 +125,24 @@ def test_a_key_in_a_pdf_like_responses_input_file_blocks(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    ("file_data", "filename", "rule"),
+    ("path", "body", "rule"),
     [
-        ("plain text, not base64", "note.txt", "attachment-invalid-base64"),
-        (base64.encodebytes(NOTE.encode()).decode(), "note.txt", "attachment-invalid-base64"),
-        (_b64(NOTE.encode("utf-16")), "note.txt", "attachment-invalid-utf8"),
+        (CHAT_PATH, _chat(_chat_file("plain text, not base64")), "attachment-invalid-base64"),
+        (
+            CHAT_PATH,
+            _chat(_chat_file(base64.encodebytes(NOTE.encode()).decode())),
+            "attachment-invalid-base64",
+        ),
+        (CHAT_PATH, _chat(_chat_file(UTF16_NOTE)), "attachment-invalid-utf8"),
+        (CONVERSE_PATH, _converse(_document(UTF16_NOTE, "md")), "attachment-invalid-utf8"),
     ],
-    ids=["not-base64", "line-broken", "named-text-not-utf8"],
+    ids=["not-base64", "line-broken", "named-text-not-utf8", "converse-text-not-utf8"],
 )
-def test_file_data_that_cannot_be_read_as_its_field_says_is_refused(
-    tmp_path: Path, file_data: str, filename: str, rule: str
+def test_a_file_that_cannot_be_read_as_its_field_says_is_refused(
+    tmp_path: Path, path: str, body: dict[str, Any], rule: str
 ) -> None:
-    body = {
-        "model": "gpt-4o",
-        "messages": [{"role": "user", "content": [_chat_file(file_data, filename)]}],
-    }
     with gateway_in_front(tmp_path, OPENAI) as gateway:
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body)
+        response = httpx.post(f"{gateway.url}{path}", json=body)
         _assert_refused(gateway, response, {"undecodable_attachment": 1})
         (record,) = [record for record in gateway.audit() if "detections" in record]
         assert [(d["type"], d["ruleId"]) for d in record["detections"]] == [
@@ -144,6 +164,15 @@ def test_ollama_images_are_protected_and_binary_ones_left_alone(tmp_path: Path) 
         assert [_strict_text(each) for each in gateway.upstream.last.json()["images"]] == [
             REDACTED_NOTE
         ]
+
+
+def test_converse_documents_are_protected_and_images_left_alone(tmp_path: Path) -> None:
+    image = {"image": {"format": "png", "source": {"bytes": _b64(PNG)}}}
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        httpx.post(f"{gateway.url}{CONVERSE_PATH}", json=_converse(_document(_b64(NOTE)), image))
+        _, document, sent_image = gateway.upstream.last.json()["messages"][0]["content"]
+        assert _strict_text(document["document"]["source"]["bytes"]) == REDACTED_NOTE
+        assert sent_image == image
 
 
 def test_an_ollama_image_that_is_not_base64_is_refused(tmp_path: Path) -> None:

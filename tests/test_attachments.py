@@ -295,6 +295,7 @@ SHAPES = (
     "mcp-blob",
     "responses-file",
     "ollama-image",
+    "converse-document",
 )
 MEDIA_TYPES = ("text/plain", "text/csv; charset=utf-8", "application/json", "text/markdown")
 
@@ -313,6 +314,8 @@ def _attach(shape: str, media_type: str, data: str) -> dict[str, Any]:
         return {"input": [{"type": "input_file", "filename": "a.bin", "file_data": data}]}
     if shape == "ollama-image":
         return {"messages": [{"role": "user", "images": [data]}]}
+    if shape == "converse-document":
+        return {"document": {"format": "txt", "name": "a", "source": {"bytes": data}}}
     return {"file": {"file_data": f"data:{media_type};base64,{data}"}}
 
 
@@ -329,6 +332,8 @@ def _attached(shape: str, payload: dict[str, Any]) -> str:
         data = payload["input"][0]["file_data"]
     elif shape == "ollama-image":
         data = payload["messages"][0]["images"][0]
+    elif shape == "converse-document":
+        data = payload["document"]["source"]["bytes"]
     else:
         data = payload["file"]["file_data"].split(",", 1)[1]
     return data

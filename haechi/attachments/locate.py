@@ -29,13 +29,14 @@ Three shapes are recognised, the first two wherever they sit in the payload:
   function's response) the model reads the string as written.
 - **Base64 file fields**, where the protocol says a string is a file's base64 content with
   no media type beside it: the ``file_data`` of an OpenAI chat ``file`` part or of a
-  Responses ``input_file`` (when it is not a data URL), and the ``images`` of an Ollama
-  request or of one of its ``messages``. Such a field must be base64 (one that is not
+  Responses ``input_file`` (when it is not a data URL), the ``images`` of an Ollama
+  request or of one of its ``messages``, and the ``source.bytes`` of a Bedrock Converse
+  ``document``, ``image`` or ``video``. Such a field must be base64 (one that is not
   cannot be inspected, as a lenient decoder upstream may still read text in it). Readers
-  take a file without a media type by its ``filename``'s extension or by its content, so
-  the content is text when a ``filename`` names a text type (and must then be UTF-8, as
-  for a data URL of that type) and when its bytes are UTF-8; otherwise it is binary and
-  forwarded as sent.
+  take a file without a media type by its name (an OpenAI ``filename``'s extension, a
+  Bedrock ``format``) or by its content, so the content is text when its name says text
+  (and must then be UTF-8, as for a data URL of that type) and when its bytes are UTF-8;
+  otherwise it is binary and forwarded as sent.
 
 Most payloads carry none, so :func:`locate_text_attachments` first asks, in a few C-level
 passes over the walked entries, whether any key is a media-type key or names a base64 file
@@ -124,9 +125,13 @@ _DATA_URL_START: Final = re.compile(
     r"\x00[\x00-\x20]*[dD][\t\n\r]*[aA][\t\n\r]*[tT][\t\n\r]*[aA][\t\n\r]*:"
 )
 #: The names of the base64 file fields (see the module documentation), after the separator
-#: the quick check joins strings by: ``file_data`` and ``images`` in the spellings a
-#: case-insensitive decoder may bind (a superset, as for the media-type keys).
-_FILE_FIELD_NAME: Final = re.compile(r"\x00(?:file_?data|images)\x00", re.IGNORECASE)
+#: the quick check joins strings by: ``file_data``, ``images`` and ``bytes`` in the
+#: spellings a case-insensitive decoder may bind (a superset, as for the media-type keys).
+_FILE_FIELD_NAME: Final = re.compile(r"\x00(?:file_?data|images|bytes)\x00", re.IGNORECASE)
+#: Bedrock Converse blocks whose ``source.bytes`` is a file's base64 content, and the
+#: ``format`` values of their text documents.
+_BEDROCK_BLOCKS: Final = ("document", "image", "video")
+_BEDROCK_TEXT_FORMATS: Final = frozenset({"csv", "html", "md", "txt"})
 #: Extensions to media types, from Python's own table only (the system's differs from one
 #: machine to the next): which file names declare text.
 _FILE_TYPES: Final = mimetypes.MimeTypes()
@@ -233,9 +238,9 @@ def locate_text_attachments(
                 for beside in _beside_media_type(payload, entry.path):
                     _keep(found, beside)
         elif entry.kind == "value" and entry.path not in found:
-            holder = _file_field(payload, entry.path) if files else None
-            if holder is not None and parse_data_url(entry.value) is None:
-                file = _base64_file(holder, entry.path, entry.value)
+            named_text = _file_field(payload, entry.path) if files else None
+            if named_text is not None and parse_data_url(entry.value) is None:
+                file = _base64_file(entry.path, entry.value, named_text=named_text)
                 if file is not None:
                     found[entry.path] = file
                 continue
@@ -291,48 +296,71 @@ def _typed(holder: Any, kind: str) -> bool:
     return bool(kinds) and all(each == kind for each in kinds)
 
 
-def _file_field(payload: Any, path: Path) -> Any:
-    """The object whose base64 file field holds the string at ``path`` (see the module
-    documentation), or ``None`` when that string is in no such field.
+def _file_field(payload: Any, path: Path) -> bool | None:
+    """Whether the string at ``path`` is in a base64 file field (see the module
+    documentation) whose file is named as text (``True``) or not (``False``); ``None`` when
+    it is in no such field.
 
-    The shapes are matched whole (an OpenAI part's ``type``, Ollama's request or message),
-    so that a tool's argument or any other member that merely shares the name is left to
-    be scanned as written."""
+    The shapes are matched whole (an OpenAI part's ``type``, Ollama's request or message,
+    Bedrock's block and its ``source``), so that a tool's argument or any other member that
+    merely shares the name is left to be scanned as written."""
     if len(path) < 2:
         return None
     key, parent = path[-1], path[-2]
     if isinstance(key, int):
         images = isinstance(parent, str) and named_like(parent, "images")
-        return _ollama_images(payload, path[:-2]) if images else None
-    if not named_like(key, "file_data"):
-        return None
+        return False if images and _ollama_images(payload, path[:-2]) else None
+    if named_like(key, "file_data"):
+        holder = _openai_file(payload, path)
+        return None if holder is None else _named_as_text(holder)
+    if named_like(key, "bytes"):
+        block = _bedrock_block(payload, path)
+        return None if block is None else _formatted_as_text(block)
+    return None
+
+
+def _ollama_images(payload: Any, owner: Path) -> bool:
+    """Whether the ``images`` of the object at ``owner`` are Ollama's: those of a request
+    with a ``prompt`` (``/api/generate``) or of one of its ``messages`` (``/api/chat``)."""
+    if not owner:
+        return bool(members_named(payload, "prompt"))
+    first = owner[0]
+    return len(owner) == 2 and isinstance(first, str) and named_like(first, "messages")
+
+
+def _openai_file(payload: Any, path: Path) -> Any:
+    """The object holding the ``file_data`` at ``path`` when it is a Responses
+    ``input_file`` or the ``file`` of a chat ``file`` part, else ``None``."""
     holder = _lookup(payload, path[:-1])
-    if _typed(holder, "input_file"):  # a Responses input item
+    if _typed(holder, "input_file"):
         return holder
-    part = isinstance(parent, str) and named_like(parent, "file")
+    part = isinstance(path[-2], str) and named_like(path[-2], "file")
     return holder if part and _typed(_lookup(payload, path[:-2]), "file") else None
 
 
-def _ollama_images(payload: Any, owner: Path) -> Any:
-    """The object at ``owner`` when its ``images`` are Ollama's: those of a request with a
-    ``prompt`` (``/api/generate``) or of one of its ``messages`` (``/api/chat``)."""
-    holder = _lookup(payload, owner)
-    if not owner:
-        return holder if members_named(holder, "prompt") else None
-    first = owner[0]
-    message = len(owner) == 2 and isinstance(first, str) and named_like(first, "messages")
-    return holder if message else None
+def _bedrock_block(payload: Any, path: Path) -> Any:
+    """The Bedrock Converse ``document``, ``image`` or ``video`` block (one with a
+    ``format``) whose ``source.bytes`` is at ``path``, else ``None``."""
+    if len(path) < 3:
+        return None
+    kind, source = path[-3], path[-2]
+    if not isinstance(kind, str) or not _named_like_any(kind, _BEDROCK_BLOCKS):
+        return None
+    if not isinstance(source, str) or not named_like(source, "source"):
+        return None
+    block = _lookup(payload, path[:-2])
+    return block if members_named(block, "format") else None
 
 
-def _base64_file(holder: Any, path: Path, leaf: str) -> Located | None:
-    """The attachment of a base64 file field's ``leaf`` (its ``holder`` may name the file),
-    or ``None`` when its content is binary."""
+def _base64_file(path: Path, leaf: str, *, named_text: bool) -> Located | None:
+    """The attachment of a base64 file field's ``leaf``, or ``None`` when its content is
+    binary (not UTF-8, and its file not ``named_text``)."""
     decoded = decode_base64(leaf)
     if decoded is None:
         return UndecodableAttachment(path, leaf, "invalid-base64")
     raw, form = decoded
     located = _decoded(path, leaf, None, raw, form, utf8=True)
-    if isinstance(located, UndecodableAttachment) and not _named_as_text(holder):
+    if isinstance(located, UndecodableAttachment) and not named_text:
         return None
     return located
 
@@ -348,6 +376,13 @@ def _named_as_text(holder: Any) -> bool:
             if media is not None and encoding is None and parse_media_type(media).is_text:
                 return True
     return False
+
+
+def _formatted_as_text(block: Any) -> bool:
+    """Whether a ``format`` of a Bedrock block names a text document format (its bytes must
+    then be UTF-8, as for :func:`_named_as_text`)."""
+    formats = [block[name] for name in members_named(block, "format")]
+    return any(isinstance(each, str) and each.lower() in _BEDROCK_TEXT_FORMATS for each in formats)
 
 
 def _plain_source(holder: Any) -> bool:
