@@ -225,3 +225,31 @@ def test_an_upstream_path_prefix_counts_in_the_path_model(
         assert response.status_code == 403
         assert response.json()["error"] == "haechi_model_not_allowed"
         assert upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("config", "prefix", "path"),
+    [
+        (OLLAMA, "/api", "/create"),
+        (OLLAMA, "/api", "/copy"),
+        (OPENAI, "/api", "/pull"),
+        (OPENAI, "/ollama/api", "/create/"),
+    ],
+)
+def test_model_management_behind_an_upstream_path_prefix_is_refused(
+    tmp_path: Path, config: dict[str, Any], prefix: str, path: str
+) -> None:
+    """Behind an upstream URL ending in ``/api``, the client's ``/create`` is Ollama's
+    ``/api/create``: it changes the weights an allowed name serves, so it is refused as the
+    whole path is, whatever allowed model the body names."""
+    model = config["policy"]["modelAllowlist"][0]
+    body = {"model": model, "from": "other-model", "source": "other-model", "destination": model}
+    upstream = UpstreamServer()
+    with (
+        serve_in_thread(upstream) as served,
+        gateway_in_front(tmp_path, config, upstream_url=served.url + prefix) as gateway,
+    ):
+        response = httpx.post(f"{gateway.url}{path}", json=body)
+    assert response.status_code == 403
+    assert response.json()["error"] == "haechi_model_not_allowed"
+    assert upstream.received == []

@@ -45,6 +45,7 @@ __all__ = [
     "asks_several_choices",
     "is_streaming_request",
     "known_adapters",
+    "manages_models",
     "normalized_path",
     "plain_stream_flag",
     "request_models",
@@ -270,6 +271,16 @@ class ProtocolAdapter:
 def _manages_models(normal: str) -> bool:
     """Whether the normalised ``path`` ends with a model-management path of some server."""
     return normal.removesuffix("/").endswith(UNKNOWN_ROUTE_MODEL_MANAGEMENT)
+
+
+def manages_models(path: str) -> bool:
+    """Whether a server serving ``path`` (decoded) changes which weights a model name serves
+    there, as :attr:`Route.manages_models` says of a route's own path.
+
+    For the path an upstream serves, its URL's path followed by the client's: behind an
+    upstream ending in ``/api``, the client's ``/create`` is Ollama's ``/api/create``, which
+    no route of the client's path alone names."""
+    return _manages_models(normalized_path(path))
 
 
 def _always_streams(normal: str) -> bool:

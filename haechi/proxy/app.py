@@ -45,6 +45,7 @@ from haechi.protocols import (
     adapter_for,
     asks_several_choices,
     is_streaming_request,
+    manages_models,
     plain_stream_flag,
     request_models,
 )
@@ -613,8 +614,9 @@ class GatewayApp:
         upstream_prefix: str,
     ) -> bool:
         """Whether every model the request may have served passes ``allowlist``: at least
-        one is named, and the route does not change what a model name serves."""
-        if route.manages_models:
+        one is named, and neither the route nor the path the upstream serves (its URL's path
+        followed by the client's) changes what a model name serves."""
+        if route.manages_models or manages_models(upstream_prefix + route.path):
             return False
         models = request_models(adapter, route, payload, upstream_prefix=upstream_prefix)
         return bool(models) and all(
