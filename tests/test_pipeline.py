@@ -368,6 +368,33 @@ async def test_a_value_held_by_an_allowlisted_one_read_from_web_escapes_is_repla
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("allowlisted", [False, True], ids=["link", "link-allowlisted"])
+async def test_an_ssn_written_with_web_escapes_in_a_link_blocks_under_us_general(
+    make_runtime: RuntimeFactory, allowlisted: bool
+) -> None:
+    """The link as written is the link as read, but only the reading finds the SSN in its
+    query: it blocks as the same SSN written plainly there does."""
+    link = "https://internal.example/p?to=078&#45;05&#45;1120@ssa.gov"
+    runtime = make_runtime(
+        privacy={"profile": "us-general"},
+        filters={"customRules": [INTERNAL_URL], "allowlist": [link] if allowlisted else []},
+    )
+    result = await runtime.protect({"q": f"see {link}"})
+    assert result.blocked
+    assert result.summary["byType"]["us_ssn"] == 1
+
+
+@pytest.mark.anyio
+async def test_an_address_written_with_web_escapes_in_an_allowlisted_link_is_replaced_whole(
+    make_runtime: RuntimeFactory,
+) -> None:
+    link = "https://internal.example/p?to=jane&#46;doe@example.com"
+    runtime = make_runtime(filters={"customRules": [INTERNAL_URL], "allowlist": [link]})
+    result = await runtime.protect({"q": f"see {link}"})
+    assert result.payload == {"q": "see https://internal.example/p?to=[REDACTED:email]"}
+
+
+@pytest.mark.anyio
 async def test_detokenize_restores_only_the_tokens_of_this_call(
     make_runtime: RuntimeFactory,
 ) -> None:

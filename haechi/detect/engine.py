@@ -795,19 +795,22 @@ class DetectionEngine:
         :func:`~haechi.detect.unicode.as_read`: a card number with zero-width spaces between
         its digits, an address in tag characters, in JSON escapes or in HTML character
         references), each mapped back to the span of ``text`` it was read from, with the
-        findings it holds (see :func:`_read_back`). The reading is scanned, and read again,
-        like a leaf, up to ``_READINGS`` readings from the leaf (``readings`` is this one's
+        findings it holds (see :func:`_read_back`). A finding that one of its type found as
+        written already covers adds only what it holds that none covers: the link as
+        written is the link as read, but only the reading finds the SSN written
+        ``078&#45;05&#45;1120`` in its query. The reading is scanned, and read again, like a
+        leaf, up to ``_READINGS`` readings from the leaf (``readings`` is this one's
         number)."""
+        known = [*detections, *(inner for detection in detections for inner in detection.nested)]
         found: list[Detection] = []
         for detection in self._scan(reading[0], direction, path, kind, readings):
             mapped = _read_back(detection, text, reading)
-            if mapped is not None and not any(
-                known.type == mapped.type
-                and known.start <= mapped.start
-                and mapped.end <= known.end
-                for known in detections
-            ):
+            if mapped is None:
+                continue
+            if not _typed_cover(mapped, known):
                 found.append(mapped)
+            else:  # its nested findings hold every one beneath it (see resolve_overlaps)
+                found.extend(inner for inner in mapped.nested if not _typed_cover(inner, known))
         return resolve_overlaps([*detections, *found]) if found else detections
 
     @staticmethod
@@ -1048,6 +1051,16 @@ class DetectionEngine:
             hits.extend(self._run(scan, eligible))
         whole = {d.type for d in existing if d.start == 0 and d.end == len(text)}
         return [d for d in self._whole_leaf(text, path, kind, hits) if d.type not in whole]
+
+
+def _typed_cover(detection: Detection, known: Sequence[Detection]) -> bool:
+    """Whether a finding of ``known`` of the type of ``detection`` spans it."""
+    return any(
+        other.type == detection.type
+        and other.start <= detection.start
+        and detection.end <= other.end
+        for other in known
+    )
 
 
 def _read_back(
