@@ -33,6 +33,7 @@ from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.attachments import TextAttachments
 from haechi.audit import protect_event
 from haechi.detect.budget import InspectionBudget, charged
+from haechi.detect.overlaps import resolve_overlaps
 from haechi.detect.rule import HARD_BLOCK_TYPES
 from haechi.errors import AuditError, HaechiError, LimitError, ProviderError
 from haechi.models import (
@@ -214,17 +215,23 @@ class PrecisionDials:
 
     def survivors(
         self, container: Detection, path_texts: Callable[[tuple[PathSegment, ...]], str]
-    ) -> Iterator[Detection]:
+    ) -> list[Detection]:
         """The findings nested in ``container`` (see :attr:`Detection.nested`) that the dials
-        keep once they removed it, each once: the dials remove the value they match, never
-        what it contains, so each is judged on its own (a hard-block one always stays) and
-        then stands for its own span."""
-        seen: set[tuple[str, int, int]] = set()
-        for inner in container.nested:
-            key = (inner.type, inner.start, inner.end)
-            if key not in seen and self.screen(inner, path_texts) == "keep":
-                seen.add(key)
-                yield inner
+        keep once they removed it: the dials remove the value they match, never what it
+        contains, so each is judged on its own (a hard-block one always stays) and then
+        stands for its own span.
+
+        ``container.nested`` holds every finding beneath it in one list, so those that stay
+        are resolved against each other as they would have been without the container: the
+        SSN an address that stays is written with is nested in that address again, and a
+        shorter reading of the address goes, so that each value is decided and counted once,
+        as it is outside the container."""
+        kept = [
+            replace(inner, nested=())
+            for inner in container.nested
+            if self.screen(inner, path_texts) == "keep"
+        ]
+        return resolve_overlaps(kept)
 
     def passed(
         self,
@@ -316,22 +323,29 @@ def inspect(
     items: list[Item] = []
     suppressed: dict[str, int] = {}
     dropped: dict[str, int] = {}
-    action_for = policy.action_for
     screen = dials.screen
     for detection in detections:
         verdict = screen(detection, path_texts)
         if verdict == "keep":
-            action = action_for(detection.type)
-            items.append(Item(detection, action))
-            if detection.nested:
-                items.extend(_stronger_inside(detection, action, policy, dials, path_texts))
+            items.extend(_decided(detection, policy, dials, path_texts))
             continue
         removed = suppressed if verdict == "suppress" else dropped
         removed[detection.type] = removed.get(detection.type, 0) + 1
         if detection.nested:
-            survivors = dials.survivors(detection, path_texts)
-            items.extend(Item(inner, action_for(inner.type)) for inner in survivors)
+            for inner in dials.survivors(detection, path_texts):
+                items.extend(_decided(inner, policy, dials, path_texts))
     return Inspection(tuple(items), suppressed, dropped)
+
+
+def _decided(
+    detection: Detection, policy: Policy, dials: PrecisionDials, path_texts: PathTexts
+) -> Iterator[Item]:
+    """A detection the dials keep, with its type's action, and what it contains that policy
+    acts on more strongly (see :func:`_stronger_inside`)."""
+    action = policy.action_for(detection.type)
+    yield Item(detection, action)
+    if detection.nested:
+        yield from _stronger_inside(detection, action, policy, dials, path_texts)
 
 
 def _stronger_inside(

@@ -395,6 +395,22 @@ async def test_an_address_written_with_web_escapes_in_an_allowlisted_link_is_rep
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("address", ["078-05-1120@ssa.gov", "jane&#46;doe@example.com"])
+async def test_what_stays_of_an_allowlisted_link_is_counted_as_it_is_outside_one(
+    make_runtime: RuntimeFactory, address: str
+) -> None:
+    """An address that stays of an allowlisted link is one finding, with the SSN it is
+    written with (or its shorter reading) nested in it, as when it is written alone."""
+    link = f"https://internal.example/p?to={address}"
+    runtime = make_runtime(filters={"customRules": [INTERNAL_URL], "allowlist": [link]})
+    alone = await runtime.protect({"q": f"see {address}"})
+    in_link = await runtime.protect({"q": f"see {link}"})
+    assert in_link.summary["byType"] == alone.summary["byType"] == {"email": 1}
+    assert in_link.payload == {"q": "see https://internal.example/p?to=[REDACTED:email]"}
+    assert [finding.type for finding in runtime.scan({"q": link})] == ["email"]
+
+
+@pytest.mark.anyio
 async def test_detokenize_restores_only_the_tokens_of_this_call(
     make_runtime: RuntimeFactory,
 ) -> None:
