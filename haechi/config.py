@@ -557,6 +557,12 @@ class AuditConfig(_Section):
         " within this many ms (a machine crash can lose that window, a gateway crash nothing);"
         " 0 = an append returns only after the fsync covering its record.",
     )
+    max_detections_per_record: Annotated[StrictInt, Field(ge=0, le=10000)] = _field(
+        1000,
+        "Detections one protect record lists, at most 10000 (their paths hold at most 256 KiB"
+        " together); the summary counts every finding, and detectionsOmitted how many the list"
+        " leaves out. 0 = counts only.",
+    )
     anchor: AnchorConfig = _field(AnchorConfig(), "Chain anchoring.")
 
 

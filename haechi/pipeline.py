@@ -32,6 +32,7 @@ from typing import Any, Final, Literal, Protocol
 from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.attachments import TextAttachments
 from haechi.audit import protect_event
+from haechi.audit.events import DEFAULT_MAX_DETECTIONS
 from haechi.detect.budget import InspectionBudget, charged
 from haechi.detect.overlaps import resolve_overlaps
 from haechi.detect.rule import HARD_BLOCK_TYPES
@@ -398,7 +399,9 @@ class Protector:
 
     With ``text_attachments`` (``filters.scanTextAttachments``), attachments declared as
     text are scanned decoded and encoded back protected, and one that does not decode as
-    declared blocks (see :mod:`haechi.attachments`).
+    declared blocks (see :mod:`haechi.attachments`). ``max_detections``
+    (``audit.maxDetectionsPerRecord``) bounds the detection list of each event, so a payload
+    full of findings cannot make a record larger than the log's readers take.
     """
 
     __slots__ = (
@@ -408,6 +411,7 @@ class Protector:
         "_dials",
         "_inspection_s",
         "_max_depth",
+        "_max_detections",
         "_max_tokens",
         "_text_attachments",
         "_vault",
@@ -425,6 +429,7 @@ class Protector:
         text_attachments: bool = True,
         max_tokens: int = 0,
         max_inspection_ms: int = 0,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
     ) -> None:
         self._detector = detector
         self._audit = audit
@@ -435,6 +440,7 @@ class Protector:
         self._max_tokens = max_tokens
         self._text_attachments = text_attachments
         self._inspection_s = max_inspection_ms / 1000
+        self._max_detections = max_detections
 
     @property
     def detector(self) -> Detector:
@@ -569,7 +575,12 @@ class Protector:
         summary = tally.summary()
         findings = tuple(Finding.from_detection(item.detection, item.action) for item in items)
         event = _event(
-            context, payload, blocked=evaluation.blocked, findings=findings, summary=summary
+            context,
+            payload,
+            blocked=evaluation.blocked,
+            findings=findings,
+            summary=summary,
+            max_detections=self._max_detections,
         )
         record = await self._record(event)
         return ProtectResult(
@@ -604,6 +615,7 @@ class Protector:
             blocked=True,
             findings=(),
             summary={"detectionCount": 0, "byType": {}, "byAction": {decision: 1}},
+            max_detections=self._max_detections,
         )
         event["decision"] = decision
         event["reason"] = reason
@@ -621,6 +633,7 @@ def _event(
     blocked: bool,
     findings: Sequence[Finding],
     summary: Mapping[str, Any],
+    max_detections: int,
 ) -> dict[str, Any]:
     return protect_event(
         mode=context.mode,
@@ -633,4 +646,5 @@ def _event(
         correlation_id=context.correlation_id,
         identity=context.identity,
         profile=context.profile,
+        max_detections=max_detections,
     )

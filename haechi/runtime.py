@@ -129,6 +129,7 @@ class Runtime:
             text_attachments=config.filters.scan_text_attachments,
             max_tokens=config.token_vault.max_tokens_per_payload,
             max_inspection_ms=config.limits.max_inspection_ms,
+            max_detections=config.audit.max_detections_per_record,
         )
         self._sync = SyncLoop()
         # Per-call defaults, read once (the configuration is immutable).

@@ -29,7 +29,11 @@ _FILE_MODE = 0o600
 #: Seconds a reader of the log waits for a store to finish the line it met unfinished.
 _READ_WAIT: Final = 10.0
 #: Longest line, its line end included, a reader of the log or of an anchor file takes
-#: (16 MiB): a record haechi writes is at most a few kilobytes.
+#: (16 MiB), eight times what a record haechi writes can take. Most records are a few hundred
+#: bytes; only a protect record grows with its payload, and it lists at most
+#: ``audit.maxDetectionsPerRecord`` detections (10000 at most) of about 170 bytes each with the
+#: built-in rules, plus paths of at most 256 KiB together (:mod:`haechi.audit.events`): under
+#: 512 KiB at the default of 1000, under 2 MiB at 10000.
 MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 
 

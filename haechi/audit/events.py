@@ -12,6 +12,11 @@ subjects or issuers, identity scopes or labels. Detections carry a *path text* i
 object key is replaced by a short hash, so a key that is itself PII never reaches the log;
 an identity is reduced to its five audit fields.
 
+A protect event's size does not follow the payload's: it lists at most
+``max_detections`` detections, whose path texts hold at most :data:`MAX_DETECTION_PATH_CHARS`
+characters together, and counts the findings it leaves out in ``detectionsOmitted``; its
+``summary`` counts every finding.
+
 =========================  ================================================================
 builder                    written by
 =========================  ================================================================
@@ -36,6 +41,8 @@ from haechi.payload import path_text
 from haechi.providers import CryptoProvider
 
 __all__ = [
+    "DEFAULT_MAX_DETECTIONS",
+    "MAX_DETECTION_PATH_CHARS",
     "PATH_HASH_DOMAIN",
     "PROXY_DECISIONS",
     "SCHEMA_VERSION",
@@ -53,6 +60,16 @@ __all__ = [
 SCHEMA_VERSION: Final = "1"
 
 VaultOperation = Literal["reveal", "detokenize", "purge", "purge-expired"]
+
+#: Detections one protect event lists unless told otherwise (``audit.maxDetectionsPerRecord``).
+DEFAULT_MAX_DETECTIONS: Final = 1000
+
+#: Characters the path texts of one protect event's detections hold together (256 KiB; a
+#: path text is ASCII, so as many bytes). A caller chooses how deep its findings lie, up to
+#: ``limits.maxNestingDepth``, and every detection repeats its whole path: without this
+#: bound a small payload nesting its values a few hundred levels deep would have the log
+#: write some 4 KiB per finding.
+MAX_DETECTION_PATH_CHARS: Final = 256 * 1024
 
 #: The HMAC domain of ``pathHash`` (see :func:`keyed_path_hash`).
 PATH_HASH_DOMAIN: Final = "haechi:audit:path-hash:v1"
@@ -123,6 +140,7 @@ def protect_event(
     correlation_id: str | None = None,
     identity: Identity | None = None,
     profile: str | None = None,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
 ) -> dict[str, Any]:
     """The event of one protect call.
 
@@ -135,6 +153,13 @@ def protect_event(
     is the result summary (``detectionCount``, ``byType``, ``byAction`` and the optional
     suppressed/dropped counts). ``enforced`` is derived from ``mode``: only ``enforce`` may
     change or block a payload.
+
+    The list holds the first findings, in order, up to ``max_detections`` of them and
+    :data:`MAX_DETECTION_PATH_CHARS` characters of path text: one entry per finding made a
+    1 MB payload of e-mail addresses a 15 MB record, past what the log's readers take. The
+    findings left out are counted in ``detectionsOmitted``, written only when there are some
+    (an event listing every finding keeps the reference shape); ``summary`` still counts
+    every finding, so no reader needs the list's length.
     """
     enforced = mode == "enforce"
     findings = tuple(findings)
@@ -143,7 +168,8 @@ def protect_event(
         for finding in findings
         if finding.kind == "key" and finding.path and isinstance(finding.path[-1], str)
     )
-    return {
+    detections = _detections(findings, enforced, withheld, max_detections)
+    event: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
         "id": _uuid4(),
         "correlationId": correlation_id,
@@ -156,20 +182,31 @@ def protect_event(
         "enforced": enforced,
         "blocked": blocked,
         "payloadShapeHash": payload_shape_hash(payload, withheld),
-        "detections": _detections(findings, enforced, withheld),
-        "summary": dict(summary),
+        "detections": detections,
     }
+    if omitted := len(findings) - len(detections):
+        event["detectionsOmitted"] = omitted
+    event["summary"] = dict(summary)
+    return event
 
 
 def _detections(
-    findings: Iterable[Finding], enforced: bool, withheld: frozenset[str]
+    findings: Iterable[Finding], enforced: bool, withheld: frozenset[str], limit: int
 ) -> list[dict[str, Any]]:
+    """The entries of the first findings, up to ``limit`` of them and
+    :data:`MAX_DETECTION_PATH_CHARS` characters of path text."""
     texts: dict[tuple[PathSegment, ...], str] = {}  # findings in one leaf share its path
-    detections = []
+    detections: list[dict[str, Any]] = []
+    room = MAX_DETECTION_PATH_CHARS
     for finding in findings:
+        if len(detections) >= limit:
+            break
         path = texts.get(finding.path)
         if path is None:
             path = texts[finding.path] = path_text(finding.path, withheld)
+        room -= len(path)
+        if room < 0:
+            break
         detections.append(
             {
                 "type": finding.type,

@@ -133,6 +133,7 @@ _BUILDER_KEYS: Final = frozenset(
         "blocked",
         "payloadShapeHash",
         "detections",
+        "detectionsOmitted",
         "summary",
         "type",
         "ruleId",
