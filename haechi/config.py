@@ -524,6 +524,22 @@ class FiltersConfig(_Section):
         " Bedrock Converse source.bytes), protect them with every rule and encode them back;"
         " one that does not decode as declared, or such a field that is not base64, blocks.",
     )
+    binary_attachments: Literal["forward", "block"] = _field(
+        "forward",
+        "Binary attachments, which detection cannot read (data beside a media type or a data"
+        " URL declaring a type that is not text, such as images, audio and PDF; OpenAI"
+        " input_audio; a base64 file field whose bytes are not text): forward them as sent,"
+        " or block the request or answer holding one (uninspectable_attachment). block"
+        " needs scanTextAttachments.",
+    )
+
+    @model_validator(mode="after")
+    def _located(self) -> FiltersConfig:
+        # Attachments are only located while scanTextAttachments is on: blocking binary
+        # ones without it would block nothing.
+        if self.binary_attachments == "block" and not self.scan_text_attachments:
+            raise ValueError("binaryAttachments: block needs scanTextAttachments: true")
+        return self
 
 
 # --- keys, audit, vault ------------------------------------------------------------------

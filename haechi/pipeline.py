@@ -406,6 +406,7 @@ class Protector:
 
     __slots__ = (
         "_audit",
+        "_block_binary",
         "_crypto",
         "_detector",
         "_dials",
@@ -427,6 +428,7 @@ class Protector:
         dials: PrecisionDials | None = None,
         max_depth: int = DEFAULT_MAX_NESTING_DEPTH,
         text_attachments: bool = True,
+        block_binary_attachments: bool = False,
         max_tokens: int = 0,
         max_inspection_ms: int = 0,
         max_detections: int = DEFAULT_MAX_DETECTIONS,
@@ -439,6 +441,7 @@ class Protector:
         self._max_depth = max_depth
         self._max_tokens = max_tokens
         self._text_attachments = text_attachments
+        self._block_binary = block_binary_attachments
         self._inspection_s = max_inspection_ms / 1000
         self._max_detections = max_detections
 
@@ -456,10 +459,12 @@ class Protector:
         self, payload: Any, entries: Sequence[Entry], runs: Iterable[PieceRun]
     ) -> TextAttachments | None:
         """The attachments of ``payload`` declared as text, which are scanned decoded (see
-        :mod:`haechi.attachments`); ``None`` when it has none or they are not scanned."""
+        :mod:`haechi.attachments`), and its binary ones with ``block_binary_attachments``
+        (``filters.binaryAttachments: block``), which block; ``None`` when it has none or
+        they are not scanned."""
         if not self._text_attachments:
             return None
-        return TextAttachments.find(payload, entries, runs)
+        return TextAttachments.find(payload, entries, runs, block_binary=self._block_binary)
 
     def transformer(self, context: CallContext) -> Transformer:
         """A transformer bound to ``context`` (one per call, or one per stream)."""

@@ -127,6 +127,7 @@ class Runtime:
             ),
             max_depth=config.limits.max_nesting_depth,
             text_attachments=config.filters.scan_text_attachments,
+            block_binary_attachments=config.filters.binary_attachments == "block",
             max_tokens=config.token_vault.max_tokens_per_payload,
             max_inspection_ms=config.limits.max_inspection_ms,
             max_detections=config.audit.max_detections_per_record,

@@ -15,6 +15,10 @@ OpenAI ``file_data`` that is not a data URL, Ollama's ``images``): a reader take
 file by its name or its content, so one whose bytes are UTF-8 is text, inspected the same
 way, and one that is not base64 at all blocks.
 
+What is binary (a declared type that is not text, a file field's bytes that are not) is
+forwarded as sent, or, under ``filters.binaryAttachments: block``, blocks: what cannot be
+inspected is not sent.
+
 :mod:`~haechi.attachments.media` says which media types are text,
 :mod:`~haechi.attachments.codec` decodes and encodes,
 :mod:`~haechi.attachments.locate` finds the attachments of a walked payload and
@@ -24,12 +28,14 @@ way, and one that is not base64 at all blocks.
 
 from __future__ import annotations
 
-from haechi.attachments.locate import TextAttachment, UndecodableAttachment
+from haechi.attachments.locate import BinaryAttachment, TextAttachment, UndecodableAttachment
 from haechi.attachments.media import MediaType, parse_media_type
-from haechi.attachments.scan import UNDECODABLE_TYPE, TextAttachments
+from haechi.attachments.scan import UNDECODABLE_TYPE, UNINSPECTABLE_TYPE, TextAttachments
 
 __all__ = [
     "UNDECODABLE_TYPE",
+    "UNINSPECTABLE_TYPE",
+    "BinaryAttachment",
     "MediaType",
     "TextAttachment",
     "TextAttachments",

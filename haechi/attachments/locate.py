@@ -36,7 +36,15 @@ Three shapes are recognised, the first two wherever they sit in the payload:
   take a file without a media type by its name (an OpenAI ``filename``'s extension, a
   Bedrock ``format``) or by its content, so the content is text when its name says text
   (and must then be UTF-8, as for a data URL of that type) and when its bytes are UTF-8;
-  otherwise it is binary and forwarded as sent.
+  otherwise it is binary. The ``input_audio.data`` of an OpenAI ``input_audio`` part is
+  such a field too, always binary: a reader hears it, whatever its bytes are.
+
+An attachment declared binary (a media type or data URL type that is not text, beside
+data or under a member readers decode as a file) and a base64 file field whose content is
+binary are :class:`BinaryAttachment`: detection cannot read them. They are forwarded as
+sent unless ``block_binary`` (``filters.binaryAttachments: block``), and then block;
+:func:`_keep` is the one place deciding which. A base64-looking string anywhere else is no
+attachment and is scanned as written either way.
 
 Most payloads carry none, so :func:`locate_text_attachments` first asks, in a few C-level
 passes over the walked entries, whether any key is a media-type key or names a base64 file
@@ -71,6 +79,8 @@ __all__ = [
     "MEDIA_TYPE_KEYS",
     "SEPARATOR",
     "WRITTEN_TEXT_MEMBERS",
+    "BinaryAttachment",
+    "BinaryKind",
     "TextAttachment",
     "UndecodableAttachment",
     "locate_text_attachments",
@@ -127,7 +137,9 @@ _DATA_URL_START: Final = re.compile(
 #: The names of the base64 file fields (see the module documentation), after the separator
 #: the quick check joins strings by: ``file_data``, ``images`` and ``bytes`` in the
 #: spellings a case-insensitive decoder may bind (a superset, as for the media-type keys).
-_FILE_FIELD_NAME: Final = re.compile(r"\x00(?:file_?data|images|bytes)\x00", re.IGNORECASE)
+_FILE_FIELD_NAME: Final = re.compile(
+    r"\x00(?:file_?data|images|bytes|input_?audio)\x00", re.IGNORECASE
+)
 #: Bedrock Converse blocks whose ``source.bytes`` is a file's base64 content, and the
 #: ``format`` values of their text documents.
 _BEDROCK_BLOCKS: Final = ("document", "image", "video")
@@ -153,6 +165,14 @@ UndecodableReason = Literal[
     "ambiguous-line-breaks",
     "ambiguous-base64-marker",
 ]
+#: Where a binary attachment is: a data URL, data beside a media type (Gemini
+#: ``inlineData``, an Anthropic ``base64`` source, MCP image, audio and resource content), or
+#: one of the base64 file fields.
+BinaryKind = Literal["data-url", "inline-data", "file-data", "images", "bytes", "input-audio"]
+#: How a reader takes a base64 file field's content: as text (its name says so: the bytes
+#: must be UTF-8), by its content (text when its bytes are UTF-8), or as binary whatever
+#: it is (audio).
+_Reading = Literal["text", "content", "binary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,14 +236,24 @@ class UndecodableAttachment:
     reason: UndecodableReason
 
 
-Located = TextAttachment | UndecodableAttachment
+@dataclass(frozen=True, slots=True)
+class BinaryAttachment:
+    """An attachment whose content is binary, which detection cannot read."""
+
+    path: Path
+    leaf: str
+    kind: BinaryKind
+
+
+Located = TextAttachment | UndecodableAttachment | BinaryAttachment
 
 
 def locate_text_attachments(
-    payload: Any, entries: Sequence[Entry], runs: Iterable[PieceRun]
+    payload: Any, entries: Sequence[Entry], runs: Iterable[PieceRun], *, block_binary: bool = False
 ) -> list[Located]:
     """Every declared-text attachment of ``payload`` (whose walk is ``entries``), in
-    document order; ``runs`` are its texts cut into pieces."""
+    document order, and every binary one when ``block_binary``; ``runs`` are its texts cut
+    into pieces."""
     joined = "\x00" + "\x00".join([entry.value for entry in entries]) + "\x00"
     files = _FILE_FIELD_NAME.search(joined) is not None
     if not files and not _MEDIA_TYPE_NAME.search(joined) and not _DATA_URL_START.search(joined):
@@ -236,27 +266,30 @@ def locate_text_attachments(
             if _MEDIA_TYPE_KEY.fullmatch(key) and _named_like_any(key, MEDIA_TYPE_KEYS):
                 # The declared object wins over a data URL reading of the same string.
                 for beside in _beside_media_type(payload, entry.path):
-                    _keep(found, beside)
+                    _keep(found, beside, block_binary=block_binary)
         elif entry.kind == "value" and entry.path not in found:
-            named_text = _file_field(payload, entry.path) if files else None
-            if named_text is not None and parse_data_url(entry.value) is None:
-                file = _base64_file(entry.path, entry.value, named_text=named_text)
-                if file is not None:
-                    found[entry.path] = file
+            field = _file_field(payload, entry.path) if files else None
+            if field is not None and parse_data_url(entry.value) is None:
+                file = _base64_file(entry.path, entry.value, *field)
+                _keep(found, file, block_binary=block_binary)
                 continue
             url = _data_url(payload, entry.path, entry.value)
             if url is not None:
                 if pieces is None:
                     pieces = _piece_leaves(runs)
                 if entry.path not in pieces:
-                    found[url.path] = url
+                    _keep(found, url, block_binary=block_binary)
     return list(found.values())
 
 
-def _keep(found: dict[Path, Located], located: Located) -> None:
-    """Record ``located`` unless its string already has a reading it does not decode as:
-    a reader may take either declaration, and one that cannot be inspected must block."""
-    if not isinstance(found.get(located.path), UndecodableAttachment):
+def _keep(found: dict[Path, Located], located: Located, *, block_binary: bool) -> None:
+    """Record ``located``: the one place deciding that a binary attachment is forwarded as
+    sent (not recorded) unless ``block_binary``. A reading that blocks is never replaced by
+    another: a reader may take either declaration, and one that cannot be inspected must
+    block."""
+    if isinstance(located, BinaryAttachment) and not block_binary:
+        return
+    if not isinstance(found.get(located.path), UndecodableAttachment | BinaryAttachment):
         found[located.path] = located
 
 
@@ -268,25 +301,27 @@ def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
     if not isinstance(declared, str):
         return []
     media = parse_media_type(declared)
-    if not media.is_text:
-        return []
     # Plain text only as Anthropic's source declares it (a ``media_type``): Gemini's
     # ``inlineData`` has no ``type``, and a reader that drops one it does not know decodes
     # ``data``.
     plain = named_like(key, _PLAIN_MEDIA_TYPE_KEY) and _typed(holder, _PLAIN_DATA_TYPE)
     members = _PLAIN_DATA_MEMBERS if plain else DATA_MEMBERS
-    located: list[Located] = []
-    for member in holder:
-        data = holder[member]
-        if isinstance(data, str) and _named_like_any(member, members):
-            path = (*key_path[:-1], member)
-            decoded = decode_base64(data)
-            if decoded is None:
-                located.append(UndecodableAttachment(path, data, "invalid-base64"))
-            else:
-                raw, form = decoded
-                located.append(_decoded(path, data, None, raw, form, utf8=media.is_utf8))
-    return located
+    return [
+        _inline_data((*key_path[:-1], member), holder[member], media)
+        for member in holder
+        if isinstance(holder[member], str) and _named_like_any(member, members)
+    ]
+
+
+def _inline_data(path: Path, data: str, media: MediaType) -> Located:
+    """The attachment of the base64 ``data`` at ``path``, declared as ``media``."""
+    if not media.is_text:
+        return BinaryAttachment(path, data, "inline-data")
+    decoded = decode_base64(data)
+    if decoded is None:
+        return UndecodableAttachment(path, data, "invalid-base64")
+    raw, form = decoded
+    return _decoded(path, data, None, raw, form, utf8=media.is_utf8)
 
 
 def _typed(holder: Any, kind: str) -> bool:
@@ -296,10 +331,9 @@ def _typed(holder: Any, kind: str) -> bool:
     return bool(kinds) and all(each == kind for each in kinds)
 
 
-def _file_field(payload: Any, path: Path) -> bool | None:
-    """Whether the string at ``path`` is in a base64 file field (see the module
-    documentation) whose file is named as text (``True``) or not (``False``); ``None`` when
-    it is in no such field.
+def _file_field(payload: Any, path: Path) -> tuple[BinaryKind, _Reading] | None:
+    """Which base64 file field (see the module documentation) the string at ``path`` is in,
+    and how a reader takes its content; ``None`` when it is in no such field.
 
     The shapes are matched whole (an OpenAI part's ``type``, Ollama's request or message,
     Bedrock's block and its ``source``), so that a tool's argument or any other member that
@@ -309,14 +343,28 @@ def _file_field(payload: Any, path: Path) -> bool | None:
     key, parent = path[-1], path[-2]
     if isinstance(key, int):
         images = isinstance(parent, str) and named_like(parent, "images")
-        return False if images and _ollama_images(payload, path[:-2]) else None
+        return ("images", "content") if images and _ollama_images(payload, path[:-2]) else None
     if named_like(key, "file_data"):
         holder = _openai_file(payload, path)
-        return None if holder is None else _named_as_text(holder)
+        return None if holder is None else ("file-data", _by_name(_named_as_text(holder)))
     if named_like(key, "bytes"):
         block = _bedrock_block(payload, path)
-        return None if block is None else _formatted_as_text(block)
+        return None if block is None else ("bytes", _by_name(_formatted_as_text(block)))
+    if named_like(key, "data") and _openai_audio(payload, path):
+        return ("input-audio", "binary")
     return None
+
+
+def _by_name(named_text: bool) -> _Reading:
+    """How a reader takes a file named as text (``named_text``) or not."""
+    return "text" if named_text else "content"
+
+
+def _openai_audio(payload: Any, path: Path) -> bool:
+    """Whether the ``data`` at ``path`` is the audio of an OpenAI ``input_audio`` part."""
+    parent = path[-2]
+    audio = isinstance(parent, str) and named_like(parent, "input_audio")
+    return audio and _typed(_lookup(payload, path[:-2]), "input_audio")
 
 
 def _ollama_images(payload: Any, owner: Path) -> bool:
@@ -352,16 +400,18 @@ def _bedrock_block(payload: Any, path: Path) -> Any:
     return block if members_named(block, "format") else None
 
 
-def _base64_file(path: Path, leaf: str, *, named_text: bool) -> Located | None:
-    """The attachment of a base64 file field's ``leaf``, or ``None`` when its content is
-    binary (not UTF-8, and its file not ``named_text``)."""
+def _base64_file(path: Path, leaf: str, kind: BinaryKind, reading: _Reading) -> Located:
+    """The attachment of the ``leaf`` of a base64 file field of ``kind``, which is binary
+    when a reader takes it as such, or by its content and that is not UTF-8."""
+    if reading == "binary":
+        return BinaryAttachment(path, leaf, kind)
     decoded = decode_base64(leaf)
     if decoded is None:
         return UndecodableAttachment(path, leaf, "invalid-base64")
     raw, form = decoded
     located = _decoded(path, leaf, None, raw, form, utf8=True)
-    if isinstance(located, UndecodableAttachment) and not named_text:
-        return None
+    if isinstance(located, UndecodableAttachment) and reading == "content":
+        return BinaryAttachment(path, leaf, kind)
     return located
 
 
@@ -411,12 +461,13 @@ def _data_url(payload: Any, path: Path, leaf: str) -> Located | None:
         # percent-encoded text such data is read as written anyway.
         media = _PLAIN_TEXT
     if not media.is_text:
-        return None  # a reader splitting elsewhere reads the same type (up to its ; or ,)
-    if not url.base64 and _SPLIT_MARKER.search(url.url) is not None:
+        # Binary to a reader splitting elsewhere too (it reads the type up to its ; or ,).
+        located: Located = BinaryAttachment(path, leaf, "data-url")
+    elif not url.base64 and _SPLIT_MARKER.search(url.url) is not None:
         # Not base64 to the URL standard, which ends the media type at the first comma, but
         # to a reader splitting at ";base64," (data:text/plain,x;base64,<data>), whose
         # base64 reading is never inspected here.
-        located: Located = UndecodableAttachment(path, leaf, "ambiguous-base64-marker")
+        located = UndecodableAttachment(path, leaf, "ambiguous-base64-marker")
     elif url.base64:
         decoded = decode_base64(url.data)
         if decoded is None:
@@ -430,7 +481,7 @@ def _data_url(payload: Any, path: Path, leaf: str) -> Located | None:
         located = UndecodableAttachment(path, leaf, "ambiguous-line-breaks")
     else:
         located = _decoded(path, leaf, url, decode_percent(url.data), None, utf8=media.is_utf8)
-    if isinstance(located, UndecodableAttachment):
+    if not isinstance(located, TextAttachment):
         # Under a member read as written, text that merely starts like a data URL.
         return None if _written_text(payload, path) else located
     if _nearest_key_named_like(path, FILE_MEMBERS):

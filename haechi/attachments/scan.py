@@ -5,11 +5,12 @@ The pipeline never builds a decoded copy of the payload. It scans each attachmen
 text in place of its encoded leaf (:meth:`TextAttachments.entries`), so findings carry the
 leaf's path and offsets into what was scanned, and are screened, decided, counted and
 audited like any others. An attachment that does not decode as declared cannot be
-inspected: it adds a ``block`` decision that no policy, allowlist or confidence floor can
-change (:meth:`TextAttachments.blocks`), so an enforced call blocks and a dry run reports
-it. When enforced, the findings inside an attachment are applied to its decoded text and
-the text encoded back as it came (:meth:`TextAttachments.rewrite`); every other finding is
-left to the ordinary leaf transform.
+inspected, nor can a binary one (located only under ``filters.binaryAttachments: block``):
+each adds a ``block`` decision that no policy, allowlist or confidence floor can change
+(:meth:`TextAttachments.blocks`), so an enforced call blocks and a dry run reports it.
+When enforced, the findings inside an attachment are applied to its decoded text and the
+text encoded back as it came (:meth:`TextAttachments.rewrite`); every other finding is left
+to the ordinary leaf transform.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 from haechi.actions import Item, Transformer, apply_rewrites
 from haechi.attachments.locate import (
+    BinaryAttachment,
     Path,
     TextAttachment,
     UndecodableAttachment,
@@ -28,38 +30,48 @@ from haechi.attachments.locate import (
 from haechi.models import Detection, Entry
 from haechi.pieces import PieceRun
 
-__all__ = ["UNDECODABLE_TYPE", "TextAttachments"]
+__all__ = ["UNDECODABLE_TYPE", "UNINSPECTABLE_TYPE", "TextAttachments"]
 
 #: The type of the decision an undecodable attachment adds; its rule id names the reason
 #: (``attachment-invalid-base64``, ``attachment-invalid-utf8``,
 #: ``attachment-unsupported-charset``, ``attachment-ambiguous-line-breaks``,
 #: ``attachment-ambiguous-base64-marker``).
 UNDECODABLE_TYPE: Final = "undecodable_attachment"
+#: The type of the decision a binary attachment adds when binary attachments block; its
+#: rule id names where it is (``attachment-binary-data-url``, ``-inline-data``,
+#: ``-file-data``, ``-images``, ``-bytes``, ``-input-audio``), never what it holds.
+UNINSPECTABLE_TYPE: Final = "uninspectable_attachment"
+
+Blocking = UndecodableAttachment | BinaryAttachment
 
 
 class TextAttachments:
     """The declared-text attachments of one payload (see the module documentation)."""
 
-    __slots__ = ("_decoded", "_undecodable")
+    __slots__ = ("_blocking", "_decoded")
 
-    def __init__(
-        self, decoded: Sequence[TextAttachment], undecodable: Sequence[UndecodableAttachment]
-    ) -> None:
+    def __init__(self, decoded: Sequence[TextAttachment], blocking: Sequence[Blocking]) -> None:
         self._decoded = {attachment.path: attachment for attachment in decoded}
-        self._undecodable = tuple(undecodable)
+        self._blocking = tuple(blocking)
 
     @classmethod
     def find(
-        cls, payload: Any, entries: Sequence[Entry], runs: Iterable[PieceRun]
+        cls,
+        payload: Any,
+        entries: Sequence[Entry],
+        runs: Iterable[PieceRun],
+        *,
+        block_binary: bool = False,
     ) -> TextAttachments | None:
-        """The attachments of ``payload`` (walked as ``entries``, cut into ``runs``), or
-        ``None`` when it has none (most payloads; the check costs little)."""
-        located = locate_text_attachments(payload, entries, runs)
+        """The attachments of ``payload`` (walked as ``entries``, cut into ``runs``), binary
+        ones too when ``block_binary``, or ``None`` when it has none (most payloads; the
+        check costs little)."""
+        located = locate_text_attachments(payload, entries, runs, block_binary=block_binary)
         if not located:
             return None
         decoded = [each for each in located if isinstance(each, TextAttachment)]
-        undecodable = [each for each in located if isinstance(each, UndecodableAttachment)]
-        return cls(decoded, undecodable)
+        blocking = [each for each in located if not isinstance(each, TextAttachment)]
+        return cls(decoded, blocking)
 
     def entries(self, entries: Sequence[Entry]) -> list[Entry]:
         """``entries`` with each attachment's leaf read as its decoded text."""
@@ -72,12 +84,12 @@ class TextAttachments:
         ]
 
     def blocks(self) -> tuple[Item, ...]:
-        """A ``block`` decision for every attachment that does not decode as declared."""
+        """A ``block`` decision for every attachment that cannot be inspected."""
         return tuple(
             Item(
                 Detection(
-                    type=UNDECODABLE_TYPE,
-                    rule_id=f"attachment-{attachment.reason}",
+                    type=_finding_type(attachment),
+                    rule_id=_rule_id(attachment),
                     path=attachment.path,
                     kind="value",
                     start=0,
@@ -88,7 +100,7 @@ class TextAttachments:
                 ),
                 "block",
             )
-            for attachment in self._undecodable
+            for attachment in self._blocking
         )
 
     async def rewrite(
@@ -111,6 +123,18 @@ class TextAttachments:
             if leaf != attachment.leaf:
                 leaves[path] = leaf
         return apply_rewrites(payload, leaves, {}), others
+
+
+def _finding_type(attachment: Blocking) -> str:
+    """The type of the decision ``attachment`` adds."""
+    return UNINSPECTABLE_TYPE if isinstance(attachment, BinaryAttachment) else UNDECODABLE_TYPE
+
+
+def _rule_id(attachment: Blocking) -> str:
+    """The rule id of the decision ``attachment`` adds: why it cannot be inspected."""
+    if isinstance(attachment, BinaryAttachment):
+        return f"attachment-binary-{attachment.kind}"
+    return f"attachment-{attachment.reason}"
 
 
 async def _rewritten(

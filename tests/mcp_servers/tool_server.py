@@ -3,7 +3,8 @@
 
 Tools: ``echo`` returns its text, ``get_secret`` returns a GitHub classic token with a valid
 checksum (made fresh per process), ``echo_json`` returns its arguments as a JSON string,
-``big`` returns a text of the requested size and ``log`` writes its text to stderr.
+``big`` returns a text of the requested size, ``log`` writes its text to stderr and ``image``
+returns a PNG image (binary content, which detection cannot read).
 
 Everything the server receives is appended to the file named by ``HAECHI_TEST_RECORD``: over
 stdio the raw lines, over HTTP the raw request bodies. ``python tool_server.py`` serves on
@@ -21,7 +22,7 @@ import threading
 import zlib
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Image, MCPServer
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
@@ -71,6 +72,12 @@ def log(text: str) -> str:
     """Write ``text`` to standard error and acknowledge."""
     print(text, file=sys.stderr, flush=True)
     return "logged"
+
+
+@server.tool()
+def image() -> Image:
+    """Return the start of a PNG image."""
+    return Image(data=b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), format="png")
 
 
 def _record(data: bytes) -> None:
