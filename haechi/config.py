@@ -325,7 +325,11 @@ class StreamingConfig(_Section):
 class LimitsConfig(_Section):
     """Bounds on requests and on the process."""
 
-    max_request_bytes: PositiveInt = _field(1048576, "Largest request body, in bytes (413).")
+    max_request_bytes: PositiveInt = _field(
+        1048576,
+        "Largest request body, in bytes (413); also the largest input of `haechi protect` "
+        "and the longest line of `haechi scan` (exit 1).",
+    )
     max_nesting_depth: PositiveInt = _field(256, "Deepest JSON nesting accepted (413).")
     max_header_bytes: PositiveInt = _field(
         65536,
