@@ -29,6 +29,7 @@ from haechi.audit import (
     build_integrity_record,
     verify_chain,
 )
+from haechi.audit._lines import MAX_LINE_BYTES
 from haechi.config import parse_config
 from haechi.errors import AuditError, ConfigError
 from haechi.providers import AuditStore, ProviderContext
@@ -917,3 +918,23 @@ async def test_aclose_closes_the_log_and_a_later_append_opens_it_again(tmp_path:
     await store.append(lambda p: build_integrity_record(p, {"n": 1}))
     assert _numbers(path) == [0, 1]
     assert verify_chain(path).records == 2
+
+
+async def test_a_last_line_longer_than_readers_take_is_not_ready_nor_chained_onto(
+    tmp_path: Path,
+) -> None:
+    # Padded with whitespace, the record keeps its hash: only its length is wrong, and the
+    # verifier refuses it for that. The store must not report ready nor append onto it.
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(FileAuditStore(path))
+    await sink.record({"n": 1})
+    path.write_bytes(b"{" + b" " * MAX_LINE_BYTES + path.read_bytes()[1:])
+    with pytest.raises(AuditError, match=f"line 1 is longer than {MAX_LINE_BYTES} bytes"):
+        verify_chain(path)
+    before = path.read_bytes()
+    state = await sink.store.ready()
+    assert (state.ok, state.reason) == (False, "audit_file_unreadable")
+    with pytest.raises(AuditError, match=f"last audit record is longer than {MAX_LINE_BYTES}"):
+        await sink.record({"n": 2})
+    assert path.read_bytes() == before
+    await sink.store.aclose()

@@ -131,3 +131,22 @@ def test_an_audit_line_without_end_is_refused(tmp_path: Path, args: list[str], n
     with endless_writer(f'{{"to": "{_VALUE}", ') as pipe:
         done = run_haechi_capped(*args, cwd=tmp_path, stdin=pipe)
     _assert_refused(done, f"haechi: {name}: line 1 is longer than {MAX_LINE_BYTES} bytes\n")
+
+
+def test_a_last_record_the_readers_refuse_is_not_chained_onto(tmp_path: Path) -> None:
+    """A record padded past the readers' bound keeps its hash (whitespace is not hashed), and
+    ``audit-verify`` refuses the log; ``protect`` used to append to it all the same, reading
+    the whole line, so the log grew records no reader could reach."""
+    json_output(run_haechi("protect", stdin=json.dumps({"to": _VALUE}), cwd=tmp_path))
+    log = tmp_path / ".haechi" / "audit.jsonl"
+    log.write_bytes(b"{" + b" " * MAX_LINE_BYTES + log.read_bytes()[1:])
+    refused = f"haechi: audit.jsonl: line 1 is longer than {MAX_LINE_BYTES} bytes\n"
+    assert run_haechi("audit-verify", cwd=tmp_path).stderr == refused
+    before = log.read_bytes()
+    done = run_haechi("protect", stdin=json.dumps({"to": _VALUE}), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"haechi: the last audit record is longer than {MAX_LINE_BYTES} bytes, more than the"
+        " log's readers take; repair the log before appending\n"
+    )
+    assert log.read_bytes() == before

@@ -46,6 +46,7 @@ import orjson
 from haechi._filelock import LockTimeout
 from haechi.audit._deferred_sync import DeferredSync
 from haechi.audit._lines import (
+    MAX_LINE_BYTES,
     iter_json_lines,
     parse_object,
     writable_dir,
@@ -99,7 +100,13 @@ os.register_at_fork(after_in_child=_reset_stores_in_child)
 
 def _last_line(fd: int, size: int) -> bytes | None:
     """The last non-blank line of the open file of ``size`` bytes, read backwards from its
-    end."""
+    end.
+
+    A line longer than :data:`MAX_LINE_BYTES` (its line end included) is refused once that
+    much of it is read, as every reader of the log refuses it: chained onto, it would leave
+    a log that ``audit-verify``, ``report`` and ``status`` can no longer read, and a last
+    line of gigabytes would be held whole on every append.
+    """
     if size == 0:
         return None
     chunk = _TAIL_CHUNK
@@ -113,6 +120,11 @@ def _last_line(fd: int, size: int) -> bytes | None:
             )
         body = data.rstrip()
         cut = body.rfind(b"\n")
+        if body and data.index(b"\n", len(body)) - cut > MAX_LINE_BYTES:
+            raise AuditError(
+                f"the last audit record is longer than {MAX_LINE_BYTES} bytes, more than "
+                "the log's readers take; repair the log before appending"
+            )
         if cut >= 0:
             return body[cut + 1 :]
         if start == 0:
