@@ -4,9 +4,9 @@
 One detection entry per finding made a 1.19 MB request of 100,000 e-mail addresses a 14.7 MB
 record: twelve bytes of log per byte of request, and, with ``limits.maxRequestBytes`` raised
 a little, lines longer than the log's own readers take (``MAX_LINE_BYTES``). The list now
-holds at most ``audit.maxDetectionsPerRecord`` entries and ``MAX_DETECTION_PATH_CHARS`` of
-paths, ``detectionsOmitted`` counts the rest, and the summary stays exact, so ``haechi
-report`` and ``haechi audit-verify`` read such a log as any other.
+holds at most ``audit.maxDetectionsPerRecord`` entries and ``MAX_DETECTION_TEXT_BYTES`` of
+types, rule ids and paths, ``detectionsOmitted`` counts the rest, and the summary stays
+exact, so ``haechi report`` and ``haechi audit-verify`` read such a log as any other.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 import haechi
 from haechi.audit import AuditSink, MemoryAuditStore, protect_event, sanitize_event
 from haechi.audit._lines import MAX_LINE_BYTES, encode_line
-from haechi.audit.events import DEFAULT_MAX_DETECTIONS, MAX_DETECTION_PATH_CHARS
+from haechi.audit.events import DEFAULT_MAX_DETECTIONS, MAX_DETECTION_TEXT_BYTES
 from haechi.config import default_config, parse_config
 from haechi.crypto import init_key_file
 from haechi.errors import ConfigError
 from haechi.models import Finding
+from haechi.payload import path_text
 from haechi.runtime import Runtime
 from tests.cli import json_output, run_haechi
 from tests.upstream_server import Reply, gateway_in_front
@@ -72,6 +73,11 @@ def _path_of_length(length: int) -> tuple[str | int, ...]:
     keys = (length - 2) // KEY_TEXT
     digits = length - (KEY_TEXT * keys - 1) - 2
     return (*(f"k{index}" for index in range(keys)), 10 ** (digits - 1))
+
+
+def _text_bytes(entry: Mapping[str, Any]) -> int:
+    """What one detection entry takes of the list's text budget."""
+    return sum(len(entry[key].encode()) for key in ("type", "ruleId", "path"))
 
 
 def _summary(count: int) -> dict[str, Any]:
@@ -142,7 +148,7 @@ def test_a_record_lists_at_most_the_cap_and_counts_the_rest(findings: int, cap: 
     assert record["summary"] == _summary(findings)
 
 
-async def test_deep_paths_stop_the_list_at_its_path_budget(redacting_runtime: Runtime) -> None:
+async def test_deep_paths_stop_the_list_at_its_text_budget(redacting_runtime: Runtime) -> None:
     """Findings as deep as ``limits.maxNestingDepth`` allows repeat a 4 KiB path each: an
     11 KB payload would otherwise make a 4.4 MB record."""
     depth = redacting_runtime.config.limits.max_nesting_depth - 1
@@ -155,9 +161,9 @@ async def test_deep_paths_stop_the_list_at_its_path_budget(redacting_runtime: Ru
     (line,) = log.read_bytes().splitlines()
     record = json.loads(line)
     listed = len(record["detections"])
-    assert listed == MAX_DETECTION_PATH_CHARS // len(record["detections"][0]["path"])
+    assert listed == MAX_DETECTION_TEXT_BYTES // _text_bytes(record["detections"][0])
     assert record["detectionsOmitted"] == 1000 - listed
-    assert len(line) < MAX_DETECTION_PATH_CHARS + 64 * 1024
+    assert len(line) < MAX_DETECTION_TEXT_BYTES + 64 * 1024
     _log_is_sound(log, 1000)
 
 
@@ -165,16 +171,21 @@ async def test_deep_paths_stop_the_list_at_its_path_budget(redacting_runtime: Ru
     ("cap", "bound"),
     [(DEFAULT_MAX_DETECTIONS, DEFAULT_RECORD_BOUND), (10_000, LARGEST_RECORD_BOUND)],
 )
+@pytest.mark.parametrize("pick", [min, max], ids=["shortest-rule", "longest-rule"])
 async def test_the_largest_record_stays_far_below_what_readers_take(
-    memory_runtime: Runtime, cap: int, bound: int
+    memory_runtime: Runtime, cap: int, bound: int, pick: Any
 ) -> None:
-    """``cap`` entries of the longest built-in rule id and type, whose paths fill the path
-    budget, in a record under ``bound``: an eighth of ``MAX_LINE_BYTES`` at most."""
-    rule = max(memory_runtime.engine.rules, key=lambda rule: len(rule.id) + len(rule.type))
+    """``cap`` findings of the built-in rule with the shortest or the longest id and type,
+    whose paths fill the text budget where they can, in a record under ``bound``: an eighth
+    of ``MAX_LINE_BYTES`` at most."""
+    rule = pick(memory_runtime.engine.rules, key=lambda rule: len(rule.id) + len(rule.type))
+    named = len(rule.id) + len(rule.type)
+    room = MAX_DETECTION_TEXT_BYTES // cap - named
+    path = _path_of_length(room) if room > KEY_TEXT else ()
     finding = Finding(
         type=rule.type,
         rule_id=rule.id,
-        path=_path_of_length(MAX_DETECTION_PATH_CHARS // cap),
+        path=path,
         kind="value",
         start=0,
         end=1,
@@ -193,9 +204,9 @@ async def test_the_largest_record_stays_far_below_what_readers_take(
         max_detections=cap,
     )
     record = await AuditSink(MemoryAuditStore()).record(event)
-    assert len(record["detections"]) == cap
-    paths = sum(len(entry["path"]) for entry in record["detections"])
-    assert MAX_DETECTION_PATH_CHARS - cap < paths <= MAX_DETECTION_PATH_CHARS
+    listed = min(cap, MAX_DETECTION_TEXT_BYTES // (named + len(path_text(path))))
+    assert len(record["detections"]) == listed
+    assert sum(map(_text_bytes, record["detections"])) <= MAX_DETECTION_TEXT_BYTES
     assert len(encode_line(record)) < bound <= MAX_LINE_BYTES // 8
 
 
@@ -233,3 +244,25 @@ async def test_the_cap_defaults_to_1000_and_0_keeps_counts_only(tmp_path: Path) 
     assert result.summary["detectionCount"] == 2
     assert record["detections"] == []
     assert record["detectionsOmitted"] == 2
+
+
+def test_long_custom_rule_ids_keep_the_record_within_what_readers_take(tmp_path: Path) -> None:
+    """Every entry repeats its rule id and type, whose length the configuration does not
+    bound: a 20,000-character id made a 7 KB request of 1000 matches a 20 MB record, which
+    ``haechi audit-verify`` and ``haechi report`` refused (and the store then refused to
+    append to), so one request could stop the log."""
+    rule = {"id": "r" * 20_000, "type": "ticket", "pattern": "TK[0-9]{4}", "confidence": 0.9}
+    config = {"filters": {"customRules": [rule]}}
+    (tmp_path / "haechi.config.json").write_text(json.dumps(config), "utf-8")
+    matches = " ".join(f"TK{index:04d}" for index in range(1000))
+    json_output(run_haechi("protect", stdin=json.dumps({"note": matches}), cwd=tmp_path))
+    log = tmp_path / ".haechi" / "audit.jsonl"
+    (line,) = log.read_bytes().splitlines()
+    record = json.loads(line)
+    assert len(line) < MAX_LINE_BYTES // 8
+    listed = len(record["detections"])
+    assert listed == MAX_DETECTION_TEXT_BYTES // _text_bytes(record["detections"][0])
+    assert record["detectionsOmitted"] == 1000 - listed
+    assert json_output(run_haechi("audit-verify", cwd=tmp_path))["result"]["valid"] is True
+    report = json_output(run_haechi("report", cwd=tmp_path))
+    assert report["summary"]["byType"] == {"ticket": 1000}

@@ -31,9 +31,9 @@ _READ_WAIT: Final = 10.0
 #: Longest line, its line end included, a reader of the log or of an anchor file takes
 #: (16 MiB), eight times what a record haechi writes can take. Most records are a few hundred
 #: bytes; only a protect record grows with its payload, and it lists at most
-#: ``audit.maxDetectionsPerRecord`` detections (10000 at most) of about 170 bytes each with the
-#: built-in rules, plus paths of at most 256 KiB together (:mod:`haechi.audit.events`): under
-#: 512 KiB at the default of 1000, under 2 MiB at 10000.
+#: ``audit.maxDetectionsPerRecord`` detections (10000 at most) of about 120 bytes each besides
+#: their types, rule ids and paths, which hold at most 256 KiB together
+#: (:mod:`haechi.audit.events`): under 512 KiB at the default of 1000, under 2 MiB at 10000.
 MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 
 

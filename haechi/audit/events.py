@@ -13,9 +13,9 @@ object key is replaced by a short hash, so a key that is itself PII never reache
 an identity is reduced to its five audit fields.
 
 A protect event's size does not follow the payload's: it lists at most
-``max_detections`` detections, whose path texts hold at most :data:`MAX_DETECTION_PATH_CHARS`
-characters together, and counts the findings it leaves out in ``detectionsOmitted``; its
-``summary`` counts every finding.
+``max_detections`` detections, whose types, rule ids and path texts hold at most
+:data:`MAX_DETECTION_TEXT_BYTES` together, and counts the findings it leaves out in
+``detectionsOmitted``; its ``summary`` counts every finding.
 
 =========================  ================================================================
 builder                    written by
@@ -42,7 +42,7 @@ from haechi.providers import CryptoProvider
 
 __all__ = [
     "DEFAULT_MAX_DETECTIONS",
-    "MAX_DETECTION_PATH_CHARS",
+    "MAX_DETECTION_TEXT_BYTES",
     "PATH_HASH_DOMAIN",
     "PROXY_DECISIONS",
     "SCHEMA_VERSION",
@@ -64,12 +64,14 @@ VaultOperation = Literal["reveal", "detokenize", "purge", "purge-expired"]
 #: Detections one protect event lists unless told otherwise (``audit.maxDetectionsPerRecord``).
 DEFAULT_MAX_DETECTIONS: Final = 1000
 
-#: Characters the path texts of one protect event's detections hold together (256 KiB; a
-#: path text is ASCII, so as many bytes). A caller chooses how deep its findings lie, up to
-#: ``limits.maxNestingDepth``, and every detection repeats its whole path: without this
-#: bound a small payload nesting its values a few hundred levels deep would have the log
-#: write some 4 KiB per finding.
-MAX_DETECTION_PATH_CHARS: Final = 256 * 1024
+#: UTF-8 bytes the types, rule ids and path texts of one protect event's detections hold
+#: together (256 KiB). Every detection repeats its whole path, and a caller chooses how deep
+#: its findings lie, up to ``limits.maxNestingDepth``: without this bound a small payload
+#: nesting its values a few hundred levels deep would have the log write some 4 KiB per
+#: finding. Every detection repeats its rule id and type too, whose length the configuration
+#: does not bound (``filters.customRules``): a rule id of 20,000 characters made a 7 KB
+#: request of 1000 matches a 20 MB record, which the log's readers refuse.
+MAX_DETECTION_TEXT_BYTES: Final = 256 * 1024
 
 #: The HMAC domain of ``pathHash`` (see :func:`keyed_path_hash`).
 PATH_HASH_DOMAIN: Final = "haechi:audit:path-hash:v1"
@@ -155,7 +157,7 @@ def protect_event(
     change or block a payload.
 
     The list holds the first findings, in order, up to ``max_detections`` of them and
-    :data:`MAX_DETECTION_PATH_CHARS` characters of path text: one entry per finding made a
+    :data:`MAX_DETECTION_TEXT_BYTES` of their texts: one entry per finding made a
     1 MB payload of e-mail addresses a 15 MB record, past what the log's readers take. The
     findings left out are counted in ``detectionsOmitted``, written only when there are some
     (an event listing every finding keeps the reference shape); ``summary`` still counts
@@ -194,17 +196,22 @@ def _detections(
     findings: Iterable[Finding], enforced: bool, withheld: frozenset[str], limit: int
 ) -> list[dict[str, Any]]:
     """The entries of the first findings, up to ``limit`` of them and
-    :data:`MAX_DETECTION_PATH_CHARS` characters of path text."""
+    :data:`MAX_DETECTION_TEXT_BYTES` of their types, rule ids and path texts."""
     texts: dict[tuple[PathSegment, ...], str] = {}  # findings in one leaf share its path
+    rules: dict[tuple[str, str], int] = {}  # and findings of one rule its type and id
     detections: list[dict[str, Any]] = []
-    room = MAX_DETECTION_PATH_CHARS
+    room = MAX_DETECTION_TEXT_BYTES
     for finding in findings:
         if len(detections) >= limit:
             break
         path = texts.get(finding.path)
         if path is None:
             path = texts[finding.path] = path_text(finding.path, withheld)
-        room -= len(path)
+        rule = (finding.type, finding.rule_id)
+        named = rules.get(rule)
+        if named is None:
+            named = rules[rule] = _utf8_length(finding.type) + _utf8_length(finding.rule_id)
+        room -= len(path) + named  # a path text is ASCII: as many bytes as characters
         if room < 0:
             break
         detections.append(
@@ -219,6 +226,11 @@ def _detections(
             }
         )
     return detections
+
+
+def _utf8_length(text: str) -> int:
+    """Bytes of ``text`` in the log (a lone surrogate is written U+FFFD: three bytes too)."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def vault_event(
