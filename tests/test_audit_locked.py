@@ -34,6 +34,7 @@ def test_a_lock_kept_elsewhere_makes_the_gateway_not_ready_until_it_is_let_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stores, "_LOCK_WAIT", 0.5)  # an append's wait for the lock
+    monkeypatch.setattr(stores, "_READY_WAIT", 0.3)  # a readiness check's wait for it
     with gateway_in_front(tmp_path) as gateway:
         url = gateway.url
         assert httpx.post(f"{url}/v1/chat/completions", json=_CHAT, timeout=30).is_success

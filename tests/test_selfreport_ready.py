@@ -13,9 +13,11 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from haechi.audit import FileAuditStore
 from haechi.providers import ReadyState
+from haechi.proxy import ops
 from tests.upstream_server import gateway_in_front
 
 
@@ -27,7 +29,10 @@ class _SilentStore(FileAuditStore):
         return ReadyState(True)
 
 
-def test_a_readiness_check_that_never_answers_is_not_ready(tmp_path: Path) -> None:
+def test_a_readiness_check_that_never_answers_is_not_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "READY_TIMEOUT_S", 0.3)  # the check never answers: any bound does
     store = _SilentStore(tmp_path / "audit.jsonl")
     with gateway_in_front(tmp_path, providers={"audit_store": store}) as gateway:
         ready = httpx.get(f"{gateway.url}/__haechi/ready", timeout=60)
