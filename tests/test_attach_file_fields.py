@@ -181,3 +181,20 @@ def test_an_ollama_image_that_is_not_base64_is_refused(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
         response = httpx.post(f"{gateway.url}/api/generate", json=body)
         _assert_refused(gateway, response, {"undecodable_attachment": 1})
+
+
+def test_a_file_part_that_also_names_another_type_is_still_protected(tmp_path: Path) -> None:
+    """A strict decoder reads ``"type": "file"`` and drops the ``"Type": "text"`` that a
+    case-insensitive one binds: the part is a file to the first, so its content is read."""
+    chat_part = {"type": "file", "Type": "text", "file": {"file_data": _b64(NOTE)}}
+    input_file = {"type": "input_file", "TYPE": "input_text", "file_data": _b64(NOTE)}
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        client = _openai(gateway)
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": [chat_part]}]
+        )
+        (sent,) = gateway.upstream.last.json()["messages"][0]["content"]
+        assert _strict_text(sent["file"]["file_data"]) == REDACTED_NOTE
+        client.responses.create(model="gpt-4o", input=[{"role": "user", "content": [input_file]}])
+        (sent,) = gateway.upstream.last.json()["input"][0]["content"]
+        assert _strict_text(sent["file_data"]) == REDACTED_NOTE

@@ -331,6 +331,15 @@ def _typed(holder: Any, kind: str) -> bool:
     return bool(kinds) and all(each == kind for each in kinds)
 
 
+def _maybe_typed(holder: Any, kind: str) -> bool:
+    """Whether some member of ``holder`` a decoder may take for ``type`` says ``kind``.
+
+    A file part is one to any reader that takes it so: a strict decoder reads ``"type":
+    "file"`` and drops a ``"Type": "text"`` beside it that a case-insensitive one binds, so
+    one member saying ``kind`` is enough."""
+    return any(holder[name] == kind for name in members_named(holder, "type"))
+
+
 def _file_field(payload: Any, path: Path) -> tuple[BinaryKind, _Reading] | None:
     """Which base64 file field (see the module documentation) the string at ``path`` is in,
     and how a reader takes its content; ``None`` when it is in no such field.
@@ -364,7 +373,7 @@ def _openai_audio(payload: Any, path: Path) -> bool:
     """Whether the ``data`` at ``path`` is the audio of an OpenAI ``input_audio`` part."""
     parent = path[-2]
     audio = isinstance(parent, str) and named_like(parent, "input_audio")
-    return audio and _typed(_lookup(payload, path[:-2]), "input_audio")
+    return audio and _maybe_typed(_lookup(payload, path[:-2]), "input_audio")
 
 
 def _ollama_images(payload: Any, owner: Path) -> bool:
@@ -380,10 +389,10 @@ def _openai_file(payload: Any, path: Path) -> Any:
     """The object holding the ``file_data`` at ``path`` when it is a Responses
     ``input_file`` or the ``file`` of a chat ``file`` part, else ``None``."""
     holder = _lookup(payload, path[:-1])
-    if _typed(holder, "input_file"):
+    if _maybe_typed(holder, "input_file"):
         return holder
     part = isinstance(path[-2], str) and named_like(path[-2], "file")
-    return holder if part and _typed(_lookup(payload, path[:-2]), "file") else None
+    return holder if part and _maybe_typed(_lookup(payload, path[:-2]), "file") else None
 
 
 def _bedrock_block(payload: Any, path: Path) -> Any:
