@@ -458,6 +458,17 @@ def test_client_requests_refused_at_the_gateway(tmp_path: Path) -> None:
     assert upstream.requests == [], "nothing refused reached the server"
 
 
+def test_a_model_allowlist_leaves_mcp_paths_alone(tmp_path: Path) -> None:
+    """A model allowlist refuses LLM requests on paths servers read in several ways; an MCP
+    endpoint names no model, so its path, whatever it holds, is forwarded as sent."""
+    upstream = ScriptedUpstream()
+    overrides = {"policy": {"modelAllowlist": ["gpt-4o"]}}
+    with gateway_before(upstream, tmp_path, overrides) as url:
+        note = post(f"{url};x%2F..", {"jsonrpc": "2.0", "method": "notifications/initialized"})
+    assert note.status_code == 202
+    assert len(upstream.requests) == 1
+
+
 def test_answers_of_the_client_are_inspected_as_requests(tmp_path: Path) -> None:
     """What the client answers to a server request (an elicitation form, an error) goes to
     the server like a request: its numbers are inspected too."""

@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from haechi.protocols import ProtocolAdapter, RouteSpec, adapter_for, normalized_path
+from haechi.proxy.background import serve_in_thread
 from tests.upstream_server import Gateway, UpstreamServer, gateway_in_front
 
 OPENAI = {"target": {"type": "openai-compatible"}}
@@ -118,17 +119,17 @@ def test_a_text_prompt_reaches_the_upstream_on_the_path_as_sent(
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "one_reading"),
     [
-        "/v1beta/models/gemini-ultra:generateContent/",
-        "/v1beta/models/gemini-ultra:generateContent//",
-        "/v1beta/models/gemini-ultra:generateContent%2f",
-        "/v1beta/models/gemini-ultra:generateContent/x%2f..",
-        "/v1beta/models//gemini-ultra:generateContent",
+        ("/v1beta/models/gemini-ultra:generateContent/", True),
+        ("/v1beta/models/gemini-ultra:generateContent//", False),
+        ("/v1beta/models/gemini-ultra:generateContent%2f", False),
+        ("/v1beta/models/gemini-ultra:generateContent/x%2f..", False),
+        ("/v1beta/models//gemini-ultra:generateContent", False),
     ],
 )
 def test_the_model_allowlist_reads_the_model_of_every_spelling_of_a_gemini_path(
-    tmp_path: Path, path: str
+    tmp_path: Path, path: str, one_reading: bool
 ) -> None:
     """The upstream serves the model the path names: an allowed model in the body does not
     let another one through on a path spelled with a trailing slash or empty segments."""
@@ -140,11 +141,126 @@ def test_the_model_allowlist_reads_the_model_of_every_spelling_of_a_gemini_path(
         assert status == 403
         assert json.loads(answer)["error"] == "haechi_model_not_allowed"
         assert upstream.raw_paths == []
-        # The allowed model on the same spelling goes upstream, on the path as sent (the
-        # stand-in upstream itself routes strictly, so its answer is not the point here).
+        # The allowed model goes upstream, on the path as sent, on a spelling servers read
+        # one way (the stand-in upstream itself routes strictly, so its answer is not the
+        # point here); on a spelling they read in several, it is refused too.
         allowed = path.replace("gemini-ultra", "gemini-1.5-flash")
-        assert _post(gateway, allowed, body)[0] != 403
-        assert upstream.raw_paths == [allowed.encode()]
+        assert (_post(gateway, allowed, body)[0] != 403) is one_reading
+        assert upstream.raw_paths == ([allowed.encode()] if one_reading else [])
+
+
+#: Paths servers read in more than one way, each naming the allowed ``gpt-4o`` (or no model)
+#: to the gateway's reading and ``gpt-4-forbidden`` (or another name) to some server's.
+AMBIGUOUS_PATHS = (
+    # An encoded slash: LiteLLM's and Starlette's ``{model:path}`` serve the deployment
+    # ``gpt-4-forbidden/../gpt-4o``, a server resolving ``..`` after routing
+    # ``gpt-4-forbidden``.
+    "/openai/deployments/gpt-4-forbidden/..%2Fgpt-4o/chat/completions",
+    "/openai/deployments/gpt-4-forbidden/%2e%2e%2fgpt-4o/chat/completions",
+    # A backslash, literal or encoded, which some servers take for a slash.
+    "/openai\\deployments\\gpt-4-forbidden\\chat\\completions",
+    "/openai%5Cdeployments%5Cgpt-4-forbidden%5Cchat%5Ccompletions",
+    # A path parameter, which Java servlet containers and Spring cut from the segment.
+    "/openai/deployments;x/gpt-4-forbidden/chat/completions",
+    "/openai/deployments%3Bx/gpt-4-forbidden/chat/completions",
+    # An empty segment: a server that keeps it serves the deployment ``/gpt-4o``.
+    "/openai/deployments//gpt-4o/chat/completions",
+    # An encoded percent: a chain of servers that decode twice reads encoded slashes.
+    "/openai%252Fdeployments%252Fgpt-4-forbidden%252Fchat%252Fcompletions",
+)
+ALLOWED_GPT_4O = {
+    "target": {"type": "openai-compatible"},
+    "policy": {"modelAllowlist": ["gpt-4o", "anthropic.claude-v2:1"]},
+}
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("path", AMBIGUOUS_PATHS)
+def test_a_path_servers_read_in_several_ways_is_refused_under_a_model_allowlist(
+    tmp_path: Path, path: str
+) -> None:
+    """The model a path names cannot be told when servers split it differently: such a
+    request is refused and audited as a model refusal, without its path text."""
+    upstream = _RawPaths()
+    with gateway_in_front(tmp_path, ALLOWED_GPT_4O, upstream=upstream) as gateway:
+        status, answer = _post(gateway, path, CHAT)
+        assert status == 403
+        assert json.loads(answer)["error"] == "haechi_model_not_allowed"
+        assert upstream.raw_paths == []
+        refusals = [r for r in gateway.audit() if r.get("decision") == "model_not_allowed"]
+        assert [r["reason"] for r in refusals] == ["ambiguous_path"]
+        assert "forbidden" not in gateway.audit_text()
+
+
+@pytest.mark.parametrize("path", AMBIGUOUS_PATHS)
+def test_a_path_servers_read_in_several_ways_is_forwarded_without_a_model_allowlist(
+    tmp_path: Path, path: str
+) -> None:
+    upstream = _RawPaths()
+    with gateway_in_front(tmp_path, OPENAI, upstream=upstream) as gateway:
+        _post(gateway, path, CHAT)
+    assert upstream.raw_paths == [path.encode()]
+
+
+@pytest.mark.parametrize(
+    ("sent", "forwarded"),
+    [
+        ("/v1/chat/completions", "/v1/chat/completions"),
+        (
+            "/openai/deployments/gpt-4o/chat/completions",
+            "/openai/deployments/gpt-4o/chat/completions",
+        ),
+        (
+            "/openai/deployments/gpt-4o/chat/completions/",
+            "/openai/deployments/gpt-4o/chat/completions/",
+        ),
+        # The query is not the path: what it holds is read by no router.
+        (
+            "/openai/deployments/gpt-4o/chat/completions?a=%2F..;x",
+            "/openai/deployments/gpt-4o/chat/completions",
+        ),
+        # Bedrock's model id with its colon encoded, as the AWS SDKs send it.
+        ("/model/anthropic.claude-v2%3A1/converse", "/model/anthropic.claude-v2%3A1/converse"),
+        # Dot segments, encoded or not, are resolved before the path is read and forwarded
+        # resolved: the upstream gets the one path checked.
+        (
+            "/openai/deployments/gpt-4-forbidden/%2e%2e/gpt-4o/chat/completions",
+            "/openai/deployments/gpt-4o/chat/completions",
+        ),
+    ],
+)
+def test_a_path_servers_read_one_way_is_forwarded_under_a_model_allowlist(
+    tmp_path: Path, sent: str, forwarded: str
+) -> None:
+    upstream = _RawPaths()
+    with gateway_in_front(tmp_path, ALLOWED_GPT_4O, upstream=upstream) as gateway:
+        status, _answer = _post(gateway, sent, CHAT)
+    assert status != 403
+    assert upstream.raw_paths == [forwarded.encode()]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path"),
+    [
+        ("/openai/deployments", "/gpt-4-forbidden%2F..%2Fgpt-4o/chat/completions"),
+        ("/openai/deployments/gpt-4o", "/..%2F..%2Fgpt-4-forbidden/chat/completions"),
+        ("/openai", "/deployments;x/gpt-4-forbidden/chat/completions"),
+    ],
+)
+def test_a_path_servers_read_in_several_ways_is_refused_behind_an_upstream_path_prefix(
+    tmp_path: Path, prefix: str, path: str
+) -> None:
+    """Behind an upstream URL with a path, the upstream serves that path followed by the
+    client's: a client path servers read in several ways is refused there too."""
+    upstream = _RawPaths()
+    with (
+        serve_in_thread(upstream) as served,
+        gateway_in_front(tmp_path, ALLOWED_GPT_4O, upstream_url=served.url + prefix) as gateway,
+    ):
+        status, answer = _post(gateway, path, CHAT)
+    assert status == 403
+    assert json.loads(answer)["error"] == "haechi_model_not_allowed"
+    assert upstream.raw_paths == []
 
 
 def test_an_unknown_path_with_empty_segments_stays_out_of_the_audit(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ from haechi.proxy.logs import log_event
 from haechi.proxy.ops import Operations, reserved_path
 from haechi.proxy.pipeline import (
     ClientGone,
+    ambiguous_path,
     forwarded_proto_is_https,
     model_allowed,
     new_correlation_id,
@@ -390,10 +391,8 @@ class GatewayApp:
         route = request.route
         body = await self.read_body(request, receive)
         payload, whole = parse_json_body(body)
-        if policy.model_allowlist and not self._models_allowed(
-            policy.model_allowlist, adapter, route, payload, self.upstream.path_prefix
-        ):
-            await self._deny_model(request)
+        if policy.model_allowlist:
+            await self._check_models(request, route, policy.model_allowlist, adapter, payload)
         if not plain_stream_flag(payload):
             raise GatewayError("haechi_invalid_stream_flag")
         if self._refuse_token_ids:
@@ -605,6 +604,22 @@ class GatewayApp:
         await self.audit_decision(request, "token_ids_refused", reason)
         raise GatewayError("haechi_token_ids_refused")
 
+    async def _check_models(
+        self,
+        request: GatewayRequest,
+        route: Route,
+        allowlist: Sequence[str],
+        adapter: ProtocolAdapter,
+        payload: Any,
+    ) -> None:
+        """Refuse a request that may have the upstream serve a model ``allowlist`` does not
+        allow, or whose path servers read in more than one way (a model it names could be
+        checked as one and served as another)."""
+        if ambiguous_path(request.raw_path):
+            await self._deny_model(request, "ambiguous_path")
+        if not self._models_allowed(allowlist, adapter, route, payload, self.upstream.path_prefix):
+            await self._deny_model(request, "model_not_in_allowlist")
+
     @staticmethod
     def _models_allowed(
         allowlist: Sequence[str],
@@ -624,10 +639,10 @@ class GatewayApp:
             for model in models
         )
 
-    async def _deny_model(self, request: GatewayRequest) -> None:
+    async def _deny_model(self, request: GatewayRequest, reason: str) -> NoReturn:
         # The model name is caller-controlled text: it is never written to the audit log.
         request.decision = "model_not_allowed"
-        await self.audit_decision(request, "model_not_allowed", "model_not_in_allowlist")
+        await self.audit_decision(request, "model_not_allowed", reason)
         raise GatewayError("haechi_model_not_allowed")
 
     def _check_streaming(self, request: GatewayRequest, route: Route) -> None:

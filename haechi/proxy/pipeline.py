@@ -9,16 +9,19 @@ the order they are called in lives in :mod:`haechi.proxy.app`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import unquote
 
 from haechi._documents import LoneSurrogate, decode_document
+from haechi.protocols import normalized_path
 from haechi.proxy.errors import GatewayError
 
 __all__ = [
     "RAW_TARGET_KEY",
     "ClientGone",
+    "ambiguous_path",
     "forwarded_proto_is_https",
     "model_allowed",
     "new_correlation_id",
@@ -32,6 +35,13 @@ RAW_TARGET_KEY: Final = "haechi.raw_target"
 
 _Receive = Callable[[], Awaitable[dict[str, Any]]]
 _UUID_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+#: What servers read in a path in different ways: a ``;`` (a path parameter, which Java
+#: servlet containers and Spring cut from its segment and other servers keep), a backslash
+#: (a slash to IIS and to some other servers), and the percent-encodings of ``/``, ``\``,
+#: ``;`` and ``%`` itself (decoded before routing by some servers, after it by others, twice
+#: by a chain of them). An encoded dot is not: :func:`request_path` resolves dot segments,
+#: encoded or not, before the path is read, and a dot inside a segment splits nothing.
+_READ_SEVERAL_WAYS: Final = re.compile(rb"[;\\]|%(?:2[5EeFf]|3[Bb]|5[Cc])")
 
 
 class ClientGone(Exception):
@@ -196,3 +206,17 @@ def model_allowed(
         return model in allowlist
     wanted = model.removeprefix("models/")
     return any(entry.removeprefix("models/") == wanted for entry in allowlist)
+
+
+def ambiguous_path(raw: bytes) -> bool:
+    """Whether servers may read ``raw`` (a path as forwarded, percent-encoding kept) as other
+    segments than the gateway does, so that a model the path names could be checked as one
+    and served as another: it holds an empty or dot segment (which servers merge and
+    resolve, or not, before or after routing; see
+    :func:`~haechi.protocols.normalized_path`) or a character of ``_READ_SEVERAL_WAYS``.
+
+    Any other path has one reading: its segments are the same whether a server decodes it
+    before routing or not, and decoding leaves each one a single segment.
+    """
+    text = raw.decode("latin-1")
+    return normalized_path(text) != text or _READ_SEVERAL_WAYS.search(raw) is not None
