@@ -198,3 +198,19 @@ def test_a_file_part_that_also_names_another_type_is_still_protected(tmp_path: P
         client.responses.create(model="gpt-4o", input=[{"role": "user", "content": [input_file]}])
         (sent,) = gateway.upstream.last.json()["input"][0]["content"]
         assert _strict_text(sent["file_data"]) == REDACTED_NOTE
+
+
+def test_many_images_beside_many_members_are_located_in_linear_time(tmp_path: Path) -> None:
+    """Whether an element of ``images`` is Ollama's depends on the request's members, read
+    once for the array rather than once per element: 12,000 images beside 12,000 members
+    (a quarter of a megabyte) once took minutes, holding the gateway."""
+    count = 12_000
+    body: dict[str, Any] = {f"m{index}": 0 for index in range(count)}
+    body |= {"model": "llava", "prompt": "describe", "stream": False}
+    body["images"] = [_b64(NOTE)] + [""] * count
+    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
+        response = httpx.post(f"{gateway.url}/api/generate", json=body, timeout=10)
+        assert response.status_code == 200
+        images = gateway.upstream.last.json()["images"]
+        assert _strict_text(images[0]) == REDACTED_NOTE
+        assert images[1:] == [""] * count

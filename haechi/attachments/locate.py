@@ -173,6 +173,9 @@ BinaryKind = Literal["data-url", "inline-data", "file-data", "images", "bytes", 
 #: must be UTF-8), by its content (text when its bytes are UTF-8), or as binary whatever
 #: it is (audio).
 _Reading = Literal["text", "content", "binary"]
+_FileField = tuple[BinaryKind, _Reading]
+#: The members that may be base64 file fields (Ollama's ``images`` are array elements).
+_FILE_FIELDS: Final = ("file_data", "bytes", "data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +262,7 @@ def locate_text_attachments(
     if not files and not _MEDIA_TYPE_NAME.search(joined) and not _DATA_URL_START.search(joined):
         return []
     found: dict[Path, Located] = {}
+    shapes: dict[tuple[Path, str], _FileField | None] = {}
     pieces: frozenset[Path] | None = None
     for entry in entries:
         if entry.kind == "key":
@@ -268,7 +272,7 @@ def locate_text_attachments(
                 for beside in _beside_media_type(payload, entry.path):
                     _keep(found, beside, block_binary=block_binary)
         elif entry.kind == "value" and entry.path not in found:
-            field = _file_field(payload, entry.path) if files else None
+            field = _file_field(payload, entry.path, shapes) if files else None
             if field is not None and parse_data_url(entry.value) is None:
                 file = _base64_file(entry.path, entry.value, *field)
                 _keep(found, file, block_binary=block_binary)
@@ -340,28 +344,52 @@ def _maybe_typed(holder: Any, kind: str) -> bool:
     return any(holder[name] == kind for name in members_named(holder, "type"))
 
 
-def _file_field(payload: Any, path: Path) -> tuple[BinaryKind, _Reading] | None:
+def _file_field(
+    payload: Any, path: Path, shapes: dict[tuple[Path, str], _FileField | None]
+) -> _FileField | None:
     """Which base64 file field (see the module documentation) the string at ``path`` is in,
     and how a reader takes its content; ``None`` when it is in no such field.
+
+    Whether it is depends on the object or array holding the string, so the answer is kept
+    in ``shapes`` by that holder's path and the field: matching reads the holder's members
+    (and those of the request for Ollama's ``images``), and doing so again for each of many
+    siblings would take time quadratic in the request's size."""
+    if len(path) < 2:
+        return None
+    field = _field_named(path[-1])
+    if field is None:
+        return None
+    holder = (path[:-1], field)
+    if holder not in shapes:
+        shapes[holder] = _held_file_field(payload, path, field)
+    return shapes[holder]
+
+
+def _field_named(key: PathSegment) -> str | None:
+    """The base64 file field the member ``key`` may be (an index: an element of Ollama's
+    ``images``), or ``None``."""
+    if isinstance(key, int):
+        return "images"
+    return next((field for field in _FILE_FIELDS if named_like(key, field)), None)
+
+
+def _held_file_field(payload: Any, path: Path, field: str) -> _FileField | None:
+    """:func:`_file_field` for the string at ``path``, a member or element named ``field``.
 
     The shapes are matched whole (an OpenAI part's ``type``, Ollama's request or message,
     Bedrock's block and its ``source``), so that a tool's argument or any other member that
     merely shares the name is left to be scanned as written."""
-    if len(path) < 2:
-        return None
-    key, parent = path[-1], path[-2]
-    if isinstance(key, int):
+    if field == "images":
+        parent = path[-2]
         images = isinstance(parent, str) and named_like(parent, "images")
         return ("images", "content") if images and _ollama_images(payload, path[:-2]) else None
-    if named_like(key, "file_data"):
+    if field == "file_data":
         holder = _openai_file(payload, path)
         return None if holder is None else ("file-data", _by_name(_named_as_text(holder)))
-    if named_like(key, "bytes"):
+    if field == "bytes":
         block = _bedrock_block(payload, path)
         return None if block is None else ("bytes", _by_name(_formatted_as_text(block)))
-    if named_like(key, "data") and _openai_audio(payload, path):
-        return ("input-audio", "binary")
-    return None
+    return ("input-audio", "binary") if _openai_audio(payload, path) else None
 
 
 def _by_name(named_text: bool) -> _Reading:
