@@ -130,6 +130,9 @@ ALWAYS_DROPPED_HEADERS: Final = frozenset(
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 NonBlank = Annotated[str, Field(min_length=1, pattern=r"\S")]
+#: A custom rule's id or type, which every audit entry of its findings repeats (and a type
+#: every marker and token of them): bounded, so that a long one cannot make each of them long.
+RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"\S")]
 #: A SHA-256 written as 64 hex digits (any case): a mistyped hash in a revocation list would
 #: otherwise revoke nothing, silently.
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
@@ -462,8 +465,10 @@ class PolicyConfig(_Section):
 class CustomRuleConfig(_Section):
     """A detection rule written by the operator."""
 
-    id: NonBlank = Field(description="Rule id reported in findings.")
-    type: NonBlank = Field(description="Detection type (a lowercase identifier).")
+    id: RuleName = Field(description="Rule id reported in findings (at most 64 characters).")
+    type: RuleName = Field(
+        description="Detection type (a lowercase identifier, at most 64 characters)."
+    )
     pattern: Annotated[str, Field(min_length=1, max_length=500)] = Field(
         description="Regular expression (at most 500 characters; match time is bounded)."
     )

@@ -97,6 +97,18 @@ def test_invalid_documents_name_the_key(document: dict[str, object], key: str) -
     assert key in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["id", "type"])
+def test_a_custom_rule_id_or_type_has_at_most_64_characters(name: str) -> None:
+    """Every audit entry of a rule's findings repeats its id and type (a 20,000-character id
+    made a record of 1000 matches 20 MB): a longer one is refused, without being quoted."""
+    rule = {"id": "r", "type": "t", "pattern": "x"}
+    parse_config({"filters": {"customRules": [{**rule, name: "r" * 64}]}})
+    with pytest.raises(ConfigError) as info:
+        parse_config({"filters": {"customRules": [{**rule, name: "r" * 65}]}})
+    message = f"filters.customRules[0].{name}: String should have at most 64 characters"
+    assert str(info.value) == f"config: {message}"
+
+
 def test_defaults_match_the_reference_shape() -> None:
     settings = default_config()
     assert settings.effective_mode == "dry-run"
