@@ -69,6 +69,8 @@ def _document(data: str, document_format: str = "txt") -> dict[str, Any]:
 
 
 UTF16_NOTE = _b64(NOTE.encode("utf-16"))
+#: Text in Windows-1252, which readers sniffing its content show as text.
+LATIN1_NOTE = _b64(f"résumé: {NOTE}".encode("cp1252"))
 
 
 def _assert_refused(gateway: Gateway, response: httpx.Response, by_type: dict[str, int]) -> None:
@@ -135,8 +137,30 @@ def test_a_key_in_a_pdf_like_responses_input_file_blocks(tmp_path: Path) -> None
         ),
         (CHAT_PATH, _chat(_chat_file(UTF16_NOTE)), "attachment-invalid-utf8"),
         (CONVERSE_PATH, _converse(_document(UTF16_NOTE, "md")), "attachment-invalid-utf8"),
+        (CHAT_PATH, _chat(_chat_file(LATIN1_NOTE, "notes.md")), "attachment-invalid-utf8"),
+        (
+            "/v1/responses",
+            {
+                "model": "gpt-4o",
+                "input": [{"type": "input_file", "filename": "notes.pdf", "file_data": UTF16_NOTE}],
+            },
+            "attachment-invalid-utf8",
+        ),
+        (
+            CONVERSE_PATH,
+            _converse({"image": {"format": "png", "source": {"bytes": LATIN1_NOTE}}}),
+            "attachment-invalid-utf8",
+        ),
     ],
-    ids=["not-base64", "line-broken", "named-text-not-utf8", "converse-text-not-utf8"],
+    ids=[
+        "not-base64",
+        "line-broken",
+        "named-text-not-utf8",
+        "converse-text-not-utf8",
+        "latin1-text-named-outside-the-table",
+        "utf16-text-named-pdf",
+        "latin1-text-as-an-image",
+    ],
 )
 def test_a_file_that_cannot_be_read_as_its_field_says_is_refused(
     tmp_path: Path, path: str, body: dict[str, Any], rule: str

@@ -13,7 +13,7 @@ came. An attachment that does not decode as declared cannot be inspected and blo
 Some fields are a file's base64 content by protocol, with no media type beside them (an
 OpenAI ``file_data`` that is not a data URL, Ollama's ``images``): a reader takes such a
 file by its name or its content, so one whose bytes are UTF-8 is text, inspected the same
-way, and one that is not base64 at all blocks.
+way, and one that is not base64 at all, or is text in another character set, blocks.
 
 What is binary (a declared type that is not text, a file field's bytes that are not) is
 forwarded as sent, or, under ``filters.binaryAttachments: block``, blocks: what cannot be

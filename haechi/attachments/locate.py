@@ -36,8 +36,10 @@ Three shapes are recognised, the first two wherever they sit in the payload:
   take a file without a media type by its name (an OpenAI ``filename``'s extension, a
   Bedrock ``format``) or by its content, so the content is text when its name says text
   (and must then be UTF-8, as for a data URL of that type) and when its bytes are UTF-8;
-  otherwise it is binary. The ``input_audio.data`` of an OpenAI ``input_audio`` part is
-  such a field too, always binary: a reader hears it, whatever its bytes are.
+  content sniffed as text in another character set (:func:`_sniffed_as_text`) must be
+  UTF-8 too, and anything else is binary. The ``input_audio.data`` of an OpenAI
+  ``input_audio`` part is such a field too, always binary: a reader hears it, whatever its
+  bytes are.
 
 An attachment declared binary (a media type or data URL type that is not text, beside
 data or under a member readers decode as a file) and a base64 file field whose content is
@@ -53,6 +55,7 @@ field, or any string starts like a data URL, and returns at once when none does.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import mimetypes
 import re
@@ -144,6 +147,13 @@ _FILE_FIELD_NAME: Final = re.compile(
 #: ``format`` values of their text documents.
 _BEDROCK_BLOCKS: Final = ("document", "image", "video")
 _BEDROCK_TEXT_FORMATS: Final = frozenset({"csv", "html", "md", "txt"})
+#: Bytes that appear in text, as file(1) tells text in an 8-bit character set from data:
+#: all but the C0 controls other than BEL, BS, tab, line breaks, VT, FF and ESC, and DEL.
+_TEXT_BYTES: Final = bytes(
+    byte for byte in range(256) if byte in b"\a\b\t\n\v\f\r\x1b" or 0x20 <= byte != 0x7F
+)
+#: The byte order marks of UTF-16 and UTF-32 (UTF-32LE's starts like UTF-16LE's).
+_WIDE_BYTE_ORDER_MARKS: Final = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)
 #: Extensions to media types, from Python's own table only (the system's differs from one
 #: machine to the next): which file names declare text.
 _FILE_TYPES: Final = mimetypes.MimeTypes()
@@ -448,8 +458,18 @@ def _base64_file(path: Path, leaf: str, kind: BinaryKind, reading: _Reading) -> 
     raw, form = decoded
     located = _decoded(path, leaf, None, raw, form, utf8=True)
     if isinstance(located, UndecodableAttachment) and reading == "content":
-        return BinaryAttachment(path, leaf, kind)
+        return located if _sniffed_as_text(raw) else BinaryAttachment(path, leaf, kind)
     return located
+
+
+def _sniffed_as_text(raw: bytes) -> bool:
+    """Whether a reader taking a file by its content (or by an extension outside Python's
+    table: ``.md``, ``.log``, ``.go``) reads ``raw`` as text in some character set, as
+    file(1) does: it starts with a UTF-16 or UTF-32 byte order mark, or holds no byte that
+    never appears in text (Latin-1 or Windows-1252 text). Its ASCII letters are then read
+    as written, an address or a key among them, so text that is not UTF-8 must block
+    rather than go on as binary; an image or compressed data holds such bytes."""
+    return raw.startswith(_WIDE_BYTE_ORDER_MARKS) or not raw.translate(None, _TEXT_BYTES)
 
 
 def _named_as_text(holder: Any) -> bool:
