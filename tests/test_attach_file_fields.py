@@ -21,7 +21,7 @@ import ollama
 import openai
 import pytest
 
-from tests.upstream_server import Gateway, gateway_in_front
+from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 API_KEY = "sk-ant-api03-" + "Q7vT2mX9kR4pL8wZ" * 6
@@ -238,3 +238,21 @@ def test_many_images_beside_many_members_are_located_in_linear_time(tmp_path: Pa
         images = gateway.upstream.last.json()["images"]
         assert _strict_text(images[0]) == REDACTED_NOTE
         assert images[1:] == [""] * count
+
+
+def test_images_in_an_ollama_answer_are_protected(tmp_path: Path) -> None:
+    """A chat answer's ``message`` is the type a request's messages are, images and all."""
+    answer = {
+        "model": "llava",
+        "message": {"role": "assistant", "content": "here", "images": [_b64(NOTE), _b64(PNG)]},
+        "done": True,
+    }
+    config = {"target": {"type": "ollama"}, "responseProtection": {"enabled": True}}
+    body = {"model": "llava", "stream": False, "messages": [{"role": "user", "content": "draw"}]}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps(answer).encode()))
+        response = httpx.post(f"{gateway.url}/api/chat", json=body)
+        assert response.status_code == 200
+        text, image = response.json()["message"]["images"]
+        assert _strict_text(text) == REDACTED_NOTE
+        assert image == _b64(PNG)

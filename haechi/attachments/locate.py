@@ -30,9 +30,10 @@ Three shapes are recognised, the first two wherever they sit in the payload:
 - **Base64 file fields**, where the protocol says a string is a file's base64 content with
   no media type beside it: the ``file_data`` of an OpenAI chat ``file`` part or of a
   Responses ``input_file`` (when it is not a data URL), the ``images`` of an Ollama
-  request or of one of its ``messages``, and the ``source.bytes`` of a Bedrock Converse
-  ``document``, ``image`` or ``video``. Such a field must be base64 (one that is not
-  cannot be inspected, as a lenient decoder upstream may still read text in it). Readers
+  request, of one of its ``messages`` or of the ``message`` of its answer, and the
+  ``source.bytes`` of a Bedrock Converse ``document``, ``image`` or ``video``. Such a
+  field must be base64 (one that is not cannot be inspected, as a lenient decoder
+  upstream may still read text in it). Readers
   take a file without a media type by its name (an OpenAI ``filename``'s extension, a
   Bedrock ``format``) or by its content, so the content is text when its name says text
   (and must then be UTF-8, as for a data URL of that type) and when its bytes are UTF-8;
@@ -416,11 +417,17 @@ def _openai_audio(payload: Any, path: Path) -> bool:
 
 def _ollama_images(payload: Any, owner: Path) -> bool:
     """Whether the ``images`` of the object at ``owner`` are Ollama's: those of a request
-    with a ``prompt`` (``/api/generate``) or of one of its ``messages`` (``/api/chat``)."""
+    with a ``prompt`` (``/api/generate``), of one of its ``messages`` (``/api/chat``) or of
+    the ``message`` of a chat answer or of a piece of one streamed (the same type, which
+    carries images both ways)."""
     if not owner:
         return bool(members_named(payload, "prompt"))
     first = owner[0]
-    return len(owner) == 2 and isinstance(first, str) and named_like(first, "messages")
+    if not isinstance(first, str):
+        return False
+    if len(owner) == 1:
+        return named_like(first, "message")
+    return len(owner) == 2 and named_like(first, "messages")
 
 
 def _openai_file(payload: Any, path: Path) -> Any:
