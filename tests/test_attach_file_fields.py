@@ -256,3 +256,20 @@ def test_images_in_an_ollama_answer_are_protected(tmp_path: Path) -> None:
         text, image = response.json()["message"]["images"]
         assert _strict_text(text) == REDACTED_NOTE
         assert image == _b64(PNG)
+
+
+def test_url_safe_base64_in_a_file_field_is_refused(tmp_path: Path) -> None:
+    """The URL-safe reading of this file is binary (a NUL, then the bytes of ``-_-_``),
+    while Python's default decoder skips the ``-`` and ``_`` and reads the key."""
+    standard = _b64(f"\x00deploy key {API_KEY}")
+    shadowed = f"{standard[:8]}-_-_{standard[8:]}"
+    assert base64.b64decode(shadowed) == f"\x00deploy key {API_KEY}".encode()
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            _openai(gateway).chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": [_chat_file(shadowed, "notes.md")]}],
+            )
+        _assert_refused(gateway, refused.value.response, {"undecodable_attachment": 1})
+        (record,) = [record for record in gateway.audit() if "detections" in record]
+        assert record["detections"][0]["ruleId"] == "attachment-invalid-base64"

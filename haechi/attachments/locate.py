@@ -32,9 +32,9 @@ Three shapes are recognised, the first two wherever they sit in the payload:
   Responses ``input_file`` (when it is not a data URL), the ``images`` of an Ollama
   request, of one of its ``messages`` or of the ``message`` of its answer, and the
   ``source.bytes`` of a Bedrock Converse ``document``, ``image`` or ``video``. Such a
-  field must be base64 (one that is not cannot be inspected, as a lenient decoder
-  upstream may still read text in it). Readers
-  take a file without a media type by its name (an OpenAI ``filename``'s extension, a
+  field must be standard base64 (one that is not, URL-safe base64 included, cannot be
+  inspected, as a lenient decoder upstream may still read text in it). Readers take a
+  file without a media type by its name (an OpenAI ``filename``'s extension, a
   Bedrock ``format``) or by its content, so the content is text when its name says text
   (and must then be UTF-8, as for a data URL of that type) and when its bytes are UTF-8;
   content sniffed as text in another character set (:func:`_sniffed_as_text`) must be
@@ -456,11 +456,16 @@ def _bedrock_block(payload: Any, path: Path) -> Any:
 
 def _base64_file(path: Path, leaf: str, kind: BinaryKind, reading: _Reading) -> Located:
     """The attachment of the ``leaf`` of a base64 file field of ``kind``, which is binary
-    when a reader takes it as such, or by its content and that is not UTF-8."""
+    when a reader takes it as such, or by its content and that is not UTF-8.
+
+    These fields are standard base64 by protocol, so one in the URL-safe alphabet cannot be
+    inspected: a decoder that skips characters outside its alphabet (Python's by default)
+    drops the ``-`` and ``_`` and reads other bytes than the URL-safe reading, text
+    where that reading is binary."""
     if reading == "binary":
         return BinaryAttachment(path, leaf, kind)
     decoded = decode_base64(leaf)
-    if decoded is None:
+    if decoded is None or decoded[1].urlsafe:
         return UndecodableAttachment(path, leaf, "invalid-base64")
     raw, form = decoded
     located = _decoded(path, leaf, None, raw, form, utf8=True)
