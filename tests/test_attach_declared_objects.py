@@ -10,6 +10,7 @@ decode as blocks. See ``docs/detection.md`` ("Text attachments").
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -94,3 +95,29 @@ def test_two_declarations_block_when_either_cannot_be_read(
         assert response.status_code == 403
         assert response.json()["summary"]["byType"] == {"undecodable_attachment": 1}
         assert gateway.upstream.received == []
+
+
+def _spellings(name: str) -> list[str]:
+    """Every spelling of ``name`` a case-insensitive decoder binds to it with its letters
+    in either case, an ``i`` also dotless (U+0131)."""
+    cases = [
+        {letter, letter.upper(), "\u0131"} if letter == "i" else {letter, letter.upper()}
+        for letter in name
+    ]
+    return ["".join(spelling) for spelling in itertools.product(*cases)]
+
+
+def test_many_spellings_of_a_declaration_are_read_once(tmp_path: Path) -> None:
+    """An object declaring its type in 1,536 spellings beside 700 KB of base64 text once
+    decoded the text for each (seconds holding the gateway); each kind of declaration is
+    now read once, and the text is protected all the same."""
+    names = [*_spellings("mimetype"), *_spellings("mime_type"), *_spellings("media_type")]
+    assert len(set(names)) == 1_536
+    inline: dict[str, str] = dict.fromkeys(names, "text/plain")
+    inline["data"] = _b64(f"{NOTE}\n" + "lorem ipsum " * 43_000)
+    body = {"contents": [{"role": "user", "parts": [{"inlineData": inline}]}]}
+    with gateway_in_front(tmp_path, {"target": {"type": "gemini"}}) as gateway:
+        response = httpx.post(f"{gateway.url}{GEMINI_PATH}", json=body, timeout=3)
+        assert response.status_code == 200
+        sent = gateway.upstream.last.json()["contents"][0]["parts"][0]["inlineData"]["data"]
+        assert base64.b64decode(sent).decode().startswith("write to [REDACTED:email] today\n")

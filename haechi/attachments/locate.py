@@ -274,13 +274,15 @@ def locate_text_attachments(
         return []
     found: dict[Path, Located] = {}
     shapes: dict[tuple[Path, str], _FileField | None] = {}
+    declaring: set[Path] = set()  # the objects with a media-type key, read once each
     pieces: frozenset[Path] | None = None
     for entry in entries:
         if entry.kind == "key":
-            key = entry.value
-            if _MEDIA_TYPE_KEY.fullmatch(key) and _named_like_any(key, MEDIA_TYPE_KEYS):
+            owner = entry.path[:-1]
+            if owner not in declaring and _declares_media_type(entry.value):
+                declaring.add(owner)
                 # The declared object wins over a data URL reading of the same string.
-                for beside in _beside_media_type(payload, entry.path):
+                for beside in _beside_media_types(payload, owner):
                     _keep(found, beside, block_binary=block_binary)
         elif entry.kind == "value" and entry.path not in found:
             field = _file_field(payload, entry.path, shapes) if files else None
@@ -308,24 +310,43 @@ def _keep(found: dict[Path, Located], located: Located, *, block_binary: bool) -
         found[located.path] = located
 
 
-def _beside_media_type(payload: Any, key_path: Path) -> list[Located]:
-    """The attachments of the object holding the media-type key at ``key_path``."""
-    holder = _lookup(payload, key_path[:-1])
-    key = str(key_path[-1])  # the path of a key entry ends with the key
-    declared = holder[key]
-    if not isinstance(declared, str):
-        return []
-    media = parse_media_type(declared)
+def _beside_media_types(payload: Any, owner: Path) -> list[Located]:
+    """The attachments of the object at ``owner``, which has a media-type key: each of its
+    data members read under each declaration, in the order declared.
+
+    The object is read once, and each member once per kind of declaration (binary, UTF-8
+    text, text in another character set; Anthropic's plain-text source or not), which is
+    all a reading depends on: an object declaring its type in hundreds of spellings beside
+    large data costs what one declaration does, not hundreds of decodings."""
+    holder = _lookup(payload, owner)
     # Plain text only as Anthropic's source declares it (a ``media_type``): Gemini's
     # ``inlineData`` has no ``type``, and a reader that drops one it does not know decodes
     # ``data``.
-    plain = named_like(key, _PLAIN_MEDIA_TYPE_KEY) and _typed(holder, _PLAIN_DATA_TYPE)
-    members = _PLAIN_DATA_MEMBERS if plain else DATA_MEMBERS
-    return [
-        _inline_data((*key_path[:-1], member), holder[member], media)
+    typed_text = _typed(holder, _PLAIN_DATA_TYPE)
+    kinds: dict[tuple[bool, bool, bool], MediaType] = {}
+    for key in holder:
+        declared = holder[key]
+        if isinstance(declared, str) and _declares_media_type(key):
+            media = parse_media_type(declared)
+            plain = typed_text and named_like(key, _PLAIN_MEDIA_TYPE_KEY)
+            kinds.setdefault((plain, media.is_text, media.is_utf8), media)
+    data = [
+        member
         for member in holder
-        if isinstance(holder[member], str) and _named_like_any(member, members)
+        if isinstance(holder[member], str) and _named_like_any(member, DATA_MEMBERS)
     ]
+    return [
+        _inline_data((*owner, member), holder[member], media)
+        for (plain, _, _), media in kinds.items()
+        for member in data
+        if _named_like_any(member, _PLAIN_DATA_MEMBERS if plain else DATA_MEMBERS)
+    ]
+
+
+def _declares_media_type(key: str) -> bool:
+    """Whether a case-insensitive decoder may bind the member ``key`` to a media-type key
+    (a C-level test first: most keys are not)."""
+    return _MEDIA_TYPE_KEY.fullmatch(key) is not None and _named_like_any(key, MEDIA_TYPE_KEYS)
 
 
 def _inline_data(path: Path, data: str, media: MediaType) -> Located:
