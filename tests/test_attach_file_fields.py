@@ -273,3 +273,17 @@ def test_url_safe_base64_in_a_file_field_is_refused(tmp_path: Path) -> None:
         _assert_refused(gateway, refused.value.response, {"undecodable_attachment": 1})
         (record,) = [record for record in gateway.audit() if "detections" in record]
         assert record["detections"][0]["ruleId"] == "attachment-invalid-base64"
+
+
+def test_a_data_url_of_a_file_named_as_text_is_read_as_text(tmp_path: Path) -> None:
+    """A reader taking the file by its name reads notes.txt as text whatever its data URL
+    says: the text is protected and goes back under the header it came with."""
+    header = "data:application/octet-stream;base64,"
+    part = _chat_file(f"{header}{_b64(NOTE)}", "notes.txt")
+    with gateway_in_front(tmp_path, OPENAI) as gateway:
+        _openai(gateway).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": [part]}]
+        )
+        (sent,) = gateway.upstream.last.json()["messages"][0]["content"]
+        assert sent["file"]["file_data"].startswith(header)
+        assert _strict_text(sent["file"]["file_data"].removeprefix(header)) == REDACTED_NOTE

@@ -290,7 +290,8 @@ def locate_text_attachments(
                 file = _base64_file(entry.path, entry.value, *field)
                 _keep(found, file, block_binary=block_binary)
                 continue
-            url = _data_url(payload, entry.path, entry.value)
+            named_text = field is not None and field[1] == "text"
+            url = _data_url(payload, entry.path, entry.value, named_text=named_text)
             if url is not None:
                 if pieces is None:
                     pieces = _piece_leaves(runs)
@@ -539,16 +540,19 @@ def _named_like_any(name: str, fields: Iterable[str]) -> bool:
     return any(named_like(name, field) for field in fields)
 
 
-def _data_url(payload: Any, path: Path, leaf: str) -> Located | None:
+def _data_url(payload: Any, path: Path, leaf: str, *, named_text: bool) -> Located | None:
+    """The attachment of the data URL ``leaf``, or ``None`` when it is none; ``named_text``
+    when the file it is the content of is named as text (see :func:`_named_as_text`)."""
     url = parse_data_url(leaf)
     if url is None:
         return None
     media = parse_media_type(url.media_type)
-    if url.base64 and not media.is_valid:
+    if (url.base64 and not media.is_valid) or (named_text and not media.is_text):
         # The data URL processor reads a type its MIME parser refuses as text/plain
         # (data:foo;base64,... is text); its parameters, a charset included, are dropped.
         # Only when marked base64: prose starting "Data: a, b" is no attachment, and as
-        # percent-encoded text such data is read as written anyway.
+        # percent-encoded text such data is read as written anyway. A reader taking a file
+        # by its name reads one named notes.txt as text whatever type its data URL says.
         media = _PLAIN_TEXT
     if not media.is_text:
         # Binary to a reader splitting elsewhere too (it reads the type up to its ; or ,).
