@@ -493,16 +493,14 @@ class Protector:
         policy: Policy,
         transformer: Transformer,
     ) -> Evaluation:
-        # Texts cut into pieces (token log-probabilities, adjacent text parts) are scanned
-        # joined: each piece on its own hides the values (see haechi.pieces).
-        runs = {
-            run.where: run
-            for run in find_piece_runs(payload, answer=context.direction == "response")
-        }
-        attachments = self.text_attachments(payload, entries, runs.values())
+        budget = self._budget()
+        prepare = partial(self._prepare, payload, entries, context.direction)
+        if _text_chars(entries) < _OFFLOAD_CHARS:
+            runs, attachments = charged(budget, prepare)
+        else:
+            runs, attachments = await asyncio.to_thread(charged, budget, prepare)
         if attachments is not None:
             entries = attachments.entries(entries)
-        budget = self._budget()
         detections = await self._detect(entries, context.direction, context.scan_numbers, budget)
         if runs:
             joined = [Entry(where, run.text) for where, run in runs.items()]
@@ -534,6 +532,18 @@ class Protector:
         output = await transform_payload(output, keys, transformer) if keys else output
         return Evaluation(output, False, inspection)
 
+    def _prepare(
+        self, payload: Any, entries: Sequence[Entry], direction: Direction
+    ) -> tuple[dict[tuple[PathSegment, ...], PieceRun], TextAttachments | None]:
+        """The runs of pieces of ``payload`` and its attachments, the walk's work besides
+        detection: linear in the payload, but a request of many small attachments or pieces
+        holds a good part of a second of it, so a large one is prepared off the loop too.
+
+        Texts cut into pieces (token log-probabilities, adjacent text parts) are scanned
+        joined: each piece on its own hides the values (see haechi.pieces)."""
+        runs = {run.where: run for run in find_piece_runs(payload, answer=direction == "response")}
+        return runs, self.text_attachments(payload, entries, runs.values())
+
     async def _detect(
         self,
         entries: Sequence[Entry],
@@ -543,15 +553,11 @@ class Protector:
     ) -> list[Detection]:
         """Every detection in ``entries``, charged to ``budget``; in a worker thread when
         they hold at least :data:`_OFFLOAD_CHARS` characters of text."""
-        size = 0
-        for entry in entries:
-            if isinstance(entry.value, str):
-                size += len(entry.value)
         detect = partial(
             self._detector.detect, entries, direction=direction, scan_numbers=scan_numbers
         )
         # Charged in the thread that scans: the budget counts that thread's CPU time.
-        if size < _OFFLOAD_CHARS:
+        if _text_chars(entries) < _OFFLOAD_CHARS:
             return charged(budget, detect)
         return await asyncio.to_thread(charged, budget, detect)
 
@@ -653,3 +659,12 @@ def _event(
         profile=context.profile,
         max_detections=max_detections,
     )
+
+
+def _text_chars(entries: Sequence[Entry]) -> int:
+    """How many characters of text ``entries`` hold (what decides where they are scanned)."""
+    size = 0
+    for entry in entries:
+        if isinstance(entry.value, str):
+            size += len(entry.value)
+    return size

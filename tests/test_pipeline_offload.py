@@ -8,6 +8,7 @@ of a second, and while it ran on the event loop every other request of the proce
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import threading
 import time
@@ -119,3 +120,50 @@ async def test_a_large_payload_is_scanned_off_the_loop_which_keeps_serving(
     assert thread is not threading.current_thread()
     # The loop ran other work while the scan was under way (it could not, on the loop).
     assert any(began < tick < ended for tick in ticks)
+
+
+class _TimedProtector(Protector):
+    """The real protector, remembering on which thread and when each payload's attachments
+    were located (the walk's work besides detection)."""
+
+    located: list[tuple[threading.Thread, float, float]]
+
+    def text_attachments(self, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        found = super().text_attachments(*args, **kwargs)
+        self.located.append((threading.current_thread(), began, time.perf_counter()))
+        return found
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("images", "off_loop"), [(1, False), (60000, True)])
+async def test_attachments_of_a_large_payload_are_located_off_the_loop(
+    runtime: Runtime, images: int, off_loop: bool
+) -> None:
+    """Sixty thousand small images take a good part of a second to locate and decode: the
+    loop keeps serving meanwhile, and the text among them is still protected."""
+    protector = _TimedProtector(
+        detector=runtime.engine,
+        audit=runtime.audit,
+        crypto=runtime.crypto,
+        vault=runtime.token_vault,
+    )
+    protector.located = []
+    text = base64.b64encode(b"mail jane.doe@example.com").decode()
+    payload = {"model": "m", "prompt": "describe", "images": [text] * images}
+    ticks: list[float] = []
+
+    task = asyncio.ensure_future(
+        protector.protect(payload, context=_context(), policy=_policy(runtime))
+    )
+    while not task.done():
+        await asyncio.sleep(0.005)
+        ticks.append(time.perf_counter())
+    result = await task
+
+    redacted = base64.b64decode(result.payload["images"][-1]).decode()
+    assert redacted == "mail [REDACTED:email]"
+    [(thread, began, ended)] = protector.located
+    assert (thread is not threading.current_thread()) is off_loop
+    if off_loop:
+        assert any(began < tick < ended for tick in ticks)
