@@ -38,6 +38,7 @@ import contextlib
 import gzip
 import json
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -765,7 +766,12 @@ def gateway_in_front(
     from haechi.runtime import create_runtime
 
     upstream = upstream or UpstreamServer()
-    with serve_in_thread(upstream) as up:
+    upstream_serving = serve_in_thread(upstream)
+    up = upstream_serving.__enter__()
+    # A server takes a few tenths of a second to stop (uvicorn looks for the request on its
+    # next tick, then lets its connections finish): the upstream stops while the gateway does.
+    upstream_stop = threading.Thread(target=upstream_serving.__exit__, args=(None, None, None))
+    try:
         settings = gateway_config(workdir, upstream_url or up.url, config)
         init_key_file(settings["keys"]["keyFile"])
         runtime = create_runtime(settings, providers)
@@ -774,7 +780,14 @@ def gateway_in_front(
         options.pop("loop", None)
         options.update(uvicorn_options)
         with serve_in_thread(app, **options) as server:
-            yield Gateway(server.url, upstream, up.url, runtime, app, workdir)
+            try:
+                yield Gateway(server.url, upstream, up.url, runtime, app, workdir)
+            finally:
+                upstream_stop.start()
+    finally:
+        if upstream_stop.ident is None:  # the gateway did not start
+            upstream_stop.start()
+        upstream_stop.join()
 
 
 def main() -> None:  # pragma: no cover - used when started as a separate process
