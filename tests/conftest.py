@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -13,6 +16,7 @@ from hypothesis import settings
 import haechi
 import haechi.crypto
 from haechi.runtime import Runtime
+from tests.upstream_server import Gateway, SharedGateways, gateway_in_front
 
 # On CI the property tests run a fixed sequence of examples (derandomized), so a result is
 # reproducible from the commit alone; on a developer machine they explore new examples on
@@ -45,6 +49,31 @@ def memory_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime
             yield built
         finally:
             built.close()
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SharedGateways]:
+    """A gateway per configuration, started once for the module's tests that ask for it.
+
+    Starting and stopping a gateway costs more than most of its tests. The upstream forgets
+    what it received and what was queued each time a test is handed the gateway, so a test
+    that reads only its answers and ``upstream.received`` sees what a fresh one would; tests
+    that read the audit log, the vault or the counters start their own gateway.
+    """
+    running: dict[str, Gateway] = {}
+    with contextlib.ExitStack() as stack:
+
+        def hand_out(config: Mapping[str, Any]) -> Gateway:
+            key = json.dumps(config, sort_keys=True)
+            if key not in running:
+                workdir = tmp_path_factory.mktemp("shared-gateway")
+                running[key] = stack.enter_context(gateway_in_front(workdir, config))
+            running[key].upstream.clear()
+            return running[key]
+
+        yield hand_out
 
 
 @pytest.fixture

@@ -11,18 +11,18 @@ import httpx
 import pytest
 
 from haechi.protocols import adapter_for
-from tests.upstream_server import Reply, gateway_in_front
+from tests.upstream_server import Reply, SharedGateways, gateway_in_front
 
 ALLOWED = "llama3.2"
 
 
-def _refused(tmp_path: Path, adapter: str, path: str, body: dict[str, Any]) -> None:
+def _refused(shared_gateway: SharedGateways, adapter: str, path: str, body: dict[str, Any]) -> None:
     config = {"target": {"type": adapter}, "policy": {"modelAllowlist": [ALLOWED]}}
-    with gateway_in_front(tmp_path, config) as gateway:
-        denied = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
-        assert denied.status_code == 403, denied.text
-        assert denied.json()["error"] == "haechi_model_not_allowed"
-        assert gateway.upstream.received == []
+    gateway = shared_gateway(config)
+    denied = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["error"] == "haechi_model_not_allowed"
+    assert gateway.upstream.received == []
 
 
 @pytest.mark.parametrize(
@@ -53,11 +53,11 @@ def _refused(tmp_path: Path, adapter: str, path: str, body: dict[str, Any]) -> N
     ],
 )
 def test_model_management_on_a_path_no_adapter_knows_is_refused(
-    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+    shared_gateway: SharedGateways, adapter: str, path: str, body: dict[str, Any]
 ) -> None:
     """An allowed model named beside the request does not let it change what that name
     serves."""
-    _refused(tmp_path, adapter, path, body)
+    _refused(shared_gateway, adapter, path, body)
 
 
 def test_model_management_paths_are_unknown_routes_that_manage_models() -> None:
@@ -125,10 +125,10 @@ GEMINI = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     ],
 )
 def test_a_model_named_on_a_path_no_adapter_knows_is_checked(
-    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+    shared_gateway: SharedGateways, adapter: str, path: str, body: dict[str, Any]
 ) -> None:
     """An allowed model in the body does not let the model the path names through."""
-    _refused(tmp_path, adapter, path, body)
+    _refused(shared_gateway, adapter, path, body)
 
 
 @pytest.mark.parametrize(
@@ -145,14 +145,14 @@ def test_a_model_named_on_a_path_no_adapter_knows_is_checked(
     ],
 )
 def test_an_allowed_model_named_on_a_path_no_adapter_knows_is_forwarded(
-    tmp_path: Path, path: str, body: dict[str, Any]
+    shared_gateway: SharedGateways, path: str, body: dict[str, Any]
 ) -> None:
     config = {"target": {"type": "anthropic"}, "policy": {"modelAllowlist": [ALLOWED]}}
-    with gateway_in_front(tmp_path, config) as gateway:
-        response = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
-        assert response.status_code != 403, response.text
-        assert gateway.upstream.last.path == path
-        assert gateway.upstream.last.json() == body
+    gateway = shared_gateway(config)
+    response = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
+    assert response.status_code != 403, response.text
+    assert gateway.upstream.last.path == path
+    assert gateway.upstream.last.json() == body
 
 
 @pytest.mark.parametrize(
@@ -175,18 +175,18 @@ def test_an_allowed_model_named_on_a_path_no_adapter_knows_is_forwarded(
     ],
 )
 def test_a_router_s_fallback_models_are_checked(
-    tmp_path: Path, path: str, extra: dict[str, Any]
+    shared_gateway: SharedGateways, path: str, extra: dict[str, Any]
 ) -> None:
-    _refused(tmp_path, "openai-compatible", path, {**CHAT, "model": ALLOWED, **extra})
+    _refused(shared_gateway, "openai-compatible", path, {**CHAT, "model": ALLOWED, **extra})
 
 
-def test_allowed_fallback_models_are_forwarded(tmp_path: Path) -> None:
+def test_allowed_fallback_models_are_forwarded(shared_gateway: SharedGateways) -> None:
     config = {"target": {"type": "openai-compatible"}, "policy": {"modelAllowlist": [ALLOWED]}}
     body = {**CHAT, "model": ALLOWED, "models": [ALLOWED], "fallbacks": [{ALLOWED: [ALLOWED]}]}
-    with gateway_in_front(tmp_path, config) as gateway:
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
-        assert response.status_code == 200, response.text
-        assert gateway.upstream.last.json() == body
+    gateway = shared_gateway(config)
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    assert gateway.upstream.last.json() == body
 
 
 @pytest.mark.parametrize(
@@ -203,9 +203,9 @@ def test_allowed_fallback_models_are_forwarded(tmp_path: Path) -> None:
     ],
 )
 def test_a_router_s_fallback_models_are_checked_on_every_api(
-    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+    shared_gateway: SharedGateways, adapter: str, path: str, body: dict[str, Any]
 ) -> None:
-    _refused(tmp_path, adapter, path, body)
+    _refused(shared_gateway, adapter, path, body)
 
 
 OLLAMA_CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -226,7 +226,7 @@ STREAMED = [
 @pytest.mark.parametrize(("path", "body"), STREAMED)
 @pytest.mark.parametrize("mode", ["block", "inspect"])
 def test_a_path_no_adapter_knows_that_streams_is_a_streaming_request(
-    tmp_path: Path, mode: str, path: str, body: dict[str, Any]
+    shared_gateway: SharedGateways, mode: str, path: str, body: dict[str, Any]
 ) -> None:
     """Read as one answer, its stream would be a body that ``allowNonJson`` relays
     uninspected."""
@@ -235,10 +235,10 @@ def test_a_path_no_adapter_knows_that_streams_is_a_streaming_request(
         "streaming": {"requestMode": mode},
         "responseProtection": {"enabled": True, "allowNonJson": True},
     }
-    with gateway_in_front(tmp_path, config) as gateway:
-        refused = httpx.post(f"{gateway.url}{path}?alt=sse", json=body, timeout=30)
-        assert refused.status_code == 501, refused.text
-        assert gateway.upstream.received == []
+    gateway = shared_gateway(config)
+    refused = httpx.post(f"{gateway.url}{path}?alt=sse", json=body, timeout=30)
+    assert refused.status_code == 501, refused.text
+    assert gateway.upstream.received == []
 
 
 def test_ollama_s_stream_is_not_relayed_uninspected(tmp_path: Path) -> None:

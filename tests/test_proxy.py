@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from haechi.proxy.background import serve_in_thread
 from haechi.proxy.pipeline import RAW_TARGET_KEY, request_path
-from tests.upstream_server import Gateway, Reply, UpstreamServer, gateway_in_front
+from tests.upstream_server import Gateway, Reply, SharedGateways, UpstreamServer, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 
@@ -32,7 +32,14 @@ def chat(text: str, **extra: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
+def gateway(shared_gateway: SharedGateways) -> Gateway:
+    """The module's gateway (default configuration), its upstream's record emptied."""
+    return shared_gateway({})
+
+
+@pytest.fixture
+def own_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway of the test's own, whose request counters start at zero."""
     with gateway_in_front(tmp_path) as running:
         yield running
 
@@ -288,8 +295,8 @@ def test_scheme_targets_never_reach_the_upstream(gateway: Gateway, target: bytes
     assert gateway.upstream.received == []
 
 
-def test_a_request_the_parser_refuses_gets_a_json_error(gateway: Gateway) -> None:
-    answer = raw_request(gateway, b"P@ST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\r\n")
+def test_a_request_the_parser_refuses_gets_a_json_error(own_gateway: Gateway) -> None:
+    answer = raw_request(own_gateway, b"P@ST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
     assert b"content-type: application/json" in head
@@ -297,18 +304,18 @@ def test_a_request_the_parser_refuses_gets_a_json_error(gateway: Gateway) -> Non
     assert b"cache-control: no-store" in head
     assert re.search(rb"x-haechi-correlation-id: [0-9a-f-]{36}\r\n", head + b"\r\n")
     assert json.loads(body)["error"] == "haechi_invalid_http_request"
-    assert gateway.upstream.received == []
+    assert own_gateway.upstream.received == []
     counted = 'haechi_requests_total{decision="invalid_request",mode="enforce",route="unknown"} 1.0'
-    assert counted in gateway.metrics(counted)
+    assert counted in own_gateway.metrics(counted)
 
 
 def test_targets_refused_by_the_parser_and_by_the_gateway_are_counted_alike(
-    gateway: Gateway,
+    own_gateway: Gateway,
 ) -> None:
-    raw_request(gateway, _post_to(b"foo:/x"))
-    raw_request(gateway, _post_to(b"http://attacker.example/v1/chat/completions"))
+    raw_request(own_gateway, _post_to(b"foo:/x"))
+    raw_request(own_gateway, _post_to(b"http://attacker.example/v1/chat/completions"))
     counted = 'haechi_requests_total{decision="blocked",mode="enforce",route="unknown"} 2.0'
-    assert counted in gateway.metrics(counted)
+    assert counted in own_gateway.metrics(counted)
 
 
 @pytest.mark.parametrize("target", [b"upstream.example:443", b"/v1/chat/completions"])
@@ -449,19 +456,19 @@ def test_spellings_an_upstream_routes_as_the_reserved_prefix_are_not_proxied(
     ],
 )
 def test_encoded_dot_segments_are_resolved_before_routing_and_forwarding(
-    gateway: Gateway, target: bytes
+    own_gateway: Gateway, target: bytes
 ) -> None:
     body = json.dumps(chat("hi")).encode()
     request = (
         b"POST " + target + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
-    assert raw_request(gateway, request).startswith(b"HTTP/1.1 200")
-    assert gateway.upstream.last.path == "/v1/chat/completions"
+    assert raw_request(own_gateway, request).startswith(b"HTTP/1.1 200")
+    assert own_gateway.upstream.last.path == "/v1/chat/completions"
     counted = (
         'haechi_requests_total{decision="forwarded",mode="enforce",route="chat-completions"} 1.0'
     )
-    assert counted in gateway.metrics(counted)
+    assert counted in own_gateway.metrics(counted)
 
 
 def _resolve_rfc3986(path: str) -> str:

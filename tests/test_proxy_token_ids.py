@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haechi.protocols.token_ids import TokenIdFields, holds_token_ids
-from tests.upstream_server import Reply, gateway_in_front
+from tests.upstream_server import Reply, SharedGateways, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 ANSWER = f"write to {EMAIL}"
@@ -225,17 +225,19 @@ def test_scrub_without_a_match_changes_nothing(fields: TokenIdFields) -> None:
 
 
 @pytest.mark.parametrize("key", ["Context", "CONTEXT", "conTEXT"])
-def test_ollama_context_in_any_letter_case_leaves_the_answer(tmp_path: Path, key: str) -> None:
+def test_ollama_context_in_any_letter_case_leaves_the_answer(
+    shared_gateway: SharedGateways, key: str
+) -> None:
     """Ollama's Go client binds ``"Context"`` to ``context`` (the last of several wins): the
     ids of an answer whose address was redacted go out under no spelling of the name."""
     config = {"target": {"type": "ollama"}, "responseProtection": {"enabled": True}}
     answer = {"model": "m", "response": ANSWER, "done": True, "context": [1], key: [2, 3]}
-    with gateway_in_front(tmp_path, config) as gateway:
-        gateway.upstream.queue(Reply(body=json.dumps(answer).encode(), headers=JSON_TYPE))
-        body = {"model": "m", "prompt": "hi", "stream": False}
-        response = httpx.post(f"{gateway.url}/api/generate", json=body)
-        assert response.status_code == 200
-        assert response.json() == {"model": "m", "response": REDACTED, "done": True}
+    gateway = shared_gateway(config)
+    gateway.upstream.queue(Reply(body=json.dumps(answer).encode(), headers=JSON_TYPE))
+    body = {"model": "m", "prompt": "hi", "stream": False}
+    response = httpx.post(f"{gateway.url}/api/generate", json=body)
+    assert response.status_code == 200
+    assert response.json() == {"model": "m", "response": REDACTED, "done": True}
 
 
 @pytest.mark.parametrize(
@@ -312,15 +314,17 @@ def test_token_ids_written_as_floats_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("key", ["Context", "CONTEXT", "conTEXT"])
-def test_ollama_context_in_any_letter_case_is_refused(tmp_path: Path, key: str) -> None:
+def test_ollama_context_in_any_letter_case_is_refused(
+    shared_gateway: SharedGateways, key: str
+) -> None:
     """Ollama's Go decoder matches member names case-insensitively: ``"Context"`` fills
     ``context`` as well."""
-    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}}) as gateway:
-        body = {"model": "m", "prompt": "hi", "stream": False, key: [1734, 73, 1097]}
-        response = httpx.post(f"{gateway.url}/api/generate", json=body)
-        assert response.status_code == 403
-        assert response.json()["error"] == "haechi_token_ids_refused"
-        assert gateway.upstream.received == []
+    gateway = shared_gateway({"target": {"type": "ollama"}})
+    body = {"model": "m", "prompt": "hi", "stream": False, key: [1734, 73, 1097]}
+    response = httpx.post(f"{gateway.url}/api/generate", json=body)
+    assert response.status_code == 403
+    assert response.json()["error"] == "haechi_token_ids_refused"
+    assert gateway.upstream.received == []
 
 
 @pytest.mark.parametrize(
@@ -359,13 +363,13 @@ def test_ollama_context_in_any_letter_case_is_refused(tmp_path: Path, key: str) 
     ],
 )
 def test_token_ids_in_each_protocol_are_refused(
-    tmp_path: Path, adapter: str, path: str, body: dict[str, Any]
+    shared_gateway: SharedGateways, adapter: str, path: str, body: dict[str, Any]
 ) -> None:
-    with gateway_in_front(tmp_path, {"target": {"type": adapter}}) as gateway:
-        response = httpx.post(f"{gateway.url}{path}", json={**body, "stream": False})
-        assert response.status_code == 403
-        assert response.json()["error"] == "haechi_token_ids_refused"
-        assert gateway.upstream.received == []
+    gateway = shared_gateway({"target": {"type": adapter}})
+    response = httpx.post(f"{gateway.url}{path}", json={**body, "stream": False})
+    assert response.status_code == 403
+    assert response.json()["error"] == "haechi_token_ids_refused"
+    assert gateway.upstream.received == []
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,7 @@ __all__ = [
     "Gateway",
     "Received",
     "Reply",
+    "SharedGateways",
     "UpstreamServer",
     "gateway_config",
     "gateway_in_front",
@@ -715,6 +716,10 @@ class Gateway:
             if expect is None or expect in text or time.monotonic() > deadline:
                 return text
             time.sleep(0.01)
+
+
+#: Hands out a running gateway for a configuration (the ``shared_gateway`` fixture).
+SharedGateways = Callable[[Mapping[str, Any]], Gateway]
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
