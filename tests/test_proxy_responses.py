@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import openai
 import pytest
 
 from haechi.proxy.responses import declares_other_charset
-from tests.upstream_server import Gateway, Reply, gateway_in_front
+from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 PROTECTED = {"responseProtection": {"enabled": True}}
@@ -34,9 +33,9 @@ def decisions(gateway: Gateway) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def protected(tmp_path: Path) -> Iterator[Gateway]:
-    with gateway_in_front(tmp_path, PROTECTED) as running:
-        yield running
+def protected(shared_gateway: SharedGateways) -> Gateway:
+    """The module's gateway that protects answers, its upstream's record emptied."""
+    return shared_gateway(PROTECTED)
 
 
 def test_leaked_pii_in_the_answer_is_redacted(protected: Gateway) -> None:
