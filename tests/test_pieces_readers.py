@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from hypothesis import strategies as st
 from haechi import create_runtime
 from haechi.pieces import find_piece_runs
 from haechi.runtime import Runtime
-from tests.upstream_server import Gateway, Reply, gateway_in_front
+from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 PROTECTED = "mail [REDACTED:email]"
@@ -107,9 +106,8 @@ def _ollama_token(text: str, name: str = "Token") -> dict[str, Any]:
 
 
 @pytest.fixture
-def ollama(tmp_path: Path) -> Iterator[Gateway]:
-    with gateway_in_front(tmp_path, {**PROTECT, "target": {"type": "ollama"}}) as gateway:
-        yield gateway
+def ollama(shared_gateway: SharedGateways) -> Gateway:
+    return shared_gateway({**PROTECT, "target": {"type": "ollama"}})
 
 
 def _go_tokens(tokens: list[dict[str, Any]]) -> str:
@@ -188,9 +186,8 @@ def test_the_text_parts_of_an_answer_are_also_read_without_what_lies_between() -
 
 
 @pytest.fixture
-def gemini(tmp_path: Path) -> Iterator[Gateway]:
-    with gateway_in_front(tmp_path, {**PROTECT, "target": {"type": "gemini"}}) as gateway:
-        yield gateway
+def gemini(shared_gateway: SharedGateways) -> Gateway:
+    return shared_gateway({**PROTECT, "target": {"type": "gemini"}})
 
 
 def _genai_text(answer: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.stream_fixtures import read_sse
-from tests.upstream_server import Gateway, Reply, gateway_in_front
+from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 PHONE = "010-1234-5678"
@@ -38,9 +37,8 @@ def assert_never_seen(gateway: Gateway) -> None:
 
 
 @pytest.fixture
-def openai_gateway(tmp_path: Path) -> Iterator[Gateway]:
-    with gateway_in_front(tmp_path, {"target": {"type": "openai-compatible"}, **STREAMING}) as gw:
-        yield gw
+def openai_gateway(shared_gateway: SharedGateways) -> Gateway:
+    return shared_gateway({"target": {"type": "openai-compatible"}, **STREAMING})
 
 
 @pytest.fixture
@@ -103,9 +101,8 @@ def test_openai_policy_block_surfaces_as_an_sdk_error(
 
 
 @pytest.fixture
-def anthropic_gateway(tmp_path: Path) -> Iterator[Gateway]:
-    with gateway_in_front(tmp_path, {"target": {"type": "anthropic"}, **STREAMING}) as gw:
-        yield gw
+def anthropic_gateway(shared_gateway: SharedGateways) -> Gateway:
+    return shared_gateway({"target": {"type": "anthropic"}, **STREAMING})
 
 
 def test_anthropic_messages(anthropic_gateway: Gateway) -> None:
@@ -150,9 +147,8 @@ def test_anthropic_count_tokens(anthropic_gateway: Gateway) -> None:
 
 
 @pytest.fixture
-def ollama_gateway(tmp_path: Path) -> Iterator[Gateway]:
-    with gateway_in_front(tmp_path, {"target": {"type": "ollama"}, **STREAMING}) as gw:
-        yield gw
+def ollama_gateway(shared_gateway: SharedGateways) -> Gateway:
+    return shared_gateway({"target": {"type": "ollama"}, **STREAMING})
 
 
 def test_ollama_chat_and_generate(ollama_gateway: Gateway) -> None:

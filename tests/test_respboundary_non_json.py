@@ -12,7 +12,6 @@ the real client.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ import ollama
 import openai
 import pytest
 
-from tests.upstream_server import Gateway, Reply, gateway_in_front
+from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 CONFIG = {
@@ -48,9 +47,10 @@ def decisions(gateway: Gateway) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    with gateway_in_front(tmp_path, CONFIG) as running:
-        yield running
+def gateway(shared_gateway: SharedGateways) -> Gateway:
+    """The module's gateway, its upstream's record emptied: the audit decisions a test reads
+    are the last ones, written before each answer."""
+    return shared_gateway(CONFIG)
 
 
 def openai_client(gateway: Gateway) -> openai.OpenAI:
