@@ -30,6 +30,7 @@ from haechi.config import ConfigError, default_config, parse_config
 from haechi.mcp import POLICY_BLOCK
 from tests.mcp_servers.harness import TIMEOUT_S
 from tests.mcp_servers.tool_server import http_app
+from tests.stream_fixtures import streamed_through
 from tests.test_attach_file_fields import (
     CHAT_PATH,
     CONVERSE_PATH,
@@ -313,3 +314,91 @@ def test_block_is_a_setting_and_one_that_cannot_hold_is_refused() -> None:
         parse_config({"filters": unlocated})
     with pytest.raises(ConfigError, match="binaryAttachments: Input should be 'forward' or"):
         parse_config({"filters": {"binaryAttachments": "drop"}})
+
+
+_CHAT_AUDIO = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "audio": {"id": "audio_1", "data": _b64(WAV), "transcript": "hello"},
+            },
+        }
+    ],
+}
+_GENERATED_IMAGE = {
+    "id": "resp_1",
+    "object": "response",
+    "status": "completed",
+    "output": [{"type": "image_generation_call", "id": "ig_1", "result": _b64(PNG)}],
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "answer", "leaf", "rule"),
+    [
+        ("/v1/chat/completions", _CHAT_AUDIO, _b64(WAV), "attachment-binary-audio"),
+        ("/v1/responses", _GENERATED_IMAGE, _b64(PNG), "attachment-binary-image-generation"),
+    ],
+    ids=["chat-audio", "generated-image"],
+)
+@pytest.mark.parametrize("setting", ["forward", "block"])
+def test_audio_and_images_a_model_answers_with_follow_the_setting(
+    tmp_path: Path, path: str, answer: dict[str, Any], leaf: str, rule: str, setting: str
+) -> None:
+    """A model's spoken answer and an image it generated carry no media type, yet are
+    binary: forwarded as they came by default, refused under ``block``."""
+    config = {**_binary(setting), "responseProtection": {"enabled": True}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(body=json.dumps(answer).encode()))
+        response = httpx.post(f"{gateway.url}{path}", json={"model": "m", "input": "hi"})
+        if setting == "forward":
+            assert response.status_code == 200
+            assert response.json() == answer
+            return
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_response_policy_block"
+        assert response.json()["summary"]["byType"] == UNINSPECTABLE
+        assert leaf[:24] not in response.text
+        record = [record for record in gateway.audit() if "detections" in record][-1]
+        assert [(d["type"], d["ruleId"]) for d in record["detections"]] == [
+            ("uninspectable_attachment", rule)
+        ]
+        assert leaf[:24] not in gateway.audit_text()
+
+
+def _audio_chunk(delta: dict[str, Any]) -> str:
+    choices = [{"index": 0, "delta": delta}]
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": choices}
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
+@pytest.mark.parametrize("setting", ["forward", "block"])
+def test_a_streamed_spoken_answer_follows_the_setting(tmp_path: Path, setting: str) -> None:
+    wire = "".join(
+        [
+            _audio_chunk({"role": "assistant", "audio": {"id": "a1", "transcript": "hel"}}),
+            _audio_chunk({"audio": {"data": _b64(WAV)}}),
+            _audio_chunk({"audio": {"transcript": "lo"}}),
+            "data: [DONE]\n\n",
+        ]
+    )
+    config = {
+        **_binary(setting),
+        "responseProtection": {"enabled": True},
+        "streaming": {"requestMode": "inspect"},
+    }
+    request = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    body, event = streamed_through(tmp_path, config, "/v1/chat/completions", request, wire)
+    if setting == "forward":
+        assert event["decision"] == "stream_inspected"
+        assert _b64(WAV) in body.decode()
+        assert body.endswith(b"data: [DONE]\n\n")
+    else:
+        assert event["decision"] == "stream_blocked"
+        assert _b64(WAV)[:24] not in body.decode()

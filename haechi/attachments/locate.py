@@ -40,7 +40,8 @@ Three shapes are recognised, the first two wherever they sit in the payload:
   content sniffed as text in another character set (:func:`_sniffed_as_text`) must be
   UTF-8 too, and anything else is binary. The ``input_audio.data`` of an OpenAI
   ``input_audio`` part is such a field too, always binary: a reader hears it, whatever its
-  bytes are.
+  bytes are; so are the ``audio.data`` of an OpenAI chat answer's ``message`` (or of a
+  streamed ``delta``) and the ``result`` of a Responses ``image_generation_call``.
 
 An attachment declared binary (a media type or data URL type that is not text, beside
 data or under a member readers decode as a file) and a base64 file field whose content is
@@ -142,7 +143,8 @@ _DATA_URL_START: Final = re.compile(
 #: the quick check joins strings by: ``file_data``, ``images`` and ``bytes`` in the
 #: spellings a case-insensitive decoder may bind (a superset, as for the media-type keys).
 _FILE_FIELD_NAME: Final = re.compile(
-    r"\x00(?:file_?data|images|bytes|input_?audio)\x00", re.IGNORECASE
+    r"\x00(?:file_?data|images|bytes|input_?audio|audio|image_generation_call)\x00",
+    re.IGNORECASE,
 )
 #: Bedrock Converse blocks whose ``source.bytes`` is a file's base64 content, and the
 #: ``format`` values of their text documents.
@@ -179,14 +181,23 @@ UndecodableReason = Literal[
 #: Where a binary attachment is: a data URL, data beside a media type (Gemini
 #: ``inlineData``, an Anthropic ``base64`` source, MCP image, audio and resource content), or
 #: one of the base64 file fields.
-BinaryKind = Literal["data-url", "inline-data", "file-data", "images", "bytes", "input-audio"]
+BinaryKind = Literal[
+    "data-url",
+    "inline-data",
+    "file-data",
+    "images",
+    "bytes",
+    "input-audio",
+    "audio",
+    "image-generation",
+]
 #: How a reader takes a base64 file field's content: as text (its name says so: the bytes
 #: must be UTF-8), by its content (text when its bytes are UTF-8), or as binary whatever
 #: it is (audio).
 _Reading = Literal["text", "content", "binary"]
 _FileField = tuple[BinaryKind, _Reading]
 #: The members that may be base64 file fields (Ollama's ``images`` are array elements).
-_FILE_FIELDS: Final = ("file_data", "bytes", "data")
+_FILE_FIELDS: Final = ("file_data", "bytes", "data", "result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +433,12 @@ def _held_file_field(payload: Any, path: Path, field: str) -> _FileField | None:
     if field == "bytes":
         block = _bedrock_block(payload, path)
         return None if block is None else ("bytes", _by_name(_formatted_as_text(block)))
+    if field == "result":
+        holder = _lookup(payload, path[:-1])
+        generated = _maybe_typed(holder, "image_generation_call")
+        return ("image-generation", "binary") if generated else None
+    if _answer_audio(path):
+        return ("audio", "binary")
     return ("input-audio", "binary") if _openai_audio(payload, path) else None
 
 
@@ -435,6 +452,16 @@ def _openai_audio(payload: Any, path: Path) -> bool:
     parent = path[-2]
     audio = isinstance(parent, str) and named_like(parent, "input_audio")
     return audio and _maybe_typed(_lookup(payload, path[:-2]), "input_audio")
+
+
+def _answer_audio(path: Path) -> bool:
+    """Whether the ``data`` at ``path`` is the audio of an OpenAI chat answer (its
+    ``message.audio``, or a streamed piece of it in ``delta.audio``): always binary, its
+    words are in the ``transcript`` beside it, which is scanned as written."""
+    if len(path) < 3 or not isinstance(path[-2], str) or not isinstance(path[-3], str):
+        return False
+    answer = named_like(path[-3], "message") or named_like(path[-3], "delta")
+    return answer and named_like(path[-2], "audio")
 
 
 def _ollama_images(payload: Any, owner: Path) -> bool:
