@@ -91,13 +91,31 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (CAPPED_DATA_BYTES, CAPPED_DATA_BYTES))
 
 
-def _reap(pid: int, timeout: float) -> tuple[int, int]:
-    """The exit code and peak resident size (KiB) of the child ``pid``, once it ends."""
+#: Runs ``python -m haechi`` with the arguments after its first one, a file to which it
+#: writes, as it exits, its peak resident size in KiB: the high-water mark of its own memory
+#: (``VmHWM``), which starts afresh when the program is loaded. The kernel's ``ru_maxrss``
+#: of a child does not: it keeps the resident size of the forking process, so a command
+#: started by a test process grown to hundreds of megabytes would seem to have used them.
+_PEAK_PRELUDE: Final = """
+import atexit, runpy, sys
+peak_path = sys.argv.pop(1)
+def _write_peak():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(peak_path, "w") as out:
+        out.write(kib)
+atexit.register(_write_peak)
+runpy.run_module("haechi", run_name="__main__", alter_sys=True)
+"""
+
+
+def _reap(pid: int, timeout: float) -> int:
+    """The exit code of the child ``pid``, once it ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return os.waitstatus_to_exitcode(status), usage.ru_maxrss
+            return os.waitstatus_to_exitcode(status)
         time.sleep(0.05)
     raise AssertionError(f"haechi still running after {timeout} s")
 
@@ -108,11 +126,17 @@ def run_haechi_capped(
     """``python -m haechi ARGS`` in ``cwd`` reading ``stdin``, with at most
     :data:`CAPPED_DATA_BYTES` of memory: a command that holds an endless input whole fails
     with a ``MemoryError`` instead of taking the machine's memory. Its peak resident size is
-    read from the kernel as it is reaped."""
+    the high-water mark of its own memory (see ``_PEAK_PRELUDE``; ``-1`` when it ended
+    without writing it)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("HAECHI_")}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        peak_file = Path(scratch) / "peak-kib"
         process = subprocess.Popen(
-            [sys.executable, "-m", "haechi", *args],
+            [sys.executable, "-c", _PEAK_PRELUDE, str(peak_file), *args],
             cwd=cwd,
             env=env,
             stdin=stdin,
@@ -121,13 +145,15 @@ def run_haechi_capped(
             preexec_fn=_cap_memory,
         )
         try:
-            process.returncode, peak = _reap(process.pid, timeout)
+            process.returncode = _reap(process.pid, timeout)
         finally:
             if process.returncode is None:
                 process.kill()
                 process.wait()
         out.seek(0)
         err.seek(0)
+        written = peak_file.read_text() if peak_file.exists() else ""
+        peak = int(written) if written.isdigit() else -1
         return CappedRun(process.returncode, out.read(), err.read(), peak)
 
 
