@@ -330,12 +330,35 @@ def inspect(
         if verdict == "keep":
             items.extend(_decided(detection, policy, dials, path_texts))
             continue
-        removed = suppressed if verdict == "suppress" else dropped
-        removed[detection.type] = removed.get(detection.type, 0) + 1
+        _count_removed(detection, verdict, dials, path_texts, (suppressed, dropped))
         if detection.nested:
             for inner in dials.survivors(detection, path_texts):
                 items.extend(_decided(inner, policy, dials, path_texts))
     return Inspection(tuple(items), suppressed, dropped)
+
+
+def _count_removed(
+    detection: Detection,
+    verdict: Literal["suppress", "drop"],
+    dials: PrecisionDials,
+    path_texts: PathTexts,
+    counts: tuple[dict[str, int], dict[str, int]],
+) -> None:
+    """Count ``detection``, which the dials removed, into ``counts`` (suppressed, dropped),
+    and what it contains that they remove too, as if each value stood alone.
+
+    ``detection.nested`` holds every finding beneath it in one list, one value possibly
+    twice (in its written and its escaped reading), so it is resolved against itself first,
+    as :meth:`PrecisionDials.survivors` does: each value is counted once, and one held by a
+    finding the dials keep is not counted, as it would not be if that finding stood alone."""
+    removed = counts[0] if verdict == "suppress" else counts[1]
+    removed[detection.type] = removed.get(detection.type, 0) + 1
+    if not detection.nested:
+        return
+    for inner in resolve_overlaps([replace(inner, nested=()) for inner in detection.nested]):
+        inner_verdict = dials.screen(inner, path_texts)
+        if inner_verdict != "keep":
+            _count_removed(inner, inner_verdict, dials, path_texts, counts)
 
 
 def _decided(

@@ -354,7 +354,36 @@ async def test_what_an_allowlisted_value_holds_is_judged_on_its_own(
     result = await runtime.protect({"q": f"see {link}"})
     expected = "see https://internal.example/p?to=[REDACTED:email]&cc=ops@example.com"
     assert result.payload == {"q": expected}
+    # The allowlisted address it holds is counted, as it is when written on its own.
+    assert result.summary["suppressedByType"] == {"url": 1, "email": 1}
+    assert result.summary["suppressedCount"] == 2
+    alone = await runtime.protect({"q": "see ops@example.com"})
+    assert alone.summary["suppressedByType"] == {"email": 1}
+
+
+@pytest.mark.anyio
+async def test_what_a_removed_value_holds_and_the_dials_remove_is_counted_once_each(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """The address below is found twice: as written (``5678@example.com``) and as read from
+    its web escapes (the whole address, holding the phone number). Inside the allowlisted
+    link, each value the confidence floor drops counts once, as it does standing alone."""
+    address = "010&#45;1234&#45;5678@example.com"
+    link = f"https://internal.example/p?to={address}"
+    runtime = make_runtime(
+        filters={"customRules": [INTERNAL_URL], "allowlist": [link], "minConfidence": 0.96}
+    )
+    alone = await runtime.protect({"q": f"mail {address} now"})
+    result = await runtime.protect({"q": f"see {link}"})
+    assert result.payload == {"q": f"see {link}"}
+    assert alone.summary["droppedByType"] == {"email": 1, "phone": 1}
+    assert result.summary["droppedByType"] == alone.summary["droppedByType"]
+    assert result.summary["droppedCount"] == 2
     assert result.summary["suppressedByType"] == {"url": 1}
+    event = _protect_events()[-1]
+    assert event["summary"]["droppedByType"] == {"email": 1, "phone": 1}
+    assert event["summary"]["suppressedByType"] == {"url": 1}
+    assert "5678" not in AUDIT.read_text("utf-8")
 
 
 @pytest.mark.anyio
