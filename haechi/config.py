@@ -41,7 +41,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
 from haechi.errors import ConfigError
-from haechi.models import Action, Mode
+from haechi.models import MAX_RULE_NAME_LENGTH, Action, Mode
 
 __all__ = [
     "CONFIG_VERSION",
@@ -130,9 +130,8 @@ ALWAYS_DROPPED_HEADERS: Final = frozenset(
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 NonBlank = Annotated[str, Field(min_length=1, pattern=r"\S")]
-#: A custom rule's id or type, which every audit entry of its findings repeats (and a type
-#: every marker and token of them): bounded, so that a long one cannot make each of them long.
-RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"\S")]
+#: A custom rule's id or type (see :data:`~haechi.models.MAX_RULE_NAME_LENGTH`).
+RuleName = Annotated[str, Field(min_length=1, max_length=MAX_RULE_NAME_LENGTH, pattern=r"\S")]
 #: A SHA-256 written as 64 hex digits (any case): a mistyped hash in a revocation list would
 #: otherwise revoke nothing, silently.
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]

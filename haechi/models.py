@@ -9,12 +9,13 @@ stray log line or traceback cannot leak it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "ACTIONS",
     "ACTION_STRENGTH",
     "DIRECTIONS",
+    "MAX_RULE_NAME_LENGTH",
     "MODES",
     "Action",
     "Detection",
@@ -37,6 +38,9 @@ PathSegment = str | int
 MODES: tuple[Mode, ...] = ("dry-run", "report-only", "enforce")
 DIRECTIONS: tuple[Direction, ...] = ("request", "response")
 ACTIONS: tuple[Action, ...] = ("allow", "redact", "mask", "tokenize", "encrypt", "block")
+#: The longest custom rule id or type: every audit entry of a rule's findings repeats them (and
+#: every marker and token of them the type), so a long one must not make each of them long.
+MAX_RULE_NAME_LENGTH: Final = 64
 #: How strong an action is; policy merges may only move a type upwards on this scale.
 ACTION_STRENGTH: dict[str, int] = {
     "allow": 0,

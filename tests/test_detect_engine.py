@@ -21,7 +21,7 @@ from haechi.detect import (
     default_rules,
 )
 from haechi.errors import ConfigError, DetectionError
-from haechi.models import Detection, Entry
+from haechi.models import MAX_RULE_NAME_LENGTH, Detection, Entry
 
 CARD = "4111111111111111"
 ANTHROPIC_KEY = "sk-ant-api03-" + "AbCdEfGhIjKlMnOpQrStUvWx"
@@ -326,6 +326,8 @@ class TestCustomRules:
             ({"id": "n", "type": "t", "pattern": "x", "confidence": 2}, "between 0 and 1"),
             ({"id": "email", "type": "t", "pattern": "x"}, "already used"),
             ({"type": "t", "pattern": "x"}, "id must be"),
+            ({"id": "n" * 65, "type": "t", "pattern": "x"}, "id is longer than 64"),
+            ({"id": "n", "type": "t" * 65, "pattern": "x"}, "type is longer than 64"),
         ],
     )
     def test_invalid_custom_rules_fail_at_load_time(
@@ -333,6 +335,11 @@ class TestCustomRules:
     ) -> None:
         with pytest.raises(ConfigError, match=message):
             DetectionEngine(default_rules(), custom_rules=[spec])
+
+    def test_custom_rule_names_may_be_as_long_as_the_configuration_allows(self) -> None:
+        name = "n" * MAX_RULE_NAME_LENGTH
+        engine = DetectionEngine([], custom_rules=[{"id": name, "type": name, "pattern": "x"}])
+        assert [(d.rule_id, d.type) for d in scan(engine, "a x")] == [(name, name)]
 
     def test_screen_lets_safe_patterns_through(self) -> None:
         DetectionEngine([], custom_rules=[{"id": "a", "type": "t", "pattern": "(ab*)c+|(a|b)*"}])

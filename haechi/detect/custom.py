@@ -11,7 +11,8 @@ rule, never echoing inspected text; the configuration runs the pattern screen,
 :func:`screen_pattern`, already when the file is read):
 
 * ``id`` non-empty and unique; ``type`` a lowercase identifier (so that its redaction and
-  token markers are recognised as genuine on responses);
+  token markers are recognised as genuine on responses); each at most
+  :data:`~haechi.models.MAX_RULE_NAME_LENGTH` characters, as the configuration requires;
 * ``pattern`` at most :data:`MAX_PATTERN_LENGTH` characters, no group containing ``+`` or
   ``*`` that is itself repeated (``(a+)+``, ``([a-z]+)*``, ``(?:x+){2,}``), no
   backreferences;
@@ -34,6 +35,7 @@ import regex
 
 from haechi.detect.rule import Rule
 from haechi.errors import ConfigError
+from haechi.models import MAX_RULE_NAME_LENGTH
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -96,10 +98,14 @@ def _compile_one(index: int, spec: Mapping[str, Any]) -> CustomRule:
     rule_id = spec.get("id")
     if not isinstance(rule_id, str) or not rule_id.strip():
         raise _fail(label, "id must be a non-empty string")
+    if len(rule_id) > MAX_RULE_NAME_LENGTH:
+        raise _fail(label, f"id is longer than {MAX_RULE_NAME_LENGTH} characters")
     label += f" ({rule_id!r})"
     rule_type = spec.get("type")
     if not isinstance(rule_type, str) or not _TYPE_NAME.fullmatch(rule_type):
         raise _fail(label, "type must be a lowercase identifier")
+    if len(rule_type) > MAX_RULE_NAME_LENGTH:
+        raise _fail(label, f"type is longer than {MAX_RULE_NAME_LENGTH} characters")
     pattern = spec.get("pattern")
     if not isinstance(pattern, str) or not pattern:
         raise _fail(label, "pattern must be a non-empty string")
