@@ -41,7 +41,13 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
 from haechi.errors import ConfigError
-from haechi.models import MAX_RULE_NAME_LENGTH, Action, Mode
+from haechi.models import (
+    DEFAULT_RULE_CONFIDENCE,
+    MAX_RULE_NAME_LENGTH,
+    MAX_RULE_PATTERN_LENGTH,
+    Action,
+    Mode,
+)
 
 __all__ = [
     "CONFIG_VERSION",
@@ -468,13 +474,15 @@ class CustomRuleConfig(_Section):
     type: RuleName = Field(
         description="Detection type (a lowercase identifier, at most 64 characters)."
     )
-    pattern: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+    pattern: Annotated[str, Field(min_length=1, max_length=MAX_RULE_PATTERN_LENGTH)] = Field(
         description="Regular expression (at most 500 characters; match time is bounded)."
     )
     flags: Annotated[str, Field(pattern=r"^[dgimsuvy]*$")] = _field(
         "g", "Regex flags in the reference's letters (i, m, s, u are honoured)."
     )
-    confidence: Annotated[float, Field(ge=0, le=1)] = _field(0.7, "Confidence of a match.")
+    confidence: Annotated[float, Field(ge=0, le=1)] = _field(
+        DEFAULT_RULE_CONFIDENCE, "Confidence of a match."
+    )
 
     @field_validator("type")
     @classmethod

@@ -14,8 +14,10 @@ from typing import Any, Final, Literal
 __all__ = [
     "ACTIONS",
     "ACTION_STRENGTH",
+    "DEFAULT_RULE_CONFIDENCE",
     "DIRECTIONS",
     "MAX_RULE_NAME_LENGTH",
+    "MAX_RULE_PATTERN_LENGTH",
     "MODES",
     "Action",
     "Detection",
@@ -41,6 +43,10 @@ ACTIONS: tuple[Action, ...] = ("allow", "redact", "mask", "tokenize", "encrypt",
 #: The longest custom rule id or type: every audit entry of a rule's findings repeats them (and
 #: every marker and token of them the type), so a long one must not make each of them long.
 MAX_RULE_NAME_LENGTH: Final = 64
+#: The longest custom rule pattern (its match time is bounded besides).
+MAX_RULE_PATTERN_LENGTH: Final = 500
+#: The confidence of a custom rule's match when the rule does not say.
+DEFAULT_RULE_CONFIDENCE: Final = 0.7
 #: How strong an action is; policy merges may only move a type upwards on this scale.
 ACTION_STRENGTH: dict[str, int] = {
     "allow": 0,

@@ -13,9 +13,9 @@ rule, never echoing inspected text; the configuration runs the pattern screen,
 * ``id`` non-empty and unique; ``type`` a lowercase identifier (so that its redaction and
   token markers are recognised as genuine on responses); each at most
   :data:`~haechi.models.MAX_RULE_NAME_LENGTH` characters, as the configuration requires;
-* ``pattern`` at most :data:`MAX_PATTERN_LENGTH` characters, no group containing ``+`` or
-  ``*`` that is itself repeated (``(a+)+``, ``([a-z]+)*``, ``(?:x+){2,}``), no
-  backreferences;
+* ``pattern`` at most :data:`~haechi.models.MAX_RULE_PATTERN_LENGTH` characters, no group
+  containing ``+`` or ``*`` that is itself repeated (``(a+)+``, ``([a-z]+)*``,
+  ``(?:x+){2,}``), no backreferences;
 * ``flags`` from the letters ``dgimsuvy``: ``i``, ``m`` and ``s`` change matching, the others
   are accepted for compatibility and have no effect (every match is global);
 * ``confidence`` in [0, 1], default 0.7.
@@ -35,18 +35,14 @@ import regex
 
 from haechi.detect.rule import Rule
 from haechi.errors import ConfigError
-from haechi.models import MAX_RULE_NAME_LENGTH
+from haechi.models import DEFAULT_RULE_CONFIDENCE, MAX_RULE_NAME_LENGTH, MAX_RULE_PATTERN_LENGTH
 
 __all__ = [
-    "DEFAULT_CONFIDENCE",
-    "MAX_PATTERN_LENGTH",
     "CustomRule",
     "compile_custom_rules",
     "screen_pattern",
 ]
 
-MAX_PATTERN_LENGTH: Final = 500
-DEFAULT_CONFIDENCE: Final = 0.7
 
 _ALLOWED_FLAGS: Final = frozenset("dgimsuvy")
 _FLAG_BITS: Final = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL}
@@ -75,8 +71,8 @@ def screen_pattern(pattern: str, flags: str = "g") -> regex.Pattern[str]:
     refuse a catastrophic or broken pattern with the file's error location, and the engine
     calls it again when it is built. ``flags`` are the custom rule's letters.
     """
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        raise ValueError(f"pattern is longer than {MAX_PATTERN_LENGTH} characters")
+    if len(pattern) > MAX_RULE_PATTERN_LENGTH:
+        raise ValueError(f"pattern is longer than {MAX_RULE_PATTERN_LENGTH} characters")
     if _NESTED_QUANTIFIER.search(pattern):
         raise ValueError(
             "pattern has nested quantifiers (a repeated group that itself contains + or *); "
@@ -112,7 +108,7 @@ def _compile_one(index: int, spec: Mapping[str, Any]) -> CustomRule:
     flags = spec.get("flags", "g")
     if not isinstance(flags, str) or not set(flags) <= _ALLOWED_FLAGS:
         raise _fail(label, "flags may only use the letters dgimsuvy")
-    confidence = spec.get("confidence", DEFAULT_CONFIDENCE)
+    confidence = spec.get("confidence", DEFAULT_RULE_CONFIDENCE)
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         raise _fail(label, "confidence must be a number")
     if not 0 <= confidence <= 1:
