@@ -160,9 +160,17 @@ def run_haechi_capped(
 @contextlib.contextmanager
 def endless_writer(text: str) -> Iterator[IO[bytes]]:
     """The read end of a pipe another process writes ``text`` to, again and again, without
-    end. The body's end is checked to find the writer still there: this end of the pipe
-    stays open, so it only ever waits to write more."""
+    end (see :func:`endless_output`)."""
     program = f"import sys\nchunk = {text!r} * 4096\nwhile True: sys.stdout.write(chunk)"
+    with endless_output(program) as pipe:
+        yield pipe
+
+
+@contextlib.contextmanager
+def endless_output(program: str) -> Iterator[IO[bytes]]:
+    """The read end of a pipe the Python ``program``, which never stops writing, writes to.
+    The body's end is checked to find the writer still there: this end of the pipe stays
+    open, so it only ever waits to write more."""
     writer = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE)
     assert writer.stdout is not None
     try:

@@ -134,7 +134,7 @@ def test_tail_truncation_is_caught_by_the_anchor(
 
     # Without the anchor, a shortened chain is still a valid chain (a known limit).
     assert verify_chain(audit).valid
-    reason = "tail truncation: chain has 3 records but anchor attests sequence 5"
+    reason = "tail truncation: chain has 3 records but anchor attests sequence 4"
     assert verify_chain(audit, anchor_path=anchor).reason == reason
 
     assert main(["audit-verify", "--audit", str(audit), "--anchor", str(anchor)]) == 4

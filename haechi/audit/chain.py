@@ -165,23 +165,17 @@ class ChainVerifier:
 
     ``anchors`` are ``{"sequence", "eventHash"}`` mappings; entries of any other shape are
     skipped (an anchor line torn by a crash must not make a sound chain fail). Pass
-    ``None`` when no anchor source was given, and an empty iterable for an empty one. The
-    anchors are held in memory (one small entry each); records are not.
+    ``None`` when no anchor source was given, and an empty iterable for an empty one.
+    Anchors are read lazily, one at a time, by the first call to :meth:`result`, so call
+    it once every record is added. Only the hash of each record is kept (less than the
+    record itself), never the anchors: an anchor file without end cannot grow the process.
     """
 
     def __init__(self, anchors: Iterable[Any] | None = None) -> None:
-        # sequence -> attested hash; None when anchors disagree about one sequence.
-        self._anchors: dict[int, str | None] | None = None
-        self._anchor_count = 0
-        if anchors is not None:
-            self._anchors = {}
-            for anchor in anchors:
-                entry = _anchor_entry(anchor)
-                if entry is not None:
-                    sequence, digest = entry
-                    known = self._anchors.get(sequence, digest)
-                    self._anchors[sequence] = digest if known == digest else None
-                    self._anchor_count += 1
+        self._anchors: Iterable[Any] | None = anchors
+        # eventHash of each good record, by sequence - 1; kept only when anchors are given.
+        self._hashes: list[str] | None = None if anchors is None else []
+        self._verdict: VerifyResult | None = None
         self._records = 0
         self._head: str | None = None
         self._reason: str | None = None
@@ -197,6 +191,8 @@ class ChainVerifier:
             return False
         self._records += 1
         self._reason = self._check(record)
+        if self._reason is None and self._hashes is not None and self._head is not None:
+            self._hashes.append(self._head)
         return self._reason is None
 
     def _check(self, record: Mapping[str, Any]) -> str | None:
@@ -215,35 +211,53 @@ class ChainVerifier:
             or _hash_of(record, integrity) != claimed
         ):
             return "event hash mismatch"
-        if (
-            self._anchors is not None
-            and self._records in self._anchors
-            and self._anchors[self._records] != claimed
-        ):
-            return f"anchor hash mismatch at sequence {self._records}"
         self._head = claimed
         return None
 
     def result(self) -> VerifyResult:
-        """The verdict on everything added so far."""
+        """The verdict on everything added so far (the anchors are read on the first call)."""
+        if self._verdict is None:
+            anchors, self._anchors = self._anchors, None
+            self._verdict = self._unanchored() if anchors is None else self._anchored(anchors)
+        return self._verdict
+
+    def _unanchored(self) -> VerifyResult:
         if self._reason is not None:
             return VerifyResult(valid=False, records=self._records, reason=self._reason)
-        coverage = None
-        if self._anchors is not None:
-            last = max(self._anchors, default=None)
-            coverage = AnchorCoverage(count=self._anchor_count, last_sequence=last)
-            if last is not None and last > self._records:
-                return VerifyResult(
-                    valid=False,
-                    records=self._records,
-                    reason=(
-                        f"tail truncation: chain has {self._records} records "
-                        f"but anchor attests sequence {last}"
-                    ),
-                )
+        return VerifyResult(valid=True, records=self._records, head_hash=self._head)
+
+    def _anchored(self, anchors: Iterable[Any]) -> VerifyResult:
+        """Check each anchor against the hash of its record as it is read, and stop at the
+        first one the chain contradicts or does not reach: past that point more anchors
+        cannot make the chain sound, and an endless file of them must not be read forever.
+        Anchors are written in sequence order, so the first one past the good records is
+        also the first failure in record order."""
+        hashes = self._hashes or []
+        count, last = 0, 0
+        for anchor in anchors:
+            entry = _anchor_entry(anchor)
+            if entry is None:
+                continue
+            sequence, digest = entry
+            if sequence > len(hashes):
+                return self._unanchored() if self._reason is not None else self._truncated(sequence)
+            if hashes[sequence - 1] != digest:
+                reason = f"anchor hash mismatch at sequence {sequence}"
+                return VerifyResult(valid=False, records=sequence, reason=reason)
+            count, last = count + 1, max(last, sequence)
+        if self._reason is not None:
+            return self._unanchored()
+        coverage = AnchorCoverage(count=count, last_sequence=last or None)
         return VerifyResult(
             valid=True, records=self._records, head_hash=self._head, anchored=coverage
         )
+
+    def _truncated(self, sequence: int) -> VerifyResult:
+        reason = (
+            f"tail truncation: chain has {self._records} records "
+            f"but anchor attests sequence {sequence}"
+        )
+        return VerifyResult(valid=False, records=self._records, reason=reason)
 
 
 def verify_records(
@@ -295,9 +309,9 @@ def verify_chain(
 
     Blank lines are skipped; a line that is not a JSON object raises
     :class:`~haechi.errors.AuditError`, as does a missing or unreadable audit file. With
-    ``anchor_path`` every anchor is checked against its record and the chain must reach
-    the highest anchored sequence; unparsable anchor lines are skipped and a missing
-    anchor file counts as no anchors.
+    ``anchor_path`` the anchors are read after the log, each checked against its record,
+    and the chain must reach every anchored sequence (see :class:`ChainVerifier`);
+    unparsable anchor lines are skipped and a missing anchor file counts as no anchors.
     """
     audit = Path(path)
     anchors = None if anchor_path is None else _read_anchors(Path(anchor_path))
