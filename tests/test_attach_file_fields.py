@@ -188,6 +188,11 @@ def test_ollama_images_are_protected_and_binary_ones_left_alone(tmp_path: Path) 
         assert [_strict_text(each) for each in gateway.upstream.last.json()["images"]] == [
             REDACTED_NOTE
         ]
+        # Without a prompt, a system text makes Ollama run the model on the images too.
+        client.generate(model="llava", system="describe", images=[NOTE.encode()])
+        assert [_strict_text(each) for each in gateway.upstream.last.json()["images"]] == [
+            REDACTED_NOTE
+        ]
 
 
 def test_converse_documents_are_protected_and_images_left_alone(tmp_path: Path) -> None:

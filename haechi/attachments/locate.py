@@ -464,13 +464,18 @@ def _answer_audio(path: Path) -> bool:
     return answer and named_like(path[-2], "audio")
 
 
+#: The members of an Ollama ``/api/generate`` request with which it runs the model.
+_OLLAMA_GENERATE_TEXTS: Final = ("prompt", "system", "template")
+
+
 def _ollama_images(payload: Any, owner: Path) -> bool:
     """Whether the ``images`` of the object at ``owner`` are Ollama's: those of a request
-    with a ``prompt`` (``/api/generate``), of one of its ``messages`` (``/api/chat``) or of
-    the ``message`` of a chat answer or of a piece of one streamed (the same type, which
-    carries images both ways)."""
+    with a ``prompt``, ``system`` or ``template`` (``/api/generate``: with any of them, and
+    not only a prompt, it runs the model on the images rather than only loading it), of one
+    of its ``messages`` (``/api/chat``) or of the ``message`` of a chat answer or of a piece
+    of one streamed (the same type, which carries images both ways)."""
     if not owner:
-        return bool(members_named(payload, "prompt"))
+        return any(members_named(payload, field) for field in _OLLAMA_GENERATE_TEXTS)
     first = owner[0]
     if not isinstance(first, str):
         return False
