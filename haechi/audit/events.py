@@ -68,9 +68,10 @@ DEFAULT_MAX_DETECTIONS: Final = 1000
 #: together (256 KiB). Every detection repeats its whole path, and a caller chooses how deep
 #: its findings lie, up to ``limits.maxNestingDepth``: without this bound a small payload
 #: nesting its values a few hundred levels deep would have the log write some 4 KiB per
-#: finding. Every detection repeats its rule id and type too, whose length the configuration
-#: does not bound (``filters.customRules``): a rule id of 20,000 characters made a 7 KB
-#: request of 1000 matches a 20 MB record, which the log's readers refuse.
+#: finding. Every detection repeats its rule id and type too, which a detector plugin may
+#: make as long as it likes (the configuration caps ``filters.customRules`` at 64
+#: characters): a rule id of 20,000 characters made a 7 KB request of 1000 matches a 20 MB
+#: record, which the log's readers refuse.
 MAX_DETECTION_TEXT_BYTES: Final = 256 * 1024
 
 #: The HMAC domain of ``pathHash`` (see :func:`keyed_path_hash`).
