@@ -57,6 +57,17 @@ class _RawPaths(UpstreamServer):
         await super().__call__(scope, receive, send)
 
 
+def _assert_model_refused(
+    gateway: Gateway, upstream: _RawPaths, path: str, body: dict[str, Any]
+) -> None:
+    """POST ``body`` to ``path``: refused as a model the allowlist does not name, with
+    nothing reaching the upstream."""
+    status, answer = _post(gateway, path, body)
+    assert status == 403
+    assert json.loads(answer)["error"] == "haechi_model_not_allowed"
+    assert upstream.raw_paths == []
+
+
 def _post(gateway: Gateway, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
     """POST ``body`` to ``path`` of the gateway, the target written exactly as given."""
     address = urlsplit(gateway.url)
@@ -137,10 +148,7 @@ def test_the_model_allowlist_reads_the_model_of_every_spelling_of_a_gemini_path(
     body = {"model": "gemini-1.5-flash", "contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     upstream = _RawPaths()
     with gateway_in_front(tmp_path, config, upstream=upstream) as gateway:
-        status, answer = _post(gateway, path, body)
-        assert status == 403
-        assert json.loads(answer)["error"] == "haechi_model_not_allowed"
-        assert upstream.raw_paths == []
+        _assert_model_refused(gateway, upstream, path, body)
         # The allowed model goes upstream, on the path as sent, on a spelling servers read
         # one way (the stand-in upstream itself routes strictly, so its answer is not the
         # point here); on a spelling they read in several, it is refused too.
@@ -183,10 +191,7 @@ def test_a_path_servers_read_in_several_ways_is_refused_under_a_model_allowlist(
     request is refused and audited as a model refusal, without its path text."""
     upstream = _RawPaths()
     with gateway_in_front(tmp_path, ALLOWED_GPT_4O, upstream=upstream) as gateway:
-        status, answer = _post(gateway, path, CHAT)
-        assert status == 403
-        assert json.loads(answer)["error"] == "haechi_model_not_allowed"
-        assert upstream.raw_paths == []
+        _assert_model_refused(gateway, upstream, path, CHAT)
         refusals = [r for r in gateway.audit() if r.get("decision") == "model_not_allowed"]
         assert [r["reason"] for r in refusals] == ["ambiguous_path"]
         assert "forbidden" not in gateway.audit_text()
@@ -257,10 +262,7 @@ def test_a_path_servers_read_in_several_ways_is_refused_behind_an_upstream_path_
         serve_in_thread(upstream) as served,
         gateway_in_front(tmp_path, ALLOWED_GPT_4O, upstream_url=served.url + prefix) as gateway,
     ):
-        status, answer = _post(gateway, path, CHAT)
-    assert status == 403
-    assert json.loads(answer)["error"] == "haechi_model_not_allowed"
-    assert upstream.raw_paths == []
+        _assert_model_refused(gateway, upstream, path, CHAT)
 
 
 def test_an_unknown_path_with_empty_segments_stays_out_of_the_audit(tmp_path: Path) -> None:
