@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-__all__ = ["Receive", "Send", "compact_json", "send_json", "send_response"]
+__all__ = ["BODY_FOLLOWS", "Receive", "Send", "compact_json", "send_json", "send_response"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -16,6 +16,11 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 # new encoder (and its C scanner) on each call, which a gateway does twice per request.
 _COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
+
+#: Key of an ``http.response.start`` message whose whole body is sent next, at once: a
+#: server may hold the head and write it with the body (one write, one wake-up of the
+#: client); servers that do not know the key ignore it.
+BODY_FOLLOWS: Final = "haechi.body_follows"
 
 #: Statuses whose answers carry no body and no ``content-length``.
 _NO_LENGTH: Final = frozenset({204, 304})
@@ -38,7 +43,9 @@ async def send_response(
     representation rather than this empty answer)."""
     if status not in _NO_LENGTH:
         headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers, BODY_FOLLOWS: True}
+    )
     await send({"type": "http.response.body", "body": body})
 
 

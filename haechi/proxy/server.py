@@ -38,6 +38,11 @@ answer to an earlier request of the same connection.
   closed at once, in-flight requests get this long to finish, then the rest are cut (one
   whose answer has not begun gets 500 ``haechi_proxy_error``).
 
+Writes: an answer the gateway sends whole (its head, then its body at once) leaves in one
+write, where uvicorn writes the head on its own first: that second system call, and the
+second wake-up of a client reading the head before the body, cost more than the copy that
+joins them. A streamed answer's head is written at once, before its first frame.
+
 uvicorn runs on ``httptools`` and, where it exists (not on Windows), ``uvloop``; both are
 dependencies of haechi.
 """
@@ -71,6 +76,7 @@ import uvicorn
 import haechi
 from haechi.config import DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS
 from haechi.errors import ConfigError
+from haechi.proxy._asgi import BODY_FOLLOWS
 from haechi.proxy._handoff import HandedConnections
 from haechi.proxy._sockets import bind_socket
 from haechi.proxy.app import GatewayApp
@@ -314,6 +320,36 @@ async def _send_internal_error(cycle: Any) -> None:
     await cycle.send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+class _HeldHead:
+    """A cycle's transport for the moment between a response's head and its body: holds
+    the head, writes it with the body in one write, and hands the cycle its transport back.
+    """
+
+    __slots__ = ("_cycle", "_head", "_transport")
+
+    def __init__(self, cycle: Any) -> None:
+        self._cycle = cycle
+        self._transport = cycle.transport
+        self._head = b""
+
+    def write(self, data: bytes) -> None:
+        if not self._head:
+            self._head = data
+            return
+        self._cycle.transport = self._transport
+        self._transport.write(self._head + data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+async def _send_coalesced(cycle: Any, send: Any, message: dict[str, Any]) -> None:
+    """uvicorn's ``send``, writing a head marked :data:`BODY_FOLLOWS` with its body."""
+    if message.get(BODY_FOLLOWS) and not cycle.response_started and cycle.scope["method"] != "HEAD":
+        cycle.transport = _HeldHead(cycle)
+    await send(message)
+
+
 def _protocol_class(limits: Any) -> Any:
     """uvicorn's httptools protocol, keeping the raw request target and enforcing the
     header and write timeouts and the head and wire sizes of ``limits``."""
@@ -505,6 +541,7 @@ def _protocol_class(limits: Any) -> Any:
             # when the shutdown grace is over is cancelled) with a plain-text 500 of its own.
             cycle = self.cycle
             cycle.send_500_response = partial(_send_internal_error, cycle)  # type: ignore[method-assign]
+            cycle.send = partial(_send_coalesced, cycle, cycle.send)  # type: ignore[method-assign]
             # Only now: until uvicorn took the request (it may refuse its target), a refusal
             # is one of a head, answered, not of a body.
             self._in_head = False
