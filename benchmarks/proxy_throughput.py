@@ -19,7 +19,7 @@ what the gateway answers when saturated), so that latency is a request's cost ra
 the queue in front of the gateway (``--rate 250,500,1000`` adds a direct and a gateway row
 per rate; the other paced rows use the last); gateway dry-run (detect and audit only) at 32
 and 256; gateway enforce with response protection off, as it is by default
-(``responseProtection.enabled: false``; "req-only"), one request at a time and paced; a
+(``responseProtection.enabled: false``; "req-only"), one request at a time, at 32 and paced; a
 streamed answer (SSE, 16 frames) direct and through the gateway in ``inspect`` mode; and
 enforce with the audit file fsynced before each append returns ("fsync-each",
 ``audit.fsyncIntervalMs: 0``) and with the in-memory audit store ("mem-audit"), both
@@ -31,7 +31,7 @@ The gateway runs ``--workers`` processes (``proxy.workers``, default: one per co
 ``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--workers N]
-        [--rate R[,R...]] [--repeat N] [--pairs N] [--json]
+        [--rate R[,R...]] [--repeat N] [--pairs N [--requests-only]] [--json]
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests; the warm-up excluded from them is at least one
@@ -47,8 +47,9 @@ gateway adds to it, and ``detect us`` the part of that spent in the detection en
 table.
 
 ``--pairs N`` runs only the spread of the paced latency: N rounds, each a direct run then a
-run through the default enforce gateway at the (first) ``--rate``, printing every round's
-added p50/p99 and CPU time and their medians. Paced latency moves with what else the
+run through the enforce gateway (``--requests-only``: with response protection off, as by
+default) at the (first) ``--rate``, printing every round's added p50/p99 and CPU time and
+their medians. Paced latency moves with what else the
 machine runs, from one minute to the next; pairs taken side by side show how much.
 """
 
@@ -726,6 +727,11 @@ def main() -> None:
         default=0,
         help="only N rounds of a paced direct run then a paced gateway run (the spread)",
     )
+    parser.add_argument(
+        "--requests-only",
+        action="store_true",
+        help="--pairs with response protection off, as it is by default (req-only)",
+    )
     args = parser.parse_args()
     if args.pairs > 0:
         _run_pairs(args)
@@ -764,7 +770,7 @@ def main() -> None:
             gateway_plan = [
                 ("enforce", "jsonl", workers, [*plan, *sweep, streamed]),
                 ("dry-run", "jsonl", workers, plan[1:]),
-                ("enforce-requests", "jsonl", workers, [plan[0], paced]),
+                ("enforce-requests", "jsonl", workers, [plan[0], plan[1], paced]),
                 ("enforce", "strict", workers, [plan[0], plan[1], paced]),
                 ("enforce", "memory", workers, [plan[1], paced]),
             ]
@@ -795,10 +801,11 @@ def main() -> None:
 
 
 def _run_pairs(args: argparse.Namespace) -> None:
-    """``--pairs``: the paced rounds, each direct then through the default enforce gateway."""
+    """``--pairs``: the paced rounds, each direct then through the enforce gateway."""
     from haechi.crypto import init_key_file
 
     rate = args.rate[0]
+    mode = "enforce-requests" if args.requests_only else "enforce"
     load = _Load("/v1/chat/completions", False, args.requests, args.warmup, 32, rate)
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="haechi-bench-") as directory:
@@ -807,15 +814,15 @@ def _run_pairs(args: argparse.Namespace) -> None:
         with _process(_python("--serve-upstream")) as (_up, port_line):
             upstream_port = int(port_line)
             upstream = f"http://127.0.0.1:{upstream_port}"
-            with _gateway(workdir, upstream, "enforce", "jsonl", args.workers) as (port, pid):
+            with _gateway(workdir, upstream, mode, "jsonl", args.workers) as (port, pid):
                 for _ in range(args.pairs):
                     direct = _measure(upstream_port, load)
                     gateway = _measure(port, load, pid=pid)
                     rounds.append(_row("pair", 32, gateway, direct))
     print(
         f"paced pairs: {args.pairs} rounds of a direct run then a gateway w{args.workers} "
-        f"enforce run, {rate:g} req/s offered over 32 connections, {args.requests} requests "
-        f"each ({args.warmup} warm-up)"
+        f"{_MODE_LABELS[mode]} run, {rate:g} req/s offered over 32 connections, "
+        f"{args.requests} requests each ({args.warmup} warm-up)"
     )
     print(f"{'round':>5}{'+p50 ms':>9}{'+p99 ms':>9}{'cpu us':>8}")
     for number, row in enumerate(rounds, 1):
