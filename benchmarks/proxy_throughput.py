@@ -31,7 +31,8 @@ The gateway runs ``--workers`` processes (``proxy.workers``, default: one per co
 ``w1`` enforce row at concurrency 32 shows what one process reaches on the same machine.
 
     python benchmarks/proxy_throughput.py [--requests 3000] [--warmup 200] [--workers N]
-        [--rate R[,R...]] [--repeat N] [--pairs N [--requests-only]] [--json]
+        [--rate R[,R...]] [--repeat N] [--pairs N [--requests-only]] [--stream-memory N]
+        [--json]
 
 Numbers are machine-relative: the three processes share the same cores. Percentiles are
 nearest-rank over the counted requests; the warm-up excluded from them is at least one
@@ -51,6 +52,11 @@ run through the enforce gateway (``--requests-only``: with response protection o
 default) at the (first) ``--rate``, printing every round's added p50/p99 and CPU time and
 their medians. Paced latency moves with what else the
 machine runs, from one minute to the next; pairs taken side by side show how much.
+
+``--stream-memory N`` runs only N streamed answers (16 SSE frames each, inspected in enforce
+mode, 32 at a time) through the gateway in ten equal parts, and prints the resident memory of
+the gateway's processes after each part: a stream that left anything behind would make it
+grow with the count.
 """
 
 from __future__ import annotations
@@ -728,6 +734,13 @@ def main() -> None:
         help="only N rounds of a paced direct run then a paced gateway run (the spread)",
     )
     parser.add_argument(
+        "--stream-memory",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only N streamed answers through the gateway, its resident memory every N/10",
+    )
+    parser.add_argument(
         "--requests-only",
         action="store_true",
         help="--pairs with response protection off, as it is by default (req-only)",
@@ -735,6 +748,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.pairs > 0:
         _run_pairs(args)
+        return
+    if args.stream_memory > 0:
+        _run_stream_memory(args)
         return
     rows: list[dict[str, Any]] = []
     path = "/v1/chat/completions"
@@ -841,6 +857,58 @@ def _run_pairs(args: argparse.Namespace) -> None:
     )
     if args.json:
         print(json.dumps({"pairs": rounds}))
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident memory (KiB) of process ``pid`` and of its live descendants, from ``/proc``."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        for line in Path(f"/proc/{current}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        pending.extend(int(child) for child in children.split())
+    return total
+
+
+def _run_stream_memory(args: argparse.Namespace) -> None:
+    """``--stream-memory N``: N streamed answers (SSE, inspected, 32 at a time) through the
+    enforce gateway in tenths, and the gateway's resident memory after each tenth."""
+    from haechi.crypto import init_key_file
+
+    tenth = max(1, args.stream_memory // 10)
+    load = _Load("/v1/chat/completions", True, tenth, 0, 32)
+    readings: list[tuple[int, int, int]] = []
+    with tempfile.TemporaryDirectory(prefix="haechi-bench-") as directory:
+        workdir = Path(directory)
+        init_key_file(workdir / "keys.json")
+        with _process(_python("--serve-upstream")) as (_up, port_line):
+            upstream = f"http://127.0.0.1:{int(port_line)}"
+            with _gateway(workdir, upstream, "enforce", "jsonl", args.workers) as (port, pid):
+                done = errors = 0
+                for _ in range(10):
+                    result = _measure(port, load)
+                    done += tenth
+                    errors += int(result["errors"])
+                    readings.append((done, _rss_kib(pid), errors))
+    print(
+        f"stream memory: {done} streamed answers (16 SSE frames each, inspected) through a "
+        f"gateway w{args.workers} enforce, 32 at a time; resident memory of its processes"
+    )
+    print(f"{'streams':>8}{'rss MiB':>9}{'since 1st KiB':>15}{'errors':>8}")
+    first = readings[0][1]
+    for count, rss, failed in readings:
+        print(f"{count:>8}{rss / 1024:>9.1f}{rss - first:>15}{failed:>8}")
+    grown = readings[-1][1] - first
+    streams = done - readings[0][0]
+    print(
+        f"after the first {readings[0][0]} streams: {grown} KiB over {streams} more streams "
+        f"({grown * 1024 / streams:.1f} bytes per stream)"
+    )
+    if args.json:
+        print(json.dumps({"stream_memory": readings}))
 
 
 def _rates(text: str) -> tuple[float, ...]:
