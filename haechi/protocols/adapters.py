@@ -975,6 +975,16 @@ _CANDIDATE_COUNT: Final = tuple(
         ("generationConfig", "generation_config"), ("candidateCount", "candidate_count")
     )
 )
+#: Where a Gemini stream carries a function call's arguments in pieces (asked for with
+#: ``functionCallingConfig.streamFunctionCallArguments``): each ``partialArgs`` element
+#: holds a piece of the argument its ``jsonPath`` names, which clients join across chunks.
+#: google-genai reads every field by its JSON name or its proto name, so both are listed.
+_GEMINI_PARTIAL_ARGS: Final = tuple(
+    ("candidates", EACH, "content", "parts", EACH, call, pieces)
+    for call, pieces in itertools.product(
+        ("functionCall", "function_call"), ("partialArgs", "partial_args")
+    )
+)
 _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
     "generateContent": RouteSpec("generate-content"),
     "streamGenerateContent": RouteSpec(
@@ -1001,6 +1011,8 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
             choice_count=_CANDIDATE_COUNT,
             # google-genai parses every other line as JSON once its braces balance.
             data_only=True,
+            # Streamed function-call arguments: no window follows them.
+            unwindowed=_GEMINI_PARTIAL_ARGS,
         ),
         always_streaming=True,
     ),

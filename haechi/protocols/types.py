@@ -203,6 +203,12 @@ class StreamDescriptor:
             of them under that folding (see :mod:`haechi.protocols.member_names`) but not
             spelled exactly so stops the stream: the gateway windows, ends the stream on and
             leaves out the exact names only.
+        unwindowed: where frames may carry the pieces of a streamed text that no window
+            follows (Gemini's streamed function-call arguments, ``functionCall.partialArgs``,
+            whose ``stringValue`` pieces clients join per ``jsonPath``), each a path whose
+            :data:`EACH` segments stand for every element of a list. A frame holding
+            anything there but null or an empty list stops the stream: protected within its
+            frame alone, a value cut between two pieces would reach the client whole.
     """
 
     format: Literal["sse", "ndjson"]
@@ -222,6 +228,7 @@ class StreamDescriptor:
     named: bool = False
     data_only: bool = False
     folded: tuple[tuple[tuple[PathSegment, ...], frozenset[str]], ...] = ()
+    unwindowed: tuple[tuple[PathSegment, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

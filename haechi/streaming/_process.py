@@ -482,6 +482,7 @@ class FrameProcessor:
             self._token_ids.scrub(frame, data)
         kind = frame.get("type") if isinstance(frame, dict) else None
         kind = kind if isinstance(kind, str) else None
+        _check_unwindowed(frame, descriptor.unwindowed)
         if self._choices is not None and isinstance(frame, dict):
             _check_choices(frame.get(self._choices), one=self._one_choice)
             self._check_order(frame.get(self._choices))
@@ -1144,6 +1145,17 @@ def _indexed_elements(node: Any, where: Path) -> Iterator[tuple[Path, int]]:
         for key, value in node.items():
             if isinstance(value, dict | list):
                 yield from _indexed_elements(value, (*where, key))
+
+
+def _check_unwindowed(frame: Any, places: tuple[Path, ...]) -> None:
+    """Stop the stream at a frame holding pieces of a text no window follows (see
+    ``StreamDescriptor.unwindowed``): anything but null or an empty list at one of
+    ``places``. Protected within the frame alone, a value an upstream cuts between two such
+    pieces would reach the client whole."""
+    for path in places:
+        for where, _positions in _places(frame, path):
+            if _value_at(frame, where) != []:
+                raise AmbiguousName("a frame streams a text that no window follows")
 
 
 def _check_choices(choices: Any, *, one: bool) -> None:
