@@ -27,21 +27,24 @@ Three shapes are recognised, the first two wherever they sit in the payload:
   or decode as a file (:data:`FILE_MEMBERS`: ``file_data``, ``image_url``, ``url``...),
   whose written form no model reads: elsewhere (a tool's result, any field of a
   function's response) the model reads the string as written.
-- **Base64 file fields**, where the protocol says a string is a file's base64 content with
-  no media type beside it: the ``file_data`` of an OpenAI chat ``file`` part or of a
-  Responses ``input_file`` (when it is not a data URL), the ``images`` of an Ollama
+- **Base64 file fields**, where the protocol says a string is a file's base64 content
+  with no media type beside it: the ``file_data`` of an OpenAI chat ``file`` part or of
+  a Responses ``input_file`` (when it is not a data URL), the ``images`` of an Ollama
   request, of one of its ``messages`` or of the ``message`` of its answer, and the
-  ``source.bytes`` of a Bedrock Converse ``document``, ``image`` or ``video``. Such a
-  field must be standard base64 (one that is not, URL-safe base64 included, cannot be
-  inspected, as a lenient decoder upstream may still read text in it). Readers take a
-  file without a media type by its name (an OpenAI ``filename``'s extension, a
-  Bedrock ``format``) or by its content, so the content is text when its name says text
-  (and must then be UTF-8, as for a data URL of that type) and when its bytes are UTF-8;
-  content sniffed as text in another character set (:func:`_sniffed_as_text`) must be
-  UTF-8 too, and anything else is binary. The ``input_audio.data`` of an OpenAI
-  ``input_audio`` part is such a field too, always binary: a reader hears it, whatever its
-  bytes are; so are the ``audio.data`` of an OpenAI chat answer's ``message`` (or of a
-  streamed ``delta``) and the ``result`` of a Responses ``image_generation_call``.
+  ``source.bytes`` of a Bedrock Converse ``document``, ``image`` or ``video``, and the
+  ``blob`` of an MCP resource's contents (an object with a ``uri``) that declares no
+  media type, which MCP leaves optional (Anthropic's MCP helpers read such a blob as
+  UTF-8 text and hand it to the model). Such a field must be standard base64 (one that
+  is not, URL-safe base64 included, cannot be inspected, as a lenient decoder upstream
+  may still read text in it). Readers take a file without a media type by its name (an
+  OpenAI ``filename``'s extension, a Bedrock ``format``, an MCP ``uri``'s extension) or
+  by its content, so the content is text when its name says text (and must then be
+  UTF-8, as for a data URL of that type) and when its bytes are UTF-8; content sniffed
+  as text in another character set (:func:`_sniffed_as_text`) must be UTF-8 too, and
+  anything else is binary. The ``input_audio.data`` of an OpenAI ``input_audio`` part is
+  such a field too, always binary: a reader hears it, whatever its bytes are; so are the
+  ``audio.data`` of an OpenAI chat answer's ``message`` (or of a streamed ``delta``) and
+  the ``result`` of a Responses ``image_generation_call``.
 
 An attachment declared binary (a media type or data URL type that is not text, beside
 data or under a member readers decode as a file) and a base64 file field whose content is
@@ -140,10 +143,10 @@ _DATA_URL_START: Final = re.compile(
     r"\x00[\x00-\x20]*[dD][\t\n\r]*[aA][\t\n\r]*[tT][\t\n\r]*[aA][\t\n\r]*:"
 )
 #: The names of the base64 file fields (see the module documentation), after the separator
-#: the quick check joins strings by: ``file_data``, ``images`` and ``bytes`` in the
-#: spellings a case-insensitive decoder may bind (a superset, as for the media-type keys).
+#: the quick check joins strings by: ``file_data``, ``images``, ``bytes`` and ``blob`` in
+#: the spellings a case-insensitive decoder may bind (a superset, as for the media-type keys).
 _FILE_FIELD_NAME: Final = re.compile(
-    r"\x00(?:file_?data|images|bytes|input_?audio|audio|image_generation_call)\x00",
+    r"\x00(?:file_?data|images|bytes|blob|input_?audio|audio|image_generation_call)\x00",
     re.IGNORECASE,
 )
 #: Bedrock Converse blocks whose ``source.bytes`` is a file's base64 content, and the
@@ -187,6 +190,7 @@ BinaryKind = Literal[
     "file-data",
     "images",
     "bytes",
+    "blob",
     "input-audio",
     "audio",
     "image-generation",
@@ -197,7 +201,7 @@ BinaryKind = Literal[
 _Reading = Literal["text", "content", "binary"]
 _FileField = tuple[BinaryKind, _Reading]
 #: The members that may be base64 file fields (Ollama's ``images`` are array elements).
-_FILE_FIELDS: Final = ("file_data", "bytes", "data", "result")
+_FILE_FIELDS: Final = ("file_data", "bytes", "blob", "data", "result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +434,11 @@ def _held_file_field(payload: Any, path: Path, field: str) -> _FileField | None:
     if field == "file_data":
         holder = _openai_file(payload, path)
         return None if holder is None else ("file-data", _by_name(_named_as_text(holder)))
+    if field == "blob":
+        holder = _lookup(payload, path[:-1])
+        if not _undeclared_blob(holder):
+            return None
+        return ("blob", _by_name(_named_as_text(holder, "uri")))
     if field == "bytes":
         block = _bedrock_block(payload, path)
         return None if block is None else ("bytes", _by_name(_formatted_as_text(block)))
@@ -538,11 +547,22 @@ def _sniffed_as_text(raw: bytes) -> bool:
     return raw.startswith(_WIDE_BYTE_ORDER_MARKS) or not raw.translate(None, _TEXT_BYTES)
 
 
-def _named_as_text(holder: Any) -> bool:
-    """Whether a ``filename`` of ``holder`` has the extension of a text type (a compression
-    suffix, ``.txt.gz``, makes it binary), which a reader then reads as text whatever its
-    bytes are: they must be UTF-8, as for a data URL of that type."""
-    for name in members_named(holder, "filename"):
+def _undeclared_blob(holder: Any) -> bool:
+    """Whether ``holder`` is an MCP resource's contents (it has a string ``uri``) declaring
+    no media type (no string under a media-type key): its ``blob`` is then a file a reader
+    takes by its ``uri`` or by its content. One that declares a type is read under it (see
+    :func:`_beside_media_types`)."""
+    located = any(isinstance(holder[name], str) for name in members_named(holder, "uri"))
+    declared = any(isinstance(holder[name], str) and _declares_media_type(name) for name in holder)
+    return located and not declared
+
+
+def _named_as_text(holder: Any, member: str = "filename") -> bool:
+    """Whether a ``member`` (a ``filename``, an MCP ``uri``) of ``holder`` has the extension
+    of a text type (a compression suffix, ``.txt.gz``, makes it binary), which a reader then
+    reads as text whatever its bytes are: they must be UTF-8, as for a data URL of that
+    type."""
+    for name in members_named(holder, member):
         filename = holder[name]
         if isinstance(filename, str):
             media, encoding = _FILE_TYPES.guess_type(filename)

@@ -39,7 +39,7 @@ __all__ = ["UNDECODABLE_TYPE", "UNINSPECTABLE_TYPE", "TextAttachments"]
 UNDECODABLE_TYPE: Final = "undecodable_attachment"
 #: The type of the decision a binary attachment adds when binary attachments block; its
 #: rule id names where it is (``attachment-binary-data-url``, ``-inline-data``,
-#: ``-file-data``, ``-images``, ``-bytes``, ``-input-audio``, ``-audio``,
+#: ``-file-data``, ``-images``, ``-bytes``, ``-blob``, ``-input-audio``, ``-audio``,
 #: ``-image-generation``), never what it holds.
 UNINSPECTABLE_TYPE: Final = "uninspectable_attachment"
 

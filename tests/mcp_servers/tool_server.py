@@ -4,7 +4,9 @@
 Tools: ``echo`` returns its text, ``get_secret`` returns a GitHub classic token with a valid
 checksum (made fresh per process), ``echo_json`` returns its arguments as a JSON string,
 ``big`` returns a text of the requested size, ``log`` writes its text to stderr and ``image``
-returns a PNG image (binary content, which detection cannot read).
+returns a PNG image (binary content, which detection cannot read), ``attach`` returns its
+base64 argument as an embedded resource's ``blob`` declaring no media type (MCP leaves it
+optional).
 
 Everything the server receives is appended to the file named by ``HAECHI_TEST_RECORD``: over
 stdio the raw lines, over HTTP the raw request bodies. ``python tool_server.py`` serves on
@@ -23,6 +25,7 @@ import zlib
 from typing import Any
 
 from mcp.server.mcpserver import Image, MCPServer
+from mcp.types import BlobResourceContents, EmbeddedResource
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
@@ -78,6 +81,13 @@ def log(text: str) -> str:
 def image() -> Image:
     """Return the start of a PNG image."""
     return Image(data=b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), format="png")
+
+
+@server.tool()
+def attach(blob: str) -> EmbeddedResource:
+    """Return the base64 ``blob`` as a resource's contents with no ``mimeType``."""
+    contents = BlobResourceContents(uri="file:///attachment", blob=blob)
+    return EmbeddedResource(type="resource", resource=contents)
 
 
 def _record(data: bytes) -> None:
