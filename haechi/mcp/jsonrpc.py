@@ -668,9 +668,11 @@ class McpFilter:
 
 def _lenient_read(line: bytes) -> dict[str, Any] | None:
     """The object ``line`` starts with, read as leniently as a JSON decoder can (invalid
-    UTF-8 kept as surrogate escapes, lone surrogates, ``NaN``, text after the object), or
-    ``None``. Only chooses where a refusal goes: nothing of it is forwarded."""
-    text = line.decode("utf-8", errors="surrogateescape").lstrip()
+    UTF-8 kept as surrogate escapes, lone surrogates, ``NaN``, text after the object, a
+    byte order mark before it, which a .NET or PowerShell writer puts at the start of its
+    output and Python's ``json.loads`` of bytes skips), or ``None``. Only chooses where a
+    refusal goes: nothing of it is forwarded."""
+    text = line.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff").lstrip()
     try:
         value, _end = json.JSONDecoder().raw_decode(text)
     except (ValueError, RecursionError):
