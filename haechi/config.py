@@ -654,7 +654,8 @@ class MetricsConfig(_Section):
 
 
 class RateLimitConfig(_Section):
-    """Where rate-limit budgets are counted, and how many refusals are audited one by one."""
+    """Where rate-limit budgets are counted, how long the gateway waits for them, and how many
+    refusals are audited one by one."""
 
     provider: NonBlank = _field("memory", "Rate limiter name: memory (per process) or a plugin's.")
     denied_records_per_second: NonNegativeInt = _field(
@@ -663,7 +664,16 @@ class RateLimitConfig(_Section):
         "each, per second (a burst of as many); past it refusals are counted, and one record "
         "a second says how many, by reason. A budget of its own, apart from "
         "`auth.deniedRecordsPerSecond`: a caller over its limit cannot crowd out the records "
-        "of credential denials. 0 = one record per refusal, however many.",
+        "of credential denials. 0 = one record per refusal, however many. Requests refused "
+        "503 `haechi_rate_limit_unavailable` are bounded by as many records a second, in a "
+        "budget of their own.",
+    )
+    timeout_ms: Annotated[StrictInt, Field(ge=0, le=60_000)] = _field(
+        1000,
+        "Time limit in milliseconds of each call to the limiter (`allow`, `retry_after`). "
+        "An `allow` that does not answer within it, or raises, refuses the request 503 "
+        "`haechi_rate_limit_unavailable`; a `retry_after` that does not gets the whole "
+        "window. 0 = no limit; at most 60000, the window a budget is counted in.",
     )
 
 
@@ -830,7 +840,7 @@ class HaechiConfig(_Section):
     logging: LoggingConfig = _field(LoggingConfig(), "Logs.")
     metrics: MetricsConfig = _field(MetricsConfig(), "Metrics.")
     rate_limit: RateLimitConfig = _field(
-        RateLimitConfig(), "Rate limiting backend, and the records of its refusals."
+        RateLimitConfig(), "Rate limiting backend, its time limit, and the records of its refusals."
     )
     auth: AuthConfig = _field(AuthConfig(), "Authentication.")
     plugins: PluginsConfig = _field(PluginsConfig(), "Plugins.")

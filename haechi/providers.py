@@ -188,7 +188,12 @@ class AuditStore(Protocol):
 
 @runtime_checkable
 class RateLimiter(Protocol):
-    """Per-key request budgets (see also :class:`RetryAfterHint`, which a limiter may add)."""
+    """Per-key request budgets (see also :class:`RetryAfterHint`, which a limiter may add).
+
+    The gateway gives each call ``rateLimit.timeoutMs`` and cancels it past that; an ``allow``
+    that raises or does not answer refuses the request (503), so a limiter need not catch its
+    store's failures to fail closed.
+    """
 
     name: ClassVar[str]
 
@@ -203,8 +208,9 @@ class RetryAfterHint(Protocol):
 
     Optional, so that a limiter that only answers allow/deny keeps working: the gateway asks
     only after ``allow`` refused (allowed requests pay nothing), and without it, or when it
-    raises or answers anything but a finite number, the 429 says the whole window (60 s),
-    as it does for a longer answer: a per-minute budget is back within the window.
+    raises, does not answer within ``rateLimit.timeoutMs`` or answers anything but a finite
+    number, the 429 says the whole window (60 s), as it does for a longer answer: a
+    per-minute budget is back within the window.
     """
 
     async def retry_after(self, key: str, requests_per_minute: float) -> float:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import haechi
+from haechi.audit.stores import MemoryAuditStore
 from haechi.config import parse_config
 from tests.test_proxy import raw_request
 from tests.test_proxy_auth import bearer, new_token
@@ -251,11 +252,24 @@ def test_default_client_timeouts_are_in_force(tmp_path: Path) -> None:
     assert uvicorn_options(parse_config(off))["http"].headers_timeout_s is None
 
 
-class _Explodes:
-    name = "explodes"
+class _Refuses:
+    name = "refuses"
 
     async def allow(self, key: str, requests_per_minute: float) -> bool:
-        raise RuntimeError("limiter backend says jane.doe@example.com")
+        return False
+
+
+class _Explodes(MemoryAuditStore):
+    """An audit store whose backend fails, quoting what it held: the 429's record cannot be
+    written, an error nothing expects."""
+
+    async def append(self, build: Any, *, committed: Any = None) -> dict[str, Any]:
+        raise RuntimeError("audit backend says jane.doe@example.com")
+
+
+def _failing() -> dict[str, Any]:
+    """Providers that refuse a request by the rate limit, then fail to write its record."""
+    return {"rate_limiter": _Refuses(), "audit_store": _Explodes()}
 
 
 def test_internal_errors_are_generic_and_logged_without_payload(
@@ -264,7 +278,7 @@ def test_internal_errors_are_generic_and_logged_without_payload(
     config = {"policy": {"rate": {"requestsPerMinute": 5}}}
     with (
         caplog.at_level(logging.ERROR, logger="haechi.proxy"),
-        gateway_in_front(tmp_path, config, providers={"rate_limiter": _Explodes()}) as gateway,
+        gateway_in_front(tmp_path, config, providers=_failing()) as gateway,
     ):
         response = httpx.post(
             f"{gateway.url}/v1/chat/completions", json=chat("jane.doe@example.com")
@@ -275,7 +289,7 @@ def test_internal_errors_are_generic_and_logged_without_payload(
     records = [r for r in caplog.records if r.getMessage() == "proxy_internal_error"]
     assert records
     fields: dict[str, Any] = records[0].haechi_fields  # type: ignore[attr-defined]
-    assert fields["errorName"] == "RuntimeError"
+    assert fields["errorName"] == "AuditError"
     assert fields["correlationId"] == response.headers["x-haechi-correlation-id"]
     assert "jane" not in caplog.text
 
@@ -289,7 +303,7 @@ def test_json_logs_carry_the_correlation_id_and_no_payload(
     hooks = warnings.showwarning, sys.unraisablehook, threading.excepthook
     configure_logging("json")
     try:
-        with gateway_in_front(tmp_path, config, providers={"rate_limiter": _Explodes()}) as gw:
+        with gateway_in_front(tmp_path, config, providers=_failing()) as gw:
             response = httpx.post(
                 f"{gw.url}/v1/chat/completions",
                 json=chat("jane.doe@example.com"),

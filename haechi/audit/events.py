@@ -81,6 +81,7 @@ PATH_HASH_DOMAIN: Final = "haechi:audit:path-hash:v1"
 PROXY_DECISIONS: Final[Mapping[str, tuple[bool, bool]]] = {
     "auth_denied": (True, True),
     "rate_limited": (True, True),
+    "rate_limit_unavailable": (True, True),
     "model_not_allowed": (True, True),
     "token_ids_refused": (True, True),
     "streaming_request_pass_through": (False, False),

@@ -229,6 +229,13 @@ class GatewayApp:
             functools.partial(self._denial_summary, "rate_limited"),
             unrecorded="rate_limited_unrecorded",
         )
+        self._limiter_failures = DenialRecords(
+            config.rate_limit.denied_records_per_second,
+            functools.partial(self._denial_summary, "rate_limit_unavailable"),
+            unrecorded="rate_limit_unavailable_unrecorded",
+        )
+        # None: no bound (asyncio.timeout's own "never").
+        self._limiter_timeout_s = config.rate_limit.timeout_ms / 1000 or None
         if config.target.type == "mcp-http":
             from haechi.mcp.http import create_handler
 
@@ -273,6 +280,7 @@ class GatewayApp:
         """Write the pending refusal summaries; release the upstream connection pool."""
         await self._denials.aclose()
         await self._rate_limited.aclose()
+        await self._limiter_failures.aclose()
         await self.upstream.aclose()
 
     # -- one request ---------------------------------------------------------------------
@@ -570,25 +578,56 @@ class GatewayApp:
     async def _rate_limit(self, request: GatewayRequest, rate: Any) -> None:
         per_minute = float(getattr(rate, "requests_per_minute", rate))
         key = request.identity.id if request.identity is not None else "anonymous"
-        if await self.runtime.rate_limiter.allow(key, per_minute) is True:
+        limiter = self.runtime.rate_limiter
+        bound = asyncio.timeout(self._limiter_timeout_s)
+        try:
+            async with bound:
+                allowed = await limiter.allow(key, per_minute)
+        except Exception as exc:  # a limiter that fails refuses; its text never leaves
+            reason = "limiter_timeout" if bound.expired() else "limiter_error"
+            await self._limiter_failed(request, reason, exc)
+        if allowed is True:
             return
         request.decision = "rate_limited"
         self.metrics.increment("haechi_rate_limited_total")
         reason = f"rate:{_number(per_minute)}"
         if self._rate_limited.admit(reason):
             await self.audit_decision(request, "rate_limited", reason)
-        wait = await self._limiter_retry_after(key, per_minute, request.correlation_id)
+        wait = await self._limiter_retry_after(limiter, key, per_minute, request.correlation_id)
         raise GatewayError("haechi_rate_limited", headers={"retry-after": wait})
 
-    async def _limiter_retry_after(self, key: str, per_minute: float, correlation_id: str) -> str:
+    async def _limiter_failed(
+        self, request: GatewayRequest, reason: str, exc: Exception
+    ) -> NoReturn:
+        """Refuse a request whose budget could not be checked (``reason``: the limiter
+        raised, or did not answer within ``rateLimit.timeoutMs``). Fail closed: letting it
+        through would lift every budget whenever the limiter's store is down, and waiting
+        would hold the request's in-flight slot for as long as the store does not answer.
+        Records are bounded as the 429s' are: a broken limiter refuses every request."""
+        request.decision = "rate_limit_unavailable"
+        log_event(
+            40,
+            "rate_limit_failed",
+            correlationId=request.correlation_id,
+            errorName=type(exc).__name__,
+            reason=reason,
+        )
+        if self._limiter_failures.admit(reason):
+            await self.audit_decision(request, "rate_limit_unavailable", reason)
+        raise GatewayError("haechi_rate_limit_unavailable") from None
+
+    async def _limiter_retry_after(
+        self, limiter: object, key: str, per_minute: float, correlation_id: str
+    ) -> str:
         """``Retry-After`` of a refused ``key``: what the limiter says a slot takes to free
         (asked only now, so allowed requests pay nothing). A limiter that cannot say, or
-        fails to, gets the whole window: a per-minute budget is back within it."""
-        limiter = self.runtime.rate_limiter
+        fails to within ``rateLimit.timeoutMs``, gets the whole window: a per-minute budget
+        is back within it."""
         if not isinstance(limiter, RetryAfterHint):
             return _whole_seconds(WINDOW_SECONDS)
         try:
-            return _whole_seconds(await limiter.retry_after(key, per_minute))
+            async with asyncio.timeout(self._limiter_timeout_s):
+                return _whole_seconds(await limiter.retry_after(key, per_minute))
         except Exception as exc:  # the refusal stands; only the hint falls back
             log_event(
                 30,

@@ -10,10 +10,13 @@ each is its own record, as always; past it, a refusal is counted instead, and a 
 which some were counted ends with one record saying how many, by reason (reason
 ``aggregated``, counts in ``summary.byAction`` and ``summary.byReason``). Every refusal is
 still answered and counted in its metric; none goes unrecorded, only uncorrelated. ``0``
-records every refusal on its own.
+records every refusal on its own. Refusals because the rate limiter failed are bounded by
+``rateLimit.deniedRecordsPerSecond`` too, in a bucket of their own: a broken limiter refuses
+every request.
 
 A summary that cannot be written is logged (``auth_denials_unrecorded``; rate-limit
-refusals: ``rate_limited_unrecorded``) and its counts are kept for the next one; the gateway
+refusals: ``rate_limited_unrecorded``; limiter failures:
+``rate_limit_unavailable_unrecorded``) and its counts are kept for the next one; the gateway
 writes what is pending when it stops.
 """
 

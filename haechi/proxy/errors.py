@@ -57,6 +57,10 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     "haechi_response_too_large": (502, "Upstream response exceeds responseProtection.maxBytes"),
     "haechi_response_policy_block": (502, "Upstream response blocked by policy"),
     "haechi_overloaded": (503, "Too many requests in flight"),
+    "haechi_rate_limit_unavailable": (
+        503,
+        "Rate limit could not be checked; the request was not forwarded",
+    ),
     "haechi_upstream_timeout": (504, "Upstream request timed out"),
 }
 
