@@ -120,9 +120,11 @@ MCP_METHODS: Final = frozenset(
 _MEMBERS: Final = frozenset({"jsonrpc", "id", "method", "params", "result", "error"})
 _JSON_RPC_REASON: Final = "MCP messages must use JSON-RPC 2.0"
 _PROTECTION_FAILED: Final[Mapping[str, Any]] = {"reason": "protection_failed"}
-#: The limits whose refusals the protect call records itself (a payload refused before it
-#: was inspected, by any other limit, is recorded as an MCP refusal).
-_RECORDED_LIMITS: Final = frozenset({"haechi_too_many_tokens"})
+#: The limit a protect call refuses a payload by before inspecting or recording anything
+#: (``limits.maxNestingDepth``), so that its refusal is recorded as an MCP refusal. The
+#: protect call records every other limit it stops at (``limit_exceeded``: too many tokens,
+#: ``limits.maxInspectionMs``...), which a second record would count twice.
+_UNRECORDED_LIMIT: Final = "haechi_request_too_deeply_nested"
 
 
 class _AnyAwaited:
@@ -586,7 +588,7 @@ class McpFilter:
                     **context,
                 )
             except LimitError as exc:
-                if exc.error_code in _RECORDED_LIMITS:
+                if exc.error_code != _UNRECORDED_LIMIT:
                     return self._refuse(STDIO_ERROR, {"reason": str(exc)}, message, call=is_call)
                 # Refused before anything was inspected or recorded.
                 return await self.refused(
