@@ -537,7 +537,8 @@ class FiltersConfig(_Section):
         True,
         "Decode attachments declared as text (base64 data beside a text media type, text"
         " data URLs) and base64 file fields holding text (OpenAI file_data, Ollama images,"
-        " Bedrock Converse source.bytes), protect them with every rule and encode them back;"
+        " Bedrock Converse source.bytes, an MCP resource blob with no mimeType), protect them"
+        " with every rule and encode them back;"
         " one that does not decode as declared, or such a field that is not base64, blocks.",
     )
     binary_attachments: Literal["forward", "block"] = _field(
