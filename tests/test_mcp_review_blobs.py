@@ -6,12 +6,14 @@ Anthropic's MCP helpers decode it as UTF-8 text for the model. The official serv
 one from a tool (``attach`` in ``tests/mcp_servers/tool_server.py``); the official client
 reads it through ``haechi mcp-wrap`` and through the ``mcp-http`` gateway. The tool's argument
 is base64 the client sends, scanned as written; the blob it becomes is the server's answer.
+The ``resources/read`` shape is decided by the shared decision on a real runtime.
 """
 
 from __future__ import annotations
 
 import base64
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from haechi.mcp import POLICY_BLOCK
+from haechi.mcp import POLICY_BLOCK, McpFilter
+from haechi.runtime import Runtime
 from tests.mcp_servers.harness import TIMEOUT_S, TOOL_SERVER, haechi_argv, write_config
 from tests.mcp_servers.tool_server import http_app
 from tests.test_mcp_http import gateway_before
@@ -83,3 +86,25 @@ async def test_an_undeclared_blob_through_the_gateway(
         ):
             await _check_session(session)
     _audit_holds_no_address(tmp_path)
+
+
+async def test_the_contents_of_a_resource_read_and_look_alike_arguments(
+    haechi_runtime: Callable[..., Runtime],
+) -> None:
+    """A ``resources/read`` result's blob is read by its content; an argument object that
+    merely has a ``uri`` and a ``blob`` is no resource and is scanned as written."""
+    decisions = McpFilter(haechi_runtime({"mode": "enforce"}), protocol="mcp-stdio")
+    contents = {"uri": "file:///notes", "blob": _b64(f"write to {EMAIL}".encode())}
+    answer = {"jsonrpc": "2.0", "id": 1, "result": {"contents": [contents]}}
+    outcome = await decisions.decide(answer, side="server", allowlist=False)
+    assert outcome.action == "forward"
+    assert outcome.message is not None
+    blob = outcome.message["result"]["contents"][0]["blob"]
+    assert base64.b64decode(blob).decode("utf-8") == "write to [REDACTED:email]"
+    arguments = {"uri": "file:///notes", "blob": "plain words"}
+    params = {"name": "upload", "arguments": arguments}
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}
+    outcome = await decisions.decide(call, side="client", allowlist=False)
+    assert outcome.action == "forward"
+    assert outcome.message is not None
+    assert outcome.message["params"]["arguments"] == arguments

@@ -32,9 +32,10 @@ Three shapes are recognised, the first two wherever they sit in the payload:
   a Responses ``input_file`` (when it is not a data URL), the ``images`` of an Ollama
   request, of one of its ``messages`` or of the ``message`` of its answer, and the
   ``source.bytes`` of a Bedrock Converse ``document``, ``image`` or ``video``, and the
-  ``blob`` of an MCP resource's contents (an object with a ``uri``) that declares no
-  media type, which MCP leaves optional (Anthropic's MCP helpers read such a blob as
-  UTF-8 text and hand it to the model). Such a field must be standard base64 (one that
+  ``blob`` of an MCP resource's contents (an object with a ``uri`` in a ``contents``
+  array or under the ``resource`` of an embedded resource) that declares no media type,
+  which MCP leaves optional (Anthropic's MCP helpers read such a blob as UTF-8 text and
+  hand it to the model). Such a field must be standard base64 (one that
   is not, URL-safe base64 included, cannot be inspected, as a lenient decoder upstream
   may still read text in it). Readers take a file without a media type by its name (an
   OpenAI ``filename``'s extension, a Bedrock ``format``, an MCP ``uri``'s extension) or
@@ -436,7 +437,7 @@ def _held_file_field(payload: Any, path: Path, field: str) -> _FileField | None:
         return None if holder is None else ("file-data", _by_name(_named_as_text(holder)))
     if field == "blob":
         holder = _lookup(payload, path[:-1])
-        if not _undeclared_blob(holder):
+        if not _mcp_resource(payload, path) or not _undeclared_blob(holder):
             return None
         return ("blob", _by_name(_named_as_text(holder, "uri")))
     if field == "bytes":
@@ -545,6 +546,17 @@ def _sniffed_as_text(raw: bytes) -> bool:
     as written, an address or a key among them, so text that is not UTF-8 must block
     rather than go on as binary; an image or compressed data holds such bytes."""
     return raw.startswith(_WIDE_BYTE_ORDER_MARKS) or not raw.translate(None, _TEXT_BYTES)
+
+
+def _mcp_resource(payload: Any, path: Path) -> bool:
+    """Whether the ``blob`` at ``path`` is in an MCP resource's contents: an element of a
+    ``contents`` array (a ``resources/read`` result) or the ``resource`` of an embedded
+    resource (an object whose ``type`` is ``"resource"``: tool results, prompt messages)."""
+    parent = path[-2]
+    if isinstance(parent, int):
+        return len(path) > 2 and isinstance(path[-3], str) and named_like(path[-3], "contents")
+    embedded = isinstance(parent, str) and named_like(parent, "resource")
+    return embedded and _maybe_typed(_lookup(payload, path[:-2]), "resource")
 
 
 def _undeclared_blob(holder: Any) -> bool:
