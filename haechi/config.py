@@ -59,6 +59,7 @@ __all__ = [
     "KNOWN_ADAPTERS",
     "KNOWN_TARGET_TYPES",
     "MAX_CONFIG_BYTES",
+    "MAX_MILLISECONDS",
     "PRIVACY_PROFILE_IDS",
     "ConfigKey",
     "HaechiConfig",
@@ -135,6 +136,15 @@ ALWAYS_DROPPED_HEADERS: Final = frozenset(
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+#: The longest time a setting names, in milliseconds: 2**31 - 1 (about 24.8 days, as long as
+#: a JavaScript timer waits). Past what the event loop's and the threads' clocks hold, a
+#: larger number would be accepted here and then fail when the gateway starts, or silently
+#: stop the thread that fsyncs the audit file.
+MAX_MILLISECONDS: Final = 2**31 - 1
+Milliseconds = Annotated[StrictInt, Field(ge=0, le=MAX_MILLISECONDS)]
+PositiveMilliseconds = Annotated[StrictInt, Field(ge=1, le=MAX_MILLISECONDS)]
+#: Most refusals a process audits one record each per second (a denial budget).
+RecordsPerSecond = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
 NonBlank = Annotated[str, Field(min_length=1, pattern=r"\S")]
 #: A custom rule's id or type (see :data:`~haechi.models.MAX_RULE_NAME_LENGTH`).
 RuleName = Annotated[str, Field(min_length=1, max_length=MAX_RULE_NAME_LENGTH, pattern=r"\S")]
@@ -345,30 +355,32 @@ class LimitsConfig(_Section):
         "(431, then the connection is closed); the trailer fields of a chunked body count "
         "towards the body's bound instead.",
     )
-    max_inspection_ms: NonNegativeInt = _field(
+    max_inspection_ms: Milliseconds = _field(
         0,
         "CPU time one payload's inspection may take, in milliseconds, counted on the thread "
         "that scans; past it the payload is blocked and audited (413 "
         "haechi_inspection_budget_exceeded on a request); 0 = no limit.",
     )
-    upstream_timeout_ms: PositiveInt = _field(120000, "Upstream timeout in milliseconds (504).")
+    upstream_timeout_ms: PositiveMilliseconds = _field(
+        120000, "Upstream timeout in milliseconds (504)."
+    )
     max_in_flight: NonNegativeInt = _field(
         0, "Concurrent requests before answering 503 with Retry-After; 0 = unlimited."
     )
-    shutdown_grace_ms: NonNegativeInt = _field(
+    shutdown_grace_ms: Milliseconds = _field(
         10000, "How long a graceful shutdown waits for in-flight requests."
     )
-    request_timeout_ms: NonNegativeInt | None = _field(
+    request_timeout_ms: Milliseconds | None = _field(
         DEFAULT_REQUEST_TIMEOUT_MS,
         "Time allowed to receive a request body once its headers are in, in milliseconds "
         "(408); null = 300000, 0 = no limit.",
     )
-    headers_timeout_ms: NonNegativeInt | None = _field(
+    headers_timeout_ms: Milliseconds | None = _field(
         DEFAULT_HEADERS_TIMEOUT_MS,
         "Time allowed to receive request headers, in milliseconds (then the connection is "
         "closed); null = 60000, 0 = no limit.",
     )
-    write_timeout_ms: NonNegativeInt | None = _field(
+    write_timeout_ms: Milliseconds | None = _field(
         DEFAULT_WRITE_TIMEOUT_MS,
         "How long a connection's writes may stay blocked on a client that reads nothing, in "
         "milliseconds (then the connection is cut, which releases its in-flight slot and "
@@ -584,7 +596,7 @@ class AuditConfig(_Section):
 
     sink: NonBlank = _field("jsonl", "Audit store name: jsonl (file), memory, or a plugin's.")
     path: NonBlank = _field(".haechi/audit.jsonl", "Audit file of the jsonl store.")
-    fsync_interval_ms: NonNegativeInt = _field(
+    fsync_interval_ms: Milliseconds = _field(
         200,
         "jsonl store: an append returns once its record is written, and the file is fsynced"
         " within this many ms (a machine crash can lose that window, a gateway crash nothing);"
@@ -659,7 +671,7 @@ class RateLimitConfig(_Section):
     refusals are audited one by one."""
 
     provider: NonBlank = _field("memory", "Rate limiter name: memory (per process) or a plugin's.")
-    denied_records_per_second: NonNegativeInt = _field(
+    denied_records_per_second: RecordsPerSecond = _field(
         20,
         "Requests refused 429 `haechi_rate_limited` that a gateway process audits one record "
         "each, per second (a burst of as many); past it refusals are counted, and one record "
@@ -732,7 +744,7 @@ class AuthPluginConfig(_Section):
         "required",
         "Kernel confinement (no network, no filesystem): required refuses to start without it.",
     )
-    timeout_ms: PositiveInt = _field(2000, "Time limit of one authenticate call.")
+    timeout_ms: PositiveMilliseconds = _field(2000, "Time limit of one authenticate call.")
     max_pending_calls: PositiveInt = _field(8, "Concurrent calls before new ones are denied.")
     max_message_bytes: PositiveInt = _field(16384, "Largest message to or from the plugin.")
     resource_limits: PluginResourceLimitsConfig = _field(
@@ -777,7 +789,7 @@ class AuthConfig(_Section):
         ["team", "env", "tier", "role"], "Label keys tokens may carry."
     )
     plugin: AuthPluginConfig | None = _field(None, "Signed auth plugin (provider plugin).")
-    denied_records_per_second: NonNegativeInt = _field(
+    denied_records_per_second: RecordsPerSecond = _field(
         20,
         "Authentication denials a gateway process audits one record each, per second (a "
         "burst of as many); past it denials are counted, and one record a second says how "
