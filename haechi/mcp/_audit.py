@@ -36,7 +36,7 @@ REFUSAL_REASONS: Final = {
     "mcp_method_not_allowed": "a client method outside mcp.allowedMethods",
     "mcp_reserved_key": "a message holding haechi's embedded-JSON marker key",
     "mcp_lone_surrogate": "JSON in a string that escapes a lone UTF-16 surrogate",
-    "mcp_nesting_too_deep": "a part nested deeper than limits.maxNestingDepth",
+    "mcp_nesting_too_deep": "a part nested deeper than limits.maxNestingDepth or the walk",
     "mcp_protection_failed": "a message whose inspection failed without an audit event",
     "mcp_sse_field_dropped": "an event-stream field line no client reads",
     "mcp_sse_field_refused": "an event/id/retry line in which the detector found something",

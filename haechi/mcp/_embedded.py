@@ -28,7 +28,7 @@ from typing import Any, Final
 from haechi._documents import LoneSurrogate, decode_document
 from haechi.payload import number_text
 
-__all__ = ["MARKER_KEYS", "EmbeddedJson", "ReservedKey"]
+__all__ = ["MARKER_KEYS", "EmbeddedJson", "NestedTooDeeply", "ReservedKey"]
 
 #: Layout of the original string -> key of the marker object that stands in for an embedded
 #: document while it is protected. None of them can occur in a legitimate message.
@@ -60,6 +60,12 @@ def _as_text(number: int | float) -> _Number:
 
 class ReservedKey(ValueError):
     """The input itself contains :data:`EMBEDDED_KEY`."""
+
+
+class NestedTooDeeply(ValueError):
+    """The input nests deeper than the walk can follow: ``limits.maxNestingDepth`` may be
+    set past what Python's recursion reaches (a message parsed whole may nest about a
+    thousand levels deep)."""
 
 
 def _parse(text: str) -> tuple[Any, bool]:
@@ -123,10 +129,14 @@ class EmbeddedJson:
     def expand(self, value: Any) -> Any:
         """``value`` with embedded documents replaced by marker objects (input unchanged).
 
-        Raises :class:`ReservedKey` when ``value`` already contains a marker key and
-        :class:`LoneSurrogate` when an embedded document holds a lone surrogate escape.
+        Raises :class:`ReservedKey` when ``value`` already contains a marker key,
+        :class:`LoneSurrogate` when an embedded document holds a lone surrogate escape and
+        :class:`NestedTooDeeply` when ``value`` nests too deeply to be walked.
         """
-        return self._expand(value, 0, 0)
+        try:
+            return self._expand(value, 0, 0)
+        except RecursionError:
+            raise NestedTooDeeply("the message nests too deeply to inspect") from None
 
     def _expand(self, value: Any, depth: int, embedding: int) -> Any:
         if depth > self._max_depth:

@@ -40,7 +40,7 @@ from typing import Any, Final, Literal
 from haechi._documents import LoneSurrogate, decode_document
 from haechi.errors import AuditError, LimitError, ProviderError
 from haechi.mcp._audit import refusal_event
-from haechi.mcp._embedded import EmbeddedJson, ReservedKey
+from haechi.mcp._embedded import EmbeddedJson, NestedTooDeeply, ReservedKey
 from haechi.mcp._oversized import line_ends
 from haechi.models import Direction, Finding, Identity, Mode
 
@@ -125,6 +125,12 @@ _PROTECTION_FAILED: Final[Mapping[str, Any]] = {"reason": "protection_failed"}
 #: protect call records every other limit it stops at (``limit_exceeded``: too many tokens,
 #: ``limits.maxInspectionMs``...), which a second record would count twice.
 _UNRECORDED_LIMIT: Final = "haechi_request_too_deeply_nested"
+#: The audit reason of a part refused while its embedded JSON documents are expanded.
+_EXPANSION_REFUSALS: Final[Mapping[type[ValueError], str]] = {
+    ReservedKey: "mcp_reserved_key",
+    LoneSurrogate: "mcp_lone_surrogate",
+    NestedTooDeeply: "mcp_nesting_too_deep",
+}
 
 
 class _AnyAwaited:
@@ -566,14 +572,13 @@ class McpFilter:
             embedded = EmbeddedJson(self._max_depth)
             try:
                 subject = embedded.expand(message[key])
-            except (ReservedKey, LoneSurrogate) as exc:
-                code = "mcp_reserved_key" if isinstance(exc, ReservedKey) else "mcp_lone_surrogate"
+            except (ReservedKey, LoneSurrogate, NestedTooDeeply) as exc:
                 return await self.refused(
                     STDIO_ERROR,
                     {"reason": str(exc)},
                     message,
                     side=side,
-                    reason=code,
+                    reason=_EXPANSION_REFUSALS[type(exc)],
                     call=is_call,
                     operation=operation,
                     **audit,
