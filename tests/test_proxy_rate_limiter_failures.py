@@ -22,6 +22,7 @@ import pytest
 
 from haechi.audit import read_summary
 from haechi.cli import main
+from tests.cli import run_haechi
 from tests.test_proxy import raw_request
 from tests.test_proxy_auth import bearer, chat, new_token
 from tests.upstream_server import Gateway, gateway_in_front
@@ -233,3 +234,25 @@ def test_a_bad_timeout_is_refused_naming_the_key(
     config.write_text(json.dumps({"rateLimit": {"timeoutMs": value}}))
     assert main(["proxy", "--config", str(config)]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_limiter_that_cannot_be_built_stops_the_gateway_before_it_serves(
+    tmp_path: Path, workers: str
+) -> None:
+    config = tmp_path / "haechi.config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "keys": {"keyFile": str(tmp_path / "keys.json")},
+                "policy": {"rate": {"requestsPerMinute": 30}},
+                "rateLimit": {"provider": "nosuch"},
+            }
+        )
+    )
+    result = run_haechi(
+        "proxy", "--config", config, "--port", "0", "--workers", workers, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 1
+    assert "rateLimit.provider: unknown provider 'nosuch'" in result.stderr
+    assert "listening on" not in result.stdout

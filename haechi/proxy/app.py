@@ -197,6 +197,10 @@ class GatewayApp:
         self.mode = config.effective_mode
         self.metrics = runtime.metrics
         self._auth = runtime.auth
+        # Built now, like the others: a limiter that cannot be built (an unknown
+        # rateLimit.provider, a plugin whose constructor fails) stops the gateway before it
+        # serves, instead of failing every request a budget applies to.
+        self._rate_limiter = runtime.rate_limiter
         self._forwarded_proto_gate = forwarded_proto_gate
         self._mcp: McpHttpHandler | None = None
         self.adapter = (
@@ -578,7 +582,7 @@ class GatewayApp:
     async def _rate_limit(self, request: GatewayRequest, rate: Any) -> None:
         per_minute = float(getattr(rate, "requests_per_minute", rate))
         key = request.identity.id if request.identity is not None else "anonymous"
-        limiter = self.runtime.rate_limiter
+        limiter = self._rate_limiter
         bound = asyncio.timeout(self._limiter_timeout_s)
         try:
             async with bound:
