@@ -473,7 +473,7 @@ _CHAT = RouteSpec(
                 ("choices", EACH), (), ("delta",), members=True, words=(("role", _CHAT_ROLES),)
             ),
         ),
-        finish_path=("choices", 0, "finish_reason"),
+        finish_path=("choices", EACH, "finish_reason"),
         choices="choices",
         choice_count=_N,
     ),
@@ -486,7 +486,7 @@ _COMPLETIONS = RouteSpec(
     _sse(
         ("choices", 0, "text"),
         fragments=(FragmentSpec(("choices", EACH), (), ("text",), frozenset({(0,)})),),
-        finish_path=("choices", 0, "finish_reason"),
+        finish_path=("choices", EACH, "finish_reason"),
         choices="choices",
         choice_count=_N,
     ),

@@ -146,8 +146,10 @@ class StreamDescriptor:
         kept_in_copies: the fields below a frame's top level that a copy of the frame (which
             carries held text) keeps beside the path; see ``haechi.streaming``.
         finish_path: a field whose non-null value says a choice is finished (OpenAI's
-            ``finish_reason``, in ``choices[0]`` of a frame); what that choice's windows
-            hold is sent before it (see ``haechi.streaming``).
+            ``finish_reason``, in each element of a frame's ``choices``: the list, then
+            :data:`EACH`, then the field); what that choice's windows hold is sent before
+            the frame, or in it when it carries more of that text (see
+            ``haechi.streaming``).
         choices: the top-level field of a frame that lists its answers, each named by its
             ``index`` (OpenAI's ``choices``, Gemini's ``candidates``); a value other than a
             list (or null) stops the stream, as no window follows the text in it that clients

@@ -35,9 +35,12 @@ How a frame is handled:
   is sent as a copy of the last content frame; a terminal frame that carries delta text
   (Ollama's ``done: true``) takes the tail itself. Nothing is ever sent after the terminal
   frame, and the tail is never sent twice. The other channels' held texts are sent the
-  same way (each as a copy of the last frame of its text). A frame that finishes a choice
-  (OpenAI's ``finish_reason``) is preceded by what that choice's channels hold, or takes it
-  itself when it carries their text; other choices' channels go on holding.
+  same way (each as a copy of the last frame of its text). A frame that finishes choices
+  (OpenAI's ``finish_reason``, in any element of its ``choices``) is preceded by what
+  those choices' channels hold; other choices' channels go on holding. A text that a
+  terminal or finishing frame carries a piece of takes its held text in (the last of) its
+  pieces there instead: sent before the frame, the held start of a value would leave
+  before the window saw its end.
 - A frame that names its text in a way the windows cannot follow as every client does stops
   the stream: a list of texts that is not a list, another answer than the first where the
   request asked for one (the usual loop reads ``choices[0]`` of every frame, whatever its
@@ -494,12 +497,12 @@ class FrameProcessor:
         terminal = kind in descriptor.terminal_types or (
             done is not None and isinstance(frame, dict) and frame.get(done) is True
         )
-        # A frame that ends the stream, or finishes a choice: nothing held of what it ends
-        # (every text, or that choice's) may come after it.
-        finishing = None if terminal else self._finishing(frame)
+        # A frame that ends the stream, or finishes choices: nothing held of what it ends
+        # (every text, or those choices') may come after it.
+        finishing = frozenset() if terminal else self._finishing(frame)
 
         def ends(channel: Hashable) -> bool:
-            return terminal or (finishing is not None and self._choice_of(channel) == finishing)
+            return terminal or self._choice_of(channel) in finishing
 
         unread = self._unread(frame)
         pieces = self._take_pieces(frame, data, unread) if self._fragments else []
@@ -507,14 +510,21 @@ class FrameProcessor:
         delta = _text_of(frame, path) if path is not None and path not in unread else None
         if delta is not None and any(piece[1] == path for piece in pieces):
             delta = None  # a later choice's answer at the delta path: taken as its piece
-        if kind in descriptor.flush_on_types or (terminal and delta is None):
+        # A text this frame carries more of takes its held text itself: sent before the
+        # frame, the held start of a value would leave before the window saw its end.
+        carried = {channel for channel, _where, _text, _part in pieces}
+        if delta is not None:
+            carried.add(None)
+
+        def before(channel: Hashable) -> bool:
+            return ends(channel) and channel not in carried
+
+        if kind in descriptor.flush_on_types:
             await self._flush()
-        elif terminal:
-            await self._flush_pieces()
-        elif finishing is not None:
-            if delta is None and ends(None):
+        elif terminal or finishing:
+            if before(None):
                 await self._flush_answer()
-            await self._flush_pieces(ends)
+            await self._flush_pieces(before)
         finals = self._finals.get(kind) if kind is not None and self._finals else None
         if finals:
             self._restate(frame, finals)
@@ -575,8 +585,8 @@ class FrameProcessor:
         text: every piece goes through its channel's window and the answer text
         through the answer's, the rest is protected within the frame, and what the windows
         release is written back where it came from. A text this frame ``ends`` (the stream
-        ends, or its choice finishes), and a text that holds nothing back, is released whole
-        into it."""
+        ends, or its choice finishes) is released whole into the last of its pieces here (a
+        frame may name one choice twice), and a text that holds nothing back into each."""
         path = self._path
         if path is not None and delta is not None:
             _put(frame, path, "")
@@ -584,16 +594,17 @@ class FrameProcessor:
         if protected is None:
             raise Blocked
         events = _events(meta)
+        last = {channel: at for at, (channel, _where, _text, _part) in enumerate(pieces)}
         if path is not None and delta is not None:
-            closing = ends(None)
+            closing = ends(None) and None not in last
             text = await self._push(delta)
             if closing:
                 text += await self._tail()
             _put(protected, path, await self._release(text, final=closing))
             self._template = _Template(events, protected, path, self._kept)
-        for channel, where, piece, _part in pieces:
+        for at, (channel, where, piece, _part) in enumerate(pieces):
             held = self._holds(channel)
-            closing = ends(channel) or not held
+            closing = (ends(channel) and last[channel] == at) or not held
             released = await self._push(piece, channel, hold=held)
             if closing:
                 released += await self._tail(channel)
@@ -856,25 +867,27 @@ class FrameProcessor:
                 if final.closes:
                     self._let_go(key)
 
-    def _finishing(self, frame: Any) -> int | None:
-        """The index of the choice this frame finishes (OpenAI's ``finish_reason``), or
-        ``None``; a choice without an ``index`` is the first."""
+    def _finishing(self, frame: Any) -> frozenset[int]:
+        """The choices this frame finishes (OpenAI's ``finish_reason``), by the name their
+        pieces have (see :func:`_element_name`): every choice of the frame is read, as
+        clients read each by its ``index``, not only the first of the list."""
         finish = self._finish
         if finish is None:
-            return None
-        choice = _value_at(frame, finish[:-1])
-        if not isinstance(choice, dict) or choice.get(finish[-1]) is None:
-            return None
-        return _element_name(choice, 0)
+            return frozenset()
+        return frozenset(
+            names[0]
+            for _where, choice, names in _elements(frame, finish[:-1])
+            if _value_at(choice, finish[-1:]) is not None
+        )
 
     def _choice_of(self, channel: Hashable) -> Any:
         """The choice a channel's text belongs to: the first for the answer, the choice's
-        ``index`` for texts found in every choice (``elements`` starting with the list the
-        finishing field sits in, then :data:`EACH`)."""
+        ``index`` for texts found in every choice (``elements`` starting with the list of
+        choices the finishing field sits in)."""
         if channel is None or self._finish is None or not isinstance(channel, tuple):
             return 0
         spec = self._fragments[channel[0]]
-        if spec.elements is not None and spec.elements[:2] == (*self._finish[:-2], EACH):
+        if spec.elements is not None and spec.elements[:2] == self._finish[:-1]:
             return channel[1]
         return 0
 
