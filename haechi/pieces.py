@@ -17,10 +17,12 @@ whole:
   ``null`` among them is an empty piece, as JavaScript's ``join("")`` reads it). Lists
   beside one under ``top_logprobs`` or ``topCandidates`` hold, position by position, the
   alternatives of its pieces: they go with it. A ``top_logprobs`` list of token objects
-  with no list of pieces beside it is read as pieces itself. Every finding in the joined
-  text counts. Some servers also name each piece's vocabulary entry
-  (llama.cpp's ``id``, Gemini's ``tokenId``), which spells the piece for anyone holding the
-  tokenizer.
+  with no list of pieces beside it is read as pieces itself, and so is a completions
+  ``top_logprobs`` list (objects keyed by the alternatives' texts) with no ``tokens``
+  beside it: the first key of each position is its piece, and a finding empties every
+  position. Every finding in the joined text counts. Some servers also name each piece's
+  vocabulary entry (llama.cpp's ``id``, Gemini's ``tokenId``), which spells the piece for
+  anyone holding the tokenizer.
 - **Adjacent text parts.** A message's content can be a list of parts (OpenAI
   ``{"type": "text", "text": ...}``, Anthropic text blocks, Gemini ``parts``, the
   Responses API's ``input_text``); the model reads consecutive text parts as one text.
@@ -91,6 +93,9 @@ Path = tuple[PathSegment, ...]
 
 #: Names of lists that hold, position by position, the alternatives of a run's pieces.
 _ALTERNATIVES: Final = frozenset({"top_logprobs", "topCandidates"})
+#: The list of a completions answer's alternatives, one object per position keyed by their
+#: texts.
+_KEYED: Final = "top_logprobs"
 #: Fields holding the text of a message part.
 _PART_FIELDS: Final = ("text", "thinking")
 #: Members of one token object that hold its alternatives (llama.cpp writes them under
@@ -228,11 +233,15 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
             if (paired and key in _ALTERNATIVES) or not isinstance(value, dict | list):
                 continue
             found = _token_run(key, value) if answer else None
-            if found is None:
-                stack.append((value, (*path, key)))
-            else:
+            keyed = _keyed_pieces(key, value) if answer and found is None else None
+            if found is not None:
                 pieces, field = found
                 runs.append(PieceRun((*path, key), 0, pieces, field, beside))
+            elif keyed is not None:
+                # Its positions are its own alternatives: a finding empties them all.
+                runs.append(PieceRun((*path, key), 0, keyed, None, ((*path, key),)))
+            else:
+                stack.append((value, (*path, key)))
     return runs
 
 
@@ -253,6 +262,19 @@ def _token_run(key: str, value: Any) -> tuple[tuple[str, ...], str | None] | Non
     if any(text is not None for text in texts) or any(map(_legacy_token, value)):
         return tuple(text or "" for text in texts), "token"
     return None
+
+
+def _keyed_pieces(key: str, value: Any) -> tuple[str, ...] | None:
+    """The pieces of a completions ``top_logprobs`` list that no list of pieces sits beside
+    (``tokens``): each position's object is keyed by its alternatives' texts, and its first
+    key is the piece (vLLM writes the sampled token first, OpenAI the likeliest), as a
+    client rebuilding the text from the alternatives reads it. Anything else at a position
+    (``null``, at a prompt position of vLLM's ``echo``) is an empty piece. ``None`` when no
+    position names a piece."""
+    if key != _KEYED or type(value) is not list:
+        return None
+    pieces = tuple(next(iter(item), "") if isinstance(item, dict) else "" for item in value)
+    return pieces if any(pieces) else None
 
 
 def _token_text(item: Any) -> str | None:
