@@ -220,3 +220,34 @@ def test_the_done_frame_carrying_the_end_of_the_thinking_keeps_the_value_whole(
     assert parts[-1].done
     assert "".join(part.thinking or "" for part in parts) == f"mail {REDACTED}"
     assert "".join(part.response for part in parts) == "ok"
+
+
+def test_a_later_completions_choice_finishing_beside_the_first_gets_its_text_before(
+    tmp_path: Path,
+) -> None:
+    def frame(*choices: tuple[int, str, str | None]) -> str:
+        listed = [
+            {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
+            for index, text, reason in choices
+        ]
+        return sse(
+            {"id": "c", "object": "text_completion", "created": 1, "model": "m", "choices": listed}
+        )
+
+    wire = [
+        frame((0, "Hello there", None), (1, f"write to {EMAIL} ok", None)),
+        frame((0, " and more", None), (1, "", "stop")),
+        frame((0, "", "stop")),
+        sse("[DONE]"),
+    ]
+    texts, finished = ["", ""], [False, False]
+    with gateway_in_front(tmp_path, INSPECT_REDACTING) as gw:
+        gw.upstream.queue(Reply(wire=["".join(wire).encode()]))
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+        for chunk in client.completions.create(model="m", prompt="twice", stream=True, n=2):
+            for choice in chunk.choices:
+                assert not (finished[choice.index] and choice.text), "text after its finish"
+                texts[choice.index] += choice.text
+                finished[choice.index] = choice.finish_reason is not None
+    assert texts == ["Hello there and more", f"write to {REDACTED} ok"]
+    assert finished == [True, True]
