@@ -27,8 +27,9 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from haechi.crypto import init_key_file
+from haechi.crypto import LocalCryptoProvider, init_key_file
 from haechi.mcp import METHOD_NOT_ALLOWED, POLICY_BLOCK, STDIO_ERROR
+from haechi.mcp._sessions import bind_session
 from haechi.proxy.app import GatewayApp
 from haechi.proxy.background import serve_in_thread
 from haechi.runtime import create_runtime
@@ -53,6 +54,13 @@ def gateway_before(
         runtime = create_runtime(settings)
         with serve_in_thread(GatewayApp(runtime), lifespan="on") as gateway:
             yield f"{gateway.url}/mcp"
+
+
+def bound_session(workdir: Path, session: str) -> str:
+    """The ``Mcp-Session-Id`` the gateway of ``workdir`` (no authentication) hands a client for
+    the server's ``session``, and takes back from it."""
+    crypto = LocalCryptoProvider(workdir / ".haechi" / "dev.keys.json")
+    return bind_session(crypto, None, session.encode()).decode()
 
 
 # -- the official SDK on both ends ---------------------------------------------------------
@@ -362,7 +370,7 @@ def test_json_answers_are_inspected(tmp_path: Path) -> None:
         plain = post(url, REQUEST)
         odd = post(url, REQUEST)
     assert first.status_code == 200
-    assert first.headers["mcp-session-id"] == "abc"
+    assert first.headers["mcp-session-id"] == bound_session(tmp_path, "abc")
     assert first.json()["error"]["code"] == POLICY_BLOCK
     assert second.json()["result"] == {"text": "[REDACTED:email]"}
     assert plain.status_code == 502
@@ -552,7 +560,7 @@ def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
             url,
             message,
             **{
-                "mcp-session-id": "s-1",
+                "mcp-session-id": bound_session(tmp_path, "s-1"),
                 "mcp-protocol-version": "2025-11-25",
                 "mcp-method": "resources/read",
                 "mcp-name": uri,
@@ -561,7 +569,8 @@ def test_headers_of_the_streamable_transport(tmp_path: Path) -> None:
                 "accept-encoding": "gzip, deflate, br",
             },
         )
-        deleted = httpx.delete(url, headers={"mcp-session-id": "s-1"}, timeout=TIMEOUT_S)
+        session = {"mcp-session-id": bound_session(tmp_path, "s-1")}
+        deleted = httpx.delete(url, headers=session, timeout=TIMEOUT_S)
     (_m, headers, body), (delete_method, delete_headers, _b) = upstream.requests
     forwarded_uri = json.loads(body)["params"]["uri"]
     assert forwarded_uri == "file:///home/[REDACTED:email]/notes.txt"
@@ -624,7 +633,8 @@ def test_the_server_event_stream_is_inspected(tmp_path: Path) -> None:
     body = sse(event(note, "e7"), event("{broken"), event(note, "e8"))
     upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=body)])
     with gateway_before(upstream, tmp_path) as url:
-        headers = {"mcp-session-id": "s-9", "last-event-id": "e6", "accept": "text/event-stream"}
+        session = bound_session(tmp_path, "s-9")
+        headers = {"mcp-session-id": session, "last-event-id": "e6", "accept": "text/event-stream"}
         response = httpx.get(url, headers=headers, timeout=TIMEOUT_S)
     method, sent, _body = upstream.requests[0]
     assert (method, sent["mcp-session-id"], sent["last-event-id"]) == ("GET", "s-9", "e6")

@@ -44,6 +44,7 @@ REFUSAL_REASONS: Final = {
     "mcp_sse_event_unparseable": "an event whose data is not one JSON-RPC message",
     "mcp_sse_event_too_large": "an event over responseProtection.maxBytes",
     "mcp_sse_event_not_utf8": "an event stream that is not valid UTF-8",
+    "mcp_session_not_owned": "an Mcp-Session-Id the gateway did not hand the caller",
 }
 
 

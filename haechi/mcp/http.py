@@ -40,11 +40,18 @@ Every refusal is audited once: messages by the shared decision, a dropped field 
 stream ended early here (decision ``mcp_refused``, see :mod:`haechi.mcp._audit`). A field
 line whose drop cannot be recorded ends the stream.
 
-Headers: ``Mcp-Session-Id``, ``Mcp-Protocol-Version`` and ``Last-Event-ID`` are passed to
-the upstream as sent, and the upstream's ``Mcp-Session-Id`` goes back to the client. When
-the client sends ``Mcp-Method``/``Mcp-Name`` (protocol revisions that mirror the body in
-headers), they are rewritten from the *forwarded* body so that a header never carries a
-value the body no longer does. Every other header follows the gateway's header boundary.
+Sessions: the upstream's ``Mcp-Session-Id`` goes back to the client bound to the caller
+(:mod:`haechi.mcp._sessions`), and every request's is checked to be one the gateway handed
+that caller and replaced by the upstream's before anything is read or forwarded (``404``
+otherwise, as for a session the server does not know). The upstream never sees the caller's
+``Authorization``, so without this any caller holding another's session id would get that
+session's event stream and post into it.
+
+Headers: ``Mcp-Protocol-Version`` and ``Last-Event-ID`` are passed to the upstream as sent,
+and ``Mcp-Session-Id`` once it is replaced as above. When the client sends
+``Mcp-Method``/``Mcp-Name`` (protocol revisions that mirror the body in headers), they are
+rewritten from the *forwarded* body so that a header never carries a value the body no
+longer does. Every other header follows the gateway's header boundary.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from typing import Any, Final, NoReturn
 
 from haechi.audit import keyed_path_hash
 from haechi.errors import AuditError, LimitError
+from haechi.mcp._sessions import bind_session, unbind_session
 from haechi.mcp.jsonrpc import (
     ANY_AWAITED,
     STDIO_ERROR,
@@ -89,7 +97,8 @@ from haechi.streaming._lines import reader_breaks
 
 __all__ = ["StreamableHttpHandler", "create_handler"]
 
-#: Request headers of the streamable HTTP transport passed upstream as the client sent them.
+#: Request headers of the streamable HTTP transport passed upstream (``Mcp-Session-Id`` once
+#: the bound id the client sent is replaced by the upstream's, see ``_own_session``).
 _PASSED: Final = (b"mcp-session-id", b"mcp-protocol-version", b"last-event-id")
 #: Methods whose name-bearing parameter is mirrored in the ``Mcp-Name`` header.
 _NAME_PARAMS: Final[Mapping[str, str]] = {
@@ -167,14 +176,47 @@ class StreamableHttpHandler:
             path=request.path,
             operation=f"{method} mcp",
         )
+        if method not in ("POST", "GET", "DELETE"):
+            raise GatewayError("haechi_method_not_allowed", headers={"allow": "GET, POST, DELETE"})
+        await self._own_session(request)
         if method == "POST":
             await self._post(request, receive, send)
-        elif method in ("GET", "DELETE"):
-            await self._exchange(request, receive, send, None, fallback_id=None)
         else:
-            raise GatewayError("haechi_method_not_allowed", headers={"allow": "GET, POST, DELETE"})
+            await self._exchange(request, receive, send, None, fallback_id=None)
 
     # -- client to server ----------------------------------------------------------------
+
+    async def _own_session(self, request: GatewayRequest) -> None:
+        """Put the server's session id in place of the bound ``Mcp-Session-Id`` the client
+        sent (see :mod:`haechi.mcp._sessions`), or refuse the request, before anything of it
+        is read or forwarded, when it is not an id the gateway handed this caller.
+
+        The refusal is the ``404`` a server answers for a session it does not know (a client
+        then starts a new one), audited as ``mcp_session_not_owned``; it never holds the id.
+        Several ``Mcp-Session-Id`` fields are refused alike: which one counts would be up to
+        each reader. A field the client's ``Connection`` names is not forwarded, so it is
+        left alone.
+        """
+        headers: HeaderList = request.scope["headers"]
+        if b"mcp-session-id" in connection_named(headers):
+            return
+        given = [value for name, value in headers if name == b"mcp-session-id"]
+        if not given:
+            return
+        crypto = self._gateway.runtime.crypto
+        session = unbind_session(crypto, request.identity, given[0]) if len(given) == 1 else None
+        if session is None:
+            self._gateway.metrics.increment("haechi_blocks_total")
+            await self._filter.audit_refusal(
+                "mcp_session_not_owned",
+                side="client",
+                operation="session",
+                **self._audit_context(request),
+            )
+            raise GatewayError("haechi_mcp_session_not_found")
+        request.scope["headers"] = [
+            (name, session if name == b"mcp-session-id" else value) for name, value in headers
+        ]
 
     async def _post(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
         body = await self._gateway.read_body(request, receive)
@@ -321,13 +363,12 @@ class StreamableHttpHandler:
     async def _relay_body(
         self, request: GatewayRequest, response: UpstreamResponse, send: Send, fallback_id: Any
     ) -> None:
-        cid = request.correlation_id.encode()
         try:
             raw = await read_capped(response, self._cap)
         except ResponseTooLarge:
             await self._unprotected(request, "response_body_too_large")
         if not raw:
-            headers = response_headers(response.headers.raw, correlation_id=cid)
+            headers = self._response_headers(request, response)
             await send_response(send, response.status_code, headers, b"")
             return
         await self._refuse_unreadable(request, response)
@@ -348,8 +389,28 @@ class StreamableHttpHandler:
                 "forward", error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
             )
         assert outcome.message is not None
-        headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=True)
+        headers = self._response_headers(request, response, rewritten=True)
         await send_response(send, status, headers, encode_message(outcome.message))
+
+    def _response_headers(
+        self, request: GatewayRequest, response: UpstreamResponse, *, rewritten: bool = False
+    ) -> HeaderList:
+        """The headers of ``response`` for the client, the server's ``Mcp-Session-Id`` bound
+        to the caller (see :meth:`_own_session`). Raises when it cannot be bound: the
+        server's id never goes out as it is."""
+        crypto = self._gateway.runtime.crypto
+        cid = request.correlation_id.encode()
+        return [
+            (
+                name,
+                bind_session(crypto, request.identity, value)
+                if name == b"mcp-session-id"
+                else value,
+            )
+            for name, value in response_headers(
+                response.headers.raw, correlation_id=cid, rewritten=rewritten
+            )
+        ]
 
     async def _refuse_unreadable(self, request: GatewayRequest, response: UpstreamResponse) -> None:
         """Refuse ``response`` when its headers say its bytes are not the UTF-8 text a client
@@ -372,10 +433,9 @@ class StreamableHttpHandler:
     async def _stream(
         self, request: GatewayRequest, response: UpstreamResponse, send: Send, fallback_id: Any
     ) -> None:
-        cid = request.correlation_id.encode()
         headers = [
             (name, value)
-            for name, value in response_headers(response.headers.raw, correlation_id=cid)
+            for name, value in self._response_headers(request, response)
             if name not in _STREAM_DROPPED
         ]
         headers.append((b"cache-control", b"no-store"))

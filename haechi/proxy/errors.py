@@ -35,6 +35,7 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
     ),
     "haechi_not_found": (404, "Unknown gateway endpoint"),
     "haechi_metrics_disabled": (404, "Metrics are disabled"),
+    "haechi_mcp_session_not_found": (404, "Unknown MCP session; start a new one"),
     "haechi_method_not_allowed": (405, "Method not allowed on this gateway endpoint"),
     "haechi_request_timeout": (408, "Request body not received within limits.requestTimeoutMs"),
     "haechi_request_body_too_large": (413, "Request body exceeds limits.maxRequestBytes"),
