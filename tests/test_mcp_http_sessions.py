@@ -104,10 +104,13 @@ class Front:
 
 
 @contextlib.contextmanager
-def front(workdir: Path, overrides: Mapping[str, Any] | None = None) -> Iterator[Front]:
-    """Serve the SDK server and an ``mcp-http`` gateway in front of it, with a token for
-    callers ``a`` and ``b`` when ``overrides`` turn bearer authentication on."""
-    upstream = Recorder(http_app(json_response=True))
+def front(
+    workdir: Path, overrides: Mapping[str, Any] | None = None, *, json_response: bool = True
+) -> Iterator[Front]:
+    """Serve the SDK server (answering with JSON bodies, or event streams) and an
+    ``mcp-http`` gateway in front of it, with a token for callers ``a`` and ``b`` when
+    ``overrides`` turn bearer authentication on."""
+    upstream = Recorder(http_app(json_response=json_response))
     with serve_in_thread(upstream, lifespan="on") as up:
         settings = gateway_config(workdir, up.url, merge_config(MCP_TARGET, overrides or {}))
         init_key_file(settings["keys"]["keyFile"])
@@ -160,7 +163,8 @@ def assert_refused(response: httpx.Response) -> None:
 
 
 @pytest.mark.anyio
-async def test_an_sdk_session_works_with_bound_ids(tmp_path: Path) -> None:
+@pytest.mark.parametrize("json_response", [False, True], ids=["event-stream", "json"])
+async def test_an_sdk_session_works_with_bound_ids(tmp_path: Path, json_response: bool) -> None:
     """initialize, a tool call, the server's event stream and the closing DELETE all work;
     the client only ever sees the bound id and the server only ever its own."""
     seen: list[str] = []
@@ -169,7 +173,10 @@ async def test_an_sdk_session_works_with_bound_ids(tmp_path: Path) -> None:
         if "mcp-session-id" in response.headers:
             seen.append(response.headers["mcp-session-id"])
 
-    with front(tmp_path, BEARER) as gateway, anyio.fail_after(TIMEOUT_S):
+    with (
+        front(tmp_path, BEARER, json_response=json_response) as gateway,
+        anyio.fail_after(TIMEOUT_S),
+    ):
         hooks = {"response": [note]}
         async with httpx2.AsyncClient(headers=gateway.bearer("a"), event_hooks=hooks) as client:
             async with (
