@@ -353,7 +353,8 @@ _UPGRADE = (
 )
 
 
-def _until_closed(gateway: Gateway, request: bytes) -> bytes:
+def until_closed(gateway: Gateway, request: bytes) -> bytes:
+    """Send ``request`` on a new connection and read until the gateway closes it."""
     host, port = gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(request)
@@ -367,7 +368,7 @@ def test_a_request_asking_to_upgrade_is_served_and_so_is_the_next_one(gateway: G
     """The parser stops behind a request that asks to switch protocols (curl --http2 on
     http:// asks for h2c); the gateway switches to none, and goes on with the next request
     of the same read instead of dropping it."""
-    received = _until_closed(
+    received = until_closed(
         gateway,
         b"GET /v1/models HTTP/1.1\r\nhost: x\r\n" + _UPGRADE + b"\r\n"
         b"GET /v1/models?next HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
@@ -393,7 +394,7 @@ def test_a_request_asking_to_upgrade_with_a_body_is_refused(
     """The parser reads no body after such a request: it was served without its body, and
     the body parsed as the next request (a request smuggled inside another one's body)."""
     head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n" + _UPGRADE
-    received = _until_closed(gateway, head + framed_body)
+    received = until_closed(gateway, head + framed_body)
     answer_head, _, answer = received.partition(b"\r\n\r\n")
     assert answer_head.startswith(b"HTTP/1.1 400 ")
     assert json.loads(answer)["error"] == "haechi_invalid_http_request"

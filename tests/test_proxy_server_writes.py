@@ -6,7 +6,6 @@ a streamed answer's head at once, before its first frame."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from haechi.config import default_config
 from haechi.proxy.server import uvicorn_options
+from tests.test_proxy import until_closed
 from tests.test_proxy_write_timeout import chat_request
 from tests.upstream_server import Gateway, gateway_in_front
 
@@ -49,17 +49,6 @@ def recorded(tmp_path: Path) -> Iterator[tuple[Gateway, list[bytes]]]:
         yield gateway, writes
 
 
-def _exchange(gateway: Gateway, request: bytes) -> bytes:
-    """Send ``request`` on a new connection and read until the gateway closes it."""
-    host, port = gateway.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as client:
-        client.sendall(request)
-        received = b""
-        while chunk := client.recv(65536):
-            received += chunk
-    return received
-
-
 def _closing(request: bytes) -> bytes:
     return request.replace(b"host: gw\r\n", b"host: gw\r\nconnection: close\r\n", 1)
 
@@ -67,7 +56,7 @@ def _closing(request: bytes) -> bytes:
 def test_a_whole_answer_is_one_write(recorded: tuple[Gateway, list[bytes]]) -> None:
     gateway, writes = recorded
     body = {"model": "m", "messages": [{"role": "user", "content": "mail ana@example.com"}]}
-    received = _exchange(gateway, _closing(chat_request(body)))
+    received = until_closed(gateway, _closing(chat_request(body)))
     assert received.startswith(b"HTTP/1.1 200")
     answer = received.partition(b"\r\n\r\n")[2]
     assert b"ana@example.com" not in gateway.upstream.received[-1].body
@@ -78,7 +67,7 @@ def test_a_whole_answer_is_one_write(recorded: tuple[Gateway, list[bytes]]) -> N
 def test_a_refusal_is_one_write(recorded: tuple[Gateway, list[bytes]]) -> None:
     gateway, writes = recorded
     request = chat_request({"model": "m", "messages": []}).replace(b'{"model"', b'["model"')
-    received = _exchange(gateway, _closing(request))
+    received = until_closed(gateway, _closing(request))
     assert received.startswith(b"HTTP/1.1 400")
     assert json.loads(received.partition(b"\r\n\r\n")[2])["error"] == "haechi_invalid_json_request"
     assert not gateway.upstream.received
@@ -90,7 +79,7 @@ def test_a_streamed_answer_sends_its_head_before_its_frames(
 ) -> None:
     gateway, writes = recorded
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hello"}]}
-    received = _exchange(gateway, _closing(chat_request(body)))
+    received = until_closed(gateway, _closing(chat_request(body)))
     assert received.startswith(b"HTTP/1.1 200")
     assert b"data: [DONE]" in received
     assert len(writes) > 2
