@@ -7,6 +7,8 @@ outside it, such as images, audio and PDF, are binary formats detection cannot r
 
 - every ``text/*`` type;
 - the ``application/`` types of text formats in :data:`TEXT_APPLICATION_TYPES`;
+- an e-mail message, :data:`TEXT_MESSAGE_TYPES` (its header fields name people, and a model
+  given an ``.eml`` file reads them as text);
 - any type with a ``+json`` or ``+xml`` structured-syntax suffix (``application/ld+json``,
   ``image/svg+xml``).
 
@@ -25,7 +27,13 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["TEXT_APPLICATION_TYPES", "TEXT_SUFFIXES", "MediaType", "parse_media_type"]
+__all__ = [
+    "TEXT_APPLICATION_TYPES",
+    "TEXT_MESSAGE_TYPES",
+    "TEXT_SUFFIXES",
+    "MediaType",
+    "parse_media_type",
+]
 
 #: ``application/`` media types that are text formats.
 TEXT_APPLICATION_TYPES: Final = frozenset(
@@ -50,6 +58,10 @@ TEXT_APPLICATION_TYPES: Final = frozenset(
         "application/yaml",
     }
 )
+
+#: ``message/`` media types of e-mail messages: text (RFC 5322; ``message/global``, RFC 6532,
+#: in UTF-8), header fields and all. Python's table names ``.eml`` and ``.mht`` files so.
+TEXT_MESSAGE_TYPES: Final = frozenset({"message/rfc822", "message/global"})
 
 #: Structured-syntax suffixes of text formats (RFC 6839).
 TEXT_SUFFIXES: Final = ("+json", "+xml")
@@ -77,6 +89,7 @@ class MediaType:
         return (
             essence.startswith("text/")
             or essence in TEXT_APPLICATION_TYPES
+            or essence in TEXT_MESSAGE_TYPES
             or essence.endswith(TEXT_SUFFIXES)
         )
 
