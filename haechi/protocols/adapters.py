@@ -473,7 +473,7 @@ _CHAT = RouteSpec(
                 ("choices", EACH), (), ("delta",), members=True, words=(("role", _CHAT_ROLES),)
             ),
         ),
-        finish_path=("choices", EACH, "finish_reason"),
+        finish_fields=("finish_reason",),
         choices="choices",
         choice_count=_N,
     ),
@@ -486,7 +486,7 @@ _COMPLETIONS = RouteSpec(
     _sse(
         ("choices", 0, "text"),
         fragments=(FragmentSpec(("choices", EACH), (), ("text",), frozenset({(0,)})),),
-        finish_path=("choices", EACH, "finish_reason"),
+        finish_fields=("finish_reason",),
         choices="choices",
         choice_count=_N,
     ),
@@ -1008,6 +1008,8 @@ _GEMINI_SUFFIXES: Final[Mapping[str, RouteSpec]] = {
             ),
             kept_in_copies=frozenset({"index", "type", "thought"}),
             choices="candidates",
+            # A candidate's finish, in either name: its held text goes out before or in it.
+            finish_fields=("finishReason", "finish_reason"),
             choice_count=_CANDIDATE_COUNT,
             # google-genai parses every other line as JSON once its braces balance.
             data_only=True,

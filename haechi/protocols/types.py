@@ -145,11 +145,12 @@ class StreamDescriptor:
             goes through a cross-frame window of its own.
         kept_in_copies: the fields below a frame's top level that a copy of the frame (which
             carries held text) keeps beside the path; see ``haechi.streaming``.
-        finish_path: a field whose non-null value says a choice is finished (OpenAI's
-            ``finish_reason``, in each element of a frame's ``choices``: the list, then
-            :data:`EACH`, then the field); what that choice's windows hold is sent before
-            the frame, or in it when it carries more of that text (see
-            ``haechi.streaming``).
+        finish_fields: the fields of an element of ``choices`` whose non-null value says
+            that choice is finished (OpenAI's ``finish_reason``; Gemini's ``finishReason``
+            and ``finish_reason``, as its API and google-genai read a field by its JSON
+            name or its proto name: any of them finishes the candidate). What that choice's
+            windows hold is sent before the frame, or in it when it carries more of that
+            text (see ``haechi.streaming``), so no text of a choice follows its finish.
         choices: the top-level field of a frame that lists its answers, each named by its
             ``index`` (OpenAI's ``choices``, Gemini's ``candidates``); a value other than a
             list (or null) stops the stream, as no window follows the text in it that clients
@@ -219,7 +220,7 @@ class StreamDescriptor:
     terminal_types: frozenset[str] = frozenset()
     done_field: str | None = None
     fragments: tuple[FragmentSpec, ...] = ()
-    finish_path: tuple[PathSegment, ...] | None = None
+    finish_fields: tuple[str, ...] = ()
     kept_in_copies: frozenset[str] = frozenset({"index", "type"})
     choices: str | None = None
     choice_count: tuple[tuple[str, ...], ...] = ()

@@ -36,11 +36,11 @@ How a frame is handled:
   (Ollama's ``done: true``) takes the tail itself. Nothing is ever sent after the terminal
   frame, and the tail is never sent twice. The other channels' held texts are sent the
   same way (each as a copy of the last frame of its text). A frame that finishes choices
-  (OpenAI's ``finish_reason``, in any element of its ``choices``) is preceded by what
-  those choices' channels hold; other choices' channels go on holding. A text that a
-  terminal or finishing frame carries a piece of takes its held text in (the last of) its
-  pieces there instead: sent before the frame, the held start of a value would leave
-  before the window saw its end.
+  (OpenAI's ``finish_reason``, Gemini's ``finishReason`` or ``finish_reason``, in any
+  element of its ``choices``) is preceded by what those choices' channels hold; other
+  choices' channels go on holding. A text that a terminal or finishing frame carries a
+  piece of takes its held text in (the last of) its pieces there instead: sent before the
+  frame, the held start of a value would leave before the window saw its end.
 - A frame that names its text in a way the windows cannot follow as every client does stops
   the stream: a list of texts that is not a list, another answer than the first where the
   request asked for one (the usual loop reads ``choices[0]`` of every frame, whatever its
@@ -301,9 +301,14 @@ class FrameProcessor:
         self._said: dict[_Part, list[str]] = {}
         self._said_size = 0
         self._gone: dict[Hashable, tuple[int, ...]] = {}
-        self._finish = descriptor.finish_path
         self._kept = descriptor.kept_in_copies
         self._choices = descriptor.choices
+        # The elements whose finish a frame may carry (every choice), when it may.
+        self._finish: Path | None = (
+            (descriptor.choices, EACH)
+            if descriptor.choices is not None and descriptor.finish_fields
+            else None
+        )
         self._one_choice = not several_choices
         # Per indexed list (by its names), the index that filled each position of the
         # client's copy of it.
@@ -868,26 +873,26 @@ class FrameProcessor:
                     self._let_go(key)
 
     def _finishing(self, frame: Any) -> frozenset[int]:
-        """The choices this frame finishes (OpenAI's ``finish_reason``), by the name their
-        pieces have (see :func:`_element_name`): every choice of the frame is read, as
-        clients read each by its ``index``, not only the first of the list."""
-        finish = self._finish
-        if finish is None:
+        """The choices this frame finishes (OpenAI's ``finish_reason``, Gemini's
+        ``finishReason`` or ``finish_reason``), by the name their pieces have (see
+        :func:`_element_name`): every choice of the frame is read, as clients read each by
+        its ``index``, not only the first of the list."""
+        if self._finish is None:
             return frozenset()
         return frozenset(
             names[0]
-            for _where, choice, names in _elements(frame, finish[:-1])
-            if _value_at(choice, finish[-1:]) is not None
+            for _where, choice, names in _elements(frame, self._finish)
+            if any(choice.get(field) is not None for field in self._descriptor.finish_fields)
         )
 
     def _choice_of(self, channel: Hashable) -> Any:
         """The choice a channel's text belongs to: the first for the answer, the choice's
         ``index`` for texts found in every choice (``elements`` starting with the list of
-        choices the finishing field sits in)."""
+        choices)."""
         if channel is None or self._finish is None or not isinstance(channel, tuple):
             return 0
         spec = self._fragments[channel[0]]
-        if spec.elements is not None and spec.elements[:2] == self._finish[:-1]:
+        if spec.elements is not None and spec.elements[:2] == self._finish:
             return channel[1]
         return 0
 
