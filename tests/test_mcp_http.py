@@ -454,8 +454,12 @@ def test_client_requests_refused_at_the_gateway(tmp_path: Path) -> None:
             url, {**REQUEST, "params": {"name": "echo", "arguments": {"t": github_token()}}}
         )
         put = httpx.put(url, content=b"{}", timeout=TIMEOUT_S)
-    assert batch.status_code == 400
-    assert batch.json()["error"]["data"]["reason"].startswith("JSON-RPC batch")
+    assert batch.status_code == 200
+    [refusal] = batch.json()
+    assert (refusal["id"], refusal["error"]["data"]["reason"]) == (
+        7,
+        "JSON-RPC batch messages are not supported",
+    )
     assert broken.status_code == 400
     assert broken.json()["error"]["code"] == STDIO_ERROR
     assert disallowed.json()["error"]["code"] == METHOD_NOT_ALLOWED

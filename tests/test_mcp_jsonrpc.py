@@ -186,7 +186,8 @@ async def test_json_rpc_version_can_be_optional(haechi_runtime: Callable[..., Ru
     ("line", "reason", "answered"),
     [
         (b"not json", "MCP message is not valid JSON", None),
-        (b'[{"jsonrpc":"2.0","id":1,"method":"tools/call"}]', "JSON-RPC batch messages", None),
+        # A batch without a request (one with requests: tests/test_mcp_batches.py).
+        (b'[{"jsonrpc":"2.0","method":"notifications/initialized"}]', "JSON-RPC batch", None),
         (b'"a string"', "MCP message must be a JSON object", None),
         # A request: its sender waits for an answer with its id.
         (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n":NaN}}', "not valid JSON", 1),

@@ -137,7 +137,11 @@ def test_refusals_never_reach_the_server_and_the_session_survives(tmp_path: Path
         old = client.receive()
         assert (old["id"], old["error"]["code"]) == (2, INVALID_JSONRPC)
         client.send(b'[{"jsonrpc":"2.0","id":3,"method":"tools/list"}]')
-        assert client.receive()["error"]["data"]["reason"].startswith("JSON-RPC batch")
+        [batch] = client.receive()
+        assert (batch["id"], batch["error"]["data"]["reason"]) == (
+            3,
+            "JSON-RPC batch messages are not supported",
+        )
         client.send(tool_call(4, "echo", {"text": f"mail {EMAIL}"}))
         answer = client.receive()
         assert answer["id"] == 4, "the dropped notification was never answered"

@@ -5,14 +5,17 @@ The gateway fronts a remote MCP server's endpoint. Authentication, policy profil
 limiting run first, in the gateway (:mod:`haechi.proxy.app`); then this handler takes over:
 
 ``POST``
-    One JSON-RPC message (a batch is refused). The client's message is decided like on
-    stdio (allowlist, ``params`` protected as a request). A refused request is answered
-    here with its JSON-RPC error (HTTP 200) and a refused notification with ``202`` — neither
-    reaches the server. A refusal answered with ``id: null`` (a message without a usable id,
+    One JSON-RPC message. The client's message is decided like on stdio (allowlist,
+    ``params`` protected as a request). A refused request is answered here with its
+    JSON-RPC error (HTTP 200) and a refused notification with ``202`` — neither reaches the
+    server. A refusal answered with ``id: null`` (a message without a usable id,
     or whose id is not repeated) goes with ``400``: it answers no request. Otherwise the
     protected message is forwarded. A body that cannot be parsed is answered ``400``, unless
     it reads leniently as an answer of the client: the server then gets the error for that
-    answer's id (see :meth:`McpFilter.refuse_line`).
+    answer's id (see :meth:`McpFilter.refuse_line`). A batch is refused whole, nothing of it
+    forwarded: one holding requests is answered with the array of their errors (``200`` when
+    one of them carries a request's id, ``400`` otherwise), any other with one error with
+    ``id: null`` (``400``).
 ``GET``
     The server-to-client event stream, proxied with every message decided.
 ``DELETE``
@@ -133,15 +136,16 @@ def _header_text(value: str) -> bytes:
     return b"=?base64?" + base64.b64encode(value.encode("utf-8")) + b"?="
 
 
-def _answer_status(refusal: Mapping[str, Any]) -> int:
-    """The HTTP status of a refusal the gateway answers a posted message with.
+def _answer_status(*refusals: Mapping[str, Any]) -> int:
+    """The HTTP status of the refusals the gateway answers a posted message (or batch) with.
 
     A refusal carrying the refused request's id is an answer the client matches to its
-    request like any other, so it goes with ``200``. One with ``id: null`` answers no
-    request (the id was not usable, or not to be repeated): the streamable HTTP transport
-    has a server that cannot accept the input answer with an HTTP error status, so ``400``.
+    request like any other, so it goes with ``200``, and so does the array answering a
+    batch when one of its errors does. One with ``id: null`` answers no request (the id was
+    not usable, or not to be repeated): the streamable HTTP transport has a server that
+    cannot accept the input answer with an HTTP error status, so ``400``.
     """
-    return 200 if refusal.get("id") is not None else 400
+    return 200 if any(refusal.get("id") is not None for refusal in refusals) else 400
 
 
 def _is_event_stream(response: UpstreamResponse) -> bool:
@@ -234,6 +238,10 @@ class StreamableHttpHandler:
             assert refused.message is not None
             if refused.action == "forward":
                 await self._exchange(request, receive, send, refused.message, fallback_id=None)
+                return
+            if refused.batch:
+                status = _answer_status(*refused.batch)
+                await send_json(send, status, list(refused.batch), correlation_id=cid)
                 return
             await send_json(send, 400, refused.message, correlation_id=cid)
             return

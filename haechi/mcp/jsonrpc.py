@@ -16,7 +16,9 @@ The decision is one of three :class:`Outcome` actions:
 ``answer``
     send ``message`` (an error object) back to the peer that sent the refused message; the
     other peer never sees it. Requests get their own id back (an unparseable one too, when
-    its id can be read), other unparseable lines ``null``.
+    its id can be read), other unparseable lines ``null``. A batch (a JSON array) is refused
+    whole and answered as JSON-RPC answers a batch: an array of the error, once per request
+    in it (``Outcome.batch``).
 ``drop``
     send nothing: a refused notification is never answered (JSON-RPC forbids it).
 
@@ -33,8 +35,8 @@ written the message is still refused, with ``-32001`` ``protection_failed`` as t
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Container, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 from haechi._documents import LoneSurrogate, decode_document
@@ -166,11 +168,15 @@ class Outcome:
     """What to do with one message: ``forward``, ``answer`` or ``drop`` (see the module).
 
     ``message`` is ``None`` only for ``drop``. ``blocked`` says the message was refused.
+    ``batch``, when not empty, is sent in place of ``message`` (as one JSON array): the
+    answer to a refused batch holding requests, one error per request, while ``message``
+    is the refusal of the batch as a whole (``id: null``; see :meth:`McpFilter.refuse_line`).
     """
 
     action: Literal["forward", "answer", "drop"]
     message: dict[str, Any] | None
     blocked: bool = False
+    batch: tuple[dict[str, Any], ...] = ()
 
 
 def error_message(code: int, data: Mapping[str, Any], message_id: Any = None) -> dict[str, Any]:
@@ -211,8 +217,8 @@ def parse_message(data: bytes) -> dict[str, Any]:
     return value
 
 
-def encode_message(message: Mapping[str, Any]) -> bytes:
-    """Compact JSON of ``message`` (no trailing newline).
+def encode_message(message: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> bytes:
+    """Compact JSON of ``message``, or of an array of messages (no trailing newline).
 
     Text is written as UTF-8; a string holding a lone surrogate (which UTF-8 cannot carry)
     makes the whole message fall back to ``\\u`` escapes instead of failing.
@@ -292,10 +298,19 @@ class McpFilter:
         **context: Any,
     ) -> Outcome:
         """Refuse ``line``, which could not be parsed (``reason`` says why; see
-        :meth:`decide_line`). ``context`` is written to the audit event (gateway)."""
+        :meth:`decide_line`). ``context`` is written to the audit event (gateway).
+
+        A batch (a line reading leniently as a JSON array) is refused whole with one audit
+        event, and nothing of it goes on. Its sender waits for the ids of the requests in
+        it, which an error with ``id: null`` answers none of; so, as JSON-RPC answers a
+        batch, the error is answered once per request (see :meth:`_batch_ids`), as an array
+        in ``Outcome.batch``. A batch holding no request gets the one error with ``id: null``.
+        """
         read = _lenient_read(line)
-        stand_in = None if read is None else self._stand_in(read, read.keys(), side, awaited)
-        return await self.refused(
+        stand_in = None
+        if isinstance(read, dict):
+            stand_in = self._stand_in(read, read.keys(), side, awaited)
+        refusal = await self.refused(
             STDIO_ERROR,
             {"reason": reason},
             stand_in,
@@ -304,6 +319,31 @@ class McpFilter:
             call=stand_in is None or "method" in stand_in,
             **context,
         )
+        ids = self._batch_ids(read, side) if isinstance(read, list) else []
+        if not ids:
+            return refusal
+        assert refusal.message is not None
+        return replace(refusal, batch=tuple({**refusal.message, "id": i} for i in ids))
+
+    def _batch_ids(self, batch: list[Any], side: Side) -> list[Any]:
+        """The id the error answering each request of ``batch`` carries, in order.
+
+        Elements are only read for their ``id``: a request is an object with a ``method``
+        and an id that is a string or an integer. Its own id is repeated when the detector
+        finds nothing in it (the rule of any refusal repeating an id), otherwise the error
+        carries ``null``. Notifications, answers, and elements that are not objects or whose
+        id is none of those are not answered (JSON-RPC answers a batch's requests only).
+        """
+        ids: list[Any] = []
+        for element in batch:
+            if not isinstance(element, dict) or "method" not in element:
+                continue
+            message_id = element.get("id")
+            if message_id is None or not _valid_id(message_id):
+                continue
+            repeatable = _text_id(message_id) and self._repeatable(message_id, side)
+            ids.append(message_id if repeatable else None)
+        return ids
 
     async def refuse_oversized(
         self,
@@ -673,18 +713,18 @@ class McpFilter:
         return Outcome("answer", error_message(code, data, None), True)
 
 
-def _lenient_read(line: bytes) -> dict[str, Any] | None:
-    """The object ``line`` starts with, read as leniently as a JSON decoder can (invalid
-    UTF-8 kept as surrogate escapes, lone surrogates, ``NaN``, text after the object, a
-    byte order mark before it, which a .NET or PowerShell writer puts at the start of its
-    output and Python's ``json.loads`` of bytes skips), or ``None``. Only chooses where a
-    refusal goes: nothing of it is forwarded."""
+def _lenient_read(line: bytes) -> dict[str, Any] | list[Any] | None:
+    """The object, or the array (a batch), ``line`` starts with, read as leniently as a JSON
+    decoder can (invalid UTF-8 kept as surrogate escapes, lone surrogates, ``NaN``, text
+    after the object, a byte order mark before it, which a .NET or PowerShell writer puts at
+    the start of its output and Python's ``json.loads`` of bytes skips), or ``None``. Only
+    chooses where a refusal goes: nothing of it is forwarded."""
     text = line.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff").lstrip()
     try:
         value, _end = json.JSONDecoder().raw_decode(text)
     except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict | list) else None
 
 
 def _text_id(message_id: Any) -> bool:

@@ -110,8 +110,9 @@ async def relay(
             (the ``awaited`` of the other direction of the session).
 
     Blank lines are skipped. An oversized line is skipped and refused with ``-32000``
-    (audited; see :meth:`McpFilter.refuse_oversized`). Errors of the writers (a peer that
-    went away) propagate.
+    (audited; see :meth:`McpFilter.refuse_oversized`). A refused batch holding requests is
+    answered with the array of their errors, on one line (see :meth:`McpFilter.refuse_line`).
+    Errors of the writers (a peer that went away) propagate.
     """
     while True:
         try:
@@ -138,7 +139,7 @@ async def relay(
             elif pending is not None:
                 pending.add(message["id"])
         target = forward if outcome.action == "forward" else answer
-        await target(encode_message(message))
+        await target(encode_message(outcome.batch or message))
 
 
 async def run_stdio_filter(runtime: Any) -> None:
