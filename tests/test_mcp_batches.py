@@ -11,7 +11,6 @@ a real socket in front of a scripted upstream.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ import pytest
 from haechi.mcp import STDIO_ERROR
 from tests.mcp_servers.harness import (
     SCRIPTED,
-    TIMEOUT_S,
     LineClient,
     haechi_argv,
     recorded,
+    run_mcp_stdio,
     write_config,
 )
 from tests.test_mcp_http import (
@@ -103,14 +102,7 @@ def test_mcp_stdio_answers_each_request_of_a_batch(tmp_path: Path) -> None:
     batches = [BATCH, ADDRESSED, *WITHOUT_REQUESTS]
     lines = [*map(line, batches), LENIENT, line(FOLLOWING)]
     data = b"".join(text + b"\n" for text in lines)
-    done = subprocess.run(
-        haechi_argv("mcp-stdio", "--config", config),
-        input=data,
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = run_mcp_stdio(config, data, tmp_path)
     assert done.returncode == 0, done.stderr
     out = [json.loads(output) for output in done.stdout.splitlines()]
     assert len(out) == len(lines)

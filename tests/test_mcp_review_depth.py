@@ -11,11 +11,10 @@ audited like one over the depth limit, and the session goes on.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from haechi.mcp import STDIO_ERROR
-from tests.mcp_servers.harness import TIMEOUT_S, haechi_argv, write_config
+from tests.mcp_servers.harness import run_mcp_stdio, write_config
 
 EMAIL = "jane.doe@example.com"
 DEPTH = 900
@@ -26,13 +25,8 @@ def test_a_message_too_deep_to_walk_is_refused_and_the_session_goes_on(tmp_path:
     nested = "[" * DEPTH + json.dumps(EMAIL) + "]" * DEPTH
     deep = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":' + nested + "}}"
     after = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"to": EMAIL}}
-    done = subprocess.run(
-        haechi_argv("mcp-stdio", "--config", config),
-        input=deep.encode() + b"\n" + json.dumps(after).encode() + b"\n",
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
+    done = run_mcp_stdio(
+        config, deep.encode() + b"\n" + json.dumps(after).encode() + b"\n", tmp_path
     )
     assert done.returncode == 0, done.stderr
     refused, forwarded = (json.loads(line) for line in done.stdout.splitlines())

@@ -9,11 +9,10 @@ The payload is a list of phone-like numbers, the costly kind to scan (see
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from haechi.mcp import STDIO_ERROR
-from tests.mcp_servers.harness import TIMEOUT_S, haechi_argv, write_config
+from tests.mcp_servers.harness import run_mcp_stdio, write_config
 from tests.test_inspection_budget import numbers
 
 
@@ -21,14 +20,7 @@ def test_an_inspection_over_its_budget_is_audited_once(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"limits": {"maxInspectionMs": 1}})
     params = {"name": "echo", "arguments": {"text": numbers(20_000)}}
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    done = subprocess.run(
-        haechi_argv("mcp-stdio", "--config", config),
-        input=json.dumps(message).encode() + b"\n",
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = run_mcp_stdio(config, json.dumps(message).encode() + b"\n", tmp_path)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert (answer["id"], answer["error"]["code"]) == (1, STDIO_ERROR)

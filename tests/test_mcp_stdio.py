@@ -14,7 +14,7 @@ import pytest
 from haechi.mcp import INVALID_JSONRPC, METHOD_NOT_ALLOWED, POLICY_BLOCK, STDIO_ERROR
 from haechi.mcp._io import LineReader, LineTooLong
 from haechi.mcp.stdio import AwaitedIds
-from tests.mcp_servers.harness import TIMEOUT_S, haechi_argv, write_config
+from tests.mcp_servers.harness import TIMEOUT_S, haechi_argv, run_mcp_stdio, write_config
 from tests.mcp_servers.tool_server import github_token
 
 EMAIL = "jane.doe@example.com"
@@ -72,14 +72,7 @@ def check(output: bytes) -> None:
 def test_the_filter_over_pipes(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"mcp": {"allowedMethods": ["initialize", "tools/call"]}})
     data = b"\n".join(line for line, _want in SCRIPT) + b"\n"
-    done = subprocess.run(
-        haechi_argv("mcp-stdio", "--config", config),
-        input=data,
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = run_mcp_stdio(config, data, tmp_path)
     assert done.returncode == 0, done.stderr
     check(done.stdout)
 
@@ -104,14 +97,7 @@ def test_the_filter_over_files(tmp_path: Path) -> None:
 
 def test_a_stdout_anchor_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"audit": {"anchor": {"mode": "stdout"}}})
-    done = subprocess.run(
-        haechi_argv("mcp-stdio", "--config", config),
-        input=b"",
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = run_mcp_stdio(config, b"", tmp_path)
     assert done.returncode == 1
     assert b'audit.anchor.mode "stdout"' in done.stderr
     assert done.stdout == b""

@@ -11,7 +11,6 @@ never one with ``id: null`` that it cannot match.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from haechi.mcp import STDIO_ERROR
 from haechi.mcp._io import MAX_LINE_BYTES
 from tests.mcp_servers.harness import (
     SCRIPTED,
-    TIMEOUT_S,
     LineClient,
     haechi_argv,
     recorded,
+    run_mcp_stdio,
     write_config,
 )
 
@@ -151,14 +150,7 @@ def test_an_answer_to_no_server_request_is_refused_to_the_client(tmp_path: Path)
 
 def test_the_stdio_filter_answers_an_unreadable_request_with_its_id(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"mcp": {"allowedMethods": ["*"]}})
-    done = subprocess.run(
-        haechi_argv("mcp-stdio", "--config", config),
-        input=b"\n".join(UNREADABLE_REQUESTS.values()) + b"\n",
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = run_mcp_stdio(config, b"\n".join(UNREADABLE_REQUESTS.values()) + b"\n", tmp_path)
     assert done.returncode == 0, done.stderr
     refusals = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(m["id"], m["error"]["code"]) for m in refusals] == [(5, STDIO_ERROR)] * 3

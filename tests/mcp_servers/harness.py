@@ -46,6 +46,18 @@ def haechi_argv(*args: str | os.PathLike[str]) -> list[str]:
     return [sys.executable, "-m", "haechi", *map(str, args)]
 
 
+def run_mcp_stdio(config: Path, data: bytes, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """``haechi mcp-stdio --config config`` given ``data`` on stdin, run to its end."""
+    return subprocess.run(
+        haechi_argv("mcp-stdio", "--config", config),
+        input=data,
+        capture_output=True,
+        cwd=cwd,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
 def recorded(path: Path) -> str:
     """What a test server recorded (empty when it recorded nothing)."""
     return path.read_text(encoding="utf-8") if path.exists() else ""
