@@ -16,13 +16,18 @@ ids and stayed in the ``re`` module's cache afterwards.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
 
+from haechi._documents import begins_json_container
+from haechi.actions import apply_rewrites
 from haechi.errors import LimitError
+from haechi.models import PathSegment
+from haechi.payload import collect_entries
 
-__all__ = ["MARKER", "MarkerRestorer"]
+__all__ = ["MARKER", "MarkerRestorer", "json_string_content"]
 
 #: A marker of a token id that needs no escaping inside a JSON string (vault ids do not).
 MARKER: Final = re.compile(r"\[TOKEN:([A-Za-z0-9_.:-]+)\]")
@@ -60,3 +65,23 @@ class MarkerRestorer:
             return value
 
         return MARKER.sub(swap, text)
+
+    def restore_document(self, document: Any, max_depth: int) -> Any:
+        """``document`` (parsed JSON) with its markers of known tokens restored in every
+        string and key; in a string that is JSON source each value is written as JSON
+        string content. The input is not modified."""
+        leaves: dict[tuple[PathSegment, ...], str] = {}
+        keys: dict[tuple[PathSegment, ...], str] = {}
+        for entry in collect_entries(document, max_depth=max_depth):
+            if entry.kind == "number" or "[TOKEN:" not in entry.value:
+                continue
+            written = json_string_content if begins_json_container(entry.value) else None
+            rewritten = self.restore(entry.value, written)
+            if rewritten != entry.value:
+                (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
+        return apply_rewrites(document, leaves, keys)
+
+
+def json_string_content(text: str) -> str:
+    """``text`` escaped as the content of a JSON string."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]

@@ -18,14 +18,11 @@ and ``audit_sink``.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from haechi._documents import begins_json_container
 from haechi._markers import MarkerRestorer
 from haechi._sync_loop import SyncLoop
-from haechi.actions import apply_rewrites
 from haechi.audit import AuditSink
 from haechi.config import HaechiConfig, default_config, parse_config
 from haechi.errors import ConfigError
@@ -35,7 +32,6 @@ from haechi.models import (
     Finding,
     Identity,
     Mode,
-    PathSegment,
     ProtectResult,
 )
 from haechi.payload import PathTexts, collect_entries
@@ -363,16 +359,7 @@ class Runtime:
         if not restored:
             return payload
         restorer = MarkerRestorer(restored, self.config.response_protection.max_bytes)
-        leaves: dict[tuple[PathSegment, ...], str] = {}
-        keys: dict[tuple[PathSegment, ...], str] = {}
-        for entry in collect_entries(payload, max_depth=self.config.limits.max_nesting_depth):
-            if entry.kind == "number" or "[TOKEN:" not in entry.value:
-                continue
-            written = _json_string_content if begins_json_container(entry.value) else None
-            rewritten = restorer.restore(entry.value, written)
-            if rewritten != entry.value:
-                (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
-        return apply_rewrites(payload, leaves, keys)
+        return restorer.restore_document(payload, self.config.limits.max_nesting_depth)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -525,8 +512,3 @@ def _engine(settings: HaechiConfig, registry: ProviderRegistry, context: Provide
         custom_rules=[rule.model_dump(by_alias=True) for rule in settings.filters.custom_rules],
         decode_and_rescan=settings.filters.decode_and_rescan,
     )
-
-
-def _json_string_content(text: str) -> str:
-    """``text`` escaped as the content of a JSON string."""
-    return json.dumps(text, ensure_ascii=False)[1:-1]

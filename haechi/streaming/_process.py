@@ -541,7 +541,7 @@ class FrameProcessor:
             protected = await self._protector.protect_frame(frame)
             if protected is None:
                 raise Blocked
-            await self._send(meta, dumps(protected), json_data=True)
+            await self._send(meta, dumps(protected), json_data=True, event=protected)
         if terminal:
             self.finished = True
 
@@ -1050,9 +1050,17 @@ class FrameProcessor:
             released = await detokenizer.restore(released, json_string=True)
         return released
 
-    async def _send(self, meta: tuple[str, ...], data: str, *, json_data: bool) -> None:
+    async def _send(
+        self, meta: tuple[str, ...], data: str, *, json_data: bool, event: Any = None
+    ) -> None:
+        """Send a frame whose data is ``data`` (``event`` serialised, for an event without
+        windowed text: its strings that are JSON source get values escaped within them)."""
         if self._detokenizer is not None:
-            data = await self._detokenizer.restore(data, json_string=json_data)
+            data = await (
+                self._detokenizer.restore(data, json_string=json_data)
+                if event is None
+                else self._detokenizer.restore_event(data, event)
+            )
         self.out.append(encode_sse(meta, data) if self._sse else encode_ndjson(data))
 
     async def _fields_of(self, meta: tuple[str, ...]) -> tuple[str, ...]:

@@ -9,6 +9,12 @@ start of one of this request's markers, and released with the next text.
 
 Restoration runs on text the stream protector has already committed: protection first,
 restoration last, so a restored value is the client's own and is not inspected again.
+
+An event that carries no windowed text (a tool call's whole arguments repeated by
+``response.function_call_arguments.done``, ``response.output_item.done`` or
+``response.completed``) is restored as a JSON document: in a string of it that is JSON source
+a value is escaped as JSON string content, as in a whole answer, so those arguments stay
+the document the deltas built rather than one a quote in the value breaks open.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from haechi._markers import MARKER, MarkerRestorer
+from haechi.payload import DEFAULT_MAX_NESTING_DEPTH
 from haechi.streaming._json import dumps
 
 __all__ = ["Resolver", "StreamDetokenizer"]
@@ -39,13 +46,15 @@ class StreamDetokenizer:
     tool call's arguments, the reasoning): each *channel* holds back its own unfinished
     marker. Restoring adds at most ``max_growth`` characters to the whole stream (the
     gateway passes ``responseProtection.maxBytes``; see :mod:`haechi._markers`): past it
-    :meth:`restore` raises :class:`~haechi.errors.LimitError`.
+    :meth:`restore` raises :class:`~haechi.errors.LimitError`. ``max_depth`` bounds the
+    nesting of the events :meth:`restore_event` reads (``limits.maxNestingDepth``).
     """
 
     __slots__ = (
         "_held",
         "_longest",
         "_markers",
+        "_max_depth",
         "_max_growth",
         "_mine",
         "_resolve",
@@ -54,7 +63,12 @@ class StreamDetokenizer:
     )
 
     def __init__(
-        self, tokens: Iterable[str], resolve: Resolver, *, max_growth: int = 1024 * 1024
+        self,
+        tokens: Iterable[str],
+        resolve: Resolver,
+        *,
+        max_growth: int = 1024 * 1024,
+        max_depth: int = DEFAULT_MAX_NESTING_DEPTH,
     ) -> None:
         self._tokens = tuple(dict.fromkeys(t for t in tokens if _RESTORABLE.fullmatch(t)))
         self._mine = frozenset(self._tokens)
@@ -65,6 +79,7 @@ class StreamDetokenizer:
         self._longest = max(map(len, self._markers), default=0)
         self._resolve = resolve
         self._max_growth = max_growth
+        self._max_depth = max_depth
         self._restorer: MarkerRestorer | None = None
         self._held: dict[Hashable, str] = {}
 
@@ -93,14 +108,31 @@ class StreamDetokenizer:
         With ``json_string`` the text is serialised JSON and each plaintext is written
         escaped, so markers in any string or key of a frame are restored in one pass.
         """
+        restorer = await self._restorer_for(text)
+        if restorer is None:
+            return text
+        return restorer.restore(text, _json_string_content if json_string else None)
+
+    async def restore_event(self, data: str, event: Any) -> str:
+        """``data``, the serialised ``event``, with this request's markers restored in every
+        string and key of the event; in a string that is JSON source each value is escaped
+        as JSON string content before the event is serialised again."""
+        restorer = await self._restorer_for(data)
+        if restorer is None:
+            return data
+        return dumps(restorer.restore_document(event, self._max_depth))
+
+    async def _restorer_for(self, text: str) -> MarkerRestorer | None:
+        """The restorer, once ``text`` holds a complete marker of this request (the vault is
+        asked then, once); ``None`` while it holds none."""
         mine = self._mine
         if "[TOKEN:" not in text or not any(m[1] in mine for m in MARKER.finditer(text)):
-            return text
+            return None
         if self._restorer is None:
             resolved = await self._resolve(self._tokens)
             plaintexts = {token: resolved[token] for token in self._tokens if token in resolved}
             self._restorer = MarkerRestorer(plaintexts, self._max_growth)
-        return self._restorer.restore(text, _json_string_content if json_string else None)
+        return self._restorer
 
     def _partial_start(self, text: str) -> int:
         """Index of the earliest ``[`` in the tail that starts an unfinished marker."""

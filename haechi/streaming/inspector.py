@@ -153,6 +153,7 @@ class StreamInspector:
                 self._restore,
                 runtime.token_vault.detokenize,
                 max_growth=runtime.config.response_protection.max_bytes,
+                max_depth=runtime.config.limits.max_nesting_depth,
             )
         return FrameProcessor(
             protector,
