@@ -23,7 +23,10 @@ Revocation is immediate: every call checks the store file and re-reads it whenev
 replaced (writers replace it atomically, so a change always shows up as a new file).
 
 Identities are PII-safe by construction: the record id, the type, keyed hashes of the
-subject and issuer, and the scopes and labels that select a policy profile.
+subject and issuer, and the scopes and labels that select a policy profile. A label is read
+under the ``auth.allowedLabelKeys`` in force, not the one a token was issued under: a record
+carrying a label key the configuration does not allow (any more) authenticates nothing, as a
+plugin's claims with such a key do.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ _ISSUER: Final = "bearer-local"
 #: credential that is not the token, never a separator to skip.
 _BEARER = re.compile(r"[ \t]*Bearer[ \t]+([A-Za-z0-9\-._~+/]+=*)[ \t]*", re.IGNORECASE | re.ASCII)
 _MAX_LABEL_VALUE = 64
+#: ``auth.allowedLabelKeys`` when none is given (the configuration's default).
+_DEFAULT_LABEL_KEYS: Final = ("team", "env", "tier", "role")
 #: What a token id looks like; only such an argument is named back in an error (anything
 #: else may be a token or another secret pasted where its id belongs).
 _TOKEN_ID = re.compile(r"tok_auth_[0-9a-f]{1,32}")
@@ -140,8 +145,13 @@ def _validate(
         if key not in allowed:
             # The key is not named: it may be a value typed where a key belongs.
             raise ConfigError(f"a label key is not in auth.allowedLabelKeys ({', '.join(allowed)})")
-        if not isinstance(value, str) or not value or len(value) > _MAX_LABEL_VALUE:
+        if not _label_value(value):
             raise ConfigError(f"label {key!r} needs a value of 1 to 64 characters")
+
+
+def _label_value(value: object) -> bool:
+    """Whether ``value`` is a label value ``token-add`` writes: 1 to 64 characters."""
+    return isinstance(value, str) and 0 < len(value) <= _MAX_LABEL_VALUE
 
 
 def add_token(
@@ -151,7 +161,7 @@ def add_token(
     token_type: str,
     scopes: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
-    allowed_label_keys: Sequence[str] = ("team", "env", "tier", "role"),
+    allowed_label_keys: Sequence[str] = _DEFAULT_LABEL_KEYS,
 ) -> tuple[dict[str, Any], str]:
     """Create a token; return its public record and the plaintext (shown once, never stored)."""
     labels = dict(labels or {})
@@ -234,17 +244,26 @@ class BearerAuthProvider:
 
     name: ClassVar[str] = "bearer"
 
-    def __init__(self, store: str | os.PathLike[str], crypto: CryptoProvider) -> None:
+    def __init__(
+        self,
+        store: str | os.PathLike[str],
+        crypto: CryptoProvider,
+        *,
+        allowed_label_keys: Sequence[str] = _DEFAULT_LABEL_KEYS,
+    ) -> None:
         self._store = Path(store)
         self._crypto = crypto
+        self._allowed_label_keys = frozenset(allowed_label_keys)
         self._snapshot: _Snapshot | None = None
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
-        """Build over ``auth.store``; needs the crypto provider's HMAC."""
+        """Build over ``auth.store`` and ``auth.allowedLabelKeys``; needs the crypto
+        provider's HMAC."""
         if context.crypto is None:
             raise ConfigError("auth.provider bearer needs a crypto provider with hmac")
-        return cls(context.config.auth.store, context.crypto)
+        auth = context.config.auth
+        return cls(auth.store, context.crypto, allowed_label_keys=auth.allowed_label_keys)
 
     def _current(self) -> _Snapshot:
         try:
@@ -256,7 +275,8 @@ class BearerAuthProvider:
         if snapshot is not None and snapshot.stamp == stamp:
             return snapshot
         records = _parse_store(_read_store_text(self._store))
-        enabled = [r for r in records if not r.get("disabled") and _usable(r)]
+        allowed = self._allowed_label_keys
+        enabled = [r for r in records if not r.get("disabled") and _usable(r, allowed)]
         snapshot = _Snapshot(
             stamp,
             tuple(str(r.get("tokenHash", "")).encode() for r in enabled),
@@ -284,13 +304,16 @@ class BearerAuthProvider:
         return found
 
 
-def _usable(record: Mapping[str, Any]) -> bool:
-    """Whether a record has the shape ``token-add`` writes, so that its identity is the one
-    written. A record edited by hand into another shape authenticates nothing rather than
-    being read loosely: scopes written as one string were one scope per character (another
-    profile than the one meant), labels written as a list failed every token of the store,
-    and an id other than ``tok_auth_<hex>`` (a name, an address) went into every audit
-    record of the caller."""
+def _usable(record: Mapping[str, Any], allowed_label_keys: frozenset[str]) -> bool:
+    """Whether a record has the shape ``token-add`` writes under the configuration in force,
+    so that its identity is the one written. A record edited by hand into another shape
+    authenticates nothing rather than being read loosely: scopes written as one string were
+    one scope per character (another profile than the one meant), labels written as a list
+    failed every token of the store, and an id other than ``tok_auth_<hex>`` (a name, an
+    address) went into every audit record of the caller. A label whose key
+    ``auth.allowedLabelKeys`` does not hold (written by hand, or allowed when the token was
+    issued and taken out since) kept selecting the profile ``byLabel`` maps it to, which the
+    operator had taken away from it."""
     scopes = record.get("scopes")
     labels = record.get("labels")
     return (
@@ -301,7 +324,7 @@ def _usable(record: Mapping[str, Any]) -> bool:
         and (scopes is None or isinstance(scopes, list))
         and all(isinstance(scope, str) for scope in scopes or ())
         and (labels is None or isinstance(labels, dict))
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in (labels or {}).items())
+        and all(k in allowed_label_keys and _label_value(v) for k, v in (labels or {}).items())
     )
 
 
