@@ -473,9 +473,17 @@ class GatewayApp:
         return body
 
     async def audit_decision(
-        self, request: GatewayRequest, decision: str, reason: str, *, with_identity: bool = True
+        self,
+        request: GatewayRequest,
+        decision: str,
+        reason: str,
+        *,
+        with_identity: bool = True,
+        enforced: bool | None = None,
+        blocked: bool | None = None,
     ) -> None:
-        """Write one gateway decision event for ``request``."""
+        """Write one gateway decision event for ``request`` (``enforced`` and ``blocked`` as
+        :func:`proxy_decision_event` takes them: needed for a decision it does not know)."""
         route = request.route
         event = proxy_decision_event(
             protocol=route.protocol if route else self.config.target.type,
@@ -487,6 +495,8 @@ class GatewayApp:
             identity=request.identity if with_identity else None,
             profile=request.profile if with_identity else None,
             path_hash=keyed_path_hash(self.runtime.crypto, request.path),
+            enforced=enforced,
+            blocked=blocked,
         )
         await self.runtime.audit.record(event)
 
@@ -770,7 +780,9 @@ class GatewayApp:
         cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=False)
         if inspect:
-            headers = inspected_stream_headers(headers)
+            headers = await self.responses.client_headers(
+                request, inspected_stream_headers(headers)
+            )
         request.started = True
         start = {"type": "http.response.start", "status": response.status_code}
         await send({**start, "headers": headers})

@@ -20,6 +20,9 @@ A streamed answer is decided on its headers before anything of it is sent
 (:meth:`ResponseHandler.admit_stream`): compressed or in another charset, it is
 uninspectable in the same way.
 
+The header fields of a protected answer are inspected too, and a field holding a value is
+dropped (:meth:`ResponseHandler.client_headers`).
+
 Error texts never quote upstream bytes (a parser message would).
 """
 
@@ -36,7 +39,7 @@ from haechi.errors import LimitError
 from haechi.pieces import drop_piece_runs
 from haechi.proxy._asgi import Send, compact_json, send_response
 from haechi.proxy.errors import GatewayError
-from haechi.proxy.headers import response_headers
+from haechi.proxy.headers import HeaderList, response_headers
 from haechi.proxy.upstream import (
     ResponseHeaders,
     ResponseTooLarge,
@@ -66,6 +69,8 @@ _READS_AS_TEXT: Final = frozenset({"utf-8", "utf-8-sig"})
 #: Reads any JSON text: integers are kept as their digits, so one longer than Python's
 #: int conversion allows is read too.
 _ANY_JSON: Final = json.JSONDecoder(parse_int=str)
+#: The gateway's own header, added after the upstream's fields (never the upstream's).
+_CORRELATION_HEADER: Final = b"x-haechi-correlation-id"
 #: The reason of an answer nested deeper than ``limits.maxNestingDepth`` (or the parser).
 _TOO_DEEP: Final = "response_too_deeply_nested"
 #: The limits of a protect call that leave an answer uninspected, and the reason audited.
@@ -212,7 +217,7 @@ class ResponseHandler:
         )
         cid = request.correlation_id.encode()
         if request.scope["method"] == "HEAD":
-            await self._answer_head(response, send, cid)
+            await self._answer_head(request, response, send, protect)
             return
         if not protect:
             await self._relay(request, response, send, cid)
@@ -239,7 +244,9 @@ class ResponseHandler:
             decoded = True
         if not body:
             headers = response_headers(response.headers.raw, correlation_id=cid, decoded=decoded)
-            await send_response(send, response.status_code, headers, b"")
+            await send_response(
+                send, response.status_code, await self.client_headers(request, headers), b""
+            )
             return
         content_type = response.headers.get("content-type", "")
         if not is_json_media_type(content_type):
@@ -284,7 +291,9 @@ class ResponseHandler:
             headers = response_headers(
                 response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
             )
-            await send_response(send, response.status_code, headers, out)
+            await send_response(
+                send, response.status_code, await self.client_headers(request, headers), out
+            )
             return
         try:
             result = await gateway.protect(request, document, direction="response", mode=self._mode)
@@ -325,7 +334,9 @@ class ResponseHandler:
         headers = response_headers(
             response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
         )
-        await send_response(send, response.status_code, headers, out)
+        await send_response(
+            send, response.status_code, await self.client_headers(request, headers), out
+        )
 
     async def _chunks(
         self,
@@ -377,6 +388,52 @@ class ResponseHandler:
             # chunk that is no object): nothing has been sent, so the answer is refused.
             await self._refuse(request, "stream_inspection_error")
 
+    async def client_headers(self, request: GatewayRequest, headers: HeaderList) -> HeaderList:
+        """``headers`` (as :func:`response_headers` made them for a protected answer) without
+        every field in which the detector finds a value, under ``responseProtection.mode:
+        enforce``.
+
+        The client reads the upstream's header fields as well as its body: the SDKs keep
+        ``x-request-id`` and show it in errors, a browser stores ``set-cookie``, follows a
+        ``Location`` path and shows ``www-authenticate``. A value written there (or in a
+        field's name: ``sk-...`` is a valid one) would cross uninspected, so each field is
+        read as its line (``name: value``). Such a field is dropped, not the answer: header
+        values are ids, dates and cookies a detector can mistake (Cloudflare's ``__cf_bm``
+        cookie holds ``1.0.1.1``, an IPv4 address to it), and the answer is no less
+        protected without them. Each answer that loses fields is audited once as
+        ``response_header_dropped`` (reason ``header_value_finding``), naming neither field
+        nor value.
+        """
+        if self._mode != "enforce":
+            return headers
+        lines = [
+            f"{name.decode('latin-1')}: {value.decode('latin-1')}"
+            for name, value in headers
+            if name != _CORRELATION_HEADER
+        ]
+        findings = self._gateway.runtime.scan(lines, direction="response")
+        if not findings:
+            return headers
+        # A finding not placed in one line (none is expected) drops them all.
+        flagged = {f.path[0] if f.path else None for f in findings}
+        kept: HeaderList = []
+        index = 0
+        for name, value in headers:
+            if name == _CORRELATION_HEADER:
+                kept.append((name, value))
+                continue
+            if None not in flagged and index not in flagged:
+                kept.append((name, value))
+            index += 1
+        await self._gateway.audit_decision(
+            request,
+            "response_header_dropped",
+            "header_value_finding",
+            enforced=True,
+            blocked=False,
+        )
+        return kept
+
     async def admit_stream(self, request: GatewayRequest, response: UpstreamResponse) -> bool:
         """Whether the streamed ``response`` can be inspected as it arrives; decided on its
         headers, before anything of it is sent.
@@ -409,15 +466,21 @@ class ResponseHandler:
         headers = response_headers(response.headers.raw, correlation_id=cid)
         await send_response(send, response.status_code, headers, raw)
 
-    async def _answer_head(self, response: UpstreamResponse, send: Send, cid: bytes) -> None:
-        """The upstream's answer to HEAD: its status and allowed headers, no body, and no
-        ``content-length``. The upstream's length is that of a body the gateway would
-        inspect and might rewrite, and ``0`` would be false: HTTP lets a HEAD answer omit
-        what is only known once the body is made. Nor is the cap applied to it: it
-        declares the body a GET would get, and there is none to read."""
+    async def _answer_head(
+        self, request: GatewayRequest, response: UpstreamResponse, send: Send, protect: bool
+    ) -> None:
+        """The upstream's answer to HEAD: its status and allowed headers (inspected when
+        ``protect``: they are all it carries), no body, and no ``content-length``. The
+        upstream's length is that of a body the gateway would inspect and might rewrite,
+        and ``0`` would be false: HTTP lets a HEAD answer omit what is only known once the
+        body is made. Nor is the cap applied to it: it declares the body a GET would get,
+        and there is none to read."""
         while await response.read_chunk() is not None:  # none: a HEAD answer has no body
             pass
+        cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid)
+        if protect:
+            headers = await self.client_headers(request, headers)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
@@ -465,7 +528,9 @@ class ResponseHandler:
         await self._unprotected(request, reason, allow)
         cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid)
-        await send_response(send, response.status_code, headers, raw)
+        await send_response(
+            send, response.status_code, await self.client_headers(request, headers), raw
+        )
 
 
 def _frame(descriptor: StreamDescriptor, chunk: Any) -> str:
