@@ -20,7 +20,8 @@ too (``retired_hmacs`` of the local crypto provider), so rotating the key does n
 tokens; ``token-revoke`` does.
 
 Revocation is immediate: every call checks the store file and re-reads it whenever it was
-replaced (writers replace it atomically, so a change always shows up as a new file).
+replaced (writers replace it atomically, so a change always shows up as a new file). A
+revoked token is refused whatever other record holds its hash.
 
 Identities are PII-safe by construction: the record id, the type, keyed hashes of the
 subject and issuer, and the scopes and labels that select a policy profile. A label is read
@@ -276,7 +277,18 @@ class BearerAuthProvider:
             return snapshot
         records = _parse_store(_read_store_text(self._store))
         allowed = self._allowed_label_keys
-        enabled = [r for r in records if not r.get("disabled") and _usable(r, allowed)]
+        # A token revoked under one id stays revoked under every other: a record copied by
+        # hand (to give the token other labels) or a merged store can hold its hash twice.
+        revoked = {
+            r["tokenHash"]
+            for r in records
+            if r.get("disabled") and isinstance(r.get("tokenHash"), str)
+        }
+        enabled = [
+            r
+            for r in records
+            if not r.get("disabled") and _usable(r, allowed) and r["tokenHash"] not in revoked
+        ]
         snapshot = _Snapshot(
             stamp,
             tuple(str(r.get("tokenHash", "")).encode() for r in enabled),
