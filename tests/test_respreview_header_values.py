@@ -20,6 +20,7 @@ import httpx
 import openai
 import pytest
 
+from tests.test_proxy_upstream import RawUpstream
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
@@ -134,3 +135,25 @@ def test_dry_run_answers_keep_their_fields(tmp_path: Path) -> None:
         gateway.upstream.queue(Reply(text="all good", headers={"x-request-id": EMAIL}))
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
     assert response.headers["x-request-id"] == EMAIL
+
+
+def test_a_value_written_in_utf8_in_a_field_never_reaches_the_client(tmp_path: Path) -> None:
+    """httpx reads a field's bytes as UTF-8 when they are: an address written with the
+    fullwidth at sign (U+FF20) reads as one to the client and to the detector, while its
+    bytes read as Latin-1 hold no address."""
+    wide = EMAIL.replace("@", "\uff20")
+    body = b'{"choices": [{"message": {"role": "assistant", "content": "all good"}}]}'
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: "
+    reply = head + wide.encode() + b"\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    upstream = RawUpstream(lambda request: (reply, False))
+    try:
+        with gateway_in_front(tmp_path, PROTECTED, upstream_url=upstream.url) as gateway:
+            client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
+            raw = client.chat.completions.with_raw_response.create(
+                model="m", messages=[CHAT["messages"][0]]
+            )
+    finally:
+        upstream.close()
+    assert raw.parse().choices[0].message.content == "all good"
+    assert wide not in str(raw.headers)
+    assert "x-request-id" not in raw.headers

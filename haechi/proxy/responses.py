@@ -406,25 +406,24 @@ class ResponseHandler:
         """
         if self._mode != "enforce":
             return headers
-        lines = [
-            f"{name.decode('latin-1')}: {value.decode('latin-1')}"
-            for name, value in headers
-            if name != _CORRELATION_HEADER
-        ]
+        lines: list[str] = []
+        owners: list[int] = []  # the index in headers of each line
+        for index, (name, value) in enumerate(headers):
+            if name == _CORRELATION_HEADER:
+                continue
+            for reading in _header_readings(name + b": " + value):
+                lines.append(reading)
+                owners.append(index)
         findings = self._gateway.runtime.scan(lines, direction="response")
         if not findings:
             return headers
-        # A finding not placed in one line (none is expected) drops them all.
-        flagged = {f.path[0] if f.path else None for f in findings}
-        kept: HeaderList = []
-        index = 0
-        for name, value in headers:
-            if name == _CORRELATION_HEADER:
-                kept.append((name, value))
-                continue
-            if None not in flagged and index not in flagged:
-                kept.append((name, value))
-            index += 1
+        # A finding not placed in one line (none is expected) drops every upstream field.
+        flagged = {owners[f.path[0]] if f.path else None for f in findings}
+        kept = [
+            (name, value)
+            for index, (name, value) in enumerate(headers)
+            if name == _CORRELATION_HEADER or (None not in flagged and index not in flagged)
+        ]
         await self._gateway.audit_decision(
             request,
             "response_header_dropped",
@@ -531,6 +530,21 @@ class ResponseHandler:
         await send_response(
             send, response.status_code, await self.client_headers(request, headers), raw
         )
+
+
+def _header_readings(line: bytes) -> tuple[str, ...]:
+    """The texts clients read a header field's bytes ``line`` as: Latin-1 (fetch's
+    ``Headers``, HTTP's own reading), and UTF-8 when the bytes are valid UTF-8 beyond ASCII
+    (httpx, and so the openai and anthropic SDKs, decode every field so then): the
+    fullwidth at sign U+FF20 is three other characters in Latin-1, and an address written
+    with it is an address to the detector only in the second reading."""
+    latin = line.decode("latin-1")
+    if line.isascii():
+        return (latin,)
+    try:
+        return (latin, line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return (latin,)
 
 
 def _frame(descriptor: StreamDescriptor, chunk: Any) -> str:
