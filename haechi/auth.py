@@ -21,7 +21,8 @@ tokens; ``token-revoke`` does.
 
 Revocation is immediate: every call checks the store file and re-reads it whenever it was
 replaced (writers replace it atomically, so a change always shows up as a new file). A
-revoked token is refused whatever other record holds its hash.
+revoked token is refused whatever other record holds its hash, and two tokens given one id
+(a merged store) are both refused: the id is the caller's identity.
 
 Identities are PII-safe by construction: the record id, the type, keyed hashes of the
 subject and issuer, and the scopes and labels that select a policy profile. A label is read
@@ -289,6 +290,12 @@ class BearerAuthProvider:
             for r in records
             if not r.get("disabled") and _usable(r, allowed) and r["tokenHash"] not in revoked
         ]
+        # One id naming two tokens (a merged store) would make two callers one identity:
+        # one line of audit, one rate budget, each other's MCP sessions. Neither is used.
+        hashes: dict[str, set[str]] = {}
+        for record in enabled:
+            hashes.setdefault(record["id"], set()).add(record["tokenHash"])
+        enabled = [r for r in enabled if len(hashes[r["id"]]) == 1]
         snapshot = _Snapshot(
             stamp,
             tuple(str(r.get("tokenHash", "")).encode() for r in enabled),
