@@ -106,14 +106,22 @@ def _reads_as_json(body: bytes) -> bool:
     order mark, or in UTF-16 or UTF-32 (told by its zero bytes). Such a body is not
     "non-JSON" to them. Nor is one holding an integer longer than Python converts (4300
     digits): ``JSON.parse`` reads it (the openai SDK for JavaScript parses any type ending
-    in ``json``, ``text/json`` included), and so does Go. A body nested too deeply to tell
-    counts as JSON.
+    in ``json``, ``text/json`` included), and so does Go. Nor is one that is JSON once
+    decoded as UTF-8 with U+FFFD in place of every byte that is not (a byte order mark
+    dropped): the Fetch standard's ``Response.json()`` reads it so (Node, browsers, the
+    openai SDK for JavaScript, which parses every error body), where ``json.loads`` refuses
+    the bytes. A body nested too deeply to tell counts as JSON.
     """
     try:
-        _ANY_JSON.decode(body.decode(json.detect_encoding(body)))
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
+        # As Response.json() reads them (UTF-8 bytes that decode read the same there).
+        text = body.decode("utf-8-sig", "replace")
+    try:
+        _ANY_JSON.decode(text)
     except RecursionError:
         return True
-    except ValueError:  # UnicodeDecodeError included
+    except ValueError:
         return False
     return True
 
