@@ -376,7 +376,7 @@ class StreamableHttpHandler:
         except ResponseTooLarge:
             await self._unprotected(request, "response_body_too_large")
         if not raw:
-            headers = self._response_headers(request, response)
+            headers = await self._response_headers(request, response)
             await send_response(send, response.status_code, headers, b"")
             return
         await self._refuse_unreadable(request, response)
@@ -397,28 +397,30 @@ class StreamableHttpHandler:
                 "forward", error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
             )
         assert outcome.message is not None
-        headers = self._response_headers(request, response, rewritten=True)
+        headers = await self._response_headers(request, response, rewritten=True)
         await send_response(send, status, headers, encode_message(outcome.message))
 
-    def _response_headers(
+    async def _response_headers(
         self, request: GatewayRequest, response: UpstreamResponse, *, rewritten: bool = False
     ) -> HeaderList:
-        """The headers of ``response`` for the client, the server's ``Mcp-Session-Id`` bound
-        to the caller (see :meth:`_own_session`). Raises when it cannot be bound: the
+        """The headers of ``response`` for the client: every field in which the detector
+        finds a value dropped, as on the gateway's other routes (see
+        :meth:`~haechi.proxy.responses.ResponseHandler.client_headers`), and the server's
+        ``Mcp-Session-Id`` bound to the caller (see :meth:`_own_session`). The session id is
+        not scanned: the server makes it, the gateway MACs it, and a random id a detector
+        mistook for a value would end the session. Raises when it cannot be bound: the
         server's id never goes out as it is."""
         crypto = self._gateway.runtime.crypto
         cid = request.correlation_id.encode()
-        return [
-            (
-                name,
-                bind_session(crypto, request.identity, value)
-                if name == b"mcp-session-id"
-                else value,
-            )
-            for name, value in response_headers(
-                response.headers.raw, correlation_id=cid, rewritten=rewritten
-            )
-        ]
+        fields = response_headers(response.headers.raw, correlation_id=cid, rewritten=rewritten)
+        sessions = [value for name, value in fields if name == b"mcp-session-id"]
+        others = [(name, value) for name, value in fields if name != b"mcp-session-id"]
+        kept = await self._gateway.responses.client_headers(request, others)
+        kept.extend(
+            (b"mcp-session-id", bind_session(crypto, request.identity, value))
+            for value in sessions
+        )
+        return kept
 
     async def _refuse_unreadable(self, request: GatewayRequest, response: UpstreamResponse) -> None:
         """Refuse ``response`` when its headers say its bytes are not the UTF-8 text a client
@@ -443,7 +445,7 @@ class StreamableHttpHandler:
     ) -> None:
         headers = [
             (name, value)
-            for name, value in self._response_headers(request, response)
+            for name, value in await self._response_headers(request, response)
             if name not in _STREAM_DROPPED
         ]
         headers.append((b"cache-control", b"no-store"))
