@@ -11,7 +11,8 @@ Per leaf the engine
    rules, see :mod:`haechi.detect.locator`), unless the leaf is a short text in which
    nothing was found before (see ``_QuietLeaves``: steps 2 to 4 are then skipped);
 3. runs those rules, confirming candidates with their validators on the folded text (a
-   candidate that repeats an earlier hit is confirmed only if step 6 would keep it);
+   candidate that repeats an earlier hit is confirmed only if step 6 would keep it), and
+   drops a number rule's match inside a hexadecimal id (:mod:`haechi.detect.hexids`);
 4. re-scans marker-shaped spans, reporting what hides in fake markers, and on responses
    skips findings that haechi's own genuine markers account for (:mod:`haechi.detect.markers`):
    those inside a marker, and those overlapping one that hold nothing a rule detects once
@@ -42,6 +43,7 @@ from haechi.detect.budget import InspectionBudget, current_budget
 from haechi.detect.catalog_secrets import key_names_secret
 from haechi.detect.custom import compile_custom_rules
 from haechi.detect.decode import decoded_views
+from haechi.detect.hexids import inside_hex_id
 from haechi.detect.locator import build_locator, leading_token
 from haechi.detect.markers import MarkerCheck, MarkerShape, is_genuine_marker, marker_shapes
 from haechi.detect.overlaps import resolve_overlaps
@@ -828,7 +830,9 @@ class DetectionEngine:
         return confirm
 
     def _run(self, text: str, leaf: _Leaf, confirmed: set[_Key] | None = None) -> list[_Hit]:
-        """Run the leaf's candidate rules over ``text`` and keep the validated matches.
+        """Run the leaf's candidate rules over ``text`` and keep the validated matches, but
+        not a number rule's match inside a hexadecimal id a server minted (see
+        :mod:`haechi.detect.hexids`).
 
         With ``confirmed``, a candidate repeating the key of an earlier hit is kept
         unconfirmed (see :func:`_hit`); the caller must then resolve overlaps with
@@ -854,6 +858,8 @@ class DetectionEngine:
                         found.extend(_matches(compiled, text, start, end, 0, confirmed, budget))
                 if compiled.split_width is not None:
                     found.extend(_sub_run_hits(text, runs, compiled, found, confirmed, budget))
+                if compiled.rule.min_digits:
+                    found = [hit for hit in found if not inside_hex_id(text, hit.start, hit.end)]
                 hits.extend(found)
             except LimitError:
                 raise

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Numbers read inside hexadecimal identifiers.
+
+A number rule lets a letter touch the number (``BSN123456782`` glued to its label is still
+caught), so in a random hexadecimal id a server mints (``uuid4().hex``, an OpenAI
+``chatcmpl-``/``call_`` id, a trace id) a run of decimal digits between two hex letters
+reads as a national id or a card: about one such id in 140 held one that passed its
+checksum. Redacting it rewrites the id, so a tool call's answer, or a request naming an
+earlier response, no longer finds its target.
+
+:func:`inside_hex_id` tells such a match apart, conservatively: only a number glued to hex
+letters within one token of hex digits, long and all of one letter case as minted ids are,
+holding at least eight characters besides the number. A number the token ends with still
+counts as inside it (a third of the ids that held a number had it at one end); in 60,000
+measured ids, every one that held a number held at least eight characters besides it, so a
+card glued to a few letters (``4111111111111111cafe``) stays a finding. Words glued to
+numbers are not all hex, or not of one case, so ``BSN123456782`` and ``card4111111111111111``
+stay findings; so do numbers in base62 or base64 ids, whose letters are not all hex or not of
+one case.
+
+Trade-off: a number deliberately wrapped in hex letters (``deadbeef4111111111111111cafe``)
+is not found. The gateway guards against accidental disclosure; the ids servers mint must
+survive it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIN_HEX_ID_LENGTH", "MIN_HEX_ID_REST", "inside_hex_id"]
+
+#: The fewest characters of a hex token taken for a minted id: a W3C trace's span id has 16,
+#: OpenAI's ``call_`` ids 24, ``uuid4().hex`` 32.
+MIN_HEX_ID_LENGTH: Final = 16
+#: The fewest characters of the token besides the number.
+MIN_HEX_ID_REST: Final = 8
+
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+_DIGITS: Final = frozenset("0123456789")
+
+
+def inside_hex_id(text: str, start: int, end: int) -> bool:
+    """Whether the digits ``text[start:end]`` are part of a hexadecimal identifier.
+
+    They are when the token of hex digits around them (bounded by the text's ends or by a
+    character other than a letter or digit: ``chatcmpl-``, ``call_``, a quote) has at
+    least :data:`MIN_HEX_ID_LENGTH` characters, :data:`MIN_HEX_ID_REST` of them besides the
+    digits, its letters are all lower case or all upper case, and on each side the digits
+    touch a hex letter or the token's end.
+    """
+    if start >= end or not set(text[start:end]) <= _DIGITS:
+        return False
+    low = start
+    while low > 0 and text[low - 1] in _HEX:
+        low -= 1
+    high = end
+    while high < len(text) and text[high] in _HEX:
+        high += 1
+    if high - low < MIN_HEX_ID_LENGTH or (high - low) - (end - start) < MIN_HEX_ID_REST:
+        return False
+    if (low > 0 and text[low - 1].isalnum()) or (high < len(text) and text[high].isalnum()):
+        return False
+    token = text[low:high]
+    if token != token.lower() and token != token.upper():
+        return False
+    # Inside the token, a neighbour that is not a digit is a hex letter.
+    return (start == low or text[start - 1] not in _DIGITS) and (
+        end == high or text[end] not in _DIGITS
+    )

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Numbers read inside the hexadecimal ids servers mint are not findings; numbers glued to
+words, alone, or in ids that are not hexadecimal still are."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haechi.detect import DetectionEngine, default_rules
+from haechi.models import Entry
+from tests.upstream_server import Reply, gateway_in_front
+
+ENGINE = DetectionEngine(default_rules())
+#: The rules that read numbers (a hex id may still hold a secret's shape, a Twilio SID).
+NUMBER_RULES = frozenset(rule.id for rule in default_rules() if rule.min_digits)
+
+#: Ids that ``uuid4().hex`` minted, in which a number rule found a number that passed its
+#: checksum (the rule and the span it reported).
+MINTED = [
+    ("73ba2562998041858649bb8c1cf6d496", "card-like", 4, 20),
+    ("07045483f17b4766937706461174b813", "card-like", 12, 28),
+    ("4392057247394ac998c82892ab15ef19", "card-like", 0, 13),
+    ("20b7bdd336954438a7b3af9cfbc2e849", "nl-bsn", 7, 16),
+    ("968220794edd4688b8902465889abae2", "nl-bsn", 0, 9),
+    ("chatcmpl-bedacbe961134069a903a2561bb3f5bd", "nl-bsn", 16, 25),
+    ("chatcmpl-587204612d524b5db9573df105612868", "nl-bsn", 32, 41),
+    ("chatcmpl-ba9a4e07c90b4166aba91330342765d9", "de-steuer-id", 28, 39),
+    ("686c5b53b9ba41dab487755508519a5f", "in-aadhaar", 17, 29),
+    ("chatcmpl-7d80ecfdee0d479a97fd228253565458", "in-aadhaar", 29, 41),
+    ("6a126988542141cbbbbbde157a10a1da", "jp-mynumber", 2, 14),
+    ("call_6664ec6ebcbf475884334495", "jp-mynumber", 17, 29),
+    ("call_124aa6a4451343409570e06c", "card-like", 12, 25),
+]
+
+
+def found(text: str) -> list[tuple[str, str]]:
+    detections = ENGINE.detect([Entry(("t",), text)], direction="request")
+    return [(detection.rule_id, detection.value) for detection in detections]
+
+
+@pytest.mark.parametrize(("minted", "rule", "start", "end"), MINTED)
+def test_a_number_inside_a_minted_hex_id_is_no_finding(
+    minted: str, rule: str, start: int, end: int
+) -> None:
+    assert found(minted) == []
+    assert found(f'"id": "{minted.upper()}"') == []
+    # The same digits with their hex letters gone are the finding they were read as.
+    assert (rule, minted[start:end]) in found(f"id {minted[start:end]} here")
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "value"),
+    [
+        ("BSN123456782", "nl-bsn", "123456782"),
+        ("4111111111111111", "card-like", "4111111111111111"),
+        ("card 4111-1111-1111-1111", "card-like", "4111-1111-1111-1111"),
+        ("card4111111111111111", "card-like", "4111111111111111"),
+        ("the card 4111111111111111 expires in May", "card-like", "4111111111111111"),
+        # Too few hex letters around the number for a minted id.
+        ("4111111111111111cafe", "card-like", "4111111111111111"),
+        ("ab4111111111111111c", "card-like", "4111111111111111"),
+        # Letters of both cases, or letters beyond f: base62 and base64 ids, words.
+        ("deADbeef4111111111111111CAFEbabe", "card-like", "4111111111111111"),
+        ("chatcmpl-AbCdEf123456782aBcDeFaBc", "nl-bsn", "123456782"),
+        ("msg_01xyzabcdef123456782abcdefqrst", "nl-bsn", "123456782"),
+        ("réf4111111111111111deadbeef", "card-like", "4111111111111111"),
+    ],
+)
+def test_numbers_that_are_no_hex_id_are_still_found(text: str, rule: str, value: str) -> None:
+    assert (rule, value) in found(text)
+
+
+def test_a_card_hidden_between_hex_letters_is_not_found() -> None:
+    """The trade-off: a card deliberately wrapped in hex letters reads as an id."""
+    assert found("deadbeef4111111111111111cafe") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789abcdef", min_size=24, max_size=64), st.booleans())
+def test_random_hex_ids_hold_no_number(hex_id: str, upper: bool) -> None:
+    token = hex_id.upper() if upper else hex_id
+    assert [rule for rule, _ in found(token) if rule in NUMBER_RULES] == []
+
+
+def test_minted_ids_of_an_openai_answer_reach_the_client_unchanged(tmp_path: Path) -> None:
+    answer_id = "chatcmpl-bedacbe961134069a903a2561bb3f5bd"
+    call_id = "call_6664ec6ebcbf475884334495"
+    body = {
+        "id": answer_id,
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+    config = {"responseProtection": {"enabled": True}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(
+            Reply(body=json.dumps(body).encode(), headers={"content-type": "application/json"})
+        )
+        response = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["id"] == answer_id
+    assert answer["choices"][0]["message"]["tool_calls"][0]["id"] == call_id
+
+
+def test_uuid4_hex_ids_hold_no_number() -> None:
+    for _ in range(2000):
+        minted = uuid.uuid4().hex
+        assert found(minted) == [], minted
+        assert found("call_" + minted[:24]) == [], minted
