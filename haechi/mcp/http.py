@@ -417,8 +417,7 @@ class StreamableHttpHandler:
         others = [(name, value) for name, value in fields if name != b"mcp-session-id"]
         kept = await self._gateway.responses.client_headers(request, others)
         kept.extend(
-            (b"mcp-session-id", bind_session(crypto, request.identity, value))
-            for value in sessions
+            (b"mcp-session-id", bind_session(crypto, request.identity, value)) for value in sessions
         )
         return kept
 
