@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from haechi.auth import add_token
+from tests.test_proxy_auth import post_chat
 from tests.upstream_server import Gateway, gateway_in_front
 
 CONFIG = {
@@ -28,12 +29,7 @@ CONFIG = {
 
 
 def _chat(gateway: Gateway, token: str) -> httpx.Response:
-    body = {"model": "big", "messages": [{"role": "user", "content": "hi"}]}
-    return httpx.post(
-        f"{gateway.url}/v1/chat/completions",
-        json=body,
-        headers={"authorization": f"Bearer {token}"},
-    )
+    return post_chat(gateway, token, model="big")
 
 
 def test_a_label_key_the_configuration_does_not_allow_authenticates_nothing(

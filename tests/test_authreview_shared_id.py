@@ -12,21 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
-
 from haechi.auth import add_token
+from tests.test_proxy_auth import post_chat
 from tests.upstream_server import Gateway, gateway_in_front
-
-CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def _status(gateway: Gateway, token: str) -> int:
-    answer = httpx.post(
-        f"{gateway.url}/v1/chat/completions",
-        json=CHAT,
-        headers={"authorization": f"Bearer {token}"},
-    )
-    return answer.status_code
+    return post_chat(gateway, token).status_code
 
 
 def test_an_id_naming_two_tokens_authenticates_neither(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from haechi.auth import add_token
+from tests.test_proxy_auth import post_chat
 from tests.upstream_server import Gateway, gateway_in_front
 
 CONFIG = {
@@ -29,12 +30,7 @@ CONFIG = {
 
 
 def _chat(gateway: Gateway, token: str) -> httpx.Response:
-    body = {"model": "big", "messages": [{"role": "user", "content": "hi"}]}
-    return httpx.post(
-        f"{gateway.url}/v1/chat/completions",
-        json=body,
-        headers={"authorization": f"Bearer {token}"},
-    )
+    return post_chat(gateway, token, model="big")
 
 
 def _edit(gateway: Gateway, index: int, **fields: Any) -> None:

@@ -35,6 +35,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
+def post_chat(gateway: Gateway, token: str, model: str = "m") -> httpx.Response:
+    """A chat request for ``model`` to ``gateway`` with ``token`` as the bearer token."""
+    return httpx.post(
+        f"{gateway.url}/v1/chat/completions", json=chat(model=model), headers=bearer(token)
+    )
+
+
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     with gateway_in_front(tmp_path, {"auth": {"provider": "bearer"}}) as running:
