@@ -37,6 +37,11 @@ MINTED = [
     ("6a126988542141cbbbbbde157a10a1da", "jp-mynumber", 2, 14),
     ("call_6664ec6ebcbf475884334495", "jp-mynumber", 17, 29),
     ("call_124aa6a4451343409570e06c", "card-like", 12, 25),
+    # Canonical UUIDs (uuid4()), whose groups are shorter than a minted token.
+    ("e4531b01-4fcf-4b08-9bdd-39d880403482", "nl-bsn", 27, 36),
+    ("b4b6cf39-c0c2-4c06-b151-f493786776f1", "nl-bsn", 25, 34),
+    ("74fb0d52-5937-4604-9512-8608c79667e6", "card-like", 9, 28),
+    ("a454a2f4-6040-4769-9260-1600d16431eb", "card-like", 9, 28),
 ]
 
 
@@ -71,6 +76,10 @@ def test_a_number_inside_a_minted_hex_id_is_no_finding(
         ("chatcmpl-AbCdEf123456782aBcDeFaBc", "nl-bsn", "123456782"),
         ("msg_01xyzabcdef123456782abcdefqrst", "nl-bsn", "123456782"),
         ("réf4111111111111111deadbeef", "card-like", "4111111111111111"),
+        # Not a whole canonical UUID: glued to a letter on either side, or of mixed case.
+        ("e4531b01-4fcf-4b08-9bdd-39d880403482a", "nl-bsn", "880403482"),
+        ("xe4531b01-4fcf-4b08-9bdd-39d880403482", "nl-bsn", "880403482"),
+        ("E4531B01-4fcf-4b08-9bdd-39d880403482", "nl-bsn", "880403482"),
     ],
 )
 def test_numbers_that_are_no_hex_id_are_still_found(text: str, rule: str, value: str) -> None:

@@ -18,6 +18,13 @@ numbers are not all hex, or not of one case, so ``BSN123456782`` and ``card41111
 stay findings; so do numbers in base62 or base64 ids, whose letters are not all hex or not of
 one case.
 
+A UUID written in its canonical form (``e4531b01-4fcf-4b08-9bdd-39d880403482``: request ids,
+trace ids) is cut by its hyphens into groups too short for that rule, and its last group of
+twelve held a BSN in about one UUID in 1,700, and about one in 15,000 held digit groups a
+card rule reads across its hyphens (``74fb0d52-5937-4604-9512-8608c79667e6``), which blocks:
+a number inside a whole canonical UUID (the 8-4-4-4-12 groups of hex digits, one letter case,
+not glued to a letter or digit), hyphens and all, is no finding either.
+
 Trade-off: a number deliberately wrapped in hex letters (``deadbeef4111111111111111cafe``)
 is not found. The gateway guards against accidental disclosure; the ids servers mint must
 survive it.
@@ -25,6 +32,7 @@ survive it.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 __all__ = ["MIN_HEX_ID_LENGTH", "MIN_HEX_ID_REST", "inside_hex_id"]
@@ -36,7 +44,16 @@ MIN_HEX_ID_LENGTH: Final = 16
 MIN_HEX_ID_REST: Final = 8
 
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
+#: A UUID in its canonical form, not glued to a letter or digit.
+_UUID: Final = re.compile(
+    r"(?<![0-9A-Za-z])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}(?![0-9A-Za-z])"
+)
+#: Characters of a canonical UUID.
+_UUID_LENGTH: Final = 36
 _DIGITS: Final = frozenset("0123456789")
+#: What a number read across the groups of a UUID is made of (``5937-4604-9512-8608``).
+_DIGITS_AND_HYPHEN: Final = _DIGITS | {"-"}
 
 
 def inside_hex_id(text: str, start: int, end: int) -> bool:
@@ -46,9 +63,15 @@ def inside_hex_id(text: str, start: int, end: int) -> bool:
     character other than a letter or digit: ``chatcmpl-``, ``call_``, a quote) has at
     least :data:`MIN_HEX_ID_LENGTH` characters, :data:`MIN_HEX_ID_REST` of them besides the
     digits, its letters are all lower case or all upper case, and on each side the digits
-    touch a hex letter or the token's end.
+    touch a hex letter or the token's end; or when they (with the hyphens between its groups)
+    lie inside a canonical UUID.
     """
-    if start >= end or not set(text[start:end]) <= _DIGITS:
+    if start >= end:
+        return False
+    value = set(text[start:end])
+    if value <= _DIGITS_AND_HYPHEN and _inside_uuid(text, start, end):
+        return True
+    if not value <= _DIGITS:
         return False
     low = start
     while low > 0 and text[low - 1] in _HEX:
@@ -67,3 +90,13 @@ def inside_hex_id(text: str, start: int, end: int) -> bool:
     return (start == low or text[start - 1] not in _DIGITS) and (
         end == high or text[end] not in _DIGITS
     )
+
+
+def _inside_uuid(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` lies inside a canonical UUID of one letter case."""
+    window = _UUID.finditer(text, max(0, start - _UUID_LENGTH), min(len(text), end + _UUID_LENGTH))
+    for match in window:
+        if match.start() <= start and end <= match.end():
+            found = match.group()
+            return found in (found.lower(), found.upper())
+    return False
