@@ -5,6 +5,7 @@ words, alone, or in ids that are not hexadecimal still are."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -84,6 +85,30 @@ def test_a_number_inside_a_minted_hex_id_is_no_finding(
 )
 def test_numbers_that_are_no_hex_id_are_still_found(text: str, rule: str, value: str) -> None:
     assert (rule, value) in found(text)
+
+
+@pytest.mark.parametrize(
+    ("fingerprint", "number"),
+    [
+        ("fp_248898085f", "248898085"),
+        ("fp_e138075943", "138075943"),
+        ("fp_c859452049", "859452049"),
+    ],
+)
+def test_a_number_inside_a_system_fingerprint_is_no_finding(fingerprint: str, number: str) -> None:
+    """OpenAI's ``system_fingerprint`` is ``fp_`` and ten hex digits, too short for a minted
+    token; the digits alone, or after another prefix, are still the BSN they read as."""
+    assert found(fingerprint) == []
+    assert found(f'{{"system_fingerprint": "{fingerprint}"}}') == []
+    assert ("nl-bsn", number) in found(f"bsn {number} here")
+    assert ("nl-bsn", number) in found("x" + fingerprint)
+    assert ("nl-bsn", number) in found(fingerprint.replace("fp_", "ssn_"))
+
+
+def test_random_system_fingerprints_hold_no_number() -> None:
+    for _ in range(5000):
+        fingerprint = "fp_" + os.urandom(5).hex()
+        assert found(fingerprint) == [], fingerprint
 
 
 def test_a_card_hidden_between_hex_letters_is_not_found() -> None:
