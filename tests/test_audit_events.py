@@ -224,7 +224,7 @@ def test_vault_event_writes_absent_fields_as_null() -> None:
     event = vault_event(operation="purge-expired", decision="purge_expired", count=3)
     assert event["operation"] == "token-vault:purge-expired"
     assert event["token"] is event["tokenType"] is event["reason"] is None
-    assert event["revealPolicy"] is None
+    assert event["revealPolicy"] is event["revealOverride"] is None
 
 
 @pytest.mark.parametrize(("decision", "implied"), sorted(PROXY_DECISIONS.items()))

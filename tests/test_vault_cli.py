@@ -64,6 +64,12 @@ def test_reveal_is_denied_by_default_and_allowed_with_the_dev_flag(project: Path
     events = _audit(project)
     assert [e["decision"] for e in events] == ["reveal_denied", "reveal_allowed", "reveal_failed"]
     assert events[2]["token"].startswith("nontoken_")
+    # The one-off override is told apart from a configured local-dev policy.
+    assert [(e["revealPolicy"], e["revealOverride"]) for e in events] == [
+        ("disabled", None),
+        ("local-dev", True),
+        ("local-dev", True),
+    ]
     raw = (project / ".haechi" / "audit.jsonl").read_text()
     assert SECRET not in raw
     assert EMAIL not in raw
@@ -78,6 +84,13 @@ def test_reveal_with_a_config_file(project: Path) -> None:
     config.write_text(json.dumps({"tokenVault": {"revealPolicy": "local-dev"}}))
     revealed = json_output(run_haechi("token-reveal", token, "--config", str(config), cwd=project))
     assert revealed["plaintext"] == PHONE
+    flagged = ["token-reveal", token, "--allow-dev-reveal", "--config", str(config)]
+    assert json_output(run_haechi(*flagged, cwd=project))["plaintext"] == PHONE
+    # The configured policy already allows it: the flag overrides nothing.
+    assert [(e["revealPolicy"], e["revealOverride"]) for e in _audit(project)] == [
+        ("local-dev", None),
+        ("local-dev", None),
+    ]
     expired = _tokenize(project, [(EMAIL, "email")], retention_days=-1)[0]
     failed = run_haechi("token-reveal", expired, "--config", str(config), cwd=project)
     assert (failed.returncode, failed.stderr) == (1, "haechi: Token expired\n")

@@ -24,6 +24,7 @@ builder                    written by
 :func:`vault_event`        the token vault: reveal, detokenize, purge, purge-expired
 :func:`proxy_decision_event`  the gateway, for decisions taken without a protect call
 :func:`stream_event`       the gateway, once per inspected response stream
+:func:`auth_token_event`   ``token-add`` and ``token-revoke``, once per token changed
 =========================  ================================================================
 """
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -46,7 +47,9 @@ __all__ = [
     "PATH_HASH_DOMAIN",
     "PROXY_DECISIONS",
     "SCHEMA_VERSION",
+    "AuthTokenChange",
     "VaultOperation",
+    "auth_token_event",
     "iso_timestamp",
     "keyed_path_hash",
     "payload_shape_hash",
@@ -244,6 +247,7 @@ def vault_event(
     token_type: str | None = None,
     count: int | None = None,
     reveal_policy: str | None = None,
+    reveal_override: bool | None = None,
     correlation_id: str | None = None,
 ) -> dict[str, Any]:
     """The event of one token-vault operation.
@@ -253,6 +257,8 @@ def vault_event(
     in ``_denied`` marks the event ``blocked``. ``token`` must be a token id: for input that
     is not a token the vault passes a keyed hash of it (``nontoken_<hex>``), never the input.
     ``count`` is how many tokens the operation touched, ``reason`` a stable reason code.
+    ``reveal_override`` is ``True`` when a reveal ran under ``local-dev`` by a one-off
+    override of a ``disabled`` policy (``token-reveal --allow-dev-reveal``), else ``None``.
     """
     return {
         "schemaVersion": SCHEMA_VERSION,
@@ -271,6 +277,7 @@ def vault_event(
         "tokenType": token_type,
         "count": count,
         "revealPolicy": reveal_policy,
+        "revealOverride": reveal_override,
         "summary": _decision_summary(decision),
     }
 
@@ -409,3 +416,57 @@ def stream_event(
         profile=profile,
         summary=dict(summary),
     )
+
+
+
+#: The changes ``token-add`` and ``token-revoke`` make to the gateway's bearer tokens.
+AuthTokenChange = Literal["added", "revoked"]
+
+
+def auth_token_event(
+    *,
+    change: AuthTokenChange,
+    token_id: str,
+    token_type: str | None,
+    scopes: Iterable[object],
+    label_keys: Iterable[object],
+    known_scopes: Collection[str],
+    known_label_keys: Collection[str],
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The event of one change to the gateway's bearer tokens: decision
+    ``auth_token_added`` or ``auth_token_revoked``.
+
+    It holds the token's id and type, never the token, its hash or a label value. Of its
+    scopes and label keys it names only those the configuration itself holds: a scope
+    ``policy.profileBinding.byScope`` maps (``known_scopes``) and a key of
+    ``auth.allowedLabelKeys`` (``known_label_keys``). The rest were typed on a command line
+    or into the store, where a value pasted by mistake ends up, so they are counted
+    (``scopesNotNamed``, ``labelKeysNotNamed``) and not written. ``reason`` says why a
+    change was made other than by its own command (``token_not_shown``).
+    """
+    decision = f"auth_token_{change}"
+    scope_list, key_list = list(scopes), list(label_keys)
+    named_scopes = [s for s in scope_list if isinstance(s, str) and s in known_scopes]
+    named_keys = [k for k in key_list if isinstance(k, str) and k in known_label_keys]
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "id": _uuid4(),
+        "correlationId": None,
+        "timestamp": iso_timestamp(),
+        "protocol": "auth",
+        "operation": "auth:token-add" if change == "added" else "auth:token-revoke",
+        "identity": None,
+        "mode": "n/a",
+        "enforced": True,
+        "blocked": False,
+        "decision": decision,
+        "reason": reason,
+        "tokenId": token_id,
+        "tokenType": token_type,
+        "scopeNames": named_scopes,
+        "scopesNotNamed": len(scope_list) - len(named_scopes),
+        "labelKeys": named_keys,
+        "labelKeysNotNamed": len(key_list) - len(named_keys),
+        "summary": _decision_summary(decision),
+    }

@@ -153,6 +153,7 @@ _BUILDER_KEYS: Final = frozenset(
         "tokenType",
         "count",
         "revealPolicy",
+        "revealOverride",
         "routeId",
         "pathHash",
         "pluginId",

@@ -61,10 +61,9 @@ def token_reveal_command(
     """Print a token's plaintext, if the reveal policy allows it (always audited)."""
     settings = load_config(config)
     refuse_stdout_anchor(settings, "token-reveal", "its JSON result")
-    if allow_dev_reveal:
-        vault_settings = settings.token_vault.model_copy(update={"reveal_policy": "local-dev"})
-        settings = settings.model_copy(update={"token_vault": vault_settings})
-    revealed = _with_vault(settings, lambda vault: vault.reveal(token))
+    revealed = _with_vault(
+        settings, lambda vault: vault.reveal(token, dev_override=allow_dev_reveal)
+    )
     emit_json(
         {
             "ok": True,

@@ -295,6 +295,7 @@ class TokenVault:
         token: str | None = None,
         token_type: str | None = None,
         count: int | None = None,
+        override: bool = False,
     ) -> None:
         if self._audit_sink is None:
             return
@@ -306,7 +307,8 @@ class TokenVault:
                 token=token,
                 token_type=token_type,
                 count=count,
-                reveal_policy=self._reveal_policy,
+                reveal_policy="local-dev" if override else self._reveal_policy,
+                reveal_override=True if override else None,
             )
         )
 
@@ -332,20 +334,29 @@ class TokenVault:
         return self._crypto.decrypt(envelope, aad)
 
     async def reveal(
-        self, token: str, *, context: Mapping[str, Any] | None = None
+        self,
+        token: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        dev_override: bool = False,
     ) -> RevealedToken:
         """Return the plaintext behind ``token`` if the reveal policy allows it.
 
         Every outcome is audited: ``reveal_denied`` (policy, before any store read),
         ``reveal_failed`` (``unknown_token``, ``token_expired``, ``decrypt_failed``,
         ``reveal_error``) or ``reveal_allowed``. ``context`` replaces the stored AAD context.
+        ``dev_override`` (``token-reveal --allow-dev-reveal``) reveals under ``local-dev``
+        whatever the policy; when that overrides ``disabled``, each event of the call says
+        so (``revealOverride: true``), so an auditor tells a one-off override from a
+        configured ``local-dev``.
 
         Raises:
             VaultError: with a fixed message and the stable ``reason`` code.
             AuditError: the decision could not be audited (nothing is revealed).
         """
         audit_token = audit_token_field(self._crypto, token)
-        if self._reveal_policy == "disabled":
+        override = dev_override and self._reveal_policy == "disabled"
+        if self._reveal_policy == "disabled" and not override:
             await self._audit("reveal", "reveal_denied", reason=_DISABLED[1], token=audit_token)
             raise _refusal(_DISABLED)
         record: TokenRecord | None = None
@@ -375,9 +386,16 @@ class TokenVault:
                 reason=exc.reason,
                 token=audit_token,
                 token_type=record.get("type") if isinstance(record, dict) else None,
+                override=override,
             )
             raise
-        await self._audit("reveal", "reveal_allowed", token=audit_token, token_type=record["type"])
+        await self._audit(
+            "reveal",
+            "reveal_allowed",
+            token=audit_token,
+            token_type=record["type"],
+            override=override,
+        )
         return RevealedToken(token, record["type"], plaintext)
 
     async def detokenize(self, tokens: Iterable[str]) -> dict[str, str]:
