@@ -3,13 +3,16 @@
 
 The lock is an ``fcntl.flock`` on ``<path>.lock``: the kernel releases it when the holder
 dies, so there is no stale-lock guessing. Writers replace files atomically (temp file in the
-same directory, fsync, ``os.replace``), so readers never see a half-written file and a crash
-never corrupts the previous version.
+same directory, fsync, ``os.replace``, fsync of the directory), so readers never see a
+half-written file, a crash never corrupts the previous version, and once a write returns a
+power loss cannot take the new version back: the rename lives in the directory, which is
+made durable too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -19,7 +22,10 @@ from pathlib import Path
 
 from haechi.errors import HaechiError
 
-__all__ = ["LockTimeout", "atomic_write", "locked", "poll_lock"]
+__all__ = ["LockTimeout", "atomic_write", "locked", "poll_lock", "sync_directory"]
+
+#: What ``fsync`` of a directory fails with on a file system that cannot sync directories.
+_NO_DIRECTORY_SYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EBADF})
 
 # A held lock is retried after a short pause that doubles up to a ceiling: writers hold it
 # for a write and an fsync (well under a millisecond), so a first retry after 5 ms would
@@ -93,3 +99,27 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    sync_directory(target.parent)
+
+
+def sync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make ``directory``'s entries durable: until the file system writes the directory
+    back, a power loss can leave a file created in it under no name, and bring back the old
+    file in place of one renamed over it.
+
+    Skipped where a directory cannot be opened (a platform without directory descriptors,
+    a directory without read permission) or its file system cannot sync it; any other
+    failure (an I/O error) is raised, as the durability of the entry is then unknown.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _NO_DIRECTORY_SYNC:
+            raise
+    finally:
+        os.close(fd)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -85,6 +86,35 @@ async def test_file_format(vault_file: Path) -> None:
     created = document["createdAt"]
     await store.put("tok_email_fedcba9876543210", sample_record("tok_email_fedcba9876543210"))
     assert json.loads(vault_file.read_text())["createdAt"] == created
+
+
+async def test_a_write_is_durable_in_its_directory_once_the_file_is_in_place(
+    vault_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replacement is a rename, which lives in the directory: without an fsync of the
+    # directory after it, a power loss can bring the old vault file back. Each fsync is
+    # the real one, noted with what the vault file held when it ran.
+    real_fsync = os.fsync
+    vault_file.parent.mkdir(parents=True)
+    directory = os.stat(vault_file.parent)
+    synced: list[str] = []
+
+    def noting_fsync(fd: int) -> None:
+        real_fsync(fd)
+        found = os.fstat(fd)
+        if (found.st_dev, found.st_ino) == (directory.st_dev, directory.st_ino):
+            synced.append(vault_file.read_text() if vault_file.exists() else "")
+
+    monkeypatch.setattr(os, "fsync", noting_fsync)
+    store = FileTokenStore(vault_file)
+    for token in ("tok_email_0123456789abcdef", "tok_email_fedcba9876543210"):
+        await store.put(token, sample_record(token))
+        assert token in synced[-1]
+    assert len(synced) == 2
+    before = len(synced)
+    await store.delete("tok_email_0123456789abcdef")
+    assert len(synced) == before + 1
+    assert "tok_email_0123456789abcdef" not in synced[-1]
 
 
 async def test_missing_file_is_an_empty_vault(vault_file: Path) -> None:

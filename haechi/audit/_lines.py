@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from haechi._canonical import compact_json_encoder
-from haechi._filelock import LockTimeout, poll_lock
+from haechi._filelock import LockTimeout, poll_lock, sync_directory
 from haechi.errors import AuditError
 
 _FILE_MODE = 0o600
@@ -192,11 +192,11 @@ def open_append(path: Path) -> tuple[int, bool]:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, _FILE_MODE)
     except FileExistsError:  # another writer created it meanwhile
         return _regular(path, os.open(path, flags | os.O_NONBLOCK)), False
-    directory = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        sync_directory(path.parent)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd, True
 
 
