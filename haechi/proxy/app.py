@@ -32,7 +32,7 @@ import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, NoReturn, Protocol
 from urllib.parse import parse_qsl
 
@@ -210,6 +210,7 @@ class GatewayApp:
         self.upstream = upstream or Upstream(
             config.target.upstream, timeout_s=limits.upstream_timeout_ms / 1000
         )
+        self._upstream_prefix = self.upstream.path_prefix
         self.header_policy = RequestHeaderPolicy(
             config.target.forward_headers, auth_enabled=self._auth is not None
         )
@@ -388,7 +389,7 @@ class GatewayApp:
             raise GatewayError("haechi_forwarded_proto_required")
         adapter = self.adapter
         if adapter is not None:
-            request.route = adapter.classify(method, request.path)
+            request.route = self._classify(adapter, method, request.path)
         if self._auth is not None:
             request.identity = await self._authenticate(request, headers)
         policy = self.runtime.resolve_policy(request.identity)
@@ -670,7 +671,7 @@ class GatewayApp:
         checked as one and served as another)."""
         if ambiguous_path(request.raw_path):
             await self._deny_model(request, "ambiguous_path")
-        if not self._models_allowed(allowlist, adapter, route, payload, self.upstream.path_prefix):
+        if not self._models_allowed(allowlist, adapter, route, payload, self._upstream_prefix):
             await self._deny_model(request, "model_not_in_allowlist")
 
     @staticmethod
@@ -697,6 +698,18 @@ class GatewayApp:
         request.decision = "model_not_allowed"
         await self.audit_decision(request, "model_not_allowed", reason)
         raise GatewayError("haechi_model_not_allowed")
+
+    def _classify(self, adapter: ProtocolAdapter, method: str, path: str) -> Route:
+        """The route of what the upstream serves: its URL's path followed by the client's
+        (behind ``…/v1``, the client's ``/chat/completions`` is ``/v1/chat/completions``),
+        or, when those name no route, the client's path alone. The route keeps the client's
+        path, which the model checks put behind the upstream's path themselves."""
+        prefix = self._upstream_prefix
+        if prefix:
+            served = adapter.classify(method, prefix + path)
+            if served.route_id != "unknown":
+                return replace(served, path=path)
+        return adapter.classify(method, path)
 
     def _check_streaming(self, request: GatewayRequest, route: Route) -> None:
         mode = self._streaming.request_mode
