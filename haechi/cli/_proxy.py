@@ -64,8 +64,7 @@ def proxy_command(
         ),
     ] = False,
 ) -> None:
-    """haechi proxy: run the gateway in front of target.upstream until SIGTERM, SIGINT or
-    SIGHUP."""
+    """Run the gateway in front of target.upstream until SIGTERM, SIGINT or SIGHUP."""
     from haechi.proxy.server import plan_listen, run_proxy
 
     _standard_descriptors_held()
