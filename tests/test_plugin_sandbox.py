@@ -186,6 +186,7 @@ async def test_no_processes_and_no_signals_to_the_gateway(
     assert await role_after(provider, "spawn:") == "PermissionError:1"
     assert await role_after(provider, "fork:") == "PermissionError:1"
     assert await role_after(provider, "signal:") == "PermissionError:1"
+    assert await role_after(provider, "owner:") == "PermissionError:1"
     assert await ask(provider, "spawn:") is None
     assert await ask(provider, "hello") is not None
     assert audit_events(audit_path, "plugin.worker.terminated") == []
@@ -261,9 +262,9 @@ async def test_a_forged_frame_is_refused_unparsed(
 # --- each layer on its own -------------------------------------------------------------
 
 _ONE_LAYER = """
-import ctypes, json, os, socket, sys
+import ctypes, fcntl, json, os, socket, sys
 from haechi.plugins.sandbox import _confine
-layer, port, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+layer, port, secret, victim = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 report = {"errors": {}}
 if layer == "network":
     _confine._unshare(report)
@@ -286,16 +287,29 @@ def read():
         handle.read()
 def stdlib_import():
     import colorsys
+def owner_by_fcntl():
+    # A descriptor with an owner signals it (SIGIO) once ready: here at once.
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(read_end, fcntl.F_SETOWN, victim)
+    fcntl.fcntl(read_end, fcntl.F_SETFL, os.O_ASYNC)
+    os.write(write_end, b"x")
+def owner_by_ioctl():
+    left, right = socket.socketpair()
+    fcntl.ioctl(left, 0x8901, victim.to_bytes(4, sys.byteorder, signed=True))  # FIOSETOWN
+    fcntl.ioctl(left, 0x5452, (1).to_bytes(4, sys.byteorder))  # FIOASYNC
+    right.send(b"x")
 attempt("connect", connect)
+attempt("owner-fcntl", owner_by_fcntl)
+attempt("owner-ioctl", owner_by_ioctl)
 attempt("read", read)
 attempt("import", stdlib_import)
 print(json.dumps(results))
 """
 
 
-def run_one_layer(layer: str, port: int, secret: Path) -> dict[str, Any]:
+def run_one_layer(layer: str, port: int, secret: Path, victim: int = 0) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-c", _ONE_LAYER, layer, str(port), str(secret)],
+        [sys.executable, "-c", _ONE_LAYER, layer, str(port), str(secret), str(victim)],
         capture_output=True,
         text=True,
         check=True,
@@ -337,3 +351,22 @@ def test_seccomp_alone_denies_new_sockets(tcp_listener: socket.socket, tmp_path:
     assert outcome["connect"] == 1
     assert outcome["read"] == "ok"
     assert_nothing_arrived(tcp_listener)
+
+
+def test_seccomp_alone_gives_no_descriptor_an_owner_to_signal(
+    tcp_listener: socket.socket, tmp_path: Path
+) -> None:
+    """Before Landlock ABI 6 (kernels older than 6.12) seccomp is the only wall between a
+    plugin and signals to the gateway: an owned descriptor's SIGIO (default action:
+    terminate, or any signal F_SETSIG picks) reaches any process of the same user."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        outcome = run_one_layer("seccomp", tcp_listener.getsockname()[1], secret, victim.pid)
+        assert outcome["owner-fcntl"] == 1
+        assert outcome["owner-ioctl"] == 1
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait(timeout=30)

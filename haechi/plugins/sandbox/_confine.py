@@ -13,11 +13,12 @@ Layers, each enforced by the Linux kernel (not by Python, so plugin code cannot 
   sockets of processes outside the sandbox.
 * **seccomp**: a small BPF denylist (x86-64 and aarch64): no new sockets (this also closes
   pathname UNIX sockets, which Landlock does not cover), no fork/clone/exec, no signals to
-  other processes, no ptrace, namespaces, keyrings, BPF, io_uring, perf or mounts. Calls that
-  act on a process named by its pid (resource limits, scheduling, priority, page placement)
-  are allowed on the child itself only: the kernel lets any process of the same user lower
-  another's limits, so without this a plugin could set the gateway's ``RLIMIT_NOFILE`` or
-  ``RLIMIT_CPU`` to 1, or park it at idle priority, and disable it without a signal.
+  other processes (nor descriptors owned by one, which the kernel would signal), no ptrace,
+  namespaces, keyrings, BPF, io_uring, perf or mounts. Calls that act on a process named by
+  its pid (resource limits, scheduling, priority, page placement) are allowed on the child
+  itself only: the kernel lets any process of the same user lower another's limits, so
+  without this a plugin could set the gateway's ``RLIMIT_NOFILE`` or ``RLIMIT_CPU`` to 1, or
+  park it at idle priority, and disable it without a signal.
 * **resource limits**: address space, CPU seconds, open files, no core dumps, no file growth,
   no new processes (``RLIMIT_NPROC`` 0, which binds every uid but root; seccomp covers root).
 
@@ -155,8 +156,25 @@ _SELF_ONLY_SYSCALLS: Final = {
         274,  # sched_setattr
     ),
 }
-#: seccomp_data.args[0], low 32 bits (both architectures are little-endian): the pid_t.
+#: Calls denied for some values of their second argument, the command: those that give a
+#: descriptor an owner. The kernel signals the owner (SIGIO, whose default action ends a
+#: process, or any signal ``F_SETSIG`` picks) whenever the descriptor becomes ready, and the
+#: owner may be any process of the same user (any process at all for root): a way to the
+#: gateway that neither the ``kill`` family nor Landlock before ABI 6 closes.
+_DENIED_COMMANDS: Final = {
+    "x86_64": {
+        72: (8, 15),  # fcntl: F_SETOWN, F_SETOWN_EX
+        16: (0x8901, 0x8902),  # ioctl: FIOSETOWN, SIOCSPGRP (sockets, socketpair's too)
+    },
+    "aarch64": {
+        25: (8, 15),  # fcntl: F_SETOWN, F_SETOWN_EX
+        29: (0x8901, 0x8902),  # ioctl: FIOSETOWN, SIOCSPGRP
+    },
+}
+#: seccomp_data.args[0] and args[1], low 32 bits (both architectures are little-endian):
+#: the pid_t of the self-only calls, the unsigned int command of fcntl and ioctl.
 _ARG0_LOW: Final = 16
+_ARG1_LOW: Final = 24
 _BPF_LD_W_ABS: Final = 0x20
 _BPF_JEQ_K: Final = 0x15
 _BPF_JGE_K: Final = 0x35
@@ -309,8 +327,10 @@ def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> _SockFilter:
 
 
 def _seccomp_program(machine: str) -> list[_SockFilter]:
-    denied = _DENIED_SYSCALLS[machine]
-    deny = _SECCOMP_RET_ERRNO | errno.EPERM
+    """The filter: check the architecture, then one comparison per listed call, each jumping
+    to a block that ends in a return (deny; allow for pid 0 only; deny some commands)."""
+    deny = _bpf(_BPF_RET_K, _SECCOMP_RET_ERRNO | errno.EPERM)
+    allow = _bpf(_BPF_RET_K, _SECCOMP_RET_ALLOW)
     program = [
         _bpf(_BPF_LD_W_ABS, 4),  # seccomp_data.arch
         _bpf(_BPF_JEQ_K, _AUDIT_ARCH[machine], jt=1),
@@ -319,22 +339,29 @@ def _seccomp_program(machine: str) -> list[_SockFilter]:
     ]
     if machine == "x86_64":
         # The x32 ABI reaches the same kernel entry points under other numbers.
-        program += [_bpf(_BPF_JGE_K, _X32_SYSCALL_BIT, jf=1), _bpf(_BPF_RET_K, deny)]
-    comparisons = [(number, True) for number in denied]
-    comparisons += [(number, False) for number in _SELF_ONLY_SYSCALLS[machine]]
-    count = len(comparisons)
-    for index, (number, always) in enumerate(comparisons):
-        # After the comparisons (at ``count``): allow; the pid check (count + 1, count + 2);
-        # the shared deny (count + 3); allow for pid 0 (count + 4). Jumps only go forward.
-        target = count + 3 if always else count + 1
-        program.append(_bpf(_BPF_JEQ_K, number, jt=target - index - 1))
-    program += [
-        _bpf(_BPF_RET_K, _SECCOMP_RET_ALLOW),
-        _bpf(_BPF_LD_W_ABS, _ARG0_LOW),
-        _bpf(_BPF_JEQ_K, 0, jt=1),
-        _bpf(_BPF_RET_K, deny),
-        _bpf(_BPF_RET_K, _SECCOMP_RET_ALLOW),
+        program += [_bpf(_BPF_JGE_K, _X32_SYSCALL_BIT, jf=1), deny]
+    blocks = [
+        [deny],
+        [_bpf(_BPF_LD_W_ABS, _ARG0_LOW), _bpf(_BPF_JEQ_K, 0, jt=1), deny, allow],
     ]
+    targets = [(number, 0) for number in _DENIED_SYSCALLS[machine]]
+    targets += [(number, 1) for number in _SELF_ONLY_SYSCALLS[machine]]
+    for number, commands in _DENIED_COMMANDS[machine].items():
+        # Each comparison jumps over the rest and the allow, to the deny closing the block.
+        checks = [
+            _bpf(_BPF_JEQ_K, command, jt=len(commands) - index)
+            for index, command in enumerate(commands)
+        ]
+        targets.append((number, len(blocks)))
+        blocks.append([_bpf(_BPF_LD_W_ABS, _ARG1_LOW), *checks, allow, deny])
+    starts = [len(targets) + 1]  # the blocks follow the comparisons and one allow
+    for block in blocks[:-1]:
+        starts.append(starts[-1] + len(block))
+    for index, (number, block_index) in enumerate(targets):
+        program.append(_bpf(_BPF_JEQ_K, number, jt=starts[block_index] - index - 1))
+    program.append(allow)
+    for block in blocks:
+        program += block
     return program
 
 

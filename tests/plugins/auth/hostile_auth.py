@@ -7,6 +7,7 @@ an identity whose ``role`` label says what happened: ``escaped`` when the attack
 otherwise ``<ExceptionClass>:<errno>``, so a test can tell which wall stopped it.
 """
 
+import fcntl
 import os
 import resource
 import signal
@@ -64,6 +65,14 @@ def _fork(argument):
 
 def _signal_parent(argument):
     os.kill(os.getppid(), 0)
+
+
+def _owner_parent(argument):
+    # Make the gateway the owner of a descriptor: the kernel signals it (SIGIO) once ready.
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(read_end, fcntl.F_SETOWN, os.getppid())
+    fcntl.fcntl(read_end, fcntl.F_SETFL, os.O_ASYNC)
+    os.write(write_end, b"x")
 
 
 def _limit_other(argument):
@@ -124,6 +133,7 @@ _ATTACKS = {
     "spawn": _spawn,
     "fork": _fork,
     "signal": _signal_parent,
+    "owner": _owner_parent,
     "limit-other": _limit_other,
     "idle-other": _idle_other,
     "pin-other": _pin_other,
