@@ -79,9 +79,10 @@ def make_provider(
         fixture: str = "good_auth.py",
         *,
         breaker: BreakerPolicy | None = None,
+        padding: int = 0,
         **settings: Any,
     ) -> PluginAuthProvider:
-        signed = sign_plugin(tmp_path / "plugin", fixture)
+        signed = sign_plugin(tmp_path / "plugin", fixture, padding=padding)
         settings.setdefault("confinement", MODE)
         provider = create_plugin_auth_provider(
             plugin_config(signed, **settings), audit, crypto, breaker=breaker
@@ -481,6 +482,30 @@ async def test_a_respawn_refuses_a_manifest_python_cannot_parse(
     assert await provider.authenticate({"authorization": "Bearer hello"}) is None
     refused = audit_events(audit_path, "plugin.load.refused")
     assert [e["reason"] for e in refused] == ["manifest-invalid"]
+    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
+    assert reasons == ["crash", "unavailable", "unavailable"]
+
+
+@pytest.mark.anyio
+async def test_a_child_dying_before_it_reads_its_program_is_a_refused_respawn(
+    make_provider: Callable[..., PluginAuthProvider],
+    audit_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An interpreter that exits at once (broken by an upgrade under a running gateway)
+    closes the pipe while the host still writes a start frame larger than the pipe buffer:
+    a failed start like any other, audited and not retried on every request."""
+    provider = make_provider("hostile_auth.py", padding=1000)
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
+    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
+    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
+    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
+    refused = audit_events(audit_path, "plugin.load.refused")
+    assert [e["reason"] for e in refused] == ["sandbox-failed"]
     reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
     assert reasons == ["crash", "unavailable", "unavailable"]
 

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -199,6 +199,17 @@ def _spawn() -> tuple[subprocess.Popen[bytes], str]:
     return proc, workdir
 
 
+@contextlib.contextmanager
+def _starting() -> Iterator[None]:
+    """Read a failed exchange with a starting child (either way) as a failed start."""
+    try:
+        yield
+    except _wire.WireTimeout:
+        raise PluginLoadError("sandbox-failed", "the sandbox did not answer in time") from None
+    except (_wire.WireError, OSError):
+        raise PluginLoadError("sandbox-failed", "the sandbox exited while starting") from None
+
+
 def _fd(stream: IO[bytes] | None) -> int:
     if stream is None:  # pragma: no cover - Popen was asked for both pipes
         raise RuntimeError("sandbox pipe missing")
@@ -271,7 +282,8 @@ class SandboxProcess:
         sandbox = cls(proc, workdir, limits)
         deadline = time.monotonic() + limits.start_timeout_s
         try:
-            _wire.write_all(sandbox._stdin, _program_frame() + _wire.encode(first), deadline)
+            with _starting():
+                _wire.write_all(sandbox._stdin, _program_frame() + _wire.encode(first), deadline)
             message = sandbox._control(deadline)
         except BaseException:
             sandbox.kill()
@@ -283,12 +295,8 @@ class SandboxProcess:
         return sandbox
 
     def _control(self, deadline: float) -> dict[str, Any]:
-        try:
+        with _starting():
             return _wire.read_frame(self._stdout, _CONTROL_MAX_BYTES, deadline)
-        except _wire.WireTimeout:
-            raise PluginLoadError("sandbox-failed", "the sandbox did not answer in time") from None
-        except (_wire.WireError, OSError):
-            raise PluginLoadError("sandbox-failed", "the sandbox exited while starting") from None
 
     @property
     def alive(self) -> bool:

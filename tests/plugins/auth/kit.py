@@ -91,11 +91,17 @@ def sign_plugin(
     not_before: int | None = None,
     not_after: int | None = None,
     edit_payload: Callable[[dict[str, Any]], None] | None = None,
+    padding: int = 0,
 ) -> SignedPlugin:
-    """Copy ``fixture`` into ``directory`` and write ``<plugin_id>.signed.json`` beside it."""
+    """Copy ``fixture`` into ``directory`` and write ``<plugin_id>.signed.json`` beside it.
+
+    ``padding`` lines of comment are appended to the copy before it is signed (a large entry).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     entry_path = directory / fixture
     shutil.copyfile(FIXTURES / fixture, entry_path)
+    with entry_path.open("a", encoding="utf-8") as handle:
+        handle.write(f"# {'padding ' * 12}\n" * padding)
     if private_key is None:
         private_key = load_private_key(generate_keypair().private_pem)
     payload = build_payload(
