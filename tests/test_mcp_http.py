@@ -29,7 +29,7 @@ from mcp.shared.exceptions import MCPError
 
 from haechi.crypto import LocalCryptoProvider, init_key_file
 from haechi.mcp import METHOD_NOT_ALLOWED, POLICY_BLOCK, STDIO_ERROR
-from haechi.mcp._sessions import bind_session
+from haechi.mcp._sessions import bind_event, bind_session
 from haechi.proxy.app import GatewayApp
 from haechi.proxy.background import serve_in_thread
 from haechi.runtime import create_runtime
@@ -61,6 +61,14 @@ def bound_session(workdir: Path, session: str) -> str:
     the server's ``session``, and takes back from it."""
     crypto = LocalCryptoProvider(workdir / ".haechi" / "dev.keys.json")
     return bind_session(crypto, None, session.encode()).decode()
+
+
+def bound_event(workdir: Path, session: str | None, event_id: str) -> str:
+    """The event id the gateway of ``workdir`` (no authentication) hands a client for the
+    server's ``event_id`` of a stream of the server's ``session``, and takes back from it."""
+    crypto = LocalCryptoProvider(workdir / ".haechi" / "dev.keys.json")
+    where = None if session is None else session.encode()
+    return bind_event(crypto, None, where, event_id.encode()).decode()
 
 
 # -- the official SDK on both ends ---------------------------------------------------------
@@ -223,12 +231,12 @@ def test_an_event_stream_is_inspected_message_by_message(tmp_path: Path) -> None
     assert EMAIL not in text
     assert "keep-alive" not in text
     frames = [frame for frame in text.split("\n\n") if frame]
-    assert frames[0] == "id: p0\ndata:"
+    assert frames[0] == f"id: {bound_event(tmp_path, None, 'p0')}\ndata:"
     relayed = [json.loads(frame.split("data: ", 1)[1]) for frame in frames[1:]]
     assert [m.get("id") for m in relayed] == [None, 7]
     assert relayed[0]["params"]["data"] == "[REDACTED:email]"
     assert relayed[1]["result"]["content"][0]["text"] == "hi [REDACTED:email]"
-    assert frames[1].startswith("id: e1\nevent: message\n")
+    assert frames[1].startswith(f"id: {bound_event(tmp_path, None, 'e1')}\nevent: message\n")
     # The refused server request was answered to the server, never shown to the client.
     answers = [json.loads(body) for method, _h, body in upstream.requests[1:] if method == "POST"]
     assert [(a["id"], a["error"]["code"]) for a in answers] == [("s1", POLICY_BLOCK)]
@@ -638,12 +646,17 @@ def test_the_server_event_stream_is_inspected(tmp_path: Path) -> None:
     upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=body)])
     with gateway_before(upstream, tmp_path) as url:
         session = bound_session(tmp_path, "s-9")
-        headers = {"mcp-session-id": session, "last-event-id": "e6", "accept": "text/event-stream"}
+        resume = bound_event(tmp_path, "s-9", "e6")
+        headers = {
+            "mcp-session-id": session,
+            "last-event-id": resume,
+            "accept": "text/event-stream",
+        }
         response = httpx.get(url, headers=headers, timeout=TIMEOUT_S)
     method, sent, _body = upstream.requests[0]
     assert (method, sent["mcp-session-id"], sent["last-event-id"]) == ("GET", "s-9", "e6")
     frames = [frame for frame in response.text.split("\n\n") if frame]
     # The malformed event ends the stream; there is no request to answer on this one.
     assert len(frames) == 1
-    assert frames[0].startswith("id: e7\n")
+    assert frames[0].startswith(f"id: {bound_event(tmp_path, 's-9', 'e7')}\n")
     assert json.loads(frames[0].split("data: ", 1)[1])["params"]["data"] == "[REDACTED:email]"

@@ -59,10 +59,12 @@ LIST_TOOLS = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 @dataclass
 class Recorder:
     """The SDK's streamable-HTTP app, noting the method and ``Mcp-Session-Id`` of every
-    request it receives and the session ids it answers with."""
+    request it receives, the ``Last-Event-ID`` of those resuming a stream and the session
+    ids it answers with."""
 
     app: Any
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    resumed_from: list[str] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)  # the server repeats it on each answer
     stream_opened: threading.Event = field(default_factory=threading.Event)
 
@@ -73,6 +75,8 @@ class Recorder:
         headers = dict(scope["headers"])
         session = headers.get(b"mcp-session-id")
         self.requests.append((scope["method"], session.decode() if session else None))
+        if b"last-event-id" in headers:
+            self.resumed_from.append(headers[b"last-event-id"].decode())
         if scope["method"] == "GET":
             self.stream_opened.set()
 
@@ -98,19 +102,19 @@ class Front:
     def bearer(self, who: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.tokens[who]}"} if self.tokens else {}
 
-    def refusals(self) -> list[dict[str, Any]]:
+    def refusals(self, reason: str = "mcp_session_not_owned") -> list[dict[str, Any]]:
         records = [json.loads(line) for line in self.audit.read_text().splitlines() if line]
-        return [r for r in records if r.get("reason") == "mcp_session_not_owned"]
+        return [r for r in records if r.get("reason") == reason]
 
 
 @contextlib.contextmanager
 def front(
-    workdir: Path, overrides: Mapping[str, Any] | None = None, *, json_response: bool = True
+    workdir: Path, overrides: Mapping[str, Any] | None = None, **options: Any
 ) -> Iterator[Front]:
-    """Serve the SDK server (answering with JSON bodies, or event streams) and an
-    ``mcp-http`` gateway in front of it, with a token for callers ``a`` and ``b`` when
-    ``overrides`` turn bearer authentication on."""
-    upstream = Recorder(http_app(json_response=json_response))
+    """Serve the SDK server (answering with JSON bodies unless ``json_response=False``, the
+    other ``options`` of its app as given) and an ``mcp-http`` gateway in front of it, with
+    a token for callers ``a`` and ``b`` when ``overrides`` turn bearer authentication on."""
+    upstream = Recorder(http_app(**{"json_response": True, **options}))
     with serve_in_thread(upstream, lifespan="on") as up:
         settings = gateway_config(workdir, up.url, merge_config(MCP_TARGET, overrides or {}))
         init_key_file(settings["keys"]["keyFile"])

@@ -45,6 +45,7 @@ REFUSAL_REASONS: Final = {
     "mcp_sse_event_too_large": "an event over responseProtection.maxBytes",
     "mcp_sse_event_not_utf8": "an event stream that is not valid UTF-8",
     "mcp_session_not_owned": "an Mcp-Session-Id the gateway did not hand the caller",
+    "mcp_event_not_owned": "a Last-Event-ID the gateway did not hand the caller in that session",
 }
 
 

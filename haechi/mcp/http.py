@@ -50,8 +50,13 @@ otherwise, as for a session the server does not know). The upstream never sees t
 ``Authorization``, so without this any caller holding another's session id would get that
 session's event stream and post into it.
 
-Headers: ``Mcp-Protocol-Version`` and ``Last-Event-ID`` are passed to the upstream as sent,
-and ``Mcp-Session-Id`` once it is replaced as above. When the client sends
+Event ids: the ``id`` of every event the upstream sends goes to the client bound to the caller
+and the session (:mod:`haechi.mcp._sessions`), and a request's ``Last-Event-ID`` is checked
+and replaced alike (``400`` otherwise): the server replays the events after any id it knows,
+whichever session asks.
+
+Headers: ``Mcp-Protocol-Version`` is passed to the upstream as sent, and ``Mcp-Session-Id``
+and ``Last-Event-ID`` once they are replaced as above. When the client sends
 ``Mcp-Method``/``Mcp-Name`` (protocol revisions that mirror the body in headers), they are
 rewritten from the *forwarded* body so that a header never carries a value the body no
 longer does. Every other header follows the gateway's header boundary.
@@ -68,7 +73,7 @@ from typing import Any, Final, NoReturn
 
 from haechi.audit import keyed_path_hash
 from haechi.errors import AuditError, LimitError
-from haechi.mcp._sessions import bind_session, unbind_session
+from haechi.mcp._sessions import bind_event, bind_session, unbind_event, unbind_session
 from haechi.mcp.jsonrpc import (
     ANY_AWAITED,
     STDIO_ERROR,
@@ -100,8 +105,9 @@ from haechi.streaming._lines import reader_breaks
 
 __all__ = ["StreamableHttpHandler", "create_handler"]
 
-#: Request headers of the streamable HTTP transport passed upstream (``Mcp-Session-Id`` once
-#: the bound id the client sent is replaced by the upstream's, see ``_own_session``).
+#: Request headers of the streamable HTTP transport passed upstream (``Mcp-Session-Id`` and
+#: ``Last-Event-ID`` once the bound ids the client sent are replaced by the upstream's, see
+#: ``_own_session`` and ``_own_event``).
 _PASSED: Final = (b"mcp-session-id", b"mcp-protocol-version", b"last-event-id")
 #: Methods whose name-bearing parameter is mirrored in the ``Mcp-Name`` header.
 _NAME_PARAMS: Final[Mapping[str, str]] = {
@@ -148,6 +154,28 @@ def _answer_status(*refusals: Mapping[str, Any]) -> int:
     return 200 if any(refusal.get("id") is not None for refusal in refusals) else 400
 
 
+def _forwarded(request: GatewayRequest, name: bytes) -> list[bytes]:
+    """The values of the header ``name`` the gateway forwards (none when the client's
+    ``Connection`` names it: such a field is for the gateway alone)."""
+    headers: HeaderList = request.scope["headers"]
+    if name in connection_named(headers):
+        return []
+    return [value for key, value in headers if key == name]
+
+
+def _replace(request: GatewayRequest, name: bytes, value: bytes) -> None:
+    """Put ``value`` in place of the one header field ``name`` of ``request``."""
+    headers: HeaderList = request.scope["headers"]
+    request.scope["headers"] = [(key, value if key == name else old) for key, old in headers]
+
+
+def _upstream_session(request: GatewayRequest) -> bytes | None:
+    """The server's session id the request goes to the server with (once
+    :meth:`StreamableHttpHandler._own_session` has replaced the bound one), if any."""
+    given = _forwarded(request, b"mcp-session-id")
+    return given[0] if given else None
+
+
 def _is_event_stream(response: UpstreamResponse) -> bool:
     content_type: str = response.headers.get("content-type", "")
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
@@ -183,6 +211,7 @@ class StreamableHttpHandler:
         if method not in ("POST", "GET", "DELETE"):
             raise GatewayError("haechi_method_not_allowed", headers={"allow": "GET, POST, DELETE"})
         await self._own_session(request)
+        await self._own_event(request)
         if method == "POST":
             await self._post(request, receive, send)
         else:
@@ -196,31 +225,52 @@ class StreamableHttpHandler:
         is read or forwarded, when it is not an id the gateway handed this caller.
 
         The refusal is the ``404`` a server answers for a session it does not know (a client
-        then starts a new one), audited as ``mcp_session_not_owned``; it never holds the id.
-        Several ``Mcp-Session-Id`` fields are refused alike: which one counts would be up to
-        each reader. A field the client's ``Connection`` names is not forwarded, so it is
-        left alone.
+        then starts a new one), audited as ``mcp_session_not_owned`` (see :meth:`_refuse`); it
+        never holds the id. Several ``Mcp-Session-Id`` fields are refused alike: which one
+        counts would be up to each reader. A field the client's ``Connection`` names is not
+        forwarded, so it is left alone.
         """
-        headers: HeaderList = request.scope["headers"]
-        if b"mcp-session-id" in connection_named(headers):
-            return
-        given = [value for name, value in headers if name == b"mcp-session-id"]
+        given = _forwarded(request, b"mcp-session-id")
         if not given:
             return
         crypto = self._gateway.runtime.crypto
         session = unbind_session(crypto, request.identity, given[0]) if len(given) == 1 else None
         if session is None:
-            self._gateway.metrics.increment("haechi_blocks_total")
-            await self._filter.audit_refusal(
-                "mcp_session_not_owned",
-                side="client",
-                operation="session",
-                **self._audit_context(request),
-            )
-            raise GatewayError("haechi_mcp_session_not_found")
-        request.scope["headers"] = [
-            (name, session if name == b"mcp-session-id" else value) for name, value in headers
-        ]
+            await self._refuse(request, "mcp_session_not_owned", "haechi_mcp_session_not_found")
+        _replace(request, b"mcp-session-id", session)
+
+    async def _own_event(self, request: GatewayRequest) -> None:
+        """Put the server's event id in place of the bound ``Last-Event-ID`` the client sent
+        (the ``id`` of an event the gateway relayed, see :meth:`_fields`), or refuse the
+        request before anything of it is read or forwarded, when it is not an id the
+        gateway handed this caller in this session: the server replays the events after
+        any id it knows, whichever session asks.
+
+        Runs after :meth:`_own_session`, so the session is the server's. The refusal is
+        ``400`` ``haechi_mcp_event_id_refused``, audited as ``mcp_event_not_owned``;
+        several ``Last-Event-ID`` fields are refused alike, one the ``Connection`` names is
+        left alone, as for sessions.
+        """
+        given = _forwarded(request, b"last-event-id")
+        if not given:
+            return
+        crypto = self._gateway.runtime.crypto
+        session = _upstream_session(request)
+        event = (
+            unbind_event(crypto, request.identity, session, given[0]) if len(given) == 1 else None
+        )
+        if event is None:
+            await self._refuse(request, "mcp_event_not_owned", "haechi_mcp_event_id_refused")
+        _replace(request, b"last-event-id", event)
+
+    async def _refuse(self, request: GatewayRequest, reason: str, code: str) -> NoReturn:
+        """Refuse ``request`` for an id the gateway did not hand its caller (audited as
+        ``reason``), with ``code``."""
+        self._gateway.metrics.increment("haechi_blocks_total")
+        await self._filter.audit_refusal(
+            reason, side="client", operation="session", **self._audit_context(request)
+        )
+        raise GatewayError(code)
 
     async def _post(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
         body = await self._gateway.read_body(request, receive)
@@ -453,14 +503,20 @@ class StreamableHttpHandler:
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         parser = SseParser(self._cap)
+        # The event ids of the stream are bound to the session it belongs to: the one the
+        # request names, or the one a new session's first answer names.
+        issued = [
+            value for name, value in response.headers.raw if name.lower() == b"mcp-session-id"
+        ]
+        session = _upstream_session(request) or (issued[0] if issued else None)
         # Once the posted request is answered, a stream ending early owes it nothing more.
         answered = False
         try:
             async for chunk in response.aiter_raw():
                 for frame in parser.feed(chunk):
-                    answered |= await self._event(request, frame, send, fallback_id)
+                    answered |= await self._event(request, frame, send, fallback_id, session)
             for frame in parser.finish():
-                answered |= await self._event(request, frame, send, fallback_id)
+                answered |= await self._event(request, frame, send, fallback_id, session)
         except (LimitError, UnicodeDecodeError, _StreamEnded) as exc:
             if isinstance(exc, _StreamEnded):
                 reason = exc.reason
@@ -492,10 +548,16 @@ class StreamableHttpHandler:
         )
 
     async def _event(
-        self, request: GatewayRequest, frame: Frame, send: Send, fallback_id: Any
+        self,
+        request: GatewayRequest,
+        frame: Frame,
+        send: Send,
+        fallback_id: Any,
+        session: bytes | None,
     ) -> bool:
-        """Relay one event; ``True`` when it answered the posted request (``fallback_id``)."""
-        meta = await self._fields(request, frame.meta)
+        """Relay one event of a stream of ``session``; ``True`` when it answered the posted
+        request (``fallback_id``)."""
+        meta = await self._fields(request, frame.meta, session)
         if not frame.data:
             if meta or frame.data is not None:
                 await self._send_event(send, meta, frame.data)
@@ -516,12 +578,16 @@ class StreamableHttpHandler:
             await self._answer_upstream(request, outcome.message)
         return False
 
-    async def _fields(self, request: GatewayRequest, meta: tuple[str, ...]) -> tuple[str, ...]:
+    async def _fields(
+        self, request: GatewayRequest, meta: tuple[str, ...], session: bytes | None
+    ) -> tuple[str, ...]:
         """The field lines of an event that go on to the client.
 
         Only the fields a client reads (:data:`_RELAYED_FIELDS`) are kept, and only when the
         detector finds nothing in them: they are not part of the message, so a value there
-        would pass uninspected, and an id or a name is not worth refusing the event for. A
+        would pass uninspected, and an id or a name is not worth refusing the event for. An
+        ``id`` goes out bound to the caller and ``session`` (see :meth:`_own_event`); an
+        empty one, which tells the client to forget the last id, as it is. A
         line holding a character some clients' line readers end a line at (U+2028, NEL, a
         form feed...) ends the stream: such a client would read what follows it as lines of
         its own, which nobody inspected.
@@ -542,7 +608,7 @@ class StreamableHttpHandler:
             if name in _RELAYED_FIELDS:
                 findings = tuple(self._gateway.runtime.scan(value, direction="response"))
                 if not findings:
-                    kept.append(line)
+                    kept.append(self._bound_id(request, line, session) if name == "id" else line)
                     continue
             reason = "mcp_sse_field_refused" if findings else "mcp_sse_field_dropped"
             try:
@@ -550,6 +616,16 @@ class StreamableHttpHandler:
             except AuditError:
                 raise _StreamEnded(None) from None
         return tuple(kept)
+
+    def _bound_id(self, request: GatewayRequest, line: str, session: bytes | None) -> str:
+        """The ``id`` field ``line`` with the server's id bound (see :meth:`_fields`)."""
+        value = line.partition(":")[2]
+        event = value[1:] if value.startswith(" ") else value
+        if not event:
+            return line
+        crypto = self._gateway.runtime.crypto
+        bound = bind_event(crypto, request.identity, session, event.encode("utf-8"))
+        return "id: " + bound.decode("ascii")
 
     @staticmethod
     async def _send_event(send: Send, meta: tuple[str, ...], data: str | None) -> None:

@@ -24,6 +24,10 @@ CATALOGUE: Final[Mapping[str, tuple[int, str]]] = {
         400,
         'Request field "stream" must be true, false or null, and spelled in lower case',
     ),
+    "haechi_mcp_event_id_refused": (
+        400,
+        "Last-Event-ID is not an event id of this MCP session; resume from an id it sent",
+    ),
     "haechi_auth_denied": (401, "Authentication required"),
     "haechi_forwarded_proto_required": (403, "X-Forwarded-Proto: https is required"),
     "haechi_model_not_allowed": (403, "Model not allowed by policy"),

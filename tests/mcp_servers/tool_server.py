@@ -6,7 +6,8 @@ checksum (made fresh per process), ``echo_json`` returns its arguments as a JSON
 ``big`` returns a text of the requested size, ``log`` writes its text to stderr and ``image``
 returns a PNG image (binary content, which detection cannot read), ``attach`` returns its
 base64 argument as an embedded resource's ``blob`` declaring no media type (MCP leaves it
-optional).
+optional), ``resumed`` closes its request's event stream before it answers (a client of a
+server with an event store then gets the answer by resuming the stream).
 
 Everything the server receives is appended to the file named by ``HAECHI_TEST_RECORD``: over
 stdio the raw lines, over HTTP the raw request bodies. ``python tool_server.py`` serves on
@@ -24,7 +25,7 @@ import threading
 import zlib
 from typing import Any
 
-from mcp.server.mcpserver import Image, MCPServer
+from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.types import BlobResourceContents, EmbeddedResource
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -88,6 +89,13 @@ def attach(blob: str) -> EmbeddedResource:
     """Return the base64 ``blob`` as a resource's contents with no ``mimeType``."""
     contents = BlobResourceContents(uri="file:///attachment", blob=blob)
     return EmbeddedResource(type="resource", resource=contents)
+
+
+@server.tool()
+async def resumed(text: str, ctx: Context) -> str:
+    """Close this request's event stream, then return ``text``."""
+    await ctx.close_sse_stream()
+    return text
 
 
 def _record(data: bytes) -> None:
