@@ -42,7 +42,7 @@ import re
 import secrets
 import stat
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final, Self
@@ -57,8 +57,11 @@ __all__ = [
     "TOKEN_HASH_DOMAIN",
     "TOKEN_TYPES",
     "BearerAuthProvider",
+    "ChangeRecorder",
     "add_token",
     "build_identity",
+    "is_label_value",
+    "is_token_id",
     "list_tokens",
     "read_auth_store",
     "revoke_token",
@@ -78,6 +81,22 @@ _DEFAULT_LABEL_KEYS: Final = ("team", "env", "tier", "role")
 #: What a token id looks like; only such an argument is named back in an error (anything
 #: else may be a token or another secret pasted where its id belongs).
 _TOKEN_ID = re.compile(r"tok_auth_[0-9a-f]{1,32}")
+
+#: Records one change to the store, given the public record of the token changed (the
+#: first one, when a revoked id names several); raising undoes the change. It is called
+#: with the store written and its lock held, so that no change is kept without its record
+#: and no other writer's change is undone with it. Writing the record first instead would
+#: leave, should the store write fail or the process die after it, a log saying a token
+#: was revoked while it still works; this order leaves at worst a token that is disabled,
+#: or added but never shown to anyone, without its record.
+ChangeRecorder = Callable[[Mapping[str, Any]], object]
+
+
+def is_token_id(value: object) -> bool:
+    """Whether ``value`` has the form of the ids ``token-add`` gives: ``tok_auth_`` and 1 to
+    32 hex digits. Only such an id is written out as it is (in an error, in the audit log):
+    anything else may be a token, a name or another secret put where an id belongs."""
+    return isinstance(value, str) and _TOKEN_ID.fullmatch(value) is not None
 
 
 def read_auth_store(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -147,12 +166,13 @@ def _validate(
         if key not in allowed:
             # The key is not named: it may be a value typed where a key belongs.
             raise ConfigError(f"a label key is not in auth.allowedLabelKeys ({', '.join(allowed)})")
-        if not _label_value(value):
+        if not is_label_value(value):
             raise ConfigError(f"label {key!r} needs a value of 1 to 64 characters")
 
 
-def _label_value(value: object) -> bool:
-    """Whether ``value`` is a label value ``token-add`` writes: 1 to 64 characters."""
+def is_label_value(value: object) -> bool:
+    """Whether ``value`` is a label value ``token-add`` writes: 1 to 64 characters (what an
+    external provider's labels are held to as well)."""
     return isinstance(value, str) and 0 < len(value) <= _MAX_LABEL_VALUE
 
 
@@ -164,8 +184,13 @@ def add_token(
     scopes: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
     allowed_label_keys: Sequence[str] = _DEFAULT_LABEL_KEYS,
+    audit: ChangeRecorder | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Create a token; return its public record and the plaintext (shown once, never stored)."""
+    """Create a token; return its public record and the plaintext (shown once, never stored).
+
+    ``audit`` records the change (see :data:`ChangeRecorder`): when it raises, the token is
+    taken out of the store again and the error propagates.
+    """
     labels = dict(labels or {})
     _validate(token_type, scopes, labels, allowed_label_keys)
     token = "hae_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
@@ -186,8 +211,7 @@ def add_token(
         # names one token (to revoke, and to count against the rate limit).
         while not record["id"] or record["id"] in taken:
             record["id"] = f"tok_auth_{uuid.uuid4().hex[:8]}"
-        tokens.append(record)
-        _write_store(store, tokens)
+        _change(store, [*tokens, record], tokens, _public(record), audit)
     return _public(record), token
 
 
@@ -196,11 +220,15 @@ def list_tokens(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [_public(record) for record in read_auth_store(path)]
 
 
-def revoke_token(path: str | os.PathLike[str], token_id: str) -> dict[str, Any]:
+def revoke_token(
+    path: str | os.PathLike[str], token_id: str, *, audit: ChangeRecorder | None = None
+) -> dict[str, Any]:
     """Disable a token; ``revoked`` is False when it already was. Unknown ids are errors.
 
     Every record with that id is disabled: a store merged or edited by hand may hold one id
-    twice, and revoking it must not leave one of its tokens working.
+    twice, and revoking it must not leave one of its tokens working. ``audit`` records the
+    change, if there is one (see :data:`ChangeRecorder`): when it raises, the token is
+    enabled again and the error propagates.
     """
     store = Path(path)
     with locked(store):
@@ -208,14 +236,35 @@ def revoke_token(path: str | os.PathLike[str], token_id: str) -> dict[str, Any]:
         matching = [record for record in tokens if record.get("id") == token_id]
         if matching:
             changed = any(not record.get("disabled") for record in matching)
-            for record in matching:
-                record["disabled"] = True
             if changed:
-                _write_store(store, tokens)
+                before = [dict(record) for record in tokens]
+                for record in matching:
+                    record["disabled"] = True
+                _change(store, tokens, before, _public(matching[0]), audit)
             return {"id": token_id, "revoked": changed}
-    if _TOKEN_ID.fullmatch(token_id):
+    if is_token_id(token_id):
         raise ConfigError(f"unknown token id: {token_id}")
     raise ConfigError("unknown token id (the argument is not shown: ids look like tok_auth_<hex>)")
+
+
+def _change(
+    store: Path,
+    tokens: list[dict[str, Any]],
+    before: list[dict[str, Any]],
+    public: dict[str, Any],
+    audit: ChangeRecorder | None,
+) -> None:
+    """Write ``tokens`` to ``store``, then have ``audit`` record the change; when it cannot,
+    write ``before`` back. The caller holds the store lock throughout, so nothing written
+    in between is undone."""
+    _write_store(store, tokens)
+    if audit is None:
+        return
+    try:
+        audit(public)
+    except Exception:
+        _write_store(store, before)
+        raise
 
 
 def build_identity(record: Mapping[str, Any], crypto: CryptoProvider) -> Identity:
@@ -336,14 +385,13 @@ def _usable(record: Mapping[str, Any], allowed_label_keys: frozenset[str]) -> bo
     scopes = record.get("scopes")
     labels = record.get("labels")
     return (
-        isinstance(record.get("id"), str)
-        and _TOKEN_ID.fullmatch(record["id"]) is not None
+        is_token_id(record.get("id"))
         and isinstance(record.get("tokenHash"), str)
         and record.get("type", "user") in TOKEN_TYPES
         and (scopes is None or isinstance(scopes, list))
         and all(isinstance(scope, str) for scope in scopes or ())
         and (labels is None or isinstance(labels, dict))
-        and all(k in allowed_label_keys and _label_value(v) for k, v in (labels or {}).items())
+        and all(k in allowed_label_keys and is_label_value(v) for k, v in (labels or {}).items())
     )
 
 

@@ -104,3 +104,6 @@ def test_token_add_that_cannot_print_its_token_disables_it(tmp_path: Path) -> No
     assert result.returncode != 0
     tokens = json_output(run_haechi("token-list", cwd=tmp_path))["tokens"]
     assert [token["disabled"] for token in tokens] == [True]
+    audit = (tmp_path / ".haechi" / "audit.jsonl").read_text().splitlines()
+    records = [(r["decision"], r["reason"]) for r in map(json.loads, audit)]
+    assert records == [("auth_token_added", None), ("auth_token_revoked", "token_not_shown")]

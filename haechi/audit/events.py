@@ -418,7 +418,6 @@ def stream_event(
     )
 
 
-
 #: The changes ``token-add`` and ``token-revoke`` make to the gateway's bearer tokens.
 AuthTokenChange = Literal["added", "revoked"]
 

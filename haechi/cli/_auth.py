@@ -2,33 +2,90 @@
 """``haechi token-add``, ``token-list`` and ``token-revoke``: gateway bearer tokens.
 
 Tokens are stored hashed (keyed HMAC) in ``auth.store``; ``token-add`` prints the plaintext
-token once and it cannot be recovered afterwards.
+token once and it cannot be recovered afterwards. Every token added or revoked is recorded in
+the audit log of the configuration, the gateway's chain, and a change whose record cannot be
+written is undone (see :data:`haechi.auth.ChangeRecorder`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
 import typer
 
-from haechi.cli._app import ConfigOption, app, emit_json, standard_stream
+from haechi.cli._app import ConfigOption, app, emit_json, refuse_stdout_anchor, standard_stream
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
-from haechi.errors import ConfigError
+from haechi.errors import AuditError, ConfigError
+
+if TYPE_CHECKING:
+    from haechi.audit import AuthTokenChange
+    from haechi.runtime import Runtime
 
 __all__: list[str] = []
 
 _SHOWN_ONCE = "store this token now: it is shown once and only its keyed hash is kept"
 
+_T = TypeVar("_T")
 
-def _crypto(settings: HaechiConfig) -> Any:
-    from haechi.plugins.manager import load_registry
-    from haechi.providers import ProviderContext
 
-    if settings.keys.provider == "external":
-        raise ConfigError('token commands need keys.provider "local" (or a registered plugin)')
-    cls = load_registry().select("crypto", settings.keys.provider)
-    return cls.create(ProviderContext(settings))
+def _audited(settings: HaechiConfig, work: Callable[[Runtime], _T]) -> _T:
+    """Run ``work`` on a worker thread with the runtime composed from ``settings``: its
+    crypto provider hashes tokens and its audit sink (the gateway's log) records each
+    change, through :func:`_recorder`."""
+    from haechi.runtime import create_runtime
+
+    async def main() -> _T:
+        runtime = create_runtime(settings)
+        try:
+            return await anyio.to_thread.run_sync(work, runtime)
+        finally:
+            await runtime.aclose()
+
+    return anyio.run(main)
+
+
+def _recorder(
+    runtime: Runtime, change: AuthTokenChange, reason: str | None = None
+) -> Callable[[Mapping[str, Any]], object]:
+    """What records one change of the store in the audit log (called from the worker
+    thread of :func:`_audited`; a record that cannot be written raises ``AuditError``)."""
+    from haechi.audit import auth_token_event
+    from haechi.auth import IDENTITY_HASH_DOMAIN, TOKEN_TYPES, is_token_id
+
+    settings = runtime.config
+    binding = settings.policy.profile_binding
+    known_scopes = frozenset(binding.by_scope) if binding is not None else frozenset()
+
+    def record(token: Mapping[str, Any]) -> object:
+        scopes, labels, token_id = token.get("scopes"), token.get("labels"), token["id"]
+        if not is_token_id(token_id):
+            # A record edited by hand to another id (a name, an address) can still be
+            # revoked by it: the log holds a keyed hash of that id, as the vault's of input
+            # that is not a token.
+            token_id = "nontoken_" + runtime.crypto.hmac(str(token_id), IDENTITY_HASH_DOMAIN)[:16]
+        event = auth_token_event(
+            change=change,
+            token_id=token_id,
+            token_type=token["type"] if token.get("type") in TOKEN_TYPES else None,
+            scopes=scopes if isinstance(scopes, list) else [scopes],
+            label_keys=labels if isinstance(labels, dict) else [labels],
+            known_scopes=known_scopes,
+            known_label_keys=settings.auth.allowed_label_keys,
+            reason=reason,
+        )
+        try:
+            return anyio.from_thread.run(runtime.audit.record, event)
+        except AuditError as exc:
+            raise AuditError(
+                f"no token was {change}: its audit record could not be written ({exc})"
+            ) from exc
+
+    return record
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -56,20 +113,27 @@ def token_add_command(
     ] = None,
     config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
 ) -> None:
-    """Create a gateway bearer token and print it once."""
-    from haechi.auth import add_token, revoke_token
+    """Create a gateway bearer token and print it once (audited)."""
+    from haechi.auth import add_token
 
     # A token nobody can be shown would still be stored and accepted: refuse it first.
     standard_stream("stdout")
     settings = load_config(config)
-    record, token = add_token(
-        settings.auth.store,
-        _crypto(settings),
-        token_type=token_type,
-        scopes=list(scope or []),
-        labels=_labels(list(label or [])),
-        allowed_label_keys=settings.auth.allowed_label_keys,
-    )
+    refuse_stdout_anchor(settings, "token-add", "the token")
+    labels = _labels(list(label or []))
+
+    def add(runtime: Runtime) -> tuple[dict[str, Any], str]:
+        return add_token(
+            settings.auth.store,
+            runtime.crypto,
+            token_type=token_type,
+            scopes=list(scope or []),
+            labels=labels,
+            allowed_label_keys=settings.auth.allowed_label_keys,
+            audit=_recorder(runtime, "added"),
+        )
+
+    record, token = _audited(settings, add)
     try:
         emit_json(
             {
@@ -82,8 +146,22 @@ def token_add_command(
         )
     except OSError:
         # Not shown (the reader of a pipe went away): disabled, not left working unknown.
-        revoke_token(settings.auth.store, record["id"])
+        # Should its record fail, the token is disabled all the same, and the error shown
+        # is still the one that made it so.
+        _audited(settings, lambda runtime: _disable_unshown(runtime, record["id"]))
         raise
+
+
+def _disable_unshown(runtime: Runtime, token_id: str) -> None:
+    """Disable a token ``token-add`` could not show, recorded with reason
+    ``token_not_shown`` (without the record when it cannot be written)."""
+    from haechi.auth import revoke_token
+
+    store = runtime.config.auth.store
+    try:
+        revoke_token(store, token_id, audit=_recorder(runtime, "revoked", "token_not_shown"))
+    except AuditError:
+        revoke_token(store, token_id)
 
 
 @app.command("token-list")
@@ -100,9 +178,15 @@ def token_revoke_command(
     token_id: Annotated[str, typer.Argument(help="Token id (tok_auth_...).")],
     config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
 ) -> None:
-    """Disable a gateway bearer token; effective on the next request."""
+    """Disable a gateway bearer token; effective on the next request (audited)."""
     from haechi.auth import revoke_token
 
     settings = load_config(config)
-    result = revoke_token(settings.auth.store, token_id)
+    refuse_stdout_anchor(settings, "token-revoke", "its JSON result")
+    result = _audited(
+        settings,
+        lambda runtime: revoke_token(
+            settings.auth.store, token_id, audit=_recorder(runtime, "revoked")
+        ),
+    )
     emit_json({"ok": True, "command": "token-revoke", "result": result})
