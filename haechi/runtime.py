@@ -147,9 +147,20 @@ class Runtime:
 
     @property
     def auth(self) -> Any:
-        """The auth provider, or ``None`` when ``auth.provider`` is ``none``."""
+        """The auth provider, or ``None`` when ``auth.provider`` is ``none``. An injected one
+        is wrapped so that its identities keep to the rules of the built-in ones (see
+        :mod:`haechi._external_auth`)."""
         if "auth" in self._injected:
-            return self._injected["auth"]
+            injected = self._injected["auth"]
+            if injected is None:
+                return None
+            if "auth" not in self._lazy:
+                from haechi._external_auth import ExternalAuthProvider
+
+                self._lazy["auth"] = ExternalAuthProvider(
+                    injected, self.crypto, self.config.auth.allowed_label_keys
+                )
+            return self._lazy["auth"]
         name = self.config.auth.provider
         if name == "none":
             return None

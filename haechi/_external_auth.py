@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The identity an injected auth provider (``auth.provider: "external"``) returns, held to
+the rules haechi's own providers follow before anything uses or audits it.
+
+An injected provider builds its :class:`~haechi.models.Identity` itself, and the audit log
+writes its ``id``, ``type``, ``subjectHash``, ``issuerHash`` and ``provider`` with every
+request. A provider may well use an e-mail address or the subject of a JWT as the id, which
+would put that address in every record. So:
+
+* an id outside the form of the built-in token ids (``tok_auth_<hex>``, at most 32 hex
+  digits) is replaced by ``external:<16 hex>``, a keyed hash of it (the hash the plugin
+  provider makes its ids of): one caller keeps one id, for its audit records, its rate
+  budget and its MCP sessions, and the id tells nothing without the key;
+* a subject or issuer hash that is not lowercase hex (the form of a keyed hash) is replaced
+  by the keyed hash of it, and a provider name outside ``[a-z][a-z0-9._:-]{0,63}`` by
+  ``external``;
+* the type and the labels, which choose a policy and cannot be renamed, are refused outside
+  the rules the bearer tokens and the plugin provider follow (a type of ``user``,
+  ``service`` or ``agent``; label keys of ``auth.allowedLabelKeys`` with values of 1 to 64
+  characters; scopes as strings): the request is denied as a failing provider's is
+  (``provider_error``, audited), rather than served under a policy the configuration did
+  not give it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar, Final
+
+from haechi.auth import IDENTITY_HASH_DOMAIN, TOKEN_TYPES, is_label_value, is_token_id
+from haechi.errors import ProviderError
+from haechi.models import Identity
+from haechi.providers import CryptoProvider
+
+__all__ = ["EXTERNAL_ID_PREFIX", "ExternalAuthProvider"]
+
+#: What an id outside the built-in form becomes, followed by 16 hex digits of its keyed hash.
+EXTERNAL_ID_PREFIX: Final = "external:"
+_HASH = re.compile(r"[0-9a-f]{16,128}")
+_PROVIDER = re.compile(r"[a-z][a-z0-9._:-]{0,63}")
+
+
+class ExternalAuthProvider:
+    """Wraps an injected auth provider; its identities come out as described above."""
+
+    name: ClassVar[str] = "external"
+
+    def __init__(
+        self, provider: Any, crypto: CryptoProvider, allowed_label_keys: Collection[str]
+    ) -> None:
+        self._provider = provider
+        self._crypto = crypto
+        self._allowed_label_keys = frozenset(allowed_label_keys)
+
+    @property
+    def provider(self) -> Any:
+        """The injected provider."""
+        return self._provider
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        """The injected provider's identity, checked; ``None`` when it returns none.
+
+        Raises :class:`~haechi.errors.ProviderError` (naming the field, never its value)
+        for an identity whose type, scopes or labels break the rules.
+        """
+        identity = await self._provider.authenticate(headers)
+        if identity is None:
+            return None
+        if not isinstance(identity, Identity):
+            raise ProviderError("the external auth provider returned no Identity")
+        return self._checked(identity)
+
+    def _checked(self, identity: Identity) -> Identity:
+        if identity.type not in TOKEN_TYPES:
+            raise ProviderError(f"an external identity's type must be one of {TOKEN_TYPES}")
+        scopes = identity.scopes
+        if not isinstance(scopes, tuple | list) or not all(isinstance(s, str) for s in scopes):
+            raise ProviderError("an external identity's scopes must be a sequence of strings")
+        labels = identity.labels
+        if not isinstance(labels, Mapping) or not all(
+            key in self._allowed_label_keys and is_label_value(value)
+            for key, value in labels.items()
+        ):
+            raise ProviderError(
+                "an external identity's labels must have keys of auth.allowedLabelKeys "
+                "and values of 1 to 64 characters"
+            )
+        return dataclasses.replace(
+            identity,
+            id=identity.id if is_token_id(identity.id) else self._pseudonym(identity.id),
+            subject_hash=self._hash(identity.subject_hash),
+            issuer_hash=self._hash(identity.issuer_hash),
+            provider=identity.provider if _matches(_PROVIDER, identity.provider) else "external",
+        )
+
+    def _keyed(self, value: object) -> str:
+        return self._crypto.hmac(str(value), IDENTITY_HASH_DOMAIN)
+
+    def _pseudonym(self, value: object) -> str:
+        return EXTERNAL_ID_PREFIX + self._keyed(value)[:16]
+
+    def _hash(self, value: object) -> str:
+        return value if isinstance(value, str) and _matches(_HASH, value) else self._keyed(value)
+
+
+def _matches(pattern: re.Pattern[str], value: object) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
