@@ -207,6 +207,24 @@ async def test_a_wrapper_manifest_loads_when_its_flat_fields_agree(
     assert refused.value.reason == "manifest-invalid"
 
 
+def test_a_flat_field_the_signed_payload_leaves_out_is_refused(
+    crypto: LocalCryptoProvider, audit: AuditSink, tmp_path: Path
+) -> None:
+    """A payload without a bound is unbounded: a flat bound would be the only window the
+    manifest shows (and the one its validation requires), signed by no one."""
+
+    def unbounded(payload: dict[str, Any]) -> None:
+        del payload["notBefore"], payload["notAfter"]
+
+    signed = sign_plugin(tmp_path / "plugin", edit_payload=unbounded)
+    manifest = wrapper_manifest(signed, notAfter=1000)
+    settings: dict[str, Any] = {"confinement": MODE, "manifestPath": str(manifest)}
+    with pytest.raises(PluginLoadError) as refused:
+        create_plugin_auth_provider(plugin_config(signed, **settings), audit, crypto)
+    assert refused.value.reason == "manifest-invalid"
+    assert "notAfter" in refused.value.detail
+
+
 @pytest.mark.anyio
 async def test_an_explicit_entry_path_is_read_as_given(
     crypto: LocalCryptoProvider, audit: AuditSink, tmp_path: Path

@@ -190,7 +190,8 @@ def _envelope_from_wrapper(plugin: Mapping[str, Any]) -> Mapping[str, Any]:
         raise _invalid("haechiPlugin carries no signed envelope")
     payload = signed["payload"]
     for flat, bound in _BOUND_FIELDS.items():
-        if flat in plugin and bound in payload and plugin[flat] != payload[bound]:
+        # A field the payload leaves out is null there (no bound, for the window).
+        if flat in plugin and plugin[flat] != payload.get(bound):
             raise _invalid(f"haechiPlugin.{flat} differs from the signed payload")
     if "signerKeyId" in plugin and plugin["signerKeyId"] != signed.get("signerKeyId"):
         raise _invalid("haechiPlugin.signerKeyId differs from the signed envelope")
