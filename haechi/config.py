@@ -821,6 +821,14 @@ class McpConfig(_Section):
     protect_params: StrictBool = _field(True, "Protect request params.")
     protect_results: StrictBool = _field(True, "Protect results (response direction).")
     require_json_rpc: StrictBool = _field(True, "Refuse messages without jsonrpc: 2.0.")
+    denied_records_per_second: RecordsPerSecond = _field(
+        20,
+        "Requests of an `mcp-http` gateway refused for an `Mcp-Session-Id` or `Last-Event-ID` "
+        "the gateway did not hand the caller that a gateway process audits one record each, "
+        "per second (a burst of as many); past it refusals are counted, and one record a "
+        "second says how many, by reason. A budget of its own, apart from the other "
+        "`deniedRecordsPerSecond`. 0 = one record per refusal, however many.",
+    )
 
     @field_validator("allowed_methods")
     @classmethod

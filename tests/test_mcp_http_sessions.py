@@ -26,6 +26,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from haechi.auth import add_token
+from haechi.cli import main
 from haechi.crypto import init_key_file
 from haechi.proxy.app import GatewayApp
 from haechi.proxy.background import serve_in_thread
@@ -307,3 +308,48 @@ def test_workers_accept_each_others_bound_ids(tmp_path: Path) -> None:
     assert [done.status_code, listed.status_code, again.status_code] == [202, 200, 200]
     (issued,) = set(upstream.issued)
     assert [session for _method, session in upstream.requests] == [None] + [issued] * 3
+
+
+# -- the audit records of refusals -----------------------------------------------------------
+
+
+def test_refusals_past_the_budget_are_counted_in_one_record(tmp_path: Path) -> None:
+    """A caller sending ids the gateway did not hand it, as fast as it can, gets every
+    request refused, but only ``mcp.deniedRecordsPerSecond`` records a second of its own;
+    the others are counted, by reason, in one record written within the second (or when
+    the gateway stops)."""
+    budget = {"mcp": {"deniedRecordsPerSecond": 1}}
+    with front(tmp_path, merge_config(BEARER, budget)) as gateway:
+        bound = open_session(gateway, "a")
+        own = open_session(gateway, "b")
+        before = list(gateway.upstream.requests)
+        as_b = gateway.bearer("b")
+        foreign = {**as_b, "mcp-session-id": bound}
+        made_up = {**as_b, "mcp-session-id": own, "last-event-id": f"hevt1.MQ.{'0' * 64}"}
+        with httpx.Client(timeout=TIMEOUT_S) as client:
+            answers = [
+                client.post(gateway.url, json=LIST_TOOLS, headers={**ACCEPT, **headers})
+                for headers in [foreign, made_up] * 10
+            ]
+        assert [answer.status_code for answer in answers] == [404, 400] * 10
+        assert gateway.upstream.requests == before
+    records = [json.loads(line) for line in gateway.audit.read_text().splitlines() if line]
+    refused = [r for r in records if r.get("decision") == "mcp_refused"]
+    single = [r for r in refused if r["reason"] != "aggregated"]
+    summaries = [r for r in refused if r["reason"] == "aggregated"]
+    assert single
+    assert summaries
+    assert len(single) < 20
+    counted: dict[str, int] = {r["reason"]: 0 for r in single}
+    for record in single:
+        counted[record["reason"]] += 1
+    for summary in summaries:
+        assert [summary[name] for name in ("correlationId", "identity", "routeId")] == [None] * 3
+        assert summary["operation"] == "mcp:session"
+        assert summary["summary"]["byAction"] == {
+            "mcp_refused": sum(summary["summary"]["byReason"].values())
+        }
+        for reason, count in summary["summary"]["byReason"].items():
+            counted[reason] = counted.get(reason, 0) + count
+    assert counted == {"mcp_session_not_owned": 10, "mcp_event_not_owned": 10}
+    assert main(["audit-verify", "--audit", str(gateway.audit)]) == 0

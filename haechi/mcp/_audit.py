@@ -7,18 +7,21 @@ field line or event the gateway withholds, get one event each: a gateway decisio
 (:func:`~haechi.audit.proxy_decision_event`) with the decision ``mcp_refused``, a reason
 code naming what was refused (:data:`REFUSAL_REASONS`), the ``direction`` the refused part
 travelled in and, when the detector found something, its findings counted by type. The
-event never holds the refused value, nor any text of the message.
+event never holds the refused value, nor any text of the message. Refusals that are cheap
+to provoke over and over (ids the gateway did not hand the caller) are audited one by one
+only within a per-second budget; past it one summary event counts them (see
+:func:`refusal_summary_event`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from haechi.audit import proxy_decision_event
 from haechi.models import Direction, Finding, Identity, Mode
 
-__all__ = ["REFUSAL_DECISION", "REFUSAL_REASONS", "refusal_event"]
+__all__ = ["REFUSAL_DECISION", "REFUSAL_REASONS", "refusal_event", "refusal_summary_event"]
 
 #: The decision of every MCP refusal event.
 REFUSAL_DECISION: Final = "mcp_refused"
@@ -84,11 +87,43 @@ def refusal_event(
     by_type: dict[str, int] = {}
     for finding in findings:
         by_type[finding.type] = by_type.get(finding.type, 0) + 1
+    return _described(event, operation, direction, by_type, 1)
+
+
+def refusal_summary_event(
+    *, protocol: str, operation: str, direction: Direction, mode: Mode, counts: Mapping[str, int]
+) -> dict[str, Any]:
+    """The one event standing for the refusals past their per-second budget: reason
+    ``aggregated``, ``summary.byAction`` how many refusals it stands for and
+    ``summary.byReason`` how many of each reason (of :data:`REFUSAL_REASONS`). It names no
+    caller, request or route, as the gateway's other summaries of refusals."""
+    event = proxy_decision_event(
+        protocol=protocol,
+        route_id=None,
+        decision=REFUSAL_DECISION,
+        reason="aggregated",
+        mode=mode,
+        correlation_id=None,
+        enforced=True,
+        blocked=True,
+    )
+    event = _described(event, operation, direction, {}, sum(counts.values()))
+    event["summary"]["byReason"] = dict(counts)
+    return event
+
+
+def _described(
+    event: dict[str, Any],
+    operation: str,
+    direction: Direction,
+    by_type: dict[str, int],
+    refusals: int,
+) -> dict[str, Any]:
     event["operation"] = f"mcp:{operation}"
     event["direction"] = direction
     event["summary"] = {
         "detectionCount": sum(by_type.values()),
         "byType": by_type,
-        "byAction": {REFUSAL_DECISION: 1},
+        "byAction": {REFUSAL_DECISION: refusals},
     }
     return event

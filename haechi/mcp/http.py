@@ -53,7 +53,8 @@ session's event stream and post into it.
 Event ids: the ``id`` of every event the upstream sends goes to the client bound to the caller
 and the session (:mod:`haechi.mcp._sessions`), and a request's ``Last-Event-ID`` is checked
 and replaced alike (``400`` otherwise): the server replays the events after any id it knows,
-whichever session asks.
+whichever session asks. Refusals for ids the gateway did not hand the caller are audited one
+by one within ``mcp.deniedRecordsPerSecond`` a second, counted in a summary past it.
 
 Headers: ``Mcp-Protocol-Version`` is passed to the upstream as sent, and ``Mcp-Session-Id``
 and ``Last-Event-ID`` once they are replaced as above. When the client sends
@@ -73,6 +74,7 @@ from typing import Any, Final, NoReturn
 
 from haechi.audit import keyed_path_hash
 from haechi.errors import AuditError, LimitError
+from haechi.mcp._audit import refusal_summary_event
 from haechi.mcp._sessions import bind_event, bind_session, unbind_event, unbind_session
 from haechi.mcp.jsonrpc import (
     ANY_AWAITED,
@@ -89,6 +91,7 @@ from haechi.models import Finding
 from haechi.protocols import Route
 from haechi.proxy._asgi import Receive, Send, send_json, send_response
 from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
+from haechi.proxy.denials import DenialRecords
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import HeaderList, connection_named, response_headers
 from haechi.proxy.responses import is_json_media_type, unreadable_reason
@@ -197,6 +200,15 @@ class StreamableHttpHandler:
         self._gateway = gateway
         self._filter = McpFilter(gateway.runtime, protocol="mcp-http", mode=gateway.mode)
         self._cap: int = gateway.config.response_protection.max_bytes
+        self._refusals = DenialRecords(
+            gateway.config.mcp.denied_records_per_second,
+            self._refusal_summary,
+            unrecorded="mcp_refusals_unrecorded",
+        )
+
+    async def aclose(self) -> None:
+        """Write the pending summary of refusals (the gateway is stopping)."""
+        await self._refusals.aclose()
 
     async def __call__(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
         """Answer one request (after the gateway's authentication and rate limits)."""
@@ -264,13 +276,30 @@ class StreamableHttpHandler:
         _replace(request, b"last-event-id", event)
 
     async def _refuse(self, request: GatewayRequest, reason: str, code: str) -> NoReturn:
-        """Refuse ``request`` for an id the gateway did not hand its caller (audited as
-        ``reason``), with ``code``."""
+        """Refuse ``request`` for an id the gateway did not hand its caller, with ``code``.
+
+        Any client can send such ids as fast as it likes, so only the first
+        ``mcp.deniedRecordsPerSecond`` refusals of a second are audited one by one (as
+        ``reason``); the others are counted in a summary (:meth:`_refusal_summary`). The
+        refusal itself never depends on its record.
+        """
         self._gateway.metrics.increment("haechi_blocks_total")
-        await self._filter.audit_refusal(
-            reason, side="client", operation="session", **self._audit_context(request)
-        )
+        if self._refusals.admit(reason):
+            await self._filter.audit_refusal(
+                reason, side="client", operation="session", **self._audit_context(request)
+            )
         raise GatewayError(code)
+
+    async def _refusal_summary(self, counts: Mapping[str, int]) -> None:
+        """Write the record of the refusals past ``mcp.deniedRecordsPerSecond``."""
+        event = refusal_summary_event(
+            protocol="mcp-http",
+            operation="session",
+            direction="request",
+            mode=self._gateway.mode,
+            counts=counts,
+        )
+        await self._gateway.runtime.audit.record(event)
 
     async def _post(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
         body = await self._gateway.read_body(request, receive)

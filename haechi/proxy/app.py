@@ -147,6 +147,10 @@ class McpHttpHandler(Protocol):
         """Answer the request."""
         ...
 
+    async def aclose(self) -> None:
+        """Write what is pending (the gateway is stopping)."""
+        ...
+
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     for key, value in headers:
@@ -286,6 +290,8 @@ class GatewayApp:
         await self._denials.aclose()
         await self._rate_limited.aclose()
         await self._limiter_failures.aclose()
+        if self._mcp is not None:
+            await self._mcp.aclose()
         await self.upstream.aclose()
 
     # -- one request ---------------------------------------------------------------------
