@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from haechi._documents import begins_json_container
+from haechi._string_nesting import StringNesting
 from haechi.actions import apply_rewrites
 from haechi.errors import LimitError
 from haechi.models import PathSegment
@@ -40,7 +41,7 @@ class MarkerRestorer:
     __slots__ = ("_grown", "_max_growth", "_plaintexts")
 
     def __init__(self, plaintexts: Mapping[str, str], max_growth: int) -> None:
-        self._plaintexts = plaintexts
+        self._plaintexts = dict(plaintexts)
         self._max_growth = max_growth
         self._grown = 0
 
@@ -53,33 +54,88 @@ class MarkerRestorer:
             plaintext = plaintexts.get(match[1])
             if plaintext is None:
                 return match[0]
-            value = plaintext if written is None else written(plaintext)
-            self._grown += len(value) - len(match[0])
-            if self._grown > self._max_growth:
-                raise LimitError(
-                    "restoring the answer's markers would add more than "
-                    "responseProtection.maxBytes characters",
-                    status_code=502,
-                    error_code="haechi_restored_too_large",
-                )
-            return value
+            return self._grown_by(match[0], plaintext if written is None else written(plaintext))
 
         return MARKER.sub(swap, text)
 
+    def restore_source(
+        self,
+        text: str,
+        nesting: StringNesting,
+        escape: Callable[[str], str],
+        *,
+        forget_unplaced: bool = False,
+    ) -> str:
+        """``text``, a piece of JSON source that follows what ``nesting`` has read (which
+        reads it), with its markers of known tokens restored, each value ``escape``d once
+        for every string it lies in, so that decoding each level gives back the value.
+
+        A marker whose depth cannot be told (see
+        :meth:`~haechi._string_nesting.StringNesting.depth`) stays as it is; with
+        ``forget_unplaced`` its token is not restored anywhere from then on either (a
+        stream's frame restores what its pieces left, where the piece's depth is unknown).
+        """
+        plaintexts = self._plaintexts
+        parts: list[str] = []
+        at = 0
+        for match in MARKER.finditer(text):
+            plaintext = plaintexts.get(match[1])
+            if plaintext is None:
+                continue
+            before = text[at : match.start()]
+            nesting.feed(before)
+            depth = nesting.depth()
+            nesting.feed(match[0])
+            parts.append(before)
+            at = match.end()
+            if depth is None:
+                parts.append(match[0])
+                if forget_unplaced:
+                    plaintexts.pop(match[1], None)
+                continue
+            value = plaintext
+            for _ in range(depth):
+                value = escape(value)
+                self._check(len(value) - len(match[0]))
+            parts.append(self._grown_by(match[0], value))
+        rest = text[at:]
+        nesting.feed(rest)
+        parts.append(rest)
+        return "".join(parts)
+
     def restore_document(self, document: Any, max_depth: int) -> Any:
         """``document`` (parsed JSON) with its markers of known tokens restored in every
-        string and key; in a string that is JSON source each value is written as JSON
-        string content. The input is not modified."""
+        string and key; in a string that is JSON source each value is escaped once for
+        every string it lies in there (see :meth:`restore_source`). The input is not
+        modified."""
         leaves: dict[tuple[PathSegment, ...], str] = {}
         keys: dict[tuple[PathSegment, ...], str] = {}
         for entry in collect_entries(document, max_depth=max_depth):
             if entry.kind == "number" or "[TOKEN:" not in entry.value:
                 continue
-            written = json_string_content if begins_json_container(entry.value) else None
-            rewritten = self.restore(entry.value, written)
+            if begins_json_container(entry.value):
+                rewritten = self.restore_source(entry.value, StringNesting(), json_string_content)
+            else:
+                rewritten = self.restore(entry.value)
             if rewritten != entry.value:
                 (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
         return apply_rewrites(document, leaves, keys)
+
+    def _grown_by(self, marker: str, value: str) -> str:
+        """``value``, counted as growth over the ``marker`` it replaces."""
+        self._check(len(value) - len(marker))
+        self._grown += len(value) - len(marker)
+        return value
+
+    def _check(self, growth: int) -> None:
+        """Raise before the restored text would have grown by more than the bound."""
+        if self._grown + growth > self._max_growth:
+            raise LimitError(
+                "restoring the answer's markers would add more than "
+                "responseProtection.maxBytes characters",
+                status_code=502,
+                error_code="haechi_restored_too_large",
+            )
 
 
 def json_string_content(text: str) -> str:

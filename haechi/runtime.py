@@ -355,8 +355,10 @@ class Runtime:
         audits how many were not restored. The input is not modified. In a string that is
         itself JSON source (:func:`~haechi._documents.begins_json_container`: a tool call's
         arguments, an answer in JSON mode), where a marker can only stand inside a string
-        literal, a value is written escaped as JSON string content, as the model would have
-        written it: a quote in it neither breaks the document nor adds members to it.
+        literal, a value is written escaped once for every string it lies in there (a string
+        of the arguments can hold JSON again), as the model would have written it: a quote
+        in it neither breaks any level of the document nor adds members to one. A marker
+        outside every string of the source, or after an escape JSON does not have, stays.
 
         Restoring may add at most ``responseProtection.maxBytes`` characters to the payload
         (a value is longer than its marker, and the payload decides how often it repeats

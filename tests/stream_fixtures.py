@@ -37,12 +37,14 @@ __all__ = [
     "collect",
     "delta_text",
     "gemini_sse",
+    "nested_arguments",
     "ollama_ndjson",
     "openai_sse",
     "read_ndjson",
     "read_sse",
     "route",
     "sse",
+    "unnested_argument",
 ]
 
 
@@ -139,6 +141,23 @@ def openai_tool_arguments(wire: bytes) -> dict[int, str]:
             piece = call["function"].get("arguments", "")
             arguments[call["index"]] = arguments.get(call["index"], "") + piece
     return arguments
+
+
+def nested_arguments(value: str, depth: int) -> str:
+    """Tool-call arguments holding ``value`` ``depth`` strings deep: ``{"password": value}``
+    at depth 1, and at each further depth that document as the string ``payload`` of
+    another (JSON in a string in JSON in a string...)."""
+    arguments = json.dumps({"password": value})
+    for _ in range(depth - 1):
+        arguments = json.dumps({"payload": arguments})
+    return arguments
+
+
+def unnested_argument(arguments: str, depth: int) -> Any:
+    """What a tool reads as the password in :func:`nested_arguments`, decoding every level."""
+    for _ in range(depth - 1):
+        arguments = json.loads(arguments)["payload"]
+    return json.loads(arguments)["password"]
 
 
 def _role() -> dict[str, Any]:

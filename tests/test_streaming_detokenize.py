@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from haechi._string_nesting import StringNesting
 from haechi.crypto import init_key_file
 from haechi.runtime import Runtime, create_runtime
 from haechi.streaming import StreamDetokenizer
+from tests.stream_fixtures import nested_arguments, unnested_argument
 
 MINE_VALUE = "ann@example.com"
 OTHER_VALUE = "bob@example.org"
@@ -80,6 +82,17 @@ def _cut(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
+def _cut_at(text: str, cuts: list[int]) -> list[str]:
+    """``text`` in pieces of the lengths ``cuts``, and the rest."""
+    pieces: list[str] = []
+    position = 0
+    for cut in cuts:
+        pieces.append(text[position : position + cut])
+        position += cut
+    pieces.append(text[position:])
+    return pieces
+
+
 def test_marker_split_across_pieces_is_restored(
     runtime: Runtime, loop: asyncio.Runner, tokens: tuple[str, str], state: Path
 ) -> None:
@@ -141,11 +154,27 @@ def test_restoration_does_not_depend_on_where_the_text_is_cut(
 ) -> None:
     mine, _ = tokens
     text = f"{before}[TOKEN:{mine}]{after}"
-    pieces: list[str] = []
-    position = 0
-    for cut in cuts:
-        pieces.append(text[position : position + cut])
-        position += cut
-    pieces.append(text[position:])
     detokenizer = StreamDetokenizer([mine], runtime.token_vault.detokenize)
-    assert loop.run(_stream(pieces, detokenizer)) == f"{before}{MINE_VALUE}{after}"
+    assert loop.run(_stream(_cut_at(text, cuts), detokenizer)) == f"{before}{MINE_VALUE}{after}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    depth=st.integers(min_value=1, max_value=4),
+    cuts=st.lists(st.integers(min_value=1, max_value=9), max_size=40),
+)
+def test_a_value_deep_in_streamed_json_source_decodes_back_at_every_level(
+    runtime: Runtime, loop: asyncio.Runner, depth: int, cuts: list[int]
+) -> None:
+    quoted = 'NAME"ann\\'
+    (token,) = loop.run(runtime.protect({"t": quoted})).issued_tokens
+    pieces = _cut_at(nested_arguments(f"[TOKEN:{token}]", depth), cuts)
+    detokenizer = StreamDetokenizer([token], runtime.token_vault.detokenize)
+    nesting = StringNesting()
+
+    async def stream() -> str:
+        out = [await detokenizer.restore_source(detokenizer.hold(p), nesting) for p in pieces]
+        out.append(await detokenizer.restore_source(detokenizer.drain(), nesting))
+        return "".join(out)
+
+    assert unnested_argument(loop.run(stream()), depth) == quoted

@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.stream_fixtures import openai_sse, openai_tool_arguments, openai_tool_sse
+from tests.stream_fixtures import (
+    nested_arguments,
+    openai_sse,
+    openai_tool_arguments,
+    openai_tool_sse,
+    unnested_argument,
+)
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 MINE = "ann.a@example.com"
@@ -193,40 +199,51 @@ def test_markers_in_fields_other_than_the_text_are_restored_only_for_this_reques
 # -- values in tool-call arguments (JSON inside a string) -------------------------------------
 
 
-def test_a_restored_value_keeps_whole_tool_arguments_valid_json(tmp_path: Path) -> None:
+def _tool_call_answer(arguments: str) -> dict[str, Any]:
+    """A whole chat completion calling ``login`` with ``arguments``."""
+    call = {"name": "login", "arguments": arguments}
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": call}],
+    }
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+    }
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_restored_value_keeps_whole_tool_arguments_valid_json(tmp_path: Path, depth: int) -> None:
     """A value with a quote and a backslash, restored inside a tool call's arguments (JSON
     in a string), must reach the tool as that value: written raw, it breaks the arguments,
-    and a value such as ``pw=x","admin":true,"y":"`` would add members to them."""
+    and a value such as ``pw=x","admin":true,"y":"`` would add members to them. Where the
+    arguments hold JSON in a string of theirs (and so on), the value is escaped once for
+    every string it sits in."""
     with gateway_in_front(tmp_path, CONFIG) as gateway:
 
         def answer(markers: list[str]) -> dict[str, Any]:
             (marker,) = markers
-            call = {"name": "login", "arguments": json.dumps({"password": marker})}
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [{"id": "call_1", "type": "function", "function": call}],
-            }
-            return {
-                "id": "c",
-                "object": "chat.completion",
-                "model": "m",
-                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
-            }
+            return _tool_call_answer(nested_arguments(marker, depth))
 
         gateway.upstream.queue(_Scripted(gateway, answer))
         sent = _post(gateway, f"log in with {QUOTED}")
         assert sent.status_code == 200
         (call,) = sent.json()["choices"][0]["message"]["tool_calls"]
-        assert json.loads(call["function"]["arguments"]) == {"password": QUOTED}
+        assert unnested_argument(call["function"]["arguments"], depth) == QUOTED
 
 
-def test_a_restored_value_keeps_streamed_tool_arguments_valid_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_restored_value_keeps_streamed_tool_arguments_valid_json(
+    tmp_path: Path, depth: int
+) -> None:
     with gateway_in_front(tmp_path, CONFIG) as gateway:
 
         def wire() -> Iterator[bytes]:
             (marker,) = _sent_markers(gateway)
-            arguments = json.dumps({"password": marker})
+            arguments = nested_arguments(marker, depth)
             pieces = [arguments[i : i + 3] for i in range(0, len(arguments), 3)]
             yield openai_tool_sse({0: ("login", pieces)})
 
@@ -234,7 +251,41 @@ def test_a_restored_value_keeps_streamed_tool_arguments_valid_json(tmp_path: Pat
         sent = _post(gateway, f"log in with {QUOTED}", stream=True)
         assert sent.status_code == 200
         arguments = openai_tool_arguments(sent.content)
-        assert json.loads(arguments[0]) == {"password": QUOTED}
+        assert unnested_argument(arguments[0], depth) == QUOTED
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_marker_that_is_no_string_of_the_arguments_stays_a_marker(
+    tmp_path: Path, stream: bool
+) -> None:
+    """A model that writes a marker bare in the arguments (``{"a": [TOKEN:...]}``) leaves
+    no string to escape the value for: put there, ``1, "admin": true`` would be members of
+    the document. The marker stays, and the value goes nowhere in the answer."""
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+        value = "pw=1,2]"
+
+        def arguments() -> str:
+            (marker,) = _sent_markers(gateway)
+            return f'{{"a": [{marker}]}}'
+
+        def answer(_markers: list[str]) -> dict[str, Any]:
+            return _tool_call_answer(arguments())
+
+        def wire() -> Iterator[bytes]:
+            text = arguments()
+            yield openai_tool_sse({0: ("login", [text[i : i + 4] for i in range(0, len(text), 4)])})
+
+        gateway.upstream.queue(Reply(wire=wire()) if stream else _Scripted(gateway, answer))
+        sent = _post(gateway, f"log in with {value}", stream=stream)
+        assert sent.status_code == 200
+        if stream:
+            written = openai_tool_arguments(sent.content)[0]
+        else:
+            (call,) = sent.json()["choices"][0]["message"]["tool_calls"]
+            written = call["function"]["arguments"]
+        (marker,) = _markers(written)
+        assert written == f'{{"a": [{marker}]}}'
+        assert value not in sent.text
 
 
 def _content_answer(content: str) -> dict[str, Any]:

@@ -11,14 +11,14 @@ value such as ``pw=x","admin":true,"y":"``, one with members nobody wrote).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 
-from tests.stream_fixtures import sse
+from tests.stream_fixtures import nested_arguments, sse, unnested_argument
 from tests.upstream_server import Reply, gateway_in_front
 
 #: A value of a custom rule holding a quote and a backslash (a password, say).
@@ -33,9 +33,8 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def _tool_call_stream(marker: str) -> bytes:
+def _tool_call_stream(arguments: str) -> bytes:
     """A call's arguments in one delta, then repeated whole by each event that closes it."""
-    arguments = json.dumps({"password": marker})
     item = {
         "id": "fc_1",
         "type": "function_call",
@@ -61,8 +60,9 @@ def _tool_call_stream(marker: str) -> bytes:
     ).encode()
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3])
 def test_whole_arguments_repeated_after_the_deltas_keep_the_restored_value(
-    tmp_path: Path,
+    tmp_path: Path, depth: int
 ) -> None:
     with gateway_in_front(tmp_path, CONFIG) as gateway:
         client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
@@ -71,7 +71,8 @@ def test_whole_arguments_repeated_after_the_deltas_keep_the_restored_value(
             def wire() -> Iterator[bytes]:
                 text = gateway.upstream.last.json()["input"]
                 start = text.index("[TOKEN:")
-                yield _tool_call_stream(text[start : text.index("]", start) + 1])
+                marker = text[start : text.index("]", start) + 1]
+                yield _tool_call_stream(nested_arguments(marker, depth))
 
             gateway.upstream.queue(
                 Reply(wire=wire(), headers={"content-type": "text/event-stream"})
@@ -88,5 +89,5 @@ def test_whole_arguments_repeated_after_the_deltas_keep_the_restored_value(
                 final = stream.get_final_response()
             (call,) = final.output
             assert call.type == "function_call"
-            assert json.loads(call.arguments) == {"password": value}
-            assert [json.loads(arguments) for arguments in done] == [{"password": value}] * 2
+            assert unnested_argument(call.arguments, depth) == value
+            assert [unnested_argument(arguments, depth) for arguments in done] == [value] * 2

@@ -76,6 +76,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from haechi._documents import begins_json_container
+from haechi._string_nesting import StringNesting
 from haechi.models import PathSegment
 from haechi.protocols.member_names import named_like
 from haechi.protocols.token_ids import NO_TOKEN_IDS, TokenIdFields
@@ -208,6 +209,7 @@ class FrameProcessor:
         "_kinds",
         "_max_frame",
         "_named",
+        "_nestings",
         "_one_choice",
         "_opened",
         "_parser",
@@ -263,6 +265,8 @@ class FrameProcessor:
         # Per text, whether it is JSON source (known from its first characters), and the
         # start of one not known yet.
         self._json_sources: dict[Hashable, bool] = {}
+        #: Where each JSON source text is, in strings within strings, as it is released.
+        self._nestings: dict[Hashable, StringNesting] = {}
         self._starts: dict[Hashable, str] = {}
         self._max_frame = max_frame_bytes
         # Text frames the answer's window holds, and the size of their field lines.
@@ -1032,8 +1036,8 @@ class FrameProcessor:
         """What of ``channel``'s text the detokenizer lets go now. In a text that is JSON
         source (a tool call's arguments, an answer in JSON mode: see
         :func:`~haechi._documents.begins_json_container`), the markers are restored here,
-        each value escaped as JSON string content, before the frame escapes it once more;
-        in any other, when the frame is sent."""
+        each value escaped once for every string of the text it lies in, before the frame
+        escapes it once more; in any other, when the frame is sent."""
         detokenizer = self._detokenizer
         if detokenizer is None:
             return text
@@ -1047,7 +1051,8 @@ class FrameProcessor:
                 self._json_sources[channel] = source
         released = detokenizer.drain(text, channel) if final else detokenizer.hold(text, channel)
         if source and released:
-            released = await detokenizer.restore(released, json_string=True)
+            nesting = self._nestings.setdefault(channel, StringNesting())
+            released = await detokenizer.restore_source(released, nesting)
         return released
 
     async def _send(

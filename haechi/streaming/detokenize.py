@@ -13,8 +13,10 @@ restoration last, so a restored value is the client's own and is not inspected a
 An event that carries no windowed text (a tool call's whole arguments repeated by
 ``response.function_call_arguments.done``, ``response.output_item.done`` or
 ``response.completed``) is restored as a JSON document: in a string of it that is JSON source
-a value is escaped as JSON string content, as in a whole answer, so those arguments stay
-the document the deltas built rather than one a quote in the value breaks open.
+a value is escaped once for every string it lies in there, as in a whole answer, so those
+arguments stay the document the deltas built rather than one a quote in the value breaks
+open. A text that is JSON source (a tool call's arguments) is followed across its pieces
+(:class:`~haechi._string_nesting.StringNesting`) for the same escaping.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from typing import Any, Final
 
 from haechi._markers import MARKER, MarkerRestorer
+from haechi._string_nesting import StringNesting
 from haechi.payload import DEFAULT_MAX_NESTING_DEPTH
 from haechi.streaming._json import dumps
 
@@ -112,6 +115,18 @@ class StreamDetokenizer:
         if restorer is None:
             return text
         return restorer.restore(text, _json_string_content if json_string else None)
+
+    async def restore_source(self, text: str, nesting: StringNesting) -> str:
+        """Replace this request's complete markers in ``text``, a piece of JSON source that
+        follows what ``nesting`` has read (which reads it), each plaintext escaped once for
+        every string it lies in. A marker whose depth cannot be told stays, and its token is
+        restored nowhere else in the stream either: the frame carrying the piece would
+        otherwise restore it as if it lay one string deep."""
+        restorer = await self._restorer_for(text)
+        if restorer is None:
+            nesting.feed(text)
+            return text
+        return restorer.restore_source(text, nesting, _json_string_content, forget_unplaced=True)
 
     async def restore_event(self, data: str, event: Any) -> str:
         """``data``, the serialised ``event``, with this request's markers restored in every
