@@ -39,7 +39,7 @@ from haechi.plugins.trust import (
     AUTH_PROVIDER_KIND,
     PluginPin,
     TrustPolicy,
-    verify_signed_plugin,
+    verify_auth_plugin,
 )
 
 __all__: list[str] = []
@@ -236,12 +236,14 @@ def plugin_sign_command(
 
 
 def _policy_from_config(path: Path) -> TrustPolicy:
+    from haechi import __version__
     from haechi.config import load_config
 
     settings = load_config(path).auth.plugin
     if settings is None:
         raise ConfigError(f"{path} has no auth.plugin section with trust anchors")
-    return TrustPolicy.from_config(settings, core_version=None)
+    # As the runtime: without auth.plugin.coreVersion the range must hold this haechi.
+    return TrustPolicy.from_config(settings, core_version=__version__)
 
 
 def _anchor_policy(
@@ -300,7 +302,7 @@ def plugin_verify_command(
             if configured is not None
             else _anchor_policy(files.envelope, anchor, anchor_key_id)
         )
-        plugin = verify_signed_plugin(
+        plugin = verify_auth_plugin(
             files.envelope, files.entry, dataclasses.replace(policy, **overrides)
         )
     except PluginLoadError as exc:

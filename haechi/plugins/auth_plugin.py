@@ -55,8 +55,7 @@ from haechi.plugins.sandbox import (
     SandboxLimits,
     SandboxProcess,
 )
-from haechi.plugins.trust import AUTH_PROVIDER_KIND, TrustPolicy, VerifiedPlugin
-from haechi.plugins.trust import verify_signed_plugin as _verify
+from haechi.plugins.trust import TrustPolicy, VerifiedPlugin, verify_auth_plugin
 from haechi.proxy.denials import DenialRecords
 
 if TYPE_CHECKING:
@@ -556,14 +555,7 @@ class _Gate:
         payload = files.envelope.get("payload")
         plugin_id = payload.get("pluginId") if isinstance(payload, Mapping) else None
         self.ids = (_safe_label(plugin_id), _safe_label(files.envelope.get("signerKeyId")))
-        plugin = _verify(files.envelope, files.entry, self._policy)
-        if plugin.kind != AUTH_PROVIDER_KIND:
-            raise PluginLoadError("manifest-invalid", f"kind {plugin.kind!r} is not authProvider")
-        try:
-            plugin.entry.decode("utf-8")
-        except UnicodeDecodeError:
-            raise PluginLoadError("manifest-invalid", "the entry is not UTF-8 text") from None
-        return plugin
+        return verify_auth_plugin(files.envelope, files.entry, self._policy)
 
 
 def _limits(settings: AuthPluginConfig) -> SandboxLimits:

@@ -54,6 +54,7 @@ __all__ = [
     "PluginPin",
     "TrustPolicy",
     "VerifiedPlugin",
+    "verify_auth_plugin",
     "verify_signed_plugin",
 ]
 
@@ -329,3 +330,22 @@ def verify_signed_plugin(
         capabilities=capabilities,
         entry=entry,
     )
+
+
+def verify_auth_plugin(
+    envelope: object, entry: bytes, policy: TrustPolicy, *, now_ms: float | None = None
+) -> VerifiedPlugin:
+    """The whole load gate of a plugin that is to run: :func:`verify_signed_plugin`, then an
+    ``authProvider`` kind and an entry of UTF-8 text, the only plugin the sandbox runs.
+
+    The runtime and ``plugin-verify`` both call this, so that the command accepts exactly
+    what the gateway starts. Raises :class:`~haechi.errors.PluginLoadError`.
+    """
+    plugin = verify_signed_plugin(envelope, entry, policy, now_ms=now_ms)
+    if plugin.kind != AUTH_PROVIDER_KIND:
+        raise _refuse("manifest-invalid", f"kind {plugin.kind!r} is not authProvider")
+    try:
+        entry.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refuse("manifest-invalid", "the entry is not UTF-8 text") from None
+    return plugin

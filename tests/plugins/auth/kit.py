@@ -204,6 +204,17 @@ def _unknown_signer(directory: Path) -> SignedPlugin:
     return signed
 
 
+def _not_utf8(directory: Path) -> SignedPlugin:
+    # Signed as it is: the signature holds, but the sandbox runs text.
+    signed = sign_plugin(directory)
+    entry = b"# \xff\n" + signed.entry_path.read_bytes()
+    signed.entry_path.write_bytes(entry)
+    payload = {**signed.envelope["payload"], "entrySha256": entry_sha256(entry)}
+    envelope = sign_payload(payload, signed.private_key, signed.key_id)
+    signed.rewrite({**envelope, "entrypoint": signed.envelope["entrypoint"]})
+    return signed
+
+
 REFUSAL_CASES: tuple[RefusalCase, ...] = (
     RefusalCase(
         "manifest-invalid",
@@ -250,4 +261,10 @@ REFUSAL_CASES: tuple[RefusalCase, ...] = (
         "manifest-invalid",
         lambda d: sign_plugin(d, edit_payload=_set("notAfter", "whenever")),
     ),
+    # Without auth.plugin.coreVersion the range is checked against this haechi.
+    RefusalCase("manifest-invalid", lambda d: sign_plugin(d, core_range=">=90.0.0 <91.0.0")),
+    RefusalCase(
+        "manifest-invalid", lambda d: sign_plugin(d, edit_payload=_set("kind", "filter-engine"))
+    ),
+    RefusalCase("manifest-invalid", _not_utf8),
 )
