@@ -339,6 +339,43 @@ class _Identity(_Broken):
         return hashlib.sha256(data.encode()).hexdigest()
 
 
+class _FixedNonce:
+    """Real AES-256-GCM bound to the canonical AAD, but under one nonce for ever: two
+    ciphertexts XOR to their plaintexts' XOR, and GCM's authentication key can be recovered
+    from them (forgeries follow)."""
+
+    name = "fixed-nonce"
+
+    def __init__(self) -> None:
+        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+        self._hmac_key = os.urandom(32)
+
+    def encrypt(self, plaintext: str, aad: Any, *, expires_at: Any = None) -> dict[str, Any]:
+        aad_bytes = canonical_aad(aad)
+        sealed = self._aead.encrypt(b"\0" * 12, plaintext.encode(), aad_bytes)
+        return {"kid": "k", "aadHash": _b64(hashlib.sha256(aad_bytes).digest()), "ct": _b64(sealed)}
+
+    def decrypt(self, envelope: Any, aad: Any) -> str:
+        try:
+            return self._aead.decrypt(
+                b"\0" * 12, _unb64(envelope["ct"]), canonical_aad(aad)
+            ).decode()
+        except Exception:
+            raise CryptoError("Crypto envelope authentication failed") from None
+
+    def hmac(self, data: str, domain: Any) -> str:
+        if not isinstance(domain, str) or not domain:
+            raise CryptoError("hmac domain must be a non-empty string")
+        key = hmac.digest(self._hmac_key, domain.encode(), "sha256")
+        return hmac.new(key, data.encode(), hashlib.sha256).hexdigest()
+
+
+def test_conformance_refuses_a_reused_nonce() -> None:
+    with pytest.raises(CryptoError) as caught:
+        assert_crypto_conformance(_FixedNonce())
+    assert "same plaintext twice gave the same ciphertext" in str(caught.value)
+
+
 def test_conformance_passes_for_the_local_provider(provider: LocalCryptoProvider) -> None:
     assert_crypto_conformance(provider)
 

@@ -21,6 +21,7 @@ __all__ = ["assert_crypto_conformance"]
 
 _DOMAIN_A = "haechi:conformance:a:v1"
 _DOMAIN_B = "haechi:conformance:b:v1"
+_TIMESTAMPS = frozenset({"createdAt", "expiresAt"})
 
 
 def _rejects(call: Callable[[], object], accepted: tuple[type[BaseException], ...]) -> str | None:
@@ -54,6 +55,33 @@ def _round_trip(provider: Any, aad: dict[str, Any], failures: list[str]) -> dict
             failures.append("envelope must contain only JSON values")
         first = first or envelope
     return first
+
+
+def _sealed(envelope: Any) -> Any:
+    """What must differ between two encryptions of one plaintext: the ciphertext when the
+    envelope has one, else the envelope without its timestamps."""
+    if isinstance(envelope, dict):
+        ct = envelope.get("ct")
+        if isinstance(ct, str) and ct:
+            return ct
+        return {key: value for key, value in envelope.items() if key not in _TIMESTAMPS}
+    return envelope
+
+
+def _fresh_nonce_check(provider: Any, aad: dict[str, Any], failures: list[str]) -> None:
+    # Under GCM a nonce used twice gives away the XOR of the two plaintexts and the
+    # authentication key (so forgeries), yet every other check here still passes.
+    plaintext = f"conformance-{secrets.token_hex(8)}"
+    try:
+        first = provider.encrypt(plaintext, aad)
+        second = provider.encrypt(plaintext, aad)
+    except Exception as exc:
+        failures.append(f"encrypting one plaintext twice raised {type(exc).__name__}: {exc}")
+        return
+    if _sealed(first) == _sealed(second):
+        failures.append(
+            "encrypting the same plaintext twice gave the same ciphertext (a reused nonce)"
+        )
 
 
 def _tamper_checks(
@@ -108,7 +136,8 @@ def assert_crypto_conformance(provider: Any, *, require_hmac: bool = True) -> No
     """Check that ``provider`` behaves as a crypto provider must.
 
     Checks: two different plaintexts round-trip; envelopes are JSON dicts carrying ``kid``
-    and ``aadHash``; a changed AAD and a flipped ciphertext byte are refused with
+    and ``aadHash``; one plaintext encrypted twice gives two ciphertexts (no reused nonce);
+    a changed AAD and a flipped ciphertext byte are refused with
     ``CryptoError``; and (when ``require_hmac`` or the provider has ``hmac``) HMAC is
     deterministic, data-dependent, domain-separated and refuses empty or ``None`` domains.
 
@@ -123,6 +152,7 @@ def assert_crypto_conformance(provider: Any, *, require_hmac: bool = True) -> No
     aad = {"purpose": "conformance", "type": "email", "context": {"check": secrets.token_hex(4)}}
     envelope = _round_trip(provider, aad, failures)
     if envelope is not None:
+        _fresh_nonce_check(provider, aad, failures)
         _tamper_checks(provider, envelope, aad, failures)
     if require_hmac or hasattr(provider, "hmac"):
         _hmac_checks(provider, failures)
