@@ -30,12 +30,12 @@ builder                    written by
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from haechi._uuids import uuid4_text
 from haechi.audit._shape import payload_shape_hash
 from haechi.models import Finding, Identity, Mode, PathSegment
 from haechi.payload import path_text
@@ -113,20 +113,6 @@ def iso_timestamp(moment: datetime | None = None) -> str:
     return f"{second[1]}.{millis:03d}Z"
 
 
-#: Hex digit -> the digit with the RFC 4122 variant bits (``10xx``) set.
-_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-def _uuid4() -> str:
-    """A random (version 4) UUID in its 36-character form, as ``str(uuid.uuid4())`` writes
-    it, from the same 16 bytes of ``os.urandom`` without building a ``UUID`` object."""
-    hexes = os.urandom(16).hex()
-    return (
-        f"{hexes[:8]}-{hexes[8:12]}-4{hexes[13:16]}-"
-        f"{_VARIANT[hexes[16]]}{hexes[17:20]}-{hexes[20:]}"
-    )
-
-
 def _identity(identity: Identity | None) -> dict[str, str] | None:
     return None if identity is None else identity.audit_projection()
 
@@ -178,7 +164,7 @@ def protect_event(
     detections = _detections(findings, enforced, withheld, max_detections)
     event: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
-        "id": _uuid4(),
+        "id": uuid4_text(),
         "correlationId": correlation_id,
         "timestamp": iso_timestamp(),
         "protocol": protocol,
@@ -262,7 +248,7 @@ def vault_event(
     """
     return {
         "schemaVersion": SCHEMA_VERSION,
-        "id": _uuid4(),
+        "id": uuid4_text(),
         "correlationId": correlation_id,
         "timestamp": iso_timestamp(),
         "protocol": "token-vault",
@@ -300,7 +286,7 @@ def _gateway_event(
 ) -> dict[str, Any]:
     return {
         "schemaVersion": SCHEMA_VERSION,
-        "id": _uuid4(),
+        "id": uuid4_text(),
         "correlationId": correlation_id,
         "timestamp": iso_timestamp(),
         "protocol": protocol,
@@ -450,7 +436,7 @@ def auth_token_event(
     named_keys = [k for k in key_list if isinstance(k, str) and k in known_label_keys]
     return {
         "schemaVersion": SCHEMA_VERSION,
-        "id": _uuid4(),
+        "id": uuid4_text(),
         "correlationId": None,
         "timestamp": iso_timestamp(),
         "protocol": "auth",
