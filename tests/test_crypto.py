@@ -376,6 +376,40 @@ def test_conformance_refuses_a_reused_nonce() -> None:
     assert "same plaintext twice gave the same ciphertext" in str(caught.value)
 
 
+class _Unencrypted(_FixedNonce):
+    """Authenticates plaintext and AAD under an HMAC, with a fresh nonce, but encrypts
+    nothing: the value sits in the envelope in base64url."""
+
+    name = "unencrypted"
+
+    def _tag(self, nonce: str, ct: str, aad: Any) -> str:
+        message = nonce.encode() + ct.encode() + canonical_aad(aad)
+        return hmac.new(self._hmac_key, message, hashlib.sha256).hexdigest()
+
+    def encrypt(self, plaintext: str, aad: Any, *, expires_at: Any = None) -> dict[str, Any]:
+        nonce, ct = _b64(os.urandom(12)), _b64(os.urandom(3) + plaintext.encode())
+        aad_hash = _b64(hashlib.sha256(canonical_aad(aad)).digest())
+        return {
+            "kid": "k",
+            "aadHash": aad_hash,
+            "iv": nonce,
+            "ct": ct,
+            "tag": self._tag(nonce, ct, aad),
+        }
+
+    def decrypt(self, envelope: Any, aad: Any) -> str:
+        expected = self._tag(envelope["iv"], envelope["ct"], aad)
+        if not hmac.compare_digest(expected, envelope["tag"]):
+            raise CryptoError("Crypto envelope authentication failed")
+        return _unb64(envelope["ct"])[3:].decode()
+
+
+def test_conformance_refuses_an_envelope_holding_the_plaintext() -> None:
+    with pytest.raises(CryptoError) as caught:
+        assert_crypto_conformance(_Unencrypted())
+    assert str(caught.value).splitlines()[1:] == ["- the envelope holds the plaintext"]
+
+
 def test_conformance_passes_for_the_local_provider(provider: LocalCryptoProvider) -> None:
     assert_crypto_conformance(provider)
 

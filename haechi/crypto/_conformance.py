@@ -8,10 +8,12 @@ a provider author sees the whole list at once.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from haechi.crypto._codec import b64url_decode, b64url_encode
@@ -35,6 +37,41 @@ def _rejects(call: Callable[[], object], accepted: tuple[type[BaseException], ..
     return "accepted it"
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _b64_decode(text: str) -> bytes:
+    stripped = text.rstrip("=")
+    try:
+        return base64.b64decode(stripped + "=" * (-len(stripped) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("not base64") from exc
+
+
+def _holds_plaintext(envelope: dict[str, Any], plaintext: str) -> bool:
+    """Whether ``plaintext`` can be read off ``envelope``: as text, or within the bytes of a
+    field written in base64url, base64 or hex."""
+    data = plaintext.encode("utf-8")
+    for text in _strings(envelope):
+        if plaintext in text:
+            return True
+        for decode in (b64url_decode, _b64_decode, bytes.fromhex):
+            try:
+                if data in decode(text):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
 def _round_trip(provider: Any, aad: dict[str, Any], failures: list[str]) -> dict[str, Any] | None:
     plaintexts = (f"conformance-{secrets.token_hex(8)}@example.com", "conformance ✓ 두 번째")
     first: dict[str, Any] | None = None
@@ -53,6 +90,8 @@ def _round_trip(provider: Any, aad: dict[str, Any], failures: list[str]) -> dict
             json.dumps(envelope, allow_nan=False)
         except (TypeError, ValueError):
             failures.append("envelope must contain only JSON values")
+        if _holds_plaintext(envelope, plaintext):
+            failures.append("the envelope holds the plaintext")
         first = first or envelope
     return first
 
@@ -136,7 +175,8 @@ def assert_crypto_conformance(provider: Any, *, require_hmac: bool = True) -> No
     """Check that ``provider`` behaves as a crypto provider must.
 
     Checks: two different plaintexts round-trip; envelopes are JSON dicts carrying ``kid``
-    and ``aadHash``; one plaintext encrypted twice gives two ciphertexts (no reused nonce);
+    and ``aadHash`` and do not hold the plaintext (as text, base64url, base64 or hex); one
+    plaintext encrypted twice gives two ciphertexts (no reused nonce);
     a changed AAD and a flipped ciphertext byte are refused with
     ``CryptoError``; and (when ``require_hmac`` or the provider has ``hmac``) HMAC is
     deterministic, data-dependent, domain-separated and refuses empty or ``None`` domains.
@@ -158,5 +198,6 @@ def assert_crypto_conformance(provider: Any, *, require_hmac: bool = True) -> No
         _hmac_checks(provider, failures)
     if failures:
         raise CryptoError(
-            "cryptoProvider conformance failed:\n" + "\n".join(f"- {item}" for item in failures)
+            "cryptoProvider conformance failed:\n"
+            + "\n".join(f"- {item}" for item in dict.fromkeys(failures))
         )
