@@ -44,16 +44,27 @@ MCP_TARGET = {"target": {"type": "mcp-http"}, "mcp": {"allowedMethods": SDK_METH
 
 
 @contextlib.contextmanager
+def gateway_at(
+    upstream_url: str, workdir: Path, overrides: Mapping[str, Any] | None = None
+) -> Iterator[str]:
+    """Serve an ``mcp-http`` gateway in front of ``upstream_url``; yield the MCP URL."""
+    settings = gateway_config(workdir, upstream_url, merge_config(MCP_TARGET, overrides or {}))
+    init_key_file(settings["keys"]["keyFile"])
+    runtime = create_runtime(settings)
+    with serve_in_thread(GatewayApp(runtime), lifespan="on") as gateway:
+        yield f"{gateway.url}/mcp"
+
+
+@contextlib.contextmanager
 def gateway_before(
     upstream: Any, workdir: Path, overrides: Mapping[str, Any] | None = None
 ) -> Iterator[str]:
     """Serve ``upstream`` and an ``mcp-http`` gateway in front of it; yield the MCP URL."""
-    with serve_in_thread(upstream, lifespan="on") as up:
-        settings = gateway_config(workdir, up.url, merge_config(MCP_TARGET, overrides or {}))
-        init_key_file(settings["keys"]["keyFile"])
-        runtime = create_runtime(settings)
-        with serve_in_thread(GatewayApp(runtime), lifespan="on") as gateway:
-            yield f"{gateway.url}/mcp"
+    with (
+        serve_in_thread(upstream, lifespan="on") as up,
+        gateway_at(up.url, workdir, overrides) as url,
+    ):
+        yield url
 
 
 def bound_session(workdir: Path, session: str) -> str:

@@ -32,7 +32,9 @@ refused because of its id still answers the client's request when that id is exa
 the client sent. An answer that cannot be inspected — not JSON, not an event stream, over
 ``responseProtection.maxBytes``, an event that is not a message — never reaches the client: a
 body is refused with 502, and a stream answering a request ends with a ``-32000`` error for
-that request unless its answer went out already. An answer (JSON or event stream) that
+that request unless its answer went out already. So does a stream answering a request that
+the upstream ends or breaks off before the answer, unless the client holds an event id to
+resume it from (it then gets the answer by resuming). An answer (JSON or event stream) that
 declares a ``content-encoding`` other than ``identity``, or a charset other than UTF-8 in its
 ``content-type``, is refused with 502 before anything of it is sent: it would be inspected as
 the UTF-8 text its bytes spell, and relayed for a client that decodes it first (gunzips it,
@@ -70,6 +72,7 @@ import base64
 import contextlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from haechi.audit import keyed_path_hash
@@ -182,6 +185,33 @@ def _upstream_session(request: GatewayRequest) -> bytes | None:
 def _is_event_stream(response: UpstreamResponse) -> bool:
     content_type: str = response.headers.get("content-type", "")
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+
+
+@dataclass
+class _Relay:
+    """An event stream being relayed: the posted request it answers (``fallback_id``,
+    ``None`` on a ``GET``), the server's session its event ids are bound to, whether that
+    request's answer went out, and whether the client holds an event id to resume from."""
+
+    fallback_id: Any
+    session: bytes | None
+    answered: bool = False
+    resumable: bool = False
+
+    def sent(self, meta: tuple[str, ...]) -> None:
+        """Note the field lines of an event that went out: the last ``id`` is where the
+        client resumes (an empty one leaves it nothing to resume from)."""
+        for line in meta:
+            name, _colon, value = line.partition(":")
+            if name == "id":
+                self.resumable = value not in ("", " ")
+
+    def owed(self, reason: str) -> dict[str, Any] | None:
+        """The error the posted request still needs, ending for ``reason``: none when it was
+        answered, or when this is no posted request's stream."""
+        if self.fallback_id is None or self.answered:
+            return None
+        return error_message(STDIO_ERROR, {"reason": reason}, self.fallback_id)
 
 
 class _StreamEnded(Exception):
@@ -537,15 +567,17 @@ class StreamableHttpHandler:
         issued = [
             value for name, value in response.headers.raw if name.lower() == b"mcp-session-id"
         ]
-        session = _upstream_session(request) or (issued[0] if issued else None)
-        # Once the posted request is answered, a stream ending early owes it nothing more.
-        answered = False
+        relay = _Relay(fallback_id, _upstream_session(request) or (issued[0] if issued else None))
+        # Once the posted request is answered, a stream ending early owes it nothing more;
+        # one that ends before, with no event id the client could resume from, owes an error
+        # (the client would wait for the answer for ever).
+        refusal = None
         try:
             async for chunk in response.aiter_raw():
                 for frame in parser.feed(chunk):
-                    answered |= await self._event(request, frame, send, fallback_id, session)
+                    await self._event(request, frame, send, relay)
             for frame in parser.finish():
-                answered |= await self._event(request, frame, send, fallback_id, session)
+                await self._event(request, frame, send, relay)
         except (LimitError, UnicodeDecodeError, _StreamEnded) as exc:
             if isinstance(exc, _StreamEnded):
                 reason = exc.reason
@@ -557,12 +589,16 @@ class StreamableHttpHandler:
                 # The stream ends whether or not this record can be written.
                 with contextlib.suppress(AuditError):
                     await self._audit_stream(request, reason)
-            if fallback_id is not None and not answered:
-                reason = "an upstream event could not be inspected"
-                refusal = error_message(STDIO_ERROR, {"reason": reason}, fallback_id)
-                await self._send_event(send, (), dumps(refusal))
+            refusal = relay.owed("an upstream event could not be inspected")
         except UpstreamError:
             self._gateway.metrics.increment("haechi_upstream_error_total")
+            if not relay.resumable:
+                refusal = relay.owed("the upstream event stream broke off before the answer")
+        else:
+            if not relay.resumable:
+                refusal = relay.owed("the upstream event stream ended before the answer")
+        if refusal is not None:
+            await self._send_event(send, (), dumps(refusal))
         await send({"type": "http.response.body", "body": b""})
 
     async def _audit_stream(
@@ -577,35 +613,33 @@ class StreamableHttpHandler:
         )
 
     async def _event(
-        self,
-        request: GatewayRequest,
-        frame: Frame,
-        send: Send,
-        fallback_id: Any,
-        session: bytes | None,
-    ) -> bool:
-        """Relay one event of a stream of ``session``; ``True`` when it answered the posted
-        request (``fallback_id``)."""
-        meta = await self._fields(request, frame.meta, session)
+        self, request: GatewayRequest, frame: Frame, send: Send, relay: _Relay
+    ) -> None:
+        """Relay one event of ``relay``, noting what went out."""
+        meta = await self._fields(request, frame.meta, relay.session)
         if not frame.data:
             if meta or frame.data is not None:
                 await self._send_event(send, meta, frame.data)
-            return False
+                relay.sent(meta)
+            return
         try:
             message = parse_message(frame.data.encode("utf-8"))
         except MessageError:
             raise _StreamEnded("mcp_sse_event_unparseable") from None
+        fallback_id = relay.fallback_id
         outcome = await self._decide(request, message, side="server", fallback_id=fallback_id)
         if outcome.action == "forward":
             assert outcome.message is not None
             await self._send_event(send, meta, dumps(outcome.message))
+            relay.sent(meta)
             sent_id = outcome.message.get("id")
             is_response = "method" not in outcome.message and fallback_id is not None
-            return is_response and (type(sent_id), sent_id) == (type(fallback_id), fallback_id)
+            if is_response and (type(sent_id), sent_id) == (type(fallback_id), fallback_id):
+                relay.answered = True
+            return
         if outcome.action == "answer" and "method" in message and message.get("id") is not None:
             assert outcome.message is not None
             await self._answer_upstream(request, outcome.message)
-        return False
 
     async def _fields(
         self, request: GatewayRequest, meta: tuple[str, ...], session: bytes | None

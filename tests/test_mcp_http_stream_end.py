@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A server's event stream for a posted request that ends before the request's answer.
+
+The upstream is a raw TCP server (real socket) writing the answer byte for byte, so that it
+can close the connection in the middle of a chunked event stream, as a server process that
+dies does, or end the stream without the answer. The gateway runs under uvicorn (real
+socket) in front of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from haechi.mcp import STDIO_ERROR
+from tests.test_mcp_http import REQUEST, bound_event, event, gateway_at, post
+from tests.test_proxy_upstream import RawUpstream, answer
+
+PROGRESS = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}
+RESULT = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}}
+
+
+@contextlib.contextmanager
+def cutting(*events: str, finished: bool = False) -> Iterator[RawUpstream]:
+    """An upstream answering every request with a chunked event stream holding ``events``
+    and then closing the connection: in the middle of the body (a server process that went
+    away), or after its last chunk when ``finished``."""
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(e.encode()), e.encode()) for e in events)
+    reply = answer(
+        chunks + (b"0\r\n\r\n" if finished else b""),
+        "Content-Type: text/event-stream",
+        "Transfer-Encoding: chunked",
+    )
+    server = RawUpstream(lambda _request: (reply, True))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _messages(response: httpx.Response) -> list[dict[str, Any]]:
+    frames = [frame for frame in response.text.split("\n\n") if frame]
+    return [json.loads(frame.split("data: ", 1)[1]) for frame in frames if "data: " in frame]
+
+
+@pytest.mark.parametrize(
+    ("finished", "reason"),
+    [
+        (False, "the upstream event stream broke off before the answer"),
+        (True, "the upstream event stream ended before the answer"),
+    ],
+    ids=["broken", "ended"],
+)
+def test_a_stream_cut_before_the_answer_ends_with_an_error_for_the_request(
+    tmp_path: Path, finished: bool, reason: str
+) -> None:
+    """The server's stream stops after a progress notification, before the answer: the
+    client gets the notification and then the error for its request, instead of waiting
+    for ever."""
+    with (
+        cutting(event(PROGRESS), finished=finished) as upstream,
+        gateway_at(upstream.url, tmp_path) as url,
+    ):
+        response = post(url, REQUEST)
+    assert response.status_code == 200
+    progress, refusal = _messages(response)
+    assert progress == PROGRESS
+    assert refusal["id"] == REQUEST["id"]
+    assert refusal["error"]["code"] == STDIO_ERROR
+    assert refusal["error"]["data"] == {"reason": reason}
+
+
+def test_a_stream_cut_after_the_answer_owes_nothing(tmp_path: Path) -> None:
+    with cutting(event(RESULT)) as upstream, gateway_at(upstream.url, tmp_path) as url:
+        response = post(url, REQUEST)
+    assert _messages(response) == [RESULT]
+
+
+def test_a_stream_the_client_can_resume_is_left_to_it(tmp_path: Path) -> None:
+    """After an event with an id the client resumes the stream from it (``GET`` with
+    ``Last-Event-ID``) and gets the answer then; an error now would end its request first."""
+    with cutting(event(PROGRESS, "e1")) as upstream, gateway_at(upstream.url, tmp_path) as url:
+        response = post(url, REQUEST)
+    assert _messages(response) == [PROGRESS]
+    assert f"id: {bound_event(tmp_path, None, 'e1')}" in response.text
