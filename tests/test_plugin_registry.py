@@ -85,6 +85,29 @@ def test_a_plugin_that_fails_to_import_is_an_error_naming_it(
     assert info.value.reason == "import-failed"
 
 
+def test_two_installed_plugins_with_one_entry_point_name_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second would otherwise be left out without a word: its providers missing, or the
+    first one's taken in their place."""
+    for dist, module in (
+        ("haechi_alpha", "haechi_alpha_plugin"),
+        ("haechi_beta", "haechi_beta_plugin"),
+    ):
+        info = tmp_path / f"{dist}-1.0.dist-info"
+        info.mkdir()
+        name = dist.replace("_", "-")
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[haechi]\nstore = {module}\n")
+        (tmp_path / f"{module}.py").write_text("")
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginConflictError, match="entry point name 'store'") as info:
+        build_plugin_manager()
+    assert "haechi_alpha_plugin" in str(info.value)
+    assert "haechi_beta_plugin" in str(info.value)
+
+
 class TestSqliteTokenStoreContract(TokenStoreContract):
     """The public contract suite, run against a third-party store."""
 

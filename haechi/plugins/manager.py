@@ -40,7 +40,16 @@ def build_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManag
     manager.add_hookspecs(hookspecs)
     manager.register(_builtins, name="haechi.builtins")
     if load_entrypoints:
+        loaded: dict[str, str] = {}
         for ep in entry_points(group=hookspecs.PROJECT_NAME):
+            if ep.name in loaded:
+                # Skipping one would leave its providers out without a word (or let the
+                # other's stand in for them): a conflict like two providers with one name.
+                raise PluginConflictError(
+                    f"two installed plugins use the entry point name {ep.name!r}: "
+                    f"{loaded[ep.name]} and {ep.value}"
+                )
+            loaded[ep.name] = ep.value
             if manager.get_plugin(ep.name) is not None or manager.is_blocked(ep.name):
                 continue
             try:
