@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import anyio
 import anyio.from_thread
 import anyio.to_thread
 import typer
 
 from haechi.cli._app import ConfigOption, app, emit_json, refuse_stdout_anchor, standard_stream
+from haechi.cli._composed import with_runtime
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import AuditError, ConfigError
 
@@ -37,16 +37,7 @@ def _audited(settings: HaechiConfig, work: Callable[[Runtime], _T]) -> _T:
     """Run ``work`` on a worker thread with the runtime composed from ``settings``: its
     crypto provider hashes tokens and its audit sink (the gateway's log) records each
     change, through :func:`_recorder`."""
-    from haechi.runtime import create_runtime
-
-    async def main() -> _T:
-        runtime = create_runtime(settings)
-        try:
-            return await anyio.to_thread.run_sync(work, runtime)
-        finally:
-            await runtime.aclose()
-
-    return anyio.run(main)
+    return with_runtime(settings, lambda runtime: anyio.to_thread.run_sync(work, runtime))
 
 
 def _recorder(

@@ -12,14 +12,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
-import anyio
 import typer
 
 from haechi.cli._app import ConfigOption, app, emit_json, refuse_stdout_anchor
+from haechi.cli._composed import with_runtime
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import ConfigError, VaultError
 
 if TYPE_CHECKING:
+    from haechi.runtime import Runtime
     from haechi.vault import TokenVault
 
 __all__: list[str] = []
@@ -31,19 +32,17 @@ _T = TypeVar("_T")
 
 
 def _with_vault(settings: HaechiConfig, work: Callable[[TokenVault], Awaitable[_T]]) -> _T:
-    """Compose the runtime, run ``work`` on its vault, and release the runtime."""
-    from haechi.runtime import create_runtime
+    """Run ``work`` on the vault of the runtime composed from ``settings``."""
+    return with_runtime(settings, lambda runtime: work(_vault(runtime)))
 
-    async def main() -> _T:
-        runtime = create_runtime(settings)
-        try:
-            if runtime.token_vault is None:
-                raise VaultError("no token vault is configured", "vault_error")
-            return await work(runtime.token_vault)
-        finally:
-            await runtime.aclose()
 
-    return anyio.run(main)
+def _vault(runtime: Runtime) -> TokenVault:
+    """The runtime's vault; a runtime made without one (tokens as one-way labels) has no
+    token to reveal, purge or list."""
+    vault: TokenVault | None = runtime.token_vault
+    if vault is None:
+        raise VaultError("no token vault is configured", "vault_error")
+    return vault
 
 
 @app.command("token-reveal")
