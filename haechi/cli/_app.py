@@ -10,6 +10,7 @@ from typing import IO, Annotated, Any, Final, Literal, TextIO
 
 import typer
 
+from haechi._filelock import sync_directory
 from haechi.config import HaechiConfig
 from haechi.errors import ConfigError
 
@@ -43,10 +44,13 @@ ConfigOption = Annotated[
 
 def make_directories(directory: Path, mode: int) -> None:
     """``mkdir -p`` giving ``mode`` to every directory it makes, not only the last one (as
-    ``Path.mkdir(parents=True)`` does, leaving the others to the umask alone)."""
+    ``Path.mkdir(parents=True)`` does, leaving the others to the umask alone). Each one made
+    is synced into its parent, so that a power loss once the command returned cannot take
+    it away with the files written in it."""
     for missing in [*reversed(directory.parents), directory]:
         if not missing.is_dir():
             missing.mkdir(mode=mode, exist_ok=True)
+            sync_directory(missing.parent)
 
 
 #: Bytes asked of an input at a time by :func:`read_at_most`.

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
+from haechi._filelock import sync_directory
 from haechi.cli._app import ConfigOption, app, emit_json, make_directories
 from haechi.config import (
     DEFAULT_CONFIG_PATH,
@@ -44,6 +45,8 @@ def _create_config(path: Path) -> bool:
     The policy in that file decides what is protected, so neither it nor a directory made
     for it is ever writable by others, whatever the umask; and it is created exclusively, so
     a file another ``init`` (or the operator) put there in the meantime is never replaced.
+    It is synced, then its directory: a power loss after ``init`` returned would otherwise
+    leave an empty file, or none, and a later ``init`` does not replace an empty one.
     """
     make_directories(path.parent, 0o755)
     try:
@@ -53,6 +56,9 @@ def _create_config(path: Path) -> bool:
     text = json.dumps(default_config().to_json_dict(), indent=2) + "\n"
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    sync_directory(path.parent)
     return True
 
 
@@ -68,7 +74,9 @@ def init_command(
 
     created = _create_config(config)
     settings = default_config() if created else load_config(config)
-    key_status = init_key_file(Path(settings.keys.key_file), force=force)
+    key_file = Path(settings.keys.key_file)
+    make_directories(key_file.parent, 0o700)
+    key_status = init_key_file(key_file, force=force)
     audit_dir = Path(settings.audit.path).parent
     make_directories(audit_dir, 0o700)
     warnings = [_DEV_KEY_WARNING]
