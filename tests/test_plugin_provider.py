@@ -489,6 +489,37 @@ async def test_a_respawn_reruns_the_gate_from_disk(
 
 
 @pytest.mark.anyio
+async def test_a_respawn_refuses_another_signed_build_put_in_place(
+    crypto: LocalCryptoProvider, audit: AuditSink, audit_path: Path, tmp_path: Path
+) -> None:
+    """Files replaced under a running gateway by another plugin its anchor signed: the
+    build accepted at start is the one that serves until a restart, not whatever a crash
+    makes the next child read."""
+    signed = sign_plugin(tmp_path / "plugin", "hostile_auth.py")
+    settings: dict[str, Any] = {"confinement": MODE}
+    provider = create_plugin_auth_provider(plugin_config(signed, **settings), audit, crypto)
+    try:
+        other = sign_plugin(
+            tmp_path / "plugin",
+            "good_auth.py",
+            private_key=signed.private_key,
+            plugin_id="other-auth",
+        )
+        shutil.copyfile(other.envelope_path, signed.envelope_path)
+        assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
+        assert await provider.authenticate(GOOD) is None
+    finally:
+        provider.close()
+    refused = audit_events(audit_path, "plugin.load.refused")
+    assert [(e["reason"], e["pluginId"]) for e in refused] == [("pin-mismatch", "other-auth")]
+    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
+    assert reasons == ["crash", "unavailable"]
+    assert [e["pluginId"] for e in audit_events(audit_path, "plugin.load.accepted")] == [
+        "test-auth"
+    ]
+
+
+@pytest.mark.anyio
 async def test_a_respawn_refuses_a_manifest_python_cannot_parse(
     make_provider: Callable[..., PluginAuthProvider], audit_path: Path, tmp_path: Path
 ) -> None:

@@ -19,8 +19,9 @@ audited as ``plugin.authenticate.deny`` with a stable reason, within
 and one record a second says how many, by reason, so a client without a credential cannot
 make the provider write one record per request); every killed child as
 ``plugin.worker.terminated``. A dead child is replaced lazily, after re-running the whole
-gate from disk and with exponential backoff; too many kills in a short window trip the
-circuit breaker for good (``respawn-storm``) and every later call is denied.
+gate from disk (which must find the very build accepted at start) and with exponential
+backoff; too many kills in a short window trip the circuit breaker for good
+(``respawn-storm``) and every later call is denied.
 
 Calls run one at a time in the child (single occupancy) on worker threads, so the provider
 works from any event loop; at most ``maxPendingCalls`` may wait, the rest are denied
@@ -310,11 +311,13 @@ class _Supervisor:
         self._unavailable = False
         self._closed = False
         self.plugin: VerifiedPlugin | None = None
+        self._started: VerifiedPlugin | None = None
         self.report = ConfinementReport(False, False, False, False, 0)
 
     def start(self, plugin: VerifiedPlugin) -> None:
         """Start the first child from the construction-time verification."""
         with self._lock:
+            self._started = plugin
             self._process = self._spawn(plugin)
 
     def _spawn(self, plugin: VerifiedPlugin) -> SandboxProcess:
@@ -345,6 +348,13 @@ class _Supervisor:
         time.sleep(self._breaker.backoff())
         try:
             plugin = self._gate.load()
+            started = self._started
+            if started is not None and plugin.manifest_sha256 != started.manifest_sha256:
+                # Another build its anchors signed, put in place while this one ran: the
+                # operator started this one, and a crash must not swap it for another.
+                raise PluginLoadError(
+                    "pin-mismatch", "the plugin on disk is not the build this provider started"
+                )
             process = self._spawn(plugin)
         except PluginLoadError as exc:
             # A build that no longer passes the gate stays refused until a restart.
