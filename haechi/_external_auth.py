@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The identity an injected auth provider (``auth.provider: "external"``) returns, held to
-the rules haechi's own providers follow before anything uses or audits it.
+"""The identity an auth provider that is not haechi's own returns, held to the rules
+haechi's own providers follow before anything uses or audits it: an injected provider
+(``auth.provider: "external"``), or an installed plugin's selected by its name. (A signed
+plugin run in the sandbox, ``auth.provider: "plugin"``, answers with claims the host turns
+into an identity itself.)
 
-An injected provider builds its :class:`~haechi.models.Identity` itself, and the audit log
+Such a provider builds its :class:`~haechi.models.Identity` itself, and the audit log
 writes its ``id``, ``type``, ``subjectHash``, ``issuerHash`` and ``provider`` with every
 request. A provider may well use an e-mail address or the subject of a JWT as the id, which
 would put that address in every record. So:
@@ -43,7 +46,8 @@ _PROVIDER = re.compile(r"[a-z][a-z0-9._:-]{0,63}")
 
 
 class ExternalAuthProvider:
-    """Wraps an injected auth provider; its identities come out as described above."""
+    """Wraps an auth provider that is not haechi's own; its identities come out as
+    described above."""
 
     name: ClassVar[str] = "external"
 
@@ -56,11 +60,11 @@ class ExternalAuthProvider:
 
     @property
     def provider(self) -> Any:
-        """The injected provider."""
+        """The provider wrapped."""
         return self._provider
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
-        """The injected provider's identity, checked; ``None`` when it returns none.
+        """The wrapped provider's identity, checked; ``None`` when it returns none.
 
         Raises :class:`~haechi.errors.ProviderError` (naming the field, never its value)
         for an identity whose type, scopes or labels break the rules.
@@ -69,7 +73,7 @@ class ExternalAuthProvider:
         if identity is None:
             return None
         if not isinstance(identity, Identity):
-            raise ProviderError("the external auth provider returned no Identity")
+            raise ProviderError("the auth provider returned no Identity")
         return self._checked(identity)
 
     def _checked(self, identity: Identity) -> Identity:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from haechi._markers import MarkerRestorer
 from haechi._sync_loop import SyncLoop
@@ -49,6 +49,9 @@ from haechi.providers import (
     TokenStore,
 )
 from haechi.stream_window import TextStreamProtector
+
+if TYPE_CHECKING:
+    from haechi._external_auth import ExternalAuthProvider
 
 __all__ = ["INJECTABLE_PROVIDERS", "Runtime", "create_runtime"]
 
@@ -113,6 +116,7 @@ class Runtime:
         self._registry = registry
         self._injected = dict(injected)
         self._lazy: dict[str, Any] = {}
+        self._external_auth: ExternalAuthProvider | None = None
         self._protector = Protector(
             detector=engine,
             audit=audit,
@@ -147,20 +151,13 @@ class Runtime:
 
     @property
     def auth(self) -> Any:
-        """The auth provider, or ``None`` when ``auth.provider`` is ``none``. An injected one
-        is wrapped so that its identities keep to the rules of the built-in ones (see
+        """The auth provider, or ``None`` when ``auth.provider`` is ``none``. One that is not
+        haechi's own (injected, or an installed plugin's selected by name) is wrapped so that
+        its identities keep to the rules of the built-in ones (see
         :mod:`haechi._external_auth`)."""
         if "auth" in self._injected:
             injected = self._injected["auth"]
-            if injected is None:
-                return None
-            if "auth" not in self._lazy:
-                from haechi._external_auth import ExternalAuthProvider
-
-                self._lazy["auth"] = ExternalAuthProvider(
-                    injected, self.crypto, self.config.auth.allowed_label_keys
-                )
-            return self._lazy["auth"]
+            return None if injected is None else self._checked_auth(injected)
         name = self.config.auth.provider
         if name == "none":
             return None
@@ -172,7 +169,22 @@ class Runtime:
                     self.config, self.audit, self.crypto
                 )
             return self._lazy["auth"]
-        return self._provider("auth", name)
+        from haechi.auth import BearerAuthProvider
+
+        provider = self._provider("auth", name)
+        return provider if type(provider) is BearerAuthProvider else self._checked_auth(provider)
+
+    def _checked_auth(self, provider: Any) -> ExternalAuthProvider:
+        """``provider`` wrapped, once. The wrapper is kept apart from the providers this
+        runtime built: :meth:`aclose` closes the provider a plugin made (it is in
+        ``_lazy``), never one it was handed."""
+        if self._external_auth is None:
+            from haechi._external_auth import ExternalAuthProvider
+
+            self._external_auth = ExternalAuthProvider(
+                provider, self.crypto, self.config.auth.allowed_label_keys
+            )
+        return self._external_auth
 
     @property
     def warnings(self) -> tuple[str, ...]:
