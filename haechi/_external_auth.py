@@ -20,9 +20,9 @@ would put that address in every record. So:
 * the type and the labels, which choose a policy and cannot be renamed, are refused outside
   the rules the bearer tokens and the plugin provider follow (a type of ``user``,
   ``service`` or ``agent``; label keys of ``auth.allowedLabelKeys`` with values of 1 to 64
-  characters; scopes as strings): the request is denied as a failing provider's is
-  (``provider_error``, audited), rather than served under a policy the configuration did
-  not give it.
+  characters; scopes as strings): the request is denied (``invalid_identity``, audited; a
+  provider that raises is ``provider_error``), rather than served under a policy the
+  configuration did not give it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Final
 
 from haechi.auth import IDENTITY_HASH_DOMAIN, TOKEN_TYPES, is_label_value, is_token_id
-from haechi.errors import ProviderError
+from haechi.errors import IdentityError
 from haechi.models import Identity
 from haechi.providers import CryptoProvider
 
@@ -66,28 +66,29 @@ class ExternalAuthProvider:
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
         """The wrapped provider's identity, checked; ``None`` when it returns none.
 
-        Raises :class:`~haechi.errors.ProviderError` (naming the field, never its value)
-        for an identity whose type, scopes or labels break the rules.
+        Raises :class:`~haechi.errors.IdentityError` (naming the field, never its value)
+        for an answer that is no identity, or one whose type, scopes or labels break the
+        rules.
         """
         identity = await self._provider.authenticate(headers)
         if identity is None:
             return None
         if not isinstance(identity, Identity):
-            raise ProviderError("the auth provider returned no Identity")
+            raise IdentityError("the auth provider returned no Identity")
         return self._checked(identity)
 
     def _checked(self, identity: Identity) -> Identity:
         if identity.type not in TOKEN_TYPES:
-            raise ProviderError(f"an external identity's type must be one of {TOKEN_TYPES}")
+            raise IdentityError(f"an external identity's type must be one of {TOKEN_TYPES}")
         scopes = identity.scopes
         if not isinstance(scopes, tuple | list) or not all(isinstance(s, str) for s in scopes):
-            raise ProviderError("an external identity's scopes must be a sequence of strings")
+            raise IdentityError("an external identity's scopes must be a sequence of strings")
         labels = identity.labels
         if not isinstance(labels, Mapping) or not all(
             key in self._allowed_label_keys and is_label_value(value)
             for key, value in labels.items()
         ):
-            raise ProviderError(
+            raise IdentityError(
                 "an external identity's labels must have keys of auth.allowedLabelKeys "
                 "and values of 1 to 64 characters"
             )

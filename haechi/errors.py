@@ -9,6 +9,7 @@ Every failure haechi reports on purpose is a :class:`HaechiError`::
     │   ├── PluginConflictError  two providers share one name
     │   ├── PluginLoadError      a plugin failed to import or was refused by the trust gate
     │   └── ProviderError        a provider raised while doing its job (wrapped at the seam)
+    │       └── IdentityError      an auth provider answered with an identity the rules refuse
     ├── CryptoError            key file, envelope, AAD or nonce-budget failure
     ├── VaultError             token vault refusal (unknown, expired, reveal disabled, ...)
     ├── AuditError             the audit chain could not be read or written
@@ -33,6 +34,7 @@ __all__ = [
     "CryptoError",
     "DetectionError",
     "HaechiError",
+    "IdentityError",
     "LimitError",
     "PluginConflictError",
     "PluginError",
@@ -78,6 +80,13 @@ class PluginLoadError(PluginError):
 
 class ProviderError(PluginError):
     """A provider raised while inspecting, storing or counting; haechi failed closed."""
+
+
+class IdentityError(ProviderError):
+    """An auth provider that is not haechi's own answered with an identity whose type,
+    scopes or labels break the rules the built-in ones follow. A class of its own so that
+    the denial can say so (``invalid_identity``): the provider works, its output does not
+    fit, which an operator fixes elsewhere than a provider that fails."""
 
 
 class CryptoError(HaechiError):

@@ -7,6 +7,7 @@ rules denies the request. A real gateway on a socket, a real upstream."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,28 @@ def test_hashes_and_a_provider_name_holding_text_are_not_written(identities: Any
     ids=["label-key", "label-value", "type", "scope", "scopes-as-text"],
 )
 def test_a_type_or_label_outside_the_rules_denies(identities: Any, fields: Any) -> None:
-    assert identities(**fields) == [(None, "provider_error")]
+    # A reason of its own: the provider answered, with an identity the rules refuse, which
+    # an operator tells apart from a provider that raised.
+    assert identities(**fields) == [(None, "invalid_identity")]
+
+
+class _Untyped(Directory):
+    """Answers with a mapping where an Identity belongs."""
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Any:
+        return {"id": "jane.doe@example.com"}
+
+
+def test_an_answer_that_is_no_identity_denies(tmp_path: Path) -> None:
+    config = {"auth": {"provider": "external"}}
+    with gateway_in_front(tmp_path, config, providers={"auth": _Untyped()}) as gateway:
+        assert post_chat(gateway, "anything").status_code == 401
+        denials = [r for r in gateway.audit() if r.get("decision") == "auth_denied"]
+    assert [record["reason"] for record in denials] == ["invalid_identity"]
+
+
+def test_a_provider_that_raises_is_still_a_provider_error(identities: Any) -> None:
+    assert identities(failing=True) == [(None, "provider_error")]
 
 
 def test_a_provider_selected_by_name_is_closed_with_the_runtime(

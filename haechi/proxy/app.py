@@ -37,7 +37,7 @@ from typing import Any, Final, NoReturn, Protocol
 from urllib.parse import parse_qsl
 
 from haechi.audit import keyed_path_hash, proxy_decision_event
-from haechi.errors import HaechiError, LimitError
+from haechi.errors import HaechiError, IdentityError, LimitError
 from haechi.models import Identity, ProtectResult
 from haechi.protocols import (
     ProtocolAdapter,
@@ -581,6 +581,8 @@ class GatewayApp:
         else:
             try:
                 identity = await self._auth.authenticate(credentials)
+            except IdentityError:  # it answered, with an identity the rules refuse
+                reason, message = "invalid_identity", "Authentication failed"
             except Exception:  # a provider that raises denies; its text never leaves
                 reason, message = "provider_error", "Authentication failed"
             else:

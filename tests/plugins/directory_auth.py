@@ -26,7 +26,9 @@ class Directory:
     #: How many providers built by name were closed.
     closed: ClassVar[int] = 0
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, *, failing: bool = False, **fields: Any) -> None:
+        """``failing``: raise on every request (a directory that is down)."""
+        self.failing = failing
         self.identity = Identity(
             **{
                 "id": "jane.doe@example.com",
@@ -43,6 +45,8 @@ class Directory:
         return cls(**cls.fields)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        if self.failing:
+            raise ConnectionError("the directory is down")
         return self.identity if headers.get("authorization") else None
 
     async def aclose(self) -> None:
