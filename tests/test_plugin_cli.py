@@ -13,7 +13,13 @@ import pytest
 
 from haechi.plugins.signing import entry_sha256, load_public_key, verify_signature
 from tests.cli import plugin_sign_args, run_haechi
-from tests.plugins.auth.kit import FIXTURES, REFUSAL_CASES, RefusalCase, plugin_config_document
+from tests.plugins.auth.kit import (
+    FIXTURES,
+    REFUSAL_CASES,
+    UNKNOWN_ALGORITHM_PRIVATE_PEM,
+    RefusalCase,
+    plugin_config_document,
+)
 
 
 def ok_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -92,6 +98,16 @@ def test_sign_requires_reads_credentials_for_an_auth_provider(signed: dict[str, 
     )
     assert result.returncode == 1
     assert "readsCredentials" in result.stderr
+
+
+def test_sign_refuses_a_key_of_an_unknown_algorithm(signed: dict[str, Any]) -> None:
+    directory = signed["dir"]
+    (directory / "keys" / "odd.key").write_text(UNKNOWN_ALGORITHM_PRIVATE_PEM)
+    capabilities = '{"readsCredentials": true}'
+    result = run_haechi(*plugin_sign_args("keys/odd.key", capabilities), cwd=directory)
+    assert result.returncode == 1
+    assert result.stderr.startswith("haechi: --key keys/odd.key: ")
+    assert "Traceback" not in result.stderr
 
 
 def test_sign_without_required_flags_fails(signed: dict[str, Any]) -> None:

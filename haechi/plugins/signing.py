@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -75,6 +75,8 @@ def load_private_key(pem: bytes) -> Ed25519PrivateKey:
     """
     try:
         key = serialization.load_pem_private_key(pem, password=None)
+    except UnsupportedAlgorithm:
+        raise ValueError("the signing key is not an Ed25519 key") from None
     except (ValueError, TypeError) as exc:
         raise ValueError("not an unencrypted PKCS#8 PEM private key") from exc
     if not isinstance(key, Ed25519PrivateKey):
@@ -98,6 +100,9 @@ def load_public_key(anchor: object) -> Ed25519PublicKey:
         raise ValueError("a trust anchor must be an SPKI PEM public key")
     try:
         key = serialization.load_pem_public_key(anchor)
+    except UnsupportedAlgorithm:
+        # A well-formed key of an algorithm the library does not know (not a ValueError).
+        raise ValueError("the trust anchor is not an Ed25519 key") from None
     except (ValueError, TypeError) as exc:
         raise ValueError("the trust anchor is not a PEM public key") from exc
     if not isinstance(key, Ed25519PublicKey):

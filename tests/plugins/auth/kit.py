@@ -204,6 +204,19 @@ def _unknown_signer(directory: Path) -> SignedPlugin:
     return signed
 
 
+#: SPKI and PKCS#8 PEM of a key whose algorithm (OID 1.2.3.4) no library knows.
+UNKNOWN_ALGORITHM_PUBLIC_PEM = (
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MCowBQYDKgMEAyEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+    "-----END PUBLIC KEY-----\n"
+)
+UNKNOWN_ALGORITHM_PRIVATE_PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDKgMEBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
 def _not_utf8(directory: Path) -> SignedPlugin:
     # Signed as it is: the signature holds, but the sandbox runs text.
     signed = sign_plugin(directory)
@@ -231,6 +244,13 @@ REFUSAL_CASES: tuple[RefusalCase, ...] = (
             "revoked": {
                 "entrySha256": [entry_sha256((FIXTURES / "good_auth.py").read_bytes()).upper()]
             }
+        },
+    ),
+    RefusalCase(
+        "unknown-signer",
+        sign_plugin,
+        settings={
+            "trustAnchors": [{"keyId": "test-signer", "publicKey": UNKNOWN_ALGORITHM_PUBLIC_PEM}]
         },
     ),
     RefusalCase("tampered-entry", _tampered),
