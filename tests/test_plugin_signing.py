@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -350,6 +351,18 @@ def test_json_python_cannot_hold_is_manifest_invalid(tmp_path: Path, junk: str) 
     with pytest.raises(PluginLoadError) as refused:
         read_plugin_files(signed.envelope_path)
     assert refused.value.reason == "manifest-invalid"
+
+
+def test_a_payload_nested_too_deep_to_hash_is_manifest_invalid() -> None:
+    """json.loads reads nesting up to the recursion limit, counted from where it runs; the
+    encoder that hashes the payload runs a few calls deeper, so a file nested just below
+    the limit can parse and then fail to hash (RecursionError, not a refusal)."""
+    nested: list[Any] = []
+    for _ in range(sys.getrecursionlimit() + 10):
+        nested = [nested]
+    envelope, policy = make()
+    envelope["payload"]["junk"] = nested
+    assert reason_of(envelope, ENTRY, policy) == "manifest-invalid"
 
 
 def read_fifo_guarded(manifest: Path, fifo: Path) -> PluginLoadError:

@@ -178,6 +178,10 @@ def _check_shape(envelope: object) -> tuple[dict[str, Any], str, str, str]:
         manifest_sha256(payload)
     except (TypeError, ValueError):
         raise _refuse("manifest-invalid", "payload is not plain JSON (NaN, Infinity?)") from None
+    except RecursionError:
+        # Parsed a few calls higher up the stack than it is hashed: just within json.loads'
+        # limit can be beyond the encoder's.
+        raise _refuse("manifest-invalid", "payload is nested too deeply") from None
     alg = envelope.get("alg")
     return dict(payload), str(signer), str(signature), alg if isinstance(alg, str) else repr(alg)
 
