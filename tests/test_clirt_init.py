@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +139,29 @@ def test_init_leaves_the_audit_directories_it_made_durable(
     assert main(["init"]) == 0
     made = [tmp_path / "logs", tmp_path / "logs" / "haechi"]
     assert [path for path in made if not fsyncs.durable(path)] == []
+
+
+def test_a_configuration_that_cannot_be_written_whole_is_not_left_behind(tmp_path: Path) -> None:
+    """With files limited to 1 KiB (as a full disk would cut it), init fails naming the file
+    and leaves no part of it, so the next init writes it whole."""
+    config = tmp_path / "etc" / "haechi.config.json"
+    limited = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'ulimit -f 1 && exec "$0" -m haechi init --config "$1"',
+            sys.executable,
+            config,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert limited.returncode == 1
+    assert f"cannot write the configuration {config}" in limited.stderr
+    assert not config.exists()
+    done = json_output(run_haechi("init", "--config", config, cwd=tmp_path))
+    assert done["created"] is True
+    assert json.loads(config.read_text())["policy"]

@@ -46,7 +46,8 @@ def _create_config(path: Path) -> bool:
     for it is ever writable by others, whatever the umask; and it is created exclusively, so
     a file another ``init`` (or the operator) put there in the meantime is never replaced.
     It is synced, then its directory: a power loss after ``init`` returned would otherwise
-    leave an empty file, or none, and a later ``init`` does not replace an empty one.
+    leave an empty file, or none, and a later ``init`` does not replace an empty one. A file
+    that cannot be written whole is removed.
     """
     make_directories(path.parent, 0o755)
     try:
@@ -54,10 +55,16 @@ def _create_config(path: Path) -> bool:
     except FileExistsError:
         return False
     text = json.dumps(default_config().to_json_dict(), indent=2) + "\n"
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        # A part of the file (the disk filled up) is no configuration, and a later init
+        # would keep it: the file this call created goes.
+        path.unlink(missing_ok=True)
+        raise OSError(f"cannot write the configuration {path}: {exc.strerror}") from None
     sync_directory(path.parent)
     return True
 
