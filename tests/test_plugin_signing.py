@@ -339,6 +339,16 @@ def test_oversized_and_unreadable_files_are_manifest_invalid(tmp_path: Path) -> 
         read_plugin_files(signed.envelope_path)
 
 
+def test_an_entry_that_fails_to_read_is_manifest_invalid(tmp_path: Path) -> None:
+    """A read error after a successful open (EIO: a network or FUSE file system gone bad;
+    here a regular file of /proc whose first page is unmapped) refuses like any other."""
+    signed = sign_plugin(tmp_path)
+    with pytest.raises(PluginLoadError) as refused:
+        read_plugin_files(signed.envelope_path, Path("/proc/self/mem"))
+    assert refused.value.reason == "manifest-invalid"
+    assert "cannot read the entry file mem" in refused.value.detail
+
+
 @pytest.mark.parametrize(
     "junk", ["9" * 5000, "[" * 100_000 + "]" * 100_000], ids=["long-number", "deep-nesting"]
 )

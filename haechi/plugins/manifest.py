@@ -221,7 +221,10 @@ def _read_entry(path: Path, *, follow_links: bool, root: Path | None) -> bytes:
             raise _invalid(f"the entry {path.name} is not a regular file")
         if root is not None and not Path(os.path.realpath(path)).is_relative_to(root):
             raise PluginLoadError("tampered-entry", "the entry resolves outside its directory")
-        data = handle.read(MAX_ENTRY_BYTES + 1)
+        try:
+            data = handle.read(MAX_ENTRY_BYTES + 1)
+        except OSError as exc:
+            raise _invalid(f"cannot read the entry file {path.name}: {exc.strerror}") from None
     if len(data) > MAX_ENTRY_BYTES:
         raise _invalid(f"the entry is larger than {MAX_ENTRY_BYTES} bytes")
     return data
