@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -557,6 +558,25 @@ async def test_a_child_dying_before_it_reads_its_program_is_a_refused_respawn(
     assert [e["reason"] for e in refused] == ["sandbox-failed"]
     reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
     assert reasons == ["crash", "unavailable", "unavailable"]
+
+
+@pytest.mark.anyio
+async def test_a_respawn_without_a_working_directory_is_refused(
+    make_provider: Callable[..., PluginAuthProvider],
+    audit_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The temporary directory gone (or full, or read-only) when a child must be replaced:
+    a failed start, audited, and the provider unavailable, as for any other."""
+    provider = make_provider("hostile_auth.py")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
+    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
+    refused = audit_events(audit_path, "plugin.load.refused")
+    assert [e["reason"] for e in refused] == ["sandbox-failed"]
+    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
+    assert reasons == ["crash", "unavailable"]
 
 
 @pytest.mark.anyio

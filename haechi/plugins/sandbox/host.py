@@ -179,7 +179,11 @@ def _reap(proc: subprocess.Popen[bytes], workdir: str) -> None:
 def _spawn() -> tuple[subprocess.Popen[bytes], str]:
     if not sys.executable:
         raise PluginLoadError("sandbox-failed", "no Python interpreter path to start")
-    workdir = tempfile.mkdtemp(prefix="haechi-plugin-")
+    try:
+        workdir = tempfile.mkdtemp(prefix="haechi-plugin-")
+    except OSError as exc:
+        detail = f"cannot make the sandbox's working directory: {exc.strerror}"
+        raise PluginLoadError("sandbox-failed", detail) from None
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-B", "-c", _BOOTSTRAP],
