@@ -45,16 +45,16 @@ class MarkerRestorer:
         self._max_growth = max_growth
         self._grown = 0
 
-    def restore(self, text: str, written: Callable[[str], str] | None = None) -> str:
-        """``text`` with its markers of known tokens restored; each value as ``written``
-        makes it (escaped for a JSON string, say). Other markers stay as they are."""
+    def restore(self, text: str) -> str:
+        """``text`` (not JSON source) with its markers of known tokens restored, each value as
+        it is. Other markers stay as they are."""
         plaintexts = self._plaintexts
 
         def swap(match: re.Match[str]) -> str:
             plaintext = plaintexts.get(match[1])
             if plaintext is None:
                 return match[0]
-            return self._grown_by(match[0], plaintext if written is None else written(plaintext))
+            return self._grown_by(match[0], plaintext)
 
         return MARKER.sub(swap, text)
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from haechi._markers import MarkerRestorer
+from haechi._string_nesting import StringNesting
 from haechi.errors import LimitError
 from tests.upstream_server import Reply, gateway_in_front
 
@@ -35,7 +36,9 @@ def test_growth_is_counted_over_every_text_restored() -> None:
     assert restorer.restore("[TOKEN:tok_a] [TOKEN:tok_c]") == "x" * 30 + " [TOKEN:tok_c]"
     # A value shorter than its marker gives characters back.
     assert restorer.restore("[TOKEN:tok_b]") == "y"
-    assert restorer.restore("[TOKEN:tok_a]", lambda text: text.upper()) == "X" * 30
+    # A value escaped within JSON source is counted as written.
+    restored = restorer.restore_source('"[TOKEN:tok_a]"', StringNesting(), str.upper)
+    assert restored == '"' + "X" * 30 + '"'
     with pytest.raises(LimitError) as raised:
         restorer.restore("[TOKEN:tok_a]" * 10)
     assert (raised.value.status_code, raised.value.error_code) == (502, "haechi_restored_too_large")

@@ -254,6 +254,65 @@ def test_a_restored_value_keeps_streamed_tool_arguments_valid_json(
         assert unnested_argument(arguments[0], depth) == QUOTED
 
 
+def _streamed_call(target: str, arguments: dict[str, Any]) -> tuple[str, bytes]:
+    """The path and the wire of a stream whose frame carries answer text and a call of
+    ``login`` with ``arguments`` as an object (Ollama's ``tool_calls``, a Gemini
+    ``functionCall``): the arguments are strings of the frame, not a text of their own."""
+    if target == "ollama":
+        message = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "login", "arguments": arguments}}],
+        }
+        frames = [
+            {"model": "m", "message": message, "done": False},
+            {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True},
+        ]
+        return "/api/chat", "".join(json.dumps(frame) + "\n" for frame in frames).encode()
+    parts = [{"text": "ok"}, {"functionCall": {"name": "login", "args": arguments}}]
+    candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP"}
+    path = "/v1beta/models/g:streamGenerateContent?alt=sse"
+    return path, f"data: {json.dumps({'candidates': [candidate]})}\r\n\r\n".encode()
+
+
+def _streamed_call_arguments(target: str, wire: bytes) -> dict[str, Any]:
+    if target == "ollama":
+        (frame, _done) = [json.loads(line) for line in wire.splitlines() if line.strip()]
+        (call,) = frame["message"]["tool_calls"]
+        return dict(call["function"]["arguments"])
+    (line,) = [line for line in wire.splitlines() if line.startswith(b"data: ")]
+    parts = json.loads(line[len(b"data: ") :])["candidates"][0]["content"]["parts"]
+    return dict(parts[1]["functionCall"]["args"])
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("target", ["ollama", "gemini"])
+def test_a_restored_value_keeps_json_in_a_string_of_streamed_call_arguments_valid(
+    tmp_path: Path, target: str, depth: int
+) -> None:
+    """Arguments streamed as an object are strings of the frame, beside the answer text: a
+    string of theirs that holds JSON takes the value escaped once more, as in a whole
+    answer, while a string of prose takes it as it is."""
+    with gateway_in_front(tmp_path, {**CONFIG, "target": {"type": target}}) as gateway:
+
+        def wire() -> Iterator[bytes]:
+            (marker,) = _markers(gateway.upstream.last.text)
+            arguments = {"request": nested_arguments(marker, depth), "note": f"as {marker}"}
+            yield _streamed_call(target, arguments)[1]
+
+        gateway.upstream.queue(Reply(wire=wire()))
+        text = f"log in with {QUOTED}"
+        if target == "ollama":
+            body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": text}]}
+        else:
+            body = {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+        sent = httpx.post(f"{gateway.url}{_streamed_call(target, {})[0]}", json=body, timeout=30)
+        assert sent.status_code == 200
+        arguments = _streamed_call_arguments(target, sent.content)
+        assert unnested_argument(arguments["request"], depth) == QUOTED
+        assert arguments["note"] == f"as {QUOTED}"
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_marker_that_is_no_string_of_the_arguments_stays_a_marker(
     tmp_path: Path, stream: bool

@@ -1033,11 +1033,12 @@ class FrameProcessor:
         return await self._settle(runs) if channel is None else _joined(runs)
 
     async def _release(self, text: str, *, final: bool, channel: Hashable = None) -> str:
-        """What of ``channel``'s text the detokenizer lets go now. In a text that is JSON
-        source (a tool call's arguments, an answer in JSON mode: see
-        :func:`~haechi._documents.begins_json_container`), the markers are restored here,
-        each value escaped once for every string of the text it lies in, before the frame
-        escapes it once more; in any other, when the frame is sent."""
+        """What of ``channel``'s text the detokenizer lets go now, its markers restored: in
+        a text that is JSON source (a tool call's arguments, an answer in JSON mode: see
+        :func:`~haechi._documents.begins_json_container`) each value escaped once for every
+        string of the text it lies in, in any other as it is; the frame escapes it once
+        more. Restored here, with the text's own state, and not when the frame is sent: a
+        piece of prose that happens to begin like JSON is no JSON source."""
         detokenizer = self._detokenizer
         if detokenizer is None:
             return text
@@ -1050,19 +1051,24 @@ class FrameProcessor:
             else:
                 self._json_sources[channel] = source
         released = detokenizer.drain(text, channel) if final else detokenizer.hold(text, channel)
-        if source and released:
+        if not released:
+            return released
+        if source:
             nesting = self._nestings.setdefault(channel, StringNesting())
-            released = await detokenizer.restore_source(released, nesting)
-        return released
+            return await detokenizer.restore_source(released, nesting)
+        return await detokenizer.restore(released)
 
     async def _send(
         self, meta: tuple[str, ...], data: str, *, json_data: bool, event: Any = None
     ) -> None:
         """Send a frame whose data is ``data`` (``event`` serialised, for an event without
-        windowed text: its strings that are JSON source get values escaped within them)."""
+        windowed text), its markers restored: in JSON data each value is escaped once for
+        every string it lies in, so a string of the frame that is JSON source (a call's
+        arguments sent as an object can hold one) gets it escaped within it. The windowed
+        texts in it were restored as they were released (see :meth:`_release`)."""
         if self._detokenizer is not None:
             data = await (
-                self._detokenizer.restore(data, json_string=json_data)
+                self._detokenizer.restore(data, json_data=json_data)
                 if event is None
                 else self._detokenizer.restore_event(data, event)
             )

@@ -105,16 +105,21 @@ class StreamDetokenizer:
         """The channels holding the start of a marker."""
         return tuple(self._held)
 
-    async def restore(self, text: str, *, json_string: bool = False) -> str:
+    async def restore(self, text: str, *, json_data: bool = False) -> str:
         """Replace this request's complete markers in ``text`` by their plaintexts.
 
-        With ``json_string`` the text is serialised JSON and each plaintext is written
-        escaped, so markers in any string or key of a frame are restored in one pass.
+        With ``json_data`` the text is a serialised frame: markers in any string or key of
+        it are restored in one pass, each value escaped once for every string it lies in (a
+        string of the frame can hold JSON, such as a tool call's arguments sent as an
+        object with a string of JSON in them), as in a whole answer. A marker whose depth
+        cannot be told there stays.
         """
         restorer = await self._restorer_for(text)
         if restorer is None:
             return text
-        return restorer.restore(text, _json_string_content if json_string else None)
+        if json_data:
+            return restorer.restore_source(text, StringNesting(), _json_string_content)
+        return restorer.restore(text)
 
     async def restore_source(self, text: str, nesting: StringNesting) -> str:
         """Replace this request's complete markers in ``text``, a piece of JSON source that
