@@ -474,19 +474,34 @@ async def test_a_child_dying_between_calls_counts_for_the_breaker(
     assert [e["respawn"] for e in accepted] == [False, True, True, True, True]
 
 
+async def respawn_reasons(
+    provider: PluginAuthProvider,
+    audit_path: Path,
+    *,
+    asks: int = 1,
+    headers: dict[str, str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Kill the hostile plugin's child (it exits), ask ``asks`` more times (each must be
+    denied) and return the reasons of the load refusals and of the denials audited."""
+    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
+    for _ in range(asks):
+        assert await provider.authenticate(headers or {"authorization": "Bearer hello"}) is None
+    refused = [e["reason"] for e in audit_events(audit_path, "plugin.load.refused")]
+    denied = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
+    return refused, denied
+
+
 @pytest.mark.anyio
 async def test_a_respawn_reruns_the_gate_from_disk(
     make_provider: Callable[..., PluginAuthProvider], audit_path: Path, tmp_path: Path
 ) -> None:
     provider = make_provider("hostile_auth.py")
-    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
     entry = tmp_path / "plugin" / "hostile_auth.py"
     entry.write_text(entry.read_text() + "\n# swapped after the start\n")
-    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
-    refused = audit_events(audit_path, "plugin.load.refused")
-    assert [e["reason"] for e in refused] == ["tampered-entry"]
-    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
-    assert reasons == ["crash", "unavailable"]
+    assert await respawn_reasons(provider, audit_path) == (
+        ["tampered-entry"],
+        ["crash", "unavailable"],
+    )
 
 
 @pytest.mark.anyio
@@ -507,14 +522,15 @@ async def test_a_respawn_refuses_another_signed_build_put_in_place(
             plugin_id="other-auth",
         )
         shutil.copyfile(other.envelope_path, signed.envelope_path)
-        assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
-        assert await provider.authenticate(GOOD) is None
+        assert await respawn_reasons(provider, audit_path, headers=GOOD) == (
+            ["pin-mismatch"],
+            ["crash", "unavailable"],
+        )
     finally:
         provider.close()
-    refused = audit_events(audit_path, "plugin.load.refused")
-    assert [(e["reason"], e["pluginId"]) for e in refused] == [("pin-mismatch", "other-auth")]
-    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
-    assert reasons == ["crash", "unavailable"]
+    assert [e["pluginId"] for e in audit_events(audit_path, "plugin.load.refused")] == [
+        "other-auth"
+    ]
     assert [e["pluginId"] for e in audit_events(audit_path, "plugin.load.accepted")] == [
         "test-auth"
     ]
@@ -525,15 +541,12 @@ async def test_a_respawn_refuses_a_manifest_python_cannot_parse(
     make_provider: Callable[..., PluginAuthProvider], audit_path: Path, tmp_path: Path
 ) -> None:
     provider = make_provider("hostile_auth.py")
-    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
     envelope = tmp_path / "plugin" / "test-auth.signed.json"
     envelope.write_text(envelope.read_text().rstrip()[:-1] + ', "junk": ' + "9" * 5000 + "}")
-    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
-    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
-    refused = audit_events(audit_path, "plugin.load.refused")
-    assert [e["reason"] for e in refused] == ["manifest-invalid"]
-    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
-    assert reasons == ["crash", "unavailable", "unavailable"]
+    assert await respawn_reasons(provider, audit_path, asks=2) == (
+        ["manifest-invalid"],
+        ["crash", "unavailable", "unavailable"],
+    )
 
 
 @pytest.mark.anyio
@@ -551,13 +564,10 @@ async def test_a_child_dying_before_it_reads_its_program_is_a_refused_respawn(
     broken.write_text("#!/bin/sh\nexit 1\n")
     broken.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(broken))
-    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
-    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
-    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
-    refused = audit_events(audit_path, "plugin.load.refused")
-    assert [e["reason"] for e in refused] == ["sandbox-failed"]
-    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
-    assert reasons == ["crash", "unavailable", "unavailable"]
+    assert await respawn_reasons(provider, audit_path, asks=2) == (
+        ["sandbox-failed"],
+        ["crash", "unavailable", "unavailable"],
+    )
 
 
 @pytest.mark.anyio
@@ -571,12 +581,10 @@ async def test_a_respawn_without_a_working_directory_is_refused(
     a failed start, audited, and the provider unavailable, as for any other."""
     provider = make_provider("hostile_auth.py")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
-    assert await provider.authenticate({"authorization": "Bearer exit:1"}) is None
-    assert await provider.authenticate({"authorization": "Bearer hello"}) is None
-    refused = audit_events(audit_path, "plugin.load.refused")
-    assert [e["reason"] for e in refused] == ["sandbox-failed"]
-    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
-    assert reasons == ["crash", "unavailable"]
+    assert await respawn_reasons(provider, audit_path) == (
+        ["sandbox-failed"],
+        ["crash", "unavailable"],
+    )
 
 
 @pytest.mark.anyio
