@@ -18,10 +18,14 @@ import httpx
 import pytest
 
 from tests.stream_fixtures import (
+    anthropic_message,
     nested_arguments,
     openai_sse,
     openai_tool_arguments,
     openai_tool_sse,
+    read_sse,
+    responses_sse,
+    sse,
     unnested_argument,
 )
 from tests.upstream_server import Gateway, Reply, gateway_in_front
@@ -392,6 +396,81 @@ def test_a_value_restored_into_an_answer_in_json_mode_stays_a_json_string(
                 answers.append(sent.json()["choices"][0]["message"]["content"])
         assert json.loads(answers[0]) == {"password": QUOTED, "admin": False}
         assert answers[1] == f"Use {QUOTED} to log in."
+
+
+def _two_texts_wire(target: str, texts: tuple[str, str]) -> bytes:
+    """An answer whose text comes as two texts a client reads apart as well as joined: two
+    Anthropic text blocks, or two output text parts of a Responses message."""
+    if target == "anthropic":
+
+        def event(kind: str, **data: Any) -> str:
+            return sse({"type": kind, **data}, event=kind)
+
+        block = {"type": "text", "text": ""}
+        frames = [event("message_start", message=anthropic_message())]
+        for index, text in enumerate(texts):
+            frames += [
+                event("content_block_start", index=index, content_block=block),
+                event(
+                    "content_block_delta", index=index, delta={"type": "text_delta", "text": text}
+                ),
+                event("content_block_stop", index=index),
+            ]
+        return "".join([*frames, event("message_stop")]).encode()
+    item = {"type": "message", "id": "item_0", "role": "assistant", "content": []}
+    place = {"item_id": "item_0", "output_index": 0}
+    deltas = [
+        ("output_text.delta", {**place, "content_index": index, "delta": text})
+        for index, text in enumerate(texts)
+    ]
+    return responses_sse(("output_item.added", {"output_index": 0, "item": item}), *deltas).encode()
+
+
+def _texts_apart(wire: bytes) -> dict[int, str]:
+    """The text of each block (or part) a client reads, by its index."""
+    texts: dict[int, str] = {}
+    for frame in read_sse(wire):
+        event = json.loads(frame.data) if frame.data and frame.data.startswith("{") else {}
+        if event.get("type") == "content_block_delta":
+            index, text = event["index"], event["delta"]["text"]
+        elif event.get("type") == "response.output_text.delta":
+            index, text = event["content_index"], event["delta"]
+        else:
+            continue
+        texts[index] = texts.get(index, "") + text
+    return texts
+
+
+@pytest.mark.parametrize("target", ["anthropic", "responses"])
+@pytest.mark.parametrize("json_first", [False, True])
+def test_each_streamed_text_block_is_judged_json_or_prose_on_its_own(
+    tmp_path: Path, target: str, json_first: bool
+) -> None:
+    """A client reads each content block (each part) as a text of its own, and a whole
+    answer restores each so: a block of JSON after one of prose gets the value escaped
+    within its strings, and a block of prose after one of JSON left open gets it as it is."""
+    ask = f"log in with {QUOTED}"
+    if target == "anthropic":
+        config = {**CONFIG, "target": {"type": "anthropic"}}
+        path, body = "/v1/messages", {"model": "m", "max_tokens": 9, "stream": True}
+        body["messages"] = [{"role": "user", "content": ask}]
+    else:
+        config, path, body = CONFIG, "/v1/responses", {"model": "m", "stream": True, "input": ask}
+    first, second = ('{"note": "open', "Use {} now.") if json_first else ("Hi.", '{{"pw": "{}"}}')
+    with gateway_in_front(tmp_path, config) as gateway:
+
+        def wire() -> Iterator[bytes]:
+            (marker,) = _markers(gateway.upstream.last.text)
+            yield _two_texts_wire(target, (first, second.format(marker)))
+
+        gateway.upstream.queue(Reply(wire=wire()))
+        sent = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
+        assert sent.status_code == 200
+        restored = _texts_apart(sent.content)[1]
+        if json_first:
+            assert restored == second.format(QUOTED)
+        else:
+            assert json.loads(restored) == {"pw": QUOTED}
 
 
 # -- a vault that fails ----------------------------------------------------------------------

@@ -71,7 +71,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -746,6 +746,7 @@ class FrameProcessor:
                 raise AmbiguousName("a part of a text continues after a later one began")
             if part > last:
                 await self._flush_pieces({channel}.__contains__)
+                self._new_texts((channel,))
             self._parts[channel] = part
 
     async def _enter_block(self, frame: Any, kind: str) -> None:
@@ -764,6 +765,18 @@ class FrameProcessor:
         if block > self._block:
             self._block = block
             await self._flush()
+            self._new_texts({*self._json_sources, *self._starts})
+
+    def _new_texts(self, channels: Iterable[Hashable]) -> None:
+        """Judge what ``channels`` carry from now on as new texts, whether each is JSON source
+        and where in its strings: a client reads a content block's (or a part's) text as a
+        document of its own, as a whole answer is restored, so a block of prose does not
+        make the JSON of the next one prose, nor the unfinished JSON of one the prose of the
+        next one a string of it. Called once the channels' held text is sent."""
+        for channel in channels:
+            self._json_sources.pop(channel, None)
+            self._starts.pop(channel, None)
+            self._nestings.pop(channel, None)
 
     def _check_block(self, kinds: BlockKinds, frame: dict[str, Any], kind: str, block: int) -> None:
         """Stop the stream at a block frame that clients do not all read as the API sends it:
