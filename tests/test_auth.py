@@ -91,6 +91,8 @@ async def test_valid_token_yields_a_pii_safe_identity(
         {"authorization": "Bearer"},
         {"authorization": "Bearer    "},
         {"authorization": "Bearer hae_not-a-real-token"},
+        {"authorization": "Bearer hae_\ud800"},
+        {"authorization": "\udcff"},
     ],
 )
 async def test_missing_or_wrong_credentials_are_denied(

@@ -158,6 +158,22 @@ async def test_denials_are_audited_without_the_credential(
 
 
 @pytest.mark.anyio
+async def test_a_credential_with_a_lone_surrogate_is_denied(
+    make_provider: Callable[..., PluginAuthProvider], audit_path: Path
+) -> None:
+    """A str handed to the library API can hold one (a header read by the gateway cannot):
+    it raised UnicodeEncodeError out of authenticate instead of being denied."""
+    provider = make_provider()
+    for credential in ("Bearer let-me-in\ud800", "\udcff"):
+        assert await provider.authenticate({"authorization": credential}) is None
+    reasons = [e["reason"] for e in audit_events(audit_path, "plugin.authenticate.deny")]
+    assert reasons == ["malformed-credential", "malformed-credential"]
+    assert "let-me-in" not in audit_path.read_text()
+    assert await provider.authenticate(GOOD) is not None
+    assert verify_chain(audit_path).valid
+
+
+@pytest.mark.anyio
 async def test_construction_inside_a_running_loop_is_audited(
     crypto: LocalCryptoProvider, audit: AuditSink, audit_path: Path, tmp_path: Path
 ) -> None:

@@ -78,6 +78,7 @@ DENY_REASONS: Final = (
     "plugin-error",
     "invalid-claims",
     "missing-credential",
+    "malformed-credential",
     "oversized",
     "over-capacity",
     "timeout",
@@ -490,7 +491,13 @@ class PluginAuthProvider:
         credential = _authorization(headers)
         if credential is None:
             return "missing-credential"
-        if len(credential.encode("utf-8")) > self._max_message_bytes:
+        try:
+            size = len(credential.encode("utf-8"))
+        except UnicodeEncodeError:
+            # A lone surrogate, which only a str handed to the library API can hold (the
+            # gateway reads headers as bytes): no credential anyone could have been issued.
+            return "malformed-credential"
+        if size > self._max_message_bytes:
             return "oversized"
         with self._pending_lock:
             if self._pending >= self._max_pending:
