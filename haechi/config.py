@@ -797,6 +797,14 @@ class AuthConfig(_Section):
         "`plugin.authenticate.deny` records of a plugin provider. 0 = one record per denial, "
         "however many.",
     )
+    stream_recheck_ms: Milliseconds = _field(
+        1000,
+        "While a stream is relayed to an authenticated caller (an LLM stream, an mcp-http "
+        "event stream), authentication is run again on the request's credentials at most "
+        "once per this many milliseconds, when a frame is about to go out and when none came "
+        "for that long; a caller no longer accepted (a revoked token) has its stream ended. "
+        "0 = never: a stream runs to its end.",
+    )
 
     @model_validator(mode="after")
     def _plugin_needs_section(self) -> AuthConfig:

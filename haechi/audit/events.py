@@ -89,6 +89,7 @@ PROXY_DECISIONS: Final[Mapping[str, tuple[bool, bool]]] = {
     "token_ids_refused": (True, True),
     "streaming_request_pass_through": (False, False),
     "response_unprotected_blocked": (True, True),
+    "stream_auth_revoked": (True, True),
     "response_unprotected_allowed": (False, False),
     "forwarded": (False, False),
 }

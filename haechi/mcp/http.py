@@ -93,7 +93,8 @@ from haechi.mcp.jsonrpc import (
 from haechi.models import Finding
 from haechi.protocols import Route
 from haechi.proxy._asgi import Receive, Send, send_json, send_response
-from haechi.proxy.app import GatewayApp, GatewayRequest, _until_disconnect
+from haechi.proxy._reauth import AccessLost, StreamAuth, relay_until_cut
+from haechi.proxy.app import GatewayApp, GatewayRequest
 from haechi.proxy.denials import DenialRecords
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import HeaderList, connection_named, response_headers
@@ -190,11 +191,13 @@ def _is_event_stream(response: UpstreamResponse) -> bool:
 @dataclass
 class _Relay:
     """An event stream being relayed: the posted request it answers (``fallback_id``,
-    ``None`` on a ``GET``), the server's session its event ids are bound to, whether that
-    request's answer went out, and whether the client holds an event id to resume from."""
+    ``None`` on a ``GET``), the server's session its event ids are bound to, the re-check of
+    its caller (``auth``, see :mod:`haechi.proxy._reauth`), whether that request's answer
+    went out, and whether the client holds an event id to resume from."""
 
     fallback_id: Any
     session: bytes | None
+    auth: StreamAuth | None
     answered: bool = False
     resumable: bool = False
 
@@ -450,8 +453,22 @@ class StreamableHttpHandler:
         try:
             if _is_event_stream(response):
                 await self._refuse_unreadable(request, response)
-                pump = self._stream(request, response, send, fallback_id)
-                await _until_disconnect(pump, receive)
+                # The event ids of the stream are bound to the session it belongs to: the
+                # one the request names, or the one a new session's first answer names.
+                issued = [
+                    value
+                    for name, value in response.headers.raw
+                    if name.lower() == b"mcp-session-id"
+                ]
+                session = _upstream_session(request) or (issued[0] if issued else None)
+                auth = self._gateway.stream_auth(request)
+                relay = _Relay(fallback_id, session, auth)
+                try:
+                    await relay_until_cut(
+                        self._stream(request, response, send, relay), receive, auth
+                    )
+                except AccessLost as lost:
+                    await self._cut(request, send, relay, lost.reason)
             else:
                 await self._relay_body(request, response, send, fallback_id)
         finally:
@@ -549,7 +566,7 @@ class StreamableHttpHandler:
         raise GatewayError("haechi_response_unprotected", extra={"reason": reason})
 
     async def _stream(
-        self, request: GatewayRequest, response: UpstreamResponse, send: Send, fallback_id: Any
+        self, request: GatewayRequest, response: UpstreamResponse, send: Send, relay: _Relay
     ) -> None:
         headers = [
             (name, value)
@@ -562,12 +579,6 @@ class StreamableHttpHandler:
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         parser = SseParser(self._cap)
-        # The event ids of the stream are bound to the session it belongs to: the one the
-        # request names, or the one a new session's first answer names.
-        issued = [
-            value for name, value in response.headers.raw if name.lower() == b"mcp-session-id"
-        ]
-        relay = _Relay(fallback_id, _upstream_session(request) or (issued[0] if issued else None))
         # Once the posted request is answered, a stream ending early owes it nothing more;
         # one that ends before, with no event id the client could resume from, owes an error
         # (the client would wait for the answer for ever).
@@ -601,6 +612,16 @@ class StreamableHttpHandler:
             await self._send_event(send, (), dumps(refusal))
         await send({"type": "http.response.body", "body": b""})
 
+    async def _cut(self, request: GatewayRequest, send: Send, relay: _Relay, reason: str) -> None:
+        """End the stream of ``relay``, whose caller lost access for ``reason`` (audited);
+        a posted request it had not answered yet gets its error, so that the client does
+        not wait for it."""
+        await self._gateway.stream_access_lost(request, reason)
+        refusal = relay.owed("the caller's credentials are no longer accepted")
+        if refusal is not None:
+            await self._send_event(send, (), dumps(refusal))
+        await send({"type": "http.response.body", "body": b""})
+
     async def _audit_stream(
         self, request: GatewayRequest, reason: str, findings: tuple[Finding, ...] = ()
     ) -> None:
@@ -615,7 +636,10 @@ class StreamableHttpHandler:
     async def _event(
         self, request: GatewayRequest, frame: Frame, send: Send, relay: _Relay
     ) -> None:
-        """Relay one event of ``relay``, noting what went out."""
+        """Relay one event of ``relay``, noting what went out; its caller is checked first
+        when that is due."""
+        if relay.auth is not None and relay.auth.due():
+            await relay.auth.confirm()
         meta = await self._fields(request, frame.meta, relay.session)
         if not frame.data:
             if meta or frame.data is not None:

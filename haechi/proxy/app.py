@@ -52,6 +52,7 @@ from haechi.protocols import (
 from haechi.protocols.token_ids import holds_embeddings, holds_token_ids
 from haechi.providers import RetryAfterHint
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
+from haechi.proxy._reauth import AccessLost, StreamAuth, relay_until_cut
 from haechi.proxy.denials import DenialRecords
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import (
@@ -226,6 +227,7 @@ class GatewayApp:
         self._timeout_s = limits.upstream_timeout_ms / 1000
         self._request_timeout_s = (limits.request_timeout_ms or 0) / 1000
         self._streaming = config.streaming
+        self._stream_recheck_s = config.auth.stream_recheck_ms / 1000
         # Token ids here are model vocabulary indices, not credentials.
         self._refuse_token_ids = config.target.token_id_input == "refuse"  # noqa: S105
         self.in_flight = 0
@@ -773,10 +775,42 @@ class GatewayApp:
                 return
             if inspect and not await self.responses.admit_stream(request, response):
                 inspect = False  # uninspectable, let through under failureMode: allow (audited)
-            pump = self._pump(request, response, send, inspect, tokens)
-            await _until_disconnect(pump, receive)
+            auth = self.stream_auth(request)
+            pump = self._pump(request, response, send, inspect, tokens, auth)
+            try:
+                await relay_until_cut(pump, receive, auth)
+            except AccessLost as lost:
+                await self.stream_access_lost(request, lost.reason)
+                if inspect:
+                    # Ended as a block ends it: no end frame, the response simply ends.
+                    await send({"type": "http.response.body", "body": b""})
+                # Otherwise left incomplete, as at the size cap: the server drops the
+                # connection, and the client reads a cut stream, not a finished one.
         finally:
             await response.aclose()
+
+    def stream_auth(self, request: GatewayRequest) -> StreamAuth | None:
+        """The re-check of the caller of ``request`` while its stream is relayed (see
+        :mod:`haechi.proxy._reauth`); ``None`` without authentication, or with
+        ``auth.streamRecheckMs`` 0."""
+        if self._auth is None or request.identity is None or not self._stream_recheck_s:
+            return None
+        headers = request.scope["headers"]
+        return StreamAuth(self._auth, headers, request.identity.id, self._stream_recheck_s)
+
+    async def stream_access_lost(self, request: GatewayRequest, reason: str) -> None:
+        """Count and audit the stream of ``request`` cut because its caller lost access
+        (``reason``: ``revoked`` or ``provider_error``); the relay then ends the stream, whose
+        status went out already (the caller's next request gets the 401). When nothing of
+        the answer was sent yet, the 401 is raised instead (:class:`GatewayError`)."""
+        self.metrics.increment("haechi_auth_denied_total")
+        if request.decision:  # "": an inspected stream, which counts itself (as blocked)
+            request.decision = "stream_auth_revoked"
+        await self.audit_decision(request, "stream_auth_revoked", reason)
+        if not request.started:
+            raise GatewayError(
+                "haechi_auth_denied", headers={"www-authenticate": 'Bearer realm="haechi"'}
+            )
 
     @staticmethod
     def _is_stream(response: UpstreamResponse, route: Route, scope: dict[str, Any]) -> bool:
@@ -797,6 +831,7 @@ class GatewayApp:
         send: Send,
         inspect: bool,
         tokens: tuple[str, ...],
+        auth: StreamAuth | None,
     ) -> None:
         cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=False)
@@ -812,12 +847,19 @@ class GatewayApp:
             request.decision = ""
             inspector = self.stream_inspector(request, tokens)
             chunks = inspector.run(response.aiter_raw())
+            if auth is not None:
+                auth.on_lost = functools.partial(inspector.stop, "stream_auth_revoked")
         else:
             chunks = iter_capped(response, self.config.response_protection.max_bytes)
         try:
-            async for chunk in chunks:
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # Closed here however the relay ends (cut while a chunk is being sent included),
+            # so an inspected stream's record is written at once.
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if auth is not None and auth.due():
+                        await auth.confirm()
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except ResponseTooLarge:
             self.metrics.increment("haechi_response_stream_truncated_total")
             log_event(
@@ -857,27 +899,6 @@ def _asks_for_sse(query: bytes) -> bool:
     ``alt`` and every ``alt`` is ``sse`` (anything else may be read as the JSON array)."""
     alts = [value for name, value in parse_qsl(query.decode("latin-1")) if name == "alt"]
     return bool(alts) and all(value == "sse" for value in alts)
-
-
-async def _until_disconnect(pump: Any, receive: Receive) -> None:
-    """Run ``pump`` until it ends or the client goes away (then cancel it promptly)."""
-
-    async def disconnected() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    pump_task = asyncio.ensure_future(pump)
-    watch_task = asyncio.ensure_future(disconnected())
-    try:
-        await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch_task.cancel()
-        if not pump_task.done():
-            pump_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch_task
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump_task
 
 
 def _whole_seconds(seconds: object) -> str:

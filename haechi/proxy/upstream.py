@@ -27,7 +27,7 @@ import base64
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
@@ -284,7 +284,7 @@ async def read_capped(response: UpstreamResponse, cap: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def iter_capped(response: UpstreamResponse, cap: int) -> AsyncIterator[bytes]:
+async def iter_capped(response: UpstreamResponse, cap: int) -> AsyncGenerator[bytes, None]:
     """Yield raw body chunks, raising :class:`ResponseTooLarge` once the total passes ``cap``."""
     size = 0
     async for chunk in response.aiter_raw():

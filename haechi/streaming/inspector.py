@@ -10,7 +10,7 @@ audit event is written and the request counters are bumped.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -56,8 +56,9 @@ class StreamInspector:
     :attr:`issued_tokens` and :meth:`summary` describe the stream; no per-stream state is
     kept beyond them. :attr:`reason` is one of ``stream_inspected``, ``stream_closed_early``
     (the consumer stopped reading), ``stream_policy_block``, ``stream_frame_too_large``,
-    ``stream_invalid_utf8``, ``stream_inspection_error`` and ``stream_upstream_error`` (the
-    source raised; the error is re-raised); all but the first two count as blocked.
+    ``stream_invalid_utf8``, ``stream_inspection_error``, ``stream_upstream_error`` (the
+    source raised; the error is re-raised) and the reason given to :meth:`stop`; all but the
+    first two count as blocked.
     """
 
     def __init__(
@@ -88,12 +89,20 @@ class StreamInspector:
         self.blocked = False
         self.reason: str | None = None
         self.issued_tokens: tuple[str, ...] = ()
+        self._stopped: str | None = None
+
+    def stop(self, reason: str) -> None:
+        """Have the stream recorded as stopped for ``reason`` (a block) when its consumer
+        stops reading it, rather than as left early: call it before closing :meth:`run`'s
+        iterator when the consumer ends the stream on purpose (the gateway ends the stream
+        of a caller whose access was revoked: ``stream_auth_revoked``)."""
+        self._stopped = reason
 
     def summary(self) -> dict[str, Any]:
         """The protector's tally of the stream: counts by type and action, never values."""
         return dict(self._summary)
 
-    async def run(self, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def run(self, source: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """Yield the protected wire bytes of ``source``; callable once.
 
         The audit event is written before the last output (the end frame, or the frames
@@ -190,6 +199,8 @@ class StreamInspector:
         finished = processor is not None and processor.finished
         if reason == "stream_inspected" and not finished:
             reason = "stream_closed_early"
+        if reason == "stream_closed_early" and self._stopped is not None:
+            reason = self._stopped
         self.reason = reason
         self.blocked = reason not in ("stream_inspected", "stream_closed_early")
         if processor is not None:

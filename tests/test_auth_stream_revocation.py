@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A caller whose token is revoked loses the streams it holds open too.
+
+The real gateway (uvicorn, real socket) with the built-in bearer store relays a slow
+streamed answer of the upstream stand-in, or an MCP event stream of the official SDK
+server; the token is revoked mid-stream with the store function ``haechi token-revoke``
+calls. The stream ends within about ``auth.streamRecheckMs``, cut (no end frame, or a
+dropped connection), and one ``stream_auth_revoked`` record says why.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from haechi.auth import list_tokens, revoke_token
+from haechi.testing import merge_config
+from tests.mcp_servers.harness import TIMEOUT_S
+from tests.stream_fixtures import read_ndjson, read_sse
+from tests.test_mcp_http_sessions import BEARER, Front, front, open_session
+from tests.test_proxy_auth import bearer, new_token
+from tests.test_proxy_streaming import HangUpAwareUpstream, assert_released, chat, stream_events
+from tests.upstream_server import Gateway, Reply, gateway_in_front
+
+SSE_FRAME = b'data: {"choices": [{"index": 0, "delta": {"content": "tick "}}]}\n\n'
+NDJSON_FRAME = (
+    b'{"model": "m", "message": {"role": "assistant", "content": "tick "}, "done": false}\n'
+)
+#: How long the gateway may take to cut a stream past the re-check interval of the tests.
+LEEWAY_S = 1.5
+RECHECK_MS = 200
+
+
+def _config(request_mode: str, recheck_ms: int = RECHECK_MS, **extra: Any) -> dict[str, Any]:
+    return merge_config(
+        {
+            "auth": {"provider": "bearer", "streamRecheckMs": recheck_ms},
+            "streaming": {"requestMode": request_mode},
+        },
+        extra,
+    )
+
+
+def _revocations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("decision") == "stream_auth_revoked"]
+
+
+def _revoking(gateway: Gateway, token_id: str) -> Callable[[], None]:
+    """What ``haechi token-revoke token_id`` does to the gateway's store."""
+    store = gateway.runtime.config.auth.store
+    return lambda: revoke_token(store, token_id)
+
+
+def _stream_after(
+    gateway: Gateway, token: str, act: Callable[[], None], path: str = "/v1/chat/completions"
+) -> tuple[bytes, float, bool]:
+    """Stream a chat answer from ``path`` as ``token``; once the first chunk came, run
+    ``act``. What came, how long the stream ran after ``act``, and whether it ended
+    cleanly (a dropped connection does not)."""
+    with httpx.stream(
+        "POST", f"{gateway.url}{path}", json=chat(stream=True), headers=bearer(token), timeout=30
+    ) as response:
+        assert response.status_code == 200
+        chunks = response.iter_raw()
+        received = [next(chunks)]
+        act()
+        started = time.monotonic()
+        clean = True
+        try:
+            received.extend(chunks)
+        except httpx.RemoteProtocolError:
+            clean = False
+        return b"".join(received), time.monotonic() - started, clean
+
+
+@pytest.mark.parametrize(
+    ("request_mode", "target", "path", "frame"),
+    [
+        ("inspect", "openai-compatible", "/v1/chat/completions", SSE_FRAME),
+        ("inspect", "ollama", "/api/chat", NDJSON_FRAME),
+        ("pass-through", "openai-compatible", "/v1/chat/completions", SSE_FRAME),
+    ],
+    ids=["sse", "ndjson", "pass-through"],
+)
+def test_a_revoked_callers_stream_is_cut(
+    tmp_path: Path, request_mode: str, target: str, path: str, frame: bytes
+) -> None:
+    offered = 1000
+    upstream = HangUpAwareUpstream()
+    config = _config(request_mode, target={"type": target})
+    with gateway_in_front(tmp_path, config, upstream=upstream) as gateway:
+        token_id, token = new_token(gateway)
+        # Without the cut this stream runs for 20 s.
+        upstream.queue(Reply(wire=upstream.frames(offered, frame), chunk_delay=0.02))
+        body, ran_s, clean = _stream_after(gateway, token, _revoking(gateway, token_id), path)
+        assert ran_s < RECHECK_MS / 1000 + LEEWAY_S
+        assert_released(upstream, gateway, offered, within=LEEWAY_S)
+        records = gateway.audit()
+        inspected = stream_events(gateway)
+        metrics = gateway.metrics("haechi_auth_denied_total 1.0")
+    (record,) = _revocations(records)
+    assert (record["reason"], record["blocked"]) == ("revoked", True)
+    assert record["identity"]["id"] == token_id
+    assert token not in str(records)
+    assert "haechi_auth_denied_total 1.0" in metrics
+    if request_mode == "pass-through":
+        # Cut as at the size cap: the connection is dropped mid-stream.
+        assert not clean
+        assert (frame * offered).startswith(body)
+        assert 'decision="stream_auth_revoked"' in metrics
+        return
+    # Cut as a block cuts it: whole frames, and the response ends without its end frame.
+    assert clean
+    if frame is SSE_FRAME:
+        frames = read_sse(body)
+        assert frames
+        assert all(f.data != "[DONE]" for f in frames)
+    else:
+        assert [value["done"] for value in read_ndjson(body)] == [False] * len(read_ndjson(body))
+    assert [(e["reason"], e["blocked"]) for e in inspected] == [("stream_auth_revoked", True)]
+    assert 'decision="stream_blocked"' in metrics
+
+
+def test_a_silent_stream_is_cut_without_waiting_for_its_next_frame(tmp_path: Path) -> None:
+    """The check runs when no frame comes for the interval too: an upstream that goes quiet
+    for 3 s after its first frame loses its revoked caller well before that."""
+    upstream = HangUpAwareUpstream()
+    with gateway_in_front(tmp_path, _config("inspect"), upstream=upstream) as gateway:
+        token_id, token = new_token(gateway)
+        upstream.queue(Reply(wire=upstream.frames(3, SSE_FRAME), chunk_delay=3))
+        body, ran_s, clean = _stream_after(gateway, token, _revoking(gateway, token_id))
+        records = gateway.audit()
+    assert ran_s < RECHECK_MS / 1000 + LEEWAY_S
+    assert clean
+    assert all(f.data != "[DONE]" for f in read_sse(body))
+    assert [r["reason"] for r in _revocations(records)] == ["revoked"]
+
+
+def test_a_store_that_cannot_be_read_cuts_the_stream(tmp_path: Path) -> None:
+    """Fail closed: a provider that raises on the re-check (the store is no JSON any more)
+    ends the stream as a revocation does, with reason ``provider_error``."""
+    upstream = HangUpAwareUpstream()
+    with gateway_in_front(tmp_path, _config("inspect"), upstream=upstream) as gateway:
+        _token_id, token = new_token(gateway)
+        upstream.queue(Reply(wire=upstream.frames(1000, SSE_FRAME), chunk_delay=0.02))
+        store = Path(gateway.runtime.config.auth.store)
+
+        def break_store() -> None:
+            broken = store.with_suffix(".broken")
+            broken.write_text("{not json")
+            broken.replace(store)
+
+        body, ran_s, _clean = _stream_after(gateway, token, break_store)
+        records = gateway.audit()
+    assert ran_s < RECHECK_MS / 1000 + LEEWAY_S
+    assert all(f.data != "[DONE]" for f in read_sse(body))
+    assert [r["reason"] for r in _revocations(records)] == ["provider_error"]
+
+
+@pytest.mark.parametrize("recheck_ms", [50, 0], ids=["rechecked", "never"])
+def test_a_stream_that_keeps_its_caller_runs_to_its_end(tmp_path: Path, recheck_ms: int) -> None:
+    """Re-checked every 50 ms, the stream of a caller still accepted (another caller's token
+    is revoked) is whole; with ``streamRecheckMs: 0`` even a revoked caller's stream runs to
+    its end, as before the re-check existed."""
+    pieces = ["tick "] * 40
+    with gateway_in_front(tmp_path, _config("inspect", recheck_ms)) as gateway:
+        kept_id, kept = new_token(gateway)
+        other_id, _other = new_token(gateway)
+        gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.02))
+        revoked = other_id if recheck_ms else kept_id
+        body, _ran_s, clean = _stream_after(gateway, kept, _revoking(gateway, revoked))
+        records = gateway.audit()
+        inspected = stream_events(gateway)
+    assert clean
+    assert read_sse(body)[-1].data == "[DONE]"
+    assert _revocations(records) == []
+    assert [e["reason"] for e in inspected] == ["stream_inspected"]
+
+
+# -- MCP event streams ---------------------------------------------------------------------
+
+
+def _hold_event_stream(gateway: Front, who: str, session: str, ended: threading.Event) -> None:
+    """Open the server's event stream as ``who`` and read it until it ends (then set
+    ``ended``); the SDK server sends nothing on it, so only the gateway ends it."""
+    headers = {**gateway.bearer(who), "mcp-session-id": session, "accept": "text/event-stream"}
+    with httpx.stream("GET", gateway.url, headers=headers, timeout=TIMEOUT_S) as response:
+        assert response.status_code == 200
+        for _chunk in response.iter_raw():
+            pass
+    ended.set()
+
+
+def test_a_revoked_callers_mcp_event_stream_is_closed(tmp_path: Path) -> None:
+    """``a``'s event stream, held open and silent, is closed once its token is revoked;
+    ``b``'s stays open until its own token is."""
+    overrides = merge_config(BEARER, {"auth": {"streamRecheckMs": RECHECK_MS}})
+    with front(tmp_path, overrides, json_response=False) as gateway:
+        sessions = {who: open_session(gateway, who) for who in ("a", "b")}
+        ended = {who: threading.Event() for who in ("a", "b")}
+        readers = [
+            threading.Thread(
+                target=_hold_event_stream,
+                args=(gateway, who, sessions[who], ended[who]),
+                daemon=True,
+            )
+            for who in ("a", "b")
+        ]
+        for reader in readers:
+            reader.start()
+        assert gateway.upstream.stream_opened.wait(TIMEOUT_S)
+        time.sleep(3 * RECHECK_MS / 1000)  # both streams pass a few checks
+        assert not ended["a"].is_set()
+        store = tmp_path / ".haechi" / "auth.json"
+        first = list_tokens(store)[0]["id"]  # a's: its token was added first
+        revoke_token(store, first)
+        started = time.monotonic()
+        assert ended["a"].wait(RECHECK_MS / 1000 + LEEWAY_S), "the revoked caller's stream is open"
+        assert time.monotonic() - started < RECHECK_MS / 1000 + LEEWAY_S
+        assert not ended["b"].is_set()
+        second = list_tokens(store)[1]["id"]
+        revoke_token(store, second)
+        assert ended["b"].wait(RECHECK_MS / 1000 + LEEWAY_S)
+        records = gateway.refusals("revoked")
+    assert [(r["decision"], r["identity"]["id"]) for r in records] == [
+        ("stream_auth_revoked", first),
+        ("stream_auth_revoked", second),
+    ]
+    assert records[0]["protocol"] == "mcp-http"
