@@ -759,11 +759,18 @@ class AuthPluginConfig(_Section):
 
     @field_validator("trust_anchors")
     @classmethod
-    def _anchors_non_empty(
+    def _check_anchors(
         cls, value: list[TrustAnchorConfig] | dict[str, str]
     ) -> list[TrustAnchorConfig] | dict[str, str]:
         if not value:
             raise ValueError("at least one trust anchor is required")
+        if isinstance(value, list):
+            # Two entries for one key id: the last one silently decided which key may sign.
+            seen: set[str] = set()
+            for anchor in value:
+                if anchor.key_id in seen:
+                    raise ValueError(f"keyId {anchor.key_id!r} is listed more than once")
+                seen.add(anchor.key_id)
         return value
 
     @field_validator("allow_capabilities")

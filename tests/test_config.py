@@ -89,6 +89,10 @@ def test_plugin_hashes_in_any_case_are_accepted() -> None:
         (_plugin({"revoked": {"entrySha256": ["a" * 63]}}), "revoked.entrySha256[0]"),
         (_plugin({"pin": {"entrySha256": "a" * 64 + " "}}), "pin.entrySha256"),
         (_plugin({"pin": {"manifestSha256": "g" * 64}}), "pin.manifestSha256"),
+        (
+            _plugin({"trustAnchors": [{"keyId": "k", "publicKey": p} for p in ("p1", "p2")]}),
+            "auth.plugin.trustAnchors: keyId 'k' is listed more than once",
+        ),
     ],
 )
 def test_invalid_documents_name_the_key(document: dict[str, object], key: str) -> None:
