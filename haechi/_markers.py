@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Final
 
 from haechi._documents import begins_json_container
@@ -27,11 +27,14 @@ from haechi.actions import apply_rewrites
 from haechi.errors import LimitError
 from haechi.models import PathSegment
 from haechi.payload import collect_entries
+from haechi.pieces import find_piece_runs
 
 __all__ = ["MARKER", "MarkerRestorer", "json_string_content"]
 
 #: A marker of a token id that needs no escaping inside a JSON string (vault ids do not).
 MARKER: Final = re.compile(r"\[TOKEN:([A-Za-z0-9_.:-]+)\]")
+#: Stands for a marker a joined text does not have where a string of it does.
+_ABSENT: Final = -1
 
 
 class MarkerRestorer:
@@ -48,15 +51,7 @@ class MarkerRestorer:
     def restore(self, text: str) -> str:
         """``text`` (not JSON source) with its markers of known tokens restored, each value as
         it is. Other markers stay as they are."""
-        plaintexts = self._plaintexts
-
-        def swap(match: re.Match[str]) -> str:
-            plaintext = plaintexts.get(match[1])
-            if plaintext is None:
-                return match[0]
-            return self._grown_by(match[0], plaintext)
-
-        return MARKER.sub(swap, text)
+        return self._rewrite(text, None, json_string_content)
 
     def restore_source(
         self,
@@ -75,51 +70,103 @@ class MarkerRestorer:
         ``forget_unplaced`` its token is not restored anywhere from then on either (a
         stream's frame restores what its pieces left, where the piece's depth is unknown).
         """
-        plaintexts = self._plaintexts
+        return self._rewrite(text, nesting, escape, forget_unplaced=forget_unplaced)
+
+    def restore_document(self, document: Any, max_depth: int) -> Any:
+        """``document`` (parsed JSON) with its markers of known tokens restored in every
+        string and key; in a string that is JSON source each value is escaped once for
+        every string it lies in there (see :meth:`restore_source`). The input is not
+        modified.
+
+        A client reads some strings of an answer one by one and also joined (the parts of a
+        Gemini answer, the output texts of a Responses answer: :mod:`haechi.pieces`). A
+        marker that the joined text puts at another level than its own string does (the
+        start of a part of prose, inside a string of the JSON the parts join to) stays as
+        it is: written for either reading, its value breaks the other one."""
+        disputed = self._disputed(document)
+        leaves: dict[tuple[PathSegment, ...], str] = {}
+        keys: dict[tuple[PathSegment, ...], str] = {}
+        for entry in collect_entries(document, max_depth=max_depth):
+            if entry.kind == "number" or "[TOKEN:" not in entry.value:
+                continue
+            kept = disputed.get(entry.path, ()) if entry.kind == "value" else ()
+            rewritten = self._rewrite(
+                entry.value, _nesting_for(entry.value), json_string_content, kept=kept
+            )
+            if rewritten != entry.value:
+                (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
+        return apply_rewrites(document, leaves, keys)
+
+    def _rewrite(
+        self,
+        text: str,
+        nesting: StringNesting | None,
+        escape: Callable[[str], str],
+        *,
+        kept: Collection[int] = (),
+        forget_unplaced: bool = False,
+    ) -> str:
+        """``text`` with its markers of known tokens restored (those starting at ``kept``
+        left): as they are in prose (no ``nesting``), ``escape``d as deep as ``nesting``
+        says in JSON source (see :meth:`restore_source`)."""
         parts: list[str] = []
         at = 0
-        for match in MARKER.finditer(text):
-            plaintext = plaintexts.get(match[1])
-            if plaintext is None:
-                continue
-            before = text[at : match.start()]
-            nesting.feed(before)
-            depth = nesting.depth()
-            nesting.feed(match[0])
-            parts.append(before)
+        for match, plaintext, depth in self._placed(text, nesting):
+            parts.append(text[at : match.start()])
             at = match.end()
-            if depth is None:
+            if depth is None or match.start() in kept:
                 parts.append(match[0])
-                if forget_unplaced:
-                    plaintexts.pop(match[1], None)
+                if forget_unplaced and depth is None:
+                    self._plaintexts.pop(match[1], None)
                 continue
             value = plaintext
             for _ in range(depth):
                 value = escape(value)
                 self._check(len(value) - len(match[0]))
             parts.append(self._grown_by(match[0], value))
-        rest = text[at:]
-        nesting.feed(rest)
-        parts.append(rest)
+        parts.append(text[at:])
         return "".join(parts)
 
-    def restore_document(self, document: Any, max_depth: int) -> Any:
-        """``document`` (parsed JSON) with its markers of known tokens restored in every
-        string and key; in a string that is JSON source each value is escaped once for
-        every string it lies in there (see :meth:`restore_source`). The input is not
-        modified."""
-        leaves: dict[tuple[PathSegment, ...], str] = {}
-        keys: dict[tuple[PathSegment, ...], str] = {}
-        for entry in collect_entries(document, max_depth=max_depth):
-            if entry.kind == "number" or "[TOKEN:" not in entry.value:
+    def _placed(
+        self, text: str, nesting: StringNesting | None
+    ) -> Iterator[tuple[re.Match[str], str, int | None]]:
+        """Each marker of a known token in ``text``, its value, and how many times the value
+        is escaped where the marker lies: never in prose (no ``nesting``), else as many
+        times as ``nesting`` (which reads all of ``text`` as the iteration goes) says."""
+        at = 0
+        for match in MARKER.finditer(text):
+            plaintext = self._plaintexts.get(match[1])
+            if plaintext is None:
                 continue
-            if begins_json_container(entry.value):
-                rewritten = self.restore_source(entry.value, StringNesting(), json_string_content)
-            else:
-                rewritten = self.restore(entry.value)
-            if rewritten != entry.value:
-                (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
-        return apply_rewrites(document, leaves, keys)
+            if nesting is None:
+                yield match, plaintext, 0
+                continue
+            nesting.feed(text[at : match.start()])
+            depth = nesting.depth()
+            nesting.feed(match[0])
+            at = match.end()
+            yield match, plaintext, depth
+        if nesting is not None:
+            nesting.feed(text[at:])
+
+    def _disputed(self, document: Any) -> dict[tuple[PathSegment, ...], set[int]]:
+        """Where a text the answer's strings join to puts a marker at another level than
+        the string holding it: the starts of such markers, by the string's path."""
+        disputed: dict[tuple[PathSegment, ...], set[int]] = {}
+        for run in find_piece_runs(document, answer=True):
+            joined = run.text
+            if "[TOKEN:" not in joined:
+                continue
+            levels = {
+                match.start(): depth
+                for match, _value, depth in self._placed(joined, _nesting_for(joined))
+            }
+            for index, piece in enumerate(run.pieces):
+                offset = run.offsets[index]
+                for match, _value, depth in self._placed(piece, _nesting_for(piece)):
+                    if levels.get(offset + match.start(), _ABSENT) != depth:
+                        disputed.setdefault(run.leaf(index), set()).add(match.start())
+        return disputed
 
     def _grown_by(self, marker: str, value: str) -> str:
         """``value``, counted as growth over the ``marker`` it replaces."""
@@ -136,6 +183,11 @@ class MarkerRestorer:
                 status_code=502,
                 error_code="haechi_restored_too_large",
             )
+
+
+def _nesting_for(text: str) -> StringNesting | None:
+    """A reader of ``text`` when it is JSON source, none when it is prose."""
+    return StringNesting() if begins_json_container(text) else None
 
 
 def json_string_content(text: str) -> str:

@@ -70,8 +70,8 @@ def _markers(text: str) -> list[str]:
 
 
 def _sent_markers(gateway: Gateway) -> list[str]:
-    """The markers the upstream received in the last request's message."""
-    return _markers(gateway.upstream.last.json()["messages"][0]["content"])
+    """The markers the upstream received in the last request (in its one user text)."""
+    return _markers(gateway.upstream.last.text)
 
 
 def _streamed_text(body: str) -> str:
@@ -471,6 +471,48 @@ def test_each_streamed_text_block_is_judged_json_or_prose_on_its_own(
             assert restored == second.format(QUOTED)
         else:
             assert json.loads(restored) == {"pw": QUOTED}
+
+
+def _gemini_answer(*candidates: list[str]) -> dict[str, Any]:
+    """A whole Gemini answer whose candidates have these text parts, which google-genai's
+    ``response.text`` joins."""
+    return {
+        "candidates": [
+            {
+                "index": index,
+                "content": {"parts": [{"text": part} for part in parts], "role": "model"},
+                "finishReason": "STOP",
+            }
+            for index, parts in enumerate(candidates)
+        ]
+    }
+
+
+def test_a_marker_whose_level_a_joined_answer_reads_otherwise_stays_a_marker(
+    tmp_path: Path,
+) -> None:
+    """The parts of a Gemini answer are read one by one and joined (``response.text``): a
+    marker that opens a part of prose but lies in a string of the JSON the parts join to is
+    at two levels at once. Either way of writing the value breaks one of the readings (raw,
+    a quote in it ends the joined document's string), so the marker stays; a marker both
+    readings put at the same level is restored."""
+    with gateway_in_front(tmp_path, {**CONFIG, "target": {"type": "gemini"}}) as gateway:
+
+        def answer(markers: list[str]) -> dict[str, Any]:
+            (marker,) = markers
+            return _gemini_answer(['{"password": "', f'{marker}"}}'], ["Use ", f"{marker} now."])
+
+        gateway.upstream.queue(_Scripted(gateway, answer))
+        ask = {"contents": [{"role": "user", "parts": [{"text": f"log in with {QUOTED}"}]}]}
+        sent = httpx.post(f"{gateway.url}/v1beta/models/g:generateContent", json=ask, timeout=30)
+        assert sent.status_code == 200
+        kept, restored = (
+            [part["text"] for part in candidate["content"]["parts"]]
+            for candidate in sent.json()["candidates"]
+        )
+        (marker,) = _markers(kept[1])
+        assert kept[1] == f'{marker}"}}'
+        assert restored[1] == f"{QUOTED} now."
 
 
 # -- a vault that fails ----------------------------------------------------------------------
