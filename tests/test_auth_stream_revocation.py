@@ -10,6 +10,7 @@ dropped connection), and one ``stream_auth_revoked`` record says why.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,13 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from haechi.auth import list_tokens, revoke_token
+from haechi.auth import add_token, list_tokens, revoke_token
+from haechi.crypto import LocalCryptoProvider
+from haechi.mcp import STDIO_ERROR
 from haechi.testing import merge_config
 from tests.mcp_servers.harness import TIMEOUT_S
 from tests.stream_fixtures import read_ndjson, read_sse
+from tests.test_mcp_http import REQUEST, event, gateway_at, posting
 from tests.test_mcp_http_sessions import BEARER, Front, front, open_session
 from tests.test_proxy_auth import bearer, new_token
 from tests.test_proxy_streaming import HangUpAwareUpstream, assert_released, chat, stream_events
+from tests.test_proxy_upstream import RawUpstream, answer
 from tests.upstream_server import Gateway, Reply, gateway_in_front
 
 SSE_FRAME = b'data: {"choices": [{"index": 0, "delta": {"content": "tick "}}]}\n\n'
@@ -233,3 +238,42 @@ def test_a_revoked_callers_mcp_event_stream_is_closed(tmp_path: Path) -> None:
         ("stream_auth_revoked", second),
     ]
     assert records[0]["protocol"] == "mcp-http"
+
+
+def test_a_posted_requests_stream_ends_with_an_error_for_it(tmp_path: Path) -> None:
+    """The server's event stream answering a posted request sends a progress notification,
+    then nothing (its connection stays open). Once the caller's token is revoked the stream
+    ends, and the request gets its error instead of being waited for for ever."""
+    progress = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}
+    first = event(progress).encode()
+    reply = answer(
+        b"%x\r\n%s\r\n" % (len(first), first),
+        "Content-Type: text/event-stream",
+        "Transfer-Encoding: chunked",
+    )
+    upstream = RawUpstream(lambda _request: (reply, False))
+    overrides = merge_config(BEARER, {"auth": {"streamRecheckMs": RECHECK_MS}})
+    try:
+        with gateway_at(upstream.url, tmp_path, overrides) as url:
+            crypto = LocalCryptoProvider(tmp_path / ".haechi" / "dev.keys.json")
+            store = tmp_path / ".haechi" / "auth.json"
+            record, token = add_token(store, crypto, token_type="agent")
+            with posting(url, REQUEST, authorization=f"Bearer {token}") as response:
+                assert response.status_code == 200
+                lines = response.iter_lines()
+                assert (
+                    json.loads(next(line for line in lines if line.startswith("data: "))[6:])
+                    == progress
+                )
+                revoke_token(store, record["id"])
+                started = time.monotonic()
+                rest = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+                ran_s = time.monotonic() - started
+    finally:
+        upstream.close()
+    assert ran_s < RECHECK_MS / 1000 + LEEWAY_S
+    (refusal,) = rest
+    assert refusal["id"] == REQUEST["id"]
+    assert refusal["error"]["code"] == STDIO_ERROR
+    assert refusal["error"]["data"] == {"reason": "the caller's credentials are no longer accepted"}
+    assert token not in (tmp_path / ".haechi" / "audit.jsonl").read_text()
