@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from haechi._documents import begins_json_container
@@ -51,7 +51,7 @@ class MarkerRestorer:
     def restore(self, text: str) -> str:
         """``text`` (not JSON source) with its markers of known tokens restored, each value as
         it is. Other markers stay as they are."""
-        return self._rewrite(text, None, json_string_content)
+        return self._rewrite(text, (None,), json_string_content)
 
     def restore_source(
         self,
@@ -70,7 +70,22 @@ class MarkerRestorer:
         ``forget_unplaced`` its token is not restored anywhere from then on either (a
         stream's frame restores what its pieces left, where the piece's depth is unknown).
         """
-        return self._rewrite(text, nesting, escape, forget_unplaced=forget_unplaced)
+        return self.restore_read(text, (nesting,), escape, forget_unplaced=forget_unplaced)
+
+    def restore_read(
+        self,
+        text: str,
+        readings: Sequence[StringNesting | None],
+        escape: Callable[[str], str],
+        *,
+        forget_unplaced: bool = False,
+    ) -> str:
+        """``text`` restored for every reading of it a client makes: each reading is prose
+        (``None``: a value goes in as it is) or JSON source followed by its
+        :class:`StringNesting` (which reads ``text``; see :meth:`restore_source`). A marker
+        that the readings put at different levels stays as it is, as a marker whose depth
+        cannot be told does: written for one reading, its value breaks another."""
+        return self._rewrite(text, readings, escape, forget_unplaced=forget_unplaced)
 
     def restore_document(self, document: Any, max_depth: int) -> Any:
         """``document`` (parsed JSON) with its markers of known tokens restored in every
@@ -91,7 +106,7 @@ class MarkerRestorer:
                 continue
             kept = disputed.get(entry.path, ()) if entry.kind == "value" else ()
             rewritten = self._rewrite(
-                entry.value, _nesting_for(entry.value), json_string_content, kept=kept
+                entry.value, (_nesting_for(entry.value),), json_string_content, kept=kept
             )
             if rewritten != entry.value:
                 (keys if entry.kind == "key" else leaves)[entry.path] = rewritten
@@ -100,18 +115,17 @@ class MarkerRestorer:
     def _rewrite(
         self,
         text: str,
-        nesting: StringNesting | None,
+        readings: Sequence[StringNesting | None],
         escape: Callable[[str], str],
         *,
         kept: Collection[int] = (),
         forget_unplaced: bool = False,
     ) -> str:
         """``text`` with its markers of known tokens restored (those starting at ``kept``
-        left): as they are in prose (no ``nesting``), ``escape``d as deep as ``nesting``
-        says in JSON source (see :meth:`restore_source`)."""
+        left) for ``readings`` (see :meth:`restore_read`)."""
         parts: list[str] = []
         at = 0
-        for match, plaintext, depth in self._placed(text, nesting):
+        for match, plaintext, depth in self._placed(text, readings):
             parts.append(text[at : match.start()])
             at = match.end()
             if depth is None or match.start() in kept:
@@ -128,25 +142,26 @@ class MarkerRestorer:
         return "".join(parts)
 
     def _placed(
-        self, text: str, nesting: StringNesting | None
+        self, text: str, readings: Sequence[StringNesting | None]
     ) -> Iterator[tuple[re.Match[str], str, int | None]]:
         """Each marker of a known token in ``text``, its value, and how many times the value
-        is escaped where the marker lies: never in prose (no ``nesting``), else as many
-        times as ``nesting`` (which reads all of ``text`` as the iteration goes) says."""
+        is escaped where the marker lies: never in prose (a reading of ``None``), else as
+        many times as the reading's nesting (which reads all of ``text`` as the iteration
+        goes) says; ``None`` when a reading cannot tell or the readings disagree."""
+        nestings = [nesting for nesting in readings if nesting is not None]
         at = 0
         for match in MARKER.finditer(text):
             plaintext = self._plaintexts.get(match[1])
             if plaintext is None:
                 continue
-            if nesting is None:
-                yield match, plaintext, 0
-                continue
-            nesting.feed(text[at : match.start()])
-            depth = nesting.depth()
-            nesting.feed(match[0])
+            depths: set[int | None] = {0} if len(nestings) < len(readings) else set()
+            for nesting in nestings:
+                nesting.feed(text[at : match.start()])
+                depths.add(nesting.depth())
+                nesting.feed(match[0])
             at = match.end()
-            yield match, plaintext, depth
-        if nesting is not None:
+            yield match, plaintext, depths.pop() if len(depths) == 1 else None
+        for nesting in nestings:
             nesting.feed(text[at:])
 
     def _disputed(self, document: Any) -> dict[tuple[PathSegment, ...], set[int]]:
@@ -159,11 +174,11 @@ class MarkerRestorer:
                 continue
             levels = {
                 match.start(): depth
-                for match, _value, depth in self._placed(joined, _nesting_for(joined))
+                for match, _value, depth in self._placed(joined, (_nesting_for(joined),))
             }
             for index, piece in enumerate(run.pieces):
                 offset = run.offsets[index]
-                for match, _value, depth in self._placed(piece, _nesting_for(piece)):
+                for match, _value, depth in self._placed(piece, (_nesting_for(piece),)):
                     if levels.get(offset + match.start(), _ABSENT) != depth:
                         disputed.setdefault(run.leaf(index), set()).add(match.start())
         return disputed

@@ -173,8 +173,8 @@ def test_a_value_deep_in_streamed_json_source_decodes_back_at_every_level(
     nesting = StringNesting()
 
     async def stream() -> str:
-        out = [await detokenizer.restore_source(detokenizer.hold(p), nesting) for p in pieces]
-        out.append(await detokenizer.restore_source(detokenizer.drain(), nesting))
+        out = [await detokenizer.restore_read(detokenizer.hold(p), (nesting,)) for p in pieces]
+        out.append(await detokenizer.restore_read(detokenizer.drain(), (nesting,)))
         return "".join(out)
 
     assert unnested_argument(loop.run(stream()), depth) == quoted

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -398,9 +398,10 @@ def test_a_value_restored_into_an_answer_in_json_mode_stays_a_json_string(
         assert answers[1] == f"Use {QUOTED} to log in."
 
 
-def _two_texts_wire(target: str, texts: tuple[str, str]) -> bytes:
-    """An answer whose text comes as two texts a client reads apart as well as joined: two
-    Anthropic text blocks, or two output text parts of a Responses message."""
+def _texts_wire(target: str, texts: Iterable[str]) -> bytes:
+    """An answer whose text comes as several texts a client reads apart as well as joined:
+    Anthropic text blocks (``text_stream`` joins them), or the output text parts of a
+    Responses message (``output_text`` joins them)."""
     if target == "anthropic":
 
         def event(kind: str, **data: Any) -> str:
@@ -426,8 +427,8 @@ def _two_texts_wire(target: str, texts: tuple[str, str]) -> bytes:
     return responses_sse(("output_item.added", {"output_index": 0, "item": item}), *deltas).encode()
 
 
-def _texts_apart(wire: bytes) -> dict[int, str]:
-    """The text of each block (or part) a client reads, by its index."""
+def _texts_apart(wire: bytes) -> list[str]:
+    """The text of each block (or part) a client reads, in order."""
     texts: dict[int, str] = {}
     for frame in read_sse(wire):
         event = json.loads(frame.data) if frame.data and frame.data.startswith("{") else {}
@@ -438,17 +439,30 @@ def _texts_apart(wire: bytes) -> dict[int, str]:
         else:
             continue
         texts[index] = texts.get(index, "") + text
-    return texts
+    return [texts[index] for index in sorted(texts)]
 
 
 @pytest.mark.parametrize("target", ["anthropic", "responses"])
-@pytest.mark.parametrize("json_first", [False, True])
-def test_each_streamed_text_block_is_judged_json_or_prose_on_its_own(
-    tmp_path: Path, target: str, json_first: bool
+@pytest.mark.parametrize(
+    ("texts", "restored"),
+    [
+        # Both readings prose, or both in a string of JSON: the value, written for both
+        # (``@`` stands for the marker, then for the value as written).
+        (("Hi, ", "use @ now."), "use @ now."),
+        (('{"a": 1}', '{"pw": "@"}'), '{"pw": "@"}'),
+        # JSON after prose: a string of the block's JSON, prose of the joined text.
+        (("Hi.", '{"pw": "@"}'), None),
+        # Prose of its own block, in a string of the JSON the blocks join to.
+        (('{"note": "', "@", '"}'), None),
+    ],
+)
+def test_a_streamed_marker_read_at_two_levels_stays_a_marker(
+    tmp_path: Path, target: str, texts: tuple[str, ...], restored: str | None
 ) -> None:
-    """A client reads each content block (each part) as a text of its own, and a whole
-    answer restores each so: a block of JSON after one of prose gets the value escaped
-    within its strings, and a block of prose after one of JSON left open gets it as it is."""
+    """A client reads each content block (each part) as a text of its own, and also all of
+    them joined. A marker both readings put at one level gets its value written for it; one
+    they put at two levels stays, as written for either reading the value breaks the
+    other (a quote in it ends the joined document's string), as in a whole answer."""
     ask = f"log in with {QUOTED}"
     if target == "anthropic":
         config = {**CONFIG, "target": {"type": "anthropic"}}
@@ -456,21 +470,23 @@ def test_each_streamed_text_block_is_judged_json_or_prose_on_its_own(
         body["messages"] = [{"role": "user", "content": ask}]
     else:
         config, path, body = CONFIG, "/v1/responses", {"model": "m", "stream": True, "input": ask}
-    first, second = ('{"note": "open', "Use {} now.") if json_first else ("Hi.", '{{"pw": "{}"}}')
     with gateway_in_front(tmp_path, config) as gateway:
+        sent_markers: list[str] = []
 
         def wire() -> Iterator[bytes]:
-            (marker,) = _markers(gateway.upstream.last.text)
-            yield _two_texts_wire(target, (first, second.format(marker)))
+            sent_markers.extend(_markers(gateway.upstream.last.text))
+            yield _texts_wire(target, (text.replace("@", *sent_markers) for text in texts))
 
         gateway.upstream.queue(Reply(wire=wire()))
         sent = httpx.post(f"{gateway.url}{path}", json=body, timeout=30)
         assert sent.status_code == 200
-        restored = _texts_apart(sent.content)[1]
-        if json_first:
-            assert restored == second.format(QUOTED)
+        read = _texts_apart(sent.content)
+        if restored is None:
+            assert read == [text.replace("@", *sent_markers) for text in texts]
+        elif restored.startswith("{"):
+            assert json.loads(read[1]) == {"pw": QUOTED}
         else:
-            assert json.loads(restored) == {"pw": QUOTED}
+            assert read[1] == restored.replace("@", QUOTED)
 
 
 def _gemini_answer(*candidates: list[str]) -> dict[str, Any]:

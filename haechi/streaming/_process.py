@@ -168,6 +168,29 @@ class _Template:
 
 
 @dataclass(slots=True)
+class _Reading:
+    """One way a client reads a windowed text, for restoring markers in it: as prose, or as
+    JSON source (:func:`~haechi._documents.begins_json_container`, decided on the text's
+    first characters: ``source`` is ``None`` while ``start`` cannot tell) followed through
+    its strings by ``nesting``."""
+
+    start: str = ""
+    source: bool | None = None
+    nesting: StringNesting | None = None
+
+    def judge(self, text: str) -> None:
+        """Read ``text``, the text that follows, as far as whether it is JSON source goes."""
+        if self.source is not None:
+            return
+        start = self.start + text
+        self.source = begins_json_container(start)
+        if self.source is None:  # white space, or "[" and white space, so far
+            self.start = "[" if "[" in start else ""
+        elif self.source:
+            self.nesting = StringNesting()
+
+
+@dataclass(slots=True)
 class _TextFrame:
     """A text frame whose text the answer's window still (partly) holds: its field lines,
     whether it was a JSON string, and its protected text released so far."""
@@ -204,12 +227,10 @@ class FrameProcessor:
         "_held",
         "_held_fields",
         "_indexed",
-        "_json_sources",
         "_kept",
         "_kinds",
         "_max_frame",
         "_named",
-        "_nestings",
         "_one_choice",
         "_opened",
         "_parser",
@@ -219,12 +240,12 @@ class FrameProcessor:
         "_probes",
         "_protector",
         "_readers",
+        "_readings",
         "_restated",
         "_said",
         "_said_size",
         "_sentinel",
         "_sse",
-        "_starts",
         "_template",
         "_templates",
         "_token_ids",
@@ -262,12 +283,10 @@ class FrameProcessor:
             SseParser(max_frame_bytes) if self._sse else NdjsonParser(max_frame_bytes)
         )
         self._detokenizer = detokenizer
-        # Per text, whether it is JSON source (known from its first characters), and the
-        # start of one not known yet.
-        self._json_sources: dict[Hashable, bool] = {}
-        #: Where each JSON source text is, in strings within strings, as it is released.
-        self._nestings: dict[Hashable, StringNesting] = {}
-        self._starts: dict[Hashable, str] = {}
+        #: How clients read each windowed text, for the markers restored in it: all of its
+        #: pieces joined, then (once a later content block or part begins) the current
+        #: block's or part's text on its own as well.
+        self._readings: dict[Hashable, tuple[_Reading, ...]] = {}
         self._max_frame = max_frame_bytes
         # Text frames the answer's window holds, and the size of their field lines.
         self._held = 0
@@ -765,18 +784,18 @@ class FrameProcessor:
         if block > self._block:
             self._block = block
             await self._flush()
-            self._new_texts({*self._json_sources, *self._starts})
+            self._new_texts(tuple(self._readings))
 
     def _new_texts(self, channels: Iterable[Hashable]) -> None:
-        """Judge what ``channels`` carry from now on as new texts, whether each is JSON source
-        and where in its strings: a client reads a content block's (or a part's) text as a
-        document of its own, as a whole answer is restored, so a block of prose does not
-        make the JSON of the next one prose, nor the unfinished JSON of one the prose of the
-        next one a string of it. Called once the channels' held text is sent."""
+        """Read what ``channels`` carry from now on as new texts too: a client reads a
+        content block's (or a part's) text as a document of its own, as well as all of them
+        joined, so a marker is restored only where both readings put it at one level (a
+        block of JSON after one of prose, or of prose inside a string the blocks' JSON left
+        open, is at two). Called once the channels' held text is sent."""
         for channel in channels:
-            self._json_sources.pop(channel, None)
-            self._starts.pop(channel, None)
-            self._nestings.pop(channel, None)
+            readings = self._readings.get(channel)
+            if readings is not None:
+                self._readings[channel] = (readings[0], _Reading())
 
     def _check_block(self, kinds: BlockKinds, frame: dict[str, Any], kind: str, block: int) -> None:
         """Stop the stream at a block frame that clients do not all read as the API sends it:
@@ -1055,21 +1074,13 @@ class FrameProcessor:
         detokenizer = self._detokenizer
         if detokenizer is None:
             return text
-        source = self._json_sources.get(channel)
-        if source is None:
-            start = self._starts.pop(channel, "") + text
-            source = begins_json_container(start)
-            if source is None:  # white space, or "[" and white space, so far
-                self._starts[channel] = "[" if "[" in start else ""
-            else:
-                self._json_sources[channel] = source
+        readings = self._readings.setdefault(channel, (_Reading(),))
+        for reading in readings:
+            reading.judge(text)
         released = detokenizer.drain(text, channel) if final else detokenizer.hold(text, channel)
         if not released:
             return released
-        if source:
-            nesting = self._nestings.setdefault(channel, StringNesting())
-            return await detokenizer.restore_source(released, nesting)
-        return await detokenizer.restore(released)
+        return await detokenizer.restore_read(released, [r.nesting for r in readings])
 
     async def _send(
         self, meta: tuple[str, ...], data: str, *, json_data: bool, event: Any = None

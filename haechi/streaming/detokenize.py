@@ -16,7 +16,8 @@ An event that carries no windowed text (a tool call's whole arguments repeated b
 a value is escaped once for every string it lies in there, as in a whole answer, so those
 arguments stay the document the deltas built rather than one a quote in the value breaks
 open. A text that is JSON source (a tool call's arguments) is followed across its pieces
-(:class:`~haechi._string_nesting.StringNesting`) for the same escaping.
+(:class:`~haechi._string_nesting.StringNesting`) for the same escaping, in every way a
+client reads it (a content block on its own, and all blocks joined).
 """
 
 from __future__ import annotations
@@ -121,17 +122,21 @@ class StreamDetokenizer:
             return restorer.restore_source(text, StringNesting(), _json_string_content)
         return restorer.restore(text)
 
-    async def restore_source(self, text: str, nesting: StringNesting) -> str:
-        """Replace this request's complete markers in ``text``, a piece of JSON source that
-        follows what ``nesting`` has read (which reads it), each plaintext escaped once for
-        every string it lies in. A marker whose depth cannot be told stays, and its token is
-        restored nowhere else in the stream either: the frame carrying the piece would
-        otherwise restore it as if it lay one string deep."""
+    async def restore_read(self, text: str, readings: Sequence[StringNesting | None]) -> str:
+        """Replace this request's complete markers in ``text``, a piece of a text that
+        follows what ``readings`` have read (which read it): each a way a client reads the
+        text, as prose (``None``) or as JSON source, where each plaintext is escaped once
+        for every string it lies in. A marker whose depth cannot be told, or that the
+        readings put at different levels, stays, and its token is restored nowhere else in
+        the stream either: the frame carrying the piece would otherwise restore it at a
+        level of its own."""
         restorer = await self._restorer_for(text)
         if restorer is None:
-            nesting.feed(text)
+            for nesting in readings:
+                if nesting is not None:
+                    nesting.feed(text)
             return text
-        return restorer.restore_source(text, nesting, _json_string_content, forget_unplaced=True)
+        return restorer.restore_read(text, readings, _json_string_content, forget_unplaced=True)
 
     async def restore_event(self, data: str, event: Any) -> str:
         """``data``, the serialised ``event``, with this request's markers restored in every
