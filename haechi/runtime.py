@@ -2,10 +2,11 @@
 """The library facade: :func:`create_runtime` composes haechi, :class:`Runtime` uses it.
 
 Composition follows the configuration through the plugin registry, crypto first (stores,
-the vault and auth need its keyed hashing): ``keys.provider``, then the token store
-(``tokenVault.provider``), the audit store (``audit.sink``), the detectors (every registered
-detector, built-ins first, plus ``filters.customRules``) and the policy (presets, privacy
-profile, named profiles). The rate limiter (``rateLimit.provider``), metrics
+the vault and auth need its keyed hashing): ``keys.provider`` (a provider other than the
+built-in ``local`` one, configured or injected, must pass a conformance probe first), then
+the token store (``tokenVault.provider``), the audit store (``audit.sink``), the detectors
+(every registered detector, built-ins first, plus ``filters.customRules``) and the policy
+(presets, privacy profile, named profiles). The rate limiter (``rateLimit.provider``), metrics
 (``metrics.provider``) and auth (``auth.provider``) are built on first use, so protecting
 payloads never depends on them.
 
@@ -25,7 +26,8 @@ from haechi._markers import MarkerRestorer
 from haechi._sync_loop import SyncLoop
 from haechi.audit import AuditSink
 from haechi.config import HaechiConfig, default_config, parse_config
-from haechi.errors import ConfigError
+from haechi.crypto import LocalCryptoProvider, assert_crypto_conformance
+from haechi.errors import ConfigError, CryptoError, ProviderError
 from haechi.models import (
     DIRECTIONS,
     Direction,
@@ -470,6 +472,9 @@ def create_runtime(
         if settings.keys.provider == "external":
             raise ConfigError('keys.provider "external" needs an injected crypto provider')
         crypto = registry.select("crypto", settings.keys.provider).create(ProviderContext(settings))
+        _probe_crypto(crypto, f"keys.provider {settings.keys.provider!r}")
+    else:
+        _probe_crypto(crypto, "the injected crypto provider")
     context = ProviderContext(settings, crypto)
     audit = injected.get("audit_sink")
     if audit is None:
@@ -508,6 +513,33 @@ def _check_contract(key: str, provider: Any) -> None:
     if missing:
         methods = ", ".join(f"{name}()" for name in sorted(missing))
         raise TypeError(f"the injected {key} provider lacks {methods}")
+
+
+def _probe_crypto(crypto: Any, source: str) -> None:
+    """Refuse a crypto provider that is not haechi's own unless it passes
+    :func:`~haechi.crypto.assert_crypto_conformance`, before anything is encrypted with it.
+
+    A provider that reuses nonces, leaves the plaintext readable in its envelopes or
+    decrypts under another AAD still round-trips: trusted unchecked, it would leak what the
+    vault and the ``encrypt`` action hand it. The probe costs a few encryptions, once per
+    composition. The built-in local provider is left out: the suite holds it to the whole
+    contract, and probing it would read the key file (and reserve encryptions in it) while
+    composing, which must not need one.
+
+    Raises:
+        ProviderError: naming ``source`` and every check that failed, never a key or a
+            plaintext (see :mod:`haechi.crypto._conformance`).
+    """
+    if type(crypto) is LocalCryptoProvider:
+        return
+    try:
+        assert_crypto_conformance(crypto)
+    except CryptoError as exc:
+        raise ProviderError(f"{source} is refused: {exc}") from None
+    except Exception as exc:
+        # Fail closed on anything the probe itself could not handle, named by type only.
+        message = f"{source} is refused: its conformance probe raised {type(exc).__name__}"
+        raise ProviderError(message) from None
 
 
 def _token_vault(

@@ -24,6 +24,7 @@ from haechi.crypto import (
 )
 from haechi.errors import CryptoError
 from haechi.testing.crypto import CryptoProviderContract
+from tests.plugins.crypto_providers import FixedNonceCrypto, UnencryptedCrypto
 
 AAD: dict[str, Any] = {
     "purpose": "token-vault",
@@ -339,74 +340,15 @@ class _Identity(_Broken):
         return hashlib.sha256(data.encode()).hexdigest()
 
 
-class _FixedNonce:
-    """Real AES-256-GCM bound to the canonical AAD, but under one nonce for ever: two
-    ciphertexts XOR to their plaintexts' XOR, and GCM's authentication key can be recovered
-    from them (forgeries follow)."""
-
-    name = "fixed-nonce"
-
-    def __init__(self) -> None:
-        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
-        self._hmac_key = os.urandom(32)
-
-    def encrypt(self, plaintext: str, aad: Any, *, expires_at: Any = None) -> dict[str, Any]:
-        aad_bytes = canonical_aad(aad)
-        sealed = self._aead.encrypt(b"\0" * 12, plaintext.encode(), aad_bytes)
-        return {"kid": "k", "aadHash": _b64(hashlib.sha256(aad_bytes).digest()), "ct": _b64(sealed)}
-
-    def decrypt(self, envelope: Any, aad: Any) -> str:
-        try:
-            return self._aead.decrypt(
-                b"\0" * 12, _unb64(envelope["ct"]), canonical_aad(aad)
-            ).decode()
-        except Exception:
-            raise CryptoError("Crypto envelope authentication failed") from None
-
-    def hmac(self, data: str, domain: Any) -> str:
-        if not isinstance(domain, str) or not domain:
-            raise CryptoError("hmac domain must be a non-empty string")
-        key = hmac.digest(self._hmac_key, domain.encode(), "sha256")
-        return hmac.new(key, data.encode(), hashlib.sha256).hexdigest()
-
-
 def test_conformance_refuses_a_reused_nonce() -> None:
     with pytest.raises(CryptoError) as caught:
-        assert_crypto_conformance(_FixedNonce())
+        assert_crypto_conformance(FixedNonceCrypto())
     assert "same plaintext twice gave the same ciphertext" in str(caught.value)
-
-
-class _Unencrypted(_FixedNonce):
-    """Authenticates plaintext and AAD under an HMAC, with a fresh nonce, but encrypts
-    nothing: the value sits in the envelope in base64url."""
-
-    name = "unencrypted"
-
-    def _tag(self, nonce: str, ct: str, aad: Any) -> str:
-        message = nonce.encode() + ct.encode() + canonical_aad(aad)
-        return hmac.new(self._hmac_key, message, hashlib.sha256).hexdigest()
-
-    def encrypt(self, plaintext: str, aad: Any, *, expires_at: Any = None) -> dict[str, Any]:
-        nonce, ct = _b64(os.urandom(12)), _b64(os.urandom(3) + plaintext.encode())
-        aad_hash = _b64(hashlib.sha256(canonical_aad(aad)).digest())
-        return {
-            "kid": "k",
-            "aadHash": aad_hash,
-            "iv": nonce,
-            "ct": ct,
-            "tag": self._tag(nonce, ct, aad),
-        }
-
-    def decrypt(self, envelope: Any, aad: Any) -> str:
-        expected = self._tag(envelope["iv"], envelope["ct"], aad)
-        if not hmac.compare_digest(expected, envelope["tag"]):
-            raise CryptoError("Crypto envelope authentication failed")
-        return _unb64(envelope["ct"])[3:].decode()
 
 
 def test_conformance_refuses_an_envelope_holding_the_plaintext() -> None:
     with pytest.raises(CryptoError) as caught:
-        assert_crypto_conformance(_Unencrypted())
+        assert_crypto_conformance(UnencryptedCrypto())
     assert str(caught.value).splitlines()[1:] == ["- the envelope holds the plaintext"]
 
 

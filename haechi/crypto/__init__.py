@@ -7,7 +7,8 @@
   how much of the active key's 2^32 encryption budget is used.
 * :func:`canonical_aad` is the AAD byte form every provider should authenticate, so that
   AADs compare the same across providers.
-* :func:`assert_crypto_conformance` checks any provider before it is trusted.
+* :func:`assert_crypto_conformance` checks any provider before it is trusted (the runtime
+  runs it on every provider but the local one when it is composed).
 
 Every refusal is a :class:`haechi.errors.CryptoError` whose message never carries key
 material, plaintext or AAD values.
