@@ -807,9 +807,10 @@ class AuthConfig(_Section):
     stream_recheck_ms: Milliseconds = _field(
         1000,
         "While a stream is relayed to an authenticated caller (an LLM stream, an mcp-http "
-        "event stream), authentication is run again on the request's credentials at most "
-        "once per this many milliseconds, when a frame is about to go out and when none came "
-        "for that long; a caller no longer accepted (a revoked token) has its stream ended. "
+        "event stream), authentication is run again on the request's credentials about "
+        "once per this many milliseconds (after 80 to 100 % of it, when a frame is about to "
+        "go out or when none came; streams of one credential share a check made within half "
+        "of it); a caller no longer accepted (a revoked token) has its stream ended. "
         "0 = never: a stream runs to its end.",
     )
 

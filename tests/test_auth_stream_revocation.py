@@ -10,10 +10,11 @@ dropped connection), and one ``stream_auth_revoked`` record says why.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ import pytest
 from haechi.auth import add_token, list_tokens, revoke_token
 from haechi.crypto import LocalCryptoProvider
 from haechi.mcp import STDIO_ERROR
+from haechi.models import Identity
 from haechi.testing import merge_config
 from tests.mcp_servers.harness import TIMEOUT_S
+from tests.plugins.directory_auth import Directory
 from tests.stream_fixtures import read_ndjson, read_sse
 from tests.test_mcp_http import REQUEST, event, gateway_at, posting
 from tests.test_mcp_http_sessions import BEARER, Front, front, open_session
@@ -277,3 +280,49 @@ def test_a_posted_requests_stream_ends_with_an_error_for_it(tmp_path: Path) -> N
     assert refusal["error"]["code"] == STDIO_ERROR
     assert refusal["error"]["data"] == {"reason": "the caller's credentials are no longer accepted"}
     assert token not in (tmp_path / ".haechi" / "audit.jsonl").read_text()
+
+
+class _CountingDirectory(Directory):
+    """The directory provider, counting the calls it answers."""
+
+    def __init__(self) -> None:
+        super().__init__(id="tok_auth_0a1b2c3d")
+        self.calls = 0
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        self.calls += 1
+        return await super().authenticate(headers)
+
+
+def test_the_streams_of_one_caller_share_their_checks(tmp_path: Path) -> None:
+    """Six streams of one caller, each re-checked every 100 ms for about 1.5 s, would call
+    the provider about 90 times on their own; sharing the checks, about 30 times at most."""
+    streams, frames, delay = 6, 75, 0.02
+    provider = _CountingDirectory()
+    config = _config("inspect", recheck_ms=100, auth={"provider": "external"})
+    with gateway_in_front(tmp_path, config, providers={"auth": provider}) as gateway:
+        for _ in range(streams):
+            gateway.upstream.queue(Reply(wire=[SSE_FRAME] * frames, chunk_delay=delay))
+
+        async def one(client: httpx.AsyncClient) -> bytes:
+            headers = {"authorization": "Bearer anything"}
+            async with client.stream(
+                "POST",
+                f"{gateway.url}/v1/chat/completions",
+                json=chat(stream=True),
+                headers=headers,
+            ) as response:
+                assert response.status_code == 200
+                return await response.aread()
+
+        async def all_streams() -> list[bytes]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                return await asyncio.gather(*(one(client) for _ in range(streams)))
+
+        started = time.monotonic()
+        bodies = asyncio.run(all_streams())
+        ran_s = time.monotonic() - started
+    assert all(body.count(b"tick") == frames for body in bodies)
+    rechecks = provider.calls - streams  # each stream was admitted with one call
+    assert ran_s > 1.2
+    assert 0 < rechecks <= ran_s / 0.05 + 2

@@ -12,19 +12,33 @@ last check (a monotonic clock compare per frame, nothing more: the built-in bear
 re-reads its file only when it changed), and when no frame came for that long (a timer, for
 a stream that stays silent). No identity, another identity, or a provider that raises (fail
 closed) means the caller lost access: :class:`AccessLost`, and the relay ends the stream.
+
+The streams of one gateway process share their checks (:class:`Rechecks`): streams of one
+credential that fall due within half an interval of a check take its answer instead of
+calling the provider again, so a caller holding many streams costs one call per half
+interval, not one per stream (a sandboxed plugin provider answers a few calls at a time and
+denies the rest as over capacity, and the bearer store compares every stored token on each
+call). Each stream's next check falls due after 80 to 100 % of the interval, at random, so
+that streams opened together do not all call at the same instant. A revoked caller's stream
+therefore ends within one and a half intervals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Final
 
 from haechi.proxy._asgi import Receive
 
-__all__ = ["AccessLost", "StreamAuth", "relay_until_cut"]
+__all__ = ["AccessLost", "Rechecks", "StreamAuth", "relay_until_cut"]
+
+#: The least share of the interval after which a stream's next check falls due.
+_EARLIEST: Final = 0.8
 
 
 class AccessLost(Exception):
@@ -36,45 +50,98 @@ class AccessLost(Exception):
         self.reason = reason
 
 
+class Rechecks:
+    """The checks of every stream's caller in one gateway process (see the module).
+
+    Args:
+        provider: the gateway's auth provider (its ``authenticate(headers)``).
+        interval_s: ``auth.streamRecheckMs`` in seconds (above 0).
+    """
+
+    def __init__(self, provider: Any, interval_s: float) -> None:
+        self._provider = provider
+        self.interval_s = interval_s
+        # SHA-256 of a credential -> when its last check started, and that check (the id of
+        # the identity the provider named, or None). Digests, not credentials: an entry
+        # outlives the streams that made it until a later check prunes it.
+        self._checks: dict[bytes, tuple[float, asyncio.Future[str | None]]] = {}
+
+    def stream(self, headers: Sequence[tuple[bytes, bytes]], identity_id: str) -> StreamAuth:
+        """The re-check of one stream admitted as ``identity_id`` with ``headers``."""
+        return StreamAuth(self, headers, identity_id)
+
+    async def identity_id(self, credentials: Mapping[str, str]) -> str | None:
+        """The id of the identity the provider names for ``credentials`` now (or within the
+        last half interval); ``None`` when it names none. Raises what the provider raised."""
+        presented = credentials.get("authorization", "")
+        key = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
+        now = time.monotonic()
+        held = self._checks.get(key)
+        if held is None or now - held[0] >= self.interval_s / 2:
+            self._prune(now)
+            check = asyncio.ensure_future(self._ask(credentials))
+            # Retrieved at once: a raised answer every stream stopped waiting for is no
+            # error to log (its text is the provider's, which never leaves).
+            check.add_done_callback(_retrieve)
+            held = (now, check)
+            self._checks[key] = held
+        # Shielded: a stream that ends while it waits must not cancel the others' answer.
+        return await asyncio.shield(held[1])
+
+    async def _ask(self, credentials: Mapping[str, str]) -> str | None:
+        identity = await self._provider.authenticate(credentials)
+        return None if identity is None else identity.id
+
+    def _prune(self, now: float) -> None:
+        stale = [
+            key for key, (started, _) in self._checks.items() if now - started >= self.interval_s
+        ]
+        for key in stale:
+            del self._checks[key]
+
+
+def _retrieve(check: asyncio.Future[str | None]) -> None:
+    if not check.cancelled():
+        check.exception()
+
+
 class StreamAuth:
     """The re-check of one stream's caller (see the module).
 
     Args:
-        provider: the gateway's auth provider (its ``authenticate(headers)``).
+        checks: the gateway's :class:`Rechecks`.
         headers: the request's header fields; only ``Authorization`` is presented again,
             as the gateway presented it when it admitted the request.
         identity_id: the id of the identity the request was admitted as.
-        interval_s: the least time between two checks, in seconds (above 0).
     """
 
     __slots__ = (
+        "_checks",
         "_credentials",
         "_deadline",
         "_identity_id",
-        "_interval",
-        "_provider",
         "on_lost",
         "reason",
     )
 
     def __init__(
-        self,
-        provider: Any,
-        headers: Sequence[tuple[bytes, bytes]],
-        identity_id: str,
-        interval_s: float,
+        self, checks: Rechecks, headers: Sequence[tuple[bytes, bytes]], identity_id: str
     ) -> None:
         given = [value for name, value in headers if name == b"authorization"]
         self._credentials = {"authorization": given[0].decode("latin-1")} if given else {}
-        self._provider = provider
+        self._checks = checks
         self._identity_id = identity_id
-        self._interval = interval_s
-        self._deadline = time.monotonic() + interval_s
+        self._deadline = self._next()
         #: Why the caller lost access, once it did.
         self.reason: str | None = None
         #: Called once the caller lost access, before the relay is stopped (the relay of an
         #: inspected stream has its inspector record why the stream ended).
         self.on_lost: Callable[[], None] | None = None
+
+    def _next(self) -> float:
+        """When the next check falls due: after 80 to 100 % of the interval."""
+        share = _EARLIEST + (1 - _EARLIEST) * random.random()  # noqa: S311 - spreads timers
+        return time.monotonic() + self._checks.interval_s * share
 
     def due(self) -> bool:
         """Whether the interval passed since the last check (the per-frame cost)."""
@@ -97,13 +164,13 @@ class StreamAuth:
     async def _holds(self) -> bool:
         # The next check is due an interval from now, whichever of the frame path and the
         # timer runs this one: the other does not run a second one alongside it.
-        self._deadline = time.monotonic() + self._interval
+        self._deadline = self._next()
         try:
-            identity = await self._provider.authenticate(self._credentials)
+            identity_id = await self._checks.identity_id(self._credentials)
         except Exception:  # a provider that raises denies; its text never leaves
             self.reason = "provider_error"
         else:
-            if identity is not None and identity.id == self._identity_id:
+            if identity_id == self._identity_id:
                 return True
             self.reason = "revoked"
         if self.on_lost is not None:

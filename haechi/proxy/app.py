@@ -52,7 +52,7 @@ from haechi.protocols import (
 from haechi.protocols.token_ids import holds_embeddings, holds_token_ids
 from haechi.providers import RetryAfterHint
 from haechi.proxy._asgi import Receive, Send, compact_json, send_response
-from haechi.proxy._reauth import AccessLost, StreamAuth, relay_until_cut
+from haechi.proxy._reauth import AccessLost, Rechecks, StreamAuth, relay_until_cut
 from haechi.proxy.denials import DenialRecords
 from haechi.proxy.errors import GatewayError
 from haechi.proxy.headers import (
@@ -227,7 +227,10 @@ class GatewayApp:
         self._timeout_s = limits.upstream_timeout_ms / 1000
         self._request_timeout_s = (limits.request_timeout_ms or 0) / 1000
         self._streaming = config.streaming
-        self._stream_recheck_s = config.auth.stream_recheck_ms / 1000
+        recheck_s = config.auth.stream_recheck_ms / 1000
+        self._rechecks = (
+            Rechecks(self._auth, recheck_s) if self._auth is not None and recheck_s else None
+        )
         # Token ids here are model vocabulary indices, not credentials.
         self._refuse_token_ids = config.target.token_id_input == "refuse"  # noqa: S105
         self.in_flight = 0
@@ -793,10 +796,9 @@ class GatewayApp:
         """The re-check of the caller of ``request`` while its stream is relayed (see
         :mod:`haechi.proxy._reauth`); ``None`` without authentication, or with
         ``auth.streamRecheckMs`` 0."""
-        if self._auth is None or request.identity is None or not self._stream_recheck_s:
+        if self._rechecks is None or request.identity is None:
             return None
-        headers = request.scope["headers"]
-        return StreamAuth(self._auth, headers, request.identity.id, self._stream_recheck_s)
+        return self._rechecks.stream(request.scope["headers"], request.identity.id)
 
     async def stream_access_lost(self, request: GatewayRequest, reason: str) -> None:
         """Count and audit the stream of ``request`` cut because its caller lost access
