@@ -9,6 +9,10 @@ since (hashed under the new key) until it was restarted.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -77,6 +81,44 @@ def test_a_file_broken_after_start_leaves_the_loaded_keys_in_use(key_file: Path)
     key_file.write_bytes(good)
     status = init_key_file(key_file, force=True)
     assert running.encrypt("rotated", AAD)["kid"] == status.kid
+
+
+def _give_another_secret(key_file: Path, kid: str) -> str:
+    """Edit the key file as by hand: ``kid`` gets a new secret, returned in the file's form."""
+    document = json.loads(key_file.read_text())
+    entry = next(entry for entry in document["keys"] if entry["kid"] == kid)
+    entry["k"] = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    key_file.write_text(json.dumps(document))
+    return str(entry["k"])
+
+
+def test_a_file_giving_a_key_id_another_secret_is_refused(
+    key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before, a key not yet used took the edited secret (and one used kept the first, its
+    cipher being cached by id): an envelope made under it no longer decrypted."""
+    old = LocalCryptoProvider(key_file).encrypt("under the first key", AAD)
+    init_key_file(key_file, force=True)
+    running = LocalCryptoProvider(key_file, recheck_seconds=0)
+    hashed = running.hmac("x", DOMAIN)
+    first_secret = json.loads(key_file.read_text())["keys"][0]["k"]
+    original = key_file.read_bytes()
+
+    with caplog.at_level(logging.WARNING, logger="haechi.crypto"):
+        new_secret = _give_another_secret(key_file, old["kid"])
+        for _ in range(3):
+            assert running.decrypt(old, AAD) == "under the first key"
+            assert running.hmac("x", DOMAIN) == hashed
+    (warning,) = [r for r in caplog.records if "HAECHI_KEY_SECRET_CHANGED" in r.getMessage()]
+    assert old["kid"] in warning.getMessage()
+    for secret in (first_secret, new_secret):
+        assert secret not in caplog.text
+
+    # Put back, the file is read again, and a rotation made in it is followed.
+    key_file.write_bytes(original)
+    status = init_key_file(key_file, force=True)
+    assert running.encrypt("rotated", AAD)["kid"] == status.kid
+    assert running.decrypt(old, AAD) == "under the first key"
 
 
 def test_a_missing_file_at_start_is_still_an_error(tmp_path: Path) -> None:

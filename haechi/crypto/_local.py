@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac as _hmac
+import logging
 import os
 import secrets
 import threading
@@ -53,6 +54,7 @@ _IV_BYTES: Final = 12
 _TAG_BYTES: Final = 16
 _MAX_DERIVED: Final = 64
 _TEXT_ERRORS: Final = "surrogatepass"
+_log = logging.getLogger("haechi.crypto")
 
 
 def _check_expiry(envelope: Mapping[str, Any]) -> None:
@@ -91,6 +93,12 @@ class LocalCryptoProvider:
     saw the rotation first) makes it look at once. A file that has become unreadable or
     invalid since it was read leaves the keys in memory in use (they are still valid) until
     it can be read again.
+
+    A key id names one secret for the life of the process: a file that gives an id it has
+    read another secret (edited by hand, or copied over from another deployment) is refused
+    the same way, with a warning on the ``haechi.crypto`` logger naming the id. Taking it
+    would leave every envelope and token made under that id undecryptable and split the
+    process between two secrets under one name (ciphers and HMAC keys are cached by id).
     """
 
     name: ClassVar[str] = "local"
@@ -105,6 +113,10 @@ class LocalCryptoProvider:
         self._ledger: NonceLedger | None = None
         self._ciphers: dict[str, AESGCM] = {}
         self._derived: dict[tuple[str, str], bytes] = {}
+        #: SHA-256 of the secret of every key id read so far, and the file last refused
+        #: for giving one of them another secret (so it is reported once, not every look).
+        self._digests: dict[str, bytes] = {}
+        self._refused_from: tuple[int, int, int, int] | None = None
 
     @classmethod
     def create(cls, context: ProviderContext) -> Self:
@@ -137,7 +149,9 @@ class LocalCryptoProvider:
             identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         except OSError:
             identity = None
-        if self._loaded is not None and (identity is None or identity == self._loaded_from):
+        if self._loaded is not None and (
+            identity is None or identity in (self._loaded_from, self._refused_from)
+        ):
             return
         try:
             keys = load_key_file(self._key_file)
@@ -145,9 +159,34 @@ class LocalCryptoProvider:
             if self._loaded is None:
                 raise
             return
+        changed = self._changed_secrets(keys)
+        if changed:
+            self._refused_from = identity
+            _log.warning(
+                "HAECHI_KEY_SECRET_CHANGED: key file %s gives key id(s) %s another secret "
+                "than the one in use; the file is refused and the keys read before stay in "
+                "use (what was encrypted under an id needs its first secret: put it back, "
+                "or rotate with 'haechi init --force')",
+                self._key_file,
+                ", ".join(changed),
+            )
+            return
+        for key in keys.keys.values():
+            self._digests[key.kid] = hashlib.sha256(key.secret).digest()
         if self._loaded is None or keys.active.kid != self._loaded.active.kid:
             self._ledger = NonceLedger(self._key_file, keys.active.kid)
         self._loaded, self._loaded_from = keys, identity
+
+    def _changed_secrets(self, keys: LoadedKeys) -> list[str]:
+        """Ids of ``keys`` that this process read before with another secret."""
+        return [
+            key.kid
+            for key in keys.keys.values()
+            if key.kid in self._digests
+            and not _hmac.compare_digest(
+                self._digests[key.kid], hashlib.sha256(key.secret).digest()
+            )
+        ]
 
     def _cipher(self, key: LocalKey) -> AESGCM:
         cipher = self._ciphers.get(key.kid)
