@@ -489,6 +489,30 @@ def test_a_streamed_marker_read_at_two_levels_stays_a_marker(
             assert read[1] == restored.replace("@", QUOTED)
 
 
+@pytest.mark.parametrize("quoted", [True, False])
+def test_a_value_restored_into_json_sent_as_text_frames_stays_a_json_string(
+    tmp_path: Path, quoted: bool
+) -> None:
+    """An upstream can stream its answer as text frames (each data a JSON string, or text
+    that is no JSON), which a client joins: when they join to JSON, a value restored in a
+    frame lies in a string of that document and is escaped for it, however the frame
+    begins."""
+    with gateway_in_front(tmp_path, CONFIG) as gateway:
+
+        def wire() -> Iterator[bytes]:
+            (marker,) = _sent_markers(gateway)
+            texts = ['{"pw": "', f"{marker}", '", "n": 1}']
+            frames = [sse(json.dumps(text) if quoted else text) for text in texts]
+            yield "".join([*frames, sse("[DONE]")]).encode()
+
+        gateway.upstream.queue(Reply(wire=wire()))
+        sent = _post(gateway, f"log in with {QUOTED}", stream=True)
+        assert sent.status_code == 200
+        data = [frame.data for frame in read_sse(sent.content) if frame.data != "[DONE]"]
+        joined = "".join(json.loads(text) if quoted else text for text in data if text)
+        assert json.loads(joined) == {"pw": QUOTED, "n": 1}
+
+
 def _gemini_answer(*candidates: list[str]) -> dict[str, Any]:
     """A whole Gemini answer whose candidates have these text parts, which google-genai's
     ``response.text`` joins."""

@@ -1001,7 +1001,7 @@ class FrameProcessor:
         across frames takes a piece of the next frame along): a client would parse it as a
         chunk and join text the detector never saw joined. That fails closed.
         """
-        text = "".join(frame.parts)
+        text = await self._restored("".join(frame.parts))
         if frame.quoted:
             await self._send(frame.meta, dumps(text), json_data=True)
             return
@@ -1074,13 +1074,29 @@ class FrameProcessor:
         detokenizer = self._detokenizer
         if detokenizer is None:
             return text
-        readings = self._readings.setdefault(channel, (_Reading(),))
-        for reading in readings:
-            reading.judge(text)
+        readings = self._judged(text, channel)
         released = detokenizer.drain(text, channel) if final else detokenizer.hold(text, channel)
         if not released:
             return released
         return await detokenizer.restore_read(released, [r.nesting for r in readings])
+
+    async def _restored(self, text: str) -> str:
+        """``text``, the whole text of a text frame (a piece of the answer's text, which
+        holds nothing back: a marker cut between text frames stays cut), with its markers
+        restored as :meth:`_release` restores the answer's: clients join text frames, so
+        whether it is JSON source is the answer's text's, not the frame's, to say."""
+        detokenizer = self._detokenizer
+        if detokenizer is None or not text:
+            return text
+        readings = self._judged(text, None)
+        return await detokenizer.restore_read(text, [r.nesting for r in readings])
+
+    def _judged(self, text: str, channel: Hashable) -> tuple[_Reading, ...]:
+        """The readings of ``channel``'s text, having judged ``text``, which follows."""
+        readings = self._readings.setdefault(channel, (_Reading(),))
+        for reading in readings:
+            reading.judge(text)
+        return readings
 
     async def _send(
         self, meta: tuple[str, ...], data: str, *, json_data: bool, event: Any = None
