@@ -214,6 +214,23 @@ def test_load_config_file_and_defaults(tmp_path: Path, monkeypatch: pytest.Monke
         load_config(path, env={})
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"policy": {"mode": "enforce", "mode": "dry-run"}}',
+        '{"policy": {"mode": "enforce"}, "policy": {"mode": "dry-run"}}',
+        '{"auth": {"plugin": {"trustAnchors": {"k": "p1", "k": "p2"}}}}',
+    ],
+)
+def test_a_key_given_twice_in_one_object_is_refused(tmp_path: Path, text: str) -> None:
+    """A JSON reader keeps the last value: a file that gives a key twice would lose the
+    first without a word (enforce turned into dry-run, another trust anchor)."""
+    path = tmp_path / "haechi.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="is given twice in one object"):
+        load_config(path, env={})
+
+
 def test_tls_passphrase_is_secret() -> None:
     settings = parse_config(
         {"proxy": {"tls": {"pfxFile": "a.p12", "passphrase": "hunter2hunter2"}}}
