@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from haechi.mcp import STDIO_ERROR
-from tests.test_mcp_http import REQUEST, bound_event, event, gateway_at, post
+from tests.test_mcp_http import REQUEST, bound_event, decisions, event, gateway_at, post
 from tests.test_proxy_upstream import RawUpstream, answer
 
 PROGRESS = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}
@@ -89,3 +89,22 @@ def test_a_stream_the_client_can_resume_is_left_to_it(tmp_path: Path) -> None:
         response = post(url, REQUEST)
     assert _messages(response) == [PROGRESS]
     assert f"id: {bound_event(tmp_path, None, 'e1')}" in response.text
+
+
+def test_an_id_holding_nul_is_no_id_to_resume_from(tmp_path: Path) -> None:
+    """A client ignores an ``id`` field holding NUL, so it has nothing to resume from: the
+    line is dropped (audited), not handed out bound as an id to resume with, and the request
+    gets its error."""
+    with (
+        cutting(event(PROGRESS, "e\x001")) as upstream,
+        gateway_at(upstream.url, tmp_path) as url,
+    ):
+        response = post(url, REQUEST)
+    assert "id:" not in response.text
+    progress, refusal = _messages(response)
+    assert progress == PROGRESS
+    assert refusal["id"] == REQUEST["id"]
+    assert refusal["error"]["data"] == {
+        "reason": "the upstream event stream broke off before the answer"
+    }
+    assert ("mcp_refused", "mcp_sse_field_dropped") in decisions(tmp_path)

@@ -674,7 +674,10 @@ class StreamableHttpHandler:
         detector finds nothing in them: they are not part of the message, so a value there
         would pass uninspected, and an id or a name is not worth refusing the event for. An
         ``id`` goes out bound to the caller and ``session`` (see :meth:`_own_event`); an
-        empty one, which tells the client to forget the last id, as it is. A
+        empty one, which tells the client to forget the last id, as it is. An ``id`` holding
+        NUL is dropped: a client ignores it (it is no id to resume from), and bound it would
+        read as one, so the client would resume with an id no header can carry instead of
+        getting the error its request is owed (see :meth:`_Relay.owed`). A
         line holding a character some clients' line readers end a line at (U+2028, NEL, a
         form feed...) ends the stream: such a client would read what follows it as lines of
         its own, which nobody inspected.
@@ -692,7 +695,7 @@ class StreamableHttpHandler:
             if not name:
                 continue
             findings: tuple[Finding, ...] = ()
-            if name in _RELAYED_FIELDS:
+            if name in _RELAYED_FIELDS and not (name == "id" and "\0" in value):
                 findings = tuple(self._gateway.runtime.scan(value, direction="response"))
                 if not findings:
                     kept.append(self._bound_id(request, line, session) if name == "id" else line)
