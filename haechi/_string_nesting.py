@@ -18,6 +18,7 @@ and the caller leaves the marker there as it is.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Final
 
@@ -25,11 +26,12 @@ from haechi._documents import begins_json_container
 
 __all__ = ["StringNesting"]
 
-#: The characters that end a run of plain string content.
-_STRING_STOP: Final = re.compile(r'["\\]')
 #: A run of string content with whole, valid escapes only.
 _TEXT_RUN: Final = re.compile(r'(?:[^"\\]+|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*')
 _HEX4: Final = re.compile(r"[0-9A-Fa-f]{4}")
+#: Decodes a string of whole escapes; raw control characters are content here, as the
+#: reading follows where strings end, not whether the source is valid.
+_STRING: Final = json.JSONDecoder(strict=False)
 #: JSON's one-character escapes and what they stand for.
 _ESCAPES: Final = {
     '"': '"',
@@ -105,15 +107,14 @@ class _Source:
             elif self.escape:
                 at = self._read_escape(text, at, content)
             else:
-                if content.source is False:
-                    # Text: what it decodes to no longer matters, only where it ends.
-                    run = _TEXT_RUN.match(text, at)
-                    until = at if run is None else run.end()
-                else:
-                    stop = _STRING_STOP.search(text, at)
-                    until = end if stop is None else stop.start()
-                    if until > at:
-                        content.feed(text[at:until])
+                # Up to the string's end, or an escape cut off or not JSON's: read by
+                # escape otherwise, escape-packed source cost a Python call a character.
+                run = _TEXT_RUN.match(text, at)
+                until = at if run is None else run.end()
+                if until > at and content.source is not False:
+                    # (Text: what it decodes to no longer matters, only where it ends.)
+                    chunk = text[at:until]
+                    content.feed(_STRING.decode(f'"{chunk}"') if "\\" in chunk else chunk)
                 if until == end:
                     return
                 if text[until] == '"':
