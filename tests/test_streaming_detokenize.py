@@ -122,7 +122,7 @@ def test_restore_inside_serialised_json_escapes_the_plaintext(
     (token,) = loop.run(runtime.protect({"t": quoted})).issued_tokens
     detokenizer = StreamDetokenizer([token], runtime.token_vault.detokenize)
     document: Any = {"t": f"x [TOKEN:{token}]"}
-    restored = loop.run(detokenizer.restore(json.dumps(document), json_data=True))
+    restored = loop.run(detokenizer.restore(json.dumps(document), json_string=True))
     assert json.loads(restored) == {"t": f"x {quoted}"}
 
 

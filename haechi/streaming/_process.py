@@ -1108,7 +1108,7 @@ class FrameProcessor:
         texts in it were restored as they were released (see :meth:`_release`)."""
         if self._detokenizer is not None:
             data = await (
-                self._detokenizer.restore(data, json_data=json_data)
+                self._detokenizer.restore(data, json_string=json_data)
                 if event is None
                 else self._detokenizer.restore_event(data, event)
             )

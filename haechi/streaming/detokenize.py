@@ -106,10 +106,10 @@ class StreamDetokenizer:
         """The channels holding the start of a marker."""
         return tuple(self._held)
 
-    async def restore(self, text: str, *, json_data: bool = False) -> str:
+    async def restore(self, text: str, *, json_string: bool = False) -> str:
         """Replace this request's complete markers in ``text`` by their plaintexts.
 
-        With ``json_data`` the text is a serialised frame: markers in any string or key of
+        With ``json_string`` the text is a serialised frame: markers in any string or key of
         it are restored in one pass, each value escaped once for every string it lies in (a
         string of the frame can hold JSON, such as a tool call's arguments sent as an
         object with a string of JSON in them), as in a whole answer. A marker whose depth
@@ -118,7 +118,7 @@ class StreamDetokenizer:
         restorer = await self._restorer_for(text)
         if restorer is None:
             return text
-        if json_data:
+        if json_string:
             return restorer.restore_source(text, StringNesting(), _json_string_content)
         return restorer.restore(text)
 
