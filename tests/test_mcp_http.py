@@ -319,6 +319,26 @@ def test_an_uninspectable_event_ends_the_stream_with_an_error(tmp_path: Path) ->
     assert (message["id"], message["error"]["code"]) == (7, STDIO_ERROR)
 
 
+def test_a_field_line_the_detector_fails_on_ends_the_stream_with_an_error(
+    tmp_path: Path,
+) -> None:
+    """A custom rule running out of time on an ``event:`` line fails the inspection of that
+    event: it is withheld, the refusal audited and the request answered with its error,
+    instead of the connection dropping with the client left waiting."""
+    slow = {"id": "slow", "type": "slow", "pattern": r"q(?:a|aa)*b?(?:a|aa)*!"}
+    answer = json.dumps({"jsonrpc": "2.0", "id": 7, "result": {}})
+    body = f"event: q{'a' * 400}1!\ndata: {answer}\n\n".encode()
+    upstream = ScriptedUpstream([Reply(content_type="text/event-stream", body=body)])
+    overrides = {"filters": {"customRules": [slow]}}
+    with gateway_before(upstream, tmp_path, overrides) as url:
+        response = post(url, REQUEST)
+    frames = [frame for frame in response.text.split("\n\n") if frame]
+    assert len(frames) == 1
+    message = json.loads(frames[0].split("data: ", 1)[1])
+    assert (message["id"], message["error"]["code"]) == (7, STDIO_ERROR)
+    assert decisions(tmp_path) == [("mcp_refused", "mcp_protection_failed")]
+
+
 def test_a_request_answered_before_the_stream_ends_is_not_answered_again(
     tmp_path: Path,
 ) -> None:

@@ -30,16 +30,17 @@ a blocked result becomes an error event with the same id, a refused server reque
 answered to the server (by a POST of the error) and never shown to the client. A server answer
 refused because of its id still answers the client's request when that id is exactly the one
 the client sent. An answer that cannot be inspected — not JSON, not an event stream, over
-``responseProtection.maxBytes``, an event that is not a message — never reaches the client: a
-body is refused with 502, and a stream answering a request ends with a ``-32000`` error for
-that request unless its answer went out already. So does a stream answering a request that
-the upstream ends or breaks off before the answer, unless the client holds an event id to
-resume it from (it then gets the answer by resuming). An answer (JSON or event stream) that
-declares a ``content-encoding`` other than ``identity``, or a charset other than UTF-8 in its
-``content-type``, is refused with 502 before anything of it is sent: it would be inspected as
-the UTF-8 text its bytes spell, and relayed for a client that decodes it first (gunzips it,
-reads it as UTF-7) into text the gateway never saw. The gateway asks for ``identity``
-(``accept-encoding``), so a server honouring the request never compresses.
+``responseProtection.maxBytes``, an event that is not a message or whose inspection fails —
+never reaches the client: a body is refused with 502, and a stream answering a request ends
+with a ``-32000`` error for that request unless its answer went out already. So does a
+stream answering a request that the upstream ends or breaks off before the answer, unless
+the client holds an event id to resume it from (it then gets the answer by resuming). An
+answer (JSON or event stream) that declares a ``content-encoding`` other than ``identity``,
+or a charset other than UTF-8 in its ``content-type``, is refused with 502 before anything
+of it is sent: it would be inspected as the UTF-8 text its bytes spell, and relayed for a
+client that decodes it first (gunzips it, reads it as UTF-7) into text the gateway never
+saw. The gateway asks for ``identity`` (``accept-encoding``), so a server honouring the
+request never compresses.
 
 Every refusal is audited once: messages by the shared decision, a dropped field line and a
 stream ended early here (decision ``mcp_refused``, see :mod:`haechi.mcp._audit`). A field
@@ -76,7 +77,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from haechi.audit import keyed_path_hash
-from haechi.errors import AuditError, LimitError
+from haechi.errors import AuditError, HaechiError, LimitError
 from haechi.mcp._audit import refusal_summary_event
 from haechi.mcp._sessions import bind_event, bind_session, unbind_event, unbind_session
 from haechi.mcp.jsonrpc import (
@@ -589,13 +590,18 @@ class StreamableHttpHandler:
                     await self._event(request, frame, send, relay)
             for frame in parser.finish():
                 await self._event(request, frame, send, relay)
-        except (LimitError, UnicodeDecodeError, _StreamEnded) as exc:
+        except (HaechiError, UnicodeDecodeError, _StreamEnded) as exc:
+            # Fail closed on whatever stopped the inspection of an event (a field line the
+            # detector failed on, an id the key could not bind...): the event stays
+            # withheld, the refusal is recorded and the request gets its error.
             if isinstance(exc, _StreamEnded):
                 reason = exc.reason
             elif isinstance(exc, LimitError):
                 reason = "mcp_sse_event_too_large"
-            else:
+            elif isinstance(exc, UnicodeDecodeError):
                 reason = "mcp_sse_event_not_utf8"
+            else:
+                reason = "mcp_protection_failed"
             if reason is not None:
                 # The stream ends whether or not this record can be written.
                 with contextlib.suppress(AuditError):
