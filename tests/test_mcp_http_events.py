@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from haechi.proxy.errors import CATALOGUE
 from tests.mcp_servers.event_store import MemoryEventStore
 from tests.mcp_servers.harness import TIMEOUT_S
-from tests.test_mcp_http_sessions import BEARER, Front, front, open_session, post
+from tests.test_mcp_http_sessions import BEARER, Front, front, get, open_session, post
 
 EVENT_PREFIX = "hevt1."
 SECRET_TEXT = "for a only"
@@ -135,6 +135,19 @@ def test_without_authentication_ids_are_bound_to_the_session(tmp_path: Path) -> 
     assert [status for status, _text in refused] == [400, 400]
     assert resumed[0] == 200
     assert SECRET_TEXT in resumed[1]
+
+
+def test_an_empty_last_event_id_resumes_nothing_and_is_not_refused(tmp_path: Path) -> None:
+    """An empty ``Last-Event-ID`` names no event: the stream opens as without it (as the
+    server answers it directly), no refusal is recorded and the server sees it empty."""
+    with _resumable(tmp_path, BEARER) as gateway:
+        session = open_session(gateway, "a")
+        headers = {**gateway.bearer("a"), **RESUMABLE, "mcp-session-id": session}
+        opened = get(gateway.url, {**headers, "last-event-id": ""})
+        refusals = gateway.refusals("mcp_event_not_owned")
+    assert opened.status_code == 200
+    assert refusals == []
+    assert gateway.upstream.resumed_from == [""]
 
 
 @pytest.mark.anyio

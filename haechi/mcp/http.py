@@ -295,10 +295,11 @@ class StreamableHttpHandler:
         Runs after :meth:`_own_session`, so the session is the server's. The refusal is
         ``400`` ``haechi_mcp_event_id_refused``, audited as ``mcp_event_not_owned``;
         several ``Last-Event-ID`` fields are refused alike, one the ``Connection`` names is
-        left alone, as for sessions.
+        left alone, as for sessions. An empty one names no event (a server reads it as none,
+        as a request without it), so it goes on as it is.
         """
         given = _forwarded(request, b"last-event-id")
-        if not given:
+        if given in ([], [b""]):
             return
         crypto = self._gateway.runtime.crypto
         session = _upstream_session(request)
