@@ -22,7 +22,14 @@ from pathlib import Path
 
 from haechi.errors import HaechiError
 
-__all__ = ["LockTimeout", "atomic_write", "locked", "poll_lock", "sync_directory"]
+__all__ = [
+    "LockTimeout",
+    "atomic_write",
+    "locked",
+    "make_directories",
+    "poll_lock",
+    "sync_directory",
+]
 
 #: What ``fsync`` of a directory fails with on a file system that cannot sync directories.
 _NO_DIRECTORY_SYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EBADF})
@@ -61,7 +68,8 @@ def _open_lock(path: str | os.PathLike[str]) -> tuple[str, int]:
     try:  # the directory usually exists: no mkdir on every lock
         return lock_path, os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except FileNotFoundError:
-        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+        # The file it guards goes in the same directory: made as atomic_write makes it.
+        make_directories(Path(lock_path).parent, 0o777)
         return lock_path, os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
 
 
@@ -86,7 +94,7 @@ def poll_lock(fd: int, lock_path: str, timeout: float, *, shared: bool = False) 
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so that readers see either the old or the new file."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_directories(target.parent, 0o777)  # the umask decides, as for any mkdir
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -100,6 +108,19 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
             tmp.unlink()
         raise
     sync_directory(target.parent)
+
+
+def make_directories(directory: Path, mode: int) -> None:
+    """``mkdir -p`` giving ``mode`` to every directory it makes, not only the last one (as
+    ``Path.mkdir(parents=True)`` does, leaving the others to the umask alone). Each one made
+    is synced into its parent, so that a power loss once the command returned cannot take
+    it away with the files written in it."""
+    if directory.is_dir():  # the usual case: one stat
+        return
+    for missing in [*reversed(directory.parents), directory]:
+        if not missing.is_dir():
+            missing.mkdir(mode=mode, exist_ok=True)
+            sync_directory(missing.parent)
 
 
 def sync_directory(directory: str | os.PathLike[str]) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from haechi.cli import main
 from tests.cli import json_output, run_haechi
+from tests.durability import Fsyncs
 
 
 def _mode(path: Path) -> int:
@@ -78,49 +79,13 @@ def test_plugin_keygen_makes_no_directory_others_can_write(tmp_path: Path) -> No
     assert _mode(tmp_path / "signing" / "keys" / "haechi-plugin-signer.key") == 0o600
 
 
-class _Fsyncs:
-    """The real ``os.fsync``, noting what each file or directory held when it was synced:
-    a file's size, a directory's names."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.synced: list[tuple[tuple[int, int], int | frozenset[str]]] = []
-        real_fsync = os.fsync
-
-        def noting_fsync(fd: int) -> None:
-            real_fsync(fd)
-            found = os.fstat(fd)
-            held = frozenset(os.listdir(fd)) if stat.S_ISDIR(found.st_mode) else found.st_size
-            self.synced.append(((found.st_dev, found.st_ino), held))
-
-        monkeypatch.setattr(os, "fsync", noting_fsync)
-
-    def _times(self, path: Path, held: int | str) -> list[int]:
-        found = os.stat(path)
-        return [
-            number
-            for number, (key, noted) in enumerate(self.synced)
-            if key == (found.st_dev, found.st_ino)
-            and (noted == held or (isinstance(noted, frozenset) and held in noted))
-        ]
-
-    def durable(self, path: Path) -> bool:
-        """Whether ``path`` was synced into its directory, and a file before that whole."""
-        named = self._times(path.parent, path.name)
-        if not named:
-            return False
-        if path.is_dir():
-            return True
-        whole = self._times(path, path.stat().st_size)
-        return bool(whole) and whole[0] < named[-1]
-
-
 def test_init_leaves_the_configuration_and_the_directories_it_made_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Until the file system writes a directory back, a power loss can leave a file created
     # in it under no name; until it writes a file back, empty.
     monkeypatch.chdir(tmp_path)
-    fsyncs = _Fsyncs(monkeypatch)
+    fsyncs = Fsyncs(monkeypatch)
     config = tmp_path / "etc" / "haechi" / "haechi.config.json"
     assert main(["init", "--config", str(config)]) == 0
     made = [config.parent.parent, config.parent, config, tmp_path / ".haechi"]
@@ -135,7 +100,7 @@ def test_init_leaves_the_audit_directories_it_made_durable(
     (tmp_path / "haechi.config.json").write_text(
         json.dumps({"audit": {"path": "logs/haechi/audit.jsonl"}})
     )
-    fsyncs = _Fsyncs(monkeypatch)
+    fsyncs = Fsyncs(monkeypatch)
     assert main(["init"]) == 0
     made = [tmp_path / "logs", tmp_path / "logs" / "haechi"]
     assert [path for path in made if not fsyncs.durable(path)] == []

@@ -22,6 +22,7 @@ from haechi.crypto import NONCE_WINDOW, LocalCryptoProvider, init_key_file, read
 from haechi.errors import VaultError
 from haechi.testing.token_store import sample_record
 from haechi.vault import FileTokenStore, TokenVault
+from tests.durability import Fsyncs
 
 pytestmark = pytest.mark.anyio
 
@@ -313,3 +314,15 @@ def test_every_change_writes_exactly_the_indented_document(
                 assert list(document["tokens"].items()) == list(expected.items())
 
     anyio.run(run)
+
+
+async def test_the_directories_a_first_write_makes_are_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vault's directories are made by its first write: each is synced into its parent,
+    or a power loss could take the vault away with the directory that names it."""
+    vault_file = tmp_path / "state" / "haechi" / "vault.json"
+    fsyncs = Fsyncs(monkeypatch)
+    await FileTokenStore(vault_file).put("tok_email_0123456789abcdef", sample_record("x"))
+    made = [tmp_path / "state", tmp_path / "state" / "haechi", vault_file]
+    assert [path for path in made if not fsyncs.durable(path)] == []

@@ -10,7 +10,6 @@ from typing import IO, Annotated, Any, Final, Literal, TextIO
 
 import typer
 
-from haechi._filelock import sync_directory
 from haechi.config import HaechiConfig
 from haechi.errors import ConfigError
 
@@ -19,7 +18,6 @@ __all__ = [
     "app",
     "emit_json",
     "exit_with",
-    "make_directories",
     "read_at_most",
     "refuse_stdout_anchor",
     "standard_stream",
@@ -40,17 +38,6 @@ ConfigOption = Annotated[
     Path,
     typer.Option("--config", help="Path to haechi.config.json.", show_default=True),
 ]
-
-
-def make_directories(directory: Path, mode: int) -> None:
-    """``mkdir -p`` giving ``mode`` to every directory it makes, not only the last one (as
-    ``Path.mkdir(parents=True)`` does, leaving the others to the umask alone). Each one made
-    is synced into its parent, so that a power loss once the command returned cannot take
-    it away with the files written in it."""
-    for missing in [*reversed(directory.parents), directory]:
-        if not missing.is_dir():
-            missing.mkdir(mode=mode, exist_ok=True)
-            sync_directory(missing.parent)
 
 
 #: Bytes asked of an input at a time by :func:`read_at_most`.

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from haechi._filelock import sync_directory
-from haechi.cli._app import ConfigOption, app, emit_json, make_directories
+from haechi._filelock import make_directories, sync_directory
+from haechi.cli._app import ConfigOption, app, emit_json
 from haechi.config import (
     DEFAULT_CONFIG_PATH,
     HaechiConfig,

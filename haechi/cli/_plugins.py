@@ -19,8 +19,8 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from haechi._filelock import atomic_write
-from haechi.cli._app import app, emit_json, exit_with, make_directories, read_at_most
+from haechi._filelock import atomic_write, make_directories
+from haechi.cli._app import app, emit_json, exit_with, read_at_most
 from haechi.errors import ConfigError, PluginLoadError
 from haechi.plugins.manifest import (
     MAX_ENTRY_BYTES,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from haechi._filelock import atomic_write, locked
+from haechi._filelock import atomic_write, locked, make_directories
 from haechi.crypto._codec import b64url_decode, b64url_encode, format_timestamp, utc_now
 from haechi.errors import CryptoError
 
@@ -223,7 +223,7 @@ def init_key_file(path: str | os.PathLike[str], *, force: bool = False) -> KeyFi
             not 32 bytes.
     """
     key_path = Path(path)
-    key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_directories(key_path.parent, 0o700)
     with locked(key_file_target(key_path)):
         if not key_path.exists():
             entry = _new_key_entry()
