@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Final, Self
 
 from haechi._filelock import atomic_write, locked
+from haechi._json_once import RepeatedKey, members_once
 from haechi.errors import ConfigError, ProviderError
 from haechi.models import Identity
 from haechi.providers import CryptoProvider, ProviderContext
@@ -125,8 +126,15 @@ def _read_store_text(path: Path) -> str:
 
 
 def _parse_store(text: str) -> list[dict[str, Any]]:
+    """The token records of the store's ``text``. A store giving a key twice in one object
+    is refused as a whole: the last value would count, so a ``"disabled": true`` written
+    above a record's ``"disabled": false`` (a revocation by hand) would leave the token
+    working, and another reader of the file could take the other value. The key is not
+    named: in a record edited by hand it may be a label value or a token."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=members_once)
+    except RepeatedKey:
+        raise ProviderError("auth store gives a key twice in one object") from None
     except (ValueError, RecursionError):  # RecursionError: nested past the interpreter's limit
         raise ProviderError("auth store is not valid JSON") from None
     tokens = document.get("tokens") if isinstance(document, dict) else None

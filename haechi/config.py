@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
+from haechi._json_once import RepeatedKey, members_once
 from haechi.errors import ConfigError
 from haechi.models import (
     DEFAULT_RULE_CONFIDENCE,
@@ -1024,11 +1025,11 @@ def load_config(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {file_path}: {exc.__class__.__name__}") from None
     try:
-        document = json.loads(text, object_pairs_hook=_members_once)
-    except _RepeatedMember as exc:
+        document = json.loads(text, object_pairs_hook=members_once)
+    except RepeatedKey as exc:
         raise ConfigError(
-            f"{file_path}: the key {exc.key} is given twice in one object (only the last "
-            "would count); give it once"
+            f"{file_path}: the key {json.dumps(exc.key[:64])} is given twice in one object "
+            "(only the last would count); give it once"
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
@@ -1040,28 +1041,6 @@ def load_config(
     if not isinstance(document, dict):
         raise ConfigError(f"{file_path}: the configuration must be a JSON object")
     return parse_config(apply_env_overlay(document, env), source=str(file_path))
-
-
-class _RepeatedMember(ValueError):
-    """An object of the configuration file names a key twice."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = json.dumps(key[:64])
-
-
-def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object of the configuration file, refused when it names a key twice: JSON readers
-    keep the last, so a setting written twice (a duplicated trust anchor, a policy edited
-    in two places) would silently lose its first value."""
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        seen: set[str] = set()
-        for key, _value in pairs:
-            if key in seen:
-                raise _RepeatedMember(key)
-            seen.add(key)
-    return members
 
 
 def _config_text(path: Path) -> str:

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the bearer provider and the token commands do with an ``auth.store`` that is not a
 readable token file: a named pipe, text that is not UTF-8, JSON nested past the recursion
-limit. Each is refused as an unusable store (the gateway denies, the command reports an
-error) instead of blocking or escaping as an internal error.
+limit, an object giving a key twice. Each is refused as an unusable store (the gateway
+denies, the command reports an error) instead of blocking or escaping as an internal error.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from haechi.auth import add_token
 from tests.cli import run_haechi
+from tests.test_proxy_auth import post_chat
 from tests.upstream_server import gateway_in_front
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -65,7 +67,11 @@ def test_token_commands_refuse_a_named_pipe_as_the_store(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"\xff\xfe{}", "not UTF-8"), (b"[" * 100_000, "not valid JSON")],
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"[" * 100_000, "not valid JSON"),
+        (b'{"version": 1, "tokens": [], "tokens": []}', "gives a key twice in one object"),
+    ],
 )
 def test_token_commands_refuse_an_unreadable_store(
     tmp_path: Path, content: bytes, message: str
@@ -79,3 +85,22 @@ def test_token_commands_refuse_an_unreadable_store(
         assert message in result.stderr
         assert "internal error" not in result.stderr
     assert store.read_bytes() == content
+
+
+def test_a_revocation_written_above_the_record_s_own_flag_is_not_lost(tmp_path: Path) -> None:
+    """An operator revoking a token by hand writes ``"disabled": true`` at the top of its
+    record, above the ``"disabled": false`` already there. Read keeping the last value, the
+    token went on working while the file said it was revoked; the store is refused now
+    (every request denied, as for any store that cannot be read), never read one way."""
+    with gateway_in_front(tmp_path, {"auth": {"provider": "bearer"}}) as gateway:
+        store = Path(gateway.runtime.config.auth.store)
+        record, token = add_token(store, gateway.runtime.crypto, token_type="user")
+        assert post_chat(gateway, token).status_code == 200
+        text = store.read_text()
+        opening = f'"id": "{record["id"]}"'
+        store.write_text(text.replace(opening, f'"disabled": true, {opening}', 1))
+
+        assert post_chat(gateway, token).status_code == 401
+        assert len(gateway.upstream.received) == 1
+        denial = [r for r in gateway.audit() if r.get("decision") == "auth_denied"]
+        assert [r["reason"] for r in denial] == ["provider_error"]
