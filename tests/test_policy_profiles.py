@@ -50,10 +50,27 @@ def test_resolution_is_scope_then_label_then_default() -> None:
     assert policies.resolve(_identity((), team="research")).profile == "research"
     # A mapped scope beats a mapped label.
     assert policies.resolve(_identity(("research:read",), team="finance")).profile == "research"
-    # The first mapped scope wins.
-    assert policies.resolve(_identity(("billing", "research:read"))).profile == "finance"
     assert policies.resolve(_identity(("other",), team="sales")).profile == "strict"
     assert policies.resolve(None).profile == "strict"
+
+
+def test_the_binding_order_decides_between_two_mapped_scopes_or_labels() -> None:
+    # Scopes are a set and labels a mapping: an identity provider may list a token's scopes in
+    # the order the client asked for them, which must not let the client pick its profile.
+    policies = _policies(_BOUND)
+    for scopes in (("billing", "research:read"), ("research:read", "billing")):
+        assert policies.resolve(_identity(scopes)).profile == "research"
+    policies = _policies(
+        {
+            "profiles": {"prod": {}, "finance": {}, "other": {}},
+            "profileBinding": {
+                "default": "other",
+                "byLabel": {"env=prod": "prod", "team=finance": "finance"},
+            },
+        }
+    )
+    for labels in ({"team": "finance", "env": "prod"}, {"env": "prod", "team": "finance"}):
+        assert policies.resolve(_identity((), **labels)).profile == "prod"
 
 
 def test_named_lookup_and_unknown_names() -> None:

@@ -8,9 +8,13 @@ level with a warning under ``allowUnsafeOverrides``). So a team bound to a profi
 its values treated more strictly than everyone else's, never more loosely. The model
 allowlist and rate are not actions: a profile's replace the base's as given.
 
-Resolution for an identity: its first scope that ``byScope`` maps, else its first
-``key=value`` label that ``byLabel`` maps, else the binding's default. Without a binding,
-the base policy applies and the profile name is ``None``.
+Resolution for an identity: the first ``byScope`` entry, in the configuration's order, whose
+scope it holds, else the first ``byLabel`` entry whose ``key=value`` label it holds, else the
+binding's default. The binding's order decides, not the identity's: scopes are a set (OAuth
+scopes are order-independent, and an identity provider may list them in the order the client
+asked for them) and labels a mapping, so a caller holding two mapped scopes must not choose
+its profile by the order it asked for them. Without a binding, the base policy applies and
+the profile name is ``None``.
 """
 
 from __future__ import annotations
@@ -96,18 +100,20 @@ class PolicySet:
             raise ConfigError(f"unknown policy profile {name!r}") from None
 
     def resolve(self, identity: Identity | None) -> ResolvedPolicy:
-        """The policy for ``identity``: first mapped scope, then label, then the default."""
+        """The policy for ``identity``: the first ``byScope`` entry it holds, then the first
+        ``byLabel`` entry, then the default (the binding's order decides, see the module)."""
         binding = self._binding
         if binding is None:
             return self.base
         if identity is not None:
-            for scope in identity.scopes:
-                if scope in binding.by_scope:
-                    return self.profiles[binding.by_scope[scope]]
-            for key, value in identity.labels.items():
-                label = f"{key}={value}"
-                if label in binding.by_label:
-                    return self.profiles[binding.by_label[label]]
+            scopes = frozenset(identity.scopes)
+            for scope, name in binding.by_scope.items():
+                if scope in scopes:
+                    return self.profiles[name]
+            labels = frozenset(f"{key}={value}" for key, value in identity.labels.items())
+            for label, name in binding.by_label.items():
+                if label in labels:
+                    return self.profiles[name]
         return self.profiles[binding.default]
 
     @classmethod
