@@ -10,13 +10,18 @@ writes its ``id``, ``type``, ``subjectHash``, ``issuerHash`` and ``provider`` wi
 request. A provider may well use an e-mail address or the subject of a JWT as the id, which
 would put that address in every record. So:
 
-* an id outside the form of the built-in token ids (``tok_auth_<hex>``, at most 32 hex
-  digits) is replaced by ``external:<16 hex>``, a keyed hash of it (the hash the plugin
+* an id is replaced by ``external:<16 hex>``, a keyed hash of it (the hash the plugin
   provider makes its ids of): one caller keeps one id, for its audit records, its rate
-  budget and its MCP sessions, and the id tells nothing without the key;
+  budget and its MCP sessions, and the id tells nothing without the key. Only the identity
+  of a gateway bearer token keeps its id (``tok_auth_<hex>``), when a provider hands on
+  what the built-in bearer provider answered: provider ``bearer`` and, as subject hash, the
+  keyed hash of that id, which nothing without the key can make. An id of that form is
+  otherwise text like any other (a directory's subject may read ``tok_auth_…``): kept, it
+  would be the id of the token's own caller, spending its rate budget and owning its MCP
+  sessions, and the log could not tell the two apart;
 * a subject or issuer hash that is not lowercase hex (the form of a keyed hash) is replaced
-  by the keyed hash of it, and a provider name outside ``[a-z][a-z0-9._:-]{0,63}`` by
-  ``external``;
+  by the keyed hash of it, and a provider name outside ``[a-z][a-z0-9._:-]{0,63}``, or
+  ``bearer`` on any other identity than a bearer token's, by ``external``;
 * the type and the labels, which choose a policy and cannot be renamed, are refused outside
   the rules the bearer tokens and the plugin provider follow (a type of ``user``,
   ``service`` or ``agent``; label keys of ``auth.allowedLabelKeys`` with values of 1 to 64
@@ -28,11 +33,18 @@ would put that address in every record. So:
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import re
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Final
 
-from haechi.auth import IDENTITY_HASH_DOMAIN, TOKEN_TYPES, is_label_value, is_token_id
+from haechi.auth import (
+    IDENTITY_HASH_DOMAIN,
+    TOKEN_TYPES,
+    BearerAuthProvider,
+    is_label_value,
+    is_token_id,
+)
 from haechi.errors import IdentityError
 from haechi.models import Identity
 from haechi.providers import CryptoProvider
@@ -92,13 +104,30 @@ class ExternalAuthProvider:
                 "an external identity's labels must have keys of auth.allowedLabelKeys "
                 "and values of 1 to 64 characters"
             )
+        bearer = self._is_bearer_token(identity)
+        provider = identity.provider
+        named = _matches(_PROVIDER, provider) and (bearer or provider != BearerAuthProvider.name)
         return dataclasses.replace(
             identity,
-            id=identity.id if is_token_id(identity.id) else self._pseudonym(identity.id),
+            id=identity.id if bearer else self._pseudonym(identity.id),
             subject_hash=self._hash(identity.subject_hash),
             issuer_hash=self._hash(identity.issuer_hash),
-            provider=identity.provider if _matches(_PROVIDER, identity.provider) else "external",
+            provider=provider if named else "external",
         )
+
+    def _is_bearer_token(self, identity: Identity) -> bool:
+        """Whether ``identity`` is one the built-in bearer provider made (see
+        :func:`~haechi.auth.build_identity`): a token id, provider ``bearer``, and the keyed
+        hash of the id as subject hash, under the active key or, for an identity made
+        before a rotation, a retired one."""
+        if identity.provider != BearerAuthProvider.name or not is_token_id(identity.id):
+            return False
+        retired = getattr(self._crypto, "retired_hmacs", None)
+        hashes = [self._keyed(identity.id)]
+        if retired is not None:
+            hashes.extend(retired(identity.id, IDENTITY_HASH_DOMAIN))
+        presented = str(identity.subject_hash).encode()  # a provider may put anything there
+        return any(hmac.compare_digest(presented, hashed.encode()) for hashed in hashes)
 
     def _keyed(self, value: object) -> str:
         return self._crypto.hmac(str(value), IDENTITY_HASH_DOMAIN)

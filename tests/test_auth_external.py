@@ -11,11 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from haechi.auth import BearerAuthProvider, add_token
+from haechi.crypto import LocalCryptoProvider, init_key_file
+from haechi.models import Identity
 from haechi.runtime import create_runtime
 from tests.plugins.directory_auth import Directory, install_directory_plugin
-from tests.test_proxy_auth import post_chat
+from tests.test_proxy_auth import chat, post_chat
 from tests.upstream_server import gateway_config, gateway_in_front
 
 
@@ -54,10 +58,57 @@ def test_an_id_that_is_an_address_is_audited_as_a_keyed_pseudonym(identities: An
     assert re.fullmatch(r"external:[0-9a-f]{16}", ids.pop())
 
 
-def test_an_id_of_the_built_in_form_is_kept(identities: Any) -> None:
-    audited = identities(id="tok_auth_0a1b2c3d")
-    assert [identity["id"] for identity, _reason in audited] == ["tok_auth_0a1b2c3d"]
-    assert audited[0][0]["provider"] == "directory"
+def test_an_id_of_the_built_in_form_is_a_pseudonym_too(identities: Any) -> None:
+    """A directory's subject may read ``tok_auth_…``: only a bearer token's identity keeps
+    such an id (see the next test)."""
+    ((identity, _reason),) = identities(id="tok_auth_0a1b2c3d", provider="bearer")
+    assert re.fullmatch(r"external:[0-9a-f]{16}", identity["id"])
+    assert identity["provider"] == "external"
+
+
+class _TokensOrDirectory:
+    """What a deployment injects to serve two kinds of callers: services present the
+    gateway's bearer tokens (answered by the built-in provider), users a directory
+    credential, whose subject the directory hands on as the id and which here reads like
+    the id of a token."""
+
+    def __init__(self, store: Path, crypto: LocalCryptoProvider, subject: str) -> None:
+        self._tokens = BearerAuthProvider(store, crypto)
+        self._subject = subject
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        if headers.get("authorization") == "Directory jane":
+            return Identity(
+                id=self._subject,
+                type="user",
+                subject_hash="0" * 64,
+                issuer_hash="1" * 64,
+                provider="bearer",
+            )
+        return await self._tokens.authenticate(headers)
+
+
+def test_a_caller_naming_a_token_s_id_is_not_that_token_s_caller(tmp_path: Path) -> None:
+    """A directory user whose subject is a token's id got that id, its provider too: it
+    spent the token's rate budget (the service's next request refused) and was audited as
+    the token. The token's own identity keeps its id; the user's is a pseudonym."""
+    config = gateway_config(tmp_path, "http://127.0.0.1:9")
+    init_key_file(config["keys"]["keyFile"])
+    crypto = LocalCryptoProvider(config["keys"]["keyFile"])
+    store = Path(config["auth"]["store"])
+    record, token = add_token(store, crypto, token_type="service")
+    provider = _TokensOrDirectory(store, crypto, subject=record["id"])
+    settings = {"auth": {"provider": "external"}, "policy": {"rate": {"requestsPerMinute": 1}}}
+    with gateway_in_front(tmp_path, settings, providers={"auth": provider}) as gateway:
+        directory = {"authorization": "Directory jane"}
+        url = f"{gateway.url}/v1/chat/completions"
+        assert httpx.post(url, json=chat(), headers=directory).status_code == 200
+        assert post_chat(gateway, token).status_code == 200
+        forwarded = [r["identity"] for r in gateway.audit() if r.get("identity")]
+    user, service = forwarded[0], forwarded[-1]
+    assert (service["id"], service["provider"]) == (record["id"], "bearer")
+    assert re.fullmatch(r"external:[0-9a-f]{16}", user["id"])
+    assert user["provider"] == "external"
 
 
 def test_hashes_and_a_provider_name_holding_text_are_not_written(identities: Any) -> None:
