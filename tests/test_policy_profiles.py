@@ -95,6 +95,25 @@ def test_bindings_to_unknown_profiles_are_errors(policy: dict[str, Any]) -> None
         _policies(policy)
 
 
+@pytest.mark.parametrize(
+    ("policy", "key"),
+    [
+        ({"presets": ["strict-blok"]}, "policy.presets"),
+        (
+            {
+                "profiles": {"a": {}, "b": {"presets": ["strict-blok"]}},
+                "profileBinding": {"default": "a"},
+            },
+            "policy.profiles.b.presets",
+        ),
+    ],
+)
+def test_an_unknown_preset_is_refused_naming_its_key(policy: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError, match="Unknown policy preset 'strict-blok'") as caught:
+        _policies(policy)
+    assert str(caught.value).startswith(f"{key}: ")
+
+
 def test_a_profile_inherits_the_base_and_adds_strength() -> None:
     policies = _policies(
         {"actions": {"iban": "mask"}, **_BOUND},

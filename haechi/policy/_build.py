@@ -79,21 +79,26 @@ def build_policy(
     actions: Mapping[str, str] | None = None,
     allow_unsafe_overrides: bool = False,
     privacy_profile: str | None = None,
-    source: str = "policy.actions",
+    section: str = "policy",
 ) -> Policy:
     """Compile a policy; raise :class:`ConfigError` on an unknown preset, an invalid action
     or an explicit action that would weaken a preset's.
 
-    ``source`` names the explicit actions in conflict messages (``policy.actions`` or
-    ``policy.profiles.<name>.actions``).
+    ``section`` is where the settings are in the configuration (``policy`` or
+    ``policy.profiles.<name>``): every error names the key at fault under it, so that the
+    operator knows which of several profiles to correct.
     """
     warnings: list[str] = []
     preset_names = tuple(presets)
-    default = validate_action(default_action, "policy.defaultAction")
+    default = validate_action(default_action, f"{section}.defaultAction")
+    source = f"{section}.actions"
     merged: dict[str, Action] = {}
     origin: dict[str, str] = {}
     for name in preset_names:
-        preset = get_preset(name)
+        try:
+            preset = get_preset(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{section}.presets: {exc}") from None
         if preset.default_action is not None and stronger(default, preset.default_action):
             default = preset.default_action
         for detection_type, action in preset.actions.items():

@@ -175,7 +175,7 @@ def _compile_profile(
         actions=explicit,
         allow_unsafe_overrides=unsafe,
         privacy_profile=privacy_profile,
-        source=source,
+        section=f"policy.profiles.{name}",
     )
     actions: dict[str, Action] = dict(compiled.actions)
     # Base actions are inherited as if written in the profile, unless the profile names the
