@@ -402,8 +402,9 @@ class LimitsConfig(_Section):
 class RateConfig(_Section):
     """A per-identity request budget."""
 
-    requests_per_minute: Annotated[float, Field(ge=1)] = Field(
-        description="Requests per minute allowed for one identity (anonymous callers share one)."
+    requests_per_minute: Annotated[float, Field(ge=1, allow_inf_nan=False)] = Field(
+        description="Requests per minute allowed for one identity (anonymous callers share "
+        "one); a finite number, at least 1."
     )
 
 

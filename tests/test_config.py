@@ -231,6 +231,23 @@ def test_a_key_given_twice_in_one_object_is_refused(tmp_path: Path, text: str) -
         load_config(path, env={})
 
 
+@pytest.mark.parametrize("number", ["Infinity", "1e999"])
+@pytest.mark.parametrize("where", ["policy", "policy.profiles.big"])
+def test_an_infinite_rate_is_refused(tmp_path: Path, number: str, where: str) -> None:
+    """Python's JSON reader takes ``Infinity`` and reads ``1e999`` as it: a budget that no
+    count reaches would lift the limit without a word."""
+    rate = f'"rate": {{"requestsPerMinute": {number}}}'
+    policy = (
+        f"{{{rate}}}"
+        if where == "policy"
+        else f'{{"profiles": {{"big": {{{rate}}}}}, "profileBinding": {{"default": "big"}}}}'
+    )
+    path = tmp_path / "haechi.json"
+    path.write_text(f'{{"policy": {policy}}}', encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{where}\.rate\.requestsPerMinute: .*finite"):
+        load_config(path, env={})
+
+
 def test_tls_passphrase_is_secret() -> None:
     settings = parse_config(
         {"proxy": {"tls": {"pfxFile": "a.p12", "passphrase": "hunter2hunter2"}}}
