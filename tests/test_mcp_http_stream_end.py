@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from haechi.mcp import STDIO_ERROR
+from haechi.mcp._sessions import MAX_EVENT_ID_BYTES, event_id_limit
 from tests.test_mcp_http import REQUEST, bound_event, decisions, event, gateway_at, post
 from tests.test_proxy_upstream import RawUpstream, answer
 
@@ -91,13 +92,50 @@ def test_a_stream_the_client_can_resume_is_left_to_it(tmp_path: Path) -> None:
     assert f"id: {bound_event(tmp_path, None, 'e1')}" in response.text
 
 
-def test_an_id_holding_nul_is_no_id_to_resume_from(tmp_path: Path) -> None:
-    """A client ignores an ``id`` field holding NUL, so it has nothing to resume from: the
-    line is dropped (audited), not handed out bound as an id to resume with, and the request
-    gets its error."""
+#: ``limits.maxHeaderBytes`` of the tests of long event ids, and the longest id it lets the
+#: gateway hand out.
+HEAD_BYTES = 2048
+LONGEST_ID = event_id_limit(HEAD_BYTES)
+
+
+@pytest.mark.parametrize(
+    ("event_id", "head_bytes"),
+    [
+        ("e\x001", None),
+        ("e" * (LONGEST_ID + 1), HEAD_BYTES),
+        ("e" * (MAX_EVENT_ID_BYTES + 1), None),
+        ("e\x01", None),
+        ("e\t1", None),
+        ("e\x7f", None),
+        ("e\u00e9", None),
+        ("e\u20ac", None),
+        (" e1", None),
+        ("e1 ", None),
+    ],
+    ids=[
+        "nul",
+        "longer-than-the-head-allows",
+        "longer-than-any-head-allows",
+        "control",
+        "tab",
+        "del",
+        "latin-1",
+        "past-latin-1",
+        "leading-space",
+        "trailing-space",
+    ],
+)
+def test_an_id_a_client_cannot_send_back_is_no_id_to_resume_from(
+    tmp_path: Path, event_id: str, head_bytes: int | None
+) -> None:
+    """A client cannot resume from an ``id`` it ignores (one holding NUL), one whose
+    ``Last-Event-ID`` would be refused as too large, nor one a header field does not carry
+    back to the server as it is: the line is dropped (audited), not handed out bound as an
+    id to resume with, and the request gets its error."""
+    limits = {} if head_bytes is None else {"limits": {"maxHeaderBytes": head_bytes}}
     with (
-        cutting(event(PROGRESS, "e\x001")) as upstream,
-        gateway_at(upstream.url, tmp_path) as url,
+        cutting(event(PROGRESS, event_id)) as upstream,
+        gateway_at(upstream.url, tmp_path, limits) as url,
     ):
         response = post(url, REQUEST)
     assert "id:" not in response.text
@@ -108,3 +146,22 @@ def test_an_id_holding_nul_is_no_id_to_resume_from(tmp_path: Path) -> None:
         "reason": "the upstream event stream broke off before the answer"
     }
     assert ("mcp_refused", "mcp_sse_field_dropped") in decisions(tmp_path)
+
+
+def test_the_longest_id_the_head_allows_is_one_to_resume_from(tmp_path: Path) -> None:
+    """An id as long as ``limits.maxHeaderBytes`` allows goes out bound, and the client's
+    request to resume from it gets through to the server with the server's id."""
+    longest = "e" * LONGEST_ID
+    limits = {"limits": {"maxHeaderBytes": HEAD_BYTES}}
+    with (
+        cutting(event(PROGRESS, longest)) as upstream,
+        gateway_at(upstream.url, tmp_path, limits) as url,
+    ):
+        response = post(url, REQUEST)
+        bound = bound_event(tmp_path, None, longest)
+        assert f"id: {bound}" in response.text
+        assert _messages(response) == [PROGRESS]
+        headers = {"accept": "text/event-stream", "last-event-id": bound}
+        resumed = httpx.get(url, headers=headers, timeout=10)
+    assert resumed.status_code == 200
+    assert f"last-event-id: {longest}\r\n".encode() in upstream.requests[-1]

@@ -40,6 +40,7 @@ __all__ = [
     "SESSION_DOMAIN",
     "bind_event",
     "bind_session",
+    "event_id_limit",
     "unbind_event",
     "unbind_session",
 ]
@@ -52,6 +53,12 @@ EVENT_PREFIX: Final = b"hevt1."
 SESSION_DOMAIN: Final = "haechi:mcp-session:v1"
 #: The HMAC domain of event id bindings.
 EVENT_DOMAIN: Final = "haechi:mcp-event:v1"
+#: The longest server event id the gateway binds, in bytes, whatever the head limit: the
+#: server gets it back in its own ``Last-Event-ID`` field line, and common servers and
+#: proxies accept no more than 8 KiB in one field line, or 16 KiB in a whole head.
+MAX_EVENT_ID_BYTES: Final = 1024
+#: Hex digits of the HMAC-SHA256 ending a bound id.
+_MAC_HEX: Final = 64
 _SESSION_ID: Final = re.compile(rb"hmcp1\.([A-Za-z0-9_-]*)\.([0-9a-f]{64})")
 _EVENT_ID: Final = re.compile(rb"hevt1\.([A-Za-z0-9_-]*)\.([0-9a-f]{64})")
 
@@ -140,3 +147,19 @@ def unbind_event(
         CryptoError: the key cannot be used.
     """
     return _unbind(_EVENT_ID, bound, lambda event: _event_mac(crypto, identity, session, event))
+
+
+def event_id_limit(max_header_bytes: int) -> int:
+    """The longest server event id, in bytes, that a client can send back bound under a
+    request head limit of ``max_header_bytes`` (``limits.maxHeaderBytes``).
+
+    The ``Last-Event-ID`` field line holding the bound id takes at most a quarter of the
+    head, which the request line, the credentials and the bound session id share, and the
+    server's id at most :data:`MAX_EVENT_ID_BYTES`. A longer id is no id to resume from: the
+    client's request would be refused (431) before the gateway got to unbind it.
+    """
+    line = max_header_bytes // 4
+    # "last-event-id: " + prefix + base64url (4 characters per 3 bytes, unpadded) + "." +
+    # MAC + CRLF.
+    fixed = len(b"last-event-id: ") + len(EVENT_PREFIX) + 1 + _MAC_HEX + 2
+    return max(0, min(MAX_EVENT_ID_BYTES, 3 * (line - fixed) // 4))

@@ -79,7 +79,13 @@ from typing import Any, Final, NoReturn
 from haechi.audit import keyed_path_hash
 from haechi.errors import AuditError, HaechiError, LimitError
 from haechi.mcp._audit import refusal_summary_event
-from haechi.mcp._sessions import bind_event, bind_session, unbind_event, unbind_session
+from haechi.mcp._sessions import (
+    bind_event,
+    bind_session,
+    event_id_limit,
+    unbind_event,
+    unbind_session,
+)
 from haechi.mcp.jsonrpc import (
     ANY_AWAITED,
     STDIO_ERROR,
@@ -131,6 +137,11 @@ _STREAM_DROPPED: Final = frozenset(
 #: (where to resume) and the reconnection delay. Comments and other fields are not relayed.
 _RELAYED_FIELDS: Final = frozenset({"event", "id", "retry"})
 _HEADER_SAFE: Final = re.compile(r"[\x20-\x7e]*")
+#: An event id that a header field carries back as it is: visible ASCII, with spaces only
+#: inside. A field value loses the spaces and tabs around it, other controls are refused,
+#: and servers read the bytes past ASCII as Latin-1 or as UTF-8 (the SDKs' as Latin-1),
+#: so such an id could come back as another.
+_CARRIED_ID: Final = re.compile(r"[!-~](?:[ !-~]*[!-~])?")
 _ENCODED_FORM: Final = re.compile(r"=\?base64\?.*\?=")
 
 
@@ -184,6 +195,12 @@ def _upstream_session(request: GatewayRequest) -> bytes | None:
     return given[0] if given else None
 
 
+def _event_id(value: str) -> str:
+    """The id an ``id`` field line's ``value`` (what follows its colon) sets: the value
+    without the one space that may lead it."""
+    return value[1:] if value.startswith(" ") else value
+
+
 def _is_event_stream(response: UpstreamResponse) -> bool:
     content_type: str = response.headers.get("content-type", "")
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
@@ -208,7 +225,7 @@ class _Relay:
         for line in meta:
             name, _colon, value = line.partition(":")
             if name == "id":
-                self.resumable = value not in ("", " ")
+                self.resumable = bool(_event_id(value))
 
     def owed(self, reason: str) -> dict[str, Any] | None:
         """The error the posted request still needs, ending for ``reason``: none when it was
@@ -234,6 +251,7 @@ class StreamableHttpHandler:
         self._gateway = gateway
         self._filter = McpFilter(gateway.runtime, protocol="mcp-http", mode=gateway.mode)
         self._cap: int = gateway.config.response_protection.max_bytes
+        self._longest_id = event_id_limit(gateway.config.limits.max_header_bytes)
         self._refusals = DenialRecords(
             gateway.config.mcp.denied_records_per_second,
             self._refusal_summary,
@@ -681,13 +699,17 @@ class StreamableHttpHandler:
         detector finds nothing in them: they are not part of the message, so a value there
         would pass uninspected, and an id or a name is not worth refusing the event for. An
         ``id`` goes out bound to the caller and ``session`` (see :meth:`_own_event`); an
-        empty one, which tells the client to forget the last id, as it is. An ``id`` holding
-        NUL is dropped: a client ignores it (it is no id to resume from), and bound it would
-        read as one, so the client would resume with an id no header can carry instead of
-        getting the error its request is owed (see :meth:`_Relay.owed`). A
-        line holding a character some clients' line readers end a line at (U+2028, NEL, a
-        form feed...) ends the stream: such a client would read what follows it as lines of
-        its own, which nobody inspected.
+        empty one, which tells the client to forget the last id, as it is. An ``id`` the
+        client could not resume from is dropped: one holding NUL (a client ignores it),
+        one a header field cannot carry back as it is (a control, a character past ASCII,
+        a space around it, see :data:`_CARRIED_ID`), and one longer than
+        :func:`~haechi.mcp._sessions.event_id_limit` allows under ``limits.maxHeaderBytes``
+        (the client's request to resume would be refused 431). Bound, such an id would go
+        out as one to resume from, so the request would not get the error it is owed (see
+        :meth:`_Relay.owed`) and the client would resume to no avail. A line holding a
+        character some clients' line readers end a line at (U+2028, NEL, a form feed...)
+        ends the stream: such a client would read what follows it as lines of its own,
+        which nobody inspected.
 
         Each dropped field line is audited (``mcp_sse_field_dropped`` for a field no client
         reads, ``mcp_sse_field_refused`` for one with a finding); when that record cannot be
@@ -702,7 +724,7 @@ class StreamableHttpHandler:
             if not name:
                 continue
             findings: tuple[Finding, ...] = ()
-            if name in _RELAYED_FIELDS and not (name == "id" and "\0" in value):
+            if name in _RELAYED_FIELDS and (name != "id" or self._carried(_event_id(value))):
                 findings = tuple(self._gateway.runtime.scan(value, direction="response"))
                 if not findings:
                     kept.append(self._bound_id(request, line, session) if name == "id" else line)
@@ -714,10 +736,16 @@ class StreamableHttpHandler:
                 raise _StreamEnded(None) from None
         return tuple(kept)
 
+    def _carried(self, event: str) -> bool:
+        """Whether the server's event id ``event`` is one a client can send back bound, and
+        the server get back as it is (see :meth:`_fields`); an empty one sets no id."""
+        if not event:
+            return True
+        return len(event) <= self._longest_id and _CARRIED_ID.fullmatch(event) is not None
+
     def _bound_id(self, request: GatewayRequest, line: str, session: bytes | None) -> str:
         """The ``id`` field ``line`` with the server's id bound (see :meth:`_fields`)."""
-        value = line.partition(":")[2]
-        event = value[1:] if value.startswith(" ") else value
+        event = _event_id(line.partition(":")[2])
         if not event:
             return line
         crypto = self._gateway.runtime.crypto
