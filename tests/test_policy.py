@@ -100,6 +100,26 @@ def test_presets_never_weaken_each_other_whatever_their_order() -> None:
         assert build_policy(presets=presets).action_for("email") == "tokenize"
 
 
+def test_a_preset_default_covers_the_types_other_presets_name() -> None:
+    # strict-block alone blocks e-mail addresses; listing llm-redact (e-mail redact, phone
+    # mask) or the default presets next to it must not bring them down.
+    for presets in (
+        ["strict-block", "llm-redact"],
+        ["llm-redact", "strict-block"],
+        ["korean-pii", "secrets-only", "llm-redact", "strict-block"],
+    ):
+        policy = build_policy(presets=presets)
+        for detection_type in ("email", "phone", "kr_rrn", "api_key", "iban"):
+            assert policy.action_for(detection_type) == "block", (presets, detection_type)
+        assert policy.action_for("injection") == "allow"
+    # An explicit entry still sets its type under a preset's default, as with strict-block
+    # alone.
+    for presets in (["strict-block"], ["strict-block", "llm-redact"]):
+        policy = build_policy(presets=presets, actions={"email": "redact"})
+        assert policy.action_for("email") == "redact"
+        assert policy.action_for("phone") == "block"
+
+
 def test_a_preset_never_lowers_an_explicit_default_action() -> None:
     assert build_policy(presets=["llm-redact"], default_action="block").default_action == "block"
     assert build_policy(presets=["llm-redact"], default_action="allow").default_action == "redact"

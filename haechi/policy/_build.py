@@ -3,9 +3,11 @@
 
 The one rule: every layer may only make a type's action *stronger* (on the scale of
 :data:`haechi.models.ACTION_STRENGTH`). Presets raise the default action and per-type actions
-and never lower them, whatever their order. An explicit ``policy.actions`` entry weaker than
-a preset's action is a conflict the operator must resolve, unless ``allowUnsafeOverrides`` is
-set, in which case the stronger action stays and the policy carries a warning saying so. A
+and never lower them, whatever their order; a preset's default covers the types other presets
+name as well as the rest. An explicit ``policy.actions`` entry weaker than an action a preset
+names for its type is a conflict the operator must resolve, unless ``allowUnsafeOverrides`` is
+set, in which case the stronger action stays and the policy carries a warning saying so (an
+entry may set its type under a preset's default, which covers what no entry names). A
 privacy profile raises any type whose effective action is weaker than the profile's.
 """
 
@@ -72,6 +74,32 @@ class Policy:
         return Decision(self.action_for(detection.type), f"matched:{detection.rule_id}")
 
 
+def _merge_presets(
+    names: tuple[str, ...], section: str
+) -> tuple[dict[str, Action], dict[str, str], Action | None]:
+    """The strongest per-type action among the presets ``names``, the preset each came from,
+    and their strongest default action (``None`` when none has one)."""
+    merged: dict[str, Action] = {}
+    origin: dict[str, str] = {}
+    preset_default: Action | None = None
+    for name in names:
+        try:
+            preset = get_preset(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{section}.presets: {exc}") from None
+        candidate = preset.default_action
+        if candidate is not None and (
+            preset_default is None or stronger(preset_default, candidate)
+        ):
+            preset_default = candidate
+        for detection_type, action in preset.actions.items():
+            existing = merged.get(detection_type)
+            if existing is None or stronger(existing, action):
+                merged[detection_type] = action
+                origin[detection_type] = name
+    return merged, origin, preset_default
+
+
 def build_policy(
     *,
     presets: Iterable[str] = (),
@@ -92,20 +120,10 @@ def build_policy(
     preset_names = tuple(presets)
     default = validate_action(default_action, f"{section}.defaultAction")
     source = f"{section}.actions"
-    merged: dict[str, Action] = {}
-    origin: dict[str, str] = {}
-    for name in preset_names:
-        try:
-            preset = get_preset(name)
-        except ConfigError as exc:
-            raise ConfigError(f"{section}.presets: {exc}") from None
-        if preset.default_action is not None and stronger(default, preset.default_action):
-            default = preset.default_action
-        for detection_type, action in preset.actions.items():
-            existing = merged.get(detection_type)
-            if existing is None or stronger(existing, action):
-                merged[detection_type] = action
-                origin[detection_type] = name
+    merged, origin, preset_default = _merge_presets(preset_names, section)
+    if preset_default is not None and stronger(default, preset_default):
+        default = preset_default
+    explicit: set[str] = set()
     for detection_type, raw in (actions or {}).items():
         action = validate_action(raw, f"{source}.{detection_type}")
         existing = merged.get(detection_type)
@@ -119,6 +137,14 @@ def build_policy(
             warnings.append(f"{message}; allowUnsafeOverrides keeps {existing}")
             continue
         merged[detection_type] = action
+        explicit.add(detection_type)
+    if preset_default is not None:
+        # A preset's default covers every type no explicit entry names, those another preset
+        # names included: listing llm-redact next to strict-block must not bring e-mail
+        # addresses down from block to redact.
+        for detection_type, action in merged.items():
+            if detection_type not in explicit and stronger(action, preset_default):
+                merged[detection_type] = preset_default
     merged.setdefault("injection", _INJECTION_DEFAULT)
     if privacy_profile is not None:
         profile = get_privacy_profile(privacy_profile)
