@@ -137,6 +137,23 @@ def test_init_rejects_invalid_files(
     assert path.read_text() == content
 
 
+def test_a_status_written_above_a_key_s_own_is_not_lost(key_file: Path) -> None:
+    """Retiring a key by hand, an operator writes ``"status": "retired"`` at the top of its
+    entry, above the ``"status": "active"`` already there: read keeping the last value, the
+    key went on encrypting. The file is refused now, and left as it is."""
+    first = init_key_file(key_file, force=True).kid  # a second key, retired in its turn
+    active = init_key_file(key_file, force=True).kid
+    text = key_file.read_text()
+    text = text.replace(f'"kid": "{active}"', f'"status": "retired", "kid": "{active}"')
+    text = text.replace(f'"kid": "{first}"', f'"status": "active", "kid": "{first}"')
+    key_file.write_text(text)
+    with pytest.raises(CryptoError, match="gives a key twice in one object"):
+        LocalCryptoProvider(key_file).encrypt("x", AAD)
+    with pytest.raises(CryptoError, match="gives a key twice in one object"):
+        init_key_file(key_file, force=True)
+    assert key_file.read_text() == text
+
+
 def test_provider_reports_a_missing_file(tmp_path: Path) -> None:
     provider = LocalCryptoProvider(tmp_path / "missing.json")
     with pytest.raises(CryptoError, match="haechi init"):

@@ -9,9 +9,12 @@ Format (shared with the reference system)::
                "usage": <encryptions reserved so far>}]}
 
 Exactly the first ``active`` key encrypts; every listed key decrypts, so rotation keeps old
-envelopes and tokens readable. The file is written with mode 0600, atomically, under the
-cross-process lock of :mod:`haechi._filelock`, both taken where a link at the path points.
-Validation errors name the problem, never key material.
+envelopes and tokens readable. A file giving a key twice in one object is refused: a
+``"status": "retired"`` written by hand above a key's ``"status": "active"`` would be read
+as ``active``, the key the operator meant to retire still encrypting. The file is written
+with mode 0600, atomically, under the cross-process lock of :mod:`haechi._filelock`, both
+taken where a link at the path points. Validation errors name the problem, never key
+material.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from haechi._filelock import atomic_write, locked, make_directories
+from haechi._json_once import RepeatedKey, members_once
 from haechi.crypto._codec import b64url_decode, b64url_encode, format_timestamp, utc_now
 from haechi.errors import CryptoError
 
@@ -159,7 +163,12 @@ def load_key_file(path: str | os.PathLike[str]) -> LoadedKeys:
     except OSError as exc:
         raise CryptoError(f"key file {key_path} cannot be read ({exc.strerror})") from None
     try:
-        document = json.loads(data)
+        document = json.loads(data, object_pairs_hook=members_once)
+    except RepeatedKey:
+        # The key is not named: a line pasted in may be anything, a secret included.
+        raise CryptoError(
+            f"key file {key_path} gives a key twice in one object (only the last would count)"
+        ) from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise CryptoError(f"key file {key_path} is not valid JSON") from None
     return _parse_document(document)
