@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
+from haechi.auth import add_token, revoke_token
+from haechi.crypto import LocalCryptoProvider
 from haechi.mcp import STDIO_ERROR
 from haechi.mcp._sessions import MAX_EVENT_ID_BYTES, event_id_limit
-from tests.test_mcp_http import REQUEST, bound_event, decisions, event, gateway_at, post
+from haechi.testing import merge_config
+from tests.test_mcp_http import REQUEST, bound_event, decisions, event, gateway_at, post, posting
+from tests.test_mcp_http_sessions import BEARER
 from tests.test_proxy_upstream import RawUpstream, answer
 
 PROGRESS = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}
@@ -165,3 +170,30 @@ def test_the_longest_id_the_head_allows_is_one_to_resume_from(tmp_path: Path) ->
         resumed = httpx.get(url, headers=headers, timeout=10)
     assert resumed.status_code == 200
     assert f"last-event-id: {longest}\r\n".encode() in upstream.requests[-1]
+
+
+def test_a_stream_cut_while_its_error_goes_out_answers_the_request_once(tmp_path: Path) -> None:
+    """The server ends the stream before the answer, and the gateway's error for the request
+    is more than the sockets of a loopback connection hold (about 4 MiB on Linux): the
+    request's id is that long. With the client not reading, the gateway waits to write the
+    end of the stream. The caller's token is revoked then; the re-check must not send the
+    request a second error."""
+    request = {**REQUEST, "id": "r" * 6_000_000}
+    overrides = merge_config(
+        BEARER, {"auth": {"streamRecheckMs": 50}, "limits": {"maxRequestBytes": 16 << 20}}
+    )
+    with cutting(finished=True) as upstream, gateway_at(upstream.url, tmp_path, overrides) as url:
+        store = tmp_path / ".haechi" / "auth.json"
+        crypto = LocalCryptoProvider(tmp_path / ".haechi" / "dev.keys.json")
+        record, token = add_token(store, crypto, token_type="agent")
+        with posting(url, request, authorization=f"Bearer {token}") as response:
+            assert response.status_code == 200
+            time.sleep(0.5)  # the gateway's writes are held up by the client
+            revoke_token(store, record["id"])
+            time.sleep(0.5)  # ten re-check intervals
+            response.read()
+    (refusal,) = _messages(response)
+    assert refusal["id"] == request["id"]
+    assert refusal["error"]["data"] == {
+        "reason": "the upstream event stream ended before the answer"
+    }

@@ -211,13 +211,15 @@ class _Relay:
     """An event stream being relayed: the posted request it answers (``fallback_id``,
     ``None`` on a ``GET``), the server's session its event ids are bound to, the re-check of
     its caller (``auth``, see :mod:`haechi.proxy._reauth`), whether that request's answer
-    went out, and whether the client holds an event id to resume from."""
+    (or its error) went out, whether the client holds an event id to resume from, and why
+    the stream ends without the answer, once that is known (``unanswered``)."""
 
     fallback_id: Any
     session: bytes | None
     auth: StreamAuth | None
     answered: bool = False
     resumable: bool = False
+    unanswered: str | None = None
 
     def sent(self, meta: tuple[str, ...]) -> None:
         """Note the field lines of an event that went out: the last ``id`` is where the
@@ -227,12 +229,15 @@ class _Relay:
             if name == "id":
                 self.resumable = bool(_event_id(value))
 
-    def owed(self, reason: str) -> dict[str, Any] | None:
-        """The error the posted request still needs, ending for ``reason``: none when it was
-        answered, or when this is no posted request's stream."""
-        if self.fallback_id is None or self.answered:
+    def owed(self) -> dict[str, Any] | None:
+        """The error the posted request still needs as the stream ends: none when it was
+        answered, when the stream ends with no reason noted (``unanswered``: the client
+        resumes it, or went away), or when this is no posted request's stream. The request
+        counts as answered from here on, so that it never gets a second error."""
+        if self.fallback_id is None or self.answered or self.unanswered is None:
             return None
-        return error_message(STDIO_ERROR, {"reason": reason}, self.fallback_id)
+        self.answered = True
+        return error_message(STDIO_ERROR, {"reason": self.unanswered}, self.fallback_id)
 
 
 class _StreamEnded(Exception):
@@ -488,7 +493,11 @@ class StreamableHttpHandler:
                         self._stream(request, response, send, relay), receive, auth
                     )
                 except AccessLost as lost:
-                    await self._cut(request, send, relay, lost.reason)
+                    await self._gateway.stream_access_lost(request, lost.reason)
+                    relay.unanswered = "the caller's credentials are no longer accepted"
+                # Ended here, not in the relay: a re-check that cut the relay while it sent
+                # its own error would add a second one for the same request.
+                await self._end(send, relay)
             else:
                 await self._relay_body(request, response, send, fallback_id)
         finally:
@@ -601,8 +610,7 @@ class StreamableHttpHandler:
         parser = SseParser(self._cap)
         # Once the posted request is answered, a stream ending early owes it nothing more;
         # one that ends before, with no event id the client could resume from, owes an error
-        # (the client would wait for the answer for ever).
-        refusal = None
+        # (the client would wait for the answer for ever), which :meth:`_end` sends.
         try:
             async for chunk in response.aiter_raw():
                 for frame in parser.feed(chunk):
@@ -625,24 +633,20 @@ class StreamableHttpHandler:
                 # The stream ends whether or not this record can be written.
                 with contextlib.suppress(AuditError):
                     await self._audit_stream(request, reason)
-            refusal = relay.owed("an upstream event could not be inspected")
+            relay.unanswered = "an upstream event could not be inspected"
         except UpstreamError:
             self._gateway.metrics.increment("haechi_upstream_error_total")
             if not relay.resumable:
-                refusal = relay.owed("the upstream event stream broke off before the answer")
+                relay.unanswered = "the upstream event stream broke off before the answer"
         else:
             if not relay.resumable:
-                refusal = relay.owed("the upstream event stream ended before the answer")
-        if refusal is not None:
-            await self._send_event(send, (), dumps(refusal))
-        await send({"type": "http.response.body", "body": b""})
+                relay.unanswered = "the upstream event stream ended before the answer"
 
-    async def _cut(self, request: GatewayRequest, send: Send, relay: _Relay, reason: str) -> None:
-        """End the stream of ``relay``, whose caller lost access for ``reason`` (audited);
-        a posted request it had not answered yet gets its error, so that the client does
-        not wait for it."""
-        await self._gateway.stream_access_lost(request, reason)
-        refusal = relay.owed("the caller's credentials are no longer accepted")
+    async def _end(self, send: Send, relay: _Relay) -> None:
+        """End the stream of ``relay``, with the error its posted request is owed (see
+        :meth:`_Relay.owed`): the stream ended before the answer, or the caller lost access
+        (a client that went away gets nothing)."""
+        refusal = relay.owed()
         if refusal is not None:
             await self._send_event(send, (), dumps(refusal))
         await send({"type": "http.response.body", "body": b""})
