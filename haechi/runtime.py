@@ -115,6 +115,7 @@ class Runtime:
         self.audit = audit
         self.engine = engine
         self.policies = policies
+        self._unmatched_actions = _unmatched_actions(config.policy, engine)
         self._registry = registry
         self._injected = dict(injected)
         self._lazy: dict[str, Any] = {}
@@ -190,8 +191,9 @@ class Runtime:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """Policy settings that did not take effect as written (see ``docs/policy.md``)."""
-        return self.policies.warnings
+        """Policy settings that did not take effect as written (see ``docs/policy.md``): a
+        weaker action kept from raising, an action for a type no rule reports."""
+        return self.policies.warnings + self._unmatched_actions
 
     def _provider(self, slot: str, name: str) -> Any:
         if slot in self._injected:
@@ -494,6 +496,26 @@ def create_runtime(
         policies=PolicySet.from_config(settings.policy, privacy_profile=settings.privacy.profile),
         registry=registry,
         injected=injected,
+    )
+
+
+def _unmatched_actions(policy: Any, engine: Any) -> tuple[str, ...]:
+    """A warning for each ``actions`` entry of the policy or a profile naming a type no rule
+    of ``engine`` reports (``Email``, ``api-key``, ``emial``): it can never apply, and the
+    operator meant another type, which keeps its weaker action without a word. Not refused:
+    a detector added later may report it."""
+    known = {rule.type for rule in engine.rules} | {"secret"}  # also a secret's key name
+    sections = [("policy.actions", policy.actions or {})]
+    sections += [
+        (f"policy.profiles.{name}.actions", profile.actions or {})
+        for name, profile in (policy.profiles or {}).items()
+    ]
+    return tuple(
+        f"{where}.{kind}: no rule reports the type {kind!r}, so this action never applies "
+        "(see haechi rules for the types)"
+        for where, actions in sections
+        for kind in actions
+        if kind not in known
     )
 
 

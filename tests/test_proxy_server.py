@@ -343,6 +343,45 @@ def test_proxy_command_json_logs(tmp_path: Path) -> None:
             process.kill()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_proxy_warns_of_an_action_for_a_type_no_rule_reports(
+    tmp_path: Path, workers: int
+) -> None:
+    """``Email`` is no type (types are lower case): its block never applies, and email keeps
+    its weaker action. The gateway starts, and says so."""
+    config = _write_config(
+        tmp_path,
+        "http://127.0.0.1:9",
+        {
+            "policy": {
+                "actions": {"Email": "block", "email": "redact"},
+                "profiles": {"strict": {"actions": {"api-key": "block"}}},
+                "profileBinding": {"byScope": {"admin": "strict"}, "default": "strict"},
+            }
+        },
+    )
+    argv = [*HAECHI, "proxy", "--config", str(config), "--port", "0", "--workers", str(workers)]
+    env = {**os.environ, "HAECHI_LOG_FORMAT": "json"}
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline())["event"] == "proxy_listening"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+    events = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    warned = [event["warning"] for event in events if event["event"] == "policy_warning"]
+    assert [warning.split(":", 1)[0] for warning in warned] == [
+        "policy.actions.Email",
+        "policy.profiles.strict.actions.api-key",
+    ]
+
+
 _NON_LOOPBACK = (
     "Refusing to bind Haechi proxy to non-loopback host 0.0.0.0. Use --allow-remote-bind"
 )

@@ -62,7 +62,7 @@ import ssl
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
@@ -589,7 +589,9 @@ def _safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _startup_lines(config: Any, plan: ListenPlan, port: int, workers: int) -> None:
+def _startup_lines(
+    config: Any, plan: ListenPlan, port: int, workers: int, policy_warnings: Sequence[str]
+) -> None:
     mode = config.effective_mode
     upstream = _safe_url(config.target.upstream)
     host = f"[{plan.host}]" if ":" in plan.host else plan.host
@@ -633,6 +635,8 @@ def _startup_lines(config: Any, plan: ListenPlan, port: int, workers: int) -> No
             "response_protection_disabled",
             text="Warning: responseProtection.enabled is false: responses are not inspected.",
         )
+    for warning in policy_warnings:
+        log_event(logging.WARNING, "policy_warning", text=f"Warning: {warning}.", warning=warning)
 
 
 class _Server(uvicorn.Server):
@@ -821,6 +825,7 @@ def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> N
         raise ConfigError("the number of proxy workers must be at least 1")
     configure_logging(config.logging.format)
     runtime = create_runtime(config)
+    policy_warnings = runtime.warnings
     if count > 1:
         runtime.close()  # each worker builds its own; this one only proved the config runs
         # Each worker loads the TLS material as it starts: unusable material is the named
@@ -833,7 +838,7 @@ def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> N
         port = sock.getsockname()[1]
 
         def announce() -> None:
-            _startup_lines(config, plan, port, count)
+            _startup_lines(config, plan, port, count, policy_warnings)
 
         if count == 1:
             serve_socket(config, runtime, plan, sock, on_started=announce, log_shutdown=True)
