@@ -84,12 +84,15 @@ _DEFAULT_LABEL_KEYS: Final = ("team", "env", "tier", "role")
 _TOKEN_ID = re.compile(r"tok_auth_[0-9a-f]{1,32}")
 
 #: Records one change to the store, given the public record of the token changed (the
-#: first one, when a revoked id names several); raising undoes the change. It is called
-#: with the store written and its lock held, so that no change is kept without its record
-#: and no other writer's change is undone with it. Writing the record first instead would
-#: leave, should the store write fail or the process die after it, a log saying a token
-#: was revoked while it still works; this order leaves at worst a token that is disabled,
-#: or added but never shown to anyone, without its record.
+#: first one, when a revoked id names several). It is called with the store written and its
+#: lock held, so that no other writer's change is undone with an addition it fails. Writing
+#: the record first instead would leave, should the store write fail or the process die
+#: after it, a log saying a token was revoked while it still works; this order leaves at
+#: worst a token that is disabled, or added but never shown to anyone, without its record.
+#: Raising undoes an addition (nobody holds that token) but never a revocation: a recorder
+#: can fail after its record is written (the record is in the log, its anchor could not be
+#: appended), and a revocation undone then would be that log of a token revoked while it
+#: works; a token asked to be revoked must not work again for want of a record anyway.
 ChangeRecorder = Callable[[Mapping[str, Any]], object]
 
 
@@ -219,7 +222,7 @@ def add_token(
         # names one token (to revoke, and to count against the rate limit).
         while not record["id"] or record["id"] in taken:
             record["id"] = f"tok_auth_{uuid.uuid4().hex[:8]}"
-        _change(store, [*tokens, record], tokens, _public(record), audit)
+        _change(store, [*tokens, record], _public(record), audit, undo=tokens)
     return _public(record), token
 
 
@@ -235,8 +238,8 @@ def revoke_token(
 
     Every record with that id is disabled: a store merged or edited by hand may hold one id
     twice, and revoking it must not leave one of its tokens working. ``audit`` records the
-    change, if there is one (see :data:`ChangeRecorder`): when it raises, the token is
-    enabled again and the error propagates.
+    change, if there is one (see :data:`ChangeRecorder`): when it raises, the token stays
+    revoked and the error propagates.
     """
     store = Path(path)
     with locked(store):
@@ -245,10 +248,9 @@ def revoke_token(
         if matching:
             changed = any(not record.get("disabled") for record in matching)
             if changed:
-                before = [dict(record) for record in tokens]
                 for record in matching:
                     record["disabled"] = True
-                _change(store, tokens, before, _public(matching[0]), audit)
+                _change(store, tokens, _public(matching[0]), audit, undo=None)
             return {"id": token_id, "revoked": changed}
     if is_token_id(token_id):
         raise ConfigError(f"unknown token id: {token_id}")
@@ -258,20 +260,22 @@ def revoke_token(
 def _change(
     store: Path,
     tokens: list[dict[str, Any]],
-    before: list[dict[str, Any]],
     public: dict[str, Any],
     audit: ChangeRecorder | None,
+    *,
+    undo: list[dict[str, Any]] | None,
 ) -> None:
     """Write ``tokens`` to ``store``, then have ``audit`` record the change; when it cannot,
-    write ``before`` back. The caller holds the store lock throughout, so nothing written
-    in between is undone."""
+    write ``undo`` back, if given (see :data:`ChangeRecorder`). The caller holds the store
+    lock throughout, so nothing written in between is undone."""
     _write_store(store, tokens)
     if audit is None:
         return
     try:
         audit(public)
     except Exception:
-        _write_store(store, before)
+        if undo is not None:
+            _write_store(store, undo)
         raise
 
 

@@ -118,19 +118,36 @@ def test_token_add_without_its_record_adds_no_token(tmp_path: Path) -> None:
     assert _tokens(tmp_path) == []
 
 
-def test_token_revoke_without_its_record_leaves_the_token_working(tmp_path: Path) -> None:
+def test_token_revoke_without_its_record_still_revokes(tmp_path: Path) -> None:
+    """A token asked to be revoked does not work again for want of a record."""
     _init(tmp_path)
     added = json_output(run_haechi("token-add", "--type", "user", cwd=tmp_path))
     log = tmp_path / ".haechi" / "audit.jsonl"
     log.rename(tmp_path / "audit.kept.jsonl")
     os.mkfifo(log, 0o600)
-    store = tmp_path / ".haechi" / "auth.json"
-    before = store.read_text()
     result = run_haechi("token-revoke", added["id"], cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("haechi: no token was revoked: its audit record could")
-    assert store.read_text() == before
-    assert [token["disabled"] for token in _tokens(tmp_path)] == [False]
+    assert result.stderr.startswith(
+        "haechi: the token is revoked, but its audit record could not be written ("
+    )
+    assert [token["disabled"] for token in _tokens(tmp_path)] == [True]
+
+
+def test_a_revocation_whose_record_is_written_but_not_anchored_stays(tmp_path: Path) -> None:
+    """The record went into the log and only its anchor failed: the revocation was put back,
+    and the log said the token was revoked while it worked."""
+    _init(tmp_path)
+    added = json_output(run_haechi("token-add", "--type", "user", cwd=tmp_path))
+    (tmp_path / "anchors").mkdir()  # a directory: no anchor can be appended to it
+    config = tmp_path / "haechi.config.json"
+    settings = json.loads(config.read_text())
+    settings["audit"]["anchor"] = {"mode": "file", "path": "anchors"}
+    config.write_text(json.dumps(settings))
+    result = run_haechi("token-revoke", added["id"], cwd=tmp_path)
+    assert _audit(tmp_path)[-1]["decision"] == "auth_token_revoked"
+    assert [token["disabled"] for token in _tokens(tmp_path)] == [True]
+    assert result.returncode == 1
+    assert "the token is revoked, but" in result.stderr
 
 
 def test_token_commands_refuse_anchors_on_standard_output(tmp_path: Path) -> None:

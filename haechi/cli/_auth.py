@@ -3,12 +3,14 @@
 
 Tokens are stored hashed (keyed HMAC) in ``auth.store``; ``token-add`` prints the plaintext
 token once and it cannot be recovered afterwards. Every token added or revoked is recorded in
-the audit log of the configuration, the gateway's chain, and a change whose record cannot be
-written is undone (see :data:`haechi.auth.ChangeRecorder`).
+the audit log of the configuration, the gateway's chain: a token whose record cannot be
+written is taken out again, a revocation is kept all the same (see
+:data:`haechi.auth.ChangeRecorder`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -72,9 +74,9 @@ def _recorder(
         try:
             return anyio.from_thread.run(runtime.audit.record, event)
         except AuditError as exc:
-            raise AuditError(
-                f"no token was {change}: its audit record could not be written ({exc})"
-            ) from exc
+            # A revocation is kept whatever the record did (see ChangeRecorder).
+            outcome = "no token was added:" if change == "added" else "the token is revoked, but"
+            raise AuditError(f"{outcome} its audit record could not be written ({exc})") from exc
 
     return record
 
@@ -145,14 +147,15 @@ def token_add_command(
 
 def _disable_unshown(runtime: Runtime, token_id: str) -> None:
     """Disable a token ``token-add`` could not show, recorded with reason
-    ``token_not_shown`` (without the record when it cannot be written)."""
+    ``token_not_shown`` (disabled all the same when the record cannot be written)."""
     from haechi.auth import revoke_token
 
-    store = runtime.config.auth.store
-    try:
-        revoke_token(store, token_id, audit=_recorder(runtime, "revoked", "token_not_shown"))
-    except AuditError:
-        revoke_token(store, token_id)
+    with contextlib.suppress(AuditError):
+        revoke_token(
+            runtime.config.auth.store,
+            token_id,
+            audit=_recorder(runtime, "revoked", "token_not_shown"),
+        )
 
 
 @app.command("token-list")
