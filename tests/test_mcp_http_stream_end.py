@@ -22,11 +22,11 @@ import pytest
 from haechi.auth import add_token, revoke_token
 from haechi.crypto import LocalCryptoProvider
 from haechi.mcp import STDIO_ERROR
-from haechi.mcp._sessions import MAX_EVENT_ID_BYTES, event_id_limit
+from haechi.mcp._sessions import MAX_EVENT_ID_BYTES, event_id_limit, session_id_limit
 from haechi.testing import merge_config
 from tests.test_mcp_http import REQUEST, bound_event, decisions, event, gateway_at, post, posting
 from tests.test_mcp_http_sessions import BEARER
-from tests.test_proxy_upstream import RawUpstream, answer
+from tests.test_proxy_upstream import RawUpstream, answer, json_answer
 
 PROGRESS = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}
 RESULT = {"jsonrpc": "2.0", "id": 7, "result": {"content": []}}
@@ -197,3 +197,67 @@ def test_a_stream_cut_while_its_error_goes_out_answers_the_request_once(tmp_path
     assert refusal["error"]["data"] == {
         "reason": "the upstream event stream ended before the answer"
     }
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        "s" * (session_id_limit(HEAD_BYTES) + 1),
+        "s" * (MAX_EVENT_ID_BYTES + 1),
+        "s\tt",
+        "",
+        "s\u00e9",
+    ],
+    ids=[
+        "longer-than-the-head-allows",
+        "longer-than-any-head-allows",
+        "tab",
+        "empty",
+        "latin-1",
+    ],
+)
+@pytest.mark.parametrize("streamed", [False, True], ids=["json", "event-stream"])
+def test_a_session_id_no_client_could_send_back_refuses_the_answer(
+    tmp_path: Path, session: str, streamed: bool
+) -> None:
+    """Every later request of the session would carry it: too long for the head, or bytes
+    a header line cannot take back to the server. The answer is refused, not a session
+    handed out that breaks on the next request."""
+    head = "Mcp-Session-Id: " + session
+    if streamed:
+        body = event(RESULT).encode()
+        reply = answer(
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+            "Content-Type: text/event-stream",
+            "Transfer-Encoding: chunked",
+            head,
+        )
+    else:
+        reply = json_answer(RESULT, head)
+    upstream = RawUpstream(lambda _request: (reply, True))
+    limits = {"limits": {"maxHeaderBytes": HEAD_BYTES}}
+    try:
+        with gateway_at(upstream.url, tmp_path, limits) as url:
+            response = post(url, REQUEST)
+    finally:
+        upstream.close()
+    assert response.status_code == 502
+    assert response.json()["reason"] == "unusable_session_id"
+    assert "mcp-session-id" not in response.headers
+    assert ("response_unprotected_blocked", "unusable_session_id") in decisions(tmp_path)
+
+
+def test_the_longest_session_id_the_head_allows_is_handed_out(tmp_path: Path) -> None:
+    session = "s" * session_id_limit(HEAD_BYTES)
+    upstream = RawUpstream(
+        lambda _request: (json_answer(RESULT, f"Mcp-Session-Id: {session}"), True)
+    )
+    try:
+        with gateway_at(upstream.url, tmp_path, {"limits": {"maxHeaderBytes": HEAD_BYTES}}) as url:
+            response = post(url, REQUEST)
+            bound = response.headers["mcp-session-id"]
+            post(url, REQUEST, **{"mcp-session-id": bound})
+    finally:
+        upstream.close()
+    assert response.status_code == 200
+    assert f"mcp-session-id: {session}".encode() in upstream.requests[-1].lower()

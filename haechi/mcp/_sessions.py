@@ -41,6 +41,7 @@ __all__ = [
     "bind_event",
     "bind_session",
     "event_id_limit",
+    "session_id_limit",
     "unbind_event",
     "unbind_session",
 ]
@@ -53,9 +54,10 @@ EVENT_PREFIX: Final = b"hevt1."
 SESSION_DOMAIN: Final = "haechi:mcp-session:v1"
 #: The HMAC domain of event id bindings.
 EVENT_DOMAIN: Final = "haechi:mcp-event:v1"
-#: The longest server event id the gateway binds, in bytes, whatever the head limit: the
-#: server gets it back in its own ``Last-Event-ID`` field line, and common servers and
-#: proxies accept no more than 8 KiB in one field line, or 16 KiB in a whole head.
+#: The longest server event or session id the gateway binds, in bytes, whatever the head
+#: limit: the server gets it back in its own ``Last-Event-ID`` or ``Mcp-Session-Id`` field
+#: line, and common servers and proxies accept no more than 8 KiB in one field line, or
+#: 16 KiB in a whole head.
 MAX_EVENT_ID_BYTES: Final = 1024
 #: Hex digits of the HMAC-SHA256 ending a bound id.
 _MAC_HEX: Final = 64
@@ -158,8 +160,18 @@ def event_id_limit(max_header_bytes: int) -> int:
     server's id at most :data:`MAX_EVENT_ID_BYTES`. A longer id is no id to resume from: the
     client's request would be refused (431) before the gateway got to unbind it.
     """
+    return _carried_limit(max_header_bytes, b"last-event-id: ", EVENT_PREFIX)
+
+
+def session_id_limit(max_header_bytes: int) -> int:
+    """The longest server session id, in bytes, that a client can send back bound under a
+    request head limit of ``max_header_bytes``: as :func:`event_id_limit`, for the
+    ``Mcp-Session-Id`` field line every later request of the session carries."""
+    return _carried_limit(max_header_bytes, b"mcp-session-id: ", BOUND_PREFIX)
+
+
+def _carried_limit(max_header_bytes: int, name: bytes, prefix: bytes) -> int:
     line = max_header_bytes // 4
-    # "last-event-id: " + prefix + base64url (4 characters per 3 bytes, unpadded) + "." +
-    # MAC + CRLF.
-    fixed = len(b"last-event-id: ") + len(EVENT_PREFIX) + 1 + _MAC_HEX + 2
+    # name + prefix + base64url (4 characters per 3 bytes, unpadded) + "." + MAC + CRLF.
+    fixed = len(name) + len(prefix) + 1 + _MAC_HEX + 2
     return max(0, min(MAX_EVENT_ID_BYTES, 3 * (line - fixed) // 4))

@@ -83,6 +83,7 @@ from haechi.mcp._sessions import (
     bind_event,
     bind_session,
     event_id_limit,
+    session_id_limit,
     unbind_event,
     unbind_session,
 )
@@ -257,6 +258,7 @@ class StreamableHttpHandler:
         self._filter = McpFilter(gateway.runtime, protocol="mcp-http", mode=gateway.mode)
         self._cap: int = gateway.config.response_protection.max_bytes
         self._longest_id = event_id_limit(gateway.config.limits.max_header_bytes)
+        self._longest_session = session_id_limit(gateway.config.limits.max_header_bytes)
         self._refusals = DenialRecords(
             gateway.config.mcp.denied_records_per_second,
             self._refusal_summary,
@@ -564,11 +566,16 @@ class StreamableHttpHandler:
         ``Mcp-Session-Id`` bound to the caller (see :meth:`_own_session`). The session id is
         not scanned: the server makes it, the gateway MACs it, and a random id a detector
         mistook for a value would end the session. Raises when it cannot be bound: the
-        server's id never goes out as it is."""
+        server's id never goes out as it is. A session id no client could send back to it
+        (empty, beyond :func:`~haechi.mcp._sessions.session_id_limit`, or not the visible
+        ASCII the protocol asks for) refuses the answer (``unusable_session_id``): every
+        later request of the session would fail, the first one answered already."""
         crypto = self._gateway.runtime.crypto
         cid = request.correlation_id.encode()
         fields = response_headers(response.headers.raw, correlation_id=cid, rewritten=rewritten)
         sessions = [value for name, value in fields if name == b"mcp-session-id"]
+        if not all(self._carried_session(value) for value in sessions):
+            await self._unprotected(request, "unusable_session_id")
         others = [(name, value) for name, value in fields if name != b"mcp-session-id"]
         kept = await self._gateway.responses.client_headers(request, others)
         kept.extend(
@@ -739,6 +746,12 @@ class StreamableHttpHandler:
             except AuditError:
                 raise _StreamEnded(None) from None
         return tuple(kept)
+
+    def _carried_session(self, session: bytes) -> bool:
+        """Whether the server's session id is one a client can send back bound and the
+        server get back as it is (as :meth:`_carried` for event ids, never empty)."""
+        text = session.decode("latin-1")
+        return len(session) <= self._longest_session and _CARRIED_ID.fullmatch(text) is not None
 
     def _carried(self, event: str) -> bool:
         """Whether the server's event id ``event`` is one a client can send back bound, and
