@@ -326,3 +326,47 @@ def test_the_streams_of_one_caller_share_their_checks(tmp_path: Path) -> None:
     rechecks = provider.calls - streams  # each stream was admitted with one call
     assert ran_s > 1.2
     assert 0 < rechecks <= ran_s / 0.05 + 2
+
+
+class _HangingDirectory(Directory):
+    """The directory provider, admitting a request and then never answering again."""
+
+    def __init__(self) -> None:
+        super().__init__(id="tok_auth_0a1b2c3d")
+        self.calls = 0
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        self.calls += 1
+        if self.calls > 1:
+            await asyncio.Event().wait()
+        return await super().authenticate(headers)
+
+
+def test_a_provider_that_never_answers_a_recheck_ends_the_stream(tmp_path: Path) -> None:
+    """Fail closed: a re-check that has not answered within twice the interval counts as
+    the provider failing. Without that bound the stream stalled for good, neither relayed
+    nor ended, its client and the upstream connection held open."""
+    upstream = HangUpAwareUpstream()
+    config = _config("inspect", auth={"provider": "external"})
+    with gateway_in_front(
+        tmp_path, config, upstream=upstream, providers={"auth": _HangingDirectory()}
+    ) as gateway:
+        upstream.queue(Reply(wire=upstream.frames(1000, SSE_FRAME), chunk_delay=0.02))
+        with httpx.stream(
+            "POST",
+            f"{gateway.url}/v1/chat/completions",
+            json=chat(stream=True),
+            headers={"authorization": "Bearer anything"},
+            timeout=10,
+        ) as response:
+            assert response.status_code == 200
+            started = time.monotonic()
+            body = response.read()
+            ran_s = time.monotonic() - started
+        assert_released(upstream, gateway, 1000, within=LEEWAY_S)
+        records = gateway.audit()
+        inspected = stream_events(gateway)
+    assert ran_s < 3 * RECHECK_MS / 1000 + LEEWAY_S
+    assert all(f.data != "[DONE]" for f in read_sse(body))
+    assert [r["reason"] for r in _revocations(records)] == ["provider_error"]
+    assert [e["reason"] for e in inspected] == ["stream_auth_revoked"]
