@@ -370,3 +370,36 @@ def test_a_provider_that_never_answers_a_recheck_ends_the_stream(tmp_path: Path)
     assert all(f.data != "[DONE]" for f in read_sse(body))
     assert [r["reason"] for r in _revocations(records)] == ["provider_error"]
     assert [e["reason"] for e in inspected] == ["stream_auth_revoked"]
+
+
+@pytest.mark.parametrize("request_mode", ["inspect", "pass-through"])
+def test_a_caller_revoked_while_the_head_is_awaited_gets_a_401(
+    tmp_path: Path, request_mode: str
+) -> None:
+    """The interval runs from the request's admission, not from the upstream's answer: a
+    caller revoked while a slow upstream prepares its answer is checked before the head
+    goes out and gets the 401, none of the answer (which came whole, at once)."""
+    with gateway_in_front(tmp_path, _config(request_mode)) as gateway:
+        token_id, token = new_token(gateway)
+        pieces = ["tick "] * 5
+        gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, delay=1.0))
+        revoking = threading.Timer(0.3, _revoking(gateway, token_id))
+        revoking.start()
+        try:
+            response = httpx.post(
+                f"{gateway.url}/v1/chat/completions",
+                json=chat(stream=True),
+                headers=bearer(token),
+                timeout=10,
+            )
+        finally:
+            revoking.join()
+        records = gateway.audit()
+        metrics = gateway.metrics('decision="stream_auth_revoked"')
+    assert response.status_code == 401
+    assert response.json()["error"] == "haechi_auth_denied"
+    assert b"tick" not in response.content
+    (record,) = _revocations(records)
+    assert (record["reason"], record["identity"]["id"]) == ("revoked", token_id)
+    assert "haechi_auth_denied_total 1.0" in metrics
+    assert 'decision="stream_auth_revoked"' in metrics

@@ -759,6 +759,9 @@ class GatewayApp:
             await self.audit_decision(
                 request, "streaming_request_pass_through", "streaming_request_pass_through"
             )
+        # Made before the upstream is asked: the interval runs while its head is awaited, so
+        # a caller revoked meanwhile is checked before the head goes out (and gets the 401).
+        auth = self.stream_auth(request)
         try:  # the answer head is awaited under limits.upstreamTimeoutMs by the client itself
             response = await self.upstream.open(method, url, upstream_headers, forward)
         except UpstreamTimeout:
@@ -778,7 +781,6 @@ class GatewayApp:
                 return
             if inspect and not await self.responses.admit_stream(request, response):
                 inspect = False  # uninspectable, let through under failureMode: allow (audited)
-            auth = self.stream_auth(request)
             pump = self._pump(request, response, send, inspect, tokens, auth)
             try:
                 await relay_until_cut(pump, receive, auth)
@@ -841,6 +843,8 @@ class GatewayApp:
             headers = await self.responses.client_headers(
                 request, inspected_stream_headers(headers)
             )
+        if auth is not None and auth.due():
+            await auth.confirm()
         request.started = True
         start = {"type": "http.response.start", "status": response.status_code}
         await send({**start, "headers": headers})
