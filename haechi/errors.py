@@ -13,6 +13,7 @@ Every failure haechi reports on purpose is a :class:`HaechiError`::
     ├── CryptoError            key file, envelope, AAD or nonce-budget failure
     ├── VaultError             token vault refusal (unknown, expired, reveal disabled, ...)
     ├── AuditError             the audit chain could not be read or written
+    │   └── AuditRepeatedKey     a line of the log or of its anchors gives a key twice
     ├── DetectionError         a rule could not be compiled, or a match ran out of time
     ├── LimitError             input over a configured bound (carries an HTTP status and code)
     ├── AuthRejected           a credential was presented and refused (an outcome)
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuditError",
+    "AuditRepeatedKey",
     "AuthRejected",
     "ConfigError",
     "CryptoError",
@@ -107,6 +109,21 @@ class VaultError(HaechiError):
 
 class AuditError(HaechiError):
     """The audit log could not be written or read; callers must fail closed."""
+
+
+class AuditRepeatedKey(AuditError):
+    """A line of the log or of an anchor file gives a key twice in one object.
+
+    Readers differ on such a line (Python and jq keep the last value, others the first, or
+    both), and a record's hash vouches for one reading only: a value written in front of
+    the hashed one would pass verification and be what such a reader reports. Verification
+    therefore counts it as a broken chain (``reason``), not as an unreadable file. The
+    message names the file and the line, never the key, which may hold anything typed.
+    """
+
+    def __init__(self, file: str, where: str) -> None:
+        self.reason = f"key given twice at {where}"
+        super().__init__(f"{file}: {where} gives a key twice in one object")
 
 
 class DetectionError(HaechiError):

@@ -22,9 +22,11 @@ from haechi.audit import (
     build_integrity_record,
     verify_chain,
     verify_records,
+    verify_store,
 )
 from haechi.cli import main
 from haechi.errors import AuditError, ConfigError
+from tests.cli import run_haechi
 
 Lines = list[dict[str, Any]]
 
@@ -242,16 +244,77 @@ def test_sink_refuses_bad_anchor_settings(options: dict[str, Any], message: str)
         AuditSink(MemoryAuditStore(), **options)
 
 
-def test_a_record_that_names_a_member_twice_is_refused(tmp_path: Path) -> None:
-    """A parser keeping the last value reads the record the chain hashed; one keeping the
-    first, or both (as some log pipelines do), reads the value written in front of it."""
+def _give_twice(line: str, prefix: str) -> str:
+    """``line`` (one JSON object) with ``prefix`` (``"key":value,``) written in front of its
+    members: a reader keeping the first value of a key reads ``prefix``, one keeping the
+    last (Python, jq) reads the line as it was hashed."""
+    return "{" + prefix + line[1:]
+
+
+@pytest.mark.parametrize(
+    ("line", "prefix"),
+    [
+        (2, '"blocked":true,'),
+        (3, '"auditIntegrity":{"sequence":3},'),
+    ],
+    ids=["top-level", "its integrity block"],
+)
+def test_a_record_giving_a_key_twice_breaks_the_chain(
+    tmp_path: Path, line: int, prefix: str
+) -> None:
+    """Its hash vouches for one reading only: the chain is broken there (exit 4), whichever
+    value the verifier itself would keep, and the line is named, never the key."""
     audit = tmp_path / "audit.jsonl"
-    _write(audit, 3)
+    _write(audit, 4)
     lines = audit.read_text(encoding="utf-8").splitlines(keepends=True)
-    lines[1] = '{"blocked":true,' + lines[1][1:]
+    lines[line - 1] = _give_twice(lines[line - 1], prefix)
     audit.write_text("".join(lines), encoding="utf-8")
-    with pytest.raises(AuditError, match="line 2 is not a JSON object"):
-        verify_chain(audit)
+    broken = {"valid": False, "records": line, "reason": f"key given twice at line {line}"}
+    assert verify_chain(audit).to_json() == broken
+    with pytest.raises(AuditError, match=f"audit.jsonl: line {line} gives a key twice"):
+        anyio.run(verify_store, FileAuditStore(audit))
+
+    verified = run_haechi("audit-verify", "--audit", audit, cwd=tmp_path)
+    assert verified.returncode == 4, verified.stderr
+    assert json.loads(verified.stdout)["result"] == broken
+    report = run_haechi("report", "--audit", audit, cwd=tmp_path)
+    assert report.returncode == 1, report.stdout
+    assert report.stderr == f"haechi: audit.jsonl: line {line} gives a key twice in one object\n"
+
+
+def test_a_store_does_not_chain_onto_a_last_record_giving_a_key_twice(tmp_path: Path) -> None:
+    """Records chained onto it would bury the break under a chain that goes on."""
+    audit = tmp_path / "audit.jsonl"
+    _write(audit, 2)
+    lines = audit.read_text(encoding="utf-8").splitlines(keepends=True)
+    edited = "".join([lines[0], _give_twice(lines[1], '"blocked":true,')])
+    audit.write_text(edited, encoding="utf-8")
+    store = FileAuditStore(audit)
+
+    async def run() -> None:
+        assert (await store.ready()).reason == "audit_file_unreadable"
+        with pytest.raises(AuditError, match="the last audit record gives a key twice"):
+            await AuditSink(store).record({"n": 3})
+
+    anyio.run(run)
+    assert audit.read_text(encoding="utf-8") == edited
+
+
+def test_an_anchor_line_giving_a_key_twice_breaks_the_chain(tmp_path: Path) -> None:
+    """Skipped as unreadable, such a line would hide the truncation it attests (read with
+    its first value, or its last, it attests a sequence past the end of the log)."""
+    audit, anchor = tmp_path / "audit.jsonl", tmp_path / "anchor.jsonl"
+    _write(audit, 3, anchor_mode="file", anchor_path=anchor)
+    _save(audit, _load(audit)[:2])
+    lines = anchor.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = _give_twice(lines[2], '"sequence":2,')
+    anchor.write_text("".join(lines), encoding="utf-8")
+    broken = {"valid": False, "records": 2, "reason": "key given twice at anchor line 3"}
+    assert verify_chain(audit, anchor_path=anchor).to_json() == broken
+
+    verified = run_haechi("audit-verify", "--audit", audit, "--anchor", anchor, cwd=tmp_path)
+    assert verified.returncode == 4, verified.stderr
+    assert json.loads(verified.stdout)["result"] == broken
 
 
 def test_blank_lines_are_skipped_and_a_malformed_line_raises(tmp_path: Path) -> None:

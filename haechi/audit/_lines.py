@@ -5,9 +5,10 @@ Reading streams one line at a time, so verifying or summarising a log of any siz
 constant memory; a line longer than :data:`MAX_LINE_BYTES` is refused as soon as that much
 of it is read (a path may name ``/dev/zero`` or a pipe without a line break). Parsing is
 strict: a line is UTF-8 without a byte order mark, ``NaN``/``Infinity`` literals are not
-JSON, nor is an object naming a member twice, and a line that is not one JSON object is an
-:class:`~haechi.errors.AuditError` naming the line number (never its content, which could
-be anything an attacker wrote into the file).
+JSON, and a line that is not one JSON object is an :class:`~haechi.errors.AuditError` naming
+the line number (never its content, which could be anything an attacker wrote into the
+file); one giving a key twice is an :class:`~haechi.errors.AuditRepeatedKey`, which the
+verifier reports as a broken chain.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any, BinaryIO, Final
 
 from haechi._canonical import compact_json_encoder
 from haechi._filelock import LockTimeout, poll_lock, sync_directory
-from haechi.errors import AuditError
+from haechi._json_once import RepeatedKey, members_once
+from haechi.errors import AuditError, AuditRepeatedKey
 
 _FILE_MODE = 0o600
 #: Seconds a reader of the log waits for a store to finish the line it met unfinished.
@@ -41,23 +43,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose member names are all different.
-
-    Readers differ on a name given twice (Python keeps the last value, others the first, or
-    both), and a record's hash vouches for one reading only: a value written in front of
-    the one that was hashed would pass verification and be what such a reader reports.
-    """
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("a member name is repeated")
-    return members
-
-
 def parse_object(line: bytes | str) -> dict[str, Any] | None:
     """Return the JSON object on ``line``, or ``None`` when it is not exactly one object
-    (one naming a member twice, at any depth, is not, nor one nested past the interpreter's
-    recursion limit).
+    (nor one nested past the interpreter's recursion limit); an object giving a key twice,
+    at any depth, raises :class:`~haechi._json_once.RepeatedKey`.
+
+    Such a line is an edit, never a write torn by a crash (it is a whole object), so it
+    is told apart from one (see :class:`~haechi.errors.AuditRepeatedKey`).
 
     Bytes must be UTF-8 without a byte order mark. ``json.loads`` would also take UTF-16 or
     UTF-32, a BOM, and surrogates encoded as bytes: a record re-encoded so would keep its
@@ -66,7 +58,9 @@ def parse_object(line: bytes | str) -> dict[str, Any] | None:
     """
     try:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
-        value = json.loads(text, object_pairs_hook=_members, parse_constant=_refuse_constant)
+        value = json.loads(text, object_pairs_hook=members_once, parse_constant=_refuse_constant)
+    except RepeatedKey:
+        raise
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
@@ -95,7 +89,9 @@ def iter_json_lines(
     """Yield the JSON object of every non-blank line of ``path``.
 
     A missing file yields nothing when ``missing_ok``; otherwise it raises
-    ``FileNotFoundError`` for the caller to phrase.
+    ``FileNotFoundError`` for the caller to phrase. A line giving a key twice raises
+    :class:`~haechi.errors.AuditRepeatedKey`, any other line that is not one object an
+    :class:`~haechi.errors.AuditError`, both naming the line number.
     """
     try:
         handle = path.open("rb")
@@ -109,12 +105,15 @@ def iter_json_lines(
             start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
-            record = parse_object(line)
-            if record is None and not line.endswith(b"\n"):
-                # The last line, unfinished: a write in progress, or one a crash cut short.
-                line = _finished_line(handle, start, path.name, number) or line
-                offset = start + len(line)
+            try:
                 record = parse_object(line)
+                if record is None and not line.endswith(b"\n"):
+                    # The last line, unfinished: a write in progress, or one a crash cut short.
+                    line = _finished_line(handle, start, path.name, number) or line
+                    offset = start + len(line)
+                    record = parse_object(line)
+            except RepeatedKey:
+                raise AuditRepeatedKey(path.name, f"line {number}") from None
             if record is None:
                 raise AuditError(f"{path.name}: line {number} is not a JSON object")
             yield record

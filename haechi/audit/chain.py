@@ -16,7 +16,9 @@ pairs, see :class:`haechi.audit.AuditSink`).
 Verification reports the first failure with one of these reasons, which other haechi
 implementations also use: ``missing auditIntegrity``, ``sequence mismatch``,
 ``previous hash mismatch``, ``event hash mismatch``, ``anchor hash mismatch at sequence N``,
-``tail truncation: chain has X records but anchor attests sequence Y``.
+``tail truncation: chain has X records but anchor attests sequence Y``; and
+``key given twice at line N`` (``at anchor line N``) for a line of the log (of the anchor
+file) read differently by readers keeping the first and the last value.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from haechi._canonical import canonical_json
+from haechi._json_once import RepeatedKey
 from haechi.audit._lines import iter_json_lines, numbered_lines, parse_object
-from haechi.errors import AuditError
+from haechi.errors import AuditError, AuditRepeatedKey
 from haechi.providers import AuditIntegrity
 
 if TYPE_CHECKING:
@@ -195,6 +198,14 @@ class ChainVerifier:
             self._hashes.append(self._head)
         return self._reason is None
 
+    def refuse(self, reason: str) -> None:
+        """Count the next record as one that breaks the chain for ``reason`` (a line that
+        cannot be taken as the record it claims to be, see
+        :class:`~haechi.errors.AuditRepeatedKey`), unless the chain is already broken."""
+        if self._reason is None:
+            self._records += 1
+            self._reason = reason
+
     def _check(self, record: Mapping[str, Any]) -> str | None:
         integrity = record.get("auditIntegrity")
         if not isinstance(integrity, Mapping):
@@ -227,6 +238,19 @@ class ChainVerifier:
         return VerifyResult(valid=True, records=self._records, head_hash=self._head)
 
     def _anchored(self, anchors: Iterable[Any]) -> VerifyResult:
+        """:meth:`_against` ``anchors``, or the chain found broken at an anchor line giving a
+        key twice (:class:`~haechi.errors.AuditRepeatedKey`, which the anchor source raises):
+        the sequence such a line attests depends on its reader, so the records past the
+        anchors read before it are vouched for by none. A chain already broken keeps its
+        own failure, found earlier in record order."""
+        try:
+            return self._against(anchors)
+        except AuditRepeatedKey as exc:
+            if self._reason is not None:
+                return self._unanchored()
+            return VerifyResult(valid=False, records=self._records, reason=exc.reason)
+
+    def _against(self, anchors: Iterable[Any]) -> VerifyResult:
         """Check each anchor against the hash of its record as it is read, and stop at the
         first one the chain contradicts or does not reach: past that point more anchors
         cannot make the chain sound, and an endless file of them must not be read forever.
@@ -292,8 +316,12 @@ def _hash_of(record: Mapping[str, Any], integrity: Mapping[str, Any]) -> str | N
 def _read_anchors(path: Path) -> Iterator[dict[str, Any]]:
     try:
         with path.open("rb") as handle:
-            for _number, line in numbered_lines(handle, f"anchor file {path.name}"):
-                anchor = parse_object(line)
+            for number, line in numbered_lines(handle, f"anchor file {path.name}"):
+                try:
+                    anchor = parse_object(line)
+                except RepeatedKey:
+                    where = f"anchor line {number}"
+                    raise AuditRepeatedKey(f"anchor file {path.name}", where) from None
                 if anchor is not None:
                     yield anchor
     except FileNotFoundError:
@@ -311,7 +339,9 @@ def verify_chain(
     :class:`~haechi.errors.AuditError`, as does a missing or unreadable audit file. With
     ``anchor_path`` the anchors are read after the log, each checked against its record,
     and the chain must reach every anchored sequence (see :class:`ChainVerifier`);
-    unparsable anchor lines are skipped and a missing anchor file counts as no anchors.
+    unparsable anchor lines are skipped and a missing anchor file counts as no anchors. A
+    line of either file giving a key twice breaks the chain there (``key given twice at
+    line N``, ``at anchor line N``).
     """
     audit = Path(path)
     anchors = None if anchor_path is None else _read_anchors(Path(anchor_path))
@@ -320,6 +350,8 @@ def verify_chain(
         for record in iter_json_lines(audit):
             if not verifier.add(record):
                 break
+    except AuditRepeatedKey as exc:
+        verifier.refuse(exc.reason)
     except FileNotFoundError:
         raise AuditError(f"audit log not found: {audit}") from None
     except OSError as exc:

@@ -44,6 +44,7 @@ import anyio.to_thread
 import orjson
 
 from haechi._filelock import LockTimeout
+from haechi._json_once import RepeatedKey
 from haechi.audit._deferred_sync import DeferredSync
 from haechi.audit._lines import (
     MAX_LINE_BYTES,
@@ -622,23 +623,44 @@ def _read_head(fd: int, size: int) -> AuditIntegrity | None:
     """The integrity block of the last record in the open file of ``size`` bytes (``None``:
     empty log).
 
-    With several gateway workers on one log, most appends follow another worker's record,
-    so this runs on most appends. The line is read with orjson, several times faster than
-    the standard library; only its ``auditIntegrity`` block is used, which orjson reads alike
-    (a huge ``sequence``, which orjson would read as a float, cannot be chained onto either
-    way). A line orjson refuses (a lone surrogate escape, ``NaN``, a byte order mark) is read
-    as before, by the standard library.
+    The record is read as the verifier reads it: one that gives a key twice is read
+    differently by different readers (see :class:`~haechi.errors.AuditRepeatedKey`) and
+    breaks the chain for ``audit-verify``, and going on from it would bury that break under
+    records written later. With several gateway workers on one log, most appends follow
+    another worker's record, so this runs on most appends: see :func:`_as_written`.
     """
     line = _last_line(fd, size)
     if line is None:
         return None
+    head = _as_written(line)
+    if head is None:
+        try:
+            head = parse_object(line)
+        except RepeatedKey:
+            raise AuditError("the last audit record gives a key twice in one object") from None
+    if head is None:
+        raise AuditError("the last audit record is not a JSON object")
+    return integrity_of(head)
+
+
+def _as_written(line: bytes) -> dict[str, Any] | None:
+    """The object on ``line`` when orjson writes it back byte for byte, else ``None``.
+
+    orjson reads a record several times faster than the standard library with a hook that
+    refuses a key given twice (about 3 µs against 11 µs for a record of 1 KB: a quarter of
+    an append without fsync), but keeps the last value of such a key without a word. A line
+    it writes back unchanged names every key once (orjson writes each key of an object
+    once), and a record a store wrote is such a line; any other line (a key given twice, a
+    number or an escape orjson writes otherwise, a byte order mark) is left to the strict
+    reader.
+    """
     try:
         head = orjson.loads(line)
     except orjson.JSONDecodeError:
-        head = parse_object(line)
-    if not isinstance(head, dict):
-        raise AuditError("the last audit record is not a JSON object")
-    return integrity_of(head)
+        return None
+    if type(head) is not dict or orjson.dumps(head) != line:
+        return None
+    return head
 
 
 #: The outcome of a record whose caller stopped waiting before its group took the lock (the
