@@ -343,8 +343,8 @@ class _HangingDirectory(Directory):
 
 
 def test_a_provider_that_never_answers_a_recheck_ends_the_stream(tmp_path: Path) -> None:
-    """Fail closed: a re-check that has not answered within twice the interval counts as
-    the provider failing. Without that bound the stream stalled for good, neither relayed
+    """Fail closed: a re-check that has not answered within twice the interval (a second
+    at least) counts as the provider failing. Without that bound the stream stalled for good, neither relayed
     nor ended, its client and the upstream connection held open."""
     upstream = HangUpAwareUpstream()
     config = _config("inspect", auth={"provider": "external"})
@@ -403,3 +403,29 @@ def test_a_caller_revoked_while_the_head_is_awaited_gets_a_401(
     assert (record["reason"], record["identity"]["id"]) == ("revoked", token_id)
     assert "haechi_auth_denied_total 1.0" in metrics
     assert 'decision="stream_auth_revoked"' in metrics
+
+
+class _SlowDirectory(Directory):
+    """The directory provider, answering each call after 100 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(id="tok_auth_0a1b2c3d")
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        await asyncio.sleep(0.1)
+        return await super().authenticate(headers)
+
+
+def test_a_short_interval_leaves_a_slow_provider_a_second_to_answer(tmp_path: Path) -> None:
+    """Re-checked every 20 ms, a provider answering in 100 ms (over twice the interval) is
+    still given its time: a check is bounded by a second at least, so the stream of a
+    caller it keeps accepting runs to its end."""
+    pieces = ["tick "] * 40
+    config = _config("inspect", recheck_ms=20, auth={"provider": "external"})
+    with gateway_in_front(tmp_path, config, providers={"auth": _SlowDirectory()}) as gateway:
+        gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.02))
+        body, _ran_s, clean = _stream_after(gateway, "anything", lambda: None)
+        records = gateway.audit()
+    assert clean
+    assert read_sse(body)[-1].data == "[DONE]"
+    assert _revocations(records) == []

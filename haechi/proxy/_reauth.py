@@ -12,8 +12,8 @@ last check (a monotonic clock compare per frame, nothing more: the built-in bear
 re-reads its file only when it changed), and when no frame came for that long (a timer, for
 a stream that stays silent). No identity, another identity, or a provider that raises (fail
 closed) means the caller lost access: :class:`AccessLost`, and the relay ends the stream.
-A provider that has not answered a check within twice the interval counts as raising: one
-that hangs ends the stream instead of stalling it for good.
+A provider that has not answered a check within twice the interval (a second at least)
+counts as raising: one that hangs ends the stream instead of stalling it for good.
 
 The streams of one gateway process share their checks (:class:`Rechecks`): streams of one
 credential that fall due within half an interval of a check take its answer instead of
@@ -41,8 +41,11 @@ __all__ = ["AccessLost", "Rechecks", "StreamAuth", "relay_until_cut"]
 
 #: The least share of the interval after which a stream's next check falls due.
 _EARLIEST: Final = 0.8
-#: How many intervals a check may take before it counts as the provider failing.
+#: How many intervals a check may take before it counts as the provider failing ...
 _ANSWER_WITHIN: Final = 2
+#: ... and the least time it is given, in seconds: a short interval (tens of milliseconds)
+#: must not deny a provider that answers, a little slower, every time.
+_ANSWER_AT_LEAST_S: Final = 1.0
 
 
 class AccessLost(Exception):
@@ -96,7 +99,7 @@ class Rechecks:
         # Bounded: a provider that never answers would otherwise stall every stream of the
         # credential for good, neither relayed nor ended. Past the bound the check raises
         # TimeoutError, which denies as any provider error does.
-        async with asyncio.timeout(self.interval_s * _ANSWER_WITHIN):
+        async with asyncio.timeout(max(self.interval_s * _ANSWER_WITHIN, _ANSWER_AT_LEAST_S)):
             identity = await self._provider.authenticate(credentials)
         return None if identity is None else identity.id
 
