@@ -131,3 +131,26 @@ def test_purge_needs_exactly_one_target(project: Path, args: list[str]) -> None:
     result = run_haechi("token-purge", *args, cwd=project)
     assert result.returncode == 1
     assert result.stderr.startswith("haechi: token-purge needs a TOKEN or --expired")
+
+
+def test_a_vault_file_giving_a_key_twice_is_refused(project: Path) -> None:
+    """An ``expiresAt`` in the past written by hand above a record's own would be read as
+    the one below it: the token meant to be ended would still be revealed. The file is
+    refused as a corrupt vault, left as it is, and the message names no key."""
+    token = _tokenize(project, [(EMAIL, "email")])[0]
+    vault_file = project / ".haechi" / "token-vault.json"
+    edited = vault_file.read_text().replace(
+        '"type": "email",', '"type": "email",\n      "expiresAt": "2000-01-01T00:00:00.000Z",', 1
+    )
+    vault_file.write_text(edited)
+    refusals = [
+        (("token-reveal", token, "--allow-dev-reveal"), "Token reveal failed"),
+        (("token-purge", "--expired"), "token vault file gives a key twice in one object"),
+    ]
+    for command, message in refusals:
+        refused = run_haechi(*command, cwd=project)
+        assert (refused.returncode, refused.stderr) == (1, f"haechi: {message}\n"), refused.stdout
+        assert EMAIL not in refused.stdout
+    assert vault_file.read_text() == edited
+    ready = anyio.run(FileTokenStore(vault_file).ready)
+    assert ready.reason == "token_vault_file_unreadable"

@@ -9,8 +9,8 @@ Every mutation takes the cross-process lock ``<path>.lock``, re-reads the file, 
 replaces it atomically with mode 0600, so any number of processes can share one vault file
 without losing records, and a crash leaves the previous version intact. A path that is a
 symbolic link to an existing file is followed: the lock and the replaced file are that
-file's. A missing file is an empty vault; a file that does not parse is an error, never an
-empty vault.
+file's. A missing file is an empty vault; a file that does not parse, or gives a key twice in
+one object, is an error, never an empty vault.
 
 The file is rewritten whole on every change (the format has no room for appends), so the
 serialized text of each record is kept between writes and only new or changed records are
@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 import anyio
 
 from haechi._filelock import atomic_write, locked
+from haechi._json_once import RepeatedKey, members_once
 from haechi._writable import writable_if_present
 from haechi.crypto._codec import format_timestamp, utc_now
 from haechi.errors import VaultError
@@ -102,8 +103,20 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def _parse(data: bytes) -> tuple[str, dict[str, TokenRecord]]:
+    """The ``createdAt`` and the records of the vault file ``data``.
+
+    An object giving a key twice is refused, as a file that does not parse is: a line added
+    by hand above one already there (an ``expiresAt`` in the past above the record's own)
+    would be read as the line below, so the token the edit meant to end would go on being
+    revealed and restored, and another reader (keeping the first value) would read another
+    vault. The message never names the key, which may be a token or hold anything typed.
+    """
     try:
-        document = json.loads(data)
+        document = json.loads(data, object_pairs_hook=members_once)
+    except RepeatedKey:
+        raise VaultError(
+            "token vault file gives a key twice in one object", "store_error"
+        ) from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise _corrupted() from None
     if not isinstance(document, dict) or not isinstance(document.get("tokens"), dict):
