@@ -136,3 +136,48 @@ def test_sign_refuses_an_entry_the_gate_would_not_read(keys: Path) -> None:
     )
     _one_line(result, f"haechi: big.py is larger than {MAX_ENTRY_BYTES} bytes")
     assert not (keys / "never.json").exists()
+
+
+#: Written in front of a signed envelope's payload members: a reader keeping the first value
+#: of a key reads a plugin granted the network; the signature covers the last.
+_FIRST_READ = '"payload": {\n    "capabilities": {"network": true, "readsCredentials": true},'
+
+
+def test_verify_refuses_an_envelope_giving_a_key_twice(keys: Path) -> None:
+    json_output(run_haechi(*plugin_sign_args("acme.key", _SIGNED), cwd=keys))
+    envelope = keys / "acme-auth.signed.json"
+    edited = keys / "edited.signed.json"
+    edited.write_text(envelope.read_text().replace('"payload": {', _FIRST_READ, 1))
+    verify = [
+        "--entry",
+        "auth.py",
+        "--anchor",
+        "acme.pub",
+        "--allow-capability",
+        "readsCredentials",
+    ]
+    json_output(run_haechi("plugin-verify", envelope.name, *verify, cwd=keys))
+    result = run_haechi("plugin-verify", edited.name, *verify, cwd=keys)
+    _one_line(result, "haechi: plugin-verify refused: manifest-invalid (edited.signed.json gives")
+    assert "network" not in result.stderr
+
+
+def test_validate_refuses_a_manifest_giving_a_key_twice(tmp_path: Path) -> None:
+    (tmp_path / "plugin.json").write_text('{"haechiPlugin": {}, "haechiPlugin": {}}')
+    result = run_haechi("plugin-validate", "plugin.json", cwd=tmp_path)
+    _one_line(result, "haechi: plugin.json gives a key twice in one object")
+
+
+@pytest.mark.parametrize("given", ["inline", "file"])
+def test_sign_refuses_capabilities_giving_a_key_twice(keys: Path, given: str) -> None:
+    twice = '{"readsCredentials": false, "readsCredentials": true}'
+    (keys / "twice.json").write_text(twice)
+    capabilities, name = (
+        (twice, "--capabilities") if given == "inline" else ("@twice.json", "twice.json")
+    )
+    result = run_haechi(
+        *plugin_sign_args("acme.key", capabilities, "--out", "never.json"), cwd=keys
+    )
+    _one_line(result, f"haechi: {name} gives a key twice in one object")
+    assert "readsCredentials" not in result.stderr
+    assert not (keys / "never.json").exists()

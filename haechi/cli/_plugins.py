@@ -20,6 +20,7 @@ from typing import Annotated, Any, Final
 import typer
 
 from haechi._filelock import atomic_write, make_directories
+from haechi._json_once import RepeatedKey, members_once
 from haechi.cli._app import app, emit_json, exit_with, read_at_most
 from haechi.errors import ConfigError, PluginLoadError
 from haechi.plugins.manifest import (
@@ -55,10 +56,16 @@ def _parse_json(text: bytes | str, what: str) -> Any:
 
     Besides malformed text, bytes that are not UTF-8, a number beyond ``int()``'s digit
     limit and nesting beyond the recursion limit are refused the same way: as the operator's
-    mistake, never as an internal error.
+    mistake, never as an internal error. So is an object giving a key twice, as the gate
+    refuses it in a manifest: what is signed or validated is the document read keeping the
+    last value, and a reader keeping the first would not see what was checked. The key is
+    not named: it may hold anything typed.
     """
     try:
-        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        decoded = text.decode("utf-8") if isinstance(text, bytes) else text
+        return json.loads(decoded, object_pairs_hook=members_once)
+    except RepeatedKey:
+        raise ConfigError(f"{what} gives a key twice in one object") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{what} is not JSON: {exc.msg}") from None
     except ValueError:

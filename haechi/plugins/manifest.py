@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+from haechi._json_once import RepeatedKey, members_once
 from haechi.errors import PluginLoadError
 
 __all__ = [
@@ -170,7 +171,11 @@ def _read_json(path: Path) -> object:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise _invalid(f"{path.name} is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=members_once)
+    except RepeatedKey:
+        # The signature covers the payload as read here, keeping the last value: a reader
+        # keeping the first would read another plugin than the one signed.
+        raise _invalid(f"{path.name} gives a key twice in one object") from None
     except (ValueError, RecursionError):
         # Besides malformed text: a number beyond int()'s digit limit (ValueError) and
         # nesting beyond the recursion limit, which must refuse like any other bad file.
