@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from haechi.errors import (
     AuditError,
+    AuditRepeatedKey,
     AuthRejected,
     ConfigError,
     CryptoError,
@@ -44,6 +45,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "AuditError",
+    "AuditRepeatedKey",
     "AuthRejected",
     "ConfigError",
     "CryptoError",
