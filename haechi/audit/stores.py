@@ -650,9 +650,9 @@ def _as_written(line: bytes) -> dict[str, Any] | None:
     refuses a key given twice (about 3 µs against 11 µs for a record of 1 KB: a quarter of
     an append without fsync), but keeps the last value of such a key without a word. A line
     it writes back unchanged names every key once (orjson writes each key of an object
-    once), and a record a store wrote is such a line; any other line (a key given twice, a
-    number or an escape orjson writes otherwise, a byte order mark) is left to the strict
-    reader.
+    once), and a record a store wrote is such a line but for a rare number or escape orjson
+    writes otherwise; any other line (a key given twice, such a record, a byte order mark)
+    is left to the strict reader.
     """
     try:
         head = orjson.loads(line)
