@@ -27,10 +27,12 @@ from haechi.mcp import STDIO_ERROR
 from haechi.models import Identity
 from haechi.testing import merge_config
 from tests.mcp_servers.harness import TIMEOUT_S
+from tests.plugins.auth.kit import plugin_config_document, sign_plugin
 from tests.plugins.directory_auth import Directory
 from tests.stream_fixtures import read_ndjson, read_sse
 from tests.test_mcp_http import REQUEST, event, gateway_at, posting
 from tests.test_mcp_http_sessions import BEARER, Front, front, open_session
+from tests.test_plugin_gateway import MODE as PLUGIN_MODE
 from tests.test_proxy_auth import bearer, new_token
 from tests.test_proxy_streaming import HangUpAwareUpstream, assert_released, chat, stream_events
 from tests.test_proxy_upstream import RawUpstream, answer
@@ -328,6 +330,62 @@ def test_the_streams_of_one_caller_share_their_checks(tmp_path: Path) -> None:
     assert 0 < rechecks <= ran_s / 0.05 + 2
 
 
+class _SlowRecheckDirectory(Directory):
+    """The directory provider, answering every call after the first in 1.5 s."""
+
+    def __init__(self) -> None:
+        super().__init__(id="tok_auth_0a1b2c3d")
+        self.calls = 0
+        self.answered = 0
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
+        self.calls += 1
+        if self.calls > 1:
+            await asyncio.sleep(1.5)
+        identity = await super().authenticate(headers)
+        self.answered += 1
+        return identity
+
+
+def test_a_recheck_given_up_on_is_left_to_finish(tmp_path: Path) -> None:
+    """The stream stops waiting for a slow check (and ends, provider_error), the provider's
+    call is not cancelled: it runs to its end, as a plugin provider's must to audit what its
+    sandbox reported."""
+    provider = _SlowRecheckDirectory()
+    config = _config("inspect", auth={"provider": "external"})
+    with gateway_in_front(tmp_path, config, providers={"auth": provider}) as gateway:
+        gateway.upstream.queue(Reply(wire=[SSE_FRAME] * 200, chunk_delay=0.02))
+        body, ran_s, _clean = _stream_after(gateway, "anything", lambda: None)
+        records = gateway.audit()
+        deadline = time.monotonic() + 3
+        while provider.answered < provider.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert ran_s < 1.5
+    assert all(f.data != "[DONE]" for f in read_sse(body))
+    assert [r["reason"] for r in _revocations(records)] == ["provider_error"]
+    assert provider.calls > 1
+    assert provider.answered == provider.calls
+
+
+def test_a_plugin_is_waited_for_as_long_as_its_own_time_limit(tmp_path: Path) -> None:
+    """A sandboxed plugin answering in 1.5 s under its ``timeoutMs`` of 4 s keeps its
+    caller's stream, re-checked every 200 ms: the stream waits for a check as long as the
+    plugin may take, not a second only."""
+    signed = sign_plugin(tmp_path / "plugin", "slow_auth.py")
+    plugin = plugin_config_document(signed, confinement=PLUGIN_MODE, timeoutMs=4000)
+    pieces = ["tick "] * 100
+    with gateway_in_front(tmp_path, merge_config(_config("inspect"), plugin)) as gateway:
+        try:
+            gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.03))
+            body, _ran_s, clean = _stream_after(gateway, "let-me-in", lambda: None)
+            records = gateway.audit()
+        finally:
+            gateway.runtime.auth.close()
+    assert clean
+    assert read_sse(body)[-1].data == "[DONE]"
+    assert _revocations(records) == []
+
+
 class _HangingDirectory(Directory):
     """The directory provider, admitting a request and then never answering again."""
 
@@ -344,8 +402,8 @@ class _HangingDirectory(Directory):
 
 def test_a_provider_that_never_answers_a_recheck_ends_the_stream(tmp_path: Path) -> None:
     """Fail closed: a re-check that has not answered within twice the interval (a second
-    at least) counts as the provider failing. Without that bound the stream stalled for good, neither relayed
-    nor ended, its client and the upstream connection held open."""
+    at least) counts as the provider failing. Without that bound the stream stalled for
+    good, neither relayed nor ended, its client and the upstream connection held open."""
     upstream = HangUpAwareUpstream()
     config = _config("inspect", auth={"provider": "external"})
     with gateway_in_front(

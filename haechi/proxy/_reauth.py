@@ -12,8 +12,10 @@ last check (a monotonic clock compare per frame, nothing more: the built-in bear
 re-reads its file only when it changed), and when no frame came for that long (a timer, for
 a stream that stays silent). No identity, another identity, or a provider that raises (fail
 closed) means the caller lost access: :class:`AccessLost`, and the relay ends the stream.
-A provider that has not answered a check within twice the interval (a second at least)
-counts as raising: one that hangs ends the stream instead of stalling it for good.
+A stream waits for a check twice the interval (a second at least, and a sandboxed plugin's
+own time limit when longer); a check not answered by then counts as the provider raising:
+one that hangs ends the stream instead of stalling it for good. The provider's call itself
+is never cancelled.
 
 The streams of one gateway process share their checks (:class:`Rechecks`): streams of one
 credential that fall due within half an interval of a check take its answer instead of
@@ -41,10 +43,10 @@ __all__ = ["AccessLost", "Rechecks", "StreamAuth", "relay_until_cut"]
 
 #: The least share of the interval after which a stream's next check falls due.
 _EARLIEST: Final = 0.8
-#: How many intervals a check may take before it counts as the provider failing ...
+#: How many intervals a stream waits for a check before it counts as the provider failing ...
 _ANSWER_WITHIN: Final = 2
-#: ... and the least time it is given, in seconds: a short interval (tens of milliseconds)
-#: must not deny a provider that answers, a little slower, every time.
+#: ... and the least time it waits, in seconds: a short interval (tens of milliseconds) must
+#: not deny a provider that answers, a little slower, every time.
 _ANSWER_AT_LEAST_S: Final = 1.0
 
 
@@ -63,11 +65,15 @@ class Rechecks:
     Args:
         provider: the gateway's auth provider (its ``authenticate(headers)``).
         interval_s: ``auth.streamRecheckMs`` in seconds (above 0).
+        provider_timeout_s: how long the provider may take to answer by its own settings
+            (a sandboxed plugin's ``auth.plugin.timeoutMs``); a stream waits that long for
+            a check when it is longer than twice the interval.
     """
 
-    def __init__(self, provider: Any, interval_s: float) -> None:
+    def __init__(self, provider: Any, interval_s: float, provider_timeout_s: float = 0.0) -> None:
         self._provider = provider
         self.interval_s = interval_s
+        self._wait_s = max(interval_s * _ANSWER_WITHIN, _ANSWER_AT_LEAST_S, provider_timeout_s)
         # SHA-256 of a credential -> when its last check started, and that check (the id of
         # the identity the provider named, or None). Digests, not credentials: an entry
         # outlives the streams that made it until a later check prunes it.
@@ -92,15 +98,16 @@ class Rechecks:
             check.add_done_callback(_retrieve)
             held = (now, check)
             self._checks[key] = held
-        # Shielded: a stream that ends while it waits must not cancel the others' answer.
-        return await asyncio.shield(held[1])
+        # Shielded: a stream that ends while it waits must not cancel the others' answer,
+        # nor the provider's call, which runs to its end (a plugin provider audits what its
+        # sandbox reported once the call returns). Bounded: a provider that never answers
+        # would stall the stream for good, neither relayed nor ended; past the bound the
+        # wait raises TimeoutError, which denies as any provider error does.
+        async with asyncio.timeout(self._wait_s):
+            return await asyncio.shield(held[1])
 
     async def _ask(self, credentials: Mapping[str, str]) -> str | None:
-        # Bounded: a provider that never answers would otherwise stall every stream of the
-        # credential for good, neither relayed nor ended. Past the bound the check raises
-        # TimeoutError, which denies as any provider error does.
-        async with asyncio.timeout(max(self.interval_s * _ANSWER_WITHIN, _ANSWER_AT_LEAST_S)):
-            identity = await self._provider.authenticate(credentials)
+        identity = await self._provider.authenticate(credentials)
         return None if identity is None else identity.id
 
     def _prune(self, now: float) -> None:

@@ -228,8 +228,12 @@ class GatewayApp:
         self._request_timeout_s = (limits.request_timeout_ms or 0) / 1000
         self._streaming = config.streaming
         recheck_s = config.auth.stream_recheck_ms / 1000
+        plugin = config.auth.plugin if config.auth.provider == "plugin" else None
+        plugin_timeout_s = plugin.timeout_ms / 1000 if plugin is not None else 0.0
         self._rechecks = (
-            Rechecks(self._auth, recheck_s) if self._auth is not None and recheck_s else None
+            Rechecks(self._auth, recheck_s, plugin_timeout_s)
+            if self._auth is not None and recheck_s
+            else None
         )
         # Token ids here are model vocabulary indices, not credentials.
         self._refuse_token_ids = config.target.token_id_input == "refuse"  # noqa: S105
