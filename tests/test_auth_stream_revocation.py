@@ -25,6 +25,7 @@ from haechi.auth import add_token, list_tokens, revoke_token
 from haechi.crypto import LocalCryptoProvider
 from haechi.mcp import STDIO_ERROR
 from haechi.models import Identity
+from haechi.proxy._reauth import Rechecks
 from haechi.testing import merge_config
 from tests.mcp_servers.harness import TIMEOUT_S
 from tests.plugins.auth.kit import plugin_config_document, sign_plugin
@@ -487,3 +488,18 @@ def test_a_short_interval_leaves_a_slow_provider_a_second_to_answer(tmp_path: Pa
     assert clean
     assert read_sse(body)[-1].data == "[DONE]"
     assert _revocations(records) == []
+
+
+def test_the_checks_of_many_callers_cost_each_the_same() -> None:
+    """Each check started pruned the checks of every other credential by looking at all of
+    them, so the checks of n callers' streams cost n² (12,000 callers took seconds of a
+    core per interval); pruning looks at the stale checks only."""
+    checks = Rechecks(Directory(), interval_s=60.0)
+
+    async def check_all() -> None:
+        for caller in range(12_000):
+            assert await checks.identity_id({"authorization": f"Bearer {caller}"}) is not None
+
+    started = time.perf_counter()
+    asyncio.run(check_all())
+    assert time.perf_counter() - started < 1.5

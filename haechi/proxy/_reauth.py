@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final
 
@@ -76,8 +77,11 @@ class Rechecks:
         self._wait_s = max(interval_s * _ANSWER_WITHIN, _ANSWER_AT_LEAST_S, provider_timeout_s)
         # SHA-256 of a credential -> when its last check started, and that check (the id of
         # the identity the provider named, or None). Digests, not credentials: an entry
-        # outlives the streams that made it until a later check prunes it.
-        self._checks: dict[bytes, tuple[float, asyncio.Future[str | None]]] = {}
+        # outlives the streams that made it until a later check prunes it. Kept in the
+        # order the checks started, so pruning looks at the stale entries only (a scan of
+        # every entry per check cost a gateway with thousands of callers' streams more
+        # than a core).
+        self._checks: OrderedDict[bytes, tuple[float, asyncio.Future[str | None]]] = OrderedDict()
 
     def stream(self, headers: Sequence[tuple[bytes, bytes]], identity_id: str) -> StreamAuth:
         """The re-check of one stream admitted as ``identity_id`` with ``headers``."""
@@ -98,6 +102,7 @@ class Rechecks:
             check.add_done_callback(_retrieve)
             held = (now, check)
             self._checks[key] = held
+            self._checks.move_to_end(key)
         # Shielded: a stream that ends while it waits must not cancel the others' answer,
         # nor the provider's call, which runs to its end (a plugin provider audits what its
         # sandbox reported once the call returns). Bounded: a provider that never answers
@@ -111,11 +116,9 @@ class Rechecks:
         return None if identity is None else identity.id
 
     def _prune(self, now: float) -> None:
-        stale = [
-            key for key, (started, _) in self._checks.items() if now - started >= self.interval_s
-        ]
-        for key in stale:
-            del self._checks[key]
+        checks = self._checks
+        while checks and now - next(iter(checks.values()))[0] >= self.interval_s:
+            checks.popitem(last=False)
 
 
 def _retrieve(check: asyncio.Future[str | None]) -> None:
