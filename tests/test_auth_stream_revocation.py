@@ -286,15 +286,24 @@ def test_a_posted_requests_stream_ends_with_an_error_for_it(tmp_path: Path) -> N
 
 
 class _CountingDirectory(Directory):
-    """The directory provider, counting the calls it answers."""
+    """The directory provider, counting the calls it gets and those it answers; every call
+    after the first (the admission) waits ``later_delay`` seconds (``None``: for ever)."""
 
-    def __init__(self) -> None:
+    def __init__(self, later_delay: float | None = 0.0) -> None:
         super().__init__(id="tok_auth_0a1b2c3d")
         self.calls = 0
+        self.answered = 0
+        self._later_delay = later_delay
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
         self.calls += 1
-        return await super().authenticate(headers)
+        if self.calls > 1 and self._later_delay is None:
+            await asyncio.Event().wait()
+        if self.calls > 1 and self._later_delay:
+            await asyncio.sleep(self._later_delay)
+        identity = await super().authenticate(headers)
+        self.answered += 1
+        return identity
 
 
 def test_the_streams_of_one_caller_share_their_checks(tmp_path: Path) -> None:
@@ -331,28 +340,11 @@ def test_the_streams_of_one_caller_share_their_checks(tmp_path: Path) -> None:
     assert 0 < rechecks <= ran_s / 0.05 + 2
 
 
-class _SlowRecheckDirectory(Directory):
-    """The directory provider, answering every call after the first in 1.5 s."""
-
-    def __init__(self) -> None:
-        super().__init__(id="tok_auth_0a1b2c3d")
-        self.calls = 0
-        self.answered = 0
-
-    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
-        self.calls += 1
-        if self.calls > 1:
-            await asyncio.sleep(1.5)
-        identity = await super().authenticate(headers)
-        self.answered += 1
-        return identity
-
-
 def test_a_recheck_given_up_on_is_left_to_finish(tmp_path: Path) -> None:
     """The stream stops waiting for a slow check (and ends, provider_error), the provider's
     call is not cancelled: it runs to its end, as a plugin provider's must to audit what its
     sandbox reported."""
-    provider = _SlowRecheckDirectory()
+    provider = _CountingDirectory(later_delay=1.5)
     config = _config("inspect", auth={"provider": "external"})
     with gateway_in_front(tmp_path, config, providers={"auth": provider}) as gateway:
         gateway.upstream.queue(Reply(wire=[SSE_FRAME] * 200, chunk_delay=0.02))
@@ -387,28 +379,15 @@ def test_a_plugin_is_waited_for_as_long_as_its_own_time_limit(tmp_path: Path) ->
     assert _revocations(records) == []
 
 
-class _HangingDirectory(Directory):
-    """The directory provider, admitting a request and then never answering again."""
-
-    def __init__(self) -> None:
-        super().__init__(id="tok_auth_0a1b2c3d")
-        self.calls = 0
-
-    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
-        self.calls += 1
-        if self.calls > 1:
-            await asyncio.Event().wait()
-        return await super().authenticate(headers)
-
-
 def test_a_provider_that_never_answers_a_recheck_ends_the_stream(tmp_path: Path) -> None:
     """Fail closed: a re-check that has not answered within twice the interval (a second
     at least) counts as the provider failing. Without that bound the stream stalled for
     good, neither relayed nor ended, its client and the upstream connection held open."""
     upstream = HangUpAwareUpstream()
     config = _config("inspect", auth={"provider": "external"})
+    hanging = _CountingDirectory(later_delay=None)
     with gateway_in_front(
-        tmp_path, config, upstream=upstream, providers={"auth": _HangingDirectory()}
+        tmp_path, config, upstream=upstream, providers={"auth": hanging}
     ) as gateway:
         upstream.queue(Reply(wire=upstream.frames(1000, SSE_FRAME), chunk_delay=0.02))
         with httpx.stream(
@@ -464,24 +443,14 @@ def test_a_caller_revoked_while_the_head_is_awaited_gets_a_401(
     assert 'decision="stream_auth_revoked"' in metrics
 
 
-class _SlowDirectory(Directory):
-    """The directory provider, answering each call after 100 ms."""
-
-    def __init__(self) -> None:
-        super().__init__(id="tok_auth_0a1b2c3d")
-
-    async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
-        await asyncio.sleep(0.1)
-        return await super().authenticate(headers)
-
-
 def test_a_short_interval_leaves_a_slow_provider_a_second_to_answer(tmp_path: Path) -> None:
     """Re-checked every 20 ms, a provider answering in 100 ms (over twice the interval) is
     still given its time: a check is bounded by a second at least, so the stream of a
     caller it keeps accepting runs to its end."""
     pieces = ["tick "] * 40
     config = _config("inspect", recheck_ms=20, auth={"provider": "external"})
-    with gateway_in_front(tmp_path, config, providers={"auth": _SlowDirectory()}) as gateway:
+    slow = _CountingDirectory(later_delay=0.1)
+    with gateway_in_front(tmp_path, config, providers={"auth": slow}) as gateway:
         gateway.upstream.queue(Reply(text="".join(pieces), chunks=pieces, chunk_delay=0.02))
         body, _ran_s, clean = _stream_after(gateway, "anything", lambda: None)
         records = gateway.audit()
