@@ -812,8 +812,9 @@ class AuthConfig(_Section):
         "event stream), authentication is run again on the request's credentials about "
         "once per this many milliseconds (after 80 to 100 % of it, when a frame is about to "
         "go out or when none came; streams of one credential share a check made within half "
-        "of it); a caller no longer accepted (a revoked token) has its stream ended. "
-        "0 = never: a stream runs to its end.",
+        "of it); a caller no longer accepted (a revoked token) has its stream ended, as has "
+        "one whose check is not answered within twice this (a second at least, or "
+        "auth.plugin.timeoutMs when longer). 0 = never: a stream runs to its end.",
     )
 
     @model_validator(mode="after")
