@@ -115,7 +115,7 @@ class Runtime:
         self.audit = audit
         self.engine = engine
         self.policies = policies
-        self._unmatched_actions = _unmatched_actions(config.policy, engine)
+        self._unmatched = _unmatched_actions(config.policy, engine) + _unmatched_labels(config)
         self._registry = registry
         self._injected = dict(injected)
         self._lazy: dict[str, Any] = {}
@@ -192,8 +192,9 @@ class Runtime:
     @property
     def warnings(self) -> tuple[str, ...]:
         """Policy settings that did not take effect as written (see ``docs/policy.md``): a
-        weaker action kept from raising, an action for a type no rule reports."""
-        return self.policies.warnings + self._unmatched_actions
+        weaker action kept from raising, an action for a type no rule reports, a profile bound
+        to a label no caller can hold."""
+        return self.policies.warnings + self._unmatched
 
     def _provider(self, slot: str, name: str) -> Any:
         if slot in self._injected:
@@ -516,6 +517,24 @@ def _unmatched_actions(policy: Any, engine: Any) -> tuple[str, ...]:
         for where, actions in sections
         for kind in actions
         if kind not in known
+    )
+
+
+def _unmatched_labels(config: HaechiConfig) -> tuple[str, ...]:
+    """A warning for each ``profileBinding.byLabel`` entry whose label key is not one of
+    ``auth.allowedLabelKeys``: no provider hands a caller such a label (a token cannot carry
+    it, a plugin's and an external provider's are refused), so the profile is never chosen
+    by it, and its callers get the default profile."""
+    binding = config.policy.profile_binding
+    if binding is None:
+        return ()
+    allowed = set(config.auth.allowed_label_keys)
+    return tuple(
+        f"policy.profileBinding.byLabel.{label}: no caller can hold the label key "
+        f"{label.partition('=')[0]!r} (not in auth.allowedLabelKeys), so this binding never "
+        "applies"
+        for label in binding.by_label
+        if label.partition("=")[0] not in allowed
     )
 
 

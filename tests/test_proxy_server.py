@@ -344,11 +344,10 @@ def test_proxy_command_json_logs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_the_proxy_warns_of_an_action_for_a_type_no_rule_reports(
-    tmp_path: Path, workers: int
-) -> None:
+def test_the_proxy_warns_of_policy_entries_that_never_apply(tmp_path: Path, workers: int) -> None:
     """``Email`` is no type (types are lower case): its block never applies, and email keeps
-    its weaker action. The gateway starts, and says so."""
+    its weaker action; ``Team`` is no label key a caller can hold (``auth.allowedLabelKeys``
+    has ``team``), so its binding never chooses a profile. The gateway starts, and says so."""
     config = _write_config(
         tmp_path,
         "http://127.0.0.1:9",
@@ -356,7 +355,11 @@ def test_the_proxy_warns_of_an_action_for_a_type_no_rule_reports(
             "policy": {
                 "actions": {"Email": "block", "email": "redact"},
                 "profiles": {"strict": {"actions": {"api-key": "block"}}},
-                "profileBinding": {"byScope": {"admin": "strict"}, "default": "strict"},
+                "profileBinding": {
+                    "byScope": {"admin": "strict"},
+                    "byLabel": {"Team=finance": "strict", "team=ops": "strict"},
+                    "default": "strict",
+                },
             }
         },
     )
@@ -379,6 +382,7 @@ def test_the_proxy_warns_of_an_action_for_a_type_no_rule_reports(
     assert [warning.split(":", 1)[0] for warning in warned] == [
         "policy.actions.Email",
         "policy.profiles.strict.actions.api-key",
+        "policy.profileBinding.byLabel.Team=finance",
     ]
 
 
