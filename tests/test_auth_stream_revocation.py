@@ -287,19 +287,26 @@ def test_a_posted_requests_stream_ends_with_an_error_for_it(tmp_path: Path) -> N
 
 class _CountingDirectory(Directory):
     """The directory provider, counting the calls it gets and those it answers; every call
-    after the first (the admission) waits ``later_delay`` seconds (``None``: for ever)."""
+    after the first (the admission) waits ``later_delay`` seconds (``None``: for ever) once
+    it is armed (at once unless ``armed`` is false: a test that arms it once the answer's
+    head came makes the checks before the head, which a busy machine may reach, answer)."""
 
-    def __init__(self, later_delay: float | None = 0.0) -> None:
+    def __init__(self, later_delay: float | None = 0.0, *, armed: bool = True) -> None:
         super().__init__(id="tok_auth_0a1b2c3d")
         self.calls = 0
         self.answered = 0
         self._later_delay = later_delay
+        self._armed = armed
+
+    def arm(self) -> None:
+        self._armed = True
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
         self.calls += 1
-        if self.calls > 1 and self._later_delay is None:
+        slow = self.calls > 1 and self._armed
+        if slow and self._later_delay is None:
             await asyncio.Event().wait()
-        if self.calls > 1 and self._later_delay:
+        if slow and self._later_delay:
             await asyncio.sleep(self._later_delay)
         identity = await super().authenticate(headers)
         self.answered += 1
@@ -344,11 +351,11 @@ def test_a_recheck_given_up_on_is_left_to_finish(tmp_path: Path) -> None:
     """The stream stops waiting for a slow check (and ends, provider_error), the provider's
     call is not cancelled: it runs to its end, as a plugin provider's must to audit what its
     sandbox reported."""
-    provider = _CountingDirectory(later_delay=2.5)
+    provider = _CountingDirectory(later_delay=2.5, armed=False)
     config = _config("inspect", auth={"provider": "external"})
     with gateway_in_front(tmp_path, config, providers={"auth": provider}) as gateway:
         gateway.upstream.queue(Reply(wire=[SSE_FRAME] * 250, chunk_delay=0.02))
-        body, ran_s, _clean = _stream_after(gateway, "anything", lambda: None)
+        body, ran_s, _clean = _stream_after(gateway, "anything", provider.arm)
         records = gateway.audit()
         deadline = time.monotonic() + 5
         while provider.answered < provider.calls and time.monotonic() < deadline:
@@ -385,7 +392,7 @@ def test_a_provider_that_never_answers_a_recheck_ends_the_stream(tmp_path: Path)
     good, neither relayed nor ended, its client and the upstream connection held open."""
     upstream = HangUpAwareUpstream()
     config = _config("inspect", auth={"provider": "external"})
-    hanging = _CountingDirectory(later_delay=None)
+    hanging = _CountingDirectory(later_delay=None, armed=False)
     with gateway_in_front(
         tmp_path, config, upstream=upstream, providers={"auth": hanging}
     ) as gateway:
@@ -398,6 +405,7 @@ def test_a_provider_that_never_answers_a_recheck_ends_the_stream(tmp_path: Path)
             timeout=10,
         ) as response:
             assert response.status_code == 200
+            hanging.arm()
             started = time.monotonic()
             body = response.read()
             ran_s = time.monotonic() - started
