@@ -6,12 +6,13 @@ A stream outlives the authentication of the request it answers: an LLM answer ca
 for minutes and an MCP event stream (``GET`` on an ``mcp-http`` gateway) stays open for
 hours. A token revoked with ``haechi token-revoke`` must end those too. So while a stream is
 relayed to an authenticated caller, the gateway runs the auth provider's
-``authenticate(headers)`` again on the request's own ``Authorization`` at most once per
-``auth.streamRecheckMs``: when a frame is about to go out and that long passed since the
-last check (a monotonic clock compare per frame, nothing more: the built-in bearer store
-re-reads its file only when it changed), and when no frame came for that long (a timer, for
-a stream that stays silent). No identity, another identity, or a provider that raises (fail
-closed) means the caller lost access: :class:`AccessLost`, and the relay ends the stream.
+``authenticate(headers)`` again on the request's own ``Authorization`` about once per
+``auth.streamRecheckMs`` (after 80 to 100 % of it, see below): when a frame is about to go
+out and the check is due (a monotonic clock compare per frame, nothing more: the built-in
+bearer store re-reads its file only when it changed), and when no frame came until it was
+due (a timer, for a stream that stays silent). No identity, another identity, or a
+provider that raises (fail closed) means the caller lost access: :class:`AccessLost`, and
+the relay ends the stream.
 A stream waits for a check twice the interval (a second at least, and a sandboxed plugin's
 own time limit when longer); a check not answered by then counts as the provider raising:
 one that hangs ends the stream instead of stalling it for good. The provider's call itself
