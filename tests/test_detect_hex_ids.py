@@ -111,6 +111,32 @@ def test_random_system_fingerprints_hold_no_number() -> None:
         assert found(fingerprint) == [], fingerprint
 
 
+@pytest.mark.parametrize(
+    ("call_id", "card"),
+    [
+        ("call_4798128648704886991feddf", "4798128648704886991"),
+        ("call_544a380237184850806517e4", "380237184850806517"),
+        ("call_dde46e68354444149708934e", "68354444149708934"),
+    ],
+)
+def test_a_card_inside_a_tool_call_id_is_no_finding(call_id: str, card: str) -> None:
+    """A tool-call id has 24 hex digits, which leaves room for a card with fewer than eight
+    characters beside it; the digits alone, glued to a letter before ``call_``, or with too
+    few hex digits after it, are still the card they read as."""
+    assert found(call_id) == []
+    assert found(f'{{"id": "{call_id}", "type": "function"}}') == []
+    assert ("card-like", card) in found(f"card {card} here")
+    assert ("card-like", card) in found("x" + call_id)
+    assert ("card-like", card) in found(call_id.replace("call_", "card_"))
+    assert ("card-like", card) in found(call_id[:-1])
+
+
+def test_random_tool_call_ids_hold_no_number() -> None:
+    for _ in range(20000):
+        call_id = "call_" + os.urandom(12).hex()
+        assert found(call_id) == [], call_id
+
+
 def test_a_card_hidden_between_hex_letters_is_not_found() -> None:
     """The trade-off: a card deliberately wrapped in hex letters reads as an id."""
     assert found("deadbeef4111111111111111cafe") == []

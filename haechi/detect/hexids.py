@@ -25,10 +25,12 @@ card rule reads across its hyphens (``74fb0d52-5937-4604-9512-8608c79667e6``), w
 a number inside a whole canonical UUID (the 8-4-4-4-12 groups of hex digits, one letter case,
 not glued to a letter or digit), hyphens and all, is no finding either.
 
-OpenAI's ``system_fingerprint`` (``fp_`` and ten hex digits: ``fp_248898085f``) is too short
-for that rule and held a BSN in about one fingerprint in 900: a hex token of at least
-:data:`MIN_FINGERPRINT_LENGTH` characters right after a standalone ``fp_``, one of them a hex
-letter, counts as a minted id too.
+Two of OpenAI's ids are short for that rule. Its ``system_fingerprint`` (``fp_`` and ten hex
+digits: ``fp_248898085f``) held a BSN in about one fingerprint in 900; its tool-call ids
+(``call_`` and 24 hex digits) have room for a card with fewer than eight characters beside it,
+and about one in 43,000 held one (``call_4798128648704886991feddf``), which blocks. A hex token
+right after a standalone prefix in :data:`MINTED_PREFIXES`, at least as long as that prefix's
+ids and with one hex letter besides the digits, counts as a minted id too.
 
 Trade-off: a number deliberately wrapped in hex letters (``deadbeef4111111111111111cafe``)
 is not found. The gateway guards against accidental disclosure; the ids servers mint must
@@ -40,7 +42,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["MIN_FINGERPRINT_LENGTH", "MIN_HEX_ID_LENGTH", "MIN_HEX_ID_REST", "inside_hex_id"]
+__all__ = ["MINTED_PREFIXES", "MIN_HEX_ID_LENGTH", "MIN_HEX_ID_REST", "inside_hex_id"]
 
 #: The fewest characters of a hex token taken for a minted id: a W3C trace's span id has 16,
 #: OpenAI's ``call_`` ids 24, ``uuid4().hex`` 32.
@@ -48,10 +50,9 @@ MIN_HEX_ID_LENGTH: Final = 16
 #: The fewest characters of the token besides the number.
 MIN_HEX_ID_REST: Final = 8
 
-#: The fewest hex characters after ``fp_`` taken for a system fingerprint (OpenAI mints 10).
-MIN_FINGERPRINT_LENGTH: Final = 10
-#: What a system fingerprint starts with.
-_FINGERPRINT_PREFIX: Final = "fp_"
+#: Prefixes of ids too short for :data:`MIN_HEX_ID_REST`, each with the fewest hex characters
+#: after it taken for such an id: OpenAI's system fingerprints (10) and tool-call ids (24).
+MINTED_PREFIXES: Final = (("fp_", 10), ("call_", 24))
 
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
 #: A UUID in its canonical form, not glued to a letter or digit.
@@ -73,8 +74,8 @@ def inside_hex_id(text: str, start: int, end: int) -> bool:
     character other than a letter or digit: ``chatcmpl-``, ``call_``, a quote) has at
     least :data:`MIN_HEX_ID_LENGTH` characters, :data:`MIN_HEX_ID_REST` of them besides the
     digits, its letters are all lower case or all upper case, and on each side the digits
-    touch a hex letter or the token's end (a system fingerprint's token, after ``fp_``, needs
-    only :data:`MIN_FINGERPRINT_LENGTH` characters, one of them besides the digits); or when
+    touch a hex letter or the token's end (a token after a prefix of :data:`MINTED_PREFIXES`
+    needs only that prefix's length, one character of it besides the digits); or when
     they (with the hyphens between its groups) lie inside a canonical UUID.
     """
     if start >= end:
@@ -92,7 +93,7 @@ def inside_hex_id(text: str, start: int, end: int) -> bool:
         high += 1
     if (low > 0 and text[low - 1].isalnum()) or (high < len(text) and text[high].isalnum()):
         return False
-    if _fingerprint(text, low, high):
+    if _after_minted_prefix(text, low, high):
         rest_needed = 1
     elif high - low >= MIN_HEX_ID_LENGTH:
         rest_needed = MIN_HEX_ID_REST
@@ -109,16 +110,20 @@ def inside_hex_id(text: str, start: int, end: int) -> bool:
     )
 
 
-def _fingerprint(text: str, low: int, high: int) -> bool:
-    """Whether the hex token ``text[low:high]`` is a system fingerprint's: right after an
-    ``fp_`` that starts the text or follows a character other than a letter or digit."""
-    prefix = low - len(_FINGERPRINT_PREFIX)
-    return (
-        high - low >= MIN_FINGERPRINT_LENGTH
-        and prefix >= 0
-        and text.startswith(_FINGERPRINT_PREFIX, prefix)
-        and (prefix == 0 or not text[prefix - 1].isalnum())
-    )
+def _after_minted_prefix(text: str, low: int, high: int) -> bool:
+    """Whether the hex token ``text[low:high]`` is as long as the ids of the prefix of
+    :data:`MINTED_PREFIXES` right before it, that prefix starting the text or following a
+    character other than a letter or digit."""
+    for prefix, length in MINTED_PREFIXES:
+        at = low - len(prefix)
+        if (
+            high - low >= length
+            and at >= 0
+            and text.startswith(prefix, at)
+            and (at == 0 or not text[at - 1].isalnum())
+        ):
+            return True
+    return False
 
 
 def _inside_uuid(text: str, start: int, end: int) -> bool:
