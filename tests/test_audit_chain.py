@@ -271,8 +271,7 @@ def test_a_record_giving_a_key_twice_breaks_the_chain(
     audit.write_text("".join(lines), encoding="utf-8")
     broken = {"valid": False, "records": line, "reason": f"key given twice at line {line}"}
     assert verify_chain(audit).to_json() == broken
-    with pytest.raises(AuditError, match=f"audit.jsonl: line {line} gives a key twice"):
-        anyio.run(verify_store, FileAuditStore(audit))
+    assert anyio.run(verify_store, FileAuditStore(audit)).to_json() == broken
 
     verified = run_haechi("audit-verify", "--audit", audit, cwd=tmp_path)
     assert verified.returncode == 4, verified.stderr

@@ -296,11 +296,16 @@ def verify_records(
 
 
 async def verify_store(store: AuditStore, *, anchors: Iterable[Any] | None = None) -> VerifyResult:
-    """Verify every record an :class:`~haechi.providers.AuditStore` holds."""
+    """Verify every record an :class:`~haechi.providers.AuditStore` holds. A record the
+    store reads as giving a key twice (:class:`~haechi.errors.AuditRepeatedKey`) breaks the
+    chain there, as in :func:`verify_chain`; any other failure to read raises."""
     verifier = ChainVerifier(anchors)
-    async for record in store.records():
-        if not verifier.add(record):
-            break
+    try:
+        async for record in store.records():
+            if not verifier.add(record):
+                break
+    except AuditRepeatedKey as exc:
+        verifier.refuse(exc.reason)
     return verifier.result()
 
 

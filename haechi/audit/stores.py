@@ -541,9 +541,14 @@ class FileAuditStore:
         """Every record in file order; a missing file has none, a malformed line raises."""
         lines = iter_json_lines(self._path, missing_ok=True)
         try:
-            while batch := await anyio.to_thread.run_sync(_take, lines):
+            while True:
+                batch, error = await anyio.to_thread.run_sync(_take, lines)
                 for record in batch:
                     yield record
+                if error is not None:
+                    raise error
+                if not batch:
+                    break
         finally:
             lines.close()
 
@@ -695,8 +700,16 @@ def _unwrap(outcome: Outcome) -> dict[str, Any]:
     return outcome
 
 
-def _take(lines: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
-    return list(islice(lines, _READ_BATCH))
+def _take(lines: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], Exception | None]:
+    """The next batch of ``lines``, and what stopped the reading within it: the records read
+    before a line that fails are still the caller's, in order, before the failure."""
+    batch: list[dict[str, Any]] = []
+    try:
+        for record in islice(lines, _READ_BATCH):
+            batch.append(record)
+    except Exception as exc:
+        return batch, exc
+    return batch, None
 
 
 class MemoryAuditStore:
