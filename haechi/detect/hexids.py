@@ -30,7 +30,9 @@ digits: ``fp_248898085f``) held a BSN in about one fingerprint in 900; its tool-
 (``call_`` and 24 hex digits) have room for a card with fewer than eight characters beside it,
 and about one in 43,000 held one (``call_4798128648704886991feddf``), which blocks. A hex token
 right after a standalone prefix in :data:`MINTED_PREFIXES`, at least as long as that prefix's
-ids and with one hex letter besides the digits, counts as a minted id too.
+ids and with one hex letter besides the digits, counts as a minted id too. About one such id
+in a million reads whole as a lower-case IBAN (Andorra's: ``call_ad0509649245935dc86cbd49``):
+after such a prefix, a match holding hex letters is the id's too.
 
 Trade-off: a number deliberately wrapped in hex letters (``deadbeef4111111111111111cafe``)
 is not found. The gateway guards against accidental disclosure; the ids servers mint must
@@ -68,22 +70,24 @@ _DIGITS_AND_HYPHEN: Final = _DIGITS | {"-"}
 
 
 def inside_hex_id(text: str, start: int, end: int) -> bool:
-    """Whether the digits ``text[start:end]`` are part of a hexadecimal identifier.
+    """Whether the digits ``text[start:end]`` are part of a hexadecimal identifier (or the
+    hex digits, letters among them, of an id after a prefix of :data:`MINTED_PREFIXES`).
 
     They are when the token of hex digits around them (bounded by the text's ends or by a
     character other than a letter or digit: ``chatcmpl-``, ``call_``, a quote) has at
     least :data:`MIN_HEX_ID_LENGTH` characters, :data:`MIN_HEX_ID_REST` of them besides the
     digits, its letters are all lower case or all upper case, and on each side the digits
     touch a hex letter or the token's end (a token after a prefix of :data:`MINTED_PREFIXES`
-    needs only that prefix's length, one character of it besides the digits); or when
-    they (with the hyphens between its groups) lie inside a canonical UUID.
+    needs only that prefix's length, one character of it besides the digits, and a match
+    with hex letters in it may fill it); or when they (with the hyphens between its groups)
+    lie inside a canonical UUID.
     """
     if start >= end:
         return False
     value = set(text[start:end])
     if value <= _DIGITS_AND_HYPHEN and _inside_uuid(text, start, end):
         return True
-    if not value <= _DIGITS:
+    if not value <= _HEX:
         return False
     low = start
     while low > 0 and text[low - 1] in _HEX:
@@ -93,7 +97,13 @@ def inside_hex_id(text: str, start: int, end: int) -> bool:
         high += 1
     if (low > 0 and text[low - 1].isalnum()) or (high < len(text) and text[high].isalnum()):
         return False
-    if _after_minted_prefix(text, low, high):
+    if not value <= _DIGITS:
+        # A match holding hex letters (an IBAN's country code) is the id's only after a
+        # minted prefix, whose ids have a known length: elsewhere it is a word.
+        if not _after_minted_prefix(text, low, high):
+            return False
+        rest_needed = 0
+    elif _after_minted_prefix(text, low, high):
         rest_needed = 1
     elif high - low >= MIN_HEX_ID_LENGTH:
         rest_needed = MIN_HEX_ID_REST
