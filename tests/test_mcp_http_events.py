@@ -21,6 +21,8 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from haechi.crypto import LocalCryptoProvider
+from haechi.mcp._sessions import bind_event, unbind_session
 from haechi.proxy.errors import CATALOGUE
 from tests.mcp_servers.event_store import MemoryEventStore
 from tests.mcp_servers.harness import TIMEOUT_S
@@ -148,6 +150,27 @@ def test_an_empty_last_event_id_resumes_nothing_and_is_not_refused(tmp_path: Pat
     assert opened.status_code == 200
     assert refusals == []
     assert gateway.upstream.resumed_from == [""]
+
+
+@pytest.mark.parametrize("server_id", [b"7\x00x", b"7\r\nx-injected: 1", b"7\x7f"])
+def test_a_bound_id_no_client_could_send_back_is_refused(tmp_path: Path, server_id: bytes) -> None:
+    """An id whose server id a header field cannot carry (bound before such ids were
+    dropped, or under the same key by anything else) is refused as not the caller's (400),
+    not sent on as a field line the upstream client refuses (500) or splits."""
+    with _resumable(tmp_path, {}) as gateway:
+        session = open_session(gateway, "a")
+        crypto = LocalCryptoProvider(tmp_path / ".haechi" / "dev.keys.json")
+        server_session = unbind_session(crypto, None, session.encode())
+        assert server_session is not None
+        bound = bind_event(crypto, None, server_session, server_id).decode()
+        before = list(gateway.upstream.requests)
+        status, body = _resume(gateway, "a", session, bound)
+        reached = gateway.upstream.requests[len(before) :]
+        refusals = gateway.refusals("mcp_event_not_owned")
+    assert status == 400
+    assert '"haechi_mcp_event_id_refused"' in body
+    assert reached == []
+    assert len(refusals) == 1
 
 
 @pytest.mark.anyio

@@ -331,7 +331,9 @@ class StreamableHttpHandler:
         event = (
             unbind_event(crypto, request.identity, session, given[0]) if len(given) == 1 else None
         )
-        if event is None:
+        # An id bound by an earlier version, which bound ids no client can send back (NUL,
+        # controls), would reach the server as a field line it cannot carry: refused alike.
+        if event is None or not self._carried(event.decode("latin-1")):
             await self._refuse(request, "mcp_event_not_owned", "haechi_mcp_event_id_refused")
         _replace(request, b"last-event-id", event)
 
