@@ -130,6 +130,9 @@ _PLAIN_NAME_CHARS: Final = 64
 _LINE_ENDS: Final = re.compile(r"\r\n|\r|\n")
 #: The fields of a frame's field lines that are sent on (comments are too).
 _FIELDS: Final = frozenset({"event", "id", "retry"})
+#: The start of the event names (the Assistants API's) whose frames the openai SDKs hand on
+#: as ``{"event": ..., "data": ...}`` rather than as the chunk itself.
+_WRAPPED_EVENTS: Final = "thread."
 #: Writes a frame as the key it is remembered by. Unlike the frames sent, a key may hold
 #: NaN or an infinity: protection may drop the member holding one (a log probability).
 _KEY: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -404,6 +407,7 @@ class FrameProcessor:
             self.out.append(encode_sse(meta, "[DONE]"))
             self.finished = True
             return
+        _check_unwrapped(meta)
         try:
             value = json.loads(data)
         except json.JSONDecodeError:
@@ -1165,6 +1169,18 @@ def _defined_field(line: str) -> bool:
     if _json_container(line):
         raise RuntimeError("a field line is a JSON chunk to readers of every line")
     return False
+
+
+def _check_unwrapped(meta: tuple[str, ...]) -> None:
+    """Stop the stream at a data frame named as an event the openai SDKs read apart (one
+    whose name starts with ``thread.``, whatever the API): both SDKs hand such a frame on
+    as ``{"event": ..., "data": ...}``, a chunk without ``choices`` (or ``type``) to their
+    callers. A loop that skips a chunk without choices (as it must for the usage chunk)
+    drops the text the window released into the frame and joins the text around it: a
+    separator released there would join the halves of a value the window saw apart."""
+    for line in _events(meta):
+        if line.partition(":")[2].lstrip(SPACES).startswith(_WRAPPED_EVENTS):
+            raise AmbiguousName("a frame is named as an event its clients read apart")
 
 
 def _events(meta: tuple[str, ...]) -> tuple[str, ...]:
