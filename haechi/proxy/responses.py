@@ -28,6 +28,7 @@ Error texts never quote upstream bytes (a parser message would).
 
 from __future__ import annotations
 
+import email.message
 import json
 import re
 import zlib
@@ -97,8 +98,9 @@ def _declares_stream(content_type: str) -> bool:
     return media.endswith(_STREAM_MEDIA)
 
 
-def _reads_as_json(body: bytes) -> bool:
-    """Whether a client reads ``body`` as JSON whatever media type it is declared with.
+def _reads_as_json(body: bytes, content_type: str) -> bool:
+    """Whether a client reads ``body`` as JSON whatever media type (``content_type``) it is
+    declared with.
 
     The openai SDK parses the answer to any call that returns a model object (a chat
     completion, an error) with httpx's ``Response.json()``, and the Ollama client parses
@@ -110,13 +112,41 @@ def _reads_as_json(body: bytes) -> bool:
     decoded as UTF-8 with U+FFFD in place of every byte that is not (a byte order mark
     dropped): the Fetch standard's ``Response.json()`` reads it so (Node, browsers, the
     openai SDK for JavaScript, which parses every error body), where ``json.loads`` refuses
-    the bytes. A body nested too deeply to tell counts as JSON.
+    the bytes. Nor is one that is JSON in the charset ``content_type`` declares (see
+    :func:`_declared_reading`). A body nested too deeply to tell counts as JSON.
     """
     try:
         text = body.decode(json.detect_encoding(body))
     except UnicodeDecodeError:
         # As Response.json() reads them (UTF-8 bytes that decode read the same there).
         text = body.decode("utf-8-sig", "replace")
+    declared = _declared_reading(body, content_type)
+    return _is_json(text) or (declared is not None and _is_json(declared))
+
+
+def _declared_reading(body: bytes, content_type: str) -> str | None:
+    """``body`` as httpx's ``Response.text`` reads it when ``content_type`` declares a
+    charset other than UTF-8 (``None`` for none, or one Python cannot decode text with).
+
+    The openai SDK parses an error body from that text (``json.loads(response.text)``):
+    in EBCDIC (``charset=cp037``) a JSON body is bytes no UTF-8 reading takes for JSON,
+    and JSON to it. The charset is found as httpx finds it (``email.message``, which also
+    joins RFC 2231 continuations), and the body decoded as httpx decodes it, with U+FFFD for
+    what the charset cannot read.
+    """
+    message = email.message.Message()
+    message["content-type"] = content_type
+    charset = message.get_content_charset()
+    if charset is None or charset in _UTF8:
+        return None
+    try:
+        return body.decode(charset, "replace")
+    except (LookupError, ValueError):  # no text encoding, or one that cannot replace
+        return None
+
+
+def _is_json(text: str) -> bool:
+    """Whether ``text`` is one JSON value (of any nesting or integer length)."""
     try:
         _ANY_JSON.decode(text)
     except RecursionError:
@@ -265,7 +295,7 @@ class ResponseHandler:
             streamed = 200 <= response.status_code < 300 and (
                 instead_of_stream or _declares_stream(content_type)
             )
-            allow = self._allow_non_json and not streamed and not _reads_as_json(body)
+            allow = self._allow_non_json and not streamed and not _reads_as_json(body, content_type)
             await self._uninspectable(request, response, raw, send, "non_json_response", allow)
             return
         if declares_other_charset(content_type):
