@@ -375,8 +375,9 @@ class FrameProcessor:
         return text.encode("utf-8", "replace")
 
     async def feed(self, chunk: bytes) -> None:
-        """Handle the frames ``chunk`` completes."""
-        for frame in self._parser.feed(chunk):
+        """Handle the frames ``chunk`` completes, up to the one that ends the stream: the
+        bytes after it are never read."""
+        for frame in self._parser.frames(chunk):
             await self._frame(frame)
             if self.finished:
                 return

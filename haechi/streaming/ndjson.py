@@ -8,6 +8,7 @@ too. Blank lines carry nothing and are dropped: a JSON line reader would fail on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Final
 
 from haechi.streaming._lines import Frame, LineSplitter, frame_too_large
@@ -32,23 +33,27 @@ class NdjsonParser:
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """Return the frames that ``chunk`` completes, in order."""
-        frames = self._frames(self._lines.feed(chunk))
+        return list(self.frames(chunk))
+
+    def frames(self, chunk: bytes) -> Iterator[Frame]:
+        """Yield the frames that ``chunk`` completes, each before the bytes after it are
+        read: a consumer that stops at a frame that ends the stream (``done: true``) never
+        meets what follows it in the chunk, and one that meets a line too long or invalid
+        UTF-8 has had every frame before it. Frames of the chunk left unread are lost."""
+        yield from self._frames(self._lines.feed(chunk))
         if self._lines.pending > self._max:
             raise frame_too_large(self._max)
-        return frames
 
     def finish(self) -> list[Frame]:
         """Return the last line when the stream ended without a line end."""
-        return self._frames(self._lines.finish())
+        return list(self._frames(self._lines.finish()))
 
-    def _frames(self, lines: list[bytes]) -> list[Frame]:
-        frames: list[Frame] = []
+    def _frames(self, lines: list[bytes]) -> Iterator[Frame]:
         for raw in lines:
             if len(raw) > self._max:
                 raise frame_too_large(self._max)
             if raw.strip():
-                frames.append(Frame((), raw.decode("utf-8")))
-        return frames
+                yield Frame((), raw.decode("utf-8"))
 
 
 def encode_ndjson(data: str) -> str:

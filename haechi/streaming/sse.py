@@ -14,7 +14,7 @@ lenient or strict that client is.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from haechi.streaming._lines import SPACES, Frame, LineSplitter, frame_too_large
@@ -43,10 +43,16 @@ class SseParser:
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """Return the frames that ``chunk`` completes, in order."""
-        frames = self._consume(self._lines.feed(chunk))
+        return list(self.frames(chunk))
+
+    def frames(self, chunk: bytes) -> Iterator[Frame]:
+        """Yield the frames that ``chunk`` completes, each before the bytes after it are
+        read: a consumer that stops at a frame that ends the stream (``[DONE]``) never
+        meets what follows it in the chunk, and one that meets a frame too large or invalid
+        UTF-8 has had every frame before it. Frames of the chunk left unread are lost."""
+        yield from self._consume(self._lines.feed(chunk))
         if self._frame_bytes + self._lines.pending > self._max:
             raise frame_too_large(self._max)
-        return frames
 
     def finish(self) -> list[Frame]:
         """Return what is left at the end of the stream.
@@ -54,25 +60,23 @@ class SseParser:
         A last frame without its closing blank line is still returned: it is inspected and
         sent like any other frame rather than dropped unseen.
         """
-        frames = self._consume(self._lines.finish())
+        frames = list(self._consume(self._lines.finish()))
         frame = self._end_frame()
         if frame is not None:
             frames.append(frame)
         return frames
 
-    def _consume(self, lines: list[bytes]) -> list[Frame]:
-        frames: list[Frame] = []
+    def _consume(self, lines: list[bytes]) -> Iterator[Frame]:
         for raw in lines:
             if not raw:
                 frame = self._end_frame()
                 if frame is not None:
-                    frames.append(frame)
+                    yield frame
                 continue
             self._frame_bytes += len(raw) + 1
             if self._frame_bytes > self._max:
                 raise frame_too_large(self._max)
             self._field(raw.decode("utf-8"))
-        return frames
 
     def _field(self, line: str) -> None:
         # A client that trims a line before reading it (go-openai) reads an indented data line
