@@ -13,6 +13,8 @@ Response header names are lowercased here, as ASGI and the header policy expect 
 hop-by-hop and framing headers are recognised whatever case the upstream wrote them in. The
 trailer fields of a chunked answer are dropped: they come after the body, so they are never
 header fields of the answer.
+The parser keeps a header (or trailer) field until it ends, so the bytes it may take in
+without reporting anything are bounded too: a field without end is a broken answer.
 Body bytes are buffered up to a high-water mark, then reading pauses until the gateway
 catches up, so a fast upstream cannot fill the gateway's memory. Error messages never quote
 upstream bytes.
@@ -93,6 +95,8 @@ class Http1Connection(asyncio.Protocol):
         self._status = 0
         self._fields: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._unreported = 0  # bytes fed since the parser last reported something
+        self._reported = False
         self._framed = False
         self._busy = False
         self._head_only = False
@@ -118,10 +122,18 @@ class Http1Connection(asyncio.Protocol):
             self._spoiled = True
             self.close()
             return
+        self._reported = False
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self._malformed()  # an upgrade was never asked for: as bad as a broken answer
+            return
+        # httptools keeps a field's name and value until the field ends (each piece appended
+        # copies the whole), so one field without end would fill memory: the bytes taken in
+        # without any report (a field, the head's end, body bytes) are bounded like the head.
+        self._unreported = 0 if self._reported else self._unreported + len(data)
+        if self._unreported > MAX_HEAD_BYTES:
+            self._fail(UpstreamError("the upstream sent too many header bytes"))
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles the exchange
@@ -141,6 +153,7 @@ class Http1Connection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._reported = True
         if self._headers_done:  # a second answer to one request: ignore it, drop the line
             self._spoiled = True
             return
@@ -149,6 +162,7 @@ class Http1Connection(asyncio.Protocol):
         self._framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._reported = True
         if self._spoiled or self._headers_done or self._error is not None:
             # After the head, llhttp reports the trailer fields of a chunked body the same
             # way: they are never header fields (they arrive after the body was inspected).
@@ -163,6 +177,7 @@ class Http1Connection(asyncio.Protocol):
         self._fields.append((field, value))
 
     def on_headers_complete(self) -> None:
+        self._reported = True
         if self._spoiled or self._error is not None:
             return
         status = self._parser.get_status_code()
@@ -182,6 +197,7 @@ class Http1Connection(asyncio.Protocol):
         self._settle()
 
     def on_body(self, body: bytes) -> None:
+        self._reported = True
         if self._head_only or self._spoiled or self._complete or self._error is not None:
             return
         self._chunks.append(body)
@@ -192,6 +208,7 @@ class Http1Connection(asyncio.Protocol):
         self._settle()
 
     def on_message_complete(self) -> None:
+        self._reported = True
         if not self._headers_done or self._spoiled:  # an interim answer, or one too many
             return
         self._complete = True
