@@ -35,8 +35,9 @@ waiting behind the one being answered (pipelining): the next is refused 503
 ``haechi_overloaded`` and the connection closed. A refusal is never written inside the
 answer to an earlier request of the same connection.
 - ``limits.shutdownGraceMs``: on SIGTERM, SIGINT or SIGHUP the listener closes, idle connections are
-  closed at once, in-flight requests get this long to finish, then the rest are cut (one
-  whose answer has not begun gets 500 ``haechi_proxy_error``).
+  closed at once (and a TLS connection whose handshake ends after the signal as soon as it
+  does), in-flight requests get this long to finish, then the rest are cut (one whose answer
+  has not begun gets 500 ``haechi_proxy_error``).
 
 Writes: an answer the gateway sends whole (its head, then its body at once) leaves in one
 write, where uvicorn writes the head on its own first: that second system call, and the
@@ -389,6 +390,14 @@ def _protocol_class(limits: Any) -> Any:
         #: still being sent: it is sent once they are complete (see :meth:`_refuse`).
         _deferred: bytes | None = None
 
+        def __init__(
+            self, *args: Any, stopping: Callable[[], bool] | None = None, **kwargs: Any
+        ) -> None:
+            """uvicorn's arguments, and ``stopping``: whether the server was told to stop
+            (``None`` where uvicorn builds the protocol itself: never)."""
+            super().__init__(*args, **kwargs)
+            self._stopping = stopping
+
         def data_received(self, data: bytes) -> None:
             if self.transport.is_closing() or self._deferred is not None:
                 return  # refused: nothing more is parsed
@@ -438,6 +447,14 @@ def _protocol_class(limits: Any) -> Any:
             # wakes uvicorn's pending send and reports http.disconnect to the app.
             self._write_deadline = _Deadline(self.loop, self.write_timeout_s, transport.abort)
             super().connection_made(transport)
+            if self._stopping is not None and self._stopping():
+                # Set up after the stop signal: a TLS connection is made once its handshake
+                # ends, which may be well after it was accepted. The drain closed the idle
+                # connections and waits for those in flight only; served, this one would
+                # start requests after the stop, and hold the drain until the grace is out.
+                # abort: it carried nothing, and a TLS close would wait for the client.
+                transport.abort()
+                return
             self._headers_deadline.arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -679,6 +696,7 @@ class _Server(uvicorn.Server):
             config=config,
             server_state=self.server_state,
             app_state=self.lifespan.state,
+            stopping=self._stopping,
         )
         loop = asyncio.get_running_loop()
         handshake = self._handshake_timeout_s if config.ssl is not None else None
@@ -722,6 +740,10 @@ class _Server(uvicorn.Server):
                 text=f"Haechi proxy shutting down ({name})",
                 signal=name,
             )
+
+    def _stopping(self) -> bool:
+        """Whether a stop was asked for (a signal, or the supervisor gone)."""
+        return bool(self.should_exit)
 
     def _orphaned(self) -> None:
         """The supervisor is gone: drain and exit, as on SIGTERM."""
