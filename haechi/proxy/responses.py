@@ -34,6 +34,7 @@ import re
 import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.parse import parse_qsl
 
 from haechi._documents import decode_document
 from haechi.errors import LimitError
@@ -90,12 +91,29 @@ def is_json_media_type(content_type: str) -> bool:
 #: Media types (or their endings) of answers read as a stream of JSON messages: SSE,
 #: NDJSON, JSON Lines, JSON text sequences, AWS event streams.
 _STREAM_MEDIA: Final = ("text/event-stream", "ndjson", "jsonl", "json-seq", "eventstream")
+#: The values of a ``stream`` query parameter that ask for no stream: pydantic's false ones,
+#: and none.
+_NOT_A_STREAM: Final = frozenset({"", "0", "false", "f", "n", "no", "off"})
 
 
 def _declares_stream(content_type: str) -> bool:
     """Whether ``content_type`` is a streaming format, whose client reads it as data."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media.endswith(_STREAM_MEDIA)
+
+
+def _query_asks_for_stream(query: bytes) -> bool:
+    """Whether the query string ``query`` asks for the answer as a stream (a ``stream``
+    parameter that is not false, as pydantic reads a boolean).
+
+    The openai SDK asks so for a stored response (``GET /v1/responses/{id}?stream=true``)
+    and reads the answer as an event stream whatever its media type. Such a request has no
+    body to say ``stream``, so it is no streaming request to the gateway.
+    """
+    return any(
+        name == "stream" and value.strip().lower() not in _NOT_A_STREAM
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    )
 
 
 def _reads_as_json(body: bytes, content_type: str) -> bool:
@@ -290,10 +308,12 @@ class ResponseHandler:
         if not is_json_media_type(content_type):
             # allowNonJson is for bodies no client reads as data: the client of a streaming
             # request reads a success's body as its stream (SSE, NDJSON) whatever its type,
-            # and a success declared as a stream is one, whatever the request looked like
-            # (a stream asked for in the query: GET /v1/responses/{id}?stream=true).
+            # so does one that asked for a stream in the query, and a success declared as a
+            # stream is one, whatever the request looked like.
             streamed = 200 <= response.status_code < 300 and (
-                instead_of_stream or _declares_stream(content_type)
+                instead_of_stream
+                or _declares_stream(content_type)
+                or _query_asks_for_stream(request.scope.get("query_string", b""))
             )
             allow = self._allow_non_json and not streamed and not _reads_as_json(body, content_type)
             await self._uninspectable(request, response, raw, send, "non_json_response", allow)
