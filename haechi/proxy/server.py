@@ -11,10 +11,12 @@ Timeouts (what maps to what):
 
 - ``limits.headersTimeoutMs``: time from a connection's (or a request's) first byte to the
   end of its headers; past it the connection is closed. Bytes that end an idle keep-alive
-  connection's wait (also empty lines, which begin no request) start it too. Enforced by
-  the gateway's HTTP protocol (uvicorn's ``httptools`` protocol, extended here). With TLS
-  the handshake, which comes before any of it, must end within it too (with ``0``, within
-  asyncio's 60 s). ``null`` is 60 s, ``0`` none.
+  connection's wait (also empty lines, which begin no request) start it too. Time the
+  gateway itself reads nothing of the connection (a request waiting behind another) does
+  not cut a head: run out then, the deadline starts again. Enforced by the gateway's HTTP
+  protocol (uvicorn's ``httptools`` protocol, extended here). With TLS the handshake, which
+  comes before any of it, must end within it too (with ``0``, within asyncio's 60 s).
+  ``null`` is 60 s, ``0`` none.
 - ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
   past it the gateway answers 408 ``haechi_request_timeout``. ``null`` is 300 s, ``0`` none.
 - ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
@@ -441,7 +443,9 @@ def _protocol_class(limits: Any) -> Any:
                     return
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._headers_deadline = _Deadline(self.loop, self.headers_timeout_s, transport.close)
+            self._headers_deadline = _Deadline(
+                self.loop, self.headers_timeout_s, self._headers_expired
+            )
             # abort, not close: close waits until the buffered answer has been sent, which is
             # what a client that stopped reading never lets happen. Losing the connection
             # wakes uvicorn's pending send and reports http.disconnect to the app.
@@ -456,6 +460,18 @@ def _protocol_class(limits: Any) -> Any:
                 transport.abort()
                 return
             self._headers_deadline.arm()
+
+        def _headers_expired(self) -> None:
+            """The header deadline passed: close the connection, unless the gateway is the
+            one not reading the rest of the head. It stops reading while a request waits
+            behind the one being answered (pipelining), for as long as that answer takes;
+            the deadline then starts again, or a head split between two reads would cut
+            the connection, and the request in flight with it, however fast it was sent.
+            """
+            if self.flow.read_paused and not self.transport.is_closing():
+                self._headers_deadline.arm()
+            else:
+                self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._headers_deadline.disarm()
