@@ -164,9 +164,15 @@ def _declared_reading(body: bytes, content_type: str) -> str | None:
 
 
 def _is_json(text: str) -> bool:
-    """Whether ``text`` is one JSON value (of any nesting or integer length)."""
+    """Whether ``text`` is one JSON value (of any nesting or integer length) once the white
+    space at its ends is taken away as ``str.strip`` takes it.
+
+    The openai SDK parses an error body as ``json.loads(response.text.strip())``, and
+    ``strip`` takes away more than JSON's white space: a form feed, U+00A0 or U+3000 before
+    the document leaves it JSON to the SDK.
+    """
     try:
-        _ANY_JSON.decode(text)
+        _ANY_JSON.decode(text.strip())
     except RecursionError:
         return True
     except ValueError:
