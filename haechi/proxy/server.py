@@ -809,28 +809,35 @@ def serve_socket(
     handed_off: bool = False,
 ) -> None:
     """Serve the gateway app of ``runtime`` on the bound ``sock`` until SIGTERM, SIGINT or
-    SIGHUP.
+    SIGHUP, then close ``runtime``.
 
     ``on_started`` runs once uvicorn listens. Used by :func:`run_proxy` for one process and
     by each worker process of :mod:`haechi.proxy.workers`, where ``handed_off`` says that
     ``sock`` is the worker's end of the socket pair its connections are handed over on.
     """
-    app = GatewayApp(runtime, forwarded_proto_gate=plan.forwarded_proto_gate)
-    with tls_files(config) as tls_options:
-        uv_config = uvicorn.Config(app, **uvicorn_options(config), **tls_options)
-        uv_config.load()  # reads the TLS files now, so temporary ones can go
-    _settle(runtime)
-    server = _Server(
-        uv_config,
-        on_started,
-        log_shutdown=log_shutdown,
-        sock=sock,
-        handed_off=handed_off,
-        handshake_timeout_s=_timeout_s(
-            config.limits.headers_timeout_ms, DEFAULT_HEADERS_TIMEOUT_MS
-        ),
-    )
-    server.run()
+    try:
+        app = GatewayApp(runtime, forwarded_proto_gate=plan.forwarded_proto_gate)
+        with tls_files(config) as tls_options:
+            uv_config = uvicorn.Config(app, **uvicorn_options(config), **tls_options)
+            uv_config.load()  # reads the TLS files now, so temporary ones can go
+        _settle(runtime)
+        server = _Server(
+            uv_config,
+            on_started,
+            log_shutdown=log_shutdown,
+            sock=sock,
+            handed_off=handed_off,
+            handshake_timeout_s=_timeout_s(
+                config.limits.headers_timeout_ms, DEFAULT_HEADERS_TIMEOUT_MS
+            ),
+        )
+        server.run()
+    finally:
+        # The providers write what they hold back (a plugin provider the summary of its
+        # latest denials, written a second after the first of them) and release their
+        # children and files: a process that stopped sooner lost that record.
+        with contextlib.suppress(Exception):
+            runtime.close()
 
 
 def _settle(runtime: Any) -> None:

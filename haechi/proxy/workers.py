@@ -91,8 +91,6 @@ def _worker_main(config: Any, plan: Any, hand_off: socket.socket, channel: Conne
             channel.send(("failed", str(exc)))
         raise SystemExit(1) from None
     finally:
-        with contextlib.suppress(Exception):
-            runtime.close()
         hand_off.close()
         channel.close()
 
