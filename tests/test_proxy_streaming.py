@@ -500,3 +500,26 @@ def test_failure_mode_allow_relays_an_unreadable_stream_as_sent(tmp_path: Path) 
             assert b"".join(response.iter_raw()) == b"".join(wire)
         assert _decisions(gateway) == [("response_unprotected_allowed", "compressed_response")]
         assert stream_events(gateway) == []
+
+
+def test_the_header_fields_of_an_unreadable_stream_let_through_are_inspected(
+    tmp_path: Path,
+) -> None:
+    """Its body goes on as it came (failureMode: allow), but a value in a header field is
+    dropped, as from such a whole answer: the fields were readable all along."""
+    config = {**INSPECT, "responseProtection": {"failureMode": "allow"}}
+    headers = {**DEFLATED, "x-request-id": EMAIL, "openai-processing-ms": "12"}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(wire=_deflated(MAIL_FRAMES), headers=headers))
+        with httpx.stream(
+            "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
+        ) as response:
+            assert response.status_code == 200
+            b"".join(response.iter_raw())
+        assert EMAIL not in str(response.headers.raw)
+        assert response.headers["openai-processing-ms"] == "12"
+        assert response.headers["content-encoding"] == "deflate"
+        assert _decisions(gateway) == [
+            ("response_unprotected_allowed", "compressed_response"),
+            ("response_header_dropped", "header_value_finding"),
+        ]

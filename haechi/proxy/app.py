@@ -783,9 +783,12 @@ class GatewayApp:
                     request, response, send, tokens, instead_of_stream=True
                 )
                 return
+            # An uninspectable stream is let through under failureMode: allow (audited); its
+            # header fields are still inspected, as those of such a whole answer are.
+            checked = inspect
             if inspect and not await self.responses.admit_stream(request, response):
-                inspect = False  # uninspectable, let through under failureMode: allow (audited)
-            pump = self._pump(request, response, send, inspect, tokens, auth)
+                inspect = False
+            pump = self._pump(request, response, send, inspect, tokens, auth, checked)
             try:
                 await relay_until_cut(pump, receive, auth)
             except AccessLost as lost:
@@ -840,13 +843,17 @@ class GatewayApp:
         inspect: bool,
         tokens: tuple[str, ...],
         auth: StreamAuth | None,
+        check_headers: bool,
     ) -> None:
+        """Relay the streamed ``response``: its body inspected when ``inspect``, its header
+        fields when ``check_headers`` (a stream to be inspected, whether or not it could
+        be)."""
         cid = request.correlation_id.encode()
         headers = response_headers(response.headers.raw, correlation_id=cid, rewritten=False)
         if inspect:
-            headers = await self.responses.client_headers(
-                request, inspected_stream_headers(headers)
-            )
+            headers = inspected_stream_headers(headers)
+        if check_headers:
+            headers = await self.responses.client_headers(request, headers)
         if auth is not None and auth.due():
             await auth.confirm()
         request.started = True
