@@ -502,6 +502,31 @@ def test_failure_mode_allow_relays_an_unreadable_stream_as_sent(tmp_path: Path) 
         assert stream_events(gateway) == []
 
 
+@pytest.mark.parametrize(
+    ("answers", "streams", "dropped"),
+    [("dry-run", "enforce", True), ("enforce", "dry-run", False)],
+)
+def test_the_header_fields_of_a_stream_follow_the_mode_of_its_body(
+    tmp_path: Path, answers: str, streams: str, dropped: bool
+) -> None:
+    """``streaming.responseMode``, not ``responseProtection.mode``, decides for a stream's
+    fields as for its frames: an enforced stream does not carry a value in a field."""
+    config = {
+        "streaming": {"requestMode": "inspect", "responseMode": streams},
+        "responseProtection": {"mode": answers},
+    }
+    headers = {"content-type": "text/event-stream", "x-request-id": EMAIL}
+    with gateway_in_front(tmp_path, config) as gateway:
+        gateway.upstream.queue(Reply(wire=MAIL_FRAMES, headers=headers))
+        with httpx.stream(
+            "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
+        ) as response:
+            assert response.status_code == 200
+            body = b"".join(response.iter_bytes())
+    assert (EMAIL.encode() in body) is not dropped
+    assert (response.headers.get("x-request-id") == EMAIL) is not dropped
+
+
 def test_the_header_fields_of_an_unreadable_stream_let_through_are_inspected(
     tmp_path: Path,
 ) -> None:

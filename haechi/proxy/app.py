@@ -853,7 +853,7 @@ class GatewayApp:
         if inspect:
             headers = inspected_stream_headers(headers)
         if check_headers:
-            headers = await self.responses.client_headers(request, headers)
+            headers = await self.responses.client_headers(request, headers, stream=True)
         if auth is not None and auth.due():
             await auth.confirm()
         request.started = True

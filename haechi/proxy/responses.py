@@ -356,7 +356,10 @@ class ResponseHandler:
                 response.headers.raw, correlation_id=cid, rewritten=changed, decoded=decoded
             )
             await send_response(
-                send, response.status_code, await self.client_headers(request, headers), out
+                send,
+                response.status_code,
+                await self.client_headers(request, headers, stream=True),
+                out,
             )
             return
         try:
@@ -452,10 +455,13 @@ class ResponseHandler:
             # chunk that is no object): nothing has been sent, so the answer is refused.
             await self._refuse(request, "stream_inspection_error")
 
-    async def client_headers(self, request: GatewayRequest, headers: HeaderList) -> HeaderList:
+    async def client_headers(
+        self, request: GatewayRequest, headers: HeaderList, *, stream: bool = False
+    ) -> HeaderList:
         """``headers`` (as :func:`response_headers` made them for a protected answer) without
         every field in which the detector finds a value, under ``responseProtection.mode:
-        enforce``.
+        enforce`` (``streaming.responseMode`` for a ``stream``: the fields go with the body,
+        whose mode that is).
 
         The client reads the upstream's header fields as well as its body: the SDKs keep
         ``x-request-id`` and show it in errors, a browser stores ``set-cookie``, follows a
@@ -468,7 +474,8 @@ class ResponseHandler:
         ``response_header_dropped`` (reason ``header_value_finding``), naming neither field
         nor value.
         """
-        if self._mode != "enforce":
+        mode = self._gateway.config.streaming.response_mode if stream else self._mode
+        if mode != "enforce":
             return headers
         lines: list[str] = []
         owners: list[int] = []  # the index in headers of each line
