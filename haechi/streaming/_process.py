@@ -122,6 +122,10 @@ _MAX_LISTS: Final = 256
 #: Parts whose delivered text a stream keeps at once (until the event that closes them):
 #: real answers have a handful, and every kept part costs memory however short its text.
 _MAX_PARTS: Final = 1024
+#: Event types a stream may pair with their event names (real streams have a few dozen).
+_MAX_EVENT_TYPES: Final = 256
+#: A type not paired with an event name yet (``None`` pairs it with none).
+_UNPAIRED: Final = object()
 #: Member names a stream remembers as named like none of its ``folded`` names, and how long
 #: such a name may be.
 _PLAIN_NAMES: Final = 64
@@ -233,6 +237,7 @@ class FrameProcessor:
         "_kept",
         "_kinds",
         "_max_frame",
+        "_name_types",
         "_named",
         "_one_choice",
         "_opened",
@@ -252,6 +257,8 @@ class FrameProcessor:
         "_template",
         "_templates",
         "_token_ids",
+        "_type_names",
+        "_typed",
         "_unheld",
         "_windowed",
         "finished",
@@ -274,8 +281,13 @@ class FrameProcessor:
         self._descriptor = descriptor
         self._path = descriptor.delta_path
         self._sse = descriptor.format == "sse"
-        # Anthropic's streams are read by event name too.
+        # Anthropic's streams are read by event name too, and so may be one that names its
+        # texts by the type of its events (no delta path: the Responses API's); for such a
+        # stream, the event name each type came with, and the type each name came with.
         self._named = self._sse and descriptor.named
+        self._typed = self._sse and descriptor.delta_path is None and not self._named
+        self._type_names: dict[str | None, str | None] = {}
+        self._name_types: dict[str, str | None] = {}
         # Gemini's are read line by line, every line that is not data as JSON.
         self._data_only = self._sse and descriptor.data_only
         # Ollama's by a decoder that binds members whatever the case of their names: the
@@ -499,13 +511,45 @@ class FrameProcessor:
         dispatch on the event name, and the Python SDK takes it for a missing ``type``),
         while other clients read the ``type``. Text the window released into a frame only
         one of them reads would be missing for the other, which joins the text around it:
-        a separator dropped that way joins the halves of a value the window saw apart."""
-        if not self._named:
-            return
+        a separator dropped that way joins the halves of a value the window saw apart. A
+        stream whose texts are named by the type of their events is held to
+        :meth:`_check_paired` instead."""
         kind = value.get("type") if isinstance(value, dict) else None
         names = [line.partition(":")[2].removeprefix(" ") for line in _events(meta)]
-        if not isinstance(kind, str) or not names or any(name != kind for name in names):
+        if self._typed:
+            self._check_paired(kind if isinstance(kind, str) else None, names)
+        elif not self._named:
+            return
+        elif not isinstance(kind, str) or not names or any(name != kind for name in names):
             raise AmbiguousName("a frame's event line does not name its type")
+
+    def _check_paired(self, kind: str | None, names: list[str]) -> None:
+        """Stop a stream whose texts are named by the ``type`` of their events (the
+        Responses API's) at a data frame whose event name and type are not paired as in the
+        frames before: a type that came with another event name (or none), or a name that
+        came with another type.
+
+        The SDKs read such a frame by its ``type``, and the windows follow it; a reader
+        dispatching on the event name (``if sse.event == "response.output_text.delta"``)
+        reads the frames of that name instead. Each type always named alike, and no two
+        types alike, both read the same frames: otherwise a separator the window released
+        into a frame named otherwise would be dropped by that reader, which joins the text
+        around it, and a piece of another text named like the answer's would be joined
+        with it. The API names each event by its type (some servers by none)."""
+        if len(set(names)) > 1:
+            raise AmbiguousName("a frame names its event twice, differently")
+        name = names[0] if names else None
+        paired = self._type_names.get(kind, _UNPAIRED)
+        if paired is _UNPAIRED:
+            if name is not None and name in self._name_types:
+                raise AmbiguousName("an event name came with two types")
+            if len(self._type_names) >= _MAX_EVENT_TYPES:
+                raise AmbiguousName("a stream names more event types than a stream may hold")
+            self._type_names[kind] = name
+            if name is not None:
+                self._name_types[name] = kind
+        elif paired != name:
+            raise AmbiguousName("an event type came with two event names")
 
     async def _json(
         self, meta: tuple[str, ...], frame: dict[str, Any] | list[Any], data: str
