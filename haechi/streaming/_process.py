@@ -245,6 +245,7 @@ class FrameProcessor:
         "_parts",
         "_path",
         "_plain",
+        "_plain_lists",
         "_probes",
         "_protector",
         "_readers",
@@ -351,6 +352,8 @@ class FrameProcessor:
         # Per indexed list (by its names), the index that filled each position of the
         # client's copy of it.
         self._indexed: dict[Path, list[int]] = {}
+        # The lists that had an element without an index.
+        self._plain_lists: set[Path] = set()
         # The content block the last block frame named (none yet), and the part each text
         # read across parts last continued.
         self._block = -1
@@ -458,7 +461,16 @@ class FrameProcessor:
         a later piece with index 0 is then added up with it, while the gateway windows the
         two apart by ``index``. The positions the SDK filled are followed per list (by the
         index that filled each); in a stream that names its elements in order, every
-        position holds its own index."""
+        position holds its own index.
+
+        A list whose elements carry an index in one frame (or element) and lack it in
+        another stops the stream too. The gateway names an element without one by its
+        position, which the usual loop over a list reads it at, while the clients that add
+        elements up keyed by ``index`` (openai-node's accumulator, a dict keyed by
+        ``tool_call.index``) put every element without one apart, under ``undefined`` or
+        ``None``: text the window released into such an element would be missing from the
+        text of the index it shares a window with, which joins the text around it. Servers
+        either index every element of such a list or none."""
         if not isinstance(choices, list):
             return
         filled = self._indexed
@@ -469,6 +481,11 @@ class FrameProcessor:
             for where, index in _indexed_elements(choice, (_element_name(choice, at),))
         )
         for where, index in places:
+            if index is None:
+                self._unindexed(where)
+                continue
+            if where in self._plain_lists:
+                raise AmbiguousName("a list's elements carry an index only sometimes")
             positions = filled.get(where)
             if positions is None:
                 if len(filled) >= _MAX_LISTS:
@@ -481,6 +498,16 @@ class FrameProcessor:
                 raise AmbiguousName("a list holds more elements than a stream may hold")
             else:
                 positions.append(index)
+
+    def _unindexed(self, where: Path) -> None:
+        """Follow a list (named ``where``) with an element without an index (see
+        :meth:`_check_order`)."""
+        if where in self._indexed:
+            raise AmbiguousName("a list's elements carry an index only sometimes")
+        if where not in self._plain_lists:
+            if len(self._plain_lists) >= _MAX_LISTS:
+                raise AmbiguousName("a stream names more lists than a stream may hold")
+            self._plain_lists.add(where)
 
     def _check_folded(self, frame: dict[str, Any]) -> None:
         """Stop the stream at a frame with a member that a case-insensitive decoder (Go's,
@@ -1265,20 +1292,27 @@ def _chunk_line(text: str) -> bool:
     return any(map(_json_container, _LINE_ENDS.split(text)))
 
 
-def _indexed_elements(node: Any, where: Path) -> Iterator[tuple[Path, int]]:
-    """The elements of every list of objects with an ``index`` in ``node`` (a choice: the
-    lists in its delta), each as the names of its list (``where``, then the members and
-    indices above it) and its index as clients read it, in the order of the frame."""
+def _indexed_elements(node: Any, where: Path) -> Iterator[tuple[Path, int | None]]:
+    """The elements of every list of objects in ``node`` (a choice: the lists in its delta)
+    that clients add up by ``index``, each as the names of its list (``where``, then the
+    members and indices above it) and its index as clients read it, in the order of the
+    frame. An element without an index is ``None``, and so is a list of objects none of
+    which has one (once)."""
     if isinstance(node, list):
-        if not any(isinstance(item, dict) and "index" in item for item in node):
+        objects = [item for item in node if isinstance(item, dict)]
+        if not any(item.get("index") is not None for item in objects):
+            if objects:
+                yield where, None
             return
-        for at, item in enumerate(node):
-            if isinstance(item, dict):
-                index = _element_name(item, at)
-                yield where, index
-                for key, value in item.items():
-                    if isinstance(value, dict | list):
-                        yield from _indexed_elements(value, (*where, index, key))
+        for item in objects:
+            if item.get("index") is None:
+                yield where, None
+                continue
+            index = position(item["index"])
+            yield where, index
+            for key, value in item.items():
+                if isinstance(value, dict | list):
+                    yield from _indexed_elements(value, (*where, index, key))
     elif isinstance(node, dict):
         for key, value in node.items():
             if isinstance(value, dict | list):
