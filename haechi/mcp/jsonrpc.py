@@ -18,7 +18,8 @@ The decision is one of three :class:`Outcome` actions:
     other peer never sees it. Requests get their own id back (an unparseable one too, when
     its id can be read), other unparseable lines ``null``. A batch (a JSON array) is refused
     whole and answered as JSON-RPC answers a batch: an array of the error, once per request
-    in it (``Outcome.batch``).
+    in it (``Outcome.batch``); an answer in it that the other peer waits for gets that peer
+    the error with its id (``Outcome.receiver_errors``).
 ``drop``
     send nothing: a refused notification is never answered (JSON-RPC forbids it).
 
@@ -171,12 +172,15 @@ class Outcome:
     ``batch``, when not empty, is sent in place of ``message`` (as one JSON array): the
     answer to a refused batch holding requests, one error per request, while ``message``
     is the refusal of the batch as a whole (``id: null``; see :meth:`McpFilter.refuse_line`).
+    ``receiver_errors`` go to the other peer, each as a message of its own, whatever the
+    action: the errors a refused batch owes the requests of that peer it answered.
     """
 
     action: Literal["forward", "answer", "drop"]
     message: dict[str, Any] | None
     blocked: bool = False
     batch: tuple[dict[str, Any], ...] = ()
+    receiver_errors: tuple[dict[str, Any], ...] = ()
 
 
 def error_message(code: int, data: Mapping[str, Any], message_id: Any = None) -> dict[str, Any]:
@@ -305,6 +309,10 @@ class McpFilter:
         it, which an error with ``id: null`` answers none of; so, as JSON-RPC answers a
         batch, the error is answered once per request (see :meth:`_batch_ids`), as an array
         in ``Outcome.batch``. A batch holding no request gets the one error with ``id: null``.
+        The receiver waits too when the batch answers its requests (a peer of MCP 2025-03-26
+        may answer several at once): each answer whose id is one of ``awaited`` gets the
+        receiver the error with that id, in ``Outcome.receiver_errors`` (see
+        :meth:`_batch_answered`).
         """
         read = _lenient_read(line)
         stand_in = None
@@ -319,11 +327,17 @@ class McpFilter:
             call=stand_in is None or "method" in stand_in,
             **context,
         )
-        ids = self._batch_ids(read, side) if isinstance(read, list) else []
-        if not ids:
+        if not isinstance(read, list):
             return refusal
-        assert refusal.message is not None
-        return replace(refusal, batch=tuple({**refusal.message, "id": i} for i in ids))
+        error = refusal.message
+        assert error is not None
+        return replace(
+            refusal,
+            batch=tuple({**error, "id": i} for i in self._batch_ids(read, side)),
+            receiver_errors=tuple(
+                {**error, "id": i} for i in self._batch_answered(read, side, awaited)
+            ),
+        )
 
     def _batch_ids(self, batch: list[Any], side: Side) -> list[Any]:
         """The id the error answering each request of ``batch`` carries, in order.
@@ -343,6 +357,27 @@ class McpFilter:
                 continue
             repeatable = _text_id(message_id) and self._repeatable(message_id, side)
             ids.append(message_id if repeatable else None)
+        return ids
+
+    def _batch_answered(
+        self, batch: list[Any], side: Side, awaited: Container[Any] | None
+    ) -> list[Any]:
+        """The ids of the receiver's requests that answers in ``batch`` (a ``result`` or an
+        ``error``) answer, in order and each once: those the receiver waits for, by the rule
+        of a response that cannot be read (:meth:`_stand_in`). The receiver chose them, so
+        repeating them shows it nothing new."""
+        ids: list[Any] = []
+        seen: set[tuple[type, Any]] = set()
+        for element in batch:
+            if not isinstance(element, dict) or "method" in element:
+                continue
+            stand_in = self._stand_in(element, element.keys(), side, awaited)
+            if stand_in is None:
+                continue
+            key = (type(stand_in["id"]), stand_in["id"])
+            if key not in seen:
+                seen.add(key)
+                ids.append(stand_in["id"])
         return ids
 
     async def refuse_oversized(

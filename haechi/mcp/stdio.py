@@ -111,7 +111,9 @@ async def relay(
 
     Blank lines are skipped. An oversized line is skipped and refused with ``-32000``
     (audited; see :meth:`McpFilter.refuse_oversized`). A refused batch holding requests is
-    answered with the array of their errors, on one line (see :meth:`McpFilter.refuse_line`).
+    answered with the array of their errors, on one line, and each of its answers the other
+    peer waits for gets that peer the error with its id, on a line of its own (see
+    :meth:`McpFilter.refuse_line`).
     Errors of the writers (a peer that went away) propagate.
     """
     while True:
@@ -140,6 +142,10 @@ async def relay(
                 pending.add(message["id"])
         target = forward if outcome.action == "forward" else answer
         await target(encode_message(outcome.batch or message))
+        for error in outcome.receiver_errors:
+            if awaited is not None:
+                awaited.discard(error["id"])
+            await forward(encode_message(error))
 
 
 async def run_stdio_filter(runtime: Any) -> None:
