@@ -6,6 +6,11 @@ that writes to it, never the other direction). Regular files and other descripto
 cannot poll (``/dev/null``) are read and written directly: such reads and writes finish
 promptly, so doing them inline cannot stall anything for long.
 
+A stream socket is written through a socket transport that never reads it, not a pipe
+transport: a pipe transport takes its descriptor becoming readable for the reader having
+gone, and standard input and output may be one socket (``inetd``, systemd socket activation,
+``socat EXEC``), which becomes readable whenever the client sends a message.
+
 A line longer than :data:`MAX_LINE_BYTES` is skipped up to its end and reported as
 :class:`LineTooLong`, which keeps the line's first and last
 :data:`~haechi.mcp._oversized.KEPT_BYTES` (see :mod:`haechi.mcp._oversized`); memory stays
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import stat
 from typing import BinaryIO, Final, Protocol
 
@@ -240,12 +246,42 @@ async def open_input(fd: int, limit: int = MAX_LINE_BYTES) -> LineReader:
     return LineReader(_StreamSource(reader), on_close=[fd])
 
 
+class _WriteOnly(asyncio.streams.FlowControlMixin):
+    """Flow control for a socket that is only written: reading it is paused before it
+    starts, since what arrives on it is for the reader of standard input (see the module)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()
+
+
+def _stream_socket(fd: int) -> socket.socket | None:
+    """A duplicate of ``fd`` as a socket when ``fd`` is a stream socket, else ``None``."""
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        return None
+    sock = socket.socket(fileno=os.dup(fd))
+    if sock.type == socket.SOCK_STREAM:
+        return sock
+    sock.close()
+    return None
+
+
+async def _write_transport(
+    fd: int,
+) -> tuple[asyncio.WriteTransport, asyncio.streams.FlowControlMixin]:
+    """An event-loop transport writing to a duplicate of ``fd`` (see the module)."""
+    loop = asyncio.get_running_loop()
+    sock = _stream_socket(fd)
+    if sock is not None:
+        return await loop.create_connection(_WriteOnly, sock=sock)
+    handle = os.fdopen(os.dup(fd), "wb")
+    return await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, handle)
+
+
 async def open_output(fd: int) -> LineSink:
     """A :class:`LineSink` over a duplicate of ``fd`` (for example 1, standard output)."""
-    handle = os.fdopen(os.dup(fd), "wb")
     if not _pollable(fd):
-        return LineSink(handle=handle)
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, handle)
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        return LineSink(handle=os.fdopen(os.dup(fd), "wb"))
+    transport, protocol = await _write_transport(fd)
+    writer = asyncio.StreamWriter(transport, protocol, None, asyncio.get_running_loop())
     return LineSink(writer, restore_blocking=fd)
