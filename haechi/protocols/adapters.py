@@ -461,6 +461,13 @@ _CHAT = RouteSpec(
             # a refusal, and the transcript of an audio answer, are streamed in pieces too.
             FragmentSpec(("choices", EACH), (), ("delta", "reasoning_content")),
             FragmentSpec(("choices", EACH), (), ("delta", "reasoning")),
+            # OpenRouter streams the reasoning once more as blocks in ``reasoning_details``,
+            # which clients add up by ``index`` like tool calls: a block's ``text`` (a
+            # summary block's ``summary``) comes a few characters per frame too.
+            *(
+                FragmentSpec(("choices", EACH, "delta", "reasoning_details", EACH), (), (text,))
+                for text in ("text", "summary")
+            ),
             FragmentSpec(("choices", EACH), (), ("delta", "refusal")),
             FragmentSpec(("choices", EACH), (), ("delta", "audio", "transcript")),
             # Asked for several answers (n > 1), a server streams them interleaved: the
