@@ -30,7 +30,7 @@ REFUSAL_DECISION: Final = "mcp_refused"
 REFUSAL_REASONS: Final = {
     "mcp_unparseable_message": "a line or body that is not one JSON-RPC message object",
     "mcp_message_too_long": "a stdio line over the line limit",
-    "mcp_invalid_id": "an id that is not a string, a number or null",
+    "mcp_invalid_id": "an id that is not a string, an integer or null",
     "mcp_id_refused": "a string id in which the detector found something",
     "mcp_method_refused": "an unknown method in which the detector found something",
     "mcp_version_refused": "a jsonrpc other than 2.0 in which the detector found something",

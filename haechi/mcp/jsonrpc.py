@@ -567,7 +567,7 @@ class McpFilter:
             "path_hash": path_hash,
         }
         if not _valid_id(message_id):
-            reason = "JSON-RPC id must be a string, a number or null"
+            reason = "JSON-RPC id must be a string, an integer or null"
             return await self.refused(
                 STDIO_ERROR,
                 {"reason": reason},
