@@ -52,3 +52,26 @@ def test_an_unreadable_request_is_answered_with_its_id(tmp_path: Path) -> None:
     assert response.status_code == 400
     assert (response.json()["id"], response.json()["error"]["code"]) == (7, STDIO_ERROR)
     assert upstream.requests == []
+
+
+def test_a_batch_of_answers_answers_the_server_for_each(tmp_path: Path) -> None:
+    """Batches are refused, but a batch answering the server's requests (which an older
+    revision allowed) still gets the server the error for each of them, once; an id that
+    holds a value is not repeated, and the client is told its batch was refused."""
+    batch = [
+        {"jsonrpc": "2.0", "id": "s1", "result": {}},
+        {"jsonrpc": "2.0", "id": "s2", "result": {}},
+        {"jsonrpc": "2.0", "id": "s1", "result": {}},
+        {"jsonrpc": "2.0", "id": EMAIL, "result": {}},
+    ]
+    upstream = ScriptedUpstream()
+    with gateway_before(upstream, tmp_path) as url:
+        response = post(url, json.dumps(batch).encode())
+    assert response.status_code == 400
+    assert (response.json()["id"], response.json()["error"]["code"]) == (None, STDIO_ERROR)
+    refusals = [json.loads(body) for _method, _headers, body in upstream.requests]
+    assert [(r["id"], r["error"]["code"]) for r in refusals] == [
+        ("s1", STDIO_ERROR),
+        ("s2", STDIO_ERROR),
+    ]
+    assert EMAIL not in json.dumps(refusals)

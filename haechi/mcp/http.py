@@ -377,6 +377,10 @@ class StreamableHttpHandler:
                 body, str(exc), side="client", awaited=ANY_AWAITED, **self._audit_context(request)
             )
             assert refused.message is not None
+            # A refused batch of answers to the server's requests: the server gets the error
+            # for each, as for one unreadable answer, instead of waiting for ever.
+            for error in refused.receiver_errors:
+                await self._answer_upstream(request, error)
             if refused.action == "forward":
                 await self._exchange(request, receive, send, refused.message, fallback_id=None)
                 return
