@@ -444,6 +444,14 @@ _SERVER_TOKEN_IDS: Final = TokenIdFields(
 #: The roles a chat delta names (an empty one names none): words that no joining of them
 #: turns into a value, so they stay in their frame.
 _CHAT_ROLES: Final = frozenset({"", "assistant", "developer", "function", "system", "tool", "user"})
+#: The lists of reasoning blocks of a chat delta, with the member holding a block's text:
+#: OpenRouter's ``reasoning_details`` (a ``reasoning.text`` block's ``text``, a
+#: ``reasoning.summary`` block's ``summary``) and LiteLLM's ``thinking_blocks``.
+_REASONING_BLOCK_TEXTS: Final = (
+    ("reasoning_details", "text"),
+    ("reasoning_details", "summary"),
+    ("thinking_blocks", "thinking"),
+)
 #: OpenAI's request field asking for several answers (choices).
 _N: Final = (("n",),)
 _CHAT = RouteSpec(
@@ -461,12 +469,11 @@ _CHAT = RouteSpec(
             # a refusal, and the transcript of an audio answer, are streamed in pieces too.
             FragmentSpec(("choices", EACH), (), ("delta", "reasoning_content")),
             FragmentSpec(("choices", EACH), (), ("delta", "reasoning")),
-            # OpenRouter streams the reasoning once more as blocks in ``reasoning_details``,
-            # which clients add up by ``index`` like tool calls: a block's ``text`` (a
-            # summary block's ``summary``) comes a few characters per frame too.
+            # The reasoning once more as blocks (``_REASONING_BLOCK_TEXTS``), a few characters
+            # per frame too, which clients add up per block like tool calls.
             *(
-                FragmentSpec(("choices", EACH, "delta", "reasoning_details", EACH), (), (text,))
-                for text in ("text", "summary")
+                FragmentSpec(("choices", EACH, "delta", blocks, EACH), (), (text,))
+                for blocks, text in _REASONING_BLOCK_TEXTS
             ),
             FragmentSpec(("choices", EACH), (), ("delta", "refusal")),
             FragmentSpec(("choices", EACH), (), ("delta", "audio", "transcript")),
