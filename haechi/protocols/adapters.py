@@ -467,8 +467,13 @@ _CHAT = RouteSpec(
             # Reasoning models on OpenAI-compatible servers (vLLM, llama.cpp, DeepSeek,
             # Ollama, OpenRouter) stream their reasoning beside the answer, in one of these;
             # a refusal, and the transcript of an audio answer, are streamed in pieces too.
-            FragmentSpec(("choices", EACH), (), ("delta", "reasoning_content")),
-            FragmentSpec(("choices", EACH), (), ("delta", "reasoning")),
+            # The two names are one text to clients reading whichever is set.
+            FragmentSpec(
+                ("choices", EACH),
+                (),
+                ("delta", "reasoning_content"),
+                also=(("delta", "reasoning"),),
+            ),
             # The reasoning once more as blocks (``_REASONING_BLOCK_TEXTS``), a few characters
             # per frame too, which clients add up per block like tool calls.
             *(

@@ -114,6 +114,11 @@ class FragmentSpec:
         words: members of a ``members`` object whose value is one of a few words (a chat
             delta's ``role``), or null: left in their frame, as windowing would hold them
             back, while any other value there stops the stream (the SDK joins it too).
+        also: other paths of ``text`` in the element: servers name the text either way and
+            clients read whichever is set (``delta.reasoning_content or delta.reasoning``),
+            so it has one window under all its names. A piece under several of them is taken
+            once and released into each when they hold the same text; different texts stop
+            the stream, as clients differ on which they read.
     """
 
     elements: tuple[PathSegment, ...] | None
@@ -127,6 +132,7 @@ class FragmentSpec:
     finals: tuple[FinalText, ...] = ()
     members: bool = False
     words: tuple[tuple[str, frozenset[str]], ...] = ()
+    also: tuple[tuple[PathSegment, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

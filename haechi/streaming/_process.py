@@ -100,9 +100,10 @@ __all__ = ["Blocked", "FrameProcessor"]
 
 Path = tuple[PathSegment, ...]
 #: A piece of a named text in a frame (tool-call arguments, a Responses API delta): its
-#: channel, where it sits, its text, and the part of its text it continues when the text is
-#: read across parts (``FragmentSpec.joined``).
-_Piece = tuple[Hashable, Path, str, tuple[int, ...] | None]
+#: channel, where it sits, its text, the part of its text it continues when the text is
+#: read across parts (``FragmentSpec.joined``), and the other places of the frame that
+#: carry the same piece under another name of the text (``FragmentSpec.also``).
+_Piece = tuple[Hashable, Path, str, tuple[int, ...] | None, tuple[Path, ...]]
 #: A part of a text read across parts: its channel and the positions naming the part.
 _Part = tuple[Hashable, tuple[int, ...]]
 #: Where events of one type repeat parts' texts: each ``FinalText`` with its spec's number
@@ -168,10 +169,15 @@ class _Template:
     frame: Any
     path: Path
     kept: frozenset[str]
+    #: The other places of the frame carrying the text under another of its names.
+    twins: tuple[Path, ...] = ()
 
     def render(self, text: str) -> str:
-        """The JSON data of a frame carrying ``text``."""
-        return dumps(_spine(self.frame, self.path, text, self.kept))
+        """The JSON data of a frame carrying ``text`` (under each of its names)."""
+        copy = _spine(self.frame, self.path, text, self.kept)
+        for twin in self.twins:
+            _put_in_spine(copy, twin, text)
+        return dumps(copy)
 
 
 @dataclass(slots=True)
@@ -310,7 +316,10 @@ class FrameProcessor:
         self._template: _Template | None = None
         self._fragments: tuple[FragmentSpec, ...] = descriptor.fragments
         # The quoted name of each spec's text field, as it appears in a frame that has it.
-        self._probes = tuple(dumps(str(spec.text[-1])) for spec in self._fragments)
+        self._probes = tuple(
+            tuple(dumps(str(text[-1])) for text in (spec.text, *spec.also))
+            for spec in self._fragments
+        )
         # The places of a frame's windowed texts that no list holds (see ``_unread``).
         single = (spec.text for spec in self._fragments if spec.elements is None)
         self._windowed = frozenset(where for where in (self._path, *single) if where is not None)
@@ -616,7 +625,7 @@ class FrameProcessor:
             delta = None  # a later choice's answer at the delta path: taken as its piece
         # A text this frame carries more of takes its held text itself: sent before the
         # frame, the held start of a value would leave before the window saw its end.
-        carried = {channel for channel, _where, _text, _part in pieces}
+        carried = {piece[0] for piece in pieces}
         if delta is not None:
             carried.add(None)
 
@@ -698,7 +707,7 @@ class FrameProcessor:
         if protected is None:
             raise Blocked
         events = _events(meta)
-        last = {channel: at for at, (channel, _where, _text, _part) in enumerate(pieces)}
+        last = {piece[0]: at for at, piece in enumerate(pieces)}
         if path is not None and delta is not None:
             closing = ends(None) and None not in last
             text = await self._push(delta)
@@ -706,7 +715,7 @@ class FrameProcessor:
                 text += await self._tail()
             _put(protected, path, await self._release(text, final=closing))
             self._template = _Template(events, protected, path, self._kept)
-        for at, (channel, where, piece, _part) in enumerate(pieces):
+        for at, (channel, where, piece, _part, twins) in enumerate(pieces):
             held = self._holds(channel)
             closing = (ends(channel) and last[channel] == at) or not held
             released = await self._push(piece, channel, hold=held)
@@ -715,7 +724,9 @@ class FrameProcessor:
             released = await self._release(released, final=closing, channel=channel)
             self._record(channel, released)
             _put(protected, where, released)
-            template = _Template(events, protected, where, self._kept)
+            for twin in twins:
+                _put(protected, twin, released)
+            template = _Template(events, protected, where, self._kept, twins)
             if channel is None:
                 self._template = template
             elif held:
@@ -758,23 +769,26 @@ class FrameProcessor:
         pieces: list[_Piece] = []
         probe = "\\u" not in data
         for number, spec in enumerate(self._fragments):
-            if probe and self._probes[number] not in data:
+            if probe and not any(name in data for name in self._probes[number]):
                 continue
             if spec.elements is None and spec.text in unread:
                 continue
             if number in self._answer_specs and _only_first(frame, spec):
                 continue  # one element, the first choice's: its text is the delta text
             readers = self._readers[number]
-            taken = {piece[1] for piece in pieces}
+            taken = {where for piece in pieces for where in (piece[1], *piece[4])}
             if spec.members:
                 pieces += self._member_pieces(number, spec, frame, taken)
                 continue
             for prefix, element, qualifiers in _elements(frame, spec.elements):
-                text = _text_of(element, spec.text)
-                where = (*prefix, *spec.text)
+                found = _named_text(element, spec)
+                if found is None:
+                    continue
+                places, text = found
+                where, *twins = ((*prefix, *at) for at in places)
                 label = element.get("type") if spec.joined else None
                 joined = isinstance(label, str) and label in spec.joined
-                if text is None or where in taken or (spec.joined and not joined):
+                if where in taken or (spec.joined and not joined):
                     continue
                 named = tuple(read(element.get(key)) for key, read in readers)
                 name = (*qualifiers, *named)
@@ -788,7 +802,7 @@ class FrameProcessor:
                         if key in spec.positions and value is not None
                     )
                     _put(frame, where, "")
-                    pieces.append(((number, label), where, text, part))
+                    pieces.append(((number, label), where, text, part, ()))
                     continue
                 if name in spec.exclude:
                     # The first choice's: its answer (wherever it sits in the frame).
@@ -796,7 +810,9 @@ class FrameProcessor:
                         continue  # at the delta path: taken there
                     channel = None
                 _put(frame, where, "")
-                pieces.append((channel, where, text, None))
+                for twin in twins:
+                    _put(frame, twin, "")
+                pieces.append((channel, where, text, None, tuple(twins)))
         return pieces
 
     def _member_pieces(
@@ -819,7 +835,7 @@ class FrameProcessor:
                 if names[0] in worded or where in taken or where == self._path:
                     continue
                 _put(frame, where, "")
-                pieces.append(((number, *qualifiers, *names), where, text, None))
+                pieces.append(((number, *qualifiers, *names), where, text, None, ()))
         return pieces
 
     def _holds(self, channel: Hashable) -> bool:
@@ -833,7 +849,7 @@ class FrameProcessor:
         parts in arrival order, saw apart. Entering a later part first sends what the text's
         window holds, in a copy of the earlier part's last frame, so every part keeps its own
         text even when a server leaves out the events that close a part."""
-        for channel, _where, _text, part in pieces:
+        for channel, _where, _text, part, _twins in pieces:
             if part is None:
                 continue
             last = self._parts.get(channel, part)
@@ -1458,6 +1474,26 @@ def _text_of(node: Any, path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _named_text(element: Any, spec: FragmentSpec) -> tuple[tuple[Path, ...], str] | None:
+    """Where in ``element`` the text of ``spec`` is, under each of its names (``text``, then
+    ``also``) that carries it, and the text; ``None`` when it is under none. An empty text
+    beside another is left in the frame: one window reads the text under every name, so
+    nothing is joined there that it did not see. Two different texts raise
+    :class:`AmbiguousName`: clients differ on which name they read, and the window can
+    follow only one of them."""
+    found = [
+        (path, text)
+        for path in (spec.text, *spec.also)
+        if (text := _text_of(element, path)) is not None
+    ]
+    if not found:
+        return None
+    text = next((text for _path, text in found if text), "")
+    if any(other and other != text for _path, other in found):
+        raise AmbiguousName("a frame carries a text under two names with different texts")
+    return tuple(path for path, other in found if other == text), text
+
+
 def _text_at(node: Any, path: Path) -> str | None:
     value = _value_at(node, path)
     return value if isinstance(value, str) else None
@@ -1548,6 +1584,14 @@ def _spine(node: Any, path: Path, text: str, kept: frozenset[str], *, top: bool 
     }
     copy[segment] = _spine(node[segment], rest, text, kept, top=False)
     return copy
+
+
+def _put_in_spine(node: Any, path: Path, text: str) -> None:
+    """Write ``text`` at ``path`` of a copy :func:`_spine` made along another path to the
+    same object: a list there holds only the element on that path, at position 0."""
+    for segment in path[:-1]:
+        node = node[0] if isinstance(node, list) else node[segment]
+    node[path[-1]] = text
 
 
 def _empty(value: Any) -> bool:
