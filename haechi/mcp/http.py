@@ -626,7 +626,9 @@ class StreamableHttpHandler:
         # (the client would wait for the answer for ever), which :meth:`_end` sends.
         try:
             async for chunk in response.aiter_raw():
-                for frame in parser.feed(chunk):
+                # Event by event as the chunk is read: the events before one that cannot be
+                # read (the answer, often) go out however the upstream's bytes were chunked.
+                for frame in parser.frames(chunk):
                     await self._event(request, frame, send, relay)
             for frame in parser.finish():
                 await self._event(request, frame, send, relay)
