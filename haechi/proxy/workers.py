@@ -118,6 +118,8 @@ class _Supervisor:
     #: end one (it goes on after the handler ran), and the supervisor went on dealing the
     #: connections that came meanwhile, after the listener should have closed.
     wake: tuple[socket.socket, socket.socket] = field(default_factory=socket.socketpair)
+    #: Whether the workers were told to stop (see :meth:`pass_stop`).
+    stopped_workers: bool = False
 
     def request_stop(self, name: str) -> None:
         """Stop at the next turn (from the signal handler): deal no more connections."""
@@ -221,16 +223,24 @@ class _Supervisor:
                     break
                 worker.ready = message[0] == "ready"
 
-    def stop(self) -> None:
-        """Stop listening, pass the stop on to every worker, wait out the drain, kill what
-        remains."""
+    def pass_stop(self) -> None:
+        """Stop listening and pass the stop on to every worker, once: a second SIGTERM would
+        make a worker end at once instead of draining."""
         self.dealer.close()
-        for end in self.wake:
-            end.close()
+        if self.stopped_workers:
+            return
+        self.stopped_workers = True
         for worker in self.workers:
             if worker.process.is_alive() and worker.process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Stop listening, pass the stop on to every worker, wait out the drain, kill what
+        remains."""
+        for end in self.wake:
+            end.close()
+        self.pass_stop()
         grace = self.config.limits.shutdown_grace_ms / 1000 + _KILL_MARGIN_S
         deadline = time.monotonic() + grace
         for worker in self.workers:
@@ -273,7 +283,9 @@ def serve_workers(
         if supervisor.stop_signal is None:
             announce()
         supervisor.serve()
-        supervisor.dealer.close()  # before the line: once it is out, connections are refused
+        # Before the line: once it is out, connections are refused, and a connection the
+        # workers hold that is set up only now is closed unserved.
+        supervisor.pass_stop()
         log_event(
             logging.INFO,
             "proxy_shutdown",
