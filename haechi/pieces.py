@@ -224,15 +224,13 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
                 if type(prefix) is list:
                     continued[id(prefix)] = len(prefix) + 1 - len(infill.pieces)
         # Alternatives beside a list of pieces go with it; alone, they are pieces themselves.
-        paired = answer and any(
-            key not in _ALTERNATIVES and _token_run(key, value) is not None
-            for key, value in node.items()
-        )
+        token_runs = _token_runs(node) if answer else {}
+        paired = any(key not in _ALTERNATIVES for key in token_runs)
         beside = tuple((*path, key) for key in _ALTERNATIVES if key in node) if paired else ()
         for key, value in node.items():
             if (paired and key in _ALTERNATIVES) or not isinstance(value, dict | list):
                 continue
-            found = _token_run(key, value) if answer else None
+            found = token_runs.get(key)
             keyed = _keyed_pieces(key, value) if answer and found is None else None
             if found is not None:
                 pieces, field = found
@@ -242,6 +240,17 @@ def find_piece_runs(document: Any, *, answer: bool) -> list[PieceRun]:
                 runs.append(PieceRun((*path, key), 0, keyed, None, ((*path, key),)))
             else:
                 stack.append((value, (*path, key)))
+    return runs
+
+
+def _token_runs(node: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    """The members of ``node`` that are runs of token pieces (see :func:`_token_run`), each
+    read once: whether one sits beside the alternatives decides how those are read."""
+    runs: dict[str, tuple[tuple[str, ...], str | None]] = {}
+    for key, value in node.items():
+        found = _token_run(key, value)
+        if found is not None:
+            runs[key] = found
     return runs
 
 
