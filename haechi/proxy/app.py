@@ -457,6 +457,7 @@ class GatewayApp:
                 request, method, url, upstream_headers, forward, receive, send, tokens
             )
             return
+        response: UpstreamResponse | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
                 response = await self.upstream.open(method, url, upstream_headers, forward)
@@ -464,10 +465,8 @@ class GatewayApp:
                     await self.responses.respond(request, response, send, tokens)
                 finally:
                     await response.aclose()
-        except (TimeoutError, UpstreamTimeout):
-            self._upstream_failed(timeout=True)
-        except UpstreamError:
-            self._upstream_failed(timeout=False)
+        except (TimeoutError, UpstreamError) as failure:
+            await self._upstream_failed(request, failure, answered=response is not None)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -737,12 +736,32 @@ class GatewayApp:
             request.decision = "streaming_blocked"
             raise GatewayError("haechi_streaming_uninspectable_route")
 
-    def _upstream_failed(self, *, timeout: bool) -> NoReturn:
-        if timeout:
+    async def _upstream_failed(
+        self, request: GatewayRequest, failure: Exception, *, answered: bool = False
+    ) -> NoReturn:
+        """Refuse ``request``, to which the upstream gave no answer, or one cut short after
+        its head came (``answered``): 504 when ``failure`` is a timeout, 502 otherwise.
+
+        Counted, logged and audited: the request's own record is in the chain already, and
+        this one tells that no answer reached its client (reason ``upstream_no_response``,
+        or ``upstream_response_incomplete``)."""
+        if isinstance(failure, TimeoutError | UpstreamTimeout):
+            error = GatewayError("haechi_upstream_timeout")
             self.metrics.increment("haechi_upstream_timeout_total")
-            raise GatewayError("haechi_upstream_timeout")
-        self.metrics.increment("haechi_upstream_error_total")
-        raise GatewayError("haechi_upstream_unreachable")
+        else:
+            error = GatewayError("haechi_upstream_unreachable")
+            self.metrics.increment("haechi_upstream_error_total")
+        reason = "upstream_response_incomplete" if answered else "upstream_no_response"
+        log_event(
+            40,
+            "proxy_upstream_error",
+            correlationId=request.correlation_id,
+            reason=reason,
+            statusCode=error.status,
+        )
+        decision = _ERROR_DECISIONS[error.code]
+        await self.audit_decision(request, decision, reason, enforced=True, blocked=True)
+        raise error
 
     # -- streaming -----------------------------------------------------------------------
 
@@ -768,10 +787,8 @@ class GatewayApp:
         auth = self.stream_auth(request)
         try:  # the answer head is awaited under limits.upstreamTimeoutMs by the client itself
             response = await self.upstream.open(method, url, upstream_headers, forward)
-        except UpstreamTimeout:
-            self._upstream_failed(timeout=True)
-        except UpstreamError:
-            self._upstream_failed(timeout=False)
+        except UpstreamError as failure:
+            await self._upstream_failed(request, failure)
         try:
             route = request.route
             assert route is not None
@@ -779,9 +796,12 @@ class GatewayApp:
             if inspect and not self._is_stream(response, route, request.scope):
                 # An error answer (or a server that ignored "stream") is a plain body:
                 # inspect it like any response, whatever responseProtection says.
-                await self.responses.respond(
-                    request, response, send, tokens, instead_of_stream=True
-                )
+                try:
+                    await self.responses.respond(
+                        request, response, send, tokens, instead_of_stream=True
+                    )
+                except UpstreamError as failure:
+                    await self._upstream_failed(request, failure, answered=True)
                 return
             # An uninspectable stream is let through under failureMode: allow (audited); its
             # header fields are still inspected, as those of such a whole answer are.

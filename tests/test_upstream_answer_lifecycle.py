@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What becomes of a non-streamed request whose answer does not come as it should: an
+upstream that cuts the body short, a body of several gzip members, and a client that leaves
+while the upstream is still working on its answer.
+
+A real gateway sits on a real socket in front of an upstream that writes raw bytes, and each
+test reads what the client got, the audit log and the counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.test_proxy_upstream import answer
+from tests.upstream_server import Gateway, Reply, gateway_in_front
+
+EMAIL = "jane.doe@example.com"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+PROTECTED = {"responseProtection": {"enabled": True}}
+
+#: Writes the answer to one request on the upstream side of its connection.
+Answer = Callable[[socket.socket], None]
+
+
+class _Upstream:
+    """A TCP upstream that reads each request (head and ``Content-Length`` body) and hands
+    the connection to the next of ``answers`` (the last one for every request after)."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self._answers = list(answers)
+        self.received = threading.Semaphore(0)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self._listener.accept()
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            )
+            while len(body) < length:
+                body += conn.recv(65536)
+            respond = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
+            self.received.release()
+            respond(conn)
+
+
+@pytest.fixture
+def upstream() -> Iterator[Callable[..., _Upstream]]:
+    started: list[_Upstream] = []
+
+    def start(*answers: Answer) -> _Upstream:
+        started.append(_Upstream(*answers))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def _whole(conn: socket.socket) -> None:
+    body = json.dumps({"choices": [{"message": {"content": "all good"}}]}).encode()
+    conn.sendall(answer(body, "Content-Type: application/json", f"Content-Length: {len(body)}"))
+
+
+#: An answer body holding a value, of which only the first half is ever sent.
+_HALF = json.dumps({"choices": [{"message": {"content": f"mail {EMAIL} " * 40}}]}).encode()[:500]
+
+
+def _cut_after_half(conn: socket.socket) -> None:
+    """``Content-Length: 1000``, 500 bytes, then an orderly close."""
+    conn.sendall(answer(_HALF, "Content-Type: application/json", "Content-Length: 1000"))
+
+
+def _reset_mid_chunk(conn: socket.socket) -> None:
+    """A chunk of 1000 bytes announced, 500 sent, then the connection reset."""
+    framed = b"%x\r\n%s" % (1000, _HALF)
+    conn.sendall(answer(framed, "Content-Type: application/json", "Transfer-Encoding: chunked"))
+    time.sleep(0.2)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    return [r.haechi_fields for r in caplog.records if r.getMessage() == event]  # type: ignore[attr-defined]
+
+
+def _records_of(gateway: Gateway, correlation_id: str) -> list[dict[str, Any]]:
+    return [r for r in gateway.audit() if r.get("correlationId") == correlation_id]
+
+
+# -- an answer cut short ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", [_cut_after_half, _reset_mid_chunk], ids=["short", "reset"])
+@pytest.mark.parametrize("config", [PROTECTED, {}], ids=["protected", "unprotected"])
+def test_an_answer_cut_short_is_a_502_recorded_as_the_requests_outcome(
+    tmp_path: Path,
+    upstream: Callable[..., _Upstream],
+    caplog: pytest.LogCaptureFixture,
+    cut: Answer,
+    config: dict[str, Any],
+) -> None:
+    """Nothing of a body that broke off is relayed, and the request, whose own record is in
+    the chain already, is recorded as having got no answer: the audit log, a log line and
+    the counter say so."""
+    server = upstream(cut, _whole)
+    with (
+        caplog.at_level(logging.WARNING, logger="haechi.proxy"),
+        gateway_in_front(tmp_path, config, upstream_url=server.url) as gateway,
+        httpx.Client(base_url=gateway.url, timeout=10) as client,
+    ):
+        response = client.post("/v1/chat/completions", json=CHAT)
+        assert response.status_code == 502
+        assert response.json()["error"] == "haechi_upstream_unreachable"
+        assert EMAIL not in response.text
+        # The next request is answered on a connection of its own.
+        assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+        assert "haechi_upstream_error_total 1.0" in gateway.metrics(
+            "haechi_upstream_error_total 1.0"
+        )
+    cid = response.headers["x-haechi-correlation-id"]
+    protect, outcome = _records_of(gateway, cid)
+    assert protect["operation"] == "request:POST chat-completions"
+    assert (outcome["decision"], outcome["reason"]) == (
+        "upstream_error",
+        "upstream_response_incomplete",
+    )
+    assert outcome["blocked"] is True
+    assert _logged(caplog, "proxy_upstream_error") == [
+        {"correlationId": cid, "reason": "upstream_response_incomplete", "statusCode": 502}
+    ]
+    assert EMAIL not in gateway.audit_text()
+    assert EMAIL not in caplog.text
+
+
+def test_an_upstream_that_cannot_be_reached_is_recorded_too(
+    tmp_path: Path, upstream: Callable[..., _Upstream]
+) -> None:
+    server = upstream(_whole)
+    server.close()  # nothing listens on its port any more
+    with gateway_in_front(tmp_path, upstream_url=server.url) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert response.status_code == 502
+    outcome = _records_of(gateway, response.headers["x-haechi-correlation-id"])[-1]
+    assert (outcome["decision"], outcome["reason"]) == ("upstream_error", "upstream_no_response")
+
+
+def test_an_upstream_timeout_is_recorded_as_one(tmp_path: Path) -> None:
+    with gateway_in_front(tmp_path, {"limits": {"upstreamTimeoutMs": 200}}) as gateway:
+        gateway.upstream.queue(Reply(delay=2.0))
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert response.status_code == 504
+    outcome = _records_of(gateway, response.headers["x-haechi-correlation-id"])[-1]
+    assert (outcome["decision"], outcome["reason"]) == ("upstream_timeout", "upstream_no_response")
+
+
+def test_a_plain_answer_to_a_streaming_request_cut_short_is_a_502_too(
+    tmp_path: Path, upstream: Callable[..., _Upstream]
+) -> None:
+    """An upstream may answer a streaming request with one body (an error, say), which is
+    read whole and inspected: cut short, it is no more relayed than any other answer."""
+    server = upstream(_cut_after_half)
+    config = {"streaming": {"requestMode": "inspect"}}
+    with gateway_in_front(tmp_path, config, upstream_url=server.url) as gateway:
+        response = httpx.post(
+            f"{gateway.url}/v1/chat/completions", json={**CHAT, "stream": True}, timeout=10
+        )
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_upstream_unreachable"
+    outcome = _records_of(gateway, response.headers["x-haechi-correlation-id"])[-1]
+    assert (outcome["decision"], outcome["reason"]) == (
+        "upstream_error",
+        "upstream_response_incomplete",
+    )
