@@ -10,12 +10,14 @@ test reads what the client got, the audit log and the counters.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
 import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import httpx
 import pytest
 
 from tests.test_proxy_upstream import answer
-from tests.upstream_server import Gateway, Reply, gateway_in_front
+from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front
 
 EMAIL = "jane.doe@example.com"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
@@ -199,3 +201,65 @@ def test_a_plain_answer_to_a_streaming_request_cut_short_is_a_502_too(
         "upstream_error",
         "upstream_response_incomplete",
     )
+
+
+# -- gzip members -------------------------------------------------------------------------------
+
+#: A small cap, so that members can pass it together and not alone.
+DECODED = {"responseProtection": {"enabled": True, "allowCompressed": True, "maxBytes": 4096}}
+
+
+def _encoded(shared_gateway: SharedGateways, body: bytes, encoding: str) -> httpx.Response:
+    """The gateway's answer to an upstream answering ``body`` in ``encoding``."""
+    gateway = shared_gateway(DECODED)
+    gateway.upstream.queue(Reply(body=body, headers={"content-encoding": encoding}))
+    return httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+
+
+def test_every_gzip_member_is_decoded_and_inspected(shared_gateway: SharedGateways) -> None:
+    """A gzip body may be several members one after the other (``gzip.decompress`` and
+    ``zcat`` read them all): the answer is all of them, the value in the second included."""
+    document = {"choices": [{"message": {"content": f"write to {EMAIL} today"}}]}
+    text = json.dumps(document).encode()
+    cut = text.index(EMAIL.encode()) + 4
+    members = gzip.compress(text[:cut]) + gzip.compress(text[cut:])
+    response = _encoded(shared_gateway, members, "gzip")
+    assert response.status_code == 200
+    content = response.json()["choices"][0]["message"]["content"]
+    assert content.startswith("write to ")
+    assert content.endswith(" today")
+    assert EMAIL not in response.text
+
+
+#: A JSON document of its own, and a whole gzip member of it.
+_DOCUMENT = b'{"a": 1}'
+_MEMBER = gzip.compress(_DOCUMENT)
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "reason"),
+    [
+        # Every member is read: two documents together are no JSON document ...
+        (_MEMBER + gzip.compress(b'{"b": 2}'), "gzip", "invalid_json_response"),
+        # ... and the cap counts them together (3 KiB of JSON, then 3 KiB of white space).
+        (
+            gzip.compress(b'["' + b"x" * 3000 + b'"]') + gzip.compress(b" " * 3000),
+            "gzip",
+            "response_body_too_large",
+        ),
+        # Bytes after a member that are no whole member.
+        (_MEMBER + b"garbage", "gzip", "compressed_response"),
+        (_MEMBER + b"\0" * 8, "gzip", "compressed_response"),
+        (_MEMBER + gzip.compress(b"more")[:10], "gzip", "compressed_response"),
+        # A deflate body is one stream: nothing may follow it.
+        (zlib.compress(_DOCUMENT) + zlib.compress(_DOCUMENT), "deflate", "compressed_response"),
+    ],
+    ids=["two-documents", "over-the-cap-together", "garbage", "padding", "cut-member", "deflate"],
+)
+def test_what_follows_the_first_gzip_member_never_goes_unread(
+    shared_gateway: SharedGateways, body: bytes, encoding: str, reason: str
+) -> None:
+    response = _encoded(shared_gateway, body, encoding)
+    assert response.status_code == 502
+    assert response.json()["error"] == "haechi_response_unprotected"
+    assert response.json()["reason"] == reason

@@ -226,26 +226,39 @@ def unreadable_reason(headers: ResponseHeaders) -> str | None:
 def decompress(body: bytes, encoding: str, cap: int) -> bytes | None:
     """Decode a gzip/deflate body without ever inflating past ``cap`` bytes.
 
-    Returns ``None`` for an encoding that cannot be decoded here or a corrupt body; raises
+    A gzip body may be several members one after the other (RFC 1952): ``gzip.decompress``,
+    ``zcat`` and urllib3 read them all, so every member is decoded, and ``cap`` counts them
+    together. Returns ``None`` for an encoding that cannot be decoded here and for a body
+    that is corrupt, cut short, or followed by bytes that are no member (zero padding, which
+    ``gzip`` skips, included: decoders differ on what they do with such bytes); raises
     :class:`ResponseTooLarge` when the decoded body would exceed ``cap``.
     """
     wbits = _WBITS.get(encoding)
     if wbits is None:
         return None
-    if encoding == "deflate" and body[:1] in (b"\x78",):
-        wbits = zlib.MAX_WBITS  # zlib-wrapped deflate, the common case
-    elif encoding == "deflate":
-        wbits = -zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        decoded = inflater.decompress(body, cap + 1)
-    except zlib.error:
-        return None
-    if len(decoded) > cap or inflater.unconsumed_tail:
-        raise ResponseTooLarge
-    if not inflater.eof:
-        return None
-    return decoded
+    if encoding == "deflate":
+        # zlib-wrapped deflate is the common case; raw deflate the other one.
+        wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
+    members: list[bytes] = []
+    size = 0
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            # Never 0 (which would mean no limit): size is at most cap here.
+            decoded = inflater.decompress(body, cap - size + 1)
+        except zlib.error:
+            return None
+        size += len(decoded)
+        if size > cap or inflater.unconsumed_tail:
+            raise ResponseTooLarge
+        if not inflater.eof:
+            return None
+        members.append(decoded)
+        body = inflater.unused_data
+        if not body:
+            return members[0] if len(members) == 1 else b"".join(members)
+        if encoding == "deflate":  # one stream, never several
+            return None
 
 
 class ResponseHandler:
