@@ -48,6 +48,9 @@ class _Upstream:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(), which close alone may not.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
 
     def _serve(self) -> None:
@@ -262,3 +265,44 @@ def test_what_follows_the_first_gzip_member_never_goes_unread(
     assert response.status_code == 502
     assert response.json()["error"] == "haechi_response_unprotected"
     assert response.json()["reason"] == reason
+
+
+# -- a client that leaves -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_client_that_leaves_gives_up_its_upstream_request_and_its_slot(
+    tmp_path: Path, upstream: Callable[..., _Upstream], stream: bool
+) -> None:
+    """An answer can take minutes. A client that leaves while it waits (for a whole answer,
+    or for the head of a stream) has its upstream request cancelled at once, and its slot
+    under limits.maxInFlight freed: the next request is served, not refused for load."""
+    given_up = threading.Event()
+
+    def never_answers(conn: socket.socket) -> None:
+        conn.settimeout(30)
+        if conn.recv(1) == b"":  # the gateway closed the connection
+            given_up.set()
+
+    server = upstream(never_answers, _whole)
+    config = {"limits": {"maxInFlight": 1}, "streaming": {"requestMode": "inspect"}}
+    body = json.dumps({**CHAT, "stream": stream}).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    with gateway_in_front(tmp_path, config, upstream_url=server.url) as gateway:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(head.encode() + body)
+            assert server.received.acquire(timeout=10)
+        assert given_up.wait(10)
+        # Counted once the slot is free again.
+        assert 'decision="client_gone"' in gateway.metrics('decision="client_gone"', timeout=10)
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10)
+        assert response.status_code == 200
+    first, gone, *_ = gateway.audit()
+    assert first["operation"] == "request:POST chat-completions"
+    assert (gone["decision"], gone["reason"]) == ("client_gone", "client_disconnected")
+    assert gone["correlationId"] == first["correlationId"]
+    assert (gone["enforced"], gone["blocked"]) == (False, False)

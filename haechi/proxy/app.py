@@ -17,7 +17,8 @@ that come earlier):
 7. model allowlist (body ``model`` or the model in a Gemini path; 403);
 8. streaming decision (``streaming.requestMode``);
 9. request protection (403 on a policy block, 413 on nesting, 500 when inspection failed);
-10. forward through the pooled upstream client (502 unreachable, 504 timeout);
+10. forward through the pooled upstream client (502 unreachable, 504 timeout; given up at
+    once when the client leaves);
 11. response handling (:mod:`haechi.proxy.responses`) or streaming.
 
 A body in which protection found nothing is forwarded as the exact bytes the client sent;
@@ -31,9 +32,9 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, NoReturn, Protocol
+from typing import Any, Final, NoReturn, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 from haechi.audit import keyed_path_hash, proxy_decision_event
@@ -85,6 +86,8 @@ from haechi.ratelimit import WINDOW_SECONDS
 from haechi.streaming import StreamInspector
 
 __all__ = ["GatewayApp", "GatewayRequest", "McpHttpHandler"]
+
+_T = TypeVar("_T")
 
 _BODYLESS: Final = frozenset({"GET", "HEAD"})
 _STREAM_TYPES: Final = {"sse": "text/event-stream", "ndjson": "ndjson"}
@@ -457,6 +460,21 @@ class GatewayApp:
                 request, method, url, upstream_headers, forward, receive, send, tokens
             )
             return
+        exchange = self._exchange(request, method, url, upstream_headers, forward, send, tokens)
+        await self._unless_client_leaves(request, exchange, receive)
+
+    async def _exchange(
+        self,
+        request: GatewayRequest,
+        method: str,
+        url: str,
+        upstream_headers: list[tuple[bytes, bytes]],
+        forward: bytes | None,
+        send: Send,
+        tokens: tuple[str, ...],
+    ) -> None:
+        """Ask the upstream, and answer the client with what it says, within
+        ``limits.upstreamTimeoutMs``."""
         response: UpstreamResponse | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -467,6 +485,27 @@ class GatewayApp:
                     await response.aclose()
         except (TimeoutError, UpstreamError) as failure:
             await self._upstream_failed(request, failure, answered=response is not None)
+
+    async def _unless_client_leaves(
+        self, request: GatewayRequest, work: Awaitable[_T], receive: Receive
+    ) -> _T:
+        """The result of ``work`` (a wait for the upstream), unless the client of
+        ``request`` leaves first: ``work`` is then cancelled at once, which closes its
+        upstream connection, the request is audited as ``client_gone`` and
+        :class:`ClientGone` raised. An answer can take minutes, for which the request would
+        otherwise hold its ``limits.maxInFlight`` slot and the upstream work for nobody."""
+        results: list[_T] = []
+
+        async def run() -> None:
+            results.append(await work)
+
+        await relay_until_cut(run(), receive)
+        if not results:
+            await self.audit_decision(
+                request, "client_gone", "client_disconnected", enforced=False, blocked=False
+            )
+            raise ClientGone
+        return results[0]
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -786,7 +825,9 @@ class GatewayApp:
         # a caller revoked meanwhile is checked before the head goes out (and gets the 401).
         auth = self.stream_auth(request)
         try:  # the answer head is awaited under limits.upstreamTimeoutMs by the client itself
-            response = await self.upstream.open(method, url, upstream_headers, forward)
+            response = await self._unless_client_leaves(
+                request, self.upstream.open(method, url, upstream_headers, forward), receive
+            )
         except UpstreamError as failure:
             await self._upstream_failed(request, failure)
         try:
