@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``haechi proxy`` with TLS material: what a key it cannot use, and a client that does not
-finish its handshake, get (real processes, real sockets)."""
+"""``haechi proxy`` with TLS material: what a key it cannot use, a client that does not
+finish its handshake, and idle connections at a stop, get (real processes, real sockets)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,8 +17,11 @@ from cryptography.hazmat.primitives import serialization
 
 from haechi.proxy.background import serve_in_thread
 from tests.cli import run_haechi
-from tests.test_proxy_server import _certificate, _proxy_process, _write_config
-from tests.upstream_server import UpstreamServer
+from tests.test_lifecycle_workers import _until_shutdown_line
+from tests.test_proxy_server import _CHAT_REQUEST, _certificate, _proxy_process, _write_config
+from tests.upstream_server import Reply, UpstreamServer
+
+_LIVE = b"GET /__haechi/live HTTP/1.1\r\nhost: x\r\n\r\n"
 
 
 def _encrypted_key(tmp_path: Path) -> dict[str, str]:
@@ -80,3 +85,80 @@ def test_a_tls_handshake_must_end_within_the_header_timeout(tmp_path: Path, work
                     assert sock.recv(65536) == b""
             trust = ssl.create_default_context(cafile=str(cert_file))
             assert httpx.get(f"{url}/__haechi/live", verify=trust).status_code == 200
+
+
+@contextmanager
+def _tls_connection(
+    url: str, trust: ssl.SSLContext, *, receive_buffer: int = 0
+) -> Iterator[ssl.SSLSocket]:
+    """A TLS connection to the gateway at ``url`` that reports a close without close_notify
+    as an error (``receive_buffer``: a small receive buffer, for a client slow to read)."""
+    host, port = url.removeprefix("https://").split(":")
+    raw = socket.socket()
+    raw.settimeout(20)
+    if receive_buffer:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    raw.connect((host, int(port)))
+    with trust.wrap_socket(raw, server_hostname=host, suppress_ragged_eofs=False) as sock:
+        yield sock
+
+
+def _tls_gateway_config(tmp_path: Path, upstream_url: str, extra: dict[str, object]) -> Path:
+    key_file, cert_file, _pfx = _certificate(tmp_path)
+    tls = {"keyFile": str(key_file), "certFile": str(cert_file)}
+    return _write_config(tmp_path, upstream_url, {"proxy": {"tls": tls}, **extra})
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_stop_closes_idle_tls_connections_at_once(tmp_path: Path, workers: str) -> None:
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _tls_gateway_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 30000}})
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        with (
+            _proxy_process(config, "--workers", workers) as (process, url, _lines),
+            httpx.Client(verify=trust) as pooled,
+            _tls_connection(url, trust) as idle,
+            _tls_connection(url, trust) as half,
+        ):
+            # A pooled client connection after its request, another that asked and
+            # read its answer, one in the middle of a request head: none replies to
+            # a TLS close, and none has a request in flight.
+            assert pooled.get(f"{url}/__haechi/live").status_code == 200
+            idle.sendall(_LIVE)
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+            half.sendall(_LIVE[:20])
+            process.send_signal(signal.SIGTERM)
+            # At once, not when the 30 s grace is over.
+            assert process.wait(timeout=10) == 0
+            assert idle.recv(65536) == b""  # closed with close_notify, not cut
+
+
+def test_a_stop_lets_an_idle_tls_client_read_the_rest_of_its_answer(tmp_path: Path) -> None:
+    # An answer larger than the socket buffers hold: when the stop comes, the gateway still
+    # holds its end, and then the close_notify behind it, while the client reads slowly.
+    text = "word " * 1_600_000
+    upstream = UpstreamServer()
+    upstream.queue(Reply(text=text))
+    with serve_in_thread(upstream) as up:
+        extra = {
+            "limits": {"shutdownGraceMs": 30000},
+            "responseProtection": {"maxBytes": 16 * 1024 * 1024},
+        }
+        config = _tls_gateway_config(tmp_path, up.url, extra)
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        with (
+            _proxy_process(config) as (process, url, _lines),
+            _tls_connection(url, trust, receive_buffer=4096) as slow,
+        ):
+            slow.sendall(_CHAT_REQUEST)
+            answer = slow.recv(65536)  # the whole answer is written: the connection is idle
+            process.send_signal(signal.SIGTERM)
+            _until_shutdown_line(process)
+            while chunk := slow.recv(65536):
+                answer += chunk
+            assert process.wait(timeout=10) == 0
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert f"content-length: {len(body)}".encode() in head.lower()
+    assert text.strip() in body.decode()

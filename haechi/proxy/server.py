@@ -39,7 +39,8 @@ answer to an earlier request of the same connection.
 - ``limits.shutdownGraceMs``: on SIGTERM, SIGINT or SIGHUP the listener closes, idle connections are
   closed at once (and a TLS connection whose handshake ends after the signal as soon as it
   does), in-flight requests get this long to finish, then the rest are cut (one whose answer
-  has not begun gets 500 ``haechi_proxy_error``).
+  has not begun gets 500 ``haechi_proxy_error``). A TLS connection closed meanwhile ends once
+  its bytes are sent, without waiting for the client's close_notify.
 
 Writes: an answer the gateway sends whole (its head, then its body at once) leaves in one
 write, where uvicorn writes the head on its own first: that second system call, and the
@@ -105,6 +106,9 @@ _KEEP_ALIVE_S: Final = 5
 #: unbounded, one read of small requests made the gateway hold about fifteen times its size.
 _MAX_WAITING: Final = 16
 _HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
+#: How often a TLS connection closed while the gateway stops looks whether the TLS layer has
+#: sent what it holds (then it ends without waiting for the client's reply).
+_TLS_GOODBYE_POLL_S: Final = 0.1
 
 
 def is_loopback(host: str) -> bool:
@@ -353,6 +357,29 @@ async def _send_coalesced(cycle: Any, send: Any, message: dict[str, Any]) -> Non
     await send(message)
 
 
+def _shut_reading(sock: Any, addresses: tuple[Any, Any]) -> None:
+    """Shut the reading side of ``sock`` (a transport's ``socket``: its descriptor), when the
+    descriptor is still the connection with these (local, remote) ``addresses``.
+
+    A transport keeps the number of its descriptor after closing it: by then the number may
+    belong to another socket or file, which must not be touched.
+    """
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return
+    try:
+        raw = socket.socket(fileno=fd)
+    except OSError:
+        return  # closed, or no longer a socket
+    try:
+        if (raw.getsockname()[:2], raw.getpeername()[:2]) == addresses:
+            raw.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass  # the connection is gone already
+    finally:
+        raw.detach()  # the transport's descriptor: not closed here
+
+
 def _protocol_class(limits: Any) -> Any:
     """uvicorn's httptools protocol, keeping the raw request target and enforcing the
     header and write timeouts and the head and wire sizes of ``limits``."""
@@ -383,6 +410,9 @@ def _protocol_class(limits: Any) -> Any:
         max_after_head_bytes: int = 2 * limits.max_request_bytes + limits.max_header_bytes
         _headers_deadline: _Deadline
         _write_deadline: _Deadline
+        #: Looks again whether a TLS connection closed while stopping can end (see
+        #: :meth:`_close_without_reply`).
+        _tls_goodbye: _Deadline
         #: Whether the bytes arriving are a request's head, and how many arrived so far (of
         #: the head, or since it).
         _in_head: bool = True
@@ -450,6 +480,7 @@ def _protocol_class(limits: Any) -> Any:
             # what a client that stopped reading never lets happen. Losing the connection
             # wakes uvicorn's pending send and reports http.disconnect to the app.
             self._write_deadline = _Deadline(self.loop, self.write_timeout_s, transport.abort)
+            self._tls_goodbye = _Deadline(self.loop, _TLS_GOODBYE_POLL_S, self._close_without_reply)
             super().connection_made(transport)
             if self._stopping is not None and self._stopping():
                 # Set up after the stop signal: a TLS connection is made once its handshake
@@ -476,6 +507,7 @@ def _protocol_class(limits: Any) -> Any:
         def connection_lost(self, exc: Exception | None) -> None:
             self._headers_deadline.disarm()
             self._write_deadline.disarm()
+            self._tls_goodbye.disarm()
             super().connection_lost(exc)
 
         def pause_writing(self) -> None:
@@ -500,6 +532,36 @@ def _protocol_class(limits: Any) -> Any:
             ):
                 self.transport.write(self._deferred)
                 self.transport.close()
+            if self._stopping is not None and self._stopping():
+                # The answer that was in flight at the stop closed the connection.
+                self._close_without_reply()
+
+        def shutdown(self) -> None:
+            """uvicorn's start of the drain: an idle connection is closed, one in flight is
+            closed once its answer is out (see :meth:`on_response_complete`)."""
+            super().shutdown()
+            self._close_without_reply()
+
+        def _close_without_reply(self) -> None:
+            """End a closing TLS connection without waiting for the client's reply.
+
+            A TLS close sends close_notify and then waits, up to asyncio's 30 s, for the
+            client's own before the connection is gone; a pooled client connection reads
+            nothing while idle, so it never replies, and the drain, which waits for every
+            connection to be gone, lasted the whole grace. Shutting the socket's reading
+            side gives the TLS layer the end of the stream in place of the reply: it then
+            closes as a plain connection does, once the bytes it holds are sent. Only once
+            it has handed them all to the socket (close_notify is the last): an end of
+            stream before would drop the rest, the end of an answer the client has not
+            read yet. No event says when that happens: it is looked at again shortly.
+            """
+            transport = self.transport
+            if not transport.is_closing() or transport.get_extra_info("ssl_object") is None:
+                return
+            if transport.get_write_buffer_size():
+                self._tls_goodbye.arm()
+                return
+            _shut_reading(transport.get_extra_info("socket"), (self.server, self.client))
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
