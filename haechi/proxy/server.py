@@ -39,8 +39,9 @@ answer to an earlier request of the same connection.
 - ``limits.shutdownGraceMs``: on SIGTERM, SIGINT or SIGHUP the listener closes, idle connections are
   closed at once (and a TLS connection whose handshake ends after the signal as soon as it
   does), in-flight requests get this long to finish, then the rest are cut (one whose answer
-  has not begun gets 500 ``haechi_proxy_error``). A TLS connection closed meanwhile ends once
-  its bytes are sent, without waiting for the client's close_notify.
+  has not begun gets 500 ``haechi_proxy_error``). A connection is closed once its answer is
+  out (requests waiting behind it are not started); one with TLS ends once its bytes are sent,
+  without waiting for the client's close_notify.
 
 Writes: an answer the gateway sends whole (its head, then its body at once) leaves in one
 write, where uvicorn writes the head on its own first: that second system call, and the
@@ -523,6 +524,12 @@ def _protocol_class(limits: Any) -> Any:
             self._headers_deadline.arm()
 
         def on_response_complete(self) -> None:
+            stopping = self._stopping is not None and self._stopping()
+            if stopping:
+                # Requests waiting behind this answer (pipelining) are not started after
+                # the stop; with them goes a refusal waiting behind them, which the client
+                # would read as the answer to the first of them.
+                self.pipeline.clear()
             super().on_response_complete()
             # A closing transport: the answer closed the connection, nothing more is sent.
             if (
@@ -532,8 +539,11 @@ def _protocol_class(limits: Any) -> Any:
             ):
                 self.transport.write(self._deferred)
                 self.transport.close()
-            if self._stopping is not None and self._stopping():
-                # The answer that was in flight at the stop closed the connection.
+            if stopping:
+                # Idle now, as the connections closed at the stop were. uvicorn marks the
+                # last request read to close the connection: with requests waiting, that
+                # was one of them, and this answer went out without `connection: close`.
+                self.transport.close()
                 self._close_without_reply()
 
         def shutdown(self) -> None:
