@@ -33,11 +33,13 @@ def _answers(sock: socket.socket, wanted: int) -> bytes:
     return received
 
 
-def _pipelined(gateway: Gateway, rest_of_third: bytes) -> bytes:
+def _pipelined(gateway: Gateway, rest_of_third: bytes, second_delay: float = 0.0) -> bytes:
     """Send a chat request the upstream answers after 3 s; once it is in flight, a second
-    one and the first bytes of a third in one write, then ``rest_of_third`` in another;
-    what is answered (until three answers came, or the gateway closed the connection)."""
+    one (answered after ``second_delay`` s) and the first bytes of a third in one write, then
+    ``rest_of_third`` in another; what is answered (until three answers came, or the gateway
+    closed the connection)."""
     gateway.upstream.queue(Reply(delay=3, text="slow"))
+    gateway.upstream.queue(Reply(delay=second_delay, text="second"))
     host, port = gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=20) as sock:
         sock.sendall(_REQUEST)
@@ -70,4 +72,14 @@ def test_a_head_the_client_leaves_unfinished_is_still_cut(gateway: Gateway) -> N
     gateway.upstream.clear()
     answers = _pipelined(gateway, _REQUEST[_CUT : -len(_BODY) - 4])
     assert answers.count(b"HTTP/1.1 200 OK") == 2
+    assert len(gateway.upstream.received) == 2
+
+
+def test_an_unfinished_head_does_not_cut_the_answer_in_front_of_it(gateway: Gateway) -> None:
+    """The third head's deadline runs out while the second request, read whole, is still
+    being answered: that answer is sent, then the connection is closed."""
+    gateway.upstream.clear()
+    answers = _pipelined(gateway, _REQUEST[_CUT : -len(_BODY) - 4], second_delay=1.5)
+    assert answers.count(b"HTTP/1.1 200 OK") == 2
+    assert b"second" in answers
     assert len(gateway.upstream.received) == 2

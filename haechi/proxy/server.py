@@ -12,8 +12,9 @@ Timeouts (what maps to what):
 - ``limits.headersTimeoutMs``: time from a connection's (or a request's) first byte to the
   end of its headers; past it the connection is closed. Bytes that end an idle keep-alive
   connection's wait (also empty lines, which begin no request) start it too. Time the
-  gateway itself reads nothing of the connection (a request waiting behind another) does
-  not cut a head: run out then, the deadline starts again. Enforced by the gateway's HTTP
+  gateway itself reads nothing of the connection (a request waiting behind another), or
+  answers a request read before the head, does not cut the head: run out then, the
+  deadline starts again. Enforced by the gateway's HTTP
   protocol (uvicorn's ``httptools`` protocol, extended here). With TLS the handshake, which
   comes before any of it, must end within it too (with ``0``, within asyncio's 60 s).
   ``null`` is 60 s, ``0`` none.
@@ -495,12 +496,16 @@ def _protocol_class(limits: Any) -> Any:
 
         def _headers_expired(self) -> None:
             """The header deadline passed: close the connection, unless the gateway is the
-            one not reading the rest of the head. It stops reading while a request waits
-            behind the one being answered (pipelining), for as long as that answer takes;
-            the deadline then starts again, or a head split between two reads would cut
-            the connection, and the request in flight with it, however fast it was sent.
+            one not reading the rest of the head, or a request before it is still being
+            answered. The gateway stops reading while a request waits behind the one being
+            answered (pipelining), for as long as that answer takes, and a head behind a
+            request read whole is read while that request is answered: the deadline then
+            starts again, or a head split between two reads would cut the connection, and
+            the request in flight with it, however fast it was sent.
             """
-            if self.flow.read_paused and not self.transport.is_closing():
+            cycle = self.cycle  # the last request whose head was read
+            answering = cycle is not None and not cycle.response_complete
+            if (self.flow.read_paused or answering) and not self.transport.is_closing():
                 self._headers_deadline.arm()
             else:
                 self.transport.close()
