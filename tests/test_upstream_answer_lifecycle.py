@@ -205,6 +205,43 @@ def test_a_plain_answer_to_a_streaming_request_cut_short_is_a_502_too(
     )
 
 
+_SSE = ("Content-Type: text/event-stream", "Transfer-Encoding: chunked")
+
+
+def _stream_then_reset(conn: socket.socket) -> None:
+    """The head of an event stream and one frame of it, then the connection reset."""
+    frame = b'data: {"choices": [{"index": 0, "delta": {"content": "hel"}}]}\n\n'
+    conn.sendall(answer(b"%x\r\n%s\r\n" % (len(frame), frame), *_SSE))
+    time.sleep(0.2)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_a_stream_relayed_uninspected_that_breaks_off_is_recorded(
+    tmp_path: Path, upstream: Callable[..., _Upstream]
+) -> None:
+    """A pass-through stream has its record written before it is relayed; an upstream that
+    breaks it off is recorded after it, as any answer cut short is (an inspected stream's
+    own record tells so: stream_upstream_error)."""
+    server = upstream(_stream_then_reset)
+    config = {"streaming": {"requestMode": "pass-through"}}
+    with gateway_in_front(tmp_path, config, upstream_url=server.url) as gateway:
+        with (
+            httpx.Client(base_url=gateway.url, timeout=10) as client,
+            client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as cut,
+        ):
+            assert cut.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                cut.read()  # the stream ends without its last chunk
+        assert "haechi_upstream_error_total 1.0" in gateway.metrics(
+            "haechi_upstream_error_total 1.0"
+        )
+    records = _records_of(gateway, cut.headers["x-haechi-correlation-id"])
+    assert [(r.get("decision"), r.get("reason")) for r in records[1:]] == [
+        ("streaming_request_pass_through", "streaming_request_pass_through"),
+        ("upstream_error", "upstream_response_incomplete"),
+    ]
+
+
 # -- gzip members -------------------------------------------------------------------------------
 
 #: A small cap, so that members can pass it together and not alone.

@@ -798,8 +798,8 @@ class GatewayApp:
             reason=reason,
             statusCode=error.status,
         )
-        decision = _ERROR_DECISIONS[error.code]
-        await self.audit_decision(request, decision, reason, enforced=True, blocked=True)
+        request.decision = _ERROR_DECISIONS[error.code]
+        await self.audit_decision(request, request.decision, reason, enforced=True, blocked=True)
         raise error
 
     # -- streaming -----------------------------------------------------------------------
@@ -948,10 +948,9 @@ class GatewayApp:
             )
             request.decision = "stream_truncated"
             return  # the response stays incomplete: the server drops the connection
-        except UpstreamError:
-            if not inspect:
-                self.metrics.increment("haechi_upstream_error_total")
-                request.decision = "upstream_error"
+        except UpstreamError as failure:
+            if not inspect:  # an inspected stream's own record tells (stream_upstream_error)
+                await self._upstream_failed(request, failure, answered=True)
             return
         await send({"type": "http.response.body", "body": b""})
 
