@@ -63,7 +63,7 @@ class _Upstream:
         with conn, contextlib.suppress(OSError):
             data = b""
             while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
+                data += _received(conn)
             head, _, body = data.partition(b"\r\n\r\n")
             length = next(
                 int(line.split(b":", 1)[1])
@@ -71,10 +71,18 @@ class _Upstream:
                 if line.startswith(b"content-length:")
             )
             while len(body) < length:
-                body += conn.recv(65536)
+                body += _received(conn)
             respond = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
             self.received.release()
             respond(conn)
+
+
+def _received(conn: socket.socket) -> bytes:
+    """The next bytes of ``conn``; :class:`OSError` once the peer closed it."""
+    data = conn.recv(65536)
+    if not data:
+        raise ConnectionResetError
+    return data
 
 
 @pytest.fixture
