@@ -300,8 +300,18 @@ _MEMBER = gzip.compress(_DOCUMENT)
         (_MEMBER + gzip.compress(b"more")[:10], "gzip", "compressed_response"),
         # A deflate body is one stream: nothing may follow it.
         (zlib.compress(_DOCUMENT) + zlib.compress(_DOCUMENT), "deflate", "compressed_response"),
+        # More members than a server writes (each empty: the body is a 20-byte document).
+        (gzip.compress(_DOCUMENT) + gzip.compress(b"") * 64, "gzip", "compressed_response"),
     ],
-    ids=["two-documents", "over-the-cap-together", "garbage", "padding", "cut-member", "deflate"],
+    ids=[
+        "two-documents",
+        "over-the-cap-together",
+        "garbage",
+        "padding",
+        "cut-member",
+        "deflate",
+        "too-many-members",
+    ],
 )
 def test_what_follows_the_first_gzip_member_never_goes_unread(
     shared_gateway: SharedGateways, body: bytes, encoding: str, reason: str

@@ -63,6 +63,10 @@ __all__ = [
 ]
 
 _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+#: Compressed bytes handed to the inflater at a time (see :func:`decompress`).
+_INFLATE_SLICE: Final = 16384
+#: Members of one gzip body decoded at most: a server writes one, or a few.
+_MAX_GZIP_MEMBERS: Final = 64
 _UTF8: Final = frozenset({"utf-8", "utf8"})
 _PARAMETERS: Final = re.compile(r"[;,]")
 #: The encodings (as :func:`json.detect_encoding` names them) whose bytes read as the same
@@ -229,9 +233,15 @@ def decompress(body: bytes, encoding: str, cap: int) -> bytes | None:
     A gzip body may be several members one after the other (RFC 1952): ``gzip.decompress``,
     ``zcat`` and urllib3 read them all, so every member is decoded, and ``cap`` counts them
     together. Returns ``None`` for an encoding that cannot be decoded here and for a body
-    that is corrupt, cut short, or followed by bytes that are no member (zero padding, which
-    ``gzip`` skips, included: decoders differ on what they do with such bytes); raises
-    :class:`ResponseTooLarge` when the decoded body would exceed ``cap``.
+    that is corrupt, cut short, followed by bytes that are no member (zero padding, which
+    ``gzip`` skips, included: decoders differ on what they do with such bytes), or made of
+    more than :data:`_MAX_GZIP_MEMBERS` members; raises :class:`ResponseTooLarge` when the
+    decoded body would exceed ``cap``.
+
+    The body is handed to the inflater :data:`_INFLATE_SLICE` bytes at a time: what the
+    inflater keeps after a member's end is a copy of the rest of its input, and a body of
+    tens of thousands of empty members, each given the whole rest, took a second of CPU per
+    MiB.
     """
     wbits = _WBITS.get(encoding)
     if wbits is None:
@@ -239,24 +249,31 @@ def decompress(body: bytes, encoding: str, cap: int) -> bytes | None:
     if encoding == "deflate":
         # zlib-wrapped deflate is the common case; raw deflate the other one.
         wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
-    members: list[bytes] = []
-    size = 0
+    view = memoryview(body)
+    decoded: list[bytes] = []
+    size = offset = members = 0
     while True:
+        members += 1
+        if members > _MAX_GZIP_MEMBERS:
+            return None
         inflater = zlib.decompressobj(wbits)
-        try:
-            # Never 0 (which would mean no limit): size is at most cap here.
-            decoded = inflater.decompress(body, cap - size + 1)
-        except zlib.error:
-            return None
-        size += len(decoded)
-        if size > cap or inflater.unconsumed_tail:
-            raise ResponseTooLarge
-        if not inflater.eof:
-            return None
-        members.append(decoded)
-        body = inflater.unused_data
-        if not body:
-            return members[0] if len(members) == 1 else b"".join(members)
+        while not inflater.eof:
+            piece = view[offset : offset + _INFLATE_SLICE]
+            if not piece:
+                return None  # cut short
+            offset += len(piece)
+            try:
+                # Never 0 (which would mean no limit): size is at most cap here.
+                output = inflater.decompress(piece, cap - size + 1)
+            except zlib.error:
+                return None
+            size += len(output)
+            if size > cap or inflater.unconsumed_tail:
+                raise ResponseTooLarge
+            decoded.append(output)
+        offset -= len(inflater.unused_data)
+        if offset == len(body):
+            return b"".join(decoded)
         if encoding == "deflate":  # one stream, never several
             return None
 
