@@ -1,14 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """``haechi proxy`` with TLS material: what a key it cannot use, a client that does not
-finish its handshake, and idle connections at a stop, get (real processes, real sockets)."""
+finish its handshake, idle connections at a stop, and connections the gateway closes, get
+(real processes, real sockets)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import ssl
+import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,6 +25,9 @@ from tests.test_proxy_server import _CHAT_REQUEST, _certificate, _proxy_process,
 from tests.upstream_server import Reply, UpstreamServer
 
 _LIVE = b"GET /__haechi/live HTTP/1.1\r\nhost: x\r\n\r\n"
+#: An answer larger than the socket buffers hold: when the gateway closes the connection, it
+#: still holds the end of it, and then the close_notify behind it, while the client reads.
+_LARGE_TEXT = "word " * 1_600_000
 
 
 def _encrypted_key(tmp_path: Path) -> dict[str, str]:
@@ -68,7 +74,9 @@ def test_unusable_tls_material_is_a_named_error_in_every_process_model(
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_tls_handshake_must_end_within_the_header_timeout(tmp_path: Path, workers: str) -> None:
+def test_a_tls_handshake_and_the_head_after_it_must_end_within_the_header_timeout(
+    tmp_path: Path, workers: str
+) -> None:
     key_file, cert_file, _pfx = _certificate(tmp_path)
     tls = {"keyFile": str(key_file), "certFile": str(cert_file)}
     upstream = UpstreamServer()
@@ -84,6 +92,11 @@ def test_a_tls_handshake_must_end_within_the_header_timeout(tmp_path: Path, work
                     sock.sendall(first)
                     assert sock.recv(65536) == b""
             trust = ssl.create_default_context(cafile=str(cert_file))
+            # A head that never ends, after the handshake: closed, and the connection ends
+            # without the client's reply to the close_notify.
+            with _tls_connection(url, trust) as half:
+                half.sendall(_LIVE[:20])
+                assert _until_closed(half) == b""
             assert httpx.get(f"{url}/__haechi/live", verify=trust).status_code == 200
 
 
@@ -134,12 +147,14 @@ def test_a_stop_closes_idle_tls_connections_at_once(tmp_path: Path, workers: str
             assert idle.recv(65536) == b""  # closed with close_notify, not cut
 
 
-def test_a_stop_lets_an_idle_tls_client_read_the_rest_of_its_answer(tmp_path: Path) -> None:
-    # An answer larger than the socket buffers hold: when the stop comes, the gateway still
-    # holds its end, and then the close_notify behind it, while the client reads slowly.
-    text = "word " * 1_600_000
+@contextmanager
+def _slow_reader_of_a_large_answer(
+    tmp_path: Path,
+) -> Iterator[tuple[subprocess.Popen[str], ssl.SSLSocket]]:
+    """A gateway with TLS whose upstream answers :data:`_LARGE_TEXT`, and a TLS connection
+    to it with a small receive buffer (a client slow to read)."""
     upstream = UpstreamServer()
-    upstream.queue(Reply(text=text))
+    upstream.queue(Reply(text=_LARGE_TEXT))
     with serve_in_thread(upstream) as up:
         extra = {
             "limits": {"shutdownGraceMs": 30000},
@@ -151,14 +166,89 @@ def test_a_stop_lets_an_idle_tls_client_read_the_rest_of_its_answer(tmp_path: Pa
             _proxy_process(config) as (process, url, _lines),
             _tls_connection(url, trust, receive_buffer=4096) as slow,
         ):
-            slow.sendall(_CHAT_REQUEST)
-            answer = slow.recv(65536)  # the whole answer is written: the connection is idle
-            process.send_signal(signal.SIGTERM)
-            _until_shutdown_line(process)
-            while chunk := slow.recv(65536):
-                answer += chunk
-            assert process.wait(timeout=10) == 0
+            yield process, slow
+
+
+def _assert_the_whole_large_answer(answer: bytes) -> None:
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert f"content-length: {len(body)}".encode() in head.lower()
-    assert text.strip() in body.decode()
+    assert _LARGE_TEXT.strip() in body.decode()
+
+
+def test_a_stop_lets_an_idle_tls_client_read_the_rest_of_its_answer(tmp_path: Path) -> None:
+    with _slow_reader_of_a_large_answer(tmp_path) as (process, slow):
+        slow.sendall(_CHAT_REQUEST)
+        answer = slow.recv(65536)  # the whole answer is written: the connection is idle
+        process.send_signal(signal.SIGTERM)
+        _until_shutdown_line(process)
+        while chunk := slow.recv(65536):
+            answer += chunk
+        assert process.wait(timeout=10) == 0
+    _assert_the_whole_large_answer(answer)
+
+
+def _until_closed(sock: ssl.SSLSocket) -> bytes:
+    """What the gateway sends on ``sock`` up to its close_notify (a close without one is an
+    error), once the connection is closed after it.
+
+    The connection must end (the client sees the gateway's FIN) within 10 s of the
+    close_notify, without the client's reply, which a client idle in a pool never sends: a
+    TLS close waiting for that reply ends only after 30 s.
+    """
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    with socket.socket(fileno=os.dup(sock.fileno())) as raw:
+        raw.settimeout(10)
+        assert raw.recv(1) == b""
+    return answer
+
+
+def test_tls_connections_the_gateway_closes_end_without_the_clients_close_notify(
+    tmp_path: Path,
+) -> None:
+    frame = b"data: " + b"x" * 100 + b"\n\n"
+    upstream = UpstreamServer()
+    upstream.queue(Reply(wire=[frame] * 100))
+    stream = b'{"model":"m","messages":[],"stream":true}'
+    sent = {
+        # Closed by the keep-alive timeout (5 s) after its answer.
+        "idle": _LIVE,
+        "connection close": _LIVE.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n"),
+        "refused": b"CONNECT x:443 HTTP/1.1\r\nhost: x\r\n\r\n",
+        # A pass-through stream cut at responseProtection.maxBytes.
+        "cut stream": b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+        + f"content-type: application/json\r\ncontent-length: {len(stream)}\r\n\r\n".encode()
+        + stream,
+    }
+    with serve_in_thread(upstream) as up:
+        extra = {
+            # Off: it would also close the refused connection, after its own time.
+            "limits": {"headersTimeoutMs": 0},
+            "streaming": {"requestMode": "pass-through"},
+            "responseProtection": {"maxBytes": 2000},
+        }
+        config = _tls_gateway_config(tmp_path, up.url, extra)
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        with _proxy_process(config) as (_process, url, _lines), ExitStack() as stack:
+            clients = {name: stack.enter_context(_tls_connection(url, trust)) for name in sent}
+            for name, request in sent.items():
+                clients[name].sendall(request)
+            # The idle connection, closed last, is read last.
+            answers = {name: _until_closed(clients[name]) for name in reversed(sent)}
+    assert answers["idle"].startswith(b"HTTP/1.1 200")
+    assert answers["connection close"].startswith(b"HTTP/1.1 200")
+    assert answers["refused"].startswith(b"HTTP/1.1 400")
+    assert b"haechi_invalid_proxy_target" in answers["refused"]
+    assert answers["cut stream"].startswith(b"HTTP/1.1 200")
+    assert not answers["cut stream"].endswith(b"0\r\n\r\n")  # the stream never ended
+
+
+def test_a_tls_client_slow_to_read_gets_the_whole_answer_before_the_close(
+    tmp_path: Path,
+) -> None:
+    with _slow_reader_of_a_large_answer(tmp_path) as (_process, slow):
+        slow.sendall(_CHAT_REQUEST.replace(b"host: x\r\n", b"host: x\r\nconnection: close\r\n"))
+        answer = _until_closed(slow)
+    _assert_the_whole_large_answer(answer)

@@ -41,8 +41,11 @@ answer to an earlier request of the same connection.
   closed at once (and a TLS connection whose handshake ends after the signal as soon as it
   does), in-flight requests get this long to finish, then the rest are cut (one whose answer
   has not begun gets 500 ``haechi_proxy_error``). A connection is closed once its answer is
-  out (requests waiting behind it are not started); one with TLS ends once its bytes are sent,
-  without waiting for the client's close_notify.
+  out (requests waiting behind it are not started).
+
+Closing: a TLS connection the gateway closes (the keep-alive or header timeout, a refusal, an
+answer with ``connection: close``, a stream cut short, a stop) ends once its bytes are sent,
+its close_notify last, without waiting for the client's reply, as a plain connection does.
 
 Writes: an answer the gateway sends whole (its head, then its body at once) leaves in one
 write, where uvicorn writes the head on its own first: that second system call, and the
@@ -108,8 +111,8 @@ _KEEP_ALIVE_S: Final = 5
 #: unbounded, one read of small requests made the gateway hold about fifteen times its size.
 _MAX_WAITING: Final = 16
 _HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
-#: How often a TLS connection closed while the gateway stops looks whether the TLS layer has
-#: sent what it holds (then it ends without waiting for the client's reply).
+#: How often a TLS connection the gateway closed looks whether the TLS layer has sent what it
+#: holds (then it ends without waiting for the client's reply).
 _TLS_GOODBYE_POLL_S: Final = 0.1
 
 
@@ -359,6 +362,29 @@ async def _send_coalesced(cycle: Any, send: Any, message: dict[str, Any]) -> Non
     await send(message)
 
 
+class _ReportedClose:
+    """A request cycle's transport that runs ``closed`` once the cycle closed the connection.
+
+    uvicorn closes the connection from the request's own code, after an answer with
+    ``connection: close`` or when the app ends without completing its answer (a stream cut
+    short), and tells the connection nothing: with TLS the connection must then still end
+    without waiting for the client's close_notify (the protocol's ``_close_without_reply``).
+    """
+
+    __slots__ = ("_closed", "_transport")
+
+    def __init__(self, transport: Any, closed: Callable[[], None]) -> None:
+        self._transport = transport
+        self._closed = closed
+
+    def close(self) -> None:
+        self._transport.close()
+        self._closed()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def _shut_reading(sock: Any, addresses: tuple[Any, Any]) -> None:
     """Shut the reading side of ``sock`` (a transport's ``socket``: its descriptor), when the
     descriptor is still the connection with these (local, remote) ``addresses``.
@@ -412,13 +438,18 @@ def _protocol_class(limits: Any) -> Any:
         max_after_head_bytes: int = 2 * limits.max_request_bytes + limits.max_header_bytes
         _headers_deadline: _Deadline
         _write_deadline: _Deadline
-        #: Looks again whether a TLS connection closed while stopping can end (see
+        #: Looks again whether a TLS connection the gateway closed can end (see
         #: :meth:`_close_without_reply`).
         _tls_goodbye: _Deadline
         #: Whether the bytes arriving are a request's head, and how many arrived so far (of
         #: the head, or since it).
         _in_head: bool = True
         _received: int = 0
+
+        #: Whether the connection is gone. A request may still close it afterwards (an app
+        #: that raised after its client left): :meth:`_close_without_reply` has nothing left
+        #: to end then, and must not look at it again and again.
+        _lost: bool = False
 
         #: The refusal of a request that came while the answers to the ones before it were
         #: still being sent: it is sent once they are complete (see :meth:`_refuse`).
@@ -451,7 +482,7 @@ def _protocol_class(limits: Any) -> Any:
             elif not self._in_head and self._received > self.max_after_head_bytes:
                 # A response may be under way: no answer can be framed, the connection is
                 # cut (the request ends as a client disconnect does).
-                self.transport.close()
+                self._close()
 
         def _feed(self, data: bytes) -> None:
             """uvicorn's ``data_received``, except after a request that asks to switch
@@ -508,9 +539,10 @@ def _protocol_class(limits: Any) -> Any:
             if (self.flow.read_paused or answering) and not self.transport.is_closing():
                 self._headers_deadline.arm()
             else:
-                self.transport.close()
+                self._close()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self._lost = True
             self._headers_deadline.disarm()
             self._write_deadline.disarm()
             self._tls_goodbye.disarm()
@@ -543,13 +575,18 @@ def _protocol_class(limits: Any) -> Any:
                 and not self.transport.is_closing()
             ):
                 self.transport.write(self._deferred)
-                self.transport.close()
+                self._close()
             if stopping:
                 # Idle now, as the connections closed at the stop were. uvicorn marks the
                 # last request read to close the connection: with requests waiting, that
                 # was one of them, and this answer went out without `connection: close`.
-                self.transport.close()
-                self._close_without_reply()
+                self._close()
+
+        def timeout_keep_alive_handler(self) -> None:
+            """uvicorn's keep-alive timeout: close an idle connection, which with TLS ends
+            without waiting for the client's close_notify."""
+            super().timeout_keep_alive_handler()
+            self._close_without_reply()
 
         def shutdown(self) -> None:
             """uvicorn's start of the drain: an idle connection is closed, one in flight is
@@ -557,21 +594,34 @@ def _protocol_class(limits: Any) -> Any:
             super().shutdown()
             self._close_without_reply()
 
+        def _close(self) -> None:
+            """Close the connection once the bytes it holds are sent; with TLS, without
+            waiting for the client's close_notify."""
+            self.transport.close()
+            self._close_without_reply()
+
         def _close_without_reply(self) -> None:
             """End a closing TLS connection without waiting for the client's reply.
 
             A TLS close sends close_notify and then waits, up to asyncio's 30 s, for the
             client's own before the connection is gone; a pooled client connection reads
-            nothing while idle, so it never replies, and the drain, which waits for every
-            connection to be gone, lasted the whole grace. Shutting the socket's reading
-            side gives the TLS layer the end of the stream in place of the reply: it then
-            closes as a plain connection does, once the bytes it holds are sent. Only once
-            it has handed them all to the socket (close_notify is the last): an end of
-            stream before would drop the rest, the end of an answer the client has not
-            read yet. No event says when that happens: it is looked at again shortly.
+            nothing while idle, so it never replies: each connection the gateway closed (at
+            the keep-alive timeout, the header deadline, after a refusal or an answer with
+            `connection: close`) held its descriptor and buffers 30 s longer, and the drain
+            at a stop, which waits for every connection to be gone, lasted the whole grace.
+            Shutting the socket's reading side gives the TLS layer the end of the stream in
+            place of the reply: it then closes as a plain connection does, once the bytes it
+            holds are sent. Only once it has handed them all to the socket (close_notify is
+            the last): an end of stream before would drop the rest, the end of an answer the
+            client has not read yet. No event says when that happens: it is looked at again
+            shortly.
             """
             transport = self.transport
-            if not transport.is_closing() or transport.get_extra_info("ssl_object") is None:
+            if (
+                self._lost
+                or not transport.is_closing()
+                or transport.get_extra_info("ssl_object") is None
+            ):
                 return
             if transport.get_write_buffer_size():
                 self._tls_goodbye.arm()
@@ -613,14 +663,14 @@ def _protocol_class(limits: Any) -> Any:
                 count(code)
             cycle = self.cycle  # the last request whose head was read
             if not self._in_head and (self.pipeline or cycle.response_started):
-                self.transport.close()  # the body of that request
+                self._close()  # the body of that request
             elif self._in_head and cycle is not None and not cycle.response_complete:
                 self._deferred = _refusal(code)  # a new request, after an unfinished answer
                 self._headers_deadline.disarm()
                 self.flow.pause_reading()
             else:
                 self.transport.write(_refusal(code))
-                self.transport.close()
+                self._close()
 
         def on_headers_complete(self) -> None:
             # A head that arrived within one read was never counted while incomplete.
@@ -652,6 +702,9 @@ def _protocol_class(limits: Any) -> Any:
             cycle = self.cycle
             cycle.send_500_response = partial(_send_internal_error, cycle)  # type: ignore[method-assign]
             cycle.send = partial(_send_coalesced, cycle, cycle.send)  # type: ignore[method-assign]
+            if self.scheme == "https":  # a close from the request ends as the others do
+                closing = _ReportedClose(cycle.transport, self._close_without_reply)
+                cycle.transport = closing  # type: ignore[assignment]
             # Only now: until uvicorn took the request (it may refuse its target), a refusal
             # is one of a head, answered, not of a body.
             self._in_head = False
