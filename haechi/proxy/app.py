@@ -90,6 +90,9 @@ __all__ = ["GatewayApp", "GatewayRequest", "McpHttpHandler"]
 _T = TypeVar("_T")
 
 _BODYLESS: Final = frozenset({"GET", "HEAD"})
+#: How long a request waits for its upstream before the gateway watches whether its client
+#: left (see GatewayApp._unless_client_leaves).
+_WATCH_CLIENT_AFTER_S: Final = 0.2
 _STREAM_TYPES: Final = {"sse": "text/event-stream", "ndjson": "ndjson"}
 _ERROR_DECISIONS: Final = {
     "haechi_invalid_json_request": "invalid_request",
@@ -490,22 +493,47 @@ class GatewayApp:
         self, request: GatewayRequest, work: Awaitable[_T], receive: Receive
     ) -> _T:
         """The result of ``work`` (a wait for the upstream), unless the client of
-        ``request`` leaves first: ``work`` is then cancelled at once, which closes its
-        upstream connection, the request is audited as ``client_gone`` and
-        :class:`ClientGone` raised. An answer can take minutes, for which the request would
-        otherwise hold its ``limits.maxInFlight`` slot and the upstream work for nobody."""
-        results: list[_T] = []
+        ``request`` leaves first: ``work`` is then cancelled, which closes its upstream
+        connection, the request is audited as ``client_gone`` and :class:`ClientGone`
+        raised. An answer can take minutes, for which the request would otherwise hold its
+        ``limits.maxInFlight`` slot and the upstream work for nobody.
 
-        async def run() -> None:
-            results.append(await work)
+        The client is watched only once the wait has lasted :data:`_WATCH_CLIENT_AFTER_S`:
+        watching takes a task of its own, which most answers, there sooner, need not pay
+        for. ``work`` runs in the request's own task, which the watch cancels.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        left = False
+        watch: asyncio.Task[None] | None = None
 
-        await relay_until_cut(run(), receive)
-        if not results:
-            await self.audit_decision(
-                request, "client_gone", "client_disconnected", enforced=False, blocked=False
-            )
-            raise ClientGone
-        return results[0]
+        async def until_gone() -> None:
+            nonlocal left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            left = True
+            task.cancel()
+
+        def start_watching() -> None:
+            nonlocal watch
+            watch = loop.create_task(until_gone())
+
+        timer = loop.call_later(_WATCH_CLIENT_AFTER_S, start_watching)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            # Another cancellation (the server's, at the end of a drain) goes on.
+            if not left or task.uncancel() > 0:
+                raise
+        finally:
+            timer.cancel()
+            if watch is not None:
+                watch.cancel()
+        await self.audit_decision(
+            request, "client_gone", "client_disconnected", enforced=False, blocked=False
+        )
+        raise ClientGone
 
     # -- steps ---------------------------------------------------------------------------
 
