@@ -111,7 +111,6 @@ from haechi.proxy.upstream import (
     ResponseTooLarge,
     UpstreamError,
     UpstreamResponse,
-    UpstreamTimeout,
     read_capped,
 )
 from haechi.streaming import Frame, SseParser, encode_sse
@@ -479,10 +478,8 @@ class StreamableHttpHandler:
         try:
             async with asyncio.timeout(upstream.timeout_s):
                 response = await upstream.open(scope["method"], url, headers, body)
-        except (TimeoutError, UpstreamTimeout):
-            self._upstream_failed("haechi_upstream_timeout")
-        except UpstreamError:
-            self._upstream_failed("haechi_upstream_unreachable")
+        except (TimeoutError, UpstreamError) as failure:
+            await self._gateway.upstream_failed(request, failure)
         try:
             if _is_event_stream(response):
                 await self._refuse_unreadable(request, response)
@@ -511,12 +508,6 @@ class StreamableHttpHandler:
         finally:
             await response.aclose()
 
-    def _upstream_failed(self, code: str) -> NoReturn:
-        timeout = code == "haechi_upstream_timeout"
-        metric = "haechi_upstream_timeout_total" if timeout else "haechi_upstream_error_total"
-        self._gateway.metrics.increment(metric)
-        raise GatewayError(code)
-
     async def _answer_upstream(self, request: GatewayRequest, refusal: Mapping[str, Any]) -> None:
         """POST the refusal of a server-initiated request back to the server."""
         upstream = self._gateway.upstream
@@ -538,6 +529,8 @@ class StreamableHttpHandler:
             raw = await read_capped(response, self._cap)
         except ResponseTooLarge:
             await self._unprotected(request, "response_body_too_large")
+        except UpstreamError as failure:  # cut short
+            await self._gateway.upstream_failed(request, failure, answered=True)
         if not raw:
             headers = await self._response_headers(request, response)
             await send_response(send, response.status_code, headers, b"")
@@ -649,8 +642,10 @@ class StreamableHttpHandler:
                 with contextlib.suppress(AuditError):
                     await self._audit_stream(request, reason)
             relay.unanswered = "an upstream event could not be inspected"
-        except UpstreamError:
-            self._gateway.metrics.increment("haechi_upstream_error_total")
+        except UpstreamError as failure:
+            # The stream ends whether or not this record can be written.
+            with contextlib.suppress(AuditError):
+                await self._gateway.record_upstream_failure(request, failure, answered=True)
             if not relay.resumable:
                 relay.unanswered = "the upstream event stream broke off before the answer"
         else:

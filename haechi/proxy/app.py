@@ -487,7 +487,7 @@ class GatewayApp:
                 finally:
                     await response.aclose()
         except (TimeoutError, UpstreamError) as failure:
-            await self._upstream_failed(request, failure, answered=response is not None)
+            await self.upstream_failed(request, failure, answered=response is not None)
 
     async def _unless_client_leaves(
         self, request: GatewayRequest, work: Awaitable[_T], receive: Receive
@@ -803,15 +803,23 @@ class GatewayApp:
             request.decision = "streaming_blocked"
             raise GatewayError("haechi_streaming_uninspectable_route")
 
-    async def _upstream_failed(
+    async def upstream_failed(
         self, request: GatewayRequest, failure: Exception, *, answered: bool = False
     ) -> NoReturn:
         """Refuse ``request``, to which the upstream gave no answer, or one cut short after
-        its head came (``answered``): 504 when ``failure`` is a timeout, 502 otherwise.
+        its head came (``answered``): 504 when ``failure`` is a timeout, 502 otherwise
+        (recorded as :meth:`record_upstream_failure` says)."""
+        raise await self.record_upstream_failure(request, failure, answered=answered)
 
-        Counted, logged and audited: the request's own record is in the chain already, and
-        this one tells that no answer reached its client (reason ``upstream_no_response``,
-        or ``upstream_response_incomplete``)."""
+    async def record_upstream_failure(
+        self, request: GatewayRequest, failure: Exception, *, answered: bool
+    ) -> GatewayError:
+        """Count, log and audit that the upstream gave ``request`` no answer (``failure``),
+        or cut it short (``answered``); the error its client gets, if it gets one yet.
+
+        The request's own record is in the chain already, and this one tells that no
+        answer reached its client (reason ``upstream_no_response``, or
+        ``upstream_response_incomplete``)."""
         if isinstance(failure, TimeoutError | UpstreamTimeout):
             error = GatewayError("haechi_upstream_timeout")
             self.metrics.increment("haechi_upstream_timeout_total")
@@ -828,7 +836,7 @@ class GatewayApp:
         )
         request.decision = _ERROR_DECISIONS[error.code]
         await self.audit_decision(request, request.decision, reason, enforced=True, blocked=True)
-        raise error
+        return error
 
     # -- streaming -----------------------------------------------------------------------
 
@@ -857,7 +865,7 @@ class GatewayApp:
                 request, self.upstream.open(method, url, upstream_headers, forward), receive
             )
         except UpstreamError as failure:
-            await self._upstream_failed(request, failure)
+            await self.upstream_failed(request, failure)
         try:
             route = request.route
             assert route is not None
@@ -870,7 +878,7 @@ class GatewayApp:
                         request, response, send, tokens, instead_of_stream=True
                     )
                 except UpstreamError as failure:
-                    await self._upstream_failed(request, failure, answered=True)
+                    await self.upstream_failed(request, failure, answered=True)
                 return
             # An uninspectable stream is let through under failureMode: allow (audited); its
             # header fields are still inspected, as those of such a whole answer are.
@@ -978,7 +986,7 @@ class GatewayApp:
             return  # the response stays incomplete: the server drops the connection
         except UpstreamError as failure:
             if not inspect:  # an inspected stream's own record tells (stream_upstream_error)
-                await self._upstream_failed(request, failure, answered=True)
+                await self.upstream_failed(request, failure, answered=True)
             return
         await send({"type": "http.response.body", "body": b""})
 
