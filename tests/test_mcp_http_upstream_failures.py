@@ -9,7 +9,9 @@ gateway runs under uvicorn (real socket) in front of it.
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 from pathlib import Path
 
 from tests.test_mcp_http import REQUEST, decisions, event, gateway_at, post
@@ -53,3 +55,36 @@ def test_an_event_stream_that_breaks_off_is_recorded(tmp_path: Path) -> None:
         response = post(gateway, REQUEST)
     assert response.status_code == 200
     assert ("upstream_error", "upstream_response_incomplete") in decisions(tmp_path)
+
+
+def _leave_after_posting(gateway: str, upstream: RawUpstream, count: int) -> None:
+    """POST the tools/call on a raw connection, and close it once the server has it."""
+    host, _, rest = gateway.removeprefix("http://").partition(":")
+    port, _, path = rest.partition("/")
+    body = json.dumps(REQUEST).encode()
+    head = (
+        f"POST /{path} HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n"
+        f"accept: application/json, text/event-stream\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(head.encode() + body)
+        deadline = time.monotonic() + 10
+        while len(upstream.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(upstream.requests) == count
+
+
+def test_a_client_that_leaves_gives_up_the_servers_answer_and_its_slot(tmp_path: Path) -> None:
+    """A tool call can run for minutes: a client that leaves while it waits has the request
+    to the server closed, and its slot under limits.maxInFlight freed for the next one."""
+    upstream = RawUpstream(lambda _request: (b"", False))  # reads requests, never answers
+    try:
+        with gateway_at(upstream.url, tmp_path, {"limits": {"maxInFlight": 1}}) as gateway:
+            _leave_after_posting(gateway, upstream, 1)
+            upstream.wait_closed(1, timeout=10)
+            # Not refused for load: the second request reaches the server too.
+            _leave_after_posting(gateway, upstream, 2)
+            upstream.wait_closed(2, timeout=10)
+    finally:
+        upstream.close()
+    assert decisions(tmp_path).count(("client_gone", "client_disconnected")) == 2

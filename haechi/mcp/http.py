@@ -476,8 +476,9 @@ class StreamableHttpHandler:
         headers = self._upstream_headers(scope["headers"], message)
         body = encode_message(message) if message is not None else None
         try:
-            async with asyncio.timeout(upstream.timeout_s):
-                response = await upstream.open(scope["method"], url, headers, body)
+            response = await self._gateway.unless_client_leaves(
+                request, self._open(scope["method"], url, headers, body), receive
+            )
         except (TimeoutError, UpstreamError) as failure:
             await self._gateway.upstream_failed(request, failure)
         try:
@@ -508,15 +509,22 @@ class StreamableHttpHandler:
         finally:
             await response.aclose()
 
+    async def _open(
+        self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes | None
+    ) -> UpstreamResponse:
+        """The head of the server's answer, within ``limits.upstreamTimeoutMs``."""
+        upstream = self._gateway.upstream
+        async with asyncio.timeout(upstream.timeout_s):
+            return await upstream.open(method, url, headers, body)
+
     async def _answer_upstream(self, request: GatewayRequest, refusal: Mapping[str, Any]) -> None:
         """POST the refusal of a server-initiated request back to the server."""
         upstream = self._gateway.upstream
         url = upstream.url(request.raw_path, b"")
         headers = self._upstream_headers(request.scope["headers"], None)
         try:
-            async with asyncio.timeout(upstream.timeout_s):
-                response = await upstream.open("POST", url, headers, encode_message(refusal))
-                await response.aclose()
+            response = await self._open("POST", url, headers, encode_message(refusal))
+            await response.aclose()
         except (TimeoutError, UpstreamError):
             pass  # the server's request then times out on its side; nothing was disclosed
 

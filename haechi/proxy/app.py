@@ -91,7 +91,7 @@ _T = TypeVar("_T")
 
 _BODYLESS: Final = frozenset({"GET", "HEAD"})
 #: How long a request waits for its upstream before the gateway watches whether its client
-#: left (see GatewayApp._unless_client_leaves).
+#: left (see GatewayApp.unless_client_leaves).
 _WATCH_CLIENT_AFTER_S: Final = 0.2
 _STREAM_TYPES: Final = {"sse": "text/event-stream", "ndjson": "ndjson"}
 _ERROR_DECISIONS: Final = {
@@ -464,7 +464,7 @@ class GatewayApp:
             )
             return
         exchange = self._exchange(request, method, url, upstream_headers, forward, send, tokens)
-        await self._unless_client_leaves(request, exchange, receive)
+        await self.unless_client_leaves(request, exchange, receive)
 
     async def _exchange(
         self,
@@ -489,7 +489,7 @@ class GatewayApp:
         except (TimeoutError, UpstreamError) as failure:
             await self.upstream_failed(request, failure, answered=response is not None)
 
-    async def _unless_client_leaves(
+    async def unless_client_leaves(
         self, request: GatewayRequest, work: Awaitable[_T], receive: Receive
     ) -> _T:
         """The result of ``work`` (a wait for the upstream), unless the client of
@@ -861,7 +861,7 @@ class GatewayApp:
         # a caller revoked meanwhile is checked before the head goes out (and gets the 401).
         auth = self.stream_auth(request)
         try:  # the answer head is awaited under limits.upstreamTimeoutMs by the client itself
-            response = await self._unless_client_leaves(
+            response = await self.unless_client_leaves(
                 request, self.upstream.open(method, url, upstream_headers, forward), receive
             )
         except UpstreamError as failure:
