@@ -32,7 +32,7 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, NoReturn, Protocol, TypeVar
 from urllib.parse import parse_qsl
@@ -88,6 +88,8 @@ from haechi.streaming import StreamInspector
 __all__ = ["GatewayApp", "GatewayRequest", "McpHttpHandler"]
 
 _T = TypeVar("_T")
+#: The request to the upstream, made when called (its answer's head).
+_Ask = Callable[[], Awaitable[UpstreamResponse]]
 
 _BODYLESS: Final = frozenset({"GET", "HEAD"})
 #: How long a request waits for its upstream before the gateway watches whether its client
@@ -458,30 +460,22 @@ class GatewayApp:
             forward = None
         url = self.upstream.url(request.raw_path, scope.get("query_string", b""))
         upstream_headers = self.header_policy.upstream_headers(headers)
+        ask = functools.partial(self.upstream.open, method, url, upstream_headers, forward)
         if streaming:
-            await self._stream(
-                request, method, url, upstream_headers, forward, receive, send, tokens
-            )
+            await self._stream(request, ask, receive, send, tokens)
             return
-        exchange = self._exchange(request, method, url, upstream_headers, forward, send, tokens)
+        exchange = self._exchange(request, ask, send, tokens)
         await self.unless_client_leaves(request, exchange, receive)
 
     async def _exchange(
-        self,
-        request: GatewayRequest,
-        method: str,
-        url: str,
-        upstream_headers: list[tuple[bytes, bytes]],
-        forward: bytes | None,
-        send: Send,
-        tokens: tuple[str, ...],
+        self, request: GatewayRequest, ask: _Ask, send: Send, tokens: tuple[str, ...]
     ) -> None:
-        """Ask the upstream, and answer the client with what it says, within
+        """Ask the upstream (``ask()``), and answer the client with what it says, within
         ``limits.upstreamTimeoutMs``."""
         response: UpstreamResponse | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
-                response = await self.upstream.open(method, url, upstream_headers, forward)
+                response = await ask()
                 try:
                     await self.responses.respond(request, response, send, tokens)
                 finally:
@@ -843,10 +837,7 @@ class GatewayApp:
     async def _stream(
         self,
         request: GatewayRequest,
-        method: str,
-        url: str,
-        upstream_headers: list[tuple[bytes, bytes]],
-        forward: bytes | None,
+        ask: _Ask,
         receive: Receive,
         send: Send,
         tokens: tuple[str, ...],
@@ -861,9 +852,7 @@ class GatewayApp:
         # a caller revoked meanwhile is checked before the head goes out (and gets the 401).
         auth = self.stream_auth(request)
         try:  # the answer head is awaited under limits.upstreamTimeoutMs by the client itself
-            response = await self.unless_client_leaves(
-                request, self.upstream.open(method, url, upstream_headers, forward), receive
-            )
+            response = await self.unless_client_leaves(request, ask(), receive)
         except UpstreamError as failure:
             await self.upstream_failed(request, failure)
         try:
