@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.upstream_server import Gateway, Reply, gateway_in_front
+from tests.upstream_server import Gateway, Reply, gateway_in_front, read_message
 
 HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -29,22 +29,6 @@ def _connection(gateway: Gateway) -> Iterator[socket.socket]:
     host, port = gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         yield sock
-
-
-def _answer(sock: socket.socket) -> bytes:
-    """One answer with a ``content-length``: its head and body."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        received += sock.recv(65536)
-    head, _, body = received.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.lower().split(b"\r\n")
-        if line.startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 def _answer_and_close(sock: socket.socket) -> bytes:
@@ -73,7 +57,7 @@ def test_a_head_over_the_limit_is_refused_with_431(tmp_path: Path) -> None:
         with _connection(gateway) as sock:
             fits = b"x-pad: " + b"a" * 3000 + b"\r\n"
             sock.sendall(HEAD + fits + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
-            assert _answer(sock).startswith(b"HTTP/1.1 200 OK")
+            assert read_message(sock).startswith(b"HTTP/1.1 200 OK")
         with _connection(gateway) as sock:
             sock.sendall(HEAD)
             sent = _send_until_cut(sock, b"x-pad: " + b"a" * 1000 + b"\r\n", 10_000_000)
@@ -143,7 +127,7 @@ def test_an_answer_before_the_body_closes_the_connection(
         if status == b"429":  # spend the budget first
             with _connection(gateway) as sock:
                 sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
-                assert _answer(sock).startswith(b"HTTP/1.1 200 ")
+                assert read_message(sock).startswith(b"HTTP/1.1 200 ")
         with _connection(gateway) as sock:
             sock.sendall(HEAD + headers + b"content-length: 100000\r\n\r\n")
             started = time.monotonic()
@@ -158,7 +142,7 @@ def test_an_answer_after_the_body_keeps_the_connection(tmp_path: Path) -> None:
     with gateway_in_front(tmp_path) as gateway, _connection(gateway) as sock:
         for _ in range(2):
             sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
-            answer = _answer(sock)
+            answer = read_message(sock)
             assert answer.startswith(b"HTTP/1.1 200 ")
             assert b"connection: close" not in answer.lower()
         assert len(gateway.upstream.received) == 2
@@ -171,7 +155,7 @@ def test_empty_lines_after_an_answer_do_not_hold_the_connection(tmp_path: Path) 
     with gateway_in_front(tmp_path, config) as gateway, _connection(gateway) as sock:
         sock.settimeout(60)  # a hang guard: the gateway closes it within a second
         sock.sendall(HEAD + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
-        assert _answer(sock).startswith(b"HTTP/1.1 200 ")
+        assert read_message(sock).startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"\r\n")
         assert _answer_and_close(sock) == b""
 

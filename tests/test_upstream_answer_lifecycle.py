@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.test_proxy_upstream import answer
-from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front
+from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front, read_message
 
 EMAIL = "jane.doe@example.com"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
@@ -61,28 +61,10 @@ class _Upstream:
 
     def _handle(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += _received(conn)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.lower().split(b"\r\n")
-                if line.startswith(b"content-length:")
-            )
-            while len(body) < length:
-                body += _received(conn)
+            read_message(conn)
             respond = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
             self.received.release()
             respond(conn)
-
-
-def _received(conn: socket.socket) -> bytes:
-    """The next bytes of ``conn``; :class:`OSError` once the peer closed it."""
-    data = conn.recv(65536)
-    if not data:
-        raise ConnectionResetError
-    return data
 
 
 @pytest.fixture

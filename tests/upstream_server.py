@@ -111,6 +111,33 @@ class Reply:
     gzip: bool = False
 
 
+def read_message(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 message from ``sock`` whose body has a ``Content-Length`` (none: no
+    body): its head and body. :class:`ConnectionResetError` when the peer closes first."""
+
+    def more() -> bytes:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionResetError
+        return data
+
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += more()
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.lower().split(b"\r\n")
+            if line.startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        body += more()
+    return head + b"\r\n\r\n" + body
+
+
 def split_text(text: str, size: int = 4) -> list[str]:
     """Cut ``text`` into pieces of ``size`` characters, so values span several frames."""
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
