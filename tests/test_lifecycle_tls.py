@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -252,3 +253,92 @@ def test_a_tls_client_slow_to_read_gets_the_whole_answer_before_the_close(
         slow.sendall(_CHAT_REQUEST.replace(b"host: x\r\n", b"host: x\r\nconnection: close\r\n"))
         answer = _until_closed(slow)
     _assert_the_whole_large_answer(answer)
+
+
+def _gateway_loop(
+    tmp_path: Path, loop: str, *, default_tls_close_s: float | None = None
+) -> dict[str, str]:
+    """The environment of a gateway process on ``loop``: ``uvloop`` (the default where it is
+    installed) or ``asyncio`` (uvloop hidden from the process). ``default_tls_close_s``
+    shortens asyncio's own limit on a TLS close (30 s), which a close the gateway does not
+    bound itself waits for."""
+    if loop == "uvloop":
+        return {}
+    site = tmp_path / "site"
+    site.mkdir()
+    lines = ["import sys", "sys.modules['uvloop'] = None"]
+    if default_tls_close_s is not None:
+        lines += [
+            "import asyncio.constants",
+            f"asyncio.constants.SSL_SHUTDOWN_TIMEOUT = {default_tls_close_s}",
+        ]
+    (site / "sitecustomize.py").write_text("\n".join(lines) + "\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+
+
+def _octet_upstream(size: int) -> UpstreamServer:
+    """An upstream whose next answer is ``size`` bytes of one letter."""
+    upstream = UpstreamServer()
+    upstream.queue(Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"}))
+    return upstream
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_tls_client_that_does_not_read_a_large_answer_is_cut(tmp_path: Path, loop: str) -> None:
+    """Handed to the TLS layer in one write, the answer went down to the socket transport
+    whole, and the writes were never paused: the write deadline never started, and the
+    connection stayed until the keep-alive timeout and asyncio's TLS close limit (35 s)."""
+    size = 16 * 1024 * 1024  # far more than the socket buffers on the way hold
+    with serve_in_thread(_octet_upstream(size)) as up:
+        extra = {
+            "responseProtection": {"enabled": False, "maxBytes": 2 * size},
+            "limits": {"writeTimeoutMs": 300},
+        }
+        config = _tls_gateway_config(tmp_path, up.url, extra)
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        with (
+            _proxy_process(config, env=_gateway_loop(tmp_path, loop)) as (_process, url, _lines),
+            _tls_connection(url, trust, receive_buffer=4096) as client,
+        ):
+            client.sendall(_CHAT_REQUEST)
+            assert client.recv(4096).startswith(b"HTTP/1.1 200")
+            # Well past the write timeout, short of the keep-alive timeout (5 s).
+            time.sleep(2.0)
+            # What the gateway's kernel had accepted before the cut still arrives, then the
+            # end of the connection; a connection still open delivers the whole answer.
+            received = 0
+            with socket.socket(fileno=os.dup(client.fileno())) as raw:
+                raw.settimeout(10)
+                while data := raw.recv(1 << 20):
+                    received += len(data)
+            assert received < size
+            assert httpx.get(f"{url}/__haechi/live", verify=trust).status_code == 200
+
+
+def test_a_tls_close_waits_for_a_slow_reader_within_the_write_timeout(tmp_path: Path) -> None:
+    """A TLS close (here after an answer with ``connection: close``) is bounded by the write
+    timeout, as a plain one is, not by the TLS layer's own limit from the close (asyncio's
+    30 s, shortened to 0.5 s here), which cut a client still reading off the end of its
+    answer."""
+    size = 3 * 1024 * 1024
+    with serve_in_thread(_octet_upstream(size)) as up:
+        extra = {
+            "responseProtection": {"enabled": False, "maxBytes": 2 * size},
+            "limits": {"writeTimeoutMs": 15000},
+        }
+        config = _tls_gateway_config(tmp_path, up.url, extra)
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        env = _gateway_loop(tmp_path, "asyncio", default_tls_close_s=0.5)
+        with (
+            _proxy_process(config, env=env) as (_process, url, _lines),
+            _tls_connection(url, trust, receive_buffer=4096) as slow,
+        ):
+            slow.sendall(_CHAT_REQUEST.replace(b"host: x\r\n", b"host: x\r\nconnection: close\r\n"))
+            answer = b""
+            # A TLS record (16 KiB) per 20 ms at most: some 4 s, all of it after the close.
+            while chunk := slow.recv(65536):
+                answer += chunk
+                time.sleep(0.02)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == b"x" * size

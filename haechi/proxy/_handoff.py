@@ -132,6 +132,7 @@ class HandedConnections:
         "_loop",
         "_orphaned",
         "_protocol",
+        "_shutdown_timeout_s",
         "_socket",
         "_ssl",
         "_starting",
@@ -145,10 +146,12 @@ class HandedConnections:
         ssl_context: ssl.SSLContext | None,
         orphaned: Callable[[], None],
         handshake_timeout_s: float | None = None,
+        shutdown_timeout_s: float | None = None,
     ) -> None:
         self._loop = loop
-        #: Seconds a TLS handshake may take (``None``: asyncio's default).
+        #: Seconds a TLS handshake, and a TLS close, may take (``None``: asyncio's default).
         self._handshake_timeout_s = handshake_timeout_s
+        self._shutdown_timeout_s = shutdown_timeout_s
         self._socket = hand_off
         self._protocol = protocol
         self._ssl = ssl_context
@@ -179,6 +182,7 @@ class HandedConnections:
                     connection,
                     ssl=self._ssl,
                     ssl_handshake_timeout=self._handshake_timeout_s,
+                    ssl_shutdown_timeout=self._shutdown_timeout_s,
                 )
             )
             self._starting.add(task)

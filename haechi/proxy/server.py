@@ -23,7 +23,10 @@ Timeouts (what maps to what):
 - ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
   (the client reads nothing, the send buffer is full); past it the connection is cut, which
   ends its request as a client disconnect does: the in-flight slot is released and the
-  upstream request cancelled. Enforced by the same protocol. ``null`` is 60 s, ``0`` none.
+  upstream request cancelled. Enforced by the same protocol. With TLS the writes pause as
+  soon as the TLS layer holds bytes the socket cannot take (an answer sent whole too), and
+  a connection the gateway closes has as long, without a break, to take the rest (not the
+  TLS layer's 30 s from the close). ``null`` is 60 s, ``0`` none.
 - Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
 
 Sizes: a request head (request line and header fields) larger than
@@ -45,7 +48,8 @@ answer to an earlier request of the same connection.
 
 Closing: a TLS connection the gateway closes (the keep-alive or header timeout, a refusal, an
 answer with ``connection: close``, a stream cut short, a stop) ends once its bytes are sent,
-its close_notify last, without waiting for the client's reply, as a plain connection does.
+its close_notify last, without waiting for the client's reply, as a plain connection does;
+the write timeout, not a limit from the close, bounds how long sending them may take.
 
 Writes: an answer the gateway sends whole (its head, then its body at once) leaves in one
 write, where uvicorn writes the head on its own first: that second system call, and the
@@ -114,6 +118,13 @@ _HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
 #: How often a TLS connection the gateway closed looks whether the TLS layer has sent what it
 #: holds (then it ends without waiting for the client's reply).
 _TLS_GOODBYE_POLL_S: Final = 0.1
+#: The TLS layer's own limit on a close (asyncio's is 30 s from the close, however the client
+#: reads): it cut a slow reader off the end of its answer. The write timeout bounds a TLS
+#: close instead, as it bounds a plain one; this only stands for "none" when it is off.
+_TLS_SHUTDOWN_TIMEOUT_S: Final = 24 * 3600.0
+#: A write longer than this goes to the TLS layer in two parts, these last bytes (one TLS
+#: record) on their own (see :class:`_TlsCycleTransport`).
+_TLS_TAIL_BYTES: Final = 16 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -281,13 +292,22 @@ class _Deadline:
         """Start the deadline from now (nothing when its timeout is off)."""
         if self._seconds:
             self.disarm()
-            self._timer = self._loop.call_later(self._seconds, self._expire)
+            self._timer = self._loop.call_later(self._seconds, self._passed)
 
     def disarm(self) -> None:
         """Stop the deadline, if it runs."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the deadline is armed and has not passed yet."""
+        return self._timer is not None
+
+    def _passed(self) -> None:
+        self._timer = None
+        self._expire()
 
 
 class _Refused(Exception):
@@ -362,8 +382,16 @@ async def _send_coalesced(cycle: Any, send: Any, message: dict[str, Any]) -> Non
     await send(message)
 
 
-class _ReportedClose:
-    """A request cycle's transport that runs ``closed`` once the cycle closed the connection.
+class _TlsCycleTransport:
+    """A request cycle's transport on a TLS connection: hands a long write to the TLS layer
+    in two parts, and runs ``closed`` once the cycle closed the connection.
+
+    The TLS layer passes what it encrypts on to the socket transport below it at once, and
+    pauses the gateway's writes only for bytes it holds itself: an answer written whole went
+    down whole, the socket transport kept what the client did not read, and the protocol was
+    never told to pause, so the write deadline never started for a client that reads
+    nothing. Written on its own, the last record stays in the TLS layer when the first part
+    filled the socket transport, which pauses the writes as on a plain connection.
 
     uvicorn closes the connection from the request's own code, after an answer with
     ``connection: close`` or when the app ends without completing its answer (a stream cut
@@ -376,6 +404,14 @@ class _ReportedClose:
     def __init__(self, transport: Any, closed: Callable[[], None]) -> None:
         self._transport = transport
         self._closed = closed
+
+    def write(self, data: bytes) -> None:
+        if len(data) <= _TLS_TAIL_BYTES:
+            self._transport.write(data)
+            return
+        whole = memoryview(data)
+        self._transport.write(whole[:-_TLS_TAIL_BYTES])
+        self._transport.write(whole[-_TLS_TAIL_BYTES:])
 
     def close(self) -> None:
         self._transport.close()
@@ -441,6 +477,9 @@ def _protocol_class(limits: Any) -> Any:
         #: Looks again whether a TLS connection the gateway closed can end (see
         #: :meth:`_close_without_reply`).
         _tls_goodbye: _Deadline
+        #: What the TLS layer of a connection the gateway closed held when last looked at
+        #: (``None``: not looked at yet).
+        _tls_held: int | None = None
         #: Whether the bytes arriving are a request's head, and how many arrived so far (of
         #: the head, or since it).
         _in_head: bool = True
@@ -514,6 +553,12 @@ def _protocol_class(limits: Any) -> Any:
             # wakes uvicorn's pending send and reports http.disconnect to the app.
             self._write_deadline = _Deadline(self.loop, self.write_timeout_s, transport.abort)
             self._tls_goodbye = _Deadline(self.loop, _TLS_GOODBYE_POLL_S, self._close_without_reply)
+            if transport.get_extra_info("ssl_object") is not None:
+                # Paused as soon as the TLS layer holds a byte, which it does only while the
+                # socket transport below it is full: then, as a plain connection's writes,
+                # they may stay paused for the write timeout (by default the TLS layer held
+                # 64 KiB first).
+                transport.set_write_buffer_limits(high=1)
             super().connection_made(transport)
             if self._stopping is not None and self._stopping():
                 # Set up after the stop signal: a TLS connection is made once its handshake
@@ -603,11 +648,11 @@ def _protocol_class(limits: Any) -> Any:
         def _close_without_reply(self) -> None:
             """End a closing TLS connection without waiting for the client's reply.
 
-            A TLS close sends close_notify and then waits, up to asyncio's 30 s, for the
-            client's own before the connection is gone; a pooled client connection reads
-            nothing while idle, so it never replies: each connection the gateway closed (at
-            the keep-alive timeout, the header deadline, after a refusal or an answer with
-            `connection: close`) held its descriptor and buffers 30 s longer, and the drain
+            A TLS close sends close_notify and then waits for the client's own before the
+            connection is gone; a pooled client connection reads nothing while idle, so it
+            never replies: each connection the gateway closed (at the keep-alive timeout, the
+            header deadline, after a refusal or an answer with `connection: close`) held its
+            descriptor and buffers until the TLS layer's limit on a close, and the drain
             at a stop, which waits for every connection to be gone, lasted the whole grace.
             Shutting the socket's reading side gives the TLS layer the end of the stream in
             place of the reply: it then closes as a plain connection does, once the bytes it
@@ -615,6 +660,13 @@ def _protocol_class(limits: Any) -> Any:
             the last): an end of stream before would drop the rest, the end of an answer the
             client has not read yet. No event says when that happens: it is looked at again
             shortly.
+
+            Meanwhile the write deadline bounds the close, as it does a plain one (the TLS
+            layer's own limit, see :data:`_TLS_SHUTDOWN_TIMEOUT_S`, does not): the TLS layer
+            holds bytes only while the socket transport is full, and hands them all over as
+            soon as the client read enough, which starts the deadline again. Once they are
+            handed over, the socket transport sends what it holds as it closes, within the
+            deadline too.
             """
             transport = self.transport
             if (
@@ -623,9 +675,15 @@ def _protocol_class(limits: Any) -> Any:
                 or transport.get_extra_info("ssl_object") is None
             ):
                 return
-            if transport.get_write_buffer_size():
+            held = transport.get_write_buffer_size()
+            if held:
+                handed_over = self._tls_held is not None and held < self._tls_held
+                if handed_over or not self._write_deadline.running:
+                    self._write_deadline.arm()
+                self._tls_held = held
                 self._tls_goodbye.arm()
                 return
+            self._write_deadline.arm()
             _shut_reading(transport.get_extra_info("socket"), (self.server, self.client))
 
         def on_message_complete(self) -> None:
@@ -703,7 +761,7 @@ def _protocol_class(limits: Any) -> Any:
             cycle.send_500_response = partial(_send_internal_error, cycle)  # type: ignore[method-assign]
             cycle.send = partial(_send_coalesced, cycle, cycle.send)  # type: ignore[method-assign]
             if self.scheme == "https":  # a close from the request ends as the others do
-                closing = _ReportedClose(cycle.transport, self._close_without_reply)
+                closing = _TlsCycleTransport(cycle.transport, self._close_without_reply)
                 cycle.transport = closing  # type: ignore[assignment]
             # Only now: until uvicorn took the request (it may refuse its target), a refusal
             # is one of a head, answered, not of a body.
@@ -845,7 +903,9 @@ class _Server(uvicorn.Server):
             stopping=self._stopping,
         )
         loop = asyncio.get_running_loop()
-        handshake = self._handshake_timeout_s if config.ssl is not None else None
+        tls = config.ssl is not None
+        handshake = self._handshake_timeout_s if tls else None
+        shutdown = _TLS_SHUTDOWN_TIMEOUT_S if tls else None
         server: Any
         if self._handed_off:
             # A worker: its connections come from the supervisor (see
@@ -857,6 +917,7 @@ class _Server(uvicorn.Server):
                 config.ssl,
                 orphaned=self._orphaned,
                 handshake_timeout_s=handshake,
+                shutdown_timeout_s=shutdown,
             )
         else:
             server = await loop.create_server(
@@ -865,6 +926,7 @@ class _Server(uvicorn.Server):
                 ssl=config.ssl,
                 backlog=config.backlog,
                 ssl_handshake_timeout=handshake,
+                ssl_shutdown_timeout=shutdown,
             )
         # uvicorn closes and awaits its servers at shutdown: this one takes part.
         self.servers.append(server)
