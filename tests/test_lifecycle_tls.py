@@ -342,3 +342,21 @@ def test_a_tls_close_waits_for_a_slow_reader_within_the_write_timeout(tmp_path: 
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == b"x" * size
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_tls_connection_logs_nothing_on_either_loop(tmp_path: Path, loop: str) -> None:
+    """The TLS layer may already hold bytes of its own (session tickets) when the connection
+    is made: telling the protocol to pause its writes before it was set up made asyncio's
+    loop log an AttributeError per connection."""
+    upstream = UpstreamServer()
+    with serve_in_thread(upstream) as up:
+        config = _tls_gateway_config(tmp_path, up.url, {})
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        with _proxy_process(config, env=_gateway_loop(tmp_path, loop)) as (process, url, _lines):
+            with httpx.Client(verify=trust) as client:
+                assert client.get(f"{url}/__haechi/live").status_code == 200
+            process.send_signal(signal.SIGTERM)
+            _out, errors = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "server_message" not in errors

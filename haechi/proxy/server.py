@@ -23,8 +23,8 @@ Timeouts (what maps to what):
 - ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
   (the client reads nothing, the send buffer is full); past it the connection is cut, which
   ends its request as a client disconnect does: the in-flight slot is released and the
-  upstream request cancelled. Enforced by the same protocol. With TLS the writes pause as
-  soon as the TLS layer holds bytes the socket cannot take (an answer sent whole too), and
+  upstream request cancelled. Enforced by the same protocol. With TLS the writes pause once
+  the TLS layer holds a record the socket cannot take (an answer sent whole too), and
   a connection the gateway closes has as long, without a break, to take the rest (not the
   TLS layer's 30 s from the close). ``null`` is 60 s, ``0`` none.
 - Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
@@ -123,7 +123,8 @@ _TLS_GOODBYE_POLL_S: Final = 0.1
 #: close instead, as it bounds a plain one; this only stands for "none" when it is off.
 _TLS_SHUTDOWN_TIMEOUT_S: Final = 24 * 3600.0
 #: A write longer than this goes to the TLS layer in two parts, these last bytes (one TLS
-#: record) on their own (see :class:`_TlsCycleTransport`).
+#: record) on their own (see :class:`_TlsCycleTransport`); the TLS layer holding as much
+#: pauses the writes.
 _TLS_TAIL_BYTES: Final = 16 * 1024
 
 
@@ -553,13 +554,14 @@ def _protocol_class(limits: Any) -> Any:
             # wakes uvicorn's pending send and reports http.disconnect to the app.
             self._write_deadline = _Deadline(self.loop, self.write_timeout_s, transport.abort)
             self._tls_goodbye = _Deadline(self.loop, _TLS_GOODBYE_POLL_S, self._close_without_reply)
-            if transport.get_extra_info("ssl_object") is not None:
-                # Paused as soon as the TLS layer holds a byte, which it does only while the
-                # socket transport below it is full: then, as a plain connection's writes,
-                # they may stay paused for the write timeout (by default the TLS layer held
-                # 64 KiB first).
-                transport.set_write_buffer_limits(high=1)
             super().connection_made(transport)
+            if transport.get_extra_info("ssl_object") is not None:
+                # Paused once the TLS layer holds a record, which it does only while the
+                # socket transport below it is full (a held last record of a long write,
+                # ciphertext being longer than its text, is enough): then, as a plain
+                # connection's writes, they may stay paused for the write timeout. By default
+                # the TLS layer would hold 64 KiB first.
+                transport.set_write_buffer_limits(high=_TLS_TAIL_BYTES)
             if self._stopping is not None and self._stopping():
                 # Set up after the stop signal: a TLS connection is made once its handshake
                 # ends, which may be well after it was accepted. The drain closed the idle
