@@ -39,6 +39,6 @@ if (($# == 0)); then
     tests/test_lifecycle_drain.py tests/test_lifecycle_tls.py tests/test_lifecycle_workers.py \
     tests/test_limitreview_pipelining.py tests/test_limitreview_drain.py \
     tests/test_proxy_write_timeout.py tests/test_proxy_request_bounds.py tests/test_proxy.py \
-    tests/test_proxy_clients.py tests/test_docs_cli.py
+    tests/test_proxy_clients.py tests/test_proxy_connection_close.py tests/test_docs_cli.py
 fi
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
