@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,29 +27,70 @@ FRAME = b'data: {"choices": [{"index": 0, "delta": {"content": "%s"}}]}\n\n' % (
 WRITE_TIMEOUT_MS = 300
 
 
-def chat_request(body: dict[str, Any]) -> bytes:
-    """``body`` as a request to the chat route, on the wire."""
+def chat_request(body: dict[str, Any], *, close: bool = False) -> bytes:
+    """``body`` as a request to the chat route, on the wire (asking to close the connection
+    after the answer with ``close``)."""
     payload = json.dumps(body).encode()
     return (
         b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+        b"%scontent-length: %d\r\n\r\n%s"
+        % (b"connection: close\r\n" if close else b"", len(payload), payload)
     )
 
 
 def open_request(
-    gateway: Gateway, body: dict[str, Any], *, receive_buffer: int
+    gateway: Gateway, body: dict[str, Any], *, receive_buffer: int, close: bool = False
 ) -> tuple[socket.socket, bytes]:
-    """A raw client with a small receive buffer that sent ``body`` to the chat route, and
-    the first bytes of the answer (a 200 status line, checked here)."""
+    """A raw client with a small receive buffer that sent ``body`` to the chat route (see
+    :func:`chat_request`), and the first bytes of the answer (a 200 status line, checked
+    here)."""
     host, port = gateway.url.removeprefix("http://").split(":")
     client = socket.socket()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     client.connect((host, int(port)))
-    client.sendall(chat_request(body))
+    client.sendall(chat_request(body, close=close))
     client.settimeout(10)
     first = client.recv(4096)
     assert first.startswith(b"HTTP/1.1 200")
     return client, first
+
+
+def observed_protocol(tmp_path: Path, config: dict[str, Any]) -> Any:
+    """The gateway's HTTP protocol for ``config``, recording its connections (the class's
+    ``made``) and fixing each one's send buffer at 16 KiB.
+
+    With the send buffer fixed (not grown by the kernel, up to megabytes, as the connection
+    goes) the kernel takes a small, known part of an answer the client does not read, so an
+    answer of a few tens of KiB leaves the rest in the gateway's own transport, on every
+    machine.
+    """
+    settings = parse_config(gateway_config(tmp_path, "http://127.0.0.1:9", config))
+    gateway_protocol = uvicorn_options(settings)["http"]
+
+    class Observed(gateway_protocol):  # type: ignore[misc,valid-type]
+        made: list[Any] = []
+
+        def connection_made(self, transport: Any) -> None:
+            raw = transport.get_extra_info("socket")
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+            self.answered = threading.Event()
+            self.gone = threading.Event()
+            self.made.append(self)
+            super().connection_made(transport)
+
+        def on_response_complete(self) -> None:
+            # What the transport kept of the answer (the kernel took the rest), and whether
+            # that much paused the writes, as the answer is complete.
+            self.held_at_end = self.transport.get_write_buffer_size()
+            self.paused_at_end = self.flow.write_paused
+            self.answered.set()
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.gone.set()
+            super().connection_lost(exc)
+
+    return Observed
 
 
 def read_until_closed(client: socket.socket) -> int:
@@ -152,6 +194,62 @@ def test_writes_that_resume_in_time_leave_the_connection_open(tmp_path: Path) ->
             time.sleep(1.5)  # idle past the write timeout (keep-alive lasts 5 s)
             client.sendall(chat_request(chat()))
             assert client.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("close", ["connection: close", "keep-alive timeout"])
+def test_a_closed_connection_whose_client_never_reads_the_end_of_its_answer_is_cut(
+    tmp_path: Path, close: str
+) -> None:
+    """A connection closed while its transport still holds the end of the answer, too little
+    to pause the writes, is cut once the client took nothing for the write timeout; it used
+    to wait for the client forever."""
+    size = 48 * 1024  # more than the kernel takes, less than pauses the writes
+    config = {
+        "responseProtection": {"enabled": False},
+        "limits": {"writeTimeoutMs": WRITE_TIMEOUT_MS},
+    }
+    protocol = observed_protocol(tmp_path, config)
+    with gateway_in_front(tmp_path, config, http=protocol, timeout_keep_alive=1) as gateway:
+        gateway.upstream.queue(
+            Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
+        )
+        closing = close == "connection: close"
+        client, _ = open_request(gateway, chat(), receive_buffer=4096, close=closing)
+        with client:
+            (connection,) = protocol.made
+            assert connection.answered.wait(10.0)
+            assert connection.held_at_end > 0
+            assert not connection.paused_at_end
+            # Closed at once, or after the 1 s keep-alive timeout; cut 0.3 s later.
+            assert connection.gone.wait(10.0), "the closed connection waited for its client"
+
+
+def test_a_closed_connection_lets_a_slow_reader_take_the_end_of_its_answer(
+    tmp_path: Path,
+) -> None:
+    """The write deadline of a close starts again whenever the client took more: a client
+    that reads the rest of its answer slowly, for longer than the write timeout in all,
+    gets all of it."""
+    size = 72 * 1024  # the gateway's transport keeps some 40 KiB of it
+    config = {"responseProtection": {"enabled": False}, "limits": {"writeTimeoutMs": 1500}}
+    protocol = observed_protocol(tmp_path, config)
+    with gateway_in_front(tmp_path, config, http=protocol) as gateway:
+        gateway.upstream.queue(
+            Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
+        )
+        client, answer = open_request(gateway, chat(), receive_buffer=4096, close=True)
+        with client:
+            (connection,) = protocol.made
+            assert connection.answered.wait(10.0)
+            assert connection.held_at_end > 0
+            # 2 KiB per 0.1 s at most: the transport sends what it kept over some 2 s, all
+            # of it after the close, taking more every half second or so.
+            while data := client.recv(2048):
+                answer += data
+                time.sleep(0.1)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == b"x" * size
 
 
 @pytest.mark.parametrize(

@@ -23,10 +23,12 @@ Timeouts (what maps to what):
 - ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
   (the client reads nothing, the send buffer is full); past it the connection is cut, which
   ends its request as a client disconnect does: the in-flight slot is released and the
-  upstream request cancelled. Enforced by the same protocol. With TLS the writes pause once
-  the TLS layer holds a record the socket cannot take (an answer sent whole too), and
-  a connection the gateway closes has as long, without a break, to take the rest (not the
-  TLS layer's 30 s from the close). ``null`` is 60 s, ``0`` none.
+  upstream request cancelled. Enforced by the same protocol. A connection the gateway closes
+  has as long, without a break, to take what it still holds, also when that is too little
+  to pause the writes (under 64 KiB beyond what the kernel took). With TLS the writes pause
+  once the TLS layer holds a record the socket cannot take (an answer sent whole too), and
+  the close is bounded so (not by the TLS layer's 30 s from the close). ``null`` is 60 s,
+  ``0`` none.
 - Idle keep-alive connections are closed after 5 s (uvicorn's ``timeout_keep_alive``).
 
 Sizes: a request head (request line and header fields) larger than
@@ -115,15 +117,16 @@ _KEEP_ALIVE_S: Final = 5
 #: unbounded, one read of small requests made the gateway hold about fifteen times its size.
 _MAX_WAITING: Final = 16
 _HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
-#: How often a TLS connection the gateway closed looks whether the TLS layer has sent what it
-#: holds (then it ends without waiting for the client's reply).
-_TLS_GOODBYE_POLL_S: Final = 0.1
+#: How often a connection the gateway closed looks whether the client took more of what it
+#: still holds (the write deadline starts again), and with TLS whether the TLS layer has
+#: sent all of it (then the connection ends without waiting for the client's reply).
+_CLOSE_POLL_S: Final = 0.1
 #: The TLS layer's own limit on a close (asyncio's is 30 s from the close, however the client
 #: reads): it cut a slow reader off the end of its answer. The write timeout bounds a TLS
 #: close instead, as it bounds a plain one; this only stands for "none" when it is off.
 _TLS_SHUTDOWN_TIMEOUT_S: Final = 24 * 3600.0
 #: A write longer than this goes to the TLS layer in two parts, these last bytes (one TLS
-#: record) on their own (see :class:`_TlsCycleTransport`); the TLS layer holding as much
+#: record) on their own (see :class:`_CycleTransport`); the TLS layer holding as much
 #: pauses the writes.
 _TLS_TAIL_BYTES: Final = 16 * 1024
 
@@ -383,36 +386,33 @@ async def _send_coalesced(cycle: Any, send: Any, message: dict[str, Any]) -> Non
     await send(message)
 
 
-class _TlsCycleTransport:
-    """A request cycle's transport on a TLS connection: hands a long write to the TLS layer
-    in two parts, and runs ``closed`` once the cycle closed the connection.
+class _CycleTransport:
+    """A connection's transport as its request cycles use it: runs ``closed`` once a cycle
+    closed the connection, and with TLS hands a long write to the TLS layer in two parts.
+
+    uvicorn closes the connection from the request's own code, after an answer with
+    ``connection: close`` or when the app ends without completing its answer (a stream cut
+    short), and tells the connection nothing: what the transport still holds for the client
+    must then still be bounded by the write deadline, and a TLS connection must still end
+    without waiting for the client's close_notify (the protocol's ``_finish_close``).
 
     The TLS layer passes what it encrypts on to the socket transport below it at once, and
     pauses the gateway's writes only for bytes it holds itself: an answer written whole went
     down whole, the socket transport kept what the client did not read, and the protocol was
     never told to pause, so the write deadline never started for a client that reads
     nothing. Written on its own, the last record stays in the TLS layer when the first part
-    filled the socket transport, which pauses the writes as on a plain connection.
-
-    uvicorn closes the connection from the request's own code, after an answer with
-    ``connection: close`` or when the app ends without completing its answer (a stream cut
-    short), and tells the connection nothing: with TLS the connection must then still end
-    without waiting for the client's close_notify (the protocol's ``_close_without_reply``).
+    filled the socket transport, which pauses the writes as on a plain connection. A plain
+    connection's writes go to its transport directly: no call of this class per write.
     """
 
-    __slots__ = ("_closed", "_transport")
+    __slots__ = ("_closed", "_transport", "write")
 
-    def __init__(self, transport: Any, closed: Callable[[], None]) -> None:
+    write: Callable[[bytes], None]
+
+    def __init__(self, transport: Any, closed: Callable[[], None], *, tls: bool) -> None:
         self._transport = transport
         self._closed = closed
-
-    def write(self, data: bytes) -> None:
-        if len(data) <= _TLS_TAIL_BYTES:
-            self._transport.write(data)
-            return
-        whole = memoryview(data)
-        self._transport.write(whole[:-_TLS_TAIL_BYTES])
-        self._transport.write(whole[-_TLS_TAIL_BYTES:])
+        self.write = partial(_write_tail_apart, transport) if tls else transport.write
 
     def close(self) -> None:
         self._transport.close()
@@ -420,6 +420,17 @@ class _TlsCycleTransport:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+def _write_tail_apart(transport: Any, data: bytes) -> None:
+    """Write ``data`` to a TLS ``transport``, its last record on its own when it is longer
+    (see :class:`_CycleTransport`)."""
+    if len(data) <= _TLS_TAIL_BYTES:
+        transport.write(data)
+        return
+    whole = memoryview(data)
+    transport.write(whole[:-_TLS_TAIL_BYTES])
+    transport.write(whole[-_TLS_TAIL_BYTES:])
 
 
 def _shut_reading(sock: Any, addresses: tuple[Any, Any]) -> None:
@@ -475,19 +486,21 @@ def _protocol_class(limits: Any) -> Any:
         max_after_head_bytes: int = 2 * limits.max_request_bytes + limits.max_header_bytes
         _headers_deadline: _Deadline
         _write_deadline: _Deadline
-        #: Looks again whether a TLS connection the gateway closed can end (see
-        #: :meth:`_close_without_reply`).
-        _tls_goodbye: _Deadline
-        #: What the TLS layer of a connection the gateway closed held when last looked at
+        #: Looks again at a connection the gateway closed that still held bytes for the
+        #: client (see :meth:`_finish_close`).
+        _close_poll: _Deadline
+        #: What the transport of a connection the gateway closed held when last looked at
         #: (``None``: not looked at yet).
-        _tls_held: int | None = None
+        _held_at_close: int | None = None
+        #: The transport the connection's request cycles write to and close.
+        _cycle_transport: _CycleTransport
         #: Whether the bytes arriving are a request's head, and how many arrived so far (of
         #: the head, or since it).
         _in_head: bool = True
         _received: int = 0
 
         #: Whether the connection is gone. A request may still close it afterwards (an app
-        #: that raised after its client left): :meth:`_close_without_reply` has nothing left
+        #: that raised after its client left): :meth:`_finish_close` has nothing left
         #: to end then, and must not look at it again and again.
         _lost: bool = False
 
@@ -553,9 +566,11 @@ def _protocol_class(limits: Any) -> Any:
             # what a client that stopped reading never lets happen. Losing the connection
             # wakes uvicorn's pending send and reports http.disconnect to the app.
             self._write_deadline = _Deadline(self.loop, self.write_timeout_s, transport.abort)
-            self._tls_goodbye = _Deadline(self.loop, _TLS_GOODBYE_POLL_S, self._close_without_reply)
+            self._close_poll = _Deadline(self.loop, _CLOSE_POLL_S, self._finish_close)
             super().connection_made(transport)
-            if transport.get_extra_info("ssl_object") is not None:
+            tls = transport.get_extra_info("ssl_object") is not None
+            self._cycle_transport = _CycleTransport(transport, self._finish_close, tls=tls)
+            if tls:
                 # Paused once the TLS layer holds a record, which it does only while the
                 # socket transport below it is full (a held last record of a long write,
                 # ciphertext being longer than its text, is enough): then, as a plain
@@ -592,7 +607,7 @@ def _protocol_class(limits: Any) -> Any:
             self._lost = True
             self._headers_deadline.disarm()
             self._write_deadline.disarm()
-            self._tls_goodbye.disarm()
+            self._close_poll.disarm()
             super().connection_lost(exc)
 
         def pause_writing(self) -> None:
@@ -630,25 +645,37 @@ def _protocol_class(limits: Any) -> Any:
                 self._close()
 
         def timeout_keep_alive_handler(self) -> None:
-            """uvicorn's keep-alive timeout: close an idle connection, which with TLS ends
-            without waiting for the client's close_notify."""
+            """uvicorn's keep-alive timeout: close an idle connection (see
+            :meth:`_finish_close`)."""
             super().timeout_keep_alive_handler()
-            self._close_without_reply()
+            self._finish_close()
 
         def shutdown(self) -> None:
             """uvicorn's start of the drain: an idle connection is closed, one in flight is
             closed once its answer is out (see :meth:`on_response_complete`)."""
             super().shutdown()
-            self._close_without_reply()
+            self._finish_close()
 
         def _close(self) -> None:
-            """Close the connection once the bytes it holds are sent; with TLS, without
-            waiting for the client's close_notify."""
+            """Close the connection once the bytes it holds are sent, within the write
+            deadline; with TLS, without waiting for the client's close_notify."""
             self.transport.close()
-            self._close_without_reply()
+            self._finish_close()
 
-        def _close_without_reply(self) -> None:
-            """End a closing TLS connection without waiting for the client's reply.
+        def _finish_close(self) -> None:
+            """Bound the sending of what a closing connection still holds by the write
+            deadline, and end a closing TLS connection without waiting for the client's reply.
+
+            A closing transport sends what it holds, then ends the connection, and waits for
+            that with no limit. A plain connection's writes pause, and the write deadline
+            starts, only once its transport holds 64 KiB (and it stops once the transport
+            holds less than 16 KiB again): the end of an answer that a client never reads,
+            up to that much beyond what the kernel took, kept the connection, its descriptor
+            and buffers for good. The deadline runs from the close while the transport holds
+            bytes, and starts again whenever the client took some (the transport then holds
+            less), so a slow reader gets the whole answer and one that stops reading is cut.
+            No event says when the client takes more while the writes are not paused: the
+            transport is looked at again shortly.
 
             A TLS close sends close_notify and then waits for the client's own before the
             connection is gone; a pooled client connection reads nothing while idle, so it
@@ -660,33 +687,28 @@ def _protocol_class(limits: Any) -> Any:
             place of the reply: it then closes as a plain connection does, once the bytes it
             holds are sent. Only once it has handed them all to the socket (close_notify is
             the last): an end of stream before would drop the rest, the end of an answer the
-            client has not read yet. No event says when that happens: it is looked at again
-            shortly.
-
-            Meanwhile the write deadline bounds the close, as it does a plain one (the TLS
-            layer's own limit, see :data:`_TLS_SHUTDOWN_TIMEOUT_S`, does not): the TLS layer
-            holds bytes only while the socket transport is full, and hands them all over as
-            soon as the client read enough, which starts the deadline again. Once they are
-            handed over, the socket transport sends what it holds as it closes, within the
-            deadline too.
+            client has not read yet. The TLS layer holds bytes only while the socket
+            transport is full; the write deadline bounds that (the TLS layer's own limit, see
+            :data:`_TLS_SHUTDOWN_TIMEOUT_S`, does not), and then what the socket transport
+            sends as it closes.
             """
             transport = self.transport
-            if (
-                self._lost
-                or not transport.is_closing()
-                or transport.get_extra_info("ssl_object") is None
-            ):
+            if self._lost or not transport.is_closing():
                 return
+            tls = transport.get_extra_info("ssl_object") is not None
             held = transport.get_write_buffer_size()
-            if held:
-                handed_over = self._tls_held is not None and held < self._tls_held
-                if handed_over or not self._write_deadline.running:
+            if not held:
+                if tls:
                     self._write_deadline.arm()
-                self._tls_held = held
-                self._tls_goodbye.arm()
+                    _shut_reading(transport.get_extra_info("socket"), (self.server, self.client))
                 return
-            self._write_deadline.arm()
-            _shut_reading(transport.get_extra_info("socket"), (self.server, self.client))
+            if not tls and self.write_timeout_s is None:
+                return  # nothing bounds the close, and nothing else waits for its end
+            taken = self._held_at_close is not None and held < self._held_at_close
+            if taken or not self._write_deadline.running:
+                self._write_deadline.arm()
+            self._held_at_close = held
+            self._close_poll.arm()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
@@ -762,9 +784,7 @@ def _protocol_class(limits: Any) -> Any:
             cycle = self.cycle
             cycle.send_500_response = partial(_send_internal_error, cycle)  # type: ignore[method-assign]
             cycle.send = partial(_send_coalesced, cycle, cycle.send)  # type: ignore[method-assign]
-            if self.scheme == "https":  # a close from the request ends as the others do
-                closing = _TlsCycleTransport(cycle.transport, self._close_without_reply)
-                cycle.transport = closing  # type: ignore[assignment]
+            cycle.transport = self._cycle_transport  # type: ignore[assignment]
             # Only now: until uvicorn took the request (it may refuse its target), a refusal
             # is one of a head, answered, not of a body.
             self._in_head = False
