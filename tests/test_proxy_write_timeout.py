@@ -196,6 +196,34 @@ def test_writes_that_resume_in_time_leave_the_connection_open(tmp_path: Path) ->
             assert client.recv(4096).startswith(b"HTTP/1.1 200")
 
 
+def test_a_steady_reader_of_a_large_answer_sent_whole_is_not_cut(tmp_path: Path) -> None:
+    """An answer sent whole pauses the writes at once, and they resume only once the
+    transport holds less than 16 KiB of it: a client that kept reading it, for longer than
+    the write timeout in all, was cut as one that reads nothing. The deadline starts again
+    whenever the client took more."""
+    size = 1024 * 1024
+    config = {
+        "responseProtection": {"enabled": False, "maxBytes": 2 * size},
+        "limits": {"writeTimeoutMs": 1000},
+    }
+    protocol = observed_protocol(tmp_path, config)
+    with gateway_in_front(tmp_path, config, http=protocol) as gateway:
+        gateway.upstream.queue(
+            Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
+        )
+        client, answer = open_request(gateway, chat(), receive_buffer=4096)
+        with client:
+            head, _, body = answer.partition(b"\r\n\r\n")
+            # 16 KiB per 0.05 s at most: over 3 s in all, taking more all the time.
+            while len(body) < size:
+                data = client.recv(16 * 1024)
+                assert data, "the gateway cut a client that kept reading its answer"
+                body += data
+                time.sleep(0.05)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == b"x" * size
+
+
 @pytest.mark.parametrize("close", ["connection: close", "keep-alive timeout"])
 def test_a_closed_connection_whose_client_never_reads_the_end_of_its_answer_is_cut(
     tmp_path: Path, close: str

@@ -20,8 +20,9 @@ Timeouts (what maps to what):
   ``null`` is 60 s, ``0`` none.
 - ``limits.requestTimeoutMs``: time to receive the whole body once the headers are in;
   past it the gateway answers 408 ``haechi_request_timeout``. ``null`` is 300 s, ``0`` none.
-- ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without a break
-  (the client reads nothing, the send buffer is full); past it the connection is cut, which
+- ``limits.writeTimeoutMs``: how long a connection's writes may stay paused without the
+  client taking any of what is queued (it reads nothing, the send buffer is full; an answer
+  sent whole stays paused while a client reads it); past it the connection is cut, which
   ends its request as a client disconnect does: the in-flight slot is released and the
   upstream request cancelled. Enforced by the same protocol. A connection the gateway closes
   has as long, without a break, to take what it still holds, also when that is too little
@@ -117,10 +118,11 @@ _KEEP_ALIVE_S: Final = 5
 #: unbounded, one read of small requests made the gateway hold about fifteen times its size.
 _MAX_WAITING: Final = 16
 _HAS_UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
-#: How often a connection the gateway closed looks whether the client took more of what it
-#: still holds (the write deadline starts again), and with TLS whether the TLS layer has
-#: sent all of it (then the connection ends without waiting for the client's reply).
-_CLOSE_POLL_S: Final = 0.1
+#: How often a connection whose writes are paused, or that the gateway closed, looks whether
+#: the client took more of what it still holds (the write deadline starts again), and with
+#: TLS after a close whether the TLS layer has sent all of it (then the connection ends
+#: without waiting for the client's reply).
+_WRITES_POLL_S: Final = 0.1
 #: The TLS layer's own limit on a close (asyncio's is 30 s from the close, however the client
 #: reads): it cut a slow reader off the end of its answer. The write timeout bounds a TLS
 #: close instead, as it bounds a plain one; this only stands for "none" when it is off.
@@ -486,12 +488,11 @@ def _protocol_class(limits: Any) -> Any:
         max_after_head_bytes: int = 2 * limits.max_request_bytes + limits.max_header_bytes
         _headers_deadline: _Deadline
         _write_deadline: _Deadline
-        #: Looks again at a connection the gateway closed that still held bytes for the
-        #: client (see :meth:`_finish_close`).
-        _close_poll: _Deadline
-        #: What the transport of a connection the gateway closed held when last looked at
-        #: (``None``: not looked at yet).
-        _held_at_close: int | None = None
+        #: Looks again at a connection whose writes are paused, or that the gateway closed
+        #: while it still held bytes for the client (see :meth:`_look_at_writes`).
+        _writes_poll: _Deadline
+        #: What the transport held when last looked at (``None``: not looked at yet).
+        _held_seen: int | None = None
         #: The transport the connection's request cycles write to and close.
         _cycle_transport: _CycleTransport
         #: Whether the bytes arriving are a request's head, and how many arrived so far (of
@@ -566,7 +567,7 @@ def _protocol_class(limits: Any) -> Any:
             # what a client that stopped reading never lets happen. Losing the connection
             # wakes uvicorn's pending send and reports http.disconnect to the app.
             self._write_deadline = _Deadline(self.loop, self.write_timeout_s, transport.abort)
-            self._close_poll = _Deadline(self.loop, _CLOSE_POLL_S, self._finish_close)
+            self._writes_poll = _Deadline(self.loop, _WRITES_POLL_S, self._look_at_writes)
             super().connection_made(transport)
             tls = transport.get_extra_info("ssl_object") is not None
             self._cycle_transport = _CycleTransport(transport, self._finish_close, tls=tls)
@@ -607,16 +608,46 @@ def _protocol_class(limits: Any) -> Any:
             self._lost = True
             self._headers_deadline.disarm()
             self._write_deadline.disarm()
-            self._close_poll.disarm()
+            self._writes_poll.disarm()
             super().connection_lost(exc)
 
         def pause_writing(self) -> None:
             super().pause_writing()
             self._write_deadline.arm()
+            if self.write_timeout_s is not None:
+                self._writes_poll.arm()
 
         def resume_writing(self) -> None:
             super().resume_writing()
             self._write_deadline.disarm()
+
+        def _look_at_writes(self) -> None:
+            """While the writes are paused, start the write deadline again whenever the
+            client took more of what the transport holds; after a close, see
+            :meth:`_finish_close`.
+
+            The writes resume only once the transport holds less than a quarter of what
+            paused them: an answer sent whole (megabytes in one write) stays paused until
+            nearly all of it is sent, and a client that kept reading it, for longer than
+            the write timeout in all, was cut as one that reads nothing. No event says when
+            the client takes more: the transport is looked at again shortly.
+            """
+            if self._lost:
+                return
+            if self.transport.is_closing():
+                self._finish_close()
+            elif self.flow.write_paused:
+                self._restart_on_progress(self.transport.get_write_buffer_size())
+
+        def _restart_on_progress(self, held: int) -> None:
+            """Start the write deadline again when the transport, holding ``held`` bytes,
+            holds less than when last looked at (or the deadline does not run); look again
+            shortly."""
+            taken = self._held_seen is not None and held < self._held_seen
+            if taken or not self._write_deadline.running:
+                self._write_deadline.arm()
+            self._held_seen = held
+            self._writes_poll.arm()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -674,8 +705,8 @@ def _protocol_class(limits: Any) -> Any:
             and buffers for good. The deadline runs from the close while the transport holds
             bytes, and starts again whenever the client took some (the transport then holds
             less), so a slow reader gets the whole answer and one that stops reading is cut.
-            No event says when the client takes more while the writes are not paused: the
-            transport is looked at again shortly.
+            No event says when the client takes more: the transport is looked at again
+            shortly (see :meth:`_look_at_writes`).
 
             A TLS close sends close_notify and then waits for the client's own before the
             connection is gone; a pooled client connection reads nothing while idle, so it
@@ -704,11 +735,7 @@ def _protocol_class(limits: Any) -> Any:
                 return
             if not tls and self.write_timeout_s is None:
                 return  # nothing bounds the close, and nothing else waits for its end
-            taken = self._held_at_close is not None and held < self._held_at_close
-            if taken or not self._write_deadline.running:
-                self._write_deadline.arm()
-            self._held_at_close = held
-            self._close_poll.arm()
+            self._restart_on_progress(held)
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
