@@ -307,13 +307,18 @@ def test_what_follows_the_first_gzip_member_never_goes_unread(
 # -- a client that leaves -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(
+    ("stream", "pipelined"),
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["whole", "stream", "whole-pipelined", "stream-pipelined"],
+)
 def test_a_client_that_leaves_gives_up_its_upstream_request_and_its_slot(
-    tmp_path: Path, upstream: Callable[..., _Upstream], stream: bool
+    tmp_path: Path, upstream: Callable[..., _Upstream], stream: bool, pipelined: bool
 ) -> None:
     """An answer can take minutes. A client that leaves while it waits (for a whole answer,
     or for the head of a stream) has its upstream request cancelled at once, and its slot
-    under limits.maxInFlight freed: the next request is served, not refused for load."""
+    under limits.maxInFlight freed: the next request is served, not refused for load. So
+    does one that sent a second request behind the first (pipelining) before leaving."""
     given_up = threading.Event()
 
     def never_answers(conn: socket.socket) -> None:
@@ -333,6 +338,9 @@ def test_a_client_that_leaves_gives_up_its_upstream_request_and_its_slot(
         with socket.create_connection((host, int(port)), timeout=10) as client:
             client.sendall(head.encode() + body)
             assert server.received.acquire(timeout=10)
+            if pipelined:
+                client.sendall(head.encode() + body)
+                time.sleep(0.5)  # read by the gateway, waiting behind the first
         assert given_up.wait(10)
         # Counted once the slot is free again.
         assert 'decision="client_gone"' in gateway.metrics('decision="client_gone"', timeout=10)

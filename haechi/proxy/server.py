@@ -504,6 +504,9 @@ def _protocol_class(limits: Any) -> Any:
         #: that raised after its client left): :meth:`_finish_close` has nothing left
         #: to end then, and must not look at it again and again.
         _lost: bool = False
+        #: The request cycle the app runs (answered now), which need not be the last one
+        #: read (``cycle``): a request sent behind it waits (pipelining).
+        _answering: Any = None
 
         #: The refusal of a request that came while the answers to the ones before it were
         #: still being sent: it is sent once they are complete (see :meth:`_refuse`).
@@ -604,8 +607,19 @@ def _protocol_class(limits: Any) -> Any:
             else:
                 self._close()
 
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            self._answering = cycle
+            super()._start_asgi_task(cycle, app)
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._lost = True
+            answering = self._answering
+            if answering not in (None, self.cycle) and not answering.response_complete:
+                # uvicorn tells the last request read only: with one waiting behind it, the
+                # request answered never learnt its client left, and went on waiting for its
+                # upstream (holding its limits.maxInFlight slot) for nobody.
+                answering.disconnected = True
+                answering.message_event.set()
             self._headers_deadline.disarm()
             self._write_deadline.disarm()
             self._writes_poll.disarm()
