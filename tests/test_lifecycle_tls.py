@@ -23,7 +23,7 @@ from haechi.proxy.background import serve_in_thread
 from tests.cli import run_haechi
 from tests.test_lifecycle_workers import _until_shutdown_line
 from tests.test_proxy_server import _CHAT_REQUEST, _certificate, _proxy_process, _write_config
-from tests.upstream_server import Reply, UpstreamServer
+from tests.upstream_server import Reply, UpstreamServer, read_slowly
 
 _LIVE = b"GET /__haechi/live HTTP/1.1\r\nhost: x\r\n\r\n"
 #: An answer larger than the socket buffers hold: when the gateway closes the connection, it
@@ -283,36 +283,48 @@ def _octet_upstream(size: int) -> UpstreamServer:
     return upstream
 
 
+@contextmanager
+def _octet_gateway(
+    tmp_path: Path, size: int, write_timeout_ms: int, env: dict[str, str]
+) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """A TLS gateway process (``env``) whose upstream answers ``size`` bytes of one letter,
+    with response protection off and ``limits.writeTimeoutMs``; its URL and the context
+    trusting its certificate."""
+    with serve_in_thread(_octet_upstream(size)) as up:
+        extra = {
+            "responseProtection": {"enabled": False, "maxBytes": 2 * size},
+            "limits": {"writeTimeoutMs": write_timeout_ms},
+        }
+        config = _tls_gateway_config(tmp_path, up.url, extra)
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        with _proxy_process(config, env=env) as (_process, url, _lines):
+            yield url, trust
+
+
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_a_tls_client_that_does_not_read_a_large_answer_is_cut(tmp_path: Path, loop: str) -> None:
     """Handed to the TLS layer in one write, the answer went down to the socket transport
     whole, and the writes were never paused: the write deadline never started, and the
     connection stayed until the keep-alive timeout and asyncio's TLS close limit (35 s)."""
     size = 16 * 1024 * 1024  # far more than the socket buffers on the way hold
-    with serve_in_thread(_octet_upstream(size)) as up:
-        extra = {
-            "responseProtection": {"enabled": False, "maxBytes": 2 * size},
-            "limits": {"writeTimeoutMs": 300},
-        }
-        config = _tls_gateway_config(tmp_path, up.url, extra)
-        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
-        with (
-            _proxy_process(config, env=_gateway_loop(tmp_path, loop)) as (_process, url, _lines),
-            _tls_connection(url, trust, receive_buffer=4096) as client,
-        ):
-            client.sendall(_CHAT_REQUEST)
-            assert client.recv(4096).startswith(b"HTTP/1.1 200")
-            # Well past the write timeout, short of the keep-alive timeout (5 s).
-            time.sleep(2.0)
-            # What the gateway's kernel had accepted before the cut still arrives, then the
-            # end of the connection; a connection still open delivers the whole answer.
-            received = 0
-            with socket.socket(fileno=os.dup(client.fileno())) as raw:
-                raw.settimeout(10)
-                while data := raw.recv(1 << 20):
-                    received += len(data)
-            assert received < size
-            assert httpx.get(f"{url}/__haechi/live", verify=trust).status_code == 200
+    env = _gateway_loop(tmp_path, loop)
+    with (
+        _octet_gateway(tmp_path, size, 300, env) as (url, trust),
+        _tls_connection(url, trust, receive_buffer=4096) as client,
+    ):
+        client.sendall(_CHAT_REQUEST)
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        # Well past the write timeout, short of the keep-alive timeout (5 s).
+        time.sleep(2.0)
+        # What the gateway's kernel had accepted before the cut still arrives, then the
+        # end of the connection; a connection still open delivers the whole answer.
+        received = 0
+        with socket.socket(fileno=os.dup(client.fileno())) as raw:
+            raw.settimeout(10)
+            while data := raw.recv(1 << 20):
+                received += len(data)
+        assert received < size
+        assert httpx.get(f"{url}/__haechi/live", verify=trust).status_code == 200
 
 
 def test_a_tls_close_waits_for_a_slow_reader_within_the_write_timeout(tmp_path: Path) -> None:
@@ -321,24 +333,14 @@ def test_a_tls_close_waits_for_a_slow_reader_within_the_write_timeout(tmp_path: 
     30 s, shortened to 0.5 s here), which cut a client still reading off the end of its
     answer."""
     size = 3 * 1024 * 1024
-    with serve_in_thread(_octet_upstream(size)) as up:
-        extra = {
-            "responseProtection": {"enabled": False, "maxBytes": 2 * size},
-            "limits": {"writeTimeoutMs": 15000},
-        }
-        config = _tls_gateway_config(tmp_path, up.url, extra)
-        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
-        env = _gateway_loop(tmp_path, "asyncio", default_tls_close_s=0.5)
-        with (
-            _proxy_process(config, env=env) as (_process, url, _lines),
-            _tls_connection(url, trust, receive_buffer=4096) as slow,
-        ):
-            slow.sendall(_CHAT_REQUEST.replace(b"host: x\r\n", b"host: x\r\nconnection: close\r\n"))
-            answer = b""
-            # A TLS record (16 KiB) per 20 ms at most: some 4 s, all of it after the close.
-            while chunk := slow.recv(65536):
-                answer += chunk
-                time.sleep(0.02)
+    env = _gateway_loop(tmp_path, "asyncio", default_tls_close_s=0.5)
+    with (
+        _octet_gateway(tmp_path, size, 15000, env) as (url, trust),
+        _tls_connection(url, trust, receive_buffer=4096) as slow,
+    ):
+        slow.sendall(_CHAT_REQUEST.replace(b"host: x\r\n", b"host: x\r\nconnection: close\r\n"))
+        # A TLS record (16 KiB) per 20 ms at most: some 4 s, all of it after the close.
+        answer = read_slowly(slow, b"", 65536, 0.02)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == b"x" * size

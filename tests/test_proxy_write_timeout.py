@@ -19,7 +19,13 @@ from haechi.config import parse_config
 from haechi.errors import ConfigError
 from haechi.proxy.server import uvicorn_options
 from tests.test_proxy_streaming import HangUpAwareUpstream, chat, stream_events
-from tests.upstream_server import Gateway, Reply, gateway_config, gateway_in_front
+from tests.upstream_server import (
+    Gateway,
+    Reply,
+    gateway_config,
+    gateway_in_front,
+    read_slowly,
+)
 
 #: An SSE frame of about 16 KB: a few hundred of them outgrow every buffer between the
 #: upstream and a client that does not read.
@@ -272,9 +278,7 @@ def test_a_closed_connection_lets_a_slow_reader_take_the_end_of_its_answer(
             assert connection.held_at_end > 0
             # 2 KiB per 0.1 s at most: the transport sends what it kept over some 2 s, all
             # of it after the close, taking more every half second or so.
-            while data := client.recv(2048):
-                answer += data
-                time.sleep(0.1)
+            answer = read_slowly(client, answer, 2048, 0.1)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == b"x" * size

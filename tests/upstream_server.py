@@ -138,6 +138,15 @@ def read_message(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+def read_slowly(sock: Any, answer: bytes, size: int, pause: float) -> bytes:
+    """``answer`` (what was read already) and the rest of what ``sock`` sends until it is
+    closed, read ``size`` bytes at most every ``pause`` seconds: a client slow to read."""
+    while data := sock.recv(size):
+        answer += data
+        time.sleep(pause)
+    return answer
+
+
 def split_text(text: str, size: int = 4) -> list[str]:
     """Cut ``text`` into pieces of ``size`` characters, so values span several frames."""
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
