@@ -78,12 +78,9 @@ def test_unusable_tls_material_is_a_named_error_in_every_process_model(
 def test_a_tls_handshake_and_the_head_after_it_must_end_within_the_header_timeout(
     tmp_path: Path, workers: str
 ) -> None:
-    key_file, cert_file, _pfx = _certificate(tmp_path)
-    tls = {"keyFile": str(key_file), "certFile": str(cert_file)}
     upstream = UpstreamServer()
     with serve_in_thread(upstream) as up:
-        extra = {"proxy": {"tls": tls}, "limits": {"headersTimeoutMs": 300}}
-        config = _write_config(tmp_path, up.url, extra)
+        config = _tls_gateway_config(tmp_path, up.url, {"limits": {"headersTimeoutMs": 300}})
         with _proxy_process(config, "--workers", workers) as (_process, url, _lines):
             host, port = url.removeprefix("https://").split(":")
             # Nothing at all, and the first bytes of a ClientHello that never ends: each is
@@ -92,7 +89,7 @@ def test_a_tls_handshake_and_the_head_after_it_must_end_within_the_header_timeou
                 with socket.create_connection((host, int(port)), timeout=20) as sock:
                     sock.sendall(first)
                     assert sock.recv(65536) == b""
-            trust = ssl.create_default_context(cafile=str(cert_file))
+            trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
             # A head that never ends, after the handshake: closed, and the connection ends
             # without the client's reply to the close_notify.
             with _tls_connection(url, trust) as half:

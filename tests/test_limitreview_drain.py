@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from haechi.proxy.background import serve_in_thread
+from tests.test_lifecycle_tls import _tls_gateway_config
 from tests.test_lifecycle_workers import _until_shutdown_line
-from tests.test_proxy_server import _certificate, _proxy_process, _write_config
+from tests.test_proxy_server import _proxy_process
 from tests.upstream_server import Reply, UpstreamServer
 
 _BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "late"}]}).encode()
@@ -73,17 +74,14 @@ class _Handshake:
 def test_a_connection_whose_handshake_ends_after_the_stop_is_not_served(
     tmp_path: Path, workers: int
 ) -> None:
-    key_file, cert_file, _pfx = _certificate(tmp_path)
-    tls = {"keyFile": str(key_file), "certFile": str(cert_file)}
     upstream = UpstreamServer()
     with serve_in_thread(upstream) as up:
-        extra = {"proxy": {"tls": tls}, "limits": {"shutdownGraceMs": 20000}}
-        config = _write_config(tmp_path, up.url, extra)
+        config = _tls_gateway_config(tmp_path, up.url, {"limits": {"shutdownGraceMs": 20000}})
         with _proxy_process(config, "--workers", str(workers)) as (process, url, _lines):
             host, port = url.removeprefix("https://").split(":")
             # An in-flight request keeps the gateway (and its worker) draining meanwhile.
             upstream.queue(Reply(delay=5, text="slow but complete"))
-            trust = ssl.create_default_context(cafile=str(cert_file))
+            trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
             slow: list[httpx.Response] = []
             chat = {"model": "m", "messages": []}
             thread = threading.Thread(
@@ -98,7 +96,7 @@ def test_a_connection_whose_handshake_ends_after_the_stop_is_not_served(
                 threading.Event().wait(0.01)
             assert len(upstream.received) == 1
             # Handed out in turn: with two workers one of them lands beside the slow request.
-            late = [_Handshake(host, int(port), cert_file) for _ in range(workers)]
+            late = [_Handshake(host, int(port), tmp_path / "cert.pem") for _ in range(workers)]
             process.send_signal(signal.SIGTERM)
             _until_shutdown_line(process)
             answers = [handshake.finish_and_ask() for handshake in late]
