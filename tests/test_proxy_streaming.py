@@ -55,6 +55,11 @@ def chat(text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": text}], **extra}
 
 
+def streamed_chat(gateway: Gateway) -> contextlib.AbstractContextManager[httpx.Response]:
+    """A streamed chat request to ``gateway``, its answer not read yet."""
+    return httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True))
+
+
 def stream_events(gateway: Gateway) -> list[dict[str, Any]]:
     """The audit events written by the stream inspector."""
     return [
@@ -221,9 +226,7 @@ def test_pass_through_stream_is_cut_at_the_size_cap(tmp_path: Path) -> None:
         correlation_ids: list[str] = []
 
         def read() -> None:
-            with httpx.stream(
-                "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
-            ) as response:
+            with streamed_chat(gateway) as response:
                 correlation_ids.append(response.headers["x-haechi-correlation-id"])
                 received.extend(response.iter_raw())
 
@@ -265,9 +268,7 @@ def test_client_disconnect_cancels_the_upstream_stream(tmp_path: Path, request_m
     config = {"streaming": {"requestMode": request_mode}}
     with gateway_in_front(tmp_path, config, upstream=upstream) as gateway:
         upstream.queue(Reply(wire=upstream.frames(offered, frame), chunk_delay=0.02))
-        with httpx.stream(
-            "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
-        ) as response:
+        with streamed_chat(gateway) as response:
             next(response.iter_raw())
         assert_released(upstream, gateway, offered, within=1.0)
         events = stream_events(gateway)
@@ -492,9 +493,7 @@ def test_failure_mode_allow_relays_an_unreadable_stream_as_sent(tmp_path: Path) 
     wire = _deflated(MAIL_FRAMES)
     with gateway_in_front(tmp_path, config) as gateway:
         gateway.upstream.queue(Reply(wire=wire, headers=DEFLATED))
-        with httpx.stream(
-            "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
-        ) as response:
+        with streamed_chat(gateway) as response:
             assert response.status_code == 200
             assert response.headers["content-encoding"] == "deflate"
             assert b"".join(response.iter_raw()) == b"".join(wire)
@@ -518,9 +517,7 @@ def test_the_header_fields_of_a_stream_follow_the_mode_of_its_body(
     headers = {"content-type": "text/event-stream", "x-request-id": EMAIL}
     with gateway_in_front(tmp_path, config) as gateway:
         gateway.upstream.queue(Reply(wire=MAIL_FRAMES, headers=headers))
-        with httpx.stream(
-            "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
-        ) as response:
+        with streamed_chat(gateway) as response:
             assert response.status_code == 200
             body = b"".join(response.iter_bytes())
     assert (EMAIL.encode() in body) is not dropped
@@ -536,9 +533,7 @@ def test_the_header_fields_of_an_unreadable_stream_let_through_are_inspected(
     headers = {**DEFLATED, "x-request-id": EMAIL, "openai-processing-ms": "12"}
     with gateway_in_front(tmp_path, config) as gateway:
         gateway.upstream.queue(Reply(wire=_deflated(MAIL_FRAMES), headers=headers))
-        with httpx.stream(
-            "POST", f"{gateway.url}/v1/chat/completions", json=chat(stream=True)
-        ) as response:
+        with streamed_chat(gateway) as response:
             assert response.status_code == 200
             b"".join(response.iter_raw())
         assert EMAIL not in str(response.headers.raw)
