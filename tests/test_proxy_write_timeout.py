@@ -116,8 +116,17 @@ def read_until_closed(client: socket.socket) -> int:
         total += len(data)
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop(request: pytest.FixtureRequest) -> str:
+    """The event loop the gateway serves on: ``haechi proxy`` runs on uvloop where it is
+    installed, whose transports buffer, write and pause differently from asyncio's."""
+    return str(request.param)
+
+
 @pytest.mark.parametrize("request_mode", ["inspect", "pass-through"])
-def test_a_client_that_stops_reading_a_stream_is_cut(tmp_path: Path, request_mode: str) -> None:
+def test_a_client_that_stops_reading_a_stream_is_cut(
+    tmp_path: Path, request_mode: str, loop: str
+) -> None:
     offered = 4000  # about 64 MB: far more than the socket buffers on the way hold
     upstream = HangUpAwareUpstream()
     config = {
@@ -125,7 +134,7 @@ def test_a_client_that_stops_reading_a_stream_is_cut(tmp_path: Path, request_mod
         "responseProtection": {"maxBytes": 128 * 1024 * 1024},
         "limits": {"writeTimeoutMs": WRITE_TIMEOUT_MS, "maxInFlight": 1},
     }
-    with gateway_in_front(tmp_path, config, upstream=upstream) as gateway:
+    with gateway_in_front(tmp_path, config, upstream=upstream, loop=loop) as gateway:
         upstream.queue(Reply(wire=upstream.frames(offered, FRAME)))
         client, _ = open_request(gateway, chat(stream=True), receive_buffer=4096)
         with client:
@@ -156,7 +165,7 @@ def test_a_client_that_stops_reading_a_stream_is_cut(tmp_path: Path, request_mod
             assert f'decision="streaming_pass_through",{route}' in gateway.metrics()
 
 
-def test_a_client_that_does_not_read_a_large_answer_is_cut(tmp_path: Path) -> None:
+def test_a_client_that_does_not_read_a_large_answer_is_cut(tmp_path: Path, loop: str) -> None:
     """A non-streamed answer is handed to the connection whole, so the request is over at
     once; without a write deadline the connection would keep the unsent part forever."""
     size = 32 * 1024 * 1024
@@ -164,7 +173,7 @@ def test_a_client_that_does_not_read_a_large_answer_is_cut(tmp_path: Path) -> No
         "responseProtection": {"enabled": False, "maxBytes": 2 * size},
         "limits": {"writeTimeoutMs": WRITE_TIMEOUT_MS},
     }
-    with gateway_in_front(tmp_path, config) as gateway:
+    with gateway_in_front(tmp_path, config, loop=loop) as gateway:
         gateway.upstream.queue(
             Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
         )
@@ -174,7 +183,7 @@ def test_a_client_that_does_not_read_a_large_answer_is_cut(tmp_path: Path) -> No
             assert len(first) + read_until_closed(client) < size
 
 
-def test_writes_that_resume_in_time_leave_the_connection_open(tmp_path: Path) -> None:
+def test_writes_that_resume_in_time_leave_the_connection_open(tmp_path: Path, loop: str) -> None:
     """The deadline counts one uninterrupted stall: a client that lets the gateway's writes
     pause for a while, then reads its whole answer, keeps its connection, also when it then
     stays idle for longer than the write timeout."""
@@ -183,7 +192,7 @@ def test_writes_that_resume_in_time_leave_the_connection_open(tmp_path: Path) ->
         "responseProtection": {"enabled": False, "maxBytes": 2 * size},
         "limits": {"writeTimeoutMs": 1000},
     }
-    with gateway_in_front(tmp_path, config) as gateway:
+    with gateway_in_front(tmp_path, config, loop=loop) as gateway:
         gateway.upstream.queue(
             Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
         )
@@ -202,7 +211,7 @@ def test_writes_that_resume_in_time_leave_the_connection_open(tmp_path: Path) ->
             assert client.recv(4096).startswith(b"HTTP/1.1 200")
 
 
-def test_a_steady_reader_of_a_large_answer_sent_whole_is_not_cut(tmp_path: Path) -> None:
+def test_a_steady_reader_of_a_large_answer_sent_whole_is_not_cut(tmp_path: Path, loop: str) -> None:
     """An answer sent whole pauses the writes at once, and they resume only once the
     transport holds less than 16 KiB of it: a client that kept reading it, for longer than
     the write timeout in all, was cut as one that reads nothing. The deadline starts again
@@ -213,7 +222,7 @@ def test_a_steady_reader_of_a_large_answer_sent_whole_is_not_cut(tmp_path: Path)
         "limits": {"writeTimeoutMs": 1000},
     }
     protocol = observed_protocol(tmp_path, config)
-    with gateway_in_front(tmp_path, config, http=protocol) as gateway:
+    with gateway_in_front(tmp_path, config, http=protocol, loop=loop) as gateway:
         gateway.upstream.queue(
             Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
         )
@@ -232,7 +241,7 @@ def test_a_steady_reader_of_a_large_answer_sent_whole_is_not_cut(tmp_path: Path)
 
 @pytest.mark.parametrize("close", ["connection: close", "keep-alive timeout"])
 def test_a_closed_connection_whose_client_never_reads_the_end_of_its_answer_is_cut(
-    tmp_path: Path, close: str
+    tmp_path: Path, close: str, loop: str
 ) -> None:
     """A connection closed while its transport still holds the end of the answer, too little
     to pause the writes, is cut once the client took nothing for the write timeout; it used
@@ -243,7 +252,9 @@ def test_a_closed_connection_whose_client_never_reads_the_end_of_its_answer_is_c
         "limits": {"writeTimeoutMs": WRITE_TIMEOUT_MS},
     }
     protocol = observed_protocol(tmp_path, config)
-    with gateway_in_front(tmp_path, config, http=protocol, timeout_keep_alive=1) as gateway:
+    with gateway_in_front(
+        tmp_path, config, http=protocol, timeout_keep_alive=1, loop=loop
+    ) as gateway:
         gateway.upstream.queue(
             Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
         )
@@ -259,7 +270,7 @@ def test_a_closed_connection_whose_client_never_reads_the_end_of_its_answer_is_c
 
 
 def test_a_closed_connection_lets_a_slow_reader_take_the_end_of_its_answer(
-    tmp_path: Path,
+    tmp_path: Path, loop: str
 ) -> None:
     """The write deadline of a close starts again whenever the client took more: a client
     that reads the rest of its answer slowly, for longer than the write timeout in all,
@@ -267,7 +278,7 @@ def test_a_closed_connection_lets_a_slow_reader_take_the_end_of_its_answer(
     size = 72 * 1024  # the gateway's transport keeps some 40 KiB of it
     config = {"responseProtection": {"enabled": False}, "limits": {"writeTimeoutMs": 1500}}
     protocol = observed_protocol(tmp_path, config)
-    with gateway_in_front(tmp_path, config, http=protocol) as gateway:
+    with gateway_in_front(tmp_path, config, http=protocol, loop=loop) as gateway:
         gateway.upstream.queue(
             Reply(body=b"x" * size, headers={"content-type": "application/octet-stream"})
         )

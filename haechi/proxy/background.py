@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,15 @@ class BackgroundServer:
         return f"{self.scheme}://{host}:{self.port}"
 
 
+def _loop_factory(loop: object) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """A new uvloop event loop for ``loop="uvloop"``; otherwise asyncio's default."""
+    if loop != "uvloop":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 @contextlib.contextmanager
 def serve_in_thread(
     app: Any, *, host: str = "127.0.0.1", port: int = 0, **uvicorn_options: Any
@@ -52,6 +61,9 @@ def serve_in_thread(
 
     ``uvicorn_options`` go to :class:`uvicorn.Config` (``ssl_keyfile``, ``lifespan``,
     ``timeout_keep_alive``, ...). The server's startup must finish within ten seconds.
+    ``loop="uvloop"`` serves on uvloop's event loop, as ``haechi proxy`` does where uvloop is
+    installed (its transports buffer and pause writes differently from asyncio's); any other
+    value, or none, on asyncio's.
     """
     sock = bind_socket(host, port)
     options: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "access_log": False}
@@ -62,7 +74,8 @@ def serve_in_thread(
 
     def run() -> None:
         try:
-            asyncio.run(server.serve(sockets=[sock]))
+            with asyncio.Runner(loop_factory=_loop_factory(options.get("loop"))) as runner:
+                runner.run(server.serve(sockets=[sock]))
         except BaseException as exc:  # reported to the caller below
             failure.append(exc)
 
