@@ -200,6 +200,17 @@ def _protection_warnings(settings: HaechiConfig, warnings: list[str]) -> None:
         warnings.append("detokenizeResponses needs response protection; it never runs now")
 
 
+def _policy_warnings(settings: HaechiConfig, warnings: list[str]) -> None:
+    """Compile the policy as the gateway does before it listens: a policy it refuses to start
+    with (an unknown preset, an action weakening a preset's) is an error here too, rather than
+    a state reported as valid, and the settings of one it runs that did not apply as written
+    (kept by ``allowUnsafeOverrides``) are shown."""
+    from haechi.policy import PolicySet
+
+    policies = PolicySet.from_config(settings.policy, privacy_profile=settings.privacy.profile)
+    warnings.extend(policies.warnings)
+
+
 def _tls_state(settings: HaechiConfig) -> dict[str, Any] | None:
     tls = settings.proxy.tls
     if tls is None:
@@ -235,6 +246,7 @@ def status_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
     settings = load_config(config)
     warnings: list[str] = []
     _protection_warnings(settings, warnings)
+    _policy_warnings(settings, warnings)
     keys = _key_state(settings, warnings)
     audit = _audit_state(settings, warnings)
     vault = settings.token_vault
