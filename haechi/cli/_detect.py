@@ -65,10 +65,24 @@ DirectionOption = Annotated[
 
 @contextlib.contextmanager
 def _open_input(name: str) -> Iterator[IO[bytes]]:
+    """Standard input for ``-``, else the file ``name``.
+
+    A name that cannot be opened is not quoted back: it is often the data itself, a JSON
+    document or a credential given in the file's place, which would otherwise land on the
+    terminal or in a CI log.
+    """
     if name == "-":
         yield standard_stream("stdin").buffer
         return
-    with Path(name).open("rb") as handle:
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = stack.enter_context(Path(name).open("rb"))
+        except OSError as exc:
+            raise OSError(
+                f"the input file cannot be opened: {exc.strerror or type(exc).__name__} (its "
+                "name is not shown, as it may be the data itself: give a file name, or - for "
+                "standard input)"
+            ) from None
         yield handle
 
 
