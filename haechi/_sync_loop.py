@@ -24,6 +24,14 @@ Callbacks that a call scheduled without waiting for them run the next time the l
 when a later call suspends, or at the latest after :data:`_TURN_EVERY` calls that did not.
 An interrupted call (Ctrl-C while it is suspended) is cancelled and unwound before the
 interruption propagates, so it never resumes inside a later call.
+
+A process forked after a call (a server that composes its runtime before forking workers,
+``multiprocessing`` with the fork start method) starts over in the child with a loop and a
+lock of its own: the parent's loop shares its selector and wake-up socket with the parent, its
+default executor counts worker threads the child does not have (a call handing work to one,
+such as the scan of a large payload, would wait for ever), and a call another thread was in
+at the fork leaves the lock held for good. The parent's loop is left to the parent: the child
+never closes it (see :meth:`SyncLoop._after_fork`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 import threading
+import weakref
 from asyncio.events import _set_running_loop
 from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Coroutine, Generator
@@ -43,6 +53,16 @@ _T = TypeVar("_T")
 #: The loop turns at least once per this many calls that finished inline, so callbacks they
 #: scheduled run and cancelled timers are purged.
 _TURN_EVERY: Final = 64
+#: Every live instance, to start over in a fork child.
+_LIVE: Final[weakref.WeakSet[SyncLoop]] = weakref.WeakSet()
+
+
+def _reset_all_in_child() -> None:
+    for sync_loop in list(_LIVE):
+        sync_loop._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_all_in_child)
 
 
 class _Call(Generic[_T]):
@@ -100,7 +120,7 @@ class SyncLoop:
     :meth:`run` starts a fresh one).
     """
 
-    __slots__ = ("_host", "_inline", "_lock", "_runner", "_waiter")
+    __slots__ = ("__weakref__", "_host", "_inline", "_lock", "_runner", "_waiter")
 
     def __init__(self) -> None:
         self._runner: asyncio.Runner | None = None
@@ -108,6 +128,7 @@ class SyncLoop:
         self._waiter: asyncio.Future[_Call[Any]] | None = None
         self._inline = 0
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     @property
     def started(self) -> bool:
@@ -160,6 +181,21 @@ class SyncLoop:
             self._host = self._waiter = None
             if runner is not None:
                 runner.close()
+
+    def _after_fork(self) -> None:
+        """In a fork child: drop the parent's loop and lock (see the module documentation),
+        so that the next call opens a loop of the child's own.
+
+        The parent's loop is marked closed rather than closed: closing it (here, or when the
+        child collects it) takes its wake-up socket out of its selector, and the selector is
+        the parent's too, whose loop would then no longer wake for work finished on a worker
+        thread. The child's copies of its descriptors are released when it is collected."""
+        runner, self._runner = self._runner, None
+        self._host = self._waiter = None
+        self._inline = 0
+        self._lock = threading.Lock()
+        if runner is not None:
+            runner.get_loop()._closed = True  # type: ignore[attr-defined]
 
     def _start(
         self,
