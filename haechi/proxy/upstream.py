@@ -17,7 +17,9 @@ The upstream URL's path prefix is honoured: with ``target.upstream`` set to
 
 Failures are :class:`UpstreamError` (unreachable, reset, malformed answer: 502) and its
 subclass :class:`UpstreamTimeout` (no answer, or a body that stopped flowing, within the
-timeout: 504).
+timeout: 504). The timeout bounds the upstream alone: a whole answer is read to its end
+before the gateway inspects it, and each frame of a stream is inspected (and written to the
+client) between two waits for more, never during one.
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ class UpstreamResponse:
 
     ``status_code`` and ``headers`` (lowercase names) are known; :meth:`aiter_raw` yields
     the body as it arrives (:meth:`read_chunk` hands it over piece by piece), each wait
-    bounded by the upstream timeout.
+    bounded by the upstream timeout, and ending by ``due`` (a loop time) when that is set.
     """
 
-    __slots__ = ("_connection", "_upstream", "headers", "status_code")
+    __slots__ = ("_connection", "_due", "_upstream", "headers", "status_code")
 
     def __init__(
         self,
@@ -72,21 +74,32 @@ class UpstreamResponse:
         connection: Http1Connection,
         status_code: int,
         headers: ResponseHeaders,
+        due: float | None = None,
     ) -> None:
         self._upstream: Upstream | None = upstream
         self._connection = connection
+        self._due = due
         self.status_code = status_code
         self.headers = headers
 
     async def read_chunk(self) -> bytes | None:
-        """The next non-empty piece of the body exactly as sent, or ``None`` at its end."""
+        """The next non-empty piece of the body exactly as sent, or ``None`` at its end
+        (what arrived already is handed over also once ``due`` has passed)."""
         upstream = self._upstream
         if upstream is None:
             return None
-        while (chunk := await self._connection.next_chunk(upstream.timeout_s)) is not None:
+        connection = self._connection
+        while (chunk := await connection.next_chunk(self._wait_s(upstream))) is not None:
             if chunk:
                 return chunk
         return None
+
+    def _wait_s(self, upstream: Upstream) -> float:
+        """How long the next wait for body bytes may last: the timeout, or what is left of
+        it until ``due``."""
+        if self._due is None:
+            return upstream.timeout_s
+        return max(0.0, self._due - self._connection.loop.time())
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk, exactly as sent (no decoding)."""
@@ -162,12 +175,17 @@ class Upstream:
         url: str,
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes | None,
+        *,
+        whole: bool = False,
     ) -> UpstreamResponse:
         """Send a request and return the answer with its body still unread.
 
         ``url`` comes from :meth:`url`. The caller must close the answer
         (``await response.aclose()``). Raises :class:`UpstreamTimeout` when no answer head
-        arrived within the timeout and :class:`UpstreamError` on any other failure.
+        arrived within the timeout and :class:`UpstreamError` on any other failure. With
+        ``whole`` (an answer read to its end before it is used), its body is due within the
+        same timeout as its head, counted from now; otherwise (a stream) each wait for more
+        of it has the timeout.
         """
         request = self._request(method, url, headers, body)
         loop = asyncio.get_running_loop()
@@ -179,7 +197,8 @@ class Upstream:
         except BaseException:
             connection.close()
             raise
-        return UpstreamResponse(self, connection, status, ResponseHeaders(fields))
+        due = deadline if whole else None
+        return UpstreamResponse(self, connection, status, ResponseHeaders(fields), due)
 
     def release(self, connection: Http1Connection) -> None:
         """Take a connection back after its answer was closed."""

@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What ``limits.upstreamTimeoutMs`` covers for a whole (non-streamed) answer: the upstream
+(its head and its body), not the gateway's own work on the answer once it came.
+
+The inspection is made slow whatever the machine by an audit store that takes seconds to
+write the record of an answer's inspection, as a remote store on a slow link may, in front
+of an upstream that answers at once; the late upstreams are raw sockets on a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from haechi.audit.stores import MemoryAuditStore
+from tests.test_proxy_upstream import answer
+from tests.upstream_server import Gateway, Reply, gateway_in_front, read_message
+
+EMAIL = "jane.doe@example.com"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+#: The inspection of an answer outlasts the whole timeout (the store's delay is longer).
+SLOW_INSPECTION = {"limits": {"upstreamTimeoutMs": 2000}, "responseProtection": {"enabled": True}}
+
+
+class SlowAnswerRecords(MemoryAuditStore):
+    """A memory audit store that takes ``delay`` seconds to write the record of an answer's
+    inspection (operation ``response:...``); every other record is written at once."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self._delay = delay
+        #: Set when the record of an answer's inspection starts being written.
+        self.writing = threading.Event()
+
+    async def append(self, build: Any, *, committed: Any = None) -> dict[str, Any]:
+        if build(None)["operation"].startswith("response:"):
+            self.writing.set()
+            await asyncio.sleep(self._delay)
+        return await super().append(build, committed=committed)
+
+    def all_records(self) -> list[dict[str, Any]]:
+        """Every record written, read from a thread that runs no event loop."""
+
+        async def collect() -> list[dict[str, Any]]:
+            return [record async for record in self.records()]
+
+        return asyncio.run(collect())
+
+
+@contextlib.contextmanager
+def slow_gateway(tmp_path: Path, store: SlowAnswerRecords, **options: Any) -> Iterator[Gateway]:
+    """A gateway with response protection, a 2 s upstream timeout, and ``store``."""
+    with gateway_in_front(
+        tmp_path, SLOW_INSPECTION, providers={"audit_store": store}, **options
+    ) as gateway:
+        yield gateway
+
+
+def test_an_answer_that_came_in_time_is_not_a_timeout_however_long_its_inspection(
+    tmp_path: Path,
+) -> None:
+    """The upstream answered whole at once; inspecting the answer took longer than the
+    whole timeout. The client gets the protected answer, and nothing records a timeout."""
+    store = SlowAnswerRecords(delay=3.0)
+    with slow_gateway(tmp_path, store) as gateway:
+        gateway.upstream.queue(Reply(text=f"write to {EMAIL}"))
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30)
+        metrics = gateway.metrics('decision="forwarded"')
+    assert response.status_code == 200
+    content = response.json()["choices"][0]["message"]["content"]
+    assert content.startswith("write to ")
+    assert EMAIL not in content
+    assert "haechi_upstream_timeout_total 1.0" not in metrics
+    cid = response.headers["x-haechi-correlation-id"]
+    records = [r for r in store.all_records() if r.get("correlationId") == cid]
+    assert [r["operation"] for r in records] == [
+        "request:POST chat-completions",
+        "response:POST chat-completions",
+    ]
+
+
+def test_a_client_that_leaves_during_the_inspection_is_still_let_go(tmp_path: Path) -> None:
+    """The client is watched while its answer is inspected, as while the upstream works:
+    one that leaves then is recorded as gone, and its request no longer counts as in flight."""
+    store = SlowAnswerRecords(delay=30.0)
+    with slow_gateway(tmp_path, store) as gateway:
+        body = httpx.Request("POST", "/", json=CHAT).content
+        head = (
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(head.encode() + body)
+            assert store.writing.wait(10)
+        assert 'decision="client_gone"' in gateway.metrics('decision="client_gone"', timeout=10)
+        assert gateway.app.in_flight == 0
+    first, gone = store.all_records()
+    assert first["operation"] == "request:POST chat-completions"
+    assert (gone["decision"], gone["reason"]) == ("client_gone", "client_disconnected")
+    assert gone["correlationId"] == first["correlationId"]
+
+
+# -- an upstream that is late -------------------------------------------------------------------
+
+
+class _Late:
+    """A TCP upstream that takes 10 s to answer: the head comes at the end
+    (``head_late``), or at once and then the body a few bytes at a time, each piece well
+    within the timeout, the whole of it well beyond it. It stops once the gateway closed
+    the connection (``gave_up``)."""
+
+    def __init__(self, head_late: bool) -> None:
+        self.gave_up = threading.Event()
+        body = b'{"choices": []}'.ljust(200)
+        head = answer(b"", "Content-Type: application/json", f"Content-Length: {len(body)}")
+        pieces = [body[start : start + 2] for start in range(0, len(body), 2)]
+        self._pieces = [b""] * len(pieces) + [head + body] if head_late else [head, *pieces]
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = self._listener.accept()
+            with conn:
+                read_message(conn)
+                for piece in self._pieces:
+                    time.sleep(0.1)
+                    if _closed(conn):
+                        self.gave_up.set()
+                        return
+                    conn.sendall(piece)
+
+
+def _closed(conn: socket.socket) -> bool:
+    """Whether the peer closed ``conn`` (it sends nothing, so anything readable is the end)."""
+    conn.setblocking(False)
+    try:
+        return conn.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        conn.setblocking(True)
+
+
+@pytest.fixture
+def late() -> Iterator[Callable[[bool], _Late]]:
+    started: list[_Late] = []
+
+    def start(head_late: bool) -> _Late:
+        started.append(_Late(head_late))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("head_late", "reason"),
+    [(True, "upstream_no_response"), (False, "upstream_response_incomplete")],
+    ids=["head", "body"],
+)
+def test_an_upstream_that_does_not_answer_whole_in_time_is_still_a_timeout(
+    tmp_path: Path, late: Callable[[bool], _Late], head_late: bool, reason: str
+) -> None:
+    """The head and the body are the upstream's: one whose answer does not come whole
+    within limits.upstreamTimeoutMs (also while its body keeps coming) is a 504, recorded
+    once, and its connection is closed."""
+    server = late(head_late)
+    store = SlowAnswerRecords(delay=0.0)
+    with slow_gateway(tmp_path, store, upstream_url=server.url) as gateway:
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30)
+        assert server.gave_up.wait(5)
+        metrics = gateway.metrics("haechi_upstream_timeout_total 1.0")
+    assert response.status_code == 504
+    assert response.json()["error"] == "haechi_upstream_timeout"
+    assert "haechi_upstream_timeout_total 1.0" in metrics
+    records = store.all_records()
+    assert [(r.get("decision"), r.get("reason")) for r in records[1:]] == [
+        ("upstream_timeout", reason)
+    ]
