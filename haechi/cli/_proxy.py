@@ -67,6 +67,10 @@ def proxy_command(
     """Run the gateway in front of target.upstream until SIGTERM, SIGINT or SIGHUP."""
     from haechi.proxy.server import plan_listen, run_proxy
 
+    if host is not None and not host.strip():
+        # As proxy.host and HAECHI_PROXY_HOST are: a blank host (a variable left unset in
+        # --host "$HOST") is no address, and the server would listen on every interface.
+        raise typer.BadParameter("must not be blank", param_hint="'--host'")
     _standard_descriptors_held()
     settings = load_config(config)
     plan = plan_listen(
