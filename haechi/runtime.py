@@ -19,8 +19,9 @@ and ``audit_sink``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from haechi._markers import MarkerRestorer
 from haechi._sync_loop import SyncLoop
@@ -54,6 +55,8 @@ from haechi.stream_window import TextStreamProtector
 
 if TYPE_CHECKING:
     from haechi._external_auth import ExternalAuthProvider
+    from haechi.detect import DetectionEngine
+    from haechi.vault import TokenVault
 
 __all__ = ["INJECTABLE_PROVIDERS", "Runtime", "create_runtime"]
 
@@ -84,6 +87,29 @@ _CONTRACTS: Final[Mapping[str, type]] = {
 
 _UNSET: Final = object()
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _synchronous(
+    method: Callable[Concatenate[Runtime, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[Runtime, _P], _R]:
+    """``method`` for synchronous code, run on the runtime's private loop. It takes exactly
+    the options of ``method``, so that a type checker sees them (a misspelt mode or an
+    unknown option) and ``inspect.signature`` and ``help()`` show them."""
+
+    def synchronous(self: Runtime, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        self._no_running_loop()
+        return self._sync.run(method(self, *args, **kwargs))
+
+    functools.update_wrapper(synchronous, method, assigned=("__module__",))
+    synchronous.__name__ = f"{method.__name__}_sync"
+    synchronous.__qualname__ = f"{method.__qualname__}_sync"
+    synchronous.__doc__ = (
+        f":meth:`{method.__name__}` for synchronous code (not from inside a running event loop)."
+    )
+    return synchronous
+
 
 class Runtime:
     """A composed haechi: protect payloads and text, scan, de-tokenize, resolve policy.
@@ -97,14 +123,21 @@ class Runtime:
         policies: the compiled base policy, named profiles and their binding.
     """
 
+    config: HaechiConfig
+    crypto: CryptoProvider
+    token_vault: TokenVault | None
+    audit: AuditSink
+    engine: DetectionEngine
+    policies: PolicySet
+
     def __init__(
         self,
         *,
         config: HaechiConfig,
-        crypto: Any,
-        token_vault: Any,
-        audit: Any,
-        engine: Any,
+        crypto: CryptoProvider,
+        token_vault: TokenVault | None,
+        audit: AuditSink,
+        engine: DetectionEngine,
         policies: PolicySet,
         registry: ProviderRegistry,
         injected: Mapping[str, Any],
@@ -143,9 +176,9 @@ class Runtime:
     # --- providers built on first use -----------------------------------------------------
 
     @property
-    def rate_limiter(self) -> Any:
+    def rate_limiter(self) -> RateLimiter:
         """The rate limiter (``rateLimit.provider``, default ``memory``)."""
-        return self._provider("rate_limiter", self.config.rate_limit.provider)
+        return cast("RateLimiter", self._provider("rate_limiter", self.config.rate_limit.provider))
 
     @property
     def metrics(self) -> Any:
@@ -153,7 +186,7 @@ class Runtime:
         return self._provider("metrics", self.config.metrics.provider)
 
     @property
-    def auth(self) -> Any:
+    def auth(self) -> AuthProvider | None:
         """The auth provider, or ``None`` when ``auth.provider`` is ``none``. One that is not
         haechi's own (injected, or an installed plugin's selected by name) is wrapped so that
         its identities keep to the rules of the built-in ones (see
@@ -171,7 +204,7 @@ class Runtime:
                 self._lazy["auth"] = create_plugin_auth_provider(
                     self.config, self.audit, self.crypto
                 )
-            return self._lazy["auth"]
+            return cast("AuthProvider", self._lazy["auth"])
         from haechi.auth import BearerAuthProvider
 
         provider = self._provider("auth", name)
@@ -276,10 +309,7 @@ class Runtime:
         )
         return await self._protector.protect(payload, context=context, policy=resolved.policy)
 
-    def protect_sync(self, payload: Any, **options: Any) -> ProtectResult:
-        """:meth:`protect` for synchronous code (not from inside a running event loop)."""
-        self._no_running_loop()
-        return self._sync.run(self.protect(payload, **options))
+    protect_sync = _synchronous(protect)
 
     @staticmethod
     def _no_running_loop() -> None:
