@@ -9,7 +9,7 @@ import stat
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -24,7 +24,10 @@ from haechi.config import (
     load_config,
     reference_markdown,
 )
-from haechi.errors import HaechiError
+from haechi.errors import ConfigError, HaechiError
+
+if TYPE_CHECKING:
+    from haechi.crypto import KeyFileStatus
 
 __all__: list[str] = []
 
@@ -77,16 +80,12 @@ def init_command(
     ] = False,
 ) -> None:
     """Create the key file, a default config and the audit directory (idempotent)."""
-    from haechi.crypto import init_key_file
-
     created = _create_config(config)
     settings = default_config() if created else load_config(config)
-    key_file = Path(settings.keys.key_file)
-    make_directories(key_file.parent, 0o700)
-    key_status = init_key_file(key_file, force=force)
+    key_status = _init_local_keys(settings, force=force)
     audit_dir = Path(settings.audit.path).parent
     make_directories(audit_dir, 0o700)
-    warnings = [_DEV_KEY_WARNING]
+    warnings = [] if key_status is None else [_DEV_KEY_WARNING]
     if settings.effective_mode != "enforce":
         warnings.append(
             f"mode is {settings.effective_mode}: findings are audited but payloads are not "
@@ -98,15 +97,38 @@ def init_command(
             "command": "init",
             "configPath": str(config),
             "created": created,
-            "keyFile": settings.keys.key_file,
-            "keyCreated": key_status.created,
-            "rotated": key_status.rotated,
-            "activeKid": key_status.kid,
+            "keyFile": None if key_status is None else settings.keys.key_file,
+            "keyCreated": key_status is not None and key_status.created,
+            "rotated": key_status is not None and key_status.rotated,
+            "activeKid": None if key_status is None else key_status.kid,
             "auditPath": settings.audit.path,
             "mode": settings.effective_mode,
             "warnings": warnings,
         }
     )
+
+
+def _init_local_keys(settings: HaechiConfig, *, force: bool) -> KeyFileStatus | None:
+    """Create (with ``force``, rotate) the key file of the ``local`` provider; ``None`` for
+    another provider.
+
+    Only ``local`` reads ``keys.keyFile``: for another provider a key file would be key
+    material on disk that nothing uses, and rotating it would report keys rotated that were
+    not, so ``force`` is refused there.
+    """
+    from haechi.crypto import init_key_file
+
+    provider = settings.keys.provider
+    if provider != "local":
+        if force:
+            raise ConfigError(
+                f'init --force rotates the key file of keys.provider "local"; keys.provider is '
+                f"{provider!r}, whose keys haechi does not hold"
+            )
+        return None
+    key_file = Path(settings.keys.key_file)
+    make_directories(key_file.parent, 0o700)
+    return init_key_file(key_file, force=force)
 
 
 def _permissions(path: Path) -> str | None:
