@@ -192,8 +192,7 @@ class Runtime:
         its identities keep to the rules of the built-in ones (see
         :mod:`haechi._external_auth`)."""
         if "auth" in self._injected:
-            injected = self._injected["auth"]
-            return None if injected is None else self._checked_auth(injected)
+            return self._checked_auth(self._injected["auth"])
         name = self.config.auth.provider
         if name == "none":
             return None
@@ -484,6 +483,28 @@ def _as_config(config: HaechiConfig | Mapping[str, Any] | None) -> HaechiConfig:
     return parse_config(dict(config))
 
 
+def _injected(providers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The providers to use instead of the configured ones.
+
+    ``None`` means "no vault" for ``token_vault`` only; for any other key it is the same as
+    leaving the key out, as it is for the crypto provider and the stores. Taken as "none",
+    an auth provider of ``None`` would let every request through a gateway configured for
+    bearer tokens, and a metrics sink or rate limiter of ``None`` would fail every request.
+
+    Raises:
+        TypeError: a key that names no provider.
+    """
+    given = dict(providers or {})
+    unknown = set(given) - INJECTABLE_PROVIDERS
+    if unknown:
+        raise TypeError(f"unknown provider keys: {', '.join(sorted(unknown))}")
+    return {
+        key: provider
+        for key, provider in given.items()
+        if provider is not None or key == "token_vault"
+    }
+
+
 def create_runtime(
     config: HaechiConfig | Mapping[str, Any] | None = None,
     providers: Mapping[str, Any] | None = None,
@@ -491,10 +512,7 @@ def create_runtime(
     """Compose a :class:`Runtime` from ``config`` (defaults when ``None``; a mapping is
     validated like a configuration file) and optionally injected ``providers``."""
     settings = _as_config(config)
-    injected = dict(providers or {})
-    unknown = set(injected) - INJECTABLE_PROVIDERS
-    if unknown:
-        raise TypeError(f"unknown provider keys: {', '.join(sorted(unknown))}")
+    injected = _injected(providers)
     for key, provider in injected.items():
         _check_contract(key, provider)
     if settings.auth.provider == "external" and injected.get("auth") is None:
@@ -572,7 +590,7 @@ def _check_contract(key: str, provider: Any) -> None:
     """Refuse an injected provider that lacks a method of its contract, now rather than on
     the first request that needs it (the gateway would then answer 500 to every request)."""
     contract = _CONTRACTS.get(key)
-    if contract is None or provider is None:
+    if contract is None:
         return
     missing = [
         name
