@@ -410,7 +410,13 @@ class Runtime:
         (a value is longer than its marker, and the payload decides how often it repeats
         one); past that it raises :class:`~haechi.errors.LimitError`
         (``haechi_restored_too_large``) and returns nothing.
+
+        Raises :class:`TypeError` for one token id given as a string (or bytes): iterated,
+        it would be its characters, none of which is a token, so nothing would be restored
+        without a word, and the vault would audit them as tokens it could not restore.
         """
+        if isinstance(tokens, str | bytes):
+            raise TypeError("tokens must be an iterable of token ids, not one string")
         wanted = list(dict.fromkeys(tokens))
         if not wanted or self.token_vault is None:
             return payload
