@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -22,6 +23,8 @@ import httpx
 import pytest
 
 from haechi.audit.stores import MemoryAuditStore
+from tests.test_mcp_http import REQUEST, decisions, event, gateway_at, post
+from tests.test_mcp_http_stream_end import PROGRESS, RESULT
 from tests.test_proxy_upstream import answer
 from tests.upstream_server import Gateway, Reply, gateway_in_front, read_message
 
@@ -113,18 +116,13 @@ def test_a_client_that_leaves_during_the_inspection_is_still_let_go(tmp_path: Pa
 # -- an upstream that is late -------------------------------------------------------------------
 
 
-class _Late:
-    """A TCP upstream that takes 10 s to answer: the head comes at the end
-    (``head_late``), or at once and then the body a few bytes at a time, each piece well
-    within the timeout, the whole of it well beyond it. It stops once the gateway closed
-    the connection (``gave_up``)."""
+class _Paced:
+    """A TCP upstream that answers one request with ``pieces``, one every 0.1 s, and stops
+    once the gateway closed the connection (``gave_up``)."""
 
-    def __init__(self, head_late: bool) -> None:
+    def __init__(self, pieces: list[bytes]) -> None:
         self.gave_up = threading.Event()
-        body = b'{"choices": []}'.ljust(200)
-        head = answer(b"", "Content-Type: application/json", f"Content-Length: {len(body)}")
-        pieces = [body[start : start + 2] for start in range(0, len(body), 2)]
-        self._pieces = [b""] * len(pieces) + [head + body] if head_late else [head, *pieces]
+        self._pieces = pieces
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -160,12 +158,21 @@ def _closed(conn: socket.socket) -> bool:
         conn.setblocking(True)
 
 
-@pytest.fixture
-def late() -> Iterator[Callable[[bool], _Late]]:
-    started: list[_Late] = []
+def _late(body: bytes, *, head_late: bool) -> list[bytes]:
+    """A JSON answer of ``body`` (200 bytes) that takes 10 s: the head comes at the end
+    (``head_late``), or at once and then the body two bytes at a time, each piece well
+    within the timeout, the whole of it well beyond it."""
+    head = answer(b"", "Content-Type: application/json", f"Content-Length: {len(body)}")
+    pieces = [body[start : start + 2] for start in range(0, len(body), 2)]
+    return [b""] * len(pieces) + [head + body] if head_late else [head, *pieces]
 
-    def start(head_late: bool) -> _Late:
-        started.append(_Late(head_late))
+
+@pytest.fixture
+def paced() -> Iterator[Callable[[list[bytes]], _Paced]]:
+    started: list[_Paced] = []
+
+    def start(pieces: list[bytes]) -> _Paced:
+        started.append(_Paced(pieces))
         return started[-1]
 
     yield start
@@ -179,12 +186,12 @@ def late() -> Iterator[Callable[[bool], _Late]]:
     ids=["head", "body"],
 )
 def test_an_upstream_that_does_not_answer_whole_in_time_is_still_a_timeout(
-    tmp_path: Path, late: Callable[[bool], _Late], head_late: bool, reason: str
+    tmp_path: Path, paced: Callable[[list[bytes]], _Paced], head_late: bool, reason: str
 ) -> None:
     """The head and the body are the upstream's: one whose answer does not come whole
     within limits.upstreamTimeoutMs (also while its body keeps coming) is a 504, recorded
     once, and its connection is closed."""
-    server = late(head_late)
+    server = paced(_late(b'{"choices": []}'.ljust(200), head_late=head_late))
     store = SlowAnswerRecords(delay=0.0)
     with slow_gateway(tmp_path, store, upstream_url=server.url) as gateway:
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30)
@@ -197,3 +204,41 @@ def test_an_upstream_that_does_not_answer_whole_in_time_is_still_a_timeout(
     assert [(r.get("decision"), r.get("reason")) for r in records[1:]] == [
         ("upstream_timeout", reason)
     ]
+
+
+# -- mcp-http -----------------------------------------------------------------------------------
+
+MCP_TIMEOUT = {"limits": {"upstreamTimeoutMs": 1000}}
+
+
+def test_an_mcp_answer_that_does_not_come_whole_in_time_is_a_timeout(
+    tmp_path: Path, paced: Callable[[list[bytes]], _Paced]
+) -> None:
+    """A tool's JSON answer is a whole answer too: one whose body keeps coming, but not
+    all of it within limits.upstreamTimeoutMs, is a 504 recorded as an answer cut short,
+    as on the gateway's other routes (it was waited for as long as its pieces kept
+    coming)."""
+    server = paced(_late(json.dumps(RESULT).encode().ljust(200), head_late=False))
+    with gateway_at(server.url + "/mcp", tmp_path, MCP_TIMEOUT) as gateway:
+        response = post(gateway, REQUEST)
+        assert server.gave_up.wait(5)
+    assert response.status_code == 504
+    assert response.json()["error"] == "haechi_upstream_timeout"
+    assert decisions(tmp_path) == [("upstream_timeout", "upstream_response_incomplete")]
+
+
+def test_an_mcp_event_stream_has_the_timeout_for_each_wait(
+    tmp_path: Path, paced: Callable[[list[bytes]], _Paced]
+) -> None:
+    """An event stream is no whole answer: one that goes on for longer than
+    limits.upstreamTimeoutMs, each event well within it, is relayed to its end."""
+    events = [event(PROGRESS)] * 14 + [event(RESULT)]
+    head = answer(b"", "Content-Type: text/event-stream", "Transfer-Encoding: chunked")
+    chunks = [b"%x\r\n%s\r\n" % (len(e.encode()), e.encode()) for e in events]
+    server = paced([head, *chunks, b"0\r\n\r\n"])  # 1.6 s in all
+    with gateway_at(server.url + "/mcp", tmp_path, MCP_TIMEOUT) as gateway:
+        response = post(gateway, REQUEST)
+    assert response.status_code == 200
+    assert response.text.count("notifications/progress") == 14
+    assert response.text.rstrip().endswith(json.dumps(RESULT, separators=(",", ":")))
+    assert decisions(tmp_path) == []

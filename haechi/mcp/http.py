@@ -505,6 +505,7 @@ class StreamableHttpHandler:
                 # its own error would add a second one for the same request.
                 await self._end(send, relay)
             else:
+                response.read_as_whole()
                 await self._relay_body(request, response, send, fallback_id)
         finally:
             await response.aclose()

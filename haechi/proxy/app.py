@@ -459,9 +459,7 @@ class GatewayApp:
             forward = None
         url = self.upstream.url(request.raw_path, scope.get("query_string", b""))
         upstream_headers = self.header_policy.upstream_headers(headers)
-        ask = functools.partial(
-            self.upstream.open, method, url, upstream_headers, forward, whole=not streaming
-        )
+        ask = functools.partial(self.upstream.open, method, url, upstream_headers, forward)
         if streaming:
             await self._stream(request, ask, receive, send, tokens)
             return
@@ -473,15 +471,16 @@ class GatewayApp:
     ) -> None:
         """Ask the upstream (``ask()``), and answer the client with what it says.
 
-        The upstream has ``limits.upstreamTimeoutMs`` to answer whole, head and body (the
-        answer ``ask`` opens is read by its deadline). The gateway's own work on the answer
-        (its inspection, the audit records, writing it to the client) is not counted in it:
-        an answer that came whole in time is never a timeout, whatever that work takes.
+        The upstream has ``limits.upstreamTimeoutMs`` to answer whole, head and body. The
+        gateway's own work on the answer (its inspection, the audit records, writing it to
+        the client) is not counted in it: an answer that came whole in time is never a
+        timeout, whatever that work takes.
         """
         try:
             response = await ask()
         except UpstreamError as failure:
             await self.upstream_failed(request, failure)
+        response.read_as_whole()
         try:
             await self.responses.respond(request, response, send, tokens)
         except UpstreamError as failure:

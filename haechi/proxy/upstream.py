@@ -63,10 +63,11 @@ class UpstreamResponse:
 
     ``status_code`` and ``headers`` (lowercase names) are known; :meth:`aiter_raw` yields
     the body as it arrives (:meth:`read_chunk` hands it over piece by piece), each wait
-    bounded by the upstream timeout, and ending by ``due`` (a loop time) when that is set.
+    bounded by the upstream timeout, or, once :meth:`read_as_whole` was called, all of them
+    by the ``deadline`` its head had (a loop time).
     """
 
-    __slots__ = ("_connection", "_due", "_upstream", "headers", "status_code")
+    __slots__ = ("_connection", "_deadline", "_upstream", "_whole", "headers", "status_code")
 
     def __init__(
         self,
@@ -74,17 +75,25 @@ class UpstreamResponse:
         connection: Http1Connection,
         status_code: int,
         headers: ResponseHeaders,
-        due: float | None = None,
+        deadline: float,
     ) -> None:
         self._upstream: Upstream | None = upstream
         self._connection = connection
-        self._due = due
+        self._deadline = deadline
+        self._whole = False
         self.status_code = status_code
         self.headers = headers
 
+    def read_as_whole(self) -> None:
+        """Read the rest of the body as a whole answer's: the upstream has the timeout, from
+        when it was asked, for all of it, as for its head (a stream's body has the timeout
+        for each wait). Meant for a reader that takes the whole body before it uses any of
+        it, so that what it then does with the answer is never counted."""
+        self._whole = True
+
     async def read_chunk(self) -> bytes | None:
         """The next non-empty piece of the body exactly as sent, or ``None`` at its end
-        (what arrived already is handed over also once ``due`` has passed)."""
+        (what arrived already is handed over also once the deadline has passed)."""
         upstream = self._upstream
         if upstream is None:
             return None
@@ -95,11 +104,11 @@ class UpstreamResponse:
         return None
 
     def _wait_s(self, upstream: Upstream) -> float:
-        """How long the next wait for body bytes may last: the timeout, or what is left of
-        it until ``due``."""
-        if self._due is None:
+        """How long the next wait for body bytes may last: the timeout, or, for a whole
+        answer, what is left of it until the deadline."""
+        if not self._whole:
             return upstream.timeout_s
-        return max(0.0, self._due - self._connection.loop.time())
+        return max(0.0, self._deadline - self._connection.loop.time())
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk, exactly as sent (no decoding)."""
@@ -175,17 +184,12 @@ class Upstream:
         url: str,
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes | None,
-        *,
-        whole: bool = False,
     ) -> UpstreamResponse:
         """Send a request and return the answer with its body still unread.
 
         ``url`` comes from :meth:`url`. The caller must close the answer
         (``await response.aclose()``). Raises :class:`UpstreamTimeout` when no answer head
-        arrived within the timeout and :class:`UpstreamError` on any other failure. With
-        ``whole`` (an answer read to its end before it is used), its body is due within the
-        same timeout as its head, counted from now; otherwise (a stream) each wait for more
-        of it has the timeout.
+        arrived within the timeout and :class:`UpstreamError` on any other failure.
         """
         request = self._request(method, url, headers, body)
         loop = asyncio.get_running_loop()
@@ -197,8 +201,7 @@ class Upstream:
         except BaseException:
             connection.close()
             raise
-        due = deadline if whole else None
-        return UpstreamResponse(self, connection, status, ResponseHeaders(fields), due)
+        return UpstreamResponse(self, connection, status, ResponseHeaders(fields), deadline)
 
     def release(self, connection: Http1Connection) -> None:
         """Take a connection back after its answer was closed."""
