@@ -52,6 +52,25 @@ def _unknown_command(args: list[str]) -> str | None:
     return f"Unknown command: {name}. Run 'haechi help' for usage."
 
 
+#: Commands that need no standard output: the gateway opens the null device in place of a
+#: closed standard descriptor, and its start-up lines only inform.
+_WITHOUT_OUTPUT = frozenset({"proxy"})
+
+
+def _closed_output(args: list[str]) -> str | None:
+    """The refusal of a command that prints to a standard output closed as haechi started
+    (``>&-``), before the command does anything (``None`` when there is none).
+
+    Checked once here rather than when the result is printed: by then ``init`` or
+    ``plugin-keygen`` had written their files, ``token-purge`` and ``token-revoke`` had
+    changed their stores and a reveal had been audited, all reported as a failure, and a
+    command printing text failed as an internal error or printed nothing with exit 0.
+    """
+    if sys.stdout is not None or args[0] in _WITHOUT_OUTPUT or "--help" in args:
+        return None
+    return "standard output is closed"
+
+
 def _usage_message(exc: Exception) -> str:
     """A usage error's text, without the extra arguments it would quote.
 
@@ -79,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
     _plain_help_unless_unicode()
     args = _arguments(argv)
-    unknown = _unknown_command(args)
-    if unknown is not None:
-        sys.stderr.write(f"haechi: {unknown}\n")
+    refusal = _unknown_command(args) or _closed_output(args)
+    if refusal is not None:
+        sys.stderr.write(f"haechi: {refusal}\n")
         return 1
     try:
         result = app(args=args, prog_name="haechi", standalone_mode=False)
