@@ -817,8 +817,8 @@ def gateway_in_front(
         init_key_file(settings["keys"]["keyFile"])
         runtime = create_runtime(settings, providers)
         app = GatewayApp(runtime, forwarded_proto_gate=forwarded_proto_gate)
+        # The server options haechi proxy runs with, its event loop (uvloop) included.
         options = gateway_options(runtime.config)
-        options.pop("loop", None)
         options.update(uvicorn_options)
         with serve_in_thread(app, **options) as server:
             try:

@@ -111,7 +111,6 @@ def run_demo(out: TextIO | None = None) -> int:
             runtime = create_runtime(settings)
             gateway_app = GatewayApp(runtime)
             options = uvicorn_options(runtime.config)
-            options.pop("loop", None)
             with (
                 serve_in_thread(gateway_app, **options) as gateway,
                 httpx.Client(base_url=gateway.url, timeout=30) as client,
