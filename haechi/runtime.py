@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
@@ -153,6 +154,7 @@ class Runtime:
         self._injected = dict(injected)
         self._lazy: dict[str, Any] = {}
         self._external_auth: ExternalAuthProvider | None = None
+        self._building = threading.Lock()
         self._protector = Protector(
             detector=engine,
             audit=audit,
@@ -197,13 +199,12 @@ class Runtime:
         if name == "none":
             return None
         if name == "plugin":
-            if "auth" not in self._lazy:
-                from haechi.plugins.auth_plugin import create_plugin_auth_provider
+            from haechi.plugins.auth_plugin import create_plugin_auth_provider
 
-                self._lazy["auth"] = create_plugin_auth_provider(
-                    self.config, self.audit, self.crypto
-                )
-            return cast("AuthProvider", self._lazy["auth"])
+            provider = self._built(
+                "auth", lambda: create_plugin_auth_provider(self.config, self.audit, self.crypto)
+            )
+            return cast("AuthProvider", provider)
         from haechi.auth import BearerAuthProvider
 
         provider = self._provider("auth", name)
@@ -216,9 +217,11 @@ class Runtime:
         if self._external_auth is None:
             from haechi._external_auth import ExternalAuthProvider
 
-            self._external_auth = ExternalAuthProvider(
-                provider, self.crypto, self.config.auth.allowed_label_keys
-            )
+            with self._building:
+                if self._external_auth is None:
+                    self._external_auth = ExternalAuthProvider(
+                        provider, self.crypto, self.config.auth.allowed_label_keys
+                    )
         return self._external_auth
 
     @property
@@ -231,9 +234,21 @@ class Runtime:
     def _provider(self, slot: str, name: str) -> Any:
         if slot in self._injected:
             return self._injected[slot]
+        return self._built(slot, lambda: self._create(slot, name))
+
+    def _create(self, slot: str, name: str) -> Any:
+        """A new provider of ``slot``: the registered class named ``name``, built."""
+        return self._registry.select(slot, name).create(ProviderContext(self.config, self.crypto))
+
+    def _built(self, slot: str, build: Callable[[], Any]) -> Any:
+        """The provider of ``slot`` this runtime built, made by ``build`` on first use. Made
+        under a lock, so that threads asking for it first at once get one provider rather
+        than one each: a second rate limiter would count their requests apart, and what a
+        second provider holds (a connection, a plugin's child process) nothing would close."""
         if slot not in self._lazy:
-            cls = self._registry.select(slot, name)
-            self._lazy[slot] = cls.create(ProviderContext(self.config, self.crypto))
+            with self._building:
+                if slot not in self._lazy:
+                    self._lazy[slot] = build()
         return self._lazy[slot]
 
     # --- policy -------------------------------------------------------------------------
