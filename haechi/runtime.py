@@ -452,36 +452,61 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Release what the providers hold (files, child processes, connections)."""
-        await self._close_providers()
-        if self._sync.started:
-            # The private loop of protect_sync cannot be closed from inside another running
-            # loop on this thread; closing it on a worker thread is safe (it is idle).
-            await asyncio.to_thread(self._sync.close)
+        try:
+            await self._close_providers()
+        finally:
+            if self._sync.started:
+                # The private loop of protect_sync cannot be closed from inside another
+                # running loop on this thread; closing it on a worker thread is safe (it is
+                # idle).
+                await asyncio.to_thread(self._sync.close)
 
     def close(self) -> None:
         """:meth:`aclose` for synchronous code (the counterpart of :meth:`protect_sync`)."""
         self._no_running_loop()
-        self._sync.run(self._close_providers())
-        self._sync.close()
+        try:
+            self._sync.run(self._close_providers())
+        finally:
+            self._sync.close()
 
     async def _close_providers(self) -> None:
-        seen: set[int] = set()
-        # The audit store this runtime built (not one it was handed) is its to close.
+        """Close each provider this runtime is to close, also when one before it failed to.
+
+        Raises:
+            ProviderError: naming the class of each error a provider raised, not its message
+                (a connection's error may quote its URL, credentials included).
+        """
+        failures: list[str] = []
+        for provider in self._closable():
+            try:
+                await _close(provider)
+            except Exception as exc:
+                failures.append(type(exc).__name__)
+        if failures:
+            raise ProviderError(f"closing providers failed: {', '.join(failures)}")
+
+    def _closable(self) -> list[Any]:
+        """The providers :meth:`aclose` closes, each once: those this runtime built, the
+        vault, the audit sink and crypto; the audit store only when it built it too."""
         built_store = not {"audit_sink", "audit_store"} & self._injected.keys()
         store = self.audit.store if built_store else None
-        for provider in (*self._lazy.values(), self.token_vault, self.audit, store, self.crypto):
-            if provider is None or id(provider) in seen:
-                continue
-            seen.add(id(provider))
-            closer = getattr(provider, "aclose", None)
-            if closer is not None:
-                await closer()
-                continue
-            closer = getattr(provider, "close", None)
-            if closer is not None:
-                result = closer()
-                if asyncio.iscoroutine(result):
-                    await result
+        candidates = (*self._lazy.values(), self.token_vault, self.audit, store, self.crypto)
+        unique = {id(provider): provider for provider in candidates if provider is not None}
+        return list(unique.values())
+
+
+async def _close(provider: Any) -> None:
+    """Close ``provider`` through its ``aclose()``, or else its ``close()`` (awaited when it
+    returns a coroutine); one with neither holds nothing to release."""
+    closer = getattr(provider, "aclose", None)
+    if closer is not None:
+        await closer()
+        return
+    closer = getattr(provider, "close", None)
+    if closer is not None:
+        result = closer()
+        if asyncio.iscoroutine(result):
+            await result
 
 
 async def _ready(provider: Any) -> bool:

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A provider built on first use is built once, however many threads ask for it first: a
-second one would count requests apart from the first (a rate limiter), or hold what
-nothing closes (a connection, a child process)."""
+"""Providers a runtime builds on first use: built once, however many threads ask for one
+first (a second would count requests apart from the first, or hold what nothing closes), and
+closed each, also when another fails to close."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from haechi.audit import FileAuditStore
+from haechi.errors import ProviderError
 from haechi.runtime import create_runtime
 
-_PLUGIN = '''
+_SLOW_LIMITER = '''
 import threading
 import time
 
@@ -45,23 +47,48 @@ def haechi_register_rate_limiters():
     return [SlowLimiter]
 '''
 
+_UNCLOSABLE_LIMITER = '''
+from haechi import hookimpl
 
-def _install_plugin(where: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = where / "haechi_slow_limiter-1.0.dist-info"
+
+class UnclosableLimiter:
+    """A limiter whose connection fails to close, quoting its URL."""
+
+    name = "unclosable"
+
+    @classmethod
+    def create(cls, context):
+        return cls()
+
+    async def allow(self, key, requests_per_minute):
+        return True
+
+    async def aclose(self):
+        raise ConnectionError("redis://limiter:hunter2@cache.internal lost")
+
+
+@hookimpl
+def haechi_register_rate_limiters():
+    return [UnclosableLimiter]
+'''
+
+
+def _install_plugin(where: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str) -> None:
+    """Install ``source`` as the plugin module ``module`` (found through its entry point)."""
+    info = where / f"{module}-1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: haechi-slow-limiter\nVersion: 1.0\n"
-    )
-    (info / "entry_points.txt").write_text("[haechi]\nslow = haechi_slow_limiter_plugin\n")
-    (where / "haechi_slow_limiter_plugin.py").write_text(_PLUGIN)
-    monkeypatch.delitem(sys.modules, "haechi_slow_limiter_plugin", raising=False)
+    metadata = f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n"
+    (info / "METADATA").write_text(metadata)
+    (info / "entry_points.txt").write_text(f"[haechi]\n{module} = {module}\n")
+    (where / f"{module}.py").write_text(source)
+    monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.syspath_prepend(str(where))
 
 
 def test_threads_asking_for_a_provider_at_once_get_one_built_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _install_plugin(tmp_path, monkeypatch)
+    _install_plugin(tmp_path, monkeypatch, "haechi_slow_limiter", _SLOW_LIMITER)
     config = {"rateLimit": {"provider": "slow"}, "audit": {"sink": "memory"}}
     runtime = create_runtime(config, {"token_vault": None})
     start = threading.Barrier(2)
@@ -80,3 +107,24 @@ def test_threads_asking_for_a_provider_at_once_get_one_built_once(
     assert limiters[0] is limiters[1] is runtime.rate_limiter
     assert len(type(limiters[0]).built) == 1
     runtime.close()
+
+
+def test_a_provider_failing_to_close_leaves_the_others_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_plugin(tmp_path, monkeypatch, "haechi_unclosable_limiter", _UNCLOSABLE_LIMITER)
+    config = {
+        "policy": {"mode": "enforce"},
+        "rateLimit": {"provider": "unclosable"},
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+    }
+    runtime = create_runtime(config, {"token_vault": None})
+    assert runtime.rate_limiter is not None
+    runtime.protect_sync({"note": "mail jane.doe@example.com"})
+    store = runtime.audit.store
+    assert isinstance(store, FileAuditStore)
+    with pytest.raises(ProviderError, match="closing providers failed: ConnectionError") as info:
+        runtime.close()
+    assert "hunter2" not in str(info.value)
+    assert store._log._fd == -1  # the audit file is closed all the same
+    assert not runtime._sync.started  # and so is the loop of protect_sync
