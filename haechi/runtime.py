@@ -101,7 +101,9 @@ def _synchronous(
 
     def synchronous(self: Runtime, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         self._no_running_loop()
-        return self._sync.run(method(self, *args, **kwargs))
+        # Looked up on the instance, as a subclass or a test may replace the method.
+        bound: Callable[_P, Coroutine[Any, Any, _R]] = getattr(self, method.__name__)
+        return self._sync.run(bound(*args, **kwargs))
 
     functools.update_wrapper(synchronous, method, assigned=("__module__",))
     synchronous.__name__ = f"{method.__name__}_sync"

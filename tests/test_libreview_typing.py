@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,16 @@ def test_protect_sync_takes_the_options_of_protect() -> None:
     try:
         result = runtime.protect_sync({"to": "user@example.com"}, mode="enforce")
         assert result.payload == {"to": "[REDACTED:email]"}
+        calls: list[dict[str, object]] = []
+        protect = runtime.protect
+
+        async def recorded(payload: object, **options: Any) -> object:
+            calls.append(options)
+            return await protect(payload, **options)
+
+        runtime.protect = recorded  # type: ignore[method-assign]
+        runtime.protect_sync({"to": "user@example.com"}, direction="response")
+        assert calls == [{"direction": "response"}]  # the method of the instance runs
         with pytest.raises(TypeError, match="modes"):
             runtime.protect_sync({"to": "user@example.com"}, modes="enforce")  # type: ignore[call-arg]
     finally:
