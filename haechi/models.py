@@ -104,10 +104,10 @@ class Finding:
     start: int
     end: int
     confidence: float
-    action: str | None = None
+    action: Action | None = None
 
     @classmethod
-    def from_detection(cls, detection: Detection, action: str | None = None) -> Finding:
+    def from_detection(cls, detection: Detection, action: Action | None = None) -> Finding:
         """Drop the matched value from ``detection``."""
         return cls(
             type=detection.type,

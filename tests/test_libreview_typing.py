@@ -14,6 +14,7 @@ import haechi.runtime
 from haechi.audit import AuditSink
 from haechi.config import HaechiConfig
 from haechi.detect import DetectionEngine
+from haechi.models import Action, EntryKind, Finding
 from haechi.policy import PolicySet
 from haechi.providers import AuthProvider, CryptoProvider, RateLimiter
 from haechi.runtime import Runtime, create_runtime
@@ -38,6 +39,12 @@ def test_the_runtime_attributes_have_their_documented_types() -> None:
     }
     assert _hints(Runtime.rate_limiter.fget)["return"] == RateLimiter
     assert _hints(Runtime.auth.fget)["return"] == AuthProvider | None
+
+
+def test_a_findings_action_is_typed_as_one_of_the_actions() -> None:
+    hints = typing.get_type_hints(Finding)
+    assert hints["action"] == Action | None
+    assert hints["kind"] == EntryKind
 
 
 def test_protect_sync_takes_the_options_of_protect() -> None:
