@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO, Annotated, Any, Final, Literal, TextIO
@@ -33,10 +34,35 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _given_config_exists(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """Refuse a ``--config`` typed on the command line that names no file.
+
+    The option's default is the default file's name, and a missing default file means the
+    built-in defaults; a file the operator named must exist whatever its name, or
+    ``--config haechi.config.json`` run from the wrong directory would start the gateway on
+    the defaults (``dry-run``) instead of the configuration meant.
+    """
+    source = ctx.get_parameter_source(param.name or "")
+    if source is not None and source.name == "COMMANDLINE":
+        try:
+            os.stat(value)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {value}") from None
+        except OSError:
+            pass  # reading it reports this, naming the file
+    return value
+
+
 #: The ``--config`` option every config-reading command takes.
 ConfigOption = Annotated[
     Path,
-    typer.Option("--config", help="Path to haechi.config.json.", show_default=True),
+    typer.Option(
+        "--config",
+        help="Path to haechi.config.json.",
+        show_default=True,
+        callback=_given_config_exists,
+    ),
 ]
 
 

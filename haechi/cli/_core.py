@@ -74,7 +74,10 @@ def _create_config(path: Path) -> bool:
 
 @app.command("init")
 def init_command(
-    config: ConfigOption = Path(DEFAULT_CONFIG_PATH),
+    config: Annotated[
+        Path,
+        typer.Option("--config", help="Path of the configuration (created when missing)."),
+    ] = Path(DEFAULT_CONFIG_PATH),
     force: Annotated[
         bool, typer.Option("--force", help="Rotate the key: add a new active key, retire old ones.")
     ] = False,
