@@ -446,8 +446,9 @@ class Runtime:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def ready(self) -> dict[str, bool]:
-        """Whether the audit log and the token store can take writes now."""
-        state = {"audit": await _ready(self.audit)}
+        """Whether the audit log and the token store can take writes now, and the crypto
+        provider has its keys."""
+        state = {"audit": await _ready(self.audit), "keys": await _ready(self.crypto)}
         if self.token_vault is not None:
             state["tokenVault"] = await _ready(getattr(self.token_vault, "store", self.token_vault))
         return state

@@ -19,6 +19,7 @@ import pytest
 import haechi
 from haechi.audit.stores import MemoryAuditStore
 from haechi.config import parse_config
+from haechi.crypto import init_key_file
 from tests.test_proxy import raw_request
 from tests.test_proxy_auth import bearer, new_token
 from tests.upstream_server import Gateway, Reply, gateway_config, gateway_in_front
@@ -36,8 +37,39 @@ def test_live_health_ready(tmp_path: Path) -> None:
         assert health.json() == {"ok": True, "mode": "enforce", "version": haechi.__version__}
         ready = httpx.get(f"{gateway.url}/__haechi/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"auditWritable": True, "vaultWritable": True}
+        checks = {"auditWritable": True, "vaultWritable": True, "keysReadable": True}
+        assert ready.json()["checks"] == checks
         assert gateway.upstream.received == []
+
+
+def test_ready_fails_closed_when_the_keys_cannot_be_read(tmp_path: Path) -> None:
+    """A key file gone before the process read it: every request that needs a key (a token
+    here) fails, so the gateway is not ready; it said so only for the audit log and the
+    vault."""
+    config = {"policy": {"actions": {"email": "tokenize"}}}
+    with gateway_in_front(tmp_path, config) as gateway:
+        (tmp_path / ".haechi" / "dev.keys.json").unlink()
+        ready = httpx.get(f"{gateway.url}/__haechi/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {
+            "auditWritable": True,
+            "vaultWritable": True,
+            "keysReadable": False,
+        }
+        response = httpx.post(
+            f"{gateway.url}/v1/chat/completions", json=chat("mail jane.doe@example.com")
+        )
+        assert response.status_code == 500
+        assert gateway.upstream.received == []
+        # Once the keys can be read, the gateway is ready, and keeps them in memory.
+        init_key_file(tmp_path / ".haechi" / "dev.keys.json")
+        assert httpx.get(f"{gateway.url}/__haechi/ready").status_code == 200
+        response = httpx.post(
+            f"{gateway.url}/v1/chat/completions", json=chat("mail jane.doe@example.com")
+        )
+        assert response.status_code == 200
+        (tmp_path / ".haechi" / "dev.keys.json").unlink()
+        assert httpx.get(f"{gateway.url}/__haechi/ready").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -437,6 +437,32 @@ def test_proxy_command_refusals(
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+@pytest.mark.parametrize(
+    ("key_file", "message"),
+    [(None, "dev.keys.json not found; run 'haechi init'"), ('{"keys": []}', "has no keys")],
+)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_proxy_command_refuses_a_key_file_it_cannot_use(
+    tmp_path: Path, key_file: str | None, message: str, workers: str
+) -> None:
+    """The keys used to be read at the first request that needed one: a gateway whose key
+    file was missing or invalid listened, said it was ready, and failed each such request
+    with a 500 whose log gave only an error class."""
+    port = _free_port()
+    path = _write_config(tmp_path, "http://127.0.0.1:9", {"proxy": {"port": port}})
+    keys = tmp_path / ".haechi" / "dev.keys.json"
+    keys.unlink()
+    if key_file is not None:
+        keys.write_text(key_file)
+    result = run_haechi("proxy", "--config", path, "--workers", workers, cwd=tmp_path, timeout=30)
+    assert result.returncode == 1
+    assert f"haechi: key file {keys}" in result.stderr
+    assert message in result.stderr
+    assert "listening" not in result.stdout
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_proxy_command_reports_a_busy_port(tmp_path: Path) -> None:
     config = _write_config(tmp_path, "http://127.0.0.1:9")
     with socket.socket() as busy:

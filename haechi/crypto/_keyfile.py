@@ -106,8 +106,7 @@ class NonceBudget:
     exhausted: bool
 
 
-def _parse_key(entry: Any, index: int) -> LocalKey:
-    where = f"key file keys[{index}]"
+def _parse_key(entry: Any, where: str) -> LocalKey:
     if not isinstance(entry, dict):
         raise CryptoError(f"{where} must be an object")
     kid = entry.get("kid")
@@ -124,28 +123,30 @@ def _parse_key(entry: Any, index: int) -> LocalKey:
     except ValueError:
         secret = b""
     if len(secret) != _KEY_BYTES:
-        raise CryptoError("AES-256-GCM local key must be 32 bytes")
+        raise CryptoError(f"{where}: AES-256-GCM local key must be 32 bytes")
     usage = entry.get("usage", 0)
     if isinstance(usage, bool) or not isinstance(usage, int) or not 0 <= usage <= NONCE_LIMIT:
         raise CryptoError(f"{where}.usage must be an integer from 0 to 2^32")
     return LocalKey(kid=kid, status=status, usage=usage, secret=secret)
 
 
-def _parse_document(document: Any) -> LoadedKeys:
+def _parse_document(document: Any, path: Path) -> LoadedKeys:
+    """The keys of a key file's JSON ``document``; errors name the file at ``path`` (the
+    message of a gateway or command that cannot start must say which file to fix)."""
     if not isinstance(document, dict):
-        raise CryptoError("key file must be a JSON object")
+        raise CryptoError(f"key file {path} must be a JSON object")
     entries = document.get("keys")
     if not isinstance(entries, list) or not entries:
-        raise CryptoError("key file has no keys")
+        raise CryptoError(f"key file {path} has no keys")
     keys: dict[str, LocalKey] = {}
     for index, entry in enumerate(entries):
-        key = _parse_key(entry, index)
+        key = _parse_key(entry, f"key file {path} keys[{index}]")
         if key.kid in keys:
-            raise CryptoError(f"key file lists kid {key.kid} twice")
+            raise CryptoError(f"key file {path} lists kid {key.kid} twice")
         keys[key.kid] = key
     active = next((key for key in keys.values() if key.status == "active"), None)
     if active is None:
-        raise CryptoError("key file has no active key; rotate with 'haechi init --force'")
+        raise CryptoError(f"key file {path} has no active key; rotate with 'haechi init --force'")
     return LoadedKeys(document=document, keys=keys, active=active)
 
 
@@ -171,7 +172,7 @@ def load_key_file(path: str | os.PathLike[str]) -> LoadedKeys:
         ) from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise CryptoError(f"key file {key_path} is not valid JSON") from None
-    return _parse_document(document)
+    return _parse_document(document, key_path)
 
 
 def _read_regular(path: Path) -> bytes:

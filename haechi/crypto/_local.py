@@ -293,6 +293,28 @@ class LocalCryptoProvider:
             raise CryptoError("Unknown key id")
         return key
 
+    def load(self) -> None:
+        """Read the keys now rather than on first use.
+
+        ``haechi proxy`` calls this before it listens: a key file that is missing or invalid
+        is then an error at start, naming the file, instead of a failure of every request
+        that needs a key (tokens, envelopes, bearer-token hashes).
+
+        Raises:
+            CryptoError: the key file cannot be read or is invalid.
+        """
+        self._keys()
+
+    async def ready(self) -> bool:
+        """Whether the keys can be had: read already, or readable now (the readiness probe's
+        check). Keys read before stay in use while their file is unreadable, so a process
+        that has them is ready."""
+        try:
+            self._keys()
+        except CryptoError:
+            return False
+        return True
+
     def hmac(self, data: str, domain: str) -> str:
         """Hex HMAC-SHA256 of ``data`` under HMAC-SHA256(active key, ``domain``).
 

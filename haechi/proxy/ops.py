@@ -60,14 +60,16 @@ class Operations:
         self._version = haechi.__version__
 
     async def readiness(self) -> dict[str, bool]:
-        """Whether the audit store and the token vault can be written right now."""
+        """Whether the audit store and the token vault can be written right now, and the
+        keys can be had."""
         try:
             state = await asyncio.wait_for(self._runtime.ready(), READY_TIMEOUT_S)
         except Exception:  # a probe that raises or does not answer means "not writable"
-            return {"auditWritable": False, "vaultWritable": False}
+            return {"auditWritable": False, "vaultWritable": False, "keysReadable": False}
         return {
             "auditWritable": state.get("audit") is True,
             "vaultWritable": state.get("tokenVault", True) is True,
+            "keysReadable": state.get("keys", True) is True,
         }
 
     def _exposition(self, correlation_id: bytes) -> tuple[bytes, str]:
