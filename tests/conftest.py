@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,13 @@ from hypothesis import settings
 import haechi
 import haechi.crypto
 from haechi.runtime import Runtime
-from tests.upstream_server import Gateway, SharedGateways, gateway_in_front
+from tests.upstream_server import (
+    Answer,
+    Gateway,
+    ScriptedUpstream,
+    SharedGateways,
+    gateway_in_front,
+)
 
 # On CI the property tests run a fixed sequence of examples (derandomized), so a result is
 # reproducible from the commit alone; on a developer machine they explore new examples on
@@ -119,3 +125,18 @@ async def enforcing_runtime(
     built = haechi.create_runtime({"mode": "enforce", "policy": {"mode": "enforce"}})
     yield built
     await built.aclose()
+
+
+@pytest.fixture
+def scripted_upstream() -> Iterator[Callable[..., ScriptedUpstream]]:
+    """Starts upstreams that answer with raw bytes (see :class:`ScriptedUpstream`), all
+    closed at the end of the test."""
+    started: list[ScriptedUpstream] = []
+
+    def start(*answers: Answer) -> ScriptedUpstream:
+        started.append(ScriptedUpstream(*answers))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()

@@ -26,7 +26,13 @@ from haechi.audit.stores import MemoryAuditStore
 from tests.test_mcp_http import REQUEST, decisions, event, gateway_at, post
 from tests.test_mcp_http_stream_end import PROGRESS, RESULT
 from tests.test_proxy_upstream import answer
-from tests.upstream_server import Gateway, Reply, gateway_in_front, read_message
+from tests.upstream_server import (
+    Answer,
+    Gateway,
+    Reply,
+    ScriptedUpstream,
+    gateway_in_front,
+)
 
 EMAIL = "jane.doe@example.com"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
@@ -116,33 +122,19 @@ def test_a_client_that_leaves_during_the_inspection_is_still_let_go(tmp_path: Pa
 # -- an upstream that is late -------------------------------------------------------------------
 
 
-class _Paced:
-    """A TCP upstream that answers one request with ``pieces``, one every 0.1 s, and stops
-    once the gateway closed the connection (``gave_up``)."""
+def _paced(pieces: list[bytes], gave_up: threading.Event) -> Answer:
+    """An answer of ``pieces``, one every 0.1 s, that stops once the gateway closed the
+    connection (setting ``gave_up``)."""
 
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.gave_up = threading.Event()
-        self._pieces = pieces
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+    def respond(conn: socket.socket) -> None:
+        for piece in pieces:
+            time.sleep(0.1)
+            if _closed(conn):
+                gave_up.set()
+                return
+            conn.sendall(piece)
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        with contextlib.suppress(OSError):
-            conn, _ = self._listener.accept()
-            with conn:
-                read_message(conn)
-                for piece in self._pieces:
-                    time.sleep(0.1)
-                    if _closed(conn):
-                        self.gave_up.set()
-                        return
-                    conn.sendall(piece)
+    return respond
 
 
 def _closed(conn: socket.socket) -> bool:
@@ -167,35 +159,24 @@ def _late(body: bytes, *, head_late: bool) -> list[bytes]:
     return [b""] * len(pieces) + [head + body] if head_late else [head, *pieces]
 
 
-@pytest.fixture
-def paced() -> Iterator[Callable[[list[bytes]], _Paced]]:
-    started: list[_Paced] = []
-
-    def start(pieces: list[bytes]) -> _Paced:
-        started.append(_Paced(pieces))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.close()
-
-
 @pytest.mark.parametrize(
     ("head_late", "reason"),
     [(True, "upstream_no_response"), (False, "upstream_response_incomplete")],
     ids=["head", "body"],
 )
 def test_an_upstream_that_does_not_answer_whole_in_time_is_still_a_timeout(
-    tmp_path: Path, paced: Callable[[list[bytes]], _Paced], head_late: bool, reason: str
+    tmp_path: Path, scripted_upstream: Callable[..., ScriptedUpstream], head_late: bool, reason: str
 ) -> None:
     """The head and the body are the upstream's: one whose answer does not come whole
     within limits.upstreamTimeoutMs (also while its body keeps coming) is a 504, recorded
     once, and its connection is closed."""
-    server = paced(_late(b'{"choices": []}'.ljust(200), head_late=head_late))
+    gave_up = threading.Event()
+    pieces = _late(b'{"choices": []}'.ljust(200), head_late=head_late)
+    server = scripted_upstream(_paced(pieces, gave_up))
     store = SlowAnswerRecords(delay=0.0)
     with slow_gateway(tmp_path, store, upstream_url=server.url) as gateway:
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=30)
-        assert server.gave_up.wait(5)
+        assert gave_up.wait(5)
         metrics = gateway.metrics("haechi_upstream_timeout_total 1.0")
     assert response.status_code == 504
     assert response.json()["error"] == "haechi_upstream_timeout"
@@ -212,30 +193,33 @@ MCP_TIMEOUT = {"limits": {"upstreamTimeoutMs": 1000}}
 
 
 def test_an_mcp_answer_that_does_not_come_whole_in_time_is_a_timeout(
-    tmp_path: Path, paced: Callable[[list[bytes]], _Paced]
+    tmp_path: Path, scripted_upstream: Callable[..., ScriptedUpstream]
 ) -> None:
     """A tool's JSON answer is a whole answer too: one whose body keeps coming, but not
     all of it within limits.upstreamTimeoutMs, is a 504 recorded as an answer cut short,
     as on the gateway's other routes (it was waited for as long as its pieces kept
     coming)."""
-    server = paced(_late(json.dumps(RESULT).encode().ljust(200), head_late=False))
+    gave_up = threading.Event()
+    pieces = _late(json.dumps(RESULT).encode().ljust(200), head_late=False)
+    server = scripted_upstream(_paced(pieces, gave_up))
     with gateway_at(server.url + "/mcp", tmp_path, MCP_TIMEOUT) as gateway:
         response = post(gateway, REQUEST)
-        assert server.gave_up.wait(5)
+        assert gave_up.wait(5)
     assert response.status_code == 504
     assert response.json()["error"] == "haechi_upstream_timeout"
     assert decisions(tmp_path) == [("upstream_timeout", "upstream_response_incomplete")]
 
 
 def test_an_mcp_event_stream_has_the_timeout_for_each_wait(
-    tmp_path: Path, paced: Callable[[list[bytes]], _Paced]
+    tmp_path: Path, scripted_upstream: Callable[..., ScriptedUpstream]
 ) -> None:
     """An event stream is no whole answer: one that goes on for longer than
     limits.upstreamTimeoutMs, each event well within it, is relayed to its end."""
     events = [event(PROGRESS)] * 14 + [event(RESULT)]
     head = answer(b"", "Content-Type: text/event-stream", "Transfer-Encoding: chunked")
     chunks = [b"%x\r\n%s\r\n" % (len(e.encode()), e.encode()) for e in events]
-    server = paced([head, *chunks, b"0\r\n\r\n"])  # 1.6 s in all
+    # 1.6 s in all
+    server = scripted_upstream(_paced([head, *chunks, b"0\r\n\r\n"], threading.Event()))
     with gateway_at(server.url + "/mcp", tmp_path, MCP_TIMEOUT) as gateway:
         response = post(gateway, REQUEST)
     assert response.status_code == 200

@@ -9,7 +9,6 @@ test reads what the client got, the audit log and the counters.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import logging
@@ -18,7 +17,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,58 +25,18 @@ import httpx
 import pytest
 
 from tests.test_proxy_upstream import answer
-from tests.upstream_server import Gateway, Reply, SharedGateways, gateway_in_front, read_message
+from tests.upstream_server import (
+    Answer,
+    Gateway,
+    Reply,
+    ScriptedUpstream,
+    SharedGateways,
+    gateway_in_front,
+)
 
 EMAIL = "jane.doe@example.com"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 PROTECTED = {"responseProtection": {"enabled": True}}
-
-#: Writes the answer to one request on the upstream side of its connection.
-Answer = Callable[[socket.socket], None]
-
-
-class _Upstream:
-    """A TCP upstream that reads each request (head and ``Content-Length`` body) and hands
-    the connection to the next of ``answers`` (the last one for every request after)."""
-
-    def __init__(self, *answers: Answer) -> None:
-        self._answers = list(answers)
-        self.received = threading.Semaphore(0)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def close(self) -> None:
-        # shutdown wakes the thread blocked in accept(), which close alone may not.
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = self._listener.accept()
-                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            read_message(conn)
-            respond = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
-            self.received.release()
-            respond(conn)
-
-
-@pytest.fixture
-def upstream() -> Iterator[Callable[..., _Upstream]]:
-    started: list[_Upstream] = []
-
-    def start(*answers: Answer) -> _Upstream:
-        started.append(_Upstream(*answers))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def _whole(conn: socket.socket) -> None:
@@ -117,7 +76,7 @@ def _records_of(gateway: Gateway, correlation_id: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("config", [PROTECTED, {}], ids=["protected", "unprotected"])
 def test_an_answer_cut_short_is_a_502_recorded_as_the_requests_outcome(
     tmp_path: Path,
-    upstream: Callable[..., _Upstream],
+    scripted_upstream: Callable[..., ScriptedUpstream],
     caplog: pytest.LogCaptureFixture,
     cut: Answer,
     config: dict[str, Any],
@@ -125,7 +84,7 @@ def test_an_answer_cut_short_is_a_502_recorded_as_the_requests_outcome(
     """Nothing of a body that broke off is relayed, and the request, whose own record is in
     the chain already, is recorded as having got no answer: the audit log, a log line and
     the counter say so."""
-    server = upstream(cut, _whole)
+    server = scripted_upstream(cut, _whole)
     with (
         caplog.at_level(logging.WARNING, logger="haechi.proxy"),
         gateway_in_front(tmp_path, config, upstream_url=server.url) as gateway,
@@ -176,11 +135,11 @@ def test_an_upstream_timeout_is_recorded_as_one(tmp_path: Path) -> None:
 
 
 def test_a_plain_answer_to_a_streaming_request_cut_short_is_a_502_too(
-    tmp_path: Path, upstream: Callable[..., _Upstream]
+    tmp_path: Path, scripted_upstream: Callable[..., ScriptedUpstream]
 ) -> None:
     """An upstream may answer a streaming request with one body (an error, say), which is
     read whole and inspected: cut short, it is no more relayed than any other answer."""
-    server = upstream(_cut_after_half)
+    server = scripted_upstream(_cut_after_half)
     config = {"streaming": {"requestMode": "inspect"}}
     with gateway_in_front(tmp_path, config, upstream_url=server.url) as gateway:
         response = httpx.post(
@@ -207,12 +166,12 @@ def _stream_then_reset(conn: socket.socket) -> None:
 
 
 def test_a_stream_relayed_uninspected_that_breaks_off_is_recorded(
-    tmp_path: Path, upstream: Callable[..., _Upstream]
+    tmp_path: Path, scripted_upstream: Callable[..., ScriptedUpstream]
 ) -> None:
     """A pass-through stream has its record written before it is relayed; an upstream that
     breaks it off is recorded after it, as any answer cut short is (an inspected stream's
     own record tells so: stream_upstream_error)."""
-    server = upstream(_stream_then_reset)
+    server = scripted_upstream(_stream_then_reset)
     config = {"streaming": {"requestMode": "pass-through"}}
     with gateway_in_front(tmp_path, config, upstream_url=server.url) as gateway:
         with (
@@ -313,7 +272,10 @@ def test_what_follows_the_first_gzip_member_never_goes_unread(
     ids=["whole", "stream", "whole-pipelined", "stream-pipelined"],
 )
 def test_a_client_that_leaves_gives_up_its_upstream_request_and_its_slot(
-    tmp_path: Path, upstream: Callable[..., _Upstream], stream: bool, pipelined: bool
+    tmp_path: Path,
+    scripted_upstream: Callable[..., ScriptedUpstream],
+    stream: bool,
+    pipelined: bool,
 ) -> None:
     """An answer can take minutes. A client that leaves while it waits (for a whole answer,
     or for the head of a stream) has its upstream request cancelled at once, and its slot
@@ -326,7 +288,7 @@ def test_a_client_that_leaves_gives_up_its_upstream_request_and_its_slot(
         if conn.recv(1) == b"":  # the gateway closed the connection
             given_up.set()
 
-    server = upstream(never_answers, _whole)
+    server = scripted_upstream(never_answers, _whole)
     config = {"limits": {"maxInFlight": 1}, "streaming": {"requestMode": "inspect"}}
     body = json.dumps({**CHAT, "stream": stream}).encode()
     head = (

@@ -714,6 +714,41 @@ async def _stream(send: _Send, content_type: str, frames: Iterable[bytes], reply
     await send({"type": "http.response.body", "body": b""})
 
 
+#: Writes the answer to one request on the upstream side of its connection.
+Answer = Callable[[socket.socket], None]
+
+
+class ScriptedUpstream:
+    """A TCP upstream that reads each request (head and ``Content-Length`` body) and hands
+    the connection to the next of ``answers`` (the last one for every request after)."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self._answers = list(answers)
+        self.received = threading.Semaphore(0)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(), which close alone may not.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self._listener.accept()
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            read_message(conn)
+            respond = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
+            self.received.release()
+            respond(conn)
+
+
 # -- the gateway in front of it -----------------------------------------------------------
 
 
