@@ -16,6 +16,7 @@ Relative paths are relative to the working directory of the process.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import stat
@@ -1024,7 +1025,7 @@ def load_config(
         if explicit and str(file_path) != DEFAULT_CONFIG_PATH:
             raise ConfigError(f"config file not found: {file_path}") from None
         return parse_config(apply_env_overlay({}, env), source="defaults")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read {file_path}: {exc.__class__.__name__}") from None
     try:
         document = json.loads(text, object_pairs_hook=members_once)
@@ -1056,7 +1057,52 @@ def _config_text(path: Path) -> str:
         data = handle.read(MAX_CONFIG_BYTES + 1)
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"cannot read {path}: larger than {MAX_CONFIG_BYTES} bytes")
-    return data.decode("utf-8")
+    return _utf8_text(path, data)
+
+
+#: Byte order marks of the encodings a JSON file is sometimes saved in instead of UTF-8
+#: (the UTF-32 ones first: UTF-32LE's begins with UTF-16LE's).
+_OTHER_ENCODING_MARKS: Final = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _utf8_text(path: Path, data: bytes) -> str:
+    """``data`` read as UTF-8, with a leading byte order mark left out.
+
+    JSON is UTF-8 (RFC 8259); editors on Windows save it with a byte order mark, which says
+    nothing else and is skipped. A file in UTF-16 or UTF-32 (as some editors and
+    PowerShell's ``>`` write it) is refused with a message saying so: read as UTF-8 it
+    failed on its first bytes with a message naming neither the encoding nor the remedy.
+    """
+    encoding = _wide_encoding(data)
+    if encoding is not None:
+        raise ConfigError(f"cannot read {path}: the file is {encoding} text; save it as UTF-8")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read {path}: not UTF-8 text (byte {exc.start + 1} is invalid); "
+            "save it as UTF-8"
+        ) from None
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` when ``data`` is in one of them, told by its byte order
+    mark or else by the zero bytes these put beside the ASCII character a JSON text starts
+    with (RFC 4627, section 3); ``None`` otherwise. UTF-8 JSON holds no zero byte."""
+    for mark, encoding in _OTHER_ENCODING_MARKS:
+        if data.startswith(mark):
+            return encoding
+    head = data[:4]
+    if len(head) == 4 and head.count(0) == 3:
+        return "UTF-32"
+    if 0 in head[:2]:
+        return "UTF-16"
+    return None
 
 
 def default_config() -> HaechiConfig:
