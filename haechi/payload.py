@@ -13,12 +13,13 @@ time linear in its size, however deep it nests.
 
 The walk is iterative, so the configured depth limit (not Python's recursion limit) decides
 what is too deep; the limit is raised as a :class:`~haechi.errors.LimitError` the gateway
-answers with 413.
+answers with 413, as is an integer too long to write as text (see :func:`number_text`).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
@@ -46,11 +47,26 @@ def number_text(value: int | float) -> str | None:
 
     Integers keep every digit (a 16-digit card stored as a number is still a card); floats
     are written the way JSON writers print them, so ``4111111111111111.0`` reads as
-    ``4111111111111111``.
+    ``4111111111111111``. An integer with more digits than Python writes as text
+    (``sys.get_int_max_str_digits()``, 4300 by default) cannot be scanned, and skipped it
+    would pass uninspected: it is refused as a 413 :class:`~haechi.errors.LimitError`.
     """
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return canonical_json(value)
+    try:
+        return canonical_json(value)
+    except ValueError:
+        # Python refuses to write it: the conversion takes time quadratic in the digits.
+        raise _number_too_long() from None
+
+
+def _number_too_long() -> LimitError:
+    return LimitError(
+        "JSON payload holds an integer with more digits than can be inspected "
+        f"({sys.get_int_max_str_digits()})",
+        status_code=413,
+        error_code="haechi_number_too_long",
+    )
 
 
 def _too_deep(max_depth: int) -> LimitError:
@@ -67,8 +83,10 @@ def collect_entries(payload: Any, *, max_depth: int = DEFAULT_MAX_NESTING_DEPTH)
     A key's entry comes just before the entries of its value. A container whose path is
     ``max_depth`` segments long (or longer) is refused with a 413 :class:`LimitError`, so
     containers nest at most ``max_depth - 1`` levels below the root; leaves are inspected at
-    any depth the containers allow. A bare string or number root is one entry with an empty
-    path. A value that is not JSON (a set, bytes, a non-string key...) raises ``TypeError``.
+    any depth the containers allow. An integer too long to be written as text is refused
+    with a 413 :class:`LimitError` too (see :func:`number_text`). A bare string or number
+    root is one entry with an empty path. A value that is not JSON (a set, bytes, a
+    non-string key...) raises ``TypeError``.
     """
     entries: list[Entry] = []
     if _append_leaf(entries, (), payload):

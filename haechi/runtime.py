@@ -308,7 +308,8 @@ class Runtime:
         profile explicitly, otherwise ``identity`` selects one through the binding.
         ``scan_numbers`` defaults to ``responseProtection.scanNumbers`` (it only matters for
         responses). Raises :class:`~haechi.errors.LimitError` for a payload nested too
-        deeply, :class:`~haechi.errors.ProviderError` when inspection failed (audited as
+        deeply or holding an integer too long to scan (before anything is inspected or
+        audited), :class:`~haechi.errors.ProviderError` when inspection failed (audited as
         an internal-error block) and :class:`~haechi.errors.AuditError` when the audit log
         could not be written.
         """
