@@ -236,6 +236,15 @@ def _policy_warnings(settings: HaechiConfig, warnings: list[str]) -> None:
     warnings.extend(policies.warnings)
 
 
+def _check_providers(settings: HaechiConfig) -> None:
+    """Select each provider the configuration names as the gateway does before it listens:
+    a name it refuses to start with (an unknown ``rateLimit.provider``, ``keys.provider``
+    or ``audit.sink``) is the same error here, rather than a state reported as valid."""
+    from haechi.plugins.manager import load_registry
+
+    load_registry().check_config(settings)
+
+
 def _tls_state(settings: HaechiConfig) -> dict[str, Any] | None:
     tls = settings.proxy.tls
     if tls is None:
@@ -269,6 +278,7 @@ def _public_url(url: str) -> str:
 def status_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
     """Print the effective protection state as JSON (never key material)."""
     settings = load_config(config)
+    _check_providers(settings)
     warnings: list[str] = []
     _protection_warnings(settings, warnings)
     _policy_warnings(settings, warnings)

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from haechi import hookspecs
 from haechi.errors import ConfigError, PluginConflictError, PluginLoadError
+
+if TYPE_CHECKING:
+    from haechi.config import HaechiConfig
 
 __all__ = ["SLOTS", "ProviderRegistry", "build_plugin_manager", "load_registry"]
 
@@ -30,6 +33,13 @@ SLOTS: dict[str, tuple[str, str]] = {
     "auth": ("haechi_register_auth_providers", "auth.provider"),
     "detector": ("haechi_register_detectors", "detectors"),
 }
+
+#: Slots whose provider can be ``"external"``: one the application embedding haechi hands
+#: to ``create_runtime``. The gateway and the commands hand none, so they refuse the name.
+_EXTERNAL: dict[str, str] = {"crypto": "crypto provider", "auth": "auth provider"}
+
+#: ``auth.provider`` names the runtime resolves itself rather than through the registry.
+_AUTH_BUILT_IN = frozenset({"none", "plugin"})
 
 
 def build_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:
@@ -82,6 +92,30 @@ class ProviderRegistry:
             key = SLOTS[slot][1]
             known = ", ".join(sorted(classes)) or "none"
             raise ConfigError(f"{key}: unknown provider {name!r} (registered: {known})") from None
+
+    def check_config(self, config: HaechiConfig) -> None:
+        """Raise the ``ConfigError`` the gateway starts with when ``config`` names a provider
+        it cannot select, without building any: what a command that only reports on a
+        configuration (``haechi status``) finds before the gateway would refuse it.
+        """
+        for slot, name in _selected_names(config).items():
+            if name == "external" and slot in _EXTERNAL:
+                key = SLOTS[slot][1]
+                raise ConfigError(f'{key} "external" needs an injected {_EXTERNAL[slot]}')
+            if not (slot == "auth" and name in _AUTH_BUILT_IN):
+                self.select(slot, name)
+
+
+def _selected_names(config: HaechiConfig) -> dict[str, str]:
+    """The provider name ``config`` gives each slot that is selected by one."""
+    return {
+        "crypto": config.keys.provider,
+        "token_store": config.token_vault.provider,
+        "audit_store": config.audit.sink,
+        "rate_limiter": config.rate_limit.provider,
+        "metrics": config.metrics.provider,
+        "auth": config.auth.provider,
+    }
 
 
 def _collect(slot: str, results: Iterable[list[type[Any]] | None]) -> dict[str, type[Any]]:
