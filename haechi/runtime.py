@@ -491,10 +491,20 @@ class Runtime:
 
     def _closable(self) -> list[Any]:
         """The providers :meth:`aclose` closes, each once: those this runtime built, the
-        vault, the audit sink and crypto; the audit store only when it built it too."""
+        vault, the audit sink and crypto; the token store and the audit store only when it
+        built them too."""
         built_store = not {"audit_sink", "audit_store"} & self._injected.keys()
         store = self.audit.store if built_store else None
-        candidates = (*self._lazy.values(), self.token_vault, self.audit, store, self.crypto)
+        built_vault = not {"token_vault", "token_store"} & self._injected.keys()
+        tokens = self.token_vault.store if built_vault and self.token_vault is not None else None
+        candidates = (
+            *self._lazy.values(),
+            self.token_vault,
+            tokens,
+            self.audit,
+            store,
+            self.crypto,
+        )
         unique = {id(provider): provider for provider in candidates if provider is not None}
         return list(unique.values())
 

@@ -24,7 +24,8 @@ Reads take no lock (replacement is atomic). The parsed file is cached together w
 descriptor of the inode it came from: while that descriptor is open the inode number cannot
 be reused, and writers never change a file in place, so an unchanged inode number (with
 unchanged size and mtime) proves the cache current. File work runs in a worker thread so the
-event loop never waits on the disk or the lock.
+event loop never waits on the disk or the lock. :meth:`FileTokenStore.aclose` closes that
+descriptor; a store used after it reads the file again.
 """
 
 from __future__ import annotations
@@ -357,6 +358,14 @@ class FileTokenStore:
         tokens = await self._run(self._tokens)
         for token, record in list(tokens.items()):
             yield token, _copy(record)
+
+    async def aclose(self) -> None:
+        """Close the descriptor of the cached file (a later call reads the file again)."""
+        with self._cache_lock:
+            self._snapshot = None
+            closer, self._closer = self._closer, None
+        if closer is not None:
+            closer()
 
     async def ready(self) -> ReadyState:
         """Whether a write could succeed now; writes nothing and takes no lock (it is polled).
