@@ -185,9 +185,9 @@ class Runtime:
         return cast("RateLimiter", self._provider("rate_limiter", self.config.rate_limit.provider))
 
     @property
-    def metrics(self) -> Any:
+    def metrics(self) -> Metrics:
         """The metrics sink (``metrics.provider``, default ``prometheus``)."""
-        return self._provider("metrics", self.config.metrics.provider)
+        return cast("Metrics", self._provider("metrics", self.config.metrics.provider))
 
     @property
     def auth(self) -> AuthProvider | None:

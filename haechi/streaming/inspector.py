@@ -232,8 +232,6 @@ class StreamInspector:
 
     def _count(self) -> None:
         metrics = self._runtime.metrics
-        if metrics is None:
-            return
         decision = "stream_blocked" if self.blocked else "stream_inspected"
         labels = {"route": self._route.route_id, "mode": self._mode, "decision": decision}
         metrics.increment("haechi_requests_total", labels)
