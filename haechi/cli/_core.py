@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +15,7 @@ import typer
 
 from haechi._filelock import make_directories, sync_directory
 from haechi.cli._app import ConfigOption, app, emit_json
+from haechi.cli._key_file import exposed_key_file, key_file_permissions
 from haechi.config import (
     DEFAULT_CONFIG_PATH,
     HaechiConfig,
@@ -134,13 +134,6 @@ def _init_local_keys(settings: HaechiConfig, *, force: bool) -> KeyFileStatus | 
     return init_key_file(key_file, force=force)
 
 
-def _permissions(path: Path) -> str | None:
-    try:
-        return f"{stat.S_IMODE(path.stat().st_mode):04o}"
-    except OSError:
-        return None
-
-
 def _key_state(settings: HaechiConfig, warnings: list[str]) -> dict[str, Any]:
     key_file = Path(settings.keys.key_file)
     state: dict[str, Any] = {
@@ -155,10 +148,10 @@ def _key_state(settings: HaechiConfig, warnings: list[str]) -> dict[str, Any]:
     if not key_file.exists():
         warnings.append(f"key file {key_file} is missing: run haechi init")
         return state
-    permissions = _permissions(key_file)
-    state["permissions"] = permissions
-    if permissions is not None and int(permissions, 8) & 0o077:
-        warnings.append(f"key file {key_file} is readable by others ({permissions}); expected 0600")
+    state["permissions"] = key_file_permissions(key_file)
+    exposed = exposed_key_file(settings)
+    if exposed is not None:
+        warnings.append(exposed)
     from haechi.crypto import read_nonce_budget
 
     try:

@@ -33,6 +33,7 @@ from haechi.cli._app import (
     standard_stream,
     write_utf8,
 )
+from haechi.cli._key_file import exposed_key_file
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import LimitError
 from haechi.models import Finding
@@ -194,6 +195,9 @@ async def _protect(
             f"mode is {result.mode}: findings are audited but the payload is neither "
             "modified nor blocked",
         )
+    exposed = exposed_key_file(settings)
+    if exposed is not None:
+        warnings.append(exposed)
     return {
         "ok": not result.blocked,
         "mode": result.mode,

@@ -876,6 +876,8 @@ def _safe_url(url: str) -> str:
 def _startup_lines(
     config: Any, plan: ListenPlan, port: int, workers: int, policy_warnings: Sequence[str]
 ) -> None:
+    from haechi.cli._key_file import exposed_key_file
+
     mode = config.effective_mode
     upstream = _safe_url(config.target.upstream)
     host = f"[{plan.host}]" if ":" in plan.host else plan.host
@@ -921,6 +923,15 @@ def _startup_lines(
         )
     for warning in policy_warnings:
         log_event(logging.WARNING, "policy_warning", text=f"Warning: {warning}.", warning=warning)
+    exposed = exposed_key_file(config)
+    if exposed is not None:
+        log_event(
+            logging.WARNING,
+            "key_file_exposed",
+            text=f"Warning: {exposed}.",
+            keyFile=config.keys.key_file,
+            warning=exposed,
+        )
 
 
 class _Server(uvicorn.Server):
