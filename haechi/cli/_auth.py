@@ -32,6 +32,13 @@ __all__: list[str] = []
 
 _SHOWN_ONCE = "store this token now: it is shown once and only its keyed hash is kept"
 
+#: What ``token-add`` adds to its ``warnings`` under ``auth.provider: "none"`` (the default):
+#: the token is stored, and the gateway lets every request through without looking at it.
+_AUTH_OFF = (
+    'auth.provider is "none": the gateway checks no bearer token, so this one is not '
+    'required; set auth.provider to "bearer" to require it'
+)
+
 _T = TypeVar("_T")
 
 
@@ -135,6 +142,7 @@ def token_add_command(
                 **{k: record[k] for k in ("id", "type", "scopes", "labels")},
                 "token": token,
                 "warning": _SHOWN_ONCE,
+                "warnings": [_AUTH_OFF] if settings.auth.provider == "none" else [],
             }
         )
     except OSError:

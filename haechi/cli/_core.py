@@ -229,6 +229,38 @@ def _policy_warnings(settings: HaechiConfig, warnings: list[str]) -> None:
     warnings.extend(policies.warnings)
 
 
+def _auth_warnings(settings: HaechiConfig, warnings: list[str]) -> None:
+    """Say that authentication is off (``auth.provider: "none"``, the default) when that is
+    likely not meant: the gateway listens beyond this machine, or bearer tokens were added
+    (``token-add``), which the gateway then never checks."""
+    if settings.auth.provider != "none":
+        return
+    from haechi.proxy.server import is_loopback
+
+    host = settings.proxy.host
+    if not is_loopback(host):
+        warnings.append(
+            f'authentication is off (auth.provider "none") and the gateway listens on {host}: '
+            "whoever reaches it can use it"
+        )
+    if _holds_tokens(settings.auth.store):
+        warnings.append(
+            f"{settings.auth.store} holds bearer tokens, but authentication is off (auth.provider "
+            '"none"): the gateway checks none of them; set auth.provider to "bearer"'
+        )
+
+
+def _holds_tokens(store: str) -> bool:
+    """Whether the auth store holds a token not revoked; ``False`` when it cannot be read
+    (the gateway does not read it either with authentication off)."""
+    from haechi.auth import read_auth_store
+
+    try:
+        return any(not record.get("disabled") for record in read_auth_store(store))
+    except (HaechiError, OSError):
+        return False
+
+
 def _check_providers(settings: HaechiConfig) -> None:
     """Select each provider the configuration names as the gateway does before it listens:
     a name it refuses to start with (an unknown ``rateLimit.provider``, ``keys.provider``
@@ -275,6 +307,7 @@ def status_command(config: ConfigOption = Path(DEFAULT_CONFIG_PATH)) -> None:
     warnings: list[str] = []
     _protection_warnings(settings, warnings)
     _policy_warnings(settings, warnings)
+    _auth_warnings(settings, warnings)
     keys = _key_state(settings, warnings)
     audit = _audit_state(settings, warnings)
     vault = settings.token_vault
