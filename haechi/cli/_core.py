@@ -193,7 +193,9 @@ def _audit_state(settings: HaechiConfig, warnings: list[str]) -> dict[str, Any]:
         try:
             result = verify_chain(audit_path, anchor_path=anchor_path)
         except HaechiError as exc:
-            warnings.append(f"audit log cannot be read: {exc}")
+            # The audit module's errors name a file by its last component only
+            # ("audit.jsonl"): the configured path says which log that is.
+            warnings.append(f"audit log {audit_path} cannot be verified: {exc}")
         else:
             state["chain"] = result.to_json()
             if not result.valid:
