@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -918,6 +919,53 @@ async def test_aclose_closes_the_log_and_a_later_append_opens_it_again(tmp_path:
     await store.append(lambda p: build_integrity_record(p, {"n": 1}))
     assert _numbers(path) == [0, 1]
     assert verify_chain(path).records == 2
+
+
+def _descriptors_of(path: Path) -> list[str]:
+    """This process's open descriptors on the file at ``path``."""
+    target = str(path.resolve())
+    found = []
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(entry) == target:
+                found.append(entry.name)
+    return found
+
+
+async def test_aclose_with_an_fsync_interval_syncs_at_once_and_keeps_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lines waited for the interval after the close, on a descriptor of the log the
+    close left open (up to audit.fsyncIntervalMs after it; here 30 s)."""
+    path, store = await _started_store(tmp_path, fsync_interval=30.0)
+    fsyncs: list[str] = []
+
+    def recording_fsync(fd: int) -> None:
+        fsyncs.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    real_fsync = _patch_fsync(monkeypatch, path, recording_fsync)
+    await store.append(lambda p: build_integrity_record(p, {"n": 1}))
+    assert fsyncs == []
+    assert _descriptors_of(path)
+    await store.aclose()
+    assert fsyncs == [threading.current_thread().name]
+    assert _descriptors_of(path) == []
+
+
+async def test_aclose_after_a_failed_deferred_fsync_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, store = await _started_store(tmp_path, fsync_interval=30.0)
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    _patch_fsync(monkeypatch, path, broken_fsync)
+    await store.append(lambda p: build_integrity_record(p, {"n": 1}))
+    with pytest.raises(AuditError, match="could not be made durable"):
+        await store.aclose()
+    assert _descriptors_of(path) == []
 
 
 async def test_a_last_line_longer_than_readers_take_is_not_ready_nor_chained_onto(

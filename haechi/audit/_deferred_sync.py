@@ -63,11 +63,23 @@ class DeferredSync:
     """One thread that fsyncs handed-over descriptors within ``interval`` seconds, running
     while any wait."""
 
-    __slots__ = ("__weakref__", "_error", "_interval", "_lock", "_pending", "_thread", "_wake")
+    __slots__ = (
+        "__weakref__",
+        "_error",
+        "_interval",
+        "_lock",
+        "_pending",
+        "_syncing",
+        "_thread",
+        "_wake",
+    )
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
         self._lock = threading.Lock()
+        #: Held while a batch is taken and synced, so that :meth:`flush` returns only once
+        #: no descriptor handed over before it is still open.
+        self._syncing = threading.Lock()
         self._pending: dict[tuple[int, int], int] = {}
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
@@ -91,6 +103,27 @@ class DeferredSync:
                 self._thread = threading.Thread(target=self._run, name="haechi-audit-sync")
                 self._thread.start()
 
+    def flush(self) -> None:
+        """Fsync what was handed over now, and close its duplicates (the store is closing:
+        its last lines are durable at once, and no descriptor of its file outlives it)."""
+        with self._syncing:
+            self._sync_pending()
+
+    def _sync_pending(self) -> bool:
+        """Fsync and close every descriptor waiting now; whether there was any (the caller
+        holds ``_syncing``). A failure is kept (see :attr:`error`)."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        for fd in batch.values():
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                if self._error is None:
+                    self._error = exc
+            finally:
+                os.close(fd)
+        return bool(batch)
+
     def hurry(self) -> None:
         """From now on fsync what is handed over at once, without waiting for the interval
         (the interpreter is shutting down)."""
@@ -105,6 +138,7 @@ class DeferredSync:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._lock = threading.Lock()
+        self._syncing = threading.Lock()
         self._pending = {}
         self._thread = None
         self._wake = threading.Event()
@@ -114,18 +148,10 @@ class DeferredSync:
         last = time.monotonic()
         while True:
             self._wake.wait(self._interval)
-            with self._lock:
-                batch, self._pending = self._pending, {}
-            for fd in batch.values():
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    if self._error is None:
-                        self._error = exc
-                finally:
-                    os.close(fd)
+            with self._syncing:
+                synced = self._sync_pending()
             now = time.monotonic()
-            if batch:
+            if synced:
                 last = now
             with self._lock:
                 # Nothing came in meanwhile, and none for a while (or shutting down): end

@@ -230,8 +230,25 @@ class FileAuditStore:
         return self._path
 
     async def aclose(self) -> None:
-        """Close the log's descriptor (a later append opens it again)."""
+        """Close the log's descriptor (a later append opens it again), and with an fsync
+        interval make what was written durable now rather than within the interval.
+
+        Raises:
+            AuditError: a deferred fsync failed (now or before).
+        """
         self._log.close()
+        if self._deferred is not None:
+            self._deferred.flush()
+            self._raise_if_not_durable()
+
+    def _raise_if_not_durable(self) -> None:
+        """Raise :class:`AuditError` once a deferred fsync failed: lines reported written
+        may be lost, so nothing more is written, and closing says so."""
+        if self._deferred is not None and self._deferred.error is not None:
+            raise AuditError(
+                "the audit log could not be made durable "
+                f"({type(self._deferred.error).__name__}); no more records are written"
+            )
 
     async def append(self, build: Build, *, committed: Committed = None) -> dict[str, Any]:
         """Append one record under the cross-process lock (see the protocol).
@@ -490,11 +507,7 @@ class FileAuditStore:
         """Under the lock: chain the wanted records of ``group`` onto the log's head and
         append their lines in one write (not yet fsynced); one outcome per record."""
         self._lock_stuck = False  # the lock is held: whoever kept it let go
-        if self._deferred is not None and self._deferred.error is not None:
-            raise AuditError(
-                "the audit log could not be made durable "
-                f"({type(self._deferred.error).__name__}); no more records are written"
-            )
+        self._raise_if_not_durable()
         outcomes: list[Outcome] = []
         lines: list[bytes] = []
         previous = self._head(fd)
