@@ -116,11 +116,11 @@ def test_on_a_terminal_the_refusal_starts_a_line_after_the_progress(tmp_path: Pa
 
 #: ``(arguments reading /dev/stdin, what the refusal names)`` for each audit reader.
 _AUDIT_READERS = {
-    "report": (["report", "--audit", "/dev/stdin"], "stdin"),
-    "audit-verify": (["audit-verify", "--audit", "/dev/stdin"], "stdin"),
+    "report": (["report", "--audit", "/dev/stdin"], "/dev/stdin"),
+    "audit-verify": (["audit-verify", "--audit", "/dev/stdin"], "/dev/stdin"),
     "anchor": (
         ["audit-verify", "--audit", ".haechi/audit.jsonl", "--anchor", "/dev/stdin"],
-        "anchor file stdin",
+        "anchor file /dev/stdin",
     ),
 }
 
@@ -140,7 +140,7 @@ def test_a_last_record_the_readers_refuse_is_not_chained_onto(tmp_path: Path) ->
     json_output(run_haechi("protect", stdin=json.dumps({"to": _VALUE}), cwd=tmp_path))
     log = tmp_path / ".haechi" / "audit.jsonl"
     log.write_bytes(b"{" + b" " * MAX_LINE_BYTES + log.read_bytes()[1:])
-    refused = f"haechi: audit.jsonl: line 1 is longer than {MAX_LINE_BYTES} bytes\n"
+    refused = f"haechi: .haechi/audit.jsonl: line 1 is longer than {MAX_LINE_BYTES} bytes\n"
     assert run_haechi("audit-verify", cwd=tmp_path).stderr == refused
     before = log.read_bytes()
     done = run_haechi("protect", stdin=json.dumps({"to": _VALUE}), cwd=tmp_path)

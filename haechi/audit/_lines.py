@@ -101,7 +101,7 @@ def iter_json_lines(
         raise
     with handle:
         offset = 0
-        for number, line in numbered_lines(handle, path.name):
+        for number, line in numbered_lines(handle, str(path)):
             start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
@@ -109,13 +109,13 @@ def iter_json_lines(
                 record = parse_object(line)
                 if record is None and not line.endswith(b"\n"):
                     # The last line, unfinished: a write in progress, or one a crash cut short.
-                    line = _finished_line(handle, start, path.name, number) or line
+                    line = _finished_line(handle, start, str(path), number) or line
                     offset = start + len(line)
                     record = parse_object(line)
             except RepeatedKey:
                 raise AuditRepeatedKey(path.name, f"line {number}") from None
             if record is None:
-                raise AuditError(f"{path.name}: line {number} is not a JSON object")
+                raise AuditError(f"{path}: line {number} is not a JSON object")
             yield record
 
 
@@ -216,7 +216,7 @@ def _regular(path: Path, fd: int) -> int:
         raise
     if not regular:
         os.close(fd)
-        raise AuditError(f"{path.name} is not a regular file; no record is written to it")
+        raise AuditError(f"{path} is not a regular file; no record is written to it")
     return fd
 
 

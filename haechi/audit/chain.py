@@ -321,7 +321,7 @@ def _hash_of(record: Mapping[str, Any], integrity: Mapping[str, Any]) -> str | N
 def _read_anchors(path: Path) -> Iterator[dict[str, Any]]:
     try:
         with path.open("rb") as handle:
-            for number, line in numbered_lines(handle, f"anchor file {path.name}"):
+            for number, line in numbered_lines(handle, f"anchor file {path}"):
                 try:
                     anchor = parse_object(line)
                 except RepeatedKey:
@@ -332,7 +332,7 @@ def _read_anchors(path: Path) -> Iterator[dict[str, Any]]:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise AuditError(f"cannot read anchor file {path.name}: {exc.strerror}") from None
+        raise AuditError(f"cannot read anchor file {path}: {exc.strerror}") from None
 
 
 def verify_chain(
@@ -360,7 +360,7 @@ def verify_chain(
     except FileNotFoundError:
         raise AuditError(f"audit log not found: {audit}") from None
     except OSError as exc:
-        raise AuditError(f"cannot read audit log {audit.name}: {exc.strerror}") from None
+        raise AuditError(f"cannot read audit log {audit}: {exc.strerror}") from None
     return verifier.result()
 
 

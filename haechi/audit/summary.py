@@ -72,7 +72,7 @@ def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
                 _add(by_type, summary.get("byType"))
                 _add(by_action, summary.get("byAction"))
     except OSError as exc:
-        raise AuditError(f"cannot read audit log {audit.name}: {exc.strerror}") from None
+        raise AuditError(f"cannot read audit log {audit}: {exc.strerror}") from None
     return {
         "events": events,
         "blocked": blocked,
