@@ -29,7 +29,7 @@ from haechi._sync_loop import SyncLoop
 from haechi.audit import AuditSink
 from haechi.config import HaechiConfig, default_config, parse_config
 from haechi.crypto import LocalCryptoProvider, assert_crypto_conformance
-from haechi.errors import ConfigError, CryptoError, ProviderError
+from haechi.errors import CryptoError, ProviderError
 from haechi.models import (
     DIRECTIONS,
     Direction,
@@ -41,7 +41,7 @@ from haechi.models import (
 from haechi.payload import PathTexts, collect_entries
 from haechi.pieces import find_piece_runs
 from haechi.pipeline import CallContext, PrecisionDials, Protector, TextResult
-from haechi.plugins.manager import ProviderRegistry, load_registry
+from haechi.plugins.manager import ProviderRegistry, external_needs_injection, load_registry
 from haechi.policy import PolicySet, ResolvedPolicy
 from haechi.providers import (
     AuditStore,
@@ -576,12 +576,12 @@ def create_runtime(
     for key, provider in injected.items():
         _check_contract(key, provider)
     if settings.auth.provider == "external" and injected.get("auth") is None:
-        raise ConfigError('auth.provider "external" needs an injected auth provider')
+        raise external_needs_injection("auth")
     registry = load_registry()
     crypto = injected.get("crypto")
     if crypto is None:
         if settings.keys.provider == "external":
-            raise ConfigError('keys.provider "external" needs an injected crypto provider')
+            raise external_needs_injection("crypto")
         crypto = registry.select("crypto", settings.keys.provider).create(ProviderContext(settings))
         _probe_crypto(crypto, f"keys.provider {settings.keys.provider!r}")
     else:

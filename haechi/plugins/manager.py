@@ -21,7 +21,13 @@ from haechi.errors import ConfigError, PluginConflictError, PluginLoadError
 if TYPE_CHECKING:
     from haechi.config import HaechiConfig
 
-__all__ = ["SLOTS", "ProviderRegistry", "build_plugin_manager", "load_registry"]
+__all__ = [
+    "SLOTS",
+    "ProviderRegistry",
+    "build_plugin_manager",
+    "external_needs_injection",
+    "load_registry",
+]
 
 #: slot name -> (hook name, config key that selects it)
 SLOTS: dict[str, tuple[str, str]] = {
@@ -100,10 +106,15 @@ class ProviderRegistry:
         """
         for slot, name in _selected_names(config).items():
             if name == "external" and slot in _EXTERNAL:
-                key = SLOTS[slot][1]
-                raise ConfigError(f'{key} "external" needs an injected {_EXTERNAL[slot]}')
+                raise external_needs_injection(slot)
             if not (slot == "auth" and name in _AUTH_BUILT_IN):
                 self.select(slot, name)
+
+
+def external_needs_injection(slot: str) -> ConfigError:
+    """The error for ``slot`` (``crypto`` or ``auth``) configured as ``"external"`` while no
+    provider was injected for it: nothing else can stand in for the application's own."""
+    return ConfigError(f'{SLOTS[slot][1]} "external" needs an injected {_EXTERNAL[slot]}')
 
 
 def _selected_names(config: HaechiConfig) -> dict[str, str]:
