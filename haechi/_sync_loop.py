@@ -48,13 +48,16 @@ from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final, Generic, ParamSpec, TypeVar
 
-__all__ = ["SyncLoop"]
+__all__ = ["SyncLoop", "off_loop"]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 #: The loop turns at least once per this many calls that finished inline, so callbacks they
 #: scheduled run and cancelled timers are purged.
 _TURN_EVERY: Final = 64
+#: What :class:`concurrent.futures.ThreadPoolExecutor` says when it refuses work because the
+#: interpreter is shutting down (not because the executor itself was shut down).
+_SHUTDOWN_REFUSAL: Final = "after interpreter shutdown"
 #: Every live instance, to start over in a fork child.
 _LIVE: Final[weakref.WeakSet[SyncLoop]] = weakref.WeakSet()
 
@@ -259,6 +262,27 @@ class _DefaultExecutor(concurrent.futures.ThreadPoolExecutor):
             except BaseException as exc:
                 done.set_exception(exc)
             return done
+
+
+async def off_loop(work: Callable[[], _T]) -> _T:
+    """``work`` (blocking: a large scan, an fsync) on a worker thread of the running loop's
+    executor, in a copy of this context as :func:`asyncio.to_thread` runs it, or on this
+    thread when the interpreter is shutting down.
+
+    From then on (a thread still working after the main thread ended, an ``atexit``
+    handler) every thread pool refuses new work, and refused, the work would fail: a large
+    payload could not be protected at all, an audit store could not be closed. Only that
+    refusal, raised before ``work`` started, runs it here; the loop then waits for it, as a
+    synchronous caller would.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        running = loop.run_in_executor(None, contextvars.copy_context().run, work)
+    except RuntimeError as exc:
+        if _SHUTDOWN_REFUSAL not in str(exc):
+            raise
+        return work()
+    return await running
 
 
 def _turn(loop: asyncio.AbstractEventLoop) -> None:

@@ -23,13 +23,12 @@ call context, the precision dials, the per-call tallies and the decision step.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol
 
+from haechi._sync_loop import off_loop
 from haechi.actions import Item, Tokenizer, Transformer, transform_payload
 from haechi.attachments import TextAttachments
 from haechi.audit import protect_event
@@ -84,11 +83,6 @@ __all__ = [
 #: keeps its turn (the interpreter switches threads every few milliseconds); below this size
 #: the hand-off costs more than the scan.
 _OFFLOAD_CHARS: Final = 64 * 1024
-#: What :class:`concurrent.futures.ThreadPoolExecutor` says when it refuses work because the
-#: interpreter is shutting down (not because the executor itself was shut down).
-_SHUTDOWN_REFUSAL: Final = "after interpreter shutdown"
-
-_T = TypeVar("_T")
 
 
 class Detector(Protocol):
@@ -527,7 +521,7 @@ class Protector:
         if _text_chars(entries) < _OFFLOAD_CHARS:
             runs, attachments = charged(budget, prepare)
         else:
-            runs, attachments = await _off_loop(partial(charged, budget, prepare))
+            runs, attachments = await off_loop(partial(charged, budget, prepare))
         if attachments is not None:
             entries = attachments.entries(entries)
         detections = await self._detect(entries, context.direction, context.scan_numbers, budget)
@@ -588,7 +582,7 @@ class Protector:
         # Charged in the thread that scans: the budget counts that thread's CPU time.
         if _text_chars(entries) < _OFFLOAD_CHARS:
             return charged(budget, detect)
-        return await _off_loop(partial(charged, budget, detect))
+        return await off_loop(partial(charged, budget, detect))
 
     def scan_text(self, text: str, *, direction: Direction) -> list[Detection]:
         """Every detection in ``text`` (a part of a streamed answer), within an inspection
@@ -688,25 +682,6 @@ def _event(
         profile=context.profile,
         max_detections=max_detections,
     )
-
-
-async def _off_loop(work: Callable[[], _T]) -> _T:
-    """``work`` on a worker thread of the loop's executor (in a copy of this context, as
-    :func:`asyncio.to_thread` runs it), or on this thread when the interpreter is shutting down.
-
-    From then on (a thread still protecting after the main thread ended, an ``atexit``
-    handler) every thread pool refuses new work, and refused, the scan would fail closed: a
-    large payload could not be protected at all. Only that refusal, raised before ``work``
-    started, runs it here; the loop then waits for it, as a synchronous caller would.
-    """
-    loop = asyncio.get_running_loop()
-    try:
-        running = loop.run_in_executor(None, contextvars.copy_context().run, work)
-    except RuntimeError as exc:
-        if _SHUTDOWN_REFUSAL not in str(exc):
-            raise
-        return work()
-    return await running
 
 
 def _text_chars(entries: Sequence[Entry]) -> int:

@@ -949,7 +949,39 @@ async def test_aclose_with_an_fsync_interval_syncs_at_once_and_keeps_no_descript
     assert fsyncs == []
     assert _descriptors_of(path)
     await store.aclose()
-    assert fsyncs == [threading.current_thread().name]
+    assert len(fsyncs) == 1
+    assert fsyncs[0] != threading.current_thread().name  # not on the loop's thread
+    assert _descriptors_of(path) == []
+
+
+async def test_aclose_with_an_fsync_interval_leaves_the_loop_running_while_it_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The close fsynced on the loop's thread: a slow disk stopped every other task of the
+    loop (the requests of an application closing one runtime of several) until it returned."""
+    path, store = await _started_store(tmp_path, fsync_interval=30.0)
+    syncing, release = threading.Event(), threading.Event()
+
+    def gated_fsync(fd: int) -> None:
+        syncing.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    real_fsync = _patch_fsync(monkeypatch, path, gated_fsync)
+    await store.append(lambda p: build_integrity_record(p, {"n": 1}))
+    closed: list[bool] = []
+
+    async def close() -> None:
+        await store.aclose()
+        closed.append(True)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(close)
+        assert await anyio.to_thread.run_sync(syncing.wait, 10)
+        # The fsync has begun and this task has its turn before the close ends.
+        assert closed == []
+        release.set()
+    assert closed == [True]
     assert _descriptors_of(path) == []
 
 

@@ -45,6 +45,7 @@ import orjson
 
 from haechi._filelock import LockTimeout
 from haechi._json_once import RepeatedKey
+from haechi._sync_loop import off_loop
 from haechi.audit._deferred_sync import DeferredSync
 from haechi.audit._lines import (
     MAX_LINE_BYTES,
@@ -233,13 +234,24 @@ class FileAuditStore:
         """Close the log's descriptor (a later append opens it again), and with an fsync
         interval make what was written durable now rather than within the interval.
 
+        The fsync runs on a worker thread, as every fsync of the store does: on the loop's
+        thread a slow disk (or a batch the sync thread is fsyncing) would stop every other
+        task of the loop until it returned.
+
         Raises:
             AuditError: a deferred fsync failed (now or before).
         """
         self._log.close()
-        if self._deferred is not None:
-            self._deferred.flush()
-            self._raise_if_not_durable()
+        deferred = self._deferred
+        if deferred is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # another anyio backend
+            await anyio.to_thread.run_sync(deferred.flush)
+        else:
+            await off_loop(deferred.flush)
+        self._raise_if_not_durable()
 
     def _raise_if_not_durable(self) -> None:
         """Raise :class:`AuditError` once a deferred fsync failed: lines reported written
