@@ -2,7 +2,8 @@
 """``haechi mcp-stdio`` and ``haechi mcp-wrap``: MCP protection on standard streams.
 
 Both speak newline-delimited JSON-RPC on stdin/stdout, never a JSON report. ``mcp-wrap``
-exits with its child's exit code. See ``docs/mcp.md``.
+exits with its child's exit code. Refusals to start go to stderr only: an MCP client reads
+stdout as the protocol. See ``docs/mcp.md``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import asyncio
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from haechi.cli._app import ConfigOption, app, exit_with, refuse_stdout_anchor, standard_stream
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
-from haechi.errors import ConfigError
+from haechi.errors import AuditError, ConfigError
+
+if TYPE_CHECKING:
+    from haechi.runtime import Runtime
 
 __all__: list[str] = []
 
@@ -112,6 +116,30 @@ async def _with_runtime(settings: Any, body: Any) -> Any:
 
     runtime = create_runtime(settings)
     try:
+        await _refuse_unusable(runtime)
         return await body(runtime)
     finally:
         await runtime.aclose()
+
+
+async def _refuse_unusable(runtime: Runtime) -> None:
+    """Refuse to start, saying why, with a local key file that is missing or invalid
+    or an audit log that cannot be written now; before ``mcp-wrap`` starts its child.
+
+    Started anyway, the command answered every message needing a key (tokenize, encrypt),
+    or every message at all for the audit log, with a ``-32001`` ``protection_failed`` that
+    MCP clients show as an opaque tool failure, and said nothing about why. The keys are read
+    as ``haechi proxy`` reads them before it listens; the audit log has no readiness probe
+    here to report it.
+    """
+    from haechi.crypto import LocalCryptoProvider
+
+    if isinstance(runtime.crypto, LocalCryptoProvider):
+        runtime.crypto.load()
+    state = await runtime.audit.ready()
+    if not state.ok:
+        audit = runtime.config.audit
+        where = f"audit log {audit.path}" if audit.sink == "jsonl" else f"audit sink {audit.sink}"
+        raise AuditError(
+            f"{where} cannot be written ({state.reason}); every message would be refused"
+        )
