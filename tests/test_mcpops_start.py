@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """``haechi mcp-stdio`` and ``haechi mcp-wrap`` as an MCP client starts them: what they
-refuse at start.
+refuse at start and what they warn about.
 
-Standard output carries the protocol, so every refusal must be on standard error only, and
-a refusal must come before ``mcp-wrap`` starts its child.
+Standard output carries the protocol, so every refusal and warning must be on standard
+error only, and a refusal must come before ``mcp-wrap`` starts its child.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.mcp_servers.harness import TIMEOUT_S, haechi_argv, write_config
+from tests.mcp_servers.harness import (
+    TIMEOUT_S,
+    haechi_argv,
+    run_mcp_stdio,
+    write_config,
+)
 
 CALL = {
     "jsonrpc": "2.0",
@@ -71,3 +76,16 @@ def test_an_audit_log_that_cannot_be_written_is_refused_at_start(tmp_path: Path)
         "every message would be refused\n"
     )
     assert not (tmp_path / "child-started").exists()
+
+
+def test_warnings_at_start_go_to_standard_error_only(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"mode": "report-only", "policy": {"mode": "report-only"}})
+    key_file = tmp_path / ".haechi" / "dev.keys.json"
+    key_file.chmod(0o644)
+    result = run_mcp_stdio(config, LINE, tmp_path)
+    assert result.returncode == 0
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [CALL]
+    assert result.stderr.decode().splitlines() == [
+        "haechi: warning: mode is report-only: findings are audited, messages pass unchanged",
+        f"haechi: warning: key file {key_file} is readable by others (0644); expected 0600",
+    ]

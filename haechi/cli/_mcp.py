@@ -2,14 +2,15 @@
 """``haechi mcp-stdio`` and ``haechi mcp-wrap``: MCP protection on standard streams.
 
 Both speak newline-delimited JSON-RPC on stdin/stdout, never a JSON report. ``mcp-wrap``
-exits with its child's exit code. Refusals to start go to stderr only: an MCP client reads
-stdout as the protocol. See ``docs/mcp.md``.
+exits with its child's exit code. Refusals to start and warnings go to stderr only: an
+MCP client reads stdout as the protocol. See ``docs/mcp.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from haechi.cli._app import ConfigOption, app, exit_with, refuse_stdout_anchor, standard_stream
+from haechi.cli._key_file import exposed_key_file
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import AuditError, ConfigError
 
@@ -117,6 +119,7 @@ async def _with_runtime(settings: Any, body: Any) -> Any:
     runtime = create_runtime(settings)
     try:
         await _refuse_unusable(runtime)
+        _warn_at_start(runtime)
         return await body(runtime)
     finally:
         await runtime.aclose()
@@ -143,3 +146,25 @@ async def _refuse_unusable(runtime: Runtime) -> None:
         raise AuditError(
             f"{where} cannot be written ({state.reason}); every message would be refused"
         )
+
+
+def _warn_at_start(runtime: Runtime) -> None:
+    """Write the warnings the gateway prints at start that apply to MCP on stdio, one line
+    each, to standard error: standard output carries the JSON-RPC messages.
+
+    Disabled response protection is not among them: server messages are always inspected.
+    """
+    settings = runtime.config
+    warnings = list(runtime.warnings)
+    if settings.effective_mode != "enforce":
+        warnings.insert(
+            0, f"mode is {settings.effective_mode}: findings are audited, messages pass unchanged"
+        )
+    exposed = exposed_key_file(settings)
+    if exposed is not None:
+        warnings.append(exposed)
+    if sys.stderr is None:  # closed as haechi started: there is nowhere to say it
+        return
+    for warning in warnings:
+        sys.stderr.write(f"haechi: warning: {warning}\n")
+    sys.stderr.flush()
