@@ -15,11 +15,12 @@ Forwarded messages wait for the destination (backpressure reaches the sender); r
 back to the child are queued without waiting, because the child may be blocked writing to
 us at that moment and waiting for it would deadlock both directions.
 
-The child inherits the environment and the working directory. SIGINT and SIGTERM are
-forwarded to it; when the client's input ends, or the client stops reading, the child's
-input is closed (and in the latter case its output is read and dropped, so that it never
-blocks on a full pipe); the wrapper ends when the child does and returns its exit code
-(``1`` when a signal killed it).
+The child inherits the environment and the working directory. SIGINT, SIGTERM and SIGHUP
+are forwarded to it (each would otherwise end the wrapper alone, and a child that does not
+stop at the end of its input would be left running); when the client's input ends, or the
+client stops reading, the child's input is closed (and in the latter case its output is read
+and dropped, so that it never blocks on a full pipe); the wrapper ends when the child does
+and returns its exit code (``1`` when a signal killed it).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ async def run_wrap(runtime: Any, command: Sequence[str], *, stderr: StderrMode =
         limit=MAX_LINE_BYTES,
     )
     loop = asyncio.get_running_loop()
-    forwarded = (signal.SIGINT, signal.SIGTERM)
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for signum in forwarded:
         loop.add_signal_handler(signum, _forward_signal, child, signum)
     try:
