@@ -60,6 +60,10 @@ _TURN_EVERY: Final = 64
 _SHUTDOWN_REFUSAL: Final = "after interpreter shutdown"
 #: Every live instance, to start over in a fork child.
 _LIVE: Final[weakref.WeakSet[SyncLoop]] = weakref.WeakSet()
+#: In a fork child, the parent's loops that cannot be marked closed (uvloop's, where an
+#: application installed its policy): kept for the life of the child, never closed (see
+#: :func:`_abandon`).
+_ABANDONED: Final[list[asyncio.AbstractEventLoop]] = []
 
 
 def _reset_all_in_child() -> None:
@@ -191,16 +195,16 @@ class SyncLoop:
         """In a fork child: drop the parent's loop and lock (see the module documentation),
         so that the next call opens a loop of the child's own.
 
-        The parent's loop is marked closed rather than closed: closing it (here, or when the
-        child collects it) takes its wake-up socket out of its selector, and the selector is
-        the parent's too, whose loop would then no longer wake for work finished on a worker
-        thread. The child's copies of its descriptors are released when it is collected."""
+        The parent's loop is left unclosed (see :func:`_abandon`): closing it (here, or when
+        the child collects it) takes its wake-up socket out of its selector, and the selector
+        is the parent's too, whose loop would then no longer wake for work finished on a
+        worker thread."""
         runner, self._runner = self._runner, None
         self._host = self._waiter = None
         self._inline = 0
         self._lock = threading.Lock()
         if runner is not None:
-            runner.get_loop()._closed = True  # type: ignore[attr-defined]
+            _abandon(runner.get_loop())
 
     def _start(
         self,
@@ -224,6 +228,19 @@ class SyncLoop:
         host._log_destroy_pending = False  # type: ignore[attr-defined]
         _turn(loop)  # parked on its waiter: a loop dropped unclosed finds no unstarted step
         return loop, host, waiter
+
+
+def _abandon(loop: asyncio.AbstractEventLoop) -> None:
+    """Leave the parent's ``loop`` to the parent in a fork child: never closed by the child.
+
+    asyncio's loop is marked closed, so that collecting it does not close it. uvloop's
+    ``_closed`` cannot be set (assigning it raised in the fork hook, which then left every
+    other instance with the parent's loop and lock): its loop closes nothing when collected,
+    but logs an error, so it is kept instead."""
+    if isinstance(loop, asyncio.BaseEventLoop):
+        loop._closed = True  # type: ignore[attr-defined]
+    else:
+        _ABANDONED.append(loop)
 
 
 async def _serve(waiter: asyncio.Future[_Call[_T]]) -> _T:

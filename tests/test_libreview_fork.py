@@ -102,3 +102,47 @@ def test_a_child_closing_its_runtime_leaves_the_parents_calls_working(tmp_path: 
     runtime.close()
     """
     assert _run(tmp_path, script) == ["True", "exit0", "True"]
+
+
+def test_a_child_forked_under_uvloop_runs_the_calls_of_every_runtime(tmp_path: Path) -> None:
+    """With uvloop's policy installed (``uvloop.install()``), the private loops are uvloop's,
+    whose ``_closed`` cannot be set: starting over failed for the first loop the child reset
+    and left the others as they were, each lock held by the parent's call for good."""
+    script = """
+    import uvloop
+    from haechi.audit.stores import MemoryAuditStore
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    release = threading.Event()
+
+    class StallingOnce(MemoryAuditStore):
+        def __init__(self):
+            super().__init__()
+            self.stalled = threading.Event()
+
+        async def append(self, build, *, committed=None):
+            if not self.stalled.is_set():
+                self.stalled.set()
+                await asyncio.to_thread(release.wait)
+            return await super().append(build, committed=committed)
+
+    stores = [StallingOnce(), StallingOnce()]
+    runtimes = [
+        create_runtime({"policy": {"mode": "enforce"}}, {"audit_store": store, "token_vault": None})
+        for store in stores
+    ]
+    held = [threading.Thread(target=r.protect_sync, args=({"text": "held"},)) for r in runtimes]
+    for thread in held:
+        thread.start()
+    for store in stores:
+        store.stalled.wait(30)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if all(redacted(runtime) for runtime in runtimes) else 1)
+    print(outcome(pid))
+    release.set()
+    for thread in held:
+        thread.join(30)
+    print(all(redacted(runtime) for runtime in runtimes))
+    """
+    assert _run(tmp_path, script) == ["exit0", "True"]
