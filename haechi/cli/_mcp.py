@@ -85,14 +85,29 @@ def _settings(path: Path, command: str) -> HaechiConfig:
 
     A closed standard input or output is refused first: the descriptor would be taken by
     the first file or event loop poller opened, and the messages read from or written to
-    that instead.
+    that instead. A closed standard error is given the null device (see
+    :func:`_standard_error_held`).
     """
     standard_stream("stdin")
     standard_stream("stdout")
+    _standard_error_held()
     settings = load_config(path)
     refuse_stdout_anchor(settings, command, "the JSON-RPC messages")
     _refuse_stdout_audit(settings, command)
     return settings
+
+
+def _standard_error_held() -> None:
+    """Open the null device as descriptor 2 when standard error was closed (``2>&-``).
+
+    The event loop's poller took that descriptor otherwise: ``mcp-wrap`` wrote the child's
+    filtered standard error to it, failed on the first line, and exited 1 instead of with
+    the child's exit code; any file opened first would have received those lines instead.
+    """
+    try:
+        os.fstat(2)
+    except OSError:
+        os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor: 2, as 0 and 1 are open
 
 
 def _refuse_stdout_audit(settings: HaechiConfig, command: str) -> None:
