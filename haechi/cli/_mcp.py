@@ -103,11 +103,14 @@ def _standard_error_held() -> None:
     The event loop's poller took that descriptor otherwise: ``mcp-wrap`` wrote the child's
     filtered standard error to it, failed on the first line, and exited 1 instead of with
     the child's exit code; any file opened first would have received those lines instead.
+    It is inherited, as a standard descriptor is: a child started with ``--stderr inherit``
+    would otherwise start with descriptor 2 closed, and its first file opened would take it.
     """
     try:
         os.fstat(2)
     except OSError:
-        os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor: 2, as 0 and 1 are open
+        # The lowest free descriptor: 2, as 0 and 1 are open.
+        os.set_inheritable(os.open(os.devnull, os.O_WRONLY), True)
 
 
 def _refuse_stdout_audit(settings: HaechiConfig, command: str) -> None:
