@@ -114,6 +114,10 @@ def _synchronous(
     return synchronous
 
 
+#: The actions that use no key (``allow`` passes the value on, the others remove it).
+_KEYLESS_ACTIONS: Final = frozenset({"allow", "redact", "mask", "block"})
+
+
 class Runtime:
     """A composed haechi: protect payloads and text, scan, de-tokenize, resolve policy.
 
@@ -446,10 +450,37 @@ class Runtime:
 
     # --- lifecycle ----------------------------------------------------------------------
 
+    def needs_keys(self) -> bool:
+        """Whether a call can need the crypto provider's keys: an action of the policy or of
+        a profile tokenizes or encrypts, or an auth provider hashes bearer tokens and
+        identities. Redacting, masking and blocking need none (an audit event's ``pathHash``
+        is then left out)."""
+        if self.config.auth.provider != "none":
+            return True
+        for resolved in (self.policies.base, *self.policies.profiles.values()):
+            policy = resolved.policy
+            if not _KEYLESS_ACTIONS.issuperset((policy.default_action, *policy.actions.values())):
+                return True
+        return False
+
+    def require_keys(self) -> None:
+        """Read the local key file now, when a call can need a key (see :meth:`needs_keys`),
+        rather than at the first call that needs one: ``haechi proxy`` and the MCP commands
+        call this before they serve, so a missing or invalid key file stops them at start,
+        named, instead of failing each such call.
+
+        Raises:
+            CryptoError: the key file cannot be read or is invalid.
+        """
+        if self.needs_keys() and isinstance(self.crypto, LocalCryptoProvider):
+            self.crypto.load()
+
     async def ready(self) -> dict[str, bool]:
-        """Whether the audit log and the token store can take writes now, and the crypto
-        provider has its keys."""
-        state = {"audit": await _ready(self.audit), "keys": await _ready(self.crypto)}
+        """Whether the audit log and the token store can take writes now, and, when a call
+        can need keys (see :meth:`needs_keys`), the crypto provider has them."""
+        state = {"audit": await _ready(self.audit)}
+        if self.needs_keys():
+            state["keys"] = await _ready(self.crypto)
         if self.token_vault is not None:
             state["tokenVault"] = await _ready(getattr(self.token_vault, "store", self.token_vault))
         return state

@@ -63,6 +63,16 @@ def test_an_unusable_key_file_is_refused_at_start(
     assert not (tmp_path / "child-started").exists()
 
 
+def test_a_policy_that_needs_no_key_runs_without_a_key_file(tmp_path: Path) -> None:
+    """Redacting needs no key: without a key file the message is still protected."""
+    config = write_config(tmp_path, {"policy": {"actions": {"email": "redact"}}})
+    (tmp_path / ".haechi" / "dev.keys.json").unlink()
+    result = start("mcp-stdio", config, tmp_path / "unused")
+    assert result.returncode == 0, result.stderr
+    assert b"[REDACTED:email]" in result.stdout
+    assert b"jane.doe@example.com" not in result.stdout
+
+
 def test_an_audit_log_that_cannot_be_written_is_refused_at_start(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")

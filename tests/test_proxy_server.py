@@ -449,7 +449,8 @@ def test_proxy_command_refuses_a_key_file_it_cannot_use(
     file was missing or invalid listened, said it was ready, and failed each such request
     with a 500 whose log gave only an error class."""
     port = _free_port()
-    path = _write_config(tmp_path, "http://127.0.0.1:9", {"proxy": {"port": port}})
+    tokens = {"proxy": {"port": port}, "policy": {"actions": {"email": "tokenize"}}}
+    path = _write_config(tmp_path, "http://127.0.0.1:9", tokens)
     keys = tmp_path / ".haechi" / "dev.keys.json"
     keys.unlink()
     if key_file is not None:
@@ -461,6 +462,17 @@ def test_proxy_command_refuses_a_key_file_it_cannot_use(
     assert "listening" not in result.stdout
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_gateway_whose_policy_needs_no_key_starts_without_a_key_file(tmp_path: Path) -> None:
+    """Redacting, masking and blocking use no key, and no bearer token is checked: such a
+    gateway runs without a key file, and is ready."""
+    config = _write_config(tmp_path, "http://127.0.0.1:9")
+    (tmp_path / ".haechi" / "dev.keys.json").unlink()
+    with _proxy_process(config) as (_process, url, _lines):
+        ready = httpx.get(f"{url}/__haechi/ready", timeout=10)
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["keysReadable"] is True
 
 
 def test_proxy_command_reports_a_busy_port(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from haechi.audit import AuditSink, MemoryAuditStore
 from haechi.config import default_config
 from haechi.crypto import LocalCryptoProvider, init_key_file
-from haechi.errors import ConfigError
+from haechi.errors import ConfigError, CryptoError
 from haechi.models import Identity
 from haechi.ratelimit import MemoryRateLimiter
 from haechi.runtime import create_runtime
@@ -164,8 +164,8 @@ async def test_protect_text_and_ready() -> None:
     assert blocked.text is None
     assert blocked.blocked
     assert not Path(".haechi/audit.jsonl").exists()
-    # Redaction needs no key, and no key file was made: the keys are not ready.
-    assert await runtime.ready() == {"audit": True, "keys": False, "tokenVault": True}
+    # Redacting, masking and blocking need no key: the keys are not looked at.
+    assert await runtime.ready() == {"audit": True, "tokenVault": True}
     await runtime.aclose()
 
 
@@ -244,3 +244,38 @@ def test_close_closes_the_audit_file_it_opened_but_not_a_handed_in_store(
     other.protect_sync({"note": "mail jane.doe@example.com"})
     other.close()
     assert handed._log._fd >= 0  # the caller's to close
+
+
+@pytest.mark.parametrize(
+    ("config", "needs"),
+    [
+        ({}, False),
+        ({"policy": {"actions": {"email": "mask", "phone": "block"}}}, False),
+        ({"policy": {"actions": {"email": "tokenize"}}}, True),
+        ({"policy": {"defaultAction": "encrypt"}}, True),
+        (
+            {
+                "policy": {
+                    "profiles": {"eng": {"actions": {"email": "encrypt"}}, "ops": {}},
+                    "profileBinding": {"default": "ops", "byScope": {"eng": "eng"}},
+                }
+            },
+            True,
+        ),
+        ({"auth": {"provider": "bearer"}}, True),
+    ],
+)
+def test_a_runtime_needs_keys_when_a_call_can_use_one(
+    tmp_path: Path, config: dict[str, Any], needs: bool
+) -> None:
+    """Only then is a missing key file an error at start and a reason not to be ready."""
+    settings = {"keys": {"keyFile": str(tmp_path / "missing.json")}, **config}
+    runtime = create_runtime(settings)
+    assert runtime.needs_keys() is needs
+    if needs:
+        with pytest.raises(CryptoError, match=r"missing\.json not found"):
+            runtime.require_keys()
+    else:
+        runtime.require_keys()
+    assert ("keys" in asyncio.run(runtime.ready())) is needs
+    runtime.close()

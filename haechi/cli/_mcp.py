@@ -150,13 +150,10 @@ async def _refuse_unusable(runtime: Runtime) -> None:
     Started anyway, the command answered every message needing a key (tokenize, encrypt),
     or every message at all for the audit log, with a ``-32001`` ``protection_failed`` that
     MCP clients show as an opaque tool failure, and said nothing about why. The keys are read
-    as ``haechi proxy`` reads them before it listens; the audit log has no readiness probe
-    here to report it.
+    as ``haechi proxy`` reads them before it listens (when a message can need one, see
+    :meth:`Runtime.needs_keys`); the audit log has no readiness probe here to report it.
     """
-    from haechi.crypto import LocalCryptoProvider
-
-    if isinstance(runtime.crypto, LocalCryptoProvider):
-        runtime.crypto.load()
+    runtime.require_keys()
     state = await runtime.audit.ready()
     if not state.ok:
         audit = runtime.config.audit

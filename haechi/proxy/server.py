@@ -1126,10 +1126,9 @@ def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> N
 
     ``workers`` (default ``proxy.workers``) processes serve the socket; with more than one,
     :mod:`haechi.proxy.workers` supervises them. The runtime is built, and the local key
-    file read, before the socket is bound, so a configuration that cannot run fails before
-    anything listens.
+    file read when a request can need a key, before the socket is bound, so a configuration
+    that cannot run fails before anything listens.
     """
-    from haechi.crypto import LocalCryptoProvider
     from haechi.proxy.workers import serve_workers
     from haechi.runtime import create_runtime
 
@@ -1138,8 +1137,7 @@ def run_proxy(config: Any, plan: ListenPlan, *, workers: int | None = None) -> N
         raise ConfigError("the number of proxy workers must be at least 1")
     configure_logging(config.logging.format)
     runtime = create_runtime(config)
-    if isinstance(runtime.crypto, LocalCryptoProvider):
-        runtime.crypto.load()  # a missing or invalid key file fails here, named
+    runtime.require_keys()  # a missing or invalid key file fails here, named
     policy_warnings = runtime.warnings
     if count > 1:
         runtime.close()  # each worker builds its own; this one only proved the config runs
