@@ -521,9 +521,9 @@ class Runtime:
             raise ProviderError(f"closing providers failed: {', '.join(failures)}")
 
     def _closable(self) -> list[Any]:
-        """The providers :meth:`aclose` closes, each once: those this runtime built, the
-        vault, the audit sink and crypto; the token store and the audit store only when it
-        built them too."""
+        """The providers :meth:`aclose` closes, each once: those this runtime built (the
+        vault, the audit sink, crypto, the stores, those built on first use); one passed in
+        ``providers`` is its owner's to close."""
         built_store = not {"audit_sink", "audit_store"} & self._injected.keys()
         store = self.audit.store if built_store else None
         built_vault = not {"token_vault", "token_store"} & self._injected.keys()
@@ -536,7 +536,12 @@ class Runtime:
             store,
             self.crypto,
         )
-        unique = {id(provider): provider for provider in candidates if provider is not None}
+        given = {id(provider) for provider in self._injected.values()}
+        unique = {
+            id(provider): provider
+            for provider in candidates
+            if provider is not None and id(provider) not in given
+        }
         return list(unique.values())
 
 

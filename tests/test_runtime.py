@@ -246,6 +246,30 @@ def test_close_closes_the_audit_file_it_opened_but_not_a_handed_in_store(
     assert handed._log._fd >= 0  # the caller's to close
 
 
+def test_close_leaves_a_handed_in_sink_and_crypto_provider_to_their_owner(tmp_path: Path) -> None:
+    """Both were closed with the runtime when they had an ``aclose``, although the caller
+    passed them in and may use them on."""
+    closed: list[str] = []
+
+    class OwnSink(AuditSink):
+        async def aclose(self) -> None:
+            closed.append("sink")
+
+    class OwnCrypto(LocalCryptoProvider):
+        async def aclose(self) -> None:
+            closed.append("crypto")
+
+    init_key_file(tmp_path / "keys.json")
+    sink = OwnSink(MemoryAuditStore())
+    crypto = OwnCrypto(tmp_path / "keys.json")
+    runtime = create_runtime(
+        {"policy": {"mode": "enforce"}}, {"audit_sink": sink, "crypto": crypto}
+    )
+    runtime.protect_sync({"note": "mail jane.doe@example.com"})
+    runtime.close()
+    assert closed == []
+
+
 @pytest.mark.parametrize(
     ("config", "needs"),
     [
