@@ -318,8 +318,11 @@ def test_sigterm_cut_keeps_json_logs_json(tmp_path: Path) -> None:
     assert "Traceback" not in cut.stderr
 
 
-def test_proxy_command_json_logs(tmp_path: Path) -> None:
-    config = _write_config(tmp_path, "http://127.0.0.1:9")
+@pytest.mark.parametrize("target", ["openai-compatible", "mcp-http"])
+def test_proxy_command_json_logs(tmp_path: Path, target: str) -> None:
+    """The warning of disabled response protection is not given for an MCP server, whose
+    answers are always inspected."""
+    config = _write_config(tmp_path, "http://127.0.0.1:9", {"target": {"type": target}})
     env = {"HAECHI_LOG_FORMAT": "json"}
     argv = [*HAECHI, "proxy", "--config", str(config), "--port", "0"]
     process = subprocess.Popen(
@@ -337,7 +340,7 @@ def test_proxy_command_json_logs(tmp_path: Path) -> None:
         assert process.wait(timeout=10) == 0
         stderr = process.stderr.read() if process.stderr else ""
         warnings = [json.loads(line)["event"] for line in stderr.splitlines() if line.strip()]
-        assert "response_protection_disabled" in warnings
+        assert ("response_protection_disabled" in warnings) is (target != "mcp-http")
     finally:
         if process.poll() is None:
             process.kill()

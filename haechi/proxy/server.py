@@ -915,7 +915,8 @@ def _startup_lines(
             text=f"Warning: mode is {mode}: payloads are inspected and audited, not changed.",
             mode=mode,
         )
-    if not config.response_protection.enabled:
+    # An MCP server's answers are always inspected (the setting applies to LLM answers).
+    if not config.response_protection.enabled and config.target.type != "mcp-http":
         log_event(
             logging.WARNING,
             "response_protection_disabled",
