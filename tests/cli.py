@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,3 +211,41 @@ def plugin_sign_args(key: str, capabilities: str, *extra: str, entry: str = "aut
         capabilities,
         *extra,
     ]
+
+
+def proxy_start_events(config: Path, *args: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Start ``haechi proxy --config CONFIG --port 0 ARGS`` with JSON logs, stop it with
+    SIGINT once it listens, and return its ``proxy_listening`` event and every event it
+    wrote on standard error (its warnings). The gateway must exit 0."""
+    argv = [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"]
+    env = {**os.environ, "HAECHI_LOG_FORMAT": "json"}
+    process = subprocess.Popen(
+        [*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        listening = json.loads(process.stdout.readline())
+        assert listening["event"] == "proxy_listening"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return listening, [json.loads(line) for line in stderr.splitlines() if line.strip()]
+
+
+def run_python(script: str, cwd: Path, *, timeout: float = 60) -> list[str]:
+    """The lines ``python -c SCRIPT`` printed in ``cwd``; it must exit 0 (its standard error
+    is the message otherwise)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from haechi.crypto import init_key_file
-from tests.cli import json_output, run_haechi
+from tests.cli import json_output, proxy_start_events, run_haechi
 from tests.upstream_server import gateway_config
 
 
@@ -39,23 +36,6 @@ def test_protect_warns_of_a_key_file_others_can_read(tmp_path: Path) -> None:
 
 def test_the_gateway_warns_of_a_key_file_others_can_read_as_it_starts(tmp_path: Path) -> None:
     config, warning = _config(tmp_path, 0o644)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "haechi", "proxy", "--config", str(config), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HAECHI_LOG_FORMAT": "json"},
-    )
-    try:
-        assert process.stdout is not None
-        assert json.loads(process.stdout.readline())["event"] == "proxy_listening"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-        stderr = process.stderr.read() if process.stderr else ""
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    events = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    _listening, events = proxy_start_events(config)
     exposed = [event for event in events if event["event"] == "key_file_exposed"]
     assert [event["warning"] for event in exposed] == [warning]

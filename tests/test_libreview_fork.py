@@ -6,10 +6,10 @@ happens in a process whose threads the test controls."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+
+from tests.cli import run_python
 
 _PRELUDE = """
 import asyncio, os, signal, threading, time
@@ -44,16 +44,7 @@ def watchdog():
 
 
 def _run(tmp_path: Path, script: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", _PRELUDE + textwrap.dedent(script)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return run_python(_PRELUDE + textwrap.dedent(script), tmp_path, timeout=120)
 
 
 def test_a_child_forked_while_another_thread_is_in_a_call_runs_its_own_calls(

@@ -34,7 +34,7 @@ from haechi.crypto import init_key_file
 from haechi.errors import ConfigError
 from haechi.proxy.background import serve_in_thread
 from haechi.proxy.server import is_loopback, plan_listen
-from tests.cli import run_haechi
+from tests.cli import proxy_start_events, run_haechi
 from tests.upstream_server import Reply, UpstreamServer, gateway_config, gateway_in_front
 
 HAECHI = [sys.executable, "-m", "haechi"]
@@ -323,27 +323,13 @@ def test_proxy_command_json_logs(tmp_path: Path, target: str) -> None:
     """The warning of disabled response protection is not given for an MCP server, whose
     answers are always inspected."""
     config = _write_config(tmp_path, "http://127.0.0.1:9", {"target": {"type": target}})
-    env = {"HAECHI_LOG_FORMAT": "json"}
-    argv = [*HAECHI, "proxy", "--config", str(config), "--port", "0"]
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
-    )
-    try:
-        assert process.stdout is not None
-        event = json.loads(process.stdout.readline())
-        assert event["event"] == "proxy_listening"
-        assert event["scheme"] == "http"
-        assert event["tls"] is False
-        assert event["mode"] == "enforce"
-        assert event["upstream"] == "http://127.0.0.1:9"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-        stderr = process.stderr.read() if process.stderr else ""
-        warnings = [json.loads(line)["event"] for line in stderr.splitlines() if line.strip()]
-        assert ("response_protection_disabled" in warnings) is (target != "mcp-http")
-    finally:
-        if process.poll() is None:
-            process.kill()
+    listening, events = proxy_start_events(config)
+    assert listening["scheme"] == "http"
+    assert listening["tls"] is False
+    assert listening["mode"] == "enforce"
+    assert listening["upstream"] == "http://127.0.0.1:9"
+    warnings = [event["event"] for event in events]
+    assert ("response_protection_disabled" in warnings) is (target != "mcp-http")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -366,21 +352,7 @@ def test_the_proxy_warns_of_policy_entries_that_never_apply(tmp_path: Path, work
             }
         },
     )
-    argv = [*HAECHI, "proxy", "--config", str(config), "--port", "0", "--workers", str(workers)]
-    env = {**os.environ, "HAECHI_LOG_FORMAT": "json"}
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert process.stdout is not None
-        assert json.loads(process.stdout.readline())["event"] == "proxy_listening"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0
-        stderr = process.stderr.read() if process.stderr else ""
-    finally:
-        if process.poll() is None:
-            process.kill()
-    events = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    _listening, events = proxy_start_events(config, "--workers", str(workers))
     warned = [event["warning"] for event in events if event["event"] == "policy_warning"]
     assert [warning.split(":", 1)[0] for warning in warned] == [
         "policy.actions.Email",
