@@ -92,12 +92,12 @@ def token_purge_command(
     if token is None:
         result = _with_vault(settings, lambda vault: vault.purge_expired())
     else:
-        from haechi.vault._tokens import is_token
+        from haechi.vault._tokens import shown_as_is
 
         purged = dict(_with_vault(settings, lambda vault: vault.purge(token)))
-        if not is_token(token):
-            # Maybe a value pasted where its token belongs: printed no more than it is
-            # audited (the vault records a keyed hash of it).
+        if not shown_as_is(token):
+            # Maybe a value pasted where its token belongs, or a token-shaped one carrying a
+            # number: printed no more than it is audited (the vault records a keyed hash).
             purged["token"] = NON_TOKEN
         result = purged
     emit_json({"ok": True, "command": "token-purge", "result": dict(result)})

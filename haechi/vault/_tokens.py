@@ -35,6 +35,7 @@ __all__ = [
     "deterministic_token",
     "is_token",
     "random_token",
+    "shown_as_is",
 ]
 
 #: The shape of a token id (unanchored, for searching inside markers and text).
@@ -56,6 +57,13 @@ _DERIVATIONS: Final = 64
 def is_token(text: str) -> bool:
     """Whether ``text`` is exactly a token id."""
     return TOKEN_PATTERN.fullmatch(text) is not None
+
+
+def shown_as_is(argument: str) -> bool:
+    """Whether a token argument may be audited and printed as it was given: a token id with
+    no run of more than :data:`MAX_DIGIT_RUN` digits. No minted id has such a run, and
+    ``tok_4111111111111111_0123456789abcdef`` carries a card number."""
+    return is_token(argument) and _LONG_DIGIT_RUN.search(argument) is None
 
 
 def _segment(token_type: str) -> str:
@@ -94,10 +102,9 @@ def audit_token_field(crypto: CryptoProvider, argument: str) -> str:
     A token id is recorded as is. Anything else may be a secret pasted by mistake, so it is
     recorded as ``nontoken_<32 hex>`` of a keyed HMAC (correlatable, not reversible), or as
     ``[REDACTED:non-token]`` when the provider cannot compute one. So is a token-shaped
-    argument with a run of more than :data:`MAX_DIGIT_RUN` digits, which no minted id has:
-    ``tok_4111111111111111_0123456789abcdef`` carries a card number.
+    argument that is not :func:`shown_as_is`.
     """
-    if is_token(argument) and _LONG_DIGIT_RUN.search(argument) is None:
+    if shown_as_is(argument):
         return argument
     try:
         return f"nontoken_{crypto.hmac(argument, AUDIT_ID_DOMAIN)[:32]}"
