@@ -21,7 +21,7 @@ from haechi.errors import ConfigError, VaultError
 
 if TYPE_CHECKING:
     from haechi.runtime import Runtime
-    from haechi.vault import TokenVault
+    from haechi.vault import RevealedToken, TokenVault
 
 __all__: list[str] = []
 
@@ -45,6 +45,24 @@ def _vault(runtime: Runtime) -> TokenVault:
     return vault
 
 
+async def _reveal(runtime: Runtime, token: str, allow_dev_reveal: bool) -> RevealedToken:
+    """Reveal ``token`` with the runtime's vault.
+
+    A local key file that is missing or invalid fails the reveal as any envelope refused
+    (audited ``decrypt_failed``), whose message says nothing of the file: the operator is then
+    told which file, and what to do, as ``haechi proxy`` tells at start, rather than left to
+    suspect the record.
+    """
+    try:
+        return await _vault(runtime).reveal(token, dev_override=allow_dev_reveal)
+    except VaultError as exc:
+        from haechi.crypto import LocalCryptoProvider
+
+        if exc.reason == "decrypt_failed" and isinstance(runtime.crypto, LocalCryptoProvider):
+            runtime.crypto.load()
+        raise
+
+
 @app.command("token-reveal")
 def token_reveal_command(
     token: Annotated[str, typer.Argument(help="The token id (tok_<type>_<hex>).")],
@@ -60,9 +78,7 @@ def token_reveal_command(
     """Print a token's plaintext, if the reveal policy allows it (always audited)."""
     settings = load_config(config)
     refuse_stdout_anchor(settings, "token-reveal", "its JSON result")
-    revealed = _with_vault(
-        settings, lambda vault: vault.reveal(token, dev_override=allow_dev_reveal)
-    )
+    revealed = with_runtime(settings, lambda runtime: _reveal(runtime, token, allow_dev_reveal))
     emit_json(
         {
             "ok": True,
