@@ -3,6 +3,7 @@
 
 Sequence (the host drives it and checks every step)::
 
+    child           arm the timer that ends it once the gateway is gone
     host -> child   {"t": "load", "source": <verified entry text>, "pluginId", "limits",
                      "required"}     (or {"t": "probe", "limits", "required"})
     child           preload the modules auth plugins commonly need, move the protocol off
@@ -26,7 +27,9 @@ only the standard library.
 from __future__ import annotations
 
 import builtins
+import ctypes
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, Final
@@ -39,6 +42,10 @@ __all__ = ["main"]
 _LOAD_MAX_BYTES: Final = 32 * 1024 * 1024
 #: Imported before confinement: they load shared libraries from outside the standard library.
 _PRELOAD: Final = ("base64", "hashlib", "hmac", "json")
+#: Seconds between two checks that the gateway that started this child still lives.
+_PARENT_CHECK_SECONDS: Final = 1
+_CLOCK_MONOTONIC: Final = 1
+_SIGEV_SIGNAL: Final = 0
 
 Authenticate = Callable[[str], Any]
 
@@ -51,6 +58,70 @@ def _private_stdio() -> tuple[int, int]:
         os.dup2(null, fd)
     os.close(null)
     return proto_in, proto_out
+
+
+class _SigEvent(ctypes.Structure):
+    """``struct sigevent`` (64 bytes on Linux): signal the process with ``sigev_signo``."""
+
+    _fields_ = (
+        ("sigev_value", ctypes.c_void_p),
+        ("sigev_signo", ctypes.c_int),
+        ("sigev_notify", ctypes.c_int),
+        ("_rest", ctypes.c_byte * 48),
+    )
+
+
+class _TimerSpec(ctypes.Structure):
+    """``struct itimerspec``: the interval and the first expiry, as seconds and nanoseconds."""
+
+    _fields_ = (
+        ("interval_s", ctypes.c_long),
+        ("interval_ns", ctypes.c_long),
+        ("value_s", ctypes.c_long),
+        ("value_ns", ctypes.c_long),
+    )
+
+
+def _timer_library() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if hasattr(libc, "timer_create"):
+        return libc
+    # Before glibc 2.34 the POSIX timers live in librt.
+    return ctypes.CDLL("librt.so.1", use_errno=True)
+
+
+def _exit_with_the_gateway() -> None:
+    """Exit as soon as the gateway that started this child is gone.
+
+    A gateway killed by a signal it cannot handle never kills its child. Between calls the
+    child notices, as its pipe closes; but plugin code that sleeps (at import or in a call)
+    reads no pipe and would outlive the gateway. A timer checks the parent every second
+    instead: once the child is re-parented, it exits. It is armed before confinement and
+    before any plugin code runs. It is a POSIX timer on a real-time signal of its own, so a
+    plugin's own ``alarm``/``setitimer`` (and SIGALRM's default action) stay as they are;
+    PR_SET_PDEATHSIG is no substitute: it fires when the gateway *thread* that started the
+    child ends, and worker threads come and go. Where no timer can be made the child runs
+    without the check, as it did before it existed.
+    """
+    gateway = os.getppid()
+    check_signal = signal.SIGRTMIN
+
+    def check(_signum: int, _frame: object) -> None:
+        if os.getppid() != gateway:
+            os._exit(0)
+
+    try:
+        library = _timer_library()
+    except OSError:
+        return
+    signal.signal(check_signal, check)
+    event = _SigEvent(sigev_signo=check_signal, sigev_notify=_SIGEV_SIGNAL)
+    timer = ctypes.c_void_p()
+    if library.timer_create(_CLOCK_MONOTONIC, ctypes.byref(event), ctypes.byref(timer)):
+        return
+    seconds = _PARENT_CHECK_SECONDS
+    spec = _TimerSpec(interval_s=seconds, value_s=seconds)
+    library.timer_settime(timer, 0, ctypes.byref(spec), None)
 
 
 def _send(fd: int, message: dict[str, Any]) -> None:
@@ -105,6 +176,7 @@ def _serve(authenticate: Authenticate, proto_in: int, proto_out: int, max_bytes:
 def main() -> None:
     """Run the child until the host closes the pipe."""
     sys.dont_write_bytecode = True
+    _exit_with_the_gateway()
     first = _wire.read_frame_blocking(0, _LOAD_MAX_BYTES)
     for name in _PRELOAD:
         __import__(name)
