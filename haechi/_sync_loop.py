@@ -37,7 +37,6 @@ never closes it (see :meth:`SyncLoop._after_fork`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import os
@@ -46,12 +45,11 @@ import weakref
 from asyncio.events import _set_running_loop
 from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, Final, Generic, ParamSpec, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 __all__ = ["SyncLoop", "off_loop"]
 
 _T = TypeVar("_T")
-_P = ParamSpec("_P")
 #: The loop turns at least once per this many calls that finished inline, so callbacks they
 #: scheduled run and cancelled timers are purged.
 _TURN_EVERY: Final = 64
@@ -220,7 +218,6 @@ class SyncLoop:
             return host.get_loop(), host, waiter
         if self._runner is None:
             self._runner = asyncio.Runner()
-            self._runner.get_loop().set_default_executor(_DefaultExecutor())
         loop = self._runner.get_loop()
         waiter = self._waiter = loop.create_future()
         host = self._host = loop.create_task(_serve(waiter))
@@ -257,28 +254,6 @@ async def _serve(waiter: asyncio.Future[_Call[_T]]) -> _T:
 
 
 _FINISHED: Final[Any] = object()
-
-
-class _DefaultExecutor(concurrent.futures.ThreadPoolExecutor):
-    """The private loop's default executor (``asyncio.to_thread``: the scan of a large
-    payload). Work it is handed once the interpreter is shutting down, when every thread
-    pool refuses new work, runs on the calling thread instead: the caller waits for the call
-    anyway, and refused, the call would fail closed, so that a thread still protecting after
-    the main thread ended, or an ``atexit`` handler, could not protect a large payload. The
-    loop is closed before its executor is, so no other refusal reaches a call."""
-
-    def submit(
-        self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
-    ) -> concurrent.futures.Future[_T]:
-        try:
-            return super().submit(fn, *args, **kwargs)
-        except RuntimeError:
-            done: concurrent.futures.Future[_T] = concurrent.futures.Future()
-            try:
-                done.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                done.set_exception(exc)
-            return done
 
 
 async def off_loop(work: Callable[[], _T]) -> _T:

@@ -20,8 +20,7 @@ def test_status_names_the_configured_audit_path_it_cannot_read(tmp_path: Path) -
     unverified = [text for text in status["warnings"] if "cannot be verified" in text]
     assert len(unverified) == 1
     assert unverified[0] == (
-        "audit log ad/audit.jsonl cannot be verified: "
-        "cannot read audit log ad/audit.jsonl: Is a directory"
+        "audit log cannot be verified: cannot read audit log ad/audit.jsonl: Is a directory"
     )
 
 

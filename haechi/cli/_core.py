@@ -15,7 +15,6 @@ import typer
 
 from haechi._filelock import make_directories, sync_directory
 from haechi.cli._app import ConfigOption, app, emit_json
-from haechi.cli._key_file import exposed_key_file, key_file_permissions
 from haechi.config import (
     DEFAULT_CONFIG_PATH,
     HaechiConfig,
@@ -148,6 +147,8 @@ def _key_state(settings: HaechiConfig, warnings: list[str]) -> dict[str, Any]:
     if not key_file.exists():
         warnings.append(f"key file {key_file} is missing: run haechi init")
         return state
+    from haechi.crypto._exposure import exposed_key_file, key_file_permissions
+
     state["permissions"] = key_file_permissions(key_file)
     exposed = exposed_key_file(settings)
     if exposed is not None:
@@ -192,10 +193,8 @@ def _audit_state(settings: HaechiConfig, warnings: list[str]) -> dict[str, Any]:
             anchor_path = None
         try:
             result = verify_chain(audit_path, anchor_path=anchor_path)
-        except HaechiError as exc:
-            # The audit module's errors name a file by its last component only
-            # ("audit.jsonl"): the configured path says which log that is.
-            warnings.append(f"audit log {audit_path} cannot be verified: {exc}")
+        except HaechiError as exc:  # its message names the log as configured
+            warnings.append(f"audit log cannot be verified: {exc}")
         else:
             state["chain"] = result.to_json()
             if not result.valid:

@@ -33,7 +33,6 @@ from haechi.cli._app import (
     standard_stream,
     write_utf8,
 )
-from haechi.cli._key_file import exposed_key_file
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import LimitError
 from haechi.models import Finding
@@ -195,6 +194,8 @@ async def _protect(
             f"mode is {result.mode}: findings are audited but the payload is neither "
             "modified nor blocked",
         )
+    from haechi.crypto._exposure import exposed_key_file
+
     exposed = exposed_key_file(settings)
     if exposed is not None:
         warnings.append(exposed)

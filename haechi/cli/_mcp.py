@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from haechi.cli._app import ConfigOption, app, exit_with, refuse_stdout_anchor, standard_stream
-from haechi.cli._key_file import exposed_key_file
 from haechi.config import DEFAULT_CONFIG_PATH, HaechiConfig, load_config
 from haechi.errors import AuditError, ConfigError
 
@@ -175,6 +174,8 @@ def _warn_at_start(runtime: Runtime) -> None:
         warnings.insert(
             0, f"mode is {settings.effective_mode}: findings are audited, messages pass unchanged"
         )
+    from haechi.crypto._exposure import exposed_key_file
+
     exposed = exposed_key_file(settings)
     if exposed is not None:
         warnings.append(exposed)

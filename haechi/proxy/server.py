@@ -876,7 +876,7 @@ def _safe_url(url: str) -> str:
 def _startup_lines(
     config: Any, plan: ListenPlan, port: int, workers: int, policy_warnings: Sequence[str]
 ) -> None:
-    from haechi.cli._key_file import exposed_key_file
+    from haechi.crypto._exposure import exposed_key_file
 
     mode = config.effective_mode
     upstream = _safe_url(config.target.upstream)

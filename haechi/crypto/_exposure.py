@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The check of the local key file's permissions that ``haechi status``, ``haechi protect``
-and the gateway's start-up lines share."""
+"""Whether the local key file is readable by others than its owner: the check ``haechi
+status``, ``haechi protect``, the MCP commands and the gateway's start-up lines share."""
 
 from __future__ import annotations
 
